@@ -1,0 +1,60 @@
+# QuantumDB: PostgreSQL extension (PGXS build).
+#
+#   make          build quantumdb.so and the trainer core (needs
+#                 postgresql-server-dev and libopenblas-dev; `make test`
+#                 installs them when run as root)
+#   make install  install the extension into the server found by pg_config
+#   make test     install what is missing, build, install, run every suite
+#                 against a throwaway cluster; prints "N passed, N failed"
+#   make demo     the same set-up, then the end-to-end job on real data
+
+EXTENSION = quantumdb
+EXTVERSION = $(shell grep default_version $(EXTENSION).control | sed -e "s/default_version[[:space:]]*=[[:space:]]*'\([^']*\)'/\1/")
+
+MODULE_big = quantumdb
+OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
+DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
+EXTRA_CLEAN = sql/$(EXTENSION)--$(EXTVERSION).sql
+
+PG_CPPFLAGS = -Itrainer
+PG_CFLAGS = -O3 -std=gnu11
+SHLIB_LINK = trainer/libqdbtrainer.a -lopenblas -lm
+
+# Prefer the server's own pg_config (postgresql-server-dev-N) over libpq-dev's.
+PG_MAJOR ?= $(shell ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1)
+PG_CONFIG ?= $(firstword $(wildcard /usr/lib/postgresql/$(PG_MAJOR)/bin/pg_config) pg_config)
+PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
+
+.DEFAULT_GOAL := all
+.PHONY: test demo trainer
+
+test:
+	bash test/run_tests.sh
+
+demo:
+	bash test/demo.sh
+
+ifneq ($(wildcard $(PGXS)),)
+include $(PGXS)
+
+# The install script is generated from the parts in sql/extension/.
+sql/$(EXTENSION)--$(EXTVERSION).sql: $(sort $(wildcard sql/extension/*.sql))
+	cat $^ > $@
+
+trainer:
+	$(MAKE) -C trainer libqdbtrainer.a
+
+trainer/libqdbtrainer.a: trainer
+	@true
+
+$(OBJS): $(wildcard src/*.h) trainer/qdb.h trainer/qdb_distance.h
+$(shlib): trainer/libqdbtrainer.a
+
+clean: clean-trainer
+clean-trainer:
+	$(MAKE) -C trainer clean
+else
+all install:
+	@echo "PGXS not found (pg_config: $(PG_CONFIG)); install postgresql-server-dev-$(PG_MAJOR), or run 'make test' as root to install it" >&2
+	@exit 1
+endif

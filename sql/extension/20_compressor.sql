@@ -1,0 +1,74 @@
+-- quantumdb install script, part 2: the compressor catalog and its functions.
+
+-- One row per trained or imported compressor.  pg_dump keeps the rows.
+CREATE TABLE quantumdb.compressors (
+    name              text PRIMARY KEY CHECK (length(name) BETWEEN 1 AND 63),
+    kind              text NOT NULL CHECK (kind IN ('pq', 'opq', 'neural')),
+    dimensions        integer NOT NULL CHECK (dimensions > 0),
+    metric            text NOT NULL CHECK (metric IN ('l2', 'ip', 'cosine')),
+    settings          jsonb NOT NULL,
+    model             bytea NOT NULL,
+    created_at        timestamptz NOT NULL DEFAULT now(),
+    training_seconds  double precision,
+    validation_recall double precision
+);
+SELECT pg_catalog.pg_extension_config_dump('quantumdb.compressors', '');
+GRANT SELECT ON quantumdb.compressors TO PUBLIC;
+
+COMMENT ON TABLE quantumdb.compressors IS
+    'Trained and imported compressors: safetensors model, settings and measured quality';
+COMMENT ON COLUMN quantumdb.compressors.validation_recall IS
+    '10-recall@10 of exhaustive ADC for held-out vectors searching the training sample';
+
+CREATE TYPE quantumdb.train_result AS (
+    compressor        text,
+    kind              text,
+    metric            text,
+    dimensions        integer,
+    code_bytes        integer,
+    training_rows     integer,
+    validation_rows   integer,
+    rows_scanned      bigint,
+    training_seconds  double precision,
+    validation_recall double precision
+);
+
+CREATE FUNCTION quantumdb.train(
+    name         text,
+    source       regclass,
+    "column"     name,
+    kind         text    DEFAULT 'opq',
+    metric       text    DEFAULT 'l2',
+    subvectors   integer DEFAULT 16,
+    target_dim   integer DEFAULT NULL,
+    sample       integer DEFAULT 50000,
+    validation   integer DEFAULT 1000,
+    seed         bigint  DEFAULT 42,
+    kmeans_iters integer DEFAULT 25,
+    opq_iters    integer DEFAULT 20)
+RETURNS quantumdb.train_result
+AS 'MODULE_PATHNAME', 'quantumdb_train' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION quantumdb.encode(name text, vector real[]) RETURNS bytea
+AS 'MODULE_PATHNAME', 'quantumdb_encode' LANGUAGE C STABLE STRICT;
+
+CREATE FUNCTION quantumdb.decode(name text, code bytea) RETURNS real[]
+AS 'MODULE_PATHNAME', 'quantumdb_decode' LANGUAGE C STABLE STRICT;
+
+CREATE FUNCTION quantumdb.adc_distance(name text, query real[], code bytea)
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'quantumdb_adc_distance' LANGUAGE C STABLE STRICT;
+
+CREATE FUNCTION quantumdb.export(name text) RETURNS bytea
+AS 'MODULE_PATHNAME', 'quantumdb_export' LANGUAGE C STABLE STRICT;
+
+CREATE FUNCTION quantumdb.import(name text, model bytea) RETURNS void
+AS 'MODULE_PATHNAME', 'quantumdb_import' LANGUAGE C VOLATILE STRICT;
+
+CREATE FUNCTION quantumdb.drop_compressor(name text, if_exists boolean DEFAULT false)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'quantumdb_drop_compressor' LANGUAGE C VOLATILE STRICT;
+
+-- The SIMD kernel set chosen when the module loaded: avx512, avx2 or scalar.
+CREATE FUNCTION quantumdb.simd() RETURNS text
+AS 'MODULE_PATHNAME', 'quantumdb_simd' LANGUAGE C STABLE;

@@ -1,0 +1,167 @@
+/*
+ * codec_funcs.c
+ *	  quantumdb.encode, quantumdb.decode and quantumdb.adc_distance.
+ *
+ * Each call site caches the loaded compressor in fn_extra for the rest of
+ * the statement, and adc_distance also caches the query's lookup table, so
+ * "ORDER BY quantumdb.adc_distance(name, $1, code)" over a table of codes is
+ * an exhaustive ADC search at table-lookup cost per row.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+
+#include "quantumdb.h"
+
+PG_FUNCTION_INFO_V1(quantumdb_encode);
+PG_FUNCTION_INFO_V1(quantumdb_decode);
+PG_FUNCTION_INFO_V1(quantumdb_adc_distance);
+
+typedef struct CodecCache
+{
+	QdbLoadedModel *lm;
+	/* adc_distance: the last query and its table */
+	bool		has_query;
+	int			qdim;
+	float	   *query;			/* (qdim) as given */
+	float	   *table;			/* (M, ksub) */
+	float		bias;
+} CodecCache;
+
+/* The compressor named by argument 0, cached across the statement's calls. */
+static CodecCache *
+codec_cache(FunctionCallInfo fcinfo)
+{
+	text	   *t = PG_GETARG_TEXT_PP(0);
+	CodecCache *c = fcinfo->flinfo->fn_extra;
+	int			len = VARSIZE_ANY_EXHDR(t);
+
+	if (c && c->lm && (int) strlen(c->lm->name) == len &&
+		memcmp(c->lm->name, VARDATA_ANY(t), len) == 0)
+		return c;
+	if (c == NULL)
+	{
+		c = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(CodecCache));
+		fcinfo->flinfo->fn_extra = c;
+	}
+	if (c->lm)
+		MemoryContextDelete(c->lm->cxt);
+	if (c->query)
+		pfree(c->query);
+	if (c->table)
+		pfree(c->table);
+	memset(c, 0, sizeof(*c));
+	c->lm = QdbLoadCompressor(text_to_cstring(t), fcinfo->flinfo->fn_mcxt);
+	return c;
+}
+
+static void
+check_model_dims(const QdbLoadedModel *lm, int dim, const char *what)
+{
+	if (dim != lm->model.dim)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("%s has %d dimensions, but compressor \"%s\" has %d",
+						what, dim, lm->name, lm->model.dim),
+				 errhint("Train a compressor on vectors of %d dimensions.", dim)));
+}
+
+static const uint8_t *
+code_arg(const QdbLoadedModel *lm, bytea *code)
+{
+	int			len = VARSIZE_ANY_EXHDR(code);
+
+	if (len != (int) qdb_code_size(&lm->model))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+				 errmsg("code has %d bytes, but compressor \"%s\" makes codes of %d bytes",
+						len, lm->name, (int) qdb_code_size(&lm->model))));
+	return (const uint8_t *) VARDATA_ANY(code);
+}
+
+/* quantumdb.encode(name, real[]) -> bytea */
+Datum
+quantumdb_encode(PG_FUNCTION_ARGS)
+{
+	CodecCache *c = codec_cache(fcinfo);
+	const QdbModel *m = &c->lm->model;
+	int			dim;
+	float	   *x = QdbArrayGetFloats(PG_GETARG_ARRAYTYPE_P(1), &dim, "vector");
+	bytea	   *out;
+	int			rc;
+
+	check_model_dims(c->lm, dim, "vector");
+	if (m->metric == QDB_METRIC_COSINE)
+		QdbCheckNonZero(x, dim, "vector");
+	out = palloc(VARHDRSZ + qdb_code_size(m));
+	SET_VARSIZE(out, VARHDRSZ + qdb_code_size(m));
+	rc = qdb_compute_codes(m, x, 1, (uint8_t *) VARDATA(out));
+	QdbReportStatus(rc, "could not encode the vector", NULL);
+	PG_RETURN_BYTEA_P(out);
+}
+
+/* quantumdb.decode(name, bytea) -> real[] */
+Datum
+quantumdb_decode(PG_FUNCTION_ARGS)
+{
+	CodecCache *c = codec_cache(fcinfo);
+	const QdbModel *m = &c->lm->model;
+	const uint8_t *code = code_arg(c->lm, PG_GETARG_BYTEA_PP(1));
+	float	   *x = palloc(sizeof(float) * m->dim);
+	int			rc;
+
+	rc = qdb_decode(m, code, 1, x);
+	QdbReportStatus(rc, "could not decode the code", NULL);
+	PG_RETURN_ARRAYTYPE_P(QdbFloatsToArray(x, m->dim));
+}
+
+/* True if q holds exactly the floats of the cached query. */
+static bool
+same_query(const CodecCache *c, ArrayType *q)
+{
+	return c->has_query && ARR_NDIM(q) == 1 && !ARR_HASNULL(q) &&
+		ARR_ELEMTYPE(q) == FLOAT4OID && ARR_DIMS(q)[0] == c->qdim &&
+		memcmp(ARR_DATA_PTR(q), c->query, sizeof(float) * c->qdim) == 0;
+}
+
+/*
+ * quantumdb.adc_distance(name, query real[], code bytea) -> float8: the
+ * distance an index scan computes, from the query's lookup table.
+ */
+Datum
+quantumdb_adc_distance(PG_FUNCTION_ARGS)
+{
+	CodecCache *c = codec_cache(fcinfo);
+	const QdbModel *m = &c->lm->model;
+	ArrayType  *q = PG_GETARG_ARRAYTYPE_P(1);
+	const uint8_t *code = code_arg(c->lm, PG_GETARG_BYTEA_PP(2));
+
+	if (!same_query(c, q))
+	{
+		int			dim;
+		float	   *x = QdbArrayGetFloats(q, &dim, "query");
+		MemoryContext old;
+		int			rc;
+
+		check_model_dims(c->lm, dim, "query");
+		if (m->metric == QDB_METRIC_COSINE)
+			QdbCheckNonZero(x, dim, "query");
+		old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+		if (c->query == NULL)
+		{
+			c->query = palloc(sizeof(float) * m->dim);
+			c->table = palloc(sizeof(float) * qdb_table_floats(m));
+		}
+		MemoryContextSwitchTo(old);
+		c->has_query = false;
+		rc = qdb_compute_distance_table(m, x, c->table, &c->bias);
+		QdbReportStatus(rc, "could not compute the distance table", NULL);
+		memcpy(c->query, x, sizeof(float) * dim);
+		c->qdim = dim;
+		c->has_query = true;
+	}
+	PG_RETURN_FLOAT8((double) qdb_adc_distance(m, c->table, c->bias, code));
+}

@@ -1,0 +1,141 @@
+/*
+ * distance_ops.c
+ *	  Exact distances between two real[] vectors, behind the SQL functions
+ *	  quantumdb.l2_distance, cosine_distance, negative_inner_product and
+ *	  inner_product and the operators <~>, <=> and <#>.
+ *
+ * The sums run in float with the kernels qdb_distance_init() chose.  A
+ * float sum can overflow (elements beyond about 1e19) or, for cosine, a
+ * squared norm can lose its precision to underflow (all elements below about
+ * 1e-16); then the sums are redone in double, where neither can happen for at
+ * most QDB_MAX_DIM finite floats.
+ */
+#include "quantumdb.h"
+
+#include <float.h>
+#include <math.h>
+
+#include "qdb_distance.h"
+
+PG_FUNCTION_INFO_V1(quantumdb_l2_distance);
+PG_FUNCTION_INFO_V1(quantumdb_cosine_distance);
+PG_FUNCTION_INFO_V1(quantumdb_negative_inner_product);
+PG_FUNCTION_INFO_V1(quantumdb_inner_product);
+
+/* Both arguments as validated float arrays of the same length. */
+static int
+GetTwoVectors(FunctionCallInfo fcinfo, float **a, float **b)
+{
+	int			da,
+				db;
+
+	*a = QdbArrayGetFloats(PG_GETARG_ARRAYTYPE_P(0), &da, "first argument");
+	*b = QdbArrayGetFloats(PG_GETARG_ARRAYTYPE_P(1), &db, "second argument");
+	QdbCheckSameDims(da, db);
+	return da;
+}
+
+static double
+L2SquaredDouble(const float *a, const float *b, int n)
+{
+	double		s = 0;
+
+	for (int i = 0; i < n; i++)
+	{
+		double		d = (double) a[i] - b[i];
+
+		s += d * d;
+	}
+	return s;
+}
+
+static double
+InnerProduct(const float *a, const float *b, int n)
+{
+	float		s = qdb_kernels.dot(a, b, n);
+	double		d = 0;
+
+	if (isfinite(s))
+		return s;
+	for (int i = 0; i < n; i++)
+		d += (double) a[i] * b[i];
+	return d;
+}
+
+Datum
+quantumdb_l2_distance(PG_FUNCTION_ARGS)
+{
+	float	   *a,
+			   *b;
+	int			n = GetTwoVectors(fcinfo, &a, &b);
+	float		s = qdb_kernels.l2sq(a, b, n);
+
+	if (isfinite(s))
+		PG_RETURN_FLOAT8(sqrt((double) s));
+	PG_RETURN_FLOAT8(sqrt(L2SquaredDouble(a, b, n)));
+}
+
+Datum
+quantumdb_cosine_distance(PG_FUNCTION_ARGS)
+{
+	float	   *a,
+			   *b;
+	int			n = GetTwoVectors(fcinfo, &a, &b);
+	float		fdot,
+				fna,
+				fnb;
+	double		dot,
+				na,
+				nb,
+				sim;
+
+	QdbCheckNonZero(a, n, "first argument");
+	QdbCheckNonZero(b, n, "second argument");
+
+	qdb_kernels.dot_norms(a, b, n, &fdot, &fna, &fnb);
+	dot = fdot;
+	na = fna;
+	nb = fnb;
+	/* squares near or below FLT_MIN have lost their precision: redo in double */
+	if (!isfinite(fdot) || !isfinite(fna) || !isfinite(fnb) ||
+		fna < FLT_MIN / FLT_EPSILON || fnb < FLT_MIN / FLT_EPSILON)
+	{
+		dot = na = nb = 0;
+		for (int i = 0; i < n; i++)
+		{
+			dot += (double) a[i] * b[i];
+			na += (double) a[i] * a[i];
+			nb += (double) b[i] * b[i];
+		}
+	}
+
+	/* root of the product: one rounding fewer, and no overflow in double */
+	sim = dot / sqrt(na * nb);
+	/* rounding can push the similarity just outside [-1, 1] */
+	if (sim > 1)
+		sim = 1;
+	else if (sim < -1)
+		sim = -1;
+	PG_RETURN_FLOAT8(1 - sim);
+}
+
+Datum
+quantumdb_negative_inner_product(PG_FUNCTION_ARGS)
+{
+	float	   *a,
+			   *b;
+	int			n = GetTwoVectors(fcinfo, &a, &b);
+
+	/* 0 - x, not -x: orthogonal vectors give 0, not -0 */
+	PG_RETURN_FLOAT8(0 - InnerProduct(a, b, n));
+}
+
+Datum
+quantumdb_inner_product(PG_FUNCTION_ARGS)
+{
+	float	   *a,
+			   *b;
+	int			n = GetTwoVectors(fcinfo, &a, &b);
+
+	PG_RETURN_FLOAT8(InnerProduct(a, b, n));
+}

@@ -1,0 +1,65 @@
+/*
+ * quantumdb.h
+ *	  Declarations shared by the extension's files, grouped by file.
+ */
+#ifndef QUANTUMDB_H
+#define QUANTUMDB_H
+
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "utils/array.h"
+
+#include "qdb.h"
+
+/* quantumdb.c */
+extern void _PG_init(void);
+
+/* vector_input.c: real[] <-> float arrays, with every check on user input */
+/*
+ * Returns the elements of a one-dimensional real[] without NULLs, NaN or
+ * infinity, and with at most QDB_MAX_DIM elements; *dim gets the length.
+ * The pointer may point into the array itself.  Errors name the argument
+ * as "what" (e.g. "query").
+ */
+extern float *QdbArrayGetFloats(ArrayType *a, int *dim, const char *what);
+extern void QdbCheckSameDims(int a, int b);
+extern void QdbCheckNonZero(const float *x, int dim, const char *what);
+extern ArrayType *QdbFloatsToArray(const float *x, int dim);
+
+/* distance_ops.c: SQL-callable exact distances (functions and operators) */
+
+/* compressor_catalog.c: compressors in quantumdb.compressors, and their cache */
+typedef struct QdbLoadedModel
+{
+	char		name[NAMEDATALEN];
+	QdbModel	model;
+	MemoryContext cxt;			/* holds model arrays */
+} QdbLoadedModel;
+
+extern QdbLoadedModel *QdbLoadCompressor(const char *name, MemoryContext cxt);
+extern void QdbStoreCompressor(const char *name, const QdbModel *m,
+							   const char *extra_settings, double training_seconds,
+							   double validation_recall);
+
+/* trainer_glue.c: allocation from a memory context, status -> ERROR */
+extern const QdbAlloc *QdbContextAlloc(MemoryContext cxt);
+extern void QdbReportStatus(int status, const char *context, const char *detail);
+
+/* sample.c: a seeded reservoir sample of a real[] column through SPI */
+typedef struct QdbSample
+{
+	float	   *x;				/* (n, dim) row-major */
+	int			n;
+	int			dim;
+	int64		rows_seen;		/* non-NULL rows scanned */
+} QdbSample;
+
+extern void QdbSampleColumn(Oid relid, const char *column, int want, uint64 seed,
+							bool cosine, QdbSample *out);
+
+/* train.c: quantumdb.train() */
+
+/* codec_funcs.c: encode, decode, adc_distance with per-statement caches */
+
+#endif							/* QUANTUMDB_H */

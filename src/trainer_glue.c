@@ -1,0 +1,79 @@
+/*
+ * trainer_glue.c
+ *	  The seam between the extension and the trainer core: allocation from a
+ *	  memory context and the mapping of status codes to errcodes.
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "utils/memutils.h"
+
+#include "quantumdb.h"
+
+static void *
+context_alloc(size_t size, void *st)
+{
+	/* NO_OOM: the trainer reports QDB_ERR_NOMEM instead of a longjmp */
+	return MemoryContextAllocExtended((MemoryContext) st, size,
+									  MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
+}
+
+static void
+context_free(void *p, void *st)
+{
+	pfree(p);
+}
+
+/* A QdbAlloc drawing from cxt, itself allocated in cxt. */
+const QdbAlloc *
+QdbContextAlloc(MemoryContext cxt)
+{
+	QdbAlloc   *a = MemoryContextAlloc(cxt, sizeof(QdbAlloc));
+
+	a->alloc = context_alloc;
+	a->free = context_free;
+	a->st = cxt;
+	return a;
+}
+
+/* Raises the ERROR for a failed trainer call; returns on QDB_OK. */
+void
+QdbReportStatus(int status, const char *context, const char *detail)
+{
+	int			code;
+
+	switch (status)
+	{
+		case QDB_OK:
+			return;
+		case QDB_ERR_NOMEM:
+			code = ERRCODE_OUT_OF_MEMORY;
+			break;
+		case QDB_ERR_ARG:
+			code = ERRCODE_INVALID_PARAMETER_VALUE;
+			break;
+		case QDB_ERR_DATA:
+			code = ERRCODE_DATA_EXCEPTION;
+			break;
+		case QDB_ERR_FORMAT:
+		case QDB_ERR_CHECKSUM:
+		case QDB_ERR_VERSION:
+			code = ERRCODE_DATA_CORRUPTED;
+			break;
+		case QDB_ERR_CANCELLED:
+			CHECK_FOR_INTERRUPTS();
+			code = ERRCODE_QUERY_CANCELED;
+			break;
+		case QDB_ERR_NO_DEVICE:
+		case QDB_ERR_UNSUPPORTED:
+			code = ERRCODE_FEATURE_NOT_SUPPORTED;
+			break;
+		default:
+			code = ERRCODE_EXTERNAL_ROUTINE_EXCEPTION;
+			break;
+	}
+	ereport(ERROR,
+			(errcode(code),
+			 errmsg("%s: %s", context, qdb_status_string(status)),
+			 detail ? errdetail_internal("%s", detail) : 0));
+}

@@ -1,0 +1,125 @@
+/*
+ * vector_input.c
+ *	  Conversion between real[] and plain float arrays, with every check on
+ *	  vectors that come from users: shape, nulls, NaN and infinity, size.
+ */
+#include "quantumdb.h"
+
+#include <math.h>
+
+#include "catalog/pg_type.h"
+
+/*
+ * The data of a one-dimensional real[] without nulls are the floats
+ * themselves, so the returned pointer points into the array.
+ */
+float *
+QdbArrayGetFloats(ArrayType *a, int *dim, const char *what)
+{
+	int			n;
+	float	   *x;
+
+	/* the SQL signatures take real[]; anything else is our bug */
+	if (ARR_ELEMTYPE(a) != FLOAT4OID)
+		elog(ERROR, "%s must be an array of real, not of type %u",
+			 what, ARR_ELEMTYPE(a));
+
+	if (ARR_NDIM(a) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("vector must have at least one element"),
+				 errdetail("The %s is an empty array.", what)));
+	if (ARR_NDIM(a) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("vector must be a one-dimensional array"),
+				 errdetail("The %s has %d dimensions.", what, ARR_NDIM(a))));
+
+	n = ARR_DIMS(a)[0];
+	if (n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("vector must have at least one element"),
+				 errdetail("The %s is an empty array.", what)));
+	if (n > QDB_MAX_DIM)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("vector cannot have more than %d dimensions", QDB_MAX_DIM),
+				 errdetail("The %s has %d elements.", what, n)));
+
+	if (ARR_HASNULL(a))
+	{
+		bits8	   *bitmap = ARR_NULLBITMAP(a);
+
+		for (int i = 0; i < n; i++)
+		{
+			if (!(bitmap[i / 8] & (1 << (i % 8))))
+				ereport(ERROR,
+						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						 errmsg("vector must not contain nulls"),
+						 errdetail("Element %d of the %s is null.", i + 1, what)));
+		}
+	}
+
+	/* with no null present, the data area is n packed floats */
+	x = (float *) ARR_DATA_PTR(a);
+	for (int i = 0; i < n; i++)
+	{
+		if (!isfinite(x[i]))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("vector must not contain NaN or infinity"),
+					 errdetail("Element %d of the %s is %s.", i + 1, what,
+							   isnan(x[i]) ? "NaN" :
+							   x[i] > 0 ? "Infinity" : "-Infinity")));
+	}
+
+	*dim = n;
+	return x;
+}
+
+void
+QdbCheckSameDims(int a, int b)
+{
+	if (a != b)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("different vector dimensions %d and %d", a, b)));
+}
+
+/* Cosine divides by the norm; checked on the elements, not a float sum. */
+void
+QdbCheckNonZero(const float *x, int dim, const char *what)
+{
+	for (int i = 0; i < dim; i++)
+	{
+		if (x[i] != 0)
+			return;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_EXCEPTION),
+			 errmsg("cosine distance is undefined for a zero vector"),
+			 errdetail("Every element of the %s is zero.", what)));
+}
+
+/* A one-dimensional real[] with lower bound 1 holding a copy of x. */
+ArrayType *
+QdbFloatsToArray(const float *x, int dim)
+{
+	ArrayType  *r;
+	Size		nbytes;
+
+	if (dim <= 0)
+		return construct_empty_array(FLOAT4OID);
+
+	nbytes = ARR_OVERHEAD_NONULLS(1) + sizeof(float) * (Size) dim;
+	r = (ArrayType *) palloc0(nbytes);
+	SET_VARSIZE(r, nbytes);
+	r->ndim = 1;
+	r->dataoffset = 0;			/* no null bitmap */
+	r->elemtype = FLOAT4OID;
+	ARR_DIMS(r)[0] = dim;
+	ARR_LBOUND(r)[0] = 1;
+	memcpy(ARR_DATA_PTR(r), x, sizeof(float) * (Size) dim);
+	return r;
+}

@@ -1,0 +1,129 @@
+#!/usr/bin/python3
+"""Compressor benchmark: quantumdb pq/opq (trainer/qdb-train, the same core
+the SQL functions use) against Faiss PQ16x8 and OPQ16x8 (Debian's
+python3-faiss), trained on the same sample of each dataset in ../shared/data,
+judged by exhaustive ADC on the dataset's queries against its exact ground
+truth (gt_ip.ivecs, i.e. cosine, where present; gt.ivecs, L2, otherwise).
+
+usage: test/bench/compressors.py [--data DIR] [--sample N] [--out DIR] [SET ...]
+Prints a markdown table; ratios are quantumdb / Faiss for the same kind.
+"""
+import argparse
+import os
+import re
+import subprocess
+import sys
+import time
+
+import numpy as np
+import faiss
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+QDB_TRAIN = os.path.join(ROOT, "trainer", "qdb-train")
+M = 16
+
+
+def read_vecs(path, dtype=np.float32):
+    a = np.fromfile(path, dtype=np.int32)
+    d = a[0]
+    return a.reshape(-1, d + 1)[:, 1:].view(dtype).copy()
+
+
+def write_fvecs(path, x):
+    n, d = x.shape
+    out = np.empty((n, d + 1), dtype=np.int32)
+    out[:, 0] = d
+    out[:, 1:] = x.astype(np.float32).view(np.int32)
+    out.tofile(path)
+
+
+def recalls(ids, gt):
+    """10-recall@10, 1-recall@10 from result ids (nq x >=10) and gt."""
+    r10 = np.mean([len(set(ids[i, :10]) & set(gt[i, :10])) / 10.0 for i in range(len(gt))])
+    r1 = np.mean([gt[i, 0] in ids[i, :10] for i in range(len(gt))])
+    return r10, r1
+
+
+def faiss_run(kind, sample, base, query, gt):
+    d = base.shape[1]
+    dpad = (d + M - 1) // M * M
+    if kind == "pq":
+        # zero padding, as in shared/data/README's reference numbers
+        pad = lambda x: np.hstack([x, np.zeros((len(x), dpad - d), np.float32)])
+        index = faiss.index_factory(dpad, "PQ%dx8" % M)
+        sample, base, query = pad(sample), pad(base), pad(query)
+        spec = "PQ%dx8" % M + ("" if d == dpad else " (zero-padded to %d)" % dpad)
+    else:
+        spec = "OPQ%d%s,PQ%dx8" % (M, "" if d == dpad else "_%d" % dpad, M)
+        index = faiss.index_factory(d, spec)
+    t = time.perf_counter()
+    index.train(np.ascontiguousarray(sample))
+    train_s = time.perf_counter() - t
+    index.add(np.ascontiguousarray(base))
+    _, ids = index.search(np.ascontiguousarray(query), 100)
+    return spec, train_s, recalls(ids, gt)
+
+
+def qdb_run(kind, metric, sample_path, ds, gt_name, out):
+    model = os.path.join(out, "%s-%s.safetensors" % (os.path.basename(ds), kind))
+    r = subprocess.run([QDB_TRAIN, "train", "--quiet", "--input", sample_path, "--kind", kind,
+                        "--metric", metric, "--subvectors", str(M), "--out", model],
+                       check=True, capture_output=True, text=True)
+    train_s = float(re.search(r"seconds=([0-9.]+)", r.stdout).group(1))
+    r = subprocess.run([QDB_TRAIN, "eval", "--model", model, "--base", ds + "/base.fvecs",
+                        "--query", ds + "/query.fvecs", "--gt", ds + "/" + gt_name],
+                       check=True, capture_output=True, text=True)
+    r10 = float(re.search(r"recall10@10=([0-9.]+)", r.stdout).group(1))
+    r1 = float(re.search(r"recall1@10=([0-9.]+)", r.stdout).group(1))
+    return train_s, (r10, r1)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data"))
+    ap.add_argument("--sample", type=int, default=25000)
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--out", default=os.path.join(ROOT, "test", "bench", "out"))
+    ap.add_argument("sets", nargs="*")
+    args = ap.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    sets = args.sets or sorted(s for s in os.listdir(args.data)
+                               if os.path.exists(os.path.join(args.data, s, "base.fvecs")))
+    print("faiss %s, %d threads; sample %d vectors per set (seed %d); M=%d x 8 bits"
+          % (faiss.__version__, faiss.omp_get_max_threads(), args.sample, args.seed, M))
+    rows = []
+    for name in sets:
+        ds = os.path.join(args.data, name)
+        cosine = os.path.exists(ds + "/gt_ip.ivecs")
+        gt_name = "gt_ip.ivecs" if cosine else "gt.ivecs"
+        base = read_vecs(ds + "/base.fvecs")
+        query = read_vecs(ds + "/query.fvecs")
+        gt = read_vecs(ds + "/" + gt_name, np.int32)
+        rng = np.random.default_rng(args.seed)
+        idx = rng.permutation(len(base))[:min(args.sample, len(base))]
+        sample = base[idx]
+        sample_path = os.path.join(args.out, name + "-sample.fvecs")
+        write_fvecs(sample_path, sample)
+        if cosine:  # Faiss gets normalised vectors; quantumdb normalises itself
+            nrm = lambda x: x / np.linalg.norm(x, axis=1, keepdims=True)
+            fs, fb, fq = nrm(sample), nrm(base), nrm(query)
+        else:
+            fs, fb, fq = sample, base, query
+        metric = "cosine" if cosine else "l2"
+        for kind in ("pq", "opq"):
+            spec, f_s, (f10, f1) = faiss_run(kind, fs, fb, fq, gt)
+            q_s, (q10, q1) = qdb_run(kind, metric, sample_path, ds, gt_name, args.out)
+            rows.append((name, metric, len(sample), kind, q10, q1, q_s, spec, f10, f1, f_s))
+            print("%s %s: quantumdb %.4f/%.4f in %.2fs; faiss %s %.4f/%.4f in %.2fs"
+                  % (name, kind, q10, q1, q_s, spec, f10, f1, f_s), file=sys.stderr)
+    print()
+    print("| set | metric | sample | kind | quantumdb 10-recall@10 | 1-recall@10 | train s "
+          "| Faiss | 10-recall@10 | 1-recall@10 | train s | recall diff | time ratio |")
+    print("|---|---|---:|---|---:|---:|---:|---|---:|---:|---:|---:|---:|")
+    for (name, metric, n, kind, q10, q1, q_s, spec, f10, f1, f_s) in rows:
+        print("| %s | %s | %d | %s | %.4f | %.4f | %.2f | %s | %.4f | %.4f | %.2f | %+.4f | %.2f |"
+              % (name, metric, n, kind, q10, q1, q_s, spec, f10, f1, f_s, q10 - f10, q_s / f_s))
+
+
+if __name__ == "__main__":
+    main()

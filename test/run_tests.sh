@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# `make test`: installs what is missing (as root), builds, installs, starts a
+# throwaway cluster and runs every suite against it:
+#   1. the trainer core's C unit tests (trainer/tests, TAP output)
+#   2. pg_regress: sql/*.sql against expected/*.out
+#   3. TAP tests under test/t/ (PostgreSQL::Test::Cluster), when there are any
+# The cluster is stopped and removed even when a test fails.  The last line
+# is "N passed, N failed"; the exit status is nonzero on any failure.
+set -u
+. "$(dirname "$0")/lib.sh"
+cd "$QDB_ROOT"
+
+rm -f "$QDB_ROOT/regression.diffs"
+passed=0
+failed=0
+count() {	# count PASS_PATTERN FAIL_PATTERN FILE
+	local p f
+	p=$(grep -cE "$1" "$3")
+	f=$(grep -cE "$2" "$3")
+	passed=$((passed + p))
+	failed=$((failed + f))
+}
+
+if ! qdb_setup; then
+	echo "set-up failed"
+	echo "0 passed, 1 failed"
+	exit 1
+fi
+qdb_cluster_start || { echo "0 passed, 1 failed"; exit 1; }
+chmod -R a+rX "$QDB_ROOT/sql" "$QDB_ROOT/expected" "$QDB_ROOT/test" 2>/dev/null || true
+
+# 1. trainer unit tests
+qdb_log "trainer unit tests"
+for t in trainer/tests/test_*; do
+	case "$t" in *.c|*.h) continue ;; esac
+	[ -x "$t" ] || continue
+	out="$QDB_TMP/$(basename "$t").tap"
+	"./$t" >"$out" 2>&1
+	rc=$?
+	count '^ok ' '^not ok ' "$out"
+	grep -E '^not ok ' "$out"
+	if [ $rc -ne 0 ] && ! grep -q '^not ok ' "$out"; then
+		echo "$t exited with status $rc"; tail -5 "$out"; failed=$((failed + 1))
+	fi
+	echo "$(basename "$t"): $(grep -c '^ok ' "$out") ok, $(grep -c '^not ok ' "$out") not ok"
+done
+
+# 2. pg_regress
+qdb_log "pg_regress"
+tests=$(ls sql/*.sql | grep -v -- '--' | xargs -n1 basename | sed 's/\.sql$//' | sort)
+base_copy=$(qdb_vecs_to_copy test/data/glove-2k/base.fvecs glove_base) &&
+	query_copy=$(qdb_vecs_to_copy test/data/glove-2k/query.fvecs glove_query) &&
+	gt_copy=$(qdb_vecs_to_copy test/data/glove-2k/gt_ip.ivecs glove_gt)
+regress=/usr/lib/postgresql/$(qdb_pg_major)/lib/pgxs/src/test/regress/pg_regress
+(cd "$QDB_TMP" && qdb_as_owner "$regress" --host="$QDB_TMP" --port="$QDB_PORT" \
+	--user=postgres --inputdir="$QDB_ROOT" --outputdir="$QDB_TMP/regress" \
+	--dbname=quantumdb_regress --load-extension=quantumdb $tests) >"$QDB_TMP/regress.log" 2>&1
+rc=$?
+grep -E '\.\.\. |tests passed|failed' "$QDB_TMP/regress.log"
+count '\.\.\. ok' '\.\.\. FAILED|\.\.\. failed' "$QDB_TMP/regress.log"
+if [ $rc -ne 0 ] && ! grep -qE '\.\.\. (FAILED|failed)' "$QDB_TMP/regress.log"; then
+	echo "pg_regress exited with status $rc:"; tail -5 "$QDB_TMP/regress.log"
+	failed=$((failed + 1))
+fi
+if [ -s "$QDB_TMP/regress/regression.diffs" ]; then
+	cp "$QDB_TMP/regress/regression.diffs" "$QDB_ROOT/regression.diffs"
+	head -200 "$QDB_ROOT/regression.diffs"
+	echo "(full diffs in regression.diffs)"
+fi
+
+# 3. TAP tests
+if ls test/t/*.pl >/dev/null 2>&1; then
+	qdb_log "TAP tests"
+	pgxs=/usr/lib/postgresql/$(qdb_pg_major)/lib/pgxs
+	tapdir="$QDB_TMP/tap"
+	mkdir -p "$tapdir"
+	cp -r test/t "$tapdir/"
+	[ "$(id -u)" = 0 ] && chown -R "$QDB_OWNER" "$tapdir"
+	(cd "$tapdir" && qdb_as_owner env PATH="$QDB_PG_BIN:$PATH" PG_REGRESS="$regress" \
+		TESTDIR="$tapdir" QDB_ROOT="$QDB_ROOT" \
+		prove -I "$pgxs/src/test/perl" -v t/*.pl) >"$QDB_TMP/tap.log" 2>&1
+	rc=$?
+	grep -vE '^# ' "$QDB_TMP/tap.log"
+	count '^ *ok ' '^ *not ok ' "$QDB_TMP/tap.log"
+	if [ $rc -ne 0 ] && ! grep -qE '^ *not ok ' "$QDB_TMP/tap.log"; then
+		echo "prove exited with status $rc"
+		failed=$((failed + 1))
+	fi
+	if [ $rc -ne 0 ]; then
+		for f in "$tapdir"/tmp_check/log/*; do [ -f "$f" ] && { echo "== $f"; tail -20 "$f"; }; done
+	fi
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,257 @@
+/*
+ * backend_cpu.c
+ *	  The CPU backend: BLAS/LAPACK training of the pq and opq compressors
+ *	  and block-wise encoding.
+ *
+ * Training checks the data (finite values; no zero vector under cosine),
+ * draws the k-means sample (max_points_per_centroid * 256 rows, seeded),
+ * L2-normalises it under cosine and hands it to the kind's trainer.
+ */
+#include <math.h>
+
+#include "kmeans.h"
+#include "opq.h"
+#include "pca.h"
+#include "pq.h"
+#include "qdb_distance.h"
+#include "qdb_internal.h"
+
+typedef struct CpuContext
+{
+	const QdbAlloc *alloc;
+} CpuContext;
+
+static int
+cpu_open(void **ctx, const QdbAlloc *a, char *err, size_t errlen)
+{
+	CpuContext *c;
+
+	if (ctx == NULL)
+		return QDB_ERR_ARG;
+	c = qdb_malloc(a, 1, sizeof(CpuContext));
+	if (!c)
+	{
+		if (err && errlen > 0)
+		{
+			strncpy(err, "out of memory opening the cpu backend", errlen - 1);
+			err[errlen - 1] = '\0';
+		}
+		return QDB_ERR_NOMEM;
+	}
+	c->alloc = a;
+	qdb_distance_init();
+	*ctx = c;
+	return QDB_OK;
+}
+
+static void
+cpu_close(void *ctx)
+{
+	CpuContext *c = ctx;
+
+	if (c)
+		qdb_free(c->alloc, c);
+}
+
+/* Finite values everywhere, and no zero vector when cosine must divide. */
+static int
+check_data(const float *x, size_t n, int d, QdbMetric metric)
+{
+	size_t		i;
+	int			j;
+
+	for (i = 0; i < n; i++)
+	{
+		const float *xr = x + i * d;
+		double		ss = 0;
+
+		for (j = 0; j < d; j++)
+		{
+			if (!isfinite(xr[j]))
+				return QDB_ERR_DATA;
+			ss += (double) xr[j] * xr[j];
+		}
+		if (metric == QDB_METRIC_COSINE && !(ss > 0))
+			return QDB_ERR_DATA;
+	}
+	return QDB_OK;
+}
+
+/* pq: optional PCA reduction, else zero padding, then the product quantizer. */
+static int
+train_pq(const QdbAlloc *a, const float *x, size_t n, const QdbTrainConfig *c,
+		 QdbModel *out, const QdbProgressCtx *p)
+{
+	int			d = c->dim;
+	int			M = c->subvectors;
+	int			dim_pq = c->target_dim > 0 ? c->target_dim : (d + M - 1) / M * M;
+	int			reduce = dim_pq < d;
+	float	   *y = NULL;
+	float	   *eigvecs = NULL;
+	float	   *eigvals = NULL;
+	size_t		i;
+	int			status;
+
+	status = qdb_model_alloc(out, a, QDB_KIND_PQ, c->metric, d, dim_pq, M,
+							 reduce, reduce);
+	if (status != QDB_OK)
+		return status;
+	y = qdb_malloc(a, n * dim_pq, sizeof(float));
+	if (!y)
+	{
+		status = QDB_ERR_NOMEM;
+		goto done;
+	}
+
+	if (reduce)
+	{
+		double		discarded = 0;
+		int			j;
+
+		eigvecs = qdb_malloc(a, (size_t) d * d, sizeof(float));
+		eigvals = qdb_malloc(a, d, sizeof(float));
+		if (!eigvecs || !eigvals)
+		{
+			status = QDB_ERR_NOMEM;
+			goto done;
+		}
+		status = qdb_pca_fit(a, x, n, d, out->mean, eigvecs, eigvals);
+		if (status != QDB_OK)
+			goto done;
+		for (j = dim_pq; j < d; j++)
+			discarded += eigvals[j];
+		status = qdb_progress_report(p, "pca", 1, 1, discarded);
+		if (status != QDB_OK)
+			goto done;
+		memcpy(out->linear, eigvecs, sizeof(float) * dim_pq * d);
+		status = qdb_pca_project(a, x, n, d, out->mean, out->linear, dim_pq, y);
+		if (status != QDB_OK)
+			goto done;
+	}
+	else
+	{
+		for (i = 0; i < n; i++)
+		{
+			memcpy(y + i * dim_pq, x + i * d, sizeof(float) * d);
+			memset(y + i * dim_pq + d, 0, sizeof(float) * (dim_pq - d));
+		}
+	}
+
+	status = qdb_pq_train(a, y, n, dim_pq, M, c->kmeans_iters,
+						  c->max_points_per_centroid, c->seed, 0,
+						  out->codebooks, p, "pq");
+	if (status != QDB_OK)
+		goto done;
+
+	/*
+	 * Padded dims are zero in every input; a split perturbation may have
+	 * left a trace in them, which decoding would drop anyway.
+	 */
+	if (!reduce && dim_pq > d)
+	{
+		int			dsub = dim_pq / M;
+		int			s,
+					k,
+					t;
+
+		for (s = d / dsub; s < M; s++)
+			for (k = 0; k < QDB_KSUB; k++)
+				for (t = 0; t < dsub; t++)
+					if (s * dsub + t >= d)
+						out->codebooks[((size_t) s * QDB_KSUB + k) * dsub + t] = 0;
+	}
+	out->config = *c;
+
+done:
+	qdb_free(a, eigvals);
+	qdb_free(a, eigvecs);
+	qdb_free(a, y);
+	if (status != QDB_OK)
+		qdb_model_free(out);
+	return status;
+}
+
+static int
+cpu_train(void *ctx, const float *x, size_t n, const QdbTrainConfig *c,
+		  QdbModel *out, QdbProgress cb, void *arg)
+{
+	CpuContext *cc = ctx;
+	const QdbAlloc *a;
+	QdbProgressCtx p;
+	float	   *sample;
+	size_t		ns;
+	int			status;
+
+	if (cc == NULL || x == NULL || out == NULL)
+		return QDB_ERR_ARG;
+	memset(out, 0, sizeof(*out));
+	if ((status = qdb_train_config_check(c)) != QDB_OK)
+		return status;
+	if (c->kind == QDB_KIND_NEURAL)
+		return QDB_ERR_UNSUPPORTED;
+	if (n < QDB_KSUB)
+		return QDB_ERR_DATA;
+	if ((status = check_data(x, n, c->dim, c->metric)) != QDB_OK)
+		return status;
+	a = cc->alloc;
+	p.cb = cb;
+	p.arg = arg;
+	p.t0 = qdb_now();
+
+	ns = (size_t) c->max_points_per_centroid * QDB_KSUB;
+	if (ns > n)
+		ns = n;
+	sample = qdb_malloc(a, ns * c->dim, sizeof(float));
+	if (!sample)
+		return QDB_ERR_NOMEM;
+	if (ns < n)
+		qdb_sample_rows(x, n, c->dim, ns, c->seed, sample);
+	else
+		memcpy(sample, x, sizeof(float) * n * c->dim);
+	if (c->metric == QDB_METRIC_COSINE)
+	{
+		size_t		i;
+		int			j;
+
+		for (i = 0; i < ns; i++)
+		{
+			float	   *r = sample + i * c->dim;
+			double		ss = 0;
+			float		inv;
+
+			for (j = 0; j < c->dim; j++)
+				ss += (double) r[j] * r[j];
+			inv = (float) (1.0 / sqrt(ss));
+			for (j = 0; j < c->dim; j++)
+				r[j] *= inv;
+		}
+	}
+
+	if (c->kind == QDB_KIND_OPQ)
+		status = qdb_opq_train(a, sample, ns, c, out, &p);
+	else
+		status = train_pq(a, sample, ns, c, out, &p);
+	qdb_free(a, sample);
+	return status;
+}
+
+static int
+cpu_encode(void *ctx, const QdbModel *m, const float *x, size_t n, uint8_t *codes)
+{
+	return qdb_compute_codes(m, x, n, codes);
+}
+
+static const QdbBackend cpu_backend = {
+	QDB_TRAINER_API_VERSION,
+	"cpu",
+	cpu_open,
+	cpu_train,
+	cpu_encode,
+	cpu_close
+};
+
+const QdbBackend *
+qdb_cpu_backend(void)
+{
+	return &cpu_backend;
+}

@@ -1,0 +1,390 @@
+/*
+ * cli_main.c
+ *	  qdb-train: the standalone trainer.  Trains pq/opq compressors from
+ *	  .fvecs files into safetensors models, evaluates a model by exhaustive
+ *	  ADC against exact ground truth, and dumps vector files as COPY text.
+ *
+ *	  qdb-train train --input F [--rows N] [--kind opq] [--metric l2]
+ *	                  [--subvectors 16] [--target-dim D] [--seed 42]
+ *	                  [--kmeans-iters N] [--opq-iters N] --out MODEL
+ *	  qdb-train eval  --model MODEL --base F --query F --gt F [--queries N]
+ *	  qdb-train dump  --input F [--count N]
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli_vecs.h"
+#include "qdb.h"
+
+typedef struct CliArgs
+{
+	const char *input,
+			   *out,
+			   *model,
+			   *base,
+			   *query,
+			   *gt;
+	long		rows,
+				count,
+				queries;
+	QdbTrainConfig cfg;
+	int			quiet;
+} CliArgs;
+
+static int
+usage(void)
+{
+	fprintf(stderr,
+			"usage: qdb-train train --input F [--rows N] [--kind pq|opq] [--metric l2|ip|cosine]\n"
+			"                       [--subvectors M] [--target-dim D] [--seed S]\n"
+			"                       [--kmeans-iters N] [--opq-iters N] [--quiet] --out MODEL\n"
+			"       qdb-train eval  --model MODEL --base F --query F --gt F [--queries N]\n"
+			"       qdb-train dump  --input F [--count N]\n");
+	return 2;
+}
+
+static int
+parse_args(int argc, char **argv, CliArgs *a)
+{
+	memset(a, 0, sizeof(*a));
+	qdb_train_config_init(&a->cfg);
+	for (int i = 2; i < argc; i++)
+	{
+		const char *k = argv[i];
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (strcmp(k, "--quiet") == 0)
+		{
+			a->quiet = 1;
+			continue;
+		}
+		if (!v)
+			return -1;
+		i++;
+		if (strcmp(k, "--input") == 0)
+			a->input = v;
+		else if (strcmp(k, "--out") == 0)
+			a->out = v;
+		else if (strcmp(k, "--model") == 0)
+			a->model = v;
+		else if (strcmp(k, "--base") == 0)
+			a->base = v;
+		else if (strcmp(k, "--query") == 0)
+			a->query = v;
+		else if (strcmp(k, "--gt") == 0)
+			a->gt = v;
+		else if (strcmp(k, "--rows") == 0)
+			a->rows = atol(v);
+		else if (strcmp(k, "--count") == 0)
+			a->count = atol(v);
+		else if (strcmp(k, "--queries") == 0)
+			a->queries = atol(v);
+		else if (strcmp(k, "--kind") == 0)
+		{
+			if (qdb_kind_parse(v, &a->cfg.kind) != QDB_OK)
+				return -1;
+		}
+		else if (strcmp(k, "--metric") == 0)
+		{
+			if (qdb_metric_parse(v, &a->cfg.metric) != QDB_OK)
+				return -1;
+		}
+		else if (strcmp(k, "--subvectors") == 0)
+			a->cfg.subvectors = atoi(v);
+		else if (strcmp(k, "--target-dim") == 0)
+			a->cfg.target_dim = atoi(v);
+		else if (strcmp(k, "--seed") == 0)
+			a->cfg.seed = strtoull(v, NULL, 10);
+		else if (strcmp(k, "--kmeans-iters") == 0)
+			a->cfg.kmeans_iters = atoi(v);
+		else if (strcmp(k, "--opq-iters") == 0)
+			a->cfg.opq_iters = atoi(v);
+		else
+			return -1;
+	}
+	return 0;
+}
+
+static int
+print_progress(const QdbEpochStats *s, void *arg)
+{
+	if (!*(int *) arg)
+		fprintf(stderr, "%s %d/%d: mse %.6g (%.2f s)\n", s->stage, s->iter, s->iters,
+				s->loss, s->seconds);
+	return 0;
+}
+
+static double
+now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int
+cmd_train(CliArgs *a)
+{
+	char		err[256];
+	size_t		n;
+	int			dim,
+				rc;
+	float	   *x;
+	const QdbBackend *b = qdb_cpu_backend();
+	void	   *ctx = NULL;
+	QdbModel	model;
+	uint8_t    *blob;
+	size_t		bloblen;
+	double		t0;
+	FILE	   *f;
+
+	if (!a->input || !a->out)
+		return usage();
+	x = cli_read_vecs(a->input, a->rows, &n, &dim, err, sizeof(err));
+	if (!x)
+	{
+		fprintf(stderr, "qdb-train: %s\n", err);
+		return 1;
+	}
+	a->cfg.dim = dim;
+	memset(&model, 0, sizeof(model));
+	rc = b->open(&ctx, NULL, err, sizeof(err));
+	if (rc != QDB_OK)
+	{
+		fprintf(stderr, "qdb-train: backend %s: %s\n", b->name, err);
+		free(x);
+		return 1;
+	}
+	t0 = now_seconds();
+	rc = b->train(ctx, x, n, &a->cfg, &model, print_progress, &a->quiet);
+	t0 = now_seconds() - t0;
+	b->close(ctx);
+	free(x);
+	if (rc != QDB_OK)
+	{
+		fprintf(stderr, "qdb-train: training failed: %s\n", qdb_status_string(rc));
+		return 1;
+	}
+	rc = qdb_model_serialize(&model, NULL, &blob, &bloblen);
+	qdb_model_free(&model);
+	if (rc != QDB_OK)
+	{
+		fprintf(stderr, "qdb-train: serialize: %s\n", qdb_status_string(rc));
+		return 1;
+	}
+	f = fopen(a->out, "wb");
+	if (!f || fwrite(blob, 1, bloblen, f) != bloblen || fclose(f) != 0)
+	{
+		fprintf(stderr, "qdb-train: cannot write %s\n", a->out);
+		free(blob);
+		return 1;
+	}
+	free(blob);
+	printf("trained kind=%s metric=%s rows=%zu dim=%d seconds=%.3f bytes=%zu\n",
+		   qdb_kind_name(a->cfg.kind), qdb_metric_name(a->cfg.metric), n, dim, t0, bloblen);
+	return 0;
+}
+
+static uint8_t *
+read_file(const char *path, size_t *len)
+{
+	FILE	   *f = fopen(path, "rb");
+	long		size;
+	uint8_t    *buf;
+
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	size = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	buf = malloc(size > 0 ? size : 1);
+	if (!buf || fread(buf, 1, size, f) != (size_t) size)
+	{
+		free(buf);
+		fclose(f);
+		return NULL;
+	}
+	fclose(f);
+	*len = size;
+	return buf;
+}
+
+/* Keeps the k smallest (dist, id) pairs, sorted ascending, by insertion. */
+static void
+topk_push(float *dist, int *ids, int k, int *len, float d, int id)
+{
+	int			i;
+
+	if (*len == k && d >= dist[k - 1])
+		return;
+	i = *len < k ? (*len)++ : k - 1;
+	while (i > 0 && dist[i - 1] > d)
+	{
+		dist[i] = dist[i - 1];
+		ids[i] = ids[i - 1];
+		i--;
+	}
+	dist[i] = d;
+	ids[i] = id;
+}
+
+static int
+cmd_eval(CliArgs *a)
+{
+	char		err[256];
+	size_t		bloblen,
+				nb,
+				nq,
+				ngt;
+	int			db,
+				dq,
+				kgt,
+				rc;
+	uint8_t    *blob,
+			   *codes;
+	float	   *base,
+			   *query,
+			   *table;
+	int32_t    *gt;
+	QdbModel	m;
+	double		t_enc,
+				t_search,
+				r10 = 0,
+				r1_10 = 0,
+				r1_100 = 0;
+	enum
+	{
+	K = 100};
+	float		dist[K];
+	int			ids[K];
+
+	if (!a->model || !a->base || !a->query || !a->gt)
+		return usage();
+	blob = read_file(a->model, &bloblen);
+	if (!blob)
+	{
+		fprintf(stderr, "qdb-train: cannot read %s\n", a->model);
+		return 1;
+	}
+	rc = qdb_model_parse(blob, bloblen, NULL, &m, err, sizeof(err));
+	free(blob);
+	if (rc != QDB_OK)
+	{
+		fprintf(stderr, "qdb-train: %s: %s\n", a->model, err);
+		return 1;
+	}
+	base = cli_read_vecs(a->base, 0, &nb, &db, err, sizeof(err));
+	query = base ? cli_read_vecs(a->query, a->queries, &nq, &dq, err, sizeof(err)) : NULL;
+	gt = query ? cli_read_vecs(a->gt, a->queries, &ngt, &kgt, err, sizeof(err)) : NULL;
+	if (!gt)
+	{
+		fprintf(stderr, "qdb-train: %s\n", err);
+		return 1;
+	}
+	if (db != m.dim || dq != m.dim || ngt != nq || kgt < 10)
+	{
+		fprintf(stderr, "qdb-train: dimensions do not match the model (%d) or gt\n", m.dim);
+		return 1;
+	}
+	codes = malloc(nb * qdb_code_size(&m));
+	table = malloc(qdb_table_floats(&m) * sizeof(float));
+	t_enc = now_seconds();
+	rc = qdb_compute_codes(&m, base, nb, codes);
+	t_enc = now_seconds() - t_enc;
+	if (rc != QDB_OK)
+	{
+		fprintf(stderr, "qdb-train: encode: %s\n", qdb_status_string(rc));
+		return 1;
+	}
+	t_search = now_seconds();
+	for (size_t q = 0; q < nq; q++)
+	{
+		float		bias;
+		int			len = 0,
+					hits = 0;
+		const int32_t *g = gt + q * kgt;
+
+		rc = qdb_compute_distance_table(&m, query + q * dq, table, &bias);
+		if (rc != QDB_OK)
+		{
+			fprintf(stderr, "qdb-train: query %zu: %s\n", q, qdb_status_string(rc));
+			return 1;
+		}
+		for (size_t i = 0; i < nb; i++)
+			topk_push(dist, ids, K, &len,
+					  qdb_adc_distance(&m, table, bias, codes + i * m.M), (int) i);
+		for (int i = 0; i < 10; i++)
+			for (int j = 0; j < 10; j++)
+				hits += ids[i] == g[j];
+		r10 += hits / 10.0;
+		for (int i = 0; i < 10; i++)
+			r1_10 += ids[i] == g[0];
+		for (int i = 0; i < K && i < len; i++)
+			r1_100 += ids[i] == g[0];
+	}
+	t_search = now_seconds() - t_search;
+	printf("recall10@10=%.4f recall1@10=%.4f recall1@100=%.4f queries=%zu base=%zu "
+		   "encode_seconds=%.3f search_seconds=%.3f\n",
+		   r10 / nq, r1_10 / nq, r1_100 / nq, nq, nb, t_enc, t_search);
+	qdb_model_free(&m);
+	free(codes);
+	free(table);
+	free(base);
+	free(query);
+	free(gt);
+	return 0;
+}
+
+static int
+cmd_dump(CliArgs *a)
+{
+	char		err[256];
+	size_t		n;
+	int			dim;
+	int		   *x;
+	int			is_int;
+
+	if (!a->input)
+		return usage();
+	x = cli_read_vecs(a->input, a->count, &n, &dim, err, sizeof(err));
+	if (!x)
+	{
+		fprintf(stderr, "qdb-train: %s\n", err);
+		return 1;
+	}
+	is_int = strlen(a->input) > 6 && strcmp(a->input + strlen(a->input) - 6, ".ivecs") == 0;
+	for (size_t i = 0; i < n; i++)
+	{
+		printf("%zu\t{", i);
+		for (int j = 0; j < dim; j++)
+		{
+			if (is_int)
+				printf(j ? ",%d" : "%d", x[i * dim + j]);
+			else
+				printf(j ? ",%.9g" : "%.9g", ((float *) x)[i * dim + j]);
+		}
+		printf("}\n");
+	}
+	free(x);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	CliArgs		a;
+
+	if (argc < 2 || parse_args(argc, argv, &a) != 0)
+		return usage();
+	if (strcmp(argv[1], "train") == 0)
+		return cmd_train(&a);
+	if (strcmp(argv[1], "eval") == 0)
+		return cmd_eval(&a);
+	if (strcmp(argv[1], "dump") == 0)
+		return cmd_dump(&a);
+	return usage();
+}

@@ -1,0 +1,291 @@
+/*
+ * model.c
+ *	  The trained compressor: allocation, settings, and the transform,
+ *	  encoding and decoding every backend shares.
+ *
+ * Encoding: x -> (cosine: x/|x|) -> y = A (x - mean) -> nearest centroid
+ * of each sub-vector.  All of it runs on blocks of rows so that the linear
+ * map is one sgemm per block and scratch memory stays bounded.
+ */
+#include <cblas.h>
+#include <math.h>
+
+#include "pq.h"
+#include "qdb_internal.h"
+
+#define MODEL_BLOCK_ROWS	4096	/* rows per transform block */
+#define ENCODE_BLOCK_FLOATS	(8 << 20)	/* scratch bound when encoding */
+#define DECODE_BLOCK_ROWS	4096
+
+void
+qdb_train_config_init(QdbTrainConfig *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->kind = QDB_KIND_OPQ;
+	c->metric = QDB_METRIC_L2;
+	c->dim = 0;					/* the caller's */
+	c->subvectors = 16;
+	c->target_dim = 0;
+	c->kmeans_iters = 25;
+	c->opq_iters = 20;
+	c->opq_pq_iters = 4;
+	c->max_points_per_centroid = 256;
+	c->seed = 42;
+}
+
+int
+qdb_train_config_check(const QdbTrainConfig *c)
+{
+	int			padded;
+
+	if (c == NULL)
+		return QDB_ERR_ARG;
+	if (c->kind != QDB_KIND_PQ && c->kind != QDB_KIND_OPQ &&
+		c->kind != QDB_KIND_NEURAL)
+		return QDB_ERR_ARG;
+	if (c->metric != QDB_METRIC_L2 && c->metric != QDB_METRIC_IP &&
+		c->metric != QDB_METRIC_COSINE)
+		return QDB_ERR_ARG;
+	if (c->dim < 1 || c->dim > QDB_MAX_DIM)
+		return QDB_ERR_ARG;
+	if (c->subvectors < 1 || c->subvectors > QDB_MAX_SUBVECTORS)
+		return QDB_ERR_ARG;
+	/* target_dim: a multiple of M, from M up to dim padded to a multiple */
+	padded = (c->dim + c->subvectors - 1) / c->subvectors * c->subvectors;
+	if (c->target_dim != 0 &&
+		(c->target_dim < c->subvectors || c->target_dim > padded ||
+		 c->target_dim % c->subvectors != 0))
+		return QDB_ERR_ARG;
+	if (c->kmeans_iters < 1 || c->kmeans_iters > 1000)
+		return QDB_ERR_ARG;
+	if (c->opq_iters < 0 || c->opq_iters > 1000)
+		return QDB_ERR_ARG;
+	if (c->opq_pq_iters < 1 || c->opq_pq_iters > 1000)
+		return QDB_ERR_ARG;
+	if (c->max_points_per_centroid < 1 || c->max_points_per_centroid > 65536)
+		return QDB_ERR_ARG;
+	return QDB_OK;
+}
+
+int
+qdb_model_alloc(QdbModel *m, const QdbAlloc *a, QdbKind kind, QdbMetric metric,
+				int dim, int dim_pq, int M, int with_mean, int with_linear)
+{
+	if (m == NULL)
+		return QDB_ERR_ARG;
+	memset(m, 0, sizeof(*m));
+	if (dim < 1 || dim > QDB_MAX_DIM || M < 1 || M > QDB_MAX_SUBVECTORS ||
+		dim_pq < M || dim_pq % M != 0 ||
+		dim_pq > (dim + M - 1) / M * M)
+		return QDB_ERR_ARG;
+	/* without a linear map, dims are only ever padded, never dropped */
+	if (!with_linear && dim_pq < dim)
+		return QDB_ERR_ARG;
+
+	m->kind = kind;
+	m->metric = metric;
+	m->dim = dim;
+	m->dim_pq = dim_pq;
+	m->M = M;
+	m->ksub = QDB_KSUB;
+	m->dsub = dim_pq / M;
+	m->alloc = a;
+	qdb_train_config_init(&m->config);
+	m->config.kind = kind;
+	m->config.metric = metric;
+	m->config.dim = dim;
+	m->config.subvectors = M;
+	m->config.target_dim = dim_pq;
+
+	m->codebooks = qdb_calloc(a, (size_t) QDB_KSUB * dim_pq, sizeof(float));
+	if (with_mean)
+		m->mean = qdb_calloc(a, dim, sizeof(float));
+	if (with_linear)
+		m->linear = qdb_calloc(a, (size_t) dim_pq * dim, sizeof(float));
+	if (!m->codebooks || (with_mean && !m->mean) || (with_linear && !m->linear))
+	{
+		qdb_model_free(m);
+		return QDB_ERR_NOMEM;
+	}
+	return QDB_OK;
+}
+
+void
+qdb_model_free(QdbModel *m)
+{
+	if (m == NULL)
+		return;
+	qdb_free(m->alloc, m->codebooks);
+	qdb_free(m->alloc, m->mean);
+	qdb_free(m->alloc, m->linear);
+	memset(m, 0, sizeof(*m));
+}
+
+size_t
+qdb_code_size(const QdbModel *m)
+{
+	return m ? (size_t) m->M : 0;
+}
+
+/* Is the model's shape consistent? (It may come from a parsed file.) */
+static int
+model_check(const QdbModel *m)
+{
+	if (m == NULL || m->codebooks == NULL)
+		return QDB_ERR_ARG;
+	if (m->dim < 1 || m->dim > QDB_MAX_DIM || m->M < 1 ||
+		m->M > QDB_MAX_SUBVECTORS || m->ksub != QDB_KSUB || m->dsub < 1 ||
+		(size_t) m->M * m->dsub != (size_t) m->dim_pq)
+		return QDB_ERR_ARG;
+	if (m->linear == NULL && m->dim_pq < m->dim)
+		return QDB_ERR_ARG;
+	if (m->metric != QDB_METRIC_L2 && m->metric != QDB_METRIC_IP &&
+		m->metric != QDB_METRIC_COSINE)
+		return QDB_ERR_ARG;
+	return QDB_OK;
+}
+
+/*
+ * Transform of a block of b rows; buf holds b x dim floats when
+ * the rows must be normalised or centred first.
+ */
+static int
+transform_block(const QdbModel *m, const float *x, size_t b, float *buf, float *y)
+{
+	int			d = m->dim;
+	int			dp = m->dim_pq;
+	const float *src = x;
+	size_t		i;
+	int			j;
+
+	if (m->metric == QDB_METRIC_COSINE || m->mean)
+	{
+		for (i = 0; i < b; i++)
+		{
+			const float *xr = x + i * d;
+			float	   *br = buf + i * d;
+			float		scale = 1.0f;
+
+			if (m->metric == QDB_METRIC_COSINE)
+			{
+				double		ss = 0;
+
+				for (j = 0; j < d; j++)
+					ss += (double) xr[j] * xr[j];
+				if (!(ss > 0))
+					return QDB_ERR_DATA;
+				scale = (float) (1.0 / sqrt(ss));
+			}
+			for (j = 0; j < d; j++)
+				br[j] = xr[j] * scale - (m->mean ? m->mean[j] : 0.0f);
+		}
+		src = buf;
+	}
+	if (m->linear)
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int) b, dp, d,
+					1.0f, src, d, m->linear, d, 0.0f, y, dp);
+	else
+	{
+		for (i = 0; i < b; i++)
+		{
+			memcpy(y + i * dp, src + i * d, sizeof(float) * d);
+			memset(y + i * dp + d, 0, sizeof(float) * (dp - d));
+		}
+	}
+	return QDB_OK;
+}
+
+int
+qdb_model_transform(const QdbModel *m, const float *x, size_t n, float *y)
+{
+	float	   *buf;
+	size_t		i0;
+	int			status = QDB_OK;
+
+	if ((status = model_check(m)) != QDB_OK || x == NULL || y == NULL)
+		return status ? status : QDB_ERR_ARG;
+	buf = qdb_malloc(m->alloc, (size_t) MODEL_BLOCK_ROWS * m->dim, sizeof(float));
+	if (!buf)
+		return QDB_ERR_NOMEM;
+	for (i0 = 0; i0 < n && status == QDB_OK; i0 += MODEL_BLOCK_ROWS)
+	{
+		size_t		b = n - i0 < MODEL_BLOCK_ROWS ? n - i0 : MODEL_BLOCK_ROWS;
+
+		status = transform_block(m, x + i0 * m->dim, b, buf, y + i0 * m->dim_pq);
+	}
+	qdb_free(m->alloc, buf);
+	return status;
+}
+
+int
+qdb_compute_codes(const QdbModel *m, const float *x, size_t n, uint8_t *codes)
+{
+	float	   *buf;
+	float	   *y;
+	size_t		i0;
+	size_t		rows;
+	int			status;
+
+	if ((status = model_check(m)) != QDB_OK || x == NULL || codes == NULL)
+		return status ? status : QDB_ERR_ARG;
+	/* big blocks, so that every encoding thread gets rows */
+	rows = ENCODE_BLOCK_FLOATS / ((size_t) m->dim + m->dim_pq);
+	rows = rows < MODEL_BLOCK_ROWS ? MODEL_BLOCK_ROWS : rows;
+	rows = n < rows ? n : rows;
+	if (rows == 0)
+		return QDB_OK;
+	buf = qdb_malloc(m->alloc, rows * m->dim, sizeof(float));
+	y = qdb_malloc(m->alloc, rows * m->dim_pq, sizeof(float));
+	if (!buf || !y)
+		status = QDB_ERR_NOMEM;
+	for (i0 = 0; i0 < n && status == QDB_OK; i0 += rows)
+	{
+		size_t		b = n - i0 < rows ? n - i0 : rows;
+
+		status = transform_block(m, x + i0 * m->dim, b, buf, y);
+		if (status == QDB_OK)
+			status = qdb_pq_encode(m->alloc, m->codebooks, m->dim_pq, m->M, y, b,
+								   codes + i0 * m->M, NULL);
+	}
+	qdb_free(m->alloc, y);
+	qdb_free(m->alloc, buf);
+	return status;
+}
+
+int
+qdb_decode(const QdbModel *m, const uint8_t *codes, size_t n, float *x)
+{
+	float	   *y;
+	size_t		i0,
+				i;
+	int			d,
+				j;
+	int			status;
+
+	if ((status = model_check(m)) != QDB_OK || codes == NULL || x == NULL)
+		return status ? status : QDB_ERR_ARG;
+	d = m->dim;
+	y = qdb_malloc(m->alloc, (size_t) DECODE_BLOCK_ROWS * m->dim_pq, sizeof(float));
+	if (!y)
+		return QDB_ERR_NOMEM;
+	for (i0 = 0; i0 < n; i0 += DECODE_BLOCK_ROWS)
+	{
+		size_t		b = n - i0 < DECODE_BLOCK_ROWS ? n - i0 : DECODE_BLOCK_ROWS;
+		float	   *xb = x + i0 * d;
+
+		qdb_pq_decode(m->codebooks, m->dim_pq, m->M, codes + i0 * m->M, b, y);
+		if (m->linear)
+			/* x = A^T y, row by row: X = Y A */
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int) b, d,
+						m->dim_pq, 1.0f, y, m->dim_pq, m->linear, d, 0.0f, xb, d);
+		else
+			for (i = 0; i < b; i++)
+				memcpy(xb + i * d, y + i * m->dim_pq, sizeof(float) * d);
+		if (m->mean)
+			for (i = 0; i < b; i++)
+				for (j = 0; j < d; j++)
+					xb[i * d + j] += m->mean[j];
+	}
+	qdb_free(m->alloc, y);
+	return QDB_OK;
+}

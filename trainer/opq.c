@@ -1,0 +1,353 @@
+/*
+ * opq.c
+ *	  Optimized product quantization (Ge et al., "Optimized Product
+ *	  Quantization", 2014), trained the way Faiss's OPQMatrix does it but
+ *	  started from the paper's parametric solution or the input's order.
+ *
+ * The sample is centred and projected on its t = min(dim_pq, dim) leading
+ * principal directions P (all of them when there is no reduction): z =
+ * P (x - mean).  An orthonormal R (dim_pq x t) then maps z to the PQ space,
+ * y = R z, and the model's transform is A = R P with the PCA mean.
+ *
+ * R starts as the eigenvalue allocation: each principal direction goes to
+ * the sub-space with the smallest product of variances so far, which makes
+ * the sub-spaces about equally hard to quantize (far better than Faiss's
+ * random rotation, which 20 rounds do not repair).  Without a reduction the
+ * input's own order competes too (see choose_init).  Then OPQ alternates:
+ *	 - train the PQ on y = R z with a few k-means iterations, warm-started
+ *	   from the previous codebooks (the first time with the full count);
+ *	 - encode, and move R to the orthogonal Procrustes solution: with G =
+ *	   Yhat^T Z = U S V^T, R = U V^T minimises ||Z R^T - Yhat||.
+ * Last, the final PQ trains with the full k-means iterations.  The
+ * (R, codebooks) pair with the lowest reconstruction error wins.
+ */
+#include <cblas.h>
+#include <math.h>
+
+#include "opq.h"
+#include "pca.h"
+#include "qdb_internal.h"
+
+#define OPQ_BLOCK_ROWS	4096
+
+/*
+ * The greedy of the OPQ paper on log variances: largest first, each to the
+ * sub-space with the smallest log-product so far that has room.  The logs
+ * are shifted to start at 0 (the smallest variance) so that the greedy
+ * does not depend on the data's scale: with variances below 1 the raw
+ * products would keep feeding the sub-space that already holds the most.
+ */
+void
+qdb_opq_balanced_init(const float *eigvals, int t, int dim_pq, int M, float *R)
+{
+	int			dsub = dim_pq / M;
+	int			fill[QDB_MAX_SUBVECTORS];
+	double		sum[QDB_MAX_SUBVECTORS];
+	double		floor_ = (eigvals[0] > 0 ? eigvals[0] : 1.0) * 1e-12;
+	double		base = log(eigvals[t - 1] > floor_ ? eigvals[t - 1] : floor_);
+	int			i,
+				m;
+
+	memset(R, 0, sizeof(float) * dim_pq * t);
+	for (m = 0; m < M; m++)
+	{
+		fill[m] = 0;
+		sum[m] = 0;
+	}
+	for (i = 0; i < t; i++)
+	{
+		double		v = log(eigvals[i] > floor_ ? eigvals[i] : floor_) - base;
+		int			best = -1;
+
+		for (m = 0; m < M; m++)
+			if (fill[m] < dsub && (best < 0 || sum[m] < sum[best]))
+				best = m;
+		R[(size_t) (best * dsub + fill[best]) * t + i] = 1.0f;
+		fill[best]++;
+		sum[best] += v;
+	}
+}
+
+/* y (n x dim_pq) = z (n x t) R^T */
+static void
+rotate(const float *z, size_t n, int t, const float *R, int dim_pq, float *y)
+{
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int) n, dim_pq, t,
+				1.0f, z, t, R, t, 0.0f, y, dim_pq);
+}
+
+/* Scratch of the alternations. */
+typedef struct OpqWork
+{
+	float	   *z;				/* (n x t) */
+	float	   *y;				/* (n x dim_pq) */
+	float	   *yhat;			/* (OPQ_BLOCK_ROWS x dim_pq) */
+	uint8_t    *codes;			/* (n x M) */
+	float	   *R;				/* (dim_pq x t) */
+	float	   *bestR;
+	float	   *bestcb;			/* (M x ksub x dsub) */
+	float	   *G;				/* (t x dim_pq) */
+	float	   *s;				/* (t) */
+	float	   *U;				/* (t x dim_pq): column-major dim_pq x t */
+	float	   *VT;				/* (t x t) */
+	float	   *svdwork;
+	int			lwork;
+} OpqWork;
+
+/*
+ * Orthogonal Procrustes: R = U V^T from the SVD of G = Yhat^T Z.  LAPACK
+ * is column-major, so the row-major Z^T Yhat (t x dim_pq) we compute is G
+ * to it; U (dim_pq x t) and VT come back column-major.
+ */
+static int
+procrustes(OpqWork *w, size_t n, int t, int dim_pq, int M,
+		   const float *codebooks)
+{
+	size_t		i0;
+	int			info = 0;
+
+	for (i0 = 0; i0 < n; i0 += OPQ_BLOCK_ROWS)
+	{
+		size_t		b = n - i0 < OPQ_BLOCK_ROWS ? n - i0 : OPQ_BLOCK_ROWS;
+
+		qdb_pq_decode(codebooks, dim_pq, M, w->codes + i0 * M, b, w->yhat);
+		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, t, dim_pq, (int) b,
+					1.0f, w->z + i0 * t, t, w->yhat, dim_pq,
+					i0 == 0 ? 0.0f : 1.0f, w->G, dim_pq);
+	}
+	sgesvd_("S", "S", &dim_pq, &t, w->G, &dim_pq, w->s, w->U, &dim_pq,
+			w->VT, &t, w->svdwork, &w->lwork, &info);
+	if (info != 0)
+		return QDB_ERR_LAPACK;
+	/* read row-major, U holds U^T and VT holds V: R = U VT */
+	cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, dim_pq, t, t,
+				1.0f, w->U, dim_pq, w->VT, t, 0.0f, w->R, t);
+	return QDB_OK;
+}
+
+static void
+free_work(const QdbAlloc *a, OpqWork *w)
+{
+	qdb_free(a, w->z);
+	qdb_free(a, w->y);
+	qdb_free(a, w->yhat);
+	qdb_free(a, w->codes);
+	qdb_free(a, w->R);
+	qdb_free(a, w->bestR);
+	qdb_free(a, w->bestcb);
+	qdb_free(a, w->G);
+	qdb_free(a, w->s);
+	qdb_free(a, w->U);
+	qdb_free(a, w->VT);
+	qdb_free(a, w->svdwork);
+}
+
+static int
+alloc_work(const QdbAlloc *a, OpqWork *w, size_t n, int t, int dim_pq, int M)
+{
+	size_t		cbfloats = (size_t) QDB_KSUB * dim_pq;
+	float		wq = 0;
+	int			lwork = -1,
+				info = 0;
+
+	memset(w, 0, sizeof(*w));
+	w->z = qdb_malloc(a, n * t, sizeof(float));
+	w->y = qdb_malloc(a, n * dim_pq, sizeof(float));
+	w->yhat = qdb_malloc(a, (size_t) OPQ_BLOCK_ROWS * dim_pq, sizeof(float));
+	w->codes = qdb_malloc(a, n * M, 1);
+	w->R = qdb_malloc(a, (size_t) dim_pq * t, sizeof(float));
+	w->bestR = qdb_malloc(a, (size_t) dim_pq * t, sizeof(float));
+	w->bestcb = qdb_malloc(a, cbfloats, sizeof(float));
+	w->G = qdb_malloc(a, (size_t) t * dim_pq, sizeof(float));
+	w->s = qdb_malloc(a, t, sizeof(float));
+	w->U = qdb_malloc(a, (size_t) t * dim_pq, sizeof(float));
+	w->VT = qdb_malloc(a, (size_t) t * t, sizeof(float));
+	if (!w->z || !w->y || !w->yhat || !w->codes || !w->R || !w->bestR ||
+		!w->bestcb || !w->G || !w->s || !w->U || !w->VT)
+		return QDB_ERR_NOMEM;
+
+	sgesvd_("S", "S", &dim_pq, &t, w->G, &dim_pq, w->s, w->U, &dim_pq,
+			w->VT, &t, &wq, &lwork, &info);
+	if (info != 0)
+		return QDB_ERR_LAPACK;
+	w->lwork = (int) wq + 1;
+	w->svdwork = qdb_malloc(a, w->lwork, sizeof(float));
+	return w->svdwork ? QDB_OK : QDB_ERR_NOMEM;
+}
+
+static inline uint64_t
+stage_seed(uint64_t seed, int stage)
+{
+	return seed + (uint64_t) stage * UINT64_C(0xD1B54A32D192ED03);
+}
+
+/* y = R z, PQ training (niter, warm or not), codes of y; sse of the codes */
+static int
+train_round(const QdbAlloc *a, OpqWork *w, const QdbTrainConfig *c, size_t n,
+			int t, int dim_pq, int niter, int warm, uint64_t seed,
+			float *codebooks, double *sse)
+{
+	int			status;
+
+	rotate(w->z, n, t, w->R, dim_pq, w->y);
+	status = qdb_pq_train(a, w->y, n, dim_pq, c->subvectors, niter,
+						  c->max_points_per_centroid, seed, warm, codebooks,
+						  NULL, NULL);
+	if (status == QDB_OK)
+		status = qdb_pq_encode(a, codebooks, dim_pq, c->subvectors, w->y, n,
+							   w->codes, sse);
+	return status;
+}
+
+/*
+ * The starting rotation: the balanced eigenvalue allocation, or, without a
+ * reduction, the input's own order (y = x - mean, what plain PQ sees) when
+ * a PQ trained on it reconstructs better.  Data whose natural sub-vectors
+ * are meaningful (SIFT's cells of orientation histograms) favour the
+ * latter by far; embeddings favour the balanced start.  Leaves R, the
+ * codebooks and the codes of the winner, and its sse.
+ */
+static int
+choose_init(const QdbAlloc *a, OpqWork *w, const QdbTrainConfig *c, size_t n,
+			int d, int t, int dim_pq, const float *eigvecs, const float *eigvals,
+			float *codebooks, double *sse)
+{
+	size_t		cbfloats = (size_t) QDB_KSUB * dim_pq;
+	double		sse_balanced;
+	int			status;
+	int			i,
+				j;
+
+	qdb_opq_balanced_init(eigvals, t, dim_pq, c->subvectors, w->R);
+	status = train_round(a, w, c, n, t, dim_pq, c->kmeans_iters, 0,
+						 stage_seed(c->seed, 1), codebooks, sse);
+	if (status != QDB_OK || t < d)
+		return status;
+
+	sse_balanced = *sse;
+	memcpy(w->bestR, w->R, sizeof(float) * dim_pq * t);
+	memcpy(w->bestcb, codebooks, sizeof(float) * cbfloats);
+
+	/* z = P (x - mean) with P orthogonal, so x - mean = P^T z */
+	memset(w->R, 0, sizeof(float) * dim_pq * t);
+	for (i = 0; i < d; i++)
+		for (j = 0; j < t; j++)
+			w->R[(size_t) i * t + j] = eigvecs[(size_t) j * d + i];
+	status = train_round(a, w, c, n, t, dim_pq, c->kmeans_iters, 0,
+						 stage_seed(c->seed, 1), codebooks, sse);
+	if (status != QDB_OK || *sse <= sse_balanced)
+		return status;
+
+	/* the balanced start won: put it back, with its codes */
+	memcpy(w->R, w->bestR, sizeof(float) * dim_pq * t);
+	memcpy(codebooks, w->bestcb, sizeof(float) * cbfloats);
+	rotate(w->z, n, t, w->R, dim_pq, w->y);
+	return qdb_pq_encode(a, codebooks, dim_pq, c->subvectors, w->y, n,
+						 w->codes, sse);
+}
+
+int
+qdb_opq_train(const QdbAlloc *a, const float *x, size_t n,
+			  const QdbTrainConfig *c, QdbModel *out, const QdbProgressCtx *p)
+{
+	int			d = c->dim;
+	int			M = c->subvectors;
+	int			dim_pq = c->target_dim > 0 ? c->target_dim : (d + M - 1) / M * M;
+	int			t = dim_pq < d ? dim_pq : d;
+	size_t		cbfloats = (size_t) QDB_KSUB * dim_pq;
+	float	   *eigvecs = NULL;
+	float	   *eigvals = NULL;
+	double		best = INFINITY;
+	double		sse = 0;
+	double		discarded = 0;
+	OpqWork		w;
+	int			status;
+	int			it;
+	int			j;
+
+	memset(&w, 0, sizeof(w));
+	status = qdb_model_alloc(out, a, QDB_KIND_OPQ, c->metric, d, dim_pq, M, 1, 1);
+	if (status != QDB_OK)
+		return status;
+	eigvecs = qdb_malloc(a, (size_t) d * d, sizeof(float));
+	eigvals = qdb_malloc(a, d, sizeof(float));
+	if (!eigvecs || !eigvals)
+	{
+		status = QDB_ERR_NOMEM;
+		goto done;
+	}
+	status = alloc_work(a, &w, n, t, dim_pq, M);
+	if (status != QDB_OK)
+		goto done;
+
+	status = qdb_pca_fit(a, x, n, d, out->mean, eigvecs, eigvals);
+	if (status != QDB_OK)
+		goto done;
+	for (j = t; j < d; j++)
+		discarded += eigvals[j];
+	status = qdb_progress_report(p, "pca", 1, 1, discarded);
+	if (status != QDB_OK)
+		goto done;
+	status = qdb_pca_project(a, x, n, d, out->mean, eigvecs, t, w.z);
+	if (status != QDB_OK)
+		goto done;
+	status = choose_init(a, &w, c, n, d, t, dim_pq, eigvecs, eigvals,
+						 out->codebooks, &sse);
+	if (status != QDB_OK)
+		goto done;
+
+	for (it = 1; it <= c->opq_iters; it++)
+	{
+		double		mse;
+
+		/* the first round's PQ comes from choose_init */
+		if (it > 1)
+		{
+			status = train_round(a, &w, c, n, t, dim_pq, c->opq_pq_iters, 1,
+								 stage_seed(c->seed, it), out->codebooks, &sse);
+			if (status != QDB_OK)
+				goto done;
+		}
+		mse = sse / n;
+		if (mse < best)
+		{
+			best = mse;
+			memcpy(w.bestR, w.R, sizeof(float) * dim_pq * t);
+			memcpy(w.bestcb, out->codebooks, sizeof(float) * cbfloats);
+		}
+		status = qdb_progress_report(p, "opq", it, c->opq_iters, mse);
+		if (status != QDB_OK)
+			goto done;
+		status = procrustes(&w, n, t, dim_pq, M, out->codebooks);
+		if (status != QDB_OK)
+			goto done;
+	}
+
+	rotate(w.z, n, t, w.R, dim_pq, w.y);
+	status = qdb_pq_train(a, w.y, n, dim_pq, M, c->kmeans_iters,
+						  c->max_points_per_centroid, stage_seed(c->seed, 0),
+						  1, out->codebooks, p, "pq");
+	if (status != QDB_OK)
+		goto done;
+	status = qdb_pq_encode(a, out->codebooks, dim_pq, M, w.y, n, w.codes, &sse);
+	if (status != QDB_OK)
+		goto done;
+	if (sse / n > best)
+	{
+		memcpy(w.R, w.bestR, sizeof(float) * dim_pq * t);
+		memcpy(out->codebooks, w.bestcb, sizeof(float) * cbfloats);
+	}
+
+	/* A = R P: the rotation applied after the projection */
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, dim_pq, d, t,
+				1.0f, w.R, t, eigvecs, d, 0.0f, out->linear, d);
+	out->config = *c;
+
+done:
+	free_work(a, &w);
+	qdb_free(a, eigvals);
+	qdb_free(a, eigvecs);
+	if (status != QDB_OK)
+		qdb_model_free(out);
+	return status;
+}

@@ -1,0 +1,32 @@
+/*
+ * opq.h
+ *	  Optimized product quantization: a learnt orthogonal transform (after
+ *	  an optional PCA reduction) in front of the product quantizer.
+ */
+#ifndef QDB_OPQ_H
+#define QDB_OPQ_H
+
+#include <stddef.h>
+
+#include "pq.h"
+#include "qdb.h"
+
+/*
+ * Trains an OPQ model on x (n x c->dim, already L2-normalised under the
+ * cosine metric, n at most the k-means sample size) into out, which this
+ * allocates with a.  On failure out is left zeroed.
+ */
+int			qdb_opq_train(const QdbAlloc *a, const float *x, size_t n,
+						  const QdbTrainConfig *c, QdbModel *out,
+						  const QdbProgressCtx *p);
+
+/*
+ * R (dim_pq x t, orthonormal columns): a selection that spreads the t
+ * principal directions (eigvals, decreasing) over M sub-spaces of dim_pq/M
+ * slots so that the products of their variances are balanced (the OPQ
+ * paper's parametric solution); slots left over are zero rows.
+ */
+void		qdb_opq_balanced_init(const float *eigvals, int t, int dim_pq, int M,
+								  float *R);
+
+#endif							/* QDB_OPQ_H */

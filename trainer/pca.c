@@ -1,0 +1,151 @@
+/*
+ * pca.c
+ *	  PCA for the OPQ initialisation and for dimension reduction.
+ *
+ * The covariance is accumulated block by block from centred rows (sgemm),
+ * which avoids the cancellation of E[xx^T] - mean mean^T on data far from
+ * the origin; ssyevd_ then gives every eigenpair at once.
+ */
+#include <cblas.h>
+
+#include "pca.h"
+#include "qdb_internal.h"
+
+#define PCA_BLOCK_ROWS	4096
+
+int
+qdb_pca_fit(const QdbAlloc *a, const float *x, size_t n, int d,
+			float *mean, float *eigvecs, float *eigvals)
+{
+	double	   *acc;
+	float	   *buf;
+	float	   *w = NULL;
+	float	   *work = NULL;
+	int		   *iwork = NULL;
+	float		wq;
+	int			iwq;
+	int			lwork = -1,
+				liwork = -1,
+				info = 0;
+	int			status = QDB_OK;
+	size_t		i0,
+				i;
+	int			j;
+
+	if (x == NULL || mean == NULL || eigvecs == NULL || eigvals == NULL ||
+		d <= 0 || n == 0)
+		return QDB_ERR_ARG;
+	acc = qdb_calloc(a, d, sizeof(double));
+	buf = qdb_malloc(a, (size_t) PCA_BLOCK_ROWS * d, sizeof(float));
+	w = qdb_malloc(a, d, sizeof(float));
+	if (!acc || !buf || !w)
+	{
+		status = QDB_ERR_NOMEM;
+		goto done;
+	}
+
+	for (i = 0; i < n; i++)
+		for (j = 0; j < d; j++)
+			acc[j] += x[i * d + j];
+	for (j = 0; j < d; j++)
+		mean[j] = (float) (acc[j] / n);
+
+	for (i0 = 0; i0 < n; i0 += PCA_BLOCK_ROWS)
+	{
+		size_t		b = n - i0 < PCA_BLOCK_ROWS ? n - i0 : PCA_BLOCK_ROWS;
+
+		for (i = 0; i < b; i++)
+			for (j = 0; j < d; j++)
+				buf[i * d + j] = x[(i0 + i) * d + j] - mean[j];
+		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, d, (int) b,
+					1.0f / n, buf, d, buf, d, i0 == 0 ? 0.0f : 1.0f, eigvecs, d);
+	}
+
+	/* symmetric, so row- and column-major agree; eigenvalues come ascending */
+	ssyevd_("V", "U", &d, eigvecs, &d, w, &wq, &lwork, &iwq, &liwork, &info);
+	if (info != 0)
+	{
+		status = QDB_ERR_LAPACK;
+		goto done;
+	}
+	lwork = (int) wq + 1;
+	liwork = iwq;
+	work = qdb_malloc(a, lwork, sizeof(float));
+	iwork = qdb_malloc(a, liwork, sizeof(int));
+	if (!work || !iwork)
+	{
+		status = QDB_ERR_NOMEM;
+		goto done;
+	}
+	ssyevd_("V", "U", &d, eigvecs, &d, w, work, &lwork, iwork, &liwork, &info);
+	if (info != 0)
+	{
+		status = QDB_ERR_LAPACK;
+		goto done;
+	}
+
+	/*
+	 * Column i of the column-major result is row i here: reverse the rows
+	 * for decreasing order.
+	 */
+	for (j = 0; j < d / 2; j++)
+	{
+		float	   *r1 = eigvecs + (size_t) j * d;
+		float	   *r2 = eigvecs + (size_t) (d - 1 - j) * d;
+		int			t;
+
+		for (t = 0; t < d; t++)
+		{
+			float		tmp = r1[t];
+
+			r1[t] = r2[t];
+			r2[t] = tmp;
+		}
+	}
+	for (j = 0; j < d; j++)
+		eigvals[j] = w[d - 1 - j] > 0 ? w[d - 1 - j] : 0;
+
+done:
+	qdb_free(a, iwork);
+	qdb_free(a, work);
+	qdb_free(a, w);
+	qdb_free(a, buf);
+	qdb_free(a, acc);
+	return status;
+}
+
+int
+qdb_pca_project(const QdbAlloc *a, const float *x, size_t n, int d,
+				const float *mean, const float *P, int t, float *z)
+{
+	float	   *buf = NULL;
+	size_t		i0,
+				i;
+	int			j;
+
+	if (x == NULL || P == NULL || z == NULL || d <= 0 || t <= 0)
+		return QDB_ERR_ARG;
+	if (mean)
+	{
+		buf = qdb_malloc(a, (size_t) PCA_BLOCK_ROWS * d, sizeof(float));
+		if (!buf)
+			return QDB_ERR_NOMEM;
+	}
+	for (i0 = 0; i0 < n; i0 += PCA_BLOCK_ROWS)
+	{
+		size_t		b = n - i0 < PCA_BLOCK_ROWS ? n - i0 : PCA_BLOCK_ROWS;
+		const float *src = x + i0 * d;
+
+		if (mean)
+		{
+			for (i = 0; i < b; i++)
+				for (j = 0; j < d; j++)
+					buf[i * d + j] = src[i * d + j] - mean[j];
+			src = buf;
+		}
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int) b, t, d,
+					1.0f, src, d, P, d, 0.0f, z + i0 * t, t);
+	}
+	qdb_free(a, buf);
+	return QDB_OK;
+}

@@ -1,0 +1,24 @@
+/*
+ * pca.h
+ *	  Principal component analysis: mean and covariance eigenvectors of a
+ *	  training sample, and projection onto the leading components.
+ */
+#ifndef QDB_PCA_H
+#define QDB_PCA_H
+
+#include <stddef.h>
+
+#include "qdb.h"
+
+/*
+ * mean (d), eigvecs (d x d, row i the i-th eigenvector) and eigvals (d) of
+ * the covariance of x (n x d), by decreasing eigenvalue.
+ */
+int			qdb_pca_fit(const QdbAlloc *a, const float *x, size_t n, int d,
+						float *mean, float *eigvecs, float *eigvals);
+
+/* z (n x t) = (x - mean) P^T for P (t x d); mean may be NULL */
+int			qdb_pca_project(const QdbAlloc *a, const float *x, size_t n, int d,
+							const float *mean, const float *P, int t, float *z);
+
+#endif							/* QDB_PCA_H */

@@ -1,0 +1,458 @@
+/*
+ * pq.c
+ *	  Product quantizer: M independent k-means of QDB_KSUB centroids, one per
+ *	  sub-space of dsub = dim_pq / M consecutive dims.
+ *
+ * Input here is already transformed (centred, rotated, reduced or padded)
+ * by the caller.  The sub-spaces train in parallel, one k-means per task
+ * on a few threads; encoding splits the rows between threads.  Threads
+ * never allocate (the caller's allocator need not be thread-safe: in the
+ * extension it is palloc) and never call the progress callback, which runs
+ * in the calling thread as tasks finish.  The results do not depend on the
+ * number of threads.
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "kmeans.h"
+#include "pq.h"
+#include "qdb_internal.h"
+
+#define MAX_THREADS			64
+#define ENCODE_CHUNK_ROWS	4096	/* rows per encoding task */
+
+int
+qdb_progress_report(const QdbProgressCtx *p, const char *stage,
+					int iter, int iters, double loss)
+{
+	QdbEpochStats s;
+
+	if (p == NULL || p->cb == NULL)
+		return QDB_OK;
+	s.stage = stage;
+	s.iter = iter;
+	s.iters = iters;
+	s.loss = loss;
+	s.seconds = qdb_now() - p->t0;
+	return p->cb(&s, p->arg) ? QDB_ERR_CANCELLED : QDB_OK;
+}
+
+/*
+ * Threads: QDB_NUM_THREADS if set, else the CPUs this process may run on.
+ */
+static int
+thread_count(void)
+{
+	const char *env = getenv("QDB_NUM_THREADS");
+	long		n = 0;
+	cpu_set_t	set;
+
+	if (env && *env)
+		n = strtol(env, NULL, 10);
+	if (n < 1 && sched_getaffinity(0, sizeof(set), &set) == 0)
+		n = CPU_COUNT(&set);
+	if (n < 1)
+		n = sysconf(_SC_NPROCESSORS_ONLN);
+	if (n < 1)
+		n = 1;
+	return n > MAX_THREADS ? MAX_THREADS : (int) n;
+}
+
+typedef void (*TaskFn) (void *arg, int task, int worker);
+typedef int (*DoneFn) (void *arg, int task);	/* nonzero: hand out no more */
+
+typedef struct TaskPool
+{
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int			ntasks;
+	int			next;			/* next task to hand out */
+	int			finished;		/* tasks done, in order[] */
+	int			stop;
+	int		   *order;			/* (ntasks) completion order */
+	TaskFn		fn;
+	void	   *arg;
+} TaskPool;
+
+typedef struct Worker
+{
+	pthread_t	thread;
+	TaskPool   *pool;
+	int			id;
+} Worker;
+
+static void *
+worker_main(void *p)
+{
+	Worker	   *w = p;
+	TaskPool   *pool = w->pool;
+
+	for (;;)
+	{
+		int			task;
+
+		pthread_mutex_lock(&pool->lock);
+		if (pool->stop || pool->next >= pool->ntasks)
+		{
+			pthread_mutex_unlock(&pool->lock);
+			break;
+		}
+		task = pool->next++;
+		pthread_mutex_unlock(&pool->lock);
+
+		pool->fn(pool->arg, task, w->id);
+
+		pthread_mutex_lock(&pool->lock);
+		pool->order[pool->finished++] = task;
+		pthread_cond_signal(&pool->cond);
+		pthread_mutex_unlock(&pool->lock);
+	}
+	return NULL;
+}
+
+/*
+ * Runs fn for tasks 0..ntasks-1 on up to nworkers threads (worker ids
+ * 0..nworkers-1, one scratch each on the caller's side) while this thread
+ * calls done (may be NULL) for each finished task.  order holds ntasks ints.
+ * Returns nonzero when done stopped the run.  Falls back to running
+ * everything here if no thread starts.
+ */
+static int
+run_tasks(int nworkers, int ntasks, TaskFn fn, DoneFn done, void *arg,
+		  int *order, Worker *workers)
+{
+	TaskPool	pool;
+	sigset_t	all,
+				old;
+	int			started = 0;
+	int			reported = 0;
+	int			stopped = 0;
+	int			i;
+
+	if (nworkers > 1 && ntasks > 1)
+	{
+		pool.ntasks = ntasks;
+		pool.next = 0;
+		pool.finished = 0;
+		pool.stop = 0;
+		pool.order = order;
+		pool.fn = fn;
+		pool.arg = arg;
+		pthread_mutex_init(&pool.lock, NULL);
+		pthread_cond_init(&pool.cond, NULL);
+
+		/* signals stay with the calling thread (a Postgres backend's handlers) */
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+		for (i = 0; i < nworkers; i++)
+		{
+			workers[i].pool = &pool;
+			workers[i].id = i;
+			if (pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]) != 0)
+				break;
+			started++;
+		}
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+
+		if (started > 0)
+		{
+			pthread_mutex_lock(&pool.lock);
+			for (;;)
+			{
+				while (reported < pool.finished)
+				{
+					int			task = pool.order[reported++];
+
+					if (pool.stop || done == NULL)
+						continue;
+					pthread_mutex_unlock(&pool.lock);
+					stopped = done(arg, task);
+					pthread_mutex_lock(&pool.lock);
+					if (stopped)
+						pool.stop = 1;
+				}
+				if (pool.finished == (pool.stop ? pool.next : ntasks))
+					break;
+				pthread_cond_wait(&pool.cond, &pool.lock);
+			}
+			pthread_mutex_unlock(&pool.lock);
+			for (i = 0; i < started; i++)
+				pthread_join(workers[i].thread, NULL);
+		}
+		pthread_cond_destroy(&pool.cond);
+		pthread_mutex_destroy(&pool.lock);
+		if (started > 0)
+			return stopped;
+	}
+
+	for (i = 0; i < ntasks; i++)
+	{
+		fn(arg, i, 0);
+		if (done && done(arg, i))
+			return 1;
+	}
+	return 0;
+}
+
+typedef struct PqTrainJob
+{
+	const float *y;				/* (n x dim_pq) */
+	size_t		n;
+	int			dim_pq;
+	int			M;
+	int			dsub;
+	int			niter;
+	int			max_points_per_centroid;
+	uint64_t	seed;
+	int			warm;
+	float	   *codebooks;
+	char	   *scratch;		/* per worker: sub-vectors, then k-means */
+	size_t		scratch_size;
+	double	   *obj;			/* (M) */
+	int		   *status;			/* (M) */
+	const QdbProgressCtx *p;
+	const char *stage;
+	double		loss;
+	int			done;
+	int			result;
+} PqTrainJob;
+
+static void
+pq_train_task(void *arg, int m, int worker)
+{
+	PqTrainJob *job = arg;
+	char	   *scratch = job->scratch + job->scratch_size * worker;
+	float	   *sub = (float *) scratch;
+	size_t		subbytes = (job->n * job->dsub * sizeof(float) + 63) & ~(size_t) 63;
+	size_t		i;
+
+	/* k-means wants its points contiguous */
+	for (i = 0; i < job->n; i++)
+		memcpy(sub + i * job->dsub, job->y + i * job->dim_pq + (size_t) m * job->dsub,
+			   sizeof(float) * job->dsub);
+	/* a different stream per sub-space */
+	job->status[m] = qdb_kmeans_run(scratch + subbytes, sub, job->n, job->dsub,
+									QDB_KSUB, job->niter,
+									job->max_points_per_centroid,
+									job->seed ^ ((uint64_t) (m + 1) * UINT64_C(0x9E3779B97F4A7C15)),
+									job->warm,
+									job->codebooks + (size_t) m * QDB_KSUB * job->dsub,
+									&job->obj[m]);
+}
+
+static int
+pq_train_done(void *arg, int m)
+{
+	PqTrainJob *job = arg;
+
+	if (job->status[m] != QDB_OK)
+	{
+		job->result = job->status[m];
+		return 1;
+	}
+	job->loss += job->obj[m];
+	job->done++;
+	if (job->p)
+	{
+		job->result = qdb_progress_report(job->p, job->stage, job->done, job->M,
+										  job->loss);
+		if (job->result != QDB_OK)
+			return 1;
+	}
+	return 0;
+}
+
+int
+qdb_pq_train(const QdbAlloc *a, const float *y, size_t n, int dim_pq,
+			 int M, int niter, int max_points_per_centroid,
+			 uint64_t seed, int warm, float *codebooks,
+			 const QdbProgressCtx *p, const char *stage)
+{
+	PqTrainJob	job;
+	int			nworkers;
+	int		   *order;
+	Worker	   *workers;
+
+	if (y == NULL || codebooks == NULL || M <= 0 || dim_pq <= 0 || dim_pq % M != 0)
+		return QDB_ERR_ARG;
+	if (n < QDB_KSUB)
+		return QDB_ERR_DATA;
+	memset(&job, 0, sizeof(job));
+	job.y = y;
+	job.n = n;
+	job.dim_pq = dim_pq;
+	job.M = M;
+	job.dsub = dim_pq / M;
+	job.niter = niter;
+	job.max_points_per_centroid = max_points_per_centroid;
+	job.seed = seed;
+	job.warm = warm;
+	job.codebooks = codebooks;
+	job.p = p;
+	job.stage = stage;
+	job.result = QDB_OK;
+	job.scratch_size = ((n * job.dsub * sizeof(float) + 63) & ~(size_t) 63) +
+		qdb_kmeans_scratch_size(n, job.dsub, QDB_KSUB, max_points_per_centroid);
+	job.scratch_size = (job.scratch_size + 63) & ~(size_t) 63;
+
+	nworkers = thread_count();
+	if (nworkers > M)
+		nworkers = M;
+	job.scratch = qdb_malloc(a, nworkers, job.scratch_size);
+	job.obj = qdb_calloc(a, M, sizeof(double));
+	job.status = qdb_calloc(a, M, sizeof(int));
+	order = qdb_malloc(a, M, sizeof(int));
+	workers = qdb_malloc(a, nworkers, sizeof(Worker));
+	if (!job.scratch || !job.obj || !job.status || !order || !workers)
+		job.result = QDB_ERR_NOMEM;
+	else
+		run_tasks(nworkers, M, pq_train_task, pq_train_done, &job, order, workers);
+
+	qdb_free(a, workers);
+	qdb_free(a, order);
+	qdb_free(a, job.status);
+	qdb_free(a, job.obj);
+	qdb_free(a, job.scratch);
+	return job.result;
+}
+
+typedef struct PqEncodeJob
+{
+	const float *codebooks;
+	const float *cnorm;			/* (M x ksub) */
+	int			dim_pq;
+	int			M;
+	int			dsub;
+	const float *y;
+	size_t		n;
+	uint8_t    *codes;
+	float	   *work;			/* per worker: QDB_ASSIGN_BLOCK x ksub */
+	int32_t    *labels;			/* per worker: ENCODE_CHUNK_ROWS */
+	float	   *dist;			/* per worker: ENCODE_CHUNK_ROWS, or NULL */
+	double	   *sse;			/* (tasks) */
+} PqEncodeJob;
+
+static void
+pq_encode_task(void *arg, int task, int worker)
+{
+	PqEncodeJob *job = arg;
+	size_t		i0 = (size_t) task * ENCODE_CHUNK_ROWS;
+	size_t		b = job->n - i0 < ENCODE_CHUNK_ROWS ? job->n - i0 : ENCODE_CHUNK_ROWS;
+	float	   *work = job->work + (size_t) worker * QDB_ASSIGN_BLOCK * QDB_KSUB;
+	int32_t    *labels = job->labels + (size_t) worker * ENCODE_CHUNK_ROWS;
+	float	   *dist = job->dist ? job->dist + (size_t) worker * ENCODE_CHUNK_ROWS : NULL;
+	double		total = 0;
+	int			m;
+
+	for (m = 0; m < job->M; m++)
+	{
+		size_t		r;
+
+		qdb_nearest_centroids(job->y + i0 * job->dim_pq + (size_t) m * job->dsub, b,
+							  job->dsub, job->dim_pq,
+							  job->codebooks + (size_t) m * QDB_KSUB * job->dsub,
+							  job->cnorm + (size_t) m * QDB_KSUB, QDB_KSUB, work,
+							  labels, dist);
+		for (r = 0; r < b; r++)
+		{
+			job->codes[(i0 + r) * job->M + m] = (uint8_t) labels[r];
+			if (dist)
+				total += dist[r];
+		}
+	}
+	job->sse[task] = total;
+}
+
+int
+qdb_pq_encode(const QdbAlloc *a, const float *codebooks, int dim_pq,
+			  int M, const float *y, size_t n, uint8_t *codes, double *sse)
+{
+	PqEncodeJob job;
+	float	   *cnorm;
+	int			ntasks,
+				nworkers,
+				status = QDB_OK;
+	int		   *order;
+	Worker	   *workers;
+	int			m;
+
+	if (codebooks == NULL || y == NULL || codes == NULL || M <= 0 ||
+		dim_pq <= 0 || dim_pq % M != 0)
+		return QDB_ERR_ARG;
+	if (n == 0)
+	{
+		if (sse)
+			*sse = 0;
+		return QDB_OK;
+	}
+	if ((n + ENCODE_CHUNK_ROWS - 1) / ENCODE_CHUNK_ROWS > INT32_MAX)
+		return QDB_ERR_ARG;
+	ntasks = (int) ((n + ENCODE_CHUNK_ROWS - 1) / ENCODE_CHUNK_ROWS);
+	nworkers = thread_count();
+	if (nworkers > ntasks)
+		nworkers = ntasks;
+
+	memset(&job, 0, sizeof(job));
+	job.codebooks = codebooks;
+	job.dim_pq = dim_pq;
+	job.M = M;
+	job.dsub = dim_pq / M;
+	job.y = y;
+	job.n = n;
+	job.codes = codes;
+	job.cnorm = cnorm = qdb_malloc(a, (size_t) M * QDB_KSUB, sizeof(float));
+	job.work = qdb_malloc(a, (size_t) nworkers * QDB_ASSIGN_BLOCK * QDB_KSUB, sizeof(float));
+	job.labels = qdb_malloc(a, (size_t) nworkers * ENCODE_CHUNK_ROWS, sizeof(int32_t));
+	if (sse)
+		job.dist = qdb_malloc(a, (size_t) nworkers * ENCODE_CHUNK_ROWS, sizeof(float));
+	job.sse = qdb_calloc(a, ntasks, sizeof(double));
+	order = qdb_malloc(a, ntasks, sizeof(int));
+	workers = qdb_malloc(a, nworkers, sizeof(Worker));
+	if (!cnorm || !job.work || !job.labels || (sse && !job.dist) || !job.sse ||
+		!order || !workers)
+		status = QDB_ERR_NOMEM;
+	else
+	{
+		for (m = 0; m < M; m++)
+			qdb_centroid_norms(codebooks + (size_t) m * QDB_KSUB * job.dsub, QDB_KSUB,
+							   job.dsub, cnorm + (size_t) m * QDB_KSUB);
+		run_tasks(nworkers, ntasks, pq_encode_task, NULL, &job, order, workers);
+		if (sse)
+		{
+			double		total = 0;
+			int			t;
+
+			/* summed in task order: the same total for any thread count */
+			for (t = 0; t < ntasks; t++)
+				total += job.sse[t];
+			*sse = total;
+		}
+	}
+	qdb_free(a, workers);
+	qdb_free(a, order);
+	qdb_free(a, job.sse);
+	qdb_free(a, job.dist);
+	qdb_free(a, job.labels);
+	qdb_free(a, job.work);
+	qdb_free(a, cnorm);
+	return status;
+}
+
+void
+qdb_pq_decode(const float *codebooks, int dim_pq, int M,
+			  const uint8_t *codes, size_t n, float *y)
+{
+	int			dsub = dim_pq / M;
+	size_t		i;
+	int			m;
+
+	for (i = 0; i < n; i++)
+		for (m = 0; m < M; m++)
+			memcpy(y + i * dim_pq + (size_t) m * dsub,
+				   codebooks + ((size_t) m * QDB_KSUB + codes[i * M + m]) * dsub,
+				   sizeof(float) * dsub);
+}

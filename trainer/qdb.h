@@ -1,0 +1,176 @@
+/*
+ * qdb.h
+ *	  Public interface of the QuantumDB trainer core: plain C, no Postgres
+ *	  headers.  Shared by the extension (src/) and the standalone CLI.
+ *
+ * Every function returns a QdbStatus (0 = QDB_OK) and never calls exit,
+ * abort or printf.  Memory comes from a QdbAlloc so that the extension can
+ * account for it; NULL means the malloc-based default.
+ */
+#ifndef QDB_H
+#define QDB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define QDB_TRAINER_API_VERSION 1
+#define QDB_FORMAT_VERSION		1		/* serialized model format */
+#define QDB_MAX_DIM				16000	/* largest vector we accept */
+#define QDB_KSUB				256		/* centroids per sub-quantizer */
+#define QDB_NBITS				8		/* bits per sub-quantizer code */
+#define QDB_MAX_SUBVECTORS		256
+
+typedef enum QdbStatus
+{
+	QDB_OK = 0,
+	QDB_ERR_ARG,				/* invalid argument or setting */
+	QDB_ERR_NOMEM,				/* allocation failed */
+	QDB_ERR_DATA,				/* data unusable (too few rows, NaN, zero vector) */
+	QDB_ERR_FORMAT,				/* malformed serialized model */
+	QDB_ERR_CHECKSUM,			/* serialized model fails its checksum */
+	QDB_ERR_VERSION,			/* serialized model of an unknown version */
+	QDB_ERR_LAPACK,				/* LAPACK routine failed */
+	QDB_ERR_CANCELLED,			/* progress callback asked to stop */
+	QDB_ERR_NO_DEVICE,			/* backend's device not present */
+	QDB_ERR_DEVICE,				/* device library failure */
+	QDB_ERR_UNSUPPORTED			/* not built */
+} QdbStatus;
+
+const char *qdb_status_string(int status);
+
+typedef enum QdbKind
+{
+	QDB_KIND_PQ = 1,
+	QDB_KIND_OPQ = 2,
+	QDB_KIND_NEURAL = 3
+} QdbKind;
+
+typedef enum QdbMetric
+{
+	QDB_METRIC_L2 = 1,			/* Euclidean distance */
+	QDB_METRIC_IP = 2,			/* negative inner product */
+	QDB_METRIC_COSINE = 3		/* 1 - cosine similarity */
+} QdbMetric;
+
+const char *qdb_kind_name(int kind);
+int			qdb_kind_parse(const char *s, QdbKind *out);	/* QDB_OK or QDB_ERR_ARG */
+const char *qdb_metric_name(int metric);
+int			qdb_metric_parse(const char *s, QdbMetric *out);
+
+typedef struct QdbAlloc
+{
+	void	   *(*alloc) (size_t size, void *st);	/* NULL on failure */
+	void		(*free) (void *p, void *st);
+	void	   *st;
+} QdbAlloc;
+
+extern const QdbAlloc qdb_default_alloc;	/* malloc / free */
+
+/* Training settings; qdb_train_config_init fills the defaults. */
+typedef struct QdbTrainConfig
+{
+	QdbKind		kind;
+	QdbMetric	metric;
+	int			dim;			/* input dimensions */
+	int			subvectors;		/* M, default 16 (a 16-byte code) */
+	int			target_dim;		/* 0: dim rounded up to a multiple of M; less
+								 * than dim: PCA reduction first */
+	int			kmeans_iters;	/* Lloyd iterations per k-means, default 25 */
+	int			opq_iters;		/* OPQ alternations, default 20 */
+	int			opq_pq_iters;	/* k-means iterations inside each alternation, default 4 */
+	int			max_points_per_centroid;	/* k-means subsample cap, default 256 */
+	uint64_t	seed;			/* default 42 */
+} QdbTrainConfig;
+
+void		qdb_train_config_init(QdbTrainConfig *c);
+int			qdb_train_config_check(const QdbTrainConfig *c);	/* QDB_ERR_ARG if bad */
+
+/* Progress of long work; the callback returns nonzero to stop (QDB_ERR_CANCELLED). */
+typedef struct QdbEpochStats
+{
+	const char *stage;			/* "pca", "opq", "kmeans", ... */
+	int			iter;			/* 1-based */
+	int			iters;
+	double		loss;			/* stage-specific: mean squared reconstruction error */
+	double		seconds;		/* since training started */
+} QdbEpochStats;
+
+typedef int (*QdbProgress) (const QdbEpochStats *s, void *arg);
+
+/*
+ * A trained compressor.  Encoding: x -> (cosine: x/|x|) -> y = A (x - mean)
+ * -> M sub-vectors of dsub dims -> nearest centroid of each.  A is
+ * (dim_pq x dim); NULL means identity padded with zeros to dim_pq.
+ */
+typedef struct QdbModel
+{
+	QdbKind		kind;
+	QdbMetric	metric;
+	int			dim;			/* input dimensions */
+	int			dim_pq;			/* M * dsub */
+	int			M;
+	int			ksub;			/* QDB_KSUB */
+	int			dsub;
+	float	   *mean;			/* (dim) or NULL */
+	float	   *linear;			/* (dim_pq, dim) row-major, or NULL */
+	float	   *codebooks;		/* (M, ksub, dsub) */
+	QdbTrainConfig config;		/* settings it was trained with */
+	const QdbAlloc *alloc;		/* what its arrays came from */
+} QdbModel;
+
+int			qdb_model_alloc(QdbModel *m, const QdbAlloc *a, QdbKind kind, QdbMetric metric,
+							int dim, int dim_pq, int M, int with_mean, int with_linear);
+void		qdb_model_free(QdbModel *m);	/* safe on a zeroed model */
+size_t		qdb_code_size(const QdbModel *m);	/* bytes per code: M */
+
+/* y (n x dim_pq) = transform of x (n x dim); QDB_ERR_DATA on a zero vector under cosine. */
+int			qdb_model_transform(const QdbModel *m, const float *x, size_t n, float *y);
+int			qdb_compute_codes(const QdbModel *m, const float *x, size_t n, uint8_t *codes);
+/* x (n x dim): mean + A^T (centroids), the reconstruction in input space. */
+int			qdb_decode(const QdbModel *m, const uint8_t *codes, size_t n, float *x);
+
+/*
+ * Asymmetric distance: table is M x ksub floats, bias one per-query constant.
+ * qdb_adc_distance returns the metric's distance: L2 sqrt(max(0, sum + bias)),
+ * IP -(sum + bias), cosine 1 - (sum + bias).  For cosine the table holds
+ * -1/2 of the squared L2 sub-distances of the normalised query, so the
+ * estimate is |q - x'|^2 / 2 (equal to 1 - cos when the reconstruction x'
+ * has unit length) and long reconstructions are not favoured.
+ */
+size_t		qdb_table_floats(const QdbModel *m);
+int			qdb_compute_distance_table(const QdbModel *m, const float *query,
+									   float *table, float *bias);
+float		qdb_adc_distance(const QdbModel *m, const float *table, float bias,
+							 const uint8_t *code);
+
+/*
+ * 10-recall@10 (k-recall@k) of exhaustive ADC: for each of nq queries, the
+ * share of its k exact nearest (among nb base vectors, by the model's metric)
+ * found among the k best by ADC over the base's codes.
+ */
+int			qdb_adc_recall(const QdbModel *m, const float *base, size_t nb,
+						   const float *queries, size_t nq, int k, double *recall);
+
+/* Backend seam: cpu now, cuda later (a shared object loaded with dlopen). */
+typedef struct QdbBackend
+{
+	int			api_version;	/* QDB_TRAINER_API_VERSION */
+	const char *name;			/* "cpu" | "cuda" */
+	int			(*open) (void **ctx, const QdbAlloc *a, char *err, size_t errlen);
+	int			(*train) (void *ctx, const float *x, size_t n, const QdbTrainConfig *c,
+						  QdbModel *out, QdbProgress cb, void *arg);
+	int			(*encode) (void *ctx, const QdbModel *m, const float *x, size_t n,
+						   uint8_t *codes);
+	void		(*close) (void *ctx);	/* frees host and device memory */
+} QdbBackend;
+
+const QdbBackend *qdb_cpu_backend(void);
+
+/* safetensors: 8-byte little-endian header length, JSON header, tensor bytes. */
+int			qdb_model_serialize(const QdbModel *m, const QdbAlloc *a,
+								uint8_t **out, size_t *outlen);
+/* Treats buf as hostile; on failure err says what is wrong. */
+int			qdb_model_parse(const uint8_t *buf, size_t len, const QdbAlloc *a,
+							QdbModel *out, char *err, size_t errlen);
+
+#endif							/* QDB_H */

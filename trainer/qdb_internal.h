@@ -1,0 +1,71 @@
+/*
+ * qdb_internal.h
+ *	  Helpers shared by the trainer's own files: allocation, random numbers,
+ *	  BLAS/LAPACK prototypes.  Not part of the public interface.
+ */
+#ifndef QDB_INTERNAL_H
+#define QDB_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "qdb.h"
+
+static inline const QdbAlloc *
+qdb_alloc_or_default(const QdbAlloc *a)
+{
+	return a ? a : &qdb_default_alloc;
+}
+
+/* Returns NULL on overflow or failure; never aborts. */
+static inline void *
+qdb_malloc(const QdbAlloc *a, size_t n, size_t size)
+{
+	a = qdb_alloc_or_default(a);
+	if (size != 0 && n > SIZE_MAX / size)
+		return NULL;
+	return a->alloc(n * size > 0 ? n * size : 1, a->st);
+}
+
+static inline void *
+qdb_calloc(const QdbAlloc *a, size_t n, size_t size)
+{
+	void	   *p = qdb_malloc(a, n, size);
+
+	if (p)
+		memset(p, 0, n * size);
+	return p;
+}
+
+static inline void
+qdb_free(const QdbAlloc *a, void *p)
+{
+	if (p)
+		qdb_alloc_or_default(a)->free(p, qdb_alloc_or_default(a)->st);
+}
+
+/* xoshiro256** seeded by splitmix64: deterministic across platforms. */
+typedef struct QdbRng
+{
+	uint64_t	s[4];
+} QdbRng;
+
+void		qdb_rng_seed(QdbRng *r, uint64_t seed);
+uint64_t	qdb_rng_next(QdbRng *r);
+double		qdb_rng_uniform(QdbRng *r);		/* [0, 1) */
+double		qdb_rng_gaussian(QdbRng *r);		/* N(0, 1) */
+uint64_t	qdb_rng_below(QdbRng *r, uint64_t n);	/* [0, n) without bias */
+
+/* Wall-clock seconds from a monotonic clock. */
+double		qdb_now(void);
+
+/* LAPACK (Fortran symbols in OpenBLAS). */
+extern void sgesvd_(const char *jobu, const char *jobvt, const int *m, const int *n,
+					float *a, const int *lda, float *s, float *u, const int *ldu,
+					float *vt, const int *ldvt, float *work, const int *lwork, int *info);
+extern void ssyevd_(const char *jobz, const char *uplo, const int *n, float *a,
+					const int *lda, float *w, float *work, const int *lwork,
+					int *iwork, const int *liwork, int *info);
+
+#endif							/* QDB_INTERNAL_H */

@@ -1,0 +1,1024 @@
+/*
+ * safetensors.c
+ *	  A model as a safetensors blob, and the parser that reads one back.
+ *
+ * Layout (readable by the Python safetensors library and PyTorch):
+ *
+ *	u64 N (little-endian) | N bytes of JSON, padded with spaces to a multiple
+ *	of 8 | tensor data: little-endian F32, row-major, in header order,
+ *	contiguous, covering the rest of the blob exactly
+ *
+ * The header is {"__metadata__": {...}, "codebooks": {...}} plus "mean" and
+ * "linear" when the model has them.  Metadata values are all strings, as
+ * safetensors requires: format, format_version, kind, metric, dim, dim_pq,
+ * subvectors, ksub, nbits, checksum and the training settings (train.*).
+ * The training settings kind, metric, dim and subvectors are not stored:
+ * they equal the model's own and are restored from those.
+ *
+ * Checksum: "crc32c:%08x" (lower-case hex) of the data section followed by
+ * all N header bytes (padding included) in which the checksum's 8 hex digits
+ * are replaced by eight '0' characters.  So every byte after the length
+ * prefix is covered, and a change to the prefix moves the header boundary,
+ * which the JSON checks catch.
+ *
+ * The parser treats every byte as hostile: all lengths and offsets are
+ * checked before use, nothing is allocated until the layout has been proven
+ * to fit inside the blob, and on failure everything is freed and err says
+ * what is wrong.  Strictness: unknown or duplicate keys, other dtypes, shapes
+ * that differ from the metadata, gaps or overlaps, trailing bytes and
+ * non-finite floats are all rejected.
+ */
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "crc32c.h"
+#include "json.h"
+#include "qdb_internal.h"
+
+#define ST_MAX_HEADER	(1024 * 1024)	/* bytes of JSON we accept */
+#define ST_MAX_NODES	256		/* JSON values; ours has about 70 */
+#define ST_MAX_DEPTH	3		/* root, tensor, shape */
+#define ST_MAX_RANK		3
+#define ST_VALUE_MAX	64		/* a metadata value's bytes, with its NUL */
+#define ST_FORMAT		"quantumdb-compressor"
+#define ST_CRC_PREFIX	"crc32c:"
+#define ST_CRC_PREFIX_LEN 7
+
+typedef enum MetaKey
+{
+	MK_FORMAT,
+	MK_FORMAT_VERSION,
+	MK_KIND,
+	MK_METRIC,
+	MK_DIM,
+	MK_DIM_PQ,
+	MK_SUBVECTORS,
+	MK_KSUB,
+	MK_NBITS,
+	MK_CHECKSUM,
+	MK_KMEANS_ITERS,
+	MK_OPQ_ITERS,
+	MK_OPQ_PQ_ITERS,
+	MK_MAX_PPC,
+	MK_SEED,
+	MK_TARGET_DIM,
+	MK_COUNT
+} MetaKey;
+
+/* In the order the serializer writes them. */
+static const char *const meta_keys[MK_COUNT] = {
+	"format", "format_version", "kind", "metric", "dim", "dim_pq",
+	"subvectors", "ksub", "nbits", "checksum",
+	"train.kmeans_iters", "train.opq_iters", "train.opq_pq_iters",
+	"train.max_points_per_centroid", "train.seed", "train.target_dim"
+};
+
+typedef enum TensorId
+{
+	T_CODEBOOKS,
+	T_MEAN,
+	T_LINEAR,
+	T_COUNT
+} TensorId;
+
+static const char *const tensor_names[T_COUNT] = {"codebooks", "mean", "linear"};
+
+/* The format's own spelling, fixed even if display names change. */
+static const char *const kind_names[] = {NULL, "pq", "opq", "neural"};
+static const char *const metric_names[] = {NULL, "l2", "ip", "cosine"};
+
+typedef struct TensorInfo
+{
+	int			present;
+	int			rank;
+	uint64_t	shape[ST_MAX_RANK];
+	uint64_t	begin;			/* data_offsets, relative to the data section */
+	uint64_t	end;
+	uint64_t	nfloats;		/* what the metadata says it must hold */
+} TensorInfo;
+
+static void st_error(char *err, size_t errlen, const char *fmt,...) __attribute__((format(printf, 3, 4)));
+
+static void
+st_error(char *err, size_t errlen, const char *fmt,...)
+{
+	va_list		ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* Raw bytes of a node for an error message: printable ASCII only. */
+static const char *
+show(const QdbJsonDoc *doc, int i, char *out, size_t outsize)
+{
+	const QdbJsonNode *n = &doc->nodes[i];
+	size_t		w = 0;
+
+	for (size_t k = 0; k < n->len && w + 4 < outsize; k++)
+	{
+		unsigned char c = (unsigned char) doc->text[n->start + k];
+
+		out[w++] = (c >= 0x20 && c < 0x7f && c != '"') ? (char) c : '?';
+	}
+	if (w + 4 >= outsize && n->len > w)
+	{
+		memcpy(out + w, "...", 3);
+		w += 3;
+	}
+	out[w] = '\0';
+	return out;
+}
+
+static int
+lookup(const QdbJsonDoc *doc, int key, const char *const *names, int count)
+{
+	for (int k = 0; k < count; k++)
+		if (qdb_json_string_equals(doc, key, names[k]))
+			return k;
+	return -1;
+}
+
+static int
+checked_mul(uint64_t a, uint64_t b, uint64_t *out)
+{
+	if (a != 0 && b > UINT64_MAX / a)
+		return -1;
+	*out = a * b;
+	return 0;
+}
+
+/*
+ * The dimension rules shared by writer and reader, as qdb_model_alloc has
+ * them: dim_pq is a multiple of M no larger than dim rounded up to one
+ * (so at most QDB_MAX_DIM rounded up); without a linear map the input is
+ * only padded, so dim_pq is at least dim.
+ */
+static int
+check_dims(int kind, int metric, long dim, long dim_pq, long M, int has_linear,
+		   char *err, size_t errlen)
+{
+	long		max_pq;
+
+	if (kind < QDB_KIND_PQ || kind > QDB_KIND_NEURAL)
+	{
+		st_error(err, errlen, "unknown kind %d", kind);
+		return -1;
+	}
+	if (metric < QDB_METRIC_L2 || metric > QDB_METRIC_COSINE)
+	{
+		st_error(err, errlen, "unknown metric %d", metric);
+		return -1;
+	}
+	if (dim < 1 || dim > QDB_MAX_DIM)
+	{
+		st_error(err, errlen, "dim %ld is outside [1, %d]", dim, QDB_MAX_DIM);
+		return -1;
+	}
+	if (M < 1 || M > QDB_MAX_SUBVECTORS)
+	{
+		st_error(err, errlen, "subvectors %ld is outside [1, %d]", M, QDB_MAX_SUBVECTORS);
+		return -1;
+	}
+	max_pq = (dim + M - 1) / M * M;
+	if (dim_pq < 1 || dim_pq > max_pq)
+	{
+		st_error(err, errlen, "dim_pq %ld is outside [1, %ld]", dim_pq, max_pq);
+		return -1;
+	}
+	if (dim_pq % M != 0)
+	{
+		st_error(err, errlen, "subvectors %ld does not divide dim_pq %ld", M, dim_pq);
+		return -1;
+	}
+	if (!has_linear && dim_pq < dim)
+	{
+		st_error(err, errlen, "dim_pq %ld is less than dim %ld and there is no linear map",
+				 dim_pq, dim);
+		return -1;
+	}
+	return 0;
+}
+
+/* Element counts of each tensor for these dimensions (no overflow: dims are checked). */
+static void
+expected_shapes(TensorInfo *t, long dim, long dim_pq, long M)
+{
+	t[T_CODEBOOKS].rank = 3;
+	t[T_CODEBOOKS].shape[0] = M;
+	t[T_CODEBOOKS].shape[1] = QDB_KSUB;
+	t[T_CODEBOOKS].shape[2] = dim_pq / M;
+	t[T_MEAN].rank = 1;
+	t[T_MEAN].shape[0] = dim;
+	t[T_LINEAR].rank = 2;
+	t[T_LINEAR].shape[0] = dim_pq;
+	t[T_LINEAR].shape[1] = dim;
+	for (int k = 0; k < T_COUNT; k++)
+	{
+		t[k].nfloats = 1;
+		for (int r = 0; r < t[k].rank; r++)
+			t[k].nfloats *= t[k].shape[r];
+	}
+}
+
+static void
+put_le32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t) v;
+	p[1] = (uint8_t) (v >> 8);
+	p[2] = (uint8_t) (v >> 16);
+	p[3] = (uint8_t) (v >> 24);
+}
+
+static uint32_t
+get_le32(const uint8_t *p)
+{
+	return (uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16 |
+		(uint32_t) p[3] << 24;
+}
+
+/* ---------- writer ---------- */
+
+/* Appends formatted text; with buf == NULL it only measures. */
+typedef struct StrBuf
+{
+	char	   *buf;
+	size_t		cap;
+	size_t		len;
+} StrBuf;
+
+static void sb_printf(StrBuf *sb, const char *fmt,...) __attribute__((format(printf, 2, 3)));
+
+static void
+sb_printf(StrBuf *sb, const char *fmt,...)
+{
+	va_list		ap;
+	int			n;
+
+	va_start(ap, fmt);
+	if (sb->buf)
+		n = vsnprintf(sb->buf + sb->len, sb->cap - sb->len, fmt, ap);
+	else
+		n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		sb->len += (size_t) n;
+}
+
+/* Writes the header JSON; *crc_at gets the offset of the checksum digits. */
+static void
+write_header(StrBuf *sb, const QdbModel *m, const TensorInfo *t, size_t *crc_at)
+{
+	const QdbTrainConfig *c = &m->config;
+
+	sb_printf(sb, "{\"__metadata__\":{");
+	sb_printf(sb, "\"%s\":\"%s\",", meta_keys[MK_FORMAT], ST_FORMAT);
+	sb_printf(sb, "\"%s\":\"%d\",", meta_keys[MK_FORMAT_VERSION], QDB_FORMAT_VERSION);
+	sb_printf(sb, "\"%s\":\"%s\",", meta_keys[MK_KIND], kind_names[m->kind]);
+	sb_printf(sb, "\"%s\":\"%s\",", meta_keys[MK_METRIC], metric_names[m->metric]);
+	sb_printf(sb, "\"%s\":\"%d\",", meta_keys[MK_DIM], m->dim);
+	sb_printf(sb, "\"%s\":\"%d\",", meta_keys[MK_DIM_PQ], m->dim_pq);
+	sb_printf(sb, "\"%s\":\"%d\",", meta_keys[MK_SUBVECTORS], m->M);
+	sb_printf(sb, "\"%s\":\"%d\",", meta_keys[MK_KSUB], m->ksub);
+	sb_printf(sb, "\"%s\":\"%d\",", meta_keys[MK_NBITS], QDB_NBITS);
+	sb_printf(sb, "\"%s\":\"%s", meta_keys[MK_CHECKSUM], ST_CRC_PREFIX);
+	*crc_at = sb->len;
+	sb_printf(sb, "00000000\",");
+	sb_printf(sb, "\"%s\":\"%d\",", meta_keys[MK_KMEANS_ITERS], c->kmeans_iters);
+	sb_printf(sb, "\"%s\":\"%d\",", meta_keys[MK_OPQ_ITERS], c->opq_iters);
+	sb_printf(sb, "\"%s\":\"%d\",", meta_keys[MK_OPQ_PQ_ITERS], c->opq_pq_iters);
+	sb_printf(sb, "\"%s\":\"%d\",", meta_keys[MK_MAX_PPC], c->max_points_per_centroid);
+	sb_printf(sb, "\"%s\":\"%" PRIu64 "\",", meta_keys[MK_SEED], c->seed);
+	sb_printf(sb, "\"%s\":\"%d\"}", meta_keys[MK_TARGET_DIM], c->target_dim);
+	for (int k = 0; k < T_COUNT; k++)
+	{
+		if (!t[k].present)
+			continue;
+		sb_printf(sb, ",\"%s\":{\"dtype\":\"F32\",\"shape\":[", tensor_names[k]);
+		for (int r = 0; r < t[k].rank; r++)
+			sb_printf(sb, "%s%" PRIu64, r ? "," : "", t[k].shape[r]);
+		sb_printf(sb, "],\"data_offsets\":[%" PRIu64 ",%" PRIu64 "]}", t[k].begin, t[k].end);
+	}
+	sb_printf(sb, "}");
+}
+
+static int
+all_finite(const float *x, uint64_t n)
+{
+	for (uint64_t k = 0; k < n; k++)
+		if (!isfinite(x[k]))
+			return 0;
+	return 1;
+}
+
+int
+qdb_model_serialize(const QdbModel *m, const QdbAlloc *a, uint8_t **out, size_t *outlen)
+{
+	const float *src[T_COUNT];
+	TensorInfo	t[T_COUNT];
+	StrBuf		sb = {NULL, 0, 0};
+	const QdbTrainConfig *c;
+	size_t		crc_at,
+				hlen,
+				padded,
+				total;
+	uint64_t	data_len = 0;
+	uint8_t    *blob,
+			   *p;
+	uint32_t	crc;
+	char		hex[9];
+
+	if (out == NULL || outlen == NULL)
+		return QDB_ERR_ARG;
+	*out = NULL;
+	*outlen = 0;
+	if (m == NULL || m->codebooks == NULL || m->ksub != QDB_KSUB)
+		return QDB_ERR_ARG;
+	if (check_dims(m->kind, m->metric, m->dim, m->dim_pq, m->M, m->linear != NULL, NULL, 0) < 0)
+		return QDB_ERR_ARG;
+	if (m->dsub != m->dim_pq / m->M)
+		return QDB_ERR_ARG;
+	/* The parser rejects negative settings, so refuse to write them. */
+	c = &m->config;
+	if (c->kmeans_iters < 0 || c->opq_iters < 0 || c->opq_pq_iters < 0 ||
+		c->max_points_per_centroid < 0 || c->target_dim < 0)
+		return QDB_ERR_ARG;
+
+	memset(t, 0, sizeof(t));
+	expected_shapes(t, m->dim, m->dim_pq, m->M);
+	src[T_CODEBOOKS] = m->codebooks;
+	src[T_MEAN] = m->mean;
+	src[T_LINEAR] = m->linear;
+	for (int k = 0; k < T_COUNT; k++)
+	{
+		if (src[k] == NULL)
+			continue;
+		if (!all_finite(src[k], t[k].nfloats))
+			return QDB_ERR_DATA;
+		t[k].present = 1;
+		t[k].begin = data_len;
+		data_len += t[k].nfloats * sizeof(float);
+		t[k].end = data_len;
+	}
+
+	write_header(&sb, m, t, &crc_at);
+	hlen = sb.len;
+	padded = (hlen + 7) & ~(size_t) 7;
+	if (data_len > SIZE_MAX - 8 - padded)
+		return QDB_ERR_NOMEM;
+	total = 8 + padded + (size_t) data_len;
+	blob = qdb_malloc(a, total, 1);
+	if (blob == NULL)
+		return QDB_ERR_NOMEM;
+
+	/*
+	 * vsnprintf puts a NUL after the header: in the padding, or on the first
+	 * data byte (codebooks are never empty); both are overwritten below.
+	 */
+	sb.buf = (char *) blob + 8;
+	sb.cap = padded + 1;
+	sb.len = 0;
+	write_header(&sb, m, t, &crc_at);
+	memset(blob + 8 + hlen, ' ', padded - hlen);
+	for (int k = 0; k < 8; k++)
+		blob[k] = (uint8_t) ((uint64_t) padded >> (8 * k));
+
+	p = blob + 8 + padded;
+	for (int k = 0; k < T_COUNT; k++)
+	{
+		if (!t[k].present)
+			continue;
+		for (uint64_t i = 0; i < t[k].nfloats; i++, p += 4)
+		{
+			uint32_t	bits;
+
+			memcpy(&bits, &src[k][i], 4);
+			put_le32(p, bits);
+		}
+	}
+
+	/* The header still holds the eight '0' placeholders here. */
+	crc = qdb_crc32c_update(0, blob + 8 + padded, (size_t) data_len);
+	crc = qdb_crc32c_update(crc, blob + 8, padded);
+	snprintf(hex, sizeof(hex), "%08" PRIx32, crc);
+	memcpy(blob + 8 + crc_at, hex, 8);
+
+	*out = blob;
+	*outlen = total;
+	return QDB_OK;
+}
+
+/* ---------- reader ---------- */
+
+typedef struct StParse
+{
+	const uint8_t *buf;
+	size_t		len;
+	uint64_t	hlen;			/* N */
+	const uint8_t *data;
+	uint64_t	data_len;
+	QdbJsonDoc	doc;
+	char		vals[MK_COUNT][ST_VALUE_MAX];	/* metadata values, decoded */
+	size_t		crc_at;			/* checksum digits, offset in the header */
+	uint32_t	crc_stored;
+	int			kind;
+	int			metric;
+	int			dim;
+	int			dim_pq;
+	int			M;
+	QdbTrainConfig config;
+	TensorInfo	t[T_COUNT];
+	char	   *err;
+	size_t		errlen;
+} StParse;
+
+/* Reads metadata value k as an integer in [lo, hi]. */
+static int
+meta_int(StParse *sp, MetaKey k, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+	const char *v = sp->vals[k];
+
+	if (qdb_parse_uint64(v, strlen(v), out) < 0 || *out < lo || *out > hi)
+	{
+		st_error(sp->err, sp->errlen,
+				 "metadata %s \"%s\" is not an integer in [%" PRIu64 ", %" PRIu64 "]",
+				 meta_keys[k], v, lo, hi);
+		return -1;
+	}
+	return 0;
+}
+
+/* "format" and "format_version" first, so a newer file gets QDB_ERR_VERSION. */
+static int
+check_version(StParse *sp, int meta)
+{
+	const QdbJsonDoc *doc = &sp->doc;
+	int			f = qdb_json_object_get(doc, meta, meta_keys[MK_FORMAT]);
+	int			v = qdb_json_object_get(doc, meta, meta_keys[MK_FORMAT_VERSION]);
+	char		shown[48];
+
+	if (f < 0 || !qdb_json_string_equals(doc, f, ST_FORMAT))
+	{
+		st_error(sp->err, sp->errlen, "metadata format is missing or not \"%s\"", ST_FORMAT);
+		return QDB_ERR_FORMAT;
+	}
+	if (v < 0 || doc->nodes[v].type != QDB_JSON_STRING)
+	{
+		st_error(sp->err, sp->errlen, "metadata format_version is missing or not a string");
+		return QDB_ERR_FORMAT;
+	}
+	if (!qdb_json_string_equals(doc, v, "1"))
+	{
+		st_error(sp->err, sp->errlen, "format version \"%s\" is not supported (this build reads %d)",
+				 show(doc, v, shown, sizeof(shown)), QDB_FORMAT_VERSION);
+		return QDB_ERR_VERSION;
+	}
+	return QDB_OK;
+}
+
+static int
+parse_checksum(StParse *sp, int node)
+{
+	const QdbJsonNode *n = &sp->doc.nodes[node];
+	const char *v = sp->vals[MK_CHECKSUM];
+	uint32_t	crc = 0;
+
+	/* Raw length 15 means no escapes, so the raw digits are the value's. */
+	if (n->len != ST_CRC_PREFIX_LEN + 8 || strlen(v) != ST_CRC_PREFIX_LEN + 8 ||
+		memcmp(v, ST_CRC_PREFIX, ST_CRC_PREFIX_LEN) != 0)
+		goto bad;
+	for (int k = ST_CRC_PREFIX_LEN; k < ST_CRC_PREFIX_LEN + 8; k++)
+	{
+		char		c = v[k];
+
+		crc <<= 4;
+		if (c >= '0' && c <= '9')
+			crc |= (uint32_t) (c - '0');
+		else if (c >= 'a' && c <= 'f')
+			crc |= (uint32_t) (c - 'a' + 10);
+		else
+			goto bad;
+	}
+	sp->crc_stored = crc;
+	sp->crc_at = n->start + ST_CRC_PREFIX_LEN;
+	return 0;
+
+bad:
+	st_error(sp->err, sp->errlen, "metadata checksum is not \"crc32c:\" and 8 lower-case hex digits");
+	return -1;
+}
+
+/* Every metadata key exactly once, every value a short string. */
+static int
+read_metadata(StParse *sp, int meta)
+{
+	const QdbJsonDoc *doc = &sp->doc;
+	int			node[MK_COUNT];
+	char		shown[48];
+	uint64_t	v;
+
+	for (int k = 0; k < MK_COUNT; k++)
+		node[k] = -1;
+	for (int key = doc->nodes[meta].child; key >= 0; key = doc->nodes[doc->nodes[key].next].next)
+	{
+		int			val = doc->nodes[key].next;
+		int			k = lookup(doc, key, meta_keys, MK_COUNT);
+		size_t		n;
+
+		if (k < 0)
+		{
+			st_error(sp->err, sp->errlen, "unknown metadata key \"%s\"",
+					 show(doc, key, shown, sizeof(shown)));
+			return -1;
+		}
+		if (node[k] >= 0)
+		{
+			st_error(sp->err, sp->errlen, "duplicate metadata key \"%s\"", meta_keys[k]);
+			return -1;
+		}
+		node[k] = val;
+		if (doc->nodes[val].type != QDB_JSON_STRING)
+		{
+			st_error(sp->err, sp->errlen, "metadata %s is not a string", meta_keys[k]);
+			return -1;
+		}
+		if (qdb_json_string(doc, val, sp->vals[k], ST_VALUE_MAX, &n) < 0 ||
+			n != strlen(sp->vals[k]))
+		{
+			st_error(sp->err, sp->errlen, "metadata %s is longer than %d bytes or holds a NUL",
+					 meta_keys[k], ST_VALUE_MAX - 1);
+			return -1;
+		}
+	}
+	for (int k = 0; k < MK_COUNT; k++)
+	{
+		if (node[k] < 0)
+		{
+			st_error(sp->err, sp->errlen, "metadata %s is missing", meta_keys[k]);
+			return -1;
+		}
+	}
+
+	sp->kind = sp->metric = 0;
+	for (int k = 1; k <= QDB_KIND_NEURAL; k++)
+		if (strcmp(sp->vals[MK_KIND], kind_names[k]) == 0)
+			sp->kind = k;
+	for (int k = 1; k <= QDB_METRIC_COSINE; k++)
+		if (strcmp(sp->vals[MK_METRIC], metric_names[k]) == 0)
+			sp->metric = k;
+	if (sp->kind == 0)
+	{
+		st_error(sp->err, sp->errlen, "unknown kind \"%s\"", show(doc, node[MK_KIND], shown, sizeof(shown)));
+		return -1;
+	}
+	if (sp->metric == 0)
+	{
+		st_error(sp->err, sp->errlen, "unknown metric \"%s\"", show(doc, node[MK_METRIC], shown, sizeof(shown)));
+		return -1;
+	}
+	/* Loose bounds here; check_dims applies the real rules. */
+	if (meta_int(sp, MK_DIM, 1, INT_MAX, &v) < 0)
+		return -1;
+	sp->dim = (int) v;
+	if (meta_int(sp, MK_DIM_PQ, 1, INT_MAX, &v) < 0)
+		return -1;
+	sp->dim_pq = (int) v;
+	if (meta_int(sp, MK_SUBVECTORS, 1, INT_MAX, &v) < 0)
+		return -1;
+	sp->M = (int) v;
+	if (meta_int(sp, MK_KSUB, QDB_KSUB, QDB_KSUB, &v) < 0 ||
+		meta_int(sp, MK_NBITS, QDB_NBITS, QDB_NBITS, &v) < 0)
+		return -1;
+	if (parse_checksum(sp, node[MK_CHECKSUM]) < 0)
+		return -1;
+
+	memset(&sp->config, 0, sizeof(sp->config));
+	if (meta_int(sp, MK_KMEANS_ITERS, 0, INT_MAX, &v) < 0)
+		return -1;
+	sp->config.kmeans_iters = (int) v;
+	if (meta_int(sp, MK_OPQ_ITERS, 0, INT_MAX, &v) < 0)
+		return -1;
+	sp->config.opq_iters = (int) v;
+	if (meta_int(sp, MK_OPQ_PQ_ITERS, 0, INT_MAX, &v) < 0)
+		return -1;
+	sp->config.opq_pq_iters = (int) v;
+	if (meta_int(sp, MK_MAX_PPC, 0, INT_MAX, &v) < 0)
+		return -1;
+	sp->config.max_points_per_centroid = (int) v;
+	if (meta_int(sp, MK_TARGET_DIM, 0, INT_MAX, &v) < 0)
+		return -1;
+	sp->config.target_dim = (int) v;
+	if (meta_int(sp, MK_SEED, 0, UINT64_MAX, &v) < 0)
+		return -1;
+	sp->config.seed = v;
+	return 0;
+}
+
+/* Reads an array of up to max non-negative integers. */
+static int
+read_uint_array(const QdbJsonDoc *doc, int arr, uint64_t *out, int max, int *count)
+{
+	int			n = 0;
+
+	if (doc->nodes[arr].type != QDB_JSON_ARRAY || doc->nodes[arr].count > max)
+		return -1;
+	for (int e = doc->nodes[arr].child; e >= 0; e = doc->nodes[e].next)
+		if (qdb_json_uint64(doc, e, &out[n++]) < 0)
+			return -1;
+	*count = n;
+	return 0;
+}
+
+/* One tensor entry: exactly dtype "F32", shape and data_offsets. */
+static int
+read_tensor(StParse *sp, TensorId id, int obj)
+{
+	static const char *const fields[] = {"dtype", "shape", "data_offsets"};
+	const QdbJsonDoc *doc = &sp->doc;
+	const char *name = tensor_names[id];
+	TensorInfo *t = &sp->t[id];
+	int			node[3] = {-1, -1, -1};
+	uint64_t	off[2];
+	int			n;
+	char		shown[48];
+
+	if (doc->nodes[obj].type != QDB_JSON_OBJECT)
+	{
+		st_error(sp->err, sp->errlen, "tensor \"%s\" is not an object", name);
+		return -1;
+	}
+	for (int key = doc->nodes[obj].child; key >= 0; key = doc->nodes[doc->nodes[key].next].next)
+	{
+		int			k = lookup(doc, key, fields, 3);
+
+		if (k < 0)
+		{
+			st_error(sp->err, sp->errlen, "tensor \"%s\" has unknown field \"%s\"", name,
+					 show(doc, key, shown, sizeof(shown)));
+			return -1;
+		}
+		if (node[k] >= 0)
+		{
+			st_error(sp->err, sp->errlen, "tensor \"%s\" has %s twice", name, fields[k]);
+			return -1;
+		}
+		node[k] = doc->nodes[key].next;
+	}
+	for (int k = 0; k < 3; k++)
+	{
+		if (node[k] < 0)
+		{
+			st_error(sp->err, sp->errlen, "tensor \"%s\" has no %s", name, fields[k]);
+			return -1;
+		}
+	}
+	if (!qdb_json_string_equals(doc, node[0], "F32"))
+	{
+		st_error(sp->err, sp->errlen, "tensor \"%s\" has dtype \"%s\", expected \"F32\"", name,
+				 show(doc, node[0], shown, sizeof(shown)));
+		return -1;
+	}
+	if (read_uint_array(doc, node[1], t->shape, ST_MAX_RANK, &t->rank) < 0)
+	{
+		st_error(sp->err, sp->errlen,
+				 "tensor \"%s\" shape is not a list of at most %d non-negative integers",
+				 name, ST_MAX_RANK);
+		return -1;
+	}
+	if (read_uint_array(doc, node[2], off, 2, &n) < 0 || n != 2 || off[0] > off[1])
+	{
+		st_error(sp->err, sp->errlen, "tensor \"%s\" data_offsets is not [begin, end] with begin <= end",
+				 name);
+		return -1;
+	}
+	t->begin = off[0];
+	t->end = off[1];
+	t->present = 1;
+	return 0;
+}
+
+/* The root: __metadata__ and known tensors, each once. */
+static int
+read_tensors(StParse *sp)
+{
+	const QdbJsonDoc *doc = &sp->doc;
+	int			seen_meta = 0;
+	char		shown[48];
+
+	for (int key = doc->nodes[0].child; key >= 0; key = doc->nodes[doc->nodes[key].next].next)
+	{
+		int			k;
+
+		if (qdb_json_string_equals(doc, key, "__metadata__"))
+		{
+			if (seen_meta++)
+			{
+				st_error(sp->err, sp->errlen, "duplicate key \"__metadata__\"");
+				return -1;
+			}
+			continue;
+		}
+		k = lookup(doc, key, tensor_names, T_COUNT);
+		if (k < 0)
+		{
+			st_error(sp->err, sp->errlen, "unknown tensor \"%s\"", show(doc, key, shown, sizeof(shown)));
+			return -1;
+		}
+		if (sp->t[k].present)
+		{
+			st_error(sp->err, sp->errlen, "duplicate tensor \"%s\"", tensor_names[k]);
+			return -1;
+		}
+		if (read_tensor(sp, (TensorId) k, doc->nodes[key].next) < 0)
+			return -1;
+	}
+	if (!sp->t[T_CODEBOOKS].present)
+	{
+		st_error(sp->err, sp->errlen, "header has no \"codebooks\" tensor");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+format_shape(const uint64_t *shape, int rank, char *out, size_t outsize)
+{
+	size_t		w = 0;
+
+	out[0] = '\0';
+	w += snprintf(out, outsize, "[");
+	for (int r = 0; r < rank && w < outsize; r++)
+		w += snprintf(out + w, outsize - w, "%s%" PRIu64, r ? ", " : "", shape[r]);
+	if (w < outsize)
+		snprintf(out + w, outsize - w, "]");
+}
+
+/* Shapes as the metadata demands; data contiguous and covering the section. */
+static int
+check_layout(StParse *sp)
+{
+	TensorInfo	want[T_COUNT];
+	int			order[T_COUNT];
+	int			n = 0;
+	uint64_t	at = 0;
+
+	if (check_dims(sp->kind, sp->metric, sp->dim, sp->dim_pq, sp->M,
+				   sp->t[T_LINEAR].present, sp->err, sp->errlen) < 0)
+		return -1;
+	memset(want, 0, sizeof(want));
+	expected_shapes(want, sp->dim, sp->dim_pq, sp->M);
+	for (int k = 0; k < T_COUNT; k++)
+	{
+		TensorInfo *t = &sp->t[k];
+		uint64_t	nbytes = 0;
+		int			same;
+
+		if (!t->present)
+			continue;
+		same = t->rank == want[k].rank;
+		for (int r = 0; same && r < t->rank; r++)
+			same = t->shape[r] == want[k].shape[r];
+		if (!same)
+		{
+			char		got[96],
+						exp[96];
+
+			format_shape(t->shape, t->rank, got, sizeof(got));
+			format_shape(want[k].shape, want[k].rank, exp, sizeof(exp));
+			st_error(sp->err, sp->errlen, "tensor \"%s\" has shape %s, the metadata needs %s",
+					 tensor_names[k], got, exp);
+			return -1;
+		}
+		t->nfloats = want[k].nfloats;
+		if (checked_mul(t->nfloats, sizeof(float), &nbytes) < 0 || t->end - t->begin != nbytes)
+		{
+			st_error(sp->err, sp->errlen,
+					 "tensor \"%s\" data_offsets [%" PRIu64 ", %" PRIu64 "] span %" PRIu64
+					 " bytes, its shape needs %" PRIu64,
+					 tensor_names[k], t->begin, t->end, t->end - t->begin, nbytes);
+			return -1;
+		}
+		/* Insertion sort by begin: at most three entries. */
+		order[n] = k;
+		for (int i = n; i > 0 && sp->t[order[i - 1]].begin > t->begin; i--)
+		{
+			int			tmp = order[i];
+
+			order[i] = order[i - 1];
+			order[i - 1] = tmp;
+		}
+		n++;
+	}
+	for (int i = 0; i < n; i++)
+	{
+		const TensorInfo *t = &sp->t[order[i]];
+
+		if (t->begin < at)
+		{
+			st_error(sp->err, sp->errlen, "tensor \"%s\" overlaps the tensor before it",
+					 tensor_names[order[i]]);
+			return -1;
+		}
+		if (t->begin > at)
+		{
+			st_error(sp->err, sp->errlen, "gap of %" PRIu64 " bytes before tensor \"%s\"",
+					 t->begin - at, tensor_names[order[i]]);
+			return -1;
+		}
+		at = t->end;
+	}
+	if (at > sp->data_len)
+	{
+		st_error(sp->err, sp->errlen, "tensors need %" PRIu64 " data bytes, the blob has %" PRIu64,
+				 at, sp->data_len);
+		return -1;
+	}
+	if (at < sp->data_len)
+	{
+		st_error(sp->err, sp->errlen, "blob has %" PRIu64 " bytes after the last tensor",
+				 sp->data_len - at);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+verify_checksum(StParse *sp)
+{
+	const uint8_t *h = sp->buf + 8;
+	size_t		after = sp->crc_at + 8;
+	uint32_t	crc;
+
+	crc = qdb_crc32c_update(0, sp->data, (size_t) sp->data_len);
+	crc = qdb_crc32c_update(crc, h, sp->crc_at);
+	crc = qdb_crc32c_update(crc, "00000000", 8);
+	crc = qdb_crc32c_update(crc, h + after, (size_t) sp->hlen - after);
+	if (crc != sp->crc_stored)
+	{
+		st_error(sp->err, sp->errlen, "checksum mismatch: header says %08" PRIx32
+				 ", content gives %08" PRIx32, sp->crc_stored, crc);
+		return -1;
+	}
+	return 0;
+}
+
+/* Copies one tensor out of the blob, refusing NaN and infinity. */
+static int
+load_floats(StParse *sp, TensorId id, float *dst)
+{
+	const uint8_t *p = sp->data + sp->t[id].begin;
+
+	for (uint64_t i = 0; i < sp->t[id].nfloats; i++, p += 4)
+	{
+		uint32_t	bits = get_le32(p);
+
+		memcpy(&dst[i], &bits, 4);
+		if (!isfinite(dst[i]))
+		{
+			st_error(sp->err, sp->errlen, "tensor \"%s\" holds a non-finite value at element %" PRIu64,
+					 tensor_names[id], i);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int
+parse_blob(StParse *sp, const QdbAlloc *a, QdbModel *out)
+{
+	const QdbJsonDoc *doc = &sp->doc;
+	char		msg[160];
+	int			meta;
+	int			rc;
+
+	if (sp->len < 8)
+	{
+		st_error(sp->err, sp->errlen, "blob of %zu bytes is shorter than the 8-byte header length",
+				 sp->len);
+		return QDB_ERR_FORMAT;
+	}
+	sp->hlen = 0;
+	for (int k = 7; k >= 0; k--)
+		sp->hlen = sp->hlen << 8 | sp->buf[k];
+	if (sp->hlen > sp->len - 8)
+	{
+		st_error(sp->err, sp->errlen, "header length %" PRIu64 " exceeds blob size %zu",
+				 sp->hlen, sp->len);
+		return QDB_ERR_FORMAT;
+	}
+	if (sp->hlen > ST_MAX_HEADER)
+	{
+		st_error(sp->err, sp->errlen, "header length %" PRIu64 " exceeds the limit of %d bytes",
+				 sp->hlen, ST_MAX_HEADER);
+		return QDB_ERR_FORMAT;
+	}
+	if (sp->hlen == 0 || sp->hlen % 8 != 0)
+	{
+		st_error(sp->err, sp->errlen, "header length %" PRIu64 " is not a positive multiple of 8",
+				 sp->hlen);
+		return QDB_ERR_FORMAT;
+	}
+	sp->data = sp->buf + 8 + sp->hlen;
+	sp->data_len = sp->len - 8 - sp->hlen;
+
+	rc = qdb_json_parse((const char *) sp->buf + 8, (size_t) sp->hlen, ST_MAX_NODES, ST_MAX_DEPTH,
+						a, &sp->doc, msg, sizeof(msg));
+	if (rc == QDB_ERR_NOMEM)
+		return rc;
+	if (rc != QDB_OK)
+	{
+		st_error(sp->err, sp->errlen, "header is not valid JSON: %s", msg);
+		return QDB_ERR_FORMAT;
+	}
+	for (size_t k = doc->end; k < doc->len; k++)
+	{
+		if (doc->text[k] != ' ')
+		{
+			st_error(sp->err, sp->errlen, "header padding holds a byte other than a space at offset %zu", k);
+			return QDB_ERR_FORMAT;
+		}
+	}
+	if (doc->nodes[0].type != QDB_JSON_OBJECT)
+	{
+		st_error(sp->err, sp->errlen, "header is not a JSON object");
+		return QDB_ERR_FORMAT;
+	}
+	meta = qdb_json_object_get(doc, 0, "__metadata__");
+	if (meta < 0 || doc->nodes[meta].type != QDB_JSON_OBJECT)
+	{
+		st_error(sp->err, sp->errlen, "header has no __metadata__ object");
+		return QDB_ERR_FORMAT;
+	}
+	rc = check_version(sp, meta);
+	if (rc != QDB_OK)
+		return rc;
+	if (read_metadata(sp, meta) < 0 || read_tensors(sp) < 0 || check_layout(sp) < 0)
+		return QDB_ERR_FORMAT;
+	if (verify_checksum(sp) < 0)
+		return QDB_ERR_CHECKSUM;
+
+	rc = qdb_model_alloc(out, a, (QdbKind) sp->kind, (QdbMetric) sp->metric, sp->dim, sp->dim_pq,
+						 sp->M, sp->t[T_MEAN].present, sp->t[T_LINEAR].present);
+	if (rc == QDB_ERR_NOMEM)
+	{
+		st_error(sp->err, sp->errlen, "out of memory for the model");
+		return rc;
+	}
+	if (rc != QDB_OK)
+	{
+		/* check_dims should have caught it; the blob is still at fault. */
+		st_error(sp->err, sp->errlen, "qdb_model_alloc rejects this shape");
+		return QDB_ERR_FORMAT;
+	}
+	if (load_floats(sp, T_CODEBOOKS, out->codebooks) < 0 ||
+		(out->mean && load_floats(sp, T_MEAN, out->mean) < 0) ||
+		(out->linear && load_floats(sp, T_LINEAR, out->linear) < 0))
+		return QDB_ERR_FORMAT;
+	out->config = sp->config;
+	out->config.kind = (QdbKind) sp->kind;
+	out->config.metric = (QdbMetric) sp->metric;
+	out->config.dim = sp->dim;
+	out->config.subvectors = sp->M;
+	return QDB_OK;
+}
+
+int
+qdb_model_parse(const uint8_t *buf, size_t len, const QdbAlloc *a,
+				QdbModel *out, char *err, size_t errlen)
+{
+	StParse    *sp;
+	int			rc;
+
+	if (err && errlen > 0)
+		err[0] = '\0';
+	if (out == NULL || (buf == NULL && len > 0))
+	{
+		st_error(err, errlen, "invalid argument");
+		return QDB_ERR_ARG;
+	}
+	memset(out, 0, sizeof(*out));
+	/* About 1 kB of decoded values: off the stack. */
+	sp = qdb_calloc(a, 1, sizeof(StParse));
+	if (sp == NULL)
+	{
+		st_error(err, errlen, "out of memory");
+		return QDB_ERR_NOMEM;
+	}
+	sp->buf = buf;
+	sp->len = len;
+	sp->err = err;
+	sp->errlen = errlen;
+	rc = parse_blob(sp, a, out);
+	if (rc != QDB_OK)
+		qdb_model_free(out);
+	qdb_json_free(&sp->doc);
+	qdb_free(a, sp);
+	return rc;
+}

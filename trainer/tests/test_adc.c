@@ -1,0 +1,339 @@
+/*
+ * test_adc.c
+ *	  Asymmetric distances against brute force on the decoded vectors, for
+ *	  every metric and transform, and the recall measure.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qdb_distance.h"
+#include "qdb_internal.h"
+#include "tap.h"
+
+#define NQ	20
+
+static float *
+make_data(uint64_t seed, size_t n, int d)
+{
+	QdbRng		r;
+	float	   *mix = malloc(sizeof(float) * d * d);
+	float	   *x = malloc(sizeof(float) * n * d);
+	size_t		i;
+	int			j,
+				t;
+
+	qdb_rng_seed(&r, seed);
+	for (i = 0; i < (size_t) d * d; i++)
+		mix[i] = (float) qdb_rng_gaussian(&r) / sqrtf((float) d);
+	for (i = 0; i < n; i++)
+		for (j = 0; j < d; j++)
+		{
+			float		v = 1.0f;
+
+			for (t = 0; t < d; t++)
+				v += mix[j * d + t] * (float) qdb_rng_gaussian(&r) * powf(0.85f, (float) t);
+			x[i * d + j] = v;
+		}
+	free(mix);
+	return x;
+}
+
+static int
+train(const QdbTrainConfig *c, const float *x, size_t n, QdbModel *m)
+{
+	const QdbBackend *be = qdb_cpu_backend();
+	void	   *ctx;
+	char		err[128];
+	int			st;
+
+	if (be->open(&ctx, NULL, err, sizeof(err)) != QDB_OK)
+		return -1;
+	st = be->train(ctx, x, n, c, m, NULL, NULL);
+	be->close(ctx);
+	return st;
+}
+
+/*
+ * The metric's distance from q to the decoded xhat, as qdb.h defines ADC
+ * (cosine: ||q/|q| - xhat||^2 / 2).
+ */
+static double
+brute(const QdbModel *m, const float *q, const float *xhat)
+{
+	double		qq = 0,
+				s = 0;
+	int			j;
+
+	for (j = 0; j < m->dim; j++)
+		qq += (double) q[j] * q[j];
+	for (j = 0; j < m->dim; j++)
+	{
+		switch (m->metric)
+		{
+			case QDB_METRIC_L2:
+				s += ((double) q[j] - xhat[j]) * ((double) q[j] - xhat[j]);
+				break;
+			case QDB_METRIC_IP:
+				s += (double) q[j] * xhat[j];
+				break;
+			case QDB_METRIC_COSINE:
+				{
+					double		e = q[j] / sqrt(qq) - xhat[j];
+
+					s += e * e;
+				}
+				break;
+		}
+	}
+	switch (m->metric)
+	{
+		case QDB_METRIC_L2:
+			return sqrt(s);
+		case QDB_METRIC_IP:
+			return -s;
+		default:
+			return s / 2;
+	}
+}
+
+/*
+ * For NQ queries against 200 codes: largest |adc - brute| relative to
+ * scale (a typical distance), and the smallest adc - brute.
+ */
+static void
+check_model(const char *what, const QdbModel *m, const float *base,
+			const float *queries, double tol, int exact)
+{
+	size_t		nb = 200;
+	uint8_t    *codes = malloc(nb * m->M);
+	float	   *dec = malloc(sizeof(float) * nb * m->dim);
+	float	   *table = malloc(sizeof(float) * qdb_table_floats(m));
+	double		worst = 0,
+				scale = 0,
+				lowest = INFINITY;
+	size_t		i;
+	int			q;
+
+	if (qdb_compute_codes(m, base, nb, codes) != QDB_OK ||
+		qdb_decode(m, codes, nb, dec) != QDB_OK)
+	{
+		tap_ok(0, "%s: encode and decode", what);
+		return;
+	}
+	for (q = 0; q < NQ; q++)
+	{
+		float		bias;
+
+		if (qdb_compute_distance_table(m, queries + q * m->dim, table, &bias) != QDB_OK)
+		{
+			tap_ok(0, "%s: distance table", what);
+			return;
+		}
+		for (i = 0; i < nb; i++)
+		{
+			double		a = qdb_adc_distance(m, table, bias, codes + i * m->M);
+			double		b = brute(m, queries + q * m->dim, dec + i * m->dim);
+
+			scale = fmax(scale, fabs(b));
+			worst = fmax(worst, fabs(a - b));
+			lowest = fmin(lowest, a - b);
+		}
+	}
+	if (exact)
+		tap_ok(worst <= tol * scale, "%s: ADC = brute force on decoded (max err %.2g of %.3g)",
+			   what, worst, scale);
+	else
+		tap_ok(lowest >= -tol * scale, "%s: ADC >= brute force on decoded (min diff %.2g)",
+			   what, lowest);
+	free(codes);
+	free(dec);
+	free(table);
+}
+
+static void
+run(const char *what, QdbKind kind, QdbMetric metric, int dim, int M, int target,
+	int exact)
+{
+	QdbTrainConfig c;
+	QdbModel	m;
+	float	   *x = make_data(dim * 7 + metric, 1500, dim);
+	float	   *q = make_data(dim * 7 + metric + 1000, NQ, dim);
+
+	qdb_train_config_init(&c);
+	c.kind = kind;
+	c.metric = metric;
+	c.dim = dim;
+	c.subvectors = M;
+	c.target_dim = target;
+	c.kmeans_iters = 8;
+	c.opq_iters = 3;
+	if (train(&c, x, 1500, &m) != QDB_OK)
+		tap_ok(0, "%s: trains", what);
+	else
+	{
+		check_model(what, &m, x, q, 1e-4, exact);
+		qdb_model_free(&m);
+	}
+	free(x);
+	free(q);
+}
+
+static void
+test_recall(void)
+{
+	QdbTrainConfig c;
+	QdbModel	m;
+	size_t		nb = 1000,
+				i,
+				j;
+	float	   *x = make_data(42, nb, 16);
+	float	   *q = make_data(43, 50, 16);
+	uint8_t    *codes = malloc(nb * 4);
+	float	   *table = malloc(sizeof(float) * 4 * QDB_KSUB);
+	double		rec = -1,
+				mine = 0;
+	int			k = 5;
+	int			st;
+
+	qdb_train_config_init(&c);
+	c.kind = QDB_KIND_PQ;
+	c.dim = 16;
+	c.subvectors = 4;
+	c.kmeans_iters = 8;
+	train(&c, x, nb, &m);
+	st = qdb_adc_recall(&m, x, nb, q, 50, k, &rec);
+	tap_ok(st == QDB_OK && rec > 0.2 && rec <= 1, "recall 5-recall@5 in range (%.3f)", rec);
+
+	/* the same by brute force (random data: no ties) */
+	qdb_compute_codes(&m, x, nb, codes);
+	for (i = 0; i < 50; i++)
+	{
+		float		bias;
+		int			ex[5],
+					ad[5];
+		float		exd[5],
+					add[5];
+		int			a,
+					b;
+
+		for (a = 0; a < k; a++)
+			exd[a] = add[a] = INFINITY;
+		qdb_compute_distance_table(&m, q + i * 16, table, &bias);
+		for (j = 0; j < nb; j++)
+		{
+			float		e = 0,
+						s = qdb_adc_distance(&m, table, bias, codes + j * 4);
+			int			t;
+
+			for (t = 0; t < 16; t++)
+				e += (q[i * 16 + t] - x[j * 16 + t]) * (q[i * 16 + t] - x[j * 16 + t]);
+			/* insertion into the two sorted top-k lists */
+			for (t = k - 1; t >= 0 && e < exd[t]; t--)
+				if (t + 1 < k)
+				{
+					exd[t + 1] = exd[t];
+					ex[t + 1] = ex[t];
+				}
+			if (t + 1 < k)
+			{
+				exd[t + 1] = e;
+				ex[t + 1] = (int) j;
+			}
+			for (t = k - 1; t >= 0 && s < add[t]; t--)
+				if (t + 1 < k)
+				{
+					add[t + 1] = add[t];
+					ad[t + 1] = ad[t];
+				}
+			if (t + 1 < k)
+			{
+				add[t + 1] = s;
+				ad[t + 1] = (int) j;
+			}
+		}
+		for (a = 0; a < k; a++)
+			for (b = 0; b < k; b++)
+				mine += ex[a] == ad[b];
+	}
+	mine /= 50.0 * k;
+	tap_ok(fabs(mine - rec) < 1e-9, "recall matches a brute-force count (%.3f vs %.3f)",
+		   rec, mine);
+
+	/* the base queried against itself with every row twice: ties everywhere */
+	{
+		float	   *dup = malloc(sizeof(float) * 400 * 16);
+
+		for (i = 0; i < 400; i++)
+			memcpy(dup + i * 16, x + (i / 2) * 16, sizeof(float) * 16);
+		st = qdb_adc_recall(&m, dup, 400, x, 50, 2, &rec);
+		tap_ok(st == QDB_OK && rec > 0.5,
+			   "duplicated base: a tied pair found by ADC counts fully (%.3f)", rec);
+		free(dup);
+	}
+	tap_ok(qdb_adc_recall(&m, x, nb, q, 50, 0, &rec) == QDB_ERR_ARG,
+		   "k = 0: QDB_ERR_ARG");
+	st = qdb_adc_recall(&m, x, 3, q, 2, 10, &rec);
+	tap_ok(st == QDB_OK && rec == 1.0, "k above the base size: every row counts (%.3f)", rec);
+	qdb_model_free(&m);
+	free(x);
+	free(q);
+	free(codes);
+	free(table);
+}
+
+static void
+test_errors(void)
+{
+	QdbTrainConfig c;
+	QdbModel	m;
+	float	   *x = make_data(50, 600, 8);
+	float		zero[8] = {0};
+	float		table[2 * QDB_KSUB];
+	float		bias;
+
+	qdb_train_config_init(&c);
+	c.kind = QDB_KIND_PQ;
+	c.metric = QDB_METRIC_COSINE;
+	c.dim = 8;
+	c.subvectors = 2;
+	c.kmeans_iters = 3;
+	train(&c, x, 600, &m);
+	tap_ok(qdb_table_floats(&m) == 2 * QDB_KSUB && qdb_code_size(&m) == 2,
+		   "table of M x 256 floats, code of M bytes");
+	tap_ok(qdb_compute_distance_table(&m, zero, table, &bias) == QDB_ERR_DATA,
+		   "cosine: zero query is QDB_ERR_DATA");
+	{
+		uint8_t		code[2];
+
+		tap_ok(qdb_compute_codes(&m, zero, 1, code) == QDB_ERR_DATA,
+			   "cosine: encoding a zero vector is QDB_ERR_DATA");
+	}
+	tap_ok(qdb_compute_distance_table(NULL, x, table, &bias) == QDB_ERR_ARG &&
+		   qdb_compute_distance_table(&m, NULL, table, &bias) == QDB_ERR_ARG,
+		   "NULL model or query: QDB_ERR_ARG");
+	qdb_model_free(&m);
+	free(x);
+}
+
+int
+main(void)
+{
+	qdb_distance_init();
+	run("pq L2 32d M=8", QDB_KIND_PQ, QDB_METRIC_L2, 32, 8, 0, 1);
+	run("pq L2 30d padded", QDB_KIND_PQ, QDB_METRIC_L2, 30, 8, 0, 1);
+	run("opq L2 32d M=8", QDB_KIND_OPQ, QDB_METRIC_L2, 32, 8, 0, 1);
+	run("opq L2 40d PCA to 16", QDB_KIND_OPQ, QDB_METRIC_L2, 40, 4, 16, 1);
+	run("pq L2 40d PCA to 16", QDB_KIND_PQ, QDB_METRIC_L2, 40, 4, 16, 1);
+	run("opq IP 32d", QDB_KIND_OPQ, QDB_METRIC_IP, 32, 8, 0, 1);
+	run("pq IP 30d padded", QDB_KIND_PQ, QDB_METRIC_IP, 30, 8, 0, 1);
+	run("opq IP 40d PCA to 16", QDB_KIND_OPQ, QDB_METRIC_IP, 40, 4, 16, 1);
+	run("opq cosine 32d", QDB_KIND_OPQ, QDB_METRIC_COSINE, 32, 8, 0, 1);
+	run("pq cosine 24d", QDB_KIND_PQ, QDB_METRIC_COSINE, 24, 6, 0, 1);
+	run("opq cosine 40d PCA to 16", QDB_KIND_OPQ, QDB_METRIC_COSINE, 40, 4, 16, 1);
+	/* dim_pq > dim: A has orthonormal columns, ADC over-counts ||(I - AA^T) c||^2 */
+	run("opq L2 30d padded", QDB_KIND_OPQ, QDB_METRIC_L2, 30, 8, 0, 0);
+	test_recall();
+	test_errors();
+	return tap_done();
+}

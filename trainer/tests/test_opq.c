@@ -1,0 +1,364 @@
+/*
+ * test_opq.c
+ *	  OPQ: never a worse reconstruction than PQ on the same data (plain,
+ *	  padded, reduced, cosine), the shape of the learnt transform, the
+ *	  balanced initial allocation, progress stages and cancellation.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "opq.h"
+#include "qdb_distance.h"
+#include "qdb_internal.h"
+#include "tap.h"
+
+/*
+ * Correlated data: a random rotation of a Gaussian whose per-dim scales
+ * fall geometrically, plus an offset; what OPQ is for.
+ */
+static float *
+make_correlated(uint64_t seed, size_t n, int d)
+{
+	QdbRng		r;
+	float	   *mix = malloc(sizeof(float) * d * d);
+	float	   *x = malloc(sizeof(float) * n * d);
+	float	   *z = malloc(sizeof(float) * d);
+	size_t		i;
+	int			j,
+				t;
+
+	qdb_rng_seed(&r, seed);
+	for (i = 0; i < (size_t) d * d; i++)
+		mix[i] = (float) qdb_rng_gaussian(&r) / sqrtf((float) d);
+	for (i = 0; i < n; i++)
+	{
+		for (t = 0; t < d; t++)
+			z[t] = (float) qdb_rng_gaussian(&r) * powf(0.9f, (float) t);
+		for (j = 0; j < d; j++)
+		{
+			float		v = 2.0f;
+
+			for (t = 0; t < d; t++)
+				v += mix[j * d + t] * z[t];
+			x[i * d + j] = v;
+		}
+	}
+	free(mix);
+	free(z);
+	return x;
+}
+
+/*
+ * Data whose natural sub-vectors are meaningful: each group of 4 dims is
+ * one of 16 patterns, like SIFT's histogram cells.
+ */
+static float *
+make_blocky(uint64_t seed, size_t n, int d)
+{
+	QdbRng		r;
+	float	   *pat = malloc(sizeof(float) * 16 * d);
+	float	   *x = malloc(sizeof(float) * n * d);
+	size_t		i;
+	int			j;
+
+	qdb_rng_seed(&r, seed);
+	for (i = 0; i < (size_t) 16 * d; i++)
+		pat[i] = (float) (qdb_rng_uniform(&r) < 0.3 ? qdb_rng_uniform(&r) * 4 : 0);
+	for (i = 0; i < n; i++)
+		for (j = 0; j < d; j += 4)
+		{
+			int			p = (int) qdb_rng_below(&r, 16);
+			int			t;
+
+			for (t = 0; t < 4 && j + t < d; t++)
+				x[i * d + j + t] = pat[p * d + j + t] + 0.02f * (float) qdb_rng_gaussian(&r);
+		}
+	free(pat);
+	return x;
+}
+
+/* mean squared reconstruction error in input space (cosine: of x/|x|) */
+static double
+mse(const QdbModel *m, const float *x, size_t n)
+{
+	int			d = m->dim;
+	uint8_t    *codes = malloc(n * m->M);
+	float	   *rec = malloc(sizeof(float) * n * d);
+	double		err = 0;
+	size_t		i;
+	int			j;
+
+	if (qdb_compute_codes(m, x, n, codes) != QDB_OK ||
+		qdb_decode(m, codes, n, rec) != QDB_OK)
+		err = INFINITY;
+	for (i = 0; i < n; i++)
+	{
+		double		s = 1;
+
+		if (m->metric == QDB_METRIC_COSINE)
+		{
+			s = 0;
+			for (j = 0; j < d; j++)
+				s += (double) x[i * d + j] * x[i * d + j];
+			s = 1 / sqrt(s);
+		}
+		for (j = 0; j < d; j++)
+		{
+			double		e = x[i * d + j] * s - rec[i * d + j];
+
+			err += e * e;
+		}
+	}
+	free(codes);
+	free(rec);
+	return err / n;
+}
+
+static int
+train(const QdbTrainConfig *c, const float *x, size_t n, QdbModel *m,
+	  QdbProgress cb, void *arg)
+{
+	const QdbBackend *be = qdb_cpu_backend();
+	void	   *ctx;
+	char		err[128];
+	int			st;
+
+	if (be->open(&ctx, NULL, err, sizeof(err)) != QDB_OK)
+		return -1;
+	st = be->train(ctx, x, n, c, m, cb, arg);
+	be->close(ctx);
+	return st;
+}
+
+/* largest |(A A^T or A^T A) - I| over the smaller Gram matrix */
+static double
+orthonormal_deviation(const QdbModel *m)
+{
+	int			rows = m->dim_pq,
+				cols = m->dim;
+	int			by_rows = rows <= cols;
+	int			k = by_rows ? rows : cols;
+	double		worst = 0;
+	int			i,
+				j,
+				l;
+
+	for (i = 0; i < k; i++)
+		for (j = 0; j < k; j++)
+		{
+			double		s = 0;
+
+			for (l = 0; l < (by_rows ? cols : rows); l++)
+				s += by_rows ?
+					(double) m->linear[i * cols + l] * m->linear[j * cols + l] :
+					(double) m->linear[l * cols + i] * m->linear[l * cols + j];
+			if (fabs(s - (i == j)) > worst)
+				worst = fabs(s - (i == j));
+		}
+	return worst;
+}
+
+static void
+compare(const char *what, const float *x, size_t n, int dim, int M, int target,
+		QdbMetric metric)
+{
+	QdbTrainConfig c;
+	QdbModel	pq,
+				opq;
+	double		e_pq,
+				e_opq;
+
+	qdb_train_config_init(&c);
+	c.dim = dim;
+	c.subvectors = M;
+	c.target_dim = target;
+	c.metric = metric;
+	c.kmeans_iters = 12;
+	c.opq_iters = 8;
+	c.kind = QDB_KIND_PQ;
+	if (train(&c, x, n, &pq, NULL, NULL) != QDB_OK)
+	{
+		tap_ok(0, "%s: pq trains", what);
+		return;
+	}
+	c.kind = QDB_KIND_OPQ;
+	if (train(&c, x, n, &opq, NULL, NULL) != QDB_OK)
+	{
+		tap_ok(0, "%s: opq trains", what);
+		qdb_model_free(&pq);
+		return;
+	}
+	e_pq = mse(&pq, x, n);
+	e_opq = mse(&opq, x, n);
+	/* the PQ and OPQ k-means draw different random numbers: 0.5% slack */
+	tap_ok(e_opq <= e_pq * 1.005, "%s: OPQ MSE %.5g <= PQ MSE %.5g", what, e_opq, e_pq);
+	tap_ok(opq.linear && opq.mean && orthonormal_deviation(&opq) < 1e-4,
+		   "%s: OPQ transform %dx%d orthonormal (deviation %.2g)", what,
+		   opq.dim_pq, opq.dim, orthonormal_deviation(&opq));
+	qdb_model_free(&pq);
+	qdb_model_free(&opq);
+}
+
+static void
+test_versus_pq(void)
+{
+	float	   *x;
+
+	x = make_correlated(1, 3000, 32);
+	compare("correlated 32d M=8", x, 3000, 32, 8, 0, QDB_METRIC_L2);
+	free(x);
+	x = make_correlated(2, 3000, 30);
+	compare("correlated 30d padded to 32", x, 3000, 30, 8, 0, QDB_METRIC_L2);
+	free(x);
+	x = make_correlated(3, 3000, 40);
+	compare("correlated 40d PCA to 16", x, 3000, 40, 4, 16, QDB_METRIC_L2);
+	free(x);
+	x = make_blocky(4, 3000, 32);
+	compare("blocky 32d (natural order good)", x, 3000, 32, 8, 0, QDB_METRIC_L2);
+	free(x);
+	x = make_correlated(5, 3000, 24);
+	compare("correlated 24d cosine", x, 3000, 24, 6, 0, QDB_METRIC_COSINE);
+	free(x);
+}
+
+static void
+test_balanced_init(void)
+{
+	enum
+	{
+		T = 12, DP = 16, M = 4
+	};
+	float		ev[T];
+	float		R[DP * T];
+	double		logp[M] = {0};
+	int			ok = 1;
+	int			i,
+				j;
+
+	for (i = 0; i < T; i++)
+		ev[i] = powf(0.5f, (float) i);
+	qdb_opq_balanced_init(ev, T, DP, M, R);
+	/* a selection: each column one 1, each row at most one */
+	for (j = 0; j < T; j++)
+	{
+		int			ones = 0;
+
+		for (i = 0; i < DP; i++)
+		{
+			if (R[i * T + j] == 1.0f)
+			{
+				ones++;
+				logp[i / (DP / M)] += log(ev[j]);
+			}
+			else if (R[i * T + j] != 0.0f)
+				ok = 0;
+		}
+		if (ones != 1)
+			ok = 0;
+	}
+	for (i = 0; i < DP; i++)
+	{
+		int			ones = 0;
+
+		for (j = 0; j < T; j++)
+			ones += R[i * T + j] == 1.0f;
+		if (ones > 1)
+			ok = 0;
+	}
+	tap_ok(ok, "balanced init is a selection with orthonormal columns");
+	{
+		double		lo = INFINITY,
+					hi = -INFINITY;
+
+		for (i = 0; i < M; i++)
+		{
+			lo = fmin(lo, logp[i]);
+			hi = fmax(hi, logp[i]);
+		}
+		/* 12 halving eigenvalues in 4 buckets: products within 2^3 */
+		tap_ok(hi - lo <= 3 * log(2) + 1e-9, "variance products balanced (log spread %.2f)",
+			   hi - lo);
+	}
+}
+
+typedef struct Calls
+{
+	int			n;
+	int			stop_at;
+	char		log[256];
+} Calls;
+
+static int
+progress(const QdbEpochStats *s, void *arg)
+{
+	Calls	   *c = arg;
+	size_t		len = strlen(c->log);
+
+	c->n++;
+	snprintf(c->log + len, sizeof(c->log) - len, "%s%d ", s->stage, s->iter);
+	return c->stop_at && c->n >= c->stop_at;
+}
+
+static void
+test_progress(void)
+{
+	QdbTrainConfig c;
+	QdbModel	m;
+	float	   *x = make_correlated(6, 1000, 16);
+	Calls		calls;
+	int			stops[] = {1, 3, 6};
+	int			i;
+
+	qdb_train_config_init(&c);
+	c.dim = 16;
+	c.subvectors = 4;
+	c.kmeans_iters = 5;
+	c.opq_iters = 3;
+	setenv("QDB_NUM_THREADS", "1", 1);
+	memset(&calls, 0, sizeof(calls));
+	tap_ok(train(&c, x, 1000, &m, progress, &calls) == QDB_OK &&
+		   strcmp(calls.log, "pca1 opq1 opq2 opq3 pq1 pq2 pq3 pq4 ") == 0,
+		   "progress: pca once, opq per round, pq per sub-space (%s)", calls.log);
+	qdb_model_free(&m);
+
+	for (i = 0; i < 3; i++)
+	{
+		memset(&calls, 0, sizeof(calls));
+		calls.stop_at = stops[i];
+		tap_ok(train(&c, x, 1000, &m, progress, &calls) == QDB_ERR_CANCELLED &&
+			   calls.n == stops[i] && m.codebooks == NULL,
+			   "cancel at report %d returns QDB_ERR_CANCELLED at once", stops[i]);
+	}
+	unsetenv("QDB_NUM_THREADS");
+
+	c.opq_iters = 0;
+	tap_ok(train(&c, x, 1000, &m, NULL, NULL) == QDB_OK && m.linear != NULL,
+		   "opq_iters = 0: the initial rotation and a PQ");
+	qdb_model_free(&m);
+
+	c.opq_iters = 3;
+	c.seed = 9;
+	{
+		QdbModel	m2;
+
+		train(&c, x, 1000, &m, NULL, NULL);
+		train(&c, x, 1000, &m2, NULL, NULL);
+		tap_ok(memcmp(m.linear, m2.linear, sizeof(float) * 16 * 16) == 0 &&
+			   memcmp(m.codebooks, m2.codebooks, sizeof(float) * QDB_KSUB * 16) == 0,
+			   "same seed, same OPQ model");
+		qdb_model_free(&m);
+		qdb_model_free(&m2);
+	}
+	free(x);
+}
+
+int
+main(void)
+{
+	qdb_distance_init();
+	test_versus_pq();
+	test_balanced_init();
+	test_progress();
+	return tap_done();
+}

@@ -1,0 +1,418 @@
+/*
+ * test_pq.c
+ *	  The pq kind through the CPU backend: round trip, padding, PCA
+ *	  reduction, determinism across thread counts, progress and cancel,
+ *	  settings and data checks; and the small helpers of util.c.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pq.h"
+#include "qdb_distance.h"
+#include "qdb_internal.h"
+#include "tap.h"
+
+/*
+ * Structured data: 64 cluster centers in d dims with per-dim scales
+ * falling from 1 to 0.2, plus small noise, so PQ has something to learn.
+ */
+static float *
+make_data(uint64_t seed, size_t n, int d, float noise)
+{
+	QdbRng		r;
+	float	   *centers = malloc(sizeof(float) * 64 * d);
+	float	   *x = malloc(sizeof(float) * n * d);
+	size_t		i;
+	int			j;
+
+	qdb_rng_seed(&r, seed);
+	for (i = 0; i < (size_t) 64 * d; i++)
+		centers[i] = (float) qdb_rng_gaussian(&r) * (1.0f - 0.8f * (float) (i % d) / d);
+	for (i = 0; i < n; i++)
+	{
+		int			c = (int) qdb_rng_below(&r, 64);
+
+		for (j = 0; j < d; j++)
+			x[i * d + j] = centers[c * d + j] + noise * (float) qdb_rng_gaussian(&r) + 3.0f;
+	}
+	free(centers);
+	return x;
+}
+
+/* ||x - decode(encode(x))||^2 / ||x - mean(x)||^2 over the rows */
+static double
+relative_mse(const QdbModel *m, const float *x, size_t n)
+{
+	int			d = m->dim;
+	uint8_t    *codes = malloc(n * m->M);
+	float	   *rec = malloc(sizeof(float) * n * d);
+	double	   *mean = calloc(d, sizeof(double));
+	double		err = 0,
+				var = 0;
+	size_t		i;
+	int			j;
+
+	if (qdb_compute_codes(m, x, n, codes) != QDB_OK ||
+		qdb_decode(m, codes, n, rec) != QDB_OK)
+		err = INFINITY;
+	for (i = 0; i < n; i++)
+		for (j = 0; j < d; j++)
+			mean[j] += x[i * d + j] / n;
+	for (i = 0; i < n * d; i++)
+	{
+		err += (x[i] - rec[i]) * (x[i] - rec[i]);
+		var += (x[i] - mean[i % d]) * (x[i] - mean[i % d]);
+	}
+	free(codes);
+	free(rec);
+	free(mean);
+	return err / var;
+}
+
+static int
+train(const QdbTrainConfig *c, const float *x, size_t n, QdbModel *m,
+	  QdbProgress cb, void *arg)
+{
+	const QdbBackend *be = qdb_cpu_backend();
+	void	   *ctx;
+	char		err[128];
+	int			st;
+
+	if (be->open(&ctx, NULL, err, sizeof(err)) != QDB_OK)
+		return -1;
+	st = be->train(ctx, x, n, c, m, cb, arg);
+	be->close(ctx);
+	return st;
+}
+
+static void
+pq_config(QdbTrainConfig *c, int dim, int M)
+{
+	qdb_train_config_init(c);
+	c->kind = QDB_KIND_PQ;
+	c->dim = dim;
+	c->subvectors = M;
+	c->kmeans_iters = 15;
+}
+
+static void
+test_round_trip(void)
+{
+	QdbTrainConfig c;
+	QdbModel	m;
+	float	   *x = make_data(1, 4000, 32, 0.05f);
+	double		rel;
+
+	pq_config(&c, 32, 8);
+	tap_ok(train(&c, x, 4000, &m, NULL, NULL) == QDB_OK, "pq 32d M=8 trains");
+	tap_ok(m.linear == NULL && m.mean == NULL && m.dim_pq == 32 && m.dsub == 4 &&
+		   qdb_code_size(&m) == 8, "pq model: no transform, dsub 4, 8-byte codes");
+	rel = relative_mse(&m, x, 4000);
+	tap_ok(rel < 0.05, "round-trip relative MSE %.4f < 0.05", rel);
+	tap_ok(m.config.kind == QDB_KIND_PQ && m.config.kmeans_iters == 15,
+		   "model keeps its settings");
+	qdb_model_free(&m);
+	tap_ok(m.codebooks == NULL, "qdb_model_free clears the model");
+	qdb_model_free(&m);			/* twice is harmless */
+	free(x);
+}
+
+static void
+test_padding(void)
+{
+	QdbTrainConfig c;
+	QdbModel	m;
+	float	   *x = make_data(2, 3000, 30, 0.05f);
+	int			zero = 1;
+	int			k;
+	double		rel;
+
+	pq_config(&c, 30, 8);
+	tap_ok(train(&c, x, 3000, &m, NULL, NULL) == QDB_OK, "pq 30d M=8 trains");
+	tap_ok(m.dim_pq == 32 && m.linear == NULL && m.mean == NULL,
+		   "30 dims padded to 32 without a transform");
+	/* dims 30, 31 are the last two of sub-space 7 */
+	for (k = 0; k < QDB_KSUB; k++)
+		if (m.codebooks[(7 * QDB_KSUB + k) * 4 + 2] != 0 ||
+			m.codebooks[(7 * QDB_KSUB + k) * 4 + 3] != 0)
+			zero = 0;
+	tap_ok(zero, "padded dims of the codebooks are zero");
+	rel = relative_mse(&m, x, 3000);
+	tap_ok(rel < 0.05, "padded round trip relative MSE %.4f < 0.05", rel);
+	qdb_model_free(&m);
+	free(x);
+}
+
+static void
+test_reduction(void)
+{
+	QdbTrainConfig c;
+	QdbModel	m;
+	QdbRng		r;
+	size_t		n = 3000,
+				i;
+	int			d = 48,
+				j,
+				t;
+	float	   *basis = malloc(sizeof(float) * 8 * d);
+	float	   *x = malloc(sizeof(float) * n * d);
+	float		maxdev = 0;
+	double		rel;
+
+	/* rank 8 plus tiny noise: a reduction to 16 dims loses nothing */
+	qdb_rng_seed(&r, 4);
+	for (i = 0; i < (size_t) 8 * d; i++)
+		basis[i] = (float) qdb_rng_gaussian(&r);
+	for (i = 0; i < n; i++)
+	{
+		float		coef[8];
+
+		for (t = 0; t < 8; t++)
+			coef[t] = (float) qdb_rng_gaussian(&r) * (t + 1);
+		for (j = 0; j < d; j++)
+		{
+			float		v = 5.0f + 0.001f * (float) qdb_rng_gaussian(&r);
+
+			for (t = 0; t < 8; t++)
+				v += coef[t] * basis[t * d + j];
+			x[i * d + j] = v;
+		}
+	}
+	pq_config(&c, d, 4);
+	c.target_dim = 16;
+	tap_ok(train(&c, x, n, &m, NULL, NULL) == QDB_OK, "pq 48d -> PCA 16 trains");
+	tap_ok(m.linear != NULL && m.mean != NULL && m.dim_pq == 16,
+		   "PCA reduction sets mean and linear (16 x 48)");
+	for (j = 0; j < 16; j++)
+		for (t = 0; t < 16; t++)
+		{
+			double		dot = 0;
+			int			l;
+
+			for (l = 0; l < d; l++)
+				dot += m.linear[j * d + l] * m.linear[t * d + l];
+			if (fabs(dot - (j == t)) > maxdev)
+				maxdev = (float) fabs(dot - (j == t));
+		}
+	tap_ok(maxdev < 1e-4f, "PCA rows orthonormal (deviation %.2g)", maxdev);
+	rel = relative_mse(&m, x, n);
+	tap_ok(rel < 0.1, "reduced round trip relative MSE %.4f < 0.1", rel);
+	qdb_model_free(&m);
+	free(basis);
+	free(x);
+}
+
+static void
+test_threads(void)
+{
+	QdbTrainConfig c;
+	QdbModel	m1,
+				m3;
+	float	   *x = make_data(5, 3000, 32, 0.1f);
+	uint8_t    *c1 = malloc(3000 * 8);
+	uint8_t    *c3 = malloc(3000 * 8);
+	double		s1,
+				s3;
+
+	pq_config(&c, 32, 8);
+	setenv("QDB_NUM_THREADS", "1", 1);
+	train(&c, x, 3000, &m1, NULL, NULL);
+	qdb_pq_encode(NULL, m1.codebooks, 32, 8, x, 3000, c1, &s1);
+	setenv("QDB_NUM_THREADS", "3", 1);
+	train(&c, x, 3000, &m3, NULL, NULL);
+	qdb_pq_encode(NULL, m3.codebooks, 32, 8, x, 3000, c3, &s3);
+	unsetenv("QDB_NUM_THREADS");
+	tap_ok(memcmp(m1.codebooks, m3.codebooks, sizeof(float) * QDB_KSUB * 32) == 0,
+		   "1 or 3 threads: identical codebooks");
+	tap_ok(memcmp(c1, c3, 3000 * 8) == 0 && s1 == s3, "1 or 3 threads: identical codes");
+	qdb_model_free(&m1);
+	qdb_model_free(&m3);
+	free(c1);
+	free(c3);
+	free(x);
+}
+
+typedef struct Calls
+{
+	int			n;
+	int			stop_at;		/* return nonzero at this call; 0 never */
+	int			in_order;
+	char		stages[64];
+} Calls;
+
+static int
+progress(const QdbEpochStats *s, void *arg)
+{
+	Calls	   *c = arg;
+
+	c->n++;
+	if (strcmp(s->stage, "pq") != 0 || s->iter != c->n || s->iters != 8 ||
+		!(s->loss > 0) || s->seconds < 0)
+		c->in_order = 0;
+	return c->stop_at && c->n >= c->stop_at;
+}
+
+static void
+test_progress(void)
+{
+	QdbTrainConfig c;
+	QdbModel	m;
+	float	   *x = make_data(6, 2000, 16, 0.1f);
+	Calls		calls = {0, 0, 1, ""};
+
+	pq_config(&c, 16, 8);
+	setenv("QDB_NUM_THREADS", "1", 1);
+	tap_ok(train(&c, x, 2000, &m, progress, &calls) == QDB_OK && calls.n == 8 &&
+		   calls.in_order, "progress: one \"pq\" report per sub-space, in order");
+	qdb_model_free(&m);
+
+	calls.n = 0;
+	calls.stop_at = 2;
+	tap_ok(train(&c, x, 2000, &m, progress, &calls) == QDB_ERR_CANCELLED && calls.n == 2,
+		   "callback returning nonzero cancels at once");
+	tap_ok(m.codebooks == NULL && m.M == 0, "a cancelled training leaves the model empty");
+
+	setenv("QDB_NUM_THREADS", "4", 1);
+	calls.n = 0;
+	calls.stop_at = 1;
+	tap_ok(train(&c, x, 2000, &m, progress, &calls) == QDB_ERR_CANCELLED,
+		   "cancel with worker threads");
+	unsetenv("QDB_NUM_THREADS");
+	free(x);
+}
+
+static void
+test_bad_input(void)
+{
+	QdbTrainConfig c;
+	QdbModel	m;
+	float	   *x = make_data(7, 600, 16, 0.1f);
+
+	qdb_train_config_init(&c);
+	tap_ok(c.subvectors == 16 && c.kmeans_iters == 25 && c.opq_iters == 20 &&
+		   c.opq_pq_iters == 4 && c.max_points_per_centroid == 256 && c.seed == 42,
+		   "config defaults");
+	tap_ok(qdb_train_config_check(&c) == QDB_ERR_ARG, "dim 0 rejected");
+	c.dim = 16;
+	tap_ok(qdb_train_config_check(&c) == QDB_OK, "defaults with dim 16 pass");
+
+#define BAD(field, value, what) \
+	do { \
+		QdbTrainConfig b = c; \
+		b.field = value; \
+		tap_ok(qdb_train_config_check(&b) == QDB_ERR_ARG && \
+			   train(&b, x, 600, &m, NULL, NULL) == QDB_ERR_ARG, what); \
+	} while (0)
+	BAD(dim, QDB_MAX_DIM + 1, "dim above QDB_MAX_DIM rejected");
+	BAD(subvectors, 0, "M = 0 rejected");
+	BAD(subvectors, QDB_MAX_SUBVECTORS + 1, "M above 256 rejected");
+	BAD(target_dim, 12, "target_dim not a multiple of M rejected");
+	BAD(target_dim, 32, "target_dim above the padded dim rejected");
+	BAD(kmeans_iters, 0, "kmeans_iters = 0 rejected");
+	BAD(opq_iters, -1, "negative opq_iters rejected");
+	BAD(opq_pq_iters, 0, "opq_pq_iters = 0 rejected");
+	BAD(max_points_per_centroid, 0, "max_points_per_centroid = 0 rejected");
+	BAD(kind, 7, "unknown kind rejected");
+	BAD(metric, 0, "unknown metric rejected");
+#undef BAD
+
+	c.kind = QDB_KIND_NEURAL;
+	tap_ok(train(&c, x, 600, &m, NULL, NULL) == QDB_ERR_UNSUPPORTED,
+		   "neural on the cpu backend: QDB_ERR_UNSUPPORTED");
+	c.kind = QDB_KIND_PQ;
+	tap_ok(train(&c, x, 255, &m, NULL, NULL) == QDB_ERR_DATA,
+		   "fewer than 256 rows: QDB_ERR_DATA");
+	x[100] = NAN;
+	tap_ok(train(&c, x, 600, &m, NULL, NULL) == QDB_ERR_DATA, "NaN: QDB_ERR_DATA");
+	x[100] = 0;
+	c.metric = QDB_METRIC_COSINE;
+	memset(x + 16 * 50, 0, sizeof(float) * 16);
+	tap_ok(train(&c, x, 600, &m, NULL, NULL) == QDB_ERR_DATA,
+		   "cosine with a zero vector: QDB_ERR_DATA");
+	tap_ok(qdb_cpu_backend()->train(NULL, x, 600, &c, &m, NULL, NULL) == QDB_ERR_ARG,
+		   "no backend context: QDB_ERR_ARG");
+	free(x);
+}
+
+static void
+test_util(void)
+{
+	QdbKind		k;
+	QdbMetric	mt;
+	QdbRng		r1,
+				r2;
+	int			ok = 1,
+				i;
+	double		sum = 0;
+	int			hist[10] = {0};
+
+	tap_ok(qdb_kind_parse("opq", &k) == QDB_OK && k == QDB_KIND_OPQ &&
+		   qdb_kind_parse("pq", &k) == QDB_OK && k == QDB_KIND_PQ &&
+		   qdb_kind_parse("neural", &k) == QDB_OK && k == QDB_KIND_NEURAL &&
+		   qdb_kind_parse("ivf", &k) == QDB_ERR_ARG && qdb_kind_parse(NULL, &k) == QDB_ERR_ARG,
+		   "kind names parse");
+	tap_ok(strcmp(qdb_kind_name(QDB_KIND_OPQ), "opq") == 0 &&
+		   strcmp(qdb_kind_name(99), "unknown") == 0, "kind names print");
+	tap_ok(qdb_metric_parse("l2", &mt) == QDB_OK && mt == QDB_METRIC_L2 &&
+		   qdb_metric_parse("ip", &mt) == QDB_OK && mt == QDB_METRIC_IP &&
+		   qdb_metric_parse("cosine", &mt) == QDB_OK && mt == QDB_METRIC_COSINE &&
+		   qdb_metric_parse("l1", &mt) == QDB_ERR_ARG &&
+		   strcmp(qdb_metric_name(QDB_METRIC_IP), "ip") == 0, "metric names");
+	for (i = QDB_OK; i <= QDB_ERR_UNSUPPORTED; i++)
+		if (qdb_status_string(i) == NULL || strcmp(qdb_status_string(i), "unknown status") == 0)
+			ok = 0;
+	tap_ok(ok && strcmp(qdb_status_string(-5), "unknown status") == 0,
+		   "every status has a message");
+
+	qdb_rng_seed(&r1, 123);
+	qdb_rng_seed(&r2, 123);
+	ok = 1;
+	for (i = 0; i < 100000; i++)
+	{
+		double		u = qdb_rng_uniform(&r1);
+		uint64_t	b = qdb_rng_below(&r2, 10);
+
+		if (u < 0 || u >= 1 || b >= 10)
+			ok = 0;
+		sum += u;
+		hist[b]++;
+	}
+	for (i = 0; i < 10; i++)
+		if (hist[i] < 9500 || hist[i] > 10500)
+			ok = 0;
+	tap_ok(ok && fabs(sum / 100000 - 0.5) < 0.01, "rng: uniform in [0,1), below(10) even");
+	qdb_rng_seed(&r1, 5);
+	qdb_rng_seed(&r2, 5);
+	tap_ok(qdb_rng_next(&r1) == qdb_rng_next(&r2) && qdb_rng_below(&r1, 0) == 0,
+		   "rng: seeded streams repeat");
+	{
+		double		s = 0,
+					s2 = 0;
+
+		for (i = 0; i < 100000; i++)
+		{
+			double		g = qdb_rng_gaussian(&r1);
+
+			s += g;
+			s2 += g * g;
+		}
+		tap_ok(fabs(s / 100000) < 0.02 && fabs(s2 / 100000 - 1) < 0.03,
+			   "rng: gaussian mean 0, variance 1");
+	}
+	tap_ok(qdb_now() > 0, "clock runs");
+}
+
+int
+main(void)
+{
+	qdb_distance_init();
+	test_round_trip();
+	test_padding();
+	test_reduction();
+	test_threads();
+	test_progress();
+	test_bad_input();
+	test_util();
+	return tap_done();
+}
