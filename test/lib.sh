@@ -32,7 +32,7 @@ qdb_install_packages() {
 		echo "no PostgreSQL server found under /usr/lib/postgresql; install postgresql first" >&2
 		return 1
 	fi
-	for p in "postgresql-server-dev-$major" libopenblas-dev libipc-run-perl make gcc; do
+	for p in "postgresql-server-dev-$major" libopenblas-dev libipc-run-perl build-essential; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || pkgs+=("$p")
 	done
 	[ ${#pkgs[@]} -eq 0 ] && return 0

@@ -27,7 +27,6 @@ if ! qdb_setup; then
 	exit 1
 fi
 qdb_cluster_start || { echo "0 passed, 1 failed"; exit 1; }
-chmod -R a+rX "$QDB_ROOT/sql" "$QDB_ROOT/expected" "$QDB_ROOT/test" 2>/dev/null || true
 
 # 1. trainer unit tests
 qdb_log "trainer unit tests"
@@ -52,8 +51,12 @@ base_copy=$(qdb_vecs_to_copy test/data/glove-2k/base.fvecs glove_base) &&
 	query_copy=$(qdb_vecs_to_copy test/data/glove-2k/query.fvecs glove_query) &&
 	gt_copy=$(qdb_vecs_to_copy test/data/glove-2k/gt_ip.ivecs glove_gt)
 regress=/usr/lib/postgresql/$(qdb_pg_major)/lib/pgxs/src/test/regress/pg_regress
+# the inputs are copied so the cluster's owner can read them wherever the
+# checkout lives
+mkdir -p "$QDB_TMP/regress-in" && cp -r sql expected "$QDB_TMP/regress-in/"
+chmod -R a+rX "$QDB_TMP/regress-in"
 (cd "$QDB_TMP" && qdb_as_owner "$regress" --host="$QDB_TMP" --port="$QDB_PORT" \
-	--user=postgres --inputdir="$QDB_ROOT" --outputdir="$QDB_TMP/regress" \
+	--user=postgres --inputdir="$QDB_TMP/regress-in" --outputdir="$QDB_TMP/regress" \
 	--dbname=quantumdb_regress --load-extension=quantumdb $tests) >"$QDB_TMP/regress.log" 2>&1
 rc=$?
 grep -E '\.\.\. |tests passed|failed' "$QDB_TMP/regress.log"
@@ -77,7 +80,7 @@ if ls test/t/*.pl >/dev/null 2>&1; then
 	cp -r test/t "$tapdir/"
 	[ "$(id -u)" = 0 ] && chown -R "$QDB_OWNER" "$tapdir"
 	(cd "$tapdir" && qdb_as_owner env PATH="$QDB_PG_BIN:$PATH" PG_REGRESS="$regress" \
-		TESTDIR="$tapdir" QDB_ROOT="$QDB_ROOT" \
+		TESTDIR="$tapdir" QDB_GLOVE_COPY="$base_copy" \
 		prove -I "$pgxs/src/test/perl" -v t/*.pl) >"$QDB_TMP/tap.log" 2>&1
 	rc=$?
 	grep -vE '^# ' "$QDB_TMP/tap.log"

@@ -7,15 +7,12 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $root = $ENV{QDB_ROOT} or die "QDB_ROOT is not set";
+# COPY text of the 2,000 real GloVe vectors of test/data/glove-2k, written
+# by run_tests.sh where the server can read it
+my $copy = $ENV{QDB_GLOVE_COPY} or die "QDB_GLOVE_COPY is not set";
 my $node = PostgreSQL::Test::Cluster->new('main');
 $node->init;
 $node->start;
-
-# 600 real GloVe vectors from the shipped sample
-my $copy = "$PostgreSQL::Test::Utils::tmp_check/glove.copy";
-system("$root/trainer/qdb-train dump --input $root/test/data/glove-2k/base.fvecs --count 600 > $copy") == 0
-  or die "qdb-train dump failed";
 
 $node->safe_psql('postgres', qq{
 	CREATE EXTENSION quantumdb;
