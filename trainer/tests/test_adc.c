@@ -10,6 +10,7 @@
 #include "qdb_distance.h"
 #include "qdb_internal.h"
 #include "tap.h"
+#include "test_util.h"
 
 #define NQ	20
 
@@ -24,8 +25,7 @@ make_data(uint64_t seed, size_t n, int d)
 				t;
 
 	qdb_rng_seed(&r, seed);
-	for (i = 0; i < (size_t) d * d; i++)
-		mix[i] = (float) qdb_rng_gaussian(&r) / sqrtf((float) d);
+	test_fill_gaussian(&r, mix, (size_t) d * d, sqrtf((float) d));
 	for (i = 0; i < n; i++)
 		for (j = 0; j < d; j++)
 		{
@@ -37,21 +37,6 @@ make_data(uint64_t seed, size_t n, int d)
 		}
 	free(mix);
 	return x;
-}
-
-static int
-train(const QdbTrainConfig *c, const float *x, size_t n, QdbModel *m)
-{
-	const QdbBackend *be = qdb_cpu_backend();
-	void	   *ctx;
-	char		err[128];
-	int			st;
-
-	if (be->open(&ctx, NULL, err, sizeof(err)) != QDB_OK)
-		return -1;
-	st = be->train(ctx, x, n, c, m, NULL, NULL);
-	be->close(ctx);
-	return st;
 }
 
 /*
@@ -160,15 +145,10 @@ run(const char *what, QdbKind kind, QdbMetric metric, int dim, int M, int target
 	float	   *x = make_data(dim * 7 + metric, 1500, dim);
 	float	   *q = make_data(dim * 7 + metric + 1000, NQ, dim);
 
-	qdb_train_config_init(&c);
-	c.kind = kind;
-	c.metric = metric;
-	c.dim = dim;
-	c.subvectors = M;
+	test_config(&c, kind, metric, dim, M, 8);
 	c.target_dim = target;
-	c.kmeans_iters = 8;
 	c.opq_iters = 3;
-	if (train(&c, x, 1500, &m) != QDB_OK)
+	if (test_train(&c, x, 1500, &m, NULL, NULL) != QDB_OK)
 		tap_ok(0, "%s: trains", what);
 	else
 	{
@@ -177,6 +157,25 @@ run(const char *what, QdbKind kind, QdbMetric metric, int dim, int M, int target
 	}
 	free(x);
 	free(q);
+}
+
+/* Inserts (d, id) into the ascending top-k list dist/ids; ties keep the earlier id. */
+static void
+topk_insert(float *dist, int *ids, int k, float d, int id)
+{
+	int			t;
+
+	for (t = k - 1; t >= 0 && d < dist[t]; t--)
+		if (t + 1 < k)
+		{
+			dist[t + 1] = dist[t];
+			ids[t + 1] = ids[t];
+		}
+	if (t + 1 < k)
+	{
+		dist[t + 1] = d;
+		ids[t + 1] = id;
+	}
 }
 
 static void
@@ -196,12 +195,8 @@ test_recall(void)
 	int			k = 5;
 	int			st;
 
-	qdb_train_config_init(&c);
-	c.kind = QDB_KIND_PQ;
-	c.dim = 16;
-	c.subvectors = 4;
-	c.kmeans_iters = 8;
-	train(&c, x, nb, &m);
+	test_config(&c, QDB_KIND_PQ, QDB_METRIC_L2, 16, 4, 8);
+	test_train(&c, x, nb, &m, NULL, NULL);
 	st = qdb_adc_recall(&m, x, nb, q, 50, k, &rec);
 	tap_ok(st == QDB_OK && rec > 0.2 && rec <= 1, "recall 5-recall@5 in range (%.3f)", rec);
 
@@ -222,35 +217,9 @@ test_recall(void)
 		qdb_compute_distance_table(&m, q + i * 16, table, &bias);
 		for (j = 0; j < nb; j++)
 		{
-			float		e = 0,
-						s = qdb_adc_distance(&m, table, bias, codes + j * 4);
-			int			t;
-
-			for (t = 0; t < 16; t++)
-				e += (q[i * 16 + t] - x[j * 16 + t]) * (q[i * 16 + t] - x[j * 16 + t]);
-			/* insertion into the two sorted top-k lists */
-			for (t = k - 1; t >= 0 && e < exd[t]; t--)
-				if (t + 1 < k)
-				{
-					exd[t + 1] = exd[t];
-					ex[t + 1] = ex[t];
-				}
-			if (t + 1 < k)
-			{
-				exd[t + 1] = e;
-				ex[t + 1] = (int) j;
-			}
-			for (t = k - 1; t >= 0 && s < add[t]; t--)
-				if (t + 1 < k)
-				{
-					add[t + 1] = add[t];
-					ad[t + 1] = ad[t];
-				}
-			if (t + 1 < k)
-			{
-				add[t + 1] = s;
-				ad[t + 1] = (int) j;
-			}
+			topk_insert(exd, ex, k, test_sqdist(q + i * 16, x + j * 16, 16), (int) j);
+			topk_insert(add, ad, k, qdb_adc_distance(&m, table, bias, codes + j * 4),
+						(int) j);
 		}
 		for (a = 0; a < k; a++)
 			for (b = 0; b < k; b++)
@@ -292,13 +261,8 @@ test_errors(void)
 	float		table[2 * QDB_KSUB];
 	float		bias;
 
-	qdb_train_config_init(&c);
-	c.kind = QDB_KIND_PQ;
-	c.metric = QDB_METRIC_COSINE;
-	c.dim = 8;
-	c.subvectors = 2;
-	c.kmeans_iters = 3;
-	train(&c, x, 600, &m);
+	test_config(&c, QDB_KIND_PQ, QDB_METRIC_COSINE, 8, 2, 3);
+	test_train(&c, x, 600, &m, NULL, NULL);
 	tap_ok(qdb_table_floats(&m) == 2 * QDB_KSUB && qdb_code_size(&m) == 2,
 		   "table of M x 256 floats, code of M bytes");
 	tap_ok(qdb_compute_distance_table(&m, zero, table, &bias) == QDB_ERR_DATA,

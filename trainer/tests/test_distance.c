@@ -13,21 +13,13 @@
 
 #include "qdb_distance.h"
 #include "tap.h"
+#include "test_util.h"
 
 #define PAD 32					/* guard floats on each side */
 #define MAXN 16000
 
 /* Own generator so the test depends on nothing but the kernels. */
-static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
-
-static double
-rand_uniform(void)
-{
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return (rng_state >> 11) * (1.0 / 9007199254740992.0);
-}
+static uint64_t rng_state = TEST_XORSHIFT_SEED;
 
 static int
 level(const char *name)
@@ -88,8 +80,8 @@ check_version(const QdbDistanceKernels *k, float *abuf, float *bbuf)
 				abuf[i] = bbuf[i] = NAN;
 			for (size_t i = 0; i < n; i++)
 			{
-				a[i] = (float) (2 * rand_uniform() - 1);
-				b[i] = (float) (2 * rand_uniform() - 1);
+				a[i] = (float) (2 * test_uniform(&rng_state) - 1);
+				b[i] = (float) (2 * test_uniform(&rng_state) - 1);
 				l2 += ((double) a[i] - b[i]) * ((double) a[i] - b[i]);
 				dot += (double) a[i] * b[i];
 				absdot += fabs((double) a[i] * b[i]);

@@ -10,6 +10,7 @@
 #include "kmeans.h"
 #include "qdb_internal.h"
 #include "tap.h"
+#include "test_util.h"
 
 /* n points around k centers (k x d, spread 10) with noise sigma */
 static void
@@ -29,17 +30,6 @@ make_clusters(QdbRng *r, int k, int d, size_t per, float sigma,
 		for (j = 0; j < d; j++)
 			x[i * d + j] = centers[c * d + j] + sigma * (float) qdb_rng_gaussian(r);
 	}
-}
-
-static float
-sqdist(const float *a, const float *b, int d)
-{
-	float		s = 0;
-	int			j;
-
-	for (j = 0; j < d; j++)
-		s += (a[j] - b[j]) * (a[j] - b[j]);
-	return s;
 }
 
 static void
@@ -73,7 +63,7 @@ test_recovery(void)
 
 		for (j = 0; j < K; j++)
 		{
-			float		dd = sqdist(centers + i * D, c1 + j * D, D);
+			float		dd = test_sqdist(centers + i * D, c1 + j * D, D);
 
 			if (dd < bd)
 			{
@@ -156,7 +146,7 @@ test_empty_clusters(void)
 			for (j = 0; j < D; j++)
 				mean[j] += x[i * D + j] / (K * PER);
 		for (i = 0; i < K * PER; i++)
-			var += sqdist(x + i * D, mean, D);
+			var += test_sqdist(x + i * D, mean, D);
 		var /= K * PER;
 		/* a local optimum may merge two clusters, but not more */
 		tap_ok(obj < 0.25 * var, "splits reach a low objective (%.3f, one cluster: %.3f)",
@@ -214,10 +204,8 @@ test_nearest(const char *simd)
 		int			ok = 1;
 		float		maxerr = 0;
 
-		for (i = 0; i < n * (d + 2); i++)
-			x[i] = (float) qdb_rng_gaussian(&r);
-		for (i = 0; i < (size_t) k * d; i++)
-			c[i] = (float) qdb_rng_gaussian(&r);
+		test_fill_gaussian(&r, x, n * (d + 2), 1.0f);
+		test_fill_gaussian(&r, c, (size_t) k * d, 1.0f);
 		qdb_centroid_norms(c, k, d, cn);
 		/* rows d + 2 apart: the strided access PQ encoding uses */
 		qdb_nearest_centroids(x, n, d, d + 2, c, cn, k, work, lab, dist);
@@ -229,7 +217,7 @@ test_nearest(const char *simd)
 
 			for (j = 0; j < k; j++)
 			{
-				float		dd = sqdist(x + i * (d + 2), c + j * d, d);
+				float		dd = test_sqdist(x + i * (d + 2), c + j * d, d);
 
 				if (dd < bd)
 				{
@@ -239,7 +227,7 @@ test_nearest(const char *simd)
 			}
 			/* distinct random distances: only rounding could swap two */
 			if (lab[i] != best &&
-				fabsf(sqdist(x + i * (d + 2), c + lab[i] * d, d) - bd) > 1e-4f)
+				fabsf(test_sqdist(x + i * (d + 2), c + lab[i] * d, d) - bd) > 1e-4f)
 				ok = 0;
 			if (fabsf(dist[i] - bd) > maxerr)
 				maxerr = fabsf(dist[i] - bd);

@@ -12,6 +12,7 @@
 #include "qdb_distance.h"
 #include "qdb_internal.h"
 #include "tap.h"
+#include "test_util.h"
 
 /*
  * Correlated data: a random rotation of a Gaussian whose per-dim scales
@@ -29,8 +30,7 @@ make_correlated(uint64_t seed, size_t n, int d)
 				t;
 
 	qdb_rng_seed(&r, seed);
-	for (i = 0; i < (size_t) d * d; i++)
-		mix[i] = (float) qdb_rng_gaussian(&r) / sqrtf((float) d);
+	test_fill_gaussian(&r, mix, (size_t) d * d, sqrtf((float) d));
 	for (i = 0; i < n; i++)
 	{
 		for (t = 0; t < d; t++)
@@ -83,15 +83,13 @@ static double
 mse(const QdbModel *m, const float *x, size_t n)
 {
 	int			d = m->dim;
-	uint8_t    *codes = malloc(n * m->M);
-	float	   *rec = malloc(sizeof(float) * n * d);
+	float	   *rec = test_reconstruct(m, x, n);
 	double		err = 0;
 	size_t		i;
 	int			j;
 
-	if (qdb_compute_codes(m, x, n, codes) != QDB_OK ||
-		qdb_decode(m, codes, n, rec) != QDB_OK)
-		err = INFINITY;
+	if (rec == NULL)
+		return INFINITY;
 	for (i = 0; i < n; i++)
 	{
 		double		s = 1;
@@ -110,53 +108,8 @@ mse(const QdbModel *m, const float *x, size_t n)
 			err += e * e;
 		}
 	}
-	free(codes);
 	free(rec);
 	return err / n;
-}
-
-static int
-train(const QdbTrainConfig *c, const float *x, size_t n, QdbModel *m,
-	  QdbProgress cb, void *arg)
-{
-	const QdbBackend *be = qdb_cpu_backend();
-	void	   *ctx;
-	char		err[128];
-	int			st;
-
-	if (be->open(&ctx, NULL, err, sizeof(err)) != QDB_OK)
-		return -1;
-	st = be->train(ctx, x, n, c, m, cb, arg);
-	be->close(ctx);
-	return st;
-}
-
-/* largest |(A A^T or A^T A) - I| over the smaller Gram matrix */
-static double
-orthonormal_deviation(const QdbModel *m)
-{
-	int			rows = m->dim_pq,
-				cols = m->dim;
-	int			by_rows = rows <= cols;
-	int			k = by_rows ? rows : cols;
-	double		worst = 0;
-	int			i,
-				j,
-				l;
-
-	for (i = 0; i < k; i++)
-		for (j = 0; j < k; j++)
-		{
-			double		s = 0;
-
-			for (l = 0; l < (by_rows ? cols : rows); l++)
-				s += by_rows ?
-					(double) m->linear[i * cols + l] * m->linear[j * cols + l] :
-					(double) m->linear[l * cols + i] * m->linear[l * cols + j];
-			if (fabs(s - (i == j)) > worst)
-				worst = fabs(s - (i == j));
-		}
-	return worst;
 }
 
 static void
@@ -169,21 +122,16 @@ compare(const char *what, const float *x, size_t n, int dim, int M, int target,
 	double		e_pq,
 				e_opq;
 
-	qdb_train_config_init(&c);
-	c.dim = dim;
-	c.subvectors = M;
+	test_config(&c, QDB_KIND_PQ, metric, dim, M, 12);
 	c.target_dim = target;
-	c.metric = metric;
-	c.kmeans_iters = 12;
 	c.opq_iters = 8;
-	c.kind = QDB_KIND_PQ;
-	if (train(&c, x, n, &pq, NULL, NULL) != QDB_OK)
+	if (test_train(&c, x, n, &pq, NULL, NULL) != QDB_OK)
 	{
 		tap_ok(0, "%s: pq trains", what);
 		return;
 	}
 	c.kind = QDB_KIND_OPQ;
-	if (train(&c, x, n, &opq, NULL, NULL) != QDB_OK)
+	if (test_train(&c, x, n, &opq, NULL, NULL) != QDB_OK)
 	{
 		tap_ok(0, "%s: opq trains", what);
 		qdb_model_free(&pq);
@@ -193,9 +141,9 @@ compare(const char *what, const float *x, size_t n, int dim, int M, int target,
 	e_opq = mse(&opq, x, n);
 	/* the PQ and OPQ k-means draw different random numbers: 0.5% slack */
 	tap_ok(e_opq <= e_pq * 1.005, "%s: OPQ MSE %.5g <= PQ MSE %.5g", what, e_opq, e_pq);
-	tap_ok(opq.linear && opq.mean && orthonormal_deviation(&opq) < 1e-4,
+	tap_ok(opq.linear && opq.mean && test_orthonormal_deviation(&opq) < 1e-4,
 		   "%s: OPQ transform %dx%d orthonormal (deviation %.2g)", what,
-		   opq.dim_pq, opq.dim, orthonormal_deviation(&opq));
+		   opq.dim_pq, opq.dim, test_orthonormal_deviation(&opq));
 	qdb_model_free(&pq);
 	qdb_model_free(&opq);
 }
@@ -310,14 +258,11 @@ test_progress(void)
 	int			stops[] = {1, 3, 6};
 	int			i;
 
-	qdb_train_config_init(&c);
-	c.dim = 16;
-	c.subvectors = 4;
-	c.kmeans_iters = 5;
+	test_config(&c, QDB_KIND_OPQ, QDB_METRIC_L2, 16, 4, 5);
 	c.opq_iters = 3;
 	setenv("QDB_NUM_THREADS", "1", 1);
 	memset(&calls, 0, sizeof(calls));
-	tap_ok(train(&c, x, 1000, &m, progress, &calls) == QDB_OK &&
+	tap_ok(test_train(&c, x, 1000, &m, progress, &calls) == QDB_OK &&
 		   strcmp(calls.log, "pca1 opq1 opq2 opq3 pq1 pq2 pq3 pq4 ") == 0,
 		   "progress: pca once, opq per round, pq per sub-space (%s)", calls.log);
 	qdb_model_free(&m);
@@ -326,14 +271,14 @@ test_progress(void)
 	{
 		memset(&calls, 0, sizeof(calls));
 		calls.stop_at = stops[i];
-		tap_ok(train(&c, x, 1000, &m, progress, &calls) == QDB_ERR_CANCELLED &&
+		tap_ok(test_train(&c, x, 1000, &m, progress, &calls) == QDB_ERR_CANCELLED &&
 			   calls.n == stops[i] && m.codebooks == NULL,
 			   "cancel at report %d returns QDB_ERR_CANCELLED at once", stops[i]);
 	}
 	unsetenv("QDB_NUM_THREADS");
 
 	c.opq_iters = 0;
-	tap_ok(train(&c, x, 1000, &m, NULL, NULL) == QDB_OK && m.linear != NULL,
+	tap_ok(test_train(&c, x, 1000, &m, NULL, NULL) == QDB_OK && m.linear != NULL,
 		   "opq_iters = 0: the initial rotation and a PQ");
 	qdb_model_free(&m);
 
@@ -342,8 +287,8 @@ test_progress(void)
 	{
 		QdbModel	m2;
 
-		train(&c, x, 1000, &m, NULL, NULL);
-		train(&c, x, 1000, &m2, NULL, NULL);
+		test_train(&c, x, 1000, &m, NULL, NULL);
+		test_train(&c, x, 1000, &m2, NULL, NULL);
 		tap_ok(memcmp(m.linear, m2.linear, sizeof(float) * 16 * 16) == 0 &&
 			   memcmp(m.codebooks, m2.codebooks, sizeof(float) * QDB_KSUB * 16) == 0,
 			   "same seed, same OPQ model");

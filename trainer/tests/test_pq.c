@@ -12,6 +12,7 @@
 #include "qdb_distance.h"
 #include "qdb_internal.h"
 #include "tap.h"
+#include "test_util.h"
 
 /*
  * Structured data: 64 cluster centers in d dims with per-dim scales
@@ -45,17 +46,18 @@ static double
 relative_mse(const QdbModel *m, const float *x, size_t n)
 {
 	int			d = m->dim;
-	uint8_t    *codes = malloc(n * m->M);
-	float	   *rec = malloc(sizeof(float) * n * d);
+	float	   *rec = test_reconstruct(m, x, n);
 	double	   *mean = calloc(d, sizeof(double));
 	double		err = 0,
 				var = 0;
 	size_t		i;
 	int			j;
 
-	if (qdb_compute_codes(m, x, n, codes) != QDB_OK ||
-		qdb_decode(m, codes, n, rec) != QDB_OK)
-		err = INFINITY;
+	if (rec == NULL)
+	{
+		free(mean);
+		return INFINITY;
+	}
 	for (i = 0; i < n; i++)
 		for (j = 0; j < d; j++)
 			mean[j] += x[i * d + j] / n;
@@ -64,36 +66,15 @@ relative_mse(const QdbModel *m, const float *x, size_t n)
 		err += (x[i] - rec[i]) * (x[i] - rec[i]);
 		var += (x[i] - mean[i % d]) * (x[i] - mean[i % d]);
 	}
-	free(codes);
 	free(rec);
 	free(mean);
 	return err / var;
 }
 
-static int
-train(const QdbTrainConfig *c, const float *x, size_t n, QdbModel *m,
-	  QdbProgress cb, void *arg)
-{
-	const QdbBackend *be = qdb_cpu_backend();
-	void	   *ctx;
-	char		err[128];
-	int			st;
-
-	if (be->open(&ctx, NULL, err, sizeof(err)) != QDB_OK)
-		return -1;
-	st = be->train(ctx, x, n, c, m, cb, arg);
-	be->close(ctx);
-	return st;
-}
-
 static void
 pq_config(QdbTrainConfig *c, int dim, int M)
 {
-	qdb_train_config_init(c);
-	c->kind = QDB_KIND_PQ;
-	c->dim = dim;
-	c->subvectors = M;
-	c->kmeans_iters = 15;
+	test_config(c, QDB_KIND_PQ, QDB_METRIC_L2, dim, M, 15);
 }
 
 static void
@@ -105,7 +86,7 @@ test_round_trip(void)
 	double		rel;
 
 	pq_config(&c, 32, 8);
-	tap_ok(train(&c, x, 4000, &m, NULL, NULL) == QDB_OK, "pq 32d M=8 trains");
+	tap_ok(test_train(&c, x, 4000, &m, NULL, NULL) == QDB_OK, "pq 32d M=8 trains");
 	tap_ok(m.linear == NULL && m.mean == NULL && m.dim_pq == 32 && m.dsub == 4 &&
 		   qdb_code_size(&m) == 8, "pq model: no transform, dsub 4, 8-byte codes");
 	rel = relative_mse(&m, x, 4000);
@@ -129,7 +110,7 @@ test_padding(void)
 	double		rel;
 
 	pq_config(&c, 30, 8);
-	tap_ok(train(&c, x, 3000, &m, NULL, NULL) == QDB_OK, "pq 30d M=8 trains");
+	tap_ok(test_train(&c, x, 3000, &m, NULL, NULL) == QDB_OK, "pq 30d M=8 trains");
 	tap_ok(m.dim_pq == 32 && m.linear == NULL && m.mean == NULL,
 		   "30 dims padded to 32 without a transform");
 	/* dims 30, 31 are the last two of sub-space 7 */
@@ -162,8 +143,7 @@ test_reduction(void)
 
 	/* rank 8 plus tiny noise: a reduction to 16 dims loses nothing */
 	qdb_rng_seed(&r, 4);
-	for (i = 0; i < (size_t) 8 * d; i++)
-		basis[i] = (float) qdb_rng_gaussian(&r);
+	test_fill_gaussian(&r, basis, (size_t) 8 * d, 1.0f);
 	for (i = 0; i < n; i++)
 	{
 		float		coef[8];
@@ -181,20 +161,10 @@ test_reduction(void)
 	}
 	pq_config(&c, d, 4);
 	c.target_dim = 16;
-	tap_ok(train(&c, x, n, &m, NULL, NULL) == QDB_OK, "pq 48d -> PCA 16 trains");
+	tap_ok(test_train(&c, x, n, &m, NULL, NULL) == QDB_OK, "pq 48d -> PCA 16 trains");
 	tap_ok(m.linear != NULL && m.mean != NULL && m.dim_pq == 16,
 		   "PCA reduction sets mean and linear (16 x 48)");
-	for (j = 0; j < 16; j++)
-		for (t = 0; t < 16; t++)
-		{
-			double		dot = 0;
-			int			l;
-
-			for (l = 0; l < d; l++)
-				dot += m.linear[j * d + l] * m.linear[t * d + l];
-			if (fabs(dot - (j == t)) > maxdev)
-				maxdev = (float) fabs(dot - (j == t));
-		}
+	maxdev = (float) test_orthonormal_deviation(&m);
 	tap_ok(maxdev < 1e-4f, "PCA rows orthonormal (deviation %.2g)", maxdev);
 	rel = relative_mse(&m, x, n);
 	tap_ok(rel < 0.1, "reduced round trip relative MSE %.4f < 0.1", rel);
@@ -217,10 +187,10 @@ test_threads(void)
 
 	pq_config(&c, 32, 8);
 	setenv("QDB_NUM_THREADS", "1", 1);
-	train(&c, x, 3000, &m1, NULL, NULL);
+	test_train(&c, x, 3000, &m1, NULL, NULL);
 	qdb_pq_encode(NULL, m1.codebooks, 32, 8, x, 3000, c1, &s1);
 	setenv("QDB_NUM_THREADS", "3", 1);
-	train(&c, x, 3000, &m3, NULL, NULL);
+	test_train(&c, x, 3000, &m3, NULL, NULL);
 	qdb_pq_encode(NULL, m3.codebooks, 32, 8, x, 3000, c3, &s3);
 	unsetenv("QDB_NUM_THREADS");
 	tap_ok(memcmp(m1.codebooks, m3.codebooks, sizeof(float) * QDB_KSUB * 32) == 0,
@@ -263,20 +233,20 @@ test_progress(void)
 
 	pq_config(&c, 16, 8);
 	setenv("QDB_NUM_THREADS", "1", 1);
-	tap_ok(train(&c, x, 2000, &m, progress, &calls) == QDB_OK && calls.n == 8 &&
+	tap_ok(test_train(&c, x, 2000, &m, progress, &calls) == QDB_OK && calls.n == 8 &&
 		   calls.in_order, "progress: one \"pq\" report per sub-space, in order");
 	qdb_model_free(&m);
 
 	calls.n = 0;
 	calls.stop_at = 2;
-	tap_ok(train(&c, x, 2000, &m, progress, &calls) == QDB_ERR_CANCELLED && calls.n == 2,
+	tap_ok(test_train(&c, x, 2000, &m, progress, &calls) == QDB_ERR_CANCELLED && calls.n == 2,
 		   "callback returning nonzero cancels at once");
 	tap_ok(m.codebooks == NULL && m.M == 0, "a cancelled training leaves the model empty");
 
 	setenv("QDB_NUM_THREADS", "4", 1);
 	calls.n = 0;
 	calls.stop_at = 1;
-	tap_ok(train(&c, x, 2000, &m, progress, &calls) == QDB_ERR_CANCELLED,
+	tap_ok(test_train(&c, x, 2000, &m, progress, &calls) == QDB_ERR_CANCELLED,
 		   "cancel with worker threads");
 	unsetenv("QDB_NUM_THREADS");
 	free(x);
@@ -302,7 +272,7 @@ test_bad_input(void)
 		QdbTrainConfig b = c; \
 		b.field = value; \
 		tap_ok(qdb_train_config_check(&b) == QDB_ERR_ARG && \
-			   train(&b, x, 600, &m, NULL, NULL) == QDB_ERR_ARG, what); \
+			   test_train(&b, x, 600, &m, NULL, NULL) == QDB_ERR_ARG, what); \
 	} while (0)
 	BAD(dim, QDB_MAX_DIM + 1, "dim above QDB_MAX_DIM rejected");
 	BAD(subvectors, 0, "M = 0 rejected");
@@ -318,17 +288,17 @@ test_bad_input(void)
 #undef BAD
 
 	c.kind = QDB_KIND_NEURAL;
-	tap_ok(train(&c, x, 600, &m, NULL, NULL) == QDB_ERR_UNSUPPORTED,
+	tap_ok(test_train(&c, x, 600, &m, NULL, NULL) == QDB_ERR_UNSUPPORTED,
 		   "neural on the cpu backend: QDB_ERR_UNSUPPORTED");
 	c.kind = QDB_KIND_PQ;
-	tap_ok(train(&c, x, 255, &m, NULL, NULL) == QDB_ERR_DATA,
+	tap_ok(test_train(&c, x, 255, &m, NULL, NULL) == QDB_ERR_DATA,
 		   "fewer than 256 rows: QDB_ERR_DATA");
 	x[100] = NAN;
-	tap_ok(train(&c, x, 600, &m, NULL, NULL) == QDB_ERR_DATA, "NaN: QDB_ERR_DATA");
+	tap_ok(test_train(&c, x, 600, &m, NULL, NULL) == QDB_ERR_DATA, "NaN: QDB_ERR_DATA");
 	x[100] = 0;
 	c.metric = QDB_METRIC_COSINE;
 	memset(x + 16 * 50, 0, sizeof(float) * 16);
-	tap_ok(train(&c, x, 600, &m, NULL, NULL) == QDB_ERR_DATA,
+	tap_ok(test_train(&c, x, 600, &m, NULL, NULL) == QDB_ERR_DATA,
 		   "cosine with a zero vector: QDB_ERR_DATA");
 	tap_ok(qdb_cpu_backend()->train(NULL, x, 600, &c, &m, NULL, NULL) == QDB_ERR_ARG,
 		   "no backend context: QDB_ERR_ARG");

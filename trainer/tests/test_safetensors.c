@@ -13,6 +13,7 @@
 #include "json.h"
 #include "qdb_internal.h"
 #include "tap.h"
+#include "test_util.h"
 
 /* Counts live allocations and can fail the n-th one. */
 typedef struct CountAlloc
@@ -50,15 +51,12 @@ count_free(void *p, void *st)
 
 static const QdbAlloc test_alloc = {count_alloc, count_free, &counts};
 
-static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
+static uint64_t rng_state = TEST_XORSHIFT_SEED;
 
 static uint32_t
 next_u32(void)
 {
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return (uint32_t) (rng_state >> 16);
+	return (uint32_t) (test_xorshift(&rng_state) >> 16);
 }
 
 /* Finite floats of every kind: normal, subnormal, zero of both signs, huge. */

@@ -1,25 +1,7 @@
 /*
- * safetensors.c
- *	  A model as a safetensors blob, and the parser that reads one back.
- *
- * Layout (readable by the Python safetensors library and PyTorch):
- *
- *	u64 N (little-endian) | N bytes of JSON, padded with spaces to a multiple
- *	of 8 | tensor data: little-endian F32, row-major, in header order,
- *	contiguous, covering the rest of the blob exactly
- *
- * The header is {"__metadata__": {...}, "codebooks": {...}} plus "mean" and
- * "linear" when the model has them.  Metadata values are all strings, as
- * safetensors requires: format, format_version, kind, metric, dim, dim_pq,
- * subvectors, ksub, nbits, checksum and the training settings (train.*).
- * The training settings kind, metric, dim and subvectors are not stored:
- * they equal the model's own and are restored from those.
- *
- * Checksum: "crc32c:%08x" (lower-case hex) of the data section followed by
- * all N header bytes (padding included) in which the checksum's 8 hex digits
- * are replaced by eight '0' characters.  So every byte after the length
- * prefix is covered, and a change to the prefix moves the header boundary,
- * which the JSON checks catch.
+ * safetensors_read.c
+ *	  qdb_model_parse: reads a model back from a safetensors blob in the
+ *	  layout that safetensors_format.h describes.
  *
  * The parser treats every byte as hostile: all lengths and offsets are
  * checked before use, nothing is allocated until the layout has been proven
@@ -31,89 +13,18 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "crc32c.h"
 #include "json.h"
 #include "qdb_internal.h"
+#include "safetensors_format.h"
 
 #define ST_MAX_HEADER	(1024 * 1024)	/* bytes of JSON we accept */
 #define ST_MAX_NODES	256		/* JSON values; ours has about 70 */
 #define ST_MAX_DEPTH	3		/* root, tensor, shape */
-#define ST_MAX_RANK		3
 #define ST_VALUE_MAX	64		/* a metadata value's bytes, with its NUL */
-#define ST_FORMAT		"quantumdb-compressor"
-#define ST_CRC_PREFIX	"crc32c:"
-#define ST_CRC_PREFIX_LEN 7
-
-typedef enum MetaKey
-{
-	MK_FORMAT,
-	MK_FORMAT_VERSION,
-	MK_KIND,
-	MK_METRIC,
-	MK_DIM,
-	MK_DIM_PQ,
-	MK_SUBVECTORS,
-	MK_KSUB,
-	MK_NBITS,
-	MK_CHECKSUM,
-	MK_KMEANS_ITERS,
-	MK_OPQ_ITERS,
-	MK_OPQ_PQ_ITERS,
-	MK_MAX_PPC,
-	MK_SEED,
-	MK_TARGET_DIM,
-	MK_COUNT
-} MetaKey;
-
-/* In the order the serializer writes them. */
-static const char *const meta_keys[MK_COUNT] = {
-	"format", "format_version", "kind", "metric", "dim", "dim_pq",
-	"subvectors", "ksub", "nbits", "checksum",
-	"train.kmeans_iters", "train.opq_iters", "train.opq_pq_iters",
-	"train.max_points_per_centroid", "train.seed", "train.target_dim"
-};
-
-typedef enum TensorId
-{
-	T_CODEBOOKS,
-	T_MEAN,
-	T_LINEAR,
-	T_COUNT
-} TensorId;
-
-static const char *const tensor_names[T_COUNT] = {"codebooks", "mean", "linear"};
-
-/* The format's own spelling, fixed even if display names change. */
-static const char *const kind_names[] = {NULL, "pq", "opq", "neural"};
-static const char *const metric_names[] = {NULL, "l2", "ip", "cosine"};
-
-typedef struct TensorInfo
-{
-	int			present;
-	int			rank;
-	uint64_t	shape[ST_MAX_RANK];
-	uint64_t	begin;			/* data_offsets, relative to the data section */
-	uint64_t	end;
-	uint64_t	nfloats;		/* what the metadata says it must hold */
-} TensorInfo;
-
-static void st_error(char *err, size_t errlen, const char *fmt,...) __attribute__((format(printf, 3, 4)));
-
-static void
-st_error(char *err, size_t errlen, const char *fmt,...)
-{
-	va_list		ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* Raw bytes of a node for an error message: printable ASCII only. */
 static const char *
@@ -155,267 +66,12 @@ checked_mul(uint64_t a, uint64_t b, uint64_t *out)
 	return 0;
 }
 
-/*
- * The dimension rules shared by writer and reader, as qdb_model_alloc has
- * them: dim_pq is a multiple of M no larger than dim rounded up to one
- * (so at most QDB_MAX_DIM rounded up); without a linear map the input is
- * only padded, so dim_pq is at least dim.
- */
-static int
-check_dims(int kind, int metric, long dim, long dim_pq, long M, int has_linear,
-		   char *err, size_t errlen)
-{
-	long		max_pq;
-
-	if (kind < QDB_KIND_PQ || kind > QDB_KIND_NEURAL)
-	{
-		st_error(err, errlen, "unknown kind %d", kind);
-		return -1;
-	}
-	if (metric < QDB_METRIC_L2 || metric > QDB_METRIC_COSINE)
-	{
-		st_error(err, errlen, "unknown metric %d", metric);
-		return -1;
-	}
-	if (dim < 1 || dim > QDB_MAX_DIM)
-	{
-		st_error(err, errlen, "dim %ld is outside [1, %d]", dim, QDB_MAX_DIM);
-		return -1;
-	}
-	if (M < 1 || M > QDB_MAX_SUBVECTORS)
-	{
-		st_error(err, errlen, "subvectors %ld is outside [1, %d]", M, QDB_MAX_SUBVECTORS);
-		return -1;
-	}
-	max_pq = (dim + M - 1) / M * M;
-	if (dim_pq < 1 || dim_pq > max_pq)
-	{
-		st_error(err, errlen, "dim_pq %ld is outside [1, %ld]", dim_pq, max_pq);
-		return -1;
-	}
-	if (dim_pq % M != 0)
-	{
-		st_error(err, errlen, "subvectors %ld does not divide dim_pq %ld", M, dim_pq);
-		return -1;
-	}
-	if (!has_linear && dim_pq < dim)
-	{
-		st_error(err, errlen, "dim_pq %ld is less than dim %ld and there is no linear map",
-				 dim_pq, dim);
-		return -1;
-	}
-	return 0;
-}
-
-/* Element counts of each tensor for these dimensions (no overflow: dims are checked). */
-static void
-expected_shapes(TensorInfo *t, long dim, long dim_pq, long M)
-{
-	t[T_CODEBOOKS].rank = 3;
-	t[T_CODEBOOKS].shape[0] = M;
-	t[T_CODEBOOKS].shape[1] = QDB_KSUB;
-	t[T_CODEBOOKS].shape[2] = dim_pq / M;
-	t[T_MEAN].rank = 1;
-	t[T_MEAN].shape[0] = dim;
-	t[T_LINEAR].rank = 2;
-	t[T_LINEAR].shape[0] = dim_pq;
-	t[T_LINEAR].shape[1] = dim;
-	for (int k = 0; k < T_COUNT; k++)
-	{
-		t[k].nfloats = 1;
-		for (int r = 0; r < t[k].rank; r++)
-			t[k].nfloats *= t[k].shape[r];
-	}
-}
-
-static void
-put_le32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t) v;
-	p[1] = (uint8_t) (v >> 8);
-	p[2] = (uint8_t) (v >> 16);
-	p[3] = (uint8_t) (v >> 24);
-}
-
 static uint32_t
 get_le32(const uint8_t *p)
 {
 	return (uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16 |
 		(uint32_t) p[3] << 24;
 }
-
-/* ---------- writer ---------- */
-
-/* Appends formatted text; with buf == NULL it only measures. */
-typedef struct StrBuf
-{
-	char	   *buf;
-	size_t		cap;
-	size_t		len;
-} StrBuf;
-
-static void sb_printf(StrBuf *sb, const char *fmt,...) __attribute__((format(printf, 2, 3)));
-
-static void
-sb_printf(StrBuf *sb, const char *fmt,...)
-{
-	va_list		ap;
-	int			n;
-
-	va_start(ap, fmt);
-	if (sb->buf)
-		n = vsnprintf(sb->buf + sb->len, sb->cap - sb->len, fmt, ap);
-	else
-		n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		sb->len += (size_t) n;
-}
-
-/* Writes the header JSON; *crc_at gets the offset of the checksum digits. */
-static void
-write_header(StrBuf *sb, const QdbModel *m, const TensorInfo *t, size_t *crc_at)
-{
-	const QdbTrainConfig *c = &m->config;
-
-	sb_printf(sb, "{\"__metadata__\":{");
-	sb_printf(sb, "\"%s\":\"%s\",", meta_keys[MK_FORMAT], ST_FORMAT);
-	sb_printf(sb, "\"%s\":\"%d\",", meta_keys[MK_FORMAT_VERSION], QDB_FORMAT_VERSION);
-	sb_printf(sb, "\"%s\":\"%s\",", meta_keys[MK_KIND], kind_names[m->kind]);
-	sb_printf(sb, "\"%s\":\"%s\",", meta_keys[MK_METRIC], metric_names[m->metric]);
-	sb_printf(sb, "\"%s\":\"%d\",", meta_keys[MK_DIM], m->dim);
-	sb_printf(sb, "\"%s\":\"%d\",", meta_keys[MK_DIM_PQ], m->dim_pq);
-	sb_printf(sb, "\"%s\":\"%d\",", meta_keys[MK_SUBVECTORS], m->M);
-	sb_printf(sb, "\"%s\":\"%d\",", meta_keys[MK_KSUB], m->ksub);
-	sb_printf(sb, "\"%s\":\"%d\",", meta_keys[MK_NBITS], QDB_NBITS);
-	sb_printf(sb, "\"%s\":\"%s", meta_keys[MK_CHECKSUM], ST_CRC_PREFIX);
-	*crc_at = sb->len;
-	sb_printf(sb, "00000000\",");
-	sb_printf(sb, "\"%s\":\"%d\",", meta_keys[MK_KMEANS_ITERS], c->kmeans_iters);
-	sb_printf(sb, "\"%s\":\"%d\",", meta_keys[MK_OPQ_ITERS], c->opq_iters);
-	sb_printf(sb, "\"%s\":\"%d\",", meta_keys[MK_OPQ_PQ_ITERS], c->opq_pq_iters);
-	sb_printf(sb, "\"%s\":\"%d\",", meta_keys[MK_MAX_PPC], c->max_points_per_centroid);
-	sb_printf(sb, "\"%s\":\"%" PRIu64 "\",", meta_keys[MK_SEED], c->seed);
-	sb_printf(sb, "\"%s\":\"%d\"}", meta_keys[MK_TARGET_DIM], c->target_dim);
-	for (int k = 0; k < T_COUNT; k++)
-	{
-		if (!t[k].present)
-			continue;
-		sb_printf(sb, ",\"%s\":{\"dtype\":\"F32\",\"shape\":[", tensor_names[k]);
-		for (int r = 0; r < t[k].rank; r++)
-			sb_printf(sb, "%s%" PRIu64, r ? "," : "", t[k].shape[r]);
-		sb_printf(sb, "],\"data_offsets\":[%" PRIu64 ",%" PRIu64 "]}", t[k].begin, t[k].end);
-	}
-	sb_printf(sb, "}");
-}
-
-static int
-all_finite(const float *x, uint64_t n)
-{
-	for (uint64_t k = 0; k < n; k++)
-		if (!isfinite(x[k]))
-			return 0;
-	return 1;
-}
-
-int
-qdb_model_serialize(const QdbModel *m, const QdbAlloc *a, uint8_t **out, size_t *outlen)
-{
-	const float *src[T_COUNT];
-	TensorInfo	t[T_COUNT];
-	StrBuf		sb = {NULL, 0, 0};
-	const QdbTrainConfig *c;
-	size_t		crc_at,
-				hlen,
-				padded,
-				total;
-	uint64_t	data_len = 0;
-	uint8_t    *blob,
-			   *p;
-	uint32_t	crc;
-	char		hex[9];
-
-	if (out == NULL || outlen == NULL)
-		return QDB_ERR_ARG;
-	*out = NULL;
-	*outlen = 0;
-	if (m == NULL || m->codebooks == NULL || m->ksub != QDB_KSUB)
-		return QDB_ERR_ARG;
-	if (check_dims(m->kind, m->metric, m->dim, m->dim_pq, m->M, m->linear != NULL, NULL, 0) < 0)
-		return QDB_ERR_ARG;
-	if (m->dsub != m->dim_pq / m->M)
-		return QDB_ERR_ARG;
-	/* The parser rejects negative settings, so refuse to write them. */
-	c = &m->config;
-	if (c->kmeans_iters < 0 || c->opq_iters < 0 || c->opq_pq_iters < 0 ||
-		c->max_points_per_centroid < 0 || c->target_dim < 0)
-		return QDB_ERR_ARG;
-
-	memset(t, 0, sizeof(t));
-	expected_shapes(t, m->dim, m->dim_pq, m->M);
-	src[T_CODEBOOKS] = m->codebooks;
-	src[T_MEAN] = m->mean;
-	src[T_LINEAR] = m->linear;
-	for (int k = 0; k < T_COUNT; k++)
-	{
-		if (src[k] == NULL)
-			continue;
-		if (!all_finite(src[k], t[k].nfloats))
-			return QDB_ERR_DATA;
-		t[k].present = 1;
-		t[k].begin = data_len;
-		data_len += t[k].nfloats * sizeof(float);
-		t[k].end = data_len;
-	}
-
-	write_header(&sb, m, t, &crc_at);
-	hlen = sb.len;
-	padded = (hlen + 7) & ~(size_t) 7;
-	if (data_len > SIZE_MAX - 8 - padded)
-		return QDB_ERR_NOMEM;
-	total = 8 + padded + (size_t) data_len;
-	blob = qdb_malloc(a, total, 1);
-	if (blob == NULL)
-		return QDB_ERR_NOMEM;
-
-	/*
-	 * vsnprintf puts a NUL after the header: in the padding, or on the first
-	 * data byte (codebooks are never empty); both are overwritten below.
-	 */
-	sb.buf = (char *) blob + 8;
-	sb.cap = padded + 1;
-	sb.len = 0;
-	write_header(&sb, m, t, &crc_at);
-	memset(blob + 8 + hlen, ' ', padded - hlen);
-	for (int k = 0; k < 8; k++)
-		blob[k] = (uint8_t) ((uint64_t) padded >> (8 * k));
-
-	p = blob + 8 + padded;
-	for (int k = 0; k < T_COUNT; k++)
-	{
-		if (!t[k].present)
-			continue;
-		for (uint64_t i = 0; i < t[k].nfloats; i++, p += 4)
-		{
-			uint32_t	bits;
-
-			memcpy(&bits, &src[k][i], 4);
-			put_le32(p, bits);
-		}
-	}
-
-	/* The header still holds the eight '0' placeholders here. */
-	crc = qdb_crc32c_update(0, blob + 8 + padded, (size_t) data_len);
-	crc = qdb_crc32c_update(crc, blob + 8, padded);
-	snprintf(hex, sizeof(hex), "%08" PRIx32, crc);
-	memcpy(blob + 8 + crc_at, hex, 8);
-
-	*out = blob;
-	*outlen = total;
-	return QDB_OK;
-}
-
-/* ---------- reader ---------- */
 
 typedef struct StParse
 {
@@ -491,10 +147,11 @@ parse_checksum(StParse *sp, int node)
 	uint32_t	crc = 0;
 
 	/* Raw length 15 means no escapes, so the raw digits are the value's. */
-	if (n->len != ST_CRC_PREFIX_LEN + 8 || strlen(v) != ST_CRC_PREFIX_LEN + 8 ||
+	if (n->len != ST_CRC_PREFIX_LEN + ST_CRC_DIGITS ||
+		strlen(v) != ST_CRC_PREFIX_LEN + ST_CRC_DIGITS ||
 		memcmp(v, ST_CRC_PREFIX, ST_CRC_PREFIX_LEN) != 0)
 		goto bad;
-	for (int k = ST_CRC_PREFIX_LEN; k < ST_CRC_PREFIX_LEN + 8; k++)
+	for (int k = ST_CRC_PREFIX_LEN; k < ST_CRC_PREFIX_LEN + ST_CRC_DIGITS; k++)
 	{
 		char		c = v[k];
 
@@ -852,14 +509,9 @@ check_layout(StParse *sp)
 static int
 verify_checksum(StParse *sp)
 {
-	const uint8_t *h = sp->buf + 8;
-	size_t		after = sp->crc_at + 8;
-	uint32_t	crc;
+	uint32_t	crc = st_checksum(sp->data, (size_t) sp->data_len, sp->buf + 8,
+								  (size_t) sp->hlen, sp->crc_at);
 
-	crc = qdb_crc32c_update(0, sp->data, (size_t) sp->data_len);
-	crc = qdb_crc32c_update(crc, h, sp->crc_at);
-	crc = qdb_crc32c_update(crc, "00000000", 8);
-	crc = qdb_crc32c_update(crc, h + after, (size_t) sp->hlen - after);
 	if (crc != sp->crc_stored)
 	{
 		st_error(sp->err, sp->errlen, "checksum mismatch: header says %08" PRIx32

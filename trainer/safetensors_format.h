@@ -1,0 +1,201 @@
+/*
+ * safetensors_format.h
+ *	  What the model writer (safetensors_write.c) and the parser
+ *	  (safetensors_read.c) must agree on: metadata keys, tensor and enum
+ *	  names, the dimension rules, the expected shapes and where the checksum
+ *	  sits.  Internal to those two files.
+ *
+ * Layout (readable by the Python safetensors library and PyTorch):
+ *
+ *	u64 N (little-endian) | N bytes of JSON, padded with spaces to a multiple
+ *	of 8 | tensor data: little-endian F32, row-major, in header order,
+ *	contiguous, covering the rest of the blob exactly
+ *
+ * The header is {"__metadata__": {...}, "codebooks": {...}} plus "mean" and
+ * "linear" when the model has them.  Metadata values are all strings, as
+ * safetensors requires: format, format_version, kind, metric, dim, dim_pq,
+ * subvectors, ksub, nbits, checksum and the training settings (train.*).
+ * The training settings kind, metric, dim and subvectors are not stored:
+ * they equal the model's own and are restored from those.
+ *
+ * Checksum: "crc32c:%08x" (lower-case hex) of the data section followed by
+ * all N header bytes (padding included) in which the checksum's 8 hex digits
+ * are replaced by eight '0' characters.  So every byte after the length
+ * prefix is covered, and a change to the prefix moves the header boundary,
+ * which the JSON checks catch.
+ */
+#ifndef QDB_SAFETENSORS_FORMAT_H
+#define QDB_SAFETENSORS_FORMAT_H
+
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "crc32c.h"
+#include "qdb_internal.h"
+
+#define ST_MAX_RANK		3
+#define ST_FORMAT		"quantumdb-compressor"
+#define ST_CRC_PREFIX	"crc32c:"
+#define ST_CRC_PREFIX_LEN 7
+#define ST_CRC_DIGITS	8
+#define ST_CRC_PLACEHOLDER "00000000"	/* the digits while the CRC is computed */
+
+typedef enum MetaKey
+{
+	MK_FORMAT,
+	MK_FORMAT_VERSION,
+	MK_KIND,
+	MK_METRIC,
+	MK_DIM,
+	MK_DIM_PQ,
+	MK_SUBVECTORS,
+	MK_KSUB,
+	MK_NBITS,
+	MK_CHECKSUM,
+	MK_KMEANS_ITERS,
+	MK_OPQ_ITERS,
+	MK_OPQ_PQ_ITERS,
+	MK_MAX_PPC,
+	MK_SEED,
+	MK_TARGET_DIM,
+	MK_COUNT
+} MetaKey;
+
+/* In the order the serializer writes them. */
+static const char *const meta_keys[MK_COUNT] = {
+	"format", "format_version", "kind", "metric", "dim", "dim_pq",
+	"subvectors", "ksub", "nbits", "checksum",
+	"train.kmeans_iters", "train.opq_iters", "train.opq_pq_iters",
+	"train.max_points_per_centroid", "train.seed", "train.target_dim"
+};
+
+typedef enum TensorId
+{
+	T_CODEBOOKS,
+	T_MEAN,
+	T_LINEAR,
+	T_COUNT
+} TensorId;
+
+static const char *const tensor_names[T_COUNT] = {"codebooks", "mean", "linear"};
+
+/* The format's own spelling, fixed even if display names change. */
+static const char *const kind_names[] = {NULL, "pq", "opq", "neural"};
+static const char *const metric_names[] = {NULL, "l2", "ip", "cosine"};
+
+typedef struct TensorInfo
+{
+	int			present;
+	int			rank;
+	uint64_t	shape[ST_MAX_RANK];
+	uint64_t	begin;			/* data_offsets, relative to the data section */
+	uint64_t	end;
+	uint64_t	nfloats;		/* what the metadata says it must hold */
+} TensorInfo;
+
+static inline void st_error(char *err, size_t errlen, const char *fmt,...)
+			__attribute__((format(printf, 3, 4)));
+
+static inline void
+st_error(char *err, size_t errlen, const char *fmt,...)
+{
+	va_list		ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * The dimension rules shared by writer and reader, as qdb_model_alloc has
+ * them: dim_pq is a multiple of M no larger than dim rounded up to one
+ * (so at most QDB_MAX_DIM rounded up); without a linear map the input is
+ * only padded, so dim_pq is at least dim.
+ */
+static inline int
+check_dims(int kind, int metric, long dim, long dim_pq, long M, int has_linear,
+		   char *err, size_t errlen)
+{
+	long		max_pq;
+
+	if (kind < QDB_KIND_PQ || kind > QDB_KIND_NEURAL)
+	{
+		st_error(err, errlen, "unknown kind %d", kind);
+		return -1;
+	}
+	if (metric < QDB_METRIC_L2 || metric > QDB_METRIC_COSINE)
+	{
+		st_error(err, errlen, "unknown metric %d", metric);
+		return -1;
+	}
+	if (dim < 1 || dim > QDB_MAX_DIM)
+	{
+		st_error(err, errlen, "dim %ld is outside [1, %d]", dim, QDB_MAX_DIM);
+		return -1;
+	}
+	if (M < 1 || M > QDB_MAX_SUBVECTORS)
+	{
+		st_error(err, errlen, "subvectors %ld is outside [1, %d]", M, QDB_MAX_SUBVECTORS);
+		return -1;
+	}
+	max_pq = (dim + M - 1) / M * M;
+	if (dim_pq < 1 || dim_pq > max_pq)
+	{
+		st_error(err, errlen, "dim_pq %ld is outside [1, %ld]", dim_pq, max_pq);
+		return -1;
+	}
+	if (dim_pq % M != 0)
+	{
+		st_error(err, errlen, "subvectors %ld does not divide dim_pq %ld", M, dim_pq);
+		return -1;
+	}
+	if (!has_linear && dim_pq < dim)
+	{
+		st_error(err, errlen, "dim_pq %ld is less than dim %ld and there is no linear map",
+				 dim_pq, dim);
+		return -1;
+	}
+	return 0;
+}
+
+/* Element counts of each tensor for these dimensions (no overflow: dims are checked). */
+static inline void
+expected_shapes(TensorInfo *t, long dim, long dim_pq, long M)
+{
+	t[T_CODEBOOKS].rank = 3;
+	t[T_CODEBOOKS].shape[0] = M;
+	t[T_CODEBOOKS].shape[1] = QDB_KSUB;
+	t[T_CODEBOOKS].shape[2] = dim_pq / M;
+	t[T_MEAN].rank = 1;
+	t[T_MEAN].shape[0] = dim;
+	t[T_LINEAR].rank = 2;
+	t[T_LINEAR].shape[0] = dim_pq;
+	t[T_LINEAR].shape[1] = dim;
+	for (int k = 0; k < T_COUNT; k++)
+	{
+		t[k].nfloats = 1;
+		for (int r = 0; r < t[k].rank; r++)
+			t[k].nfloats *= t[k].shape[r];
+	}
+}
+
+/*
+ * The checksum as the layout defines it: the data section, then the header
+ * (hlen bytes) with its ST_CRC_DIGITS digits at crc_at read as '0's.
+ */
+static inline uint32_t
+st_checksum(const uint8_t *data, size_t data_len, const uint8_t *header, size_t hlen,
+			size_t crc_at)
+{
+	size_t		after = crc_at + ST_CRC_DIGITS;
+	uint32_t	crc;
+
+	crc = qdb_crc32c_update(0, data, data_len);
+	crc = qdb_crc32c_update(crc, header, crc_at);
+	crc = qdb_crc32c_update(crc, ST_CRC_PLACEHOLDER, ST_CRC_DIGITS);
+	return qdb_crc32c_update(crc, header + after, hlen - after);
+}
+
+#endif							/* QDB_SAFETENSORS_FORMAT_H */

@@ -1,0 +1,141 @@
+/*
+ * test_util.h
+ *	  Helpers shared by the trainer's unit tests: a small xorshift generator
+ *	  for tests that keep away from the library's RNG, Gaussian fills, a
+ *	  squared distance, a training config in one call, training through the
+ *	  CPU backend, and the encode-decode round trip behind the tests' error
+ *	  measures.  Static inline, since each test binary is one file.
+ */
+#ifndef QDB_TEST_UTIL_H
+#define QDB_TEST_UTIL_H
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "qdb_internal.h"
+
+#define TEST_XORSHIFT_SEED	0x9e3779b97f4a7c15ULL
+
+/* One xorshift64 step; returns the new state.  Seed with TEST_XORSHIFT_SEED. */
+static inline uint64_t
+test_xorshift(uint64_t *state)
+{
+	*state ^= *state << 13;
+	*state ^= *state >> 7;
+	*state ^= *state << 17;
+	return *state;
+}
+
+/* Uniform in [0, 1) from the top 53 bits of the next xorshift state. */
+static inline double
+test_uniform(uint64_t *state)
+{
+	return (test_xorshift(state) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+/*
+ * n draws of N(0, 1), each divided by div: 1 for unit variance, sqrt(d) for
+ * a random d x d mixing matrix (dividing, not multiplying by 1/div, keeps
+ * the rounding the tests were written with).
+ */
+static inline void
+test_fill_gaussian(QdbRng *r, float *x, size_t n, float div)
+{
+	size_t		i;
+
+	for (i = 0; i < n; i++)
+		x[i] = (float) qdb_rng_gaussian(r) / div;
+}
+
+/* Squared L2 distance as a plain loop with one float sum: the tests' reference. */
+static inline float
+test_sqdist(const float *a, const float *b, int d)
+{
+	float		s = 0;
+	int			j;
+
+	for (j = 0; j < d; j++)
+		s += (a[j] - b[j]) * (a[j] - b[j]);
+	return s;
+}
+
+/* qdb_train_config_init plus the fields every training test sets. */
+static inline void
+test_config(QdbTrainConfig *c, QdbKind kind, QdbMetric metric, int dim, int M,
+			int kmeans_iters)
+{
+	qdb_train_config_init(c);
+	c->kind = kind;
+	c->metric = metric;
+	c->dim = dim;
+	c->subvectors = M;
+	c->kmeans_iters = kmeans_iters;
+}
+
+/* Trains through the CPU backend as the extension would; -1 if it won't open. */
+static inline int
+test_train(const QdbTrainConfig *c, const float *x, size_t n, QdbModel *m,
+		   QdbProgress cb, void *arg)
+{
+	const QdbBackend *be = qdb_cpu_backend();
+	void	   *ctx;
+	char		err[128];
+	int			st;
+
+	if (be->open(&ctx, NULL, err, sizeof(err)) != QDB_OK)
+		return -1;
+	st = be->train(ctx, x, n, c, m, cb, arg);
+	be->close(ctx);
+	return st;
+}
+
+/* decode(encode(x)) as a malloc'd n x dim array, or NULL when either fails. */
+static inline float *
+test_reconstruct(const QdbModel *m, const float *x, size_t n)
+{
+	uint8_t    *codes = malloc(n * m->M);
+	float	   *rec = malloc(sizeof(float) * n * m->dim);
+
+	if (qdb_compute_codes(m, x, n, codes) != QDB_OK ||
+		qdb_decode(m, codes, n, rec) != QDB_OK)
+	{
+		free(rec);
+		rec = NULL;
+	}
+	free(codes);
+	return rec;
+}
+
+/*
+ * Largest |G - I| over the smaller Gram matrix of the dim_pq x dim map
+ * (A A^T when it has no more rows than columns, else A^T A).
+ */
+static inline double
+test_orthonormal_deviation(const QdbModel *m)
+{
+	int			rows = m->dim_pq,
+				cols = m->dim;
+	int			by_rows = rows <= cols;
+	int			k = by_rows ? rows : cols;
+	double		worst = 0;
+	int			i,
+				j,
+				l;
+
+	for (i = 0; i < k; i++)
+		for (j = 0; j < k; j++)
+		{
+			double		s = 0;
+
+			for (l = 0; l < (by_rows ? cols : rows); l++)
+				s += by_rows ?
+					(double) m->linear[i * cols + l] * m->linear[j * cols + l] :
+					(double) m->linear[l * cols + i] * m->linear[l * cols + j];
+			if (fabs(s - (i == j)) > worst)
+				worst = fabs(s - (i == j));
+		}
+	return worst;
+}
+
+#endif							/* QDB_TEST_UTIL_H */
