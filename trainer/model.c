@@ -27,7 +27,7 @@ qdb_train_config_init(QdbTrainConfig *c)
 	c->subvectors = 16;
 	c->target_dim = 0;
 	c->kmeans_iters = 25;
-	c->opq_iters = 20;
+	c->opq_iters = 50;				/* as Faiss: 20 lose 0.02 recall on fashion-mnist */
 	c->opq_pq_iters = 4;
 	c->max_points_per_centroid = 256;
 	c->seed = 42;

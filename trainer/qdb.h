@@ -76,7 +76,7 @@ typedef struct QdbTrainConfig
 	int			target_dim;		/* 0: dim rounded up to a multiple of M; less
 								 * than dim: PCA reduction first */
 	int			kmeans_iters;	/* Lloyd iterations per k-means, default 25 */
-	int			opq_iters;		/* OPQ alternations, default 20 */
+	int			opq_iters;		/* OPQ alternations, default 50 */
 	int			opq_pq_iters;	/* k-means iterations inside each alternation, default 4 */
 	int			max_points_per_centroid;	/* k-means subsample cap, default 256 */
 	uint64_t	seed;			/* default 42 */

@@ -45,7 +45,7 @@ CREATE FUNCTION quantumdb.train(
     validation   integer DEFAULT 1000,
     seed         bigint  DEFAULT 42,
     kmeans_iters integer DEFAULT 25,
-    opq_iters    integer DEFAULT 20)
+    opq_iters    integer DEFAULT 50)
 RETURNS quantumdb.train_result
 AS 'MODULE_PATHNAME', 'quantumdb_train' LANGUAGE C VOLATILE;
 

@@ -260,7 +260,7 @@ test_bad_input(void)
 	float	   *x = make_data(7, 600, 16, 0.1f);
 
 	qdb_train_config_init(&c);
-	tap_ok(c.subvectors == 16 && c.kmeans_iters == 25 && c.opq_iters == 20 &&
+	tap_ok(c.subvectors == 16 && c.kmeans_iters == 25 && c.opq_iters == 50 &&
 		   c.opq_pq_iters == 4 && c.max_points_per_centroid == 256 && c.seed == 42,
 		   "config defaults");
 	tap_ok(qdb_train_config_check(&c) == QDB_ERR_ARG, "dim 0 rejected");
