@@ -330,9 +330,10 @@ typedef struct PqEncodeJob
 	const float *y;
 	size_t		n;
 	uint8_t    *codes;
-	float	   *work;			/* per worker: QDB_ASSIGN_BLOCK x ksub */
-	int32_t    *labels;			/* per worker: ENCODE_CHUNK_ROWS */
-	float	   *dist;			/* per worker: ENCODE_CHUNK_ROWS, or NULL */
+	size_t		chunk;			/* rows per task: min(n, ENCODE_CHUNK_ROWS) */
+	float	   *work;			/* per worker: min(chunk, QDB_ASSIGN_BLOCK) x ksub */
+	int32_t    *labels;			/* per worker: chunk */
+	float	   *dist;			/* per worker: chunk, or NULL */
 	double	   *sse;			/* (tasks) */
 } PqEncodeJob;
 
@@ -342,9 +343,10 @@ pq_encode_task(void *arg, int task, int worker)
 	PqEncodeJob *job = arg;
 	size_t		i0 = (size_t) task * ENCODE_CHUNK_ROWS;
 	size_t		b = job->n - i0 < ENCODE_CHUNK_ROWS ? job->n - i0 : ENCODE_CHUNK_ROWS;
-	float	   *work = job->work + (size_t) worker * QDB_ASSIGN_BLOCK * QDB_KSUB;
-	int32_t    *labels = job->labels + (size_t) worker * ENCODE_CHUNK_ROWS;
-	float	   *dist = job->dist ? job->dist + (size_t) worker * ENCODE_CHUNK_ROWS : NULL;
+	size_t		wrows = job->chunk < QDB_ASSIGN_BLOCK ? job->chunk : QDB_ASSIGN_BLOCK;
+	float	   *work = job->work + (size_t) worker * wrows * QDB_KSUB;
+	int32_t    *labels = job->labels + (size_t) worker * job->chunk;
+	float	   *dist = job->dist ? job->dist + (size_t) worker * job->chunk : NULL;
 	double		total = 0;
 	int			m;
 
@@ -392,7 +394,8 @@ qdb_pq_encode(const QdbAlloc *a, const float *codebooks, int dim_pq,
 	if ((n + ENCODE_CHUNK_ROWS - 1) / ENCODE_CHUNK_ROWS > INT32_MAX)
 		return QDB_ERR_ARG;
 	ntasks = (int) ((n + ENCODE_CHUNK_ROWS - 1) / ENCODE_CHUNK_ROWS);
-	nworkers = thread_count();
+	/* one task (a single vector, say) runs here: no thread, small buffers */
+	nworkers = ntasks > 1 ? thread_count() : 1;
 	if (nworkers > ntasks)
 		nworkers = ntasks;
 
@@ -404,11 +407,14 @@ qdb_pq_encode(const QdbAlloc *a, const float *codebooks, int dim_pq,
 	job.y = y;
 	job.n = n;
 	job.codes = codes;
+	job.chunk = n < ENCODE_CHUNK_ROWS ? n : ENCODE_CHUNK_ROWS;
 	job.cnorm = cnorm = qdb_malloc(a, (size_t) M * QDB_KSUB, sizeof(float));
-	job.work = qdb_malloc(a, (size_t) nworkers * QDB_ASSIGN_BLOCK * QDB_KSUB, sizeof(float));
-	job.labels = qdb_malloc(a, (size_t) nworkers * ENCODE_CHUNK_ROWS, sizeof(int32_t));
+	job.work = qdb_malloc(a, (size_t) nworkers *
+						  (job.chunk < QDB_ASSIGN_BLOCK ? job.chunk : QDB_ASSIGN_BLOCK) *
+						  QDB_KSUB, sizeof(float));
+	job.labels = qdb_malloc(a, (size_t) nworkers * job.chunk, sizeof(int32_t));
 	if (sse)
-		job.dist = qdb_malloc(a, (size_t) nworkers * ENCODE_CHUNK_ROWS, sizeof(float));
+		job.dist = qdb_malloc(a, (size_t) nworkers * job.chunk, sizeof(float));
 	job.sse = qdb_calloc(a, ntasks, sizeof(double));
 	order = qdb_malloc(a, ntasks, sizeof(int));
 	workers = qdb_malloc(a, nworkers, sizeof(Worker));
