@@ -179,8 +179,13 @@ SELECT quantumdb.train('x', 'dirty', 'v', metric => 'cosine');
 \echo :LAST_ERROR_SQLSTATE
 SELECT count(*) FROM quantumdb.compressors WHERE name = 'x';
 
--- training reads only what the caller may read
+-- training needs INSERT on the catalog, checked before any work, and reads
+-- only what the caller may read
 CREATE ROLE qdb_nobody;
+SET ROLE qdb_nobody;
+SELECT quantumdb.train('x', 'glove', 'embedding');
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
 GRANT INSERT ON quantumdb.compressors TO qdb_nobody;
 SET ROLE qdb_nobody;
 SELECT quantumdb.train('x', 'glove', 'embedding');

@@ -11,10 +11,12 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "catalog/namespace.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
+#include "utils/acl.h"
 #include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -93,6 +95,22 @@ require_arg(FunctionCallInfo fcinfo, int n, const char *what)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("%s must not be NULL", what)));
+}
+
+static void
+check_catalog_insert(void)
+{
+	Oid			nsp = get_namespace_oid("quantumdb", false);
+	Oid			rel = get_relname_relid("compressors", nsp);
+
+	if (!OidIsValid(rel))
+		elog(ERROR, "catalog table quantumdb.compressors is missing");
+	if (pg_class_aclcheck(rel, GetUserId(), ACL_INSERT) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table quantumdb.compressors"),
+				 errdetail("Training stores the compressor there."),
+				 errhint("An administrator can GRANT INSERT ON quantumdb.compressors.")));
 }
 
 /*
@@ -181,6 +199,9 @@ quantumdb_train(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("target_dim %d is not a multiple of subvectors %d",
 						cfg.target_dim, cfg.subvectors)));
+
+	/* fail before the work, not after it, when the model cannot be stored */
+	check_catalog_insert();
 
 	/* sample the column: training rows plus the validation split */
 	QdbSampleColumn(relid, column, sample_rows + validation_rows, cfg.seed,
