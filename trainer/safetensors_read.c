@@ -13,6 +13,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -172,6 +173,20 @@ bad:
 	return -1;
 }
 
+/* The int training settings, in the order they are read. */
+static const struct
+{
+	MetaKey		key;
+	size_t		offset;
+}			int_settings[] =
+{
+	{MK_KMEANS_ITERS, offsetof(QdbTrainConfig, kmeans_iters)},
+	{MK_OPQ_ITERS, offsetof(QdbTrainConfig, opq_iters)},
+	{MK_OPQ_PQ_ITERS, offsetof(QdbTrainConfig, opq_pq_iters)},
+	{MK_MAX_PPC, offsetof(QdbTrainConfig, max_points_per_centroid)},
+	{MK_TARGET_DIM, offsetof(QdbTrainConfig, target_dim)},
+};
+
 /* Every metadata key exactly once, every value a short string. */
 static int
 read_metadata(StParse *sp, int meta)
@@ -257,21 +272,12 @@ read_metadata(StParse *sp, int meta)
 		return -1;
 
 	memset(&sp->config, 0, sizeof(sp->config));
-	if (meta_int(sp, MK_KMEANS_ITERS, 0, INT_MAX, &v) < 0)
-		return -1;
-	sp->config.kmeans_iters = (int) v;
-	if (meta_int(sp, MK_OPQ_ITERS, 0, INT_MAX, &v) < 0)
-		return -1;
-	sp->config.opq_iters = (int) v;
-	if (meta_int(sp, MK_OPQ_PQ_ITERS, 0, INT_MAX, &v) < 0)
-		return -1;
-	sp->config.opq_pq_iters = (int) v;
-	if (meta_int(sp, MK_MAX_PPC, 0, INT_MAX, &v) < 0)
-		return -1;
-	sp->config.max_points_per_centroid = (int) v;
-	if (meta_int(sp, MK_TARGET_DIM, 0, INT_MAX, &v) < 0)
-		return -1;
-	sp->config.target_dim = (int) v;
+	for (size_t i = 0; i < sizeof(int_settings) / sizeof(int_settings[0]); i++)
+	{
+		if (meta_int(sp, int_settings[i].key, 0, INT_MAX, &v) < 0)
+			return -1;
+		*(int *) ((char *) &sp->config + int_settings[i].offset) = (int) v;
+	}
 	if (meta_int(sp, MK_SEED, 0, UINT64_MAX, &v) < 0)
 		return -1;
 	sp->config.seed = v;
