@@ -13,6 +13,7 @@
 
 #include "qdb_distance.h"
 #include "quantumdb.h"
+#include "index.h"
 
 PG_MODULE_MAGIC;
 
@@ -20,6 +21,7 @@ void
 _PG_init(void)
 {
 	qdb_distance_init();
+	QdbIndexInit();
 	MarkGUCPrefixReserved("quantumdb");
 }
 

@@ -59,6 +59,8 @@ extern void QdbSampleColumn(Oid relid, const char *column, int want, uint64 seed
 							bool cosine, QdbSample *out);
 
 /* train.c: quantumdb.train() */
+extern double QdbTrainModel(const char *name, const float *x, int n, QdbTrainConfig *cfg,
+							MemoryContext tcxt, QdbModel *model);
 
 /* codec_funcs.c: encode, decode, adc_distance with per-statement caches */
 

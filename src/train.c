@@ -73,6 +73,46 @@ close_backend(void *arg)
 	h->ctx = NULL;
 }
 
+/*
+ * Trains a compressor on x (n rows of cfg->dim) with the cpu backend, the
+ * model's arrays in tcxt, whose reset closes the backend (also when an
+ * ERROR unwinds).  NOTICEs report progress; a query cancel stops it.
+ * Returns the training time in seconds.
+ */
+double
+QdbTrainModel(const char *name, const float *x, int n, QdbTrainConfig *cfg,
+			  MemoryContext tcxt, QdbModel *model)
+{
+	MemoryContextCallback *cb;
+	BackendHandle *h;
+	const QdbAlloc *alloc;
+	TrainProgress progress = {0};
+	char		err[256];
+	double		t0,
+				seconds;
+	int			rc;
+
+	alloc = QdbContextAlloc(tcxt);
+	h = MemoryContextAllocZero(tcxt, sizeof(BackendHandle));
+	h->backend = qdb_cpu_backend();
+	cb = MemoryContextAlloc(tcxt, sizeof(MemoryContextCallback));
+	cb->func = close_backend;
+	cb->arg = h;
+	MemoryContextRegisterResetCallback(tcxt, cb);
+	err[0] = '\0';
+	rc = h->backend->open(&h->ctx, alloc, err, sizeof(err));
+	QdbReportStatus(rc, "could not open the cpu backend", err[0] ? err : NULL);
+
+	progress.name = name;
+	memset(model, 0, sizeof(*model));
+	t0 = qdb_now();
+	rc = h->backend->train(h->ctx, x, n, cfg, model, train_progress, &progress);
+	seconds = qdb_now() - t0;
+	CHECK_FOR_INTERRUPTS();
+	QdbReportStatus(rc, "training failed", NULL);
+	return seconds;
+}
+
 static int
 int_arg(FunctionCallInfo fcinfo, int n, const char *what, int lo, int hi, int dflt)
 {
@@ -131,14 +171,8 @@ quantumdb_train(PG_FUNCTION_ARGS)
 				rc;
 	QdbSample	s;
 	MemoryContext tcxt;
-	MemoryContextCallback *cb;
-	BackendHandle *h;
-	const QdbAlloc *alloc;
 	QdbModel	model;
-	TrainProgress progress = {0};
-	char		err[256];
-	double		t0,
-				seconds,
+	double		seconds,
 				recall;
 	StringInfoData extra;
 	TupleDesc	tupdesc;
@@ -234,27 +268,9 @@ quantumdb_train(PG_FUNCTION_ARGS)
 					name, qdb_kind_name(cfg.kind), qdb_metric_name(cfg.metric),
 					n_train, n_val, s.dim, s.rows_seen)));
 
-	/* train in a context whose reset closes the backend */
 	tcxt = AllocSetContextCreate(CurrentMemoryContext, "quantumdb training",
 								 ALLOCSET_DEFAULT_SIZES);
-	alloc = QdbContextAlloc(tcxt);
-	h = MemoryContextAllocZero(tcxt, sizeof(BackendHandle));
-	h->backend = qdb_cpu_backend();
-	cb = MemoryContextAlloc(tcxt, sizeof(MemoryContextCallback));
-	cb->func = close_backend;
-	cb->arg = h;
-	MemoryContextRegisterResetCallback(tcxt, cb);
-	err[0] = '\0';
-	rc = h->backend->open(&h->ctx, alloc, err, sizeof(err));
-	QdbReportStatus(rc, "could not open the cpu backend", err[0] ? err : NULL);
-
-	progress.name = name;
-	memset(&model, 0, sizeof(model));
-	t0 = qdb_now();
-	rc = h->backend->train(h->ctx, s.x, n_train, &cfg, &model, train_progress, &progress);
-	seconds = qdb_now() - t0;
-	CHECK_FOR_INTERRUPTS();
-	QdbReportStatus(rc, "training failed", NULL);
+	seconds = QdbTrainModel(name, s.x, n_train, &cfg, tcxt, &model);
 
 	recall = -1;
 	if (n_val > 0)

@@ -11,11 +11,13 @@
 #include <math.h>
 
 #include "pq.h"
+#include "qdb_distance.h"
 #include "qdb_internal.h"
 
 #define MODEL_BLOCK_ROWS	4096	/* rows per transform block */
 #define ENCODE_BLOCK_FLOATS	(8 << 20)	/* scratch bound when encoding */
 #define DECODE_BLOCK_ROWS	4096
+#define TRANSFORM_DIRECT_ROWS	2	/* up to this many rows: no sgemm (as pq.c) */
 
 void
 qdb_train_config_init(QdbTrainConfig *c)
@@ -181,7 +183,14 @@ transform_block(const QdbModel *m, const float *x, size_t b, float *buf, float *
 		}
 		src = buf;
 	}
-	if (m->linear)
+	if (m->linear && b <= TRANSFORM_DIRECT_ROWS)
+	{
+		/* an index insert: sgemm would pack all of A for one row */
+		for (i = 0; i < b; i++)
+			for (j = 0; j < dp; j++)
+				y[i * dp + j] = qdb_kernels.dot(m->linear + (size_t) j * d, src + i * d, d);
+	}
+	else if (m->linear)
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int) b, dp, d,
 					1.0f, src, d, m->linear, d, 0.0f, y, dp);
 	else

@@ -5,13 +5,15 @@
  *
  * Input here is already transformed (centred, rotated, reduced or padded)
  * by the caller.  The sub-spaces train in parallel, one k-means per task
- * on a few threads; encoding splits the rows between threads.  Threads
+ * on a few threads; encoding splits the rows between threads, except for
+ * a row or two (an index insert), encoded directly with no sgemm.  Threads
  * never allocate (the caller's allocator need not be thread-safe: in the
  * extension it is palloc) and never call the progress callback, which runs
  * in the calling thread as tasks finish.  The results do not depend on the
  * number of threads.
  */
 #define _GNU_SOURCE
+#include <math.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -20,10 +22,14 @@
 
 #include "kmeans.h"
 #include "pq.h"
+#include "qdb_distance.h"
 #include "qdb_internal.h"
 
 #define MAX_THREADS			64
 #define ENCODE_CHUNK_ROWS	4096	/* rows per encoding task */
+#define ENCODE_DIRECT_ROWS	2		/* up to this many rows: no sgemm, no norms */
+#define DIRECT_BLOCK		16		/* centroids per block of the short-dsub loop */
+#define DIRECT_SHORT_DSUB	16		/* below this a kernel call costs more than its sums */
 
 int
 qdb_progress_report(const QdbProgressCtx *p, const char *stage,
@@ -369,6 +375,94 @@ pq_encode_task(void *arg, int task, int worker)
 	job->sse[task] = total;
 }
 
+/* nearest of the QDB_KSUB centroids c (ksub x dsub) to ys; *dist its distance */
+static int
+nearest_direct(const float *ys, const float *c, int dsub, float *dist)
+{
+	float		best = INFINITY;
+	int			arg = 0;
+	int			k,
+				k0,
+				j,
+				t;
+
+	if (dsub >= DIRECT_SHORT_DSUB)
+	{
+		for (k = 0; k < QDB_KSUB; k++)
+		{
+			float		d = qdb_kernels.l2sq(ys, c + (size_t) k * dsub, dsub);
+
+			if (d < best)
+			{
+				best = d;
+				arg = k;
+			}
+		}
+		*dist = best;
+		return arg;
+	}
+
+	/* short sub-vectors: sums across a block of centroids, which vectorise */
+	for (k0 = 0; k0 < QDB_KSUB; k0 += DIRECT_BLOCK)
+	{
+		const float *cb = c + (size_t) k0 * dsub;
+		float		acc[DIRECT_BLOCK] = {0};
+
+		for (t = 0; t < dsub; t++)
+		{
+			float		yt = ys[t];
+
+			for (j = 0; j < DIRECT_BLOCK; j++)
+			{
+				float		e = yt - cb[j * dsub + t];
+
+				acc[j] += e * e;
+			}
+		}
+		for (j = 0; j < DIRECT_BLOCK; j++)
+		{
+			if (acc[j] < best)
+			{
+				best = acc[j];
+				arg = k0 + j;
+			}
+		}
+	}
+	*dist = best;
+	return arg;
+}
+
+/*
+ * A row or two (an index insert) against every centroid directly: the
+ * sgemm path's packing and the centroid norms it recomputes on every call
+ * cost more than the distances themselves (from 3 rows of 100 dims on,
+ * sgemm wins again).  Ties go to the lowest index, as in
+ * qdb_nearest_centroids; codes differ from the batch path's only where two
+ * centroids are equally near up to rounding.
+ */
+static void
+pq_encode_direct(const float *codebooks, int dim_pq, int M, const float *y,
+				 size_t n, uint8_t *codes, double *sse)
+{
+	int			dsub = dim_pq / M;
+	double		total = 0;
+	size_t		i;
+	int			m;
+
+	for (i = 0; i < n; i++)
+		for (m = 0; m < M; m++)
+		{
+			float		d;
+
+			codes[i * M + m] = (uint8_t)
+				nearest_direct(y + i * dim_pq + (size_t) m * dsub,
+							   codebooks + (size_t) m * QDB_KSUB * dsub, dsub, &d);
+			total += d;
+		}
+	if (sse)
+		*sse = total;
+}
+
 int
 qdb_pq_encode(const QdbAlloc *a, const float *codebooks, int dim_pq,
 			  int M, const float *y, size_t n, uint8_t *codes, double *sse)
@@ -389,6 +483,11 @@ qdb_pq_encode(const QdbAlloc *a, const float *codebooks, int dim_pq,
 	{
 		if (sse)
 			*sse = 0;
+		return QDB_OK;
+	}
+	if (n <= ENCODE_DIRECT_ROWS)
+	{
+		pq_encode_direct(codebooks, dim_pq, M, y, n, codes, sse);
 		return QDB_OK;
 	}
 	if ((n + ENCODE_CHUNK_ROWS - 1) / ENCODE_CHUNK_ROWS > INT32_MAX)

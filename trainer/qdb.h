@@ -144,6 +144,23 @@ float		qdb_adc_distance(const QdbModel *m, const float *table, float bias,
 							 const uint8_t *code);
 
 /*
+ * Symmetric distance between two codes (linking index nodes), in the units
+ * of qdb_adc_distance, from per-sub-quantizer centroid-pair tables.  With
+ * xhat = mean + A^T c: L2 ||xhat_a - xhat_b||, IP -(xhat_a . xhat_b),
+ * cosine ||xhat_a - xhat_b||^2 / 2.  Exact when A has orthonormal rows or
+ * is NULL (padded dims do not count); with orthonormal columns (dim_pq >
+ * dim) the sums run over the codebooks: an upper bound for L2 and cosine,
+ * an estimate for IP.  The table is (M, ksub, ksub) pair terms, (M, ksub)
+ * per-code bias terms (IP: (A mean) . c, else 0) and one constant (IP:
+ * |mean|^2, else 0).  qdb_pair_distance(a, b) == qdb_pair_distance(b, a).
+ */
+size_t		qdb_pair_table_floats(const QdbModel *m);	/* M*ksub*ksub + M*ksub + 1 */
+/* QDB_OK, QDB_ERR_ARG or QDB_ERR_NOMEM */
+int			qdb_compute_pair_table(const QdbModel *m, float *table);
+float		qdb_pair_distance(const QdbModel *m, const float *table,
+							  const uint8_t *a, const uint8_t *b);
+
+/*
  * 10-recall@10 (k-recall@k) of exhaustive ADC: for each of nq queries, the
  * share of its k exact nearest (among nb base vectors, by the model's metric)
  * found among the k best by ADC over the base's codes.

@@ -14,31 +14,6 @@
 
 #define NQ	20
 
-static float *
-make_data(uint64_t seed, size_t n, int d)
-{
-	QdbRng		r;
-	float	   *mix = malloc(sizeof(float) * d * d);
-	float	   *x = malloc(sizeof(float) * n * d);
-	size_t		i;
-	int			j,
-				t;
-
-	qdb_rng_seed(&r, seed);
-	test_fill_gaussian(&r, mix, (size_t) d * d, sqrtf((float) d));
-	for (i = 0; i < n; i++)
-		for (j = 0; j < d; j++)
-		{
-			float		v = 1.0f;
-
-			for (t = 0; t < d; t++)
-				v += mix[j * d + t] * (float) qdb_rng_gaussian(&r) * powf(0.85f, (float) t);
-			x[i * d + j] = v;
-		}
-	free(mix);
-	return x;
-}
-
 /*
  * The metric's distance from q to the decoded xhat, as qdb.h defines ADC
  * (cosine: ||q/|q| - xhat||^2 / 2).
@@ -142,8 +117,8 @@ run(const char *what, QdbKind kind, QdbMetric metric, int dim, int M, int target
 {
 	QdbTrainConfig c;
 	QdbModel	m;
-	float	   *x = make_data(dim * 7 + metric, 1500, dim);
-	float	   *q = make_data(dim * 7 + metric + 1000, NQ, dim);
+	float	   *x = test_correlated_data(dim * 7 + metric, 1500, dim);
+	float	   *q = test_correlated_data(dim * 7 + metric + 1000, NQ, dim);
 
 	test_config(&c, kind, metric, dim, M, 8);
 	c.target_dim = target;
@@ -186,8 +161,8 @@ test_recall(void)
 	size_t		nb = 1000,
 				i,
 				j;
-	float	   *x = make_data(42, nb, 16);
-	float	   *q = make_data(43, 50, 16);
+	float	   *x = test_correlated_data(42, nb, 16);
+	float	   *q = test_correlated_data(43, 50, 16);
 	uint8_t    *codes = malloc(nb * 4);
 	float	   *table = malloc(sizeof(float) * 4 * QDB_KSUB);
 	double		rec = -1,
@@ -256,7 +231,7 @@ test_errors(void)
 {
 	QdbTrainConfig c;
 	QdbModel	m;
-	float	   *x = make_data(50, 600, 8);
+	float	   *x = test_correlated_data(50, 600, 8);
 	float		zero[8] = {0};
 	float		table[2 * QDB_KSUB];
 	float		bias;

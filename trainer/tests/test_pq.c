@@ -373,6 +373,151 @@ test_util(void)
 	tap_ok(qdb_now() > 0, "clock runs");
 }
 
+/*
+ * Encoding a row or two at a time (an index insert) takes a direct path;
+ * its codes must be the batch path's, or an equally near centroid where
+ * rounding decides a tie.  Distances are rechecked in double on the
+ * transformed rows.
+ */
+static void
+check_small_batches(const char *what, QdbKind kind, QdbMetric metric, int dim, int M)
+{
+	QdbTrainConfig c;
+	QdbModel	m;
+	size_t		n = 500,
+				i;
+	float	   *x = make_data(dim + M, 3000, dim, 0.3f);
+	uint8_t    *batch = malloc(n * M);
+	uint8_t    *one = malloc(n * M);
+	uint8_t    *two = malloc(n * M);
+	float	   *y;
+	size_t		differ = 0,
+				unequal = 0;
+	double		worst = 0;
+	int			st = QDB_OK;
+
+	test_config(&c, kind, metric, dim, M, 8);
+	c.opq_iters = 3;
+	if (test_train(&c, x, 3000, &m, NULL, NULL) != QDB_OK)
+	{
+		tap_ok(0, "%s: trains", what);
+		free(x);
+		free(batch);
+		free(one);
+		free(two);
+		return;
+	}
+	y = malloc(sizeof(float) * n * m.dim_pq);
+	st |= qdb_compute_codes(&m, x, n, batch);
+	for (i = 0; i < n; i++)
+		st |= qdb_compute_codes(&m, x + i * dim, 1, one + i * M);
+	for (i = 0; i < n; i += 2)
+		st |= qdb_compute_codes(&m, x + i * dim, 2, two + i * M);
+	st |= qdb_model_transform(&m, x, n, y);
+	tap_ok(st == QDB_OK, "%s: one and two rows at a time encode", what);
+
+	for (i = 0; i < n * M; i++)
+	{
+		const uint8_t *alt[2] = {one, two};
+		int			v;
+
+		for (v = 0; v < 2; v++)
+		{
+			const float *ys = y + (i / M) * m.dim_pq + (i % M) * m.dsub;
+			const float *cb = m.codebooks + (i % M) * QDB_KSUB * m.dsub;
+			double		d1 = 0,
+						d2 = 0;
+			int			t;
+
+			if (alt[v][i] == batch[i])
+				continue;
+			differ++;
+			for (t = 0; t < m.dsub; t++)
+			{
+				double		e1 = (double) ys[t] - cb[batch[i] * m.dsub + t];
+				double		e2 = (double) ys[t] - cb[alt[v][i] * m.dsub + t];
+
+				d1 += e1 * e1;
+				d2 += e2 * e2;
+			}
+			worst = fmax(worst, fabs(d1 - d2) / fmax(fmax(d1, d2), 1e-30));
+			if (fabs(d1 - d2) > 1e-5 * fmax(d1, d2))
+				unequal++;
+		}
+	}
+	tap_ok(differ <= n * M * 2 / 1000,
+		   "%s: one and two at a time give the batch codes (%zu of %zu differ)",
+		   what, differ, 2 * n * M);
+	tap_ok(unequal == 0, "%s: where they differ the centroids are equally near "
+		   "(worst relative gap %.2g)", what, worst);
+	qdb_model_free(&m);
+	free(x);
+	free(y);
+	free(batch);
+	free(one);
+	free(two);
+}
+
+static void
+test_small_batches(void)
+{
+	double		s1,
+				s2,
+				sb;
+	float	   *x = make_data(9, 2000, 32, 0.1f);
+	QdbTrainConfig c;
+	QdbModel	m;
+	uint8_t		cb[8 * 3],
+				c1[8],
+				c2[8 * 2];
+
+	check_small_batches("pq 100d M=16 (dsub 7)", QDB_KIND_PQ, QDB_METRIC_L2, 100, 16);
+	check_small_batches("pq 64d M=2 (dsub 32)", QDB_KIND_PQ, QDB_METRIC_L2, 64, 2);
+	check_small_batches("opq cosine 40d M=8", QDB_KIND_OPQ, QDB_METRIC_COSINE, 40, 8);
+
+	/* an exact tie: centroid 200 copied to 100, the row equal to it */
+	{
+		QdbModel	t;
+		QdbRng		r;
+		float		row[8];
+		uint8_t		one[2],
+					many[2 * 4];
+		float		rows[8 * 4];
+		int			j;
+
+		qdb_model_alloc(&t, NULL, QDB_KIND_PQ, QDB_METRIC_L2, 8, 8, 2, 0, 0);
+		qdb_rng_seed(&r, 11);
+		test_fill_gaussian(&r, t.codebooks, QDB_KSUB * 8, 1);
+		for (j = 0; j < 2; j++)
+		{
+			memcpy(t.codebooks + (j * QDB_KSUB + 100) * 4,
+				   t.codebooks + (j * QDB_KSUB + 200) * 4, sizeof(float) * 4);
+			memcpy(row + j * 4, t.codebooks + (j * QDB_KSUB + 200) * 4, sizeof(float) * 4);
+		}
+		for (j = 0; j < 4; j++)
+			memcpy(rows + j * 8, row, sizeof(row));
+		qdb_compute_codes(&t, row, 1, one);
+		qdb_compute_codes(&t, rows, 4, many);
+		tap_ok(one[0] == 100 && one[1] == 100 && many[0] == 100 && many[7] == 100,
+			   "a tie goes to the lower index on both paths (%d %d, %d %d)",
+			   one[0], one[1], many[0], many[7]);
+		qdb_model_free(&t);
+	}
+
+	/* the squared error comes back on the direct path too */
+	pq_config(&c, 32, 8);
+	test_train(&c, x, 2000, &m, NULL, NULL);
+	qdb_pq_encode(NULL, m.codebooks, 32, 8, x, 3, cb, &sb);
+	qdb_pq_encode(NULL, m.codebooks, 32, 8, x, 1, c1, &s1);
+	qdb_pq_encode(NULL, m.codebooks, 32, 8, x + 32, 2, c2, &s2);
+	tap_ok(memcmp(cb, c1, 8) == 0 && memcmp(cb + 8, c2, 16) == 0 &&
+		   fabs(s1 + s2 - sb) <= 1e-4 * sb,
+		   "direct path: codes and squared error of the batch (%.6g + %.6g vs %.6g)",
+		   s1, s2, sb);
+	qdb_model_free(&m);
+	free(x);
+}
+
 int
 main(void)
 {
@@ -381,6 +526,7 @@ main(void)
 	test_padding();
 	test_reduction();
 	test_threads();
+	test_small_batches();
 	test_progress();
 	test_bad_input();
 	test_util();

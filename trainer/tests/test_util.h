@@ -138,4 +138,33 @@ test_orthonormal_deviation(const QdbModel *m)
 	return worst;
 }
 
+/*
+ * n rows of d correlated dimensions with falling variance, offset from 0:
+ * a random mix of Gaussians, the t-th weighted by 0.85^t (malloc'd).
+ */
+static inline float *
+test_correlated_data(uint64_t seed, size_t n, int d)
+{
+	QdbRng		r;
+	float	   *mix = malloc(sizeof(float) * d * d);
+	float	   *x = malloc(sizeof(float) * n * d);
+	size_t		i;
+	int			j,
+				t;
+
+	qdb_rng_seed(&r, seed);
+	test_fill_gaussian(&r, mix, (size_t) d * d, sqrtf((float) d));
+	for (i = 0; i < n; i++)
+		for (j = 0; j < d; j++)
+		{
+			float		v = 1.0f;
+
+			for (t = 0; t < d; t++)
+				v += mix[j * d + t] * (float) qdb_rng_gaussian(&r) * powf(0.85f, (float) t);
+			x[i * d + j] = v;
+		}
+	free(mix);
+	return x;
+}
+
 #endif							/* QDB_TEST_UTIL_H */

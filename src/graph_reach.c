@@ -1,0 +1,275 @@
+/*
+ * graph_reach.c
+ *	  Which nodes a walk from the entry point can reach at level 0, and the
+ *	  repair that links every unreachable live node back in.
+ *
+ * HNSW pruning can leave a node with no incoming link (every neighbour
+ * preferred others), and then no scan finds it.  Inserts guard against it
+ * at the time they link a node; the build and VACUUM run a full check:
+ * a breadth-first walk over level 0 from the entry, then, for each live
+ * node it missed, a link from its nearest reached node (one of its own
+ * neighbours when possible, else the best node a search for its code finds).
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "utils/memutils.h"
+
+#include "index.h"
+
+#define REPAIR_ROUNDS	5
+
+/* Reads the level and flags of every node. */
+void
+QdbNodeMapRead(Relation index, const QdbMetaPageData *meta, QdbNodeMap *map)
+{
+	BlockNumber blkno;
+	Size		npages;
+
+	map->first = meta->first_node_page;
+	map->nblocks = RelationGetNumberOfBlocks(index);
+	npages = Max(map->nblocks - map->first, 1);
+	map->maxoff = palloc0(npages);
+	map->level = palloc_extended(npages * 256, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	map->flags = palloc_extended(npages * 256, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	map->reached = palloc_extended(sizeof(bool) * npages * 256, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	map->indegree = palloc_extended(sizeof(uint16) * npages * 256,
+									MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	for (blkno = map->first; blkno < map->nblocks; blkno++)
+	{
+		Buffer		buf = ReadBuffer(index, blkno);
+		Page		page;
+		OffsetNumber off,
+					maxoff;
+
+		CHECK_FOR_INTERRUPTS();
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		maxoff = PageIsNew(page) ? 0 : Min(PageGetMaxOffsetNumber(page), QDB_MAX_NODES_PER_PAGE);
+		map->maxoff[blkno - map->first] = maxoff;
+		for (off = FirstOffsetNumber; off <= maxoff; off++)
+		{
+			QdbNode		node = (QdbNode) PageGetItem(page, PageGetItemId(page, off));
+			Size		slot = (Size) (blkno - map->first) * 256 + off;
+
+			map->level[slot] = node->level;
+			map->flags[slot] = node->flags;
+		}
+		UnlockReleaseBuffer(buf);
+	}
+
+}
+
+/* Keeps in-degrees right after a level-0 list changed from before to after. */
+void
+QdbNodeMapNoteListChange(QdbNodeMap *map, const QdbNodeRef *before, const QdbNodeRef *after,
+						 int n)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		if (QdbNodeMapHas(map, before[i]) && map->indegree[QdbNodeSlot(map, before[i])] > 0)
+			map->indegree[QdbNodeSlot(map, before[i])]--;
+		if (QdbNodeMapHas(map, after[i]))
+			map->indegree[QdbNodeSlot(map, after[i])]++;
+	}
+}
+
+bool
+QdbNodeMapHas(const QdbNodeMap *map, QdbNodeRef ref)
+{
+	BlockNumber blk = QdbRefBlock(ref);
+
+	return ref != QDB_NO_NODE && blk >= map->first && blk < map->nblocks &&
+		QdbRefOffset(ref) >= FirstOffsetNumber &&
+		QdbRefOffset(ref) <= map->maxoff[blk - map->first];
+}
+
+/*
+ * Marks every node reachable at level 0 from start (and start itself), and
+ * counts the links from reached nodes into indegree.
+ */
+static void
+reach_from(Relation index, QdbIndexCache *c, QdbNodeMap *map, QdbNodeRef start)
+{
+	Size		total = (Size) (map->nblocks - map->first) * 256;
+	QdbNodeRef *queue;
+	Size		qhead = 0,
+				qtail = 0;
+
+	if (!QdbNodeMapHas(map, start) || map->reached[QdbNodeSlot(map, start)])
+		return;
+	queue = palloc_extended(sizeof(QdbNodeRef) * Max(total, 1), MCXT_ALLOC_HUGE);
+	queue[qtail++] = start;
+	map->reached[QdbNodeSlot(map, start)] = true;
+	while (qhead < qtail)
+	{
+		QdbNodeRef	ref = queue[qhead++];
+		Buffer		buf = ReadBuffer(index, QdbRefBlock(ref));
+		QdbNode		node;
+		QdbNodeRef *list;
+		int			j;
+
+		CHECK_FOR_INTERRUPTS();
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		node = QdbPageGetNode(index, BufferGetPage(buf), QdbRefBlock(ref), QdbRefOffset(ref));
+		list = QdbNodeLists(node, c->code_size);
+		for (j = 0; j < 2 * c->m; j++)
+		{
+			if (!QdbNodeMapHas(map, list[j]))
+				continue;
+			map->indegree[QdbNodeSlot(map, list[j])]++;
+			if (map->reached[QdbNodeSlot(map, list[j])])
+				continue;
+			map->reached[QdbNodeSlot(map, list[j])] = true;
+			queue[qtail++] = list[j];
+		}
+		UnlockReleaseBuffer(buf);
+	}
+	pfree(queue);
+}
+
+static bool
+is_live(const QdbNodeMap *map, Size slot)
+{
+	BlockNumber page = slot / 256;
+	int			off = slot % 256;
+
+	return off >= FirstOffsetNumber && off <= map->maxoff[page] &&
+		!(map->flags[slot] & QDB_NODE_DELETED);
+}
+
+/* Walks from the entry; returns how many live nodes it misses (-1: no entry). */
+int64
+QdbNodeMapCountUnreached(Relation index, QdbIndexCache *c, const QdbMetaPageData *meta,
+						 QdbNodeMap *map)
+{
+	Size		total = (Size) (map->nblocks - map->first) * 256;
+	int64		missed = 0;
+	Size		i;
+
+	if (!QdbNodeMapHas(map, meta->entry))
+		return -1;
+	reach_from(index, c, map, meta->entry);
+	for (i = 0; i < total; i++)
+		if (is_live(map, i) && !map->reached[i])
+			missed++;
+	return missed;
+}
+
+/*
+ * Live reached nodes to link unreached node u from, nearest first: u's own
+ * neighbours, then what a search of the graph for u's code finds.
+ */
+static int
+reached_candidates(Relation index, QdbIndexCache *c, const QdbMetaPageData *meta,
+				   QdbNodeMap *map, QdbNodeRef u, QdbCandidate *out)
+{
+	QdbDiskGraph *g = QdbDiskGraphCreate(index, c);
+	uint32	   *nb = palloc(sizeof(uint32) * 2 * c->m);
+	QdbCandidate cur;
+	QdbCandidate *found = palloc(sizeof(QdbCandidate) * c->ef_construction);
+	int			nout = 0,
+				n,
+				i;
+
+	QdbDiskGraphNewLayer(g, 0);
+	QdbDiskGraphSetQueryCode(g, QdbDiskGraphCode(g, u, NULL, NULL));
+	n = qdb_disk_graph_ops.neighbors(g, u, 0, nb);
+	for (i = 0; i < n; i++)
+	{
+		if (!QdbNodeMapHas(map, nb[i]) || !map->reached[QdbNodeSlot(map, nb[i])] ||
+			!is_live(map, QdbNodeSlot(map, nb[i])))
+			continue;
+		out[nout].id = nb[i];
+		out[nout].dist = qdb_disk_graph_ops.distance(g, nb[i]);
+		nout++;
+	}
+	QdbSortCandidates(out, nout);
+
+	if (QdbDiskDescend(g, meta, 0, &cur))
+	{
+		QdbDiskGraphNewLayer(g, 0);
+		n = QdbSearchLayer(&qdb_disk_graph_ops, g, &cur, 1, c->ef_construction, 0,
+						   2 * c->m, found);
+		for (i = 0; i < n && nout < 2 * c->m + c->ef_construction; i++)
+		{
+			Size		slot;
+
+			if (found[i].id == u || !QdbNodeMapHas(map, found[i].id))
+				continue;
+			slot = QdbNodeSlot(map, found[i].id);
+			if (map->reached[slot] && is_live(map, slot))
+				out[nout++] = found[i];
+		}
+	}
+	return nout;
+}
+
+/*
+ * Links every live node that a walk from the entry cannot reach back into
+ * the graph.  Returns how many links it added.
+ */
+int64
+QdbRepairReachability(Relation index)
+{
+	QdbIndexCache *c = QdbGetIndexCache(index, true);
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "quantumdb reachability",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext rcxt = AllocSetContextCreate(cxt, "quantumdb reachability round",
+											   ALLOCSET_DEFAULT_SIZES);
+	MemoryContext percall = AllocSetContextCreate(cxt, "quantumdb reachability link",
+												  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(rcxt);
+	QdbMetaPageData meta;
+	QdbNodeMap	map;
+	Size		total,
+				i;
+	int64		linked = 0;
+	int			round;
+
+	/* a link can cut another node off: walk again until none is missed */
+	for (round = 0; round < REPAIR_ROUNDS; round++)
+	{
+		int64		linked_now = 0;
+
+		MemoryContextReset(rcxt);
+		QdbReadMeta(index, &meta);
+		QdbNodeMapRead(index, &meta, &map);
+		total = (Size) (map.nblocks - map.first) * 256;
+		if (QdbNodeMapCountUnreached(index, c, &meta, &map) <= 0)
+			break;
+		for (i = 0; i < total; i++)
+		{
+			QdbNodeRef	u;
+			QdbCandidate *from;
+			int			nfrom,
+						j;
+			bool		done = false;
+
+			if (!is_live(&map, i) || map.reached[i])
+				continue;
+			u = QdbMakeRef(map.first + i / 256, i % 256);
+			MemoryContextSwitchTo(percall);
+			from = palloc(sizeof(QdbCandidate) * (2 * c->m + c->ef_construction));
+			nfrom = reached_candidates(index, c, &meta, &map, u, from);
+			for (j = 0; j < nfrom && !done; j++)
+				done = QdbLinkTo(index, QdbDiskGraphCreate(index, c), c, from[j].id, 0, u,
+								 true, &map);
+			MemoryContextSwitchTo(rcxt);
+			MemoryContextReset(percall);
+			if (done)
+			{
+				linked_now++;
+				reach_from(index, c, &map, u);
+			}
+		}
+		linked += linked_now;
+		if (linked_now == 0)
+			break;
+	}
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
+	return linked;
+}

@@ -1,0 +1,323 @@
+/*
+ * index.h
+ *	  The quantumdb index access method: an HNSW graph over compressed codes,
+ *	  kept in Postgres pages.  Limits, page layout, and the prototypes of the
+ *	  index_*.c and graph_*.c files, grouped by file.  src/README describes
+ *	  the design.
+ */
+#ifndef QDB_INDEX_H
+#define QDB_INDEX_H
+
+#include "postgres.h"
+
+#include "access/amapi.h"
+#include "access/generic_xlog.h"
+#include "access/itup.h"
+#include "common/pg_prng.h"
+#include "nodes/execnodes.h"
+#include "nodes/pathnodes.h"
+#include "storage/bufmgr.h"
+#include "utils/relcache.h"
+
+#include "quantumdb.h"
+
+/* Identification, for pg_filedump and for the format check at open */
+#define QDB_INDEX_MAGIC			0x51444249	/* "QDBI" */
+#define QDB_INDEX_VERSION		1
+#define QDB_PAGE_ID				0xFF91
+
+#define QDB_META_BLKNO			0
+#define QDB_FIRST_COMPRESSOR_BLKNO 1
+
+/*
+ * Heavyweight lock on this "page" number: inserts hold it in share mode for
+ * their whole run; vacuum takes it in exclusive mode for an instant, as a
+ * barrier that waits out inserts that may still link to dead nodes.
+ */
+#define QDB_UPDATE_LOCK			0
+
+/* Support procedures and strategies */
+#define QDB_DISTANCE_PROC		1	/* (real[], real[]) -> float8, the exact distance */
+#define QDB_METRIC_PROC			2	/* (internal) -> internal, the QdbMetric as a Datum */
+#define QDB_NPROC				2
+#define QDB_NSTRATEGIES			1	/* the ordering operator */
+
+/* Options */
+#define QDB_DEFAULT_M			16
+#define QDB_MIN_M				2
+#define QDB_MAX_M				100
+#define QDB_DEFAULT_EF_CONSTRUCTION 200
+#define QDB_MIN_EF_CONSTRUCTION 4
+#define QDB_MAX_EF_CONSTRUCTION 1000
+#define QDB_MAX_LEVEL			15
+#define QDB_BUILD_SUBVECTORS	16	/* code bytes of a compressor trained by the build */
+#define QDB_BUILD_SAMPLE		50000
+
+/* Build phases in pg_stat_progress_create_index */
+#define QDB_PHASE_TRAIN			2
+#define QDB_PHASE_LOAD			3
+#define QDB_PHASE_WRITE			4
+
+/*
+ * A node reference packs a block number (24 bits) and a line pointer (8
+ * bits) into 4 bytes, which keeps neighbour lists small.  Node tuples are at
+ * least 32 bytes, so a page never holds more than 255 of them.
+ */
+typedef uint32 QdbNodeRef;
+
+#define QDB_NO_NODE				((QdbNodeRef) 0xFFFFFFFF)
+#define QDB_MAX_BLOCKS			((BlockNumber) 0xFFFFFF)
+#define QDB_MAX_NODES_PER_PAGE	255
+#define QdbMakeRef(blk, off)	((QdbNodeRef) (((uint32) (blk) << 8) | (uint32) (off)))
+#define QdbRefBlock(r)			((BlockNumber) ((r) >> 8))
+#define QdbRefOffset(r)			((OffsetNumber) ((r) & 0xFF))
+
+/* Page opaque: a page type and the 2-byte page id at the very end */
+typedef struct QdbPageOpaqueData
+{
+	uint16		flags;
+	uint16		page_id;
+} QdbPageOpaqueData;
+
+typedef QdbPageOpaqueData *QdbPageOpaque;
+
+#define QDB_PAGE_META			(1 << 0)
+#define QDB_PAGE_COMPRESSOR		(1 << 1)
+#define QDB_PAGE_NODES			(1 << 2)
+
+#define QdbPageGetOpaque(page)	((QdbPageOpaque) PageGetSpecialPointer(page))
+
+/* Meta page contents (block 0) */
+typedef struct QdbMetaPageData
+{
+	uint32		magic;
+	uint32		version;
+	int32		dim;
+	int32		metric;			/* QdbMetric */
+	int32		code_size;		/* bytes per code (the compressor's M) */
+	int32		m;				/* neighbours per node above level 0 (2m at 0) */
+	int32		ef_construction;
+	QdbNodeRef	entry;			/* entry point, or QDB_NO_NODE */
+	int32		entry_level;
+	BlockNumber insert_page;	/* last node page: where inserts try first */
+	BlockNumber first_node_page;
+	uint32		compressor_pages;
+	uint32		compressor_len; /* bytes of the serialized model */
+	uint32		compressor_crc; /* CRC-32C of those bytes */
+	uint32		compressor_format;	/* QDB_FORMAT_VERSION it was written with */
+	uint32		build_flags;
+	char		compressor_name[NAMEDATALEN];	/* "" when trained by the build */
+} QdbMetaPageData;
+
+typedef QdbMetaPageData *QdbMetaPage;
+
+#define QDB_BUILT_FROM_VECTORS	(1 << 0)	/* graph built with exact distances */
+#define QDB_BUILT_FROM_CODES	(1 << 1)	/* part of it from code distances */
+#define QDB_BUILT_ON_DISK		(1 << 2)	/* part of it inserted page by page */
+#define QDB_BUILT_TRAINED		(1 << 3)	/* the build trained its compressor */
+
+#define QdbPageGetMeta(page)	((QdbMetaPage) PageGetContents(page))
+
+/*
+ * A node tuple: flags, level, heap TID, the code, then the neighbour lists:
+ * 2m slots for level 0, then m for each level 1..level.  Empty slots hold
+ * QDB_NO_NODE.  Lists change in place; the tuple never changes size.
+ */
+typedef struct QdbNodeData
+{
+	uint8		flags;
+	uint8		level;
+	ItemPointerData heaptid;
+	uint8		code[FLEXIBLE_ARRAY_MEMBER];
+} QdbNodeData;
+
+typedef QdbNodeData *QdbNode;
+
+#define QDB_NODE_DELETED		(1 << 0)	/* heap row gone; kept for navigation */
+
+#define QdbNodeListsOffset(code_size) \
+	TYPEALIGN(sizeof(uint32), offsetof(QdbNodeData, code) + (code_size))
+#define QdbNodeLists(node, code_size) \
+	((QdbNodeRef *) ((char *) (node) + QdbNodeListsOffset(code_size)))
+#define QdbLevelSlots(m, level)	((level) == 0 ? 2 * (m) : (m))
+#define QdbLevelStart(m, level)	((level) == 0 ? 0 : 2 * (m) + ((level) - 1) * (m))
+#define QdbNodeSize(code_size, m, level) \
+	(QdbNodeListsOffset(code_size) + sizeof(QdbNodeRef) * (2 * (m) + (level) * (m)))
+
+/* Reloptions */
+typedef struct QdbOptions
+{
+	int32		vl_len_;		/* varlena header (do not touch directly!) */
+	int			m;
+	int			ef_construction;
+	int			compressor_offset;	/* string option, 0 when not set */
+} QdbOptions;
+
+/* GUCs */
+extern int	qdb_ef_search;
+extern int	qdb_rerank;
+extern int	qdb_max_scan_tuples;
+
+/*
+ * What an open index needs: its settings and its own compressor, read from
+ * its pages once and kept in rd_amcache as one chunk (a relcache flush frees
+ * it with a single pfree).
+ */
+typedef struct QdbIndexCache
+{
+	int			dim;
+	QdbMetric	metric;
+	int			code_size;
+	int			m;
+	int			ef_construction;
+	int			max_level;		/* highest level whose node fits on a page */
+	double		level_mult;		/* 1 / ln(m) */
+	uint32		compressor_crc;
+	QdbModel	model;			/* arrays inside this chunk */
+	float	   *pair;			/* code-to-code table, or NULL */
+} QdbIndexCache;
+
+/* Scratch memory of the trainer calls: palloc in CurrentMemoryContext. */
+extern const QdbAlloc qdb_palloc_alloc;
+
+/* index_handler.c */
+extern void QdbIndexInit(void);
+extern bytea *qdboptions(Datum reloptions, bool validate);
+extern char *qdbbuildphasename(int64 phasenum);
+extern int	QdbGetM(Relation index);
+extern int	QdbGetEfConstruction(Relation index);
+extern char *QdbGetCompressorName(Relation index);
+
+/* index_cost.c */
+extern void qdbcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
+							Cost *indexStartupCost, Cost *indexTotalCost,
+							Selectivity *indexSelectivity, double *indexCorrelation,
+							double *indexPages);
+
+/* index_validate.c */
+extern bool qdbvalidate(Oid opclassoid);
+
+/* index_pages.c */
+extern void QdbInitPage(Page page, uint16 flags);
+extern void QdbCheckMetaPage(Relation index, Page page);
+extern void QdbReadMeta(Relation index, QdbMetaPageData *meta);
+extern bytea *QdbReadCompressor(Relation index, const QdbMetaPageData *meta);
+extern BlockNumber QdbWriteCompressorPages(Relation index, ForkNumber fork,
+										   const uint8 *blob, Size len);
+extern void QdbWriteMetaPage(Relation index, ForkNumber fork,
+							 const QdbMetaPageData *meta);
+extern QdbNode QdbPageGetNode(Relation index, Page page, BlockNumber blkno,
+							  OffsetNumber off);
+extern Size QdbNodeSizeOf(const QdbIndexCache *c, int level);
+extern void QdbFormNode(const QdbIndexCache *c, QdbNode node, int level,
+						ItemPointer heaptid, const uint8 *code);
+extern QdbNodeRef QdbAddNode(Relation index, const QdbIndexCache *c, QdbNode node,
+							 Size size);
+#define QDB_ENTRY_IF_EMPTY		0
+#define QDB_ENTRY_IF_HIGHER		1
+#define QDB_ENTRY_IF_EXPECTED	2
+extern bool QdbSetEntry(Relation index, QdbNodeRef ref, int level, int mode,
+						QdbNodeRef expected);
+
+/* index_cache.c */
+extern QdbIndexCache *QdbGetIndexCache(Relation index, bool want_pair);
+extern QdbMetric QdbIndexMetric(Relation index);
+extern int	QdbDrawLevel(const QdbIndexCache *c, pg_prng_state *rng);
+extern float QdbPairDistance(const QdbIndexCache *c, const uint8 *a, const uint8 *b);
+
+/* graph_search.c: beam search and neighbour choice, over any graph */
+typedef struct QdbCandidate
+{
+	float		dist;
+	uint32		id;
+} QdbCandidate;
+
+typedef struct QdbGraphOps
+{
+	/* distance from the query to node id */
+	float		(*distance) (void *g, uint32 id);
+	/* neighbour ids of node id at level into out; returns how many */
+	int			(*neighbors) (void *g, uint32 id, int level, uint32 *out);
+	/* true the first time id is seen in the current layer search */
+	bool		(*visit) (void *g, uint32 id);
+	/* distance between two nodes (for the neighbour heuristic) */
+	float		(*pair) (void *g, uint32 a, uint32 b);
+} QdbGraphOps;
+
+extern int	QdbSearchLayer(const QdbGraphOps *ops, void *g, const QdbCandidate *entry,
+						   int nentry, int ef, int level, int max_degree,
+						   QdbCandidate *out);
+extern int	QdbSelectNeighbors(const QdbGraphOps *ops, void *g, QdbCandidate *cand,
+							   int ncand, int mmax, QdbCandidate *out);
+extern void QdbSortCandidates(QdbCandidate *c, int n);
+
+/* graph_disk.c: the graph read from pages, one node at a time */
+typedef struct QdbDiskGraph QdbDiskGraph;
+
+extern QdbDiskGraph *QdbDiskGraphCreate(Relation index, QdbIndexCache *c);
+extern void QdbDiskGraphSetQuery(QdbDiskGraph *g, const float *table, float bias);
+extern void QdbDiskGraphNewLayer(QdbDiskGraph *g, int level);
+extern const uint8 *QdbDiskGraphCode(QdbDiskGraph *g, QdbNodeRef ref, bool *deleted,
+									 ItemPointer heaptid);
+extern int	QdbDiskGraphVisited(QdbDiskGraph *g);
+extern const QdbGraphOps qdb_disk_graph_ops;
+extern void QdbDiskGraphSetQueryCode(QdbDiskGraph *g, const uint8 *code);
+extern bool QdbDiskDescend(QdbDiskGraph *g, const QdbMetaPageData *meta, int to_level,
+						   QdbCandidate *cur);
+
+/* graph_reach.c: reachability from the entry point, and its repair */
+typedef struct QdbNodeMap
+{
+	BlockNumber first;			/* first node page */
+	BlockNumber nblocks;
+	uint8	   *maxoff;			/* nodes per page */
+	uint8	   *level;			/* per (page, offset) slot */
+	uint8	   *flags;
+	uint16	   *indegree;		/* level-0 links from live nodes */
+	bool	   *reached;
+} QdbNodeMap;
+
+#define QdbNodeSlot(map, ref) \
+	((Size) (QdbRefBlock(ref) - (map)->first) * 256 + QdbRefOffset(ref))
+
+extern void QdbNodeMapRead(Relation index, const QdbMetaPageData *meta, QdbNodeMap *map);
+extern bool QdbNodeMapHas(const QdbNodeMap *map, QdbNodeRef ref);
+extern void QdbNodeMapNoteListChange(QdbNodeMap *map, const QdbNodeRef *before,
+									 const QdbNodeRef *after, int n);
+extern int64 QdbNodeMapCountUnreached(Relation index, QdbIndexCache *c,
+									  const QdbMetaPageData *meta, QdbNodeMap *map);
+extern int64 QdbRepairReachability(Relation index);
+
+/* index_build.c */
+extern IndexBuildResult *qdbbuild(Relation heap, Relation index, IndexInfo *indexInfo);
+extern void qdbbuildempty(Relation index);
+
+/* index_insert.c */
+extern bool qdbinsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
+					  Relation heap, IndexUniqueCheck checkUnique, bool indexUnchanged,
+					  IndexInfo *indexInfo);
+extern void QdbInsertVector(Relation index, QdbIndexCache *c, const float *x,
+							const uint8 *code, ItemPointer heaptid);
+extern float *QdbIndexVector(Relation index, QdbIndexCache *c, Datum value, bool *skip);
+struct QdbNodeMap;
+extern bool QdbLinkTo(Relation index, QdbDiskGraph *g, QdbIndexCache *c, QdbNodeRef n,
+					  int level, QdbNodeRef newref, bool force, struct QdbNodeMap *map);
+
+/* index_scan.c */
+extern IndexScanDesc qdbbeginscan(Relation index, int nkeys, int norderbys);
+extern void qdbrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys,
+					  int norderbys);
+extern bool qdbgettuple(IndexScanDesc scan, ScanDirection dir);
+extern void qdbendscan(IndexScanDesc scan);
+
+/* index_vacuum.c */
+extern IndexBulkDeleteResult *qdbbulkdelete(IndexVacuumInfo *info,
+											IndexBulkDeleteResult *stats,
+											IndexBulkDeleteCallback callback,
+											void *callback_state);
+extern IndexBulkDeleteResult *qdbvacuumcleanup(IndexVacuumInfo *info,
+											   IndexBulkDeleteResult *stats);
+
+/* index_info.c: quantumdb.index_info() and quantumdb.verify() */
+
+#endif							/* QDB_INDEX_H */

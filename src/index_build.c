@@ -1,0 +1,750 @@
+/*
+ * index_build.c
+ *	  CREATE INDEX ... USING quantumdb.
+ *
+ * The build
+ *	1. takes its compressor from the catalog (option "compressor") or, with
+ *	   none named, trains an opq compressor on a sample of the column;
+ *	2. writes the meta page and the compressor's own pages, so the index
+ *	   never depends on the catalog row again;
+ *	3. scans the heap, encodes rows in batches and inserts them into an HNSW
+ *	   graph held in memory: with exact distances between the full vectors
+ *	   while they fit in maintenance_work_mem (a better graph), then with
+ *	   code distances (ADC for the new row, code-to-code between nodes);
+ *	4. writes the graph to pages in insertion order.  If even the codes-only
+ *	   graph outgrows maintenance_work_mem, it is written out early and the
+ *	   remaining rows are inserted page by page, as INSERT does.
+ *	5. WAL-logs every page at once (log_newpage_range).
+ * Levels are drawn from a generator seeded the same way in every build, so
+ * a build over the same rows in the same order gives the same index.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/tableam.h"
+#include "access/xloginsert.h"
+#include "catalog/index.h"
+#include "commands/progress.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "crc32c.h"
+#include "qdb_distance.h"
+#include "index.h"
+
+#define BUILD_BATCH		1024
+#define BUILD_SEED		UINT64CONST(0x5144424255494c44)
+
+typedef struct BuildNode
+{
+	ItemPointerData tid;
+	uint8		level;
+	int32	   *nb;				/* (2m + level * m) node numbers, -1 empty */
+} BuildNode;
+
+typedef struct BuildState
+{
+	Relation	heap;
+	Relation	index;
+	QdbIndexCache *c;
+	pg_prng_state rng;
+	MemoryContext graph_cxt;
+	MemoryContext tmp_cxt;
+	Size		lists_bytes;	/* neighbour lists of the nodes in memory */
+	Size		mem_limit;
+	bool		exact;			/* full vectors kept: exact distances */
+	uint32		flags;			/* QDB_BUILT_* */
+
+	/* the in-memory graph */
+	BuildNode  *nodes;
+	uint8	   *codes;			/* (cap, code_size) */
+	float	   *vectors;		/* (cap, dim), normalised under cosine; NULL once dropped */
+	int			n;
+	int			cap;
+	int			entry;
+	int			entry_level;
+	bool		on_disk;		/* written out: the rest go through QdbInsertVector */
+
+	/* the row being inserted */
+	const float *qvec;
+	const uint8 *qcode;
+	float	   *table;
+	float		bias;
+	uint32	   *stamp;
+	uint32		epoch;
+
+	/* rows waiting to be encoded */
+	float	   *batch;
+	ItemPointerData batch_tid[BUILD_BATCH];
+	int			nbatch;
+	double		indtuples;
+	double		reltuples;
+} BuildState;
+
+/* Exact distance between two full vectors (normalised under cosine). */
+static inline float
+vector_distance(const BuildState *bs, const float *a, const float *b)
+{
+	int			dim = bs->c->dim;
+
+	switch (bs->c->metric)
+	{
+		case QDB_METRIC_L2:
+			return sqrtf(qdb_kernels.l2sq(a, b, dim));
+		case QDB_METRIC_IP:
+			return -qdb_kernels.dot(a, b, dim);
+		default:
+			return 1.0f - qdb_kernels.dot(a, b, dim);
+	}
+}
+
+static float
+mem_distance(void *arg, uint32 id)
+{
+	BuildState *bs = arg;
+
+	if (bs->vectors)
+		return vector_distance(bs, bs->qvec, bs->vectors + (Size) id * bs->c->dim);
+	return qdb_adc_distance(&bs->c->model, bs->table, bs->bias,
+							bs->codes + (Size) id * bs->c->code_size);
+}
+
+static int
+mem_neighbors(void *arg, uint32 id, int level, uint32 *out)
+{
+	BuildState *bs = arg;
+	BuildNode  *node = &bs->nodes[id];
+	int32	   *list;
+	int			i,
+				n = 0;
+
+	if (level > node->level)
+		return 0;
+	list = node->nb + QdbLevelStart(bs->c->m, level);
+	for (i = 0; i < QdbLevelSlots(bs->c->m, level); i++)
+		if (list[i] >= 0)
+			out[n++] = (uint32) list[i];
+	return n;
+}
+
+static bool
+mem_visit(void *arg, uint32 id)
+{
+	BuildState *bs = arg;
+
+	if (bs->stamp[id] == bs->epoch)
+		return false;
+	bs->stamp[id] = bs->epoch;
+	return true;
+}
+
+static float
+mem_pair(void *arg, uint32 a, uint32 b)
+{
+	BuildState *bs = arg;
+	int			dim = bs->c->dim;
+
+	if (bs->vectors)
+		return vector_distance(bs, bs->vectors + (Size) a * dim, bs->vectors + (Size) b * dim);
+	return QdbPairDistance(bs->c, bs->codes + (Size) a * bs->c->code_size,
+						   bs->codes + (Size) b * bs->c->code_size);
+}
+
+static const QdbGraphOps mem_ops = {mem_distance, mem_neighbors, mem_visit, mem_pair};
+
+/* Bytes the graph takes with room for cap nodes. */
+static Size
+graph_bytes(const BuildState *bs, Size cap)
+{
+	return cap * (sizeof(BuildNode) + bs->c->code_size + sizeof(uint32) +
+				  (bs->exact ? sizeof(float) * bs->c->dim : 0)) + bs->lists_bytes;
+}
+
+/* Whether one more node (at the highest level) still fits. */
+static bool
+graph_fits(const BuildState *bs)
+{
+	Size		cap = bs->n == bs->cap ? Max(bs->cap * 2, 1024) : bs->cap;
+
+	return graph_bytes(bs, cap) + sizeof(int32) * (2 + bs->c->max_level) * bs->c->m <=
+		bs->mem_limit;
+}
+
+static void
+grow_graph(BuildState *bs)
+{
+	int			newcap = bs->cap ? bs->cap * 2 : 1024;
+	MemoryContext old = MemoryContextSwitchTo(bs->graph_cxt);
+
+	if (bs->cap == 0)
+	{
+		bs->nodes = palloc_extended(sizeof(BuildNode) * newcap, MCXT_ALLOC_HUGE);
+		bs->codes = palloc_extended((Size) newcap * bs->c->code_size, MCXT_ALLOC_HUGE);
+		bs->stamp = palloc_extended(sizeof(uint32) * newcap, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+		if (bs->exact)
+			bs->vectors = palloc_extended(sizeof(float) * newcap * bs->c->dim, MCXT_ALLOC_HUGE);
+	}
+	else
+	{
+		bs->nodes = repalloc_huge(bs->nodes, sizeof(BuildNode) * newcap);
+		bs->codes = repalloc_huge(bs->codes, (Size) newcap * bs->c->code_size);
+		bs->stamp = repalloc_huge(bs->stamp, sizeof(uint32) * newcap);
+		memset(bs->stamp + bs->cap, 0, sizeof(uint32) * (newcap - bs->cap));
+		if (bs->exact)
+			bs->vectors = repalloc_huge(bs->vectors, sizeof(float) * newcap * bs->c->dim);
+	}
+	bs->cap = newcap;
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Links node b back to a at level, pruning b's list by the heuristic if
+ * full; with force, a gets in at the cost of b's farthest neighbour.
+ * Returns whether b links to a.
+ */
+static bool
+mem_backlink(BuildState *bs, int b, int a, int level, bool force)
+{
+	int			nslots = QdbLevelSlots(bs->c->m, level);
+	int32	   *list = bs->nodes[b].nb + QdbLevelStart(bs->c->m, level);
+	QdbCandidate cand[2 * QDB_MAX_M + 1];
+	QdbCandidate sel[2 * QDB_MAX_M];
+	int			ncand = 0,
+				nsel,
+				i;
+
+	for (i = 0; i < nslots; i++)
+	{
+		if (list[i] == a)
+			return true;
+		if (list[i] < 0)
+		{
+			list[i] = a;
+			return true;
+		}
+	}
+	for (i = 0; i < nslots; i++)
+	{
+		cand[ncand].id = list[i];
+		cand[ncand].dist = mem_pair(bs, b, list[i]);
+		ncand++;
+	}
+	cand[ncand].id = a;
+	cand[ncand].dist = mem_pair(bs, b, a);
+	ncand++;
+	QdbSortCandidates(cand, ncand);
+	if (force)
+	{
+		/* the nearest others, and a */
+		for (i = 0, nsel = 0; i < ncand && nsel < nslots - 1; i++)
+			if (cand[i].id != (uint32) a)
+				sel[nsel++] = cand[i];
+		sel[nsel].id = a;
+		nsel++;
+	}
+	else
+		nsel = QdbSelectNeighbors(&mem_ops, bs, cand, ncand, nslots, sel);
+	for (i = 0; i < nslots; i++)
+		list[i] = i < nsel ? (int32) sel[i].id : -1;
+	for (i = 0; i < nsel; i++)
+		if (sel[i].id == (uint32) a)
+			return true;
+	return false;
+}
+
+/* Inserts the row (vector x, code) as node bs->n of the in-memory graph. */
+static void
+mem_insert(BuildState *bs, const float *x, const uint8 *code, ItemPointer tid)
+{
+	QdbIndexCache *c = bs->c;
+	int			id = bs->n;
+	int			level = QdbDrawLevel(c, &bs->rng);
+	int			nslots = 2 * c->m + level * c->m;
+	BuildNode  *node;
+	QdbCandidate cur;
+	QdbCandidate *found;
+	QdbCandidate sel[2 * QDB_MAX_M];
+	int			nfound = 1,
+				l,
+				i;
+	MemoryContext old;
+
+	if (id == bs->cap)
+		grow_graph(bs);
+	node = &bs->nodes[id];
+	node->tid = *tid;
+	node->level = level;
+	node->nb = MemoryContextAlloc(bs->graph_cxt, sizeof(int32) * nslots);
+	for (i = 0; i < nslots; i++)
+		node->nb[i] = -1;
+	memcpy(bs->codes + (Size) id * c->code_size, code, c->code_size);
+	if (bs->vectors)
+		memcpy(bs->vectors + (Size) id * c->dim, x, sizeof(float) * c->dim);
+	bs->n++;
+	bs->lists_bytes += sizeof(int32) * nslots;
+
+	if (bs->entry < 0)
+	{
+		bs->entry = id;
+		bs->entry_level = level;
+		return;
+	}
+
+	old = MemoryContextSwitchTo(bs->tmp_cxt);
+	bs->qvec = bs->vectors ? bs->vectors + (Size) id * c->dim : x;
+	bs->qcode = code;
+	if (!bs->vectors)
+		QdbReportStatus(qdb_compute_distance_table(&c->model, x, bs->table, &bs->bias),
+						"could not compute the lookup table", NULL);
+	bs->stamp[id] = ++bs->epoch;	/* never a candidate of itself */
+	cur.id = bs->entry;
+	cur.dist = mem_distance(bs, bs->entry);
+	found = palloc(sizeof(QdbCandidate) * Max(c->ef_construction, 1));
+	for (l = bs->entry_level; l > level; l--)
+	{
+		QdbCandidate best;
+
+		bs->stamp[id] = ++bs->epoch;
+		if (QdbSearchLayer(&mem_ops, bs, &cur, 1, 1, l, 2 * c->m, &best) > 0)
+			cur = best;
+	}
+	found[0] = cur;
+	for (l = Min(level, bs->entry_level); l >= 0; l--)
+	{
+		QdbCandidate *entries = palloc(sizeof(QdbCandidate) * nfound);
+		int			nsel;
+		int32	   *list = node->nb + QdbLevelStart(c->m, l);
+		bool		linked = false;
+
+		memcpy(entries, found, sizeof(QdbCandidate) * nfound);
+		bs->stamp[id] = ++bs->epoch;
+		nfound = QdbSearchLayer(&mem_ops, bs, entries, nfound, c->ef_construction, l,
+								2 * c->m, found);
+		nsel = QdbSelectNeighbors(&mem_ops, bs, found, nfound, QdbLevelSlots(c->m, l), sel);
+		for (i = 0; i < nsel; i++)
+		{
+			list[i] = sel[i].id;
+			linked |= mem_backlink(bs, sel[i].id, id, l, false);
+		}
+		/* every node keeps a way in */
+		if (!linked && nsel > 0)
+			mem_backlink(bs, sel[0].id, id, l, true);
+	}
+	if (level > bs->entry_level)
+	{
+		bs->entry = id;
+		bs->entry_level = level;
+	}
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(bs->tmp_cxt);
+}
+
+/* Node pages from the in-memory graph: refs assigned in order, then written. */
+static void
+write_graph(BuildState *bs)
+{
+	QdbIndexCache *c = bs->c;
+	QdbNodeRef *refs = palloc_extended(sizeof(QdbNodeRef) * Max(bs->n, 1), MCXT_ALLOC_HUGE);
+	BlockNumber blkno = RelationGetNumberOfBlocks(bs->index);
+	BlockNumber first = blkno;
+	Size		free_space = 0;
+	int			on_page = QDB_MAX_NODES_PER_PAGE;
+	Size		page_capacity = BLCKSZ - MAXALIGN(SizeOfPageHeaderData) -
+		MAXALIGN(sizeof(QdbPageOpaqueData));
+	QdbNode		tuple = palloc(QdbNodeSizeOf(c, c->max_level));
+	QdbMetaPageData meta;
+	Buffer		buf = InvalidBuffer;
+	Page		page = NULL;
+	int			i,
+				j;
+
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, QDB_PHASE_WRITE);
+	for (i = 0; i < bs->n; i++)
+	{
+		Size		need = MAXALIGN(QdbNodeSizeOf(c, bs->nodes[i].level)) + sizeof(ItemIdData);
+
+		if (need > free_space || on_page >= QDB_MAX_NODES_PER_PAGE)
+		{
+			if (i > 0)
+				blkno++;
+			free_space = page_capacity;
+			on_page = 0;
+		}
+		if (blkno >= QDB_MAX_BLOCKS)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("index \"%s\" would need more than %u blocks",
+							RelationGetRelationName(bs->index), QDB_MAX_BLOCKS)));
+		refs[i] = QdbMakeRef(blkno, on_page + 1);
+		free_space -= need;
+		on_page++;
+	}
+
+	for (i = 0; i <= bs->n; i++)
+	{
+		bool		new_page = i == bs->n ? false : QdbRefOffset(refs[i]) == FirstOffsetNumber;
+
+		if ((new_page || i == bs->n) && BufferIsValid(buf))
+		{
+			MarkBufferDirty(buf);
+			UnlockReleaseBuffer(buf);
+			buf = InvalidBuffer;
+		}
+		if (i == bs->n)
+			break;
+		if (new_page)
+		{
+			CHECK_FOR_INTERRUPTS();
+			buf = ReadBuffer(bs->index, P_NEW);
+			LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+			Assert(BufferGetBlockNumber(buf) == QdbRefBlock(refs[i]));
+			page = BufferGetPage(buf);
+			QdbInitPage(page, QDB_PAGE_NODES);
+		}
+		QdbFormNode(c, tuple, bs->nodes[i].level, &bs->nodes[i].tid,
+					bs->codes + (Size) i * c->code_size);
+		{
+			QdbNodeRef *lists = QdbNodeLists(tuple, c->code_size);
+
+			for (j = 0; j < 2 * c->m + bs->nodes[i].level * c->m; j++)
+				lists[j] = bs->nodes[i].nb[j] >= 0 ? refs[bs->nodes[i].nb[j]] : QDB_NO_NODE;
+		}
+		if (PageAddItem(page, (Item) tuple, QdbNodeSizeOf(c, bs->nodes[i].level),
+						QdbRefOffset(refs[i]), false, false) != QdbRefOffset(refs[i]))
+			elog(ERROR, "failed to add node to index \"%s\"", RelationGetRelationName(bs->index));
+	}
+
+	/* an index always has a node page, where inserts start */
+	if (bs->n == 0)
+	{
+		buf = ReadBuffer(bs->index, P_NEW);
+		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		QdbInitPage(BufferGetPage(buf), QDB_PAGE_NODES);
+		MarkBufferDirty(buf);
+		UnlockReleaseBuffer(buf);
+	}
+
+	QdbReadMeta(bs->index, &meta);
+	meta.first_node_page = first;
+	meta.insert_page = RelationGetNumberOfBlocks(bs->index) - 1;
+	meta.entry = bs->entry >= 0 ? refs[bs->entry] : QDB_NO_NODE;
+	meta.entry_level = bs->entry >= 0 ? bs->entry_level : -1;
+	meta.build_flags = bs->flags;
+	QdbWriteMetaPage(bs->index, MAIN_FORKNUM, &meta);
+	pfree(refs);
+	pfree(tuple);
+}
+
+/* The in-memory graph no longer fits: drop vectors, or write it out. */
+static void
+make_room(BuildState *bs)
+{
+	if (bs->exact)
+	{
+		ereport(NOTICE,
+				(errmsg("quantumdb graph with full vectors no longer fits in maintenance_work_mem after %d rows",
+						bs->n),
+				 errdetail("The rest of the graph is built from code distances, which gives lower recall."),
+				 errhint("Increase maintenance_work_mem to build from exact distances.")));
+		if (bs->vectors)
+			pfree(bs->vectors);
+		bs->vectors = NULL;
+		bs->exact = false;
+		bs->flags |= QDB_BUILT_FROM_CODES;
+		if (graph_fits(bs))
+			return;
+	}
+	ereport(NOTICE,
+			(errmsg("quantumdb graph no longer fits in maintenance_work_mem after %d rows",
+					bs->n),
+			 errdetail("The rest of the rows are inserted page by page, which is much slower."),
+			 errhint("Increase maintenance_work_mem to build the whole graph in memory.")));
+	write_graph(bs);
+	bs->on_disk = true;
+	bs->flags |= QDB_BUILT_ON_DISK;
+	MemoryContextReset(bs->graph_cxt);
+	bs->nodes = NULL;
+	bs->codes = NULL;
+	bs->stamp = NULL;
+	bs->cap = bs->n = 0;
+	bs->lists_bytes = 0;
+}
+
+/* Under cosine the in-memory graph keeps unit vectors: 1 - dot is the distance. */
+static void
+normalise_batch(BuildState *bs)
+{
+	int			i,
+				j;
+
+	if (bs->c->metric != QDB_METRIC_COSINE || !bs->exact)
+		return;
+	for (i = 0; i < bs->nbatch; i++)
+	{
+		float	   *x = bs->batch + (Size) i * bs->c->dim;
+		float		nrm = sqrtf(qdb_kernels.dot(x, x, bs->c->dim));
+
+		for (j = 0; j < bs->c->dim; j++)
+			x[j] /= nrm;
+	}
+}
+
+/* Encodes the waiting rows and inserts them. */
+static void
+flush_batch(BuildState *bs)
+{
+	QdbIndexCache *c = bs->c;
+	uint8	   *codes;
+	int			i;
+
+	if (bs->nbatch == 0)
+		return;
+	normalise_batch(bs);
+	codes = palloc((Size) bs->nbatch * c->code_size);
+	QdbReportStatus(qdb_compute_codes(&c->model, bs->batch, bs->nbatch, codes),
+					"could not encode the rows", NULL);
+	for (i = 0; i < bs->nbatch; i++)
+	{
+		const float *x = bs->batch + (Size) i * c->dim;
+		const uint8 *code = codes + (Size) i * c->code_size;
+
+		CHECK_FOR_INTERRUPTS();
+		if (!bs->on_disk && !graph_fits(bs))
+			make_room(bs);
+		if (bs->on_disk)
+			QdbInsertVector(bs->index, c, x, code, &bs->batch_tid[i]);
+		else
+			mem_insert(bs, x, code, &bs->batch_tid[i]);
+		bs->indtuples++;
+		if ((int64) bs->indtuples % 1000 == 0)
+			pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE,
+										 (int64) bs->indtuples);
+	}
+	pfree(codes);
+	bs->nbatch = 0;
+}
+
+static void
+build_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
+			   bool tupleIsAlive, void *state)
+{
+	BuildState *bs = state;
+	QdbIndexCache *c = bs->c;
+	float	   *x;
+	float	   *dst;
+	bool		skip;
+	MemoryContext old;
+
+	/* Skip nulls */
+	if (isnull[0])
+		return;
+	old = MemoryContextSwitchTo(bs->tmp_cxt);
+	x = QdbIndexVector(index, c, values[0], &skip);
+	MemoryContextSwitchTo(old);
+	if (!skip)
+	{
+		dst = bs->batch + (Size) bs->nbatch * c->dim;
+		memcpy(dst, x, sizeof(float) * c->dim);
+		bs->batch_tid[bs->nbatch++] = *tid;
+	}
+	MemoryContextReset(bs->tmp_cxt);
+	if (bs->nbatch == BUILD_BATCH)
+		flush_batch(bs);
+}
+
+/* The model the index will embed: from the catalog, or trained now. */
+static void
+obtain_model(Relation heap, Relation index, IndexInfo *indexInfo, QdbMetric metric,
+			 QdbModel *model, char *name_out, uint32 *flags)
+{
+	char	   *name = QdbGetCompressorName(index);
+	AttrNumber	attnum = indexInfo->ii_IndexAttrNumbers[0];
+
+	if (attnum == InvalidAttrNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("quantumdb indexes on expressions are not supported"),
+				 errhint("Index a real[] column.")));
+	if (name)
+	{
+		QdbLoadedModel *lm = QdbLoadCompressor(name, CurrentMemoryContext);
+
+		*model = lm->model;
+		strlcpy(name_out, name, NAMEDATALEN);
+		if (model->metric != metric)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("compressor \"%s\" was trained for metric %s, but the operator class uses %s",
+							name, qdb_metric_name(model->metric), qdb_metric_name(metric)),
+					 errhint("Train a compressor with metric => '%s', or use the operator class for %s.",
+							 qdb_metric_name(metric), qdb_metric_name(model->metric))));
+	}
+	else
+	{
+		char	   *column = get_attname(RelationGetRelid(heap), attnum, false);
+		QdbTrainConfig cfg;
+		QdbSample	s;
+		double		seconds;
+
+		pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, QDB_PHASE_TRAIN);
+		qdb_train_config_init(&cfg);
+		cfg.kind = QDB_KIND_OPQ;
+		cfg.metric = metric;
+		QdbSampleColumn(RelationGetRelid(heap), column, QDB_BUILD_SAMPLE, cfg.seed,
+						metric == QDB_METRIC_COSINE, &s);
+		if (s.n < QDB_KSUB)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("too few rows to train a compressor for index \"%s\": %d vectors, at least %d needed",
+							RelationGetRelationName(index), s.n, QDB_KSUB),
+					 errhint("Train one with quantumdb.train() on representative data and name it: WITH (compressor = 'name').")));
+		cfg.dim = s.dim;
+		cfg.subvectors = Min(QDB_BUILD_SUBVECTORS, s.dim);
+		ereport(NOTICE,
+				(errmsg("index \"%s\" has no compressor: training an opq compressor on %d of its rows",
+						RelationGetRelationName(index), s.n),
+				 errhint("Train one with quantumdb.train() and name it with WITH (compressor = 'name') to reuse it across indexes.")));
+		seconds = QdbTrainModel(RelationGetRelationName(index), s.x, s.n, &cfg,
+								CurrentMemoryContext, model);
+		ereport(NOTICE,
+				(errmsg("trained the compressor of index \"%s\" in %.1f s",
+						RelationGetRelationName(index), seconds)));
+		name_out[0] = '\0';
+		*flags |= QDB_BUILT_TRAINED;
+	}
+}
+
+/* Meta page and compressor pages of a new index on fork. */
+static void
+write_header_pages(Relation index, ForkNumber fork, const QdbModel *model,
+				   const char *name, int m, int ef_construction, uint32 flags)
+{
+	QdbMetaPageData meta;
+	uint8	   *blob;
+	size_t		len;
+
+	QdbReportStatus(qdb_model_serialize(model, &qdb_palloc_alloc, &blob, &len),
+					"could not serialize the compressor", NULL);
+	memset(&meta, 0, sizeof(meta));
+	meta.magic = QDB_INDEX_MAGIC;
+	meta.version = QDB_INDEX_VERSION;
+	meta.dim = model->dim;
+	meta.metric = model->metric;
+	meta.code_size = (int32) qdb_code_size(model);
+	meta.m = m;
+	meta.ef_construction = ef_construction;
+	meta.entry = QDB_NO_NODE;
+	meta.entry_level = -1;
+	meta.compressor_len = (uint32) len;
+	meta.compressor_crc = qdb_crc32c(blob, len);
+	meta.compressor_format = QDB_FORMAT_VERSION;
+	meta.build_flags = flags;
+	strlcpy(meta.compressor_name, name, NAMEDATALEN);
+	QdbWriteMetaPage(index, fork, &meta);	/* block 0 first */
+	meta.compressor_pages = QdbWriteCompressorPages(index, fork, blob, len);
+	meta.first_node_page = QDB_FIRST_COMPRESSOR_BLKNO + meta.compressor_pages;
+	meta.insert_page = meta.first_node_page;
+	QdbWriteMetaPage(index, fork, &meta);
+	pfree(blob);
+}
+
+IndexBuildResult *
+qdbbuild(Relation heap, Relation index, IndexInfo *indexInfo)
+{
+	IndexBuildResult *result;
+	BuildState	bs;
+	QdbModel	model;
+	char		name[NAMEDATALEN];
+	int			m = QdbGetM(index);
+	int			efc = QdbGetEfConstruction(index);
+	QdbMetric	metric = QdbIndexMetric(index);
+	MemoryContext build_cxt,
+				old;
+
+	if (RelationGetNumberOfBlocks(index) != 0)
+		elog(ERROR, "index \"%s\" already contains data", RelationGetRelationName(index));
+	if (efc < 2 * m)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("ef_construction must be at least twice m"),
+				 errdetail("ef_construction is %d and m is %d.", efc, m)));
+
+	build_cxt = AllocSetContextCreate(CurrentMemoryContext, "quantumdb build",
+									  ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(build_cxt);
+	memset(&bs, 0, sizeof(bs));
+	bs.flags = QDB_BUILT_FROM_VECTORS;
+	obtain_model(heap, index, indexInfo, metric, &model, name, &bs.flags);
+	write_header_pages(index, MAIN_FORKNUM, &model, name, m, efc, bs.flags);
+
+	bs.heap = heap;
+	bs.index = index;
+	bs.c = QdbGetIndexCache(index, true);
+	pg_prng_seed(&bs.rng, BUILD_SEED);
+	bs.graph_cxt = AllocSetContextCreate(build_cxt, "quantumdb build graph",
+										 ALLOCSET_DEFAULT_SIZES);
+	bs.tmp_cxt = AllocSetContextCreate(build_cxt, "quantumdb build row",
+									   ALLOCSET_DEFAULT_SIZES);
+	bs.mem_limit = (Size) maintenance_work_mem * 1024;
+	bs.entry = -1;
+	bs.exact = true;
+	bs.table = palloc(sizeof(float) * qdb_table_floats(&bs.c->model));
+	bs.batch = palloc(sizeof(float) * BUILD_BATCH * bs.c->dim);
+
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, QDB_PHASE_LOAD);
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_TOTAL,
+								 (int64) Max(heap->rd_rel->reltuples, 0));
+	bs.reltuples = table_index_build_scan(heap, index, indexInfo, true, true,
+										  build_callback, &bs, NULL);
+	flush_batch(&bs);
+	if (!bs.on_disk)
+		write_graph(&bs);
+	QdbRepairReachability(index);
+
+	if (RelationNeedsWAL(index))
+		log_newpage_range(index, MAIN_FORKNUM, 0, RelationGetNumberOfBlocks(index), true);
+
+	MemoryContextSwitchTo(old);
+	result = palloc(sizeof(IndexBuildResult));
+	result->heap_tuples = bs.reltuples;
+	result->index_tuples = bs.indtuples;
+	MemoryContextDelete(build_cxt);
+	return result;
+}
+
+/*
+ * The init fork of an unlogged index: a copy of the main fork's meta and
+ * compressor pages with an empty graph, so a crash leaves an empty index
+ * that still has its compressor.
+ */
+void
+qdbbuildempty(Relation index)
+{
+	QdbMetaPageData meta;
+	bytea	   *blob;
+	QdbModel	model;
+	char		err[256];
+	Buffer		buf;
+
+	QdbReadMeta(index, &meta);
+	blob = QdbReadCompressor(index, &meta);
+	memset(&model, 0, sizeof(model));
+	QdbReportStatus(qdb_model_parse((const uint8 *) VARDATA(blob), VARSIZE(blob) - VARHDRSZ,
+									&qdb_palloc_alloc, &model, err, sizeof(err)),
+					"could not read the index's compressor", NULL);
+	write_header_pages(index, INIT_FORKNUM, &model, meta.compressor_name, meta.m,
+					   meta.ef_construction, meta.build_flags);
+	buf = ReadBufferExtended(index, INIT_FORKNUM, P_NEW, RBM_NORMAL, NULL);
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	QdbInitPage(BufferGetPage(buf), QDB_PAGE_NODES);
+	START_CRIT_SECTION();
+	MarkBufferDirty(buf);
+	log_newpage_buffer(buf, true);
+	END_CRIT_SECTION();
+	UnlockReleaseBuffer(buf);
+	qdb_model_free(&model);
+}

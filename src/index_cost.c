@@ -1,0 +1,60 @@
+/*
+ * index_cost.c
+ *	  Planner cost of a quantumdb index scan.
+ *
+ * The index answers only ORDER BY <distance> (LIMIT k): without an ORDER BY
+ * it is never chosen.  A scan walks about ef_search * 2m graph nodes and
+ * reads up to rerank heap rows, whatever the table's size.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/genam.h"
+#include "optimizer/optimizer.h"
+#include "utils/float.h"
+#include "utils/selfuncs.h"
+#include "utils/spccache.h"
+
+#include "index.h"
+
+void
+qdbcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
+				Cost *indexStartupCost, Cost *indexTotalCost,
+				Selectivity *indexSelectivity, double *indexCorrelation,
+				double *indexPages)
+{
+	GenericCosts costs;
+	IndexOptInfo *index = path->indexinfo;
+	double		visited;
+	int			m;
+	Relation	rel;
+
+	/* Never for a plain filter: there is no search operator */
+	if (path->indexorderbys == NIL)
+	{
+		*indexStartupCost = get_float8_infinity();
+		*indexTotalCost = get_float8_infinity();
+		*indexSelectivity = 0;
+		*indexCorrelation = 0;
+		*indexPages = 0;
+		return;
+	}
+
+	rel = index_open(index->indexoid, NoLock);
+	m = QdbGetM(rel);
+	index_close(rel, NoLock);
+
+	/* nodes read by the walk, one page each, plus the reranked heap rows */
+	visited = (double) qdb_ef_search * 2 * m + qdb_rerank;
+	MemSet(&costs, 0, sizeof(costs));
+	costs.numIndexTuples = Min(visited, Max(index->tuples, 1));
+	genericcostestimate(root, path, loop_count, &costs);
+
+	/* the whole walk happens before the first row comes back */
+	*indexStartupCost = costs.indexTotalCost;
+	*indexTotalCost = costs.indexTotalCost;
+	*indexSelectivity = costs.indexSelectivity;
+	*indexCorrelation = 0;
+	*indexPages = costs.numIndexPages;
+}

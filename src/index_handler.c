@@ -1,0 +1,194 @@
+/*
+ * index_handler.c
+ *	  The access method handler, its reloptions and its GUCs.
+ */
+#include "postgres.h"
+
+#include "access/reloptions.h"
+#include "commands/progress.h"
+#include "commands/vacuum.h"
+#include "utils/guc.h"
+
+#include "index.h"
+
+PG_FUNCTION_INFO_V1(quantumdb_index_handler);
+PG_FUNCTION_INFO_V1(quantumdb_metric_l2);
+PG_FUNCTION_INFO_V1(quantumdb_metric_ip);
+PG_FUNCTION_INFO_V1(quantumdb_metric_cosine);
+
+int			qdb_ef_search = 40;
+int			qdb_rerank = 100;
+int			qdb_max_scan_tuples = 20000;
+
+static relopt_kind qdb_relopt_kind;
+
+static void
+validate_compressor_name(const char *value)
+{
+	if (value != NULL && (value[0] == '\0' || strlen(value) >= NAMEDATALEN))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid compressor name \"%s\"", value),
+				 errdetail("A compressor name has 1 to %d bytes.", NAMEDATALEN - 1)));
+}
+
+/* Called from _PG_init: reloptions and GUCs. */
+void
+QdbIndexInit(void)
+{
+	qdb_relopt_kind = add_reloption_kind();
+	add_int_reloption(qdb_relopt_kind, "m",
+					  "Neighbours per node above level 0 (twice as many at level 0)",
+					  QDB_DEFAULT_M, QDB_MIN_M, QDB_MAX_M, AccessExclusiveLock);
+	add_int_reloption(qdb_relopt_kind, "ef_construction",
+					  "Candidate list size while building the graph",
+					  QDB_DEFAULT_EF_CONSTRUCTION, QDB_MIN_EF_CONSTRUCTION,
+					  QDB_MAX_EF_CONSTRUCTION, AccessExclusiveLock);
+	add_string_reloption(qdb_relopt_kind, "compressor",
+						 "Compressor from quantumdb.compressors; the build trains one when unset",
+						 NULL, validate_compressor_name, AccessExclusiveLock);
+
+	DefineCustomIntVariable("quantumdb.ef_search",
+							"Candidate list size of an index scan's graph walk.",
+							"Larger finds more true neighbours, slower.",
+							&qdb_ef_search, 40, 1, 10000,
+							PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("quantumdb.rerank",
+							"Candidates re-scored with the exact distance from the heap row.",
+							"0 returns rows in compressed-distance order without reading the heap.",
+							&qdb_rerank, 100, 0, 10000,
+							PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("quantumdb.max_scan_tuples",
+							"Most graph nodes an index scan visits when a filter keeps asking for rows.",
+							NULL,
+							&qdb_max_scan_tuples, 20000, 1, INT_MAX,
+							PGC_USERSET, 0, NULL, NULL, NULL);
+}
+
+bytea *
+qdboptions(Datum reloptions, bool validate)
+{
+	static const relopt_parse_elt tab[] = {
+		{"m", RELOPT_TYPE_INT, offsetof(QdbOptions, m)},
+		{"ef_construction", RELOPT_TYPE_INT, offsetof(QdbOptions, ef_construction)},
+		{"compressor", RELOPT_TYPE_STRING, offsetof(QdbOptions, compressor_offset)},
+	};
+
+	return (bytea *) build_reloptions(reloptions, validate, qdb_relopt_kind,
+									  sizeof(QdbOptions), tab, lengthof(tab));
+}
+
+int
+QdbGetM(Relation index)
+{
+	QdbOptions *opts = (QdbOptions *) index->rd_options;
+
+	return opts ? opts->m : QDB_DEFAULT_M;
+}
+
+int
+QdbGetEfConstruction(Relation index)
+{
+	QdbOptions *opts = (QdbOptions *) index->rd_options;
+
+	return opts ? opts->ef_construction : QDB_DEFAULT_EF_CONSTRUCTION;
+}
+
+/* The compressor option, or NULL when the build is to train one. */
+char *
+QdbGetCompressorName(Relation index)
+{
+	QdbOptions *opts = (QdbOptions *) index->rd_options;
+
+	if (opts == NULL || opts->compressor_offset == 0)
+		return NULL;
+	return (char *) opts + opts->compressor_offset;
+}
+
+char *
+qdbbuildphasename(int64 phasenum)
+{
+	switch (phasenum)
+	{
+		case PROGRESS_CREATEIDX_SUBPHASE_INITIALIZE:
+			return "initializing";
+		case QDB_PHASE_TRAIN:
+			return "training compressor";
+		case QDB_PHASE_LOAD:
+			return "loading tuples";
+		case QDB_PHASE_WRITE:
+			return "writing graph";
+		default:
+			return NULL;
+	}
+}
+
+Datum
+quantumdb_index_handler(PG_FUNCTION_ARGS)
+{
+	IndexAmRoutine *amroutine = makeNode(IndexAmRoutine);
+
+	amroutine->amstrategies = QDB_NSTRATEGIES;
+	amroutine->amsupport = QDB_NPROC;
+	amroutine->amoptsprocnum = 0;
+	amroutine->amcanorder = false;
+	amroutine->amcanorderbyop = true;
+	amroutine->amcanbackward = false;
+	amroutine->amcanunique = false;
+	amroutine->amcanmulticol = false;
+	amroutine->amoptionalkey = true;
+	amroutine->amsearcharray = false;
+	amroutine->amsearchnulls = false;
+	amroutine->amstorage = false;
+	amroutine->amclusterable = false;
+	amroutine->ampredlocks = false;
+	amroutine->amcanparallel = false;
+	amroutine->amcaninclude = false;
+	amroutine->amusemaintenanceworkmem = false;
+	amroutine->amparallelvacuumoptions = VACUUM_OPTION_PARALLEL_BULKDEL;
+	amroutine->amkeytype = InvalidOid;
+
+	amroutine->ambuild = qdbbuild;
+	amroutine->ambuildempty = qdbbuildempty;
+	amroutine->aminsert = qdbinsert;
+	amroutine->ambulkdelete = qdbbulkdelete;
+	amroutine->amvacuumcleanup = qdbvacuumcleanup;
+	amroutine->amcanreturn = NULL;
+	amroutine->amcostestimate = qdbcostestimate;
+	amroutine->amoptions = qdboptions;
+	amroutine->amproperty = NULL;
+	amroutine->ambuildphasename = qdbbuildphasename;
+	amroutine->amvalidate = qdbvalidate;
+	amroutine->amadjustmembers = NULL;
+	amroutine->ambeginscan = qdbbeginscan;
+	amroutine->amrescan = qdbrescan;
+	amroutine->amgettuple = qdbgettuple;
+	amroutine->amgetbitmap = NULL;
+	amroutine->amendscan = qdbendscan;
+	amroutine->ammarkpos = NULL;
+	amroutine->amrestrpos = NULL;
+	amroutine->amestimateparallelscan = NULL;
+	amroutine->aminitparallelscan = NULL;
+	amroutine->amparallelrescan = NULL;
+
+	PG_RETURN_POINTER(amroutine);
+}
+
+/* Support function 2 of each operator class: the metric the index uses. */
+Datum
+quantumdb_metric_l2(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT32(QDB_METRIC_L2);
+}
+
+Datum
+quantumdb_metric_ip(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT32(QDB_METRIC_IP);
+}
+
+Datum
+quantumdb_metric_cosine(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT32(QDB_METRIC_COSINE);
+}

@@ -1,0 +1,369 @@
+/*
+ * index_info.c
+ *	  quantumdb.index_info(regclass): what an index holds;
+ *	  quantumdb.verify(regclass): every invariant of its pages and graph.
+ *
+ * Both read every page under a share lock, one page at a time, so they run
+ * beside inserts and scans; what they report is a snapshot per page.
+ */
+#include "postgres.h"
+
+#include "access/relation.h"
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+
+#include "crc32c.h"
+#include "index.h"
+
+PG_FUNCTION_INFO_V1(quantumdb_index_info);
+PG_FUNCTION_INFO_V1(quantumdb_verify);
+
+/* Opens a quantumdb index the caller may read (SELECT on its table). */
+static Relation
+open_index(Oid relid)
+{
+	Relation	index = relation_open(relid, AccessShareLock);
+	AclResult	acl;
+
+	if (index->rd_rel->relkind != RELKIND_INDEX || index->rd_indam == NULL ||
+		index->rd_indam->ambuild != qdbbuild)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a quantumdb index", RelationGetRelationName(index))));
+	acl = pg_class_aclcheck(index->rd_index->indrelid, GetUserId(), ACL_SELECT);
+	if (acl != ACLCHECK_OK)
+		aclcheck_error(acl, OBJECT_TABLE, get_rel_name(index->rd_index->indrelid));
+	return index;
+}
+
+Datum
+quantumdb_index_info(PG_FUNCTION_ARGS)
+{
+	Relation	index = open_index(PG_GETARG_OID(0));
+	QdbIndexCache *c = QdbGetIndexCache(index, false);
+	QdbMetaPageData meta;
+	QdbNodeMap	map;
+	int64		live = 0,
+				deleted = 0;
+	int			max_level = -1;
+	Size		i,
+				total;
+	TupleDesc	tupdesc;
+	Datum		values[16];
+	bool		nulls[16] = {0};
+	StringInfoData built;
+	int64		nblocks;
+
+	QdbReadMeta(index, &meta);
+	QdbNodeMapRead(index, &meta, &map);
+	total = (Size) (map.nblocks - map.first) * 256;
+	for (i = 0; i < total; i++)
+	{
+		int			off = i % 256;
+
+		if (off < FirstOffsetNumber || off > map.maxoff[i / 256])
+			continue;
+		if (map.flags[i] & QDB_NODE_DELETED)
+			deleted++;
+		else
+		{
+			live++;
+			max_level = Max(max_level, map.level[i]);
+		}
+	}
+	nblocks = map.nblocks;
+
+	initStringInfo(&built);
+	appendStringInfoString(&built, (meta.build_flags & QDB_BUILT_FROM_CODES) ?
+						   "vectors, then codes" : "vectors");
+	if (meta.build_flags & QDB_BUILT_ON_DISK)
+		appendStringInfoString(&built, ", then page by page");
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	tupdesc = BlessTupleDesc(tupdesc);
+	values[0] = Int32GetDatum(meta.dim);
+	values[1] = CStringGetTextDatum(qdb_metric_name(meta.metric));
+	values[2] = Int32GetDatum(meta.code_size);
+	values[3] = Int32GetDatum(meta.m);
+	values[4] = Int32GetDatum(meta.ef_construction);
+	values[5] = Int64GetDatum(live);
+	values[6] = Int64GetDatum(deleted);
+	values[7] = Int32GetDatum(max_level);
+	values[8] = Int64GetDatum(QdbNodeMapCountUnreached(index, c, &meta, &map));
+	values[9] = Int64GetDatum(nblocks);
+	values[10] = Int32GetDatum(meta.compressor_pages);
+	values[11] = Float8GetDatum(live > 0 ? (double) nblocks * BLCKSZ / live : 0);
+	if (meta.compressor_name[0])
+		values[12] = CStringGetTextDatum(meta.compressor_name);
+	else
+		nulls[12] = true;
+	values[13] = CStringGetTextDatum(qdb_kind_name(c->model.kind));
+	values[14] = CStringGetTextDatum(psprintf("%08x", meta.compressor_crc));
+	values[15] = CStringGetTextDatum(built.data);
+	relation_close(index, AccessShareLock);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+typedef struct Problems
+{
+	ReturnSetInfo *rsinfo;
+	int			n;
+} Problems;
+
+static void
+problem(Problems *p, const char *fmt,...) pg_attribute_printf(2, 3);
+
+static void
+problem(Problems *p, const char *fmt,...)
+{
+	va_list		ap;
+	StringInfoData s;
+	Datum		value;
+	bool		isnull = false;
+
+	initStringInfo(&s);
+	for (;;)
+	{
+		int			needed;
+
+		va_start(ap, fmt);
+		needed = appendStringInfoVA(&s, fmt, ap);
+		va_end(ap);
+		if (needed == 0)
+			break;
+		enlargeStringInfo(&s, needed);
+	}
+	value = CStringGetTextDatum(s.data);
+	tuplestore_putvalues(p->rsinfo->setResult, p->rsinfo->setDesc, &value, &isnull);
+	p->n++;
+}
+
+/* Checks the meta page and the compressor pages; false if the rest cannot be read. */
+static bool
+verify_header(Relation index, Problems *p, QdbMetaPageData *meta)
+{
+	Buffer		buf = ReadBuffer(index, QDB_META_BLKNO);
+	Page		page;
+	QdbPageOpaque opaque;
+	bool		ok = true;
+
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buf);
+	opaque = QdbPageGetOpaque(page);
+	if (PageIsNew(page) || PageGetSpecialSize(page) != MAXALIGN(sizeof(QdbPageOpaqueData)) ||
+		opaque->page_id != QDB_PAGE_ID || !(opaque->flags & QDB_PAGE_META))
+	{
+		problem(p, "block 0 is not a quantumdb meta page");
+		ok = false;
+	}
+	else
+	{
+		memcpy(meta, QdbPageGetMeta(page), sizeof(QdbMetaPageData));
+		if (meta->magic != QDB_INDEX_MAGIC)
+			problem(p, "meta page magic is %08x, expected %08x", meta->magic, QDB_INDEX_MAGIC);
+		if (meta->version != QDB_INDEX_VERSION)
+			problem(p, "meta page format %u, expected %u", meta->version, QDB_INDEX_VERSION);
+		if (meta->compressor_format != QDB_FORMAT_VERSION)
+			problem(p, "compressor format %u, expected %u", meta->compressor_format,
+					QDB_FORMAT_VERSION);
+		if (meta->m < QDB_MIN_M || meta->m > QDB_MAX_M)
+			problem(p, "meta page m %d is out of range", meta->m);
+		if (meta->first_node_page != QDB_FIRST_COMPRESSOR_BLKNO + meta->compressor_pages)
+			problem(p, "first node page %u does not follow the %u compressor pages",
+					meta->first_node_page, meta->compressor_pages);
+		ok = p->n == 0;
+	}
+	UnlockReleaseBuffer(buf);
+	if (ok && meta->first_node_page > RelationGetNumberOfBlocks(index))
+	{
+		problem(p, "the index has %u blocks, fewer than its meta page says",
+				RelationGetNumberOfBlocks(index));
+		ok = false;
+	}
+	if (ok)
+	{
+		/* the compressor: pages, length and checksum */
+		uint8	   *blob = palloc(meta->compressor_len);
+		Size		done = 0;
+		uint32		i;
+
+		for (i = 0; i < meta->compressor_pages; i++)
+		{
+			Size		n = Min(meta->compressor_len - done,
+								BLCKSZ - MAXALIGN(SizeOfPageHeaderData) -
+								MAXALIGN(sizeof(QdbPageOpaqueData)));
+
+			buf = ReadBuffer(index, QDB_FIRST_COMPRESSOR_BLKNO + i);
+			LockBuffer(buf, BUFFER_LOCK_SHARE);
+			page = BufferGetPage(buf);
+			if (PageIsNew(page) || QdbPageGetOpaque(page)->page_id != QDB_PAGE_ID ||
+				!(QdbPageGetOpaque(page)->flags & QDB_PAGE_COMPRESSOR))
+			{
+				problem(p, "block %u is not a compressor page", QDB_FIRST_COMPRESSOR_BLKNO + i);
+				ok = false;
+			}
+			else
+				memcpy(blob + done, PageGetContents(page), n);
+			UnlockReleaseBuffer(buf);
+			done += n;
+		}
+		if (ok && qdb_crc32c(blob, meta->compressor_len) != meta->compressor_crc)
+		{
+			problem(p, "the compressor fails its checksum");
+			ok = false;
+		}
+		pfree(blob);
+	}
+	return ok;
+}
+
+/* Checks one node's tuple and lists against the map of all nodes. */
+static void
+verify_node(Problems *p, const QdbMetaPageData *meta, const QdbNodeMap *map, int max_level,
+			BlockNumber blkno, OffsetNumber off, Page page)
+{
+	ItemId		iid = PageGetItemId(page, off);
+	QdbNode		node = (QdbNode) PageGetItem(page, iid);
+	QdbNodeRef	self = QdbMakeRef(blkno, off);
+	QdbNodeRef *lists;
+	int			level,
+				i,
+				j;
+
+	if (!ItemIdIsNormal(iid))
+	{
+		problem(p, "node (%u,%u) has a line pointer that is not in use", blkno, off);
+		return;
+	}
+	if (node->level > max_level)
+	{
+		problem(p, "node (%u,%u) has level %d, above the limit %d", blkno, off, node->level,
+				max_level);
+		return;
+	}
+	if (ItemIdGetLength(iid) != QdbNodeSize(meta->code_size, meta->m, node->level))
+	{
+		problem(p, "node (%u,%u) has %u bytes, expected %zu for level %d", blkno, off,
+				ItemIdGetLength(iid), QdbNodeSize(meta->code_size, meta->m, node->level),
+				node->level);
+		return;
+	}
+	if (node->flags & ~QDB_NODE_DELETED)
+		problem(p, "node (%u,%u) has unknown flags %02x", blkno, off, node->flags);
+	if (!(node->flags & QDB_NODE_DELETED) && !ItemPointerIsValid(&node->heaptid))
+		problem(p, "node (%u,%u) has an invalid heap TID", blkno, off);
+
+	lists = QdbNodeLists(node, meta->code_size);
+	for (level = 0; level <= node->level; level++)
+	{
+		QdbNodeRef *list = lists + QdbLevelStart(meta->m, level);
+		int			nslots = QdbLevelSlots(meta->m, level);
+
+		for (i = 0; i < nslots; i++)
+		{
+			if (list[i] == QDB_NO_NODE)
+				continue;
+			if (list[i] == self)
+				problem(p, "node (%u,%u) links to itself at level %d", blkno, off, level);
+			else if (!QdbNodeMapHas(map, list[i]))
+				problem(p, "node (%u,%u) links to missing node (%u,%u) at level %d", blkno, off,
+						QdbRefBlock(list[i]), QdbRefOffset(list[i]), level);
+			else if (map->level[QdbNodeSlot(map, list[i])] < level)
+				problem(p, "node (%u,%u) links to node (%u,%u) at level %d, above that node's level",
+						blkno, off, QdbRefBlock(list[i]), QdbRefOffset(list[i]), level);
+			else if (!(node->flags & QDB_NODE_DELETED) &&
+					 (map->flags[QdbNodeSlot(map, list[i])] & QDB_NODE_DELETED))
+				problem(p, "live node (%u,%u) links to deleted node (%u,%u) at level %d",
+						blkno, off, QdbRefBlock(list[i]), QdbRefOffset(list[i]), level);
+			for (j = 0; j < i; j++)
+				if (list[j] == list[i])
+					problem(p, "node (%u,%u) lists node (%u,%u) twice at level %d", blkno, off,
+							QdbRefBlock(list[i]), QdbRefOffset(list[i]), level);
+		}
+	}
+}
+
+Datum
+quantumdb_verify(PG_FUNCTION_ARGS)
+{
+	Relation	index = open_index(PG_GETARG_OID(0));
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Problems	p;
+	QdbMetaPageData meta;
+	QdbNodeMap	map;
+	BlockNumber blkno;
+	int			max_level = -1;
+	int			hardest;
+
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	p.rsinfo = rsinfo;
+	p.n = 0;
+	if (!verify_header(index, &p, &meta))
+	{
+		relation_close(index, AccessShareLock);
+		return (Datum) 0;
+	}
+	hardest = QDB_MAX_LEVEL;
+	while (hardest > 0 && MAXALIGN(QdbNodeSize(meta.code_size, meta.m, hardest)) >
+		   BLCKSZ - MAXALIGN(SizeOfPageHeaderData) - sizeof(ItemIdData) -
+		   MAXALIGN(sizeof(QdbPageOpaqueData)))
+		hardest--;
+
+	QdbNodeMapRead(index, &meta, &map);
+	for (blkno = map.first; blkno < map.nblocks; blkno++)
+	{
+		Buffer		buf = ReadBuffer(index, blkno);
+		Page		page;
+		OffsetNumber off;
+
+		CHECK_FOR_INTERRUPTS();
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		if (PageIsNew(page) || PageGetSpecialSize(page) != MAXALIGN(sizeof(QdbPageOpaqueData)) ||
+			QdbPageGetOpaque(page)->page_id != QDB_PAGE_ID ||
+			QdbPageGetOpaque(page)->flags != QDB_PAGE_NODES)
+			problem(&p, "block %u is not a node page", blkno);
+		else if (PageGetMaxOffsetNumber(page) > QDB_MAX_NODES_PER_PAGE)
+			problem(&p, "block %u has %d nodes, more than %d", blkno,
+					(int) PageGetMaxOffsetNumber(page), QDB_MAX_NODES_PER_PAGE);
+		else
+		{
+			for (off = FirstOffsetNumber; off <= PageGetMaxOffsetNumber(page); off++)
+			{
+				QdbNode		node = (QdbNode) PageGetItem(page, PageGetItemId(page, off));
+
+				verify_node(&p, &meta, &map, hardest, blkno, off, page);
+				if (!(node->flags & QDB_NODE_DELETED))
+					max_level = Max(max_level, node->level);
+			}
+		}
+		UnlockReleaseBuffer(buf);
+	}
+
+	if (meta.entry == QDB_NO_NODE)
+	{
+		if (max_level >= 0)
+			problem(&p, "the index has live nodes but no entry point");
+	}
+	else if (!QdbNodeMapHas(&map, meta.entry))
+		problem(&p, "the entry point (%u,%u) is not a node", QdbRefBlock(meta.entry),
+				QdbRefOffset(meta.entry));
+	else
+	{
+		Size		slot = QdbNodeSlot(&map, meta.entry);
+
+		if (map.level[slot] != meta.entry_level)
+			problem(&p, "the entry point has level %d, but the meta page says %d",
+					map.level[slot], meta.entry_level);
+		if ((map.flags[slot] & QDB_NODE_DELETED) && max_level >= 0)
+			problem(&p, "the entry point is deleted but live nodes remain");
+	}
+	relation_close(index, AccessShareLock);
+	return (Datum) 0;
+}

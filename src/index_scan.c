@@ -1,0 +1,322 @@
+/*
+ * index_scan.c
+ *	  Index scans: ORDER BY column <op> query, walked over the graph with
+ *	  compressed distances, then re-scored with exact ones.
+ *
+ * The query is encoded once into an ADC lookup table.  The walk descends
+ * greedily from the entry point and keeps quantumdb.ef_search candidates at
+ * level 0.  The nearest quantumdb.rerank of them are read from the heap
+ * (the version visible to the scan's snapshot) and their exact distances
+ * computed by the operator class's distance function; they are returned in
+ * exact order, followed by the rest in compressed order.  When the executor
+ * asks for more (a filter rejected rows), the walk runs again with twice the
+ * candidates, skipping rows already returned, until it has visited
+ * quantumdb.max_scan_tuples nodes or finds nothing new.
+ */
+#include "postgres.h"
+
+#include "access/relscan.h"
+#include "access/tableam.h"
+#include "executor/tuptable.h"
+#include "lib/pairingheap.h"
+#include "miscadmin.h"
+#include "utils/datum.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "index.h"
+
+typedef struct ScanResult
+{
+	ItemPointerData tid;
+	double		dist;
+} ScanResult;
+
+typedef struct QdbScanOpaqueData
+{
+	MemoryContext cxt;			/* lives for the scan */
+	MemoryContext round_cxt;	/* reset for each walk */
+	QdbIndexCache *c;
+	bool		started;
+	bool		exhausted;
+	ArrayType  *query;			/* NULL: ORDER BY ... NULL, no rows */
+	float	   *table;
+	float		bias;
+	int			ef;
+	int64		visited;
+	ScanResult *results;
+	int			nresults;
+	int			next;
+	HTAB	   *returned;		/* heap TIDs already returned */
+	FmgrInfo   *distproc;
+	Oid			collation;
+	AttrNumber	attnum;
+	IndexFetchTableData *fetch;
+	TupleTableSlot *slot;
+} QdbScanOpaqueData;
+
+typedef QdbScanOpaqueData *QdbScanOpaque;
+
+IndexScanDesc
+qdbbeginscan(Relation index, int nkeys, int norderbys)
+{
+	IndexScanDesc scan = RelationGetIndexScan(index, nkeys, norderbys);
+	QdbScanOpaque so = palloc0(sizeof(QdbScanOpaqueData));
+
+	so->cxt = AllocSetContextCreate(CurrentMemoryContext, "quantumdb scan",
+									ALLOCSET_DEFAULT_SIZES);
+	so->round_cxt = AllocSetContextCreate(so->cxt, "quantumdb scan walk",
+										  ALLOCSET_DEFAULT_SIZES);
+	so->distproc = index_getprocinfo(index, 1, QDB_DISTANCE_PROC);
+	so->collation = index->rd_indcollation[0];
+	so->attnum = index->rd_index->indkey.values[0];
+	scan->xs_orderbyvals = palloc0(sizeof(Datum) * Max(norderbys, 1));
+	scan->xs_orderbynulls = palloc(sizeof(bool) * Max(norderbys, 1));
+	memset(scan->xs_orderbynulls, true, sizeof(bool) * Max(norderbys, 1));
+	scan->opaque = so;
+	return scan;
+}
+
+void
+qdbrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int norderbys)
+{
+	QdbScanOpaque so = (QdbScanOpaque) scan->opaque;
+	MemoryContext old;
+
+	if (so->fetch)
+	{
+		table_index_fetch_end(so->fetch);
+		ExecDropSingleTupleTableSlot(so->slot);
+		so->fetch = NULL;
+		so->slot = NULL;
+	}
+	MemoryContextReset(so->cxt);
+	so->round_cxt = AllocSetContextCreate(so->cxt, "quantumdb scan walk",
+										  ALLOCSET_DEFAULT_SIZES);
+	so->started = false;
+	so->exhausted = false;
+	so->query = NULL;
+	so->results = NULL;
+	so->nresults = so->next = 0;
+	so->visited = 0;
+	so->returned = NULL;
+
+	if (orderbys && scan->numberOfOrderBys > 0)
+		memmove(scan->orderByData, orderbys, scan->numberOfOrderBys * sizeof(ScanKeyData));
+	if (scan->numberOfOrderBys > 0 && !(scan->orderByData[0].sk_flags & SK_ISNULL))
+	{
+		old = MemoryContextSwitchTo(so->cxt);
+		so->query = DatumGetArrayTypePCopy(scan->orderByData[0].sk_argument);
+		MemoryContextSwitchTo(old);
+	}
+}
+
+/* The exact distance of the heap row tid visible to the scan; false if none. */
+static bool
+exact_distance(IndexScanDesc scan, ItemPointer tid, double *dist)
+{
+	QdbScanOpaque so = (QdbScanOpaque) scan->opaque;
+	bool		call_again = false,
+				all_dead = false,
+				found,
+				isnull;
+	ItemPointerData t = *tid;
+	Datum		value;
+
+	found = table_index_fetch_tuple(so->fetch, &t, scan->xs_snapshot, so->slot,
+									&call_again, &all_dead);
+	if (!found)
+		return false;
+	value = slot_getattr(so->slot, so->attnum, &isnull);
+	if (isnull)
+	{
+		ExecClearTuple(so->slot);
+		return false;
+	}
+	*dist = DatumGetFloat8(FunctionCall2Coll(so->distproc, so->collation, value,
+											 PointerGetDatum(so->query)));
+	ExecClearTuple(so->slot);
+	return true;
+}
+
+static int
+result_cmp(const void *a, const void *b)
+{
+	const ScanResult *x = a,
+			   *y = b;
+
+	if (x->dist != y->dist)
+		return x->dist < y->dist ? -1 : 1;
+	return ItemPointerCompare((ItemPointer) &x->tid, (ItemPointer) &y->tid);
+}
+
+/* One walk with so->ef candidates; fills so->results with rows not yet returned. */
+static void
+walk(IndexScanDesc scan)
+{
+	QdbScanOpaque so = (QdbScanOpaque) scan->opaque;
+	QdbIndexCache *c = so->c;
+	QdbMetaPageData meta;
+	QdbDiskGraph *g;
+	QdbCandidate cur;
+	QdbCandidate *found;
+	ScanResult *res;
+	int			nfound,
+				nres = 0,
+				nrerank,
+				i,
+				k;
+	MemoryContext old;
+
+	MemoryContextReset(so->round_cxt);
+	old = MemoryContextSwitchTo(so->round_cxt);
+	QdbReadMeta(scan->indexRelation, &meta);
+	g = QdbDiskGraphCreate(scan->indexRelation, c);
+	QdbDiskGraphSetQuery(g, so->table, so->bias);
+	if (!QdbDiskDescend(g, &meta, 0, &cur))
+	{
+		so->exhausted = true;
+		MemoryContextSwitchTo(old);
+		return;
+	}
+	found = palloc(sizeof(QdbCandidate) * so->ef);
+	QdbDiskGraphNewLayer(g, 0);
+	nfound = QdbSearchLayer(&qdb_disk_graph_ops, g, &cur, 1, so->ef, 0, 2 * c->m, found);
+	so->visited += QdbDiskGraphVisited(g);
+
+	MemoryContextSwitchTo(so->cxt);
+	res = palloc(sizeof(ScanResult) * Max(nfound, 1));
+	for (i = 0; i < nfound; i++)
+	{
+		ItemPointerData tid;
+		bool		deleted;
+
+		(void) QdbDiskGraphCode(g, found[i].id, &deleted, &tid);
+		if (deleted || (so->returned && hash_search(so->returned, &tid, HASH_FIND, NULL)))
+			continue;
+		res[nres].tid = tid;
+		res[nres].dist = found[i].dist;
+		nres++;
+	}
+	if (nres == 0 || nfound < so->ef)
+		so->exhausted = true;	/* the walk saw the whole reachable graph */
+
+	/* re-score the nearest with exact distances; drop rows not visible */
+	nrerank = Min(qdb_rerank, nres);
+	if (nrerank > 0)
+	{
+		if (so->fetch == NULL)
+		{
+			so->fetch = table_index_fetch_begin(scan->heapRelation);
+			so->slot = table_slot_create(scan->heapRelation, NULL);
+		}
+		for (i = 0, k = 0; i < nrerank; i++)
+		{
+			double		d;
+
+			CHECK_FOR_INTERRUPTS();
+			if (exact_distance(scan, &res[i].tid, &d))
+			{
+				res[k].tid = res[i].tid;
+				res[k].dist = d;
+				k++;
+			}
+		}
+		qsort(res, k, sizeof(ScanResult), result_cmp);
+		memmove(res + k, res + nrerank, sizeof(ScanResult) * (nres - nrerank));
+		nres = k + (nres - nrerank);
+	}
+	if (so->results)
+		pfree(so->results);
+	so->results = res;
+	so->nresults = nres;
+	so->next = 0;
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(so->round_cxt);
+}
+
+static void
+start_scan(IndexScanDesc scan)
+{
+	QdbScanOpaque so = (QdbScanOpaque) scan->opaque;
+	QdbIndexCache *c;
+	float	   *x;
+	int			dim;
+	HASHCTL		hctl;
+	MemoryContext old;
+
+	so->started = true;
+	if (so->query == NULL)
+	{
+		so->exhausted = true;
+		return;
+	}
+	c = so->c = QdbGetIndexCache(scan->indexRelation, false);
+	x = QdbArrayGetFloats(so->query, &dim, "query");
+	if (dim != c->dim)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("query has %d dimensions, but index \"%s\" has %d",
+						dim, RelationGetRelationName(scan->indexRelation), c->dim)));
+	if (c->metric == QDB_METRIC_COSINE)
+		QdbCheckNonZero(x, dim, "query");
+	old = MemoryContextSwitchTo(so->cxt);
+	so->table = palloc(sizeof(float) * qdb_table_floats(&c->model));
+	QdbReportStatus(qdb_compute_distance_table(&c->model, x, so->table, &so->bias),
+					"could not compute the query's lookup table", NULL);
+	memset(&hctl, 0, sizeof(hctl));
+	hctl.keysize = sizeof(ItemPointerData);
+	hctl.entrysize = sizeof(ItemPointerData);
+	hctl.hcxt = so->cxt;
+	so->returned = hash_create("quantumdb returned rows", 256, &hctl,
+							   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	MemoryContextSwitchTo(old);
+	so->ef = qdb_ef_search;
+	walk(scan);
+}
+
+bool
+qdbgettuple(IndexScanDesc scan, ScanDirection dir)
+{
+	QdbScanOpaque so = (QdbScanOpaque) scan->opaque;
+
+	if (scan->numberOfOrderBys == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("a quantumdb index can only be scanned with ORDER BY a distance")));
+	if (!so->started)
+		start_scan(scan);
+
+	while (so->next >= so->nresults)
+	{
+		/* a filter wants more rows: walk again, wider */
+		if (so->exhausted || so->visited >= qdb_max_scan_tuples)
+			return false;
+		so->ef = (int) Min((int64) so->ef * 2, (int64) INT_MAX / 2);
+		walk(scan);
+	}
+
+	scan->xs_heaptid = so->results[so->next].tid;
+	scan->xs_recheck = false;
+	scan->xs_recheckorderby = false;
+	scan->xs_orderbyvals[0] = Float8GetDatum(so->results[so->next].dist);
+	scan->xs_orderbynulls[0] = false;
+	hash_search(so->returned, &scan->xs_heaptid, HASH_ENTER, NULL);
+	so->next++;
+	return true;
+}
+
+void
+qdbendscan(IndexScanDesc scan)
+{
+	QdbScanOpaque so = (QdbScanOpaque) scan->opaque;
+
+	if (so->fetch)
+	{
+		table_index_fetch_end(so->fetch);
+		ExecDropSingleTupleTableSlot(so->slot);
+	}
+	MemoryContextDelete(so->cxt);
+	pfree(so);
+	scan->opaque = NULL;
+}

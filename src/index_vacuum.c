@@ -1,0 +1,376 @@
+/*
+ * index_vacuum.c
+ *	  VACUUM: remove dead heap TIDs and repair the graph around them.
+ *
+ * Pass 1 marks every node whose heap row is dead as deleted (its lists are
+ * kept, so scans in flight still find their way through it).  Then the
+ * update lock is taken in exclusive mode and released at once: inserts that
+ * began before the marks, and could still link to a dead node, are done.
+ * Pass 2 rewrites every list that holds a deleted node: the candidates are
+ * the live neighbours plus the live neighbours of the deleted ones (two
+ * hops through deleted nodes), ranked by code-to-code distance and chosen
+ * by the HNSW heuristic.  A deleted entry point is replaced by the live node
+ * of the highest level.  Afterwards no live node links to a deleted one, so
+ * scans do not spend ef_search on tombstones.
+ *
+ * XXX: the space of deleted nodes is not reused; REINDEX reclaims it.
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "commands/vacuum.h"
+#include "common/hashfn.h"
+#include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "utils/memutils.h"
+
+#include "index.h"
+
+#define REPAIR_TRIES	3
+
+static bool
+is_deleted(HTAB *h, QdbNodeRef ref)
+{
+	return hash_search(h, &ref, HASH_FIND, NULL) != NULL;
+}
+
+/* Pass 1: mark the nodes of dead rows; returns the set of deleted nodes. */
+static HTAB *
+mark_dead(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
+		  IndexBulkDeleteCallback callback, void *callback_state,
+		  const QdbMetaPageData *meta)
+{
+	Relation	index = info->index;
+	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+	BlockNumber blkno;
+	HASHCTL		hctl;
+	HTAB	   *deleted;
+
+	memset(&hctl, 0, sizeof(hctl));
+	hctl.keysize = sizeof(QdbNodeRef);
+	hctl.entrysize = sizeof(QdbNodeRef);
+	hctl.hcxt = CurrentMemoryContext;
+	deleted = hash_create("quantumdb deleted nodes", 1024, &hctl,
+						  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+
+	for (blkno = meta->first_node_page; blkno < nblocks; blkno++)
+	{
+		Buffer		buf;
+		GenericXLogState *state;
+		Page		page;
+		OffsetNumber off,
+					maxoff;
+		bool		changed = false;
+
+		vacuum_delay_point();
+		buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL, info->strategy);
+		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		state = GenericXLogStart(index);
+		page = GenericXLogRegisterBuffer(state, buf, 0);
+		maxoff = PageGetMaxOffsetNumber(page);
+		for (off = FirstOffsetNumber; off <= maxoff; off++)
+		{
+			QdbNode		node = QdbPageGetNode(index, page, blkno, off);
+			QdbNodeRef	ref = QdbMakeRef(blkno, off);
+
+			if (node->flags & QDB_NODE_DELETED)
+			{
+				hash_search(deleted, &ref, HASH_ENTER, NULL);
+				continue;
+			}
+			if (callback(&node->heaptid, callback_state))
+			{
+				node->flags |= QDB_NODE_DELETED;
+				hash_search(deleted, &ref, HASH_ENTER, NULL);
+				stats->tuples_removed++;
+				changed = true;
+			}
+			else
+				stats->num_index_tuples++;
+		}
+		if (changed)
+			GenericXLogFinish(state);
+		else
+			GenericXLogAbort(state);
+		UnlockReleaseBuffer(buf);
+	}
+	return deleted;
+}
+
+/*
+ * The repaired list of a live node (code ncode) at level whose current list
+ * cur holds deleted nodes: live neighbours and live nodes up to two hops
+ * through deleted ones, chosen by the heuristic.  Returns the list length.
+ */
+static int
+plan_repair(QdbDiskGraph *g, QdbIndexCache *c, HTAB *deleted, QdbNodeRef self,
+			const uint8 *ncode, const QdbNodeRef *cur, int level, QdbNodeRef *out)
+{
+	int			nslots = QdbLevelSlots(c->m, level);
+	int			maxcand = nslots * (1 + 2 * c->m) * (1 + 2 * c->m);
+	QdbCandidate *cand = palloc(sizeof(QdbCandidate) * maxcand);
+	QdbCandidate *sel = palloc(sizeof(QdbCandidate) * nslots);
+	uint32	   *nb = palloc(sizeof(uint32) * 2 * c->m);
+	uint32	   *nb2 = palloc(sizeof(uint32) * 2 * c->m);
+	int			ncand = 0,
+				nsel,
+				i,
+				j,
+				k;
+
+	QdbDiskGraphNewLayer(g, level);
+	QdbDiskGraphSetQueryCode(g, ncode);
+	qdb_disk_graph_ops.visit(g, self);
+
+#define ADD_CANDIDATE(r) \
+	do { \
+		if (ncand < maxcand && !is_deleted(deleted, (r)) && \
+			qdb_disk_graph_ops.visit(g, (r))) \
+		{ \
+			cand[ncand].id = (r); \
+			cand[ncand].dist = qdb_disk_graph_ops.distance(g, (r)); \
+			ncand++; \
+		} \
+	} while (0)
+
+	for (i = 0; i < nslots; i++)
+	{
+		int			n1;
+
+		if (cur[i] == QDB_NO_NODE)
+			continue;
+		if (!is_deleted(deleted, cur[i]))
+		{
+			ADD_CANDIDATE(cur[i]);
+			continue;
+		}
+		n1 = qdb_disk_graph_ops.neighbors(g, cur[i], level, nb);
+		for (j = 0; j < n1; j++)
+		{
+			int			n2;
+
+			if (!is_deleted(deleted, nb[j]))
+			{
+				ADD_CANDIDATE(nb[j]);
+				continue;
+			}
+			n2 = qdb_disk_graph_ops.neighbors(g, nb[j], level, nb2);
+			for (k = 0; k < n2; k++)
+				ADD_CANDIDATE(nb2[k]);
+		}
+	}
+#undef ADD_CANDIDATE
+
+	QdbSortCandidates(cand, ncand);
+	nsel = QdbSelectNeighbors(&qdb_disk_graph_ops, g, cand, ncand, nslots, sel);
+	for (i = 0; i < nslots; i++)
+		out[i] = i < nsel ? sel[i].id : QDB_NO_NODE;
+	pfree(cand);
+	pfree(sel);
+	pfree(nb);
+	pfree(nb2);
+	return nsel;
+}
+
+static bool
+list_has_deleted(HTAB *deleted, const QdbNodeRef *list, int n)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+		if (list[i] != QDB_NO_NODE && is_deleted(deleted, list[i]))
+			return true;
+	return false;
+}
+
+/* Repairs the lists of one live node; retried when an insert changes them. */
+static void
+repair_node(Relation index, QdbIndexCache *c, HTAB *deleted, QdbNodeRef ref,
+			BufferAccessStrategy strategy)
+{
+	BlockNumber blkno = QdbRefBlock(ref);
+	int			maxslots = 2 * c->m;
+	QdbNodeRef *cur = palloc(sizeof(QdbNodeRef) * maxslots);
+	QdbNodeRef *want = palloc(sizeof(QdbNodeRef) * maxslots);
+	uint8	   *code = palloc(c->code_size);
+	int			level,
+				nodelevel,
+				try;
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "quantumdb repair",
+											  ALLOCSET_DEFAULT_SIZES);
+
+	for (level = 0;; level++)
+	{
+		int			nslots = QdbLevelSlots(c->m, level);
+
+		for (try = 0; try < REPAIR_TRIES; try++)
+		{
+			Buffer		buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL, strategy);
+			QdbNode		node;
+			GenericXLogState *state;
+			Page		page;
+			QdbNodeRef *slots;
+			MemoryContext old;
+
+			LockBuffer(buf, BUFFER_LOCK_SHARE);
+			node = QdbPageGetNode(index, BufferGetPage(buf), blkno, QdbRefOffset(ref));
+			nodelevel = node->level;
+			if (level > nodelevel)
+			{
+				UnlockReleaseBuffer(buf);
+				break;
+			}
+			memcpy(cur, QdbNodeLists(node, c->code_size) + QdbLevelStart(c->m, level),
+				   sizeof(QdbNodeRef) * nslots);
+			memcpy(code, node->code, c->code_size);
+			LockBuffer(buf, BUFFER_LOCK_UNLOCK);
+			if (!list_has_deleted(deleted, cur, nslots))
+			{
+				ReleaseBuffer(buf);
+				break;
+			}
+
+			old = MemoryContextSwitchTo(cxt);
+			plan_repair(QdbDiskGraphCreate(index, c), c, deleted, ref, code, cur, level, want);
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(cxt);
+
+			LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+			state = GenericXLogStart(index);
+			page = GenericXLogRegisterBuffer(state, buf, 0);
+			node = QdbPageGetNode(index, page, blkno, QdbRefOffset(ref));
+			slots = QdbNodeLists(node, c->code_size) + QdbLevelStart(c->m, level);
+			if (memcmp(slots, cur, sizeof(QdbNodeRef) * nslots) == 0)
+			{
+				memcpy(slots, want, sizeof(QdbNodeRef) * nslots);
+				GenericXLogFinish(state);
+				UnlockReleaseBuffer(buf);
+				break;
+			}
+			GenericXLogAbort(state);
+			UnlockReleaseBuffer(buf);
+		}
+		if (level >= nodelevel)
+			break;
+	}
+	MemoryContextDelete(cxt);
+}
+
+/* Pass 2: repair every live node's lists that hold deleted nodes; fix the entry. */
+static void
+repair_graph(IndexVacuumInfo *info, QdbIndexCache *c, HTAB *deleted,
+			 const QdbMetaPageData *meta)
+{
+	Relation	index = info->index;
+	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+	BlockNumber blkno;
+	QdbNodeRef	best = QDB_NO_NODE;
+	int			best_level = -1;
+	QdbNodeRef *todo = palloc(sizeof(QdbNodeRef) * QDB_MAX_NODES_PER_PAGE);
+
+	for (blkno = meta->first_node_page; blkno < nblocks; blkno++)
+	{
+		Buffer		buf;
+		Page		page;
+		OffsetNumber off,
+					maxoff;
+		int			ntodo = 0,
+					i;
+
+		vacuum_delay_point();
+		buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL, info->strategy);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		maxoff = PageGetMaxOffsetNumber(page);
+		for (off = FirstOffsetNumber; off <= maxoff; off++)
+		{
+			QdbNode		node = QdbPageGetNode(index, page, blkno, off);
+
+			if (node->flags & QDB_NODE_DELETED)
+				continue;
+			if (node->level > best_level)
+			{
+				best_level = node->level;
+				best = QdbMakeRef(blkno, off);
+			}
+			if (list_has_deleted(deleted, QdbNodeLists(node, c->code_size),
+								 2 * c->m + node->level * c->m))
+				todo[ntodo++] = QdbMakeRef(blkno, off);
+		}
+		UnlockReleaseBuffer(buf);
+		for (i = 0; i < ntodo; i++)
+			repair_node(index, c, deleted, todo[i], info->strategy);
+	}
+
+	if (meta->entry != QDB_NO_NODE && is_deleted(deleted, meta->entry))
+		QdbSetEntry(index, best, best_level, QDB_ENTRY_IF_EXPECTED, meta->entry);
+}
+
+IndexBulkDeleteResult *
+qdbbulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
+			  IndexBulkDeleteCallback callback, void *callback_state)
+{
+	Relation	index = info->index;
+	QdbMetaPageData meta;
+	QdbIndexCache *c;
+	HTAB	   *deleted;
+	double		removed_before;
+
+	if (stats == NULL)
+		stats = palloc0(sizeof(IndexBulkDeleteResult));
+	removed_before = stats->tuples_removed;
+	stats->num_index_tuples = 0;
+	QdbReadMeta(index, &meta);
+	c = QdbGetIndexCache(index, true);
+	deleted = mark_dead(info, stats, callback, callback_state, &meta);
+
+	if (stats->tuples_removed > removed_before || hash_get_num_entries(deleted) > 0)
+	{
+		/* wait out inserts that may have chosen a node marked above */
+		LockPage(index, QDB_UPDATE_LOCK, ExclusiveLock);
+		UnlockPage(index, QDB_UPDATE_LOCK, ExclusiveLock);
+		QdbReadMeta(index, &meta);
+		repair_graph(info, c, deleted, &meta);
+	}
+	hash_destroy(deleted);
+	stats->num_pages = RelationGetNumberOfBlocks(index);
+	return stats;
+}
+
+IndexBulkDeleteResult *
+qdbvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
+{
+	Relation	index = info->index;
+
+	if (info->analyze_only)
+		return stats;
+
+	/* inserts and repairs can leave a node nobody links to: link it back */
+	QdbRepairReachability(index);
+	if (stats == NULL)
+	{
+		/* no bulkdelete ran: count the live nodes */
+		QdbMetaPageData meta;
+		BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+		BlockNumber blkno;
+
+		stats = palloc0(sizeof(IndexBulkDeleteResult));
+		QdbReadMeta(index, &meta);
+		for (blkno = meta.first_node_page; blkno < nblocks; blkno++)
+		{
+			Buffer		buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL,
+												 info->strategy);
+			Page		page;
+			OffsetNumber off;
+
+			LockBuffer(buf, BUFFER_LOCK_SHARE);
+			page = BufferGetPage(buf);
+			for (off = FirstOffsetNumber; off <= PageGetMaxOffsetNumber(page); off++)
+				if (!(QdbPageGetNode(index, page, blkno, off)->flags & QDB_NODE_DELETED))
+					stats->num_index_tuples++;
+			UnlockReleaseBuffer(buf);
+		}
+	}
+	stats->num_pages = RelationGetNumberOfBlocks(index);
+	return stats;
+}

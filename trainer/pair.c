@@ -1,0 +1,145 @@
+/*
+ * pair.c
+ *	  Symmetric distances between two codes, for linking the nodes of an
+ *	  index graph that keeps only codes: a table of centroid-pair terms per
+ *	  sub-quantizer, looked up once per sub-quantizer.
+ *
+ * With xhat = mean + A^T c and c the concatenated centroids of a code:
+ *	 L2: xhat_a - xhat_b = A^T (c_a - c_b), so ||xhat_a - xhat_b||^2 =
+ *	   sum_s ||c_a,s - c_b,s||^2 when A A^T = I (orthonormal rows) or A is
+ *	   NULL, where the padded dims (beyond dim) are left out of the sums.
+ *	 cosine: the same sum halved, as qdb_adc_distance's ||q - xhat||^2 / 2.
+ *	 IP: xhat_a . xhat_b = c_a . c_b + (A mean) . c_a + (A mean) . c_b +
+ *	   |mean|^2; the middle terms are per-code biases.
+ * Each pair term is computed once and mirrored, so d(a, b) == d(b, a)
+ * exactly, and the diagonal of the L2 terms is zero.
+ */
+#include <math.h>
+
+#include "qdb_distance.h"
+#include "qdb_internal.h"
+
+static int
+pair_model_ok(const QdbModel *m)
+{
+	return m && m->codebooks && m->M >= 1 && m->ksub == QDB_KSUB && m->dsub >= 1 &&
+		m->dim >= 1 && (size_t) m->M * m->dsub == (size_t) m->dim_pq &&
+		(m->linear || m->dim_pq >= m->dim) &&
+		(m->metric == QDB_METRIC_L2 || m->metric == QDB_METRIC_IP ||
+		 m->metric == QDB_METRIC_COSINE);
+}
+
+size_t
+qdb_pair_table_floats(const QdbModel *m)
+{
+	if (!m || m->M < 1)
+		return 0;
+	return (size_t) m->M * QDB_KSUB * QDB_KSUB + (size_t) m->M * QDB_KSUB + 1;
+}
+
+int
+qdb_compute_pair_table(const QdbModel *m, float *table)
+{
+	float	   *pair = table;	/* (M, ksub, ksub) */
+	float	   *bias;			/* (M, ksub) */
+	float	   *amean = NULL;	/* (dim_pq): A mean, or the mean padded */
+	int			dsub,
+				s,
+				i,
+				j;
+
+	if (!pair_model_ok(m) || table == NULL)
+		return QDB_ERR_ARG;
+	qdb_distance_init();
+	dsub = m->dsub;
+	bias = table + (size_t) m->M * QDB_KSUB * QDB_KSUB;
+
+	for (s = 0; s < m->M; s++)
+	{
+		const float *cb = m->codebooks + (size_t) s * QDB_KSUB * dsub;
+		float	   *ps = pair + (size_t) s * QDB_KSUB * QDB_KSUB;
+		int			len = dsub;
+
+		/* without A, dims past dim are padding that decoding drops */
+		if (!m->linear)
+		{
+			len = m->dim - s * dsub;
+			len = len < 0 ? 0 : (len > dsub ? dsub : len);
+		}
+		for (i = 0; i < QDB_KSUB; i++)
+		{
+			const float *ci = cb + (size_t) i * dsub;
+
+			for (j = i; j < QDB_KSUB; j++)
+			{
+				const float *cj = cb + (size_t) j * dsub;
+				float		v;
+
+				if (len == 0)
+					v = 0;
+				else if (m->metric == QDB_METRIC_IP)
+					v = qdb_kernels.dot(ci, cj, len);
+				else if (i == j)
+					v = 0;
+				else
+				{
+					v = qdb_kernels.l2sq(ci, cj, len);
+					if (m->metric == QDB_METRIC_COSINE)
+						v *= 0.5f;
+				}
+				ps[i * QDB_KSUB + j] = v;
+				ps[j * QDB_KSUB + i] = v;
+			}
+		}
+	}
+
+	memset(bias, 0, sizeof(float) * ((size_t) m->M * QDB_KSUB + 1));
+	if (m->metric == QDB_METRIC_IP && m->mean)
+	{
+		amean = qdb_malloc(m->alloc, m->dim_pq, sizeof(float));
+		if (!amean)
+			return QDB_ERR_NOMEM;
+		if (m->linear)
+			for (j = 0; j < m->dim_pq; j++)
+				amean[j] = qdb_kernels.dot(m->linear + (size_t) j * m->dim, m->mean,
+										   m->dim);
+		else
+		{
+			memcpy(amean, m->mean, sizeof(float) * m->dim);
+			memset(amean + m->dim, 0, sizeof(float) * (m->dim_pq - m->dim));
+		}
+		for (s = 0; s < m->M; s++)
+			for (i = 0; i < QDB_KSUB; i++)
+				bias[s * QDB_KSUB + i] =
+					qdb_kernels.dot(amean + (size_t) s * dsub,
+									m->codebooks + ((size_t) s * QDB_KSUB + i) * dsub,
+									dsub);
+		bias[(size_t) m->M * QDB_KSUB] = qdb_kernels.dot(m->mean, m->mean, m->dim);
+		qdb_free(m->alloc, amean);
+	}
+	return QDB_OK;
+}
+
+float
+qdb_pair_distance(const QdbModel *m, const float *table, const uint8_t *a,
+				  const uint8_t *b)
+{
+	const float *bias = table + (size_t) m->M * QDB_KSUB * QDB_KSUB;
+	float		sum = 0;
+	int			s;
+
+	for (s = 0; s < m->M; s++)
+		sum += table[((size_t) s * QDB_KSUB + a[s]) * QDB_KSUB + b[s]];
+	switch (m->metric)
+	{
+		case QDB_METRIC_IP:
+			/* bias[a] + bias[b] is the same sum either way round */
+			for (s = 0; s < m->M; s++)
+				sum += bias[s * QDB_KSUB + a[s]] + bias[s * QDB_KSUB + b[s]];
+			return -(sum + bias[(size_t) m->M * QDB_KSUB]);
+		case QDB_METRIC_COSINE:
+			return sum;
+		default:
+			return sqrtf(sum > 0 ? sum : 0);
+	}
+}
