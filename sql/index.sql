@@ -104,6 +104,7 @@ SELECT count(*) FROM (SELECT id FROM items ORDER BY emb <=> NULL LIMIT 3) s;
 
 -- a filter keeps the scan going past the first candidates
 SET quantumdb.ef_search = 10;
+SET quantumdb.rerank = 10;
 SELECT count(*) FROM (SELECT id FROM items WHERE id % 7 = 0
                       ORDER BY emb <=> (SELECT emb FROM queries WHERE id = 3) LIMIT 10) s;
 SET quantumdb.max_scan_tuples = 1;
@@ -111,6 +112,7 @@ SELECT count(*) <= 10 AS bounded FROM (SELECT id FROM items WHERE id % 7 = 0
                       ORDER BY emb <=> (SELECT emb FROM queries WHERE id = 3) LIMIT 100) s;
 RESET quantumdb.max_scan_tuples;
 RESET quantumdb.ef_search;
+RESET quantumdb.rerank;
 
 -- inserts after the build: NULL and zero vectors are not indexed; a wrong
 -- dimension is an error; new rows are found as their own nearest neighbour

@@ -280,7 +280,8 @@ QdbDiskDescend(QdbDiskGraph *g, const QdbMetaPageData *meta, int to_level,
 		QdbCandidate best;
 
 		QdbDiskGraphNewLayer(g, level);
-		if (QdbSearchLayer(&qdb_disk_graph_ops, g, cur, 1, 1, level, 2 * g->c->m, &best) > 0)
+		if (QdbSearchLayer(&qdb_disk_graph_ops, g, cur, 1, 1, level, 2 * g->c->m, &best,
+						   NULL) > 0)
 			*cur = best;
 	}
 	return true;

@@ -192,7 +192,7 @@ reached_candidates(Relation index, QdbIndexCache *c, const QdbMetaPageData *meta
 	{
 		QdbDiskGraphNewLayer(g, 0);
 		n = QdbSearchLayer(&qdb_disk_graph_ops, g, &cur, 1, c->ef_construction, 0,
-						   2 * c->m, found);
+						   2 * c->m, found, NULL);
 		for (i = 0; i < n && nout < 2 * c->m + c->ef_construction; i++)
 		{
 			Size		slot;

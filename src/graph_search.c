@@ -15,6 +15,8 @@ typedef struct CandHeap
 	int			n;
 	int			cap;
 	bool		is_max;
+	bool		malloced;		/* grown with realloc (threads), not repalloc */
+	bool		full;			/* realloc failed: pushes are dropped */
 } CandHeap;
 
 static inline bool
@@ -33,8 +35,20 @@ heap_push(CandHeap *h, float dist, uint32 id)
 
 	if (h->n == h->cap)
 	{
+		if (h->malloced)
+		{
+			QdbCandidate *a = realloc(h->a, sizeof(QdbCandidate) * h->cap * 2);
+
+			if (a == NULL)
+			{
+				h->full = true;
+				return;
+			}
+			h->a = a;
+		}
+		else
+			h->a = repalloc(h->a, sizeof(QdbCandidate) * h->cap * 2);
 		h->cap *= 2;
-		h->a = repalloc(h->a, sizeof(QdbCandidate) * h->cap);
 	}
 	i = h->n++;
 	h->a[i].dist = dist;
@@ -81,13 +95,39 @@ heap_pop(CandHeap *h)
 	return top;
 }
 
+/* A heap in palloc'd memory, or in the scratch arrays (a, cap) when given. */
 static void
-heap_init(CandHeap *h, int cap, bool is_max)
+heap_init(CandHeap *h, int cap, bool is_max, QdbCandidate *a, int acap)
 {
-	h->cap = Max(cap, 16);
-	h->a = palloc(sizeof(QdbCandidate) * h->cap);
+	h->malloced = a != NULL;
+	h->full = false;
+	h->cap = a ? acap : Max(cap, 16);
+	h->a = a ? a : palloc(sizeof(QdbCandidate) * h->cap);
 	h->n = 0;
 	h->is_max = is_max;
+}
+
+/*
+ * Scratch for QdbSearchLayer called from threads: malloc'd arrays, grown
+ * with realloc; no palloc.  Free with QdbSearchScratchFree.
+ */
+bool
+QdbSearchScratchInit(QdbSearchScratch *s, int ef, int max_degree)
+{
+	s->cand_cap = Max(ef * 4, 64);
+	s->best_cap = ef + 1;
+	s->cand = malloc(sizeof(QdbCandidate) * s->cand_cap);
+	s->best = malloc(sizeof(QdbCandidate) * s->best_cap);
+	s->nbuf = malloc(sizeof(uint32) * max_degree);
+	return s->cand && s->best && s->nbuf;
+}
+
+void
+QdbSearchScratchFree(QdbSearchScratch *s)
+{
+	free(s->cand);
+	free(s->best);
+	free(s->nbuf);
 }
 
 static int
@@ -101,11 +141,26 @@ cand_cmp(const void *a, const void *b)
 	return x->id < y->id ? -1 : (x->id > y->id ? 1 : 0);
 }
 
+/* Nearest first; insertion sort for the short lists of neighbour pruning. */
 void
 QdbSortCandidates(QdbCandidate *c, int n)
 {
-	if (n > 1)
+	int			i,
+				j;
+
+	if (n > 64)
+	{
 		qsort(c, n, sizeof(QdbCandidate), cand_cmp);
+		return;
+	}
+	for (i = 1; i < n; i++)
+	{
+		QdbCandidate x = c[i];
+
+		for (j = i; j > 0 && cand_cmp(&x, &c[j - 1]) < 0; j--)
+			c[j] = c[j - 1];
+		c[j] = x;
+	}
 }
 
 /*
@@ -115,16 +170,20 @@ QdbSortCandidates(QdbCandidate *c, int n)
  */
 int
 QdbSearchLayer(const QdbGraphOps *ops, void *g, const QdbCandidate *entry, int nentry,
-			   int ef, int level, int max_degree, QdbCandidate *out)
+			   int ef, int level, int max_degree, QdbCandidate *out,
+			   QdbSearchScratch *scratch)
 {
 	CandHeap	cand,
 				best;
-	uint32	   *nbuf = palloc(sizeof(uint32) * max_degree);
+	uint32	   *nbuf = scratch ? scratch->nbuf : palloc(sizeof(uint32) * max_degree);
 	int			i,
 				n;
 
-	heap_init(&cand, ef * 2, false);
-	heap_init(&best, ef + 1, true);
+	Assert(scratch == NULL || scratch->best_cap >= ef + 1);
+	heap_init(&cand, ef * 2, false, scratch ? scratch->cand : NULL,
+			  scratch ? scratch->cand_cap : 0);
+	heap_init(&best, ef + 1, true, scratch ? scratch->best : NULL,
+			  scratch ? scratch->best_cap : 0);
 	for (i = 0; i < nentry; i++)
 	{
 		if (!ops->visit(g, entry[i].id))
@@ -163,6 +222,13 @@ QdbSearchLayer(const QdbGraphOps *ops, void *g, const QdbCandidate *entry, int n
 	n = best.n;
 	for (i = n - 1; i >= 0; i--)
 		out[i] = heap_pop(&best);
+	if (scratch)
+	{
+		/* keep what realloc grew for the next call */
+		scratch->cand = cand.a;
+		scratch->cand_cap = cand.cap;
+		return n;
+	}
 	pfree(cand.a);
 	pfree(best.a);
 	pfree(nbuf);

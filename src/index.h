@@ -10,6 +10,8 @@
 
 #include "postgres.h"
 
+#include <pthread.h>
+
 #include "access/amapi.h"
 #include "access/generic_xlog.h"
 #include "access/itup.h"
@@ -244,9 +246,20 @@ typedef struct QdbGraphOps
 	float		(*pair) (void *g, uint32 a, uint32 b);
 } QdbGraphOps;
 
+typedef struct QdbSearchScratch
+{
+	QdbCandidate *cand;
+	int			cand_cap;
+	QdbCandidate *best;
+	int			best_cap;
+	uint32	   *nbuf;
+} QdbSearchScratch;
+
+extern bool QdbSearchScratchInit(QdbSearchScratch *s, int ef, int max_degree);
+extern void QdbSearchScratchFree(QdbSearchScratch *s);
 extern int	QdbSearchLayer(const QdbGraphOps *ops, void *g, const QdbCandidate *entry,
 						   int nentry, int ef, int level, int max_degree,
-						   QdbCandidate *out);
+						   QdbCandidate *out, QdbSearchScratch *scratch);
 extern int	QdbSelectNeighbors(const QdbGraphOps *ops, void *g, QdbCandidate *cand,
 							   int ncand, int mmax, QdbCandidate *out);
 extern void QdbSortCandidates(QdbCandidate *c, int n);
@@ -287,6 +300,38 @@ extern void QdbNodeMapNoteListChange(QdbNodeMap *map, const QdbNodeRef *before,
 extern int64 QdbNodeMapCountUnreached(Relation index, QdbIndexCache *c,
 									  const QdbMetaPageData *meta, QdbNodeMap *map);
 extern int64 QdbRepairReachability(Relation index);
+
+/* graph_memory.c: the graph of a build, in memory, filled by threads */
+typedef struct QdbMemNode
+{
+	ItemPointerData tid;
+	uint8		level;
+	int32	   *nb;				/* (2m + level * m) node numbers, packed, -1 empty */
+} QdbMemNode;
+
+typedef struct QdbMemGraph
+{
+	QdbMetric	metric;
+	int			dim;
+	int			code_size;
+	int			m;
+	int			ef_construction;
+	const float *pair;			/* code-to-code table */
+	QdbMemNode *nodes;
+	uint8	   *codes;			/* (cap, code_size) */
+	float	   *vectors;		/* (cap, dim), unit under cosine; NULL: codes only */
+	uint8	   *locks;			/* a spinlock per node */
+	int			n;
+	int			cap;
+	int			entry;			/* -1: empty */
+	int			entry_level;
+	pthread_mutex_t entry_lock;
+	const float *batch_x;		/* the batch's input vectors */
+	int			next;			/* next row of the batch to insert */
+} QdbMemGraph;
+
+extern int	QdbMemGraphInsert(QdbMemGraph *g, const QdbModel *model, int first, int count,
+							  int nthreads);
 
 /* index_build.c */
 extern IndexBuildResult *qdbbuild(Relation heap, Relation index, IndexInfo *indexInfo);

@@ -21,6 +21,7 @@
 #include "postgres.h"
 
 #include <math.h>
+#include <sched.h>
 
 #include "access/tableam.h"
 #include "access/xloginsert.h"
@@ -39,13 +40,6 @@
 #define BUILD_BATCH		1024
 #define BUILD_SEED		UINT64CONST(0x5144424255494c44)
 
-typedef struct BuildNode
-{
-	ItemPointerData tid;
-	uint8		level;
-	int32	   *nb;				/* (2m + level * m) node numbers, -1 empty */
-} BuildNode;
-
 typedef struct BuildState
 {
 	Relation	heap;
@@ -58,24 +52,9 @@ typedef struct BuildState
 	Size		mem_limit;
 	bool		exact;			/* full vectors kept: exact distances */
 	uint32		flags;			/* QDB_BUILT_* */
-
-	/* the in-memory graph */
-	BuildNode  *nodes;
-	uint8	   *codes;			/* (cap, code_size) */
-	float	   *vectors;		/* (cap, dim), normalised under cosine; NULL once dropped */
-	int			n;
-	int			cap;
-	int			entry;
-	int			entry_level;
+	int			nthreads;
+	QdbMemGraph g;				/* the graph in memory */
 	bool		on_disk;		/* written out: the rest go through QdbInsertVector */
-
-	/* the row being inserted */
-	const float *qvec;
-	const uint8 *qcode;
-	float	   *table;
-	float		bias;
-	uint32	   *stamp;
-	uint32		epoch;
 
 	/* rows waiting to be encoded */
 	float	   *batch;
@@ -85,262 +64,93 @@ typedef struct BuildState
 	double		reltuples;
 } BuildState;
 
-/* Exact distance between two full vectors (normalised under cosine). */
-static inline float
-vector_distance(const BuildState *bs, const float *a, const float *b)
-{
-	int			dim = bs->c->dim;
-
-	switch (bs->c->metric)
-	{
-		case QDB_METRIC_L2:
-			return sqrtf(qdb_kernels.l2sq(a, b, dim));
-		case QDB_METRIC_IP:
-			return -qdb_kernels.dot(a, b, dim);
-		default:
-			return 1.0f - qdb_kernels.dot(a, b, dim);
-	}
-}
-
-static float
-mem_distance(void *arg, uint32 id)
-{
-	BuildState *bs = arg;
-
-	if (bs->vectors)
-		return vector_distance(bs, bs->qvec, bs->vectors + (Size) id * bs->c->dim);
-	return qdb_adc_distance(&bs->c->model, bs->table, bs->bias,
-							bs->codes + (Size) id * bs->c->code_size);
-}
-
-static int
-mem_neighbors(void *arg, uint32 id, int level, uint32 *out)
-{
-	BuildState *bs = arg;
-	BuildNode  *node = &bs->nodes[id];
-	int32	   *list;
-	int			i,
-				n = 0;
-
-	if (level > node->level)
-		return 0;
-	list = node->nb + QdbLevelStart(bs->c->m, level);
-	for (i = 0; i < QdbLevelSlots(bs->c->m, level); i++)
-		if (list[i] >= 0)
-			out[n++] = (uint32) list[i];
-	return n;
-}
-
-static bool
-mem_visit(void *arg, uint32 id)
-{
-	BuildState *bs = arg;
-
-	if (bs->stamp[id] == bs->epoch)
-		return false;
-	bs->stamp[id] = bs->epoch;
-	return true;
-}
-
-static float
-mem_pair(void *arg, uint32 a, uint32 b)
-{
-	BuildState *bs = arg;
-	int			dim = bs->c->dim;
-
-	if (bs->vectors)
-		return vector_distance(bs, bs->vectors + (Size) a * dim, bs->vectors + (Size) b * dim);
-	return QdbPairDistance(bs->c, bs->codes + (Size) a * bs->c->code_size,
-						   bs->codes + (Size) b * bs->c->code_size);
-}
-
-static const QdbGraphOps mem_ops = {mem_distance, mem_neighbors, mem_visit, mem_pair};
-
 /* Bytes the graph takes with room for cap nodes. */
 static Size
 graph_bytes(const BuildState *bs, Size cap)
 {
-	return cap * (sizeof(BuildNode) + bs->c->code_size + sizeof(uint32) +
+	return cap * (sizeof(QdbMemNode) + bs->c->code_size + 1 +
+				  sizeof(uint32) * (1 + bs->nthreads) +
 				  (bs->exact ? sizeof(float) * bs->c->dim : 0)) + bs->lists_bytes;
 }
 
-/* Whether one more node (at the highest level) still fits. */
+/* Whether count more nodes (at the highest level) still fit. */
 static bool
-graph_fits(const BuildState *bs)
+graph_fits(const BuildState *bs, int count)
 {
-	Size		cap = bs->n == bs->cap ? Max(bs->cap * 2, 1024) : bs->cap;
+	Size		cap = bs->g.cap;
 
-	return graph_bytes(bs, cap) + sizeof(int32) * (2 + bs->c->max_level) * bs->c->m <=
-		bs->mem_limit;
+	while (cap < (Size) bs->g.n + count)
+		cap = Max(cap * 2, 1024);
+	return graph_bytes(bs, cap) +
+		sizeof(int32) * (2 + bs->c->max_level) * bs->c->m * count <= bs->mem_limit;
 }
 
+/* Room in the graph's arrays for count more nodes. */
 static void
-grow_graph(BuildState *bs)
+grow_graph(BuildState *bs, int count)
 {
-	int			newcap = bs->cap ? bs->cap * 2 : 1024;
-	MemoryContext old = MemoryContextSwitchTo(bs->graph_cxt);
-
-	if (bs->cap == 0)
-	{
-		bs->nodes = palloc_extended(sizeof(BuildNode) * newcap, MCXT_ALLOC_HUGE);
-		bs->codes = palloc_extended((Size) newcap * bs->c->code_size, MCXT_ALLOC_HUGE);
-		bs->stamp = palloc_extended(sizeof(uint32) * newcap, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-		if (bs->exact)
-			bs->vectors = palloc_extended(sizeof(float) * newcap * bs->c->dim, MCXT_ALLOC_HUGE);
-	}
-	else
-	{
-		bs->nodes = repalloc_huge(bs->nodes, sizeof(BuildNode) * newcap);
-		bs->codes = repalloc_huge(bs->codes, (Size) newcap * bs->c->code_size);
-		bs->stamp = repalloc_huge(bs->stamp, sizeof(uint32) * newcap);
-		memset(bs->stamp + bs->cap, 0, sizeof(uint32) * (newcap - bs->cap));
-		if (bs->exact)
-			bs->vectors = repalloc_huge(bs->vectors, sizeof(float) * newcap * bs->c->dim);
-	}
-	bs->cap = newcap;
-	MemoryContextSwitchTo(old);
-}
-
-/*
- * Links node b back to a at level, pruning b's list by the heuristic if
- * full; with force, a gets in at the cost of b's farthest neighbour.
- * Returns whether b links to a.
- */
-static bool
-mem_backlink(BuildState *bs, int b, int a, int level, bool force)
-{
-	int			nslots = QdbLevelSlots(bs->c->m, level);
-	int32	   *list = bs->nodes[b].nb + QdbLevelStart(bs->c->m, level);
-	QdbCandidate cand[2 * QDB_MAX_M + 1];
-	QdbCandidate sel[2 * QDB_MAX_M];
-	int			ncand = 0,
-				nsel,
-				i;
-
-	for (i = 0; i < nslots; i++)
-	{
-		if (list[i] == a)
-			return true;
-		if (list[i] < 0)
-		{
-			list[i] = a;
-			return true;
-		}
-	}
-	for (i = 0; i < nslots; i++)
-	{
-		cand[ncand].id = list[i];
-		cand[ncand].dist = mem_pair(bs, b, list[i]);
-		ncand++;
-	}
-	cand[ncand].id = a;
-	cand[ncand].dist = mem_pair(bs, b, a);
-	ncand++;
-	QdbSortCandidates(cand, ncand);
-	if (force)
-	{
-		/* the nearest others, and a */
-		for (i = 0, nsel = 0; i < ncand && nsel < nslots - 1; i++)
-			if (cand[i].id != (uint32) a)
-				sel[nsel++] = cand[i];
-		sel[nsel].id = a;
-		nsel++;
-	}
-	else
-		nsel = QdbSelectNeighbors(&mem_ops, bs, cand, ncand, nslots, sel);
-	for (i = 0; i < nslots; i++)
-		list[i] = i < nsel ? (int32) sel[i].id : -1;
-	for (i = 0; i < nsel; i++)
-		if (sel[i].id == (uint32) a)
-			return true;
-	return false;
-}
-
-/* Inserts the row (vector x, code) as node bs->n of the in-memory graph. */
-static void
-mem_insert(BuildState *bs, const float *x, const uint8 *code, ItemPointer tid)
-{
-	QdbIndexCache *c = bs->c;
-	int			id = bs->n;
-	int			level = QdbDrawLevel(c, &bs->rng);
-	int			nslots = 2 * c->m + level * c->m;
-	BuildNode  *node;
-	QdbCandidate cur;
-	QdbCandidate *found;
-	QdbCandidate sel[2 * QDB_MAX_M];
-	int			nfound = 1,
-				l,
-				i;
+	QdbMemGraph *g = &bs->g;
+	int			newcap = g->cap;
 	MemoryContext old;
 
-	if (id == bs->cap)
-		grow_graph(bs);
-	node = &bs->nodes[id];
-	node->tid = *tid;
-	node->level = level;
-	node->nb = MemoryContextAlloc(bs->graph_cxt, sizeof(int32) * nslots);
-	for (i = 0; i < nslots; i++)
-		node->nb[i] = -1;
-	memcpy(bs->codes + (Size) id * c->code_size, code, c->code_size);
-	if (bs->vectors)
-		memcpy(bs->vectors + (Size) id * c->dim, x, sizeof(float) * c->dim);
-	bs->n++;
-	bs->lists_bytes += sizeof(int32) * nslots;
-
-	if (bs->entry < 0)
-	{
-		bs->entry = id;
-		bs->entry_level = level;
+	if (g->n + count <= g->cap)
 		return;
-	}
-
-	old = MemoryContextSwitchTo(bs->tmp_cxt);
-	bs->qvec = bs->vectors ? bs->vectors + (Size) id * c->dim : x;
-	bs->qcode = code;
-	if (!bs->vectors)
-		QdbReportStatus(qdb_compute_distance_table(&c->model, x, bs->table, &bs->bias),
-						"could not compute the lookup table", NULL);
-	bs->stamp[id] = ++bs->epoch;	/* never a candidate of itself */
-	cur.id = bs->entry;
-	cur.dist = mem_distance(bs, bs->entry);
-	found = palloc(sizeof(QdbCandidate) * Max(c->ef_construction, 1));
-	for (l = bs->entry_level; l > level; l--)
+	while (newcap < g->n + count)
+		newcap = Max(newcap * 2, 1024);
+	old = MemoryContextSwitchTo(bs->graph_cxt);
+	if (g->cap == 0)
 	{
-		QdbCandidate best;
-
-		bs->stamp[id] = ++bs->epoch;
-		if (QdbSearchLayer(&mem_ops, bs, &cur, 1, 1, l, 2 * c->m, &best) > 0)
-			cur = best;
+		g->nodes = palloc_extended(sizeof(QdbMemNode) * newcap, MCXT_ALLOC_HUGE);
+		g->codes = palloc_extended((Size) newcap * g->code_size, MCXT_ALLOC_HUGE);
+		g->locks = palloc_extended(newcap, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+		if (bs->exact)
+			g->vectors = palloc_extended(sizeof(float) * newcap * g->dim, MCXT_ALLOC_HUGE);
 	}
-	found[0] = cur;
-	for (l = Min(level, bs->entry_level); l >= 0; l--)
+	else
 	{
-		QdbCandidate *entries = palloc(sizeof(QdbCandidate) * nfound);
-		int			nsel;
-		int32	   *list = node->nb + QdbLevelStart(c->m, l);
-		bool		linked = false;
-
-		memcpy(entries, found, sizeof(QdbCandidate) * nfound);
-		bs->stamp[id] = ++bs->epoch;
-		nfound = QdbSearchLayer(&mem_ops, bs, entries, nfound, c->ef_construction, l,
-								2 * c->m, found);
-		nsel = QdbSelectNeighbors(&mem_ops, bs, found, nfound, QdbLevelSlots(c->m, l), sel);
-		for (i = 0; i < nsel; i++)
-		{
-			list[i] = sel[i].id;
-			linked |= mem_backlink(bs, sel[i].id, id, l, false);
-		}
-		/* every node keeps a way in */
-		if (!linked && nsel > 0)
-			mem_backlink(bs, sel[0].id, id, l, true);
+		g->nodes = repalloc_huge(g->nodes, sizeof(QdbMemNode) * newcap);
+		g->codes = repalloc_huge(g->codes, (Size) newcap * g->code_size);
+		g->locks = repalloc_huge(g->locks, newcap);
+		memset(g->locks + g->cap, 0, newcap - g->cap);
+		if (bs->exact)
+			g->vectors = repalloc_huge(g->vectors, sizeof(float) * newcap * g->dim);
 	}
-	if (level > bs->entry_level)
-	{
-		bs->entry = id;
-		bs->entry_level = level;
-	}
+	g->cap = newcap;
 	MemoryContextSwitchTo(old);
-	MemoryContextReset(bs->tmp_cxt);
+}
+
+/* Adds a batch of encoded rows to the graph in memory, on several threads. */
+static void
+graph_insert_batch(BuildState *bs, const float *x, const uint8 *codes, int count)
+{
+	QdbMemGraph *g = &bs->g;
+	int			first = g->n,
+				i,
+				j;
+
+	grow_graph(bs, count);
+	for (i = 0; i < count; i++)
+	{
+		QdbMemNode *node = &g->nodes[first + i];
+		int			level = QdbDrawLevel(bs->c, &bs->rng);
+		int			nslots = 2 * g->m + level * g->m;
+
+		node->tid = bs->batch_tid[i];
+		node->level = level;
+		node->nb = MemoryContextAlloc(bs->graph_cxt, sizeof(int32) * nslots);
+		for (j = 0; j < nslots; j++)
+			node->nb[j] = -1;
+		bs->lists_bytes += sizeof(int32) * nslots;
+		memcpy(g->codes + (Size) (first + i) * g->code_size, codes + (Size) i * g->code_size,
+			   g->code_size);
+		if (g->vectors)
+			memcpy(g->vectors + (Size) (first + i) * g->dim, x + (Size) i * g->dim,
+				   sizeof(float) * g->dim);
+	}
+	g->n += count;
+	g->batch_x = x;
+	QdbReportStatus(QdbMemGraphInsert(g, &bs->c->model, first, count, bs->nthreads),
+					"could not build the graph", NULL);
 }
 
 /* Node pages from the in-memory graph: refs assigned in order, then written. */
@@ -348,7 +158,7 @@ static void
 write_graph(BuildState *bs)
 {
 	QdbIndexCache *c = bs->c;
-	QdbNodeRef *refs = palloc_extended(sizeof(QdbNodeRef) * Max(bs->n, 1), MCXT_ALLOC_HUGE);
+	QdbNodeRef *refs = palloc_extended(sizeof(QdbNodeRef) * Max(bs->g.n, 1), MCXT_ALLOC_HUGE);
 	BlockNumber blkno = RelationGetNumberOfBlocks(bs->index);
 	BlockNumber first = blkno;
 	Size		free_space = 0;
@@ -363,9 +173,9 @@ write_graph(BuildState *bs)
 				j;
 
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, QDB_PHASE_WRITE);
-	for (i = 0; i < bs->n; i++)
+	for (i = 0; i < bs->g.n; i++)
 	{
-		Size		need = MAXALIGN(QdbNodeSizeOf(c, bs->nodes[i].level)) + sizeof(ItemIdData);
+		Size		need = MAXALIGN(QdbNodeSizeOf(c, bs->g.nodes[i].level)) + sizeof(ItemIdData);
 
 		if (need > free_space || on_page >= QDB_MAX_NODES_PER_PAGE)
 		{
@@ -384,17 +194,17 @@ write_graph(BuildState *bs)
 		on_page++;
 	}
 
-	for (i = 0; i <= bs->n; i++)
+	for (i = 0; i <= bs->g.n; i++)
 	{
-		bool		new_page = i == bs->n ? false : QdbRefOffset(refs[i]) == FirstOffsetNumber;
+		bool		new_page = i == bs->g.n ? false : QdbRefOffset(refs[i]) == FirstOffsetNumber;
 
-		if ((new_page || i == bs->n) && BufferIsValid(buf))
+		if ((new_page || i == bs->g.n) && BufferIsValid(buf))
 		{
 			MarkBufferDirty(buf);
 			UnlockReleaseBuffer(buf);
 			buf = InvalidBuffer;
 		}
-		if (i == bs->n)
+		if (i == bs->g.n)
 			break;
 		if (new_page)
 		{
@@ -405,21 +215,21 @@ write_graph(BuildState *bs)
 			page = BufferGetPage(buf);
 			QdbInitPage(page, QDB_PAGE_NODES);
 		}
-		QdbFormNode(c, tuple, bs->nodes[i].level, &bs->nodes[i].tid,
-					bs->codes + (Size) i * c->code_size);
+		QdbFormNode(c, tuple, bs->g.nodes[i].level, &bs->g.nodes[i].tid,
+					bs->g.codes + (Size) i * c->code_size);
 		{
 			QdbNodeRef *lists = QdbNodeLists(tuple, c->code_size);
 
-			for (j = 0; j < 2 * c->m + bs->nodes[i].level * c->m; j++)
-				lists[j] = bs->nodes[i].nb[j] >= 0 ? refs[bs->nodes[i].nb[j]] : QDB_NO_NODE;
+			for (j = 0; j < 2 * c->m + bs->g.nodes[i].level * c->m; j++)
+				lists[j] = bs->g.nodes[i].nb[j] >= 0 ? refs[bs->g.nodes[i].nb[j]] : QDB_NO_NODE;
 		}
-		if (PageAddItem(page, (Item) tuple, QdbNodeSizeOf(c, bs->nodes[i].level),
+		if (PageAddItem(page, (Item) tuple, QdbNodeSizeOf(c, bs->g.nodes[i].level),
 						QdbRefOffset(refs[i]), false, false) != QdbRefOffset(refs[i]))
 			elog(ERROR, "failed to add node to index \"%s\"", RelationGetRelationName(bs->index));
 	}
 
 	/* an index always has a node page, where inserts start */
-	if (bs->n == 0)
+	if (bs->g.n == 0)
 	{
 		buf = ReadBuffer(bs->index, P_NEW);
 		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
@@ -431,46 +241,46 @@ write_graph(BuildState *bs)
 	QdbReadMeta(bs->index, &meta);
 	meta.first_node_page = first;
 	meta.insert_page = RelationGetNumberOfBlocks(bs->index) - 1;
-	meta.entry = bs->entry >= 0 ? refs[bs->entry] : QDB_NO_NODE;
-	meta.entry_level = bs->entry >= 0 ? bs->entry_level : -1;
+	meta.entry = bs->g.entry >= 0 ? refs[bs->g.entry] : QDB_NO_NODE;
+	meta.entry_level = bs->g.entry >= 0 ? bs->g.entry_level : -1;
 	meta.build_flags = bs->flags;
 	QdbWriteMetaPage(bs->index, MAIN_FORKNUM, &meta);
 	pfree(refs);
 	pfree(tuple);
 }
 
-/* The in-memory graph no longer fits: drop vectors, or write it out. */
+/* The in-memory graph has no room for count more rows: drop vectors, or write it out. */
 static void
-make_room(BuildState *bs)
+make_room(BuildState *bs, int count)
 {
 	if (bs->exact)
 	{
 		ereport(NOTICE,
 				(errmsg("quantumdb graph with full vectors no longer fits in maintenance_work_mem after %d rows",
-						bs->n),
+						bs->g.n),
 				 errdetail("The rest of the graph is built from code distances, which gives lower recall."),
 				 errhint("Increase maintenance_work_mem to build from exact distances.")));
-		if (bs->vectors)
-			pfree(bs->vectors);
-		bs->vectors = NULL;
+		if (bs->g.vectors)
+			pfree(bs->g.vectors);
+		bs->g.vectors = NULL;
 		bs->exact = false;
 		bs->flags |= QDB_BUILT_FROM_CODES;
-		if (graph_fits(bs))
+		if (graph_fits(bs, count))
 			return;
 	}
 	ereport(NOTICE,
 			(errmsg("quantumdb graph no longer fits in maintenance_work_mem after %d rows",
-					bs->n),
+					bs->g.n),
 			 errdetail("The rest of the rows are inserted page by page, which is much slower."),
 			 errhint("Increase maintenance_work_mem to build the whole graph in memory.")));
 	write_graph(bs);
 	bs->on_disk = true;
 	bs->flags |= QDB_BUILT_ON_DISK;
 	MemoryContextReset(bs->graph_cxt);
-	bs->nodes = NULL;
-	bs->codes = NULL;
-	bs->stamp = NULL;
-	bs->cap = bs->n = 0;
+	bs->g.nodes = NULL;
+	bs->g.codes = NULL;
+	bs->g.locks = NULL;
+	bs->g.cap = bs->g.n = 0;
 	bs->lists_bytes = 0;
 }
 
@@ -503,27 +313,26 @@ flush_batch(BuildState *bs)
 
 	if (bs->nbatch == 0)
 		return;
+	CHECK_FOR_INTERRUPTS();
 	normalise_batch(bs);
 	codes = palloc((Size) bs->nbatch * c->code_size);
 	QdbReportStatus(qdb_compute_codes(&c->model, bs->batch, bs->nbatch, codes),
 					"could not encode the rows", NULL);
-	for (i = 0; i < bs->nbatch; i++)
+	if (!bs->on_disk && !graph_fits(bs, bs->nbatch))
+		make_room(bs, bs->nbatch);
+	if (!bs->on_disk)
+		graph_insert_batch(bs, bs->batch, codes, bs->nbatch);
+	else
 	{
-		const float *x = bs->batch + (Size) i * c->dim;
-		const uint8 *code = codes + (Size) i * c->code_size;
-
-		CHECK_FOR_INTERRUPTS();
-		if (!bs->on_disk && !graph_fits(bs))
-			make_room(bs);
-		if (bs->on_disk)
-			QdbInsertVector(bs->index, c, x, code, &bs->batch_tid[i]);
-		else
-			mem_insert(bs, x, code, &bs->batch_tid[i]);
-		bs->indtuples++;
-		if ((int64) bs->indtuples % 1000 == 0)
-			pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE,
-										 (int64) bs->indtuples);
+		for (i = 0; i < bs->nbatch; i++)
+		{
+			CHECK_FOR_INTERRUPTS();
+			QdbInsertVector(bs->index, c, bs->batch + (Size) i * c->dim,
+							codes + (Size) i * c->code_size, &bs->batch_tid[i]);
+		}
 	}
+	bs->indtuples += bs->nbatch;
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, (int64) bs->indtuples);
 	pfree(codes);
 	bs->nbatch = 0;
 }
@@ -554,6 +363,21 @@ build_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 	MemoryContextReset(bs->tmp_cxt);
 	if (bs->nbatch == BUILD_BATCH)
 		flush_batch(bs);
+}
+
+/*
+ * Threads for the graph: max_parallel_maintenance_workers helpers besides
+ * the backend, no more than the CPUs this process may use.
+ */
+static int
+build_threads(void)
+{
+	int			cpus = 1;
+	cpu_set_t	set;
+
+	if (sched_getaffinity(0, sizeof(set), &set) == 0)
+		cpus = CPU_COUNT(&set);
+	return Max(1, Min(max_parallel_maintenance_workers + 1, cpus));
 }
 
 /* The model the index will embed: from the catalog, or trained now. */
@@ -690,9 +514,17 @@ qdbbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 	bs.tmp_cxt = AllocSetContextCreate(build_cxt, "quantumdb build row",
 									   ALLOCSET_DEFAULT_SIZES);
 	bs.mem_limit = (Size) maintenance_work_mem * 1024;
-	bs.entry = -1;
 	bs.exact = true;
-	bs.table = palloc(sizeof(float) * qdb_table_floats(&bs.c->model));
+	bs.nthreads = build_threads();
+	bs.g.metric = bs.c->metric;
+	bs.g.dim = bs.c->dim;
+	bs.g.code_size = bs.c->code_size;
+	bs.g.m = bs.c->m;
+	bs.g.ef_construction = bs.c->ef_construction;
+	bs.g.pair = bs.c->pair;
+	bs.g.entry = -1;
+	bs.g.entry_level = -1;
+	pthread_mutex_init(&bs.g.entry_lock, NULL);
 	bs.batch = palloc(sizeof(float) * BUILD_BATCH * bs.c->dim);
 
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, QDB_PHASE_LOAD);

@@ -46,7 +46,7 @@ qdbcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	index_close(rel, NoLock);
 
 	/* nodes read by the walk, one page each, plus the reranked heap rows */
-	visited = (double) qdb_ef_search * 2 * m + qdb_rerank;
+	visited = (double) Max(qdb_ef_search, qdb_rerank) * 2 * m + qdb_rerank;
 	MemSet(&costs, 0, sizeof(costs));
 	costs.numIndexTuples = Min(visited, Max(index->tuples, 1));
 	genericcostestimate(root, path, loop_count, &costs);

@@ -268,7 +268,7 @@ link_node(Relation index, QdbIndexCache *c, QdbNodeRef ref, int level, const flo
 		QdbDiskGraphNewLayer(g, l);
 		QdbDiskGraphSetQuery(g, table, bias);
 		nfound = QdbSearchLayer(&qdb_disk_graph_ops, g, entries, nentries, ef, l,
-								2 * c->m, found);
+								2 * c->m, found, NULL);
 		for (i = 0; i < nfound; i++)
 		{
 			bool		deleted;

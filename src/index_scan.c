@@ -4,8 +4,9 @@
  *	  compressed distances, then re-scored with exact ones.
  *
  * The query is encoded once into an ADC lookup table.  The walk descends
- * greedily from the entry point and keeps quantumdb.ef_search candidates at
- * level 0.  The nearest quantumdb.rerank of them are read from the heap
+ * greedily from the entry point and keeps max(quantumdb.ef_search,
+ * quantumdb.rerank) candidates at level 0.  The nearest quantumdb.rerank of
+ * them are read from the heap
  * (the version visible to the scan's snapshot) and their exact distances
  * computed by the operator class's distance function; they are returned in
  * exact order, followed by the rest in compressed order.  When the executor
@@ -181,7 +182,7 @@ walk(IndexScanDesc scan)
 	}
 	found = palloc(sizeof(QdbCandidate) * so->ef);
 	QdbDiskGraphNewLayer(g, 0);
-	nfound = QdbSearchLayer(&qdb_disk_graph_ops, g, &cur, 1, so->ef, 0, 2 * c->m, found);
+	nfound = QdbSearchLayer(&qdb_disk_graph_ops, g, &cur, 1, so->ef, 0, 2 * c->m, found, NULL);
 	so->visited += QdbDiskGraphVisited(g);
 
 	MemoryContextSwitchTo(so->cxt);
@@ -271,7 +272,8 @@ start_scan(IndexScanDesc scan)
 	so->returned = hash_create("quantumdb returned rows", 256, &hctl,
 							   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	MemoryContextSwitchTo(old);
-	so->ef = qdb_ef_search;
+	/* the rerank needs as many candidates as it re-scores */
+	so->ef = Max(qdb_ef_search, qdb_rerank);
 	walk(scan);
 }
 
