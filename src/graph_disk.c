@@ -4,8 +4,8 @@
  *
  * Each node is read under a share lock on its page, copied (flags, heap
  * TID, code and one level's neighbour list) and the lock released at once,
- * so a walk never holds more than one buffer lock.  Copies live in a hash
- * table keyed by node reference for the rest of the walk; a node is read
+ * so a walk never holds more than one buffer lock.  Copies live for the rest
+ * of the walk, found by node reference through a hash table; a node is read
  * again only for another level's list.
  */
 #include "postgres.h"
@@ -15,9 +15,12 @@
 
 #include "index.h"
 
+#define CHUNK_NODES		1024	/* node copies per chunk; chunks never move */
+#define MAX_CHUNKS		65536
+
 typedef struct DiskNode
 {
-	QdbNodeRef	ref;			/* QDB_NO_NODE: empty slot */
+	QdbNodeRef	ref;
 	uint32		visit_epoch;
 	uint32		dist_epoch;
 	float		dist;
@@ -25,43 +28,121 @@ typedef struct DiskNode
 	uint8		flags;
 	uint8		level;
 	ItemPointerData heaptid;
-	int			nb_level;		/* level of the list in nb, -1 if none */
-	int			nnb;
-	QdbNodeRef *nb;				/* room for 2m */
-	uint8	   *code;
+	int16		nb_level;		/* level of the list in nb, -1 if none */
+	int16		nnb;
+	/* then nb[2m] (QdbNodeRef) and code[code_size] */
 } DiskNode;
+
+#define NODE_NB(e)			((QdbNodeRef *) ((char *) (e) + MAXALIGN(sizeof(DiskNode))))
+#define NODE_CODE(g, e)		((uint8 *) (NODE_NB(e) + 2 * (g)->c->m))
+
+/*
+ * The hash table (keys and node numbers, small and dense, so probes stay in
+ * cache) and the chunks of node copies.  One set is kept for the backend's
+ * life and reused by every walk: allocating them afresh for each index scan
+ * cost a page fault per touched page, more than the walk itself.  A walk
+ * that starts while another is alive (not expected) gets its own set.
+ */
+typedef struct DiskArena
+{
+	MemoryContext cxt;
+	uint32	   *keys;			/* QDB_NO_NODE: empty */
+	uint32	   *slot;			/* node number of each key */
+	uint32		cap;			/* a power of 2 */
+	char	   *chunks[MAX_CHUNKS];
+	int			nchunks;
+	Size		node_bytes;
+	bool		in_use;
+} DiskArena;
 
 struct QdbDiskGraph
 {
 	Relation	index;
 	QdbIndexCache *c;
-	MemoryContext cxt;
+	DiskArena  *a;
 	/* the query: an ADC table, or a code (code-to-code distances) */
 	const float *table;
 	float		bias;
-	const uint8 *query_code;
+	uint8	   *query_code;		/* a copy */
 	uint32		dist_epoch;
 	int			level;
 	uint32		epoch;
-	DiskNode   *slots;
-	uint32		cap;			/* a power of 2 */
-	uint32		used;
+	uint32		used;			/* nodes */
 	int			reads;
 };
+
+static DiskArena backend_arena;
+
+static void
+arena_release(void *arg)
+{
+	((DiskArena *) arg)->in_use = false;
+}
+
+/* Empty hash table of cap slots in the arena. */
+static void
+arena_reset_keys(DiskArena *a, uint32 cap)
+{
+	if (a->cap < cap)
+	{
+		if (a->keys)
+		{
+			pfree(a->keys);
+			pfree(a->slot);
+		}
+		a->keys = MemoryContextAllocHuge(a->cxt, sizeof(uint32) * cap);
+		a->slot = MemoryContextAllocHuge(a->cxt, sizeof(uint32) * cap);
+		a->cap = cap;
+	}
+	memset(a->keys, 0xFF, sizeof(uint32) * a->cap);
+}
+
+static DiskArena *
+arena_for(QdbIndexCache *c)
+{
+	Size		node_bytes = MAXALIGN(MAXALIGN(sizeof(DiskNode)) +
+									  sizeof(QdbNodeRef) * 2 * c->m + c->code_size);
+	DiskArena  *a;
+	MemoryContextCallback *cb;
+
+	if (!backend_arena.in_use)
+	{
+		a = &backend_arena;
+		if (a->cxt == NULL)
+			a->cxt = AllocSetContextCreate(TopMemoryContext, "quantumdb walk arena",
+										   ALLOCSET_DEFAULT_SIZES);
+	}
+	else
+	{
+		a = MemoryContextAllocZero(CurrentMemoryContext, sizeof(DiskArena));
+		a->cxt = CurrentMemoryContext;
+	}
+	if (a->node_bytes != node_bytes)
+	{
+		/* another index's node size: the chunks no longer fit */
+		while (a->nchunks > 0)
+			pfree(a->chunks[--a->nchunks]);
+		a->node_bytes = node_bytes;
+	}
+	arena_reset_keys(a, Max(a->cap, 4096));
+	a->in_use = true;
+	/* the walk's memory context going away frees the arena for the next */
+	cb = MemoryContextAlloc(CurrentMemoryContext, sizeof(MemoryContextCallback));
+	cb->func = arena_release;
+	cb->arg = a;
+	MemoryContextRegisterResetCallback(CurrentMemoryContext, cb);
+	return a;
+}
 
 QdbDiskGraph *
 QdbDiskGraphCreate(Relation index, QdbIndexCache *c)
 {
 	QdbDiskGraph *g = palloc0(sizeof(QdbDiskGraph));
-	uint32		i;
 
 	g->index = index;
 	g->c = c;
-	g->cxt = CurrentMemoryContext;
-	g->cap = 1024;
-	g->slots = palloc(sizeof(DiskNode) * g->cap);
-	for (i = 0; i < g->cap; i++)
-		g->slots[i].ref = QDB_NO_NODE;
+	g->a = arena_for(c);
+	g->query_code = palloc(c->code_size);
 	g->epoch = 1;
 	g->dist_epoch = 1;
 	return g;
@@ -72,7 +153,6 @@ QdbDiskGraphSetQuery(QdbDiskGraph *g, const float *table, float bias)
 {
 	g->table = table;
 	g->bias = bias;
-	g->query_code = NULL;
 	g->dist_epoch++;
 }
 
@@ -81,7 +161,7 @@ void
 QdbDiskGraphSetQueryCode(QdbDiskGraph *g, const uint8 *code)
 {
 	g->table = NULL;
-	g->query_code = code;
+	memcpy(g->query_code, code, g->c->code_size);
 	g->dist_epoch++;
 }
 
@@ -99,52 +179,70 @@ QdbDiskGraphVisited(QdbDiskGraph *g)
 	return g->reads;
 }
 
-static void
-grow(QdbDiskGraph *g)
+static inline DiskNode *
+node_at(QdbDiskGraph *g, uint32 i)
 {
-	DiskNode   *old = g->slots;
-	uint32		oldcap = g->cap;
+	return (DiskNode *) (g->a->chunks[i / CHUNK_NODES] + (Size) (i % CHUNK_NODES) * g->a->node_bytes);
+}
+
+static void
+grow_keys(QdbDiskGraph *g)
+{
+	DiskArena  *a = g->a;
+	uint32		newcap = a->cap * 2;
+	uint32	   *keys = MemoryContextAllocHuge(a->cxt, sizeof(uint32) * newcap);
+	uint32	   *slot = MemoryContextAllocHuge(a->cxt, sizeof(uint32) * newcap);
 	uint32		i;
 
-	g->cap *= 2;
-	g->slots = MemoryContextAlloc(g->cxt, sizeof(DiskNode) * g->cap);
-	for (i = 0; i < g->cap; i++)
-		g->slots[i].ref = QDB_NO_NODE;
-	for (i = 0; i < oldcap; i++)
+	memset(keys, 0xFF, sizeof(uint32) * newcap);
+	for (i = 0; i < a->cap; i++)
 	{
 		uint32		h;
 
-		if (old[i].ref == QDB_NO_NODE)
+		if (a->keys[i] == QDB_NO_NODE)
 			continue;
-		h = murmurhash32(old[i].ref) & (g->cap - 1);
-		while (g->slots[h].ref != QDB_NO_NODE)
-			h = (h + 1) & (g->cap - 1);
-		g->slots[h] = old[i];
+		h = murmurhash32(a->keys[i]) & (newcap - 1);
+		while (keys[h] != QDB_NO_NODE)
+			h = (h + 1) & (newcap - 1);
+		keys[h] = a->keys[i];
+		slot[h] = a->slot[i];
 	}
-	pfree(old);
+	pfree(a->keys);
+	pfree(a->slot);
+	a->keys = keys;
+	a->slot = slot;
+	a->cap = newcap;
 }
 
-/* The entry of ref, created empty when absent; valid until the next call. */
+/* The copy of node ref, created empty when absent; its address never changes. */
 static DiskNode *
 lookup(QdbDiskGraph *g, QdbNodeRef ref)
 {
+	DiskArena  *a = g->a;
 	uint32		h;
 	DiskNode   *e;
 
-	if (g->used * 2 >= g->cap)
-		grow(g);
-	h = murmurhash32(ref) & (g->cap - 1);
-	while (g->slots[h].ref != QDB_NO_NODE)
+	if (g->used * 2 >= a->cap)
+		grow_keys(g);
+	h = murmurhash32(ref) & (a->cap - 1);
+	while (a->keys[h] != QDB_NO_NODE)
 	{
-		if (g->slots[h].ref == ref)
-			return &g->slots[h];
-		h = (h + 1) & (g->cap - 1);
+		if (a->keys[h] == ref)
+			return node_at(g, a->slot[h]);
+		h = (h + 1) & (a->cap - 1);
 	}
-	e = &g->slots[h];
+	if (g->used / CHUNK_NODES >= (uint32) a->nchunks)
+	{
+		if (a->nchunks == MAX_CHUNKS)
+			elog(ERROR, "quantumdb walk visited more than %d nodes", MAX_CHUNKS * CHUNK_NODES);
+		a->chunks[a->nchunks++] = MemoryContextAllocHuge(a->cxt, a->node_bytes * CHUNK_NODES);
+	}
+	a->keys[h] = ref;
+	a->slot[h] = g->used;
+	e = node_at(g, g->used++);
 	memset(e, 0, sizeof(DiskNode));
 	e->ref = ref;
 	e->nb_level = -1;
-	g->used++;
 	return e;
 }
 
@@ -160,11 +258,6 @@ read_node(QdbDiskGraph *g, DiskNode *e, int level)
 	int			i,
 				n = 0;
 
-	if (e->nb == NULL)
-	{
-		e->nb = MemoryContextAlloc(g->cxt, sizeof(QdbNodeRef) * 2 * c->m);
-		e->code = MemoryContextAlloc(g->cxt, c->code_size);
-	}
 	buf = ReadBuffer(g->index, blkno);
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	page = BufferGetPage(buf);
@@ -172,14 +265,15 @@ read_node(QdbDiskGraph *g, DiskNode *e, int level)
 	e->flags = node->flags;
 	e->level = node->level;
 	e->heaptid = node->heaptid;
-	memcpy(e->code, node->code, c->code_size);
+	memcpy(NODE_CODE(g, e), node->code, c->code_size);
 	if (level <= node->level)
 	{
 		QdbNodeRef *list = QdbNodeLists(node, c->code_size) + QdbLevelStart(c->m, level);
+		QdbNodeRef *nb = NODE_NB(e);
 
 		for (i = 0; i < QdbLevelSlots(c->m, level); i++)
 			if (list[i] != QDB_NO_NODE)
-				e->nb[n++] = list[i];
+				nb[n++] = list[i];
 	}
 	UnlockReleaseBuffer(buf);
 	e->nnb = n;
@@ -199,9 +293,9 @@ disk_distance(void *arg, uint32 id)
 	if (e->dist_epoch != g->dist_epoch)
 	{
 		if (g->table)
-			e->dist = qdb_adc_distance(&g->c->model, g->table, g->bias, e->code);
+			e->dist = qdb_adc_distance(&g->c->model, g->table, g->bias, NODE_CODE(g, e));
 		else
-			e->dist = QdbPairDistance(g->c, g->query_code, e->code);
+			e->dist = QdbPairDistance(g->c, g->query_code, NODE_CODE(g, e));
 		e->dist_epoch = g->dist_epoch;
 	}
 	return e->dist;
@@ -215,7 +309,7 @@ disk_neighbors(void *arg, uint32 id, int level, uint32 *out)
 
 	if (!e->loaded || e->nb_level != level)
 		read_node(g, e, level);
-	memcpy(out, e->nb, sizeof(QdbNodeRef) * e->nnb);
+	memcpy(out, NODE_NB(e), sizeof(QdbNodeRef) * e->nnb);
 	return e->nnb;
 }
 
@@ -257,7 +351,7 @@ QdbDiskGraphCode(QdbDiskGraph *g, QdbNodeRef ref, bool *deleted, ItemPointer hea
 		*deleted = (e->flags & QDB_NODE_DELETED) != 0;
 	if (heaptid)
 		*heaptid = e->heaptid;
-	return e->code;
+	return NODE_CODE(g, e);
 }
 
 /*

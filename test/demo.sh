@@ -3,9 +3,10 @@
 # (QDB_DATA may point at another folder with base.fvecs, query.fvecs and
 # gt_ip.ivecs; without ../shared/data, the 2,000-vector sample shipped in
 # test/data/glove-2k), trains an opq compressor with quantumdb.train(),
-# encodes every row to a 16-byte code, and reports the 10-recall@10 of
-# exhaustive ADC (quantumdb.adc_distance) against the exact ground truth,
-# with timings, next to an exact sequential scan with <=>.
+# encodes every row to a 16-byte code, builds the quantumdb index with that
+# compressor, and reports the 10-recall@10 against the exact ground truth,
+# latency and size of: exhaustive ADC (quantumdb.adc_distance over stored
+# codes), index scans at two settings, and the exact sequential scan (<=>).
 # QDB_DEMO_QUERIES (default 200) sets how many queries are run.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -56,6 +57,18 @@ report=$(qdb_psql -d "$QDB_DB" -At -F ' ' <<'SQL'
 CREATE TEMP TABLE t (step text, ms float8);
 CREATE FUNCTION pg_temp.ms(t timestamptz) RETURNS float8
 LANGUAGE sql AS $$ SELECT extract(epoch FROM clock_timestamp() - t) * 1000 $$;
+-- every query through the index into table tab; returns the milliseconds
+CREATE FUNCTION pg_temp.index_pass(tab text, ef int, rr int) RETURNS float8
+LANGUAGE plpgsql AS $f$
+DECLARE t0 timestamptz;
+BEGIN
+  PERFORM set_config('quantumdb.ef_search', ef::text, true);
+  PERFORM set_config('quantumdb.rerank', rr::text, true);
+  t0 := clock_timestamp();
+  EXECUTE format('CREATE TABLE %I AS SELECT q.id, ARRAY(SELECT d.id FROM docs d '
+                 'ORDER BY d.embedding <=> q.embedding LIMIT 10) AS top FROM queries q', tab);
+  RETURN pg_temp.ms(t0);
+END $f$;
 DO $$
 DECLARE t0 timestamptz;
 BEGIN
@@ -68,6 +81,17 @@ BEGIN
                      ORDER BY quantumdb.adc_distance('docs_opq', q.embedding, c.code)
                      LIMIT 10) AS top FROM queries q;
   INSERT INTO t VALUES ('adc', pg_temp.ms(t0));
+  -- room for the graph with full vectors (exact distances while building)
+  PERFORM set_config('maintenance_work_mem', '1GB', true);
+  t0 := clock_timestamp();
+  CREATE INDEX docs_idx ON docs USING quantumdb (embedding real_cosine_ops)
+    WITH (compressor = 'docs_opq');
+  INSERT INTO t VALUES ('build', pg_temp.ms(t0));
+  -- index scans: a warm-up pass, then the timed ones, at two settings
+  PERFORM pg_temp.index_pass('warm', 40, 100);
+  INSERT INTO t VALUES ('idx_a', pg_temp.index_pass('idx_a', 40, 100));
+  INSERT INTO t VALUES ('idx_b', pg_temp.index_pass('idx_b', 100, 300));
+  PERFORM set_config('enable_indexscan', 'off', true);
   t0 := clock_timestamp();
   CREATE TABLE exact AS
   SELECT q.id, ARRAY(SELECT d.id FROM docs d ORDER BY d.embedding <=> q.embedding LIMIT 10) AS top
@@ -86,6 +110,13 @@ SELECT 'codes_mb', round(pg_table_size('codes') / 1048576.0, 1);
 SELECT 'recall', round(avg(cardinality(ARRAY(SELECT unnest(a.top) INTERSECT SELECT unnest(g.nn[1:10])))) / 10.0, 4)
   FROM adc a JOIN truth g USING (id);
 SELECT 'recall1', round(avg((g.nn[1] = ANY (a.top))::int), 4) FROM adc a JOIN truth g USING (id);
+SELECT 'idx_a_recall', round(avg(cardinality(ARRAY(SELECT unnest(a.top) INTERSECT SELECT unnest(g.nn[1:10])))) / 10.0, 4)
+  FROM idx_a a JOIN truth g USING (id);
+SELECT 'idx_b_recall', round(avg(cardinality(ARRAY(SELECT unnest(a.top) INTERSECT SELECT unnest(g.nn[1:10])))) / 10.0, 4)
+  FROM idx_b a JOIN truth g USING (id);
+SELECT 'index_mb', round(pg_relation_size('docs_idx') / 1048576.0, 1);
+SELECT 'index_bpv', round(bytes_per_vector::numeric) FROM quantumdb.index_info('docs_idx');
+SELECT 'unreachable', unreachable_nodes FROM quantumdb.index_info('docs_idx');
 SELECT 'exact_recall', round(avg(cardinality(ARRAY(SELECT unnest(e.top) INTERSECT SELECT unnest(g.nn[1:10])))) / 10.0, 4)
   FROM exact e JOIN truth g USING (id);
 SELECT step || '_ms', round(ms::numeric, 1) FROM t;
@@ -105,6 +136,8 @@ QuantumDB demo: $(basename "$data"), $(get rows) vectors of $(get dims) dimensio
   table size                        $(get table_mb) MB (real[]) vs $(get codes_mb) MB (codes, with row overhead)
   exhaustive ADC, $nqr queries       10-recall@10 $(get recall), 1-recall@10 $(get recall1), $(calc "$(get adc_ms) / $nqr") ms per query
                                     ($(awk "BEGIN { printf \"%.3f\", $(get adc_ms) * 1000 / $nqr / $(get rows) }") us per row: quantumdb.adc_distance over stored codes)
+  build index (m 16, ef_constr. 200) $(calc "$(get build_ms) / 1000") s   $(get index_mb) MB, $(get index_bpv) bytes per vector, $(get unreachable) nodes unreachable
+  index scan, ef_search 40, rerank 100    10-recall@10 $(get idx_a_recall), $(calc "$(get idx_a_ms) / $nqr") ms per query
+  index scan, ef_search 100, rerank 300   10-recall@10 $(get idx_b_recall), $(calc "$(get idx_b_ms) / $nqr") ms per query
   exact scan (<=>), 20 queries      10-recall@10 $(get exact_recall), $(calc "$(get exact_ms) / 20") ms per query
-  (the HNSW index is not built yet: both searches read every row)
 REPORT

@@ -30,20 +30,6 @@ qdb_table_floats(const QdbModel *m)
 	return m ? (size_t) m->M * m->ksub : 0;
 }
 
-/* y = A v, or v padded with zeros to dim_pq */
-static void
-apply_linear(const QdbModel *m, const float *v, float *y)
-{
-	if (m->linear)
-		cblas_sgemv(CblasRowMajor, CblasNoTrans, m->dim_pq, m->dim, 1.0f,
-					m->linear, m->dim, v, 1, 0.0f, y, 1);
-	else
-	{
-		memcpy(y, v, sizeof(float) * m->dim);
-		memset(y + m->dim, 0, sizeof(float) * (m->dim_pq - m->dim));
-	}
-}
-
 static int
 adc_model_ok(const QdbModel *m)
 {
@@ -91,7 +77,7 @@ qdb_compute_distance_table(const QdbModel *m, const float *query,
 
 	if (m->metric == QDB_METRIC_IP)
 	{
-		apply_linear(m, q, yq);
+		qdb_apply_linear(m, q, yq);
 		for (s = 0; s < m->M; s++)
 			for (k = 0; k < QDB_KSUB; k++)
 				table[s * QDB_KSUB + k] =
@@ -107,7 +93,7 @@ qdb_compute_distance_table(const QdbModel *m, const float *query,
 		/* r = q - mean; under cosine q is already normalised in r */
 		for (j = 0; j < m->dim; j++)
 			r[j] = q[j] - (m->mean ? m->mean[j] : 0.0f);
-		apply_linear(m, r, yq);
+		qdb_apply_linear(m, r, yq);
 		for (s = 0; s < m->M; s++)
 			for (k = 0; k < QDB_KSUB; k++)
 				table[s * QDB_KSUB + k] =

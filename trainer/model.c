@@ -151,6 +151,28 @@ model_check(const QdbModel *m)
  * Transform of a block of b rows; buf holds b x dim floats when
  * the rows must be normalised or centred first.
  */
+/*
+ * y (dim_pq) = A v for one vector, or v padded with zeros: one dot product
+ * per row of A.  For a single query BLAS costs more than the arithmetic
+ * (sgemv woke OpenBLAS's threads for each index scan).
+ */
+void
+qdb_apply_linear(const QdbModel *m, const float *v, float *y)
+{
+	int			j;
+
+	if (m->linear)
+	{
+		for (j = 0; j < m->dim_pq; j++)
+			y[j] = qdb_kernels.dot(m->linear + (size_t) j * m->dim, v, m->dim);
+	}
+	else
+	{
+		memcpy(y, v, sizeof(float) * m->dim);
+		memset(y + m->dim, 0, sizeof(float) * (m->dim_pq - m->dim));
+	}
+}
+
 static int
 transform_block(const QdbModel *m, const float *x, size_t b, float *buf, float *y)
 {
@@ -187,8 +209,7 @@ transform_block(const QdbModel *m, const float *x, size_t b, float *buf, float *
 	{
 		/* an index insert: sgemm would pack all of A for one row */
 		for (i = 0; i < b; i++)
-			for (j = 0; j < dp; j++)
-				y[i * dp + j] = qdb_kernels.dot(m->linear + (size_t) j * d, src + i * d, d);
+			qdb_apply_linear(m, src + i * d, y + i * dp);
 	}
 	else if (m->linear)
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int) b, dp, d,

@@ -1,0 +1,610 @@
+#!/usr/bin/python3
+"""Index benchmark: the quantumdb index access method against pgvector's HNSW
+(when pgvector is installed) and the exact sequential scan, on one set from
+../shared/data loaded into one table, in one run.  Run it through index.sh,
+which starts the throwaway cluster and sets PGHOST, PGPORT, PGUSER and
+PGDATABASE.
+
+Table items(id int primary key, emb real[], vec vector(D) when pgvector is
+there); id is the 0-based row of base.fvecs.  The quantumdb index is built on
+emb (a compressor trained first with quantumdb.train unless --qdb-train
+build), pgvector's on vec (m 16, ef_construction 200 by default).  For every
+quantumdb (ef_search, rerank) pair and every pgvector hnsw.ef_search the
+queries run through a prepared statement (ORDER BY ... LIMIT 10) and the
+benchmark reports 10-recall@10 against the exact ground truth (the set's
+gt_ip.ivecs for cosine, gt.ivecs for l2 when every base row is loaded; a
+numpy brute force over the loaded rows otherwise), QPS with each client count
+(the queries split over that many connections), p50/p99 latency of the first
+client count, and shared buffers (hit + read) per query from EXPLAIN
+(ANALYZE, BUFFERS) on a subset.  Writes test/bench/out/index-SET.{md,json,png}.
+"""
+import argparse
+import io
+import json
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import psycopg2
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+QDB_TRAIN = os.path.join(ROOT, "trainer", "qdb-train")
+K = 10
+
+# per metric: quantumdb opclass and operator, pgvector opclass and operator,
+# ground-truth file
+METRICS = {
+    "cosine": ("real_cosine_ops", "<=>", "vector_cosine_ops", "<=>", "gt_ip.ivecs"),
+    "l2": ("real_l2_ops", "<~>", "vector_l2_ops", "<->", "gt.ivecs"),
+    "ip": ("real_ip_ops", "<#>", "vector_ip_ops", "<#>", "gt_ip.ivecs"),
+}
+# size targets of the issue (quantumdb index / pgvector index)
+SIZE_TARGETS = {"glove-100-angular": 1 / 3, "fashion-mnist-784": 1 / 12}
+
+
+def log(msg):
+    print("== " + msg, file=sys.stderr, flush=True)
+
+
+def ints(s):
+    return [int(x) for x in s.split(",") if x.strip()]
+
+
+def read_vecs(path, dtype=np.float32, count=0):
+    a = np.fromfile(path, dtype=np.int32)
+    d = a[0]
+    a = a.reshape(-1, d + 1)
+    if count:
+        a = a[:count]
+    return a[:, 1:].view(dtype).copy()
+
+
+def connect():
+    conn = psycopg2.connect("")
+    conn.autocommit = True
+    return conn
+
+
+def one(cur, sql, args=None):
+    cur.execute(sql, args)
+    return cur.fetchone()[0]
+
+
+def exact_truth(base, query, metric):
+    """Exact K nearest rows of base for each query (numpy, float64 sums)."""
+    b = base.astype(np.float64)
+    q = query.astype(np.float64)
+    if metric == "cosine":
+        b = b / np.linalg.norm(b, axis=1, keepdims=True)
+        q = q / np.linalg.norm(q, axis=1, keepdims=True)
+    out = np.empty((len(q), K), dtype=np.int64)
+    bn = (b * b).sum(axis=1)
+    for s in range(0, len(q), 256):
+        dots = q[s:s + 256] @ b.T
+        d = bn[None, :] - 2 * dots if metric == "l2" else -dots
+        part = np.argpartition(d, K, axis=1)[:, :K]
+        order = np.take_along_axis(d, part, axis=1).argsort(axis=1, kind="stable")
+        out[s:s + 256] = np.take_along_axis(part, order, axis=1)
+    return out
+
+
+def recall(ids, truth):
+    return float(np.mean([len(set(r[:K]) & set(t[:K])) / K for r, t in zip(ids, truth)]))
+
+
+def plan_nodes(plan):
+    yield plan
+    for p in plan.get("Plans", []):
+        yield from plan_nodes(p)
+
+
+def explain_json(cur, sql):
+    cur.execute(sql)
+    r = cur.fetchone()[0]
+    return (json.loads(r) if isinstance(r, str) else r)[0]
+
+
+class Method:
+    """One way of running the query: a prepared statement, the settings to
+    sweep, the index its plan must use (None: a sequential scan)."""
+
+    def __init__(self, name, column, op, argtype, literals, index, settings, fixed=()):
+        self.name = name
+        self.stmt = "bench_knn"
+        self.prepare = ("PREPARE bench_knn(%s) AS SELECT id FROM items ORDER BY %s %s $1 LIMIT %d"
+                        % (argtype, column, op, K))
+        self.literals = literals
+        self.index = index
+        self.settings = settings    # list of (label, [(guc, value), ...])
+        self.fixed = list(fixed)    # GUCs set once per connection
+        self.forced = False         # enable_seqscan = off was needed
+
+
+def open_conns(method, n, warmup):
+    conns = []
+    for _ in range(n):
+        c = connect()
+        cur = c.cursor()
+        for g, v in method.fixed:
+            cur.execute("SET %s = %s" % (g, v))
+        cur.execute(method.prepare)
+        # per-backend caches (plans, compressors) before anything is timed
+        for lit in method.literals[:warmup]:
+            cur.execute("EXECUTE bench_knn(%s)", (lit,))
+            cur.fetchall()
+        conns.append(c)
+    return conns
+
+
+def plan_ok(conn, method):
+    cur = conn.cursor()
+    plan = explain_json(cur, cur.mogrify("EXPLAIN (FORMAT JSON) EXECUTE bench_knn(%s)",
+                                         (method.literals[0],)).decode())["Plan"]
+    nodes = list(plan_nodes(plan))
+    used = [n.get("Index Name") for n in nodes if n["Node Type"] in ("Index Scan", "Index Only Scan")]
+    if method.index is None:
+        return not used and any(n["Node Type"] == "Seq Scan" for n in nodes), plan
+    return method.index in used, plan
+
+
+def open_checked(method, n, warmup):
+    """Connections whose plan is the method's, or an exit.  An index the
+    planner costs above a sequential scan (small tables, TOASTed vectors) is
+    forced with enable_seqscan = off, set before PREPARE since a cached
+    generic plan ignores later settings; that is reported."""
+    conns = open_conns(method, n, warmup)
+    ok, plan = plan_ok(conns[0], method)
+    if not ok and method.index is not None:
+        kinds = [x["Node Type"] for x in plan_nodes(plan)]
+        log("%s: the planner prefers %s to %s; running with enable_seqscan = off"
+            % (method.name, "a sequential scan" if "Seq Scan" in kinds else " / ".join(kinds),
+               method.index))
+        for c in conns:
+            c.close()
+        method.forced = True
+        method.fixed.append(("enable_seqscan", "off"))
+        conns = open_conns(method, n, warmup)
+        ok, plan = plan_ok(conns[0], method)
+    if not ok:
+        sys.exit("%s: the planner does not use %s; plan:\n%s"
+                 % (method.name, "index " + method.index if method.index else "a sequential scan",
+                    json.dumps(plan, indent=1)))
+    return conns
+
+
+def run_clients(conns, literals, nclients):
+    """Runs literals split over nclients connections; wall seconds, per-query
+    latencies (ms, in literal order) and result ids."""
+    ids = [None] * len(literals)
+    lat = [0.0] * len(literals)
+    errors = []
+    barrier = threading.Barrier(nclients + 1)
+
+    def worker(ci):
+        cur = conns[ci].cursor()
+        barrier.wait()
+        try:
+            for i in range(ci, len(literals), nclients):
+                t = time.perf_counter()
+                cur.execute("EXECUTE bench_knn(%s)", (literals[i],))
+                rows = cur.fetchall()
+                lat[i] = (time.perf_counter() - t) * 1000
+                ids[i] = [r[0] for r in rows]
+        except Exception as e:  # reported by the caller
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(ci,)) for ci in range(nclients)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    if errors:
+        raise errors[0]
+    return wall, lat, ids
+
+
+def buffers_per_query(conn, literals):
+    cur = conn.cursor()
+    total = 0
+    for lit in literals:
+        plan = explain_json(cur, cur.mogrify(
+            "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE bench_knn(%s)", (lit,)).decode())["Plan"]
+        total += plan.get("Shared Hit Blocks", 0) + plan.get("Shared Read Blocks", 0)
+    return total / max(len(literals), 1)
+
+
+def bench_method(method, truth, clients, warmup, nexplain):
+    log("%s: %d queries, settings %s" % (method.name, len(method.literals),
+                                          ", ".join(s[0] for s in method.settings)))
+    conns = open_checked(method, max(clients), warmup)
+    # a misspelt or missing GUC would be a silent placeholder
+    cur = conns[0].cursor()
+    for g in sorted({g for _, gucs in method.settings for g, _ in gucs}):
+        if one(cur, "SELECT count(*) FROM pg_settings WHERE name = %s", (g,)) == 0:
+            sys.exit("%s: setting %s does not exist on the server" % (method.name, g))
+    rows = []
+    for label, gucs in method.settings:
+        for c in conns:
+            cur = c.cursor()
+            for g, v in gucs:
+                cur.execute("SET %s = %s" % (g, v))
+        row = {"method": method.name, "setting": label, "gucs": dict(gucs), "qps": {},
+               "enable_seqscan_off": method.forced}
+        lat = None
+        for n in clients:
+            wall, l, ids = run_clients(conns, method.literals, n)
+            row["qps"][str(n)] = len(method.literals) / wall
+            if lat is None:
+                lat = np.array(l)
+                row["recall"] = recall(ids, truth)
+        row["p50_ms"] = float(np.percentile(lat, 50))
+        row["p99_ms"] = float(np.percentile(lat, 99))
+        row["buffers"] = buffers_per_query(conns[0], method.literals[:nexplain])
+        rows.append(row)
+        log("  %-24s recall %.4f  qps %s  p50 %.3f ms  buffers %.1f"
+            % (label, row["recall"], " / ".join("%.0f" % q for q in row["qps"].values()),
+               row["p50_ms"], row["buffers"]))
+    for c in conns:
+        c.close()
+    return rows
+
+
+def build_index(cur, name, sql, notices):
+    log("building " + name)
+    del notices[:]
+    t = time.perf_counter()
+    cur.execute(sql)
+    secs = time.perf_counter() - t
+    size = one(cur, "SELECT pg_relation_size(%s::regclass)", (name,))
+    for n in notices:
+        log("  " + n.strip())
+    return secs, size
+
+
+def best_at(rows, method, client, target=0.95):
+    """The fastest setting of method reaching the recall target."""
+    ok = [r for r in rows if r["method"] == method and r["recall"] >= target]
+    return max(ok, key=lambda r: r["qps"][client]) if ok else None
+
+
+def pareto(points):
+    """Points (recall, qps) no other point beats on both, by recall."""
+    out = []
+    for r, q in sorted(points, key=lambda p: (-p[0], -p[1])):
+        if not out or q > out[-1][1]:
+            out.append((r, q))
+    return sorted(out)
+
+
+def plot(path, rows, title, client):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    for i, m in enumerate(dict.fromkeys(r["method"] for r in rows)):
+        color = "C%d" % i
+        pts = [(r["recall"], r["qps"][client]) for r in rows if r["method"] == m]
+        if m.startswith("exact"):
+            ax.scatter(*zip(*pts), marker="x", s=60, color=color, label=m)
+            continue
+        if len(pts) > len(pareto(pts)):
+            # a grid of settings: every point faint, the best ones joined
+            ax.scatter(*zip(*pts), s=10, alpha=0.35, color=color)
+            line = pareto(pts)
+            lbl = m + " (Pareto front)"
+        else:
+            line = sorted(pts)
+            lbl = m
+        ax.plot(*zip(*line), marker="o", color=color, label=lbl)
+    ax.set_yscale("log")
+    ax.set_xlabel("10-recall@10")
+    ax.set_ylabel("queries per second, %s client%s (log)" % (client, "" if client == "1" else "s"))
+    ax.set_title(title)
+    ax.axvline(0.95, color="grey", lw=0.8, ls=":")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def fmt_mb(b):
+    return "%.1f MB" % (b / 1048576.0)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--set", default="glove-100-angular", help="folder name under --data")
+    ap.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data"))
+    ap.add_argument("--metric", choices=sorted(METRICS),
+                    help="default: cosine when the set has gt_ip.ivecs, l2 otherwise")
+    ap.add_argument("--rows", type=int, default=0, help="first N base rows (default all)")
+    ap.add_argument("--queries", type=int, default=1000)
+    ap.add_argument("--ef-search", default="10,20,40,80,160,320", help="quantumdb.ef_search list")
+    ap.add_argument("--rerank", default="0,50,100,200", help="quantumdb.rerank list")
+    ap.add_argument("--qdb-pairs", help="explicit quantumdb EF:RERANK list (e.g. 80:80,160:100) "
+                    "instead of the --ef-search x --rerank grid")
+    ap.add_argument("--pgv-ef-search", default="10,20,40,80,160,320", help="hnsw.ef_search list")
+    ap.add_argument("--clients", default="1,2", help="client counts for QPS")
+    ap.add_argument("--m", type=int, default=16)
+    ap.add_argument("--ef-construction", type=int, default=200)
+    ap.add_argument("--qdb-train", choices=("sql", "build"), default="sql",
+                    help="sql: quantumdb.train() first, its time counted in the build; "
+                         "build: CREATE INDEX trains its own compressor")
+    ap.add_argument("--qdb-kind", default="opq", help="compressor kind for quantumdb.train")
+    ap.add_argument("--exact-queries", type=int, default=20, help="queries for the exact scan")
+    ap.add_argument("--explain-queries", type=int, default=50,
+                    help="queries run under EXPLAIN (ANALYZE, BUFFERS) per setting")
+    ap.add_argument("--warmup", type=int, default=50, help="untimed queries per connection")
+    ap.add_argument("--emb-storage", choices=("plain", "external", "extended", "main"),
+                    help="ALTER TABLE items ALTER emb SET STORAGE (default: left as is)")
+    ap.add_argument("--no-pgvector", action="store_true", help="skip pgvector even when installed")
+    ap.add_argument("--no-quantumdb", action="store_true", help="skip the quantumdb index")
+    ap.add_argument("--out", default=os.path.join(ROOT, "test", "bench", "out"))
+    a = ap.parse_args()
+    t_start = time.perf_counter()
+
+    ds = os.path.join(a.data, a.set)
+    if not os.path.isfile(os.path.join(ds, "base.fvecs")):
+        sys.exit("no %s/base.fvecs" % ds)
+    metric = a.metric or ("cosine" if os.path.isfile(os.path.join(ds, "gt_ip.ivecs")) else "l2")
+    qdb_ops, qdb_op, pgv_ops, pgv_op, gt_name = METRICS[metric]
+    clients = ints(a.clients)
+    if a.qdb_pairs:
+        pairs = [tuple(int(x) for x in p.split(":")) for p in a.qdb_pairs.split(",") if p.strip()]
+    else:
+        pairs = [(ef, rr) for ef in ints(a.ef_search) for rr in ints(a.rerank)]
+    load_start = os.getloadavg()
+    c0 = str(clients[0])
+
+    base = read_vecs(os.path.join(ds, "base.fvecs"))
+    nbase, dim = base.shape
+    rows = min(a.rows, nbase) if a.rows > 0 else nbase
+    base = base[:rows]
+    query = read_vecs(os.path.join(ds, "query.fvecs"))[:a.queries]
+    nq = len(query)
+    if rows == nbase and os.path.isfile(os.path.join(ds, gt_name)):
+        truth = read_vecs(os.path.join(ds, gt_name), np.int32)[:nq, :K]
+        truth_src = gt_name
+    else:
+        t = time.perf_counter()
+        truth = exact_truth(base, query, metric)
+        truth_src = "numpy brute force over the %d loaded rows (%.1f s)" % (rows, time.perf_counter() - t)
+    log("%s: %d of %d rows, %d dims, %s, %d queries; truth: %s"
+        % (a.set, rows, nbase, dim, metric, nq, truth_src))
+
+    conn = connect()
+    notices = conn.notices
+    cur = conn.cursor()
+    server = one(cur, "SHOW server_version")
+    pgv_version = None
+    if not a.no_pgvector:
+        pgv_version = one(cur, "SELECT max(default_version) FROM pg_available_extensions WHERE name = 'vector'")
+        if pgv_version is None:
+            log("pgvector is not installed on this machine: skipping pgvector's HNSW")
+    have_prewarm = one(cur, "SELECT count(*) FROM pg_available_extensions WHERE name = 'pg_prewarm'") > 0
+
+    cur.execute("CREATE EXTENSION IF NOT EXISTS quantumdb")
+    if pgv_version:
+        cur.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    if have_prewarm:
+        cur.execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
+    cur.execute("DROP TABLE IF EXISTS items")
+    cur.execute("CREATE TABLE items (id int PRIMARY KEY, emb real[]%s)"
+                % (", vec vector(%d)" % dim if pgv_version else ""))
+    if a.emb_storage:
+        cur.execute("ALTER TABLE items ALTER emb SET STORAGE %s" % a.emb_storage)
+
+    log("loading %d rows (COPY)" % rows)
+    t = time.perf_counter()
+    text = subprocess.run([QDB_TRAIN, "dump", "--input", os.path.join(ds, "base.fvecs"),
+                           "--count", str(rows)], check=True, capture_output=True, text=True).stdout
+    if pgv_version:
+        # the same digits as a vector literal in a third column
+        text = "".join("%s\t[%s]\n" % (ln, ln[ln.index("{") + 1:-1]) for ln in text.splitlines())
+    cur.copy_expert("COPY items FROM STDIN", io.StringIO(text))
+    del text
+    cur.execute("VACUUM ANALYZE items")
+    load_s = time.perf_counter() - t
+    table_bytes = one(cur, "SELECT pg_table_size('items')")
+    emb_bytes = one(cur, "SELECT avg(pg_column_size(emb))::float8 FROM items")
+    log("loaded in %.1f s; table %s (with TOAST), emb %.0f bytes per row"
+        % (load_s, fmt_mb(table_bytes), emb_bytes))
+
+    def literal(v, brackets):
+        s = ",".join("%.9g" % x for x in v)
+        return brackets[0] + s + brackets[1]
+
+    qlits = [literal(v, "{}") for v in query]
+    vlits = [literal(v, "[]") for v in query]
+    builds = {}
+    methods = []
+
+    # quantumdb
+    qdb_skip = None
+    if a.no_quantumdb:
+        qdb_skip = "--no-quantumdb"
+    elif one(cur, "SELECT count(*) FROM pg_am WHERE amname = 'quantumdb'") == 0:
+        qdb_skip = "the quantumdb index access method does not exist (no 'quantumdb' in pg_am)"
+    if qdb_skip is None:
+        # the operator classes live in the extension's schema, whichever it is
+        cur.execute("SELECT quote_ident(n.nspname) || '.' || quote_ident(c.opcname) FROM pg_opclass c "
+                    "JOIN pg_am a ON a.oid = c.opcmethod JOIN pg_namespace n ON n.oid = c.opcnamespace "
+                    "WHERE a.amname = 'quantumdb' AND c.opcname = %s", (qdb_ops,))
+        r = cur.fetchone()
+        qdb_ops = r[0] if r else qdb_ops
+        b = {"train_s": 0.0}
+        opts = "m = %d, ef_construction = %d" % (a.m, a.ef_construction)
+        try:
+            if a.qdb_train == "sql":
+                log("training the compressor (quantumdb.train, kind %s, metric %s)" % (a.qdb_kind, metric))
+                t = time.perf_counter()
+                cur.execute("SELECT * FROM quantumdb.train('bench_c', 'items'::regclass, 'emb', "
+                            "kind => %s, metric => %s)", (a.qdb_kind, metric))
+                b["train_s"] = time.perf_counter() - t
+                cols = [d[0] for d in cur.description]
+                b["train"] = dict(zip(cols, [str(x) if not isinstance(x, (int, float)) else x
+                                             for x in cur.fetchone()]))
+                opts += ", compressor = 'bench_c'"
+            b["index_s"], b["size"] = build_index(
+                cur, "items_emb_qdb",
+                "CREATE INDEX items_emb_qdb ON items USING quantumdb (emb %s) WITH (%s)" % (qdb_ops, opts),
+                notices)
+            b["build_s"] = b["train_s"] + b["index_s"]
+            b["options"] = "%s; %s" % (qdb_ops, opts)
+            b["notices"] = [n.strip() for n in notices]
+            try:
+                cur.execute("SELECT * FROM quantumdb.index_info('items_emb_qdb'::regclass)")
+                cols = [d[0] for d in cur.description]
+                b["index_info"] = [dict(zip(cols, [x if isinstance(x, (int, float, type(None))) else str(x)
+                                                   for x in r])) for r in cur.fetchall()]
+            except psycopg2.Error as e:
+                b["index_info"] = "quantumdb.index_info failed: %s" % str(e).strip()
+            builds["quantumdb"] = b
+            methods.append(Method(
+                "quantumdb", "emb", qdb_op, "real[]", qlits, "items_emb_qdb",
+                [("ef_search=%d rerank=%d" % (ef, rr),
+                  [("quantumdb.ef_search", ef), ("quantumdb.rerank", rr)])
+                 for ef, rr in pairs]))
+        except psycopg2.Error as e:
+            qdb_skip = "building the quantumdb index failed: %s" % str(e).strip().replace("\n", " | ")
+    if qdb_skip:
+        log("skipping quantumdb: " + qdb_skip)
+
+    # pgvector
+    if pgv_version:
+        b = {"train_s": 0.0, "options": "m = %d, ef_construction = %d" % (a.m, a.ef_construction)}
+        b["index_s"], b["size"] = build_index(
+            cur, "items_vec_hnsw",
+            "CREATE INDEX items_vec_hnsw ON items USING hnsw (vec %s) WITH (%s)" % (pgv_ops, b["options"]),
+            notices)
+        b["build_s"] = b["index_s"]
+        b["notices"] = [n.strip() for n in notices]
+        builds["pgvector"] = b
+        methods.append(Method(
+            "pgvector hnsw", "vec", pgv_op, "vector", vlits, "items_vec_hnsw",
+            [("ef_search=%d" % ef, [("hnsw.ef_search", ef)]) for ef in ints(a.pgv_ef_search)]))
+
+    # the exact reference: a sequential scan and a sort, on a few queries
+    ne = min(a.exact_queries, nq)
+    nofix = [("enable_indexscan", "off"), ("enable_bitmapscan", "off")]
+    methods.append(Method("exact (real[] %s)" % qdb_op, "emb", qdb_op, "real[]", qlits[:ne], None,
+                          [("seq scan, %d queries" % ne, [])], nofix))
+    if pgv_version:
+        methods.append(Method("exact (vector %s)" % pgv_op, "vec", pgv_op, "vector", vlits[:ne], None,
+                              [("seq scan, %d queries" % ne, [])], nofix))
+
+    if have_prewarm:
+        log("pg_prewarm: the table, its TOAST table and every index")
+        cur.execute("SELECT pg_prewarm(c.oid) FROM pg_class c WHERE c.oid = 'items'::regclass "
+                    "OR c.oid = (SELECT reltoastrelid FROM pg_class WHERE oid = 'items'::regclass) "
+                    "OR c.oid IN (SELECT indexrelid FROM pg_index WHERE indrelid IN "
+                    "('items'::regclass, (SELECT reltoastrelid FROM pg_class WHERE oid = 'items'::regclass)))")
+        warmup = a.warmup
+    else:
+        log("no pg_prewarm: warming with %d queries per connection" % max(a.warmup, 300))
+        warmup = max(a.warmup, 300)
+
+    results = []
+    for m in methods:
+        results += bench_method(m, truth[:len(m.literals)], clients, warmup, a.explain_queries)
+
+    settings = {g: one(cur, "SHOW " + g) for g in
+                ("shared_buffers", "maintenance_work_mem", "max_parallel_maintenance_workers",
+                 "max_parallel_workers_per_gather")}
+    conn.close()
+
+    # ratios quantumdb / pgvector
+    ratios = {}
+    if "quantumdb" in builds and "pgvector" in builds:
+        q, p = builds["quantumdb"], builds["pgvector"]
+        ratios["size"] = q["size"] / p["size"]
+        ratios["build"] = q["build_s"] / p["build_s"]
+        for c in map(str, clients):
+            bq, bp = best_at(results, "quantumdb", c), best_at(results, "pgvector hnsw", c)
+            ratios["qps_%s" % c] = bq["qps"][c] / bp["qps"][c] if bq and bp else None
+            ratios["at_%s" % c] = (bq["setting"] if bq else None, bp["setting"] if bp else None)
+
+    # report
+    total_s = time.perf_counter() - t_start
+    out = []
+    out.append("# Index benchmark: %s\n" % a.set)
+    out.append("%d of %d base rows, %d dims, metric %s, %d queries (exact scan: %d), k = %d; "
+               "ground truth: %s.  PostgreSQL %s, pgvector %s, %s, %d CPUs; shared_buffers %s, "
+               "maintenance_work_mem %s, max_parallel_maintenance_workers %s.  "
+               "Table %s, emb %.0f bytes per row; load (COPY) %.1f s; whole run %.0f s.  "
+               "Load average (1 min) %.2f at the start, %.2f at the end%s.\n"
+               % (rows, nbase, dim, metric, nq, ne, K, truth_src, server, pgv_version or "not installed",
+                  platform.processor() or platform.machine(), os.cpu_count(), settings["shared_buffers"],
+                  settings["maintenance_work_mem"], settings["max_parallel_maintenance_workers"],
+                  fmt_mb(table_bytes), emb_bytes, load_s, total_s, load_start[0], os.getloadavg()[0],
+                  ": other work shared the CPUs, so the timings are noisy"
+                  if max(load_start[0], os.getloadavg()[0]) > (os.cpu_count() or 1) else ""))
+    if qdb_skip:
+        out.append("quantumdb skipped: %s.\n" % qdb_skip)
+    if builds:
+        out.append("| index | options | build s | (train s) | size |")
+        out.append("|---|---|---:|---:|---:|")
+        for name, b in builds.items():
+            out.append("| %s | %s | %.1f | %.1f | %s |"
+                       % (name, b["options"], b["build_s"], b["train_s"], fmt_mb(b["size"])))
+        out.append("")
+    cl = ["QPS %s client%s" % (c, "" if c == 1 else "s") for c in clients]
+    out.append("| method | setting | 10-recall@10 | %s | p50 ms | p99 ms | buffers/query |" % " | ".join(cl))
+    out.append("|---|---|---:|%s---:|---:|---:|" % ("---:|" * len(clients)))
+    for r in results:
+        out.append("| %s | %s | %.4f | %s | %.3f | %.3f | %.1f |"
+                   % (r["method"], r["setting"] + (" *" if r["enable_seqscan_off"] else ""), r["recall"],
+                      " | ".join("%.1f" % r["qps"][str(c)] for c in clients),
+                      r["p50_ms"], r["p99_ms"], r["buffers"]))
+    if any(r["enable_seqscan_off"] for r in results):
+        out.append("\n\\* the planner preferred a sequential scan; run with enable_seqscan = off.")
+    out.append("")
+    if ratios:
+        st = SIZE_TARGETS.get(a.set)
+        out.append("quantumdb / pgvector:\n")
+        out.append("- index size %.3f (%s)" % (ratios["size"],
+                   "target <= %.3f: %s" % (st, "met" if ratios["size"] <= st else "NOT met") if st else "no target"))
+        out.append("- build time %.3f (target <= 0.333: %s)"
+                   % (ratios["build"], "met" if ratios["build"] <= 1 / 3 else "NOT met"))
+        for c in map(str, clients):
+            r = ratios["qps_%s" % c]
+            s = ratios["at_%s" % c]
+            out.append("- QPS with %s client%s at 10-recall@10 >= 0.95 (fastest such setting each: %s / %s): %s"
+                       % (c, "" if c == "1" else "s", s[0], s[1],
+                          "%.2f (target >= 2: %s)" % (r, "met" if r >= 2 else "NOT met") if r is not None
+                          else "n/a (a method never reaches 0.95)"))
+        out.append("")
+    for name, b in builds.items():
+        if b.get("index_info") is not None:
+            out.append("%s index_info: %s\n" % (name, json.dumps(b["index_info"])))
+    report = "\n".join(out)
+    print(report)
+
+    os.makedirs(a.out, exist_ok=True)
+    stem = os.path.join(a.out, "index-%s" % a.set)
+    with open(stem + ".md", "w") as f:
+        f.write(report)
+    with open(stem + ".json", "w") as f:
+        json.dump({"set": a.set, "rows": rows, "base_rows": nbase, "dims": dim, "metric": metric,
+                   "queries": nq, "exact_queries": ne, "truth": truth_src, "server": server,
+                   "pgvector": pgv_version, "settings": settings, "args": vars(a),
+                   "load_s": load_s, "table_bytes": table_bytes, "emb_bytes": emb_bytes,
+                   "quantumdb_skipped": qdb_skip, "builds": builds, "results": results,
+                   "ratios": ratios, "total_s": total_s,
+                   "loadavg": [load_start[0], os.getloadavg()[0]]}, f, indent=1)
+    plot(stem + ".png", results, "%s, %d rows, %s" % (a.set, rows, metric), c0)
+    log("wrote %s.md, .json, .png (%.0f s)" % (stem, total_s))
+
+
+if __name__ == "__main__":
+    main()
