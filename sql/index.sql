@@ -139,6 +139,7 @@ DROP INDEX items_cos;
 SELECT compressor, metric FROM quantumdb.train('c_l2', 'items', 'emb', metric => 'l2');
 SELECT compressor, metric FROM quantumdb.train('c_ip', 'items', 'emb', metric => 'ip');
 SELECT compressor, metric FROM quantumdb.train('c_cos', 'items', 'emb', metric => 'cosine');
+SELECT compressor, metric FROM quantumdb.train('c_cos2', 'items', 'emb', metric => 'cosine');
 CREATE INDEX items_l2 ON items USING quantumdb (emb) WITH (compressor = 'c_l2', m = 8, ef_construction = 64);
 SELECT metric, compressor, m, ef_construction FROM quantumdb.index_info('items_l2');
 SELECT index_mismatches('<~>', 10) AS l2_mismatches;
@@ -147,6 +148,24 @@ DROP INDEX items_l2;
 CREATE INDEX items_ip ON items USING quantumdb (emb real_ip_ops) WITH (compressor = 'c_ip');
 SELECT index_mismatches('<#>', 10) AS ip_mismatches;
 DROP INDEX items_ip;
+
+-- neighbour codes inline: the same answers from fewer page reads, more bytes
+CREATE INDEX items_inline ON items USING quantumdb (emb real_cosine_ops)
+  WITH (compressor = 'c_cos2', inline_codes = on);
+SELECT index_mismatches('<=>', 10) AS inline_mismatches;
+SELECT index_recall('<=>', 40, 40) >= 0.85 AS inline_recall_ok;
+SELECT bytes_per_vector > 600 AS codes_inline FROM quantumdb.index_info('items_inline');
+INSERT INTO items SELECT 8000 + id, emb FROM queries;
+SET enable_seqscan = off;
+SELECT count(*) AS found_themselves FROM queries q
+WHERE (SELECT id FROM items ORDER BY emb <=> q.emb LIMIT 1) = 8000 + q.id;
+RESET enable_seqscan;
+DELETE FROM items WHERE id >= 8000 AND id % 2 = 0;
+VACUUM items;
+SELECT nodes, deleted_nodes, unreachable_nodes FROM quantumdb.index_info('items_inline');
+SELECT * FROM quantumdb.verify('items_inline');
+DELETE FROM items WHERE id >= 8000;
+DROP INDEX items_inline;
 
 -- the compressor must fit the operator class and the column
 CREATE INDEX ON items USING quantumdb (emb) WITH (compressor = 'c_cos');
@@ -166,6 +185,22 @@ SELECT compressor FROM quantumdb.index_info('items_c');
 -- ... but REINDEX reads the catalog again
 REINDEX INDEX items_c;
 DROP INDEX items_c;
+
+-- maintenance_work_mem too small for the full vectors, then for the graph:
+-- the build goes on with code distances, then page by page (NOTICEs)
+SET maintenance_work_mem = '1MB';
+CREATE INDEX items_small ON items USING quantumdb (emb real_cosine_ops) WITH (compressor = 'c_cos2');
+SELECT built_from, unreachable_nodes FROM quantumdb.index_info('items_small');
+SELECT * FROM quantumdb.verify('items_small');
+SELECT index_mismatches('<=>', 5) AS codes_build_mismatches;
+DROP INDEX items_small;
+CREATE INDEX items_small ON items USING quantumdb (emb real_cosine_ops)
+  WITH (compressor = 'c_cos2', m = 100, ef_construction = 200);
+SELECT built_from, unreachable_nodes FROM quantumdb.index_info('items_small');
+SELECT * FROM quantumdb.verify('items_small');
+SELECT index_mismatches('<=>', 5) AS disk_build_mismatches;
+DROP INDEX items_small;
+RESET maintenance_work_mem;
 
 -- unlogged tables get an init fork with the compressor
 CREATE UNLOGGED TABLE u_items AS SELECT * FROM items WHERE id < 500;

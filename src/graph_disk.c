@@ -24,7 +24,8 @@ typedef struct DiskNode
 	uint32		visit_epoch;
 	uint32		dist_epoch;
 	float		dist;
-	bool		loaded;
+	bool		loaded;			/* read from its page: flags, TID, a list */
+	bool		code_known;		/* code filled: from its page or a neighbour's */
 	uint8		flags;
 	uint8		level;
 	ItemPointerData heaptid;
@@ -266,14 +267,29 @@ read_node(QdbDiskGraph *g, DiskNode *e, int level)
 	e->level = node->level;
 	e->heaptid = node->heaptid;
 	memcpy(NODE_CODE(g, e), node->code, c->code_size);
+	e->code_known = true;
 	if (level <= node->level)
 	{
 		QdbNodeRef *list = QdbNodeLists(node, c->code_size) + QdbLevelStart(c->m, level);
 		QdbNodeRef *nb = NODE_NB(e);
 
 		for (i = 0; i < QdbLevelSlots(c->m, level); i++)
-			if (list[i] != QDB_NO_NODE)
-				nb[n++] = list[i];
+		{
+			if (list[i] == QDB_NO_NODE)
+				continue;
+			nb[n++] = list[i];
+			if (c->inline_codes)
+			{
+				/* the neighbour's code, so visiting it needs no page read */
+				DiskNode   *ne = lookup(g, list[i]);
+
+				if (!ne->code_known)
+				{
+					memcpy(NODE_CODE(g, ne), QdbSlotCode(c, node, level, i), c->code_size);
+					ne->code_known = true;
+				}
+			}
+		}
 	}
 	UnlockReleaseBuffer(buf);
 	e->nnb = n;
@@ -288,7 +304,7 @@ disk_distance(void *arg, uint32 id)
 	QdbDiskGraph *g = arg;
 	DiskNode   *e = lookup(g, id);
 
-	if (!e->loaded)
+	if (!e->code_known)
 		read_node(g, e, g->level);
 	if (e->dist_epoch != g->dist_epoch)
 	{
@@ -345,7 +361,7 @@ QdbDiskGraphCode(QdbDiskGraph *g, QdbNodeRef ref, bool *deleted, ItemPointer hea
 {
 	DiskNode   *e = lookup(g, ref);
 
-	if (!e->loaded)
+	if (!e->loaded && (deleted || heaptid || !e->code_known))
 		read_node(g, e, g->level);
 	if (deleted)
 		*deleted = (e->flags & QDB_NODE_DELETED) != 0;
@@ -379,4 +395,82 @@ QdbDiskDescend(QdbDiskGraph *g, const QdbMetaPageData *meta, int to_level,
 			*cur = best;
 	}
 	return true;
+}
+
+/* Notes the code of ref (copied from an inline list), if not known yet. */
+void
+QdbDiskGraphNoteCode(QdbDiskGraph *g, QdbNodeRef ref, const uint8 *code)
+{
+	DiskNode   *e = lookup(g, ref);
+
+	if (!e->code_known)
+	{
+		memcpy(NODE_CODE(g, e), code, g->c->code_size);
+		e->code_known = true;
+	}
+}
+
+/*
+ * Notes the inline codes of a node's list at level (a locked page's node),
+ * so that planning a new list needs no more page reads.
+ */
+void
+QdbDiskGraphNoteList(QdbDiskGraph *g, QdbNode node, int level)
+{
+	QdbIndexCache *c = g->c;
+	QdbNodeRef *list = QdbNodeLists(node, c->code_size) + QdbLevelStart(c->m, level);
+	int			i;
+
+	if (!c->inline_codes)
+		return;
+	for (i = 0; i < QdbLevelSlots(c->m, level); i++)
+		if (list[i] != QDB_NO_NODE)
+			QdbDiskGraphNoteCode(g, list[i], QdbSlotCode(c, node, level, i));
+}
+
+/* Reads the codes of refs that the walk does not know yet (no lock held). */
+void
+QdbDiskGraphLoadCodes(QdbDiskGraph *g, const QdbNodeRef *refs, int n)
+{
+	int			i;
+
+	if (!g->c->inline_codes)
+		return;
+	for (i = 0; i < n; i++)
+		if (refs[i] != QDB_NO_NODE)
+			(void) QdbDiskGraphCode(g, refs[i], NULL, NULL);
+}
+
+/*
+ * Sets node's list at level to refs (n of them, then empty slots), with
+ * their codes when the index keeps them inline: those must be known (see
+ * QdbDiskGraphLoadCodes), since the caller holds the page locked.
+ */
+void
+QdbDiskGraphWriteList(QdbDiskGraph *g, QdbNode node, int level, const QdbNodeRef *refs, int n)
+{
+	QdbIndexCache *c = g->c;
+	QdbNodeRef *list = QdbNodeLists(node, c->code_size) + QdbLevelStart(c->m, level);
+	int			i;
+
+	for (i = 0; i < QdbLevelSlots(c->m, level); i++)
+	{
+		list[i] = i < n ? refs[i] : QDB_NO_NODE;
+		if (c->inline_codes)
+		{
+			uint8	   *dst = QdbSlotCode(c, node, level, i);
+
+			if (list[i] == QDB_NO_NODE)
+				memset(dst, 0, c->code_size);
+			else
+			{
+				DiskNode   *e = lookup(g, list[i]);
+
+				if (!e->code_known)
+					elog(ERROR, "code of node (%u,%u) is not known",
+						 QdbRefBlock(list[i]), QdbRefOffset(list[i]));
+				memcpy(dst, NODE_CODE(g, e), c->code_size);
+			}
+		}
+	}
 }

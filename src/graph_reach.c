@@ -35,6 +35,9 @@ QdbNodeMapRead(Relation index, const QdbMetaPageData *meta, QdbNodeMap *map)
 	map->reached = palloc_extended(sizeof(bool) * npages * 256, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 	map->indegree = palloc_extended(sizeof(uint16) * npages * 256,
 									MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	map->code_size = meta->code_size;
+	map->codes = meta->inline_codes ?
+		palloc_extended(npages * 256 * meta->code_size, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO) : NULL;
 	for (blkno = map->first; blkno < map->nblocks; blkno++)
 	{
 		Buffer		buf = ReadBuffer(index, blkno);
@@ -54,6 +57,8 @@ QdbNodeMapRead(Relation index, const QdbMetaPageData *meta, QdbNodeMap *map)
 
 			map->level[slot] = node->level;
 			map->flags[slot] = node->flags;
+			if (map->codes)
+				memcpy(map->codes + slot * map->code_size, node->code, map->code_size);
 		}
 		UnlockReleaseBuffer(buf);
 	}

@@ -108,6 +108,7 @@ typedef struct QdbMetaPageData
 	uint32		compressor_crc; /* CRC-32C of those bytes */
 	uint32		compressor_format;	/* QDB_FORMAT_VERSION it was written with */
 	uint32		build_flags;
+	uint32		inline_codes;	/* node lists carry the neighbours' codes */
 	char		compressor_name[NAMEDATALEN];	/* "" when trained by the build */
 } QdbMetaPageData;
 
@@ -143,8 +144,13 @@ typedef QdbNodeData *QdbNode;
 	((QdbNodeRef *) ((char *) (node) + QdbNodeListsOffset(code_size)))
 #define QdbLevelSlots(m, level)	((level) == 0 ? 2 * (m) : (m))
 #define QdbLevelStart(m, level)	((level) == 0 ? 0 : 2 * (m) + ((level) - 1) * (m))
-#define QdbNodeSize(code_size, m, level) \
-	(QdbNodeListsOffset(code_size) + sizeof(QdbNodeRef) * (2 * (m) + (level) * (m)))
+#define QdbNodeSlots(m, level)	(2 * (m) + (level) * (m))
+/* with inline codes, the neighbours' codes follow the lists, slot by slot */
+#define QdbNodeSize(code_size, m, level, inline_codes) \
+	(QdbNodeListsOffset(code_size) + \
+	 (sizeof(QdbNodeRef) + ((inline_codes) ? (code_size) : 0)) * QdbNodeSlots(m, level))
+#define QdbNodeSlotCodes(node, code_size, m, level) \
+	((uint8 *) (QdbNodeLists(node, code_size) + QdbNodeSlots(m, level)))
 
 /* Reloptions */
 typedef struct QdbOptions
@@ -153,6 +159,7 @@ typedef struct QdbOptions
 	int			m;
 	int			ef_construction;
 	int			compressor_offset;	/* string option, 0 when not set */
+	bool		inline_codes;
 } QdbOptions;
 
 /* GUCs */
@@ -172,6 +179,7 @@ typedef struct QdbIndexCache
 	int			code_size;
 	int			m;
 	int			ef_construction;
+	bool		inline_codes;	/* lists carry the neighbours' codes */
 	int			max_level;		/* highest level whose node fits on a page */
 	double		level_mult;		/* 1 / ln(m) */
 	uint32		compressor_crc;
@@ -189,6 +197,7 @@ extern char *qdbbuildphasename(int64 phasenum);
 extern int	QdbGetM(Relation index);
 extern int	QdbGetEfConstruction(Relation index);
 extern char *QdbGetCompressorName(Relation index);
+extern bool QdbGetInlineCodes(Relation index);
 
 /* index_cost.c */
 extern void qdbcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
@@ -213,6 +222,7 @@ extern QdbNode QdbPageGetNode(Relation index, Page page, BlockNumber blkno,
 extern Size QdbNodeSizeOf(const QdbIndexCache *c, int level);
 extern void QdbFormNode(const QdbIndexCache *c, QdbNode node, int level,
 						ItemPointer heaptid, const uint8 *code);
+extern uint8 *QdbSlotCode(const QdbIndexCache *c, QdbNode node, int level, int slot);
 extern QdbNodeRef QdbAddNode(Relation index, const QdbIndexCache *c, QdbNode node,
 							 Size size);
 #define QDB_ENTRY_IF_EMPTY		0
@@ -275,6 +285,11 @@ extern const uint8 *QdbDiskGraphCode(QdbDiskGraph *g, QdbNodeRef ref, bool *dele
 extern int	QdbDiskGraphVisited(QdbDiskGraph *g);
 extern const QdbGraphOps qdb_disk_graph_ops;
 extern void QdbDiskGraphSetQueryCode(QdbDiskGraph *g, const uint8 *code);
+extern void QdbDiskGraphNoteCode(QdbDiskGraph *g, QdbNodeRef ref, const uint8 *code);
+extern void QdbDiskGraphNoteList(QdbDiskGraph *g, QdbNode node, int level);
+extern void QdbDiskGraphLoadCodes(QdbDiskGraph *g, const QdbNodeRef *refs, int n);
+extern void QdbDiskGraphWriteList(QdbDiskGraph *g, QdbNode node, int level,
+								  const QdbNodeRef *refs, int n);
 extern bool QdbDiskDescend(QdbDiskGraph *g, const QdbMetaPageData *meta, int to_level,
 						   QdbCandidate *cur);
 
@@ -288,6 +303,8 @@ typedef struct QdbNodeMap
 	uint8	   *flags;
 	uint16	   *indegree;		/* level-0 links from live nodes */
 	bool	   *reached;
+	uint8	   *codes;			/* per slot, code_size bytes; NULL without inline codes */
+	int			code_size;
 } QdbNodeMap;
 
 #define QdbNodeSlot(map, ref) \

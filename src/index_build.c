@@ -73,7 +73,10 @@ graph_bytes(const BuildState *bs, Size cap)
 				  (bs->exact ? sizeof(float) * bs->c->dim : 0)) + bs->lists_bytes;
 }
 
-/* Whether count more nodes (at the highest level) still fit. */
+/*
+ * Whether count more nodes still fit, each with lists for levels 0 and 1
+ * (a level above 0 is drawn for one node in m).
+ */
 static bool
 graph_fits(const BuildState *bs, int count)
 {
@@ -81,8 +84,7 @@ graph_fits(const BuildState *bs, int count)
 
 	while (cap < (Size) bs->g.n + count)
 		cap = Max(cap * 2, 1024);
-	return graph_bytes(bs, cap) +
-		sizeof(int32) * (2 + bs->c->max_level) * bs->c->m * count <= bs->mem_limit;
+	return graph_bytes(bs, cap) + sizeof(int32) * 3 * bs->c->m * count <= bs->mem_limit;
 }
 
 /* Room in the graph's arrays for count more nodes. */
@@ -219,9 +221,18 @@ write_graph(BuildState *bs)
 					bs->g.codes + (Size) i * c->code_size);
 		{
 			QdbNodeRef *lists = QdbNodeLists(tuple, c->code_size);
+			int			level = bs->g.nodes[i].level;
 
-			for (j = 0; j < 2 * c->m + bs->g.nodes[i].level * c->m; j++)
-				lists[j] = bs->g.nodes[i].nb[j] >= 0 ? refs[bs->g.nodes[i].nb[j]] : QDB_NO_NODE;
+			for (j = 0; j < QdbNodeSlots(c->m, level); j++)
+			{
+				int32		nb = bs->g.nodes[i].nb[j];
+
+				lists[j] = nb >= 0 ? refs[nb] : QDB_NO_NODE;
+				if (c->inline_codes && nb >= 0)
+					memcpy(QdbNodeSlotCodes(tuple, c->code_size, c->m, level) +
+						   (Size) j * c->code_size,
+						   bs->g.codes + (Size) nb * c->code_size, c->code_size);
+			}
 		}
 		if (PageAddItem(page, (Item) tuple, QdbNodeSizeOf(c, bs->g.nodes[i].level),
 						QdbRefOffset(refs[i]), false, false) != QdbRefOffset(refs[i]))
@@ -273,9 +284,9 @@ make_room(BuildState *bs, int count)
 					bs->g.n),
 			 errdetail("The rest of the rows are inserted page by page, which is much slower."),
 			 errhint("Increase maintenance_work_mem to build the whole graph in memory.")));
-	write_graph(bs);
 	bs->on_disk = true;
 	bs->flags |= QDB_BUILT_ON_DISK;
+	write_graph(bs);
 	MemoryContextReset(bs->graph_cxt);
 	bs->g.nodes = NULL;
 	bs->g.codes = NULL;
@@ -445,7 +456,8 @@ obtain_model(Relation heap, Relation index, IndexInfo *indexInfo, QdbMetric metr
 /* Meta page and compressor pages of a new index on fork. */
 static void
 write_header_pages(Relation index, ForkNumber fork, const QdbModel *model,
-				   const char *name, int m, int ef_construction, uint32 flags)
+				   const char *name, int m, int ef_construction, bool inline_codes,
+				   uint32 flags)
 {
 	QdbMetaPageData meta;
 	uint8	   *blob;
@@ -467,6 +479,7 @@ write_header_pages(Relation index, ForkNumber fork, const QdbModel *model,
 	meta.compressor_crc = qdb_crc32c(blob, len);
 	meta.compressor_format = QDB_FORMAT_VERSION;
 	meta.build_flags = flags;
+	meta.inline_codes = inline_codes;
 	strlcpy(meta.compressor_name, name, NAMEDATALEN);
 	QdbWriteMetaPage(index, fork, &meta);	/* block 0 first */
 	meta.compressor_pages = QdbWriteCompressorPages(index, fork, blob, len);
@@ -503,7 +516,8 @@ qdbbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 	memset(&bs, 0, sizeof(bs));
 	bs.flags = QDB_BUILT_FROM_VECTORS;
 	obtain_model(heap, index, indexInfo, metric, &model, name, &bs.flags);
-	write_header_pages(index, MAIN_FORKNUM, &model, name, m, efc, bs.flags);
+	write_header_pages(index, MAIN_FORKNUM, &model, name, m, efc, QdbGetInlineCodes(index),
+					   bs.flags);
 
 	bs.heap = heap;
 	bs.index = index;
@@ -569,7 +583,7 @@ qdbbuildempty(Relation index)
 									&qdb_palloc_alloc, &model, err, sizeof(err)),
 					"could not read the index's compressor", NULL);
 	write_header_pages(index, INIT_FORKNUM, &model, meta.compressor_name, meta.m,
-					   meta.ef_construction, meta.build_flags);
+					   meta.ef_construction, meta.inline_codes, meta.build_flags);
 	buf = ReadBufferExtended(index, INIT_FORKNUM, P_NEW, RBM_NORMAL, NULL);
 	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 	QdbInitPage(BufferGetPage(buf), QDB_PAGE_NODES);

@@ -45,13 +45,13 @@ QdbIndexMetric(Relation index)
 }
 
 static int
-highest_level(int code_size, int m)
+highest_level(int code_size, int m, bool inline_codes)
 {
 	Size		max_item = BLCKSZ - MAXALIGN(SizeOfPageHeaderData) - sizeof(ItemIdData) -
 		MAXALIGN(sizeof(QdbPageOpaqueData));
 	int			level = QDB_MAX_LEVEL;
 
-	while (level > 0 && MAXALIGN(QdbNodeSize(code_size, m, level)) > max_item)
+	while (level > 0 && MAXALIGN(QdbNodeSize(code_size, m, level, inline_codes)) > max_item)
 		level--;
 	return level;
 }
@@ -128,7 +128,8 @@ load_cache(Relation index, bool want_pair)
 	c->code_size = meta.code_size;
 	c->m = meta.m;
 	c->ef_construction = meta.ef_construction;
-	c->max_level = highest_level(c->code_size, c->m);
+	c->inline_codes = meta.inline_codes != 0;
+	c->max_level = highest_level(c->code_size, c->m, c->inline_codes);
 	c->level_mult = 1.0 / log((double) c->m);
 	c->compressor_crc = meta.compressor_crc;
 	c->model = model;

@@ -44,6 +44,9 @@ QdbIndexInit(void)
 					  "Candidate list size while building the graph",
 					  QDB_DEFAULT_EF_CONSTRUCTION, QDB_MIN_EF_CONSTRUCTION,
 					  QDB_MAX_EF_CONSTRUCTION, AccessExclusiveLock);
+	add_bool_reloption(qdb_relopt_kind, "inline_codes",
+					   "Store each neighbour's code beside its link: fewer page reads per scan, a larger index",
+					   false, AccessExclusiveLock);
 	add_string_reloption(qdb_relopt_kind, "compressor",
 						 "Compressor from quantumdb.compressors; the build trains one when unset",
 						 NULL, validate_compressor_name, AccessExclusiveLock);
@@ -72,6 +75,7 @@ qdboptions(Datum reloptions, bool validate)
 		{"m", RELOPT_TYPE_INT, offsetof(QdbOptions, m)},
 		{"ef_construction", RELOPT_TYPE_INT, offsetof(QdbOptions, ef_construction)},
 		{"compressor", RELOPT_TYPE_STRING, offsetof(QdbOptions, compressor_offset)},
+		{"inline_codes", RELOPT_TYPE_BOOL, offsetof(QdbOptions, inline_codes)},
 	};
 
 	return (bytea *) build_reloptions(reloptions, validate, qdb_relopt_kind,
@@ -92,6 +96,14 @@ QdbGetEfConstruction(Relation index)
 	QdbOptions *opts = (QdbOptions *) index->rd_options;
 
 	return opts ? opts->ef_construction : QDB_DEFAULT_EF_CONSTRUCTION;
+}
+
+bool
+QdbGetInlineCodes(Relation index)
+{
+	QdbOptions *opts = (QdbOptions *) index->rd_options;
+
+	return opts ? opts->inline_codes : false;
 }
 
 /* The compressor option, or NULL when the build is to train one. */

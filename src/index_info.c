@@ -247,10 +247,12 @@ verify_node(Problems *p, const QdbMetaPageData *meta, const QdbNodeMap *map, int
 				max_level);
 		return;
 	}
-	if (ItemIdGetLength(iid) != QdbNodeSize(meta->code_size, meta->m, node->level))
+	if (ItemIdGetLength(iid) != QdbNodeSize(meta->code_size, meta->m, node->level,
+											meta->inline_codes))
 	{
 		problem(p, "node (%u,%u) has %u bytes, expected %zu for level %d", blkno, off,
-				ItemIdGetLength(iid), QdbNodeSize(meta->code_size, meta->m, node->level),
+				ItemIdGetLength(iid),
+				QdbNodeSize(meta->code_size, meta->m, node->level, meta->inline_codes),
 				node->level);
 		return;
 	}
@@ -281,6 +283,13 @@ verify_node(Problems *p, const QdbMetaPageData *meta, const QdbNodeMap *map, int
 					 (map->flags[QdbNodeSlot(map, list[i])] & QDB_NODE_DELETED))
 				problem(p, "live node (%u,%u) links to deleted node (%u,%u) at level %d",
 						blkno, off, QdbRefBlock(list[i]), QdbRefOffset(list[i]), level);
+			else if (map->codes &&
+					 memcmp(QdbNodeSlotCodes(node, meta->code_size, meta->m, node->level) +
+							(Size) (QdbLevelStart(meta->m, level) + i) * meta->code_size,
+							map->codes + QdbNodeSlot(map, list[i]) * meta->code_size,
+							meta->code_size) != 0)
+				problem(p, "node (%u,%u) keeps a wrong code for node (%u,%u) at level %d",
+						blkno, off, QdbRefBlock(list[i]), QdbRefOffset(list[i]), level);
 			for (j = 0; j < i; j++)
 				if (list[j] == list[i])
 					problem(p, "node (%u,%u) lists node (%u,%u) twice at level %d", blkno, off,
@@ -310,7 +319,8 @@ quantumdb_verify(PG_FUNCTION_ARGS)
 		return (Datum) 0;
 	}
 	hardest = QDB_MAX_LEVEL;
-	while (hardest > 0 && MAXALIGN(QdbNodeSize(meta.code_size, meta.m, hardest)) >
+	while (hardest > 0 &&
+		   MAXALIGN(QdbNodeSize(meta.code_size, meta.m, hardest, meta.inline_codes)) >
 		   BLCKSZ - MAXALIGN(SizeOfPageHeaderData) - sizeof(ItemIdData) -
 		   MAXALIGN(sizeof(QdbPageOpaqueData)))
 		hardest--;

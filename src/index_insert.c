@@ -54,27 +54,24 @@ QdbIndexVector(Relation index, QdbIndexCache *c, Datum value, bool *skip)
 
 /* Writes the new node's lists (lists[l] of nlist[l] refs) in one WAL record. */
 static void
-write_own_lists(Relation index, QdbIndexCache *c, QdbNodeRef ref, int level,
+write_own_lists(Relation index, QdbDiskGraph *g, QdbNodeRef ref, int level,
 				QdbNodeRef **lists, int *nlist)
 {
-	Buffer		buf = ReadBuffer(index, QdbRefBlock(ref));
+	Buffer		buf;
 	GenericXLogState *state;
 	Page		page;
 	QdbNode		node;
-	int			l,
-				i;
+	int			l;
 
+	for (l = 0; l <= level; l++)
+		QdbDiskGraphLoadCodes(g, lists[l], nlist[l]);
+	buf = ReadBuffer(index, QdbRefBlock(ref));
 	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 	state = GenericXLogStart(index);
 	page = GenericXLogRegisterBuffer(state, buf, 0);
 	node = QdbPageGetNode(index, page, QdbRefBlock(ref), QdbRefOffset(ref));
 	for (l = 0; l <= level; l++)
-	{
-		QdbNodeRef *slots = QdbNodeLists(node, c->code_size) + QdbLevelStart(c->m, l);
-
-		for (i = 0; i < QdbLevelSlots(c->m, l); i++)
-			slots[i] = i < nlist[l] ? lists[l][i] : QDB_NO_NODE;
-	}
+		QdbDiskGraphWriteList(g, node, l, lists[l], nlist[l]);
 	GenericXLogFinish(state);
 	UnlockReleaseBuffer(buf);
 }
@@ -199,6 +196,7 @@ QdbLinkTo(Relation index, QdbDiskGraph *g, QdbIndexCache *c, QdbNodeRef n, int l
 		memcpy(cur, QdbNodeLists(node, c->code_size) + QdbLevelStart(c->m, level),
 			   sizeof(QdbNodeRef) * nslots);
 		memcpy(ncode, node->code, c->code_size);
+		QdbDiskGraphNoteList(g, node, level);
 		LockBuffer(buf, BUFFER_LOCK_UNLOCK);
 
 		if (!plan_backlink(g, c, ncode, cur, nslots, newref, force, map, want))
@@ -211,6 +209,7 @@ QdbLinkTo(Relation index, QdbDiskGraph *g, QdbIndexCache *c, QdbNodeRef n, int l
 		}
 
 		/* write it if the list is still the one planned from */
+		QdbDiskGraphLoadCodes(g, want, nslots);
 		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 		state = GenericXLogStart(index);
 		page = GenericXLogRegisterBuffer(state, buf, 0);
@@ -219,7 +218,7 @@ QdbLinkTo(Relation index, QdbDiskGraph *g, QdbIndexCache *c, QdbNodeRef n, int l
 		if (memcmp(slots, cur, sizeof(QdbNodeRef) * nslots) == 0 &&
 			!(node->flags & QDB_NODE_DELETED))
 		{
-			memcpy(slots, want, sizeof(QdbNodeRef) * nslots);
+			QdbDiskGraphWriteList(g, node, level, want, nslots);
 			GenericXLogFinish(state);
 			UnlockReleaseBuffer(buf);
 			if (map && level == 0)
@@ -290,7 +289,7 @@ link_node(Relation index, QdbIndexCache *c, QdbNodeRef ref, int level, const flo
 		nentries = nfound;
 	}
 
-	write_own_lists(index, c, ref, level, lists, nlist);
+	write_own_lists(index, g, ref, level, lists, nlist);
 	for (l = top; l >= 0; l--)
 	{
 		bool		linked = false;

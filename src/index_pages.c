@@ -204,7 +204,16 @@ QdbPageGetNode(Relation index, Page page, BlockNumber blkno, OffsetNumber off)
 Size
 QdbNodeSizeOf(const QdbIndexCache *c, int level)
 {
-	return QdbNodeSize(c->code_size, c->m, level);
+	return QdbNodeSize(c->code_size, c->m, level, c->inline_codes);
+}
+
+/* With inline codes: where the code of the neighbour in slot of level's list goes. */
+uint8 *
+QdbSlotCode(const QdbIndexCache *c, QdbNode node, int level, int slot)
+{
+	Assert(c->inline_codes);
+	return QdbNodeSlotCodes(node, c->code_size, c->m, node->level) +
+		(Size) (QdbLevelStart(c->m, level) + slot) * c->code_size;
 }
 
 /* Fills a node with no neighbours yet. */
@@ -213,10 +222,10 @@ QdbFormNode(const QdbIndexCache *c, QdbNode node, int level, ItemPointer heaptid
 			const uint8 *code)
 {
 	QdbNodeRef *lists = QdbNodeLists(node, c->code_size);
-	int			nslots = 2 * c->m + level * c->m;
+	int			nslots = QdbNodeSlots(c->m, level);
 	int			i;
 
-	memset(node, 0, QdbNodeListsOffset(c->code_size));
+	memset(node, 0, QdbNodeSizeOf(c, level));
 	node->flags = 0;
 	node->level = level;
 	node->heaptid = *heaptid;

@@ -210,30 +210,33 @@ repair_node(Relation index, QdbIndexCache *c, HTAB *deleted, QdbNodeRef ref,
 			GenericXLogState *state;
 			Page		page;
 			QdbNodeRef *slots;
-			MemoryContext old;
+			QdbDiskGraph *g;
+			MemoryContext old = MemoryContextSwitchTo(cxt);
 
+			g = QdbDiskGraphCreate(index, c);
 			LockBuffer(buf, BUFFER_LOCK_SHARE);
 			node = QdbPageGetNode(index, BufferGetPage(buf), blkno, QdbRefOffset(ref));
 			nodelevel = node->level;
 			if (level > nodelevel)
 			{
 				UnlockReleaseBuffer(buf);
+				MemoryContextSwitchTo(old);
 				break;
 			}
 			memcpy(cur, QdbNodeLists(node, c->code_size) + QdbLevelStart(c->m, level),
 				   sizeof(QdbNodeRef) * nslots);
 			memcpy(code, node->code, c->code_size);
+			QdbDiskGraphNoteList(g, node, level);
 			LockBuffer(buf, BUFFER_LOCK_UNLOCK);
 			if (!list_has_deleted(deleted, cur, nslots))
 			{
 				ReleaseBuffer(buf);
+				MemoryContextSwitchTo(old);
 				break;
 			}
 
-			old = MemoryContextSwitchTo(cxt);
-			plan_repair(QdbDiskGraphCreate(index, c), c, deleted, ref, code, cur, level, want);
-			MemoryContextSwitchTo(old);
-			MemoryContextReset(cxt);
+			plan_repair(g, c, deleted, ref, code, cur, level, want);
+			QdbDiskGraphLoadCodes(g, want, nslots);
 
 			LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 			state = GenericXLogStart(index);
@@ -242,14 +245,19 @@ repair_node(Relation index, QdbIndexCache *c, HTAB *deleted, QdbNodeRef ref,
 			slots = QdbNodeLists(node, c->code_size) + QdbLevelStart(c->m, level);
 			if (memcmp(slots, cur, sizeof(QdbNodeRef) * nslots) == 0)
 			{
-				memcpy(slots, want, sizeof(QdbNodeRef) * nslots);
+				QdbDiskGraphWriteList(g, node, level, want, nslots);
 				GenericXLogFinish(state);
 				UnlockReleaseBuffer(buf);
+				MemoryContextSwitchTo(old);
+				MemoryContextReset(cxt);
 				break;
 			}
 			GenericXLogAbort(state);
 			UnlockReleaseBuffer(buf);
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(cxt);
 		}
+		MemoryContextReset(cxt);
 		if (level >= nodelevel)
 			break;
 	}

@@ -341,6 +341,9 @@ def main():
                     help="sql: quantumdb.train() first, its time counted in the build; "
                          "build: CREATE INDEX trains its own compressor")
     ap.add_argument("--qdb-kind", default="opq", help="compressor kind for quantumdb.train")
+    ap.add_argument("--qdb-inline-codes", action="store_true",
+                    help="build the quantumdb index WITH (inline_codes = on)")
+    ap.add_argument("--tag", default="", help="suffix of the output files (index-SET[-TAG].md)")
     ap.add_argument("--exact-queries", type=int, default=20, help="queries for the exact scan")
     ap.add_argument("--explain-queries", type=int, default=50,
                     help="queries run under EXPLAIN (ANALYZE, BUFFERS) per setting")
@@ -444,6 +447,8 @@ def main():
         qdb_ops = r[0] if r else qdb_ops
         b = {"train_s": 0.0}
         opts = "m = %d, ef_construction = %d" % (a.m, a.ef_construction)
+        if a.qdb_inline_codes:
+            opts += ", inline_codes = on"
         try:
             if a.qdb_train == "sql":
                 log("training the compressor (quantumdb.train, kind %s, metric %s)" % (a.qdb_kind, metric))
@@ -591,7 +596,7 @@ def main():
     print(report)
 
     os.makedirs(a.out, exist_ok=True)
-    stem = os.path.join(a.out, "index-%s" % a.set)
+    stem = os.path.join(a.out, "index-%s%s" % (a.set, "-" + a.tag if a.tag else ""))
     with open(stem + ".md", "w") as f:
         f.write(report)
     with open(stem + ".json", "w") as f:
