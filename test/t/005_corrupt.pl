@@ -1,0 +1,85 @@
+# An index whose pages no longer hold what the code expects is an ERROR that
+# says to REINDEX, verify() names the damage, and REINDEX repairs it: a
+# flipped byte in the index's copy of its compressor, and a meta page from
+# another format version.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use QdbIndexCheck;
+
+my $copy = $ENV{QDB_GLOVE_COPY} or die "QDB_GLOVE_COPY is not set";
+
+my $node = PostgreSQL::Test::Cluster->new('main');
+$node->init;
+$node->start;
+create_indexed_items($node, $copy, 600);
+
+my $query = q{SET enable_seqscan = off;
+	SELECT id FROM items ORDER BY emb <=> (SELECT emb FROM glove WHERE id = 3) LIMIT 1};
+is($node->safe_psql('postgres', $query), '3', 'healthy index finds the row');
+
+my $path = $node->data_dir . '/'
+  . $node->safe_psql('postgres', q{SELECT pg_relation_filepath('items_idx')});
+my $blcksz = $node->safe_psql('postgres', 'SHOW block_size');
+
+# Overwrites len bytes at offset within block blkno of the index file.
+sub poke
+{
+	my ($blkno, $offset, $bytes) = @_;
+	open(my $fh, '+<', $path) or die "open $path: $!";
+	binmode $fh;
+	seek($fh, $blkno * $blcksz + $offset, 0) or die "seek: $!";
+	print $fh $bytes;
+	close($fh);
+}
+
+# Reads len bytes at offset within block blkno.
+sub peek
+{
+	my ($blkno, $offset, $len) = @_;
+	open(my $fh, '<', $path) or die "open $path: $!";
+	binmode $fh;
+	seek($fh, $blkno * $blcksz + $offset, 0) or die "seek: $!";
+	read($fh, my $bytes, $len) == $len or die "read: $!";
+	close($fh);
+	return $bytes;
+}
+
+# 1. one byte of the compressor (block 1, past the page header) flipped
+$node->stop;
+my $byte = peek(1, 200, 1);
+poke(1, 200, chr(ord($byte) ^ 0xFF));
+$node->start;
+my ($rc, $out, $err) = $node->psql('postgres', $query);
+isnt($rc, 0, 'a damaged compressor is an error');
+like($err, qr/fails its checksum/, 'the error says the checksum fails');
+like($err, qr/REINDEX INDEX items_idx/, 'the hint says to REINDEX');
+like($node->safe_psql('postgres', q{SELECT string_agg(v, '; ') FROM quantumdb.verify('items_idx') v}),
+	qr/fails its checksum/, 'verify names the damage');
+$node->safe_psql('postgres', 'REINDEX INDEX items_idx');
+is($node->safe_psql('postgres', $query), '3', 'after REINDEX the row is found again');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM quantumdb.verify('items_idx')}), '0',
+	'after REINDEX verify is clean');
+
+# 2. the meta page says another format version (the 4-byte word after the
+# magic, which follows the 24-byte page header)
+$path = $node->data_dir . '/'
+  . $node->safe_psql('postgres', q{SELECT pg_relation_filepath('items_idx')});
+$node->stop;
+poke(0, 28, pack('V', 99));
+$node->start;
+($rc, $out, $err) = $node->psql('postgres', $query);
+isnt($rc, 0, 'an index of another format is an error');
+like($err, qr/has format 99/, 'the error names the format');
+like($err, qr/REINDEX INDEX items_idx/, 'the hint says to REINDEX');
+like($node->safe_psql('postgres', q{SELECT string_agg(v, '; ') FROM quantumdb.verify('items_idx') v}),
+	qr/format 99/, 'verify names the format');
+$node->safe_psql('postgres', 'REINDEX INDEX items_idx');
+is($node->safe_psql('postgres', $query), '3', 'after REINDEX the row is found again');
+
+$node->stop;
+done_testing();
