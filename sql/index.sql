@@ -133,6 +133,13 @@ SELECT nodes, deleted_nodes, unreachable_nodes FROM quantumdb.index_info('items_
 SELECT * FROM quantumdb.verify('items_cos');
 SELECT index_mismatches('<=>', 10) AS mismatches_after_delete;
 SELECT index_recall('<=>', 40, 40) >= 0.85 AS recall_after_delete_ok;
+-- the slots of unlinked deleted nodes are reused: rows put back take no new pages
+SELECT reusable_nodes > 0 AS has_free_slots FROM quantumdb.index_info('items_cos');
+CREATE TEMP TABLE pages_before AS SELECT pages FROM quantumdb.index_info('items_cos');
+INSERT INTO items SELECT 9000 + id, emb FROM queries;
+SELECT i.pages = b.pages AS no_new_pages, i.nodes FROM quantumdb.index_info('items_cos') i, pages_before b;
+SELECT * FROM quantumdb.verify('items_cos');
+DELETE FROM items WHERE id >= 9000;
 DROP INDEX items_cos;
 
 -- L2 (the default operator class) and inner product, with named compressors

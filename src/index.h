@@ -137,6 +137,7 @@ typedef struct QdbNodeData
 typedef QdbNodeData *QdbNode;
 
 #define QDB_NODE_DELETED		(1 << 0)	/* heap row gone; kept for navigation */
+#define QDB_NODE_FREE			(1 << 1)	/* deleted and unlinked: its slot may be reused */
 
 #define QdbNodeListsOffset(code_size) \
 	TYPEALIGN(sizeof(uint32), offsetof(QdbNodeData, code) + (code_size))
@@ -317,6 +318,7 @@ extern void QdbNodeMapNoteListChange(QdbNodeMap *map, const QdbNodeRef *before,
 extern int64 QdbNodeMapCountUnreached(Relation index, QdbIndexCache *c,
 									  const QdbMetaPageData *meta, QdbNodeMap *map);
 extern int64 QdbRepairReachability(Relation index);
+extern int64 QdbFreeUnlinkedNodes(Relation index, BufferAccessStrategy strategy);
 
 /* graph_memory.c: the graph of a build, in memory, filled by threads */
 typedef struct QdbMemNode

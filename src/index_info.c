@@ -49,13 +49,14 @@ quantumdb_index_info(PG_FUNCTION_ARGS)
 	QdbMetaPageData meta;
 	QdbNodeMap	map;
 	int64		live = 0,
-				deleted = 0;
+				deleted = 0,
+				reusable = 0;
 	int			max_level = -1;
 	Size		i,
 				total;
 	TupleDesc	tupdesc;
-	Datum		values[16];
-	bool		nulls[16] = {0};
+	Datum		values[18];
+	bool		nulls[18] = {0};
 	StringInfoData built;
 	int64		nblocks;
 
@@ -68,6 +69,8 @@ quantumdb_index_info(PG_FUNCTION_ARGS)
 
 		if (off < FirstOffsetNumber || off > map.maxoff[i / 256])
 			continue;
+		if (map.flags[i] & QDB_NODE_FREE)
+			reusable++;
 		if (map.flags[i] & QDB_NODE_DELETED)
 			deleted++;
 		else
@@ -106,6 +109,8 @@ quantumdb_index_info(PG_FUNCTION_ARGS)
 	values[13] = CStringGetTextDatum(qdb_kind_name(c->model.kind));
 	values[14] = CStringGetTextDatum(psprintf("%08x", meta.compressor_crc));
 	values[15] = CStringGetTextDatum(built.data);
+	values[16] = Int64GetDatum(reusable);
+	values[17] = BoolGetDatum(meta.inline_codes != 0);
 	relation_close(index, AccessShareLock);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
@@ -256,8 +261,10 @@ verify_node(Problems *p, const QdbMetaPageData *meta, const QdbNodeMap *map, int
 				node->level);
 		return;
 	}
-	if (node->flags & ~QDB_NODE_DELETED)
+	if (node->flags & ~(QDB_NODE_DELETED | QDB_NODE_FREE))
 		problem(p, "node (%u,%u) has unknown flags %02x", blkno, off, node->flags);
+	if ((node->flags & QDB_NODE_FREE) && !(node->flags & QDB_NODE_DELETED))
+		problem(p, "node (%u,%u) is free but not deleted", blkno, off);
 	if (!(node->flags & QDB_NODE_DELETED) && !ItemPointerIsValid(&node->heaptid))
 		problem(p, "node (%u,%u) has an invalid heap TID", blkno, off);
 
@@ -271,7 +278,9 @@ verify_node(Problems *p, const QdbMetaPageData *meta, const QdbNodeMap *map, int
 		{
 			if (list[i] == QDB_NO_NODE)
 				continue;
-			if (list[i] == self)
+			if (node->flags & QDB_NODE_FREE)
+				problem(p, "free node (%u,%u) still has links", blkno, off);
+			else if (list[i] == self)
 				problem(p, "node (%u,%u) links to itself at level %d", blkno, off, level);
 			else if (!QdbNodeMapHas(map, list[i]))
 				problem(p, "node (%u,%u) links to missing node (%u,%u) at level %d", blkno, off,

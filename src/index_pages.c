@@ -12,6 +12,7 @@
 #include "access/xloginsert.h"
 #include "crc32c.h"
 #include "miscadmin.h"
+#include "storage/indexfsm.h"
 #include "storage/lmgr.h"
 
 #include "index.h"
@@ -284,6 +285,59 @@ note_insert_page(Relation index, BlockNumber blkno)
  * relation when it is full; WAL-logged.  Holds one buffer lock at a time
  * (the relation extension lock is taken only with no buffer locked).
  */
+/*
+ * Puts the node in a free slot of the same size (a deleted node that VACUUM
+ * unlinked) on a page the free space map offers; InvalidOffsetNumber if
+ * the page has none.  A page with more such slots goes back to the map.
+ */
+static OffsetNumber
+reuse_slot(Relation index, BlockNumber blkno, QdbNode node, Size size)
+{
+	Buffer		buf;
+	Page		page;
+	GenericXLogState *state;
+	OffsetNumber off,
+				found = InvalidOffsetNumber;
+	int			more = 0;
+
+	if (blkno >= RelationGetNumberOfBlocks(index))
+		return InvalidOffsetNumber;
+	buf = ReadBuffer(index, blkno);
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	page = BufferGetPage(buf);
+	if (PageIsNew(page) || PageGetSpecialSize(page) != MAXALIGN(sizeof(QdbPageOpaqueData)) ||
+		QdbPageGetOpaque(page)->flags != QDB_PAGE_NODES)
+	{
+		UnlockReleaseBuffer(buf);
+		return InvalidOffsetNumber;
+	}
+	state = GenericXLogStart(index);
+	page = GenericXLogRegisterBuffer(state, buf, 0);
+	for (off = FirstOffsetNumber; off <= PageGetMaxOffsetNumber(page); off++)
+	{
+		ItemId		iid = PageGetItemId(page, off);
+		QdbNode		old = (QdbNode) PageGetItem(page, iid);
+
+		if (!(old->flags & QDB_NODE_FREE))
+			continue;
+		if (found == InvalidOffsetNumber && ItemIdGetLength(iid) == size)
+		{
+			memcpy(old, node, size);
+			found = off;
+		}
+		else
+			more++;
+	}
+	if (found != InvalidOffsetNumber)
+		GenericXLogFinish(state);
+	else
+		GenericXLogAbort(state);
+	UnlockReleaseBuffer(buf);
+	if (more > 0)
+		RecordFreeIndexPage(index, blkno);
+	return found;
+}
+
 QdbNodeRef
 QdbAddNode(Relation index, const QdbIndexCache *c, QdbNode node, Size size)
 {
@@ -293,6 +347,18 @@ QdbAddNode(Relation index, const QdbIndexCache *c, QdbNode node, Size size)
 	GenericXLogState *state;
 	OffsetNumber off;
 	BlockNumber blkno;
+	int			tries;
+
+	/* a slot VACUUM freed, if the free space map knows one */
+	for (tries = 0; tries < 4; tries++)
+	{
+		blkno = GetFreeIndexPage(index);
+		if (blkno == InvalidBlockNumber)
+			break;
+		off = reuse_slot(index, blkno, node, size);
+		if (off != InvalidOffsetNumber)
+			return QdbMakeRef(blkno, off);
+	}
 
 	QdbReadMeta(index, &meta);
 	blkno = meta.insert_page;

@@ -13,7 +13,13 @@
  * of the highest level.  Afterwards no live node links to a deleted one, so
  * scans do not spend ef_search on tombstones.
  *
- * XXX: the space of deleted nodes is not reused; REINDEX reclaims it.
+ * amvacuumcleanup then links back any node no walk reaches (graph_reach.c)
+ * and frees the deleted nodes no live node links to any more: their lists
+ * are cleared, they are flagged free, and their pages go to the free space
+ * map, where inserts find slots of their size to reuse.  A scan that still
+ * holds the reference of a freed slot may read the node that reuses it: a
+ * wrong turn in its walk, never a wrong row, since rows come from the heap
+ * TID of the node actually read.
  */
 #include "postgres.h"
 
@@ -21,6 +27,7 @@
 #include "commands/vacuum.h"
 #include "common/hashfn.h"
 #include "miscadmin.h"
+#include "storage/indexfsm.h"
 #include "storage/lmgr.h"
 #include "utils/memutils.h"
 
@@ -345,6 +352,107 @@ qdbbulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 	return stats;
 }
 
+/* Marks every node that a live node (or the meta page) links to. */
+static void
+mark_linked(Relation index, const QdbMetaPageData *meta, QdbNodeMap *map,
+			BufferAccessStrategy strategy)
+{
+	BlockNumber blkno;
+
+	if (QdbNodeMapHas(map, meta->entry))
+		map->reached[QdbNodeSlot(map, meta->entry)] = true;
+	for (blkno = map->first; blkno < map->nblocks; blkno++)
+	{
+		Buffer		buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL, strategy);
+		Page		page;
+		OffsetNumber off;
+
+		vacuum_delay_point();
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		for (off = FirstOffsetNumber; off <= map->maxoff[blkno - map->first]; off++)
+		{
+			QdbNode		node = (QdbNode) PageGetItem(page, PageGetItemId(page, off));
+			QdbNodeRef *list = QdbNodeLists(node, meta->code_size);
+			int			j;
+
+			if (node->flags & QDB_NODE_DELETED)
+				continue;
+			for (j = 0; j < QdbNodeSlots(meta->m, node->level); j++)
+				if (QdbNodeMapHas(map, list[j]))
+					map->reached[QdbNodeSlot(map, list[j])] = true;
+		}
+		UnlockReleaseBuffer(buf);
+	}
+}
+
+/*
+ * Frees the deleted nodes that nothing links to and offers their pages to
+ * the free space map.  No insert links to a deleted node (they skip them),
+ * so a node found unlinked stays unlinked.  Returns how many it freed.
+ */
+int64
+QdbFreeUnlinkedNodes(Relation index, BufferAccessStrategy strategy)
+{
+	QdbMetaPageData meta;
+	QdbNodeMap	map;
+	BlockNumber blkno;
+	int64		freed = 0;
+
+	QdbReadMeta(index, &meta);
+	QdbNodeMapRead(index, &meta, &map);
+	memset(map.reached, 0, sizeof(bool) * (Size) Max(map.nblocks - map.first, 1) * 256);
+	mark_linked(index, &meta, &map, strategy);
+
+	for (blkno = map.first; blkno < map.nblocks; blkno++)
+	{
+		Buffer		buf;
+		GenericXLogState *state;
+		Page		page;
+		OffsetNumber off;
+		int			nfree = 0,
+					nnew = 0;
+
+		vacuum_delay_point();
+		buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL, strategy);
+		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		state = GenericXLogStart(index);
+		page = GenericXLogRegisterBuffer(state, buf, 0);
+		for (off = FirstOffsetNumber; off <= map.maxoff[blkno - map.first]; off++)
+		{
+			QdbNode		node = (QdbNode) PageGetItem(page, PageGetItemId(page, off));
+			Size		slot = (Size) (blkno - map.first) * 256 + off;
+
+			if (node->flags & QDB_NODE_FREE)
+				nfree++;
+			else if ((node->flags & QDB_NODE_DELETED) && !map.reached[slot])
+			{
+				int			nslots = QdbNodeSlots(meta.m, node->level);
+				QdbNodeRef *list = QdbNodeLists(node, meta.code_size);
+				int			j;
+
+				node->flags |= QDB_NODE_FREE;
+				for (j = 0; j < nslots; j++)
+					list[j] = QDB_NO_NODE;
+				if (meta.inline_codes)
+					memset(QdbNodeSlotCodes(node, meta.code_size, meta.m, node->level), 0,
+						   (Size) nslots * meta.code_size);
+				nnew++;
+			}
+		}
+		if (nnew > 0)
+			GenericXLogFinish(state);
+		else
+			GenericXLogAbort(state);
+		UnlockReleaseBuffer(buf);
+		if (nfree + nnew > 0)
+			RecordFreeIndexPage(index, blkno);
+		freed += nnew;
+	}
+	IndexFreeSpaceMapVacuum(index);
+	return freed;
+}
+
 IndexBulkDeleteResult *
 qdbvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 {
@@ -355,6 +463,7 @@ qdbvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 
 	/* inserts and repairs can leave a node nobody links to: link it back */
 	QdbRepairReachability(index);
+	QdbFreeUnlinkedNodes(index, info->strategy);
 	if (stats == NULL)
 	{
 		/* no bulkdelete ran: count the live nodes */

@@ -53,7 +53,9 @@ CREATE FUNCTION quantumdb.index_info(
 	OUT compressor text,
 	OUT compressor_kind text,
 	OUT compressor_checksum text,
-	OUT built_from text)
+	OUT built_from text,
+	OUT reusable_nodes bigint,
+	OUT inline_codes boolean)
 RETURNS record
 AS 'MODULE_PATHNAME', 'quantumdb_index_info' LANGUAGE C STRICT;
 COMMENT ON FUNCTION quantumdb.index_info(regclass) IS
