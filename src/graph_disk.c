@@ -17,6 +17,7 @@
 
 #define CHUNK_NODES		1024	/* node copies per chunk; chunks never move */
 #define MAX_CHUNKS		65536
+#define KEPT_KEYS		65536	/* a larger hash table is not kept for the next walk */
 
 typedef struct DiskNode
 {
@@ -84,6 +85,14 @@ arena_release(void *arg)
 static void
 arena_reset_keys(DiskArena *a, uint32 cap)
 {
+	/* one huge walk must not make every later walk clear a huge table */
+	if (a->cap > KEPT_KEYS && a->cap > cap)
+	{
+		pfree(a->keys);
+		pfree(a->slot);
+		a->keys = a->slot = NULL;
+		a->cap = 0;
+	}
 	if (a->cap < cap)
 	{
 		if (a->keys)
@@ -125,7 +134,7 @@ arena_for(QdbIndexCache *c)
 			pfree(a->chunks[--a->nchunks]);
 		a->node_bytes = node_bytes;
 	}
-	arena_reset_keys(a, Max(a->cap, 4096));
+	arena_reset_keys(a, Min(Max(a->cap, 4096), KEPT_KEYS));
 	a->in_use = true;
 	/* the walk's memory context going away frees the arena for the next */
 	cb = MemoryContextAlloc(CurrentMemoryContext, sizeof(MemoryContextCallback));
@@ -473,4 +482,38 @@ QdbDiskGraphWriteList(QdbDiskGraph *g, QdbNode node, int level, const QdbNodeRef
 			}
 		}
 	}
+}
+
+/*
+ * The write half of every list change: with buf (pinned, unlocked) holding
+ * node ref, sets its list at level to want (nslots refs) if the list is
+ * still expect and the node is not deleted; one WAL record.  Releases buf.
+ * Returns whether it wrote.  Codes of want must be known (LoadCodes).
+ */
+bool
+QdbDiskGraphWriteListIfUnchanged(QdbDiskGraph *g, Buffer buf, QdbNodeRef ref, int level,
+								 const QdbNodeRef *expect, const QdbNodeRef *want)
+{
+	QdbIndexCache *c = g->c;
+	int			nslots = QdbLevelSlots(c->m, level);
+	GenericXLogState *state;
+	QdbNode		node;
+	bool		write;
+
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	state = GenericXLogStart(g->index);
+	node = QdbPageGetNode(g->index, GenericXLogRegisterBuffer(state, buf, 0),
+						  QdbRefBlock(ref), QdbRefOffset(ref));
+	write = !(node->flags & QDB_NODE_DELETED) &&
+		memcmp(QdbNodeLists(node, c->code_size) + QdbLevelStart(c->m, level), expect,
+			   sizeof(QdbNodeRef) * nslots) == 0;
+	if (write)
+	{
+		QdbDiskGraphWriteList(g, node, level, want, nslots);
+		GenericXLogFinish(state);
+	}
+	else
+		GenericXLogAbort(state);
+	UnlockReleaseBuffer(buf);
+	return write;
 }

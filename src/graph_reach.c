@@ -168,10 +168,9 @@ QdbNodeMapCountUnreached(Relation index, QdbIndexCache *c, const QdbMetaPageData
  * neighbours, then what a search of the graph for u's code finds.
  */
 static int
-reached_candidates(Relation index, QdbIndexCache *c, const QdbMetaPageData *meta,
+reached_candidates(QdbDiskGraph *g, QdbIndexCache *c, const QdbMetaPageData *meta,
 				   QdbNodeMap *map, QdbNodeRef u, QdbCandidate *out)
 {
-	QdbDiskGraph *g = QdbDiskGraphCreate(index, c);
 	uint32	   *nb = palloc(sizeof(uint32) * 2 * c->m);
 	QdbCandidate cur;
 	QdbCandidate *found = palloc(sizeof(QdbCandidate) * c->ef_construction);
@@ -248,6 +247,7 @@ QdbRepairReachability(Relation index)
 		for (i = 0; i < total; i++)
 		{
 			QdbNodeRef	u;
+			QdbDiskGraph *g;
 			QdbCandidate *from;
 			int			nfrom,
 						j;
@@ -257,11 +257,11 @@ QdbRepairReachability(Relation index)
 				continue;
 			u = QdbMakeRef(map.first + i / 256, i % 256);
 			MemoryContextSwitchTo(percall);
+			g = QdbDiskGraphCreate(index, c);
 			from = palloc(sizeof(QdbCandidate) * (2 * c->m + c->ef_construction));
-			nfrom = reached_candidates(index, c, &meta, &map, u, from);
+			nfrom = reached_candidates(g, c, &meta, &map, u, from);
 			for (j = 0; j < nfrom && !done; j++)
-				done = QdbLinkTo(index, QdbDiskGraphCreate(index, c), c, from[j].id, 0, u,
-								 true, &map);
+				done = QdbLinkTo(index, g, c, from[j].id, 0, u, true, &map);
 			MemoryContextSwitchTo(rcxt);
 			MemoryContextReset(percall);
 			if (done)

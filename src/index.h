@@ -235,6 +235,7 @@ extern bool QdbSetEntry(Relation index, QdbNodeRef ref, int level, int mode,
 /* index_cache.c */
 extern QdbIndexCache *QdbGetIndexCache(Relation index, bool want_pair);
 extern QdbMetric QdbIndexMetric(Relation index);
+extern int	QdbHighestLevel(int code_size, int m, bool inline_codes);
 extern int	QdbDrawLevel(const QdbIndexCache *c, pg_prng_state *rng);
 extern float QdbPairDistance(const QdbIndexCache *c, const uint8 *a, const uint8 *b);
 
@@ -291,6 +292,9 @@ extern void QdbDiskGraphNoteList(QdbDiskGraph *g, QdbNode node, int level);
 extern void QdbDiskGraphLoadCodes(QdbDiskGraph *g, const QdbNodeRef *refs, int n);
 extern void QdbDiskGraphWriteList(QdbDiskGraph *g, QdbNode node, int level,
 								  const QdbNodeRef *refs, int n);
+extern bool QdbDiskGraphWriteListIfUnchanged(QdbDiskGraph *g, Buffer buf, QdbNodeRef ref,
+											 int level, const QdbNodeRef *expect,
+											 const QdbNodeRef *want);
 extern bool QdbDiskDescend(QdbDiskGraph *g, const QdbMetaPageData *meta, int to_level,
 						   QdbCandidate *cur);
 

@@ -44,8 +44,9 @@ QdbIndexMetric(Relation index)
 	return (QdbMetric) metric;
 }
 
-static int
-highest_level(int code_size, int m, bool inline_codes)
+/* The highest level whose node tuple still fits on a page (at most QDB_MAX_LEVEL). */
+int
+QdbHighestLevel(int code_size, int m, bool inline_codes)
 {
 	Size		max_item = BLCKSZ - MAXALIGN(SizeOfPageHeaderData) - sizeof(ItemIdData) -
 		MAXALIGN(sizeof(QdbPageOpaqueData));
@@ -129,7 +130,7 @@ load_cache(Relation index, bool want_pair)
 	c->m = meta.m;
 	c->ef_construction = meta.ef_construction;
 	c->inline_codes = meta.inline_codes != 0;
-	c->max_level = highest_level(c->code_size, c->m, c->inline_codes);
+	c->max_level = QdbHighestLevel(c->code_size, c->m, c->inline_codes);
 	c->level_mult = 1.0 / log((double) c->m);
 	c->compressor_crc = meta.compressor_crc;
 	c->model = model;

@@ -327,12 +327,7 @@ quantumdb_verify(PG_FUNCTION_ARGS)
 		relation_close(index, AccessShareLock);
 		return (Datum) 0;
 	}
-	hardest = QDB_MAX_LEVEL;
-	while (hardest > 0 &&
-		   MAXALIGN(QdbNodeSize(meta.code_size, meta.m, hardest, meta.inline_codes)) >
-		   BLCKSZ - MAXALIGN(SizeOfPageHeaderData) - sizeof(ItemIdData) -
-		   MAXALIGN(sizeof(QdbPageOpaqueData)))
-		hardest--;
+	hardest = QdbHighestLevel(meta.code_size, meta.m, meta.inline_codes != 0);
 
 	QdbNodeMapRead(index, &meta, &map);
 	for (blkno = map.first; blkno < map.nblocks; blkno++)

@@ -180,10 +180,7 @@ QdbLinkTo(Relation index, QdbDiskGraph *g, QdbIndexCache *c, QdbNodeRef n, int l
 	for (try = 0; try < BACKLINK_TRIES; try++)
 	{
 		Buffer		buf = ReadBuffer(index, blkno);
-		GenericXLogState *state;
-		Page		page;
 		QdbNode		node;
-		QdbNodeRef *slots;
 
 		/* copy the list under a share lock, and plan without a lock */
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
@@ -210,23 +207,12 @@ QdbLinkTo(Relation index, QdbDiskGraph *g, QdbIndexCache *c, QdbNodeRef n, int l
 
 		/* write it if the list is still the one planned from */
 		QdbDiskGraphLoadCodes(g, want, nslots);
-		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-		state = GenericXLogStart(index);
-		page = GenericXLogRegisterBuffer(state, buf, 0);
-		node = QdbPageGetNode(index, page, blkno, QdbRefOffset(n));
-		slots = QdbNodeLists(node, c->code_size) + QdbLevelStart(c->m, level);
-		if (memcmp(slots, cur, sizeof(QdbNodeRef) * nslots) == 0 &&
-			!(node->flags & QDB_NODE_DELETED))
+		if (QdbDiskGraphWriteListIfUnchanged(g, buf, n, level, cur, want))
 		{
-			QdbDiskGraphWriteList(g, node, level, want, nslots);
-			GenericXLogFinish(state);
-			UnlockReleaseBuffer(buf);
 			if (map && level == 0)
 				QdbNodeMapNoteListChange(map, cur, want, nslots);
 			return true;
 		}
-		GenericXLogAbort(state);
-		UnlockReleaseBuffer(buf);
 	}
 	/* XXX: lost the race every time; the new node keeps its own links */
 	return false;

@@ -214,9 +214,6 @@ repair_node(Relation index, QdbIndexCache *c, HTAB *deleted, QdbNodeRef ref,
 		{
 			Buffer		buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL, strategy);
 			QdbNode		node;
-			GenericXLogState *state;
-			Page		page;
-			QdbNodeRef *slots;
 			QdbDiskGraph *g;
 			MemoryContext old = MemoryContextSwitchTo(cxt);
 
@@ -245,22 +242,12 @@ repair_node(Relation index, QdbIndexCache *c, HTAB *deleted, QdbNodeRef ref,
 			plan_repair(g, c, deleted, ref, code, cur, level, want);
 			QdbDiskGraphLoadCodes(g, want, nslots);
 
-			LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-			state = GenericXLogStart(index);
-			page = GenericXLogRegisterBuffer(state, buf, 0);
-			node = QdbPageGetNode(index, page, blkno, QdbRefOffset(ref));
-			slots = QdbNodeLists(node, c->code_size) + QdbLevelStart(c->m, level);
-			if (memcmp(slots, cur, sizeof(QdbNodeRef) * nslots) == 0)
+			if (QdbDiskGraphWriteListIfUnchanged(g, buf, ref, level, cur, want))
 			{
-				QdbDiskGraphWriteList(g, node, level, want, nslots);
-				GenericXLogFinish(state);
-				UnlockReleaseBuffer(buf);
 				MemoryContextSwitchTo(old);
 				MemoryContextReset(cxt);
 				break;
 			}
-			GenericXLogAbort(state);
-			UnlockReleaseBuffer(buf);
 			MemoryContextSwitchTo(old);
 			MemoryContextReset(cxt);
 		}
