@@ -18,7 +18,7 @@ EXTRA_CLEAN = sql/$(EXTENSION)--$(EXTVERSION).sql
 
 PG_CPPFLAGS = -Itrainer
 PG_CFLAGS = -O3 -std=gnu11
-SHLIB_LINK = trainer/libqdbtrainer.a -lopenblas -lm
+SHLIB_LINK = trainer/libqdbtrainer.a -lopenblas -lm -ldl
 
 # Prefer the server's own pg_config (postgresql-server-dev-N) over libpq-dev's.
 PG_MAJOR ?= $(shell ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1)
@@ -57,4 +57,36 @@ else
 all install:
 	@echo "PGXS not found (pg_config: $(PG_CONFIG)); install postgresql-server-dev-$(PG_MAJOR), or run 'make test' as root to install it" >&2
 	@exit 1
+endif
+
+# The cuda backend (cuda/): its own shared object, loaded with dlopen by the
+# trainer, built only where nvcc exists; quantumdb.so links no CUDA library.
+NVCC ?= $(firstword $(wildcard /usr/local/cuda/bin/nvcc) $(shell command -v nvcc 2>/dev/null))
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+NVCC_FLAGS = -O3 -Xcompiler -fPIC,-fvisibility=hidden -shared -Itrainer \
+	-gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
+CUDA_LIBS = -L$(CUDA_HOME)/lib64 -Xlinker -rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart
+EXTRA_CLEAN += quantumdb_cuda.so
+
+quantumdb_cuda.so: $(wildcard cuda/*.cu cuda/*.h) trainer/neural.h trainer/qdb.h
+	$(NVCC) $(NVCC_FLAGS) --cudart shared -o $@ $(filter %.cu,$^) $(CUDA_LIBS)
+
+ifneq ($(wildcard $(PGXS)),)
+ifneq ($(NVCC),)
+all: quantumdb_cuda.so
+install: install-cuda
+uninstall: uninstall-cuda
+.PHONY: install-cuda uninstall-cuda
+
+install-cuda: quantumdb_cuda.so installdirs
+	$(INSTALL_SHLIB) quantumdb_cuda.so '$(DESTDIR)$(pkglibdir)/'
+
+uninstall-cuda:
+	rm -f '$(DESTDIR)$(pkglibdir)/quantumdb_cuda.so'
+else
+all: cuda-skipped
+.PHONY: cuda-skipped
+cuda-skipped:
+	@echo "nvcc not found: quantumdb_cuda.so (the cuda backend) not built"
+endif
 endif

@@ -125,8 +125,6 @@ SELECT quantumdb.encode('g_opq', v) FROM small LIMIT 1;
 -- bad training input
 SELECT quantumdb.train('x', 'glove', 'embedding', kind => 'lsq');
 \echo :LAST_ERROR_SQLSTATE
-SELECT quantumdb.train('x', 'glove', 'embedding', kind => 'neural');
-\echo :LAST_ERROR_SQLSTATE
 SELECT quantumdb.train('x', 'glove', 'embedding', metric => 'hamming');
 \echo :LAST_ERROR_SQLSTATE
 SELECT quantumdb.train('x', 'glove', 'embedding', subvectors => 0);

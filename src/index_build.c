@@ -424,6 +424,7 @@ obtain_model(Relation heap, Relation index, IndexInfo *indexInfo, QdbMetric metr
 		QdbTrainConfig cfg;
 		QdbSample	s;
 		double		seconds;
+		const char *device;
 
 		pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, QDB_PHASE_TRAIN);
 		qdb_train_config_init(&cfg);
@@ -444,7 +445,7 @@ obtain_model(Relation heap, Relation index, IndexInfo *indexInfo, QdbMetric metr
 						RelationGetRelationName(index), s.n),
 				 errhint("Train one with quantumdb.train() and name it with WITH (compressor = 'name') to reuse it across indexes.")));
 		seconds = QdbTrainModel(RelationGetRelationName(index), s.x, s.n, &cfg,
-								CurrentMemoryContext, model);
+								QDB_DEVICE_CPU, 0, CurrentMemoryContext, model, &device);
 		ereport(NOTICE,
 				(errmsg("trained the compressor of index \"%s\" in %.1f s",
 						RelationGetRelationName(index), seconds)));

@@ -59,8 +59,25 @@ extern void QdbSampleColumn(Oid relid, const char *column, int want, uint64 seed
 							bool cosine, QdbSample *out);
 
 /* train.c: quantumdb.train() */
+extern void QdbCheckTableInsert(const char *table, const char *detail);
+
+/* train_backend.c: one training on the chosen device */
+typedef enum QdbDevice
+{
+	QDB_DEVICE_AUTO,
+	QDB_DEVICE_CPU,
+	QDB_DEVICE_CUDA
+} QdbDevice;
+
 extern double QdbTrainModel(const char *name, const float *x, int n, QdbTrainConfig *cfg,
-							MemoryContext tcxt, QdbModel *model);
+							QdbDevice device, int64 log_run, MemoryContext tcxt,
+							QdbModel *model, const char **device_used);
+
+/* training_log.c: quantumdb.training_log rows, written as epochs end */
+extern int64 QdbTrainingLogRun(void);
+extern void QdbTrainingLogCheck(void);
+extern void QdbTrainingLogWrite(int64 run, const char *compressor,
+								const QdbEpochStats *s, bool *warned);
 
 /* codec_funcs.c: encode, decode, adc_distance with per-statement caches */
 

@@ -1,12 +1,8 @@
 /*
  * train.c
- *	  quantumdb.train(): sample a real[] column through SPI, hold out a
- *	  validation split, train on the CPU backend, store the model in the
- *	  catalog and return a summary row.
- *
- * Progress goes out as NOTICE lines from the trainer's callback; the same
- * callback turns a pending query cancel into a clean stop (the trainer
- * frees its memory and returns), and CHECK_FOR_INTERRUPTS runs after it.
+ *	  quantumdb.train(): check the settings, sample a real[] column through
+ *	  SPI, hold out a validation split, train (train_backend.c), store the
+ *	  model in the catalog and return a summary row.
  */
 #include "postgres.h"
 
@@ -28,90 +24,6 @@ PG_FUNCTION_INFO_V1(quantumdb_train);
 
 #define MIN_TRAIN_ROWS	QDB_KSUB
 #define MAX_SAMPLE		2000000
-
-typedef struct TrainProgress
-{
-	const char *name;
-	const char *last_stage;
-	double		last_notice;
-} TrainProgress;
-
-/* One NOTICE per stage change, stage end, or second; nonzero on cancel. */
-static int
-train_progress(const QdbEpochStats *s, void *arg)
-{
-	TrainProgress *p = arg;
-	bool		changed = p->last_stage == NULL || strcmp(p->last_stage, s->stage) != 0;
-
-	if (QueryCancelPending || ProcDiePending)
-		return 1;
-	if (changed || s->iter == s->iters || s->seconds - p->last_notice >= 1.0)
-	{
-		ereport(NOTICE,
-				(errmsg("training \"%s\": %s %d/%d, mean squared error %.6g, %.1f s",
-						p->name, s->stage, s->iter, s->iters, s->loss, s->seconds)));
-		p->last_notice = s->seconds;
-	}
-	p->last_stage = s->stage;
-	return 0;
-}
-
-typedef struct BackendHandle
-{
-	const QdbBackend *backend;
-	void	   *ctx;
-} BackendHandle;
-
-/* Memory-context reset callback: the backend frees what it holds. */
-static void
-close_backend(void *arg)
-{
-	BackendHandle *h = arg;
-
-	if (h->ctx)
-		h->backend->close(h->ctx);
-	h->ctx = NULL;
-}
-
-/*
- * Trains a compressor on x (n rows of cfg->dim) with the cpu backend, the
- * model's arrays in tcxt, whose reset closes the backend (also when an
- * ERROR unwinds).  NOTICEs report progress; a query cancel stops it.
- * Returns the training time in seconds.
- */
-double
-QdbTrainModel(const char *name, const float *x, int n, QdbTrainConfig *cfg,
-			  MemoryContext tcxt, QdbModel *model)
-{
-	MemoryContextCallback *cb;
-	BackendHandle *h;
-	const QdbAlloc *alloc;
-	TrainProgress progress = {0};
-	char		err[256];
-	double		t0,
-				seconds;
-	int			rc;
-
-	alloc = QdbContextAlloc(tcxt);
-	h = MemoryContextAllocZero(tcxt, sizeof(BackendHandle));
-	h->backend = qdb_cpu_backend();
-	cb = MemoryContextAlloc(tcxt, sizeof(MemoryContextCallback));
-	cb->func = close_backend;
-	cb->arg = h;
-	MemoryContextRegisterResetCallback(tcxt, cb);
-	err[0] = '\0';
-	rc = h->backend->open(&h->ctx, alloc, err, sizeof(err));
-	QdbReportStatus(rc, "could not open the cpu backend", err[0] ? err : NULL);
-
-	progress.name = name;
-	memset(model, 0, sizeof(*model));
-	t0 = qdb_now();
-	rc = h->backend->train(h->ctx, x, n, cfg, model, train_progress, &progress);
-	seconds = qdb_now() - t0;
-	CHECK_FOR_INTERRUPTS();
-	QdbReportStatus(rc, "training failed", NULL);
-	return seconds;
-}
 
 static int
 int_arg(FunctionCallInfo fcinfo, int n, const char *what, int lo, int hi, int dflt)
@@ -137,25 +49,91 @@ require_arg(FunctionCallInfo fcinfo, int n, const char *what)
 				 errmsg("%s must not be NULL", what)));
 }
 
-static void
-check_catalog_insert(void)
+/* ERROR unless the user may insert into quantumdb.<table>. */
+void
+QdbCheckTableInsert(const char *table, const char *detail)
 {
 	Oid			nsp = get_namespace_oid("quantumdb", false);
-	Oid			rel = get_relname_relid("compressors", nsp);
+	Oid			rel = get_relname_relid(table, nsp);
 
 	if (!OidIsValid(rel))
-		elog(ERROR, "catalog table quantumdb.compressors is missing");
+		elog(ERROR, "catalog table quantumdb.%s is missing", table);
 	if (pg_class_aclcheck(rel, GetUserId(), ACL_INSERT) != ACLCHECK_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied for table quantumdb.compressors"),
-				 errdetail("Training stores the compressor there."),
-				 errhint("An administrator can GRANT INSERT ON quantumdb.compressors.")));
+				 errmsg("permission denied for table quantumdb.%s", table),
+				 errdetail("%s", detail),
+				 errhint("An administrator can GRANT INSERT ON quantumdb.%s.", table)));
+}
+
+static double
+float_arg(FunctionCallInfo fcinfo, int n, const char *what, double lo, double hi,
+		  double dflt)
+{
+	double		v;
+
+	if (PG_ARGISNULL(n))
+		return dflt;
+	v = PG_GETARG_FLOAT8(n);
+	if (!(v >= lo && v <= hi))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be between %g and %g, not %g", what, lo, hi, v)));
+	return v;
+}
+
+static QdbDevice
+device_arg(FunctionCallInfo fcinfo, int n)
+{
+	char	   *d;
+
+	if (PG_ARGISNULL(n))
+		return QDB_DEVICE_AUTO;
+	d = text_to_cstring(PG_GETARG_TEXT_PP(n));
+	if (pg_strcasecmp(d, "auto") == 0)
+		return QDB_DEVICE_AUTO;
+	if (pg_strcasecmp(d, "cpu") == 0)
+		return QDB_DEVICE_CPU;
+	if (pg_strcasecmp(d, "cuda") == 0)
+		return QDB_DEVICE_CUDA;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unknown device \"%s\"", d),
+			 errhint("The devices are auto, cpu and cuda.")));
+	return QDB_DEVICE_AUTO;		/* keep the compiler quiet */
+}
+
+/* Arguments 12 on: the neural kind's settings, and the device. */
+static QdbDevice
+neural_args(FunctionCallInfo fcinfo, QdbTrainConfig *cfg)
+{
+	QdbDevice	device = device_arg(fcinfo, 12);
+
+	cfg->epochs = int_arg(fcinfo, 13, "epochs", 0, 10000, cfg->epochs);
+	cfg->batch_size = int_arg(fcinfo, 14, "batch_size", 1, 65536, cfg->batch_size);
+	cfg->lr = (float) float_arg(fcinfo, 15, "lr", 1e-9, 1.0, cfg->lr);
+	cfg->hidden = int_arg(fcinfo, 16, "hidden", 1, QDB_MAX_HIDDEN, 0);
+	cfg->k_neighbors = int_arg(fcinfo, 17, "k_neighbors", 1, 1000, cfg->k_neighbors);
+	cfg->w_recon = (float) float_arg(fcinfo, 18, "w_reconstruction", 0, 1e6, cfg->w_recon);
+	cfg->w_cluster = (float) float_arg(fcinfo, 19, "w_cluster", 0, 1e6, cfg->w_cluster);
+	cfg->w_diversity = (float) float_arg(fcinfo, 20, "w_diversity", 0, 1e6, cfg->w_diversity);
+	cfg->w_commit = (float) float_arg(fcinfo, 21, "w_commitment", 0, 1e6, cfg->w_commit);
+	cfg->w_triplet = (float) float_arg(fcinfo, 22, "w_triplet", 0, 1e6, cfg->w_triplet);
+	cfg->patience = int_arg(fcinfo, 23, "patience", 1, 10000, cfg->patience);
+	if (cfg->kind == QDB_KIND_NEURAL && cfg->metric == QDB_METRIC_IP)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("kind neural does not support metric ip"),
+				 errdetail("Its ADC compares distances in the encoder's space, which keeps no inner products."),
+				 errhint("Use metric => 'cosine' or 'l2', or kind => 'opq' for ip.")));
+	return device;
 }
 
 /*
  * quantumdb.train(name, source, column, kind, metric, subvectors, target_dim,
- *                 sample, validation, seed, kmeans_iters, opq_iters)
+ *                 sample, validation, seed, kmeans_iters, opq_iters, device,
+ *                 epochs, batch_size, lr, hidden, k_neighbors, w_reconstruction,
+ *                 w_cluster, w_diversity, w_commitment, w_triplet, patience)
  */
 Datum
 quantumdb_train(PG_FUNCTION_ARGS)
@@ -175,6 +153,9 @@ quantumdb_train(PG_FUNCTION_ARGS)
 	double		seconds,
 				recall;
 	StringInfoData extra;
+	QdbDevice	device;
+	int64		log_run = 0;
+	const char *device_used = "cpu";
 	TupleDesc	tupdesc;
 	Datum		values[10];
 	bool		nulls[10] = {0};
@@ -196,11 +177,6 @@ quantumdb_train(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unknown compressor kind \"%s\"", kind),
 					 errhint("The kinds are pq, opq and neural.")));
-		if (cfg.kind == QDB_KIND_NEURAL)
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("compressor kind \"neural\" is not built yet"),
-					 errhint("Use kind => 'opq' (the default) or 'pq'.")));
 	}
 	if (!PG_ARGISNULL(4))
 	{
@@ -234,8 +210,19 @@ quantumdb_train(PG_FUNCTION_ARGS)
 				 errmsg("target_dim %d is not a multiple of subvectors %d",
 						cfg.target_dim, cfg.subvectors)));
 
+	device = neural_args(fcinfo, &cfg);
+	if (cfg.hidden != 0 && cfg.hidden < (cfg.target_dim ? cfg.target_dim : 1))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("hidden %d is narrower than target_dim %d", cfg.hidden, cfg.target_dim)));
+
 	/* fail before the work, not after it, when the model cannot be stored */
-	check_catalog_insert();
+	QdbCheckTableInsert("compressors", "Training stores the compressor there.");
+	if (cfg.kind == QDB_KIND_NEURAL)
+	{
+		QdbTrainingLogCheck();
+		log_run = QdbTrainingLogRun();
+	}
 
 	/* sample the column: training rows plus the validation split */
 	QdbSampleColumn(relid, column, sample_rows + validation_rows, cfg.seed,
@@ -270,7 +257,8 @@ quantumdb_train(PG_FUNCTION_ARGS)
 
 	tcxt = AllocSetContextCreate(CurrentMemoryContext, "quantumdb training",
 								 ALLOCSET_DEFAULT_SIZES);
-	seconds = QdbTrainModel(name, s.x, n_train, &cfg, tcxt, &model);
+	seconds = QdbTrainModel(name, s.x, n_train, &cfg, device, log_run, tcxt, &model,
+							&device_used);
 
 	recall = -1;
 	if (n_val > 0)
@@ -287,6 +275,16 @@ quantumdb_train(PG_FUNCTION_ARGS)
 	escape_json(&extra, column);
 	appendStringInfo(&extra, ", \"training_rows\": %d, \"validation_rows\": %d",
 					 n_train, n_val);
+	if (cfg.kind == QDB_KIND_NEURAL)
+		appendStringInfo(&extra, ", \"device\": \"%s\", \"training_log_run\": " INT64_FORMAT
+						 ", \"hidden\": %d, \"epochs\": %d, \"batch_size\": %d, \"lr\": %g"
+						 ", \"k_neighbors\": %d, \"patience\": %d, \"neural_rows\": %d"
+						 ", \"w_reconstruction\": %g, \"w_cluster\": %g, \"w_diversity\": %g"
+						 ", \"w_commitment\": %g, \"w_triplet\": %g",
+						 device_used, log_run, model.hidden, cfg.epochs, cfg.batch_size,
+						 cfg.lr, cfg.k_neighbors, cfg.patience, cfg.neural_rows,
+						 cfg.w_recon, cfg.w_cluster, cfg.w_diversity, cfg.w_commit,
+						 cfg.w_triplet);
 	QdbStoreCompressor(name, &model, extra.data, seconds, recall);
 	ereport(NOTICE,
 			(errmsg("trained \"%s\" in %.1f s: 10-recall@10 on the validation split %.3f",

@@ -35,7 +35,7 @@ adc_model_ok(const QdbModel *m)
 {
 	return m && m->codebooks && m->M >= 1 && m->ksub == QDB_KSUB && m->dsub >= 1 &&
 		m->dim >= 1 && (size_t) m->M * m->dsub == (size_t) m->dim_pq &&
-		(m->linear || m->dim_pq >= m->dim) &&
+		(m->linear || m->dim_pq >= m->dim || m->kind == QDB_KIND_NEURAL) &&
 		(m->metric == QDB_METRIC_L2 || m->metric == QDB_METRIC_IP ||
 		 m->metric == QDB_METRIC_COSINE);
 }

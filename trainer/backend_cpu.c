@@ -9,7 +9,10 @@
  */
 #include <math.h>
 
+#include <stdio.h>
+
 #include "kmeans.h"
+#include "neural.h"
 #include "opq.h"
 #include "pca.h"
 #include "pq.h"
@@ -19,6 +22,7 @@
 typedef struct CpuContext
 {
 	const QdbAlloc *alloc;
+	char		err[256];
 } CpuContext;
 
 static int
@@ -28,7 +32,7 @@ cpu_open(void **ctx, const QdbAlloc *a, char *err, size_t errlen)
 
 	if (ctx == NULL)
 		return QDB_ERR_ARG;
-	c = qdb_malloc(a, 1, sizeof(CpuContext));
+	c = qdb_calloc(a, 1, sizeof(CpuContext));
 	if (!c)
 	{
 		if (err && errlen > 0)
@@ -171,29 +175,32 @@ done:
 	return status;
 }
 
-static int
-cpu_train(void *ctx, const float *x, size_t n, const QdbTrainConfig *c,
-		  QdbModel *out, QdbProgress cb, void *arg)
+/*
+ * Training as every backend does it: checks, the seeded sample, cosine
+ * normalisation, then the kind's trainer; the neural kind's steps run on
+ * nn_ops.  err gets a sentence when there is more to say than the status.
+ */
+int
+qdb_train_sample(const QdbAlloc *a, const float *x, size_t n, const QdbTrainConfig *c,
+				 QdbModel *out, QdbProgress cb, void *arg,
+				 const QdbNeuralOps *nn_ops, char *err, size_t errlen)
 {
-	CpuContext *cc = ctx;
-	const QdbAlloc *a;
 	QdbProgressCtx p;
 	float	   *sample;
 	size_t		ns;
 	int			status;
 
-	if (cc == NULL || x == NULL || out == NULL)
+	if (x == NULL || out == NULL)
 		return QDB_ERR_ARG;
 	memset(out, 0, sizeof(*out));
+	if (err && errlen)
+		err[0] = '\0';
 	if ((status = qdb_train_config_check(c)) != QDB_OK)
 		return status;
-	if (c->kind == QDB_KIND_NEURAL)
-		return QDB_ERR_UNSUPPORTED;
 	if (n < QDB_KSUB)
 		return QDB_ERR_DATA;
 	if ((status = check_data(x, n, c->dim, c->metric)) != QDB_OK)
 		return status;
-	a = cc->alloc;
 	p.cb = cb;
 	p.arg = arg;
 	p.t0 = qdb_now();
@@ -227,12 +234,34 @@ cpu_train(void *ctx, const float *x, size_t n, const QdbTrainConfig *c,
 		}
 	}
 
-	if (c->kind == QDB_KIND_OPQ)
+	if (c->kind == QDB_KIND_NEURAL)
+		status = qdb_neural_train(a, sample, ns, c, nn_ops, out, cb, arg, err, errlen);
+	else if (c->kind == QDB_KIND_OPQ)
 		status = qdb_opq_train(a, sample, ns, c, out, &p);
 	else
 		status = train_pq(a, sample, ns, c, out, &p);
 	qdb_free(a, sample);
 	return status;
+}
+
+static int
+cpu_train(void *ctx, const float *x, size_t n, const QdbTrainConfig *c,
+		  QdbModel *out, QdbProgress cb, void *arg)
+{
+	CpuContext *cc = ctx;
+
+	if (cc == NULL)
+		return QDB_ERR_ARG;
+	return qdb_train_sample(cc->alloc, x, n, c, out, cb, arg, qdb_neural_cpu_ops(),
+							cc->err, sizeof(cc->err));
+}
+
+static const char *
+cpu_last_error(void *ctx)
+{
+	CpuContext *cc = ctx;
+
+	return cc ? cc->err : "";
 }
 
 static int
@@ -247,7 +276,8 @@ static const QdbBackend cpu_backend = {
 	cpu_open,
 	cpu_train,
 	cpu_encode,
-	cpu_close
+	cpu_close,
+	cpu_last_error
 };
 
 const QdbBackend *

@@ -6,7 +6,8 @@
  *
  *	  qdb-train train --input F [--rows N] [--kind opq] [--metric l2]
  *	                  [--subvectors 16] [--target-dim D] [--seed 42]
- *	                  [--kmeans-iters N] [--opq-iters N] --out MODEL
+ *	                  [--kmeans-iters N] [--opq-iters N] [neural settings]
+ *	                  [--device cpu|cuda --cuda-lib SO] --out MODEL
  *	  qdb-train eval  --model MODEL --base F --query F --gt F [--queries N]
  *	  qdb-train dump  --input F [--count N]
  */
@@ -26,7 +27,9 @@ typedef struct CliArgs
 			   *model,
 			   *base,
 			   *query,
-			   *gt;
+			   *gt,
+			   *device,
+			   *cuda_lib;
 	long		rows,
 				count,
 				queries;
@@ -38,9 +41,13 @@ static int
 usage(void)
 {
 	fprintf(stderr,
-			"usage: qdb-train train --input F [--rows N] [--kind pq|opq] [--metric l2|ip|cosine]\n"
+			"usage: qdb-train train --input F [--rows N] [--kind pq|opq|neural] [--metric l2|ip|cosine]\n"
 			"                       [--subvectors M] [--target-dim D] [--seed S]\n"
 			"                       [--kmeans-iters N] [--opq-iters N] [--quiet] --out MODEL\n"
+			"       neural: [--epochs N] [--batch-size B] [--lr F] [--hidden H] [--k-neighbors K]\n"
+			"               [--patience N] [--neural-rows N] [--w-recon F] [--w-cluster F]\n"
+			"               [--w-diversity F] [--w-commit F] [--w-triplet F]\n"
+			"               [--device cpu|cuda] [--cuda-lib quantumdb_cuda.so]\n"
 			"       qdb-train eval  --model MODEL --base F --query F --gt F [--queries N]\n"
 			"       qdb-train dump  --input F [--count N]\n");
 	return 2;
@@ -102,6 +109,34 @@ parse_args(int argc, char **argv, CliArgs *a)
 			a->cfg.kmeans_iters = atoi(v);
 		else if (strcmp(k, "--opq-iters") == 0)
 			a->cfg.opq_iters = atoi(v);
+		else if (strcmp(k, "--epochs") == 0)
+			a->cfg.epochs = atoi(v);
+		else if (strcmp(k, "--batch-size") == 0)
+			a->cfg.batch_size = atoi(v);
+		else if (strcmp(k, "--lr") == 0)
+			a->cfg.lr = strtof(v, NULL);
+		else if (strcmp(k, "--hidden") == 0)
+			a->cfg.hidden = atoi(v);
+		else if (strcmp(k, "--k-neighbors") == 0)
+			a->cfg.k_neighbors = atoi(v);
+		else if (strcmp(k, "--patience") == 0)
+			a->cfg.patience = atoi(v);
+		else if (strcmp(k, "--neural-rows") == 0)
+			a->cfg.neural_rows = atoi(v);
+		else if (strcmp(k, "--w-recon") == 0)
+			a->cfg.w_recon = strtof(v, NULL);
+		else if (strcmp(k, "--w-cluster") == 0)
+			a->cfg.w_cluster = strtof(v, NULL);
+		else if (strcmp(k, "--w-diversity") == 0)
+			a->cfg.w_diversity = strtof(v, NULL);
+		else if (strcmp(k, "--w-commit") == 0)
+			a->cfg.w_commit = strtof(v, NULL);
+		else if (strcmp(k, "--w-triplet") == 0)
+			a->cfg.w_triplet = strtof(v, NULL);
+		else if (strcmp(k, "--device") == 0)
+			a->device = v;
+		else if (strcmp(k, "--cuda-lib") == 0)
+			a->cuda_lib = v;
 		else
 			return -1;
 	}
@@ -111,7 +146,19 @@ parse_args(int argc, char **argv, CliArgs *a)
 static int
 print_progress(const QdbEpochStats *s, void *arg)
 {
-	if (!*(int *) arg)
+	const QdbNeuralEpoch *e = s->neural;
+
+	if (*(int *) arg || strcmp(s->stage, "neural-step") == 0 ||
+		(strcmp(s->stage, "neighbours") == 0 && s->iter == 0))
+		return 0;
+	if (e)
+		fprintf(stderr, "neural epoch %d/%d on %s: loss %.5g (recon %.4g cluster %.4g "
+				"diversity %.4g commit %.4g triplet %.4g) entropy %.2f bits, "
+				"validation recall %.4f%s, %.0f samples/s, tau %.3f (%.1f s)\n",
+				s->iter, s->iters, e->device, e->total, e->recon, e->cluster, e->diversity,
+				e->commit, e->triplet, e->code_entropy, e->val_recall,
+				e->best ? " (best)" : "", e->samples_per_sec, e->tau, s->seconds);
+	else
 		fprintf(stderr, "%s %d/%d: mse %.6g (%.2f s)\n", s->stage, s->iter, s->iters,
 				s->loss, s->seconds);
 	return 0;
@@ -152,6 +199,14 @@ cmd_train(CliArgs *a)
 	}
 	a->cfg.dim = dim;
 	memset(&model, 0, sizeof(model));
+	if (a->device && strcmp(a->device, "cuda") == 0 &&
+		qdb_cuda_backend(a->cuda_lib ? a->cuda_lib : "./quantumdb_cuda.so", &b, err,
+						 sizeof(err)) != QDB_OK)
+	{
+		fprintf(stderr, "qdb-train: %s\n", err);
+		free(x);
+		return 1;
+	}
 	rc = b->open(&ctx, NULL, err, sizeof(err));
 	if (rc != QDB_OK)
 	{
@@ -162,13 +217,15 @@ cmd_train(CliArgs *a)
 	t0 = now_seconds();
 	rc = b->train(ctx, x, n, &a->cfg, &model, print_progress, &a->quiet);
 	t0 = now_seconds() - t0;
-	b->close(ctx);
 	free(x);
 	if (rc != QDB_OK)
 	{
-		fprintf(stderr, "qdb-train: training failed: %s\n", qdb_status_string(rc));
+		fprintf(stderr, "qdb-train: training failed: %s%s%s\n", qdb_status_string(rc),
+				b->last_error(ctx)[0] ? ": " : "", b->last_error(ctx));
+		b->close(ctx);
 		return 1;
 	}
+	b->close(ctx);
 	rc = qdb_model_serialize(&model, NULL, &blob, &bloblen);
 	qdb_model_free(&model);
 	if (rc != QDB_OK)

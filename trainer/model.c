@@ -10,6 +10,7 @@
 #include <cblas.h>
 #include <math.h>
 
+#include "neural.h"
 #include "pq.h"
 #include "qdb_distance.h"
 #include "qdb_internal.h"
@@ -33,6 +34,19 @@ qdb_train_config_init(QdbTrainConfig *c)
 	c->opq_pq_iters = 4;
 	c->max_points_per_centroid = 256;
 	c->seed = 42;
+	c->epochs = 10;
+	c->batch_size = 256;
+	c->lr = 1e-4f;
+	c->clip = 1.0f;
+	c->hidden = 0;
+	c->k_neighbors = 10;
+	c->patience = 3;
+	c->neural_rows = 20000;
+	c->w_recon = 0.3f;
+	c->w_cluster = 0.2f;
+	c->w_diversity = 0.1f;
+	c->w_commit = 0.1f;
+	c->w_triplet = 0.3f;
 }
 
 int
@@ -66,6 +80,22 @@ qdb_train_config_check(const QdbTrainConfig *c)
 		return QDB_ERR_ARG;
 	if (c->max_points_per_centroid < 1 || c->max_points_per_centroid > 65536)
 		return QDB_ERR_ARG;
+	if (c->kind != QDB_KIND_NEURAL)
+		return QDB_OK;
+	/* the encoder's space has no inner products to preserve */
+	if (c->metric == QDB_METRIC_IP)
+		return QDB_ERR_ARG;
+	if (c->epochs < 0 || c->epochs > 10000 || c->batch_size < 1 ||
+		c->batch_size > 65536 || !(c->lr > 0.0f && c->lr <= 1.0f) ||
+		!(c->clip >= 0.0f) || c->hidden < 0 || c->hidden > QDB_MAX_HIDDEN ||
+		c->k_neighbors < 1 || c->k_neighbors > 1000 || c->patience < 1 ||
+		c->patience > 10000 || c->neural_rows < 2 * QDB_KSUB)
+		return QDB_ERR_ARG;
+	if (!(c->w_recon >= 0.0f) || !(c->w_cluster >= 0.0f) ||
+		!(c->w_diversity >= 0.0f) || !(c->w_commit >= 0.0f) ||
+		!(c->w_triplet >= 0.0f) || !isfinite(c->w_recon + c->w_cluster +
+											c->w_diversity + c->w_commit + c->w_triplet))
+		return QDB_ERR_ARG;
 	return QDB_OK;
 }
 
@@ -80,8 +110,8 @@ qdb_model_alloc(QdbModel *m, const QdbAlloc *a, QdbKind kind, QdbMetric metric,
 		dim_pq < M || dim_pq % M != 0 ||
 		dim_pq > (dim + M - 1) / M * M)
 		return QDB_ERR_ARG;
-	/* without a linear map, dims are only ever padded, never dropped */
-	if (!with_linear && dim_pq < dim)
+	/* without a linear map (or an encoder), dims are only padded, never dropped */
+	if (!with_linear && dim_pq < dim && kind != QDB_KIND_NEURAL)
 		return QDB_ERR_ARG;
 
 	m->kind = kind;
@@ -120,6 +150,12 @@ qdb_model_free(QdbModel *m)
 	qdb_free(m->alloc, m->codebooks);
 	qdb_free(m->alloc, m->mean);
 	qdb_free(m->alloc, m->linear);
+	qdb_free(m->alloc, m->enc_w1);
+	qdb_free(m->alloc, m->enc_b1);
+	qdb_free(m->alloc, m->enc_w2);
+	qdb_free(m->alloc, m->enc_b2);
+	qdb_free(m->alloc, m->dec_w);
+	qdb_free(m->alloc, m->dec_b);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -139,7 +175,14 @@ model_check(const QdbModel *m)
 		m->M > QDB_MAX_SUBVECTORS || m->ksub != QDB_KSUB || m->dsub < 1 ||
 		(size_t) m->M * m->dsub != (size_t) m->dim_pq)
 		return QDB_ERR_ARG;
-	if (m->linear == NULL && m->dim_pq < m->dim)
+	if (m->kind == QDB_KIND_NEURAL)
+	{
+		if (!m->enc_w1 || !m->enc_b1 || !m->enc_w2 || !m->enc_b2 || !m->dec_w ||
+			!m->dec_b || m->hidden < 1 || m->hidden > QDB_MAX_HIDDEN ||
+			m->metric == QDB_METRIC_IP)
+			return QDB_ERR_ARG;
+	}
+	else if (m->linear == NULL && m->dim_pq < m->dim)
 		return QDB_ERR_ARG;
 	if (m->metric != QDB_METRIC_L2 && m->metric != QDB_METRIC_IP &&
 		m->metric != QDB_METRIC_COSINE)
@@ -161,7 +204,9 @@ qdb_apply_linear(const QdbModel *m, const float *v, float *y)
 {
 	int			j;
 
-	if (m->linear)
+	if (m->kind == QDB_KIND_NEURAL)
+		qdb_neural_encode_one(m, v, y);
+	else if (m->linear)
 	{
 		for (j = 0; j < m->dim_pq; j++)
 			y[j] = qdb_kernels.dot(m->linear + (size_t) j * m->dim, v, m->dim);
@@ -205,7 +250,9 @@ transform_block(const QdbModel *m, const float *x, size_t b, float *buf, float *
 		}
 		src = buf;
 	}
-	if (m->linear && b <= TRANSFORM_DIRECT_ROWS)
+	if (m->kind == QDB_KIND_NEURAL && b > TRANSFORM_DIRECT_ROWS)
+		return qdb_neural_encode_rows(m, src, b, y);
+	if ((m->linear || m->kind == QDB_KIND_NEURAL) && b <= TRANSFORM_DIRECT_ROWS)
 	{
 		/* an index insert: sgemm would pack all of A for one row */
 		for (i = 0; i < b; i++)
@@ -304,6 +351,11 @@ qdb_decode(const QdbModel *m, const uint8_t *codes, size_t n, float *x)
 		float	   *xb = x + i0 * d;
 
 		qdb_pq_decode(m->codebooks, m->dim_pq, m->M, codes + i0 * m->M, b, y);
+		if (m->kind == QDB_KIND_NEURAL)
+		{
+			qdb_neural_decode_rows(m, y, b, xb);
+			continue;
+		}
 		if (m->linear)
 			/* x = A^T y, row by row: X = Y A */
 			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int) b, d,

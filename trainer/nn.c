@@ -94,19 +94,10 @@ qdb_nn_gumbel_acts_free(const QdbAlloc *a, QdbGumbelActs *acts)
 	memset(acts, 0, sizeof(*acts));
 }
 
-/* Standard Gumbel draw -log(-log u), u strictly inside (0, 1) */
-static float
-gumbel_noise(QdbRng *rng)
-{
-	double		u = ((double) (qdb_rng_next(rng) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
-
-	return (float) -log(-log(u));
-}
-
 int
 qdb_nn_gumbel_quantize_forward(float *q, QdbGumbelActs *acts, const float *z,
 						const float *c, int B, int K, int d,
-						float tau, QdbRng *rng, int straight_through)
+						float tau, const float *noise, int straight_through)
 {
 	int			i,
 				k,
@@ -132,7 +123,7 @@ qdb_nn_gumbel_quantize_forward(float *q, QdbGumbelActs *acts, const float *z,
 			for (j = 0; j < d; j++)
 				s += (zi[j] - ck[j]) * (zi[j] - ck[j]);
 			lg[k] = -s / tau;
-			sf[k] = rng ? lg[k] + gumbel_noise(rng) : lg[k];
+			sf[k] = noise ? lg[k] + noise[(size_t) i * K + k] : lg[k];
 			if (sf[k] > mx)
 			{
 				mx = sf[k];

@@ -62,15 +62,15 @@ void		qdb_nn_gumbel_acts_free(const QdbAlloc *a, QdbGumbelActs *acts);
  * Assigns each sub-vector z (B,d) to codebook c (K,d):
  *   logits = -||z - c_k||^2 / tau, soft = softmax(logits + g),
  *   idx = argmax soft (lowest index on ties), hard = one-hot(idx),
- * with g standard Gumbel noise drawn from rng, or g = 0 when rng is NULL
- * (evaluation, and the tests).  tau > 0 is the temperature; the caller
+ * with g = noise (B,K), standard Gumbel draws (neural.h has the hash that
+ * makes them), or g = 0 when noise is NULL (evaluation).  tau > 0 is the temperature; the caller
  * anneals it.  With straight_through, q (B,d) = hard c = c[idx]; without,
  * q = soft c (the relaxed forward).  B may be below acts->B.
  * QDB_ERR_ARG on bad sizes or tau.
  */
 int			qdb_nn_gumbel_quantize_forward(float *q, QdbGumbelActs *acts, const float *z,
 									const float *c, int B, int K, int d,
-									float tau, QdbRng *rng, int straight_through);
+									float tau, const float *noise, int straight_through);
 
 /*
  * Straight-through backward, the same whichever forward ran: gradients

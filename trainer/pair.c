@@ -24,7 +24,7 @@ pair_model_ok(const QdbModel *m)
 {
 	return m && m->codebooks && m->M >= 1 && m->ksub == QDB_KSUB && m->dsub >= 1 &&
 		m->dim >= 1 && (size_t) m->M * m->dsub == (size_t) m->dim_pq &&
-		(m->linear || m->dim_pq >= m->dim) &&
+		(m->linear || m->dim_pq >= m->dim || m->kind == QDB_KIND_NEURAL) &&
 		(m->metric == QDB_METRIC_L2 || m->metric == QDB_METRIC_IP ||
 		 m->metric == QDB_METRIC_COSINE);
 }
@@ -61,7 +61,7 @@ qdb_compute_pair_table(const QdbModel *m, float *table)
 		int			len = dsub;
 
 		/* without A, dims past dim are padding that decoding drops */
-		if (!m->linear)
+		if (!m->linear && m->kind != QDB_KIND_NEURAL)
 		{
 			len = m->dim - s * dsub;
 			len = len < 0 ? 0 : (len > dsub ? dsub : len);

@@ -44,6 +44,7 @@ qdb_progress_report(const QdbProgressCtx *p, const char *stage,
 	s.iters = iters;
 	s.loss = loss;
 	s.seconds = qdb_now() - p->t0;
+	s.neural = NULL;
 	return p->cb(&s, p->arg) ? QDB_ERR_CANCELLED : QDB_OK;
 }
 

@@ -13,12 +13,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define QDB_TRAINER_API_VERSION 1
+#define QDB_TRAINER_API_VERSION 2
 #define QDB_FORMAT_VERSION		1		/* serialized model format */
 #define QDB_MAX_DIM				16000	/* largest vector we accept */
 #define QDB_KSUB				256		/* centroids per sub-quantizer */
 #define QDB_NBITS				8		/* bits per sub-quantizer code */
 #define QDB_MAX_SUBVECTORS		256
+#define QDB_MAX_HIDDEN			4096	/* widest neural encoder layer */
 
 typedef enum QdbStatus
 {
@@ -80,10 +81,41 @@ typedef struct QdbTrainConfig
 	int			opq_pq_iters;	/* k-means iterations inside each alternation, default 4 */
 	int			max_points_per_centroid;	/* k-means subsample cap, default 256 */
 	uint64_t	seed;			/* default 42 */
+	/* kind neural (neural.h) */
+	int			epochs;			/* most epochs, default 10 */
+	int			batch_size;		/* anchors per step, default 256 */
+	float		lr;				/* Adam learning rate, default 1e-4 */
+	float		clip;			/* gradient global-norm clip, default 1 */
+	int			hidden;			/* encoder hidden width; 0: 2 target_dim, at most 1024 */
+	int			k_neighbors;	/* triplet positives among the k nearest, default 10 */
+	int			patience;		/* epochs without a better validation recall, default 3 */
+	int			neural_rows;	/* rows of the sample the neural stage uses, default 20000 */
+	float		w_recon,		/* loss weights: 0.3, 0.2, 0.1, 0.1, 0.3 */
+				w_cluster,
+				w_diversity,
+				w_commit,
+				w_triplet;
 } QdbTrainConfig;
 
 void		qdb_train_config_init(QdbTrainConfig *c);
 int			qdb_train_config_check(const QdbTrainConfig *c);	/* QDB_ERR_ARG if bad */
+
+/* One epoch of the neural kind, as its progress report carries it. */
+typedef struct QdbNeuralEpoch
+{
+	double		total,			/* mean losses over the epoch's steps */
+				recon,
+				cluster,
+				diversity,
+				commit,
+				triplet;
+	double		code_entropy;	/* bits per sub-quantizer (at most 8), mean */
+	double		val_recall;		/* 10-recall@10 of ADC on the validation split */
+	double		samples_per_sec;	/* training rows through a step per second */
+	double		tau;			/* Gumbel temperature (relative) of the epoch */
+	int			best;			/* 1: the best checkpoint so far */
+	const char *device;			/* "cpu" | "cuda" */
+} QdbNeuralEpoch;
 
 /* Progress of long work; the callback returns nonzero to stop (QDB_ERR_CANCELLED). */
 typedef struct QdbEpochStats
@@ -93,6 +125,7 @@ typedef struct QdbEpochStats
 	int			iters;
 	double		loss;			/* stage-specific: mean squared reconstruction error */
 	double		seconds;		/* since training started */
+	const QdbNeuralEpoch *neural;	/* stage "neural" (iter 0: the start), else NULL */
 } QdbEpochStats;
 
 typedef int (*QdbProgress) (const QdbEpochStats *s, void *arg);
@@ -114,12 +147,23 @@ typedef struct QdbModel
 	float	   *mean;			/* (dim) or NULL */
 	float	   *linear;			/* (dim_pq, dim) row-major, or NULL */
 	float	   *codebooks;		/* (M, ksub, dsub) */
+	/* kind neural: y = enc(x - mean) replaces A (x - mean); see neural.h */
+	int			hidden;			/* H, or 0 */
+	float	   *enc_w1;			/* (H, dim) */
+	float	   *enc_b1;			/* (H) */
+	float	   *enc_w2;			/* (dim_pq, H) */
+	float	   *enc_b2;			/* (dim_pq) */
+	float	   *dec_w;			/* (dim, dim_pq) */
+	float	   *dec_b;			/* (dim) */
 	QdbTrainConfig config;		/* settings it was trained with */
 	const QdbAlloc *alloc;		/* what its arrays came from */
 } QdbModel;
 
 int			qdb_model_alloc(QdbModel *m, const QdbAlloc *a, QdbKind kind, QdbMetric metric,
 							int dim, int dim_pq, int M, int with_mean, int with_linear);
+/* kind neural: mean, encoder, codebooks and decoder, no linear map */
+int			qdb_model_alloc_neural(QdbModel *m, const QdbAlloc *a, QdbMetric metric,
+								   int dim, int dim_pq, int M, int hidden);
 void		qdb_model_free(QdbModel *m);	/* safe on a zeroed model */
 size_t		qdb_code_size(const QdbModel *m);	/* bytes per code: M */
 
@@ -179,9 +223,19 @@ typedef struct QdbBackend
 	int			(*encode) (void *ctx, const QdbModel *m, const float *x, size_t n,
 						   uint8_t *codes);
 	void		(*close) (void *ctx);	/* frees host and device memory */
+	/* what the last failed call of ctx said, or "" */
+	const char *(*last_error) (void *ctx);
 } QdbBackend;
 
 const QdbBackend *qdb_cpu_backend(void);
+
+/*
+ * The cuda backend: dlopens path (its shared object) once and checks its
+ * version.  QDB_ERR_UNSUPPORTED when the file is missing or unusable,
+ * QDB_ERR_NO_DEVICE when it loads but finds no GPU; err says which.
+ */
+int			qdb_cuda_backend(const char *path, const QdbBackend **out,
+							 char *err, size_t errlen);
 
 /* safetensors: 8-byte little-endian header length, JSON header, tensor bytes. */
 int			qdb_model_serialize(const QdbModel *m, const QdbAlloc *a,

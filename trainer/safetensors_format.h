@@ -12,7 +12,8 @@
  *	contiguous, covering the rest of the blob exactly
  *
  * The header is {"__metadata__": {...}, "codebooks": {...}} plus "mean" and
- * "linear" when the model has them.  Metadata values are all strings, as
+ * "linear" when the model has them; kind neural has "mean", the encoder's
+ * and decoder's six tensors and the metadata key neural.hidden instead.  Metadata values are all strings, as
  * safetensors requires: format, format_version, kind, metric, dim, dim_pq,
  * subvectors, ksub, nbits, checksum and the training settings (train.*).
  * The training settings kind, metric, dim and subvectors are not stored:
@@ -58,6 +59,7 @@ typedef enum MetaKey
 	MK_MAX_PPC,
 	MK_SEED,
 	MK_TARGET_DIM,
+	MK_HIDDEN,					/* kind neural only */
 	MK_COUNT
 } MetaKey;
 
@@ -66,7 +68,8 @@ static const char *const meta_keys[MK_COUNT] = {
 	"format", "format_version", "kind", "metric", "dim", "dim_pq",
 	"subvectors", "ksub", "nbits", "checksum",
 	"train.kmeans_iters", "train.opq_iters", "train.opq_pq_iters",
-	"train.max_points_per_centroid", "train.seed", "train.target_dim"
+	"train.max_points_per_centroid", "train.seed", "train.target_dim",
+	"neural.hidden"
 };
 
 typedef enum TensorId
@@ -74,10 +77,19 @@ typedef enum TensorId
 	T_CODEBOOKS,
 	T_MEAN,
 	T_LINEAR,
+	T_ENC_W1,					/* the six of kind neural (neural.h) */
+	T_ENC_B1,
+	T_ENC_W2,
+	T_ENC_B2,
+	T_DEC_W,
+	T_DEC_B,
 	T_COUNT
 } TensorId;
 
-static const char *const tensor_names[T_COUNT] = {"codebooks", "mean", "linear"};
+/* PyTorch's names for an nn.Sequential(Linear, ReLU, Linear) and a Linear */
+static const char *const tensor_names[T_COUNT] = {"codebooks", "mean", "linear",
+	"encoder.0.weight", "encoder.0.bias", "encoder.2.weight", "encoder.2.bias",
+"decoder.weight", "decoder.bias"};
 
 /* The format's own spelling, fixed even if display names change. */
 static const char *const kind_names[] = {NULL, "pq", "opq", "neural"};
@@ -120,6 +132,9 @@ check_dims(int kind, int metric, long dim, long dim_pq, long M, int has_linear,
 {
 	long		max_pq;
 
+	if (kind == QDB_KIND_NEURAL)
+		has_linear = 1;			/* the encoder maps dim to dim_pq */
+
 	if (kind < QDB_KIND_PQ || kind > QDB_KIND_NEURAL)
 	{
 		st_error(err, errlen, "unknown kind %d", kind);
@@ -128,6 +143,11 @@ check_dims(int kind, int metric, long dim, long dim_pq, long M, int has_linear,
 	if (metric < QDB_METRIC_L2 || metric > QDB_METRIC_COSINE)
 	{
 		st_error(err, errlen, "unknown metric %d", metric);
+		return -1;
+	}
+	if (kind == QDB_KIND_NEURAL && metric == QDB_METRIC_IP)
+	{
+		st_error(err, errlen, "kind neural does not support metric ip");
 		return -1;
 	}
 	if (dim < 1 || dim > QDB_MAX_DIM)
@@ -162,8 +182,18 @@ check_dims(int kind, int metric, long dim, long dim_pq, long M, int has_linear,
 
 /* Element counts of each tensor for these dimensions (no overflow: dims are checked). */
 static inline void
-expected_shapes(TensorInfo *t, long dim, long dim_pq, long M)
+expected_shapes(TensorInfo *t, long dim, long dim_pq, long M, long hidden)
 {
+	static const int rank[] = {0, 0, 0, 2, 1, 2, 1, 2, 1};
+	long		dims[][2] = {{0}, {0}, {0}, {hidden, dim}, {hidden}, {dim_pq, hidden},
+	{dim_pq}, {dim, dim_pq}, {dim}};
+
+	for (int k = T_ENC_W1; k < T_COUNT; k++)
+	{
+		t[k].rank = rank[k];
+		for (int r = 0; r < rank[k]; r++)
+			t[k].shape[r] = (uint64_t) dims[k][r];
+	}
 	t[T_CODEBOOKS].rank = 3;
 	t[T_CODEBOOKS].shape[0] = M;
 	t[T_CODEBOOKS].shape[1] = QDB_KSUB;

@@ -90,6 +90,7 @@ typedef struct StParse
 	int			dim;
 	int			dim_pq;
 	int			M;
+	int			hidden;			/* kind neural, else 0 */
 	QdbTrainConfig config;
 	TensorInfo	t[T_COUNT];
 	char	   *err;
@@ -231,7 +232,7 @@ read_metadata(StParse *sp, int meta)
 	}
 	for (int k = 0; k < MK_COUNT; k++)
 	{
-		if (node[k] < 0)
+		if (node[k] < 0 && k != MK_HIDDEN)
 		{
 			st_error(sp->err, sp->errlen, "metadata %s is missing", meta_keys[k]);
 			return -1;
@@ -254,6 +255,20 @@ read_metadata(StParse *sp, int meta)
 	{
 		st_error(sp->err, sp->errlen, "unknown metric \"%s\"", show(doc, node[MK_METRIC], shown, sizeof(shown)));
 		return -1;
+	}
+	sp->hidden = 0;
+	if ((sp->kind == QDB_KIND_NEURAL) != (node[MK_HIDDEN] >= 0))
+	{
+		st_error(sp->err, sp->errlen, sp->kind == QDB_KIND_NEURAL ?
+				 "metadata %s is missing" : "metadata %s belongs to kind neural only",
+				 meta_keys[MK_HIDDEN]);
+		return -1;
+	}
+	if (sp->kind == QDB_KIND_NEURAL)
+	{
+		if (meta_int(sp, MK_HIDDEN, 1, QDB_MAX_HIDDEN, &v) < 0)
+			return -1;
+		sp->hidden = (int) v;
 	}
 	/* Loose bounds here; check_dims applies the real rules. */
 	if (meta_int(sp, MK_DIM, 1, INT_MAX, &v) < 0)
@@ -436,7 +451,26 @@ check_layout(StParse *sp)
 				   sp->t[T_LINEAR].present, sp->err, sp->errlen) < 0)
 		return -1;
 	memset(want, 0, sizeof(want));
-	expected_shapes(want, sp->dim, sp->dim_pq, sp->M);
+	expected_shapes(want, sp->dim, sp->dim_pq, sp->M, sp->hidden);
+	for (int k = T_MEAN; k < T_COUNT; k++)
+	{
+		/* neural: mean and its six, no linear; the others: none of the six */
+		int			need = sp->kind == QDB_KIND_NEURAL && k != T_LINEAR;
+		int			allowed = need || k == T_LINEAR ||
+			(k == T_MEAN && sp->kind != QDB_KIND_NEURAL);
+
+		if (need && !sp->t[k].present)
+		{
+			st_error(sp->err, sp->errlen, "kind neural needs tensor \"%s\"", tensor_names[k]);
+			return -1;
+		}
+		if (!allowed && sp->t[k].present)
+		{
+			st_error(sp->err, sp->errlen, "kind %s has no tensor \"%s\"",
+					 kind_names[sp->kind], tensor_names[k]);
+			return -1;
+		}
+	}
 	for (int k = 0; k < T_COUNT; k++)
 	{
 		TensorInfo *t = &sp->t[k];
@@ -468,7 +502,7 @@ check_layout(StParse *sp)
 					 tensor_names[k], t->begin, t->end, t->end - t->begin, nbytes);
 			return -1;
 		}
-		/* Insertion sort by begin: at most three entries. */
+		/* Insertion sort by begin: at most T_COUNT entries. */
 		order[n] = k;
 		for (int i = n; i > 0 && sp->t[order[i - 1]].begin > t->begin; i--)
 		{
@@ -622,8 +656,13 @@ parse_blob(StParse *sp, const QdbAlloc *a, QdbModel *out)
 	if (verify_checksum(sp) < 0)
 		return QDB_ERR_CHECKSUM;
 
-	rc = qdb_model_alloc(out, a, (QdbKind) sp->kind, (QdbMetric) sp->metric, sp->dim, sp->dim_pq,
-						 sp->M, sp->t[T_MEAN].present, sp->t[T_LINEAR].present);
+	if (sp->kind == QDB_KIND_NEURAL)
+		rc = qdb_model_alloc_neural(out, a, (QdbMetric) sp->metric, sp->dim, sp->dim_pq,
+									sp->M, sp->hidden);
+	else
+		rc = qdb_model_alloc(out, a, (QdbKind) sp->kind, (QdbMetric) sp->metric, sp->dim,
+							 sp->dim_pq, sp->M, sp->t[T_MEAN].present,
+							 sp->t[T_LINEAR].present);
 	if (rc == QDB_ERR_NOMEM)
 	{
 		st_error(sp->err, sp->errlen, "out of memory for the model");
@@ -639,11 +678,20 @@ parse_blob(StParse *sp, const QdbAlloc *a, QdbModel *out)
 		(out->mean && load_floats(sp, T_MEAN, out->mean) < 0) ||
 		(out->linear && load_floats(sp, T_LINEAR, out->linear) < 0))
 		return QDB_ERR_FORMAT;
+	if (sp->kind == QDB_KIND_NEURAL &&
+		(load_floats(sp, T_ENC_W1, out->enc_w1) < 0 ||
+		 load_floats(sp, T_ENC_B1, out->enc_b1) < 0 ||
+		 load_floats(sp, T_ENC_W2, out->enc_w2) < 0 ||
+		 load_floats(sp, T_ENC_B2, out->enc_b2) < 0 ||
+		 load_floats(sp, T_DEC_W, out->dec_w) < 0 ||
+		 load_floats(sp, T_DEC_B, out->dec_b) < 0))
+		return QDB_ERR_FORMAT;
 	out->config = sp->config;
 	out->config.kind = (QdbKind) sp->kind;
 	out->config.metric = (QdbMetric) sp->metric;
 	out->config.dim = sp->dim;
 	out->config.subvectors = sp->M;
+	out->config.hidden = sp->hidden;
 	return QDB_OK;
 }
 

@@ -73,7 +73,13 @@ write_header(StrBuf *sb, const QdbModel *m, const TensorInfo *t, size_t *crc_at)
 	sb_printf(sb, "\"%s\":\"%d\",", meta_keys[MK_OPQ_PQ_ITERS], c->opq_pq_iters);
 	sb_printf(sb, "\"%s\":\"%d\",", meta_keys[MK_MAX_PPC], c->max_points_per_centroid);
 	sb_printf(sb, "\"%s\":\"%" PRIu64 "\",", meta_keys[MK_SEED], c->seed);
-	sb_printf(sb, "\"%s\":\"%d\"}", meta_keys[MK_TARGET_DIM], c->target_dim);
+	if (m->kind == QDB_KIND_NEURAL)
+	{
+		sb_printf(sb, "\"%s\":\"%d\",", meta_keys[MK_TARGET_DIM], c->target_dim);
+		sb_printf(sb, "\"%s\":\"%d\"}", meta_keys[MK_HIDDEN], m->hidden);
+	}
+	else
+		sb_printf(sb, "\"%s\":\"%d\"}", meta_keys[MK_TARGET_DIM], c->target_dim);
 	for (int k = 0; k < T_COUNT; k++)
 	{
 		if (!t[k].present)
@@ -129,10 +135,20 @@ qdb_model_serialize(const QdbModel *m, const QdbAlloc *a, uint8_t **out, size_t 
 		return QDB_ERR_ARG;
 
 	memset(t, 0, sizeof(t));
-	expected_shapes(t, m->dim, m->dim_pq, m->M);
+	if (m->kind == QDB_KIND_NEURAL &&
+		(m->hidden < 1 || m->hidden > QDB_MAX_HIDDEN || !m->enc_w1 || !m->enc_b1 ||
+		 !m->enc_w2 || !m->enc_b2 || !m->dec_w || !m->dec_b || m->linear))
+		return QDB_ERR_ARG;
+	expected_shapes(t, m->dim, m->dim_pq, m->M, m->hidden);
 	src[T_CODEBOOKS] = m->codebooks;
 	src[T_MEAN] = m->mean;
 	src[T_LINEAR] = m->linear;
+	src[T_ENC_W1] = m->kind == QDB_KIND_NEURAL ? m->enc_w1 : NULL;
+	src[T_ENC_B1] = m->kind == QDB_KIND_NEURAL ? m->enc_b1 : NULL;
+	src[T_ENC_W2] = m->kind == QDB_KIND_NEURAL ? m->enc_w2 : NULL;
+	src[T_ENC_B2] = m->kind == QDB_KIND_NEURAL ? m->enc_b2 : NULL;
+	src[T_DEC_W] = m->kind == QDB_KIND_NEURAL ? m->dec_w : NULL;
+	src[T_DEC_B] = m->kind == QDB_KIND_NEURAL ? m->dec_b : NULL;
 	for (int k = 0; k < T_COUNT; k++)
 	{
 		if (src[k] == NULL)

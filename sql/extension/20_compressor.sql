@@ -45,9 +45,51 @@ CREATE FUNCTION quantumdb.train(
     validation   integer DEFAULT 1000,
     seed         bigint  DEFAULT 42,
     kmeans_iters integer DEFAULT 25,
-    opq_iters    integer DEFAULT 50)
+    opq_iters    integer DEFAULT 50,
+    device       text    DEFAULT 'auto',
+    epochs       integer DEFAULT 10,
+    batch_size   integer DEFAULT 256,
+    lr           double precision DEFAULT 1e-4,
+    hidden       integer DEFAULT NULL,
+    k_neighbors  integer DEFAULT 10,
+    w_reconstruction double precision DEFAULT 0.3,
+    w_cluster    double precision DEFAULT 0.2,
+    w_diversity  double precision DEFAULT 0.1,
+    w_commitment double precision DEFAULT 0.1,
+    w_triplet    double precision DEFAULT 0.3,
+    patience     integer DEFAULT 3)
 RETURNS quantumdb.train_result
 AS 'MODULE_PATHNAME', 'quantumdb_train' LANGUAGE C VOLATILE;
+
+-- One row per epoch of kind neural, written as each epoch ends (by a
+-- background worker, so that other sessions see rows while training runs).
+CREATE SEQUENCE quantumdb.training_run_seq;
+CREATE TABLE quantumdb.training_log (
+    run                 bigint  NOT NULL,
+    compressor          text    NOT NULL,
+    epoch               integer NOT NULL,
+    device              text    NOT NULL,
+    loss                double precision,
+    reconstruction_loss double precision,
+    cluster_loss        double precision,
+    diversity_loss      double precision,
+    commitment_loss     double precision,
+    triplet_loss        double precision,
+    code_entropy        double precision,
+    validation_recall   double precision,
+    samples_per_second  double precision,
+    temperature         double precision,
+    best                boolean,
+    logged_at           timestamptz NOT NULL DEFAULT clock_timestamp(),
+    PRIMARY KEY (run, epoch)
+);
+GRANT SELECT ON quantumdb.training_log TO PUBLIC;
+COMMENT ON TABLE quantumdb.training_log IS
+    'Neural training, one row per epoch (epoch 0: the opq starting point); run is in the compressor''s settings';
+COMMENT ON COLUMN quantumdb.training_log.validation_recall IS
+    '10-recall@10 of ADC for the trainer''s held-out rows against its training rows';
+COMMENT ON COLUMN quantumdb.training_log.code_entropy IS
+    'Mean over sub-quantizers of the entropy of code usage, in bits (8 at most)';
 
 CREATE FUNCTION quantumdb.encode(name text, vector real[]) RETURNS bytea
 AS 'MODULE_PATHNAME', 'quantumdb_encode' LANGUAGE C STABLE STRICT;

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "neural.h"
 #include "nn.h"
 #include "qdb_internal.h"
 #include "tap.h"
@@ -352,19 +353,18 @@ typedef struct GumbelCtx
 	float	   *z,				/* (B,d) */
 			   *c,				/* (K,d) */
 			   *q,				/* (B,d) */
-			   *r;				/* (B,d) */
+			   *r,				/* (B,d) */
+			   *g;				/* (B,K) Gumbel noise from noise_seed */
 } GumbelCtx;
 
 static double
 gumbel_loss(void *p)
 {
 	GumbelCtx  *g = p;
-	QdbRng		rng;
 	double		l = 0.0;
 
-	qdb_rng_seed(&rng, g->noise_seed);
 	qdb_nn_gumbel_quantize_forward(g->q, &g->acts, g->z, g->c, g->B, g->K, g->d,
-							g->tau, g->noise ? &rng : NULL, g->straight_through);
+							g->tau, g->noise ? g->g : NULL, g->straight_through);
 	if (g->r)
 		l += dot_d(g->q, g->r, (size_t) g->B * g->d);
 	if (g->use_entropy)
@@ -388,6 +388,9 @@ gumbel_ctx_init(GumbelCtx *g, uint64_t seed, int B, int K, int d, float tau)
 	g->c = malloc(sizeof(float) * K * d);
 	g->q = malloc(sizeof(float) * B * d);
 	g->r = malloc(sizeof(float) * B * d);
+	g->g = malloc(sizeof(float) * B * K);
+	for (int t = 0; t < B * K; t++)
+		g->g[t] = qdb_gumbel_hash(g->noise_seed, (uint64_t) t);
 	qdb_rng_seed(&rng, seed);
 	/* spread comparable to tau so that soft is neither flat nor one-hot */
 	fill(&rng, g->z, (size_t) B * d, 0.6f);
@@ -403,6 +406,7 @@ gumbel_ctx_free(GumbelCtx *g)
 	free(g->c);
 	free(g->q);
 	free(g->r);
+	free(g->g);
 }
 
 /* dz, dc (zeroed here) from backward after the forward in gumbel_loss */
@@ -511,7 +515,9 @@ test_gumbel_noise(void)
 	QdbRng		rng;
 	float		z[B * D],
 				c[K * D],
-				q[B * D];
+				q[B * D],
+				g1[B * K],
+				g2[B * K];
 	int			moved = 0,
 				argmax = 1,
 				same;
@@ -524,10 +530,13 @@ test_gumbel_noise(void)
 	qdb_nn_gumbel_acts_init(NULL, &a1, B, K);
 	qdb_nn_gumbel_acts_init(NULL, &a2, B, K);
 	qdb_nn_gumbel_quantize_forward(q, &a0, z, c, B, K, D, 1.0f, NULL, 1);
-	qdb_rng_seed(&rng, 99);
-	qdb_nn_gumbel_quantize_forward(q, &a1, z, c, B, K, D, 1.0f, &rng, 1);
-	qdb_rng_seed(&rng, 99);
-	qdb_nn_gumbel_quantize_forward(q, &a2, z, c, B, K, D, 1.0f, &rng, 1);
+	for (int t = 0; t < B * K; t++)
+	{
+		g1[t] = qdb_gumbel_hash(99, (uint64_t) t);
+		g2[t] = qdb_gumbel_hash(99, (uint64_t) t);
+	}
+	qdb_nn_gumbel_quantize_forward(q, &a1, z, c, B, K, D, 1.0f, g1, 1);
+	qdb_nn_gumbel_quantize_forward(q, &a2, z, c, B, K, D, 1.0f, g2, 1);
 	same = memcmp(a1.soft, a2.soft, sizeof(float) * B * K) == 0 &&
 		memcmp(a1.idx, a2.idx, sizeof(int) * B) == 0;
 	tap_ok(same, "gumbel noise: the same seed gives the same assignment");

@@ -288,8 +288,10 @@ test_bad_input(void)
 #undef BAD
 
 	c.kind = QDB_KIND_NEURAL;
-	tap_ok(test_train(&c, x, 600, &m, NULL, NULL) == QDB_ERR_UNSUPPORTED,
-		   "neural on the cpu backend: QDB_ERR_UNSUPPORTED");
+	c.metric = QDB_METRIC_IP;
+	tap_ok(test_train(&c, x, 600, &m, NULL, NULL) == QDB_ERR_ARG,
+		   "neural with metric ip: QDB_ERR_ARG");
+	c.metric = QDB_METRIC_L2;
 	c.kind = QDB_KIND_PQ;
 	tap_ok(test_train(&c, x, 255, &m, NULL, NULL) == QDB_ERR_DATA,
 		   "fewer than 256 rows: QDB_ERR_DATA");

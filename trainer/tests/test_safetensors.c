@@ -243,7 +243,8 @@ test_round_trips(void)
 				idem = 1,
 				n = 0;
 
-	for (int kind = QDB_KIND_PQ; kind <= QDB_KIND_NEURAL; kind++)
+	/* kind neural has tensors of its own: test_neural.c round-trips it */
+	for (int kind = QDB_KIND_PQ; kind <= QDB_KIND_OPQ; kind++)
 		for (int metric = QDB_METRIC_L2; metric <= QDB_METRIC_COSINE; metric++)
 			for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++)
 			{
@@ -284,7 +285,7 @@ test_round_trips(void)
 				qdb_free(&test_alloc, b2);
 				qdb_free(&test_alloc, b3);
 			}
-	tap_ok(ok && n == 45, "round trip bit-exact for %d models (every kind, metric, with and without mean/linear)", n);
+	tap_ok(ok && n == 30, "round trip bit-exact for %d models (pq and opq, every metric, with and without mean/linear)", n);
 	tap_ok(det, "serialization is deterministic");
 	tap_ok(idem, "serialize(parse(blob)) == blob");
 	tap_ok(counts.live == 0, "round trips leave no allocation behind");
