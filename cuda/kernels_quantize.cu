@@ -226,6 +226,37 @@ qdb_launch_gumbel_backward(cudaStream_t s, const float *soft, float *dl,
 	return cudaGetLastError();
 }
 
+/*
+ * Straight-through backward of q = c[idx]: dz += dq, dc[m][idx] += dq.
+ * dq and dz are (R, T) with T = M dsub, so element i is pair i / dsub.
+ */
+static __global__ void
+straight_through_kernel(const float *dq, const int *idx, float *dz, float *dc,
+						int M, int K, int dsub, size_t n)
+{
+	for (size_t i = blockIdx.x * (size_t) blockDim.x + threadIdx.x; i < n;
+		 i += (size_t) gridDim.x * blockDim.x)
+	{
+		size_t		pair = i / dsub;
+		int			m = (int) (pair % M);
+		float		g = dq[i];
+
+		dz[i] += g;
+		atomicAdd(dc + ((size_t) m * K + idx[pair]) * dsub + i % dsub, g);
+	}
+}
+
+cudaError_t
+qdb_launch_straight_through(cudaStream_t s, const float *dq, const int *idx, float *dz,
+							float *dc, int R, int M, int K, int dsub)
+{
+	size_t		n = (size_t) R * M * dsub;
+
+	straight_through_kernel<<<grid_for(n), QDB_BLOCK, 0, s>>>(dq, idx, dz, dc, M, K,
+															  dsub, n);
+	return cudaGetLastError();
+}
+
 static __global__ void
 sub_scaled_kernel(float *a, const float *b, const float *scale, size_t n, int d)
 {

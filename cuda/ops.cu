@@ -12,14 +12,6 @@
 
 #include "qdb_cuda.h"
 
-#define TRY(expr) \
-	do { \
-		int			rc_ = (expr); \
-		if (rc_ != QDB_OK) \
-			return rc_; \
-	} while (0)
-#define TRY_CUDA(expr, what)	TRY(qdb_cuda_check(st, (expr), (what)))
-
 static void
 set_text(char *buf, size_t len, const char *what, const char *msg)
 {

@@ -71,6 +71,15 @@ typedef struct QdbCudaState
 int			qdb_cuda_check(QdbCudaState *st, cudaError_t e, const char *what);
 int			qdb_cublas_check(QdbCudaState *st, cublasStatus_t s, const char *what);
 
+/* Return a failed status at once; TRY_CUDA also records the CUDA error. */
+#define TRY(expr) \
+	do { \
+		int			rc_ = (expr); \
+		if (rc_ != QDB_OK) \
+			return rc_; \
+	} while (0)
+#define TRY_CUDA(expr, what)	TRY(qdb_cuda_check(st, (expr), (what)))
+
 /*
  * blas.cu: row-major products through column-major cuBLAS.
  * C (m,n) = alpha op(A) op(B) + beta C, op(X) = X^T when tX is nonzero;
@@ -132,15 +141,20 @@ cudaError_t qdb_launch_diversity(cudaStream_t s, const float *pbar_sum, float *e
 								 int M, int K, int R, float weight, double *acc);
 
 /*
- * dl holds dq_m c_m^T (R,M,K) on entry; adds extra (M,K), goes through the
- * softmax and scales by 2 / tau_m: dl = (2/tau_m) soft (dsoft - <soft, dsoft>);
- * rs (R,M) gets the row sums of the result.
+ * dl holds dsoft (R,M,K) on entry (zeros in step.cu); adds extra (M,K), goes
+ * through the softmax and scales by 2 / tau_m:
+ * dl = (2/tau_m) soft (dsoft - <soft, dsoft>); rs (R,M) gets the row sums.
  */
 cudaError_t qdb_launch_gumbel_backward(cudaStream_t s, const float *soft, float *dl,
 									   const float *extra, const float *tau, float *rs,
 									   int R, int M, int K);
 
-/* a (rows, groups, d) -= scale (rows, groups) * b, for dz -= rs z and dc -= cs c */
+/* dz += dq; dc[m][idx[r, m]] += dq[r, m] (straight-through backward) */
+cudaError_t qdb_launch_straight_through(cudaStream_t s, const float *dq, const int *idx,
+										float *dz, float *dc, int R, int M, int K,
+										int dsub);
+
+/* a (rows, groups, d) -= scale (rows, groups) * b, for dc -= cs c */
 cudaError_t qdb_launch_sub_scaled(cudaStream_t s, float *a, const float *b,
 								  const float *scale, size_t groups, int d);
 

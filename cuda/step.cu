@@ -8,14 +8,6 @@
  */
 #include "qdb_cuda.h"
 
-#define TRY(expr) \
-	do { \
-		int			rc_ = (expr); \
-		if (rc_ != QDB_OK) \
-			return rc_; \
-	} while (0)
-#define TRY_CUDA(expr, what)	TRY(qdb_cuda_check(st, (expr), (what)))
-
 /* z (rows, T) of x (rows, D) in st->x, st->h and st->z; rows <= max_rows */
 int
 qdb_cuda_forward_z(QdbCudaState *st, const float *x, int rows)
@@ -117,24 +109,25 @@ qdb_cuda_step(void *vst, const float *x, const QdbNeuralStep *step,
 								  st->acc + QDB_ACC_DIVERSITY),
 			 "diversity kernel");
 
-	/* Gumbel backward (nn.c): dsoft = dq c^T + extra, through the softmax */
-	TRY(qdb_gemm_batched(st, 0, 1, R, K, dsub, 1.0f, st->dq, T, dsub,
-						 c, dsub, cstride, 0.0f, st->dl, MK, K, M));
-	TRY_CUDA(qdb_launch_gumbel_backward(st->stream, st->soft, st->dl, st->extra,
-										st->tau, st->rs, R, M, K),
-			 "gumbel_backward kernel");
-	/* dc += soft^T dq + dl^T z - colsum(dl) c; dz += dl c - rowsum(dl) z */
-	TRY(qdb_gemm_batched(st, 1, 0, K, dsub, R, 1.0f, st->soft, MK, K,
-						 st->dq, T, dsub, 1.0f, dc, dsub, cstride, M));
-	TRY(qdb_gemm_batched(st, 1, 0, K, dsub, R, 1.0f, st->dl, MK, K,
-						 st->z, T, dsub, 1.0f, dc, dsub, cstride, M));
-	TRY(qdb_gemm_batched(st, 0, 0, R, dsub, K, 1.0f, st->dl, MK, K,
-						 c, dsub, cstride, 1.0f, st->dz, T, dsub, M));
-	TRY_CUDA(qdb_launch_sub_scaled(st->stream, st->dz, st->z, st->rs,
-								   (size_t) R * M, dsub), "sub_scaled kernel");
-	TRY(qdb_colsum(st, st->dl, R, MK, 1.0f, 0.0f, st->colsum));
-	TRY_CUDA(qdb_launch_sub_scaled(st->stream, dc, c, st->colsum, (size_t) MK, dsub),
-			 "sub_scaled kernel");
+	/* straight through: dz += dq, dc[idx] += dq */
+	TRY_CUDA(qdb_launch_straight_through(st->stream, st->dq, st->idx, st->dz, dc,
+										 R, M, K, dsub), "straight_through kernel");
+
+	/* diversity to the codebooks through the soft assignment (nn.c, dq NULL) */
+	if (step->w_diversity > 0.0f)
+	{
+		TRY_CUDA(cudaMemsetAsync(st->dl, 0, sizeof(float) * (size_t) R * MK, st->stream),
+				 "zero dlogits");
+		TRY_CUDA(qdb_launch_gumbel_backward(st->stream, st->soft, st->dl, st->extra,
+											st->tau, st->rs, R, M, K),
+				 "gumbel_backward kernel");
+		/* dc += dl^T z - colsum(dl) c */
+		TRY(qdb_gemm_batched(st, 1, 0, K, dsub, R, 1.0f, st->dl, MK, K,
+							 st->z, T, dsub, 1.0f, dc, dsub, cstride, M));
+		TRY(qdb_colsum(st, st->dl, R, MK, 1.0f, 0.0f, st->colsum));
+		TRY_CUDA(qdb_launch_sub_scaled(st->stream, dc, c, st->colsum, (size_t) MK, dsub),
+				 "sub_scaled kernel");
+	}
 
 	/* encoder backward */
 	TRY(qdb_gemm(st, 1, 0, T, H, R, 1.0f, st->dz, T, st->h, H,

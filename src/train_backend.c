@@ -11,8 +11,10 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "miscadmin.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 
 #include "neural.h"
 #include "qdb_internal.h"
@@ -28,6 +30,41 @@ typedef struct TrainProgress
 	int64		log_run;		/* 0: no training log */
 	bool		log_warned;
 } TrainProgress;
+
+/*
+ * Writes an epoch's log row in a subtransaction: a failure is a WARNING,
+ * not an ERROR thrown through the trainer's frames.
+ */
+static void
+log_epoch(TrainProgress *p, const QdbEpochStats *s)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		QdbTrainingLogWrite(p->log_run, p->name, s, &p->log_warned);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		ereport(WARNING,
+				(errmsg("training \"%s\": the log row of epoch %d was not written: %s",
+						p->name, s->iter, edata->message)));
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(oldcxt);
+	CurrentResourceOwner = oldowner;
+}
 
 /*
  * One NOTICE per stage change, stage end or second, one per neural epoch
@@ -51,7 +88,7 @@ train_progress(const QdbEpochStats *s, void *arg)
 						e->cluster, e->diversity, e->commit, e->triplet, e->code_entropy,
 						e->val_recall, e->best ? " (best)" : "", e->samples_per_sec)));
 		if (p->log_run > 0)
-			QdbTrainingLogWrite(p->log_run, p->name, s, &p->log_warned);
+			log_epoch(p, s);
 		p->last_notice = s->seconds;
 	}
 	else if (strcmp(s->stage, "neural-step") != 0 &&

@@ -2,11 +2,13 @@
 # `make demo`: the main job end to end on real data.  Loads glove-100-angular
 # (QDB_DATA may point at another folder with base.fvecs, query.fvecs and
 # gt_ip.ivecs; without ../shared/data, the 2,000-vector sample shipped in
-# test/data/glove-2k), trains an opq compressor with quantumdb.train(),
-# encodes every row to a 16-byte code, builds the quantumdb index with that
+# test/data/glove-2k), trains an opq compressor with quantumdb.train(), and
+# a neural one from it (3 epochs, on the CPU unless a GPU is present),
+# encodes every row to a 16-byte code, builds the quantumdb index with the opq
 # compressor, and reports the 10-recall@10 against the exact ground truth,
 # latency and size of: exhaustive ADC (quantumdb.adc_distance over stored
-# codes), index scans at two settings, and the exact sequential scan (<=>).
+# codes, both compressors), index scans at two settings, and the exact
+# sequential scan (<=>).
 # QDB_DEMO_QUERIES (default 200) sets how many queries are run.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -50,6 +52,11 @@ qdb_psql -d "$QDB_DB" -c "SET client_min_messages = notice" \
 sed 's/^/   /' "$QDB_TMP/train.notices" |
 	grep -E 'NOTICE:  (training|trained)' | grep -vE ': pq [0-9]+/|: pca ' |
 	awk '!/ opq [0-9]+\// || / opq [0-9]*0\//' >&2 || true
+# the neural kind from the same start, 3 epochs (its NOTICE per epoch)
+qdb_psql -d "$QDB_DB" -c "SET client_min_messages = notice" \
+	-c "SELECT * FROM quantumdb.train('docs_neural', 'docs', 'embedding', kind => 'neural', metric => 'cosine', epochs => 3)" \
+	>"$QDB_TMP/train_n.out" 2>"$QDB_TMP/train_n.notices"
+sed 's/^/   /' "$QDB_TMP/train_n.notices" | grep -E 'NOTICE:  .*(epoch|trained|on the CPU)' >&2 || true
 
 qdb_log "encoding and searching"
 report=$(qdb_psql -d "$QDB_DB" -At -F ' ' <<'SQL'
@@ -81,6 +88,13 @@ BEGIN
                      ORDER BY quantumdb.adc_distance('docs_opq', q.embedding, c.code)
                      LIMIT 10) AS top FROM queries q;
   INSERT INTO t VALUES ('adc', pg_temp.ms(t0));
+  t0 := clock_timestamp();
+  CREATE TABLE codes_n AS SELECT id, quantumdb.encode('docs_neural', embedding) AS code FROM docs;
+  CREATE TABLE adc_n AS
+  SELECT q.id, ARRAY(SELECT c.id FROM codes_n c
+                     ORDER BY quantumdb.adc_distance('docs_neural', q.embedding, c.code)
+                     LIMIT 10) AS top FROM queries q;
+  INSERT INTO t VALUES ('adc_n', pg_temp.ms(t0));
   -- room for the graph with full vectors (exact distances while building)
   PERFORM set_config('maintenance_work_mem', '1GB', true);
   t0 := clock_timestamp();
@@ -103,6 +117,12 @@ SELECT 'queries', count(*) FROM queries;
 SELECT 'dims', dimensions FROM quantumdb.compressors WHERE name = 'docs_opq';
 SELECT 'train_s', round(training_seconds::numeric, 2) FROM quantumdb.compressors WHERE name = 'docs_opq';
 SELECT 'val_recall', round(validation_recall::numeric, 4) FROM quantumdb.compressors WHERE name = 'docs_opq';
+SELECT 'train_n_s', round(training_seconds::numeric, 2) FROM quantumdb.compressors WHERE name = 'docs_neural';
+SELECT 'val_n_recall', round(validation_recall::numeric, 4) FROM quantumdb.compressors WHERE name = 'docs_neural';
+SELECT 'epochs_n', count(*) - 1 FROM quantumdb.training_log WHERE compressor = 'docs_neural';
+SELECT 'recall_n', round(avg(cardinality(ARRAY(SELECT unnest(a.top) INTERSECT SELECT unnest(g.nn[1:10])))) / 10.0, 4)
+  FROM adc_n a JOIN truth g USING (id);
+SELECT 'recall1_n', round(avg((g.nn[1] = ANY (a.top))::int), 4) FROM adc_n a JOIN truth g USING (id);
 SELECT 'vector_bytes', round(avg(pg_column_size(embedding))) FROM docs;
 SELECT 'code_bytes', round(avg(octet_length(code))) FROM codes;
 SELECT 'table_mb', round(pg_table_size('docs') / 1048576.0, 1);
@@ -131,11 +151,13 @@ cat <<REPORT
 QuantumDB demo: $(basename "$data"), $(get rows) vectors of $(get dims) dimensions (cosine)
   load (COPY)                       $(calc "$t1 - $t0") s
   train opq, 16 x 8 bits (SQL)      $(get train_s) s   validation 10-recall@10 $(get val_recall)
+  train neural, $(get epochs_n) epochs (SQL, CPU) $(get train_n_s) s   validation 10-recall@10 $(get val_n_recall)
   encode every row                  $(calc "$(get encode_ms) / 1000") s
   size per vector                   $(get vector_bytes) bytes as real[] -> $(get code_bytes) bytes as a code
   table size                        $(get table_mb) MB (real[]) vs $(get codes_mb) MB (codes, with row overhead)
   exhaustive ADC, $nqr queries       10-recall@10 $(get recall), 1-recall@10 $(get recall1), $(calc "$(get adc_ms) / $nqr") ms per query
                                     ($(awk "BEGIN { printf \"%.3f\", $(get adc_ms) * 1000 / $nqr / $(get rows) }") us per row: quantumdb.adc_distance over stored codes)
+  exhaustive ADC, neural codes      10-recall@10 $(get recall_n), 1-recall@10 $(get recall1_n)
   build index (m 16, ef_constr. 200) $(calc "$(get build_ms) / 1000") s   $(get index_mb) MB, $(get index_bpv) bytes per vector, $(get unreachable) nodes unreachable
   index scan, ef_search 40, rerank 100    10-recall@10 $(get idx_a_recall), $(calc "$(get idx_a_ms) / $nqr") ms per query
   index scan, ef_search 100, rerank 300   10-recall@10 $(get idx_b_recall), $(calc "$(get idx_b_ms) / $nqr") ms per query

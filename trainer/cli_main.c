@@ -19,6 +19,7 @@
 
 #include "cli_vecs.h"
 #include "qdb.h"
+#include "qdb_internal.h"
 
 typedef struct CliArgs
 {
@@ -270,25 +271,6 @@ read_file(const char *path, size_t *len)
 	return buf;
 }
 
-/* Keeps the k smallest (dist, id) pairs, sorted ascending, by insertion. */
-static void
-topk_push(float *dist, int *ids, int k, int *len, float d, int id)
-{
-	int			i;
-
-	if (*len == k && d >= dist[k - 1])
-		return;
-	i = *len < k ? (*len)++ : k - 1;
-	while (i > 0 && dist[i - 1] > d)
-	{
-		dist[i] = dist[i - 1];
-		ids[i] = ids[i - 1];
-		i--;
-	}
-	dist[i] = d;
-	ids[i] = id;
-}
-
 static int
 cmd_eval(CliArgs *a)
 {
@@ -372,7 +354,7 @@ cmd_eval(CliArgs *a)
 			return 1;
 		}
 		for (size_t i = 0; i < nb; i++)
-			topk_push(dist, ids, K, &len,
+			qdb_topk_insert(dist, ids, &len, K,
 					  qdb_adc_distance(&m, table, bias, codes + i * m.M), (int) i);
 		for (int i = 0; i < 10; i++)
 			for (int j = 0; j < 10; j++)

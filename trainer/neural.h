@@ -20,9 +20,16 @@
  *               of the soft assignments (negative entropy of code usage)
  *   triplet   = (1/B) sum_b max(0, |z_a - q_p|^2 - |z_a - q_n|^2 + margin)
  *   total     = the weighted sum
- * and the gradients of total for every parameter, straight-through for the
- * assignment (nn.h).  The Gumbel noise is a function of (seed, element), so
- * every backend draws the same noise and parity tests can compare steps.
+ * and the gradients of total for every parameter.  The assignment's
+ * forward is the hard Gumbel sample; its backward is straight through: dq
+ * passes to z unchanged and to the chosen centroid c[idx] (the exact
+ * gradient of q = c[idx]), and the diversity loss reaches the codebooks
+ * through the soft assignment (nn.h's Gumbel backward with dq = NULL, dz
+ * = NULL).  The soft path's gradient to z scales with 1/tau, and at the
+ * temperatures where the hard sample is not mostly noise it swamped the
+ * clipped update and lowered validation recall; README has the runs.  The
+ * Gumbel noise is a function of (seed, element), so every backend draws
+ * the same noise and parity tests can compare steps.
  */
 #ifndef QDB_NEURAL_H
 #define QDB_NEURAL_H

@@ -35,7 +35,6 @@ typedef struct CpuNeural
 			   *dxhat,
 			   *zsub,			/* (M,R,dsub): z per sub-quantizer */
 			   *qsub,
-			   *dsub_buf,		/* (R,dsub) */
 			   *noise,			/* (R,K) */
 			   *dsoft;			/* (R,K) */
 	QdbGumbelActs *acts;		/* (M) */
@@ -49,7 +48,7 @@ cpu_destroy(void *st)
 	const QdbAlloc *a;
 	float	  **bufs[] = {&c->params, &c->grads, &c->adam_m, &c->adam_v, &c->hpre,
 		&c->h, &c->dh, &c->dhpre, &c->z, &c->q, &c->dz, &c->dq, &c->xhat,
-	&c->dxhat, &c->zsub, &c->qsub, &c->dsub_buf, &c->noise, &c->dsoft};
+	&c->dxhat, &c->zsub, &c->qsub, &c->noise, &c->dsoft};
 
 	if (c == NULL)
 		return;
@@ -98,7 +97,6 @@ cpu_create(void **st, const QdbNeuralShape *s, int max_rows, const QdbAlloc *a,
 	ALLOC(dxhat, R * s->dim);
 	ALLOC(zsub, R * s->target);
 	ALLOC(qsub, R * s->target);
-	ALLOC(dsub_buf, R * s->dsub);
 	ALLOC(noise, R * s->K);
 	ALLOC(dsoft, R * s->K);
 #undef ALLOC
@@ -157,21 +155,13 @@ encoder_forward(CpuNeural *c, const float *x, int rows)
 	qdb_nn_linear_forward(c->z, c->h, p + c->l.w2, p + c->l.b2, rows, s->hidden, s->target);
 }
 
-/* Sub-quantizer m's columns of a (rows,T) into sub (rows,dsub), and back. */
+/* Sub-quantizer m's columns of a (rows,T) into sub (rows,dsub). */
 static void
 gather_sub(const float *a, float *sub, int rows, int T, int dsub, int m)
 {
 	for (int r = 0; r < rows; r++)
 		memcpy(sub + (size_t) r * dsub, a + (size_t) r * T + (size_t) m * dsub,
 			   sizeof(float) * dsub);
-}
-
-static void
-scatter_add_sub(float *a, const float *sub, int rows, int T, int dsub, int m)
-{
-	for (int r = 0; r < rows; r++)
-		for (int j = 0; j < dsub; j++)
-			a[(size_t) r * T + (size_t) m * dsub + j] += sub[(size_t) r * dsub + j];
 }
 
 static int
@@ -252,20 +242,29 @@ cpu_step(void *st, const float *x, const QdbNeuralStep *step, QdbNeuralLosses *o
 		const float *zs = c->zsub + m * subsz;
 		const int  *idx = c->acts[m].idx;
 
-		/* cluster: the chosen centroid moves towards sg(z) */
+		/*
+		 * Straight through: z gets dq as it is, and the chosen centroid gets
+		 * dq (the exact gradient of q = c[idx]) plus the cluster loss's pull
+		 * towards sg(z).
+		 */
 		for (int r = 0; r < R; r++)
 			for (int j = 0; j < ds; j++)
-				dcb[(size_t) idx[r] * ds + j] +=
-					gc * (cb[(size_t) idx[r] * ds + j] - zs[(size_t) r * ds + j]);
+			{
+				size_t		o = (size_t) r * T + (size_t) m * ds + j;
+				size_t		co = (size_t) idx[r] * ds + j;
 
-		gather_sub(c->dq, c->qsub + m * subsz, R, T, ds, m);	/* dq_m, reusing qsub */
-		memset(c->dsoft, 0, sizeof(float) * (size_t) R * K);
-		qdb_nn_entropy_loss_backward(c->dsoft, c->acts[m].soft, R, K,
-									 step->w_diversity / s->M);
-		memset(c->dsub_buf, 0, sizeof(float) * subsz);
-		qdb_nn_gumbel_quantize_backward(c->dsub_buf, dcb, c->qsub + m * subsz, c->dsoft,
-										&c->acts[m], zs, cb, R, K, ds);
-		scatter_add_sub(c->dz, c->dsub_buf, R, T, ds, m);
+				c->dz[o] += c->dq[o];
+				dcb[co] += c->dq[o] + gc * (cb[co] - zs[(size_t) r * ds + j]);
+			}
+		/* diversity: through the soft assignment, to the codebooks */
+		if (step->w_diversity > 0.0f)
+		{
+			memset(c->dsoft, 0, sizeof(float) * (size_t) R * K);
+			qdb_nn_entropy_loss_backward(c->dsoft, c->acts[m].soft, R, K,
+										 step->w_diversity / s->M);
+			qdb_nn_gumbel_quantize_backward(NULL, dcb, NULL, c->dsoft, &c->acts[m],
+											zs, cb, R, K, ds);
+		}
 	}
 	memset(c->dh, 0, sizeof(float) * (size_t) R * s->hidden);
 	memset(c->dhpre, 0, sizeof(float) * (size_t) R * s->hidden);
@@ -290,32 +289,39 @@ cpu_adam(void *st, float lr, int t, float clip, float *grad_norm)
 	return isfinite(norm) ? QDB_OK : QDB_ERR_DATA;
 }
 
+/* Runs the encoder over rows <= max_rows; 1 when there are none. */
+static int
+encode_rows(CpuNeural *c, const float *x, int rows)
+{
+	if (rows < 0 || rows > c->max_rows)
+		return QDB_ERR_ARG;
+	if (rows == 0)
+		return 1;
+	encoder_forward(c, x, rows);
+	return QDB_OK;
+}
+
 static int
 cpu_embed(void *st, const float *x, int rows, float *z)
 {
 	CpuNeural  *c = st;
+	int			rc = encode_rows(c, x, rows);
 
-	if (rows < 0 || rows > c->max_rows)
-		return QDB_ERR_ARG;
-	if (rows == 0)
-		return QDB_OK;
-	encoder_forward(c, x, rows);
-	memcpy(z, c->z, sizeof(float) * (size_t) rows * c->s.target);
-	return QDB_OK;
+	if (rc == QDB_OK)
+		memcpy(z, c->z, sizeof(float) * (size_t) rows * c->s.target);
+	return rc == 1 ? QDB_OK : rc;
 }
 
 static int
 cpu_encode(void *st, const float *x, int rows, uint8_t *codes)
 {
 	CpuNeural  *c = st;
+	int			rc = encode_rows(c, x, rows);
 
-	if (rows < 0 || rows > c->max_rows)
-		return QDB_ERR_ARG;
-	if (rows == 0)
-		return QDB_OK;
-	encoder_forward(c, x, rows);
-	return qdb_pq_encode(c->a, c->params + c->l.codebooks, c->s.target, c->s.M,
-						 c->z, rows, codes, NULL);
+	if (rc == QDB_OK)
+		rc = qdb_pq_encode(c->a, c->params + c->l.codebooks, c->s.target, c->s.M,
+						   c->z, rows, codes, NULL);
+	return rc == 1 ? QDB_OK : rc;
 }
 
 static const char *

@@ -14,25 +14,6 @@
 #define KNN_QUERY_BLOCK	512
 #define KNN_BASE_BLOCK	4096
 
-/* Inserts (d, id) into the ascending list (dist, ids) of size *len <= k. */
-static void
-list_insert(float *dist, int *ids, int *len, int k, float d, int id)
-{
-	int			i;
-
-	if (*len == k && d >= dist[k - 1])
-		return;
-	i = *len < k ? (*len)++ : k - 1;
-	while (i > 0 && dist[i - 1] > d)
-	{
-		dist[i] = dist[i - 1];
-		ids[i] = ids[i - 1];
-		i--;
-	}
-	dist[i] = d;
-	ids[i] = id;
-}
-
 int
 qdb_knn_l2(const QdbAlloc *a, const float *base, int nb, const float *queries,
 		   int nq, int d, int k, int self, int *out, QdbKnnCancel cancel, void *arg)
@@ -76,8 +57,8 @@ qdb_knn_l2(const QdbAlloc *a, const float *base, int nb, const float *queries,
 				{
 					if (self && b0 + j == q0 + i)
 						continue;
-					list_insert(ld + (size_t) i * k, out + (size_t) (q0 + i) * k,
-								&len[i], k, bn[b0 + j] - 2.0f * dr[j], b0 + j);
+					qdb_topk_insert(ld + (size_t) i * k, out + (size_t) (q0 + i) * k,
+									&len[i], k, bn[b0 + j] - 2.0f * dr[j], b0 + j);
 				}
 			}
 		}

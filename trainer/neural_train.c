@@ -15,10 +15,12 @@
  *    among the next 2k (the rows a top-k search must keep out).
  * 4. Epochs of Adam steps.  The Gumbel temperature is annealed, not learnt:
  *    relative to each sub-quantizer's mean squared quantization error at
- *    the start, from 1 down to 0.1 geometrically over the epochs.  The
- *    forward is hard whatever the temperature, which only sets how far the
- *    soft backward reaches; a learnt one would be pushed to whichever value
- *    lowers the losses at hand, not to one that keeps gradients useful.
+ *    the start, from 0.1 down to 0.01 geometrically over the epochs.  It
+ *    sets how often the noise moves a hard code away from the nearest
+ *    centroid (from 1, the noisy codes more than doubled the training
+ *    reconstruction loss) and how the diversity loss's soft gradient
+ *    spreads; a learnt one would follow whichever value lowers the losses
+ *    at hand, not the noise level that keeps the hard sample meaningful.
  * 5. After every epoch the validation split's 10-recall@10 by ADC against
  *    the training rows decides: the best parameters are kept, and training
  *    stops after patience epochs without a better one.
@@ -212,20 +214,9 @@ evaluate(Trainer *t, double *recall, double *entropy)
 			return rc;
 		for (int j = 0; j < t->n_train; j++)
 		{
-			float		d = qdb_adc_distance(t->model, t->table, bias,
-											 t->codes + (size_t) j * M);
-			int			p;
-
-			if (len == VAL_K && d >= dist[VAL_K - 1])
-				continue;
-			p = len < VAL_K ? len++ : VAL_K - 1;
-			for (; p > 0 && dist[p - 1] > d; p--)
-			{
-				dist[p] = dist[p - 1];
-				ids[p] = ids[p - 1];
-			}
-			dist[p] = d;
-			ids[p] = j;
+			qdb_topk_insert(dist, ids, &len, VAL_K,
+							qdb_adc_distance(t->model, t->table, bias,
+											 t->codes + (size_t) j * M), j);
 		}
 		for (int a = 0; a < len; a++)
 			for (int g = 0; g < VAL_K; g++)

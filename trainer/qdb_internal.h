@@ -57,6 +57,28 @@ double		qdb_rng_uniform(QdbRng *r);		/* [0, 1) */
 double		qdb_rng_gaussian(QdbRng *r);		/* N(0, 1) */
 uint64_t	qdb_rng_below(QdbRng *r, uint64_t n);	/* [0, n) without bias */
 
+/*
+ * Keeps the k smallest (d, id) pairs in dist/ids, ascending, by insertion:
+ * *len grows to k; a pair no better than the k-th is dropped.
+ */
+static inline void
+qdb_topk_insert(float *dist, int *ids, int *len, int k, float d, int id)
+{
+	int			i;
+
+	if (*len == k && d >= dist[k - 1])
+		return;
+	i = *len < k ? (*len)++ : k - 1;
+	while (i > 0 && dist[i - 1] > d)
+	{
+		dist[i] = dist[i - 1];
+		ids[i] = ids[i - 1];
+		i--;
+	}
+	dist[i] = d;
+	ids[i] = id;
+}
+
 /* Wall-clock seconds from a monotonic clock. */
 double		qdb_now(void);
 

@@ -1,14 +1,20 @@
 #!/usr/bin/python3
-"""Compressor benchmark: quantumdb pq/opq (trainer/qdb-train, the same core
-the SQL functions use) against Faiss PQ16x8 and OPQ16x8 (Debian's
-python3-faiss), trained on the same sample of each dataset in ../shared/data,
-judged by exhaustive ADC on the dataset's queries against its exact ground
-truth (gt_ip.ivecs, i.e. cosine, where present; gt.ivecs, L2, otherwise).
+"""Compressor benchmark: quantumdb pq, opq and neural (trainer/qdb-train, the
+same core the SQL functions use) against Faiss PQ16x8, OPQ16x8 and LSQ16x8
+(Debian's python3-faiss), trained on the same sample of each dataset in
+../shared/data, judged by exhaustive search of the codes on the dataset's
+queries against its exact ground truth (gt_ip.ivecs, i.e. cosine, where
+present; gt.ivecs, L2, otherwise).  quantumdb and Faiss PQ/OPQ search by
+ADC; Faiss LSQ (IndexLocalSearchQuantizer) by its default, the distance to
+each decoded vector.  The neural row's Faiss column is LSQ16x8; the targets
+table puts neural beside LSQ16x8 and beside Faiss OPQ16x8 + 0.05.
 
-usage: test/bench/compressors.py [--data DIR] [--sample N] [--out DIR] [SET ...]
-Prints a markdown table; ratios are quantumdb / Faiss for the same kind.
+usage: test/bench/compressors.py [--data DIR] [--sample N] [--kinds pq,opq,neural]
+                                 [--epochs N] [--out DIR] [SET ...]
+Prints markdown tables; ratios are quantumdb / Faiss for the row's pair.
 """
 import argparse
+import multiprocessing
 import os
 import re
 import subprocess
@@ -19,7 +25,7 @@ import numpy as np
 import faiss
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-QDB_TRAIN = os.path.join(ROOT, "trainer", "qdb-train")
+QDB_TRAIN = os.environ.get("QDB_TRAIN", os.path.join(ROOT, "trainer", "qdb-train"))
 M = 16
 
 
@@ -47,7 +53,10 @@ def recalls(ids, gt):
 def faiss_run(kind, sample, base, query, gt):
     d = base.shape[1]
     dpad = (d + M - 1) // M * M
-    if kind == "pq":
+    if kind == "neural":
+        spec = "LSQ%dx8" % M
+        index = faiss.IndexLocalSearchQuantizer(d, M, 8)
+    elif kind == "pq":
         # zero padding, as in shared/data/README's reference numbers
         pad = lambda x: np.hstack([x, np.zeros((len(x), dpad - d), np.float32)])
         index = faiss.index_factory(dpad, "PQ%dx8" % M)
@@ -64,10 +73,33 @@ def faiss_run(kind, sample, base, query, gt):
     return spec, train_s, recalls(ids, gt)
 
 
-def qdb_run(kind, metric, sample_path, ds, gt_name, out):
+def _lsq_child(conn, sample, base, query, gt):
+    conn.send(faiss_run("neural", sample, base, query, gt))
+
+
+def faiss_lsq(sample, base, query, gt, limit):
+    """Faiss LSQ16x8 in a spawned process (fork is unsafe after OpenMP ran);
+    (spec, None, (nan, nan)) when it does not finish within limit seconds."""
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_lsq_child, args=(child, sample, base, query, gt))
+    t = time.perf_counter()
+    proc.start()
+    if parent.poll(limit):
+        out = parent.recv()
+        proc.join()
+        return out
+    proc.terminate()
+    proc.join()
+    return ("LSQ%dx8 (not done in %.0f s)" % (M, time.perf_counter() - t), None,
+            (float("nan"), float("nan")))
+
+
+def qdb_run(kind, metric, sample_path, ds, gt_name, out, extra):
     model = os.path.join(out, "%s-%s.safetensors" % (os.path.basename(ds), kind))
     r = subprocess.run([QDB_TRAIN, "train", "--quiet", "--input", sample_path, "--kind", kind,
-                        "--metric", metric, "--subvectors", str(M), "--out", model],
+                        "--metric", metric, "--subvectors", str(M), "--out", model]
+                       + (extra if kind == "neural" else []),
                        check=True, capture_output=True, text=True)
     train_s = float(re.search(r"seconds=([0-9.]+)", r.stdout).group(1))
     r = subprocess.run([QDB_TRAIN, "eval", "--model", model, "--base", ds + "/base.fvecs",
@@ -84,6 +116,10 @@ def main():
     ap.add_argument("--sample", type=int, default=25000)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--out", default=os.path.join(ROOT, "test", "bench", "out"))
+    ap.add_argument("--kinds", default="pq,opq,neural")
+    ap.add_argument("--epochs", type=int, default=None, help="neural epochs (default: the trainer's)")
+    ap.add_argument("--lsq-seconds", type=float, default=600,
+                    help="time limit of Faiss LSQ16x8's training, adding and search per set")
     ap.add_argument("sets", nargs="*")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
@@ -110,19 +146,39 @@ def main():
         else:
             fs, fb, fq = sample, base, query
         metric = "cosine" if cosine else "l2"
-        for kind in ("pq", "opq"):
-            spec, f_s, (f10, f1) = faiss_run(kind, fs, fb, fq, gt)
-            q_s, (q10, q1) = qdb_run(kind, metric, sample_path, ds, gt_name, args.out)
+        extra = ["--epochs", str(args.epochs)] if args.epochs is not None else []
+        for kind in args.kinds.split(","):
+            if kind == "neural":
+                spec, f_s, (f10, f1) = faiss_lsq(fs, fb, fq, gt, args.lsq_seconds)
+            else:
+                spec, f_s, (f10, f1) = faiss_run(kind, fs, fb, fq, gt)
+            q_s, (q10, q1) = qdb_run(kind, metric, sample_path, ds, gt_name, args.out, extra)
             rows.append((name, metric, len(sample), kind, q10, q1, q_s, spec, f10, f1, f_s))
-            print("%s %s: quantumdb %.4f/%.4f in %.2fs; faiss %s %.4f/%.4f in %.2fs"
-                  % (name, kind, q10, q1, q_s, spec, f10, f1, f_s), file=sys.stderr)
+            print("%s %s: quantumdb %.4f/%.4f in %.2fs; faiss %s %.4f/%.4f in %s"
+                  % (name, kind, q10, q1, q_s, spec, f10, f1,
+                     "-" if f_s is None else "%.2fs" % f_s), file=sys.stderr, flush=True)
     print()
     print("| set | metric | sample | kind | quantumdb 10-recall@10 | 1-recall@10 | train s "
           "| Faiss | 10-recall@10 | 1-recall@10 | train s | recall diff | time ratio |")
     print("|---|---|---:|---|---:|---:|---:|---|---:|---:|---:|---:|---:|")
     for (name, metric, n, kind, q10, q1, q_s, spec, f10, f1, f_s) in rows:
-        print("| %s | %s | %d | %s | %.4f | %.4f | %.2f | %s | %.4f | %.4f | %.2f | %+.4f | %.2f |"
-              % (name, metric, n, kind, q10, q1, q_s, spec, f10, f1, f_s, q10 - f10, q_s / f_s))
+        fs_txt = "-" if f_s is None else "%.2f" % f_s
+        ratio = "-" if f_s is None else "%.2f" % (q_s / f_s)
+        print("| %s | %s | %d | %s | %.4f | %.4f | %.2f | %s | %.4f | %.4f | %s | %+.4f | %s |"
+              % (name, metric, n, kind, q10, q1, q_s, spec, f10, f1, fs_txt, q10 - f10, ratio))
+    by = {(r[0], r[3]): r for r in rows}
+    names = [r[0] for r in rows if r[3] == "neural"]
+    if names:
+        print()
+        print("| set | neural 10-recall@10 | Faiss LSQ16x8 | neural - LSQ | Faiss OPQ16x8 + 0.05 "
+              "| neural - (OPQ + 0.05) | quantumdb opq | neural - opq |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for name in names:
+            n10, lsq = by[(name, "neural")][4], by[(name, "neural")][8]
+            fopq = by[(name, "opq")][8] if (name, "opq") in by else float("nan")
+            qopq = by[(name, "opq")][4] if (name, "opq") in by else float("nan")
+            print("| %s | %.4f | %.4f | %+.4f | %.4f | %+.4f | %.4f | %+.4f |"
+                  % (name, n10, lsq, n10 - lsq, fopq + 0.05, n10 - fopq - 0.05, qopq, n10 - qopq))
 
 
 if __name__ == "__main__":

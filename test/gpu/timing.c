@@ -10,7 +10,6 @@
  * results are on the host), so wall-clock time around them is honest.
  * Without the object or a device it prints "skip: <reason>" and exits 0.
  */
-#include <dlfcn.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -113,8 +112,8 @@ time_steps(const QdbNeuralOps *ops, void *st, const float *w, const float *pool,
 int
 main(int argc, char **argv)
 {
-	void	   *so;
-	QdbNeuralOpsEntry entry;
+	const QdbBackend *backend;
+	char		loaderr[256];
 	const QdbNeuralOps *ops[2];
 	int			failed = 0;
 
@@ -124,20 +123,14 @@ main(int argc, char **argv)
 		fprintf(stderr, "usage: %s path/to/quantumdb_cuda.so\n", argv[0]);
 		return 2;
 	}
-	so = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
-	if (so == NULL)
+	/* the loader quantumdb.so uses */
+	if (qdb_cuda_backend(argv[1], &backend, loaderr, sizeof(loaderr)) != QDB_OK)
 	{
-		printf("skip: cannot load %s: %s\n", argv[1], dlerror());
+		printf("skip: %s\n", loaderr);
 		return 0;
 	}
-	entry = (QdbNeuralOpsEntry) dlsym(so, QDB_CUDA_ENTRY_SYMBOL);
 	ops[0] = qdb_neural_cpu_ops();
-	ops[1] = entry ? entry(QDB_NEURAL_OPS_VERSION) : NULL;
-	if (ops[1] == NULL)
-	{
-		printf("skip: %s has no usable %s\n", argv[1], QDB_CUDA_ENTRY_SYMBOL);
-		return 0;
-	}
+	ops[1] = qdb_cuda_loaded_ops();
 
 	for (size_t di = 0; di < sizeof(dims) / sizeof(dims[0]); di++)
 	{

@@ -135,11 +135,44 @@ test_step_gradients(void)
 	tap_ok(e < 1e-2, "cluster: codebook gradient matches differences (%d probes, err %.1e)", n, e);
 	c.step.w_cluster = 0.0f;
 
-	/* the soft assignments are smooth in encoder and codebooks alike */
+	/* the soft assignments are smooth in the codebooks; the encoder gets none */
 	c.step.w_diversity = 1.0f;
-	e = fd_error(&c, c.l.w1, c.l.dec_w, &n);
-	tap_ok(e < 1e-2, "diversity: encoder and codebook gradient match differences (%d probes, err %.1e)", n, e);
+	e = fd_error(&c, c.l.codebooks, c.l.dec_w, &n);
+	tap_ok(e < 1e-2, "diversity: codebook gradient matches differences (%d probes, err %.1e)", n, e);
+	{
+		float	   *g = malloc(sizeof(float) * c.l.total);
+		int			zero = 1;
+
+		case_loss(&c);
+		c.ops->get_grads(c.st, g);
+		for (size_t i = c.l.w1; i < c.l.codebooks; i++)
+			zero &= g[i] == 0.0f;
+		tap_ok(zero, "diversity: no gradient reaches the encoder");
+		free(g);
+	}
 	c.step.w_diversity = 0.0f;
+
+	/* straight through: the decoder's dq reaches b2 unchanged */
+	c.step.w_recon = 1.0f;
+	{
+		float	   *g = malloc(sizeof(float) * c.l.total);
+		double		worst = 0.0;
+
+		case_loss(&c);
+		c.ops->get_grads(c.st, g);
+		/* d total / d b2 = sum over rows of dq = sum_r dxhat_r Wd: by dec_b's gradient */
+		for (int t = 0; t < T; t++)
+		{
+			double		want = 0.0;
+
+			for (int i = 0; i < D; i++)
+				want += (double) g[c.l.dec_b + i] * c.params[c.l.dec_w + (size_t) i * T + t];
+			worst = fmax(worst, fabs(want - g[c.l.b2 + t]));
+		}
+		tap_ok(worst < 1e-4, "straight through: b2's gradient is the decoder's dq summed (err %.1e)", worst);
+		free(g);
+	}
+	c.step.w_recon = 0.0f;
 	case_free(&c);
 }
 
