@@ -179,7 +179,7 @@ qdb_launch_diversity(cudaStream_t s, const float *pbar_sum, float *extra, int M,
 
 static __global__ void
 gumbel_backward_kernel(const float *soft, float *dl, const float *extra,
-					   const float *tau, float *rs, int R, int M, int K)
+					   const float *tau, int R, int M, int K)
 {
 	int			lane = threadIdx.x % QDB_WARP;
 	size_t		pair = (blockIdx.x * (size_t) blockDim.x + threadIdx.x) / QDB_WARP;
@@ -187,8 +187,7 @@ gumbel_backward_kernel(const float *soft, float *dl, const float *extra,
 	const float *sf;
 	float	   *row;
 	float		g,
-				dot = 0.0f,
-				sum = 0.0f;
+				dot = 0.0f;
 
 	if (pair >= (size_t) R * M)
 		return;
@@ -198,31 +197,22 @@ gumbel_backward_kernel(const float *soft, float *dl, const float *extra,
 	g = 2.0f / tau[m];
 	for (int k = lane; k < K; k += QDB_WARP)
 	{
-		row[k] += extra[m * K + k];
+		row[k] = extra[m * K + k];
 		dot += sf[k] * row[k];
 	}
 	dot = warp_sum(dot);
 	for (int k = lane; k < K; k += QDB_WARP)
-	{
-		float		d = g * (sf[k] * (row[k] - dot));
-
-		row[k] = d;
-		sum += d;
-	}
-	sum = warp_sum(sum);
-	if (lane == 0)
-		rs[pair] = sum;
+		row[k] = g * (sf[k] * (row[k] - dot));
 }
 
 cudaError_t
 qdb_launch_gumbel_backward(cudaStream_t s, const float *soft, float *dl,
-						   const float *extra, const float *tau, float *rs,
-						   int R, int M, int K)
+						   const float *extra, const float *tau, int R, int M, int K)
 {
 	size_t		threads = (size_t) R * M * QDB_WARP;
 
 	gumbel_backward_kernel<<<(unsigned int) ((threads + QDB_BLOCK - 1) / QDB_BLOCK),
-		QDB_BLOCK, 0, s>>>(soft, dl, extra, tau, rs, R, M, K);
+		QDB_BLOCK, 0, s>>>(soft, dl, extra, tau, R, M, K);
 	return cudaGetLastError();
 }
 

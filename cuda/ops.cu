@@ -97,7 +97,6 @@ cuda_destroy(void *vst)
 	cudaFree(st->dl);
 	cudaFree(st->idx);
 	cudaFree(st->codes);
-	cudaFree(st->rs);
 	cudaFree(st->cn);
 	cudaFree(st->colsum);
 	cudaFree(st->extra);
@@ -159,7 +158,6 @@ create_device_state(QdbCudaState *st)
 	TRY(dev_alloc(st, (void **) &st->dl, rows * mk, sizeof(float), "cudaMalloc dlogits"));
 	TRY(dev_alloc(st, (void **) &st->idx, rows * s->M, sizeof(int), "cudaMalloc idx"));
 	TRY(dev_alloc(st, (void **) &st->codes, rows * s->M, 1, "cudaMalloc codes"));
-	TRY(dev_alloc(st, (void **) &st->rs, rows * s->M, sizeof(float), "cudaMalloc rs"));
 	TRY(dev_alloc(st, (void **) &st->cn, mk, sizeof(float), "cudaMalloc cn"));
 	TRY(dev_alloc(st, (void **) &st->colsum, mk, sizeof(float), "cudaMalloc colsum"));
 	TRY(dev_alloc(st, (void **) &st->extra, mk, sizeof(float), "cudaMalloc extra"));

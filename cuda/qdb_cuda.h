@@ -57,7 +57,6 @@ typedef struct QdbCudaState
 	float	   *dl;				/* (max_rows, M, K): dsoft, then dlogits */
 	int		   *idx;			/* (max_rows, M) hard codes */
 	uint8_t    *codes;			/* (max_rows, M) encode's output */
-	float	   *rs;				/* (max_rows, M) row sums of dlogits */
 	float	   *cn;				/* (M, K) squared centroid norms */
 	float	   *colsum;			/* (M, K) column sums (pbar, then dlogits) */
 	float	   *extra;			/* (M, K) the diversity loss's dsoft */
@@ -141,12 +140,12 @@ cudaError_t qdb_launch_diversity(cudaStream_t s, const float *pbar_sum, float *e
 								 int M, int K, int R, float weight, double *acc);
 
 /*
- * dl holds dsoft (R,M,K) on entry (zeros in step.cu); adds extra (M,K), goes
- * through the softmax and scales by 2 / tau_m:
- * dl = (2/tau_m) soft (dsoft - <soft, dsoft>); rs (R,M) gets the row sums.
+ * dl (R,M,K) = the softmax backward of dsoft = extra (M,K), the diversity
+ * loss's (the same for every row), scaled by 2 / tau_m:
+ * dl = (2/tau_m) soft (extra - <soft, extra>).
  */
 cudaError_t qdb_launch_gumbel_backward(cudaStream_t s, const float *soft, float *dl,
-									   const float *extra, const float *tau, float *rs,
+									   const float *extra, const float *tau,
 									   int R, int M, int K);
 
 /* dz += dq; dc[m][idx[r, m]] += dq[r, m] (straight-through backward) */

@@ -116,10 +116,8 @@ qdb_cuda_step(void *vst, const float *x, const QdbNeuralStep *step,
 	/* diversity to the codebooks through the soft assignment (nn.c, dq NULL) */
 	if (step->w_diversity > 0.0f)
 	{
-		TRY_CUDA(cudaMemsetAsync(st->dl, 0, sizeof(float) * (size_t) R * MK, st->stream),
-				 "zero dlogits");
 		TRY_CUDA(qdb_launch_gumbel_backward(st->stream, st->soft, st->dl, st->extra,
-											st->tau, st->rs, R, M, K),
+											st->tau, R, M, K),
 				 "gumbel_backward kernel");
 		/* dc += dl^T z - colsum(dl) c */
 		TRY(qdb_gemm_batched(st, 1, 0, K, dsub, R, 1.0f, st->dl, MK, K,

@@ -91,8 +91,7 @@ train_progress(const QdbEpochStats *s, void *arg)
 			log_epoch(p, s);
 		p->last_notice = s->seconds;
 	}
-	else if (strcmp(s->stage, "neural-step") != 0 &&
-			 !(strcmp(s->stage, "neighbours") == 0 && s->iter == 0) &&
+	else if (!s->heartbeat &&
 			 (changed || s->iter == s->iters || s->seconds - p->last_notice >= 1.0))
 	{
 		ereport(NOTICE,
@@ -100,7 +99,8 @@ train_progress(const QdbEpochStats *s, void *arg)
 						p->name, s->stage, s->iter, s->iters, s->loss, s->seconds)));
 		p->last_notice = s->seconds;
 	}
-	p->last_stage = s->stage;
+	if (!s->heartbeat)
+		p->last_stage = s->stage;
 	return (QueryCancelPending || ProcDiePending) ? 1 : 0;
 }
 

@@ -30,16 +30,6 @@ qdb_table_floats(const QdbModel *m)
 	return m ? (size_t) m->M * m->ksub : 0;
 }
 
-static int
-adc_model_ok(const QdbModel *m)
-{
-	return m && m->codebooks && m->M >= 1 && m->ksub == QDB_KSUB && m->dsub >= 1 &&
-		m->dim >= 1 && (size_t) m->M * m->dsub == (size_t) m->dim_pq &&
-		(m->linear || m->dim_pq >= m->dim || m->kind == QDB_KIND_NEURAL) &&
-		(m->metric == QDB_METRIC_L2 || m->metric == QDB_METRIC_IP ||
-		 m->metric == QDB_METRIC_COSINE);
-}
-
 int
 qdb_compute_distance_table(const QdbModel *m, const float *query,
 						   float *table, float *bias)
@@ -52,7 +42,7 @@ qdb_compute_distance_table(const QdbModel *m, const float *query,
 				k,
 				s;
 
-	if (!adc_model_ok(m) || query == NULL || table == NULL || bias == NULL)
+	if (qdb_model_check(m) != QDB_OK || query == NULL || table == NULL || bias == NULL)
 		return QDB_ERR_ARG;
 	qdb_distance_init();
 	dsub = m->dsub;
@@ -316,7 +306,7 @@ qdb_adc_recall(const QdbModel *m, const float *base, size_t nb,
 				M,
 				status;
 
-	if (!adc_model_ok(m) || base == NULL || queries == NULL || recall == NULL ||
+	if (qdb_model_check(m) != QDB_OK || base == NULL || queries == NULL || recall == NULL ||
 		k < 1 || nb == 0 || nq == 0)
 		return QDB_ERR_ARG;
 	qdb_distance_init();

@@ -149,8 +149,7 @@ print_progress(const QdbEpochStats *s, void *arg)
 {
 	const QdbNeuralEpoch *e = s->neural;
 
-	if (*(int *) arg || strcmp(s->stage, "neural-step") == 0 ||
-		(strcmp(s->stage, "neighbours") == 0 && s->iter == 0))
+	if (*(int *) arg || s->heartbeat)
 		return 0;
 	if (e)
 		fprintf(stderr, "neural epoch %d/%d on %s: loss %.5g (recon %.4g cluster %.4g "

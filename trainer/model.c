@@ -165,9 +165,12 @@ qdb_code_size(const QdbModel *m)
 	return m ? (size_t) m->M : 0;
 }
 
-/* Is the model's shape consistent? (It may come from a parsed file.) */
-static int
-model_check(const QdbModel *m)
+/*
+ * Is the model's shape consistent?  (It may come from a parsed file.)  The
+ * one rule that encoding, decoding, ADC and pair tables all apply.
+ */
+int
+qdb_model_check(const QdbModel *m)
 {
 	if (m == NULL || m->codebooks == NULL)
 		return QDB_ERR_ARG;
@@ -279,7 +282,7 @@ qdb_model_transform(const QdbModel *m, const float *x, size_t n, float *y)
 	size_t		i0;
 	int			status = QDB_OK;
 
-	if ((status = model_check(m)) != QDB_OK || x == NULL || y == NULL)
+	if ((status = qdb_model_check(m)) != QDB_OK || x == NULL || y == NULL)
 		return status ? status : QDB_ERR_ARG;
 	buf = qdb_malloc(m->alloc, (size_t) MODEL_BLOCK_ROWS * m->dim, sizeof(float));
 	if (!buf)
@@ -303,7 +306,7 @@ qdb_compute_codes(const QdbModel *m, const float *x, size_t n, uint8_t *codes)
 	size_t		rows;
 	int			status;
 
-	if ((status = model_check(m)) != QDB_OK || x == NULL || codes == NULL)
+	if ((status = qdb_model_check(m)) != QDB_OK || x == NULL || codes == NULL)
 		return status ? status : QDB_ERR_ARG;
 	/* big blocks, so that every encoding thread gets rows */
 	rows = ENCODE_BLOCK_FLOATS / ((size_t) m->dim + m->dim_pq);
@@ -339,7 +342,7 @@ qdb_decode(const QdbModel *m, const uint8_t *codes, size_t n, float *x)
 				j;
 	int			status;
 
-	if ((status = model_check(m)) != QDB_OK || codes == NULL || x == NULL)
+	if ((status = qdb_model_check(m)) != QDB_OK || codes == NULL || x == NULL)
 		return status ? status : QDB_ERR_ARG;
 	d = m->dim;
 	y = qdb_malloc(m->alloc, (size_t) DECODE_BLOCK_ROWS * m->dim_pq, sizeof(float));

@@ -34,7 +34,7 @@ typedef struct CpuNeural
 			   *xhat,			/* (R,D) */
 			   *dxhat,
 			   *zsub,			/* (M,R,dsub): z per sub-quantizer */
-			   *qsub,
+			   *qsub,			/* (R,dsub) */
 			   *noise,			/* (R,K) */
 			   *dsoft;			/* (R,K) */
 	QdbGumbelActs *acts;		/* (M) */
@@ -96,7 +96,7 @@ cpu_create(void **st, const QdbNeuralShape *s, int max_rows, const QdbAlloc *a,
 	ALLOC(xhat, R * s->dim);
 	ALLOC(dxhat, R * s->dim);
 	ALLOC(zsub, R * s->target);
-	ALLOC(qsub, R * s->target);
+	ALLOC(qsub, R * s->dsub);
 	ALLOC(noise, R * s->K);
 	ALLOC(dsoft, R * s->K);
 #undef ALLOC
@@ -190,7 +190,7 @@ cpu_step(void *st, const float *x, const QdbNeuralStep *step, QdbNeuralLosses *o
 	for (int m = 0; m < s->M; m++)
 	{
 		float	   *zs = c->zsub + m * subsz;
-		float	   *qs = c->qsub + m * subsz;
+		float	   *qs = c->qsub;	/* staging for q_m, copied into q */
 		int			rc;
 
 		gather_sub(c->z, zs, R, T, ds, m);

@@ -73,12 +73,25 @@ typedef struct Trainer
 	size_t		errlen;
 } Trainer;
 
+/* Lets the callback see a pending cancel during long work: QDB_OK or _CANCELLED. */
+static int
+heartbeat(Trainer *t, const char *stage)
+{
+	QdbEpochStats s;
+
+	if (t->p.cb == NULL)
+		return QDB_OK;
+	memset(&s, 0, sizeof(s));
+	s.stage = stage;
+	s.seconds = qdb_now() - t->p.t0;
+	s.heartbeat = 1;
+	return t->p.cb(&s, t->p.arg) ? QDB_ERR_CANCELLED : QDB_OK;
+}
+
 static int
 knn_cancel(void *arg)
 {
-	Trainer    *t = arg;
-
-	return qdb_progress_report(&t->p, "neighbours", 0, 1, 0) != QDB_OK;
+	return heartbeat((Trainer *) arg, "neighbours") != QDB_OK;
 }
 
 static int
@@ -256,6 +269,7 @@ report_epoch(Trainer *t, int epoch, QdbNeuralEpoch *e)
 	s.loss = e->total;
 	s.seconds = qdb_now() - t->p.t0;
 	s.neural = e;
+	s.heartbeat = 0;
 	e->device = t->ops->name;
 	return t->p.cb(&s, t->p.arg) ? QDB_ERR_CANCELLED : QDB_OK;
 }
@@ -345,7 +359,7 @@ run_epoch(Trainer *t, int epoch, int *step_no, QdbNeuralEpoch *e)
 		e->triplet += l.triplet;
 		rows += 3L * B;
 		if (++steps % HEARTBEAT_STEPS == 0)
-			rc = qdb_progress_report(&t->p, "neural-step", epoch, c->epochs, l.total);
+			rc = heartbeat(t, "neural");
 	}
 	if (steps > 0)
 	{

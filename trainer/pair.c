@@ -19,16 +19,6 @@
 #include "qdb_distance.h"
 #include "qdb_internal.h"
 
-static int
-pair_model_ok(const QdbModel *m)
-{
-	return m && m->codebooks && m->M >= 1 && m->ksub == QDB_KSUB && m->dsub >= 1 &&
-		m->dim >= 1 && (size_t) m->M * m->dsub == (size_t) m->dim_pq &&
-		(m->linear || m->dim_pq >= m->dim || m->kind == QDB_KIND_NEURAL) &&
-		(m->metric == QDB_METRIC_L2 || m->metric == QDB_METRIC_IP ||
-		 m->metric == QDB_METRIC_COSINE);
-}
-
 size_t
 qdb_pair_table_floats(const QdbModel *m)
 {
@@ -48,7 +38,7 @@ qdb_compute_pair_table(const QdbModel *m, float *table)
 				i,
 				j;
 
-	if (!pair_model_ok(m) || table == NULL)
+	if (qdb_model_check(m) != QDB_OK || table == NULL)
 		return QDB_ERR_ARG;
 	qdb_distance_init();
 	dsub = m->dsub;

@@ -45,6 +45,7 @@ qdb_progress_report(const QdbProgressCtx *p, const char *stage,
 	s.loss = loss;
 	s.seconds = qdb_now() - p->t0;
 	s.neural = NULL;
+	s.heartbeat = 0;
 	return p->cb(&s, p->arg) ? QDB_ERR_CANCELLED : QDB_OK;
 }
 

@@ -126,6 +126,7 @@ typedef struct QdbEpochStats
 	double		loss;			/* stage-specific: mean squared reconstruction error */
 	double		seconds;		/* since training started */
 	const QdbNeuralEpoch *neural;	/* stage "neural" (iter 0: the start), else NULL */
+	int			heartbeat;		/* 1: only a chance to cancel, nothing to report */
 } QdbEpochStats;
 
 typedef int (*QdbProgress) (const QdbEpochStats *s, void *arg);

@@ -90,6 +90,9 @@ extern void ssyevd_(const char *jobz, const char *uplo, const int *n, float *a,
 					const int *lda, float *w, float *work, const int *lwork,
 					int *iwork, const int *liwork, int *info);
 
+/* model.c: QDB_OK when m's shape is consistent, else QDB_ERR_ARG */
+int			qdb_model_check(const QdbModel *m);
+
 /* model.c: y (dim_pq) = linear v, or v zero-padded, for one vector */
 void		qdb_apply_linear(const QdbModel *m, const float *v, float *y);
 
