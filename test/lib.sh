@@ -6,6 +6,10 @@
 #                  directory owned by a non-root user (Postgres refuses root)
 # qdb_cluster_stop stop it and remove the directory (also on EXIT)
 # qdb_psql ARGS    psql against the throwaway cluster, as its owner
+#
+# QDB_PREFIX=DIR   test against a private copy of the server under DIR
+#                  (made on first use) instead of the system's, so that
+#                  several checkouts can build, install and test at once
 
 QDB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 QDB_DB=quantumdb_test
@@ -47,13 +51,27 @@ qdb_install_packages() {
 
 qdb_setup() {
 	qdb_install_packages || return 1
-	QDB_PG_BIN=/usr/lib/postgresql/$(qdb_pg_major)/bin
+	local major
+	major=$(qdb_pg_major)
+	QDB_PG_BIN=/usr/lib/postgresql/$major/bin
+	if [ -n "${QDB_PREFIX:-}" ]; then
+		if [ ! -x "$QDB_PREFIX/usr/lib/postgresql/$major/bin/postgres" ]; then
+			qdb_log "copying the server into $QDB_PREFIX"
+			mkdir -p "$QDB_PREFIX/usr/lib/postgresql" "$QDB_PREFIX/usr/share/postgresql" &&
+				cp -a "/usr/lib/postgresql/$major" "$QDB_PREFIX/usr/lib/postgresql/" &&
+				cp -a "/usr/share/postgresql/$major" "$QDB_PREFIX/usr/share/postgresql/" || return 1
+			chmod -R a+rX "$QDB_PREFIX"
+		fi
+		QDB_PG_BIN=$QDB_PREFIX/usr/lib/postgresql/$major/bin
+	fi
 	export PATH="$QDB_PG_BIN:$PATH"
 	qdb_log "building"
 	make -C "$QDB_ROOT" -s -j2 all >/dev/null || return 1
 	make -C "$QDB_ROOT/trainer" -s -j2 all tests >/dev/null || return 1
 	qdb_log "installing the extension"
-	if [ "$(id -u)" = 0 ]; then
+	if [ -n "${QDB_PREFIX:-}" ]; then
+		make -C "$QDB_ROOT" -s install DESTDIR="$QDB_PREFIX" >/dev/null || return 1
+	elif [ "$(id -u)" = 0 ]; then
 		make -C "$QDB_ROOT" -s install >/dev/null || return 1
 	else
 		sudo -n make -C "$QDB_ROOT" -s install >/dev/null || {

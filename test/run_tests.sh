@@ -4,6 +4,9 @@
 #   1. the trainer core's C unit tests (trainer/tests, TAP output)
 #   2. pg_regress: sql/*.sql against expected/*.out
 #   3. TAP tests under test/t/ (PostgreSQL::Test::Cluster), when there are any
+# QDB_ONLY=REGEX runs only the pg_regress and TAP tests whose names match
+# (e.g. QDB_ONLY='index|007'), and no unit tests: for a quick check while
+# working; a full run is what counts.
 # The cluster is stopped and removed even when a test fails.  The last line
 # is "N passed, N failed"; the exit status is nonzero on any failure.
 set -u
@@ -32,6 +35,7 @@ qdb_cluster_start || { echo "0 passed, 1 failed"; exit 1; }
 qdb_log "trainer unit tests"
 for t in trainer/tests/test_*; do
 	case "$t" in *.c|*.h) continue ;; esac
+	[ -n "${QDB_ONLY:-}" ] && continue
 	[ -x "$t" ] || continue
 	out="$QDB_TMP/$(basename "$t").tap"
 	"./$t" >"$out" 2>&1
@@ -46,7 +50,8 @@ done
 
 # 2. pg_regress
 qdb_log "pg_regress"
-tests=$(ls sql/*.sql | grep -v -- '--' | xargs -n1 basename | sed 's/\.sql$//' | sort)
+tests=$(ls sql/*.sql | grep -v -- '--' | xargs -n1 basename | sed 's/\.sql$//' | sort |
+	grep -E "${QDB_ONLY:-.}")
 base_copy=$(qdb_vecs_to_copy test/data/glove-2k/base.fvecs glove_base) &&
 	query_copy=$(qdb_vecs_to_copy test/data/glove-2k/query.fvecs glove_query) &&
 	gt_copy=$(qdb_vecs_to_copy test/data/glove-2k/gt_ip.ivecs glove_gt)
@@ -55,24 +60,27 @@ regress=/usr/lib/postgresql/$(qdb_pg_major)/lib/pgxs/src/test/regress/pg_regress
 # checkout lives
 mkdir -p "$QDB_TMP/regress-in" && cp -r sql expected "$QDB_TMP/regress-in/"
 chmod -R a+rX "$QDB_TMP/regress-in"
-(cd "$QDB_TMP" && qdb_as_owner "$regress" --host="$QDB_TMP" --port="$QDB_PORT" \
-	--user=postgres --inputdir="$QDB_TMP/regress-in" --outputdir="$QDB_TMP/regress" \
-	--dbname=quantumdb_regress --load-extension=quantumdb $tests) >"$QDB_TMP/regress.log" 2>&1
-rc=$?
-grep -E '\.\.\. |tests passed|failed' "$QDB_TMP/regress.log"
-count '\.\.\. ok' '\.\.\. FAILED|\.\.\. failed' "$QDB_TMP/regress.log"
-if [ $rc -ne 0 ] && ! grep -qE '\.\.\. (FAILED|failed)' "$QDB_TMP/regress.log"; then
-	echo "pg_regress exited with status $rc:"; tail -5 "$QDB_TMP/regress.log"
-	failed=$((failed + 1))
-fi
-if [ -s "$QDB_TMP/regress/regression.diffs" ]; then
-	cp "$QDB_TMP/regress/regression.diffs" "$QDB_ROOT/regression.diffs"
-	head -200 "$QDB_ROOT/regression.diffs"
-	echo "(full diffs in regression.diffs)"
+if [ -n "$tests" ]; then
+	(cd "$QDB_TMP" && qdb_as_owner "$regress" --host="$QDB_TMP" --port="$QDB_PORT" \
+		--user=postgres --inputdir="$QDB_TMP/regress-in" --outputdir="$QDB_TMP/regress" \
+		--dbname=quantumdb_regress --load-extension=quantumdb $tests) >"$QDB_TMP/regress.log" 2>&1
+	rc=$?
+	grep -E '\.\.\. |tests passed|failed' "$QDB_TMP/regress.log"
+	count '\.\.\. ok' '\.\.\. FAILED|\.\.\. failed' "$QDB_TMP/regress.log"
+	if [ $rc -ne 0 ] && ! grep -qE '\.\.\. (FAILED|failed)' "$QDB_TMP/regress.log"; then
+		echo "pg_regress exited with status $rc:"; tail -5 "$QDB_TMP/regress.log"
+		failed=$((failed + 1))
+	fi
+	if [ -s "$QDB_TMP/regress/regression.diffs" ]; then
+		cp "$QDB_TMP/regress/regression.diffs" "$QDB_ROOT/regression.diffs"
+		head -200 "$QDB_ROOT/regression.diffs"
+		echo "(full diffs in regression.diffs)"
+	fi
 fi
 
 # 3. TAP tests
-if ls test/t/*.pl >/dev/null 2>&1; then
+taps=$(cd test && ls t/*.pl 2>/dev/null | grep -E "${QDB_ONLY:-.}")
+if [ -n "$taps" ]; then
 	qdb_log "TAP tests"
 	pgxs=/usr/lib/postgresql/$(qdb_pg_major)/lib/pgxs
 	tapdir="$QDB_TMP/tap"
@@ -81,7 +89,7 @@ if ls test/t/*.pl >/dev/null 2>&1; then
 	[ "$(id -u)" = 0 ] && chown -R "$QDB_OWNER" "$tapdir"
 	(cd "$tapdir" && qdb_as_owner env PATH="$QDB_PG_BIN:$PATH" PG_REGRESS="$regress" \
 		TESTDIR="$tapdir" QDB_GLOVE_COPY="$base_copy" \
-		prove -I "$pgxs/src/test/perl" -v t/*.pl) >"$QDB_TMP/tap.log" 2>&1
+		prove -I "$pgxs/src/test/perl" -v $taps) >"$QDB_TMP/tap.log" 2>&1
 	rc=$?
 	grep -vE '^# ' "$QDB_TMP/tap.log"
 	count '^ *ok ' '^ *not ok ' "$QDB_TMP/tap.log"
@@ -92,6 +100,27 @@ if ls test/t/*.pl >/dev/null 2>&1; then
 	if [ $rc -ne 0 ]; then
 		for f in "$tapdir"/tmp_check/log/*; do [ -f "$f" ] && { echo "== $f"; tail -20 "$f"; }; done
 	fi
+fi
+
+# 4. a crash that every assertion tolerated is still a crash (003_crash's
+#    own SIGKILL of a backend excepted)
+qdb_log "server logs"
+crashed=0
+for f in "$QDB_TMP/server.log" "$QDB_TMP"/tap/tmp_check/log/*.log; do
+	[ -f "$f" ] || continue
+	lines=$(grep -E 'terminated by signal|terminated by exception' "$f")
+	case "$f" in */003_crash_*) lines=$(printf '%s\n' "$lines" | grep -v 'signal 9: Killed') ;; esac
+	lines=$(printf '%s\n' "$lines" | grep -v '^$')
+	[ -z "$lines" ] && continue
+	echo "not ok - a server process crashed: $f"
+	printf '%s\n' "$lines" | head -5
+	crashed=1
+done
+if [ "$crashed" = 0 ]; then
+	echo "ok - no server process was terminated by a signal"
+	passed=$((passed + 1))
+else
+	failed=$((failed + 1))
 fi
 
 echo "$passed passed, $failed failed"
