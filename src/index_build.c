@@ -522,7 +522,7 @@ qdbbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 
 	bs.heap = heap;
 	bs.index = index;
-	bs.c = QdbGetIndexCache(index, true);
+	bs.c = QdbPinIndexCache(index, true);
 	pg_prng_seed(&bs.rng, BUILD_SEED);
 	bs.graph_cxt = AllocSetContextCreate(build_cxt, "quantumdb build graph",
 										 ALLOCSET_DEFAULT_SIZES);
@@ -545,12 +545,22 @@ qdbbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, QDB_PHASE_LOAD);
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_TOTAL,
 								 (int64) Max(heap->rd_rel->reltuples, 0));
-	bs.reltuples = table_index_build_scan(heap, index, indexInfo, true, true,
-										  build_callback, &bs, NULL);
-	flush_batch(&bs);
-	if (!bs.on_disk)
-		write_graph(&bs);
-	QdbRepairReachability(index);
+	/* pages change unlogged until log_newpage_range below */
+	QdbXLogBuilding(RelationGetRelid(index));
+	PG_TRY();
+	{
+		bs.reltuples = table_index_build_scan(heap, index, indexInfo, true, true,
+											  build_callback, &bs, NULL);
+		flush_batch(&bs);
+		if (!bs.on_disk)
+			write_graph(&bs);
+		QdbRepairReachability(index);
+	}
+	PG_FINALLY();
+	{
+		QdbXLogBuilding(InvalidOid);
+	}
+	PG_END_TRY();
 
 	if (RelationNeedsWAL(index))
 		log_newpage_range(index, MAIN_FORKNUM, 0, RelationGetNumberOfBlocks(index), true);

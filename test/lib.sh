@@ -114,7 +114,9 @@ shared_buffers = 256MB
 maintenance_work_mem = 256MB
 max_parallel_workers_per_gather = 0
 CONF
-	qdb_as_owner "$QDB_PG_BIN/pg_ctl" -D "$QDB_TMP/data" -l "$QDB_TMP/server.log" -w start >/dev/null ||
+	# freed malloc memory is overwritten, so that a use after free (of a
+	# large palloc chunk) fails every time instead of now and then
+	qdb_as_owner env MALLOC_PERTURB_=165 "$QDB_PG_BIN/pg_ctl" -D "$QDB_TMP/data" -l "$QDB_TMP/server.log" -w start >/dev/null ||
 		{ cat "$QDB_TMP/server.log" >&2; return 1; }
 	export PGHOST=$QDB_TMP PGPORT=$QDB_PORT PGUSER=postgres
 	qdb_as_owner "$QDB_PG_BIN/createdb" -h "$QDB_TMP" -p "$QDB_PORT" -U postgres "$QDB_DB"
