@@ -9,6 +9,7 @@ SET client_min_messages = warning;
 CREATE ROLE qdb_priv_owner;
 CREATE ROLE qdb_priv_user;
 CREATE ROLE qdb_priv_member IN ROLE qdb_priv_owner;
+CREATE ROLE qdb_priv_bypass BYPASSRLS;
 CREATE SCHEMA qdb_priv_s AUTHORIZATION qdb_priv_owner;
 CREATE SCHEMA qdb_priv_u AUTHORIZATION qdb_priv_user;
 GRANT INSERT ON quantumdb.compressors TO qdb_priv_owner, qdb_priv_user;
@@ -30,6 +31,9 @@ FROM qdb_priv_s.secret s
 WHERE s.v IN (SELECT quantumdb.decode('qdb_priv_leak', code) FROM qdb_priv_s.all_codes);
 SELECT name, kind, owner, source, source_column, settings->>'source' AS settings_source
 FROM quantumdb.compressors WHERE name LIKE 'qdb_priv%';
+-- its model bytes through export(), not SELECT
+SELECT octet_length(quantumdb.export('qdb_priv_leak')) > 0 AS exported;
+SELECT model FROM quantumdb.compressors;
 RESET ROLE;
 
 -- a role with no privilege on the table: every use is refused
@@ -62,6 +66,20 @@ VALUES ('qdb_priv_forged', 'pq', 4, 'l2', '{}', '\x00', 'qdb_priv_owner');
 \echo :LAST_ERROR_SQLSTATE
 -- (the table itself it cannot read either)
 SELECT count(*) FROM qdb_priv_s.secret;
+\echo :LAST_ERROR_SQLSTATE
+\set VERBOSITY default
+RESET ROLE;
+
+-- a BYPASSRLS role sees every catalog row, but not the model bytes, and
+-- the functions refuse it all the same
+SET ROLE qdb_priv_bypass;
+SELECT name, owner FROM quantumdb.compressors WHERE name LIKE 'qdb_priv%';
+\set VERBOSITY terse
+SELECT md5(model) FROM quantumdb.compressors WHERE name LIKE 'qdb_priv%';
+\echo :LAST_ERROR_SQLSTATE
+SELECT quantumdb.decode('qdb_priv_leak', '\x00'::bytea);
+\echo :LAST_ERROR_SQLSTATE
+SELECT quantumdb.export('qdb_priv_leak');
 \echo :LAST_ERROR_SQLSTATE
 \set VERBOSITY default
 RESET ROLE;
@@ -207,5 +225,6 @@ REVOKE ALL ON quantumdb.compressors FROM qdb_priv_owner, qdb_priv_user;
 DROP SCHEMA qdb_priv_s CASCADE;
 DROP SCHEMA qdb_priv_u CASCADE;
 DROP ROLE qdb_priv_member;
+DROP ROLE qdb_priv_bypass;
 DROP ROLE qdb_priv_owner;
 DROP ROLE qdb_priv_user;

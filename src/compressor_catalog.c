@@ -23,6 +23,7 @@
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rls.h"
@@ -50,6 +51,7 @@ typedef struct CatalogAccess
 {
 	Oid			save_userid;
 	int			save_sec_context;
+	int			save_nestlevel;
 } CatalogAccess;
 
 static void
@@ -82,9 +84,10 @@ catalog_owner(void)
 }
 
 /*
- * Connects SPI as the catalog's owner, in a security-restricted operation.
+ * Connects SPI as the catalog's owner, in a security-restricted operation
+ * with search_path pinned to pg_catalog (the text is qualified as well).
  * An ERROR before catalog_end() is fine: (sub)transaction abort restores
- * the user.
+ * the user and the setting.
  */
 static void
 catalog_begin(CatalogAccess *a)
@@ -94,6 +97,9 @@ catalog_begin(CatalogAccess *a)
 	GetUserIdAndSecContext(&a->save_userid, &a->save_sec_context);
 	SetUserIdAndSecContext(owner, a->save_sec_context |
 						   SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	a->save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	SPI_connect();
 }
 
@@ -101,6 +107,7 @@ static void
 catalog_end(CatalogAccess *a)
 {
 	SPI_finish();
+	AtEOXact_GUC(false, a->save_nestlevel);
 	SetUserIdAndSecContext(a->save_userid, a->save_sec_context);
 }
 
