@@ -40,7 +40,8 @@ typedef struct QdbLoadedModel
 extern QdbLoadedModel *QdbLoadCompressor(const char *name, MemoryContext cxt);
 extern void QdbStoreCompressor(const char *name, const QdbModel *m,
 							   const char *extra_settings, double training_seconds,
-							   double validation_recall);
+							   double validation_recall, Oid source, const char *column);
+extern bool QdbMayUseCompressor(Oid roleid, Oid owner, Oid source, const char *column);
 
 /* trainer_glue.c: allocation from a memory context, status -> ERROR */
 extern const QdbAlloc *QdbContextAlloc(MemoryContext cxt);

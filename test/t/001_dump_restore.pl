@@ -27,6 +27,7 @@ my $model_sql = "SELECT md5(model) || ' ' || kind || ' ' || dimensions FROM quan
 my $codes = $node->safe_psql('postgres', $codes_sql);
 my $model = $node->safe_psql('postgres', $model_sql);
 like($model, qr/^[0-9a-f]{32} opq 100$/, 'compressor stored');
+my $owner = $node->safe_psql('postgres', 'SELECT current_user');
 
 my $dump = "$PostgreSQL::Test::Utils::tmp_check/dump.sql";
 $node->command_ok([ 'pg_dump', '-d', $node->connstr('postgres'), '-f', $dump ], 'pg_dump');
@@ -36,6 +37,13 @@ $node->command_ok([ 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1',
 
 is($node->safe_psql('restored', $model_sql), $model, 'model bytes survive dump and restore');
 is($node->safe_psql('restored', $codes_sql), $codes, 'same codes after restore');
+# owner and source are dumped by name and found again by name
+is($node->safe_psql('restored',
+		"SELECT owner::text || ' ' || source::text || ' ' || source_column FROM quantumdb.compressors WHERE name = 'c'"),
+	"$owner docs embedding", 'owner and source survive dump and restore');
+is($node->safe_psql('restored',
+		"SELECT source = 'docs'::regclass FROM quantumdb.compressors WHERE name = 'c'"),
+	't', 'the source names the restored table');
 
 $node->stop;
 done_testing();
