@@ -387,6 +387,10 @@ extern int	QdbMemGraphInsert(QdbMemGraph *g, const QdbModel *model, int first, i
 extern IndexBuildResult *qdbbuild(Relation heap, Relation index, IndexInfo *indexInfo);
 extern void qdbbuildempty(Relation index);
 
+/* sample.c: the build's sample, read by its own heap scan */
+extern void QdbSampleIndexBuild(Relation heap, Relation index, IndexInfo *indexInfo,
+								int want, uint64 seed, bool cosine, QdbSample *out);
+
 /* index_insert.c */
 extern bool qdbinsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 					  Relation heap, IndexUniqueCheck checkUnique, bool indexUnchanged,

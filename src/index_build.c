@@ -420,7 +420,6 @@ obtain_model(Relation heap, Relation index, IndexInfo *indexInfo, QdbMetric metr
 	}
 	else
 	{
-		char	   *column = get_attname(RelationGetRelid(heap), attnum, false);
 		QdbTrainConfig cfg;
 		QdbSample	s;
 		double		seconds;
@@ -430,8 +429,9 @@ obtain_model(Relation heap, Relation index, IndexInfo *indexInfo, QdbMetric metr
 		qdb_train_config_init(&cfg);
 		cfg.kind = QDB_KIND_OPQ;
 		cfg.metric = metric;
-		QdbSampleColumn(RelationGetRelid(heap), column, QDB_BUILD_SAMPLE, cfg.seed,
-						metric == QDB_METRIC_COSINE, &s);
+		/* no query: the planner could not open an index being rebuilt */
+		QdbSampleIndexBuild(heap, index, indexInfo, QDB_BUILD_SAMPLE, cfg.seed,
+							metric == QDB_METRIC_COSINE, &s);
 		if (s.n < QDB_KSUB)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_EXCEPTION),
