@@ -73,6 +73,7 @@ struct QdbDiskGraph
 	uint32		epoch;
 	uint32		used;			/* nodes */
 	int			reads;
+	BlockNumber nblocks;		/* the index's size when last looked at */
 };
 
 static DiskArena backend_arena;
@@ -288,6 +289,16 @@ read_node(QdbDiskGraph *g, DiskNode *e, int level)
 
 	/* every node a walk visits passes here: a long walk stays cancellable */
 	CHECK_FOR_INTERRUPTS();
+	/* a reference from a damaged list must not read past the relation */
+	if (blkno >= g->nblocks)
+		g->nblocks = RelationGetNumberOfBlocks(g->index);
+	if (blkno < c->shape.first_node_page || blkno >= g->nblocks ||
+		QdbRefOffset(e->ref) < FirstOffsetNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\" links to a node (%u,%u) that cannot exist",
+						RelationGetRelationName(g->index), blkno, QdbRefOffset(e->ref)),
+				 errhint("REINDEX INDEX %s;", RelationGetRelationName(g->index))));
 	buf = ReadBuffer(g->index, blkno);
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	page = BufferGetPage(buf);

@@ -163,6 +163,7 @@ typedef struct QdbNodeShape
 	int			m;
 	bool		inline_codes;
 	int			max_level;		/* highest level whose node fits on a page */
+	BlockNumber first_node_page;	/* no node lies before it */
 } QdbNodeShape;
 
 /* Reloptions */
@@ -389,7 +390,8 @@ extern void qdbbuildempty(Relation index);
 
 /* sample.c: the build's sample, read by its own heap scan */
 extern void QdbSampleIndexBuild(Relation heap, Relation index, IndexInfo *indexInfo,
-								int want, uint64 seed, bool cosine, QdbSample *out);
+								int want, uint64 seed, bool cosine,
+								const QdbTrainConfig *fit, QdbSample *out);
 
 /* index_insert.c */
 extern bool qdbinsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,

@@ -431,7 +431,7 @@ obtain_model(Relation heap, Relation index, IndexInfo *indexInfo, QdbMetric metr
 		cfg.metric = metric;
 		/* no query: the planner could not open an index being rebuilt */
 		QdbSampleIndexBuild(heap, index, indexInfo, QDB_BUILD_SAMPLE, cfg.seed,
-							metric == QDB_METRIC_COSINE, &s);
+							metric == QDB_METRIC_COSINE, &cfg, &s);
 		if (s.n < QDB_KSUB)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_EXCEPTION),

@@ -276,6 +276,7 @@ QdbNodeShapeFromMeta(const QdbMetaPageData *meta, QdbNodeShape *shape)
 	shape->m = meta->m;
 	shape->inline_codes = meta->inline_codes != 0;
 	shape->max_level = QdbHighestLevel(meta->code_size, meta->m, meta->inline_codes != 0);
+	shape->first_node_page = meta->first_node_page;
 }
 
 static void

@@ -45,6 +45,9 @@ extern bool QdbMayUseCompressor(Oid roleid, Oid owner, Oid source, const char *c
 
 /* trainer_glue.c: allocation from a memory context, status -> ERROR */
 extern const QdbAlloc *QdbContextAlloc(MemoryContext cxt);
+/* The same, failing (NULL: QDB_ERR_NOMEM) past limit bytes in use */
+extern const QdbAlloc *QdbLimitedAlloc(MemoryContext cxt, Size limit);
+extern bool QdbAllocHitLimit(const QdbAlloc *a);
 extern void QdbReportStatus(int status, const char *context, const char *detail);
 
 /* sample.c: a seeded reservoir sample of a real[] column through SPI */
@@ -56,8 +59,13 @@ typedef struct QdbSample
 	int64		rows_seen;		/* non-NULL rows scanned */
 } QdbSample;
 
+/*
+ * fit (may be NULL: no bound) is the training the sample is for: the
+ * sample shrinks so that the sample and that training stay within
+ * maintenance_work_mem (train_backend.c), saying so in a NOTICE.
+ */
 extern void QdbSampleColumn(Oid relid, const char *column, int want, uint64 seed,
-							bool cosine, QdbSample *out);
+							bool cosine, const QdbTrainConfig *fit, QdbSample *out);
 
 /* train.c: quantumdb.train() */
 extern void QdbCheckTableInsert(const char *table, const char *detail);
@@ -70,6 +78,8 @@ typedef enum QdbDevice
 	QDB_DEVICE_CUDA
 } QdbDevice;
 
+extern int	QdbSampleRowsThatFit(const QdbTrainConfig *cfg, int dim, int want,
+								 const char *what);
 extern double QdbTrainModel(const char *name, const float *x, int n, QdbTrainConfig *cfg,
 							QdbDevice device, int64 log_run, MemoryContext tcxt,
 							QdbModel *model, const char **device_used);

@@ -76,10 +76,12 @@ typedef struct Reservoir
 	bool		cosine;
 	bool		skip_zero;		/* with cosine: skip zero vectors, not an ERROR */
 	QdbRng		rng;
+	const QdbTrainConfig *fit;	/* the training the sample must fit beside */
 	MemoryContext caller;		/* where out->x lives */
 	MemoryContext batch;		/* reset after each row */
 	SampleErrorContext ectx;
 	ErrorContextCallback errcb;
+	const char *what;			/* the training, for the fit's messages */
 } Reservoir;
 
 static void
@@ -137,6 +139,8 @@ reservoir_add(Reservoir *r, Datum d)
 	if (out->dim == 0)
 	{
 		out->dim = dim;
+		if (r->fit)
+			r->want = QdbSampleRowsThatFit(r->fit, dim, r->want, r->what);
 		out->x = MemoryContextAllocExtended(r->caller,
 											(Size) r->want * dim * sizeof(float),
 											MCXT_ALLOC_HUGE);
@@ -169,7 +173,7 @@ reservoir_add(Reservoir *r, Datum d)
  */
 void
 QdbSampleColumn(Oid relid, const char *column, int want, uint64 seed, bool cosine,
-				QdbSample *out)
+				const QdbTrainConfig *fit, QdbSample *out)
 {
 	char		relkind = get_rel_relkind(relid);
 	bool		has_tid = relkind == RELKIND_RELATION || relkind == RELKIND_MATVIEW ||
@@ -190,6 +194,8 @@ QdbSampleColumn(Oid relid, const char *column, int want, uint64 seed, bool cosin
 				   has_tid ? "ctid" : "NULL::pg_catalog.tid", quote_identifier(column),
 				   relname, quote_identifier(column));
 	reservoir_init(&r, relid, has_tid, want, seed, cosine, out);
+	r.fit = fit;
+	r.what = psprintf("training from %s", relname);
 
 	SPI_connect();
 	portal = SPI_cursor_open_with_args(NULL, sql, 0, NULL, NULL, NULL, true, 0);
@@ -246,11 +252,13 @@ build_sample_callback(Relation index, ItemPointer tid, Datum *values, bool *isnu
  */
 void
 QdbSampleIndexBuild(Relation heap, Relation index, IndexInfo *indexInfo, int want,
-					uint64 seed, bool cosine, QdbSample *out)
+					uint64 seed, bool cosine, const QdbTrainConfig *fit, QdbSample *out)
 {
 	Reservoir	r;
 
 	reservoir_init(&r, RelationGetRelid(heap), true, want, seed, cosine, out);
+	r.fit = fit;
+	r.what = psprintf("the compressor of index \"%s\"", RelationGetRelationName(index));
 	r.skip_zero = true;
 	r.errcb.previous = error_context_stack;
 	error_context_stack = &r.errcb;

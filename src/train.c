@@ -226,7 +226,7 @@ quantumdb_train(PG_FUNCTION_ARGS)
 
 	/* sample the column: training rows plus the validation split */
 	QdbSampleColumn(relid, column, sample_rows + validation_rows, cfg.seed,
-					cfg.metric == QDB_METRIC_COSINE, &s);
+					cfg.metric == QDB_METRIC_COSINE, &cfg, &s);
 	n_val = Min(validation_rows, s.n / 10);
 	n_train = s.n - n_val;
 	if (n_train < MIN_TRAIN_ROWS)

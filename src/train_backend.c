@@ -11,6 +11,8 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "access/xact.h"
 #include "miscadmin.h"
 #include "utils/memutils.h"
@@ -144,6 +146,85 @@ open_cuda(BackendHandle *h, const QdbAlloc *alloc, char *err, size_t errlen)
 }
 
 /*
+ * The memory a training allocates: bytes per sample row (the sample itself
+ * included) and fixed bytes, for rows of dim floats.  Measured as the peak
+ * of the trainer's allocations (trainer_glue.c's QdbLimitedAlloc) at 1,000
+ * and 3,900 rows of 48, 192 and 784 dimensions, default settings:
+ *   pq      2.1-2.3 row sizes per row,  1.1-2.1 MB fixed
+ *   opq     3.0-3.3 row sizes per row,  2.0 / 8.1 / 49.7 MB fixed
+ *   neural  3.0-3.6 row sizes per row,  57 / 72 / 163 MB fixed, most of it
+ *           the Gumbel activations (3 x batch_size rows x 256 centroids x
+ *           subvectors, several copies) and four copies of the parameters
+ * and train()'s validation (adc.c's qdb_adc_recall) 4 MB of blocked dot
+ * products.  The formulas below are at or above every measurement.
+ */
+static void
+training_memory(const QdbTrainConfig *cfg, int dim, double *per_row, double *fixed)
+{
+	const double mb = 1024.0 * 1024.0;
+	double		row = sizeof(float) * (double) dim;
+	double		t = cfg->target_dim > 0 ? cfg->target_dim : dim;
+	double		h = cfg->hidden > 0 ? cfg->hidden : Min(2 * t, 1024);
+	double		square = 6 * mb + 20.0 * sizeof(float) * dim * (double) dim;
+
+	switch (cfg->kind)
+	{
+		case QDB_KIND_PQ:
+			*per_row = 3.5 * row;
+			*fixed = 1.5 * mb + 1024.0 * dim + (t < dim ? square : 0);
+			break;
+		case QDB_KIND_OPQ:
+			*per_row = 4.5 * row;
+			*fixed = square;
+			break;
+		default:
+			*per_row = 5.0 * row + 3.0 * sizeof(int) * cfg->k_neighbors;
+			*fixed = 2 * mb + 12288.0 * cfg->subvectors * cfg->batch_size +
+				0.1 * mb * dim + 4.0 * sizeof(float) * (dim * h + h * t + t * dim);
+			break;
+	}
+	/* train()'s validation: 256 queries against 4,096 rows at a time */
+	*fixed += 4.5 * mb + 256.0 * row;
+}
+
+/*
+ * How many of want sample rows of dim floats a training of cfg may take
+ * within maintenance_work_mem: want when they fit, else fewer with a
+ * NOTICE, or an ERROR that says what to raise when not even the fewest the
+ * training needs (QDB_KSUB rows) fit.  what names the training ("training
+ * \"c\"", "index \"i\"").
+ */
+int
+QdbSampleRowsThatFit(const QdbTrainConfig *cfg, int dim, int want, const char *what)
+{
+	/* a tenth kept for what the estimate misses */
+	double		budget = (double) maintenance_work_mem * 1024.0 / 1.1;
+	double		per_row,
+				fixed,
+				fit;
+
+	training_memory(cfg, dim, &per_row, &fixed);
+	fit = floor((budget - fixed) / per_row);
+	if (fit >= want)
+		return want;
+	if (fit < QDB_KSUB)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("maintenance_work_mem is too small for %s", what),
+				 errdetail("Kind %s on %d rows of %d dimensions needs about %.0f MB; maintenance_work_mem is %d kB.",
+						   qdb_kind_name(cfg->kind), QDB_KSUB, dim,
+						   (fixed + per_row * QDB_KSUB) / (1024.0 * 1024.0), maintenance_work_mem),
+				 errhint("SET maintenance_work_mem = '%.0fMB' (or more) first.",
+						 ceil((fixed + per_row * Min(want, 10 * QDB_KSUB)) / (1024.0 * 1024.0)))));
+	ereport(NOTICE,
+			(errmsg("%s samples %d rows, not %d, to stay within maintenance_work_mem (%d kB)",
+					what, (int) fit, want, maintenance_work_mem),
+			 errhint("SET maintenance_work_mem = '%.0fMB' to sample all %d rows.",
+					 ceil((fixed + per_row * want) / (1024.0 * 1024.0)), want)));
+	return (int) fit;
+}
+
+/*
  * Trains a compressor on x (n rows of cfg->dim) with the model's arrays in
  * tcxt, whose reset closes the backend (also when an ERROR unwinds).
  * log_run > 0 writes neural epochs to quantumdb.training_log.  Returns the
@@ -162,8 +243,12 @@ QdbTrainModel(const char *name, const float *x, int n, QdbTrainConfig *cfg,
 	double		t0,
 				seconds;
 	int			rc;
+	Size		limit;
 
-	alloc = QdbContextAlloc(tcxt);
+	/* the trainer's allocations share maintenance_work_mem with the sample */
+	limit = (Size) maintenance_work_mem * 1024;
+	limit -= Min(limit / 2, (Size) n * cfg->dim * sizeof(float));
+	alloc = QdbLimitedAlloc(tcxt, limit);
 	h = MemoryContextAllocZero(tcxt, sizeof(BackendHandle));
 	h->backend = qdb_cpu_backend();
 	cb = MemoryContextAlloc(tcxt, sizeof(MemoryContextCallback));
@@ -219,6 +304,14 @@ QdbTrainModel(const char *name, const float *x, int n, QdbTrainConfig *cfg,
 		ReThrowError(progress.cancel);
 	CHECK_FOR_INTERRUPTS();
 	QdbTrainingLogEnd(&progress.log);
+	if (rc == QDB_ERR_NOMEM && QdbAllocHitLimit(alloc))
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("training \"%s\" needs more memory than maintenance_work_mem allows", name),
+				 errdetail("maintenance_work_mem is %d kB, of which the sample of %d rows of %d dimensions takes %zu kB.",
+						   maintenance_work_mem, n, cfg->dim,
+						   (Size) n * cfg->dim * sizeof(float) / 1024),
+				 errhint("Raise maintenance_work_mem, or lower sample (or target_dim or hidden).")));
 	if (rc != QDB_OK)
 	{
 		const char *detail = h->backend->last_error(h->ctx);

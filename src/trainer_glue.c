@@ -24,6 +24,63 @@ context_free(void *p, void *st)
 	pfree(p);
 }
 
+/* A QdbAlloc that counts what is in use and refuses past a limit. */
+typedef struct LimitedAlloc
+{
+	QdbAlloc	a;				/* first: the trainer sees only this */
+	MemoryContext cxt;
+	Size		used;
+	Size		limit;
+	bool		hit;
+} LimitedAlloc;
+
+static void *
+limited_alloc(size_t size, void *st)
+{
+	LimitedAlloc *l = st;
+	void	   *p;
+
+	if (size > l->limit || l->used > l->limit - size)
+	{
+		l->hit = true;
+		return NULL;
+	}
+	p = MemoryContextAllocExtended(l->cxt, size, MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
+	if (p)
+		l->used += GetMemoryChunkSpace(p);
+	return p;
+}
+
+static void
+limited_free(void *p, void *st)
+{
+	LimitedAlloc *l = st;
+	Size		space = GetMemoryChunkSpace(p);
+
+	l->used -= Min(space, l->used);
+	pfree(p);
+}
+
+const QdbAlloc *
+QdbLimitedAlloc(MemoryContext cxt, Size limit)
+{
+	LimitedAlloc *l = MemoryContextAllocZero(cxt, sizeof(LimitedAlloc));
+
+	l->a.alloc = limited_alloc;
+	l->a.free = limited_free;
+	l->a.st = l;
+	l->cxt = cxt;
+	l->limit = limit;
+	return &l->a;
+}
+
+/* Whether a QdbLimitedAlloc refused an allocation for its limit. */
+bool
+QdbAllocHitLimit(const QdbAlloc *a)
+{
+	return a->alloc == limited_alloc && ((const LimitedAlloc *) a->st)->hit;
+}
+
 /* A QdbAlloc drawing from cxt, itself allocated in cxt. */
 const QdbAlloc *
 QdbContextAlloc(MemoryContext cxt)

@@ -21,7 +21,7 @@
 #include "qdb_distance.h"
 #include "qdb_internal.h"
 
-#define RECALL_QUERY_BLOCK	1024
+#define RECALL_QUERY_BLOCK	256
 #define RECALL_BASE_BLOCK	4096
 
 size_t

@@ -33,7 +33,7 @@ my ($ret, $out, $err) = $primary->psql('postgres', q{
 	SET maintenance_work_mem = '1MB';
 	CREATE INDEX items_idx ON items USING quantumdb (emb)
 		WITH (compressor = 'c1', m = 8, ef_construction = 32);
-	INSERT INTO items SELECT id + 10000, emb FROM items WHERE id <= 300;
+	INSERT INTO items SELECT id + 100000, emb FROM items WHERE id <= 300;
 });
 is($ret, 0, 'the build with 1 MB of maintenance_work_mem succeeds') or diag($err);
 like($err, qr/inserted page by page/, 'the build went on page by page');

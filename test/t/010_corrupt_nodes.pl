@@ -82,7 +82,7 @@ my @damage = (
 	[ 'pd_lower beyond the page', sub { poke($_[0], $first, 12, pack('S', 9000)) } ],
 	[ 'meta entry level 200', sub { poke($_[0], 0, 56, pack('l', 200)) } ],
 	[ 'meta m 0', sub { poke($_[0], 0, 44, pack('l', 0)) } ],
-	[ 'special space garbage', sub { poke($_[0], $first, $blcksz - 4, pack('L', 0xDEADBEEF)) } ],
+	[ 'special space garbage', sub { poke($_[0], $first, $blcksz - 8, pack('L', 0xDEADBEEF)) } ],
 	[ 'level 1 on a level-0 node', sub {
 		for my $off (1 .. 40)
 		{
@@ -142,10 +142,11 @@ for my $k (0 .. $n - 1)
 	{
 		my ($rc, $out, $err) = $node->psql('postgres',
 			"SET enable_seqscan = off; SELECT id FROM t$k ORDER BY emb <~> (SELECT emb FROM src WHERE id = 7) LIMIT 5");
-		my $verify = $node->safe_psql('postgres', "SELECT count(*) FROM quantumdb.verify('t${k}_idx')");
-		ok($rc != 0 || $verify > 0 || $failed > 0,
+		my ($vrc, $verify) = $node->psql('postgres', "SELECT count(*) FROM quantumdb.verify('t${k}_idx')");
+		ok($rc != 0 || $vrc != 0 || $verify > 0,
 			"t$k ($damage[$k][0]): noticed, by an ERROR or by verify");
-		like($err, qr/REINDEX/, "t$k: the scan's ERROR says to REINDEX") if $rc != 0;
+		# a page header out of bounds is caught by the buffer manager itself
+		like($err, qr/REINDEX|invalid page/, "t$k: the scan's ERROR says to REINDEX") if $rc != 0;
 	}
 }
 is($alive, $n, 'the server answered after every damaged index');
