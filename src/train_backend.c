@@ -215,12 +215,12 @@ QdbSampleRowsThatFit(const QdbTrainConfig *cfg, int dim, int want, const char *w
 						   qdb_kind_name(cfg->kind), QDB_KSUB, dim,
 						   (fixed + per_row * QDB_KSUB) / (1024.0 * 1024.0), maintenance_work_mem),
 				 errhint("SET maintenance_work_mem = '%.0fMB' (or more) first.",
-						 ceil((fixed + per_row * Min(want, 10 * QDB_KSUB)) / (1024.0 * 1024.0)))));
+						 ceil(1.1 * (fixed + per_row * Min(want, 10 * QDB_KSUB)) / (1024.0 * 1024.0)))));
 	ereport(NOTICE,
 			(errmsg("%s samples %d rows, not %d, to stay within maintenance_work_mem (%d kB)",
 					what, (int) fit, want, maintenance_work_mem),
 			 errhint("SET maintenance_work_mem = '%.0fMB' to sample all %d rows.",
-					 ceil((fixed + per_row * want) / (1024.0 * 1024.0)), want)));
+					 ceil(1.1 * (fixed + per_row * want) / (1024.0 * 1024.0)), want)));
 	return (int) fit;
 }
 
