@@ -260,10 +260,20 @@ extern QdbNodeRef QdbAddNode(Relation index, const QdbIndexCache *c, QdbNode nod
 extern bool QdbSetEntry(Relation index, QdbNodeRef ref, int level, int mode,
 						QdbNodeRef expected);
 
+/*
+ * node_check.c: the checks of pages and node tuples, pure functions (no
+ * ereport, no backend call) that return NULL or what is wrong
+ */
+extern const char QdbNodeMissing[];
+extern int	QdbHighestLevel(int code_size, int m, bool inline_codes);
+extern const char *QdbPageProblem(Page page);
+extern const char *QdbNodePageProblem(Page page);
+extern const char *QdbNodeItemProblem(const QdbNodeShape *shape, Page page,
+									  OffsetNumber off);
+
 /* index_cache.c */
 extern QdbIndexCache *QdbPinIndexCache(Relation index, bool want_pair);
 extern QdbMetric QdbIndexMetric(Relation index);
-extern int	QdbHighestLevel(int code_size, int m, bool inline_codes);
 extern int	QdbDrawLevel(const QdbIndexCache *c, pg_prng_state *rng);
 extern float QdbPairDistance(const QdbIndexCache *c, const uint8 *a, const uint8 *b);
 

@@ -47,19 +47,6 @@ QdbIndexMetric(Relation index)
 	return (QdbMetric) metric;
 }
 
-/* The highest level whose node tuple still fits on a page (at most QDB_MAX_LEVEL). */
-int
-QdbHighestLevel(int code_size, int m, bool inline_codes)
-{
-	Size		max_item = BLCKSZ - MAXALIGN(SizeOfPageHeaderData) - sizeof(ItemIdData) -
-		MAXALIGN(sizeof(QdbPageOpaqueData));
-	int			level = QDB_MAX_LEVEL;
-
-	while (level > 0 && MAXALIGN(QdbNodeSize(code_size, m, level, inline_codes)) > max_item)
-		level--;
-	return level;
-}
-
 /*
  * A loaded cache and the pins on it.  Every cache lives in a memory context
  * of its own under CacheMemoryContext.  While any pin is held the cache is

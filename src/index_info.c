@@ -161,8 +161,7 @@ verify_header(Relation index, Problems *p, QdbMetaPageData *meta)
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	page = BufferGetPage(buf);
 	opaque = QdbPageGetOpaque(page);
-	if (PageIsNew(page) || PageGetSpecialSize(page) != MAXALIGN(sizeof(QdbPageOpaqueData)) ||
-		opaque->page_id != QDB_PAGE_ID || !(opaque->flags & QDB_PAGE_META))
+	if (QdbPageProblem(page) != NULL || !(opaque->flags & QDB_PAGE_META))
 	{
 		problem(p, "block 0 is not a quantumdb meta page");
 		ok = false;
@@ -207,7 +206,7 @@ verify_header(Relation index, Problems *p, QdbMetaPageData *meta)
 			buf = ReadBuffer(index, QDB_FIRST_COMPRESSOR_BLKNO + i);
 			LockBuffer(buf, BUFFER_LOCK_SHARE);
 			page = BufferGetPage(buf);
-			if (PageIsNew(page) || QdbPageGetOpaque(page)->page_id != QDB_PAGE_ID ||
+			if (QdbPageProblem(page) != NULL ||
 				!(QdbPageGetOpaque(page)->flags & QDB_PAGE_COMPRESSOR))
 			{
 				problem(p, "block %u is not a compressor page", QDB_FIRST_COMPRESSOR_BLKNO + i);
@@ -233,10 +232,10 @@ verify_header(Relation index, Problems *p, QdbMetaPageData *meta)
  * the tuple itself cannot be read.
  */
 static bool
-verify_node(Problems *p, const QdbMetaPageData *meta, const QdbNodeMap *map, int max_level,
-			BlockNumber blkno, OffsetNumber off, Page page)
+verify_node(Problems *p, const QdbMetaPageData *meta, const QdbNodeShape *shape,
+			const QdbNodeMap *map, BlockNumber blkno, OffsetNumber off, Page page)
 {
-	ItemId		iid = PageGetItemId(page, off);
+	const char *what = QdbNodeItemProblem(shape, page, off);
 	QdbNode		node;
 	QdbNodeRef	self = QdbMakeRef(blkno, off);
 	QdbNodeRef *lists;
@@ -244,34 +243,12 @@ verify_node(Problems *p, const QdbMetaPageData *meta, const QdbNodeMap *map, int
 				i,
 				j;
 
-	if (!ItemIdIsNormal(iid))
+	if (what != NULL)
 	{
-		problem(p, "node (%u,%u) has a line pointer that is not in use", blkno, off);
+		problem(p, "node (%u,%u): %s", blkno, off, what);
 		return false;
 	}
-	if (ItemIdGetOffset(iid) < SizeOfPageHeaderData ||
-		ItemIdGetOffset(iid) + ItemIdGetLength(iid) > ((PageHeader) page)->pd_special ||
-		ItemIdGetLength(iid) < offsetof(QdbNodeData, code))
-	{
-		problem(p, "node (%u,%u) lies outside its page", blkno, off);
-		return false;
-	}
-	node = (QdbNode) PageGetItem(page, iid);
-	if (node->level > max_level)
-	{
-		problem(p, "node (%u,%u) has level %d, above the limit %d", blkno, off, node->level,
-				max_level);
-		return false;
-	}
-	if (ItemIdGetLength(iid) != QdbNodeSize(meta->code_size, meta->m, node->level,
-											meta->inline_codes))
-	{
-		problem(p, "node (%u,%u) has %u bytes, expected %zu for level %d", blkno, off,
-				ItemIdGetLength(iid),
-				QdbNodeSize(meta->code_size, meta->m, node->level, meta->inline_codes),
-				node->level);
-		return false;
-	}
+	node = (QdbNode) PageGetItem(page, PageGetItemId(page, off));
 	if (node->flags & ~(QDB_NODE_DELETED | QDB_NODE_FREE))
 		problem(p, "node (%u,%u) has unknown flags %02x", blkno, off, node->flags);
 	if ((node->flags & QDB_NODE_FREE) && !(node->flags & QDB_NODE_DELETED))
@@ -329,7 +306,7 @@ quantumdb_verify(PG_FUNCTION_ARGS)
 	QdbNodeMap	map;
 	BlockNumber blkno;
 	int			max_level = -1;
-	int			hardest;
+	QdbNodeShape shape;
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	p.rsinfo = rsinfo;
@@ -339,7 +316,7 @@ quantumdb_verify(PG_FUNCTION_ARGS)
 		relation_close(index, AccessShareLock);
 		return (Datum) 0;
 	}
-	hardest = QdbHighestLevel(meta.code_size, meta.m, meta.inline_codes != 0);
+	QdbNodeShapeFromMeta(&meta, &shape);
 
 	QdbNodeMapRead(index, &meta, &map);
 	for (blkno = map.first; blkno < map.nblocks; blkno++)
@@ -347,24 +324,21 @@ quantumdb_verify(PG_FUNCTION_ARGS)
 		Buffer		buf = ReadBuffer(index, blkno);
 		Page		page;
 		OffsetNumber off;
+		const char *what;
 
 		CHECK_FOR_INTERRUPTS();
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
 		page = BufferGetPage(buf);
-		if (PageIsNew(page) || PageGetSpecialSize(page) != MAXALIGN(sizeof(QdbPageOpaqueData)) ||
-			QdbPageGetOpaque(page)->page_id != QDB_PAGE_ID ||
-			QdbPageGetOpaque(page)->flags != QDB_PAGE_NODES)
-			problem(&p, "block %u is not a node page", blkno);
-		else if (PageGetMaxOffsetNumber(page) > QDB_MAX_NODES_PER_PAGE)
-			problem(&p, "block %u has %d nodes, more than %d", blkno,
-					(int) PageGetMaxOffsetNumber(page), QDB_MAX_NODES_PER_PAGE);
+		what = QdbNodePageProblem(page);
+		if (what != NULL)
+			problem(&p, "block %u: %s", blkno, what);
 		else
 		{
 			for (off = FirstOffsetNumber; off <= PageGetMaxOffsetNumber(page); off++)
 			{
 				QdbNode		node = (QdbNode) PageGetItem(page, PageGetItemId(page, off));
 
-				if (verify_node(&p, &meta, &map, hardest, blkno, off, page) &&
+				if (verify_node(&p, &meta, &shape, &map, blkno, off, page) &&
 					!(node->flags & QDB_NODE_DELETED))
 					max_level = Max(max_level, node->level);
 			}

@@ -32,16 +32,20 @@ QdbInitPage(Page page, uint16 flags)
 }
 
 static void
+unexpected_page(Relation index, BlockNumber blkno)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INDEX_CORRUPTED),
+			 errmsg("index \"%s\" contains an unexpected page at block %u",
+					RelationGetRelationName(index), blkno),
+			 errhint("Please REINDEX it.")));
+}
+
+static void
 check_page(Relation index, Page page, BlockNumber blkno, uint16 flags)
 {
-	if (PageIsNew(page) || PageGetSpecialSize(page) != MAXALIGN(sizeof(QdbPageOpaqueData)) ||
-		QdbPageGetOpaque(page)->page_id != QDB_PAGE_ID ||
-		(QdbPageGetOpaque(page)->flags & flags) == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INDEX_CORRUPTED),
-				 errmsg("index \"%s\" contains an unexpected page at block %u",
-						RelationGetRelationName(index), blkno),
-				 errhint("Please REINDEX it.")));
+	if (QdbPageProblem(page) != NULL || (QdbPageGetOpaque(page)->flags & flags) == 0)
+		unexpected_page(index, blkno);
 }
 
 struct QdbXLog
@@ -290,42 +294,30 @@ node_damaged(Relation index, BlockNumber blkno, OffsetNumber off, const char *wh
 }
 
 /*
- * Node off of a node page, checked before use: a page of the right type, a
- * line pointer in use that lies inside the page, a level within the limit
- * and a tuple exactly the size of a node of that level.  A damaged page is
- * an ERROR, never a read past the tuple.
+ * Node off of a node page, checked before use (QdbNodePageProblem and
+ * QdbNodeItemProblem, node_check.c): a page of the right type, a line
+ * pointer in use that lies inside the page, a level within the limit and a
+ * tuple exactly the size of a node of that level.  A damaged page is an
+ * ERROR, never a read past the tuple.
  */
 QdbNode
 QdbPageGetNode(Relation index, const QdbNodeShape *shape, Page page, BlockNumber blkno,
 			   OffsetNumber off)
 {
-	ItemId		iid;
-	QdbNode		node;
-	Size		start,
-				len;
+	const char *what;
 
-	check_page(index, page, blkno, QDB_PAGE_NODES);
-	if (off < FirstOffsetNumber || off > PageGetMaxOffsetNumber(page) ||
-		off > QDB_MAX_NODES_PER_PAGE)
+	if (QdbNodePageProblem(page) != NULL)
+		unexpected_page(index, blkno);
+	what = QdbNodeItemProblem(shape, page, off);
+	if (what == QdbNodeMissing)
 		ereport(ERROR,
 				(errcode(ERRCODE_INDEX_CORRUPTED),
 				 errmsg("index \"%s\" refers to a missing node (%u,%u)",
 						RelationGetRelationName(index), blkno, off),
 				 errhint("REINDEX INDEX %s;", RelationGetRelationName(index))));
-	iid = PageGetItemId(page, off);
-	start = ItemIdGetOffset(iid);
-	len = ItemIdGetLength(iid);
-	if (!ItemIdIsNormal(iid))
-		node_damaged(index, blkno, off, "its line pointer is not in use");
-	if (start < SizeOfPageHeaderData || start + len > ((PageHeader) page)->pd_special ||
-		len < QdbNodeSize(shape->code_size, shape->m, 0, shape->inline_codes))
-		node_damaged(index, blkno, off, "its tuple lies outside the page or is too short");
-	node = (QdbNode) PageGetItem(page, iid);
-	if (node->level > shape->max_level)
-		node_damaged(index, blkno, off, "its level is above the limit");
-	if (len != QdbNodeSize(shape->code_size, shape->m, node->level, shape->inline_codes))
-		node_damaged(index, blkno, off, "its size does not match its level");
-	return node;
+	if (what != NULL)
+		node_damaged(index, blkno, off, what);
+	return (QdbNode) PageGetItem(page, PageGetItemId(page, off));
 }
 
 Size
@@ -432,8 +424,7 @@ reuse_slot(Relation index, const QdbIndexCache *c, BlockNumber blkno, QdbNode no
 	buf = ReadBuffer(index, blkno);
 	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 	page = BufferGetPage(buf);
-	if (PageIsNew(page) || PageGetSpecialSize(page) != MAXALIGN(sizeof(QdbPageOpaqueData)) ||
-		QdbPageGetOpaque(page)->flags != QDB_PAGE_NODES)
+	if (QdbPageProblem(page) != NULL || QdbPageGetOpaque(page)->flags != QDB_PAGE_NODES)
 	{
 		UnlockReleaseBuffer(buf);
 		return InvalidOffsetNumber;
