@@ -35,15 +35,17 @@ QdbHighestLevel(int code_size, int m, bool inline_codes)
 
 /*
  * NULL when page (BLCKSZ bytes) is an initialized quantumdb page: its
- * special space is a QdbPageOpaqueData with the page id.  Its type is the
- * caller's to check.
+ * header gives BLCKSZ as its size, and its special space is a
+ * QdbPageOpaqueData with the page id.  Its type is the caller's to check.
  */
 const char *
 QdbPageProblem(Page page)
 {
 	if (PageIsNew(page))
 		return "it is not initialized";
-	if (PageGetSpecialSize(page) != MAXALIGN(sizeof(QdbPageOpaqueData)))
+	/* the header's page size too: the special space is found from it */
+	if (PageGetPageSize(page) != BLCKSZ ||
+		PageGetSpecialSize(page) != MAXALIGN(sizeof(QdbPageOpaqueData)))
 		return "its special space has the wrong size";
 	if (QdbPageGetOpaque(page)->page_id != QDB_PAGE_ID)
 		return "its page id is not quantumdb's";
@@ -67,10 +69,10 @@ QdbNodePageProblem(Page page)
 
 /*
  * NULL when item off of page is a sound node of this shape: a line pointer
- * in use whose tuple lies inside the page, with a level within the limit
- * and exactly the size of a node of that level.  QdbNodeMissing when off is
- * not a line pointer of the page; else what is wrong.  The page must have
- * passed QdbNodePageProblem.
+ * in use whose tuple lies inside the page at a MAXALIGNed offset, with a
+ * level within the limit and exactly the size of a node of that level.
+ * QdbNodeMissing when off is not a line pointer of the page; else what is
+ * wrong.  The page must have passed QdbNodePageProblem.
  */
 const char *
 QdbNodeItemProblem(const QdbNodeShape *shape, Page page, OffsetNumber off)
@@ -91,6 +93,9 @@ QdbNodeItemProblem(const QdbNodeShape *shape, Page page, OffsetNumber off)
 	if (start < SizeOfPageHeaderData || start + len > ((PageHeader) page)->pd_special ||
 		len < QdbNodeSize(shape->code_size, shape->m, 0, shape->inline_codes))
 		return "its tuple lies outside the page or is too short";
+	/* PageAddItem puts tuples at MAXALIGNed offsets; the lists are uint32 */
+	if (start != MAXALIGN(start))
+		return "its tuple is not aligned";
 	node = (QdbNode) PageGetItem(page, iid);
 	if (node->level > shape->max_level)
 		return "its level is above the limit";
