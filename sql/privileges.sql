@@ -215,6 +215,36 @@ SET client_min_messages = warning;
 RESET search_path;
 DROP SCHEMA evil CASCADE;
 
+-- a view as the source: who may read a view proves nothing about the rows
+-- the model was trained on (a security_invoker view over a table with
+-- policies, a view that filters on current_user), so only the owner may use it
+SET ROLE qdb_priv_owner;
+CREATE TABLE qdb_priv_s.vsrc (v real[], tenant name);
+INSERT INTO qdb_priv_s.vsrc
+SELECT ARRAY[i, (i * 7) % 256, (i * 13) % 256, 1000 + i]::real[],
+       CASE WHEN i % 2 = 0 THEN 'qdb_priv_user' ELSE 'qdb_priv_owner' END
+FROM generate_series(0, 255) i;
+ALTER TABLE qdb_priv_s.vsrc ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant ON qdb_priv_s.vsrc USING (tenant = current_user);
+GRANT SELECT ON qdb_priv_s.vsrc TO qdb_priv_user;
+CREATE VIEW qdb_priv_s.secret_view WITH (security_invoker = true) AS SELECT * FROM qdb_priv_s.vsrc;
+GRANT SELECT ON qdb_priv_s.secret_view TO qdb_priv_user;
+SELECT compressor FROM quantumdb.train('qdb_priv_view', 'qdb_priv_s.secret_view', 'v', kind => 'pq',
+                                       subvectors => 1, sample => 256, validation => 0, kmeans_iters => 5);
+RESET ROLE;
+SET ROLE qdb_priv_user;
+SELECT count(*) AS view_rows_seen FROM qdb_priv_s.secret_view;  -- its own half
+SELECT count(*) AS catalog_rows FROM quantumdb.compressors WHERE name = 'qdb_priv_view';
+\set VERBOSITY terse
+SELECT octet_length(quantumdb.export('qdb_priv_view'));
+\echo :LAST_ERROR_SQLSTATE
+-- not even its existence: dropping it is dropping nothing
+SELECT quantumdb.drop_compressor('qdb_priv_view');
+\echo :LAST_ERROR_SQLSTATE
+\set VERBOSITY default
+RESET ROLE;
+SELECT quantumdb.drop_compressor('qdb_priv_view');
+
 -- the owner drops its compressors
 SET ROLE qdb_priv_owner;
 SELECT quantumdb.drop_compressor('qdb_priv_leak');

@@ -9,6 +9,8 @@
  */
 #include "postgres.h"
 
+#include "miscadmin.h"
+
 #include "catalog/pg_type.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -23,6 +25,7 @@ PG_FUNCTION_INFO_V1(quantumdb_adc_distance);
 typedef struct CodecCache
 {
 	QdbLoadedModel *lm;
+	Oid			userid;			/* who loaded it: the use rule was checked for them */
 	/* adc_distance: the last query and its table */
 	bool		has_query;
 	int			qdim;
@@ -39,7 +42,8 @@ codec_cache(FunctionCallInfo fcinfo)
 	CodecCache *c = fcinfo->flinfo->fn_extra;
 	int			len = VARSIZE_ANY_EXHDR(t);
 
-	if (c && c->lm && (int) strlen(c->lm->name) == len &&
+	/* the same compressor for the same user (a SECURITY DEFINER caller, SET ROLE) */
+	if (c && c->lm && c->userid == GetUserId() && (int) strlen(c->lm->name) == len &&
 		memcmp(c->lm->name, VARDATA_ANY(t), len) == 0)
 		return c;
 	if (c == NULL)
@@ -55,6 +59,7 @@ codec_cache(FunctionCallInfo fcinfo)
 		pfree(c->table);
 	memset(c, 0, sizeof(*c));
 	c->lm = QdbLoadCompressor(text_to_cstring(t), fcinfo->flinfo->fn_mcxt);
+	c->userid = GetUserId();
 	return c;
 }
 

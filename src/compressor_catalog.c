@@ -179,7 +179,10 @@ fetch_row(const char *name, MemoryContext cxt, CatalogRow *row)
  * table or the column, USAGE on its schema) and is not subject to
  * row-level security on the table: a model trained on every row would show
  * the rows its policies hide.  An imported model (no source) and one whose
- * source is gone: the owner only.
+ * source is gone: the owner only; so is one trained from a view or a
+ * foreign table, whose rows depend on who reads them (a security_invoker
+ * view over a table with policies, a view that filters on current_user, a
+ * user mapping), so that reading it proves nothing about the rows trained on.
  */
 bool
 QdbMayUseCompressor(Oid roleid, Oid owner, Oid source, const char *column)
@@ -198,6 +201,15 @@ QdbMayUseCompressor(Oid roleid, Oid owner, Oid source, const char *column)
 	nsp = get_rel_namespace(source);
 	if (!OidIsValid(nsp))
 		return false;			/* dropped */
+	switch (get_rel_relkind(source))
+	{
+		case RELKIND_RELATION:
+		case RELKIND_PARTITIONED_TABLE:
+		case RELKIND_MATVIEW:
+			break;
+		default:
+			return false;
+	}
 	if (check_enable_rls(source, roleid, true) == RLS_ENABLED)
 		return false;
 	if (pg_namespace_aclcheck(nsp, roleid, ACL_USAGE) != ACLCHECK_OK)
@@ -439,48 +451,69 @@ quantumdb_import(PG_FUNCTION_ARGS)
 
 /*
  * quantumdb.drop_compressor(name, if_exists): for the compressor's owner
- * (and members of its role) and superusers.  The row is deleted first and
- * its owner checked after, so a concurrent drop and re-create cannot slip
- * between the check and the delete; a refusal rolls the delete back.
+ * (and members of its role) and superusers.  A compressor the caller may
+ * not even use is one that does not exist, as the catalog's row-level
+ * security shows it; one it may use but does not own is an ERROR.  The
+ * DELETE repeats the owner it checked, so a concurrent drop and re-create
+ * by another owner cannot slip between the check and the delete, and a
+ * caller who may not drop takes no row lock.
  */
 Datum
 quantumdb_drop_compressor(PG_FUNCTION_ARGS)
 {
 	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	bool		if_exists = PG_GETARG_BOOL(1);
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		values[1];
+	Oid			argtypes[2] = {TEXTOID, OIDOID};
+	Datum		values[2];
 	CatalogAccess a;
 	CatalogRow	row;
 	int			rc;
-	uint64		n;
+	bool		found,
+				owns = false;
+	uint64		deleted = 0;
 
 	values[0] = CStringGetTextDatum(name);
 	catalog_begin(&a);
-	rc = SPI_execute_with_args("DELETE FROM quantumdb.compressors "
-							   "WHERE name OPERATOR(pg_catalog.=) $1 "
-							   "RETURNING owner, source, source_column",
-							   1, argtypes, values, NULL, false, 0);
-	if (rc != SPI_OK_DELETE_RETURNING)
-		elog(ERROR, "could not delete compressor \"%s\": %s", name, SPI_result_code_string(rc));
-	n = SPI_processed;
-	if (n > 0)
+	rc = SPI_execute_with_args("SELECT owner, source, source_column FROM quantumdb.compressors "
+							   "WHERE name OPERATOR(pg_catalog.=) $1",
+							   1, argtypes, values, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read compressor \"%s\": %s", name, SPI_result_code_string(rc));
+	found = SPI_processed > 0;
+	if (found)
+	{
 		read_row(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, &row);
+		owns = has_privs_of_role(a.save_userid, row.owner);
+	}
+	if (owns)
+	{
+		values[1] = ObjectIdGetDatum(row.owner);
+		rc = SPI_execute_with_args("DELETE FROM quantumdb.compressors "
+								   "WHERE name OPERATOR(pg_catalog.=) $1 "
+								   "AND owner::pg_catalog.oid OPERATOR(pg_catalog.=) $2",
+								   2, argtypes, values, NULL, false, 0);
+		if (rc != SPI_OK_DELETE)
+			elog(ERROR, "could not delete compressor \"%s\": %s", name,
+				 SPI_result_code_string(rc));
+		deleted = SPI_processed;
+	}
 	catalog_end(&a);
-	if (n > 0 && !has_privs_of_role(GetUserId(), row.owner))
+	if (found && !owns &&
+		QdbMayUseCompressor(GetUserId(), row.owner, row.source,
+							row.has_column ? NameStr(row.column) : NULL))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("must be owner of compressor \"%s\"", name),
 				 errdetail("Only its owner, members of its owner's role and superusers may drop a compressor."),
 				 errhint("Ask a member of role %s to drop it.", role_name(row.owner))));
-	if (n == 0 && !if_exists)
+	if (deleted == 0 && !if_exists)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("compressor \"%s\" does not exist", name)));
-	if (n == 0)
+	if (deleted == 0)
 		ereport(NOTICE,
 				(errmsg("compressor \"%s\" does not exist, skipping", name)));
-	PG_RETURN_BOOL(n > 0);
+	PG_RETURN_BOOL(deleted > 0);
 }
 
 /*

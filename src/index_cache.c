@@ -1,7 +1,7 @@
 /*
  * index_cache.c
- *	  What an open index keeps in rd_amcache: its settings and its own copy
- *	  of the compressor, read from its pages and checked once.
+ *	  What an open index needs: its settings and its own copy of the
+ *	  compressor, read from its pages and checked once, pinned by its users.
  *
  * Caches are kept per backend, not in rd_amcache: a relcache flush frees
  * rd_amcache under whoever still points into it (a cursor's scan, an

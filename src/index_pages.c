@@ -5,7 +5,8 @@
  *
  * Build-time writers (QdbWrite*) change pages without WAL: the build logs
  * the whole relation afterwards, and the init fork is logged page by page.
- * Everything else goes through GenericXLog.
+ * Every other change goes through QdbXLog (GenericXLog, except while this
+ * backend builds the index).
  */
 #include "postgres.h"
 
@@ -145,6 +146,12 @@ QdbCheckMetaPage(Relation index, Page page)
 		meta->inline_codes > 1 ||
 		meta->first_node_page != QDB_FIRST_COMPRESSOR_BLKNO + meta->compressor_pages)
 		meta_damaged(index, "its settings are out of range");
+	/* the compressor fills its pages, the last one in part */
+	if (meta->compressor_pages < 1 || meta->compressor_pages > QDB_MAX_BLOCKS ||
+		meta->compressor_len == 0 ||
+		(Size) meta->compressor_len > (Size) meta->compressor_pages * COMPRESSOR_BYTES_PER_PAGE ||
+		(Size) meta->compressor_len <= (Size) (meta->compressor_pages - 1) * COMPRESSOR_BYTES_PER_PAGE)
+		meta_damaged(index, "its compressor's length does not match its pages");
 	if (meta->entry != QDB_NO_NODE &&
 		(QdbRefBlock(meta->entry) < meta->first_node_page ||
 		 QdbRefOffset(meta->entry) < FirstOffsetNumber ||
@@ -172,12 +179,12 @@ QdbReadMeta(Relation index, QdbMetaPageData *meta)
 bytea *
 QdbReadCompressor(Relation index, const QdbMetaPageData *meta)
 {
-	bytea	   *blob = palloc(VARHDRSZ + meta->compressor_len);
+	bytea	   *blob = palloc_extended((Size) VARHDRSZ + meta->compressor_len, MCXT_ALLOC_HUGE);
 	char	   *dst = VARDATA(blob);
 	Size		left = meta->compressor_len;
 	uint32		i;
 
-	SET_VARSIZE(blob, VARHDRSZ + meta->compressor_len);
+	SET_VARSIZE(blob, (Size) VARHDRSZ + meta->compressor_len);
 	for (i = 0; i < meta->compressor_pages && left > 0; i++)
 	{
 		BlockNumber blkno = QDB_FIRST_COMPRESSOR_BLKNO + i;

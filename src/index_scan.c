@@ -219,9 +219,15 @@ walk(IndexScanDesc scan)
 		for (i = 0, k = 0; i < nrerank; i++)
 		{
 			double		d;
+			bool		visible;
+			MemoryContext o;
 
 			CHECK_FOR_INTERRUPTS();
-			if (exact_distance(scan, &res[i].tid, &d))
+			/* a detoasted row lives until the walk's end, not the scan's */
+			o = MemoryContextSwitchTo(so->round_cxt);
+			visible = exact_distance(scan, &res[i].tid, &d);
+			MemoryContextSwitchTo(o);
+			if (visible)
 			{
 				res[k].tid = res[i].tid;
 				res[k].dist = d;

@@ -282,7 +282,8 @@ highest_live_node(Relation index, QdbIndexCache *c, const QdbMetaPageData *meta,
 		Page		page;
 		OffsetNumber off;
 
-		vacuum_delay_point();
+		/* no cost-based sleep: the caller holds off every insert */
+		CHECK_FOR_INTERRUPTS();
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
 		page = BufferGetPage(buf);
 		for (off = FirstOffsetNumber; off <= PageGetMaxOffsetNumber(page); off++)

@@ -140,7 +140,15 @@ reservoir_add(Reservoir *r, Datum d)
 	{
 		out->dim = dim;
 		if (r->fit)
+		{
+			/* not about this row: no "row (b,o)" context on its ERROR */
+			ErrorContextCallback *saved = error_context_stack;
+
+			if (error_context_stack == &r->errcb)
+				error_context_stack = r->errcb.previous;
 			r->want = QdbSampleRowsThatFit(r->fit, dim, r->want, r->what);
+			error_context_stack = saved;
+		}
 		out->x = MemoryContextAllocExtended(r->caller,
 											(Size) r->want * dim * sizeof(float),
 											MCXT_ALLOC_HUGE);

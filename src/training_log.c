@@ -37,6 +37,7 @@
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -70,8 +71,12 @@ typedef enum LogStatus
 	LOG_FAILED					/* an ERROR, in message */
 } LogStatus;
 
+#define QDB_LOG_MAGIC	0x51444C47	/* "QDLG" */
+
 typedef struct QdbLogShared
 {
+	uint32		magic;			/* QDB_LOG_MAGIC: a segment made for us */
+	int			trainer_pid;	/* the backend that waits (bgw_notify_pid) */
 	pg_atomic_uint32 status;	/* LogStatus */
 	Oid			database;
 	Oid			login;			/* the session user: it could log in */
@@ -124,9 +129,15 @@ quantumdb_log_worker_main(Datum arg)
 	if (seg == NULL)
 		proc_exit(0);			/* the trainer stopped waiting already */
 	sh = dsm_segment_address(seg);
+	/* a late start may find the handle reused by an unrelated segment */
+	if (dsm_segment_map_length(seg) < sizeof(QdbLogShared) || sh->magic != QDB_LOG_MAGIC ||
+		sh->trainer_pid != (int) MyBgworkerEntry->bgw_notify_pid)
+		proc_exit(0);
 	pg_atomic_write_u32(&sh->status, LOG_STARTED);
 
 	BackgroundWorkerInitializeConnectionByOid(sh->database, sh->login, 0);
+	/* a lock the training's own transaction holds must not hang it */
+	SetConfigOption("lock_timeout", "5000", PGC_USERSET, PGC_S_SESSION);
 	cxt = CurrentMemoryContext;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -307,6 +318,8 @@ QdbTrainingLogWrite(QdbTrainingLog *log, const QdbEpochStats *s)
 
 	if (sh)
 	{
+		sh->magic = QDB_LOG_MAGIC;
+		sh->trainer_pid = MyProcPid;
 		sh->database = MyDatabaseId;
 		sh->login = GetSessionUserId();
 		GetUserIdAndSecContext(&sh->userid, &sh->sec_context);
