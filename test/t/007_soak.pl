@@ -3,12 +3,16 @@
 # run with its own script:
 #   insert_select  INSERT ... SELECT ... ORDER BY emb <~> q LIMIT n from the
 #                  same table (the scan's rows are inserted into the index it
-#                  walks while it walks it)
+#                  walks while it walks it; n up to 30 with ef_search and
+#                  rerank 10, so the scan walks again after inserts; a new
+#                  connection each time, so the first insert of a backend
+#                  is among them)
 #   cursor (2)     a cursor over an index scan, FETCHes interleaved with
 #                  INSERTs into the table, ALTER INDEX ... RENAME (and back)
 #                  and ANALYZE (relcache invalidations of the open index)
 #   filtered       WHERE id % 7 = 0 ORDER BY ... LIMIT 20 with ef_search 5:
-#                  the scan has to walk on past its first candidates
+#                  the scan has to walk on past its first candidates (no
+#                  max_scan_tuples cap: all 20 rows must come)
 #   prepared       -M prepared with plan_cache_mode = force_generic_plan
 #   prepare_sql    PREPARE / EXECUTE / DEALLOCATE, custom and generic plans
 #   maintenance    DELETEs, ANALYZE and VACUUM in a loop, now and then
@@ -90,8 +94,10 @@ FROM (SELECT d, lag(d, 1, 0.0::float8) OVER (ORDER BY n) AS prev
 my %scripts = (
 	insert_select => qq{
 \\set q random(1, 500)
-\\set n random(1, 8)
+\\set n random(1, 30)
 SET enable_seqscan = off;
+SET quantumdb.ef_search = 10;
+SET quantumdb.rerank = 10;
 WITH ins AS (INSERT INTO items (emb)
              SELECT $jit FROM (SELECT emb FROM items ORDER BY emb <~> $q LIMIT :n) s
              RETURNING id)
@@ -125,6 +131,7 @@ COMMIT;
 SET enable_seqscan = off;
 SET quantumdb.ef_search = 5;
 SET quantumdb.rerank = 10;
+SET quantumdb.max_scan_tuples = 1000000;
 SELECT CASE WHEN count(*) = 20 AND bool_and(id % 7 = 0) THEN 1 ELSE 1 / (0 * count(*)) END
 FROM (SELECT id FROM items WHERE id % 7 = 0 ORDER BY emb <~> $q LIMIT 20) s;
 },
@@ -161,7 +168,7 @@ REINDEX INDEX CONCURRENTLY items_idx;
 
 # kind => [clients, extra pgbench options, scripts (with weights)]
 my %clients = (
-	insert_select => [ 1, [ '-R', 20 ], ['insert_select'] ],
+	insert_select => [ 1, [ '-C', '-R', 10 ], ['insert_select'] ],
 	cursor => [ 2, [ '-R', 10 ], ['cursor'] ],
 	filtered => [ 1, [], ['filtered'] ],
 	prepared => [ 1, [ '-M', 'prepared' ], ['prepared'] ],
