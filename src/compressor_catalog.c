@@ -1,23 +1,58 @@
 /*
  * compressor_catalog.c
  *	  Compressors in the catalog table quantumdb.compressors: load, store,
- *	  export, import and drop.
+ *	  export, import and drop, and who may use them.
  *
- * Rows are read and written through SPI with the caller's privileges, so
- * the table's GRANTs decide who may train, import or drop.
+ * A model is derived data of its source table, so using one follows who may
+ * read that table (QdbMayUseCompressor).  Rows are read and written through
+ * SPI as the catalog's owner, so that a caller the catalog's row-level
+ * security hides a row from gets "permission denied", not "does not exist";
+ * every function that reads a model checks the rule here, in C, whatever
+ * the policies (superuser wrappers and BYPASSRLS roles see every row).
+ * Who may train or import is decided by INSERT on the catalog, checked
+ * before the row is written.  The SPI text names every table, operator and
+ * type with its schema: it runs with the caller's search_path.
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rls.h"
+#include "utils/syscache.h"
 
 #include "quantumdb.h"
 
 PG_FUNCTION_INFO_V1(quantumdb_export);
 PG_FUNCTION_INFO_V1(quantumdb_import);
 PG_FUNCTION_INFO_V1(quantumdb_drop_compressor);
+PG_FUNCTION_INFO_V1(quantumdb_may_use_compressor);
+
+/* What the catalog says about a compressor besides its model. */
+typedef struct CatalogRow
+{
+	Oid			owner;
+	Oid			source;			/* InvalidOid: imported */
+	bool		has_column;
+	NameData	column;
+	bytea	   *model;			/* NULL unless asked for */
+} CatalogRow;
+
+/* Saved identity while SPI runs as the catalog's owner. */
+typedef struct CatalogAccess
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	int			save_nestlevel;
+} CatalogAccess;
 
 static void
 check_name(const char *name)
@@ -29,36 +64,215 @@ check_name(const char *name)
 				 errdetail("A compressor name has 1 to %d bytes.", NAMEDATALEN - 1)));
 }
 
-/* The serialized model of compressor name, copied into cxt; NULL if absent. */
-static bytea *
-fetch_model_bytes(const char *name, MemoryContext cxt)
+/* The owner of quantumdb.compressors, as whom its rows are read and written. */
+static Oid
+catalog_owner(void)
+{
+	Oid			nsp = get_namespace_oid("quantumdb", false);
+	Oid			relid = get_relname_relid("compressors", nsp);
+	HeapTuple	tup;
+	Oid			owner;
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "catalog table quantumdb.compressors is missing");
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+/*
+ * Connects SPI as the catalog's owner, in a security-restricted operation
+ * with search_path pinned to pg_catalog (the text is qualified as well).
+ * An ERROR before catalog_end() is fine: (sub)transaction abort restores
+ * the user and the setting.
+ */
+static void
+catalog_begin(CatalogAccess *a)
+{
+	Oid			owner = catalog_owner();
+
+	GetUserIdAndSecContext(&a->save_userid, &a->save_sec_context);
+	SetUserIdAndSecContext(owner, a->save_sec_context |
+						   SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	a->save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	SPI_connect();
+}
+
+static void
+catalog_end(CatalogAccess *a)
+{
+	SPI_finish();
+	AtEOXact_GUC(false, a->save_nestlevel);
+	SetUserIdAndSecContext(a->save_userid, a->save_sec_context);
+}
+
+/* Fills row from columns owner, source, source_column of an SPI tuple. */
+static void
+read_row(HeapTuple tup, TupleDesc desc, CatalogRow *row)
+{
+	bool		isnull;
+	Datum		d;
+
+	memset(row, 0, sizeof(*row));
+	d = SPI_getbinval(tup, desc, 1, &isnull);
+	row->owner = isnull ? InvalidOid : DatumGetObjectId(d);
+	d = SPI_getbinval(tup, desc, 2, &isnull);
+	row->source = isnull ? InvalidOid : DatumGetObjectId(d);
+	d = SPI_getbinval(tup, desc, 3, &isnull);
+	row->has_column = !isnull;
+	if (!isnull)
+		namestrcpy(&row->column, NameStr(*DatumGetName(d)));
+}
+
+/*
+ * Reads the row of compressor name, whoever the caller is, with its model
+ * copied into cxt; false if there is none.
+ */
+static bool
+fetch_row(const char *name, MemoryContext cxt, CatalogRow *row)
 {
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		values[1];
-	bytea	   *result = NULL;
+	CatalogAccess a;
+	bool		found = false;
 	int			rc;
 
 	values[0] = CStringGetTextDatum(name);
-	SPI_connect();
-	rc = SPI_execute_with_args("SELECT model FROM quantumdb.compressors WHERE name = $1",
+	catalog_begin(&a);
+	rc = SPI_execute_with_args("SELECT owner, source, source_column, model "
+							   "FROM quantumdb.compressors "
+							   "WHERE name OPERATOR(pg_catalog.=) $1",
 							   1, argtypes, values, NULL, true, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
 	if (SPI_processed == 1)
 	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
 		bool		isnull;
-		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		Datum		d;
 
+		read_row(tup, desc, row);
+		d = SPI_getbinval(tup, desc, 4, &isnull);
 		if (!isnull)
 		{
 			MemoryContext old = MemoryContextSwitchTo(cxt);
 
-			result = DatumGetByteaPCopy(d);
+			row->model = DatumGetByteaPCopy(d);
 			MemoryContextSwitchTo(old);
+			found = true;
 		}
 	}
-	SPI_finish();
-	return result;
+	catalog_end(&a);
+	return found;
+}
+
+/*
+ * May roleid use a compressor of this owner, trained on source.column?  A
+ * superuser or a role with the owner's privileges may; otherwise, while
+ * the source table exists, a role that may read the column (SELECT on the
+ * table or the column, USAGE on its schema) and is not subject to
+ * row-level security on the table: a model trained on every row would show
+ * the rows its policies hide.  An imported model (no source) and one whose
+ * source is gone: the owner only.
+ */
+bool
+QdbMayUseCompressor(Oid roleid, Oid owner, Oid source, const char *column)
+{
+	Oid			nsp;
+	AttrNumber	attnum;
+	bool		missing = false;
+
+	/* true for superusers too */
+	if (OidIsValid(owner) && has_privs_of_role(roleid, owner))
+		return true;
+	if (superuser_arg(roleid))
+		return true;
+	if (!OidIsValid(source))
+		return false;
+	nsp = get_rel_namespace(source);
+	if (!OidIsValid(nsp))
+		return false;			/* dropped */
+	if (check_enable_rls(source, roleid, true) == RLS_ENABLED)
+		return false;
+	if (pg_namespace_aclcheck(nsp, roleid, ACL_USAGE) != ACLCHECK_OK)
+		return false;
+	if (pg_class_aclcheck_ext(source, roleid, ACL_SELECT, &missing) == ACLCHECK_OK)
+		return true;
+	if (missing || column == NULL)
+		return false;
+	attnum = get_attnum(source, column);
+	return attnum != InvalidAttrNumber &&
+		pg_attribute_aclcheck_ext(source, attnum, roleid, ACL_SELECT, &missing) == ACLCHECK_OK;
+}
+
+/* A role's name for a message; a dropped one by its OID. */
+static char *
+role_name(Oid roleid)
+{
+	char	   *n = GetUserNameFromId(roleid, true);
+
+	return n ? pstrdup(quote_identifier(n)) : psprintf("with OID %u", roleid);
+}
+
+/* ERROR unless the current user may use the compressor of row. */
+static void
+check_may_use(const char *name, const CatalogRow *row)
+{
+	Oid			roleid = GetUserId();
+	char	   *owner;
+	char	   *table;
+	char	   *relname;
+
+	if (QdbMayUseCompressor(roleid, row->owner, row->source,
+							row->has_column ? NameStr(row->column) : NULL))
+		return;
+	owner = role_name(row->owner);
+	relname = OidIsValid(row->source) ? get_rel_name(row->source) : NULL;
+	if (relname == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for compressor \"%s\"", name),
+				 OidIsValid(row->source) ?
+				 errdetail("Its source table no longer exists, so only its owner may use it.") :
+				 errdetail("It was imported, so only its owner may use it."),
+				 errhint("Ask for membership in role %s.", owner)));
+	table = quote_qualified_identifier(get_namespace_name(get_rel_namespace(row->source)),
+									   relname);
+	if (check_enable_rls(row->source, roleid, true) == RLS_ENABLED)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for compressor \"%s\"", name),
+				 errdetail("Row-level security on its source table %s applies to you, and the compressor was trained on rows the policies may hide.",
+						   table),
+				 errhint("Ask for membership in role %s.", owner)));
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("permission denied for compressor \"%s\"", name),
+			 errdetail("A compressor is derived from its source table %s; using it needs the right to read that table.",
+					   table),
+			 errhint("Ask for SELECT on table %s, or for membership in role %s.", table, owner)));
+}
+
+/*
+ * The row of compressor name with its model in cxt; ERROR when it does not
+ * exist or the current user may not use it.
+ */
+static void
+fetch_usable(const char *name, MemoryContext cxt, CatalogRow *row)
+{
+	check_name(name);
+	if (!fetch_row(name, cxt, row))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("compressor \"%s\" does not exist", name),
+				 errhint("Train one with quantumdb.train() or load one with quantumdb.import().")));
+	check_may_use(name, row);
 }
 
 /* Parses a serialized model into m, with arrays in cxt; ERROR if malformed. */
@@ -81,7 +295,8 @@ parse_model(const bytea *blob, QdbModel *m, MemoryContext cxt, const char *what)
 
 /*
  * Loads compressor name into a new child context of cxt.  ERROR when it does
- * not exist or its stored model does not parse.
+ * not exist, the current user may not use it (CREATE INDEX: the table's
+ * owner) or its stored model does not parse.
  */
 QdbLoadedModel *
 QdbLoadCompressor(const char *name, MemoryContext cxt)
@@ -89,19 +304,13 @@ QdbLoadCompressor(const char *name, MemoryContext cxt)
 	MemoryContext mcxt = AllocSetContextCreate(cxt, "quantumdb compressor",
 											   ALLOCSET_DEFAULT_SIZES);
 	QdbLoadedModel *lm = MemoryContextAllocZero(mcxt, sizeof(QdbLoadedModel));
-	bytea	   *blob;
+	CatalogRow	row;
 	char		what[NAMEDATALEN + 32];
 
-	check_name(name);
-	blob = fetch_model_bytes(name, mcxt);
-	if (blob == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("compressor \"%s\" does not exist", name),
-				 errhint("Train one with quantumdb.train() or load one with quantumdb.import().")));
+	fetch_usable(name, mcxt, &row);
 	snprintf(what, sizeof(what), "the model of compressor \"%s\"", name);
-	parse_model(blob, &lm->model, mcxt, what);
-	pfree(blob);
+	parse_model(row.model, &lm->model, mcxt, what);
+	pfree(row.model);
 	strlcpy(lm->name, name, NAMEDATALEN);
 	lm->cxt = mcxt;
 	return lm;
@@ -122,23 +331,30 @@ settings_json(const QdbModel *m, const char *extra)
 }
 
 /*
- * Inserts a catalog row.  training_seconds and validation_recall may be
- * negative for "unknown" (an imported model).
+ * Inserts a catalog row owned by the current user, trained on source.column
+ * (InvalidOid and NULL for an imported model).  training_seconds and
+ * validation_recall may be negative for "unknown" (an imported model).
+ * The user needs INSERT on the catalog.
  */
 void
 QdbStoreCompressor(const char *name, const QdbModel *m, const char *extra_settings,
-				   double training_seconds, double validation_recall)
+				   double training_seconds, double validation_recall,
+				   Oid source, const char *column)
 {
 	uint8_t    *blob;
 	size_t		len;
 	bytea	   *b;
 	int			rc;
-	Oid			argtypes[8] = {TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID, BYTEAOID,
-	FLOAT8OID, FLOAT8OID};
-	Datum		values[8];
-	char		nulls[8] = "        ";
+	Oid			argtypes[11] = {TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID, BYTEAOID,
+	FLOAT8OID, FLOAT8OID, REGROLEOID, REGCLASSOID, NAMEOID};
+	Datum		values[11];
+	char		nulls[11] = "           ";
+	NameData	colname;
+	CatalogAccess a;
+	bool		exists;
 
 	check_name(name);
+	QdbCheckTableInsert("compressors", "Training and importing store the compressor there.");
 	rc = qdb_model_serialize(m, QdbContextAlloc(CurrentMemoryContext), &blob, &len);
 	QdbReportStatus(rc, "could not serialize the model", NULL);
 	b = palloc(VARHDRSZ + len);
@@ -154,27 +370,46 @@ QdbStoreCompressor(const char *name, const QdbModel *m, const char *extra_settin
 	values[5] = PointerGetDatum(b);
 	values[6] = Float8GetDatum(training_seconds);
 	values[7] = Float8GetDatum(validation_recall);
+	values[8] = ObjectIdGetDatum(GetUserId());
+	values[9] = ObjectIdGetDatum(source);
+	if (column)
+		namestrcpy(&colname, column);
+	values[10] = NameGetDatum(&colname);
 	if (training_seconds < 0)
 		nulls[6] = 'n';
 	if (validation_recall < 0)
 		nulls[7] = 'n';
+	if (!OidIsValid(source))
+		nulls[9] = 'n';
+	if (column == NULL)
+		nulls[10] = 'n';
 
-	SPI_connect();
-	rc = SPI_execute_with_args("SELECT 1 FROM quantumdb.compressors WHERE name = $1",
+	catalog_begin(&a);
+	rc = SPI_execute_with_args("SELECT 1 FROM quantumdb.compressors "
+							   "WHERE name OPERATOR(pg_catalog.=) $1",
 							   1, argtypes, values, NULL, false, 1);
-	if (rc == SPI_OK_SELECT && SPI_processed > 0)
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+	exists = SPI_processed > 0;
+	if (!exists)
+	{
+		rc = SPI_execute_with_args("INSERT INTO quantumdb.compressors "
+								   "(name, kind, dimensions, metric, settings, model, "
+								   " training_seconds, validation_recall, owner, source, "
+								   " source_column) "
+								   "VALUES ($1, $2, $3, $4, $5::pg_catalog.jsonb, $6, $7, $8, "
+								   " $9, $10, $11)",
+								   11, argtypes, values, nulls, false, 0);
+		if (rc != SPI_OK_INSERT)
+			elog(ERROR, "could not store compressor \"%s\": %s", name,
+				 SPI_result_code_string(rc));
+	}
+	catalog_end(&a);
+	if (exists)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
 				 errmsg("compressor \"%s\" already exists", name),
 				 errhint("Drop it first with quantumdb.drop_compressor('%s'), or choose another name.", name)));
-	rc = SPI_execute_with_args("INSERT INTO quantumdb.compressors "
-							   "(name, kind, dimensions, metric, settings, model, "
-							   " training_seconds, validation_recall) "
-							   "VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8)",
-							   8, argtypes, values, nulls, false, 0);
-	if (rc != SPI_OK_INSERT)
-		elog(ERROR, "could not store compressor \"%s\": %s", name, SPI_result_code_string(rc));
-	SPI_finish();
 }
 
 /* quantumdb.export(name) -> bytea: the safetensors blob as stored. */
@@ -182,15 +417,10 @@ Datum
 quantumdb_export(PG_FUNCTION_ARGS)
 {
 	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	bytea	   *blob;
+	CatalogRow	row;
 
-	check_name(name);
-	blob = fetch_model_bytes(name, CurrentMemoryContext);
-	if (blob == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("compressor \"%s\" does not exist", name)));
-	PG_RETURN_BYTEA_P(blob);
+	fetch_usable(name, CurrentMemoryContext, &row);
+	PG_RETURN_BYTEA_P(row.model);
 }
 
 /* quantumdb.import(name, bytea): validates the blob fully, then stores it. */
@@ -203,11 +433,16 @@ quantumdb_import(PG_FUNCTION_ARGS)
 
 	check_name(name);
 	parse_model(blob, &m, CurrentMemoryContext, "the imported blob");
-	QdbStoreCompressor(name, &m, "\"imported\": true", -1, -1);
+	QdbStoreCompressor(name, &m, "\"imported\": true", -1, -1, InvalidOid, NULL);
 	PG_RETURN_VOID();
 }
 
-/* quantumdb.drop_compressor(name, if_exists) */
+/*
+ * quantumdb.drop_compressor(name, if_exists): for the compressor's owner
+ * (and members of its role) and superusers.  The row is deleted first and
+ * its owner checked after, so a concurrent drop and re-create cannot slip
+ * between the check and the delete; a refusal rolls the delete back.
+ */
 Datum
 quantumdb_drop_compressor(PG_FUNCTION_ARGS)
 {
@@ -215,17 +450,29 @@ quantumdb_drop_compressor(PG_FUNCTION_ARGS)
 	bool		if_exists = PG_GETARG_BOOL(1);
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		values[1];
+	CatalogAccess a;
+	CatalogRow	row;
 	int			rc;
 	uint64		n;
 
 	values[0] = CStringGetTextDatum(name);
-	SPI_connect();
-	rc = SPI_execute_with_args("DELETE FROM quantumdb.compressors WHERE name = $1",
+	catalog_begin(&a);
+	rc = SPI_execute_with_args("DELETE FROM quantumdb.compressors "
+							   "WHERE name OPERATOR(pg_catalog.=) $1 "
+							   "RETURNING owner, source, source_column",
 							   1, argtypes, values, NULL, false, 0);
-	if (rc != SPI_OK_DELETE)
+	if (rc != SPI_OK_DELETE_RETURNING)
 		elog(ERROR, "could not delete compressor \"%s\": %s", name, SPI_result_code_string(rc));
 	n = SPI_processed;
-	SPI_finish();
+	if (n > 0)
+		read_row(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, &row);
+	catalog_end(&a);
+	if (n > 0 && !has_privs_of_role(GetUserId(), row.owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("must be owner of compressor \"%s\"", name),
+				 errdetail("Only its owner, members of its owner's role and superusers may drop a compressor."),
+				 errhint("Ask a member of role %s to drop it.", role_name(row.owner))));
 	if (n == 0 && !if_exists)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -234,4 +481,18 @@ quantumdb_drop_compressor(PG_FUNCTION_ARGS)
 		ereport(NOTICE,
 				(errmsg("compressor \"%s\" does not exist, skipping", name)));
 	PG_RETURN_BOOL(n > 0);
+}
+
+/*
+ * quantumdb.may_use_compressor(owner, source, source_column): the rule, for
+ * the catalog's row-level security policy.
+ */
+Datum
+quantumdb_may_use_compressor(PG_FUNCTION_ARGS)
+{
+	Oid			owner = PG_ARGISNULL(0) ? InvalidOid : PG_GETARG_OID(0);
+	Oid			source = PG_ARGISNULL(1) ? InvalidOid : PG_GETARG_OID(1);
+	const char *column = PG_ARGISNULL(2) ? NULL : NameStr(*PG_GETARG_NAME(2));
+
+	PG_RETURN_BOOL(QdbMayUseCompressor(GetUserId(), owner, source, column));
 }

@@ -11,13 +11,15 @@
 #include "postgres.h"
 
 #include "common/hashfn.h"
+#include "miscadmin.h"
 #include "utils/memutils.h"
 
 #include "index.h"
 
 #define CHUNK_NODES		1024	/* node copies per chunk; chunks never move */
 #define MAX_CHUNKS		65536
-#define KEPT_KEYS		65536	/* a larger hash table is not kept for the next walk */
+#define KEPT_KEYS		16384	/* a larger hash table is not kept for the next walk */
+#define KEPT_CHUNKS		2		/* nor more node chunks (~2 x 180 kB at m 16) */
 
 typedef struct DiskNode
 {
@@ -75,10 +77,26 @@ struct QdbDiskGraph
 
 static DiskArena backend_arena;
 
+/*
+ * The walk is over: the arena is free for the next one, keeping a small
+ * part of what a wide walk grew (one filtered scan must not hold on to
+ * megabytes for the rest of the backend's life).
+ */
 static void
 arena_release(void *arg)
 {
-	((DiskArena *) arg)->in_use = false;
+	DiskArena  *a = (DiskArena *) arg;
+
+	while (a->nchunks > KEPT_CHUNKS)
+		pfree(a->chunks[--a->nchunks]);
+	if (a->cap > KEPT_KEYS)
+	{
+		pfree(a->keys);
+		pfree(a->slot);
+		a->keys = a->slot = NULL;
+		a->cap = 0;
+	}
+	a->in_use = false;
 }
 
 /* Empty hash table of cap slots in the arena. */
@@ -268,10 +286,12 @@ read_node(QdbDiskGraph *g, DiskNode *e, int level)
 	int			i,
 				n = 0;
 
+	/* every node a walk visits passes here: a long walk stays cancellable */
+	CHECK_FOR_INTERRUPTS();
 	buf = ReadBuffer(g->index, blkno);
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	page = BufferGetPage(buf);
-	node = QdbPageGetNode(g->index, page, blkno, QdbRefOffset(e->ref));
+	node = QdbPageGetNode(g->index, &c->shape, page, blkno, QdbRefOffset(e->ref));
 	e->flags = node->flags;
 	e->level = node->level;
 	e->heaptid = node->heaptid;
@@ -496,13 +516,13 @@ QdbDiskGraphWriteListIfUnchanged(QdbDiskGraph *g, Buffer buf, QdbNodeRef ref, in
 {
 	QdbIndexCache *c = g->c;
 	int			nslots = QdbLevelSlots(c->m, level);
-	GenericXLogState *state;
+	QdbXLog *state;
 	QdbNode		node;
 	bool		write;
 
 	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-	state = GenericXLogStart(g->index);
-	node = QdbPageGetNode(g->index, GenericXLogRegisterBuffer(state, buf, 0),
+	state = QdbXLogStart(g->index);
+	node = QdbPageGetNode(g->index, &c->shape, QdbXLogRegister(state, buf, 0),
 						  QdbRefBlock(ref), QdbRefOffset(ref));
 	write = !(node->flags & QDB_NODE_DELETED) &&
 		memcmp(QdbNodeLists(node, c->code_size) + QdbLevelStart(c->m, level), expect,
@@ -510,10 +530,10 @@ QdbDiskGraphWriteListIfUnchanged(QdbDiskGraph *g, Buffer buf, QdbNodeRef ref, in
 	if (write)
 	{
 		QdbDiskGraphWriteList(g, node, level, want, nslots);
-		GenericXLogFinish(state);
+		QdbXLogFinish(state);
 	}
 	else
-		GenericXLogAbort(state);
+		QdbXLogAbort(state);
 	UnlockReleaseBuffer(buf);
 	return write;
 }

@@ -25,7 +25,9 @@ QdbNodeMapRead(Relation index, const QdbMetaPageData *meta, QdbNodeMap *map)
 {
 	BlockNumber blkno;
 	Size		npages;
+	QdbNodeShape shape;
 
+	QdbNodeShapeFromMeta(meta, &shape);
 	map->first = meta->first_node_page;
 	map->nblocks = RelationGetNumberOfBlocks(index);
 	npages = Max(map->nblocks - map->first, 1);
@@ -52,7 +54,7 @@ QdbNodeMapRead(Relation index, const QdbMetaPageData *meta, QdbNodeMap *map)
 		map->maxoff[blkno - map->first] = maxoff;
 		for (off = FirstOffsetNumber; off <= maxoff; off++)
 		{
-			QdbNode		node = (QdbNode) PageGetItem(page, PageGetItemId(page, off));
+			QdbNode		node = QdbPageGetNode(index, &shape, page, blkno, off);
 			Size		slot = (Size) (blkno - map->first) * 256 + off;
 
 			map->level[slot] = node->level;
@@ -118,7 +120,8 @@ reach_from(Relation index, QdbIndexCache *c, QdbNodeMap *map, QdbNodeRef start)
 
 		CHECK_FOR_INTERRUPTS();
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
-		node = QdbPageGetNode(index, BufferGetPage(buf), QdbRefBlock(ref), QdbRefOffset(ref));
+		node = QdbPageGetNode(index, &c->shape, BufferGetPage(buf), QdbRefBlock(ref),
+							  QdbRefOffset(ref));
 		list = QdbNodeLists(node, c->code_size);
 		for (j = 0; j < 2 * c->m; j++)
 		{
@@ -218,14 +221,14 @@ reached_candidates(QdbDiskGraph *g, QdbIndexCache *c, const QdbMetaPageData *met
 int64
 QdbRepairReachability(Relation index)
 {
-	QdbIndexCache *c = QdbGetIndexCache(index, true);
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "quantumdb reachability",
 											  ALLOCSET_DEFAULT_SIZES);
 	MemoryContext rcxt = AllocSetContextCreate(cxt, "quantumdb reachability round",
 											   ALLOCSET_DEFAULT_SIZES);
 	MemoryContext percall = AllocSetContextCreate(cxt, "quantumdb reachability link",
 												  ALLOCSET_DEFAULT_SIZES);
-	MemoryContext old = MemoryContextSwitchTo(rcxt);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	QdbIndexCache *c = QdbPinIndexCache(index, true);	/* until cxt goes */
 	QdbMetaPageData meta;
 	QdbNodeMap	map;
 	Size		total,
@@ -233,6 +236,7 @@ QdbRepairReachability(Relation index)
 	int64		linked = 0;
 	int			round;
 
+	MemoryContextSwitchTo(rcxt);
 	/* a link can cut another node off: walk again until none is missed */
 	for (round = 0; round < REPAIR_ROUNDS; round++)
 	{

@@ -153,6 +153,18 @@ typedef QdbNodeData *QdbNode;
 #define QdbNodeSlotCodes(node, code_size, m, level) \
 	((uint8 *) (QdbNodeLists(node, code_size) + QdbNodeSlots(m, level)))
 
+/*
+ * What reading a node tuple safely needs: the geometry the meta page gives.
+ * QdbPageGetNode checks a node's line pointer, size and level against it.
+ */
+typedef struct QdbNodeShape
+{
+	int			code_size;
+	int			m;
+	bool		inline_codes;
+	int			max_level;		/* highest level whose node fits on a page */
+} QdbNodeShape;
+
 /* Reloptions */
 typedef struct QdbOptions
 {
@@ -170,8 +182,8 @@ extern int	qdb_max_scan_tuples;
 
 /*
  * What an open index needs: its settings and its own compressor, read from
- * its pages once and kept in rd_amcache as one chunk (a relcache flush frees
- * it with a single pfree).
+ * its pages once and kept per backend (index_cache.c); a caller pins it for
+ * the life of its memory context.
  */
 typedef struct QdbIndexCache
 {
@@ -184,6 +196,7 @@ typedef struct QdbIndexCache
 	int			max_level;		/* highest level whose node fits on a page */
 	double		level_mult;		/* 1 / ln(m) */
 	uint32		compressor_crc;
+	QdbNodeShape shape;			/* the same geometry, for QdbPageGetNode */
 	QdbModel	model;			/* arrays inside this chunk */
 	float	   *pair;			/* code-to-code table, or NULL */
 } QdbIndexCache;
@@ -209,7 +222,20 @@ extern void qdbcostestimate(PlannerInfo *root, IndexPath *path, double loop_coun
 /* index_validate.c */
 extern bool qdbvalidate(Oid opclassoid);
 
-/* index_pages.c */
+/*
+ * index_pages.c: every change of an index page goes through QdbXLog, the
+ * GenericXLog calls under other names: one WAL record per change, except
+ * while this backend builds the index, when pages change in place and the
+ * build logs them all at its end (log_newpage_range), so that no record
+ * ever describes a page the WAL has not seen yet.
+ */
+typedef struct QdbXLog QdbXLog;
+extern QdbXLog *QdbXLogStart(Relation index);
+extern Page QdbXLogRegister(QdbXLog *x, Buffer buf, int flags);
+extern void QdbXLogFinish(QdbXLog *x);
+extern void QdbXLogAbort(QdbXLog *x);
+extern void QdbXLogBuilding(Oid indexoid);	/* InvalidOid: build over */
+
 extern void QdbInitPage(Page page, uint16 flags);
 extern void QdbCheckMetaPage(Relation index, Page page);
 extern void QdbReadMeta(Relation index, QdbMetaPageData *meta);
@@ -218,8 +244,9 @@ extern BlockNumber QdbWriteCompressorPages(Relation index, ForkNumber fork,
 										   const uint8 *blob, Size len);
 extern void QdbWriteMetaPage(Relation index, ForkNumber fork,
 							 const QdbMetaPageData *meta);
-extern QdbNode QdbPageGetNode(Relation index, Page page, BlockNumber blkno,
-							  OffsetNumber off);
+extern void QdbNodeShapeFromMeta(const QdbMetaPageData *meta, QdbNodeShape *shape);
+extern QdbNode QdbPageGetNode(Relation index, const QdbNodeShape *shape, Page page,
+							  BlockNumber blkno, OffsetNumber off);
 extern Size QdbNodeSizeOf(const QdbIndexCache *c, int level);
 extern void QdbFormNode(const QdbIndexCache *c, QdbNode node, int level,
 						ItemPointer heaptid, const uint8 *code);
@@ -233,7 +260,7 @@ extern bool QdbSetEntry(Relation index, QdbNodeRef ref, int level, int mode,
 						QdbNodeRef expected);
 
 /* index_cache.c */
-extern QdbIndexCache *QdbGetIndexCache(Relation index, bool want_pair);
+extern QdbIndexCache *QdbPinIndexCache(Relation index, bool want_pair);
 extern QdbMetric QdbIndexMetric(Relation index);
 extern int	QdbHighestLevel(int code_size, int m, bool inline_codes);
 extern int	QdbDrawLevel(const QdbIndexCache *c, pg_prng_state *rng);
@@ -359,6 +386,10 @@ extern int	QdbMemGraphInsert(QdbMemGraph *g, const QdbModel *model, int first, i
 /* index_build.c */
 extern IndexBuildResult *qdbbuild(Relation heap, Relation index, IndexInfo *indexInfo);
 extern void qdbbuildempty(Relation index);
+
+/* sample.c: the build's sample, read by its own heap scan */
+extern void QdbSampleIndexBuild(Relation heap, Relation index, IndexInfo *indexInfo,
+								int want, uint64 seed, bool cosine, QdbSample *out);
 
 /* index_insert.c */
 extern bool qdbinsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,

@@ -420,7 +420,6 @@ obtain_model(Relation heap, Relation index, IndexInfo *indexInfo, QdbMetric metr
 	}
 	else
 	{
-		char	   *column = get_attname(RelationGetRelid(heap), attnum, false);
 		QdbTrainConfig cfg;
 		QdbSample	s;
 		double		seconds;
@@ -430,8 +429,9 @@ obtain_model(Relation heap, Relation index, IndexInfo *indexInfo, QdbMetric metr
 		qdb_train_config_init(&cfg);
 		cfg.kind = QDB_KIND_OPQ;
 		cfg.metric = metric;
-		QdbSampleColumn(RelationGetRelid(heap), column, QDB_BUILD_SAMPLE, cfg.seed,
-						metric == QDB_METRIC_COSINE, &s);
+		/* no query: the planner could not open an index being rebuilt */
+		QdbSampleIndexBuild(heap, index, indexInfo, QDB_BUILD_SAMPLE, cfg.seed,
+							metric == QDB_METRIC_COSINE, &s);
 		if (s.n < QDB_KSUB)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_EXCEPTION),
@@ -522,7 +522,7 @@ qdbbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 
 	bs.heap = heap;
 	bs.index = index;
-	bs.c = QdbGetIndexCache(index, true);
+	bs.c = QdbPinIndexCache(index, true);
 	pg_prng_seed(&bs.rng, BUILD_SEED);
 	bs.graph_cxt = AllocSetContextCreate(build_cxt, "quantumdb build graph",
 										 ALLOCSET_DEFAULT_SIZES);
@@ -545,12 +545,22 @@ qdbbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, QDB_PHASE_LOAD);
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_TOTAL,
 								 (int64) Max(heap->rd_rel->reltuples, 0));
-	bs.reltuples = table_index_build_scan(heap, index, indexInfo, true, true,
-										  build_callback, &bs, NULL);
-	flush_batch(&bs);
-	if (!bs.on_disk)
-		write_graph(&bs);
-	QdbRepairReachability(index);
+	/* pages change unlogged until log_newpage_range below */
+	QdbXLogBuilding(RelationGetRelid(index));
+	PG_TRY();
+	{
+		bs.reltuples = table_index_build_scan(heap, index, indexInfo, true, true,
+											  build_callback, &bs, NULL);
+		flush_batch(&bs);
+		if (!bs.on_disk)
+			write_graph(&bs);
+		QdbRepairReachability(index);
+	}
+	PG_FINALLY();
+	{
+		QdbXLogBuilding(InvalidOid);
+	}
+	PG_END_TRY();
 
 	if (RelationNeedsWAL(index))
 		log_newpage_range(index, MAIN_FORKNUM, 0, RelationGetNumberOfBlocks(index), true);

@@ -3,8 +3,10 @@
  *	  What an open index keeps in rd_amcache: its settings and its own copy
  *	  of the compressor, read from its pages and checked once.
  *
- * The cache is a single chunk in the relcache entry's context, since a
- * relcache flush frees rd_amcache with one pfree.  The code-to-code table
+ * Caches are kept per backend, not in rd_amcache: a relcache flush frees
+ * rd_amcache under whoever still points into it (a cursor's scan, an
+ * INSERT ... SELECT through the same index), while a pinned cache here
+ * outlives every flush until its last pin goes.  The code-to-code table
  * (4 MB at 16 sub-quantizers) is only built for callers that link nodes.
  */
 #include "postgres.h"
@@ -12,6 +14,7 @@
 #include <math.h>
 
 #include "access/genam.h"
+#include "utils/inval.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
@@ -57,47 +60,100 @@ QdbHighestLevel(int code_size, int m, bool inline_codes)
 	return level;
 }
 
-static Size
-copy_floats(char **dst, float **field, const float *src, Size n)
+/*
+ * A loaded cache and the pins on it.  Every cache lives in a memory context
+ * of its own under CacheMemoryContext.  While any pin is held the cache is
+ * never freed: a relcache invalidation of the index (or a newer cache with
+ * the pair table) only retires it from lookup, and the last unpin frees it.
+ */
+typedef struct CacheSlot
 {
-	Size		bytes = MAXALIGN(sizeof(float) * n);
+	Oid			indexoid;
+	MemoryContext cxt;
+	QdbIndexCache *c;
+	int			pins;
+	bool		retired;		/* no longer found by lookup */
+	struct CacheSlot *next;
+} CacheSlot;
 
-	if (src == NULL)
+static CacheSlot *slots = NULL;
+static bool callback_registered = false;
+
+static void
+slot_free_if_unused(CacheSlot *s)
+{
+	CacheSlot **pp;
+
+	if (!s->retired || s->pins > 0)
+		return;
+	for (pp = &slots; *pp; pp = &(*pp)->next)
 	{
-		*field = NULL;
-		return 0;
+		if (*pp == s)
+		{
+			*pp = s->next;
+			break;
+		}
 	}
-	if (dst)
-	{
-		*field = (float *) *dst;
-		memcpy(*field, src, sizeof(float) * n);
-		*dst += bytes;
-	}
-	return bytes;
+	MemoryContextDelete(s->cxt);	/* the slot is inside it */
 }
 
-static QdbIndexCache *
-load_cache(Relation index, bool want_pair)
+static void
+slot_retire(CacheSlot *s)
+{
+	s->retired = true;
+	slot_free_if_unused(s);
+}
+
+/* Relcache invalidation: caches of that index (or of all) are retired. */
+static void
+invalidate_caches(Datum arg, Oid relid)
+{
+	CacheSlot  *s = slots,
+			   *next;
+
+	for (; s; s = next)
+	{
+		next = s->next;
+		if (!s->retired && (relid == InvalidOid || s->indexoid == relid))
+			slot_retire(s);
+	}
+}
+
+static void
+unpin(void *arg)
+{
+	CacheSlot  *s = arg;
+
+	Assert(s->pins > 0);
+	s->pins--;
+	slot_free_if_unused(s);
+}
+
+static CacheSlot *
+load_slot(Relation index, bool want_pair)
 {
 	QdbMetaPageData meta;
 	bytea	   *blob;
-	QdbModel	model;
 	char		err[256];
 	int			rc;
-	Size		nmean,
-				nlinear,
-				ncodebooks,
-				npair,
-				total;
+	MemoryContext cxt,
+				old;
+	CacheSlot  *s;
 	QdbIndexCache *c;
-	char	   *p;
 
 	QdbReadMeta(index, &meta);
 	blob = QdbReadCompressor(index, &meta);
-	memset(&model, 0, sizeof(model));
+
+	/* a child of the caller's context until it is complete: an ERROR frees it */
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "quantumdb index cache",
+								ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+	s = palloc0(sizeof(CacheSlot));
+	c = s->c = palloc0(sizeof(QdbIndexCache));
 	err[0] = '\0';
+	/* every array of the model, the neural layers included, lands in cxt */
 	rc = qdb_model_parse((const uint8 *) VARDATA(blob), VARSIZE(blob) - VARHDRSZ,
-						 &qdb_palloc_alloc, &model, err, sizeof(err));
+						 QdbContextAlloc(cxt), &c->model, err, sizeof(err));
 	if (rc != QDB_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INDEX_CORRUPTED),
@@ -105,25 +161,16 @@ load_cache(Relation index, bool want_pair)
 						RelationGetRelationName(index), qdb_status_string(rc)),
 				 err[0] ? errdetail_internal("%s", err) : 0,
 				 errhint("REINDEX INDEX %s;", RelationGetRelationName(index))));
-	if (model.dim != meta.dim || (int) model.metric != meta.metric ||
-		(int) qdb_code_size(&model) != meta.code_size)
+	if (c->model.dim != meta.dim || (int) c->model.metric != meta.metric ||
+		(int) qdb_code_size(&c->model) != meta.code_size)
 		ereport(ERROR,
 				(errcode(ERRCODE_INDEX_CORRUPTED),
 				 errmsg("the compressor stored in index \"%s\" does not match the index",
 						RelationGetRelationName(index)),
 				 errdetail("The index has %d dimensions and %d-byte codes; its compressor %d and %d.",
-						   meta.dim, meta.code_size, model.dim, (int) qdb_code_size(&model)),
+						   meta.dim, meta.code_size, c->model.dim,
+						   (int) qdb_code_size(&c->model)),
 				 errhint("REINDEX INDEX %s;", RelationGetRelationName(index))));
-
-	nmean = copy_floats(NULL, &model.mean, model.mean, model.dim);
-	nlinear = copy_floats(NULL, &model.linear, model.linear, (Size) model.dim_pq * model.dim);
-	ncodebooks = copy_floats(NULL, &model.codebooks, model.codebooks,
-							 (Size) model.M * model.ksub * model.dsub);
-	npair = want_pair ? MAXALIGN(sizeof(float) * qdb_pair_table_floats(&model)) : 0;
-	total = MAXALIGN(sizeof(QdbIndexCache)) + nmean + nlinear + ncodebooks + npair;
-
-	c = MemoryContextAllocHuge(index->rd_indexcxt, total);
-	memset(c, 0, sizeof(QdbIndexCache));
 	c->dim = meta.dim;
 	c->metric = (QdbMetric) meta.metric;
 	c->code_size = meta.code_size;
@@ -133,44 +180,61 @@ load_cache(Relation index, bool want_pair)
 	c->max_level = QdbHighestLevel(c->code_size, c->m, c->inline_codes);
 	c->level_mult = 1.0 / log((double) c->m);
 	c->compressor_crc = meta.compressor_crc;
-	c->model = model;
-	c->model.alloc = &qdb_palloc_alloc;
-	p = (char *) c + MAXALIGN(sizeof(QdbIndexCache));
-	copy_floats(&p, &c->model.mean, model.mean, model.dim);
-	copy_floats(&p, &c->model.linear, model.linear, (Size) model.dim_pq * model.dim);
-	copy_floats(&p, &c->model.codebooks, model.codebooks,
-				(Size) model.M * model.ksub * model.dsub);
+	QdbNodeShapeFromMeta(&meta, &c->shape);
 	if (want_pair)
 	{
-		c->pair = (float *) p;
-		rc = qdb_compute_pair_table(&c->model, c->pair);
-		if (rc != QDB_OK)
-		{
-			pfree(c);
-			QdbReportStatus(rc, "could not prepare the index's code distances", NULL);
-		}
+		c->pair = MemoryContextAllocHuge(cxt, sizeof(float) * qdb_pair_table_floats(&c->model));
+		QdbReportStatus(qdb_compute_pair_table(&c->model, c->pair),
+						"could not prepare the index's code distances", NULL);
 	}
-	qdb_model_free(&model);
+	MemoryContextSwitchTo(old);
 	pfree(blob);
-	return c;
+
+	s->indexoid = RelationGetRelid(index);
+	s->cxt = cxt;
+	MemoryContextSetParent(cxt, CacheMemoryContext);
+	return s;
 }
 
 /*
- * The open index's cache, loaded on first use.  want_pair asks for the
- * code-to-code table too (inserts and vacuum).
+ * The open index's settings and compressor, loaded on first use and pinned
+ * until the current memory context is reset or deleted (so a pin taken in a
+ * scan's context lasts for the scan, and an ERROR releases it).  Inserts,
+ * relcache invalidations and cursors in between cannot free it.  want_pair
+ * asks for the code-to-code table too (inserts, build and vacuum).
  */
 QdbIndexCache *
-QdbGetIndexCache(Relation index, bool want_pair)
+QdbPinIndexCache(Relation index, bool want_pair)
 {
-	QdbIndexCache *c = (QdbIndexCache *) index->rd_amcache;
+	Oid			relid = RelationGetRelid(index);
+	CacheSlot  *s;
+	MemoryContextCallback *cb;
 
-	if (c != NULL && (!want_pair || c->pair != NULL))
-		return c;
-	c = load_cache(index, want_pair);
-	if (index->rd_amcache)
-		pfree(index->rd_amcache);
-	index->rd_amcache = c;
-	return c;
+	if (!callback_registered)
+	{
+		CacheRegisterRelcacheCallback(invalidate_caches, (Datum) 0);
+		callback_registered = true;
+	}
+	for (s = slots; s; s = s->next)
+		if (!s->retired && s->indexoid == relid)
+			break;
+	if (s != NULL && want_pair && s->c->pair == NULL)
+	{
+		slot_retire(s);
+		s = NULL;
+	}
+	if (s == NULL)
+	{
+		s = load_slot(index, want_pair);
+		s->next = slots;
+		slots = s;
+	}
+	cb = MemoryContextAlloc(CurrentMemoryContext, sizeof(MemoryContextCallback));
+	cb->func = unpin;
+	cb->arg = s;
+	s->pins++;
+	MemoryContextRegisterResetCallback(CurrentMemoryContext, cb);
+	return s->c;
 }
 
 /* A level drawn as in the HNSW paper: floor(-ln(U) / ln(m)), capped. */

@@ -45,7 +45,7 @@ Datum
 quantumdb_index_info(PG_FUNCTION_ARGS)
 {
 	Relation	index = open_index(PG_GETARG_OID(0));
-	QdbIndexCache *c = QdbGetIndexCache(index, false);
+	QdbIndexCache *c = QdbPinIndexCache(index, false);
 	QdbMetaPageData meta;
 	QdbNodeMap	map;
 	int64		live = 0,
@@ -228,13 +228,16 @@ verify_header(Relation index, Problems *p, QdbMetaPageData *meta)
 	return ok;
 }
 
-/* Checks one node's tuple and lists against the map of all nodes. */
-static void
+/*
+ * Checks one node's tuple and lists against the map of all nodes; false if
+ * the tuple itself cannot be read.
+ */
+static bool
 verify_node(Problems *p, const QdbMetaPageData *meta, const QdbNodeMap *map, int max_level,
 			BlockNumber blkno, OffsetNumber off, Page page)
 {
 	ItemId		iid = PageGetItemId(page, off);
-	QdbNode		node = (QdbNode) PageGetItem(page, iid);
+	QdbNode		node;
 	QdbNodeRef	self = QdbMakeRef(blkno, off);
 	QdbNodeRef *lists;
 	int			level,
@@ -244,13 +247,21 @@ verify_node(Problems *p, const QdbMetaPageData *meta, const QdbNodeMap *map, int
 	if (!ItemIdIsNormal(iid))
 	{
 		problem(p, "node (%u,%u) has a line pointer that is not in use", blkno, off);
-		return;
+		return false;
 	}
+	if (ItemIdGetOffset(iid) < SizeOfPageHeaderData ||
+		ItemIdGetOffset(iid) + ItemIdGetLength(iid) > ((PageHeader) page)->pd_special ||
+		ItemIdGetLength(iid) < offsetof(QdbNodeData, code))
+	{
+		problem(p, "node (%u,%u) lies outside its page", blkno, off);
+		return false;
+	}
+	node = (QdbNode) PageGetItem(page, iid);
 	if (node->level > max_level)
 	{
 		problem(p, "node (%u,%u) has level %d, above the limit %d", blkno, off, node->level,
 				max_level);
-		return;
+		return false;
 	}
 	if (ItemIdGetLength(iid) != QdbNodeSize(meta->code_size, meta->m, node->level,
 											meta->inline_codes))
@@ -259,7 +270,7 @@ verify_node(Problems *p, const QdbMetaPageData *meta, const QdbNodeMap *map, int
 				ItemIdGetLength(iid),
 				QdbNodeSize(meta->code_size, meta->m, node->level, meta->inline_codes),
 				node->level);
-		return;
+		return false;
 	}
 	if (node->flags & ~(QDB_NODE_DELETED | QDB_NODE_FREE))
 		problem(p, "node (%u,%u) has unknown flags %02x", blkno, off, node->flags);
@@ -305,6 +316,7 @@ verify_node(Problems *p, const QdbMetaPageData *meta, const QdbNodeMap *map, int
 							QdbRefBlock(list[i]), QdbRefOffset(list[i]), level);
 		}
 	}
+	return true;
 }
 
 Datum
@@ -352,8 +364,8 @@ quantumdb_verify(PG_FUNCTION_ARGS)
 			{
 				QdbNode		node = (QdbNode) PageGetItem(page, PageGetItemId(page, off));
 
-				verify_node(&p, &meta, &map, hardest, blkno, off, page);
-				if (!(node->flags & QDB_NODE_DELETED))
+				if (verify_node(&p, &meta, &map, hardest, blkno, off, page) &&
+					!(node->flags & QDB_NODE_DELETED))
 					max_level = Max(max_level, node->level);
 			}
 		}

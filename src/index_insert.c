@@ -54,11 +54,11 @@ QdbIndexVector(Relation index, QdbIndexCache *c, Datum value, bool *skip)
 
 /* Writes the new node's lists (lists[l] of nlist[l] refs) in one WAL record. */
 static void
-write_own_lists(Relation index, QdbDiskGraph *g, QdbNodeRef ref, int level,
-				QdbNodeRef **lists, int *nlist)
+write_own_lists(Relation index, QdbIndexCache *c, QdbDiskGraph *g, QdbNodeRef ref,
+				int level, QdbNodeRef **lists, int *nlist)
 {
 	Buffer		buf;
-	GenericXLogState *state;
+	QdbXLog *state;
 	Page		page;
 	QdbNode		node;
 	int			l;
@@ -67,12 +67,12 @@ write_own_lists(Relation index, QdbDiskGraph *g, QdbNodeRef ref, int level,
 		QdbDiskGraphLoadCodes(g, lists[l], nlist[l]);
 	buf = ReadBuffer(index, QdbRefBlock(ref));
 	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-	state = GenericXLogStart(index);
-	page = GenericXLogRegisterBuffer(state, buf, 0);
-	node = QdbPageGetNode(index, page, QdbRefBlock(ref), QdbRefOffset(ref));
+	state = QdbXLogStart(index);
+	page = QdbXLogRegister(state, buf, 0);
+	node = QdbPageGetNode(index, &c->shape, page, QdbRefBlock(ref), QdbRefOffset(ref));
 	for (l = 0; l <= level; l++)
 		QdbDiskGraphWriteList(g, node, l, lists[l], nlist[l]);
-	GenericXLogFinish(state);
+	QdbXLogFinish(state);
 	UnlockReleaseBuffer(buf);
 }
 
@@ -184,7 +184,7 @@ QdbLinkTo(Relation index, QdbDiskGraph *g, QdbIndexCache *c, QdbNodeRef n, int l
 
 		/* copy the list under a share lock, and plan without a lock */
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
-		node = QdbPageGetNode(index, BufferGetPage(buf), blkno, QdbRefOffset(n));
+		node = QdbPageGetNode(index, &c->shape, BufferGetPage(buf), blkno, QdbRefOffset(n));
 		if ((node->flags & QDB_NODE_DELETED) || node->level < level)
 		{
 			UnlockReleaseBuffer(buf);
@@ -275,7 +275,7 @@ link_node(Relation index, QdbIndexCache *c, QdbNodeRef ref, int level, const flo
 		nentries = nfound;
 	}
 
-	write_own_lists(index, g, ref, level, lists, nlist);
+	write_own_lists(index, c, g, ref, level, lists, nlist);
 	for (l = top; l >= 0; l--)
 	{
 		bool		linked = false;
@@ -342,7 +342,7 @@ qdbinsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "quantumdb insert",
 								ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(cxt);
-	c = QdbGetIndexCache(index, true);
+	c = QdbPinIndexCache(index, true);
 	x = QdbIndexVector(index, c, values[0], &skip);
 	if (!skip)
 	{

@@ -44,7 +44,76 @@ check_page(Relation index, Page page, BlockNumber blkno, uint16 flags)
 				 errhint("Please REINDEX it.")));
 }
 
-/* ERROR unless page is a meta page this code can read. */
+struct QdbXLog
+{
+	GenericXLogState *state;	/* NULL while the index is being built */
+	int			nbuf;
+	Buffer		buf[MAX_GENERIC_XLOG_PAGES];
+};
+
+/* The index this backend is building, whose pages are logged at the end. */
+static Oid	building_index = InvalidOid;
+
+void
+QdbXLogBuilding(Oid indexoid)
+{
+	building_index = indexoid;
+}
+
+QdbXLog *
+QdbXLogStart(Relation index)
+{
+	QdbXLog    *x = palloc(sizeof(QdbXLog));
+
+	x->nbuf = 0;
+	x->state = RelationGetRelid(index) == building_index ? NULL : GenericXLogStart(index);
+	return x;
+}
+
+/* The page to change: a copy (logged) or, while building, the page itself. */
+Page
+QdbXLogRegister(QdbXLog *x, Buffer buf, int flags)
+{
+	if (x->state)
+		return GenericXLogRegisterBuffer(x->state, buf, flags);
+	Assert(x->nbuf < MAX_GENERIC_XLOG_PAGES);
+	x->buf[x->nbuf++] = buf;
+	return BufferGetPage(buf);
+}
+
+void
+QdbXLogFinish(QdbXLog *x)
+{
+	int			i;
+
+	if (x->state)
+		GenericXLogFinish(x->state);
+	else
+		for (i = 0; i < x->nbuf; i++)
+			MarkBufferDirty(x->buf[i]);
+	pfree(x);
+}
+
+/* No change: callers abort only before they changed the page. */
+void
+QdbXLogAbort(QdbXLog *x)
+{
+	if (x->state)
+		GenericXLogAbort(x->state);
+	pfree(x);
+}
+
+static void
+meta_damaged(Relation index, const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INDEX_CORRUPTED),
+			 errmsg("index \"%s\" has a damaged meta page: %s",
+					RelationGetRelationName(index), what),
+			 errhint("REINDEX INDEX %s;", RelationGetRelationName(index))));
+}
+
+/* ERROR unless page is a meta page this code can read, with sane settings. */
 void
 QdbCheckMetaPage(Relation index, Page page)
 {
@@ -65,6 +134,20 @@ QdbCheckMetaPage(Relation index, Page page)
 						RelationGetRelationName(index), meta->version,
 						meta->compressor_format, QDB_INDEX_VERSION, QDB_FORMAT_VERSION),
 				 errhint("REINDEX INDEX %s;", RelationGetRelationName(index))));
+	if (meta->dim < 1 || meta->dim > QDB_MAX_DIM ||
+		meta->metric < QDB_METRIC_L2 || meta->metric > QDB_METRIC_COSINE ||
+		meta->code_size < 1 || meta->code_size > QDB_MAX_SUBVECTORS ||
+		meta->m < QDB_MIN_M || meta->m > QDB_MAX_M ||
+		meta->inline_codes > 1 ||
+		meta->first_node_page != QDB_FIRST_COMPRESSOR_BLKNO + meta->compressor_pages)
+		meta_damaged(index, "its settings are out of range");
+	if (meta->entry != QDB_NO_NODE &&
+		(QdbRefBlock(meta->entry) < meta->first_node_page ||
+		 QdbRefOffset(meta->entry) < FirstOffsetNumber ||
+		 QdbRefOffset(meta->entry) > QDB_MAX_NODES_PER_PAGE ||
+		 meta->entry_level < 0 ||
+		 meta->entry_level > QdbHighestLevel(meta->code_size, meta->m, meta->inline_codes != 0)))
+		meta_damaged(index, "its entry point is out of range");
 }
 
 /* A copy of the meta page's contents. */
@@ -186,20 +269,62 @@ QdbWriteCompressorPages(Relation index, ForkNumber fork, const uint8 *blob, Size
 }
 
 /* The node at (blkno, off) of a locked node page; ERROR if there is none. */
+void
+QdbNodeShapeFromMeta(const QdbMetaPageData *meta, QdbNodeShape *shape)
+{
+	shape->code_size = meta->code_size;
+	shape->m = meta->m;
+	shape->inline_codes = meta->inline_codes != 0;
+	shape->max_level = QdbHighestLevel(meta->code_size, meta->m, meta->inline_codes != 0);
+}
+
+static void
+node_damaged(Relation index, BlockNumber blkno, OffsetNumber off, const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INDEX_CORRUPTED),
+			 errmsg("index \"%s\" has a damaged node (%u,%u): %s",
+					RelationGetRelationName(index), blkno, off, what),
+			 errhint("REINDEX INDEX %s;", RelationGetRelationName(index))));
+}
+
+/*
+ * Node off of a node page, checked before use: a page of the right type, a
+ * line pointer in use that lies inside the page, a level within the limit
+ * and a tuple exactly the size of a node of that level.  A damaged page is
+ * an ERROR, never a read past the tuple.
+ */
 QdbNode
-QdbPageGetNode(Relation index, Page page, BlockNumber blkno, OffsetNumber off)
+QdbPageGetNode(Relation index, const QdbNodeShape *shape, Page page, BlockNumber blkno,
+			   OffsetNumber off)
 {
 	ItemId		iid;
+	QdbNode		node;
+	Size		start,
+				len;
 
 	check_page(index, page, blkno, QDB_PAGE_NODES);
-	if (off < FirstOffsetNumber || off > PageGetMaxOffsetNumber(page))
+	if (off < FirstOffsetNumber || off > PageGetMaxOffsetNumber(page) ||
+		off > QDB_MAX_NODES_PER_PAGE)
 		ereport(ERROR,
 				(errcode(ERRCODE_INDEX_CORRUPTED),
 				 errmsg("index \"%s\" refers to a missing node (%u,%u)",
 						RelationGetRelationName(index), blkno, off),
-				 errhint("Please REINDEX it.")));
+				 errhint("REINDEX INDEX %s;", RelationGetRelationName(index))));
 	iid = PageGetItemId(page, off);
-	return (QdbNode) PageGetItem(page, iid);
+	start = ItemIdGetOffset(iid);
+	len = ItemIdGetLength(iid);
+	if (!ItemIdIsNormal(iid))
+		node_damaged(index, blkno, off, "its line pointer is not in use");
+	if (start < SizeOfPageHeaderData || start + len > ((PageHeader) page)->pd_special ||
+		len < QdbNodeSize(shape->code_size, shape->m, 0, shape->inline_codes))
+		node_damaged(index, blkno, off, "its tuple lies outside the page or is too short");
+	node = (QdbNode) PageGetItem(page, iid);
+	if (node->level > shape->max_level)
+		node_damaged(index, blkno, off, "its level is above the limit");
+	if (len != QdbNodeSize(shape->code_size, shape->m, node->level, shape->inline_codes))
+		node_damaged(index, blkno, off, "its size does not match its level");
+	return node;
 }
 
 Size
@@ -254,12 +379,12 @@ add_item(Relation index, Page page, QdbNode node, Size size)
 
 /* The meta page locked for a change: finish or abort *state, then unlock *buf. */
 static QdbMetaPage
-meta_for_update(Relation index, Buffer *buf, GenericXLogState **state)
+meta_for_update(Relation index, Buffer *buf, QdbXLog **state)
 {
 	*buf = ReadBuffer(index, QDB_META_BLKNO);
 	LockBuffer(*buf, BUFFER_LOCK_EXCLUSIVE);
-	*state = GenericXLogStart(index);
-	return QdbPageGetMeta(GenericXLogRegisterBuffer(*state, *buf, 0));
+	*state = QdbXLogStart(index);
+	return QdbPageGetMeta(QdbXLogRegister(*state, *buf, 0));
 }
 
 /* Notes blkno as the page where the next inserts try first. */
@@ -267,16 +392,16 @@ static void
 note_insert_page(Relation index, BlockNumber blkno)
 {
 	Buffer		buf;
-	GenericXLogState *state;
+	QdbXLog *state;
 	QdbMetaPage meta = meta_for_update(index, &buf, &state);
 
 	if (meta->insert_page == InvalidBlockNumber || meta->insert_page < blkno)
 	{
 		meta->insert_page = blkno;
-		GenericXLogFinish(state);
+		QdbXLogFinish(state);
 	}
 	else
-		GenericXLogAbort(state);
+		QdbXLogAbort(state);
 	UnlockReleaseBuffer(buf);
 }
 
@@ -291,11 +416,12 @@ note_insert_page(Relation index, BlockNumber blkno)
  * the page has none.  A page with more such slots goes back to the map.
  */
 static OffsetNumber
-reuse_slot(Relation index, BlockNumber blkno, QdbNode node, Size size)
+reuse_slot(Relation index, const QdbIndexCache *c, BlockNumber blkno, QdbNode node,
+		   Size size)
 {
 	Buffer		buf;
 	Page		page;
-	GenericXLogState *state;
+	QdbXLog *state;
 	OffsetNumber off,
 				found = InvalidOffsetNumber;
 	int			more = 0;
@@ -311,12 +437,12 @@ reuse_slot(Relation index, BlockNumber blkno, QdbNode node, Size size)
 		UnlockReleaseBuffer(buf);
 		return InvalidOffsetNumber;
 	}
-	state = GenericXLogStart(index);
-	page = GenericXLogRegisterBuffer(state, buf, 0);
+	state = QdbXLogStart(index);
+	page = QdbXLogRegister(state, buf, 0);
 	for (off = FirstOffsetNumber; off <= PageGetMaxOffsetNumber(page); off++)
 	{
 		ItemId		iid = PageGetItemId(page, off);
-		QdbNode		old = (QdbNode) PageGetItem(page, iid);
+		QdbNode		old = QdbPageGetNode(index, &c->shape, page, blkno, off);
 
 		if (!(old->flags & QDB_NODE_FREE))
 			continue;
@@ -329,9 +455,9 @@ reuse_slot(Relation index, BlockNumber blkno, QdbNode node, Size size)
 			more++;
 	}
 	if (found != InvalidOffsetNumber)
-		GenericXLogFinish(state);
+		QdbXLogFinish(state);
 	else
-		GenericXLogAbort(state);
+		QdbXLogAbort(state);
 	UnlockReleaseBuffer(buf);
 	if (more > 0)
 		RecordFreeIndexPage(index, blkno);
@@ -344,7 +470,7 @@ QdbAddNode(Relation index, const QdbIndexCache *c, QdbNode node, Size size)
 	QdbMetaPageData meta;
 	Buffer		buf;
 	Page		page;
-	GenericXLogState *state;
+	QdbXLog *state;
 	OffsetNumber off;
 	BlockNumber blkno;
 	int			tries;
@@ -355,7 +481,7 @@ QdbAddNode(Relation index, const QdbIndexCache *c, QdbNode node, Size size)
 		blkno = GetFreeIndexPage(index);
 		if (blkno == InvalidBlockNumber)
 			break;
-		off = reuse_slot(index, blkno, node, size);
+		off = reuse_slot(index, c, blkno, node, size);
 		if (off != InvalidOffsetNumber)
 			return QdbMakeRef(blkno, off);
 	}
@@ -364,17 +490,17 @@ QdbAddNode(Relation index, const QdbIndexCache *c, QdbNode node, Size size)
 	blkno = meta.insert_page;
 	buf = ReadBuffer(index, blkno);
 	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-	state = GenericXLogStart(index);
-	page = GenericXLogRegisterBuffer(state, buf, 0);
+	state = QdbXLogStart(index);
+	page = QdbXLogRegister(state, buf, 0);
 	check_page(index, page, blkno, QDB_PAGE_NODES);
 	if (page_has_room(page, size))
 	{
 		off = add_item(index, page, node, size);
-		GenericXLogFinish(state);
+		QdbXLogFinish(state);
 		UnlockReleaseBuffer(buf);
 		return QdbMakeRef(blkno, off);
 	}
-	GenericXLogAbort(state);
+	QdbXLogAbort(state);
 	UnlockReleaseBuffer(buf);
 
 	/* the insert page is full: start a new one */
@@ -388,11 +514,11 @@ QdbAddNode(Relation index, const QdbIndexCache *c, QdbNode node, Size size)
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("index \"%s\" has reached its limit of %u blocks",
 						RelationGetRelationName(index), QDB_MAX_BLOCKS)));
-	state = GenericXLogStart(index);
-	page = GenericXLogRegisterBuffer(state, buf, GENERIC_XLOG_FULL_IMAGE);
+	state = QdbXLogStart(index);
+	page = QdbXLogRegister(state, buf, GENERIC_XLOG_FULL_IMAGE);
 	QdbInitPage(page, QDB_PAGE_NODES);
 	off = add_item(index, page, node, size);
-	GenericXLogFinish(state);
+	QdbXLogFinish(state);
 	UnlockReleaseBuffer(buf);
 	note_insert_page(index, blkno);
 	return QdbMakeRef(blkno, off);
@@ -408,7 +534,7 @@ bool
 QdbSetEntry(Relation index, QdbNodeRef ref, int level, int mode, QdbNodeRef expected)
 {
 	Buffer		buf;
-	GenericXLogState *state;
+	QdbXLog *state;
 	QdbMetaPage meta = meta_for_update(index, &buf, &state);
 	bool		change;
 
@@ -428,10 +554,10 @@ QdbSetEntry(Relation index, QdbNodeRef ref, int level, int mode, QdbNodeRef expe
 	{
 		meta->entry = ref;
 		meta->entry_level = ref == QDB_NO_NODE ? -1 : level;
-		GenericXLogFinish(state);
+		QdbXLogFinish(state);
 	}
 	else
-		GenericXLogAbort(state);
+		QdbXLogAbort(state);
 	UnlockReleaseBuffer(buf);
 	return change;
 }

@@ -54,6 +54,9 @@ typedef struct QdbScanOpaqueData
 	AttrNumber	attnum;
 	IndexFetchTableData *fetch;
 	TupleTableSlot *slot;
+	bool		null_query;		/* ORDER BY ... NULL: all rows, page by page */
+	QdbMetaPageData meta;
+	BlockNumber next_block;
 } QdbScanOpaqueData;
 
 typedef QdbScanOpaqueData *QdbScanOpaque;
@@ -91,11 +94,13 @@ qdbrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int nor
 		so->fetch = NULL;
 		so->slot = NULL;
 	}
-	MemoryContextReset(so->cxt);
+	MemoryContextReset(so->cxt);	/* unpins the index's cache too */
 	so->round_cxt = AllocSetContextCreate(so->cxt, "quantumdb scan walk",
 										  ALLOCSET_DEFAULT_SIZES);
 	so->started = false;
 	so->exhausted = false;
+	so->null_query = false;
+	so->c = NULL;
 	so->query = NULL;
 	so->results = NULL;
 	so->nresults = so->next = 0;
@@ -247,12 +252,18 @@ start_scan(IndexScanDesc scan)
 	MemoryContext old;
 
 	so->started = true;
+	old = MemoryContextSwitchTo(so->cxt);
+	/* pinned for the scan: inserts and invalidations between fetches keep it */
+	c = so->c = QdbPinIndexCache(scan->indexRelation, false);
 	if (so->query == NULL)
 	{
-		so->exhausted = true;
+		/* ORDER BY column <op> NULL: every row, as a sequential scan gives */
+		so->null_query = true;
+		QdbReadMeta(scan->indexRelation, &so->meta);
+		so->next_block = so->meta.first_node_page;
+		MemoryContextSwitchTo(old);
 		return;
 	}
-	c = so->c = QdbGetIndexCache(scan->indexRelation, false);
 	x = QdbArrayGetFloats(so->query, &dim, "query");
 	if (dim != c->dim)
 		ereport(ERROR,
@@ -261,7 +272,6 @@ start_scan(IndexScanDesc scan)
 						dim, RelationGetRelationName(scan->indexRelation), c->dim)));
 	if (c->metric == QDB_METRIC_COSINE)
 		QdbCheckNonZero(x, dim, "query");
-	old = MemoryContextSwitchTo(so->cxt);
 	so->table = palloc(sizeof(float) * qdb_table_floats(&c->model));
 	QdbReportStatus(qdb_compute_distance_table(&c->model, x, so->table, &so->bias),
 					"could not compute the query's lookup table", NULL);
@@ -277,6 +287,53 @@ start_scan(IndexScanDesc scan)
 	walk(scan);
 }
 
+/*
+ * With a NULL query every distance is NULL: the rows of the next node page
+ * that holds live nodes, in storage order.  False when no page is left.
+ */
+static bool
+next_null_rows(IndexScanDesc scan)
+{
+	QdbScanOpaque so = (QdbScanOpaque) scan->opaque;
+	Relation	index = scan->indexRelation;
+	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+	MemoryContext old = MemoryContextSwitchTo(so->cxt);
+
+	if (so->results == NULL)
+		so->results = palloc(sizeof(ScanResult) * QDB_MAX_NODES_PER_PAGE);
+	so->nresults = so->next = 0;
+	while (so->nresults == 0 && so->next_block < nblocks)
+	{
+		BlockNumber blkno = so->next_block++;
+		Buffer		buf;
+		Page		page;
+		OffsetNumber off,
+					maxoff;
+
+		CHECK_FOR_INTERRUPTS();
+		buf = ReadBuffer(index, blkno);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		maxoff = PageGetMaxOffsetNumber(page);
+		if (!PageIsNew(page) && (QdbPageGetOpaque(page)->flags & QDB_PAGE_NODES))
+		{
+			for (off = FirstOffsetNumber; off <= maxoff; off++)
+			{
+				QdbNode		node = QdbPageGetNode(index, &so->c->shape, page, blkno, off);
+
+				if (node->flags & (QDB_NODE_DELETED | QDB_NODE_FREE))
+					continue;
+				so->results[so->nresults].tid = node->heaptid;
+				so->results[so->nresults].dist = 0;
+				so->nresults++;
+			}
+		}
+		UnlockReleaseBuffer(buf);
+	}
+	MemoryContextSwitchTo(old);
+	return so->nresults > 0;
+}
+
 bool
 qdbgettuple(IndexScanDesc scan, ScanDirection dir)
 {
@@ -289,6 +346,17 @@ qdbgettuple(IndexScanDesc scan, ScanDirection dir)
 	if (!so->started)
 		start_scan(scan);
 
+	if (so->null_query)
+	{
+		if (so->next >= so->nresults && !next_null_rows(scan))
+			return false;
+		scan->xs_heaptid = so->results[so->next++].tid;
+		scan->xs_recheck = false;
+		scan->xs_recheckorderby = false;
+		scan->xs_orderbyvals[0] = (Datum) 0;
+		scan->xs_orderbynulls[0] = true;
+		return true;
+	}
 	while (so->next >= so->nresults)
 	{
 		/* a filter wants more rows: walk again, wider */

@@ -52,7 +52,9 @@ mark_dead(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 	BlockNumber blkno;
 	HASHCTL		hctl;
 	HTAB	   *deleted;
+	QdbNodeShape shape;
 
+	QdbNodeShapeFromMeta(meta, &shape);
 	memset(&hctl, 0, sizeof(hctl));
 	hctl.keysize = sizeof(QdbNodeRef);
 	hctl.entrysize = sizeof(QdbNodeRef);
@@ -63,7 +65,7 @@ mark_dead(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 	for (blkno = meta->first_node_page; blkno < nblocks; blkno++)
 	{
 		Buffer		buf;
-		GenericXLogState *state;
+		QdbXLog *state;
 		Page		page;
 		OffsetNumber off,
 					maxoff;
@@ -72,14 +74,20 @@ mark_dead(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 		vacuum_delay_point();
 		buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL, info->strategy);
 		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-		state = GenericXLogStart(index);
-		page = GenericXLogRegisterBuffer(state, buf, 0);
+		state = QdbXLogStart(index);
+		page = QdbXLogRegister(state, buf, 0);
 		maxoff = PageGetMaxOffsetNumber(page);
 		for (off = FirstOffsetNumber; off <= maxoff; off++)
 		{
-			QdbNode		node = QdbPageGetNode(index, page, blkno, off);
+			QdbNode		node = QdbPageGetNode(index, &shape, page, blkno, off);
 			QdbNodeRef	ref = QdbMakeRef(blkno, off);
 
+			/*
+			 * A free slot is not "deleted" here: nothing links to it, and an
+			 * insert may reuse it for a live node while pass 2 runs.
+			 */
+			if (node->flags & QDB_NODE_FREE)
+				continue;
 			if (node->flags & QDB_NODE_DELETED)
 			{
 				hash_search(deleted, &ref, HASH_ENTER, NULL);
@@ -96,9 +104,9 @@ mark_dead(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 				stats->num_index_tuples++;
 		}
 		if (changed)
-			GenericXLogFinish(state);
+			QdbXLogFinish(state);
 		else
-			GenericXLogAbort(state);
+			QdbXLogAbort(state);
 		UnlockReleaseBuffer(buf);
 	}
 	return deleted;
@@ -219,7 +227,7 @@ repair_node(Relation index, QdbIndexCache *c, HTAB *deleted, QdbNodeRef ref,
 
 			g = QdbDiskGraphCreate(index, c);
 			LockBuffer(buf, BUFFER_LOCK_SHARE);
-			node = QdbPageGetNode(index, BufferGetPage(buf), blkno, QdbRefOffset(ref));
+			node = QdbPageGetNode(index, &c->shape, BufferGetPage(buf), blkno, QdbRefOffset(ref));
 			nodelevel = node->level;
 			if (level > nodelevel)
 			{
@@ -258,6 +266,40 @@ repair_node(Relation index, QdbIndexCache *c, HTAB *deleted, QdbNodeRef ref,
 	MemoryContextDelete(cxt);
 }
 
+/* The live node of the highest level, or QDB_NO_NODE; its level in *level. */
+static QdbNodeRef
+highest_live_node(Relation index, QdbIndexCache *c, const QdbMetaPageData *meta,
+				  BufferAccessStrategy strategy, int *level)
+{
+	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+	BlockNumber blkno;
+	QdbNodeRef	best = QDB_NO_NODE;
+
+	*level = -1;
+	for (blkno = meta->first_node_page; blkno < nblocks; blkno++)
+	{
+		Buffer		buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL, strategy);
+		Page		page;
+		OffsetNumber off;
+
+		vacuum_delay_point();
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		for (off = FirstOffsetNumber; off <= PageGetMaxOffsetNumber(page); off++)
+		{
+			QdbNode		node = QdbPageGetNode(index, &c->shape, page, blkno, off);
+
+			if (!(node->flags & QDB_NODE_DELETED) && node->level > *level)
+			{
+				*level = node->level;
+				best = QdbMakeRef(blkno, off);
+			}
+		}
+		UnlockReleaseBuffer(buf);
+	}
+	return best;
+}
+
 /* Pass 2: repair every live node's lists that hold deleted nodes; fix the entry. */
 static void
 repair_graph(IndexVacuumInfo *info, QdbIndexCache *c, HTAB *deleted,
@@ -286,7 +328,7 @@ repair_graph(IndexVacuumInfo *info, QdbIndexCache *c, HTAB *deleted,
 		maxoff = PageGetMaxOffsetNumber(page);
 		for (off = FirstOffsetNumber; off <= maxoff; off++)
 		{
-			QdbNode		node = QdbPageGetNode(index, page, blkno, off);
+			QdbNode		node = QdbPageGetNode(index, &c->shape, page, blkno, off);
 
 			if (node->flags & QDB_NODE_DELETED)
 				continue;
@@ -305,7 +347,22 @@ repair_graph(IndexVacuumInfo *info, QdbIndexCache *c, HTAB *deleted,
 	}
 
 	if (meta->entry != QDB_NO_NODE && is_deleted(deleted, meta->entry))
-		QdbSetEntry(index, best, best_level, QDB_ENTRY_IF_EXPECTED, meta->entry);
+	{
+		if (best == QDB_NO_NODE)
+		{
+			/*
+			 * No live node was seen, but an insert may have added one behind
+			 * the scan: look again with inserts held off, so the entry point
+			 * never goes to none while a live node exists.
+			 */
+			LockPage(index, QDB_UPDATE_LOCK, ExclusiveLock);
+			best = highest_live_node(index, c, meta, info->strategy, &best_level);
+			QdbSetEntry(index, best, best_level, QDB_ENTRY_IF_EXPECTED, meta->entry);
+			UnlockPage(index, QDB_UPDATE_LOCK, ExclusiveLock);
+		}
+		else
+			QdbSetEntry(index, best, best_level, QDB_ENTRY_IF_EXPECTED, meta->entry);
+	}
 }
 
 IndexBulkDeleteResult *
@@ -323,7 +380,7 @@ qdbbulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 	removed_before = stats->tuples_removed;
 	stats->num_index_tuples = 0;
 	QdbReadMeta(index, &meta);
-	c = QdbGetIndexCache(index, true);
+	c = QdbPinIndexCache(index, true);
 	deleted = mark_dead(info, stats, callback, callback_state, &meta);
 
 	if (stats->tuples_removed > removed_before || hash_get_num_entries(deleted) > 0)
@@ -345,7 +402,9 @@ mark_linked(Relation index, const QdbMetaPageData *meta, QdbNodeMap *map,
 			BufferAccessStrategy strategy)
 {
 	BlockNumber blkno;
+	QdbNodeShape shape;
 
+	QdbNodeShapeFromMeta(meta, &shape);
 	if (QdbNodeMapHas(map, meta->entry))
 		map->reached[QdbNodeSlot(map, meta->entry)] = true;
 	for (blkno = map->first; blkno < map->nblocks; blkno++)
@@ -359,7 +418,7 @@ mark_linked(Relation index, const QdbMetaPageData *meta, QdbNodeMap *map,
 		page = BufferGetPage(buf);
 		for (off = FirstOffsetNumber; off <= map->maxoff[blkno - map->first]; off++)
 		{
-			QdbNode		node = (QdbNode) PageGetItem(page, PageGetItemId(page, off));
+			QdbNode		node = QdbPageGetNode(index, &shape, page, blkno, off);
 			QdbNodeRef *list = QdbNodeLists(node, meta->code_size);
 			int			j;
 
@@ -371,6 +430,41 @@ mark_linked(Relation index, const QdbMetaPageData *meta, QdbNodeMap *map,
 		}
 		UnlockReleaseBuffer(buf);
 	}
+}
+
+/* Whether the map's node ref is free, or deleted and about to be freed. */
+static bool
+freed_by_map(const QdbNodeMap *map, QdbNodeRef ref)
+{
+	Size		slot;
+
+	if (!QdbNodeMapHas(map, ref))
+		return false;
+	slot = QdbNodeSlot(map, ref);
+	return (map->flags[slot] & QDB_NODE_FREE) ||
+		((map->flags[slot] & QDB_NODE_DELETED) && !map->reached[slot]);
+}
+
+/* Empties node's slots that hold freed nodes; whether it changed any. */
+static bool
+drop_links_to_free(const QdbNodeMap *map, const QdbMetaPageData *meta, QdbNode node)
+{
+	int			nslots = QdbNodeSlots(meta->m, node->level);
+	QdbNodeRef *list = QdbNodeLists(node, meta->code_size);
+	bool		changed = false;
+	int			j;
+
+	for (j = 0; j < nslots; j++)
+	{
+		if (list[j] == QDB_NO_NODE || !freed_by_map(map, list[j]))
+			continue;
+		list[j] = QDB_NO_NODE;
+		if (meta->inline_codes)
+			memset(QdbNodeSlotCodes(node, meta->code_size, meta->m, node->level) +
+				   (Size) j * meta->code_size, 0, meta->code_size);
+		changed = true;
+	}
+	return changed;
 }
 
 /*
@@ -385,33 +479,52 @@ QdbFreeUnlinkedNodes(Relation index, BufferAccessStrategy strategy)
 	QdbNodeMap	map;
 	BlockNumber blkno;
 	int64		freed = 0;
+	QdbNodeShape shape;
+	BlockNumber *free_pages;
+	int			nfree_pages = 0,
+				i;
 
 	QdbReadMeta(index, &meta);
+	QdbNodeShapeFromMeta(&meta, &shape);
 	QdbNodeMapRead(index, &meta, &map);
+	free_pages = palloc_extended(sizeof(BlockNumber) * Max(map.nblocks - map.first, 1),
+								 MCXT_ALLOC_HUGE);
 	memset(map.reached, 0, sizeof(bool) * (Size) Max(map.nblocks - map.first, 1) * 256);
 	mark_linked(index, &meta, &map, strategy);
 
 	for (blkno = map.first; blkno < map.nblocks; blkno++)
 	{
 		Buffer		buf;
-		GenericXLogState *state;
+		QdbXLog *state;
 		Page		page;
 		OffsetNumber off;
 		int			nfree = 0,
 					nnew = 0;
+		bool		changed = false;
 
 		vacuum_delay_point();
 		buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL, strategy);
 		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-		state = GenericXLogStart(index);
-		page = GenericXLogRegisterBuffer(state, buf, 0);
+		state = QdbXLogStart(index);
+		page = QdbXLogRegister(state, buf, 0);
 		for (off = FirstOffsetNumber; off <= map.maxoff[blkno - map.first]; off++)
 		{
-			QdbNode		node = (QdbNode) PageGetItem(page, PageGetItemId(page, off));
+			QdbNode		node = QdbPageGetNode(index, &shape, page, blkno, off);
 			Size		slot = (Size) (blkno - map.first) * 256 + off;
 
 			if (node->flags & QDB_NODE_FREE)
 				nfree++;
+			else if ((node->flags & QDB_NODE_DELETED) && map.reached[slot])
+			{
+				/*
+				 * A deleted node that stays (live nodes still link to it)
+				 * lets go of the nodes freed now or before: their slots may
+				 * be reused, and a link (or inline code) kept to a reused
+				 * slot would describe another row.
+				 */
+				if (drop_links_to_free(&map, &meta, node))
+					changed = true;
+			}
 			else if ((node->flags & QDB_NODE_DELETED) && !map.reached[slot])
 			{
 				int			nslots = QdbNodeSlots(meta.m, node->level);
@@ -427,15 +540,18 @@ QdbFreeUnlinkedNodes(Relation index, BufferAccessStrategy strategy)
 				nnew++;
 			}
 		}
-		if (nnew > 0)
-			GenericXLogFinish(state);
+		if (nnew > 0 || changed)
+			QdbXLogFinish(state);
 		else
-			GenericXLogAbort(state);
+			QdbXLogAbort(state);
 		UnlockReleaseBuffer(buf);
 		if (nfree + nnew > 0)
-			RecordFreeIndexPage(index, blkno);
+			free_pages[nfree_pages++] = blkno;
 		freed += nnew;
 	}
+	/* offered for reuse only now that no node links to a freed slot */
+	for (i = 0; i < nfree_pages; i++)
+		RecordFreeIndexPage(index, free_pages[i]);
 	IndexFreeSpaceMapVacuum(index);
 	return freed;
 }
@@ -457,9 +573,11 @@ qdbvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 		QdbMetaPageData meta;
 		BlockNumber nblocks = RelationGetNumberOfBlocks(index);
 		BlockNumber blkno;
+		QdbNodeShape shape;
 
 		stats = palloc0(sizeof(IndexBulkDeleteResult));
 		QdbReadMeta(index, &meta);
+		QdbNodeShapeFromMeta(&meta, &shape);
 		for (blkno = meta.first_node_page; blkno < nblocks; blkno++)
 		{
 			Buffer		buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL,
@@ -470,7 +588,7 @@ qdbvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 			LockBuffer(buf, BUFFER_LOCK_SHARE);
 			page = BufferGetPage(buf);
 			for (off = FirstOffsetNumber; off <= PageGetMaxOffsetNumber(page); off++)
-				if (!(QdbPageGetNode(index, page, blkno, off)->flags & QDB_NODE_DELETED))
+				if (!(QdbPageGetNode(index, &shape, page, blkno, off)->flags & QDB_NODE_DELETED))
 					stats->num_index_tuples++;
 			UnlockReleaseBuffer(buf);
 		}

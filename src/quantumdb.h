@@ -40,7 +40,8 @@ typedef struct QdbLoadedModel
 extern QdbLoadedModel *QdbLoadCompressor(const char *name, MemoryContext cxt);
 extern void QdbStoreCompressor(const char *name, const QdbModel *m,
 							   const char *extra_settings, double training_seconds,
-							   double validation_recall);
+							   double validation_recall, Oid source, const char *column);
+extern bool QdbMayUseCompressor(Oid roleid, Oid owner, Oid source, const char *column);
 
 /* trainer_glue.c: allocation from a memory context, status -> ERROR */
 extern const QdbAlloc *QdbContextAlloc(MemoryContext cxt);
@@ -76,8 +77,18 @@ extern double QdbTrainModel(const char *name, const float *x, int n, QdbTrainCon
 /* training_log.c: quantumdb.training_log rows, written as epochs end */
 extern int64 QdbTrainingLogRun(void);
 extern void QdbTrainingLogCheck(void);
-extern void QdbTrainingLogWrite(int64 run, const char *compressor,
-								const QdbEpochStats *s, bool *warned);
+typedef struct QdbTrainingLog
+{
+	int64		run;			/* 0: no training log */
+	const char *compressor;
+	int			written;
+	int			lost;			/* rows that could not be written */
+	bool		warned_in_transaction;
+} QdbTrainingLog;
+
+extern bool QdbTrainingLogWrite(QdbTrainingLog *log, const QdbEpochStats *s);
+extern void QdbTrainingLogLost(QdbTrainingLog *log, int epoch, const char *reason);
+extern void QdbTrainingLogEnd(QdbTrainingLog *log);
 
 /* codec_funcs.c: encode, decode, adc_distance with per-statement caches */
 

@@ -1,12 +1,15 @@
 /*
  * sample.c
- *	  A seeded reservoir sample of a real[] column, read through SPI with the
- *	  caller's privileges.  NULL vectors are skipped; a bad vector is an
- *	  ERROR whose context names its row.
+ *	  A seeded reservoir sample of a real[] column: for quantumdb.train()
+ *	  read through SPI with the caller's privileges, for an index build read
+ *	  by the build's own heap scan (no query is planned on a table whose
+ *	  indexes may be being rebuilt).  NULL vectors are skipped; a bad vector
+ *	  is an ERROR whose context names its row.
  */
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/tableam.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -16,6 +19,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
+#include "index.h"
 #include "qdb_internal.h"
 #include "quantumdb.h"
 
@@ -34,6 +38,8 @@ sample_error_callback(void *arg)
 {
 	SampleErrorContext *c = arg;
 
+	if (c->ordinal == 0)
+		return;
 	if (c->has_tid)
 		errcontext("row (%u,%u) of relation \"%s\"",
 				   ItemPointerGetBlockNumberNoCheck(&c->tid),
@@ -62,6 +68,100 @@ check_column(Oid relid, const char *column)
 						column, get_rel_name(relid), format_type_be(type))));
 }
 
+/* A seeded reservoir of up to want vectors, in out->x. */
+typedef struct Reservoir
+{
+	QdbSample  *out;
+	int			want;
+	bool		cosine;
+	bool		skip_zero;		/* with cosine: skip zero vectors, not an ERROR */
+	QdbRng		rng;
+	MemoryContext caller;		/* where out->x lives */
+	MemoryContext batch;		/* reset after each row */
+	SampleErrorContext ectx;
+	ErrorContextCallback errcb;
+} Reservoir;
+
+static void
+reservoir_init(Reservoir *r, Oid relid, bool has_tid, int want, uint64 seed, bool cosine,
+			   QdbSample *out)
+{
+	memset(out, 0, sizeof(*out));
+	memset(r, 0, sizeof(*r));
+	r->out = out;
+	r->want = want;
+	r->cosine = cosine;
+	qdb_rng_seed(&r->rng, seed);
+	r->caller = CurrentMemoryContext;
+	r->batch = AllocSetContextCreate(r->caller, "quantumdb sample batch",
+									 ALLOCSET_DEFAULT_SIZES);
+	r->ectx.relname = get_rel_name(relid);
+	r->ectx.has_tid = has_tid;
+	r->errcb.callback = sample_error_callback;
+	r->errcb.arg = &r->ectx;
+}
+
+/* Offers one non-NULL vector (a real[] datum) to the reservoir. */
+static void
+reservoir_add(Reservoir *r, Datum d)
+{
+	QdbSample  *out = r->out;
+	int64		seen = out->rows_seen + 1;
+	ArrayType  *a;
+	float	   *v;
+	int			dim;
+	int64		slot;
+	MemoryContext old;
+
+	r->ectx.ordinal = seen;
+	old = MemoryContextSwitchTo(r->batch);
+	a = DatumGetArrayTypeP(d);
+	v = QdbArrayGetFloats(a, &dim, "vector");
+	if (r->cosine && r->skip_zero)
+	{
+		int			i;
+
+		for (i = 0; i < dim && v[i] == 0; i++)
+			;
+		if (i == dim)
+		{
+			/* an index does not hold zero vectors under cosine */
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(r->batch);
+			return;
+		}
+	}
+	else if (r->cosine)
+		QdbCheckNonZero(v, dim, "vector");
+	out->rows_seen = seen;
+	if (out->dim == 0)
+	{
+		out->dim = dim;
+		out->x = MemoryContextAllocExtended(r->caller,
+											(Size) r->want * dim * sizeof(float),
+											MCXT_ALLOC_HUGE);
+	}
+	else if (dim != out->dim)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("vector has %d dimensions, but earlier rows have %d", dim,
+						out->dim),
+				 errhint("Every vector of a training column must have the same number of dimensions.")));
+	/* reservoir: keep the first want, then replace with falling odds */
+	if (seen <= r->want)
+		slot = out->n++;
+	else
+	{
+		slot = (int64) qdb_rng_below(&r->rng, (uint64) seen);
+		if (slot >= r->want)
+			slot = -1;
+	}
+	if (slot >= 0)
+		memcpy(out->x + slot * dim, v, dim * sizeof(float));
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(r->batch);
+}
+
 /*
  * Fills out with up to want vectors drawn uniformly (reservoir sampling,
  * seeded) from the non-NULL values of relid.column.  With cosine, a zero
@@ -77,12 +177,7 @@ QdbSampleColumn(Oid relid, const char *column, int want, uint64 seed, bool cosin
 	char	   *relname;
 	char	   *sql;
 	Portal		portal;
-	QdbRng		rng;
-	MemoryContext caller = CurrentMemoryContext;
-	MemoryContext batch;
-	SampleErrorContext ectx;
-	ErrorContextCallback errcb;
-	int64		seen = 0;
+	Reservoir	r;
 
 	if (get_rel_name(relid) == NULL)
 		ereport(ERROR,
@@ -92,18 +187,9 @@ QdbSampleColumn(Oid relid, const char *column, int want, uint64 seed, bool cosin
 	relname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
 										 get_rel_name(relid));
 	sql = psprintf("SELECT %s, %s FROM %s WHERE %s IS NOT NULL",
-				   has_tid ? "ctid" : "NULL::tid", quote_identifier(column), relname,
-				   quote_identifier(column));
-
-	memset(out, 0, sizeof(*out));
-	qdb_rng_seed(&rng, seed);
-	batch = AllocSetContextCreate(caller, "quantumdb sample batch", ALLOCSET_DEFAULT_SIZES);
-
-	ectx.relname = get_rel_name(relid);
-	ectx.has_tid = has_tid;
-	errcb.callback = sample_error_callback;
-	errcb.arg = &ectx;
-	errcb.previous = error_context_stack;
+				   has_tid ? "ctid" : "NULL::pg_catalog.tid", quote_identifier(column),
+				   relname, quote_identifier(column));
+	reservoir_init(&r, relid, has_tid, want, seed, cosine, out);
 
 	SPI_connect();
 	portal = SPI_cursor_open_with_args(NULL, sql, 0, NULL, NULL, NULL, true, 0);
@@ -112,65 +198,65 @@ QdbSampleColumn(Oid relid, const char *column, int want, uint64 seed, bool cosin
 		SPI_cursor_fetch(portal, true, FETCH_ROWS);
 		if (SPI_processed == 0)
 			break;
-		error_context_stack = &errcb;
+		r.errcb.previous = error_context_stack;
+		error_context_stack = &r.errcb;
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
 			HeapTuple	tup = SPI_tuptable->vals[i];
 			TupleDesc	desc = SPI_tuptable->tupdesc;
 			bool		isnull;
 			Datum		d;
-			ArrayType  *a;
-			float	   *v;
-			int			dim;
-			int64		slot;
-			MemoryContext old;
 
-			seen++;
-			ectx.ordinal = seen;
+			r.ectx.ordinal = out->rows_seen + 1;
 			d = SPI_getbinval(tup, desc, 1, &isnull);
 			if (has_tid && !isnull)
-				ectx.tid = *(ItemPointer) DatumGetPointer(d);
+				r.ectx.tid = *(ItemPointer) DatumGetPointer(d);
 			d = SPI_getbinval(tup, desc, 2, &isnull);
-			if (isnull)
-				continue;
-			old = MemoryContextSwitchTo(batch);
-			a = DatumGetArrayTypeP(d);
-			v = QdbArrayGetFloats(a, &dim, "vector");
-			if (cosine)
-				QdbCheckNonZero(v, dim, "vector");
-			if (out->dim == 0)
-			{
-				out->dim = dim;
-				out->x = MemoryContextAllocExtended(caller,
-													(Size) want * dim * sizeof(float),
-													MCXT_ALLOC_HUGE);
-			}
-			else if (dim != out->dim)
-				ereport(ERROR,
-						(errcode(ERRCODE_DATA_EXCEPTION),
-						 errmsg("vector has %d dimensions, but earlier rows have %d", dim,
-								out->dim),
-						 errhint("Every vector of a training column must have the same number of dimensions.")));
-			/* reservoir: keep the first want, then replace with falling odds */
-			if (seen <= want)
-				slot = out->n++;
-			else
-			{
-				slot = (int64) qdb_rng_below(&rng, (uint64) seen);
-				if (slot >= want)
-					slot = -1;
-			}
-			if (slot >= 0)
-				memcpy(out->x + slot * dim, v, dim * sizeof(float));
-			MemoryContextSwitchTo(old);
-			MemoryContextReset(batch);
+			if (!isnull)
+				reservoir_add(&r, d);
 		}
-		error_context_stack = errcb.previous;
+		error_context_stack = r.errcb.previous;
 		SPI_freetuptable(SPI_tuptable);
 		CHECK_FOR_INTERRUPTS();
 	}
 	SPI_cursor_close(portal);
 	SPI_finish();
-	MemoryContextDelete(batch);
-	out->rows_seen = seen;
+	MemoryContextDelete(r.batch);
+}
+
+static void
+build_sample_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
+					  bool tupleIsAlive, void *state)
+{
+	Reservoir  *r = state;
+
+	/* Skip nulls, and rows only a build must index (recently dead) */
+	if (isnull[0] || !tupleIsAlive)
+		return;
+	r->ectx.tid = *tid;
+	reservoir_add(r, values[0]);
+}
+
+/*
+ * The same sample for an index build: a first pass of the build's own heap
+ * scan (its snapshot, its partial-index predicate) instead of a query, so
+ * REINDEX, VACUUM FULL, CLUSTER and table rewrites, whose planning could
+ * not open the index being rebuilt, work.  Under cosine a zero vector is
+ * skipped, as the index skips it.
+ */
+void
+QdbSampleIndexBuild(Relation heap, Relation index, IndexInfo *indexInfo, int want,
+					uint64 seed, bool cosine, QdbSample *out)
+{
+	Reservoir	r;
+
+	reservoir_init(&r, RelationGetRelid(heap), true, want, seed, cosine, out);
+	r.skip_zero = true;
+	r.errcb.previous = error_context_stack;
+	error_context_stack = &r.errcb;
+	/* no synchronized scan: the same rows in the same order give the same sample */
+	(void) table_index_build_scan(heap, index, indexInfo, false, false,
+								  build_sample_callback, &r, NULL);
+	error_context_stack = r.errcb.previous;
+	MemoryContextDelete(r.batch);
 }

@@ -285,7 +285,7 @@ quantumdb_train(PG_FUNCTION_ARGS)
 						 cfg.lr, cfg.k_neighbors, cfg.patience, cfg.neural_rows,
 						 cfg.w_recon, cfg.w_cluster, cfg.w_diversity, cfg.w_commit,
 						 cfg.w_triplet);
-	QdbStoreCompressor(name, &model, extra.data, seconds, recall);
+	QdbStoreCompressor(name, &model, extra.data, seconds, recall, relid, column);
 	ereport(NOTICE,
 			(errmsg("trained \"%s\" in %.1f s: 10-recall@10 on the validation split %.3f",
 					name, seconds, recall)));

@@ -27,13 +27,14 @@ typedef struct TrainProgress
 	const char *name;
 	const char *last_stage;
 	double		last_notice;
-	int64		log_run;		/* 0: no training log */
-	bool		log_warned;
+	QdbTrainingLog log;			/* run 0: no training log */
+	ErrorData  *cancel;			/* a cancel caught while logging, thrown later */
 } TrainProgress;
 
 /*
  * Writes an epoch's log row in a subtransaction: a failure is a WARNING,
- * not an ERROR thrown through the trainer's frames.
+ * not an ERROR thrown through the trainer's frames.  A cancel caught here
+ * is kept in p->cancel and thrown once the trainer has returned.
  */
 static void
 log_epoch(TrainProgress *p, const QdbEpochStats *s)
@@ -45,7 +46,7 @@ log_epoch(TrainProgress *p, const QdbEpochStats *s)
 	MemoryContextSwitchTo(oldcxt);
 	PG_TRY();
 	{
-		QdbTrainingLogWrite(p->log_run, p->name, s, &p->log_warned);
+		(void) QdbTrainingLogWrite(&p->log, s);
 		ReleaseCurrentSubTransaction();
 	}
 	PG_CATCH();
@@ -56,10 +57,13 @@ log_epoch(TrainProgress *p, const QdbEpochStats *s)
 		edata = CopyErrorData();
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
-		ereport(WARNING,
-				(errmsg("training \"%s\": the log row of epoch %d was not written: %s",
-						p->name, s->iter, edata->message)));
-		FreeErrorData(edata);
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED && p->cancel == NULL)
+			p->cancel = edata;
+		else
+		{
+			QdbTrainingLogLost(&p->log, s->iter, edata->message);
+			FreeErrorData(edata);
+		}
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(oldcxt);
@@ -78,7 +82,7 @@ train_progress(const QdbEpochStats *s, void *arg)
 	const QdbNeuralEpoch *e = s->neural;
 	bool		changed = p->last_stage == NULL || strcmp(p->last_stage, s->stage) != 0;
 
-	if (QueryCancelPending || ProcDiePending)
+	if (QueryCancelPending || ProcDiePending || p->cancel)
 		return 1;
 	if (e)
 	{
@@ -87,7 +91,7 @@ train_progress(const QdbEpochStats *s, void *arg)
 						p->name, s->iter, s->iters, e->device, e->total, e->recon,
 						e->cluster, e->diversity, e->commit, e->triplet, e->code_entropy,
 						e->val_recall, e->best ? " (best)" : "", e->samples_per_sec)));
-		if (p->log_run > 0)
+		if (p->log.run > 0)
 			log_epoch(p, s);
 		p->last_notice = s->seconds;
 	}
@@ -101,7 +105,7 @@ train_progress(const QdbEpochStats *s, void *arg)
 	}
 	if (!s->heartbeat)
 		p->last_stage = s->stage;
-	return (QueryCancelPending || ProcDiePending) ? 1 : 0;
+	return (QueryCancelPending || ProcDiePending || p->cancel) ? 1 : 0;
 }
 
 typedef struct BackendHandle
@@ -205,12 +209,16 @@ QdbTrainModel(const char *name, const float *x, int n, QdbTrainConfig *cfg,
 	*device_used = h->backend->name;
 
 	progress.name = name;
-	progress.log_run = log_run;
+	progress.log.run = log_run;
+	progress.log.compressor = name;
 	memset(model, 0, sizeof(*model));
 	t0 = qdb_now();
 	rc = h->backend->train(h->ctx, x, n, cfg, model, train_progress, &progress);
 	seconds = qdb_now() - t0;
+	if (progress.cancel)
+		ReThrowError(progress.cancel);
 	CHECK_FOR_INTERRUPTS();
+	QdbTrainingLogEnd(&progress.log);
 	if (rc != QDB_OK)
 	{
 		const char *detail = h->backend->last_error(h->ctx);

@@ -4,15 +4,22 @@
  *	  visible to other sessions while training still runs.
  *
  * The training transaction cannot commit midway, so each row is written
- * by a short-lived dynamic background worker: it connects to the same
- * database as the same user, inserts the row carried in bgw_extra, commits
- * and exits, and the training backend waits for it so rows land in order.
- * With no free worker slot the row is inserted in the training
- * transaction instead (visible at its commit), after one WARNING.
+ * by a short-lived dynamic background worker: it logs in as the session
+ * user (who could log in; the current role, reached with SET ROLE, may be
+ * NOLOGIN), takes on the training's current role and security context,
+ * inserts the row it finds in a small DSM segment, commits, and says so
+ * in the segment: a stopped worker is not proof of a written row.  The
+ * training backend waits for it, so rows land in order, but on its latch:
+ * a query cancel, statement timeout or termination ends the wait (and the
+ * worker), and the progress callback then reports the cancel.
  *
- * Called from the trainer's progress callback, which must not throw:
- * interrupts are held while a row is written, and a cancel is noticed by
- * the callback afterwards.
+ * With no worker to be had the row is inserted in the training transaction
+ * instead (visible at its commit), after one WARNING.  A row that could not
+ * be written is a WARNING too, once per run, and the run's count of lost
+ * rows is one more WARNING when training ends.
+ *
+ * Called from the trainer's progress callback, which must not throw: the
+ * worker path holds interrupts and looks at the pending flags itself.
  */
 #include "postgres.h"
 
@@ -23,23 +30,29 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "port/atomics.h"
 #include "postmaster/bgworker.h"
+#include "storage/dsm.h"
 #include "storage/ipc.h"
+#include "storage/latch.h"
+#include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/wait_event.h"
 
 #include "quantumdb.h"
 
 PGDLLEXPORT void quantumdb_log_worker_main(Datum arg);
 
 #define LOG_COLUMNS 14
+#define LOG_POLL_MS 1000		/* the latch wakes us sooner */
 
-/* What a worker gets in bgw_extra (BGW_EXTRALEN = 128 bytes). */
+/* One row to write. */
 typedef struct QdbLogRow
 {
 	int64		run;
-	Oid			userid;
 	int32		epoch;
 	float4		v[10];			/* total, recon, cluster, diversity, commit,
 								 * triplet, entropy, recall, samples/s, tau */
@@ -48,7 +61,25 @@ typedef struct QdbLogRow
 	char		compressor[NAMEDATALEN];
 } QdbLogRow;
 
-StaticAssertDecl(sizeof(QdbLogRow) <= BGW_EXTRALEN, "a log row must fit in bgw_extra");
+/* What the worker reads and reports through (a DSM segment per row). */
+typedef enum LogStatus
+{
+	LOG_NOT_STARTED = 0,		/* the worker has not attached */
+	LOG_STARTED,				/* attached, not yet committed */
+	LOG_WRITTEN,				/* committed */
+	LOG_FAILED					/* an ERROR, in message */
+} LogStatus;
+
+typedef struct QdbLogShared
+{
+	pg_atomic_uint32 status;	/* LogStatus */
+	Oid			database;
+	Oid			login;			/* the session user: it could log in */
+	Oid			userid;			/* the role the row is written as */
+	int			sec_context;
+	QdbLogRow	row;
+	char		message[256];	/* with LOG_FAILED */
+} QdbLogShared;
 
 static const char *insert_sql =
 "INSERT INTO quantumdb.training_log (run, compressor, epoch, device, loss, "
@@ -82,21 +113,51 @@ insert_row(const QdbLogRow *r)
 void
 quantumdb_log_worker_main(Datum arg)
 {
-	QdbLogRow	row;
+	dsm_segment *seg;
+	QdbLogShared *sh;
+	MemoryContext cxt;
 
-	memcpy(&row, MyBgworkerEntry->bgw_extra, sizeof(row));
+	/* a cancel or terminate also ends a lock wait */
+	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
-	BackgroundWorkerInitializeConnectionByOid(DatumGetObjectId(arg), row.userid, 0);
+	seg = dsm_attach(DatumGetUInt32(arg));
+	if (seg == NULL)
+		proc_exit(0);			/* the trainer stopped waiting already */
+	sh = dsm_segment_address(seg);
+	pg_atomic_write_u32(&sh->status, LOG_STARTED);
+
+	BackgroundWorkerInitializeConnectionByOid(sh->database, sh->login, 0);
+	cxt = CurrentMemoryContext;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "quantumdb training log");
-	insert_row(&row);
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
+	/* privileges are those of the training's current role */
+	SetUserIdAndSecContext(sh->userid, sh->sec_context);
+	PG_TRY();
+	{
+		SPI_connect();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pgstat_report_activity(STATE_RUNNING, "quantumdb training log");
+		insert_row(&sh->row);
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *e;
+
+		MemoryContextSwitchTo(cxt);
+		e = CopyErrorData();
+		strlcpy(sh->message, e->message ? e->message : "unknown error",
+				sizeof(sh->message));
+		pg_write_barrier();
+		pg_atomic_write_u32(&sh->status, LOG_FAILED);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	pg_atomic_write_u32(&sh->status, LOG_WRITTEN);
 	pgstat_report_activity(STATE_IDLE, NULL);
+	dsm_detach(seg);
 	proc_exit(0);
 }
 
@@ -120,12 +181,53 @@ QdbTrainingLogCheck(void)
 	QdbCheckTableInsert("training_log", "Training writes one row per epoch there.");
 }
 
-static bool
-start_worker(const QdbLogRow *r)
+/* A row that was not written: one WARNING per run, and counted. */
+void
+QdbTrainingLogLost(QdbTrainingLog *log, int epoch, const char *reason)
 {
+	log->lost++;
+	if (log->lost > 1)
+		return;
+	ereport(WARNING,
+			(errmsg("training \"%s\": the log row of epoch %d was not written: %s",
+					log->compressor, epoch, reason),
+			 errdetail("Rows of run " INT64_FORMAT " that cannot be written are counted and reported when training ends.",
+					   log->run)));
+}
+
+/* When training ends: how many rows of the run are missing. */
+void
+QdbTrainingLogEnd(QdbTrainingLog *log)
+{
+	if (log->run <= 0 || log->lost == 0)
+		return;
+	ereport(WARNING,
+			(errmsg("training \"%s\": %d of %d training log rows of run " INT64_FORMAT " were not written",
+					log->compressor, log->lost, log->lost + log->written, log->run),
+			 errhint("The server log may say why.")));
+}
+
+/* Whether a cancel, timeout or termination waits to be processed. */
+static bool
+interrupt_waiting(void)
+{
+	return QueryCancelPending || ProcDiePending;
+}
+
+/*
+ * Has a worker write sh->row and waits for it.  LOG_WRITTEN, LOG_FAILED
+ * (or LOG_STARTED for a worker that stopped midway), or LOG_NOT_STARTED
+ * when no worker ran; *interrupted when the wait was cut short.
+ */
+static LogStatus
+write_by_worker(dsm_segment *seg, bool *interrupted)
+{
+	QdbLogShared *sh = dsm_segment_address(seg);
 	BackgroundWorker w;
 	BackgroundWorkerHandle *h;
+	pid_t		pid;
 
+	*interrupted = false;
 	memset(&w, 0, sizeof(w));
 	w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	w.bgw_start_time = BgWorkerStart_RecoveryFinished;
@@ -134,52 +236,119 @@ start_worker(const QdbLogRow *r)
 	snprintf(w.bgw_function_name, BGW_MAXLEN, "quantumdb_log_worker_main");
 	snprintf(w.bgw_name, BGW_MAXLEN, "quantumdb training log");
 	snprintf(w.bgw_type, BGW_MAXLEN, "quantumdb training log");
-	w.bgw_main_arg = ObjectIdGetDatum(MyDatabaseId);
+	w.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(seg));
 	w.bgw_notify_pid = MyProcPid;
-	memcpy(w.bgw_extra, r, sizeof(*r));
 	if (!RegisterDynamicBackgroundWorker(&w, &h))
-		return false;
-	/* interrupts are held: this returns when the worker is gone */
-	return WaitForBackgroundWorkerShutdown(h) == BGWH_STOPPED;
+		return LOG_NOT_STARTED;
+
+	for (;;)
+	{
+		BgwHandleStatus st = GetBackgroundWorkerPid(h, &pid);
+
+		if (st == BGWH_STOPPED || st == BGWH_POSTMASTER_DIED)
+			break;
+		if (interrupt_waiting())
+		{
+			TerminateBackgroundWorker(h);
+			*interrupted = true;
+			break;
+		}
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 LOG_POLL_MS, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+	pfree(h);
+	return (LogStatus) pg_atomic_read_u32(&sh->status);
 }
 
-void
-QdbTrainingLogWrite(int64 run, const char *compressor, const QdbEpochStats *s,
-					bool *warned)
+/*
+ * Writes the log row of epoch s; false when an interrupt cut the wait
+ * short (the caller reports the cancel).  A row that could not be written
+ * is a WARNING (QdbTrainingLogLost), never an ERROR from the worker path.
+ */
+bool
+QdbTrainingLogWrite(QdbTrainingLog *log, const QdbEpochStats *s)
 {
 	const QdbNeuralEpoch *e = s->neural;
-	QdbLogRow	r;
+	dsm_segment *seg;
+	QdbLogShared *sh;
+	QdbLogRow  *r;
+	LogStatus	st = LOG_NOT_STARTED;
+	bool		interrupted = false;
 
-	memset(&r, 0, sizeof(r));
-	r.run = run;
-	r.userid = GetUserId();
-	r.epoch = s->iter;
-	r.v[0] = (float4) e->total;
-	r.v[1] = (float4) e->recon;
-	r.v[2] = (float4) e->cluster;
-	r.v[3] = (float4) e->diversity;
-	r.v[4] = (float4) e->commit;
-	r.v[5] = (float4) e->triplet;
-	r.v[6] = (float4) e->code_entropy;
-	r.v[7] = (float4) e->val_recall;
-	r.v[8] = (float4) e->samples_per_sec;
-	r.v[9] = (float4) e->tau;
-	r.best = e->best != 0;
-	r.cuda = e->device && strcmp(e->device, "cuda") == 0;
-	strlcpy(r.compressor, compressor, sizeof(r.compressor));
-
-	HOLD_INTERRUPTS();
-	if (!start_worker(&r))
+	seg = dsm_create(sizeof(QdbLogShared), DSM_CREATE_NULL_IF_MAXSEGMENTS);
+	if (seg != NULL)
 	{
-		if (!*warned)
+		sh = dsm_segment_address(seg);
+		memset(sh, 0, sizeof(*sh));
+		pg_atomic_init_u32(&sh->status, LOG_NOT_STARTED);
+		r = &sh->row;
+	}
+	else
+	{
+		sh = NULL;
+		r = palloc0(sizeof(QdbLogRow));
+	}
+	r->run = log->run;
+	r->epoch = s->iter;
+	r->v[0] = (float4) e->total;
+	r->v[1] = (float4) e->recon;
+	r->v[2] = (float4) e->cluster;
+	r->v[3] = (float4) e->diversity;
+	r->v[4] = (float4) e->commit;
+	r->v[5] = (float4) e->triplet;
+	r->v[6] = (float4) e->code_entropy;
+	r->v[7] = (float4) e->val_recall;
+	r->v[8] = (float4) e->samples_per_sec;
+	r->v[9] = (float4) e->tau;
+	r->best = e->best != 0;
+	r->cuda = e->device && strcmp(e->device, "cuda") == 0;
+	strlcpy(r->compressor, log->compressor, sizeof(r->compressor));
+
+	if (sh)
+	{
+		sh->database = MyDatabaseId;
+		sh->login = GetSessionUserId();
+		GetUserIdAndSecContext(&sh->userid, &sh->sec_context);
+		pg_write_barrier();
+		HOLD_INTERRUPTS();
+		st = write_by_worker(seg, &interrupted);
+		RESUME_INTERRUPTS();
+		pg_read_barrier();
+	}
+	if (interrupted)
+	{
+		/* the cancel error says it all; the row may be there or not */
+		if (seg)
+			dsm_detach(seg);
+		return false;
+	}
+	if (st == LOG_WRITTEN)
+		log->written++;
+	else if (st == LOG_FAILED)
+		QdbTrainingLogLost(log, r->epoch, sh->message);
+	else if (st == LOG_STARTED)
+		QdbTrainingLogLost(log, r->epoch,
+						   "the background worker writing it stopped before it committed");
+	else
+	{
+		/*
+		 * No worker ran: insert in the training transaction.  Interrupts
+		 * stay live here (a lock wait must not hang the trainer); the
+		 * caller's subtransaction catches a cancel and keeps it.
+		 */
+		if (!log->warned_in_transaction)
 			ereport(WARNING,
 					(errmsg("training log rows are written in the training transaction"),
 					 errdetail("No background worker could be started to write them at once."),
 					 errhint("Raise max_worker_processes for rows other sessions can watch while training runs.")));
-		*warned = true;
+		log->warned_in_transaction = true;
 		SPI_connect();
-		insert_row(&r);
+		insert_row(r);
 		SPI_finish();
+		log->written++;
 	}
-	RESUME_INTERRUPTS();
+	if (seg)
+		dsm_detach(seg);
+	return true;
 }

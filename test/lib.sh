@@ -149,7 +149,9 @@ CONF
 	if [ -n "${QDB_VALGRIND:-}" ]; then
 		qdb_valgrind_start || return 1
 	else
-		qdb_as_owner "$QDB_PG_BIN/pg_ctl" -D "$QDB_TMP/data" -l "$QDB_TMP/server.log" -w start >/dev/null ||
+		# freed malloc memory is overwritten, so that a use after free (of a
+		# large palloc chunk) fails every time instead of now and then
+		qdb_as_owner env MALLOC_PERTURB_=165 "$QDB_PG_BIN/pg_ctl" -D "$QDB_TMP/data" -l "$QDB_TMP/server.log" -w start >/dev/null ||
 			{ cat "$QDB_TMP/server.log" >&2; return 1; }
 	fi
 	export PGHOST=$QDB_TMP PGPORT=$QDB_PORT PGUSER=postgres

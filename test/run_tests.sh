@@ -93,7 +93,7 @@ if [ -n "$taps" ]; then
 	mkdir -p "$tapdir"
 	cp -r test/t "$tapdir/"
 	[ "$(id -u)" = 0 ] && chown -R "$QDB_OWNER" "$tapdir"
-	(cd "$tapdir" && qdb_as_owner env PATH="$QDB_PG_BIN:$PATH" PG_REGRESS="$regress" \
+	(cd "$tapdir" && qdb_as_owner env PATH="$QDB_PG_BIN:$PATH" PG_REGRESS="$regress" MALLOC_PERTURB_=165 \
 		TESTDIR="$tapdir" QDB_GLOVE_COPY="$base_copy" \
 		prove -I "$pgxs/src/test/perl" -v $taps) >"$QDB_TMP/tap.log" 2>&1
 	rc=$?

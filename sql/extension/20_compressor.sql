@@ -1,6 +1,8 @@
 -- quantumdb install script, part 2: the compressor catalog and its functions.
 
 -- One row per trained or imported compressor.  pg_dump keeps the rows.
+-- owner and source are regrole and regclass so that a dump names them and a
+-- restore finds them again by name (oids differ between clusters).
 CREATE TABLE quantumdb.compressors (
     name              text PRIMARY KEY CHECK (length(name) BETWEEN 1 AND 63),
     kind              text NOT NULL CHECK (kind IN ('pq', 'opq', 'neural')),
@@ -10,10 +12,40 @@ CREATE TABLE quantumdb.compressors (
     model             bytea NOT NULL,
     created_at        timestamptz NOT NULL DEFAULT now(),
     training_seconds  double precision,
-    validation_recall double precision
+    validation_recall double precision,
+    owner             regrole NOT NULL
+                      DEFAULT pg_catalog.quote_ident(current_user)::regrole,
+    source            regclass,
+    source_column     name
 );
 SELECT pg_catalog.pg_extension_config_dump('quantumdb.compressors', '');
-GRANT SELECT ON quantumdb.compressors TO PUBLIC;
+
+-- Who may use a compressor (the rule of README "Security and privileges"):
+-- a superuser, a role with the privileges of its owner, or, while the source
+-- table exists, a role that may read the source column and is not subject to
+-- row-level security on it.  The C functions check the same rule.
+CREATE FUNCTION quantumdb.may_use_compressor(owner regrole, source regclass,
+                                             source_column name)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'quantumdb_may_use_compressor' LANGUAGE C STABLE;
+
+-- Everyone may query the catalog, and sees the rows of the compressors it
+-- may use; rows are inserted by their owner and changed only by it.  The
+-- model bytes come out through quantumdb.export() alone, which checks the
+-- rule in C whatever the policies (a BYPASSRLS role sees every row).
+GRANT SELECT (name, kind, dimensions, metric, settings, created_at, training_seconds,
+              validation_recall, owner, source, source_column)
+    ON quantumdb.compressors TO PUBLIC;
+ALTER TABLE quantumdb.compressors ENABLE ROW LEVEL SECURITY;
+CREATE POLICY compressors_use ON quantumdb.compressors FOR SELECT
+    USING (quantumdb.may_use_compressor(owner, source, source_column));
+CREATE POLICY compressors_insert ON quantumdb.compressors FOR INSERT
+    WITH CHECK (pg_catalog.pg_has_role(owner, 'USAGE'));
+CREATE POLICY compressors_update ON quantumdb.compressors FOR UPDATE
+    USING (pg_catalog.pg_has_role(owner, 'USAGE'))
+    WITH CHECK (pg_catalog.pg_has_role(owner, 'USAGE'));
+CREATE POLICY compressors_delete ON quantumdb.compressors FOR DELETE
+    USING (pg_catalog.pg_has_role(owner, 'USAGE'));
 
 COMMENT ON TABLE quantumdb.compressors IS
     'Trained and imported compressors: safetensors model, settings and measured quality';
@@ -81,9 +113,23 @@ CREATE TABLE quantumdb.training_log (
     temperature         double precision,
     best                boolean,
     logged_at           timestamptz NOT NULL DEFAULT clock_timestamp(),
+    trained_by          regrole NOT NULL
+                        DEFAULT pg_catalog.quote_ident(current_user)::regrole,
     PRIMARY KEY (run, epoch)
 );
+-- A run's rows are visible to the role that trained (and its members), and
+-- to those who may use the compressor the run stored.
 GRANT SELECT ON quantumdb.training_log TO PUBLIC;
+ALTER TABLE quantumdb.training_log ENABLE ROW LEVEL SECURITY;
+CREATE POLICY training_log_read ON quantumdb.training_log FOR SELECT
+    USING (pg_catalog.pg_has_role(trained_by, 'USAGE')
+           OR EXISTS (SELECT 1 FROM quantumdb.compressors c
+                      WHERE c.name OPERATOR(pg_catalog.=) training_log.compressor
+                        AND c.owner OPERATOR(pg_catalog.=) training_log.trained_by
+                        AND (c.settings OPERATOR(pg_catalog.->>) 'training_log_run')
+                            OPERATOR(pg_catalog.=) training_log.run::pg_catalog.text));
+CREATE POLICY training_log_insert ON quantumdb.training_log FOR INSERT
+    WITH CHECK (pg_catalog.pg_has_role(trained_by, 'USAGE'));
 COMMENT ON TABLE quantumdb.training_log IS
     'Neural training, one row per epoch (epoch 0: the opq starting point); run is in the compressor''s settings';
 COMMENT ON COLUMN quantumdb.training_log.validation_recall IS

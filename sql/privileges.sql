@@ -1,0 +1,230 @@
+-- Who may use a compressor: a model is derived data of its source table, so
+-- using, exporting or seeing one follows who may read that table.  A pq
+-- model with one sub-quantizer trained on 256 rows keeps every row as a
+-- centroid: decoding the 256 codes gives the table back.
+SET client_min_messages = warning;
+\set VERBOSITY default
+\set SHOW_CONTEXT never
+
+CREATE ROLE qdb_priv_owner;
+CREATE ROLE qdb_priv_user;
+CREATE ROLE qdb_priv_member IN ROLE qdb_priv_owner;
+CREATE ROLE qdb_priv_bypass BYPASSRLS;
+CREATE SCHEMA qdb_priv_s AUTHORIZATION qdb_priv_owner;
+CREATE SCHEMA qdb_priv_u AUTHORIZATION qdb_priv_user;
+GRANT INSERT ON quantumdb.compressors TO qdb_priv_owner, qdb_priv_user;
+
+SET ROLE qdb_priv_owner;
+CREATE TABLE qdb_priv_s.secret (id int PRIMARY KEY, v real[], other int);
+INSERT INTO qdb_priv_s.secret
+SELECT i, ARRAY[i, (i * 7) % 256, (i * 13) % 256, 1000 + i]::real[], i FROM generate_series(0, 255) i;
+SELECT compressor, kind, code_bytes, training_rows
+FROM quantumdb.train('qdb_priv_leak', 'qdb_priv_s.secret', 'v', kind => 'pq',
+                     subvectors => 1, sample => 256, validation => 0, kmeans_iters => 5);
+-- the owner: the 256 one-byte codes give back the 256 rows exactly
+CREATE TABLE qdb_priv_s.all_codes AS
+SELECT b, decode(lpad(to_hex(b), 2, '0'), 'hex') AS code FROM generate_series(0, 255) b;
+GRANT SELECT ON qdb_priv_s.all_codes TO PUBLIC;
+GRANT USAGE ON SCHEMA qdb_priv_s TO qdb_priv_user;
+SELECT count(*) AS rows_recovered
+FROM qdb_priv_s.secret s
+WHERE s.v IN (SELECT quantumdb.decode('qdb_priv_leak', code) FROM qdb_priv_s.all_codes);
+SELECT name, kind, owner, source, source_column, settings->>'source' AS settings_source
+FROM quantumdb.compressors WHERE name LIKE 'qdb_priv%';
+-- its model bytes through export(), not SELECT
+SELECT octet_length(quantumdb.export('qdb_priv_leak')) > 0 AS exported;
+SELECT model FROM quantumdb.compressors;
+RESET ROLE;
+
+-- a role with no privilege on the table: every use is refused
+SET ROLE qdb_priv_user;
+SELECT count(*) FROM quantumdb.compressors WHERE name LIKE 'qdb_priv%';
+SELECT quantumdb.decode('qdb_priv_leak', '\x00'::bytea);
+\echo :LAST_ERROR_SQLSTATE
+\set VERBOSITY terse
+SELECT quantumdb.encode('qdb_priv_leak', ARRAY[1, 2, 3, 4]::real[]);
+\echo :LAST_ERROR_SQLSTATE
+SELECT quantumdb.adc_distance('qdb_priv_leak', ARRAY[1, 2, 3, 4]::real[], '\x00'::bytea);
+\echo :LAST_ERROR_SQLSTATE
+SELECT quantumdb.export('qdb_priv_leak');
+\echo :LAST_ERROR_SQLSTATE
+SELECT quantumdb.drop_compressor('qdb_priv_leak');
+\echo :LAST_ERROR_SQLSTATE
+\set VERBOSITY default
+SELECT quantumdb.drop_compressor('qdb_priv_leak', if_exists => true);
+\echo :LAST_ERROR_SQLSTATE
+\set VERBOSITY terse
+CREATE TABLE qdb_priv_u.mine (id int, v real[]);
+INSERT INTO qdb_priv_u.mine SELECT i, ARRAY[i, i, i, i]::real[] FROM generate_series(1, 10) i;
+CREATE INDEX ON qdb_priv_u.mine USING quantumdb (v) WITH (compressor = 'qdb_priv_leak');
+\echo :LAST_ERROR_SQLSTATE
+-- nor can it import a copy of a blob it may not export, or plant a row
+SELECT quantumdb.import('qdb_priv_copy', quantumdb.export('qdb_priv_leak'));
+\echo :LAST_ERROR_SQLSTATE
+INSERT INTO quantumdb.compressors (name, kind, dimensions, metric, settings, model, owner)
+VALUES ('qdb_priv_forged', 'pq', 4, 'l2', '{}', '\x00', 'qdb_priv_owner');
+\echo :LAST_ERROR_SQLSTATE
+-- (the table itself it cannot read either)
+SELECT count(*) FROM qdb_priv_s.secret;
+\echo :LAST_ERROR_SQLSTATE
+\set VERBOSITY default
+RESET ROLE;
+
+-- a BYPASSRLS role sees every catalog row, but not the model bytes, and
+-- the functions refuse it all the same
+SET ROLE qdb_priv_bypass;
+SELECT name, owner FROM quantumdb.compressors WHERE name LIKE 'qdb_priv%';
+\set VERBOSITY terse
+SELECT md5(model) FROM quantumdb.compressors WHERE name LIKE 'qdb_priv%';
+\echo :LAST_ERROR_SQLSTATE
+SELECT quantumdb.decode('qdb_priv_leak', '\x00'::bytea);
+\echo :LAST_ERROR_SQLSTATE
+SELECT quantumdb.export('qdb_priv_leak');
+\echo :LAST_ERROR_SQLSTATE
+\set VERBOSITY default
+RESET ROLE;
+
+-- a member of the owner's role may use it; SELECT on the table is not
+-- needed for that
+SET ROLE qdb_priv_member;
+SELECT array_length(quantumdb.decode('qdb_priv_leak', '\x01'::bytea), 1) AS member_decodes;
+RESET ROLE;
+
+-- SELECT on the table: every use works, the row is visible; dropping stays
+-- the owner's
+SET ROLE qdb_priv_owner;
+GRANT SELECT ON qdb_priv_s.secret TO qdb_priv_user;
+RESET ROLE;
+SET ROLE qdb_priv_user;
+SELECT name, owner, source FROM quantumdb.compressors WHERE name LIKE 'qdb_priv%';
+SELECT array_length(quantumdb.decode('qdb_priv_leak', '\x01'::bytea), 1) AS dims;
+SELECT octet_length(quantumdb.encode('qdb_priv_leak', ARRAY[1, 2, 3, 4]::real[]));
+SELECT abs(quantumdb.adc_distance('qdb_priv_leak', ARRAY[1, 7, 13, 1001]::real[], '\x01'::bytea)
+           - quantumdb.l2_distance(ARRAY[1, 7, 13, 1001]::real[],
+                                   quantumdb.decode('qdb_priv_leak', '\x01'::bytea))) < 1e-3
+       AS adc_is_exact;
+SELECT octet_length(quantumdb.export('qdb_priv_leak')) > 0 AS exported;
+CREATE INDEX mine_v ON qdb_priv_u.mine USING quantumdb (v) WITH (compressor = 'qdb_priv_leak');
+DROP INDEX qdb_priv_u.mine_v;
+\set VERBOSITY terse
+SELECT quantumdb.drop_compressor('qdb_priv_leak');
+\echo :LAST_ERROR_SQLSTATE
+\set VERBOSITY default
+RESET ROLE;
+
+-- SELECT on the vector column alone is enough; on another column it is not
+SET ROLE qdb_priv_owner;
+REVOKE SELECT ON qdb_priv_s.secret FROM qdb_priv_user;
+GRANT SELECT (id, v) ON qdb_priv_s.secret TO qdb_priv_user;
+RESET ROLE;
+SET ROLE qdb_priv_user;
+SELECT array_length(quantumdb.decode('qdb_priv_leak', '\x02'::bytea), 1) AS column_grant_decodes;
+RESET ROLE;
+SET ROLE qdb_priv_owner;
+REVOKE SELECT (v) ON qdb_priv_s.secret FROM qdb_priv_user;
+RESET ROLE;
+SET ROLE qdb_priv_user;
+\set VERBOSITY terse
+SELECT quantumdb.decode('qdb_priv_leak', '\x02'::bytea);
+\echo :LAST_ERROR_SQLSTATE
+\set VERBOSITY default
+RESET ROLE;
+
+-- row-level security that applies to the role: refused again (the model
+-- holds the rows its policies hide), and the row is hidden
+SET ROLE qdb_priv_owner;
+GRANT SELECT ON qdb_priv_s.secret TO qdb_priv_user;
+ALTER TABLE qdb_priv_s.secret ENABLE ROW LEVEL SECURITY;
+CREATE POLICY few ON qdb_priv_s.secret USING (id < 10);
+RESET ROLE;
+SET ROLE qdb_priv_user;
+SELECT count(*) AS rows_the_policy_shows FROM qdb_priv_s.secret;
+SELECT count(*) FROM quantumdb.compressors WHERE name LIKE 'qdb_priv%';
+SELECT quantumdb.decode('qdb_priv_leak', '\x00'::bytea);
+\echo :LAST_ERROR_SQLSTATE
+\set VERBOSITY terse
+SELECT quantumdb.export('qdb_priv_leak');
+\echo :LAST_ERROR_SQLSTATE
+\set VERBOSITY default
+RESET ROLE;
+SET ROLE qdb_priv_owner;
+ALTER TABLE qdb_priv_s.secret DISABLE ROW LEVEL SECURITY;
+RESET ROLE;
+
+-- an imported model is its owner's alone, whatever the blob's origin
+SET ROLE qdb_priv_owner;
+SELECT quantumdb.import('qdb_priv_copy', quantumdb.export('qdb_priv_leak'));
+SELECT name, owner, source, source_column, settings->>'imported' AS imported
+FROM quantumdb.compressors WHERE name = 'qdb_priv_copy';
+RESET ROLE;
+SET ROLE qdb_priv_user;
+SELECT name FROM quantumdb.compressors WHERE name LIKE 'qdb_priv%' ORDER BY name;
+SELECT quantumdb.decode('qdb_priv_copy', '\x00'::bytea);
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+
+-- a dropped source table leaves the compressor to its owner
+SET ROLE qdb_priv_owner;
+DROP TABLE qdb_priv_s.secret;
+SELECT name, source IS NOT NULL AS has_source FROM quantumdb.compressors
+WHERE name LIKE 'qdb_priv%' ORDER BY name;
+SELECT array_length(quantumdb.decode('qdb_priv_leak', '\x03'::bytea), 1) AS owner_still_decodes;
+RESET ROLE;
+SET ROLE qdb_priv_user;
+SELECT count(*) FROM quantumdb.compressors WHERE name LIKE 'qdb_priv%';
+SELECT quantumdb.decode('qdb_priv_leak', '\x03'::bytea);
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+
+-- the training log: a run's rows for the role that trained and for those
+-- who may use the compressor it stored
+INSERT INTO quantumdb.training_log (run, compressor, epoch, device, trained_by)
+VALUES (-1, 'qdb_priv_leak', 0, 'cpu', 'qdb_priv_owner');
+GRANT INSERT ON quantumdb.training_log TO qdb_priv_user;
+SET ROLE qdb_priv_owner;
+SELECT run, compressor, trained_by FROM quantumdb.training_log WHERE run = -1;
+RESET ROLE;
+SET ROLE qdb_priv_user;
+SELECT count(*) FROM quantumdb.training_log WHERE run = -1;
+-- it may log its own runs, not write rows in another role's name
+\set VERBOSITY terse
+INSERT INTO quantumdb.training_log (run, compressor, epoch, device, trained_by)
+VALUES (-1, 'qdb_priv_leak', 1, 'cpu', 'qdb_priv_owner');
+\echo :LAST_ERROR_SQLSTATE
+\set VERBOSITY default
+RESET ROLE;
+REVOKE INSERT ON quantumdb.training_log FROM qdb_priv_user;
+DELETE FROM quantumdb.training_log WHERE run = -1;
+
+-- case 9: a user-defined = ahead of pg_catalog in search_path is never
+-- called by the catalog's queries
+CREATE SCHEMA evil;
+CREATE FUNCTION evil.noisy_texteq(text, text) RETURNS boolean
+AS $$ BEGIN RAISE NOTICE 'evil = called'; RETURN $1 OPERATOR(pg_catalog.=) $2; END $$
+LANGUAGE plpgsql;
+CREATE OPERATOR evil.= (LEFTARG = text, RIGHTARG = text, FUNCTION = evil.noisy_texteq);
+SET search_path = evil, pg_catalog, public;
+SET client_min_messages = notice;
+SELECT 'a'::text = 'a'::text AS evil_operator_works;
+SELECT octet_length(quantumdb.export('qdb_priv_leak')) > 0 AS exported;
+SELECT quantumdb.import('qdb_priv_evil', quantumdb.export('qdb_priv_leak'));
+SELECT array_length(quantumdb.decode('qdb_priv_evil', '\x04'::bytea), 1) AS dims;
+SELECT count(*) FROM quantumdb.compressors WHERE name OPERATOR(pg_catalog.=) 'qdb_priv_evil';
+SELECT quantumdb.drop_compressor('qdb_priv_evil');
+SET client_min_messages = warning;
+RESET search_path;
+DROP SCHEMA evil CASCADE;
+
+-- the owner drops its compressors
+SET ROLE qdb_priv_owner;
+SELECT quantumdb.drop_compressor('qdb_priv_leak');
+SELECT quantumdb.drop_compressor('qdb_priv_copy');
+RESET ROLE;
+
+REVOKE ALL ON quantumdb.compressors FROM qdb_priv_owner, qdb_priv_user;
+DROP SCHEMA qdb_priv_s CASCADE;
+DROP SCHEMA qdb_priv_u CASCADE;
+DROP ROLE qdb_priv_member;
+DROP ROLE qdb_priv_bypass;
+DROP ROLE qdb_priv_owner;
+DROP ROLE qdb_priv_user;

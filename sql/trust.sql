@@ -1,0 +1,107 @@
+-- SQL that used to take the server down or answer by the plan: a scan that
+-- keeps going while the same backend inserts into its index or the index's
+-- relcache entry is rebuilt, an index over neural codes, ORDER BY ... NULL.
+-- Every case here crashed the server or gave a plan-dependent answer before.
+SET client_min_messages = warning;
+
+CREATE TABLE tr (id int, emb real[]);
+INSERT INTO tr
+SELECT i, (SELECT array_agg(sin(i * 0.731 + j * 1.37 + (i % 7) * j)::real)
+           FROM generate_series(1, 128) j)
+FROM generate_series(1, 2000) i;
+SELECT compressor FROM quantumdb.train('tr_pq', 'tr', 'emb', kind => 'pq',
+                                       subvectors => 8, sample => 2000, validation => 100);
+CREATE INDEX tr_idx ON tr USING quantumdb (emb) WITH (compressor = 'tr_pq');
+SET enable_seqscan = off;
+SET quantumdb.ef_search = 10;
+SET quantumdb.rerank = 10;
+
+-- 1. INSERT ... SELECT ordered through the index into the same index
+EXPLAIN (COSTS OFF)
+INSERT INTO tr (id, emb)
+SELECT id + 1000000, emb FROM tr ORDER BY emb <~> (SELECT emb FROM tr WHERE id = 1) LIMIT 50;
+INSERT INTO tr (id, emb)
+SELECT id + 1000000, emb FROM tr ORDER BY emb <~> (SELECT emb FROM tr WHERE id = 1) LIMIT 50;
+SELECT count(*) FROM tr WHERE id > 1000000;
+
+-- 2. a cursor over an index scan with inserts between fetches
+BEGIN;
+DECLARE c CURSOR FOR SELECT id FROM tr ORDER BY emb <~> (SELECT emb FROM tr WHERE id = 2);
+MOVE 5 IN c;
+INSERT INTO tr SELECT -id, emb FROM tr WHERE id = 3;
+MOVE 40 IN c;
+INSERT INTO tr SELECT -id, emb FROM tr WHERE id BETWEEN 4 AND 40;
+MOVE 40 IN c;
+COMMIT;
+
+-- 3. the same cursor across relcache invalidations of the index
+BEGIN;
+DECLARE c CURSOR FOR SELECT id FROM tr ORDER BY emb <~> (SELECT emb FROM tr WHERE id = 2);
+MOVE 5 IN c;
+ALTER INDEX tr_idx RENAME TO tr_idx_renamed;
+MOVE 40 IN c;
+ANALYZE tr;
+MOVE 40 IN c;
+ALTER INDEX tr_idx_renamed RENAME TO tr_idx;
+INSERT INTO tr SELECT 5000, emb FROM tr WHERE id = 7;
+MOVE 40 IN c;
+COMMIT;
+SELECT * FROM quantumdb.verify('tr_idx');
+
+-- 7. ORDER BY ... NULL: the same rows whatever the plan
+PREPARE by_null(real[]) AS SELECT id FROM tr ORDER BY emb <~> $1 LIMIT 5;
+SET plan_cache_mode = force_generic_plan;
+EXPLAIN (COSTS OFF) EXECUTE by_null(NULL);
+CREATE TEMP TABLE null_index AS EXECUTE by_null(NULL);
+RESET enable_seqscan;
+SET enable_indexscan = off;
+DEALLOCATE by_null;
+PREPARE by_null(real[]) AS SELECT id FROM tr ORDER BY emb <~> $1 LIMIT 5;
+EXPLAIN (COSTS OFF) EXECUTE by_null(NULL);
+CREATE TEMP TABLE null_seq AS EXECUTE by_null(NULL);
+SELECT (SELECT count(*) FROM null_index) AS through_index,
+       (SELECT count(*) FROM null_seq) AS through_seqscan;
+-- without a LIMIT: every row
+RESET enable_indexscan;
+SET enable_seqscan = off;
+SELECT count(*) = (SELECT count(*) FROM tr) AS every_row
+FROM (SELECT id FROM tr ORDER BY emb <~> (SELECT NULL::real[])) s;
+RESET plan_cache_mode;
+
+-- 4. for every kind, neural included: the index at rerank 0 with a walk
+-- wide enough to see every node returns what exhaustive ADC with the same
+-- model returns (as distances: equal codes may tie)
+CREATE FUNCTION adc_mismatches(cname text) RETURNS bigint LANGUAGE sql AS $$
+SELECT count(*) FROM tr q,
+  LATERAL (SELECT array_agg(round(d::numeric, 4) ORDER BY d) a FROM
+           (SELECT quantumdb.adc_distance(cname, q.emb, quantumdb.encode(cname, emb)) d
+            FROM tr ORDER BY emb <~> q.emb LIMIT 10) s) i,
+  LATERAL (SELECT array_agg(round(d::numeric, 4) ORDER BY d) a FROM
+           (SELECT quantumdb.adc_distance(cname, q.emb, quantumdb.encode(cname, emb)) d
+            FROM tr ORDER BY 1 LIMIT 10) s) e
+WHERE q.id BETWEEN 1 AND 20 AND i.a IS DISTINCT FROM e.a $$;
+SET quantumdb.rerank = 0;
+SET quantumdb.ef_search = 10000;
+SELECT adc_mismatches('tr_pq') AS pq_mismatches;
+DROP INDEX tr_idx;
+SELECT compressor FROM quantumdb.train('tr_opq', 'tr', 'emb', kind => 'opq', subvectors => 8,
+                                       sample => 2000, validation => 100, opq_iters => 5);
+CREATE INDEX tr_opq_idx ON tr USING quantumdb (emb) WITH (compressor = 'tr_opq');
+SELECT adc_mismatches('tr_opq') AS opq_mismatches;
+DROP INDEX tr_opq_idx;
+SELECT compressor FROM quantumdb.train('tr_nn', 'tr', 'emb', kind => 'neural', subvectors => 8,
+                                       sample => 2000, validation => 100, opq_iters => 5,
+                                       epochs => 1, device => 'cpu');
+CREATE INDEX tr_nn_idx ON tr USING quantumdb (emb) WITH (compressor = 'tr_nn');
+SELECT adc_mismatches('tr_nn') AS neural_mismatches;
+-- and the index over neural codes takes inserts and stays sound
+INSERT INTO tr SELECT id + 2000000, emb FROM tr WHERE id BETWEEN 1 AND 100;
+SELECT adc_mismatches('tr_nn') AS neural_mismatches_after_inserts;
+SELECT * FROM quantumdb.verify('tr_nn_idx');
+RESET quantumdb.rerank;
+RESET quantumdb.ef_search;
+RESET enable_seqscan;
+
+DROP TABLE tr;
+DROP FUNCTION adc_mismatches(text);
+SELECT quantumdb.drop_compressor(n) FROM unnest(ARRAY['tr_pq', 'tr_opq', 'tr_nn']) n;
