@@ -18,7 +18,7 @@ set -u
 . "$(dirname "$0")/lib.sh"
 cd "$QDB_ROOT"
 
-rm -f "$QDB_ROOT/regression.diffs"
+rm -rf "$QDB_ROOT/regression.diffs" "$QDB_ROOT/test-logs"
 passed=0
 failed=0
 count() {	# count PASS_PATTERN FAIL_PATTERN FILE

@@ -8,20 +8,25 @@
 #                  connection each time, so the first insert of a backend
 #                  is among them)
 #   cursor (2)     a cursor over an index scan, FETCHes interleaved with
-#                  INSERTs into the table, ALTER INDEX ... RENAME (and back)
-#                  and ANALYZE (relcache invalidations of the open index)
+#                  INSERTs into the table (relcache invalidations of the
+#                  open index come from the maintenance client)
 #   filtered       WHERE id % 7 = 0 ORDER BY ... LIMIT 20 with ef_search 5:
 #                  the scan has to walk on past its first candidates (no
 #                  max_scan_tuples cap: all 20 rows must come)
 #   prepared       -M prepared with plan_cache_mode = force_generic_plan
 #   prepare_sql    PREPARE / EXECUTE / DEALLOCATE, custom and generic plans
-#   maintenance    DELETEs, ANALYZE and VACUUM in a loop, now and then
-#                  REINDEX INDEX CONCURRENTLY
-# The workload is built so that no error is expected: the cursor
-# transactions take the table's SHARE UPDATE EXCLUSIVE lock first (their
-# RENAME and ANALYZE need it or the index's, and REINDEX CONCURRENTLY, which
-# holds both while it waits for the table's writers, would otherwise
-# deadlock with them), and a single client deletes.  Searches check their
+#   maintenance    DELETEs, ANALYZE and VACUUM in a loop, cursor
+#                  transactions with ALTER INDEX ... RENAME (and back) and
+#                  ANALYZE between their FETCHes, now and then REINDEX
+#                  INDEX CONCURRENTLY
+# The workload is built so that no error is expected: everything that takes
+# a SHARE UPDATE EXCLUSIVE lock (ANALYZE, VACUUM, RENAME, REINDEX) runs in
+# the one maintenance client.  REINDEX CONCURRENTLY holds that lock on the
+# table and the index while it waits for older snapshots and the table's
+# writers; a transaction of another client that waited for the lock would
+# deadlock with it (even a LOCK TABLE first: the waiter's catalog snapshot
+# is an older snapshot).  The other clients take only ACCESS SHARE and ROW
+# EXCLUSIVE locks, and a single client deletes.  Searches check their
 # answers (row count, distance order, the filter) and fail their client
 # with a division by zero when one is wrong.
 #
@@ -103,11 +108,31 @@ WITH ins AS (INSERT INTO items (emb)
              RETURNING id)
 INSERT INTO ledger SELECT id, 'i' FROM ins;
 },
+	# a cursor over the index, inserts between its fetches (one of them
+	# through the index itself); the maintenance client's ANALYZE, VACUUM
+	# and REINDEX invalidate the index's relcache entry meanwhile
 	cursor => qq{
 \\set q random(1, 500)
 \\set q2 random(1, 500)
 BEGIN;
-LOCK TABLE items IN SHARE UPDATE EXCLUSIVE MODE;
+SET LOCAL enable_seqscan = off;
+DECLARE c CURSOR FOR SELECT id FROM items ORDER BY emb <~> $q;
+FETCH 5 FROM c;
+WITH ins AS (INSERT INTO items (emb) SELECT ${\ jitter('s.emb')} FROM qv s WHERE id = :q2 RETURNING id)
+INSERT INTO ledger SELECT id, 'i' FROM ins;
+FETCH 40 FROM c;
+WITH ins AS (INSERT INTO items (emb) SELECT $jit FROM (SELECT emb FROM items ORDER BY emb <~> $q LIMIT 2) s RETURNING id)
+INSERT INTO ledger SELECT id, 'i' FROM ins;
+FETCH 100 FROM c;
+CLOSE c;
+COMMIT;
+},
+	# the same with ALTER INDEX ... RENAME (and back) and ANALYZE between
+	# the fetches: run by the maintenance client only (see above)
+	cursor_ddl => qq{
+\\set q random(1, 500)
+\\set q2 random(1, 500)
+BEGIN;
 SET LOCAL enable_seqscan = off;
 DECLARE c CURSOR FOR SELECT id FROM items ORDER BY emb <~> $q;
 FETCH 5 FROM c;
@@ -122,7 +147,7 @@ ANALYZE items;
 FETCH 20 FROM c;
 WITH ins AS (INSERT INTO items (emb) SELECT $jit FROM (SELECT emb FROM items ORDER BY emb <~> $q LIMIT 2) s RETURNING id)
 INSERT INTO ledger SELECT id, 'i' FROM ins;
-FETCH 40 FROM c;
+FETCH 100 FROM c;
 CLOSE c;
 COMMIT;
 },
@@ -169,11 +194,11 @@ REINDEX INDEX CONCURRENTLY items_idx;
 # kind => [clients, extra pgbench options, scripts (with weights)]
 my %clients = (
 	insert_select => [ 1, [ '-C', '-R', 10 ], ['insert_select'] ],
-	cursor => [ 2, [ '-R', 10 ], ['cursor'] ],
+	cursor => [ 2, [ '-R', 20 ], ['cursor'] ],
 	filtered => [ 1, [], ['filtered'] ],
 	prepared => [ 1, [ '-M', 'prepared' ], ['prepared'] ],
 	prepare_sql => [ 1, [], ['prepare_sql'] ],
-	maintenance => [ 1, [], [ 'maintenance@6', 'reindex@1' ] ],);
+	maintenance => [ 1, [], [ 'maintenance@4', 'cursor_ddl@4', 'reindex@1' ] ],);
 
 for my $kind (qw(insert_select cursor filtered prepared))
 {
@@ -215,7 +240,7 @@ for my $kind (sort keys %runs)
 	my ($failed) = $r->{out} =~ /number of failed transactions: (\d+)/;
 	note("$kind: " . ($done // '?') . " transactions");
 	ok($ok, "$kind clients: pgbench exits with status 0") or diag($r->{out}, $r->{err});
-	cmp_ok($done // 0, '>', 0, "$kind clients: transactions done");
+	cmp_ok($done // 0, '>', 0, "$kind clients: transactions done (" . ($done // '?') . ")");
 	is($failed // 0, 0, "$kind clients: no failed transaction");
 	unlike($r->{err}, qr/error|abort|closed the connection/i, "$kind clients: no error")
 	  or diag($r->{err});
