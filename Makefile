@@ -40,7 +40,8 @@ test:
 # test`: too slow for CI).  PG_CONFIG names that server's pg_config.
 QDB_PG_CONFIG_PATH = $(shell command -v $(PG_CONFIG))
 # PostgreSQL's suppressions, from the source tree the server was built from
-VALGRIND_SUPP = $(abs_top_srcdir)/src/tools/valgrind.supp
+# (its installed Makefile.global names that tree)
+VALGRIND_SUPP = $(shell sed -n 's/^abs_top_srcdir = //p' $(dir $(PGXS))../Makefile.global 2>/dev/null | head -1)/src/tools/valgrind.supp
 
 check-cassert:
 	@$(PG_CONFIG) --configure | grep -q -- '--enable-cassert' || { \
