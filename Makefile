@@ -7,6 +7,11 @@
 #   make test     install what is missing, build, install, run every suite
 #                 against a throwaway cluster; prints "N passed, N failed"
 #   make demo     the same set-up, then the end-to-end job on real data
+#   make check-cassert PG_CONFIG=/path/to/pg_config
+#                 `make test` against a server built with --enable-cassert
+#                 (memory checks; see "Checking memory" in README.md)
+#   make check-valgrind PG_CONFIG=/path/to/pg_config [VALGRIND_SUPP=file]
+#                 the pg_regress suite against that server under valgrind
 
 EXTENSION = quantumdb
 EXTVERSION = $(shell grep default_version $(EXTENSION).control | sed -e "s/default_version[[:space:]]*=[[:space:]]*'\([^']*\)'/\1/")
@@ -26,10 +31,27 @@ PG_CONFIG ?= $(firstword $(wildcard /usr/lib/postgresql/$(PG_MAJOR)/bin/pg_confi
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 
 .DEFAULT_GOAL := all
-.PHONY: test demo trainer
+.PHONY: test demo trainer check-cassert check-valgrind
 
 test:
 	bash test/run_tests.sh
+
+# Memory checks against a server built from source (not part of `make
+# test`: too slow for CI).  PG_CONFIG names that server's pg_config.
+QDB_PG_CONFIG_PATH = $(shell command -v $(PG_CONFIG))
+# PostgreSQL's suppressions, from the source tree the server was built from
+# (its installed Makefile.global names that tree)
+VALGRIND_SUPP = $(shell sed -n 's/^abs_top_srcdir = //p' $(dir $(PGXS))../Makefile.global 2>/dev/null | head -1)/src/tools/valgrind.supp
+
+check-cassert:
+	@$(PG_CONFIG) --configure | grep -q -- '--enable-cassert' || { \
+		echo "$(PG_CONFIG) is not a server built with --enable-cassert; see \"Checking memory\" in README.md" >&2; exit 1; }
+	QDB_PG_CONFIG=$(QDB_PG_CONFIG_PATH) bash test/run_tests.sh
+
+check-valgrind:
+	@$(PG_CONFIG) --configure | grep -q -- 'USE_VALGRIND' || \
+		echo "warning: $(PG_CONFIG) was not built with CPPFLAGS=-DUSE_VALGRIND: memory contexts are not instrumented" >&2
+	QDB_PG_CONFIG=$(QDB_PG_CONFIG_PATH) QDB_VALGRIND=$(VALGRIND_SUPP) bash test/run_tests.sh
 
 demo:
 	bash test/demo.sh

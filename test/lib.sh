@@ -10,6 +10,14 @@
 # QDB_PREFIX=DIR   test against a private copy of the server under DIR
 #                  (made on first use) instead of the system's, so that
 #                  several checkouts can build, install and test at once
+# QDB_PG_CONFIG=PATH  test against the server of that pg_config (e.g. one
+#                  built from source with --enable-cassert, see README.md):
+#                  build and install with it, take the server's binaries,
+#                  pg_regress and the TAP test modules from its installation
+#                  (QDB_PREFIX is then not used)
+# QDB_VALGRIND=SUPP  start the throwaway cluster's server under valgrind
+#                  memcheck with the suppressions file SUPP (make
+#                  check-valgrind); each process logs to $QDB_TMP/valgrind/
 
 QDB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 QDB_DB=quantumdb_test
@@ -30,13 +38,16 @@ qdb_as_owner() {
 }
 
 qdb_install_packages() {
-	local major pkgs=() p
+	local major pkgs=() p pkgs_wanted
 	major=$(qdb_pg_major)
-	if [ -z "$major" ]; then
+	if [ -z "$major" ] && [ -z "${QDB_PG_CONFIG:-}" ]; then
 		echo "no PostgreSQL server found under /usr/lib/postgresql; install postgresql first" >&2
 		return 1
 	fi
-	for p in "postgresql-server-dev-$major" libopenblas-dev libipc-run-perl build-essential; do
+	pkgs_wanted=("postgresql-server-dev-$major" libopenblas-dev libipc-run-perl build-essential)
+	[ -n "${QDB_PG_CONFIG:-}" ] && pkgs_wanted=(libopenblas-dev libipc-run-perl build-essential)
+	[ -n "${QDB_VALGRIND:-}" ] && pkgs_wanted+=(valgrind)
+	for p in "${pkgs_wanted[@]}"; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || pkgs+=("$p")
 	done
 	[ ${#pkgs[@]} -eq 0 ] && return 0
@@ -51,25 +62,46 @@ qdb_install_packages() {
 
 qdb_setup() {
 	qdb_install_packages || return 1
-	local major
-	major=$(qdb_pg_major)
-	QDB_PG_BIN=/usr/lib/postgresql/$major/bin
-	if [ -n "${QDB_PREFIX:-}" ]; then
-		if [ ! -x "$QDB_PREFIX/usr/lib/postgresql/$major/bin/postgres" ]; then
-			qdb_log "copying the server into $QDB_PREFIX"
-			mkdir -p "$QDB_PREFIX/usr/lib/postgresql" "$QDB_PREFIX/usr/share/postgresql" &&
-				cp -a "/usr/lib/postgresql/$major" "$QDB_PREFIX/usr/lib/postgresql/" &&
-				cp -a "/usr/share/postgresql/$major" "$QDB_PREFIX/usr/share/postgresql/" || return 1
-			chmod -R a+rX "$QDB_PREFIX"
+	local major pg_config_arg=() stamp
+	if [ -n "${QDB_PG_CONFIG:-}" ]; then
+		[ -x "$QDB_PG_CONFIG" ] || { echo "QDB_PG_CONFIG: $QDB_PG_CONFIG is not an executable pg_config" >&2; return 1; }
+		QDB_PG_BIN=$("$QDB_PG_CONFIG" --bindir)
+		pg_config_arg=(PG_CONFIG="$QDB_PG_CONFIG")
+		QDB_PGXS_DIR=$(dirname "$(dirname "$(dirname "$("$QDB_PG_CONFIG" --pgxs)")")")
+	else
+		major=$(qdb_pg_major)
+		QDB_PG_BIN=/usr/lib/postgresql/$major/bin
+		QDB_PGXS_DIR=/usr/lib/postgresql/$major/lib/pgxs
+		if [ -n "${QDB_PREFIX:-}" ]; then
+			if [ ! -x "$QDB_PREFIX/usr/lib/postgresql/$major/bin/postgres" ]; then
+				qdb_log "copying the server into $QDB_PREFIX"
+				mkdir -p "$QDB_PREFIX/usr/lib/postgresql" "$QDB_PREFIX/usr/share/postgresql" &&
+					cp -a "/usr/lib/postgresql/$major" "$QDB_PREFIX/usr/lib/postgresql/" &&
+					cp -a "/usr/share/postgresql/$major" "$QDB_PREFIX/usr/share/postgresql/" || return 1
+				chmod -R a+rX "$QDB_PREFIX"
+			fi
+			QDB_PG_BIN=$QDB_PREFIX/usr/lib/postgresql/$major/bin
 		fi
-		QDB_PG_BIN=$QDB_PREFIX/usr/lib/postgresql/$major/bin
 	fi
 	export PATH="$QDB_PG_BIN:$PATH"
+	# objects built for one server are not reused for another
+	stamp=${QDB_PG_CONFIG:-default}
+	if [ "$(cat "$QDB_ROOT/.qdb-build-server" 2>/dev/null)" != "$stamp" ]; then
+		rm -f "$QDB_ROOT"/src/*.o "$QDB_ROOT"/src/*.bc "$QDB_ROOT"/quantumdb.so
+	fi
 	qdb_log "building"
-	make -C "$QDB_ROOT" -s -j2 all >/dev/null || return 1
+	make -C "$QDB_ROOT" -s -j2 "${pg_config_arg[@]}" all >/dev/null || return 1
+	echo "$stamp" >"$QDB_ROOT/.qdb-build-server"
 	make -C "$QDB_ROOT/trainer" -s -j2 all tests >/dev/null || return 1
 	qdb_log "installing the extension"
-	if [ -n "${QDB_PREFIX:-}" ]; then
+	if [ -n "${QDB_PG_CONFIG:-}" ]; then
+		if [ -w "$("$QDB_PG_CONFIG" --pkglibdir)" ]; then
+			make -C "$QDB_ROOT" -s "${pg_config_arg[@]}" install >/dev/null || return 1
+		else
+			sudo -n make -C "$QDB_ROOT" -s "${pg_config_arg[@]}" install >/dev/null || {
+				echo "make install into $("$QDB_PG_CONFIG" --pkglibdir) needs root" >&2; return 1; }
+		fi
+	elif [ -n "${QDB_PREFIX:-}" ]; then
 		make -C "$QDB_ROOT" -s install DESTDIR="$QDB_PREFIX" >/dev/null || return 1
 	elif [ "$(id -u)" = 0 ]; then
 		make -C "$QDB_ROOT" -s install >/dev/null || return 1
@@ -114,12 +146,40 @@ shared_buffers = 256MB
 maintenance_work_mem = 256MB
 max_parallel_workers_per_gather = 0
 CONF
-	# freed malloc memory is overwritten, so that a use after free (of a
-	# large palloc chunk) fails every time instead of now and then
-	qdb_as_owner env MALLOC_PERTURB_=165 "$QDB_PG_BIN/pg_ctl" -D "$QDB_TMP/data" -l "$QDB_TMP/server.log" -w start >/dev/null ||
-		{ cat "$QDB_TMP/server.log" >&2; return 1; }
+	if [ -n "${QDB_VALGRIND:-}" ]; then
+		qdb_valgrind_start || return 1
+	else
+		# freed malloc memory is overwritten, so that a use after free (of a
+		# large palloc chunk) fails every time instead of now and then
+		qdb_as_owner env MALLOC_PERTURB_=165 "$QDB_PG_BIN/pg_ctl" -D "$QDB_TMP/data" -l "$QDB_TMP/server.log" -w start >/dev/null ||
+			{ cat "$QDB_TMP/server.log" >&2; return 1; }
+	fi
 	export PGHOST=$QDB_TMP PGPORT=$QDB_PORT PGUSER=postgres
 	qdb_as_owner "$QDB_PG_BIN/createdb" -h "$QDB_TMP" -p "$QDB_PORT" -U postgres "$QDB_DB"
+}
+
+# Starts the postmaster (and so every backend it forks) under valgrind
+# memcheck, with PostgreSQL's suppressions ($QDB_VALGRIND); each process
+# writes its report to $QDB_TMP/valgrind/PID.log, an error between the
+# markers VALGRINDERROR-BEGIN and VALGRINDERROR-END.
+qdb_valgrind_start() {
+	local i
+	[ -r "$QDB_VALGRIND" ] || { echo "QDB_VALGRIND: no suppressions file $QDB_VALGRIND" >&2; return 1; }
+	command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; return 1; }
+	mkdir -p "$QDB_TMP/valgrind"
+	cp "$QDB_VALGRIND" "$QDB_TMP/valgrind.supp"
+	[ "$(id -u)" = 0 ] && chown -R "$QDB_OWNER" "$QDB_TMP/valgrind" "$QDB_TMP/valgrind.supp"
+	qdb_as_owner bash -c 'nohup valgrind --quiet --trace-children=yes --leak-check=no --track-origins=yes \
+		--read-var-info=no --num-callers=30 --suppressions="$1/valgrind.supp" \
+		--error-markers=VALGRINDERROR-BEGIN,VALGRINDERROR-END --log-file="$1/valgrind/%p.log" \
+		"$2/postgres" -D "$1/data" >"$1/server.log" 2>&1 </dev/null &' _ "$QDB_TMP" "$QDB_PG_BIN"
+	for i in $(seq 1 300); do
+		"$QDB_PG_BIN/pg_isready" -q -h "$QDB_TMP" -p "$QDB_PORT" && return 0
+		sleep 1
+	done
+	echo "the server did not start under valgrind:" >&2
+	cat "$QDB_TMP/server.log" >&2
+	return 1
 }
 
 qdb_psql() {

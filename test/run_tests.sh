@@ -7,13 +7,18 @@
 # QDB_ONLY=REGEX runs only the pg_regress and TAP tests whose names match
 # (e.g. QDB_ONLY='index|007'), and no unit tests: for a quick check while
 # working; a full run is what counts.
+# QDB_PG_CONFIG=PATH runs them against another server (make check-cassert);
+# QDB_VALGRIND=SUPP runs the pg_regress suite against a server under
+# valgrind, and no TAP tests (make check-valgrind).  See test/lib.sh.
+# When something fails, the server logs (and valgrind's reports) are kept
+# in test-logs/.
 # The cluster is stopped and removed even when a test fails.  The last line
 # is "N passed, N failed"; the exit status is nonzero on any failure.
 set -u
 . "$(dirname "$0")/lib.sh"
 cd "$QDB_ROOT"
 
-rm -f "$QDB_ROOT/regression.diffs"
+rm -rf "$QDB_ROOT/regression.diffs" "$QDB_ROOT/test-logs"
 passed=0
 failed=0
 count() {	# count PASS_PATTERN FAIL_PATTERN FILE
@@ -55,7 +60,7 @@ tests=$(ls sql/*.sql | grep -v -- '--' | xargs -n1 basename | sed 's/\.sql$//' |
 base_copy=$(qdb_vecs_to_copy test/data/glove-2k/base.fvecs glove_base) &&
 	query_copy=$(qdb_vecs_to_copy test/data/glove-2k/query.fvecs glove_query) &&
 	gt_copy=$(qdb_vecs_to_copy test/data/glove-2k/gt_ip.ivecs glove_gt)
-regress=/usr/lib/postgresql/$(qdb_pg_major)/lib/pgxs/src/test/regress/pg_regress
+regress=$QDB_PGXS_DIR/src/test/regress/pg_regress
 # the inputs are copied so the cluster's owner can read them wherever the
 # checkout lives
 mkdir -p "$QDB_TMP/regress-in" && cp -r sql expected "$QDB_TMP/regress-in/"
@@ -80,9 +85,10 @@ fi
 
 # 3. TAP tests
 taps=$(cd test && ls t/*.pl 2>/dev/null | grep -E "${QDB_ONLY:-.}")
+[ -n "${QDB_VALGRIND:-}" ] && taps=
 if [ -n "$taps" ]; then
 	qdb_log "TAP tests"
-	pgxs=/usr/lib/postgresql/$(qdb_pg_major)/lib/pgxs
+	pgxs=$QDB_PGXS_DIR
 	tapdir="$QDB_TMP/tap"
 	mkdir -p "$tapdir"
 	cp -r test/t "$tapdir/"
@@ -91,7 +97,8 @@ if [ -n "$taps" ]; then
 		TESTDIR="$tapdir" QDB_GLOVE_COPY="$base_copy" \
 		prove -I "$pgxs/src/test/perl" -v $taps) >"$QDB_TMP/tap.log" 2>&1
 	rc=$?
-	grep -vE '^# ' "$QDB_TMP/tap.log"
+	# the diagnostics of a failed assertion are shown, the rest of "# " not
+	awk '/^ *not ok /{d=1; print; next} /^ *ok /{d=0} !/^# / || d' "$QDB_TMP/tap.log"
 	count '^ *ok ' '^ *not ok ' "$QDB_TMP/tap.log"
 	if [ $rc -ne 0 ] && ! grep -qE '^ *not ok ' "$QDB_TMP/tap.log"; then
 		echo "prove exited with status $rc"
@@ -108,7 +115,7 @@ qdb_log "server logs"
 crashed=0
 for f in "$QDB_TMP/server.log" "$QDB_TMP"/tap/tmp_check/log/*.log; do
 	[ -f "$f" ] || continue
-	lines=$(grep -E 'terminated by signal|terminated by exception' "$f")
+	lines=$(grep -E 'terminated by signal|terminated by exception|TRAP:' "$f")
 	case "$f" in */003_crash_*) lines=$(printf '%s\n' "$lines" | grep -v 'signal 9: Killed') ;; esac
 	lines=$(printf '%s\n' "$lines" | grep -v '^$')
 	[ -z "$lines" ] && continue
@@ -121,6 +128,29 @@ if [ "$crashed" = 0 ]; then
 	passed=$((passed + 1))
 else
 	failed=$((failed + 1))
+fi
+
+# 5. valgrind's reports: every error is a failure
+if [ -n "${QDB_VALGRIND:-}" ]; then
+	qdb_log "valgrind reports"
+	qdb_as_owner "$QDB_PG_BIN/pg_ctl" -D "$QDB_TMP/data" -m fast -w -t 300 stop >/dev/null 2>&1
+	verrs=$(cat "$QDB_TMP"/valgrind/*.log 2>/dev/null | grep -c 'VALGRINDERROR-BEGIN')
+	if [ "$verrs" -eq 0 ]; then
+		echo "ok - valgrind reports no error ($(ls "$QDB_TMP"/valgrind | wc -l) processes)"
+		passed=$((passed + 1))
+	else
+		echo "not ok - valgrind reports $verrs errors in: $(grep -l VALGRINDERROR-BEGIN "$QDB_TMP"/valgrind/*.log | xargs -n1 basename | tr '\n' ' ')"
+		grep -h -m1 -A25 'VALGRINDERROR-BEGIN' "$QDB_TMP"/valgrind/*.log | head -60
+		failed=$((failed + 1))
+	fi
+fi
+
+if [ "$failed" -ne 0 ]; then
+	rm -rf "$QDB_ROOT/test-logs" && mkdir -p "$QDB_ROOT/test-logs"
+	cp "$QDB_TMP/server.log" "$QDB_TMP"/tap/tmp_check/log/* "$QDB_ROOT/test-logs/" 2>/dev/null
+	[ -d "$QDB_TMP/valgrind" ] && grep -l VALGRINDERROR-BEGIN "$QDB_TMP"/valgrind/*.log 2>/dev/null |
+		xargs -r cp -t "$QDB_ROOT/test-logs/"
+	echo "(server logs in test-logs/)"
 fi
 
 echo "$passed passed, $failed failed"
