@@ -1,4 +1,5 @@
-# Soak test: ordinary SQL against one quantumdb index from several sessions
+# Soak test: ordinary SQL against one quantumdb index (inline codes, so
+# verify also checks every neighbour code a list keeps) from several sessions
 # for QDB_SOAK_SECONDS (default 30) seconds, each kind of client a pgbench
 # run with its own script:
 #   insert_select  INSERT ... SELECT ... ORDER BY emb <~> q LIMIT n from the
@@ -75,7 +76,7 @@ $node->safe_psql('postgres', qq{
 	SELECT compressor FROM quantumdb.train('soak_c', 'items', 'emb', kind => 'pq',
 		subvectors => 16, kmeans_iters => 10, validation => 100);
 	CREATE INDEX items_idx ON items USING quantumdb (emb)
-		WITH (compressor = 'soak_c', m = 8, ef_construction = 64);
+		WITH (compressor = 'soak_c', m = 8, ef_construction = 64, inline_codes = on);
 });
 
 # a copy of a vector moved by at most 0.01 per coordinate
