@@ -464,7 +464,7 @@ qdb_neural_train(const QdbAlloc *a, const float *x, size_t n, const QdbTrainConf
 	t.p.cb = cb;
 	t.p.arg = arg;
 	t.p.t0 = qdb_now();
-	if (ops == NULL || ops->version != QDB_NEURAL_OPS_VERSION)
+	if (ops == NULL || ops->version != QDB_TRAINER_API_VERSION)
 		return QDB_ERR_ARG;
 	if (H < T)
 		H = T;
