@@ -446,7 +446,7 @@ qdb_neural_train(const QdbAlloc *a, const float *x, size_t n, const QdbTrainConf
 	double		best_recall,
 				entropy;
 	int			M = c->subvectors;
-	int			T = c->target_dim > 0 ? c->target_dim : (c->dim + M - 1) / M * M;
+	int			T = qdb_config_dim_pq(c);
 	int			H = c->hidden > 0 ? c->hidden : (2 * T < 1024 ? 2 * T : 1024);
 	int			since_best = 0,
 				step_no = 0,

@@ -97,6 +97,20 @@ typedef struct QdbTrainConfig
 				w_triplet;
 } QdbTrainConfig;
 
+/* dim rounded up to a multiple of M: the widest dim_pq, and target_dim 0's */
+static inline int
+qdb_padded_dim(int dim, int M)
+{
+	return (dim + M - 1) / M * M;
+}
+
+/* The dim_pq (T) a training of c produces: target_dim, or dim padded. */
+static inline int
+qdb_config_dim_pq(const QdbTrainConfig *c)
+{
+	return c->target_dim > 0 ? c->target_dim : qdb_padded_dim(c->dim, c->subvectors);
+}
+
 void		qdb_train_config_init(QdbTrainConfig *c);
 int			qdb_train_config_check(const QdbTrainConfig *c);	/* QDB_ERR_ARG if bad */
 

@@ -46,7 +46,7 @@ train_pq(const QdbAlloc *a, const float *x, size_t n, const QdbTrainConfig *c,
 {
 	int			d = c->dim;
 	int			M = c->subvectors;
-	int			dim_pq = c->target_dim > 0 ? c->target_dim : (d + M - 1) / M * M;
+	int			dim_pq = qdb_config_dim_pq(c);
 	int			reduce = dim_pq < d;
 	float	   *y = NULL;
 	float	   *eigvecs = NULL;
@@ -67,9 +67,6 @@ train_pq(const QdbAlloc *a, const float *x, size_t n, const QdbTrainConfig *c,
 
 	if (reduce)
 	{
-		double		discarded = 0;
-		int			j;
-
 		eigvecs = qdb_malloc(a, (size_t) d * d, sizeof(float));
 		eigvals = qdb_malloc(a, d, sizeof(float));
 		if (!eigvecs || !eigvals)
@@ -77,12 +74,7 @@ train_pq(const QdbAlloc *a, const float *x, size_t n, const QdbTrainConfig *c,
 			status = QDB_ERR_NOMEM;
 			goto done;
 		}
-		status = qdb_pca_fit(a, x, n, d, out->mean, eigvecs, eigvals);
-		if (status != QDB_OK)
-			goto done;
-		for (j = dim_pq; j < d; j++)
-			discarded += eigvals[j];
-		status = qdb_progress_report(p, "pca", 1, 1, discarded);
+		status = qdb_pca_fit_report(a, x, n, d, dim_pq, out->mean, eigvecs, eigvals, p);
 		if (status != QDB_OK)
 			goto done;
 		memcpy(out->linear, eigvecs, sizeof(float) * dim_pq * d);
