@@ -43,20 +43,6 @@ qdb_cublas_check(QdbCudaState *st, cublasStatus_t s, const char *what)
 	return QDB_ERR_DEVICE;
 }
 
-static void
-shape_layout(const QdbNeuralShape *s, QdbNeuralLayout *l)
-{
-	/* the offsets of qdb_neural_layout (neural_model.c): in order, no padding */
-	l->w1 = 0;
-	l->b1 = l->w1 + (size_t) s->hidden * s->dim;
-	l->w2 = l->b1 + (size_t) s->hidden;
-	l->b2 = l->w2 + (size_t) s->target * s->hidden;
-	l->codebooks = l->b2 + (size_t) s->target;
-	l->dec_w = l->codebooks + (size_t) s->M * s->K * s->dsub;
-	l->dec_b = l->dec_w + (size_t) s->dim * s->target;
-	l->total = l->dec_b + (size_t) s->dim;
-}
-
 static void *
 host_alloc(const QdbAlloc *a, size_t size)
 {
@@ -213,7 +199,7 @@ cuda_create(void **out, const QdbNeuralShape *s, int max_rows, const QdbAlloc *a
 		st->alloc = *a;
 	st->s = *s;
 	st->max_rows = max_rows;
-	shape_layout(s, &st->l);
+	qdb_neural_layout(s, &st->l);
 
 	rc = create_device_state(st);
 	if (rc != QDB_OK)
@@ -360,7 +346,7 @@ cuda_last_error(void *vst)
 }
 
 static const QdbNeuralOps cuda_ops = {
-	QDB_NEURAL_OPS_VERSION,
+	QDB_TRAINER_API_VERSION,
 	"cuda",
 	cuda_create,
 	cuda_destroy,
@@ -377,5 +363,5 @@ static const QdbNeuralOps cuda_ops = {
 extern "C" __attribute__((visibility("default"))) const QdbNeuralOps *
 qdb_cuda_neural_ops(int version)
 {
-	return version == QDB_NEURAL_OPS_VERSION ? &cuda_ops : NULL;
+	return version == QDB_TRAINER_API_VERSION ? &cuda_ops : NULL;
 }

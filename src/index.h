@@ -202,9 +202,6 @@ typedef struct QdbIndexCache
 	float	   *pair;			/* code-to-code table, or NULL */
 } QdbIndexCache;
 
-/* Scratch memory of the trainer calls: palloc in CurrentMemoryContext. */
-extern const QdbAlloc qdb_palloc_alloc;
-
 /* index_handler.c */
 extern void QdbIndexInit(void);
 extern bytea *qdboptions(Datum reloptions, bool validate);

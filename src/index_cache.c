@@ -20,20 +20,6 @@
 
 #include "index.h"
 
-static void *
-palloc_alloc(size_t size, void *st)
-{
-	return palloc_extended(size, MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
-}
-
-static void
-palloc_free(void *p, void *st)
-{
-	pfree(p);
-}
-
-const QdbAlloc qdb_palloc_alloc = {palloc_alloc, palloc_free, NULL};
-
 /* The metric of the index's operator class (support function 2). */
 QdbMetric
 QdbIndexMetric(Relation index)

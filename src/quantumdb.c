@@ -2,8 +2,9 @@
  * quantumdb.c
  *	  Module entry point: picks the SIMD kernels once at load time.
  *
- * Nothing here touches a GPU: the CUDA backend (a later issue) is loaded on
- * the first call that asks for it, never in _PG_init or the postmaster.
+ * Nothing here touches a GPU: the CUDA backend (train_backend.c) is loaded
+ * on the first training that asks for it, never in _PG_init or the
+ * postmaster.
  */
 #include "postgres.h"
 

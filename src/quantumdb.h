@@ -45,6 +45,8 @@ extern bool QdbMayUseCompressor(Oid roleid, Oid owner, Oid source, const char *c
 
 /* trainer_glue.c: allocation from a memory context, status -> ERROR */
 extern const QdbAlloc *QdbContextAlloc(MemoryContext cxt);
+/* Scratch memory of the trainer calls: palloc in CurrentMemoryContext. */
+extern const QdbAlloc qdb_palloc_alloc;
 /* The same, failing (NULL: QDB_ERR_NOMEM) past limit bytes in use */
 extern const QdbAlloc *QdbLimitedAlloc(MemoryContext cxt, Size limit);
 extern bool QdbAllocHitLimit(const QdbAlloc *a);

@@ -112,8 +112,7 @@ train_progress(const QdbEpochStats *s, void *arg)
 
 typedef struct BackendHandle
 {
-	const QdbBackend *backend;
-	void	   *ctx;
+	QdbBackend *backend;
 } BackendHandle;
 
 /* Memory-context reset callback: the backend frees what it holds. */
@@ -122,9 +121,8 @@ close_backend(void *arg)
 {
 	BackendHandle *h = arg;
 
-	if (h->ctx)
-		h->backend->close(h->ctx);
-	h->ctx = NULL;
+	qdb_backend_close(h->backend);
+	h->backend = NULL;
 }
 
 /* Opens the cuda backend, or says why not in err; QDB_OK or a status. */
@@ -132,17 +130,14 @@ static int
 open_cuda(BackendHandle *h, const QdbAlloc *alloc, char *err, size_t errlen)
 {
 	char		path[MAXPGPATH];
-	const QdbBackend *b;
+	const QdbNeuralOps *ops;
 	int			rc;
 
 	snprintf(path, sizeof(path), "%s/%s", pkglib_path, CUDA_LIBRARY);
-	rc = qdb_cuda_backend(path, &b, err, errlen);
+	rc = qdb_cuda_backend(path, &ops, err, errlen);
 	if (rc != QDB_OK)
 		return rc;
-	rc = b->open(&h->ctx, alloc, err, errlen);
-	if (rc == QDB_OK)
-		h->backend = b;
-	return rc;
+	return qdb_backend_open(&h->backend, ops, alloc, err, errlen);
 }
 
 /*
@@ -250,7 +245,6 @@ QdbTrainModel(const char *name, const float *x, int n, QdbTrainConfig *cfg,
 	limit -= Min(limit / 2, (Size) n * cfg->dim * sizeof(float));
 	alloc = QdbLimitedAlloc(tcxt, limit);
 	h = MemoryContextAllocZero(tcxt, sizeof(BackendHandle));
-	h->backend = qdb_cpu_backend();
 	cb = MemoryContextAlloc(tcxt, sizeof(MemoryContextCallback));
 	cb->func = close_backend;
 	cb->arg = h;
@@ -277,28 +271,27 @@ QdbTrainModel(const char *name, const float *x, int n, QdbTrainConfig *cfg,
 							rc == QDB_ERR_NO_DEVICE ? "no CUDA device is present" :
 							"the CUDA backend is not installed"),
 					 errdetail_internal("%s", err)));
-			h->ctx = NULL;
+			h->backend = NULL;
 		}
 	}
 	else if (device == QDB_DEVICE_CUDA)
 		ereport(NOTICE,
 				(errmsg("kind %s trains on the CPU; device applies to kind neural",
 						qdb_kind_name(cfg->kind))));
-	if (h->ctx == NULL)
+	if (h->backend == NULL)
 	{
-		h->backend = qdb_cpu_backend();
 		err[0] = '\0';
-		rc = h->backend->open(&h->ctx, alloc, err, sizeof(err));
+		rc = qdb_backend_open(&h->backend, qdb_neural_cpu_ops(), alloc, err, sizeof(err));
 		QdbReportStatus(rc, "could not open the cpu backend", err[0] ? err : NULL);
 	}
-	*device_used = h->backend->name;
+	*device_used = qdb_backend_name(h->backend);
 
 	progress.name = name;
 	progress.log.run = log_run;
 	progress.log.compressor = name;
 	memset(model, 0, sizeof(*model));
 	t0 = qdb_now();
-	rc = h->backend->train(h->ctx, x, n, cfg, model, train_progress, &progress);
+	rc = qdb_backend_train(h->backend, x, n, cfg, model, train_progress, &progress);
 	seconds = qdb_now() - t0;
 	if (progress.cancel)
 		ReThrowError(progress.cancel);
@@ -314,7 +307,7 @@ QdbTrainModel(const char *name, const float *x, int n, QdbTrainConfig *cfg,
 				 errhint("Raise maintenance_work_mem, or lower sample (or target_dim or hidden).")));
 	if (rc != QDB_OK)
 	{
-		const char *detail = h->backend->last_error(h->ctx);
+		const char *detail = qdb_backend_last_error(h->backend);
 
 		strlcpy(err, detail, sizeof(err));
 		QdbReportStatus(rc, "training failed", err[0] ? err : NULL);

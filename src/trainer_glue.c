@@ -10,12 +10,13 @@
 
 #include "quantumdb.h"
 
+/* From the context st, or CurrentMemoryContext when st is NULL. */
 static void *
 context_alloc(size_t size, void *st)
 {
 	/* NO_OOM: the trainer reports QDB_ERR_NOMEM instead of a longjmp */
-	return MemoryContextAllocExtended((MemoryContext) st, size,
-									  MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
+	return MemoryContextAllocExtended(st ? (MemoryContext) st : CurrentMemoryContext,
+									  size, MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
 }
 
 static void
@@ -23,6 +24,8 @@ context_free(void *p, void *st)
 {
 	pfree(p);
 }
+
+const QdbAlloc qdb_palloc_alloc = {context_alloc, context_free, NULL};
 
 /* A QdbAlloc that counts what is in use and refuses past a limit. */
 typedef struct LimitedAlloc

@@ -18,7 +18,7 @@
 #include <time.h>
 
 #include "cli_vecs.h"
-#include "qdb.h"
+#include "neural.h"
 #include "qdb_internal.h"
 
 typedef struct CliArgs
@@ -181,8 +181,8 @@ cmd_train(CliArgs *a)
 	int			dim,
 				rc;
 	float	   *x;
-	const QdbBackend *b = qdb_cpu_backend();
-	void	   *ctx = NULL;
+	const QdbNeuralOps *ops = qdb_neural_cpu_ops();
+	QdbBackend *b = NULL;
 	QdbModel	model;
 	uint8_t    *blob;
 	size_t		bloblen;
@@ -200,32 +200,32 @@ cmd_train(CliArgs *a)
 	a->cfg.dim = dim;
 	memset(&model, 0, sizeof(model));
 	if (a->device && strcmp(a->device, "cuda") == 0 &&
-		qdb_cuda_backend(a->cuda_lib ? a->cuda_lib : "./quantumdb_cuda.so", &b, err,
+		qdb_cuda_backend(a->cuda_lib ? a->cuda_lib : "./quantumdb_cuda.so", &ops, err,
 						 sizeof(err)) != QDB_OK)
 	{
 		fprintf(stderr, "qdb-train: %s\n", err);
 		free(x);
 		return 1;
 	}
-	rc = b->open(&ctx, NULL, err, sizeof(err));
+	rc = qdb_backend_open(&b, ops, NULL, err, sizeof(err));
 	if (rc != QDB_OK)
 	{
-		fprintf(stderr, "qdb-train: backend %s: %s\n", b->name, err);
+		fprintf(stderr, "qdb-train: backend %s: %s\n", ops->name, err);
 		free(x);
 		return 1;
 	}
 	t0 = now_seconds();
-	rc = b->train(ctx, x, n, &a->cfg, &model, print_progress, &a->quiet);
+	rc = qdb_backend_train(b, x, n, &a->cfg, &model, print_progress, &a->quiet);
 	t0 = now_seconds() - t0;
 	free(x);
 	if (rc != QDB_OK)
 	{
 		fprintf(stderr, "qdb-train: training failed: %s%s%s\n", qdb_status_string(rc),
-				b->last_error(ctx)[0] ? ": " : "", b->last_error(ctx));
-		b->close(ctx);
+				qdb_backend_last_error(b)[0] ? ": " : "", qdb_backend_last_error(b));
+		qdb_backend_close(b);
 		return 1;
 	}
-	b->close(ctx);
+	qdb_backend_close(b);
 	rc = qdb_model_serialize(&model, NULL, &blob, &bloblen);
 	qdb_model_free(&model);
 	if (rc != QDB_OK)

@@ -67,7 +67,7 @@ qdb_train_config_check(const QdbTrainConfig *c)
 	if (c->subvectors < 1 || c->subvectors > QDB_MAX_SUBVECTORS)
 		return QDB_ERR_ARG;
 	/* target_dim: a multiple of M, from M up to dim padded to a multiple */
-	padded = (c->dim + c->subvectors - 1) / c->subvectors * c->subvectors;
+	padded = qdb_padded_dim(c->dim, c->subvectors);
 	if (c->target_dim != 0 &&
 		(c->target_dim < c->subvectors || c->target_dim > padded ||
 		 c->target_dim % c->subvectors != 0))
@@ -108,7 +108,7 @@ qdb_model_alloc(QdbModel *m, const QdbAlloc *a, QdbKind kind, QdbMetric metric,
 	memset(m, 0, sizeof(*m));
 	if (dim < 1 || dim > QDB_MAX_DIM || M < 1 || M > QDB_MAX_SUBVECTORS ||
 		dim_pq < M || dim_pq % M != 0 ||
-		dim_pq > (dim + M - 1) / M * M)
+		dim_pq > qdb_padded_dim(dim, M))
 		return QDB_ERR_ARG;
 	/* without a linear map (or an encoder), dims are only padded, never dropped */
 	if (!with_linear && dim_pq < dim && kind != QDB_KIND_NEURAL)

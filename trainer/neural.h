@@ -40,8 +40,6 @@
 
 #include "qdb.h"
 
-#define QDB_NEURAL_OPS_VERSION	1	/* bump on any change to QdbNeuralOps */
-
 typedef struct QdbNeuralShape
 {
 	int			dim;			/* D */
@@ -65,7 +63,28 @@ typedef struct QdbNeuralLayout
 				total;
 } QdbNeuralLayout;
 
-void		qdb_neural_layout(const QdbNeuralShape *s, QdbNeuralLayout *l);
+/* In order, no padding; inline so that cuda/ takes the same layout. */
+static inline void
+qdb_neural_layout(const QdbNeuralShape *s, QdbNeuralLayout *l)
+{
+	size_t		at = 0;
+
+	l->w1 = at;
+	at += (size_t) s->hidden * s->dim;
+	l->b1 = at;
+	at += s->hidden;
+	l->w2 = at;
+	at += (size_t) s->target * s->hidden;
+	l->b2 = at;
+	at += s->target;
+	l->codebooks = at;
+	at += (size_t) s->M * s->K * s->dsub;
+	l->dec_w = at;
+	at += (size_t) s->dim * s->target;
+	l->dec_b = at;
+	at += s->dim;
+	l->total = at;
+}
 
 /* neural_model.c: the parameters inside a QdbModel of kind neural */
 void		qdb_neural_shape_of(const QdbModel *m, QdbNeuralShape *s);
@@ -100,13 +119,15 @@ typedef struct QdbNeuralLosses
 
 /*
  * The math of training, implemented by the cpu (neural_cpu.c) and the cuda
- * (cuda/) backends.  Host pointers everywhere; a backend keeps its own
+ * (cuda/) backends: the one table of the training seam that differs per
+ * device (qdb.h).  Host pointers everywhere; a backend keeps its own
  * copies of parameters, gradients, Adam moments and activations.  Each
  * function returns a QdbStatus; on QDB_ERR_DEVICE last_error says why.
+ * The cuda object exports it, so any change bumps QDB_TRAINER_API_VERSION.
  */
-typedef struct QdbNeuralOps
+struct QdbNeuralOps
 {
-	int			version;		/* QDB_NEURAL_OPS_VERSION */
+	int			version;		/* QDB_TRAINER_API_VERSION */
 	const char *name;			/* "cpu" | "cuda" */
 	/* state for batches of up to max_rows rows (max_rows >= 3 * triplets) */
 	int			(*create) (void **st, const QdbNeuralShape *s, int max_rows,
@@ -126,12 +147,7 @@ typedef struct QdbNeuralOps
 	/* codes (rows, M): nearest centroid of each sub-vector of z(x) */
 	int			(*encode) (void *st, const float *x, int rows, uint8_t *codes);
 	const char *(*last_error) (void *st);
-} QdbNeuralOps;
-
-const QdbNeuralOps *qdb_neural_cpu_ops(void);
-
-/* backend_cuda.c: the loaded cuda step, or NULL before qdb_cuda_backend succeeds */
-const QdbNeuralOps *qdb_cuda_loaded_ops(void);
+};
 
 /* The entry point of the cuda backend's shared object (dlsym). */
 typedef const QdbNeuralOps *(*QdbNeuralOpsEntry) (int version);
@@ -180,7 +196,7 @@ int			qdb_neural_train(const QdbAlloc *a, const float *x, size_t n,
 							 char *err, size_t errlen);
 
 /*
- * backend_cpu.c: training as every backend does it (checks, sample, cosine
+ * train_driver.c: training as every backend does it (checks, sample, cosine
  * normalisation, the kind's trainer), the neural kind's steps on nn_ops.
  */
 int			qdb_train_sample(const QdbAlloc *a, const float *x, size_t n,

@@ -333,7 +333,7 @@ cpu_last_error(void *st)
 }
 
 static const QdbNeuralOps cpu_ops = {
-	QDB_NEURAL_OPS_VERSION,
+	QDB_TRAINER_API_VERSION,
 	"cpu",
 	cpu_create,
 	cpu_destroy,

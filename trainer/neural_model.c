@@ -13,28 +13,6 @@
 
 #define NEURAL_BLOCK_ROWS	1024	/* rows per encoder block: bounds the hidden scratch */
 
-void
-qdb_neural_layout(const QdbNeuralShape *s, QdbNeuralLayout *l)
-{
-	size_t		at = 0;
-
-	l->w1 = at;
-	at += (size_t) s->hidden * s->dim;
-	l->b1 = at;
-	at += s->hidden;
-	l->w2 = at;
-	at += (size_t) s->target * s->hidden;
-	l->b2 = at;
-	at += s->target;
-	l->codebooks = at;
-	at += (size_t) s->M * s->K * s->dsub;
-	l->dec_w = at;
-	at += (size_t) s->dim * s->target;
-	l->dec_b = at;
-	at += s->dim;
-	l->total = at;
-}
-
 int
 qdb_model_alloc_neural(QdbModel *m, const QdbAlloc *a, QdbMetric metric,
 					   int dim, int dim_pq, int M, int hidden)

@@ -446,7 +446,7 @@ qdb_neural_train(const QdbAlloc *a, const float *x, size_t n, const QdbTrainConf
 	double		best_recall,
 				entropy;
 	int			M = c->subvectors;
-	int			T = c->target_dim > 0 ? c->target_dim : (c->dim + M - 1) / M * M;
+	int			T = qdb_config_dim_pq(c);
 	int			H = c->hidden > 0 ? c->hidden : (2 * T < 1024 ? 2 * T : 1024);
 	int			since_best = 0,
 				step_no = 0,
@@ -464,7 +464,7 @@ qdb_neural_train(const QdbAlloc *a, const float *x, size_t n, const QdbTrainConf
 	t.p.cb = cb;
 	t.p.arg = arg;
 	t.p.t0 = qdb_now();
-	if (ops == NULL || ops->version != QDB_NEURAL_OPS_VERSION)
+	if (ops == NULL || ops->version != QDB_TRAINER_API_VERSION)
 		return QDB_ERR_ARG;
 	if (H < T)
 		H = T;

@@ -252,18 +252,16 @@ qdb_opq_train(const QdbAlloc *a, const float *x, size_t n,
 {
 	int			d = c->dim;
 	int			M = c->subvectors;
-	int			dim_pq = c->target_dim > 0 ? c->target_dim : (d + M - 1) / M * M;
+	int			dim_pq = qdb_config_dim_pq(c);
 	int			t = dim_pq < d ? dim_pq : d;
 	size_t		cbfloats = (size_t) QDB_KSUB * dim_pq;
 	float	   *eigvecs = NULL;
 	float	   *eigvals = NULL;
 	double		best = INFINITY;
 	double		sse = 0;
-	double		discarded = 0;
 	OpqWork		w;
 	int			status;
 	int			it;
-	int			j;
 
 	memset(&w, 0, sizeof(w));
 	status = qdb_model_alloc(out, a, QDB_KIND_OPQ, c->metric, d, dim_pq, M, 1, 1);
@@ -280,12 +278,7 @@ qdb_opq_train(const QdbAlloc *a, const float *x, size_t n,
 	if (status != QDB_OK)
 		goto done;
 
-	status = qdb_pca_fit(a, x, n, d, out->mean, eigvecs, eigvals);
-	if (status != QDB_OK)
-		goto done;
-	for (j = t; j < d; j++)
-		discarded += eigvals[j];
-	status = qdb_progress_report(p, "pca", 1, 1, discarded);
+	status = qdb_pca_fit_report(a, x, n, d, t, out->mean, eigvecs, eigvals, p);
 	if (status != QDB_OK)
 		goto done;
 	status = qdb_pca_project(a, x, n, d, out->mean, eigvecs, t, w.z);

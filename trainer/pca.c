@@ -115,6 +115,22 @@ done:
 }
 
 int
+qdb_pca_fit_report(const QdbAlloc *a, const float *x, size_t n, int d, int keep,
+				   float *mean, float *eigvecs, float *eigvals, const QdbProgressCtx *p)
+{
+	double		discarded = 0;
+	int			status;
+	int			j;
+
+	status = qdb_pca_fit(a, x, n, d, mean, eigvecs, eigvals);
+	if (status != QDB_OK)
+		return status;
+	for (j = keep; j < d; j++)
+		discarded += eigvals[j];
+	return qdb_progress_report(p, "pca", 1, 1, discarded);
+}
+
+int
 qdb_pca_project(const QdbAlloc *a, const float *x, size_t n, int d,
 				const float *mean, const float *P, int t, float *z)
 {

@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 
+#include "pq.h"
 #include "qdb.h"
 
 /*
@@ -16,6 +17,11 @@
  */
 int			qdb_pca_fit(const QdbAlloc *a, const float *x, size_t n, int d,
 						float *mean, float *eigvecs, float *eigvals);
+
+/* qdb_pca_fit, then the "pca" progress report of the variance past keep */
+int			qdb_pca_fit_report(const QdbAlloc *a, const float *x, size_t n, int d,
+							   int keep, float *mean, float *eigvecs, float *eigvals,
+							   const QdbProgressCtx *p);
 
 /* z (n x t) = (x - mean) P^T for P (t x d); mean may be NULL */
 int			qdb_pca_project(const QdbAlloc *a, const float *x, size_t n, int d,

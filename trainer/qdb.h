@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define QDB_TRAINER_API_VERSION 2
+#define QDB_TRAINER_API_VERSION 3	/* of the seam: QdbNeuralOps */
 #define QDB_FORMAT_VERSION		1		/* serialized model format */
 #define QDB_MAX_DIM				16000	/* largest vector we accept */
 #define QDB_KSUB				256		/* centroids per sub-quantizer */
@@ -96,6 +96,20 @@ typedef struct QdbTrainConfig
 				w_commit,
 				w_triplet;
 } QdbTrainConfig;
+
+/* dim rounded up to a multiple of M: the widest dim_pq, and target_dim 0's */
+static inline int
+qdb_padded_dim(int dim, int M)
+{
+	return (dim + M - 1) / M * M;
+}
+
+/* The dim_pq (T) a training of c produces: target_dim, or dim padded. */
+static inline int
+qdb_config_dim_pq(const QdbTrainConfig *c)
+{
+	return c->target_dim > 0 ? c->target_dim : qdb_padded_dim(c->dim, c->subvectors);
+}
 
 void		qdb_train_config_init(QdbTrainConfig *c);
 int			qdb_train_config_check(const QdbTrainConfig *c);	/* QDB_ERR_ARG if bad */
@@ -213,30 +227,39 @@ float		qdb_pair_distance(const QdbModel *m, const float *table,
 int			qdb_adc_recall(const QdbModel *m, const float *base, size_t nb,
 						   const float *queries, size_t nq, int k, double *recall);
 
-/* Backend seam: cpu now, cuda later (a shared object loaded with dlopen). */
-typedef struct QdbBackend
-{
-	int			api_version;	/* QDB_TRAINER_API_VERSION */
-	const char *name;			/* "cpu" | "cuda" */
-	int			(*open) (void **ctx, const QdbAlloc *a, char *err, size_t errlen);
-	int			(*train) (void *ctx, const float *x, size_t n, const QdbTrainConfig *c,
-						  QdbModel *out, QdbProgress cb, void *arg);
-	int			(*encode) (void *ctx, const QdbModel *m, const float *x, size_t n,
-						   uint8_t *codes);
-	void		(*close) (void *ctx);	/* frees host and device memory */
-	/* what the last failed call of ctx said, or "" */
-	const char *(*last_error) (void *ctx);
-} QdbBackend;
+/*
+ * The training seam.  What differs per device is one table, the neural
+ * kind's training step (QdbNeuralOps, neural.h): the cpu one built in, the
+ * cuda one in a shared object loaded with dlopen.  A QdbBackend is training
+ * opened on one of them (backend.c); the work itself is device-independent
+ * (train_driver.c), and pq and opq always run on the CPU.
+ */
+typedef struct QdbNeuralOps QdbNeuralOps;
+typedef struct QdbBackend QdbBackend;
 
-const QdbBackend *qdb_cpu_backend(void);
+const QdbNeuralOps *qdb_neural_cpu_ops(void);
 
 /*
- * The cuda backend: dlopens path (its shared object) once and checks its
- * version.  QDB_ERR_UNSUPPORTED when the file is missing or unusable,
- * QDB_ERR_NO_DEVICE when it loads but finds no GPU; err says which.
+ * The cuda step: dlopens path (its shared object) once and checks its
+ * version.  QDB_ERR_UNSUPPORTED when the file is missing or unusable; err
+ * says which.  A missing GPU shows when the backend is opened.
  */
-int			qdb_cuda_backend(const char *path, const QdbBackend **out,
+int			qdb_cuda_backend(const char *path, const QdbNeuralOps **out,
 							 char *err, size_t errlen);
+
+/*
+ * Opens training on ops; QDB_ERR_NO_DEVICE (cuda) when its device cannot
+ * hold a state, with err saying why.
+ */
+int			qdb_backend_open(QdbBackend **out, const QdbNeuralOps *ops,
+							 const QdbAlloc *a, char *err, size_t errlen);
+int			qdb_backend_train(QdbBackend *b, const float *x, size_t n,
+							  const QdbTrainConfig *c, QdbModel *out,
+							  QdbProgress cb, void *arg);
+const char *qdb_backend_name(const QdbBackend *b);	/* "cpu" | "cuda" */
+/* what the last failed call of b said, or "" */
+const char *qdb_backend_last_error(const QdbBackend *b);
+void		qdb_backend_close(QdbBackend *b);	/* safe on NULL */
 
 /* safetensors: 8-byte little-endian header length, JSON header, tensor bytes. */
 int			qdb_model_serialize(const QdbModel *m, const QdbAlloc *a,

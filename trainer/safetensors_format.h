@@ -160,7 +160,7 @@ check_dims(int kind, int metric, long dim, long dim_pq, long M, int has_linear,
 		st_error(err, errlen, "subvectors %ld is outside [1, %d]", M, QDB_MAX_SUBVECTORS);
 		return -1;
 	}
-	max_pq = (dim + M - 1) / M * M;
+	max_pq = qdb_padded_dim((int) dim, (int) M);
 	if (dim_pq < 1 || dim_pq > max_pq)
 	{
 		st_error(err, errlen, "dim_pq %ld is outside [1, %ld]", dim_pq, max_pq);

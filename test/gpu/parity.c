@@ -475,9 +475,9 @@ main(int argc, char **argv)
 		printf("not ok 1 - %s exports no %s\n", argv[1], QDB_CUDA_ENTRY_SYMBOL);
 		return 1;
 	}
-	cuda = entry(QDB_NEURAL_OPS_VERSION);
-	if (cuda == NULL || entry(QDB_NEURAL_OPS_VERSION + 1) != NULL ||
-		cuda->version != QDB_NEURAL_OPS_VERSION)
+	cuda = entry(QDB_TRAINER_API_VERSION);
+	if (cuda == NULL || entry(QDB_TRAINER_API_VERSION + 1) != NULL ||
+		cuda->version != QDB_TRAINER_API_VERSION)
 	{
 		printf("not ok 1 - the entry point does not check the ops version\n");
 		return 1;

@@ -112,7 +112,6 @@ time_steps(const QdbNeuralOps *ops, void *st, const float *w, const float *pool,
 int
 main(int argc, char **argv)
 {
-	const QdbBackend *backend;
 	char		loaderr[256];
 	const QdbNeuralOps *ops[2];
 	int			failed = 0;
@@ -124,13 +123,12 @@ main(int argc, char **argv)
 		return 2;
 	}
 	/* the loader quantumdb.so uses */
-	if (qdb_cuda_backend(argv[1], &backend, loaderr, sizeof(loaderr)) != QDB_OK)
+	if (qdb_cuda_backend(argv[1], &ops[1], loaderr, sizeof(loaderr)) != QDB_OK)
 	{
 		printf("skip: %s\n", loaderr);
 		return 0;
 	}
 	ops[0] = qdb_neural_cpu_ops();
-	ops[1] = qdb_cuda_loaded_ops();
 
 	for (size_t di = 0; di < sizeof(dims) / sizeof(dims[0]); di++)
 	{

@@ -302,7 +302,7 @@ test_bad_input(void)
 	memset(x + 16 * 50, 0, sizeof(float) * 16);
 	tap_ok(test_train(&c, x, 600, &m, NULL, NULL) == QDB_ERR_DATA,
 		   "cosine with a zero vector: QDB_ERR_DATA");
-	tap_ok(qdb_cpu_backend()->train(NULL, x, 600, &c, &m, NULL, NULL) == QDB_ERR_ARG,
+	tap_ok(qdb_backend_train(NULL, x, 600, &c, &m, NULL, NULL) == QDB_ERR_ARG,
 		   "no backend context: QDB_ERR_ARG");
 	free(x);
 }

@@ -78,15 +78,14 @@ static inline int
 test_train(const QdbTrainConfig *c, const float *x, size_t n, QdbModel *m,
 		   QdbProgress cb, void *arg)
 {
-	const QdbBackend *be = qdb_cpu_backend();
-	void	   *ctx;
+	QdbBackend *be;
 	char		err[128];
 	int			st;
 
-	if (be->open(&ctx, NULL, err, sizeof(err)) != QDB_OK)
+	if (qdb_backend_open(&be, qdb_neural_cpu_ops(), NULL, err, sizeof(err)) != QDB_OK)
 		return -1;
-	st = be->train(ctx, x, n, c, m, cb, arg);
-	be->close(ctx);
+	st = qdb_backend_train(be, x, n, c, m, cb, arg);
+	qdb_backend_close(be);
 	return st;
 }
 

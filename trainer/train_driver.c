@@ -1,61 +1,19 @@
 /*
- * backend_cpu.c
- *	  The CPU backend: BLAS/LAPACK training of the pq and opq compressors
- *	  and block-wise encoding.
- *
- * Training checks the data (finite values; no zero vector under cosine),
- * draws the k-means sample (max_points_per_centroid * 256 rows, seeded),
- * L2-normalises it under cosine and hands it to the kind's trainer.
+ * train_driver.c
+ *	  Training as every backend does it, whatever the device: checks the
+ *	  data (finite values; no zero vector under cosine), draws the k-means
+ *	  sample (max_points_per_centroid * 256 rows, seeded), L2-normalises it
+ *	  under cosine and hands it to the kind's trainer: pq here, opq
+ *	  (opq.c), neural (neural_train.c) with its steps on the device's ops.
  */
 #include <math.h>
-
-#include <stdio.h>
 
 #include "kmeans.h"
 #include "neural.h"
 #include "opq.h"
 #include "pca.h"
 #include "pq.h"
-#include "qdb_distance.h"
 #include "qdb_internal.h"
-
-typedef struct CpuContext
-{
-	const QdbAlloc *alloc;
-	char		err[256];
-} CpuContext;
-
-static int
-cpu_open(void **ctx, const QdbAlloc *a, char *err, size_t errlen)
-{
-	CpuContext *c;
-
-	if (ctx == NULL)
-		return QDB_ERR_ARG;
-	c = qdb_calloc(a, 1, sizeof(CpuContext));
-	if (!c)
-	{
-		if (err && errlen > 0)
-		{
-			strncpy(err, "out of memory opening the cpu backend", errlen - 1);
-			err[errlen - 1] = '\0';
-		}
-		return QDB_ERR_NOMEM;
-	}
-	c->alloc = a;
-	qdb_distance_init();
-	*ctx = c;
-	return QDB_OK;
-}
-
-static void
-cpu_close(void *ctx)
-{
-	CpuContext *c = ctx;
-
-	if (c)
-		qdb_free(c->alloc, c);
-}
 
 /* Finite values everywhere, and no zero vector when cosine must divide. */
 static int
@@ -88,7 +46,7 @@ train_pq(const QdbAlloc *a, const float *x, size_t n, const QdbTrainConfig *c,
 {
 	int			d = c->dim;
 	int			M = c->subvectors;
-	int			dim_pq = c->target_dim > 0 ? c->target_dim : (d + M - 1) / M * M;
+	int			dim_pq = qdb_config_dim_pq(c);
 	int			reduce = dim_pq < d;
 	float	   *y = NULL;
 	float	   *eigvecs = NULL;
@@ -109,9 +67,6 @@ train_pq(const QdbAlloc *a, const float *x, size_t n, const QdbTrainConfig *c,
 
 	if (reduce)
 	{
-		double		discarded = 0;
-		int			j;
-
 		eigvecs = qdb_malloc(a, (size_t) d * d, sizeof(float));
 		eigvals = qdb_malloc(a, d, sizeof(float));
 		if (!eigvecs || !eigvals)
@@ -119,12 +74,7 @@ train_pq(const QdbAlloc *a, const float *x, size_t n, const QdbTrainConfig *c,
 			status = QDB_ERR_NOMEM;
 			goto done;
 		}
-		status = qdb_pca_fit(a, x, n, d, out->mean, eigvecs, eigvals);
-		if (status != QDB_OK)
-			goto done;
-		for (j = dim_pq; j < d; j++)
-			discarded += eigvals[j];
-		status = qdb_progress_report(p, "pca", 1, 1, discarded);
+		status = qdb_pca_fit_report(a, x, n, d, dim_pq, out->mean, eigvecs, eigvals, p);
 		if (status != QDB_OK)
 			goto done;
 		memcpy(out->linear, eigvecs, sizeof(float) * dim_pq * d);
@@ -242,46 +192,4 @@ qdb_train_sample(const QdbAlloc *a, const float *x, size_t n, const QdbTrainConf
 		status = train_pq(a, sample, ns, c, out, &p);
 	qdb_free(a, sample);
 	return status;
-}
-
-static int
-cpu_train(void *ctx, const float *x, size_t n, const QdbTrainConfig *c,
-		  QdbModel *out, QdbProgress cb, void *arg)
-{
-	CpuContext *cc = ctx;
-
-	if (cc == NULL)
-		return QDB_ERR_ARG;
-	return qdb_train_sample(cc->alloc, x, n, c, out, cb, arg, qdb_neural_cpu_ops(),
-							cc->err, sizeof(cc->err));
-}
-
-static const char *
-cpu_last_error(void *ctx)
-{
-	CpuContext *cc = ctx;
-
-	return cc ? cc->err : "";
-}
-
-static int
-cpu_encode(void *ctx, const QdbModel *m, const float *x, size_t n, uint8_t *codes)
-{
-	return qdb_compute_codes(m, x, n, codes);
-}
-
-static const QdbBackend cpu_backend = {
-	QDB_TRAINER_API_VERSION,
-	"cpu",
-	cpu_open,
-	cpu_train,
-	cpu_encode,
-	cpu_close,
-	cpu_last_error
-};
-
-const QdbBackend *
-qdb_cpu_backend(void)
-{
-	return &cpu_backend;
 }
