@@ -88,6 +88,9 @@ typedef QdbPageOpaqueData *QdbPageOpaque;
 #define QDB_PAGE_NODES			(1 << 2)
 
 #define QdbPageGetOpaque(page)	((QdbPageOpaque) PageGetSpecialPointer(page))
+/* bytes between a page's header and its special space */
+#define QDB_PAGE_CAPACITY \
+	(BLCKSZ - MAXALIGN(SizeOfPageHeaderData) - MAXALIGN(sizeof(QdbPageOpaqueData)))
 
 /* Meta page contents (block 0) */
 typedef struct QdbMetaPageData

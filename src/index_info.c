@@ -199,9 +199,7 @@ verify_header(Relation index, Problems *p, QdbMetaPageData *meta)
 
 		for (i = 0; i < meta->compressor_pages; i++)
 		{
-			Size		n = Min(meta->compressor_len - done,
-								BLCKSZ - MAXALIGN(SizeOfPageHeaderData) -
-								MAXALIGN(sizeof(QdbPageOpaqueData)));
+			Size		n = Min(meta->compressor_len - done, QDB_PAGE_CAPACITY);
 
 			buf = ReadBuffer(index, QDB_FIRST_COMPRESSOR_BLKNO + i);
 			LockBuffer(buf, BUFFER_LOCK_SHARE);
