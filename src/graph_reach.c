@@ -23,48 +23,42 @@
 void
 QdbNodeMapRead(Relation index, const QdbMetaPageData *meta, QdbNodeMap *map)
 {
-	BlockNumber blkno;
-	Size		npages;
+	Size		nslots;
 	QdbNodeShape shape;
+	QdbNodeScan scan;
 
 	QdbNodeShapeFromMeta(meta, &shape);
 	map->first = meta->first_node_page;
 	map->nblocks = RelationGetNumberOfBlocks(index);
-	npages = Max(map->nblocks - map->first, 1);
-	map->maxoff = palloc0(npages);
-	map->level = palloc_extended(npages * 256, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-	map->flags = palloc_extended(npages * 256, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-	map->reached = palloc_extended(sizeof(bool) * npages * 256, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-	map->indegree = palloc_extended(sizeof(uint16) * npages * 256,
+	nslots = QdbNodeMapSlots(map->first, map->nblocks);
+	map->maxoff = palloc0(nslots / QDB_MAP_SLOTS_PER_PAGE);
+	map->level = palloc_extended(nslots, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	map->flags = palloc_extended(nslots, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	map->reached = palloc_extended(sizeof(bool) * nslots, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	map->indegree = palloc_extended(sizeof(uint16) * nslots,
 									MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 	map->code_size = meta->code_size;
 	map->codes = meta->inline_codes ?
-		palloc_extended(npages * 256 * meta->code_size, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO) : NULL;
-	for (blkno = map->first; blkno < map->nblocks; blkno++)
+		palloc_extended(nslots * meta->code_size, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO) : NULL;
+	QdbNodeScanBegin(&scan, index, &shape, map->first, map->nblocks, NULL,
+					 BUFFER_LOCK_SHARE, QDB_PACE_INTERRUPTS);
+	while (QdbNodeScanNextPage(&scan))
 	{
-		Buffer		buf = ReadBuffer(index, blkno);
-		Page		page;
-		OffsetNumber off,
-					maxoff;
+		QdbNode		node;
+		QdbNodeRef	ref;
 
-		CHECK_FOR_INTERRUPTS();
-		LockBuffer(buf, BUFFER_LOCK_SHARE);
-		page = BufferGetPage(buf);
-		maxoff = PageIsNew(page) ? 0 : Min(PageGetMaxOffsetNumber(page), QDB_MAX_NODES_PER_PAGE);
-		map->maxoff[blkno - map->first] = maxoff;
-		for (off = FirstOffsetNumber; off <= maxoff; off++)
+		while ((node = QdbNodeScanNext(&scan, &ref)) != NULL)
 		{
-			QdbNode		node = QdbPageGetNode(index, &shape, page, blkno, off);
-			Size		slot = (Size) (blkno - map->first) * 256 + off;
+			Size		slot = QdbNodeSlot(map, ref);
 
+			map->maxoff[scan.blkno - map->first] = QdbRefOffset(ref);
 			map->level[slot] = node->level;
 			map->flags[slot] = node->flags;
 			if (map->codes)
 				memcpy(map->codes + slot * map->code_size, node->code, map->code_size);
 		}
-		UnlockReleaseBuffer(buf);
 	}
-
+	QdbNodeScanEnd(&scan);
 }
 
 /* Keeps in-degrees right after a level-0 list changed from before to after. */
@@ -100,7 +94,7 @@ QdbNodeMapHas(const QdbNodeMap *map, QdbNodeRef ref)
 static void
 reach_from(Relation index, QdbIndexCache *c, QdbNodeMap *map, QdbNodeRef start)
 {
-	Size		total = (Size) (map->nblocks - map->first) * 256;
+	Size		total = QdbNodeMapSlotAt(map, map->nblocks, 0);
 	QdbNodeRef *queue;
 	Size		qhead = 0,
 				qtail = 0;
@@ -141,8 +135,8 @@ reach_from(Relation index, QdbIndexCache *c, QdbNodeMap *map, QdbNodeRef start)
 static bool
 is_live(const QdbNodeMap *map, Size slot)
 {
-	BlockNumber page = slot / 256;
-	int			off = slot % 256;
+	BlockNumber page = QdbNodeMapSlotPage(slot);
+	int			off = QdbNodeMapSlotOffset(slot);
 
 	return off >= FirstOffsetNumber && off <= map->maxoff[page] &&
 		!(map->flags[slot] & QDB_NODE_DELETED);
@@ -153,7 +147,7 @@ int64
 QdbNodeMapCountUnreached(Relation index, QdbIndexCache *c, const QdbMetaPageData *meta,
 						 QdbNodeMap *map)
 {
-	Size		total = (Size) (map->nblocks - map->first) * 256;
+	Size		total = QdbNodeMapSlotAt(map, map->nblocks, 0);
 	int64		missed = 0;
 	Size		i;
 
@@ -245,7 +239,7 @@ QdbRepairReachability(Relation index)
 		MemoryContextReset(rcxt);
 		QdbReadMeta(index, &meta);
 		QdbNodeMapRead(index, &meta, &map);
-		total = (Size) (map.nblocks - map.first) * 256;
+		total = QdbNodeMapSlotAt(&map, map.nblocks, 0);
 		if (QdbNodeMapCountUnreached(index, c, &meta, &map) <= 0)
 			break;
 		for (i = 0; i < total; i++)
@@ -259,7 +253,7 @@ QdbRepairReachability(Relation index)
 
 			if (!is_live(&map, i) || map.reached[i])
 				continue;
-			u = QdbMakeRef(map.first + i / 256, i % 256);
+			u = QdbMakeRef(map.first + QdbNodeMapSlotPage(i), QdbNodeMapSlotOffset(i));
 			MemoryContextSwitchTo(percall);
 			g = QdbDiskGraphCreate(index, c);
 			from = palloc(sizeof(QdbCandidate) * (2 * c->m + c->ef_construction));

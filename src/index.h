@@ -88,6 +88,9 @@ typedef QdbPageOpaqueData *QdbPageOpaque;
 #define QDB_PAGE_NODES			(1 << 2)
 
 #define QdbPageGetOpaque(page)	((QdbPageOpaque) PageGetSpecialPointer(page))
+/* bytes between a page's header and its special space */
+#define QDB_PAGE_CAPACITY \
+	(BLCKSZ - MAXALIGN(SizeOfPageHeaderData) - MAXALIGN(sizeof(QdbPageOpaqueData)))
 
 /* Meta page contents (block 0) */
 typedef struct QdbMetaPageData
@@ -257,6 +260,46 @@ extern QdbNodeRef QdbAddNode(Relation index, const QdbIndexCache *c, QdbNode nod
 extern bool QdbSetEntry(Relation index, QdbNodeRef ref, int level, int mode,
 						QdbNodeRef expected);
 
+/* index_nodes.c: the walk over node pages, one checked node at a time */
+typedef enum QdbNodeScanPace
+{
+	QDB_PACE_NONE,				/* nothing between pages */
+	QDB_PACE_INTERRUPTS,		/* CHECK_FOR_INTERRUPTS */
+	QDB_PACE_VACUUM				/* vacuum_delay_point */
+} QdbNodeScanPace;
+
+/* verify's report of a page (off invalid) or node the walk then skips */
+typedef void (*QdbNodeScanReport) (void *arg, BlockNumber blkno, OffsetNumber off,
+								   const char *what);
+
+typedef struct QdbNodeScan
+{
+	Relation	index;
+	const QdbNodeShape *shape;
+	BlockNumber first;
+	BlockNumber end;			/* first block past the walk */
+	BufferAccessStrategy strategy;
+	int			lockmode;		/* BUFFER_LOCK_SHARE or BUFFER_LOCK_EXCLUSIVE */
+	QdbNodeScanPace pace;
+	const uint8 *maxoff;		/* optional: nodes to walk per page, from first */
+	QdbNodeScanReport report;	/* optional: report problems, no ERROR */
+	void	   *report_arg;
+	BlockNumber blkno;			/* the current page */
+	Buffer		buf;			/* locked; InvalidBuffer between pages */
+	Page		page;			/* a writer may put its QdbXLog copy here */
+	OffsetNumber off;			/* the last node handed out */
+	bool		page_ok;
+} QdbNodeScan;
+
+extern void QdbNodeScanBegin(QdbNodeScan *scan, Relation index, const QdbNodeShape *shape,
+							 BlockNumber first, BlockNumber end,
+							 BufferAccessStrategy strategy, int lockmode,
+							 QdbNodeScanPace pace);
+extern bool QdbNodeScanNextPage(QdbNodeScan *scan);
+extern QdbNode QdbNodeScanNext(QdbNodeScan *scan, QdbNodeRef *ref);
+extern void QdbNodeScanReleasePage(QdbNodeScan *scan);
+extern void QdbNodeScanEnd(QdbNodeScan *scan);
+
 /*
  * node_check.c: the checks of pages and node tuples, pure functions (no
  * ereport, no backend call) that return NULL or what is wrong
@@ -347,8 +390,17 @@ typedef struct QdbNodeMap
 	int			code_size;
 } QdbNodeMap;
 
+/* a map keeps 256 slots per page: offsets 1..255 (QDB_MAX_NODES_PER_PAGE) */
+#define QDB_MAP_SLOTS_PER_PAGE	256
+#define QdbNodeMapSlotAt(map, blkno, off) \
+	((Size) ((blkno) - (map)->first) * QDB_MAP_SLOTS_PER_PAGE + (off))
 #define QdbNodeSlot(map, ref) \
-	((Size) (QdbRefBlock(ref) - (map)->first) * 256 + QdbRefOffset(ref))
+	QdbNodeMapSlotAt(map, QdbRefBlock(ref), QdbRefOffset(ref))
+#define QdbNodeMapSlotPage(slot)	((slot) / QDB_MAP_SLOTS_PER_PAGE)	/* from first */
+#define QdbNodeMapSlotOffset(slot)	((OffsetNumber) ((slot) % QDB_MAP_SLOTS_PER_PAGE))
+/* slots for pages [first, nblocks), at least one page's worth */
+#define QdbNodeMapSlots(first, nblocks) \
+	((Size) Max((nblocks) - (first), 1) * QDB_MAP_SLOTS_PER_PAGE)
 
 extern void QdbNodeMapRead(Relation index, const QdbMetaPageData *meta, QdbNodeMap *map);
 extern bool QdbNodeMapHas(const QdbNodeMap *map, QdbNodeRef ref);

@@ -165,8 +165,7 @@ write_graph(BuildState *bs)
 	BlockNumber first = blkno;
 	Size		free_space = 0;
 	int			on_page = QDB_MAX_NODES_PER_PAGE;
-	Size		page_capacity = BLCKSZ - MAXALIGN(SizeOfPageHeaderData) -
-		MAXALIGN(sizeof(QdbPageOpaqueData));
+	Size		page_capacity = QDB_PAGE_CAPACITY;
 	QdbNode		tuple = palloc(QdbNodeSizeOf(c, c->max_level));
 	QdbMetaPageData meta;
 	Buffer		buf = InvalidBuffer;

@@ -62,12 +62,12 @@ quantumdb_index_info(PG_FUNCTION_ARGS)
 
 	QdbReadMeta(index, &meta);
 	QdbNodeMapRead(index, &meta, &map);
-	total = (Size) (map.nblocks - map.first) * 256;
+	total = QdbNodeMapSlotAt(&map, map.nblocks, 0);
 	for (i = 0; i < total; i++)
 	{
-		int			off = i % 256;
+		int			off = QdbNodeMapSlotOffset(i);
 
-		if (off < FirstOffsetNumber || off > map.maxoff[i / 256])
+		if (off < FirstOffsetNumber || off > map.maxoff[QdbNodeMapSlotPage(i)])
 			continue;
 		if (map.flags[i] & QDB_NODE_FREE)
 			reusable++;
@@ -199,9 +199,7 @@ verify_header(Relation index, Problems *p, QdbMetaPageData *meta)
 
 		for (i = 0; i < meta->compressor_pages; i++)
 		{
-			Size		n = Min(meta->compressor_len - done,
-								BLCKSZ - MAXALIGN(SizeOfPageHeaderData) -
-								MAXALIGN(sizeof(QdbPageOpaqueData)));
+			Size		n = Min(meta->compressor_len - done, QDB_PAGE_CAPACITY);
 
 			buf = ReadBuffer(index, QDB_FIRST_COMPRESSOR_BLKNO + i);
 			LockBuffer(buf, BUFFER_LOCK_SHARE);
@@ -227,28 +225,28 @@ verify_header(Relation index, Problems *p, QdbMetaPageData *meta)
 	return ok;
 }
 
-/*
- * Checks one node's tuple and lists against the map of all nodes; false if
- * the tuple itself cannot be read.
- */
-static bool
-verify_node(Problems *p, const QdbMetaPageData *meta, const QdbNodeShape *shape,
-			const QdbNodeMap *map, BlockNumber blkno, OffsetNumber off, Page page)
+/* The walk's report of a page or node it cannot read. */
+static void
+report_unreadable(void *arg, BlockNumber blkno, OffsetNumber off, const char *what)
 {
-	const char *what = QdbNodeItemProblem(shape, page, off);
-	QdbNode		node;
-	QdbNodeRef	self = QdbMakeRef(blkno, off);
+	if (off == InvalidOffsetNumber)
+		problem((Problems *) arg, "block %u: %s", blkno, what);
+	else
+		problem((Problems *) arg, "node (%u,%u): %s", blkno, off, what);
+}
+
+/* Checks one node (that the walk could read) and its lists against the map of all nodes. */
+static void
+verify_node(Problems *p, const QdbMetaPageData *meta, const QdbNodeMap *map,
+			QdbNodeRef self, QdbNode node)
+{
+	BlockNumber blkno = QdbRefBlock(self);
+	OffsetNumber off = QdbRefOffset(self);
 	QdbNodeRef *lists;
 	int			level,
 				i,
 				j;
 
-	if (what != NULL)
-	{
-		problem(p, "node (%u,%u): %s", blkno, off, what);
-		return false;
-	}
-	node = (QdbNode) PageGetItem(page, PageGetItemId(page, off));
 	if (node->flags & ~(QDB_NODE_DELETED | QDB_NODE_FREE))
 		problem(p, "node (%u,%u) has unknown flags %02x", blkno, off, node->flags);
 	if ((node->flags & QDB_NODE_FREE) && !(node->flags & QDB_NODE_DELETED))
@@ -293,7 +291,6 @@ verify_node(Problems *p, const QdbMetaPageData *meta, const QdbNodeShape *shape,
 							QdbRefBlock(list[i]), QdbRefOffset(list[i]), level);
 		}
 	}
-	return true;
 }
 
 Datum
@@ -304,7 +301,7 @@ quantumdb_verify(PG_FUNCTION_ARGS)
 	Problems	p;
 	QdbMetaPageData meta;
 	QdbNodeMap	map;
-	BlockNumber blkno;
+	QdbNodeScan scan;
 	int			max_level = -1;
 	QdbNodeShape shape;
 
@@ -319,32 +316,23 @@ quantumdb_verify(PG_FUNCTION_ARGS)
 	QdbNodeShapeFromMeta(&meta, &shape);
 
 	QdbNodeMapRead(index, &meta, &map);
-	for (blkno = map.first; blkno < map.nblocks; blkno++)
+	QdbNodeScanBegin(&scan, index, &shape, map.first, map.nblocks, NULL,
+					 BUFFER_LOCK_SHARE, QDB_PACE_INTERRUPTS);
+	scan.report = report_unreadable;
+	scan.report_arg = &p;
+	while (QdbNodeScanNextPage(&scan))
 	{
-		Buffer		buf = ReadBuffer(index, blkno);
-		Page		page;
-		OffsetNumber off;
-		const char *what;
+		QdbNode		node;
+		QdbNodeRef	ref;
 
-		CHECK_FOR_INTERRUPTS();
-		LockBuffer(buf, BUFFER_LOCK_SHARE);
-		page = BufferGetPage(buf);
-		what = QdbNodePageProblem(page);
-		if (what != NULL)
-			problem(&p, "block %u: %s", blkno, what);
-		else
+		while ((node = QdbNodeScanNext(&scan, &ref)) != NULL)
 		{
-			for (off = FirstOffsetNumber; off <= PageGetMaxOffsetNumber(page); off++)
-			{
-				QdbNode		node = (QdbNode) PageGetItem(page, PageGetItemId(page, off));
-
-				if (verify_node(&p, &meta, &shape, &map, blkno, off, page) &&
-					!(node->flags & QDB_NODE_DELETED))
-					max_level = Max(max_level, node->level);
-			}
+			verify_node(&p, &meta, &map, ref, node);
+			if (!(node->flags & QDB_NODE_DELETED))
+				max_level = Max(max_level, node->level);
 		}
-		UnlockReleaseBuffer(buf);
 	}
+	QdbNodeScanEnd(&scan);
 
 	if (meta.entry == QDB_NO_NODE)
 	{

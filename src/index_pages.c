@@ -18,8 +18,7 @@
 
 #include "index.h"
 
-#define COMPRESSOR_BYTES_PER_PAGE \
-	(BLCKSZ - MAXALIGN(SizeOfPageHeaderData) - MAXALIGN(sizeof(QdbPageOpaqueData)))
+#define COMPRESSOR_BYTES_PER_PAGE	QDB_PAGE_CAPACITY
 
 void
 QdbInitPage(Page page, uint16 flags)

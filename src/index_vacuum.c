@@ -48,11 +48,10 @@ mark_dead(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 		  const QdbMetaPageData *meta)
 {
 	Relation	index = info->index;
-	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
-	BlockNumber blkno;
 	HASHCTL		hctl;
 	HTAB	   *deleted;
 	QdbNodeShape shape;
+	QdbNodeScan scan;
 
 	QdbNodeShapeFromMeta(meta, &shape);
 	memset(&hctl, 0, sizeof(hctl));
@@ -62,26 +61,19 @@ mark_dead(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 	deleted = hash_create("quantumdb deleted nodes", 1024, &hctl,
 						  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 
-	for (blkno = meta->first_node_page; blkno < nblocks; blkno++)
+	QdbNodeScanBegin(&scan, index, &shape, meta->first_node_page,
+					 RelationGetNumberOfBlocks(index), info->strategy,
+					 BUFFER_LOCK_EXCLUSIVE, QDB_PACE_VACUUM);
+	while (QdbNodeScanNextPage(&scan))
 	{
-		Buffer		buf;
-		QdbXLog *state;
-		Page		page;
-		OffsetNumber off,
-					maxoff;
+		QdbXLog *state = QdbXLogStart(index);
+		QdbNode		node;
+		QdbNodeRef	ref;
 		bool		changed = false;
 
-		vacuum_delay_point();
-		buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL, info->strategy);
-		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-		state = QdbXLogStart(index);
-		page = QdbXLogRegister(state, buf, 0);
-		maxoff = PageGetMaxOffsetNumber(page);
-		for (off = FirstOffsetNumber; off <= maxoff; off++)
+		scan.page = QdbXLogRegister(state, scan.buf, 0);
+		while ((node = QdbNodeScanNext(&scan, &ref)) != NULL)
 		{
-			QdbNode		node = QdbPageGetNode(index, &shape, page, blkno, off);
-			QdbNodeRef	ref = QdbMakeRef(blkno, off);
-
 			/*
 			 * A free slot is not "deleted" here: nothing links to it, and an
 			 * insert may reuse it for a live node while pass 2 runs.
@@ -107,8 +99,8 @@ mark_dead(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 			QdbXLogFinish(state);
 		else
 			QdbXLogAbort(state);
-		UnlockReleaseBuffer(buf);
 	}
+	QdbNodeScanEnd(&scan);
 	return deleted;
 }
 
@@ -271,33 +263,26 @@ static QdbNodeRef
 highest_live_node(Relation index, QdbIndexCache *c, const QdbMetaPageData *meta,
 				  BufferAccessStrategy strategy, int *level)
 {
-	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
-	BlockNumber blkno;
 	QdbNodeRef	best = QDB_NO_NODE;
+	QdbNodeScan scan;
+	QdbNode		node;
+	QdbNodeRef	ref;
 
 	*level = -1;
-	for (blkno = meta->first_node_page; blkno < nblocks; blkno++)
-	{
-		Buffer		buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL, strategy);
-		Page		page;
-		OffsetNumber off;
-
-		/* no cost-based sleep: the caller holds off every insert */
-		CHECK_FOR_INTERRUPTS();
-		LockBuffer(buf, BUFFER_LOCK_SHARE);
-		page = BufferGetPage(buf);
-		for (off = FirstOffsetNumber; off <= PageGetMaxOffsetNumber(page); off++)
+	/* no cost-based sleep: the caller holds off every insert */
+	QdbNodeScanBegin(&scan, index, &c->shape, meta->first_node_page,
+					 RelationGetNumberOfBlocks(index), strategy, BUFFER_LOCK_SHARE,
+					 QDB_PACE_INTERRUPTS);
+	while (QdbNodeScanNextPage(&scan))
+		while ((node = QdbNodeScanNext(&scan, &ref)) != NULL)
 		{
-			QdbNode		node = QdbPageGetNode(index, &c->shape, page, blkno, off);
-
 			if (!(node->flags & QDB_NODE_DELETED) && node->level > *level)
 			{
 				*level = node->level;
-				best = QdbMakeRef(blkno, off);
+				best = ref;
 			}
 		}
-		UnlockReleaseBuffer(buf);
-	}
+	QdbNodeScanEnd(&scan);
 	return best;
 }
 
@@ -307,45 +292,40 @@ repair_graph(IndexVacuumInfo *info, QdbIndexCache *c, HTAB *deleted,
 			 const QdbMetaPageData *meta)
 {
 	Relation	index = info->index;
-	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
-	BlockNumber blkno;
 	QdbNodeRef	best = QDB_NO_NODE;
 	int			best_level = -1;
 	QdbNodeRef *todo = palloc(sizeof(QdbNodeRef) * QDB_MAX_NODES_PER_PAGE);
+	QdbNodeScan scan;
 
-	for (blkno = meta->first_node_page; blkno < nblocks; blkno++)
+	QdbNodeScanBegin(&scan, index, &c->shape, meta->first_node_page,
+					 RelationGetNumberOfBlocks(index), info->strategy, BUFFER_LOCK_SHARE,
+					 QDB_PACE_VACUUM);
+	while (QdbNodeScanNextPage(&scan))
 	{
-		Buffer		buf;
-		Page		page;
-		OffsetNumber off,
-					maxoff;
+		QdbNode		node;
+		QdbNodeRef	ref;
 		int			ntodo = 0,
 					i;
 
-		vacuum_delay_point();
-		buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL, info->strategy);
-		LockBuffer(buf, BUFFER_LOCK_SHARE);
-		page = BufferGetPage(buf);
-		maxoff = PageGetMaxOffsetNumber(page);
-		for (off = FirstOffsetNumber; off <= maxoff; off++)
+		while ((node = QdbNodeScanNext(&scan, &ref)) != NULL)
 		{
-			QdbNode		node = QdbPageGetNode(index, &c->shape, page, blkno, off);
-
 			if (node->flags & QDB_NODE_DELETED)
 				continue;
 			if (node->level > best_level)
 			{
 				best_level = node->level;
-				best = QdbMakeRef(blkno, off);
+				best = ref;
 			}
 			if (list_has_deleted(deleted, QdbNodeLists(node, c->code_size),
-								 2 * c->m + node->level * c->m))
-				todo[ntodo++] = QdbMakeRef(blkno, off);
+								 QdbNodeSlots(c->m, node->level)))
+				todo[ntodo++] = ref;
 		}
-		UnlockReleaseBuffer(buf);
+		/* repair_node locks pages of its own */
+		QdbNodeScanReleasePage(&scan);
 		for (i = 0; i < ntodo; i++)
 			repair_node(index, c, deleted, todo[i], info->strategy);
 	}
+	QdbNodeScanEnd(&scan);
 
 	if (meta->entry != QDB_NO_NODE && is_deleted(deleted, meta->entry))
 	{
@@ -402,24 +382,21 @@ static void
 mark_linked(Relation index, const QdbMetaPageData *meta, QdbNodeMap *map,
 			BufferAccessStrategy strategy)
 {
-	BlockNumber blkno;
 	QdbNodeShape shape;
+	QdbNodeScan scan;
+	QdbNode		node;
+	QdbNodeRef	ref;
 
 	QdbNodeShapeFromMeta(meta, &shape);
 	if (QdbNodeMapHas(map, meta->entry))
 		map->reached[QdbNodeSlot(map, meta->entry)] = true;
-	for (blkno = map->first; blkno < map->nblocks; blkno++)
-	{
-		Buffer		buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL, strategy);
-		Page		page;
-		OffsetNumber off;
-
-		vacuum_delay_point();
-		LockBuffer(buf, BUFFER_LOCK_SHARE);
-		page = BufferGetPage(buf);
-		for (off = FirstOffsetNumber; off <= map->maxoff[blkno - map->first]; off++)
+	/* the nodes of the map only */
+	QdbNodeScanBegin(&scan, index, &shape, map->first, map->nblocks, strategy,
+					 BUFFER_LOCK_SHARE, QDB_PACE_VACUUM);
+	scan.maxoff = map->maxoff;
+	while (QdbNodeScanNextPage(&scan))
+		while ((node = QdbNodeScanNext(&scan, &ref)) != NULL)
 		{
-			QdbNode		node = QdbPageGetNode(index, &shape, page, blkno, off);
 			QdbNodeRef *list = QdbNodeLists(node, meta->code_size);
 			int			j;
 
@@ -429,8 +406,7 @@ mark_linked(Relation index, const QdbMetaPageData *meta, QdbNodeMap *map,
 				if (QdbNodeMapHas(map, list[j]))
 					map->reached[QdbNodeSlot(map, list[j])] = true;
 		}
-		UnlockReleaseBuffer(buf);
-	}
+	QdbNodeScanEnd(&scan);
 }
 
 /* Whether the map's node ref is free, or deleted and about to be freed. */
@@ -478,9 +454,9 @@ QdbFreeUnlinkedNodes(Relation index, BufferAccessStrategy strategy)
 {
 	QdbMetaPageData meta;
 	QdbNodeMap	map;
-	BlockNumber blkno;
 	int64		freed = 0;
 	QdbNodeShape shape;
+	QdbNodeScan scan;
 	BlockNumber *free_pages;
 	int			nfree_pages = 0,
 				i;
@@ -490,28 +466,26 @@ QdbFreeUnlinkedNodes(Relation index, BufferAccessStrategy strategy)
 	QdbNodeMapRead(index, &meta, &map);
 	free_pages = palloc_extended(sizeof(BlockNumber) * Max(map.nblocks - map.first, 1),
 								 MCXT_ALLOC_HUGE);
-	memset(map.reached, 0, sizeof(bool) * (Size) Max(map.nblocks - map.first, 1) * 256);
+	memset(map.reached, 0, sizeof(bool) * QdbNodeMapSlots(map.first, map.nblocks));
 	mark_linked(index, &meta, &map, strategy);
 
-	for (blkno = map.first; blkno < map.nblocks; blkno++)
+	/* the nodes of the map only: a node added since is live */
+	QdbNodeScanBegin(&scan, index, &shape, map.first, map.nblocks, strategy,
+					 BUFFER_LOCK_EXCLUSIVE, QDB_PACE_VACUUM);
+	scan.maxoff = map.maxoff;
+	while (QdbNodeScanNextPage(&scan))
 	{
-		Buffer		buf;
-		QdbXLog *state;
-		Page		page;
-		OffsetNumber off;
+		QdbXLog *state = QdbXLogStart(index);
+		QdbNode		node;
+		QdbNodeRef	ref;
 		int			nfree = 0,
 					nnew = 0;
 		bool		changed = false;
 
-		vacuum_delay_point();
-		buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL, strategy);
-		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-		state = QdbXLogStart(index);
-		page = QdbXLogRegister(state, buf, 0);
-		for (off = FirstOffsetNumber; off <= map.maxoff[blkno - map.first]; off++)
+		scan.page = QdbXLogRegister(state, scan.buf, 0);
+		while ((node = QdbNodeScanNext(&scan, &ref)) != NULL)
 		{
-			QdbNode		node = QdbPageGetNode(index, &shape, page, blkno, off);
-			Size		slot = (Size) (blkno - map.first) * 256 + off;
+			Size		slot = QdbNodeSlot(&map, ref);
 
 			if (node->flags & QDB_NODE_FREE)
 				nfree++;
@@ -545,11 +519,11 @@ QdbFreeUnlinkedNodes(Relation index, BufferAccessStrategy strategy)
 			QdbXLogFinish(state);
 		else
 			QdbXLogAbort(state);
-		UnlockReleaseBuffer(buf);
 		if (nfree + nnew > 0)
-			free_pages[nfree_pages++] = blkno;
+			free_pages[nfree_pages++] = scan.blkno;
 		freed += nnew;
 	}
+	QdbNodeScanEnd(&scan);
 	/* offered for reuse only now that no node links to a freed slot */
 	for (i = 0; i < nfree_pages; i++)
 		RecordFreeIndexPage(index, free_pages[i]);
@@ -572,27 +546,22 @@ qdbvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 	{
 		/* no bulkdelete ran: count the live nodes */
 		QdbMetaPageData meta;
-		BlockNumber nblocks = RelationGetNumberOfBlocks(index);
-		BlockNumber blkno;
 		QdbNodeShape shape;
+		QdbNodeScan scan;
+		QdbNode		node;
+		QdbNodeRef	ref;
 
 		stats = palloc0(sizeof(IndexBulkDeleteResult));
 		QdbReadMeta(index, &meta);
 		QdbNodeShapeFromMeta(&meta, &shape);
-		for (blkno = meta.first_node_page; blkno < nblocks; blkno++)
-		{
-			Buffer		buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL,
-												 info->strategy);
-			Page		page;
-			OffsetNumber off;
-
-			LockBuffer(buf, BUFFER_LOCK_SHARE);
-			page = BufferGetPage(buf);
-			for (off = FirstOffsetNumber; off <= PageGetMaxOffsetNumber(page); off++)
-				if (!(QdbPageGetNode(index, &shape, page, blkno, off)->flags & QDB_NODE_DELETED))
+		QdbNodeScanBegin(&scan, index, &shape, meta.first_node_page,
+						 RelationGetNumberOfBlocks(index), info->strategy, BUFFER_LOCK_SHARE,
+						 QDB_PACE_NONE);
+		while (QdbNodeScanNextPage(&scan))
+			while ((node = QdbNodeScanNext(&scan, &ref)) != NULL)
+				if (!(node->flags & QDB_NODE_DELETED))
 					stats->num_index_tuples++;
-			UnlockReleaseBuffer(buf);
-		}
+		QdbNodeScanEnd(&scan);
 	}
 	stats->num_pages = RelationGetNumberOfBlocks(index);
 	return stats;

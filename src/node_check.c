@@ -24,8 +24,7 @@ const char	QdbNodeMissing[] = "there is no such node";
 int
 QdbHighestLevel(int code_size, int m, bool inline_codes)
 {
-	Size		max_item = BLCKSZ - MAXALIGN(SizeOfPageHeaderData) - sizeof(ItemIdData) -
-		MAXALIGN(sizeof(QdbPageOpaqueData));
+	Size		max_item = QDB_PAGE_CAPACITY - sizeof(ItemIdData);
 	int			level = QDB_MAX_LEVEL;
 
 	while (level > 0 && MAXALIGN(QdbNodeSize(code_size, m, level, inline_codes)) > max_item)
