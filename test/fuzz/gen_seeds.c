@@ -20,19 +20,38 @@ write_model(const char *dir, const char *name, int kind, int metric, int dim, in
 	size_t		len;
 	char		path[1024];
 	FILE	   *f;
-	float	   *arrays[3];
-	size_t		counts[3];
+	float	   *arrays[9];
+	size_t		counts[9];
 	uint32_t	x = 12345;
+	int			h = 4;			/* a neural kind's hidden width */
 
-	if (qdb_model_alloc(&m, NULL, kind, metric, dim, dim_pq, M, with_mean, with_linear) != QDB_OK)
+	/* the neural kind has an encoder and a decoder instead of a linear map */
+	if ((kind == QDB_KIND_NEURAL ?
+		 qdb_model_alloc_neural(&m, NULL, metric, dim, dim_pq, M, h) :
+		 qdb_model_alloc(&m, NULL, kind, metric, dim, dim_pq, M, with_mean, with_linear)) != QDB_OK)
+	{
+		fprintf(stderr, "gen_seeds: %s: the model cannot be made\n", name);
 		return -1;
+	}
 	arrays[0] = m.codebooks;
 	counts[0] = (size_t) M * QDB_KSUB * m.dsub;
 	arrays[1] = m.mean;
 	counts[1] = dim;
 	arrays[2] = m.linear;
 	counts[2] = (size_t) dim * dim_pq;
-	for (int t = 0; t < 3; t++)
+	arrays[3] = m.enc_w1;
+	counts[3] = (size_t) h * dim;
+	arrays[4] = m.enc_b1;
+	counts[4] = h;
+	arrays[5] = m.enc_w2;
+	counts[5] = (size_t) dim_pq * h;
+	arrays[6] = m.enc_b2;
+	counts[6] = dim_pq;
+	arrays[7] = m.dec_w;
+	counts[7] = (size_t) dim * dim_pq;
+	arrays[8] = m.dec_b;
+	counts[8] = dim;
+	for (int t = 0; t < 9; t++)
 		for (size_t i = 0; arrays[t] && i < counts[t]; i++)
 		{
 			x = x * 1103515245u + 12345u;
@@ -42,7 +61,8 @@ write_model(const char *dir, const char *name, int kind, int metric, int dim, in
 	m.config.metric = metric;
 	m.config.dim = dim;
 	m.config.subvectors = M;
-	m.config.target_dim = with_linear ? dim_pq : 0;
+	m.config.target_dim = with_linear || kind == QDB_KIND_NEURAL ? dim_pq : 0;
+	m.config.hidden = kind == QDB_KIND_NEURAL ? h : 0;
 	m.config.kmeans_iters = 25;
 	m.config.opq_iters = 20;
 	m.config.opq_pq_iters = 4;
@@ -50,6 +70,7 @@ write_model(const char *dir, const char *name, int kind, int metric, int dim, in
 	m.config.seed = 42;
 	if (qdb_model_serialize(&m, NULL, &blob, &len) != QDB_OK)
 	{
+		fprintf(stderr, "gen_seeds: %s: the model does not serialize\n", name);
 		qdb_model_free(&m);
 		return -1;
 	}
@@ -84,6 +105,9 @@ main(int argc, char **argv)
 			int			mean = (k + me) % 2,
 						linear = k != 1;
 
+			/* the neural kind has no inner-product form */
+			if (k == QDB_KIND_NEURAL && me == QDB_METRIC_IP)
+				continue;
 			snprintf(name, sizeof(name), "seed-%s-%s%s%s", kinds[k], metrics[me],
 					 mean ? "-mean" : "", linear ? "-linear" : "");
 			rc |= write_model(argv[1], name, k, me, 3, linear ? 2 : 4, 2, mean, linear, 0);
