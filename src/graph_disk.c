@@ -1,12 +1,39 @@
 /*
  * graph_disk.c
  *	  The graph as read from index pages, for scans, inserts and vacuum.
+ *	  It only reads: every page write is index_lists.c's or index_pages.c's.
  *
  * Each node is read under a share lock on its page, copied (flags, heap
  * TID, code and one level's neighbour list) and the lock released at once,
  * so a walk never holds more than one buffer lock.  Copies live for the rest
  * of the walk, found by node reference through a hash table; a node is read
  * again only for another level's list.
+ *
+ * Calling rules of what it exports:
+ *	- QdbDiskGraphCreate allocates in CurrentMemoryContext and takes the
+ *	  backend's arena (hash table and node chunks, kept for the backend's
+ *	  life under TopMemoryContext) until that context is reset or deleted;
+ *	  a second graph alive at the same time gets an arena of its own in its
+ *	  context.  Node copies (and the pointers QdbDiskGraphCode and
+ *	  QdbDiskGraphKnownCode return) last as long as the graph.
+ *	- What qdb_disk_graph_ops.distance means is set by the last of
+ *	  QdbDiskGraphSetQuery (ADC from a vector's lookup table and bias: a
+ *	  search for a vector) and QdbDiskGraphSetQueryCode (code-to-code from a
+ *	  node's code, copied: planning a node's own list).  Each call drops the
+ *	  cached distances; set one before any distance is asked.  pair is always
+ *	  code-to-code.
+ *	- QdbDiskGraphNewLayer(g, level) starts a layer search: nothing counts
+ *	  as visited, and a node first read for its code (a distance,
+ *	  QdbDiskGraphCode) copies its list at level.  Call it before each
+ *	  QdbSearchLayer (QdbDiskDescend does, per level).
+ *	- With inline codes, a list that index_lists.c writes takes each
+ *	  neighbour's code from here (QdbDiskGraphKnownCode), since its page is
+ *	  then locked: the codes must be known first, through QdbDiskGraphCode,
+ *	  QdbDiskGraphNoteList/NoteCode or QdbDiskGraphLoadCodes (which
+ *	  index_lists.c calls itself before it locks the page).
+ *	- QdbDiskGraphNoteList (the inline codes of a node whose page the caller
+ *	  holds locked), QdbDiskGraphNoteCode and QdbDiskGraphKnownCode read no
+ *	  page; every other call may read one, so none with a page locked.
  */
 #include "postgres.h"
 
@@ -243,6 +270,22 @@ grow_keys(QdbDiskGraph *g)
 	a->cap = newcap;
 }
 
+/* The copy of node ref, or NULL when the walk has none. */
+static DiskNode *
+find(QdbDiskGraph *g, QdbNodeRef ref)
+{
+	DiskArena  *a = g->a;
+	uint32		h = murmurhash32(ref) & (a->cap - 1);
+
+	while (a->keys[h] != QDB_NO_NODE)
+	{
+		if (a->keys[h] == ref)
+			return node_at(g, a->slot[h]);
+		h = (h + 1) & (a->cap - 1);
+	}
+	return NULL;
+}
+
 /* The copy of node ref, created empty when absent; its address never changes. */
 static DiskNode *
 lookup(QdbDiskGraph *g, QdbNodeRef ref)
@@ -437,6 +480,19 @@ QdbDiskDescend(QdbDiskGraph *g, const QdbMetaPageData *meta, int to_level,
 	return true;
 }
 
+/*
+ * The code of ref if the walk knows it (read from its page, or noted from a
+ * neighbour's inline list), else NULL; reads nothing, so it may be called
+ * with a page locked.
+ */
+const uint8 *
+QdbDiskGraphKnownCode(QdbDiskGraph *g, QdbNodeRef ref)
+{
+	DiskNode   *e = find(g, ref);
+
+	return e != NULL && e->code_known ? NODE_CODE(g, e) : NULL;
+}
+
 /* Notes the code of ref (copied from an inline list), if not known yet. */
 void
 QdbDiskGraphNoteCode(QdbDiskGraph *g, QdbNodeRef ref, const uint8 *code)
@@ -468,7 +524,10 @@ QdbDiskGraphNoteList(QdbDiskGraph *g, QdbNode node, int level)
 			QdbDiskGraphNoteCode(g, list[i], QdbSlotCode(c, node, level, i));
 }
 
-/* Reads the codes of refs that the walk does not know yet (no lock held). */
+/*
+ * Reads the codes of refs that the walk does not know yet (no lock held),
+ * when the index keeps codes inline: index_lists.c writes them into a list.
+ */
 void
 QdbDiskGraphLoadCodes(QdbDiskGraph *g, const QdbNodeRef *refs, int n)
 {
@@ -479,72 +538,4 @@ QdbDiskGraphLoadCodes(QdbDiskGraph *g, const QdbNodeRef *refs, int n)
 	for (i = 0; i < n; i++)
 		if (refs[i] != QDB_NO_NODE)
 			(void) QdbDiskGraphCode(g, refs[i], NULL, NULL);
-}
-
-/*
- * Sets node's list at level to refs (n of them, then empty slots), with
- * their codes when the index keeps them inline: those must be known (see
- * QdbDiskGraphLoadCodes), since the caller holds the page locked.
- */
-void
-QdbDiskGraphWriteList(QdbDiskGraph *g, QdbNode node, int level, const QdbNodeRef *refs, int n)
-{
-	QdbIndexCache *c = g->c;
-	QdbNodeRef *list = QdbNodeLists(node, c->code_size) + QdbLevelStart(c->m, level);
-	int			i;
-
-	for (i = 0; i < QdbLevelSlots(c->m, level); i++)
-	{
-		list[i] = i < n ? refs[i] : QDB_NO_NODE;
-		if (c->inline_codes)
-		{
-			uint8	   *dst = QdbSlotCode(c, node, level, i);
-
-			if (list[i] == QDB_NO_NODE)
-				memset(dst, 0, c->code_size);
-			else
-			{
-				DiskNode   *e = lookup(g, list[i]);
-
-				if (!e->code_known)
-					elog(ERROR, "code of node (%u,%u) is not known",
-						 QdbRefBlock(list[i]), QdbRefOffset(list[i]));
-				memcpy(dst, NODE_CODE(g, e), c->code_size);
-			}
-		}
-	}
-}
-
-/*
- * The write half of every list change: with buf (pinned, unlocked) holding
- * node ref, sets its list at level to want (nslots refs) if the list is
- * still expect and the node is not deleted; one WAL record.  Releases buf.
- * Returns whether it wrote.  Codes of want must be known (LoadCodes).
- */
-bool
-QdbDiskGraphWriteListIfUnchanged(QdbDiskGraph *g, Buffer buf, QdbNodeRef ref, int level,
-								 const QdbNodeRef *expect, const QdbNodeRef *want)
-{
-	QdbIndexCache *c = g->c;
-	int			nslots = QdbLevelSlots(c->m, level);
-	QdbXLog *state;
-	QdbNode		node;
-	bool		write;
-
-	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-	state = QdbXLogStart(g->index);
-	node = QdbPageGetNode(g->index, &c->shape, QdbXLogRegister(state, buf, 0),
-						  QdbRefBlock(ref), QdbRefOffset(ref));
-	write = !(node->flags & QDB_NODE_DELETED) &&
-		memcmp(QdbNodeLists(node, c->code_size) + QdbLevelStart(c->m, level), expect,
-			   sizeof(QdbNodeRef) * nslots) == 0;
-	if (write)
-	{
-		QdbDiskGraphWriteList(g, node, level, want, nslots);
-		QdbXLogFinish(state);
-	}
-	else
-		QdbXLogAbort(state);
-	UnlockReleaseBuffer(buf);
-	return write;
 }

@@ -354,7 +354,12 @@ extern int	QdbSelectNeighbors(const QdbGraphOps *ops, void *g, QdbCandidate *can
 							   int ncand, int mmax, QdbCandidate *out);
 extern void QdbSortCandidates(QdbCandidate *c, int n);
 
-/* graph_disk.c: the graph read from pages, one node at a time */
+/*
+ * graph_disk.c: the graph read from pages, one node at a time; it writes
+ * nothing.  Its calling rules (what SetQuery and SetQueryCode make a
+ * distance mean, codes known before a list with inline codes is written,
+ * the per-backend arena) head the file.
+ */
 typedef struct QdbDiskGraph QdbDiskGraph;
 
 extern QdbDiskGraph *QdbDiskGraphCreate(Relation index, QdbIndexCache *c);
@@ -368,11 +373,7 @@ extern void QdbDiskGraphSetQueryCode(QdbDiskGraph *g, const uint8 *code);
 extern void QdbDiskGraphNoteCode(QdbDiskGraph *g, QdbNodeRef ref, const uint8 *code);
 extern void QdbDiskGraphNoteList(QdbDiskGraph *g, QdbNode node, int level);
 extern void QdbDiskGraphLoadCodes(QdbDiskGraph *g, const QdbNodeRef *refs, int n);
-extern void QdbDiskGraphWriteList(QdbDiskGraph *g, QdbNode node, int level,
-								  const QdbNodeRef *refs, int n);
-extern bool QdbDiskGraphWriteListIfUnchanged(QdbDiskGraph *g, Buffer buf, QdbNodeRef ref,
-											 int level, const QdbNodeRef *expect,
-											 const QdbNodeRef *want);
+extern const uint8 *QdbDiskGraphKnownCode(QdbDiskGraph *g, QdbNodeRef ref);
 extern bool QdbDiskDescend(QdbDiskGraph *g, const QdbMetaPageData *meta, int to_level,
 						   QdbCandidate *cur);
 
@@ -451,6 +452,22 @@ extern void qdbbuildempty(Relation index);
 extern void QdbSampleIndexBuild(Relation heap, Relation index, IndexInfo *indexInfo,
 								int want, uint64 seed, bool cosine,
 								const QdbTrainConfig *fit, QdbSample *out);
+
+/*
+ * index_lists.c: every in-place change of a node's lists or flags.  The first
+ * two lock and log the page; the others change a node of a page the caller
+ * holds exclusively locked and registered with QdbXLog.
+ */
+extern void QdbWriteOwnLists(Relation index, const QdbIndexCache *c, QdbDiskGraph *g,
+							 QdbNodeRef ref, int level, QdbNodeRef **lists,
+							 const int *nlist);
+extern bool QdbWriteListIfUnchanged(Relation index, const QdbIndexCache *c,
+									QdbDiskGraph *g, Buffer buf, QdbNodeRef ref, int level,
+									const QdbNodeRef *expect, const QdbNodeRef *want);
+extern void QdbMarkNodeDeleted(QdbNode node);
+extern bool QdbDropLinksToFree(const QdbNodeMap *map, const QdbMetaPageData *meta,
+							   QdbNode node);
+extern void QdbFreeNode(const QdbMetaPageData *meta, QdbNode node);
 
 /* index_insert.c */
 extern bool qdbinsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,

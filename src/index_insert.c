@@ -7,10 +7,11 @@
  * written, then each chosen neighbour gets a link back (pruned by the HNSW
  * heuristic when its list is full).  A back-link is computed from a copy of
  * the neighbour's list taken under a share lock and written under an
- * exclusive lock only if the list has not changed meanwhile; otherwise it
- * is computed again.  So an insert holds at most one buffer lock at a time,
- * and concurrent inserts and scans proceed page by page.  The update lock
- * is held in share mode for the whole insert (see vacuum).
+ * exclusive lock only if the list has not changed meanwhile (index_lists.c
+ * writes every list); otherwise it is computed again.  So an insert holds
+ * at most one buffer lock at a time, and concurrent inserts and scans
+ * proceed page by page.  The update lock is held in share mode for the
+ * whole insert (see vacuum).
  */
 #include "postgres.h"
 
@@ -50,30 +51,6 @@ QdbIndexVector(Relation index, QdbIndexCache *c, Datum value, bool *skip)
 	copy = palloc(sizeof(float) * dim);
 	memcpy(copy, x, sizeof(float) * dim);
 	return copy;
-}
-
-/* Writes the new node's lists (lists[l] of nlist[l] refs) in one WAL record. */
-static void
-write_own_lists(Relation index, QdbIndexCache *c, QdbDiskGraph *g, QdbNodeRef ref,
-				int level, QdbNodeRef **lists, int *nlist)
-{
-	Buffer		buf;
-	QdbXLog *state;
-	Page		page;
-	QdbNode		node;
-	int			l;
-
-	for (l = 0; l <= level; l++)
-		QdbDiskGraphLoadCodes(g, lists[l], nlist[l]);
-	buf = ReadBuffer(index, QdbRefBlock(ref));
-	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-	state = QdbXLogStart(index);
-	page = QdbXLogRegister(state, buf, 0);
-	node = QdbPageGetNode(index, &c->shape, page, QdbRefBlock(ref), QdbRefOffset(ref));
-	for (l = 0; l <= level; l++)
-		QdbDiskGraphWriteList(g, node, l, lists[l], nlist[l]);
-	QdbXLogFinish(state);
-	UnlockReleaseBuffer(buf);
 }
 
 /*
@@ -206,8 +183,7 @@ QdbLinkTo(Relation index, QdbDiskGraph *g, QdbIndexCache *c, QdbNodeRef n, int l
 		}
 
 		/* write it if the list is still the one planned from */
-		QdbDiskGraphLoadCodes(g, want, nslots);
-		if (QdbDiskGraphWriteListIfUnchanged(g, buf, n, level, cur, want))
+		if (QdbWriteListIfUnchanged(index, c, g, buf, n, level, cur, want))
 		{
 			if (map && level == 0)
 				QdbNodeMapNoteListChange(map, cur, want, nslots);
@@ -275,7 +251,7 @@ link_node(Relation index, QdbIndexCache *c, QdbNodeRef ref, int level, const flo
 		nentries = nfound;
 	}
 
-	write_own_lists(index, c, g, ref, level, lists, nlist);
+	QdbWriteOwnLists(index, c, g, ref, level, lists, nlist);
 	for (l = top; l >= 0; l--)
 	{
 		bool		linked = false;

@@ -16,10 +16,11 @@
  * amvacuumcleanup then links back any node no walk reaches (graph_reach.c)
  * and frees the deleted nodes no live node links to any more: their lists
  * are cleared, they are flagged free, and their pages go to the free space
- * map, where inserts find slots of their size to reuse.  A scan that still
- * holds the reference of a freed slot may read the node that reuses it: a
- * wrong turn in its walk, never a wrong row, since rows come from the heap
- * TID of the node actually read.
+ * map, where inserts find slots of their size to reuse.  The node and list
+ * changes themselves are index_lists.c's.  A scan that still holds the
+ * reference of a freed slot may read the node that reuses it: a wrong turn
+ * in its walk, never a wrong row, since rows come from the heap TID of the
+ * node actually read.
  */
 #include "postgres.h"
 
@@ -87,7 +88,7 @@ mark_dead(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 			}
 			if (callback(&node->heaptid, callback_state))
 			{
-				node->flags |= QDB_NODE_DELETED;
+				QdbMarkNodeDeleted(node);
 				hash_search(deleted, &ref, HASH_ENTER, NULL);
 				stats->tuples_removed++;
 				changed = true;
@@ -240,9 +241,7 @@ repair_node(Relation index, QdbIndexCache *c, HTAB *deleted, QdbNodeRef ref,
 			}
 
 			plan_repair(g, c, deleted, ref, code, cur, level, want);
-			QdbDiskGraphLoadCodes(g, want, nslots);
-
-			if (QdbDiskGraphWriteListIfUnchanged(g, buf, ref, level, cur, want))
+			if (QdbWriteListIfUnchanged(index, c, g, buf, ref, level, cur, want))
 			{
 				MemoryContextSwitchTo(old);
 				MemoryContextReset(cxt);
@@ -409,41 +408,6 @@ mark_linked(Relation index, const QdbMetaPageData *meta, QdbNodeMap *map,
 	QdbNodeScanEnd(&scan);
 }
 
-/* Whether the map's node ref is free, or deleted and about to be freed. */
-static bool
-freed_by_map(const QdbNodeMap *map, QdbNodeRef ref)
-{
-	Size		slot;
-
-	if (!QdbNodeMapHas(map, ref))
-		return false;
-	slot = QdbNodeSlot(map, ref);
-	return (map->flags[slot] & QDB_NODE_FREE) ||
-		((map->flags[slot] & QDB_NODE_DELETED) && !map->reached[slot]);
-}
-
-/* Empties node's slots that hold freed nodes; whether it changed any. */
-static bool
-drop_links_to_free(const QdbNodeMap *map, const QdbMetaPageData *meta, QdbNode node)
-{
-	int			nslots = QdbNodeSlots(meta->m, node->level);
-	QdbNodeRef *list = QdbNodeLists(node, meta->code_size);
-	bool		changed = false;
-	int			j;
-
-	for (j = 0; j < nslots; j++)
-	{
-		if (list[j] == QDB_NO_NODE || !freed_by_map(map, list[j]))
-			continue;
-		list[j] = QDB_NO_NODE;
-		if (meta->inline_codes)
-			memset(QdbNodeSlotCodes(node, meta->code_size, meta->m, node->level) +
-				   (Size) j * meta->code_size, 0, meta->code_size);
-		changed = true;
-	}
-	return changed;
-}
-
 /*
  * Frees the deleted nodes that nothing links to and offers their pages to
  * the free space map.  No insert links to a deleted node (they skip them),
@@ -497,21 +461,12 @@ QdbFreeUnlinkedNodes(Relation index, BufferAccessStrategy strategy)
 				 * be reused, and a link (or inline code) kept to a reused
 				 * slot would describe another row.
 				 */
-				if (drop_links_to_free(&map, &meta, node))
+				if (QdbDropLinksToFree(&map, &meta, node))
 					changed = true;
 			}
 			else if ((node->flags & QDB_NODE_DELETED) && !map.reached[slot])
 			{
-				int			nslots = QdbNodeSlots(meta.m, node->level);
-				QdbNodeRef *list = QdbNodeLists(node, meta.code_size);
-				int			j;
-
-				node->flags |= QDB_NODE_FREE;
-				for (j = 0; j < nslots; j++)
-					list[j] = QDB_NO_NODE;
-				if (meta.inline_codes)
-					memset(QdbNodeSlotCodes(node, meta.code_size, meta.m, node->level), 0,
-						   (Size) nslots * meta.code_size);
+				QdbFreeNode(&meta, node);
 				nnew++;
 			}
 		}
