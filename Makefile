@@ -31,7 +31,7 @@ PG_CONFIG ?= $(firstword $(wildcard /usr/lib/postgresql/$(PG_MAJOR)/bin/pg_confi
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 
 .DEFAULT_GOAL := all
-.PHONY: test demo trainer check-cassert check-valgrind
+.PHONY: test demo trainer check-cassert check-valgrind unit-tests
 
 test:
 	bash test/run_tests.sh
@@ -71,6 +71,17 @@ trainer/libqdbtrainer.a: trainer
 
 $(OBJS): $(wildcard src/*.h) trainer/qdb.h trainer/qdb_distance.h
 $(shlib): trainer/libqdbtrainer.a
+
+# Unit tests of the storage-free graph layer (src/graph_search.c,
+# src/graph_link.c), built with the server's headers only; make test runs them.
+GRAPH_TEST_SRC = test/unit/test_graph.c src/graph_search.c src/graph_link.c
+unit-tests: test/unit/test_graph
+test/unit/test_graph: $(GRAPH_TEST_SRC) src/graph.h trainer/qdb.h trainer/libqdbtrainer.a
+	$(CC) -g -O1 -std=gnu11 -Wall -Isrc -Itrainer -I$(shell $(PG_CONFIG) --includedir-server) \
+		-o $@ $(GRAPH_TEST_SRC) trainer/libqdbtrainer.a -L$(shell $(PG_CONFIG) --pkglibdir) -lpgport \
+		-lopenblas -lm
+
+EXTRA_CLEAN += test/unit/test_graph
 
 clean: clean-trainer
 clean-trainer:

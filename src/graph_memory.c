@@ -21,7 +21,8 @@
 #include <signal.h>
 
 #include "qdb_distance.h"
-#include "index.h"
+#include "graph.h"
+#include "graph_memory.h"
 
 #define MAX_BUILD_THREADS	16
 
@@ -32,12 +33,11 @@ typedef struct Worker
 	QdbModel	model;			/* the index's, with malloc for scratch */
 	uint32	   *stamp;			/* (cap) visit marks */
 	uint32		epoch;
-	const float *qvec;			/* the row being inserted */
+	uint32		id;				/* the node being inserted */
+	const float *qvec;			/* its vector, with exact distances */
 	float	   *table;			/* its ADC table, in codes mode */
 	float		bias;
-	QdbSearchScratch scratch;
-	QdbCandidate *found;		/* (ef_construction) */
-	QdbCandidate *entries;
+	QdbLinkScratch link;
 	int			status;
 	int			first;			/* the batch */
 	int			count;
@@ -141,101 +141,111 @@ mem_pair(void *arg, uint32 a, uint32 b)
 							 g->codes + (Size) b * g->code_size);
 }
 
-static const QdbGraphOps mem_ops = {mem_distance, mem_neighbors, mem_visit, mem_pair};
+/* A layer search starts: the node being inserted is never its own find. */
+static void
+mem_new_layer(void *arg, int level)
+{
+	Worker	   *w = arg;
+
+	w->stamp[w->id] = ++w->epoch;
+}
+
+static const QdbGraphOps mem_ops = {
+	mem_distance, mem_neighbors, mem_visit, mem_pair, mem_new_layer, NULL
+};
 
 /*
- * Links node b back to a at level, pruning b's list by the heuristic if
- * full; with force, a gets in at the cost of b's farthest neighbour.
- * Returns whether b links to a.  Holds b's lock throughout.
+ * Sets node id's lists to those planned (QdbLinkNode), keeping, while there
+ * is room, the links other threads added to it meanwhile.
  */
-static bool
-mem_backlink(Worker *w, uint32 b, uint32 a, int level, bool force)
+static int
+mem_set_own_lists(void *arg, uint32 id, int level, const uint32 *lists, const int *nlist)
 {
+	Worker	   *w = arg;
+	QdbMemGraph *g = w->g;
+	int			l;
+
+	node_lock(g, id);
+	for (l = 0; l <= level; l++)
+	{
+		int			nslots = QdbLevelSlots(g->m, l);
+		int32	   *list = g->nodes[id].nb + QdbLevelStart(g->m, l);
+		const uint32 *sel = lists + QdbLevelStart(g->m, l);
+		int32		merged[2 * QDB_MAX_M];
+		int			n = 0,
+					i,
+					j;
+
+		for (i = 0; i < nlist[l]; i++)
+			merged[n++] = sel[i];
+		for (i = 0; i < nslots && list[i] >= 0 && n < nslots; i++)
+		{
+			bool		dup = false;
+
+			for (j = 0; j < nlist[l] && !dup; j++)
+				dup = (int32) sel[j] == list[i];
+			if (!dup)
+				merged[n++] = list[i];
+		}
+		for (i = 0; i < nslots; i++)
+			list[i] = i < n ? merged[i] : -1;
+	}
+	node_unlock(g, id);
+	return QDB_OK;
+}
+
+/* Links node b back to a at level as QdbPlanLink plans, under b's lock. */
+static bool
+mem_link_back(void *arg, uint32 b, uint32 a, int level, bool force)
+{
+	Worker	   *w = arg;
 	QdbMemGraph *g = w->g;
 	int			nslots = QdbLevelSlots(g->m, level);
 	int32	   *list = g->nodes[b].nb + QdbLevelStart(g->m, level);
-	QdbCandidate cand[2 * QDB_MAX_M + 1];
-	QdbCandidate sel[2 * QDB_MAX_M];
-	int			ncand = 0,
-				nsel,
-				i;
-	bool		linked = false;
+	uint32		want[2 * QDB_MAX_M];
+	QdbLinkPlan plan;
+	int			i;
 
+	/* empty slots are -1, QDB_NO_ID as a uint32 */
 	node_lock(g, b);
-	for (i = 0; i < nslots; i++)
-	{
-		if (list[i] == (int32) a)
-		{
-			node_unlock(g, b);
-			return true;
-		}
-		if (list[i] < 0)
-		{
-			list[i] = a;
-			node_unlock(g, b);
-			return true;
-		}
-	}
-	for (i = 0; i < nslots; i++)
-	{
-		cand[ncand].id = list[i];
-		cand[ncand].dist = mem_pair(w, b, list[i]);
-		ncand++;
-	}
-	cand[ncand].id = a;
-	cand[ncand].dist = mem_pair(w, b, a);
-	ncand++;
-	QdbSortCandidates(cand, ncand);
-	if (force)
-	{
-		/* the nearest others, and a */
-		for (i = 0, nsel = 0; i < ncand && nsel < nslots - 1; i++)
-			if (cand[i].id != a)
-				sel[nsel++] = cand[i];
-		sel[nsel].id = a;
-		nsel++;
-	}
-	else
-		nsel = QdbSelectNeighbors(&mem_ops, w, cand, ncand, nslots, sel);
-	for (i = 0; i < nslots; i++)
-	{
-		list[i] = i < nsel ? (int32) sel[i].id : -1;
-		linked |= i < nsel && sel[i].id == a;
-	}
+	plan = QdbPlanLink(&mem_ops, w, b, (const uint32 *) list, nslots, a, force, NULL, NULL,
+					   want);
+	if (plan == QDB_LINK_WRITE)
+		for (i = 0; i < nslots; i++)
+			list[i] = (int32) want[i];
 	node_unlock(g, b);
-	return linked;
+	return plan != QDB_LINK_REFUSED;
 }
 
-/*
- * Sets node id's list at level to sel, keeping links other threads added
- * meanwhile while there is room.
- */
-static void
-set_own_list(Worker *w, uint32 id, int level, const QdbCandidate *sel, int nsel)
+static const QdbLinkOps mem_link_ops = {mem_set_own_lists, mem_link_back};
+
+#define ENTRY_WORD(id, level)	(((uint64) (uint32) (level) << 32) | (uint32) (id))
+#define ENTRY_NONE				ENTRY_WORD(-1, -1)
+
+/* An empty graph with these settings; the caller grows its arrays. */
+void
+QdbMemGraphInit(QdbMemGraph *g, QdbMetric metric, int dim, int code_size, int m,
+				int ef_construction, int max_level, const float *pair)
 {
-	QdbMemGraph *g = w->g;
-	int			nslots = QdbLevelSlots(g->m, level);
-	int32	   *list = g->nodes[id].nb + QdbLevelStart(g->m, level);
-	int32		merged[2 * QDB_MAX_M];
-	int			n = 0,
-				i,
-				j;
+	memset(g, 0, sizeof(QdbMemGraph));
+	g->metric = metric;
+	g->dim = dim;
+	g->code_size = code_size;
+	g->m = m;
+	g->ef_construction = ef_construction;
+	g->max_level = max_level;
+	g->pair = pair;
+	g->entry = ENTRY_NONE;
+}
 
-	node_lock(g, id);
-	for (i = 0; i < nsel; i++)
-		merged[n++] = sel[i].id;
-	for (i = 0; i < nslots && list[i] >= 0 && n < nslots; i++)
-	{
-		bool		dup = false;
+/* The entry point (-1: the graph is empty) and its level. */
+int
+QdbMemGraphEntry(const QdbMemGraph *g, int *level)
+{
+	uint64		e = __atomic_load_n(&g->entry, __ATOMIC_ACQUIRE);
 
-		for (j = 0; j < nsel && !dup; j++)
-			dup = (int32) sel[j].id == list[i];
-		if (!dup)
-			merged[n++] = list[i];
-	}
-	for (i = 0; i < nslots; i++)
-		list[i] = i < n ? merged[i] : -1;
-	node_unlock(g, id);
+	*level = (int32) (e >> 32);
+	return (int32) (uint32) e;
 }
 
 /* Inserts node id (vector, code, level and empty lists already in place). */
@@ -244,26 +254,17 @@ insert_node(Worker *w, uint32 id)
 {
 	QdbMemGraph *g = w->g;
 	int			level = g->nodes[id].level;
+	uint64		e = ENTRY_NONE;
 	int			entry,
-				entry_level,
-				nfound = 1,
-				l,
-				i;
-	QdbCandidate cur;
-	QdbCandidate sel[2 * QDB_MAX_M];
+				entry_level;
 
-	pthread_mutex_lock(&g->entry_lock);
-	entry = g->entry;
-	entry_level = g->entry_level;
-	if (entry < 0)
-	{
-		g->entry = id;
-		g->entry_level = level;
-		pthread_mutex_unlock(&g->entry_lock);
+	/* the first node becomes the entry point */
+	if (__atomic_compare_exchange_n(&g->entry, &e, ENTRY_WORD(id, level), false,
+									__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
 		return;
-	}
-	pthread_mutex_unlock(&g->entry_lock);
+	entry = QdbMemGraphEntry(g, &entry_level);
 
+	w->id = id;
 	w->qvec = g->vectors ? g->vectors + (Size) id * g->dim : NULL;
 	if (!g->vectors)
 	{
@@ -276,45 +277,17 @@ insert_node(Worker *w, uint32 id)
 			return;
 		}
 	}
-	w->stamp[id] = ++w->epoch;	/* never a candidate of itself */
-	cur.id = entry;
-	cur.dist = mem_distance(w, entry);
-	for (l = entry_level; l > level; l--)
-	{
-		QdbCandidate best;
+	w->status = QdbLinkNode(&mem_ops, w, &mem_link_ops, w, id, level, entry, entry_level,
+							&w->link);
+	if (w->status != QDB_OK)
+		return;
 
-		w->stamp[id] = ++w->epoch;
-		if (QdbSearchLayer(&mem_ops, w, &cur, 1, 1, l, 2 * g->m, &best, &w->scratch) > 0)
-			cur = best;
-	}
-	w->found[0] = cur;
-	for (l = Min(level, entry_level); l >= 0; l--)
-	{
-		int			nsel;
-		bool		linked = false;
-
-		memcpy(w->entries, w->found, sizeof(QdbCandidate) * nfound);
-		w->stamp[id] = ++w->epoch;
-		nfound = QdbSearchLayer(&mem_ops, w, w->entries, nfound, g->ef_construction, l,
-								2 * g->m, w->found, &w->scratch);
-		nsel = QdbSelectNeighbors(&mem_ops, w, w->found, nfound, QdbLevelSlots(g->m, l), sel);
-		set_own_list(w, id, l, sel, nsel);
-		for (i = 0; i < nsel; i++)
-			linked |= mem_backlink(w, sel[i].id, id, l, false);
-		/* every node keeps a way in */
-		if (!linked && nsel > 0)
-			mem_backlink(w, sel[0].id, id, l, true);
-	}
-	if (level > entry_level)
-	{
-		pthread_mutex_lock(&g->entry_lock);
-		if (level > g->entry_level)
-		{
-			g->entry = id;
-			g->entry_level = level;
-		}
-		pthread_mutex_unlock(&g->entry_lock);
-	}
+	/* a node above the entry point's level becomes the entry point */
+	e = __atomic_load_n(&g->entry, __ATOMIC_ACQUIRE);
+	while ((int32) (e >> 32) < level &&
+		   !__atomic_compare_exchange_n(&g->entry, &e, ENTRY_WORD(id, level), false,
+										__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		;
 }
 
 static void *
@@ -339,9 +312,7 @@ worker_free(Worker *w)
 {
 	free(w->stamp);
 	free(w->table);
-	free(w->found);
-	free(w->entries);
-	QdbSearchScratchFree(&w->scratch);
+	QdbLinkScratchFree(&w->link);
 }
 
 static bool
@@ -355,10 +326,8 @@ worker_init(Worker *w, QdbMemGraph *g, const QdbModel *model, int first, int cou
 	w->count = count;
 	w->stamp = calloc(g->cap, sizeof(uint32));
 	w->table = malloc(sizeof(float) * qdb_table_floats(model));
-	w->found = malloc(sizeof(QdbCandidate) * g->ef_construction);
-	w->entries = malloc(sizeof(QdbCandidate) * g->ef_construction);
-	return w->stamp && w->table && w->found && w->entries &&
-		QdbSearchScratchInit(&w->scratch, g->ef_construction, 2 * g->m);
+	return QdbLinkScratchInit(&w->link, &qdb_default_alloc, g->m, g->ef_construction,
+							  g->max_level) && w->stamp && w->table;
 }
 
 /*

@@ -2,21 +2,26 @@
  * graph_search.c
  *	  HNSW layer search and neighbour choice (Malkov and Yashunin, 2018,
  *	  algorithms 2 and 4), over any graph that QdbGraphOps can walk: the
- *	  in-memory graph of a build or the pages of an index.
+ *	  in-memory graph of a build or the pages of an index.  No palloc and no
+ *	  ereport (graph.h): memory comes from the scratch's allocator.
  */
 #include "postgres.h"
 
-#include "index.h"
+#include "graph.h"
 
-/* A binary heap of candidates; max-heap when is_max, min-heap otherwise. */
+/*
+ * A binary heap of candidates; max-heap when is_max, min-heap otherwise.
+ * Its array is the scratch's, grown from the scratch's allocator; a growth
+ * that fails sets full and drops the push (the search then reports it).
+ */
 typedef struct CandHeap
 {
 	QdbCandidate *a;
 	int			n;
 	int			cap;
 	bool		is_max;
-	bool		malloced;		/* grown with realloc (threads), not repalloc */
-	bool		full;			/* realloc failed: pushes are dropped */
+	bool		full;
+	const QdbAlloc *alloc;
 } CandHeap;
 
 static inline bool
@@ -28,27 +33,39 @@ heap_above(const CandHeap *h, const QdbCandidate *x, const QdbCandidate *y)
 	return h->is_max ? x->id > y->id : x->id < y->id;
 }
 
+/* Grows *a (cap *cap, n used) to at least want entries; false if it failed. */
+static bool
+grow(const QdbAlloc *alloc, void **a, int *cap, int n, int want, size_t size)
+{
+	int			newcap = Max(*cap, 16);
+	void	   *b;
+
+	if (*cap >= want)
+		return true;
+	while (newcap < want)
+		newcap *= 2;
+	b = alloc->alloc(size * newcap, alloc->st);
+	if (b == NULL)
+		return false;
+	if (n > 0)
+		memcpy(b, *a, size * n);
+	if (*a)
+		alloc->free(*a, alloc->st);
+	*a = b;
+	*cap = newcap;
+	return true;
+}
+
 static void
 heap_push(CandHeap *h, float dist, uint32 id)
 {
 	int			i;
 
-	if (h->n == h->cap)
+	if (h->n == h->cap &&
+		!grow(h->alloc, (void **) &h->a, &h->cap, h->n, h->n + 1, sizeof(QdbCandidate)))
 	{
-		if (h->malloced)
-		{
-			QdbCandidate *a = realloc(h->a, sizeof(QdbCandidate) * h->cap * 2);
-
-			if (a == NULL)
-			{
-				h->full = true;
-				return;
-			}
-			h->a = a;
-		}
-		else
-			h->a = repalloc(h->a, sizeof(QdbCandidate) * h->cap * 2);
-		h->cap *= 2;
+		h->full = true;
+		return;
 	}
 	i = h->n++;
 	h->a[i].dist = dist;
@@ -95,39 +112,37 @@ heap_pop(CandHeap *h)
 	return top;
 }
 
-/* A heap in palloc'd memory, or in the scratch arrays (a, cap) when given. */
 static void
-heap_init(CandHeap *h, int cap, bool is_max, QdbCandidate *a, int acap)
+heap_init(CandHeap *h, QdbCandidate *a, int cap, bool is_max, const QdbAlloc *alloc)
 {
-	h->malloced = a != NULL;
-	h->full = false;
-	h->cap = a ? acap : Max(cap, 16);
-	h->a = a ? a : palloc(sizeof(QdbCandidate) * h->cap);
+	h->a = a;
+	h->cap = cap;
 	h->n = 0;
 	h->is_max = is_max;
+	h->full = false;
+	h->alloc = alloc;
 }
 
-/*
- * Scratch for QdbSearchLayer called from threads: malloc'd arrays, grown
- * with realloc; no palloc.  Free with QdbSearchScratchFree.
- */
-bool
-QdbSearchScratchInit(QdbSearchScratch *s, int ef, int max_degree)
+/* Empty scratch; its arrays come from alloc as searches need them. */
+void
+QdbSearchScratchInit(QdbSearchScratch *s, const QdbAlloc *alloc)
 {
-	s->cand_cap = Max(ef * 4, 64);
-	s->best_cap = ef + 1;
-	s->cand = malloc(sizeof(QdbCandidate) * s->cand_cap);
-	s->best = malloc(sizeof(QdbCandidate) * s->best_cap);
-	s->nbuf = malloc(sizeof(uint32) * max_degree);
-	return s->cand && s->best && s->nbuf;
+	memset(s, 0, sizeof(QdbSearchScratch));
+	s->alloc = alloc;
 }
 
 void
 QdbSearchScratchFree(QdbSearchScratch *s)
 {
-	free(s->cand);
-	free(s->best);
-	free(s->nbuf);
+	if (s->cand)
+		s->alloc->free(s->cand, s->alloc->st);
+	if (s->best)
+		s->alloc->free(s->best, s->alloc->st);
+	if (s->nbuf)
+		s->alloc->free(s->nbuf, s->alloc->st);
+	s->cand = s->best = NULL;
+	s->nbuf = NULL;
+	s->cand_cap = s->best_cap = s->nbuf_cap = 0;
 }
 
 static int
@@ -166,24 +181,27 @@ QdbSortCandidates(QdbCandidate *c, int n)
 /*
  * The ef nearest nodes to the query at one level, found by a beam search
  * from the entry candidates (their distances already known), sorted nearest
- * first into out (room for ef).  max_degree bounds a neighbour list.
+ * first into out (room for ef).  max_degree bounds a neighbour list.  The
+ * caller has started the layer (ops->new_layer).  Returns how many, or -1
+ * when the scratch could not grow (QDB_ERR_NOMEM to the caller).
  */
 int
 QdbSearchLayer(const QdbGraphOps *ops, void *g, const QdbCandidate *entry, int nentry,
 			   int ef, int level, int max_degree, QdbCandidate *out,
-			   QdbSearchScratch *scratch)
+			   QdbSearchScratch *s)
 {
 	CandHeap	cand,
 				best;
-	uint32	   *nbuf = scratch ? scratch->nbuf : palloc(sizeof(uint32) * max_degree);
 	int			i,
 				n;
 
-	Assert(scratch == NULL || scratch->best_cap >= ef + 1);
-	heap_init(&cand, ef * 2, false, scratch ? scratch->cand : NULL,
-			  scratch ? scratch->cand_cap : 0);
-	heap_init(&best, ef + 1, true, scratch ? scratch->best : NULL,
-			  scratch ? scratch->best_cap : 0);
+	if (!grow(s->alloc, (void **) &s->best, &s->best_cap, 0, ef + 1, sizeof(QdbCandidate)) ||
+		!grow(s->alloc, (void **) &s->cand, &s->cand_cap, 0, Max(ef * 4, 64),
+			  sizeof(QdbCandidate)) ||
+		!grow(s->alloc, (void **) &s->nbuf, &s->nbuf_cap, 0, max_degree, sizeof(uint32)))
+		return -1;
+	heap_init(&cand, s->cand, s->cand_cap, false, s->alloc);
+	heap_init(&best, s->best, s->best_cap, true, s->alloc);
 	for (i = 0; i < nentry; i++)
 	{
 		if (!ops->visit(g, entry[i].id))
@@ -201,38 +219,59 @@ QdbSearchLayer(const QdbGraphOps *ops, void *g, const QdbCandidate *entry, int n
 
 		if (best.n >= ef && c.dist > best.a[0].dist)
 			break;
-		nn = ops->neighbors(g, c.id, level, nbuf);
+		nn = ops->neighbors(g, c.id, level, s->nbuf);
 		for (i = 0; i < nn; i++)
 		{
 			float		d;
 
-			if (!ops->visit(g, nbuf[i]))
+			if (!ops->visit(g, s->nbuf[i]))
 				continue;
-			d = ops->distance(g, nbuf[i]);
+			d = ops->distance(g, s->nbuf[i]);
 			if (best.n < ef || d < best.a[0].dist)
 			{
-				heap_push(&cand, d, nbuf[i]);
-				heap_push(&best, d, nbuf[i]);
+				heap_push(&cand, d, s->nbuf[i]);
+				heap_push(&best, d, s->nbuf[i]);
 				if (best.n > ef)
 					heap_pop(&best);
 			}
 		}
 	}
 
+	/* keep what the candidate heap grew for the next call */
+	s->cand = cand.a;
+	s->cand_cap = cand.cap;
+	if (cand.full)
+		return -1;
 	n = best.n;
 	for (i = n - 1; i >= 0; i--)
 		out[i] = heap_pop(&best);
-	if (scratch)
-	{
-		/* keep what realloc grew for the next call */
-		scratch->cand = cand.a;
-		scratch->cand_cap = cand.cap;
-		return n;
-	}
-	pfree(cand.a);
-	pfree(best.a);
-	pfree(nbuf);
 	return n;
+}
+
+/*
+ * Greedy descent (a search of width 1) through the levels from_level down
+ * to to_level + 1, starting at *cur (its distance known); *cur becomes the
+ * nearest node found.  Returns 0, or -1 as QdbSearchLayer.
+ */
+int
+QdbDescend(const QdbGraphOps *ops, void *g, QdbCandidate *cur, int from_level,
+		   int to_level, int max_degree, QdbSearchScratch *scratch)
+{
+	int			level;
+
+	for (level = from_level; level > to_level; level--)
+	{
+		QdbCandidate best;
+		int			n;
+
+		ops->new_layer(g, level);
+		n = QdbSearchLayer(ops, g, cur, 1, 1, level, max_degree, &best, scratch);
+		if (n < 0)
+			return -1;
+		if (n > 0)
+			*cur = best;
+	}
+	return 0;
 }
 
 /*

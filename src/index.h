@@ -10,8 +10,6 @@
 
 #include "postgres.h"
 
-#include <pthread.h>
-
 #include "access/amapi.h"
 #include "access/generic_xlog.h"
 #include "access/itup.h"
@@ -21,6 +19,7 @@
 #include "storage/bufmgr.h"
 #include "utils/relcache.h"
 
+#include "graph.h"
 #include "quantumdb.h"
 
 /* Identification, for pg_filedump and for the format check at open */
@@ -47,7 +46,6 @@
 /* Options */
 #define QDB_DEFAULT_M			16
 #define QDB_MIN_M				2
-#define QDB_MAX_M				100
 #define QDB_DEFAULT_EF_CONSTRUCTION 200
 #define QDB_MIN_EF_CONSTRUCTION 4
 #define QDB_MAX_EF_CONSTRUCTION 1000
@@ -146,9 +144,6 @@ typedef QdbNodeData *QdbNode;
 	TYPEALIGN(sizeof(uint32), offsetof(QdbNodeData, code) + (code_size))
 #define QdbNodeLists(node, code_size) \
 	((QdbNodeRef *) ((char *) (node) + QdbNodeListsOffset(code_size)))
-#define QdbLevelSlots(m, level)	((level) == 0 ? 2 * (m) : (m))
-#define QdbLevelStart(m, level)	((level) == 0 ? 0 : 2 * (m) + ((level) - 1) * (m))
-#define QdbNodeSlots(m, level)	(2 * (m) + (level) * (m))
 /* with inline codes, the neighbours' codes follow the lists, slot by slot */
 #define QdbNodeSize(code_size, m, level, inline_codes) \
 	(QdbNodeListsOffset(code_size) + \
@@ -193,14 +188,10 @@ typedef struct QdbIndexCache
 {
 	int			dim;
 	QdbMetric	metric;
-	int			code_size;
-	int			m;
+	QdbNodeShape shape;			/* code_size, m, inline_codes, max_level */
 	int			ef_construction;
-	bool		inline_codes;	/* lists carry the neighbours' codes */
-	int			max_level;		/* highest level whose node fits on a page */
 	double		level_mult;		/* 1 / ln(m) */
 	uint32		compressor_crc;
-	QdbNodeShape shape;			/* the same geometry, for QdbPageGetNode */
 	QdbModel	model;			/* arrays inside this chunk */
 	float	   *pair;			/* code-to-code table, or NULL */
 } QdbIndexCache;
@@ -238,6 +229,8 @@ extern void QdbXLogAbort(QdbXLog *x);
 extern void QdbXLogBuilding(Oid indexoid);	/* InvalidOid: build over */
 
 extern void QdbInitPage(Page page, uint16 flags);
+extern void QdbCheckPage(Relation index, Page page, BlockNumber blkno, uint16 flags);
+extern void QdbNoteInsertPage(Relation index, BlockNumber blkno);
 extern void QdbCheckMetaPage(Relation index, Page page);
 extern void QdbReadMeta(Relation index, QdbMetaPageData *meta);
 extern bytea *QdbReadCompressor(Relation index, const QdbMetaPageData *meta);
@@ -249,11 +242,7 @@ extern void QdbNodeShapeFromMeta(const QdbMetaPageData *meta, QdbNodeShape *shap
 extern QdbNode QdbPageGetNode(Relation index, const QdbNodeShape *shape, Page page,
 							  BlockNumber blkno, OffsetNumber off);
 extern Size QdbNodeSizeOf(const QdbIndexCache *c, int level);
-extern void QdbFormNode(const QdbIndexCache *c, QdbNode node, int level,
-						ItemPointer heaptid, const uint8 *code);
 extern uint8 *QdbSlotCode(const QdbIndexCache *c, QdbNode node, int level, int slot);
-extern QdbNodeRef QdbAddNode(Relation index, const QdbIndexCache *c, QdbNode node,
-							 Size size);
 #define QDB_ENTRY_IF_EMPTY		0
 #define QDB_ENTRY_IF_HIGHER		1
 #define QDB_ENTRY_IF_EXPECTED	2
@@ -317,48 +306,12 @@ extern QdbMetric QdbIndexMetric(Relation index);
 extern int	QdbDrawLevel(const QdbIndexCache *c, pg_prng_state *rng);
 extern float QdbPairDistance(const QdbIndexCache *c, const uint8 *a, const uint8 *b);
 
-/* graph_search.c: beam search and neighbour choice, over any graph */
-typedef struct QdbCandidate
-{
-	float		dist;
-	uint32		id;
-} QdbCandidate;
-
-typedef struct QdbGraphOps
-{
-	/* distance from the query to node id */
-	float		(*distance) (void *g, uint32 id);
-	/* neighbour ids of node id at level into out; returns how many */
-	int			(*neighbors) (void *g, uint32 id, int level, uint32 *out);
-	/* true the first time id is seen in the current layer search */
-	bool		(*visit) (void *g, uint32 id);
-	/* distance between two nodes (for the neighbour heuristic) */
-	float		(*pair) (void *g, uint32 a, uint32 b);
-} QdbGraphOps;
-
-typedef struct QdbSearchScratch
-{
-	QdbCandidate *cand;
-	int			cand_cap;
-	QdbCandidate *best;
-	int			best_cap;
-	uint32	   *nbuf;
-} QdbSearchScratch;
-
-extern bool QdbSearchScratchInit(QdbSearchScratch *s, int ef, int max_degree);
-extern void QdbSearchScratchFree(QdbSearchScratch *s);
-extern int	QdbSearchLayer(const QdbGraphOps *ops, void *g, const QdbCandidate *entry,
-						   int nentry, int ef, int level, int max_degree,
-						   QdbCandidate *out, QdbSearchScratch *scratch);
-extern int	QdbSelectNeighbors(const QdbGraphOps *ops, void *g, QdbCandidate *cand,
-							   int ncand, int mmax, QdbCandidate *out);
-extern void QdbSortCandidates(QdbCandidate *c, int n);
-
 /*
- * graph_disk.c: the graph read from pages, one node at a time; it writes
- * nothing.  Its calling rules (what SetQuery and SetQueryCode make a
- * distance mean, codes known before a list with inline codes is written,
- * the per-backend arena) head the file.
+ * index_graph.c: the graph read from pages, one node at a time, as graph.h's
+ * algorithm sees it (qdb_disk_graph_ops); it writes nothing.  Its calling
+ * rules (what SetQuery and SetQueryCode make a distance mean, codes known
+ * before a list with inline codes is written, the per-backend arena) head
+ * the file.
  */
 typedef struct QdbDiskGraph QdbDiskGraph;
 
@@ -374,10 +327,12 @@ extern void QdbDiskGraphNoteCode(QdbDiskGraph *g, QdbNodeRef ref, const uint8 *c
 extern void QdbDiskGraphNoteList(QdbDiskGraph *g, QdbNode node, int level);
 extern void QdbDiskGraphLoadCodes(QdbDiskGraph *g, const QdbNodeRef *refs, int n);
 extern const uint8 *QdbDiskGraphKnownCode(QdbDiskGraph *g, QdbNodeRef ref);
+extern int	QdbDiskSearch(QdbDiskGraph *g, const QdbCandidate *entry, int nentry, int ef,
+						  int level, QdbCandidate *out);
 extern bool QdbDiskDescend(QdbDiskGraph *g, const QdbMetaPageData *meta, int to_level,
 						   QdbCandidate *cur);
 
-/* graph_reach.c: reachability from the entry point, and its repair */
+/* index_reach.c: reachability from the entry point, and its repair */
 typedef struct QdbNodeMap
 {
 	BlockNumber first;			/* first node page */
@@ -410,39 +365,6 @@ extern void QdbNodeMapNoteListChange(QdbNodeMap *map, const QdbNodeRef *before,
 extern int64 QdbNodeMapCountUnreached(Relation index, QdbIndexCache *c,
 									  const QdbMetaPageData *meta, QdbNodeMap *map);
 extern int64 QdbRepairReachability(Relation index);
-extern int64 QdbFreeUnlinkedNodes(Relation index, BufferAccessStrategy strategy);
-
-/* graph_memory.c: the graph of a build, in memory, filled by threads */
-typedef struct QdbMemNode
-{
-	ItemPointerData tid;
-	uint8		level;
-	int32	   *nb;				/* (2m + level * m) node numbers, packed, -1 empty */
-} QdbMemNode;
-
-typedef struct QdbMemGraph
-{
-	QdbMetric	metric;
-	int			dim;
-	int			code_size;
-	int			m;
-	int			ef_construction;
-	const float *pair;			/* code-to-code table */
-	QdbMemNode *nodes;
-	uint8	   *codes;			/* (cap, code_size) */
-	float	   *vectors;		/* (cap, dim), unit under cosine; NULL: codes only */
-	uint8	   *locks;			/* a spinlock per node */
-	int			n;
-	int			cap;
-	int			entry;			/* -1: empty */
-	int			entry_level;
-	pthread_mutex_t entry_lock;
-	const float *batch_x;		/* the batch's input vectors */
-	int			next;			/* next row of the batch to insert */
-} QdbMemGraph;
-
-extern int	QdbMemGraphInsert(QdbMemGraph *g, const QdbModel *model, int first, int count,
-							  int nthreads);
 
 /* index_build.c */
 extern IndexBuildResult *qdbbuild(Relation heap, Relation index, IndexInfo *indexInfo);
@@ -454,16 +376,41 @@ extern void QdbSampleIndexBuild(Relation heap, Relation index, IndexInfo *indexI
 								const QdbTrainConfig *fit, QdbSample *out);
 
 /*
- * index_lists.c: every in-place change of a node's lists or flags.  The first
- * two lock and log the page; the others change a node of a page the caller
- * holds exclusively locked and registered with QdbXLog.
+ * index_write.c: every write of a node, whole or its lists and flags (the
+ * file's head says which function locks and logs what).
  */
+typedef struct QdbMemGraph QdbMemGraph;
+
+extern void QdbFormNode(const QdbIndexCache *c, QdbNode node, int level,
+						ItemPointer heaptid, const uint8 *code);
+extern QdbNodeRef QdbAddNode(Relation index, const QdbIndexCache *c, QdbNode node,
+							 Size size);
+extern void QdbWriteBuildGraph(Relation index, const QdbIndexCache *c, const QdbMemGraph *g,
+							   QdbNodeRef *refs);
 extern void QdbWriteOwnLists(Relation index, const QdbIndexCache *c, QdbDiskGraph *g,
-							 QdbNodeRef ref, int level, QdbNodeRef **lists,
+							 QdbNodeRef ref, int level, const QdbNodeRef *lists,
 							 const int *nlist);
-extern bool QdbWriteListIfUnchanged(Relation index, const QdbIndexCache *c,
-									QdbDiskGraph *g, Buffer buf, QdbNodeRef ref, int level,
-									const QdbNodeRef *expect, const QdbNodeRef *want);
+
+/*
+ * A list's new contents (want) from its copy (cur, nslots), planned with no
+ * lock held; false leaves the list as it is.
+ */
+typedef bool (*QdbListPlanner) (void *arg, QdbDiskGraph *g, QdbNodeRef ref, int level,
+								const QdbNodeRef *cur, int nslots, QdbNodeRef *want);
+typedef enum QdbListChange
+{
+	QDB_LIST_WRITTEN,
+	QDB_LIST_LEFT,				/* the planner left it, or the node is deleted */
+	QDB_LIST_RACED				/* it changed under every try */
+} QdbListChange;
+
+extern QdbListChange QdbChangeList(Relation index, const QdbIndexCache *c, QdbDiskGraph *g,
+								   QdbNodeRef ref, int level, BufferAccessStrategy strategy,
+								   QdbListPlanner plan, void *arg, QdbNodeRef *cur,
+								   QdbNodeRef *want);
+extern bool QdbLinkOnDisk(Relation index, const QdbIndexCache *c, QdbDiskGraph *g,
+						  QdbNodeRef n, int level, QdbNodeRef add, bool force,
+						  QdbNodeMap *map);
 extern void QdbMarkNodeDeleted(QdbNode node);
 extern bool QdbDropLinksToFree(const QdbNodeMap *map, const QdbMetaPageData *meta,
 							   QdbNode node);
@@ -476,9 +423,6 @@ extern bool qdbinsert(Relation index, Datum *values, bool *isnull, ItemPointer h
 extern void QdbInsertVector(Relation index, QdbIndexCache *c, const float *x,
 							const uint8 *code, ItemPointer heaptid);
 extern float *QdbIndexVector(Relation index, QdbIndexCache *c, Datum value, bool *skip);
-struct QdbNodeMap;
-extern bool QdbLinkTo(Relation index, QdbDiskGraph *g, QdbIndexCache *c, QdbNodeRef n,
-					  int level, QdbNodeRef newref, bool force, struct QdbNodeMap *map);
 
 /* index_scan.c */
 extern IndexScanDesc qdbbeginscan(Relation index, int nkeys, int norderbys);
@@ -494,6 +438,7 @@ extern IndexBulkDeleteResult *qdbbulkdelete(IndexVacuumInfo *info,
 											void *callback_state);
 extern IndexBulkDeleteResult *qdbvacuumcleanup(IndexVacuumInfo *info,
 											   IndexBulkDeleteResult *stats);
+extern int64 QdbFreeUnlinkedNodes(Relation index, BufferAccessStrategy strategy);
 
 /* index_info.c: quantumdb.index_info() and quantumdb.verify() */
 

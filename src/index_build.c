@@ -35,6 +35,7 @@
 
 #include "crc32c.h"
 #include "qdb_distance.h"
+#include "graph_memory.h"
 #include "index.h"
 
 #define BUILD_BATCH		1024
@@ -68,7 +69,7 @@ typedef struct BuildState
 static Size
 graph_bytes(const BuildState *bs, Size cap)
 {
-	return cap * (sizeof(QdbMemNode) + bs->c->code_size + 1 +
+	return cap * (sizeof(QdbMemNode) + bs->c->shape.code_size + 1 +
 				  sizeof(uint32) * (1 + bs->nthreads) +
 				  (bs->exact ? sizeof(float) * bs->c->dim : 0)) + bs->lists_bytes;
 }
@@ -84,7 +85,7 @@ graph_fits(const BuildState *bs, int count)
 
 	while (cap < (Size) bs->g.n + count)
 		cap = Max(cap * 2, 1024);
-	return graph_bytes(bs, cap) + sizeof(int32) * 3 * bs->c->m * count <= bs->mem_limit;
+	return graph_bytes(bs, cap) + sizeof(int32) * 3 * bs->c->shape.m * count <= bs->mem_limit;
 }
 
 /* Room in the graph's arrays for count more nodes. */
@@ -155,108 +156,28 @@ graph_insert_batch(BuildState *bs, const float *x, const uint8 *codes, int count
 					"could not build the graph", NULL);
 }
 
-/* Node pages from the in-memory graph: refs assigned in order, then written. */
+/* Node pages from the in-memory graph (index_write.c), then the meta page. */
 static void
 write_graph(BuildState *bs)
 {
-	QdbIndexCache *c = bs->c;
 	QdbNodeRef *refs = palloc_extended(sizeof(QdbNodeRef) * Max(bs->g.n, 1), MCXT_ALLOC_HUGE);
-	BlockNumber blkno = RelationGetNumberOfBlocks(bs->index);
-	BlockNumber first = blkno;
-	Size		free_space = 0;
-	int			on_page = QDB_MAX_NODES_PER_PAGE;
-	Size		page_capacity = QDB_PAGE_CAPACITY;
-	QdbNode		tuple = palloc(QdbNodeSizeOf(c, c->max_level));
+	BlockNumber first = RelationGetNumberOfBlocks(bs->index);
 	QdbMetaPageData meta;
-	Buffer		buf = InvalidBuffer;
-	Page		page = NULL;
-	int			i,
-				j;
+	int			entry,
+				entry_level;
 
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, QDB_PHASE_WRITE);
-	for (i = 0; i < bs->g.n; i++)
-	{
-		Size		need = MAXALIGN(QdbNodeSizeOf(c, bs->g.nodes[i].level)) + sizeof(ItemIdData);
-
-		if (need > free_space || on_page >= QDB_MAX_NODES_PER_PAGE)
-		{
-			if (i > 0)
-				blkno++;
-			free_space = page_capacity;
-			on_page = 0;
-		}
-		if (blkno >= QDB_MAX_BLOCKS)
-			ereport(ERROR,
-					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("index \"%s\" would need more than %u blocks",
-							RelationGetRelationName(bs->index), QDB_MAX_BLOCKS)));
-		refs[i] = QdbMakeRef(blkno, on_page + 1);
-		free_space -= need;
-		on_page++;
-	}
-
-	for (i = 0; i <= bs->g.n; i++)
-	{
-		bool		new_page = i == bs->g.n ? false : QdbRefOffset(refs[i]) == FirstOffsetNumber;
-
-		if ((new_page || i == bs->g.n) && BufferIsValid(buf))
-		{
-			MarkBufferDirty(buf);
-			UnlockReleaseBuffer(buf);
-			buf = InvalidBuffer;
-		}
-		if (i == bs->g.n)
-			break;
-		if (new_page)
-		{
-			CHECK_FOR_INTERRUPTS();
-			buf = ReadBuffer(bs->index, P_NEW);
-			LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-			Assert(BufferGetBlockNumber(buf) == QdbRefBlock(refs[i]));
-			page = BufferGetPage(buf);
-			QdbInitPage(page, QDB_PAGE_NODES);
-		}
-		QdbFormNode(c, tuple, bs->g.nodes[i].level, &bs->g.nodes[i].tid,
-					bs->g.codes + (Size) i * c->code_size);
-		{
-			QdbNodeRef *lists = QdbNodeLists(tuple, c->code_size);
-			int			level = bs->g.nodes[i].level;
-
-			for (j = 0; j < QdbNodeSlots(c->m, level); j++)
-			{
-				int32		nb = bs->g.nodes[i].nb[j];
-
-				lists[j] = nb >= 0 ? refs[nb] : QDB_NO_NODE;
-				if (c->inline_codes && nb >= 0)
-					memcpy(QdbNodeSlotCodes(tuple, c->code_size, c->m, level) +
-						   (Size) j * c->code_size,
-						   bs->g.codes + (Size) nb * c->code_size, c->code_size);
-			}
-		}
-		if (PageAddItem(page, (Item) tuple, QdbNodeSizeOf(c, bs->g.nodes[i].level),
-						QdbRefOffset(refs[i]), false, false) != QdbRefOffset(refs[i]))
-			elog(ERROR, "failed to add node to index \"%s\"", RelationGetRelationName(bs->index));
-	}
-
-	/* an index always has a node page, where inserts start */
-	if (bs->g.n == 0)
-	{
-		buf = ReadBuffer(bs->index, P_NEW);
-		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-		QdbInitPage(BufferGetPage(buf), QDB_PAGE_NODES);
-		MarkBufferDirty(buf);
-		UnlockReleaseBuffer(buf);
-	}
+	QdbWriteBuildGraph(bs->index, bs->c, &bs->g, refs);
 
 	QdbReadMeta(bs->index, &meta);
 	meta.first_node_page = first;
 	meta.insert_page = RelationGetNumberOfBlocks(bs->index) - 1;
-	meta.entry = bs->g.entry >= 0 ? refs[bs->g.entry] : QDB_NO_NODE;
-	meta.entry_level = bs->g.entry >= 0 ? bs->g.entry_level : -1;
+	entry = QdbMemGraphEntry(&bs->g, &entry_level);
+	meta.entry = entry >= 0 ? refs[entry] : QDB_NO_NODE;
+	meta.entry_level = entry >= 0 ? entry_level : -1;
 	meta.build_flags = bs->flags;
 	QdbWriteMetaPage(bs->index, MAIN_FORKNUM, &meta);
 	pfree(refs);
-	pfree(tuple);
 }
 
 /* The in-memory graph has no room for count more rows: drop vectors, or write it out. */
@@ -325,7 +246,7 @@ flush_batch(BuildState *bs)
 		return;
 	CHECK_FOR_INTERRUPTS();
 	normalise_batch(bs);
-	codes = palloc((Size) bs->nbatch * c->code_size);
+	codes = palloc((Size) bs->nbatch * c->shape.code_size);
 	QdbReportStatus(qdb_compute_codes(&c->model, bs->batch, bs->nbatch, codes),
 					"could not encode the rows", NULL);
 	if (!bs->on_disk && !graph_fits(bs, bs->nbatch))
@@ -338,7 +259,7 @@ flush_batch(BuildState *bs)
 		{
 			CHECK_FOR_INTERRUPTS();
 			QdbInsertVector(bs->index, c, bs->batch + (Size) i * c->dim,
-							codes + (Size) i * c->code_size, &bs->batch_tid[i]);
+							codes + (Size) i * c->shape.code_size, &bs->batch_tid[i]);
 		}
 	}
 	bs->indtuples += bs->nbatch;
@@ -530,15 +451,8 @@ qdbbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 	bs.mem_limit = (Size) maintenance_work_mem * 1024;
 	bs.exact = true;
 	bs.nthreads = build_threads();
-	bs.g.metric = bs.c->metric;
-	bs.g.dim = bs.c->dim;
-	bs.g.code_size = bs.c->code_size;
-	bs.g.m = bs.c->m;
-	bs.g.ef_construction = bs.c->ef_construction;
-	bs.g.pair = bs.c->pair;
-	bs.g.entry = -1;
-	bs.g.entry_level = -1;
-	pthread_mutex_init(&bs.g.entry_lock, NULL);
+	QdbMemGraphInit(&bs.g, bs.c->metric, bs.c->dim, bs.c->shape.code_size, bs.c->shape.m,
+					bs.c->ef_construction, bs.c->shape.max_level, bs.c->pair);
 	bs.batch = palloc(sizeof(float) * BUILD_BATCH * bs.c->dim);
 
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, QDB_PHASE_LOAD);

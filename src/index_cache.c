@@ -146,14 +146,10 @@ load_slot(Relation index, bool want_pair)
 				 errhint("REINDEX INDEX %s;", RelationGetRelationName(index))));
 	c->dim = meta.dim;
 	c->metric = (QdbMetric) meta.metric;
-	c->code_size = meta.code_size;
-	c->m = meta.m;
 	c->ef_construction = meta.ef_construction;
-	c->inline_codes = meta.inline_codes != 0;
-	c->max_level = QdbHighestLevel(c->code_size, c->m, c->inline_codes);
-	c->level_mult = 1.0 / log((double) c->m);
-	c->compressor_crc = meta.compressor_crc;
 	QdbNodeShapeFromMeta(&meta, &c->shape);
+	c->level_mult = 1.0 / log((double) c->shape.m);
+	c->compressor_crc = meta.compressor_crc;
 	if (want_pair)
 	{
 		c->pair = MemoryContextAllocHuge(cxt, sizeof(float) * qdb_pair_table_floats(&c->model));
@@ -220,7 +216,7 @@ QdbDrawLevel(const QdbIndexCache *c, pg_prng_state *rng)
 	if (u <= 0)
 		u = 1e-12;
 	level = (int) floor(-log(u) * c->level_mult);
-	return Min(level, c->max_level);
+	return Min(level, c->shape.max_level);
 }
 
 float

@@ -1,7 +1,8 @@
 /*
  * index_pages.c
  *	  Pages of a quantumdb index: the meta page, the compressor pages that
- *	  hold the index's own copy of its model, and node pages.
+ *	  hold the index's own copy of its model, and the reading of node pages
+ *	  (their writing is index_write.c's).
  *
  * Build-time writers (QdbWrite*) change pages without WAL: the build logs
  * the whole relation afterwards, and the init fork is logged page by page.
@@ -41,8 +42,9 @@ unexpected_page(Relation index, BlockNumber blkno)
 			 errhint("Please REINDEX it.")));
 }
 
-static void
-check_page(Relation index, Page page, BlockNumber blkno, uint16 flags)
+/* ERRORs unless page is a well-formed page of one of the types in flags. */
+void
+QdbCheckPage(Relation index, Page page, BlockNumber blkno, uint16 flags)
 {
 	if (QdbPageProblem(page) != NULL || (QdbPageGetOpaque(page)->flags & flags) == 0)
 		unexpected_page(index, blkno);
@@ -123,7 +125,7 @@ QdbCheckMetaPage(Relation index, Page page)
 {
 	QdbMetaPage meta;
 
-	check_page(index, page, QDB_META_BLKNO, QDB_PAGE_META);
+	QdbCheckPage(index, page, QDB_META_BLKNO, QDB_PAGE_META);
 	meta = QdbPageGetMeta(page);
 	if (meta->magic != QDB_INDEX_MAGIC)
 		ereport(ERROR,
@@ -193,7 +195,7 @@ QdbReadCompressor(Relation index, const QdbMetaPageData *meta)
 
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
 		page = BufferGetPage(buf);
-		check_page(index, page, blkno, QDB_PAGE_COMPRESSOR);
+		QdbCheckPage(index, page, blkno, QDB_PAGE_COMPRESSOR);
 		memcpy(dst, PageGetContents(page), n);
 		UnlockReleaseBuffer(buf);
 		dst += n;
@@ -329,51 +331,16 @@ QdbPageGetNode(Relation index, const QdbNodeShape *shape, Page page, BlockNumber
 Size
 QdbNodeSizeOf(const QdbIndexCache *c, int level)
 {
-	return QdbNodeSize(c->code_size, c->m, level, c->inline_codes);
+	return QdbNodeSize(c->shape.code_size, c->shape.m, level, c->shape.inline_codes);
 }
 
 /* With inline codes: where the code of the neighbour in slot of level's list goes. */
 uint8 *
 QdbSlotCode(const QdbIndexCache *c, QdbNode node, int level, int slot)
 {
-	Assert(c->inline_codes);
-	return QdbNodeSlotCodes(node, c->code_size, c->m, node->level) +
-		(Size) (QdbLevelStart(c->m, level) + slot) * c->code_size;
-}
-
-/* Fills a node with no neighbours yet. */
-void
-QdbFormNode(const QdbIndexCache *c, QdbNode node, int level, ItemPointer heaptid,
-			const uint8 *code)
-{
-	QdbNodeRef *lists = QdbNodeLists(node, c->code_size);
-	int			nslots = QdbNodeSlots(c->m, level);
-	int			i;
-
-	memset(node, 0, QdbNodeSizeOf(c, level));
-	node->flags = 0;
-	node->level = level;
-	node->heaptid = *heaptid;
-	memcpy(node->code, code, c->code_size);
-	for (i = 0; i < nslots; i++)
-		lists[i] = QDB_NO_NODE;
-}
-
-static bool
-page_has_room(Page page, Size size)
-{
-	return PageGetFreeSpace(page) >= MAXALIGN(size) &&
-		PageGetMaxOffsetNumber(page) < QDB_MAX_NODES_PER_PAGE;
-}
-
-static OffsetNumber
-add_item(Relation index, Page page, QdbNode node, Size size)
-{
-	OffsetNumber off = PageAddItem(page, (Item) node, size, InvalidOffsetNumber, false, false);
-
-	if (off == InvalidOffsetNumber)
-		elog(ERROR, "failed to add a node to index \"%s\"", RelationGetRelationName(index));
-	return off;
+	Assert(c->shape.inline_codes);
+	return QdbNodeSlotCodes(node, c->shape.code_size, c->shape.m, node->level) +
+		(Size) (QdbLevelStart(c->shape.m, level) + slot) * c->shape.code_size;
 }
 
 /* The meta page locked for a change: finish or abort *state, then unlock *buf. */
@@ -387,8 +354,8 @@ meta_for_update(Relation index, Buffer *buf, QdbXLog **state)
 }
 
 /* Notes blkno as the page where the next inserts try first. */
-static void
-note_insert_page(Relation index, BlockNumber blkno)
+void
+QdbNoteInsertPage(Relation index, BlockNumber blkno)
 {
 	Buffer		buf;
 	QdbXLog *state;
@@ -402,124 +369,6 @@ note_insert_page(Relation index, BlockNumber blkno)
 	else
 		QdbXLogAbort(state);
 	UnlockReleaseBuffer(buf);
-}
-
-/*
- * Adds a node tuple on the insert page, or on a new page at the end of the
- * relation when it is full; WAL-logged.  Holds one buffer lock at a time
- * (the relation extension lock is taken only with no buffer locked).
- */
-/*
- * Puts the node in a free slot of the same size (a deleted node that VACUUM
- * unlinked) on a page the free space map offers; InvalidOffsetNumber if
- * the page has none.  A page with more such slots goes back to the map.
- */
-static OffsetNumber
-reuse_slot(Relation index, const QdbIndexCache *c, BlockNumber blkno, QdbNode node,
-		   Size size)
-{
-	Buffer		buf;
-	Page		page;
-	QdbXLog *state;
-	OffsetNumber off,
-				found = InvalidOffsetNumber;
-	int			more = 0;
-
-	if (blkno >= RelationGetNumberOfBlocks(index))
-		return InvalidOffsetNumber;
-	buf = ReadBuffer(index, blkno);
-	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-	page = BufferGetPage(buf);
-	if (QdbPageProblem(page) != NULL || QdbPageGetOpaque(page)->flags != QDB_PAGE_NODES)
-	{
-		UnlockReleaseBuffer(buf);
-		return InvalidOffsetNumber;
-	}
-	state = QdbXLogStart(index);
-	page = QdbXLogRegister(state, buf, 0);
-	for (off = FirstOffsetNumber; off <= PageGetMaxOffsetNumber(page); off++)
-	{
-		ItemId		iid = PageGetItemId(page, off);
-		QdbNode		old = QdbPageGetNode(index, &c->shape, page, blkno, off);
-
-		if (!(old->flags & QDB_NODE_FREE))
-			continue;
-		if (found == InvalidOffsetNumber && ItemIdGetLength(iid) == size)
-		{
-			memcpy(old, node, size);
-			found = off;
-		}
-		else
-			more++;
-	}
-	if (found != InvalidOffsetNumber)
-		QdbXLogFinish(state);
-	else
-		QdbXLogAbort(state);
-	UnlockReleaseBuffer(buf);
-	if (more > 0)
-		RecordFreeIndexPage(index, blkno);
-	return found;
-}
-
-QdbNodeRef
-QdbAddNode(Relation index, const QdbIndexCache *c, QdbNode node, Size size)
-{
-	QdbMetaPageData meta;
-	Buffer		buf;
-	Page		page;
-	QdbXLog *state;
-	OffsetNumber off;
-	BlockNumber blkno;
-	int			tries;
-
-	/* a slot VACUUM freed, if the free space map knows one */
-	for (tries = 0; tries < 4; tries++)
-	{
-		blkno = GetFreeIndexPage(index);
-		if (blkno == InvalidBlockNumber)
-			break;
-		off = reuse_slot(index, c, blkno, node, size);
-		if (off != InvalidOffsetNumber)
-			return QdbMakeRef(blkno, off);
-	}
-
-	QdbReadMeta(index, &meta);
-	blkno = meta.insert_page;
-	buf = ReadBuffer(index, blkno);
-	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-	state = QdbXLogStart(index);
-	page = QdbXLogRegister(state, buf, 0);
-	check_page(index, page, blkno, QDB_PAGE_NODES);
-	if (page_has_room(page, size))
-	{
-		off = add_item(index, page, node, size);
-		QdbXLogFinish(state);
-		UnlockReleaseBuffer(buf);
-		return QdbMakeRef(blkno, off);
-	}
-	QdbXLogAbort(state);
-	UnlockReleaseBuffer(buf);
-
-	/* the insert page is full: start a new one */
-	LockRelationForExtension(index, ExclusiveLock);
-	buf = ReadBuffer(index, P_NEW);
-	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-	UnlockRelationForExtension(index, ExclusiveLock);
-	blkno = BufferGetBlockNumber(buf);
-	if (blkno >= QDB_MAX_BLOCKS)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("index \"%s\" has reached its limit of %u blocks",
-						RelationGetRelationName(index), QDB_MAX_BLOCKS)));
-	state = QdbXLogStart(index);
-	page = QdbXLogRegister(state, buf, GENERIC_XLOG_FULL_IMAGE);
-	QdbInitPage(page, QDB_PAGE_NODES);
-	off = add_item(index, page, node, size);
-	QdbXLogFinish(state);
-	UnlockReleaseBuffer(buf);
-	note_insert_page(index, blkno);
-	return QdbMakeRef(blkno, off);
 }
 
 /*

@@ -187,7 +187,7 @@ walk(IndexScanDesc scan)
 	}
 	found = palloc(sizeof(QdbCandidate) * so->ef);
 	QdbDiskGraphNewLayer(g, 0);
-	nfound = QdbSearchLayer(&qdb_disk_graph_ops, g, &cur, 1, so->ef, 0, 2 * c->m, found, NULL);
+	nfound = QdbDiskSearch(g, &cur, 1, so->ef, 0, found);
 	so->visited += QdbDiskGraphVisited(g);
 
 	MemoryContextSwitchTo(so->cxt);

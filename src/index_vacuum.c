@@ -13,11 +13,11 @@
  * of the highest level.  Afterwards no live node links to a deleted one, so
  * scans do not spend ef_search on tombstones.
  *
- * amvacuumcleanup then links back any node no walk reaches (graph_reach.c)
+ * amvacuumcleanup then links back any node no walk reaches (index_reach.c)
  * and frees the deleted nodes no live node links to any more: their lists
  * are cleared, they are flagged free, and their pages go to the free space
  * map, where inserts find slots of their size to reuse.  The node and list
- * changes themselves are index_lists.c's.  A scan that still holds the
+ * changes themselves are index_write.c's.  A scan that still holds the
  * reference of a freed slot may read the node that reuses it: a wrong turn
  * in its walk, never a wrong row, since rows come from the heap TID of the
  * node actually read.
@@ -33,8 +33,6 @@
 #include "utils/memutils.h"
 
 #include "index.h"
-
-#define REPAIR_TRIES	3
 
 static bool
 is_deleted(HTAB *h, QdbNodeRef ref)
@@ -105,38 +103,54 @@ mark_dead(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 	return deleted;
 }
 
-/*
- * The repaired list of a live node (code ncode) at level whose current list
- * cur holds deleted nodes: live neighbours and live nodes up to two hops
- * through deleted ones, chosen by the heuristic.  Returns the list length.
- */
-static int
-plan_repair(QdbDiskGraph *g, QdbIndexCache *c, HTAB *deleted, QdbNodeRef self,
-			const uint8 *ncode, const QdbNodeRef *cur, int level, QdbNodeRef *out)
+static bool
+list_has_deleted(HTAB *deleted, const QdbNodeRef *list, int n)
 {
-	int			nslots = QdbLevelSlots(c->m, level);
-	int			maxcand = nslots * (1 + 2 * c->m) * (1 + 2 * c->m);
-	QdbCandidate *cand = palloc(sizeof(QdbCandidate) * maxcand);
-	QdbCandidate *sel = palloc(sizeof(QdbCandidate) * nslots);
-	uint32	   *nb = palloc(sizeof(uint32) * 2 * c->m);
-	uint32	   *nb2 = palloc(sizeof(uint32) * 2 * c->m);
+	int			i;
+
+	for (i = 0; i < n; i++)
+		if (list[i] != QDB_NO_NODE && is_deleted(deleted, list[i]))
+			return true;
+	return false;
+}
+
+/*
+ * QdbChangeList's plan for node self's list cur at level, when it holds
+ * deleted nodes: graph_link.c's QdbPlanList over the live neighbours and the
+ * live nodes up to two hops through deleted ones.
+ */
+static bool
+plan_repair(void *arg, QdbDiskGraph *g, QdbNodeRef self, int level, const QdbNodeRef *cur,
+			int nslots, QdbNodeRef *want)
+{
+	HTAB	   *deleted = arg;
+	const QdbGraphOps *ops = &qdb_disk_graph_ops;
+	QdbCandidate *cand = NULL;
 	int			ncand = 0,
-				nsel,
-				i,
+				maxcand = 0;
+	uint32		nb[2 * QDB_MAX_M];
+	uint32		nb2[2 * QDB_MAX_M];
+	int			i,
 				j,
 				k;
 
-	QdbDiskGraphNewLayer(g, level);
-	QdbDiskGraphSetQueryCode(g, ncode);
-	qdb_disk_graph_ops.visit(g, self);
+	if (!list_has_deleted(deleted, cur, nslots))
+		return false;
+	ops->new_layer(g, level);
+	ops->visit(g, self);
 
 #define ADD_CANDIDATE(r) \
 	do { \
-		if (ncand < maxcand && !is_deleted(deleted, (r)) && \
-			qdb_disk_graph_ops.visit(g, (r))) \
+		if (!is_deleted(deleted, (r)) && ops->visit(g, (r))) \
 		{ \
+			if (ncand == maxcand) \
+			{ \
+				maxcand = Max(4 * nslots, 2 * maxcand); \
+				cand = ncand ? repalloc(cand, sizeof(QdbCandidate) * maxcand) \
+					: palloc(sizeof(QdbCandidate) * maxcand); \
+			} \
 			cand[ncand].id = (r); \
-			cand[ncand].dist = qdb_disk_graph_ops.distance(g, (r)); \
+			cand[ncand].dist = ops->pair(g, self, (r)); \
 			ncand++; \
 		} \
 	} while (0)
@@ -152,7 +166,7 @@ plan_repair(QdbDiskGraph *g, QdbIndexCache *c, HTAB *deleted, QdbNodeRef self,
 			ADD_CANDIDATE(cur[i]);
 			continue;
 		}
-		n1 = qdb_disk_graph_ops.neighbors(g, cur[i], level, nb);
+		n1 = ops->neighbors(g, cur[i], level, nb);
 		for (j = 0; j < n1; j++)
 		{
 			int			n2;
@@ -162,7 +176,7 @@ plan_repair(QdbDiskGraph *g, QdbIndexCache *c, HTAB *deleted, QdbNodeRef self,
 				ADD_CANDIDATE(nb[j]);
 				continue;
 			}
-			n2 = qdb_disk_graph_ops.neighbors(g, nb[j], level, nb2);
+			n2 = ops->neighbors(g, nb[j], level, nb2);
 			for (k = 0; k < n2; k++)
 				ADD_CANDIDATE(nb2[k]);
 		}
@@ -170,89 +184,31 @@ plan_repair(QdbDiskGraph *g, QdbIndexCache *c, HTAB *deleted, QdbNodeRef self,
 #undef ADD_CANDIDATE
 
 	QdbSortCandidates(cand, ncand);
-	nsel = QdbSelectNeighbors(&qdb_disk_graph_ops, g, cand, ncand, nslots, sel);
-	for (i = 0; i < nslots; i++)
-		out[i] = i < nsel ? sel[i].id : QDB_NO_NODE;
-	pfree(cand);
-	pfree(sel);
-	pfree(nb);
-	pfree(nb2);
-	return nsel;
+	(void) QdbPlanList(ops, g, cand, ncand, nslots, want);
+	if (ncand > 0)
+		pfree(cand);
+	return true;
 }
 
-static bool
-list_has_deleted(HTAB *deleted, const QdbNodeRef *list, int n)
-{
-	int			i;
-
-	for (i = 0; i < n; i++)
-		if (list[i] != QDB_NO_NODE && is_deleted(deleted, list[i]))
-			return true;
-	return false;
-}
-
-/* Repairs the lists of one live node; retried when an insert changes them. */
+/* Repairs the lists of one live node, each level in a memory context of its own. */
 static void
 repair_node(Relation index, QdbIndexCache *c, HTAB *deleted, QdbNodeRef ref,
-			BufferAccessStrategy strategy)
+			int level, BufferAccessStrategy strategy)
 {
-	BlockNumber blkno = QdbRefBlock(ref);
-	int			maxslots = 2 * c->m;
-	QdbNodeRef *cur = palloc(sizeof(QdbNodeRef) * maxslots);
-	QdbNodeRef *want = palloc(sizeof(QdbNodeRef) * maxslots);
-	uint8	   *code = palloc(c->code_size);
-	int			level,
-				nodelevel,
-				try;
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "quantumdb repair",
 											  ALLOCSET_DEFAULT_SIZES);
+	QdbNodeRef	cur[2 * QDB_MAX_M];
+	QdbNodeRef	want[2 * QDB_MAX_M];
+	int			l;
 
-	for (level = 0;; level++)
+	for (l = 0; l <= level; l++)
 	{
-		int			nslots = QdbLevelSlots(c->m, level);
+		MemoryContext old = MemoryContextSwitchTo(cxt);
 
-		for (try = 0; try < REPAIR_TRIES; try++)
-		{
-			Buffer		buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL, strategy);
-			QdbNode		node;
-			QdbDiskGraph *g;
-			MemoryContext old = MemoryContextSwitchTo(cxt);
-
-			g = QdbDiskGraphCreate(index, c);
-			LockBuffer(buf, BUFFER_LOCK_SHARE);
-			node = QdbPageGetNode(index, &c->shape, BufferGetPage(buf), blkno, QdbRefOffset(ref));
-			nodelevel = node->level;
-			if (level > nodelevel)
-			{
-				UnlockReleaseBuffer(buf);
-				MemoryContextSwitchTo(old);
-				break;
-			}
-			memcpy(cur, QdbNodeLists(node, c->code_size) + QdbLevelStart(c->m, level),
-				   sizeof(QdbNodeRef) * nslots);
-			memcpy(code, node->code, c->code_size);
-			QdbDiskGraphNoteList(g, node, level);
-			LockBuffer(buf, BUFFER_LOCK_UNLOCK);
-			if (!list_has_deleted(deleted, cur, nslots))
-			{
-				ReleaseBuffer(buf);
-				MemoryContextSwitchTo(old);
-				break;
-			}
-
-			plan_repair(g, c, deleted, ref, code, cur, level, want);
-			if (QdbWriteListIfUnchanged(index, c, g, buf, ref, level, cur, want))
-			{
-				MemoryContextSwitchTo(old);
-				MemoryContextReset(cxt);
-				break;
-			}
-			MemoryContextSwitchTo(old);
-			MemoryContextReset(cxt);
-		}
+		(void) QdbChangeList(index, c, QdbDiskGraphCreate(index, c), ref, l, strategy,
+							 plan_repair, deleted, cur, want);
+		MemoryContextSwitchTo(old);
 		MemoryContextReset(cxt);
-		if (level >= nodelevel)
-			break;
 	}
 	MemoryContextDelete(cxt);
 }
@@ -294,6 +250,7 @@ repair_graph(IndexVacuumInfo *info, QdbIndexCache *c, HTAB *deleted,
 	QdbNodeRef	best = QDB_NO_NODE;
 	int			best_level = -1;
 	QdbNodeRef *todo = palloc(sizeof(QdbNodeRef) * QDB_MAX_NODES_PER_PAGE);
+	uint8	   *todo_level = palloc(QDB_MAX_NODES_PER_PAGE);
 	QdbNodeScan scan;
 
 	QdbNodeScanBegin(&scan, index, &c->shape, meta->first_node_page,
@@ -315,14 +272,17 @@ repair_graph(IndexVacuumInfo *info, QdbIndexCache *c, HTAB *deleted,
 				best_level = node->level;
 				best = ref;
 			}
-			if (list_has_deleted(deleted, QdbNodeLists(node, c->code_size),
-								 QdbNodeSlots(c->m, node->level)))
+			if (list_has_deleted(deleted, QdbNodeLists(node, c->shape.code_size),
+								 QdbNodeSlots(c->shape.m, node->level)))
+			{
+				todo_level[ntodo] = node->level;
 				todo[ntodo++] = ref;
+			}
 		}
 		/* repair_node locks pages of its own */
 		QdbNodeScanReleasePage(&scan);
 		for (i = 0; i < ntodo; i++)
-			repair_node(index, c, deleted, todo[i], info->strategy);
+			repair_node(index, c, deleted, todo[i], todo_level[i], info->strategy);
 	}
 	QdbNodeScanEnd(&scan);
 

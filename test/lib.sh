@@ -93,6 +93,7 @@ qdb_setup() {
 	make -C "$QDB_ROOT" -s -j2 "${pg_config_arg[@]}" all >/dev/null || return 1
 	echo "$stamp" >"$QDB_ROOT/.qdb-build-server"
 	make -C "$QDB_ROOT/trainer" -s -j2 all tests >/dev/null || return 1
+	make -C "$QDB_ROOT" -s "${pg_config_arg[@]}" unit-tests >/dev/null || return 1
 	qdb_log "installing the extension"
 	if [ -n "${QDB_PG_CONFIG:-}" ]; then
 		if [ -w "$("$QDB_PG_CONFIG" --pkglibdir)" ]; then

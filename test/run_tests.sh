@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make test`: installs what is missing (as root), builds, installs, starts a
 # throwaway cluster and runs every suite against it:
-#   1. the trainer core's C unit tests (trainer/tests, TAP output)
+#   1. C unit tests (TAP output): the trainer core's (trainer/tests) and the
+#      graph layer's (test/unit)
 #   2. pg_regress: sql/*.sql against expected/*.out
 #   3. TAP tests under test/t/ (PostgreSQL::Test::Cluster), when there are any
 # QDB_ONLY=REGEX runs only the pg_regress and TAP tests whose names match
@@ -36,9 +37,9 @@ if ! qdb_setup; then
 fi
 qdb_cluster_start || { echo "0 passed, 1 failed"; exit 1; }
 
-# 1. trainer unit tests
-qdb_log "trainer unit tests"
-for t in trainer/tests/test_*; do
+# 1. unit tests
+qdb_log "unit tests"
+for t in trainer/tests/test_* test/unit/test_*; do
 	case "$t" in *.c|*.h) continue ;; esac
 	[ -n "${QDB_ONLY:-}" ] && continue
 	[ -x "$t" ] || continue

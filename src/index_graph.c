@@ -1,7 +1,8 @@
 /*
- * graph_disk.c
- *	  The graph as read from index pages, for scans, inserts and vacuum.
- *	  It only reads: every page write is index_lists.c's or index_pages.c's.
+ * index_graph.c
+ *	  The graph as read from index pages, for scans, inserts and vacuum: the
+ *	  QdbGraphOps through which graph.h's algorithm walks the pages.  It
+ *	  only reads: every page write is index_write.c's or index_pages.c's.
  *
  * Each node is read under a share lock on its page, copied (flags, heap
  * TID, code and one level's neighbour list) and the lock released at once,
@@ -19,18 +20,25 @@
  *	- What qdb_disk_graph_ops.distance means is set by the last of
  *	  QdbDiskGraphSetQuery (ADC from a vector's lookup table and bias: a
  *	  search for a vector) and QdbDiskGraphSetQueryCode (code-to-code from a
- *	  node's code, copied: planning a node's own list).  Each call drops the
- *	  cached distances; set one before any distance is asked.  pair is always
- *	  code-to-code.
- *	- QdbDiskGraphNewLayer(g, level) starts a layer search: nothing counts
- *	  as visited, and a node first read for its code (a distance,
- *	  QdbDiskGraphCode) copies its list at level.  Call it before each
- *	  QdbSearchLayer (QdbDiskDescend does, per level).
- *	- With inline codes, a list that index_lists.c writes takes each
+ *	  node's code, copied: the reachability repair's search for a node that
+ *	  has no vector at hand).  Each call drops the cached distances; set one
+ *	  before any distance is asked.  pair is always code-to-code, and is what
+ *	  graph_link.c's planners rank a list's members by.
+ *	- QdbDiskGraphNewLayer(g, level) (ops->new_layer) starts a layer
+ *	  search: nothing counts as visited, and a node first read for its code
+ *	  (a distance, QdbDiskGraphCode) copies its list at level.  Call it
+ *	  before each QdbDiskSearch; QdbDiskDescend and QdbLinkNode do, per
+ *	  level.
+ *	- ops->linkable is "not deleted": deleted nodes are walked through but
+ *	  never linked to.
+ *	- QdbDiskSearch and QdbDiskDescend search with the graph's own scratch
+ *	  (graph.h), grown in the graph's memory context; they ERROR on out of
+ *	  memory, where graph.h's functions return -1.
+ *	- With inline codes, a list that index_write.c writes takes each
  *	  neighbour's code from here (QdbDiskGraphKnownCode), since its page is
  *	  then locked: the codes must be known first, through QdbDiskGraphCode,
  *	  QdbDiskGraphNoteList/NoteCode or QdbDiskGraphLoadCodes (which
- *	  index_lists.c calls itself before it locks the page).
+ *	  index_write.c calls itself before it locks the page).
  *	- QdbDiskGraphNoteList (the inline codes of a node whose page the caller
  *	  holds locked), QdbDiskGraphNoteCode and QdbDiskGraphKnownCode read no
  *	  page; every other call may read one, so none with a page locked.
@@ -65,7 +73,7 @@ typedef struct DiskNode
 } DiskNode;
 
 #define NODE_NB(e)			((QdbNodeRef *) ((char *) (e) + MAXALIGN(sizeof(DiskNode))))
-#define NODE_CODE(g, e)		((uint8 *) (NODE_NB(e) + 2 * (g)->c->m))
+#define NODE_CODE(g, e)		((uint8 *) (NODE_NB(e) + 2 * (g)->c->shape.m))
 
 /*
  * The hash table (keys and node numbers, small and dense, so probes stay in
@@ -101,6 +109,7 @@ struct QdbDiskGraph
 	uint32		used;			/* nodes */
 	int			reads;
 	BlockNumber nblocks;		/* the index's size when last looked at */
+	QdbSearchScratch scratch;	/* of QdbDiskSearch, in the graph's context */
 };
 
 static DiskArena backend_arena;
@@ -157,7 +166,7 @@ static DiskArena *
 arena_for(QdbIndexCache *c)
 {
 	Size		node_bytes = MAXALIGN(MAXALIGN(sizeof(DiskNode)) +
-									  sizeof(QdbNodeRef) * 2 * c->m + c->code_size);
+									  sizeof(QdbNodeRef) * 2 * c->shape.m + c->shape.code_size);
 	DiskArena  *a;
 	MemoryContextCallback *cb;
 
@@ -198,9 +207,10 @@ QdbDiskGraphCreate(Relation index, QdbIndexCache *c)
 	g->index = index;
 	g->c = c;
 	g->a = arena_for(c);
-	g->query_code = palloc(c->code_size);
+	g->query_code = palloc(c->shape.code_size);
 	g->epoch = 1;
 	g->dist_epoch = 1;
+	QdbSearchScratchInit(&g->scratch, QdbContextAlloc(CurrentMemoryContext));
 	return g;
 }
 
@@ -217,7 +227,7 @@ void
 QdbDiskGraphSetQueryCode(QdbDiskGraph *g, const uint8 *code)
 {
 	g->table = NULL;
-	memcpy(g->query_code, code, g->c->code_size);
+	memcpy(g->query_code, code, g->c->shape.code_size);
 	g->dist_epoch++;
 }
 
@@ -349,26 +359,26 @@ read_node(QdbDiskGraph *g, DiskNode *e, int level)
 	e->flags = node->flags;
 	e->level = node->level;
 	e->heaptid = node->heaptid;
-	memcpy(NODE_CODE(g, e), node->code, c->code_size);
+	memcpy(NODE_CODE(g, e), node->code, c->shape.code_size);
 	e->code_known = true;
 	if (level <= node->level)
 	{
-		QdbNodeRef *list = QdbNodeLists(node, c->code_size) + QdbLevelStart(c->m, level);
+		QdbNodeRef *list = QdbNodeLists(node, c->shape.code_size) + QdbLevelStart(c->shape.m, level);
 		QdbNodeRef *nb = NODE_NB(e);
 
-		for (i = 0; i < QdbLevelSlots(c->m, level); i++)
+		for (i = 0; i < QdbLevelSlots(c->shape.m, level); i++)
 		{
 			if (list[i] == QDB_NO_NODE)
 				continue;
 			nb[n++] = list[i];
-			if (c->inline_codes)
+			if (c->shape.inline_codes)
 			{
 				/* the neighbour's code, so visiting it needs no page read */
 				DiskNode   *ne = lookup(g, list[i]);
 
 				if (!ne->code_known)
 				{
-					memcpy(NODE_CODE(g, ne), QdbSlotCode(c, node, level, i), c->code_size);
+					memcpy(NODE_CODE(g, ne), QdbSlotCode(c, node, level, i), c->shape.code_size);
 					ne->code_known = true;
 				}
 			}
@@ -434,8 +444,24 @@ disk_pair(void *arg, uint32 a, uint32 b)
 	return QdbPairDistance(g->c, ca, cb);
 }
 
+static void
+disk_new_layer(void *arg, int level)
+{
+	QdbDiskGraphNewLayer((QdbDiskGraph *) arg, level);
+}
+
+/* Deleted nodes are walked through but never linked to. */
+static bool
+disk_linkable(void *arg, uint32 id)
+{
+	bool		deleted;
+
+	(void) QdbDiskGraphCode((QdbDiskGraph *) arg, id, &deleted, NULL);
+	return !deleted;
+}
+
 const QdbGraphOps qdb_disk_graph_ops = {
-	disk_distance, disk_neighbors, disk_visit, disk_pair
+	disk_distance, disk_neighbors, disk_visit, disk_pair, disk_new_layer, disk_linkable
 };
 
 /* The code of a node (stable for the walk), its deleted flag and heap TID. */
@@ -453,6 +479,33 @@ QdbDiskGraphCode(QdbDiskGraph *g, QdbNodeRef ref, bool *deleted, ItemPointer hea
 	return NODE_CODE(g, e);
 }
 
+static void
+search_failed(QdbDiskGraph *g)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OUT_OF_MEMORY),
+			 errmsg("out of memory"),
+			 errdetail("A search of index \"%s\" could not grow its candidate list.",
+					   RelationGetRelationName(g->index))));
+}
+
+/*
+ * QdbSearchLayer over the pages with the graph's own scratch: the ef
+ * nearest nodes at level from the entries; the caller has started the
+ * layer (QdbDiskGraphNewLayer).
+ */
+int
+QdbDiskSearch(QdbDiskGraph *g, const QdbCandidate *entry, int nentry, int ef, int level,
+			  QdbCandidate *out)
+{
+	int			n = QdbSearchLayer(&qdb_disk_graph_ops, g, entry, nentry, ef, level,
+								   2 * g->c->shape.m, out, &g->scratch);
+
+	if (n < 0)
+		search_failed(g);
+	return n;
+}
+
 /*
  * Greedy descent from the entry point through the levels above to_level;
  * *cur gets the nearest node found.  False when the graph is empty.
@@ -461,22 +514,14 @@ bool
 QdbDiskDescend(QdbDiskGraph *g, const QdbMetaPageData *meta, int to_level,
 			   QdbCandidate *cur)
 {
-	int			level;
-
 	if (meta->entry == QDB_NO_NODE)
 		return false;
 	QdbDiskGraphNewLayer(g, meta->entry_level);
 	cur->id = meta->entry;
 	cur->dist = disk_distance(g, meta->entry);
-	for (level = meta->entry_level; level > to_level; level--)
-	{
-		QdbCandidate best;
-
-		QdbDiskGraphNewLayer(g, level);
-		if (QdbSearchLayer(&qdb_disk_graph_ops, g, cur, 1, 1, level, 2 * g->c->m, &best,
-						   NULL) > 0)
-			*cur = best;
-	}
+	if (QdbDescend(&qdb_disk_graph_ops, g, cur, meta->entry_level, to_level, 2 * g->c->shape.m,
+				   &g->scratch) < 0)
+		search_failed(g);
 	return true;
 }
 
@@ -501,7 +546,7 @@ QdbDiskGraphNoteCode(QdbDiskGraph *g, QdbNodeRef ref, const uint8 *code)
 
 	if (!e->code_known)
 	{
-		memcpy(NODE_CODE(g, e), code, g->c->code_size);
+		memcpy(NODE_CODE(g, e), code, g->c->shape.code_size);
 		e->code_known = true;
 	}
 }
@@ -514,26 +559,26 @@ void
 QdbDiskGraphNoteList(QdbDiskGraph *g, QdbNode node, int level)
 {
 	QdbIndexCache *c = g->c;
-	QdbNodeRef *list = QdbNodeLists(node, c->code_size) + QdbLevelStart(c->m, level);
+	QdbNodeRef *list = QdbNodeLists(node, c->shape.code_size) + QdbLevelStart(c->shape.m, level);
 	int			i;
 
-	if (!c->inline_codes)
+	if (!c->shape.inline_codes)
 		return;
-	for (i = 0; i < QdbLevelSlots(c->m, level); i++)
+	for (i = 0; i < QdbLevelSlots(c->shape.m, level); i++)
 		if (list[i] != QDB_NO_NODE)
 			QdbDiskGraphNoteCode(g, list[i], QdbSlotCode(c, node, level, i));
 }
 
 /*
  * Reads the codes of refs that the walk does not know yet (no lock held),
- * when the index keeps codes inline: index_lists.c writes them into a list.
+ * when the index keeps codes inline: index_write.c writes them into a list.
  */
 void
 QdbDiskGraphLoadCodes(QdbDiskGraph *g, const QdbNodeRef *refs, int n)
 {
 	int			i;
 
-	if (!g->c->inline_codes)
+	if (!g->c->shape.inline_codes)
 		return;
 	for (i = 0; i < n; i++)
 		if (refs[i] != QDB_NO_NODE)

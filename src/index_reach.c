@@ -1,5 +1,5 @@
 /*
- * graph_reach.c
+ * index_reach.c
  *	  Which nodes a walk from the entry point can reach at level 0, and the
  *	  repair that links every unreachable live node back in.
  *
@@ -116,8 +116,8 @@ reach_from(Relation index, QdbIndexCache *c, QdbNodeMap *map, QdbNodeRef start)
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
 		node = QdbPageGetNode(index, &c->shape, BufferGetPage(buf), QdbRefBlock(ref),
 							  QdbRefOffset(ref));
-		list = QdbNodeLists(node, c->code_size);
-		for (j = 0; j < 2 * c->m; j++)
+		list = QdbNodeLists(node, c->shape.code_size);
+		for (j = 0; j < 2 * c->shape.m; j++)
 		{
 			if (!QdbNodeMapHas(map, list[j]))
 				continue;
@@ -168,7 +168,7 @@ static int
 reached_candidates(QdbDiskGraph *g, QdbIndexCache *c, const QdbMetaPageData *meta,
 				   QdbNodeMap *map, QdbNodeRef u, QdbCandidate *out)
 {
-	uint32	   *nb = palloc(sizeof(uint32) * 2 * c->m);
+	uint32	   *nb = palloc(sizeof(uint32) * 2 * c->shape.m);
 	QdbCandidate cur;
 	QdbCandidate *found = palloc(sizeof(QdbCandidate) * c->ef_construction);
 	int			nout = 0,
@@ -192,9 +192,8 @@ reached_candidates(QdbDiskGraph *g, QdbIndexCache *c, const QdbMetaPageData *met
 	if (QdbDiskDescend(g, meta, 0, &cur))
 	{
 		QdbDiskGraphNewLayer(g, 0);
-		n = QdbSearchLayer(&qdb_disk_graph_ops, g, &cur, 1, c->ef_construction, 0,
-						   2 * c->m, found, NULL);
-		for (i = 0; i < n && nout < 2 * c->m + c->ef_construction; i++)
+		n = QdbDiskSearch(g, &cur, 1, c->ef_construction, 0, found);
+		for (i = 0; i < n && nout < 2 * c->shape.m + c->ef_construction; i++)
 		{
 			Size		slot;
 
@@ -256,10 +255,10 @@ QdbRepairReachability(Relation index)
 			u = QdbMakeRef(map.first + QdbNodeMapSlotPage(i), QdbNodeMapSlotOffset(i));
 			MemoryContextSwitchTo(percall);
 			g = QdbDiskGraphCreate(index, c);
-			from = palloc(sizeof(QdbCandidate) * (2 * c->m + c->ef_construction));
+			from = palloc(sizeof(QdbCandidate) * (2 * c->shape.m + c->ef_construction));
 			nfrom = reached_candidates(g, c, &meta, &map, u, from);
 			for (j = 0; j < nfrom && !done; j++)
-				done = QdbLinkTo(index, g, c, from[j].id, 0, u, true, &map);
+				done = QdbLinkOnDisk(index, c, g, from[j].id, 0, u, true, &map);
 			MemoryContextSwitchTo(rcxt);
 			MemoryContextReset(percall);
 			if (done)

@@ -1,0 +1,219 @@
+/*
+ * graph_link.c
+ *	  The link planner and the per-layer linking loop of HNSW, over any
+ *	  graph: the one place that decides what a neighbour list holds.
+ *
+ * QdbPlanLink decides an old node's list once a new node asks to be in it
+ * (an insert's back-link, in memory or on pages, and the reachability
+ * repair); QdbPlanList picks a list from candidates (a new node's own
+ * lists, vacuum's repair of a list that held deleted nodes); QdbLinkNode
+ * is the insert: descent, a search per layer, the node's own lists, then
+ * the back-links, with the rule that every new node keeps a way in.  The
+ * storage (graph_memory.c, index_lists.c) copies a list, asks the planner
+ * and writes the answer.  No palloc and no ereport here (graph.h).
+ */
+#include "postgres.h"
+
+#include "graph.h"
+
+/*
+ * The list of node owner (cur, nslots slots, QDB_NO_ID empty) once node
+ * add asks to be in it, into out (nslots):
+ *	- add is there already: QDB_LINK_PRESENT;
+ *	- an empty slot: add takes the first one, the rest stays;
+ *	- full: the heuristic picks among the linkable members and add, by
+ *	  their distance from owner; members it leaves out are dropped
+ *	  (unlinkable ones always are);
+ *	- add not picked: QDB_LINK_REFUSED, unless force, when add takes the
+ *	  place of the farthest member that may_drop lets go (none: refused).
+ */
+QdbLinkPlan
+QdbPlanLink(const QdbGraphOps *ops, void *g, uint32 owner, const uint32 *cur, int nslots,
+			uint32 add, bool force, QdbMayDrop may_drop, void *drop_arg, uint32 *out)
+{
+	QdbCandidate cand[2 * QDB_MAX_M + 1];
+	QdbCandidate sel[2 * QDB_MAX_M];
+	int			ncand = 0,
+				nsel,
+				empty = -1,
+				victim = -1,
+				i;
+
+	Assert(nslots <= 2 * QDB_MAX_M);
+	for (i = 0; i < nslots; i++)
+	{
+		if (cur[i] == add)
+			return QDB_LINK_PRESENT;
+		if (cur[i] == QDB_NO_ID && empty < 0)
+			empty = i;
+	}
+	if (empty >= 0)
+	{
+		memcpy(out, cur, sizeof(uint32) * nslots);
+		out[empty] = add;
+		return QDB_LINK_WRITE;
+	}
+
+	for (i = 0; i < nslots; i++)
+	{
+		if (ops->linkable && !ops->linkable(g, cur[i]))
+			continue;
+		cand[ncand].id = cur[i];
+		cand[ncand].dist = ops->pair(g, owner, cur[i]);
+		ncand++;
+	}
+	cand[ncand].id = add;
+	cand[ncand].dist = ops->pair(g, owner, add);
+	ncand++;
+	QdbSortCandidates(cand, ncand);
+	nsel = QdbSelectNeighbors(ops, g, cand, ncand, nslots, sel);
+	for (i = 0; i < nsel && sel[i].id != add; i++)
+		;
+	if (i == nsel)
+	{
+		if (!force)
+			return QDB_LINK_REFUSED;
+		for (i = ncand - 1; i >= 0 && victim < 0; i--)
+			if (cand[i].id != add && (may_drop == NULL || may_drop(drop_arg, cand[i].id)))
+				victim = i;
+		if (victim < 0)
+			return QDB_LINK_REFUSED;
+		nsel = 0;
+		for (i = 0; i < ncand; i++)
+			if (cand[i].id != add && i != victim)
+				sel[nsel++] = cand[i];
+		sel[nsel].id = add;
+		sel[nsel].dist = 0;
+		nsel++;
+	}
+	for (i = 0; i < nslots; i++)
+		out[i] = i < nsel ? sel[i].id : QDB_NO_ID;
+	return QDB_LINK_WRITE;
+}
+
+/*
+ * A list of nslots chosen by the heuristic from cand (distinct, sorted
+ * nearest first, distances from the list's owner), into out, empty slots
+ * after; returns how many it holds.
+ */
+int
+QdbPlanList(const QdbGraphOps *ops, void *g, QdbCandidate *cand, int ncand, int nslots,
+			uint32 *out)
+{
+	QdbCandidate sel[2 * QDB_MAX_M];
+	int			nsel,
+				i;
+
+	Assert(nslots <= 2 * QDB_MAX_M);
+	nsel = QdbSelectNeighbors(ops, g, cand, ncand, nslots, sel);
+	for (i = 0; i < nslots; i++)
+		out[i] = i < nsel ? sel[i].id : QDB_NO_ID;
+	return nsel;
+}
+
+bool
+QdbLinkScratchInit(QdbLinkScratch *s, const QdbAlloc *alloc, int m, int ef, int max_level)
+{
+	memset(s, 0, sizeof(QdbLinkScratch));
+	QdbSearchScratchInit(&s->search, alloc);
+	s->ef = ef;
+	s->m = m;
+	s->max_level = max_level;
+	s->found = alloc->alloc(sizeof(QdbCandidate) * ef, alloc->st);
+	s->entries = alloc->alloc(sizeof(QdbCandidate) * ef, alloc->st);
+	s->sel = alloc->alloc(sizeof(QdbCandidate) * 2 * m, alloc->st);
+	s->lists = alloc->alloc(sizeof(uint32) * QdbNodeSlots(m, max_level), alloc->st);
+	s->nlist = alloc->alloc(sizeof(int) * (max_level + 1), alloc->st);
+	return s->found && s->entries && s->sel && s->lists && s->nlist;
+}
+
+void
+QdbLinkScratchFree(QdbLinkScratch *s)
+{
+	const QdbAlloc *a = s->search.alloc;
+
+	QdbSearchScratchFree(&s->search);
+	if (s->found)
+		a->free(s->found, a->st);
+	if (s->entries)
+		a->free(s->entries, a->st);
+	if (s->sel)
+		a->free(s->sel, a->st);
+	if (s->lists)
+		a->free(s->lists, a->st);
+	if (s->nlist)
+		a->free(s->nlist, a->st);
+	memset(s, 0, sizeof(QdbLinkScratch));
+}
+
+/*
+ * Links the new node id of level into the graph whose entry point is entry
+ * (at entry_level; the graph is not empty): a greedy descent to the node's
+ * level, then at each level from min(level, entry_level) down to 0 a search
+ * of width ef whose linkable finds, but the node itself, are picked from by
+ * the heuristic.  The node's own lists are stored first, all levels at once
+ * (a list is never linked to before the node's own lists exist), then each
+ * chosen neighbour is linked back; if none keeps the node at a level, the
+ * nearest must (force), so every new node starts with a way in.  The
+ * distances of ops->distance must be from the new node; ops->visit must not
+ * hand out the node itself or the caller filters it as unlinkable.
+ * Returns a QdbStatus.
+ */
+int
+QdbLinkNode(const QdbGraphOps *ops, void *g, const QdbLinkOps *lops, void *store, uint32 id,
+			int level, uint32 entry, int entry_level, QdbLinkScratch *s)
+{
+	int			m = s->m;
+	int			top = Min(level, entry_level);
+	int			nentries = 1,
+				status,
+				l,
+				i;
+	QdbCandidate cur;
+
+	Assert(level <= s->max_level);
+	ops->new_layer(g, entry_level);
+	cur.id = entry;
+	cur.dist = ops->distance(g, entry);
+	if (QdbDescend(ops, g, &cur, entry_level, top, 2 * m, &s->search) < 0)
+		return QDB_ERR_NOMEM;
+	s->entries[0] = cur;
+
+	for (l = 0; l <= level; l++)
+		s->nlist[l] = 0;
+	for (l = top; l >= 0; l--)
+	{
+		int			nfound,
+					nusable = 0;
+		uint32	   *list = s->lists + QdbLevelStart(m, l);
+
+		ops->new_layer(g, l);
+		nfound = QdbSearchLayer(ops, g, s->entries, nentries, s->ef, l, 2 * m, s->found,
+								&s->search);
+		if (nfound < 0)
+			return QDB_ERR_NOMEM;
+		/* the next layer starts from every find; this one links linkable ones */
+		memcpy(s->entries, s->found, sizeof(QdbCandidate) * nfound);
+		nentries = nfound;
+		for (i = 0; i < nfound; i++)
+			if (s->found[i].id != id && (ops->linkable == NULL || ops->linkable(g, s->found[i].id)))
+				s->found[nusable++] = s->found[i];
+		s->nlist[l] = QdbPlanList(ops, g, s->found, nusable, QdbLevelSlots(m, l), list);
+	}
+	status = lops->set_own_lists(store, id, level, s->lists, s->nlist);
+	if (status != QDB_OK)
+		return status;
+
+	for (l = top; l >= 0; l--)
+	{
+		const uint32 *list = s->lists + QdbLevelStart(m, l);
+		bool		linked = false;
+
+		for (i = 0; i < s->nlist[l]; i++)
+			linked |= lops->link_back(store, list[i], id, l, false);
+		/* every node keeps a way in: else a neighbour must link to it */
+		for (i = 0; !linked && i < s->nlist[l]; i++)
+			linked = lops->link_back(store, list[i], id, l, true);
+	}
+	return QDB_OK;
+}

@@ -1,0 +1,48 @@
+/*
+ * graph_memory.h
+ *	  The HNSW graph of a build, in memory, filled by several threads
+ *	  (graph_memory.c); index_build.c owns its arrays and writes it to pages.
+ */
+#ifndef QDB_GRAPH_MEMORY_H
+#define QDB_GRAPH_MEMORY_H
+
+#include "postgres.h"
+
+#include "storage/itemptr.h"
+
+#include "qdb.h"
+
+typedef struct QdbMemNode
+{
+	ItemPointerData tid;
+	uint8		level;
+	int32	   *nb;				/* (2m + level * m) node numbers, packed, -1 empty */
+} QdbMemNode;
+
+typedef struct QdbMemGraph
+{
+	QdbMetric	metric;
+	int			dim;
+	int			code_size;
+	int			m;
+	int			ef_construction;
+	int			max_level;		/* no node is drawn higher */
+	const float *pair;			/* code-to-code table */
+	QdbMemNode *nodes;
+	uint8	   *codes;			/* (cap, code_size) */
+	float	   *vectors;		/* (cap, dim), unit under cosine; NULL: codes only */
+	uint8	   *locks;			/* a spinlock per node */
+	int			n;
+	int			cap;
+	uint64		entry;			/* entry point and its level, one atomic word */
+	const float *batch_x;		/* the batch's input vectors */
+	int			next;			/* next row of the batch to insert */
+} QdbMemGraph;
+
+extern void QdbMemGraphInit(QdbMemGraph *g, QdbMetric metric, int dim, int code_size, int m,
+							int ef_construction, int max_level, const float *pair);
+extern int	QdbMemGraphEntry(const QdbMemGraph *g, int *level);
+extern int	QdbMemGraphInsert(QdbMemGraph *g, const QdbModel *model, int first, int count,
+							  int nthreads);
+
+#endif							/* QDB_GRAPH_MEMORY_H */

@@ -1,0 +1,462 @@
+/*
+ * test_graph.c
+ *	  Unit tests of the storage-free graph layer (src/graph_search.c,
+ *	  src/graph_link.c): the link planner's rules one by one, and QdbLinkNode
+ *	  building a whole graph over a toy storage with exact distances, which
+ *	  must stay connected and find the true neighbours.  TAP output.
+ */
+#include "postgres.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+#include "graph.h"
+#include "../../trainer/tests/tap.h"
+
+#define DIM			8
+#define MAX_LEVEL	4
+
+/* A graph in plain arrays: points, levels, flat lists as on a node. */
+typedef struct Toy
+{
+	int			n;
+	int			m;
+	float	   *x;				/* (n, DIM) */
+	int		   *level;
+	uint32	   *nb;				/* (n, QdbNodeSlots(m, MAX_LEVEL)) */
+	bool	   *dead;			/* not linkable */
+	uint32	   *stamp;
+	uint32		epoch;
+	const float *q;				/* the query's point */
+	uint32		self;			/* the node being linked, or QDB_NO_ID */
+} Toy;
+
+static uint32 *
+list_of(Toy *t, uint32 id, int level)
+{
+	return t->nb + (size_t) id * QdbNodeSlots(t->m, MAX_LEVEL) + QdbLevelStart(t->m, level);
+}
+
+static float
+l2(const float *a, const float *b)
+{
+	float		s = 0;
+	int			i;
+
+	for (i = 0; i < DIM; i++)
+		s += (a[i] - b[i]) * (a[i] - b[i]);
+	return sqrtf(s);
+}
+
+static float
+toy_distance(void *g, uint32 id)
+{
+	Toy		   *t = g;
+
+	return l2(t->q, t->x + (size_t) id * DIM);
+}
+
+static int
+toy_neighbors(void *g, uint32 id, int level, uint32 *out)
+{
+	Toy		   *t = g;
+	uint32	   *list = list_of(t, id, level);
+	int			i,
+				n = 0;
+
+	if (level > t->level[id])
+		return 0;
+	for (i = 0; i < QdbLevelSlots(t->m, level); i++)
+		if (list[i] != QDB_NO_ID)
+			out[n++] = list[i];
+	return n;
+}
+
+static bool
+toy_visit(void *g, uint32 id)
+{
+	Toy		   *t = g;
+
+	if (t->stamp[id] == t->epoch)
+		return false;
+	t->stamp[id] = t->epoch;
+	return true;
+}
+
+static float
+toy_pair(void *g, uint32 a, uint32 b)
+{
+	Toy		   *t = g;
+
+	return l2(t->x + (size_t) a * DIM, t->x + (size_t) b * DIM);
+}
+
+static void
+toy_new_layer(void *g, int level)
+{
+	Toy		   *t = g;
+
+	t->epoch++;
+	if (t->self != QDB_NO_ID)
+		t->stamp[t->self] = t->epoch;
+}
+
+static bool
+toy_linkable(void *g, uint32 id)
+{
+	return !((Toy *) g)->dead[id];
+}
+
+static const QdbGraphOps toy_ops = {
+	toy_distance, toy_neighbors, toy_visit, toy_pair, toy_new_layer, toy_linkable
+};
+
+static int
+toy_set_own_lists(void *store, uint32 id, int level, const uint32 *lists, const int *nlist)
+{
+	Toy		   *t = store;
+	int			l,
+				i;
+
+	for (l = 0; l <= level; l++)
+		for (i = 0; i < QdbLevelSlots(t->m, l); i++)
+			list_of(t, id, l)[i] = i < nlist[l] ? lists[QdbLevelStart(t->m, l) + i] : QDB_NO_ID;
+	return QDB_OK;
+}
+
+static bool
+toy_link_back(void *store, uint32 b, uint32 a, int level, bool force)
+{
+	Toy		   *t = store;
+	uint32		want[2 * QDB_MAX_M];
+	int			nslots = QdbLevelSlots(t->m, level);
+	QdbLinkPlan plan = QdbPlanLink(&toy_ops, t, b, list_of(t, b, level), nslots, a, force,
+								   NULL, NULL, want);
+
+	if (plan == QDB_LINK_WRITE)
+		memcpy(list_of(t, b, level), want, sizeof(uint32) * nslots);
+	return plan != QDB_LINK_REFUSED;
+}
+
+static const QdbLinkOps toy_link_ops = {toy_set_own_lists, toy_link_back};
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ULL;
+
+static double
+rnd(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return (rng_state >> 11) * (1.0 / 9007199254740992.0);
+}
+
+static void
+toy_init(Toy *t, int n, int m)
+{
+	size_t		slots = (size_t) n * QdbNodeSlots(m, MAX_LEVEL);
+	size_t		i;
+
+	memset(t, 0, sizeof(Toy));
+	t->n = n;
+	t->m = m;
+	t->x = calloc((size_t) n * DIM, sizeof(float));
+	t->level = calloc(n, sizeof(int));
+	t->nb = malloc(slots * sizeof(uint32));
+	t->dead = calloc(n, sizeof(bool));
+	t->stamp = calloc(n, sizeof(uint32));
+	t->self = QDB_NO_ID;
+	for (i = 0; i < slots; i++)
+		t->nb[i] = QDB_NO_ID;
+}
+
+static void
+toy_free(Toy *t)
+{
+	free(t->x);
+	free(t->level);
+	free(t->nb);
+	free(t->dead);
+	free(t->stamp);
+}
+
+/* Points on a line, so every distance is known: point i at x[0] = pos[i]. */
+static void
+toy_line(Toy *t, const float *pos, int n)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+		t->x[(size_t) i * DIM] = pos[i];
+}
+
+static bool
+holds(const uint32 *list, int n, uint32 id)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+		if (list[i] == id)
+			return true;
+	return false;
+}
+
+/* may_drop for the test: everything but node 2 */
+static bool
+keep_two(void *arg, uint32 id)
+{
+	return id != 2;
+}
+
+static void
+test_plan_link(void)
+{
+	Toy			t;
+	/* node 0 owns the lists; 1..4 its members; 5 near it, 6 far on 1's side */
+	const float pos[] = {0, 1, 2, 3, 4, 0.5f, 1.2f};
+	uint32		cur[4];
+	uint32		out[4];
+	QdbLinkPlan p;
+
+	toy_init(&t, 7, 2);			/* level 0 lists of 2m = 4 slots */
+	toy_line(&t, pos, 7);
+
+	cur[0] = 1, cur[1] = 2, cur[2] = 3, cur[3] = 4;
+	p = QdbPlanLink(&toy_ops, &t, 0, cur, 4, 3, false, NULL, NULL, out);
+	tap_ok(p == QDB_LINK_PRESENT, "a member already in the list: present, nothing to write");
+
+	cur[0] = 1, cur[1] = QDB_NO_ID, cur[2] = 3, cur[3] = QDB_NO_ID;
+	p = QdbPlanLink(&toy_ops, &t, 0, cur, 4, 6, false, NULL, NULL, out);
+	tap_ok(p == QDB_LINK_WRITE && out[0] == 1 && out[1] == 6 && out[2] == 3 &&
+		   out[3] == QDB_NO_ID, "room: the new node takes the first empty slot, the rest stays");
+
+	/*
+	 * Full, all on one side of 0: the heuristic keeps the nearest (5 at
+	 * 0.5) and fills the rest with the nearest pruned ones; 6 at 1.2 beats
+	 * 2, 3 and 4, so it gets in and 4 (the farthest) goes.
+	 */
+	cur[0] = 1, cur[1] = 2, cur[2] = 3, cur[3] = 4;
+	p = QdbPlanLink(&toy_ops, &t, 0, cur, 4, 5, false, NULL, NULL, out);
+	tap_ok(p == QDB_LINK_WRITE && holds(out, 4, 5) && !holds(out, 4, 4),
+		   "full: a nearer node gets in, the farthest member goes");
+
+	/* a node farther than every member loses, unless forced */
+	t.x[6 * DIM] = 9;
+	p = QdbPlanLink(&toy_ops, &t, 0, cur, 4, 6, false, NULL, NULL, out);
+	tap_ok(p == QDB_LINK_REFUSED, "full: the farthest candidate is refused without force");
+	p = QdbPlanLink(&toy_ops, &t, 0, cur, 4, 6, true, NULL, NULL, out);
+	tap_ok(p == QDB_LINK_WRITE && holds(out, 4, 6) && !holds(out, 4, 4) &&
+		   holds(out, 4, 1) && holds(out, 4, 2) && holds(out, 4, 3),
+		   "force: it takes the place of the farthest member");
+
+	/* may_drop protects member 2: with 4 and 3 protected too, no victim */
+	cur[0] = 2, cur[1] = 1, cur[2] = 5, cur[3] = 3;
+	t.x[3 * DIM] = 0.6f;		/* 3 near 0, so the order by distance is 5, 3, 1, 2 */
+	p = QdbPlanLink(&toy_ops, &t, 0, cur, 4, 6, true, keep_two, NULL, out);
+	tap_ok(p == QDB_LINK_WRITE && holds(out, 4, 6) && holds(out, 4, 2) && !holds(out, 4, 1),
+		   "force with may_drop: the farthest member it lets go is dropped, not the farthest");
+
+	/* unlinkable members are dropped from a full list */
+	cur[0] = 1, cur[1] = 2, cur[2] = 3, cur[3] = 4;
+	t.x[3 * DIM] = 3;
+	t.dead[1] = true;
+	p = QdbPlanLink(&toy_ops, &t, 0, cur, 4, 6, false, NULL, NULL, out);
+	tap_ok(p == QDB_LINK_WRITE && !holds(out, 4, 1) && holds(out, 4, 6),
+		   "full: a deleted member makes room and is dropped");
+	toy_free(&t);
+}
+
+static void
+test_plan_list(void)
+{
+	Toy			t;
+	/* 0 owns; 1 and 2 close together on one side, 3 on the other */
+	const float pos[] = {0, 1, 1.1f, -2, 5};
+	QdbCandidate cand[4] = {{1, 1}, {1.1f, 2}, {2, 3}, {5, 4}};
+	uint32		out[4];
+	int			n;
+
+	toy_init(&t, 5, 1);
+	toy_line(&t, pos, 5);
+	n = QdbPlanList(&toy_ops, &t, cand, 4, 2, out);
+	tap_ok(n == 2 && out[0] == 1 && out[1] == 3,
+		   "heuristic: a candidate nearer to a kept one than to the owner is pruned (2 gives way to 3)");
+	n = QdbPlanList(&toy_ops, &t, cand, 2, 2, out);
+	tap_ok(n == 2 && out[0] == 1 && out[1] == 2, "free slots take the nearest pruned candidates");
+	toy_free(&t);
+}
+
+/* A failing allocator: the search must say so, not crash. */
+static void *
+no_alloc(size_t size, void *st)
+{
+	return NULL;
+}
+
+static void
+no_free(void *p, void *st)
+{
+}
+
+static const QdbAlloc failing_alloc = {no_alloc, no_free, NULL};
+
+static int
+reached_from(Toy *t, uint32 entry)
+{
+	uint32	   *queue = malloc(sizeof(uint32) * t->n);
+	bool	   *seen = calloc(t->n, sizeof(bool));
+	int			head = 0,
+				tail = 0,
+				i;
+
+	queue[tail++] = entry;
+	seen[entry] = true;
+	while (head < tail)
+	{
+		uint32		u = queue[head++];
+		uint32	   *list = list_of(t, u, 0);
+
+		for (i = 0; i < 2 * t->m; i++)
+			if (list[i] != QDB_NO_ID && !seen[list[i]])
+			{
+				seen[list[i]] = true;
+				queue[tail++] = list[i];
+			}
+	}
+	free(queue);
+	free(seen);
+	return tail;
+}
+
+static void
+test_link_node(void)
+{
+	const int	n = 3000,
+				m = 8,
+				ef = 64,
+				nq = 100,
+				k = 10;
+	Toy			t;
+	QdbLinkScratch s;
+	float	   *queries = malloc(sizeof(float) * nq * DIM);
+	uint32		entry = 0;
+	int			entry_level,
+				i,
+				j,
+				failures = 0,
+				bad_lists = 0,
+				hits = 0;
+
+	toy_init(&t, n, m);
+	/*
+	 * Uniform points.  (On clusters far apart for their spread, level 0 of
+	 * HNSW falls apart into clusters, joined only through the levels above:
+	 * the reachability repair of index_reach.c is for that.)
+	 */
+	for (i = 0; i < n; i++)
+		for (j = 0; j < DIM; j++)
+			t.x[(size_t) i * DIM + j] = (float) rnd();
+	for (i = 0; i < nq; i++)
+		for (j = 0; j < DIM; j++)
+			queries[i * DIM + j] = (float) rnd();
+	for (i = 0; i < n; i++)
+	{
+		int			l = (int) floor(-log(1.0 - rnd()) / log((double) m));
+
+		t.level[i] = Min(l, MAX_LEVEL);
+	}
+
+	tap_ok(QdbLinkScratchInit(&s, &qdb_default_alloc, m, ef, MAX_LEVEL), "link scratch");
+	entry_level = t.level[0];
+	for (i = 1; i < n; i++)
+	{
+		t.q = t.x + (size_t) i * DIM;
+		t.self = i;
+		if (QdbLinkNode(&toy_ops, &t, &toy_link_ops, &t, i, t.level[i], entry, entry_level,
+						&s) != QDB_OK)
+			failures++;
+		if (t.level[i] > entry_level)
+		{
+			entry = i;
+			entry_level = t.level[i];
+		}
+	}
+	tap_ok(failures == 0, "QdbLinkNode linked %d nodes (%d failed)", n - 1, failures);
+
+	for (i = 0; i < n; i++)
+	{
+		uint32	   *list = list_of(&t, i, 0);
+
+		for (j = 0; j < 2 * m; j++)
+			if (list[j] == (uint32) i ||
+				(list[j] != QDB_NO_ID && holds(list + j + 1, 2 * m - j - 1, list[j])))
+				bad_lists++;
+	}
+	tap_ok(bad_lists == 0, "no list names its own node or a node twice (%d bad)", bad_lists);
+	i = reached_from(&t, entry);
+	tap_ok(i == n, "every node is reachable from the entry point at level 0 (%d of %d)", i, n);
+
+	/* recall@10 of a search at ef against brute force */
+	t.self = QDB_NO_ID;
+	for (i = 0; i < nq; i++)
+	{
+		QdbCandidate cur,
+					found[64];
+		float		kth;
+		float	   *d = malloc(sizeof(float) * n);
+		int			nf,
+					a,
+					b;
+
+		t.q = queries + i * DIM;
+		toy_new_layer(&t, entry_level);
+		cur.id = entry;
+		cur.dist = toy_distance(&t, entry);
+		(void) QdbDescend(&toy_ops, &t, &cur, entry_level, 0, 2 * m, &s.search);
+		toy_new_layer(&t, 0);
+		nf = QdbSearchLayer(&toy_ops, &t, &cur, 1, ef, 0, 2 * m, found, &s.search);
+		for (a = 0; a < n; a++)
+			d[a] = toy_distance(&t, a);
+		/* the k-th smallest exact distance */
+		for (a = 0; a < k; a++)
+		{
+			int			best = -1;
+
+			for (b = 0; b < n; b++)
+				if (d[b] >= 0 && (best < 0 || d[b] < d[best]))
+					best = b;
+			kth = d[best];
+			d[best] = -1;
+		}
+		for (a = 0; a < Min(nf, k); a++)
+			hits += found[a].dist <= kth;
+		free(d);
+	}
+	tap_ok(hits >= 0.95 * nq * k, "10-recall@10 of the search: %.3f (>= 0.95)",
+		   hits / (double) (nq * k));
+	QdbLinkScratchFree(&s);
+
+	{
+		QdbSearchScratch fs;
+		QdbCandidate cur = {0, 0},
+					found[4];
+
+		QdbSearchScratchInit(&fs, &failing_alloc);
+		t.q = t.x;
+		toy_new_layer(&t, 0);
+		tap_ok(QdbSearchLayer(&toy_ops, &t, &cur, 1, 4, 0, 2 * m, found, &fs) == -1,
+			   "a search whose scratch cannot grow returns -1");
+	}
+	free(queries);
+	toy_free(&t);
+}
+
+int
+main(void)
+{
+	test_plan_link();
+	test_plan_list();
+	test_link_node();
+	printf("1..%d\n", tap_count);
+	return tap_failed != 0;
+}
