@@ -299,7 +299,7 @@ parse_model(const bytea *blob, QdbModel *m, MemoryContext cxt, const char *what)
 						 QdbContextAlloc(cxt), m, err, sizeof(err));
 	if (rc != QDB_OK)
 		ereport(ERROR,
-				(errcode(rc == QDB_ERR_NOMEM ? ERRCODE_OUT_OF_MEMORY : ERRCODE_DATA_CORRUPTED),
+				(errcode(QdbStatusErrcode(rc)),
 				 errmsg("%s is not a valid quantumdb model: %s", what, qdb_status_string(rc)),
 				 err[0] ? errdetail_internal("%s", err) : 0,
 				 errhint("Export the model again, or train a new compressor.")));

@@ -50,6 +50,7 @@ extern const QdbAlloc qdb_palloc_alloc;
 /* The same, failing (NULL: QDB_ERR_NOMEM) past limit bytes in use */
 extern const QdbAlloc *QdbLimitedAlloc(MemoryContext cxt, Size limit);
 extern bool QdbAllocHitLimit(const QdbAlloc *a);
+extern int	QdbStatusErrcode(int status);
 extern void QdbReportStatus(int status, const char *context, const char *detail);
 
 /* sample.c: a seeded reservoir sample of a real[] column through SPI */

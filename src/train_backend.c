@@ -140,6 +140,21 @@ open_cuda(BackendHandle *h, const QdbAlloc *alloc, char *err, size_t errlen)
 	return qdb_backend_open(&h->backend, ops, alloc, err, errlen);
 }
 
+/* Why open_cuda failed, in the words of the ERROR or NOTICE that says so. */
+static const char *
+cuda_unavailable(int rc)
+{
+	switch (rc)
+	{
+		case QDB_ERR_NO_DEVICE:
+			return "no CUDA device is present";
+		case QDB_ERR_UNSUPPORTED:
+			return "the CUDA backend is not installed";
+		default:
+			return qdb_status_string(rc);	/* a device failure, out of memory */
+	}
+}
+
 /*
  * The memory a training allocates: bytes per sample row (the sample itself
  * included) and fixed bytes, for rows of dim floats.  Measured as the peak
@@ -256,20 +271,17 @@ QdbTrainModel(const char *name, const float *x, int n, QdbTrainConfig *cfg,
 		rc = open_cuda(h, alloc, err, sizeof(err));
 		if (rc != QDB_OK && device == QDB_DEVICE_CUDA)
 			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("cannot train on device \"cuda\": %s",
-							rc == QDB_ERR_NO_DEVICE ? "no CUDA device is present" :
-							"the CUDA backend is not installed"),
+					(errcode(QdbStatusErrcode(rc)),
+					 errmsg("cannot train on device \"cuda\": %s", cuda_unavailable(rc)),
 					 errdetail_internal("%s", err),
-					 errhint(rc == QDB_ERR_NO_DEVICE ?
-							 "Use device => 'cpu', or 'auto' to use a GPU only when there is one." :
-							 "It is built only where nvcc was found when the extension was built; use device => 'cpu' or 'auto'.")));
+					 rc == QDB_ERR_NO_DEVICE ?
+					 errhint("Use device => 'cpu', or 'auto' to use a GPU only when there is one.") :
+					 rc == QDB_ERR_UNSUPPORTED ?
+					 errhint("It is built only where nvcc was found when the extension was built; use device => 'cpu' or 'auto'.") : 0));
 		if (rc != QDB_OK)
 		{
 			ereport(NOTICE,
-					(errmsg("training \"%s\" on the CPU: %s", name,
-							rc == QDB_ERR_NO_DEVICE ? "no CUDA device is present" :
-							"the CUDA backend is not installed"),
+					(errmsg("training \"%s\" on the CPU: %s", name, cuda_unavailable(rc)),
 					 errdetail_internal("%s", err)));
 			h->backend = NULL;
 		}
