@@ -69,7 +69,7 @@ trainer:
 trainer/libqdbtrainer.a: trainer
 	@true
 
-$(OBJS): $(wildcard src/*.h) trainer/qdb.h trainer/qdb_distance.h
+$(OBJS): $(wildcard src/*.h) trainer/qdb_trainer.h trainer/qdb_distance.h
 $(shlib): trainer/libqdbtrainer.a
 
 clean: clean-trainer
@@ -90,7 +90,7 @@ NVCC_FLAGS = -O3 -Xcompiler -fPIC,-fvisibility=hidden -shared -Itrainer \
 CUDA_LIBS = -L$(CUDA_HOME)/lib64 -Xlinker -rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart
 EXTRA_CLEAN += quantumdb_cuda.so
 
-quantumdb_cuda.so: $(wildcard cuda/*.cu cuda/*.h) trainer/neural.h trainer/qdb.h
+quantumdb_cuda.so: $(wildcard cuda/*.cu cuda/*.h) trainer/neural.h trainer/qdb_trainer.h
 	$(NVCC) $(NVCC_FLAGS) --cudart shared -o $@ $(filter %.cu,$^) $(CUDA_LIBS)
 
 ifneq ($(wildcard $(PGXS)),)

@@ -29,7 +29,7 @@
 #include "utils/rls.h"
 #include "utils/syscache.h"
 
-#include "quantumdb.h"
+#include "compressor.h"
 
 PG_FUNCTION_INFO_V1(quantumdb_export);
 PG_FUNCTION_INFO_V1(quantumdb_import);

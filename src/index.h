@@ -21,7 +21,7 @@
 #include "storage/bufmgr.h"
 #include "utils/relcache.h"
 
-#include "quantumdb.h"
+#include "compressor.h"
 
 /* Identification, for pg_filedump and for the format check at open */
 #define QDB_INDEX_MAGIC			0x51444249	/* "QDBI" */

@@ -17,8 +17,8 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
+#include "compressor.h"
 #include "qdb_internal.h"
-#include "quantumdb.h"
 
 PG_FUNCTION_INFO_V1(quantumdb_train);
 

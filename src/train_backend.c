@@ -18,9 +18,9 @@
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 
+#include "compressor.h"
 #include "neural.h"
 #include "qdb_internal.h"
-#include "quantumdb.h"
 
 #define CUDA_LIBRARY	"quantumdb_cuda.so"
 

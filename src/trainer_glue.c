@@ -8,7 +8,7 @@
 #include "miscadmin.h"
 #include "utils/memutils.h"
 
-#include "quantumdb.h"
+#include "compressor.h"
 
 /* From the context st, or CurrentMemoryContext when st is NULL. */
 static void *

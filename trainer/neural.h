@@ -38,7 +38,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "qdb.h"
+#include "qdb_trainer.h"
 
 typedef struct QdbNeuralShape
 {
@@ -120,7 +120,7 @@ typedef struct QdbNeuralLosses
 /*
  * The math of training, implemented by the cpu (neural_cpu.c) and the cuda
  * (cuda/) backends: the one table of the training seam that differs per
- * device (qdb.h).  Host pointers everywhere; a backend keeps its own
+ * device (qdb_trainer.h).  Host pointers everywhere; a backend keeps its own
  * copies of parameters, gradients, Adam moments and activations.  Each
  * function returns a QdbStatus; on QDB_ERR_DEVICE last_error says why.
  * The cuda object exports it, so any change bumps QDB_TRAINER_API_VERSION.

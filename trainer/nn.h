@@ -15,8 +15,8 @@
 
 #include <stddef.h>
 
-#include "qdb.h"
 #include "qdb_internal.h"
+#include "qdb_trainer.h"
 
 /*
  * out (B,OC) = inp (B,C) w^T + b, for w (OC,C) and b (OC); b may be NULL.

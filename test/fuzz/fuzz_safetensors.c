@@ -20,7 +20,7 @@
 #include <string.h>
 
 #include "crc32c.h"
-#include "qdb.h"
+#include "qdb_trainer.h"
 
 int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "qdb.h"
+#include "qdb_trainer.h"
 
 static int
 write_model(const char *dir, const char *name, int kind, int metric, int dim, int dim_pq,

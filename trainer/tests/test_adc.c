@@ -15,7 +15,7 @@
 #define NQ	20
 
 /*
- * The metric's distance from q to the decoded xhat, as qdb.h defines ADC
+ * The metric's distance from q to the decoded xhat, as qdb_trainer.h defines ADC
  * (cosine: ||q/|q| - xhat||^2 / 2).
  */
 static double

@@ -1,14 +1,15 @@
 /*
- * qdb.h
+ * qdb_trainer.h
  *	  Public interface of the QuantumDB trainer core: plain C, no Postgres
- *	  headers.  Shared by the extension (src/) and the standalone CLI.
+ *	  headers.  Shared by the extension (src/), the standalone CLI and the
+ *	  cuda backend (cuda/).
  *
  * Every function returns a QdbStatus (0 = QDB_OK) and never calls exit,
  * abort or printf.  Memory comes from a QdbAlloc so that the extension can
  * account for it; NULL means the malloc-based default.
  */
-#ifndef QDB_H
-#define QDB_H
+#ifndef QDB_TRAINER_H
+#define QDB_TRAINER_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -268,4 +269,4 @@ int			qdb_model_serialize(const QdbModel *m, const QdbAlloc *a,
 int			qdb_model_parse(const uint8_t *buf, size_t len, const QdbAlloc *a,
 							QdbModel *out, char *err, size_t errlen);
 
-#endif							/* QDB_H */
+#endif							/* QDB_TRAINER_H */
