@@ -337,7 +337,7 @@ settings_json(const QdbModel *m, const char *extra)
 	return psprintf("{\"subvectors\": %d, \"target_dim\": %d, \"dim_pq\": %d, "
 					"\"kmeans_iters\": %d, \"opq_iters\": %d, \"opq_pq_iters\": %d, "
 					"\"max_points_per_centroid\": %d, \"seed\": %llu%s%s}",
-					m->M, c->target_dim, m->dim_pq, c->kmeans_iters, c->opq_iters,
+					m->M, c->dim_pq, m->dim_pq, c->kmeans_iters, c->opq_iters,
 					c->opq_pq_iters, c->max_points_per_centroid,
 					(unsigned long long) c->seed, extra ? ", " : "", extra ? extra : "");
 }

@@ -164,7 +164,7 @@ cuda_unavailable(int rc)
  *   opq     3.0-3.3 row sizes per row,  2.0 / 8.1 / 49.7 MB fixed
  *   neural  3.0-3.6 row sizes per row,  57 / 72 / 163 MB fixed, most of it
  *           the Gumbel activations (3 x batch_size rows x 256 centroids x
- *           subvectors, several copies) and four copies of the parameters
+ *           M, several copies) and four copies of the parameters
  * and train()'s validation (adc.c's qdb_adc_recall) 4 MB of blocked dot
  * products.  The formulas below are at or above every measurement.
  */
@@ -173,7 +173,7 @@ training_memory(const QdbTrainConfig *cfg, int dim, double *per_row, double *fix
 {
 	const double mb = 1024.0 * 1024.0;
 	double		row = sizeof(float) * (double) dim;
-	double		t = cfg->target_dim > 0 ? cfg->target_dim : dim;
+	double		t = cfg->dim_pq > 0 ? cfg->dim_pq : dim;
 	double		h = cfg->hidden > 0 ? cfg->hidden : Min(2 * t, 1024);
 	double		square = 6 * mb + 20.0 * sizeof(float) * dim * (double) dim;
 
@@ -189,7 +189,7 @@ training_memory(const QdbTrainConfig *cfg, int dim, double *per_row, double *fix
 			break;
 		default:
 			*per_row = 5.0 * row + 3.0 * sizeof(int) * cfg->k_neighbors;
-			*fixed = 2 * mb + 12288.0 * cfg->subvectors * cfg->batch_size +
+			*fixed = 2 * mb + 12288.0 * cfg->M * cfg->batch_size +
 				0.1 * mb * dim + 4.0 * sizeof(float) * (dim * h + h * t + t * dim);
 			break;
 	}

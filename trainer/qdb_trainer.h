@@ -19,7 +19,7 @@
 #define QDB_MAX_DIM				16000	/* largest vector we accept */
 #define QDB_KSUB				256		/* centroids per sub-quantizer */
 #define QDB_NBITS				8		/* bits per sub-quantizer code */
-#define QDB_MAX_SUBVECTORS		256
+#define QDB_MAX_SUBQUANTIZERS	256		/* largest M (sub-quantizers per code) */
 #define QDB_MAX_HIDDEN			4096	/* widest neural encoder layer */
 
 typedef enum QdbStatus
@@ -74,9 +74,15 @@ typedef struct QdbTrainConfig
 	QdbKind		kind;
 	QdbMetric	metric;
 	int			dim;			/* input dimensions */
-	int			subvectors;		/* M, default 16 (a 16-byte code) */
-	int			target_dim;		/* 0: dim rounded up to a multiple of M; less
-								 * than dim: PCA reduction first */
+	union
+	{
+		int			M;			/* sub-quantizers, default 16 (a 16-byte code) */
+		int			subvectors; /* XXX: M's old name, for src/index_build.c
+								 * until it says M; then drop the union */
+	};
+	int			dim_pq;			/* the encoder's output (SQL: target_dim), a
+								 * multiple of M; 0: dim rounded up to one;
+								 * less than dim: PCA reduction first */
 	int			kmeans_iters;	/* Lloyd iterations per k-means, default 25 */
 	int			opq_iters;		/* OPQ alternations, default 50 */
 	int			opq_pq_iters;	/* k-means iterations inside each alternation, default 4 */
@@ -87,7 +93,7 @@ typedef struct QdbTrainConfig
 	int			batch_size;		/* anchors per step, default 256 */
 	float		lr;				/* Adam learning rate, default 1e-4 */
 	float		clip;			/* gradient global-norm clip, default 1 */
-	int			hidden;			/* encoder hidden width; 0: 2 target_dim, at most 1024 */
+	int			hidden;			/* encoder hidden width; 0: 2 dim_pq, at most 1024 */
 	int			k_neighbors;	/* triplet positives among the k nearest, default 10 */
 	int			patience;		/* epochs without a better validation recall, default 3 */
 	int			neural_rows;	/* rows of the sample the neural stage uses, default 20000 */
@@ -98,18 +104,18 @@ typedef struct QdbTrainConfig
 				w_triplet;
 } QdbTrainConfig;
 
-/* dim rounded up to a multiple of M: the widest dim_pq, and target_dim 0's */
+/* dim rounded up to a multiple of M: the widest dim_pq, and dim_pq 0's */
 static inline int
 qdb_padded_dim(int dim, int M)
 {
 	return (dim + M - 1) / M * M;
 }
 
-/* The dim_pq (T) a training of c produces: target_dim, or dim padded. */
+/* The dim_pq a training of c produces: c->dim_pq, or dim padded. */
 static inline int
 qdb_config_dim_pq(const QdbTrainConfig *c)
 {
-	return c->target_dim > 0 ? c->target_dim : qdb_padded_dim(c->dim, c->subvectors);
+	return c->dim_pq > 0 ? c->dim_pq : qdb_padded_dim(c->dim, c->M);
 }
 
 void		qdb_train_config_init(QdbTrainConfig *c);
@@ -156,8 +162,8 @@ typedef struct QdbModel
 	QdbKind		kind;
 	QdbMetric	metric;
 	int			dim;			/* input dimensions */
-	int			dim_pq;			/* M * dsub */
-	int			M;
+	int			dim_pq;			/* M * dsub, what A (or the encoder) outputs */
+	int			M;				/* sub-quantizers, one byte of code each */
 	int			ksub;			/* QDB_KSUB */
 	int			dsub;
 	float	   *mean;			/* (dim) or NULL */
@@ -181,7 +187,8 @@ int			qdb_model_alloc(QdbModel *m, const QdbAlloc *a, QdbKind kind, QdbMetric me
 int			qdb_model_alloc_neural(QdbModel *m, const QdbAlloc *a, QdbMetric metric,
 								   int dim, int dim_pq, int M, int hidden);
 void		qdb_model_free(QdbModel *m);	/* safe on a zeroed model */
-size_t		qdb_code_size(const QdbModel *m);	/* bytes per code: M */
+/* bytes per code: M (the index's code_size is this byte count) */
+size_t		qdb_code_size(const QdbModel *m);
 
 /* y (n x dim_pq) = transform of x (n x dim); QDB_ERR_DATA on a zero vector under cosine. */
 int			qdb_model_transform(const QdbModel *m, const float *x, size_t n, float *y);
