@@ -69,14 +69,14 @@ trainer:
 trainer/libqdbtrainer.a: trainer
 	@true
 
-$(OBJS): $(wildcard src/*.h) trainer/qdb.h trainer/qdb_distance.h
+$(OBJS): $(wildcard src/*.h) trainer/qdb_trainer.h trainer/qdb_distance.h
 $(shlib): trainer/libqdbtrainer.a
 
 # Unit tests of the storage-free graph layer (src/graph_search.c,
 # src/graph_link.c), built with the server's headers only; make test runs them.
 GRAPH_TEST_SRC = test/unit/test_graph.c src/graph_search.c src/graph_link.c
 unit-tests: test/unit/test_graph
-test/unit/test_graph: $(GRAPH_TEST_SRC) src/graph.h trainer/qdb.h trainer/libqdbtrainer.a
+test/unit/test_graph: $(GRAPH_TEST_SRC) src/graph.h trainer/qdb_trainer.h trainer/libqdbtrainer.a
 	$(CC) -g -O1 -std=gnu11 -Wall -Isrc -Itrainer -I$(shell $(PG_CONFIG) --includedir-server) \
 		-o $@ $(GRAPH_TEST_SRC) trainer/libqdbtrainer.a -L$(shell $(PG_CONFIG) --pkglibdir) -lpgport \
 		-lopenblas -lm
@@ -101,7 +101,7 @@ NVCC_FLAGS = -O3 -Xcompiler -fPIC,-fvisibility=hidden -shared -Itrainer \
 CUDA_LIBS = -L$(CUDA_HOME)/lib64 -Xlinker -rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart
 EXTRA_CLEAN += quantumdb_cuda.so
 
-quantumdb_cuda.so: $(wildcard cuda/*.cu cuda/*.h) trainer/neural.h trainer/qdb.h
+quantumdb_cuda.so: $(wildcard cuda/*.cu cuda/*.h) trainer/neural.h trainer/qdb_trainer.h
 	$(NVCC) $(NVCC_FLAGS) --cudart shared -o $@ $(filter %.cu,$^) $(CUDA_LIBS)
 
 ifneq ($(wildcard $(PGXS)),)

@@ -135,10 +135,10 @@ create_device_state(QdbCudaState *st)
 	TRY(dev_alloc(st, (void **) &st->x, rows * s->dim, sizeof(float), "cudaMalloc x"));
 	TRY(dev_alloc(st, (void **) &st->h, rows * s->hidden, sizeof(float), "cudaMalloc h"));
 	TRY(dev_alloc(st, (void **) &st->dh, rows * s->hidden, sizeof(float), "cudaMalloc dh"));
-	TRY(dev_alloc(st, (void **) &st->z, rows * s->target, sizeof(float), "cudaMalloc z"));
-	TRY(dev_alloc(st, (void **) &st->dz, rows * s->target, sizeof(float), "cudaMalloc dz"));
-	TRY(dev_alloc(st, (void **) &st->q, rows * s->target, sizeof(float), "cudaMalloc q"));
-	TRY(dev_alloc(st, (void **) &st->dq, rows * s->target, sizeof(float), "cudaMalloc dq"));
+	TRY(dev_alloc(st, (void **) &st->z, rows * s->dim_pq, sizeof(float), "cudaMalloc z"));
+	TRY(dev_alloc(st, (void **) &st->dz, rows * s->dim_pq, sizeof(float), "cudaMalloc dz"));
+	TRY(dev_alloc(st, (void **) &st->q, rows * s->dim_pq, sizeof(float), "cudaMalloc q"));
+	TRY(dev_alloc(st, (void **) &st->dq, rows * s->dim_pq, sizeof(float), "cudaMalloc dq"));
 	TRY(dev_alloc(st, (void **) &st->xhat, rows * s->dim, sizeof(float), "cudaMalloc xhat"));
 	TRY(dev_alloc(st, (void **) &st->soft, rows * mk, sizeof(float), "cudaMalloc soft"));
 	TRY(dev_alloc(st, (void **) &st->dl, rows * mk, sizeof(float), "cudaMalloc dlogits"));
@@ -173,7 +173,7 @@ cuda_create(void **out, const QdbNeuralShape *s, int max_rows, const QdbAlloc *a
 		return QDB_ERR_ARG;
 	*out = NULL;
 	if (s == NULL || s->dim <= 0 || s->hidden <= 0 || s->M <= 0 || s->dsub <= 0 ||
-		s->K <= 0 || s->K > QDB_CUDA_MAX_K || s->target != s->M * s->dsub ||
+		s->K <= 0 || s->K > QDB_CUDA_MAX_K || s->dim_pq != s->M * s->dsub ||
 		max_rows <= 0)
 	{
 		set_text(err, errlen, NULL, "cuda backend: invalid shape or row count");
@@ -293,7 +293,7 @@ static int
 cuda_embed(void *vst, const float *x, int rows, float *z)
 {
 	QdbCudaState *st = (QdbCudaState *) vst;
-	int			T = st->s.target;
+	int			T = st->s.dim_pq;
 
 	if (x == NULL || z == NULL || rows < 0)
 		return QDB_ERR_ARG;
@@ -326,7 +326,7 @@ cuda_encode(void *vst, const float *x, int rows, uint8_t *codes)
 		int			n = rows - r0 < st->max_rows ? rows - r0 : st->max_rows;
 
 		TRY(qdb_cuda_forward_z(st, x + (size_t) r0 * s->dim, n));
-		TRY(qdb_gemm_batched(st, 0, 1, n, s->K, s->dsub, 1.0f, st->z, s->target,
+		TRY(qdb_gemm_batched(st, 0, 1, n, s->K, s->dsub, 1.0f, st->z, s->dim_pq,
 							 s->dsub, c, s->dsub, (long long) s->K * s->dsub,
 							 0.0f, st->soft, MK, s->K, s->M));
 		TRY_CUDA(qdb_launch_assign(st->stream, st->soft, st->cn, st->codes, n,

@@ -23,9 +23,9 @@ qdb_cuda_forward_z(QdbCudaState *st, const float *x, int rows)
 				 p + l->w1, s->dim, 0.0f, st->h, s->hidden));
 	TRY_CUDA(qdb_launch_bias_act(st->stream, st->h, p + l->b1, rows, s->hidden, 1),
 			 "bias_relu kernel");
-	TRY(qdb_gemm(st, 0, 1, rows, s->target, s->hidden, 1.0f, st->h, s->hidden,
-				 p + l->w2, s->hidden, 0.0f, st->z, s->target));
-	TRY_CUDA(qdb_launch_bias_act(st->stream, st->z, p + l->b2, rows, s->target, 0),
+	TRY(qdb_gemm(st, 0, 1, rows, s->dim_pq, s->hidden, 1.0f, st->h, s->hidden,
+				 p + l->w2, s->hidden, 0.0f, st->z, s->dim_pq));
+	TRY_CUDA(qdb_launch_bias_act(st->stream, st->z, p + l->b2, rows, s->dim_pq, 0),
 			 "bias kernel");
 	return QDB_OK;
 }
@@ -45,7 +45,7 @@ qdb_cuda_step(void *vst, const float *x, const QdbNeuralStep *step,
 	int			R = 3 * B;
 	int			D = s->dim,
 				H = s->hidden,
-				T = s->target,
+				T = s->dim_pq,
 				M = s->M,
 				K = s->K,
 				dsub = s->dsub,

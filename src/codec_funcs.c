@@ -16,7 +16,7 @@
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 
-#include "quantumdb.h"
+#include "compressor.h"
 
 PG_FUNCTION_INFO_V1(quantumdb_encode);
 PG_FUNCTION_INFO_V1(quantumdb_decode);

@@ -29,7 +29,7 @@
 #include "utils/rls.h"
 #include "utils/syscache.h"
 
-#include "quantumdb.h"
+#include "compressor.h"
 
 PG_FUNCTION_INFO_V1(quantumdb_export);
 PG_FUNCTION_INFO_V1(quantumdb_import);
@@ -299,7 +299,7 @@ parse_model(const bytea *blob, QdbModel *m, MemoryContext cxt, const char *what)
 						 QdbContextAlloc(cxt), m, err, sizeof(err));
 	if (rc != QDB_OK)
 		ereport(ERROR,
-				(errcode(rc == QDB_ERR_NOMEM ? ERRCODE_OUT_OF_MEMORY : ERRCODE_DATA_CORRUPTED),
+				(errcode(QdbStatusErrcode(rc)),
 				 errmsg("%s is not a valid quantumdb model: %s", what, qdb_status_string(rc)),
 				 err[0] ? errdetail_internal("%s", err) : 0,
 				 errhint("Export the model again, or train a new compressor.")));
@@ -337,7 +337,7 @@ settings_json(const QdbModel *m, const char *extra)
 	return psprintf("{\"subvectors\": %d, \"target_dim\": %d, \"dim_pq\": %d, "
 					"\"kmeans_iters\": %d, \"opq_iters\": %d, \"opq_pq_iters\": %d, "
 					"\"max_points_per_centroid\": %d, \"seed\": %llu%s%s}",
-					m->M, c->target_dim, m->dim_pq, c->kmeans_iters, c->opq_iters,
+					m->M, c->dim_pq, m->dim_pq, c->kmeans_iters, c->opq_iters,
 					c->opq_pq_iters, c->max_points_per_centroid,
 					(unsigned long long) c->seed, extra ? ", " : "", extra ? extra : "");
 }

@@ -10,7 +10,7 @@
  * 1e-16); then the sums are redone in double, where neither can happen for at
  * most QDB_MAX_DIM finite floats.
  */
-#include "quantumdb.h"
+#include "compressor.h"
 
 #include <float.h>
 #include <math.h>

@@ -23,7 +23,7 @@
 
 #include "postgres.h"
 
-#include "qdb.h"
+#include "qdb_trainer.h"
 
 /* the most neighbours of a node per level: 2 * QDB_MAX_M at level 0 */
 #define QDB_MAX_M				100

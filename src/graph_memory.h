@@ -10,7 +10,7 @@
 
 #include "storage/itemptr.h"
 
-#include "qdb.h"
+#include "qdb_trainer.h"
 
 typedef struct QdbMemNode
 {

@@ -19,8 +19,8 @@
 #include "storage/bufmgr.h"
 #include "utils/relcache.h"
 
+#include "compressor.h"
 #include "graph.h"
-#include "quantumdb.h"
 
 /* Identification, for pg_filedump and for the format check at open */
 #define QDB_INDEX_MAGIC			0x51444249	/* "QDBI" */
@@ -50,7 +50,7 @@
 #define QDB_MIN_EF_CONSTRUCTION 4
 #define QDB_MAX_EF_CONSTRUCTION 1000
 #define QDB_MAX_LEVEL			15
-#define QDB_BUILD_SUBVECTORS	16	/* code bytes of a compressor trained by the build */
+#define QDB_BUILD_SUBQUANTIZERS	16	/* code bytes of a compressor trained by the build */
 #define QDB_BUILD_SAMPLE		50000
 
 /* Build phases in pg_stat_progress_create_index */

@@ -359,7 +359,7 @@ obtain_model(Relation heap, Relation index, IndexInfo *indexInfo, QdbMetric metr
 							RelationGetRelationName(index), s.n, QDB_KSUB),
 					 errhint("Train one with quantumdb.train() on representative data and name it: WITH (compressor = 'name').")));
 		cfg.dim = s.dim;
-		cfg.subvectors = Min(QDB_BUILD_SUBVECTORS, s.dim);
+		cfg.M = Min(QDB_BUILD_SUBQUANTIZERS, s.dim);
 		ereport(NOTICE,
 				(errmsg("index \"%s\" has no compressor: training an opq compressor on %d of its rows",
 						RelationGetRelationName(index), s.n),

@@ -127,9 +127,11 @@ load_slot(Relation index, bool want_pair)
 	/* every array of the model, the neural layers included, lands in cxt */
 	rc = qdb_model_parse((const uint8 *) VARDATA(blob), VARSIZE(blob) - VARHDRSZ,
 						 QdbContextAlloc(cxt), &c->model, err, sizeof(err));
+	/* a stored model that does not parse is a damaged index */
 	if (rc != QDB_OK)
 		ereport(ERROR,
-				(errcode(ERRCODE_INDEX_CORRUPTED),
+				(errcode(QdbStatusErrcode(rc) == ERRCODE_DATA_CORRUPTED ?
+						 ERRCODE_INDEX_CORRUPTED : QdbStatusErrcode(rc)),
 				 errmsg("the compressor stored in index \"%s\" cannot be read: %s",
 						RelationGetRelationName(index), qdb_status_string(rc)),
 				 err[0] ? errdetail_internal("%s", err) : 0,

@@ -142,7 +142,7 @@ QdbCheckMetaPage(Relation index, Page page)
 				 errhint("REINDEX INDEX %s;", RelationGetRelationName(index))));
 	if (meta->dim < 1 || meta->dim > QDB_MAX_DIM ||
 		meta->metric < QDB_METRIC_L2 || meta->metric > QDB_METRIC_COSINE ||
-		meta->code_size < 1 || meta->code_size > QDB_MAX_SUBVECTORS ||
+		meta->code_size < 1 || meta->code_size > QDB_MAX_SUBQUANTIZERS ||
 		meta->m < QDB_MIN_M || meta->m > QDB_MAX_M ||
 		meta->inline_codes > 1 ||
 		meta->first_node_page != QDB_FIRST_COMPRESSOR_BLKNO + meta->compressor_pages)

@@ -12,9 +12,9 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 
-#include "qdb_distance.h"
-#include "quantumdb.h"
+#include "compressor.h"
 #include "index.h"
+#include "qdb_distance.h"
 
 PG_MODULE_MAGIC;
 

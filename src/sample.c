@@ -19,9 +19,9 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
+#include "compressor.h"
 #include "index.h"
 #include "qdb_internal.h"
-#include "quantumdb.h"
 
 #define FETCH_ROWS 1000
 

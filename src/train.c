@@ -17,8 +17,8 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
+#include "compressor.h"
 #include "qdb_internal.h"
-#include "quantumdb.h"
 
 PG_FUNCTION_INFO_V1(quantumdb_train);
 
@@ -188,8 +188,8 @@ quantumdb_train(PG_FUNCTION_ARGS)
 					 errmsg("unknown metric \"%s\"", metric),
 					 errhint("The metrics are l2, ip and cosine.")));
 	}
-	cfg.subvectors = int_arg(fcinfo, 5, "subvectors", 1, QDB_MAX_SUBVECTORS, cfg.subvectors);
-	cfg.target_dim = int_arg(fcinfo, 6, "target_dim", 1, QDB_MAX_DIM, 0);
+	cfg.M = int_arg(fcinfo, 5, "subvectors", 1, QDB_MAX_SUBQUANTIZERS, cfg.M);
+	cfg.dim_pq = int_arg(fcinfo, 6, "target_dim", 1, QDB_MAX_DIM, 0);
 	sample_rows = int_arg(fcinfo, 7, "sample", MIN_TRAIN_ROWS, MAX_SAMPLE, 50000);
 	validation_rows = int_arg(fcinfo, 8, "validation", 0, 100000, 1000);
 	if (!PG_ARGISNULL(9))
@@ -204,17 +204,17 @@ quantumdb_train(PG_FUNCTION_ARGS)
 	}
 	cfg.kmeans_iters = int_arg(fcinfo, 10, "kmeans_iters", 1, 1000, cfg.kmeans_iters);
 	cfg.opq_iters = int_arg(fcinfo, 11, "opq_iters", 1, 1000, cfg.opq_iters);
-	if (cfg.target_dim != 0 && cfg.target_dim % cfg.subvectors != 0)
+	if (cfg.dim_pq != 0 && cfg.dim_pq % cfg.M != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("target_dim %d is not a multiple of subvectors %d",
-						cfg.target_dim, cfg.subvectors)));
+						cfg.dim_pq, cfg.M)));
 
 	device = neural_args(fcinfo, &cfg);
-	if (cfg.hidden != 0 && cfg.hidden < (cfg.target_dim ? cfg.target_dim : 1))
+	if (cfg.hidden != 0 && cfg.hidden < (cfg.dim_pq ? cfg.dim_pq : 1))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("hidden %d is narrower than target_dim %d", cfg.hidden, cfg.target_dim)));
+				 errmsg("hidden %d is narrower than target_dim %d", cfg.hidden, cfg.dim_pq)));
 
 	/* fail before the work, not after it, when the model cannot be stored */
 	QdbCheckTableInsert("compressors", "Training stores the compressor there.");
@@ -235,18 +235,18 @@ quantumdb_train(PG_FUNCTION_ARGS)
 				 errmsg("too few vectors to train on: %d non-NULL rows, at least %d needed",
 						s.n, MIN_TRAIN_ROWS + MIN_TRAIN_ROWS / 9),
 				 errdetail("Each of the %d sub-quantizers has %d centroids.",
-						   cfg.subvectors, QDB_KSUB)));
+						   cfg.M, QDB_KSUB)));
 	cfg.dim = s.dim;
-	if (cfg.target_dim > s.dim)
+	if (cfg.dim_pq > s.dim)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("target_dim %d is larger than the column's %d dimensions",
-						cfg.target_dim, s.dim)));
-	if ((cfg.target_dim ? cfg.target_dim : s.dim) < cfg.subvectors)
+						cfg.dim_pq, s.dim)));
+	if ((cfg.dim_pq ? cfg.dim_pq : s.dim) < cfg.M)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("subvectors %d is more than the %d dimensions to quantize",
-						cfg.subvectors, cfg.target_dim ? cfg.target_dim : s.dim),
+						cfg.M, cfg.dim_pq ? cfg.dim_pq : s.dim),
 				 errhint("Each sub-quantizer needs at least one dimension.")));
 	rc = qdb_train_config_check(&cfg);
 	QdbReportStatus(rc, "invalid training settings", NULL);

@@ -18,9 +18,9 @@
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 
+#include "compressor.h"
 #include "neural.h"
 #include "qdb_internal.h"
-#include "quantumdb.h"
 
 #define CUDA_LIBRARY	"quantumdb_cuda.so"
 
@@ -140,6 +140,21 @@ open_cuda(BackendHandle *h, const QdbAlloc *alloc, char *err, size_t errlen)
 	return qdb_backend_open(&h->backend, ops, alloc, err, errlen);
 }
 
+/* Why open_cuda failed, in the words of the ERROR or NOTICE that says so. */
+static const char *
+cuda_unavailable(int rc)
+{
+	switch (rc)
+	{
+		case QDB_ERR_NO_DEVICE:
+			return "no CUDA device is present";
+		case QDB_ERR_UNSUPPORTED:
+			return "the CUDA backend is not installed";
+		default:
+			return qdb_status_string(rc);	/* a device failure, out of memory */
+	}
+}
+
 /*
  * The memory a training allocates: bytes per sample row (the sample itself
  * included) and fixed bytes, for rows of dim floats.  Measured as the peak
@@ -149,7 +164,7 @@ open_cuda(BackendHandle *h, const QdbAlloc *alloc, char *err, size_t errlen)
  *   opq     3.0-3.3 row sizes per row,  2.0 / 8.1 / 49.7 MB fixed
  *   neural  3.0-3.6 row sizes per row,  57 / 72 / 163 MB fixed, most of it
  *           the Gumbel activations (3 x batch_size rows x 256 centroids x
- *           subvectors, several copies) and four copies of the parameters
+ *           M, several copies) and four copies of the parameters
  * and train()'s validation (adc.c's qdb_adc_recall) 4 MB of blocked dot
  * products.  The formulas below are at or above every measurement.
  */
@@ -158,7 +173,7 @@ training_memory(const QdbTrainConfig *cfg, int dim, double *per_row, double *fix
 {
 	const double mb = 1024.0 * 1024.0;
 	double		row = sizeof(float) * (double) dim;
-	double		t = cfg->target_dim > 0 ? cfg->target_dim : dim;
+	double		t = cfg->dim_pq > 0 ? cfg->dim_pq : dim;
 	double		h = cfg->hidden > 0 ? cfg->hidden : Min(2 * t, 1024);
 	double		square = 6 * mb + 20.0 * sizeof(float) * dim * (double) dim;
 
@@ -174,7 +189,7 @@ training_memory(const QdbTrainConfig *cfg, int dim, double *per_row, double *fix
 			break;
 		default:
 			*per_row = 5.0 * row + 3.0 * sizeof(int) * cfg->k_neighbors;
-			*fixed = 2 * mb + 12288.0 * cfg->subvectors * cfg->batch_size +
+			*fixed = 2 * mb + 12288.0 * cfg->M * cfg->batch_size +
 				0.1 * mb * dim + 4.0 * sizeof(float) * (dim * h + h * t + t * dim);
 			break;
 	}
@@ -256,20 +271,17 @@ QdbTrainModel(const char *name, const float *x, int n, QdbTrainConfig *cfg,
 		rc = open_cuda(h, alloc, err, sizeof(err));
 		if (rc != QDB_OK && device == QDB_DEVICE_CUDA)
 			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("cannot train on device \"cuda\": %s",
-							rc == QDB_ERR_NO_DEVICE ? "no CUDA device is present" :
-							"the CUDA backend is not installed"),
+					(errcode(QdbStatusErrcode(rc)),
+					 errmsg("cannot train on device \"cuda\": %s", cuda_unavailable(rc)),
 					 errdetail_internal("%s", err),
-					 errhint(rc == QDB_ERR_NO_DEVICE ?
-							 "Use device => 'cpu', or 'auto' to use a GPU only when there is one." :
-							 "It is built only where nvcc was found when the extension was built; use device => 'cpu' or 'auto'.")));
+					 rc == QDB_ERR_NO_DEVICE ?
+					 errhint("Use device => 'cpu', or 'auto' to use a GPU only when there is one.") :
+					 rc == QDB_ERR_UNSUPPORTED ?
+					 errhint("It is built only where nvcc was found when the extension was built; use device => 'cpu' or 'auto'.") : 0));
 		if (rc != QDB_OK)
 		{
 			ereport(NOTICE,
-					(errmsg("training \"%s\" on the CPU: %s", name,
-							rc == QDB_ERR_NO_DEVICE ? "no CUDA device is present" :
-							"the CUDA backend is not installed"),
+					(errmsg("training \"%s\" on the CPU: %s", name, cuda_unavailable(rc)),
 					 errdetail_internal("%s", err)));
 			h->backend = NULL;
 		}

@@ -8,7 +8,7 @@
 #include "miscadmin.h"
 #include "utils/memutils.h"
 
-#include "quantumdb.h"
+#include "compressor.h"
 
 /* From the context st, or CurrentMemoryContext when st is NULL. */
 static void *
@@ -96,44 +96,48 @@ QdbContextAlloc(MemoryContext cxt)
 	return a;
 }
 
+/*
+ * The SQLSTATE of a trainer status: the one place that maps them.  QDB_OK
+ * has none (0).
+ */
+int
+QdbStatusErrcode(int status)
+{
+	switch (status)
+	{
+		case QDB_OK:
+			return 0;
+		case QDB_ERR_NOMEM:
+			return ERRCODE_OUT_OF_MEMORY;
+		case QDB_ERR_ARG:
+			return ERRCODE_INVALID_PARAMETER_VALUE;
+		case QDB_ERR_DATA:
+			return ERRCODE_DATA_EXCEPTION;
+		case QDB_ERR_FORMAT:
+		case QDB_ERR_CHECKSUM:
+		case QDB_ERR_VERSION:
+			return ERRCODE_DATA_CORRUPTED;
+		case QDB_ERR_CANCELLED:
+			return ERRCODE_QUERY_CANCELED;
+		case QDB_ERR_NO_DEVICE:
+		case QDB_ERR_UNSUPPORTED:
+			return ERRCODE_FEATURE_NOT_SUPPORTED;
+		default:
+			return ERRCODE_EXTERNAL_ROUTINE_EXCEPTION;
+	}
+}
+
 /* Raises the ERROR for a failed trainer call; returns on QDB_OK. */
 void
 QdbReportStatus(int status, const char *context, const char *detail)
 {
-	int			code;
-
-	switch (status)
-	{
-		case QDB_OK:
-			return;
-		case QDB_ERR_NOMEM:
-			code = ERRCODE_OUT_OF_MEMORY;
-			break;
-		case QDB_ERR_ARG:
-			code = ERRCODE_INVALID_PARAMETER_VALUE;
-			break;
-		case QDB_ERR_DATA:
-			code = ERRCODE_DATA_EXCEPTION;
-			break;
-		case QDB_ERR_FORMAT:
-		case QDB_ERR_CHECKSUM:
-		case QDB_ERR_VERSION:
-			code = ERRCODE_DATA_CORRUPTED;
-			break;
-		case QDB_ERR_CANCELLED:
-			CHECK_FOR_INTERRUPTS();
-			code = ERRCODE_QUERY_CANCELED;
-			break;
-		case QDB_ERR_NO_DEVICE:
-		case QDB_ERR_UNSUPPORTED:
-			code = ERRCODE_FEATURE_NOT_SUPPORTED;
-			break;
-		default:
-			code = ERRCODE_EXTERNAL_ROUTINE_EXCEPTION;
-			break;
-	}
+	if (status == QDB_OK)
+		return;
+	/* a cancel the trainer saw: the pending interrupt's own ERROR first */
+	if (status == QDB_ERR_CANCELLED)
+		CHECK_FOR_INTERRUPTS();
 	ereport(ERROR,
-			(errcode(code),
+			(errcode(QdbStatusErrcode(status)),
 			 errmsg("%s: %s", context, qdb_status_string(status)),
 			 detail ? errdetail_internal("%s", detail) : 0));
 }

@@ -43,7 +43,7 @@
 #include "utils/snapmgr.h"
 #include "utils/wait_event.h"
 
-#include "quantumdb.h"
+#include "compressor.h"
 
 PGDLLEXPORT void quantumdb_log_worker_main(Datum arg);
 

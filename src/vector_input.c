@@ -3,7 +3,7 @@
  *	  Conversion between real[] and plain float arrays, with every check on
  *	  vectors that come from users: shape, nulls, NaN and infinity, size.
  */
-#include "quantumdb.h"
+#include "compressor.h"
 
 #include <math.h>
 

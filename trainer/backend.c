@@ -1,8 +1,8 @@
 /*
  * backend.c
  *	  The one backend wrapper: training opened on a device's QdbNeuralOps
- *	  (qdb.h), for the cpu table and the loaded cuda one alike.  It keeps
- *	  the allocator and the last error; train_driver.c does the work.
+ *	  (qdb_trainer.h), for the cpu table and the loaded cuda one alike.  It
+ *	  keeps the allocator and the last error; train_driver.c does the work.
  */
 #include <stdio.h>
 

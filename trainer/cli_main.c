@@ -101,9 +101,9 @@ parse_args(int argc, char **argv, CliArgs *a)
 				return -1;
 		}
 		else if (strcmp(k, "--subvectors") == 0)
-			a->cfg.subvectors = atoi(v);
+			a->cfg.M = atoi(v);
 		else if (strcmp(k, "--target-dim") == 0)
-			a->cfg.target_dim = atoi(v);
+			a->cfg.dim_pq = atoi(v);
 		else if (strcmp(k, "--seed") == 0)
 			a->cfg.seed = strtoull(v, NULL, 10);
 		else if (strcmp(k, "--kmeans-iters") == 0)

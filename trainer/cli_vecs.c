@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "cli_vecs.h"
-#include "qdb.h"
+#include "qdb_trainer.h"
 
 void *
 cli_read_vecs(const char *path, size_t max_rows, size_t *n, int *dim,

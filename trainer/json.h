@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "qdb.h"
+#include "qdb_trainer.h"
 
 typedef enum QdbJsonType
 {

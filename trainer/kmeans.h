@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "qdb.h"
+#include "qdb_trainer.h"
 
 /* most rows per sgemm block when assigning points to centroids */
 #define QDB_ASSIGN_BLOCK	512

@@ -27,8 +27,8 @@ qdb_train_config_init(QdbTrainConfig *c)
 	c->kind = QDB_KIND_OPQ;
 	c->metric = QDB_METRIC_L2;
 	c->dim = 0;					/* the caller's */
-	c->subvectors = 16;
-	c->target_dim = 0;
+	c->M = 16;
+	c->dim_pq = 0;
 	c->kmeans_iters = 25;
 	c->opq_iters = 50;				/* as Faiss: 20 lose 0.02 recall on fashion-mnist */
 	c->opq_pq_iters = 4;
@@ -64,13 +64,13 @@ qdb_train_config_check(const QdbTrainConfig *c)
 		return QDB_ERR_ARG;
 	if (c->dim < 1 || c->dim > QDB_MAX_DIM)
 		return QDB_ERR_ARG;
-	if (c->subvectors < 1 || c->subvectors > QDB_MAX_SUBVECTORS)
+	if (c->M < 1 || c->M > QDB_MAX_SUBQUANTIZERS)
 		return QDB_ERR_ARG;
-	/* target_dim: a multiple of M, from M up to dim padded to a multiple */
-	padded = qdb_padded_dim(c->dim, c->subvectors);
-	if (c->target_dim != 0 &&
-		(c->target_dim < c->subvectors || c->target_dim > padded ||
-		 c->target_dim % c->subvectors != 0))
+	/* dim_pq (0: the default): a multiple of M, from M up to dim padded */
+	padded = qdb_padded_dim(c->dim, c->M);
+	if (c->dim_pq != 0 &&
+		(c->dim_pq < c->M || c->dim_pq > padded ||
+		 c->dim_pq % c->M != 0))
 		return QDB_ERR_ARG;
 	if (c->kmeans_iters < 1 || c->kmeans_iters > 1000)
 		return QDB_ERR_ARG;
@@ -106,7 +106,7 @@ qdb_model_alloc(QdbModel *m, const QdbAlloc *a, QdbKind kind, QdbMetric metric,
 	if (m == NULL)
 		return QDB_ERR_ARG;
 	memset(m, 0, sizeof(*m));
-	if (dim < 1 || dim > QDB_MAX_DIM || M < 1 || M > QDB_MAX_SUBVECTORS ||
+	if (dim < 1 || dim > QDB_MAX_DIM || M < 1 || M > QDB_MAX_SUBQUANTIZERS ||
 		dim_pq < M || dim_pq % M != 0 ||
 		dim_pq > qdb_padded_dim(dim, M))
 		return QDB_ERR_ARG;
@@ -126,8 +126,8 @@ qdb_model_alloc(QdbModel *m, const QdbAlloc *a, QdbKind kind, QdbMetric metric,
 	m->config.kind = kind;
 	m->config.metric = metric;
 	m->config.dim = dim;
-	m->config.subvectors = M;
-	m->config.target_dim = dim_pq;
+	m->config.M = M;
+	m->config.dim_pq = dim_pq;
 
 	m->codebooks = qdb_calloc(a, (size_t) QDB_KSUB * dim_pq, sizeof(float));
 	if (with_mean)
@@ -175,7 +175,7 @@ qdb_model_check(const QdbModel *m)
 	if (m == NULL || m->codebooks == NULL)
 		return QDB_ERR_ARG;
 	if (m->dim < 1 || m->dim > QDB_MAX_DIM || m->M < 1 ||
-		m->M > QDB_MAX_SUBVECTORS || m->ksub != QDB_KSUB || m->dsub < 1 ||
+		m->M > QDB_MAX_SUBQUANTIZERS || m->ksub != QDB_KSUB || m->dsub < 1 ||
 		(size_t) m->M * m->dsub != (size_t) m->dim_pq)
 		return QDB_ERR_ARG;
 	if (m->kind == QDB_KIND_NEURAL)

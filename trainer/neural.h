@@ -3,6 +3,10 @@
  *	  The learned compressor (kind "neural"): its parameters, the training
  *	  step every backend implements, and the training loop they share.
  *
+ * Shapes are written with the letters of QdbNeuralShape, which the code
+ * also uses for short locals: D = dim, H = hidden, T = dim_pq, M
+ * sub-quantizers, K = ksub; R rows of a step, B anchors.
+ *
  * Model, on rows x already normalised (cosine) and centred (x - mean):
  *   h    = relu(x W1^T + b1)				W1 (H,D), b1 (H)
  *   z    = h W2^T + b2						W2 (T,H), b2 (T): the encoder
@@ -38,13 +42,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "qdb.h"
+#include "qdb_trainer.h"
 
 typedef struct QdbNeuralShape
 {
 	int			dim;			/* D */
 	int			hidden;			/* H */
-	int			target;			/* T = M * dsub */
+	int			dim_pq;			/* T = M * dsub, the encoder's output */
 	int			M;
 	int			K;				/* QDB_KSUB */
 	int			dsub;
@@ -74,13 +78,13 @@ qdb_neural_layout(const QdbNeuralShape *s, QdbNeuralLayout *l)
 	l->b1 = at;
 	at += s->hidden;
 	l->w2 = at;
-	at += (size_t) s->target * s->hidden;
+	at += (size_t) s->dim_pq * s->hidden;
 	l->b2 = at;
-	at += s->target;
+	at += s->dim_pq;
 	l->codebooks = at;
 	at += (size_t) s->M * s->K * s->dsub;
 	l->dec_w = at;
-	at += (size_t) s->dim * s->target;
+	at += (size_t) s->dim * s->dim_pq;
 	l->dec_b = at;
 	at += s->dim;
 	l->total = at;
@@ -120,7 +124,7 @@ typedef struct QdbNeuralLosses
 /*
  * The math of training, implemented by the cpu (neural_cpu.c) and the cuda
  * (cuda/) backends: the one table of the training seam that differs per
- * device (qdb.h).  Host pointers everywhere; a backend keeps its own
+ * device (qdb_trainer.h).  Host pointers everywhere; a backend keeps its own
  * copies of parameters, gradients, Adam moments and activations.  Each
  * function returns a QdbStatus; on QDB_ERR_DEVICE last_error says why.
  * The cuda object exports it, so any change bumps QDB_TRAINER_API_VERSION.

@@ -71,7 +71,7 @@ cpu_create(void **st, const QdbNeuralShape *s, int max_rows, const QdbAlloc *a,
 	int			ok = 1;
 
 	if (st == NULL || s == NULL || max_rows < 1 || s->M < 1 || s->K < 1 ||
-		s->dsub < 1 || s->target != s->M * s->dsub || s->dim < 1 || s->hidden < 1)
+		s->dsub < 1 || s->dim_pq != s->M * s->dsub || s->dim < 1 || s->hidden < 1)
 		return QDB_ERR_ARG;
 	c = qdb_calloc(a, 1, sizeof(CpuNeural));
 	if (c == NULL)
@@ -89,13 +89,13 @@ cpu_create(void **st, const QdbNeuralShape *s, int max_rows, const QdbAlloc *a,
 	ALLOC(h, R * s->hidden);
 	ALLOC(dh, R * s->hidden);
 	ALLOC(dhpre, R * s->hidden);
-	ALLOC(z, R * s->target);
-	ALLOC(q, R * s->target);
-	ALLOC(dz, R * s->target);
-	ALLOC(dq, R * s->target);
+	ALLOC(z, R * s->dim_pq);
+	ALLOC(q, R * s->dim_pq);
+	ALLOC(dz, R * s->dim_pq);
+	ALLOC(dq, R * s->dim_pq);
 	ALLOC(xhat, R * s->dim);
 	ALLOC(dxhat, R * s->dim);
-	ALLOC(zsub, R * s->target);
+	ALLOC(zsub, R * s->dim_pq);
 	ALLOC(qsub, R * s->dsub);
 	ALLOC(noise, R * s->K);
 	ALLOC(dsoft, R * s->K);
@@ -152,7 +152,7 @@ encoder_forward(CpuNeural *c, const float *x, int rows)
 
 	qdb_nn_linear_forward(c->hpre, x, p + c->l.w1, p + c->l.b1, rows, s->dim, s->hidden);
 	qdb_nn_relu_forward(c->h, c->hpre, (size_t) rows * s->hidden);
-	qdb_nn_linear_forward(c->z, c->h, p + c->l.w2, p + c->l.b2, rows, s->hidden, s->target);
+	qdb_nn_linear_forward(c->z, c->h, p + c->l.w2, p + c->l.b2, rows, s->hidden, s->dim_pq);
 }
 
 /* Sub-quantizer m's columns of a (rows,T) into sub (rows,dsub). */
@@ -174,7 +174,7 @@ cpu_step(void *st, const float *x, const QdbNeuralStep *step, QdbNeuralLosses *o
 	float	   *g = c->grads;
 	int			B = step->triplets;
 	int			R = 3 * B;
-	int			T = s->target,
+	int			T = s->dim_pq,
 				K = s->K,
 				ds = s->dsub;
 	size_t		RT = (size_t) R * T;
@@ -308,7 +308,7 @@ cpu_embed(void *st, const float *x, int rows, float *z)
 	int			rc = encode_rows(c, x, rows);
 
 	if (rc == QDB_OK)
-		memcpy(z, c->z, sizeof(float) * (size_t) rows * c->s.target);
+		memcpy(z, c->z, sizeof(float) * (size_t) rows * c->s.dim_pq);
 	return rc == 1 ? QDB_OK : rc;
 }
 
@@ -319,7 +319,7 @@ cpu_encode(void *st, const float *x, int rows, uint8_t *codes)
 	int			rc = encode_rows(c, x, rows);
 
 	if (rc == QDB_OK)
-		rc = qdb_pq_encode(c->a, c->params + c->l.codebooks, c->s.target, c->s.M,
+		rc = qdb_pq_encode(c->a, c->params + c->l.codebooks, c->s.dim_pq, c->s.M,
 						   c->z, rows, codes, NULL);
 	return rc == 1 ? QDB_OK : rc;
 }

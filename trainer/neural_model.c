@@ -45,7 +45,7 @@ qdb_neural_shape_of(const QdbModel *m, QdbNeuralShape *s)
 {
 	s->dim = m->dim;
 	s->hidden = m->hidden;
-	s->target = m->dim_pq;
+	s->dim_pq = m->dim_pq;
 	s->M = m->M;
 	s->K = QDB_KSUB;
 	s->dsub = m->dsub;

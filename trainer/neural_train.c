@@ -109,7 +109,7 @@ init_from_opq(Trainer *t, const QdbModel *opq)
 {
 	QdbModel   *m = t->model;
 	int			D = t->s.dim,
-				T = t->s.target,
+				T = t->s.dim_pq,
 				H = t->s.hidden;
 	int			nrows = t->n_train + t->n_val;
 	float	   *u;
@@ -445,7 +445,7 @@ qdb_neural_train(const QdbAlloc *a, const float *x, size_t n, const QdbTrainConf
 	QdbNeuralEpoch e;
 	double		best_recall,
 				entropy;
-	int			M = c->subvectors;
+	int			M = c->M;
 	int			T = qdb_config_dim_pq(c);
 	int			H = c->hidden > 0 ? c->hidden : (2 * T < 1024 ? 2 * T : 1024);
 	int			since_best = 0,
@@ -477,7 +477,7 @@ qdb_neural_train(const QdbAlloc *a, const float *x, size_t n, const QdbTrainConf
 	/* 1: opq on the whole sample */
 	oc = *c;
 	oc.kind = QDB_KIND_OPQ;
-	oc.target_dim = T;
+	oc.dim_pq = T;
 	rc = qdb_opq_train(a, x, n, &oc, &opq, &t.p);
 	if (rc == QDB_OK)
 		rc = prepare_rows(&t, x, n);
@@ -488,7 +488,7 @@ qdb_neural_train(const QdbAlloc *a, const float *x, size_t n, const QdbTrainConf
 	t.model = out;
 	t.s.dim = c->dim;
 	t.s.hidden = H;
-	t.s.target = T;
+	t.s.dim_pq = T;
 	t.s.M = M;
 	t.s.K = QDB_KSUB;
 	t.s.dsub = T / M;
@@ -555,7 +555,7 @@ qdb_neural_train(const QdbAlloc *a, const float *x, size_t n, const QdbTrainConf
 	{
 		qdb_neural_unpack(out, t.best);
 		out->config = *c;
-		out->config.target_dim = T;
+		out->config.dim_pq = T;
 		out->config.hidden = H;
 	}
 

@@ -333,34 +333,34 @@ triplet_hinge(const float *a, const float *p, const float *n, int D, float margi
 
 float
 qdb_nn_triplet_loss_forward(const float *a, const float *p, const float *n,
-					 int T, int D, float margin)
+					 int B, int D, float margin)
 {
 	double		s = 0.0;
-	int			t;
+	int			b;
 
-	for (t = 0; t < T; t++)
+	for (b = 0; b < B; b++)
 	{
-		double		h = triplet_hinge(a + (size_t) t * D, p + (size_t) t * D,
-									  n + (size_t) t * D, D, margin);
+		double		h = triplet_hinge(a + (size_t) b * D, p + (size_t) b * D,
+									  n + (size_t) b * D, D, margin);
 
 		if (h > 0.0)
 			s += h;
 	}
-	return (float) (s / T);
+	return (float) (s / B);
 }
 
 void
 qdb_nn_triplet_loss_backward(float *da, float *dp, float *dn,
 					  const float *a, const float *p, const float *n,
-					  int T, int D, float margin, float weight)
+					  int B, int D, float margin, float weight)
 {
-	float		g = weight * 2.0f / T;
-	int			t,
+	float		g = weight * 2.0f / B;
+	int			b,
 				j;
 
-	for (t = 0; t < T; t++)
+	for (b = 0; b < B; b++)
 	{
-		size_t		o = (size_t) t * D;
+		size_t		o = (size_t) b * D;
 
 		if (triplet_hinge(a + o, p + o, n + o, D, margin) <= 0.0)
 			continue;

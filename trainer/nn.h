@@ -15,8 +15,8 @@
 
 #include <stddef.h>
 
-#include "qdb.h"
 #include "qdb_internal.h"
+#include "qdb_trainer.h"
 
 /*
  * out (B,OC) = inp (B,C) w^T + b, for w (OC,C) and b (OC); b may be NULL.
@@ -116,18 +116,18 @@ void		qdb_nn_entropy_loss_backward(float *dsoft, const float *soft, int B, int K
 								  float weight);
 
 /*
- * Triplet: (1/T) sum_t max(0, ||a_t - p_t||^2 - ||a_t - n_t||^2 + margin)
- * for anchors a, positives p and negatives n (T,D).
+ * Triplet: (1/B) sum_b max(0, ||a_b - p_b||^2 - ||a_b - n_b||^2 + margin)
+ * for anchors a, positives p and negatives n (B,D).
  */
 float		qdb_nn_triplet_loss_forward(const float *a, const float *p, const float *n,
-								 int T, int D, float margin);
+								 int B, int D, float margin);
 /*
  * For each active triplet (hinge > 0): da += 2 (n - p), dp += -2 (a - p),
- * dn += 2 (a - n), each times weight / T.  Any of da, dp, dn may be NULL.
+ * dn += 2 (a - n), each times weight / B.  Any of da, dp, dn may be NULL.
  */
 void		qdb_nn_triplet_loss_backward(float *da, float *dp, float *dn,
 								  const float *a, const float *p, const float *n,
-								  int T, int D, float margin, float weight);
+								  int B, int D, float margin, float weight);
 
 /*
  * One Adam step (t >= 1, counting from 1) over n parameters with moments

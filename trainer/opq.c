@@ -41,8 +41,8 @@ void
 qdb_opq_balanced_init(const float *eigvals, int t, int dim_pq, int M, float *R)
 {
 	int			dsub = dim_pq / M;
-	int			fill[QDB_MAX_SUBVECTORS];
-	double		sum[QDB_MAX_SUBVECTORS];
+	int			fill[QDB_MAX_SUBQUANTIZERS];
+	double		sum[QDB_MAX_SUBQUANTIZERS];
 	double		floor_ = (eigvals[0] > 0 ? eigvals[0] : 1.0) * 1e-12;
 	double		base = log(eigvals[t - 1] > floor_ ? eigvals[t - 1] : floor_);
 	int			i,
@@ -190,11 +190,11 @@ train_round(const QdbAlloc *a, OpqWork *w, const QdbTrainConfig *c, size_t n,
 	int			status;
 
 	rotate(w->z, n, t, w->R, dim_pq, w->y);
-	status = qdb_pq_train(a, w->y, n, dim_pq, c->subvectors, niter,
+	status = qdb_pq_train(a, w->y, n, dim_pq, c->M, niter,
 						  c->max_points_per_centroid, seed, warm, codebooks,
 						  NULL, NULL);
 	if (status == QDB_OK)
-		status = qdb_pq_encode(a, codebooks, dim_pq, c->subvectors, w->y, n,
+		status = qdb_pq_encode(a, codebooks, dim_pq, c->M, w->y, n,
 							   w->codes, sse);
 	return status;
 }
@@ -218,7 +218,7 @@ choose_init(const QdbAlloc *a, OpqWork *w, const QdbTrainConfig *c, size_t n,
 	int			i,
 				j;
 
-	qdb_opq_balanced_init(eigvals, t, dim_pq, c->subvectors, w->R);
+	qdb_opq_balanced_init(eigvals, t, dim_pq, c->M, w->R);
 	status = train_round(a, w, c, n, t, dim_pq, c->kmeans_iters, 0,
 						 stage_seed(c->seed, 1), codebooks, sse);
 	if (status != QDB_OK || t < d)
@@ -242,7 +242,7 @@ choose_init(const QdbAlloc *a, OpqWork *w, const QdbTrainConfig *c, size_t n,
 	memcpy(w->R, w->bestR, sizeof(float) * dim_pq * t);
 	memcpy(codebooks, w->bestcb, sizeof(float) * cbfloats);
 	rotate(w->z, n, t, w->R, dim_pq, w->y);
-	return qdb_pq_encode(a, codebooks, dim_pq, c->subvectors, w->y, n,
+	return qdb_pq_encode(a, codebooks, dim_pq, c->M, w->y, n,
 						 w->codes, sse);
 }
 
@@ -251,7 +251,7 @@ qdb_opq_train(const QdbAlloc *a, const float *x, size_t n,
 			  const QdbTrainConfig *c, QdbModel *out, const QdbProgressCtx *p)
 {
 	int			d = c->dim;
-	int			M = c->subvectors;
+	int			M = c->M;
 	int			dim_pq = qdb_config_dim_pq(c);
 	int			t = dim_pq < d ? dim_pq : d;
 	size_t		cbfloats = (size_t) QDB_KSUB * dim_pq;

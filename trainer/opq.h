@@ -9,7 +9,7 @@
 #include <stddef.h>
 
 #include "pq.h"
-#include "qdb.h"
+#include "qdb_trainer.h"
 
 /*
  * Trains an OPQ model on x (n x c->dim, already L2-normalised under the

@@ -9,7 +9,7 @@
 #include <stddef.h>
 
 #include "pq.h"
-#include "qdb.h"
+#include "qdb_trainer.h"
 
 /*
  * mean (d), eigvecs (d x d, row i the i-th eigenvector) and eigvals (d) of

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "qdb.h"
+#include "qdb_trainer.h"
 
 /* The caller's progress callback and when training started. */
 typedef struct QdbProgressCtx

@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "qdb.h"
+#include "qdb_trainer.h"
 
 static inline const QdbAlloc *
 qdb_alloc_or_default(const QdbAlloc *a)

@@ -19,6 +19,25 @@
  * The training settings kind, metric, dim and subvectors are not stored:
  * they equal the model's own and are restored from those.
  *
+ * The stored names are the format's and never change with the C names
+ * (MetaKey's MK_ names follow the stored ones).  What each fills:
+ *
+ *	kind, metric, dim, dim_pq	QdbModel's field of that name
+ *	subvectors					QdbModel.M (and config.M): sub-quantizers
+ *	ksub, nbits					none: must be QDB_KSUB, QDB_NBITS
+ *	format, format_version		none: ST_FORMAT, QDB_FORMAT_VERSION
+ *	checksum					none: see below
+ *	train.kmeans_iters, train.opq_iters, train.opq_pq_iters,
+ *	train.max_points_per_centroid, train.seed
+ *								QdbTrainConfig's field of that name
+ *	train.target_dim			QdbTrainConfig.dim_pq (0: the default)
+ *	neural.hidden				QdbModel.hidden
+ *	codebooks, mean, linear		QdbModel's array of that name
+ *	encoder.0.weight, encoder.0.bias, encoder.2.weight, encoder.2.bias,
+ *	decoder.weight, decoder.bias
+ *								QdbModel.enc_w1, enc_b1, enc_w2, enc_b2,
+ *								dec_w, dec_b
+ *
  * Checksum: "crc32c:%08x" (lower-case hex) of the data section followed by
  * all N header bytes (padding included) in which the checksum's 8 hex digits
  * are replaced by eight '0' characters.  So every byte after the length
@@ -155,9 +174,9 @@ check_dims(int kind, int metric, long dim, long dim_pq, long M, int has_linear,
 		st_error(err, errlen, "dim %ld is outside [1, %d]", dim, QDB_MAX_DIM);
 		return -1;
 	}
-	if (M < 1 || M > QDB_MAX_SUBVECTORS)
+	if (M < 1 || M > QDB_MAX_SUBQUANTIZERS)
 	{
-		st_error(err, errlen, "subvectors %ld is outside [1, %d]", M, QDB_MAX_SUBVECTORS);
+		st_error(err, errlen, "subvectors %ld is outside [1, %d]", M, QDB_MAX_SUBQUANTIZERS);
 		return -1;
 	}
 	max_pq = qdb_padded_dim((int) dim, (int) M);

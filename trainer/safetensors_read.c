@@ -185,7 +185,7 @@ static const struct
 	{MK_OPQ_ITERS, offsetof(QdbTrainConfig, opq_iters)},
 	{MK_OPQ_PQ_ITERS, offsetof(QdbTrainConfig, opq_pq_iters)},
 	{MK_MAX_PPC, offsetof(QdbTrainConfig, max_points_per_centroid)},
-	{MK_TARGET_DIM, offsetof(QdbTrainConfig, target_dim)},
+	{MK_TARGET_DIM, offsetof(QdbTrainConfig, dim_pq)},
 };
 
 /* Every metadata key exactly once, every value a short string. */
@@ -690,7 +690,7 @@ parse_blob(StParse *sp, const QdbAlloc *a, QdbModel *out)
 	out->config.kind = (QdbKind) sp->kind;
 	out->config.metric = (QdbMetric) sp->metric;
 	out->config.dim = sp->dim;
-	out->config.subvectors = sp->M;
+	out->config.M = sp->M;
 	out->config.hidden = sp->hidden;
 	return QDB_OK;
 }

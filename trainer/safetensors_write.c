@@ -75,11 +75,11 @@ write_header(StrBuf *sb, const QdbModel *m, const TensorInfo *t, size_t *crc_at)
 	sb_printf(sb, "\"%s\":\"%" PRIu64 "\",", meta_keys[MK_SEED], c->seed);
 	if (m->kind == QDB_KIND_NEURAL)
 	{
-		sb_printf(sb, "\"%s\":\"%d\",", meta_keys[MK_TARGET_DIM], c->target_dim);
+		sb_printf(sb, "\"%s\":\"%d\",", meta_keys[MK_TARGET_DIM], c->dim_pq);
 		sb_printf(sb, "\"%s\":\"%d\"}", meta_keys[MK_HIDDEN], m->hidden);
 	}
 	else
-		sb_printf(sb, "\"%s\":\"%d\"}", meta_keys[MK_TARGET_DIM], c->target_dim);
+		sb_printf(sb, "\"%s\":\"%d\"}", meta_keys[MK_TARGET_DIM], c->dim_pq);
 	for (int k = 0; k < T_COUNT; k++)
 	{
 		if (!t[k].present)
@@ -131,7 +131,7 @@ qdb_model_serialize(const QdbModel *m, const QdbAlloc *a, uint8_t **out, size_t 
 	/* The parser rejects negative settings, so refuse to write them. */
 	c = &m->config;
 	if (c->kmeans_iters < 0 || c->opq_iters < 0 || c->opq_pq_iters < 0 ||
-		c->max_points_per_centroid < 0 || c->target_dim < 0)
+		c->max_points_per_centroid < 0 || c->dim_pq < 0)
 		return QDB_ERR_ARG;
 
 	memset(t, 0, sizeof(t));

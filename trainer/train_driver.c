@@ -45,7 +45,7 @@ train_pq(const QdbAlloc *a, const float *x, size_t n, const QdbTrainConfig *c,
 		 QdbModel *out, const QdbProgressCtx *p)
 {
 	int			d = c->dim;
-	int			M = c->subvectors;
+	int			M = c->M;
 	int			dim_pq = qdb_config_dim_pq(c);
 	int			reduce = dim_pq < d;
 	float	   *y = NULL;

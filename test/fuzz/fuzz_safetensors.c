@@ -20,7 +20,7 @@
 #include <string.h>
 
 #include "crc32c.h"
-#include "qdb.h"
+#include "qdb_trainer.h"
 
 int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -37,8 +37,8 @@ check_same(const QdbModel *a, const QdbModel *b)
 		(a->linear && memcmp(a->linear, b->linear, (size_t) a->dim * a->dim_pq * sizeof(float)) != 0))
 		abort();
 	if (a->config.kind != b->config.kind || a->config.metric != b->config.metric ||
-		a->config.dim != b->config.dim || a->config.subvectors != b->config.subvectors ||
-		a->config.target_dim != b->config.target_dim ||
+		a->config.dim != b->config.dim || a->config.M != b->config.M ||
+		a->config.dim_pq != b->config.dim_pq ||
 		a->config.kmeans_iters != b->config.kmeans_iters ||
 		a->config.opq_iters != b->config.opq_iters ||
 		a->config.opq_pq_iters != b->config.opq_pq_iters ||

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "qdb.h"
+#include "qdb_trainer.h"
 
 static int
 write_model(const char *dir, const char *name, int kind, int metric, int dim, int dim_pq,
@@ -60,8 +60,8 @@ write_model(const char *dir, const char *name, int kind, int metric, int dim, in
 	m.config.kind = kind;
 	m.config.metric = metric;
 	m.config.dim = dim;
-	m.config.subvectors = M;
-	m.config.target_dim = with_linear || kind == QDB_KIND_NEURAL ? dim_pq : 0;
+	m.config.M = M;
+	m.config.dim_pq = with_linear || kind == QDB_KIND_NEURAL ? dim_pq : 0;
 	m.config.hidden = kind == QDB_KIND_NEURAL ? h : 0;
 	m.config.kmeans_iters = 25;
 	m.config.opq_iters = 20;

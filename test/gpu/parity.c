@@ -154,7 +154,7 @@ make_params(Pair *p, QdbRng *rng)
 	const QdbNeuralShape *s = &p->s;
 	const QdbNeuralLayout *l = &p->l;
 	float	   *w = xmalloc(sizeof(float) * l->total);
-	float	   *z = xmalloc(sizeof(float) * POOL_ROWS * s->target);
+	float	   *z = xmalloc(sizeof(float) * POOL_ROWS * s->dim_pq);
 
 	for (size_t i = 0; i < l->total; i++)
 		w[i] = 0.0f;
@@ -162,12 +162,12 @@ make_params(Pair *p, QdbRng *rng)
 		w[l->w1 + i] = (float) (qdb_rng_gaussian(rng) * sqrt(2.0 / s->dim));
 	for (int i = 0; i < s->hidden; i++)
 		w[l->b1 + i] = (float) (0.01 * qdb_rng_gaussian(rng));
-	for (size_t i = 0; i < (size_t) s->target * s->hidden; i++)
+	for (size_t i = 0; i < (size_t) s->dim_pq * s->hidden; i++)
 		w[l->w2 + i] = (float) (qdb_rng_gaussian(rng) * sqrt(1.0 / s->hidden));
-	for (int i = 0; i < s->target; i++)
+	for (int i = 0; i < s->dim_pq; i++)
 		w[l->b2 + i] = (float) (0.01 * qdb_rng_gaussian(rng));
-	for (size_t i = 0; i < (size_t) s->dim * s->target; i++)
-		w[l->dec_w + i] = (float) (qdb_rng_gaussian(rng) * sqrt(1.0 / s->target));
+	for (size_t i = 0; i < (size_t) s->dim * s->dim_pq; i++)
+		w[l->dec_w + i] = (float) (qdb_rng_gaussian(rng) * sqrt(1.0 / s->dim_pq));
 
 	/* z of the pool on the cpu, then each centroid a random row's sub-vector */
 	CALL(p, 0, "set_params", p->ops[0]->set_params(p->st[0], w));
@@ -179,7 +179,7 @@ make_params(Pair *p, QdbRng *rng)
 
 			for (int j = 0; j < s->dsub; j++)
 				w[l->codebooks + ((size_t) m * s->K + k) * s->dsub + j] =
-					z[(size_t) r * s->target + (size_t) m * s->dsub + j] +
+					z[(size_t) r * s->dim_pq + (size_t) m * s->dsub + j] +
 					0.05f * (float) qdb_rng_gaussian(rng);
 		}
 	free(z);
@@ -334,7 +334,7 @@ check_epoch(Pair *p, const float *w0, QdbRng *rng, const char *tag)
 static void
 check_encode(Pair *p, const float *w, const char *tag)
 {
-	int			T = p->s.target,
+	int			T = p->s.dim_pq,
 				M = p->s.M;
 	float	   *z[2];
 	uint8_t    *codes[2];
@@ -386,13 +386,13 @@ run_shape(const QdbNeuralOps *cuda, int dim, int M, char *skip, size_t skiplen)
 	p.ops[0] = qdb_neural_cpu_ops();
 	p.ops[1] = cuda;
 	p.s.dim = dim;
-	p.s.target = dim;
+	p.s.dim_pq = dim;
 	p.s.hidden = 2 * dim;
 	p.s.M = M;
 	p.s.K = QDB_KSUB;
 	p.s.dsub = dim / M;
 	qdb_neural_layout(&p.s, &p.l);
-	snprintf(tag, sizeof(tag), "D=%d T=%d H=%d M=%d", dim, p.s.target, p.s.hidden, M);
+	snprintf(tag, sizeof(tag), "D=%d T=%d H=%d M=%d", dim, p.s.dim_pq, p.s.hidden, M);
 	snprintf(tag0, sizeof(tag0), "%s w_diversity=0", tag);
 
 	rc = cuda->create(&p.st[1], &p.s, ENCODE_ROWS, NULL, err, sizeof(err));

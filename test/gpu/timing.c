@@ -144,10 +144,10 @@ main(int argc, char **argv)
 
 		memset(&s, 0, sizeof(s));
 		s.dim = dims[di];
-		s.target = s.dim < 128 ? (s.dim + 15) / 16 * 16 : 128;
-		s.hidden = 2 * s.target < 1024 ? 2 * s.target : 1024;
+		s.dim_pq = s.dim < 128 ? (s.dim + 15) / 16 * 16 : 128;
+		s.hidden = 2 * s.dim_pq < 1024 ? 2 * s.dim_pq : 1024;
 		s.dsub = 8;
-		s.M = s.target / s.dsub;
+		s.M = s.dim_pq / s.dsub;
 		s.K = QDB_KSUB;
 		qdb_neural_layout(&s, &l);
 
@@ -199,7 +199,7 @@ main(int argc, char **argv)
 				continue;
 			}
 			printf("%5d %4d %5d %6d %6d | %11.0f %9.2f | %12.0f %9.3f | %8.1f\n",
-				   s.dim, s.target, s.hidden, B, 3 * B, cpu, ms[0], gpu, ms[1], gpu / cpu);
+				   s.dim, s.dim_pq, s.hidden, B, 3 * B, cpu, ms[0], gpu, ms[1], gpu / cpu);
 		}
 		for (int i = 0; i < 2; i++)
 			ops[i]->destroy(st[i]);

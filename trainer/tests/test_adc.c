@@ -15,7 +15,7 @@
 #define NQ	20
 
 /*
- * The metric's distance from q to the decoded xhat, as qdb.h defines ADC
+ * The metric's distance from q to the decoded xhat, as qdb_trainer.h defines ADC
  * (cosine: ||q/|q| - xhat||^2 / 2).
  */
 static double
@@ -121,7 +121,7 @@ run(const char *what, QdbKind kind, QdbMetric metric, int dim, int M, int target
 	float	   *q = test_correlated_data(dim * 7 + metric + 1000, NQ, dim);
 
 	test_config(&c, kind, metric, dim, M, 8);
-	c.target_dim = target;
+	c.dim_pq = target;
 	c.opq_iters = 3;
 	if (test_train(&c, x, 1500, &m, NULL, NULL) != QDB_OK)
 		tap_ok(0, "%s: trains", what);

@@ -123,7 +123,7 @@ compare(const char *what, const float *x, size_t n, int dim, int M, int target,
 				e_opq;
 
 	test_config(&c, QDB_KIND_PQ, metric, dim, M, 12);
-	c.target_dim = target;
+	c.dim_pq = target;
 	c.opq_iters = 8;
 	if (test_train(&c, x, n, &pq, NULL, NULL) != QDB_OK)
 	{

@@ -155,7 +155,7 @@ run(const char *what, QdbKind kind, QdbMetric metric, int dim, int M, int target
 	float	   *x = test_correlated_data(dim * 11 + metric, 1500, dim);
 
 	test_config(&c, kind, metric, dim, M, 8);
-	c.target_dim = target;
+	c.dim_pq = target;
 	c.opq_iters = 3;
 	if (test_train(&c, x, 1500, &m, NULL, NULL) != QDB_OK)
 		tap_ok(0, "%s: trains", what);

@@ -160,7 +160,7 @@ test_reduction(void)
 		}
 	}
 	pq_config(&c, d, 4);
-	c.target_dim = 16;
+	c.dim_pq = 16;
 	tap_ok(test_train(&c, x, n, &m, NULL, NULL) == QDB_OK, "pq 48d -> PCA 16 trains");
 	tap_ok(m.linear != NULL && m.mean != NULL && m.dim_pq == 16,
 		   "PCA reduction sets mean and linear (16 x 48)");
@@ -260,7 +260,7 @@ test_bad_input(void)
 	float	   *x = make_data(7, 600, 16, 0.1f);
 
 	qdb_train_config_init(&c);
-	tap_ok(c.subvectors == 16 && c.kmeans_iters == 25 && c.opq_iters == 50 &&
+	tap_ok(c.M == 16 && c.kmeans_iters == 25 && c.opq_iters == 50 &&
 		   c.opq_pq_iters == 4 && c.max_points_per_centroid == 256 && c.seed == 42,
 		   "config defaults");
 	tap_ok(qdb_train_config_check(&c) == QDB_ERR_ARG, "dim 0 rejected");
@@ -275,10 +275,10 @@ test_bad_input(void)
 			   test_train(&b, x, 600, &m, NULL, NULL) == QDB_ERR_ARG, what); \
 	} while (0)
 	BAD(dim, QDB_MAX_DIM + 1, "dim above QDB_MAX_DIM rejected");
-	BAD(subvectors, 0, "M = 0 rejected");
-	BAD(subvectors, QDB_MAX_SUBVECTORS + 1, "M above 256 rejected");
-	BAD(target_dim, 12, "target_dim not a multiple of M rejected");
-	BAD(target_dim, 32, "target_dim above the padded dim rejected");
+	BAD(M, 0, "M = 0 rejected");
+	BAD(M, QDB_MAX_SUBQUANTIZERS + 1, "M above 256 rejected");
+	BAD(dim_pq, 12, "target_dim not a multiple of M rejected");
+	BAD(dim_pq, 32, "target_dim above the padded dim rejected");
 	BAD(kmeans_iters, 0, "kmeans_iters = 0 rejected");
 	BAD(opq_iters, -1, "negative opq_iters rejected");
 	BAD(opq_pq_iters, 0, "opq_pq_iters = 0 rejected");

@@ -92,8 +92,8 @@ make_model(QdbModel *m, QdbKind kind, QdbMetric metric, int dim, int dim_pq, int
 	m->config.kind = kind;
 	m->config.metric = metric;
 	m->config.dim = dim;
-	m->config.subvectors = M;
-	m->config.target_dim = with_linear ? dim_pq : 0;
+	m->config.M = M;
+	m->config.dim_pq = with_linear ? dim_pq : 0;
 	m->config.kmeans_iters = 25;
 	m->config.opq_iters = (int) (next_u32() % 100);
 	m->config.opq_pq_iters = 4;
@@ -122,7 +122,7 @@ same_model(const QdbModel *a, const QdbModel *b)
 		same_floats(a->mean, b->mean, a->dim) &&
 		same_floats(a->linear, b->linear, (size_t) a->dim_pq * a->dim) &&
 		ca->kind == cb->kind && ca->metric == cb->metric && ca->dim == cb->dim &&
-		ca->subvectors == cb->subvectors && ca->target_dim == cb->target_dim &&
+		ca->M == cb->M && ca->dim_pq == cb->dim_pq &&
 		ca->kmeans_iters == cb->kmeans_iters && ca->opq_iters == cb->opq_iters &&
 		ca->opq_pq_iters == cb->opq_pq_iters &&
 		ca->max_points_per_centroid == cb->max_points_per_centroid && ca->seed == cb->seed;
@@ -302,10 +302,10 @@ test_limits(void)
 	char		err[256];
 	int			rc;
 
-	make_model(&m, QDB_KIND_PQ, QDB_METRIC_IP, QDB_MAX_DIM, 16128, QDB_MAX_SUBVECTORS, 1, 0);
+	make_model(&m, QDB_KIND_PQ, QDB_METRIC_IP, QDB_MAX_DIM, 16128, QDB_MAX_SUBQUANTIZERS, 1, 0);
 	rc = qdb_model_serialize(&m, &test_alloc, &b, &l);
 	tap_ok(rc == QDB_OK && parse(b, l, &back, err, sizeof(err)) == QDB_OK && same_model(&m, &back),
-		   "round trip at dim %d, dim_pq 16128, %d subvectors", QDB_MAX_DIM, QDB_MAX_SUBVECTORS);
+		   "round trip at dim %d, dim_pq 16128, %d subvectors", QDB_MAX_DIM, QDB_MAX_SUBQUANTIZERS);
 	qdb_model_free(&back);
 	qdb_free(&test_alloc, b);
 

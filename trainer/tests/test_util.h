@@ -69,7 +69,7 @@ test_config(QdbTrainConfig *c, QdbKind kind, QdbMetric metric, int dim, int M,
 	c->kind = kind;
 	c->metric = metric;
 	c->dim = dim;
-	c->subvectors = M;
+	c->M = M;
 	c->kmeans_iters = kmeans_iters;
 }
 

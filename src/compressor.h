@@ -1,16 +1,19 @@
 /*
- * quantumdb.h
- *	  Declarations shared by the extension's files, grouped by file.
+ * compressor.h
+ *	  The compressor side of the extension, grouped by file: real[] input,
+ *	  the compressor catalog, the trainer glue (qdb_trainer.h seen from
+ *	  Postgres), sampling, training and its log.  index.h, the index access
+ *	  method's header, includes it.
  */
-#ifndef QUANTUMDB_H
-#define QUANTUMDB_H
+#ifndef QDB_COMPRESSOR_H
+#define QDB_COMPRESSOR_H
 
 #include "postgres.h"
 
 #include "fmgr.h"
 #include "utils/array.h"
 
-#include "qdb.h"
+#include "qdb_trainer.h"
 
 /* quantumdb.c */
 extern void _PG_init(void);
@@ -50,6 +53,7 @@ extern const QdbAlloc qdb_palloc_alloc;
 /* The same, failing (NULL: QDB_ERR_NOMEM) past limit bytes in use */
 extern const QdbAlloc *QdbLimitedAlloc(MemoryContext cxt, Size limit);
 extern bool QdbAllocHitLimit(const QdbAlloc *a);
+extern int	QdbStatusErrcode(int status);
 extern void QdbReportStatus(int status, const char *context, const char *detail);
 
 /* sample.c: a seeded reservoir sample of a real[] column through SPI */
@@ -104,4 +108,4 @@ extern void QdbTrainingLogEnd(QdbTrainingLog *log);
 
 /* codec_funcs.c: encode, decode, adc_distance with per-statement caches */
 
-#endif							/* QUANTUMDB_H */
+#endif							/* QDB_COMPRESSOR_H */

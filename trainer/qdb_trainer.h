@@ -1,14 +1,15 @@
 /*
- * qdb.h
+ * qdb_trainer.h
  *	  Public interface of the QuantumDB trainer core: plain C, no Postgres
- *	  headers.  Shared by the extension (src/) and the standalone CLI.
+ *	  headers.  Shared by the extension (src/), the standalone CLI and the
+ *	  cuda backend (cuda/).
  *
  * Every function returns a QdbStatus (0 = QDB_OK) and never calls exit,
  * abort or printf.  Memory comes from a QdbAlloc so that the extension can
  * account for it; NULL means the malloc-based default.
  */
-#ifndef QDB_H
-#define QDB_H
+#ifndef QDB_TRAINER_H
+#define QDB_TRAINER_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -18,7 +19,7 @@
 #define QDB_MAX_DIM				16000	/* largest vector we accept */
 #define QDB_KSUB				256		/* centroids per sub-quantizer */
 #define QDB_NBITS				8		/* bits per sub-quantizer code */
-#define QDB_MAX_SUBVECTORS		256
+#define QDB_MAX_SUBQUANTIZERS	256		/* largest M (sub-quantizers per code) */
 #define QDB_MAX_HIDDEN			4096	/* widest neural encoder layer */
 
 typedef enum QdbStatus
@@ -73,9 +74,10 @@ typedef struct QdbTrainConfig
 	QdbKind		kind;
 	QdbMetric	metric;
 	int			dim;			/* input dimensions */
-	int			subvectors;		/* M, default 16 (a 16-byte code) */
-	int			target_dim;		/* 0: dim rounded up to a multiple of M; less
-								 * than dim: PCA reduction first */
+	int			M;				/* sub-quantizers, default 16 (a 16-byte code) */
+	int			dim_pq;			/* the encoder's output (SQL: target_dim), a
+								 * multiple of M; 0: dim rounded up to one;
+								 * less than dim: PCA reduction first */
 	int			kmeans_iters;	/* Lloyd iterations per k-means, default 25 */
 	int			opq_iters;		/* OPQ alternations, default 50 */
 	int			opq_pq_iters;	/* k-means iterations inside each alternation, default 4 */
@@ -86,7 +88,7 @@ typedef struct QdbTrainConfig
 	int			batch_size;		/* anchors per step, default 256 */
 	float		lr;				/* Adam learning rate, default 1e-4 */
 	float		clip;			/* gradient global-norm clip, default 1 */
-	int			hidden;			/* encoder hidden width; 0: 2 target_dim, at most 1024 */
+	int			hidden;			/* encoder hidden width; 0: 2 dim_pq, at most 1024 */
 	int			k_neighbors;	/* triplet positives among the k nearest, default 10 */
 	int			patience;		/* epochs without a better validation recall, default 3 */
 	int			neural_rows;	/* rows of the sample the neural stage uses, default 20000 */
@@ -97,18 +99,18 @@ typedef struct QdbTrainConfig
 				w_triplet;
 } QdbTrainConfig;
 
-/* dim rounded up to a multiple of M: the widest dim_pq, and target_dim 0's */
+/* dim rounded up to a multiple of M: the widest dim_pq, and dim_pq 0's */
 static inline int
 qdb_padded_dim(int dim, int M)
 {
 	return (dim + M - 1) / M * M;
 }
 
-/* The dim_pq (T) a training of c produces: target_dim, or dim padded. */
+/* The dim_pq a training of c produces: c->dim_pq, or dim padded. */
 static inline int
 qdb_config_dim_pq(const QdbTrainConfig *c)
 {
-	return c->target_dim > 0 ? c->target_dim : qdb_padded_dim(c->dim, c->subvectors);
+	return c->dim_pq > 0 ? c->dim_pq : qdb_padded_dim(c->dim, c->M);
 }
 
 void		qdb_train_config_init(QdbTrainConfig *c);
@@ -155,8 +157,8 @@ typedef struct QdbModel
 	QdbKind		kind;
 	QdbMetric	metric;
 	int			dim;			/* input dimensions */
-	int			dim_pq;			/* M * dsub */
-	int			M;
+	int			dim_pq;			/* M * dsub, what A (or the encoder) outputs */
+	int			M;				/* sub-quantizers, one byte of code each */
 	int			ksub;			/* QDB_KSUB */
 	int			dsub;
 	float	   *mean;			/* (dim) or NULL */
@@ -180,7 +182,8 @@ int			qdb_model_alloc(QdbModel *m, const QdbAlloc *a, QdbKind kind, QdbMetric me
 int			qdb_model_alloc_neural(QdbModel *m, const QdbAlloc *a, QdbMetric metric,
 								   int dim, int dim_pq, int M, int hidden);
 void		qdb_model_free(QdbModel *m);	/* safe on a zeroed model */
-size_t		qdb_code_size(const QdbModel *m);	/* bytes per code: M */
+/* bytes per code: M (the index's code_size is this byte count) */
+size_t		qdb_code_size(const QdbModel *m);
 
 /* y (n x dim_pq) = transform of x (n x dim); QDB_ERR_DATA on a zero vector under cosine. */
 int			qdb_model_transform(const QdbModel *m, const float *x, size_t n, float *y);
@@ -268,4 +271,4 @@ int			qdb_model_serialize(const QdbModel *m, const QdbAlloc *a,
 int			qdb_model_parse(const uint8_t *buf, size_t len, const QdbAlloc *a,
 							QdbModel *out, char *err, size_t errlen);
 
-#endif							/* QDB_H */
+#endif							/* QDB_TRAINER_H */
