@@ -178,6 +178,7 @@ typedef struct QdbOptions
 extern int	qdb_ef_search;
 extern int	qdb_rerank;
 extern int	qdb_max_scan_tuples;
+extern int	qdb_code_cache_kb;
 
 /*
  * What an open index needs: its settings and its own compressor, read from
@@ -194,6 +195,7 @@ typedef struct QdbIndexCache
 	uint32		compressor_crc;
 	QdbModel	model;			/* arrays inside this chunk */
 	float	   *pair;			/* code-to-code table, or NULL */
+	struct QdbCodeCache *codes; /* nodes' codes read so far, or NULL */
 } QdbIndexCache;
 
 /* index_handler.c */
@@ -300,6 +302,12 @@ extern const char *QdbNodePageProblem(Page page);
 extern const char *QdbNodeItemProblem(const QdbNodeShape *shape, Page page,
 									  OffsetNumber off);
 
+/* index_code_cache.c: a backend's codes of nodes, by reference, across scans */
+typedef struct QdbCodeCache QdbCodeCache;
+extern const uint8 *QdbCodeCacheGet(QdbIndexCache *c, QdbNodeRef ref);
+extern void QdbCodeCachePut(QdbIndexCache *c, QdbNodeRef ref, const uint8 *code);
+extern int64 QdbCodeCacheCount(const QdbIndexCache *c);
+
 /* index_cache.c */
 extern QdbIndexCache *QdbPinIndexCache(Relation index, bool want_pair);
 extern QdbMetric QdbIndexMetric(Relation index);
@@ -321,6 +329,7 @@ extern void QdbDiskGraphNewLayer(QdbDiskGraph *g, int level);
 extern const uint8 *QdbDiskGraphCode(QdbDiskGraph *g, QdbNodeRef ref, bool *deleted,
 									 ItemPointer heaptid);
 extern int	QdbDiskGraphVisited(QdbDiskGraph *g);
+extern int	QdbDiskGraphReads(QdbDiskGraph *g);
 extern const QdbGraphOps qdb_disk_graph_ops;
 extern void QdbDiskGraphSetQueryCode(QdbDiskGraph *g, const uint8 *code);
 extern void QdbDiskGraphNoteCode(QdbDiskGraph *g, QdbNodeRef ref, const uint8 *code);

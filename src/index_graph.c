@@ -107,7 +107,8 @@ struct QdbDiskGraph
 	int			level;
 	uint32		epoch;
 	uint32		used;			/* nodes */
-	int			reads;
+	int			reads;			/* node pages read */
+	int			visits;			/* nodes visited */
 	BlockNumber nblocks;		/* the index's size when last looked at */
 	QdbSearchScratch scratch;	/* of QdbDiskSearch, in the graph's context */
 };
@@ -239,10 +240,34 @@ QdbDiskGraphNewLayer(QdbDiskGraph *g, int level)
 	g->epoch++;
 }
 
+/* Nodes visited so far (what quantumdb.max_scan_tuples counts). */
 int
 QdbDiskGraphVisited(QdbDiskGraph *g)
 {
+	return g->visits;
+}
+
+/* Node pages read so far. */
+int
+QdbDiskGraphReads(QdbDiskGraph *g)
+{
 	return g->reads;
+}
+
+/*
+ * Fills e's code from the backend's code cache (index_code_cache.c);
+ * false when the cache does not have it.
+ */
+static inline bool
+code_from_cache(QdbDiskGraph *g, DiskNode *e)
+{
+	const uint8 *code = QdbCodeCacheGet(g->c, e->ref);
+
+	if (code == NULL)
+		return false;
+	memcpy(NODE_CODE(g, e), code, g->c->shape.code_size);
+	e->code_known = true;
+	return true;
 }
 
 static inline DiskNode *
@@ -361,6 +386,7 @@ read_node(QdbDiskGraph *g, DiskNode *e, int level)
 	e->heaptid = node->heaptid;
 	memcpy(NODE_CODE(g, e), node->code, c->shape.code_size);
 	e->code_known = true;
+	QdbCodeCachePut(c, e->ref, node->code);
 	if (level <= node->level)
 	{
 		QdbNodeRef *list = QdbNodeLists(node, c->shape.code_size) + QdbLevelStart(c->shape.m, level);
@@ -397,7 +423,7 @@ disk_distance(void *arg, uint32 id)
 	QdbDiskGraph *g = arg;
 	DiskNode   *e = lookup(g, id);
 
-	if (!e->code_known)
+	if (!e->code_known && !code_from_cache(g, e))
 		read_node(g, e, g->level);
 	if (e->dist_epoch != g->dist_epoch)
 	{
@@ -431,6 +457,7 @@ disk_visit(void *arg, uint32 id)
 	if (e->visit_epoch == g->epoch)
 		return false;
 	e->visit_epoch = g->epoch;
+	g->visits++;
 	return true;
 }
 
@@ -470,7 +497,7 @@ QdbDiskGraphCode(QdbDiskGraph *g, QdbNodeRef ref, bool *deleted, ItemPointer hea
 {
 	DiskNode   *e = lookup(g, ref);
 
-	if (!e->loaded && (deleted || heaptid || !e->code_known))
+	if (!e->loaded && (deleted || heaptid || (!e->code_known && !code_from_cache(g, e))))
 		read_node(g, e, g->level);
 	if (deleted)
 		*deleted = (e->flags & QDB_NODE_DELETED) != 0;

@@ -61,6 +61,11 @@ QdbIndexInit(void)
 							"0 returns rows in compressed-distance order without reading the heap.",
 							&qdb_rerank, 100, 0, 10000,
 							PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("quantumdb.code_cache_size",
+							"Memory each backend may keep, per index, for the codes of nodes its scans have read.",
+							"Codes found there cost a scan no page read.  0 turns the cache off.",
+							&qdb_code_cache_kb, 32 * 1024, 0, MAX_KILOBYTES,
+							PGC_USERSET, GUC_UNIT_KB, NULL, NULL, NULL);
 	DefineCustomIntVariable("quantumdb.max_scan_tuples",
 							"Most graph nodes an index scan visits when a filter keeps asking for rows.",
 							NULL,

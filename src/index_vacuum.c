@@ -30,6 +30,7 @@
 #include "miscadmin.h"
 #include "storage/indexfsm.h"
 #include "storage/lmgr.h"
+#include "utils/inval.h"
 #include "utils/memutils.h"
 
 #include "index.h"
@@ -443,6 +444,13 @@ QdbFreeUnlinkedNodes(Relation index, BufferAccessStrategy strategy)
 	for (i = 0; i < nfree_pages; i++)
 		RecordFreeIndexPage(index, free_pages[i]);
 	IndexFreeSpaceMapVacuum(index);
+
+	/*
+	 * A reused slot holds another node and code: every backend drops the
+	 * codes it keeps of this index (index_code_cache.c) when this commits.
+	 */
+	if (freed > 0)
+		CacheInvalidateRelcache(index);
 	return freed;
 }
 

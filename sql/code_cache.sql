@@ -1,0 +1,76 @@
+-- The backend's code cache (index_code_cache.c): a scan reads a node's page
+-- to expand it or to return it, and takes the code of a node it only visits
+-- from the cache once an earlier scan of this backend has read it.  Counted
+-- as shared buffers of the index scan (EXPLAIN (ANALYZE, BUFFERS)), with
+-- rerank 0 so that no heap page counts.  The cache never changes a result:
+-- the index at rerank 0 returns what exhaustive ADC returns, before and
+-- after inserts, deletes and VACUUM.
+SET client_min_messages = warning;
+SELECT setseed(0.5);
+CREATE TABLE cc (id int PRIMARY KEY, emb real[]);
+INSERT INTO cc SELECT i, array(SELECT (random() - 0.5)::real FROM generate_series(1, 24) WHERE i > 0)
+FROM generate_series(1, 3000) i;
+SELECT compressor FROM quantumdb.train('cc_c', 'cc', 'emb', kind => 'pq', subvectors => 8,
+                                       kmeans_iters => 5, validation => 0);
+CREATE INDEX cc_idx ON cc USING quantumdb (emb) WITH (compressor = 'cc_c', m = 8);
+
+-- the shared buffers an index scan for row qid's vector touches
+CREATE FUNCTION scan_buffers(qid int) RETURNS int LANGUAGE plpgsql AS $$
+DECLARE line text;
+BEGIN
+  FOR line IN EXECUTE format(
+    'EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF, SUMMARY OFF)
+     SELECT id FROM cc ORDER BY emb <~> (SELECT emb FROM cc WHERE id = %s) LIMIT 10', qid)
+  LOOP
+    IF line ~ 'Index Scan' THEN
+      CONTINUE;
+    END IF;
+    IF line ~ 'Buffers: shared hit=' THEN
+      RETURN substring(line FROM 'hit=(\d+)')::int;
+    END IF;
+  END LOOP;
+  RETURN NULL;
+END $$;
+
+SET enable_seqscan = off;
+SET quantumdb.rerank = 0;
+SET quantumdb.ef_search = 100;
+-- with the cache off, a scan reads a page for every node it visits
+SET quantumdb.code_cache_size = 0;
+CREATE TEMP TABLE b AS SELECT scan_buffers(7) AS off_first, scan_buffers(7) AS off_again;
+-- with it on, the first scan fills it and the same scan again reads far less
+RESET quantumdb.code_cache_size;
+ALTER TABLE b ADD COLUMN on_first int, ADD COLUMN on_again int, ADD COLUMN other int;
+UPDATE b SET on_first = scan_buffers(7);
+UPDATE b SET on_again = scan_buffers(7);
+-- after scans for 30 other rows, a query never run before gains too
+SELECT count(scan_buffers(i)) FROM generate_series(100, 129) i;
+UPDATE b SET other = scan_buffers(11);
+SELECT off_again >= off_first * 0.9 AS off_stays,
+       on_first >= off_first * 0.9 AS first_scan_reads_as_without,
+       on_again * 3 <= on_first AS again_reads_a_third_or_less,
+       other * 2 <= off_first AS a_new_query_reads_half_or_less
+FROM b;
+
+-- never a different result: the index at rerank 0 with a walk that sees
+-- every node returns the ADC distances of exhaustive ADC
+CREATE FUNCTION adc_mismatches() RETURNS bigint LANGUAGE sql AS $$
+SELECT count(*) FROM cc q,
+  LATERAL (SELECT array_agg(round(d::numeric, 4) ORDER BY d) a FROM
+           (SELECT quantumdb.adc_distance('cc_c', q.emb, quantumdb.encode('cc_c', emb)) d
+            FROM cc ORDER BY emb <~> q.emb LIMIT 10) s) i,
+  LATERAL (SELECT array_agg(round(d::numeric, 4) ORDER BY d) a FROM
+           (SELECT quantumdb.adc_distance('cc_c', q.emb, quantumdb.encode('cc_c', emb)) d
+            FROM cc ORDER BY 1 LIMIT 10) s) e
+WHERE q.id % 150 = 1 AND i.a IS DISTINCT FROM e.a $$;
+SET quantumdb.ef_search = 10000;
+SELECT adc_mismatches() AS warm_cache_mismatches;
+DELETE FROM cc WHERE id % 3 = 0;
+VACUUM cc;
+SELECT reusable_nodes > 0 AS vacuum_freed_nodes FROM quantumdb.index_info('cc_idx');
+-- new rows in the freed slots: other codes at the references the cache knew
+INSERT INTO cc SELECT i + 10000, array(SELECT (random() - 0.5)::real FROM generate_series(1, 24) WHERE i > 0)
+FROM generate_series(1, 1000) i;
+SELECT reusable_nodes < 1000 AS slots_reused FROM quantumdb.index_info('cc_idx');
+SELECT adc_mismatches() AS mismatches_after_reuse;
+SELECT count(*) AS problems FROM quantumdb.verify('cc_idx');

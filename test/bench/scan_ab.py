@@ -1,0 +1,104 @@
+#!/usr/bin/python3
+"""A/B of index scan settings in one run: the same prepared top-k query over
+the same index from two connections, each with its own SET commands, run in
+alternating blocks so that load on the machine falls on both sides alike.
+
+Reports per side: 10-recall@10 against the set's exact ground truth, QPS
+(after one warm-up pass each) and shared buffers per query (EXPLAIN
+(ANALYZE, BUFFERS) on 20 queries), and the QPS ratio B / A.  The table and
+its index must exist (e.g. left by test/bench/index.sh --keep, or made by
+hand); connection from the usual PG* environment variables.
+
+  test/bench/scan_ab.py --set glove-100-angular --table items --column emb \\
+      --op '<=>' --a 'quantumdb.code_cache_size=0' --b '' \\
+      --common 'quantumdb.ef_search=100 quantumdb.rerank=200'
+"""
+import argparse
+import os
+import time
+
+import numpy as np
+import psycopg2
+
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), '../../../shared/data')
+
+
+def read_vecs(path, dtype):
+    raw = np.fromfile(path, dtype=np.int32)
+    d = raw[0]
+    return raw.reshape(-1, d + 1)[:, 1:].view(dtype)
+
+
+def connect(sets):
+    conn = psycopg2.connect('')
+    conn.autocommit = True
+    cur = conn.cursor()
+    for s in sets.split():
+        name, value = s.split('=', 1)
+        cur.execute('SELECT set_config(%s, %s, false)', (name, value))
+    cur.execute('SET enable_seqscan = off')
+    return conn, cur
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--set', required=True)
+    ap.add_argument('--table', default='items')
+    ap.add_argument('--column', default='emb')
+    ap.add_argument('--op', default='<=>')
+    ap.add_argument('--id', default='id', help='column holding the row number of base.fvecs')
+    ap.add_argument('--truth', default=None, help='ground truth file in the set (default gt.ivecs, gt_ip.ivecs under <=>)')
+    ap.add_argument('--queries', type=int, default=1000)
+    ap.add_argument('--block', type=int, default=100)
+    ap.add_argument('--common', default='', help='SET name=value ... for both sides')
+    ap.add_argument('--a', default='', help='SET name=value ... for side A')
+    ap.add_argument('--b', default='', help='SET name=value ... for side B')
+    args = ap.parse_args()
+
+    d = os.path.join(DATA, args.set)
+    q = read_vecs(os.path.join(d, 'query.fvecs'), np.float32)[:args.queries]
+    truth = args.truth or ('gt_ip.ivecs' if args.op == '<=>' and
+                           os.path.exists(os.path.join(d, 'gt_ip.ivecs')) else 'gt.ivecs')
+    gt = read_vecs(os.path.join(d, truth), np.int32)[:args.queries, :10]
+    sql = ('SELECT {id} FROM {t} ORDER BY {c} {op} %s::real[] LIMIT 10'
+           .format(id=args.id, t=args.table, c=args.column, op=args.op))
+    sides = {}
+    for side in ('a', 'b'):
+        conn, cur = connect(args.common + ' ' + getattr(args, side))
+        sides[side] = {'conn': conn, 'cur': cur, 'sets': getattr(args, side), 'secs': 0.0,
+                       'hits': 0, 'buffers': []}
+    qs = [list(map(float, v)) for v in q]
+
+    for s in sides.values():				# warm-up pass, untimed
+        for v in qs:
+            s['cur'].execute(sql, (v,))
+            s['cur'].fetchall()
+    for start in range(0, len(qs), args.block):
+        for s in sides.values():
+            t0 = time.perf_counter()
+            for i in range(start, min(start + args.block, len(qs))):
+                s['cur'].execute(sql, (qs[i],))
+                got = [r[0] for r in s['cur'].fetchall()]
+                s['hits'] += len(set(got) & set(gt[i].tolist()))
+            s['secs'] += time.perf_counter() - t0
+    for s in sides.values():
+        for v in qs[:20]:
+            s['cur'].execute('EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF, SUMMARY OFF) ' + sql, (v,))
+            for (line,) in s['cur'].fetchall():
+                if 'Buffers: shared' in line:
+                    s['buffers'].append(sum(int(x.split('=')[1]) for x in line.split()
+                                            if x.startswith(('hit=', 'read='))))
+                    break
+
+    print('| side | settings | 10-recall@10 | QPS | buffers/query |')
+    print('|---|---|---:|---:|---:|')
+    for name, s in sides.items():
+        s['qps'] = len(qs) / s['secs']
+        print('| %s | %s %s | %.4f | %.1f | %.1f |' % (
+            name.upper(), args.common, s['sets'] or '(none)', s['hits'] / (10.0 * len(qs)),
+            s['qps'], float(np.mean(s['buffers'])) if s['buffers'] else float('nan')))
+    print('\nQPS B / A: %.2f' % (sides['b']['qps'] / sides['a']['qps']))
+
+
+if __name__ == '__main__':
+    main()
