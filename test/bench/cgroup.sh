@@ -91,9 +91,9 @@ qdb_cgroup_report() {
 # Removes the group: any process still inside (a server that did not stop)
 # goes back to the root group first.
 qdb_cgroup_remove() {
-	local g=${QDB_CGROUP:-} i p
+	local g=${QDB_CGROUP:-} p
 	[ -n "$g" ] && [ -d "$g" ] || return 0
-	for i in $(seq 1 20); do
+	for _ in $(seq 1 20); do
 		rmdir "$g" 2>/dev/null && { qdb_log "cgroup $(basename "$g") removed"; return 0; }
 		for p in $(cat "$g/cgroup.procs" 2>/dev/null); do
 			echo "$p" >"$QDB_CGROUP_ROOT/cgroup.procs" 2>/dev/null
