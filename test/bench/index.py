@@ -15,11 +15,18 @@ benchmark reports 10-recall@10 against the exact ground truth (the set's
 gt_ip.ivecs for cosine, gt.ivecs for l2 when every base row is loaded; a
 numpy brute force over the loaded rows otherwise), QPS with each client count
 (the queries split over that many connections), p50/p99 latency of the first
-client count, and shared buffers (hit + read) per query from EXPLAIN
-(ANALYZE, BUFFERS) on a subset.  Writes test/bench/out/index-SET.{md,json,png}.
+client count, and shared buffers (hit + read, and read alone) per query
+from EXPLAIN (ANALYZE, BUFFERS) on a subset.  Build memory: what training and
+CREATE INDEX, each in a fresh backend, added to it and its parallel workers
+at the peak (procmem.py).  Writes
+test/bench/out/index-SET[-TAG].{md,json,png}.
+
+Hooks (index.sh --mem-limit uses them): --after-build runs a shell command
+once the indexes are built (restarting the server confined); --before-run
+runs one before each timed run, i.e. each setting and client count
+(dropping the page cache).
 """
 import argparse
-import io
 import json
 import os
 import platform
@@ -30,6 +37,8 @@ import time
 
 import numpy as np
 import psycopg2
+
+from procmem import PeakMemory
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 QDB_TRAIN = os.path.join(ROOT, "trainer", "qdb-train")
@@ -44,6 +53,9 @@ METRICS = {
 }
 # size targets of the issue (quantumdb index / pgvector index)
 SIZE_TARGETS = {"glove-100-angular": 1 / 3, "fashion-mnist-784": 1 / 12}
+# server settings the report names
+SETTINGS = ("shared_buffers", "maintenance_work_mem", "max_parallel_maintenance_workers",
+            "max_parallel_workers_per_gather")
 
 
 def log(msg):
@@ -211,16 +223,24 @@ def run_clients(conns, literals, nclients):
 
 
 def buffers_per_query(conn, literals):
+    """Shared buffers (hit + read) and shared reads per query."""
     cur = conn.cursor()
-    total = 0
+    hit = read = 0
     for lit in literals:
         plan = explain_json(cur, cur.mogrify(
             "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE bench_knn(%s)", (lit,)).decode())["Plan"]
-        total += plan.get("Shared Hit Blocks", 0) + plan.get("Shared Read Blocks", 0)
-    return total / max(len(literals), 1)
+        hit += plan.get("Shared Hit Blocks", 0)
+        read += plan.get("Shared Read Blocks", 0)
+    n = max(len(literals), 1)
+    return (hit + read) / n, read / n
 
 
-def bench_method(method, truth, clients, warmup, nexplain):
+def run_hook(cmd):
+    if cmd:
+        subprocess.run(cmd, shell=True, check=True)
+
+
+def bench_method(method, truth, clients, warmup, nexplain, before_run=None):
     log("%s: %d queries, settings %s" % (method.name, len(method.literals),
                                           ", ".join(s[0] for s in method.settings)))
     conns = open_checked(method, max(clients), warmup)
@@ -239,6 +259,7 @@ def bench_method(method, truth, clients, warmup, nexplain):
                "enable_seqscan_off": method.forced}
         lat = None
         for n in clients:
+            run_hook(before_run)
             wall, l, ids = run_clients(conns, method.literals, n)
             row["qps"][str(n)] = len(method.literals) / wall
             if lat is None:
@@ -246,26 +267,86 @@ def bench_method(method, truth, clients, warmup, nexplain):
                 row["recall"] = recall(ids, truth)
         row["p50_ms"] = float(np.percentile(lat, 50))
         row["p99_ms"] = float(np.percentile(lat, 99))
-        row["buffers"] = buffers_per_query(conns[0], method.literals[:nexplain])
+        row["buffers"], row["buffers_read"] = buffers_per_query(conns[0], method.literals[:nexplain])
         rows.append(row)
-        log("  %-24s recall %.4f  qps %s  p50 %.3f ms  buffers %.1f"
+        log("  %-24s recall %.4f  qps %s  p50 %.3f ms  buffers %.1f (read %.1f)"
             % (label, row["recall"], " / ".join("%.0f" % q for q in row["qps"].values()),
-               row["p50_ms"], row["buffers"]))
+               row["p50_ms"], row["buffers"], row["buffers_read"]))
     for c in conns:
         c.close()
     return rows
 
 
-def build_index(cur, name, sql, notices):
+def timed(sql, args=None):
+    """Runs sql in a fresh backend: (seconds, memory it added, its first row
+    as a dict or None, notices).  Memory: the peak of the backend and its
+    workers less the idle backend's (procmem.py)."""
+    conn = connect()
+    try:
+        cur = conn.cursor()
+        with PeakMemory(one(cur, "SELECT pg_backend_pid()")) as m:
+            t = time.perf_counter()
+            cur.execute(sql, args)
+            secs = time.perf_counter() - t
+        row = None
+        if cur.description:
+            row = dict(zip([d[0] for d in cur.description],
+                           [x if isinstance(x, (int, float, type(None))) else str(x) for x in cur.fetchone()]))
+        notices = [n.strip() for n in conn.notices]
+    finally:
+        conn.close()
+    mem = m.peak - m.start
+    log("  %.1f s; memory %s (peak %s less %s at the start), %d parallel workers, dynamic shared memory %s"
+        % (secs, fmt_mb(mem), fmt_mb(m.peak), fmt_mb(m.start), m.workers, fmt_mb(m.dsm)))
+    return secs, mem, row, notices
+
+
+def build_index(cur, name, sql):
+    """(seconds, size, memory, notices) of CREATE INDEX."""
     log("building " + name)
-    del notices[:]
-    t = time.perf_counter()
-    cur.execute(sql)
-    secs = time.perf_counter() - t
+    secs, mem, _, notices = timed(sql)
     size = one(cur, "SELECT pg_relation_size(%s::regclass)", (name,))
     for n in notices:
-        log("  " + n.strip())
-    return secs, size
+        log("  " + n)
+    log("  size %s" % fmt_mb(size))
+    return secs, size, mem, notices
+
+
+class CopyStream:
+    """base rows as COPY text, read lazily from `qdb-train dump`: with
+    pgvector the same digits again as a vector literal in a third column."""
+
+    def __init__(self, path, rows, vector):
+        self.proc = subprocess.Popen([QDB_TRAIN, "dump", "--input", path, "--count", str(rows)],
+                                     stdout=subprocess.PIPE, text=True)
+        self.vector = vector
+        self.buf = ""
+
+    def read(self, size=65536):
+        while len(self.buf) < size:
+            ln = self.proc.stdout.readline()
+            if not ln:
+                break
+            ln = ln.rstrip("\n")
+            self.buf += ("%s\t[%s]\n" % (ln, ln[ln.index("{") + 1:-1])) if self.vector else ln + "\n"
+        out, self.buf = self.buf[:size], self.buf[size:]
+        return out
+
+    def close(self):
+        self.proc.stdout.close()
+        if self.proc.wait() != 0:
+            sys.exit("qdb-train dump failed")
+
+
+def cgroup_stats(path):
+    """The memory cgroup's counters (index.sh --mem-limit)."""
+    out = {}
+    for f in ("limit_in_bytes", "usage_in_bytes", "max_usage_in_bytes", "failcnt"):
+        with open(os.path.join(path, "memory." + f)) as fh:
+            out[f] = int(fh.read())
+    with open(os.path.join(path, "memory.oom_control")) as fh:
+        out.update({k: int(v) for k, v in (ln.split() for ln in fh) if k == "oom_kill"})
+    return out
 
 
 def best_at(rows, method, client, target=0.95):
@@ -352,6 +433,14 @@ def main():
                     help="ALTER TABLE items ALTER emb SET STORAGE (default: left as is)")
     ap.add_argument("--no-pgvector", action="store_true", help="skip pgvector even when installed")
     ap.add_argument("--no-quantumdb", action="store_true", help="skip the quantumdb index")
+    ap.add_argument("--build-only", action="store_true",
+                    help="load and build, report build time, memory and size; no queries")
+    ap.add_argument("--no-prewarm", action="store_true", help="no pg_prewarm before the queries")
+    ap.add_argument("--after-build", metavar="CMD", help="shell command run once the indexes are built")
+    ap.add_argument("--before-run", metavar="CMD", help="shell command run before each timed run")
+    ap.add_argument("--cgroup", metavar="DIR", help="memory cgroup of the server, reported at the end")
+    ap.add_argument("--qps-target", type=float, default=2.0,
+                    help="QPS ratio quantumdb / pgvector the report checks (default 2)")
     ap.add_argument("--out", default=os.path.join(ROOT, "test", "bench", "out"))
     a = ap.parse_args()
     t_start = time.perf_counter()
@@ -386,7 +475,6 @@ def main():
         % (a.set, rows, nbase, dim, metric, nq, truth_src))
 
     conn = connect()
-    notices = conn.notices
     cur = conn.cursor()
     server = one(cur, "SHOW server_version")
     pgv_version = None
@@ -402,6 +490,8 @@ def main():
     if have_prewarm:
         cur.execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
     cur.execute("DROP TABLE IF EXISTS items")
+    # a run before this one in the same cluster (index.sh --growth) left its compressor
+    cur.execute("SELECT quantumdb.drop_compressor('bench_c', true)")
     cur.execute("CREATE TABLE items (id int PRIMARY KEY, emb real[]%s)"
                 % (", vec vector(%d)" % dim if pgv_version else ""))
     if a.emb_storage:
@@ -409,13 +499,9 @@ def main():
 
     log("loading %d rows (COPY)" % rows)
     t = time.perf_counter()
-    text = subprocess.run([QDB_TRAIN, "dump", "--input", os.path.join(ds, "base.fvecs"),
-                           "--count", str(rows)], check=True, capture_output=True, text=True).stdout
-    if pgv_version:
-        # the same digits as a vector literal in a third column
-        text = "".join("%s\t[%s]\n" % (ln, ln[ln.index("{") + 1:-1]) for ln in text.splitlines())
-    cur.copy_expert("COPY items FROM STDIN", io.StringIO(text))
-    del text
+    stream = CopyStream(os.path.join(ds, "base.fvecs"), rows, bool(pgv_version))
+    cur.copy_expert("COPY items FROM STDIN", stream, size=65536)
+    stream.close()
     cur.execute("VACUUM ANALYZE items")
     load_s = time.perf_counter() - t
     table_bytes = one(cur, "SELECT pg_table_size('items')")
@@ -452,21 +538,16 @@ def main():
         try:
             if a.qdb_train == "sql":
                 log("training the compressor (quantumdb.train, kind %s, metric %s)" % (a.qdb_kind, metric))
-                t = time.perf_counter()
-                cur.execute("SELECT * FROM quantumdb.train('bench_c', 'items'::regclass, 'emb', "
-                            "kind => %s, metric => %s)", (a.qdb_kind, metric))
-                b["train_s"] = time.perf_counter() - t
-                cols = [d[0] for d in cur.description]
-                b["train"] = dict(zip(cols, [str(x) if not isinstance(x, (int, float)) else x
-                                             for x in cur.fetchone()]))
+                b["train_s"], b["train_mem"], b["train"], _ = timed(
+                    "SELECT * FROM quantumdb.train('bench_c', 'items'::regclass, 'emb', "
+                    "kind => %s, metric => %s)", (a.qdb_kind, metric))
                 opts += ", compressor = 'bench_c'"
-            b["index_s"], b["size"] = build_index(
+            b["index_s"], b["size"], b["index_mem"], b["notices"] = build_index(
                 cur, "items_emb_qdb",
-                "CREATE INDEX items_emb_qdb ON items USING quantumdb (emb %s) WITH (%s)" % (qdb_ops, opts),
-                notices)
+                "CREATE INDEX items_emb_qdb ON items USING quantumdb (emb %s) WITH (%s)" % (qdb_ops, opts))
             b["build_s"] = b["train_s"] + b["index_s"]
+            b["mem"] = max(b.get("train_mem", 0), b["index_mem"])
             b["options"] = "%s; %s" % (qdb_ops, opts)
-            b["notices"] = [n.strip() for n in notices]
             try:
                 cur.execute("SELECT * FROM quantumdb.index_info('items_emb_qdb'::regclass)")
                 cols = [d[0] for d in cur.description]
@@ -488,27 +569,41 @@ def main():
     # pgvector
     if pgv_version:
         b = {"train_s": 0.0, "options": "m = %d, ef_construction = %d" % (a.m, a.ef_construction)}
-        b["index_s"], b["size"] = build_index(
+        b["index_s"], b["size"], b["index_mem"], b["notices"] = build_index(
             cur, "items_vec_hnsw",
-            "CREATE INDEX items_vec_hnsw ON items USING hnsw (vec %s) WITH (%s)" % (pgv_ops, b["options"]),
-            notices)
+            "CREATE INDEX items_vec_hnsw ON items USING hnsw (vec %s) WITH (%s)" % (pgv_ops, b["options"]))
         b["build_s"] = b["index_s"]
-        b["notices"] = [n.strip() for n in notices]
+        b["mem"] = b["index_mem"]
         builds["pgvector"] = b
         methods.append(Method(
             "pgvector hnsw", "vec", pgv_op, "vector", vlits, "items_vec_hnsw",
             [("ef_search=%d" % ef, [("hnsw.ef_search", ef)]) for ef in ints(a.pgv_ef_search)]))
 
     # the exact reference: a sequential scan and a sort, on a few queries
-    ne = min(a.exact_queries, nq)
+    ne = 0 if a.build_only else min(a.exact_queries, nq)
     nofix = [("enable_indexscan", "off"), ("enable_bitmapscan", "off")]
-    methods.append(Method("exact (real[] %s)" % qdb_op, "emb", qdb_op, "real[]", qlits[:ne], None,
-                          [("seq scan, %d queries" % ne, [])], nofix))
-    if pgv_version:
+    if ne > 0:
+        methods.append(Method("exact (real[] %s)" % qdb_op, "emb", qdb_op, "real[]", qlits[:ne], None,
+                              [("seq scan, %d queries" % ne, [])], nofix))
+    if pgv_version and ne > 0:
         methods.append(Method("exact (vector %s)" % pgv_op, "vec", pgv_op, "vector", vlits[:ne], None,
                               [("seq scan, %d queries" % ne, [])], nofix))
+    if a.build_only:
+        methods = []
 
-    if have_prewarm:
+    build_settings = {g: one(cur, "SHOW " + g) for g in SETTINGS}
+    if a.after_build:
+        conn.close()
+        log("after the builds: " + a.after_build)
+        run_hook(a.after_build)
+        conn = connect()
+        cur = conn.cursor()
+    if not methods:
+        warmup = 0
+    elif a.no_prewarm:
+        log("no pg_prewarm (--no-prewarm); %d untimed queries per connection" % a.warmup)
+        warmup = a.warmup
+    elif have_prewarm:
         log("pg_prewarm: the table, its TOAST table and every index")
         cur.execute("SELECT pg_prewarm(c.oid) FROM pg_class c WHERE c.oid = 'items'::regclass "
                     "OR c.oid = (SELECT reltoastrelid FROM pg_class WHERE oid = 'items'::regclass) "
@@ -521,11 +616,11 @@ def main():
 
     results = []
     for m in methods:
-        results += bench_method(m, truth[:len(m.literals)], clients, warmup, a.explain_queries)
+        results += bench_method(m, truth[:len(m.literals)], clients, warmup, a.explain_queries,
+                                a.before_run)
+    cgroup = cgroup_stats(a.cgroup) if a.cgroup else None
 
-    settings = {g: one(cur, "SHOW " + g) for g in
-                ("shared_buffers", "maintenance_work_mem", "max_parallel_maintenance_workers",
-                 "max_parallel_workers_per_gather")}
+    settings = {g: one(cur, "SHOW " + g) for g in SETTINGS}
     conn.close()
 
     # ratios quantumdb / pgvector
@@ -534,10 +629,12 @@ def main():
         q, p = builds["quantumdb"], builds["pgvector"]
         ratios["size"] = q["size"] / p["size"]
         ratios["build"] = q["build_s"] / p["build_s"]
+        ratios["build_mem"] = q["mem"] / p["mem"] if p["mem"] else None
         for c in map(str, clients):
             bq, bp = best_at(results, "quantumdb", c), best_at(results, "pgvector hnsw", c)
             ratios["qps_%s" % c] = bq["qps"][c] / bp["qps"][c] if bq and bp else None
             ratios["at_%s" % c] = (bq["setting"] if bq else None, bp["setting"] if bp else None)
+            ratios["read_%s" % c] = (bq["buffers_read"] if bq else None, bp["buffers_read"] if bp else None)
 
     # report
     total_s = time.perf_counter() - t_start
@@ -554,23 +651,42 @@ def main():
                   fmt_mb(table_bytes), emb_bytes, load_s, total_s, load_start[0], os.getloadavg()[0],
                   ": other work shared the CPUs, so the timings are noisy"
                   if max(load_start[0], os.getloadavg()[0]) > (os.cpu_count() or 1) else ""))
+    if build_settings != settings:
+        out.append("Loading and building ran with shared_buffers %s, maintenance_work_mem %s; "
+                   "the queries with the settings above (the server was restarted in between: %s).\n"
+                   % (build_settings["shared_buffers"], build_settings["maintenance_work_mem"],
+                      a.after_build))
+    if cgroup:
+        out.append("Queries run with the whole server in a memory cgroup (v1): limit %s, peak usage %s "
+                   "(page cache included), usage at the end %s, failcnt %d, oom_kill %s; loading and "
+                   "building ran outside it.%s\n"
+                   % (fmt_mb(cgroup["limit_in_bytes"]), fmt_mb(cgroup["max_usage_in_bytes"]),
+                      fmt_mb(cgroup["usage_in_bytes"]), cgroup["failcnt"], cgroup.get("oom_kill", "?"),
+                      "  Before each timed run (each setting and client count): `%s`." % a.before_run
+                      if a.before_run else ""))
     if qdb_skip:
         out.append("quantumdb skipped: %s.\n" % qdb_skip)
     if builds:
-        out.append("| index | options | build s | (train s) | size |")
-        out.append("|---|---|---:|---:|---:|")
+        out.append("| index | options | build s | (train s) | build memory | size |")
+        out.append("|---|---|---:|---:|---:|---:|")
         for name, b in builds.items():
-            out.append("| %s | %s | %.1f | %.1f | %s |"
-                       % (name, b["options"], b["build_s"], b["train_s"], fmt_mb(b["size"])))
-        out.append("")
+            out.append("| %s | %s | %.1f | %.1f | %s | %s |"
+                       % (name, b["options"], b["build_s"], b["train_s"], fmt_mb(b["mem"]),
+                          fmt_mb(b["size"])))
+        out.append("\nBuild memory: what the statement added to a fresh backend: the peak of its "
+                   "private memory and its parallel workers' plus their dynamic shared memory, "
+                   "sampled every 0.1 s, less the idle backend's (procmem.py); quantumdb: the "
+                   "larger of quantumdb.train and CREATE INDEX.\n")
     cl = ["QPS %s client%s" % (c, "" if c == 1 else "s") for c in clients]
-    out.append("| method | setting | 10-recall@10 | %s | p50 ms | p99 ms | buffers/query |" % " | ".join(cl))
-    out.append("|---|---|---:|%s---:|---:|---:|" % ("---:|" * len(clients)))
+    if results:
+        out.append("| method | setting | 10-recall@10 | %s | p50 ms | p99 ms | buffers/query | read/query |"
+                   % " | ".join(cl))
+        out.append("|---|---|---:|%s---:|---:|---:|---:|" % ("---:|" * len(clients)))
     for r in results:
-        out.append("| %s | %s | %.4f | %s | %.3f | %.3f | %.1f |"
+        out.append("| %s | %s | %.4f | %s | %.3f | %.3f | %.1f | %.1f |"
                    % (r["method"], r["setting"] + (" *" if r["enable_seqscan_off"] else ""), r["recall"],
                       " | ".join("%.1f" % r["qps"][str(c)] for c in clients),
-                      r["p50_ms"], r["p99_ms"], r["buffers"]))
+                      r["p50_ms"], r["p99_ms"], r["buffers"], r["buffers_read"]))
     if any(r["enable_seqscan_off"] for r in results):
         out.append("\n\\* the planner preferred a sequential scan; run with enable_seqscan = off.")
     out.append("")
@@ -581,12 +697,17 @@ def main():
                    "target <= %.3f: %s" % (st, "met" if ratios["size"] <= st else "NOT met") if st else "no target"))
         out.append("- build time %.3f (target <= 0.333: %s)"
                    % (ratios["build"], "met" if ratios["build"] <= 1 / 3 else "NOT met"))
-        for c in map(str, clients):
+        if ratios["build_mem"] is not None:
+            out.append("- build memory %.3f" % ratios["build_mem"])
+        qt = a.qps_target
+        for c in map(str, clients) if results else []:
             r = ratios["qps_%s" % c]
             s = ratios["at_%s" % c]
+            rd = ratios["read_%s" % c]
             out.append("- QPS with %s client%s at 10-recall@10 >= 0.95 (fastest such setting each: %s / %s): %s"
                        % (c, "" if c == "1" else "s", s[0], s[1],
-                          "%.2f (target >= 2: %s)" % (r, "met" if r >= 2 else "NOT met") if r is not None
+                          "%.2f (target >= %g: %s); shared reads per query there %.1f / %.1f"
+                          % (r, qt, "met" if r >= qt else "NOT met", rd[0], rd[1]) if r is not None
                           else "n/a (a method never reaches 0.95)"))
         out.append("")
     for name, b in builds.items():
@@ -605,10 +726,15 @@ def main():
                    "pgvector": pgv_version, "settings": settings, "args": vars(a),
                    "load_s": load_s, "table_bytes": table_bytes, "emb_bytes": emb_bytes,
                    "quantumdb_skipped": qdb_skip, "builds": builds, "results": results,
-                   "ratios": ratios, "total_s": total_s,
+                   "ratios": ratios, "total_s": total_s, "build_settings": build_settings,
+                   "cgroup": cgroup,
                    "loadavg": [load_start[0], os.getloadavg()[0]]}, f, indent=1)
-    plot(stem + ".png", results, "%s, %d rows, %s" % (a.set, rows, metric), c0)
-    log("wrote %s.md, .json, .png (%.0f s)" % (stem, total_s))
+    if results:
+        title = "%s, %d rows, %s" % (a.set, rows, metric)
+        if cgroup:
+            title += ", server confined to %s" % fmt_mb(cgroup["limit_in_bytes"])
+        plot(stem + ".png", results, title, c0)
+    log("wrote %s.md, .json%s (%.0f s)" % (stem, ", .png" if results else "", total_s))
 
 
 if __name__ == "__main__":
