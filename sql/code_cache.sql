@@ -74,3 +74,5 @@ FROM generate_series(1, 1000) i;
 SELECT reusable_nodes < 1000 AS slots_reused FROM quantumdb.index_info('cc_idx');
 SELECT adc_mismatches() AS mismatches_after_reuse;
 SELECT count(*) AS problems FROM quantumdb.verify('cc_idx');
+DROP TABLE cc;
+SELECT quantumdb.drop_compressor('cc_c');

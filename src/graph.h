@@ -60,6 +60,11 @@ typedef struct QdbGraphOps
 	void		(*new_layer) (void *g, int level);
 	/* may id be linked to (not deleted)?  NULL: every node may */
 	bool		(*linkable) (void *g, uint32 id);
+	/*
+	 * a hint: the distances of these nodes are about to be asked (a list
+	 * being expanded), so their memory may be fetched ahead.  NULL: none
+	 */
+	void		(*prefetch) (void *g, const uint32 *ids, int n);
 } QdbGraphOps;
 
 /*

@@ -151,7 +151,7 @@ mem_new_layer(void *arg, int level)
 }
 
 static const QdbGraphOps mem_ops = {
-	mem_distance, mem_neighbors, mem_visit, mem_pair, mem_new_layer, NULL
+	mem_distance, mem_neighbors, mem_visit, mem_pair, mem_new_layer, NULL, NULL
 };
 
 /*

@@ -220,6 +220,8 @@ QdbSearchLayer(const QdbGraphOps *ops, void *g, const QdbCandidate *entry, int n
 		if (best.n >= ef && c.dist > best.a[0].dist)
 			break;
 		nn = ops->neighbors(g, c.id, level, s->nbuf);
+		if (ops->prefetch)
+			ops->prefetch(g, s->nbuf, nn);
 		for (i = 0; i < nn; i++)
 		{
 			float		d;

@@ -306,6 +306,7 @@ extern const char *QdbNodeItemProblem(const QdbNodeShape *shape, Page page,
 typedef struct QdbCodeCache QdbCodeCache;
 extern const uint8 *QdbCodeCacheGet(QdbIndexCache *c, QdbNodeRef ref);
 extern void QdbCodeCachePut(QdbIndexCache *c, QdbNodeRef ref, const uint8 *code);
+extern void QdbCodeCachePrefetch(QdbIndexCache *c, const QdbNodeRef *refs, int n);
 extern int64 QdbCodeCacheCount(const QdbIndexCache *c);
 
 /* index_cache.c */

@@ -20,8 +20,10 @@
  * since rows come from the heap TID of the node actually read.
  *
  * Open addressing over node references (murmurhash32, linear probing, at
- * most half full), codes in one array by insertion order.  It grows by
- * doubling up to quantumdb.code_cache_size; once there, it keeps what it
+ * most half full), each slot holding the reference and its code, so that a
+ * lookup is one cache miss.  It grows by doubling up to
+ * quantumdb.code_cache_size (about 40 bytes a code of 16 bytes, counting
+ * the empty half); once there, it keeps what it
  * has and new codes are read from pages as before.  Indexes with inline
  * codes do not use it: their lists carry the codes already.
  */
@@ -37,23 +39,38 @@
 /* kB; the GUC quantumdb.code_cache_size */
 int			qdb_code_cache_kb = 32 * 1024;
 
+/*
+ * One array of slots, each a node reference and its code side by side, so
+ * that a lookup costs one cache miss (the walk's visits are random).
+ */
 struct QdbCodeCache
 {
 	MemoryContext cxt;
 	int			code_size;
-	uint32		cap;			/* hash slots, a power of 2 */
-	uint32		n;				/* codes held */
-	uint32	   *keys;			/* QDB_NO_NODE: empty */
-	uint32	   *slot;			/* code number of each key */
-	uint8	   *codes;			/* (codes_cap, code_size) */
-	uint32		codes_cap;
+	Size		stride;			/* bytes per slot: the key, then the code */
+	uint32		cap;			/* slots, a power of 2 */
+	uint32		n;				/* codes held, at most cap / 2 */
+	char	   *slots;
 };
 
-/* Bytes held for n codes in a table of cap slots. */
+#define SLOT_KEY(cc, i)		(*(uint32 *) ((cc)->slots + (Size) (i) * (cc)->stride))
+#define SLOT_CODE(cc, i)	((uint8 *) ((cc)->slots + (Size) (i) * (cc)->stride + sizeof(uint32)))
+
 static Size
-cache_bytes(int code_size, Size n, Size cap)
+slot_stride(int code_size)
 {
-	return n * code_size + cap * 2 * sizeof(uint32);
+	return TYPEALIGN(sizeof(uint32), sizeof(uint32) + code_size);
+}
+
+static char *
+alloc_slots(MemoryContext cxt, Size stride, uint32 cap)
+{
+	char	   *slots = MemoryContextAllocHuge(cxt, stride * cap);
+	uint32		i;
+
+	for (i = 0; i < cap; i++)
+		*(uint32 *) (slots + (Size) i * stride) = QDB_NO_NODE;
+	return slots;
 }
 
 static QdbCodeCache *
@@ -64,55 +81,46 @@ cache_create(QdbIndexCache *c)
 
 	cc->cxt = cxt;
 	cc->code_size = c->shape.code_size;
+	cc->stride = slot_stride(cc->code_size);
 	cc->cap = FIRST_CAPACITY;
-	cc->keys = MemoryContextAllocHuge(cxt, sizeof(uint32) * cc->cap);
-	cc->slot = MemoryContextAllocHuge(cxt, sizeof(uint32) * cc->cap);
-	memset(cc->keys, 0xFF, sizeof(uint32) * cc->cap);
-	cc->codes_cap = cc->cap / 2;
-	cc->codes = MemoryContextAllocHuge(cxt, (Size) cc->codes_cap * cc->code_size);
+	cc->slots = alloc_slots(cxt, cc->stride, cc->cap);
 	return cc;
 }
 
-static uint32
+static inline uint32
 probe(const QdbCodeCache *cc, QdbNodeRef ref)
 {
 	uint32		h = murmurhash32(ref) & (cc->cap - 1);
 
-	while (cc->keys[h] != QDB_NO_NODE && cc->keys[h] != ref)
+	while (SLOT_KEY(cc, h) != QDB_NO_NODE && SLOT_KEY(cc, h) != ref)
 		h = (h + 1) & (cc->cap - 1);
 	return h;
 }
 
-/* Twice the slots and room for twice the codes; false past the size limit. */
+/* Twice the slots; false past the size limit. */
 static bool
 cache_grow(QdbCodeCache *cc)
 {
-	uint32		newcap = cc->cap * 2;
-	uint32	   *oldkeys = cc->keys,
-			   *oldslot = cc->slot;
 	uint32		oldcap = cc->cap,
 				i;
+	char	   *old = cc->slots;
+	QdbCodeCache tmp = *cc;
 
-	if (cache_bytes(cc->code_size, newcap / 2, newcap) > (Size) qdb_code_cache_kb * 1024)
+	if (cc->stride * oldcap * 2 > (Size) qdb_code_cache_kb * 1024)
 		return false;
-	cc->keys = MemoryContextAllocHuge(cc->cxt, sizeof(uint32) * newcap);
-	cc->slot = MemoryContextAllocHuge(cc->cxt, sizeof(uint32) * newcap);
-	memset(cc->keys, 0xFF, sizeof(uint32) * newcap);
-	cc->cap = newcap;
+	cc->cap = oldcap * 2;
+	cc->slots = alloc_slots(cc->cxt, cc->stride, cc->cap);
+	tmp.slots = old;
 	for (i = 0; i < oldcap; i++)
 	{
 		uint32		h;
 
-		if (oldkeys[i] == QDB_NO_NODE)
+		if (SLOT_KEY(&tmp, i) == QDB_NO_NODE)
 			continue;
-		h = probe(cc, oldkeys[i]);
-		cc->keys[h] = oldkeys[i];
-		cc->slot[h] = oldslot[i];
+		h = probe(cc, SLOT_KEY(&tmp, i));
+		memcpy(cc->slots + (Size) h * cc->stride, old + (Size) i * cc->stride, cc->stride);
 	}
-	pfree(oldkeys);
-	pfree(oldslot);
-	cc->codes = repalloc_huge(cc->codes, (Size) (newcap / 2) * cc->code_size);
-	cc->codes_cap = newcap / 2;
+	pfree(old);
 	return true;
 }
 
@@ -126,9 +134,26 @@ QdbCodeCacheGet(QdbIndexCache *c, QdbNodeRef ref)
 	if (cc == NULL)
 		return NULL;
 	h = probe(cc, ref);
-	if (cc->keys[h] == QDB_NO_NODE)
+	if (SLOT_KEY(cc, h) == QDB_NO_NODE)
 		return NULL;
-	return cc->codes + (Size) cc->slot[h] * cc->code_size;
+	return SLOT_CODE(cc, h);
+}
+
+/*
+ * Asks the CPU for the slots where refs would be found first: a walk about
+ * to visit a list's members waits for one memory fetch, not for each.
+ */
+void
+QdbCodeCachePrefetch(QdbIndexCache *c, const QdbNodeRef *refs, int n)
+{
+	QdbCodeCache *cc = c->codes;
+	int			i;
+
+	if (cc == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		__builtin_prefetch(cc->slots +
+						   (Size) (murmurhash32(refs[i]) & (cc->cap - 1)) * cc->stride);
 }
 
 /* Keeps the code of ref, read from its page, if there is room. */
@@ -142,23 +167,21 @@ QdbCodeCachePut(QdbIndexCache *c, QdbNodeRef ref, const uint8 *code)
 		return;
 	if (cc == NULL)
 	{
-		if (cache_bytes(c->shape.code_size, FIRST_CAPACITY / 2, FIRST_CAPACITY) >
-			(Size) qdb_code_cache_kb * 1024)
+		if (slot_stride(c->shape.code_size) * FIRST_CAPACITY > (Size) qdb_code_cache_kb * 1024)
 			return;
 		cc = c->codes = cache_create(c);
 	}
-	if (cc->n >= cc->codes_cap && !cache_grow(cc))
+	if (cc->n >= cc->cap / 2 && !cache_grow(cc))
 		return;
 	h = probe(cc, ref);
-	if (cc->keys[h] != QDB_NO_NODE)
+	if (SLOT_KEY(cc, h) != QDB_NO_NODE)
 		return;					/* known already */
-	cc->keys[h] = ref;
-	cc->slot[h] = cc->n;
-	memcpy(cc->codes + (Size) cc->n * cc->code_size, code, cc->code_size);
+	SLOT_KEY(cc, h) = ref;
+	memcpy(SLOT_CODE(cc, h), code, cc->code_size);
 	cc->n++;
 }
 
-/* How many codes the cache holds (index_info). */
+/* How many codes the cache holds. */
 int64
 QdbCodeCacheCount(const QdbIndexCache *c)
 {

@@ -108,7 +108,7 @@ toy_linkable(void *g, uint32 id)
 }
 
 static const QdbGraphOps toy_ops = {
-	toy_distance, toy_neighbors, toy_visit, toy_pair, toy_new_layer, toy_linkable
+	toy_distance, toy_neighbors, toy_visit, toy_pair, toy_new_layer, toy_linkable, NULL
 };
 
 static int
