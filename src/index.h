@@ -331,6 +331,7 @@ extern const uint8 *QdbDiskGraphCode(QdbDiskGraph *g, QdbNodeRef ref, bool *dele
 									 ItemPointer heaptid);
 extern int	QdbDiskGraphVisited(QdbDiskGraph *g);
 extern int	QdbDiskGraphReads(QdbDiskGraph *g);
+extern void QdbDiskGraphPrefetchNodes(QdbDiskGraph *g, const QdbCandidate *cand, int n);
 extern const QdbGraphOps qdb_disk_graph_ops;
 extern void QdbDiskGraphSetQueryCode(QdbDiskGraph *g, const uint8 *code);
 extern void QdbDiskGraphNoteCode(QdbDiskGraph *g, QdbNodeRef ref, const uint8 *code);

@@ -545,6 +545,29 @@ QdbDiskSearch(QdbDiskGraph *g, const QdbCandidate *entry, int nentry, int ef, in
 }
 
 /*
+ * Asks the kernel for the pages of the nodes in cand that the walk has not
+ * read yet (effective_io_concurrency above 0): a scan about to read them
+ * for their heap TIDs then waits for one round of reads, not one each.
+ */
+void
+QdbDiskGraphPrefetchNodes(QdbDiskGraph *g, const QdbCandidate *cand, int n)
+{
+#ifdef USE_PREFETCH
+	int			i;
+
+	if (effective_io_concurrency <= 0)
+		return;
+	for (i = 0; i < n; i++)
+	{
+		DiskNode   *e = find(g, cand[i].id);
+
+		if (e == NULL || !e->loaded)
+			PrefetchBuffer(g->index, MAIN_FORKNUM, QdbRefBlock(cand[i].id));
+	}
+#endif
+}
+
+/*
  * Greedy descent from the entry point through the levels above to_level;
  * *cur gets the nearest node found.  False when the graph is empty.
  */

@@ -21,6 +21,7 @@
 #include "executor/tuptable.h"
 #include "lib/pairingheap.h"
 #include "miscadmin.h"
+#include "storage/bufmgr.h"
 #include "utils/datum.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -145,6 +146,31 @@ exact_distance(IndexScanDesc scan, ItemPointer tid, double *dist)
 	return true;
 }
 
+/*
+ * Asks the kernel for the heap blocks of the rows to re-score before the
+ * first is read, so that rows not in shared buffers come in parallel
+ * (when effective_io_concurrency is above 0, as for bitmap heap scans).
+ */
+static void
+prefetch_heap(IndexScanDesc scan, const ScanResult *res, int n)
+{
+#ifdef USE_PREFETCH
+	BlockNumber last = InvalidBlockNumber;
+	int			i;
+
+	if (effective_io_concurrency <= 0)
+		return;
+	for (i = 0; i < n; i++)
+	{
+		BlockNumber blkno = ItemPointerGetBlockNumber(&res[i].tid);
+
+		if (blkno != last)
+			PrefetchBuffer(scan->heapRelation, MAIN_FORKNUM, blkno);
+		last = blkno;
+	}
+#endif
+}
+
 static int
 result_cmp(const void *a, const void *b)
 {
@@ -190,6 +216,9 @@ walk(IndexScanDesc scan)
 	nfound = QdbDiskSearch(g, &cur, 1, so->ef, 0, found);
 	so->visited += QdbDiskGraphVisited(g);
 
+	/* the nodes to return are read for their heap TIDs: ask for them at once */
+	QdbDiskGraphPrefetchNodes(g, found, nfound);
+
 	MemoryContextSwitchTo(so->cxt);
 	res = palloc(sizeof(ScanResult) * Max(nfound, 1));
 	for (i = 0; i < nfound; i++)
@@ -216,6 +245,7 @@ walk(IndexScanDesc scan)
 			so->fetch = table_index_fetch_begin(scan->heapRelation);
 			so->slot = table_slot_create(scan->heapRelation, NULL);
 		}
+		prefetch_heap(scan, res, nrerank);
 		for (i = 0, k = 0; i < nrerank; i++)
 		{
 			double		d;
