@@ -13,6 +13,7 @@
  * number of threads.
  */
 #define _GNU_SOURCE
+#include <cblas.h>
 #include <math.h>
 #include <pthread.h>
 #include <sched.h>
@@ -127,7 +128,9 @@ worker_main(void *p)
  * 0..nworkers-1, one scratch each on the caller's side) while this thread
  * calls done (may be NULL) for each finished task.  order holds ntasks ints.
  * Returns nonzero when done stopped the run.  Falls back to running
- * everything here if no thread starts.
+ * everything here if no thread starts.  While the threads run, OpenBLAS
+ * runs each of their products in the calling thread instead of sharing its
+ * pool among them.
  */
 static int
 run_tasks(int nworkers, int ntasks, TaskFn fn, DoneFn done, void *arg,
@@ -143,6 +146,9 @@ run_tasks(int nworkers, int ntasks, TaskFn fn, DoneFn done, void *arg,
 
 	if (nworkers > 1 && ntasks > 1)
 	{
+		int			blas_threads = openblas_get_num_threads();
+
+		openblas_set_num_threads(1);
 		pool.ntasks = ntasks;
 		pool.next = 0;
 		pool.finished = 0;
@@ -193,6 +199,7 @@ run_tasks(int nworkers, int ntasks, TaskFn fn, DoneFn done, void *arg,
 		}
 		pthread_cond_destroy(&pool.cond);
 		pthread_mutex_destroy(&pool.lock);
+		openblas_set_num_threads(blas_threads);
 		if (started > 0)
 			return stopped;
 	}
