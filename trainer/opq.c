@@ -297,7 +297,7 @@ qdb_opq_train(const QdbAlloc *a, const float *x, size_t n,
 	status = qdb_pca_fit_report(a, x, n, d, t, out->mean, eigvecs, eigvals, p);
 	if (status != QDB_OK)
 		goto done;
-	status = qdb_pca_project(a, x, n, d, out->mean, eigvecs, t, w.z);
+	status = qdb_pca_project(a, x, n, d, out->mean, eigvecs, t, w.z, p);
 	if (status != QDB_OK)
 		goto done;
 	if (nr < n)

@@ -50,6 +50,20 @@ qdb_progress_report(const QdbProgressCtx *p, const char *stage,
 	return p->cb(&s, p->arg) ? QDB_ERR_CANCELLED : QDB_OK;
 }
 
+int
+qdb_progress_heartbeat(const QdbProgressCtx *p, const char *stage)
+{
+	QdbEpochStats s;
+
+	if (p == NULL || p->cb == NULL)
+		return QDB_OK;
+	memset(&s, 0, sizeof(s));
+	s.stage = stage;
+	s.seconds = qdb_now() - p->t0;
+	s.heartbeat = 1;
+	return p->cb(&s, p->arg) ? QDB_ERR_CANCELLED : QDB_OK;
+}
+
 /*
  * Threads: QDB_NUM_THREADS if set, else the CPUs this process may run on.
  */
