@@ -238,20 +238,17 @@ choose_argmin(void)
 }
 
 /*
- * Rows per sgemm: small enough that OpenBLAS runs the product in the
- * calling thread (it only threads above about 2^18 multiply-adds), which
- * lets several of our threads call it at once without its thread pool.
+ * Rows per sgemm: enough that packing the centroids is paid over many
+ * rows.  Blocks of 2^17 multiply-adds (5 rows at 96 dims, 10 at 48), which
+ * OpenBLAS runs in the calling thread, spent a quarter of the k-means time
+ * packing; 256 rows halve its CPU time at 48-96 dims.  Products this size
+ * would start OpenBLAS's own threads, so the product quantizer's threads
+ * run with OpenBLAS held to one (pq.c's run_tasks).
  */
 int
 qdb_assign_block_rows(int d, int k)
 {
-	long		rows = (1L << 17) / ((long) d * k);
-
-	if (rows > QDB_ASSIGN_BLOCK)
-		rows = QDB_ASSIGN_BLOCK;
-	if (rows < 4)
-		rows = 4;
-	return (int) rows;
+	return QDB_ASSIGN_ROWS;
 }
 
 void

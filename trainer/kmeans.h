@@ -14,7 +14,10 @@
 /* most rows per sgemm block when assigning points to centroids */
 #define QDB_ASSIGN_BLOCK	512
 
-/* rows per block for d dims and k centroids (<= QDB_ASSIGN_BLOCK) */
+/* the rows per block qdb_assign_block_rows gives (<= QDB_ASSIGN_BLOCK) */
+#define QDB_ASSIGN_ROWS		256
+
+/* rows per assignment sgemm (QDB_ASSIGN_ROWS, whatever d and k) */
 int			qdb_assign_block_rows(int d, int k);
 
 /* out (nsample x d) = nsample rows of x (n x d) picked at random, in order */

@@ -17,18 +17,34 @@
  *	 - train the PQ on y = R z with a few k-means iterations, warm-started
  *	   from the previous codebooks (the first time with the full count);
  *	 - encode, and move R to the orthogonal Procrustes solution: with G =
- *	   Yhat^T Z = U S V^T, R = U V^T minimises ||Z R^T - Yhat||.
- * Last, the final PQ trains with the full k-means iterations.  The
- * (R, codebooks) pair with the lowest reconstruction error wins.
+ *	   Yhat^T Z = U S V^T, R = U V^T minimises ||Z R^T - Yhat||
+ *	   (procrustes.c; G from the codes, opq_cross.c).
+ * The start and the alternations see at most the rows that keep one
+ * alternation within OPQ_ROUND_BUDGET (a random subset; at a few hundred
+ * dims or fewer rows, all of them): at high dims an alternation would
+ * otherwise cost minutes of rotating and re-encoding the whole sample.
+ * Last, the final PQ trains on every row with the full k-means iterations.
+ * The (R, codebooks) pair with the lowest reconstruction error wins.
  */
 #include <cblas.h>
 #include <math.h>
 
 #include "opq.h"
 #include "pca.h"
+#include "procrustes.h"
 #include "qdb_internal.h"
 
-#define OPQ_BLOCK_ROWS	4096
+/*
+ * Multiply-adds one alternation may cost: rotating its rows, opq_pq_iters
+ * k-means iterations and one encoding, (t + (opq_pq_iters + 1) ksub)
+ * dim_pq a row.  4.5e10 keeps every row of 25,000 at 784 dims (the
+ * compressor benchmark's fashion-mnist), about 28,000 rows at 768 and
+ * 10,000 at 1536 dims.
+ */
+#define OPQ_ROUND_BUDGET	4.5e10
+
+/* the alternations never see fewer rows than this (when there are more) */
+#define OPQ_MIN_ROUND_ROWS	(16 * QDB_KSUB)
 
 /*
  * The greedy of the OPQ paper on log variances: largest first, each to the
@@ -81,48 +97,22 @@ typedef struct OpqWork
 {
 	float	   *z;				/* (n x t) */
 	float	   *y;				/* (n x dim_pq) */
-	float	   *yhat;			/* (OPQ_BLOCK_ROWS x dim_pq) */
 	uint8_t    *codes;			/* (n x M) */
 	float	   *R;				/* (dim_pq x t) */
 	float	   *bestR;
 	float	   *bestcb;			/* (M x ksub x dsub) */
-	float	   *G;				/* (t x dim_pq) */
-	float	   *s;				/* (t) */
-	float	   *U;				/* (t x dim_pq): column-major dim_pq x t */
-	float	   *VT;				/* (t x t) */
-	float	   *svdwork;
-	int			lwork;
+	float	   *sums;			/* (M x ksub x t): qdb_opq_cross's */
+	float	   *C;				/* (dim_pq x t) */
+	QdbProcrustes proc;
 } OpqWork;
 
-/*
- * Orthogonal Procrustes: R = U V^T from the SVD of G = Yhat^T Z.  LAPACK
- * is column-major, so the row-major Z^T Yhat (t x dim_pq) we compute is G
- * to it; U (dim_pq x t) and VT come back column-major.
- */
+/* R = the orthogonal Procrustes solution for Z R^T ~ Yhat (the codes) */
 static int
 procrustes(OpqWork *w, size_t n, int t, int dim_pq, int M,
 		   const float *codebooks)
 {
-	size_t		i0;
-	int			info = 0;
-
-	for (i0 = 0; i0 < n; i0 += OPQ_BLOCK_ROWS)
-	{
-		size_t		b = n - i0 < OPQ_BLOCK_ROWS ? n - i0 : OPQ_BLOCK_ROWS;
-
-		qdb_pq_decode(codebooks, dim_pq, M, w->codes + i0 * M, b, w->yhat);
-		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, t, dim_pq, (int) b,
-					1.0f, w->z + i0 * t, t, w->yhat, dim_pq,
-					i0 == 0 ? 0.0f : 1.0f, w->G, dim_pq);
-	}
-	sgesvd_("S", "S", &dim_pq, &t, w->G, &dim_pq, w->s, w->U, &dim_pq,
-			w->VT, &t, w->svdwork, &w->lwork, &info);
-	if (info != 0)
-		return QDB_ERR_LAPACK;
-	/* read row-major, U holds U^T and VT holds V: R = U VT */
-	cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, dim_pq, t, t,
-				1.0f, w->U, dim_pq, w->VT, t, 0.0f, w->R, t);
-	return QDB_OK;
+	qdb_opq_cross(codebooks, dim_pq, M, w->codes, w->z, n, t, w->sums, w->C);
+	return qdb_procrustes_solve(&w->proc, w->C, w->R);
 }
 
 static void
@@ -130,49 +120,74 @@ free_work(const QdbAlloc *a, OpqWork *w)
 {
 	qdb_free(a, w->z);
 	qdb_free(a, w->y);
-	qdb_free(a, w->yhat);
 	qdb_free(a, w->codes);
 	qdb_free(a, w->R);
 	qdb_free(a, w->bestR);
 	qdb_free(a, w->bestcb);
-	qdb_free(a, w->G);
-	qdb_free(a, w->s);
-	qdb_free(a, w->U);
-	qdb_free(a, w->VT);
-	qdb_free(a, w->svdwork);
+	qdb_free(a, w->sums);
+	qdb_free(a, w->C);
+	qdb_procrustes_free(&w->proc, a);
 }
 
 static int
 alloc_work(const QdbAlloc *a, OpqWork *w, size_t n, int t, int dim_pq, int M)
 {
 	size_t		cbfloats = (size_t) QDB_KSUB * dim_pq;
-	float		wq = 0;
-	int			lwork = -1,
-				info = 0;
 
 	memset(w, 0, sizeof(*w));
 	w->z = qdb_malloc(a, n * t, sizeof(float));
 	w->y = qdb_malloc(a, n * dim_pq, sizeof(float));
-	w->yhat = qdb_malloc(a, (size_t) OPQ_BLOCK_ROWS * dim_pq, sizeof(float));
 	w->codes = qdb_malloc(a, n * M, 1);
 	w->R = qdb_malloc(a, (size_t) dim_pq * t, sizeof(float));
 	w->bestR = qdb_malloc(a, (size_t) dim_pq * t, sizeof(float));
 	w->bestcb = qdb_malloc(a, cbfloats, sizeof(float));
-	w->G = qdb_malloc(a, (size_t) t * dim_pq, sizeof(float));
-	w->s = qdb_malloc(a, t, sizeof(float));
-	w->U = qdb_malloc(a, (size_t) t * dim_pq, sizeof(float));
-	w->VT = qdb_malloc(a, (size_t) t * t, sizeof(float));
-	if (!w->z || !w->y || !w->yhat || !w->codes || !w->R || !w->bestR ||
-		!w->bestcb || !w->G || !w->s || !w->U || !w->VT)
+	w->sums = qdb_malloc(a, (size_t) M * QDB_KSUB * t, sizeof(float));
+	w->C = qdb_malloc(a, (size_t) dim_pq * t, sizeof(float));
+	if (!w->z || !w->y || !w->codes || !w->R || !w->bestR || !w->bestcb ||
+		!w->sums || !w->C)
 		return QDB_ERR_NOMEM;
+	return qdb_procrustes_init(&w->proc, a, dim_pq, t);
+}
 
-	sgesvd_("S", "S", &dim_pq, &t, w->G, &dim_pq, w->s, w->U, &dim_pq,
-			w->VT, &t, &wq, &lwork, &info);
-	if (info != 0)
-		return QDB_ERR_LAPACK;
-	w->lwork = (int) wq + 1;
-	w->svdwork = qdb_malloc(a, w->lwork, sizeof(float));
-	return w->svdwork ? QDB_OK : QDB_ERR_NOMEM;
+/* Rows the start and the alternations learn R on (see the top). */
+static size_t
+rotation_rows(size_t n, int t, int dim_pq, int opq_pq_iters)
+{
+	double		per_row = ((double) t + (opq_pq_iters + 1.0) * QDB_KSUB) * dim_pq;
+	double		rows = OPQ_ROUND_BUDGET / per_row;
+
+	if (rows < OPQ_MIN_ROUND_ROWS)
+		rows = OPQ_MIN_ROUND_ROWS;
+	return rows < (double) n ? (size_t) rows : n;
+}
+
+/*
+ * Moves a uniform random choice of m of z's n rows (of t floats) to its
+ * front, by the first m steps of a Fisher-Yates shuffle.  The order of the
+ * rows matters to nothing else: the final PQ uses them all.
+ */
+static void
+front_sample(float *z, size_t n, int t, size_t m, uint64_t seed)
+{
+	QdbRng		rng;
+	size_t		i;
+	int			j;
+
+	qdb_rng_seed(&rng, seed);
+	for (i = 0; i < m; i++)
+	{
+		size_t		k = i + qdb_rng_below(&rng, n - i);
+		float	   *a = z + i * t;
+		float	   *b = z + k * t;
+
+		for (j = 0; j < t && k != i; j++)
+		{
+			float		tmp = a[j];
+
+			a[j] = b[j];
+			b[j] = tmp;
+		}
+	}
 }
 
 static inline uint64_t
@@ -185,14 +200,14 @@ stage_seed(uint64_t seed, int stage)
 static int
 train_round(const QdbAlloc *a, OpqWork *w, const QdbTrainConfig *c, size_t n,
 			int t, int dim_pq, int niter, int warm, uint64_t seed,
-			float *codebooks, double *sse)
+			float *codebooks, double *sse, const QdbProgressCtx *p)
 {
 	int			status;
 
 	rotate(w->z, n, t, w->R, dim_pq, w->y);
 	status = qdb_pq_train(a, w->y, n, dim_pq, c->M, niter,
 						  c->max_points_per_centroid, seed, warm, codebooks,
-						  NULL, NULL);
+						  p, "opq start");
 	if (status == QDB_OK)
 		status = qdb_pq_encode(a, codebooks, dim_pq, c->M, w->y, n,
 							   w->codes, sse);
@@ -210,7 +225,7 @@ train_round(const QdbAlloc *a, OpqWork *w, const QdbTrainConfig *c, size_t n,
 static int
 choose_init(const QdbAlloc *a, OpqWork *w, const QdbTrainConfig *c, size_t n,
 			int d, int t, int dim_pq, const float *eigvecs, const float *eigvals,
-			float *codebooks, double *sse)
+			float *codebooks, double *sse, const QdbProgressCtx *p)
 {
 	size_t		cbfloats = (size_t) QDB_KSUB * dim_pq;
 	double		sse_balanced;
@@ -220,7 +235,7 @@ choose_init(const QdbAlloc *a, OpqWork *w, const QdbTrainConfig *c, size_t n,
 
 	qdb_opq_balanced_init(eigvals, t, dim_pq, c->M, w->R);
 	status = train_round(a, w, c, n, t, dim_pq, c->kmeans_iters, 0,
-						 stage_seed(c->seed, 1), codebooks, sse);
+						 stage_seed(c->seed, 1), codebooks, sse, p);
 	if (status != QDB_OK || t < d)
 		return status;
 
@@ -234,7 +249,7 @@ choose_init(const QdbAlloc *a, OpqWork *w, const QdbTrainConfig *c, size_t n,
 		for (j = 0; j < t; j++)
 			w->R[(size_t) i * t + j] = eigvecs[(size_t) j * d + i];
 	status = train_round(a, w, c, n, t, dim_pq, c->kmeans_iters, 0,
-						 stage_seed(c->seed, 1), codebooks, sse);
+						 stage_seed(c->seed, 1), codebooks, sse, p);
 	if (status != QDB_OK || *sse <= sse_balanced)
 		return status;
 
@@ -255,6 +270,7 @@ qdb_opq_train(const QdbAlloc *a, const float *x, size_t n,
 	int			dim_pq = qdb_config_dim_pq(c);
 	int			t = dim_pq < d ? dim_pq : d;
 	size_t		cbfloats = (size_t) QDB_KSUB * dim_pq;
+	size_t		nr = rotation_rows(n, t, dim_pq, c->opq_pq_iters);
 	float	   *eigvecs = NULL;
 	float	   *eigvals = NULL;
 	double		best = INFINITY;
@@ -281,11 +297,13 @@ qdb_opq_train(const QdbAlloc *a, const float *x, size_t n,
 	status = qdb_pca_fit_report(a, x, n, d, t, out->mean, eigvecs, eigvals, p);
 	if (status != QDB_OK)
 		goto done;
-	status = qdb_pca_project(a, x, n, d, out->mean, eigvecs, t, w.z);
+	status = qdb_pca_project(a, x, n, d, out->mean, eigvecs, t, w.z, p);
 	if (status != QDB_OK)
 		goto done;
-	status = choose_init(a, &w, c, n, d, t, dim_pq, eigvecs, eigvals,
-						 out->codebooks, &sse);
+	if (nr < n)
+		front_sample(w.z, n, t, nr, stage_seed(c->seed, -1));
+	status = choose_init(a, &w, c, nr, d, t, dim_pq, eigvecs, eigvals,
+						 out->codebooks, &sse, p);
 	if (status != QDB_OK)
 		goto done;
 
@@ -296,12 +314,13 @@ qdb_opq_train(const QdbAlloc *a, const float *x, size_t n,
 		/* the first round's PQ comes from choose_init */
 		if (it > 1)
 		{
-			status = train_round(a, &w, c, n, t, dim_pq, c->opq_pq_iters, 1,
-								 stage_seed(c->seed, it), out->codebooks, &sse);
+			status = train_round(a, &w, c, nr, t, dim_pq, c->opq_pq_iters, 1,
+								 stage_seed(c->seed, it), out->codebooks, &sse,
+								 NULL);
 			if (status != QDB_OK)
 				goto done;
 		}
-		mse = sse / n;
+		mse = sse / nr;
 		if (mse < best)
 		{
 			best = mse;
@@ -311,7 +330,7 @@ qdb_opq_train(const QdbAlloc *a, const float *x, size_t n,
 		status = qdb_progress_report(p, "opq", it, c->opq_iters, mse);
 		if (status != QDB_OK)
 			goto done;
-		status = procrustes(&w, n, t, dim_pq, M, out->codebooks);
+		status = procrustes(&w, nr, t, dim_pq, M, out->codebooks);
 		if (status != QDB_OK)
 			goto done;
 	}

@@ -7,6 +7,7 @@
 #define QDB_OPQ_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "pq.h"
 #include "qdb_trainer.h"
@@ -28,5 +29,14 @@ int			qdb_opq_train(const QdbAlloc *a, const float *x, size_t n,
  */
 void		qdb_opq_balanced_init(const float *eigvals, int t, int dim_pq, int M,
 								  float *R);
+
+/*
+ * C (dim_pq x t) = Yhat^T z for the rows Yhat that codes (n x M) decode to
+ * under codebooks, without decoding them (opq_cross.c); sums is scratch of
+ * M * QDB_KSUB * t floats.
+ */
+void		qdb_opq_cross(const float *codebooks, int dim_pq, int M,
+						  const uint8_t *codes, const float *z, size_t n, int t,
+						  float *sums, float *C);
 
 #endif							/* QDB_OPQ_H */

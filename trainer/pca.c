@@ -15,7 +15,7 @@
 
 int
 qdb_pca_fit(const QdbAlloc *a, const float *x, size_t n, int d,
-			float *mean, float *eigvecs, float *eigvals)
+			float *mean, float *eigvecs, float *eigvals, const QdbProgressCtx *p)
 {
 	double	   *acc;
 	float	   *buf;
@@ -59,6 +59,9 @@ qdb_pca_fit(const QdbAlloc *a, const float *x, size_t n, int d,
 				buf[i * d + j] = x[(i0 + i) * d + j] - mean[j];
 		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, d, (int) b,
 					1.0f / n, buf, d, buf, d, i0 == 0 ? 0.0f : 1.0f, eigvecs, d);
+		status = qdb_progress_heartbeat(p, "pca");
+		if (status != QDB_OK)
+			goto done;
 	}
 
 	/* symmetric, so row- and column-major agree; eigenvalues come ascending */
@@ -122,7 +125,7 @@ qdb_pca_fit_report(const QdbAlloc *a, const float *x, size_t n, int d, int keep,
 	int			status;
 	int			j;
 
-	status = qdb_pca_fit(a, x, n, d, mean, eigvecs, eigvals);
+	status = qdb_pca_fit(a, x, n, d, mean, eigvecs, eigvals, p);
 	if (status != QDB_OK)
 		return status;
 	for (j = keep; j < d; j++)
@@ -132,9 +135,11 @@ qdb_pca_fit_report(const QdbAlloc *a, const float *x, size_t n, int d, int keep,
 
 int
 qdb_pca_project(const QdbAlloc *a, const float *x, size_t n, int d,
-				const float *mean, const float *P, int t, float *z)
+				const float *mean, const float *P, int t, float *z,
+				const QdbProgressCtx *p)
 {
 	float	   *buf = NULL;
+	int			status = QDB_OK;
 	size_t		i0,
 				i;
 	int			j;
@@ -161,7 +166,10 @@ qdb_pca_project(const QdbAlloc *a, const float *x, size_t n, int d,
 		}
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int) b, t, d,
 					1.0f, src, d, P, d, 0.0f, z + i0 * t, t);
+		status = qdb_progress_heartbeat(p, "pca");
+		if (status != QDB_OK)
+			break;
 	}
 	qdb_free(a, buf);
-	return QDB_OK;
+	return status;
 }

@@ -13,6 +13,7 @@
  * number of threads.
  */
 #define _GNU_SOURCE
+#include <cblas.h>
 #include <math.h>
 #include <pthread.h>
 #include <sched.h>
@@ -46,6 +47,20 @@ qdb_progress_report(const QdbProgressCtx *p, const char *stage,
 	s.seconds = qdb_now() - p->t0;
 	s.neural = NULL;
 	s.heartbeat = 0;
+	return p->cb(&s, p->arg) ? QDB_ERR_CANCELLED : QDB_OK;
+}
+
+int
+qdb_progress_heartbeat(const QdbProgressCtx *p, const char *stage)
+{
+	QdbEpochStats s;
+
+	if (p == NULL || p->cb == NULL)
+		return QDB_OK;
+	memset(&s, 0, sizeof(s));
+	s.stage = stage;
+	s.seconds = qdb_now() - p->t0;
+	s.heartbeat = 1;
 	return p->cb(&s, p->arg) ? QDB_ERR_CANCELLED : QDB_OK;
 }
 
@@ -127,7 +142,9 @@ worker_main(void *p)
  * 0..nworkers-1, one scratch each on the caller's side) while this thread
  * calls done (may be NULL) for each finished task.  order holds ntasks ints.
  * Returns nonzero when done stopped the run.  Falls back to running
- * everything here if no thread starts.
+ * everything here if no thread starts.  While the threads run, OpenBLAS
+ * runs each of their products in the calling thread instead of sharing its
+ * pool among them.
  */
 static int
 run_tasks(int nworkers, int ntasks, TaskFn fn, DoneFn done, void *arg,
@@ -143,6 +160,9 @@ run_tasks(int nworkers, int ntasks, TaskFn fn, DoneFn done, void *arg,
 
 	if (nworkers > 1 && ntasks > 1)
 	{
+		int			blas_threads = openblas_get_num_threads();
+
+		openblas_set_num_threads(1);
 		pool.ntasks = ntasks;
 		pool.next = 0;
 		pool.finished = 0;
@@ -193,6 +213,7 @@ run_tasks(int nworkers, int ntasks, TaskFn fn, DoneFn done, void *arg,
 		}
 		pthread_cond_destroy(&pool.cond);
 		pthread_mutex_destroy(&pool.lock);
+		openblas_set_num_threads(blas_threads);
 		if (started > 0)
 			return stopped;
 	}

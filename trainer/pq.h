@@ -24,6 +24,9 @@ typedef struct QdbProgressCtx
 int			qdb_progress_report(const QdbProgressCtx *p, const char *stage,
 								int iter, int iters, double loss);
 
+/* a chance to cancel during long work with nothing to report (stage's) */
+int			qdb_progress_heartbeat(const QdbProgressCtx *p, const char *stage);
+
 /*
  * Trains codebooks (M x QDB_KSUB x dsub) on y (n x dim_pq) with niter Lloyd
  * iterations per sub-space; warm nonzero starts from the codebooks given.

@@ -86,6 +86,10 @@ double		qdb_now(void);
 extern void sgesvd_(const char *jobu, const char *jobvt, const int *m, const int *n,
 					float *a, const int *lda, float *s, float *u, const int *ldu,
 					float *vt, const int *ldvt, float *work, const int *lwork, int *info);
+extern void sgesdd_(const char *jobz, const int *m, const int *n, float *a,
+					const int *lda, float *s, float *u, const int *ldu, float *vt,
+					const int *ldvt, float *work, const int *lwork, int *iwork,
+					int *info);
 extern void ssyevd_(const char *jobz, const char *uplo, const int *n, float *a,
 					const int *lda, float *w, float *work, const int *lwork,
 					int *iwork, const int *liwork, int *info);

@@ -78,7 +78,7 @@ train_pq(const QdbAlloc *a, const float *x, size_t n, const QdbTrainConfig *c,
 		if (status != QDB_OK)
 			goto done;
 		memcpy(out->linear, eigvecs, sizeof(float) * dim_pq * d);
-		status = qdb_pca_project(a, x, n, d, out->mean, out->linear, dim_pq, y);
+		status = qdb_pca_project(a, x, n, d, out->mean, out->linear, dim_pq, y, p);
 		if (status != QDB_OK)
 			goto done;
 	}

@@ -10,7 +10,9 @@ each decoded vector.  The neural row's Faiss column is LSQ16x8; the targets
 table puts neural beside LSQ16x8 and beside Faiss OPQ16x8 + 0.05.
 
 usage: test/bench/compressors.py [--data DIR] [--sample N] [--kinds pq,opq,neural]
-                                 [--epochs N] [--out DIR] [SET ...]
+                                 [--epochs N] [--out DIR] [--no-faiss] [SET ...]
+--no-faiss leaves the Faiss columns empty (quantumdb alone, e.g. before and
+after a trainer change).
 Prints markdown tables; ratios are quantumdb / Faiss for the row's pair.
 """
 import argparse
@@ -120,6 +122,7 @@ def main():
     ap.add_argument("--epochs", type=int, default=None, help="neural epochs (default: the trainer's)")
     ap.add_argument("--lsq-seconds", type=float, default=600,
                     help="time limit of Faiss LSQ16x8's training, adding and search per set")
+    ap.add_argument("--no-faiss", action="store_true", help="quantumdb only")
     ap.add_argument("sets", nargs="*")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
@@ -148,7 +151,9 @@ def main():
         metric = "cosine" if cosine else "l2"
         extra = ["--epochs", str(args.epochs)] if args.epochs is not None else []
         for kind in args.kinds.split(","):
-            if kind == "neural":
+            if args.no_faiss:
+                spec, f_s, (f10, f1) = "-", None, (float("nan"), float("nan"))
+            elif kind == "neural":
                 spec, f_s, (f10, f1) = faiss_lsq(fs, fb, fq, gt, args.lsq_seconds)
             else:
                 spec, f_s, (f10, f1) = faiss_run(kind, fs, fb, fq, gt)

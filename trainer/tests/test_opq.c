@@ -255,7 +255,7 @@ test_progress(void)
 	QdbModel	m;
 	float	   *x = make_correlated(6, 1000, 16);
 	Calls		calls;
-	int			stops[] = {1, 3, 6};
+	int			stops[] = {1, 3, 10, 13};
 	int			i;
 
 	test_config(&c, QDB_KIND_OPQ, QDB_METRIC_L2, 16, 4, 5);
@@ -263,11 +263,15 @@ test_progress(void)
 	setenv("QDB_NUM_THREADS", "1", 1);
 	memset(&calls, 0, sizeof(calls));
 	tap_ok(test_train(&c, x, 1000, &m, progress, &calls) == QDB_OK &&
-		   strcmp(calls.log, "pca1 opq1 opq2 opq3 pq1 pq2 pq3 pq4 ") == 0,
-		   "progress: pca once, opq per round, pq per sub-space (%s)", calls.log);
+		   strcmp(calls.log, "pca0 pca1 pca0 opq start1 opq start2 opq start3 opq start4 "
+				  "opq start1 opq start2 opq start3 opq start4 "
+				  "opq1 opq2 opq3 pq1 pq2 pq3 pq4 ") == 0,
+		   "progress: pca once (a heartbeat, iter 0, per block of the covariance "
+		   "and of the projection), opq start per sub-space of both starts, opq "
+		   "per round, pq per sub-space (%s)", calls.log);
 	qdb_model_free(&m);
 
-	for (i = 0; i < 3; i++)
+	for (i = 0; i < 4; i++)
 	{
 		memset(&calls, 0, sizeof(calls));
 		calls.stop_at = stops[i];
