@@ -188,7 +188,7 @@ mem_set_own_lists(void *arg, uint32 id, int level, const uint32 *lists, const in
 				merged[n++] = list[i];
 		}
 		for (i = 0; i < nslots; i++)
-			list[i] = i < n ? merged[i] : -1;
+			__atomic_store_n(&list[i], i < n ? merged[i] : -1, __ATOMIC_RELAXED);
 	}
 	node_unlock(g, id);
 	return QDB_OK;
@@ -210,9 +210,10 @@ mem_link_back(void *arg, uint32 b, uint32 a, int level, bool force)
 	node_lock(g, b);
 	plan = QdbPlanLink(&mem_ops, w, b, (const uint32 *) list, nslots, a, force, NULL, NULL,
 					   want);
+	/* readers load slots without the lock (mem_neighbors): store them atomically */
 	if (plan == QDB_LINK_WRITE)
 		for (i = 0; i < nslots; i++)
-			list[i] = (int32) want[i];
+			__atomic_store_n(&list[i], (int32) want[i], __ATOMIC_RELAXED);
 	node_unlock(g, b);
 	return plan != QDB_LINK_REFUSED;
 }

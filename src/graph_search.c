@@ -22,6 +22,8 @@ typedef struct CandHeap
 	bool		is_max;
 	bool		full;
 	const QdbAlloc *alloc;
+	QdbCandidate **home;		/* the scratch's pointer to the array */
+	int		   *home_cap;
 } CandHeap;
 
 static inline bool
@@ -61,11 +63,16 @@ heap_push(CandHeap *h, float dist, uint32 id)
 {
 	int			i;
 
-	if (h->n == h->cap &&
-		!grow(h->alloc, (void **) &h->a, &h->cap, h->n, h->n + 1, sizeof(QdbCandidate)))
+	if (h->n == h->cap)
 	{
-		h->full = true;
-		return;
+		if (!grow(h->alloc, (void **) &h->a, &h->cap, h->n, h->n + 1, sizeof(QdbCandidate)))
+		{
+			h->full = true;
+			return;
+		}
+		/* the old array is freed: the scratch never keeps pointing at it */
+		*h->home = h->a;
+		*h->home_cap = h->cap;
 	}
 	i = h->n++;
 	h->a[i].dist = dist;
@@ -113,10 +120,13 @@ heap_pop(CandHeap *h)
 }
 
 static void
-heap_init(CandHeap *h, QdbCandidate *a, int cap, bool is_max, const QdbAlloc *alloc)
+heap_init(CandHeap *h, QdbCandidate **home, int *home_cap, bool is_max,
+		  const QdbAlloc *alloc)
 {
-	h->a = a;
-	h->cap = cap;
+	h->home = home;
+	h->home_cap = home_cap;
+	h->a = *home;
+	h->cap = *home_cap;
 	h->n = 0;
 	h->is_max = is_max;
 	h->full = false;
@@ -200,8 +210,8 @@ QdbSearchLayer(const QdbGraphOps *ops, void *g, const QdbCandidate *entry, int n
 			  sizeof(QdbCandidate)) ||
 		!grow(s->alloc, (void **) &s->nbuf, &s->nbuf_cap, 0, max_degree, sizeof(uint32)))
 		return -1;
-	heap_init(&cand, s->cand, s->cand_cap, false, s->alloc);
-	heap_init(&best, s->best, s->best_cap, true, s->alloc);
+	heap_init(&cand, &s->cand, &s->cand_cap, false, s->alloc);
+	heap_init(&best, &s->best, &s->best_cap, true, s->alloc);
 	for (i = 0; i < nentry; i++)
 	{
 		if (!ops->visit(g, entry[i].id))
@@ -239,10 +249,7 @@ QdbSearchLayer(const QdbGraphOps *ops, void *g, const QdbCandidate *entry, int n
 		}
 	}
 
-	/* keep what the candidate heap grew for the next call */
-	s->cand = cand.a;
-	s->cand_cap = cand.cap;
-	if (cand.full)
+	if (cand.full || best.full)
 		return -1;
 	n = best.n;
 	for (i = n - 1; i >= 0; i--)

@@ -257,9 +257,14 @@ flush_batch(BuildState *bs)
 	{
 		for (i = 0; i < bs->nbatch; i++)
 		{
+			/* each insert's walk, tables and lists go with its row */
+			MemoryContext old = MemoryContextSwitchTo(bs->tmp_cxt);
+
 			CHECK_FOR_INTERRUPTS();
 			QdbInsertVector(bs->index, c, bs->batch + (Size) i * c->dim,
 							codes + (Size) i * c->shape.code_size, &bs->batch_tid[i]);
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(bs->tmp_cxt);
 		}
 	}
 	bs->indtuples += bs->nbatch;

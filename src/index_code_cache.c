@@ -15,9 +15,11 @@
  * at its reference; a reference gets another node only when VACUUM has
  * freed the first and an insert reuses the slot, and QdbFreeUnlinkedNodes
  * sends a relcache invalidation for every index where it freed a node, so
- * every backend drops its codes before its next statement.  A walk already
- * running may still meet an old code: a wrong turn, never a wrong row,
- * since rows come from the heap TID of the node actually read.
+ * every backend drops its codes when it next processes invalidations (at
+ * the start of its next transaction, or when it next takes a lock).  Until
+ * then a walk may meet an old code: a wrong turn, never a wrong row, since
+ * rows come from the heap TID of the node actually read; and reading a
+ * node's page puts the page's code in place of the old one.
  *
  * Open addressing over node references (murmurhash32, linear probing, at
  * most half full), each slot holding the reference and its code, so that a
@@ -156,7 +158,7 @@ QdbCodeCachePrefetch(QdbIndexCache *c, const QdbNodeRef *refs, int n)
 						   (Size) (murmurhash32(refs[i]) & (cc->cap - 1)) * cc->stride);
 }
 
-/* Keeps the code of ref, read from its page, if there is room. */
+/* Keeps the code of ref, read from its page, if there is room; replaces an older one. */
 void
 QdbCodeCachePut(QdbIndexCache *c, QdbNodeRef ref, const uint8 *code)
 {
@@ -171,14 +173,20 @@ QdbCodeCachePut(QdbIndexCache *c, QdbNodeRef ref, const uint8 *code)
 			return;
 		cc = c->codes = cache_create(c);
 	}
-	if (cc->n >= cc->cap / 2 && !cache_grow(cc))
-		return;
 	h = probe(cc, ref);
-	if (SLOT_KEY(cc, h) != QDB_NO_NODE)
-		return;					/* known already */
-	SLOT_KEY(cc, h) = ref;
+	if (SLOT_KEY(cc, h) == QDB_NO_NODE)
+	{
+		if (cc->n >= cc->cap / 2)
+		{
+			if (!cache_grow(cc))
+				return;
+			h = probe(cc, ref);
+		}
+		SLOT_KEY(cc, h) = ref;
+		cc->n++;
+	}
+	/* a known one too: the page's code wins over an old one (slot reused) */
 	memcpy(SLOT_CODE(cc, h), code, cc->code_size);
-	cc->n++;
 }
 
 /* How many codes the cache holds. */

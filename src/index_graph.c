@@ -387,6 +387,9 @@ read_node(QdbDiskGraph *g, DiskNode *e, int level)
 	e->flags = node->flags;
 	e->level = node->level;
 	e->heaptid = node->heaptid;
+	/* a code taken from the cache before may be an old one: the page's wins */
+	if (e->code_known && memcmp(NODE_CODE(g, e), node->code, c->shape.code_size) != 0)
+		e->dist_epoch = 0;
 	memcpy(NODE_CODE(g, e), node->code, c->shape.code_size);
 	e->code_known = true;
 	QdbCodeCachePut(c, e->ref, node->code);

@@ -1,0 +1,55 @@
+# A build whose graph outgrows maintenance_work_mem inserts the rest of the
+# rows page by page; each of those inserts must give its memory back.  The
+# backend's peak resident memory (VmHWM in /proc) grows by far less than the
+# ~1 MB per row such an insert allocates (its walk's arena, lookup table and
+# lists), which is what a build in one long-lived context kept until its end.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('main');
+$node->init;
+$node->append_conf('postgresql.conf', "autovacuum = off\nmax_parallel_maintenance_workers = 0\n");
+$node->start;
+$node->safe_psql('postgres', q{
+	CREATE EXTENSION quantumdb;
+	CREATE TABLE t (id int, emb real[]);
+	INSERT INTO t
+	SELECT i, (SELECT array_agg(sin(i * 0.377 + j * 1.91 + (i % 13) * j)::real)
+	           FROM generate_series(1, 32) j)
+	FROM generate_series(1, 7000) i;
+	SELECT compressor FROM quantumdb.train('c1', 't', 'emb', kind => 'pq',
+		subvectors => 8, kmeans_iters => 5, validation => 0);
+});
+
+my $s = $node->background_psql('postgres', on_error_stop => 1);
+my $pid = $s->query_safe('SELECT pg_backend_pid()');
+
+sub peak_kb
+{
+	my $status = slurp_file("/proc/$pid/status");
+	$status =~ /^VmHWM:\s+(\d+) kB/m or die "no VmHWM for $pid";
+	return $1;
+}
+
+my $before = peak_kb();
+$s->query_safe(q{SET maintenance_work_mem = '1MB'});
+$s->query_safe(q{SET client_min_messages = notice});
+# NOTICEs go to stderr, which query_safe takes for an error
+$s->query(q{CREATE INDEX t_idx ON t USING quantumdb (emb)
+	WITH (compressor = 'c1', m = 32, ef_construction = 64)});
+like($s->{stderr}, qr/inserted page by page/, 'the build went on page by page');
+my $on_disk = $node->safe_psql('postgres',
+	q{SELECT built_from FROM quantumdb.index_info('t_idx')});
+like($on_disk, qr/page by page/, "index_info says part of it was inserted page by page ($on_disk)");
+my $grew_mb = (peak_kb() - $before) / 1024;
+diag(sprintf("peak resident memory grew by %.1f MB", $grew_mb));
+cmp_ok($grew_mb, '<', 300, 'the build\'s page-by-page inserts gave their memory back');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM quantumdb.verify('t_idx')}), '0',
+	'the index verifies clean');
+is($node->safe_psql('postgres', q{SELECT nodes FROM quantumdb.index_info('t_idx')}), '7000',
+	'every row is in it');
+$s->quit;
+done_testing();
