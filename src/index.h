@@ -307,7 +307,6 @@ typedef struct QdbCodeCache QdbCodeCache;
 extern const uint8 *QdbCodeCacheGet(QdbIndexCache *c, QdbNodeRef ref);
 extern void QdbCodeCachePut(QdbIndexCache *c, QdbNodeRef ref, const uint8 *code);
 extern void QdbCodeCachePrefetch(QdbIndexCache *c, const QdbNodeRef *refs, int n);
-extern int64 QdbCodeCacheCount(const QdbIndexCache *c);
 
 /* index_cache.c */
 extern QdbIndexCache *QdbPinIndexCache(Relation index, bool want_pair);
@@ -330,7 +329,6 @@ extern void QdbDiskGraphNewLayer(QdbDiskGraph *g, int level);
 extern const uint8 *QdbDiskGraphCode(QdbDiskGraph *g, QdbNodeRef ref, bool *deleted,
 									 ItemPointer heaptid);
 extern int	QdbDiskGraphVisited(QdbDiskGraph *g);
-extern int	QdbDiskGraphReads(QdbDiskGraph *g);
 extern void QdbDiskGraphPrefetchNodes(QdbDiskGraph *g, const QdbCandidate *cand, int n);
 extern const QdbGraphOps qdb_disk_graph_ops;
 extern void QdbDiskGraphSetQueryCode(QdbDiskGraph *g, const uint8 *code);

@@ -188,10 +188,3 @@ QdbCodeCachePut(QdbIndexCache *c, QdbNodeRef ref, const uint8 *code)
 	/* a known one too: the page's code wins over an old one (slot reused) */
 	memcpy(SLOT_CODE(cc, h), code, cc->code_size);
 }
-
-/* How many codes the cache holds. */
-int64
-QdbCodeCacheCount(const QdbIndexCache *c)
-{
-	return c->codes ? c->codes->n : 0;
-}

@@ -107,7 +107,6 @@ struct QdbDiskGraph
 	int			level;
 	uint32		epoch;
 	uint32		used;			/* nodes */
-	int			reads;			/* node pages read */
 	int			visits;			/* nodes visited */
 	BlockNumber nblocks;		/* the index's size when last looked at */
 	QdbSearchScratch scratch;	/* of QdbDiskSearch, in the graph's context */
@@ -245,13 +244,6 @@ int
 QdbDiskGraphVisited(QdbDiskGraph *g)
 {
 	return g->visits;
-}
-
-/* Node pages read so far. */
-int
-QdbDiskGraphReads(QdbDiskGraph *g)
-{
-	return g->reads;
 }
 
 /*
@@ -420,7 +412,6 @@ read_node(QdbDiskGraph *g, DiskNode *e, int level)
 	e->nnb = n;
 	e->nb_level = level;
 	e->loaded = true;
-	g->reads++;
 }
 
 static float
