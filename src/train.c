@@ -176,7 +176,7 @@ quantumdb_train(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unknown compressor kind \"%s\"", kind),
-					 errhint("The kinds are pq, opq and neural.")));
+					 errhint("The kinds are pq, opq, rq and neural.")));
 	}
 	if (!PG_ARGISNULL(4))
 	{
@@ -204,6 +204,12 @@ quantumdb_train(PG_FUNCTION_ARGS)
 	}
 	cfg.kmeans_iters = int_arg(fcinfo, 10, "kmeans_iters", 1, 1000, cfg.kmeans_iters);
 	cfg.opq_iters = int_arg(fcinfo, 11, "opq_iters", 1, 1000, cfg.opq_iters);
+	if (cfg.kind == QDB_KIND_RQ && cfg.metric != QDB_METRIC_IP && cfg.M < 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("kind rq under metric %s needs at least 2 subvectors",
+						qdb_metric_name(cfg.metric)),
+				 errdetail("Its last byte holds the norm of the reconstruction.")));
 	if (cfg.dim_pq != 0 && cfg.dim_pq % cfg.M != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -187,6 +187,12 @@ training_memory(const QdbTrainConfig *cfg, int dim, double *per_row, double *fix
 			*per_row = 4.5 * row;
 			*fixed = square;
 			break;
+		case QDB_KIND_RQ:
+			/* the sample, its transform and residuals, 8 partial codes a row */
+			*per_row = 1.5 * row + 2.0 * sizeof(float) * t + 9.0 * (cfg->M + 4);
+			*fixed = 2 * mb + sizeof(float) * (double) cfg->M * 256 * t * 2 +
+				256.0 * 8 * sizeof(float) * (2 * t + 256) + (t < dim ? square : 0);
+			break;
 		default:
 			*per_row = 5.0 * row + 3.0 * sizeof(int) * cfg->k_neighbors;
 			*fixed = 2 * mb + 12288.0 * cfg->M * cfg->batch_size +

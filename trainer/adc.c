@@ -20,6 +20,7 @@
 
 #include "qdb_distance.h"
 #include "qdb_internal.h"
+#include "rq.h"
 
 #define RECALL_QUERY_BLOCK	256
 #define RECALL_BASE_BLOCK	4096
@@ -28,6 +29,48 @@ size_t
 qdb_table_floats(const QdbModel *m)
 {
 	return m ? (size_t) m->M * m->ksub : 0;
+}
+
+/*
+ * kind rq (rq.h): a lookup per codeword byte of <A q, c> (ip, cosine; q not
+ * centred, the mean's share in the bias) or -2 <A (q - mean), c> (l2, with
+ * the norm byte's levels as the last row and ||q - mean||^2 as the bias).
+ * q may alias r (cosine's normalised copy): it is read before r is written.
+ */
+static void
+rq_table(const QdbModel *m, const float *q, float *r, float *yq, float *table,
+		 float *bias)
+{
+	int			nbooks = qdb_rq_books(m);
+	int			D = m->dim_pq;
+	int			j,
+				k;
+
+	float		scale = m->metric == QDB_METRIC_COSINE ? -0.5f : 1.0f;
+
+	if (m->metric == QDB_METRIC_IP)
+		*bias = qdb_kernels.dot(q, m->mean, m->dim);
+	else
+	{
+		/* q may be r itself (cosine): each r[j] is read before it is written */
+		for (j = 0; j < m->dim; j++)
+			r[j] = q[j] - m->mean[j];
+		*bias = qdb_kernels.dot(r, r, m->dim);
+		q = r;
+	}
+	qdb_apply_linear(m, q, yq);
+	for (j = 0; j < nbooks * QDB_KSUB; j++)
+		table[j] = qdb_kernels.dot(yq, m->codebooks + (size_t) j * D, D);
+	if (nbooks == m->M)
+		return;
+	/* ||r_q - yhat||^2, as for l2; cosine wants 1 - that / 2 as its sum */
+	for (j = 0; j < nbooks * QDB_KSUB; j++)
+		table[j] *= -2.0f * scale;
+	for (k = 0; k < QDB_KSUB; k++)
+		table[nbooks * QDB_KSUB + k] =
+			scale * m->codebooks[((size_t) nbooks * QDB_KSUB + k) * D];
+	if (m->metric == QDB_METRIC_COSINE)
+		*bias = 1.0f - 0.5f * *bias;
 }
 
 int
@@ -65,7 +108,9 @@ qdb_compute_distance_table(const QdbModel *m, const float *query,
 		q = r;					/* r is rewritten in place below */
 	}
 
-	if (m->metric == QDB_METRIC_IP)
+	if (m->kind == QDB_KIND_RQ)
+		rq_table(m, q, r, yq, table, bias);
+	else if (m->metric == QDB_METRIC_IP)
 	{
 		qdb_apply_linear(m, q, yq);
 		for (s = 0; s < m->M; s++)

@@ -42,7 +42,7 @@ static int
 usage(void)
 {
 	fprintf(stderr,
-			"usage: qdb-train train --input F [--rows N] [--kind pq|opq|neural] [--metric l2|ip|cosine]\n"
+			"usage: qdb-train train --input F [--rows N] [--kind pq|opq|rq|neural] [--metric l2|ip|cosine]\n"
 			"                       [--subvectors M] [--target-dim D] [--seed S]\n"
 			"                       [--kmeans-iters N] [--opq-iters N] [--quiet] --out MODEL\n"
 			"       neural: [--epochs N] [--batch-size B] [--lr F] [--hidden H] [--k-neighbors K]\n"

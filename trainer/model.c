@@ -14,6 +14,7 @@
 #include "pq.h"
 #include "qdb_distance.h"
 #include "qdb_internal.h"
+#include "rq.h"
 
 #define MODEL_BLOCK_ROWS	4096	/* rows per transform block */
 #define ENCODE_BLOCK_FLOATS	(8 << 20)	/* scratch bound when encoding */
@@ -56,8 +57,10 @@ qdb_train_config_check(const QdbTrainConfig *c)
 
 	if (c == NULL)
 		return QDB_ERR_ARG;
-	if (c->kind != QDB_KIND_PQ && c->kind != QDB_KIND_OPQ &&
-		c->kind != QDB_KIND_NEURAL)
+	if (c->kind < QDB_KIND_PQ || c->kind > QDB_KIND_LAST)
+		return QDB_ERR_ARG;
+	/* rq under l2 spends one byte on the norm: at least one codeword byte */
+	if (c->kind == QDB_KIND_RQ && c->metric == QDB_METRIC_L2 && c->M < 2)
 		return QDB_ERR_ARG;
 	if (c->metric != QDB_METRIC_L2 && c->metric != QDB_METRIC_IP &&
 		c->metric != QDB_METRIC_COSINE)
@@ -120,7 +123,8 @@ qdb_model_alloc(QdbModel *m, const QdbAlloc *a, QdbKind kind, QdbMetric metric,
 	m->dim_pq = dim_pq;
 	m->M = M;
 	m->ksub = QDB_KSUB;
-	m->dsub = dim_pq / M;
+	/* rq's codewords span all of dim_pq (rq.h) */
+	m->dsub = kind == QDB_KIND_RQ ? dim_pq : dim_pq / M;
 	m->alloc = a;
 	qdb_train_config_init(&m->config);
 	m->config.kind = kind;
@@ -129,7 +133,7 @@ qdb_model_alloc(QdbModel *m, const QdbAlloc *a, QdbKind kind, QdbMetric metric,
 	m->config.M = M;
 	m->config.dim_pq = dim_pq;
 
-	m->codebooks = qdb_calloc(a, (size_t) QDB_KSUB * dim_pq, sizeof(float));
+	m->codebooks = qdb_calloc(a, (size_t) QDB_KSUB * M * m->dsub, sizeof(float));
 	if (with_mean)
 		m->mean = qdb_calloc(a, dim, sizeof(float));
 	if (with_linear)
@@ -176,6 +180,10 @@ qdb_model_check(const QdbModel *m)
 		return QDB_ERR_ARG;
 	if (m->dim < 1 || m->dim > QDB_MAX_DIM || m->M < 1 ||
 		m->M > QDB_MAX_SUBQUANTIZERS || m->ksub != QDB_KSUB || m->dsub < 1 ||
+		m->dim_pq % m->M != 0)
+		return QDB_ERR_ARG;
+	if (m->kind == QDB_KIND_RQ ? m->dsub != m->dim_pq ||
+		(m->metric == QDB_METRIC_L2 && m->M < 2) :
 		(size_t) m->M * m->dsub != (size_t) m->dim_pq)
 		return QDB_ERR_ARG;
 	if (m->kind == QDB_KIND_NEURAL)
@@ -323,7 +331,9 @@ qdb_compute_codes(const QdbModel *m, const float *x, size_t n, uint8_t *codes)
 		size_t		b = n - i0 < rows ? n - i0 : rows;
 
 		status = transform_block(m, x + i0 * m->dim, b, buf, y);
-		if (status == QDB_OK)
+		if (status == QDB_OK && m->kind == QDB_KIND_RQ)
+			status = qdb_rq_encode(m, y, b, codes + i0 * m->M);
+		else if (status == QDB_OK)
 			status = qdb_pq_encode(m->alloc, m->codebooks, m->dim_pq, m->M, y, b,
 								   codes + i0 * m->M, NULL);
 	}
@@ -353,7 +363,10 @@ qdb_decode(const QdbModel *m, const uint8_t *codes, size_t n, float *x)
 		size_t		b = n - i0 < DECODE_BLOCK_ROWS ? n - i0 : DECODE_BLOCK_ROWS;
 		float	   *xb = x + i0 * d;
 
-		qdb_pq_decode(m->codebooks, m->dim_pq, m->M, codes + i0 * m->M, b, y);
+		if (m->kind == QDB_KIND_RQ)
+			qdb_rq_decode(m, codes + i0 * m->M, b, y);
+		else
+			qdb_pq_decode(m->codebooks, m->dim_pq, m->M, codes + i0 * m->M, b, y);
 		if (m->kind == QDB_KIND_NEURAL)
 		{
 			qdb_neural_decode_rows(m, y, b, xb);

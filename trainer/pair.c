@@ -18,12 +18,15 @@
 
 #include "qdb_distance.h"
 #include "qdb_internal.h"
+#include "rq.h"
 
 size_t
 qdb_pair_table_floats(const QdbModel *m)
 {
 	if (!m || m->M < 1)
 		return 0;
+	if (m->kind == QDB_KIND_RQ)
+		return (size_t) m->dim_pq + 1;	/* A mean and |mean|^2 */
 	return (size_t) m->M * QDB_KSUB * QDB_KSUB + (size_t) m->M * QDB_KSUB + 1;
 }
 
@@ -41,6 +44,12 @@ qdb_compute_pair_table(const QdbModel *m, float *table)
 	if (qdb_model_check(m) != QDB_OK || table == NULL)
 		return QDB_ERR_ARG;
 	qdb_distance_init();
+	if (m->kind == QDB_KIND_RQ)
+	{
+		qdb_apply_linear(m, m->mean, table);
+		table[m->dim_pq] = qdb_kernels.dot(m->mean, m->mean, m->dim);
+		return QDB_OK;
+	}
 	dsub = m->dsub;
 	bias = table + (size_t) m->M * QDB_KSUB * QDB_KSUB;
 
@@ -110,6 +119,61 @@ qdb_compute_pair_table(const QdbModel *m, float *table)
 	return QDB_OK;
 }
 
+/*
+ * kind rq: the reconstructions ya, yb summed a chunk of dims at a time (no
+ * allocation: the build's threads call this); l2 and cosine from
+ * ||ya - yb||^2 as for pq, ip from <ya, yb> and the mean's terms (table).
+ */
+#define RQ_PAIR_CHUNK 256
+
+static float
+rq_pair_distance(const QdbModel *m, const float *table, const uint8_t *a,
+				 const uint8_t *b)
+{
+	int			D = m->dim_pq;
+	int			nbooks = qdb_rq_books(m);
+	float		ya[RQ_PAIR_CHUNK],
+				yb[RQ_PAIR_CHUNK];
+	double		acc = 0;
+	int			j0,
+				s,
+				j;
+
+	for (j0 = 0; j0 < D; j0 += RQ_PAIR_CHUNK)
+	{
+		int			len = D - j0 < RQ_PAIR_CHUNK ? D - j0 : RQ_PAIR_CHUNK;
+
+		memset(ya, 0, sizeof(float) * len);
+		memset(yb, 0, sizeof(float) * len);
+		for (s = 0; s < nbooks; s++)
+		{
+			const float *ca = m->codebooks + ((size_t) s * QDB_KSUB + a[s]) * D + j0;
+			const float *cb = m->codebooks + ((size_t) s * QDB_KSUB + b[s]) * D + j0;
+
+			for (j = 0; j < len; j++)
+			{
+				ya[j] += ca[j];
+				yb[j] += cb[j];
+			}
+		}
+		if (m->metric == QDB_METRIC_IP)
+			for (j = 0; j < len; j++)
+				acc += (double) ya[j] * yb[j] + (double) table[j0 + j] * (ya[j] + yb[j]);
+		else
+			for (j = 0; j < len; j++)
+				acc += (double) (ya[j] - yb[j]) * (ya[j] - yb[j]);
+	}
+	switch (m->metric)
+	{
+		case QDB_METRIC_IP:
+			return (float) -(acc + table[D]);
+		case QDB_METRIC_COSINE:
+			return (float) (0.5 * acc);
+		default:
+			return (float) sqrt(acc);
+	}
+}
+
 float
 qdb_pair_distance(const QdbModel *m, const float *table, const uint8_t *a,
 				  const uint8_t *b)
@@ -118,6 +182,8 @@ qdb_pair_distance(const QdbModel *m, const float *table, const uint8_t *a,
 	float		sum = 0;
 	int			s;
 
+	if (m->kind == QDB_KIND_RQ)
+		return rq_pair_distance(m, table, a, b);
 	for (s = 0; s < m->M; s++)
 		sum += table[((size_t) s * QDB_KSUB + a[s]) * QDB_KSUB + b[s]];
 	switch (m->metric)

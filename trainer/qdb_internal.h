@@ -94,6 +94,10 @@ extern void ssyevd_(const char *jobz, const char *uplo, const int *n, float *a,
 					const int *lda, float *w, float *work, const int *lwork,
 					int *iwork, const int *liwork, int *info);
 
+extern void spotrf_(const char *uplo, const int *n, float *a, const int *lda, int *info);
+extern void spotrs_(const char *uplo, const int *n, const int *nrhs, const float *a,
+					const int *lda, float *b, const int *ldb, int *info);
+
 /* model.c: QDB_OK when m's shape is consistent, else QDB_ERR_ARG */
 int			qdb_model_check(const QdbModel *m);
 

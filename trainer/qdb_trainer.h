@@ -44,8 +44,11 @@ typedef enum QdbKind
 {
 	QDB_KIND_PQ = 1,
 	QDB_KIND_OPQ = 2,
-	QDB_KIND_NEURAL = 3
+	QDB_KIND_NEURAL = 3,
+	QDB_KIND_RQ = 4				/* residual quantization (rq.h) */
 } QdbKind;
+
+#define QDB_KIND_LAST QDB_KIND_RQ
 
 typedef enum QdbMetric
 {

@@ -111,7 +111,7 @@ static const char *const tensor_names[T_COUNT] = {"codebooks", "mean", "linear",
 "decoder.weight", "decoder.bias"};
 
 /* The format's own spelling, fixed even if display names change. */
-static const char *const kind_names[] = {NULL, "pq", "opq", "neural"};
+static const char *const kind_names[] = {NULL, "pq", "opq", "neural", "rq"};
 static const char *const metric_names[] = {NULL, "l2", "ip", "cosine"};
 
 typedef struct TensorInfo
@@ -154,7 +154,7 @@ check_dims(int kind, int metric, long dim, long dim_pq, long M, int has_linear,
 	if (kind == QDB_KIND_NEURAL)
 		has_linear = 1;			/* the encoder maps dim to dim_pq */
 
-	if (kind < QDB_KIND_PQ || kind > QDB_KIND_NEURAL)
+	if (kind < QDB_KIND_PQ || kind > QDB_KIND_LAST)
 	{
 		st_error(err, errlen, "unknown kind %d", kind);
 		return -1;
@@ -162,6 +162,11 @@ check_dims(int kind, int metric, long dim, long dim_pq, long M, int has_linear,
 	if (metric < QDB_METRIC_L2 || metric > QDB_METRIC_COSINE)
 	{
 		st_error(err, errlen, "unknown metric %d", metric);
+		return -1;
+	}
+	if (kind == QDB_KIND_RQ && metric == QDB_METRIC_L2 && M < 2)
+	{
+		st_error(err, errlen, "kind rq under metric l2 needs at least 2 subvectors");
 		return -1;
 	}
 	if (kind == QDB_KIND_NEURAL && metric == QDB_METRIC_IP)
@@ -201,7 +206,7 @@ check_dims(int kind, int metric, long dim, long dim_pq, long M, int has_linear,
 
 /* Element counts of each tensor for these dimensions (no overflow: dims are checked). */
 static inline void
-expected_shapes(TensorInfo *t, long dim, long dim_pq, long M, long hidden)
+expected_shapes(TensorInfo *t, int kind, long dim, long dim_pq, long M, long hidden)
 {
 	static const int rank[] = {0, 0, 0, 2, 1, 2, 1, 2, 1};
 	long		dims[][2] = {{0}, {0}, {0}, {hidden, dim}, {hidden}, {dim_pq, hidden},
@@ -216,7 +221,7 @@ expected_shapes(TensorInfo *t, long dim, long dim_pq, long M, long hidden)
 	t[T_CODEBOOKS].rank = 3;
 	t[T_CODEBOOKS].shape[0] = M;
 	t[T_CODEBOOKS].shape[1] = QDB_KSUB;
-	t[T_CODEBOOKS].shape[2] = dim_pq / M;
+	t[T_CODEBOOKS].shape[2] = kind == QDB_KIND_RQ ? dim_pq : dim_pq / M;	/* rq.h */
 	t[T_MEAN].rank = 1;
 	t[T_MEAN].shape[0] = dim;
 	t[T_LINEAR].rank = 2;

@@ -240,7 +240,7 @@ read_metadata(StParse *sp, int meta)
 	}
 
 	sp->kind = sp->metric = 0;
-	for (int k = 1; k <= QDB_KIND_NEURAL; k++)
+	for (int k = 1; k <= QDB_KIND_LAST; k++)
 		if (strcmp(sp->vals[MK_KIND], kind_names[k]) == 0)
 			sp->kind = k;
 	for (int k = 1; k <= QDB_METRIC_COSINE; k++)
@@ -451,7 +451,7 @@ check_layout(StParse *sp)
 				   sp->t[T_LINEAR].present, sp->err, sp->errlen) < 0)
 		return -1;
 	memset(want, 0, sizeof(want));
-	expected_shapes(want, sp->dim, sp->dim_pq, sp->M, sp->hidden);
+	expected_shapes(want, sp->kind, sp->dim, sp->dim_pq, sp->M, sp->hidden);
 	for (int k = T_MEAN; k < T_COUNT; k++)
 	{
 		/* neural: mean and its six, no linear; the others: none of the six */

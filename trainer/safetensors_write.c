@@ -126,7 +126,7 @@ qdb_model_serialize(const QdbModel *m, const QdbAlloc *a, uint8_t **out, size_t 
 		return QDB_ERR_ARG;
 	if (check_dims(m->kind, m->metric, m->dim, m->dim_pq, m->M, m->linear != NULL, NULL, 0) < 0)
 		return QDB_ERR_ARG;
-	if (m->dsub != m->dim_pq / m->M)
+	if (m->dsub != (m->kind == QDB_KIND_RQ ? m->dim_pq : m->dim_pq / m->M))
 		return QDB_ERR_ARG;
 	/* The parser rejects negative settings, so refuse to write them. */
 	c = &m->config;
@@ -139,7 +139,7 @@ qdb_model_serialize(const QdbModel *m, const QdbAlloc *a, uint8_t **out, size_t 
 		(m->hidden < 1 || m->hidden > QDB_MAX_HIDDEN || !m->enc_w1 || !m->enc_b1 ||
 		 !m->enc_w2 || !m->enc_b2 || !m->dec_w || !m->dec_b || m->linear))
 		return QDB_ERR_ARG;
-	expected_shapes(t, m->dim, m->dim_pq, m->M, m->hidden);
+	expected_shapes(t, m->kind, m->dim, m->dim_pq, m->M, m->hidden);
 	src[T_CODEBOOKS] = m->codebooks;
 	src[T_MEAN] = m->mean;
 	src[T_LINEAR] = m->linear;

@@ -14,6 +14,7 @@
 #include "pca.h"
 #include "pq.h"
 #include "qdb_internal.h"
+#include "rq.h"
 
 /* Finite values everywhere, and no zero vector when cosine must divide. */
 static int
@@ -188,6 +189,8 @@ qdb_train_sample(const QdbAlloc *a, const float *x, size_t n, const QdbTrainConf
 		status = qdb_neural_train(a, sample, ns, c, nn_ops, out, cb, arg, err, errlen);
 	else if (c->kind == QDB_KIND_OPQ)
 		status = qdb_opq_train(a, sample, ns, c, out, &p);
+	else if (c->kind == QDB_KIND_RQ)
+		status = qdb_rq_train(a, sample, ns, c, out, &p);
 	else
 		status = train_pq(a, sample, ns, c, out, &p);
 	qdb_free(a, sample);

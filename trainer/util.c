@@ -43,13 +43,13 @@ qdb_status_string(int status)
 	return "unknown status";
 }
 
-static const char *const kind_names[] = {NULL, "pq", "opq", "neural"};
+static const char *const kind_names[] = {NULL, "pq", "opq", "neural", "rq"};
 static const char *const metric_names[] = {NULL, "l2", "ip", "cosine"};
 
 const char *
 qdb_kind_name(int kind)
 {
-	if (kind < QDB_KIND_PQ || kind > QDB_KIND_NEURAL)
+	if (kind < QDB_KIND_PQ || kind > QDB_KIND_LAST)
 		return "unknown";
 	return kind_names[kind];
 }
@@ -61,7 +61,7 @@ qdb_kind_parse(const char *s, QdbKind *out)
 
 	if (s == NULL || out == NULL)
 		return QDB_ERR_ARG;
-	for (i = QDB_KIND_PQ; i <= QDB_KIND_NEURAL; i++)
+	for (i = QDB_KIND_PQ; i <= QDB_KIND_LAST; i++)
 	{
 		if (strcasecmp(s, kind_names[i]) == 0)
 		{

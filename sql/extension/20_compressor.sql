@@ -5,7 +5,7 @@
 -- restore finds them again by name (oids differ between clusters).
 CREATE TABLE quantumdb.compressors (
     name              text PRIMARY KEY CHECK (length(name) BETWEEN 1 AND 63),
-    kind              text NOT NULL CHECK (kind IN ('pq', 'opq', 'neural')),
+    kind              text NOT NULL CHECK (kind IN ('pq', 'opq', 'rq', 'neural')),
     dimensions        integer NOT NULL CHECK (dimensions > 0),
     metric            text NOT NULL CHECK (metric IN ('l2', 'ip', 'cosine')),
     settings          jsonb NOT NULL,

@@ -1,0 +1,637 @@
+/*
+ * rq.c
+ *	  Residual quantization with beam search (kind rq; see rq.h for the
+ *	  model it fills).
+ *
+ * Training (Babenko and Lempitsky's additive family, as Faiss's
+ * ResidualQuantizer trains it): the sample is centred (and projected on
+ * its leading principal directions when dim_pq < dim); then, book by book,
+ * k-means of 256 on the residuals of each row's best partial code gives
+ * the book's codewords, and every row's QDB_RQ_BEAM best partial codes are
+ * extended by one byte: each partial code times each new codeword, the
+ * QDB_RQ_BEAM with the smallest residuals kept.  Partial codes are kept as
+ * bytes and their residuals rebuilt block by block, so the memory is the
+ * sample and one block, whatever the beam.
+ *
+ * Encoding is the same beam search over every book; under l2 the last byte
+ * then quantizes the squared norm of the reconstruction to the nearest of
+ * 256 levels (the sample's quantiles).
+ */
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+
+#include "kmeans.h"
+#include "pca.h"
+#include "qdb_distance.h"
+#include "qdb_internal.h"
+#include "rq.h"
+
+#define RQ_BLOCK_ROWS	256		/* rows per beam step's sgemm block */
+#ifndef RQ_REFITS
+#define RQ_REFITS		2		/* joint refits of the books after the greedy pass */
+#endif
+#define RQ_MAX_REFIT_CODEWORDS	8192	/* larger systems skip the refits */
+
+/* Scratch of one block of a beam step. */
+typedef struct BeamScratch
+{
+	float	   *res;			/* (rows, B, D) residuals of the partial codes */
+	float	   *dots;			/* (rows, B, ksub) */
+	uint8_t    *ncodes;			/* (rows, B, M) the extended codes */
+	float	   *nerr;			/* (rows, B) */
+} BeamScratch;
+
+static int
+scratch_alloc(const QdbAlloc *a, BeamScratch *s, int D, int M)
+{
+	size_t		rb = (size_t) RQ_BLOCK_ROWS * QDB_RQ_BEAM;
+
+	s->res = qdb_malloc(a, rb * D, sizeof(float));
+	s->dots = qdb_malloc(a, rb * QDB_KSUB, sizeof(float));
+	s->ncodes = qdb_malloc(a, rb * M, 1);
+	s->nerr = qdb_malloc(a, rb, sizeof(float));
+	return s->res && s->dots && s->ncodes && s->nerr ? QDB_OK : QDB_ERR_NOMEM;
+}
+
+static void
+scratch_free(const QdbAlloc *a, BeamScratch *s)
+{
+	qdb_free(a, s->res);
+	qdb_free(a, s->dots);
+	qdb_free(a, s->ncodes);
+	qdb_free(a, s->nerr);
+}
+
+/* r (D) = y - the codewords of the first nbooks bytes of code */
+static void
+residual(const float *books, int D, const float *y, const uint8_t *code, int nbooks,
+		 float *r)
+{
+	int			s,
+				j;
+
+	memcpy(r, y, sizeof(float) * D);
+	for (s = 0; s < nbooks; s++)
+	{
+		const float *c = books + ((size_t) s * QDB_KSUB + code[s]) * D;
+
+		for (j = 0; j < D; j++)
+			r[j] -= c[j];
+	}
+}
+
+/*
+ * One beam step for rows [i0, i0 + b): each row's partial codes (beam
+ * entries of codes, nbeam[] of them, nbooks bytes each, errors err) are
+ * extended by book `book`, and the QDB_RQ_BEAM best are kept, ascending.
+ */
+static void
+beam_step(const float *books, const float *cnorm, int D, int M, int book,
+		  const float *y, size_t i0, size_t b, uint8_t *codes, float *err,
+		  int *nbeam, BeamScratch *s)
+{
+	const float *cb = books + (size_t) book * QDB_KSUB * D;
+	const float *cn = cnorm + (size_t) book * QDB_KSUB;
+	int			B = QDB_RQ_BEAM;
+	size_t		i;
+
+	for (i = 0; i < b; i++)
+	{
+		size_t		row = i0 + i;
+		int			e;
+
+		for (e = 0; e < B; e++)
+		{
+			float	   *r = s->res + (i * B + e) * D;
+
+			if (e < nbeam[row])
+				residual(books, D, y + row * D, codes + (row * B + e) * M, book, r);
+			else
+				memset(r, 0, sizeof(float) * D);
+		}
+	}
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int) (b * B), QDB_KSUB, D,
+				1.0f, s->res, D, cb, D, 0.0f, s->dots, QDB_KSUB);
+	for (i = 0; i < b; i++)
+	{
+		size_t		row = i0 + i;
+		float		best[QDB_RQ_BEAM];
+		int			ids[QDB_RQ_BEAM];
+		int			len = 0,
+					e,
+					k;
+
+		for (e = 0; e < nbeam[row]; e++)
+		{
+			const float *dt = s->dots + (i * B + e) * QDB_KSUB;
+			float		base = err[row * B + e];
+
+			for (k = 0; k < QDB_KSUB; k++)
+				qdb_topk_insert(best, ids, &len, B, base - 2.0f * dt[k] + cn[k],
+								e * QDB_KSUB + k);
+		}
+		for (e = 0; e < len; e++)
+		{
+			uint8_t    *nc = s->ncodes + (i * B + e) * M;
+
+			memcpy(nc, codes + (row * B + ids[e] / QDB_KSUB) * M, M);
+			nc[book] = (uint8_t) (ids[e] % QDB_KSUB);
+			s->nerr[i * B + e] = best[e] > 0 ? best[e] : 0;
+		}
+		memcpy(codes + row * B * M, s->ncodes + i * B * M, (size_t) len * M);
+		memcpy(err + row * B, s->nerr + i * B, sizeof(float) * len);
+		nbeam[row] = len;
+	}
+}
+
+/* Beam state of n rows: B partial codes of M bytes each, their errors. */
+typedef struct Beams
+{
+	uint8_t    *codes;			/* (n, B, M) */
+	float	   *err;			/* (n, B) */
+	int		   *nbeam;			/* (n) */
+} Beams;
+
+static int
+beams_init(const QdbAlloc *a, Beams *bs, const float *y, size_t n, int D, int M)
+{
+	size_t		i;
+
+	bs->codes = qdb_calloc(a, n * QDB_RQ_BEAM, M);
+	bs->err = qdb_malloc(a, n * QDB_RQ_BEAM, sizeof(float));
+	bs->nbeam = qdb_malloc(a, n, sizeof(int));
+	if (!bs->codes || !bs->err || !bs->nbeam)
+		return QDB_ERR_NOMEM;
+	for (i = 0; i < n; i++)
+	{
+		bs->nbeam[i] = 1;
+		bs->err[i * QDB_RQ_BEAM] = qdb_kernels.dot(y + i * D, y + i * D, D);
+	}
+	return QDB_OK;
+}
+
+static void
+beams_free(const QdbAlloc *a, Beams *bs)
+{
+	qdb_free(a, bs->codes);
+	qdb_free(a, bs->err);
+	qdb_free(a, bs->nbeam);
+}
+
+/* The beam search over books [0, nbooks) for n rows; the best code of each is first. */
+static int
+beam_encode(const QdbAlloc *a, const float *books, const float *cnorm, int D, int M,
+			int nbooks, const float *y, size_t n, Beams *bs)
+{
+	BeamScratch s = {0};
+	int			status,
+				book;
+	size_t		i0;
+
+	status = beams_init(a, bs, y, n, D, M);
+	if (status == QDB_OK)
+		status = scratch_alloc(a, &s, D, M);
+	if (status != QDB_OK)
+	{
+		scratch_free(a, &s);
+		return status;
+	}
+	for (i0 = 0; i0 < n; i0 += RQ_BLOCK_ROWS)
+	{
+		size_t		b = n - i0 < RQ_BLOCK_ROWS ? n - i0 : RQ_BLOCK_ROWS;
+
+		for (book = 0; book < nbooks; book++)
+			beam_step(books, cnorm, D, M, book, y, i0, b, bs->codes, bs->err,
+					  bs->nbeam, &s);
+	}
+	scratch_free(a, &s);
+	return QDB_OK;
+}
+
+/* The level nearest to v among the 256 ascending ones. */
+static uint8_t
+nearest_level(const float *levels, float v)
+{
+	int			lo = 0,
+				hi = QDB_KSUB - 1;
+
+	while (lo < hi)
+	{
+		int			mid = (lo + hi) / 2;
+
+		if (levels[mid] < v)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo > 0 && v - levels[lo - 1] < levels[lo] - v)
+		lo--;
+	return (uint8_t) lo;
+}
+
+/* Column 0 of the last book: the l2 norm levels (see rq.h). */
+static inline float
+level(const QdbModel *m, int k)
+{
+	return m->codebooks[((size_t) (m->M - 1) * QDB_KSUB + k) * m->dim_pq];
+}
+
+void
+qdb_rq_decode(const QdbModel *m, const uint8_t *codes, size_t n, float *y)
+{
+	int			D = m->dim_pq;
+	int			nbooks = qdb_rq_books(m);
+	size_t		i;
+	int			s,
+				j;
+
+	for (i = 0; i < n; i++)
+	{
+		float	   *yr = y + i * D;
+
+		memset(yr, 0, sizeof(float) * D);
+		for (s = 0; s < nbooks; s++)
+		{
+			const float *c = m->codebooks + ((size_t) s * QDB_KSUB + codes[i * m->M + s]) * D;
+
+			for (j = 0; j < D; j++)
+				yr[j] += c[j];
+		}
+	}
+}
+
+/* The byte of the norm under l2: the level nearest ||y - residual||^2. */
+static void
+set_norm_bytes(const QdbModel *m, const float *levels, const float *y, size_t n,
+			   uint8_t *codes, float *scratch)
+{
+	size_t		i;
+
+	for (i = 0; i < n; i++)
+	{
+		qdb_rq_decode(m, codes + i * m->M, 1, scratch);
+		codes[i * m->M + m->M - 1] =
+			nearest_level(levels, qdb_kernels.dot(scratch, scratch, m->dim_pq));
+	}
+	(void) y;
+}
+
+int
+qdb_rq_encode(const QdbModel *m, const float *y, size_t n, uint8_t *codes)
+{
+	int			D = m->dim_pq;
+	int			M = m->M;
+	int			nbooks = qdb_rq_books(m);
+	float	   *cnorm;
+	float	   *levels = NULL;
+	float	   *scratch = NULL;
+	Beams		bs = {0};
+	size_t		i;
+	int			k,
+				status;
+
+	qdb_distance_init();
+	cnorm = qdb_malloc(m->alloc, (size_t) M * QDB_KSUB, sizeof(float));
+	if (!cnorm)
+		return QDB_ERR_NOMEM;
+	qdb_centroid_norms(m->codebooks, nbooks * QDB_KSUB, D, cnorm);
+	status = beam_encode(m->alloc, m->codebooks, cnorm, D, M, nbooks, y, n, &bs);
+	if (status == QDB_OK)
+	{
+		for (i = 0; i < n; i++)
+			memcpy(codes + i * M, bs.codes + i * QDB_RQ_BEAM * M, M);
+		if (nbooks < M)
+		{
+			levels = qdb_malloc(m->alloc, QDB_KSUB, sizeof(float));
+			scratch = qdb_malloc(m->alloc, D, sizeof(float));
+			if (!levels || !scratch)
+				status = QDB_ERR_NOMEM;
+			else
+			{
+				for (k = 0; k < QDB_KSUB; k++)
+					levels[k] = level(m, k);
+				set_norm_bytes(m, levels, y, n, codes, scratch);
+			}
+		}
+	}
+	beams_free(m->alloc, &bs);
+	qdb_free(m->alloc, levels);
+	qdb_free(m->alloc, scratch);
+	qdb_free(m->alloc, cnorm);
+	return status;
+}
+
+static int
+float_cmp(const void *a, const void *b)
+{
+	float		x = *(const float *) a,
+				y = *(const float *) b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The 256 norm levels: quantiles of the sample's reconstruction norms. */
+static int
+train_levels(QdbModel *m, const uint8_t *codes, size_t n)
+{
+	float	   *norms = qdb_malloc(m->alloc, n, sizeof(float));
+	float	   *yr = qdb_malloc(m->alloc, m->dim_pq, sizeof(float));
+	size_t		i;
+	int			k;
+
+	if (!norms || !yr)
+	{
+		qdb_free(m->alloc, norms);
+		qdb_free(m->alloc, yr);
+		return QDB_ERR_NOMEM;
+	}
+	for (i = 0; i < n; i++)
+	{
+		qdb_rq_decode(m, codes + i * m->M, 1, yr);
+		norms[i] = qdb_kernels.dot(yr, yr, m->dim_pq);
+	}
+	qsort(norms, n, sizeof(float), float_cmp);
+	for (k = 0; k < QDB_KSUB; k++)
+		m->codebooks[((size_t) (m->M - 1) * QDB_KSUB + k) * m->dim_pq] =
+			norms[(size_t) (((double) k + 0.5) / QDB_KSUB * n)];
+	qdb_free(m->alloc, norms);
+	qdb_free(m->alloc, yr);
+	return QDB_OK;
+}
+
+/* y (n x D): the centred sample, projected when D < d, else zero-padded. */
+static int
+centre_sample(const QdbAlloc *a, const float *x, size_t n, int d, int D, QdbModel *m,
+			  float *y, const QdbProgressCtx *p)
+{
+	size_t		i;
+	int			j,
+				status;
+
+	if (D < d)
+	{
+		float	   *eigvecs = qdb_malloc(a, (size_t) d * d, sizeof(float));
+		float	   *eigvals = qdb_malloc(a, d, sizeof(float));
+
+		status = eigvecs && eigvals ? QDB_OK : QDB_ERR_NOMEM;
+		if (status == QDB_OK)
+			status = qdb_pca_fit_report(a, x, n, d, D, m->mean, eigvecs, eigvals, p);
+		if (status == QDB_OK)
+		{
+			memcpy(m->linear, eigvecs, sizeof(float) * D * d);
+			status = qdb_pca_project(a, x, n, d, m->mean, m->linear, D, y, p);
+		}
+		qdb_free(a, eigvecs);
+		qdb_free(a, eigvals);
+		return status;
+	}
+	{
+		double	   *sum = qdb_calloc(a, d, sizeof(double));
+
+		if (!sum)
+			return QDB_ERR_NOMEM;
+		for (i = 0; i < n; i++)
+			for (j = 0; j < d; j++)
+				sum[j] += x[i * d + j];
+		for (j = 0; j < d; j++)
+			m->mean[j] = (float) (sum[j] / (double) n);
+		qdb_free(a, sum);
+	}
+	for (i = 0; i < n; i++)
+	{
+		for (j = 0; j < d; j++)
+			y[i * D + j] = x[i * d + j] - m->mean[j];
+		memset(y + i * D + d, 0, sizeof(float) * (D - d));
+	}
+	return QDB_OK;
+}
+
+/*
+ * One joint refit of every book, the codes fixed: the least-squares
+ * codewords minimise sum_i ||y_i - sum_s c_s(a_is)||^2, the normal
+ * equations G C = B^T Y with G = B^T B (B: the rows' one-hot codes, so G
+ * counts how often two codewords meet) and a small ridge for codewords
+ * that are rare or never used.  Cholesky (LAPACK spotrf/spotrs); the
+ * system has nbooks * 256 unknowns per dimension.  Then every row is
+ * encoded again with the new books.
+ */
+static int
+refit_books(const QdbAlloc *a, QdbModel *m, int nbooks, const float *y, size_t n,
+			Beams *bs, BeamScratch *s, float *cnorm)
+{
+	int			D = m->dim_pq;
+	int			M = m->M;
+	int			K = nbooks * QDB_KSUB;
+	float	   *G = qdb_calloc(a, (size_t) K * K, sizeof(float));
+	float	   *R = qdb_calloc(a, (size_t) K * D, sizeof(float));	/* column-major K x D */
+	double		trace = 0;
+	size_t		i,
+				i0;
+	int			st,
+				t,
+				j,
+				k,
+				info = 0;
+
+	if (!G || !R)
+	{
+		qdb_free(a, G);
+		qdb_free(a, R);
+		return QDB_ERR_NOMEM;
+	}
+	for (i = 0; i < n; i++)
+	{
+		const uint8_t *code = bs->codes + i * QDB_RQ_BEAM * M;
+
+		for (st = 0; st < nbooks; st++)
+		{
+			int			ks = st * QDB_KSUB + code[st];
+
+			for (j = 0; j < D; j++)
+				R[(size_t) j * K + ks] += y[i * D + j];
+			G[(size_t) ks * K + ks] += 1.0f;
+			for (t = st + 1; t < nbooks; t++)
+			{
+				int			kt = t * QDB_KSUB + code[t];
+
+				G[(size_t) ks * K + kt] += 1.0f;
+				G[(size_t) kt * K + ks] += 1.0f;
+			}
+		}
+	}
+	for (k = 0; k < K; k++)
+		trace += G[(size_t) k * K + k];
+	for (k = 0; k < K; k++)
+		G[(size_t) k * K + k] += (float) (1e-3 * trace / K);
+	spotrf_("L", &K, G, &K, &info);
+	if (info == 0)
+		spotrs_("L", &K, &D, G, &K, R, &K, &info);
+	if (info == 0)
+	{
+		for (k = 0; k < K; k++)
+			for (j = 0; j < D; j++)
+				m->codebooks[(size_t) k * D + j] = R[(size_t) j * K + k];
+		qdb_centroid_norms(m->codebooks, K, D, cnorm);
+		for (i = 0; i < n; i++)
+		{
+			bs->nbeam[i] = 1;
+			bs->err[i * QDB_RQ_BEAM] = qdb_kernels.dot(y + i * D, y + i * D, D);
+		}
+		for (i0 = 0; i0 < n; i0 += RQ_BLOCK_ROWS)
+		{
+			size_t		b = n - i0 < RQ_BLOCK_ROWS ? n - i0 : RQ_BLOCK_ROWS;
+
+			for (st = 0; st < nbooks; st++)
+				beam_step(m->codebooks, cnorm, D, M, st, y, i0, b, bs->codes, bs->err,
+						  bs->nbeam, s);
+		}
+	}
+	qdb_free(a, G);
+	qdb_free(a, R);
+	/* a singular system keeps the books it had (never expected with the ridge) */
+	return QDB_OK;
+}
+
+/* QDB_KSUB distinct rows of n, uniformly at random (Floyd's algorithm). */
+static void
+pick_anchors(size_t n, uint64_t seed, size_t *anchors)
+{
+	QdbRng		rng;
+	int			k = 0;
+	size_t		j;
+
+	qdb_rng_seed(&rng, seed);
+	for (j = n - QDB_KSUB; j < n; j++)
+	{
+		size_t		t = qdb_rng_below(&rng, j + 1);
+		int			i;
+
+		for (i = 0; i < k && anchors[i] != t; i++)
+			;
+		anchors[k] = i < k ? j : t;
+		k++;
+	}
+}
+
+int
+qdb_rq_train(const QdbAlloc *a, const float *x, size_t n, const QdbTrainConfig *c,
+			 QdbModel *out, const QdbProgressCtx *p)
+{
+	int			d = c->dim;
+	int			M = c->M;
+	int			D = qdb_config_dim_pq(c);
+	int			nbooks;
+	float	   *y = NULL;
+	float	   *resid = NULL;
+	float	   *cnorm = NULL;
+	Beams		bs = {0};
+	BeamScratch s = {0};
+	size_t		i,
+				anchors[QDB_KSUB];
+	int			book,
+				k,
+				round,
+				status;
+
+	if (c->metric == QDB_METRIC_L2 && M < 2)
+		return QDB_ERR_ARG;
+	if (n < QDB_KSUB)
+		return QDB_ERR_DATA;
+	qdb_distance_init();
+	status = qdb_model_alloc(out, a, QDB_KIND_RQ, c->metric, d, D, M, 1, D < d);
+	if (status != QDB_OK)
+		return status;
+	nbooks = qdb_rq_books(out);
+	y = qdb_malloc(a, n * D, sizeof(float));
+	resid = qdb_malloc(a, n * D, sizeof(float));
+	cnorm = qdb_calloc(a, (size_t) M * QDB_KSUB, sizeof(float));
+	if (!y || !resid || !cnorm)
+	{
+		status = QDB_ERR_NOMEM;
+		goto done;
+	}
+	pick_anchors(n, c->seed, anchors);
+	status = centre_sample(a, x, n, d, D, out, y, p);
+	if (status == QDB_OK)
+		status = beams_init(a, &bs, y, n, D, M);
+	if (status == QDB_OK)
+		status = scratch_alloc(a, &s, D, M);
+	for (book = 0; book < nbooks && status == QDB_OK; book++)
+	{
+		float	   *cb = out->codebooks + (size_t) book * QDB_KSUB * D;
+		double		obj = 0,
+					mse = 0;
+		size_t		i0;
+
+		/* the residuals of each row's best partial code */
+		for (i = 0; i < n; i++)
+			residual(out->codebooks, D, y + i * D, bs.codes + i * QDB_RQ_BEAM * M, book,
+					 resid + i * D);
+		/* every book starts from the residuals of the same rows (see the top) */
+		for (k = 0; k < QDB_KSUB; k++)
+			memcpy(cb + (size_t) k * D, resid + anchors[k] * D, sizeof(float) * D);
+		status = qdb_kmeans(a, resid, n, D, QDB_KSUB, c->kmeans_iters,
+							c->max_points_per_centroid, c->seed, 1, cb, &obj);
+		if (status != QDB_OK)
+			break;
+		qdb_centroid_norms(cb, QDB_KSUB, D, cnorm + (size_t) book * QDB_KSUB);
+		for (i0 = 0; i0 < n; i0 += RQ_BLOCK_ROWS)
+		{
+			size_t		b = n - i0 < RQ_BLOCK_ROWS ? n - i0 : RQ_BLOCK_ROWS;
+
+			beam_step(out->codebooks, cnorm, D, M, book, y, i0, b, bs.codes, bs.err,
+					  bs.nbeam, &s);
+			if ((i0 / RQ_BLOCK_ROWS) % 16 == 15 &&
+				(status = qdb_progress_heartbeat(p, "rq")) != QDB_OK)
+				break;
+		}
+		if (status != QDB_OK)
+			break;
+		for (i = 0; i < n; i++)
+			mse += bs.err[i * QDB_RQ_BEAM];
+		status = qdb_progress_report(p, "rq", book + 1, nbooks, mse / (double) n);
+	}
+	/* joint refits while the system stays small (256 MB of G at most) */
+	for (round = 0; status == QDB_OK && round < RQ_REFITS &&
+		 (size_t) nbooks * QDB_KSUB <= RQ_MAX_REFIT_CODEWORDS; round++)
+	{
+		double		mse = 0;
+
+		status = refit_books(a, out, nbooks, y, n, &bs, &s, cnorm);
+		for (i = 0; i < n && status == QDB_OK; i++)
+			mse += bs.err[i * QDB_RQ_BEAM];
+		if (status == QDB_OK)
+			status = qdb_progress_report(p, "rq refit", round + 1, RQ_REFITS,
+										 mse / (double) n);
+	}
+	if (status == QDB_OK && nbooks < M)
+	{
+		uint8_t    *codes = qdb_malloc(a, n, M);
+
+		if (!codes)
+			status = QDB_ERR_NOMEM;
+		else
+		{
+			for (i = 0; i < n; i++)
+				memcpy(codes + i * M, bs.codes + i * QDB_RQ_BEAM * M, M);
+			status = train_levels(out, codes, n);
+			qdb_free(a, codes);
+		}
+	}
+	if (status == QDB_OK)
+	{
+		out->config = *c;
+		out->config.kind = QDB_KIND_RQ;
+	}
+
+done:
+	scratch_free(a, &s);
+	beams_free(a, &bs);
+	qdb_free(a, cnorm);
+	qdb_free(a, resid);
+	qdb_free(a, y);
+	if (status != QDB_OK)
+		qdb_model_free(out);
+	return status;
+}

@@ -1,0 +1,43 @@
+/*
+ * rq.h
+ *	  Residual quantization (kind rq): an additive code whose every byte
+ *	  picks one full-width codeword, encoded by beam search.
+ *
+ * A model of kind rq keeps the mean, an optional PCA map (dim_pq < dim)
+ * and M books of QDB_KSUB codewords of dim_pq floats each: codebooks is
+ * (M, ksub, dim_pq) and dsub == dim_pq.  Under ip and cosine all M bytes
+ * pick codewords and y ~ sum of the M chosen ones.  Under l2 the first
+ * M - 1 do, and the last byte is the squared norm of that sum, quantized
+ * to 256 levels kept in the first column of the last book (the rest of
+ * that book is zero), so that an L2 distance stays a sum of lookups:
+ * ||r_q - yhat||^2 = ||r_q||^2 - 2 sum <A r_q, c> + ||yhat||^2.
+ */
+#ifndef QDB_RQ_H
+#define QDB_RQ_H
+
+#include "pq.h"
+
+/* partial codes kept per row while encoding (training and every insert) */
+#ifndef QDB_RQ_BEAM
+#define QDB_RQ_BEAM		8
+#endif
+
+/* books that hold codewords: M, or M - 1 under l2 */
+static inline int
+qdb_rq_books(const QdbModel *m)
+{
+	return m->metric == QDB_METRIC_IP ? m->M : m->M - 1;
+}
+
+/* x (n x dim) is normalised already under cosine (as qdb_train_sample does) */
+int			qdb_rq_train(const QdbAlloc *a, const float *x, size_t n,
+						 const QdbTrainConfig *c, QdbModel *out,
+						 const QdbProgressCtx *p);
+
+/* codes (n x M) of y (n x dim_pq, the transform's output) */
+int			qdb_rq_encode(const QdbModel *m, const float *y, size_t n, uint8_t *codes);
+
+/* y (n x dim_pq) = the sum of the codewords of each code */
+void		qdb_rq_decode(const QdbModel *m, const uint8_t *codes, size_t n, float *y);
+
+#endif							/* QDB_RQ_H */

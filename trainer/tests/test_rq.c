@@ -1,0 +1,251 @@
+/*
+ * test_rq.c
+ *	  Kind rq (rq.h): ADC against brute force on the decoded vectors for
+ *	  every metric (exact under ip; under l2 and cosine off by the norm
+ *	  byte's rounding only), pair distances, the reconstruction error
+ *	  against pq and opq on the same clustered sample, the safetensors
+ *	  round trip, and the settings rq refuses.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qdb_distance.h"
+#include "qdb_internal.h"
+#include "rq.h"
+#include "tap.h"
+#include "test_util.h"
+
+#define N		3000
+#define D		24
+#define NQ		10
+#define NB		50
+
+/* Clustered rows: 40 centres, unit noise around each, scaled by dim. */
+static void
+make_data(float *x, size_t n, int d, uint64_t seed)
+{
+	QdbRng		r;
+	float		centres[40 * D];
+	size_t		i;
+	int			j;
+
+	qdb_rng_seed(&r, seed);
+	test_fill_gaussian(&r, centres, 40 * (size_t) d, 0.5f);
+	for (i = 0; i < n; i++)
+	{
+		int			c = (int) qdb_rng_below(&r, 40);
+
+		for (j = 0; j < d; j++)
+			x[i * d + j] = centres[c * d + j] + (float) qdb_rng_gaussian(&r) * 0.3f *
+				(1.0f + (float) j / d);
+	}
+}
+
+static double
+mse(const QdbModel *m, const float *x, size_t n)
+{
+	float	   *rec = test_reconstruct(m, x, n);
+	double		s = 0;
+	size_t		i;
+
+	if (!rec)
+		return INFINITY;
+	for (i = 0; i < n; i++)
+	{
+		const float *xi = x + i * m->dim;
+		float		xn[D];
+		int			j;
+		double		nn = 0;
+
+		/* cosine reconstructs the normalised row */
+		for (j = 0; j < m->dim; j++)
+			nn += (double) xi[j] * xi[j];
+		for (j = 0; j < m->dim; j++)
+			xn[j] = m->metric == QDB_METRIC_COSINE ? xi[j] / (float) sqrt(nn) : xi[j];
+		s += test_sqdist(xn, rec + i * m->dim, m->dim);
+	}
+	free(rec);
+	return s / (double) n;
+}
+
+/* The metric's distance from q to xhat, in double (cosine: ||q/|q| - xhat||^2 / 2). */
+static double
+brute(QdbMetric metric, const float *q, const float *xhat, int d)
+{
+	double		qq = 0,
+				s = 0;
+	int			j;
+
+	for (j = 0; j < d; j++)
+		qq += (double) q[j] * q[j];
+	for (j = 0; j < d; j++)
+	{
+		double		qj = metric == QDB_METRIC_COSINE ? q[j] / sqrt(qq) : q[j];
+
+		s += metric == QDB_METRIC_IP ? qj * xhat[j] : (qj - xhat[j]) * (qj - xhat[j]);
+	}
+	if (metric == QDB_METRIC_IP)
+		return -s;
+	return metric == QDB_METRIC_L2 ? sqrt(s) : s / 2;
+}
+
+static void
+check_metric(QdbMetric metric, const float *x)
+{
+	const char *name = qdb_metric_name(metric);
+	QdbTrainConfig c;
+	QdbModel	m,
+				pq,
+				back;
+	uint8_t    *codes = malloc((size_t) N * 16);
+	float	   *dec = malloc(sizeof(float) * N * D);
+	float	   *table = malloc(sizeof(float) * 16 * QDB_KSUB);
+	float	   *pair;
+	uint8_t    *blob = NULL;
+	size_t		bloblen = 0;
+	char		err[200];
+	double		worst = 0,
+				worst_norm = 0,
+				worst_pair = 0,
+				asym = 0,
+				e_rq,
+				e_pq,
+				e_opq;
+	int			qi,
+				i,
+				ok;
+
+	test_config(&c, QDB_KIND_RQ, metric, D, 8, 10);
+	ok = test_train(&c, x, N, &m, NULL, NULL) == QDB_OK;
+	tap_ok(ok && m.kind == QDB_KIND_RQ && m.dsub == D && qdb_code_size(&m) == 8,
+		   "%s: rq trains 8-byte codes of full-width codewords", name);
+	if (!ok)
+		return;
+	qdb_compute_codes(&m, x, N, codes);
+	qdb_decode(&m, codes, N, dec);
+
+	/* ADC from a query's table against the decoded rows */
+	for (qi = 0; qi < NQ; qi++)
+	{
+		const float *q = x + (size_t) (N - 1 - qi) * D;
+		float		bias;
+
+		qdb_compute_distance_table(&m, q, table, &bias);
+		for (i = 0; i < NB; i++)
+		{
+			const uint8_t *code = codes + i * 8;
+			double		a = qdb_adc_distance(&m, table, bias, code);
+			double		b = brute(metric, q, dec + (size_t) i * D, D);
+			double		yy = 0,
+						e;
+			int			j;
+
+			/*
+			 * l2 and cosine: the norm byte's level stands for ||yhat||^2
+			 * (no linear map here, so yhat = xhat - mean), and ADC is off
+			 * by exactly their difference
+			 */
+			for (j = 0; j < D; j++)
+				yy += ((double) dec[(size_t) i * D + j] - m.mean[j]) *
+					((double) dec[(size_t) i * D + j] - m.mean[j]);
+			if (metric != QDB_METRIC_IP)
+			{
+				double		corr = m.codebooks[((size_t) 7 * QDB_KSUB + code[7]) * D] - yy;
+
+				if (fabs(corr) / yy > worst_norm)
+					worst_norm = fabs(corr) / yy;
+				b = metric == QDB_METRIC_L2 ? sqrt(b * b + corr) : b + corr / 2;
+			}
+			e = fabs(a - b) / (fabs(b) + 1e-3);
+			if (e > worst)
+				worst = e;
+		}
+	}
+	tap_ok(worst < 1e-4 && worst_norm < 0.1,
+		   "%s: ADC matches the decoded rows (worst relative error %.2g; norm levels off "
+		   "by %.2g at most)", name, worst, worst_norm);
+
+	/* pair distances: symmetric, and as far apart as the decoded rows */
+	pair = malloc(sizeof(float) * qdb_pair_table_floats(&m));
+	qdb_compute_pair_table(&m, pair);
+	for (i = 0; i < NB; i++)
+	{
+		const uint8_t *ca = codes + i * 8,
+				   *cb = codes + (i + NB) * 8;
+		double		d_ab = qdb_pair_distance(&m, pair, ca, cb),
+					d_ba = qdb_pair_distance(&m, pair, cb, ca),
+					want;
+
+		if (fabs(d_ab - d_ba) > asym)
+			asym = fabs(d_ab - d_ba);
+		if (metric == QDB_METRIC_IP)
+			want = brute(metric, dec + (size_t) i * D, dec + (size_t) (i + NB) * D, D);
+		else
+		{
+			want = test_sqdist(dec + (size_t) i * D, dec + (size_t) (i + NB) * D, D);
+			want = metric == QDB_METRIC_L2 ? sqrt(want) : want / 2;
+		}
+		if (fabs(d_ab - want) / (fabs(want) + 1e-3) > worst_pair)
+			worst_pair = fabs(d_ab - want) / (fabs(want) + 1e-3);
+	}
+	tap_ok(asym == 0 && worst_pair < 1e-3,
+		   "%s: pair distances are symmetric and match the decoded rows (%.2g)",
+		   name, worst_pair);
+	free(pair);
+
+	/* a smaller reconstruction error than pq and opq with the same bytes */
+	e_rq = mse(&m, x, N);
+	test_config(&c, QDB_KIND_PQ, metric, D, 8, 10);
+	e_pq = test_train(&c, x, N, &pq, NULL, NULL) == QDB_OK ? mse(&pq, x, N) : INFINITY;
+	qdb_model_free(&pq);
+	test_config(&c, QDB_KIND_OPQ, metric, D, 8, 10);
+	c.opq_iters = 10;
+	e_opq = test_train(&c, x, N, &pq, NULL, NULL) == QDB_OK ? mse(&pq, x, N) : INFINITY;
+	qdb_model_free(&pq);
+	tap_ok(e_rq < e_pq && e_rq < e_opq,
+		   "%s: rq's error %.4g is below pq's %.4g and opq's %.4g", name, e_rq, e_pq, e_opq);
+
+	/* safetensors: the parsed model gives the same codes */
+	ok = qdb_model_serialize(&m, NULL, &blob, &bloblen) == QDB_OK &&
+		qdb_model_parse(blob, bloblen, NULL, &back, err, sizeof(err)) == QDB_OK;
+	if (ok)
+	{
+		uint8_t    *again = malloc((size_t) N * 8);
+
+		ok = back.kind == QDB_KIND_RQ &&
+			qdb_compute_codes(&back, x, N, again) == QDB_OK &&
+			memcmp(again, codes, (size_t) N * 8) == 0;
+		free(again);
+		qdb_model_free(&back);
+	}
+	tap_ok(ok, "%s: a serialized rq model parses back to the same codes", name);
+	free(blob);
+	qdb_model_free(&m);
+	free(codes);
+	free(dec);
+	free(table);
+}
+
+int
+main(void)
+{
+	float	   *x = malloc(sizeof(float) * N * D);
+	QdbTrainConfig c;
+	QdbKind		k;
+
+	make_data(x, N, D, 7);
+	check_metric(QDB_METRIC_L2, x);
+	check_metric(QDB_METRIC_IP, x);
+	check_metric(QDB_METRIC_COSINE, x);
+
+	test_config(&c, QDB_KIND_RQ, QDB_METRIC_L2, D, 1, 10);
+	tap_ok(qdb_train_config_check(&c) == QDB_ERR_ARG,
+		   "l2 with one byte (no room beside the norm) is refused");
+	c.metric = QDB_METRIC_IP;
+	tap_ok(qdb_train_config_check(&c) == QDB_OK, "ip with one byte is allowed");
+	tap_ok(qdb_kind_parse("rq", &k) == QDB_OK && k == QDB_KIND_RQ &&
+		   strcmp(qdb_kind_name(QDB_KIND_RQ), "rq") == 0, "the kind is spelt rq");
+	free(x);
+	return tap_done();
+}
