@@ -188,10 +188,17 @@ training_memory(const QdbTrainConfig *cfg, int dim, double *per_row, double *fix
 			*fixed = square;
 			break;
 		case QDB_KIND_RQ:
-			/* the sample, its transform and residuals, 8 partial codes a row */
-			*per_row = 1.5 * row + 2.0 * sizeof(float) * t + 9.0 * (cfg->M + 4);
-			*fixed = 2 * mb + sizeof(float) * (double) cfg->M * 256 * t * 2 +
-				256.0 * 8 * sizeof(float) * (2 * t + 256) + (t < dim ? square : 0);
+			{
+				/* codewords of the joint refit's normal equations (rq.c) */
+				double		K = 256.0 * (cfg->M - (cfg->metric != QDB_METRIC_IP));
+
+				/* the sample, its transform and residuals, 8 partial codes a row */
+				*per_row = 1.5 * row + 2.0 * sizeof(float) * t + 9.0 * (cfg->M + 4);
+				*fixed = 2 * mb + sizeof(float) * (double) cfg->M * 256 * t * 2 +
+					256.0 * 8 * sizeof(float) * (2 * t + 256) + (t < dim ? square : 0);
+				if (K <= 8192)
+					*fixed += sizeof(float) * (K * K + K * t);
+			}
 			break;
 		default:
 			*per_row = 5.0 * row + 3.0 * sizeof(int) * cfg->k_neighbors;

@@ -59,8 +59,8 @@ qdb_train_config_check(const QdbTrainConfig *c)
 		return QDB_ERR_ARG;
 	if (c->kind < QDB_KIND_PQ || c->kind > QDB_KIND_LAST)
 		return QDB_ERR_ARG;
-	/* rq under l2 spends one byte on the norm: at least one codeword byte */
-	if (c->kind == QDB_KIND_RQ && c->metric == QDB_METRIC_L2 && c->M < 2)
+	/* rq under l2 and cosine spends one byte on the norm: one more for codewords */
+	if (c->kind == QDB_KIND_RQ && c->metric != QDB_METRIC_IP && c->M < 2)
 		return QDB_ERR_ARG;
 	if (c->metric != QDB_METRIC_L2 && c->metric != QDB_METRIC_IP &&
 		c->metric != QDB_METRIC_COSINE)
@@ -182,8 +182,8 @@ qdb_model_check(const QdbModel *m)
 		m->M > QDB_MAX_SUBQUANTIZERS || m->ksub != QDB_KSUB || m->dsub < 1 ||
 		m->dim_pq % m->M != 0)
 		return QDB_ERR_ARG;
-	if (m->kind == QDB_KIND_RQ ? m->dsub != m->dim_pq ||
-		(m->metric == QDB_METRIC_L2 && m->M < 2) :
+	if (m->kind == QDB_KIND_RQ ? m->dsub != m->dim_pq || m->mean == NULL ||
+		(m->metric != QDB_METRIC_IP && m->M < 2) :
 		(size_t) m->M * m->dsub != (size_t) m->dim_pq)
 		return QDB_ERR_ARG;
 	if (m->kind == QDB_KIND_NEURAL)

@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 #define QDB_TRAINER_API_VERSION 3	/* of the seam: QdbNeuralOps */
-#define QDB_FORMAT_VERSION		1		/* serialized model format */
+#define QDB_FORMAT_VERSION		2		/* newest serialized model format read */
 #define QDB_MAX_DIM				16000	/* largest vector we accept */
 #define QDB_KSUB				256		/* centroids per sub-quantizer */
 #define QDB_NBITS				8		/* bits per sub-quantizer code */

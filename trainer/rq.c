@@ -418,8 +418,9 @@ centre_sample(const QdbAlloc *a, const float *x, size_t n, int d, int D, QdbMode
  */
 static int
 refit_books(const QdbAlloc *a, QdbModel *m, int nbooks, const float *y, size_t n,
-			Beams *bs, BeamScratch *s, float *cnorm)
+			Beams *bs, BeamScratch *s, float *cnorm, const QdbProgressCtx *p)
 {
+	int			status = QDB_OK;
 	int			D = m->dim_pq;
 	int			M = m->M;
 	int			K = nbooks * QDB_KSUB;
@@ -436,9 +437,10 @@ refit_books(const QdbAlloc *a, QdbModel *m, int nbooks, const float *y, size_t n
 
 	if (!G || !R)
 	{
+		/* the refits only improve the books: without room, keep them */
 		qdb_free(a, G);
 		qdb_free(a, R);
-		return QDB_ERR_NOMEM;
+		return QDB_OK;
 	}
 	for (i = 0; i < n; i++)
 	{
@@ -485,12 +487,18 @@ refit_books(const QdbAlloc *a, QdbModel *m, int nbooks, const float *y, size_t n
 			for (st = 0; st < nbooks; st++)
 				beam_step(m->codebooks, cnorm, D, M, st, y, i0, b, bs->codes, bs->err,
 						  bs->nbeam, s);
+			if ((i0 / RQ_BLOCK_ROWS) % 16 == 15 &&
+				qdb_progress_heartbeat(p, "rq refit") != QDB_OK)
+			{
+				status = QDB_ERR_CANCELLED;
+				break;
+			}
 		}
 	}
 	qdb_free(a, G);
 	qdb_free(a, R);
 	/* a singular system keeps the books it had (never expected with the ridge) */
-	return QDB_OK;
+	return status;
 }
 
 /* QDB_KSUB distinct rows of n, uniformly at random (Floyd's algorithm). */
@@ -534,7 +542,7 @@ qdb_rq_train(const QdbAlloc *a, const float *x, size_t n, const QdbTrainConfig *
 				round,
 				status;
 
-	if (c->metric == QDB_METRIC_L2 && M < 2)
+	if (c->metric != QDB_METRIC_IP && M < 2)
 		return QDB_ERR_ARG;
 	if (n < QDB_KSUB)
 		return QDB_ERR_DATA;
@@ -592,13 +600,16 @@ qdb_rq_train(const QdbAlloc *a, const float *x, size_t n, const QdbTrainConfig *
 			mse += bs.err[i * QDB_RQ_BEAM];
 		status = qdb_progress_report(p, "rq", book + 1, nbooks, mse / (double) n);
 	}
+	/* the residuals are done with: room for the refits' system */
+	qdb_free(a, resid);
+	resid = NULL;
 	/* joint refits while the system stays small (256 MB of G at most) */
 	for (round = 0; status == QDB_OK && round < RQ_REFITS &&
 		 (size_t) nbooks * QDB_KSUB <= RQ_MAX_REFIT_CODEWORDS; round++)
 	{
 		double		mse = 0;
 
-		status = refit_books(a, out, nbooks, y, n, &bs, &s, cnorm);
+		status = refit_books(a, out, nbooks, y, n, &bs, &s, cnorm, p);
 		for (i = 0; i < n && status == QDB_OK; i++)
 			mse += bs.err[i * QDB_RQ_BEAM];
 		if (status == QDB_OK)

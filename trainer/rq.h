@@ -5,12 +5,13 @@
  *
  * A model of kind rq keeps the mean, an optional PCA map (dim_pq < dim)
  * and M books of QDB_KSUB codewords of dim_pq floats each: codebooks is
- * (M, ksub, dim_pq) and dsub == dim_pq.  Under ip and cosine all M bytes
- * pick codewords and y ~ sum of the M chosen ones.  Under l2 the first
- * M - 1 do, and the last byte is the squared norm of that sum, quantized
- * to 256 levels kept in the first column of the last book (the rest of
- * that book is zero), so that an L2 distance stays a sum of lookups:
- * ||r_q - yhat||^2 = ||r_q||^2 - 2 sum <A r_q, c> + ||yhat||^2.
+ * (M, ksub, dim_pq) and dsub == dim_pq; the mean is always there.  Under
+ * ip all M bytes pick codewords and y ~ sum of the M chosen ones.  Under
+ * l2 and cosine the first M - 1 do, and the last byte is the squared norm
+ * of that sum, quantized to 256 levels kept in the first column of the
+ * last book (the rest of that book is zero), so that the distance stays a
+ * sum of lookups: ||r_q - yhat||^2 = ||r_q||^2 - 2 sum <A r_q, c> +
+ * ||yhat||^2 (cosine: half of it).
  */
 #ifndef QDB_RQ_H
 #define QDB_RQ_H
@@ -22,7 +23,7 @@
 #define QDB_RQ_BEAM		8
 #endif
 
-/* books that hold codewords: M, or M - 1 under l2 */
+/* books that hold codewords: M under ip, M - 1 under l2 and cosine */
 static inline int
 qdb_rq_books(const QdbModel *m)
 {

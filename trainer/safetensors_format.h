@@ -164,9 +164,9 @@ check_dims(int kind, int metric, long dim, long dim_pq, long M, int has_linear,
 		st_error(err, errlen, "unknown metric %d", metric);
 		return -1;
 	}
-	if (kind == QDB_KIND_RQ && metric == QDB_METRIC_L2 && M < 2)
+	if (kind == QDB_KIND_RQ && metric != QDB_METRIC_IP && M < 2)
 	{
-		st_error(err, errlen, "kind rq under metric l2 needs at least 2 subvectors");
+		st_error(err, errlen, "kind rq under l2 and cosine needs at least 2 subvectors");
 		return -1;
 	}
 	if (kind == QDB_KIND_NEURAL && metric == QDB_METRIC_IP)
@@ -202,6 +202,17 @@ check_dims(int kind, int metric, long dim, long dim_pq, long M, int has_linear,
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * The format_version a model of this kind is written with: 2 for kind rq
+ * (its codebooks are [M, 256, dim_pq], which a version-1 reader would
+ * reject as a bad shape), 1 for the rest, so their files stay as before.
+ */
+static inline int
+qdb_format_version(int kind)
+{
+	return kind == QDB_KIND_RQ ? 2 : 1;
 }
 
 /* Element counts of each tensor for these dimensions (no overflow: dims are checked). */

@@ -85,6 +85,7 @@ typedef struct StParse
 	char		vals[MK_COUNT][ST_VALUE_MAX];	/* metadata values, decoded */
 	size_t		crc_at;			/* checksum digits, offset in the header */
 	uint32_t	crc_stored;
+	int			version;		/* format_version: 1, or 2 (kind rq) */
 	int			kind;
 	int			metric;
 	int			dim;
@@ -132,7 +133,9 @@ check_version(StParse *sp, int meta)
 		st_error(sp->err, sp->errlen, "metadata format_version is missing or not a string");
 		return QDB_ERR_FORMAT;
 	}
-	if (!qdb_json_string_equals(doc, v, "1"))
+	sp->version = qdb_json_string_equals(doc, v, "1") ? 1 :
+		qdb_json_string_equals(doc, v, "2") ? 2 : 0;
+	if (sp->version == 0)
 	{
 		st_error(sp->err, sp->errlen, "format version \"%s\" is not supported (this build reads %d)",
 				 show(doc, v, shown, sizeof(shown)), QDB_FORMAT_VERSION);
@@ -254,6 +257,12 @@ read_metadata(StParse *sp, int meta)
 	if (sp->metric == 0)
 	{
 		st_error(sp->err, sp->errlen, "unknown metric \"%s\"", show(doc, node[MK_METRIC], shown, sizeof(shown)));
+		return -1;
+	}
+	if (sp->version < qdb_format_version(sp->kind))
+	{
+		st_error(sp->err, sp->errlen, "kind %s needs format version %d, not %d",
+				 kind_names[sp->kind], qdb_format_version(sp->kind), sp->version);
 		return -1;
 	}
 	sp->hidden = 0;
@@ -455,13 +464,15 @@ check_layout(StParse *sp)
 	for (int k = T_MEAN; k < T_COUNT; k++)
 	{
 		/* neural: mean and its six, no linear; the others: none of the six */
-		int			need = sp->kind == QDB_KIND_NEURAL && k != T_LINEAR;
+		int			need = (sp->kind == QDB_KIND_NEURAL && k != T_LINEAR) ||
+			(sp->kind == QDB_KIND_RQ && k == T_MEAN);
 		int			allowed = need || k == T_LINEAR ||
 			(k == T_MEAN && sp->kind != QDB_KIND_NEURAL);
 
 		if (need && !sp->t[k].present)
 		{
-			st_error(sp->err, sp->errlen, "kind neural needs tensor \"%s\"", tensor_names[k]);
+			st_error(sp->err, sp->errlen, "kind %s needs tensor \"%s\"", kind_names[sp->kind],
+					 tensor_names[k]);
 			return -1;
 		}
 		if (!allowed && sp->t[k].present)

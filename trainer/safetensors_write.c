@@ -57,7 +57,7 @@ write_header(StrBuf *sb, const QdbModel *m, const TensorInfo *t, size_t *crc_at)
 
 	sb_printf(sb, "{\"__metadata__\":{");
 	sb_printf(sb, "\"%s\":\"%s\",", meta_keys[MK_FORMAT], ST_FORMAT);
-	sb_printf(sb, "\"%s\":\"%d\",", meta_keys[MK_FORMAT_VERSION], QDB_FORMAT_VERSION);
+	sb_printf(sb, "\"%s\":\"%d\",", meta_keys[MK_FORMAT_VERSION], qdb_format_version(m->kind));
 	sb_printf(sb, "\"%s\":\"%s\",", meta_keys[MK_KIND], kind_names[m->kind]);
 	sb_printf(sb, "\"%s\":\"%s\",", meta_keys[MK_METRIC], metric_names[m->metric]);
 	sb_printf(sb, "\"%s\":\"%d\",", meta_keys[MK_DIM], m->dim);

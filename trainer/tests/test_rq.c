@@ -221,6 +221,30 @@ check_metric(QdbMetric metric, const float *x)
 	}
 	tap_ok(ok, "%s: a serialized rq model parses back to the same codes", name);
 	free(blob);
+	blob = NULL;
+
+	/* without its mean an rq model is refused (ADC reads it) */
+	{
+		float	   *mean = m.mean;
+		int			st;
+
+		m.mean = NULL;
+		st = qdb_model_serialize(&m, NULL, &blob, &bloblen);
+		m.mean = mean;
+		if (st != QDB_OK)
+		{
+			/* the writer refuses it already */
+			tap_ok(1, "%s: an rq model without its mean is refused (by the writer)", name);
+		}
+		else
+		{
+			st = qdb_model_parse(blob, bloblen, NULL, &back, err, sizeof(err));
+			tap_ok(st != QDB_OK, "%s: an rq file without its mean is refused (%s)", name, err);
+			if (st == QDB_OK)
+				qdb_model_free(&back);
+		}
+		free(blob);
+	}
 	qdb_model_free(&m);
 	free(codes);
 	free(dec);
@@ -242,6 +266,9 @@ main(void)
 	test_config(&c, QDB_KIND_RQ, QDB_METRIC_L2, D, 1, 10);
 	tap_ok(qdb_train_config_check(&c) == QDB_ERR_ARG,
 		   "l2 with one byte (no room beside the norm) is refused");
+	c.metric = QDB_METRIC_COSINE;
+	tap_ok(qdb_train_config_check(&c) == QDB_ERR_ARG,
+		   "cosine with one byte is refused too (its last byte is the norm as well)");
 	c.metric = QDB_METRIC_IP;
 	tap_ok(qdb_train_config_check(&c) == QDB_OK, "ip with one byte is allowed");
 	tap_ok(qdb_kind_parse("rq", &k) == QDB_OK && k == QDB_KIND_RQ &&

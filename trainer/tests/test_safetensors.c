@@ -647,7 +647,7 @@ test_garbled(void)
 	garble("control character in a value", "\"quantumdb-compressor\"", "\"quantumdb\tcompressor\"",
 		   QDB_ERR_FORMAT, "control character");
 	garble("header is an array", "{\"__metadata__\"", "[{\"__metadata__\"", QDB_ERR_FORMAT, NULL);
-	garble("version 2", "\"format_version\":\"1\"", "\"format_version\":\"2\"", QDB_ERR_VERSION, "version \"2\"");
+	garble("version 3", "\"format_version\":\"1\"", "\"format_version\":\"3\"", QDB_ERR_VERSION, "version \"3\"");
 	garble("version \"01\"", "\"format_version\":\"1\"", "\"format_version\":\"01\"", QDB_ERR_VERSION, NULL);
 	garble("version as a number", "\"format_version\":\"1\"", "\"format_version\":1", QDB_ERR_FORMAT, NULL);
 	garble("other format", "quantumdb-compressor", "quantumdb-compresso", QDB_ERR_FORMAT, "format");
