@@ -29,7 +29,7 @@
 
 #define RQ_BLOCK_ROWS	256		/* rows per beam step's sgemm block */
 #ifndef RQ_REFITS
-#define RQ_REFITS		2		/* joint refits of the books after the greedy pass */
+#define RQ_REFITS		4		/* joint refits of the books after the greedy pass */
 #endif
 #define RQ_MAX_REFIT_CODEWORDS	8192	/* larger systems skip the refits */
 
@@ -43,9 +43,10 @@ typedef struct BeamScratch
 } BeamScratch;
 
 static int
-scratch_alloc(const QdbAlloc *a, BeamScratch *s, int D, int M)
+scratch_alloc(const QdbAlloc *a, BeamScratch *s, size_t n, int D, int M)
 {
-	size_t		rb = (size_t) RQ_BLOCK_ROWS * QDB_RQ_BEAM;
+	/* a block of rows, or fewer for a few (an index insert encodes one) */
+	size_t		rb = (n < RQ_BLOCK_ROWS ? n : RQ_BLOCK_ROWS) * QDB_RQ_BEAM;
 
 	s->res = qdb_malloc(a, rb * D, sizeof(float));
 	s->dots = qdb_malloc(a, rb * QDB_KSUB, sizeof(float));
@@ -191,7 +192,7 @@ beam_encode(const QdbAlloc *a, const float *books, const float *cnorm, int D, in
 
 	status = beams_init(a, bs, y, n, D, M);
 	if (status == QDB_OK)
-		status = scratch_alloc(a, &s, D, M);
+		status = scratch_alloc(a, &s, n, D, M);
 	if (status != QDB_OK)
 	{
 		scratch_free(a, &s);
@@ -564,7 +565,7 @@ qdb_rq_train(const QdbAlloc *a, const float *x, size_t n, const QdbTrainConfig *
 	if (status == QDB_OK)
 		status = beams_init(a, &bs, y, n, D, M);
 	if (status == QDB_OK)
-		status = scratch_alloc(a, &s, D, M);
+		status = scratch_alloc(a, &s, n, D, M);
 	for (book = 0; book < nbooks && status == QDB_OK; book++)
 	{
 		float	   *cb = out->codebooks + (size_t) book * QDB_KSUB * D;
@@ -583,6 +584,9 @@ qdb_rq_train(const QdbAlloc *a, const float *x, size_t n, const QdbTrainConfig *
 							c->max_points_per_centroid, c->seed, 1, cb, &obj);
 		if (status != QDB_OK)
 			break;
+		/* padded dims are zero in every row; k-means' split may leave a trace */
+		for (k = 0; D > d && out->linear == NULL && k < QDB_KSUB; k++)
+			memset(cb + (size_t) k * D + d, 0, sizeof(float) * (D - d));
 		qdb_centroid_norms(cb, QDB_KSUB, D, cnorm + (size_t) book * QDB_KSUB);
 		for (i0 = 0; i0 < n; i0 += RQ_BLOCK_ROWS)
 		{
