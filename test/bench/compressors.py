@@ -1,6 +1,7 @@
 #!/usr/bin/python3
-"""Compressor benchmark: quantumdb pq, opq and neural (trainer/qdb-train, the
-same core the SQL functions use) against Faiss PQ16x8, OPQ16x8 and LSQ16x8
+"""Compressor benchmark: quantumdb pq, opq, rq and neural (trainer/qdb-train,
+the same core the SQL functions use) against Faiss PQ16x8, OPQ16x8, RQ15x8
+with a norm byte (for rq) and LSQ16x8
 (Debian's python3-faiss), trained on the same sample of each dataset in
 ../shared/data, judged by exhaustive search of the codes on the dataset's
 queries against its exact ground truth (gt_ip.ivecs, i.e. cosine, where
@@ -64,6 +65,14 @@ def faiss_run(kind, sample, base, query, gt):
         index = faiss.index_factory(dpad, "PQ%dx8" % M)
         sample, base, query = pad(sample), pad(base), pad(query)
         spec = "PQ%dx8" % M + ("" if d == dpad else " (zero-padded to %d)" % dpad)
+    elif kind == "rq":
+        # residual quantizer with beam 8 and M - 1 codebooks plus a norm
+        # byte, as quantumdb's rq under l2 and cosine (Faiss gets cosine
+        # sets normalised, so its L2 order is the cosine order)
+        index = faiss.IndexResidualQuantizer(d, M - 1, 8, faiss.METRIC_L2,
+                                             faiss.AdditiveQuantizer.ST_norm_qint8)
+        index.rq.max_beam_size = 8
+        spec = "RQ%dx8_Nqint8 (beam 8)" % (M - 1)
     else:
         spec = "OPQ%d%s,PQ%dx8" % (M, "" if d == dpad else "_%d" % dpad, M)
         index = faiss.index_factory(d, spec)
