@@ -99,12 +99,21 @@ def check_quantumdb(path, blob):
     text = blob[8:8 + n].decode("utf-8")
     if n % 8 != 0 or not text.rstrip(" ").endswith("}") or n - len(text.rstrip(" ")) >= 8:
         raise ValueError("header not padded with fewer than 8 spaces to a multiple of 8")
-    if sorted(meta) != sorted(META_KEYS):
+    neural = meta.get("kind") == "neural"
+    if sorted(meta) != sorted(META_KEYS + (["neural.hidden"] if neural else [])):
         raise ValueError("metadata keys %s" % sorted(meta))
-    if meta["format"] != "quantumdb-compressor" or meta["format_version"] != "1":
+    # version 2 is kind rq's (full-width codewords), 1 every other kind's
+    version = "2" if meta["kind"] == "rq" else "1"
+    if meta["format"] != "quantumdb-compressor" or meta["format_version"] != version:
         raise ValueError("format %s version %s" % (meta["format"], meta["format_version"]))
     dim, dim_pq, m = int(meta["dim"]), int(meta["dim_pq"]), int(meta["subvectors"])
-    want = {"codebooks": (m, 256, dim_pq // m), "mean": (dim,), "linear": (dim_pq, dim)}
+    width = dim_pq if meta["kind"] == "rq" else dim_pq // m
+    want = {"codebooks": (m, 256, width), "mean": (dim,), "linear": (dim_pq, dim)}
+    if neural:  # the encoder and decoder (PyTorch's names), no linear map
+        h = int(meta["neural.hidden"])
+        want.update({"encoder.0.weight": (h, dim), "encoder.0.bias": (h,),
+                     "encoder.2.weight": (dim_pq, h), "encoder.2.bias": (dim_pq,),
+                     "decoder.weight": (dim, dim_pq), "decoder.bias": (dim,)})
     for name, arr in arrays.items():
         if arr.shape != want[name]:
             raise ValueError("%s has shape %s, metadata says %s" % (name, arr.shape, want[name]))

@@ -89,7 +89,7 @@ write_model(const char *dir, const char *name, int kind, int metric, int dim, in
 int
 main(int argc, char **argv)
 {
-	static const char *kinds[] = {"", "pq", "opq", "neural"};
+	static const char *kinds[] = {"", "pq", "opq", "neural", "rq"};
 	static const char *metrics[] = {"", "l2", "ip", "cosine"};
 	int			rc = 0;
 
@@ -98,11 +98,12 @@ main(int argc, char **argv)
 		fprintf(stderr, "usage: %s DIR\n", argv[0]);
 		return 2;
 	}
-	for (int k = 1; k <= 3; k++)
+	for (int k = 1; k <= QDB_KIND_LAST; k++)
 		for (int me = 1; me <= 3; me++)
 		{
 			char		name[64];
-			int			mean = (k + me) % 2,
+			/* rq always has its mean */
+			int			mean = k == QDB_KIND_RQ || (k + me) % 2,
 						linear = k != 1;
 
 			/* the neural kind has no inner-product form */
