@@ -11,7 +11,10 @@
  * has accepted it (node_check.c's page and item checks); a page with no line
  * pointer holds no node and is not checked.  A walk in report mode (verify)
  * checks every page and passes each problem to a callback instead of the
- * ERROR, and skips what it reported.
+ * ERROR, and skips what it reported.  An all-zero page is no problem: a
+ * crash between extending the index and logging the new page's first node
+ * leaves one (the extension itself is not WAL-logged); nothing refers to
+ * it, and VACUUM offers it for reuse.
  *
  * A writer registers the page with QdbXLog between QdbNodeScanNextPage and
  * the first QdbNodeScanNext, storing the registered copy in scan->page, and
@@ -73,7 +76,9 @@ QdbNodeScanNextPage(QdbNodeScan *scan)
 	scan->page = BufferGetPage(scan->buf);
 	scan->off = InvalidOffsetNumber;
 	scan->page_ok = true;
-	if (scan->report)
+	if (scan->report && PageIsNew(scan->page))
+		scan->page_ok = false;
+	else if (scan->report)
 	{
 		const char *what = QdbNodePageProblem(scan->page);
 

@@ -70,6 +70,8 @@ mark_dead(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 		QdbNode		node;
 		QdbNodeRef	ref;
 		bool		changed = false;
+		/* a page left all zeros by a crash (index_nodes.c) is free too */
+		bool		zero_page = PageIsNew(scan.page);
 
 		scan.page = QdbXLogRegister(state, scan.buf, 0);
 		while ((node = QdbNodeScanNext(&scan, &ref)) != NULL)
@@ -406,6 +408,8 @@ QdbFreeUnlinkedNodes(Relation index, BufferAccessStrategy strategy)
 		int			nfree = 0,
 					nnew = 0;
 		bool		changed = false;
+		/* a page left all zeros by a crash (index_nodes.c) is free too */
+		bool		zero_page = PageIsNew(scan.page);
 
 		scan.page = QdbXLogRegister(state, scan.buf, 0);
 		while ((node = QdbNodeScanNext(&scan, &ref)) != NULL)
@@ -435,7 +439,7 @@ QdbFreeUnlinkedNodes(Relation index, BufferAccessStrategy strategy)
 			QdbXLogFinish(state);
 		else
 			QdbXLogAbort(state);
-		if (nfree + nnew > 0)
+		if (nfree + nnew > 0 || zero_page)
 			free_pages[nfree_pages++] = scan.blkno;
 		freed += nnew;
 	}

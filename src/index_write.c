@@ -282,6 +282,8 @@ add_item(Relation index, Page page, QdbNode node, Size size)
  * Puts the node in a free slot of the same size (a deleted node that VACUUM
  * unlinked) on a page the free space map offers; InvalidOffsetNumber if
  * the page has none.  A page with more such slots goes back to the map.
+ * An all-zero page (an extension a crash cut short, which VACUUM offers
+ * too) becomes a node page with this node as its first.
  */
 static OffsetNumber
 reuse_slot(Relation index, const QdbIndexCache *c, BlockNumber blkno, QdbNode node,
@@ -299,6 +301,16 @@ reuse_slot(Relation index, const QdbIndexCache *c, BlockNumber blkno, QdbNode no
 	buf = ReadBuffer(index, blkno);
 	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 	page = BufferGetPage(buf);
+	if (PageIsNew(page))
+	{
+		state = QdbXLogStart(index);
+		page = QdbXLogRegister(state, buf, GENERIC_XLOG_FULL_IMAGE);
+		QdbInitPage(page, QDB_PAGE_NODES);
+		found = add_item(index, page, node, size);
+		QdbXLogFinish(state);
+		UnlockReleaseBuffer(buf);
+		return found;
+	}
 	if (QdbPageProblem(page) != NULL || QdbPageGetOpaque(page)->flags != QDB_PAGE_NODES)
 	{
 		UnlockReleaseBuffer(buf);
@@ -376,10 +388,17 @@ QdbAddNode(Relation index, const QdbIndexCache *c, QdbNode node, Size size)
 	UnlockReleaseBuffer(buf);
 
 	/* the insert page is full: start a new one */
-	LockRelationForExtension(index, ExclusiveLock);
-	buf = ReadBuffer(index, P_NEW);
-	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-	UnlockRelationForExtension(index, ExclusiveLock);
+	for (;;)
+	{
+		LockRelationForExtension(index, ExclusiveLock);
+		buf = ReadBuffer(index, P_NEW);
+		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		UnlockRelationForExtension(index, ExclusiveLock);
+		/* VACUUM saw it still all zeros and reuse_slot took it: extend again */
+		if (PageIsNew(BufferGetPage(buf)))
+			break;
+		UnlockReleaseBuffer(buf);
+	}
 	blkno = BufferGetBlockNumber(buf);
 	if (blkno >= QDB_MAX_BLOCKS)
 		ereport(ERROR,
