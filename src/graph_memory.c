@@ -61,18 +61,21 @@ node_unlock(QdbMemGraph *g, uint32 id)
 	__atomic_clear(&g->locks[id], __ATOMIC_RELEASE);
 }
 
-/* Exact distance between two full vectors (normalised under cosine). */
+/*
+ * Distance between two vectors of the graph: exact between full vectors
+ * (normalised under cosine), or L2 between their projections.
+ */
 static inline float
 vector_distance(const QdbMemGraph *g, const float *a, const float *b)
 {
 	switch (g->metric)
 	{
 		case QDB_METRIC_L2:
-			return sqrtf(qdb_kernels.l2sq(a, b, g->dim));
+			return sqrtf(qdb_kernels.l2sq(a, b, g->vec_dim));
 		case QDB_METRIC_IP:
-			return -qdb_kernels.dot(a, b, g->dim);
+			return -qdb_kernels.dot(a, b, g->vec_dim);
 		default:
-			return 1.0f - qdb_kernels.dot(a, b, g->dim);
+			return 1.0f - qdb_kernels.dot(a, b, g->vec_dim);
 	}
 }
 
@@ -83,7 +86,7 @@ mem_distance(void *arg, uint32 id)
 	QdbMemGraph *g = w->g;
 
 	if (g->vectors)
-		return vector_distance(g, w->qvec, g->vectors + (Size) id * g->dim);
+		return vector_distance(g, w->qvec, g->vectors + (Size) id * g->vec_dim);
 	return qdb_adc_distance(&w->model, w->table, w->bias, g->codes + (Size) id * g->code_size);
 }
 
@@ -136,7 +139,8 @@ mem_pair(void *arg, uint32 a, uint32 b)
 	QdbMemGraph *g = w->g;
 
 	if (g->vectors)
-		return vector_distance(g, g->vectors + (Size) a * g->dim, g->vectors + (Size) b * g->dim);
+		return vector_distance(g, g->vectors + (Size) a * g->vec_dim,
+							   g->vectors + (Size) b * g->vec_dim);
 	return qdb_pair_distance(&w->model, g->pair, g->codes + (Size) a * g->code_size,
 							 g->codes + (Size) b * g->code_size);
 }
@@ -225,12 +229,14 @@ static const QdbLinkOps mem_link_ops = {mem_set_own_lists, mem_link_back};
 
 /* An empty graph with these settings; the caller grows its arrays. */
 void
-QdbMemGraphInit(QdbMemGraph *g, QdbMetric metric, int dim, int code_size, int m,
-				int ef_construction, int max_level, const float *pair)
+QdbMemGraphInit(QdbMemGraph *g, QdbMetric metric, int dim, int vec_dim,
+				int code_size, int m, int ef_construction, int max_level,
+				const float *pair)
 {
 	memset(g, 0, sizeof(QdbMemGraph));
 	g->metric = metric;
 	g->dim = dim;
+	g->vec_dim = vec_dim;
 	g->code_size = code_size;
 	g->m = m;
 	g->ef_construction = ef_construction;
@@ -266,7 +272,7 @@ insert_node(Worker *w, uint32 id)
 	entry = QdbMemGraphEntry(g, &entry_level);
 
 	w->id = id;
-	w->qvec = g->vectors ? g->vectors + (Size) id * g->dim : NULL;
+	w->qvec = g->vectors ? g->vectors + (Size) id * g->vec_dim : NULL;
 	if (!g->vectors)
 	{
 		int			rc = qdb_compute_distance_table(&w->model, g->batch_x + (Size) (id - w->first) * g->dim,

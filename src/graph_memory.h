@@ -21,8 +21,9 @@ typedef struct QdbMemNode
 
 typedef struct QdbMemGraph
 {
-	QdbMetric	metric;
-	int			dim;
+	QdbMetric	metric;			/* of the vectors' distances (L2 when projected) */
+	int			dim;			/* of the input rows (batch_x) */
+	int			vec_dim;		/* of vectors: dim, or dim_pq when projected */
 	int			code_size;
 	int			m;
 	int			ef_construction;
@@ -30,7 +31,8 @@ typedef struct QdbMemGraph
 	const float *pair;			/* code-to-code table */
 	QdbMemNode *nodes;
 	uint8	   *codes;			/* (cap, code_size) */
-	float	   *vectors;		/* (cap, dim), unit under cosine; NULL: codes only */
+	float	   *vectors;		/* (cap, vec_dim), unit under cosine, or the
+								 * model's projection; NULL: codes only */
 	uint8	   *locks;			/* a spinlock per node */
 	int			n;
 	int			cap;
@@ -39,8 +41,9 @@ typedef struct QdbMemGraph
 	int			next;			/* next row of the batch to insert */
 } QdbMemGraph;
 
-extern void QdbMemGraphInit(QdbMemGraph *g, QdbMetric metric, int dim, int code_size, int m,
-							int ef_construction, int max_level, const float *pair);
+extern void QdbMemGraphInit(QdbMemGraph *g, QdbMetric metric, int dim, int vec_dim,
+							int code_size, int m, int ef_construction, int max_level,
+							const float *pair);
 extern int	QdbMemGraphEntry(const QdbMemGraph *g, int *level);
 extern int	QdbMemGraphInsert(QdbMemGraph *g, const QdbModel *model, int first, int count,
 							  int nthreads);

@@ -119,6 +119,7 @@ typedef QdbMetaPageData *QdbMetaPage;
 #define QDB_BUILT_FROM_CODES	(1 << 1)	/* part of it from code distances */
 #define QDB_BUILT_ON_DISK		(1 << 2)	/* part of it inserted page by page */
 #define QDB_BUILT_TRAINED		(1 << 3)	/* the build trained its compressor */
+#define QDB_BUILT_PROJECTED		(1 << 4)	/* vectors were the model's projections */
 
 #define QdbPageGetMeta(page)	((QdbMetaPage) PageGetContents(page))
 

@@ -8,9 +8,14 @@
  *	2. writes the meta page and the compressor's own pages, so the index
  *	   never depends on the catalog row again;
  *	3. scans the heap, encodes rows in batches and inserts them into an HNSW
- *	   graph held in memory: with exact distances between the full vectors
- *	   while they fit in maintenance_work_mem (a better graph), then with
- *	   code distances (ADC for the new row, code-to-code between nodes);
+ *	   graph held in memory: with distances between vectors while they fit
+ *	   in maintenance_work_mem (a better graph), then with code distances
+ *	   (ADC for the new row, code-to-code between nodes).  The vectors are
+ *	   the full rows (normalised under cosine), or, when the compressor
+ *	   first projects the rows on fewer orthonormal directions (PCA, OPQ's
+ *	   rotation; see projected_build), those projections: the codes cannot
+ *	   tell apart what the projection drops, and the distances cost
+ *	   dim_pq / dim as much (fashion-mnist-784: 256 of 784 dims);
  *	4. writes the graph to pages in insertion order.  If even the codes-only
  *	   graph outgrows maintenance_work_mem, it is written out early and the
  *	   remaining rows are inserted page by page, as INSERT does.
@@ -51,7 +56,9 @@ typedef struct BuildState
 	MemoryContext tmp_cxt;
 	Size		lists_bytes;	/* neighbour lists of the nodes in memory */
 	Size		mem_limit;
-	bool		exact;			/* full vectors kept: exact distances */
+	bool		exact;			/* vectors kept: distances between them */
+	bool		projected;		/* the vectors are the model's projections */
+	float	   *proj;			/* (BUILD_BATCH, dim_pq): a batch's projections */
 	uint32		flags;			/* QDB_BUILT_* */
 	int			nthreads;
 	QdbMemGraph g;				/* the graph in memory */
@@ -71,7 +78,7 @@ graph_bytes(const BuildState *bs, Size cap)
 {
 	return cap * (sizeof(QdbMemNode) + bs->c->shape.code_size + 1 +
 				  sizeof(uint32) * (1 + bs->nthreads) +
-				  (bs->exact ? sizeof(float) * bs->c->dim : 0)) + bs->lists_bytes;
+				  (bs->exact ? sizeof(float) * bs->g.vec_dim : 0)) + bs->lists_bytes;
 }
 
 /*
@@ -107,7 +114,7 @@ grow_graph(BuildState *bs, int count)
 		g->codes = palloc_extended((Size) newcap * g->code_size, MCXT_ALLOC_HUGE);
 		g->locks = palloc_extended(newcap, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 		if (bs->exact)
-			g->vectors = palloc_extended(sizeof(float) * newcap * g->dim, MCXT_ALLOC_HUGE);
+			g->vectors = palloc_extended(sizeof(float) * newcap * g->vec_dim, MCXT_ALLOC_HUGE);
 	}
 	else
 	{
@@ -116,15 +123,19 @@ grow_graph(BuildState *bs, int count)
 		g->locks = repalloc_huge(g->locks, newcap);
 		memset(g->locks + g->cap, 0, newcap - g->cap);
 		if (bs->exact)
-			g->vectors = repalloc_huge(g->vectors, sizeof(float) * newcap * g->dim);
+			g->vectors = repalloc_huge(g->vectors, sizeof(float) * newcap * g->vec_dim);
 	}
 	g->cap = newcap;
 	MemoryContextSwitchTo(old);
 }
 
-/* Adds a batch of encoded rows to the graph in memory, on several threads. */
+/*
+ * Adds a batch of encoded rows to the graph in memory, on several threads:
+ * x their input rows, vecs their graph vectors (x itself unless projected).
+ */
 static void
-graph_insert_batch(BuildState *bs, const float *x, const uint8 *codes, int count)
+graph_insert_batch(BuildState *bs, const float *x, const float *vecs,
+				   const uint8 *codes, int count)
 {
 	QdbMemGraph *g = &bs->g;
 	int			first = g->n,
@@ -147,8 +158,8 @@ graph_insert_batch(BuildState *bs, const float *x, const uint8 *codes, int count
 		memcpy(g->codes + (Size) (first + i) * g->code_size, codes + (Size) i * g->code_size,
 			   g->code_size);
 		if (g->vectors)
-			memcpy(g->vectors + (Size) (first + i) * g->dim, x + (Size) i * g->dim,
-				   sizeof(float) * g->dim);
+			memcpy(g->vectors + (Size) (first + i) * g->vec_dim, vecs + (Size) i * g->vec_dim,
+				   sizeof(float) * g->vec_dim);
 	}
 	g->n += count;
 	g->batch_x = x;
@@ -187,7 +198,7 @@ make_room(BuildState *bs, int count)
 	if (bs->exact)
 	{
 		ereport(NOTICE,
-				(errmsg("quantumdb graph with full vectors no longer fits in maintenance_work_mem after %d rows",
+				(errmsg("quantumdb graph with vectors no longer fits in maintenance_work_mem after %d rows",
 						bs->g.n),
 				 errdetail("The rest of the graph is built from code distances, which gives lower recall."),
 				 errhint("Increase maintenance_work_mem to build from exact distances.")));
@@ -215,6 +226,23 @@ make_room(BuildState *bs, int count)
 	bs->lists_bytes = 0;
 }
 
+/*
+ * Whether the graph's vectors are the model's projections y = A (x - mean)
+ * (of the unit x under cosine): when A has orthonormal rows (the PCA of pq
+ * and rq, opq's rotation after it) and fewer of them than x has dims.  The
+ * L2 distance between projections then orders pairs as the metric would
+ * within the projected space (under cosine 1 - x.x' = |x - x'|^2 / 2 for
+ * unit rows).  Not under ip: centring changes inner products.
+ */
+static bool
+projected_build(const QdbModel *model)
+{
+	return model->linear != NULL && model->dim_pq < model->dim &&
+		model->metric != QDB_METRIC_IP &&
+		(model->kind == QDB_KIND_PQ || model->kind == QDB_KIND_OPQ ||
+		 model->kind == QDB_KIND_RQ);
+}
+
 /* Under cosine the in-memory graph keeps unit vectors: 1 - dot is the distance. */
 static void
 normalise_batch(BuildState *bs)
@@ -222,7 +250,7 @@ normalise_batch(BuildState *bs)
 	int			i,
 				j;
 
-	if (bs->c->metric != QDB_METRIC_COSINE || !bs->exact)
+	if (bs->c->metric != QDB_METRIC_COSINE || !bs->exact || bs->projected)
 		return;
 	for (i = 0; i < bs->nbatch; i++)
 	{
@@ -251,8 +279,12 @@ flush_batch(BuildState *bs)
 					"could not encode the rows", NULL);
 	if (!bs->on_disk && !graph_fits(bs, bs->nbatch))
 		make_room(bs, bs->nbatch);
+	if (!bs->on_disk && bs->exact && bs->projected)
+		QdbReportStatus(qdb_model_transform(&c->model, bs->batch, bs->nbatch, bs->proj),
+						"could not project the rows", NULL);
 	if (!bs->on_disk)
-		graph_insert_batch(bs, bs->batch, codes, bs->nbatch);
+		graph_insert_batch(bs, bs->batch, bs->projected ? bs->proj : bs->batch, codes,
+						   bs->nbatch);
 	else
 	{
 		for (i = 0; i < bs->nbatch; i++)
@@ -456,7 +488,15 @@ qdbbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 	bs.mem_limit = (Size) maintenance_work_mem * 1024;
 	bs.exact = true;
 	bs.nthreads = build_threads();
-	QdbMemGraphInit(&bs.g, bs.c->metric, bs.c->dim, bs.c->shape.code_size, bs.c->shape.m,
+	bs.projected = projected_build(&bs.c->model);
+	if (bs.projected)
+	{
+		bs.flags |= QDB_BUILT_PROJECTED;
+		bs.proj = palloc(sizeof(float) * BUILD_BATCH * bs.c->model.dim_pq);
+	}
+	QdbMemGraphInit(&bs.g, bs.projected ? QDB_METRIC_L2 : bs.c->metric, bs.c->dim,
+					bs.projected ? bs.c->model.dim_pq : bs.c->dim,
+					bs.c->shape.code_size, bs.c->shape.m,
 					bs.c->ef_construction, bs.c->shape.max_level, bs.c->pair);
 	bs.batch = palloc(sizeof(float) * BUILD_BATCH * bs.c->dim);
 

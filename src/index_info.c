@@ -82,8 +82,10 @@ quantumdb_index_info(PG_FUNCTION_ARGS)
 	nblocks = map.nblocks;
 
 	initStringInfo(&built);
-	appendStringInfoString(&built, (meta.build_flags & QDB_BUILT_FROM_CODES) ?
-						   "vectors, then codes" : "vectors");
+	appendStringInfoString(&built, (meta.build_flags & QDB_BUILT_PROJECTED) ?
+						   "projected vectors" : "vectors");
+	if (meta.build_flags & QDB_BUILT_FROM_CODES)
+		appendStringInfoString(&built, ", then codes");
 	if (meta.build_flags & QDB_BUILT_ON_DISK)
 		appendStringInfoString(&built, ", then page by page");
 

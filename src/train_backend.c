@@ -173,9 +173,14 @@ training_memory(const QdbTrainConfig *cfg, int dim, double *per_row, double *fix
 {
 	const double mb = 1024.0 * 1024.0;
 	double		row = sizeof(float) * (double) dim;
-	double		t = cfg->dim_pq > 0 ? cfg->dim_pq : dim;
-	double		h = cfg->hidden > 0 ? cfg->hidden : Min(2 * t, 1024);
+	QdbTrainConfig shaped = *cfg;
+	double		t;
+	double		h;
 	double		square = 6 * mb + 20.0 * sizeof(float) * dim * (double) dim;
+
+	shaped.dim = dim;
+	t = qdb_config_dim_pq(&shaped);
+	h = cfg->hidden > 0 ? cfg->hidden : Min(2 * t, 1024);
 
 	switch (cfg->kind)
 	{

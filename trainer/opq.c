@@ -37,9 +37,9 @@
 /*
  * Multiply-adds one alternation may cost: rotating its rows, opq_pq_iters
  * k-means iterations and one encoding, (t + (opq_pq_iters + 1) ksub)
- * dim_pq a row.  4.5e10 keeps every row of 25,000 at 784 dims (the
- * compressor benchmark's fashion-mnist), about 28,000 rows at 768 and
- * 10,000 at 1536 dims.
+ * dim_pq a row.  4.5e10 keeps every row of 114,000 at the default dim_pq
+ * of 256 (qdb_config_dim_pq), whatever the input's dims; with dim_pq as
+ * large as the input, 25,000 at 784 dims, 28,000 at 768, 10,000 at 1536.
  */
 #define OPQ_ROUND_BUDGET	4.5e10
 

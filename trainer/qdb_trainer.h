@@ -109,11 +109,29 @@ qdb_padded_dim(int dim, int M)
 	return (dim + M - 1) / M * M;
 }
 
-/* The dim_pq a training of c produces: c->dim_pq, or dim padded. */
+/*
+ * The default dim_pq of the kinds that learn a transform (opq, rq, neural)
+ * is at most this many dimensions per sub-quantizer (256 for 16 bytes),
+ * reached by PCA: 256 codewords a sub-space cannot resolve more, and the
+ * k-means and Procrustes steps then skip the dims that only add noise.  On
+ * fashion-mnist-784 (25,000-row sample) opq's 10-recall@10 went from 0.620
+ * (784 dims) to 0.644 (256) and its training from 43 s to 15 s.
+ */
+#define QDB_DEFAULT_DIMS_PER_SUB	16
+
+/*
+ * The dim_pq a training of c produces: c->dim_pq; by default dim padded
+ * to a multiple of M, capped for the learned kinds (above).
+ */
 static inline int
 qdb_config_dim_pq(const QdbTrainConfig *c)
 {
-	return c->dim_pq > 0 ? c->dim_pq : qdb_padded_dim(c->dim, c->M);
+	int			padded = qdb_padded_dim(c->dim, c->M);
+	int			cap = QDB_DEFAULT_DIMS_PER_SUB * c->M;
+
+	if (c->dim_pq > 0)
+		return c->dim_pq;
+	return c->kind != QDB_KIND_PQ && padded > cap ? cap : padded;
 }
 
 void		qdb_train_config_init(QdbTrainConfig *c);

@@ -2,7 +2,8 @@
  * test_opq.c
  *	  OPQ: never a worse reconstruction than PQ on the same data (plain,
  *	  padded, reduced, cosine), the shape of the learnt transform, the
- *	  balanced initial allocation, progress stages and cancellation.
+ *	  balanced initial allocation, the default target_dim, progress stages
+ *	  and cancellation.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -302,12 +303,56 @@ test_progress(void)
 	free(x);
 }
 
+/*
+ * The default dim_pq: padded dim for pq, at most QDB_DEFAULT_DIMS_PER_SUB
+ * per sub-quantizer for the learned kinds, an explicit one as given; and
+ * a training with the default reduces by PCA with orthonormal rows.
+ */
+static void
+test_default_dim(void)
+{
+	QdbTrainConfig c;
+	QdbModel	m;
+	float	   *x;
+
+	qdb_train_config_init(&c);
+	c.dim = 784;
+	c.kind = QDB_KIND_PQ;
+	tap_ok(qdb_config_dim_pq(&c) == 784, "pq keeps 784 dims by default");
+	c.kind = QDB_KIND_OPQ;
+	tap_ok(qdb_config_dim_pq(&c) == 256, "opq: 784 dims become 256 by default");
+	c.kind = QDB_KIND_RQ;
+	c.dim = 300;
+	tap_ok(qdb_config_dim_pq(&c) == 256, "rq: 300 dims become 256 by default");
+	c.kind = QDB_KIND_NEURAL;
+	c.dim = 250;
+	tap_ok(qdb_config_dim_pq(&c) == 256, "neural: 250 dims pad to 256, no reduction");
+	c.kind = QDB_KIND_OPQ;
+	c.dim = 100;
+	tap_ok(qdb_config_dim_pq(&c) == 112, "opq: 100 dims pad to 112");
+	c.M = 8;
+	c.dim = 784;
+	tap_ok(qdb_config_dim_pq(&c) == 128, "8 sub-quantizers: 128 dims by default");
+	c.dim_pq = 392;
+	tap_ok(qdb_config_dim_pq(&c) == 392, "an explicit target_dim is kept");
+
+	x = make_correlated(11, 2000, 80);
+	test_config(&c, QDB_KIND_OPQ, QDB_METRIC_L2, 80, 4, 5);
+	c.opq_iters = 2;
+	tap_ok(test_train(&c, x, 2000, &m, NULL, NULL) == QDB_OK && m.dim_pq == 64 &&
+		   m.linear != NULL && test_orthonormal_deviation(&m) < 1e-4,
+		   "opq with 4 sub-quantizers on 80 dims trains a 64 x 80 orthonormal map");
+	qdb_model_free(&m);
+	free(x);
+}
+
 int
 main(void)
 {
 	qdb_distance_init();
 	test_versus_pq();
 	test_balanced_init();
+	test_default_dim();
 	test_progress();
 	return tap_done();
 }
