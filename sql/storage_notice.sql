@@ -1,0 +1,24 @@
+-- CREATE INDEX says when the heap stores the indexed vectors compressed
+-- (real[] values past about 2 kB are pglz-compressed by default), since
+-- every reranked row is then decompressed; the hint's commands store them
+-- plain, and the next build says nothing.
+CREATE TABLE sn_items (id int, emb real[]);
+-- 600 dims, mostly zeros: compressible, as fashion-mnist's pixels are
+INSERT INTO sn_items
+SELECT i, array_fill(0::real, ARRAY[590]) ||
+          (SELECT array_agg(sin(i * 0.7 + j)::real) FROM generate_series(1, 10) j)
+FROM generate_series(1, 300) i;
+SELECT count(*) FILTER (WHERE pg_column_compression(emb) IS NOT NULL) AS compressed
+FROM sn_items;
+SET client_min_messages = warning;
+SELECT compressor FROM quantumdb.train('sn_c', 'sn_items', 'emb', kind => 'pq',
+                                       subvectors => 8, kmeans_iters => 2, validation => 0);
+RESET client_min_messages;
+CREATE INDEX sn_idx ON sn_items USING quantumdb (emb) WITH (compressor = 'sn_c');
+ALTER TABLE sn_items ALTER COLUMN emb SET STORAGE PLAIN;
+UPDATE sn_items SET emb = emb[:];
+SELECT count(*) FILTER (WHERE pg_column_compression(emb) IS NOT NULL) AS compressed
+FROM sn_items;
+REINDEX INDEX sn_idx;
+DROP TABLE sn_items;
+SELECT quantumdb.drop_compressor('sn_c');
