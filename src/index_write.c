@@ -279,6 +279,24 @@ add_item(Relation index, Page page, QdbNode node, Size size)
 }
 
 /*
+ * Makes the all-zero page of buf (exclusively locked) a node page holding
+ * node, WAL-logged as a full image, and releases buf; the node's offset.
+ */
+static OffsetNumber
+first_node_on_page(Relation index, Buffer buf, QdbNode node, Size size)
+{
+	QdbXLog    *state = QdbXLogStart(index);
+	Page		page = QdbXLogRegister(state, buf, GENERIC_XLOG_FULL_IMAGE);
+	OffsetNumber off;
+
+	QdbInitPage(page, QDB_PAGE_NODES);
+	off = add_item(index, page, node, size);
+	QdbXLogFinish(state);
+	UnlockReleaseBuffer(buf);
+	return off;
+}
+
+/*
  * Puts the node in a free slot of the same size (a deleted node that VACUUM
  * unlinked) on a page the free space map offers; InvalidOffsetNumber if
  * the page has none.  A page with more such slots goes back to the map.
@@ -302,15 +320,7 @@ reuse_slot(Relation index, const QdbIndexCache *c, BlockNumber blkno, QdbNode no
 	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 	page = BufferGetPage(buf);
 	if (PageIsNew(page))
-	{
-		state = QdbXLogStart(index);
-		page = QdbXLogRegister(state, buf, GENERIC_XLOG_FULL_IMAGE);
-		QdbInitPage(page, QDB_PAGE_NODES);
-		found = add_item(index, page, node, size);
-		QdbXLogFinish(state);
-		UnlockReleaseBuffer(buf);
-		return found;
-	}
+		return first_node_on_page(index, buf, node, size);
 	if (QdbPageProblem(page) != NULL || QdbPageGetOpaque(page)->flags != QDB_PAGE_NODES)
 	{
 		UnlockReleaseBuffer(buf);
@@ -405,12 +415,7 @@ QdbAddNode(Relation index, const QdbIndexCache *c, QdbNode node, Size size)
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("index \"%s\" has reached its limit of %u blocks",
 						RelationGetRelationName(index), QDB_MAX_BLOCKS)));
-	state = QdbXLogStart(index);
-	page = QdbXLogRegister(state, buf, GENERIC_XLOG_FULL_IMAGE);
-	QdbInitPage(page, QDB_PAGE_NODES);
-	off = add_item(index, page, node, size);
-	QdbXLogFinish(state);
-	UnlockReleaseBuffer(buf);
+	off = first_node_on_page(index, buf, node, size);
 	QdbNoteInsertPage(index, blkno);
 	return QdbMakeRef(blkno, off);
 }
