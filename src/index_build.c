@@ -378,13 +378,13 @@ build_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 	/* Skip nulls */
 	if (isnull[0])
 		return;
-	if (datum_compressed(values[0]))
-		bs->compressed++;
 	old = MemoryContextSwitchTo(bs->tmp_cxt);
 	x = QdbIndexVector(index, c, values[0], &skip);
 	MemoryContextSwitchTo(old);
 	if (!skip)
 	{
+		if (datum_compressed(values[0]))
+			bs->compressed++;
 		dst = bs->batch + (Size) bs->nbatch * c->dim;
 		memcpy(dst, x, sizeof(float) * c->dim);
 		bs->batch_tid[bs->nbatch++] = *tid;

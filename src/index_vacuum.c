@@ -70,8 +70,6 @@ mark_dead(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 		QdbNode		node;
 		QdbNodeRef	ref;
 		bool		changed = false;
-		/* a page left all zeros by a crash (index_nodes.c) is free too */
-		bool		zero_page = PageIsNew(scan.page);
 
 		scan.page = QdbXLogRegister(state, scan.buf, 0);
 		while ((node = QdbNodeScanNext(&scan, &ref)) != NULL)
@@ -409,7 +407,7 @@ QdbFreeUnlinkedNodes(Relation index, BufferAccessStrategy strategy)
 					nnew = 0;
 		bool		changed = false;
 		/* a page left all zeros by a crash (index_nodes.c) is free too */
-		bool		zero_page = PageIsNew(scan.page);
+		bool		zero_page = PageIsNew(scan.page) && scan.blkno < QDB_MAX_BLOCKS;
 
 		scan.page = QdbXLogRegister(state, scan.buf, 0);
 		while ((node = QdbNodeScanNext(&scan, &ref)) != NULL)

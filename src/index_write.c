@@ -278,6 +278,18 @@ add_item(Relation index, Page page, QdbNode node, Size size)
 	return off;
 }
 
+/* The ERROR of an index that has no block number left for a node page. */
+static void block_limit_reached(Relation index) pg_attribute_noreturn();
+
+static void
+block_limit_reached(Relation index)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+			 errmsg("index \"%s\" has reached its limit of %u blocks",
+					RelationGetRelationName(index), QDB_MAX_BLOCKS)));
+}
+
 /*
  * Makes the all-zero page of buf (exclusively locked) a node page holding
  * node, WAL-logged as a full image, and releases buf; the node's offset.
@@ -314,7 +326,8 @@ reuse_slot(Relation index, const QdbIndexCache *c, BlockNumber blkno, QdbNode no
 				found = InvalidOffsetNumber;
 	int			more = 0;
 
-	if (blkno >= RelationGetNumberOfBlocks(index))
+	/* a page past the limit has no node reference (a stray one is never used) */
+	if (blkno >= RelationGetNumberOfBlocks(index) || blkno >= QDB_MAX_BLOCKS)
 		return InvalidOffsetNumber;
 	buf = ReadBuffer(index, blkno);
 	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
@@ -397,9 +410,11 @@ QdbAddNode(Relation index, const QdbIndexCache *c, QdbNode node, Size size)
 	QdbXLogAbort(state);
 	UnlockReleaseBuffer(buf);
 
-	/* the insert page is full: start a new one */
+	/* the insert page is full: start a new one, if the limit allows */
 	for (;;)
 	{
+		if (RelationGetNumberOfBlocks(index) >= QDB_MAX_BLOCKS)
+			block_limit_reached(index);
 		LockRelationForExtension(index, ExclusiveLock);
 		buf = ReadBuffer(index, P_NEW);
 		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
@@ -410,11 +425,9 @@ QdbAddNode(Relation index, const QdbIndexCache *c, QdbNode node, Size size)
 		UnlockReleaseBuffer(buf);
 	}
 	blkno = BufferGetBlockNumber(buf);
+	/* another backend extended past the limit between the check and the lock */
 	if (blkno >= QDB_MAX_BLOCKS)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("index \"%s\" has reached its limit of %u blocks",
-						RelationGetRelationName(index), QDB_MAX_BLOCKS)));
+		block_limit_reached(index);
 	off = first_node_on_page(index, buf, node, size);
 	QdbNoteInsertPage(index, blkno);
 	return QdbMakeRef(blkno, off);
