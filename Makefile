@@ -19,6 +19,10 @@ EXTVERSION = $(shell grep default_version $(EXTENSION).control | sed -e "s/defau
 MODULE_big = quantumdb
 OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
+# quantumdb_pgvector, the second extension: operator classes and functions
+# for pgvector's vector and halfvec (requires quantumdb and vector); its
+# control file lives beside its script, installed with it.
+DATA = sql/pgvector/quantumdb_pgvector.control sql/pgvector/quantumdb_pgvector--0.1.0.sql
 EXTRA_CLEAN = sql/$(EXTENSION)--$(EXTVERSION).sql
 
 PG_CPPFLAGS = -Itrainer

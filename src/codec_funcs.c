@@ -87,14 +87,14 @@ code_arg(const QdbLoadedModel *lm, bytea *code)
 	return (const uint8_t *) VARDATA_ANY(code);
 }
 
-/* quantumdb.encode(name, real[]) -> bytea */
+/* quantumdb.encode(name, real[] | vector | halfvec) -> bytea */
 Datum
 quantumdb_encode(PG_FUNCTION_ARGS)
 {
 	CodecCache *c = codec_cache(fcinfo);
 	const QdbModel *m = &c->lm->model;
 	int			dim;
-	float	   *x = QdbArrayGetFloats(PG_GETARG_ARRAYTYPE_P(1), &dim, "vector");
+	float	   *x = QdbArgGetFloats(fcinfo, 1, &dim, "vector");
 	bytea	   *out;
 	int			rc;
 
@@ -123,17 +123,16 @@ quantumdb_decode(PG_FUNCTION_ARGS)
 	PG_RETURN_ARRAYTYPE_P(QdbFloatsToArray(x, m->dim));
 }
 
-/* True if q holds exactly the floats of the cached query. */
+/* True if x holds exactly the floats of the cached query. */
 static bool
-same_query(const CodecCache *c, ArrayType *q)
+same_query(const CodecCache *c, const float *x, int dim)
 {
-	return c->has_query && ARR_NDIM(q) == 1 && !ARR_HASNULL(q) &&
-		ARR_ELEMTYPE(q) == FLOAT4OID && ARR_DIMS(q)[0] == c->qdim &&
-		memcmp(ARR_DATA_PTR(q), c->query, sizeof(float) * c->qdim) == 0;
+	return c->has_query && dim == c->qdim &&
+		memcmp(x, c->query, sizeof(float) * dim) == 0;
 }
 
 /*
- * quantumdb.adc_distance(name, query real[], code bytea) -> float8: the
+ * quantumdb.adc_distance(name, query real[] | vector | halfvec, code bytea) -> float8: the
  * distance an index scan computes, from the query's lookup table.
  */
 Datum
@@ -141,13 +140,12 @@ quantumdb_adc_distance(PG_FUNCTION_ARGS)
 {
 	CodecCache *c = codec_cache(fcinfo);
 	const QdbModel *m = &c->lm->model;
-	ArrayType  *q = PG_GETARG_ARRAYTYPE_P(1);
+	int			dim;
+	float	   *x = QdbArgGetFloats(fcinfo, 1, &dim, "query");
 	const uint8_t *code = code_arg(c->lm, PG_GETARG_BYTEA_PP(2));
 
-	if (!same_query(c, q))
+	if (!same_query(c, x, dim))
 	{
-		int			dim;
-		float	   *x = QdbArrayGetFloats(q, &dim, "query");
 		MemoryContext old;
 		int			rc;
 

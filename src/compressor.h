@@ -18,7 +18,25 @@
 /* quantumdb.c */
 extern void _PG_init(void);
 
-/* vector_input.c: real[] <-> float arrays, with every check on user input */
+/*
+ * The vector types a quantumdb index, training and the codec functions
+ * read: real[], and pgvector's vector and halfvec where pgvector is
+ * installed (pgvector_types.c).
+ */
+typedef enum QdbVecType
+{
+	QDB_VEC_NONE = 0,			/* not a vector type */
+	QDB_VEC_REAL_ARRAY,
+	QDB_VEC_VECTOR,
+	QDB_VEC_HALFVEC
+} QdbVecType;
+
+/* pgvector_types.c */
+extern QdbVecType QdbVecTypeOf(Oid typid);
+extern const char *QdbVecTypeName(QdbVecType t);
+extern float *QdbPgvectorGetFloats(struct varlena *v, QdbVecType t, int *dim);
+
+/* vector_input.c: vector values <-> float arrays, with every check on user input */
 /*
  * Returns the elements of a one-dimensional real[] without NULLs, NaN or
  * infinity, and with at most QDB_MAX_DIM elements; *dim gets the length.
@@ -26,6 +44,9 @@ extern void _PG_init(void);
  * as "what" (e.g. "query").
  */
 extern float *QdbArrayGetFloats(ArrayType *a, int *dim, const char *what);
+/* the same for a value of any vector type, or a function's argument argno */
+extern float *QdbDatumGetFloats(Datum d, QdbVecType t, int *dim, const char *what);
+extern float *QdbArgGetFloats(FunctionCallInfo fcinfo, int argno, int *dim, const char *what);
 extern void QdbCheckSameDims(int a, int b);
 extern void QdbCheckNonZero(const float *x, int dim, const char *what);
 extern ArrayType *QdbFloatsToArray(const float *x, int dim);

@@ -38,7 +38,7 @@
 #define QDB_UPDATE_LOCK			0
 
 /* Support procedures and strategies */
-#define QDB_DISTANCE_PROC		1	/* (real[], real[]) -> float8, the exact distance */
+#define QDB_DISTANCE_PROC		1	/* (t, t) -> float8, the exact distance, t a vector type */
 #define QDB_METRIC_PROC			2	/* (internal) -> internal, the QdbMetric as a Datum */
 #define QDB_NPROC				2
 #define QDB_NSTRATEGIES			1	/* the ordering operator */
@@ -190,6 +190,7 @@ typedef struct QdbIndexCache
 {
 	int			dim;
 	QdbMetric	metric;
+	QdbVecType	vectype;		/* the indexed column's type (opcintype) */
 	QdbNodeShape shape;			/* code_size, m, inline_codes, max_level */
 	int			ef_construction;
 	double		level_mult;		/* 1 / ln(m) */

@@ -14,6 +14,7 @@
 #include <math.h>
 
 #include "access/genam.h"
+#include "utils/builtins.h"
 #include "utils/inval.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -148,6 +149,10 @@ load_slot(Relation index, bool want_pair)
 				 errhint("REINDEX INDEX %s;", RelationGetRelationName(index))));
 	c->dim = meta.dim;
 	c->metric = (QdbMetric) meta.metric;
+	c->vectype = QdbVecTypeOf(index->rd_opcintype[0]);
+	if (c->vectype == QDB_VEC_NONE)
+		elog(ERROR, "index \"%s\" indexes type %s, not a vector type",
+			 RelationGetRelationName(index), format_type_be(index->rd_opcintype[0]));
 	c->ef_construction = meta.ef_construction;
 	QdbNodeShapeFromMeta(&meta, &c->shape);
 	c->level_mult = 1.0 / log((double) c->shape.m);

@@ -28,9 +28,8 @@
 float *
 QdbIndexVector(Relation index, QdbIndexCache *c, Datum value, bool *skip)
 {
-	ArrayType  *a = DatumGetArrayTypeP(value);
 	int			dim;
-	float	   *x = QdbArrayGetFloats(a, &dim, "vector");
+	float	   *x = QdbDatumGetFloats(value, c->vectype, &dim, "vector");
 	float	   *copy;
 	int			i;
 

@@ -41,7 +41,7 @@ typedef struct QdbScanOpaqueData
 	QdbIndexCache *c;
 	bool		started;
 	bool		exhausted;
-	ArrayType  *query;			/* NULL: ORDER BY ... NULL, no rows */
+	struct varlena *query;		/* detoasted; NULL: ORDER BY ... NULL */
 	float	   *table;
 	float		bias;
 	int			ef;
@@ -113,7 +113,7 @@ qdbrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int nor
 	if (scan->numberOfOrderBys > 0 && !(scan->orderByData[0].sk_flags & SK_ISNULL))
 	{
 		old = MemoryContextSwitchTo(so->cxt);
-		so->query = DatumGetArrayTypePCopy(scan->orderByData[0].sk_argument);
+		so->query = PG_DETOAST_DATUM_COPY(scan->orderByData[0].sk_argument);
 		MemoryContextSwitchTo(old);
 	}
 }
@@ -300,7 +300,7 @@ start_scan(IndexScanDesc scan)
 		MemoryContextSwitchTo(old);
 		return;
 	}
-	x = QdbArrayGetFloats(so->query, &dim, "query");
+	x = QdbDatumGetFloats(PointerGetDatum(so->query), c->vectype, &dim, "query");
 	if (dim != c->dim)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),

@@ -2,9 +2,10 @@
  * index_validate.c
  *	  amvalidate: checks an operator class of the quantumdb access method.
  *
- * A valid class has one ordering operator (strategy 1, real[] x real[] ->
- * float8, sorted by float8's btree family), the exact distance function
- * (support 1) and the metric function (support 2), and nothing else.
+ * A valid class has one ordering operator (strategy 1, t x t -> float8
+ * for t real[] or pgvector's vector or halfvec, sorted by float8's btree
+ * family), the exact distance function (support 1) and the metric function
+ * (support 2), and nothing else.
  */
 #include "postgres.h"
 
@@ -66,8 +67,8 @@ qdbvalidate(Oid opclassoid)
 	opcintype = classform->opcintype;
 	opfamilyname = opfamily_name(opfamilyoid);
 
-	if (opcintype != FLOAT4ARRAYOID)
-		result = report(opfamilyname, "indexes a type other than real[]");
+	if (QdbVecTypeOf(opcintype) == QDB_VEC_NONE)
+		result = report(opfamilyname, "indexes a type other than real[], vector or halfvec");
 
 	proclist = SearchSysCacheList1(AMPROCNUM, ObjectIdGetDatum(opfamilyoid));
 	for (i = 0; i < proclist->n_members; i++)

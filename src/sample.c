@@ -48,8 +48,8 @@ sample_error_callback(void *arg)
 		errcontext("row " INT64_FORMAT " of relation \"%s\"", c->ordinal, c->relname);
 }
 
-/* The column's attribute must exist and be real[]. */
-static void
+/* The column's attribute must exist and be of a vector type; returns it. */
+static QdbVecType
 check_column(Oid relid, const char *column)
 {
 	AttrNumber	attnum = get_attnum(relid, column);
@@ -61,17 +61,20 @@ check_column(Oid relid, const char *column)
 				 errmsg("column \"%s\" of relation \"%s\" does not exist",
 						column, get_rel_name(relid))));
 	type = get_atttype(relid, attnum);
-	if (type != FLOAT4ARRAYOID)
+	if (QdbVecTypeOf(type) == QDB_VEC_NONE)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("column \"%s\" of relation \"%s\" is of type %s, not real[]",
-						column, get_rel_name(relid), format_type_be(type))));
+				 errmsg("column \"%s\" of relation \"%s\" is of type %s, not a vector type",
+						column, get_rel_name(relid), format_type_be(type)),
+				 errdetail("Compressors train on real[] columns, or on pgvector's vector and halfvec.")));
+	return QdbVecTypeOf(type);
 }
 
 /* A seeded reservoir of up to want vectors, in out->x. */
 typedef struct Reservoir
 {
 	QdbSample  *out;
+	QdbVecType	vectype;		/* the column's */
 	int			want;
 	bool		cosine;
 	bool		skip_zero;		/* with cosine: skip zero vectors, not an ERROR */
@@ -103,13 +106,12 @@ reservoir_init(Reservoir *r, Oid relid, bool has_tid, int want, uint64 seed, boo
 	r->errcb.arg = &r->ectx;
 }
 
-/* Offers one non-NULL vector (a real[] datum) to the reservoir. */
+/* Offers one non-NULL vector (a datum of r->vectype) to the reservoir. */
 static void
 reservoir_add(Reservoir *r, Datum d)
 {
 	QdbSample  *out = r->out;
 	int64		seen = out->rows_seen + 1;
-	ArrayType  *a;
 	float	   *v;
 	int			dim;
 	int64		slot;
@@ -117,8 +119,7 @@ reservoir_add(Reservoir *r, Datum d)
 
 	r->ectx.ordinal = seen;
 	old = MemoryContextSwitchTo(r->batch);
-	a = DatumGetArrayTypeP(d);
-	v = QdbArrayGetFloats(a, &dim, "vector");
+	v = QdbDatumGetFloats(d, r->vectype, &dim, "vector");
 	if (r->cosine && r->skip_zero)
 	{
 		int			i;
@@ -190,18 +191,20 @@ QdbSampleColumn(Oid relid, const char *column, int want, uint64 seed, bool cosin
 	char	   *sql;
 	Portal		portal;
 	Reservoir	r;
+	QdbVecType	vectype;
 
 	if (get_rel_name(relid) == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("relation with OID %u does not exist", relid)));
-	check_column(relid, column);
+	vectype = check_column(relid, column);
 	relname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
 										 get_rel_name(relid));
 	sql = psprintf("SELECT %s, %s FROM %s WHERE %s IS NOT NULL",
 				   has_tid ? "ctid" : "NULL::pg_catalog.tid", quote_identifier(column),
 				   relname, quote_identifier(column));
 	reservoir_init(&r, relid, has_tid, want, seed, cosine, out);
+	r.vectype = vectype;
 	r.fit = fit;
 	r.what = psprintf("training from %s", relname);
 
@@ -265,6 +268,7 @@ QdbSampleIndexBuild(Relation heap, Relation index, IndexInfo *indexInfo, int wan
 	Reservoir	r;
 
 	reservoir_init(&r, RelationGetRelid(heap), true, want, seed, cosine, out);
+	r.vectype = QdbVecTypeOf(index->rd_opcintype[0]);
 	r.fit = fit;
 	r.what = psprintf("the compressor of index \"%s\"", RelationGetRelationName(index));
 	r.skip_zero = true;

@@ -1,13 +1,41 @@
 /*
  * vector_input.c
- *	  Conversion between real[] and plain float arrays, with every check on
- *	  vectors that come from users: shape, nulls, NaN and infinity, size.
+ *	  Conversion between vector values (real[], and pgvector's vector and
+ *	  halfvec through pgvector_types.c) and plain float arrays, with every
+ *	  check on vectors that come from users: shape, nulls, NaN and
+ *	  infinity, size.
  */
 #include "compressor.h"
 
 #include <math.h>
 
 #include "catalog/pg_type.h"
+#include "utils/builtins.h"
+
+static void
+check_length(int n, const char *what)
+{
+	if (n > QDB_MAX_DIM)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("vector cannot have more than %d dimensions", QDB_MAX_DIM),
+				 errdetail("The %s has %d elements.", what, n)));
+}
+
+static void
+check_finite(const float *x, int n, const char *what)
+{
+	for (int i = 0; i < n; i++)
+	{
+		if (!isfinite(x[i]))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("vector must not contain NaN or infinity"),
+					 errdetail("Element %d of the %s is %s.", i + 1, what,
+							   isnan(x[i]) ? "NaN" :
+							   x[i] > 0 ? "Infinity" : "-Infinity")));
+	}
+}
 
 /*
  * The data of a one-dimensional real[] without nulls are the floats
@@ -41,11 +69,7 @@ QdbArrayGetFloats(ArrayType *a, int *dim, const char *what)
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("vector must have at least one element"),
 				 errdetail("The %s is an empty array.", what)));
-	if (n > QDB_MAX_DIM)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("vector cannot have more than %d dimensions", QDB_MAX_DIM),
-				 errdetail("The %s has %d elements.", what, n)));
+	check_length(n, what);
 
 	if (ARR_HASNULL(a))
 	{
@@ -63,19 +87,51 @@ QdbArrayGetFloats(ArrayType *a, int *dim, const char *what)
 
 	/* with no null present, the data area is n packed floats */
 	x = (float *) ARR_DATA_PTR(a);
-	for (int i = 0; i < n; i++)
-	{
-		if (!isfinite(x[i]))
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_EXCEPTION),
-					 errmsg("vector must not contain NaN or infinity"),
-					 errdetail("Element %d of the %s is %s.", i + 1, what,
-							   isnan(x[i]) ? "NaN" :
-							   x[i] > 0 ? "Infinity" : "-Infinity")));
-	}
-
+	check_finite(x, n, what);
 	*dim = n;
 	return x;
+}
+
+/*
+ * The floats of a value of vector type t, checked as QdbArrayGetFloats
+ * checks a real[]; may point into the (detoasted) value.
+ */
+float *
+QdbDatumGetFloats(Datum d, QdbVecType t, int *dim, const char *what)
+{
+	float	   *x;
+	int			n;
+
+	if (t == QDB_VEC_REAL_ARRAY)
+		return QdbArrayGetFloats(DatumGetArrayTypeP(d), dim, what);
+	if (t != QDB_VEC_VECTOR && t != QDB_VEC_HALFVEC)
+		elog(ERROR, "unknown vector type %d", (int) t);
+	x = QdbPgvectorGetFloats(PG_DETOAST_DATUM(d), t, &n);
+	if (n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("vector must have at least one element"),
+				 errdetail("The %s has no dimensions.", what)));
+	check_length(n, what);
+	check_finite(x, n, what);
+	*dim = n;
+	return x;
+}
+
+/*
+ * The floats of argument argno of a function declared for real[] and, in
+ * quantumdb_pgvector, for vector and halfvec too.
+ */
+float *
+QdbArgGetFloats(FunctionCallInfo fcinfo, int argno, int *dim, const char *what)
+{
+	Oid			type = get_fn_expr_argtype(fcinfo->flinfo, argno);
+	QdbVecType	t = OidIsValid(type) ? QdbVecTypeOf(type) : QDB_VEC_REAL_ARRAY;
+
+	if (t == QDB_VEC_NONE)
+		elog(ERROR, "argument %d has type %s, not a vector type",
+			 argno + 1, format_type_be(type));
+	return QdbDatumGetFloats(PG_GETARG_DATUM(argno), t, dim, what);
 }
 
 void

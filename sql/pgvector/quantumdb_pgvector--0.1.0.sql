@@ -1,0 +1,64 @@
+-- quantumdb_pgvector: pgvector's vector and halfvec columns in quantumdb
+-- indexes, with pgvector's own operators and distance functions.
+--
+-- A separate extension so that quantumdb itself never depends on pgvector:
+-- CREATE EXTENSION quantumdb_pgvector needs both (requires = 'quantumdb,
+-- vector').  While this script runs, the search path is the target schema
+-- followed by the schemas of quantumdb and vector, so pgvector's types,
+-- operators and functions are found wherever pgvector was created.  The
+-- operator classes go into the target schema, under pgvector's names for
+-- its hnsw and ivfflat classes: CREATE INDEX ... USING quantumdb
+-- (embedding vector_cosine_ops).  Support function 1 is the operator's own
+-- function, so the rerank orders rows as pgvector's exact scan does.
+
+\echo Use "CREATE EXTENSION quantumdb_pgvector" to load this file. \quit
+
+CREATE OPERATOR CLASS vector_l2_ops
+	DEFAULT FOR TYPE vector USING quantumdb AS
+	OPERATOR 1 <-> (vector, vector) FOR ORDER BY float_ops,
+	FUNCTION 1 l2_distance(vector, vector),
+	FUNCTION 2 quantumdb.metric_l2(internal);
+
+CREATE OPERATOR CLASS vector_cosine_ops
+	FOR TYPE vector USING quantumdb AS
+	OPERATOR 1 <=> (vector, vector) FOR ORDER BY float_ops,
+	FUNCTION 1 cosine_distance(vector, vector),
+	FUNCTION 2 quantumdb.metric_cosine(internal);
+
+CREATE OPERATOR CLASS vector_ip_ops
+	FOR TYPE vector USING quantumdb AS
+	OPERATOR 1 <#> (vector, vector) FOR ORDER BY float_ops,
+	FUNCTION 1 vector_negative_inner_product(vector, vector),
+	FUNCTION 2 quantumdb.metric_ip(internal);
+
+CREATE OPERATOR CLASS halfvec_l2_ops
+	DEFAULT FOR TYPE halfvec USING quantumdb AS
+	OPERATOR 1 <-> (halfvec, halfvec) FOR ORDER BY float_ops,
+	FUNCTION 1 l2_distance(halfvec, halfvec),
+	FUNCTION 2 quantumdb.metric_l2(internal);
+
+CREATE OPERATOR CLASS halfvec_cosine_ops
+	FOR TYPE halfvec USING quantumdb AS
+	OPERATOR 1 <=> (halfvec, halfvec) FOR ORDER BY float_ops,
+	FUNCTION 1 cosine_distance(halfvec, halfvec),
+	FUNCTION 2 quantumdb.metric_cosine(internal);
+
+CREATE OPERATOR CLASS halfvec_ip_ops
+	FOR TYPE halfvec USING quantumdb AS
+	OPERATOR 1 <#> (halfvec, halfvec) FOR ORDER BY float_ops,
+	FUNCTION 1 halfvec_negative_inner_product(halfvec, halfvec),
+	FUNCTION 2 quantumdb.metric_ip(internal);
+
+-- The codec functions for vector and halfvec values: the same C functions
+-- as for real[], which read whichever type they are called with.
+CREATE FUNCTION quantumdb.encode(name text, vector vector) RETURNS bytea
+AS 'MODULE_PATHNAME', 'quantumdb_encode' LANGUAGE C STABLE STRICT;
+CREATE FUNCTION quantumdb.encode(name text, vector halfvec) RETURNS bytea
+AS 'MODULE_PATHNAME', 'quantumdb_encode' LANGUAGE C STABLE STRICT;
+
+CREATE FUNCTION quantumdb.adc_distance(name text, query vector, code bytea)
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'quantumdb_adc_distance' LANGUAGE C STABLE STRICT;
+CREATE FUNCTION quantumdb.adc_distance(name text, query halfvec, code bytea)
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'quantumdb_adc_distance' LANGUAGE C STABLE STRICT;

@@ -1,0 +1,188 @@
+# pgvector's vector and halfvec columns in quantumdb indexes, through the
+# extension quantumdb_pgvector: its operator classes under pgvector's names,
+# the same ORDER BY embedding <op> $1 LIMIT k an application sends, the
+# rerank by pgvector's own distance functions, training and the codec
+# functions on vector values, CREATE EXTENSION in either order, and
+# pg_dump / pg_restore.  Skipped where pgvector is not installed (it is not
+# in Debian's archive; build it from its source to run this test).
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $copy = $ENV{QDB_GLOVE_COPY} or die "QDB_GLOVE_COPY is not set";
+
+my $node = PostgreSQL::Test::Cluster->new('main');
+$node->init;
+$node->append_conf('postgresql.conf', "autovacuum = off\n");
+$node->start;
+
+if ($node->safe_psql('postgres',
+		"SELECT count(*) FROM pg_available_extensions WHERE name = 'vector'") ne '1')
+{
+	$node->stop;
+	plan skip_all => 'pgvector not installed';
+}
+
+my $sql = sub { $node->safe_psql('postgres', $_[0]) };
+
+# Either order of the two it needs; without vector it says what is missing.
+my ($rc, $out, $err) = $node->psql('postgres', 'CREATE EXTENSION quantumdb_pgvector');
+like($err, qr/required extension "(quantumdb|vector)" is not installed/,
+	'quantumdb_pgvector needs its required extensions');
+$sql->(q{CREATE EXTENSION quantumdb; CREATE EXTENSION vector; CREATE EXTENSION quantumdb_pgvector;});
+$node->safe_psql('postgres', 'CREATE DATABASE other');
+$node->safe_psql('other',
+	q{CREATE EXTENSION vector; CREATE EXTENSION quantumdb; CREATE EXTENSION quantumdb_pgvector;});
+is($node->safe_psql('other',
+		q{SELECT count(*) FROM pg_opclass c JOIN pg_am a ON a.oid = c.opcmethod
+		  WHERE a.amname = 'quantumdb' AND c.opcname ~ '^(vector|halfvec)_'}),
+	'6', 'created after vector and quantumdb in the other order: six operator classes');
+is($node->safe_psql('other',
+		q{SELECT count(*) FROM pg_opclass c JOIN pg_am a ON a.oid = c.opcmethod
+		  WHERE a.amname = 'quantumdb' AND NOT amvalidate(c.oid)}),
+	'0', 'every quantumdb operator class passes amvalidate');
+
+# glove rows (100 dims) as vector, halfvec and real[]
+$sql->(qq{
+	CREATE TABLE glove (id int PRIMARY KEY, emb real[]);
+	COPY glove FROM '$copy';
+	CREATE TABLE items (id int PRIMARY KEY, embedding vector(100), half halfvec(100));
+	INSERT INTO items SELECT id, emb::vector, emb::vector::halfvec FROM glove WHERE id < 1800;
+	CREATE TABLE queries AS SELECT id, emb::vector AS q FROM glove WHERE id >= 1800 AND id < 1850;
+});
+my $rows = $sql->('SELECT count(*) FROM items');
+
+# training reads the vector column; CREATE INDEX uses that compressor
+$sql->(q{
+	SELECT compressor FROM quantumdb.train('gv', 'items', 'embedding', metric => 'cosine',
+		kind => 'pq', subvectors => 20, kmeans_iters => 10, validation => 100);
+	CREATE INDEX items_cos ON items USING quantumdb (embedding vector_cosine_ops)
+		WITH (compressor = 'gv', m = 8, ef_construction = 64);
+});
+is($node->safe_psql('postgres', q{SELECT string_agg(v, E'\n') FROM quantumdb.verify('items_cos') v}),
+	'', 'verify is clean');
+
+# The application's query, as a prepared statement with a vector parameter.
+my $qtext = $sql->('SELECT q::text FROM queries WHERE id = 1800');
+my $plan = $sql->(qq{
+	SET enable_seqscan = off;
+	PREPARE nn(vector) AS SELECT id FROM items ORDER BY embedding <=> \$1 LIMIT 10;
+	EXPLAIN (COSTS OFF) EXECUTE nn('$qtext');
+});
+like($plan, qr/Index Scan using items_cos/, 'the planner uses the quantumdb index for <=>');
+
+# Recall of the index against pgvector's exact order: rerank 0 (ADC order),
+# and a rerank of 40 rows, far below the table's size.
+my $recall = sub {
+	my ($settings, $col, $op, $idx) = @_;
+	return $sql->(qq{
+		$settings
+		SELECT round(avg(hit)::numeric, 3) FROM (
+			SELECT q.id, (SELECT count(*) FROM
+				(SELECT i.id FROM items i ORDER BY i.$col $op q.q LIMIT 10) a
+				JOIN (SELECT e.id FROM (SELECT id, $col FROM items OFFSET 0) e
+				      ORDER BY e.$col $op q.q LIMIT 10) b USING (id)) / 10.0 AS hit
+			FROM queries q) r;
+	});
+};
+# the exact side: OFFSET 0 keeps the planner from using an index there
+my $adc_vs_exhaustive = $sql->(q{
+	SET enable_seqscan = off; SET quantumdb.rerank = 0; SET quantumdb.ef_search = 400;
+	SELECT round(avg(hit)::numeric, 3) FROM (
+		SELECT q.id, (SELECT count(*) FROM
+			(SELECT i.id FROM items i ORDER BY i.embedding <=> q.q LIMIT 10) a
+			JOIN (SELECT e.id FROM (SELECT id, embedding FROM items OFFSET 0) e
+			      ORDER BY quantumdb.adc_distance('gv', q.q, quantumdb.encode('gv', e.embedding))
+			      LIMIT 10) b USING (id)) / 10.0 AS hit
+		FROM queries q) r;
+});
+note("rerank 0, ef_search 400: overlap with exhaustive ADC $adc_vs_exhaustive");
+cmp_ok($adc_vs_exhaustive, '>=', 0.95, 'at rerank 0 the index returns what exhaustive ADC ranks first');
+
+my $r40 = $recall->('SET enable_seqscan = off; SET quantumdb.rerank = 40; SET quantumdb.ef_search = 40;',
+	'embedding', '<=>');
+my $r0 = $recall->('SET enable_seqscan = off; SET quantumdb.rerank = 0; SET quantumdb.ef_search = 40;',
+	'embedding', '<=>');
+note("10-recall\@10 against pgvector's exact cosine order: rerank 40 $r40, rerank 0 $r0 ($rows rows)");
+cmp_ok($r40, '>=', 0.85, 'rerank 40 of 1799 rows finds pgvector\'s exact neighbours');
+cmp_ok($r40, '>', $r0, 'the rerank by pgvector\'s distance improves on the codes alone');
+
+# the reranked rows come back in pgvector's exact order, with its distances
+is($sql->(q{
+	SET enable_seqscan = off; SET quantumdb.rerank = 40;
+	SELECT count(*) FROM queries q, LATERAL (
+		SELECT d, lag(d) OVER () AS prev FROM (
+			SELECT embedding <=> q.q AS d FROM items ORDER BY embedding <=> q.q LIMIT 10) s) t
+	WHERE t.prev > t.d;
+}), '0', 'rows come back in increasing pgvector cosine distance');
+
+# halfvec, l2 (the default class), its compressor trained by CREATE INDEX
+$sql->(q{
+	SET maintenance_work_mem = '256MB';
+	CREATE INDEX items_half ON items USING quantumdb (half) WITH (m = 8, ef_construction = 64);
+});
+my $half_plan = $sql->(q{SET enable_seqscan = off;
+	EXPLAIN (COSTS OFF) SELECT id FROM items ORDER BY half <-> '[1,2,3]'::vector::halfvec LIMIT 5});
+like($half_plan, qr/Index Scan using items_half/, 'a halfvec column is indexed with halfvec_l2_ops');
+my $rh = $sql->(q{
+	SET enable_seqscan = off; SET quantumdb.rerank = 40; SET quantumdb.ef_search = 40;
+	SELECT round(avg(hit)::numeric, 3) FROM (
+		SELECT q.id, (SELECT count(*) FROM
+			(SELECT i.id FROM items i ORDER BY i.half <-> q.q::halfvec LIMIT 10) a
+			JOIN (SELECT e.id FROM (SELECT id, half FROM items OFFSET 0) e
+			      ORDER BY e.half <-> q.q::halfvec LIMIT 10) b USING (id)) / 10.0 AS hit
+		FROM queries q) r;
+});
+note("halfvec l2, rerank 40: 10-recall\@10 $rh");
+cmp_ok($rh, '>=', 0.85, 'the halfvec index finds pgvector\'s exact l2 neighbours');
+
+# the codec functions read vector and halfvec as they read real[]
+is($sql->(q{
+	SELECT count(*) FROM glove g JOIN items i USING (id)
+	WHERE quantumdb.encode('gv', g.emb) <> quantumdb.encode('gv', i.embedding)
+	   OR quantumdb.adc_distance('gv', g.emb, quantumdb.encode('gv', g.emb))
+	   <> quantumdb.adc_distance('gv', i.embedding, quantumdb.encode('gv', g.emb));
+}), '0', 'encode and adc_distance give the same for vector as for real[]');
+is($sql->(q{
+	SELECT count(*) FROM items
+	WHERE quantumdb.adc_distance('gv', half, quantumdb.encode('gv', half))
+	   <> quantumdb.adc_distance('gv', half::real[], quantumdb.encode('gv', half::real[]))
+	   OR quantumdb.encode('gv', half) <> quantumdb.encode('gv', half::real[]);
+}), '0', 'halfvec values read as pgvector converts them to real[]');
+
+# inserts through the index, and the checks of user input
+$sql->(q{INSERT INTO items SELECT id, emb::vector, emb::vector::halfvec FROM glove WHERE id >= 1850});
+is($sql->(q{
+	SET enable_seqscan = off; SET quantumdb.rerank = 40;
+	SELECT id FROM items ORDER BY embedding <=> (SELECT emb::vector FROM glove WHERE id = 1900) LIMIT 1;
+}), '1900', 'an inserted row is found through the index');
+($rc, $out, $err) = $node->psql('postgres', q{
+	SET enable_seqscan = off; \set VERBOSITY verbose
+	SELECT id FROM items ORDER BY embedding <=> '[1,2,3]' LIMIT 1});
+like($err, qr/22000: query has 3 dimensions, but index "items_cos" has 100/,
+	'a query of other dimensions: 22000');
+($rc, $out, $err) = $node->psql('postgres', q{
+	SET enable_seqscan = off; \set VERBOSITY verbose
+	SELECT id FROM items ORDER BY embedding <=> array_fill(0, ARRAY[100])::real[]::vector LIMIT 1});
+like($err, qr/22000: cosine distance is undefined for a zero vector/, 'a zero query under cosine: 22000');
+($rc, $out, $err) = $node->psql('postgres', q{\set VERBOSITY verbose
+	INSERT INTO items VALUES (99999, array_fill(1, ARRAY[100])::real[]::vector, '[1,2]')});
+like($err, qr/expected 100 dimensions, not 2|dimensions/, 'a row of other dimensions is refused');
+
+# pg_dump and pg_restore: the extensions, the index and its compressor
+my $archive = $node->basedir . '/pgv.dump';
+$node->command_ok([ 'pg_dump', '-Fc', '-d', $node->connstr('postgres'), '-f', $archive ], 'pg_dump -Fc');
+$node->safe_psql('postgres', 'CREATE DATABASE restored');
+$node->command_ok([ 'pg_restore', '-e', '-d', $node->connstr('restored'), $archive ], 'pg_restore');
+my $q = q{SET enable_seqscan = off; SET quantumdb.rerank = 40;
+	SELECT string_agg(id::text, ',') FROM (SELECT id FROM items
+		ORDER BY embedding <=> (SELECT q FROM queries WHERE id = 1801) LIMIT 5) s};
+is($node->safe_psql('restored', $q), $sql->($q), 'the restored index answers as the original');
+like($node->safe_psql('restored', q{SET enable_seqscan = off;
+	EXPLAIN (COSTS OFF) SELECT id FROM items ORDER BY embedding <=> '[1]' LIMIT 1}),
+	qr/Index Scan using items_cos/, 'the restored database plans with the quantumdb index');
+
+$node->stop;
+done_testing();
