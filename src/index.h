@@ -120,6 +120,16 @@ typedef QdbMetaPageData *QdbMetaPage;
 #define QDB_BUILT_ON_DISK		(1 << 2)	/* part of it inserted page by page */
 #define QDB_BUILT_TRAINED		(1 << 3)	/* the build trained its compressor */
 #define QDB_BUILT_PROJECTED		(1 << 4)	/* vectors were the model's projections */
+/*
+ * No compressor yet: the build had too few rows to train one and was not
+ * given one.  Such an index has its meta page only (dim, code_size and the
+ * compressor fields 0); it stores nothing per row, and its scans read the
+ * heap and return every row in exact order (index_scan.c).  REINDEX trains
+ * its compressor once the table has rows enough.
+ */
+#define QDB_BUILT_UNTRAINED		(1 << 5)
+
+#define QdbMetaUntrained(meta)	(((meta)->build_flags & QDB_BUILT_UNTRAINED) != 0)
 
 #define QdbPageGetMeta(page)	((QdbMetaPage) PageGetContents(page))
 
@@ -191,6 +201,7 @@ typedef struct QdbIndexCache
 	int			dim;
 	QdbMetric	metric;
 	QdbVecType	vectype;		/* the indexed column's type (opcintype) */
+	bool		untrained;		/* QDB_BUILT_UNTRAINED: only metric and vectype */
 	QdbNodeShape shape;			/* code_size, m, inline_codes, max_level */
 	int			ef_construction;
 	double		level_mult;		/* 1 / ln(m) */
@@ -199,6 +210,16 @@ typedef struct QdbIndexCache
 	float	   *pair;			/* code-to-code table, or NULL */
 	struct QdbCodeCache *codes; /* nodes' codes read so far, or NULL */
 } QdbIndexCache;
+
+/* index_scan.c, index_scan_heap.c: a row a scan returns */
+typedef struct QdbScanRow
+{
+	ItemPointerData tid;
+	double		dist;
+} QdbScanRow;
+
+extern int	QdbExactHeapScan(IndexScanDesc scan, QdbIndexCache *c, FmgrInfo *distproc,
+							 Oid collation, struct varlena *query, QdbScanRow **rows);
 
 /* index_handler.c */
 extern void QdbIndexInit(void);
@@ -382,9 +403,9 @@ extern IndexBuildResult *qdbbuild(Relation heap, Relation index, IndexInfo *inde
 extern void qdbbuildempty(Relation index);
 
 /* sample.c: the build's sample, read by its own heap scan */
-extern void QdbSampleIndexBuild(Relation heap, Relation index, IndexInfo *indexInfo,
-								int want, uint64 seed, bool cosine,
-								const QdbTrainConfig *fit, QdbSample *out);
+extern double QdbSampleIndexBuild(Relation heap, Relation index, IndexInfo *indexInfo,
+								  int want, uint64 seed, bool cosine,
+								  const QdbTrainConfig *fit, QdbSample *out);
 
 /*
  * index_write.c: every write of a node, whole or its lists and flags (the

@@ -409,10 +409,15 @@ build_threads(void)
 	return Max(1, Min(max_parallel_maintenance_workers + 1, cpus));
 }
 
-/* The model the index will embed: from the catalog, or trained now. */
-static void
+/*
+ * The model the index will embed: from the catalog, or trained now.  False
+ * when no compressor was named and the table has too few vectors to train
+ * one: the index starts without one (QDB_BUILT_UNTRAINED); *heap_tuples
+ * then has the rows the sample's scan saw.
+ */
+static bool
 obtain_model(Relation heap, Relation index, IndexInfo *indexInfo, QdbMetric metric,
-			 QdbModel *model, char *name_out, uint32 *flags)
+			 QdbModel *model, char *name_out, uint32 *flags, double *heap_tuples)
 {
 	char	   *name = QdbGetCompressorName(index);
 	AttrNumber	attnum = indexInfo->ii_IndexAttrNumbers[0];
@@ -448,14 +453,18 @@ obtain_model(Relation heap, Relation index, IndexInfo *indexInfo, QdbMetric metr
 		cfg.kind = QDB_KIND_OPQ;
 		cfg.metric = metric;
 		/* no query: the planner could not open an index being rebuilt */
-		QdbSampleIndexBuild(heap, index, indexInfo, QDB_BUILD_SAMPLE, cfg.seed,
-							metric == QDB_METRIC_COSINE, &cfg, &s);
+		*heap_tuples = QdbSampleIndexBuild(heap, index, indexInfo, QDB_BUILD_SAMPLE,
+										   cfg.seed, metric == QDB_METRIC_COSINE, &cfg, &s);
 		if (s.n < QDB_KSUB)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_EXCEPTION),
-					 errmsg("too few rows to train a compressor for index \"%s\": %d vectors, at least %d needed",
+		{
+			ereport(NOTICE,
+					(errmsg("index \"%s\" has no compressor yet: %d vectors in the table, at least %d needed to train one",
 							RelationGetRelationName(index), s.n, QDB_KSUB),
-					 errhint("Train one with quantumdb.train() on representative data and name it: WITH (compressor = 'name').")));
+					 errdetail("Until it has one, the index stores nothing and its scans read every row of the table, in exact order."),
+					 errhint("REINDEX INDEX %s once the table holds enough rows, or name a compressor trained elsewhere: WITH (compressor = 'name').",
+							 quote_identifier(RelationGetRelationName(index)))));
+			return false;
+		}
 		cfg.dim = s.dim;
 		cfg.M = Min(QDB_BUILD_SUBQUANTIZERS, s.dim);
 		ereport(NOTICE,
@@ -470,6 +479,30 @@ obtain_model(Relation heap, Relation index, IndexInfo *indexInfo, QdbMetric metr
 		name_out[0] = '\0';
 		*flags |= QDB_BUILT_TRAINED;
 	}
+	return true;
+}
+
+/* The only page of an index without a compressor (QDB_BUILT_UNTRAINED). */
+static void
+write_untrained_meta(Relation index, ForkNumber fork, QdbMetric metric, int m,
+					 int ef_construction, bool inline_codes)
+{
+	QdbMetaPageData meta;
+
+	memset(&meta, 0, sizeof(meta));
+	meta.magic = QDB_INDEX_MAGIC;
+	meta.version = QDB_INDEX_VERSION;
+	meta.metric = metric;
+	meta.m = m;
+	meta.ef_construction = ef_construction;
+	meta.entry = QDB_NO_NODE;
+	meta.entry_level = -1;
+	meta.compressor_format = QDB_FORMAT_VERSION;
+	meta.build_flags = QDB_BUILT_UNTRAINED;
+	meta.inline_codes = inline_codes;
+	meta.first_node_page = QDB_FIRST_COMPRESSOR_BLKNO;
+	meta.insert_page = QDB_FIRST_COMPRESSOR_BLKNO;
+	QdbWriteMetaPage(index, fork, &meta);
 }
 
 /* Meta page and compressor pages of a new index on fork. */
@@ -534,7 +567,18 @@ qdbbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 	old = MemoryContextSwitchTo(build_cxt);
 	memset(&bs, 0, sizeof(bs));
 	bs.flags = QDB_BUILT_FROM_VECTORS;
-	obtain_model(heap, index, indexInfo, metric, &model, name, &bs.flags);
+	if (!obtain_model(heap, index, indexInfo, metric, &model, name, &bs.flags,
+					  &bs.reltuples))
+	{
+		write_untrained_meta(index, MAIN_FORKNUM, metric, m, efc, QdbGetInlineCodes(index));
+		if (RelationNeedsWAL(index))
+			log_newpage_range(index, MAIN_FORKNUM, 0, RelationGetNumberOfBlocks(index), true);
+		MemoryContextSwitchTo(old);
+		result = palloc0(sizeof(IndexBuildResult));
+		result->heap_tuples = bs.reltuples;
+		MemoryContextDelete(build_cxt);
+		return result;
+	}
 	write_header_pages(index, MAIN_FORKNUM, &model, name, m, efc, QdbGetInlineCodes(index),
 					   bs.flags);
 
@@ -608,6 +652,12 @@ qdbbuildempty(Relation index)
 	Buffer		buf;
 
 	QdbReadMeta(index, &meta);
+	if (QdbMetaUntrained(&meta))
+	{
+		write_untrained_meta(index, INIT_FORKNUM, (QdbMetric) meta.metric, meta.m,
+							 meta.ef_construction, meta.inline_codes);
+		return;
+	}
 	blob = QdbReadCompressor(index, &meta);
 	memset(&model, 0, sizeof(model));
 	QdbReportStatus(qdb_model_parse((const uint8 *) VARDATA(blob), VARSIZE(blob) - VARHDRSZ,

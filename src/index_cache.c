@@ -116,7 +116,6 @@ load_slot(Relation index, bool want_pair)
 	QdbIndexCache *c;
 
 	QdbReadMeta(index, &meta);
-	blob = QdbReadCompressor(index, &meta);
 
 	/* a child of the caller's context until it is complete: an ERROR frees it */
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "quantumdb index cache",
@@ -124,6 +123,23 @@ load_slot(Relation index, bool want_pair)
 	old = MemoryContextSwitchTo(cxt);
 	s = palloc0(sizeof(CacheSlot));
 	c = s->c = palloc0(sizeof(QdbIndexCache));
+	c->vectype = QdbVecTypeOf(index->rd_opcintype[0]);
+	if (c->vectype == QDB_VEC_NONE)
+		elog(ERROR, "index \"%s\" indexes type %s, not a vector type",
+			 RelationGetRelationName(index), format_type_be(index->rd_opcintype[0]));
+	if (QdbMetaUntrained(&meta))
+	{
+		/* no compressor, no graph: only what scans and inserts check */
+		c->untrained = true;
+		c->metric = (QdbMetric) meta.metric;
+		MemoryContextSwitchTo(old);
+		s->indexoid = RelationGetRelid(index);
+		s->cxt = cxt;
+		MemoryContextSetParent(cxt, CacheMemoryContext);
+		return s;
+	}
+	blob = QdbReadCompressor(index, &meta);
+
 	err[0] = '\0';
 	/* every array of the model, the neural layers included, lands in cxt */
 	rc = qdb_model_parse((const uint8 *) VARDATA(blob), VARSIZE(blob) - VARHDRSZ,
@@ -149,10 +165,6 @@ load_slot(Relation index, bool want_pair)
 				 errhint("REINDEX INDEX %s;", RelationGetRelationName(index))));
 	c->dim = meta.dim;
 	c->metric = (QdbMetric) meta.metric;
-	c->vectype = QdbVecTypeOf(index->rd_opcintype[0]);
-	if (c->vectype == QDB_VEC_NONE)
-		elog(ERROR, "index \"%s\" indexes type %s, not a vector type",
-			 RelationGetRelationName(index), format_type_be(index->rd_opcintype[0]));
 	c->ef_construction = meta.ef_construction;
 	QdbNodeShapeFromMeta(&meta, &c->shape);
 	c->level_mult = 1.0 / log((double) c->shape.m);

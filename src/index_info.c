@@ -41,6 +41,29 @@ open_index(Oid relid)
 	return index;
 }
 
+/* index_info of an index without a compressor: settings, no graph */
+static Datum
+untrained_info(FunctionCallInfo fcinfo, const QdbMetaPageData *meta)
+{
+	TupleDesc	tupdesc;
+	Datum		values[18] = {0};
+	bool		nulls[18] = {0};
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	tupdesc = BlessTupleDesc(tupdesc);
+	nulls[0] = nulls[2] = nulls[7] = nulls[11] = nulls[12] = nulls[13] = nulls[14] = true;
+	values[1] = CStringGetTextDatum(qdb_metric_name(meta->metric));
+	values[3] = Int32GetDatum(meta->m);
+	values[4] = Int32GetDatum(meta->ef_construction);
+	values[5] = values[6] = values[8] = values[16] = Int64GetDatum(0);
+	values[9] = Int64GetDatum(1);
+	values[10] = Int32GetDatum(0);
+	values[15] = CStringGetTextDatum("no compressor yet: scans read the heap");
+	values[17] = BoolGetDatum(meta->inline_codes != 0);
+	return HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls));
+}
+
 Datum
 quantumdb_index_info(PG_FUNCTION_ARGS)
 {
@@ -61,6 +84,11 @@ quantumdb_index_info(PG_FUNCTION_ARGS)
 	int64		nblocks;
 
 	QdbReadMeta(index, &meta);
+	if (c->untrained)
+	{
+		relation_close(index, AccessShareLock);
+		PG_RETURN_DATUM(untrained_info(fcinfo, &meta));
+	}
 	QdbNodeMapRead(index, &meta, &map);
 	total = QdbNodeMapSlotAt(&map, map.nblocks, 0);
 	for (i = 0; i < total; i++)
@@ -180,6 +208,17 @@ verify_header(Relation index, Problems *p, QdbMetaPageData *meta)
 					QDB_FORMAT_VERSION);
 		if (meta->m < QDB_MIN_M || meta->m > QDB_MAX_M)
 			problem(p, "meta page m %d is out of range", meta->m);
+		if (QdbMetaUntrained(meta))
+		{
+			/* a meta page alone (QDB_BUILT_UNTRAINED) */
+			if (meta->compressor_pages != 0 || meta->dim != 0 || meta->entry != QDB_NO_NODE)
+				problem(p, "an index without a compressor has compressor pages, dimensions or an entry point");
+			if (RelationGetNumberOfBlocks(index) != 1)
+				problem(p, "an index without a compressor has %u blocks, not 1",
+						RelationGetNumberOfBlocks(index));
+			UnlockReleaseBuffer(buf);
+			return false;
+		}
 		if (meta->first_node_page != QDB_FIRST_COMPRESSOR_BLKNO + meta->compressor_pages)
 			problem(p, "first node page %u does not follow the %u compressor pages",
 					meta->first_node_page, meta->compressor_pages);

@@ -158,7 +158,16 @@ qdbinsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 								ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(cxt);
 	c = QdbPinIndexCache(index, true);
-	x = QdbIndexVector(index, c, values[0], &skip);
+	if (c->untrained)
+	{
+		int			dim;
+
+		/* nothing to store: the row's vector is checked as it would be */
+		(void) QdbDatumGetFloats(values[0], c->vectype, &dim, "vector");
+		skip = true;
+	}
+	else
+		x = QdbIndexVector(index, c, values[0], &skip);
 	if (!skip)
 	{
 		code = palloc(c->shape.code_size);

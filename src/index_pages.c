@@ -140,6 +140,17 @@ QdbCheckMetaPage(Relation index, Page page)
 						RelationGetRelationName(index), meta->version,
 						meta->compressor_format, QDB_INDEX_VERSION, QDB_FORMAT_VERSION),
 				 errhint("REINDEX INDEX %s;", RelationGetRelationName(index))));
+	if (QdbMetaUntrained(meta))
+	{
+		/* a meta page and nothing else (see QDB_BUILT_UNTRAINED) */
+		if (meta->dim != 0 || meta->code_size != 0 || meta->compressor_pages != 0 ||
+			meta->compressor_len != 0 || meta->entry != QDB_NO_NODE ||
+			meta->m < QDB_MIN_M || meta->m > QDB_MAX_M ||
+			meta->metric < QDB_METRIC_L2 || meta->metric > QDB_METRIC_COSINE ||
+			meta->first_node_page != QDB_FIRST_COMPRESSOR_BLKNO)
+			meta_damaged(index, "its settings are out of range for an index without a compressor");
+		return;
+	}
 	if (meta->dim < 1 || meta->dim > QDB_MAX_DIM ||
 		meta->metric < QDB_METRIC_L2 || meta->metric > QDB_METRIC_COSINE ||
 		meta->code_size < 1 || meta->code_size > QDB_MAX_SUBQUANTIZERS ||

@@ -28,11 +28,7 @@
 
 #include "index.h"
 
-typedef struct ScanResult
-{
-	ItemPointerData tid;
-	double		dist;
-} ScanResult;
+typedef QdbScanRow ScanResult;
 
 typedef struct QdbScanOpaqueData
 {
@@ -56,6 +52,7 @@ typedef struct QdbScanOpaqueData
 	IndexFetchTableData *fetch;
 	TupleTableSlot *slot;
 	bool		null_query;		/* ORDER BY ... NULL: all rows, page by page */
+	bool		heap_rows;		/* no compressor: results hold every row */
 	QdbMetaPageData meta;
 	BlockNumber next_block;
 } QdbScanOpaqueData;
@@ -101,6 +98,7 @@ qdbrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int nor
 	so->started = false;
 	so->exhausted = false;
 	so->null_query = false;
+	so->heap_rows = false;
 	so->c = NULL;
 	so->query = NULL;
 	so->results = NULL;
@@ -291,6 +289,17 @@ start_scan(IndexScanDesc scan)
 	old = MemoryContextSwitchTo(so->cxt);
 	/* pinned for the scan: inserts and invalidations between fetches keep it */
 	c = so->c = QdbPinIndexCache(scan->indexRelation, false);
+	if (c->untrained)
+	{
+		/* no compressor yet: the heap's rows, in exact order */
+		so->heap_rows = true;
+		so->nresults = QdbExactHeapScan(scan, c, so->distproc, so->collation,
+										so->query, &so->results);
+		so->next = 0;
+		so->exhausted = true;
+		MemoryContextSwitchTo(old);
+		return;
+	}
 	if (so->query == NULL)
 	{
 		/* ORDER BY column <op> NULL: every row, as a sequential scan gives */
@@ -382,6 +391,18 @@ qdbgettuple(IndexScanDesc scan, ScanDirection dir)
 	if (!so->started)
 		start_scan(scan);
 
+	if (so->heap_rows)
+	{
+		if (so->next >= so->nresults)
+			return false;
+		scan->xs_heaptid = so->results[so->next].tid;
+		scan->xs_recheck = false;
+		scan->xs_recheckorderby = false;
+		scan->xs_orderbyvals[0] = Float8GetDatum(so->results[so->next].dist);
+		scan->xs_orderbynulls[0] = (so->query == NULL);
+		so->next++;
+		return true;
+	}
 	if (so->null_query)
 	{
 		if (so->next >= so->nresults && !next_null_rows(scan))

@@ -30,6 +30,7 @@
 #include "miscadmin.h"
 #include "storage/indexfsm.h"
 #include "storage/lmgr.h"
+#include "utils/builtins.h"
 #include "utils/inval.h"
 #include "utils/memutils.h"
 
@@ -306,6 +307,32 @@ repair_graph(IndexVacuumInfo *info, QdbIndexCache *c, HTAB *deleted,
 	}
 }
 
+/*
+ * VACUUM of an index without a compressor: nothing to clean; a NOTICE when
+ * the table now has rows enough to train one.  False for other indexes.
+ */
+static bool
+untrained_cleanup(IndexVacuumInfo *info, IndexBulkDeleteResult **stats)
+{
+	QdbMetaPageData meta;
+
+	QdbReadMeta(info->index, &meta);
+	if (!QdbMetaUntrained(&meta))
+		return false;
+	if (*stats == NULL)
+		*stats = palloc0(sizeof(IndexBulkDeleteResult));
+	(*stats)->num_index_tuples = 0;
+	(*stats)->num_pages = RelationGetNumberOfBlocks(info->index);
+	if (!info->estimated_count && info->num_heap_tuples >= QDB_KSUB)
+		ereport(NOTICE,
+				(errmsg("index \"%s\" has no compressor yet, and its table now has %.0f rows",
+						RelationGetRelationName(info->index), info->num_heap_tuples),
+				 errdetail("Its scans read every row of the table until it has one."),
+				 errhint("REINDEX INDEX CONCURRENTLY %s; trains it.",
+						 quote_identifier(RelationGetRelationName(info->index)))));
+	return true;
+}
+
 IndexBulkDeleteResult *
 qdbbulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 			  IndexBulkDeleteCallback callback, void *callback_state)
@@ -321,6 +348,12 @@ qdbbulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 	removed_before = stats->tuples_removed;
 	stats->num_index_tuples = 0;
 	QdbReadMeta(index, &meta);
+	if (QdbMetaUntrained(&meta))
+	{
+		/* no compressor, nothing stored (QDB_BUILT_UNTRAINED) */
+		stats->num_pages = RelationGetNumberOfBlocks(index);
+		return stats;
+	}
 	c = QdbPinIndexCache(index, true);
 	deleted = mark_dead(info, stats, callback, callback_state, &meta);
 
@@ -462,6 +495,8 @@ qdbvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 	Relation	index = info->index;
 
 	if (info->analyze_only)
+		return stats;
+	if (untrained_cleanup(info, &stats))
 		return stats;
 
 	/* inserts and repairs can leave a node nobody links to: link it back */

@@ -259,13 +259,14 @@ build_sample_callback(Relation index, ItemPointer tid, Datum *values, bool *isnu
  * scan (its snapshot, its partial-index predicate) instead of a query, so
  * REINDEX, VACUUM FULL, CLUSTER and table rewrites, whose planning could
  * not open the index being rebuilt, work.  Under cosine a zero vector is
- * skipped, as the index skips it.
+ * skipped, as the index skips it.  Returns the heap tuples the scan saw.
  */
-void
+double
 QdbSampleIndexBuild(Relation heap, Relation index, IndexInfo *indexInfo, int want,
 					uint64 seed, bool cosine, const QdbTrainConfig *fit, QdbSample *out)
 {
 	Reservoir	r;
+	double		heap_tuples;
 
 	reservoir_init(&r, RelationGetRelid(heap), true, want, seed, cosine, out);
 	r.vectype = QdbVecTypeOf(index->rd_opcintype[0]);
@@ -275,8 +276,9 @@ QdbSampleIndexBuild(Relation heap, Relation index, IndexInfo *indexInfo, int wan
 	r.errcb.previous = error_context_stack;
 	error_context_stack = &r.errcb;
 	/* no synchronized scan: the same rows in the same order give the same sample */
-	(void) table_index_build_scan(heap, index, indexInfo, false, false,
-								  build_sample_callback, &r, NULL);
+	heap_tuples = table_index_build_scan(heap, index, indexInfo, false, false,
+										 build_sample_callback, &r, NULL);
 	error_context_stack = r.errcb.previous;
 	MemoryContextDelete(r.batch);
+	return heap_tuples;
 }

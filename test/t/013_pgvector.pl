@@ -171,6 +171,45 @@ like($err, qr/22000: cosine distance is undefined for a zero vector/, 'a zero qu
 	INSERT INTO items VALUES (99999, array_fill(1, ARRAY[100])::real[]::vector, '[1,2]')});
 like($err, qr/expected 100 dimensions, not 2|dimensions/, 'a row of other dimensions is refused');
 
+# pgvector's small-table cases (its test/sql/hnsw_vector.sql) with USING
+# quantumdb: the index starts without a compressor and answers as pgvector
+# expects.  Not here: vector_l1_ops (quantumdb has no L1), hnsw's iterative
+# scans, and ORDER BY val <=> '[0,0,0]', an ERROR in quantumdb where
+# pgvector returns the rows at NaN distances.
+my %small = (
+	'vector_l2_ops' => [ '<->', "[1,2,3]\n[1,2,4]\n[1,1,1]\n[0,0,0]", 4 ],
+	'vector_ip_ops' => [ '<#>', "[1,2,4]\n[1,2,3]\n[1,1,1]\n[0,0,0]", 4 ],
+	'vector_cosine_ops' => [ '<=>', "[1,1,1]\n[1,2,3]\n[1,2,4]", 3 ]);
+for my $class (sort keys %small)
+{
+	my ($op, $rows, $count) = @{ $small{$class} };
+	my $got = $sql->(qq{
+		SET client_min_messages = warning;
+		SET enable_seqscan = off;
+		CREATE TABLE t (val vector(3));
+		INSERT INTO t (val) VALUES ('[0,0,0]'), ('[1,2,3]'), ('[1,1,1]'), (NULL);
+		CREATE INDEX ON t USING quantumdb (val $class);
+		INSERT INTO t (val) VALUES ('[1,2,4]');
+		SELECT * FROM t ORDER BY val $op '[3,3,3]';
+		SELECT COUNT(*) FROM (SELECT * FROM t ORDER BY val $op (SELECT NULL::vector)) t2;
+		SELECT COUNT(*) FROM t;
+		EXPLAIN (COSTS OFF) SELECT * FROM t ORDER BY val $op '[3,3,3]';
+	});
+	like($got, qr/^\Q$rows\E\n$count\n5\nIndex Scan using t_val_idx on t/,
+		"pgvector's small-table case with $class");
+	if ($class eq 'vector_cosine_ops')
+	{
+		is($sql->(q{SET enable_seqscan = off;
+			SELECT string_agg(t.val::text || ' ' || t2.val::text, ';' ORDER BY t.val) FROM t
+			CROSS JOIN LATERAL (SELECT * FROM t t2 ORDER BY val <=> t.val LIMIT 1) t2
+			WHERE t.val != '[0,0,0]'}),
+			'[1,1,1] [1,1,1];[1,2,3] [1,2,3];[1,2,4] [1,2,4]', 'the LATERAL nearest-neighbour join');
+	}
+	is($sql->(qq{SET client_min_messages = warning; SET enable_seqscan = off; TRUNCATE t;
+		SELECT count(*) FROM (SELECT * FROM t ORDER BY val $op '[3,3,3]') s; DROP TABLE t;}),
+		'0', "after TRUNCATE ($class)");
+}
+
 # pg_dump and pg_restore: the extensions, the index and its compressor
 my $archive = $node->basedir . '/pgv.dump';
 $node->command_ok([ 'pg_dump', '-Fc', '-d', $node->connstr('postgres'), '-f', $archive ], 'pg_dump -Fc');

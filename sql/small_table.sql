@@ -1,0 +1,80 @@
+-- An index built on a table with too few rows to train a compressor, and
+-- not given one, starts without one: it stores nothing, its scans read the
+-- heap and return every row in exact order, and REINDEX trains it once the
+-- table has rows enough.  The cases are pgvector's small-table ones
+-- (test/sql/hnsw_vector.sql: four rows and a NULL, an insert after CREATE
+-- INDEX, a NULL query, TRUNCATE, a LATERAL join) on real[], with the
+-- answers pgvector gives for its vector type.
+SET enable_seqscan = off;
+
+-- L2
+CREATE TABLE st (val real[]);
+INSERT INTO st (val) VALUES ('{0,0,0}'), ('{1,2,3}'), ('{1,1,1}'), (NULL);
+CREATE INDEX st_idx ON st USING quantumdb (val real_l2_ops);
+INSERT INTO st (val) VALUES ('{1,2,4}');
+EXPLAIN (COSTS OFF) SELECT * FROM st ORDER BY val <~> '{3,3,3}';
+SELECT * FROM st ORDER BY val <~> '{3,3,3}';
+SELECT COUNT(*) FROM (SELECT * FROM st ORDER BY val <~> (SELECT NULL::real[])) t2;
+SELECT COUNT(*) FROM st;
+SELECT dimensions, metric, code_bytes, nodes, pages, compressor, built_from
+FROM quantumdb.index_info('st_idx');
+SELECT * FROM quantumdb.verify('st_idx');
+-- user input is checked as for a trained index
+INSERT INTO st (val) VALUES ('{1,NaN,1}');
+SELECT * FROM st ORDER BY val <~> '{1,Infinity,1}';
+SELECT * FROM st ORDER BY val <~> '{1,2}';
+TRUNCATE st;
+SELECT * FROM st ORDER BY val <~> '{3,3,3}';
+DROP TABLE st;
+
+-- inner product
+CREATE TABLE st (val real[]);
+INSERT INTO st (val) VALUES ('{0,0,0}'), ('{1,2,3}'), ('{1,1,1}'), (NULL);
+CREATE INDEX ON st USING quantumdb (val real_ip_ops);
+INSERT INTO st (val) VALUES ('{1,2,4}');
+SELECT * FROM st ORDER BY val <#> '{3,3,3}';
+SELECT COUNT(*) FROM (SELECT * FROM st ORDER BY val <#> (SELECT NULL::real[])) t2;
+DROP TABLE st;
+
+-- cosine: zero vectors are not in the index, as in a trained one; a zero
+-- query is an ERROR (pgvector returns the three rows, at NaN distances)
+CREATE TABLE st (val real[]);
+INSERT INTO st (val) VALUES ('{0,0,0}'), ('{1,2,3}'), ('{1,1,1}'), (NULL);
+CREATE INDEX ON st USING quantumdb (val real_cosine_ops);
+INSERT INTO st (val) VALUES ('{1,2,4}');
+SELECT * FROM st ORDER BY val <=> '{3,3,3}';
+SELECT COUNT(*) FROM (SELECT * FROM st ORDER BY val <=> '{0,0,0}') t2;
+SELECT COUNT(*) FROM (SELECT * FROM st ORDER BY val <=> (SELECT NULL::real[])) t2;
+SELECT * FROM st CROSS JOIN LATERAL (SELECT * FROM st t2 ORDER BY val <=> st.val LIMIT 1) t2
+WHERE st.val != '{0,0,0}' ORDER BY st.val;
+DROP TABLE st;
+
+-- a partial index covers the rows of its predicate only
+CREATE TABLE st (id int, val real[]);
+INSERT INTO st VALUES (1, '{1,1}'), (2, '{2,2}'), (3, '{3,3}'), (4, '{4,4}');
+CREATE INDEX ON st USING quantumdb (val) WHERE id % 2 = 0;
+SELECT id FROM st WHERE id % 2 = 0 ORDER BY val <~> '{0,0}';
+
+-- rows enough: VACUUM says so, REINDEX trains the compressor
+SET client_min_messages = warning;
+INSERT INTO st SELECT i, ARRAY[sin(i), cos(i * 0.7)]::real[] FROM generate_series(5, 1200) i;
+RESET client_min_messages;
+VACUUM st;
+SET client_min_messages = warning;
+REINDEX TABLE st;
+RESET client_min_messages;
+SELECT dimensions, code_bytes, nodes > 500 AS has_nodes, built_from
+FROM quantumdb.index_info('st_val_idx');
+SELECT * FROM quantumdb.verify('st_val_idx');
+SET quantumdb.rerank = 10;
+SELECT id FROM st WHERE id % 2 = 0 ORDER BY val <~> '{2,2}' LIMIT 1;
+RESET quantumdb.rerank;
+DROP TABLE st;
+
+-- an unlogged table's index without a compressor, and its init fork
+CREATE UNLOGGED TABLE st (val real[]);
+CREATE INDEX ON st USING quantumdb (val);
+INSERT INTO st VALUES ('{1,2}'), ('{3,4}');
+SELECT * FROM st ORDER BY val <~> '{3,3}';
+DROP TABLE st;
+RESET enable_seqscan;
