@@ -92,7 +92,7 @@ if [ -n "$taps" ]; then
 	pgxs=$QDB_PGXS_DIR
 	tapdir="$QDB_TMP/tap"
 	mkdir -p "$tapdir"
-	cp -r test/t "$tapdir/"
+	cp -r test/t test/client "$tapdir/"
 	[ "$(id -u)" = 0 ] && chown -R "$QDB_OWNER" "$tapdir"
 	(cd "$tapdir" && qdb_as_owner env PATH="$QDB_PG_BIN:$PATH" PG_REGRESS="$regress" MALLOC_PERTURB_=165 \
 		TESTDIR="$tapdir" QDB_GLOVE_COPY="$base_copy" \
