@@ -210,6 +210,29 @@ for my $class (sort keys %small)
 		'0', "after TRUNCATE ($class)");
 }
 
+# the binary format: COPY out and back in (what a driver's binary COPY
+# sends), into a table indexed again; the codes and the answers agree
+my $bin = $node->basedir . '/items.bin';
+$sql->(qq{
+	COPY (SELECT i.id, i.embedding, i.half, g.emb FROM items i JOIN glove g USING (id))
+		TO '$bin' WITH (FORMAT binary);
+	CREATE TABLE items_bin (id int, embedding vector(100), half halfvec(100), emb real[]);
+	COPY items_bin FROM '$bin' WITH (FORMAT binary);
+	CREATE INDEX items_bin_cos ON items_bin USING quantumdb (embedding vector_cosine_ops)
+		WITH (compressor = 'gv', m = 8, ef_construction = 64);
+});
+is($sql->(q{
+	SELECT count(*) FROM items i JOIN items_bin b USING (id)
+	WHERE quantumdb.encode('gv', i.embedding) <> quantumdb.encode('gv', b.embedding)
+	   OR quantumdb.encode('gv', i.half) <> quantumdb.encode('gv', b.half)
+	   OR quantumdb.encode('gv', i.embedding) <> quantumdb.encode('gv', b.emb)
+}), '0', 'vector, halfvec and real[] through binary COPY encode the same');
+my $knn = q{SET enable_seqscan = off; SET quantumdb.rerank = 40;
+	SELECT string_agg(id::text, ',') FROM (SELECT id FROM %s
+		ORDER BY embedding <=> (SELECT q FROM queries WHERE id = 1802) LIMIT 5) s};
+is($sql->(sprintf($knn, 'items_bin')), $sql->(sprintf($knn, 'items')),
+	'the index on the binary copy answers as the original');
+
 # pg_dump and pg_restore: the extensions, the index and its compressor
 my $archive = $node->basedir . '/pgv.dump';
 $node->command_ok([ 'pg_dump', '-Fc', '-d', $node->connstr('postgres'), '-f', $archive ], 'pg_dump -Fc');
