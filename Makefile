@@ -25,6 +25,20 @@ DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 DATA = sql/pgvector/quantumdb_pgvector.control sql/pgvector/quantumdb_pgvector--0.1.0.sql
 EXTRA_CLEAN = sql/$(EXTENSION)--$(EXTVERSION).sql
 
+# make installcheck: the pg_regress suites (sql/, expected/) against an
+# installed, running server (PGHOST, PGPORT, PGUSER as for psql), as
+# contrib modules and pgvector run theirs; make prove_installcheck: the TAP
+# tests (test/t/), each with its own temporary clusters from the installed
+# binaries (as a user other than root: initdb refuses root).  Both read the
+# glove-2k slice as COPY files that regress-data makes here.
+REGRESS = $(filter-out $(EXTENSION)--%,$(sort $(basename $(notdir $(wildcard sql/*.sql)))))
+REGRESS_OPTS = --inputdir=. --load-extension=$(EXTENSION)
+REGRESS_PREP = regress-data
+REGRESS_DATA = glove_base.copy glove_query.copy glove_gt.copy
+EXTRA_CLEAN += $(REGRESS_DATA)
+PROVE_TESTS = test/t/*.pl
+export QDB_GLOVE_COPY = $(CURDIR)/glove_base.copy
+
 PG_CPPFLAGS = -Itrainer
 PG_CFLAGS = -O3 -std=gnu11
 SHLIB_LINK = trainer/libqdbtrainer.a -lopenblas -lm -ldl
@@ -86,6 +100,25 @@ test/unit/test_graph: $(GRAPH_TEST_SRC) src/graph.h trainer/qdb_trainer.h traine
 		-lopenblas -lm
 
 EXTRA_CLEAN += test/unit/test_graph
+
+.PHONY: regress-data prove_installcheck
+
+# the suites' training needs the maintenance_work_mem of make test's cluster
+installcheck: export PGOPTIONS := $(PGOPTIONS) -c maintenance_work_mem=256MB
+
+# the COPY files of make installcheck and make prove_installcheck (above)
+regress-data: $(REGRESS_DATA)
+glove_base.copy: test/data/glove-2k/base.fvecs trainer/qdb-train
+	trainer/qdb-train dump --input $< > $@
+glove_query.copy: test/data/glove-2k/query.fvecs trainer/qdb-train
+	trainer/qdb-train dump --input $< > $@
+glove_gt.copy: test/data/glove-2k/gt_ip.ivecs trainer/qdb-train
+	trainer/qdb-train dump --input $< > $@
+trainer/qdb-train:
+	$(MAKE) -C trainer qdb-train
+
+prove_installcheck: regress-data
+	$(prove_installcheck)
 
 clean: clean-trainer
 clean-trainer:

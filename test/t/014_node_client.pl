@@ -9,10 +9,11 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use File::Temp qw(tempdir);
+use FindBin;
 use Test::More;
 
 my $copy = $ENV{QDB_GLOVE_COPY} or die "QDB_GLOVE_COPY is not set";
-my $app = "$ENV{TESTDIR}/client/pgvector_app.mjs";
+my $app = "$FindBin::Bin/../client/pgvector_app.mjs";
 
 plan skip_all => 'node and npm not installed'
   unless system('node --version >/dev/null 2>&1') == 0
