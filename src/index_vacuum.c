@@ -28,6 +28,7 @@
 #include "commands/vacuum.h"
 #include "common/hashfn.h"
 #include "miscadmin.h"
+#include "postmaster/autovacuum.h"
 #include "storage/indexfsm.h"
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
@@ -309,7 +310,8 @@ repair_graph(IndexVacuumInfo *info, QdbIndexCache *c, HTAB *deleted,
 
 /*
  * VACUUM of an index without a compressor: nothing to clean; a NOTICE when
- * the table now has rows enough to train one.  False for other indexes.
+ * the table now has rows enough to train one (REINDEX does).  False for
+ * other indexes.
  */
 static bool
 untrained_cleanup(IndexVacuumInfo *info, IndexBulkDeleteResult **stats)
@@ -323,9 +325,10 @@ untrained_cleanup(IndexVacuumInfo *info, IndexBulkDeleteResult **stats)
 		*stats = palloc0(sizeof(IndexBulkDeleteResult));
 	(*stats)->num_index_tuples = 0;
 	(*stats)->num_pages = RelationGetNumberOfBlocks(info->index);
-	if (!info->estimated_count && info->num_heap_tuples >= QDB_KSUB)
-		ereport(NOTICE,
-				(errmsg("index \"%s\" has no compressor yet, and its table now has %.0f rows",
+	/* autovacuum's NOTICEs reach no one: a WARNING reaches the server log */
+	if (info->num_heap_tuples >= QDB_KSUB)
+		ereport(IsAutoVacuumWorkerProcess() ? WARNING : NOTICE,
+				(errmsg("index \"%s\" has no compressor yet, and its table now has about %.0f rows",
 						RelationGetRelationName(info->index), info->num_heap_tuples),
 				 errdetail("Its scans read every row of the table until it has one."),
 				 errhint("REINDEX INDEX CONCURRENTLY %s; trains it.",

@@ -8,7 +8,7 @@ CREATE FUNCTION quantumdb.index_handler(internal) RETURNS index_am_handler
 
 CREATE ACCESS METHOD quantumdb TYPE INDEX HANDLER quantumdb.index_handler;
 COMMENT ON ACCESS METHOD quantumdb IS
-	'HNSW graph over compressed codes, with exact rerank from the heap';
+	'HNSW graph over compressed codes, with exact rerank from the heap (real[] columns; vector and halfvec with quantumdb_pgvector)';
 
 -- Support function 2: which metric the operator class means.
 CREATE FUNCTION quantumdb.metric_l2(internal) RETURNS internal

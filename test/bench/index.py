@@ -422,6 +422,10 @@ def main():
                     help="sql: quantumdb.train() first, its time counted in the build; "
                          "build: CREATE INDEX trains its own compressor")
     ap.add_argument("--qdb-kind", default="opq", help="compressor kind for quantumdb.train")
+    ap.add_argument("--qdb-column", choices=("emb", "vec"), default="emb",
+                    help="the column quantumdb indexes: emb (real[], its own operator classes) or "
+                    "vec (pgvector's vector, through quantumdb_pgvector, beside pgvector's HNSW on "
+                    "the same column)")
     ap.add_argument("--qdb-inline-codes", action="store_true",
                     help="build the quantumdb index WITH (inline_codes = on)")
     ap.add_argument("--tag", default="", help="suffix of the output files (index-SET[-TAG].md)")
@@ -450,6 +454,7 @@ def main():
         sys.exit("no %s/base.fvecs" % ds)
     metric = a.metric or ("cosine" if os.path.isfile(os.path.join(ds, "gt_ip.ivecs")) else "l2")
     qdb_ops, qdb_op, pgv_ops, pgv_op, gt_name = METRICS[metric]
+    qdb_col, qdb_type = "emb", "real[]"
     clients = ints(a.clients)
     if a.qdb_pairs:
         pairs = [tuple(int(x) for x in p.split(":")) for p in a.qdb_pairs.split(",") if p.strip()]
@@ -524,6 +529,12 @@ def main():
         qdb_skip = "--no-quantumdb"
     elif one(cur, "SELECT count(*) FROM pg_am WHERE amname = 'quantumdb'") == 0:
         qdb_skip = "the quantumdb index access method does not exist (no 'quantumdb' in pg_am)"
+    elif a.qdb_column == "vec" and not pgv_version:
+        qdb_skip = "--qdb-column vec needs pgvector"
+    if qdb_skip is None and a.qdb_column == "vec":
+        # pgvector's column, operator and operator class name, for quantumdb
+        cur.execute("CREATE EXTENSION IF NOT EXISTS quantumdb_pgvector")
+        qdb_ops, qdb_op, qdb_col, qdb_type = pgv_ops, pgv_op, "vec", "vector"
     if qdb_skip is None:
         # the operator classes live in the extension's schema, whichever it is
         cur.execute("SELECT quote_ident(n.nspname) || '.' || quote_ident(c.opcname) FROM pg_opclass c "
@@ -539,15 +550,16 @@ def main():
             if a.qdb_train == "sql":
                 log("training the compressor (quantumdb.train, kind %s, metric %s)" % (a.qdb_kind, metric))
                 b["train_s"], b["train_mem"], b["train"], _ = timed(
-                    "SELECT * FROM quantumdb.train('bench_c', 'items'::regclass, 'emb', "
-                    "kind => %s, metric => %s)", (a.qdb_kind, metric))
+                    "SELECT * FROM quantumdb.train('bench_c', 'items'::regclass, %s, "
+                    "kind => %s, metric => %s)", (qdb_col, a.qdb_kind, metric))
                 opts += ", compressor = 'bench_c'"
             b["index_s"], b["size"], b["index_mem"], b["notices"] = build_index(
                 cur, "items_emb_qdb",
-                "CREATE INDEX items_emb_qdb ON items USING quantumdb (emb %s) WITH (%s)" % (qdb_ops, opts))
+                "CREATE INDEX items_emb_qdb ON items USING quantumdb (%s %s) WITH (%s)"
+                % (qdb_col, qdb_ops, opts))
             b["build_s"] = b["train_s"] + b["index_s"]
             b["mem"] = max(b.get("train_mem", 0), b["index_mem"])
-            b["options"] = "%s; %s" % (qdb_ops, opts)
+            b["options"] = "%s %s; %s" % (qdb_col, qdb_ops, opts)
             try:
                 cur.execute("SELECT * FROM quantumdb.index_info('items_emb_qdb'::regclass)")
                 cols = [d[0] for d in cur.description]
@@ -557,7 +569,8 @@ def main():
                 b["index_info"] = "quantumdb.index_info failed: %s" % str(e).strip()
             builds["quantumdb"] = b
             methods.append(Method(
-                "quantumdb", "emb", qdb_op, "real[]", qlits, "items_emb_qdb",
+                "quantumdb", qdb_col, qdb_op, qdb_type, vlits if qdb_col == "vec" else qlits,
+                "items_emb_qdb",
                 [("ef_search=%d rerank=%d" % (ef, rr),
                   [("quantumdb.ef_search", ef), ("quantumdb.rerank", rr)])
                  for ef, rr in pairs]))

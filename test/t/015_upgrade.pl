@@ -1,0 +1,91 @@
+# ALTER EXTENSION quantumdb UPDATE from release 0.1.0: a database created
+# at 0.1.0, with compressors, a training log, indexes built with and
+# without a named compressor and an index on a small table, is updated to
+# the current version and finds every index, compressor and query as
+# before; its objects and their descriptions then equal a fresh install's.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $copy = $ENV{QDB_GLOVE_COPY} or die "QDB_GLOVE_COPY is not set";
+
+my $node = PostgreSQL::Test::Cluster->new('main');
+$node->init;
+$node->append_conf('postgresql.conf', "maintenance_work_mem = 256MB\n");
+$node->start;
+my $sql = sub { $node->safe_psql('postgres', $_[0]) };
+my $current = $sql->(q{SELECT default_version FROM pg_available_extensions WHERE name = 'quantumdb'});
+
+$sql->(qq{
+	CREATE EXTENSION quantumdb VERSION '0.1.0';
+	CREATE TABLE glove (id int PRIMARY KEY, emb real[]);
+	COPY glove FROM '$copy';
+	CREATE TABLE items AS SELECT id, emb FROM glove WHERE id < 1500;
+	CREATE TABLE small (id int, emb real[]);
+	INSERT INTO small SELECT id, emb FROM glove WHERE id < 20;
+	SET client_min_messages = warning;
+	SELECT compressor FROM quantumdb.train('c1', 'items', 'emb', metric => 'cosine',
+		kind => 'pq', subvectors => 20, kmeans_iters => 10, validation => 100);
+	CREATE INDEX items_named ON items USING quantumdb (emb real_cosine_ops)
+		WITH (compressor = 'c1', m = 8, ef_construction = 64);
+	CREATE INDEX items_trained ON items USING quantumdb (emb) WITH (m = 8, ef_construction = 64);
+	CREATE INDEX small_idx ON small USING quantumdb (emb);
+});
+is($sql->(q{SELECT extversion FROM pg_extension WHERE extname = 'quantumdb'}), '0.1.0',
+	'created at 0.1.0');
+isnt($current, '0.1.0', "the current version ($current) is a newer one");
+
+my $answers = q{
+	SET enable_seqscan = off; SET quantumdb.rerank = 40;
+	SELECT string_agg(s.ids, ' ') FROM (
+		SELECT (SELECT string_agg(id::text, ',') FROM (SELECT id FROM items
+			ORDER BY emb <=> (SELECT emb FROM glove WHERE id = q.id) LIMIT 5) a)
+			|| '/' || (SELECT string_agg(id::text, ',') FROM (SELECT id FROM items
+			ORDER BY emb <~> (SELECT emb FROM glove WHERE id = q.id) LIMIT 5) b)
+			|| '/' || (SELECT string_agg(id::text, ',') FROM (SELECT id FROM small
+			ORDER BY emb <~> (SELECT emb FROM glove WHERE id = q.id) LIMIT 3) c) AS ids
+		FROM generate_series(1900, 1910) q(id)) s};
+my $state = q{
+	SELECT string_agg(name || ':' || kind || ':' || metric, ',' ORDER BY name) FROM quantumdb.compressors;
+	SELECT count(*) FROM quantumdb.training_log;
+	SELECT string_agg(i || ':' || coalesce(v, 'ok'), ',') FROM
+		unnest(ARRAY['items_named', 'items_trained', 'small_idx']) i
+		LEFT JOIN LATERAL quantumdb.verify(i::regclass) v ON true;
+};
+my $before = $sql->($answers);
+my $state_before = $sql->($state);
+
+$sql->(q{ALTER EXTENSION quantumdb UPDATE});
+is($sql->(q{SELECT extversion FROM pg_extension WHERE extname = 'quantumdb'}), $current,
+	"updated to $current");
+is($sql->($answers), $before, 'every index answers as before the update');
+is($sql->($state), $state_before, 'compressors, training log and verify as before');
+
+# the updated indexes keep working: inserts, vacuum, a new index
+$sql->(q{
+	INSERT INTO items SELECT id, emb FROM glove WHERE id >= 1500 AND id < 1800;
+	DELETE FROM items WHERE id % 7 = 0;
+	VACUUM items;
+	CREATE INDEX items_after ON items USING quantumdb (emb real_cosine_ops) WITH (compressor = 'c1');
+});
+is($sql->(q{SELECT count(*) FROM quantumdb.verify('items_named')}), '0', 'verify after inserts and VACUUM');
+is($sql->(q{SET enable_seqscan = off; SET quantumdb.rerank = 40;
+	SELECT id FROM items ORDER BY emb <=> (SELECT emb FROM glove WHERE id = 1700) LIMIT 1}),
+	'1700', 'a row inserted after the update is found');
+
+# the updated extension equals a fresh install of the current version
+$node->safe_psql('postgres', 'CREATE DATABASE fresh');
+$node->safe_psql('fresh', 'CREATE EXTENSION quantumdb');
+my $objects = q{
+	SELECT string_agg(pg_describe_object(classid, objid, 0) || ' = '
+		|| coalesce(obj_description(objid, classid::regclass::text), '-'), E'\n'
+		ORDER BY pg_describe_object(classid, objid, 0))
+	FROM pg_depend WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
+	  AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'quantumdb')};
+is($sql->($objects), $node->safe_psql('fresh', $objects),
+	'the updated extension has the objects and descriptions of a fresh install');
+
+$node->stop;
+done_testing();
