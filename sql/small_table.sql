@@ -49,6 +49,23 @@ SELECT * FROM st CROSS JOIN LATERAL (SELECT * FROM st t2 ORDER BY val <=> st.val
 WHERE st.val != '{0,0,0}' ORDER BY st.val;
 DROP TABLE st;
 
+-- a row updated in place (HOT: the vector unchanged) is still found, under
+-- its chain's first TID; the first row fixes the dimensions
+CREATE TABLE st (id int, note text, val real[]);
+CREATE INDEX st_idx ON st USING quantumdb (val);
+INSERT INTO st VALUES (1, 'a', '{1,1}'), (2, 'b', '{2,2}');
+INSERT INTO st VALUES (3, 'c', '{1,2,3}');
+UPDATE st SET note = 'z' WHERE id = 1;
+SELECT id, note FROM st ORDER BY val <~> '{0,0}';
+SELECT dimensions FROM quantumdb.index_info('st_idx');
+-- the planner prices it as a sequential scan and a sort
+RESET enable_seqscan;
+INSERT INTO st SELECT i, 'n', ARRAY[i, i]::real[] FROM generate_series(3, 200) i;
+ANALYZE st;
+EXPLAIN (COSTS OFF) SELECT id FROM st ORDER BY val <~> '{0,0}' LIMIT 1;
+SET enable_seqscan = off;
+DROP TABLE st;
+
 -- a partial index covers the rows of its predicate only
 CREATE TABLE st (id int, val real[]);
 INSERT INTO st VALUES (1, '{1,1}'), (2, '{2,2}'), (3, '{3,3}'), (4, '{4,4}');

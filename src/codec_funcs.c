@@ -26,6 +26,7 @@ typedef struct CodecCache
 {
 	QdbLoadedModel *lm;
 	Oid			userid;			/* who loaded it: the use rule was checked for them */
+	QdbVecType	argtype;		/* of the vector argument; QDB_VEC_NONE until known */
 	/* adc_distance: the last query and its table */
 	bool		has_query;
 	int			qdim;
@@ -94,7 +95,7 @@ quantumdb_encode(PG_FUNCTION_ARGS)
 	CodecCache *c = codec_cache(fcinfo);
 	const QdbModel *m = &c->lm->model;
 	int			dim;
-	float	   *x = QdbArgGetFloats(fcinfo, 1, &dim, "vector");
+	float	   *x = QdbArgGetFloats(fcinfo, 1, &c->argtype, &dim, "vector");
 	bytea	   *out;
 	int			rc;
 
@@ -141,7 +142,7 @@ quantumdb_adc_distance(PG_FUNCTION_ARGS)
 	CodecCache *c = codec_cache(fcinfo);
 	const QdbModel *m = &c->lm->model;
 	int			dim;
-	float	   *x = QdbArgGetFloats(fcinfo, 1, &dim, "query");
+	float	   *x = QdbArgGetFloats(fcinfo, 1, &c->argtype, &dim, "query");
 	const uint8_t *code = code_arg(c->lm, PG_GETARG_BYTEA_PP(2));
 
 	if (!same_query(c, x, dim))

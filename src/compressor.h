@@ -46,7 +46,8 @@ extern float *QdbPgvectorGetFloats(struct varlena *v, QdbVecType t, int *dim);
 extern float *QdbArrayGetFloats(ArrayType *a, int *dim, const char *what);
 /* the same for a value of any vector type, or a function's argument argno */
 extern float *QdbDatumGetFloats(Datum d, QdbVecType t, int *dim, const char *what);
-extern float *QdbArgGetFloats(FunctionCallInfo fcinfo, int argno, int *dim, const char *what);
+extern float *QdbArgGetFloats(FunctionCallInfo fcinfo, int argno, QdbVecType *type,
+							  int *dim, const char *what);
 extern void QdbCheckSameDims(int a, int b);
 extern void QdbCheckNonZero(const float *x, int dim, const char *what);
 extern ArrayType *QdbFloatsToArray(const float *x, int dim);

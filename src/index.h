@@ -271,6 +271,8 @@ extern uint8 *QdbSlotCode(const QdbIndexCache *c, QdbNode node, int level, int s
 #define QDB_ENTRY_IF_EMPTY		0
 #define QDB_ENTRY_IF_HIGHER		1
 #define QDB_ENTRY_IF_EXPECTED	2
+extern const char *QdbUntrainedMetaProblem(const QdbMetaPageData *meta);
+extern int	QdbSetUntrainedDim(Relation index, int dim);
 extern bool QdbSetEntry(Relation index, QdbNodeRef ref, int level, int mode,
 						QdbNodeRef expected);
 

@@ -413,11 +413,13 @@ build_threads(void)
  * The model the index will embed: from the catalog, or trained now.  False
  * when no compressor was named and the table has too few vectors to train
  * one: the index starts without one (QDB_BUILT_UNTRAINED); *heap_tuples
- * then has the rows the sample's scan saw.
+ * then has the rows the sample's scan saw and *dim their dimensions (0
+ * without any).
  */
 static bool
 obtain_model(Relation heap, Relation index, IndexInfo *indexInfo, QdbMetric metric,
-			 QdbModel *model, char *name_out, uint32 *flags, double *heap_tuples)
+			 QdbModel *model, char *name_out, uint32 *flags, double *heap_tuples,
+			 int *dim)
 {
 	char	   *name = QdbGetCompressorName(index);
 	AttrNumber	attnum = indexInfo->ii_IndexAttrNumbers[0];
@@ -463,6 +465,7 @@ obtain_model(Relation heap, Relation index, IndexInfo *indexInfo, QdbMetric metr
 					 errdetail("Until it has one, the index stores nothing and its scans read every row of the table, in exact order."),
 					 errhint("REINDEX INDEX %s once the table holds enough rows, or name a compressor trained elsewhere: WITH (compressor = 'name').",
 							 quote_identifier(RelationGetRelationName(index)))));
+			*dim = s.dim;
 			return false;
 		}
 		cfg.dim = s.dim;
@@ -484,7 +487,7 @@ obtain_model(Relation heap, Relation index, IndexInfo *indexInfo, QdbMetric metr
 
 /* The only page of an index without a compressor (QDB_BUILT_UNTRAINED). */
 static void
-write_untrained_meta(Relation index, ForkNumber fork, QdbMetric metric, int m,
+write_untrained_meta(Relation index, ForkNumber fork, QdbMetric metric, int dim, int m,
 					 int ef_construction, bool inline_codes)
 {
 	QdbMetaPageData meta;
@@ -492,6 +495,7 @@ write_untrained_meta(Relation index, ForkNumber fork, QdbMetric metric, int m,
 	memset(&meta, 0, sizeof(meta));
 	meta.magic = QDB_INDEX_MAGIC;
 	meta.version = QDB_INDEX_VERSION;
+	meta.dim = dim;
 	meta.metric = metric;
 	meta.m = m;
 	meta.ef_construction = ef_construction;
@@ -551,6 +555,7 @@ qdbbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 	int			m = QdbGetM(index);
 	int			efc = QdbGetEfConstruction(index);
 	QdbMetric	metric = QdbIndexMetric(index);
+	int			dim = 0;
 	MemoryContext build_cxt,
 				old;
 
@@ -568,9 +573,10 @@ qdbbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 	memset(&bs, 0, sizeof(bs));
 	bs.flags = QDB_BUILT_FROM_VECTORS;
 	if (!obtain_model(heap, index, indexInfo, metric, &model, name, &bs.flags,
-					  &bs.reltuples))
+					  &bs.reltuples, &dim))
 	{
-		write_untrained_meta(index, MAIN_FORKNUM, metric, m, efc, QdbGetInlineCodes(index));
+		write_untrained_meta(index, MAIN_FORKNUM, metric, dim, m, efc,
+							 QdbGetInlineCodes(index));
 		if (RelationNeedsWAL(index))
 			log_newpage_range(index, MAIN_FORKNUM, 0, RelationGetNumberOfBlocks(index), true);
 		MemoryContextSwitchTo(old);
@@ -654,7 +660,8 @@ qdbbuildempty(Relation index)
 	QdbReadMeta(index, &meta);
 	if (QdbMetaUntrained(&meta))
 	{
-		write_untrained_meta(index, INIT_FORKNUM, (QdbMetric) meta.metric, meta.m,
+		/* an empty index: its dimensions come with the first row again */
+		write_untrained_meta(index, INIT_FORKNUM, (QdbMetric) meta.metric, 0, meta.m,
 							 meta.ef_construction, meta.inline_codes);
 		return;
 	}

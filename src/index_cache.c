@@ -132,6 +132,7 @@ load_slot(Relation index, bool want_pair)
 		/* no compressor, no graph: only what scans and inserts check */
 		c->untrained = true;
 		c->metric = (QdbMetric) meta.metric;
+		c->dim = meta.dim;		/* 0 until a row is seen */
 		MemoryContextSwitchTo(old);
 		s->indexoid = RelationGetRelid(index);
 		s->cxt = cxt;
@@ -206,7 +207,7 @@ QdbPinIndexCache(Relation index, bool want_pair)
 	for (s = slots; s; s = s->next)
 		if (!s->retired && s->indexoid == relid)
 			break;
-	if (s != NULL && want_pair && s->c->pair == NULL)
+	if (s != NULL && want_pair && s->c->pair == NULL && !s->c->untrained)
 	{
 		slot_retire(s);
 		s = NULL;

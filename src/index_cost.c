@@ -4,7 +4,8 @@
  *
  * The index answers only ORDER BY <distance> (LIMIT k): without an ORDER BY
  * it is never chosen.  A scan walks about ef_search * 2m graph nodes and
- * reads up to rerank heap rows, whatever the table's size.
+ * reads up to rerank heap rows, whatever the table's size.  An index
+ * without a compressor costs a sequential scan and a sort.
  */
 #include "postgres.h"
 
@@ -29,6 +30,7 @@ qdbcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	double		visited;
 	int			m;
 	Relation	rel;
+	QdbMetaPageData meta;
 
 	/* Never for a plain filter: there is no search operator */
 	if (path->indexorderbys == NIL)
@@ -43,7 +45,31 @@ qdbcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 
 	rel = index_open(index->indexoid, NoLock);
 	m = QdbGetM(rel);
+	QdbReadMeta(rel, &meta);
 	index_close(rel, NoLock);
+
+	if (QdbMetaUntrained(&meta))
+	{
+		/*
+		 * No compressor yet: every scan reads the whole heap, computes a
+		 * distance per row and sorts (index_scan_heap.c), what a sequential
+		 * scan and a sort cost.
+		 */
+		double		tuples = Max(index->rel->tuples, 1);
+		double		spc_seq_page_cost;
+		Cost		run;
+
+		get_tablespace_page_costs(index->rel->reltablespace, NULL, &spc_seq_page_cost);
+		run = spc_seq_page_cost * index->rel->pages +
+			(cpu_tuple_cost + 2 * cpu_operator_cost) * tuples +
+			2 * cpu_operator_cost * tuples * log2(tuples);
+		*indexStartupCost = run;
+		*indexTotalCost = run;
+		*indexSelectivity = 1;
+		*indexCorrelation = 0;
+		*indexPages = 1;
+		return;
+	}
 
 	/* nodes read by the walk, one page each, plus the reranked heap rows */
 	visited = (double) Max(qdb_ef_search, qdb_rerank) * 2 * m + qdb_rerank;

@@ -43,7 +43,7 @@ open_index(Oid relid)
 
 /* index_info of an index without a compressor: settings, no graph */
 static Datum
-untrained_info(FunctionCallInfo fcinfo, const QdbMetaPageData *meta)
+untrained_info(FunctionCallInfo fcinfo, const QdbMetaPageData *meta, BlockNumber nblocks)
 {
 	TupleDesc	tupdesc;
 	Datum		values[18] = {0};
@@ -52,12 +52,17 @@ untrained_info(FunctionCallInfo fcinfo, const QdbMetaPageData *meta)
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	tupdesc = BlessTupleDesc(tupdesc);
-	nulls[0] = nulls[2] = nulls[7] = nulls[11] = nulls[12] = nulls[13] = nulls[14] = true;
+	nulls[2] = nulls[7] = nulls[11] = nulls[12] = nulls[13] = nulls[14] = true;
+	/* known once the build or an insert saw a row */
+	if (meta->dim > 0)
+		values[0] = Int32GetDatum(meta->dim);
+	else
+		nulls[0] = true;
 	values[1] = CStringGetTextDatum(qdb_metric_name(meta->metric));
 	values[3] = Int32GetDatum(meta->m);
 	values[4] = Int32GetDatum(meta->ef_construction);
 	values[5] = values[6] = values[8] = values[16] = Int64GetDatum(0);
-	values[9] = Int64GetDatum(1);
+	values[9] = Int64GetDatum(nblocks);
 	values[10] = Int32GetDatum(0);
 	values[15] = CStringGetTextDatum("no compressor yet: scans read the heap");
 	values[17] = BoolGetDatum(meta->inline_codes != 0);
@@ -86,8 +91,10 @@ quantumdb_index_info(PG_FUNCTION_ARGS)
 	QdbReadMeta(index, &meta);
 	if (c->untrained)
 	{
+		BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+
 		relation_close(index, AccessShareLock);
-		PG_RETURN_DATUM(untrained_info(fcinfo, &meta));
+		PG_RETURN_DATUM(untrained_info(fcinfo, &meta, nblocks));
 	}
 	QdbNodeMapRead(index, &meta, &map);
 	total = QdbNodeMapSlotAt(&map, map.nblocks, 0);
@@ -211,8 +218,10 @@ verify_header(Relation index, Problems *p, QdbMetaPageData *meta)
 		if (QdbMetaUntrained(meta))
 		{
 			/* a meta page alone (QDB_BUILT_UNTRAINED) */
-			if (meta->compressor_pages != 0 || meta->dim != 0 || meta->entry != QDB_NO_NODE)
-				problem(p, "an index without a compressor has compressor pages, dimensions or an entry point");
+			const char *wrong = QdbUntrainedMetaProblem(meta);
+
+			if (wrong)
+				problem(p, "the meta page of an index without a compressor is damaged: %s", wrong);
 			if (RelationGetNumberOfBlocks(index) != 1)
 				problem(p, "an index without a compressor has %u blocks, not 1",
 						RelationGetNumberOfBlocks(index));

@@ -164,6 +164,13 @@ qdbinsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 
 		/* nothing to store: the row's vector is checked as it would be */
 		(void) QdbDatumGetFloats(values[0], c->vectype, &dim, "vector");
+		if (c->dim == 0)
+			c->dim = QdbSetUntrainedDim(index, dim);
+		if (dim != c->dim)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("vector has %d dimensions, but index \"%s\" has %d",
+							dim, RelationGetRelationName(index), c->dim)));
 		skip = true;
 	}
 	else

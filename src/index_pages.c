@@ -142,13 +142,10 @@ QdbCheckMetaPage(Relation index, Page page)
 				 errhint("REINDEX INDEX %s;", RelationGetRelationName(index))));
 	if (QdbMetaUntrained(meta))
 	{
-		/* a meta page and nothing else (see QDB_BUILT_UNTRAINED) */
-		if (meta->dim != 0 || meta->code_size != 0 || meta->compressor_pages != 0 ||
-			meta->compressor_len != 0 || meta->entry != QDB_NO_NODE ||
-			meta->m < QDB_MIN_M || meta->m > QDB_MAX_M ||
-			meta->metric < QDB_METRIC_L2 || meta->metric > QDB_METRIC_COSINE ||
-			meta->first_node_page != QDB_FIRST_COMPRESSOR_BLKNO)
-			meta_damaged(index, "its settings are out of range for an index without a compressor");
+		const char *problem = QdbUntrainedMetaProblem(meta);
+
+		if (problem)
+			meta_damaged(index, problem);
 		return;
 	}
 	if (meta->dim < 1 || meta->dim > QDB_MAX_DIM ||
@@ -354,6 +351,24 @@ QdbSlotCode(const QdbIndexCache *c, QdbNode node, int level, int slot)
 		(Size) (QdbLevelStart(c->shape.m, level) + slot) * c->shape.code_size;
 }
 
+/*
+ * What is wrong with the meta page of an index without a compressor (a
+ * meta page alone, see QDB_BUILT_UNTRAINED), or NULL; QdbCheckMetaPage and
+ * verify both ask.
+ */
+const char *
+QdbUntrainedMetaProblem(const QdbMetaPageData *meta)
+{
+	if (meta->dim < 0 || meta->dim > QDB_MAX_DIM ||
+		meta->metric < QDB_METRIC_L2 || meta->metric > QDB_METRIC_COSINE ||
+		meta->m < QDB_MIN_M || meta->m > QDB_MAX_M || meta->inline_codes > 1)
+		return "its settings are out of range";
+	if (meta->code_size != 0 || meta->compressor_pages != 0 || meta->compressor_len != 0 ||
+		meta->entry != QDB_NO_NODE || meta->first_node_page != QDB_FIRST_COMPRESSOR_BLKNO)
+		return "it has no compressor but has compressor or graph fields set";
+	return NULL;
+}
+
 /* The meta page locked for a change: finish or abort *state, then unlock *buf. */
 static QdbMetaPage
 meta_for_update(Relation index, Buffer *buf, QdbXLog **state)
@@ -362,6 +377,35 @@ meta_for_update(Relation index, Buffer *buf, QdbXLog **state)
 	LockBuffer(*buf, BUFFER_LOCK_EXCLUSIVE);
 	*state = QdbXLogStart(index);
 	return QdbPageGetMeta(QdbXLogRegister(*state, *buf, 0));
+}
+
+/*
+ * The dimensions of an index without a compressor: the meta page's, or
+ * dim if it had none yet (an index built on an empty table learns them
+ * from its first row).
+ */
+int
+QdbSetUntrainedDim(Relation index, int dim)
+{
+	Buffer		buf;
+	QdbXLog    *state;
+	QdbMetaPage meta = meta_for_update(index, &buf, &state);
+	int			result;
+
+	/* meta is the WAL record's copy of the page, gone after finish or abort */
+	if (meta->dim == 0)
+	{
+		meta->dim = dim;
+		result = dim;
+		QdbXLogFinish(state);
+	}
+	else
+	{
+		result = meta->dim;
+		QdbXLogAbort(state);
+	}
+	UnlockReleaseBuffer(buf);
+	return result;
 }
 
 /* Notes blkno as the page where the next inserts try first. */

@@ -6,10 +6,11 @@
  * Such an index was built on a table with too few rows to train a
  * compressor and stores nothing.  Its scans read the whole heap with the
  * scan's snapshot, keep the rows whose indexed value is not NULL (nor,
- * under cosine, a zero vector) and that satisfy the index's predicate, compute the operator class's distance
- * function to the query and sort: the answer a sequential scan and a sort
- * would give, for tables small enough that this is what the planner would
- * do anyway.  REINDEX trains the compressor once the table has rows enough.
+ * under cosine, a zero vector) and that satisfy the index's predicate,
+ * compute the operator class's distance function to the query and sort:
+ * the answer a sequential scan and a sort would give, for tables small
+ * enough that this is what the planner would do anyway (index_cost.c
+ * prices it so).  REINDEX trains the compressor once the table has rows enough.
  */
 #include "postgres.h"
 
@@ -18,10 +19,10 @@
 #include "access/relscan.h"
 #include "access/tableam.h"
 #include "catalog/index.h"
-#include "executor/executor.h"
 #include "miscadmin.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 
 #include "index.h"
 
@@ -41,24 +42,80 @@ row_cmp(const void *a, const void *b)
 
 /* Under cosine an index holds no zero vector; neither does this scan. */
 static bool
-zero_vector(QdbIndexCache *c, Datum value, MemoryContext row_cxt)
+zero_vector(QdbIndexCache *c, Datum value)
 {
-	MemoryContext old = MemoryContextSwitchTo(row_cxt);
 	int			dim;
 	float	   *x = QdbDatumGetFloats(value, c->vectype, &dim, "vector");
 	int			i;
 
 	for (i = 0; i < dim && x[i] == 0; i++)
 		;
-	MemoryContextSwitchTo(old);
-	MemoryContextReset(row_cxt);
 	return i == dim;
+}
+
+typedef struct HeapRows
+{
+	QdbIndexCache *c;
+	FmgrInfo   *distproc;
+	Oid			collation;
+	struct varlena *query;		/* NULL: no distances */
+	MemoryContext row_cxt;		/* reset after each row */
+	QdbScanRow *rows;			/* in the caller's context */
+	int			n;
+	int			cap;
+	Relation	index;
+} HeapRows;
+
+/* One row of the heap scan (an IndexBuildCallback): tid is its chain's root. */
+static void
+heap_row(Relation index, ItemPointer tid, Datum *values, bool *isnull,
+		 bool tupleIsAlive, void *state)
+{
+	HeapRows   *h = state;
+	MemoryContext old;
+	double		dist = 0;
+
+	if (isnull[0])
+		return;
+	old = MemoryContextSwitchTo(h->row_cxt);
+	if (h->c->metric == QDB_METRIC_COSINE && zero_vector(h->c, values[0]))
+	{
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(h->row_cxt);
+		return;
+	}
+	if (h->query)
+		dist = DatumGetFloat8(FunctionCall2Coll(h->distproc, h->collation, values[0],
+												PointerGetDatum(h->query)));
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(h->row_cxt);
+
+	if (h->n == h->cap)
+	{
+		if ((Size) h->cap * 2 * sizeof(QdbScanRow) > MaxAllocSize)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("index \"%s\" has no compressor and its table has too many rows to scan through it",
+							RelationGetRelationName(h->index)),
+					 errhint("REINDEX INDEX %s;", RelationGetRelationName(h->index))));
+		h->cap *= 2;
+		h->rows = repalloc(h->rows, sizeof(QdbScanRow) * h->cap);
+	}
+	h->rows[h->n].tid = *tid;
+	h->rows[h->n].dist = dist;
+	h->n++;
 }
 
 /*
  * The rows, in *rows (palloc'd in the current context), and their count.
  * Without a query (ORDER BY column <op> NULL) every distance is 0 and the
  * order is the heap's.
+ *
+ * The heap is read by the table AM's index-build scan, given a scan with
+ * the index scan's MVCC snapshot: it evaluates the partial-index predicate
+ * and, for a row updated in place (a HOT chain), gives the TID of its
+ * chain's root, the TID an index entry must carry for the executor's fetch
+ * to follow the chain to the visible version.
  */
 int
 QdbExactHeapScan(IndexScanDesc scan, QdbIndexCache *c, FmgrInfo *distproc,
@@ -67,18 +124,14 @@ QdbExactHeapScan(IndexScanDesc scan, QdbIndexCache *c, FmgrInfo *distproc,
 	Relation	heap = scan->heapRelation;
 	Relation	index = scan->indexRelation;
 	IndexInfo  *indexInfo = BuildIndexInfo(index);
-	AttrNumber	attnum = index->rd_index->indkey.values[0];
-	EState	   *estate = NULL;
-	ExprContext *econtext = NULL;
-	ExprState  *predicate = NULL;
 	TableScanDesc hs;
-	TupleTableSlot *slot;
-	MemoryContext row_cxt,
-				old;
-	QdbScanRow *out;
-	int			n = 0,
-				cap = 64;
+	HeapRows	h;
 
+	if (!IsMVCCSnapshot(scan->xs_snapshot))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("index \"%s\" has no compressor and can only be scanned with an MVCC snapshot",
+						RelationGetRelationName(index))));
 	if (query)
 	{
 		int			dim;
@@ -87,63 +140,26 @@ QdbExactHeapScan(IndexScanDesc scan, QdbIndexCache *c, FmgrInfo *distproc,
 		if (c->metric == QDB_METRIC_COSINE)
 			QdbCheckNonZero(x, dim, "query");
 	}
-	slot = table_slot_create(heap, NULL);
-	if (indexInfo->ii_Predicate != NIL)
-	{
-		estate = CreateExecutorState();
-		econtext = GetPerTupleExprContext(estate);
-		econtext->ecxt_scantuple = slot;
-		predicate = ExecPrepareQual(indexInfo->ii_Predicate, estate);
-	}
-	row_cxt = AllocSetContextCreate(CurrentMemoryContext, "quantumdb heap scan row",
-									ALLOCSET_DEFAULT_SIZES);
-	out = palloc(sizeof(QdbScanRow) * cap);
-	hs = table_beginscan(heap, scan->xs_snapshot, 0, NULL);
-	while (table_scan_getnextslot(hs, ForwardScanDirection, slot))
-	{
-		Datum		value;
-		bool		isnull;
+	memset(&h, 0, sizeof(h));
+	h.c = c;
+	h.distproc = distproc;
+	h.collation = collation;
+	h.query = query;
+	h.index = index;
+	h.cap = 64;
+	h.rows = palloc(sizeof(QdbScanRow) * h.cap);
+	h.row_cxt = AllocSetContextCreate(CurrentMemoryContext, "quantumdb heap scan row",
+									  ALLOCSET_DEFAULT_SIZES);
 
-		CHECK_FOR_INTERRUPTS();
-		if (predicate)
-		{
-			ResetExprContext(econtext);
-			if (!ExecQual(predicate, econtext))
-				continue;
-		}
-		value = slot_getattr(slot, attnum, &isnull);
-		if (isnull || (c->metric == QDB_METRIC_COSINE && zero_vector(c, value, row_cxt)))
-			continue;
-		if (n == cap)
-		{
-			if ((Size) cap * 2 * sizeof(QdbScanRow) > MaxAllocSize)
-				ereport(ERROR,
-						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-						 errmsg("index \"%s\" has no compressor and its table has too many rows to scan through it",
-								RelationGetRelationName(index)),
-						 errhint("REINDEX INDEX %s;", RelationGetRelationName(index))));
-			cap *= 2;
-			out = repalloc(out, sizeof(QdbScanRow) * cap);
-		}
-		out[n].tid = slot->tts_tid;
-		out[n].dist = 0;
-		if (query)
-		{
-			old = MemoryContextSwitchTo(row_cxt);
-			out[n].dist = DatumGetFloat8(FunctionCall2Coll(distproc, collation, value,
-														   PointerGetDatum(query)));
-			MemoryContextSwitchTo(old);
-			MemoryContextReset(row_cxt);
-		}
-		n++;
-	}
-	table_endscan(hs);
-	ExecDropSingleTupleTableSlot(slot);
-	if (estate)
-		FreeExecutorState(estate);
-	MemoryContextDelete(row_cxt);
+	/* an MVCC snapshot of our own (not a build's): no OldestXmin to use */
+	indexInfo->ii_Concurrent = true;
+	/* no synchronized scan: rows in heap order from its first block */
+	hs = table_beginscan_strat(heap, scan->xs_snapshot, 0, NULL, true, false);
+	(void) table_index_build_range_scan(heap, index, indexInfo, true, false, false,
+										0, InvalidBlockNumber, heap_row, &h, hs);
+	MemoryContextDelete(h.row_cxt);
 	if (query)
-		qsort(out, n, sizeof(QdbScanRow), row_cmp);
-	*rows = out;
-	return n;
+		qsort(h.rows, h.n, sizeof(QdbScanRow), row_cmp);
+	*rows = h.rows;
+	return h.n;
 }

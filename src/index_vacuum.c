@@ -330,7 +330,7 @@ untrained_cleanup(IndexVacuumInfo *info, IndexBulkDeleteResult **stats)
 		ereport(IsAutoVacuumWorkerProcess() ? WARNING : NOTICE,
 				(errmsg("index \"%s\" has no compressor yet, and its table now has about %.0f rows",
 						RelationGetRelationName(info->index), info->num_heap_tuples),
-				 errdetail("Its scans read every row of the table until it has one."),
+				 errdetail("Its scans read every row of the table until it has one; a REINDEX trains one once 256 of the rows it covers have a vector."),
 				 errhint("REINDEX INDEX CONCURRENTLY %s; trains it.",
 						 quote_identifier(RelationGetRelationName(info->index)))));
 	return true;

@@ -45,6 +45,8 @@ QdbVecTypeOf(Oid typid)
 			result = QDB_VEC_VECTOR;
 		else if (input && strcmp(input, "halfvec_in") == 0)
 			result = QDB_VEC_HALFVEC;
+		if (input)
+			pfree(input);
 	}
 	ReleaseSysCache(tup);
 	return result;

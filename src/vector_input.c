@@ -120,18 +120,26 @@ QdbDatumGetFloats(Datum d, QdbVecType t, int *dim, const char *what)
 
 /*
  * The floats of argument argno of a function declared for real[] and, in
- * quantumdb_pgvector, for vector and halfvec too.
+ * quantumdb_pgvector, for vector and halfvec too.  *type caches the
+ * argument's vector type across calls (QDB_VEC_NONE: not known yet).
  */
 float *
-QdbArgGetFloats(FunctionCallInfo fcinfo, int argno, int *dim, const char *what)
+QdbArgGetFloats(FunctionCallInfo fcinfo, int argno, QdbVecType *type, int *dim,
+				const char *what)
 {
-	Oid			type = get_fn_expr_argtype(fcinfo->flinfo, argno);
-	QdbVecType	t = OidIsValid(type) ? QdbVecTypeOf(type) : QDB_VEC_REAL_ARRAY;
+	if (*type == QDB_VEC_NONE)
+	{
+		Oid			oid = get_fn_expr_argtype(fcinfo->flinfo, argno);
 
-	if (t == QDB_VEC_NONE)
-		elog(ERROR, "argument %d has type %s, not a vector type",
-			 argno + 1, format_type_be(type));
-	return QdbDatumGetFloats(PG_GETARG_DATUM(argno), t, dim, what);
+		/* a call without its expression (DirectFunctionCall) cannot tell */
+		if (!OidIsValid(oid))
+			elog(ERROR, "could not determine the type of argument %d", argno + 1);
+		*type = QdbVecTypeOf(oid);
+		if (*type == QDB_VEC_NONE)
+			elog(ERROR, "argument %d has type %s, not a vector type",
+				 argno + 1, format_type_be(oid));
+	}
+	return QdbDatumGetFloats(PG_GETARG_DATUM(argno), *type, dim, what);
 }
 
 void
