@@ -343,9 +343,11 @@ storage_notice(Relation heap, IndexInfo *indexInfo, int dim, double compressed, 
 {
 	const char *rel;
 	const char *col;
+	const char *rewrite;
 	/* a row must fit in a page under PLAIN: past that, EXTERNAL (out of line) */
 	const char *storage = (Size) dim * sizeof(float) <= BLCKSZ / 2 + BLCKSZ / 4 ?
 		"PLAIN" : "EXTERNAL";
+	QdbVecType	type = QdbVecTypeOf(heap->rd_att->attrs[indexInfo->ii_IndexAttrNumbers[0] - 1].atttypid);
 
 	if (compressed == 0)
 		return;
@@ -353,6 +355,9 @@ storage_notice(Relation heap, IndexInfo *indexInfo, int dim, double compressed, 
 									 RelationGetRelationName(heap));
 	col = quote_identifier(get_attname(RelationGetRelid(heap),
 									   indexInfo->ii_IndexAttrNumbers[0], false));
+	/* an expression that makes a new value (the same one would stay compressed) */
+	rewrite = type == QDB_VEC_REAL_ARRAY ? psprintf("%s[:]", col) :
+		psprintf("%s::real[]::%s", col, QdbVecTypeName(type));
 	ereport(NOTICE,
 			(errmsg("%.0f of the %.0f rows indexed store column %s compressed",
 					compressed, rows, col),
@@ -360,8 +365,8 @@ storage_notice(Relation heap, IndexInfo *indexInfo, int dim, double compressed, 
 					   "fashion-mnist-784 (30,000 rows, 784 dims) uncompressed rows "
 					   "gave %s.", QDB_PLAIN_STORAGE_GAIN),
 			 errhint("ALTER TABLE %s ALTER COLUMN %s SET STORAGE %s keeps rows written "
-					 "afterwards uncompressed; UPDATE %s SET %s = %s[:] rewrites the others.",
-					 rel, col, storage, rel, col, col)));
+					 "afterwards uncompressed; UPDATE %s SET %s = %s rewrites the others.",
+					 rel, col, storage, rel, col, rewrite)));
 }
 
 static void

@@ -233,6 +233,28 @@ my $knn = q{SET enable_seqscan = off; SET quantumdb.rerank = 40;
 is($sql->(sprintf($knn, 'items_bin')), $sql->(sprintf($knn, 'items')),
 	'the index on the binary copy answers as the original');
 
+# a vector column stored compressed: CREATE INDEX says so, and its hint's
+# UPDATE (a new value of the column's type) stores the rows uncompressed
+$sql->(q{
+	CREATE TABLE sv (id int, v vector(600));
+	ALTER TABLE sv ALTER COLUMN v SET STORAGE MAIN;
+	INSERT INTO sv SELECT i, (array_fill(0::real, ARRAY[590])
+		|| (SELECT array_agg(sin(i * 0.7 + j)::real) FROM generate_series(1, 10) j))::vector
+	FROM generate_series(1, 300) i;
+	SELECT quantumdb.train('svc', 'sv', 'v', kind => 'pq', subvectors => 8, kmeans_iters => 2,
+		validation => 0);
+});
+($rc, $out, $err) = $node->psql('postgres',
+	q{CREATE INDEX ON sv USING quantumdb (v) WITH (compressor = 'svc')});
+like($err, qr/300 of the 300 rows indexed store column v compressed.*UPDATE public\.sv SET v = v::real\[\]::vector rewrites/s,
+	'the storage NOTICE on a vector column, with an UPDATE for its type');
+is($sql->(q{
+	ALTER TABLE sv ALTER COLUMN v SET STORAGE PLAIN;
+	UPDATE sv SET v = v::real[]::vector;
+	SELECT count(*) FILTER (WHERE pg_column_compression(v) IS NOT NULL) FROM sv;
+	DROP TABLE sv;
+}), '0', 'the hint\'s commands leave no row compressed');
+
 # pg_dump and pg_restore: the extensions, the index and its compressor
 my $archive = $node->basedir . '/pgv.dump';
 $node->command_ok([ 'pg_dump', '-Fc', '-d', $node->connstr('postgres'), '-f', $archive ], 'pg_dump -Fc');
