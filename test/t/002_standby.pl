@@ -85,6 +85,27 @@ my $verify_sql = "SELECT string_agg(v, E'\\n') FROM quantumdb.verify('items_idx'
 is($standby->safe_psql('postgres', $verify_sql), '', 'verify finds no problem on the standby');
 is($primary->safe_psql('postgres', $verify_sql), '', 'verify finds no problem on the primary');
 
+# An index without a compressor (built on an empty table): its first row
+# fixes its dimensions in the meta page, replayed on the standby, whose
+# scans read the heap as the primary's do.
+$primary->safe_psql('postgres', q{
+	CREATE TABLE few (id int, note text, emb real[]);
+	CREATE INDEX few_idx ON few USING quantumdb (emb real_cosine_ops);
+	INSERT INTO few SELECT id, 'x', emb FROM glove WHERE id < 30;
+	UPDATE few SET note = 'y' WHERE id % 2 = 0;
+});
+$primary->wait_for_catchup($standby, 'replay', $primary->lsn('insert'));
+my $few = qq{$settings SELECT string_agg(id::text, ',') FROM
+	(SELECT id FROM few ORDER BY emb <=> '$qvec{107}'::real[] LIMIT 5) s};
+is($standby->safe_psql('postgres', $few), $primary->safe_psql('postgres', $few),
+	'an index without a compressor answers on the standby as on the primary');
+is($standby->safe_psql('postgres', $few),
+	$primary->safe_psql('postgres', qq{SET enable_indexscan = off; SELECT string_agg(id::text, ',') FROM
+		(SELECT id FROM few ORDER BY emb <=> '$qvec{107}'::real[] LIMIT 5) s}),
+	'and gives the exact order');
+is($standby->safe_psql('postgres', "SELECT dimensions FROM quantumdb.index_info('few_idx')"),
+	'100', 'the dimensions its first row fixed reached the standby');
+
 # Unlogged: the init fork holds an empty graph with the compressor.  The
 # build trains its own compressor here (no WITH (compressor)).
 my ($ret, $out, $err) = $primary->psql('postgres', qq{
