@@ -227,6 +227,18 @@ is($sql->(q{
 	   OR quantumdb.encode('gv', i.half) <> quantumdb.encode('gv', b.half)
 	   OR quantumdb.encode('gv', i.embedding) <> quantumdb.encode('gv', b.emb)
 }), '0', 'vector, halfvec and real[] through binary COPY encode the same');
+# what decode returns, through binary COPY out and in
+my $dbin = $node->basedir . '/decoded.bin';
+$sql->(qq{
+	COPY (SELECT id, quantumdb.decode('gv', quantumdb.encode('gv', embedding)) FROM items)
+		TO '$dbin' WITH (FORMAT binary);
+	CREATE TABLE decoded_bin (id int, d real[]);
+	COPY decoded_bin FROM '$dbin' WITH (FORMAT binary);
+});
+is($sql->(q{
+	SELECT count(*) FROM items i JOIN decoded_bin b USING (id)
+	WHERE b.d IS DISTINCT FROM quantumdb.decode('gv', quantumdb.encode('gv', i.embedding))
+}), '0', 'decode\'s real[] through binary COPY is the same value');
 my $knn = q{SET enable_seqscan = off; SET quantumdb.rerank = 40;
 	SELECT string_agg(id::text, ',') FROM (SELECT id FROM %s
 		ORDER BY embedding <=> (SELECT q FROM queries WHERE id = 1802) LIMIT 5) s};
