@@ -122,8 +122,9 @@ typedef QdbMetaPageData *QdbMetaPage;
 #define QDB_BUILT_PROJECTED		(1 << 4)	/* vectors were the model's projections */
 /*
  * No compressor yet: the build had too few rows to train one and was not
- * given one.  Such an index has its meta page only (dim, code_size and the
- * compressor fields 0); it stores nothing per row, and its scans read the
+ * given one.  Such an index has its meta page only (code_size and the
+ * compressor fields 0; dim 0 until the build or the first insert sees a
+ * row, see QdbSetUntrainedDim); it stores nothing per row, and its scans read the
  * heap and return every row in exact order (index_scan.c).  REINDEX trains
  * its compressor once the table has rows enough.
  */

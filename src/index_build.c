@@ -339,15 +339,18 @@ datum_compressed(Datum d)
  * every row a scan reranks or returns is decompressed first.
  */
 static void
-storage_notice(Relation heap, IndexInfo *indexInfo, int dim, double compressed, double rows)
+storage_notice(Relation heap, IndexInfo *indexInfo, QdbIndexCache *c, double compressed,
+			   double rows)
 {
 	const char *rel;
 	const char *col;
 	const char *rewrite;
 	/* a row must fit in a page under PLAIN: past that, EXTERNAL (out of line) */
-	const char *storage = (Size) dim * sizeof(float) <= BLCKSZ / 2 + BLCKSZ / 4 ?
+	Size		elem = c->vectype == QDB_VEC_HALFVEC ? 2 : sizeof(float);
+	const char *storage = (Size) c->dim * elem <= BLCKSZ / 2 + BLCKSZ / 4 ?
 		"PLAIN" : "EXTERNAL";
-	QdbVecType	type = QdbVecTypeOf(heap->rd_att->attrs[indexInfo->ii_IndexAttrNumbers[0] - 1].atttypid);
+	Oid			atttype = TupleDescAttr(RelationGetDescr(heap),
+										indexInfo->ii_IndexAttrNumbers[0] - 1)->atttypid;
 
 	if (compressed == 0)
 		return;
@@ -356,8 +359,8 @@ storage_notice(Relation heap, IndexInfo *indexInfo, int dim, double compressed, 
 	col = quote_identifier(get_attname(RelationGetRelid(heap),
 									   indexInfo->ii_IndexAttrNumbers[0], false));
 	/* an expression that makes a new value (the same one would stay compressed) */
-	rewrite = type == QDB_VEC_REAL_ARRAY ? psprintf("%s[:]", col) :
-		psprintf("%s::real[]::%s", col, QdbVecTypeName(type));
+	rewrite = c->vectype == QDB_VEC_REAL_ARRAY ? psprintf("%s[:]", col) :
+		psprintf("%s::real[]::%s", col, format_type_be(atttype));
 	ereport(NOTICE,
 			(errmsg("%.0f of the %.0f rows indexed store column %s compressed",
 					compressed, rows, col),
@@ -626,7 +629,7 @@ qdbbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 		bs.reltuples = table_index_build_scan(heap, index, indexInfo, true, true,
 											  build_callback, &bs, NULL);
 		flush_batch(&bs);
-		storage_notice(heap, indexInfo, bs.c->dim, bs.compressed, bs.indtuples);
+		storage_notice(heap, indexInfo, bs.c, bs.compressed, bs.indtuples);
 		if (!bs.on_disk)
 			write_graph(&bs);
 		QdbRepairReachability(index);

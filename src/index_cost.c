@@ -30,7 +30,6 @@ qdbcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	double		visited;
 	int			m;
 	Relation	rel;
-	QdbMetaPageData meta;
 
 	/* Never for a plain filter: there is no search operator */
 	if (path->indexorderbys == NIL)
@@ -45,10 +44,14 @@ qdbcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 
 	rel = index_open(index->indexoid, NoLock);
 	m = QdbGetM(rel);
-	QdbReadMeta(rel, &meta);
 	index_close(rel, NoLock);
 
-	if (QdbMetaUntrained(&meta))
+	/*
+	 * An index of one page is one without a compressor (a trained one has
+	 * compressor pages after its meta page); told from the page count, not
+	 * by reading the page, so that planning never fails on a damaged one.
+	 */
+	if (index->pages <= 1)
 	{
 		/*
 		 * No compressor yet: every scan reads the whole heap, computes a

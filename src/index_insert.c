@@ -17,6 +17,7 @@
 #include "postgres.h"
 
 #include "storage/lmgr.h"
+#include "utils/builtins.h"
 #include "utils/memutils.h"
 
 #include "index.h"
@@ -170,7 +171,10 @@ qdbinsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_EXCEPTION),
 					 errmsg("vector has %d dimensions, but index \"%s\" has %d",
-							dim, RelationGetRelationName(index), c->dim)));
+							dim, RelationGetRelationName(index), c->dim),
+					 errdetail("The index has no compressor yet and took its dimensions from the first row it was given."),
+					 errhint("REINDEX INDEX %s takes them from the table's rows again.",
+							 quote_identifier(RelationGetRelationName(index)))));
 		skip = true;
 	}
 	else

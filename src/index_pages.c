@@ -393,7 +393,7 @@ QdbSetUntrainedDim(Relation index, int dim)
 	int			result;
 
 	/* meta is the WAL record's copy of the page, gone after finish or abort */
-	if (meta->dim == 0)
+	if (meta->dim == 0 && QdbMetaUntrained(meta))
 	{
 		meta->dim = dim;
 		result = dim;

@@ -137,6 +137,11 @@ QdbExactHeapScan(IndexScanDesc scan, QdbIndexCache *c, FmgrInfo *distproc,
 		int			dim;
 		float	   *x = QdbDatumGetFloats(PointerGetDatum(query), c->vectype, &dim, "query");
 
+		if (c->dim > 0 && dim != c->dim)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("query has %d dimensions, but index \"%s\" has %d",
+							dim, RelationGetRelationName(index), c->dim)));
 		if (c->metric == QDB_METRIC_COSINE)
 			QdbCheckNonZero(x, dim, "query");
 	}
