@@ -27,10 +27,10 @@ typedef struct CodecCache
 	QdbLoadedModel *lm;
 	Oid			userid;			/* who loaded it: the use rule was checked for them */
 	QdbVecType	argtype;		/* of the vector argument; QDB_VEC_NONE until known */
-	/* adc_distance: the last query and its table */
+	/* adc_distance: the last query (its value's bytes) and its table */
 	bool		has_query;
-	int			qdim;
-	float	   *query;			/* (qdim) as given */
+	Size		qlen;
+	char	   *query;			/* (qlen) the value's data as given */
 	float	   *table;			/* (M, ksub) */
 	float		bias;
 } CodecCache;
@@ -124,12 +124,12 @@ quantumdb_decode(PG_FUNCTION_ARGS)
 	PG_RETURN_ARRAYTYPE_P(QdbFloatsToArray(x, m->dim));
 }
 
-/* True if x holds exactly the floats of the cached query. */
+/* True if q is, byte for byte, the cached query (so already checked). */
 static bool
-same_query(const CodecCache *c, const float *x, int dim)
+same_query(const CodecCache *c, struct varlena *q)
 {
-	return c->has_query && dim == c->qdim &&
-		memcmp(x, c->query, sizeof(float) * dim) == 0;
+	return c->has_query && VARSIZE_ANY_EXHDR(q) == c->qlen &&
+		memcmp(VARDATA_ANY(q), c->query, c->qlen) == 0;
 }
 
 /*
@@ -141,12 +141,14 @@ quantumdb_adc_distance(PG_FUNCTION_ARGS)
 {
 	CodecCache *c = codec_cache(fcinfo);
 	const QdbModel *m = &c->lm->model;
-	int			dim;
-	float	   *x = QdbArgGetFloats(fcinfo, 1, &c->argtype, &dim, "query");
+	struct varlena *q = PG_GETARG_VARLENA_PP(1);
 	const uint8_t *code = code_arg(c->lm, PG_GETARG_BYTEA_PP(2));
 
-	if (!same_query(c, x, dim))
+	/* the same query as the last call's: its table, with no check again */
+	if (!same_query(c, q))
 	{
+		int			dim;
+		float	   *x = QdbArgGetFloats(fcinfo, 1, &c->argtype, &dim, "query");
 		MemoryContext old;
 		int			rc;
 
@@ -154,17 +156,17 @@ quantumdb_adc_distance(PG_FUNCTION_ARGS)
 		if (m->metric == QDB_METRIC_COSINE)
 			QdbCheckNonZero(x, dim, "query");
 		old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
-		if (c->query == NULL)
-		{
-			c->query = palloc(sizeof(float) * m->dim);
+		if (c->table == NULL)
 			c->table = palloc(sizeof(float) * qdb_table_floats(m));
-		}
+		if (c->query)
+			pfree(c->query);
+		c->query = palloc(VARSIZE_ANY_EXHDR(q));
 		MemoryContextSwitchTo(old);
 		c->has_query = false;
 		rc = qdb_compute_distance_table(m, x, c->table, &c->bias);
 		QdbReportStatus(rc, "could not compute the distance table", NULL);
-		memcpy(c->query, x, sizeof(float) * dim);
-		c->qdim = dim;
+		c->qlen = VARSIZE_ANY_EXHDR(q);
+		memcpy(c->query, VARDATA_ANY(q), c->qlen);
 		c->has_query = true;
 	}
 	PG_RETURN_FLOAT8((double) qdb_adc_distance(m, c->table, c->bias, code));

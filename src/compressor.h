@@ -49,6 +49,7 @@ extern float *QdbDatumGetFloats(Datum d, QdbVecType t, int *dim, const char *wha
 extern float *QdbArgGetFloats(FunctionCallInfo fcinfo, int argno, QdbVecType *type,
 							  int *dim, const char *what);
 extern void QdbCheckSameDims(int a, int b);
+extern bool QdbVectorIsZero(const float *x, int dim);
 extern void QdbCheckNonZero(const float *x, int dim, const char *what);
 extern ArrayType *QdbFloatsToArray(const float *x, int dim);
 

@@ -25,6 +25,8 @@
 /*
  * The vector of an index column value, checked against the index; *skip
  * is set for a vector the index does not hold (a zero vector under cosine).
+ * An index without a compressor takes its dimensions from the first row it
+ * is given.
  */
 float *
 QdbIndexVector(Relation index, QdbIndexCache *c, Datum value, bool *skip)
@@ -32,21 +34,21 @@ QdbIndexVector(Relation index, QdbIndexCache *c, Datum value, bool *skip)
 	int			dim;
 	float	   *x = QdbDatumGetFloats(value, c->vectype, &dim, "vector");
 	float	   *copy;
-	int			i;
 
+	if (c->untrained && c->dim == 0)
+		c->dim = QdbSetUntrainedDim(index, dim);
 	if (dim != c->dim)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("vector has %d dimensions, but index \"%s\" has %d",
 						dim, RelationGetRelationName(index), c->dim),
-				 errdetail("The index's compressor encodes vectors of %d dimensions.", c->dim)));
-	*skip = false;
-	if (c->metric == QDB_METRIC_COSINE)
-	{
-		for (i = 0; i < dim && x[i] == 0; i++)
-			;
-		*skip = (i == dim);
-	}
+				 c->untrained ?
+				 errdetail("The index has no compressor yet and took its dimensions from the first row it was given.") :
+				 errdetail("The index's compressor encodes vectors of %d dimensions.", c->dim),
+				 c->untrained ?
+				 errhint("REINDEX INDEX %s takes them from the table's rows again.",
+						 quote_identifier(RelationGetRelationName(index))) : 0));
+	*skip = c->metric == QDB_METRIC_COSINE && QdbVectorIsZero(x, dim);
 	copy = palloc(sizeof(float) * dim);
 	memcpy(copy, x, sizeof(float) * dim);
 	return copy;
@@ -159,27 +161,9 @@ qdbinsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 								ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(cxt);
 	c = QdbPinIndexCache(index, true);
-	if (c->untrained)
-	{
-		int			dim;
-
-		/* nothing to store: the row's vector is checked as it would be */
-		(void) QdbDatumGetFloats(values[0], c->vectype, &dim, "vector");
-		if (c->dim == 0)
-			c->dim = QdbSetUntrainedDim(index, dim);
-		if (dim != c->dim)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_EXCEPTION),
-					 errmsg("vector has %d dimensions, but index \"%s\" has %d",
-							dim, RelationGetRelationName(index), c->dim),
-					 errdetail("The index has no compressor yet and took its dimensions from the first row it was given."),
-					 errhint("REINDEX INDEX %s takes them from the table's rows again.",
-							 quote_identifier(RelationGetRelationName(index)))));
-		skip = true;
-	}
-	else
-		x = QdbIndexVector(index, c, values[0], &skip);
-	if (!skip)
+	x = QdbIndexVector(index, c, values[0], &skip);
+	/* without a compressor the vector is only checked: nothing is stored */
+	if (!skip && !c->untrained)
 	{
 		code = palloc(c->shape.code_size);
 		QdbReportStatus(qdb_compute_codes(&c->model, x, 1, code),

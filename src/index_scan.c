@@ -289,6 +289,18 @@ start_scan(IndexScanDesc scan)
 	old = MemoryContextSwitchTo(so->cxt);
 	/* pinned for the scan: inserts and invalidations between fetches keep it */
 	c = so->c = QdbPinIndexCache(scan->indexRelation, false);
+	if (so->query)
+	{
+		x = QdbDatumGetFloats(PointerGetDatum(so->query), c->vectype, &dim, "query");
+		/* an index without a compressor knows its dimensions once it has a row */
+		if (dim != c->dim && !(c->untrained && c->dim == 0))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("query has %d dimensions, but index \"%s\" has %d",
+							dim, RelationGetRelationName(scan->indexRelation), c->dim)));
+		if (c->metric == QDB_METRIC_COSINE)
+			QdbCheckNonZero(x, dim, "query");
+	}
 	if (c->untrained)
 	{
 		/* no compressor yet: the heap's rows, in exact order */
@@ -309,14 +321,6 @@ start_scan(IndexScanDesc scan)
 		MemoryContextSwitchTo(old);
 		return;
 	}
-	x = QdbDatumGetFloats(PointerGetDatum(so->query), c->vectype, &dim, "query");
-	if (dim != c->dim)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("query has %d dimensions, but index \"%s\" has %d",
-						dim, RelationGetRelationName(scan->indexRelation), c->dim)));
-	if (c->metric == QDB_METRIC_COSINE)
-		QdbCheckNonZero(x, dim, "query");
 	so->table = palloc(sizeof(float) * qdb_table_floats(&c->model));
 	QdbReportStatus(qdb_compute_distance_table(&c->model, x, so->table, &so->bias),
 					"could not compute the query's lookup table", NULL);

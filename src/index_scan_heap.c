@@ -46,11 +46,8 @@ zero_vector(QdbIndexCache *c, Datum value)
 {
 	int			dim;
 	float	   *x = QdbDatumGetFloats(value, c->vectype, &dim, "vector");
-	int			i;
 
-	for (i = 0; i < dim && x[i] == 0; i++)
-		;
-	return i == dim;
+	return QdbVectorIsZero(x, dim);
 }
 
 typedef struct HeapRows
@@ -132,19 +129,7 @@ QdbExactHeapScan(IndexScanDesc scan, QdbIndexCache *c, FmgrInfo *distproc,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("index \"%s\" has no compressor and can only be scanned with an MVCC snapshot",
 						RelationGetRelationName(index))));
-	if (query)
-	{
-		int			dim;
-		float	   *x = QdbDatumGetFloats(PointerGetDatum(query), c->vectype, &dim, "query");
-
-		if (c->dim > 0 && dim != c->dim)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_EXCEPTION),
-					 errmsg("query has %d dimensions, but index \"%s\" has %d",
-							dim, RelationGetRelationName(index), c->dim)));
-		if (c->metric == QDB_METRIC_COSINE)
-			QdbCheckNonZero(x, dim, "query");
-	}
+	/* the caller checked the query (start_scan) */
 	memset(&h, 0, sizeof(h));
 	h.c = c;
 	h.distproc = distproc;

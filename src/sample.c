@@ -122,11 +122,7 @@ reservoir_add(Reservoir *r, Datum d)
 	v = QdbDatumGetFloats(d, r->vectype, &dim, "vector");
 	if (r->cosine && r->skip_zero)
 	{
-		int			i;
-
-		for (i = 0; i < dim && v[i] == 0; i++)
-			;
-		if (i == dim)
+		if (QdbVectorIsZero(v, dim))
 		{
 			/* an index does not hold zero vectors under cosine */
 			MemoryContextSwitchTo(old);

@@ -151,15 +151,24 @@ QdbCheckSameDims(int a, int b)
 				 errmsg("different vector dimensions %d and %d", a, b)));
 }
 
-/* Cosine divides by the norm; checked on the elements, not a float sum. */
-void
-QdbCheckNonZero(const float *x, int dim, const char *what)
+/* True if every element is zero (checked on the elements, not a float sum). */
+bool
+QdbVectorIsZero(const float *x, int dim)
 {
 	for (int i = 0; i < dim; i++)
 	{
 		if (x[i] != 0)
-			return;
+			return false;
 	}
+	return true;
+}
+
+/* Cosine divides by the norm. */
+void
+QdbCheckNonZero(const float *x, int dim, const char *what)
+{
+	if (!QdbVectorIsZero(x, dim))
+		return;
 	ereport(ERROR,
 			(errcode(ERRCODE_DATA_EXCEPTION),
 			 errmsg("cosine distance is undefined for a zero vector"),
