@@ -58,11 +58,27 @@ INSERT INTO st VALUES (3, 'c', '{1,2,3}');
 UPDATE st SET note = 'z' WHERE id = 1;
 SELECT id, note FROM st ORDER BY val <~> '{0,0}';
 SELECT dimensions FROM quantumdb.index_info('st_idx');
--- the planner prices it as a sequential scan and a sort
+-- the planner prices it as a sequential scan and a full sort: never below
+-- the sequential scan with a top-N sort (priced as a graph walk, it was)
 RESET enable_seqscan;
 INSERT INTO st SELECT i, 'n', ARRAY[i, i]::real[] FROM generate_series(3, 200) i;
 ANALYZE st;
 EXPLAIN (COSTS OFF) SELECT id FROM st ORDER BY val <~> '{0,0}' LIMIT 1;
+CREATE FUNCTION pg_temp.limit_child_cost(q text, part text) RETURNS float8
+LANGUAGE plpgsql AS $$
+DECLARE p json;
+BEGIN
+  EXECUTE 'EXPLAIN (FORMAT JSON) ' || q INTO p;
+  RETURN (p->0->'Plan'->'Plans'->0->>part)::float8;
+END $$;
+SET enable_seqscan = off;
+SELECT pg_temp.limit_child_cost('SELECT id FROM st ORDER BY val <~> ''{0,0}'' LIMIT 1', 'Startup Cost')
+       AS index_cost \gset
+RESET enable_seqscan;
+SET enable_indexscan = off;
+SELECT :index_cost >= pg_temp.limit_child_cost(
+         'SELECT id FROM st ORDER BY val <~> ''{0,0}'' LIMIT 1', 'Total Cost') AS priced_as_seq_scan;
+RESET enable_indexscan;
 SET enable_seqscan = off;
 DROP TABLE st;
 
