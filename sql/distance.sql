@@ -93,6 +93,23 @@ SELECT '{1,2}'::real[] <#> '{-Infinity,2}';
 \echo :LAST_ERROR_SQLSTATE
 SELECT quantumdb.cosine_distance('{1,2,Infinity}', '{1,2,3}');
 \echo :LAST_ERROR_SQLSTATE
+-- elements are checked only when a sum is not finite: every NaN or infinity
+-- makes it so (past the SIMD width, infinity - infinity, infinity * 0)
+SELECT array_fill(1::real, ARRAY[36]) || '{NaN,1,1}'::real[] <~> array_fill(1::real, ARRAY[39]);
+\echo :LAST_ERROR_SQLSTATE
+SELECT '{Infinity}'::real[] <~> '{Infinity}';
+\echo :LAST_ERROR_SQLSTATE
+SELECT '{Infinity,1}'::real[] <#> '{0,1}';
+\echo :LAST_ERROR_SQLSTATE
+SELECT quantumdb.inner_product('{1,Infinity}', '{1,-0}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT '{0,0}'::real[] <=> '{NaN,1}';
+\echo :LAST_ERROR_SQLSTATE
+SELECT '{1,1}'::real[] <=> '{Infinity,-Infinity}';
+\echo :LAST_ERROR_SQLSTATE
+-- finite elements whose float sums overflow: redone in double, no ERROR
+SELECT '{1e30,1}'::real[] <~> '{-1e30,1}' AS l2_big, '{3e38,3e38}'::real[] <#> '{3e38,3e38}' AS nip_big,
+	'{3e38,3e38}'::real[] <=> '{3e38,3e38}' AS cos_big;
 SELECT '{}'::real[] <~> '{}';
 \echo :LAST_ERROR_SQLSTATE
 SELECT quantumdb.inner_product('{1}', '{}');

@@ -44,6 +44,8 @@ extern float *QdbPgvectorGetFloats(struct varlena *v, QdbVecType t, int *dim);
  * as "what" (e.g. "query").
  */
 extern float *QdbArrayGetFloats(ArrayType *a, int *dim, const char *what);
+extern float *QdbArrayFloatsUnchecked(ArrayType *a, int *dim, const char *what);
+extern void QdbCheckFinite(const float *x, int n, const char *what);
 /* the same for a value of any vector type, or a function's argument argno */
 extern float *QdbDatumGetFloats(Datum d, QdbVecType t, int *dim, const char *what);
 extern float *QdbArgGetFloats(FunctionCallInfo fcinfo, int argno, QdbVecType *type,

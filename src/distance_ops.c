@@ -9,6 +9,12 @@
  * squared norm can lose its precision to underflow (all elements below about
  * 1e-16); then the sums are redone in double, where neither can happen for at
  * most QDB_MAX_DIM finite floats.
+ *
+ * The elements are checked for NaN and infinity only when a float sum is not
+ * finite: a NaN or infinite element always makes it so (NaN and infinity
+ * propagate, infinity - infinity and infinity * 0 are NaN), and a finite sum
+ * is the common case.  That saves two passes over the vectors in every call,
+ * the exact re-scoring of an index scan's candidates included.
  */
 #include "compressor.h"
 
@@ -22,17 +28,25 @@ PG_FUNCTION_INFO_V1(quantumdb_cosine_distance);
 PG_FUNCTION_INFO_V1(quantumdb_negative_inner_product);
 PG_FUNCTION_INFO_V1(quantumdb_inner_product);
 
-/* Both arguments as validated float arrays of the same length. */
+/* Both arguments as float arrays of the same length, elements unchecked. */
 static int
 GetTwoVectors(FunctionCallInfo fcinfo, float **a, float **b)
 {
 	int			da,
 				db;
 
-	*a = QdbArrayGetFloats(PG_GETARG_ARRAYTYPE_P(0), &da, "first argument");
-	*b = QdbArrayGetFloats(PG_GETARG_ARRAYTYPE_P(1), &db, "second argument");
+	*a = QdbArrayFloatsUnchecked(PG_GETARG_ARRAYTYPE_P(0), &da, "first argument");
+	*b = QdbArrayFloatsUnchecked(PG_GETARG_ARRAYTYPE_P(1), &db, "second argument");
 	QdbCheckSameDims(da, db);
 	return da;
+}
+
+/* After a sum that is not finite: the ERROR for a NaN or infinite element. */
+static void
+CheckBothFinite(const float *a, const float *b, int n)
+{
+	QdbCheckFinite(a, n, "first argument");
+	QdbCheckFinite(b, n, "second argument");
 }
 
 static double
@@ -57,6 +71,7 @@ InnerProduct(const float *a, const float *b, int n)
 
 	if (isfinite(s))
 		return s;
+	CheckBothFinite(a, b, n);
 	for (int i = 0; i < n; i++)
 		d += (double) a[i] * b[i];
 	return d;
@@ -72,6 +87,7 @@ quantumdb_l2_distance(PG_FUNCTION_ARGS)
 
 	if (isfinite(s))
 		PG_RETURN_FLOAT8(sqrt((double) s));
+	CheckBothFinite(a, b, n);
 	PG_RETURN_FLOAT8(sqrt(L2SquaredDouble(a, b, n)));
 }
 
@@ -89,14 +105,16 @@ quantumdb_cosine_distance(PG_FUNCTION_ARGS)
 				nb,
 				sim;
 
-	QdbCheckNonZero(a, n, "first argument");
-	QdbCheckNonZero(b, n, "second argument");
-
 	qdb_kernels.dot_norms(a, b, n, &fdot, &fna, &fnb);
+	if (!isfinite(fdot) || !isfinite(fna) || !isfinite(fnb))
+		CheckBothFinite(a, b, n);
 	dot = fdot;
 	na = fna;
 	nb = fnb;
-	/* squares near or below FLT_MIN have lost their precision: redo in double */
+	/*
+	 * squares near or below FLT_MIN have lost their precision: redo in
+	 * double (a zero vector comes here too, with a float norm of 0)
+	 */
 	if (!isfinite(fdot) || !isfinite(fna) || !isfinite(fnb) ||
 		fna < FLT_MIN / FLT_EPSILON || fnb < FLT_MIN / FLT_EPSILON)
 	{
@@ -108,6 +126,12 @@ quantumdb_cosine_distance(PG_FUNCTION_ARGS)
 			nb += (double) b[i] * b[i];
 		}
 	}
+
+	/* a nonzero float's square is not 0 in double: only a zero vector is */
+	if (na == 0)
+		QdbCheckNonZero(a, n, "first argument");
+	if (nb == 0)
+		QdbCheckNonZero(b, n, "second argument");
 
 	/* root of the product: one rounding fewer, and no overflow in double */
 	sim = dot / sqrt(na * nb);

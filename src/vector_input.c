@@ -22,8 +22,8 @@ check_length(int n, const char *what)
 				 errdetail("The %s has %d elements.", what, n)));
 }
 
-static void
-check_finite(const float *x, int n, const char *what)
+void
+QdbCheckFinite(const float *x, int n, const char *what)
 {
 	for (int i = 0; i < n; i++)
 	{
@@ -43,6 +43,16 @@ check_finite(const float *x, int n, const char *what)
  */
 float *
 QdbArrayGetFloats(ArrayType *a, int *dim, const char *what)
+{
+	float	   *x = QdbArrayFloatsUnchecked(a, dim, what);
+
+	QdbCheckFinite(x, *dim, what);
+	return x;
+}
+
+/* As QdbArrayGetFloats, but the elements may be NaN or infinite. */
+float *
+QdbArrayFloatsUnchecked(ArrayType *a, int *dim, const char *what)
 {
 	int			n;
 	float	   *x;
@@ -87,7 +97,6 @@ QdbArrayGetFloats(ArrayType *a, int *dim, const char *what)
 
 	/* with no null present, the data area is n packed floats */
 	x = (float *) ARR_DATA_PTR(a);
-	check_finite(x, n, what);
 	*dim = n;
 	return x;
 }
@@ -113,7 +122,7 @@ QdbDatumGetFloats(Datum d, QdbVecType t, int *dim, const char *what)
 				 errmsg("vector must have at least one element"),
 				 errdetail("The %s has no dimensions.", what)));
 	check_length(n, what);
-	check_finite(x, n, what);
+	QdbCheckFinite(x, n, what);
 	*dim = n;
 	return x;
 }
