@@ -256,10 +256,13 @@ qdb_nearest_centroids(const float *x, size_t n, int d, size_t ldx,
 					  const float *c, const float *cnorm, int k,
 					  float *work, int32_t *labels, float *dist)
 {
-	ArgminFn	argmin = choose_argmin();
+	ArgminFn	argmin;
 	size_t		rows = qdb_assign_block_rows(d, k);
 	size_t		i0;
 
+	if (qdb_assign_k256(x, n, d, ldx, c, cnorm, k, labels, dist))
+		return;
+	argmin = choose_argmin();
 	for (i0 = 0; i0 < n; i0 += rows)
 	{
 		size_t		b = n - i0 < rows ? n - i0 : rows;

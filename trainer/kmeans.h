@@ -6,6 +6,7 @@
 #ifndef QDB_KMEANS_H
 #define QDB_KMEANS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,6 +27,18 @@ void		qdb_sample_rows(const float *x, size_t n, int d, size_t nsample,
 
 /* cnorm[j] = ||c_j||^2 for k centroids of d dims */
 void		qdb_centroid_norms(const float *c, int k, int d, float *cnorm);
+
+/* widest sub-space qdb_assign_k256 takes */
+#define QDB_ASSIGN_K256_MAX_DIM	32
+
+/*
+ * qdb_nearest_centroids' fused path (assign_k256.c): k = QDB_KSUB centroids
+ * of at most QDB_ASSIGN_K256_MAX_DIM dims on a CPU with AVX-512; false,
+ * doing nothing, otherwise.
+ */
+bool		qdb_assign_k256(const float *x, size_t n, int d, size_t ldx,
+							const float *c, const float *cnorm, int k,
+							int32_t *labels, float *dist);
 
 /*
  * labels[i] = index of the centroid nearest to row i of x (n rows of d

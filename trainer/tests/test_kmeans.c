@@ -183,13 +183,14 @@ test_empty_clusters(void)
 static void
 test_nearest(const char *simd)
 {
-	static const int ks[] = {256, 37, 16, 5, 64};
-	static const int ds[] = {8, 3, 16, 1, 24};
+	/* k = 256 up to 32 dims takes assign_k256.c's path (with AVX-512) */
+	static const int ks[] = {256, 37, 16, 5, 64, 256, 256, 256, 256};
+	static const int ds[] = {8, 3, 16, 1, 24, 16, 7, 32, 33};
 	QdbRng		r;
 	int			t;
 
 	qdb_rng_seed(&r, 99);
-	for (t = 0; t < 5; t++)
+	for (t = 0; t < (int) (sizeof(ks) / sizeof(ks[0])); t++)
 	{
 		int			k = ks[t],
 					d = ds[t];
@@ -260,6 +261,24 @@ test_nearest(const char *simd)
 		qdb_centroid_norms(c, 64, 2, cn);
 		qdb_nearest_centroids(x, 1, 2, 2, c, cn, 64, work, &lab, NULL);
 		tap_ok(lab == 40, "%s: a tie goes to the lowest index (%d)", simd, lab);
+	}
+	{
+		/* the same with 256 centroids: 200.. all at distance 1 */
+		static float c[256 * 2],
+					cn[256],
+					work[QDB_ASSIGN_BLOCK * 256];
+		float		x[2] = {0, 0};
+		int32_t		lab;
+		int			j;
+
+		for (j = 0; j < 256; j++)
+		{
+			c[j * 2] = (j < 200) ? 5.0f : 1.0f;
+			c[j * 2 + 1] = 0;
+		}
+		qdb_centroid_norms(c, 256, 2, cn);
+		qdb_nearest_centroids(x, 1, 2, 2, c, cn, 256, work, &lab, NULL);
+		tap_ok(lab == 200, "%s: k=256: a tie goes to the lowest index (%d)", simd, lab);
 	}
 }
 
