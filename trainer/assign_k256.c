@@ -18,6 +18,7 @@
  * of the sum differs, so a label may differ where two centroids are
  * equally near up to rounding.  Ties go to the lowest index, as there.
  */
+#include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,22 +67,28 @@ assign_avx512(const float *x, size_t n, int d, size_t ldx, const float *ct,
 		for (j = 0; j < NREG; j++)
 			acc[j] = _mm512_fmadd_ps(_mm512_set1_ps(-2.0f), acc[j],
 									 _mm512_loadu_ps(cnorm + 16 * j));
-		m = acc[0];
-		for (j = 1; j < NREG; j++)
-			m = _mm512_min_ps(m, acc[j]);
-		best = _mm512_reduce_min_ps(m);
-		bv = _mm512_set1_ps(best);
-		/* the first register, then the first lane, holding the minimum */
+		/* a compare, not _mm512_min_ps: a NaN (overflow) must never win */
+		m = _mm512_set1_ps(INFINITY);
 		for (j = 0; j < NREG; j++)
+			m = _mm512_mask_mov_ps(m, _mm512_cmp_ps_mask(acc[j], m, _CMP_LT_OQ), acc[j]);
+		best = _mm512_reduce_min_ps(m);
+		if (best < INFINITY)
 		{
-			__mmask16	eq = _mm512_cmp_ps_mask(acc[j], bv, _CMP_EQ_OQ);
-
-			if (eq)
+			bv = _mm512_set1_ps(best);
+			/* the first register, then the first lane, holding the minimum */
+			for (j = 0; j < NREG; j++)
 			{
-				bi = 16 * j + __builtin_ctz(eq);
-				break;
+				__mmask16	eq = _mm512_cmp_ps_mask(acc[j], bv, _CMP_EQ_OQ);
+
+				if (eq)
+				{
+					bi = 16 * j + __builtin_ctz(eq);
+					break;
+				}
 			}
 		}
+		else
+			best = INFINITY;	/* nothing below infinity: centroid 0, as the sgemm path */
 		labels[i] = bi;
 		if (dist)
 			/* the expansion can go slightly negative by rounding */

@@ -279,6 +279,13 @@ test_nearest(const char *simd)
 		qdb_centroid_norms(c, 256, 2, cn);
 		qdb_nearest_centroids(x, 1, 2, 2, c, cn, 256, work, &lab, NULL);
 		tap_ok(lab == 200, "%s: k=256: a tie goes to the lowest index (%d)", simd, lab);
+		/* a NaN distance (overflow) never wins, wherever it lies */
+		c[5 * 2] = 0;
+		qdb_centroid_norms(c, 256, 2, cn);
+		cn[16 * 7 + 5] = NAN;
+		cn[255] = NAN;
+		qdb_nearest_centroids(x, 1, 2, 2, c, cn, 256, work, &lab, NULL);
+		tap_ok(lab == 5, "%s: k=256: a NaN distance is passed over (%d)", simd, lab);
 	}
 }
 
