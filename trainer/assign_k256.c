@@ -33,6 +33,31 @@
 
 #define NREG	(QDB_KSUB / 16)
 
+/* the tree of minima below is written for sixteen registers */
+_Static_assert(NREG == 16, "assign_avx512 reduces 16 registers");
+
+/*
+ * The lowest index of the smallest of v's QDB_KSUB values, NaN passed over;
+ * 0 and infinity when nothing is below infinity (as the sgemm path).
+ */
+static int
+argmin_nan(const float *v, float *best)
+{
+	int			bi = 0,
+				j;
+
+	*best = INFINITY;
+	for (j = 0; j < QDB_KSUB; j++)
+	{
+		if (v[j] < *best)
+		{
+			*best = v[j];
+			bi = j;
+		}
+	}
+	return bi;
+}
+
 __attribute__((target("avx512f")))
 static void
 assign_avx512(const float *x, size_t n, int d, size_t ldx, const float *ct,
@@ -48,6 +73,7 @@ assign_avx512(const float *x, size_t n, int d, size_t ldx, const float *ct,
 					bv;
 		float		xn = 0,
 					best;
+		__mmask16	nan = 0;
 		int			j,
 					t,
 					bi = 0;
@@ -67,13 +93,31 @@ assign_avx512(const float *x, size_t n, int d, size_t ldx, const float *ct,
 		for (j = 0; j < NREG; j++)
 			acc[j] = _mm512_fmadd_ps(_mm512_set1_ps(-2.0f), acc[j],
 									 _mm512_loadu_ps(cnorm + 16 * j));
-		/* a compare, not _mm512_min_ps: a NaN (overflow) must never win */
-		m = _mm512_set1_ps(INFINITY);
+		/*
+		 * A NaN (overflow: infinity - infinity) must never win, and
+		 * _mm512_min_ps would let one hide a smaller lane: a row with one
+		 * takes the plain loop (argmin_nan).  Otherwise a tree of minima.
+		 */
 		for (j = 0; j < NREG; j++)
-			m = _mm512_mask_mov_ps(m, _mm512_cmp_ps_mask(acc[j], m, _CMP_LT_OQ), acc[j]);
-		best = _mm512_reduce_min_ps(m);
-		if (best < INFINITY)
+			nan |= _mm512_cmp_ps_mask(acc[j], acc[j], _CMP_UNORD_Q);
+		if (nan)
 		{
+			float		v[QDB_KSUB];
+
+			for (j = 0; j < NREG; j++)
+				_mm512_storeu_ps(v + 16 * j, acc[j]);
+			bi = argmin_nan(v, &best);
+		}
+		else
+		{
+			__m512		m8[NREG / 2];
+
+			for (j = 0; j < NREG / 2; j++)
+				m8[j] = _mm512_min_ps(acc[j], acc[j + NREG / 2]);
+			for (j = 0; j < NREG / 4; j++)
+				m8[j] = _mm512_min_ps(m8[j], m8[j + NREG / 4]);
+			m = _mm512_min_ps(_mm512_min_ps(m8[0], m8[2]), _mm512_min_ps(m8[1], m8[3]));
+			best = _mm512_reduce_min_ps(m);
 			bv = _mm512_set1_ps(best);
 			/* the first register, then the first lane, holding the minimum */
 			for (j = 0; j < NREG; j++)
@@ -87,8 +131,6 @@ assign_avx512(const float *x, size_t n, int d, size_t ldx, const float *ct,
 				}
 			}
 		}
-		else
-			best = INFINITY;	/* nothing below infinity: centroid 0, as the sgemm path */
 		labels[i] = bi;
 		if (dist)
 			/* the expansion can go slightly negative by rounding */

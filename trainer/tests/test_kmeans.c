@@ -283,6 +283,7 @@ test_nearest(const char *simd)
 		c[5 * 2] = 0;
 		qdb_centroid_norms(c, 256, 2, cn);
 		cn[16 * 7 + 5] = NAN;
+		cn[16 * 8 + 5] = NAN;	/* the lane of centroid 5, eight registers on */
 		cn[255] = NAN;
 		qdb_nearest_centroids(x, 1, 2, 2, c, cn, 256, work, &lab, NULL);
 		tap_ok(lab == 5, "%s: k=256: a NaN distance is passed over (%d)", simd, lab);
