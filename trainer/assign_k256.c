@@ -13,8 +13,9 @@
  * the transposed centroids, which stay in the L1 cache.
  *
  * As in the sgemm path, x.c is summed first and ||c||^2 - 2 x.c formed at
- * the end (adding each product onto ||c||^2 instead rounds more, and cost
- * fashion-mnist-784's opq 0.003 10-recall@10 over three seeds); the order
+ * the end (adding each product onto ||c||^2 instead rounds more; in one
+ * three-seed run it gave fashion-mnist-784's opq 0.003 less 10-recall@10,
+ * about the spread between seeds); the order
  * of the sum differs, so a label may differ where two centroids are
  * equally near up to rounding.  Ties go to the lowest index, as there.
  */
