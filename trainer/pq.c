@@ -12,21 +12,16 @@
  * in the calling thread as tasks finish.  The results do not depend on the
  * number of threads.
  */
-#define _GNU_SOURCE
 #include <cblas.h>
 #include <math.h>
-#include <pthread.h>
-#include <sched.h>
-#include <signal.h>
 #include <stdlib.h>
-#include <unistd.h>
 
 #include "kmeans.h"
 #include "pq.h"
+#include "task_pool.h"
 #include "qdb_distance.h"
 #include "qdb_internal.h"
 
-#define MAX_THREADS			64
 #define ENCODE_CHUNK_ROWS	4096	/* rows per encoding task */
 #define ENCODE_DIRECT_ROWS	2		/* up to this many rows: no sgemm, no norms */
 #define DIRECT_BLOCK		16		/* centroids per block of the short-dsub loop */
@@ -62,169 +57,6 @@ qdb_progress_heartbeat(const QdbProgressCtx *p, const char *stage)
 	s.seconds = qdb_now() - p->t0;
 	s.heartbeat = 1;
 	return p->cb(&s, p->arg) ? QDB_ERR_CANCELLED : QDB_OK;
-}
-
-/*
- * Threads: QDB_NUM_THREADS if set, else the CPUs this process may run on.
- */
-static int
-thread_count(void)
-{
-	const char *env = getenv("QDB_NUM_THREADS");
-	long		n = 0;
-	cpu_set_t	set;
-
-	if (env && *env)
-		n = strtol(env, NULL, 10);
-	if (n < 1 && sched_getaffinity(0, sizeof(set), &set) == 0)
-		n = CPU_COUNT(&set);
-	if (n < 1)
-		n = sysconf(_SC_NPROCESSORS_ONLN);
-	if (n < 1)
-		n = 1;
-	return n > MAX_THREADS ? MAX_THREADS : (int) n;
-}
-
-typedef void (*TaskFn) (void *arg, int task, int worker);
-typedef int (*DoneFn) (void *arg, int task);	/* nonzero: hand out no more */
-
-typedef struct TaskPool
-{
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	int			ntasks;
-	int			next;			/* next task to hand out */
-	int			finished;		/* tasks done, in order[] */
-	int			stop;
-	int		   *order;			/* (ntasks) completion order */
-	TaskFn		fn;
-	void	   *arg;
-} TaskPool;
-
-typedef struct Worker
-{
-	pthread_t	thread;
-	TaskPool   *pool;
-	int			id;
-} Worker;
-
-static void *
-worker_main(void *p)
-{
-	Worker	   *w = p;
-	TaskPool   *pool = w->pool;
-
-	for (;;)
-	{
-		int			task;
-
-		pthread_mutex_lock(&pool->lock);
-		if (pool->stop || pool->next >= pool->ntasks)
-		{
-			pthread_mutex_unlock(&pool->lock);
-			break;
-		}
-		task = pool->next++;
-		pthread_mutex_unlock(&pool->lock);
-
-		pool->fn(pool->arg, task, w->id);
-
-		pthread_mutex_lock(&pool->lock);
-		pool->order[pool->finished++] = task;
-		pthread_cond_signal(&pool->cond);
-		pthread_mutex_unlock(&pool->lock);
-	}
-	return NULL;
-}
-
-/*
- * Runs fn for tasks 0..ntasks-1 on up to nworkers threads (worker ids
- * 0..nworkers-1, one scratch each on the caller's side) while this thread
- * calls done (may be NULL) for each finished task.  order holds ntasks ints.
- * Returns nonzero when done stopped the run.  Falls back to running
- * everything here if no thread starts.  While the threads run, OpenBLAS
- * runs each of their products in the calling thread instead of sharing its
- * pool among them.
- */
-static int
-run_tasks(int nworkers, int ntasks, TaskFn fn, DoneFn done, void *arg,
-		  int *order, Worker *workers)
-{
-	TaskPool	pool;
-	sigset_t	all,
-				old;
-	int			started = 0;
-	int			reported = 0;
-	int			stopped = 0;
-	int			i;
-
-	if (nworkers > 1 && ntasks > 1)
-	{
-		int			blas_threads = openblas_get_num_threads();
-
-		openblas_set_num_threads(1);
-		pool.ntasks = ntasks;
-		pool.next = 0;
-		pool.finished = 0;
-		pool.stop = 0;
-		pool.order = order;
-		pool.fn = fn;
-		pool.arg = arg;
-		pthread_mutex_init(&pool.lock, NULL);
-		pthread_cond_init(&pool.cond, NULL);
-
-		/* signals stay with the calling thread (a Postgres backend's handlers) */
-		sigfillset(&all);
-		pthread_sigmask(SIG_SETMASK, &all, &old);
-		for (i = 0; i < nworkers; i++)
-		{
-			workers[i].pool = &pool;
-			workers[i].id = i;
-			if (pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]) != 0)
-				break;
-			started++;
-		}
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
-
-		if (started > 0)
-		{
-			pthread_mutex_lock(&pool.lock);
-			for (;;)
-			{
-				while (reported < pool.finished)
-				{
-					int			task = pool.order[reported++];
-
-					if (pool.stop || done == NULL)
-						continue;
-					pthread_mutex_unlock(&pool.lock);
-					stopped = done(arg, task);
-					pthread_mutex_lock(&pool.lock);
-					if (stopped)
-						pool.stop = 1;
-				}
-				if (pool.finished == (pool.stop ? pool.next : ntasks))
-					break;
-				pthread_cond_wait(&pool.cond, &pool.lock);
-			}
-			pthread_mutex_unlock(&pool.lock);
-			for (i = 0; i < started; i++)
-				pthread_join(workers[i].thread, NULL);
-		}
-		pthread_cond_destroy(&pool.cond);
-		pthread_mutex_destroy(&pool.lock);
-		openblas_set_num_threads(blas_threads);
-		if (started > 0)
-			return stopped;
-	}
-
-	for (i = 0; i < ntasks; i++)
-	{
-		fn(arg, i, 0);
-		if (done && done(arg, i))
-			return 1;
-	}
-	return 0;
 }
 
 typedef struct PqTrainJob
@@ -304,7 +136,7 @@ qdb_pq_train(const QdbAlloc *a, const float *y, size_t n, int dim_pq,
 	PqTrainJob	job;
 	int			nworkers;
 	int		   *order;
-	Worker	   *workers;
+	QdbWorker  *workers;
 
 	if (y == NULL || codebooks == NULL || M <= 0 || dim_pq <= 0 || dim_pq % M != 0)
 		return QDB_ERR_ARG;
@@ -328,18 +160,18 @@ qdb_pq_train(const QdbAlloc *a, const float *y, size_t n, int dim_pq,
 		qdb_kmeans_scratch_size(n, job.dsub, QDB_KSUB, max_points_per_centroid);
 	job.scratch_size = (job.scratch_size + 63) & ~(size_t) 63;
 
-	nworkers = thread_count();
+	nworkers = qdb_thread_count();
 	if (nworkers > M)
 		nworkers = M;
 	job.scratch = qdb_malloc(a, nworkers, job.scratch_size);
 	job.obj = qdb_calloc(a, M, sizeof(double));
 	job.status = qdb_calloc(a, M, sizeof(int));
 	order = qdb_malloc(a, M, sizeof(int));
-	workers = qdb_malloc(a, nworkers, sizeof(Worker));
+	workers = qdb_malloc(a, nworkers, sizeof(QdbWorker));
 	if (!job.scratch || !job.obj || !job.status || !order || !workers)
 		job.result = QDB_ERR_NOMEM;
 	else
-		run_tasks(nworkers, M, pq_train_task, pq_train_done, &job, order, workers);
+		qdb_run_tasks(nworkers, M, pq_train_task, pq_train_done, &job, order, workers);
 
 	qdb_free(a, workers);
 	qdb_free(a, order);
@@ -496,7 +328,7 @@ qdb_pq_encode(const QdbAlloc *a, const float *codebooks, int dim_pq,
 				nworkers,
 				status = QDB_OK;
 	int		   *order;
-	Worker	   *workers;
+	QdbWorker  *workers;
 	int			m;
 
 	if (codebooks == NULL || y == NULL || codes == NULL || M <= 0 ||
@@ -517,7 +349,7 @@ qdb_pq_encode(const QdbAlloc *a, const float *codebooks, int dim_pq,
 		return QDB_ERR_ARG;
 	ntasks = (int) ((n + ENCODE_CHUNK_ROWS - 1) / ENCODE_CHUNK_ROWS);
 	/* one task (a single vector, say) runs here: no thread, small buffers */
-	nworkers = ntasks > 1 ? thread_count() : 1;
+	nworkers = ntasks > 1 ? qdb_thread_count() : 1;
 	if (nworkers > ntasks)
 		nworkers = ntasks;
 
@@ -539,7 +371,7 @@ qdb_pq_encode(const QdbAlloc *a, const float *codebooks, int dim_pq,
 		job.dist = qdb_malloc(a, (size_t) nworkers * job.chunk, sizeof(float));
 	job.sse = qdb_calloc(a, ntasks, sizeof(double));
 	order = qdb_malloc(a, ntasks, sizeof(int));
-	workers = qdb_malloc(a, nworkers, sizeof(Worker));
+	workers = qdb_malloc(a, nworkers, sizeof(QdbWorker));
 	if (!cnorm || !job.work || !job.labels || (sse && !job.dist) || !job.sse ||
 		!order || !workers)
 		status = QDB_ERR_NOMEM;
@@ -548,7 +380,7 @@ qdb_pq_encode(const QdbAlloc *a, const float *codebooks, int dim_pq,
 		for (m = 0; m < M; m++)
 			qdb_centroid_norms(codebooks + (size_t) m * QDB_KSUB * job.dsub, QDB_KSUB,
 							   job.dsub, cnorm + (size_t) m * QDB_KSUB);
-		run_tasks(nworkers, ntasks, pq_encode_task, NULL, &job, order, workers);
+		qdb_run_tasks(nworkers, ntasks, pq_encode_task, NULL, &job, order, workers);
 		if (sse)
 		{
 			double		total = 0;

@@ -1,0 +1,39 @@
+/*
+ * task_pool.h
+ *	  The trainer's threads (task_pool.c).
+ */
+#ifndef QDB_TASK_POOL_H
+#define QDB_TASK_POOL_H
+
+#include <pthread.h>
+
+/* most threads qdb_thread_count gives */
+#define QDB_MAX_THREADS		64
+
+typedef void (*QdbTaskFn) (void *arg, int task, int worker);
+typedef int (*QdbDoneFn) (void *arg, int task);	/* nonzero: hand out no more */
+
+/* one per thread, allocated by the caller (the threads never allocate) */
+typedef struct QdbWorker
+{
+	pthread_t	thread;
+	struct TaskPool *pool;
+	int			id;
+} QdbWorker;
+
+/* QDB_NUM_THREADS if set, else the CPUs this process may run on */
+extern int	qdb_thread_count(void);
+
+/*
+ * Runs fn for tasks 0..ntasks-1 on up to nworkers threads (worker ids
+ * 0..nworkers-1, one scratch each on the caller's side) while this thread
+ * calls done (may be NULL) for each finished task.  order holds ntasks ints.
+ * Returns nonzero when done stopped the run.  Falls back to running
+ * everything here if no thread starts.  While the threads run, OpenBLAS
+ * runs each of their products in the calling thread instead of sharing its
+ * pool among them.
+ */
+extern int	qdb_run_tasks(int nworkers, int ntasks, QdbTaskFn fn, QdbDoneFn done,
+						  void *arg, int *order, QdbWorker *workers);
+
+#endif
