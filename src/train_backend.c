@@ -75,7 +75,12 @@ log_epoch(TrainProgress *p, const QdbEpochStats *s)
 /*
  * One NOTICE per stage change, stage end or second, one per neural epoch
  * (plus its log row); nonzero on cancel.  Never throws: the trainer's own
- * frames are below it.
+ * frames are below it, and while the product quantizer's threads run it is
+ * called from qdb_run_tasks with those threads still working on its stack
+ * and memory.  errfinish() ends a NOTICE with CHECK_FOR_INTERRUPTS(), which
+ * would raise a cancel or statement_timeout arriving meanwhile right here;
+ * with interrupts held around each NOTICE, the check below sees it instead,
+ * the trainer stops and the caller raises it once the trainer has returned.
  */
 static int
 train_progress(const QdbEpochStats *s, void *arg)
@@ -88,11 +93,14 @@ train_progress(const QdbEpochStats *s, void *arg)
 		return 1;
 	if (e)
 	{
+		HOLD_INTERRUPTS();
 		ereport(NOTICE,
 				(errmsg("training \"%s\": epoch %d/%d on %s: loss %.4g (reconstruction %.4g, cluster %.4g, diversity %.4g, commitment %.4g, triplet %.4g), code entropy %.2f bits, validation recall %.4f%s, %.0f samples/s",
 						p->name, s->iter, s->iters, e->device, e->total, e->recon,
 						e->cluster, e->diversity, e->commit, e->triplet, e->code_entropy,
 						e->val_recall, e->best ? " (best)" : "", e->samples_per_sec)));
+		RESUME_INTERRUPTS();
+		/* its own subtransaction catches whatever it raises, a cancel too */
 		if (p->log.run > 0)
 			log_epoch(p, s);
 		p->last_notice = s->seconds;
@@ -100,9 +108,11 @@ train_progress(const QdbEpochStats *s, void *arg)
 	else if (!s->heartbeat &&
 			 (changed || s->iter == s->iters || s->seconds - p->last_notice >= 1.0))
 	{
+		HOLD_INTERRUPTS();
 		ereport(NOTICE,
 				(errmsg("training \"%s\": %s %d/%d, mean squared error %.6g, %.1f s",
 						p->name, s->stage, s->iter, s->iters, s->loss, s->seconds)));
+		RESUME_INTERRUPTS();
 		p->last_notice = s->seconds;
 	}
 	if (!s->heartbeat)

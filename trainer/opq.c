@@ -157,7 +157,7 @@ rotate(OpqWork *w, const float *z, size_t n, int t, const float *R, int dim_pq,
 	if (job.rows == 0)
 		return;
 	ntasks = (int) ((n + job.rows - 1) / job.rows);
-	qdb_run_tasks(w->nworkers, ntasks, rotate_task, NULL, &job, w->order, w->workers);
+	qdb_run_tasks(ntasks, ntasks, rotate_task, NULL, &job, w->order, w->workers);
 }
 
 /* R = the orthogonal Procrustes solution for Z R^T ~ Yhat (the codes) */

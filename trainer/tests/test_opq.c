@@ -5,6 +5,7 @@
  *	  balanced initial allocation, the default target_dim, progress stages
  *	  and cancellation.
  */
+#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -274,11 +275,17 @@ test_progress(void)
 
 	for (i = 0; i < 4; i++)
 	{
+		int			blas = openblas_get_num_threads();
+
 		memset(&calls, 0, sizeof(calls));
 		calls.stop_at = stops[i];
 		tap_ok(test_train(&c, x, 1000, &m, progress, &calls) == QDB_ERR_CANCELLED &&
 			   calls.n == stops[i] && m.codebooks == NULL,
 			   "cancel at report %d returns QDB_ERR_CANCELLED at once", stops[i]);
+		/* the alternations hold OpenBLAS to one thread: given back on cancel */
+		tap_ok(openblas_get_num_threads() == blas,
+			   "cancel at report %d leaves OpenBLAS's threads as they were (%d, %d)",
+			   stops[i], openblas_get_num_threads(), blas);
 	}
 	unsetenv("QDB_NUM_THREADS");
 
