@@ -25,7 +25,8 @@ DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 DATA = sql/pgvector/quantumdb_pgvector.control sql/pgvector/quantumdb_pgvector--0.1.0.sql
 # earlier releases' install scripts, kept as they were, and the update
 # scripts from them (ALTER EXTENSION quantumdb UPDATE)
-DATA += sql/$(EXTENSION)--0.1.0.sql sql/$(EXTENSION)--0.1.0--0.2.0.sql
+DATA += sql/$(EXTENSION)--0.1.0.sql sql/$(EXTENSION)--0.1.0--0.2.0.sql \
+	sql/$(EXTENSION)--0.2.0.sql sql/$(EXTENSION)--0.2.0--0.3.0.sql
 EXTRA_CLEAN = sql/$(EXTENSION)--$(EXTVERSION).sql
 
 # make installcheck: the pg_regress suites (sql/, expected/) against an

@@ -1,0 +1,119 @@
+-- quantumdb.estimate_recall: with at least as many queries as rows every
+-- row is a query, so its estimate must equal the mean per-row recall this
+-- test computes on its own (index scan against sequential scan, ties
+-- counted as found), at a setting that misses (rerank 0) and at one that
+-- cannot (rerank = rows).  Then: the interval and timings, the same answer
+-- for a seed, the planner settings left as they were, a zero row under
+-- cosine skipped, and the errors.
+SET client_min_messages = warning;
+\set VERBOSITY default
+\set SHOW_CONTEXT errors
+
+CREATE TABLE er (id int PRIMARY KEY, emb real[]);
+\copy er FROM 'glove_base.copy'
+DELETE FROM er WHERE id >= 400;
+SELECT compressor FROM quantumdb.train('er_c', 'er', 'emb', metric => 'cosine',
+	kind => 'pq', subvectors => 20, kmeans_iters => 10, validation => 0);
+CREATE INDEX er_idx ON er USING quantumdb (emb real_cosine_ops)
+	WITH (compressor = 'er_c', m = 8, ef_construction = 32);
+ANALYZE er;
+
+-- the mean over every row of |index's k ∩ exact k| / k, ties as found
+CREATE FUNCTION er_recall(ef int, rr int) RETURNS float8 LANGUAGE plpgsql AS $$
+DECLARE
+  q record; got int[]; gotd float8[]; want int[]; kth float8; hits int;
+  total float8 := 0; n int := 0;
+BEGIN
+  FOR q IN SELECT id, emb FROM er ORDER BY id LOOP
+    PERFORM set_config('quantumdb.ef_search', ef::text, true);
+    PERFORM set_config('quantumdb.rerank', rr::text, true);
+    PERFORM set_config('enable_seqscan', 'off', true);
+    SELECT array_agg(id), array_agg(d) INTO got, gotd
+      FROM (SELECT id, emb <=> q.emb AS d FROM er ORDER BY emb <=> q.emb LIMIT 10) s;
+    PERFORM set_config('enable_seqscan', 'on', true);
+    PERFORM set_config('enable_indexscan', 'off', true);
+    SELECT array_agg(id), max(d) INTO want, kth
+      FROM (SELECT id, emb <=> q.emb AS d FROM er ORDER BY 2 LIMIT 10) s;
+    PERFORM set_config('enable_indexscan', 'on', true);
+    SELECT count(*) INTO hits FROM unnest(got, gotd) u(i, d) WHERE i = ANY (want) OR d <= kth;
+    total := total + hits / 10.0;
+    n := n + 1;
+  END LOOP;
+  RETURN total / n;
+END $$;
+
+SET quantumdb.ef_search = 10;
+SET quantumdb.rerank = 0;
+SELECT er_recall(10, 0) AS own \gset
+-- (the recall itself varies with the build's threads: not printed)
+SELECT measured_queries, skipped_queries, recall > 0.5 AS plausible,
+	abs(recall - :own) < 1e-9 AS equals_own, recall < 0.95 AS misses,
+	recall_low <= recall AND recall <= recall_high AS in_interval,
+	recall_high - recall_low < 0.1 AS narrow,
+	index_ms_per_query > 0 AND exact_ms_per_query > 0 AS timed, ef_search, rerank
+FROM quantumdb.estimate_recall('er_idx', 1000, 10);
+
+SET quantumdb.ef_search = 40;
+SET quantumdb.rerank = 400;
+SELECT measured_queries, recall, recall_low, recall_high, recall = er_recall(40, 400) AS equals_own
+FROM quantumdb.estimate_recall('er_idx', 1000, 10);
+
+-- 50 of the rows, chosen by the seed: the same answer twice
+SET quantumdb.rerank = 0;
+SELECT a.measured_queries, a.recall = b.recall AS same_for_a_seed
+FROM quantumdb.estimate_recall('er_idx', 50, 10, 7) a, quantumdb.estimate_recall('er_idx', 50, 10, 7) b;
+
+-- k of 1: the nearest row of a row is itself, found at any setting
+SELECT measured_queries, recall FROM quantumdb.estimate_recall('er_idx', 20, 1);
+
+-- the planner settings it changes come back as they were
+BEGIN;
+SET LOCAL enable_seqscan = off;
+SELECT measured_queries FROM quantumdb.estimate_recall('er_idx', 10);
+SHOW enable_seqscan;
+SHOW enable_indexscan;
+SHOW enable_bitmapscan;
+COMMIT;
+SHOW enable_seqscan;
+
+-- a zero vector under cosine makes every exact scan fail: each query is
+-- skipped, with one WARNING
+INSERT INTO er VALUES (9999, array_fill(0::real, ARRAY[100]));
+SELECT measured_queries, skipped_queries FROM quantumdb.estimate_recall('er_idx', 1000, 10);
+DELETE FROM er WHERE id = 9999;
+
+-- errors
+SELECT * FROM quantumdb.estimate_recall('er_pkey');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM quantumdb.estimate_recall('er');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM quantumdb.estimate_recall('er_idx', 0);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM quantumdb.estimate_recall('er_idx', 10, 0);
+\echo :LAST_ERROR_SQLSTATE
+CREATE INDEX er_part ON er USING quantumdb (emb real_cosine_ops) WITH (compressor = 'er_c') WHERE id < 300;
+SELECT * FROM quantumdb.estimate_recall('er_part');
+\echo :LAST_ERROR_SQLSTATE
+DROP INDEX er_part;
+
+-- two indexes on the column: the planner scans one of them, and the other
+-- is refused rather than measured through the wrong index
+CREATE INDEX er_idx2 ON er USING quantumdb (emb real_cosine_ops)
+	WITH (compressor = 'er_c', m = 8, ef_construction = 32);
+DO $$
+DECLARE i text; measured int := 0; refused int := 0;
+BEGIN
+  FOREACH i IN ARRAY ARRAY['er_idx', 'er_idx2'] LOOP
+    BEGIN
+      PERFORM quantumdb.estimate_recall(i::regclass, 5);
+      measured := measured + 1;
+    EXCEPTION WHEN object_not_in_prerequisite_state THEN
+      refused := refused + 1;
+    END;
+  END LOOP;
+  RAISE WARNING 'measured %, refused %', measured, refused;
+END $$;
+
+DROP TABLE er;
+DROP FUNCTION er_recall(int, int);
+SELECT quantumdb.drop_compressor('er_c');

@@ -1,0 +1,202 @@
+-- quantumdb 0.2.0 -> 0.3.0: ALTER EXTENSION quantumdb UPDATE.
+\echo Use "ALTER EXTENSION quantumdb UPDATE TO '0.3.0'" to load this file. \quit
+
+-- New in 0.3.0: quantumdb.estimate_recall (sql/extension/40_recall.sql,
+-- copied here as it was released).  Everything else, and the index
+-- format, is as in 0.2.0.
+
+
+-- What recall does this index give?  Rows of the index's table serve as
+-- queries: each runs through the index at the session's settings
+-- (quantumdb.ef_search, quantumdb.rerank) and through an exact scan of the
+-- table, both as `ORDER BY column <op> query LIMIT k` with the planner held
+-- to one kind of scan.  A row of the index's answer counts when it is one
+-- of the exact k or no farther than the exact k-th (ties).  The query row
+-- itself is in both answers, as it would be for a user's own stored vector.
+CREATE FUNCTION quantumdb.estimate_recall(
+	index regclass,
+	queries integer DEFAULT 100,
+	k integer DEFAULT 10,
+	seed integer DEFAULT 0,
+	OUT measured_queries integer,
+	OUT skipped_queries integer,
+	OUT recall double precision,
+	OUT recall_low double precision,
+	OUT recall_high double precision,
+	OUT index_ms_per_query double precision,
+	OUT exact_ms_per_query double precision,
+	OUT ef_search integer,
+	OUT rerank integer)
+RETURNS record
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+	tbl regclass;
+	col name;
+	op text;
+	am name;
+	attnum int2;
+	partial boolean;
+	ntuples real;
+	pct double precision;
+	qs tid[];
+	q tid;
+	sql text;
+	plan jsonb;
+	idx_tids tid[];
+	idx_d double precision[];
+	idx_max double precision;
+	ex_tids tid[];
+	ex_d double precision[];
+	ex_max double precision;
+	hits integer;
+	r double precision;
+	recalls double precision[] := '{}';
+	t0 timestamptz;
+	idx_total double precision := 0;
+	ex_total double precision := 0;
+	old_seqscan text := current_setting('enable_seqscan');
+	old_indexscan text := current_setting('enable_indexscan');
+	old_bitmapscan text := current_setting('enable_bitmapscan');
+	i integer := 0;
+BEGIN
+	skipped_queries := 0;
+	IF queries < 1 OR queries > 100000 THEN
+		RAISE EXCEPTION 'queries must be between 1 and 100000, not %', queries
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF k < 1 OR k > 10000 THEN
+		RAISE EXCEPTION 'k must be between 1 and 10000, not %', k
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+
+	SELECT x.indrelid::regclass, x.indkey[0], x.indpred IS NOT NULL, a.amname, c.reltuples
+		INTO tbl, attnum, partial, am, ntuples
+		FROM pg_index x JOIN pg_class ci ON ci.oid = x.indexrelid
+		JOIN pg_am a ON a.oid = ci.relam JOIN pg_class c ON c.oid = x.indrelid
+		WHERE x.indexrelid = index;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION '"%" is not an index', index USING ERRCODE = 'wrong_object_type';
+	END IF;
+	IF am <> 'quantumdb' THEN
+		RAISE EXCEPTION 'index "%" is not a quantumdb index', index
+			USING ERRCODE = 'wrong_object_type',
+			DETAIL = format('Its access method is %s.', am);
+	END IF;
+	IF attnum = 0 THEN
+		RAISE EXCEPTION 'index "%" is on an expression', index
+			USING ERRCODE = 'feature_not_supported',
+			HINT = 'estimate_recall takes indexes on a plain column.';
+	END IF;
+	IF partial THEN
+		RAISE EXCEPTION 'index "%" is a partial index', index
+			USING ERRCODE = 'feature_not_supported',
+			HINT = 'estimate_recall runs its queries without the WHERE clause the planner needs to use a partial index.';
+	END IF;
+
+	-- the column and the ordering operator of the index's operator class
+	SELECT quote_ident(at.attname),
+		   format('OPERATOR(%I.%s)', n.nspname, o.oprname)
+		INTO col, op
+		FROM pg_index x
+		JOIN pg_attribute at ON at.attrelid = x.indrelid AND at.attnum = x.indkey[0]
+		JOIN pg_opclass oc ON oc.oid = x.indclass[0]
+		JOIN pg_amop ao ON ao.amopfamily = oc.opcfamily AND ao.amoppurpose = 'o'
+			AND ao.amoplefttype = at.atttypid
+		JOIN pg_operator o ON o.oid = ao.amopopr
+		JOIN pg_namespace n ON n.oid = o.oprnamespace
+		WHERE x.indexrelid = index
+		LIMIT 1;
+
+	-- the query rows: a seeded sample, about twice what is needed, of which
+	-- a seeded hash picks the first ones (not those early in the table)
+	pct := CASE WHEN ntuples <= 0 THEN 100
+				ELSE least(100, 100.0 * 2 * queries / ntuples + 0.001) END;
+	EXECUTE format('SELECT array_agg(ctid) FROM (SELECT ctid FROM %s TABLESAMPLE BERNOULLI (%s) '
+				   'REPEATABLE (%s) WHERE %s IS NOT NULL ORDER BY md5(ctid::text || %L) LIMIT %s) s',
+				   tbl, pct, seed, col, seed, queries)
+		INTO qs;
+
+	-- the query vector is the row's, read by a sub-select (a parameter to
+	-- the planner, so the index can order by it) whatever the column's type
+	sql := format('SELECT array_agg(ctid), array_agg(d), max(d) FROM (SELECT ctid, '
+				  '%1$s %2$s (SELECT %1$s FROM %3$s WHERE ctid = $1) AS d '
+				  'FROM %3$s ORDER BY 2 LIMIT %4$s) s',
+				  col, op, tbl, k);
+
+	FOREACH q IN ARRAY coalesce(qs, '{}')
+	LOOP
+		i := i + 1;
+		BEGIN
+			-- the index alone: the planner must pick it, not another index
+			PERFORM set_config('enable_seqscan', 'off', true);
+			PERFORM set_config('enable_bitmapscan', 'off', true);
+			IF i = 1 THEN
+				EXECUTE 'EXPLAIN (FORMAT JSON) ' || sql INTO plan USING q;
+				IF NOT jsonb_path_exists(plan, '$.** ? (@."Index Name" == $n)',
+										 jsonb_build_object('n', (SELECT relname FROM pg_class WHERE oid = index))) THEN
+					RAISE EXCEPTION 'the planner does not scan index "%" for %', index, tbl
+						USING ERRCODE = 'object_not_in_prerequisite_state',
+						DETAIL = 'Another index on the same column may be preferred.',
+						HINT = 'Mark the other index invalid for the test, or drop it.';
+				END IF;
+			END IF;
+			t0 := clock_timestamp();
+			EXECUTE sql INTO idx_tids, idx_d, idx_max USING q;
+			idx_total := idx_total + extract(epoch FROM clock_timestamp() - t0);
+			PERFORM set_config('enable_seqscan', old_seqscan, true);
+			PERFORM set_config('enable_bitmapscan', old_bitmapscan, true);
+
+			-- the exact answer: a sequential scan
+			PERFORM set_config('enable_indexscan', 'off', true);
+			PERFORM set_config('enable_bitmapscan', 'off', true);
+			t0 := clock_timestamp();
+			EXECUTE sql INTO ex_tids, ex_d, ex_max USING q;
+			ex_total := ex_total + extract(epoch FROM clock_timestamp() - t0);
+			PERFORM set_config('enable_indexscan', old_indexscan, true);
+			PERFORM set_config('enable_bitmapscan', old_bitmapscan, true);
+		EXCEPTION
+			-- a row gone since the sample, or a zero vector under cosine
+			WHEN data_exception THEN
+				IF skipped_queries = 0 THEN
+					RAISE WARNING 'estimate_recall "%": a query failed and is skipped, as are any others that fail: %',
+						index, SQLERRM
+						USING HINT = 'Under cosine a zero vector anywhere in the table makes every exact scan fail.';
+				END IF;
+				skipped_queries := skipped_queries + 1;
+				CONTINUE;
+		END;
+		IF ex_max IS NULL THEN
+			skipped_queries := skipped_queries + 1;
+			CONTINUE;
+		END IF;
+		SELECT count(*) INTO hits
+			FROM unnest(coalesce(idx_tids, '{}'), coalesce(idx_d, '{}')) u(t, d)
+			WHERE u.t = ANY (ex_tids) OR u.d <= ex_max;
+		r := hits::double precision / array_length(ex_tids, 1);
+		recalls := recalls || r;
+		IF queries >= 20 AND i % (queries / 10) = 0 THEN
+			RAISE NOTICE 'estimate_recall "%": % of % queries, recall so far %',
+				index, i, array_length(qs, 1),
+				round((SELECT avg(x) FROM unnest(recalls) x)::numeric, 4);
+		END IF;
+	END LOOP;
+
+	measured_queries := coalesce(array_length(recalls, 1), 0);
+	ef_search := current_setting('quantumdb.ef_search')::integer;
+	rerank := current_setting('quantumdb.rerank')::integer;
+	IF measured_queries = 0 THEN
+		RETURN;
+	END IF;
+	SELECT avg(x), stddev_samp(x) INTO recall, r FROM unnest(recalls) x;
+	-- a normal 95% interval on the mean of the per-query recalls
+	IF measured_queries > 1 THEN
+		recall_low := greatest(0, recall - 1.96 * r / sqrt(measured_queries));
+		recall_high := least(1, recall + 1.96 * r / sqrt(measured_queries));
+	END IF;
+	index_ms_per_query := 1000 * idx_total / measured_queries;
+	exact_ms_per_query := 1000 * ex_total / measured_queries;
+END
+$fn$;
+COMMENT ON FUNCTION quantumdb.estimate_recall(regclass, integer, integer, integer) IS
+	'Measures the 10-recall@10 (k-recall@k) a quantumdb index gives at the session''s settings: rows of its table as queries, the index against an exact scan, with a 95% interval and the time per query of each';

@@ -1,0 +1,290 @@
+-- quantumdb install script, part 0: guard and schema.
+-- The install script is these parts concatenated (see Makefile).
+
+\echo Use "CREATE EXTENSION quantumdb" to load this file. \quit
+
+-- Functions, catalogs and settings live in schema quantumdb; the distance
+-- operators go into the schema CREATE EXTENSION installs into, so that
+-- "ORDER BY embedding <~> $1" works without qualification.
+CREATE SCHEMA quantumdb;
+GRANT USAGE ON SCHEMA quantumdb TO PUBLIC;
+-- quantumdb install script, part 10: exact distances between real[] vectors.
+-- Functions in schema quantumdb; operators in the extension's schema, each
+-- its own commutator.  Vectors must be one-dimensional, non-empty, without
+-- nulls, NaN or infinity, of equal length and at most 16000 elements.
+
+CREATE FUNCTION quantumdb.l2_distance(real[], real[]) RETURNS float8
+	AS 'MODULE_PATHNAME', 'quantumdb_l2_distance'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE FUNCTION quantumdb.cosine_distance(real[], real[]) RETURNS float8
+	AS 'MODULE_PATHNAME', 'quantumdb_cosine_distance'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE FUNCTION quantumdb.negative_inner_product(real[], real[]) RETURNS float8
+	AS 'MODULE_PATHNAME', 'quantumdb_negative_inner_product'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE FUNCTION quantumdb.inner_product(real[], real[]) RETURNS float8
+	AS 'MODULE_PATHNAME', 'quantumdb_inner_product'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION quantumdb.l2_distance(real[], real[]) IS
+	'Euclidean distance';
+COMMENT ON FUNCTION quantumdb.cosine_distance(real[], real[]) IS
+	'1 - cosine similarity, in [0, 2]; a zero vector is an error';
+COMMENT ON FUNCTION quantumdb.negative_inner_product(real[], real[]) IS
+	'minus the inner product, so that smaller means closer';
+COMMENT ON FUNCTION quantumdb.inner_product(real[], real[]) IS
+	'inner (dot) product';
+
+CREATE OPERATOR <~> (
+	LEFTARG = real[], RIGHTARG = real[],
+	FUNCTION = quantumdb.l2_distance,
+	COMMUTATOR = <~>
+);
+
+CREATE OPERATOR <=> (
+	LEFTARG = real[], RIGHTARG = real[],
+	FUNCTION = quantumdb.cosine_distance,
+	COMMUTATOR = <=>
+);
+
+CREATE OPERATOR <#> (
+	LEFTARG = real[], RIGHTARG = real[],
+	FUNCTION = quantumdb.negative_inner_product,
+	COMMUTATOR = <#>
+);
+
+COMMENT ON OPERATOR <~> (real[], real[]) IS 'Euclidean distance';
+COMMENT ON OPERATOR <=> (real[], real[]) IS 'cosine distance';
+COMMENT ON OPERATOR <#> (real[], real[]) IS 'negative inner product';
+-- quantumdb install script, part 2: the compressor catalog and its functions.
+
+-- One row per trained or imported compressor.  pg_dump keeps the rows.
+-- owner and source are regrole and regclass so that a dump names them and a
+-- restore finds them again by name (oids differ between clusters).
+CREATE TABLE quantumdb.compressors (
+    name              text PRIMARY KEY CHECK (length(name) BETWEEN 1 AND 63),
+    kind              text NOT NULL CHECK (kind IN ('pq', 'opq', 'rq', 'neural')),
+    dimensions        integer NOT NULL CHECK (dimensions > 0),
+    metric            text NOT NULL CHECK (metric IN ('l2', 'ip', 'cosine')),
+    settings          jsonb NOT NULL,
+    model             bytea NOT NULL,
+    created_at        timestamptz NOT NULL DEFAULT now(),
+    training_seconds  double precision,
+    validation_recall double precision,
+    owner             regrole NOT NULL
+                      DEFAULT pg_catalog.quote_ident(current_user)::regrole,
+    source            regclass,
+    source_column     name
+);
+SELECT pg_catalog.pg_extension_config_dump('quantumdb.compressors', '');
+
+-- Who may use a compressor (the rule of README "Security and privileges"):
+-- a superuser, a role with the privileges of its owner, or, while the source
+-- table exists, a role that may read the source column and is not subject to
+-- row-level security on it.  The C functions check the same rule.
+CREATE FUNCTION quantumdb.may_use_compressor(owner regrole, source regclass,
+                                             source_column name)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'quantumdb_may_use_compressor' LANGUAGE C STABLE;
+
+-- Everyone may query the catalog, and sees the rows of the compressors it
+-- may use; rows are inserted by their owner and changed only by it.  The
+-- model bytes come out through quantumdb.export() alone, which checks the
+-- rule in C whatever the policies (a BYPASSRLS role sees every row).
+GRANT SELECT (name, kind, dimensions, metric, settings, created_at, training_seconds,
+              validation_recall, owner, source, source_column)
+    ON quantumdb.compressors TO PUBLIC;
+ALTER TABLE quantumdb.compressors ENABLE ROW LEVEL SECURITY;
+CREATE POLICY compressors_use ON quantumdb.compressors FOR SELECT
+    USING (quantumdb.may_use_compressor(owner, source, source_column));
+CREATE POLICY compressors_insert ON quantumdb.compressors FOR INSERT
+    WITH CHECK (pg_catalog.pg_has_role(owner, 'USAGE'));
+CREATE POLICY compressors_update ON quantumdb.compressors FOR UPDATE
+    USING (pg_catalog.pg_has_role(owner, 'USAGE'))
+    WITH CHECK (pg_catalog.pg_has_role(owner, 'USAGE'));
+CREATE POLICY compressors_delete ON quantumdb.compressors FOR DELETE
+    USING (pg_catalog.pg_has_role(owner, 'USAGE'));
+
+COMMENT ON TABLE quantumdb.compressors IS
+    'Trained and imported compressors: safetensors model, settings and measured quality';
+COMMENT ON COLUMN quantumdb.compressors.validation_recall IS
+    '10-recall@10 of exhaustive ADC for held-out vectors searching the training sample';
+
+CREATE TYPE quantumdb.train_result AS (
+    compressor        text,
+    kind              text,
+    metric            text,
+    dimensions        integer,
+    code_bytes        integer,
+    training_rows     integer,
+    validation_rows   integer,
+    rows_scanned      bigint,
+    training_seconds  double precision,
+    validation_recall double precision
+);
+
+CREATE FUNCTION quantumdb.train(
+    name         text,
+    source       regclass,
+    "column"     name,
+    kind         text    DEFAULT 'opq',
+    metric       text    DEFAULT 'l2',
+    subvectors   integer DEFAULT 16,
+    target_dim   integer DEFAULT NULL,
+    sample       integer DEFAULT 50000,
+    validation   integer DEFAULT 1000,
+    seed         bigint  DEFAULT 42,
+    kmeans_iters integer DEFAULT 25,
+    opq_iters    integer DEFAULT 50,
+    device       text    DEFAULT 'auto',
+    epochs       integer DEFAULT 10,
+    batch_size   integer DEFAULT 256,
+    lr           double precision DEFAULT 1e-4,
+    hidden       integer DEFAULT NULL,
+    k_neighbors  integer DEFAULT 10,
+    w_reconstruction double precision DEFAULT 0.3,
+    w_cluster    double precision DEFAULT 0.2,
+    w_diversity  double precision DEFAULT 0.1,
+    w_commitment double precision DEFAULT 0.1,
+    w_triplet    double precision DEFAULT 0.3,
+    patience     integer DEFAULT 3)
+RETURNS quantumdb.train_result
+AS 'MODULE_PATHNAME', 'quantumdb_train' LANGUAGE C VOLATILE;
+
+-- One row per epoch of kind neural, written as each epoch ends (by a
+-- background worker, so that other sessions see rows while training runs).
+CREATE SEQUENCE quantumdb.training_run_seq;
+CREATE TABLE quantumdb.training_log (
+    run                 bigint  NOT NULL,
+    compressor          text    NOT NULL,
+    epoch               integer NOT NULL,
+    device              text    NOT NULL,
+    loss                double precision,
+    reconstruction_loss double precision,
+    cluster_loss        double precision,
+    diversity_loss      double precision,
+    commitment_loss     double precision,
+    triplet_loss        double precision,
+    code_entropy        double precision,
+    validation_recall   double precision,
+    samples_per_second  double precision,
+    temperature         double precision,
+    best                boolean,
+    logged_at           timestamptz NOT NULL DEFAULT clock_timestamp(),
+    trained_by          regrole NOT NULL
+                        DEFAULT pg_catalog.quote_ident(current_user)::regrole,
+    PRIMARY KEY (run, epoch)
+);
+-- A run's rows are visible to the role that trained (and its members), and
+-- to those who may use the compressor the run stored.
+GRANT SELECT ON quantumdb.training_log TO PUBLIC;
+ALTER TABLE quantumdb.training_log ENABLE ROW LEVEL SECURITY;
+CREATE POLICY training_log_read ON quantumdb.training_log FOR SELECT
+    USING (pg_catalog.pg_has_role(trained_by, 'USAGE')
+           OR EXISTS (SELECT 1 FROM quantumdb.compressors c
+                      WHERE c.name OPERATOR(pg_catalog.=) training_log.compressor
+                        AND c.owner OPERATOR(pg_catalog.=) training_log.trained_by
+                        AND (c.settings OPERATOR(pg_catalog.->>) 'training_log_run')
+                            OPERATOR(pg_catalog.=) training_log.run::pg_catalog.text));
+CREATE POLICY training_log_insert ON quantumdb.training_log FOR INSERT
+    WITH CHECK (pg_catalog.pg_has_role(trained_by, 'USAGE'));
+COMMENT ON TABLE quantumdb.training_log IS
+    'Neural training, one row per epoch (epoch 0: the opq starting point); run is in the compressor''s settings';
+COMMENT ON COLUMN quantumdb.training_log.validation_recall IS
+    '10-recall@10 of ADC for the trainer''s held-out rows against its training rows';
+COMMENT ON COLUMN quantumdb.training_log.code_entropy IS
+    'Mean over sub-quantizers of the entropy of code usage, in bits (8 at most)';
+
+CREATE FUNCTION quantumdb.encode(name text, vector real[]) RETURNS bytea
+AS 'MODULE_PATHNAME', 'quantumdb_encode' LANGUAGE C STABLE STRICT;
+
+CREATE FUNCTION quantumdb.decode(name text, code bytea) RETURNS real[]
+AS 'MODULE_PATHNAME', 'quantumdb_decode' LANGUAGE C STABLE STRICT;
+
+CREATE FUNCTION quantumdb.adc_distance(name text, query real[], code bytea)
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'quantumdb_adc_distance' LANGUAGE C STABLE STRICT;
+
+CREATE FUNCTION quantumdb.export(name text) RETURNS bytea
+AS 'MODULE_PATHNAME', 'quantumdb_export' LANGUAGE C STABLE STRICT;
+
+CREATE FUNCTION quantumdb.import(name text, model bytea) RETURNS void
+AS 'MODULE_PATHNAME', 'quantumdb_import' LANGUAGE C VOLATILE STRICT;
+
+CREATE FUNCTION quantumdb.drop_compressor(name text, if_exists boolean DEFAULT false)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'quantumdb_drop_compressor' LANGUAGE C VOLATILE STRICT;
+
+-- The SIMD kernel set chosen when the module loaded: avx512, avx2 or scalar.
+CREATE FUNCTION quantumdb.simd() RETURNS text
+AS 'MODULE_PATHNAME', 'quantumdb_simd' LANGUAGE C STABLE;
+-- quantumdb install script, part 30: the index access method.
+-- CREATE INDEX ... USING quantumdb (embedding real_cosine_ops) WITH (compressor = 'c');
+-- answers ORDER BY embedding <=> $1 LIMIT k.  The operator classes go into
+-- the extension's schema beside the operators they use.
+
+CREATE FUNCTION quantumdb.index_handler(internal) RETURNS index_am_handler
+	AS 'MODULE_PATHNAME', 'quantumdb_index_handler' LANGUAGE C;
+
+CREATE ACCESS METHOD quantumdb TYPE INDEX HANDLER quantumdb.index_handler;
+COMMENT ON ACCESS METHOD quantumdb IS
+	'HNSW graph over compressed codes, with exact rerank from the heap (real[] columns; vector and halfvec with quantumdb_pgvector)';
+
+-- Support function 2: which metric the operator class means.
+CREATE FUNCTION quantumdb.metric_l2(internal) RETURNS internal
+	AS 'MODULE_PATHNAME', 'quantumdb_metric_l2' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION quantumdb.metric_ip(internal) RETURNS internal
+	AS 'MODULE_PATHNAME', 'quantumdb_metric_ip' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION quantumdb.metric_cosine(internal) RETURNS internal
+	AS 'MODULE_PATHNAME', 'quantumdb_metric_cosine' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE OPERATOR CLASS real_l2_ops
+	DEFAULT FOR TYPE real[] USING quantumdb AS
+	OPERATOR 1 <~> (real[], real[]) FOR ORDER BY float_ops,
+	FUNCTION 1 quantumdb.l2_distance(real[], real[]),
+	FUNCTION 2 quantumdb.metric_l2(internal);
+
+CREATE OPERATOR CLASS real_cosine_ops
+	FOR TYPE real[] USING quantumdb AS
+	OPERATOR 1 <=> (real[], real[]) FOR ORDER BY float_ops,
+	FUNCTION 1 quantumdb.cosine_distance(real[], real[]),
+	FUNCTION 2 quantumdb.metric_cosine(internal);
+
+CREATE OPERATOR CLASS real_ip_ops
+	FOR TYPE real[] USING quantumdb AS
+	OPERATOR 1 <#> (real[], real[]) FOR ORDER BY float_ops,
+	FUNCTION 1 quantumdb.negative_inner_product(real[], real[]),
+	FUNCTION 2 quantumdb.metric_ip(internal);
+
+CREATE FUNCTION quantumdb.index_info(
+	index regclass,
+	OUT dimensions integer,
+	OUT metric text,
+	OUT code_bytes integer,
+	OUT m integer,
+	OUT ef_construction integer,
+	OUT nodes bigint,
+	OUT deleted_nodes bigint,
+	OUT max_level integer,
+	OUT unreachable_nodes bigint,
+	OUT pages bigint,
+	OUT compressor_pages integer,
+	OUT bytes_per_vector double precision,
+	OUT compressor text,
+	OUT compressor_kind text,
+	OUT compressor_checksum text,
+	OUT built_from text,
+	OUT reusable_nodes bigint,
+	OUT inline_codes boolean)
+RETURNS record
+AS 'MODULE_PATHNAME', 'quantumdb_index_info' LANGUAGE C STRICT;
+COMMENT ON FUNCTION quantumdb.index_info(regclass) IS
+	'Settings, node and page counts and the embedded compressor of a quantumdb index';
+
+CREATE FUNCTION quantumdb.verify(index regclass) RETURNS SETOF text
+AS 'MODULE_PATHNAME', 'quantumdb_verify' LANGUAGE C STRICT;
+COMMENT ON FUNCTION quantumdb.verify(regclass) IS
+	'Checks every page and graph invariant of a quantumdb index; returns the problems found (none when healthy)';
