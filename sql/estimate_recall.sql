@@ -66,10 +66,14 @@ FROM quantumdb.estimate_recall('er_idx', 50, 10, 7) a, quantumdb.estimate_recall
 -- k of 1: the nearest row of a row is itself, found at any setting
 SELECT measured_queries, recall FROM quantumdb.estimate_recall('er_idx', 20, 1);
 
--- the planner settings it changes come back as they were
+-- the planner settings it changes come back as they were; a caller's
+-- enable_seqscan = off does not turn the exact run into an index scan
+SET quantumdb.ef_search = 10;
+SELECT er_recall(10, 0) AS own \gset
 BEGIN;
 SET LOCAL enable_seqscan = off;
-SELECT measured_queries FROM quantumdb.estimate_recall('er_idx', 10);
+SELECT measured_queries, abs(recall - :own) < 1e-9 AS equals_own
+FROM quantumdb.estimate_recall('er_idx', 1000);
 SHOW enable_seqscan;
 SHOW enable_indexscan;
 SHOW enable_bitmapscan;
@@ -81,6 +85,31 @@ SHOW enable_seqscan;
 INSERT INTO er VALUES (9999, array_fill(0::real, ARRAY[100]));
 SELECT measured_queries, skipped_queries FROM quantumdb.estimate_recall('er_idx', 1000, 10);
 DELETE FROM er WHERE id = 9999;
+
+-- quoted names in another schema; rows with a NULL vector are never
+-- queries and never in an answer, even where fewer than k rows have one
+CREATE SCHEMA "Odd S";
+CREATE TABLE "Odd S"."T t" ("E m" real[]);
+INSERT INTO "Odd S"."T t" SELECT emb FROM er WHERE id < 300;
+INSERT INTO "Odd S"."T t" SELECT NULL FROM generate_series(1, 50);
+CREATE INDEX "I x" ON "Odd S"."T t" USING quantumdb ("E m" real_cosine_ops) WITH (compressor = 'er_c');
+CREATE TABLE "Odd S".few ("E m" real[]);
+INSERT INTO "Odd S".few SELECT emb FROM er WHERE id < 5;
+INSERT INTO "Odd S".few SELECT NULL FROM generate_series(1, 5);
+CREATE INDEX few_idx ON "Odd S".few USING quantumdb ("E m" real_cosine_ops) WITH (compressor = 'er_c');
+ANALYZE "Odd S"."T t", "Odd S".few;
+-- mostly NULL rows: a sample sized by reltuples comes up short, and the
+-- whole table is sampled instead
+CREATE TABLE "Odd S".sparse ("E m" real[]);
+INSERT INTO "Odd S".sparse SELECT emb FROM er;
+INSERT INTO "Odd S".sparse SELECT NULL FROM generate_series(1, 19600);
+CREATE INDEX sparse_idx ON "Odd S".sparse USING quantumdb ("E m" real_cosine_ops) WITH (compressor = 'er_c');
+ANALYZE "Odd S".sparse;
+SELECT measured_queries FROM quantumdb.estimate_recall('"Odd S".sparse_idx', 100, 10);
+SET quantumdb.rerank = 1000;
+SELECT measured_queries, skipped_queries, recall FROM quantumdb.estimate_recall('"Odd S"."I x"', 1000, 10);
+SELECT measured_queries, skipped_queries, recall FROM quantumdb.estimate_recall('"Odd S".few_idx', 1000, 10);
+DROP SCHEMA "Odd S" CASCADE;
 
 -- errors
 SELECT * FROM quantumdb.estimate_recall('er_pkey');

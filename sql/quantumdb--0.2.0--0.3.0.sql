@@ -32,9 +32,10 @@ LANGUAGE plpgsql
 AS $fn$
 DECLARE
 	tbl regclass;
-	col name;
+	col text;
 	op text;
 	am name;
+	kind "char";
 	attnum int2;
 	partial boolean;
 	ntuples real;
@@ -45,7 +46,6 @@ DECLARE
 	plan jsonb;
 	idx_tids tid[];
 	idx_d double precision[];
-	idx_max double precision;
 	ex_tids tid[];
 	ex_d double precision[];
 	ex_max double precision;
@@ -53,11 +53,17 @@ DECLARE
 	r double precision;
 	recalls double precision[] := '{}';
 	t0 timestamptz;
+	idx_s double precision;
+	ex_s double precision;
 	idx_total double precision := 0;
 	ex_total double precision := 0;
-	old_seqscan text := current_setting('enable_seqscan');
-	old_indexscan text := current_setting('enable_indexscan');
-	old_bitmapscan text := current_setting('enable_bitmapscan');
+	-- the planner settings each run sets, all of them (a caller's
+	-- enable_seqscan = off alone would let the index answer the exact run)
+	knobs text[] := ARRAY['enable_seqscan', 'enable_indexscan', 'enable_indexonlyscan',
+						  'enable_bitmapscan', 'enable_sort'];
+	saved text[];
+	index_run text[] := ARRAY['off', 'on', 'off', 'off', 'on'];
+	exact_run text[] := ARRAY['on', 'off', 'off', 'off', 'on'];
 	i integer := 0;
 BEGIN
 	skipped_queries := 0;
@@ -70,8 +76,8 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 
-	SELECT x.indrelid::regclass, x.indkey[0], x.indpred IS NOT NULL, a.amname, c.reltuples
-		INTO tbl, attnum, partial, am, ntuples
+	SELECT x.indrelid::regclass, x.indkey[0], x.indpred IS NOT NULL, a.amname, ci.relkind, c.reltuples
+		INTO tbl, attnum, partial, am, kind, ntuples
 		FROM pg_index x JOIN pg_class ci ON ci.oid = x.indexrelid
 		JOIN pg_am a ON a.oid = ci.relam JOIN pg_class c ON c.oid = x.indrelid
 		WHERE x.indexrelid = index;
@@ -82,6 +88,11 @@ BEGIN
 		RAISE EXCEPTION 'index "%" is not a quantumdb index', index
 			USING ERRCODE = 'wrong_object_type',
 			DETAIL = format('Its access method is %s.', am);
+	END IF;
+	IF kind <> 'i' THEN
+		RAISE EXCEPTION 'index "%" is a partitioned index', index
+			USING ERRCODE = 'feature_not_supported',
+			HINT = 'Measure the index of each partition.';
 	END IF;
 	IF attnum = 0 THEN
 		RAISE EXCEPTION 'index "%" is on an expression', index
@@ -95,42 +106,52 @@ BEGIN
 	END IF;
 
 	-- the column and the ordering operator of the index's operator class
-	SELECT quote_ident(at.attname),
-		   format('OPERATOR(%I.%s)', n.nspname, o.oprname)
+	-- (its input type: the column's may be a domain over it)
+	SELECT quote_ident(at.attname), format('OPERATOR(%I.%s)', n.nspname, o.oprname)
 		INTO col, op
 		FROM pg_index x
 		JOIN pg_attribute at ON at.attrelid = x.indrelid AND at.attnum = x.indkey[0]
 		JOIN pg_opclass oc ON oc.oid = x.indclass[0]
 		JOIN pg_amop ao ON ao.amopfamily = oc.opcfamily AND ao.amoppurpose = 'o'
-			AND ao.amoplefttype = at.atttypid
+			AND ao.amoplefttype = oc.opcintype
 		JOIN pg_operator o ON o.oid = ao.amopopr
 		JOIN pg_namespace n ON n.oid = o.oprnamespace
 		WHERE x.indexrelid = index
 		LIMIT 1;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'the operator class of index "%" has no ordering operator', index
+			USING ERRCODE = 'object_not_in_prerequisite_state';
+	END IF;
 
 	-- the query rows: a seeded sample, about twice what is needed, of which
-	-- a seeded hash picks the first ones (not those early in the table)
+	-- a seeded hash picks the first ones (not those early in the table);
+	-- when reltuples misled (stale, or NULL rows), the whole table
 	pct := CASE WHEN ntuples <= 0 THEN 100
 				ELSE least(100, 100.0 * 2 * queries / ntuples + 0.001) END;
-	EXECUTE format('SELECT array_agg(ctid) FROM (SELECT ctid FROM %s TABLESAMPLE BERNOULLI (%s) '
-				   'REPEATABLE (%s) WHERE %s IS NOT NULL ORDER BY md5(ctid::text || %L) LIMIT %s) s',
-				   tbl, pct, seed, col, seed, queries)
-		INTO qs;
+	LOOP
+		EXECUTE format('SELECT array_agg(ctid) FROM (SELECT ctid FROM ONLY %s TABLESAMPLE BERNOULLI (%s) '
+					   'REPEATABLE (%s) WHERE %s IS NOT NULL ORDER BY md5(ctid::text || %L) LIMIT %s) s',
+					   tbl, pct, seed, col, seed, queries)
+			INTO qs;
+		EXIT WHEN pct >= 100 OR coalesce(array_length(qs, 1), 0) >= queries;
+		pct := 100;
+	END LOOP;
 
 	-- the query vector is the row's, read by a sub-select (a parameter to
 	-- the planner, so the index can order by it) whatever the column's type
-	sql := format('SELECT array_agg(ctid), array_agg(d), max(d) FROM (SELECT ctid, '
-				  '%1$s %2$s (SELECT %1$s FROM %3$s WHERE ctid = $1) AS d '
-				  'FROM %3$s ORDER BY 2 LIMIT %4$s) s',
+	sql := format('SELECT array_agg(ctid) FILTER (WHERE d IS NOT NULL), '
+				  'array_agg(d) FILTER (WHERE d IS NOT NULL), max(d) FROM (SELECT ctid, '
+				  '%1$s %2$s (SELECT %1$s FROM ONLY %3$s WHERE ctid = $1) AS d '
+				  'FROM ONLY %3$s ORDER BY 2 LIMIT %4$s) s',
 				  col, op, tbl, k);
+	SELECT array_agg(current_setting(g)) INTO saved FROM unnest(knobs) g;
 
 	FOREACH q IN ARRAY coalesce(qs, '{}')
 	LOOP
 		i := i + 1;
 		BEGIN
 			-- the index alone: the planner must pick it, not another index
-			PERFORM set_config('enable_seqscan', 'off', true);
-			PERFORM set_config('enable_bitmapscan', 'off', true);
+			PERFORM set_config(g, v, true) FROM unnest(knobs, index_run) u(g, v);
 			IF i = 1 THEN
 				EXECUTE 'EXPLAIN (FORMAT JSON) ' || sql INTO plan USING q;
 				IF NOT jsonb_path_exists(plan, '$.** ? (@."Index Name" == $n)',
@@ -142,21 +163,24 @@ BEGIN
 				END IF;
 			END IF;
 			t0 := clock_timestamp();
-			EXECUTE sql INTO idx_tids, idx_d, idx_max USING q;
-			idx_total := idx_total + extract(epoch FROM clock_timestamp() - t0);
-			PERFORM set_config('enable_seqscan', old_seqscan, true);
-			PERFORM set_config('enable_bitmapscan', old_bitmapscan, true);
+			EXECUTE sql INTO idx_tids, idx_d USING q;
+			idx_s := extract(epoch FROM clock_timestamp() - t0);
 
-			-- the exact answer: a sequential scan
-			PERFORM set_config('enable_indexscan', 'off', true);
-			PERFORM set_config('enable_bitmapscan', 'off', true);
+			-- the exact answer: a sequential scan, never an index
+			PERFORM set_config(g, v, true) FROM unnest(knobs, exact_run) u(g, v);
+			IF i = 1 THEN
+				EXECUTE 'EXPLAIN (FORMAT JSON) ' || sql INTO plan USING q;
+				IF jsonb_path_exists(plan, '$.** ? (exists (@."Index Name"))') THEN
+					RAISE EXCEPTION 'the planner scans an index for the exact answer on %', tbl
+						USING ERRCODE = 'object_not_in_prerequisite_state';
+				END IF;
+			END IF;
 			t0 := clock_timestamp();
 			EXECUTE sql INTO ex_tids, ex_d, ex_max USING q;
-			ex_total := ex_total + extract(epoch FROM clock_timestamp() - t0);
-			PERFORM set_config('enable_indexscan', old_indexscan, true);
-			PERFORM set_config('enable_bitmapscan', old_bitmapscan, true);
+			ex_s := extract(epoch FROM clock_timestamp() - t0);
+			PERFORM set_config(g, v, true) FROM unnest(knobs, saved) u(g, v);
 		EXCEPTION
-			-- a row gone since the sample, or a zero vector under cosine
+			-- a zero vector under cosine, in the query or the table
 			WHEN data_exception THEN
 				IF skipped_queries = 0 THEN
 					RAISE WARNING 'estimate_recall "%": a query failed and is skipped, as are any others that fail: %',
@@ -166,6 +190,7 @@ BEGIN
 				skipped_queries := skipped_queries + 1;
 				CONTINUE;
 		END;
+		-- a row gone since the sample: a NULL query
 		IF ex_max IS NULL THEN
 			skipped_queries := skipped_queries + 1;
 			CONTINUE;
@@ -175,6 +200,8 @@ BEGIN
 			WHERE u.t = ANY (ex_tids) OR u.d <= ex_max;
 		r := hits::double precision / array_length(ex_tids, 1);
 		recalls := recalls || r;
+		idx_total := idx_total + idx_s;
+		ex_total := ex_total + ex_s;
 		IF queries >= 20 AND i % (queries / 10) = 0 THEN
 			RAISE NOTICE 'estimate_recall "%": % of % queries, recall so far %',
 				index, i, array_length(qs, 1),
