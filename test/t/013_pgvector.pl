@@ -138,6 +138,16 @@ my $rh = $sql->(q{
 note("halfvec l2, rerank 40: 10-recall\@10 $rh");
 cmp_ok($rh, '>=', 0.85, 'the halfvec index finds pgvector\'s exact l2 neighbours');
 
+# estimate_recall on pgvector's types: its ordering operator is pgvector's
+# (<-> on halfvec, <=> on vector, in pgvector's schema)
+for my $idx ('items_half', 'items_cos') {
+	my ($n, $r) = split /\|/, $sql->(qq{
+		SET quantumdb.rerank = 40; SET quantumdb.ef_search = 40;
+		SELECT measured_queries, round(recall::numeric, 3) FROM quantumdb.estimate_recall('$idx', 50)});
+	note("estimate_recall $idx: $r over $n queries");
+	ok($n == 50 && $r >= 0.85, "estimate_recall measures $idx (50 queries, recall $r)");
+}
+
 # the codec functions read vector and halfvec as they read real[]
 is($sql->(q{
 	SELECT count(*) FROM glove g JOIN items i USING (id)
