@@ -19,12 +19,12 @@ CREATE INDEX er_idx ON er USING quantumdb (emb real_cosine_ops)
 ANALYZE er;
 
 -- the mean over every row of |index's k ∩ exact k| / k, ties as found
-CREATE FUNCTION er_recall(ef int, rr int) RETURNS float8 LANGUAGE plpgsql AS $$
+CREATE FUNCTION er_recall(ef int, rr int, src regclass DEFAULT 'er') RETURNS float8 LANGUAGE plpgsql AS $$
 DECLARE
   q record; got int[]; gotd float8[]; want int[]; kth float8; hits int;
   total float8 := 0; n int := 0;
 BEGIN
-  FOR q IN SELECT id, emb FROM er ORDER BY id LOOP
+  FOR q IN EXECUTE format('SELECT emb FROM %s', src) LOOP
     PERFORM set_config('quantumdb.ef_search', ef::text, true);
     PERFORM set_config('quantumdb.rerank', rr::text, true);
     PERFORM set_config('enable_seqscan', 'off', true);
@@ -57,6 +57,19 @@ SET quantumdb.ef_search = 40;
 SET quantumdb.rerank = 400;
 SELECT measured_queries, recall, recall_low, recall_high, recall = er_recall(40, 400) AS equals_own
 FROM quantumdb.estimate_recall('er_idx', 1000, 10);
+
+-- other queries: the 100 glove queries from a table of their own
+CREATE TABLE erq (id int PRIMARY KEY, emb real[]);
+\copy erq FROM 'glove_query.copy'
+SELECT er_recall(40, 0, 'erq') AS ownq \gset
+SET quantumdb.ef_search = 40;
+SET quantumdb.rerank = 0;
+SELECT measured_queries, abs(recall - :ownq) < 1e-9 AS equals_own
+FROM quantumdb.estimate_recall('er_idx', 1000, query_table => 'erq', query_column => 'emb');
+SELECT * FROM quantumdb.estimate_recall('er_idx', query_table => 'erq');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM quantumdb.estimate_recall('er_idx', query_table => 'erq', query_column => 'nope');
+\echo :LAST_ERROR_SQLSTATE
 
 -- 50 of the rows, chosen by the seed: the same answer twice
 SET quantumdb.rerank = 0;
@@ -143,6 +156,6 @@ BEGIN
   RAISE WARNING 'measured %, refused %', measured, refused;
 END $$;
 
-DROP TABLE er;
-DROP FUNCTION er_recall(int, int);
+DROP FUNCTION er_recall(int, int, regclass);
+DROP TABLE er, erq;
 SELECT quantumdb.drop_compressor('er_c');

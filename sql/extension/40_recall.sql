@@ -1,17 +1,20 @@
 -- quantumdb install script, part 4: estimate_recall.
 
--- What recall does this index give?  Rows of the index's table serve as
--- queries: each runs through the index at the session's settings
--- (quantumdb.ef_search, quantumdb.rerank) and through an exact scan of the
--- table, both as `ORDER BY column <op> query LIMIT k` with the planner held
--- to one kind of scan.  A row of the index's answer counts when it is one
--- of the exact k or no farther than the exact k-th (ties).  The query row
--- itself is in both answers, as it would be for a user's own stored vector.
+-- What recall does this index give?  Rows of the index's table (or of
+-- query_table's query_column) serve as queries: each runs through the
+-- index at the session's settings (quantumdb.ef_search, quantumdb.rerank)
+-- and through an exact scan of the table, both as `ORDER BY column <op>
+-- query LIMIT k` with the planner held to one kind of scan.  A row of the
+-- index's answer counts when it is one of the exact k or no farther than
+-- the exact k-th (ties).  A query row of the table itself is in both
+-- answers, as it would be for a user's own stored vector.
 CREATE FUNCTION quantumdb.estimate_recall(
 	index regclass,
 	queries integer DEFAULT 100,
 	k integer DEFAULT 10,
 	seed integer DEFAULT 0,
+	query_table regclass DEFAULT NULL,
+	query_column name DEFAULT NULL,
 	OUT measured_queries integer,
 	OUT skipped_queries integer,
 	OUT recall double precision,
@@ -27,6 +30,8 @@ AS $fn$
 DECLARE
 	tbl regclass;
 	col text;
+	qtbl regclass;
+	qcol text;
 	op text;
 	am name;
 	kind "char";
@@ -117,6 +122,28 @@ BEGIN
 			USING ERRCODE = 'object_not_in_prerequisite_state';
 	END IF;
 
+	-- the query vectors: the table's own rows, or another table's column
+	IF (query_table IS NULL) <> (query_column IS NULL) THEN
+		RAISE EXCEPTION 'query_table and query_column go together'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF query_table IS NULL THEN
+		qtbl := tbl;
+		qcol := col;
+	ELSE
+		qtbl := query_table;
+		qcol := quote_ident(query_column);
+		PERFORM 1 FROM pg_attribute a
+			WHERE a.attrelid = query_table AND a.attname = query_column AND a.attnum > 0
+				AND NOT a.attisdropped;
+		IF NOT FOUND THEN
+			RAISE EXCEPTION 'column "%" of relation % does not exist', query_column, query_table
+				USING ERRCODE = 'undefined_column';
+		END IF;
+		SELECT CASE WHEN c.reltuples < 0 THEN -1 ELSE c.reltuples END INTO ntuples
+			FROM pg_class c WHERE c.oid = query_table;
+	END IF;
+
 	-- the query rows: a seeded sample, about twice what is needed, of which
 	-- a seeded hash picks the first ones (not those early in the table);
 	-- when reltuples misled (stale, or NULL rows), the whole table
@@ -125,19 +152,20 @@ BEGIN
 	LOOP
 		EXECUTE format('SELECT array_agg(ctid) FROM (SELECT ctid FROM ONLY %s TABLESAMPLE BERNOULLI (%s) '
 					   'REPEATABLE (%s) WHERE %s IS NOT NULL ORDER BY md5(ctid::text || %L) LIMIT %s) s',
-					   tbl, pct, seed, col, seed, queries)
+					   qtbl, pct, seed, qcol, seed, queries)
 			INTO qs;
 		EXIT WHEN pct >= 100 OR coalesce(array_length(qs, 1), 0) >= queries;
 		pct := 100;
 	END LOOP;
 
-	-- the query vector is the row's, read by a sub-select (a parameter to
-	-- the planner, so the index can order by it) whatever the column's type
+	-- the query vector is the query row's, read by a sub-select (a
+	-- parameter to the planner, so the index can order by it) whatever the
+	-- column's type
 	sql := format('SELECT array_agg(ctid) FILTER (WHERE d IS NOT NULL), '
 				  'array_agg(d) FILTER (WHERE d IS NOT NULL), max(d) FROM (SELECT ctid, '
-				  '%1$s %2$s (SELECT %1$s FROM ONLY %3$s WHERE ctid = $1) AS d '
+				  '%1$s %2$s (SELECT %5$s FROM ONLY %6$s WHERE ctid = $1) AS d '
 				  'FROM ONLY %3$s ORDER BY 2 LIMIT %4$s) s',
-				  col, op, tbl, k);
+				  col, op, tbl, k, qcol, qtbl);
 	SELECT array_agg(current_setting(g)) INTO saved FROM unnest(knobs) g;
 
 	FOREACH q IN ARRAY coalesce(qs, '{}')
@@ -219,5 +247,5 @@ BEGIN
 	exact_ms_per_query := 1000 * ex_total / measured_queries;
 END
 $fn$;
-COMMENT ON FUNCTION quantumdb.estimate_recall(regclass, integer, integer, integer) IS
-	'Measures the 10-recall@10 (k-recall@k) a quantumdb index gives at the session''s settings: rows of its table as queries, the index against an exact scan, with a 95% interval and the time per query of each';
+COMMENT ON FUNCTION quantumdb.estimate_recall(regclass, integer, integer, integer, regclass, name) IS
+	'Measures the 10-recall@10 (k-recall@k) a quantumdb index gives at the session''s settings: rows of its table (or of query_table) as queries, the index against an exact scan, with a 95% interval and the time per query of each';
