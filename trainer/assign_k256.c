@@ -21,8 +21,6 @@
  */
 #include <math.h>
 #include <stdbool.h>
-#include <stdlib.h>
-#include <string.h>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -139,16 +137,6 @@ assign_avx512(const float *x, size_t n, int d, size_t ldx, const float *ct,
 	}
 }
 
-/* QDB_SIMD=scalar|avx2 turns it off, as for the distance kernels */
-static bool
-have_avx512(void)
-{
-	const char *cap = getenv("QDB_SIMD");
-
-	__builtin_cpu_init();
-	return __builtin_cpu_supports("avx512f") &&
-		!(cap && (strcmp(cap, "scalar") == 0 || strcmp(cap, "avx2") == 0));
-}
 #endif
 
 bool
@@ -160,7 +148,7 @@ qdb_assign_k256(const float *x, size_t n, int d, size_t ldx, const float *c,
 	int			j,
 				t;
 
-	if (k != QDB_KSUB || d > QDB_ASSIGN_K256_MAX_DIM || !have_avx512())
+	if (k != QDB_KSUB || d > QDB_ASSIGN_K256_MAX_DIM)
 		return false;
 	for (j = 0; j < QDB_KSUB; j++)
 		for (t = 0; t < d; t++)

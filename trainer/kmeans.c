@@ -260,9 +260,12 @@ qdb_nearest_centroids(const float *x, size_t n, int d, size_t ldx,
 	size_t		rows = qdb_assign_block_rows(d, k);
 	size_t		i0;
 
-	if (qdb_assign_k256(x, n, d, ldx, c, cnorm, k, labels, dist))
-		return;
 	argmin = choose_argmin();
+#if defined(__x86_64__)
+	if (argmin == argmin_avx512 &&
+		qdb_assign_k256(x, n, d, ldx, c, cnorm, k, labels, dist))
+		return;
+#endif
 	for (i0 = 0; i0 < n; i0 += rows)
 	{
 		size_t		b = n - i0 < rows ? n - i0 : rows;

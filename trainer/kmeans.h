@@ -32,8 +32,9 @@ void		qdb_centroid_norms(const float *c, int k, int d, float *cnorm);
 #define QDB_ASSIGN_K256_MAX_DIM	32
 
 /*
- * qdb_nearest_centroids' fused path (assign_k256.c): k = QDB_KSUB centroids
- * of at most QDB_ASSIGN_K256_MAX_DIM dims on a CPU with AVX-512; false,
+ * qdb_nearest_centroids' fused path (assign_k256.c), which calls it only
+ * where it chose the AVX-512 argmin (the CPU has it, QDB_SIMD allows it):
+ * k = QDB_KSUB centroids of at most QDB_ASSIGN_K256_MAX_DIM dims; false,
  * doing nothing, otherwise.
  */
 bool		qdb_assign_k256(const float *x, size_t n, int d, size_t ldx,
