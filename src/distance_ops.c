@@ -104,9 +104,11 @@ quantumdb_cosine_distance(PG_FUNCTION_ARGS)
 				na,
 				nb,
 				sim;
+	bool		finite;
 
 	qdb_kernels.dot_norms(a, b, n, &fdot, &fna, &fnb);
-	if (!isfinite(fdot) || !isfinite(fna) || !isfinite(fnb))
+	finite = isfinite(fdot) && isfinite(fna) && isfinite(fnb);
+	if (!finite)
 		CheckBothFinite(a, b, n);
 	dot = fdot;
 	na = fna;
@@ -115,8 +117,7 @@ quantumdb_cosine_distance(PG_FUNCTION_ARGS)
 	 * squares near or below FLT_MIN have lost their precision: redo in
 	 * double (a zero vector comes here too, with a float norm of 0)
 	 */
-	if (!isfinite(fdot) || !isfinite(fna) || !isfinite(fnb) ||
-		fna < FLT_MIN / FLT_EPSILON || fnb < FLT_MIN / FLT_EPSILON)
+	if (!finite || fna < FLT_MIN / FLT_EPSILON || fnb < FLT_MIN / FLT_EPSILON)
 	{
 		dot = na = nb = 0;
 		for (int i = 0; i < n; i++)
