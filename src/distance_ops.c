@@ -21,6 +21,7 @@
 #include <float.h>
 #include <math.h>
 
+#include "distance_memo.h"
 #include "qdb_distance.h"
 
 PG_FUNCTION_INFO_V1(quantumdb_l2_distance);
@@ -77,8 +78,8 @@ InnerProduct(const float *a, const float *b, int n)
 	return d;
 }
 
-Datum
-quantumdb_l2_distance(PG_FUNCTION_ARGS)
+static double
+L2Distance(FunctionCallInfo fcinfo)
 {
 	float	   *a,
 			   *b;
@@ -86,13 +87,13 @@ quantumdb_l2_distance(PG_FUNCTION_ARGS)
 	float		s = qdb_kernels.l2sq(a, b, n);
 
 	if (isfinite(s))
-		PG_RETURN_FLOAT8(sqrt((double) s));
+		return sqrt((double) s);
 	CheckBothFinite(a, b, n);
-	PG_RETURN_FLOAT8(sqrt(L2SquaredDouble(a, b, n)));
+	return sqrt(L2SquaredDouble(a, b, n));
 }
 
-Datum
-quantumdb_cosine_distance(PG_FUNCTION_ARGS)
+static double
+CosineDistance(FunctionCallInfo fcinfo)
 {
 	float	   *a,
 			   *b;
@@ -141,26 +142,66 @@ quantumdb_cosine_distance(PG_FUNCTION_ARGS)
 		sim = 1;
 	else if (sim < -1)
 		sim = -1;
-	PG_RETURN_FLOAT8(1 - sim);
+	return 1 - sim;
 }
 
-Datum
-quantumdb_negative_inner_product(PG_FUNCTION_ARGS)
+static double
+NegativeInnerProduct(FunctionCallInfo fcinfo)
 {
 	float	   *a,
 			   *b;
 	int			n = GetTwoVectors(fcinfo, &a, &b);
 
 	/* 0 - x, not -x: orthogonal vectors give 0, not -0 */
-	PG_RETURN_FLOAT8(0 - InnerProduct(a, b, n));
+	return 0 - InnerProduct(a, b, n);
 }
 
-Datum
-quantumdb_inner_product(PG_FUNCTION_ARGS)
+static double
+InnerProductOf(FunctionCallInfo fcinfo)
 {
 	float	   *a,
 			   *b;
 	int			n = GetTwoVectors(fcinfo, &a, &b);
 
-	PG_RETURN_FLOAT8(InnerProduct(a, b, n));
+	return InnerProduct(a, b, n);
+}
+
+/*
+ * A distance an open index scan re-scored is found in its memo before the
+ * stored vector is detoasted; one it asked for is kept (distance_memo.c).
+ */
+static Datum
+Memoized(FunctionCallInfo fcinfo, double (*distance) (FunctionCallInfo))
+{
+	double		d;
+
+	if (QdbDistanceMemoFind(fcinfo, &d))
+		PG_RETURN_FLOAT8(d);
+	d = distance(fcinfo);
+	QdbDistanceMemoKeep(fcinfo, d);
+	PG_RETURN_FLOAT8(d);
+}
+
+Datum
+quantumdb_l2_distance(PG_FUNCTION_ARGS)
+{
+	return Memoized(fcinfo, L2Distance);
+}
+
+Datum
+quantumdb_cosine_distance(PG_FUNCTION_ARGS)
+{
+	return Memoized(fcinfo, CosineDistance);
+}
+
+Datum
+quantumdb_negative_inner_product(PG_FUNCTION_ARGS)
+{
+	return Memoized(fcinfo, NegativeInnerProduct);
+}
+
+Datum
+quantumdb_inner_product(PG_FUNCTION_ARGS)
+{
+	return Memoized(fcinfo, InnerProductOf);
 }

@@ -26,6 +26,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
+#include "distance_memo.h"
 #include "index.h"
 
 typedef QdbScanRow ScanResult;
@@ -47,6 +48,7 @@ typedef struct QdbScanOpaqueData
 	int			next;
 	HTAB	   *returned;		/* heap TIDs already returned */
 	FmgrInfo   *distproc;
+	QdbDistanceMemo *memo;		/* the rerank's distances, for the executor */
 	Oid			collation;
 	AttrNumber	attnum;
 	IndexFetchTableData *fetch;
@@ -100,6 +102,7 @@ qdbrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int nor
 	so->null_query = false;
 	so->heap_rows = false;
 	so->c = NULL;
+	so->memo = NULL;			/* gone with the context */
 	so->query = NULL;
 	so->results = NULL;
 	so->nresults = so->next = 0;
@@ -138,8 +141,8 @@ exact_distance(IndexScanDesc scan, ItemPointer tid, double *dist)
 		ExecClearTuple(so->slot);
 		return false;
 	}
-	*dist = DatumGetFloat8(FunctionCall2Coll(so->distproc, so->collation, value,
-											 PointerGetDatum(so->query)));
+	*dist = QdbDistanceMemoCall(so->memo, so->distproc, so->collation, value,
+								PointerGetDatum(so->query));
 	ExecClearTuple(so->slot);
 	return true;
 }
@@ -244,6 +247,7 @@ walk(IndexScanDesc scan)
 			so->slot = table_slot_create(scan->heapRelation, NULL);
 		}
 		prefetch_heap(scan, res, nrerank);
+		QdbDistanceMemoClear(so->memo);
 		for (i = 0, k = 0; i < nrerank; i++)
 		{
 			double		d;
@@ -330,6 +334,8 @@ start_scan(IndexScanDesc scan)
 	hctl.hcxt = so->cxt;
 	so->returned = hash_create("quantumdb returned rows", 256, &hctl,
 							   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	so->memo = QdbDistanceMemoCreate(so->cxt, so->distproc->fn_oid,
+									 scan->orderByData[0].sk_argument, so->query);
 	MemoryContextSwitchTo(old);
 	/* the rerank needs as many candidates as it re-scores */
 	so->ef = Max(qdb_ef_search, qdb_rerank);

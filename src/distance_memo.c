@@ -1,0 +1,320 @@
+/*
+ * distance_memo.c
+ *	  The exact distances an index scan's rerank computed, kept for the
+ *	  executor, which computes the same distances again.
+ *
+ * A query "SELECT ... ORDER BY emb <~> $1 LIMIT 10" through a quantumdb
+ * index has the executor evaluate emb <~> $1 once more for every row the
+ * scan returns (the ORDER BY expression is part of the scan's target list).
+ * The rerank computed exactly that distance a moment before.  For a vector
+ * of a few hundred floats that is cheap, but a vector stored compressed or
+ * out of line must be detoasted first: for 784-dim rows stored compressed
+ * (Postgres's default for values over about 2 kB that compress) one
+ * decompression costs more than the rest of the row's work.
+ *
+ * So while a scan is open it keeps a memo: the distance function's OID, the
+ * query, and for each re-scored row its stored value as it lies in the heap
+ * tuple (the compressed bytes, or the TOAST pointer) with the distance.  The
+ * real[] distance functions (distance_ops.c) look a value up before
+ * detoasting it, and record what they compute while the rerank calls them.
+ * Only the same function with the same query bytes and the same stored
+ * bytes hits, so a hit is the value the function would compute:
+ *	- compressed bytes decompress to one value, whatever row holds them;
+ *	- a TOAST pointer names a value that never changes, and its OID cannot
+ *	  be given to another value while a row that holds it is visible to a
+ *	  registered snapshot; the rerank recorded only rows visible to the
+ *	  scan's snapshot, and the memo lives no longer than the scan.
+ * Values stored plainly in the tuple are never kept: reading them costs
+ * nothing.  Entries hold from one walk to the next (the executor asks for
+ * a row's distance right after the scan returns it), at most
+ * MEMO_MAX_ENTRIES and MEMO_MAX_BYTES of them.
+ *
+ * A memo lives in the scan's memory context; a reset callback unlinks it
+ * when that context is reset or deleted (rescan, end of scan, or an error),
+ * so nothing here can outlive it.
+ */
+#include "postgres.h"
+
+#include "access/detoast.h"
+#include "utils/memutils.h"
+
+#include "distance_memo.h"
+
+#define MEMO_MAX_ENTRIES	4096
+#define MEMO_MAX_BYTES		(8 * 1024 * 1024)
+
+typedef struct MemoEntry
+{
+	uint64		hash;
+	Size		len;
+	const char *bytes;
+	double		dist;
+} MemoEntry;
+
+struct QdbDistanceMemo
+{
+	QdbDistanceMemo *next;		/* open memos of this backend */
+	Oid			fn_oid;			/* the distance function */
+	const struct varlena *query;	/* plain (4-byte header, not compressed) */
+	const char *raw_query;		/* stored bytes known to hold query, or NULL */
+	Size		raw_query_len;
+	int			raw_query_tries;	/* detoasted queries compared so far */
+	MemoryContext cxt;
+	MemoryContext entry_cxt;	/* reset by QdbDistanceMemoClear */
+	MemoEntry  *entries;
+	int			nentries;
+	Size		nbytes;
+	MemoryContextCallback cb;
+};
+
+static QdbDistanceMemo *open_memos = NULL;
+/* the memo of the rerank call in progress, else NULL */
+static QdbDistanceMemo *recording = NULL;
+
+static void
+unregister_memo(void *arg)
+{
+	QdbDistanceMemo *memo = arg;
+	QdbDistanceMemo **p;
+
+	for (p = &open_memos; *p != NULL; p = &(*p)->next)
+	{
+		if (*p == memo)
+		{
+			*p = memo->next;
+			break;
+		}
+	}
+	if (recording == memo)
+		recording = NULL;
+}
+
+static const char *value_key(Datum value, Size *len);
+
+/*
+ * A memo for distances of function fn_oid to query (detoasted; it must stay
+ * valid and unchanged while cxt lives), unlinked when cxt is reset or
+ * deleted.  raw_query is the query as the scan key held it: the executor
+ * passes the same value, which may be compressed or a TOAST pointer (a
+ * query read from a table).  NULL when the query is not a plain varlena
+ * (then nothing is kept).
+ */
+QdbDistanceMemo *
+QdbDistanceMemoCreate(MemoryContext cxt, Oid fn_oid, Datum raw_query,
+					  const struct varlena *query)
+{
+	QdbDistanceMemo *memo;
+	const char *raw;
+	Size		len;
+
+	if (query == NULL || !VARATT_IS_4B_U(query))
+		return NULL;
+	memo = MemoryContextAllocZero(cxt, sizeof(QdbDistanceMemo));
+	memo->fn_oid = fn_oid;
+	memo->query = query;
+	memo->cxt = cxt;
+	raw = value_key(raw_query, &len);
+	if (raw != NULL)
+	{
+		memo->raw_query = memcpy(MemoryContextAlloc(cxt, len), raw, len);
+		memo->raw_query_len = len;
+	}
+	memo->entry_cxt = AllocSetContextCreate(cxt, "quantumdb distance memo",
+											ALLOCSET_DEFAULT_SIZES);
+	memo->entries = MemoryContextAlloc(cxt, sizeof(MemoEntry) * MEMO_MAX_ENTRIES);
+	memo->cb.func = unregister_memo;
+	memo->cb.arg = memo;
+	MemoryContextRegisterResetCallback(cxt, &memo->cb);
+	memo->next = open_memos;
+	open_memos = memo;
+	return memo;
+}
+
+/* Forgets every entry (a new walk). */
+void
+QdbDistanceMemoClear(QdbDistanceMemo *memo)
+{
+	if (memo == NULL)
+		return;
+	MemoryContextReset(memo->entry_cxt);
+	memo->nentries = 0;
+	memo->nbytes = 0;
+}
+
+/*
+ * The bytes that identify a stored value, or NULL for a value that is not
+ * worth keeping (plain in the tuple) or not safe to key (a pointer to
+ * memory, as an expanded or indirect datum is).
+ */
+static const char *
+value_key(Datum value, Size *len)
+{
+	const char *p = DatumGetPointer(value);
+
+	if (p == NULL)
+		return NULL;
+	if (VARATT_IS_COMPRESSED(p) || VARATT_IS_EXTERNAL_ONDISK(p))
+	{
+		*len = VARSIZE_ANY(p);
+		return p;
+	}
+	return NULL;
+}
+
+/* FNV-1a over 8-byte words: a filter before the full comparison */
+static uint64
+key_hash(const char *p, Size len)
+{
+	uint64		h = UINT64CONST(0xcbf29ce484222325) ^ len;
+	Size		i;
+
+	for (i = 0; i + 8 <= len; i += 8)
+	{
+		uint64		w;
+
+		memcpy(&w, p + i, 8);
+		h = (h ^ w) * UINT64CONST(0x100000001b3);
+	}
+	for (; i < len; i++)
+		h = (h ^ (uint8) p[i]) * UINT64CONST(0x100000001b3);
+	return h;
+}
+
+#define MEMO_MAX_QUERY_TRIES	4
+
+static bool
+plain_equal(const QdbDistanceMemo *memo, const struct varlena *q)
+{
+	return VARSIZE(q) == VARSIZE(memo->query) &&
+		memcmp(q, memo->query, VARSIZE(q)) == 0;
+}
+
+/*
+ * The query plain and equal to the memo's, or stored as bytes known to hold
+ * it.  The executor may pass the query still stored (a TOAST pointer or
+ * compressed: a query read from a table), where the scan key had it
+ * detoasted; the first few such are detoasted and compared, and stored
+ * bytes that hold the query are remembered.
+ */
+static bool
+same_query(QdbDistanceMemo *memo, Datum query)
+{
+	const struct varlena *q = (const struct varlena *) DatumGetPointer(query);
+	struct varlena *plain;
+	const char *raw;
+	Size		len;
+	bool		equal;
+
+	if (q == NULL)
+		return false;
+	if (VARATT_IS_4B_U(q))
+		return plain_equal(memo, q);
+	raw = value_key(query, &len);
+	if (raw == NULL)
+		return false;
+	if (memo->raw_query != NULL && len == memo->raw_query_len &&
+		memcmp(raw, memo->raw_query, len) == 0)
+		return true;
+	if (memo->raw_query_tries >= MEMO_MAX_QUERY_TRIES)
+		return false;
+	memo->raw_query_tries++;
+	plain = detoast_attr((struct varlena *) q);
+	equal = VARATT_IS_4B_U(plain) && plain_equal(memo, plain);
+	pfree(plain);
+	if (equal)
+	{
+		memo->raw_query = memcpy(MemoryContextAlloc(memo->cxt, len), raw, len);
+		memo->raw_query_len = len;
+	}
+	return equal;
+}
+
+/* The call's function and query match the memo's */
+static bool
+memo_matches(QdbDistanceMemo *memo, FunctionCallInfo fcinfo)
+{
+	return fcinfo->flinfo != NULL && fcinfo->flinfo->fn_oid == memo->fn_oid &&
+		same_query(memo, PG_GETARG_DATUM(1));
+}
+
+/*
+ * In a distance function, before its arguments are detoasted: the distance
+ * of argument 0 to argument 1 if an open scan's rerank computed it.
+ */
+bool
+QdbDistanceMemoFind(FunctionCallInfo fcinfo, double *dist)
+{
+	QdbDistanceMemo *memo;
+	const char *key;
+	Size		len;
+	uint64		h;
+
+	if (open_memos == NULL || fcinfo->nargs < 2 ||
+		PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		return false;
+	key = value_key(PG_GETARG_DATUM(0), &len);
+	if (key == NULL)
+		return false;
+	h = key_hash(key, len);
+	for (memo = open_memos; memo != NULL; memo = memo->next)
+	{
+		if (memo->nentries == 0 || !memo_matches(memo, fcinfo))
+			continue;
+		for (int i = 0; i < memo->nentries; i++)
+		{
+			const MemoEntry *e = &memo->entries[i];
+
+			if (e->hash == h && e->len == len && memcmp(e->bytes, key, len) == 0)
+			{
+				*dist = e->dist;
+				return true;
+			}
+		}
+	}
+	return false;
+}
+
+/* In a distance function, after computing dist: kept if the rerank asked. */
+void
+QdbDistanceMemoKeep(FunctionCallInfo fcinfo, double dist)
+{
+	QdbDistanceMemo *memo = recording;
+	const char *key;
+	Size		len;
+	MemoEntry  *e;
+
+	if (memo == NULL || memo->nentries >= MEMO_MAX_ENTRIES || PG_ARGISNULL(0) ||
+		PG_ARGISNULL(1) || !memo_matches(memo, fcinfo))
+		return;
+	key = value_key(PG_GETARG_DATUM(0), &len);
+	if (key == NULL || memo->nbytes + len > MEMO_MAX_BYTES)
+		return;
+	e = &memo->entries[memo->nentries];
+	e->bytes = MemoryContextAlloc(memo->entry_cxt, len);
+	memcpy((char *) e->bytes, key, len);
+	e->len = len;
+	e->hash = key_hash(key, len);
+	e->dist = dist;
+	memo->nentries++;
+	memo->nbytes += len;
+}
+
+/*
+ * The rerank's call of the distance function proc on (value, query), with
+ * the result kept in memo (NULL: a plain call) by a function that keeps it.
+ */
+double
+QdbDistanceMemoCall(QdbDistanceMemo *memo, FmgrInfo *proc, Oid collation,
+					Datum value, Datum query)
+{
+	double		d;
+
+	/*
+	 * An error leaves recording set: harmless, as Keep checks the function
+	 * and the query, and the memo's reset callback clears it.
+	 */
+	recording = memo;
+	d = DatumGetFloat8(FunctionCall2Coll(proc, collation, value, query));
+	recording = NULL;
+	return d;
+}

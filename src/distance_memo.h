@@ -1,0 +1,24 @@
+/*
+ * distance_memo.h
+ *	  Exact distances an index scan's rerank computed, found again by the
+ *	  distance functions when the executor asks for them (distance_memo.c).
+ */
+#ifndef QDB_DISTANCE_MEMO_H
+#define QDB_DISTANCE_MEMO_H
+
+#include "postgres.h"
+
+#include "fmgr.h"
+
+typedef struct QdbDistanceMemo QdbDistanceMemo;
+
+extern QdbDistanceMemo *QdbDistanceMemoCreate(MemoryContext cxt, Oid fn_oid,
+											  Datum raw_query,
+											  const struct varlena *query);
+extern void QdbDistanceMemoClear(QdbDistanceMemo *memo);
+extern double QdbDistanceMemoCall(QdbDistanceMemo *memo, FmgrInfo *proc,
+								  Oid collation, Datum value, Datum query);
+extern bool QdbDistanceMemoFind(FunctionCallInfo fcinfo, double *dist);
+extern void QdbDistanceMemoKeep(FunctionCallInfo fcinfo, double dist);
+
+#endif							/* QDB_DISTANCE_MEMO_H */
