@@ -27,7 +27,10 @@
  * Values stored plainly in the tuple are never kept: reading them costs
  * nothing.  Entries hold from one walk to the next (the executor asks for
  * a row's distance right after the scan returns it), at most
- * MEMO_MAX_ENTRIES and MEMO_MAX_BYTES of them.
+ * MEMO_MAX_ENTRIES and MEMO_MAX_BYTES of them, in a hash table sized for
+ * the walk's rerank and made at its first entry.  Only calls through the
+ * scan's own FmgrInfo, during its rerank, record; a lookup also checks the
+ * function's OID and entry point and the query before it hashes the value.
  *
  * A memo lives in the scan's memory context; a reset callback unlinks it
  * when that context is reset or deleted (rescan, end of scan, or an error),
@@ -42,11 +45,13 @@
 
 #define MEMO_MAX_ENTRIES	4096
 #define MEMO_MAX_BYTES		(8 * 1024 * 1024)
+/* stored forms of a query detoasted to compare, per scan */
+#define MEMO_MAX_QUERY_TRIES	16
 
 typedef struct MemoEntry
 {
 	uint64		hash;
-	Size		len;
+	Size		len;			/* 0: empty slot */
 	const char *bytes;
 	double		dist;
 } MemoEntry;
@@ -54,14 +59,18 @@ typedef struct MemoEntry
 struct QdbDistanceMemo
 {
 	QdbDistanceMemo *next;		/* open memos of this backend */
-	Oid			fn_oid;			/* the distance function */
+	FmgrInfo   *flinfo;			/* the scan's own: only its calls record */
+	Oid			fn_oid;
+	PGFunction	fn_addr;
 	const struct varlena *query;	/* plain (4-byte header, not compressed) */
 	const char *raw_query;		/* stored bytes known to hold query, or NULL */
 	Size		raw_query_len;
-	int			raw_query_tries;	/* detoasted queries compared so far */
+	int			raw_query_tries;	/* stored queries detoasted to compare */
 	MemoryContext cxt;
-	MemoryContext entry_cxt;	/* reset by QdbDistanceMemoClear */
-	MemoEntry  *entries;
+	MemoryContext entry_cxt;	/* slots and copies; NULL until the first entry */
+	int			expected;		/* entries the walk may make */
+	MemoEntry  *slots;			/* open addressing, cap a power of 2 */
+	uint32		cap;
 	int			nentries;
 	Size		nbytes;
 	MemoryContextCallback cb;
@@ -89,58 +98,6 @@ unregister_memo(void *arg)
 		recording = NULL;
 }
 
-static const char *value_key(Datum value, Size *len);
-
-/*
- * A memo for distances of function fn_oid to query (detoasted; it must stay
- * valid and unchanged while cxt lives), unlinked when cxt is reset or
- * deleted.  raw_query is the query as the scan key held it: the executor
- * passes the same value, which may be compressed or a TOAST pointer (a
- * query read from a table).  NULL when the query is not a plain varlena
- * (then nothing is kept).
- */
-QdbDistanceMemo *
-QdbDistanceMemoCreate(MemoryContext cxt, Oid fn_oid, Datum raw_query,
-					  const struct varlena *query)
-{
-	QdbDistanceMemo *memo;
-	const char *raw;
-	Size		len;
-
-	if (query == NULL || !VARATT_IS_4B_U(query))
-		return NULL;
-	memo = MemoryContextAllocZero(cxt, sizeof(QdbDistanceMemo));
-	memo->fn_oid = fn_oid;
-	memo->query = query;
-	memo->cxt = cxt;
-	raw = value_key(raw_query, &len);
-	if (raw != NULL)
-	{
-		memo->raw_query = memcpy(MemoryContextAlloc(cxt, len), raw, len);
-		memo->raw_query_len = len;
-	}
-	memo->entry_cxt = AllocSetContextCreate(cxt, "quantumdb distance memo",
-											ALLOCSET_DEFAULT_SIZES);
-	memo->entries = MemoryContextAlloc(cxt, sizeof(MemoEntry) * MEMO_MAX_ENTRIES);
-	memo->cb.func = unregister_memo;
-	memo->cb.arg = memo;
-	MemoryContextRegisterResetCallback(cxt, &memo->cb);
-	memo->next = open_memos;
-	open_memos = memo;
-	return memo;
-}
-
-/* Forgets every entry (a new walk). */
-void
-QdbDistanceMemoClear(QdbDistanceMemo *memo)
-{
-	if (memo == NULL)
-		return;
-	MemoryContextReset(memo->entry_cxt);
-	memo->nentries = 0;
-	memo->nbytes = 0;
-}
-
 /*
  * The bytes that identify a stored value, or NULL for a value that is not
  * worth keeping (plain in the tuple) or not safe to key (a pointer to
@@ -161,6 +118,58 @@ value_key(Datum value, Size *len)
 	return NULL;
 }
 
+/*
+ * A memo for distances by flinfo's function (a copy that lives as long as
+ * the scan, used only by it) to query (detoasted; it must stay valid and
+ * unchanged while cxt lives), unlinked when cxt is reset or deleted.
+ * raw_query is the query as the scan key held it.  NULL when the query is
+ * not a plain varlena (then nothing is kept).
+ */
+QdbDistanceMemo *
+QdbDistanceMemoCreate(MemoryContext cxt, FmgrInfo *flinfo, Datum raw_query,
+					  const struct varlena *query)
+{
+	QdbDistanceMemo *memo;
+	const char *raw;
+	Size		len;
+
+	if (query == NULL || !VARATT_IS_4B_U(query))
+		return NULL;
+	memo = MemoryContextAllocZero(cxt, sizeof(QdbDistanceMemo));
+	memo->flinfo = flinfo;
+	memo->fn_oid = flinfo->fn_oid;
+	memo->fn_addr = flinfo->fn_addr;
+	memo->query = query;
+	memo->cxt = cxt;
+	raw = value_key(raw_query, &len);
+	if (raw != NULL)
+	{
+		memo->raw_query = memcpy(MemoryContextAlloc(cxt, len), raw, len);
+		memo->raw_query_len = len;
+	}
+	memo->cb.func = unregister_memo;
+	memo->cb.arg = memo;
+	MemoryContextRegisterResetCallback(cxt, &memo->cb);
+	memo->next = open_memos;
+	open_memos = memo;
+	return memo;
+}
+
+/* Forgets every entry: a new walk, which may re-score up to expected rows. */
+void
+QdbDistanceMemoClear(QdbDistanceMemo *memo, int expected)
+{
+	if (memo == NULL)
+		return;
+	if (memo->entry_cxt != NULL)
+		MemoryContextReset(memo->entry_cxt);
+	memo->slots = NULL;
+	memo->cap = 0;
+	memo->nentries = 0;
+	memo->nbytes = 0;
+	memo->expected = Min(expected, MEMO_MAX_ENTRIES);
+}
+
 /* FNV-1a over 8-byte words: a filter before the full comparison */
 static uint64
 key_hash(const char *p, Size len)
@@ -177,10 +186,26 @@ key_hash(const char *p, Size len)
 	}
 	for (; i < len; i++)
 		h = (h ^ (uint8) p[i]) * UINT64CONST(0x100000001b3);
-	return h;
+	return h ^ (h >> 29);
 }
 
-#define MEMO_MAX_QUERY_TRIES	4
+/* The slot holding key, or the empty slot where it would go */
+static MemoEntry *
+find_slot(const QdbDistanceMemo *memo, uint64 h, const char *key, Size len)
+{
+	uint32		mask = memo->cap - 1;
+	uint32		i = (uint32) h & mask;
+
+	for (;;)
+	{
+		MemoEntry  *e = &memo->slots[i];
+
+		if (e->len == 0 ||
+			(e->hash == h && e->len == len && memcmp(e->bytes, key, len) == 0))
+			return e;
+		i = (i + 1) & mask;
+	}
+}
 
 static bool
 plain_equal(const QdbDistanceMemo *memo, const struct varlena *q)
@@ -229,11 +254,12 @@ same_query(QdbDistanceMemo *memo, Datum query)
 	return equal;
 }
 
-/* The call's function and query match the memo's */
+/* The call's function and query are the memo's */
 static bool
 memo_matches(QdbDistanceMemo *memo, FunctionCallInfo fcinfo)
 {
 	return fcinfo->flinfo != NULL && fcinfo->flinfo->fn_oid == memo->fn_oid &&
+		fcinfo->flinfo->fn_addr == memo->fn_addr &&
 		same_query(memo, PG_GETARG_DATUM(1));
 }
 
@@ -247,7 +273,8 @@ QdbDistanceMemoFind(FunctionCallInfo fcinfo, double *dist)
 	QdbDistanceMemo *memo;
 	const char *key;
 	Size		len;
-	uint64		h;
+	uint64		h = 0;
+	bool		hashed = false;
 
 	if (open_memos == NULL || fcinfo->nargs < 2 ||
 		PG_ARGISNULL(0) || PG_ARGISNULL(1))
@@ -255,20 +282,23 @@ QdbDistanceMemoFind(FunctionCallInfo fcinfo, double *dist)
 	key = value_key(PG_GETARG_DATUM(0), &len);
 	if (key == NULL)
 		return false;
-	h = key_hash(key, len);
 	for (memo = open_memos; memo != NULL; memo = memo->next)
 	{
-		if (memo->nentries == 0 || !memo_matches(memo, fcinfo))
-			continue;
-		for (int i = 0; i < memo->nentries; i++)
-		{
-			const MemoEntry *e = &memo->entries[i];
+		MemoEntry  *e;
 
-			if (e->hash == h && e->len == len && memcmp(e->bytes, key, len) == 0)
-			{
-				*dist = e->dist;
-				return true;
-			}
+		/* the rerank's own calls have nothing to find */
+		if (memo->nentries == 0 || memo == recording || !memo_matches(memo, fcinfo))
+			continue;
+		if (!hashed)
+		{
+			h = key_hash(key, len);
+			hashed = true;
+		}
+		e = find_slot(memo, h, key, len);
+		if (e->len != 0)
+		{
+			*dist = e->dist;
+			return true;
 		}
 	}
 	return false;
@@ -281,27 +311,41 @@ QdbDistanceMemoKeep(FunctionCallInfo fcinfo, double dist)
 	QdbDistanceMemo *memo = recording;
 	const char *key;
 	Size		len;
+	uint64		h;
 	MemoEntry  *e;
 
-	if (memo == NULL || memo->nentries >= MEMO_MAX_ENTRIES || PG_ARGISNULL(0) ||
-		PG_ARGISNULL(1) || !memo_matches(memo, fcinfo))
+	if (memo == NULL || fcinfo->flinfo != memo->flinfo ||
+		memo->nentries >= memo->expected || PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		return;
 	key = value_key(PG_GETARG_DATUM(0), &len);
 	if (key == NULL || memo->nbytes + len > MEMO_MAX_BYTES)
 		return;
-	e = &memo->entries[memo->nentries];
-	e->bytes = MemoryContextAlloc(memo->entry_cxt, len);
-	memcpy((char *) e->bytes, key, len);
+	if (memo->slots == NULL)
+	{
+		if (memo->entry_cxt == NULL)
+			memo->entry_cxt = AllocSetContextCreate(memo->cxt, "quantumdb distance memo",
+													ALLOCSET_DEFAULT_SIZES);
+		memo->cap = 16;
+		while (memo->cap < 2 * (uint32) memo->expected)
+			memo->cap *= 2;
+		memo->slots = MemoryContextAllocZero(memo->entry_cxt,
+											 sizeof(MemoEntry) * memo->cap);
+	}
+	h = key_hash(key, len);
+	e = find_slot(memo, h, key, len);
+	if (e->len != 0)
+		return;					/* the same stored value twice */
+	e->bytes = memcpy(MemoryContextAlloc(memo->entry_cxt, len), key, len);
 	e->len = len;
-	e->hash = key_hash(key, len);
+	e->hash = h;
 	e->dist = dist;
 	memo->nentries++;
 	memo->nbytes += len;
 }
 
 /*
- * The rerank's call of the distance function proc on (value, query), with
- * the result kept in memo (NULL: a plain call) by a function that keeps it.
+ * The rerank's call of proc (the memo's FmgrInfo) on (value, query), the
+ * result kept in memo (NULL: a plain call) by a function that keeps results.
  */
 double
 QdbDistanceMemoCall(QdbDistanceMemo *memo, FmgrInfo *proc, Oid collation,
@@ -310,8 +354,8 @@ QdbDistanceMemoCall(QdbDistanceMemo *memo, FmgrInfo *proc, Oid collation,
 	double		d;
 
 	/*
-	 * An error leaves recording set: harmless, as Keep checks the function
-	 * and the query, and the memo's reset callback clears it.
+	 * An error leaves recording set: harmless, as only calls through the
+	 * scan's own FmgrInfo record, and the memo's reset callback clears it.
 	 */
 	recording = memo;
 	d = DatumGetFloat8(FunctionCall2Coll(proc, collation, value, query));

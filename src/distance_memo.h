@@ -12,10 +12,10 @@
 
 typedef struct QdbDistanceMemo QdbDistanceMemo;
 
-extern QdbDistanceMemo *QdbDistanceMemoCreate(MemoryContext cxt, Oid fn_oid,
+extern QdbDistanceMemo *QdbDistanceMemoCreate(MemoryContext cxt, FmgrInfo *flinfo,
 											  Datum raw_query,
 											  const struct varlena *query);
-extern void QdbDistanceMemoClear(QdbDistanceMemo *memo);
+extern void QdbDistanceMemoClear(QdbDistanceMemo *memo, int expected);
 extern double QdbDistanceMemoCall(QdbDistanceMemo *memo, FmgrInfo *proc,
 								  Oid collation, Datum value, Datum query);
 extern bool QdbDistanceMemoFind(FunctionCallInfo fcinfo, double *dist);

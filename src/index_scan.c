@@ -71,7 +71,10 @@ qdbbeginscan(Relation index, int nkeys, int norderbys)
 									ALLOCSET_DEFAULT_SIZES);
 	so->round_cxt = AllocSetContextCreate(so->cxt, "quantumdb scan walk",
 										  ALLOCSET_DEFAULT_SIZES);
-	so->distproc = index_getprocinfo(index, 1, QDB_DISTANCE_PROC);
+	/* the scan's own copy: only calls through it record in its memo */
+	so->distproc = palloc(sizeof(FmgrInfo));
+	fmgr_info_copy(so->distproc, index_getprocinfo(index, 1, QDB_DISTANCE_PROC),
+				   CurrentMemoryContext);
 	so->collation = index->rd_indcollation[0];
 	so->attnum = index->rd_index->indkey.values[0];
 	scan->xs_orderbyvals = palloc0(sizeof(Datum) * Max(norderbys, 1));
@@ -247,7 +250,7 @@ walk(IndexScanDesc scan)
 			so->slot = table_slot_create(scan->heapRelation, NULL);
 		}
 		prefetch_heap(scan, res, nrerank);
-		QdbDistanceMemoClear(so->memo);
+		QdbDistanceMemoClear(so->memo, nrerank);
 		for (i = 0, k = 0; i < nrerank; i++)
 		{
 			double		d;
@@ -334,7 +337,7 @@ start_scan(IndexScanDesc scan)
 	hctl.hcxt = so->cxt;
 	so->returned = hash_create("quantumdb returned rows", 256, &hctl,
 							   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	so->memo = QdbDistanceMemoCreate(so->cxt, so->distproc->fn_oid,
+	so->memo = QdbDistanceMemoCreate(so->cxt, so->distproc,
 									 scan->orderByData[0].sk_argument, so->query);
 	MemoryContextSwitchTo(old);
 	/* the rerank needs as many candidates as it re-scores */
