@@ -91,7 +91,7 @@ FROM dm_between b JOIN dm_items t USING (id), dm_query, dm_items r WHERE r.id = 
 
 -- found: stored out of line, the rows the executor projects are read from
 -- TOAST once (by the rerank), not twice; the rerank at 0 shows what one
--- reading of the same 10 rows costs
+-- reading of the same 10 rows costs, quantumdb.rerank_memo = off two
 CREATE TABLE dm_ext (id int, emb real[]);
 ALTER TABLE dm_ext ALTER COLUMN emb SET STORAGE EXTERNAL;
 -- emb[:] is a new, uncompressed value: stored out of line
@@ -112,9 +112,14 @@ SET LOCAL quantumdb.rerank = 10;
 SELECT count(d) FROM (SELECT emb <~> (SELECT q FROM dm_query) AS d FROM dm_ext
                       ORDER BY emb <~> (SELECT q FROM dm_query) LIMIT 10) s;
 SELECT pg_stat_get_xact_blocks_fetched(:toast) AS b2 \gset
+SET LOCAL quantumdb.rerank_memo = off;
+SELECT count(d) FROM (SELECT emb <~> (SELECT q FROM dm_query) AS d FROM dm_ext
+                      ORDER BY emb <~> (SELECT q FROM dm_query) LIMIT 10) s;
+SELECT pg_stat_get_xact_blocks_fetched(:toast) AS b3 \gset
 COMMIT;
 SELECT :b1 - :b0 > 0 AS projection_reads_toast,
-       :b2 - :b1 < 1.5 * (:b1 - :b0) AS rerank_read_is_reused;
+       :b2 - :b1 < 1.5 * (:b1 - :b0) AS rerank_read_is_reused,
+       :b3 - :b2 >= 1.5 * (:b1 - :b0) AS memo_off_reads_twice;
 
 RESET enable_seqscan;
 RESET quantumdb.ef_search;

@@ -189,6 +189,7 @@ typedef struct QdbOptions
 /* GUCs */
 extern int	qdb_ef_search;
 extern int	qdb_rerank;
+extern bool qdb_rerank_memo;
 extern int	qdb_max_scan_tuples;
 extern int	qdb_code_cache_kb;
 

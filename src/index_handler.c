@@ -18,6 +18,7 @@ PG_FUNCTION_INFO_V1(quantumdb_metric_cosine);
 
 int			qdb_ef_search = 40;
 int			qdb_rerank = 100;
+bool		qdb_rerank_memo = true;
 int			qdb_max_scan_tuples = 20000;
 
 static relopt_kind qdb_relopt_kind;
@@ -61,6 +62,11 @@ QdbIndexInit(void)
 							"0 returns rows in compressed-distance order without reading the heap.",
 							&qdb_rerank, 100, 0, 10000,
 							PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("quantumdb.rerank_memo",
+							 "Keep the rerank's exact distances for the executor's own evaluation of the ORDER BY distance.",
+							 "Spares a second detoast of each returned row stored compressed or out of line.",
+							 &qdb_rerank_memo, true,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("quantumdb.code_cache_size",
 							"Memory each backend may keep, per index, for the codes of nodes its scans have read.",
 							"Codes found there cost a scan no page read.  0 turns the cache off.",

@@ -337,8 +337,9 @@ start_scan(IndexScanDesc scan)
 	hctl.hcxt = so->cxt;
 	so->returned = hash_create("quantumdb returned rows", 256, &hctl,
 							   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	so->memo = QdbDistanceMemoCreate(so->cxt, so->distproc,
-									 scan->orderByData[0].sk_argument, so->query);
+	if (qdb_rerank_memo && qdb_rerank > 0)
+		so->memo = QdbDistanceMemoCreate(so->cxt, so->distproc,
+										 scan->orderByData[0].sk_argument, so->query);
 	MemoryContextSwitchTo(old);
 	/* the rerank needs as many candidates as it re-scores */
 	so->ef = Max(qdb_ef_search, qdb_rerank);

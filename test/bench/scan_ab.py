@@ -4,7 +4,9 @@ the same index from two connections, each with its own SET commands, run in
 alternating blocks so that load on the machine falls on both sides alike.
 
 Reports per side: 10-recall@10 against the set's exact ground truth, QPS
-(after one warm-up pass each) and shared buffers per query (EXPLAIN
+(after one warm-up pass each), the backend's CPU time per query (from
+/proc when the server runs on this machine: less sensitive than QPS to other
+work on the machine) and shared buffers per query (EXPLAIN
 (ANALYZE, BUFFERS) on 20 queries), and the QPS ratio B / A.  The table and
 its index must exist (e.g. left by test/bench/index.sh --keep, or made by
 hand); connection from the usual PG* environment variables.
@@ -27,6 +29,16 @@ def read_vecs(path, dtype):
     raw = np.fromfile(path, dtype=np.int32)
     d = raw[0]
     return raw.reshape(-1, d + 1)[:, 1:].view(dtype)
+
+
+def backend_cpu(pid):
+    """User + system CPU seconds of a local backend so far (None when not local)."""
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            fields = f.read().rsplit(')', 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def connect(sets):
@@ -53,6 +65,9 @@ def main():
     ap.add_argument('--common', default='', help='SET name=value ... for both sides')
     ap.add_argument('--a', default='', help='SET name=value ... for side A')
     ap.add_argument('--b', default='', help='SET name=value ... for side B')
+    ap.add_argument('--prepared', action='store_true',
+                    help='run a prepared statement given the query as a text literal, as '
+                         'index.py does (default: the query inline as ARRAY[...])')
     args = ap.parse_args()
 
     d = os.path.join(DATA, args.set)
@@ -66,8 +81,15 @@ def main():
     for side in ('a', 'b'):
         conn, cur = connect(args.common + ' ' + getattr(args, side))
         sides[side] = {'conn': conn, 'cur': cur, 'sets': getattr(args, side), 'secs': 0.0,
-                       'hits': 0, 'buffers': []}
+                       'hits': 0, 'buffers': [], 'cpu': 0.0}
+        cur.execute('SELECT pg_backend_pid()')
+        sides[side]['pid'] = cur.fetchone()[0]
     qs = [list(map(float, v)) for v in q]
+    if args.prepared:
+        for s in sides.values():
+            s['cur'].execute('PREPARE ab(real[]) AS ' + sql.replace('%s::real[]', '$1'))
+        sql = 'EXECUTE ab(%s)'
+        qs = ['{' + ','.join(repr(x) for x in v) + '}' for v in qs]
 
     for s in sides.values():				# warm-up pass, untimed
         for v in qs:
@@ -75,12 +97,15 @@ def main():
             s['cur'].fetchall()
     for start in range(0, len(qs), args.block):
         for s in sides.values():
+            c0 = backend_cpu(s['pid'])
             t0 = time.perf_counter()
             for i in range(start, min(start + args.block, len(qs))):
                 s['cur'].execute(sql, (qs[i],))
                 got = [r[0] for r in s['cur'].fetchall()]
                 s['hits'] += len(set(got) & set(gt[i].tolist()))
             s['secs'] += time.perf_counter() - t0
+            c1 = backend_cpu(s['pid'])
+            s['cpu'] = None if c0 is None or c1 is None or s['cpu'] is None else s['cpu'] + c1 - c0
     for s in sides.values():
         for v in qs[:20]:
             s['cur'].execute('EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF, SUMMARY OFF) ' + sql, (v,))
@@ -90,14 +115,17 @@ def main():
                                             if x.startswith(('hit=', 'read='))))
                     break
 
-    print('| side | settings | 10-recall@10 | QPS | buffers/query |')
-    print('|---|---|---:|---:|---:|')
+    print('| side | settings | 10-recall@10 | QPS | backend CPU ms/query | buffers/query |')
+    print('|---|---|---:|---:|---:|---:|')
     for name, s in sides.items():
         s['qps'] = len(qs) / s['secs']
-        print('| %s | %s %s | %.4f | %.1f | %.1f |' % (
+        print('| %s | %s %s | %.4f | %.1f | %s | %.1f |' % (
             name.upper(), args.common, s['sets'] or '(none)', s['hits'] / (10.0 * len(qs)),
-            s['qps'], float(np.mean(s['buffers'])) if s['buffers'] else float('nan')))
+            s['qps'], 'n/a' if s['cpu'] is None else '%.3f' % (1000 * s['cpu'] / len(qs)),
+            float(np.mean(s['buffers'])) if s['buffers'] else float('nan')))
     print('\nQPS B / A: %.2f' % (sides['b']['qps'] / sides['a']['qps']))
+    if sides['a']['cpu'] and sides['b']['cpu']:
+        print('backend CPU per query B / A: %.2f' % (sides['b']['cpu'] / sides['a']['cpu']))
 
 
 if __name__ == '__main__':
