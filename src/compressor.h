@@ -81,7 +81,7 @@ extern bool QdbAllocHitLimit(const QdbAlloc *a);
 extern int	QdbStatusErrcode(int status);
 extern void QdbReportStatus(int status, const char *context, const char *detail);
 
-/* sample.c: a seeded reservoir sample of a real[] column through SPI */
+/* sample.c: a seeded sample of a real[] column, the same in any row order */
 typedef struct QdbSample
 {
 	float	   *x;				/* (n, dim) row-major */

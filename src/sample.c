@@ -1,10 +1,18 @@
 /*
  * sample.c
- *	  A seeded reservoir sample of a real[] column: for quantumdb.train()
- *	  read through SPI with the caller's privileges, for an index build read
- *	  by the build's own heap scan (no query is planned on a table whose
- *	  indexes may be being rebuilt).  NULL vectors are skipped; a bad vector
- *	  is an ERROR whose context names its row.
+ *	  A seeded sample of a real[] column: for quantumdb.train() read through
+ *	  SPI with the caller's privileges, for an index build read by the
+ *	  build's own heap scan (no query is planned on a table whose indexes
+ *	  may be being rebuilt).  NULL vectors are skipped; a bad vector is an
+ *	  ERROR whose context names its row.
+ *
+ * The sample is the "want" vectors with the smallest seeded 64-bit hash of
+ * their bytes (bottom-k sampling), ordered by that hash: a uniform sample
+ * that depends on the rows and the seed only, not on the order rows arrive
+ * in, so that a table after VACUUM FULL, CLUSTER or a dump and restore, or
+ * read through a distributed query whose shards answer in any order, gives
+ * the same compressor for the same seed.  Equal vectors hash alike; their
+ * order among themselves changes nothing.
  */
 #include "postgres.h"
 
@@ -12,6 +20,7 @@
 #include "access/tableam.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "storage/itemptr.h"
@@ -70,7 +79,7 @@ check_column(Oid relid, const char *column)
 	return QdbVecTypeOf(type);
 }
 
-/* A seeded reservoir of up to want vectors, in out->x. */
+/* Up to want vectors of smallest seeded hash, in out->x. */
 typedef struct Reservoir
 {
 	QdbSample  *out;
@@ -78,7 +87,9 @@ typedef struct Reservoir
 	int			want;
 	bool		cosine;
 	bool		skip_zero;		/* with cosine: skip zero vectors, not an ERROR */
-	QdbRng		rng;
+	uint64		seed;
+	uint64	   *keys;			/* per slot of out->x: its vector's hash */
+	int		   *heap;			/* slots, a max-heap by key */
 	const QdbTrainConfig *fit;	/* the training the sample must fit beside */
 	MemoryContext caller;		/* where out->x lives */
 	MemoryContext batch;		/* reset after each row */
@@ -96,7 +107,7 @@ reservoir_init(Reservoir *r, Oid relid, bool has_tid, int want, uint64 seed, boo
 	r->out = out;
 	r->want = want;
 	r->cosine = cosine;
-	qdb_rng_seed(&r->rng, seed);
+	r->seed = seed;
 	r->caller = CurrentMemoryContext;
 	r->batch = AllocSetContextCreate(r->caller, "quantumdb sample batch",
 									 ALLOCSET_DEFAULT_SIZES);
@@ -106,7 +117,128 @@ reservoir_init(Reservoir *r, Oid relid, bool has_tid, int want, uint64 seed, boo
 	r->errcb.arg = &r->ectx;
 }
 
-/* Offers one non-NULL vector (a datum of r->vectype) to the reservoir. */
+static void
+heap_sift_down(Reservoir *r, int i)
+{
+	int			n = r->out->n;
+
+	for (;;)
+	{
+		int			big = i,
+					c;
+
+		for (c = 2 * i + 1; c <= 2 * i + 2 && c < n; c++)
+			if (r->keys[r->heap[c]] > r->keys[r->heap[big]])
+				big = c;
+		if (big == i)
+			return;
+		c = r->heap[i];
+		r->heap[i] = r->heap[big];
+		r->heap[big] = c;
+		i = big;
+	}
+}
+
+/*
+ * The slot of out->x for a vector of hash key, or -1 when it is not among
+ * the want smallest so far (a tie with the largest kept keeps the kept).
+ */
+static int64
+keep_slot(Reservoir *r, uint64 key)
+{
+	QdbSample  *out = r->out;
+	int			slot;
+
+	if (out->n < r->want)
+	{
+		int			i = out->n++;
+
+		slot = i;
+		r->keys[slot] = key;
+		while (i > 0 && r->keys[r->heap[(i - 1) / 2]] < key)
+		{
+			r->heap[i] = r->heap[(i - 1) / 2];
+			i = (i - 1) / 2;
+		}
+		r->heap[i] = slot;
+		return slot;
+	}
+	if (r->want == 0 || key >= r->keys[r->heap[0]])
+		return -1;
+	slot = r->heap[0];
+	r->keys[slot] = key;
+	heap_sift_down(r, 0);
+	return slot;
+}
+
+static int
+slot_cmp(const void *a, const void *b, void *arg)
+{
+	const uint64 *keys = arg;
+	uint64		x = keys[*(const int *) a],
+				y = keys[*(const int *) b];
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/*
+ * Puts the kept vectors in the order of their keys, in place (one spare
+ * row), and frees the keys: the training sees the same rows in the same
+ * order whatever order they arrived in.
+ */
+static void
+reservoir_finish(Reservoir *r)
+{
+	QdbSample  *out = r->out;
+	int			n = out->n,
+				dim = out->dim;
+	int		   *perm;
+	bool	   *done;
+	float	   *spare;
+
+	if (r->keys == NULL)
+		return;
+	if (n > 1)
+	{
+		perm = palloc_extended((Size) n * sizeof(int), MCXT_ALLOC_HUGE);
+		done = palloc_extended((Size) n, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+		spare = palloc(dim * sizeof(float));
+		for (int i = 0; i < n; i++)
+			perm[i] = i;
+		qsort_arg(perm, n, sizeof(int), slot_cmp, r->keys);
+		/* row i of the result is row perm[i] of the sample: follow each cycle */
+		for (int i = 0; i < n; i++)
+		{
+			int			j = i;
+
+			if (done[i])
+				continue;
+			memcpy(spare, out->x + (Size) i * dim, dim * sizeof(float));
+			for (;;)
+			{
+				int			k = perm[j];
+
+				done[j] = true;
+				if (k == i)
+				{
+					memcpy(out->x + (Size) j * dim, spare, dim * sizeof(float));
+					break;
+				}
+				memcpy(out->x + (Size) j * dim, out->x + (Size) k * dim, dim * sizeof(float));
+				j = k;
+			}
+		}
+		pfree(perm);
+		pfree(done);
+		pfree(spare);
+	}
+	pfree(r->keys);
+	pfree(r->heap);
+	r->keys = NULL;
+	r->heap = NULL;
+}
+
+/* Offers one non-NULL vector (a datum of r->vectype) to the sample. */
 static void
 reservoir_add(Reservoir *r, Datum d)
 {
@@ -149,6 +281,10 @@ reservoir_add(Reservoir *r, Datum d)
 		out->x = MemoryContextAllocExtended(r->caller,
 											(Size) r->want * dim * sizeof(float),
 											MCXT_ALLOC_HUGE);
+		r->keys = MemoryContextAllocExtended(r->caller, (Size) r->want * sizeof(uint64),
+											 MCXT_ALLOC_HUGE);
+		r->heap = MemoryContextAllocExtended(r->caller, (Size) r->want * sizeof(int),
+											 MCXT_ALLOC_HUGE);
 	}
 	else if (dim != out->dim)
 		ereport(ERROR,
@@ -156,15 +292,8 @@ reservoir_add(Reservoir *r, Datum d)
 				 errmsg("vector has %d dimensions, but earlier rows have %d", dim,
 						out->dim),
 				 errhint("Every vector of a training column must have the same number of dimensions.")));
-	/* reservoir: keep the first want, then replace with falling odds */
-	if (seen <= r->want)
-		slot = out->n++;
-	else
-	{
-		slot = (int64) qdb_rng_below(&r->rng, (uint64) seen);
-		if (slot >= r->want)
-			slot = -1;
-	}
+	slot = keep_slot(r, hash_bytes_extended((const unsigned char *) v,
+											(int) (dim * sizeof(float)), r->seed));
 	if (slot >= 0)
 		memcpy(out->x + slot * dim, v, dim * sizeof(float));
 	MemoryContextSwitchTo(old);
@@ -172,8 +301,8 @@ reservoir_add(Reservoir *r, Datum d)
 }
 
 /*
- * Fills out with up to want vectors drawn uniformly (reservoir sampling,
- * seeded) from the non-NULL values of relid.column.  With cosine, a zero
+ * Fills out with up to want vectors drawn uniformly (smallest seeded hash,
+ * see the top) from the non-NULL values of relid.column.  With cosine, a zero
  * vector is an error.  out->x is allocated in the current context.
  */
 void
@@ -234,6 +363,7 @@ QdbSampleColumn(Oid relid, const char *column, int want, uint64 seed, bool cosin
 	}
 	SPI_cursor_close(portal);
 	SPI_finish();
+	reservoir_finish(&r);
 	MemoryContextDelete(r.batch);
 }
 
@@ -275,6 +405,7 @@ QdbSampleIndexBuild(Relation heap, Relation index, IndexInfo *indexInfo, int wan
 	heap_tuples = table_index_build_scan(heap, index, indexInfo, false, false,
 										 build_sample_callback, &r, NULL);
 	error_context_stack = r.errcb.previous;
+	reservoir_finish(&r);
 	MemoryContextDelete(r.batch);
 	return heap_tuples;
 }
