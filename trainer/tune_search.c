@@ -24,6 +24,9 @@
  * what the finished trials had at the same step stops.
  *
  * Everything is deterministic for a seed.  Higher scores are better.
+ * Choices are proposed independently of the other parameters: TPE tends
+ * to stay with the choice that led early (a known trait of independent
+ * TPE); the SQL driver's random first stage is what explores them.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -46,7 +49,9 @@ qdb_tune_init(QdbTuneSearch *s, const QdbTuneParam *space, int nparams, uint64_t
 		const QdbTuneParam *q = &space[p];
 
 		if (q->kind == QDB_TUNE_CHOICE ? q->nchoices < 1 :
-			!(q->lo <= q->hi) || (q->kind == QDB_TUNE_LOG && !(q->lo > 0)))
+			!isfinite(q->lo) || !isfinite(q->hi) || !(q->lo <= q->hi) ||
+			(q->kind == QDB_TUNE_LOG && !(q->lo > 0)) ||
+			(q->kind == QDB_TUNE_INT && (q->lo != floor(q->lo) || q->hi != floor(q->hi))))
 			return QDB_ERR_ARG;
 	}
 	s->space = space;
@@ -311,7 +316,8 @@ qdb_tune_propose(QdbTuneSearch *s, double *values)
 		return;
 	}
 	sort_trials(s->scores, order, s->ntrials);
-	ngood = (int) ceil(s->gamma * s->ntrials);
+	ngood = isfinite(s->gamma) && s->gamma > 0 && s->gamma < 1 ?
+		(int) ceil(s->gamma * s->ntrials) : 1;
 	ngood = TUNE_MIN(TUNE_MAX(ngood, 1), TUNE_MIN(TPE_MAX_GOOD, s->ntrials - 1));
 	for (int p = 0; p < s->nparams; p++)
 		values[p] = s->space[p].kind == QDB_TUNE_CHOICE ?
@@ -320,12 +326,29 @@ qdb_tune_propose(QdbTuneSearch *s, double *values)
 	free(order);
 }
 
-/* Records a finished trial (a pruned one with its last score, if at all). */
+/* A value the space can hold for parameter q */
+static bool
+in_space(const QdbTuneParam *q, double v)
+{
+	if (!isfinite(v))
+		return false;
+	if (q->kind == QDB_TUNE_CHOICE)
+		return v >= 0 && v < q->nchoices && v == floor(v);
+	return v >= q->lo && v <= q->hi && (q->kind != QDB_TUNE_INT || v == floor(v));
+}
+
+/*
+ * Records a finished trial (a pruned one with its last score, if at all);
+ * QDB_ERR_ARG for a NaN score or a value outside the space.
+ */
 QdbStatus
 qdb_tune_tell(QdbTuneSearch *s, const double *values, double score)
 {
-	if (values == NULL || isnan(score))
+	if (values == NULL || isnan(score) || s->space == NULL)
 		return QDB_ERR_ARG;
+	for (int p = 0; p < s->nparams; p++)
+		if (!in_space(&s->space[p], values[p]))
+			return QDB_ERR_ARG;
 	if (s->ntrials == s->cap)
 	{
 		int			cap = s->cap ? 2 * s->cap : 32;
