@@ -7,12 +7,21 @@
  *	  ERROR whose context names its row.
  *
  * The sample is the "want" vectors with the smallest seeded 64-bit hash of
- * their bytes (bottom-k sampling), ordered by that hash: a uniform sample
- * that depends on the rows and the seed only, not on the order rows arrive
- * in, so that a table after VACUUM FULL, CLUSTER or a dump and restore, or
- * read through a distributed query whose shards answer in any order, gives
- * the same compressor for the same seed.  Equal vectors hash alike; their
- * order among themselves changes nothing.
+ * their bytes (bottom-k sampling), ordered by that hash: it depends on the
+ * rows and the seed only, not on the order rows arrive in, so that a table
+ * after VACUUM FULL, CLUSTER or a dump and restore, or read through a
+ * distributed query whose shards answer in any order, gives the same
+ * compressor for the same seed.
+ *
+ * It is uniform over distinct vectors, not over rows: every copy of a
+ * vector hashes alike, so a vector stored in many rows is kept once (a set
+ * of the kept keys turns later copies away) or not at all.
+ * Sampling rows uniformly in any order would need each row's copy number
+ * among equal vectors, i.e. a count per distinct vector seen, memory in
+ * proportion to the table; the codebooks lose the duplicates' weight
+ * instead (a placeholder vector in a tenth of the rows no longer takes a
+ * tenth of the sample).  The hash is of the float bytes as this machine
+ * stores them: another byte order gives another sample.
  */
 #include "postgres.h"
 
@@ -90,6 +99,8 @@ typedef struct Reservoir
 	uint64		seed;
 	uint64	   *keys;			/* per slot of out->x: its vector's hash */
 	int		   *heap;			/* slots, a max-heap by key */
+	int		   *set;			/* slot + 1 by key (linear probing), 0 empty */
+	uint32		set_mask;
 	const QdbTrainConfig *fit;	/* the training the sample must fit beside */
 	MemoryContext caller;		/* where out->x lives */
 	MemoryContext batch;		/* reset after each row */
@@ -139,22 +150,66 @@ heap_sift_down(Reservoir *r, int i)
 	}
 }
 
+/* The set of kept keys: where key is, or the empty entry where it would go */
+static uint32
+set_find(const Reservoir *r, uint64 key)
+{
+	uint32		i = (uint32) (key ^ (key >> 32)) & r->set_mask;
+
+	while (r->set[i] != 0 && r->keys[r->set[i] - 1] != key)
+		i = (i + 1) & r->set_mask;
+	return i;
+}
+
+/* Removes entry i, shifting back the entries that probed past it */
+static void
+set_delete(Reservoir *r, uint32 i)
+{
+	uint32		j = i;
+
+	for (;;)
+	{
+		uint32		home;
+		uint64		k;
+
+		j = (j + 1) & r->set_mask;
+		if (r->set[j] == 0)
+			break;
+		k = r->keys[r->set[j] - 1];
+		home = (uint32) (k ^ (k >> 32)) & r->set_mask;
+		/* entry j may move to i if its home is not in (i, j] cyclically */
+		if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j))
+		{
+			r->set[i] = r->set[j];
+			i = j;
+		}
+	}
+	r->set[i] = 0;
+}
+
 /*
  * The slot of out->x for a vector of hash key, or -1 when it is not among
- * the want smallest so far (a tie with the largest kept keeps the kept).
+ * the want smallest distinct keys so far, or is a copy of a kept vector.
  */
 static int64
 keep_slot(Reservoir *r, uint64 key)
 {
 	QdbSample  *out = r->out;
+	uint32		at;
 	int			slot;
 
+	if (r->want == 0)
+		return -1;
+	at = set_find(r, key);
+	if (r->set[at] != 0)
+		return -1;				/* that vector again */
 	if (out->n < r->want)
 	{
 		int			i = out->n++;
 
 		slot = i;
 		r->keys[slot] = key;
+		r->set[at] = slot + 1;
 		while (i > 0 && r->keys[r->heap[(i - 1) / 2]] < key)
 		{
 			r->heap[i] = r->heap[(i - 1) / 2];
@@ -163,10 +218,12 @@ keep_slot(Reservoir *r, uint64 key)
 		r->heap[i] = slot;
 		return slot;
 	}
-	if (r->want == 0 || key >= r->keys[r->heap[0]])
+	if (key >= r->keys[r->heap[0]])
 		return -1;
 	slot = r->heap[0];
+	set_delete(r, set_find(r, r->keys[slot]));
 	r->keys[slot] = key;
+	r->set[set_find(r, key)] = slot + 1;
 	heap_sift_down(r, 0);
 	return slot;
 }
@@ -234,8 +291,10 @@ reservoir_finish(Reservoir *r)
 	}
 	pfree(r->keys);
 	pfree(r->heap);
+	pfree(r->set);
 	r->keys = NULL;
 	r->heap = NULL;
+	r->set = NULL;
 }
 
 /* Offers one non-NULL vector (a datum of r->vectype) to the sample. */
@@ -285,6 +344,11 @@ reservoir_add(Reservoir *r, Datum d)
 											 MCXT_ALLOC_HUGE);
 		r->heap = MemoryContextAllocExtended(r->caller, (Size) r->want * sizeof(int),
 											 MCXT_ALLOC_HUGE);
+		r->set_mask = 15;
+		while (r->set_mask < 2 * (uint32) r->want)
+			r->set_mask = 2 * r->set_mask + 1;
+		r->set = MemoryContextAllocExtended(r->caller, ((Size) r->set_mask + 1) * sizeof(int),
+											MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 	}
 	else if (dim != out->dim)
 		ereport(ERROR,
@@ -401,7 +465,7 @@ QdbSampleIndexBuild(Relation heap, Relation index, IndexInfo *indexInfo, int wan
 	r.skip_zero = true;
 	r.errcb.previous = error_context_stack;
 	error_context_stack = &r.errcb;
-	/* no synchronized scan: the same rows in the same order give the same sample */
+	/* no synchronized scan (the sample does not depend on the order, see the top) */
 	heap_tuples = table_index_build_scan(heap, index, indexInfo, false, false,
 										 build_sample_callback, &r, NULL);
 	error_context_stack = r.errcb.previous;
