@@ -60,9 +60,8 @@ RESET client_min_messages;
 SELECT count(*) FILTER (WHERE quantumdb.encode('so_d600', emb) <> quantumdb.encode('so_d600r', emb))
          AS differ_dup
 FROM so_dup;
--- 20,000 rows into a sample of 300: about 1,300 evictions, more than the
--- 1,024 entries of the set of kept keys, which must give evicted keys back
--- (a bound on the time: a full set would probe forever)
+-- 20,000 rows into a sample of 300: about 1,300 evictions, each giving its
+-- key back to the set of kept keys
 CREATE TABLE so_big AS
 SELECT i AS id, ARRAY[sin(i), cos(i * 1.3), sin(i * 0.7), cos(i * 2.1)]::real[] AS emb
 FROM generate_series(1, 20000) i;

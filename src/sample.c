@@ -15,7 +15,7 @@
  *
  * It is uniform over distinct vectors, not over rows: every copy of a
  * vector hashes alike, so a vector stored in many rows is kept once (a set
- * of the kept keys turns later copies away) or not at all.
+ * of the kept keys, a simplehash, turns later copies away) or not at all.
  * Sampling rows uniformly in any order would need each row's copy number
  * among equal vectors, i.e. a count per distinct vector seen, memory in
  * proportion to the table; the codebooks lose the duplicates' weight
@@ -88,6 +88,24 @@ check_column(Oid relid, const char *column)
 	return QdbVecTypeOf(type);
 }
 
+/* The set of kept keys: keys are hashes already, their low bits suffice */
+typedef struct KeptKey
+{
+	uint64		key;
+	char		status;
+} KeptKey;
+
+#define SH_PREFIX		kept
+#define SH_ELEMENT_TYPE	KeptKey
+#define SH_KEY_TYPE		uint64
+#define SH_KEY			key
+#define SH_HASH_KEY(tb, k)	((uint32) ((k) ^ ((k) >> 32)))
+#define SH_EQUAL(tb, a, b)	((a) == (b))
+#define SH_SCOPE		static inline
+#define SH_DECLARE
+#define SH_DEFINE
+#include "lib/simplehash.h"
+
 /* Up to want vectors of smallest seeded hash, in out->x. */
 typedef struct Reservoir
 {
@@ -99,8 +117,7 @@ typedef struct Reservoir
 	uint64		seed;
 	uint64	   *keys;			/* per slot of out->x: its vector's hash */
 	int		   *heap;			/* slots, a max-heap by key */
-	int		   *set;			/* slot + 1 by key (linear probing), 0 empty */
-	uint32		set_mask;
+	kept_hash  *set;			/* the keys in out->x */
 	const QdbTrainConfig *fit;	/* the training the sample must fit beside */
 	MemoryContext caller;		/* where out->x lives */
 	MemoryContext batch;		/* reset after each row */
@@ -150,43 +167,6 @@ heap_sift_down(Reservoir *r, int i)
 	}
 }
 
-/* The set of kept keys: where key is, or the empty entry where it would go */
-static uint32
-set_find(const Reservoir *r, uint64 key)
-{
-	uint32		i = (uint32) (key ^ (key >> 32)) & r->set_mask;
-
-	while (r->set[i] != 0 && r->keys[r->set[i] - 1] != key)
-		i = (i + 1) & r->set_mask;
-	return i;
-}
-
-/* Removes entry i, shifting back the entries that probed past it */
-static void
-set_delete(Reservoir *r, uint32 i)
-{
-	uint32		j = i;
-
-	for (;;)
-	{
-		uint32		home;
-		uint64		k;
-
-		j = (j + 1) & r->set_mask;
-		if (r->set[j] == 0)
-			break;
-		k = r->keys[r->set[j] - 1];
-		home = (uint32) (k ^ (k >> 32)) & r->set_mask;
-		/* entry j may move to i if its home is not in (i, j] cyclically */
-		if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j))
-		{
-			r->set[i] = r->set[j];
-			i = j;
-		}
-	}
-	r->set[i] = 0;
-}
-
 /*
  * The slot of out->x for a vector of hash key, or -1 when it is not among
  * the want smallest distinct keys so far, or is a copy of a kept vector.
@@ -195,21 +175,18 @@ static int64
 keep_slot(Reservoir *r, uint64 key)
 {
 	QdbSample  *out = r->out;
-	uint32		at;
+	bool		found;
 	int			slot;
 
-	if (r->want == 0)
-		return -1;
-	at = set_find(r, key);
-	if (r->set[at] != 0)
-		return -1;				/* that vector again */
+	if (r->want == 0 || kept_lookup(r->set, key) != NULL)
+		return -1;				/* nothing to keep, or that vector again */
 	if (out->n < r->want)
 	{
 		int			i = out->n++;
 
 		slot = i;
 		r->keys[slot] = key;
-		r->set[at] = slot + 1;
+		kept_insert(r->set, key, &found);
 		while (i > 0 && r->keys[r->heap[(i - 1) / 2]] < key)
 		{
 			r->heap[i] = r->heap[(i - 1) / 2];
@@ -221,9 +198,9 @@ keep_slot(Reservoir *r, uint64 key)
 	if (key >= r->keys[r->heap[0]])
 		return -1;
 	slot = r->heap[0];
-	set_delete(r, set_find(r, r->keys[slot]));
+	kept_delete(r->set, r->keys[slot]);
 	r->keys[slot] = key;
-	r->set[set_find(r, key)] = slot + 1;
+	kept_insert(r->set, key, &found);
 	heap_sift_down(r, 0);
 	return slot;
 }
@@ -291,7 +268,7 @@ reservoir_finish(Reservoir *r)
 	}
 	pfree(r->keys);
 	pfree(r->heap);
-	pfree(r->set);
+	kept_destroy(r->set);
 	r->keys = NULL;
 	r->heap = NULL;
 	r->set = NULL;
@@ -344,11 +321,7 @@ reservoir_add(Reservoir *r, Datum d)
 											 MCXT_ALLOC_HUGE);
 		r->heap = MemoryContextAllocExtended(r->caller, (Size) r->want * sizeof(int),
 											 MCXT_ALLOC_HUGE);
-		r->set_mask = 15;
-		while (r->set_mask < 2 * (uint32) r->want)
-			r->set_mask = 2 * r->set_mask + 1;
-		r->set = MemoryContextAllocExtended(r->caller, ((Size) r->set_mask + 1) * sizeof(int),
-											MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+		r->set = kept_create(r->caller, (uint32) r->want, NULL);
 	}
 	else if (dim != out->dim)
 		ereport(ERROR,
