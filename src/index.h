@@ -57,6 +57,7 @@
 #define QDB_PHASE_TRAIN			2
 #define QDB_PHASE_LOAD			3
 #define QDB_PHASE_WRITE			4
+#define QDB_PHASE_CALIBRATE		5
 
 /*
  * A node reference packs a block number (24 bits) and a line pointer (8
@@ -184,6 +185,7 @@ typedef struct QdbOptions
 	int			ef_construction;
 	int			compressor_offset;	/* string option, 0 when not set */
 	bool		inline_codes;
+	int			calibration_queries;
 } QdbOptions;
 
 /* GUCs */
@@ -231,6 +233,7 @@ extern int	QdbGetM(Relation index);
 extern int	QdbGetEfConstruction(Relation index);
 extern char *QdbGetCompressorName(Relation index);
 extern bool QdbGetInlineCodes(Relation index);
+extern int	QdbGetCalibrationQueries(Relation index);
 
 /* index_cost.c */
 extern void qdbcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,

@@ -43,6 +43,7 @@
 #include "crc32c.h"
 #include "qdb_distance.h"
 #include "graph_memory.h"
+#include "calibration.h"
 #include "index.h"
 
 #define BUILD_BATCH		1024
@@ -642,6 +643,13 @@ qdbbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 
 	if (RelationNeedsWAL(index))
 		log_newpage_range(index, MAIN_FORKNUM, 0, RelationGetNumberOfBlocks(index), true);
+
+	/*
+	 * What recall which settings give, for quantumdb.target_recall (in a
+	 * concurrent build, rows inserted since the build's snapshot count as
+	 * misses: a calibration on the safe side)
+	 */
+	QdbCalibrateAtBuild(heap, index, QdbGetCalibrationQueries(index));
 
 	MemoryContextSwitchTo(old);
 	result = palloc(sizeof(IndexBuildResult));

@@ -5,7 +5,10 @@
  * The index answers only ORDER BY <distance> (LIMIT k): without an ORDER BY
  * it is never chosen.  A scan walks about ef_search * 2m graph nodes and
  * reads up to rerank heap rows, whatever the table's size.  An index
- * without a compressor costs a sequential scan and a sort.
+ * without a compressor costs a sequential scan and a sort.  The cost uses
+ * the session's quantumdb.ef_search and quantumdb.rerank even under
+ * quantumdb.target_recall: the calibration is on the meta page, which
+ * planning never reads (a damaged page must not make planning fail).
  */
 #include "postgres.h"
 

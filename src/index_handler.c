@@ -9,6 +9,7 @@
 #include "commands/vacuum.h"
 #include "utils/guc.h"
 
+#include "calibration.h"
 #include "index.h"
 
 PG_FUNCTION_INFO_V1(quantumdb_index_handler);
@@ -48,6 +49,10 @@ QdbIndexInit(void)
 	add_bool_reloption(qdb_relopt_kind, "inline_codes",
 					   "Store each neighbour's code beside its link: fewer page reads per scan, a larger index",
 					   false, AccessExclusiveLock);
+	add_int_reloption(qdb_relopt_kind, "calibration_queries",
+					  "Rows of the table the build measures recall on for quantumdb.target_recall (0: none)",
+					  QDB_DEFAULT_CALIBRATION_QUERIES, 0, QDB_MAX_CALIBRATION_QUERIES,
+					  AccessExclusiveLock);
 	add_string_reloption(qdb_relopt_kind, "compressor",
 						 "Compressor from quantumdb.compressors; the build trains one when unset",
 						 NULL, validate_compressor_name, AccessExclusiveLock);
@@ -77,6 +82,7 @@ QdbIndexInit(void)
 							NULL,
 							&qdb_max_scan_tuples, 20000, 1, INT_MAX,
 							PGC_USERSET, 0, NULL, NULL, NULL);
+	QdbScanSettingsInit();
 }
 
 bytea *
@@ -87,6 +93,7 @@ qdboptions(Datum reloptions, bool validate)
 		{"ef_construction", RELOPT_TYPE_INT, offsetof(QdbOptions, ef_construction)},
 		{"compressor", RELOPT_TYPE_STRING, offsetof(QdbOptions, compressor_offset)},
 		{"inline_codes", RELOPT_TYPE_BOOL, offsetof(QdbOptions, inline_codes)},
+		{"calibration_queries", RELOPT_TYPE_INT, offsetof(QdbOptions, calibration_queries)},
 	};
 
 	return (bytea *) build_reloptions(reloptions, validate, qdb_relopt_kind,
@@ -117,6 +124,14 @@ QdbGetInlineCodes(Relation index)
 	return opts ? opts->inline_codes : false;
 }
 
+int
+QdbGetCalibrationQueries(Relation index)
+{
+	QdbOptions *opts = (QdbOptions *) index->rd_options;
+
+	return opts ? opts->calibration_queries : QDB_DEFAULT_CALIBRATION_QUERIES;
+}
+
 /* The compressor option, or NULL when the build is to train one. */
 char *
 QdbGetCompressorName(Relation index)
@@ -141,6 +156,8 @@ qdbbuildphasename(int64 phasenum)
 			return "loading tuples";
 		case QDB_PHASE_WRITE:
 			return "writing graph";
+		case QDB_PHASE_CALIBRATE:
+			return "calibrating recall";
 		default:
 			return NULL;
 	}

@@ -17,6 +17,7 @@
 #include "storage/indexfsm.h"
 #include "storage/lmgr.h"
 
+#include "calibration.h"
 #include "index.h"
 
 #define COMPRESSOR_BYTES_PER_PAGE	QDB_PAGE_CAPACITY
@@ -406,6 +407,65 @@ QdbSetUntrainedDim(Relation index, int dim)
 	}
 	UnlockReleaseBuffer(buf);
 	return result;
+}
+
+/* Where the calibration lies on the meta page, and the pd_lower that covers it */
+#define CalibrationOf(page) \
+	((QdbCalibration *) ((char *) QdbPageGetMeta(page) + MAXALIGN(sizeof(QdbMetaPageData))))
+#define CalibrationEnd(page) \
+	((LocationIndex) ((char *) (CalibrationOf(page) + 1) - (char *) (page)))
+
+/*
+ * The index's calibration, or false if it has none: never written (an
+ * index built before calibrations, or one whose build skipped it), or
+ * outside the page's pd_lower (a rebuilt meta page, whose hole a standby
+ * or a full-page image would zero).
+ */
+bool
+QdbReadCalibration(Relation index, QdbCalibration *cal)
+{
+	Buffer		buf = ReadBuffer(index, QDB_META_BLKNO);
+	Page		page;
+	bool		found;
+
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buf);
+	QdbCheckMetaPage(index, page);
+	found = ((PageHeader) page)->pd_lower >= CalibrationEnd(page);
+	if (found)
+		memcpy(cal, CalibrationOf(page), sizeof(QdbCalibration));
+	UnlockReleaseBuffer(buf);
+	if (found && (cal->magic != QDB_CALIBRATION_MAGIC || cal->npoints < 1 ||
+				  cal->npoints > QDB_MAX_CALIBRATION_POINTS || cal->k < 1))
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\" has a damaged calibration",
+						RelationGetRelationName(index)),
+				 errhint("SELECT quantumdb.calibrate('%s');", RelationGetRelationName(index))));
+	return found;
+}
+
+/* Replaces the index's calibration (one WAL record). */
+void
+QdbWriteCalibration(Relation index, const QdbCalibration *cal)
+{
+	Buffer		buf;
+	QdbXLog    *state;
+	Page		page;
+
+	Assert(cal->magic == QDB_CALIBRATION_MAGIC);
+	buf = ReadBuffer(index, QDB_META_BLKNO);
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	QdbCheckMetaPage(index, BufferGetPage(buf));
+	state = QdbXLogStart(index);
+	page = QdbXLogRegister(state, buf, 0);
+	StaticAssertStmt(MAXALIGN(sizeof(QdbMetaPageData)) + sizeof(QdbCalibration) <= QDB_PAGE_CAPACITY,
+					 "the calibration must fit on the meta page");
+	memcpy(CalibrationOf(page), cal, sizeof(QdbCalibration));
+	if (((PageHeader) page)->pd_lower < CalibrationEnd(page))
+		((PageHeader) page)->pd_lower = CalibrationEnd(page);
+	QdbXLogFinish(state);
+	UnlockReleaseBuffer(buf);
 }
 
 /* Notes blkno as the page where the next inserts try first. */

@@ -4,9 +4,10 @@
  *	  compressed distances, then re-scored with exact ones.
  *
  * The query is encoded once into an ADC lookup table.  The walk descends
- * greedily from the entry point and keeps max(quantumdb.ef_search,
- * quantumdb.rerank) candidates at level 0.  The nearest quantumdb.rerank of
- * them are read from the heap
+ * greedily from the entry point and keeps max(ef_search, rerank) candidates
+ * at level 0 (quantumdb.ef_search and quantumdb.rerank, or the pair the
+ * index's calibration chose for quantumdb.target_recall: scan_settings.c).
+ * The nearest rerank of them are read from the heap
  * (the version visible to the scan's snapshot) and their exact distances
  * computed by the operator class's distance function; they are returned in
  * exact order, followed by the rest in compressed order.  When the executor
@@ -26,6 +27,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
+#include "calibration.h"
 #include "distance_memo.h"
 #include "index.h"
 
@@ -42,6 +44,7 @@ typedef struct QdbScanOpaqueData
 	float	   *table;
 	float		bias;
 	int			ef;
+	int			rerank;			/* quantumdb.rerank, or the calibration's */
 	int64		visited;
 	ScanResult *results;
 	int			nresults;
@@ -241,7 +244,7 @@ walk(IndexScanDesc scan)
 		so->exhausted = true;	/* the walk saw the whole reachable graph */
 
 	/* re-score the nearest with exact distances; drop rows not visible */
-	nrerank = Min(qdb_rerank, nres);
+	nrerank = Min(so->rerank, nres);
 	if (nrerank > 0)
 	{
 		if (so->fetch == NULL)
@@ -290,6 +293,8 @@ start_scan(IndexScanDesc scan)
 	float	   *x;
 	int			dim;
 	HASHCTL		hctl;
+	QdbCalibration *settings;
+	QdbScanSettings s;
 	MemoryContext old;
 
 	so->started = true;
@@ -337,12 +342,17 @@ start_scan(IndexScanDesc scan)
 	hctl.hcxt = so->cxt;
 	so->returned = hash_create("quantumdb returned rows", 256, &hctl,
 							   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	if (qdb_rerank_memo && qdb_rerank > 0)
+	/* the session's settings, or what the calibration chose for the target */
+	settings = palloc(sizeof(QdbCalibration));
+	QdbResolveScanSettings(scan->indexRelation, settings, &s);
+	pfree(settings);
+	so->rerank = s.rerank;
+	if (qdb_rerank_memo && so->rerank > 0)
 		so->memo = QdbDistanceMemoCreate(so->cxt, so->distproc,
 										 scan->orderByData[0].sk_argument, so->query);
 	MemoryContextSwitchTo(old);
 	/* the rerank needs as many candidates as it re-scores */
-	so->ef = Max(qdb_ef_search, qdb_rerank);
+	so->ef = Max(s.ef_search, s.rerank);
 	walk(scan);
 }
 

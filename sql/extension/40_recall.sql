@@ -2,7 +2,8 @@
 
 -- What recall does this index give?  Rows of the index's table (or of
 -- query_table's query_column) serve as queries: each runs through the
--- index at the session's settings (quantumdb.ef_search, quantumdb.rerank)
+-- index at the session's settings (quantumdb.ef_search, quantumdb.rerank,
+-- or what quantumdb.target_recall chose: quantumdb.scan_settings)
 -- and through an exact scan of the table, both as `ORDER BY column <op>
 -- query LIMIT k` with the planner held to one kind of scan.  A row of the
 -- index's answer counts when it is one of the exact k or no farther than
@@ -232,8 +233,8 @@ BEGIN
 	END LOOP;
 
 	measured_queries := coalesce(array_length(recalls, 1), 0);
-	ef_search := current_setting('quantumdb.ef_search')::integer;
-	rerank := current_setting('quantumdb.rerank')::integer;
+	-- the settings the scans used: the session's, or target_recall's choice
+	SELECT s.ef_search, s.rerank INTO ef_search, rerank FROM quantumdb.scan_settings(index) s;
 	IF measured_queries = 0 THEN
 		RETURN;
 	END IF;

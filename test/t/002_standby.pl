@@ -81,6 +81,29 @@ my $info_sql = "SELECT nodes, deleted_nodes, max_level, unreachable_nodes, pages
 my $info = $primary->safe_psql('postgres', $info_sql);
 note("index_info (nodes|deleted|max_level|unreachable|pages): $info");
 is($standby->safe_psql('postgres', $info_sql), $info, 'index_info agrees on the standby');
+
+# The calibration (meta page, after the meta data): the build's, then one
+# quantumdb.calibrate writes, reach the standby, whose scans under a target
+# choose as the primary's do; calibrate itself is refused there.
+my $cal_sql = "SELECT count(*) || ':' || string_agg(format('%s/%s=%s', ef_search, rerank, recall), ' ' "
+	. "ORDER BY ef_search, rerank) FROM quantumdb.calibration('items_idx')";
+my $built_cal = $primary->safe_psql('postgres', $cal_sql);
+like($built_cal, qr/^[1-9]\d*:/, 'the build kept a calibration');
+is($standby->safe_psql('postgres', $cal_sql), $built_cal, 'the build\'s calibration reached the standby');
+$primary->safe_psql('postgres', "SELECT count(*) FROM quantumdb.calibrate('items_idx', queries => 50, seed => 3)");
+$primary->wait_for_catchup($standby, 'replay', $primary->lsn('insert'));
+my $cal = $primary->safe_psql('postgres', $cal_sql);
+isnt($cal, $built_cal, 'calibrate replaced it');
+is($standby->safe_psql('postgres', $cal_sql), $cal, 'calibrate\'s calibration reached the standby');
+my $target_sql = "SET quantumdb.target_recall = 0.9; SELECT ef_search || '/' || rerank || ' ' || chosen_by "
+	. "FROM quantumdb.scan_settings('items_idx')";
+like($primary->safe_psql('postgres', $target_sql), qr/^\d+\/\d+ calibration/, 'a target chooses from it');
+is($standby->safe_psql('postgres', $target_sql), $primary->safe_psql('postgres', $target_sql),
+	'the standby chooses the same pair');
+my ($cret, $cout, $cerr) = $standby->psql('postgres', "SELECT * FROM quantumdb.calibrate('items_idx')");
+like($cerr, qr/cannot execute quantumdb.calibrate\(\) (during recovery|in a read-only transaction)/,
+	'calibrate is refused on the standby');
+
 my $verify_sql = "SELECT string_agg(v, E'\\n') FROM quantumdb.verify('items_idx') v";
 is($standby->safe_psql('postgres', $verify_sql), '', 'verify finds no problem on the standby');
 is($primary->safe_psql('postgres', $verify_sql), '', 'verify finds no problem on the primary');
@@ -139,8 +162,9 @@ like($primary->safe_psql('postgres', qq{$settings
 		EXPLAIN (COSTS OFF) SELECT id FROM u_items ORDER BY emb <=> '$qvec{7}'::real[] LIMIT 5}),
 	qr/Index Scan using u_idx/, 'that query uses the unlogged index');
 
-# the logged index survived crash recovery on the primary
+# the logged index survived crash recovery on the primary, calibration included
 is($primary->safe_psql('postgres', $verify_sql), '', 'verify after crash recovery');
+is($primary->safe_psql('postgres', $cal_sql), $cal, 'the calibration survived crash recovery');
 is($query->($primary, 107), $query->($standby, 107), 'same answer after crash recovery');
 
 $standby->stop;

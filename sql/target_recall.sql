@@ -1,0 +1,165 @@
+-- Calibration and quantumdb.target_recall: CREATE INDEX keeps a
+-- calibration; quantumdb.calibrate with every row a query must report, at
+-- every ef_search / rerank pair, the recall this test computes on its own
+-- (the index's first 10 rows other than the query row against the exact
+-- 10 nearest other rows, with one more place for the query row in the
+-- walk's candidates and the rerank); under a target, scan_settings picks the pair of
+-- least calibrated time that reached it, and scans really run with it
+-- (their recall is that pair's, not the defaults'); ef_search or rerank
+-- set in the session win; an index without a calibration warns; REINDEX
+-- calibrates again; errors.
+SET client_min_messages = warning;
+\set VERBOSITY default
+\set SHOW_CONTEXT errors
+
+CREATE TABLE tr (id int PRIMARY KEY, emb real[]);
+\copy tr FROM 'glove_base.copy'
+DELETE FROM tr WHERE id >= 600;
+SELECT compressor FROM quantumdb.train('tr_c', 'tr', 'emb', metric => 'cosine',
+	kind => 'pq', subvectors => 20, kmeans_iters => 10, validation => 0);
+CREATE INDEX tr_idx ON tr USING quantumdb (emb real_cosine_ops)
+	WITH (compressor = 'tr_c', m = 8, ef_construction = 32);
+ANALYZE tr;
+
+-- the build calibrated with 100 rows, k 10, ef_search from 10 up
+SELECT count(*) > 3 AS points, min(k) AS k, min(queries) AS queries, min(rows) AS rows,
+	min(ef_search) AS first_ef, bool_and(recall BETWEEN 0 AND 1) AS recalls,
+	bool_and(ms_per_query > 0) AS timed, bool_and(rerank <= ef_search) AS rerank_within
+FROM quantumdb.calibration('tr_idx');
+
+-- the mean over every row of |index's first 10 other rows ∩ exact 10 other rows| / 10
+CREATE FUNCTION tr_recall() RETURNS float8 LANGUAGE plpgsql AS $$
+DECLARE
+  q record; got int[]; want int[]; hits int; total float8 := 0; n int := 0;
+BEGIN
+  FOR q IN SELECT id, emb FROM tr LOOP
+    PERFORM set_config('enable_seqscan', 'off', true);
+    SELECT array_agg(id) INTO got FROM (SELECT id FROM tr ORDER BY emb <=> q.emb LIMIT 11) s
+      WHERE id <> q.id;
+    got := got[1:10];
+    PERFORM set_config('enable_seqscan', 'on', true);
+    PERFORM set_config('enable_indexscan', 'off', true);
+    SELECT array_agg(id) INTO want FROM (SELECT id FROM tr WHERE id <> q.id
+      ORDER BY emb <=> q.emb LIMIT 10) s;
+    PERFORM set_config('enable_indexscan', 'on', true);
+    SELECT count(*) INTO hits FROM unnest(got) i WHERE i = ANY (want);
+    total := total + hits / 10.0;
+    n := n + 1;
+  END LOOP;
+  RETURN total / n;
+END $$;
+CREATE FUNCTION tr_recall_at(ef int, rr int) RETURNS float8 LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM set_config('quantumdb.ef_search', ef::text, true);
+  PERFORM set_config('quantumdb.rerank', rr::text, true);
+  RETURN tr_recall();
+END $$;
+-- the calibration's pair (ef, rr) runs at (ef + 1, rr + 1): the query row takes a place
+CREATE FUNCTION tr_recall_cal(ef int, rr int) RETURNS float8 LANGUAGE sql
+  AS $$ SELECT tr_recall_at(ef + 1, CASE WHEN rr > 0 THEN rr + 1 ELSE 0 END) $$;
+
+-- every row a query: the calibration equals this test's own recall at every pair
+CREATE TABLE cal AS SELECT * FROM quantumdb.calibrate('tr_idx', queries => 1000);
+SELECT count(*) > 3 AS points, min(queries) AS queries, min(rows) AS rows,
+	bool_or(recall < 0.9) AS some_miss, max(recall) >= 0.995 AS last_reaches
+FROM cal;
+SELECT ef_search, rerank FROM cal WHERE abs(recall - tr_recall_cal(ef_search, rerank)) > 1e-6;
+-- what the calibration function reads back is what calibrate returned
+SELECT count(*) AS differ FROM (SELECT ef_search, rerank, recall, ms_per_query FROM cal
+	EXCEPT SELECT ef_search, rerank, recall, ms_per_query FROM quantumdb.calibration('tr_idx')) d;
+
+-- the choice: least time among those that reached the target
+CREATE FUNCTION tr_choice(target float8) RETURNS TABLE (ef int, rr int) LANGUAGE sql AS $$
+  SELECT ef_search, rerank FROM cal WHERE recall >= target
+  ORDER BY ms_per_query, ef_search + rerank LIMIT 1 $$;
+SET quantumdb.target_recall = 0.5;
+SELECT s.chosen_by, (s.ef_search, s.rerank) = (c.ef, c.rr) AS least_time,
+	s.calibrated_recall >= 0.5 AS reached
+FROM quantumdb.scan_settings('tr_idx') s, tr_choice(0.5) c;
+SELECT ef_search AS ef, rerank AS rr FROM quantumdb.scan_settings('tr_idx') \gset
+-- scans use it: their recall is the chosen pair's set by hand (the defaults give more)
+SELECT tr_recall() AS under_target \gset
+SELECT abs(:under_target - tr_recall_at(:ef, :rr)) < 1e-9 AS scans_use_it,
+	tr_recall_at(40, 100) > :under_target AS defaults_differ;
+SET quantumdb.target_recall = 0.9;
+SELECT s.chosen_by, (s.ef_search, s.rerank) = (c.ef, c.rr) AS least_time,
+	s.calibrated_recall >= 0.9 AS reached
+FROM quantumdb.scan_settings('tr_idx') s, tr_choice(0.9) c;
+SELECT ef_search AS ef, rerank AS rr FROM quantumdb.scan_settings('tr_idx') \gset
+SELECT tr_recall() AS under_target \gset
+SELECT abs(:under_target - tr_recall_at(:ef, :rr)) < 1e-9 AS scans_use_it;
+-- estimate_recall reports the settings its scans used
+SELECT (e.ef_search, e.rerank) = (s.ef_search, s.rerank) AS reports_chosen
+FROM quantumdb.estimate_recall('tr_idx', 20) e, quantumdb.scan_settings('tr_idx') s;
+
+-- a target no pair reached: the pair of highest recall
+SET quantumdb.target_recall = 1;
+SELECT s.chosen_by IN ('calibration', 'calibration (target not reached)') AS chosen,
+	s.calibrated_recall = (SELECT max(recall) FROM cal) AS highest
+FROM quantumdb.scan_settings('tr_idx') s;
+
+-- ef_search or rerank set where the target was (here: both SET) win
+SET quantumdb.target_recall = 0.9;
+SET quantumdb.rerank = 5;
+SELECT * FROM quantumdb.scan_settings('tr_idx');
+RESET quantumdb.rerank;
+BEGIN;
+SET LOCAL quantumdb.ef_search = 12;
+SELECT ef_search, chosen_by FROM quantumdb.scan_settings('tr_idx');
+COMMIT;
+SELECT chosen_by FROM quantumdb.scan_settings('tr_idx');
+RESET quantumdb.target_recall;
+SELECT * FROM quantumdb.scan_settings('tr_idx');
+
+-- no calibration (calibration_queries 0): the session's pair, one WARNING
+CREATE INDEX tr_idx0 ON tr USING quantumdb (emb real_cosine_ops)
+	WITH (compressor = 'tr_c', m = 8, ef_construction = 32, calibration_queries = 0);
+SELECT count(*) FROM quantumdb.calibration('tr_idx0');
+SET quantumdb.target_recall = 0.9;
+SELECT * FROM quantumdb.scan_settings('tr_idx0');
+SELECT * FROM quantumdb.scan_settings('tr_idx0');
+DROP INDEX tr_idx0;
+RESET quantumdb.target_recall;
+
+-- REINDEX calibrates again, with the index's calibration_queries
+REINDEX INDEX tr_idx;
+SELECT min(queries) AS queries FROM quantumdb.calibration('tr_idx');
+ALTER INDEX tr_idx SET (calibration_queries = 30);
+REINDEX INDEX tr_idx;
+SELECT min(queries) AS queries FROM quantumdb.calibration('tr_idx');
+
+-- errors
+SELECT * FROM quantumdb.calibrate('tr_pkey');
+SELECT * FROM quantumdb.calibrate('tr_idx', queries => 0);
+SELECT * FROM quantumdb.calibrate('tr_idx', k => 0);
+SELECT * FROM quantumdb.scan_settings('tr');
+CREATE INDEX tr_bad ON tr USING quantumdb (emb real_cosine_ops)
+	WITH (compressor = 'tr_c', calibration_queries = -1);
+CREATE ROLE qdb_tr_reader;
+GRANT SELECT ON tr TO qdb_tr_reader;
+SET ROLE qdb_tr_reader;
+SELECT count(*) > 0 AS reads FROM quantumdb.calibration('tr_idx');
+SELECT chosen_by FROM quantumdb.scan_settings('tr_idx');
+SELECT * FROM quantumdb.calibrate('tr_idx');
+RESET ROLE;
+REVOKE SELECT ON tr FROM qdb_tr_reader;
+SET ROLE qdb_tr_reader;
+SELECT * FROM quantumdb.calibration('tr_idx');
+RESET ROLE;
+DROP ROLE qdb_tr_reader;
+BEGIN READ ONLY;
+SELECT * FROM quantumdb.calibrate('tr_idx');
+ROLLBACK;
+
+-- an index without a compressor (too few rows) has exact scans: nothing to calibrate
+CREATE TABLE tr_small (emb real[]);
+INSERT INTO tr_small SELECT emb FROM tr LIMIT 20;
+CREATE INDEX tr_small_idx ON tr_small USING quantumdb (emb real_cosine_ops);
+SELECT count(*) FROM quantumdb.calibration('tr_small_idx');
+SELECT * FROM quantumdb.calibrate('tr_small_idx');
+SET quantumdb.target_recall = 0.9;
+SELECT * FROM quantumdb.scan_settings('tr_small_idx');
+RESET quantumdb.target_recall;
+
+DROP TABLE tr, tr_small, cal;
+SELECT quantumdb.drop_compressor('tr_c');

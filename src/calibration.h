@@ -1,0 +1,83 @@
+/*
+ * calibration.h
+ *	  What recall an index gives at which search settings, measured on its
+ *	  own rows (index_calibrate.c) and kept on its meta page (index_pages.c),
+ *	  and the settings a scan uses (scan_settings.c): the session's
+ *	  quantumdb.ef_search and quantumdb.rerank, or under
+ *	  quantumdb.target_recall the cheapest calibrated pair that reached it.
+ */
+#ifndef QDB_CALIBRATION_H
+#define QDB_CALIBRATION_H
+
+#include "postgres.h"
+
+#include "datatype/timestamp.h"
+#include "utils/relcache.h"
+
+#define QDB_CALIBRATION_MAGIC	0x51444243	/* "QDBC" */
+#define QDB_MAX_CALIBRATION_POINTS 64
+#define QDB_DEFAULT_CALIBRATION_QUERIES 100
+#define QDB_MAX_CALIBRATION_QUERIES 10000
+#define QDB_MAX_CALIBRATION_K	1000
+
+/* One measured setting: k-recall@k over the queries, and time per query */
+typedef struct QdbCalibrationPoint
+{
+	int32		ef_search;
+	int32		rerank;
+	float4		recall;
+	float4		ms;
+} QdbCalibrationPoint;
+
+/*
+ * Kept on the meta page after QdbMetaPageData (MAXALIGNed), inside the
+ * page's pd_lower once written; an index that never had one reads as none
+ * (those bytes were the page's zeroed hole).
+ */
+typedef struct QdbCalibration
+{
+	uint32		magic;
+	int32		npoints;
+	int32		k;
+	int32		queries;		/* query rows measured */
+	double		live_rows;		/* rows the exact pass saw */
+	TimestampTz taken_at;
+	QdbCalibrationPoint points[QDB_MAX_CALIBRATION_POINTS];
+} QdbCalibration;
+
+/* index_pages.c */
+extern bool QdbReadCalibration(Relation index, QdbCalibration *cal);
+extern void QdbWriteCalibration(Relation index, const QdbCalibration *cal);
+
+/* index_calibrate.c */
+extern void QdbCalibrate(Relation heap, Relation index, int queries, int k, int seed,
+						 QdbCalibration *cal);
+extern void QdbCalibrateAtBuild(Relation heap, Relation index, int queries);
+
+/* scan_settings.c */
+typedef enum QdbSettingsSource
+{
+	QDB_SETTINGS_SESSION,		/* quantumdb.ef_search and quantumdb.rerank */
+	QDB_SETTINGS_EXPLICIT,		/* those, set where target_recall was or later */
+	QDB_SETTINGS_UNCALIBRATED,	/* target_recall set, but no calibration */
+	QDB_SETTINGS_TARGET,		/* the cheapest calibrated pair that reached it */
+	QDB_SETTINGS_SHORT,			/* none reached it: the pair of highest recall */
+	QDB_SETTINGS_OVERRIDE		/* the calibration's own measurement */
+} QdbSettingsSource;
+
+typedef struct QdbScanSettings
+{
+	int			ef_search;
+	int			rerank;
+	QdbSettingsSource source;
+	const QdbCalibrationPoint *point;	/* in *cal, for TARGET and SHORT */
+} QdbScanSettings;
+
+extern double qdb_target_recall;
+extern void QdbScanSettingsInit(void);
+extern void QdbResolveScanSettings(Relation index, QdbCalibration *cal, QdbScanSettings *s);
+extern const QdbCalibrationPoint *QdbChoosePoint(const QdbCalibration *cal, double target,
+												 bool *reached);
+extern void QdbOverrideScanSettings(int ef_search, int rerank);	/* 0, 0: none */
+
+#endif							/* QDB_CALIBRATION_H */

@@ -1,0 +1,591 @@
+/*
+ * index_calibrate.c
+ *	  Measures what recall an index gives at which ef_search and rerank, on
+ *	  rows of its own table used as queries, and keeps the result on its
+ *	  meta page for quantumdb.target_recall (scan_settings.c).
+ *	  quantumdb.calibrate(index, ...) runs it; CREATE INDEX runs it at the
+ *	  end of a build (reloption calibration_queries, 0: not).
+ *
+ * The query rows are the ones whose heap TIDs hash smallest under the seed
+ * (deterministic for a seed and a table's layout).  One pass over the heap,
+ * with an MVCC snapshot, computes each query's exact k nearest rows other
+ * than itself (a new query is not in the table; with itself, one of the k
+ * would be found by any index).  The query row finds itself too and takes
+ * one place of the walk's candidates and of the rerank, so a setting's
+ * scans run with ef_search + 1 and rerank + 1 (rerank 0 stays 0) and read
+ * k + 1 rows: the k other rows of a pool as large as a new query's.  The heap is read as an index build reads
+ * it: the index's predicate and expression apply, a HOT chain gives its
+ * root's TID, NULL rows and (under cosine) zero vectors, which the index
+ * does not hold, are skipped.  Then every query runs through the index at
+ * each setting of a grid: ef_search 10, 14, 20, ... (steps of about
+ * sqrt 2, at least k) and rerank 0, ef_search / 4, ef_search / 2 and
+ * ef_search (those of at least k), stopping after the first ef_search whose
+ * full rerank reaches recall 0.995, or that covers the whole table.  A row
+ * of the index's answer counts when its TID is among the exact k (an exact
+ * tie at the k-th distance counts as a miss).  The time of a setting is the
+ * scan's own (begin, k + 1 rows), averaged over the queries, after one
+ * untimed run of every query; each query runs every rerank of an ef_search
+ * one after the other, so that a busy moment of the machine weighs on all
+ * of them alike.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/genam.h"
+#include "access/relscan.h"
+#include "access/skey.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/index.h"
+#include "commands/progress.h"
+#include "common/hashfn.h"
+#include "executor/instrument.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "calibration.h"
+#include "index.h"
+#include "qdb_distance.h"
+
+PG_FUNCTION_INFO_V1(quantumdb_calibrate);
+PG_FUNCTION_INFO_V1(quantumdb_calibration);
+
+#define STOP_RECALL 0.995
+
+static const int grid_ef[] = {10, 14, 20, 28, 40, 56, 80, 113, 160, 226, 320, 452, 640,
+905, 1280, 1810, 2560};
+
+typedef struct Neighbour
+{
+	float		dist;
+	ItemPointerData tid;
+} Neighbour;
+
+typedef struct CalQuery
+{
+	uint64		hash;
+	ItemPointerData tid;
+	struct varlena *value;		/* the column's value, detoasted */
+	float	   *x;				/* its floats (pass 2) */
+	float		norm;			/* its norm, under cosine */
+	Neighbour  *nn;				/* max-heap of the k nearest other rows */
+	int			nnn;
+} CalQuery;
+
+typedef struct Calib
+{
+	QdbIndexCache *c;
+	int			k;
+	uint64		seed;
+	CalQuery	   *q;				/* pass 1: a max-heap by hash */
+	int			nq;
+	int			maxq;
+	double		rows;
+	MemoryContext keep_cxt;		/* the query values */
+	MemoryContext row_cxt;		/* reset after each row */
+	bool		notices;
+} Calib;
+
+/* max-heap sift-down over n entries of size sz, "above" by cmp */
+#define SIFT_DOWN(a, n, i, above, T) \
+	do { \
+		int			i_ = (i); \
+		for (;;) \
+		{ \
+			int			l_ = 2 * i_ + 1, r_ = l_ + 1, m_ = i_; \
+			T			t_; \
+			if (l_ < (n) && above(&(a)[l_], &(a)[m_])) m_ = l_; \
+			if (r_ < (n) && above(&(a)[r_], &(a)[m_])) m_ = r_; \
+			if (m_ == i_) break; \
+			t_ = (a)[i_]; (a)[i_] = (a)[m_]; (a)[m_] = t_; \
+			i_ = m_; \
+		} \
+	} while (0)
+#define SIFT_UP(a, i, above, T) \
+	do { \
+		int			i_ = (i); \
+		while (i_ > 0 && above(&(a)[i_], &(a)[(i_ - 1) / 2])) \
+		{ \
+			T			t_ = (a)[i_]; \
+			(a)[i_] = (a)[(i_ - 1) / 2]; (a)[(i_ - 1) / 2] = t_; \
+			i_ = (i_ - 1) / 2; \
+		} \
+	} while (0)
+
+static inline bool
+query_above(const CalQuery *x, const CalQuery *y)
+{
+	if (x->hash != y->hash)
+		return x->hash > y->hash;
+	return ItemPointerCompare((ItemPointer) &x->tid, (ItemPointer) &y->tid) > 0;
+}
+
+static inline bool
+nn_above(const Neighbour *x, const Neighbour *y)
+{
+	if (x->dist != y->dist)
+		return x->dist > y->dist;
+	return ItemPointerCompare((ItemPointer) &x->tid, (ItemPointer) &y->tid) > 0;
+}
+
+/* Pass 1 (an IndexBuildCallback): the rows of smallest hash. */
+static void
+pick_row(Relation index, ItemPointer tid, Datum *values, bool *isnull,
+		 bool tupleIsAlive, void *state)
+{
+	Calib	   *cb = state;
+	CalQuery		cand;
+	MemoryContext old;
+
+	if (isnull[0])
+		return;
+	cand.hash = hash_bytes_extended((const unsigned char *) tid, sizeof(ItemPointerData),
+									cb->seed);
+	cand.tid = *tid;
+	if (cb->nq == cb->maxq && !query_above(&cb->q[0], &cand))
+		return;
+	old = MemoryContextSwitchTo(cb->keep_cxt);
+	cand.value = PG_DETOAST_DATUM_COPY(values[0]);
+	MemoryContextSwitchTo(old);
+	if (cb->nq < cb->maxq)
+	{
+		cb->q[cb->nq] = cand;
+		SIFT_UP(cb->q, cb->nq, query_above, CalQuery);
+		cb->nq++;
+	}
+	else
+	{
+		pfree(cb->q[0].value);
+		cb->q[0] = cand;
+		SIFT_DOWN(cb->q, cb->nq, 0, query_above, CalQuery);
+	}
+}
+
+/* The distance the exact pass ranks by: the metric's, in float */
+static inline float
+rank_distance(QdbMetric metric, const CalQuery *q, const float *x, float xnorm, int dim)
+{
+	switch (metric)
+	{
+		case QDB_METRIC_L2:
+			return qdb_kernels.l2sq(q->x, x, dim);
+		case QDB_METRIC_IP:
+			return -qdb_kernels.dot(q->x, x, dim);
+		case QDB_METRIC_COSINE:
+			break;
+	}
+	return 1.0f - qdb_kernels.dot(q->x, x, dim) / (q->norm * xnorm);
+}
+
+/* Pass 2: every row against every query. */
+static void
+exact_row(Relation index, ItemPointer tid, Datum *values, bool *isnull,
+		  bool tupleIsAlive, void *state)
+{
+	Calib	   *cb = state;
+	MemoryContext old;
+	float	   *x;
+	float		xnorm = 0;
+	int			dim;
+
+	if (isnull[0])
+		return;
+	old = MemoryContextSwitchTo(cb->row_cxt);
+	x = QdbDatumGetFloats(values[0], cb->c->vectype, &dim, "vector");
+	if (dim != cb->c->dim ||
+		(cb->c->metric == QDB_METRIC_COSINE && QdbVectorIsZero(x, dim)))
+	{
+		/* not in the index: another dimension cannot be stored, a zero vector is not */
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(cb->row_cxt);
+		return;
+	}
+	if (cb->c->metric == QDB_METRIC_COSINE)
+		xnorm = sqrtf(qdb_kernels.dot(x, x, dim));
+	cb->rows += 1;
+	for (int j = 0; j < cb->nq; j++)
+	{
+		CalQuery	   *q = &cb->q[j];
+		Neighbour	n;
+
+		if (ItemPointerEquals(&q->tid, tid))
+			continue;
+		n.dist = rank_distance(cb->c->metric, q, x, xnorm, dim);
+		n.tid = *tid;
+		if (q->nnn < cb->k)
+		{
+			q->nn[q->nnn] = n;
+			SIFT_UP(q->nn, q->nnn, nn_above, Neighbour);
+			q->nnn++;
+		}
+		else if (nn_above(&q->nn[0], &n))
+		{
+			q->nn[0] = n;
+			SIFT_DOWN(q->nn, q->nnn, 0, nn_above, Neighbour);
+		}
+	}
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(cb->row_cxt);
+}
+
+/* One pass over the heap as an index build reads it, with snapshot. */
+static void
+heap_pass(Relation heap, Relation index, Snapshot snapshot, IndexBuildCallback cb, void *state)
+{
+	IndexInfo  *indexInfo = BuildIndexInfo(index);
+	TableScanDesc hs;
+
+	/* an MVCC snapshot of our own (not a build's): no OldestXmin to use */
+	indexInfo->ii_Concurrent = true;
+	hs = table_beginscan_strat(heap, snapshot, 0, NULL, true, false);
+	(void) table_index_build_range_scan(heap, index, indexInfo, true, false, false,
+										0, InvalidBlockNumber, cb, state, hs);
+}
+
+/*
+ * One query through the index at the current override: the fraction of
+ * its exact neighbours among the index's first k rows other than itself.
+ */
+static double
+index_query(IndexScanDesc scan, const CalQuery *q, Oid collation, int k, double *secs)
+{
+	ScanKeyData key;
+	instr_time	start,
+				took;
+	ItemPointerData got[QDB_MAX_CALIBRATION_K + 1];
+	int			ngot = 0,
+				hits = 0;
+
+	ScanKeyEntryInitialize(&key, SK_ORDER_BY, 1, 1, InvalidOid, collation, InvalidOid,
+						   PointerGetDatum(q->value));
+	INSTR_TIME_SET_CURRENT(start);
+	qdbrescan(scan, NULL, 0, &key, 1);
+	while (ngot <= k && qdbgettuple(scan, ForwardScanDirection))
+		got[ngot++] = scan->xs_heaptid;
+	INSTR_TIME_SET_CURRENT(took);
+	INSTR_TIME_SUBTRACT(took, start);
+	*secs += INSTR_TIME_GET_DOUBLE(took);
+
+	for (int i = 0, n = 0; i < ngot && n < k; i++)
+	{
+		if (ItemPointerEquals(&got[i], (ItemPointer) &q->tid))
+			continue;
+		n++;
+		for (int j = 0; j < q->nnn; j++)
+			if (ItemPointerEquals(&got[i], (ItemPointer) &q->nn[j].tid))
+			{
+				hits++;
+				break;
+			}
+	}
+	return (double) hits / q->nnn;
+}
+
+/* The reranks measured with ef_search ef: 0, ef/4, ef/2, ef (those >= k), distinct. */
+static int
+grid_reranks(int ef, int k, int *out)
+{
+	int			cand[4] = {0, ef / 4, ef / 2, ef};
+	int			n = 0;
+
+	for (int i = 0; i < 4; i++)
+		if ((cand[i] == 0 || cand[i] >= k) && (n == 0 || out[n - 1] != cand[i]))
+			out[n++] = cand[i];
+	return n;
+}
+
+/*
+ * Measures index's calibration into *cal (not written): up to queries rows
+ * of heap as queries, k-recall@k.  Reports each ef_search as a NOTICE when
+ * notices, else in the CREATE INDEX progress view's tuples_done.
+ */
+static void
+calibrate(Relation heap, Relation index, int queries, int k, int seed, bool notices,
+		  QdbCalibration *cal)
+{
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "quantumdb calibrate",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	Calib		cb;
+	Snapshot	snapshot;
+	IndexScanDesc scan = NULL;
+	Oid			collation = index->rd_indcollation[0];
+	int			nq = 0;
+
+	memset(cal, 0, sizeof(*cal));
+	memset(&cb, 0, sizeof(cb));
+	cb.c = QdbPinIndexCache(index, false);
+	cb.k = k;
+	cb.seed = (uint64) (uint32) seed;
+	cb.maxq = queries;
+	cb.q = palloc(sizeof(CalQuery) * queries);
+	cb.keep_cxt = AllocSetContextCreate(cxt, "quantumdb calibrate queries",
+										ALLOCSET_DEFAULT_SIZES);
+	cb.row_cxt = AllocSetContextCreate(cxt, "quantumdb calibrate row",
+									   ALLOCSET_DEFAULT_SIZES);
+	qdb_distance_init();
+
+	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	PG_TRY();
+	{
+		/* pass 1: the query rows; their floats, skipping those not in the index */
+		heap_pass(heap, index, snapshot, pick_row, &cb);
+		for (int j = 0; j < cb.nq; j++)
+		{
+			CalQuery	   *q = &cb.q[j];
+			int			dim;
+
+			q->x = QdbDatumGetFloats(PointerGetDatum(q->value), cb.c->vectype, &dim, "query");
+			if (dim != cb.c->dim ||
+				(cb.c->metric == QDB_METRIC_COSINE && QdbVectorIsZero(q->x, dim)))
+				continue;
+			if (cb.c->metric == QDB_METRIC_COSINE)
+				q->norm = sqrtf(qdb_kernels.dot(q->x, q->x, dim));
+			q->nn = palloc(sizeof(Neighbour) * k);
+			q->nnn = 0;
+			cb.q[nq++] = *q;
+		}
+		cb.nq = nq;
+
+		/* pass 2: their exact neighbours; a query without any is dropped */
+		heap_pass(heap, index, snapshot, exact_row, &cb);
+		nq = 0;
+		for (int j = 0; j < cb.nq; j++)
+			if (cb.q[j].nnn > 0)
+				cb.q[nq++] = cb.q[j];
+		cb.nq = nq;
+
+		cal->magic = QDB_CALIBRATION_MAGIC;
+		cal->k = k;
+		cal->queries = cb.nq;
+		cal->live_rows = cb.rows;
+		cal->taken_at = GetCurrentTimestamp();
+
+		/*
+		 * The access method's own calls, not index_beginscan's: those refuse
+		 * an index that REINDEX is building (this one, at its end)
+		 */
+		scan = qdbbeginscan(index, 0, 1);
+		scan->heapRelation = heap;
+		scan->xs_snapshot = snapshot;
+		/* untimed: the first reads of the index's and the table's pages */
+		for (int j = 0; j < cb.nq; j++)
+		{
+			double		ignored = 0;
+
+			CHECK_FOR_INTERRUPTS();
+			QdbOverrideScanSettings(Max(grid_ef[0], k), Max(grid_ef[0], k));
+			(void) index_query(scan, &cb.q[j], collation, k, &ignored);
+		}
+		for (int e = 0, last = 0; e < lengthof(grid_ef) && cb.nq > 0; e++)
+		{
+			int			ef = Max(grid_ef[e], k);	/* k first, when it is larger */
+			int			reranks[4];
+			int			nr;
+			double		recall[4] = {0},
+						secs[4] = {0};
+
+			if (ef == last)
+				continue;
+			last = ef;
+			nr = grid_reranks(ef, k, reranks);
+			if (cal->npoints + nr > QDB_MAX_CALIBRATION_POINTS)
+				break;
+			for (int j = 0; j < cb.nq; j++)
+			{
+				CHECK_FOR_INTERRUPTS();
+				for (int r = 0; r < nr; r++)
+				{
+					/* the query row takes a place of the pool: one more */
+					QdbOverrideScanSettings(ef + 1, reranks[r] > 0 ? reranks[r] + 1 : 0);
+					recall[r] += index_query(scan, &cb.q[j], collation, k, &secs[r]);
+				}
+				QdbOverrideScanSettings(0, 0);
+				if (!notices)
+					pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE,
+												 (int64) e * cb.nq + j + 1);
+			}
+			for (int r = 0; r < nr; r++)
+			{
+				QdbCalibrationPoint *p = &cal->points[cal->npoints++];
+
+				p->ef_search = ef;
+				p->rerank = reranks[r];
+				p->recall = recall[r] / cb.nq;
+				p->ms = 1000.0 * secs[r] / cb.nq;
+			}
+			if (notices)
+				ereport(NOTICE,
+						(errmsg("calibrate \"%s\": ef_search %d, rerank %d to %d: recall %.4f to %.4f, %.3f to %.3f ms a query",
+								RelationGetRelationName(index), ef, reranks[0],
+								reranks[nr - 1], recall[0] / cb.nq, recall[nr - 1] / cb.nq,
+								1000.0 * secs[0] / cb.nq, 1000.0 * secs[nr - 1] / cb.nq)));
+			if (recall[nr - 1] / cb.nq >= STOP_RECALL || ef >= cb.rows)
+				break;
+		}
+		qdbendscan(scan);
+		IndexScanEnd(scan);
+		scan = NULL;
+	}
+	PG_FINALLY();
+	{
+		QdbOverrideScanSettings(0, 0);
+	}
+	PG_END_TRY();
+	UnregisterSnapshot(snapshot);
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
+}
+
+void
+QdbCalibrate(Relation heap, Relation index, int queries, int k, int seed, QdbCalibration *cal)
+{
+	calibrate(heap, index, queries, k, seed, true, cal);
+}
+
+/*
+ * The end of a build: calibrate with queries rows (seed 0, k 10) and keep
+ * it, unless queries is 0 or the index has no compressor.  Nothing is kept
+ * when no query had a neighbour (fewer than two rows).
+ */
+void
+QdbCalibrateAtBuild(Relation heap, Relation index, int queries)
+{
+	QdbCalibration cal;
+	QdbMetaPageData meta;
+
+	if (queries <= 0)
+		return;
+	QdbReadMeta(index, &meta);
+	if (QdbMetaUntrained(&meta))
+		return;
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, QDB_PHASE_CALIBRATE);
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_TOTAL, 0);
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, 0);
+	calibrate(heap, index, queries, 10, 0, false, &cal);
+	if (cal.npoints > 0)
+		QdbWriteCalibration(index, &cal);
+}
+
+/* The index relid names, opened for the caller: a quantumdb index, its table's check passed */
+static Relation
+open_calibration_index(Oid relid, bool owner, Relation *heap)
+{
+	Relation	index = index_open(relid, AccessShareLock);
+
+	if (index->rd_rel->relkind != RELKIND_INDEX || index->rd_indam == NULL ||
+		index->rd_indam->ambuild != qdbbuild)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a quantumdb index", RelationGetRelationName(index))));
+	if (owner)
+	{
+		if (!pg_class_ownercheck(index->rd_index->indrelid, GetUserId()))
+			aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_TABLE,
+						   get_rel_name(index->rd_index->indrelid));
+	}
+	else
+	{
+		AclResult	acl = pg_class_aclcheck(index->rd_index->indrelid, GetUserId(), ACL_SELECT);
+
+		if (acl != ACLCHECK_OK)
+			aclcheck_error(acl, OBJECT_TABLE, get_rel_name(index->rd_index->indrelid));
+	}
+	if (heap)
+		*heap = table_open(index->rd_index->indrelid, AccessShareLock);
+	return index;
+}
+
+/* The calibration as rows: ef_search, rerank, recall, ms_per_query, k, queries, rows, taken_at */
+static Datum
+calibration_rows(FunctionCallInfo fcinfo, const QdbCalibration *cal)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	InitMaterializedSRF(fcinfo, 0);
+	for (int i = 0; i < cal->npoints; i++)
+	{
+		Datum		values[8];
+		bool		nulls[8] = {0};
+
+		values[0] = Int32GetDatum(cal->points[i].ef_search);
+		values[1] = Int32GetDatum(cal->points[i].rerank);
+		values[2] = Float8GetDatum(cal->points[i].recall);
+		values[3] = Float8GetDatum(cal->points[i].ms);
+		values[4] = Int32GetDatum(cal->k);
+		values[5] = Int32GetDatum(cal->queries);
+		values[6] = Float8GetDatum(cal->live_rows);
+		values[7] = TimestampTzGetDatum(cal->taken_at);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/*
+ * quantumdb.calibrate(index regclass, queries integer, k integer, seed
+ * integer): measures and keeps the index's calibration; its rows.  The
+ * table's owner only: it changes what other sessions' scans do.
+ */
+Datum
+quantumdb_calibrate(PG_FUNCTION_ARGS)
+{
+	int			queries = PG_GETARG_INT32(1);
+	int			k = PG_GETARG_INT32(2);
+	int			seed = PG_GETARG_INT32(3);
+	Relation	heap;
+	Relation	index;
+	QdbCalibration cal;
+	QdbMetaPageData meta;
+
+	if (queries < 1 || queries > QDB_MAX_CALIBRATION_QUERIES)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("queries must be between 1 and %d, not %d",
+						QDB_MAX_CALIBRATION_QUERIES, queries)));
+	if (k < 1 || k > QDB_MAX_CALIBRATION_K)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("k must be between 1 and %d, not %d", QDB_MAX_CALIBRATION_K, k)));
+	PreventCommandIfReadOnly("quantumdb.calibrate()");
+	PreventCommandDuringRecovery("quantumdb.calibrate()");
+	index = open_calibration_index(PG_GETARG_OID(0), true, &heap);
+	QdbReadMeta(index, &meta);
+	if (QdbMetaUntrained(&meta))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("index \"%s\" has no compressor: its scans are exact",
+						RelationGetRelationName(index)),
+				 errhint("REINDEX it once its table has rows enough to train one.")));
+	calibrate(heap, index, queries, k, seed, true, &cal);
+	if (cal.npoints == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("index \"%s\" cannot be calibrated: its table has fewer than two rows it indexes",
+						RelationGetRelationName(index))));
+	QdbWriteCalibration(index, &cal);
+	index_close(index, AccessShareLock);
+	table_close(heap, AccessShareLock);
+	return calibration_rows(fcinfo, &cal);
+}
+
+/* quantumdb.calibration(index regclass): the kept calibration's rows (none: no rows). */
+Datum
+quantumdb_calibration(PG_FUNCTION_ARGS)
+{
+	Relation	index = open_calibration_index(PG_GETARG_OID(0), false, NULL);
+	QdbCalibration cal;
+
+	if (!QdbReadCalibration(index, &cal))
+		cal.npoints = 0;
+	index_close(index, AccessShareLock);
+	return calibration_rows(fcinfo, &cal);
+}

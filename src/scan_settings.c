@@ -1,0 +1,244 @@
+/*
+ * scan_settings.c
+ *	  The ef_search and rerank a scan uses, and quantumdb.scan_settings(index)
+ *	  that tells a user which and why.
+ *
+ * Without quantumdb.target_recall (0, the default) a scan uses the session's
+ * quantumdb.ef_search and quantumdb.rerank.  With it, the index's
+ * calibration (calibration.h) gives the pair of least measured time among
+ * those that reached the target, or, when none did, the pair of highest
+ * recall.  ef_search and rerank still win when either was set at the same
+ * level as target_recall or a more specific one (GucSource order: the
+ * configuration file, ALTER DATABASE, ALTER ROLE, the client, SET), so a
+ * SET quantumdb.rerank in a session overrides a target set in
+ * postgresql.conf, and a target SET in the session overrides an ef_search
+ * from postgresql.conf.  An index without a calibration uses the session's
+ * pair, with a WARNING once per backend and index.
+ */
+#include "postgres.h"
+
+#include "access/relation.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/guc_tables.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+
+#include "calibration.h"
+#include "index.h"
+
+PG_FUNCTION_INFO_V1(quantumdb_scan_settings);
+
+double		qdb_target_recall = 0;
+
+static struct config_generic *ef_search_guc;
+static struct config_generic *rerank_guc;
+static struct config_generic *target_guc;
+
+/* the calibration's own measurement: these settings, whatever the session's */
+static int	override_ef_search;
+static int	override_rerank;
+
+/* the last index warned about having no calibration */
+static Oid	warned_uncalibrated = InvalidOid;
+
+static struct config_generic *
+find_guc(const char *name)
+{
+	struct config_generic **vars = get_guc_variables();
+	int			n = GetNumConfigOptions();
+
+	for (int i = 0; i < n; i++)
+		if (strcmp(vars[i]->name, name) == 0)
+			return vars[i];
+	elog(ERROR, "setting \"%s\" is not defined", name);
+	return NULL;
+}
+
+/* Called from QdbIndexInit once ef_search and rerank are defined. */
+void
+QdbScanSettingsInit(void)
+{
+	DefineCustomRealVariable("quantumdb.target_recall",
+							 "10-recall@10 (k-recall@k of the calibration) scans choose ef_search and rerank for; 0: off.",
+							 "Uses the index's calibration (quantumdb.calibrate); ef_search and rerank set at the same level or a more specific one win.",
+							 &qdb_target_recall, 0, 0, 1,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
+	/* these structs live as long as the backend; their source changes */
+	ef_search_guc = find_guc("quantumdb.ef_search");
+	rerank_guc = find_guc("quantumdb.rerank");
+	target_guc = find_guc("quantumdb.target_recall");
+}
+
+void
+QdbOverrideScanSettings(int ef_search, int rerank)
+{
+	override_ef_search = ef_search;
+	override_rerank = rerank;
+}
+
+/*
+ * The calibrated point for target: the least time among those that reached
+ * it (*reached true), else the highest recall; ties go to the smaller
+ * ef_search + rerank.  NULL for an empty calibration.
+ */
+const QdbCalibrationPoint *
+QdbChoosePoint(const QdbCalibration *cal, double target, bool *reached)
+{
+	const QdbCalibrationPoint *best = NULL;
+
+	*reached = false;
+	for (int i = 0; i < cal->npoints; i++)
+	{
+		const QdbCalibrationPoint *p = &cal->points[i];
+		bool		ok = p->recall >= target;
+
+		if (best == NULL)
+			;
+		else if (ok != *reached)
+		{
+			if (!ok)
+				continue;
+		}
+		else if (ok)
+		{
+			if (p->ms > best->ms ||
+				(p->ms == best->ms && p->ef_search + p->rerank >= best->ef_search + best->rerank))
+				continue;
+		}
+		else if (p->recall < best->recall ||
+				 (p->recall == best->recall && p->ms >= best->ms))
+			continue;
+		best = p;
+		*reached = ok;
+	}
+	return best;
+}
+
+/*
+ * The settings a scan of index uses now; *cal receives the calibration read
+ * (its npoints 0 when none was read).
+ */
+void
+QdbResolveScanSettings(Relation index, QdbCalibration *cal, QdbScanSettings *s)
+{
+	bool		reached;
+
+	cal->npoints = 0;
+	s->ef_search = qdb_ef_search;
+	s->rerank = qdb_rerank;
+	s->point = NULL;
+	if (override_ef_search > 0)
+	{
+		s->ef_search = override_ef_search;
+		s->rerank = override_rerank;
+		s->source = QDB_SETTINGS_OVERRIDE;
+		return;
+	}
+	s->source = QDB_SETTINGS_SESSION;
+	if (qdb_target_recall <= 0)
+		return;
+	if (ef_search_guc->source >= target_guc->source || rerank_guc->source >= target_guc->source)
+	{
+		s->source = QDB_SETTINGS_EXPLICIT;
+		return;
+	}
+	if (!QdbReadCalibration(index, cal))
+	{
+		cal->npoints = 0;
+		s->source = QDB_SETTINGS_UNCALIBRATED;
+		if (warned_uncalibrated != RelationGetRelid(index))
+		{
+			warned_uncalibrated = RelationGetRelid(index);
+			ereport(WARNING,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("index \"%s\" has no calibration: quantumdb.target_recall is ignored",
+							RelationGetRelationName(index)),
+					 errdetail("Its scans use quantumdb.ef_search %d and quantumdb.rerank %d.",
+							   qdb_ef_search, qdb_rerank),
+					 errhint("SELECT quantumdb.calibrate('%s');", RelationGetRelationName(index))));
+		}
+		return;
+	}
+	s->point = QdbChoosePoint(cal, qdb_target_recall, &reached);
+	s->ef_search = s->point->ef_search;
+	s->rerank = s->point->rerank;
+	s->source = reached ? QDB_SETTINGS_TARGET : QDB_SETTINGS_SHORT;
+}
+
+static const char *
+source_name(QdbSettingsSource source)
+{
+	switch (source)
+	{
+		case QDB_SETTINGS_SESSION:
+			return "session";
+		case QDB_SETTINGS_EXPLICIT:
+			return "session (ef_search or rerank set over target_recall)";
+		case QDB_SETTINGS_UNCALIBRATED:
+			return "session (no calibration)";
+		case QDB_SETTINGS_TARGET:
+			return "calibration";
+		case QDB_SETTINGS_SHORT:
+			return "calibration (target not reached)";
+		case QDB_SETTINGS_OVERRIDE:
+			break;
+	}
+	return "calibration run";
+}
+
+/*
+ * quantumdb.scan_settings(index regclass): the ef_search and rerank a scan
+ * of index would use now, where they come from, and the calibrated recall
+ * and time of that pair (NULL when the calibration did not choose it).
+ */
+Datum
+quantumdb_scan_settings(PG_FUNCTION_ARGS)
+{
+	Relation	index = relation_open(PG_GETARG_OID(0), AccessShareLock);
+	QdbCalibration cal;
+	QdbMetaPageData meta;
+	QdbScanSettings s;
+	TupleDesc	tupdesc;
+	Datum		values[5] = {0};
+	bool		nulls[5] = {0};
+	AclResult	acl;
+
+	if (index->rd_rel->relkind != RELKIND_INDEX || index->rd_indam == NULL ||
+		index->rd_indam->ambuild != qdbbuild)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a quantumdb index", RelationGetRelationName(index))));
+	acl = pg_class_aclcheck(index->rd_index->indrelid, GetUserId(), ACL_SELECT);
+	if (acl != ACLCHECK_OK)
+		aclcheck_error(acl, OBJECT_TABLE, get_rel_name(index->rd_index->indrelid));
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	tupdesc = BlessTupleDesc(tupdesc);
+
+	QdbReadMeta(index, &meta);
+	if (QdbMetaUntrained(&meta))
+	{
+		/* no compressor: every scan reads the heap in exact order */
+		nulls[0] = nulls[1] = nulls[3] = nulls[4] = true;
+		values[2] = CStringGetTextDatum("exact scan (no compressor)");
+		relation_close(index, AccessShareLock);
+		PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+	}
+	QdbResolveScanSettings(index, &cal, &s);
+	values[0] = Int32GetDatum(s.ef_search);
+	values[1] = Int32GetDatum(s.rerank);
+	values[2] = CStringGetTextDatum(source_name(s.source));
+	if (s.point)
+	{
+		values[3] = Float8GetDatum(s.point->recall);
+		values[4] = Float8GetDatum(s.point->ms);
+	}
+	else
+		nulls[3] = nulls[4] = true;
+	relation_close(index, AccessShareLock);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
