@@ -151,6 +151,29 @@ BEGIN READ ONLY;
 SELECT * FROM quantumdb.calibrate('tr_idx');
 ROLLBACK;
 
+-- the heap passes evaluate the index's predicate as the table's owner, as
+-- a build does, not as the (superuser) caller
+CREATE ROLE qdb_tr_owner;
+CREATE FUNCTION tr_owned(id int) RETURNS boolean IMMUTABLE LANGUAGE plpgsql AS $$
+BEGIN
+  IF current_user <> 'qdb_tr_owner' THEN
+    RAISE EXCEPTION 'the index predicate ran as %', current_user;
+  END IF;
+  RETURN id < 300;
+END $$;
+CREATE TABLE tr_o AS SELECT id, emb FROM tr;
+ALTER TABLE tr_o OWNER TO qdb_tr_owner;
+GRANT SELECT ON tr TO qdb_tr_owner;		-- the compressor's source table
+CREATE INDEX tr_o_idx ON tr_o USING quantumdb (emb real_cosine_ops)
+	WITH (compressor = 'tr_c', m = 8, ef_construction = 32) WHERE tr_owned(id);
+SELECT count(*) > 0 AS built_calibration, min(rows) AS rows FROM quantumdb.calibration('tr_o_idx');
+SELECT count(*) > 0 AS calibrated, min(queries) AS queries, min(rows) AS rows
+FROM quantumdb.calibrate('tr_o_idx', queries => 40);
+DROP TABLE tr_o;
+REVOKE SELECT ON tr FROM qdb_tr_owner;
+DROP FUNCTION tr_owned(int);
+DROP ROLE qdb_tr_owner;
+
 -- an index without a compressor (too few rows) has exact scans: nothing to calibrate
 CREATE TABLE tr_small (emb real[]);
 INSERT INTO tr_small SELECT emb FROM tr LIMIT 20;

@@ -79,5 +79,6 @@ extern void QdbResolveScanSettings(Relation index, QdbCalibration *cal, QdbScanS
 extern const QdbCalibrationPoint *QdbChoosePoint(const QdbCalibration *cal, double target,
 												 bool *reached);
 extern void QdbOverrideScanSettings(int ef_search, int rerank);	/* 0, 0: none */
+extern const char *QdbQuotedRelation(Relation rel);
 
 #endif							/* QDB_CALIBRATION_H */

@@ -23,10 +23,11 @@
  * full rerank reaches recall 0.995, or that covers the whole table.  A row
  * of the index's answer counts when its TID is among the exact k (an exact
  * tie at the k-th distance counts as a miss).  The time of a setting is the
- * scan's own (begin, k + 1 rows), averaged over the queries, after one
+ * scan's own (begin, k + 1 rows visible to the snapshot, as the executor
+ * fetches them), averaged over the queries, after one
  * untimed run of every query; each query runs every rerank of an ef_search
- * one after the other, so that a busy moment of the machine weighs on all
- * of them alike.
+ * one after the other, starting at another one each query, so that a busy
+ * moment of the machine or the first read of a page weighs on all alike.
  */
 #include "postgres.h"
 
@@ -46,6 +47,7 @@
 #include "pgstat.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -270,7 +272,14 @@ index_query(IndexScanDesc scan, const CalQuery *q, Oid collation, int k, double 
 	INSTR_TIME_SET_CURRENT(start);
 	qdbrescan(scan, NULL, 0, &key, 1);
 	while (ngot <= k && qdbgettuple(scan, ForwardScanDirection))
-		got[ngot++] = scan->xs_heaptid;
+	{
+		bool		all_dead;
+
+		/* the executor skips a row its snapshot does not see and asks for more */
+		if (table_index_fetch_tuple_check(scan->heapRelation, &scan->xs_heaptid,
+										  scan->xs_snapshot, &all_dead))
+			got[ngot++] = scan->xs_heaptid;
+	}
 	INSTR_TIME_SET_CURRENT(took);
 	INSTR_TIME_SUBTRACT(took, start);
 	*secs += INSTR_TIME_GET_DOUBLE(took);
@@ -403,8 +412,11 @@ calibrate(Relation heap, Relation index, int queries, int k, int seed, bool noti
 			for (int j = 0; j < cb.nq; j++)
 			{
 				CHECK_FOR_INTERRUPTS();
-				for (int r = 0; r < nr; r++)
+				for (int i = 0; i < nr; i++)
 				{
+					/* each query starts at another rerank: none is always first to read */
+					int			r = (i + j) % nr;
+
 					/* the query row takes a place of the pool: one more */
 					QdbOverrideScanSettings(ef + 1, reranks[r] > 0 ? reranks[r] + 1 : 0);
 					recall[r] += index_query(scan, &cb.q[j], collation, k, &secs[r]);
@@ -500,6 +512,15 @@ open_calibration_index(Oid relid, bool owner, Relation *heap)
 		if (acl != ACLCHECK_OK)
 			aclcheck_error(acl, OBJECT_TABLE, get_rel_name(index->rd_index->indrelid));
 	}
+	/*
+	 * Not an index another backend still builds (CREATE INDEX CONCURRENTLY):
+	 * its pages are not in the WAL yet, and its build rewrites the meta page
+	 */
+	if (!index->rd_index->indisready || !index->rd_index->indisvalid)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("index \"%s\" is not valid", RelationGetRelationName(index)),
+				 errhint("Wait for its build to finish, or REINDEX it.")));
 	if (heap)
 		*heap = table_open(index->rd_index->indrelid, AccessShareLock);
 	return index;
@@ -545,6 +566,9 @@ quantumdb_calibrate(PG_FUNCTION_ARGS)
 	Relation	index;
 	QdbCalibration cal;
 	QdbMetaPageData meta;
+	Oid			save_userid;
+	int			save_sec_context;
+	int			save_nestlevel;
 
 	if (queries < 1 || queries > QDB_MAX_CALIBRATION_QUERIES)
 		ereport(ERROR,
@@ -565,7 +589,18 @@ quantumdb_calibrate(PG_FUNCTION_ARGS)
 				 errmsg("index \"%s\" has no compressor: its scans are exact",
 						RelationGetRelationName(index)),
 				 errhint("REINDEX it once its table has rows enough to train one.")));
+	/*
+	 * The heap passes evaluate the index's expression and predicate: as the
+	 * table's owner, restricted, as an index build does (not as a caller
+	 * who may be a superuser running another user's functions)
+	 */
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(heap->rd_rel->relowner,
+						   save_sec_context | SECURITY_RESTRICTED_OPERATION);
+	save_nestlevel = NewGUCNestLevel();
 	calibrate(heap, index, queries, k, seed, true, &cal);
+	AtEOXact_GUC(false, save_nestlevel);
+	SetUserIdAndSecContext(save_userid, save_sec_context);
 	if (cal.npoints == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

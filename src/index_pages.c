@@ -441,7 +441,7 @@ QdbReadCalibration(Relation index, QdbCalibration *cal)
 				(errcode(ERRCODE_INDEX_CORRUPTED),
 				 errmsg("index \"%s\" has a damaged calibration",
 						RelationGetRelationName(index)),
-				 errhint("SELECT quantumdb.calibrate('%s');", RelationGetRelationName(index))));
+				 errhint("SELECT quantumdb.calibrate(%s);", QdbQuotedRelation(index))));
 	return found;
 }
 

@@ -345,7 +345,7 @@ start_scan(IndexScanDesc scan)
 	/* the session's settings, or what the calibration chose for the target */
 	settings = palloc(sizeof(QdbCalibration));
 	QdbResolveScanSettings(scan->indexRelation, settings, &s);
-	pfree(settings);
+	pfree(settings);			/* s.point pointed into it: not used past here */
 	so->rerank = s.rerank;
 	if (qdb_rerank_memo && so->rerank > 0)
 		so->memo = QdbDistanceMemoCreate(so->cxt, so->distproc,

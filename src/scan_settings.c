@@ -42,8 +42,21 @@ static struct config_generic *target_guc;
 static int	override_ef_search;
 static int	override_rerank;
 
-/* the last index warned about having no calibration */
-static Oid	warned_uncalibrated = InvalidOid;
+/* indexes warned about having no calibration (the latest few) */
+#define WARNED_MAX 16
+static Oid	warned[WARNED_MAX];
+static int	nwarned;
+
+/* true the first time index is asked about (of the latest WARNED_MAX) */
+static bool
+first_warning(Oid index)
+{
+	for (int i = 0; i < Min(nwarned, WARNED_MAX); i++)
+		if (warned[i] == index)
+			return false;
+	warned[nwarned++ % WARNED_MAX] = index;
+	return true;
+}
 
 static struct config_generic *
 find_guc(const char *name)
@@ -82,8 +95,9 @@ QdbOverrideScanSettings(int ef_search, int rerank)
 
 /*
  * The calibrated point for target: the least time among those that reached
- * it (*reached true), else the highest recall; ties go to the smaller
- * ef_search + rerank.  NULL for an empty calibration.
+ * it (*reached true; equal times: the smaller ef_search + rerank), else the
+ * highest recall (equal recalls: the least time).  NULL for an empty
+ * calibration.
  */
 const QdbCalibrationPoint *
 QdbChoosePoint(const QdbCalibration *cal, double target, bool *reached)
@@ -150,16 +164,15 @@ QdbResolveScanSettings(Relation index, QdbCalibration *cal, QdbScanSettings *s)
 	{
 		cal->npoints = 0;
 		s->source = QDB_SETTINGS_UNCALIBRATED;
-		if (warned_uncalibrated != RelationGetRelid(index))
+		if (first_warning(RelationGetRelid(index)))
 		{
-			warned_uncalibrated = RelationGetRelid(index);
 			ereport(WARNING,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("index \"%s\" has no calibration: quantumdb.target_recall is ignored",
 							RelationGetRelationName(index)),
 					 errdetail("Its scans use quantumdb.ef_search %d and quantumdb.rerank %d.",
 							   qdb_ef_search, qdb_rerank),
-					 errhint("SELECT quantumdb.calibrate('%s');", RelationGetRelationName(index))));
+					 errhint("SELECT quantumdb.calibrate(%s);", QdbQuotedRelation(index))));
 		}
 		return;
 	}
@@ -190,6 +203,14 @@ source_name(QdbSettingsSource source)
 	return "calibration run";
 }
 
+/* 'schema.name' of rel, quoted for SQL, for hints */
+const char *
+QdbQuotedRelation(Relation rel)
+{
+	return quote_literal_cstr(quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+														 RelationGetRelationName(rel)));
+}
+
 /*
  * quantumdb.scan_settings(index regclass): the ef_search and rerank a scan
  * of index would use now, where they come from, and the calibrated recall
@@ -212,6 +233,11 @@ quantumdb_scan_settings(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("\"%s\" is not a quantumdb index", RelationGetRelationName(index))));
+	if (!index->rd_index->indisready || !index->rd_index->indisvalid)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("index \"%s\" is not valid", RelationGetRelationName(index)),
+				 errhint("Wait for its build to finish, or REINDEX it.")));
 	acl = pg_class_aclcheck(index->rd_index->indrelid, GetUserId(), ACL_SELECT);
 	if (acl != ACLCHECK_OK)
 		aclcheck_error(acl, OBJECT_TABLE, get_rel_name(index->rd_index->indrelid));
