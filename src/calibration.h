@@ -53,6 +53,7 @@ extern void QdbWriteCalibration(Relation index, const QdbCalibration *cal);
 extern void QdbCalibrate(Relation heap, Relation index, int queries, int k, int seed,
 						 QdbCalibration *cal);
 extern void QdbCalibrateAtBuild(Relation heap, Relation index, int queries);
+extern Relation QdbOpenCalibratedIndex(Oid relid, bool owner, Relation *heap);
 
 /* scan_settings.c */
 typedef enum QdbSettingsSource

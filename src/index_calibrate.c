@@ -34,6 +34,7 @@
 #include <math.h>
 
 #include "access/genam.h"
+#include "access/relation.h"
 #include "access/relscan.h"
 #include "access/skey.h"
 #include "access/table.h"
@@ -488,11 +489,15 @@ QdbCalibrateAtBuild(Relation heap, Relation index, int queries)
 		QdbWriteCalibration(index, &cal);
 }
 
-/* The index relid names, opened for the caller: a quantumdb index, its table's check passed */
-static Relation
-open_calibration_index(Oid relid, bool owner, Relation *heap)
+/*
+ * The index relid names, opened (AccessShareLock) for the caller: a valid
+ * quantumdb index of a table the caller owns (owner) or may read; and, when
+ * heap is not NULL, its table.
+ */
+Relation
+QdbOpenCalibratedIndex(Oid relid, bool owner, Relation *heap)
 {
-	Relation	index = index_open(relid, AccessShareLock);
+	Relation	index = relation_open(relid, AccessShareLock);
 
 	if (index->rd_rel->relkind != RELKIND_INDEX || index->rd_indam == NULL ||
 		index->rd_indam->ambuild != qdbbuild)
@@ -581,7 +586,7 @@ quantumdb_calibrate(PG_FUNCTION_ARGS)
 				 errmsg("k must be between 1 and %d, not %d", QDB_MAX_CALIBRATION_K, k)));
 	PreventCommandIfReadOnly("quantumdb.calibrate()");
 	PreventCommandDuringRecovery("quantumdb.calibrate()");
-	index = open_calibration_index(PG_GETARG_OID(0), true, &heap);
+	index = QdbOpenCalibratedIndex(PG_GETARG_OID(0), true, &heap);
 	QdbReadMeta(index, &meta);
 	if (QdbMetaUntrained(&meta))
 		ereport(ERROR,
@@ -616,7 +621,7 @@ quantumdb_calibrate(PG_FUNCTION_ARGS)
 Datum
 quantumdb_calibration(PG_FUNCTION_ARGS)
 {
-	Relation	index = open_calibration_index(PG_GETARG_OID(0), false, NULL);
+	Relation	index = QdbOpenCalibratedIndex(PG_GETARG_OID(0), false, NULL);
 	QdbCalibration cal;
 
 	if (!QdbReadCalibration(index, &cal))

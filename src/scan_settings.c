@@ -17,10 +17,8 @@
  */
 #include "postgres.h"
 
-#include "access/relation.h"
 #include "funcapi.h"
 #include "miscadmin.h"
-#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/guc_tables.h"
@@ -219,28 +217,14 @@ QdbQuotedRelation(Relation rel)
 Datum
 quantumdb_scan_settings(PG_FUNCTION_ARGS)
 {
-	Relation	index = relation_open(PG_GETARG_OID(0), AccessShareLock);
+	Relation	index = QdbOpenCalibratedIndex(PG_GETARG_OID(0), false, NULL);
 	QdbCalibration cal;
 	QdbMetaPageData meta;
 	QdbScanSettings s;
 	TupleDesc	tupdesc;
 	Datum		values[5] = {0};
 	bool		nulls[5] = {0};
-	AclResult	acl;
 
-	if (index->rd_rel->relkind != RELKIND_INDEX || index->rd_indam == NULL ||
-		index->rd_indam->ambuild != qdbbuild)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("\"%s\" is not a quantumdb index", RelationGetRelationName(index))));
-	if (!index->rd_index->indisready || !index->rd_index->indisvalid)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("index \"%s\" is not valid", RelationGetRelationName(index)),
-				 errhint("Wait for its build to finish, or REINDEX it.")));
-	acl = pg_class_aclcheck(index->rd_index->indrelid, GetUserId(), ACL_SELECT);
-	if (acl != ACLCHECK_OK)
-		aclcheck_error(acl, OBJECT_TABLE, get_rel_name(index->rd_index->indrelid));
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	tupdesc = BlessTupleDesc(tupdesc);
@@ -251,7 +235,7 @@ quantumdb_scan_settings(PG_FUNCTION_ARGS)
 		/* no compressor: every scan reads the heap in exact order */
 		nulls[0] = nulls[1] = nulls[3] = nulls[4] = true;
 		values[2] = CStringGetTextDatum("exact scan (no compressor)");
-		relation_close(index, AccessShareLock);
+		index_close(index, AccessShareLock);
 		PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 	}
 	QdbResolveScanSettings(index, &cal, &s);
@@ -265,6 +249,6 @@ quantumdb_scan_settings(PG_FUNCTION_ARGS)
 	}
 	else
 		nulls[3] = nulls[4] = true;
-	relation_close(index, AccessShareLock);
+	index_close(index, AccessShareLock);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
