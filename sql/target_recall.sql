@@ -7,7 +7,8 @@
 -- least calibrated time that reached it, and scans really run with it
 -- (their recall is that pair's, not the defaults'); ef_search or rerank
 -- set in the session win; an index without a calibration warns; REINDEX
--- calibrates again; errors.
+-- calibrates again, and VACUUM does once the table has changed by a
+-- quarter; errors.
 SET client_min_messages = warning;
 \set VERBOSITY default
 \set SHOW_CONTEXT errors
@@ -98,6 +99,38 @@ SELECT s.chosen_by IN ('calibration', 'calibration (target not reached)') AS cho
 	s.calibrated_recall = (SELECT max(recall) FROM cal) AS highest
 FROM quantumdb.scan_settings('tr_idx') s;
 
+-- a latency bound (the calibration's ms per query): of the pairs within
+-- it, the target's choice or else the highest recall; none within it: the
+-- fastest pair
+CREATE FUNCTION tr_choice_within(target float8, bound float8) RETURNS TABLE (ef int, rr int)
+LANGUAGE sql AS $$
+  SELECT ef_search, rerank FROM cal WHERE ms_per_query <= bound
+  ORDER BY (target > 0 AND recall >= target) DESC,
+    CASE WHEN target > 0 AND recall >= target THEN ms_per_query END,
+    CASE WHEN target > 0 AND recall >= target THEN ef_search + rerank END,
+    recall DESC, ms_per_query LIMIT 1 $$;
+SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY ms_per_query) AS mid FROM cal \gset
+RESET quantumdb.target_recall;
+SET quantumdb.max_latency = :mid;
+SELECT s.chosen_by, (s.ef_search, s.rerank) = (c.ef, c.rr) AS highest_within,
+	s.calibrated_ms_per_query <= :mid AS within
+FROM quantumdb.scan_settings('tr_idx') s, tr_choice_within(0, :mid) c;
+SET quantumdb.target_recall = 0.5;
+SELECT s.chosen_by, (s.ef_search, s.rerank) = (c.ef, c.rr) AS target_within
+FROM quantumdb.scan_settings('tr_idx') s, tr_choice_within(0.5, :mid) c;
+SET quantumdb.target_recall = 1;
+SELECT (s.ef_search, s.rerank) = (c.ef, c.rr) AS rule_within, s.calibrated_ms_per_query <= :mid AS within
+FROM quantumdb.scan_settings('tr_idx') s, tr_choice_within(1, :mid) c;
+SET quantumdb.max_latency = 0.000001;
+SELECT s.chosen_by, s.calibrated_ms_per_query = (SELECT min(ms_per_query) FROM cal) AS fastest
+FROM quantumdb.scan_settings('tr_idx') s;
+RESET quantumdb.max_latency;
+SET quantumdb.rerank = 5;	-- explicit: wins over a bound SET at the same level
+SET quantumdb.max_latency = :mid;
+SELECT chosen_by FROM quantumdb.scan_settings('tr_idx');
+RESET quantumdb.rerank;
+RESET quantumdb.max_latency;
+
 -- ef_search or rerank set where the target was (here: both SET) win
 SET quantumdb.target_recall = 0.9;
 SET quantumdb.rerank = 5;
@@ -127,6 +160,19 @@ SELECT min(queries) AS queries FROM quantumdb.calibration('tr_idx');
 ALTER INDEX tr_idx SET (calibration_queries = 30);
 REINDEX INDEX tr_idx;
 SELECT min(queries) AS queries FROM quantumdb.calibration('tr_idx');
+
+-- VACUUM measures it again once the index holds a quarter more (or fewer)
+-- rows than the calibration saw, and not before
+SELECT min(taken_at) AS t0 FROM quantumdb.calibration('tr_idx') \gset
+DELETE FROM tr WHERE id >= 580;
+VACUUM tr;
+SELECT min(rows) AS rows, min(taken_at) = :'t0' AS kept FROM quantumdb.calibration('tr_idx');
+CREATE TEMP TABLE tr_more (id int, emb real[]);
+\copy tr_more FROM 'glove_base.copy'
+INSERT INTO tr SELECT id, emb FROM tr_more WHERE id >= 600 AND id < 800;
+VACUUM tr;
+SELECT min(rows) AS rows, min(queries) AS queries, min(taken_at) > :'t0' AS measured_again
+FROM quantumdb.calibration('tr_idx');
 
 -- errors
 SELECT * FROM quantumdb.calibrate('tr_pkey');

@@ -4,7 +4,7 @@
  *	  own rows (index_calibrate.c) and kept on its meta page (index_pages.c),
  *	  and the settings a scan uses (scan_settings.c): the session's
  *	  quantumdb.ef_search and quantumdb.rerank, or under
- *	  quantumdb.target_recall the cheapest calibrated pair that reached it.
+ *	  quantumdb.target_recall and quantumdb.max_latency a calibrated pair.
  */
 #ifndef QDB_CALIBRATION_H
 #define QDB_CALIBRATION_H
@@ -53,6 +53,7 @@ extern void QdbWriteCalibration(Relation index, const QdbCalibration *cal);
 extern void QdbCalibrate(Relation heap, Relation index, int queries, int k, int seed,
 						 QdbCalibration *cal);
 extern void QdbCalibrateAtBuild(Relation heap, Relation index, int queries);
+extern void QdbRecalibrateIfChanged(Relation index, double live_nodes, int elevel);
 extern Relation QdbOpenCalibratedIndex(Oid relid, bool owner, Relation *heap);
 
 /* scan_settings.c */
@@ -62,7 +63,9 @@ typedef enum QdbSettingsSource
 	QDB_SETTINGS_EXPLICIT,		/* those, set where target_recall was or later */
 	QDB_SETTINGS_UNCALIBRATED,	/* target_recall set, but no calibration */
 	QDB_SETTINGS_TARGET,		/* the cheapest calibrated pair that reached it */
-	QDB_SETTINGS_SHORT,			/* none reached it: the pair of highest recall */
+	QDB_SETTINGS_SHORT,			/* none reached it (within the bound): highest recall */
+	QDB_SETTINGS_LATENCY,		/* no target: highest recall within max_latency */
+	QDB_SETTINGS_FASTEST,		/* none within max_latency: the fastest pair */
 	QDB_SETTINGS_OVERRIDE		/* the calibration's own measurement */
 } QdbSettingsSource;
 
@@ -75,10 +78,11 @@ typedef struct QdbScanSettings
 } QdbScanSettings;
 
 extern double qdb_target_recall;
+extern double qdb_max_latency;		/* ms */
 extern void QdbScanSettingsInit(void);
 extern void QdbResolveScanSettings(Relation index, QdbCalibration *cal, QdbScanSettings *s);
 extern const QdbCalibrationPoint *QdbChoosePoint(const QdbCalibration *cal, double target,
-												 bool *reached);
+												 double max_ms, QdbSettingsSource *choice);
 extern void QdbOverrideScanSettings(int ef_search, int rerank);	/* 0, 0: none */
 extern const char *QdbQuotedRelation(Relation rel);
 

@@ -63,6 +63,7 @@ PG_FUNCTION_INFO_V1(quantumdb_calibrate);
 PG_FUNCTION_INFO_V1(quantumdb_calibration);
 
 #define STOP_RECALL 0.995
+#define RECALIBRATE_CHANGE 1.25	/* rows since the calibration: this factor either way */
 
 static const int grid_ef[] = {10, 14, 20, 28, 40, 56, 80, 113, 160, 226, 320, 452, 640,
 905, 1280, 1810, 2560};
@@ -315,11 +316,17 @@ grid_reranks(int ef, int k, int *out)
 
 /*
  * Measures index's calibration into *cal (not written): up to queries rows
- * of heap as queries, k-recall@k.  Reports each ef_search as a NOTICE when
- * notices, else in the CREATE INDEX progress view's tuples_done.
+ * of heap as queries, k-recall@k, reported as report says.
  */
+typedef enum Report
+{
+	REPORT_NOTICES,				/* a NOTICE per ef_search (quantumdb.calibrate) */
+	REPORT_PROGRESS,			/* CREATE INDEX's progress view */
+	REPORT_NONE					/* VACUUM */
+} Report;
+
 static void
-calibrate(Relation heap, Relation index, int queries, int k, int seed, bool notices,
+calibrate(Relation heap, Relation index, int queries, int k, int seed, Report report,
 		  QdbCalibration *cal)
 {
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "quantumdb calibrate",
@@ -423,7 +430,7 @@ calibrate(Relation heap, Relation index, int queries, int k, int seed, bool noti
 					recall[r] += index_query(scan, &cb.q[j], collation, k, &secs[r]);
 				}
 				QdbOverrideScanSettings(0, 0);
-				if (!notices)
+				if (report == REPORT_PROGRESS)
 					pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE,
 												 (int64) e * cb.nq + j + 1);
 			}
@@ -436,7 +443,7 @@ calibrate(Relation heap, Relation index, int queries, int k, int seed, bool noti
 				p->recall = recall[r] / cb.nq;
 				p->ms = 1000.0 * secs[r] / cb.nq;
 			}
-			if (notices)
+			if (report == REPORT_NOTICES)
 				ereport(NOTICE,
 						(errmsg("calibrate \"%s\": ef_search %d, rerank %d to %d: recall %.4f to %.4f, %.3f to %.3f ms a query",
 								RelationGetRelationName(index), ef, reranks[0],
@@ -462,7 +469,7 @@ calibrate(Relation heap, Relation index, int queries, int k, int seed, bool noti
 void
 QdbCalibrate(Relation heap, Relation index, int queries, int k, int seed, QdbCalibration *cal)
 {
-	calibrate(heap, index, queries, k, seed, true, cal);
+	calibrate(heap, index, queries, k, seed, REPORT_NOTICES, cal);
 }
 
 /*
@@ -484,9 +491,39 @@ QdbCalibrateAtBuild(Relation heap, Relation index, int queries)
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, QDB_PHASE_CALIBRATE);
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_TOTAL, 0);
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, 0);
-	calibrate(heap, index, queries, 10, 0, false, &cal);
+	calibrate(heap, index, queries, 10, 0, REPORT_PROGRESS, &cal);
 	if (cal.npoints > 0)
 		QdbWriteCalibration(index, &cal);
+}
+
+/*
+ * The end of a VACUUM: a calibration that saw a quarter fewer or more rows
+ * than the index now holds (live_nodes) is measured again, with k and as
+ * many queries as before (at least the calibration_queries option; seed 0),
+ * unless that option is 0.  A table left without rows keeps the old one.
+ * VACUUM runs as the table's owner and holds its lock.
+ */
+void
+QdbRecalibrateIfChanged(Relation index, double live_nodes, int elevel)
+{
+	QdbCalibration old;
+	QdbCalibration cal;
+	Relation	heap;
+	int			queries = QdbGetCalibrationQueries(index);
+
+	if (queries == 0 || !QdbReadCalibration(index, &old) || old.live_rows <= 0 ||
+		(live_nodes >= old.live_rows / RECALIBRATE_CHANGE &&
+		 live_nodes <= old.live_rows * RECALIBRATE_CHANGE))
+		return;
+	heap = table_open(index->rd_index->indrelid, NoLock);
+	calibrate(heap, index, Max(queries, old.queries), old.k, 0, REPORT_NONE, &cal);
+	table_close(heap, NoLock);
+	if (cal.npoints == 0)
+		return;
+	QdbWriteCalibration(index, &cal);
+	ereport(elevel,
+			(errmsg("index \"%s\" calibrated again: %.0f rows, %.0f at its last calibration",
+					RelationGetRelationName(index), cal.live_rows, old.live_rows)));
 }
 
 /*
@@ -603,7 +640,7 @@ quantumdb_calibrate(PG_FUNCTION_ARGS)
 	SetUserIdAndSecContext(heap->rd_rel->relowner,
 						   save_sec_context | SECURITY_RESTRICTED_OPERATION);
 	save_nestlevel = NewGUCNestLevel();
-	calibrate(heap, index, queries, k, seed, true, &cal);
+	calibrate(heap, index, queries, k, seed, REPORT_NOTICES, &cal);
 	AtEOXact_GUC(false, save_nestlevel);
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 	if (cal.npoints == 0)

@@ -17,7 +17,9 @@
  * and frees the deleted nodes no live node links to any more: their lists
  * are cleared, they are flagged free, and their pages go to the free space
  * map, where inserts find slots of their size to reuse.  The node and list
- * changes themselves are index_write.c's.  A scan that still holds the
+ * changes themselves are index_write.c's.  Last, when the index holds a
+ * quarter fewer or more live rows than its calibration saw, the
+ * calibration is measured again (index_calibrate.c).  A scan that still holds the
  * reference of a freed slot may read the node that reuses it: a wrong turn
  * in its walk, never a wrong row, since rows come from the heap TID of the
  * node actually read.
@@ -35,6 +37,7 @@
 #include "utils/inval.h"
 #include "utils/memutils.h"
 
+#include "calibration.h"
 #include "index.h"
 
 static bool
@@ -527,5 +530,7 @@ qdbvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 		QdbNodeScanEnd(&scan);
 	}
 	stats->num_pages = RelationGetNumberOfBlocks(index);
+	/* a table that changed much since its calibration: measure it again */
+	QdbRecalibrateIfChanged(index, stats->num_index_tuples, info->message_level);
 	return stats;
 }

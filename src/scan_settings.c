@@ -7,8 +7,11 @@
  * quantumdb.ef_search and quantumdb.rerank.  With it, the index's
  * calibration (calibration.h) gives the pair of least measured time among
  * those that reached the target, or, when none did, the pair of highest
- * recall.  ef_search and rerank still win when either was set at the same
- * level as target_recall or a more specific one (GucSource order: the
+ * recall.  quantumdb.max_latency (ms) bounds the calibrated scan time: of
+ * the pairs within it, the target's choice, or the highest recall (the
+ * fastest pair when none is within it).  ef_search and rerank still win
+ * when either was set at the same level as target_recall (or max_latency,
+ * the more specific of the two) or a more specific one (GucSource order: the
  * configuration file, ALTER DATABASE, ALTER ROLE, the client, SET), so a
  * SET quantumdb.rerank in a session overrides a target set in
  * postgresql.conf, and a target SET in the session overrides an ef_search
@@ -31,10 +34,12 @@
 PG_FUNCTION_INFO_V1(quantumdb_scan_settings);
 
 double		qdb_target_recall = 0;
+double		qdb_max_latency = 0;
 
 static struct config_generic *ef_search_guc;
 static struct config_generic *rerank_guc;
 static struct config_generic *target_guc;
+static struct config_generic *latency_guc;
 
 /* the calibration's own measurement: these settings, whatever the session's */
 static int	override_ef_search;
@@ -78,10 +83,16 @@ QdbScanSettingsInit(void)
 							 "Uses the index's calibration (quantumdb.calibrate); ef_search and rerank set at the same level or a more specific one win.",
 							 &qdb_target_recall, 0, 0, 1,
 							 PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomRealVariable("quantumdb.max_latency",
+							 "Scan time per query, in the index's calibration, scans choose ef_search and rerank within; 0: off.",
+							 "The highest calibrated recall within it (with quantumdb.target_recall: the target's pair if within it); ef_search and rerank set at the same level or a more specific one win.",
+							 &qdb_max_latency, 0, 0, 1000000,
+							 PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
 	/* these structs live as long as the backend; their source changes */
 	ef_search_guc = find_guc("quantumdb.ef_search");
 	rerank_guc = find_guc("quantumdb.rerank");
 	target_guc = find_guc("quantumdb.target_recall");
+	latency_guc = find_guc("quantumdb.max_latency");
 }
 
 void
@@ -92,25 +103,34 @@ QdbOverrideScanSettings(int ef_search, int rerank)
 }
 
 /*
- * The calibrated point for target: the least time among those that reached
- * it (*reached true; equal times: the smaller ef_search + rerank), else the
- * highest recall (equal recalls: the least time).  NULL for an empty
- * calibration.
+ * The calibrated point for target (0: none) within max_ms (0: no bound).
+ * Of the points within the bound: the least time among those that reached
+ * the target (equal times: the smaller ef_search + rerank; *choice
+ * QDB_SETTINGS_TARGET), else the highest recall (equal recalls: the least
+ * time; QDB_SETTINGS_SHORT with a target, QDB_SETTINGS_LATENCY without).
+ * No point within the bound: the fastest (QDB_SETTINGS_FASTEST).  NULL for
+ * an empty calibration.
  */
 const QdbCalibrationPoint *
-QdbChoosePoint(const QdbCalibration *cal, double target, bool *reached)
+QdbChoosePoint(const QdbCalibration *cal, double target, double max_ms,
+			   QdbSettingsSource *choice)
 {
 	const QdbCalibrationPoint *best = NULL;
+	const QdbCalibrationPoint *fastest = NULL;
+	bool		best_ok = false;
 
-	*reached = false;
 	for (int i = 0; i < cal->npoints; i++)
 	{
 		const QdbCalibrationPoint *p = &cal->points[i];
-		bool		ok = p->recall >= target;
+		bool		ok = target > 0 && p->recall >= target;
 
+		if (fastest == NULL || p->ms < fastest->ms)
+			fastest = p;
+		if (max_ms > 0 && p->ms > max_ms)
+			continue;
 		if (best == NULL)
 			;
-		else if (ok != *reached)
+		else if (ok != best_ok)
 		{
 			if (!ok)
 				continue;
@@ -125,8 +145,15 @@ QdbChoosePoint(const QdbCalibration *cal, double target, bool *reached)
 				 (p->recall == best->recall && p->ms >= best->ms))
 			continue;
 		best = p;
-		*reached = ok;
+		best_ok = ok;
 	}
+	if (best == NULL)
+	{
+		*choice = QDB_SETTINGS_FASTEST;
+		return fastest;
+	}
+	*choice = best_ok ? QDB_SETTINGS_TARGET :
+		target > 0 ? QDB_SETTINGS_SHORT : QDB_SETTINGS_LATENCY;
 	return best;
 }
 
@@ -137,7 +164,7 @@ QdbChoosePoint(const QdbCalibration *cal, double target, bool *reached)
 void
 QdbResolveScanSettings(Relation index, QdbCalibration *cal, QdbScanSettings *s)
 {
-	bool		reached;
+	GucSource	level;
 
 	cal->npoints = 0;
 	s->ef_search = qdb_ef_search;
@@ -151,9 +178,12 @@ QdbResolveScanSettings(Relation index, QdbCalibration *cal, QdbScanSettings *s)
 		return;
 	}
 	s->source = QDB_SETTINGS_SESSION;
-	if (qdb_target_recall <= 0)
+	if (qdb_target_recall <= 0 && qdb_max_latency <= 0)
 		return;
-	if (ef_search_guc->source >= target_guc->source || rerank_guc->source >= target_guc->source)
+	/* the most specific level at which the calibration was asked for */
+	level = Max(qdb_target_recall > 0 ? target_guc->source : PGC_S_DEFAULT,
+				qdb_max_latency > 0 ? latency_guc->source : PGC_S_DEFAULT);
+	if (ef_search_guc->source >= level || rerank_guc->source >= level)
 	{
 		s->source = QDB_SETTINGS_EXPLICIT;
 		return;
@@ -166,7 +196,7 @@ QdbResolveScanSettings(Relation index, QdbCalibration *cal, QdbScanSettings *s)
 		{
 			ereport(WARNING,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("index \"%s\" has no calibration: quantumdb.target_recall is ignored",
+					 errmsg("index \"%s\" has no calibration: quantumdb.target_recall and quantumdb.max_latency are ignored",
 							RelationGetRelationName(index)),
 					 errdetail("Its scans use quantumdb.ef_search %d and quantumdb.rerank %d.",
 							   qdb_ef_search, qdb_rerank),
@@ -174,10 +204,9 @@ QdbResolveScanSettings(Relation index, QdbCalibration *cal, QdbScanSettings *s)
 		}
 		return;
 	}
-	s->point = QdbChoosePoint(cal, qdb_target_recall, &reached);
+	s->point = QdbChoosePoint(cal, qdb_target_recall, qdb_max_latency, &s->source);
 	s->ef_search = s->point->ef_search;
 	s->rerank = s->point->rerank;
-	s->source = reached ? QDB_SETTINGS_TARGET : QDB_SETTINGS_SHORT;
 }
 
 static const char *
@@ -194,7 +223,12 @@ source_name(QdbSettingsSource source)
 		case QDB_SETTINGS_TARGET:
 			return "calibration";
 		case QDB_SETTINGS_SHORT:
-			return "calibration (target not reached)";
+			return qdb_max_latency > 0 ? "calibration (target not reached within max_latency)" :
+				"calibration (target not reached)";
+		case QDB_SETTINGS_LATENCY:
+			return "calibration (highest recall within max_latency)";
+		case QDB_SETTINGS_FASTEST:
+			return "calibration (none within max_latency: the fastest)";
 		case QDB_SETTINGS_OVERRIDE:
 			break;
 	}
