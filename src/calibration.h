@@ -41,19 +41,25 @@ typedef struct QdbCalibration
 	int32		k;
 	int32		queries;		/* query rows measured */
 	double		live_rows;		/* rows the exact pass saw */
+	double		nodes;			/* the index's live nodes then (VACUUM compares) */
 	TimestampTz taken_at;
 	QdbCalibrationPoint points[QDB_MAX_CALIBRATION_POINTS];
 } QdbCalibration;
 
 /* index_pages.c */
 extern bool QdbReadCalibration(Relation index, QdbCalibration *cal);
+extern bool QdbReadCalibrationQuiet(Relation index, QdbCalibration *cal);
 extern void QdbWriteCalibration(Relation index, const QdbCalibration *cal);
 
 /* index_calibrate.c */
 extern void QdbCalibrate(Relation heap, Relation index, int queries, int k, int seed,
 						 QdbCalibration *cal);
 extern void QdbCalibrateAtBuild(Relation heap, Relation index, int queries);
-extern void QdbRecalibrateIfChanged(Relation index, double live_nodes, int elevel);
+extern void QdbRecalibrate(Relation heap, Relation index, const QdbCalibration *old);
+
+/* calibrate_worker.c */
+extern bool QdbCalibrationStale(const QdbCalibration *cal, double live_nodes);
+extern bool QdbLaunchCalibrationWorker(Relation index);
 extern Relation QdbOpenCalibratedIndex(Oid relid, bool owner, Relation *heap);
 
 /* scan_settings.c */

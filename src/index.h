@@ -477,6 +477,7 @@ extern IndexBulkDeleteResult *qdbbulkdelete(IndexVacuumInfo *info,
 											void *callback_state);
 extern IndexBulkDeleteResult *qdbvacuumcleanup(IndexVacuumInfo *info,
 											   IndexBulkDeleteResult *stats);
+extern double QdbCountLiveNodes(Relation index);
 extern int64 QdbFreeUnlinkedNodes(Relation index, BufferAccessStrategy strategy);
 
 /* index_info.c: quantumdb.index_info() and quantumdb.verify() */

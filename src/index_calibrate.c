@@ -4,7 +4,9 @@
  *	  rows of its own table used as queries, and keeps the result on its
  *	  meta page for quantumdb.target_recall (scan_settings.c).
  *	  quantumdb.calibrate(index, ...) runs it; CREATE INDEX runs it at the
- *	  end of a build (reloption calibration_queries, 0: not).
+ *	  end of a build (reloption calibration_queries, 0: not); a background
+ *	  worker runs it after a VACUUM that found the index much changed
+ *	  (calibrate_worker.c).
  *
  * The query rows are the ones whose heap TIDs hash smallest under the seed
  * (deterministic for a seed and a table's layout).  One pass over the heap,
@@ -63,7 +65,6 @@ PG_FUNCTION_INFO_V1(quantumdb_calibrate);
 PG_FUNCTION_INFO_V1(quantumdb_calibration);
 
 #define STOP_RECALL 0.995
-#define RECALIBRATE_CHANGE 1.25	/* rows since the calibration: this factor either way */
 
 static const int grid_ef[] = {10, 14, 20, 28, 40, 56, 80, 113, 160, 226, 320, 452, 640,
 905, 1280, 1810, 2560};
@@ -385,6 +386,7 @@ calibrate(Relation heap, Relation index, int queries, int k, int seed, Report re
 		cal->k = k;
 		cal->queries = cb.nq;
 		cal->live_rows = cb.rows;
+		cal->nodes = QdbCountLiveNodes(index);
 		cal->taken_at = GetCurrentTimestamp();
 
 		/*
@@ -497,33 +499,48 @@ QdbCalibrateAtBuild(Relation heap, Relation index, int queries)
 }
 
 /*
- * The end of a VACUUM: a calibration that saw a quarter fewer or more rows
- * than the index now holds (live_nodes) is measured again, with k and as
- * many queries as before (at least the calibration_queries option; seed 0),
- * unless that option is 0.  A table left without rows keeps the old one.
- * VACUUM runs as the table's owner and holds its lock.
+ * calibrate() as the table's owner in a restricted security context, as an
+ * index build runs: the heap passes evaluate the index's predicate, which
+ * must not run with a (superuser) caller's rights.
+ */
+static void
+calibrate_as_owner(Relation heap, Relation index, int queries, int k, int seed,
+				   Report report, QdbCalibration *cal)
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	int			save_nestlevel;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(heap->rd_rel->relowner,
+						   save_sec_context | SECURITY_RESTRICTED_OPERATION);
+	save_nestlevel = NewGUCNestLevel();
+	calibrate(heap, index, queries, k, seed, report, cal);
+	AtEOXact_GUC(false, save_nestlevel);
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+}
+
+/*
+ * The calibration worker's measurement (calibrate_worker.c), for an index
+ * whose calibration old is stale: k as before, as many queries as before
+ * (at least the calibration_queries option, unless that is 0: then
+ * nothing), seed 0.  A table left without rows keeps the old one.
  */
 void
-QdbRecalibrateIfChanged(Relation index, double live_nodes, int elevel)
+QdbRecalibrate(Relation heap, Relation index, const QdbCalibration *old)
 {
-	QdbCalibration old;
 	QdbCalibration cal;
-	Relation	heap;
 	int			queries = QdbGetCalibrationQueries(index);
 
-	if (queries == 0 || !QdbReadCalibration(index, &old) || old.live_rows <= 0 ||
-		(live_nodes >= old.live_rows / RECALIBRATE_CHANGE &&
-		 live_nodes <= old.live_rows * RECALIBRATE_CHANGE))
+	if (queries == 0)
 		return;
-	heap = table_open(index->rd_index->indrelid, NoLock);
-	calibrate(heap, index, Max(queries, old.queries), old.k, 0, REPORT_NONE, &cal);
-	table_close(heap, NoLock);
+	calibrate_as_owner(heap, index, Max(queries, old->queries), old->k, 0, REPORT_NONE, &cal);
 	if (cal.npoints == 0)
 		return;
 	QdbWriteCalibration(index, &cal);
-	ereport(elevel,
-			(errmsg("index \"%s\" calibrated again: %.0f rows, %.0f at its last calibration",
-					RelationGetRelationName(index), cal.live_rows, old.live_rows)));
+	ereport(LOG,
+			(errmsg("quantumdb: index \"%s\" calibrated again: %.0f nodes, %.0f at its last calibration",
+					RelationGetRelationName(index), cal.nodes, old->nodes)));
 }
 
 /*
@@ -608,9 +625,6 @@ quantumdb_calibrate(PG_FUNCTION_ARGS)
 	Relation	index;
 	QdbCalibration cal;
 	QdbMetaPageData meta;
-	Oid			save_userid;
-	int			save_sec_context;
-	int			save_nestlevel;
 
 	if (queries < 1 || queries > QDB_MAX_CALIBRATION_QUERIES)
 		ereport(ERROR,
@@ -631,18 +645,7 @@ quantumdb_calibrate(PG_FUNCTION_ARGS)
 				 errmsg("index \"%s\" has no compressor: its scans are exact",
 						RelationGetRelationName(index)),
 				 errhint("REINDEX it once its table has rows enough to train one.")));
-	/*
-	 * The heap passes evaluate the index's expression and predicate: as the
-	 * table's owner, restricted, as an index build does (not as a caller
-	 * who may be a superuser running another user's functions)
-	 */
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(heap->rd_rel->relowner,
-						   save_sec_context | SECURITY_RESTRICTED_OPERATION);
-	save_nestlevel = NewGUCNestLevel();
-	calibrate(heap, index, queries, k, seed, REPORT_NOTICES, &cal);
-	AtEOXact_GUC(false, save_nestlevel);
-	SetUserIdAndSecContext(save_userid, save_sec_context);
+	calibrate_as_owner(heap, index, queries, k, seed, REPORT_NOTICES, &cal);
 	if (cal.npoints == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

@@ -421,8 +421,8 @@ QdbSetUntrainedDim(Relation index, int dim)
  * outside the page's pd_lower (a rebuilt meta page, whose hole a standby
  * or a full-page image would zero).
  */
-bool
-QdbReadCalibration(Relation index, QdbCalibration *cal)
+static bool
+read_calibration(Relation index, QdbCalibration *cal, bool quiet)
 {
 	Buffer		buf = ReadBuffer(index, QDB_META_BLKNO);
 	Page		page;
@@ -437,12 +437,29 @@ QdbReadCalibration(Relation index, QdbCalibration *cal)
 	UnlockReleaseBuffer(buf);
 	if (found && (cal->magic != QDB_CALIBRATION_MAGIC || cal->npoints < 1 ||
 				  cal->npoints > QDB_MAX_CALIBRATION_POINTS || cal->k < 1))
+	{
+		if (quiet)
+			return false;
 		ereport(ERROR,
 				(errcode(ERRCODE_INDEX_CORRUPTED),
 				 errmsg("index \"%s\" has a damaged calibration",
 						RelationGetRelationName(index)),
 				 errhint("SELECT quantumdb.calibrate(%s);", QdbQuotedRelation(index))));
+	}
 	return found;
+}
+
+bool
+QdbReadCalibration(Relation index, QdbCalibration *cal)
+{
+	return read_calibration(index, cal, false);
+}
+
+/* The same, but a damaged calibration reads as none (VACUUM's check) */
+bool
+QdbReadCalibrationQuiet(Relation index, QdbCalibration *cal)
+{
+	return read_calibration(index, cal, true);
 }
 
 /* Replaces the index's calibration (one WAL record). */

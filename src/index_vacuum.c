@@ -17,9 +17,10 @@
  * and frees the deleted nodes no live node links to any more: their lists
  * are cleared, they are flagged free, and their pages go to the free space
  * map, where inserts find slots of their size to reuse.  The node and list
- * changes themselves are index_write.c's.  Last, when the index holds a
- * quarter fewer or more live rows than its calibration saw, the
- * calibration is measured again (index_calibrate.c).  A scan that still holds the
+ * changes themselves are index_write.c's.  When the index holds a quarter
+ * fewer or more live nodes than when its calibration was taken, cleanup
+ * starts a worker that measures it again (calibrate_worker.c).  A scan
+ * that still holds the
  * reference of a freed slot may read the node that reuses it: a wrong turn
  * in its walk, never a wrong row, since rows come from the heap TID of the
  * node actually read.
@@ -495,6 +496,29 @@ QdbFreeUnlinkedNodes(Relation index, BufferAccessStrategy strategy)
 	return freed;
 }
 
+static double
+count_live_nodes(Relation index, BufferAccessStrategy strategy)
+{
+	QdbMetaPageData meta;
+	QdbNodeShape shape;
+	QdbNodeScan scan;
+	QdbNode		node;
+	QdbNodeRef	ref;
+	double		n = 0;
+
+	QdbReadMeta(index, &meta);
+	QdbNodeShapeFromMeta(&meta, &shape);
+	QdbNodeScanBegin(&scan, index, &shape, meta.first_node_page,
+					 RelationGetNumberOfBlocks(index), strategy, BUFFER_LOCK_SHARE,
+					 QDB_PACE_NONE);
+	while (QdbNodeScanNextPage(&scan))
+		while ((node = QdbNodeScanNext(&scan, &ref)) != NULL)
+			if (!(node->flags & QDB_NODE_DELETED))
+				n++;
+	QdbNodeScanEnd(&scan);
+	return n;
+}
+
 IndexBulkDeleteResult *
 qdbvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 {
@@ -505,32 +529,37 @@ qdbvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 	if (untrained_cleanup(info, &stats))
 		return stats;
 
-	/* inserts and repairs can leave a node nobody links to: link it back */
-	QdbRepairReachability(index);
-	QdbFreeUnlinkedNodes(index, info->strategy);
 	if (stats == NULL)
 	{
 		/* no bulkdelete ran: count the live nodes */
-		QdbMetaPageData meta;
-		QdbNodeShape shape;
-		QdbNodeScan scan;
-		QdbNode		node;
-		QdbNodeRef	ref;
-
 		stats = palloc0(sizeof(IndexBulkDeleteResult));
-		QdbReadMeta(index, &meta);
-		QdbNodeShapeFromMeta(&meta, &shape);
-		QdbNodeScanBegin(&scan, index, &shape, meta.first_node_page,
-						 RelationGetNumberOfBlocks(index), info->strategy, BUFFER_LOCK_SHARE,
-						 QDB_PACE_NONE);
-		while (QdbNodeScanNextPage(&scan))
-			while ((node = QdbNodeScanNext(&scan, &ref)) != NULL)
-				if (!(node->flags & QDB_NODE_DELETED))
-					stats->num_index_tuples++;
-		QdbNodeScanEnd(&scan);
+		stats->num_index_tuples = count_live_nodes(index, info->strategy);
 	}
+	/*
+	 * An index that changed much since its calibration: a worker measures it
+	 * again (calibrate_worker.c), not this VACUUM; decided before the nodes
+	 * are freed below, so that nothing after them can fail
+	 */
+	{
+		QdbCalibration cal;
+
+		if (QdbReadCalibrationQuiet(index, &cal) &&
+			QdbCalibrationStale(&cal, stats->num_index_tuples) &&
+			!QdbLaunchCalibrationWorker(index))
+			ereport(DEBUG1,
+					(errmsg("index \"%s\": no background worker free to calibrate it again",
+							RelationGetRelationName(index))));
+	}
+	/* inserts and repairs can leave a node nobody links to: link it back */
+	QdbRepairReachability(index);
+	QdbFreeUnlinkedNodes(index, info->strategy);
 	stats->num_pages = RelationGetNumberOfBlocks(index);
-	/* a table that changed much since its calibration: measure it again */
-	QdbRecalibrateIfChanged(index, stats->num_index_tuples, info->message_level);
 	return stats;
+}
+
+/* The index's live (not deleted) nodes, by a walk over its node pages. */
+double
+QdbCountLiveNodes(Relation index)
+{
+	return count_live_nodes(index, NULL);
 }

@@ -217,7 +217,7 @@ source_name(QdbSettingsSource source)
 		case QDB_SETTINGS_SESSION:
 			return "session";
 		case QDB_SETTINGS_EXPLICIT:
-			return "session (ef_search or rerank set over target_recall)";
+			return "session (ef_search or rerank set over target_recall or max_latency)";
 		case QDB_SETTINGS_UNCALIBRATED:
 			return "session (no calibration)";
 		case QDB_SETTINGS_TARGET:
