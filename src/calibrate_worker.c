@@ -9,20 +9,26 @@
  * pruning (PROC_IN_VACUUM), a parallel VACUUM's leader is in parallel mode,
  * and an error would abort the VACUUM after it has freed nodes.  The
  * worker connects to the database as the bootstrap superuser, as
- * autovacuum does, opens the index (quietly gone if it was dropped), checks
- * again that it is stale, and calibrates it in a transaction of its own as
- * the table's owner in a restricted security context (index_calibrate.c).
- * When no worker slot is free nothing happens: the next VACUUM tries again.
+ * autovacuum does, locks the table and then the index (quietly gone if
+ * either was dropped, or if another worker holds the index), checks again
+ * that it is stale, and calibrates it in a transaction of its own as the
+ * table's owner in a restricted security context (index_calibrate.c).  It
+ * holds ACCESS SHARE on the table while it measures (seconds on 100,000
+ * rows): DDL on the table waits for it, as for a long query.  When no
+ * worker slot is free nothing happens: the next VACUUM tries again.  Temp
+ * tables get no worker (other backends cannot read them).
  */
 #include "postgres.h"
 
 #include "access/relation.h"
 #include "access/table.h"
 #include "access/xact.h"
+#include "catalog/index.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "storage/ipc.h"
+#include "storage/lmgr.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/rel.h"
@@ -39,17 +45,26 @@ PGDLLEXPORT void quantumdb_calibrate_worker_main(Datum arg);
 bool
 QdbCalibrationStale(const QdbCalibration *cal, double live_nodes)
 {
-	return cal->nodes > 0 &&
+	/* an emptied index keeps its calibration: there is nothing to measure */
+	return cal->nodes > 0 && live_nodes > 0 &&
 		(live_nodes < cal->nodes / STALE_FACTOR || live_nodes > cal->nodes * STALE_FACTOR);
 }
 
-/* Starts a worker that calibrates index again; false if none could start. */
+/*
+ * Starts a worker that calibrates index again; false if none could start.
+ * None for an index of a temporary table (no other backend can read it) or
+ * whose calibration_queries is 0.
+ */
 bool
 QdbLaunchCalibrationWorker(Relation index)
 {
 	BackgroundWorker w;
 	BackgroundWorkerHandle *h;
 	Oid			db = MyDatabaseId;
+
+	if (index->rd_rel->relpersistence == RELPERSISTENCE_TEMP ||
+		QdbGetCalibrationQueries(index) == 0)
+		return true;
 
 	memset(&w, 0, sizeof(w));
 	w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
@@ -73,6 +88,7 @@ quantumdb_calibrate_worker_main(Datum arg)
 {
 	Oid			indexoid = DatumGetObjectId(arg);
 	Oid			db;
+	Oid			heapoid;
 	Relation	index;
 	Relation	heap;
 	QdbCalibration old;
@@ -88,24 +104,40 @@ quantumdb_calibrate_worker_main(Datum arg)
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "quantumdb calibrate");
-	index = try_relation_open(indexoid, AccessShareLock);
+
+	/*
+	 * The table first, then the index, as every command locks them.  The
+	 * index in SHARE UPDATE EXCLUSIVE mode, taken only if free: one worker
+	 * per index at a time (a later VACUUM's worker leaves), and none beside
+	 * a REINDEX CONCURRENTLY of it.
+	 */
+	heapoid = IndexGetRelation(indexoid, true);
+	heap = OidIsValid(heapoid) ? try_relation_open(heapoid, AccessShareLock) : NULL;
+	index = NULL;
+	if (heap != NULL && ConditionalLockRelationOid(indexoid, ShareUpdateExclusiveLock))
+	{
+		index = try_relation_open(indexoid, NoLock);
+		if (index == NULL)
+			UnlockRelationOid(indexoid, ShareUpdateExclusiveLock);
+	}
 	if (index == NULL || index->rd_rel->relkind != RELKIND_INDEX || index->rd_indam == NULL ||
-		index->rd_indam->ambuild != qdbbuild ||
+		index->rd_indam->ambuild != qdbbuild || index->rd_index->indrelid != heapoid ||
 		!index->rd_index->indisready || !index->rd_index->indisvalid ||
 		!QdbReadCalibrationQuiet(index, &old) ||
 		!QdbCalibrationStale(&old, QdbCountLiveNodes(index)))
 	{
-		/* dropped, replaced, or calibrated since: nothing to do */
+		/* dropped, replaced, being measured, or calibrated since: nothing to do */
 		if (index)
-			relation_close(index, AccessShareLock);
+			relation_close(index, NoLock);
+		if (heap)
+			relation_close(heap, NoLock);
 		PopActiveSnapshot();
-		CommitTransactionCommand();
+		CommitTransactionCommand();	/* releases the locks */
 		proc_exit(0);
 	}
-	heap = table_open(index->rd_index->indrelid, AccessShareLock);
 	QdbRecalibrate(heap, index, &old);
-	table_close(heap, AccessShareLock);
-	relation_close(index, AccessShareLock);
+	relation_close(index, NoLock);
+	relation_close(heap, NoLock);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	pgstat_report_activity(STATE_IDLE, NULL);

@@ -14,7 +14,7 @@
 #include "datatype/timestamp.h"
 #include "utils/relcache.h"
 
-#define QDB_CALIBRATION_MAGIC	0x51444243	/* "QDBC" */
+#define QDB_CALIBRATION_MAGIC	0x51444244	/* "QDBD": the layout with nodes */
 #define QDB_MAX_CALIBRATION_POINTS 64
 #define QDB_DEFAULT_CALIBRATION_QUERIES 100
 #define QDB_MAX_CALIBRATION_QUERIES 10000
