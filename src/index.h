@@ -186,6 +186,7 @@ typedef struct QdbOptions
 	int			compressor_offset;	/* string option, 0 when not set */
 	bool		inline_codes;
 	int			calibration_queries;
+	bool		calibrate_after_vacuum;
 } QdbOptions;
 
 /* GUCs */
@@ -234,6 +235,7 @@ extern int	QdbGetEfConstruction(Relation index);
 extern char *QdbGetCompressorName(Relation index);
 extern bool QdbGetInlineCodes(Relation index);
 extern int	QdbGetCalibrationQueries(Relation index);
+extern bool QdbGetCalibrateAfterVacuum(Relation index);
 
 /* index_cost.c */
 extern void qdbcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,

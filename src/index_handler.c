@@ -53,6 +53,9 @@ QdbIndexInit(void)
 					  "Rows of the table the build measures recall on for quantumdb.target_recall (0: none)",
 					  QDB_DEFAULT_CALIBRATION_QUERIES, 0, QDB_MAX_CALIBRATION_QUERIES,
 					  AccessExclusiveLock);
+	add_bool_reloption(qdb_relopt_kind, "calibrate_after_vacuum",
+					   "After a VACUUM that finds the index a quarter larger or smaller than at its calibration, a background worker calibrates it again",
+					   false, AccessExclusiveLock);
 	add_string_reloption(qdb_relopt_kind, "compressor",
 						 "Compressor from quantumdb.compressors; the build trains one when unset",
 						 NULL, validate_compressor_name, AccessExclusiveLock);
@@ -94,6 +97,7 @@ qdboptions(Datum reloptions, bool validate)
 		{"compressor", RELOPT_TYPE_STRING, offsetof(QdbOptions, compressor_offset)},
 		{"inline_codes", RELOPT_TYPE_BOOL, offsetof(QdbOptions, inline_codes)},
 		{"calibration_queries", RELOPT_TYPE_INT, offsetof(QdbOptions, calibration_queries)},
+		{"calibrate_after_vacuum", RELOPT_TYPE_BOOL, offsetof(QdbOptions, calibrate_after_vacuum)},
 	};
 
 	return (bytea *) build_reloptions(reloptions, validate, qdb_relopt_kind,
@@ -130,6 +134,14 @@ QdbGetCalibrationQueries(Relation index)
 	QdbOptions *opts = (QdbOptions *) index->rd_options;
 
 	return opts ? opts->calibration_queries : QDB_DEFAULT_CALIBRATION_QUERIES;
+}
+
+bool
+QdbGetCalibrateAfterVacuum(Relation index)
+{
+	QdbOptions *opts = (QdbOptions *) index->rd_options;
+
+	return opts ? opts->calibrate_after_vacuum : false;
 }
 
 /* The compressor option, or NULL when the build is to train one. */
