@@ -9,7 +9,7 @@
  * twice, with rows of the second walk after nearer rows of the first
  * (index_scan.c: the order is exact within a walk).  test/t/004_concurrency.pl
  * (deletes and VACUUM in a loop beside queries that check their order)
- * failed 4 times of 4 with the worker on by default.
+ * failed 4 of 5 runs with the worker on by default.
  *
  * VACUUM (amvacuumcleanup) only decides: when the index holds a quarter
  * more or fewer live nodes than when its calibration was taken, it starts
