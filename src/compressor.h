@@ -13,6 +13,9 @@
 #include "fmgr.h"
 #include "utils/array.h"
 
+#include <math.h>
+
+#include "qdb_distance.h"
 #include "qdb_trainer.h"
 
 /* quantumdb.c */
@@ -52,6 +55,36 @@ extern float *QdbArgGetFloats(FunctionCallInfo fcinfo, int argno, QdbVecType *ty
 							  int *dim, const char *what);
 extern void QdbCheckSameDims(int a, int b);
 extern bool QdbVectorIsZero(const float *x, int dim);
+
+/* Scales x (not a zero vector) to unit length, for cosine as 1 - dot. */
+static inline void
+QdbNormalize(float *x, int n)
+{
+	float		nrm = sqrtf(qdb_kernels.dot(x, x, n));
+
+	for (int i = 0; i < n; i++)
+		x[i] /= nrm;
+}
+
+/*
+ * The distance an exact ranking of float vectors uses under metric, the
+ * vectors scaled to unit length under cosine (QdbNormalize): L2, the
+ * negative inner product, 1 - cosine.  The build's in-memory graph and
+ * the calibration's exact pass both rank by it.
+ */
+static inline float
+QdbVectorDistance(QdbMetric metric, const float *a, const float *b, int n)
+{
+	switch (metric)
+	{
+		case QDB_METRIC_L2:
+			return sqrtf(qdb_kernels.l2sq(a, b, n));
+		case QDB_METRIC_IP:
+			return -qdb_kernels.dot(a, b, n);
+		default:
+			return 1.0f - qdb_kernels.dot(a, b, n);
+	}
+}
 extern void QdbCheckNonZero(const float *x, int dim, const char *what);
 extern ArrayType *QdbFloatsToArray(const float *x, int dim);
 

@@ -20,8 +20,8 @@
 #include <sched.h>
 #include <signal.h>
 
-#include "qdb_distance.h"
 #include "graph.h"
+#include "compressor.h"
 #include "graph_memory.h"
 
 #define MAX_BUILD_THREADS	16
@@ -68,15 +68,7 @@ node_unlock(QdbMemGraph *g, uint32 id)
 static inline float
 vector_distance(const QdbMemGraph *g, const float *a, const float *b)
 {
-	switch (g->metric)
-	{
-		case QDB_METRIC_L2:
-			return sqrtf(qdb_kernels.l2sq(a, b, g->vec_dim));
-		case QDB_METRIC_IP:
-			return -qdb_kernels.dot(a, b, g->vec_dim);
-		default:
-			return 1.0f - qdb_kernels.dot(a, b, g->vec_dim);
-	}
+	return QdbVectorDistance(g->metric, a, b, g->vec_dim);
 }
 
 static float

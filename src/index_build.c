@@ -258,19 +258,10 @@ projected_build(const QdbModel *model)
 static void
 normalise_batch(BuildState *bs)
 {
-	int			i,
-				j;
-
 	if (bs->c->metric != QDB_METRIC_COSINE || !bs->exact || bs->projected)
 		return;
-	for (i = 0; i < bs->nbatch; i++)
-	{
-		float	   *x = bs->batch + (Size) i * bs->c->dim;
-		float		nrm = sqrtf(qdb_kernels.dot(x, x, bs->c->dim));
-
-		for (j = 0; j < bs->c->dim; j++)
-			x[j] /= nrm;
-	}
+	for (int i = 0; i < bs->nbatch; i++)
+		QdbNormalize(bs->batch + (Size) i * bs->c->dim, bs->c->dim);
 }
 
 /* Encodes the waiting rows and inserts them. */

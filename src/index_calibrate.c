@@ -33,8 +33,6 @@
  */
 #include "postgres.h"
 
-#include <math.h>
-
 #include "access/genam.h"
 #include "access/relation.h"
 #include "access/relscan.h"
@@ -46,6 +44,7 @@
 #include "common/hashfn.h"
 #include "executor/instrument.h"
 #include "funcapi.h"
+#include "lib/binaryheap.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "utils/acl.h"
@@ -80,9 +79,9 @@ typedef struct CalQuery
 	uint64		hash;
 	ItemPointerData tid;
 	struct varlena *value;		/* the column's value, detoasted */
-	float	   *x;				/* its floats (pass 2) */
-	float		norm;			/* its norm, under cosine */
-	Neighbour  *nn;				/* max-heap of the k nearest other rows */
+	float	   *x;				/* its floats (pass 2), unit length under cosine */
+	Neighbour  *nn;				/* the k nearest other rows so far */
+	binaryheap *nnheap;			/* over nn, farthest first */
 	int			nnn;
 } CalQuery;
 
@@ -91,7 +90,8 @@ typedef struct Calib
 	QdbIndexCache *c;
 	int			k;
 	uint64		seed;
-	CalQuery	   *q;				/* pass 1: a max-heap by hash */
+	CalQuery   *q;				/* the query rows */
+	binaryheap *qheap;			/* pass 1: over q, largest hash first */
 	int			nq;
 	int			maxq;
 	double		rows;
@@ -100,32 +100,7 @@ typedef struct Calib
 	bool		notices;
 } Calib;
 
-/* max-heap sift-down over n entries of size sz, "above" by cmp */
-#define SIFT_DOWN(a, n, i, above, T) \
-	do { \
-		int			i_ = (i); \
-		for (;;) \
-		{ \
-			int			l_ = 2 * i_ + 1, r_ = l_ + 1, m_ = i_; \
-			T			t_; \
-			if (l_ < (n) && above(&(a)[l_], &(a)[m_])) m_ = l_; \
-			if (r_ < (n) && above(&(a)[r_], &(a)[m_])) m_ = r_; \
-			if (m_ == i_) break; \
-			t_ = (a)[i_]; (a)[i_] = (a)[m_]; (a)[m_] = t_; \
-			i_ = m_; \
-		} \
-	} while (0)
-#define SIFT_UP(a, i, above, T) \
-	do { \
-		int			i_ = (i); \
-		while (i_ > 0 && above(&(a)[i_], &(a)[(i_ - 1) / 2])) \
-		{ \
-			T			t_ = (a)[i_]; \
-			(a)[i_] = (a)[(i_ - 1) / 2]; (a)[(i_ - 1) / 2] = t_; \
-			i_ = (i_ - 1) / 2; \
-		} \
-	} while (0)
-
+/* the orders of the two binaryheaps: largest hash, farthest row; ties by TID */
 static inline bool
 query_above(const CalQuery *x, const CalQuery *y)
 {
@@ -142,13 +117,31 @@ nn_above(const Neighbour *x, const Neighbour *y)
 	return ItemPointerCompare((ItemPointer) &x->tid, (ItemPointer) &y->tid) > 0;
 }
 
+static int
+query_cmp(Datum a, Datum b, void *arg)
+{
+	const CalQuery *x = (const CalQuery *) DatumGetPointer(a);
+	const CalQuery *y = (const CalQuery *) DatumGetPointer(b);
+
+	return query_above(x, y) ? 1 : query_above(y, x) ? -1 : 0;
+}
+
+static int
+nn_cmp(Datum a, Datum b, void *arg)
+{
+	const Neighbour *x = (const Neighbour *) DatumGetPointer(a);
+	const Neighbour *y = (const Neighbour *) DatumGetPointer(b);
+
+	return nn_above(x, y) ? 1 : nn_above(y, x) ? -1 : 0;
+}
+
 /* Pass 1 (an IndexBuildCallback): the rows of smallest hash. */
 static void
 pick_row(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 		 bool tupleIsAlive, void *state)
 {
 	Calib	   *cb = state;
-	CalQuery		cand;
+	CalQuery	cand;
 	MemoryContext old;
 
 	if (isnull[0])
@@ -156,7 +149,8 @@ pick_row(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 	cand.hash = hash_bytes_extended((const unsigned char *) tid, sizeof(ItemPointerData),
 									cb->seed);
 	cand.tid = *tid;
-	if (cb->nq == cb->maxq && !query_above(&cb->q[0], &cand))
+	if (cb->nq == cb->maxq &&
+		!query_above((CalQuery *) DatumGetPointer(binaryheap_first(cb->qheap)), &cand))
 		return;
 	old = MemoryContextSwitchTo(cb->keep_cxt);
 	cand.value = PG_DETOAST_DATUM_COPY(values[0]);
@@ -164,31 +158,17 @@ pick_row(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 	if (cb->nq < cb->maxq)
 	{
 		cb->q[cb->nq] = cand;
-		SIFT_UP(cb->q, cb->nq, query_above, CalQuery);
+		binaryheap_add(cb->qheap, PointerGetDatum(&cb->q[cb->nq]));
 		cb->nq++;
 	}
 	else
 	{
-		pfree(cb->q[0].value);
-		cb->q[0] = cand;
-		SIFT_DOWN(cb->q, cb->nq, 0, query_above, CalQuery);
-	}
-}
+		CalQuery   *top = (CalQuery *) DatumGetPointer(binaryheap_first(cb->qheap));
 
-/* The distance the exact pass ranks by: the metric's, in float */
-static inline float
-rank_distance(QdbMetric metric, const CalQuery *q, const float *x, float xnorm, int dim)
-{
-	switch (metric)
-	{
-		case QDB_METRIC_L2:
-			return qdb_kernels.l2sq(q->x, x, dim);
-		case QDB_METRIC_IP:
-			return -qdb_kernels.dot(q->x, x, dim);
-		case QDB_METRIC_COSINE:
-			break;
+		pfree(top->value);
+		*top = cand;
+		binaryheap_replace_first(cb->qheap, PointerGetDatum(top));
 	}
-	return 1.0f - qdb_kernels.dot(q->x, x, dim) / (q->norm * xnorm);
 }
 
 /* Pass 2: every row against every query. */
@@ -199,7 +179,6 @@ exact_row(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 	Calib	   *cb = state;
 	MemoryContext old;
 	float	   *x;
-	float		xnorm = 0;
 	int			dim;
 
 	if (isnull[0])
@@ -215,27 +194,32 @@ exact_row(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 		return;
 	}
 	if (cb->c->metric == QDB_METRIC_COSINE)
-		xnorm = sqrtf(qdb_kernels.dot(x, x, dim));
+		QdbNormalize(x, dim);
 	cb->rows += 1;
 	for (int j = 0; j < cb->nq; j++)
 	{
-		CalQuery	   *q = &cb->q[j];
+		CalQuery   *q = &cb->q[j];
 		Neighbour	n;
 
 		if (ItemPointerEquals(&q->tid, tid))
 			continue;
-		n.dist = rank_distance(cb->c->metric, q, x, xnorm, dim);
+		n.dist = QdbVectorDistance(cb->c->metric, q->x, x, dim);
 		n.tid = *tid;
 		if (q->nnn < cb->k)
 		{
 			q->nn[q->nnn] = n;
-			SIFT_UP(q->nn, q->nnn, nn_above, Neighbour);
+			binaryheap_add(q->nnheap, PointerGetDatum(&q->nn[q->nnn]));
 			q->nnn++;
 		}
-		else if (nn_above(&q->nn[0], &n))
+		else
 		{
-			q->nn[0] = n;
-			SIFT_DOWN(q->nn, q->nnn, 0, nn_above, Neighbour);
+			Neighbour  *top = (Neighbour *) DatumGetPointer(binaryheap_first(q->nnheap));
+
+			if (nn_above(top, &n))
+			{
+				*top = n;
+				binaryheap_replace_first(q->nnheap, PointerGetDatum(top));
+			}
 		}
 	}
 	MemoryContextSwitchTo(old);
@@ -346,6 +330,7 @@ calibrate(Relation heap, Relation index, int queries, int k, int seed, Report re
 	cb.seed = (uint64) (uint32) seed;
 	cb.maxq = queries;
 	cb.q = palloc(sizeof(CalQuery) * queries);
+	cb.qheap = binaryheap_allocate(queries, query_cmp, NULL);
 	cb.keep_cxt = AllocSetContextCreate(cxt, "quantumdb calibrate queries",
 										ALLOCSET_DEFAULT_SIZES);
 	cb.row_cxt = AllocSetContextCreate(cxt, "quantumdb calibrate row",
@@ -359,7 +344,7 @@ calibrate(Relation heap, Relation index, int queries, int k, int seed, Report re
 		heap_pass(heap, index, snapshot, pick_row, &cb);
 		for (int j = 0; j < cb.nq; j++)
 		{
-			CalQuery	   *q = &cb.q[j];
+			CalQuery   *q = &cb.q[j];
 			int			dim;
 
 			q->x = QdbDatumGetFloats(PointerGetDatum(q->value), cb.c->vectype, &dim, "query");
@@ -367,8 +352,9 @@ calibrate(Relation heap, Relation index, int queries, int k, int seed, Report re
 				(cb.c->metric == QDB_METRIC_COSINE && QdbVectorIsZero(q->x, dim)))
 				continue;
 			if (cb.c->metric == QDB_METRIC_COSINE)
-				q->norm = sqrtf(qdb_kernels.dot(q->x, q->x, dim));
+				QdbNormalize(q->x, dim);
 			q->nn = palloc(sizeof(Neighbour) * k);
+			q->nnheap = binaryheap_allocate(k, nn_cmp, NULL);
 			q->nnn = 0;
 			cb.q[nq++] = *q;
 		}

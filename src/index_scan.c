@@ -293,7 +293,7 @@ start_scan(IndexScanDesc scan)
 	float	   *x;
 	int			dim;
 	HASHCTL		hctl;
-	QdbCalibration *settings;
+	QdbCalibration cal;			/* read only under a target or latency bound */
 	QdbScanSettings s;
 	MemoryContext old;
 
@@ -343,9 +343,7 @@ start_scan(IndexScanDesc scan)
 	so->returned = hash_create("quantumdb returned rows", 256, &hctl,
 							   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	/* the session's settings, or what the calibration chose for the target */
-	settings = palloc(sizeof(QdbCalibration));
-	QdbResolveScanSettings(scan->indexRelation, settings, &s);
-	pfree(settings);			/* s.point pointed into it: not used past here */
+	QdbResolveScanSettings(scan->indexRelation, &cal, &s);	/* s.point: into cal */
 	so->rerank = s.rerank;
 	if (qdb_rerank_memo && so->rerank > 0)
 		so->memo = QdbDistanceMemoCreate(so->cxt, so->distproc,
