@@ -30,6 +30,7 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
+#include "lib/binaryheap.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "storage/itemptr.h"
@@ -116,7 +117,7 @@ typedef struct Reservoir
 	bool		skip_zero;		/* with cosine: skip zero vectors, not an ERROR */
 	uint64		seed;
 	uint64	   *keys;			/* per slot of out->x: its vector's hash */
-	int		   *heap;			/* slots, a max-heap by key */
+	binaryheap *heap;			/* slots of out->x, the largest key first */
 	kept_hash  *set;			/* the keys in out->x */
 	const QdbTrainConfig *fit;	/* the training the sample must fit beside */
 	MemoryContext caller;		/* where out->x lives */
@@ -145,26 +146,15 @@ reservoir_init(Reservoir *r, Oid relid, bool has_tid, int want, uint64 seed, boo
 	r->errcb.arg = &r->ectx;
 }
 
-static void
-heap_sift_down(Reservoir *r, int i)
+/* binaryheap order of slots: the larger key first */
+static int
+slot_key_cmp(Datum a, Datum b, void *arg)
 {
-	int			n = r->out->n;
+	const uint64 *keys = arg;
+	uint64		x = keys[DatumGetInt32(a)],
+				y = keys[DatumGetInt32(b)];
 
-	for (;;)
-	{
-		int			big = i,
-					c;
-
-		for (c = 2 * i + 1; c <= 2 * i + 2 && c < n; c++)
-			if (r->keys[r->heap[c]] > r->keys[r->heap[big]])
-				big = c;
-		if (big == i)
-			return;
-		c = r->heap[i];
-		r->heap[i] = r->heap[big];
-		r->heap[big] = c;
-		i = big;
-	}
+	return x < y ? -1 : x > y ? 1 : 0;
 }
 
 /*
@@ -182,26 +172,19 @@ keep_slot(Reservoir *r, uint64 key)
 		return -1;				/* nothing to keep, or that vector again */
 	if (out->n < r->want)
 	{
-		int			i = out->n++;
-
-		slot = i;
+		slot = out->n++;
 		r->keys[slot] = key;
 		kept_insert(r->set, key, &found);
-		while (i > 0 && r->keys[r->heap[(i - 1) / 2]] < key)
-		{
-			r->heap[i] = r->heap[(i - 1) / 2];
-			i = (i - 1) / 2;
-		}
-		r->heap[i] = slot;
+		binaryheap_add(r->heap, Int32GetDatum(slot));
 		return slot;
 	}
-	if (key >= r->keys[r->heap[0]])
+	slot = DatumGetInt32(binaryheap_first(r->heap));
+	if (key >= r->keys[slot])
 		return -1;
-	slot = r->heap[0];
 	kept_delete(r->set, r->keys[slot]);
 	r->keys[slot] = key;
 	kept_insert(r->set, key, &found);
-	heap_sift_down(r, 0);
+	binaryheap_replace_first(r->heap, Int32GetDatum(slot));
 	return slot;
 }
 
@@ -267,7 +250,7 @@ reservoir_finish(Reservoir *r)
 		pfree(spare);
 	}
 	pfree(r->keys);
-	pfree(r->heap);
+	binaryheap_free(r->heap);
 	kept_destroy(r->set);
 	r->keys = NULL;
 	r->heap = NULL;
@@ -319,8 +302,9 @@ reservoir_add(Reservoir *r, Datum d)
 											MCXT_ALLOC_HUGE);
 		r->keys = MemoryContextAllocExtended(r->caller, (Size) r->want * sizeof(uint64),
 											 MCXT_ALLOC_HUGE);
-		r->heap = MemoryContextAllocExtended(r->caller, (Size) r->want * sizeof(int),
-											 MCXT_ALLOC_HUGE);
+		MemoryContextSwitchTo(r->caller);
+		r->heap = binaryheap_allocate(Max(r->want, 1), slot_key_cmp, r->keys);
+		MemoryContextSwitchTo(r->batch);
 		r->set = kept_create(r->caller, (uint32) r->want, NULL);
 	}
 	else if (dim != out->dim)
