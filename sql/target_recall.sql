@@ -18,6 +18,7 @@ CREATE TABLE tr (id int PRIMARY KEY, emb real[]);
 DELETE FROM tr WHERE id >= 600;
 SELECT compressor FROM quantumdb.train('tr_c', 'tr', 'emb', metric => 'cosine',
 	kind => 'pq', subvectors => 20, kmeans_iters => 10, validation => 0);
+SELECT md5(string_agg(emb::text, ';' ORDER BY id)) AS data_before FROM tr \gset
 CREATE INDEX tr_idx ON tr USING quantumdb (emb real_cosine_ops)
 	WITH (compressor = 'tr_c', m = 8, ef_construction = 32);
 ANALYZE tr;
@@ -65,6 +66,9 @@ SELECT count(*) > 3 AS points, min(queries) AS queries, min(rows) AS rows,
 	bool_or(recall < 0.9) AS some_miss, max(recall) >= 0.995 AS last_reaches
 FROM cal;
 SELECT ef_search, rerank FROM cal WHERE abs(recall - tr_recall_cal(ef_search, rerank)) > 1e-6;
+-- the build's and calibrate's passes over the heap left its vectors as they were
+-- (cosine ranks unit vectors: they are scaled in a copy, never in the buffer)
+SELECT md5(string_agg(emb::text, ';' ORDER BY id)) = :'data_before' AS data_unchanged FROM tr;
 -- what the calibration function reads back is what calibrate returned
 SELECT count(*) AS differ FROM (SELECT ef_search, rerank, recall, ms_per_query FROM cal
 	EXCEPT SELECT ef_search, rerank, recall, ms_per_query FROM quantumdb.calibration('tr_idx')) d;

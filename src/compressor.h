@@ -56,7 +56,11 @@ extern float *QdbArgGetFloats(FunctionCallInfo fcinfo, int argno, QdbVecType *ty
 extern void QdbCheckSameDims(int a, int b);
 extern bool QdbVectorIsZero(const float *x, int dim);
 
-/* Scales x (not a zero vector) to unit length, for cosine as 1 - dot. */
+/*
+ * Scales x (not a zero vector) to unit length, for cosine as 1 - dot, in
+ * place: never on floats QdbDatumGetFloats returned, which may point into
+ * a tuple in a shared buffer.
+ */
 static inline void
 QdbNormalize(float *x, int n)
 {

@@ -97,6 +97,7 @@ typedef struct Calib
 	double		rows;
 	MemoryContext keep_cxt;		/* the query values */
 	MemoryContext row_cxt;		/* reset after each row */
+	float	   *unit;			/* a row scaled to unit length, under cosine */
 	bool		notices;
 } Calib;
 
@@ -194,7 +195,12 @@ exact_row(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 		return;
 	}
 	if (cb->c->metric == QDB_METRIC_COSINE)
+	{
+		/* x may point into the heap tuple itself: normalise a copy */
+		memcpy(cb->unit, x, sizeof(float) * dim);
+		x = cb->unit;
 		QdbNormalize(x, dim);
+	}
 	cb->rows += 1;
 	for (int j = 0; j < cb->nq; j++)
 	{
@@ -331,6 +337,7 @@ calibrate(Relation heap, Relation index, int queries, int k, int seed, Report re
 	cb.maxq = queries;
 	cb.q = palloc(sizeof(CalQuery) * queries);
 	cb.qheap = binaryheap_allocate(queries, query_cmp, NULL);
+	cb.unit = palloc(sizeof(float) * Max(cb.c->dim, 1));
 	cb.keep_cxt = AllocSetContextCreate(cxt, "quantumdb calibrate queries",
 										ALLOCSET_DEFAULT_SIZES);
 	cb.row_cxt = AllocSetContextCreate(cxt, "quantumdb calibrate row",
@@ -352,7 +359,14 @@ calibrate(Relation heap, Relation index, int queries, int k, int seed, Report re
 				(cb.c->metric == QDB_METRIC_COSINE && QdbVectorIsZero(q->x, dim)))
 				continue;
 			if (cb.c->metric == QDB_METRIC_COSINE)
+			{
+				/* q->x may point into q->value, the query the scans get: a copy */
+				float	   *unit = palloc(sizeof(float) * dim);
+
+				memcpy(unit, q->x, sizeof(float) * dim);
+				q->x = unit;
 				QdbNormalize(q->x, dim);
+			}
 			q->nn = palloc(sizeof(Neighbour) * k);
 			q->nnheap = binaryheap_allocate(k, nn_cmp, NULL);
 			q->nnn = 0;
