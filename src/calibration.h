@@ -79,6 +79,7 @@ typedef struct QdbScanSettings
 {
 	int			ef_search;
 	int			rerank;
+	int			iterative;		/* QdbIterativeScan: the session's, or strict */
 	QdbSettingsSource source;
 	const QdbCalibrationPoint *point;	/* in *cal, for TARGET and SHORT */
 } QdbScanSettings;

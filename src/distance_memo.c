@@ -25,10 +25,12 @@
  *	  registered snapshot; the rerank recorded only rows visible to the
  *	  scan's snapshot, and the memo lives no longer than the scan.
  * Values stored plainly in the tuple are never kept: reading them costs
- * nothing.  Entries hold from one walk to the next (the executor asks for
- * a row's distance right after the scan returns it), at most
- * MEMO_MAX_ENTRIES and MEMO_MAX_BYTES of them, in a hash table sized for
- * the walk's rerank and made at its first entry.  Only calls through the
+ * nothing.  Entries hold from one re-scored batch to the next (the
+ * executor asks for a row's distance right after the scan returns it; a
+ * strict-order scan may return rows of an earlier batch after a later one
+ * is re-scored, and the executor then computes their distances itself), at
+ * most MEMO_MAX_ENTRIES and MEMO_MAX_BYTES of them, in a hash table sized
+ * for the batch and made at its first entry.  Only calls through the
  * scan's own FmgrInfo, during its rerank, record; a lookup also checks the
  * function's OID and entry point and the query before it hashes the value.
  *
@@ -155,7 +157,7 @@ QdbDistanceMemoCreate(MemoryContext cxt, FmgrInfo *flinfo, Datum raw_query,
 	return memo;
 }
 
-/* Forgets every entry: a new walk, which may re-score up to expected rows. */
+/* Forgets every entry: a new batch, which may re-score up to expected rows. */
 void
 QdbDistanceMemoClear(QdbDistanceMemo *memo, int expected)
 {

@@ -194,6 +194,16 @@ extern int	qdb_ef_search;
 extern int	qdb_rerank;
 extern bool qdb_rerank_memo;
 extern int	qdb_max_scan_tuples;
+
+/* quantumdb.iterative_scan: what a scan does when the executor wants more rows */
+typedef enum QdbIterativeScan
+{
+	QDB_ITERATIVE_OFF,			/* one walk: at most its candidates */
+	QDB_ITERATIVE_STRICT,		/* walk again; rows in non-decreasing distance */
+	QDB_ITERATIVE_RELAXED		/* walk again; exact order within each walk's rerank */
+} QdbIterativeScan;
+
+extern int	qdb_iterative_scan;
 extern int	qdb_code_cache_kb;
 
 /*

@@ -21,6 +21,15 @@ int			qdb_ef_search = 40;
 int			qdb_rerank = 100;
 bool		qdb_rerank_memo = true;
 int			qdb_max_scan_tuples = 20000;
+int			qdb_iterative_scan = QDB_ITERATIVE_STRICT;
+
+/* pgvector's names for hnsw.iterative_scan */
+static const struct config_enum_entry iterative_scan_options[] = {
+	{"off", QDB_ITERATIVE_OFF, false},
+	{"strict_order", QDB_ITERATIVE_STRICT, false},
+	{"relaxed_order", QDB_ITERATIVE_RELAXED, false},
+	{NULL, 0, false}
+};
 
 static relopt_kind qdb_relopt_kind;
 
@@ -85,6 +94,12 @@ QdbIndexInit(void)
 							NULL,
 							&qdb_max_scan_tuples, 20000, 1, INT_MAX,
 							PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomEnumVariable("quantumdb.iterative_scan",
+							 "What an index scan does when the executor wants more rows than its walk found.",
+							 "strict_order walks again and returns rows in non-decreasing distance, skipping a row nearer than one already returned; "
+							 "relaxed_order walks again and returns every new row, in exact order within each walk's rerank; off stops after one walk.",
+							 &qdb_iterative_scan, QDB_ITERATIVE_STRICT, iterative_scan_options,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
 	QdbScanSettingsInit();
 }
 

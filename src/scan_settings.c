@@ -41,7 +41,7 @@ static struct config_generic *rerank_guc;
 static struct config_generic *target_guc;
 static struct config_generic *latency_guc;
 
-/* the calibration's own measurement: these settings, whatever the session's */
+/* the calibration's own measurement: these settings, in strict order, whatever the session's */
 static int	override_ef_search;
 static int	override_rerank;
 
@@ -169,11 +169,13 @@ QdbResolveScanSettings(Relation index, QdbCalibration *cal, QdbScanSettings *s)
 	cal->npoints = 0;
 	s->ef_search = qdb_ef_search;
 	s->rerank = qdb_rerank;
+	s->iterative = qdb_iterative_scan;
 	s->point = NULL;
 	if (override_ef_search > 0)
 	{
 		s->ef_search = override_ef_search;
 		s->rerank = override_rerank;
+		s->iterative = QDB_ITERATIVE_STRICT;
 		s->source = QDB_SETTINGS_OVERRIDE;
 		return;
 	}

@@ -1,0 +1,110 @@
+-- quantumdb.iterative_scan: when a filter (or rows the snapshot does not
+-- see) makes a scan walk again, strict_order (the default) keeps ORDER BY:
+-- the distances returned never decrease, and the filtered answer is nearly
+-- the exact one; relaxed_order returns every row of each walk, out of order
+-- across walks (the test's filtered queries must show inversions there, or
+-- they would not exercise a second walk); off stops after one walk.
+SET client_min_messages = warning;
+
+CREATE TABLE its (id int PRIMARY KEY, emb real[]);
+\copy its FROM 'glove_base.copy'
+SELECT compressor FROM quantumdb.train('its_c', 'its', 'emb', metric => 'cosine',
+	kind => 'pq', subvectors => 20, kmeans_iters => 10, validation => 0);
+CREATE INDEX its_idx ON its USING quantumdb (emb real_cosine_ops)
+	WITH (compressor = 'its_c', m = 8, ef_construction = 32, calibration_queries = 0);
+ANALYZE its;
+SHOW quantumdb.iterative_scan;
+
+-- 40 queries (rows of the table), each: the first 60 rows with id % 5 = 0,
+-- as (query, place, id, distance); exact: the same through a sequential scan
+CREATE FUNCTION its_answers(exact bool) RETURNS TABLE (qid int, rn bigint, id int, d float8)
+LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM set_config('enable_seqscan', CASE WHEN exact THEN 'on' ELSE 'off' END, true);
+  PERFORM set_config('enable_indexscan', CASE WHEN exact THEN 'off' ELSE 'on' END, true);
+  -- EXECUTE: planned for these settings, not a plan kept from the last call
+  RETURN QUERY EXECUTE
+    'SELECT q.id, r.rn, r.id, r.d FROM (SELECT i.id, i.emb FROM its i WHERE i.id < 40) q,
+     LATERAL (SELECT row_number() OVER () AS rn, s.id, s.d FROM
+              (SELECT i.id, i.emb <=> q.emb AS d FROM its i WHERE i.id % 5 = 0
+               ORDER BY i.emb <=> q.emb LIMIT 60) s) r';
+END $$;
+CREATE TABLE its_exact AS SELECT * FROM its_answers(true);
+
+-- rows, places where the distance fell, and the share of the exact answer found
+CREATE FUNCTION its_check(OUT rows bigint, OUT inversions bigint, OUT recall numeric)
+LANGUAGE sql AS $$
+  WITH a AS (SELECT * FROM its_answers(false)),
+       inv AS (SELECT d < lag(d) OVER (PARTITION BY qid ORDER BY rn) AS fell FROM a)
+  SELECT (SELECT count(*) FROM a),
+         (SELECT count(*) FILTER (WHERE fell) FROM inv),
+         round((SELECT count(*) FROM a JOIN its_exact e USING (qid, id))::numeric
+               / (SELECT count(*) FROM its_exact), 2)
+$$;
+
+SET quantumdb.ef_search = 10;
+SET quantumdb.rerank = 10;
+SELECT rows, inversions, recall >= 0.88 AS near_exact FROM its_check();
+SET quantumdb.iterative_scan = relaxed_order;
+SELECT rows, inversions > 0 AS out_of_order FROM its_check();
+SET quantumdb.iterative_scan = off;
+SELECT rows < 2400 AS fewer_rows, inversions FROM its_check();
+RESET quantumdb.iterative_scan;
+
+-- rerank 0: code order, every row
+SET quantumdb.rerank = 0;
+SELECT rows FROM its_check();
+SET quantumdb.rerank = 10;
+
+-- rows this transaction deleted are not visible to it: a plain LIMIT 10
+-- must walk again past them, and still come back in order
+BEGIN;
+DELETE FROM its t USING (SELECT i.id AS qid, i.emb FROM its i WHERE i.id BETWEEN 1000 AND 1019) q
+	WHERE t.id NOT BETWEEN 1000 AND 1019 AND t.id IN
+		(SELECT x.id FROM its x ORDER BY x.emb <=> q.emb LIMIT 25);
+SET LOCAL enable_seqscan = off;
+CREATE TEMP TABLE its_plain ON COMMIT DROP AS
+	SELECT q.id AS qid, r.rn, r.d FROM (SELECT i.id, i.emb FROM its i WHERE i.id BETWEEN 1000 AND 1019) q,
+	LATERAL (SELECT row_number() OVER () AS rn, s.d FROM
+	         (SELECT i.emb <=> q.emb AS d FROM its i ORDER BY i.emb <=> q.emb LIMIT 10) s) r;
+SELECT count(*) AS rows,
+	count(*) FILTER (WHERE d < prev) AS inversions
+FROM (SELECT d, lag(d) OVER (PARTITION BY qid ORDER BY rn) AS prev FROM its_plain) s;
+-- the same under relaxed_order: the second walk's rows come out of order
+SET LOCAL quantumdb.iterative_scan = relaxed_order;
+SELECT count(*) FILTER (WHERE d < prev) > 0 AS out_of_order
+FROM (SELECT d, lag(d) OVER (PARTITION BY qid ORDER BY rn) AS prev FROM
+	(SELECT q.id AS qid, r.rn, r.d FROM (SELECT i.id, i.emb FROM its i WHERE i.id BETWEEN 1000 AND 1019) q,
+	 LATERAL (SELECT row_number() OVER () AS rn, s.d FROM
+	          (SELECT i.emb <=> q.emb AS d FROM its i ORDER BY i.emb <=> q.emb LIMIT 10) s) r) a) s;
+ROLLBACK;
+
+-- a cursor keeps its order with inserts between fetches
+CREATE FUNCTION its_cursor(OUT fetched int, OUT inversions int) LANGUAGE plpgsql AS $$
+DECLARE
+  c refcursor;
+  q real[];
+  d float8;
+  prev float8;
+BEGIN
+  PERFORM set_config('enable_seqscan', 'off', true);
+  SELECT emb INTO q FROM its WHERE id = 7;
+  fetched := 0; inversions := 0;
+  OPEN c FOR SELECT emb <=> q FROM its WHERE id % 5 = 0 ORDER BY emb <=> q;
+  FOR i IN 1..200 LOOP
+    FETCH c INTO d;
+    EXIT WHEN NOT FOUND;
+    IF prev IS NOT NULL AND d < prev THEN inversions := inversions + 1; END IF;
+    prev := d;
+    fetched := fetched + 1;
+    IF i % 40 = 0 THEN
+      INSERT INTO its SELECT id + 10000 * i, emb FROM its WHERE id < 20;
+    END IF;
+  END LOOP;
+  CLOSE c;
+END $$;
+SELECT * FROM its_cursor();
+SELECT quantumdb.verify('its_idx');
+
+DROP TABLE its, its_exact;
+SELECT quantumdb.drop_compressor('its_c');
