@@ -223,6 +223,9 @@ result_cmp(const void *a, const void *b)
 	const ScanResult *x = a,
 			   *y = b;
 
+	/* NaN (pgvector's cosine of a vector whose norm underflows) sorts last */
+	if (isnan(x->dist) || isnan(y->dist))
+		return isnan(x->dist) - isnan(y->dist);
 	if (x->dist != y->dist)
 		return x->dist < y->dist ? -1 : 1;
 	return ItemPointerCompare((ItemPointer) &x->tid, (ItemPointer) &y->tid);
@@ -252,6 +255,7 @@ walk(IndexScanDesc scan)
 	if (!QdbDiskDescend(g, &meta, 0, &cur))
 	{
 		so->exhausted = true;
+		so->nresults = so->next = 0;	/* nothing new */
 		MemoryContextSwitchTo(old);
 		return;
 	}
@@ -342,7 +346,8 @@ score_rows(IndexScanDesc scan, ScanResult *rows, int n)
 {
 	QdbScanOpaque so = (QdbScanOpaque) scan->opaque;
 	float	   *errs = MemoryContextAlloc(so->cxt, sizeof(float) * Max(n, 1));
-	int			k = 0;
+	int			k = 0,
+				nerr = 0;
 
 	if (so->fetch == NULL)
 	{
@@ -367,14 +372,17 @@ score_rows(IndexScanDesc scan, ScanResult *rows, int n)
 		MemoryContextSwitchTo(o);
 		if (!visible)
 			continue;
-		errs[k] = d - rows[i].dist;
+		/* an infinite or NaN distance says nothing of the codes' error */
+		errs[nerr] = d - rows[i].dist;
+		if (isfinite(errs[nerr]))
+			nerr++;
 		rows[k].tid = rows[i].tid;
 		rows[k].dist = d;
 		k++;
 	}
 	MemoryContextReset(so->round_cxt);
 	qsort(rows, k, sizeof(ScanResult), result_cmp);
-	add_errs(so, errs, k);
+	add_errs(so, errs, nerr);
 	pfree(errs);
 	return k;
 }
@@ -412,6 +420,8 @@ fill_pool(IndexScanDesc scan)
 	if (so->rerank > 0)
 		k = score_rows(scan, rows, n);
 	so->next += n;
+	if (k == 0)
+		return;					/* none visible: the pool is as it was */
 	if (live + k > so->pool_size)
 	{
 		so->pool_size = Max(live + k, 2 * so->pool_size);
@@ -478,8 +488,11 @@ next_strict(IndexScanDesc scan)
 
 	for (;;)
 	{
+		double		bound = unseen_bound(so);
+
+		/* a NaN distance is never <= the bound: it waits for the end */
 		if (so->pool_next < so->npool &&
-			so->pool[so->pool_next].dist <= unseen_bound(so))
+			(so->pool[so->pool_next].dist <= bound || (isinf(bound) && bound > 0)))
 		{
 			ScanResult *r = &so->pool[so->pool_next++];
 
@@ -498,7 +511,7 @@ next_strict(IndexScanDesc scan)
 			walk(scan);
 		}
 		else
-			return false;		/* the pool is empty: the bound is infinite */
+			return false;		/* the bound is infinite: the pool is empty */
 	}
 }
 
@@ -517,7 +530,7 @@ next_relaxed(IndexScanDesc scan)
 			return false;
 		so->ef = (int) Min((int64) so->ef * 2, (int64) INT_MAX / 2);
 		walk(scan);
-		if (so->rerank > 0)
+		if (so->rerank > 0 && so->nresults > 0)
 			score_first_batch(scan);
 	}
 	return_row(scan, &so->results[so->next]);
@@ -594,7 +607,7 @@ start_scan(IndexScanDesc scan)
 	/* the rerank needs as many candidates as it re-scores */
 	so->ef = Max(s.ef_search, s.rerank);
 	walk(scan);
-	if (so->iterative == QDB_ITERATIVE_RELAXED && so->rerank > 0)
+	if (so->iterative == QDB_ITERATIVE_RELAXED && so->rerank > 0 && so->nresults > 0)
 		score_first_batch(scan);
 }
 
