@@ -501,14 +501,18 @@ next_strict(IndexScanDesc scan)
 	{
 		double		bound = unseen_bound(so);
 
-		/* a NaN distance is never <= the bound: it waits for the end */
+		/*
+		 * a NaN distance (sorted last) is neither free nor <= the bound: it
+		 * waits for the end
+		 */
 		if (so->pool_next < so->npool &&
-			(so->free_rows > 0 || so->pool[so->pool_next].dist <= bound ||
-			 (isinf(bound) && bound > 0)))
+			((so->free_rows > 0 && !isnan(so->pool[so->pool_next].dist)) ||
+			 so->pool[so->pool_next].dist <= bound || (isinf(bound) && bound > 0)))
 		{
 			ScanResult *r = &so->pool[so->pool_next++];
 
-			so->free_rows--;
+			if (so->free_rows > 0)
+				so->free_rows--;
 
 			if (so->have_last && r->dist < so->last_dist)
 				continue;		/* found too late */
