@@ -161,7 +161,7 @@ RESET quantumdb.target_recall;
 -- REINDEX calibrates again, with the index's calibration_queries
 REINDEX INDEX tr_idx;
 SELECT min(queries) AS queries FROM quantumdb.calibration('tr_idx');
-ALTER INDEX tr_idx SET (calibration_queries = 30, calibrate_after_vacuum = on);
+ALTER INDEX tr_idx SET (calibration_queries = 30);	-- calibrate_after_vacuum: on by default
 REINDEX INDEX tr_idx;
 SELECT min(queries) AS queries FROM quantumdb.calibration('tr_idx');
 

@@ -64,7 +64,7 @@ QdbIndexInit(void)
 					  AccessExclusiveLock);
 	add_bool_reloption(qdb_relopt_kind, "calibrate_after_vacuum",
 					   "After a VACUUM that finds the index a quarter larger or smaller than at its calibration, a background worker calibrates it again",
-					   false, AccessExclusiveLock);
+					   true, AccessExclusiveLock);
 	add_string_reloption(qdb_relopt_kind, "compressor",
 						 "Compressor from quantumdb.compressors; the build trains one when unset",
 						 NULL, validate_compressor_name, AccessExclusiveLock);
@@ -156,7 +156,7 @@ QdbGetCalibrateAfterVacuum(Relation index)
 {
 	QdbOptions *opts = (QdbOptions *) index->rd_options;
 
-	return opts ? opts->calibrate_after_vacuum : false;
+	return opts ? opts->calibrate_after_vacuum : true;
 }
 
 /* The compressor option, or NULL when the build is to train one. */
