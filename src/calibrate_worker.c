@@ -79,14 +79,8 @@ QdbLaunchCalibrationWorker(Relation index)
 		QdbGetCalibrationQueries(index) == 0)
 		return true;
 
-	memset(&w, 0, sizeof(w));
-	w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	w.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	w.bgw_restart_time = BGW_NEVER_RESTART;
-	snprintf(w.bgw_library_name, BGW_MAXLEN, "quantumdb");
-	snprintf(w.bgw_function_name, BGW_MAXLEN, "quantumdb_calibrate_worker_main");
+	QdbInitWorker(&w, "quantumdb_calibrate_worker_main", "quantumdb calibrate");
 	snprintf(w.bgw_name, BGW_MAXLEN, "quantumdb calibrate %u", RelationGetRelid(index));
-	snprintf(w.bgw_type, BGW_MAXLEN, "quantumdb calibrate");
 	w.bgw_main_arg = ObjectIdGetDatum(RelationGetRelid(index));
 	memcpy(w.bgw_extra, &db, sizeof(Oid));
 	w.bgw_notify_pid = 0;

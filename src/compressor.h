@@ -108,6 +108,13 @@ extern void QdbStoreCompressor(const char *name, const QdbModel *m,
 							   double validation_recall, Oid source, const char *column);
 extern bool QdbMayUseCompressor(Oid roleid, Oid owner, Oid source, const char *column);
 
+/*
+ * training_log.c: a dynamic background worker of this library that runs
+ * function, named type (the caller may rename it), never restarted.
+ */
+struct BackgroundWorker;
+extern void QdbInitWorker(struct BackgroundWorker *w, const char *function, const char *type);
+
 /* trainer_glue.c: allocation from a memory context, status -> ERROR */
 extern const QdbAlloc *QdbContextAlloc(MemoryContext cxt);
 /* Scratch memory of the trainer calls: palloc in CurrentMemoryContext. */

@@ -225,6 +225,20 @@ interrupt_waiting(void)
 	return QueryCancelPending || ProcDiePending;
 }
 
+/* A dynamic worker of this library: runs function, named type, never restarted. */
+void
+QdbInitWorker(BackgroundWorker *w, const char *function, const char *type)
+{
+	memset(w, 0, sizeof(BackgroundWorker));
+	w->bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	w->bgw_start_time = BgWorkerStart_RecoveryFinished;
+	w->bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(w->bgw_library_name, BGW_MAXLEN, "quantumdb");
+	snprintf(w->bgw_function_name, BGW_MAXLEN, "%s", function);
+	snprintf(w->bgw_name, BGW_MAXLEN, "%s", type);
+	snprintf(w->bgw_type, BGW_MAXLEN, "%s", type);
+}
+
 /*
  * Has a worker write sh->row and waits for it.  LOG_WRITTEN, LOG_FAILED
  * (or LOG_STARTED for a worker that stopped midway), or LOG_NOT_STARTED
@@ -239,14 +253,7 @@ write_by_worker(dsm_segment *seg, bool *interrupted)
 	pid_t		pid;
 
 	*interrupted = false;
-	memset(&w, 0, sizeof(w));
-	w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	w.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	w.bgw_restart_time = BGW_NEVER_RESTART;
-	snprintf(w.bgw_library_name, BGW_MAXLEN, "quantumdb");
-	snprintf(w.bgw_function_name, BGW_MAXLEN, "quantumdb_log_worker_main");
-	snprintf(w.bgw_name, BGW_MAXLEN, "quantumdb training log");
-	snprintf(w.bgw_type, BGW_MAXLEN, "quantumdb training log");
+	QdbInitWorker(&w, "quantumdb_log_worker_main", "quantumdb training log");
 	w.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(seg));
 	w.bgw_notify_pid = MyProcPid;
 	if (!RegisterDynamicBackgroundWorker(&w, &h))
