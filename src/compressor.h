@@ -153,11 +153,26 @@ typedef enum QdbDevice
 	QDB_DEVICE_CUDA
 } QdbDevice;
 
+/*
+ * What a caller of QdbTrainModel may add: stop is asked at every progress
+ * report (epochs, stages, heartbeats) and true stops the training (the
+ * auto-tuner's pruning and deadline); then stopped is set, the model is
+ * left empty and no ERROR is raised.  quiet: no NOTICE per stage or epoch.
+ */
+typedef struct QdbTrainHook
+{
+	bool		(*stop) (const QdbEpochStats *s, void *arg);
+	void	   *arg;
+	bool		quiet;
+	bool		stopped;		/* set by QdbTrainModel */
+} QdbTrainHook;
+
 extern int	QdbSampleRowsThatFit(const QdbTrainConfig *cfg, int dim, int want,
 								 const char *what);
 extern double QdbTrainModel(const char *name, const float *x, int n, QdbTrainConfig *cfg,
 							QdbDevice device, int64 log_run, MemoryContext tcxt,
-							QdbModel *model, const char **device_used);
+							QdbModel *model, const char **device_used,
+							QdbTrainHook *hook);
 
 /* training_log.c: quantumdb.training_log rows, written as epochs end */
 extern int64 QdbTrainingLogRun(void);
@@ -172,7 +187,25 @@ typedef struct QdbTrainingLog
 } QdbTrainingLog;
 
 extern bool QdbTrainingLogWrite(QdbTrainingLog *log, const QdbEpochStats *s);
-extern void QdbTrainingLogLost(QdbTrainingLog *log, int epoch, const char *reason);
+extern void QdbTrainingLogLost(QdbTrainingLog *log, const char *what, const char *reason);
+
+/* A row of quantumdb.autotune_trials (autotune.c), written the same way */
+typedef struct QdbTrialRow
+{
+	int64		run;
+	int32		trial;
+	int32		stage;
+	int32		training_rows;
+	double		v[8];			/* quality, compression, speed, memory, score,
+								 * seconds, walk distances, walk microseconds;
+								 * NaN: NULL */
+	char		kind[16];
+	char		status[32];
+	char		compressor[NAMEDATALEN];
+	char		settings[1024];	/* a JSON object */
+} QdbTrialRow;
+
+extern bool QdbAutotuneTrialWrite(QdbTrainingLog *log, const QdbTrialRow *row);
 extern void QdbTrainingLogEnd(QdbTrainingLog *log);
 
 /* codec_funcs.c: encode, decode, adc_distance with per-statement caches */

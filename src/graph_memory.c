@@ -23,6 +23,7 @@
 #include "graph.h"
 #include "compressor.h"
 #include "graph_memory.h"
+#include "qdb_internal.h"
 
 #define MAX_BUILD_THREADS	16
 
@@ -41,6 +42,10 @@ typedef struct Worker
 	int			status;
 	int			first;			/* the batch */
 	int			count;
+	/* a walk (QdbMemWalk): by ADC over these codes, counting distances */
+	const uint8 *walk_codes;
+	int64		walk_distances;
+	QdbSearchScratch walk_scratch;
 } Worker;
 
 static inline void
@@ -148,6 +153,29 @@ mem_new_layer(void *arg, int level)
 
 static const QdbGraphOps mem_ops = {
 	mem_distance, mem_neighbors, mem_visit, mem_pair, mem_new_layer, NULL, NULL
+};
+
+/* A walk's distance: ADC of the query's table over the walk's codes. */
+static float
+walk_distance(void *arg, uint32 id)
+{
+	Worker	   *w = arg;
+
+	w->walk_distances++;
+	return qdb_adc_distance(&w->model, w->table, w->bias,
+							w->walk_codes + (Size) id * w->model.M);
+}
+
+static void
+walk_new_layer(void *arg, int level)
+{
+	Worker	   *w = arg;
+
+	++w->epoch;
+}
+
+static const QdbGraphOps walk_ops = {
+	walk_distance, mem_neighbors, mem_visit, NULL, walk_new_layer, NULL, NULL
 };
 
 /*
@@ -380,4 +408,86 @@ QdbMemGraphInsert(QdbMemGraph *g, const QdbModel *model, int first, int count, i
 	for (t = 0; t < nthreads; t++)
 		worker_free(&workers[t]);
 	return status;
+}
+
+/*
+ * A walker of a finished graph, as a scan walks an index: the query's ADC
+ * table of model over codes (one per node, model's code size; any
+ * compressor's, not only the graph's own), a greedy descent from the entry
+ * point, a layer-0 search of width ef.  The auto-tuner measures walks with
+ * it (autotune_speed.c).  Memory from alloc; NULL when there is none.
+ */
+QdbMemWalker *
+QdbMemWalkerCreate(const QdbMemGraph *g, const QdbModel *model, const uint8 *codes,
+				   const QdbAlloc *alloc)
+{
+	Worker	   *w = qdb_malloc(alloc, 1, sizeof(Worker));
+
+	if (w == NULL)
+		return NULL;
+	memset(w, 0, sizeof(Worker));
+	w->g = (QdbMemGraph *) g;
+	w->model = *model;
+	w->model.alloc = alloc;
+	w->walk_codes = codes;
+	w->stamp = qdb_malloc(alloc, Max(g->n, 1), sizeof(uint32));
+	w->table = qdb_malloc(alloc, qdb_table_floats(model), sizeof(float));
+	QdbSearchScratchInit(&w->walk_scratch, alloc);
+	if (w->stamp == NULL || w->table == NULL)
+	{
+		QdbMemWalkerFree((QdbMemWalker *) w);
+		return NULL;
+	}
+	memset(w->stamp, 0, sizeof(uint32) * Max(g->n, 1));
+	return (QdbMemWalker *) w;
+}
+
+void
+QdbMemWalkerFree(QdbMemWalker *walker)
+{
+	Worker	   *w = (Worker *) walker;
+	const QdbAlloc *alloc;
+
+	if (w == NULL)
+		return;
+	alloc = w->model.alloc;
+	QdbSearchScratchFree(&w->walk_scratch);
+	qdb_free(alloc, w->stamp);
+	qdb_free(alloc, w->table);
+	qdb_free(alloc, w);
+}
+
+/*
+ * Walks for query (the model's input dimensions): the nearest ef nodes by
+ * ADC, nearest first, into out (room for ef).  Returns how many, or a
+ * negative QdbStatus; *distances gets the ADC distances computed.
+ */
+int
+QdbMemWalk(QdbMemWalker *walker, const float *query, int ef, QdbCandidate *out,
+		   int64 *distances)
+{
+	Worker	   *w = (Worker *) walker;
+	const QdbMemGraph *g = w->g;
+	QdbCandidate cur;
+	int			level,
+				entry,
+				n,
+				rc;
+
+	*distances = 0;
+	entry = QdbMemGraphEntry(g, &level);
+	if (entry < 0)
+		return 0;
+	rc = qdb_compute_distance_table(&w->model, query, w->table, &w->bias);
+	if (rc != QDB_OK)
+		return -rc;
+	w->walk_distances = 0;
+	cur.id = (uint32) entry;
+	cur.dist = walk_distance(w, cur.id);
+	if (QdbDescend(&walk_ops, w, &cur, level, 0, 2 * g->m, &w->walk_scratch) < 0)
+		return -QDB_ERR_NOMEM;
+	walk_new_layer(w, 0);
+	n = QdbSearchLayer(&walk_ops, w, &cur, 1, ef, 0, 2 * g->m, out, &w->walk_scratch);
+	*distances = w->walk_distances;
+	return n < 0 ? -QDB_ERR_NOMEM : n;
 }

@@ -48,4 +48,13 @@ extern int	QdbMemGraphEntry(const QdbMemGraph *g, int *level);
 extern int	QdbMemGraphInsert(QdbMemGraph *g, const QdbModel *model, int first, int count,
 							  int nthreads);
 
+/* Walks of a finished graph by ADC over any compressor's codes (graph_memory.c) */
+typedef struct QdbMemWalker QdbMemWalker;
+struct QdbCandidate;
+extern QdbMemWalker *QdbMemWalkerCreate(const QdbMemGraph *g, const QdbModel *model,
+										const uint8 *codes, const QdbAlloc *alloc);
+extern void QdbMemWalkerFree(QdbMemWalker *walker);
+extern int	QdbMemWalk(QdbMemWalker *walker, const float *query, int ef,
+					   struct QdbCandidate *out, int64 *distances);
+
 #endif							/* QDB_GRAPH_MEMORY_H */

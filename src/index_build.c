@@ -475,7 +475,7 @@ obtain_model(Relation heap, Relation index, IndexInfo *indexInfo, QdbMetric metr
 						RelationGetRelationName(index), s.n),
 				 errhint("Train one with quantumdb.train() and name it with WITH (compressor = 'name') to reuse it across indexes.")));
 		seconds = QdbTrainModel(RelationGetRelationName(index), s.x, s.n, &cfg,
-								QDB_DEVICE_CPU, 0, CurrentMemoryContext, model, &device);
+								QDB_DEVICE_CPU, 0, CurrentMemoryContext, model, &device, NULL);
 		ereport(NOTICE,
 				(errmsg("trained the compressor of index \"%s\" in %.1f s",
 						RelationGetRelationName(index), seconds)));

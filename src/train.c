@@ -264,7 +264,7 @@ quantumdb_train(PG_FUNCTION_ARGS)
 	tcxt = AllocSetContextCreate(CurrentMemoryContext, "quantumdb training",
 								 ALLOCSET_DEFAULT_SIZES);
 	seconds = QdbTrainModel(name, s.x, n_train, &cfg, device, log_run, tcxt, &model,
-							&device_used);
+							&device_used, NULL);
 
 	recall = -1;
 	if (n_val > 0)

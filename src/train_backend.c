@@ -31,6 +31,7 @@ typedef struct TrainProgress
 	double		last_notice;
 	QdbTrainingLog log;			/* run 0: no training log */
 	ErrorData  *cancel;			/* a cancel caught while logging, thrown later */
+	QdbTrainHook *hook;			/* the caller's, or NULL */
 } TrainProgress;
 
 /*
@@ -63,7 +64,10 @@ log_epoch(TrainProgress *p, const QdbEpochStats *s)
 			p->cancel = edata;
 		else
 		{
-			QdbTrainingLogLost(&p->log, s->iter, edata->message);
+			char		what[32];
+
+			snprintf(what, sizeof(what), "epoch %d", s->iter);
+			QdbTrainingLogLost(&p->log, what, edata->message);
 			FreeErrorData(edata);
 		}
 	}
@@ -91,6 +95,12 @@ train_progress(const QdbEpochStats *s, void *arg)
 
 	if (QueryCancelPending || ProcDiePending || p->cancel)
 		return 1;
+	if (p->hook && !p->hook->stopped && p->hook->stop(s, p->hook->arg))
+		p->hook->stopped = true;
+	if (p->hook && p->hook->stopped)
+		return 1;
+	if (p->hook && p->hook->quiet)
+		return 0;
 	if (e)
 	{
 		HOLD_INTERRUPTS();
@@ -271,7 +281,7 @@ QdbSampleRowsThatFit(const QdbTrainConfig *cfg, int dim, int want, const char *w
 double
 QdbTrainModel(const char *name, const float *x, int n, QdbTrainConfig *cfg,
 			  QdbDevice device, int64 log_run, MemoryContext tcxt, QdbModel *model,
-			  const char **device_used)
+			  const char **device_used, QdbTrainHook *hook)
 {
 	MemoryContextCallback *cb;
 	BackendHandle *h;
@@ -308,9 +318,10 @@ QdbTrainModel(const char *name, const float *x, int n, QdbTrainConfig *cfg,
 					 errhint("It is built only where nvcc was found when the extension was built; use device => 'cpu' or 'auto'.") : 0));
 		if (rc != QDB_OK)
 		{
-			ereport(NOTICE,
-					(errmsg("training \"%s\" on the CPU: %s", name, cuda_unavailable(rc)),
-					 errdetail_internal("%s", err)));
+			if (!(hook && hook->quiet))
+				ereport(NOTICE,
+						(errmsg("training \"%s\" on the CPU: %s", name, cuda_unavailable(rc)),
+						 errdetail_internal("%s", err)));
 			h->backend = NULL;
 		}
 	}
@@ -327,6 +338,9 @@ QdbTrainModel(const char *name, const float *x, int n, QdbTrainConfig *cfg,
 	*device_used = qdb_backend_name(h->backend);
 
 	progress.name = name;
+	progress.hook = hook;
+	if (hook)
+		hook->stopped = false;
 	progress.log.run = log_run;
 	progress.log.compressor = name;
 	memset(model, 0, sizeof(*model));
@@ -337,6 +351,13 @@ QdbTrainModel(const char *name, const float *x, int n, QdbTrainConfig *cfg,
 		ReThrowError(progress.cancel);
 	CHECK_FOR_INTERRUPTS();
 	QdbTrainingLogEnd(&progress.log);
+	if (hook && hook->stopped)
+	{
+		/* the caller asked to stop: no model, and no ERROR */
+		qdb_model_free(model);
+		memset(model, 0, sizeof(*model));
+		return seconds;
+	}
 	if (rc == QDB_ERR_NOMEM && QdbAllocHitLimit(alloc))
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),

@@ -50,7 +50,7 @@ PGDLLEXPORT void quantumdb_log_worker_main(Datum arg);
 #define LOG_COLUMNS 14
 #define LOG_POLL_MS 1000		/* the latch wakes us sooner */
 
-/* One row to write. */
+/* One row to write: an epoch of quantumdb.training_log ... */
 typedef struct QdbLogRow
 {
 	int64		run;
@@ -61,6 +61,13 @@ typedef struct QdbLogRow
 	bool		cuda;
 	char		compressor[NAMEDATALEN];
 } QdbLogRow;
+
+/* ... or a trial of quantumdb.autotune_trials (QdbTrialRow, compressor.h). */
+typedef enum LogTable
+{
+	LOG_TABLE_EPOCH = 1,
+	LOG_TABLE_TRIAL
+} LogTable;
 
 /* What the worker reads and reports through (a DSM segment per row). */
 typedef enum LogStatus
@@ -82,7 +89,12 @@ typedef struct QdbLogShared
 	Oid			login;			/* the session user: it could log in */
 	Oid			userid;			/* the role the row is written as */
 	int			sec_context;
-	QdbLogRow	row;
+	LogTable	table;
+	union
+	{
+		QdbLogRow	epoch;
+		QdbTrialRow trial;
+	}			row;
 	char		message[256];	/* with LOG_FAILED */
 } QdbLogShared;
 
@@ -92,8 +104,44 @@ static const char *insert_sql =
 "triplet_loss, code_entropy, validation_recall, samples_per_second, temperature, best) "
 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
 
+static const char *trial_sql =
+"INSERT INTO quantumdb.autotune_trials (run, compressor, trial, stage, kind, settings, "
+"training_rows, quality, compression, speed, memory, score, seconds, walk_distances, "
+"walk_microseconds, status) "
+"VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
+
 static void
-insert_row(const QdbLogRow *r)
+insert_trial(const QdbTrialRow *r)
+{
+	Oid			types[16] = {INT8OID, TEXTOID, INT4OID, INT4OID, TEXTOID, TEXTOID, INT4OID};
+	Datum		values[16];
+	char		nulls[16];
+	int			rc;
+
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = Int64GetDatum(r->run);
+	values[1] = CStringGetTextDatum(r->compressor);
+	values[2] = Int32GetDatum(r->trial);
+	values[3] = Int32GetDatum(r->stage);
+	values[4] = CStringGetTextDatum(r->kind);
+	values[5] = CStringGetTextDatum(r->settings);
+	values[6] = Int32GetDatum(r->training_rows);
+	for (int i = 0; i < 8; i++)
+	{
+		types[7 + i] = FLOAT8OID;
+		values[7 + i] = Float8GetDatum(r->v[i]);
+		if (isnan(r->v[i]))
+			nulls[7 + i] = 'n';
+	}
+	types[15] = TEXTOID;
+	values[15] = CStringGetTextDatum(r->status);
+	rc = SPI_execute_with_args(trial_sql, 16, types, values, nulls, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "autotune trial insert failed: %s", SPI_result_code_string(rc));
+}
+
+static void
+insert_epoch(const QdbLogRow *r)
 {
 	Oid			types[LOG_COLUMNS + 1] = {INT8OID, TEXTOID, INT4OID, TEXTOID};
 	Datum		values[LOG_COLUMNS + 1];
@@ -113,6 +161,15 @@ insert_row(const QdbLogRow *r)
 	rc = SPI_execute_with_args(insert_sql, LOG_COLUMNS + 1, types, values, NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "training log insert failed: %s", SPI_result_code_string(rc));
+}
+
+static void
+insert_row(const QdbLogShared *sh)
+{
+	if (sh->table == LOG_TABLE_TRIAL)
+		insert_trial(&sh->row.trial);
+	else
+		insert_epoch(&sh->row.epoch);
 }
 
 void
@@ -147,8 +204,9 @@ quantumdb_log_worker_main(Datum arg)
 	{
 		SPI_connect();
 		PushActiveSnapshot(GetTransactionSnapshot());
-		pgstat_report_activity(STATE_RUNNING, "quantumdb training log");
-		insert_row(&sh->row);
+		pgstat_report_activity(STATE_RUNNING, sh->table == LOG_TABLE_TRIAL ?
+							   "quantumdb autotune trials" : "quantumdb training log");
+		insert_row(sh);
 		SPI_finish();
 		PopActiveSnapshot();
 		CommitTransactionCommand();
@@ -194,14 +252,14 @@ QdbTrainingLogCheck(void)
 
 /* A row that was not written: one WARNING per run, and counted. */
 void
-QdbTrainingLogLost(QdbTrainingLog *log, int epoch, const char *reason)
+QdbTrainingLogLost(QdbTrainingLog *log, const char *what, const char *reason)
 {
 	log->lost++;
 	if (log->lost > 1)
 		return;
 	ereport(WARNING,
-			(errmsg("training \"%s\": the log row of epoch %d was not written: %s",
-					log->compressor, epoch, reason),
+			(errmsg("training \"%s\": the log row of %s was not written: %s",
+					log->compressor, what, reason),
 			 errdetail("Rows of run " INT64_FORMAT " that cannot be written are counted and reported when training ends.",
 					   log->run)));
 }
@@ -280,50 +338,19 @@ write_by_worker(dsm_segment *seg, bool *interrupted)
 }
 
 /*
- * Writes the log row of epoch s; false when an interrupt cut the wait
- * short (the caller reports the cancel).  A row that could not be written
- * is a WARNING (QdbTrainingLogLost), never an ERROR from the worker path.
+ * Writes the row in *sh (its table and row filled; sh is in a DSM segment
+ * seg, or palloc'd with seg NULL when no segment could be had); false when
+ * an interrupt cut the wait short (the caller reports the cancel).  A row
+ * that could not be written is a WARNING (QdbTrainingLogLost) naming it as
+ * what, never an ERROR from the worker path.
  */
-bool
-QdbTrainingLogWrite(QdbTrainingLog *log, const QdbEpochStats *s)
+static bool
+write_row(QdbTrainingLog *log, dsm_segment *seg, QdbLogShared *sh, const char *what)
 {
-	const QdbNeuralEpoch *e = s->neural;
-	dsm_segment *seg;
-	QdbLogShared *sh;
-	QdbLogRow  *r;
 	LogStatus	st = LOG_NOT_STARTED;
 	bool		interrupted = false;
 
-	seg = dsm_create(sizeof(QdbLogShared), DSM_CREATE_NULL_IF_MAXSEGMENTS);
-	if (seg != NULL)
-	{
-		sh = dsm_segment_address(seg);
-		memset(sh, 0, sizeof(*sh));
-		pg_atomic_init_u32(&sh->status, LOG_NOT_STARTED);
-		r = &sh->row;
-	}
-	else
-	{
-		sh = NULL;
-		r = palloc0(sizeof(QdbLogRow));
-	}
-	r->run = log->run;
-	r->epoch = s->iter;
-	r->v[0] = (float4) e->total;
-	r->v[1] = (float4) e->recon;
-	r->v[2] = (float4) e->cluster;
-	r->v[3] = (float4) e->diversity;
-	r->v[4] = (float4) e->commit;
-	r->v[5] = (float4) e->triplet;
-	r->v[6] = (float4) e->code_entropy;
-	r->v[7] = (float4) e->val_recall;
-	r->v[8] = (float4) e->samples_per_sec;
-	r->v[9] = (float4) e->tau;
-	r->best = e->best != 0;
-	r->cuda = e->device && strcmp(e->device, "cuda") == 0;
-	strlcpy(r->compressor, log->compressor, sizeof(r->compressor));
-
-	if (sh)
+	if (seg)
 	{
 		sh->magic = QDB_LOG_MAGIC;
 		sh->trainer_pid = MyProcPid;
@@ -339,16 +366,15 @@ QdbTrainingLogWrite(QdbTrainingLog *log, const QdbEpochStats *s)
 	if (interrupted)
 	{
 		/* the cancel error says it all; the row may be there or not */
-		if (seg)
-			dsm_detach(seg);
+		dsm_detach(seg);
 		return false;
 	}
 	if (st == LOG_WRITTEN)
 		log->written++;
 	else if (st == LOG_FAILED)
-		QdbTrainingLogLost(log, r->epoch, sh->message);
+		QdbTrainingLogLost(log, what, sh->message);
 	else if (st == LOG_STARTED)
-		QdbTrainingLogLost(log, r->epoch,
+		QdbTrainingLogLost(log, what,
 						   "the background worker writing it stopped before it committed");
 	else
 	{
@@ -359,16 +385,75 @@ QdbTrainingLogWrite(QdbTrainingLog *log, const QdbEpochStats *s)
 		 */
 		if (!log->warned_in_transaction)
 			ereport(WARNING,
-					(errmsg("training log rows are written in the training transaction"),
+					(errmsg("%s rows are written in the training transaction",
+							sh->table == LOG_TABLE_TRIAL ? "autotune trial" : "training log"),
 					 errdetail("No background worker could be started to write them at once."),
 					 errhint("Raise max_worker_processes for rows other sessions can watch while training runs.")));
 		log->warned_in_transaction = true;
 		SPI_connect();
-		insert_row(r);
+		insert_row(sh);
 		SPI_finish();
 		log->written++;
 	}
 	if (seg)
 		dsm_detach(seg);
 	return true;
+}
+
+/* A zeroed row to fill, in a new DSM segment (*seg) or, failing that, palloc'd. */
+static QdbLogShared *
+new_row(dsm_segment **seg, LogTable table)
+{
+	QdbLogShared *sh;
+
+	*seg = dsm_create(sizeof(QdbLogShared), DSM_CREATE_NULL_IF_MAXSEGMENTS);
+	sh = *seg ? dsm_segment_address(*seg) : palloc(sizeof(QdbLogShared));
+	memset(sh, 0, sizeof(*sh));
+	pg_atomic_init_u32(&sh->status, LOG_NOT_STARTED);
+	sh->table = table;
+	return sh;
+}
+
+/* Writes the log row of epoch s (write_row). */
+bool
+QdbTrainingLogWrite(QdbTrainingLog *log, const QdbEpochStats *s)
+{
+	const QdbNeuralEpoch *e = s->neural;
+	dsm_segment *seg;
+	QdbLogShared *sh = new_row(&seg, LOG_TABLE_EPOCH);
+	QdbLogRow  *r = &sh->row.epoch;
+	char		what[32];
+
+	r->run = log->run;
+	r->epoch = s->iter;
+	r->v[0] = (float4) e->total;
+	r->v[1] = (float4) e->recon;
+	r->v[2] = (float4) e->cluster;
+	r->v[3] = (float4) e->diversity;
+	r->v[4] = (float4) e->commit;
+	r->v[5] = (float4) e->triplet;
+	r->v[6] = (float4) e->code_entropy;
+	r->v[7] = (float4) e->val_recall;
+	r->v[8] = (float4) e->samples_per_sec;
+	r->v[9] = (float4) e->tau;
+	r->best = e->best != 0;
+	r->cuda = e->device && strcmp(e->device, "cuda") == 0;
+	strlcpy(r->compressor, log->compressor, sizeof(r->compressor));
+	snprintf(what, sizeof(what), "epoch %d", s->iter);
+	return write_row(log, seg, sh, what);
+}
+
+/* Writes a trial's row of quantumdb.autotune_trials (write_row). */
+bool
+QdbAutotuneTrialWrite(QdbTrainingLog *log, const QdbTrialRow *row)
+{
+	dsm_segment *seg;
+	QdbLogShared *sh = new_row(&seg, LOG_TABLE_TRIAL);
+	char		what[32];
+
+	sh->row.trial = *row;
+	sh->row.trial.run = log->run;
+	strlcpy(sh->row.trial.compressor, log->compressor, NAMEDATALEN);
+	snprintf(what, sizeof(what), "trial %d", row->trial);
+	return write_row(log, seg, sh, what);
 }
