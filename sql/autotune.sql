@@ -96,7 +96,8 @@ SELECT * FROM quantumdb.autotune('at_cancel', 'at_items', 'emb', 'cosine', budge
 RESET statement_timeout;
 SELECT count(*) AS kept FROM quantumdb.compressors WHERE name = 'at_cancel';
 
--- bad arguments
+-- bad arguments; a name taken fails before any work
+SELECT quantumdb.autotune('at_c', 'at_items', 'emb', 'cosine');
 SELECT quantumdb.autotune('x', 'at_items', 'emb', 'hamming');
 SELECT quantumdb.autotune('x', 'at_items', 'emb', 'ip', kinds => '{neural}');
 SELECT quantumdb.autotune('x', 'at_items', 'emb', 'l2', kinds => '{lsq}');

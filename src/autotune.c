@@ -67,6 +67,7 @@ static const QdbTuneStage stages[NSTAGES] = {
 typedef struct Finished
 {
 	double	   *v;
+	char	   *settings;		/* QdbTuneSettingsJson of v */
 	double		score;
 	int			stage;
 } Finished;
@@ -82,9 +83,15 @@ typedef struct RunState
 				nfailed,
 				ndone;
 	Finished   *done;
-	/* seconds per training row of finished trials, per kind */
-	double		per_row[4];
-	int			per_row_n[4];
+	/* seconds of training per row of finished trials, per kind and stage */
+	double		per_row[4][NSTAGES];
+	int			per_row_n[4][NSTAGES];
+	/* seconds of scoring (graphs not counted) of finished trials */
+	double		scoring;
+	int			scoring_n;
+	/* the settings of every point tried (stages 1 and 2 do not repeat one) */
+	char	  **tried;
+	int			ntried;
 	/* the best of the last stage that finished a trial */
 	QdbTrialResult best;
 	double	   *best_v;
@@ -108,18 +115,6 @@ float_arg(FunctionCallInfo fcinfo, int n, const char *what, double dflt)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s must be between 0 and 100, not %g", what, v)));
-	return v;
-}
-
-static int
-int_arg(FunctionCallInfo fcinfo, int n, const char *what, int lo, int hi, int dflt)
-{
-	int			v = PG_ARGISNULL(n) ? dflt : PG_GETARG_INT32(n);
-
-	if (v < lo || v > hi)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must be between %d and %d, not %d", what, lo, hi, v)));
 	return v;
 }
 
@@ -212,6 +207,80 @@ kind_slot(const QdbTune *t, QdbKind k)
 	return 0;
 }
 
+/*
+ * Runs fn(arg) in a subtransaction; NULL, or the ERROR it raised (copied,
+ * the subtransaction rolled back) unless that was a cancel or termination,
+ * which is thrown on.
+ */
+static ErrorData *
+in_subtransaction(void (*fn) (void *), void *arg, MemoryContext cxt)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	ErrorData  *e = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		fn(arg);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcxt);
+		e = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		CurrentResourceOwner = oldowner;
+		if (e->sqlerrcode == ERRCODE_QUERY_CANCELED || e->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN ||
+			QueryCancelPending || ProcDiePending)
+			ReThrowError(e);
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(oldcxt);
+	CurrentResourceOwner = oldowner;
+	return e;
+}
+
+typedef struct RowCall
+{
+	RunState   *rs;
+	const QdbTrialRow *row;
+	bool		interrupted;
+} RowCall;
+
+static void
+call_write_row(void *arg)
+{
+	RowCall    *c = arg;
+
+	c->interrupted = !QdbAutotuneTrialWrite(&c->rs->log, c->row);
+}
+
+/*
+ * Writes a trial's row (by a worker, or in a subtransaction of the run's
+ * transaction when no worker could start): one that fails is counted and
+ * a WARNING (QdbTrainingLogLost), never the end of the run.
+ */
+static void
+write_trial_row(RunState *rs, const QdbTrialRow *row)
+{
+	RowCall		c = {rs, row, false};
+	ErrorData  *e = in_subtransaction(call_write_row, &c, CurrentMemoryContext);
+
+	if (e)
+	{
+		char		what[32];
+
+		snprintf(what, sizeof(what), "trial %d", row->trial);
+		QdbTrainingLogLost(&rs->log, what, e->message);
+		FreeErrorData(e);
+	}
+	if (c.interrupted)
+		CHECK_FOR_INTERRUPTS();
+}
+
 /* Writes the trial's row and says it in a NOTICE. */
 static void
 report_trial(RunState *rs, int stage, const double *v, const QdbTrialResult *r,
@@ -254,65 +323,130 @@ report_trial(RunState *rs, int stage, const double *v, const QdbTrialResult *r,
 				(errmsg("autotune \"%s\": stage %d trial %d (%s, %d rows): %s",
 						rs->t.name, stage, rs->trial, row.kind, rows, status),
 				 errdetail_internal("%s", s.data)));
-	if (!QdbAutotuneTrialWrite(&rs->log, &row))
-		CHECK_FOR_INTERRUPTS();
+	write_trial_row(rs, &row);
 	pfree(s.data);
 }
 
-/* Would a trial of kind on rows training rows pass end?  (No estimate yet: no.) */
+/* The work of a trial at stage b relative to stage a, by what dominates its kind. */
+static double
+work_ratio(QdbKind kind, const QdbTuneStage *b, const QdbTuneStage *a)
+{
+	double		kmeans = (double) b->kmeans_iters / a->kmeans_iters,
+				opq = (double) b->opq_iters / a->opq_iters;
+
+	switch (kind)
+	{
+		case QDB_KIND_NEURAL:
+			return Max((double) b->epochs / a->epochs, opq);
+		case QDB_KIND_OPQ:
+			return opq;
+		default:
+			return kmeans;
+	}
+}
+
+/*
+ * Would a trial of kind on rows training rows at stage st pass end?  The
+ * estimate: seconds of training per row of the kind's finished trials at
+ * this stage, or at the latest earlier stage scaled by work_ratio, plus the
+ * mean scoring time.  Without any finished trial of the kind, only a stage
+ * already past its end says yes.
+ */
 static bool
-would_overrun(RunState *rs, QdbKind kind, int rows, double end)
+would_overrun(RunState *rs, QdbKind kind, const QdbTuneStage *st, int rows, double end)
 {
 	int			k = kind_slot(&rs->t, kind);
+	double		now = qdb_now();
 
-	if (rs->per_row_n[k] == 0)
-		return false;
-	return qdb_now() + rs->per_row[k] / rs->per_row_n[k] * rows > end;
+	if (now >= end)
+		return true;
+	for (int s = st->stage - 1; s >= 0; s--)
+		if (rs->per_row_n[k][s] > 0)
+		{
+			double		per_row = rs->per_row[k][s] / rs->per_row_n[k][s];
+			double		scoring = rs->scoring_n ? rs->scoring / rs->scoring_n : 0;
+
+			per_row *= work_ratio(kind, st, &stages[s]);
+			return now + per_row * rows + scoring > end;
+		}
+	return false;
+}
+
+typedef struct TrialCall
+{
+	QdbTune    *t;
+	const QdbTuneStage *st;
+	const double *v;
+	MemoryContext cxt;
+	QdbTrialResult *r;
+} TrialCall;
+
+static void
+call_trial(void *arg)
+{
+	TrialCall  *c = arg;
+
+	QdbTuneRunTrial(c->t, c->st, c->v, c->cxt, c->r);
 }
 
 /*
  * QdbTuneRunTrial in a subtransaction: a trial that fails (say, past
- * maintenance_work_mem) is a WARNING and false, and the run goes on; a
- * cancel or termination is thrown on.
+ * maintenance_work_mem) is a WARNING and false, and the run goes on.
  */
 static bool
 trial_in_subtransaction(QdbTune *t, const QdbTuneStage *st, const double *v,
 						MemoryContext cxt, QdbTrialResult *r)
 {
-	MemoryContext oldcxt = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	bool		ok = true;
+	TrialCall	c = {t, st, v, cxt, r};
+	ErrorData  *e = in_subtransaction(call_trial, &c, cxt);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		QdbTuneRunTrial(t, st, v, cxt, r);
-		ReleaseCurrentSubTransaction();
-	}
-	PG_CATCH();
-	{
-		ErrorData  *e;
+	if (e == NULL)
+		return true;
+	ereport(WARNING,
+			(errcode(e->sqlerrcode),
+			 errmsg("autotune \"%s\": a trial failed: %s", t->name, e->message),
+			 e->hint ? errhint("%s", e->hint) : 0));
+	FreeErrorData(e);
+	return false;
+}
 
-		MemoryContextSwitchTo(oldcxt);
-		e = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		CurrentResourceOwner = oldowner;
-		if (e->sqlerrcode == ERRCODE_QUERY_CANCELED || e->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN ||
-			QueryCancelPending || ProcDiePending)
-			ReThrowError(e);
-		ereport(WARNING,
-				(errcode(e->sqlerrcode),
-				 errmsg("autotune \"%s\": a trial failed: %s", t->name, e->message),
-				 e->hint ? errhint("%s", e->hint) : 0));
-		FreeErrorData(e);
-		ok = false;
+/* Point v's settings as JSON (what trials compare to tell points apart). */
+static char *
+settings_of(RunState *rs, const double *v)
+{
+	StringInfoData s;
+
+	initStringInfo(&s);
+	QdbTuneSettingsJson(&rs->t, v, &s);
+	return s.data;
+}
+
+/*
+ * The next point of stage 1 (random) or 2 (TPE): one whose settings no
+ * trial has had, if one is found in 32 draws (irrelevant parameters, such
+ * as a pq point's learning rate, and target dims past the column's make
+ * many points one setting, and TPE, sure of a good region, proposes its
+ * mode again); stage 2's last 16 draws are random.
+ */
+static void
+next_point(RunState *rs, int stage, double *v)
+{
+	for (int attempt = 0; attempt < 32; attempt++)
+	{
+		char	   *settings;
+		bool		seen = false;
+
+		if (stage == 1 || attempt >= 16)
+			qdb_tune_random(&rs->search, v);
+		else
+			qdb_tune_propose(&rs->search, v);
+		settings = settings_of(rs, v);
+		for (int i = 0; i < rs->ntried && !seen; i++)
+			seen = strcmp(rs->tried[i], settings) == 0;
+		pfree(settings);
+		if (!seen)
+			return;
 	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(oldcxt);
-	CurrentResourceOwner = oldowner;
-	return ok;
 }
 
 /* Runs point v at stage st; keeps its model when it is the best so far. */
@@ -320,6 +454,7 @@ static void
 run_trial(RunState *rs, const QdbTuneStage *st, const double *v, double stage_end)
 {
 	QdbTune    *t = &rs->t;
+	char	   *settings = settings_of(rs, v);
 	QdbKind		kind = t->kinds[(int) v[TP_KIND]];
 	int			rows = Min(t->n_train, Max((int) ceil(st->share * t->n_train),
 										  Min(t->n_train, 1000)));
@@ -328,7 +463,8 @@ run_trial(RunState *rs, const QdbTuneStage *st, const double *v, double stage_en
 
 	CHECK_FOR_INTERRUPTS();
 	rs->trial++;
-	if (qdb_now() >= t->deadline || would_overrun(rs, kind, rows, Min(stage_end, t->deadline)))
+	rs->tried[rs->ntried++] = settings;
+	if (would_overrun(rs, kind, st, rows, Min(stage_end, t->deadline)))
 	{
 		rs->nskipped++;
 		report_trial(rs, st->stage, v, NULL, "skipped", rows);
@@ -356,12 +492,15 @@ run_trial(RunState *rs, const QdbTuneStage *st, const double *v, double stage_en
 		MemoryContextDelete(cxt);
 		return;
 	}
-	rs->per_row[kind_slot(t, kind)] += r.seconds / r.training_rows;
-	rs->per_row_n[kind_slot(t, kind)]++;
-	rs->min_score = rs->ndone == 0 ? r.score : Min(rs->min_score, r.score);
+	rs->per_row[kind_slot(t, kind)][st->stage - 1] += r.train_seconds / r.training_rows;
+	rs->per_row_n[kind_slot(t, kind)][st->stage - 1]++;
+	rs->scoring += r.seconds - r.train_seconds - r.graph_seconds;
+	rs->scoring_n++;
+	rs->min_score = Min(rs->min_score, r.score);
 	(void) qdb_tune_tell(&rs->search, v, r.score);
 	rs->done[rs->ndone].v = palloc(sizeof(double) * TP_COUNT);
 	memcpy(rs->done[rs->ndone].v, v, sizeof(double) * TP_COUNT);
+	rs->done[rs->ndone].settings = settings;
 	rs->done[rs->ndone].score = r.score;
 	rs->done[rs->ndone].stage = st->stage;
 	rs->ndone++;
@@ -409,10 +548,21 @@ best_of_stage(RunState *rs, int stage, int n, double **out)
 			f[j] = f[j - 1];
 			f[j - 1] = x;
 		}
-	nf = Min(nf, n);
-	for (int i = 0; i < nf; i++)
-		out[i] = f[i].v;
-	return nf;
+	/* distinct settings only: the first (best) of each */
+	{
+		int			nout = 0;
+
+		for (int i = 0; i < nf && nout < n; i++)
+		{
+			bool		seen = false;
+
+			for (int j = 0; j < i; j++)
+				seen |= strcmp(f[j].settings, f[i].settings) == 0;
+			if (!seen)
+				out[nout++] = f[i].v;
+		}
+		return nout;
+	}
 }
 
 static double
@@ -482,12 +632,13 @@ quantumdb_autotune(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("seed must be a non-negative number")));
 	t->seed = (uint64) PG_GETARG_INT64(9);
-	sample_rows = int_arg(fcinfo, 10, "sample", 1000, 2000000, 50000);
-	validation_rows = int_arg(fcinfo, 11, "validation", 10, 10000, 500);
+	sample_rows = QdbIntArg(fcinfo, 10, "sample", 1000, 2000000, 50000);
+	validation_rows = QdbIntArg(fcinfo, 11, "validation", 10, 10000, 500);
 	kinds_arg(fcinfo, 12, t);
 	t->deadline = t0 + budget;
 
 	QdbCheckTableInsert("compressors", "The auto-tuner stores the compressor it keeps there.");
+	QdbCheckNewCompressorName(name);
 	QdbCheckTableInsert("autotune_trials", "The auto-tuner writes one row per trial there.");
 	rs->log.run = nextval_internal(get_relname_relid("autotune_run_seq",
 													 get_namespace_oid("quantumdb", false)),
@@ -499,7 +650,12 @@ quantumdb_autotune(PG_FUNCTION_ARGS)
 		QdbTrainConfig fit;
 
 		qdb_train_config_init(&fit);
-		fit.kind = t->nkinds > 0 ? t->kinds[t->nkinds - 1] : QDB_KIND_OPQ;
+		/* sized for the hungriest kind searched (train_backend.c's estimates) */
+		fit.kind = t->kinds[t->nkinds - 1];
+		for (int i = 0; i < t->nkinds; i++)
+			if (t->kinds[i] == QDB_KIND_NEURAL ||
+				(t->kinds[i] == QDB_KIND_OPQ && fit.kind != QDB_KIND_NEURAL))
+				fit.kind = t->kinds[i];
 		fit.metric = t->metric;
 		QdbSampleColumn(relid, column, sample_rows + validation_rows, t->seed,
 						t->metric == QDB_METRIC_COSINE, &fit, &s);
@@ -509,8 +665,9 @@ quantumdb_autotune(PG_FUNCTION_ARGS)
 	if (t->n_train < 1000 || t->n_val < 10)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("too few vectors to tune on: %d non-NULL rows, at least 1100 needed",
-						s.n)));
+				 errmsg("too few vectors to tune on: %d non-NULL rows, at least 1111 needed",
+						s.n),
+				 errdetail("A tenth of the rows (at most validation) are held out, and trials train on at least 1000.")));
 	t->dim = s.dim;
 	t->x = s.x;
 	if (t->metric == QDB_METRIC_COSINE)
@@ -536,6 +693,9 @@ quantumdb_autotune(PG_FUNCTION_ARGS)
 	stage_trials_arg(fcinfo, 13, counts);
 	rs->done = palloc(sizeof(Finished) * (counts[0] + counts[1] + counts[2]));
 	rs->best_v = palloc(sizeof(double) * TP_COUNT);
+	rs->tried = palloc(sizeof(char *) * (counts[0] + counts[1] + counts[2]));
+	/* what a pruned point is told before any trial finished: the lowest score */
+	rs->min_score = -t->w.memory;
 	ereport(NOTICE,
 			(errmsg("autotune \"%s\" (run " INT64_FORMAT ", %s): %d training and %d validation vectors of %d dimensions, budget %.0f s: %d, %d and %d trials in stages 1, 2 and 3",
 					name, rs->log.run, qdb_metric_name(t->metric), t->n_train, t->n_val,
@@ -546,7 +706,7 @@ quantumdb_autotune(PG_FUNCTION_ARGS)
 	{
 		double		v[TP_COUNT];
 
-		qdb_tune_random(&rs->search, v);
+		next_point(rs, 1, v);
 		run_trial(rs, &stages[0], v, t0 + 0.30 * budget);
 	}
 	/* stage 2: TPE, told every finished trial, with median pruning */
@@ -554,7 +714,7 @@ quantumdb_autotune(PG_FUNCTION_ARGS)
 	{
 		double		v[TP_COUNT];
 
-		qdb_tune_propose(&rs->search, v);
+		next_point(rs, 2, v);
 		run_trial(rs, &stages[1], v, t0 + 0.65 * budget);
 	}
 	/* stage 3: the best of stage 2 (or 1) trained fully */

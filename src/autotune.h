@@ -84,7 +84,6 @@ typedef struct QdbTune
 	/* stage 2's pruning: neural trials' validation recall at prune_epoch */
 	double	   *mid_recalls;
 	int			nmid;
-	double		graph_seconds;	/* spent building graphs */
 } QdbTune;
 
 /* One trial's outcome. */
@@ -101,6 +100,8 @@ typedef struct QdbTrialResult
 				memory,
 				score;
 	double		seconds;		/* training and scoring */
+	double		train_seconds;
+	double		graph_seconds;	/* building walks' graphs, within seconds */
 	double		walk_distances; /* per query */
 	double		walk_us;		/* per query, measured (not scored) */
 	const char *status;			/* "done", "pruned", "over budget" */
@@ -114,7 +115,7 @@ extern void QdbTuneRunTrial(QdbTune *t, const QdbTuneStage *st, const double *v,
 
 /* autotune_speed.c */
 extern double QdbTuneRowBytes(int code_size, int m);
-extern void QdbTuneMeasureWalks(QdbTune *t, const QdbModel *model, int mi, int ei,
+extern bool QdbTuneMeasureWalks(QdbTune *t, const QdbModel *model, int mi, int ei,
 								QdbTrialResult *r);
 
 #endif							/* QDB_AUTOTUNE_H */

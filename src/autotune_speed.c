@@ -44,6 +44,7 @@
 #define WALK_EF			40
 #define WALK_K			10
 #define WALK_QUERIES	200
+#define GRAPH_BATCH		500		/* rows inserted between checks of the deadline */
 
 /* the cost model of the speed term (above) */
 #define NODE_SECONDS	0.5e-6
@@ -62,7 +63,7 @@ QdbTuneRowBytes(int code_size, int m)
 
 /* The graph for (tune_m[mi], tune_efc[ei]), built on first use. */
 static QdbMemGraph *
-tune_graph(QdbTune *t, const QdbModel *model, int mi, int ei)
+tune_graph(QdbTune *t, const QdbModel *model, int mi, int ei, double *seconds)
 {
 	QdbMemGraph *g = t->graphs[mi][ei];
 	int			m = tune_m[mi];
@@ -72,6 +73,7 @@ tune_graph(QdbTune *t, const QdbModel *model, int mi, int ei)
 	pg_prng_state rng;
 	MemoryContext old;
 
+	*seconds = 0;
 	if (g != NULL)
 		return g;
 	old = MemoryContextSwitchTo(t->graph_cxt);
@@ -96,13 +98,26 @@ tune_graph(QdbTune *t, const QdbModel *model, int mi, int ei)
 		memset(g->nodes[i].nb, 0xFF, sizeof(int32) * slots);	/* -1: empty */
 	}
 	g->n = n;
-	g->batch_x = t->x;
 	MemoryContextSwitchTo(old);
-	/* one thread: threads insert in a racing order, and a seed must give one graph */
-	QdbReportStatus(QdbMemGraphInsert(g, model, 0, n, 1),
-					"could not build the auto-tuner's graph", NULL);
+	/*
+	 * One thread: threads insert in a racing order, and a seed must give one
+	 * graph.  In batches, to answer a cancel and stop at the deadline (the
+	 * graph is then left unfinished, and unused: NULL).
+	 */
+	for (int first = 0; first < n; first += GRAPH_BATCH)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (qdb_now() > t->deadline)
+		{
+			*seconds = qdb_now() - t0;
+			return NULL;
+		}
+		g->batch_x = t->x + (Size) first * t->dim;
+		QdbReportStatus(QdbMemGraphInsert(g, model, first, Min(GRAPH_BATCH, n - first), 1),
+						"could not build the auto-tuner's graph", NULL);
+	}
 	t->graphs[mi][ei] = g;
-	t->graph_seconds += qdb_now() - t0;
+	*seconds = qdb_now() - t0;
 	return g;
 }
 
@@ -139,16 +154,17 @@ push_best(float *best, int n, int k, float d)
 
 /*
  * Scores model's walks on graph (mi, ei) into r: speed, walk_distances,
- * walk_us (see the file's comment).
+ * walk_us (see the file's comment), and graph_seconds; false when the graph
+ * was not built before the deadline.
  */
-void
+bool
 QdbTuneMeasureWalks(QdbTune *t, const QdbModel *model, int mi, int ei, QdbTrialResult *r)
 {
-	QdbMemGraph *g = tune_graph(t, model, mi, ei);
+	QdbMemGraph *g = tune_graph(t, model, mi, ei, &r->graph_seconds);
 	int			n = t->graph_rows;
 	int			nq = Min(t->n_val, WALK_QUERIES);
-	uint8	   *codes = palloc_extended((Size) n * model->M, MCXT_ALLOC_HUGE);
-	float	   *table = palloc(sizeof(float) * qdb_table_floats(model));
+	uint8	   *codes;
+	float	   *table;
 	QdbCandidate out[WALK_EF];
 	float		best[WALK_K];
 	QdbMemWalker *walker;
@@ -159,6 +175,10 @@ QdbTuneMeasureWalks(QdbTune *t, const QdbModel *model, int mi, int ei, QdbTrialR
 				scan_cost,
 				rows = Max(t->table_rows, 2.0);
 
+	if (g == NULL)
+		return false;
+	codes = palloc_extended((Size) n * model->M, MCXT_ALLOC_HUGE);
+	table = palloc(sizeof(float) * qdb_table_floats(model));
 	QdbReportStatus(qdb_compute_codes(model, t->x, n, codes),
 					"could not encode the auto-tuner's graph rows", NULL);
 	walker = QdbMemWalkerCreate(g, model, codes, QdbContextAlloc(CurrentMemoryContext));
@@ -199,4 +219,5 @@ QdbTuneMeasureWalks(QdbTune *t, const QdbModel *model, int mi, int ei, QdbTrialR
 	scan_cost = rows * (ROW_SECONDS + 2.0 * t->dim * FLOP_SECONDS);
 	r->speed = nq > 0 ? hits / ((double) nq * Min(WALK_K, n)) : 0;
 	r->speed *= Max(0.0, Min(1.0, log(scan_cost / walk_cost) / log(rows)));
+	return true;
 }

@@ -190,8 +190,14 @@ QdbTuneRunTrial(QdbTune *t, const QdbTuneStage *st, const double *v, MemoryConte
 	rows = Min(t->n_train, Max(rows, Min(t->n_train, 1000)));
 	r->training_rows = rows;
 
-	(void) QdbTrainModel(t->name, t->x, rows, &r->cfg, QDB_DEVICE_AUTO, 0, cxt, &r->model,
-						 &device_used, &hook);
+	r->train_seconds = QdbTrainModel(t->name, t->x, rows, &r->cfg, QDB_DEVICE_AUTO, 0, cxt,
+									 &r->model, &device_used, &hook);
+	if (!hook.stopped && qdb_now() > t->deadline)
+	{
+		/* trained, but no time is left to score it */
+		hook.stopped = true;
+		h.over_budget = true;
+	}
 	if (h.mid_recall >= 0 && !h.pruned && !h.over_budget)
 	{
 		t->mid_recalls = repalloc(t->mid_recalls, sizeof(double) * (t->nmid + 1));
@@ -214,7 +220,13 @@ QdbTuneRunTrial(QdbTune *t, const QdbTuneStage *st, const double *v, MemoryConte
 	r->compression = Max(0.0, 1.0 - row_bytes / (4.0 * t->dim));
 	mb = model_bytes(&r->model);
 	r->memory = mb / (mb + Max(t->table_rows, 1.0) * row_bytes);
-	QdbTuneMeasureWalks(t, &r->model, (int) v[TP_M], (int) v[TP_EFC], r);
+	if (!QdbTuneMeasureWalks(t, &r->model, (int) v[TP_M], (int) v[TP_EFC], r))
+	{
+		r->status = "over budget";	/* its graph could not be built in time */
+		r->quality = r->compression = r->speed = r->memory = r->score = NAN;
+		r->seconds = qdb_now() - t0;
+		return;
+	}
 	r->score = t->w.quality * r->quality + t->w.compression * r->compression +
 		t->w.speed * r->speed - t->w.memory * r->memory;
 	r->status = "done";

@@ -106,6 +106,7 @@ extern QdbLoadedModel *QdbLoadCompressor(const char *name, MemoryContext cxt);
 extern void QdbStoreCompressor(const char *name, const QdbModel *m,
 							   const char *extra_settings, double training_seconds,
 							   double validation_recall, Oid source, const char *column);
+extern void QdbCheckNewCompressorName(const char *name);
 extern bool QdbMayUseCompressor(Oid roleid, Oid owner, Oid source, const char *column);
 
 /*
@@ -144,6 +145,8 @@ extern void QdbSampleColumn(Oid relid, const char *column, int want, uint64 seed
 
 /* train.c: quantumdb.train() */
 extern void QdbCheckTableInsert(const char *table, const char *detail);
+extern int	QdbIntArg(FunctionCallInfo fcinfo, int n, const char *what, int lo, int hi,
+					  int dflt);
 
 /* train_backend.c: one training on the chosen device */
 typedef enum QdbDevice

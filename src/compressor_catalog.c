@@ -342,6 +342,30 @@ settings_json(const QdbModel *m, const char *extra)
 					(unsigned long long) c->seed, extra ? ", " : "", extra ? extra : "");
 }
 
+/* Whether a compressor is named name (a text Datum); within catalog_begin. */
+static bool
+name_taken(Datum name)
+{
+	Oid			type = TEXTOID;
+	int			rc;
+
+	rc = SPI_execute_with_args("SELECT 1 FROM quantumdb.compressors "
+							   "WHERE name OPERATOR(pg_catalog.=) $1",
+							   1, &type, &name, NULL, false, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+	return SPI_processed > 0;
+}
+
+static void
+name_taken_error(const char *name)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_DUPLICATE_OBJECT),
+			 errmsg("compressor \"%s\" already exists", name),
+			 errhint("Drop it first with quantumdb.drop_compressor('%s'), or choose another name.", name)));
+}
+
 /*
  * Inserts a catalog row owned by the current user, trained on source.column
  * (InvalidOid and NULL for an imported model).  training_seconds and
@@ -397,12 +421,7 @@ QdbStoreCompressor(const char *name, const QdbModel *m, const char *extra_settin
 		nulls[10] = 'n';
 
 	catalog_begin(&a);
-	rc = SPI_execute_with_args("SELECT 1 FROM quantumdb.compressors "
-							   "WHERE name OPERATOR(pg_catalog.=) $1",
-							   1, argtypes, values, NULL, false, 1);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
-	exists = SPI_processed > 0;
+	exists = name_taken(values[0]);
 	if (!exists)
 	{
 		rc = SPI_execute_with_args("INSERT INTO quantumdb.compressors "
@@ -418,10 +437,25 @@ QdbStoreCompressor(const char *name, const QdbModel *m, const char *extra_settin
 	}
 	catalog_end(&a);
 	if (exists)
-		ereport(ERROR,
-				(errcode(ERRCODE_DUPLICATE_OBJECT),
-				 errmsg("compressor \"%s\" already exists", name),
-				 errhint("Drop it first with quantumdb.drop_compressor('%s'), or choose another name.", name)));
+		name_taken_error(name);
+}
+
+/*
+ * ERROR unless name is a valid compressor name no compressor has: for work
+ * that stores one at its end (quantumdb.autotune) to fail before the work.
+ */
+void
+QdbCheckNewCompressorName(const char *name)
+{
+	CatalogAccess a;
+	bool		exists;
+
+	check_name(name);
+	catalog_begin(&a);
+	exists = name_taken(CStringGetTextDatum(name));
+	catalog_end(&a);
+	if (exists)
+		name_taken_error(name);
 }
 
 /* quantumdb.export(name) -> bytea: the safetensors blob as stored. */

@@ -25,8 +25,9 @@ PG_FUNCTION_INFO_V1(quantumdb_train);
 #define MIN_TRAIN_ROWS	QDB_KSUB
 #define MAX_SAMPLE		2000000
 
-static int
-int_arg(FunctionCallInfo fcinfo, int n, const char *what, int lo, int hi, int dflt)
+/* Argument n (dflt when NULL), an ERROR outside [lo, hi]; autotune.c's too. */
+int
+QdbIntArg(FunctionCallInfo fcinfo, int n, const char *what, int lo, int hi, int dflt)
 {
 	int			v;
 
@@ -109,17 +110,17 @@ neural_args(FunctionCallInfo fcinfo, QdbTrainConfig *cfg)
 {
 	QdbDevice	device = device_arg(fcinfo, 12);
 
-	cfg->epochs = int_arg(fcinfo, 13, "epochs", 0, 10000, cfg->epochs);
-	cfg->batch_size = int_arg(fcinfo, 14, "batch_size", 1, 65536, cfg->batch_size);
+	cfg->epochs = QdbIntArg(fcinfo, 13, "epochs", 0, 10000, cfg->epochs);
+	cfg->batch_size = QdbIntArg(fcinfo, 14, "batch_size", 1, 65536, cfg->batch_size);
 	cfg->lr = (float) float_arg(fcinfo, 15, "lr", 1e-9, 1.0, cfg->lr);
-	cfg->hidden = int_arg(fcinfo, 16, "hidden", 1, QDB_MAX_HIDDEN, 0);
-	cfg->k_neighbors = int_arg(fcinfo, 17, "k_neighbors", 1, 1000, cfg->k_neighbors);
+	cfg->hidden = QdbIntArg(fcinfo, 16, "hidden", 1, QDB_MAX_HIDDEN, 0);
+	cfg->k_neighbors = QdbIntArg(fcinfo, 17, "k_neighbors", 1, 1000, cfg->k_neighbors);
 	cfg->w_recon = (float) float_arg(fcinfo, 18, "w_reconstruction", 0, 1e6, cfg->w_recon);
 	cfg->w_cluster = (float) float_arg(fcinfo, 19, "w_cluster", 0, 1e6, cfg->w_cluster);
 	cfg->w_diversity = (float) float_arg(fcinfo, 20, "w_diversity", 0, 1e6, cfg->w_diversity);
 	cfg->w_commit = (float) float_arg(fcinfo, 21, "w_commitment", 0, 1e6, cfg->w_commit);
 	cfg->w_triplet = (float) float_arg(fcinfo, 22, "w_triplet", 0, 1e6, cfg->w_triplet);
-	cfg->patience = int_arg(fcinfo, 23, "patience", 1, 10000, cfg->patience);
+	cfg->patience = QdbIntArg(fcinfo, 23, "patience", 1, 10000, cfg->patience);
 	if (cfg->kind == QDB_KIND_NEURAL && cfg->metric == QDB_METRIC_IP)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -188,10 +189,10 @@ quantumdb_train(PG_FUNCTION_ARGS)
 					 errmsg("unknown metric \"%s\"", metric),
 					 errhint("The metrics are l2, ip and cosine.")));
 	}
-	cfg.M = int_arg(fcinfo, 5, "subvectors", 1, QDB_MAX_SUBQUANTIZERS, cfg.M);
-	cfg.dim_pq = int_arg(fcinfo, 6, "target_dim", 1, QDB_MAX_DIM, 0);
-	sample_rows = int_arg(fcinfo, 7, "sample", MIN_TRAIN_ROWS, MAX_SAMPLE, 50000);
-	validation_rows = int_arg(fcinfo, 8, "validation", 0, 100000, 1000);
+	cfg.M = QdbIntArg(fcinfo, 5, "subvectors", 1, QDB_MAX_SUBQUANTIZERS, cfg.M);
+	cfg.dim_pq = QdbIntArg(fcinfo, 6, "target_dim", 1, QDB_MAX_DIM, 0);
+	sample_rows = QdbIntArg(fcinfo, 7, "sample", MIN_TRAIN_ROWS, MAX_SAMPLE, 50000);
+	validation_rows = QdbIntArg(fcinfo, 8, "validation", 0, 100000, 1000);
 	if (!PG_ARGISNULL(9))
 	{
 		int64		seed = PG_GETARG_INT64(9);
@@ -202,8 +203,8 @@ quantumdb_train(PG_FUNCTION_ARGS)
 					 errmsg("seed must not be negative")));
 		cfg.seed = (uint64) seed;
 	}
-	cfg.kmeans_iters = int_arg(fcinfo, 10, "kmeans_iters", 1, 1000, cfg.kmeans_iters);
-	cfg.opq_iters = int_arg(fcinfo, 11, "opq_iters", 1, 1000, cfg.opq_iters);
+	cfg.kmeans_iters = QdbIntArg(fcinfo, 10, "kmeans_iters", 1, 1000, cfg.kmeans_iters);
+	cfg.opq_iters = QdbIntArg(fcinfo, 11, "opq_iters", 1, 1000, cfg.opq_iters);
 	if (cfg.kind == QDB_KIND_RQ && cfg.metric != QDB_METRIC_IP && cfg.M < 2)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

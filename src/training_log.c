@@ -397,6 +397,8 @@ write_row(QdbTrainingLog *log, dsm_segment *seg, QdbLogShared *sh, const char *w
 	}
 	if (seg)
 		dsm_detach(seg);
+	else
+		pfree(sh);
 	return true;
 }
 
