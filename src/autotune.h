@@ -1,9 +1,10 @@
 /*
  * autotune.h
  *	  quantumdb.autotune(): a search over compressor and index settings
- *	  within a time budget.  autotune.c runs the three stages (random
- *	  search, TPE with median pruning, the best trained fully) and stores
- *	  the winner; autotune_trial.c trains and scores one trial;
+ *	  within a time budget.  autotune.c takes the arguments, draws the
+ *	  sample and stores the winner; autotune_stages.c runs the three stages
+ *	  (random search, TPE with median pruning, the best trained fully);
+ *	  autotune_trial.c trains and scores one trial;
  *	  autotune_speed.c measures a trial's codes walking HNSW graphs built
  *	  over part of the sample.  The search itself (random, TPE, pruning) is
  *	  the trainer core's (trainer/tune_search.c).
@@ -106,6 +107,49 @@ typedef struct QdbTrialResult
 	double		walk_us;		/* per query, measured (not scored) */
 	const char *status;			/* "done", "pruned", "over budget" */
 } QdbTrialResult;
+
+/* A finished trial: its point and score (stage 3 picks from these). */
+typedef struct QdbTuneFinished
+{
+	double	   *v;
+	char	   *settings;		/* QdbTuneSettingsJson of v */
+	double		score;
+	int			stage;
+} QdbTuneFinished;
+
+#define TUNE_NSTAGES	3
+
+/* A run: what autotune.c sets up and autotune_stages.c fills. */
+typedef struct QdbTuneRun
+{
+	QdbTune		t;
+	QdbTuneSearch search;
+	QdbTrainingLog log;
+	int			trial;			/* trials started or skipped so far */
+	int			npruned,
+				nskipped,
+				nfailed,
+				ndone;
+	QdbTuneFinished *done;
+	/* seconds of training per row of finished trials, per kind and stage */
+	double		per_row[4][TUNE_NSTAGES];
+	int			per_row_n[4][TUNE_NSTAGES];
+	/* seconds of scoring (graphs not counted) of finished trials */
+	double		scoring;
+	int			scoring_n;
+	/* the settings of every point tried (stages 1 and 2 do not repeat one) */
+	char	  **tried;
+	int			ntried;
+	/* the best of the last stage that finished a trial */
+	QdbTrialResult best;
+	double	   *best_v;
+	int			best_stage;
+	MemoryContext best_cxt;
+	double		min_score;
+} QdbTuneRun;
+
+/* autotune_stages.c: count trials of stage (1, 2, 3), none started past end */
+extern void QdbTuneRunStage(QdbTuneRun *rs, int stage, int count, double end);
 
 /* autotune_trial.c */
 extern void QdbTuneSpaceInit(QdbTune *t);
