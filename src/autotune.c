@@ -135,7 +135,8 @@ stage_trials_arg(FunctionCallInfo fcinfo, int n, int *counts)
 	bool	   *nulls;
 	int			nelems;
 
-	if (PG_ARGISNULL(n))
+	/* a definition from before stage_trials passes fewer arguments */
+	if (PG_NARGS() <= n || PG_ARGISNULL(n))
 		return;
 	deconstruct_array(PG_GETARG_ARRAYTYPE_P(n), INT4OID, 4, true, TYPALIGN_INT,
 					  &elems, &nulls, &nelems);
@@ -258,11 +259,25 @@ quantumdb_autotune(PG_FUNCTION_ARGS)
 				 errdetail("A tenth of the rows (at most validation) are held out, and trials train on at least 1000.")));
 	t->dim = s.dim;
 	t->x = s.x;
-	if (t->metric == QDB_METRIC_COSINE)
-		for (int i = 0; i < s.n; i++)
-			QdbNormalize(s.x + (Size) i * s.dim, s.dim);
 	t->table_rows = (double) s.rows_seen;	/* the sample scans every row */
 	t->graph_rows = Min(t->n_train, GRAPH_ROWS);
+	/*
+	 * The walks' rows, a copy: the graphs' exact distances need unit rows
+	 * under cosine, and the trials train on the rows as sampled (exactly
+	 * what quantumdb.train gets for the same seed and sizes).
+	 */
+	{
+		int			nw = t->graph_rows + t->n_val;
+		float	   *w = palloc_extended(sizeof(float) * (Size) nw * s.dim, MCXT_ALLOC_HUGE);
+
+		memcpy(w, s.x, sizeof(float) * (Size) t->graph_rows * s.dim);
+		memcpy(w + (Size) t->graph_rows * s.dim, s.x + (Size) t->n_train * s.dim,
+			   sizeof(float) * (Size) t->n_val * s.dim);
+		if (t->metric == QDB_METRIC_COSINE)
+			for (int i = 0; i < nw; i++)
+				QdbNormalize(w + (Size) i * s.dim, s.dim);
+		t->walk_x = w;
+	}
 	t->graph_cxt = AllocSetContextCreate(CurrentMemoryContext, "quantumdb autotune graphs",
 										 ALLOCSET_DEFAULT_SIZES);
 	t->mid_recalls = palloc(sizeof(double));

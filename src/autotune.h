@@ -67,7 +67,10 @@ typedef struct QdbTune
 {
 	const char *name;
 	QdbMetric	metric;
-	const float *x;				/* n_train training rows, then n_val held out */
+	const float *x;				/* n_train training rows, then n_val held out,
+								 * as sampled (what trials train on) */
+	const float *walk_x;		/* the first graph_rows training rows, then
+								 * the held-out rows: unit rows under cosine */
 	int			n_train;
 	int			n_val;
 	int			dim;

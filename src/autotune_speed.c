@@ -81,7 +81,7 @@ tune_graph(QdbTune *t, const QdbModel *model, int mi, int ei, double *seconds)
 	QdbMemGraphInit(g, t->metric, t->dim, t->dim, 0, m, tune_efc[ei], QDB_MAX_LEVEL, NULL);
 	g->nodes = palloc_extended(sizeof(QdbMemNode) * n, MCXT_ALLOC_HUGE);
 	g->locks = palloc0(n);
-	g->vectors = (float *) t->x;	/* read only */
+	g->vectors = (float *) t->walk_x;	/* read only */
 	g->cap = n;
 	pg_prng_seed(&rng, t->seed);
 	for (int i = 0; i < n; i++)
@@ -112,7 +112,7 @@ tune_graph(QdbTune *t, const QdbModel *model, int mi, int ei, double *seconds)
 			*seconds = qdb_now() - t0;
 			return NULL;
 		}
-		g->batch_x = t->x + (Size) first * t->dim;
+		g->batch_x = t->walk_x + (Size) first * t->dim;
 		QdbReportStatus(QdbMemGraphInsert(g, model, first, Min(GRAPH_BATCH, n - first), 1),
 						"could not build the auto-tuner's graph", NULL);
 	}
@@ -179,14 +179,14 @@ QdbTuneMeasureWalks(QdbTune *t, const QdbModel *model, int mi, int ei, QdbTrialR
 		return false;
 	codes = palloc_extended((Size) n * model->M, MCXT_ALLOC_HUGE);
 	table = palloc(sizeof(float) * qdb_table_floats(model));
-	QdbReportStatus(qdb_compute_codes(model, t->x, n, codes),
+	QdbReportStatus(qdb_compute_codes(model, t->walk_x, n, codes),
 					"could not encode the auto-tuner's graph rows", NULL);
 	walker = QdbMemWalkerCreate(g, model, codes, QdbContextAlloc(CurrentMemoryContext));
 	if (walker == NULL)
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
 	for (int q = 0; q < nq; q++)
 	{
-		const float *query = t->x + (Size) (t->n_train + q) * t->dim;
+		const float *query = t->walk_x + (Size) (n + q) * t->dim;
 		double		t0 = qdb_now();
 		int64		dist;
 		int			found = QdbMemWalk(walker, query, WALK_EF, out, &dist);
