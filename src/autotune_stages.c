@@ -321,7 +321,8 @@ run_trial(QdbTuneRun *rs, const QdbTuneStage *st, const double *v, double stage_
 	rs->per_row_n[kind_slot(t, kind)][st->stage - 1]++;
 	rs->scoring += r.seconds - r.train_seconds - r.graph_seconds;
 	rs->scoring_n++;
-	rs->min_score = Min(rs->min_score, r.score);
+	/* the lowest finished score (before any, -w_memory: the lowest possible) */
+	rs->min_score = rs->ndone == 0 ? r.score : Min(rs->min_score, r.score);
 	(void) qdb_tune_tell(&rs->search, v, r.score);
 	rs->done[rs->ndone].v = palloc(sizeof(double) * TP_COUNT);
 	memcpy(rs->done[rs->ndone].v, v, sizeof(double) * TP_COUNT);
