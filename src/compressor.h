@@ -10,8 +10,10 @@
 
 #include "postgres.h"
 
+#include "datatype/timestamp.h"
 #include "fmgr.h"
 #include "utils/array.h"
+#include "utils/relcache.h"
 
 #include <math.h>
 
@@ -108,6 +110,46 @@ extern void QdbStoreCompressor(const char *name, const QdbModel *m,
 							   double validation_recall, Oid source, const char *column);
 extern void QdbCheckNewCompressorName(const char *name);
 extern bool QdbMayUseCompressor(Oid roleid, Oid owner, Oid source, const char *column);
+
+/* Saved identity while SPI runs as the catalog's owner (QdbCatalogBegin). */
+typedef struct QdbCatalogAccess
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	int			save_nestlevel;
+} QdbCatalogAccess;
+
+/* A catalog row to insert (QdbInsertCompressorRow). */
+typedef struct QdbCompressorRow
+{
+	const char *name;
+	const QdbModel *model;		/* parsed: kind, dimensions, metric */
+	bytea	   *blob;			/* the model as stored */
+	const char *settings;		/* jsonb text */
+	double		training_seconds;	/* < 0: NULL */
+	double		validation_recall;	/* < 0: NULL */
+	Oid			owner;
+	Oid			source;			/* InvalidOid: NULL */
+	const char *column;			/* NULL: NULL */
+	bool		has_created_at; /* else now() */
+	TimestampTz created_at;
+} QdbCompressorRow;
+
+extern void QdbCatalogBegin(QdbCatalogAccess *a);
+extern void QdbCatalogEnd(QdbCatalogAccess *a);
+extern void QdbCheckCompressorName(const char *name);
+extern void QdbCompressorNameTaken(const char *name);
+extern void QdbParseModel(const bytea *blob, QdbModel *m, MemoryContext cxt, const char *what);
+extern bool QdbInsertCompressorRow(const QdbCompressorRow *r);
+extern bool QdbCompressorExists(const char *name);
+
+/* citus.c: compressors on every node of a Citus cluster */
+extern bool QdbCitusCoordinator(void);
+extern void QdbCitusReplicateCompressor(const char *name);
+extern void QdbCitusDropCompressor(const char *name);
+extern bool QdbCitusTable(Relation heap);
+extern void QdbCitusBeforeShardIndexes(const char *compressor);
+extern bool QdbCitusEmptyShell(Relation heap, const char *compressor);
 
 /*
  * training_log.c: a dynamic background worker of this library that runs

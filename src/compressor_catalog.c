@@ -46,16 +46,8 @@ typedef struct CatalogRow
 	bytea	   *model;			/* NULL unless asked for */
 } CatalogRow;
 
-/* Saved identity while SPI runs as the catalog's owner. */
-typedef struct CatalogAccess
-{
-	Oid			save_userid;
-	int			save_sec_context;
-	int			save_nestlevel;
-} CatalogAccess;
-
-static void
-check_name(const char *name)
+void
+QdbCheckCompressorName(const char *name)
 {
 	if (name[0] == '\0' || strlen(name) >= NAMEDATALEN)
 		ereport(ERROR,
@@ -86,11 +78,11 @@ catalog_owner(void)
 /*
  * Connects SPI as the catalog's owner, in a security-restricted operation
  * with search_path pinned to pg_catalog (the text is qualified as well).
- * An ERROR before catalog_end() is fine: (sub)transaction abort restores
+ * An ERROR before QdbCatalogEnd() is fine: (sub)transaction abort restores
  * the user and the setting.
  */
-static void
-catalog_begin(CatalogAccess *a)
+void
+QdbCatalogBegin(QdbCatalogAccess *a)
 {
 	Oid			owner = catalog_owner();
 
@@ -103,8 +95,8 @@ catalog_begin(CatalogAccess *a)
 	SPI_connect();
 }
 
-static void
-catalog_end(CatalogAccess *a)
+void
+QdbCatalogEnd(QdbCatalogAccess *a)
 {
 	SPI_finish();
 	AtEOXact_GUC(false, a->save_nestlevel);
@@ -138,12 +130,12 @@ fetch_row(const char *name, MemoryContext cxt, CatalogRow *row)
 {
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		values[1];
-	CatalogAccess a;
+	QdbCatalogAccess a;
 	bool		found = false;
 	int			rc;
 
 	values[0] = CStringGetTextDatum(name);
-	catalog_begin(&a);
+	QdbCatalogBegin(&a);
 	rc = SPI_execute_with_args("SELECT owner, source, source_column, model "
 							   "FROM quantumdb.compressors "
 							   "WHERE name OPERATOR(pg_catalog.=) $1",
@@ -168,7 +160,7 @@ fetch_row(const char *name, MemoryContext cxt, CatalogRow *row)
 			found = true;
 		}
 	}
-	catalog_end(&a);
+	QdbCatalogEnd(&a);
 	return found;
 }
 
@@ -278,7 +270,7 @@ check_may_use(const char *name, const CatalogRow *row)
 static void
 fetch_usable(const char *name, MemoryContext cxt, CatalogRow *row)
 {
-	check_name(name);
+	QdbCheckCompressorName(name);
 	if (!fetch_row(name, cxt, row))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -288,8 +280,8 @@ fetch_usable(const char *name, MemoryContext cxt, CatalogRow *row)
 }
 
 /* Parses a serialized model into m, with arrays in cxt; ERROR if malformed. */
-static void
-parse_model(const bytea *blob, QdbModel *m, MemoryContext cxt, const char *what)
+void
+QdbParseModel(const bytea *blob, QdbModel *m, MemoryContext cxt, const char *what)
 {
 	char		err[256];
 	int			rc;
@@ -321,7 +313,7 @@ QdbLoadCompressor(const char *name, MemoryContext cxt)
 
 	fetch_usable(name, mcxt, &row);
 	snprintf(what, sizeof(what), "the model of compressor \"%s\"", name);
-	parse_model(row.model, &lm->model, mcxt, what);
+	QdbParseModel(row.model, &lm->model, mcxt, what);
 	pfree(row.model);
 	strlcpy(lm->name, name, NAMEDATALEN);
 	lm->cxt = mcxt;
@@ -342,7 +334,7 @@ settings_json(const QdbModel *m, const char *extra)
 					(unsigned long long) c->seed, extra ? ", " : "", extra ? extra : "");
 }
 
-/* Whether a compressor is named name (a text Datum); within catalog_begin. */
+/* Whether a compressor is named name (a text Datum); within QdbCatalogBegin. */
 static bool
 name_taken(Datum name)
 {
@@ -357,8 +349,8 @@ name_taken(Datum name)
 	return SPI_processed > 0;
 }
 
-static void
-name_taken_error(const char *name)
+void
+QdbCompressorNameTaken(const char *name)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_DUPLICATE_OBJECT),
@@ -367,10 +359,71 @@ name_taken_error(const char *name)
 }
 
 /*
+ * Inserts row r as the catalog's owner unless its name is taken; false if
+ * it is.  The caller has checked the name and the right to insert.
+ */
+bool
+QdbInsertCompressorRow(const QdbCompressorRow *r)
+{
+	Oid			argtypes[12] = {TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID, BYTEAOID,
+	FLOAT8OID, FLOAT8OID, REGROLEOID, REGCLASSOID, NAMEOID, TIMESTAMPTZOID};
+	Datum		values[12];
+	char		nulls[12] = "            ";
+	NameData	colname;
+	QdbCatalogAccess a;
+	bool		exists;
+	int			rc;
+
+	values[0] = CStringGetTextDatum(r->name);
+	values[1] = CStringGetTextDatum(qdb_kind_name(r->model->kind));
+	values[2] = Int32GetDatum(r->model->dim);
+	values[3] = CStringGetTextDatum(qdb_metric_name(r->model->metric));
+	values[4] = CStringGetTextDatum(r->settings);
+	values[5] = PointerGetDatum(r->blob);
+	values[6] = Float8GetDatum(r->training_seconds);
+	values[7] = Float8GetDatum(r->validation_recall);
+	values[8] = ObjectIdGetDatum(r->owner);
+	values[9] = ObjectIdGetDatum(r->source);
+	if (r->column)
+		namestrcpy(&colname, r->column);
+	values[10] = NameGetDatum(&colname);
+	values[11] = TimestampTzGetDatum(r->created_at);
+	if (r->training_seconds < 0)
+		nulls[6] = 'n';
+	if (r->validation_recall < 0)
+		nulls[7] = 'n';
+	if (!OidIsValid(r->source))
+		nulls[9] = 'n';
+	if (r->column == NULL)
+		nulls[10] = 'n';
+	if (!r->has_created_at)
+		nulls[11] = 'n';
+
+	QdbCatalogBegin(&a);
+	exists = name_taken(values[0]);
+	if (!exists)
+	{
+		rc = SPI_execute_with_args("INSERT INTO quantumdb.compressors "
+								   "(name, kind, dimensions, metric, settings, model, "
+								   " training_seconds, validation_recall, owner, source, "
+								   " source_column, created_at) "
+								   "VALUES ($1, $2, $3, $4, $5::pg_catalog.jsonb, $6, $7, $8, "
+								   " $9, $10, $11, COALESCE($12, pg_catalog.now()))",
+								   12, argtypes, values, nulls, false, 0);
+		if (rc != SPI_OK_INSERT)
+			elog(ERROR, "could not store compressor \"%s\": %s", r->name,
+				 SPI_result_code_string(rc));
+	}
+	QdbCatalogEnd(&a);
+	return !exists;
+}
+
+/*
  * Inserts a catalog row owned by the current user, trained on source.column
  * (InvalidOid and NULL for an imported model).  training_seconds and
  * validation_recall may be negative for "unknown" (an imported model).
- * The user needs INSERT on the catalog.
+ * The user needs INSERT on the catalog.  On a Citus coordinator the row
+ * goes to every worker too, in the same transaction (citus.c).
  */
 void
 QdbStoreCompressor(const char *name, const QdbModel *m, const char *extra_settings,
@@ -379,65 +432,29 @@ QdbStoreCompressor(const char *name, const QdbModel *m, const char *extra_settin
 {
 	uint8_t    *blob;
 	size_t		len;
-	bytea	   *b;
 	int			rc;
-	Oid			argtypes[11] = {TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID, BYTEAOID,
-	FLOAT8OID, FLOAT8OID, REGROLEOID, REGCLASSOID, NAMEOID};
-	Datum		values[11];
-	char		nulls[11] = "           ";
-	NameData	colname;
-	CatalogAccess a;
-	bool		exists;
+	QdbCompressorRow r;
 
-	check_name(name);
+	QdbCheckCompressorName(name);
 	QdbCheckTableInsert("compressors", "Training and importing store the compressor there.");
 	rc = qdb_model_serialize(m, QdbContextAlloc(CurrentMemoryContext), &blob, &len);
 	QdbReportStatus(rc, "could not serialize the model", NULL);
-	b = palloc(VARHDRSZ + len);
-	SET_VARSIZE(b, VARHDRSZ + len);
-	memcpy(VARDATA(b), blob, len);
+	memset(&r, 0, sizeof(r));
+	r.blob = palloc(VARHDRSZ + len);
+	SET_VARSIZE(r.blob, VARHDRSZ + len);
+	memcpy(VARDATA(r.blob), blob, len);
 	pfree(blob);
-
-	values[0] = CStringGetTextDatum(name);
-	values[1] = CStringGetTextDatum(qdb_kind_name(m->kind));
-	values[2] = Int32GetDatum(m->dim);
-	values[3] = CStringGetTextDatum(qdb_metric_name(m->metric));
-	values[4] = CStringGetTextDatum(settings_json(m, extra_settings));
-	values[5] = PointerGetDatum(b);
-	values[6] = Float8GetDatum(training_seconds);
-	values[7] = Float8GetDatum(validation_recall);
-	values[8] = ObjectIdGetDatum(GetUserId());
-	values[9] = ObjectIdGetDatum(source);
-	if (column)
-		namestrcpy(&colname, column);
-	values[10] = NameGetDatum(&colname);
-	if (training_seconds < 0)
-		nulls[6] = 'n';
-	if (validation_recall < 0)
-		nulls[7] = 'n';
-	if (!OidIsValid(source))
-		nulls[9] = 'n';
-	if (column == NULL)
-		nulls[10] = 'n';
-
-	catalog_begin(&a);
-	exists = name_taken(values[0]);
-	if (!exists)
-	{
-		rc = SPI_execute_with_args("INSERT INTO quantumdb.compressors "
-								   "(name, kind, dimensions, metric, settings, model, "
-								   " training_seconds, validation_recall, owner, source, "
-								   " source_column) "
-								   "VALUES ($1, $2, $3, $4, $5::pg_catalog.jsonb, $6, $7, $8, "
-								   " $9, $10, $11)",
-								   11, argtypes, values, nulls, false, 0);
-		if (rc != SPI_OK_INSERT)
-			elog(ERROR, "could not store compressor \"%s\": %s", name,
-				 SPI_result_code_string(rc));
-	}
-	catalog_end(&a);
-	if (exists)
-		name_taken_error(name);
+	r.name = name;
+	r.model = m;
+	r.settings = settings_json(m, extra_settings);
+	r.training_seconds = training_seconds;
+	r.validation_recall = validation_recall;
+	r.owner = GetUserId();
+	r.source = source;
+	r.column = column;
+	if (!QdbInsertCompressorRow(&r))
+		QdbCompressorNameTaken(name);
+	QdbCitusReplicateCompressor(name);
 }
 
 /*
@@ -447,15 +464,28 @@ QdbStoreCompressor(const char *name, const QdbModel *m, const char *extra_settin
 void
 QdbCheckNewCompressorName(const char *name)
 {
-	CatalogAccess a;
+	QdbCatalogAccess a;
 	bool		exists;
 
-	check_name(name);
-	catalog_begin(&a);
+	QdbCheckCompressorName(name);
+	QdbCatalogBegin(&a);
 	exists = name_taken(CStringGetTextDatum(name));
-	catalog_end(&a);
+	QdbCatalogEnd(&a);
 	if (exists)
-		name_taken_error(name);
+		QdbCompressorNameTaken(name);
+}
+
+/* Whether a compressor is named name, whoever may use it. */
+bool
+QdbCompressorExists(const char *name)
+{
+	QdbCatalogAccess a;
+	bool		exists;
+
+	QdbCatalogBegin(&a);
+	exists = name_taken(CStringGetTextDatum(name));
+	QdbCatalogEnd(&a);
+	return exists;
 }
 
 /* quantumdb.export(name) -> bytea: the safetensors blob as stored. */
@@ -477,8 +507,8 @@ quantumdb_import(PG_FUNCTION_ARGS)
 	bytea	   *blob = PG_GETARG_BYTEA_PP(1);
 	QdbModel	m;
 
-	check_name(name);
-	parse_model(blob, &m, CurrentMemoryContext, "the imported blob");
+	QdbCheckCompressorName(name);
+	QdbParseModel(blob, &m, CurrentMemoryContext, "the imported blob");
 	QdbStoreCompressor(name, &m, "\"imported\": true", -1, -1, InvalidOid, NULL);
 	PG_RETURN_VOID();
 }
@@ -499,7 +529,7 @@ quantumdb_drop_compressor(PG_FUNCTION_ARGS)
 	bool		if_exists = PG_GETARG_BOOL(1);
 	Oid			argtypes[2] = {TEXTOID, OIDOID};
 	Datum		values[2];
-	CatalogAccess a;
+	QdbCatalogAccess a;
 	CatalogRow	row;
 	int			rc;
 	bool		found,
@@ -507,7 +537,7 @@ quantumdb_drop_compressor(PG_FUNCTION_ARGS)
 	uint64		deleted = 0;
 
 	values[0] = CStringGetTextDatum(name);
-	catalog_begin(&a);
+	QdbCatalogBegin(&a);
 	rc = SPI_execute_with_args("SELECT owner, source, source_column FROM quantumdb.compressors "
 							   "WHERE name OPERATOR(pg_catalog.=) $1",
 							   1, argtypes, values, NULL, true, 1);
@@ -531,7 +561,7 @@ quantumdb_drop_compressor(PG_FUNCTION_ARGS)
 				 SPI_result_code_string(rc));
 		deleted = SPI_processed;
 	}
-	catalog_end(&a);
+	QdbCatalogEnd(&a);
 	if (found && !owns &&
 		QdbMayUseCompressor(GetUserId(), row.owner, row.source,
 							row.has_column ? NameStr(row.column) : NULL))
@@ -547,6 +577,8 @@ quantumdb_drop_compressor(PG_FUNCTION_ARGS)
 	if (deleted == 0)
 		ereport(NOTICE,
 				(errmsg("compressor \"%s\" does not exist, skipping", name)));
+	else
+		QdbCitusDropCompressor(name);
 	PG_RETURN_BOOL(deleted > 0);
 }
 

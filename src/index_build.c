@@ -429,6 +429,15 @@ obtain_model(Relation heap, Relation index, IndexInfo *indexInfo, QdbMetric metr
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("quantumdb indexes on expressions are not supported"),
 				 errhint("Index a real[] column.")));
+	if (name && QdbCitusEmptyShell(heap, name))
+	{
+		ereport(DEBUG1,
+				(errmsg("index \"%s\" of a Citus shell table builds empty: compressor \"%s\" is not on this node",
+						RelationGetRelationName(index), name)));
+		*heap_tuples = 0;
+		*dim = 0;
+		return false;
+	}
 	if (name)
 	{
 		QdbLoadedModel *lm = QdbLoadCompressor(name, CurrentMemoryContext);
@@ -442,6 +451,9 @@ obtain_model(Relation heap, Relation index, IndexInfo *indexInfo, QdbMetric metr
 							name, qdb_metric_name(model->metric), qdb_metric_name(metric)),
 					 errhint("Train a compressor with metric => '%s', or use the operator class for %s.",
 							 qdb_metric_name(metric), qdb_metric_name(model->metric))));
+		/* a Citus table's shard indexes are built next, on the workers */
+		if (QdbCitusTable(heap))
+			QdbCitusBeforeShardIndexes(name);
 	}
 	else
 	{
@@ -459,7 +471,7 @@ obtain_model(Relation heap, Relation index, IndexInfo *indexInfo, QdbMetric metr
 										   cfg.seed, metric == QDB_METRIC_COSINE, &cfg, &s);
 		if (s.n < QDB_KSUB)
 		{
-			ereport(NOTICE,
+			ereport(s.n == 0 && QdbCitusTable(heap) ? DEBUG1 : NOTICE,
 					(errmsg("index \"%s\" has no compressor yet: %d vectors in the table, at least %d needed to train one",
 							RelationGetRelationName(index), s.n, QDB_KSUB),
 					 errdetail("Until it has one, the index stores nothing and its scans read every row of the table, in exact order."),

@@ -1,0 +1,462 @@
+/*
+ * citus.c
+ *	  Compressors on every node of a Citus cluster, without linking Citus.
+ *
+ * A shard's index is built on the worker that holds the shard, from the
+ * CREATE INDEX text the coordinator sends, so a compressor it names must be
+ * in that worker's quantumdb.compressors.  On a Citus coordinator (the
+ * citus extension present and loaded, this node's group 0, active primary
+ * workers), every change of the catalog is therefore sent to the workers
+ * in the same transaction, which Citus commits on every node with
+ * two-phase commit: a stored compressor (training, import, autotune's
+ * kept trial) as a call of quantumdb.replicate_compressor with its row, a
+ * drop as quantumdb.drop_compressor.  CREATE INDEX on a Citus table copies
+ * the compressor it names to the workers that lack it (a node added since
+ * it was trained); quantumdb.citus_sync_compressors() copies every one,
+ * for a node added before a shard moves to it.  On a node Citus adds, the
+ * shell tables' indexes are made before any compressor can reach it: an
+ * index naming a missing compressor on an empty table, built by Citus,
+ * builds empty (QdbCitusEmptyShell).
+ *
+ * The transactional commands go through Citus's own
+ * SendCommandToWorkersWithMetadata, found by name in its library when it
+ * is needed, so quantumdb neither links against Citus nor needs it
+ * installed.  They run on each worker as the current user, and the worker
+ * checks them as it checks a local call.
+ */
+#include "postgres.h"
+
+#include "catalog/namespace.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "access/xact.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/varlena.h"
+#include "storage/bufmgr.h"
+
+#include "compressor.h"
+
+PG_FUNCTION_INFO_V1(quantumdb_replicate_compressor);
+PG_FUNCTION_INFO_V1(quantumdb_citus_sync_compressors);
+
+typedef void (*SendToWorkersFn) (const char *command);
+
+/* One SQL query's first column of its first row as an int8; -1 if none. */
+static int64
+spi_int8(const char *query)
+{
+	int64		v = -1;
+	bool		isnull;
+
+	SPI_connect();
+	if (SPI_execute(query, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute failed: %s", query);
+	if (SPI_processed == 1)
+	{
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+									  &isnull);
+
+		if (!isnull)
+			v = DatumGetInt64(d);
+	}
+	SPI_finish();
+	return v;
+}
+
+/*
+ * Whether this node is a Citus coordinator with workers: the citus
+ * extension is created in this database and its library is loaded (its
+ * settings exist), this node's group is 0 and an active primary worker is
+ * in pg_dist_node.
+ */
+bool
+QdbCitusCoordinator(void)
+{
+	if (!OidIsValid(get_extension_oid("citus", true)))
+		return false;
+	if (GetConfigOption("citus.node_conninfo", true, false) == NULL)
+		return false;
+	if (spi_int8("SELECT groupid::pg_catalog.int8 FROM pg_catalog.pg_dist_local_group") != 0)
+		return false;
+	return spi_int8("SELECT count(*) FROM pg_catalog.pg_dist_node "
+					"WHERE groupid OPERATOR(pg_catalog.<>) 0 AND isactive "
+					"AND noderole OPERATOR(pg_catalog.=) 'primary'") > 0;
+}
+
+/* Sends command to every worker, in this transaction, as the current user. */
+static void
+send_to_workers(const char *command)
+{
+	static SendToWorkersFn send_fn = NULL;
+
+	if (send_fn == NULL)
+		send_fn = (SendToWorkersFn)
+			load_external_function("citus", "SendCommandToWorkersWithMetadata", true, NULL);
+	send_fn(command);
+}
+
+/*
+ * The command that makes compressor name's row on a worker, or NULL when
+ * there is no such row; in the caller's memory context.  The source table
+ * travels as its qualified name (a distributed table has the same name on
+ * every node), the creation time in UTC.
+ */
+static char *
+replica_command(const char *name, bool *ours)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	QdbCatalogAccess a;
+	char	   *command = NULL;
+
+	values[0] = CStringGetTextDatum(name);
+	QdbCatalogBegin(&a);
+	if (SPI_execute_with_args(
+							  "SELECT pg_catalog.format('SELECT quantumdb.replicate_compressor(%L, "
+							  "%L::pg_catalog.bytea, %L::pg_catalog.jsonb, %L::pg_catalog.timestamptz, "
+							  "%L::pg_catalog.float8, %L::pg_catalog.float8, %L::pg_catalog.regrole, "
+							  "%L, %L::pg_catalog.name)', c.name, c.model, c.settings, "
+							  "pg_catalog.to_char(c.created_at AT TIME ZONE 'UTC', "
+							  "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "
+							  "c.training_seconds, c.validation_recall, c.owner, "
+							  "CASE WHEN r.oid IS NULL THEN NULL "
+							  "ELSE pg_catalog.format('%I.%I', n.nspname, r.relname) END, "
+							  "c.source_column), c.xmin "
+							  "FROM quantumdb.compressors c "
+							  "LEFT JOIN pg_catalog.pg_class r "
+							  "ON r.oid OPERATOR(pg_catalog.=) c.source::pg_catalog.oid "
+							  "LEFT JOIN pg_catalog.pg_namespace n "
+							  "ON n.oid OPERATOR(pg_catalog.=) r.relnamespace "
+							  "WHERE c.name OPERATOR(pg_catalog.=) $1",
+							  1, argtypes, values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read compressor \"%s\"", name);
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+		Datum		xmin = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2,
+										 &isnull);
+
+		command = MemoryContextStrdup(cxt, SPI_getvalue(SPI_tuptable->vals[0],
+														SPI_tuptable->tupdesc, 1));
+		if (ours)
+			*ours = TransactionIdIsCurrentTransactionId(DatumGetTransactionId(xmin));
+	}
+	QdbCatalogEnd(&a);
+	return command;
+}
+
+/*
+ * On a Citus coordinator, makes compressor name's row on every worker that
+ * lacks it, in this transaction; elsewhere nothing.
+ */
+void
+QdbCitusReplicateCompressor(const char *name)
+{
+	char	   *command;
+
+	if (!QdbCitusCoordinator())
+		return;
+	command = replica_command(name, NULL);
+	if (command != NULL)
+		send_to_workers(command);
+}
+
+/* On a Citus coordinator, drops compressor name on every worker too. */
+void
+QdbCitusDropCompressor(const char *name)
+{
+	if (!QdbCitusCoordinator())
+		return;
+	send_to_workers(psprintf("SELECT quantumdb.drop_compressor(%s, true)",
+							 quote_literal_cstr(name)));
+}
+
+/*
+ * Whether heap is a table Citus distributes from this coordinator (a
+ * distributed or reference table's shell): its shards' indexes are built
+ * on the workers, each from its own rows.
+ */
+bool
+QdbCitusTable(Relation heap)
+{
+	if (!QdbCitusCoordinator())
+		return false;
+	return spi_int8(psprintf("SELECT count(*) FROM pg_catalog.pg_dist_partition "
+							 "WHERE logicalrelid::pg_catalog.oid OPERATOR(pg_catalog.=) %u",
+							 RelationGetRelid(heap))) > 0;
+}
+
+/*
+ * Runs command on every worker in its own transaction, committed at once
+ * (Citus's run_command_on_workers); ERROR with a worker's message if it
+ * failed there.
+ */
+static void
+run_on_workers_now(const char *command)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+
+	values[0] = CStringGetTextDatum(command);
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT nodename OPERATOR(pg_catalog.||) ':' "
+							  "OPERATOR(pg_catalog.||) nodeport, result "
+							  "FROM pg_catalog.run_command_on_workers($1) WHERE NOT success",
+							  1, argtypes, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "run_command_on_workers failed");
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("could not copy a compressor to worker %s",
+						SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1)),
+				 errdetail("%s", SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2))));
+	SPI_finish();
+}
+
+/*
+ * CREATE INDEX naming compressor on a Citus table, on the coordinator
+ * (before Citus sends the shards' CREATE INDEX to the workers): makes sure
+ * every worker has the compressor, which a node added since it was trained
+ * lacks.  The shards' indexes are built over several connections per
+ * worker (Citus's parallel mode), which see only what is committed there,
+ * and a GUC set during an index build does not outlive it, so:
+ * - a compressor committed here is copied to the workers that lack it at
+ *   once, each in its own committed transaction (a copy of a committed
+ *   row; kept if the CREATE INDEX then fails);
+ * - one created in this transaction is already on the workers (training
+ *   sent it) but uncommitted, on one connection per worker: in sequential
+ *   mode (SET LOCAL citus.multi_shard_modify_mode = 'sequential' before
+ *   anything else in the transaction) the shards' commands use that
+ *   connection; in parallel mode they cannot see it, which is an ERROR
+ *   here, with that hint, rather than on the workers.
+ */
+void
+QdbCitusBeforeShardIndexes(const char *compressor)
+{
+	bool		ours = false;
+	char	   *command;
+	const char *mode;
+
+	if (!QdbCitusCoordinator())
+		return;
+	command = replica_command(compressor, &ours);
+	if (command == NULL)
+		return;
+	mode = GetConfigOption("citus.multi_shard_modify_mode", true, false);
+	if (mode != NULL && strcmp(mode, "sequential") == 0)
+		send_to_workers(command);
+	else if (ours)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("compressor \"%s\" was created in this transaction, and the shards' indexes are built on other connections, which cannot see it",
+						compressor),
+				 errhint("Commit the training or import first, or begin the transaction with SET LOCAL citus.multi_shard_modify_mode = 'sequential'.")));
+	else
+		run_on_workers_now(command);
+}
+
+/*
+ * Whether an index naming compressor, which this node lacks, is being built
+ * by Citus on an empty table: the shell of a distributed table that Citus
+ * makes on a node it adds (citus_add_node replays every table and index
+ * before any compressor can reach the node).  Such an index builds empty,
+ * without a compressor: no query reads a shell table's index on a worker,
+ * and the shards' indexes, built with rows, still need the compressor.
+ * Citus's own connections name themselves "citus_internal ...".
+ */
+bool
+QdbCitusEmptyShell(Relation heap, const char *compressor)
+{
+	const char *app = GetConfigOption("application_name", true, false);
+
+	if (app == NULL || strncmp(app, "citus_internal", strlen("citus_internal")) != 0)
+		return false;
+	if (RelationGetNumberOfBlocks(heap) != 0)
+		return false;
+	return !QdbCompressorExists(compressor);
+}
+
+/* The model bytes of compressor name on this node, or NULL. */
+static bytea *
+local_model(const char *name)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	QdbCatalogAccess a;
+	bytea	   *model = NULL;
+	bool		isnull;
+
+	values[0] = CStringGetTextDatum(name);
+	QdbCatalogBegin(&a);
+	if (SPI_execute_with_args("SELECT model FROM quantumdb.compressors "
+							  "WHERE name OPERATOR(pg_catalog.=) $1",
+							  1, argtypes, values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read compressor \"%s\"", name);
+	if (SPI_processed == 1)
+	{
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+									  &isnull);
+
+		if (!isnull)
+		{
+			MemoryContext old = MemoryContextSwitchTo(cxt);
+
+			model = DatumGetByteaPCopy(d);
+			MemoryContextSwitchTo(old);
+		}
+	}
+	QdbCatalogEnd(&a);
+	return model;
+}
+
+static bool
+same_bytes(const bytea *a, const bytea *b)
+{
+	return VARSIZE_ANY_EXHDR(a) == VARSIZE_ANY_EXHDR(b) &&
+		memcmp(VARDATA_ANY(a), VARDATA_ANY(b), VARSIZE_ANY_EXHDR(a)) == 0;
+}
+
+/*
+ * quantumdb.replicate_compressor(name, model, settings, created_at,
+ * training_seconds, validation_recall, owner, source, source_column):
+ * what a Citus coordinator sends a worker so that the worker's catalog
+ * holds the coordinator's row.  True when it made the row, false when the
+ * same model is already there under that name; ERROR when another model
+ * is.  The caller needs INSERT on the catalog and the privileges of the
+ * owner (as the trainer on the coordinator has); a source table that does
+ * not exist here leaves the source NULL (the owner alone may use it here),
+ * one the caller may not read is an ERROR, as training on it would be.
+ */
+Datum
+quantumdb_replicate_compressor(PG_FUNCTION_ARGS)
+{
+	char	   *name;
+	bytea	   *blob;
+	bytea	   *have;
+	QdbCompressorRow r;
+	QdbModel	m;
+
+	for (int i = 0; i < 4; i++)
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("name, model, settings and created_at must not be NULL")));
+	if (PG_ARGISNULL(6))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("owner must not be NULL")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	blob = PG_GETARG_BYTEA_P(1);
+	QdbCheckCompressorName(name);
+
+	have = local_model(name);
+	if (have != NULL && same_bytes(have, blob))
+		PG_RETURN_BOOL(false);
+	if (have != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("compressor \"%s\" already exists on this node with another model", name),
+				 errhint("Drop it on this node with quantumdb.drop_compressor('%s'), then copy the coordinator's again with quantumdb.citus_sync_compressors() there.",
+						 name)));
+
+	memset(&r, 0, sizeof(r));
+	r.name = name;
+	r.blob = blob;
+	r.owner = PG_GETARG_OID(6);
+	if (!has_privs_of_role(GetUserId(), r.owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to copy compressor \"%s\"", name),
+				 errdetail("Only its owner, members of its owner's role and superusers may copy it to another node."),
+				 errhint("Run quantumdb.citus_sync_compressors() on the coordinator as a member of role %s.",
+						 quote_identifier(GetUserNameFromId(r.owner, false)))));
+	QdbCheckTableInsert("compressors", "Copying a compressor to this node stores it there.");
+	QdbParseModel(blob, &m, CurrentMemoryContext, "the copied model");
+	r.model = &m;
+	r.settings = DatumGetCString(DirectFunctionCall1(jsonb_out, PG_GETARG_DATUM(2)));
+	r.has_created_at = true;
+	r.created_at = PG_GETARG_TIMESTAMPTZ(3);
+	r.training_seconds = PG_ARGISNULL(4) ? -1 : PG_GETARG_FLOAT8(4);
+	r.validation_recall = PG_ARGISNULL(5) ? -1 : PG_GETARG_FLOAT8(5);
+	r.column = PG_ARGISNULL(8) ? NULL : pstrdup(NameStr(*PG_GETARG_NAME(8)));
+	if (!PG_ARGISNULL(7))
+	{
+		List	   *names = textToQualifiedNameList(PG_GETARG_TEXT_PP(7));
+
+		r.source = RangeVarGetRelid(makeRangeVarFromNameList(names), NoLock, true);
+	}
+	if (OidIsValid(r.source) &&
+		!QdbMayUseCompressor(GetUserId(), InvalidOid, r.source, r.column))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to copy compressor \"%s\"", name),
+				 errdetail("It was trained on table %s, which you may not read on this node.",
+						   text_to_cstring(PG_GETARG_TEXT_PP(7)))));
+	if (!QdbInsertCompressorRow(&r))
+		QdbCompressorNameTaken(name);
+	PG_RETURN_BOOL(true);
+}
+
+/*
+ * quantumdb.citus_sync_compressors() -> integer: on a Citus coordinator,
+ * sends every compressor the caller owns (every one, for a superuser) to
+ * every worker that lacks it; the number sent.  For a node added after
+ * the compressors were trained, before shards move to it.
+ */
+Datum
+quantumdb_citus_sync_compressors(PG_FUNCTION_ARGS)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	List	   *names = NIL;
+	ListCell   *lc;
+	QdbCatalogAccess a;
+	Oid			user = GetUserId();
+	int			sent = 0;
+
+	if (!QdbCitusCoordinator())
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("this node is not a Citus coordinator with workers"),
+				 errhint("Run it on the coordinator, in a database with the citus extension and at least one worker.")));
+	QdbCatalogBegin(&a);
+	if (SPI_execute("SELECT name, owner::pg_catalog.oid FROM quantumdb.compressors ORDER BY name",
+					false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read quantumdb.compressors");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Oid			owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+														   SPI_tuptable->tupdesc, 2,
+														   &isnull));
+
+		if (has_privs_of_role(user, owner))
+		{
+			MemoryContext old = MemoryContextSwitchTo(cxt);
+
+			names = lappend(names, pstrdup(SPI_getvalue(SPI_tuptable->vals[i],
+														SPI_tuptable->tupdesc, 1)));
+			MemoryContextSwitchTo(old);
+		}
+	}
+	QdbCatalogEnd(&a);
+	foreach(lc, names)
+	{
+		char	   *command = replica_command(lfirst(lc), NULL);
+
+		if (command != NULL)
+		{
+			send_to_workers(command);
+			sent++;
+		}
+	}
+	PG_RETURN_INT32(sent);
+}
