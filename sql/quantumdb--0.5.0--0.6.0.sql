@@ -25,10 +25,12 @@ COMMENT ON FUNCTION quantumdb.citus_sync_compressors() IS
 'on a Citus coordinator: copies the caller''s compressors to every worker that lacks them (after citus_add_node); returns how many were sent';
 
 -- On a coordinator: quantumdb.index_info and quantumdb.verify of every
--- shard's index of a distributed table's quantumdb index, with the node
--- that holds it (the coordinator's own index of the shell table is empty).
--- Citus's run_command_on_shards does the work; the text has no '%' but
--- its placeholder %1$s, the shard table's name.
+-- shard's index of a distributed (or reference) table's quantumdb index,
+-- one row per active placement, with the node that holds it (the
+-- coordinator's own index of the shell table is empty).  Each shard index
+-- is named by Citus's shard_name and read on its node through
+-- master_run_on_worker; Citus is reached only through EXECUTE, so this
+-- function exists without Citus and says so when called.
 CREATE FUNCTION quantumdb.shard_index_info(index regclass)
 RETURNS TABLE (shard bigint, node text, info jsonb, problems text[])
 LANGUAGE plpgsql VOLATILE
@@ -36,43 +38,57 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	tbl regclass;
-	idx name;
+	p record;
+	r record;
+	shard_index text;
 	command text;
+	seen boolean := false;
 BEGIN
 	IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'citus') THEN
 		RAISE EXCEPTION 'the citus extension is not installed in this database'
 			USING ERRCODE = 'feature_not_supported',
 			      HINT = 'For an index that is not on a Citus table, use quantumdb.index_info and quantumdb.verify.';
 	END IF;
-	SELECT i.indrelid::regclass, c.relname INTO tbl, idx
-	FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
-	WHERE i.indexrelid = index;
-	IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid = tbl) THEN
+	SELECT i.indrelid::regclass INTO tbl FROM pg_catalog.pg_index i WHERE i.indexrelid = index;
+	IF tbl IS NULL THEN
+		RAISE EXCEPTION '% is not an index', index USING ERRCODE = 'wrong_object_type';
+	END IF;
+	FOR p IN EXECUTE
+		'SELECT s.shardid, n.nodename, n.nodeport FROM pg_catalog.pg_dist_shard s '
+		'JOIN pg_catalog.pg_dist_placement pl ON pl.shardid = s.shardid '
+		'JOIN pg_catalog.pg_dist_node n ON n.groupid = pl.groupid '
+		'WHERE s.logicalrelid = $1 AND pl.shardstate = 1 AND n.isactive '
+		'AND n.noderole = ''primary'' ORDER BY s.shardid, n.nodename, n.nodeport'
+		USING tbl
+	LOOP
+		seen := true;
+		EXECUTE 'SELECT pg_catalog.shard_name($1, $2)' INTO shard_index USING index, p.shardid;
+		command := 'SELECT pg_catalog.json_build_object(''info'', '
+			|| '(SELECT pg_catalog.row_to_json(i) FROM quantumdb.index_info('
+			|| pg_catalog.quote_literal(shard_index) || '::pg_catalog.regclass) i), '
+			|| '''problems'', (SELECT COALESCE(pg_catalog.array_agg(v), ''{}'') '
+			|| 'FROM quantumdb.verify(' || pg_catalog.quote_literal(shard_index)
+			|| '::pg_catalog.regclass) v))::text';
+		EXECUTE 'SELECT success, result FROM pg_catalog.master_run_on_worker('
+			'ARRAY[$1], ARRAY[$2], ARRAY[$3], false)'
+			INTO r USING p.nodename::text, p.nodeport::integer, command;
+		shard := p.shardid;
+		node := p.nodename || ':' || p.nodeport;
+		IF r.success THEN
+			info := (r.result::jsonb) -> 'info';
+			problems := ARRAY(SELECT pg_catalog.jsonb_array_elements_text((r.result::jsonb) -> 'problems'));
+		ELSE
+			info := NULL;
+			problems := ARRAY[r.result];
+		END IF;
+		RETURN NEXT;
+	END LOOP;
+	IF NOT seen THEN
 		RAISE EXCEPTION 'table % of index % is not a Citus table', tbl, index
 			USING ERRCODE = 'wrong_object_type',
 			      HINT = 'Use quantumdb.index_info and quantumdb.verify.';
 	END IF;
-	command := 'SELECT pg_catalog.json_build_object(''info'', '
-		|| '(SELECT pg_catalog.row_to_json(i) FROM quantumdb.index_info(x.oid) i), '
-		|| '''problems'', (SELECT COALESCE(pg_catalog.array_agg(v), ''{}'') '
-		|| 'FROM quantumdb.verify(x.oid) v))::text '
-		|| 'FROM (SELECT c.oid::pg_catalog.regclass AS oid FROM pg_catalog.pg_index ix '
-		|| 'JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) ix.indexrelid '
-		|| 'WHERE ix.indrelid OPERATOR(pg_catalog.=) ''%1$s''::pg_catalog.regclass '
-		|| 'AND c.relname OPERATOR(pg_catalog.=) ('
-		|| pg_catalog.replace(pg_catalog.quote_literal(idx), '%', '%%')
-		|| ' OPERATOR(pg_catalog.||) ''_'' OPERATOR(pg_catalog.||) '
-		|| 'pg_catalog.substring(''%1$s'', ''([0-9]+)$''))) x';
-	RETURN QUERY EXECUTE
-		'SELECT r.shardid, p.nodename || '':'' || p.nodeport, '
-		|| 'CASE WHEN r.success THEN (r.result::jsonb) -> ''info'' END, '
-		|| 'CASE WHEN r.success THEN ARRAY(SELECT pg_catalog.jsonb_array_elements_text('
-		|| '(r.result::jsonb) -> ''problems'')) ELSE ARRAY[r.result] END '
-		|| 'FROM pg_catalog.run_command_on_shards($1, $2) r '
-		|| 'JOIN pg_catalog.pg_dist_shard_placement p ON p.shardid = r.shardid '
-		|| 'ORDER BY r.shardid, p.nodename, p.nodeport'
-		USING tbl, command;
 END
 $$;
 COMMENT ON FUNCTION quantumdb.shard_index_info(regclass) IS
-'on a Citus coordinator: index_info and verify''s problems of each shard''s index of a distributed table''s quantumdb index';
+'on a Citus coordinator: index_info and verify''s problems of each shard''s index of a distributed or reference table''s quantumdb index';

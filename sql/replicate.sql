@@ -1,9 +1,11 @@
 -- quantumdb.replicate_compressor, what a Citus coordinator sends each
 -- worker for a compressor row (src/citus.c), checked on one node as a
--- worker checks it: the same model under the name is nothing to do,
--- another model is an ERROR; the caller needs INSERT on the catalog and
--- the owner's privileges, and a source table it names must be readable.
--- Without Citus the two coordinator functions say so.
+-- worker checks it: the same model of the same owner under the name is
+-- nothing to do; otherwise the caller needs the owner's privileges and
+-- INSERT on the catalog, and another row under the name is an ERROR.  A
+-- source is kept only for a Citus table the caller may read (none here),
+-- so a same-named local table never becomes a copy's source.  Without
+-- Citus the two coordinator functions say so.
 SET client_min_messages = warning;
 \set VERBOSITY default
 \set SHOW_CONTEXT never
@@ -36,7 +38,7 @@ FROM rep WHERE name = 'qdb_rep_a';
 SELECT quantumdb.replicate_compressor('qdb_rep_a', model, settings, created_at,
 	training_seconds, validation_recall, owner, source, source_column)
 FROM rep WHERE name = 'qdb_rep_b';
--- a new name: the row as sent, source resolved here
+-- a new name: the row as sent, but no source (qdb_rep_src is not a Citus table)
 SELECT quantumdb.replicate_compressor('qdb_rep_c', model, settings, created_at,
 	training_seconds, validation_recall, owner, source, source_column) AS made
 FROM rep WHERE name = 'qdb_rep_a';
@@ -60,21 +62,25 @@ SELECT quantumdb.replicate_compressor('qdb_rep_e', '\x00010203', '{}', now(), NU
 	'qdb_rep_owner', NULL, NULL);
 RESET ROLE;
 
--- another role may not make rows in the owner's name, nor name a source
--- table it may not read
+-- another role may not make rows in the owner's name, nor take over one
+-- by sending the same bytes as its own; its own row naming a table it may
+-- not read gets no source
 SET ROLE qdb_rep_other;
 SELECT quantumdb.replicate_compressor('qdb_rep_f', model, settings, created_at, NULL, NULL,
 	owner, NULL, NULL) FROM rep WHERE name = 'qdb_rep_a';
+SELECT quantumdb.replicate_compressor('qdb_rep_a', model, settings, created_at, NULL, NULL,
+	'qdb_rep_other', NULL, NULL) FROM rep WHERE name = 'qdb_rep_a';
 SELECT quantumdb.replicate_compressor('qdb_rep_f', model, settings, created_at, NULL, NULL,
-	'qdb_rep_other', source, source_column) FROM rep WHERE name = 'qdb_rep_a';
+	'qdb_rep_other', source, source_column) AS made FROM rep WHERE name = 'qdb_rep_a';
 RESET ROLE;
+SELECT owner, source IS NULL AS no_source FROM quantumdb.compressors WHERE name = 'qdb_rep_f';
 -- without INSERT on the catalog
 REVOKE INSERT ON quantumdb.compressors FROM qdb_rep_other;
 SET ROLE qdb_rep_other;
-SELECT quantumdb.replicate_compressor('qdb_rep_f', model, settings, created_at, NULL, NULL,
+SELECT quantumdb.replicate_compressor('qdb_rep_g', model, settings, created_at, NULL, NULL,
 	'qdb_rep_other', NULL, NULL) FROM rep WHERE name = 'qdb_rep_a';
 RESET ROLE;
-SELECT count(*) AS rows_made_by_other FROM quantumdb.compressors WHERE name = 'qdb_rep_f';
+SELECT count(*) AS rows_made_without_insert FROM quantumdb.compressors WHERE name = 'qdb_rep_g';
 
 -- the coordinator's functions, where Citus is not installed
 SELECT quantumdb.citus_sync_compressors();

@@ -32,6 +32,7 @@
 #include "fmgr.h"
 #include "access/xact.h"
 #include "miscadmin.h"
+#include "storage/proc.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -85,7 +86,7 @@ QdbCitusCoordinator(void)
 		return false;
 	if (spi_int8("SELECT groupid::pg_catalog.int8 FROM pg_catalog.pg_dist_local_group") != 0)
 		return false;
-	return spi_int8("SELECT count(*) FROM pg_catalog.pg_dist_node "
+	return spi_int8("SELECT pg_catalog.count(*) FROM pg_catalog.pg_dist_node "
 					"WHERE groupid OPERATOR(pg_catalog.<>) 0 AND isactive "
 					"AND noderole OPERATOR(pg_catalog.=) 'primary'") > 0;
 }
@@ -100,6 +101,41 @@ send_to_workers(const char *command)
 		send_fn = (SendToWorkersFn)
 			load_external_function("citus", "SendCommandToWorkersWithMetadata", true, NULL);
 	send_fn(command);
+}
+
+/*
+ * Names of the compressors this transaction sent to the workers (their
+ * copies there are uncommitted, on the session's own connections).
+ */
+static List *sent_names = NIL;
+static LocalTransactionId sent_lxid = InvalidLocalTransactionId;
+
+static void
+remember_sent(const char *name)
+{
+	MemoryContext old;
+
+	if (sent_lxid != MyProc->lxid)
+	{
+		sent_names = NIL;		/* the last transaction's, freed with it */
+		sent_lxid = MyProc->lxid;
+	}
+	old = MemoryContextSwitchTo(TopTransactionContext);
+	sent_names = lappend(sent_names, pstrdup(name));
+	MemoryContextSwitchTo(old);
+}
+
+static bool
+sent_before(const char *name)
+{
+	ListCell   *lc;
+
+	if (sent_lxid != MyProc->lxid)
+		return false;
+	foreach(lc, sent_names)
+		if (strcmp(lfirst(lc), name) == 0)
+			return true;
+	return false;
 }
 
 /*
@@ -127,7 +163,8 @@ replica_command(const char *name, bool *ours)
 							  "pg_catalog.to_char(c.created_at AT TIME ZONE 'UTC', "
 							  "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "
 							  "c.training_seconds, c.validation_recall, c.owner, "
-							  "CASE WHEN r.oid IS NULL THEN NULL "
+							  "CASE WHEN NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p "
+							  "WHERE p.logicalrelid::pg_catalog.oid OPERATOR(pg_catalog.=) r.oid) THEN NULL "
 							  "ELSE pg_catalog.format('%I.%I', n.nspname, r.relname) END, "
 							  "c.source_column), c.xmin "
 							  "FROM quantumdb.compressors c "
@@ -135,7 +172,9 @@ replica_command(const char *name, bool *ours)
 							  "ON r.oid OPERATOR(pg_catalog.=) c.source::pg_catalog.oid "
 							  "LEFT JOIN pg_catalog.pg_namespace n "
 							  "ON n.oid OPERATOR(pg_catalog.=) r.relnamespace "
-							  "WHERE c.name OPERATOR(pg_catalog.=) $1",
+							  "WHERE c.name OPERATOR(pg_catalog.=) $1 AND EXISTS (SELECT 1 "
+							  "FROM pg_catalog.pg_roles o "
+							  "WHERE o.oid OPERATOR(pg_catalog.=) c.owner::pg_catalog.oid)",
 							  1, argtypes, values, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read compressor \"%s\"", name);
 	if (SPI_processed == 1)
@@ -166,7 +205,10 @@ QdbCitusReplicateCompressor(const char *name)
 		return;
 	command = replica_command(name, NULL);
 	if (command != NULL)
+	{
 		send_to_workers(command);
+		remember_sent(name);
+	}
 }
 
 /* On a Citus coordinator, drops compressor name on every worker too. */
@@ -179,6 +221,17 @@ QdbCitusDropCompressor(const char *name)
 							 quote_literal_cstr(name)));
 }
 
+/* Whether relid is a table Citus manages on this node (pg_dist_partition). */
+static bool
+citus_table(Oid relid)
+{
+	if (!OidIsValid(get_extension_oid("citus", true)))
+		return false;
+	return spi_int8(psprintf("SELECT pg_catalog.count(*) FROM pg_catalog.pg_dist_partition "
+							 "WHERE logicalrelid::pg_catalog.oid OPERATOR(pg_catalog.=) %u",
+							 relid)) > 0;
+}
+
 /*
  * Whether heap is a table Citus distributes from this coordinator (a
  * distributed or reference table's shell): its shards' indexes are built
@@ -187,11 +240,7 @@ QdbCitusDropCompressor(const char *name)
 bool
 QdbCitusTable(Relation heap)
 {
-	if (!QdbCitusCoordinator())
-		return false;
-	return spi_int8(psprintf("SELECT count(*) FROM pg_catalog.pg_dist_partition "
-							 "WHERE logicalrelid::pg_catalog.oid OPERATOR(pg_catalog.=) %u",
-							 RelationGetRelid(heap))) > 0;
+	return QdbCitusCoordinator() && citus_table(RelationGetRelid(heap));
 }
 
 /*
@@ -225,15 +274,18 @@ run_on_workers_now(const char *command)
  * CREATE INDEX naming compressor on a Citus table, on the coordinator
  * (before Citus sends the shards' CREATE INDEX to the workers): makes sure
  * every worker has the compressor, which a node added since it was trained
- * lacks.  The shards' indexes are built over several connections per
- * worker (Citus's parallel mode), which see only what is committed there,
- * and a GUC set during an index build does not outlive it, so:
- * - a compressor committed here is copied to the workers that lack it at
- *   once, each in its own committed transaction (a copy of a committed
- *   row; kept if the CREATE INDEX then fails);
- * - one created in this transaction is already on the workers (training
- *   sent it) but uncommitted, on one connection per worker: in sequential
- *   mode (SET LOCAL citus.multi_shard_modify_mode = 'sequential' before
+ * lacks.  The shards' indexes are built by the session's user over several
+ * connections per worker (Citus's parallel mode), which see only what is
+ * committed there, while this runs as the table's owner (PostgreSQL's
+ * index build switches to it) and a GUC set here does not outlive the
+ * build.  So:
+ * - a compressor committed here, and not sent by this transaction, is
+ *   copied to the workers that lack it at once, each in its own committed
+ *   transaction (a copy of a committed row; kept if the CREATE INDEX then
+ *   fails); a worker that has it does nothing;
+ * - one created or sent by this transaction is on the workers already, but
+ *   uncommitted, on the session's connection to each: in sequential mode
+ *   (SET LOCAL citus.multi_shard_modify_mode = 'sequential' before
  *   anything else in the transaction) the shards' commands use that
  *   connection; in parallel mode they cannot see it, which is an ERROR
  *   here, with that hint, rather than on the workers.
@@ -250,27 +302,46 @@ QdbCitusBeforeShardIndexes(const char *compressor)
 	command = replica_command(compressor, &ours);
 	if (command == NULL)
 		return;
+	if (!ours && !sent_before(compressor))
+	{
+		run_on_workers_now(command);
+		return;
+	}
 	mode = GetConfigOption("citus.multi_shard_modify_mode", true, false);
-	if (mode != NULL && strcmp(mode, "sequential") == 0)
-		send_to_workers(command);
-	else if (ours)
+	if (mode == NULL || strcmp(mode, "sequential") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("compressor \"%s\" was created in this transaction, and the shards' indexes are built on other connections, which cannot see it",
+				 errmsg("compressor \"%s\" was created or copied to the workers in this transaction, and the shards' indexes are built on other connections, which cannot see it",
 						compressor),
-				 errhint("Commit the training or import first, or begin the transaction with SET LOCAL citus.multi_shard_modify_mode = 'sequential'.")));
-	else
-		run_on_workers_now(command);
+				 errhint("Commit the training, import or sync first, or begin the transaction with SET LOCAL citus.multi_shard_modify_mode = 'sequential'.")));
+}
+
+/* Whether a table's name is a Citus shard's: its table's name, "_", digits. */
+static bool
+shard_like_name(Relation heap)
+{
+	const char *n = RelationGetRelationName(heap);
+	const char *u = strrchr(n, '_');
+
+	if (u == NULL || u[1] == '\0')
+		return false;
+	for (const char *c = u + 1; *c; c++)
+		if (*c < '0' || *c > '9')
+			return false;
+	return true;
 }
 
 /*
- * Whether an index naming compressor, which this node lacks, is being built
- * by Citus on an empty table: the shell of a distributed table that Citus
- * makes on a node it adds (citus_add_node replays every table and index
- * before any compressor can reach the node).  Such an index builds empty,
- * without a compressor: no query reads a shell table's index on a worker,
- * and the shards' indexes, built with rows, still need the compressor.
- * Citus's own connections name themselves "citus_internal ...".
+ * An index naming compressor, built by Citus on this node (its own
+ * connections name themselves "citus_internal ..."), where the compressor
+ * is missing.  On a node Citus adds, citus_add_node replays every table
+ * and index, the shell tables of distributed tables among them, before any
+ * compressor can reach the node: such an index (an empty table whose name
+ * is not a shard's) builds empty, without a compressor (true); no query
+ * reads a shell table's index on a worker.  A shard's index (a shard-like
+ * name, or rows) is an ERROR that says how to copy the compressor there,
+ * never an index built without it.  False when this is not Citus's build
+ * or the compressor is here.
  */
 bool
 QdbCitusEmptyShell(Relation heap, const char *compressor)
@@ -279,14 +350,21 @@ QdbCitusEmptyShell(Relation heap, const char *compressor)
 
 	if (app == NULL || strncmp(app, "citus_internal", strlen("citus_internal")) != 0)
 		return false;
-	if (RelationGetNumberOfBlocks(heap) != 0)
+	if (QdbCompressorExists(compressor))
 		return false;
-	return !QdbCompressorExists(compressor);
+	if (shard_like_name(heap) || RelationGetNumberOfBlocks(heap) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("compressor \"%s\" does not exist on this node", compressor),
+				 errdetail("Citus is building the index of %s here, and the compressor never reached this node (it was trained or imported before the node joined the cluster, or before Citus was set up).",
+						   RelationGetRelationName(heap)),
+				 errhint("Run SELECT quantumdb.citus_sync_compressors() on the coordinator, then try again.")));
+	return true;
 }
 
-/* The model bytes of compressor name on this node, or NULL. */
+/* The model bytes (and owner) of compressor name on this node, or NULL. */
 static bytea *
-local_model(const char *name)
+local_model(const char *name, Oid *owner)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	Oid			argtypes[1] = {TEXTOID};
@@ -297,7 +375,7 @@ local_model(const char *name)
 
 	values[0] = CStringGetTextDatum(name);
 	QdbCatalogBegin(&a);
-	if (SPI_execute_with_args("SELECT model FROM quantumdb.compressors "
+	if (SPI_execute_with_args("SELECT model, owner::pg_catalog.oid FROM quantumdb.compressors "
 							  "WHERE name OPERATOR(pg_catalog.=) $1",
 							  1, argtypes, values, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read compressor \"%s\"", name);
@@ -313,6 +391,8 @@ local_model(const char *name)
 			model = DatumGetByteaPCopy(d);
 			MemoryContextSwitchTo(old);
 		}
+		*owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+												SPI_tuptable->tupdesc, 2, &isnull));
 	}
 	QdbCatalogEnd(&a);
 	return model;
@@ -326,15 +406,48 @@ same_bytes(const bytea *a, const bytea *b)
 }
 
 /*
+ * The source table a copied row names, as a source on this node: only a
+ * table Citus manages here (the distributed table the coordinator trained
+ * on, whose shell has the same name on every node), and only one the caller
+ * may read (USAGE on its schema, SELECT on it or the column); else none,
+ * so that its owner alone may use the copy.  A same-named local table of
+ * this node is never taken for it.
+ */
+static Oid
+source_here(text *qualified, const char *column)
+{
+	Oid			relid;
+	Oid			nsp;
+	AttrNumber	attnum;
+
+	relid = RangeVarGetRelid(makeRangeVarFromNameList(textToQualifiedNameList(qualified)),
+							 NoLock, true);
+	if (!OidIsValid(relid) || !citus_table(relid))
+		return InvalidOid;
+	nsp = get_rel_namespace(relid);
+	if (pg_namespace_aclcheck(nsp, GetUserId(), ACL_USAGE) != ACLCHECK_OK)
+		return InvalidOid;
+	if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) == ACLCHECK_OK)
+		return relid;
+	if (column == NULL)
+		return InvalidOid;
+	attnum = get_attnum(relid, column);
+	if (attnum != InvalidAttrNumber &&
+		pg_attribute_aclcheck(relid, attnum, GetUserId(), ACL_SELECT) == ACLCHECK_OK)
+		return relid;
+	return InvalidOid;
+}
+
+/*
  * quantumdb.replicate_compressor(name, model, settings, created_at,
  * training_seconds, validation_recall, owner, source, source_column):
  * what a Citus coordinator sends a worker so that the worker's catalog
- * holds the coordinator's row.  True when it made the row, false when the
- * same model is already there under that name; ERROR when another model
- * is.  The caller needs INSERT on the catalog and the privileges of the
- * owner (as the trainer on the coordinator has); a source table that does
- * not exist here leaves the source NULL (the owner alone may use it here),
- * one the caller may not read is an ERROR, as training on it would be.
+ * holds the coordinator's row.  False when the same model of the same
+ * owner is already there under that name (nothing to check: the caller
+ * holds the bytes); otherwise the caller needs the privileges of the owner
+ * (as the trainer on the coordinator has) and INSERT on the catalog, and
+ * then another row under the name is an ERROR, and the row is made (true).
+ * Its source is kept only as source_here() allows.
  */
 Datum
 quantumdb_replicate_compressor(PG_FUNCTION_ARGS)
@@ -342,6 +455,8 @@ quantumdb_replicate_compressor(PG_FUNCTION_ARGS)
 	char	   *name;
 	bytea	   *blob;
 	bytea	   *have;
+	Oid			owner;
+	Oid			have_owner = InvalidOid;
 	QdbCompressorRow r;
 	QdbModel	m;
 
@@ -356,30 +471,32 @@ quantumdb_replicate_compressor(PG_FUNCTION_ARGS)
 				 errmsg("owner must not be NULL")));
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	blob = PG_GETARG_BYTEA_P(1);
+	owner = PG_GETARG_OID(6);
 	QdbCheckCompressorName(name);
 
-	have = local_model(name);
-	if (have != NULL && same_bytes(have, blob))
+	/* the same row is here already (its bytes are the caller's): done */
+	have = local_model(name, &have_owner);
+	if (have != NULL && have_owner == owner && same_bytes(have, blob))
 		PG_RETURN_BOOL(false);
-	if (have != NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_DUPLICATE_OBJECT),
-				 errmsg("compressor \"%s\" already exists on this node with another model", name),
-				 errhint("Drop it on this node with quantumdb.drop_compressor('%s'), then copy the coordinator's again with quantumdb.citus_sync_compressors() there.",
-						 name)));
 
-	memset(&r, 0, sizeof(r));
-	r.name = name;
-	r.blob = blob;
-	r.owner = PG_GETARG_OID(6);
-	if (!has_privs_of_role(GetUserId(), r.owner))
+	if (!has_privs_of_role(GetUserId(), owner))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to copy compressor \"%s\"", name),
 				 errdetail("Only its owner, members of its owner's role and superusers may copy it to another node."),
 				 errhint("Run quantumdb.citus_sync_compressors() on the coordinator as a member of role %s.",
-						 quote_identifier(GetUserNameFromId(r.owner, false)))));
+						 quote_identifier(GetUserNameFromId(owner, false)))));
 	QdbCheckTableInsert("compressors", "Copying a compressor to this node stores it there.");
+	if (have != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("compressor \"%s\" already exists on this node with another model or owner", name),
+				 errhint("Drop it on this node with quantumdb.drop_compressor(), then copy the coordinator's again with quantumdb.citus_sync_compressors() there.")));
+
+	memset(&r, 0, sizeof(r));
+	r.name = name;
+	r.blob = blob;
+	r.owner = owner;
 	QdbParseModel(blob, &m, CurrentMemoryContext, "the copied model");
 	r.model = &m;
 	r.settings = DatumGetCString(DirectFunctionCall1(jsonb_out, PG_GETARG_DATUM(2)));
@@ -389,18 +506,7 @@ quantumdb_replicate_compressor(PG_FUNCTION_ARGS)
 	r.validation_recall = PG_ARGISNULL(5) ? -1 : PG_GETARG_FLOAT8(5);
 	r.column = PG_ARGISNULL(8) ? NULL : pstrdup(NameStr(*PG_GETARG_NAME(8)));
 	if (!PG_ARGISNULL(7))
-	{
-		List	   *names = textToQualifiedNameList(PG_GETARG_TEXT_PP(7));
-
-		r.source = RangeVarGetRelid(makeRangeVarFromNameList(names), NoLock, true);
-	}
-	if (OidIsValid(r.source) &&
-		!QdbMayUseCompressor(GetUserId(), InvalidOid, r.source, r.column))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied to copy compressor \"%s\"", name),
-				 errdetail("It was trained on table %s, which you may not read on this node.",
-						   text_to_cstring(PG_GETARG_TEXT_PP(7)))));
+		r.source = source_here(PG_GETARG_TEXT_PP(7), r.column);
 	if (!QdbInsertCompressorRow(&r))
 		QdbCompressorNameTaken(name);
 	PG_RETURN_BOOL(true);
@@ -455,6 +561,7 @@ quantumdb_citus_sync_compressors(PG_FUNCTION_ARGS)
 		if (command != NULL)
 		{
 			send_to_workers(command);
+			remember_sent(lfirst(lc));
 			sent++;
 		}
 	}

@@ -173,7 +173,7 @@ like($err, qr/compressor "gc" already exists/, 'a taken name fails on the coordi
 	SELECT quantumdb.import('gtx', quantumdb.export('gc'));
 	CREATE INDEX items_tx ON items USING quantumdb (emb real_cosine_ops) WITH (compressor = 'gtx');
 	COMMIT;});
-like($err, qr/"gtx" was created in this transaction.*HINT:.*multi_shard_modify_mode = 'sequential'/s,
+like($err, qr/"gtx" was created or copied to the workers in this transaction.*HINT:.*multi_shard_modify_mode = 'sequential'/s,
 	'a compressor of this transaction in parallel mode: an ERROR with a hint');
 is($rows->($workers[0], 'gtx'), 'none', 'and nothing was left on the workers');
 $sql->(q{BEGIN; SET LOCAL citus.multi_shard_modify_mode = 'sequential';
@@ -249,6 +249,29 @@ $sql->(q{
 is($rows->($late, 'gc'), $here, 'CREATE INDEX sent gc to the node that lacked it');
 is($sql->(q{SELECT count(DISTINCT node) || '/' || string_agg(DISTINCT info->>'compressor', ',')
 	FROM quantumdb.shard_index_info('items3_q')}), '3/gc', 'items3\'s shard indexes on 3 workers use gc');
+
+# a copy sent earlier in the same transaction (sync) is treated as the
+# transaction's own: an ERROR in parallel mode, not a wait on it
+$on->($late, q{SELECT quantumdb.drop_compressor('gc')});
+($rc, $out, $err) = $coord->psql('postgres', q{BEGIN; SELECT quantumdb.citus_sync_compressors();
+	CREATE INDEX items3_q2 ON items3 USING quantumdb (emb real_cosine_ops) WITH (compressor = 'gc');
+	COMMIT;}, timeout => 120);
+like($err, qr/"gc" was created or copied to the workers in this transaction/,
+	'sync then CREATE INDEX in one parallel transaction: an ERROR, not a wait');
+
+# a table distributed after its index names a compressor a worker lacks:
+# the shards' builds fail and say how to copy it, never build without it
+$sql->(q{CREATE TABLE later2 (id int, emb real[]);
+	INSERT INTO later2 SELECT id, emb FROM glove WHERE id < 600;
+	CREATE INDEX later2_q ON later2 USING quantumdb (emb real_cosine_ops) WITH (compressor = 'gc')});
+($rc, $out, $err) = $coord->psql('postgres',
+	q{SELECT create_distributed_table('later2', 'id', shard_count => 6)});
+like($err, qr/compressor "gc" does not exist on this node.*citus_sync_compressors/s,
+	'a shard index on a node without the compressor: an ERROR with the way out');
+$sql->(q{SELECT quantumdb.citus_sync_compressors();
+	SELECT create_distributed_table('later2', 'id', shard_count => 6)});
+is($sql->(q{SELECT count(*) || '/' || string_agg(DISTINCT info->>'compressor', ',')
+	FROM quantumdb.shard_index_info('later2_q')}), '6/gc', 'after the sync it distributes with gc');
 
 # a worker that has another model under the name refuses the copy
 $train->('gc_other', 'glove');
