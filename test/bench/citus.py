@@ -23,20 +23,8 @@ import time
 import numpy as np
 import psycopg2
 
-K = 10
-
-
-def log(msg):
-    print("== " + msg, file=sys.stderr, flush=True)
-
-
-def read_vecs(path, dtype=np.float32, count=0):
-    a = np.fromfile(path, dtype=np.int32)
-    d = a[0]
-    a = a.reshape(-1, d + 1)
-    if count:
-        a = a[:count]
-    return a[:, 1:].view(dtype).copy()
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from index import K, log, read_vecs, recall  # noqa: E402
 
 
 def literal(v):
@@ -73,10 +61,6 @@ def run(conn, table, queries, ef, rerank):
     seconds = time.time() - t
     cur.execute("COMMIT")
     return ids, seconds
-
-
-def recall(ids, truth):
-    return float(np.mean([len(set(r[:K]) & set(t[:K])) / K for r, t in zip(ids, truth)]))
 
 
 def main():
