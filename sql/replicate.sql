@@ -82,6 +82,16 @@ SELECT quantumdb.replicate_compressor('qdb_rep_g', model, settings, created_at, 
 RESET ROLE;
 SELECT count(*) AS rows_made_without_insert FROM quantumdb.compressors WHERE name = 'qdb_rep_g';
 
+-- the call a worker asks the coordinator for holds the model: for those
+-- who may use the compressor only (as export)
+SET ROLE qdb_rep_owner;
+SELECT quantumdb.citus_replica_command('qdb_rep_a') LIKE 'SELECT quantumdb.replicate_compressor(%' AS command;
+RESET ROLE;
+SET ROLE qdb_rep_other;
+SELECT quantumdb.citus_replica_command('qdb_rep_a');
+RESET ROLE;
+SELECT quantumdb.citus_replica_command('qdb_rep_none');
+
 -- the coordinator's functions, where Citus is not installed
 SELECT quantumdb.citus_sync_compressors();
 CREATE INDEX qdb_rep_idx ON qdb_rep_src USING quantumdb (v) WITH (compressor = 'qdb_rep_a');

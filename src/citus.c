@@ -32,6 +32,7 @@
 #include "fmgr.h"
 #include "access/xact.h"
 #include "miscadmin.h"
+#include "postmaster/postmaster.h"
 #include "storage/proc.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -40,12 +41,14 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/varlena.h"
+#include "lib/stringinfo.h"
 #include "storage/bufmgr.h"
 
 #include "compressor.h"
 
 PG_FUNCTION_INFO_V1(quantumdb_replicate_compressor);
 PG_FUNCTION_INFO_V1(quantumdb_citus_sync_compressors);
+PG_FUNCTION_INFO_V1(quantumdb_citus_replica_command);
 
 typedef void (*SendToWorkersFn) (const char *command);
 
@@ -153,29 +156,36 @@ replica_command(const char *name, bool *ours)
 	QdbCatalogAccess a;
 	char	   *command = NULL;
 
+	/* the source only for a Citus table (none where Citus is not) */
+	const char *source = OidIsValid(get_extension_oid("citus", true)) ?
+		"CASE WHEN NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p "
+		"WHERE p.logicalrelid::pg_catalog.oid OPERATOR(pg_catalog.=) r.oid) THEN NULL "
+		"ELSE pg_catalog.format('%I.%I', n.nspname, r.relname) END" : "NULL";
+	StringInfoData q;
+
+	initStringInfo(&q);
+	appendStringInfoString(&q,
+						   "SELECT pg_catalog.format('SELECT quantumdb.replicate_compressor(%L, "
+						   "%L::pg_catalog.bytea, %L::pg_catalog.jsonb, %L::pg_catalog.timestamptz, "
+						   "%L::pg_catalog.float8, %L::pg_catalog.float8, %L::pg_catalog.regrole, "
+						   "%L, %L::pg_catalog.name)', c.name, c.model, c.settings, "
+						   "pg_catalog.to_char(c.created_at AT TIME ZONE 'UTC', "
+						   "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "
+						   "c.training_seconds, c.validation_recall, c.owner, ");
+	appendStringInfoString(&q, source);
+	appendStringInfoString(&q,
+						   ", c.source_column), c.xmin "
+						   "FROM quantumdb.compressors c "
+						   "LEFT JOIN pg_catalog.pg_class r "
+						   "ON r.oid OPERATOR(pg_catalog.=) c.source::pg_catalog.oid "
+						   "LEFT JOIN pg_catalog.pg_namespace n "
+						   "ON n.oid OPERATOR(pg_catalog.=) r.relnamespace "
+						   "WHERE c.name OPERATOR(pg_catalog.=) $1 AND EXISTS (SELECT 1 "
+						   "FROM pg_catalog.pg_roles o "
+						   "WHERE o.oid OPERATOR(pg_catalog.=) c.owner::pg_catalog.oid)");
 	values[0] = CStringGetTextDatum(name);
 	QdbCatalogBegin(&a);
-	if (SPI_execute_with_args(
-							  "SELECT pg_catalog.format('SELECT quantumdb.replicate_compressor(%L, "
-							  "%L::pg_catalog.bytea, %L::pg_catalog.jsonb, %L::pg_catalog.timestamptz, "
-							  "%L::pg_catalog.float8, %L::pg_catalog.float8, %L::pg_catalog.regrole, "
-							  "%L, %L::pg_catalog.name)', c.name, c.model, c.settings, "
-							  "pg_catalog.to_char(c.created_at AT TIME ZONE 'UTC', "
-							  "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "
-							  "c.training_seconds, c.validation_recall, c.owner, "
-							  "CASE WHEN NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p "
-							  "WHERE p.logicalrelid::pg_catalog.oid OPERATOR(pg_catalog.=) r.oid) THEN NULL "
-							  "ELSE pg_catalog.format('%I.%I', n.nspname, r.relname) END, "
-							  "c.source_column), c.xmin "
-							  "FROM quantumdb.compressors c "
-							  "LEFT JOIN pg_catalog.pg_class r "
-							  "ON r.oid OPERATOR(pg_catalog.=) c.source::pg_catalog.oid "
-							  "LEFT JOIN pg_catalog.pg_namespace n "
-							  "ON n.oid OPERATOR(pg_catalog.=) r.relnamespace "
-							  "WHERE c.name OPERATOR(pg_catalog.=) $1 AND EXISTS (SELECT 1 "
-							  "FROM pg_catalog.pg_roles o "
-							  "WHERE o.oid OPERATOR(pg_catalog.=) c.owner::pg_catalog.oid)",
-							  1, argtypes, values, NULL, false, 1) != SPI_OK_SELECT)
+	if (SPI_execute_with_args(q.data, 1, argtypes, values, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read compressor \"%s\"", name);
 	if (SPI_processed == 1)
 	{
@@ -316,6 +326,103 @@ QdbCitusBeforeShardIndexes(const char *compressor)
 				 errhint("Commit the training, import or sync first, or begin the transaction with SET LOCAL citus.multi_shard_modify_mode = 'sequential'.")));
 }
 
+/*
+ * Runs command on the node named host:port over a connection of its own
+ * (Citus's master_run_on_worker), in its own transaction; its one result,
+ * or NULL when it failed or returned NULL or nothing.
+ */
+static char *
+run_on_node(Datum host, Datum port, const char *command)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	Oid			argtypes[3] = {TEXTOID, INT4OID, TEXTOID};
+	Datum		values[3];
+	char	   *result = NULL;
+
+	values[0] = host;
+	values[1] = port;
+	values[2] = CStringGetTextDatum(command);
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT result FROM pg_catalog.master_run_on_worker("
+							  "ARRAY[$1], ARRAY[$2], ARRAY[$3], false) WHERE success",
+							  3, argtypes, values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "master_run_on_worker failed");
+	if (SPI_processed == 1)
+	{
+		char	   *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+		if (v != NULL && v[0] != '\0')
+			result = MemoryContextStrdup(cxt, v);
+	}
+	SPI_finish();
+	return result;
+}
+
+/*
+ * On a worker, copies compressor name from the coordinator into this node's
+ * catalog: asks the coordinator (pg_dist_node's group 0) for the row as a
+ * replicate_compressor call (citus_replica_command; the row there is
+ * committed) and runs that call on this node over a connection of its own
+ * (citus.local_hostname and this server's port, as Citus reaches itself),
+ * committed at once: Citus builds several shard indexes of one node in
+ * parallel, in one distributed transaction, and copies made in it would
+ * wait on each other.  A copy of a committed row, it stays if the build
+ * fails.  Where that connection cannot make it, in this transaction.  True
+ * when the compressor is then here.
+ */
+static bool
+pull_from_coordinator(const char *name)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	const char *self = GetConfigOption("citus.local_hostname", true, false);
+	char	   *command = NULL;
+	bool		isnull;
+	Datum		host = (Datum) 0,
+				port = (Datum) 0;
+
+	SPI_connect();
+	if (SPI_execute("SELECT nodename, nodeport FROM pg_catalog.pg_dist_node "
+					"WHERE groupid OPERATOR(pg_catalog.=) 0 AND isactive "
+					"AND noderole OPERATOR(pg_catalog.=) 'primary'", true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_dist_node");
+	if (SPI_processed == 1)
+	{
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		host = CStringGetTextDatum(SPI_getvalue(SPI_tuptable->vals[0],
+												SPI_tuptable->tupdesc, 1));
+		port = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+	if (host == (Datum) 0 || self == NULL)
+		return false;
+	command = run_on_node(host, port,
+						  psprintf("SELECT quantumdb.citus_replica_command(%s)",
+								   quote_literal_cstr(name)));
+	if (command == NULL)
+		return false;
+	(void) run_on_node(CStringGetTextDatum(self), Int32GetDatum(PostPortNumber), command);
+	if (!QdbCompressorExists(name))
+	{
+		/*
+		 * Another connection cannot run it while this node's quantumdb is
+		 * not committed: citus_add_node replays CREATE EXTENSION and the
+		 * shell tables in one transaction, on one connection, where a copy
+		 * in this transaction waits on nothing.
+		 */
+		SPI_connect();
+		if (SPI_execute(command, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not copy compressor \"%s\" from the coordinator", name);
+		SPI_finish();
+		if (!QdbCompressorExists(name))
+			return false;
+	}
+	ereport(DEBUG1,
+			(errmsg("copied compressor \"%s\" from the coordinator", name)));
+	return true;
+}
+
 /* Whether a table's name is a Citus shard's: its table's name, "_", digits. */
 static bool
 shard_like_name(Relation heap)
@@ -334,14 +441,17 @@ shard_like_name(Relation heap)
 /*
  * An index naming compressor, built by Citus on this node (its own
  * connections name themselves "citus_internal ..."), where the compressor
- * is missing.  On a node Citus adds, citus_add_node replays every table
- * and index, the shell tables of distributed tables among them, before any
- * compressor can reach the node: such an index (an empty table whose name
- * is not a shard's) builds empty, without a compressor (true); no query
- * reads a shell table's index on a worker.  A shard's index (a shard-like
- * name, or rows) is an ERROR that says how to copy the compressor there,
- * never an index built without it.  False when this is not Citus's build
- * or the compressor is here.
+ * is missing: a shard moved or distributed to a node added since the
+ * compressor was trained, or the shell tables that citus_add_node replays
+ * on a new node.  The compressor is copied from the coordinator first, and
+ * the build goes on with it (false).  Where that fails (no coordinator in
+ * this node's metadata yet, as during parts of citus_add_node), an index
+ * on an empty table whose name is not a shard's, a shell table's, builds
+ * empty, without a compressor (true; no query reads a shell table's index
+ * on a worker), and a shard's index (a shard-like name, or rows) is an
+ * ERROR that says how to copy the compressor there, never an index built
+ * without it.  False as well when this is not Citus's build or the
+ * compressor is here.
  */
 bool
 QdbCitusEmptyShell(Relation heap, const char *compressor)
@@ -352,11 +462,13 @@ QdbCitusEmptyShell(Relation heap, const char *compressor)
 		return false;
 	if (QdbCompressorExists(compressor))
 		return false;
+	if (OidIsValid(get_extension_oid("citus", true)) && pull_from_coordinator(compressor))
+		return false;
 	if (shard_like_name(heap) || RelationGetNumberOfBlocks(heap) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("compressor \"%s\" does not exist on this node", compressor),
-				 errdetail("Citus is building the index of %s here, and the compressor never reached this node (it was trained or imported before the node joined the cluster, or before Citus was set up).",
+				 errdetail("Citus is building the index of %s here, and the compressor could not be copied from the coordinator.",
 						   RelationGetRelationName(heap)),
 				 errhint("Run SELECT quantumdb.citus_sync_compressors() on the coordinator, then try again.")));
 	return true;
@@ -566,4 +678,24 @@ quantumdb_citus_sync_compressors(PG_FUNCTION_ARGS)
 		}
 	}
 	PG_RETURN_INT32(sent);
+}
+
+/*
+ * quantumdb.citus_replica_command(name) -> text: the replicate_compressor
+ * call that makes compressor name's row on another node (NULL if it has
+ * none to send: no such compressor, or its owner was dropped), for a worker
+ * that pulls it (pull_from_coordinator).  It holds the model, so it needs
+ * what quantumdb.export needs: the right to use the compressor.
+ */
+Datum
+quantumdb_citus_replica_command(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *command;
+
+	QdbCheckMayUseCompressor(name);
+	command = replica_command(name, NULL);
+	if (command == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(command));
 }

@@ -142,6 +142,7 @@ extern void QdbCompressorNameTaken(const char *name);
 extern void QdbParseModel(const bytea *blob, QdbModel *m, MemoryContext cxt, const char *what);
 extern bool QdbInsertCompressorRow(const QdbCompressorRow *r);
 extern bool QdbCompressorExists(const char *name);
+extern void QdbCheckMayUseCompressor(const char *name);
 
 /* citus.c: compressors on every node of a Citus cluster */
 extern bool QdbCitusCoordinator(void);

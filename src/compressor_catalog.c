@@ -136,10 +136,12 @@ fetch_row(const char *name, MemoryContext cxt, CatalogRow *row)
 
 	values[0] = CStringGetTextDatum(name);
 	QdbCatalogBegin(&a);
+	/* not read-only: a row made earlier in this command (a Citus worker's
+	 * copy from the coordinator, citus.c) is seen */
 	rc = SPI_execute_with_args("SELECT owner, source, source_column, model "
 							   "FROM quantumdb.compressors "
 							   "WHERE name OPERATOR(pg_catalog.=) $1",
-							   1, argtypes, values, NULL, true, 1);
+							   1, argtypes, values, NULL, false, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
 	if (SPI_processed == 1)
@@ -473,6 +475,16 @@ QdbCheckNewCompressorName(const char *name)
 	QdbCatalogEnd(&a);
 	if (exists)
 		QdbCompressorNameTaken(name);
+}
+
+/* ERROR unless compressor name exists and the current user may use it. */
+void
+QdbCheckMayUseCompressor(const char *name)
+{
+	CatalogRow	row;
+
+	fetch_usable(name, CurrentMemoryContext, &row);
+	pfree(row.model);
 }
 
 /* Whether a compressor is named name, whoever may use it. */

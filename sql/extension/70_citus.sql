@@ -15,6 +15,15 @@ COMMENT ON FUNCTION quantumdb.replicate_compressor(text, bytea, jsonb, timestamp
 	double precision, double precision, regrole, text, name) IS
 'copies a Citus coordinator''s compressor row to this node (sent by the coordinator; needs INSERT on quantumdb.compressors and the owner''s privileges)';
 
+-- On a coordinator: the replicate_compressor call for one compressor, which
+-- a worker that lacks it runs to copy it (the model inside: it needs the
+-- right to use the compressor, as quantumdb.export does).
+CREATE FUNCTION quantumdb.citus_replica_command(name text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'quantumdb_citus_replica_command' LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION quantumdb.citus_replica_command(text) IS
+'on a Citus coordinator: the quantumdb.replicate_compressor call that copies a compressor to a worker (which asks for it when it lacks it)';
+
 -- On a coordinator: every compressor the caller owns (a superuser: every
 -- one) to every worker that lacks it; the number sent.
 CREATE FUNCTION quantumdb.citus_sync_compressors()

@@ -8,9 +8,10 @@
 # table and create_distributed_table of a table with the index work; a
 # seeded sample gives the same model from the distributed table as from a
 # plain table with the same rows; quantumdb.shard_index_info reports each
-# shard's index; a node added later gets the compressor from
-# quantumdb.citus_sync_compressors() before a shard moves there, and from
-# CREATE INDEX.  Skipped where Citus is not installed (it is not in
+# shard's index; a node added later copies from the coordinator what its
+# indexes name (citus_add_node, a shard moved or distributed to it),
+# CREATE INDEX and quantumdb.citus_sync_compressors() copy to it, and an
+# index naming a dropped compressor fails a move loudly.  Skipped where Citus is not installed (it is not in
 # Debian's archive; build it from its source to run this test).
 use strict;
 use warnings;
@@ -217,29 +218,34 @@ is($sql->(qq{SELECT string_agg(id::text, ',') FROM (SELECT id FROM later
 	ORDER BY emb <=> '$queries[5]'::real[] LIMIT 3) s}),
 	'a table distributed after its index is created answers exactly until it trains');
 
-# 5. a node added later: citus_sync_compressors() before a shard moves
-#    there, CREATE INDEX for the tables created after it
+# 5. a node added later: it copies from the coordinator the compressors its
+#    shell and shard indexes name (citus_add_node, a shard moved there, a
+#    table distributed there); CREATE INDEX copies them to it;
+#    citus_sync_compressors() copies every one
 my $late = citus_node('worker3');
 $sql->(sprintf("SELECT citus_add_node('%s', %d)", $late->host, $late->port));
 is($on->($late, q{SELECT count(*) FROM pg_extension WHERE extname = 'quantumdb'}), '1',
 	'quantumdb is on the added node');
-is($rows->($late, 'gc'), 'none', 'the added node has no compressors yet');
-is($sql->(q{SELECT quantumdb.citus_sync_compressors()}), '3',
-	'citus_sync_compressors sends the 3 compressors');
-is($rows->($late, 'gc'), $here, 'the added node has gc');
-is($sql->(q{SELECT quantumdb.citus_sync_compressors()}), '3',
-	'a second sync is harmless (the workers keep what they have)');
+# (its shell table is not yet a Citus table on the node then, so the copy
+# has no source there: its owner's and superusers' only, README "Citus")
+(my $here_nosource = $here) =~ s/:items:/:-:/;
+is($rows->($late, 'gc'), $here_nosource, 'citus_add_node: the added node copied gc, which items_q names');
+is($rows->($late, 'gc_plain'), 'none', 'and no compressor that no index names');
+
+$on->($late, q{SELECT quantumdb.drop_compressor('gc')});
+is($rows->($late, 'gc'), 'none', 'a drop on a worker is local');
 my $shard = $sql->(q{SELECT min(shardid) FROM pg_dist_shard WHERE logicalrelid = 'items'::regclass});
 my ($src_host, $src_port) = split /\|/, $sql->(
 	qq{SELECT nodename, nodeport FROM pg_dist_shard_placement WHERE shardid = $shard});
 $sql->(sprintf(q{SELECT citus_move_shard_placement(%d, '%s', %d, '%s', %d,
 	shard_transfer_mode => 'block_writes')}, $shard, $src_host, $src_port, $late->host, $late->port));
-is($sql->(qq{SELECT node || '/' || (info->>'compressor') || '/' || cardinality(problems)
-	FROM quantumdb.shard_index_info('items_q') WHERE shard = $shard}),
-	$late->host . ':' . $late->port . '/gc/0', 'the moved shard\'s index was built with gc');
+is($sql->(qq{SELECT node || '/' || (info->>'compressor') || '/' || (info->>'nodes') || '/'
+	|| cardinality(problems) FROM quantumdb.shard_index_info('items_q') WHERE shard = $shard}),
+	$late->host . ':' . $late->port . '/gc/' . $on->($late, "SELECT count(*) FROM items_$shard") . '/0',
+	'a shard moved to a node without gc: the node copied it, the moved index has every row');
+is($rows->($late, 'gc'), $here, 'gc is on the node again, with its source');
 
 $on->($late, q{SELECT quantumdb.drop_compressor('gc')});
-is($rows->($late, 'gc'), 'none', 'a drop on a worker is local');
 $sql->(q{
 	CREATE TABLE items3 (id int, emb real[]);
 	SELECT create_distributed_table('items3', 'id', shard_count => 6);
@@ -250,28 +256,45 @@ is($rows->($late, 'gc'), $here, 'CREATE INDEX sent gc to the node that lacked it
 is($sql->(q{SELECT count(DISTINCT node) || '/' || string_agg(DISTINCT info->>'compressor', ',')
 	FROM quantumdb.shard_index_info('items3_q')}), '3/gc', 'items3\'s shard indexes on 3 workers use gc');
 
+$on->($late, q{SELECT quantumdb.drop_compressor('gc')});
+$sql->(q{CREATE TABLE later2 (id int, emb real[]);
+	INSERT INTO later2 SELECT id, emb FROM glove WHERE id < 600;
+	CREATE INDEX later2_q ON later2 USING quantumdb (emb real_cosine_ops) WITH (compressor = 'gc');
+	SELECT create_distributed_table('later2', 'id', shard_count => 6)});
+is($sql->(q{SELECT count(*) || '/' || string_agg(DISTINCT info->>'compressor', ',') || '/'
+	|| sum((info->>'nodes')::int) FROM quantumdb.shard_index_info('later2_q')}), '6/gc/600',
+	'a table distributed after its index named gc: the node without gc copied it');
+
+$on->($late, q{SELECT quantumdb.drop_compressor('gc')});
+is($sql->(q{SELECT quantumdb.citus_sync_compressors()}), '3',
+	'citus_sync_compressors sends the 3 compressors');
+is($rows->($late, 'gc'), $here, 'the node has gc again');
+is($sql->(q{SELECT quantumdb.citus_sync_compressors()}), '3',
+	'a second sync is harmless (the workers keep what they have)');
+
 # a copy sent earlier in the same transaction (sync) is treated as the
 # transaction's own: an ERROR in parallel mode, not a wait on it
-$on->($late, q{SELECT quantumdb.drop_compressor('gc')});
 ($rc, $out, $err) = $coord->psql('postgres', q{BEGIN; SELECT quantumdb.citus_sync_compressors();
 	CREATE INDEX items3_q2 ON items3 USING quantumdb (emb real_cosine_ops) WITH (compressor = 'gc');
 	COMMIT;}, timeout => 120);
 like($err, qr/"gc" was created or copied to the workers in this transaction/,
 	'sync then CREATE INDEX in one parallel transaction: an ERROR, not a wait');
 
-# a table distributed after its index names a compressor a worker lacks:
-# the shards' builds fail and say how to copy it, never build without it
-$sql->(q{CREATE TABLE later2 (id int, emb real[]);
-	INSERT INTO later2 SELECT id, emb FROM glove WHERE id < 600;
-	CREATE INDEX later2_q ON later2 USING quantumdb (emb real_cosine_ops) WITH (compressor = 'gc')});
-($rc, $out, $err) = $coord->psql('postgres',
-	q{SELECT create_distributed_table('later2', 'id', shard_count => 6)});
-like($err, qr/compressor "gc" does not exist on this node.*citus_sync_compressors/s,
-	'a shard index on a node without the compressor: an ERROR with the way out');
-$sql->(q{SELECT quantumdb.citus_sync_compressors();
-	SELECT create_distributed_table('later2', 'id', shard_count => 6)});
-is($sql->(q{SELECT count(*) || '/' || string_agg(DISTINCT info->>'compressor', ',')
-	FROM quantumdb.shard_index_info('later2_q')}), '6/gc', 'after the sync it distributes with gc');
+# an index naming a compressor that was dropped since: a shard moved to a
+# node cannot copy it, and the move fails, never building without it
+$sql->(q{SELECT quantumdb.import('gd', quantumdb.export('gc'));
+	CREATE TABLE items4 (id int, emb real[]);
+	SELECT create_distributed_table('items4', 'id', shard_count => 3);
+	INSERT INTO items4 SELECT id, emb FROM glove WHERE id < 600;
+	CREATE INDEX items4_q ON items4 USING quantumdb (emb real_cosine_ops) WITH (compressor = 'gd');
+	SELECT quantumdb.drop_compressor('gd');});
+my ($shard4, $h4, $p4) = split /\|/, $sql->(sprintf(q{SELECT p.shardid, p.nodename, p.nodeport
+	FROM pg_dist_shard_placement p JOIN pg_dist_shard s USING (shardid)
+	WHERE s.logicalrelid = 'items4'::regclass AND p.nodeport <> %d ORDER BY 1 LIMIT 1}, $late->port));
+($rc, $out, $err) = $coord->psql('postgres', sprintf(q{SELECT citus_move_shard_placement(%d, '%s', %d,
+	'%s', %d, shard_transfer_mode => 'block_writes')}, $shard4, $h4, $p4, $late->host, $late->port));
+like($err, qr/compressor "gd" does not exist on this node.*citus_sync_compressors/s,
+	'a shard move to a node that cannot copy the compressor: an ERROR with the way out');
 
 # a worker that has another model under the name refuses the copy
 $train->('gc_other', 'glove');
