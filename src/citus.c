@@ -32,6 +32,8 @@
 #include "fmgr.h"
 #include "access/xact.h"
 #include "miscadmin.h"
+#include "parser/parser.h"
+#include "utils/resowner.h"
 #include "postmaster/postmaster.h"
 #include "storage/proc.h"
 #include "utils/acl.h"
@@ -143,18 +145,20 @@ sent_before(const char *name)
 
 /*
  * The command that makes compressor name's row on a worker, or NULL when
- * there is no such row; in the caller's memory context.  The source table
+ * there is no such row; in the caller's memory context.  With check_user,
+ * an ERROR unless that role may use the row read.  The source table
  * travels as its qualified name (a distributed table has the same name on
  * every node), the creation time in UTC.
  */
 static char *
-replica_command(const char *name, bool *ours)
+replica_command(const char *name, bool *ours, Oid check_user)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		values[1];
 	QdbCatalogAccess a;
 	char	   *command = NULL;
+	bool		denied = false;
 
 	/* the source only for a Citus table (none where Citus is not) */
 	const char *source = OidIsValid(get_extension_oid("citus", true)) ?
@@ -174,7 +178,8 @@ replica_command(const char *name, bool *ours)
 						   "c.training_seconds, c.validation_recall, c.owner, ");
 	appendStringInfoString(&q, source);
 	appendStringInfoString(&q,
-						   ", c.source_column), c.xmin "
+						   ", c.source_column), c.xmin, c.owner::pg_catalog.oid, "
+						   "c.source::pg_catalog.oid, c.source_column "
 						   "FROM quantumdb.compressors c "
 						   "LEFT JOIN pg_catalog.pg_class r "
 						   "ON r.oid OPERATOR(pg_catalog.=) c.source::pg_catalog.oid "
@@ -193,12 +198,32 @@ replica_command(const char *name, bool *ours)
 		Datum		xmin = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2,
 										 &isnull);
 
-		command = MemoryContextStrdup(cxt, SPI_getvalue(SPI_tuptable->vals[0],
-														SPI_tuptable->tupdesc, 1));
+		HeapTuple	t = SPI_tuptable->vals[0];
+		TupleDesc	d = SPI_tuptable->tupdesc;
+		Datum		owner = SPI_getbinval(t, d, 3, &isnull);
+		Datum		source = SPI_getbinval(t, d, 4, &isnull);
+		char	   *column = SPI_getvalue(t, d, 5);
+
+		if (source == (Datum) 0 || isnull)
+			source = ObjectIdGetDatum(InvalidOid);
+		/* checked on the row the command is made of, as the caller */
+		if (OidIsValid(check_user) &&
+			!QdbMayUseCompressor(check_user, DatumGetObjectId(owner),
+								 DatumGetObjectId(source), column))
+			denied = true;
+		else
+			command = MemoryContextStrdup(cxt, SPI_getvalue(t, d, 1));
 		if (ours)
 			*ours = TransactionIdIsCurrentTransactionId(DatumGetTransactionId(xmin));
 	}
 	QdbCatalogEnd(&a);
+	if (denied)
+	{
+		QdbCheckMayUseCompressor(name);	/* the usual ERROR */
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for compressor \"%s\"", name)));
+	}
 	return command;
 }
 
@@ -213,7 +238,7 @@ QdbCitusReplicateCompressor(const char *name)
 
 	if (!QdbCitusCoordinator())
 		return;
-	command = replica_command(name, NULL);
+	command = replica_command(name, NULL, InvalidOid);
 	if (command != NULL)
 	{
 		send_to_workers(command);
@@ -309,7 +334,7 @@ QdbCitusBeforeShardIndexes(const char *compressor)
 
 	if (!QdbCitusCoordinator())
 		return;
-	command = replica_command(compressor, &ours);
+	command = replica_command(compressor, &ours, InvalidOid);
 	if (command == NULL)
 		return;
 	if (!ours && !sent_before(compressor))
@@ -358,6 +383,70 @@ run_on_node(Datum host, Datum port, const char *command)
 	return result;
 }
 
+/* Whether command is one statement calling quantumdb.replicate_compressor. */
+static bool
+one_replicate_call(const char *command)
+{
+	const char *prefix = "SELECT quantumdb.replicate_compressor(";
+
+	return strncmp(command, prefix, strlen(prefix)) == 0 &&
+		list_length(raw_parser(command, RAW_PARSE_DEFAULT)) == 1;
+}
+
+/* Whether this transaction created the quantumdb extension on this node. */
+static bool
+extension_is_ours(void)
+{
+	bool		ours = false;
+	bool		isnull;
+
+	SPI_connect();
+	if (SPI_execute("SELECT xmin FROM pg_catalog.pg_extension "
+					"WHERE extname OPERATOR(pg_catalog.=) 'quantumdb'", false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_extension");
+	if (SPI_processed == 1)
+		ours = TransactionIdIsCurrentTransactionId(
+			DatumGetTransactionId(SPI_getbinval(SPI_tuptable->vals[0],
+												SPI_tuptable->tupdesc, 1, &isnull)));
+	SPI_finish();
+	return ours;
+}
+
+/* Runs command in a subtransaction; an ERROR in it becomes a DEBUG1 line. */
+static void
+copy_in_subtransaction(const char *command)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+
+	BeginInternalSubTransaction(NULL);
+	PG_TRY();
+	{
+		SPI_connect();
+		if (SPI_execute(command, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "SPI_execute failed");
+		SPI_finish();
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *e;
+
+		MemoryContextSwitchTo(cxt);
+		e = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		ereport(DEBUG1,
+				(errmsg("could not copy a compressor from the coordinator: %s", e->message)));
+		FreeErrorData(e);
+	}
+	PG_END_TRY();
+}
+
 /*
  * On a worker, copies compressor name from the coordinator into this node's
  * catalog: asks the coordinator (pg_dist_node's group 0) for the row as a
@@ -367,14 +456,15 @@ run_on_node(Datum host, Datum port, const char *command)
  * committed at once: Citus builds several shard indexes of one node in
  * parallel, in one distributed transaction, and copies made in it would
  * wait on each other.  A copy of a committed row, it stays if the build
- * fails.  Where that connection cannot make it, in this transaction.  True
- * when the compressor is then here.
+ * fails.  The coordinator's answer must be one replicate_compressor call.
+ * True when the compressor is then here.
  */
 static bool
 pull_from_coordinator(const char *name)
 {
 	MemoryContext cxt = CurrentMemoryContext;
-	const char *self = GetConfigOption("citus.local_hostname", true, false);
+	const char *guc = GetConfigOption("citus.local_hostname", true, false);
+	char	   *self = guc ? pstrdup(guc) : NULL;
 	char	   *command = NULL;
 	bool		isnull;
 	Datum		host = (Datum) 0,
@@ -395,32 +485,35 @@ pull_from_coordinator(const char *name)
 		MemoryContextSwitchTo(old);
 	}
 	SPI_finish();
-	if (host == (Datum) 0 || self == NULL)
+	if (host == (Datum) 0)
 		return false;
 	command = run_on_node(host, port,
 						  psprintf("SELECT quantumdb.citus_replica_command(%s)",
 								   quote_literal_cstr(name)));
-	if (command == NULL)
+	if (command == NULL || !one_replicate_call(command))
 		return false;
-	(void) run_on_node(CStringGetTextDatum(self), Int32GetDatum(PostPortNumber), command);
-	if (!QdbCompressorExists(name))
-	{
-		/*
-		 * Another connection cannot run it while this node's quantumdb is
-		 * not committed: citus_add_node replays CREATE EXTENSION and the
-		 * shell tables in one transaction, on one connection, where a copy
-		 * in this transaction waits on nothing.
-		 */
-		SPI_connect();
-		if (SPI_execute(command, false, 1) != SPI_OK_SELECT)
-			elog(ERROR, "could not copy compressor \"%s\" from the coordinator", name);
-		SPI_finish();
-		if (!QdbCompressorExists(name))
-			return false;
-	}
-	ereport(DEBUG1,
-			(errmsg("copied compressor \"%s\" from the coordinator", name)));
-	return true;
+
+	/*
+	 * Over a connection of its own, which waits at most lock_timeout on a
+	 * copy another connection has not committed; not where this
+	 * transaction's snapshot would not see what it commits.
+	 */
+	if (self != NULL && !IsolationUsesXactSnapshot())
+		(void) run_on_node(CStringGetTextDatum(self), Int32GetDatum(PostPortNumber),
+						   psprintf("SET lock_timeout = '10s'; %s", command));
+	if (QdbCompressorExists(name))
+		return true;
+
+	/*
+	 * In this transaction: while this node's quantumdb is not committed
+	 * (citus_add_node replays CREATE EXTENSION and the shell tables in one
+	 * transaction, on one connection, where nothing else copies), or under
+	 * a transaction snapshot.  In a subtransaction: a copy that fails
+	 * (privileges) is a copy not made, not the end of the build.
+	 */
+	if (extension_is_ours() || IsolationUsesXactSnapshot())
+		copy_in_subtransaction(command);
+	return QdbCompressorExists(name);
 }
 
 /* Whether a table's name is a Citus shard's: its table's name, "_", digits. */
@@ -474,9 +567,12 @@ QdbCitusEmptyShell(Relation heap, const char *compressor)
 	return true;
 }
 
-/* The model bytes (and owner) of compressor name on this node, or NULL. */
+/*
+ * The model bytes (and owner, and source: InvalidOid for none) of
+ * compressor name on this node, or NULL.
+ */
 static bytea *
-local_model(const char *name, Oid *owner)
+local_model(const char *name, Oid *owner, Oid *source)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	Oid			argtypes[1] = {TEXTOID};
@@ -487,7 +583,8 @@ local_model(const char *name, Oid *owner)
 
 	values[0] = CStringGetTextDatum(name);
 	QdbCatalogBegin(&a);
-	if (SPI_execute_with_args("SELECT model, owner::pg_catalog.oid FROM quantumdb.compressors "
+	if (SPI_execute_with_args("SELECT model, owner::pg_catalog.oid, source::pg_catalog.oid "
+							  "FROM quantumdb.compressors "
 							  "WHERE name OPERATOR(pg_catalog.=) $1",
 							  1, argtypes, values, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read compressor \"%s\"", name);
@@ -505,9 +602,30 @@ local_model(const char *name, Oid *owner)
 		}
 		*owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
 												SPI_tuptable->tupdesc, 2, &isnull));
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
+		*source = isnull ? InvalidOid : DatumGetObjectId(d);
 	}
 	QdbCatalogEnd(&a);
 	return model;
+}
+
+/* Sets the source of compressor name, which has none, to relid. */
+static void
+set_source(const char *name, Oid relid)
+{
+	Oid			argtypes[2] = {TEXTOID, OIDOID};
+	Datum		values[2];
+	QdbCatalogAccess a;
+
+	values[0] = CStringGetTextDatum(name);
+	values[1] = ObjectIdGetDatum(relid);
+	QdbCatalogBegin(&a);
+	if (SPI_execute_with_args("UPDATE quantumdb.compressors "
+							  "SET source = $2::pg_catalog.regclass "
+							  "WHERE name OPERATOR(pg_catalog.=) $1 AND source IS NULL",
+							  2, argtypes, values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not set the source of compressor \"%s\"", name);
+	QdbCatalogEnd(&a);
 }
 
 static bool
@@ -569,6 +687,7 @@ quantumdb_replicate_compressor(PG_FUNCTION_ARGS)
 	bytea	   *have;
 	Oid			owner;
 	Oid			have_owner = InvalidOid;
+	Oid			have_source = InvalidOid;
 	QdbCompressorRow r;
 	QdbModel	m;
 
@@ -587,9 +706,24 @@ quantumdb_replicate_compressor(PG_FUNCTION_ARGS)
 	QdbCheckCompressorName(name);
 
 	/* the same row is here already (its bytes are the caller's): done */
-	have = local_model(name, &have_owner);
+	have = local_model(name, &have_owner, &have_source);
 	if (have != NULL && have_owner == owner && same_bytes(have, blob))
+	{
+		/*
+		 * A copy made while citus_add_node ran has no source (its shell was
+		 * not a Citus table yet): the owner's later copy gives it one.
+		 */
+		if (!OidIsValid(have_source) && !PG_ARGISNULL(7) &&
+			has_privs_of_role(GetUserId(), owner))
+		{
+			Oid			source = source_here(PG_GETARG_TEXT_PP(7), PG_ARGISNULL(8) ? NULL :
+											 NameStr(*PG_GETARG_NAME(8)));
+
+			if (OidIsValid(source))
+				set_source(name, source);
+		}
 		PG_RETURN_BOOL(false);
+	}
 
 	if (!has_privs_of_role(GetUserId(), owner))
 		ereport(ERROR,
@@ -668,7 +802,7 @@ quantumdb_citus_sync_compressors(PG_FUNCTION_ARGS)
 	QdbCatalogEnd(&a);
 	foreach(lc, names)
 	{
-		char	   *command = replica_command(lfirst(lc), NULL);
+		char	   *command = replica_command(lfirst(lc), NULL, InvalidOid);
 
 		if (command != NULL)
 		{
@@ -693,8 +827,8 @@ quantumdb_citus_replica_command(PG_FUNCTION_ARGS)
 	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	char	   *command;
 
-	QdbCheckMayUseCompressor(name);
-	command = replica_command(name, NULL);
+	QdbCheckMayUseCompressor(name);	/* the usual errors: missing, denied */
+	command = replica_command(name, NULL, GetUserId());
 	if (command == NULL)
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(cstring_to_text(command));

@@ -55,6 +55,7 @@ maintenance_work_mem = 256MB
 my $coord = citus_node('coordinator');
 my @workers = (citus_node('worker1'), citus_node('worker2'));
 my $sql = sub { $coord->safe_psql('postgres', $_[0]) };
+my ($rc, $out, $err);
 my $on = sub { $_[0]->safe_psql('postgres', $_[1]) };
 
 $sql->(sprintf("SELECT citus_set_coordinator_host('%s', %d)", $coord->host, $coord->port));
@@ -151,6 +152,40 @@ cmp_ok($differ->($shallow, $default), '>', 0,
 	sprintf('SET LOCAL ef_search 10 / rerank 10 reaches the shards: %d of %d answers change, recall %.3f',
 		$differ->($shallow, $default), scalar @queries, $recall->($shallow)));
 is($differ->($plain_set, $default), 0, 'a plain SET does not reach them: the same answers as without');
+# ALTER DATABASE ... SET reaches every node, for sessions started after it
+# (each new coordinator session opens its own connections to the workers)
+$sql->(q{ALTER DATABASE postgres SET quantumdb.ef_search = 10;
+	ALTER DATABASE postgres SET quantumdb.rerank = 10;
+	ALTER DATABASE postgres SET enable_seqscan = off;});
+my $by_database = [ split /\n/, $sql->(join ";\n", map {
+	qq{SELECT string_agg(id::text, ',') FROM (SELECT id FROM items
+		ORDER BY emb <=> '$_'::real[] LIMIT 10) s} } @queries) ];
+$sql->(q{ALTER DATABASE postgres RESET quantumdb.ef_search;
+	ALTER DATABASE postgres RESET quantumdb.rerank;
+	ALTER DATABASE postgres RESET enable_seqscan;});
+is($differ->($by_database, $shallow), 0,
+	'ALTER DATABASE ... SET reaches the shards of new sessions: the answers of SET LOCAL');
+
+# query shapes (README "Citus"): a subquery on the distributed table for the
+# query vector is a Citus ERROR, a MATERIALIZED CTE runs the index scans, a
+# generic plan is a Citus ERROR
+($rc, $out, $err) = $coord->psql('postgres', q{SELECT id FROM items
+	ORDER BY emb <=> (SELECT emb FROM items WHERE id = 5) LIMIT 10});
+like($err, qr/complex joins are only supported/, 'the query vector as a subquery on the table: a Citus ERROR');
+$plan = $local->('SET LOCAL citus.explain_all_tasks = on;', q{EXPLAIN (COSTS OFF)
+	WITH q AS MATERIALIZED (SELECT emb FROM items WHERE id = 5)
+	SELECT id FROM items ORDER BY emb <=> (SELECT emb FROM q) LIMIT 10});
+like($plan, qr/Index Scan using items_q_\d+/, 'through a MATERIALIZED CTE: the shards scan their index');
+is($sql->(q{WITH q AS MATERIALIZED (SELECT emb FROM items WHERE id = 5)
+	SELECT string_agg(id::text, ',') FROM (SELECT id FROM items
+	ORDER BY emb <=> (SELECT emb FROM q) LIMIT 3) s}),
+	$sql->(q{SELECT string_agg(id::text, ',') FROM (SELECT id FROM plain
+	ORDER BY emb <=> (SELECT emb FROM plain WHERE id = 5) LIMIT 3) s}),
+	'and finds the nearest rows');
+($rc, $out, $err) = $coord->psql('postgres', qq{SET plan_cache_mode = force_generic_plan;
+	PREPARE p(real[]) AS SELECT id FROM items ORDER BY emb <=> \$1 LIMIT 10;
+	EXECUTE p('$queries[0]')});
+like($err, qr/could not create distributed plan/, 'force_generic_plan: a Citus ERROR');
 
 # 3. import and drop on the coordinator reach the workers; a rolled-back
 #    drop leaves them
@@ -162,7 +197,7 @@ is($rows->($_, 'gi'), $rows->($coord, 'gi'), 'a rolled-back drop kept it on ' . 
 	for @workers;
 $sql->(q{SELECT quantumdb.drop_compressor('gi')});
 is($rows->($_, 'gi'), 'none', 'the drop reached ' . $_->name) for @workers;
-my ($rc, $out, $err) = $coord->psql('postgres',
+($rc, $out, $err) = $coord->psql('postgres',
 	q{BEGIN; SELECT quantumdb.import('gc', quantumdb.export('gc_plain')); COMMIT;});
 like($err, qr/compressor "gc" already exists/, 'a taken name fails on the coordinator first');
 
@@ -231,6 +266,8 @@ is($on->($late, q{SELECT count(*) FROM pg_extension WHERE extname = 'quantumdb'}
 (my $here_nosource = $here) =~ s/:items:/:-:/;
 is($rows->($late, 'gc'), $here_nosource, 'citus_add_node: the added node copied gc, which items_q names');
 is($rows->($late, 'gc_plain'), 'none', 'and no compressor that no index names');
+is($sql->(q{SELECT quantumdb.citus_sync_compressors()}), '3', 'citus_sync_compressors sends 3');
+is($rows->($late, 'gc'), $here, 'and gives the copy made during citus_add_node its source');
 
 $on->($late, q{SELECT quantumdb.drop_compressor('gc')});
 is($rows->($late, 'gc'), 'none', 'a drop on a worker is local');
