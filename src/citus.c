@@ -10,13 +10,14 @@
  * in the same transaction, which Citus commits on every node with
  * two-phase commit: a stored compressor (training, import, autotune's
  * kept trial) as a call of quantumdb.replicate_compressor with its row, a
- * drop as quantumdb.drop_compressor.  CREATE INDEX on a Citus table copies
- * the compressor it names to the workers that lack it (a node added since
- * it was trained); quantumdb.citus_sync_compressors() copies every one,
- * for a node added before a shard moves to it.  On a node Citus adds, the
- * shell tables' indexes are made before any compressor can reach it: an
- * index naming a missing compressor on an empty table, built by Citus,
- * builds empty (QdbCitusEmptyShell).
+ * drop as quantumdb.drop_compressor.  A node that lacks a compressor (one
+ * added since it was trained) gets it three ways: CREATE INDEX on a Citus
+ * table copies the compressor it names to the workers that lack it; an
+ * index Citus builds on a worker (citus_add_node's shell tables, a shard
+ * moved or distributed there) copies it from the coordinator first
+ * (QdbCitusBuildEmpty); quantumdb.citus_sync_compressors() copies every
+ * one.  An index of a shell table that still cannot have it builds empty;
+ * a shard's index never builds without it.
  *
  * The transactional commands go through Citus's own
  * SendCommandToWorkersWithMetadata, found by name in its library when it
@@ -82,7 +83,7 @@ spi_int8(const char *query)
  * settings exist), this node's group is 0 and an active primary worker is
  * in pg_dist_node.
  */
-bool
+static bool
 QdbCitusCoordinator(void)
 {
 	if (!OidIsValid(get_extension_oid("citus", true)))
@@ -194,12 +195,10 @@ replica_command(const char *name, bool *ours, Oid check_user)
 		elog(ERROR, "could not read compressor \"%s\"", name);
 	if (SPI_processed == 1)
 	{
-		bool		isnull;
-		Datum		xmin = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2,
-										 &isnull);
-
 		HeapTuple	t = SPI_tuptable->vals[0];
 		TupleDesc	d = SPI_tuptable->tupdesc;
+		bool		isnull;
+		Datum		xmin = SPI_getbinval(t, d, 2, &isnull);
 		Datum		owner = SPI_getbinval(t, d, 3, &isnull);
 		Datum		source = SPI_getbinval(t, d, 4, &isnull);
 		char	   *column = SPI_getvalue(t, d, 5);
@@ -306,8 +305,8 @@ run_on_workers_now(const char *command)
 }
 
 /*
- * CREATE INDEX naming compressor on a Citus table, on the coordinator
- * (before Citus sends the shards' CREATE INDEX to the workers): makes sure
+ * CREATE INDEX naming compressor; nothing unless heap is a Citus table and
+ * this its coordinator (before Citus sends the shards' CREATE INDEX to the workers): makes sure
  * every worker has the compressor, which a node added since it was trained
  * lacks.  The shards' indexes are built by the session's user over several
  * connections per worker (Citus's parallel mode), which see only what is
@@ -326,13 +325,13 @@ run_on_workers_now(const char *command)
  *   here, with that hint, rather than on the workers.
  */
 void
-QdbCitusBeforeShardIndexes(const char *compressor)
+QdbCitusBeforeShardIndexes(Relation heap, const char *compressor)
 {
 	bool		ours = false;
 	char	   *command;
 	const char *mode;
 
-	if (!QdbCitusCoordinator())
+	if (!QdbCitusTable(heap))
 		return;
 	command = replica_command(compressor, &ours, InvalidOid);
 	if (command == NULL)
@@ -547,7 +546,7 @@ shard_like_name(Relation heap)
  * compressor is here.
  */
 bool
-QdbCitusEmptyShell(Relation heap, const char *compressor)
+QdbCitusBuildEmpty(Relation heap, const char *compressor)
 {
 	const char *app = GetConfigOption("application_name", true, false);
 
@@ -827,9 +826,11 @@ quantumdb_citus_replica_command(PG_FUNCTION_ARGS)
 	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	char	   *command;
 
-	QdbCheckMayUseCompressor(name);	/* the usual errors: missing, denied */
 	command = replica_command(name, NULL, GetUserId());
 	if (command == NULL)
-		PG_RETURN_NULL();
+	{
+		QdbCheckMayUseCompressor(name);	/* the usual ERROR when missing */
+		PG_RETURN_NULL();		/* its owner was dropped */
+	}
 	PG_RETURN_TEXT_P(cstring_to_text(command));
 }

@@ -145,12 +145,11 @@ extern bool QdbCompressorExists(const char *name);
 extern void QdbCheckMayUseCompressor(const char *name);
 
 /* citus.c: compressors on every node of a Citus cluster */
-extern bool QdbCitusCoordinator(void);
 extern void QdbCitusReplicateCompressor(const char *name);
 extern void QdbCitusDropCompressor(const char *name);
 extern bool QdbCitusTable(Relation heap);
-extern void QdbCitusBeforeShardIndexes(const char *compressor);
-extern bool QdbCitusEmptyShell(Relation heap, const char *compressor);
+extern void QdbCitusBeforeShardIndexes(Relation heap, const char *compressor);
+extern bool QdbCitusBuildEmpty(Relation heap, const char *compressor);
 
 /*
  * training_log.c: a dynamic background worker of this library that runs

@@ -429,7 +429,7 @@ obtain_model(Relation heap, Relation index, IndexInfo *indexInfo, QdbMetric metr
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("quantumdb indexes on expressions are not supported"),
 				 errhint("Index a real[] column.")));
-	if (name && QdbCitusEmptyShell(heap, name))
+	if (name && QdbCitusBuildEmpty(heap, name))
 	{
 		ereport(DEBUG1,
 				(errmsg("index \"%s\" of a Citus shell table builds empty: compressor \"%s\" is not on this node",
@@ -452,8 +452,7 @@ obtain_model(Relation heap, Relation index, IndexInfo *indexInfo, QdbMetric metr
 					 errhint("Train a compressor with metric => '%s', or use the operator class for %s.",
 							 qdb_metric_name(metric), qdb_metric_name(model->metric))));
 		/* a Citus table's shard indexes are built next, on the workers */
-		if (QdbCitusTable(heap))
-			QdbCitusBeforeShardIndexes(name);
+		QdbCitusBeforeShardIndexes(heap, name);
 	}
 	else
 	{
