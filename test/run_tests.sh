@@ -47,9 +47,9 @@ for t in trainer/tests/test_* test/unit/test_*; do
 	"./$t" >"$out" 2>&1
 	rc=$?
 	count '^ok ' '^not ok ' "$out"
-	grep -E '^not ok ' "$out"
+	grep -E '^not ok ' "$out" | sed "s|^|$(basename "$t"): |" | tee -a "$QDB_TMP/failures"
 	if [ $rc -ne 0 ] && ! grep -q '^not ok ' "$out"; then
-		echo "$t exited with status $rc"; tail -5 "$out"; failed=$((failed + 1))
+		echo "$t exited with status $rc" | tee -a "$QDB_TMP/failures"; tail -5 "$out"; failed=$((failed + 1))
 	fi
 	echo "$(basename "$t"): $(grep -c '^ok ' "$out") ok, $(grep -c '^not ok ' "$out") not ok"
 done
@@ -74,10 +74,12 @@ if [ -n "$tests" ]; then
 	grep -E '\.\.\. |tests passed|failed' "$QDB_TMP/regress.log"
 	count '\.\.\. ok' '\.\.\. FAILED|\.\.\. failed' "$QDB_TMP/regress.log"
 	if [ $rc -ne 0 ] && ! grep -qE '\.\.\. (FAILED|failed)' "$QDB_TMP/regress.log"; then
-		echo "pg_regress exited with status $rc:"; tail -5 "$QDB_TMP/regress.log"
+		echo "pg_regress exited with status $rc:" | tee -a "$QDB_TMP/failures"; tail -5 "$QDB_TMP/regress.log"
 		failed=$((failed + 1))
 	fi
+	grep -E '\.\.\. (FAILED|failed)' "$QDB_TMP/regress.log" >>"$QDB_TMP/failures"
 	if [ -s "$QDB_TMP/regress/regression.diffs" ]; then
+		head -60 "$QDB_TMP/regress/regression.diffs" >>"$QDB_TMP/failures"
 		cp "$QDB_TMP/regress/regression.diffs" "$QDB_ROOT/regression.diffs"
 		head -200 "$QDB_ROOT/regression.diffs"
 		echo "(full diffs in regression.diffs)"
@@ -100,9 +102,11 @@ if [ -n "$taps" ]; then
 	rc=$?
 	# the diagnostics of a failed assertion are shown, the rest of "# " not
 	awk '/^ *not ok /{d=1; print; next} /^ *ok /{d=0} !/^# / || d' "$QDB_TMP/tap.log"
+	# which file each failed assertion is in, for the summary at the end
+	awk '/^t\/[^ ]*\.pl /{f=$1} /^ *not ok /{print f ": " $0}' "$QDB_TMP/tap.log" >>"$QDB_TMP/failures"
 	count '^ *ok ' '^ *not ok ' "$QDB_TMP/tap.log"
 	if [ $rc -ne 0 ] && ! grep -qE '^ *not ok ' "$QDB_TMP/tap.log"; then
-		echo "prove exited with status $rc"
+		echo "prove exited with status $rc" | tee -a "$QDB_TMP/failures"
 		failed=$((failed + 1))
 	fi
 	if [ $rc -ne 0 ]; then
@@ -120,7 +124,7 @@ for f in "$QDB_TMP/server.log" "$QDB_TMP"/tap/tmp_check/log/*.log; do
 	case "$f" in */003_crash_*) lines=$(printf '%s\n' "$lines" | grep -v 'signal 9: Killed') ;; esac
 	lines=$(printf '%s\n' "$lines" | grep -v '^$')
 	[ -z "$lines" ] && continue
-	echo "not ok - a server process crashed: $f"
+	echo "not ok - a server process crashed: $f" | tee -a "$QDB_TMP/failures"
 	printf '%s\n' "$lines" | head -5
 	crashed=1
 done
@@ -152,6 +156,9 @@ if [ "$failed" -ne 0 ]; then
 	[ -d "$QDB_TMP/valgrind" ] && grep -l VALGRINDERROR-BEGIN "$QDB_TMP"/valgrind/*.log 2>/dev/null |
 		xargs -r cp -t "$QDB_ROOT/test-logs/"
 	echo "(server logs in test-logs/)"
+	# last, so that a log cut to its tail still names what failed
+	echo "== what failed"
+	head -100 "$QDB_TMP/failures" 2>/dev/null
 fi
 
 echo "$passed passed, $failed failed"
