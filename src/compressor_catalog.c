@@ -30,6 +30,7 @@
 #include "utils/syscache.h"
 
 #include "compressor.h"
+#include "rq.h"
 
 PG_FUNCTION_INFO_V1(quantumdb_export);
 PG_FUNCTION_INFO_V1(quantumdb_import);
@@ -327,13 +328,18 @@ static char *
 settings_json(const QdbModel *m, const char *extra)
 {
 	const QdbTrainConfig *c = &m->config;
+	char		rq[64] = "";
 
+	/* kind rq's beam and eta, where not the defaults (as the model file keeps them) */
+	if (m->kind == QDB_KIND_RQ && (qdb_rq_beam(c) != QDB_RQ_BEAM || c->rq_eta > 1.0f))
+		snprintf(rq, sizeof(rq), ", \"beam\": %d, \"eta\": %g", qdb_rq_beam(c),
+				 c->rq_eta > 1.0f ? c->rq_eta : 1.0);
 	return psprintf("{\"subvectors\": %d, \"target_dim\": %d, \"dim_pq\": %d, "
 					"\"kmeans_iters\": %d, \"opq_iters\": %d, \"opq_pq_iters\": %d, "
-					"\"max_points_per_centroid\": %d, \"seed\": %llu%s%s}",
+					"\"max_points_per_centroid\": %d, \"seed\": %llu%s%s%s}",
 					m->M, c->dim_pq, m->dim_pq, c->kmeans_iters, c->opq_iters,
 					c->opq_pq_iters, c->max_points_per_centroid,
-					(unsigned long long) c->seed, extra ? ", " : "", extra ? extra : "");
+					(unsigned long long) c->seed, rq, extra ? ", " : "", extra ? extra : "");
 }
 
 /* Whether a compressor is named name (a text Datum); within QdbCatalogBegin. */

@@ -19,6 +19,7 @@
 
 #include "compressor.h"
 #include "qdb_internal.h"
+#include "rq.h"
 
 PG_FUNCTION_INFO_V1(quantumdb_train);
 
@@ -102,6 +103,33 @@ device_arg(FunctionCallInfo fcinfo, int n)
 			 errmsg("unknown device \"%s\"", d),
 			 errhint("The devices are auto, cpu and cuda.")));
 	return QDB_DEVICE_AUTO;		/* keep the compiler quiet */
+}
+
+/*
+ * Arguments 24 and 25 (0.7.0 on; a function of an older install script
+ * has 24 arguments): kind rq's beam and eta.  Either set away from its
+ * default for a kind or metric that cannot use it is an ERROR, not a
+ * silent no-op.
+ */
+static void
+rq_args(FunctionCallInfo fcinfo, QdbTrainConfig *cfg)
+{
+	if (PG_NARGS() > 24)
+		cfg->rq_beam = QdbIntArg(fcinfo, 24, "beam", 1, QDB_RQ_BEAM_MAX, cfg->rq_beam);
+	if (PG_NARGS() > 25)
+		cfg->rq_eta = (float) float_arg(fcinfo, 25, "eta", 1.0, QDB_RQ_ETA_MAX, cfg->rq_eta);
+	if (cfg->kind != QDB_KIND_RQ && (cfg->rq_beam != QDB_RQ_BEAM || cfg->rq_eta != 1.0f))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("beam and eta are settings of kind rq, not of kind %s",
+						qdb_kind_name(cfg->kind))));
+	if (cfg->rq_eta != 1.0f && cfg->metric == QDB_METRIC_L2)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("eta needs metric cosine or ip, not l2"),
+				 errdetail("eta weighs the error along each row's direction, which moves "
+						   "inner products; an l2 distance has no such direction."),
+				 errhint("Leave eta at 1 for l2.")));
 }
 
 /* Arguments 12 on: the neural kind's settings, and the device. */
@@ -218,6 +246,7 @@ quantumdb_train(PG_FUNCTION_ARGS)
 						cfg.dim_pq, cfg.M)));
 
 	device = neural_args(fcinfo, &cfg);
+	rq_args(fcinfo, &cfg);
 	if (cfg.hidden != 0 && cfg.hidden < (cfg.dim_pq ? cfg.dim_pq : 1))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

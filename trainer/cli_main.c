@@ -7,6 +7,7 @@
  *	  qdb-train train --input F [--rows N] [--kind opq] [--metric l2]
  *	                  [--subvectors 16] [--target-dim D] [--seed 42]
  *	                  [--kmeans-iters N] [--opq-iters N] [neural settings]
+ *	                  [--rq-beam B] [--rq-eta E]
  *	                  [--device cpu|cuda --cuda-lib SO] --out MODEL
  *	  qdb-train eval  --model MODEL --base F --query F --gt F [--queries N]
  *	  qdb-train dump  --input F [--count N]
@@ -45,6 +46,7 @@ usage(void)
 			"usage: qdb-train train --input F [--rows N] [--kind pq|opq|rq|neural] [--metric l2|ip|cosine]\n"
 			"                       [--subvectors M] [--target-dim D] [--seed S]\n"
 			"                       [--kmeans-iters N] [--opq-iters N] [--quiet] --out MODEL\n"
+			"       rq:     [--rq-beam B (1-32, default 8)] [--rq-eta E (cosine/ip: 1-16, default 1)]\n"
 			"       neural: [--epochs N] [--batch-size B] [--lr F] [--hidden H] [--k-neighbors K]\n"
 			"               [--patience N] [--neural-rows N] [--w-recon F] [--w-cluster F]\n"
 			"               [--w-diversity F] [--w-commit F] [--w-triplet F]\n"
@@ -134,6 +136,10 @@ parse_args(int argc, char **argv, CliArgs *a)
 			a->cfg.w_commit = strtof(v, NULL);
 		else if (strcmp(k, "--w-triplet") == 0)
 			a->cfg.w_triplet = strtof(v, NULL);
+		else if (strcmp(k, "--rq-beam") == 0)
+			a->cfg.rq_beam = atoi(v);
+		else if (strcmp(k, "--rq-eta") == 0)
+			a->cfg.rq_eta = strtof(v, NULL);
 		else if (strcmp(k, "--device") == 0)
 			a->device = v;
 		else if (strcmp(k, "--cuda-lib") == 0)

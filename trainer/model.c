@@ -48,6 +48,8 @@ qdb_train_config_init(QdbTrainConfig *c)
 	c->w_diversity = 0.1f;
 	c->w_commit = 0.1f;
 	c->w_triplet = 0.3f;
+	c->rq_beam = 8;
+	c->rq_eta = 1.0f;
 }
 
 int
@@ -82,6 +84,13 @@ qdb_train_config_check(const QdbTrainConfig *c)
 	if (c->opq_pq_iters < 1 || c->opq_pq_iters > 1000)
 		return QDB_ERR_ARG;
 	if (c->max_points_per_centroid < 1 || c->max_points_per_centroid > 65536)
+		return QDB_ERR_ARG;
+	/* rq's beam and score weight; the weight has no direction to use under l2 */
+	/* (0 in either: the default, as in a model read from before the settings) */
+	if (c->rq_beam < 0 || c->rq_beam > QDB_RQ_BEAM_MAX ||
+		!(c->rq_eta == 0.0f || (c->rq_eta >= 1.0f && c->rq_eta <= QDB_RQ_ETA_MAX)) ||
+		(c->rq_eta > 1.0f && (c->kind != QDB_KIND_RQ || c->metric == QDB_METRIC_L2)) ||
+		(c->rq_beam > 0 && c->rq_beam != QDB_RQ_BEAM && c->kind != QDB_KIND_RQ))
 		return QDB_ERR_ARG;
 	if (c->kind != QDB_KIND_NEURAL)
 		return QDB_OK;

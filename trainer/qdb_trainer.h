@@ -100,6 +100,10 @@ typedef struct QdbTrainConfig
 				w_diversity,
 				w_commit,
 				w_triplet;
+	/* kind rq (rq.h) */
+	int			rq_beam;		/* partial codes kept by the beam search, default 8 */
+	float		rq_eta;			/* cosine and ip: weight of the error along a
+								 * row's direction, default 1 (plain l2) */
 } QdbTrainConfig;
 
 /* dim rounded up to a multiple of M: the widest dim_pq, and dim_pq 0's */

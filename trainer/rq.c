@@ -7,15 +7,22 @@
  * ResidualQuantizer trains it): the sample is centred (and projected on
  * its leading principal directions when dim_pq < dim); then, book by book,
  * k-means of 256 on the residuals of each row's best partial code gives
- * the book's codewords, and every row's QDB_RQ_BEAM best partial codes are
+ * the book's codewords, and every row's B best partial codes are
  * extended by one byte: each partial code times each new codeword, the
- * QDB_RQ_BEAM with the smallest residuals kept.  Partial codes are kept as
+ * B with the smallest residuals kept.  Partial codes are kept as
  * bytes and their residuals rebuilt block by block, so the memory is the
  * sample and one block, whatever the beam.
  *
  * Encoding is the same beam search over every book; under l2 the last byte
  * then quantizes the squared norm of the reconstruction to the nearest of
  * 256 levels (the sample's quantiles).
+ *
+ * The beam's width is the model's rq_beam (8 by default, up to
+ * QDB_RQ_BEAM_MAX).  Under cosine and ip, rq_eta > 1 makes both the beam
+ * and the refits score-aware (anisotropic, as ScaNN's loss): a partial
+ * code is ranked by ||r||^2 + (eta - 1) (r . u)^2, u the row's direction,
+ * so that the error along the row, which moves the inner products of the
+ * queries near it, counts eta times the error across it (rq_aniso.c).
  */
 #include <cblas.h>
 #include <math.h>
@@ -26,6 +33,7 @@
 #include "qdb_distance.h"
 #include "qdb_internal.h"
 #include "rq.h"
+#include "rq_aniso.h"
 
 #define RQ_BLOCK_ROWS	256		/* rows per beam step's sgemm block */
 #ifndef RQ_REFITS
@@ -38,21 +46,27 @@ typedef struct BeamScratch
 {
 	float	   *res;			/* (rows, B, D) residuals of the partial codes */
 	float	   *dots;			/* (rows, B, ksub) */
+	float	   *udots;			/* (rows, ksub) u . codeword (anisotropic only) */
 	uint8_t    *ncodes;			/* (rows, B, M) the extended codes */
 	float	   *nerr;			/* (rows, B) */
+	float	   *npar;			/* (rows, B) */
 } BeamScratch;
 
 static int
-scratch_alloc(const QdbAlloc *a, BeamScratch *s, size_t n, int D, int M)
+scratch_alloc(const QdbAlloc *a, BeamScratch *s, size_t n, int D, int M, int B)
 {
 	/* a block of rows, or fewer for a few (an index insert encodes one) */
-	size_t		rb = (n < RQ_BLOCK_ROWS ? n : RQ_BLOCK_ROWS) * QDB_RQ_BEAM;
+	size_t		rows = n < RQ_BLOCK_ROWS ? n : RQ_BLOCK_ROWS;
+	size_t		rb = rows * B;
 
 	s->res = qdb_malloc(a, rb * D, sizeof(float));
 	s->dots = qdb_malloc(a, rb * QDB_KSUB, sizeof(float));
+	s->udots = qdb_malloc(a, rows * QDB_KSUB, sizeof(float));
 	s->ncodes = qdb_malloc(a, rb * M, 1);
 	s->nerr = qdb_malloc(a, rb, sizeof(float));
-	return s->res && s->dots && s->ncodes && s->nerr ? QDB_OK : QDB_ERR_NOMEM;
+	s->npar = qdb_malloc(a, rb, sizeof(float));
+	return s->res && s->dots && s->udots && s->ncodes && s->nerr && s->npar ?
+		QDB_OK : QDB_ERR_NOMEM;
 }
 
 static void
@@ -60,9 +74,23 @@ scratch_free(const QdbAlloc *a, BeamScratch *s)
 {
 	qdb_free(a, s->res);
 	qdb_free(a, s->dots);
+	qdb_free(a, s->udots);
 	qdb_free(a, s->ncodes);
 	qdb_free(a, s->nerr);
+	qdb_free(a, s->npar);
 }
+
+/* Beam state of n rows: B partial codes of M bytes each, their errors. */
+typedef struct Beams
+{
+	int			B;				/* the beam's width */
+	float		eta;			/* 1: isotropic; else the weight along u */
+	const float *U;				/* (n, D) unit directions when eta != 1 */
+	uint8_t    *codes;			/* (n, B, M) */
+	float	   *err;			/* (n, B) ||r||^2 */
+	float	   *par;			/* (n, B) r . u, when eta != 1 */
+	int		   *nbeam;			/* (n) */
+} Beams;
 
 /* r (D) = y - the codewords of the first nbooks bytes of code */
 static void
@@ -84,17 +112,21 @@ residual(const float *books, int D, const float *y, const uint8_t *code, int nbo
 
 /*
  * One beam step for rows [i0, i0 + b): each row's partial codes (beam
- * entries of codes, nbeam[] of them, nbooks bytes each, errors err) are
- * extended by book `book`, and the QDB_RQ_BEAM best are kept, ascending.
+ * entries of bs->codes, bs->nbeam[] of them, `book` bytes each) are
+ * extended by book `book`, and the bs->B best are kept, ascending by
+ * score: the squared error, plus (eta - 1) (r . u)^2 when anisotropic.
  */
 static void
 beam_step(const float *books, const float *cnorm, int D, int M, int book,
-		  const float *y, size_t i0, size_t b, uint8_t *codes, float *err,
-		  int *nbeam, BeamScratch *s)
+		  const float *y, size_t i0, size_t b, Beams *bs, BeamScratch *s)
 {
 	const float *cb = books + (size_t) book * QDB_KSUB * D;
 	const float *cn = cnorm + (size_t) book * QDB_KSUB;
-	int			B = QDB_RQ_BEAM;
+	int			B = bs->B;
+	float		w = bs->eta - 1.0f;
+	uint8_t    *codes = bs->codes;
+	float	   *err = bs->err;
+	int		   *nbeam = bs->nbeam;
 	size_t		i;
 
 	for (i = 0; i < b; i++)
@@ -114,11 +146,15 @@ beam_step(const float *books, const float *cnorm, int D, int M, int book,
 	}
 	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int) (b * B), QDB_KSUB, D,
 				1.0f, s->res, D, cb, D, 0.0f, s->dots, QDB_KSUB);
+	if (bs->U)
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int) b, QDB_KSUB, D,
+					1.0f, bs->U + i0 * D, D, cb, D, 0.0f, s->udots, QDB_KSUB);
 	for (i = 0; i < b; i++)
 	{
 		size_t		row = i0 + i;
-		float		best[QDB_RQ_BEAM];
-		int			ids[QDB_RQ_BEAM];
+		const float *ud = s->udots + i * QDB_KSUB;
+		float		best[QDB_RQ_BEAM_MAX];
+		int			ids[QDB_RQ_BEAM_MAX];
 		int			len = 0,
 					e,
 					k;
@@ -128,47 +164,94 @@ beam_step(const float *books, const float *cnorm, int D, int M, int book,
 			const float *dt = s->dots + (i * B + e) * QDB_KSUB;
 			float		base = err[row * B + e];
 
-			for (k = 0; k < QDB_KSUB; k++)
-				qdb_topk_insert(best, ids, &len, B, base - 2.0f * dt[k] + cn[k],
-								e * QDB_KSUB + k);
+			if (bs->U)
+			{
+				float		pb = bs->par[row * B + e];
+
+				for (k = 0; k < QDB_KSUB; k++)
+				{
+					float		pk = pb - ud[k];
+
+					qdb_topk_insert(best, ids, &len, B,
+									base - 2.0f * dt[k] + cn[k] + w * pk * pk,
+									e * QDB_KSUB + k);
+				}
+			}
+			else
+			{
+				for (k = 0; k < QDB_KSUB; k++)
+					qdb_topk_insert(best, ids, &len, B, base - 2.0f * dt[k] + cn[k],
+									e * QDB_KSUB + k);
+			}
 		}
 		for (e = 0; e < len; e++)
 		{
 			uint8_t    *nc = s->ncodes + (i * B + e) * M;
+			int			from = ids[e] / QDB_KSUB,
+						k2 = ids[e] % QDB_KSUB;
+			float		e2 = best[e];
 
-			memcpy(nc, codes + (row * B + ids[e] / QDB_KSUB) * M, M);
-			nc[book] = (uint8_t) (ids[e] % QDB_KSUB);
-			s->nerr[i * B + e] = best[e] > 0 ? best[e] : 0;
+			memcpy(nc, codes + (row * B + from) * M, M);
+			nc[book] = (uint8_t) k2;
+			if (bs->U)
+			{
+				float		pk = bs->par[row * B + from] - ud[k2];
+
+				s->npar[i * B + e] = pk;
+				e2 -= w * pk * pk;
+			}
+			s->nerr[i * B + e] = e2 > 0 ? e2 : 0;
 		}
 		memcpy(codes + row * B * M, s->ncodes + i * B * M, (size_t) len * M);
 		memcpy(err + row * B, s->nerr + i * B, sizeof(float) * len);
+		if (bs->U)
+			memcpy(bs->par + row * B, s->npar + i * B, sizeof(float) * len);
 		nbeam[row] = len;
 	}
 }
 
-/* Beam state of n rows: B partial codes of M bytes each, their errors. */
-typedef struct Beams
-{
-	uint8_t    *codes;			/* (n, B, M) */
-	float	   *err;			/* (n, B) */
-	int		   *nbeam;			/* (n) */
-} Beams;
-
-static int
-beams_init(const QdbAlloc *a, Beams *bs, const float *y, size_t n, int D, int M)
+/* Every row back to its one empty partial code: r = y. */
+static void
+beams_reset(Beams *bs, const float *y, size_t n, int D)
 {
 	size_t		i;
 
-	bs->codes = qdb_calloc(a, n * QDB_RQ_BEAM, M);
-	bs->err = qdb_malloc(a, n * QDB_RQ_BEAM, sizeof(float));
-	bs->nbeam = qdb_malloc(a, n, sizeof(int));
-	if (!bs->codes || !bs->err || !bs->nbeam)
-		return QDB_ERR_NOMEM;
 	for (i = 0; i < n; i++)
 	{
 		bs->nbeam[i] = 1;
-		bs->err[i * QDB_RQ_BEAM] = qdb_kernels.dot(y + i * D, y + i * D, D);
+		bs->err[i * bs->B] = qdb_kernels.dot(y + i * D, y + i * D, D);
+		if (bs->U)
+			bs->par[i * bs->B] = qdb_kernels.dot(y + i * D, bs->U + i * D, D);
 	}
+}
+
+/*
+ * The beams of n rows for model m (its rq_beam and rq_eta; the directions
+ * of y's rows when m's metric and eta make the search anisotropic).
+ */
+static int
+beams_init(const QdbAlloc *a, const QdbModel *m, Beams *bs, const float *y, size_t n)
+{
+	int			D = m->dim_pq;
+
+	bs->B = qdb_rq_beam(&m->config);
+	bs->eta = qdb_rq_anisotropic(m) ? m->config.rq_eta : 1.0f;
+	bs->codes = qdb_calloc(a, n * bs->B, m->M);
+	bs->err = qdb_malloc(a, n * bs->B, sizeof(float));
+	bs->nbeam = qdb_malloc(a, n, sizeof(int));
+	if (!bs->codes || !bs->err || !bs->nbeam)
+		return QDB_ERR_NOMEM;
+	if (bs->eta != 1.0f)
+	{
+		float	   *U = qdb_malloc(a, n * D, sizeof(float));
+
+		bs->U = U;
+		bs->par = qdb_malloc(a, n * bs->B, sizeof(float));
+		if (!U || !bs->par)
+			return QDB_ERR_NOMEM;
+		qdb_rq_directions(m, y, n, U);
+	}
+	beams_reset(bs, y, n, D);
 	return QDB_OK;
 }
 
@@ -177,22 +260,27 @@ beams_free(const QdbAlloc *a, Beams *bs)
 {
 	qdb_free(a, bs->codes);
 	qdb_free(a, bs->err);
+	qdb_free(a, bs->par);
+	qdb_free(a, (void *) bs->U);
 	qdb_free(a, bs->nbeam);
 }
 
-/* The beam search over books [0, nbooks) for n rows; the best code of each is first. */
+/* The beam search over every book for n rows; the best code of each is first. */
 static int
-beam_encode(const QdbAlloc *a, const float *books, const float *cnorm, int D, int M,
-			int nbooks, const float *y, size_t n, Beams *bs)
+beam_encode(const QdbAlloc *a, const QdbModel *m, const float *cnorm, const float *y,
+			size_t n, Beams *bs)
 {
 	BeamScratch s = {0};
+	int			D = m->dim_pq,
+				M = m->M,
+				nbooks = qdb_rq_books(m);
 	int			status,
 				book;
 	size_t		i0;
 
-	status = beams_init(a, bs, y, n, D, M);
+	status = beams_init(a, m, bs, y, n);
 	if (status == QDB_OK)
-		status = scratch_alloc(a, &s, n, D, M);
+		status = scratch_alloc(a, &s, n, D, M, bs->B);
 	if (status != QDB_OK)
 	{
 		scratch_free(a, &s);
@@ -203,8 +291,7 @@ beam_encode(const QdbAlloc *a, const float *books, const float *cnorm, int D, in
 		size_t		b = n - i0 < RQ_BLOCK_ROWS ? n - i0 : RQ_BLOCK_ROWS;
 
 		for (book = 0; book < nbooks; book++)
-			beam_step(books, cnorm, D, M, book, y, i0, b, bs->codes, bs->err,
-					  bs->nbeam, &s);
+			beam_step(m->codebooks, cnorm, D, M, book, y, i0, b, bs, &s);
 	}
 	scratch_free(a, &s);
 	return QDB_OK;
@@ -297,11 +384,11 @@ qdb_rq_encode(const QdbModel *m, const float *y, size_t n, uint8_t *codes)
 	if (!cnorm)
 		return QDB_ERR_NOMEM;
 	qdb_centroid_norms(m->codebooks, nbooks * QDB_KSUB, D, cnorm);
-	status = beam_encode(m->alloc, m->codebooks, cnorm, D, M, nbooks, y, n, &bs);
+	status = beam_encode(m->alloc, m, cnorm, y, n, &bs);
 	if (status == QDB_OK)
 	{
 		for (i = 0; i < n; i++)
-			memcpy(codes + i * M, bs.codes + i * QDB_RQ_BEAM * M, M);
+			memcpy(codes + i * M, bs.codes + i * bs.B * M, M);
 		if (nbooks < M)
 		{
 			levels = qdb_malloc(m->alloc, QDB_KSUB, sizeof(float));
@@ -414,8 +501,10 @@ centre_sample(const QdbAlloc *a, const float *x, size_t n, int d, int D, QdbMode
  * equations G C = B^T Y with G = B^T B (B: the rows' one-hot codes, so G
  * counts how often two codewords meet) and a small ridge for codewords
  * that are rare or never used.  Cholesky (LAPACK spotrf/spotrs); the
- * system has nbooks * 256 unknowns per dimension.  Then every row is
- * encoded again with the new books.
+ * system has nbooks * 256 unknowns per dimension.  When the search is
+ * anisotropic, that solution starts conjugate gradients on the weighted
+ * system (rq_aniso.c, preconditioned by the same factor).  Then every row
+ * is encoded again with the new books.
  */
 static int
 refit_books(const QdbAlloc *a, QdbModel *m, int nbooks, const float *y, size_t n,
@@ -445,7 +534,7 @@ refit_books(const QdbAlloc *a, QdbModel *m, int nbooks, const float *y, size_t n
 	}
 	for (i = 0; i < n; i++)
 	{
-		const uint8_t *code = bs->codes + i * QDB_RQ_BEAM * M;
+		const uint8_t *code = bs->codes + i * bs->B * M;
 
 		for (st = 0; st < nbooks; st++)
 		{
@@ -470,24 +559,25 @@ refit_books(const QdbAlloc *a, QdbModel *m, int nbooks, const float *y, size_t n
 	spotrf_("L", &K, G, &K, &info);
 	if (info == 0)
 		spotrs_("L", &K, &D, G, &K, R, &K, &info);
-	if (info == 0)
+	if (info == 0 && bs->U)
+	{
+		QdbRqAniso	an = {bs->codes, bs->B, M, nbooks, bs->U, bs->eta};
+
+		status = qdb_rq_aniso_refit(a, &an, y, n, K, D, (float) (1e-3 * trace / K), G, R, p);
+	}
+	if (info == 0 && status == QDB_OK)
 	{
 		for (k = 0; k < K; k++)
 			for (j = 0; j < D; j++)
 				m->codebooks[(size_t) k * D + j] = R[(size_t) j * K + k];
 		qdb_centroid_norms(m->codebooks, K, D, cnorm);
-		for (i = 0; i < n; i++)
-		{
-			bs->nbeam[i] = 1;
-			bs->err[i * QDB_RQ_BEAM] = qdb_kernels.dot(y + i * D, y + i * D, D);
-		}
+		beams_reset(bs, y, n, D);
 		for (i0 = 0; i0 < n; i0 += RQ_BLOCK_ROWS)
 		{
 			size_t		b = n - i0 < RQ_BLOCK_ROWS ? n - i0 : RQ_BLOCK_ROWS;
 
 			for (st = 0; st < nbooks; st++)
-				beam_step(m->codebooks, cnorm, D, M, st, y, i0, b, bs->codes, bs->err,
-						  bs->nbeam, s);
+				beam_step(m->codebooks, cnorm, D, M, st, y, i0, b, bs, s);
 			if ((i0 / RQ_BLOCK_ROWS) % 16 == 15 &&
 				qdb_progress_heartbeat(p, "rq refit") != QDB_OK)
 			{
@@ -552,6 +642,9 @@ qdb_rq_train(const QdbAlloc *a, const float *x, size_t n, const QdbTrainConfig *
 	if (status != QDB_OK)
 		return status;
 	nbooks = qdb_rq_books(out);
+	/* the beam's settings are read from the model's config from here on */
+	out->config = *c;
+	out->config.kind = QDB_KIND_RQ;
 	y = qdb_malloc(a, n * D, sizeof(float));
 	resid = qdb_malloc(a, n * D, sizeof(float));
 	cnorm = qdb_calloc(a, (size_t) M * QDB_KSUB, sizeof(float));
@@ -563,9 +656,9 @@ qdb_rq_train(const QdbAlloc *a, const float *x, size_t n, const QdbTrainConfig *
 	pick_anchors(n, c->seed, anchors);
 	status = centre_sample(a, x, n, d, D, out, y, p);
 	if (status == QDB_OK)
-		status = beams_init(a, &bs, y, n, D, M);
+		status = beams_init(a, out, &bs, y, n);
 	if (status == QDB_OK)
-		status = scratch_alloc(a, &s, n, D, M);
+		status = scratch_alloc(a, &s, n, D, M, bs.B);
 	for (book = 0; book < nbooks && status == QDB_OK; book++)
 	{
 		float	   *cb = out->codebooks + (size_t) book * QDB_KSUB * D;
@@ -575,7 +668,7 @@ qdb_rq_train(const QdbAlloc *a, const float *x, size_t n, const QdbTrainConfig *
 
 		/* the residuals of each row's best partial code */
 		for (i = 0; i < n; i++)
-			residual(out->codebooks, D, y + i * D, bs.codes + i * QDB_RQ_BEAM * M, book,
+			residual(out->codebooks, D, y + i * D, bs.codes + i * bs.B * M, book,
 					 resid + i * D);
 		/* every book starts from the residuals of the same rows (see the top) */
 		for (k = 0; k < QDB_KSUB; k++)
@@ -592,8 +685,7 @@ qdb_rq_train(const QdbAlloc *a, const float *x, size_t n, const QdbTrainConfig *
 		{
 			size_t		b = n - i0 < RQ_BLOCK_ROWS ? n - i0 : RQ_BLOCK_ROWS;
 
-			beam_step(out->codebooks, cnorm, D, M, book, y, i0, b, bs.codes, bs.err,
-					  bs.nbeam, &s);
+			beam_step(out->codebooks, cnorm, D, M, book, y, i0, b, &bs, &s);
 			if ((i0 / RQ_BLOCK_ROWS) % 16 == 15 &&
 				(status = qdb_progress_heartbeat(p, "rq")) != QDB_OK)
 				break;
@@ -601,7 +693,7 @@ qdb_rq_train(const QdbAlloc *a, const float *x, size_t n, const QdbTrainConfig *
 		if (status != QDB_OK)
 			break;
 		for (i = 0; i < n; i++)
-			mse += bs.err[i * QDB_RQ_BEAM];
+			mse += bs.err[i * bs.B];
 		status = qdb_progress_report(p, "rq", book + 1, nbooks, mse / (double) n);
 	}
 	/* the residuals are done with: room for the refits' system */
@@ -615,7 +707,7 @@ qdb_rq_train(const QdbAlloc *a, const float *x, size_t n, const QdbTrainConfig *
 
 		status = refit_books(a, out, nbooks, y, n, &bs, &s, cnorm, p);
 		for (i = 0; i < n && status == QDB_OK; i++)
-			mse += bs.err[i * QDB_RQ_BEAM];
+			mse += bs.err[i * bs.B];
 		if (status == QDB_OK)
 			status = qdb_progress_report(p, "rq refit", round + 1, RQ_REFITS,
 										 mse / (double) n);
@@ -629,7 +721,7 @@ qdb_rq_train(const QdbAlloc *a, const float *x, size_t n, const QdbTrainConfig *
 		else
 		{
 			for (i = 0; i < n; i++)
-				memcpy(codes + i * M, bs.codes + i * QDB_RQ_BEAM * M, M);
+				memcpy(codes + i * M, bs.codes + i * bs.B * M, M);
 			status = train_levels(out, codes, n);
 			qdb_free(a, codes);
 		}

@@ -18,16 +18,36 @@
 
 #include "pq.h"
 
-/* partial codes kept per row while encoding (training and every insert) */
+/*
+ * Partial codes kept per row while encoding (training and every insert):
+ * the model's rq_beam, QDB_RQ_BEAM when unset (models of before the
+ * setting), at most QDB_RQ_BEAM_MAX.
+ */
 #ifndef QDB_RQ_BEAM
 #define QDB_RQ_BEAM		8
 #endif
+#define QDB_RQ_BEAM_MAX	32
+/* the largest rq_eta (the weight of the error along a row's direction) */
+#define QDB_RQ_ETA_MAX	16.0f
+
+static inline int
+qdb_rq_beam(const QdbTrainConfig *c)
+{
+	return c->rq_beam > 0 ? c->rq_beam : QDB_RQ_BEAM;
+}
 
 /* books that hold codewords: M under ip, M - 1 under l2 and cosine */
 static inline int
 qdb_rq_books(const QdbModel *m)
 {
 	return m->metric == QDB_METRIC_IP ? m->M : m->M - 1;
+}
+
+/* the beam and the refits weigh the error along a row's direction (rq_aniso.c) */
+static inline int
+qdb_rq_anisotropic(const QdbModel *m)
+{
+	return m->metric != QDB_METRIC_L2 && m->config.rq_eta > 1.0f;
 }
 
 /* x (n x dim) is normalised already under cosine (as qdb_train_sample does) */

@@ -79,6 +79,8 @@ typedef enum MetaKey
 	MK_SEED,
 	MK_TARGET_DIM,
 	MK_HIDDEN,					/* kind neural only */
+	MK_RQ_BEAM,					/* kind rq, only when not the default 8 */
+	MK_RQ_ETA,					/* kind rq, only when not the default 1 */
 	MK_COUNT
 } MetaKey;
 
@@ -88,7 +90,7 @@ static const char *const meta_keys[MK_COUNT] = {
 	"subvectors", "ksub", "nbits", "checksum",
 	"train.kmeans_iters", "train.opq_iters", "train.opq_pq_iters",
 	"train.max_points_per_centroid", "train.seed", "train.target_dim",
-	"neural.hidden"
+	"neural.hidden", "rq.beam", "rq.eta"
 };
 
 typedef enum TensorId

@@ -15,11 +15,13 @@
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "crc32c.h"
 #include "json.h"
 #include "qdb_internal.h"
+#include "rq.h"
 #include "safetensors_format.h"
 
 #define ST_MAX_HEADER	(1024 * 1024)	/* bytes of JSON we accept */
@@ -191,6 +193,48 @@ static const struct
 	{MK_TARGET_DIM, offsetof(QdbTrainConfig, dim_pq)},
 };
 
+/*
+ * rq.beam and rq.eta: kind rq only, each absent when it is the default
+ * (8, 1), which is what a model of before the settings reads as.
+ */
+static int
+read_rq_settings(StParse *sp, const int *node)
+{
+	uint64_t	v;
+
+	sp->config.rq_beam = QDB_RQ_BEAM;
+	sp->config.rq_eta = 1.0f;
+	if (sp->kind != QDB_KIND_RQ && (node[MK_RQ_BEAM] >= 0 || node[MK_RQ_ETA] >= 0))
+	{
+		st_error(sp->err, sp->errlen, "metadata %s belongs to kind rq only",
+				 meta_keys[node[MK_RQ_BEAM] >= 0 ? MK_RQ_BEAM : MK_RQ_ETA]);
+		return -1;
+	}
+	if (node[MK_RQ_BEAM] >= 0)
+	{
+		if (meta_int(sp, MK_RQ_BEAM, 1, QDB_RQ_BEAM_MAX, &v) < 0)
+			return -1;
+		sp->config.rq_beam = (int) v;
+	}
+	if (node[MK_RQ_ETA] >= 0)
+	{
+		const char *txt = sp->vals[MK_RQ_ETA];
+		char	   *end;
+		double		eta = strtod(txt, &end);
+
+		if (end == txt || *end != '\0' || !(eta > 1.0 && eta <= QDB_RQ_ETA_MAX) ||
+			sp->metric == QDB_METRIC_L2)
+		{
+			st_error(sp->err, sp->errlen, "metadata %s is not a number above 1 and at most %g%s",
+					 meta_keys[MK_RQ_ETA], (double) QDB_RQ_ETA_MAX,
+					 sp->metric == QDB_METRIC_L2 ? " under cosine or ip" : "");
+			return -1;
+		}
+		sp->config.rq_eta = (float) eta;
+	}
+	return 0;
+}
+
 /* Every metadata key exactly once, every value a short string. */
 static int
 read_metadata(StParse *sp, int meta)
@@ -235,7 +279,7 @@ read_metadata(StParse *sp, int meta)
 	}
 	for (int k = 0; k < MK_COUNT; k++)
 	{
-		if (node[k] < 0 && k != MK_HIDDEN)
+		if (node[k] < 0 && k != MK_HIDDEN && k != MK_RQ_BEAM && k != MK_RQ_ETA)
 		{
 			st_error(sp->err, sp->errlen, "metadata %s is missing", meta_keys[k]);
 			return -1;
@@ -305,7 +349,7 @@ read_metadata(StParse *sp, int meta)
 	if (meta_int(sp, MK_SEED, 0, UINT64_MAX, &v) < 0)
 		return -1;
 	sp->config.seed = v;
-	return 0;
+	return read_rq_settings(sp, node);
 }
 
 /* Reads an array of up to max non-negative integers. */

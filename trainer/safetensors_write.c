@@ -12,6 +12,7 @@
 
 #include "crc32c.h"
 #include "qdb_internal.h"
+#include "rq.h"
 #include "safetensors_format.h"
 
 static void
@@ -73,13 +74,15 @@ write_header(StrBuf *sb, const QdbModel *m, const TensorInfo *t, size_t *crc_at)
 	sb_printf(sb, "\"%s\":\"%d\",", meta_keys[MK_OPQ_PQ_ITERS], c->opq_pq_iters);
 	sb_printf(sb, "\"%s\":\"%d\",", meta_keys[MK_MAX_PPC], c->max_points_per_centroid);
 	sb_printf(sb, "\"%s\":\"%" PRIu64 "\",", meta_keys[MK_SEED], c->seed);
+	sb_printf(sb, "\"%s\":\"%d\"", meta_keys[MK_TARGET_DIM], c->dim_pq);
 	if (m->kind == QDB_KIND_NEURAL)
-	{
-		sb_printf(sb, "\"%s\":\"%d\",", meta_keys[MK_TARGET_DIM], c->dim_pq);
-		sb_printf(sb, "\"%s\":\"%d\"}", meta_keys[MK_HIDDEN], m->hidden);
-	}
-	else
-		sb_printf(sb, "\"%s\":\"%d\"}", meta_keys[MK_TARGET_DIM], c->dim_pq);
+		sb_printf(sb, ",\"%s\":\"%d\"", meta_keys[MK_HIDDEN], m->hidden);
+	/* rq's beam settings only when not the defaults: older readers keep reading the rest */
+	if (m->kind == QDB_KIND_RQ && qdb_rq_beam(c) != QDB_RQ_BEAM)
+		sb_printf(sb, ",\"%s\":\"%d\"", meta_keys[MK_RQ_BEAM], qdb_rq_beam(c));
+	if (m->kind == QDB_KIND_RQ && c->rq_eta > 1.0f)
+		sb_printf(sb, ",\"%s\":\"%.9g\"", meta_keys[MK_RQ_ETA], (double) c->rq_eta);
+	sb_printf(sb, "}");
 	for (int k = 0; k < T_COUNT; k++)
 	{
 		if (!t[k].present)

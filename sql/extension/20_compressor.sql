@@ -89,7 +89,9 @@ CREATE FUNCTION quantumdb.train(
     w_diversity  double precision DEFAULT 0.1,
     w_commitment double precision DEFAULT 0.1,
     w_triplet    double precision DEFAULT 0.3,
-    patience     integer DEFAULT 3)
+    patience     integer DEFAULT 3,
+    beam         integer DEFAULT 8,
+    eta          double precision DEFAULT 1)
 RETURNS quantumdb.train_result
 AS 'MODULE_PATHNAME', 'quantumdb_train' LANGUAGE C VOLATILE;
 

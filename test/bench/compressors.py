@@ -11,7 +11,12 @@ each decoded vector.  The neural row's Faiss column is LSQ16x8; the targets
 table puts neural beside LSQ16x8 and beside Faiss OPQ16x8 + 0.05.
 
 usage: test/bench/compressors.py [--data DIR] [--sample N] [--kinds pq,opq,neural]
-                                 [--epochs N] [--out DIR] [--no-faiss] [SET ...]
+                                 [--epochs N] [--rq-beam B] [--rq-eta E] [--out DIR]
+                                 [--no-faiss] [SET ...]
+--faiss-kinds K,... runs Faiss for those kinds only (e.g. opq, for the
+Faiss OPQ16x8 reference beside rq).
+--rq-beam and --rq-eta are kind rq's beam and eta (quantumdb.train's beam
+and eta); eta applies to the cosine sets only (l2 has no use for it).
 --no-faiss leaves the Faiss columns empty (quantumdb alone, e.g. before and
 after a trainer change).
 Prints markdown tables; ratios are quantumdb / Faiss for the row's pair.
@@ -106,11 +111,12 @@ def faiss_lsq(sample, base, query, gt, limit):
             (float("nan"), float("nan")))
 
 
-def qdb_run(kind, metric, sample_path, ds, gt_name, out, extra):
+def qdb_run(kind, metric, sample_path, ds, gt_name, out, extra, rq_extra):
     model = os.path.join(out, "%s-%s.safetensors" % (os.path.basename(ds), kind))
     r = subprocess.run([QDB_TRAIN, "train", "--quiet", "--input", sample_path, "--kind", kind,
                         "--metric", metric, "--subvectors", str(M), "--out", model]
-                       + (extra if kind == "neural" else []),
+                       + (extra if kind == "neural" else [])
+                       + (rq_extra if kind == "rq" else []),
                        check=True, capture_output=True, text=True)
     train_s = float(re.search(r"seconds=([0-9.]+)", r.stdout).group(1))
     r = subprocess.run([QDB_TRAIN, "eval", "--model", model, "--base", ds + "/base.fvecs",
@@ -131,7 +137,12 @@ def main():
     ap.add_argument("--epochs", type=int, default=None, help="neural epochs (default: the trainer's)")
     ap.add_argument("--lsq-seconds", type=float, default=600,
                     help="time limit of Faiss LSQ16x8's training, adding and search per set")
+    ap.add_argument("--rq-beam", type=int, default=None, help="kind rq's beam (default: 8)")
+    ap.add_argument("--rq-eta", type=float, default=None,
+                    help="kind rq's eta on the cosine sets (default: 1)")
     ap.add_argument("--no-faiss", action="store_true", help="quantumdb only")
+    ap.add_argument("--faiss-kinds", default=None,
+                    help="the kinds Faiss runs for (default: every kind, unless --no-faiss)")
     ap.add_argument("sets", nargs="*")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
@@ -159,14 +170,18 @@ def main():
             fs, fb, fq = sample, base, query
         metric = "cosine" if cosine else "l2"
         extra = ["--epochs", str(args.epochs)] if args.epochs is not None else []
+        rq_extra = (["--rq-beam", str(args.rq_beam)] if args.rq_beam is not None else []) + \
+            (["--rq-eta", str(args.rq_eta)] if args.rq_eta is not None and cosine else [])
         for kind in args.kinds.split(","):
-            if args.no_faiss:
+            if args.no_faiss or (args.faiss_kinds is not None
+                                 and kind not in args.faiss_kinds.split(",")):
                 spec, f_s, (f10, f1) = "-", None, (float("nan"), float("nan"))
             elif kind == "neural":
                 spec, f_s, (f10, f1) = faiss_lsq(fs, fb, fq, gt, args.lsq_seconds)
             else:
                 spec, f_s, (f10, f1) = faiss_run(kind, fs, fb, fq, gt)
-            q_s, (q10, q1) = qdb_run(kind, metric, sample_path, ds, gt_name, args.out, extra)
+            q_s, (q10, q1) = qdb_run(kind, metric, sample_path, ds, gt_name, args.out, extra,
+                                     rq_extra)
             rows.append((name, metric, len(sample), kind, q10, q1, q_s, spec, f10, f1, f_s))
             print("%s %s: quantumdb %.4f/%.4f in %.2fs; faiss %s %.4f/%.4f in %s"
                   % (name, kind, q10, q1, q_s, spec, f10, f1,

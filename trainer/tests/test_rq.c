@@ -4,8 +4,11 @@
  *	  every metric (exact under ip; under l2 and cosine off by the norm
  *	  byte's rounding only), pair distances, the reconstruction error
  *	  against pq and opq on the same clustered sample, the safetensors
- *	  round trip, and the settings rq refuses.
+ *	  round trip, and the settings rq refuses; the beam's width and the
+ *	  score-aware weight (rq_beam, rq_eta): what each lowers, that a model
+ *	  keeps them through safetensors, and that the defaults write nothing.
  */
+#define _GNU_SOURCE
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -251,6 +254,114 @@ check_metric(QdbMetric metric, const float *x)
 	free(table);
 }
 
+/* The mean squared error along each row's direction (cosine: the normalised row). */
+static double
+parallel_mse(const QdbModel *m, const float *x, size_t n)
+{
+	float	   *rec = test_reconstruct(m, x, n);
+	double		s = 0;
+	size_t		i;
+	int			j;
+
+	if (!rec)
+		return INFINITY;
+	for (i = 0; i < n; i++)
+	{
+		const float *xi = x + i * m->dim;
+		double		nn = 0,
+					par = 0;
+
+		for (j = 0; j < m->dim; j++)
+			nn += (double) xi[j] * xi[j];
+		for (j = 0; j < m->dim; j++)
+			par += (xi[j] / sqrt(nn) - rec[i * m->dim + j]) * (xi[j] / sqrt(nn));
+		s += par * par;
+	}
+	free(rec);
+	return s / (double) n;
+}
+
+static int
+train_rq(QdbModel *m, const float *x, int beam, float eta)
+{
+	QdbTrainConfig c;
+
+	test_config(&c, QDB_KIND_RQ, QDB_METRIC_COSINE, D, 6, 10);
+	c.rq_beam = beam;
+	c.rq_eta = eta;
+	return test_train(&c, x, N, m, NULL, NULL) == QDB_OK;
+}
+
+static void
+check_beam_and_eta(const float *x)
+{
+	QdbModel	m8,
+				m32,
+				me,
+				back;
+	QdbTrainConfig c;
+	uint8_t    *blob = NULL,
+			   *c1 = malloc((size_t) N * 6),
+			   *c2 = malloc((size_t) N * 6);
+	size_t		bloblen = 0;
+	char		err[200];
+	int			ok;
+
+	ok = train_rq(&m8, x, 8, 1.0f) && train_rq(&m32, x, 32, 1.0f) && train_rq(&me, x, 8, 3.0f);
+	tap_ok(ok, "rq trains with beams of 8 and 32 and with eta 3");
+	if (!ok)
+		return;
+	tap_ok(mse(&m32, x, N) < mse(&m8, x, N),
+		   "a beam of 32 reconstructs better than one of 8 (%.4g < %.4g)",
+		   mse(&m32, x, N), mse(&m8, x, N));
+	tap_ok(parallel_mse(&me, x, N) < 0.8 * parallel_mse(&m8, x, N),
+		   "eta 3 cuts the error along the rows (%.4g against %.4g at eta 1)",
+		   parallel_mse(&me, x, N), parallel_mse(&m8, x, N));
+
+	/* the defaults write no rq key (older readers read such a model) */
+	ok = qdb_model_serialize(&m8, NULL, &blob, &bloblen) == QDB_OK &&
+		memmem(blob, bloblen, "\"rq.", 4) == NULL;
+	tap_ok(ok, "a model with the default beam and eta has no rq.* metadata");
+	free(blob);
+
+	/* the settings survive safetensors, and the encoder uses them */
+	me.config.rq_beam = 16;
+	ok = qdb_model_serialize(&me, NULL, &blob, &bloblen) == QDB_OK &&
+		qdb_model_parse(blob, bloblen, NULL, &back, err, sizeof(err)) == QDB_OK;
+	if (ok)
+	{
+		ok = back.config.rq_beam == 16 && back.config.rq_eta == 3.0f &&
+			qdb_compute_codes(&back, x, N, c1) == QDB_OK &&
+			qdb_compute_codes(&me, x, N, c2) == QDB_OK &&
+			memcmp(c1, c2, (size_t) N * 6) == 0;
+		back.config.rq_eta = 1.0f;
+		ok = ok && qdb_compute_codes(&back, x, N, c1) == QDB_OK &&
+			memcmp(c1, c2, (size_t) N * 6) != 0;
+		qdb_model_free(&back);
+	}
+	tap_ok(ok, "rq.beam 16 and rq.eta 3 parse back and encode as before (and eta changes codes)");
+	free(blob);
+
+	test_config(&c, QDB_KIND_RQ, QDB_METRIC_L2, D, 6, 10);
+	c.rq_eta = 2.0f;
+	tap_ok(qdb_train_config_check(&c) == QDB_ERR_ARG, "eta above 1 under l2 is refused");
+	c.metric = QDB_METRIC_COSINE;
+	tap_ok(qdb_train_config_check(&c) == QDB_OK, "eta 2 under cosine is allowed");
+	c.rq_eta = 0.5f;
+	tap_ok(qdb_train_config_check(&c) == QDB_ERR_ARG, "eta below 1 is refused");
+	c.rq_eta = 1.0f;
+	c.rq_beam = QDB_RQ_BEAM_MAX + 1;
+	tap_ok(qdb_train_config_check(&c) == QDB_ERR_ARG, "a beam over %d is refused", QDB_RQ_BEAM_MAX);
+	test_config(&c, QDB_KIND_OPQ, QDB_METRIC_COSINE, D, 6, 10);
+	c.rq_eta = 2.0f;
+	tap_ok(qdb_train_config_check(&c) == QDB_ERR_ARG, "eta for another kind is refused");
+	qdb_model_free(&m8);
+	qdb_model_free(&m32);
+	qdb_model_free(&me);
+	free(c1);
+	free(c2);
+}
+
 int
 main(void)
 {
@@ -262,6 +373,7 @@ main(void)
 	check_metric(QDB_METRIC_L2, x);
 	check_metric(QDB_METRIC_IP, x);
 	check_metric(QDB_METRIC_COSINE, x);
+	check_beam_and_eta(x);
 
 	test_config(&c, QDB_KIND_RQ, QDB_METRIC_L2, D, 1, 10);
 	tap_ok(qdb_train_config_check(&c) == QDB_ERR_ARG,
