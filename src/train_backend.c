@@ -21,6 +21,7 @@
 #include "compressor.h"
 #include "neural.h"
 #include "qdb_internal.h"
+#include "rq.h"
 
 #define CUDA_LIBRARY	"quantumdb_cuda.so"
 
@@ -217,12 +218,22 @@ training_memory(const QdbTrainConfig *cfg, int dim, double *per_row, double *fix
 				/* codewords of the joint refit's normal equations (rq.c) */
 				double		K = 256.0 * (cfg->M - (cfg->metric != QDB_METRIC_IP));
 
-				/* the sample, its transform and residuals, 8 partial codes a row */
-				*per_row = 1.5 * row + 2.0 * sizeof(float) * t + 9.0 * (cfg->M + 4);
+				double		B = qdb_rq_beam(cfg);
+				bool		aniso = cfg->metric != QDB_METRIC_L2 && cfg->rq_eta > 1.0f;
+
+				/* the sample, its transform and residuals, B partial codes a row */
+				*per_row = 1.5 * row + 2.0 * sizeof(float) * t + (B + 1) * (cfg->M + 4);
 				*fixed = 2 * mb + sizeof(float) * (double) cfg->M * 256 * t * 2 +
-					256.0 * 8 * sizeof(float) * (2 * t + 256) + (t < dim ? square : 0);
+					256.0 * B * sizeof(float) * (2 * t + 256) + (t < dim ? square : 0);
 				if (K <= 8192)
 					*fixed += sizeof(float) * (K * K + K * t);
+				/* eta: each row's direction and r . u; the refit's six K x t arrays */
+				if (aniso)
+				{
+					*per_row += sizeof(float) * (t + B);
+					if (K <= 8192)
+						*fixed += sizeof(float) * 6 * K * t;
+				}
 			}
 			break;
 		default:

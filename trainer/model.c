@@ -48,7 +48,7 @@ qdb_train_config_init(QdbTrainConfig *c)
 	c->w_diversity = 0.1f;
 	c->w_commit = 0.1f;
 	c->w_triplet = 0.3f;
-	c->rq_beam = 8;
+	c->rq_beam = QDB_RQ_BEAM;
 	c->rq_eta = 1.0f;
 }
 
@@ -326,7 +326,8 @@ qdb_compute_codes(const QdbModel *m, const float *x, size_t n, uint8_t *codes)
 	if ((status = qdb_model_check(m)) != QDB_OK || x == NULL || codes == NULL)
 		return status ? status : QDB_ERR_ARG;
 	/* big blocks, so that every encoding thread gets rows */
-	rows = ENCODE_BLOCK_FLOATS / ((size_t) m->dim + m->dim_pq);
+	rows = ENCODE_BLOCK_FLOATS / ((size_t) m->dim + m->dim_pq +
+								  (m->kind == QDB_KIND_RQ ? qdb_rq_row_floats(m) : 0));
 	rows = rows < MODEL_BLOCK_ROWS ? MODEL_BLOCK_ROWS : rows;
 	rows = n < rows ? n : rows;
 	if (rows == 0)

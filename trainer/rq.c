@@ -247,9 +247,8 @@ beams_init(const QdbAlloc *a, const QdbModel *m, Beams *bs, const float *y, size
 
 		bs->U = U;
 		bs->par = qdb_malloc(a, n * bs->B, sizeof(float));
-		if (!U || !bs->par)
+		if (!U || !bs->par || qdb_rq_directions(m, y, n, U) != QDB_OK)
 			return QDB_ERR_NOMEM;
-		qdb_rq_directions(m, y, n, U);
 	}
 	beams_reset(bs, y, n, D);
 	return QDB_OK;

@@ -33,7 +33,7 @@
 static inline int
 qdb_rq_beam(const QdbTrainConfig *c)
 {
-	return c->rq_beam > 0 ? c->rq_beam : QDB_RQ_BEAM;
+	return c->rq_beam > 0 && c->rq_beam <= QDB_RQ_BEAM_MAX ? c->rq_beam : QDB_RQ_BEAM;
 }
 
 /* books that hold codewords: M under ip, M - 1 under l2 and cosine */
@@ -48,6 +48,15 @@ static inline int
 qdb_rq_anisotropic(const QdbModel *m)
 {
 	return m->metric != QDB_METRIC_L2 && m->config.rq_eta > 1.0f;
+}
+
+/* floats of beam state one row takes while encoding (codes, errors, directions) */
+static inline size_t
+qdb_rq_row_floats(const QdbModel *m)
+{
+	size_t		B = (size_t) qdb_rq_beam(&m->config);
+
+	return B * ((size_t) m->M + 12) / 4 + (qdb_rq_anisotropic(m) ? (size_t) m->dim_pq + B : 0);
 }
 
 /* x (n x dim) is normalised already under cosine (as qdb_train_sample does) */

@@ -31,13 +31,16 @@
 #define ANISO_CG_STEPS	8		/* at most; earlier once converged */
 #define ANISO_CG_TOL	1e-8	/* relative to the first preconditioned residual */
 
-void
+int
 qdb_rq_directions(const QdbModel *m, const float *y, size_t n, float *U)
 {
 	int			D = m->dim_pq;
-	float		off[QDB_MAX_DIM];
+	float	   *off = qdb_malloc(m->alloc, D, sizeof(float));
 	size_t		i;
 	int			j;
+
+	if (!off)
+		return QDB_ERR_NOMEM;
 
 	/* y = A (x - mean) (A: the PCA map, or the identity padded): x's image is y + A mean */
 	for (j = 0; j < D; j++)
@@ -59,6 +62,8 @@ qdb_rq_directions(const QdbModel *m, const float *y, size_t n, float *U)
 		for (j = 0; j < D; j++)
 			u[j] *= nn;
 	}
+	qdb_free(m->alloc, off);
+	return QDB_OK;
 }
 
 /* out = A X (both K x D row-major), A the weighted system's matrix with its ridge */
@@ -156,8 +161,8 @@ qdb_rq_aniso_refit(const QdbAlloc *a, const QdbRqAniso *an, const float *y, size
 
 	if (!x || !r || !z || !pv || !Ap || !cm || !v)
 	{
-		/* without room the isotropic books stand */
-		status = QDB_OK;
+		/* not the isotropic books under a model that says eta: an error */
+		status = QDB_ERR_NOMEM;
 		goto done;
 	}
 	for (k = 0; k < K; k++)

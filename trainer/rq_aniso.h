@@ -25,7 +25,7 @@ typedef struct QdbRqAniso
  * transform's output, centred) in the space of the codewords: y plus the
  * transformed mean, normalised (zero for a zero row).
  */
-void		qdb_rq_directions(const QdbModel *m, const float *y, size_t n, float *U);
+int			qdb_rq_directions(const QdbModel *m, const float *y, size_t n, float *U);
 
 /*
  * X (K x D, column-major, K = nbooks * 256): from the isotropic least

@@ -214,6 +214,12 @@ read_rq_settings(StParse *sp, const int *node)
 	{
 		if (meta_int(sp, MK_RQ_BEAM, 1, QDB_RQ_BEAM_MAX, &v) < 0)
 			return -1;
+		if (v == QDB_RQ_BEAM)
+		{
+			st_error(sp->err, sp->errlen, "metadata %s is the default %d, which is written by leaving it out",
+					 meta_keys[MK_RQ_BEAM], QDB_RQ_BEAM);
+			return -1;
+		}
 		sp->config.rq_beam = (int) v;
 	}
 	if (node[MK_RQ_ETA] >= 0)
@@ -222,7 +228,9 @@ read_rq_settings(StParse *sp, const int *node)
 		char	   *end;
 		double		eta = strtod(txt, &end);
 
-		if (end == txt || *end != '\0' || !(eta > 1.0 && eta <= QDB_RQ_ETA_MAX) ||
+		/* plain decimals only: no sign, space, hex or exponent */
+		if (strspn(txt, "0123456789.") != strlen(txt) ||
+			end == txt || *end != '\0' || !(eta > 1.0 && eta <= QDB_RQ_ETA_MAX) ||
 			sp->metric == QDB_METRIC_L2)
 		{
 			st_error(sp->err, sp->errlen, "metadata %s is not a number above 1 and at most %g%s",

@@ -77,7 +77,11 @@ write_header(StrBuf *sb, const QdbModel *m, const TensorInfo *t, size_t *crc_at)
 	sb_printf(sb, "\"%s\":\"%d\"", meta_keys[MK_TARGET_DIM], c->dim_pq);
 	if (m->kind == QDB_KIND_NEURAL)
 		sb_printf(sb, ",\"%s\":\"%d\"", meta_keys[MK_HIDDEN], m->hidden);
-	/* rq's beam settings only when not the defaults: older readers keep reading the rest */
+	/*
+	 * rq's beam settings only when not the defaults: a model with the
+	 * defaults is what 0.6.0 wrote; a reader of before 0.7.0 refuses one
+	 * with them (unknown key) rather than encode it differently
+	 */
 	if (m->kind == QDB_KIND_RQ && qdb_rq_beam(c) != QDB_RQ_BEAM)
 		sb_printf(sb, ",\"%s\":\"%d\"", meta_keys[MK_RQ_BEAM], qdb_rq_beam(c));
 	if (m->kind == QDB_KIND_RQ && c->rq_eta > 1.0f)

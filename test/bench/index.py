@@ -423,6 +423,8 @@ def main():
                     help="sql: quantumdb.train() first, its time counted in the build; "
                          "build: CREATE INDEX trains its own compressor")
     ap.add_argument("--qdb-kind", default="opq", help="compressor kind for quantumdb.train")
+    ap.add_argument("--qdb-beam", type=int, default=8, help="kind rq: quantumdb.train's beam")
+    ap.add_argument("--qdb-eta", type=float, default=1.0, help="kind rq: quantumdb.train's eta")
     ap.add_argument("--qdb-column", choices=("emb", "vec"), default="emb",
                     help="the column quantumdb indexes: emb (real[], its own operator classes) or "
                     "vec (pgvector's vector, through quantumdb_pgvector, beside pgvector's HNSW on "
@@ -550,9 +552,13 @@ def main():
         try:
             if a.qdb_train == "sql":
                 log("training the compressor (quantumdb.train, kind %s, metric %s)" % (a.qdb_kind, metric))
+                # beam and eta only when set: a server of before 0.7.0 has neither
+                rq_args = ""
+                if a.qdb_beam != 8 or a.qdb_eta != 1.0:
+                    rq_args = ", beam => %d, eta => %g" % (a.qdb_beam, a.qdb_eta)
                 b["train_s"], b["train_mem"], b["train"], _ = timed(
                     "SELECT * FROM quantumdb.train('bench_c', 'items'::regclass, %s, "
-                    "kind => %s, metric => %s)", (qdb_col, a.qdb_kind, metric))
+                    "kind => %s, metric => %s" + rq_args + ")", (qdb_col, a.qdb_kind, metric))
                 opts += ", compressor = 'bench_c'"
             b["index_s"], b["size"], b["index_mem"], b["notices"] = build_index(
                 cur, "items_emb_qdb",
