@@ -1,9 +1,10 @@
 -- quantumdb 0.6.0 -> 0.7.0: ALTER EXTENSION quantumdb UPDATE.
 \echo Use "ALTER EXTENSION quantumdb UPDATE TO '0.7.0'" to load this file. \quit
 
--- New in 0.7.0: quantumdb.train's beam and eta (kind rq: the beam search's
--- width, and under cosine and ip the score-aware weight of the error along
--- each row).  The function is made again with the two arguments at its end
+-- New in 0.7.0: quantumdb.train's beam, eta and refits (kind rq: the beam
+-- search's width, under cosine and ip the score-aware weight of the error
+-- along each row, and the joint refits of the books).  The function is made
+-- again with the three arguments at its end
 -- (sql/extension/20_compressor.sql, copied here as released).
 DROP FUNCTION quantumdb.train(text, regclass, name, text, text, integer, integer, integer,
 	integer, bigint, integer, integer, text, integer, integer, double precision, integer,
@@ -36,6 +37,7 @@ CREATE FUNCTION quantumdb.train(
     w_triplet    double precision DEFAULT 0.3,
     patience     integer DEFAULT 3,
     beam         integer DEFAULT 8,
-    eta          double precision DEFAULT 1)
+    eta          double precision DEFAULT 1,
+    refits       integer DEFAULT 4)
 RETURNS quantumdb.train_result
 AS 'MODULE_PATHNAME', 'quantumdb_train' LANGUAGE C VOLATILE;

@@ -80,17 +80,19 @@ SELECT avg(hits) / 10 >= 0.9 AS index_recall_above_floor FROM (
 SELECT count(*) AS problems FROM quantumdb.verify('rq_idx');
 DROP INDEX rq_idx;
 
--- beam and eta: a wider beam, and under cosine the error along each row
+-- beam, eta and refits: a wider beam, under cosine the error along each row
 -- weighed eta times (score-aware).  The catalog and the model file keep
 -- them (a default model shows neither), an import encodes the same, eta 4
 -- cuts the error along the rows, and an index on such a compressor
 -- returns at rerank 0 what exhaustive ADC returns.
 SELECT compressor, kind FROM quantumdb.train('r_eta', 'rq_rows', 'embedding', kind => 'rq',
-       metric => 'cosine', subvectors => 4, kmeans_iters => 10, validation => 0, beam => 16, eta => 4);
-SELECT name, settings->'beam' AS beam, settings->'eta' AS eta, settings ? 'beam' AS has_beam
+       metric => 'cosine', subvectors => 4, kmeans_iters => 10, validation => 0, beam => 16, eta => 4,
+       refits => 6);
+SELECT name, settings->'beam' AS beam, settings->'eta' AS eta, settings->'refits' AS refits,
+       settings ? 'beam' AS has_beam
 FROM quantumdb.compressors WHERE name IN ('r_cos', 'r_eta') ORDER BY name;
 SELECT quantumdb.import('r_eta_copy', quantumdb.export('r_eta'));
-SELECT settings->'beam' AS beam, settings->'eta' AS eta,
+SELECT settings->'beam' AS beam, settings->'eta' AS eta, settings->'refits' AS refits,
        (SELECT bool_and(quantumdb.encode('r_eta_copy', embedding) =
                         quantumdb.encode('r_eta', embedding)) FROM rq_rows) AS same_codes
 FROM quantumdb.compressors WHERE name = 'r_eta_copy';
@@ -118,6 +120,8 @@ SELECT quantumdb.train('r_bad', 'rq_rows', 'embedding', kind => 'rq', eta => 2);
 \echo :LAST_ERROR_SQLSTATE
 SELECT quantumdb.train('r_bad', 'rq_rows', 'embedding', kind => 'opq', beam => 16);
 SELECT quantumdb.train('r_bad', 'rq_rows', 'embedding', kind => 'rq', beam => 33);
+SELECT quantumdb.train('r_bad', 'rq_rows', 'embedding', kind => 'pq', refits => 8);
+SELECT quantumdb.train('r_bad', 'rq_rows', 'embedding', kind => 'rq', refits => -1);
 SELECT quantumdb.train('r_bad', 'rq_rows', 'embedding', kind => 'rq', metric => 'cosine', eta => 0.5);
 DROP TABLE rq_rows, rq_q, rq_gt, r_codes;
 SELECT quantumdb.drop_compressor(n)

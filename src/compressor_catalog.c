@@ -328,12 +328,13 @@ static char *
 settings_json(const QdbModel *m, const char *extra)
 {
 	const QdbTrainConfig *c = &m->config;
-	char		rq[64] = "";
+	char		rq[96] = "";
 
-	/* kind rq's beam and eta, where not the defaults (as the model file keeps them) */
-	if (m->kind == QDB_KIND_RQ && (qdb_rq_beam(c) != QDB_RQ_BEAM || c->rq_eta > 1.0f))
-		snprintf(rq, sizeof(rq), ", \"beam\": %d, \"eta\": %g", qdb_rq_beam(c),
-				 c->rq_eta > 1.0f ? c->rq_eta : 1.0);
+	/* kind rq's beam, eta and refits, where not the defaults (as the model file keeps them) */
+	if (m->kind == QDB_KIND_RQ && (qdb_rq_beam(c) != QDB_RQ_BEAM || c->rq_eta > 1.0f ||
+								   qdb_rq_refits(c) != QDB_RQ_REFITS))
+		snprintf(rq, sizeof(rq), ", \"beam\": %d, \"eta\": %g, \"refits\": %d",
+				 qdb_rq_beam(c), c->rq_eta > 1.0f ? c->rq_eta : 1.0, qdb_rq_refits(c));
 	return psprintf("{\"subvectors\": %d, \"target_dim\": %d, \"dim_pq\": %d, "
 					"\"kmeans_iters\": %d, \"opq_iters\": %d, \"opq_pq_iters\": %d, "
 					"\"max_points_per_centroid\": %d, \"seed\": %llu%s%s%s}",

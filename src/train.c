@@ -106,9 +106,9 @@ device_arg(FunctionCallInfo fcinfo, int n)
 }
 
 /*
- * Arguments 24 and 25 (0.7.0 on; a function of an older install script
- * has 24 arguments): kind rq's beam and eta.  Either set away from its
- * default for a kind or metric that cannot use it is an ERROR, not a
+ * Arguments 24 to 26 (0.7.0 on; a function of an older install script
+ * has 24 arguments): kind rq's beam, eta and refits.  Any set away from
+ * its default for a kind or metric that cannot use it is an ERROR, not a
  * silent no-op.
  */
 static void
@@ -118,10 +118,13 @@ rq_args(FunctionCallInfo fcinfo, QdbTrainConfig *cfg)
 		cfg->rq_beam = QdbIntArg(fcinfo, 24, "beam", 1, QDB_RQ_BEAM_MAX, cfg->rq_beam);
 	if (PG_NARGS() > 25)
 		cfg->rq_eta = (float) float_arg(fcinfo, 25, "eta", 1.0, QDB_RQ_ETA_MAX, cfg->rq_eta);
-	if (cfg->kind != QDB_KIND_RQ && (cfg->rq_beam != QDB_RQ_BEAM || cfg->rq_eta != 1.0f))
+	if (PG_NARGS() > 26)
+		cfg->rq_refits = QdbIntArg(fcinfo, 26, "refits", 0, QDB_RQ_REFITS_MAX, cfg->rq_refits);
+	if (cfg->kind != QDB_KIND_RQ && (cfg->rq_beam != QDB_RQ_BEAM || cfg->rq_eta != 1.0f ||
+									 cfg->rq_refits != QDB_RQ_REFITS))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("beam and eta are settings of kind rq, not of kind %s",
+				 errmsg("beam, eta and refits are settings of kind rq, not of kind %s",
 						qdb_kind_name(cfg->kind))));
 	if (cfg->rq_eta != 1.0f && cfg->metric == QDB_METRIC_L2)
 		ereport(ERROR,

@@ -7,7 +7,7 @@
  *	  qdb-train train --input F [--rows N] [--kind opq] [--metric l2]
  *	                  [--subvectors 16] [--target-dim D] [--seed 42]
  *	                  [--kmeans-iters N] [--opq-iters N] [neural settings]
- *	                  [--rq-beam B] [--rq-eta E]
+ *	                  [--rq-beam B] [--rq-refits R] [--rq-eta E]
  *	                  [--device cpu|cuda --cuda-lib SO] --out MODEL
  *	  qdb-train eval  --model MODEL --base F --query F --gt F [--queries N]
  *	  qdb-train dump  --input F [--count N]
@@ -46,7 +46,8 @@ usage(void)
 			"usage: qdb-train train --input F [--rows N] [--kind pq|opq|rq|neural] [--metric l2|ip|cosine]\n"
 			"                       [--subvectors M] [--target-dim D] [--seed S]\n"
 			"                       [--kmeans-iters N] [--opq-iters N] [--quiet] --out MODEL\n"
-			"       rq:     [--rq-beam B (1-32, default 8)] [--rq-eta E (cosine/ip: 1-16, default 1)]\n"
+			"       rq:     [--rq-beam B (1-32, default 8)] [--rq-refits R (0-64, default 4)]\n"
+			"               [--rq-eta E (cosine/ip: 1-16, default 1)]\n"
 			"       neural: [--epochs N] [--batch-size B] [--lr F] [--hidden H] [--k-neighbors K]\n"
 			"               [--patience N] [--neural-rows N] [--w-recon F] [--w-cluster F]\n"
 			"               [--w-diversity F] [--w-commit F] [--w-triplet F]\n"
@@ -138,6 +139,8 @@ parse_args(int argc, char **argv, CliArgs *a)
 			a->cfg.w_triplet = strtof(v, NULL);
 		else if (strcmp(k, "--rq-beam") == 0)
 			a->cfg.rq_beam = atoi(v);
+		else if (strcmp(k, "--rq-refits") == 0)
+			a->cfg.rq_refits = atoi(v);
 		else if (strcmp(k, "--rq-eta") == 0)
 			a->cfg.rq_eta = strtof(v, NULL);
 		else if (strcmp(k, "--device") == 0)

@@ -49,6 +49,7 @@ qdb_train_config_init(QdbTrainConfig *c)
 	c->w_commit = 0.1f;
 	c->w_triplet = 0.3f;
 	c->rq_beam = QDB_RQ_BEAM;
+	c->rq_refits = QDB_RQ_REFITS;
 	c->rq_eta = 1.0f;
 }
 
@@ -90,7 +91,8 @@ qdb_train_config_check(const QdbTrainConfig *c)
 	if (c->rq_beam < 0 || c->rq_beam > QDB_RQ_BEAM_MAX ||
 		!(c->rq_eta == 0.0f || (c->rq_eta >= 1.0f && c->rq_eta <= QDB_RQ_ETA_MAX)) ||
 		(c->rq_eta > 1.0f && (c->kind != QDB_KIND_RQ || c->metric == QDB_METRIC_L2)) ||
-		(c->rq_beam > 0 && c->rq_beam != QDB_RQ_BEAM && c->kind != QDB_KIND_RQ))
+		(c->rq_beam > 0 && c->rq_beam != QDB_RQ_BEAM && c->kind != QDB_KIND_RQ) ||
+		c->rq_refits < 0 || c->rq_refits > QDB_RQ_REFITS_MAX)
 		return QDB_ERR_ARG;
 	if (c->kind != QDB_KIND_NEURAL)
 		return QDB_OK;

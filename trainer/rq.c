@@ -36,9 +36,6 @@
 #include "rq_aniso.h"
 
 #define RQ_BLOCK_ROWS	256		/* rows per beam step's sgemm block */
-#ifndef RQ_REFITS
-#define RQ_REFITS		4		/* joint refits of the books after the greedy pass */
-#endif
 #define RQ_MAX_REFIT_CODEWORDS	8192	/* larger systems skip the refits */
 
 /* Scratch of one block of a beam step. */
@@ -699,7 +696,7 @@ qdb_rq_train(const QdbAlloc *a, const float *x, size_t n, const QdbTrainConfig *
 	qdb_free(a, resid);
 	resid = NULL;
 	/* joint refits while the system stays small (256 MB of G at most) */
-	for (round = 0; status == QDB_OK && round < RQ_REFITS &&
+	for (round = 0; status == QDB_OK && round < qdb_rq_refits(c) &&
 		 (size_t) nbooks * QDB_KSUB <= RQ_MAX_REFIT_CODEWORDS; round++)
 	{
 		double		mse = 0;
@@ -708,7 +705,7 @@ qdb_rq_train(const QdbAlloc *a, const float *x, size_t n, const QdbTrainConfig *
 		for (i = 0; i < n && status == QDB_OK; i++)
 			mse += bs.err[i * bs.B];
 		if (status == QDB_OK)
-			status = qdb_progress_report(p, "rq refit", round + 1, RQ_REFITS,
+			status = qdb_progress_report(p, "rq refit", round + 1, qdb_rq_refits(c),
 										 mse / (double) n);
 	}
 	if (status == QDB_OK && nbooks < M)

@@ -27,8 +27,18 @@
 #define QDB_RQ_BEAM		8
 #endif
 #define QDB_RQ_BEAM_MAX	32
+/* joint refits of the books after the greedy pass: the model's rq_refits */
+#define QDB_RQ_REFITS	4
+#define QDB_RQ_REFITS_MAX	64
 /* the largest rq_eta (the weight of the error along a row's direction) */
 #define QDB_RQ_ETA_MAX	16.0f
+
+/* rq_refits, where -1 (unset: a model of before the setting) is the default */
+static inline int
+qdb_rq_refits(const QdbTrainConfig *c)
+{
+	return c->rq_refits >= 0 && c->rq_refits <= QDB_RQ_REFITS_MAX ? c->rq_refits : QDB_RQ_REFITS;
+}
 
 static inline int
 qdb_rq_beam(const QdbTrainConfig *c)

@@ -81,6 +81,7 @@ typedef enum MetaKey
 	MK_HIDDEN,					/* kind neural only */
 	MK_RQ_BEAM,					/* kind rq, only when not the default 8 */
 	MK_RQ_ETA,					/* kind rq, only when not the default 1 */
+	MK_RQ_REFITS,				/* kind rq, only when not the default 4 */
 	MK_COUNT
 } MetaKey;
 
@@ -90,7 +91,7 @@ static const char *const meta_keys[MK_COUNT] = {
 	"subvectors", "ksub", "nbits", "checksum",
 	"train.kmeans_iters", "train.opq_iters", "train.opq_pq_iters",
 	"train.max_points_per_centroid", "train.seed", "train.target_dim",
-	"neural.hidden", "rq.beam", "rq.eta"
+	"neural.hidden", "rq.beam", "rq.eta", "rq.refits"
 };
 
 typedef enum TensorId

@@ -194,8 +194,8 @@ static const struct
 };
 
 /*
- * rq.beam and rq.eta: kind rq only, each absent when it is the default
- * (8, 1), which is what a model of before the settings reads as.
+ * rq.beam, rq.eta and rq.refits: kind rq only, each absent when it is the
+ * default (8, 1, 4), which is what a model of before the settings reads as.
  */
 static int
 read_rq_settings(StParse *sp, const int *node)
@@ -203,12 +203,27 @@ read_rq_settings(StParse *sp, const int *node)
 	uint64_t	v;
 
 	sp->config.rq_beam = QDB_RQ_BEAM;
+	sp->config.rq_refits = QDB_RQ_REFITS;
 	sp->config.rq_eta = 1.0f;
-	if (sp->kind != QDB_KIND_RQ && (node[MK_RQ_BEAM] >= 0 || node[MK_RQ_ETA] >= 0))
+	for (int k = MK_RQ_BEAM; k <= MK_RQ_REFITS; k++)
 	{
-		st_error(sp->err, sp->errlen, "metadata %s belongs to kind rq only",
-				 meta_keys[node[MK_RQ_BEAM] >= 0 ? MK_RQ_BEAM : MK_RQ_ETA]);
-		return -1;
+		if (sp->kind != QDB_KIND_RQ && node[k] >= 0)
+		{
+			st_error(sp->err, sp->errlen, "metadata %s belongs to kind rq only", meta_keys[k]);
+			return -1;
+		}
+	}
+	if (node[MK_RQ_REFITS] >= 0)
+	{
+		if (meta_int(sp, MK_RQ_REFITS, 0, QDB_RQ_REFITS_MAX, &v) < 0)
+			return -1;
+		if (v == QDB_RQ_REFITS)
+		{
+			st_error(sp->err, sp->errlen, "metadata %s is the default %d, which is written by leaving it out",
+					 meta_keys[MK_RQ_REFITS], QDB_RQ_REFITS);
+			return -1;
+		}
+		sp->config.rq_refits = (int) v;
 	}
 	if (node[MK_RQ_BEAM] >= 0)
 	{
@@ -287,7 +302,8 @@ read_metadata(StParse *sp, int meta)
 	}
 	for (int k = 0; k < MK_COUNT; k++)
 	{
-		if (node[k] < 0 && k != MK_HIDDEN && k != MK_RQ_BEAM && k != MK_RQ_ETA)
+		if (node[k] < 0 && k != MK_HIDDEN && k != MK_RQ_BEAM && k != MK_RQ_ETA &&
+			k != MK_RQ_REFITS)
 		{
 			st_error(sp->err, sp->errlen, "metadata %s is missing", meta_keys[k]);
 			return -1;

@@ -84,6 +84,8 @@ write_header(StrBuf *sb, const QdbModel *m, const TensorInfo *t, size_t *crc_at)
 	 */
 	if (m->kind == QDB_KIND_RQ && qdb_rq_beam(c) != QDB_RQ_BEAM)
 		sb_printf(sb, ",\"%s\":\"%d\"", meta_keys[MK_RQ_BEAM], qdb_rq_beam(c));
+	if (m->kind == QDB_KIND_RQ && qdb_rq_refits(c) != QDB_RQ_REFITS)
+		sb_printf(sb, ",\"%s\":\"%d\"", meta_keys[MK_RQ_REFITS], qdb_rq_refits(c));
 	if (m->kind == QDB_KIND_RQ && c->rq_eta > 1.0f)
 		sb_printf(sb, ",\"%s\":\"%.9g\"", meta_keys[MK_RQ_ETA], (double) c->rq_eta);
 	sb_printf(sb, "}");

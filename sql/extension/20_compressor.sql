@@ -91,7 +91,8 @@ CREATE FUNCTION quantumdb.train(
     w_triplet    double precision DEFAULT 0.3,
     patience     integer DEFAULT 3,
     beam         integer DEFAULT 8,
-    eta          double precision DEFAULT 1)
+    eta          double precision DEFAULT 1,
+    refits       integer DEFAULT 4)
 RETURNS quantumdb.train_result
 AS 'MODULE_PATHNAME', 'quantumdb_train' LANGUAGE C VOLATILE;
 

@@ -282,13 +282,14 @@ parallel_mse(const QdbModel *m, const float *x, size_t n)
 }
 
 static int
-train_rq(QdbModel *m, const float *x, int beam, float eta)
+train_rq(QdbModel *m, const float *x, int beam, float eta, int refits)
 {
 	QdbTrainConfig c;
 
 	test_config(&c, QDB_KIND_RQ, QDB_METRIC_COSINE, D, 6, 10);
 	c.rq_beam = beam;
 	c.rq_eta = eta;
+	c.rq_refits = refits;
 	return test_train(&c, x, N, m, NULL, NULL) == QDB_OK;
 }
 
@@ -298,6 +299,7 @@ check_beam_and_eta(const float *x)
 	QdbModel	m8,
 				m32,
 				me,
+				r0,
 				back;
 	QdbTrainConfig c;
 	uint8_t    *blob = NULL,
@@ -307,10 +309,13 @@ check_beam_and_eta(const float *x)
 	char		err[200];
 	int			ok;
 
-	ok = train_rq(&m8, x, 8, 1.0f) && train_rq(&m32, x, 32, 1.0f) && train_rq(&me, x, 8, 3.0f);
-	tap_ok(ok, "rq trains with beams of 8 and 32 and with eta 3");
+	ok = train_rq(&m8, x, 8, 1.0f, 4) && train_rq(&m32, x, 32, 1.0f, 4) &&
+		train_rq(&me, x, 8, 3.0f, 4) && train_rq(&r0, x, 8, 1.0f, 0);
+	tap_ok(ok, "rq trains with beams of 8 and 32, with eta 3 and without refits");
 	if (!ok)
 		return;
+	tap_ok(mse(&m8, x, N) < mse(&r0, x, N),
+		   "4 refits reconstruct better than none (%.4g < %.4g)", mse(&m8, x, N), mse(&r0, x, N));
 	tap_ok(mse(&m32, x, N) < mse(&m8, x, N),
 		   "a beam of 32 reconstructs better than one of 8 (%.4g < %.4g)",
 		   mse(&m32, x, N), mse(&m8, x, N));
@@ -326,11 +331,13 @@ check_beam_and_eta(const float *x)
 
 	/* the settings survive safetensors, and the encoder uses them */
 	me.config.rq_beam = 16;
+	me.config.rq_refits = 7;
 	ok = qdb_model_serialize(&me, NULL, &blob, &bloblen) == QDB_OK &&
 		qdb_model_parse(blob, bloblen, NULL, &back, err, sizeof(err)) == QDB_OK;
 	if (ok)
 	{
 		ok = back.config.rq_beam == 16 && back.config.rq_eta == 3.0f &&
+			back.config.rq_refits == 7 &&
 			qdb_compute_codes(&back, x, N, c1) == QDB_OK &&
 			qdb_compute_codes(&me, x, N, c2) == QDB_OK &&
 			memcmp(c1, c2, (size_t) N * 6) == 0;
@@ -339,7 +346,8 @@ check_beam_and_eta(const float *x)
 			memcmp(c1, c2, (size_t) N * 6) != 0;
 		qdb_model_free(&back);
 	}
-	tap_ok(ok, "rq.beam 16 and rq.eta 3 parse back and encode as before (and eta changes codes)");
+	tap_ok(ok, "rq.beam 16, rq.eta 3 and rq.refits 7 parse back and encode as before "
+		   "(and eta changes codes)");
 	free(blob);
 
 	test_config(&c, QDB_KIND_RQ, QDB_METRIC_L2, D, 6, 10);
@@ -352,12 +360,17 @@ check_beam_and_eta(const float *x)
 	c.rq_eta = 1.0f;
 	c.rq_beam = QDB_RQ_BEAM_MAX + 1;
 	tap_ok(qdb_train_config_check(&c) == QDB_ERR_ARG, "a beam over %d is refused", QDB_RQ_BEAM_MAX);
+	c.rq_beam = QDB_RQ_BEAM;
+	c.rq_refits = QDB_RQ_REFITS_MAX + 1;
+	tap_ok(qdb_train_config_check(&c) == QDB_ERR_ARG, "more than %d refits are refused",
+		   QDB_RQ_REFITS_MAX);
 	test_config(&c, QDB_KIND_OPQ, QDB_METRIC_COSINE, D, 6, 10);
 	c.rq_eta = 2.0f;
 	tap_ok(qdb_train_config_check(&c) == QDB_ERR_ARG, "eta for another kind is refused");
 	qdb_model_free(&m8);
 	qdb_model_free(&m32);
 	qdb_model_free(&me);
+	qdb_model_free(&r0);
 	free(c1);
 	free(c2);
 }
