@@ -11,12 +11,13 @@ each decoded vector.  The neural row's Faiss column is LSQ16x8; the targets
 table puts neural beside LSQ16x8 and beside Faiss OPQ16x8 + 0.05.
 
 usage: test/bench/compressors.py [--data DIR] [--sample N] [--kinds pq,opq,neural]
-                                 [--epochs N] [--rq-beam B] [--rq-eta E] [--out DIR]
+                                 [--epochs N] [--rq-beam B] [--rq-eta E] [--rq-refits R]
+                                 [--out DIR]
                                  [--no-faiss] [SET ...]
 --faiss-kinds K,... runs Faiss for those kinds only (e.g. opq, for the
 Faiss OPQ16x8 reference beside rq).
---rq-beam and --rq-eta are kind rq's beam and eta (quantumdb.train's beam
-and eta); eta applies to the cosine sets only (l2 has no use for it).
+--rq-beam, --rq-eta and --rq-refits are kind rq's beam, eta and refits
+(quantumdb.train's); eta applies to the cosine sets only (l2 has no use for it).
 --no-faiss leaves the Faiss columns empty (quantumdb alone, e.g. before and
 after a trainer change).
 Prints markdown tables; ratios are quantumdb / Faiss for the row's pair.
@@ -138,6 +139,7 @@ def main():
     ap.add_argument("--lsq-seconds", type=float, default=600,
                     help="time limit of Faiss LSQ16x8's training, adding and search per set")
     ap.add_argument("--rq-beam", type=int, default=None, help="kind rq's beam (default: 8)")
+    ap.add_argument("--rq-refits", type=int, default=None, help="kind rq's refits (default: 4)")
     ap.add_argument("--rq-eta", type=float, default=None,
                     help="kind rq's eta on the cosine sets (default: 1)")
     ap.add_argument("--no-faiss", action="store_true", help="quantumdb only")
@@ -171,6 +173,7 @@ def main():
         metric = "cosine" if cosine else "l2"
         extra = ["--epochs", str(args.epochs)] if args.epochs is not None else []
         rq_extra = (["--rq-beam", str(args.rq_beam)] if args.rq_beam is not None else []) + \
+            (["--rq-refits", str(args.rq_refits)] if args.rq_refits is not None else []) + \
             (["--rq-eta", str(args.rq_eta)] if args.rq_eta is not None and cosine else [])
         for kind in args.kinds.split(","):
             if args.no_faiss or (args.faiss_kinds is not None
