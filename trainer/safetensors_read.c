@@ -194,14 +194,35 @@ static const struct
 };
 
 /*
+ * An optional int key: *out is set when present, in [lo, hi] and not dflt
+ * (a default is written by leaving the key out).
+ */
+static int
+optional_int(StParse *sp, const int *node, MetaKey k, int lo, int hi, int dflt, int *out)
+{
+	uint64_t	v;
+
+	if (node[k] < 0)
+		return 0;
+	if (meta_int(sp, k, lo, hi, &v) < 0)
+		return -1;
+	if (v == (uint64_t) dflt)
+	{
+		st_error(sp->err, sp->errlen, "metadata %s is the default %d, which is written by leaving it out",
+				 meta_keys[k], dflt);
+		return -1;
+	}
+	*out = (int) v;
+	return 0;
+}
+
+/*
  * rq.beam, rq.eta and rq.refits: kind rq only, each absent when it is the
  * default (8, 1, 4), which is what a model of before the settings reads as.
  */
 static int
 read_rq_settings(StParse *sp, const int *node)
 {
-	uint64_t	v;
-
 	sp->config.rq_beam = QDB_RQ_BEAM;
 	sp->config.rq_refits = QDB_RQ_REFITS;
 	sp->config.rq_eta = 1.0f;
@@ -213,30 +234,11 @@ read_rq_settings(StParse *sp, const int *node)
 			return -1;
 		}
 	}
-	if (node[MK_RQ_REFITS] >= 0)
-	{
-		if (meta_int(sp, MK_RQ_REFITS, 0, QDB_RQ_REFITS_MAX, &v) < 0)
-			return -1;
-		if (v == QDB_RQ_REFITS)
-		{
-			st_error(sp->err, sp->errlen, "metadata %s is the default %d, which is written by leaving it out",
-					 meta_keys[MK_RQ_REFITS], QDB_RQ_REFITS);
-			return -1;
-		}
-		sp->config.rq_refits = (int) v;
-	}
-	if (node[MK_RQ_BEAM] >= 0)
-	{
-		if (meta_int(sp, MK_RQ_BEAM, 1, QDB_RQ_BEAM_MAX, &v) < 0)
-			return -1;
-		if (v == QDB_RQ_BEAM)
-		{
-			st_error(sp->err, sp->errlen, "metadata %s is the default %d, which is written by leaving it out",
-					 meta_keys[MK_RQ_BEAM], QDB_RQ_BEAM);
-			return -1;
-		}
-		sp->config.rq_beam = (int) v;
-	}
+	if (optional_int(sp, node, MK_RQ_REFITS, 0, QDB_RQ_REFITS_MAX, QDB_RQ_REFITS,
+					 &sp->config.rq_refits) < 0 ||
+		optional_int(sp, node, MK_RQ_BEAM, 1, QDB_RQ_BEAM_MAX, QDB_RQ_BEAM,
+					 &sp->config.rq_beam) < 0)
+		return -1;
 	if (node[MK_RQ_ETA] >= 0)
 	{
 		const char *txt = sp->vals[MK_RQ_ETA];
