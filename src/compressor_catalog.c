@@ -331,8 +331,7 @@ settings_json(const QdbModel *m, const char *extra)
 	char		rq[96] = "";
 
 	/* kind rq's beam, eta and refits, where not the defaults (as the model file keeps them) */
-	if (m->kind == QDB_KIND_RQ && (qdb_rq_beam(c) != QDB_RQ_BEAM || c->rq_eta > 1.0f ||
-								   qdb_rq_refits(c) != QDB_RQ_REFITS))
+	if (m->kind == QDB_KIND_RQ && !qdb_rq_settings_default(c))
 		snprintf(rq, sizeof(rq), ", \"beam\": %d, \"eta\": %g, \"refits\": %d",
 				 qdb_rq_beam(c), c->rq_eta > 1.0f ? c->rq_eta : 1.0, qdb_rq_refits(c));
 	return psprintf("{\"subvectors\": %d, \"target_dim\": %d, \"dim_pq\": %d, "

@@ -219,7 +219,7 @@ training_memory(const QdbTrainConfig *cfg, int dim, double *per_row, double *fix
 				double		K = 256.0 * (cfg->M - (cfg->metric != QDB_METRIC_IP));
 
 				double		B = qdb_rq_beam(cfg);
-				bool		aniso = cfg->metric != QDB_METRIC_L2 && cfg->rq_eta > 1.0f;
+				bool		aniso = qdb_rq_config_anisotropic(cfg);
 
 				/* the sample, its transform and residuals, B partial codes a row */
 				*per_row = 1.5 * row + 2.0 * sizeof(float) * t + (B + 1) * (cfg->M + 4);

@@ -55,9 +55,23 @@ qdb_rq_books(const QdbModel *m)
 
 /* the beam and the refits weigh the error along a row's direction (rq_aniso.c) */
 static inline int
+qdb_rq_config_anisotropic(const QdbTrainConfig *c)
+{
+	return c->metric != QDB_METRIC_L2 && c->rq_eta > 1.0f;
+}
+
+static inline int
 qdb_rq_anisotropic(const QdbModel *m)
 {
-	return m->metric != QDB_METRIC_L2 && m->config.rq_eta > 1.0f;
+	return m->metric != QDB_METRIC_L2 && qdb_rq_config_anisotropic(&m->config);
+}
+
+/* beam, eta and refits all at their defaults (a model file and the catalog show none) */
+static inline int
+qdb_rq_settings_default(const QdbTrainConfig *c)
+{
+	return qdb_rq_beam(c) == QDB_RQ_BEAM && !(c->rq_eta > 1.0f) &&
+		qdb_rq_refits(c) == QDB_RQ_REFITS;
 }
 
 /* floats of beam state one row takes while encoding (codes, errors, directions) */

@@ -20,6 +20,7 @@
  * the preconditioner: W_i differs from I by rank one, so a few steps
  * converge (the residual falls by about 1e-3 per step on glove).
  */
+#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
@@ -123,17 +124,6 @@ precondition(const float *chol, int K, int D, const float *r, float *z, float *c
 	return info;
 }
 
-static double
-dot_d(const float *a, const float *b, size_t n)
-{
-	double		t = 0;
-	size_t		i;
-
-	for (i = 0; i < n; i++)
-		t += (double) a[i] * b[i];
-	return t;
-}
-
 int
 qdb_rq_aniso_refit(const QdbAlloc *a, const QdbRqAniso *an, const float *y, size_t n,
 				   int K, int D, float lambda, const float *chol, float *Xc,
@@ -190,7 +180,7 @@ qdb_rq_aniso_refit(const QdbAlloc *a, const QdbRqAniso *an, const float *y, size
 	if (precondition(chol, K, D, r, z, cm) != 0)
 		goto done;
 	memcpy(pv, z, KD * sizeof(float));
-	rz = rz0 = dot_d(r, z, KD);
+	rz = rz0 = cblas_dsdot((int) KD, r, 1, z, 1);
 	for (step = 0; step < ANISO_CG_STEPS && rz > ANISO_CG_TOL * rz0 && rz0 > 0; step++)
 	{
 		double		alpha,
@@ -199,7 +189,7 @@ qdb_rq_aniso_refit(const QdbAlloc *a, const QdbRqAniso *an, const float *y, size
 		if ((status = qdb_progress_heartbeat(p, "rq refit")) != QDB_OK)
 			goto done;
 		aniso_apply(an, n, K, D, lambda, pv, Ap, v);
-		pAp = dot_d(pv, Ap, KD);
+		pAp = cblas_dsdot((int) KD, pv, 1, Ap, 1);
 		if (!(pAp > 0))
 			break;
 		alpha = rz / pAp;
@@ -210,7 +200,7 @@ qdb_rq_aniso_refit(const QdbAlloc *a, const QdbRqAniso *an, const float *y, size
 		}
 		if (precondition(chol, K, D, r, z, cm) != 0)
 			break;
-		rz_next = dot_d(r, z, KD);
+		rz_next = cblas_dsdot((int) KD, r, 1, z, 1);
 		for (q = 0; q < KD; q++)
 			pv[q] = z[q] + (float) (rz_next / rz) * pv[q];
 		rz = rz_next;
