@@ -124,12 +124,20 @@ class Method:
     """One way of running the query: a prepared statement, the settings to
     sweep, the index its plan must use (None: a sequential scan)."""
 
-    def __init__(self, name, column, op, argtype, literals, index, settings, fixed=(), hide=None):
+    def __init__(self, name, column, op, argtype, literals, index, settings, fixed=(), hide=None,
+                 floor=False):
         self.name = name
         self.hide = hide            # another index on the column, kept from the planner
         self.stmt = "bench_knn"
         self.prepare = ("PREPARE bench_knn(%s) AS SELECT id FROM items ORDER BY %s %s $1 LIMIT %d"
                         % (argtype, column, op, K))
+        self.floor = floor
+        if floor:
+            # the same parameter and K result rows, no distance at all: what a
+            # query costs before any index work (client, protocol, parsing the
+            # vector, planning, executor start, result rows)
+            self.prepare = ("PREPARE bench_knn(%s) AS SELECT id FROM items WHERE $1 IS NOT NULL LIMIT %d"
+                            % (argtype, K))
         self.literals = literals
         self.index = index
         self.settings = settings    # list of (label, [(guc, value), ...])
@@ -157,6 +165,8 @@ def plan_ok(conn, method):
     cur = conn.cursor()
     plan = explain_json(cur, cur.mogrify("EXPLAIN (FORMAT JSON) EXECUTE bench_knn(%s)",
                                          (method.literals[0],)).decode())["Plan"]
+    if method.floor:
+        return True, plan       # any plan: the primary key's or a sequential scan
     nodes = list(plan_nodes(plan))
     used = [n.get("Index Name") for n in nodes if n["Node Type"] in ("Index Scan", "Index Only Scan")]
     if method.index is None:
@@ -223,17 +233,29 @@ def run_clients(conns, literals, nclients):
     return wall, lat, ids
 
 
+def explain_analyze(cur, lit):
+    return explain_json(cur, cur.mogrify(
+        "EXPLAIN (ANALYZE, BUFFERS, TIMING OFF, FORMAT JSON) EXECUTE bench_knn(%s)", (lit,)).decode())
+
+
 def buffers_per_query(conn, literals):
-    """Shared buffers (hit + read) and shared reads per query."""
+    """Shared buffers (hit + read) and shared reads per query, and the
+    server's execution time per query in ms (EXPLAIN ANALYZE's Execution
+    Time without per-node timing: the index's own work, without the client,
+    the protocol and the parsing of the query's vector)."""
     cur = conn.cursor()
     hit = read = 0
+    for lit in literals:     # the first EXPLAIN of a prepared statement plans it
+        explain_analyze(cur, lit)
+        break
+    exec_ms = []
     for lit in literals:
-        plan = explain_json(cur, cur.mogrify(
-            "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE bench_knn(%s)", (lit,)).decode())["Plan"]
-        hit += plan.get("Shared Hit Blocks", 0)
-        read += plan.get("Shared Read Blocks", 0)
+        e = explain_analyze(cur, lit)
+        hit += e["Plan"].get("Shared Hit Blocks", 0)
+        read += e["Plan"].get("Shared Read Blocks", 0)
+        exec_ms.append(e.get("Execution Time", 0.0))
     n = max(len(literals), 1)
-    return (hit + read) / n, read / n
+    return (hit + read) / n, read / n, float(np.median(exec_ms)) if exec_ms else 0.0
 
 
 def run_hook(cmd):
@@ -268,11 +290,12 @@ def bench_method(method, truth, clients, warmup, nexplain, before_run=None):
                 row["recall"] = recall(ids, truth)
         row["p50_ms"] = float(np.percentile(lat, 50))
         row["p99_ms"] = float(np.percentile(lat, 99))
-        row["buffers"], row["buffers_read"] = buffers_per_query(conns[0], method.literals[:nexplain])
+        row["buffers"], row["buffers_read"], row["exec_ms"] = buffers_per_query(
+            conns[0], method.literals[:nexplain])
         rows.append(row)
-        log("  %-24s recall %.4f  qps %s  p50 %.3f ms  buffers %.1f (read %.1f)"
+        log("  %-24s recall %.4f  qps %s  p50 %.3f ms  server %.3f ms  buffers %.1f (read %.1f)"
             % (label, row["recall"], " / ".join("%.0f" % q for q in row["qps"].values()),
-               row["p50_ms"], row["buffers"], row["buffers_read"]))
+               row["p50_ms"], row["exec_ms"], row["buffers"], row["buffers_read"]))
     for c in conns:
         c.close()
     return rows
@@ -374,6 +397,10 @@ def plot(path, rows, title, client):
     for i, m in enumerate(dict.fromkeys(r["method"] for r in rows)):
         color = "C%d" % i
         pts = [(r["recall"], r["qps"][client]) for r in rows if r["method"] == m]
+        if m.startswith("floor"):
+            # no recall to speak of: a line at its QPS, the ceiling of any index
+            ax.axhline(pts[0][1], color=color, lw=1, ls="--", label=m + ": no distance work")
+            continue
         if m.startswith("exact"):
             ax.scatter(*zip(*pts), marker="x", s=60, color=color, label=m)
             continue
@@ -441,6 +468,8 @@ def main():
                     help="ALTER TABLE items ALTER emb SET STORAGE (default: left as is)")
     ap.add_argument("--no-pgvector", action="store_true", help="skip pgvector even when installed")
     ap.add_argument("--no-quantumdb", action="store_true", help="skip the quantumdb index")
+    ap.add_argument("--no-floor", action="store_true",
+                    help="skip the floor: the same prepared query with no distance work")
     ap.add_argument("--build-only", action="store_true",
                     help="load and build, report build time, memory and size; no queries")
     ap.add_argument("--no-prewarm", action="store_true", help="no pg_prewarm before the queries")
@@ -613,6 +642,13 @@ def main():
     if pgv_version and ne > 0:
         methods.append(Method("exact (vector %s)" % pgv_op, "vec", pgv_op, "vector", vlits[:ne], None,
                               [("seq scan, %d queries" % ne, [])], nofix))
+    # the floor: what the same query costs with no distance work at all
+    if not a.no_floor:
+        methods.append(Method("floor (real[])", "emb", qdb_op, "real[]", qlits, None,
+                              [("no distance, %d rows" % K, [])], floor=True))
+        if pgv_version:
+            methods.append(Method("floor (vector)", "vec", pgv_op, "vector", vlits, None,
+                                  [("no distance, %d rows" % K, [])], floor=True))
     if a.build_only:
         methods = []
 
@@ -672,6 +708,9 @@ def main():
             ratios["qps_%s" % c] = bq["qps"][c] / bp["qps"][c] if bq and bp else None
             ratios["at_%s" % c] = (bq["setting"] if bq else None, bp["setting"] if bp else None)
             ratios["read_%s" % c] = (bq["buffers_read"] if bq else None, bp["buffers_read"] if bp else None)
+            ratios["server_%s" % c] = bp["exec_ms"] / bq["exec_ms"] if bq and bp and bq["exec_ms"] else None
+            fl = [r for r in results if r["method"].startswith("floor")]
+            ratios["floor_%s" % c] = (min(r["qps"][c] for r in fl) / bp["qps"][c]) if fl and bp else None
 
     # report
     total_s = time.perf_counter() - t_start
@@ -716,14 +755,20 @@ def main():
                    "larger of quantumdb.train and CREATE INDEX.\n")
     cl = ["QPS %s client%s" % (c, "" if c == 1 else "s") for c in clients]
     if results:
-        out.append("| method | setting | 10-recall@10 | %s | p50 ms | p99 ms | buffers/query | read/query |"
+        out.append("| method | setting | 10-recall@10 | %s | p50 ms | p99 ms | server ms | buffers/query | read/query |"
                    % " | ".join(cl))
-        out.append("|---|---|---:|%s---:|---:|---:|---:|" % ("---:|" * len(clients)))
+        out.append("|---|---|---:|%s---:|---:|---:|---:|---:|" % ("---:|" * len(clients)))
     for r in results:
-        out.append("| %s | %s | %.4f | %s | %.3f | %.3f | %.1f | %.1f |"
-                   % (r["method"], r["setting"] + (" *" if r["enable_seqscan_off"] else ""), r["recall"],
+        out.append("| %s | %s | %s | %s | %.3f | %.3f | %.3f | %.1f | %.1f |"
+                   % (r["method"], r["setting"] + (" *" if r["enable_seqscan_off"] else ""),
+                      "-" if r["method"].startswith("floor") else "%.4f" % r["recall"],
                       " | ".join("%.1f" % r["qps"][str(c)] for c in clients),
-                      r["p50_ms"], r["p99_ms"], r["buffers"], r["buffers_read"]))
+                      r["p50_ms"], r["p99_ms"], r.get("exec_ms", 0.0), r["buffers"], r["buffers_read"]))
+    if results:
+        out.append("\nserver ms: the median Execution Time of EXPLAIN (ANALYZE, TIMING OFF) over the "
+                   "first %d queries, without the client, the protocol and the parsing of the vector. "
+                   "floor: the same prepared statement and parameter returning %d rows with no distance "
+                   "(`WHERE $1 IS NOT NULL LIMIT %d`).\n" % (a.explain_queries, K, K))
     if any(r["enable_seqscan_off"] for r in results):
         out.append("\n\\* the planner preferred a sequential scan; run with enable_seqscan = off.")
     out.append("")
@@ -746,6 +791,15 @@ def main():
                           "%.2f (target >= %g: %s); shared reads per query there %.1f / %.1f"
                           % (r, qt, "met" if r >= qt else "NOT met", rd[0], rd[1]) if r is not None
                           else "n/a (a method never reaches 0.95)"))
+            if ratios["server_%s" % c] is not None and c == c0:
+                out.append("  - server execution time per query there (EXPLAIN ANALYZE, median of %d "
+                           "queries): pgvector / quantumdb %.2f" % (a.explain_queries, ratios["server_%s" % c]))
+            if ratios["floor_%s" % c] is not None:
+                f = ratios["floor_%s" % c]
+                out.append("  - the floor (the same query with no distance work, the slower of its "
+                           "real[] and vector forms) runs at %.2fx pgvector's QPS there: %s"
+                           % (f, "no index can reach %gx in this run" % qt if f < qt
+                              else "%gx is not excluded by the fixed costs" % qt))
         out.append("")
     for name, b in builds.items():
         if b.get("index_info") is not None:
