@@ -22,6 +22,7 @@
 #include "neural.h"
 #include "qdb_internal.h"
 #include "rq.h"
+#include "task_pool.h"
 
 #define CUDA_LIBRARY	"quantumdb_cuda.so"
 
@@ -225,6 +226,8 @@ training_memory(const QdbTrainConfig *cfg, int dim, double *per_row, double *fix
 				*per_row = 1.5 * row + 2.0 * sizeof(float) * t + (B + 1) * (cfg->M + 4);
 				*fixed = 2 * mb + sizeof(float) * (double) cfg->M * 256 * t * 2 +
 					256.0 * B * sizeof(float) * (2 * t + 256) + (t < dim ? square : 0);
+				/* training's beam steps: the tables and a block per thread (rq_lut.c) */
+				*fixed += sizeof(float) * 65536.0 * (cfg->M + 2.0 * qdb_thread_count());
 				if (K <= 8192)
 					*fixed += sizeof(float) * (K * K + K * t);
 				/* eta: each row's direction and r . u; the refit's six K x t arrays */

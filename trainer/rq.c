@@ -10,10 +10,14 @@
  * the book's codewords, and every row's B best partial codes are
  * extended by one byte: each partial code times each new codeword, the
  * B with the smallest residuals kept.  Partial codes are kept as
- * bytes and their residuals rebuilt block by block, so the memory is the
- * sample and one block, whatever the beam.
+ * bytes; training extends them by rq_lut.c's step (inner products from
+ * tables of codeword products, book by book over the whole sample), so the
+ * memory is the sample, the tables and one block per thread, whatever the
+ * beam.
  *
- * Encoding is the same beam search over every book; under l2 the last byte
+ * Encoding is the same beam search over every book, block by block from
+ * the partial codes' rebuilt residuals (beam_step: no table to build
+ * first, which a single INSERT could not pay for); under l2 the last byte
  * then quantizes the squared norm of the reconstruction to the nearest of
  * 256 levels (the sample's quantiles).
  *
@@ -34,8 +38,9 @@
 #include "qdb_internal.h"
 #include "rq.h"
 #include "rq_aniso.h"
+#include "rq_beam.h"
 
-#define RQ_BLOCK_ROWS	256		/* rows per beam step's sgemm block */
+#define RQ_BLOCK_ROWS	QDB_RQ_BLOCK_ROWS
 #define RQ_MAX_REFIT_CODEWORDS	8192	/* larger systems skip the refits */
 
 /* Scratch of one block of a beam step. */
@@ -77,17 +82,7 @@ scratch_free(const QdbAlloc *a, BeamScratch *s)
 	qdb_free(a, s->npar);
 }
 
-/* Beam state of n rows: B partial codes of M bytes each, their errors. */
-typedef struct Beams
-{
-	int			B;				/* the beam's width */
-	float		eta;			/* 1: isotropic; else the weight along u */
-	const float *U;				/* (n, D) unit directions when eta != 1 */
-	uint8_t    *codes;			/* (n, B, M) */
-	float	   *err;			/* (n, B) ||r||^2 */
-	float	   *par;			/* (n, B) r . u, when eta != 1 */
-	int		   *nbeam;			/* (n) */
-} Beams;
+typedef QdbRqBeams Beams;
 
 /* r (D) = y - the codewords of the first nbooks bytes of code */
 static void
@@ -261,10 +256,14 @@ beams_free(const QdbAlloc *a, Beams *bs)
 	qdb_free(a, bs->nbeam);
 }
 
-/* The beam search over every book for n rows; the best code of each is first. */
+/*
+ * The beam search over every book for n rows; the best code of each is
+ * first.  lut: by rq_lut.c's step, book by book over all n rows (what
+ * training does), else block by block from residuals.
+ */
 static int
 beam_encode(const QdbAlloc *a, const QdbModel *m, const float *cnorm, const float *y,
-			size_t n, Beams *bs)
+			size_t n, Beams *bs, int lut)
 {
 	BeamScratch s = {0};
 	int			D = m->dim_pq,
@@ -275,6 +274,12 @@ beam_encode(const QdbAlloc *a, const QdbModel *m, const float *cnorm, const floa
 	size_t		i0;
 
 	status = beams_init(a, m, bs, y, n);
+	if (lut)
+	{
+		for (book = 0; book < nbooks && status == QDB_OK; book++)
+			status = qdb_rq_lut_step(a, m->codebooks, cnorm, D, M, book, y, n, bs, NULL, NULL);
+		return status;
+	}
 	if (status == QDB_OK)
 		status = scratch_alloc(a, &s, n, D, M, bs->B);
 	if (status != QDB_OK)
@@ -364,6 +369,12 @@ set_norm_bytes(const QdbModel *m, const float *levels, const float *y, size_t n,
 int
 qdb_rq_encode(const QdbModel *m, const float *y, size_t n, uint8_t *codes)
 {
+	return qdb_rq_encode_by(m, y, n, codes, 0);
+}
+
+int
+qdb_rq_encode_by(const QdbModel *m, const float *y, size_t n, uint8_t *codes, int lut)
+{
 	int			D = m->dim_pq;
 	int			M = m->M;
 	int			nbooks = qdb_rq_books(m);
@@ -380,7 +391,7 @@ qdb_rq_encode(const QdbModel *m, const float *y, size_t n, uint8_t *codes)
 	if (!cnorm)
 		return QDB_ERR_NOMEM;
 	qdb_centroid_norms(m->codebooks, nbooks * QDB_KSUB, D, cnorm);
-	status = beam_encode(m->alloc, m, cnorm, y, n, &bs);
+	status = beam_encode(m->alloc, m, cnorm, y, n, &bs, lut);
 	if (status == QDB_OK)
 	{
 		for (i = 0; i < n; i++)
@@ -504,7 +515,7 @@ centre_sample(const QdbAlloc *a, const float *x, size_t n, int d, int D, QdbMode
  */
 static int
 refit_books(const QdbAlloc *a, QdbModel *m, int nbooks, const float *y, size_t n,
-			Beams *bs, BeamScratch *s, float *cnorm, const QdbProgressCtx *p)
+			Beams *bs, float *cnorm, const QdbProgressCtx *p)
 {
 	int			status = QDB_OK;
 	int			D = m->dim_pq;
@@ -513,8 +524,7 @@ refit_books(const QdbAlloc *a, QdbModel *m, int nbooks, const float *y, size_t n
 	float	   *G = qdb_calloc(a, (size_t) K * K, sizeof(float));
 	float	   *R = qdb_calloc(a, (size_t) K * D, sizeof(float));	/* column-major K x D */
 	double		trace = 0;
-	size_t		i,
-				i0;
+	size_t		i;
 	int			st,
 				t,
 				j,
@@ -568,19 +578,9 @@ refit_books(const QdbAlloc *a, QdbModel *m, int nbooks, const float *y, size_t n
 				m->codebooks[(size_t) k * D + j] = R[(size_t) j * K + k];
 		qdb_centroid_norms(m->codebooks, K, D, cnorm);
 		beams_reset(bs, y, n, D);
-		for (i0 = 0; i0 < n; i0 += RQ_BLOCK_ROWS)
-		{
-			size_t		b = n - i0 < RQ_BLOCK_ROWS ? n - i0 : RQ_BLOCK_ROWS;
-
-			for (st = 0; st < nbooks; st++)
-				beam_step(m->codebooks, cnorm, D, M, st, y, i0, b, bs, s);
-			if ((i0 / RQ_BLOCK_ROWS) % 16 == 15 &&
-				qdb_progress_heartbeat(p, "rq refit") != QDB_OK)
-			{
-				status = QDB_ERR_CANCELLED;
-				break;
-			}
-		}
+		for (st = 0; st < nbooks && status == QDB_OK; st++)
+			status = qdb_rq_lut_step(a, m->codebooks, cnorm, D, M, st, y, n, bs, p,
+									 "rq refit");
 	}
 	qdb_free(a, G);
 	qdb_free(a, R);
@@ -621,7 +621,6 @@ qdb_rq_train(const QdbAlloc *a, const float *x, size_t n, const QdbTrainConfig *
 	float	   *resid = NULL;
 	float	   *cnorm = NULL;
 	Beams		bs = {0};
-	BeamScratch s = {0};
 	size_t		i,
 				anchors[QDB_KSUB];
 	int			book,
@@ -653,14 +652,11 @@ qdb_rq_train(const QdbAlloc *a, const float *x, size_t n, const QdbTrainConfig *
 	status = centre_sample(a, x, n, d, D, out, y, p);
 	if (status == QDB_OK)
 		status = beams_init(a, out, &bs, y, n);
-	if (status == QDB_OK)
-		status = scratch_alloc(a, &s, n, D, M, bs.B);
 	for (book = 0; book < nbooks && status == QDB_OK; book++)
 	{
 		float	   *cb = out->codebooks + (size_t) book * QDB_KSUB * D;
 		double		obj = 0,
 					mse = 0;
-		size_t		i0;
 
 		/* the residuals of each row's best partial code */
 		for (i = 0; i < n; i++)
@@ -677,15 +673,7 @@ qdb_rq_train(const QdbAlloc *a, const float *x, size_t n, const QdbTrainConfig *
 		for (k = 0; D > d && out->linear == NULL && k < QDB_KSUB; k++)
 			memset(cb + (size_t) k * D + d, 0, sizeof(float) * (D - d));
 		qdb_centroid_norms(cb, QDB_KSUB, D, cnorm + (size_t) book * QDB_KSUB);
-		for (i0 = 0; i0 < n; i0 += RQ_BLOCK_ROWS)
-		{
-			size_t		b = n - i0 < RQ_BLOCK_ROWS ? n - i0 : RQ_BLOCK_ROWS;
-
-			beam_step(out->codebooks, cnorm, D, M, book, y, i0, b, &bs, &s);
-			if ((i0 / RQ_BLOCK_ROWS) % 16 == 15 &&
-				(status = qdb_progress_heartbeat(p, "rq")) != QDB_OK)
-				break;
-		}
+		status = qdb_rq_lut_step(a, out->codebooks, cnorm, D, M, book, y, n, &bs, p, "rq");
 		if (status != QDB_OK)
 			break;
 		for (i = 0; i < n; i++)
@@ -701,7 +689,7 @@ qdb_rq_train(const QdbAlloc *a, const float *x, size_t n, const QdbTrainConfig *
 	{
 		double		mse = 0;
 
-		status = refit_books(a, out, nbooks, y, n, &bs, &s, cnorm, p);
+		status = refit_books(a, out, nbooks, y, n, &bs, cnorm, p);
 		for (i = 0; i < n && status == QDB_OK; i++)
 			mse += bs.err[i * bs.B];
 		if (status == QDB_OK)
@@ -729,7 +717,6 @@ qdb_rq_train(const QdbAlloc *a, const float *x, size_t n, const QdbTrainConfig *
 	}
 
 done:
-	scratch_free(a, &s);
 	beams_free(a, &bs);
 	qdb_free(a, cnorm);
 	qdb_free(a, resid);

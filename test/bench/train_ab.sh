@@ -4,19 +4,21 @@
 # the set's metric, the first ROWS base rows) with binary A, then with
 # binary B, each followed by `qdb-train eval` (exhaustive ADC, 10-recall@10
 # on 1,000 queries against the set's exact ground truth).
-# usage: test/bench/train_ab.sh A B [--rows N] [--kind K] [--seeds 1,2,3] [SET ...]
+# usage: test/bench/train_ab.sh A B [--rows N] [--kind K] [--seeds 1,2,3] [--args 'ARGS'] [SET ...]
+#   --args: more `qdb-train train` options for both, e.g. '--rq-beam 32'.
 #   A, B: qdb-train binaries (e.g. one built from an older commit with
 #   `git worktree add ../old REV && make -C ../old/trainer qdb-train`).
 #   SET defaults to the four sets of ../shared/data.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 a=${1:?binary A}; b=${2:?binary B}; shift 2
-rows=50000 kind=opq seeds=1
+rows=50000 kind=opq seeds=1 extra=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 		--rows) rows=$2; shift 2 ;;
 		--kind) kind=$2; shift 2 ;;
 		--seeds) seeds=$2; shift 2 ;;
+		--args) extra=$2; shift 2 ;;
 		*) break ;;
 	esac
 done
@@ -35,7 +37,7 @@ for s in "${sets[@]}"; do
 		secs=() recalls=()
 		for bin in "$a" "$b"; do
 			out=$("$bin" train --input "$data/$s/base.fvecs" --rows "$rows" --kind "$kind" \
-				--metric "$metric" --seed "$seed" --quiet --out "$tmp/m")
+				--metric "$metric" --seed "$seed" $extra --quiet --out "$tmp/m")
 			secs+=("$(sed -n 's/.* seconds=\([0-9.]*\).*/\1/p' <<< "$out")")
 			recalls+=("$("$bin" eval --model "$tmp/m" --base "$data/$s/base.fvecs" \
 				--query "$data/$s/query.fvecs" --gt "$data/$s/$gt" --queries 1000 |

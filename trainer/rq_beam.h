@@ -1,0 +1,47 @@
+/*
+ * rq_beam.h
+ *	  The beam state of kind rq's encoders, shared by rq.c (the beam step
+ *	  from residuals) and rq_lut.c (the same step from lookup tables, for
+ *	  training's passes over the whole sample).  Private to the trainer.
+ */
+#ifndef QDB_RQ_BEAM_H
+#define QDB_RQ_BEAM_H
+
+#include "rq.h"
+
+#define QDB_RQ_BLOCK_ROWS	256	/* rows per block of a beam step */
+
+/* Beam state of n rows: B partial codes of M bytes each, their errors. */
+typedef struct QdbRqBeams
+{
+	int			B;				/* the beam's width */
+	float		eta;			/* 1: isotropic; else the weight along u */
+	const float *U;				/* (n, D) unit directions when eta != 1 */
+	uint8_t    *codes;			/* (n, B, M) */
+	float	   *err;			/* (n, B) ||r||^2 */
+	float	   *par;			/* (n, B) r . u, when eta != 1 */
+	int		   *nbeam;			/* (n) */
+} QdbRqBeams;
+
+/*
+ * Extends every row's partial codes (book bytes each) by book `book` of
+ * books (nbooks x 256 x D; cnorm their squared norms) and keeps the B best,
+ * as rq.c's beam step does, with r . c taken as y . c less the lookups
+ * <c_s, c> of the bytes already chosen (tables of book x 256 x 256 built
+ * here): one multiply per row and book instead of one per partial code,
+ * and no residuals.  The scores agree with rq.c's to rounding, so the two
+ * may part on near ties; training uses this one alone, encoding rq.c's.
+ * Heartbeats (stage) every 16 blocks: QDB_ERR_CANCELLED, or NOMEM.
+ */
+extern int	qdb_rq_lut_step(const QdbAlloc *a, const float *books, const float *cnorm,
+							int D, int M, int book, const float *y, size_t n,
+							QdbRqBeams *bs, const QdbProgressCtx *p, const char *stage);
+
+/*
+ * qdb_rq_encode (rq.h) by either step: lut 0 is rq.c's (what every
+ * encoding uses), 1 rq_lut.c's (what training uses); tests compare them.
+ */
+extern int	qdb_rq_encode_by(const QdbModel *m, const float *y, size_t n, uint8_t *codes,
+							 int lut);
+
+#endif							/* QDB_RQ_BEAM_H */
