@@ -38,6 +38,24 @@ extern int	qdb_rq_lut_step(const QdbAlloc *a, const float *books, const float *c
 							QdbRqBeams *bs, const QdbProgressCtx *p, const char *stage);
 
 /*
+ * One partial code's 256 scores of a step and the masks of the lanes that
+ * may enter the beam (rq_lut.c), portable and AVX-512 (x86-64, only where
+ * the CPU has it); exported for the test that they round alike.
+ */
+extern void qdb_rq_lut_scores(const float *yd, const float *X, const uint8_t *code, int book,
+							  float base, const float *cn, const float *ud, float pb, float w,
+							  float bound, int open, float *sc, uint16_t *mask);
+#if defined(__x86_64__)
+extern void qdb_rq_lut_scores_avx512(const float *yd, const float *X, const uint8_t *code,
+									 int book, float base, const float *cn, const float *ud,
+									 float pb, float w, float bound, int open, float *sc,
+									 uint16_t *mask);
+#endif
+
+/* tests: nonzero makes rq_lut.c use its portable scores on an AVX-512 CPU */
+extern int	qdb_rq_lut_portable;
+
+/*
  * qdb_rq_encode (rq.h) by either step: lut 0 is rq.c's (what every
  * encoding uses), 1 rq_lut.c's (what training uses); tests compare them.
  */

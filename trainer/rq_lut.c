@@ -24,6 +24,8 @@
 #include "rq_beam.h"
 #include "task_pool.h"
 
+int			qdb_rq_lut_portable = 0;
+
 typedef struct LutScratch
 {
 	float	   *X;				/* (book, 256, 256) <c_s(j), c_book(k)>: the run's */
@@ -66,8 +68,8 @@ lut_alloc(const QdbAlloc *a, LutScratch *s, size_t rows, int B, int M)
  * sc[16 j .. 16 j + 16) that are not >= bound (qdb_topk_insert's own test;
  * all of them when open).  The portable version sums 32 lanes at a time.
  */
-static void
-lut_scores(const float *yd, const float *X, const uint8_t *code, int book, float base,
+void
+qdb_rq_lut_scores(const float *yd, const float *X, const uint8_t *code, int book, float base,
 		   const float *cn, const float *ud, float pb, float w, float bound, int open,
 		   float *sc, uint16_t *mask)
 {
@@ -110,10 +112,15 @@ lut_scores(const float *yd, const float *X, const uint8_t *code, int book, float
 }
 
 #if defined(__x86_64__)
-/* The same in 16 AVX-512 registers, rounded the same way (no fused steps). */
+/*
+ * The same in 16 AVX-512 registers, rounded the same way: no fused steps
+ * (this file is built with -ffp-contract=off, so that the compiler does
+ * not fuse the anisotropic term's multiply and add into one FMA here while
+ * the portable version, built for CPUs without FMA, rounds twice).
+ */
 __attribute__((target("avx512f")))
-static void
-lut_scores_avx512(const float *yd, const float *X, const uint8_t *code, int book, float base,
+void
+qdb_rq_lut_scores_avx512(const float *yd, const float *X, const uint8_t *code, int book, float base,
 				  const float *cn, const float *ud, float pb, float w, float bound, int open,
 				  float *sc, uint16_t *mask)
 {
@@ -160,6 +167,7 @@ lut_row(const float *cn, int M, int book, size_t row, const float *yd, const flo
 	int			ids[QDB_RQ_BEAM_MAX];
 	uint16_t	mask[QDB_KSUB / 16];
 	int			len = 0,
+				stale = 0,
 				e,
 				j;
 	float	   *sc = s->score;
@@ -174,21 +182,32 @@ lut_row(const float *cn, int M, int book, size_t row, const float *yd, const flo
 
 #if defined(__x86_64__)
 		if (avx512)
-			lut_scores_avx512(yd, s->X, code, book, base, cn, ud, pb, w, bound, open, sc, mask);
+			qdb_rq_lut_scores_avx512(yd, s->X, code, book, base, cn, ud, pb, w, bound, open, sc, mask);
 		else
 #endif
-			lut_scores(yd, s->X, code, book, base, cn, ud, pb, w, bound, open, sc, mask);
-		/* in lane order, each through qdb_topk_insert's own test (a NaN goes in) */
+			qdb_rq_lut_scores(yd, s->X, code, book, base, cn, ud, pb, w, bound, open, sc, mask);
+		/*
+		 * In lane order, each through qdb_topk_insert's own test.  The masks
+		 * hold every lane that could go in while best[B - 1] only falls; a
+		 * NaN that goes in (last) lets anything in after it, so from there
+		 * every lane is tried, as rq.c's step does.
+		 */
 		for (j = 0; j < QDB_KSUB / 16; j++)
 		{
-			unsigned	m = mask[j];
+			unsigned	m = stale ? 0xFFFFu : mask[j];
 
 			while (m)
 			{
-				int			k = 16 * j + __builtin_ctz(m);
+				int			lane = __builtin_ctz(m);
+				int			k = 16 * j + lane;
 
 				m &= m - 1;
 				qdb_topk_insert(best, ids, &len, B, sc[k], e * QDB_KSUB + k);
+				if (!stale && len == B && isnan(best[B - 1]))
+				{
+					stale = 1;
+					m = 0xFFFFu & ~((2u << lane) - 1);
+				}
 			}
 		}
 	}
@@ -230,7 +249,7 @@ typedef struct LutRun
 	int			D,
 				M,
 				book;
-	int			avx512;			/* lut_scores_avx512 */
+	int			avx512;			/* qdb_rq_lut_scores_avx512 */
 	const QdbProgressCtx *p;
 	const char *stage;
 	int			status;
@@ -301,7 +320,7 @@ qdb_rq_lut_step(const QdbAlloc *a, const float *books, const float *cnorm,
 	r.p = p;
 	r.stage = stage;
 	qdb_distance_init();
-	r.avx512 = strcmp(qdb_kernels.name, "avx512") == 0;
+	r.avx512 = strcmp(qdb_kernels.name, "avx512") == 0 && !qdb_rq_lut_portable;
 	r.ws = qdb_calloc(a, nworkers, sizeof(LutScratch));
 	order = qdb_malloc(a, ntasks, sizeof(int));
 	workers = qdb_malloc(a, nworkers, sizeof(QdbWorker));

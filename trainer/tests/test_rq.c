@@ -98,6 +98,12 @@ check_lut_step(const QdbModel *m, const float *x, const char *name)
 	tap_ok(ok && same >= (size_t) (0.99 * N),
 		   "%s: training's table step encodes as the residual step (%zu of %d rows the same)",
 		   name, same, N);
+	/* its AVX-512 and portable scores round alike: the very same codes */
+	qdb_rq_lut_portable = 1;
+	ok = ok && qdb_rq_encode_by(m, y, N, a, 1) == QDB_OK;
+	qdb_rq_lut_portable = 0;
+	tap_ok(ok && memcmp(a, b, (size_t) N * m->M) == 0,
+		   "%s: the table step's portable scores give the same codes as its SIMD ones", name);
 	free(y);
 	free(a);
 	free(b);
@@ -302,6 +308,62 @@ check_metric(QdbMetric metric, const float *x)
 	free(table);
 }
 
+/*
+ * The table step's two score functions, on random inputs: bit for bit the
+ * same scores and masks (a fused multiply-add in one of them would round
+ * the anisotropic term once instead of twice).
+ */
+static void
+check_lut_scores(void)
+{
+#if defined(__x86_64__)
+	enum
+	{
+		BOOKS = 7
+	};
+	float	   *X = malloc(sizeof(float) * BOOKS * QDB_KSUB * QDB_KSUB);
+	float		yd[QDB_KSUB],
+				cn[QDB_KSUB],
+				ud[QDB_KSUB],
+				s1[QDB_KSUB],
+				s2[QDB_KSUB];
+	uint16_t	m1[QDB_KSUB / 16],
+				m2[QDB_KSUB / 16];
+	uint8_t		code[BOOKS];
+	QdbRng		r;
+	int			trial,
+				k,
+				bad = 0;
+
+	if (!__builtin_cpu_supports("avx512f"))
+	{
+		tap_ok(1, "# SKIP no AVX-512 on this CPU: one score function only");
+		free(X);
+		return;
+	}
+	qdb_rng_seed(&r, 11);
+	test_fill_gaussian(&r, X, (size_t) BOOKS * QDB_KSUB * QDB_KSUB, 0.3f);
+	for (trial = 0; trial < 200; trial++)
+	{
+		test_fill_gaussian(&r, yd, QDB_KSUB, 1.0f);
+		test_fill_gaussian(&r, cn, QDB_KSUB, 1.0f);
+		test_fill_gaussian(&r, ud, QDB_KSUB, 1.0f);
+		for (k = 0; k < BOOKS; k++)
+			code[k] = (uint8_t) qdb_rng_below(&r, QDB_KSUB);
+		qdb_rq_lut_scores(yd, X, code, trial % (BOOKS + 1), 3.7f, cn, trial % 2 ? ud : NULL,
+						  0.37f, 1.9f, 4.0f, trial % 3 == 0, s1, m1);
+		qdb_rq_lut_scores_avx512(yd, X, code, trial % (BOOKS + 1), 3.7f, cn,
+								 trial % 2 ? ud : NULL, 0.37f, 1.9f, 4.0f, trial % 3 == 0, s2, m2);
+		bad += memcmp(s1, s2, sizeof(s1)) != 0 || memcmp(m1, m2, sizeof(m1)) != 0;
+	}
+	tap_ok(bad == 0, "the table step's portable and AVX-512 scores agree bit for bit "
+		   "(%d of 200 partial codes differ)", bad);
+	free(X);
+#else
+	tap_ok(1, "# SKIP not x86-64: one score function only");
+#endif
+}
+
 /* The mean squared error along each row's direction (cosine: the normalised row). */
 static double
 parallel_mse(const QdbModel *m, const float *x, size_t n)
@@ -438,6 +500,7 @@ main(void)
 	check_metric(QDB_METRIC_IP, x);
 	check_metric(QDB_METRIC_COSINE, x);
 	check_beam_and_eta(x);
+	check_lut_scores();
 
 	test_config(&c, QDB_KIND_RQ, QDB_METRIC_L2, D, 1, 10);
 	tap_ok(qdb_train_config_check(&c) == QDB_ERR_ARG,
