@@ -379,7 +379,7 @@ qdb_adc_recall(const QdbModel *m, const float *base, size_t nb,
 		goto done;
 	}
 
-	status = qdb_compute_codes(m, base, nb, w.codes);
+	status = qdb_compute_codes_unkept(m, base, nb, w.codes);
 	if (status != QDB_OK)
 		goto done;
 	for (j = 0; j < nb; j++)

@@ -15,6 +15,7 @@
 #include "qdb_distance.h"
 #include "qdb_internal.h"
 #include "rq.h"
+#include "rq_beam.h"
 
 #define MODEL_BLOCK_ROWS	4096	/* rows per transform block */
 #define ENCODE_BLOCK_FLOATS	(8 << 20)	/* scratch bound when encoding */
@@ -316,8 +317,9 @@ qdb_model_transform(const QdbModel *m, const float *x, size_t n, float *y)
 	return status;
 }
 
-int
-qdb_compute_codes(const QdbModel *m, const float *x, size_t n, uint8_t *codes)
+/* lut: kind rq by its training step (rq_beam.h), else by encoding's */
+static int
+compute_codes(const QdbModel *m, const float *x, size_t n, uint8_t *codes, int lut)
 {
 	float	   *buf;
 	float	   *y;
@@ -344,7 +346,7 @@ qdb_compute_codes(const QdbModel *m, const float *x, size_t n, uint8_t *codes)
 
 		status = transform_block(m, x + i0 * m->dim, b, buf, y);
 		if (status == QDB_OK && m->kind == QDB_KIND_RQ)
-			status = qdb_rq_encode(m, y, b, codes + i0 * m->M);
+			status = qdb_rq_encode_by(m, y, b, codes + i0 * m->M, lut);
 		else if (status == QDB_OK)
 			status = qdb_pq_encode(m->alloc, m->codebooks, m->dim_pq, m->M, y, b,
 								   codes + i0 * m->M, NULL);
@@ -352,6 +354,18 @@ qdb_compute_codes(const QdbModel *m, const float *x, size_t n, uint8_t *codes)
 	qdb_free(m->alloc, y);
 	qdb_free(m->alloc, buf);
 	return status;
+}
+
+int
+qdb_compute_codes(const QdbModel *m, const float *x, size_t n, uint8_t *codes)
+{
+	return compute_codes(m, x, n, codes, 0);
+}
+
+int
+qdb_compute_codes_unkept(const QdbModel *m, const float *x, size_t n, uint8_t *codes)
+{
+	return compute_codes(m, x, n, codes, 1);
 }
 
 int

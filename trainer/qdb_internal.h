@@ -79,6 +79,14 @@ qdb_topk_insert(float *dist, int *ids, int *len, int k, float d, int id)
 	ids[i] = id;
 }
 
+/*
+ * qdb_compute_codes for codes nobody keeps (a validation's): kind rq
+ * encodes them by its training step (rq_lut.c, tables and threads), the
+ * same codes as encoding's but for rounding on near ties, and faster.
+ */
+int			qdb_compute_codes_unkept(const QdbModel *m, const float *x, size_t n,
+									 uint8_t *codes);
+
 /* Wall-clock seconds from a monotonic clock. */
 double		qdb_now(void);
 
