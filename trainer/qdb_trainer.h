@@ -251,7 +251,9 @@ float		qdb_pair_distance(const QdbModel *m, const float *table,
 /*
  * 10-recall@10 (k-recall@k) of exhaustive ADC: for each of nq queries, the
  * share of its k exact nearest (among nb base vectors, by the model's metric)
- * found among the k best by ADC over the base's codes.
+ * found among the k best by ADC over the base's codes.  The base's codes
+ * are computed for the call and not kept: kind rq computes them by its
+ * training's step (rq_lut.c), which may part from encoding's on a near tie.
  */
 int			qdb_adc_recall(const QdbModel *m, const float *base, size_t nb,
 						   const float *queries, size_t nq, int k, double *recall);

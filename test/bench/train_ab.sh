@@ -27,6 +27,8 @@ sets=("$@")
 data=${QDB_DATA:-../shared/data}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+echo "qdb-train train --kind $kind --rows $rows${extra:+ $extra}; A = $a, B = $b"
+echo
 echo "| set | metric | seed | A train s | B train s | B / A | A 10-recall@10 | B 10-recall@10 |"
 echo "|---|---|---:|---:|---:|---:|---:|---:|"
 for s in "${sets[@]}"; do
