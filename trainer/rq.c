@@ -103,6 +103,46 @@ residual(const float *books, int D, const float *y, const uint8_t *code, int nbo
 }
 
 /*
+ * A row's new beam: the len best extensions (ids: partial code * 256 +
+ * codeword of book `book`, best: their scores) copied through the row's
+ * scratch (ncodes: len x M, nerr, npar: len) into bs, each error less its
+ * anisotropic term (ud: u . the book's codewords, NULL when isotropic).
+ */
+void
+qdb_rq_beam_keep(QdbRqBeams *bs, size_t row, int M, int book, const float *best,
+				 const int *ids, int len, const float *ud, uint8_t *ncodes, float *nerr,
+				 float *npar)
+{
+	int			B = bs->B;
+	float		w = bs->eta - 1.0f;
+	int			e;
+
+	for (e = 0; e < len; e++)
+	{
+		uint8_t    *nc = ncodes + (size_t) e * M;
+		int			from = ids[e] / QDB_KSUB,
+					k2 = ids[e] % QDB_KSUB;
+		float		e2 = best[e];
+
+		memcpy(nc, bs->codes + (row * B + from) * M, M);
+		nc[book] = (uint8_t) k2;
+		if (ud)
+		{
+			float		pk = bs->par[row * B + from] - ud[k2];
+
+			npar[e] = pk;
+			e2 -= w * pk * pk;
+		}
+		nerr[e] = e2 > 0 ? e2 : 0;
+	}
+	memcpy(bs->codes + row * B * M, ncodes, (size_t) len * M);
+	memcpy(bs->err + row * B, nerr, sizeof(float) * len);
+	if (ud)
+		memcpy(bs->par + row * B, npar, sizeof(float) * len);
+	bs->nbeam[row] = len;
+}
+
+/*
  * One beam step for rows [i0, i0 + b): each row's partial codes (beam
  * entries of bs->codes, bs->nbeam[] of them, `book` bytes each) are
  * extended by book `book`, and the bs->B best are kept, ascending by
@@ -144,7 +184,7 @@ beam_step(const float *books, const float *cnorm, int D, int M, int book,
 	for (i = 0; i < b; i++)
 	{
 		size_t		row = i0 + i;
-		const float *ud = s->udots + i * QDB_KSUB;
+		const float *ud = bs->U ? s->udots + i * QDB_KSUB : NULL;
 		float		best[QDB_RQ_BEAM_MAX];
 		int			ids[QDB_RQ_BEAM_MAX];
 		int			len = 0,
@@ -176,29 +216,8 @@ beam_step(const float *books, const float *cnorm, int D, int M, int book,
 									e * QDB_KSUB + k);
 			}
 		}
-		for (e = 0; e < len; e++)
-		{
-			uint8_t    *nc = s->ncodes + (i * B + e) * M;
-			int			from = ids[e] / QDB_KSUB,
-						k2 = ids[e] % QDB_KSUB;
-			float		e2 = best[e];
-
-			memcpy(nc, codes + (row * B + from) * M, M);
-			nc[book] = (uint8_t) k2;
-			if (bs->U)
-			{
-				float		pk = bs->par[row * B + from] - ud[k2];
-
-				s->npar[i * B + e] = pk;
-				e2 -= w * pk * pk;
-			}
-			s->nerr[i * B + e] = e2 > 0 ? e2 : 0;
-		}
-		memcpy(codes + row * B * M, s->ncodes + i * B * M, (size_t) len * M);
-		memcpy(err + row * B, s->nerr + i * B, sizeof(float) * len);
-		if (bs->U)
-			memcpy(bs->par + row * B, s->npar + i * B, sizeof(float) * len);
-		nbeam[row] = len;
+		qdb_rq_beam_keep(bs, row, M, book, best, ids, len, ud, s->ncodes + i * B * M,
+						 s->nerr + i * B, s->npar + i * B);
 	}
 }
 

@@ -23,6 +23,11 @@ typedef struct QdbRqBeams
 	int		   *nbeam;			/* (n) */
 } QdbRqBeams;
 
+/* rq.c: a row's new beam from its best extensions (both steps end so) */
+extern void qdb_rq_beam_keep(QdbRqBeams *bs, size_t row, int M, int book, const float *best,
+							 const int *ids, int len, const float *ud, uint8_t *ncodes,
+							 float *nerr, float *npar);
+
 /*
  * Extends every row's partial codes (book bytes each) by book `book` of
  * books (nbooks x 256 x D; cnorm their squared norms) and keeps the B best,

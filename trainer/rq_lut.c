@@ -28,7 +28,6 @@ int			qdb_rq_lut_portable = 0;
 
 typedef struct LutScratch
 {
-	float	   *X;				/* (book, 256, 256) <c_s(j), c_book(k)>: the run's */
 	float	   *ydots;			/* (rows, 256) y . c_book(k) */
 	float	   *udots;			/* (rows, 256) u . c_book(k), anisotropic only */
 	float	   *score;			/* (256) one partial code's scores */
@@ -49,15 +48,15 @@ lut_free(const QdbAlloc *a, LutScratch *s)
 }
 
 static int
-lut_alloc(const QdbAlloc *a, LutScratch *s, size_t rows, int B, int M)
+lut_alloc(const QdbAlloc *a, LutScratch *s, size_t rows, int B, int M, int aniso)
 {
 	s->ydots = qdb_malloc(a, rows * QDB_KSUB, sizeof(float));
-	s->udots = qdb_malloc(a, rows * QDB_KSUB, sizeof(float));
+	s->udots = aniso ? qdb_malloc(a, rows * QDB_KSUB, sizeof(float)) : NULL;
 	s->score = qdb_malloc(a, QDB_KSUB, sizeof(float));
 	s->ncodes = qdb_malloc(a, B, M);
 	s->nerr = qdb_malloc(a, B, sizeof(float));
 	s->npar = qdb_malloc(a, B, sizeof(float));
-	return s->ydots && s->udots && s->score && s->ncodes &&
+	return s->ydots && (s->udots || !aniso) && s->score && s->ncodes &&
 		s->nerr && s->npar ? QDB_OK : QDB_ERR_NOMEM;
 }
 
@@ -158,8 +157,8 @@ qdb_rq_lut_scores_avx512(const float *yd, const float *X, const uint8_t *code, i
 
 /* One row's step: its partial codes extended by book, the B best kept. */
 static void
-lut_row(const float *cn, int M, int book, size_t row, const float *yd, const float *ud,
-		QdbRqBeams *bs, LutScratch *s, int avx512)
+lut_row(const float *X, const float *cn, int M, int book, size_t row, const float *yd,
+		const float *ud, QdbRqBeams *bs, LutScratch *s, int avx512)
 {
 	int			B = bs->B;
 	float		w = bs->eta - 1.0f;
@@ -182,10 +181,10 @@ lut_row(const float *cn, int M, int book, size_t row, const float *yd, const flo
 
 #if defined(__x86_64__)
 		if (avx512)
-			qdb_rq_lut_scores_avx512(yd, s->X, code, book, base, cn, ud, pb, w, bound, open, sc, mask);
+			qdb_rq_lut_scores_avx512(yd, X, code, book, base, cn, ud, pb, w, bound, open, sc, mask);
 		else
 #endif
-			qdb_rq_lut_scores(yd, s->X, code, book, base, cn, ud, pb, w, bound, open, sc, mask);
+			qdb_rq_lut_scores(yd, X, code, book, base, cn, ud, pb, w, bound, open, sc, mask);
 		/*
 		 * In lane order, each through qdb_topk_insert's own test.  The masks
 		 * hold every lane that could go in while best[B - 1] only falls; a
@@ -211,29 +210,7 @@ lut_row(const float *cn, int M, int book, size_t row, const float *yd, const flo
 			}
 		}
 	}
-	for (e = 0; e < len; e++)
-	{
-		uint8_t    *nc = s->ncodes + (size_t) e * M;
-		int			from = ids[e] / QDB_KSUB,
-					k2 = ids[e] % QDB_KSUB;
-		float		e2 = best[e];
-
-		memcpy(nc, bs->codes + (row * B + from) * M, M);
-		nc[book] = (uint8_t) k2;
-		if (ud)
-		{
-			float		pk = bs->par[row * B + from] - ud[k2];
-
-			s->npar[e] = pk;
-			e2 -= w * pk * pk;
-		}
-		s->nerr[e] = e2 > 0 ? e2 : 0;
-	}
-	memcpy(bs->codes + row * B * M, s->ncodes, (size_t) len * M);
-	memcpy(bs->err + row * B, s->nerr, sizeof(float) * len);
-	if (ud)
-		memcpy(bs->par + row * B, s->npar, sizeof(float) * len);
-	bs->nbeam[row] = len;
+	qdb_rq_beam_keep(bs, row, M, book, best, ids, len, ud, s->ncodes, s->nerr, s->npar);
 }
 
 /* One step over every block of rows, on the trainer's threads. */
@@ -264,16 +241,14 @@ lut_block(void *arg, int task, int worker)
 	size_t		b = r->n - i0 < QDB_RQ_BLOCK_ROWS ? r->n - i0 : QDB_RQ_BLOCK_ROWS;
 	size_t		i;
 
-	s->X = (float *) r->X;
 	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int) b, QDB_KSUB, r->D,
 				1.0f, r->y + i0 * r->D, r->D, r->cb, r->D, 0.0f, s->ydots, QDB_KSUB);
 	if (r->bs->U)
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int) b, QDB_KSUB, r->D,
 					1.0f, r->bs->U + i0 * r->D, r->D, r->cb, r->D, 0.0f, s->udots, QDB_KSUB);
 	for (i = 0; i < b; i++)
-		lut_row(r->cn, r->M, r->book, i0 + i, s->ydots + i * QDB_KSUB,
+		lut_row(r->X, r->cn, r->M, r->book, i0 + i, s->ydots + i * QDB_KSUB,
 				r->bs->U ? s->udots + i * QDB_KSUB : NULL, r->bs, s, r->avx512);
-	s->X = NULL;
 }
 
 /* In the calling thread: the heartbeat (a cancel stops the run). */
@@ -329,7 +304,7 @@ qdb_rq_lut_step(const QdbAlloc *a, const float *books, const float *cnorm,
 	if (!r.ws || !order || !workers || (book > 0 && !X))
 		status = QDB_ERR_NOMEM;
 	for (w = 0; w < nworkers && status == QDB_OK; w++)
-		status = lut_alloc(a, &r.ws[w], rows, bs->B, M);
+		status = lut_alloc(a, &r.ws[w], rows, bs->B, M, bs->U != NULL);
 	/* X_t = C_t C_book^T for every earlier book t */
 	for (t = 0; t < book && status == QDB_OK; t++)
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, QDB_KSUB, QDB_KSUB, D,
