@@ -74,7 +74,10 @@ typedef struct BuildState
 	QdbMemGraph g;				/* the graph in memory */
 	bool		on_disk;		/* written out: the rest go through QdbInsertVector */
 
-	/* rows waiting to be encoded */
+	/* rows waiting to be encoded, and what encodes them */
+	QdbEncoder *enc;
+	const QdbAlloc *enc_alloc;	/* the build's context */
+	Size		enc_bytes;		/* its tables, taken from mem_limit */
 	float	   *batch;
 	ItemPointerData batch_tid[BUILD_BATCH];
 	int			nbatch;
@@ -264,6 +267,45 @@ normalise_batch(BuildState *bs)
 		QdbNormalize(bs->batch + (Size) i * bs->c->dim, bs->c->dim);
 }
 
+/*
+ * The rows' encoder: kind rq's keeps its tables of codeword products when
+ * they take at most a quarter of maintenance_work_mem (27.5 MB for 16
+ * bytes with a norm byte), which the graph does without until the rows are
+ * in or it needs them; else it builds them for every batch
+ * (trainer/encoder.c).
+ */
+static void
+start_encoder(BuildState *bs, MemoryContext cxt)
+{
+	Size		bytes = qdb_encoder_table_bytes(&bs->c->model);
+
+	if (bytes > bs->mem_limit / 4)
+		bytes = 0;
+	bs->enc_alloc = QdbContextAlloc(cxt);
+	QdbReportStatus(qdb_encoder_create(&bs->c->model, bs->enc_alloc, bytes, &bs->enc),
+					"could not start encoding the rows", NULL);
+	bs->enc_bytes = bytes;
+	bs->mem_limit -= bytes;
+}
+
+static void
+stop_encoder(BuildState *bs)
+{
+	qdb_encoder_free(bs->enc);
+	bs->enc = NULL;
+	bs->mem_limit += bs->enc_bytes;
+	bs->enc_bytes = 0;
+}
+
+/* The graph needs the tables' memory: the rest of the rows build them per batch. */
+static void
+encoder_without_tables(BuildState *bs)
+{
+	stop_encoder(bs);
+	QdbReportStatus(qdb_encoder_create(&bs->c->model, bs->enc_alloc, 0, &bs->enc),
+					"could not start encoding the rows", NULL);
+}
+
 /* Encodes the waiting rows and inserts them. */
 static void
 flush_batch(BuildState *bs)
@@ -277,8 +319,10 @@ flush_batch(BuildState *bs)
 	CHECK_FOR_INTERRUPTS();
 	normalise_batch(bs);
 	codes = palloc((Size) bs->nbatch * c->shape.code_size);
-	QdbReportStatus(qdb_compute_codes(&c->model, bs->batch, bs->nbatch, codes),
+	QdbReportStatus(qdb_encoder_codes(bs->enc, bs->batch, bs->nbatch, codes),
 					"could not encode the rows", NULL);
+	if (!bs->on_disk && !graph_fits(bs, bs->nbatch) && bs->enc_bytes > 0)
+		encoder_without_tables(bs);
 	if (!bs->on_disk && !graph_fits(bs, bs->nbatch))
 		make_room(bs, bs->nbatch);
 	if (!bs->on_disk && bs->exact && bs->projected)
@@ -621,6 +665,7 @@ qdbbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 					bs.c->shape.code_size, bs.c->shape.m,
 					bs.c->ef_construction, bs.c->shape.max_level, bs.c->pair);
 	bs.batch = palloc(sizeof(float) * BUILD_BATCH * bs.c->dim);
+	start_encoder(&bs, build_cxt);
 
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, QDB_PHASE_LOAD);
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_TOTAL,
@@ -632,6 +677,7 @@ qdbbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 		bs.reltuples = table_index_build_scan(heap, index, indexInfo, true, true,
 											  build_callback, &bs, NULL);
 		flush_batch(&bs);
+		stop_encoder(&bs);
 		storage_notice(heap, indexInfo, bs.c, bs.compressed, bs.indtuples);
 		if (!bs.on_disk)
 			write_graph(&bs);

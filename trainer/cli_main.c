@@ -282,6 +282,7 @@ read_file(const char *path, size_t *len)
 static int
 cmd_eval(CliArgs *a)
 {
+	QdbEncoder *enc = NULL;
 	char		err[256];
 	size_t		bloblen,
 				nb,
@@ -339,8 +340,14 @@ cmd_eval(CliArgs *a)
 	}
 	codes = malloc(nb * qdb_code_size(&m));
 	table = malloc(qdb_table_floats(&m) * sizeof(float));
+	/* the base encoded as CREATE INDEX encodes a table's rows */
 	t_enc = now_seconds();
-	rc = qdb_compute_codes(&m, base, nb, codes);
+	rc = qdb_encoder_create(&m, NULL, qdb_encoder_table_bytes(&m), &enc);
+	if (rc == QDB_ERR_NOMEM)	/* a wide code's tables: build them per batch */
+		rc = qdb_encoder_create(&m, NULL, 0, &enc);
+	if (rc == QDB_OK)
+		rc = qdb_encoder_codes(enc, base, nb, codes);
+	qdb_encoder_free(enc);
 	t_enc = now_seconds() - t_enc;
 	if (rc != QDB_OK)
 	{

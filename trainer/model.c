@@ -317,9 +317,9 @@ qdb_model_transform(const QdbModel *m, const float *x, size_t n, float *y)
 	return status;
 }
 
-/* lut: kind rq by its training step (rq_beam.h), else by encoding's */
-static int
-compute_codes(const QdbModel *m, const float *x, size_t n, uint8_t *codes, int lut)
+int
+qdb_compute_codes_by(const QdbModel *m, const float *x, size_t n, uint8_t *codes, int lut,
+					 const float *tables)
 {
 	float	   *buf;
 	float	   *y;
@@ -346,7 +346,7 @@ compute_codes(const QdbModel *m, const float *x, size_t n, uint8_t *codes, int l
 
 		status = transform_block(m, x + i0 * m->dim, b, buf, y);
 		if (status == QDB_OK && m->kind == QDB_KIND_RQ)
-			status = qdb_rq_encode_by(m, y, b, codes + i0 * m->M, lut);
+			status = qdb_rq_encode_by(m, y, b, codes + i0 * m->M, lut, tables);
 		else if (status == QDB_OK)
 			status = qdb_pq_encode(m->alloc, m->codebooks, m->dim_pq, m->M, y, b,
 								   codes + i0 * m->M, NULL);
@@ -359,13 +359,13 @@ compute_codes(const QdbModel *m, const float *x, size_t n, uint8_t *codes, int l
 int
 qdb_compute_codes(const QdbModel *m, const float *x, size_t n, uint8_t *codes)
 {
-	return compute_codes(m, x, n, codes, 0);
+	return qdb_compute_codes_by(m, x, n, codes, 0, NULL);
 }
 
 int
 qdb_compute_codes_unkept(const QdbModel *m, const float *x, size_t n, uint8_t *codes)
 {
-	return compute_codes(m, x, n, codes, 1);
+	return qdb_compute_codes_by(m, x, n, codes, 1, NULL);
 }
 
 int

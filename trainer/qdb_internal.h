@@ -80,12 +80,21 @@ qdb_topk_insert(float *dist, int *ids, int *len, int k, float d, int id)
 }
 
 /*
- * qdb_compute_codes for codes nobody keeps (a validation's): kind rq
- * encodes them by its training step (rq_lut.c, tables and threads), the
- * same codes as encoding's but for rounding on near ties, and faster.
+ * qdb_compute_codes for a validation's codes: kind rq encodes them by its
+ * training step (rq_lut.c, tables and threads), as a batch encoder does,
+ * the same codes as a row's encoding but for rounding on near ties, and
+ * faster.
  */
 int			qdb_compute_codes_unkept(const QdbModel *m, const float *x, size_t n,
 									 uint8_t *codes);
+
+/*
+ * qdb_compute_codes by either of kind rq's steps: lut 0 a row's (rq.c), 1
+ * training's (rq_lut.c), with every book's tables (qdb_rq_all_tables) or
+ * NULL to build them per call; other kinds ignore both.
+ */
+int			qdb_compute_codes_by(const QdbModel *m, const float *x, size_t n,
+								 uint8_t *codes, int lut, const float *tables);
 
 /* Wall-clock seconds from a monotonic clock. */
 double		qdb_now(void);

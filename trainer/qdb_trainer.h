@@ -214,6 +214,23 @@ size_t		qdb_code_size(const QdbModel *m);
 /* y (n x dim_pq) = transform of x (n x dim); QDB_ERR_DATA on a zero vector under cosine. */
 int			qdb_model_transform(const QdbModel *m, const float *x, size_t n, float *y);
 int			qdb_compute_codes(const QdbModel *m, const float *x, size_t n, uint8_t *codes);
+
+/*
+ * Encoding many rows with one model in batches (CREATE INDEX): kind rq
+ * encodes by its training step (tables of codeword products, rq_lut.c),
+ * which costs a fraction of a row's beam from residuals, with every book's
+ * tables built once here when they take at most max_table_bytes
+ * (qdb_encoder_table_bytes), else per batch.  The codes are
+ * qdb_compute_codes' but for rounding on near ties (a row inserted later
+ * may get another code of the same error).  Other kinds encode as
+ * qdb_compute_codes.  From a (NULL: m's allocator); m must outlive it.
+ */
+typedef struct QdbEncoder QdbEncoder;
+size_t		qdb_encoder_table_bytes(const QdbModel *m);
+int			qdb_encoder_create(const QdbModel *m, const QdbAlloc *a, size_t max_table_bytes,
+							   QdbEncoder **out);
+int			qdb_encoder_codes(const QdbEncoder *e, const float *x, size_t n, uint8_t *codes);
+void		qdb_encoder_free(QdbEncoder *e);	/* NULL is fine */
 /* x (n x dim): mean + A^T (centroids), the reconstruction in input space. */
 int			qdb_decode(const QdbModel *m, const uint8_t *codes, size_t n, float *x);
 

@@ -15,11 +15,13 @@
  * memory is the sample, the tables and one block per thread, whatever the
  * beam.
  *
- * Encoding is the same beam search over every book, block by block from
- * the partial codes' rebuilt residuals (beam_step: no table to build
- * first, which a single INSERT could not pay for); under l2 the last byte
- * then quantizes the squared norm of the reconstruction to the nearest of
- * 256 levels (the sample's quantiles).
+ * A row's encoding (INSERT, quantumdb.encode) is the same beam search over
+ * every book, block by block from the partial codes' rebuilt residuals
+ * (beam_step: no table to build first, which a single row could not pay
+ * for); a batch encoder (encoder.c: CREATE INDEX) takes training's step
+ * with tables built once.  Under l2 the last byte then quantizes the
+ * squared norm of the reconstruction to the nearest of 256 levels (the
+ * sample's quantiles).
  *
  * The beam's width is the model's rq_beam (8 by default, up to
  * QDB_RQ_BEAM_MAX).  Under cosine and ip, rq_eta > 1 makes both the beam
@@ -275,6 +277,13 @@ beams_free(const QdbAlloc *a, Beams *bs)
 	qdb_free(a, bs->nbeam);
 }
 
+/* Floats of the step tables of the books before book (b tables for book b) */
+static size_t
+tables_before(int book)
+{
+	return (size_t) book * (book - 1) / 2 * QDB_KSUB * QDB_KSUB;
+}
+
 /*
  * The beam search over every book for n rows; the best code of each is
  * first.  lut: by rq_lut.c's step, book by book over all n rows (what
@@ -282,7 +291,7 @@ beams_free(const QdbAlloc *a, Beams *bs)
  */
 static int
 beam_encode(const QdbAlloc *a, const QdbModel *m, const float *cnorm, const float *y,
-			size_t n, Beams *bs, int lut)
+			size_t n, Beams *bs, int lut, const float *tables)
 {
 	BeamScratch s = {0};
 	int			D = m->dim_pq,
@@ -296,7 +305,9 @@ beam_encode(const QdbAlloc *a, const QdbModel *m, const float *cnorm, const floa
 	if (lut)
 	{
 		for (book = 0; book < nbooks && status == QDB_OK; book++)
-			status = qdb_rq_lut_step(a, m->codebooks, cnorm, D, M, book, y, n, bs, NULL, NULL);
+			status = qdb_rq_lut_step(a, m->codebooks, cnorm, D, M, book, y, n, bs,
+									 tables ? tables + tables_before(book) : NULL,
+									 NULL, NULL);
 		return status;
 	}
 	if (status == QDB_OK)
@@ -388,11 +399,31 @@ set_norm_bytes(const QdbModel *m, const float *levels, const float *y, size_t n,
 int
 qdb_rq_encode(const QdbModel *m, const float *y, size_t n, uint8_t *codes)
 {
-	return qdb_rq_encode_by(m, y, n, codes, 0);
+	return qdb_rq_encode_by(m, y, n, codes, 0, NULL);
+}
+
+size_t
+qdb_rq_all_tables_floats(const QdbModel *m)
+{
+	return tables_before(qdb_rq_books(m));
+}
+
+float *
+qdb_rq_all_tables(const QdbAlloc *a, const QdbModel *m)
+{
+	int			nbooks = qdb_rq_books(m);
+	size_t		floats = qdb_rq_all_tables_floats(m);
+	/* one book needs no table; a float keeps NULL for out of memory */
+	float	   *X = qdb_malloc(a, floats > 0 ? floats : 1, sizeof(float));
+
+	for (int book = 1; X != NULL && book < nbooks; book++)
+		qdb_rq_book_tables(m->codebooks, m->dim_pq, book, X + tables_before(book));
+	return X;
 }
 
 int
-qdb_rq_encode_by(const QdbModel *m, const float *y, size_t n, uint8_t *codes, int lut)
+qdb_rq_encode_by(const QdbModel *m, const float *y, size_t n, uint8_t *codes, int lut,
+				 const float *tables)
 {
 	int			D = m->dim_pq;
 	int			M = m->M;
@@ -410,7 +441,7 @@ qdb_rq_encode_by(const QdbModel *m, const float *y, size_t n, uint8_t *codes, in
 	if (!cnorm)
 		return QDB_ERR_NOMEM;
 	qdb_centroid_norms(m->codebooks, nbooks * QDB_KSUB, D, cnorm);
-	status = beam_encode(m->alloc, m, cnorm, y, n, &bs, lut);
+	status = beam_encode(m->alloc, m, cnorm, y, n, &bs, lut, tables);
 	if (status == QDB_OK)
 	{
 		for (i = 0; i < n; i++)
@@ -598,7 +629,7 @@ refit_books(const QdbAlloc *a, QdbModel *m, int nbooks, const float *y, size_t n
 		qdb_centroid_norms(m->codebooks, K, D, cnorm);
 		beams_reset(bs, y, n, D);
 		for (st = 0; st < nbooks && status == QDB_OK; st++)
-			status = qdb_rq_lut_step(a, m->codebooks, cnorm, D, M, st, y, n, bs, p,
+			status = qdb_rq_lut_step(a, m->codebooks, cnorm, D, M, st, y, n, bs, NULL, p,
 									 "rq refit");
 	}
 	qdb_free(a, G);
@@ -692,7 +723,8 @@ qdb_rq_train(const QdbAlloc *a, const float *x, size_t n, const QdbTrainConfig *
 		for (k = 0; D > d && out->linear == NULL && k < QDB_KSUB; k++)
 			memset(cb + (size_t) k * D + d, 0, sizeof(float) * (D - d));
 		qdb_centroid_norms(cb, QDB_KSUB, D, cnorm + (size_t) book * QDB_KSUB);
-		status = qdb_rq_lut_step(a, out->codebooks, cnorm, D, M, book, y, n, &bs, p, "rq");
+		status = qdb_rq_lut_step(a, out->codebooks, cnorm, D, M, book, y, n, &bs, NULL, p,
+								 "rq");
 		if (status != QDB_OK)
 			break;
 		for (i = 0; i < n; i++)

@@ -35,12 +35,18 @@ extern void qdb_rq_beam_keep(QdbRqBeams *bs, size_t row, int M, int book, const 
  * <c_s, c> of the bytes already chosen (tables of book x 256 x 256 built
  * here): one multiply per row and book instead of one per partial code,
  * and no residuals.  The scores agree with rq.c's to rounding, so the two
- * may part on near ties; training uses this one alone, encoding rq.c's.
- * Heartbeats (stage) every 16 blocks: QDB_ERR_CANCELLED, or NOMEM.
+ * may part on near ties; training and batch encoding (CREATE INDEX) use
+ * this one, a row's encoding (INSERT, quantumdb.encode) rq.c's.  tables:
+ * book's tables as qdb_rq_book_tables makes them, or NULL to build them
+ * here.  Heartbeats (stage) every 16 blocks: QDB_ERR_CANCELLED, or NOMEM.
  */
 extern int	qdb_rq_lut_step(const QdbAlloc *a, const float *books, const float *cnorm,
 							int D, int M, int book, const float *y, size_t n,
-							QdbRqBeams *bs, const QdbProgressCtx *p, const char *stage);
+							QdbRqBeams *bs, const float *tables,
+							const QdbProgressCtx *p, const char *stage);
+
+/* X (book x 256 x 256) = C_t C_book^T for t < book: the step's tables */
+extern void qdb_rq_book_tables(const float *books, int D, int book, float *X);
 
 /*
  * One partial code's 256 scores of a step and the masks of the lanes that
@@ -61,10 +67,19 @@ extern void qdb_rq_lut_scores_avx512(const float *yd, const float *X, const uint
 extern int	qdb_rq_lut_portable;
 
 /*
- * qdb_rq_encode (rq.h) by either step: lut 0 is rq.c's (what every
- * encoding uses), 1 rq_lut.c's (what training uses); tests compare them.
+ * qdb_rq_encode (rq.h) by either step: lut 0 is rq.c's (a row's encoding),
+ * 1 rq_lut.c's (training's and batch encoding's), with tables NULL or
+ * every book's (qdb_rq_all_tables); tests compare them.
  */
 extern int	qdb_rq_encode_by(const QdbModel *m, const float *y, size_t n, uint8_t *codes,
-							 int lut);
+							 int lut, const float *tables);
+
+/*
+ * Every book's step tables, book after book (book b's b tables start at
+ * b (b - 1) / 2 tables in): qdb_rq_all_tables_floats floats, or NULL when
+ * out of memory.
+ */
+extern size_t qdb_rq_all_tables_floats(const QdbModel *m);
+extern float *qdb_rq_all_tables(const QdbAlloc *a, const QdbModel *m);
 
 #endif							/* QDB_RQ_BEAM_H */

@@ -213,6 +213,17 @@ lut_row(const float *X, const float *cn, int M, int book, size_t row, const floa
 	qdb_rq_beam_keep(bs, row, M, book, best, ids, len, ud, s->ncodes, s->nerr, s->npar);
 }
 
+void
+qdb_rq_book_tables(const float *books, int D, int book, float *X)
+{
+	const float *cb = books + (size_t) book * QDB_KSUB * D;
+
+	for (int t = 0; t < book; t++)
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, QDB_KSUB, QDB_KSUB, D,
+					1.0f, books + (size_t) t * QDB_KSUB * D, D, cb, D, 0.0f,
+					X + (size_t) t * QDB_KSUB * QDB_KSUB, QDB_KSUB);
+}
+
 /* One step over every block of rows, on the trainer's threads. */
 typedef struct LutRun
 {
@@ -265,7 +276,8 @@ lut_done(void *arg, int task)
 int
 qdb_rq_lut_step(const QdbAlloc *a, const float *books, const float *cnorm,
 				int D, int M, int book, const float *y, size_t n,
-				QdbRqBeams *bs, const QdbProgressCtx *p, const char *stage)
+				QdbRqBeams *bs, const float *tables, const QdbProgressCtx *p,
+				const char *stage)
 {
 	LutRun		r = {0};
 	size_t		rows = n < QDB_RQ_BLOCK_ROWS ? n : QDB_RQ_BLOCK_ROWS;
@@ -274,8 +286,7 @@ qdb_rq_lut_step(const QdbAlloc *a, const float *books, const float *cnorm,
 	float	   *X = NULL;
 	int		   *order = NULL;
 	QdbWorker  *workers = NULL;
-	int			t,
-				w,
+	int			w,
 				status = QDB_OK;
 
 	if (bs->B > QDB_RQ_BEAM_MAX)
@@ -299,20 +310,18 @@ qdb_rq_lut_step(const QdbAlloc *a, const float *books, const float *cnorm,
 	r.ws = qdb_calloc(a, nworkers, sizeof(LutScratch));
 	order = qdb_malloc(a, ntasks, sizeof(int));
 	workers = qdb_malloc(a, nworkers, sizeof(QdbWorker));
-	if (book > 0)
+	if (book > 0 && tables == NULL)
 		X = qdb_malloc(a, (size_t) book * QDB_KSUB * QDB_KSUB, sizeof(float));
-	if (!r.ws || !order || !workers || (book > 0 && !X))
+	if (!r.ws || !order || !workers || (book > 0 && tables == NULL && !X))
 		status = QDB_ERR_NOMEM;
 	for (w = 0; w < nworkers && status == QDB_OK; w++)
 		status = lut_alloc(a, &r.ws[w], rows, bs->B, M, bs->U != NULL);
-	/* X_t = C_t C_book^T for every earlier book t */
-	for (t = 0; t < book && status == QDB_OK; t++)
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, QDB_KSUB, QDB_KSUB, D,
-					1.0f, books + (size_t) t * QDB_KSUB * D, D, r.cb, D, 0.0f,
-					X + (size_t) t * QDB_KSUB * QDB_KSUB, QDB_KSUB);
+	/* X_t = C_t C_book^T for every earlier book t, unless given */
+	if (X != NULL && status == QDB_OK)
+		qdb_rq_book_tables(books, D, book, X);
 	if (status == QDB_OK)
 	{
-		r.X = X;
+		r.X = tables != NULL ? tables : X;
 		r.status = QDB_OK;
 		qdb_run_tasks(nworkers, ntasks, lut_block, lut_done, &r, order, workers);
 		status = r.status;

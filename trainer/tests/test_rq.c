@@ -74,6 +74,29 @@ mse(const QdbModel *m, const float *x, size_t n)
 }
 
 /*
+ * qdb_encoder_codes on x (with every book's tables kept when they fit in
+ * max_bytes) gives the codes of training's step, qdb_compute_codes_unkept.
+ */
+static void
+check_encoder(const QdbModel *m, const float *x, size_t max_bytes, const char *name)
+{
+	uint8_t    *a = malloc((size_t) N * m->M),
+			   *b = malloc((size_t) N * m->M);
+	QdbEncoder *e = NULL;
+	int			ok;
+
+	ok = qdb_encoder_create(m, NULL, max_bytes, &e) == QDB_OK &&
+		qdb_encoder_codes(e, x, N, a) == QDB_OK &&
+		qdb_compute_codes_unkept(m, x, N, b) == QDB_OK;
+	tap_ok(ok && memcmp(a, b, (size_t) N * m->M) == 0,
+		   "%s: a batch encoder (tables %s) encodes as training's step", name,
+		   max_bytes >= qdb_encoder_table_bytes(m) ? "kept" : "per call");
+	qdb_encoder_free(e);
+	free(a);
+	free(b);
+}
+
+/*
  * Training's beam step (rq_lut.c: tables of codeword products) against
  * encoding's (rq.c: residuals): the same codes for the same rows, but
  * for rounding on near ties.  Rows: the sample less the model's mean.
@@ -92,7 +115,7 @@ check_lut_step(const QdbModel *m, const float *x, const char *name)
 	for (i = 0; i < N; i++)
 		for (j = 0; j < m->dim_pq; j++)
 			y[i * m->dim_pq + j] = j < m->dim ? x[i * m->dim + j] - m->mean[j] : 0.0f;
-	ok = qdb_rq_encode_by(m, y, N, a, 0) == QDB_OK && qdb_rq_encode_by(m, y, N, b, 1) == QDB_OK;
+	ok = qdb_rq_encode_by(m, y, N, a, 0, NULL) == QDB_OK && qdb_rq_encode_by(m, y, N, b, 1, NULL) == QDB_OK;
 	for (i = 0; ok && i < N; i++)
 		same += memcmp(a + i * m->M, b + i * m->M, m->M) == 0;
 	tap_ok(ok && same >= (size_t) (0.99 * N),
@@ -100,10 +123,13 @@ check_lut_step(const QdbModel *m, const float *x, const char *name)
 		   name, same, N);
 	/* its AVX-512 and portable scores round alike: the very same codes */
 	qdb_rq_lut_portable = 1;
-	ok = ok && qdb_rq_encode_by(m, y, N, a, 1) == QDB_OK;
+	ok = ok && qdb_rq_encode_by(m, y, N, a, 1, NULL) == QDB_OK;
 	qdb_rq_lut_portable = 0;
 	tap_ok(ok && memcmp(a, b, (size_t) N * m->M) == 0,
 		   "%s: the table step's portable scores give the same codes as its SIMD ones", name);
+	/* a batch encoder: tables kept (or not, over its limit) change nothing */
+	check_encoder(m, x, SIZE_MAX, name);
+	check_encoder(m, x, 0, name);
 	free(y);
 	free(a);
 	free(b);
