@@ -9,11 +9,22 @@
  *	   ||q - mean||^2 - ||A(q - mean)||^2 is exact when A has orthonormal
  *	   rows (dim_pq <= dim); without A or with padding (dim_pq > dim) it is 0.
  *	 IP: q . xhat = (A q) . c + q . mean.
- *	 cosine: the query normalised, 1 - (sum + bias) = ||q - xhat||^2 / 2,
- *	   the L2 table scaled by -1/2 and bias = 1 - (L2 bias) / 2.  For a
- *	   unit xhat this is 1 - q . xhat; unlike 1 - q . xhat it does not
- *	   favour reconstructions longer than 1 (recall10@10 on glove-100 with
- *	   16-byte PQ: 0.40 against 0.35).
+ *	 cosine (kinds pq, opq and rq): the query normalised, the cosine
+ *	   distance to the reconstruction, 1 - q . xhat / ||xhat||, from two
+ *	   sums of lookups: q . xhat = (A q) . c + q . mean as for IP, and
+ *	   ||xhat||^2 = ||mean||^2 + 2 (A mean) . c + ||c||^2, whose terms are
+ *	   per sub-quantizer (pq, opq; kind rq's ||c||^2 is its norm byte's
+ *	   level), exact when A has orthonormal rows and nearly so with
+ *	   orthonormal columns (the codewords' share outside A's range).  The
+ *	   table is then 2 x M x ksub floats: the query's terms, then the
+ *	   norm's (||mean||^2 in its first row), and bias is q . mean.
+ *	   Reconstructions shrink towards the mean unevenly (k-means averages
+ *	   unit vectors); dividing by ||xhat|| undoes that, where the earlier
+ *	   ||q - xhat||^2 / 2 favoured the short ones and 1 - q . xhat the long
+ *	   ones: 10-recall@10 by exhaustive ADC on glove-100 (opq, a 25,000-row
+ *	   sample) 0.5062 against 0.4600 and 0.4200.
+ *	 cosine, kind neural: 1 - (sum + bias) = ||q - xhat||^2 / 2 in its
+ *	   latent space, the L2 table scaled by -1/2 and bias = 1 - (L2 bias) / 2.
  */
 #include <cblas.h>
 #include <math.h>
@@ -25,17 +36,85 @@
 #define RECALL_QUERY_BLOCK	256
 #define RECALL_BASE_BLOCK	4096
 
+/* Whether m's cosine ADC is 1 - q . xhat / ||xhat|| (two tables; see the top) */
+static inline int
+cosine_of_xhat(const QdbModel *m)
+{
+	return m->metric == QDB_METRIC_COSINE && m->kind != QDB_KIND_NEURAL;
+}
+
 size_t
 qdb_table_floats(const QdbModel *m)
 {
-	return m ? (size_t) m->M * m->ksub : 0;
+	if (m == NULL)
+		return 0;
+	return (size_t) m->M * m->ksub * (cosine_of_xhat(m) ? 2 : 1);
 }
 
 /*
- * kind rq (rq.h): a lookup per codeword byte of <A q, c> (ip, cosine; q not
- * centred, the mean's share in the bias) or -2 <A (q - mean), c> (l2, with
- * the norm byte's levels as the last row and ||q - mean||^2 as the bias).
- * q may alias r (cosine's normalised copy): it is read before r is written.
+ * Under cosine but for kind neural: q (normalised) . xhat in table's first
+ * M x 256 floats (with bias), ||xhat||^2 in its second.  am: dim_pq floats
+ * of scratch; yq: A q.
+ */
+static void
+cosine_tables(const QdbModel *m, const float *q, float *am, float *yq, float *table,
+			  float *bias)
+{
+	int			rq = m->kind == QDB_KIND_RQ;
+	int			nbooks = rq ? qdb_rq_books(m) : m->M;
+	int			w = rq ? m->dim_pq : m->dsub;	/* a codeword's width */
+	float	   *nt = table + (size_t) m->M * QDB_KSUB;
+	float		mm = 0;
+	int			s,
+				k;
+
+	qdb_apply_linear(m, q, yq);
+	*bias = 0;
+	if (m->mean)
+	{
+		qdb_apply_linear(m, m->mean, am);
+		*bias = qdb_kernels.dot(q, m->mean, m->dim);
+		mm = qdb_kernels.dot(m->mean, m->mean, m->dim);
+	}
+	else
+		memset(am, 0, sizeof(float) * m->dim_pq);
+	for (s = 0; s < nbooks; s++)
+	{
+		/* a pq sub-quantizer sees its own dims; an rq book all of them */
+		int			off = rq ? 0 : s * m->dsub;
+		int			len = w;
+
+		/* without A, dims past dim are padding that decoding drops */
+		if (!m->linear && !rq)
+		{
+			len = m->dim - off;
+			len = len < 0 ? 0 : (len > w ? w : len);
+		}
+		for (k = 0; k < QDB_KSUB; k++)
+		{
+			const float *c = m->codebooks + ((size_t) s * QDB_KSUB + k) * w;
+
+			table[s * QDB_KSUB + k] = len ? qdb_kernels.dot(yq + off, c, len) : 0.0f;
+			/* rq's ||sum of c||^2 is the norm byte's, below */
+			nt[s * QDB_KSUB + k] = len == 0 ? 0.0f :
+				2.0f * qdb_kernels.dot(am + off, c, len) +
+				(rq ? 0.0f : qdb_kernels.dot(c, c, len));
+		}
+	}
+	for (k = 0; nbooks < m->M && k < QDB_KSUB; k++)
+	{
+		table[nbooks * QDB_KSUB + k] = 0;
+		nt[nbooks * QDB_KSUB + k] = m->codebooks[((size_t) nbooks * QDB_KSUB + k) * w];
+	}
+	for (k = 0; k < QDB_KSUB; k++)
+		nt[k] += mm;
+}
+
+/*
+ * kind rq (rq.h) under ip and l2 (cosine: cosine_tables): a lookup per
+ * codeword byte of <A q, c> (ip; q not centred, the mean's share in the
+ * bias) or -2 <A (q - mean), c> (l2, with the norm byte's levels as the
+ * last row and ||q - mean||^2 as the bias).
  */
 static void
 rq_table(const QdbModel *m, const float *q, float *r, float *yq, float *table,
@@ -46,13 +125,10 @@ rq_table(const QdbModel *m, const float *q, float *r, float *yq, float *table,
 	int			j,
 				k;
 
-	float		scale = m->metric == QDB_METRIC_COSINE ? -0.5f : 1.0f;
-
 	if (m->metric == QDB_METRIC_IP)
 		*bias = qdb_kernels.dot(q, m->mean, m->dim);
 	else
 	{
-		/* q may be r itself (cosine): each r[j] is read before it is written */
 		for (j = 0; j < m->dim; j++)
 			r[j] = q[j] - m->mean[j];
 		*bias = qdb_kernels.dot(r, r, m->dim);
@@ -63,14 +139,11 @@ rq_table(const QdbModel *m, const float *q, float *r, float *yq, float *table,
 		table[j] = qdb_kernels.dot(yq, m->codebooks + (size_t) j * D, D);
 	if (nbooks == m->M)
 		return;
-	/* ||r_q - yhat||^2, as for l2; cosine wants 1 - that / 2 as its sum */
+	/* ||r_q - yhat||^2 */
 	for (j = 0; j < nbooks * QDB_KSUB; j++)
-		table[j] *= -2.0f * scale;
+		table[j] *= -2.0f;
 	for (k = 0; k < QDB_KSUB; k++)
-		table[nbooks * QDB_KSUB + k] =
-			scale * m->codebooks[((size_t) nbooks * QDB_KSUB + k) * D];
-	if (m->metric == QDB_METRIC_COSINE)
-		*bias = 1.0f - 0.5f * *bias;
+		table[nbooks * QDB_KSUB + k] = m->codebooks[((size_t) nbooks * QDB_KSUB + k) * D];
 }
 
 int
@@ -89,7 +162,7 @@ qdb_compute_distance_table(const QdbModel *m, const float *query,
 		return QDB_ERR_ARG;
 	qdb_distance_init();
 	dsub = m->dsub;
-	r = qdb_malloc(m->alloc, (size_t) m->dim + m->dim_pq, sizeof(float));
+	r = qdb_malloc(m->alloc, (size_t) m->dim + 2 * (size_t) m->dim_pq, sizeof(float));
 	if (!r)
 		return QDB_ERR_NOMEM;
 	yq = r + m->dim;
@@ -108,7 +181,9 @@ qdb_compute_distance_table(const QdbModel *m, const float *query,
 		q = r;					/* r is rewritten in place below */
 	}
 
-	if (m->kind == QDB_KIND_RQ)
+	if (cosine_of_xhat(m))
+		cosine_tables(m, q, yq + m->dim_pq, yq, table, bias);
+	else if (m->kind == QDB_KIND_RQ)
 		rq_table(m, q, r, yq, table, bias);
 	else if (m->metric == QDB_METRIC_IP)
 	{
@@ -163,12 +238,38 @@ adc_sum(int M, const float *table, const uint8_t *code)
 	return sum;
 }
 
+/* 1 - q . xhat / ||xhat|| from cosine_tables' two tables, in [0, 2] */
+static inline float
+cosine_of_xhat_distance(int M, const float *table, float bias, const uint8_t *code)
+{
+	const float *nt = table + (size_t) M * QDB_KSUB;
+	float		dot = bias,
+				nn = 0,
+				cs;
+	int			s;
+
+	for (s = 0; s < M; s++)
+	{
+		dot += table[s * QDB_KSUB + code[s]];
+		nn += nt[s * QDB_KSUB + code[s]];
+	}
+	/* a reconstruction at the origin has no direction: orthogonal to all */
+	if (!(nn > 0))
+		return 1.0f;
+	cs = dot / sqrtf(nn);
+	/* rounding (and a norm byte's quantization) can pass +-1 */
+	return 1.0f - (cs > 1.0f ? 1.0f : cs < -1.0f ? -1.0f : cs);
+}
+
 float
 qdb_adc_distance(const QdbModel *m, const float *table, float bias,
 				 const uint8_t *code)
 {
-	float		sum = adc_sum(m->M, table, code) + bias;
+	float		sum;
 
+	if (cosine_of_xhat(m))
+		return cosine_of_xhat_distance(m->M, table, bias, code);
+	sum = adc_sum(m->M, table, code) + bias;
 	switch (m->metric)
 	{
 		case QDB_METRIC_IP:

@@ -8,9 +8,14 @@
  *	 L2: xhat_a - xhat_b = A^T (c_a - c_b), so ||xhat_a - xhat_b||^2 =
  *	   sum_s ||c_a,s - c_b,s||^2 when A A^T = I (orthonormal rows) or A is
  *	   NULL, where the padded dims (beyond dim) are left out of the sums.
- *	 cosine: the same sum halved, as qdb_adc_distance's ||q - xhat||^2 / 2.
  *	 IP: xhat_a . xhat_b = c_a . c_b + (A mean) . c_a + (A mean) . c_b +
  *	   |mean|^2; the middle terms are per-code biases.
+ *	 cosine (kinds pq, opq, rq): 1 - xhat_a . xhat_b / (|xhat_a| |xhat_b|),
+ *	   as qdb_adc_distance's cosine (the angle to the decoded vector), the
+ *	   dot product as for IP and |xhat_a|^2 = xhat_a . xhat_a from the
+ *	   same tables (the pair terms' diagonal).  An index build and an
+ *	   insert compare these with ADC distances, so the two share units.
+ *	 cosine, kind neural: the L2 sum halved, as its ADC's ||q - xhat||^2 / 2.
  * Each pair term is computed once and mirrored, so d(a, b) == d(b, a)
  * exactly, and the diagonal of the L2 terms is zero.
  */
@@ -19,6 +24,25 @@
 #include "qdb_distance.h"
 #include "qdb_internal.h"
 #include "rq.h"
+
+/* Whether cosine pairs are the angle between reconstructions (see above) */
+static inline int
+cosine_angle(const QdbModel *m)
+{
+	return m->metric == QDB_METRIC_COSINE && m->kind != QDB_KIND_NEURAL;
+}
+
+/* 1 - ab / sqrt(aa bb), clamped to [0, 2]; 1 for a reconstruction at 0 */
+static inline float
+angle_distance(double ab, double aa, double bb)
+{
+	double		c;
+
+	if (!(aa > 0) || !(bb > 0))
+		return 1.0f;
+	c = ab / sqrt(aa * bb);
+	return (float) (1.0 - (c > 1 ? 1 : c < -1 ? -1 : c));
+}
 
 size_t
 qdb_pair_table_floats(const QdbModel *m)
@@ -76,7 +100,7 @@ qdb_compute_pair_table(const QdbModel *m, float *table)
 
 				if (len == 0)
 					v = 0;
-				else if (m->metric == QDB_METRIC_IP)
+				else if (m->metric == QDB_METRIC_IP || cosine_angle(m))
 					v = qdb_kernels.dot(ci, cj, len);
 				else if (i == j)
 					v = 0;
@@ -93,7 +117,7 @@ qdb_compute_pair_table(const QdbModel *m, float *table)
 	}
 
 	memset(bias, 0, sizeof(float) * ((size_t) m->M * QDB_KSUB + 1));
-	if (m->metric == QDB_METRIC_IP && m->mean)
+	if ((m->metric == QDB_METRIC_IP || cosine_angle(m)) && m->mean)
 	{
 		amean = qdb_malloc(m->alloc, m->dim_pq, sizeof(float));
 		if (!amean)
@@ -134,7 +158,9 @@ rq_pair_distance(const QdbModel *m, const float *table, const uint8_t *a,
 	int			nbooks = qdb_rq_books(m);
 	float		ya[RQ_PAIR_CHUNK],
 				yb[RQ_PAIR_CHUNK];
-	double		acc = 0;
+	double		acc = 0,
+				aa = 0,
+				bb = 0;
 	int			j0,
 				s,
 				j;
@@ -156,19 +182,26 @@ rq_pair_distance(const QdbModel *m, const float *table, const uint8_t *a,
 				yb[j] += cb[j];
 			}
 		}
-		if (m->metric == QDB_METRIC_IP)
-			for (j = 0; j < len; j++)
-				acc += (double) ya[j] * yb[j] + (double) table[j0 + j] * (ya[j] + yb[j]);
-		else
+		if (m->metric == QDB_METRIC_L2)
 			for (j = 0; j < len; j++)
 				acc += (double) (ya[j] - yb[j]) * (ya[j] - yb[j]);
+		else
+			for (j = 0; j < len; j++)
+			{
+				acc += (double) ya[j] * yb[j] + (double) table[j0 + j] * (ya[j] + yb[j]);
+				aa += (double) ya[j] * ya[j] + 2.0 * table[j0 + j] * ya[j];
+				bb += (double) yb[j] * yb[j] + 2.0 * table[j0 + j] * yb[j];
+			}
 	}
 	switch (m->metric)
 	{
 		case QDB_METRIC_IP:
 			return (float) -(acc + table[D]);
 		case QDB_METRIC_COSINE:
-			return (float) (0.5 * acc);
+			/* exactly 0 for a code with itself, whatever the rounding */
+			if (memcmp(a, b, m->M) == 0)
+				return 0.0f;
+			return angle_distance(acc + table[D], aa + table[D], bb + table[D]);
 		default:
 			return (float) sqrt(acc);
 	}
@@ -194,6 +227,28 @@ qdb_pair_distance(const QdbModel *m, const float *table, const uint8_t *a,
 				sum += bias[s * QDB_KSUB + a[s]] + bias[s * QDB_KSUB + b[s]];
 			return -(sum + bias[(size_t) m->M * QDB_KSUB]);
 		case QDB_METRIC_COSINE:
+			if (cosine_angle(m))
+			{
+				/* exactly 0 for a code with itself, whatever the rounding */
+				if (memcmp(a, b, m->M) == 0)
+					return 0.0f;
+				/* sum is c_a . c_b; the diagonal gives |c_a|^2 and |c_b|^2 */
+				double		ab = sum + bias[(size_t) m->M * QDB_KSUB],
+							aa = bias[(size_t) m->M * QDB_KSUB],
+							bb = aa;
+
+				for (s = 0; s < m->M; s++)
+				{
+					const float *ps = table + (size_t) s * QDB_KSUB * QDB_KSUB;
+					float		ba = bias[s * QDB_KSUB + a[s]],
+								bbs = bias[s * QDB_KSUB + b[s]];
+
+					ab += ba + bbs;
+					aa += ps[a[s] * QDB_KSUB + a[s]] + 2.0f * ba;
+					bb += ps[b[s] * QDB_KSUB + b[s]] + 2.0f * bbs;
+				}
+				return angle_distance(ab, aa, bb);
+			}
 			return sum;
 		default:
 			return sqrtf(sum > 0 ? sum : 0);

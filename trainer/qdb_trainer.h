@@ -235,12 +235,13 @@ void		qdb_encoder_free(QdbEncoder *e);	/* NULL is fine */
 int			qdb_decode(const QdbModel *m, const uint8_t *codes, size_t n, float *x);
 
 /*
- * Asymmetric distance: table is M x ksub floats, bias one per-query constant.
- * qdb_adc_distance returns the metric's distance: L2 sqrt(max(0, sum + bias)),
- * IP -(sum + bias), cosine 1 - (sum + bias).  For cosine the table holds
- * -1/2 of the squared L2 sub-distances of the normalised query, so the
- * estimate is |q - x'|^2 / 2 (equal to 1 - cos when the reconstruction x'
- * has unit length) and long reconstructions are not favoured.
+ * Asymmetric distance: table is qdb_table_floats floats, bias one per-query
+ * constant.  qdb_adc_distance returns the metric's distance to the decoded
+ * vector x': L2 sqrt(max(0, sum + bias)), IP -(sum + bias); cosine (kinds
+ * pq, opq, rq) 1 - (sum + bias) / sqrt(nsum), the cosine distance of the
+ * normalised query to x', from two tables of M x ksub floats (sum: q . x',
+ * nsum: ||x'||^2; see adc.c); cosine, kind neural, 1 - (sum + bias) =
+ * |q - x'|^2 / 2 in its latent space, one table.
  */
 size_t		qdb_table_floats(const QdbModel *m);
 int			qdb_compute_distance_table(const QdbModel *m, const float *query,
@@ -252,7 +253,8 @@ float		qdb_adc_distance(const QdbModel *m, const float *table, float bias,
  * Symmetric distance between two codes (linking index nodes), in the units
  * of qdb_adc_distance, from per-sub-quantizer centroid-pair tables.  With
  * xhat = mean + A^T c: L2 ||xhat_a - xhat_b||, IP -(xhat_a . xhat_b),
- * cosine ||xhat_a - xhat_b||^2 / 2.  Exact when A has orthonormal rows or
+ * cosine ||xhat_a - xhat_b||^2 / 2 (not the angle qdb_adc_distance takes:
+ * enough to link nodes by).  Exact when A has orthonormal rows or
  * is NULL (padded dims do not count); with orthonormal columns (dim_pq >
  * dim) the sums run over the codebooks: an upper bound for L2 and cosine,
  * an estimate for IP.  The table is (M, ksub, ksub) pair terms, (M, ksub)

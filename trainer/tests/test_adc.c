@@ -16,17 +16,27 @@
 
 /*
  * The metric's distance from q to the decoded xhat, as qdb_trainer.h defines ADC
- * (cosine: ||q/|q| - xhat||^2 / 2).
+ * (cosine: 1 - q . xhat / (|q| |xhat|); kind neural's ||q/|q| - xhat||^2 / 2).
  */
 static double
 brute(const QdbModel *m, const float *q, const float *xhat)
 {
 	double		qq = 0,
+				xx = 0,
 				s = 0;
 	int			j;
 
 	for (j = 0; j < m->dim; j++)
+	{
 		qq += (double) q[j] * q[j];
+		xx += (double) xhat[j] * xhat[j];
+	}
+	if (m->metric == QDB_METRIC_COSINE && m->kind != QDB_KIND_NEURAL)
+	{
+		for (j = 0; j < m->dim; j++)
+			s += (double) q[j] * xhat[j];
+		return 1 - s / sqrt(qq * xx);
+	}
 	for (j = 0; j < m->dim; j++)
 	{
 		switch (m->metric)
@@ -233,13 +243,13 @@ test_errors(void)
 	QdbModel	m;
 	float	   *x = test_correlated_data(50, 600, 8);
 	float		zero[8] = {0};
-	float		table[2 * QDB_KSUB];
+	float		table[4 * QDB_KSUB];
 	float		bias;
 
 	test_config(&c, QDB_KIND_PQ, QDB_METRIC_COSINE, 8, 2, 3);
 	test_train(&c, x, 600, &m, NULL, NULL);
-	tap_ok(qdb_table_floats(&m) == 2 * QDB_KSUB && qdb_code_size(&m) == 2,
-		   "table of M x 256 floats, code of M bytes");
+	tap_ok(qdb_table_floats(&m) == 4 * QDB_KSUB && qdb_code_size(&m) == 2,
+		   "cosine: tables of 2 x M x 256 floats (the query's terms, the norm's), code of M bytes");
 	tap_ok(qdb_compute_distance_table(&m, zero, table, &bias) == QDB_ERR_DATA,
 		   "cosine: zero query is QDB_ERR_DATA");
 	{

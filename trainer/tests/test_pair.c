@@ -39,6 +39,20 @@ brute(const QdbModel *m, const uint8_t *a, const uint8_t *b,
 				s += (double) xa[j] * xb[j];
 			return -s;
 		default:
+			if (m->kind != QDB_KIND_NEURAL)
+			{
+				/* the angle between the decoded vectors */
+				double		aa = 0,
+							bb = 0;
+
+				for (j = 0; j < m->dim; j++)
+				{
+					s += (double) xa[j] * xb[j];
+					aa += (double) xa[j] * xa[j];
+					bb += (double) xb[j] * xb[j];
+				}
+				return 1 - s / sqrt(aa * bb);
+			}
 			for (j = 0; j < m->dim_pq; j++)
 			{
 				int			sq = j / m->dsub,
@@ -109,7 +123,7 @@ check_model(const char *what, const QdbModel *m, const float *x, double tol,
 	tap_ok(symmetric && selfzero, "%s: d(a,b) == d(b,a)%s", what,
 		   m->metric == QDB_METRIC_IP ? "" : ", d(a,a) == 0");
 
-	if (m->metric != QDB_METRIC_COSINE && exact)
+	if (exact)
 	{
 		/* L2 squared, since sqrt magnifies rounding near d(a,a) = 0 */
 		for (i = 0; i < NCODES; i += 5)
@@ -137,7 +151,8 @@ check_model(const char *what, const QdbModel *m, const float *x, double tol,
 		}
 		tap_ok(adc_worst <= tol * adc_scale,
 			   "%s: ADC from decode(a) = pair distance%s (max err %.2g of %.3g)",
-			   what, m->metric == QDB_METRIC_L2 ? ", squared" : "", adc_worst, adc_scale);
+			   what, m->metric == QDB_METRIC_L2 ? ", squared" : "", adc_worst,
+			   adc_scale);
 	}
 done:
 	free(codes);

@@ -211,7 +211,8 @@ check_metric(QdbMetric metric, const float *x)
 			/*
 			 * l2 and cosine: the norm byte's level stands for ||yhat||^2
 			 * (no linear map here, so yhat = xhat - mean), and ADC is off
-			 * by exactly their difference
+			 * by exactly their difference: under l2 in the squared
+			 * distance, under cosine in ||xhat||^2 (1 - q . xhat / ||xhat||)
 			 */
 			for (j = 0; j < D; j++)
 				yy += ((double) dec[(size_t) i * D + j] - m.mean[j]) *
@@ -222,7 +223,24 @@ check_metric(QdbMetric metric, const float *x)
 
 				if (fabs(corr) / yy > worst_norm)
 					worst_norm = fabs(corr) / yy;
-				b = metric == QDB_METRIC_L2 ? sqrt(b * b + corr) : b + corr / 2;
+				if (metric == QDB_METRIC_L2)
+					b = sqrt(b * b + corr);
+				else
+				{
+					double		qq = 0,
+								qx = 0,
+								xx = 0;
+
+					for (j = 0; j < D; j++)
+					{
+						double		xj = dec[(size_t) i * D + j];
+
+						qq += (double) q[j] * q[j];
+						qx += (double) q[j] * xj;
+						xx += xj * xj;
+					}
+					b = 1 - qx / sqrt(qq * (xx + corr));
+				}
 			}
 			/*
 			 * relative to the distance, or, for one near 0 (ip), to the
@@ -264,6 +282,23 @@ check_metric(QdbMetric metric, const float *x)
 			asym = fabs(d_ab - d_ba);
 		if (metric == QDB_METRIC_IP)
 			want = brute(metric, dec + (size_t) i * D, dec + (size_t) (i + NB) * D, D);
+		else if (metric == QDB_METRIC_COSINE)
+		{
+			/* the angle between the decoded rows (qdb_adc_distance's) */
+			const float *a = dec + (size_t) i * D,
+					   *b = dec + (size_t) (i + NB) * D;
+			double		ab = 0,
+						aa = 0,
+						bb = 0;
+
+			for (int j = 0; j < D; j++)
+			{
+				ab += (double) a[j] * b[j];
+				aa += (double) a[j] * a[j];
+				bb += (double) b[j] * b[j];
+			}
+			want = 1 - ab / sqrt(aa * bb);
+		}
 		else
 		{
 			want = test_sqdist(dec + (size_t) i * D, dec + (size_t) (i + NB) * D, D);
