@@ -31,7 +31,7 @@ typedef struct CodecCache
 	bool		has_query;
 	Size		qlen;
 	char	   *query;			/* (qlen) the value's data as given */
-	float	   *table;			/* (M, ksub) */
+	float	   *table;			/* (qdb_table_floats) */
 	float		bias;
 } CodecCache;
 

@@ -52,7 +52,7 @@ qdb_table_floats(const QdbModel *m)
 }
 
 /*
- * Under cosine but for kind neural: q (normalised) . xhat in table's first
+ * Under cosine except for kind neural: q (normalised) . xhat in table's first
  * M x 256 floats (with bias), ||xhat||^2 in its second.  am: dim_pq floats
  * of scratch; yq: A q.
  */
@@ -368,7 +368,7 @@ typedef struct RecallWork
 	float	   *hd;				/* (RECALL_QUERY_BLOCK x k) */
 	int64_t    *hi;
 	int		   *hsize;			/* (RECALL_QUERY_BLOCK) */
-	float	   *table;			/* (M x ksub) */
+	float	   *table;			/* (qdb_table_floats) */
 	float	   *ad;				/* (k) ADC heap */
 	int64_t    *ai;
 } RecallWork;
@@ -557,11 +557,19 @@ qdb_adc_recall(const QdbModel *m, const float *base, size_t nb,
 				goto done;
 			for (j = 0; j < nb; j++)
 			{
-				float		s = adc_sum(M, w.table, w.codes + j * M);
+				const uint8_t *code = w.codes + j * M;
+				float		s;
 
-				/* distance rises with L2's sum, falls with IP's; bias is constant */
-				heap_push(w.ad, w.ai, &asize, k,
-						  m->metric == QDB_METRIC_L2 ? s : -s, (int64_t) j);
+				/* the angle needs both sums (and bias) */
+				if (cosine_of_xhat(m))
+					s = cosine_of_xhat_distance(M, w.table, bias, code);
+				else
+				{
+					/* distance rises with L2's sum, falls with IP's; bias is constant */
+					s = adc_sum(M, w.table, code);
+					s = m->metric == QDB_METRIC_L2 ? s : -s;
+				}
+				heap_push(w.ad, w.ai, &asize, k, s, (int64_t) j);
 			}
 			for (t = 0; t < asize; t++)
 			{

@@ -145,8 +145,9 @@ qdb_compute_pair_table(const QdbModel *m, float *table)
 
 /*
  * kind rq: the reconstructions ya, yb summed a chunk of dims at a time (no
- * allocation: the build's threads call this); l2 and cosine from
- * ||ya - yb||^2 as for pq, ip from <ya, yb> and the mean's terms (table).
+ * allocation: the build's threads call this); l2 from ||ya - yb||^2 as
+ * for pq, ip from <ya, yb> and the mean's terms (table), cosine from the
+ * same and the two norms (|xhat|^2 = |y|^2 + 2 (A mean) . y + |mean|^2).
  */
 #define RQ_PAIR_CHUNK 256
 

@@ -253,13 +253,16 @@ float		qdb_adc_distance(const QdbModel *m, const float *table, float bias,
  * Symmetric distance between two codes (linking index nodes), in the units
  * of qdb_adc_distance, from per-sub-quantizer centroid-pair tables.  With
  * xhat = mean + A^T c: L2 ||xhat_a - xhat_b||, IP -(xhat_a . xhat_b),
- * cosine ||xhat_a - xhat_b||^2 / 2 (not the angle qdb_adc_distance takes:
- * enough to link nodes by).  Exact when A has orthonormal rows or
+ * cosine (kinds pq, opq, rq) the angle 1 - xhat_a . xhat_b / (|xhat_a|
+ * |xhat_b|), as qdb_adc_distance, and 0 for equal codes; cosine, kind
+ * neural, ||xhat_a - xhat_b||^2 / 2.  Exact when A has orthonormal rows or
  * is NULL (padded dims do not count); with orthonormal columns (dim_pq >
- * dim) the sums run over the codebooks: an upper bound for L2 and cosine,
- * an estimate for IP.  The table is (M, ksub, ksub) pair terms, (M, ksub)
- * per-code bias terms (IP: (A mean) . c, else 0) and one constant (IP:
- * |mean|^2, else 0).  qdb_pair_distance(a, b) == qdb_pair_distance(b, a).
+ * dim) the sums run over the codebooks: an upper bound for L2, an estimate
+ * for IP and cosine.  The table is (M, ksub, ksub) pair terms (dot products
+ * for IP and the angle, squared distances else), (M, ksub) per-code bias
+ * terms (IP and the angle: (A mean) . c, else 0) and one constant (IP and
+ * the angle: |mean|^2, else 0).  qdb_pair_distance(a, b) ==
+ * qdb_pair_distance(b, a).
  */
 size_t		qdb_pair_table_floats(const QdbModel *m);	/* M*ksub*ksub + M*ksub + 1 */
 /* QDB_OK, QDB_ERR_ARG or QDB_ERR_NOMEM */

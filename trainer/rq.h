@@ -11,7 +11,8 @@
  * of that sum, quantized to 256 levels kept in the first column of the
  * last book (the rest of that book is zero), so that the distance stays a
  * sum of lookups: ||r_q - yhat||^2 = ||r_q||^2 - 2 sum <A r_q, c> +
- * ||yhat||^2 (cosine: half of it).
+ * ||yhat||^2; under cosine the level stands for ||yhat||^2 in the angle
+ * to the decoded vector (adc.c).
  */
 #ifndef QDB_RQ_H
 #define QDB_RQ_H

@@ -163,6 +163,73 @@ topk_insert(float *dist, int *ids, int k, float d, int id)
 	}
 }
 
+/* 1 - cosine, in double */
+static double
+cosine_distance(const float *a, const float *b, int d)
+{
+	double		ab = 0,
+				aa = 0,
+				bb = 0;
+
+	for (int j = 0; j < d; j++)
+	{
+		ab += (double) a[j] * b[j];
+		aa += (double) a[j] * a[j];
+		bb += (double) b[j] * b[j];
+	}
+	return 1 - ab / sqrt(aa * bb);
+}
+
+/*
+ * Under cosine, qdb_adc_recall ranks codes as qdb_adc_distance does (the
+ * angle, from both of its tables): the same 5-recall@5 by brute force.
+ */
+static void
+recall_by_adc_distance(QdbKind kind, const float *x, size_t nb, const float *q)
+{
+	QdbTrainConfig c;
+	QdbModel	m;
+	uint8_t    *codes = malloc(nb * 4);
+	float	   *table;
+	double		rec = -1,
+				mine = 0;
+	int			k = 5;
+
+	test_config(&c, kind, QDB_METRIC_COSINE, 16, 4, 8);
+	test_train(&c, x, nb, &m, NULL, NULL);
+	table = malloc(sizeof(float) * qdb_table_floats(&m));
+	qdb_adc_recall(&m, x, nb, q, 50, k, &rec);
+	qdb_compute_codes(&m, x, nb, codes);
+	for (size_t i = 0; i < 50; i++)
+	{
+		float		bias;
+		int			ex[5],
+					ad[5];
+		float		exd[5],
+					add[5];
+
+		for (int a = 0; a < k; a++)
+			exd[a] = add[a] = INFINITY;
+		qdb_compute_distance_table(&m, q + i * 16, table, &bias);
+		for (size_t j = 0; j < nb; j++)
+		{
+			topk_insert(exd, ex, k, cosine_distance(q + i * 16, x + j * 16, 16), (int) j);
+			topk_insert(add, ad, k, qdb_adc_distance(&m, table, bias, codes + j * 4),
+						(int) j);
+		}
+		for (int a = 0; a < k; a++)
+			for (int b = 0; b < k; b++)
+				mine += ex[a] == ad[b];
+	}
+	mine /= 50.0 * k;
+	tap_ok(fabs(mine - rec) < 1e-9,
+		   "%s cosine: recall ranks as qdb_adc_distance (%.3f vs %.3f by brute force)",
+		   kind == QDB_KIND_PQ ? "pq" : "opq", rec, mine);
+	qdb_model_free(&m);
+	free(table);
+	free(codes);
+}
+
 static void
 test_recall(void)
 {
@@ -227,6 +294,8 @@ test_recall(void)
 	}
 	tap_ok(qdb_adc_recall(&m, x, nb, q, 50, 0, &rec) == QDB_ERR_ARG,
 		   "k = 0: QDB_ERR_ARG");
+	recall_by_adc_distance(QDB_KIND_OPQ, x, nb, q);
+	recall_by_adc_distance(QDB_KIND_PQ, x, nb, q);
 	st = qdb_adc_recall(&m, x, 3, q, 2, 10, &rec);
 	tap_ok(st == QDB_OK && rec == 1.0, "k above the base size: every row counts (%.3f)", rec);
 	qdb_model_free(&m);
