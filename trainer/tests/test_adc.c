@@ -163,23 +163,6 @@ topk_insert(float *dist, int *ids, int k, float d, int id)
 	}
 }
 
-/* 1 - cosine, in double */
-static double
-cosine_distance(const float *a, const float *b, int d)
-{
-	double		ab = 0,
-				aa = 0,
-				bb = 0;
-
-	for (int j = 0; j < d; j++)
-	{
-		ab += (double) a[j] * b[j];
-		aa += (double) a[j] * a[j];
-		bb += (double) b[j] * b[j];
-	}
-	return 1 - ab / sqrt(aa * bb);
-}
-
 /*
  * Under cosine, qdb_adc_recall ranks codes as qdb_adc_distance does (the
  * angle, from both of its tables): the same 5-recall@5 by brute force.
@@ -213,7 +196,7 @@ recall_by_adc_distance(QdbKind kind, const float *x, size_t nb, const float *q)
 		qdb_compute_distance_table(&m, q + i * 16, table, &bias);
 		for (size_t j = 0; j < nb; j++)
 		{
-			topk_insert(exd, ex, k, cosine_distance(q + i * 16, x + j * 16, 16), (int) j);
+			topk_insert(exd, ex, k, test_cosine_dist(q + i * 16, x + j * 16, 16), (int) j);
 			topk_insert(add, ad, k, qdb_adc_distance(&m, table, bias, codes + j * 4),
 						(int) j);
 		}

@@ -40,19 +40,7 @@ brute(const QdbModel *m, const uint8_t *a, const uint8_t *b,
 			return -s;
 		default:
 			if (m->kind != QDB_KIND_NEURAL)
-			{
-				/* the angle between the decoded vectors */
-				double		aa = 0,
-							bb = 0;
-
-				for (j = 0; j < m->dim; j++)
-				{
-					s += (double) xa[j] * xb[j];
-					aa += (double) xa[j] * xa[j];
-					bb += (double) xb[j] * xb[j];
-				}
-				return 1 - s / sqrt(aa * bb);
-			}
+				return test_cosine_dist(xa, xb, m->dim);	/* the angle between them */
 			for (j = 0; j < m->dim_pq; j++)
 			{
 				int			sq = j / m->dsub,

@@ -283,22 +283,8 @@ check_metric(QdbMetric metric, const float *x)
 		if (metric == QDB_METRIC_IP)
 			want = brute(metric, dec + (size_t) i * D, dec + (size_t) (i + NB) * D, D);
 		else if (metric == QDB_METRIC_COSINE)
-		{
 			/* the angle between the decoded rows (qdb_adc_distance's) */
-			const float *a = dec + (size_t) i * D,
-					   *b = dec + (size_t) (i + NB) * D;
-			double		ab = 0,
-						aa = 0,
-						bb = 0;
-
-			for (int j = 0; j < D; j++)
-			{
-				ab += (double) a[j] * b[j];
-				aa += (double) a[j] * a[j];
-				bb += (double) b[j] * b[j];
-			}
-			want = 1 - ab / sqrt(aa * bb);
-		}
+			want = test_cosine_dist(dec + (size_t) i * D, dec + (size_t) (i + NB) * D, D);
 		else
 		{
 			want = test_sqdist(dec + (size_t) i * D, dec + (size_t) (i + NB) * D, D);

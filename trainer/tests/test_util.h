@@ -60,6 +60,23 @@ test_sqdist(const float *a, const float *b, int d)
 	return s;
 }
 
+/* 1 - cosine of a and b, in double (the angle cosine ADC takes) */
+static inline double
+test_cosine_dist(const float *a, const float *b, int d)
+{
+	double		ab = 0,
+				aa = 0,
+				bb = 0;
+
+	for (int j = 0; j < d; j++)
+	{
+		ab += (double) a[j] * b[j];
+		aa += (double) a[j] * a[j];
+		bb += (double) b[j] * b[j];
+	}
+	return 1 - ab / sqrt(aa * bb);
+}
+
 /* qdb_train_config_init plus the fields every training test sets. */
 static inline void
 test_config(QdbTrainConfig *c, QdbKind kind, QdbMetric metric, int dim, int M,
