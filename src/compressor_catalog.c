@@ -318,6 +318,8 @@ QdbLoadCompressor(const char *name, MemoryContext cxt)
 	snprintf(what, sizeof(what), "the model of compressor \"%s\"", name);
 	QdbParseModel(row.model, &lm->model, mcxt, what);
 	pfree(row.model);
+	/* loaded to encode and search with, never changed: its query-free tables */
+	QdbReportStatus(qdb_model_prepare(&lm->model), "could not prepare the compressor", NULL);
 	strlcpy(lm->name, name, NAMEDATALEN);
 	lm->cxt = mcxt;
 	return lm;

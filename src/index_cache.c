@@ -170,6 +170,8 @@ load_slot(Relation index, bool want_pair)
 	QdbNodeShapeFromMeta(&meta, &c->shape);
 	c->level_mult = 1.0 / log((double) c->shape.m);
 	c->compressor_crc = meta.compressor_crc;
+	QdbReportStatus(qdb_model_prepare(&c->model),
+					"could not prepare the index's compressor", NULL);
 	if (want_pair)
 	{
 		c->pair = MemoryContextAllocHuge(cxt, sizeof(float) * qdb_pair_table_floats(&c->model));

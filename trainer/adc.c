@@ -52,9 +52,100 @@ qdb_table_floats(const QdbModel *m)
 }
 
 /*
+ * Dims of book s that count under cosine: a pq sub-quantizer's own dsub (an
+ * rq book's all of dim_pq), less, without A, the padding past dim that
+ * decoding drops.
+ */
+static inline int
+cosine_book_len(const QdbModel *m, int s)
+{
+	int			len;
+
+	if (m->kind == QDB_KIND_RQ)
+		return m->dim_pq;
+	if (m->linear)
+		return m->dsub;
+	len = m->dim - s * m->dsub;
+	return len < 0 ? 0 : (len > m->dsub ? m->dsub : len);
+}
+
+/* A codeword's width: dsub, or all of dim_pq for an rq book */
+static inline int
+book_width(const QdbModel *m)
+{
+	return m->kind == QDB_KIND_RQ ? m->dim_pq : m->dsub;
+}
+
+/*
+ * row (256 floats) of book s: each codeword's dot product with y, or its
+ * squared distance to y when l2, over len dims (y at the book's own dims);
+ * from the prepared model's transposed books when it has them.
+ */
+static void
+book_row(const QdbModel *m, int s, const float *y, int len, int l2, float *row)
+{
+	int			w = book_width(m);
+	const float *c = m->codebooks + (size_t) s * QDB_KSUB * w;
+	int			k;
+
+	if (len == 0)
+		memset(row, 0, sizeof(float) * QDB_KSUB);
+	else if (m->books_t)
+		qdb_book_row(m->books_t + (size_t) s * QDB_KSUB * w, y, len, l2, row);
+	else
+		for (k = 0; k < QDB_KSUB; k++)
+			row[k] = l2 ? qdb_kernels.l2sq(y, c + (size_t) k * w, len) :
+				qdb_kernels.dot(y, c + (size_t) k * w, len);
+}
+
+/*
+ * Under cosine except for kind neural, ||xhat||^2 as M x 256 lookups: row s
+ * holds 2 (A mean)_s . c + ||c||^2 per codeword c of book s (rq: the norm
+ * byte's level in its last row stands in for ||sum of c||^2), ||mean||^2
+ * added to row 0.  It depends on the model alone, so a prepared model
+ * (qdb_model_prepare) keeps it and queries copy it.  am: dim_pq floats.
+ */
+static void
+cosine_norm_table(const QdbModel *m, float *am, float *nt)
+{
+	int			rq = m->kind == QDB_KIND_RQ;
+	int			nbooks = rq ? qdb_rq_books(m) : m->M;
+	int			w = rq ? m->dim_pq : m->dsub;	/* a codeword's width */
+	float		mm = 0;
+	int			s,
+				k;
+
+	if (m->mean)
+	{
+		qdb_apply_linear(m, m->mean, am);
+		mm = qdb_kernels.dot(m->mean, m->mean, m->dim);
+	}
+	else
+		memset(am, 0, sizeof(float) * m->dim_pq);
+	for (s = 0; s < nbooks; s++)
+	{
+		int			off = rq ? 0 : s * m->dsub;
+		int			len = cosine_book_len(m, s);
+
+		for (k = 0; k < QDB_KSUB; k++)
+		{
+			const float *c = m->codebooks + ((size_t) s * QDB_KSUB + k) * w;
+
+			nt[s * QDB_KSUB + k] = len == 0 ? 0.0f :
+				2.0f * qdb_kernels.dot(am + off, c, len) +
+				(rq ? 0.0f : qdb_kernels.dot(c, c, len));
+		}
+	}
+	for (k = 0; nbooks < m->M && k < QDB_KSUB; k++)
+		nt[nbooks * QDB_KSUB + k] = m->codebooks[((size_t) nbooks * QDB_KSUB + k) * w];
+	for (k = 0; k < QDB_KSUB; k++)
+		nt[k] += mm;
+}
+
+/*
  * Under cosine except for kind neural: q (normalised) . xhat in table's first
- * M x 256 floats (with bias), ||xhat||^2 in its second.  am: dim_pq floats
- * of scratch; yq: A q.
+ * M x 256 floats (with bias), ||xhat||^2 in its second (cosine_norm_table,
+ * or the prepared model's copy).  am: dim_pq floats of scratch; yq: A q.
  */
 static void
 cosine_tables(const QdbModel *m, const float *q, float *am, float *yq, float *table,
@@ -62,52 +153,63 @@ cosine_tables(const QdbModel *m, const float *q, float *am, float *yq, float *ta
 {
 	int			rq = m->kind == QDB_KIND_RQ;
 	int			nbooks = rq ? qdb_rq_books(m) : m->M;
-	int			w = rq ? m->dim_pq : m->dsub;	/* a codeword's width */
 	float	   *nt = table + (size_t) m->M * QDB_KSUB;
-	float		mm = 0;
 	int			s,
 				k;
 
 	qdb_apply_linear(m, q, yq);
-	*bias = 0;
-	if (m->mean)
-	{
-		qdb_apply_linear(m, m->mean, am);
-		*bias = qdb_kernels.dot(q, m->mean, m->dim);
-		mm = qdb_kernels.dot(m->mean, m->mean, m->dim);
-	}
-	else
-		memset(am, 0, sizeof(float) * m->dim_pq);
+	*bias = m->mean ? qdb_kernels.dot(q, m->mean, m->dim) : 0;
+	/* a pq sub-quantizer sees its own dims; an rq book all of them */
 	for (s = 0; s < nbooks; s++)
-	{
-		/* a pq sub-quantizer sees its own dims; an rq book all of them */
-		int			off = rq ? 0 : s * m->dsub;
-		int			len = w;
-
-		/* without A, dims past dim are padding that decoding drops */
-		if (!m->linear && !rq)
-		{
-			len = m->dim - off;
-			len = len < 0 ? 0 : (len > w ? w : len);
-		}
-		for (k = 0; k < QDB_KSUB; k++)
-		{
-			const float *c = m->codebooks + ((size_t) s * QDB_KSUB + k) * w;
-
-			table[s * QDB_KSUB + k] = len ? qdb_kernels.dot(yq + off, c, len) : 0.0f;
-			/* rq's ||sum of c||^2 is the norm byte's, below */
-			nt[s * QDB_KSUB + k] = len == 0 ? 0.0f :
-				2.0f * qdb_kernels.dot(am + off, c, len) +
-				(rq ? 0.0f : qdb_kernels.dot(c, c, len));
-		}
-	}
+		book_row(m, s, yq + (rq ? 0 : s * m->dsub), cosine_book_len(m, s), 0,
+				 table + s * QDB_KSUB);
 	for (k = 0; nbooks < m->M && k < QDB_KSUB; k++)
-	{
 		table[nbooks * QDB_KSUB + k] = 0;
-		nt[nbooks * QDB_KSUB + k] = m->codebooks[((size_t) nbooks * QDB_KSUB + k) * w];
+	if (m->norm_table)
+		memcpy(nt, m->norm_table, sizeof(float) * m->M * QDB_KSUB);
+	else
+		cosine_norm_table(m, am, nt);
+}
+
+int
+qdb_model_prepare(QdbModel *m)
+{
+	int			nbooks,
+				w,
+				s;
+	float	   *am = NULL;
+	float	   *nt = NULL;
+	float	   *bt;
+
+	if (qdb_model_check(m) != QDB_OK)
+		return QDB_ERR_ARG;
+	if (m->books_t)
+		return QDB_OK;
+	qdb_distance_init();
+	nbooks = m->kind == QDB_KIND_RQ ? qdb_rq_books(m) : m->M;
+	w = book_width(m);
+	bt = qdb_malloc(m->alloc, (size_t) nbooks * QDB_KSUB * w, sizeof(float));
+	if (cosine_of_xhat(m))
+	{
+		am = qdb_malloc(m->alloc, m->dim_pq, sizeof(float));
+		nt = qdb_malloc(m->alloc, (size_t) m->M * QDB_KSUB, sizeof(float));
 	}
-	for (k = 0; k < QDB_KSUB; k++)
-		nt[k] += mm;
+	if (!bt || (cosine_of_xhat(m) && (!am || !nt)))
+	{
+		qdb_free(m->alloc, bt);
+		qdb_free(m->alloc, am);
+		qdb_free(m->alloc, nt);
+		return QDB_ERR_NOMEM;
+	}
+	for (s = 0; s < nbooks; s++)
+		qdb_transpose_book(m->codebooks + (size_t) s * QDB_KSUB * w, w,
+						   bt + (size_t) s * QDB_KSUB * w);
+	if (nt)
+		cosine_norm_table(m, am, nt);
+	qdb_free(m->alloc, am);
+	m->books_t = bt;
+	m->norm_table = nt;
+	return QDB_OK;
 }
 
 /*
@@ -135,8 +237,8 @@ rq_table(const QdbModel *m, const float *q, float *r, float *yq, float *table,
 		q = r;
 	}
 	qdb_apply_linear(m, q, yq);
-	for (j = 0; j < nbooks * QDB_KSUB; j++)
-		table[j] = qdb_kernels.dot(yq, m->codebooks + (size_t) j * D, D);
+	for (j = 0; j < nbooks; j++)
+		book_row(m, j, yq, D, 0, table + (size_t) j * QDB_KSUB);
 	if (nbooks == m->M)
 		return;
 	/* ||r_q - yhat||^2 */
@@ -155,7 +257,6 @@ qdb_compute_distance_table(const QdbModel *m, const float *query,
 	const float *q = query;
 	int			dsub,
 				j,
-				k,
 				s;
 
 	if (qdb_model_check(m) != QDB_OK || query == NULL || table == NULL || bias == NULL)
@@ -189,11 +290,7 @@ qdb_compute_distance_table(const QdbModel *m, const float *query,
 	{
 		qdb_apply_linear(m, q, yq);
 		for (s = 0; s < m->M; s++)
-			for (k = 0; k < QDB_KSUB; k++)
-				table[s * QDB_KSUB + k] =
-					qdb_kernels.dot(yq + (size_t) s * dsub,
-									m->codebooks + ((size_t) s * QDB_KSUB + k) * dsub,
-									dsub);
+			book_row(m, s, yq + (size_t) s * dsub, dsub, 0, table + s * QDB_KSUB);
 		*bias = m->mean ? qdb_kernels.dot(q, m->mean, m->dim) : 0;
 	}
 	else
@@ -205,11 +302,7 @@ qdb_compute_distance_table(const QdbModel *m, const float *query,
 			r[j] = q[j] - (m->mean ? m->mean[j] : 0.0f);
 		qdb_apply_linear(m, r, yq);
 		for (s = 0; s < m->M; s++)
-			for (k = 0; k < QDB_KSUB; k++)
-				table[s * QDB_KSUB + k] =
-					qdb_kernels.l2sq(yq + (size_t) s * dsub,
-									 m->codebooks + ((size_t) s * QDB_KSUB + k) * dsub,
-									 dsub);
+			book_row(m, s, yq + (size_t) s * dsub, dsub, 1, table + s * QDB_KSUB);
 		if (m->linear && m->dim_pq <= m->dim)
 			b = qdb_kernels.dot(r, r, m->dim) - qdb_kernels.dot(yq, yq, m->dim_pq);
 		else

@@ -325,6 +325,12 @@ cmd_eval(CliArgs *a)
 		fprintf(stderr, "qdb-train: %s: %s\n", a->model, err);
 		return 1;
 	}
+	if ((rc = qdb_model_prepare(&m)) != QDB_OK)
+	{
+		fprintf(stderr, "qdb-train: %s\n", qdb_status_string(rc));
+		qdb_model_free(&m);
+		return 1;
+	}
 	base = cli_read_vecs(a->base, 0, &nb, &db, err, sizeof(err));
 	query = base ? cli_read_vecs(a->query, a->queries, &nq, &dq, err, sizeof(err)) : NULL;
 	gt = query ? cli_read_vecs(a->gt, a->queries, &ngt, &kgt, err, sizeof(err)) : NULL;

@@ -172,6 +172,8 @@ qdb_model_free(QdbModel *m)
 	qdb_free(m->alloc, m->enc_b2);
 	qdb_free(m->alloc, m->dec_w);
 	qdb_free(m->alloc, m->dec_b);
+	qdb_free(m->alloc, m->books_t);
+	qdb_free(m->alloc, m->norm_table);
 	memset(m, 0, sizeof(*m));
 }
 

@@ -121,4 +121,12 @@ int			qdb_model_check(const QdbModel *m);
 /* model.c: y (dim_pq) = linear v, or v zero-padded, for one vector */
 void		qdb_apply_linear(const QdbModel *m, const float *v, float *y);
 
+/*
+ * adc_rows.c: bt is a book of 256 codewords of w floats stored transposed
+ * (w x 256, qdb_transpose_book); row (256) gets each codeword's dot product
+ * with y, or its squared distance to y when l2, over their first len dims.
+ */
+void		qdb_transpose_book(const float *book, int w, float *bt);
+void		qdb_book_row(const float *bt, const float *y, int len, int l2, float *row);
+
 #endif							/* QDB_INTERNAL_H */

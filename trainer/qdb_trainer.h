@@ -200,6 +200,9 @@ typedef struct QdbModel
 	float	   *dec_b;			/* (dim) */
 	QdbTrainConfig config;		/* settings it was trained with */
 	const QdbAlloc *alloc;		/* what its arrays came from */
+	/* what qdb_model_prepare keeps for query tables, else NULL */
+	float	   *books_t;		/* the books transposed, (books, dsub, ksub) */
+	float	   *norm_table;		/* cosine, pq/opq/rq: (M, ksub) of ||xhat||^2 */
 } QdbModel;
 
 int			qdb_model_alloc(QdbModel *m, const QdbAlloc *a, QdbKind kind, QdbMetric metric,
@@ -208,6 +211,16 @@ int			qdb_model_alloc(QdbModel *m, const QdbAlloc *a, QdbKind kind, QdbMetric me
 int			qdb_model_alloc_neural(QdbModel *m, const QdbAlloc *a, QdbMetric metric,
 								   int dim, int dim_pq, int M, int hidden);
 void		qdb_model_free(QdbModel *m);	/* safe on a zeroed model */
+/*
+ * For a model that will not change again (one loaded to search with): keeps
+ * its books transposed, so that a query's table row is built for 256
+ * codewords at once (adc_rows.c), and under cosine (kinds pq, opq and rq)
+ * the part of the table that depends on the model alone, ||xhat||^2, which
+ * qdb_compute_distance_table then copies instead of computing.  The tables
+ * are the unprepared model's up to rounding.  Changing the model's arrays
+ * after this is a bug; qdb_model_free frees what it keeps.
+ */
+int			qdb_model_prepare(QdbModel *m);
 /* bytes per code: M (the index's code_size is this byte count) */
 size_t		qdb_code_size(const QdbModel *m);
 

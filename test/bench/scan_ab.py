@@ -14,9 +14,19 @@ hand); connection from the usual PG* environment variables.
   test/bench/scan_ab.py --set glove-100-angular --table items --column emb \\
       --op '<=>' --a 'quantumdb.code_cache_size=0' --b '' \\
       --common 'quantumdb.ef_search=100 quantumdb.rerank=200'
+
+With --a-so OLD.so --b-so NEW.so the two sides run two builds of the
+extension instead (the same settings): each side's file is put in place of the
+installed quantumdb.so (by rename, so that a backend that has the other loaded
+keeps its copy) and loaded by its connection, and the installed file is put
+back at the end.  The server must run on this machine, without quantumdb in
+shared_preload_libraries; root or the owner of pg_config --pkglibdir.
 """
 import argparse
 import os
+import shutil
+import subprocess
+import tempfile
 import time
 
 import numpy as np
@@ -39,6 +49,16 @@ def backend_cpu(pid):
         return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
     except (OSError, IndexError, ValueError):
         return None
+
+
+def put_library(src, libdir):
+    """Renames a copy of src onto libdir/quantumdb.so: a new file, so a backend
+    that has the old one mapped keeps it."""
+    fd, tmp = tempfile.mkstemp(prefix='.quantumdb-ab-', suffix='.so', dir=libdir)
+    os.close(fd)
+    shutil.copyfile(src, tmp)
+    os.chmod(tmp, 0o755)
+    os.rename(tmp, os.path.join(libdir, 'quantumdb.so'))
 
 
 def connect(sets):
@@ -65,6 +85,8 @@ def main():
     ap.add_argument('--common', default='', help='SET name=value ... for both sides')
     ap.add_argument('--a', default='', help='SET name=value ... for side A')
     ap.add_argument('--b', default='', help='SET name=value ... for side B')
+    ap.add_argument('--a-so', default=None, help='side A runs this build of quantumdb.so')
+    ap.add_argument('--b-so', default=None, help='side B runs this build of quantumdb.so')
     ap.add_argument('--prepared', action='store_true',
                     help='run a prepared statement given the query as a text literal, as '
                          'index.py does (default: the query inline as ARRAY[...])')
@@ -78,8 +100,29 @@ def main():
     sql = ('SELECT {id} FROM {t} ORDER BY {c} {op} %s::real[] LIMIT 10'
            .format(id=args.id, t=args.table, c=args.column, op=args.op))
     sides = {}
+    libdir = saved = None
+    if args.a_so or args.b_so:
+        if not (args.a_so and args.b_so):
+            ap.error('--a-so and --b-so go together')
+        libdir = subprocess.check_output(['pg_config', '--pkglibdir'], text=True).strip()
+        saved = os.path.join(libdir, '.quantumdb-ab-saved.so')
+        shutil.copyfile(os.path.join(libdir, 'quantumdb.so'), saved)
+    try:
+        run_sides(args, sides, q, gt, sql, libdir)
+    finally:
+        if saved:
+            put_library(saved, libdir)
+            os.unlink(saved)
+
+
+def run_sides(args, sides, q, gt, sql, libdir):
     for side in ('a', 'b'):
+        so = getattr(args, side + '_so')
+        if so:
+            put_library(so, libdir)
         conn, cur = connect(args.common + ' ' + getattr(args, side))
+        if so:
+            cur.execute("LOAD 'quantumdb'")
         sides[side] = {'conn': conn, 'cur': cur, 'sets': getattr(args, side), 'secs': 0.0,
                        'hits': 0, 'buffers': [], 'cpu': 0.0}
         cur.execute('SELECT pg_backend_pid()')
@@ -120,7 +163,8 @@ def main():
     for name, s in sides.items():
         s['qps'] = len(qs) / s['secs']
         print('| %s | %s %s | %.4f | %.1f | %s | %.1f |' % (
-            name.upper(), args.common, s['sets'] or '(none)', s['hits'] / (10.0 * len(qs)),
+            name.upper(), args.common, s['sets'] or
+            (os.path.basename(getattr(args, name + '_so')) if args.a_so else '(none)'), s['hits'] / (10.0 * len(qs)),
             s['qps'], 'n/a' if s['cpu'] is None else '%.3f' % (1000 * s['cpu'] / len(qs)),
             float(np.mean(s['buffers'])) if s['buffers'] else float('nan')))
     print('\nQPS B / A: %.2f' % (sides['b']['qps'] / sides['a']['qps']))

@@ -138,6 +138,8 @@ run(const char *what, QdbKind kind, QdbMetric metric, int dim, int M, int target
 	else
 	{
 		check_model(what, &m, x, q, 1e-4, exact);
+		test_check_prepared(what, &m, q);
+		check_model(what, &m, x, q, 1e-4, exact);
 		qdb_model_free(&m);
 	}
 	free(x);

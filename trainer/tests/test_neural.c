@@ -346,6 +346,7 @@ test_training(void)
 		   memcmp(back.enc_w1, nn.enc_w1, sizeof(float) * nn.hidden * d) == 0 &&
 		   memcmp(back.dec_b, nn.dec_b, sizeof(float) * d) == 0,
 		   "parsed neural model gives the same codes");
+	test_check_prepared("neural l2", &back, x);
 	blob[len - 1] ^= 1;
 	tap_ok(qdb_model_parse(blob, len, NULL, &back, err, sizeof(err)) == QDB_ERR_CHECKSUM,
 		   "a flipped decoder byte fails the checksum");

@@ -189,6 +189,7 @@ check_metric(QdbMetric metric, const float *x)
 	if (!ok)
 		return;
 	check_lut_step(&m, x, name);
+	test_check_prepared(name, &m, x);
 	qdb_compute_codes(&m, x, N, codes);
 	qdb_decode(&m, codes, N, dec);
 

@@ -12,8 +12,10 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "qdb_internal.h"
+#include "tap.h"
 
 #define TEST_XORSHIFT_SEED	0x9e3779b97f4a7c15ULL
 
@@ -158,6 +160,45 @@ test_orthonormal_deviation(const QdbModel *m)
  * n rows of d correlated dimensions with falling variance, offset from 0:
  * a random mix of Gaussians, the t-th weighted by 0.85^t (malloc'd).
  */
+/*
+ * qdb_model_prepare on m: the unprepared model's query table up to rounding
+ * (the norm table under cosine, kinds pq, opq and rq, float for float), its
+ * books kept transposed and a norm table for those kinds alone.  m stays
+ * prepared.
+ */
+static inline void
+test_check_prepared(const char *what, QdbModel *m, const float *query)
+{
+	size_t		nt = qdb_table_floats(m),
+				i;
+	float	   *a = malloc(sizeof(float) * nt);
+	float	   *b = malloc(sizeof(float) * nt);
+	float		bias_a = 0,
+				bias_b = 1;
+	int			keeps = m->metric == QDB_METRIC_COSINE && m->kind != QDB_KIND_NEURAL;
+	double		scale = 1,
+				worst = 0;
+	int			ok;
+
+	ok = m->books_t == NULL && m->norm_table == NULL &&
+		qdb_compute_distance_table(m, query, a, &bias_a) == QDB_OK &&
+		qdb_model_prepare(m) == QDB_OK && m->books_t != NULL &&
+		qdb_compute_distance_table(m, query, b, &bias_b) == QDB_OK;
+	for (i = 0; ok && i < nt; i++)
+	{
+		scale = fmax(scale, fabs(a[i]));
+		worst = fmax(worst, fabs((double) a[i] - b[i]));
+	}
+	tap_ok(ok && (m->norm_table != NULL) == keeps && worst <= 1e-5 * scale &&
+		   bias_a == bias_b &&
+		   (!keeps || memcmp(a + nt / 2, b + nt / 2, sizeof(float) * nt / 2) == 0),
+		   "%s: a prepared model (%s) gives the same query table (max diff %.2g of %.3g)",
+		   what, keeps ? "books transposed, norm table kept" : "books transposed",
+		   worst, scale);
+	free(a);
+	free(b);
+}
+
 static inline float *
 test_correlated_data(uint64_t seed, size_t n, int d)
 {
