@@ -121,20 +121,20 @@ tune_graph(QdbTune *t, const QdbModel *model, int mi, int ei, double *seconds)
 	return g;
 }
 
-/* Arithmetic of one query's ADC table (and its transform or encoder). */
+/*
+ * Arithmetic of one query's ADC table (and its transform or encoder) as an
+ * index pays it: its compressor prepared (qdb_model_prepare), so the cosine
+ * norm's table and A mean are not per query.
+ */
 static double
 table_flops(const QdbModel *m)
 {
 	double		f = 2.0 * m->M * m->ksub * m->dsub;
-	/* cosine but for neural: the norm's table too (adc.c), A mean as well as A q */
-	int			angle = m->metric == QDB_METRIC_COSINE && m->kind != QDB_KIND_NEURAL;
 
-	if (angle)
-		f *= m->kind == QDB_KIND_RQ ? 2 : 3;
 	if (m->kind == QDB_KIND_NEURAL)
 		f += 2.0 * ((double) m->hidden * m->dim + (double) m->dim_pq * m->hidden);
 	else if (m->linear)
-		f += 2.0 * m->dim_pq * m->dim * (angle ? 2 : 1);
+		f += 2.0 * m->dim_pq * m->dim;
 	return f;
 }
 

@@ -9,12 +9,15 @@
  *	  glove opq table with its norm table kept, then a few us with this.
  *	  Not bit for bit qdb_kernels.dot's sums (another order of additions).
  */
+#if defined(__x86_64__)
 #include <immintrin.h>
+#endif
 #include <string.h>
 
 #include "qdb_distance.h"
 #include "qdb_internal.h"
 
+#if defined(__x86_64__)
 __attribute__((target("avx512f")))
 static void
 book_row_avx512(const float *bt, const float *y, int len, int l2, float *row)
@@ -44,6 +47,7 @@ book_row_avx512(const float *bt, const float *y, int len, int l2, float *row)
 	for (j = 0; j < QDB_KSUB / 16; j++)
 		_mm512_storeu_ps(row + 16 * j, acc[j]);
 }
+#endif
 
 static void
 book_row_portable(const float *bt, const float *y, int len, int l2, float *row)
@@ -69,10 +73,14 @@ book_row_portable(const float *bt, const float *y, int len, int l2, float *row)
 void
 qdb_book_row(const float *bt, const float *y, int len, int l2, float *row)
 {
+#if defined(__x86_64__)
 	if (strcmp(qdb_kernels.name, "avx512") == 0)
+	{
 		book_row_avx512(bt, y, len, l2, row);
-	else
-		book_row_portable(bt, y, len, l2, row);
+		return;
+	}
+#endif
+	book_row_portable(bt, y, len, l2, row);
 }
 
 void

@@ -19,13 +19,21 @@ With --a-so OLD.so --b-so NEW.so the two sides run two builds of the
 extension instead (the same settings): each side's file is put in place of the
 installed quantumdb.so (by rename, so that a backend that has the other loaded
 keeps its copy) and loaded by its connection, and the installed file is put
-back at the end.  The server must run on this machine, without quantumdb in
-shared_preload_libraries; root or the owner of pg_config --pkglibdir.
+back at the end (also when the script is killed by SIGTERM, SIGHUP or SIGINT;
+after SIGKILL, the saved copy .quantumdb-ab-saved.so in that directory stops
+the next run until it is put back by hand).  The server must run on this
+machine, without quantumdb in shared_preload_libraries (checked in each
+backend's /proc/PID/maps), the connection as a superuser (LOAD), and the
+script as root or the owner of pg_config --pkglibdir.  Only the two
+backends' own work is compared: a parallel worker would load whichever file
+is installed when it starts.
 """
 import argparse
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -53,12 +61,31 @@ def backend_cpu(pid):
 
 def put_library(src, libdir):
     """Renames a copy of src onto libdir/quantumdb.so: a new file, so a backend
-    that has the old one mapped keeps it."""
+    that has the old one mapped keeps it.  Returns the new file's inode."""
     fd, tmp = tempfile.mkstemp(prefix='.quantumdb-ab-', suffix='.so', dir=libdir)
     os.close(fd)
-    shutil.copyfile(src, tmp)
-    os.chmod(tmp, 0o755)
-    os.rename(tmp, os.path.join(libdir, 'quantumdb.so'))
+    try:
+        shutil.copyfile(src, tmp)
+        os.chmod(tmp, 0o755)
+        os.rename(tmp, os.path.join(libdir, 'quantumdb.so'))
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return os.stat(os.path.join(libdir, 'quantumdb.so')).st_ino
+
+
+def maps_inode(pid, inode):
+    """Whether backend pid has a file of this inode mapped (None: cannot tell)."""
+    try:
+        with open('/proc/%d/maps' % pid) as f:
+            return any(len(ln.split()) >= 6 and ln.split()[4] == str(inode) for ln in f)
+    except OSError:
+        return None
+
+
+def on_signal(signum, frame):
+    raise SystemExit('scan_ab.py: signal %d' % signum)
 
 
 def connect(sets):
@@ -106,7 +133,13 @@ def main():
             ap.error('--a-so and --b-so go together')
         libdir = subprocess.check_output(['pg_config', '--pkglibdir'], text=True).strip()
         saved = os.path.join(libdir, '.quantumdb-ab-saved.so')
+        if os.path.exists(saved):
+            sys.exit('%s exists: an earlier run did not put the installed quantumdb.so '
+                     'back; move it to quantumdb.so by hand (or delete it) first' % saved)
         shutil.copyfile(os.path.join(libdir, 'quantumdb.so'), saved)
+        # a kill restores the installed file too (the finally below)
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            signal.signal(sig, on_signal)
     try:
         run_sides(args, sides, q, gt, sql, libdir)
     finally:
@@ -118,15 +151,18 @@ def main():
 def run_sides(args, sides, q, gt, sql, libdir):
     for side in ('a', 'b'):
         so = getattr(args, side + '_so')
-        if so:
-            put_library(so, libdir)
+        inode = put_library(so, libdir) if so else None
         conn, cur = connect(args.common + ' ' + getattr(args, side))
         if so:
-            cur.execute("LOAD 'quantumdb'")
+            # the path the extension's functions name, not dynamic_library_path's
+            cur.execute("LOAD '$libdir/quantumdb'")
         sides[side] = {'conn': conn, 'cur': cur, 'sets': getattr(args, side), 'secs': 0.0,
                        'hits': 0, 'buffers': [], 'cpu': 0.0}
         cur.execute('SELECT pg_backend_pid()')
         sides[side]['pid'] = cur.fetchone()[0]
+        if so and maps_inode(sides[side]['pid'], inode) is False:
+            sys.exit('side %s: its backend did not map %s (quantumdb in '
+                     'shared_preload_libraries?)' % (side.upper(), so))
     qs = [list(map(float, v)) for v in q]
     if args.prepared:
         for s in sides.values():

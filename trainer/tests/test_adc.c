@@ -333,6 +333,8 @@ main(void)
 	run("opq IP 40d PCA to 16", QDB_KIND_OPQ, QDB_METRIC_IP, 40, 4, 16, 1);
 	run("opq cosine 32d", QDB_KIND_OPQ, QDB_METRIC_COSINE, 32, 8, 0, 1);
 	run("pq cosine 24d", QDB_KIND_PQ, QDB_METRIC_COSINE, 24, 6, 0, 1);
+	/* no A, 30 dims in 8 sub-spaces of 4: the last one's padding counts 0 */
+	run("pq cosine 30d padded", QDB_KIND_PQ, QDB_METRIC_COSINE, 30, 8, 0, 1);
 	run("opq cosine 40d PCA to 16", QDB_KIND_OPQ, QDB_METRIC_COSINE, 40, 4, 16, 1);
 	/* dim_pq > dim: A has orthonormal columns, ADC over-counts ||(I - AA^T) c||^2 */
 	run("opq L2 30d padded", QDB_KIND_OPQ, QDB_METRIC_L2, 30, 8, 0, 0);

@@ -321,6 +321,14 @@ test_training(void)
 		   log.entropy[0] <= 8.0, "epoch 0 reported: recall %.3f, entropy %.2f bits",
 		   log.recall[0], log.entropy[0]);
 	qdb_model_free(&nn);
+	/* under cosine: its latent table, books transposed and no norm table */
+	c.metric = QDB_METRIC_COSINE;
+	if (test_train(&c, x, n, &nn, NULL, NULL) == QDB_OK)
+		test_check_prepared("neural cosine", &nn, x);
+	else
+		tap_ok(0, "neural cosine trains");
+	qdb_model_free(&nn);
+	c.metric = QDB_METRIC_L2;
 
 	c.epochs = 3;
 	c.patience = 10;
@@ -347,6 +355,7 @@ test_training(void)
 		   memcmp(back.dec_b, nn.dec_b, sizeof(float) * d) == 0,
 		   "parsed neural model gives the same codes");
 	test_check_prepared("neural l2", &back, x);
+	qdb_model_free(&back);
 	blob[len - 1] ^= 1;
 	tap_ok(qdb_model_parse(blob, len, NULL, &back, err, sizeof(err)) == QDB_ERR_CHECKSUM,
 		   "a flipped decoder byte fails the checksum");

@@ -157,10 +157,6 @@ test_orthonormal_deviation(const QdbModel *m)
 }
 
 /*
- * n rows of d correlated dimensions with falling variance, offset from 0:
- * a random mix of Gaussians, the t-th weighted by 0.85^t (malloc'd).
- */
-/*
  * qdb_model_prepare on m: the unprepared model's query table up to rounding
  * (the norm table under cosine, kinds pq, opq and rq, float for float), its
  * books kept transposed and a norm table for those kinds alone.  m stays
@@ -199,6 +195,10 @@ test_check_prepared(const char *what, QdbModel *m, const float *query)
 	free(b);
 }
 
+/*
+ * n rows of d correlated dimensions with falling variance, offset from 0:
+ * a random mix of Gaussians, the t-th weighted by 0.85^t (malloc'd).
+ */
 static inline float *
 test_correlated_data(uint64_t seed, size_t n, int d)
 {
