@@ -487,6 +487,7 @@ def main():
         sys.exit("no %s/base.fvecs" % ds)
     metric = a.metric or ("cosine" if os.path.isfile(os.path.join(ds, "gt_ip.ivecs")) else "l2")
     qdb_ops, qdb_op, pgv_ops, pgv_op, gt_name = METRICS[metric]
+    emb_op = qdb_op                 # real[]'s operator, whichever column quantumdb indexes
     qdb_col, qdb_type = "emb", "real[]"
     clients = ints(a.clients)
     if a.qdb_pairs:
@@ -637,14 +638,14 @@ def main():
     ne = 0 if a.build_only else min(a.exact_queries, nq)
     nofix = [("enable_indexscan", "off"), ("enable_bitmapscan", "off")]
     if ne > 0:
-        methods.append(Method("exact (real[] %s)" % qdb_op, "emb", qdb_op, "real[]", qlits[:ne], None,
+        methods.append(Method("exact (real[] %s)" % emb_op, "emb", emb_op, "real[]", qlits[:ne], None,
                               [("seq scan, %d queries" % ne, [])], nofix))
     if pgv_version and ne > 0:
         methods.append(Method("exact (vector %s)" % pgv_op, "vec", pgv_op, "vector", vlits[:ne], None,
                               [("seq scan, %d queries" % ne, [])], nofix))
     # the floor: what the same query costs with no distance work at all
     if not a.no_floor:
-        methods.append(Method("floor (real[])", "emb", qdb_op, "real[]", qlits, None,
+        methods.append(Method("floor (real[])", "emb", emb_op, "real[]", qlits, None,
                               [("no distance, %d rows" % K, [])], floor=True))
         if pgv_version:
             methods.append(Method("floor (vector)", "vec", pgv_op, "vector", vlits, None,
