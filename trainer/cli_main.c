@@ -279,6 +279,26 @@ read_file(const char *path, size_t *len)
 	return buf;
 }
 
+/*
+ * Mean microseconds to build a query's ADC table, over the queries (every
+ * one 10 times, at most 1,000 queries); -1 when one fails.
+ */
+static double
+table_microseconds(const QdbModel *m, const float *query, size_t nq, int dq, float *table)
+{
+	size_t		n = nq < 1000 ? nq : 1000,
+				q;
+	double		t0 = now_seconds();
+	float		bias;
+	int			rep;
+
+	for (rep = 0; rep < 10; rep++)
+		for (q = 0; q < n; q++)
+			if (qdb_compute_distance_table(m, query + q * dq, table, &bias) != QDB_OK)
+				return -1;
+	return n ? (now_seconds() - t0) * 1e6 / (10.0 * n) : 0;
+}
+
 static int
 cmd_eval(CliArgs *a)
 {
@@ -301,6 +321,8 @@ cmd_eval(CliArgs *a)
 	QdbModel	m;
 	double		t_enc,
 				t_search,
+				table_us,
+				table_us_raw,
 				r10 = 0,
 				r1_10 = 0,
 				r1_100 = 0;
@@ -325,12 +347,6 @@ cmd_eval(CliArgs *a)
 		fprintf(stderr, "qdb-train: %s: %s\n", a->model, err);
 		return 1;
 	}
-	if ((rc = qdb_model_prepare(&m)) != QDB_OK)
-	{
-		fprintf(stderr, "qdb-train: %s\n", qdb_status_string(rc));
-		qdb_model_free(&m);
-		return 1;
-	}
 	base = cli_read_vecs(a->base, 0, &nb, &db, err, sizeof(err));
 	query = base ? cli_read_vecs(a->query, a->queries, &nq, &dq, err, sizeof(err)) : NULL;
 	gt = query ? cli_read_vecs(a->gt, a->queries, &ngt, &kgt, err, sizeof(err)) : NULL;
@@ -346,6 +362,14 @@ cmd_eval(CliArgs *a)
 	}
 	codes = malloc(nb * qdb_code_size(&m));
 	table = malloc(qdb_table_floats(&m) * sizeof(float));
+	/* a query's table, as built before and after qdb_model_prepare */
+	table_us_raw = table_microseconds(&m, query, nq, dq, table);
+	if ((rc = qdb_model_prepare(&m)) != QDB_OK)
+	{
+		fprintf(stderr, "qdb-train: %s\n", qdb_status_string(rc));
+		return 1;
+	}
+	table_us = table_microseconds(&m, query, nq, dq, table);
 	/* the base encoded as CREATE INDEX encodes a table's rows */
 	t_enc = now_seconds();
 	rc = qdb_encoder_create(&m, NULL, qdb_encoder_table_bytes(&m), &enc);
@@ -388,8 +412,9 @@ cmd_eval(CliArgs *a)
 	}
 	t_search = now_seconds() - t_search;
 	printf("recall10@10=%.4f recall1@10=%.4f recall1@100=%.4f queries=%zu base=%zu "
-		   "encode_seconds=%.3f search_seconds=%.3f\n",
-		   r10 / nq, r1_10 / nq, r1_100 / nq, nq, nb, t_enc, t_search);
+		   "encode_seconds=%.3f search_seconds=%.3f table_us=%.1f table_us_unprepared=%.1f\n",
+		   r10 / nq, r1_10 / nq, r1_100 / nq, nq, nb, t_enc, t_search, table_us,
+		   table_us_raw);
 	qdb_model_free(&m);
 	free(codes);
 	free(table);
