@@ -133,10 +133,20 @@ def main():
             ap.error('--a-so and --b-so go together')
         libdir = subprocess.check_output(['pg_config', '--pkglibdir'], text=True).strip()
         saved = os.path.join(libdir, '.quantumdb-ab-saved.so')
-        if os.path.exists(saved):
-            sys.exit('%s exists: an earlier run did not put the installed quantumdb.so '
-                     'back; move it to quantumdb.so by hand (or delete it) first' % saved)
-        shutil.copyfile(os.path.join(libdir, 'quantumdb.so'), saved)
+        # a whole copy first, then its name: link() fails when the name
+        # exists, so two runs cannot both save (the second stops here)
+        fd, tmp = tempfile.mkstemp(prefix='.quantumdb-ab-', suffix='.so', dir=libdir)
+        os.close(fd)
+        try:
+            shutil.copyfile(os.path.join(libdir, 'quantumdb.so'), tmp)
+            os.link(tmp, saved)
+        except FileExistsError:
+            sys.exit('%s exists: another run is going on, or one was killed before it '
+                     'put the installed quantumdb.so back (which may then be a test '
+                     'build): with no run going on, mv it to %s/quantumdb.so'
+                     % (saved, libdir))
+        finally:
+            os.unlink(tmp)
         # a kill restores the installed file too (the finally below)
         for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
             signal.signal(sig, on_signal)
@@ -144,6 +154,9 @@ def main():
         run_sides(args, sides, q, gt, sql, libdir)
     finally:
         if saved:
+            # a second signal must not stop the restore half way
+            for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+                signal.signal(sig, signal.SIG_IGN)
             put_library(saved, libdir)
             os.unlink(saved)
 
@@ -160,9 +173,15 @@ def run_sides(args, sides, q, gt, sql, libdir):
                        'hits': 0, 'buffers': [], 'cpu': 0.0}
         cur.execute('SELECT pg_backend_pid()')
         sides[side]['pid'] = cur.fetchone()[0]
-        if so and maps_inode(sides[side]['pid'], inode) is False:
+        mapped = maps_inode(sides[side]['pid'], inode) if so else True
+        if mapped is False:
             sys.exit('side %s: its backend did not map %s (quantumdb in '
                      'shared_preload_libraries?)' % (side.upper(), so))
+        if mapped is None:
+            print('warning: cannot read /proc/%d/maps (server not local, or another '
+                  'user\'s): side %s\'s build is not checked' % (sides[side]['pid'],
+                                                                 side.upper()),
+                  file=sys.stderr)
     qs = [list(map(float, v)) for v in q]
     if args.prepared:
         for s in sides.values():

@@ -338,6 +338,13 @@ main(void)
 	run("opq cosine 40d PCA to 16", QDB_KIND_OPQ, QDB_METRIC_COSINE, 40, 4, 16, 1);
 	/* dim_pq > dim: A has orthonormal columns, ADC over-counts ||(I - AA^T) c||^2 */
 	run("opq L2 30d padded", QDB_KIND_OPQ, QDB_METRIC_L2, 30, 8, 0, 0);
+	/* the portable table rows (adc_rows.c) where the CPU would pick AVX-512 */
+	setenv("QDB_SIMD", "scalar", 1);
+	qdb_distance_init();
+	run("opq L2 32d M=8, scalar", QDB_KIND_OPQ, QDB_METRIC_L2, 32, 8, 0, 1);
+	run("opq cosine 32d, scalar", QDB_KIND_OPQ, QDB_METRIC_COSINE, 32, 8, 0, 1);
+	unsetenv("QDB_SIMD");
+	qdb_distance_init();
 	test_recall();
 	test_errors();
 	return tap_done();
