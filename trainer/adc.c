@@ -36,19 +36,12 @@
 #define RECALL_QUERY_BLOCK	256
 #define RECALL_BASE_BLOCK	4096
 
-/* Whether m's cosine ADC is 1 - q . xhat / ||xhat|| (two tables; see the top) */
-static inline int
-cosine_of_xhat(const QdbModel *m)
-{
-	return m->metric == QDB_METRIC_COSINE && m->kind != QDB_KIND_NEURAL;
-}
-
 size_t
 qdb_table_floats(const QdbModel *m)
 {
 	if (m == NULL)
 		return 0;
-	return (size_t) m->M * m->ksub * (cosine_of_xhat(m) ? 2 : 1);
+	return (size_t) m->M * m->ksub * (qdb_cosine_of_xhat(m) ? 2 : 1);
 }
 
 /*
@@ -110,7 +103,7 @@ cosine_norm_table(const QdbModel *m, float *am, float *nt)
 {
 	int			rq = m->kind == QDB_KIND_RQ;
 	int			nbooks = rq ? qdb_rq_books(m) : m->M;
-	int			w = rq ? m->dim_pq : m->dsub;	/* a codeword's width */
+	int			w = book_width(m);
 	float		mm = 0;
 	int			s,
 				k;
@@ -189,12 +182,12 @@ qdb_model_prepare(QdbModel *m)
 	nbooks = m->kind == QDB_KIND_RQ ? qdb_rq_books(m) : m->M;
 	w = book_width(m);
 	bt = qdb_malloc(m->alloc, (size_t) nbooks * QDB_KSUB * w, sizeof(float));
-	if (cosine_of_xhat(m))
+	if (qdb_cosine_of_xhat(m))
 	{
 		am = qdb_malloc(m->alloc, m->dim_pq, sizeof(float));
 		nt = qdb_malloc(m->alloc, (size_t) m->M * QDB_KSUB, sizeof(float));
 	}
-	if (!bt || (cosine_of_xhat(m) && (!am || !nt)))
+	if (!bt || (qdb_cosine_of_xhat(m) && (!am || !nt)))
 	{
 		qdb_free(m->alloc, bt);
 		qdb_free(m->alloc, am);
@@ -282,7 +275,7 @@ qdb_compute_distance_table(const QdbModel *m, const float *query,
 		q = r;					/* r is rewritten in place below */
 	}
 
-	if (cosine_of_xhat(m))
+	if (qdb_cosine_of_xhat(m))
 		cosine_tables(m, q, yq + m->dim_pq, yq, table, bias);
 	else if (m->kind == QDB_KIND_RQ)
 		rq_table(m, q, r, yq, table, bias);
@@ -360,7 +353,7 @@ qdb_adc_distance(const QdbModel *m, const float *table, float bias,
 {
 	float		sum;
 
-	if (cosine_of_xhat(m))
+	if (qdb_cosine_of_xhat(m))
 		return cosine_of_xhat_distance(m->M, table, bias, code);
 	sum = adc_sum(m->M, table, code) + bias;
 	switch (m->metric)
@@ -654,7 +647,7 @@ qdb_adc_recall(const QdbModel *m, const float *base, size_t nb,
 				float		s;
 
 				/* the angle needs both sums (and bias) */
-				if (cosine_of_xhat(m))
+				if (qdb_cosine_of_xhat(m))
 					s = cosine_of_xhat_distance(M, w.table, bias, code);
 				else
 				{

@@ -25,13 +25,6 @@
 #include "qdb_internal.h"
 #include "rq.h"
 
-/* Whether cosine pairs are the angle between reconstructions (see above) */
-static inline int
-cosine_angle(const QdbModel *m)
-{
-	return m->metric == QDB_METRIC_COSINE && m->kind != QDB_KIND_NEURAL;
-}
-
 /* 1 - ab / sqrt(aa bb), clamped to [0, 2]; 1 for a reconstruction at 0 */
 static inline float
 angle_distance(double ab, double aa, double bb)
@@ -100,7 +93,7 @@ qdb_compute_pair_table(const QdbModel *m, float *table)
 
 				if (len == 0)
 					v = 0;
-				else if (m->metric == QDB_METRIC_IP || cosine_angle(m))
+				else if (m->metric == QDB_METRIC_IP || qdb_cosine_of_xhat(m))
 					v = qdb_kernels.dot(ci, cj, len);
 				else if (i == j)
 					v = 0;
@@ -117,7 +110,7 @@ qdb_compute_pair_table(const QdbModel *m, float *table)
 	}
 
 	memset(bias, 0, sizeof(float) * ((size_t) m->M * QDB_KSUB + 1));
-	if ((m->metric == QDB_METRIC_IP || cosine_angle(m)) && m->mean)
+	if ((m->metric == QDB_METRIC_IP || qdb_cosine_of_xhat(m)) && m->mean)
 	{
 		amean = qdb_malloc(m->alloc, m->dim_pq, sizeof(float));
 		if (!amean)
@@ -228,7 +221,7 @@ qdb_pair_distance(const QdbModel *m, const float *table, const uint8_t *a,
 				sum += bias[s * QDB_KSUB + a[s]] + bias[s * QDB_KSUB + b[s]];
 			return -(sum + bias[(size_t) m->M * QDB_KSUB]);
 		case QDB_METRIC_COSINE:
-			if (cosine_angle(m))
+			if (qdb_cosine_of_xhat(m))
 			{
 				/* exactly 0 for a code with itself, whatever the rounding */
 				if (memcmp(a, b, m->M) == 0)

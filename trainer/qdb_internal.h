@@ -118,6 +118,17 @@ extern void spotrs_(const char *uplo, const int *n, const int *nrhs, const float
 /* model.c: QDB_OK when m's shape is consistent, else QDB_ERR_ARG */
 int			qdb_model_check(const QdbModel *m);
 
+/*
+ * Whether m's cosine distances are the angle to (or between) decoded
+ * vectors, 1 - q . xhat / ||xhat|| (adc.c, pair.c): every kind but neural,
+ * which keeps ||q - xhat||^2 / 2 in its latent space.
+ */
+static inline int
+qdb_cosine_of_xhat(const QdbModel *m)
+{
+	return m->metric == QDB_METRIC_COSINE && m->kind != QDB_KIND_NEURAL;
+}
+
 /* model.c: y (dim_pq) = linear v, or v zero-padded, for one vector */
 void		qdb_apply_linear(const QdbModel *m, const float *v, float *y);
 
