@@ -17,26 +17,79 @@
 #include "graph.h"
 
 /*
+ * Is cand[i] among the heuristic's picks (QdbSelectNeighbors without its
+ * cap on how many)?  It is unless a pick nearer the owner is nearer to it
+ * than the owner is.  known[] (-1 not yet, 0 no, 1 yes) keeps the answers,
+ * so each pair is measured at most once, and a candidate's own answer is
+ * sought only when it would prune cand[i].
+ */
+static bool
+is_picked(const QdbGraphOps *ops, void *g, const QdbCandidate *cand, int i, int8 *known)
+{
+	int			j;
+
+	if (known[i] >= 0)
+		return known[i] == 1;
+	for (j = 0; j < i; j++)
+	{
+		if (known[j] == 0)
+			continue;
+		if (ops->pair(g, cand[i].id, cand[j].id) < cand[i].dist &&
+			is_picked(ops, g, cand, j, known))
+		{
+			known[i] = 0;
+			return false;
+		}
+	}
+	known[i] = 1;
+	return true;
+}
+
+/*
+ * Which of ncand candidates (sorted nearest first) a list of ncand - 1
+ * slots lets go.  QdbSelectNeighbors keeps the heuristic's picks, at most
+ * ncand - 1 of them, and fills the free slots nearest first, so the one it
+ * leaves out is the farthest candidate it does not pick; when the ncand - 1
+ * nearest are all picks, the cap leaves out the last.  Sought from the far
+ * end, this asks the heuristic about the few candidates that decide it, not
+ * all of them: 32 slots take about 500 pair distances the full way.
+ */
+static int
+left_out(const QdbGraphOps *ops, void *g, const QdbCandidate *cand, int ncand)
+{
+	int8		known[2 * QDB_MAX_M + 1];
+	int			i;
+
+	memset(known, -1, sizeof(int8) * ncand);
+	for (i = ncand - 1; i >= 0; i--)
+		if (!is_picked(ops, g, cand, i, known))
+			return i;
+	return ncand - 1;
+}
+
+/*
  * The list of node owner (cur, nslots slots, QDB_NO_ID empty) once node
  * add asks to be in it, into out (nslots):
  *	- add is there already: QDB_LINK_PRESENT;
  *	- an empty slot: add takes the first one, the rest stays;
  *	- full: the heuristic picks among the linkable members and add, by
- *	  their distance from owner; members it leaves out are dropped
+ *	  their distance from owner, and the free slots take the nearest of the
+ *	  rest (QdbSelectNeighbors); members it leaves out are dropped
  *	  (unlinkable ones always are);
- *	- add not picked: QDB_LINK_REFUSED, unless force, when add takes the
+ *	- add not kept: QDB_LINK_REFUSED, unless force, when add takes the
  *	  place of the farthest member that may_drop lets go (none: refused).
+ * A full list keeps all but at most one candidate, so the planner finds
+ * just that one (left_out); the list it writes is nearest first.
  */
 QdbLinkPlan
 QdbPlanLink(const QdbGraphOps *ops, void *g, uint32 owner, const uint32 *cur, int nslots,
 			uint32 add, bool force, QdbMayDrop may_drop, void *drop_arg, uint32 *out)
 {
 	QdbCandidate cand[2 * QDB_MAX_M + 1];
-	QdbCandidate sel[2 * QDB_MAX_M];
 	int			ncand = 0,
-				nsel,
+				nout = 0,
 				empty = -1,
-				victim = -1,
+				drop = -1,
 				i;
 
 	Assert(nslots <= 2 * QDB_MAX_M);
@@ -66,28 +119,23 @@ QdbPlanLink(const QdbGraphOps *ops, void *g, uint32 owner, const uint32 *cur, in
 	cand[ncand].dist = ops->pair(g, owner, add);
 	ncand++;
 	QdbSortCandidates(cand, ncand);
-	nsel = QdbSelectNeighbors(ops, g, cand, ncand, nslots, sel);
-	for (i = 0; i < nsel && sel[i].id != add; i++)
-		;
-	if (i == nsel)
+	if (ncand > nslots)
+		drop = left_out(ops, g, cand, ncand);
+	if (drop >= 0 && cand[drop].id == add)
 	{
 		if (!force)
 			return QDB_LINK_REFUSED;
-		for (i = ncand - 1; i >= 0 && victim < 0; i--)
+		for (i = ncand - 1, drop = -1; i >= 0 && drop < 0; i--)
 			if (cand[i].id != add && (may_drop == NULL || may_drop(drop_arg, cand[i].id)))
-				victim = i;
-		if (victim < 0)
+				drop = i;
+		if (drop < 0)
 			return QDB_LINK_REFUSED;
-		nsel = 0;
-		for (i = 0; i < ncand; i++)
-			if (cand[i].id != add && i != victim)
-				sel[nsel++] = cand[i];
-		sel[nsel].id = add;
-		sel[nsel].dist = 0;
-		nsel++;
 	}
-	for (i = 0; i < nslots; i++)
-		out[i] = i < nsel ? sel[i].id : QDB_NO_ID;
+	for (i = 0; i < ncand; i++)
+		if (i != drop)
+			out[nout++] = cand[i].id;
+	for (; nout < nslots; nout++)
+		out[nout] = QDB_NO_ID;
 	return QDB_LINK_WRITE;
 }
 

@@ -83,11 +83,14 @@ toy_visit(void *g, uint32 id)
 	return true;
 }
 
+static long toy_pairs;			/* pair distances asked, for test_plan_link_random */
+
 static float
 toy_pair(void *g, uint32 a, uint32 b)
 {
 	Toy		   *t = g;
 
+	toy_pairs++;
 	return l2(t->x + (size_t) a * DIM, t->x + (size_t) b * DIM);
 }
 
@@ -201,6 +204,17 @@ holds(const uint32 *list, int n, uint32 id)
 	return false;
 }
 
+static bool
+holds_cand(const QdbCandidate *c, int n, uint32 id)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+		if (c[i].id == id)
+			return true;
+	return false;
+}
+
 /* may_drop for the test: everything but node 2 */
 static bool
 keep_two(void *arg, uint32 id)
@@ -263,6 +277,135 @@ test_plan_link(void)
 	p = QdbPlanLink(&toy_ops, &t, 0, cur, 4, 6, false, NULL, NULL, out);
 	tap_ok(p == QDB_LINK_WRITE && !holds(out, 4, 1) && holds(out, 4, 6),
 		   "full: a deleted member makes room and is dropped");
+	toy_free(&t);
+}
+
+/*
+ * The planner for a full list the long way, as it was written before it
+ * sought only the candidate it leaves out: the heuristic over every
+ * linkable member and add, filled nearest first (QdbSelectNeighbors).
+ * Returns the plan; *out the list (its order aside).
+ */
+static QdbLinkPlan
+reference_plan(Toy *t, uint32 owner, const uint32 *cur, int nslots, uint32 add, bool force,
+			   uint32 *out)
+{
+	QdbCandidate cand[2 * QDB_MAX_M + 1];
+	QdbCandidate sel[2 * QDB_MAX_M];
+	int			ncand = 0,
+				nsel,
+				victim = -1,
+				i;
+
+	for (i = 0; i < nslots; i++)
+	{
+		if (t->dead[cur[i]])
+			continue;
+		cand[ncand].id = cur[i];
+		cand[ncand].dist = toy_pair(t, owner, cur[i]);
+		ncand++;
+	}
+	cand[ncand].id = add;
+	cand[ncand].dist = toy_pair(t, owner, add);
+	ncand++;
+	QdbSortCandidates(cand, ncand);
+	nsel = QdbSelectNeighbors(&toy_ops, t, cand, ncand, nslots, sel);
+	if (!holds_cand(sel, nsel, add))
+	{
+		if (!force)
+			return QDB_LINK_REFUSED;
+		for (i = ncand - 1; i >= 0 && victim < 0; i--)
+			if (cand[i].id != add)
+				victim = i;
+		nsel = 0;
+		for (i = 0; i < ncand; i++)
+			if (i != victim)
+				sel[nsel++] = cand[i];
+	}
+	for (i = 0; i < nslots; i++)
+		out[i] = i < nsel ? sel[i].id : QDB_NO_ID;
+	return QDB_LINK_WRITE;
+}
+
+/* the same members, in any order */
+static bool
+same_list(const uint32 *a, const uint32 *b, int n)
+{
+	int			i,
+				na = 0,
+				nb = 0;
+
+	for (i = 0; i < n; i++)
+	{
+		na += a[i] != QDB_NO_ID;
+		nb += b[i] != QDB_NO_ID;
+		if (a[i] != QDB_NO_ID && !holds(b, n, a[i]))
+			return false;
+	}
+	return na == nb;
+}
+
+/*
+ * Full lists of random points, in clusters so that the heuristic prunes
+ * some members and keeps others: the planner must keep exactly the list
+ * the long way keeps, refuse when it refuses, and ask fewer pair distances.
+ */
+static void
+test_plan_link_random(void)
+{
+	Toy			t;
+	const int	npts = 200;
+	const int	sizes[] = {2, 4, 8, 16, 32, 64};
+	int			trials = 0,
+				same = 0,
+				writes = 0,
+				refusals = 0,
+				trial,
+				i;
+	long		fast_pairs = 0,
+				slow_pairs = 0;
+
+	toy_init(&t, npts, 32);
+	for (trial = 0; trial < 3000; trial++)
+	{
+		int			nslots = sizes[trial % 6];
+		uint32		cur[2 * QDB_MAX_M];
+		uint32		got[2 * QDB_MAX_M];
+		uint32		want[2 * QDB_MAX_M];
+		uint32		owner = 0,
+					add;
+		bool		force = (trial % 7) == 0;
+		QdbLinkPlan p,
+					r;
+		long		before;
+
+		/* points around a few centres; owner 0, members 1..nslots, add after */
+		for (i = 0; i < npts * DIM; i++)
+			t.x[i] = (float) ((i / DIM) % 3) * 2.0f * (float) (trial % 2) + (float) rnd();
+		for (i = 0; i < npts; i++)
+			t.dead[i] = (trial % 5) == 0 && rnd() < 0.1;
+		for (i = 0; i < nslots; i++)
+			cur[i] = (uint32) (1 + i);
+		add = (uint32) (1 + nslots + (int) (rnd() * (npts - 2 - nslots)));
+
+		before = toy_pairs;
+		p = QdbPlanLink(&toy_ops, &t, owner, cur, nslots, add, force, NULL, NULL, got);
+		fast_pairs += toy_pairs - before;
+		before = toy_pairs;
+		r = reference_plan(&t, owner, cur, nslots, add, force, want);
+		slow_pairs += toy_pairs - before;
+
+		trials++;
+		if (p == r && (p != QDB_LINK_WRITE || same_list(got, want, nslots)))
+			same++;
+		writes += p == QDB_LINK_WRITE;
+		refusals += p == QDB_LINK_REFUSED;
+	}
+	tap_ok(same == trials, "full lists at random: the planner keeps what the whole heuristic keeps "
+		   "(%d of %d the same; %d written, %d refused)", same, trials, writes, refusals);
+	tap_ok(writes > 0 && refusals > 0, "both outcomes occur among the random lists");
+	tap_ok(fast_pairs < slow_pairs, "and it asks fewer pair distances (%ld against %ld)",
+		   fast_pairs, slow_pairs);
 	toy_free(&t);
 }
 
@@ -455,6 +598,7 @@ int
 main(void)
 {
 	test_plan_link();
+	test_plan_link_random();
 	test_plan_list();
 	test_link_node();
 	printf("1..%d\n", tap_count);
