@@ -65,6 +65,12 @@ typedef struct QdbGraphOps
 	 * being expanded), so their memory may be fetched ahead.  NULL: none
 	 */
 	void		(*prefetch) (void *g, const uint32 *ids, int n);
+	/*
+	 * a hint: node id's list at level is likely the next one read (the
+	 * nearest candidate left), so its memory may be fetched ahead.  NULL:
+	 * none
+	 */
+	void		(*prefetch_list) (void *g, uint32 id, int level);
 } QdbGraphOps;
 
 /*

@@ -188,8 +188,32 @@ mem_prefetch(void *arg, const uint32 *ids, int n)
 	}
 }
 
+/*
+ * The list of the nearest candidate left, asked of the memory while the
+ * list being expanded is walked, so that reading it next does not wait.
+ */
+static void
+mem_prefetch_list(void *arg, uint32 id, int level)
+{
+	Worker	   *w = arg;
+	QdbMemGraph *g = w->g;
+	const QdbMemNode *node = &g->nodes[id];
+
+	if (level <= node->level)
+	{
+		const char *p = (const char *) (node->nb + QdbLevelStart(g->m, level));
+		Size		bytes = sizeof(int32) * QdbLevelSlots(g->m, level);
+		Size		off;
+
+		for (off = 0; off < bytes; off += 64)
+			__builtin_prefetch(p + off);
+		__builtin_prefetch(p + bytes - 1);
+	}
+}
+
 static const QdbGraphOps mem_ops = {
-	mem_distance, mem_neighbors, mem_visit, mem_pair, mem_new_layer, NULL, mem_prefetch
+	mem_distance, mem_neighbors, mem_visit, mem_pair, mem_new_layer, NULL, mem_prefetch,
+	mem_prefetch_list
 };
 
 /* A walk's distance: ADC of the query's table over the walk's codes. */

@@ -229,6 +229,8 @@ QdbSearchLayer(const QdbGraphOps *ops, void *g, const QdbCandidate *entry, int n
 
 		if (best.n >= ef && c.dist > best.a[0].dist)
 			break;
+		if (ops->prefetch_list && cand.n > 0)
+			ops->prefetch_list(g, cand.a[0].id, level);
 		nn = ops->neighbors(g, c.id, level, s->nbuf);
 		if (ops->prefetch)
 			ops->prefetch(g, s->nbuf, nn);
