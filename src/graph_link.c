@@ -52,7 +52,8 @@ is_picked(const QdbGraphOps *ops, void *g, const QdbCandidate *cand, int i, int8
  * leaves out is the farthest candidate it does not pick; when the ncand - 1
  * nearest are all picks, the cap leaves out the last.  Sought from the far
  * end, this asks the heuristic about the few candidates that decide it, not
- * all of them: 32 slots take about 500 pair distances the full way.
+ * all of them: up to 528 pair distances for 33 candidates the full way, 339
+ * on average in a build of glove-100-angular, against 256 this way.
  */
 static int
 left_out(const QdbGraphOps *ops, void *g, const QdbCandidate *cand, int ncand)
