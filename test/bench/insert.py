@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""INSERT into quantumdb's index and pgvector's HNSW side by side.
+
+A hook for `test/bench/index.sh --build-only --after-build` (it connects
+with the PG* variables the hook is given): on the benchmark's table
+`items(id, emb real[], vec vector(D))` with both indexes built, it inserts
+the set's base rows again, one prepared single-row INSERT per row, as a
+client would send them:
+
+  quantumdb: INSERT INTO items (id, emb) VALUES ($1, $2)     (vec NULL)
+  pgvector:  INSERT INTO items (id, vec) VALUES ($1, $2)     (emb NULL)
+
+so that each statement feeds one of the two indexes (neither indexes a
+NULL) and the table's primary key.  Each round runs the two methods one
+after the other, in the order the round number gives, each in a
+transaction that is rolled back (the index entries stay behind as entries
+of dead rows, as after any aborted INSERT; each round inserts rows of its
+own).  It reports rows per second and milliseconds per row of each, the
+ratio quantumdb / pgvector, and writes a table to --out.
+
+usage: test/bench/index.sh --no-build --set SET --build-only \\
+         --after-build 'test/bench/insert.py --set SET [--rows N] [--rounds R]'
+"""
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+import psycopg2
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+ID_BASE = 100000000
+
+
+def read_fvecs(path, count):
+    raw = np.fromfile(path, dtype=np.int32, count=-1)
+    dim = int(raw[0])
+    rows = raw.reshape(-1, dim + 1)[:count, 1:]
+    return rows.view(np.float32)
+
+
+def literals(x, brackets):
+    fmt = "[%s]" if brackets else "{%s}"
+    return [fmt % ",".join("%.9g" % v for v in row) for row in x]
+
+
+def run(cur, sql, ids, lits):
+    cur.execute("BEGIN")
+    t = time.perf_counter()
+    for i, lit in zip(ids, lits):
+        cur.execute(sql, (int(i), lit))
+    dt = time.perf_counter() - t
+    cur.execute("ROLLBACK")
+    return dt
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--set", default="glove-100-angular")
+    ap.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data"))
+    ap.add_argument("--rows", type=int, default=2000, help="rows inserted per method and round")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--out", default=os.path.join(ROOT, "test", "bench", "out"))
+    a = ap.parse_args()
+
+    x = read_fvecs(os.path.join(a.data, a.set, "base.fvecs"), a.rows)
+    conn = psycopg2.connect("")
+    conn.autocommit = True
+    cur = conn.cursor()
+    cur.execute("SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index "
+                "WHERE indrelid = 'items'::regclass")
+    defs = dict(cur.fetchall())
+    if "items_emb_qdb" not in defs or "items_vec_hnsw" not in defs:
+        sys.exit("insert.py: items needs both items_emb_qdb and items_vec_hnsw (found %s)"
+                 % ", ".join(sorted(defs)))
+    cur.execute("SELECT count(*) FROM items")
+    nrows = cur.fetchone()[0]
+    try:
+        cur.execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
+        cur.execute("SELECT pg_prewarm('items_emb_qdb'), pg_prewarm('items_vec_hnsw'), "
+                    "pg_prewarm('items')")
+    except psycopg2.Error:
+        pass
+    methods = {
+        "quantumdb": ("PREPARE ins_q(int, real[]) AS INSERT INTO items (id, emb) VALUES ($1, $2)",
+                      "EXECUTE ins_q(%s, %s)", literals(x, False)),
+        "pgvector": ("PREPARE ins_p(int, vector) AS INSERT INTO items (id, vec) VALUES ($1, $2)",
+                     "EXECUTE ins_p(%s, %s)", literals(x, True)),
+    }
+    for prep, _, _ in methods.values():
+        cur.execute(prep)
+    times = {m: [] for m in methods}
+    for r in range(a.rounds):
+        order = list(methods) if r % 2 == 0 else list(reversed(list(methods)))
+        for k, m in enumerate(order):
+            _, sql, lits = methods[m]
+            first = ID_BASE + (2 * r + k) * a.rows
+            dt = run(cur, sql, range(first, first + len(lits)), lits)
+            times[m].append(dt)
+            print("round %d %-9s %d rows %.2f s (%.3f ms per row)"
+                  % (r + 1, m, len(lits), dt, 1000 * dt / len(lits)), flush=True)
+    conn.close()
+
+    n = len(x)
+    mean = {m: sum(t) / len(t) for m, t in times.items()}
+    out = ["# INSERT side by side: %s\n" % a.set,
+           "%d rows in the table; %d single-row prepared INSERTs per method and round, %d rounds, "
+           "each round's methods in alternating order, each in a transaction rolled back "
+           "(test/bench/insert.py).\n" % (nrows, n, a.rounds),
+           "| index | definition | seconds per round | mean ms per row | rows per second |",
+           "|---|---|---|---:|---:|"]
+    for m, idx in (("quantumdb", "items_emb_qdb"), ("pgvector", "items_vec_hnsw")):
+        out.append("| %s | `%s` | %s | %.3f | %.0f |" % (
+            m, defs[idx], ", ".join("%.2f" % t for t in times[m]), 1000 * mean[m] / n,
+            n / mean[m]))
+    out.append("\nquantumdb / pgvector, time per row: %.2f\n" % (mean["quantumdb"] / mean["pgvector"]))
+    os.makedirs(a.out, exist_ok=True)
+    path = os.path.join(a.out, "insert-%s.md" % a.set)
+    with open(path, "w") as f:
+        f.write("\n".join(out))
+    print("\n".join(out))
+    print("wrote %s" % path)
+
+
+if __name__ == "__main__":
+    main()
