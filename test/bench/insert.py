@@ -29,6 +29,7 @@ usage: test/bench/index.sh --no-build --set SET --build-only \\
 """
 import argparse
 import os
+import re
 import sys
 import time
 
@@ -88,7 +89,8 @@ def main():
     if "items_emb_qdb" not in defs or "items_vec_hnsw" not in defs:
         sys.exit("insert.py: items needs both items_emb_qdb and items_vec_hnsw (found %s)"
                  % ", ".join(sorted(defs)))
-    if "(emb " not in defs["items_emb_qdb"] or "(vec " not in defs["items_vec_hnsw"]:
+    if not re.search(r"\(emb[ )]", defs["items_emb_qdb"]) or \
+            not re.search(r"\(vec[ )]", defs["items_vec_hnsw"]):
         sys.exit("insert.py: needs quantumdb's index on emb and pgvector's on vec: %s; %s"
                  % (defs["items_emb_qdb"], defs["items_vec_hnsw"]))
     cur.execute("SELECT count(*), coalesce(max(id), 0) FROM items")
