@@ -51,9 +51,9 @@ is_picked(const QdbGraphOps *ops, void *g, const QdbCandidate *cand, int i, int8
  * ncand - 1 of them, and fills the free slots nearest first, so the one it
  * leaves out is the farthest candidate it does not pick; when the ncand - 1
  * nearest are all picks, the cap leaves out the last.  Sought from the far
- * end, this asks the heuristic about the few candidates that decide it, not
- * all of them: up to 528 pair distances for 33 candidates the full way, 339
- * on average in a build of glove-100-angular, against 256 this way.
+ * end, this asks the heuristic only about the candidates that decide it:
+ * the full way takes up to 528 pair distances for 33 candidates, 339 on
+ * average in a build of glove-100-angular, against 256 this way.
  */
 static int
 left_out(const QdbGraphOps *ops, void *g, const QdbCandidate *cand, int ncand)
