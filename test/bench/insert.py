@@ -36,15 +36,10 @@ import time
 import numpy as np
 import psycopg2
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from index import ROOT, read_vecs  # noqa: E402
+
 ID_BASE = 100000000
-
-
-def read_fvecs(path, count):
-    raw = np.fromfile(path, dtype=np.int32, count=-1)
-    dim = int(raw[0])
-    rows = raw.reshape(-1, dim + 1)[:count, 1:]
-    return rows.view(np.float32)
 
 
 def literals(x, brackets):
@@ -78,7 +73,7 @@ def main():
 
     if a.rows < 1 or a.rounds < 1 or (2 * a.rounds + 2) * a.rows >= 2 ** 31 - ID_BASE:
         sys.exit("insert.py: --rows and --rounds must be positive and keep ids within int")
-    x = read_fvecs(os.path.join(a.data, a.set, "base.fvecs"), a.rows)
+    x = read_vecs(os.path.join(a.data, a.set, "base.fvecs"), count=a.rows)
     rng = np.random.default_rng(7)
     conn = psycopg2.connect("")
     conn.autocommit = True
