@@ -194,9 +194,10 @@ REINDEX INDEX items_c;
 DROP INDEX items_c;
 
 -- maintenance_work_mem too small for the full vectors, then for the graph:
--- the build goes on with code distances, then page by page (NOTICEs)
+-- the build goes on with code distances, then page by page (NOTICEs); m 48
+-- makes the lists large enough that 1MB holds the codes but not the vectors
 SET maintenance_work_mem = '1MB';
-CREATE INDEX items_small ON items USING quantumdb (emb real_cosine_ops) WITH (compressor = 'c_cos2');
+CREATE INDEX items_small ON items USING quantumdb (emb real_cosine_ops) WITH (compressor = 'c_cos2', m = 48);
 SELECT built_from, unreachable_nodes FROM quantumdb.index_info('items_small');
 SELECT * FROM quantumdb.verify('items_small');
 SELECT index_mismatches('<=>', 5) AS codes_build_mismatches;

@@ -76,12 +76,23 @@ vector_distance(const QdbMemGraph *g, const float *a, const float *b)
 	return QdbVectorDistance(g->metric, a, b, g->vec_dim);
 }
 
+/* Distance between nodes a and b of a graph with 16-bit vectors. */
+static inline float
+vec16_distance(const QdbMemGraph *g, uint32 a, uint32 b)
+{
+	return QdbVec16Distance(g->metric, g->vec16_dot, g->vec16_stride,
+							g->vec16 + (Size) a * g->vec16_stride, &g->vec16_info[a],
+							g->vec16 + (Size) b * g->vec16_stride, &g->vec16_info[b]);
+}
+
 static float
 mem_distance(void *arg, uint32 id)
 {
 	Worker	   *w = arg;
 	QdbMemGraph *g = w->g;
 
+	if (g->vec16)
+		return vec16_distance(g, w->id, id);
 	if (g->vectors)
 		return vector_distance(g, w->qvec, g->vectors + (Size) id * g->vec_dim);
 	return qdb_adc_distance(&w->model, w->table, w->bias, g->codes + (Size) id * g->code_size);
@@ -135,6 +146,8 @@ mem_pair(void *arg, uint32 a, uint32 b)
 	Worker	   *w = arg;
 	QdbMemGraph *g = w->g;
 
+	if (g->vec16)
+		return vec16_distance(g, a, b);
 	if (g->vectors)
 		return vector_distance(g, g->vectors + (Size) a * g->vec_dim,
 							   g->vectors + (Size) b * g->vec_dim);
@@ -171,7 +184,8 @@ mem_prefetch(void *arg, const uint32 *ids, int n)
 {
 	Worker	   *w = arg;
 	QdbMemGraph *g = w->g;
-	Size		bytes = g->vectors ? sizeof(float) * (Size) g->vec_dim : (Size) g->code_size;
+	Size		bytes = g->vec16 ? sizeof(int16) * (Size) g->vec16_stride :
+		g->vectors ? sizeof(float) * (Size) g->vec_dim : (Size) g->code_size;
 	int			i;
 
 	for (i = 0; i < n; i++)
@@ -181,8 +195,15 @@ mem_prefetch(void *arg, const uint32 *ids, int n)
 
 		if (w->stamp[ids[i]] == w->epoch)
 			continue;
-		p = g->vectors ? (const char *) (g->vectors + (Size) ids[i] * g->vec_dim)
-			: (const char *) (g->codes + (Size) ids[i] * g->code_size);
+		if (g->vec16)
+		{
+			p = (const char *) (g->vec16 + (Size) ids[i] * g->vec16_stride);
+			__builtin_prefetch(&g->vec16_info[ids[i]]);
+		}
+		else if (g->vectors)
+			p = (const char *) (g->vectors + (Size) ids[i] * g->vec_dim);
+		else
+			p = (const char *) (g->codes + (Size) ids[i] * g->code_size);
 		for (off = 0; off < bytes && off < MEM_PREFETCH_BYTES; off += 64)
 			__builtin_prefetch(p + off);
 	}
@@ -354,7 +375,7 @@ insert_node(Worker *w, uint32 id)
 
 	w->id = id;
 	w->qvec = g->vectors ? g->vectors + (Size) id * g->vec_dim : NULL;
-	if (!g->vectors)
+	if (!g->vectors && !g->vec16)
 	{
 		int			rc = qdb_compute_distance_table(&w->model, g->batch_x + (Size) (id - w->first) * g->dim,
 													w->table, &w->bias);

@@ -10,6 +10,7 @@
 
 #include "storage/itemptr.h"
 
+#include "graph_vec16.h"
 #include "qdb_trainer.h"
 
 typedef struct QdbMemNode
@@ -32,7 +33,13 @@ typedef struct QdbMemGraph
 	QdbMemNode *nodes;
 	uint8	   *codes;			/* (cap, code_size) */
 	float	   *vectors;		/* (cap, vec_dim), unit under cosine, or the
-								 * model's projection; NULL: codes only */
+								 * model's projection (the auto-tuner's) */
+	int16	   *vec16;			/* or these vectors as 16-bit integers
+								 * (graph_vec16.c), (cap, vec16_stride): the
+								 * build's; both NULL: codes only */
+	QdbVec16Info *vec16_info;	/* (cap) */
+	int			vec16_stride;
+	QdbVec16DotFn vec16_dot;
 	uint8	   *locks;			/* a spinlock per node */
 	int			n;
 	int			cap;

@@ -15,7 +15,8 @@
  *	   first projects the rows on fewer orthonormal directions (PCA, OPQ's
  *	   rotation; see projected_build), those projections: the codes cannot
  *	   tell apart what the projection drops, and the distances cost
- *	   dim_pq / dim as much (fashion-mnist-784: 256 of 784 dims);
+ *	   dim_pq / dim as much (fashion-mnist-784: 256 of 784 dims).  The
+ *	   graph keeps them as 16-bit integers (graph_vec16.c);
  *	4. writes the graph to pages in insertion order.  If even the codes-only
  *	   graph outgrows maintenance_work_mem, it is written out early and the
  *	   remaining rows are inserted page by page, as INSERT does.
@@ -72,6 +73,7 @@ typedef struct BuildState
 	uint32		flags;			/* QDB_BUILT_* */
 	int			nthreads;
 	QdbMemGraph g;				/* the graph in memory */
+	char	   *vec16_raw;		/* the allocation g.vec16 is aligned in */
 	bool		on_disk;		/* written out: the rest go through QdbInsertVector */
 
 	/* rows waiting to be encoded, and what encodes them */
@@ -92,7 +94,7 @@ graph_bytes(const BuildState *bs, Size cap)
 {
 	return cap * (sizeof(QdbMemNode) + bs->c->shape.code_size + 1 +
 				  sizeof(uint32) * (1 + bs->nthreads) +
-				  (bs->exact ? sizeof(float) * bs->g.vec_dim : 0)) + bs->lists_bytes;
+				  (bs->exact ? sizeof(int16) * bs->g.vec16_stride + sizeof(QdbVec16Info) : 0)) + bs->lists_bytes;
 }
 
 /*
@@ -107,6 +109,29 @@ graph_fits(const BuildState *bs, int count)
 	while (cap < (Size) bs->g.n + count)
 		cap = Max(cap * 2, 1024);
 	return graph_bytes(bs, cap) + sizeof(int32) * 3 * bs->c->shape.m * count <= bs->mem_limit;
+}
+
+/*
+ * The graph's 16-bit vectors with room for cap rows, their first row on a
+ * cache line (rows are whole lines: QDB_VEC16_ALIGN values), the rows so
+ * far copied over.  Called in the graph's context.
+ */
+static void
+grow_vec16(BuildState *bs, int cap)
+{
+	QdbMemGraph *g = &bs->g;
+	Size		align = sizeof(int16) * QDB_VEC16_ALIGN;
+	char	   *raw = palloc_extended(sizeof(int16) * (Size) cap * g->vec16_stride + align,
+									  MCXT_ALLOC_HUGE);
+	int16	   *v = (int16 *) TYPEALIGN(align, raw);
+
+	if (g->vec16)
+	{
+		memcpy(v, g->vec16, sizeof(int16) * (Size) g->n * g->vec16_stride);
+		pfree(bs->vec16_raw);
+	}
+	bs->vec16_raw = raw;
+	g->vec16 = v;
 }
 
 /* Room in the graph's arrays for count more nodes. */
@@ -128,7 +153,10 @@ grow_graph(BuildState *bs, int count)
 		g->codes = palloc_extended((Size) newcap * g->code_size, MCXT_ALLOC_HUGE);
 		g->locks = palloc_extended(newcap, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 		if (bs->exact)
-			g->vectors = palloc_extended(sizeof(float) * newcap * g->vec_dim, MCXT_ALLOC_HUGE);
+		{
+			grow_vec16(bs, newcap);
+			g->vec16_info = palloc_extended(sizeof(QdbVec16Info) * newcap, MCXT_ALLOC_HUGE);
+		}
 	}
 	else
 	{
@@ -137,7 +165,10 @@ grow_graph(BuildState *bs, int count)
 		g->locks = repalloc_huge(g->locks, newcap);
 		memset(g->locks + g->cap, 0, newcap - g->cap);
 		if (bs->exact)
-			g->vectors = repalloc_huge(g->vectors, sizeof(float) * newcap * g->vec_dim);
+		{
+			grow_vec16(bs, newcap);
+			g->vec16_info = repalloc_huge(g->vec16_info, sizeof(QdbVec16Info) * newcap);
+		}
 	}
 	g->cap = newcap;
 	MemoryContextSwitchTo(old);
@@ -171,9 +202,10 @@ graph_insert_batch(BuildState *bs, const float *x, const float *vecs,
 		bs->lists_bytes += sizeof(int32) * nslots;
 		memcpy(g->codes + (Size) (first + i) * g->code_size, codes + (Size) i * g->code_size,
 			   g->code_size);
-		if (g->vectors)
-			memcpy(g->vectors + (Size) (first + i) * g->vec_dim, vecs + (Size) i * g->vec_dim,
-				   sizeof(float) * g->vec_dim);
+		if (g->vec16)
+			QdbVec16Quantize(vecs + (Size) i * g->vec_dim, g->vec_dim, g->vec16_stride,
+							 g->vec16 + (Size) (first + i) * g->vec16_stride,
+							 &g->vec16_info[first + i]);
 	}
 	g->n += count;
 	g->batch_x = x;
@@ -215,10 +247,15 @@ make_room(BuildState *bs, int count)
 				(errmsg("quantumdb graph with vectors no longer fits in maintenance_work_mem after %d rows",
 						bs->g.n),
 				 errdetail("The rest of the graph is built from code distances, which gives lower recall."),
-				 errhint("Increase maintenance_work_mem to build from exact distances.")));
-		if (bs->g.vectors)
-			pfree(bs->g.vectors);
-		bs->g.vectors = NULL;
+				 errhint("Increase maintenance_work_mem to build from vector distances.")));
+		if (bs->g.vec16)
+		{
+			pfree(bs->vec16_raw);
+			pfree(bs->g.vec16_info);
+		}
+		bs->vec16_raw = NULL;
+		bs->g.vec16 = NULL;
+		bs->g.vec16_info = NULL;
 		bs->exact = false;
 		bs->flags |= QDB_BUILT_FROM_CODES;
 		if (graph_fits(bs, count))
@@ -664,6 +701,8 @@ qdbbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 					bs.projected ? bs.c->model.dim_pq : bs.c->dim,
 					bs.c->shape.code_size, bs.c->shape.m,
 					bs.c->ef_construction, bs.c->shape.max_level, bs.c->pair);
+	bs.g.vec16_stride = QdbVec16Stride(bs.g.vec_dim);
+	bs.g.vec16_dot = QdbVec16Kernel();
 	bs.batch = palloc(sizeof(float) * BUILD_BATCH * bs.c->dim);
 	start_encoder(&bs, build_cxt);
 
