@@ -19,8 +19,8 @@
 
 #if defined(__x86_64__)
 __attribute__((target("avx512f")))
-static void
-book_row_avx512(const float *bt, const float *y, int len, int l2, float *row)
+void
+qdb_book_row_avx512(const float *bt, const float *y, int len, int l2, float *row)
 {
 	__m512		acc[QDB_KSUB / 16];
 	int			d,
@@ -49,8 +49,8 @@ book_row_avx512(const float *bt, const float *y, int len, int l2, float *row)
 }
 #endif
 
-static void
-book_row_portable(const float *bt, const float *y, int len, int l2, float *row)
+void
+qdb_book_row_portable(const float *bt, const float *y, int len, int l2, float *row)
 {
 	int			d,
 				k;
@@ -70,17 +70,11 @@ book_row_portable(const float *bt, const float *y, int len, int l2, float *row)
 	}
 }
 
+/* the chosen kernels' (qdb_distance_init): no test per call */
 void
 qdb_book_row(const float *bt, const float *y, int len, int l2, float *row)
 {
-#if defined(__x86_64__)
-	if (strcmp(qdb_kernels.name, "avx512") == 0)
-	{
-		book_row_avx512(bt, y, len, l2, row);
-		return;
-	}
-#endif
-	book_row_portable(bt, y, len, l2, row);
+	qdb_kernels.book_row(bt, y, len, l2, row);
 }
 
 void

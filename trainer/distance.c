@@ -112,12 +112,12 @@ dot_norms_scalar(const float *a, const float *b, size_t n,
 }
 
 static const QdbDistanceKernels kernels_scalar = {
-	"scalar", l2sq_scalar, dot_scalar, dot_norms_scalar
+	"scalar", l2sq_scalar, dot_scalar, dot_norms_scalar, qdb_book_row_portable
 };
 
 /* Statically the portable version, so callers before init still work. */
 QdbDistanceKernels qdb_kernels = {
-	"scalar", l2sq_scalar, dot_scalar, dot_norms_scalar
+	"scalar", l2sq_scalar, dot_scalar, dot_norms_scalar, qdb_book_row_portable
 };
 
 const QdbDistanceKernels *

@@ -152,7 +152,7 @@ dot_norms_avx2(const float *a, const float *b, size_t n,
 }
 
 const QdbDistanceKernels qdb_kernels_avx2 = {
-	"avx2", l2sq_avx2, dot_avx2, dot_norms_avx2
+	"avx2", l2sq_avx2, dot_avx2, dot_norms_avx2, qdb_book_row_portable
 };
 
 #else

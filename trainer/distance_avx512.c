@@ -140,7 +140,7 @@ dot_norms_avx512(const float *a, const float *b, size_t n,
 }
 
 const QdbDistanceKernels qdb_kernels_avx512 = {
-	"avx512", l2sq_avx512, dot_avx512, dot_norms_avx512
+	"avx512", l2sq_avx512, dot_avx512, dot_norms_avx512, qdb_book_row_avx512
 };
 
 #else
