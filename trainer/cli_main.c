@@ -46,7 +46,7 @@ usage(void)
 			"usage: qdb-train train --input F [--rows N] [--kind pq|opq|rq|neural] [--metric l2|ip|cosine]\n"
 			"                       [--subvectors M] [--target-dim D] [--seed S]\n"
 			"                       [--kmeans-iters N] [--opq-iters N] [--quiet] --out MODEL\n"
-			"       rq:     [--rq-beam B (1-32, default 8)] [--rq-refits R (0-64, default 4)]\n"
+			"       rq:     [--rq-beam B (1-32, default 8)] [--rq-refits R (0-64, default 16)]\n"
 			"               [--rq-eta E (cosine/ip: 1-16, default 1)]\n"
 			"       neural: [--epochs N] [--batch-size B] [--lr F] [--hidden H] [--k-neighbors K]\n"
 			"               [--patience N] [--neural-rows N] [--w-recon F] [--w-cluster F]\n"

@@ -28,8 +28,13 @@
 #define QDB_RQ_BEAM		8
 #endif
 #define QDB_RQ_BEAM_MAX	32
-/* joint refits of the books after the greedy pass: the model's rq_refits */
-#define QDB_RQ_REFITS	4
+/*
+ * joint refits of the books after the greedy pass: the model's rq_refits.
+ * 16 since release 0.8.0; a model file without rq.refits was trained with
+ * QDB_RQ_REFITS_UNSTATED, the default before (safetensors_read.c).
+ */
+#define QDB_RQ_REFITS	16
+#define QDB_RQ_REFITS_UNSTATED	4
 #define QDB_RQ_REFITS_MAX	64
 /* the largest rq_eta (the weight of the error along a row's direction) */
 #define QDB_RQ_ETA_MAX	16.0f
@@ -67,7 +72,7 @@ qdb_rq_anisotropic(const QdbModel *m)
 	return m->metric != QDB_METRIC_L2 && qdb_rq_config_anisotropic(&m->config);
 }
 
-/* beam, eta and refits all at their defaults (a model file and the catalog show none) */
+/* beam, eta and refits all at their defaults (the catalog's settings show none) */
 static inline int
 qdb_rq_settings_default(const QdbTrainConfig *c)
 {

@@ -217,14 +217,15 @@ optional_int(StParse *sp, const int *node, MetaKey k, int lo, int hi, int dflt, 
 }
 
 /*
- * rq.beam, rq.eta and rq.refits: kind rq only, each absent when it is the
- * default (8, 1, 4), which is what a model of before the settings reads as.
+ * rq.beam, rq.eta and rq.refits: kind rq only, each absent when it is what
+ * 0.6.0 trained with (8, 1, 4), which is what a model of before the
+ * settings reads as (the default refits are 16 since 0.8.0 and written).
  */
 static int
 read_rq_settings(StParse *sp, const int *node)
 {
 	sp->config.rq_beam = QDB_RQ_BEAM;
-	sp->config.rq_refits = QDB_RQ_REFITS;
+	sp->config.rq_refits = QDB_RQ_REFITS_UNSTATED;
 	sp->config.rq_eta = 1.0f;
 	for (int k = MK_RQ_BEAM; k <= MK_RQ_REFITS; k++)
 	{
@@ -234,7 +235,7 @@ read_rq_settings(StParse *sp, const int *node)
 			return -1;
 		}
 	}
-	if (optional_int(sp, node, MK_RQ_REFITS, 0, QDB_RQ_REFITS_MAX, QDB_RQ_REFITS,
+	if (optional_int(sp, node, MK_RQ_REFITS, 0, QDB_RQ_REFITS_MAX, QDB_RQ_REFITS_UNSTATED,
 					 &sp->config.rq_refits) < 0 ||
 		optional_int(sp, node, MK_RQ_BEAM, 1, QDB_RQ_BEAM_MAX, QDB_RQ_BEAM,
 					 &sp->config.rq_beam) < 0)

@@ -78,13 +78,16 @@ write_header(StrBuf *sb, const QdbModel *m, const TensorInfo *t, size_t *crc_at)
 	if (m->kind == QDB_KIND_NEURAL)
 		sb_printf(sb, ",\"%s\":\"%d\"", meta_keys[MK_HIDDEN], m->hidden);
 	/*
-	 * rq's beam settings only when not the defaults: a model with the
-	 * defaults is what 0.6.0 wrote; a reader of before 0.7.0 refuses one
-	 * with them (unknown key) rather than encode it differently
+	 * rq's beam settings only when not what 0.6.0 trained with (beam 8,
+	 * eta 1, 4 refits): a model with those is what 0.6.0 wrote; a reader
+	 * of before 0.7.0 refuses one with the keys (unknown key) rather than
+	 * encode it differently.  The refits change no encoding, but the
+	 * default of 0.8.0 (16) is written, so that an absent key keeps
+	 * meaning 4.
 	 */
 	if (m->kind == QDB_KIND_RQ && qdb_rq_beam(c) != QDB_RQ_BEAM)
 		sb_printf(sb, ",\"%s\":\"%d\"", meta_keys[MK_RQ_BEAM], qdb_rq_beam(c));
-	if (m->kind == QDB_KIND_RQ && qdb_rq_refits(c) != QDB_RQ_REFITS)
+	if (m->kind == QDB_KIND_RQ && qdb_rq_refits(c) != QDB_RQ_REFITS_UNSTATED)
 		sb_printf(sb, ",\"%s\":\"%d\"", meta_keys[MK_RQ_REFITS], qdb_rq_refits(c));
 	if (m->kind == QDB_KIND_RQ && c->rq_eta > 1.0f)
 		sb_printf(sb, ",\"%s\":\"%.9g\"", meta_keys[MK_RQ_ETA], (double) c->rq_eta);

@@ -92,7 +92,7 @@ CREATE FUNCTION quantumdb.train(
     patience     integer DEFAULT 3,
     beam         integer DEFAULT 8,
     eta          double precision DEFAULT 1,
-    refits       integer DEFAULT 4)
+    refits       integer DEFAULT 16)
 RETURNS quantumdb.train_result
 AS 'MODULE_PATHNAME', 'quantumdb_train' LANGUAGE C VOLATILE;
 

@@ -139,7 +139,7 @@ def main():
     ap.add_argument("--lsq-seconds", type=float, default=600,
                     help="time limit of Faiss LSQ16x8's training, adding and search per set")
     ap.add_argument("--rq-beam", type=int, default=None, help="kind rq's beam (default: 8)")
-    ap.add_argument("--rq-refits", type=int, default=None, help="kind rq's refits (default: 4)")
+    ap.add_argument("--rq-refits", type=int, default=None, help="kind rq's refits (default: 16)")
     ap.add_argument("--rq-eta", type=float, default=None,
                     help="kind rq's eta on the cosine sets (default: 1)")
     ap.add_argument("--no-faiss", action="store_true", help="quantumdb only")

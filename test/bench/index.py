@@ -452,7 +452,8 @@ def main():
     ap.add_argument("--qdb-kind", default="opq", help="compressor kind for quantumdb.train")
     ap.add_argument("--qdb-beam", type=int, default=8, help="kind rq: quantumdb.train's beam")
     ap.add_argument("--qdb-eta", type=float, default=1.0, help="kind rq: quantumdb.train's eta")
-    ap.add_argument("--qdb-refits", type=int, default=4, help="kind rq: quantumdb.train's refits")
+    ap.add_argument("--qdb-refits", type=int, default=None,
+                    help="kind rq: quantumdb.train's refits (default: the server's, 16 since 0.8.0)")
     ap.add_argument("--qdb-column", choices=("emb", "vec"), default="emb",
                     help="the column quantumdb indexes: emb (real[], its own operator classes) or "
                     "vec (pgvector's vector, through quantumdb_pgvector, beside pgvector's HNSW on "
@@ -583,11 +584,12 @@ def main():
         try:
             if a.qdb_train == "sql":
                 log("training the compressor (quantumdb.train, kind %s, metric %s)" % (a.qdb_kind, metric))
-                # beam and eta only when set: a server of before 0.7.0 has neither
+                # beam, eta and refits only when set: a server of before 0.7.0 has none
                 rq_args = ""
-                if a.qdb_beam != 8 or a.qdb_eta != 1.0 or a.qdb_refits != 4:
-                    rq_args = ", beam => %d, eta => %g, refits => %d" % (
-                        a.qdb_beam, a.qdb_eta, a.qdb_refits)
+                if a.qdb_beam != 8 or a.qdb_eta != 1.0 or a.qdb_refits is not None:
+                    rq_args = ", beam => %d, eta => %g" % (a.qdb_beam, a.qdb_eta)
+                    if a.qdb_refits is not None:
+                        rq_args += ", refits => %d" % a.qdb_refits
                 b["train_s"], b["train_mem"], b["train"], _ = timed(
                     "SELECT * FROM quantumdb.train('bench_c', 'items'::regclass, %s, "
                     "kind => %s, metric => %s" + rq_args + ")", (qdb_col, a.qdb_kind, metric))

@@ -487,7 +487,34 @@ check_beam_and_eta(const float *x)
 	/* the defaults write no rq key (older readers read such a model) */
 	ok = qdb_model_serialize(&m8, NULL, &blob, &bloblen) == QDB_OK &&
 		memmem(blob, bloblen, "\"rq.", 4) == NULL;
-	tap_ok(ok, "a model with the default beam and eta has no rq.* metadata");
+	tap_ok(ok, "a model with the default beam and eta and 4 refits has no rq.* metadata");
+	free(blob);
+
+	/*
+	 * the default refits (16 since 0.8.0) are written, and a file without
+	 * rq.refits (as 0.6.0 and 0.7.0 wrote at their default) reads as 4
+	 */
+	m8.config.rq_refits = QDB_RQ_REFITS;
+	ok = qdb_model_serialize(&m8, NULL, &blob, &bloblen) == QDB_OK &&
+		memmem(blob, bloblen, "\"rq.refits\":\"16\"", strlen("\"rq.refits\":\"16\"")) != NULL &&
+		qdb_model_parse(blob, bloblen, NULL, &back, err, sizeof(err)) == QDB_OK;
+	if (ok)
+	{
+		ok = back.config.rq_refits == 16;
+		qdb_model_free(&back);
+	}
+	tap_ok(ok, "the default of 16 refits is written as rq.refits and parses back");
+	free(blob);
+	blob = NULL;
+	m8.config.rq_refits = 4;
+	ok = qdb_model_serialize(&m8, NULL, &blob, &bloblen) == QDB_OK &&
+		qdb_model_parse(blob, bloblen, NULL, &back, err, sizeof(err)) == QDB_OK;
+	if (ok)
+	{
+		ok = back.config.rq_refits == 4;
+		qdb_model_free(&back);
+	}
+	tap_ok(ok, "a model without rq.refits reads as 4 refits");
 	free(blob);
 
 	/* the settings survive safetensors, and the encoder uses them */
