@@ -36,3 +36,10 @@ CREATE OR REPLACE FUNCTION quantumdb.train(
     refits       integer DEFAULT 16)
 RETURNS quantumdb.train_result
 AS 'MODULE_PATHNAME', 'quantumdb_train' LANGUAGE C VOLATILE;
+
+-- The catalog's settings leave out beam, eta and refits at the current
+-- defaults: rq compressors stored at 0.7.0's defaults were trained with 4
+-- refits, which is no longer the default, so they now say so.
+UPDATE quantumdb.compressors
+SET settings = settings || '{"beam": 8, "eta": 1, "refits": 4}'::jsonb
+WHERE kind = 'rq' AND NOT settings ? 'refits';

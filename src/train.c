@@ -109,7 +109,8 @@ device_arg(FunctionCallInfo fcinfo, int n)
  * Arguments 24 to 26 (0.7.0 on; a function of an older install script
  * has 24 arguments): kind rq's beam, eta and refits.  Any set away from
  * its default for a kind or metric that cannot use it is an ERROR, not a
- * silent no-op.
+ * silent no-op.  For refits either default is taken, 16 or 0.7.0's 4:
+ * the function of 0.7.0's script passes 4 until ALTER EXTENSION UPDATE.
  */
 static void
 rq_args(FunctionCallInfo fcinfo, QdbTrainConfig *cfg)
@@ -121,7 +122,8 @@ rq_args(FunctionCallInfo fcinfo, QdbTrainConfig *cfg)
 	if (PG_NARGS() > 26)
 		cfg->rq_refits = QdbIntArg(fcinfo, 26, "refits", 0, QDB_RQ_REFITS_MAX, cfg->rq_refits);
 	if (cfg->kind != QDB_KIND_RQ && (cfg->rq_beam != QDB_RQ_BEAM || cfg->rq_eta != 1.0f ||
-									 cfg->rq_refits != QDB_RQ_REFITS))
+									 (cfg->rq_refits != QDB_RQ_REFITS &&
+									  cfg->rq_refits != QDB_RQ_REFITS_UNSTATED)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("beam, eta and refits are settings of kind rq, not of kind %s",

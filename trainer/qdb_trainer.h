@@ -102,7 +102,8 @@ typedef struct QdbTrainConfig
 				w_triplet;
 	/* kind rq (rq.h) */
 	int			rq_beam;		/* partial codes kept by the beam search, default 8 */
-	int			rq_refits;		/* joint refits of the books, default 4 */
+	int			rq_refits;		/* joint refits of the books, default 16 (4
+								 * before 0.8.0) */
 	float		rq_eta;			/* cosine and ip: weight of the error along a
 								 * row's direction, default 1 (plain l2) */
 } QdbTrainConfig;

@@ -39,7 +39,7 @@
 /* the largest rq_eta (the weight of the error along a row's direction) */
 #define QDB_RQ_ETA_MAX	16.0f
 
-/* rq_refits, where -1 (unset: a model of before the setting) is the default */
+/* rq_refits, where -1 (unset) or out of range is the default */
 static inline int
 qdb_rq_refits(const QdbTrainConfig *c)
 {

@@ -96,5 +96,28 @@ my $functions = q{
 is($sql->($functions), $node->safe_psql('fresh', $functions),
 	'the updated functions have the arguments, defaults and results of a fresh install');
 
+# from 0.7.0: before the update, the function of 0.7.0 (refits DEFAULT 4)
+# trains other kinds with the library of now; an rq compressor trained at
+# 0.7.0's defaults (4 refits, which the catalog's settings left out) says
+# so after the update
+$node->safe_psql('postgres', 'CREATE DATABASE at070');
+$node->safe_psql('at070', q{
+	CREATE EXTENSION quantumdb VERSION '0.7.0';
+	CREATE TABLE t AS SELECT i AS id, ARRAY(SELECT sin(i * 7 + j * 13)::real
+		FROM generate_series(1, 8) j) AS emb FROM generate_series(1, 600) i;
+	SET client_min_messages = warning;
+	SELECT compressor FROM quantumdb.train('r070', 't', 'emb', kind => 'rq', subvectors => 2,
+		kmeans_iters => 3, validation => 0);
+	SELECT compressor FROM quantumdb.train('o070', 't', 'emb', subvectors => 2,
+		kmeans_iters => 3, opq_iters => 2, validation => 0);
+	-- the row as 0.7.0's library wrote it (this library writes refits 4)
+	UPDATE quantumdb.compressors SET settings = settings - 'beam' - 'eta' - 'refits'
+	WHERE name = 'r070';
+	ALTER EXTENSION quantumdb UPDATE;
+});
+is($node->safe_psql('at070', q{SELECT extversion || ' ' || (settings->>'refits')
+	FROM pg_extension, quantumdb.compressors WHERE extname = 'quantumdb' AND name = 'r070'}),
+	"$current 4", 'an rq compressor of 0.7.0 shows its 4 refits after the update');
+
 $node->stop;
 done_testing();
