@@ -66,6 +66,16 @@ WHERE q.id % 150 = 1 AND i.a IS DISTINCT FROM e.a $$;
 SET quantumdb.ef_search = 10000;
 SELECT adc_mismatches() AS warm_cache_mismatches;
 DELETE FROM cc WHERE id % 3 = 0;
+-- VACUUM frees the deleted rows' nodes only when no other backend's
+-- snapshot can still see them (an auto-analyze, say): wait, up to 60 s
+DO $$ BEGIN
+  FOR i IN 1..600 LOOP
+    PERFORM pg_stat_clear_snapshot();
+    EXIT WHEN NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid <> pg_backend_pid()
+                          AND datname = current_database() AND backend_xmin IS NOT NULL);
+    PERFORM pg_sleep(0.1);
+  END LOOP;
+END $$;
 VACUUM cc;
 SELECT reusable_nodes > 0 AS vacuum_freed_nodes FROM quantumdb.index_info('cc_idx');
 -- new rows in the freed slots: other codes at the references the cache knew
