@@ -45,6 +45,18 @@ extern int	qdb_rq_lut_step(const QdbAlloc *a, const float *books, const float *c
 							QdbRqBeams *bs, const float *tables,
 							const QdbProgressCtx *p, const char *stage);
 
+/*
+ * A refit's normal equations from n rows' codes (the first nbooks bytes of
+ * each, rows stride bytes apart) and the rows y (n x D): into G (zeroed
+ * by the caller), column-major K x K (K = nbooks x 256), the lower triangle and diagonal of
+ * the counts of rows using codewords k and l together (the upper triangle
+ * is left as it was: LAPACK's "L" routines never read it); into R,
+ * column-major K x D, the sum of the rows using each codeword.  NOMEM.
+ */
+extern int	qdb_rq_normal_equations(const QdbAlloc *a, const uint8_t *rowcodes, size_t stride,
+									int nbooks, const float *y, size_t n, int D, float *G,
+									float *R);
+
 /* X (book x 256 x 256) = C_t C_book^T for t < book: the step's tables */
 extern void qdb_rq_book_tables(const float *books, int D, int book, float *X);
 

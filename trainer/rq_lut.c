@@ -155,6 +155,32 @@ qdb_rq_lut_scores_avx512(const float *yd, const float *X, const uint8_t *code, i
 }
 #endif
 
+/*
+ * The lanes of sc[0 .. 16) that are not >= bound (qdb_topk_insert's own
+ * test), as a mask: the beam's bound now, which only falls as a row's
+ * candidates go in, so a group is tested against a bound at least as tight
+ * as the one its partial code's masks were made with.
+ */
+static inline unsigned
+lanes_below(const float *sc, float bound)
+{
+	unsigned	m = 0;
+
+	for (int k = 0; k < 16; k++)
+		if (!(sc[k] >= bound))
+			m |= 1u << k;
+	return m;
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx512f")))
+static unsigned
+lanes_below_avx512(const float *sc, float bound)
+{
+	return (unsigned) _mm512_cmp_ps_mask(_mm512_loadu_ps(sc), _mm512_set1_ps(bound), _CMP_NGE_UQ);
+}
+#endif
+
 /* One row's step: its partial codes extended by book, the B best kept. */
 static void
 lut_row(const float *X, const float *cn, int M, int book, size_t row, const float *yd,
@@ -195,6 +221,20 @@ lut_row(const float *X, const float *cn, int M, int book, size_t row, const floa
 		{
 			unsigned	m = stale ? 0xFFFFu : mask[j];
 
+			/*
+			 * Once the beam is full, only lanes below its bound now can go
+			 * in: on glove's training, most of a row's first partial code's
+			 * 256 lanes (all open) are not.
+			 */
+			if (m != 0 && !stale && len == B)
+			{
+#if defined(__x86_64__)
+				if (avx512)
+					m &= lanes_below_avx512(sc + 16 * j, best[B - 1]);
+				else
+#endif
+					m &= lanes_below(sc + 16 * j, best[B - 1]);
+			}
 			while (m)
 			{
 				int			lane = __builtin_ctz(m);

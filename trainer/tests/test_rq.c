@@ -563,6 +563,74 @@ check_beam_and_eta(const float *x)
 	free(c2);
 }
 
+/*
+ * A refit's normal equations (qdb_rq_normal_equations) against one pass of
+ * increments over the rows, as the refit made them before: the same counts
+ * below the diagonal and on it, nothing above it, and the same sums of
+ * rows, bit for bit (each sum adds its rows in the same order).
+ */
+static void
+check_normal_equations(const float *x)
+{
+	enum
+	{
+		BOOKS = 5, STRIDE = 7, ROWS = 2000
+	};
+	int			K = BOOKS * QDB_KSUB;
+	uint8_t    *codes = malloc((size_t) ROWS * STRIDE);
+	float	   *G = calloc((size_t) K * K, sizeof(float));
+	float	   *R = calloc((size_t) K * D, sizeof(float));
+	float	   *G0 = calloc((size_t) K * K, sizeof(float));
+	float	   *R0 = calloc((size_t) K * D, sizeof(float));
+	QdbRng		r;
+	size_t		i;
+	int			s,
+				t,
+				j,
+				lower = 1,
+				upper = 1;
+
+	if (!codes || !G || !R || !G0 || !R0)
+	{
+		tap_ok(0, "room for the normal equations' test");
+		return;
+	}
+	qdb_rng_seed(&r, 11);
+	for (i = 0; i < (size_t) ROWS * STRIDE; i++)
+		codes[i] = (uint8_t) qdb_rng_below(&r, i % 3 ? 256 : 9);	/* some codewords shared */
+	for (i = 0; i < ROWS; i++)
+		for (s = 0; s < BOOKS; s++)
+		{
+			int			ks = s * QDB_KSUB + codes[i * STRIDE + s];
+
+			for (j = 0; j < D; j++)
+				R0[(size_t) j * K + ks] += x[i * D + j];
+			G0[(size_t) ks * K + ks] += 1.0f;
+			for (t = s + 1; t < BOOKS; t++)
+				G0[(size_t) ks * K + t * QDB_KSUB + codes[i * STRIDE + t]] += 1.0f;
+		}
+	tap_ok(qdb_rq_normal_equations(&qdb_default_alloc, codes, STRIDE, BOOKS, x, ROWS, D, G,
+								   R) == QDB_OK, "the normal equations of 5 books are built");
+	for (s = 0; s < K; s++)
+		for (t = 0; t < K; t++)
+		{
+			float		g = G[(size_t) s * K + t];	/* column s, row t */
+
+			if (t >= s && g != G0[(size_t) s * K + t])
+				lower = 0;
+			if (t < s && g != 0.0f)
+				upper = 0;
+		}
+	tap_ok(lower && upper, "their counts are one pass's, below the diagonal and on it only");
+	tap_ok(memcmp(R, R0, sizeof(float) * K * D) == 0,
+		   "their sums of rows are one pass's, bit for bit");
+	free(codes);
+	free(G);
+	free(R);
+	free(G0);
+	free(R0);
+}
+
 int
 main(void)
 {
@@ -576,6 +644,7 @@ main(void)
 	check_metric(QDB_METRIC_COSINE, x);
 	check_beam_and_eta(x);
 	check_lut_scores();
+	check_normal_equations(x);
 
 	test_config(&c, QDB_KIND_RQ, QDB_METRIC_L2, D, 1, 10);
 	tap_ok(qdb_train_config_check(&c) == QDB_ERR_ARG,
