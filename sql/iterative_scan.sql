@@ -104,6 +104,52 @@ BEGIN
   CLOSE c;
 END $$;
 SELECT * FROM its_cursor();
+
+-- two cursors on the index at once, fetched in turn, with inserts and
+-- deletes between fetches: each scan keeps its walks' graph from one fetch
+-- to the next (a wider walk reuses the nodes the last one read), the
+-- second in memory of its own, and the inserts' walks in theirs
+-- one row from cursor c into the counts of its fetches and inversions
+CREATE FUNCTION its_fetch(c refcursor, INOUT prev float8, INOUT fetched int,
+                          INOUT inversions int) LANGUAGE plpgsql AS $$
+DECLARE
+  d float8;
+BEGIN
+  FETCH c INTO d;
+  IF FOUND THEN
+    IF prev IS NOT NULL AND d < prev THEN inversions := inversions + 1; END IF;
+    prev := d;
+    fetched := fetched + 1;
+  END IF;
+END $$;
+CREATE FUNCTION its_cursors(OUT fetched1 int, OUT inversions1 int,
+                            OUT fetched2 int, OUT inversions2 int) LANGUAGE plpgsql AS $$
+DECLARE
+  c1 refcursor;
+  c2 refcursor;
+  q1 real[];
+  q2 real[];
+  prev1 float8;
+  prev2 float8;
+BEGIN
+  PERFORM set_config('enable_seqscan', 'off', true);
+  SELECT emb INTO q1 FROM its WHERE id = 11;
+  SELECT emb INTO q2 FROM its WHERE id = 12;
+  fetched1 := 0; inversions1 := 0; fetched2 := 0; inversions2 := 0;
+  OPEN c1 FOR SELECT emb <=> q1 FROM its WHERE id % 7 = 0 ORDER BY emb <=> q1;
+  OPEN c2 FOR SELECT emb <=> q2 FROM its WHERE id % 3 = 0 ORDER BY emb <=> q2;
+  FOR i IN 1..150 LOOP
+    SELECT * INTO prev1, fetched1, inversions1 FROM its_fetch(c1, prev1, fetched1, inversions1);
+    SELECT * INTO prev2, fetched2, inversions2 FROM its_fetch(c2, prev2, fetched2, inversions2);
+    IF i % 25 = 0 THEN
+      INSERT INTO its SELECT id + 100000 * i, emb FROM its WHERE id BETWEEN 20 AND 39;
+      DELETE FROM its WHERE id IN (SELECT id FROM its WHERE id % 21 = 0 ORDER BY id LIMIT 3);
+    END IF;
+  END LOOP;
+  CLOSE c1;
+  CLOSE c2;
+END $$;
+SELECT * FROM its_cursors();
 SELECT quantumdb.verify('its_idx');
 
 DROP TABLE its, its_exact;

@@ -366,6 +366,8 @@ extern float QdbPairDistance(const QdbIndexCache *c, const uint8 *a, const uint8
 typedef struct QdbDiskGraph QdbDiskGraph;
 
 extern QdbDiskGraph *QdbDiskGraphCreate(Relation index, QdbIndexCache *c);
+extern void QdbDiskGraphIdle(QdbDiskGraph *g);
+extern bool QdbDiskGraphResume(QdbDiskGraph *g);
 extern void QdbDiskGraphSetQuery(QdbDiskGraph *g, const float *table, float bias);
 extern void QdbDiskGraphNewLayer(QdbDiskGraph *g, int level);
 extern const uint8 *QdbDiskGraphCode(QdbDiskGraph *g, QdbNodeRef ref, bool *deleted,

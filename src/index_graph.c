@@ -6,16 +6,20 @@
  *
  * Each node is read under a share lock on its page, copied (flags, heap
  * TID, code and one level's neighbour list) and the lock released at once,
- * so a walk never holds more than one buffer lock.  Copies live for the rest
- * of the walk, found by node reference through a hash table; a node is read
- * again only for another level's list.
+ * so a walk never holds more than one buffer lock.  Copies live as long as
+ * the graph (a walk, or all of a scan's walks: index_scan.c), found by node
+ * reference through a hash table; a node is read again only for another
+ * level's list.
  *
  * Calling rules of what it exports:
  *	- QdbDiskGraphCreate allocates in CurrentMemoryContext and takes the
  *	  backend's arena (hash table and node chunks, kept for the backend's
  *	  life under TopMemoryContext) until that context is reset or deleted;
  *	  a second graph alive at the same time gets an arena of its own in its
- *	  context.  Node copies (and the pointers QdbDiskGraphCode and
+ *	  context, unless the first is kept between walks and marked idle
+ *	  (QdbDiskGraphIdle, a scan's): then the new graph takes the backend's
+ *	  arena, the kept one is lost, and QdbDiskGraphResume tells its owner
+ *	  so.  Node copies (and the pointers QdbDiskGraphCode and
  *	  QdbDiskGraphKnownCode return) last as long as the graph.
  *	- What qdb_disk_graph_ops.distance means is set by the last of
  *	  QdbDiskGraphSetQuery (ADC from a vector's lookup table and bias: a
@@ -80,7 +84,8 @@ typedef struct DiskNode
  * cache) and the chunks of node copies.  One set is kept for the backend's
  * life and reused by every walk: allocating them afresh for each index scan
  * cost a page fault per touched page, more than the walk itself.  A walk
- * that starts while another is alive (not expected) gets its own set.
+ * that starts while another is alive and walking gets its own set; one kept
+ * idle between a scan's walks gives its set up (arena_for).
  */
 typedef struct DiskArena
 {
@@ -92,6 +97,8 @@ typedef struct DiskArena
 	int			nchunks;
 	Size		node_bytes;
 	bool		in_use;
+	QdbDiskGraph *owner;		/* the graph using it */
+	bool		idle;			/* the owner is between walks: another may take it */
 } DiskArena;
 
 struct QdbDiskGraph
@@ -108,6 +115,7 @@ struct QdbDiskGraph
 	uint32		epoch;
 	uint32		used;			/* nodes */
 	int			visits;			/* nodes visited */
+	bool		lost;			/* its arena was taken while idle: unusable */
 	BlockNumber nblocks;		/* the index's size when last looked at */
 	QdbSearchScratch scratch;	/* of QdbDiskSearch, in the graph's context */
 };
@@ -115,15 +123,21 @@ struct QdbDiskGraph
 static DiskArena backend_arena;
 
 /*
- * The walk is over: the arena is free for the next one, keeping a small
+ * The graph is gone: the arena is free for the next one, keeping a small
  * part of what a wide walk grew (one filtered scan must not hold on to
  * megabytes for the rest of the backend's life).
  */
 static void
 arena_release(void *arg)
 {
-	DiskArena  *a = (DiskArena *) arg;
+	QdbDiskGraph *g = (QdbDiskGraph *) arg;
+	DiskArena  *a = g->a;
 
+	/* a graph whose arena another walk took has nothing to give back */
+	if (a == NULL || a->owner != g)
+		return;
+	a->owner = NULL;
+	a->idle = false;
 	while (a->nchunks > KEPT_CHUNKS)
 		pfree(a->chunks[--a->nchunks]);
 	if (a->cap > KEPT_KEYS)
@@ -163,13 +177,24 @@ arena_reset_keys(DiskArena *a, uint32 cap)
 }
 
 static DiskArena *
-arena_for(QdbIndexCache *c)
+arena_for(QdbIndexCache *c, QdbDiskGraph *g)
 {
 	Size		node_bytes = MAXALIGN(MAXALIGN(sizeof(DiskNode)) +
 									  sizeof(QdbNodeRef) * 2 * c->shape.m + c->shape.code_size);
 	DiskArena  *a;
 	MemoryContextCallback *cb;
 
+	if (backend_arena.in_use && backend_arena.idle && backend_arena.owner != NULL)
+	{
+		/*
+		 * A scan kept its graph between walks (QdbDiskGraphIdle): take the
+		 * arena over rather than allocate a new one; that scan finds its
+		 * graph lost at its next walk and starts another.
+		 */
+		backend_arena.owner->lost = true;
+		backend_arena.owner->a = NULL;
+		backend_arena.in_use = false;
+	}
 	if (!backend_arena.in_use)
 	{
 		a = &backend_arena;
@@ -191,10 +216,12 @@ arena_for(QdbIndexCache *c)
 	}
 	arena_reset_keys(a, Min(Max(a->cap, 4096), KEPT_KEYS));
 	a->in_use = true;
+	a->owner = g;
+	a->idle = false;
 	/* the walk's memory context going away frees the arena for the next */
 	cb = MemoryContextAlloc(CurrentMemoryContext, sizeof(MemoryContextCallback));
 	cb->func = arena_release;
-	cb->arg = a;
+	cb->arg = g;
 	MemoryContextRegisterResetCallback(CurrentMemoryContext, cb);
 	return a;
 }
@@ -206,12 +233,33 @@ QdbDiskGraphCreate(Relation index, QdbIndexCache *c)
 
 	g->index = index;
 	g->c = c;
-	g->a = arena_for(c);
+	g->a = arena_for(c, g);
 	g->query_code = palloc(c->shape.code_size);
 	g->epoch = 1;
 	g->dist_epoch = 1;
 	QdbSearchScratchInit(&g->scratch, QdbContextAlloc(CurrentMemoryContext));
 	return g;
+}
+
+/*
+ * A graph kept between walks (a scan's): while idle, nothing may use it, and
+ * another walk of the backend may take its arena; QdbDiskGraphResume says
+ * whether it is still whole (false: free it and create another).
+ */
+void
+QdbDiskGraphIdle(QdbDiskGraph *g)
+{
+	if (g->a != NULL)
+		g->a->idle = true;
+}
+
+bool
+QdbDiskGraphResume(QdbDiskGraph *g)
+{
+	if (g->lost)
+		return false;
+	g->a->idle = false;
+	return true;
 }
 
 void
@@ -496,7 +544,7 @@ const QdbGraphOps qdb_disk_graph_ops = {
 	disk_prefetch
 };
 
-/* The code of a node (stable for the walk), its deleted flag and heap TID. */
+/* The code of a node (stable for the graph), its deleted flag and heap TID. */
 const uint8 *
 QdbDiskGraphCode(QdbDiskGraph *g, QdbNodeRef ref, bool *deleted, ItemPointer heaptid)
 {

@@ -13,7 +13,9 @@
  * distances with the operator class's distance function.  When the walk's
  * candidates run out (a filter rejected rows, or rows were not visible), the
  * walk runs again with twice the candidates, skipping rows already taken,
- * until it has visited quantumdb.max_scan_tuples nodes or finds nothing new.
+ * until it has visited quantumdb.max_scan_tuples nodes or finds nothing new;
+ * the walks share one graph of node copies, so a wider walk reads only the
+ * pages of nodes the ones before did not.
  *
  * quantumdb.iterative_scan says how batches and walks join:
  *	- strict_order (the default): re-scored rows wait in a pool; the first
@@ -58,6 +60,8 @@ typedef struct QdbScanOpaqueData
 {
 	MemoryContext cxt;			/* lives for the scan */
 	MemoryContext round_cxt;	/* reset for each walk */
+	MemoryContext graph_cxt;	/* the walks' graph: for the scan, made at its first walk */
+	QdbDiskGraph *graph;		/* its copies of the nodes read, kept for the next walk */
 	QdbIndexCache *c;
 	bool		started;
 	bool		exhausted;
@@ -144,6 +148,8 @@ qdbrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int nor
 	so->null_query = false;
 	so->heap_rows = false;
 	so->c = NULL;
+	so->graph_cxt = NULL;		/* gone with the context, and the graph with it */
+	so->graph = NULL;
 	so->memo = NULL;			/* gone with the context */
 	so->query = NULL;
 	so->results = NULL;
@@ -233,38 +239,79 @@ result_cmp(const void *a, const void *b)
 	return ItemPointerCompare((ItemPointer) &x->tid, (ItemPointer) &y->tid);
 }
 
-/* One walk with so->ef candidates; fills so->results with rows not yet returned. */
-static void
-walk(IndexScanDesc scan)
+/*
+ * The scan's graph for its next walk: kept from the walk before, or a new
+ * one (the first walk, or another walk of the backend took the kept one's
+ * arena while the scan waited: QdbDiskGraphIdle).  Sets *reused.
+ *
+ * One graph serves all of a scan's walks: a wider walk goes over the nodes
+ * of the one before (each walk starts again from the entry point), and
+ * finds their lists, codes and distances in its copies instead of reading
+ * their pages again.  The copies are not refreshed while the scan waits
+ * between rows: an insert's new links are not seen, and a node VACUUM freed
+ * (its list emptied, its neighbours' lists rewritten) may still be followed
+ * through an old copy.  A wrong turn, never a wrong row, since every row is
+ * read from the heap with the scan's snapshot; and a walk over kept copies
+ * that comes back short, which would end the scan, is walked again over a
+ * new graph first (walk below).
+ */
+static QdbDiskGraph *
+scan_graph(IndexScanDesc scan, bool fresh, bool *reused)
 {
 	QdbScanOpaque so = (QdbScanOpaque) scan->opaque;
-	QdbIndexCache *c = so->c;
+	MemoryContext old;
+
+	if (so->graph != NULL && (fresh || !QdbDiskGraphResume(so->graph)))
+	{
+		MemoryContextDelete(so->graph_cxt);
+		so->graph_cxt = NULL;
+		so->graph = NULL;
+	}
+	*reused = so->graph != NULL;
+	if (so->graph == NULL)
+	{
+		so->graph_cxt = AllocSetContextCreate(so->cxt, "quantumdb scan graph",
+											  ALLOCSET_DEFAULT_SIZES);
+		old = MemoryContextSwitchTo(so->graph_cxt);
+		so->graph = QdbDiskGraphCreate(scan->indexRelation, so->c);
+		QdbDiskGraphSetQuery(so->graph, so->table, so->bias);
+		MemoryContextSwitchTo(old);
+	}
+	return so->graph;
+}
+
+/*
+ * One walk with so->ef candidates over graph g; fills so->results with rows
+ * not yet returned.  False when it came back short: fewer candidates than
+ * ef, or none new (the walk saw the whole reachable graph).
+ */
+static bool
+walk_graph(IndexScanDesc scan, QdbDiskGraph *g)
+{
+	QdbScanOpaque so = (QdbScanOpaque) scan->opaque;
 	QdbMetaPageData meta;
-	QdbDiskGraph *g;
 	QdbCandidate cur;
 	QdbCandidate *found;
 	ScanResult *res;
 	int			nfound,
 				nres = 0,
+				visits = QdbDiskGraphVisited(g),
 				i;
 	MemoryContext old;
 
 	MemoryContextReset(so->round_cxt);
 	old = MemoryContextSwitchTo(so->round_cxt);
 	QdbReadMeta(scan->indexRelation, &meta);
-	g = QdbDiskGraphCreate(scan->indexRelation, c);
-	QdbDiskGraphSetQuery(g, so->table, so->bias);
 	if (!QdbDiskDescend(g, &meta, 0, &cur))
 	{
-		so->exhausted = true;
 		so->nresults = so->next = 0;	/* nothing new */
 		MemoryContextSwitchTo(old);
-		return;
+		return false;
 	}
 	found = palloc(sizeof(QdbCandidate) * so->ef);
 	QdbDiskGraphNewLayer(g, 0);
 	nfound = QdbDiskSearch(g, &cur, 1, so->ef, 0, found);
-	so->visited += QdbDiskGraphVisited(g);
+	so->visited += QdbDiskGraphVisited(g) - visits;
 
 	/* the nodes to return are read for their heap TIDs: ask for them at once */
 	QdbDiskGraphPrefetchNodes(g, found, nfound);
@@ -283,8 +330,6 @@ walk(IndexScanDesc scan)
 		res[nres].dist = found[i].dist;
 		nres++;
 	}
-	if (nres == 0 || nfound < so->ef)
-		so->exhausted = true;	/* the walk saw the whole reachable graph */
 	so->frontier = nfound > 0 ? found[nfound - 1].dist : 0;
 	if (so->results)
 		pfree(so->results);
@@ -293,6 +338,24 @@ walk(IndexScanDesc scan)
 	so->next = 0;
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(so->round_cxt);
+	return nres > 0 && nfound >= so->ef;
+}
+
+/* One walk with so->ef candidates; fills so->results with rows not yet returned. */
+static void
+walk(IndexScanDesc scan)
+{
+	QdbScanOpaque so = (QdbScanOpaque) scan->opaque;
+	bool		reused;
+	bool		full = walk_graph(scan, scan_graph(scan, false, &reused));
+
+	/* short over kept copies: they may be stale; the pages decide */
+	if (!full && reused)
+		full = walk_graph(scan, scan_graph(scan, true, &reused));
+	if (!full)
+		so->exhausted = true;	/* the walk saw the whole reachable graph */
+	/* until the next walk, another walk of the backend may take its arena */
+	QdbDiskGraphIdle(so->graph);
 }
 
 /*

@@ -5,7 +5,9 @@ order of plain `ORDER BY emb <op> q LIMIT 10` queries and of filtered ones
 (`WHERE id % F = 0`, which make a scan walk again), against the exact
 answers (the set's ground truth; for the filter a numpy brute force over
 the rows it keeps).  "inversions" counts places, over all queries, where a
-returned distance is smaller than the one before it.
+returned distance is smaller than the one before it.  Shared buffers per
+query and the server's median execution time come from EXPLAIN (ANALYZE,
+BUFFERS) of the first --explain-queries queries.
 
 Needs a table loaded by index.py (`--build-only`, table items, column emb,
 quantumdb index on it) in the database of the libpq environment (PGHOST,
@@ -59,6 +61,18 @@ def run(cur, sql, literals, truth):
     return hits / (K * len(literals)), len(literals) / secs, inversions
 
 
+def explain(cur, sql, literals):
+    """Shared buffers (hit + read) per query and the median server time (ms,
+    EXPLAIN ANALYZE's Execution Time without per-node timing) of sql."""
+    bufs, ms = 0, []
+    for lit in literals:
+        cur.execute("EXPLAIN (ANALYZE, BUFFERS, TIMING OFF, FORMAT JSON) " + sql, (lit,))
+        e = cur.fetchone()[0][0]
+        bufs += e["Plan"].get("Shared Hit Blocks", 0) + e["Plan"].get("Shared Read Blocks", 0)
+        ms.append(e.get("Execution Time", 0.0))
+    return bufs / max(len(literals), 1), float(np.median(ms)) if ms else 0.0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--set", default="glove-100-angular")
@@ -69,6 +83,8 @@ def main():
     ap.add_argument("--queries", type=int, default=500)
     ap.add_argument("--pairs", default="40:100,100:200", help="ef_search:rerank list")
     ap.add_argument("--filter", type=int, default=10, help="keep rows with id %% F = 0")
+    ap.add_argument("--explain-queries", type=int, default=50,
+                    help="queries run under EXPLAIN (ANALYZE, BUFFERS) per setting")
     ap.add_argument("--out", default=os.path.join(ROOT, "test", "bench", "out"))
     args = ap.parse_args()
     metric = args.metric or ("cosine" if "angular" in args.set else "l2")
@@ -94,9 +110,13 @@ def main():
              % (args.set, len(base), len(query), metric), "",
              "`test/bench/scan_order.py --set %s --pairs %s --filter %d --queries %d`"
              % (args.set, args.pairs, args.filter, len(query)), "",
+             "Buffers: shared buffers (hit + read) per query, and server ms the median "
+             "Execution Time of EXPLAIN (ANALYZE, BUFFERS, TIMING OFF), over the first %d "
+             "queries." % min(args.explain_queries, len(query)), "",
              "| ef_search:rerank | mode | plain recall | plain QPS | plain inversions "
-             "| filtered (1/%d) recall | filtered QPS | filtered inversions |" % args.filter,
-             "|---|---|---|---|---|---|---|---|"]
+             "| plain buffers | filtered (1/%d) recall | filtered QPS | filtered inversions "
+             "| filtered buffers | filtered server ms |" % args.filter,
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for pair in args.pairs.split(","):
         ef, rerank = (int(x) for x in pair.split(":"))
         for mode in MODES:
@@ -104,8 +124,10 @@ def main():
                         "SET quantumdb.iterative_scan = %s" % (ef, rerank, mode))
             p = run(cur, plain, literals, truth)
             f = run(cur, filtered, literals, ftruth)
-            line = ("| %d:%d | %s | %.4f | %.0f | %d | %.4f | %.0f | %d |"
-                    % (ef, rerank, mode, p[0], p[1], p[2], f[0], f[1], f[2]))
+            pb = explain(cur, plain, literals[:args.explain_queries])
+            fb = explain(cur, filtered, literals[:args.explain_queries])
+            line = ("| %d:%d | %s | %.4f | %.0f | %d | %.1f | %.4f | %.0f | %d | %.1f | %.3f |"
+                    % (ef, rerank, mode, p[0], p[1], p[2], pb[0], f[0], f[1], f[2], fb[0], fb[1]))
             print(line, flush=True)
             lines.append(line)
     os.makedirs(args.out, exist_ok=True)
