@@ -107,8 +107,10 @@ SELECT * FROM its_cursor();
 
 -- two cursors on the index at once, fetched in turn, with inserts and
 -- deletes between fetches: each scan keeps its walks' graph from one fetch
--- to the next (a wider walk reuses the nodes the last one read), the
--- second in memory of its own, and the inserts' walks in theirs
+-- to the next (a wider walk reuses the nodes the last one read) while no
+-- other walk of the backend takes its arena; here each cursor's walks and
+-- the inserts' take it from one another, and the scan whose graph was
+-- taken builds another at its next walk
 -- one row from cursor c into the counts of its fetches and inversions
 CREATE FUNCTION its_fetch(c refcursor, INOUT prev float8, INOUT fetched int,
                           INOUT inversions int) LANGUAGE plpgsql AS $$

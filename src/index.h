@@ -372,7 +372,7 @@ extern void QdbDiskGraphSetQuery(QdbDiskGraph *g, const float *table, float bias
 extern void QdbDiskGraphNewLayer(QdbDiskGraph *g, int level);
 extern const uint8 *QdbDiskGraphCode(QdbDiskGraph *g, QdbNodeRef ref, bool *deleted,
 									 ItemPointer heaptid);
-extern int	QdbDiskGraphVisited(QdbDiskGraph *g);
+extern int64 QdbDiskGraphVisited(QdbDiskGraph *g);
 extern void QdbDiskGraphPrefetchNodes(QdbDiskGraph *g, const QdbCandidate *cand, int n);
 extern const QdbGraphOps qdb_disk_graph_ops;
 extern void QdbDiskGraphSetQueryCode(QdbDiskGraph *g, const uint8 *code);

@@ -114,7 +114,7 @@ struct QdbDiskGraph
 	int			level;
 	uint32		epoch;
 	uint32		used;			/* nodes */
-	int			visits;			/* nodes visited */
+	int64		visits;			/* nodes visited, over all its walks */
 	bool		lost;			/* its arena was taken while idle: unusable */
 	BlockNumber nblocks;		/* the index's size when last looked at */
 	QdbSearchScratch scratch;	/* of QdbDiskSearch, in the graph's context */
@@ -164,13 +164,17 @@ arena_reset_keys(DiskArena *a, uint32 cap)
 	}
 	if (a->cap < cap)
 	{
+		/* both first: out of memory leaves the arena as it was */
+		uint32	   *keys = MemoryContextAllocHuge(a->cxt, sizeof(uint32) * cap);
+		uint32	   *slot = MemoryContextAllocHuge(a->cxt, sizeof(uint32) * cap);
+
 		if (a->keys)
 		{
 			pfree(a->keys);
 			pfree(a->slot);
 		}
-		a->keys = MemoryContextAllocHuge(a->cxt, sizeof(uint32) * cap);
-		a->slot = MemoryContextAllocHuge(a->cxt, sizeof(uint32) * cap);
+		a->keys = keys;
+		a->slot = slot;
 		a->cap = cap;
 	}
 	memset(a->keys, 0xFF, sizeof(uint32) * a->cap);
@@ -182,7 +186,9 @@ arena_for(QdbIndexCache *c, QdbDiskGraph *g)
 	Size		node_bytes = MAXALIGN(MAXALIGN(sizeof(DiskNode)) +
 									  sizeof(QdbNodeRef) * 2 * c->shape.m + c->shape.code_size);
 	DiskArena  *a;
-	MemoryContextCallback *cb;
+	/* first: an ERROR here leaves no arena claimed by a graph that is gone */
+	MemoryContextCallback *cb = MemoryContextAlloc(CurrentMemoryContext,
+												   sizeof(MemoryContextCallback));
 
 	if (backend_arena.in_use && backend_arena.idle && backend_arena.owner != NULL)
 	{
@@ -218,8 +224,7 @@ arena_for(QdbIndexCache *c, QdbDiskGraph *g)
 	a->in_use = true;
 	a->owner = g;
 	a->idle = false;
-	/* the walk's memory context going away frees the arena for the next */
-	cb = MemoryContextAlloc(CurrentMemoryContext, sizeof(MemoryContextCallback));
+	/* the graph's memory context going away frees the arena for the next */
 	cb->func = arena_release;
 	cb->arg = g;
 	MemoryContextRegisterResetCallback(CurrentMemoryContext, cb);
@@ -288,7 +293,7 @@ QdbDiskGraphNewLayer(QdbDiskGraph *g, int level)
 }
 
 /* Nodes visited so far (what quantumdb.max_scan_tuples counts). */
-int
+int64
 QdbDiskGraphVisited(QdbDiskGraph *g)
 {
 	return g->visits;

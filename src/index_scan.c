@@ -293,9 +293,9 @@ walk_graph(IndexScanDesc scan, QdbDiskGraph *g)
 	QdbCandidate cur;
 	QdbCandidate *found;
 	ScanResult *res;
+	int64		visits = QdbDiskGraphVisited(g);
 	int			nfound,
 				nres = 0,
-				visits = QdbDiskGraphVisited(g),
 				i;
 	MemoryContext old;
 
@@ -350,7 +350,7 @@ walk(IndexScanDesc scan)
 	bool		full = walk_graph(scan, scan_graph(scan, false, &reused));
 
 	/* short over kept copies: they may be stale; the pages decide */
-	if (!full && reused)
+	if (!full && reused && so->visited < qdb_max_scan_tuples)
 		full = walk_graph(scan, scan_graph(scan, true, &reused));
 	if (!full)
 		so->exhausted = true;	/* the walk saw the whole reachable graph */
