@@ -100,19 +100,25 @@ $(OBJS): $(wildcard src/*.h) trainer/qdb_trainer.h trainer/qdb_distance.h
 $(shlib): trainer/libqdbtrainer.a
 
 # Unit tests of the storage-free graph layer (src/graph_search.c,
-# src/graph_link.c) and of the build's 16-bit vectors (src/graph_vec16.c),
-# built with the server's headers only; make test runs them.
+# src/graph_link.c), of the build's 16-bit vectors (src/graph_vec16.c) and
+# of the pglz decoder (src/pglz_decode.c), built with the server's headers
+# only; make test runs them.
 GRAPH_TEST_SRC = test/unit/test_graph.c src/graph_search.c src/graph_link.c
 VEC16_TEST_SRC = test/unit/test_vec16.c src/graph_vec16.c
+PGLZ_TEST_SRC = test/unit/test_pglz.c src/pglz_decode.c
 UNIT_CC = $(CC) -g -O1 -std=gnu11 -Wall -Isrc -Itrainer -I$(shell $(PG_CONFIG) --includedir-server)
 UNIT_LIBS = trainer/libqdbtrainer.a -L$(shell $(PG_CONFIG) --pkglibdir) -lpgport -lopenblas -lm
-unit-tests: test/unit/test_graph test/unit/test_vec16
+unit-tests: test/unit/test_graph test/unit/test_vec16 test/unit/test_pglz
 test/unit/test_graph: $(GRAPH_TEST_SRC) src/graph.h trainer/qdb_trainer.h trainer/libqdbtrainer.a
 	$(UNIT_CC) -o $@ $(GRAPH_TEST_SRC) $(UNIT_LIBS)
 test/unit/test_vec16: $(VEC16_TEST_SRC) src/graph_vec16.h trainer/qdb_distance.h trainer/libqdbtrainer.a
 	$(UNIT_CC) -o $@ $(VEC16_TEST_SRC) $(UNIT_LIBS)
 
-EXTRA_CLEAN += test/unit/test_graph test/unit/test_vec16
+# the server's own pglz (libpgcommon) to compare src/pglz_decode.c with
+test/unit/test_pglz: $(PGLZ_TEST_SRC) src/pglz_decode.h
+	$(UNIT_CC) -O2 -o $@ $(PGLZ_TEST_SRC) -L$(shell $(PG_CONFIG) --pkglibdir) -lpgcommon -lpgport
+
+EXTRA_CLEAN += test/unit/test_graph test/unit/test_vec16 test/unit/test_pglz
 
 .PHONY: regress-data prove_installcheck
 

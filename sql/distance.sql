@@ -124,3 +124,29 @@ SELECT '{1}'::real[] <#> array_fill(1::real, ARRAY[16001]);
 \echo :LAST_ERROR_SQLSTATE
 
 DROP TABLE ref, vecs;
+
+-- Rows stored compressed in the table (pglz, the default for a value over
+-- about 2 kB that compresses) give the distances of the same values stored
+-- plainly; the distance functions decompress pglz with their own decoder
+-- (src/pglz_decode.c, compared with the server's in test/unit/test_pglz.c).
+CREATE TABLE packed (id int, emb real[]);
+CREATE TABLE unpacked (id int, emb real[]);
+ALTER TABLE unpacked ALTER COLUMN emb SET STORAGE PLAIN;
+INSERT INTO packed
+SELECT i, ARRAY(SELECT CASE WHEN (j * 7 + i) % 5 < 2 THEN 0
+			ELSE ((j * 13 + i * 7) % 256 + j % 3 * 0.25)::real END
+		FROM generate_series(1, 784) j)
+FROM generate_series(1, 30) i;
+INSERT INTO unpacked SELECT id, emb[:] FROM packed;
+SELECT count(*) FILTER (WHERE pg_column_compression(p.emb) = 'pglz') AS pglz,
+	count(*) FILTER (WHERE pg_column_compression(u.emb) IS NULL) AS plain,
+	count(*) FILTER (WHERE p.emb <~> u.emb = 0) AS same_values
+FROM packed p JOIN unpacked u USING (id);
+SELECT count(*) AS pairs,
+	count(*) FILTER (WHERE p.emb <~> q.emb IS DISTINCT FROM u.emb <~> q2.emb
+		OR p.emb <=> q.emb IS DISTINCT FROM u.emb <=> q2.emb
+		OR p.emb <#> q.emb IS DISTINCT FROM u.emb <#> q2.emb
+		OR quantumdb.inner_product(q.emb, p.emb)
+			IS DISTINCT FROM quantumdb.inner_product(q2.emb, u.emb)) AS differ
+FROM packed p JOIN unpacked u USING (id), packed q JOIN unpacked q2 USING (id);
+DROP TABLE packed, unpacked;

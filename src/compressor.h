@@ -49,6 +49,8 @@ extern float *QdbPgvectorGetFloats(struct varlena *v, QdbVecType t, int *dim);
  * as "what" (e.g. "query").
  */
 extern float *QdbArrayGetFloats(ArrayType *a, int *dim, const char *what);
+/* d detoasted, faster than PG_DETOAST_DATUM for values pglz compressed in the row */
+extern struct varlena *QdbDetoastDatum(Datum d);
 extern float *QdbArrayFloatsUnchecked(ArrayType *a, int *dim, const char *what);
 extern void QdbCheckFinite(const float *x, int n, const char *what);
 /* the same for a value of any vector type, or a function's argument argno */

@@ -36,8 +36,10 @@ GetTwoVectors(FunctionCallInfo fcinfo, float **a, float **b)
 	int			da,
 				db;
 
-	*a = QdbArrayFloatsUnchecked(PG_GETARG_ARRAYTYPE_P(0), &da, "first argument");
-	*b = QdbArrayFloatsUnchecked(PG_GETARG_ARRAYTYPE_P(1), &db, "second argument");
+	*a = QdbArrayFloatsUnchecked((ArrayType *) QdbDetoastDatum(PG_GETARG_DATUM(0)), &da,
+								 "first argument");
+	*b = QdbArrayFloatsUnchecked((ArrayType *) QdbDetoastDatum(PG_GETARG_DATUM(1)), &db,
+								 "second argument");
 	QdbCheckSameDims(da, db);
 	return da;
 }

@@ -194,6 +194,13 @@ exact_distance(IndexScanDesc scan, ItemPointer tid, double *dist)
 		ExecClearTuple(so->slot);
 		return false;
 	}
+	/*
+	 * real[]'s distance functions detoast by QdbDetoastDatum themselves, and
+	 * keep the stored bytes in the memo; pgvector's types are detoasted
+	 * here, where a row compressed in the heap decompresses faster
+	 */
+	if (so->c->vectype != QDB_VEC_REAL_ARRAY)
+		value = PointerGetDatum(QdbDetoastDatum(value));
 	*dist = QdbDistanceMemoCall(so->memo, so->distproc, so->collation, value,
 								PointerGetDatum(so->query));
 	ExecClearTuple(so->slot);
