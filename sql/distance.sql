@@ -131,6 +131,8 @@ DROP TABLE ref, vecs;
 -- (src/pglz_decode.c, compared with the server's in test/unit/test_pglz.c).
 CREATE TABLE packed (id int, emb real[]);
 CREATE TABLE unpacked (id int, emb real[]);
+-- pglz whatever default_toast_compression says
+ALTER TABLE packed ALTER COLUMN emb SET COMPRESSION pglz;
 ALTER TABLE unpacked ALTER COLUMN emb SET STORAGE PLAIN;
 INSERT INTO packed
 SELECT i, ARRAY(SELECT CASE WHEN (j * 7 + i) % 5 < 2 THEN 0

@@ -20,26 +20,36 @@
  * output of a back-reference is what a byte-by-byte copy from offset bytes
  * back gives, overlapping or not.
  *
- * Here references are copied 8 bytes at a time into a buffer with 8 bytes
- * of room past the value's end (a copy may run past the reference's end;
- * what follows overwrites it), and references shorter than 8 bytes back
- * are first widened: the output repeats with the offset's period, so after
- * copying `off` bytes the same bytes lie 2 * off back.  A control byte of
- * zero (8 literals) is one 8-byte copy.  The output is the server's byte
- * for byte; malformed input (a reference before the start, input or output
- * ending early or late) is the same "compressed ... data is corrupt" ERROR
- * the server raises.  Values compressed otherwise (lz4), stored out of
- * line, or not compressed take the server's own path.
+ * Here a run of literals (the control bits' trailing zeros) is one 8-byte
+ * copy, and a reference is copied 8 bytes at a time, into a buffer with
+ * QDB_PGLZ_SLACK (16) bytes of room past the value's end: a copy may write
+ * up to 7 bytes past what it decodes, and what follows overwrites them.  A
+ * reference under 8 bytes back that overlaps its own output is first
+ * widened: the output repeats with the offset's period, so after copying
+ * `off` bytes the same bytes lie 2 * off back.  The output is the server's
+ * byte for byte; malformed input (a reference before the start, input or
+ * output ending early or late) is the same "compressed ... data is corrupt"
+ * ERROR the server raises.  Values compressed otherwise (lz4), stored out
+ * of line, or not compressed take the server's own path.
  */
 #include "c.h"
 
+#include "port/pg_bitutils.h"
+
 #include "pglz_decode.h"
 
-/* 8 bytes from src to dst, by a fixed-size memcpy (one load and store) */
+/*
+ * 8 bytes from src to dst, one load and one store; the two may overlap
+ * (a reference with an offset under 8 whose length is at most the offset:
+ * only the bytes before dst are kept).
+ */
 static inline void
 copy8(uint8 *dst, const uint8 *src)
 {
-	memcpy(dst, src, 8);
+	uint64		v;
+
+	memcpy(&v, src, 8);
+	memcpy(dst, &v, 8);
 }
 
 bool
@@ -56,7 +66,7 @@ QdbPglzDecode(const uint8 *sp, const uint8 *srcend, uint8 *dest, int32 rawsize)
 		while (items > 0 && sp < srcend && dp < destend)
 		{
 			/* the literals before the next reference, in one copy */
-			int			lits = ctrl ? __builtin_ctz(ctrl) : 8;
+			int			lits = ctrl ? pg_rightmost_one_pos32(ctrl) : 8;
 			int32		len,
 						off;
 			const uint8 *from;
