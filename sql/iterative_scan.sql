@@ -79,24 +79,36 @@ FROM (SELECT d, lag(d) OVER (PARTITION BY qid ORDER BY rn) AS prev FROM
 	          (SELECT i.emb <=> q.emb AS d FROM its i ORDER BY i.emb <=> q.emb LIMIT 10) s) r) a) s;
 ROLLBACK;
 
+-- one row from cursor c into the counts of its fetches and inversions
+CREATE FUNCTION its_fetch(c refcursor, INOUT prev float8, INOUT fetched int,
+                          INOUT inversions int) LANGUAGE plpgsql AS $$
+DECLARE
+  d float8;
+BEGIN
+  FETCH c INTO d;
+  IF FOUND THEN
+    IF prev IS NOT NULL AND d < prev THEN inversions := inversions + 1; END IF;
+    prev := d;
+    fetched := fetched + 1;
+  END IF;
+END $$;
+
 -- a cursor keeps its order with inserts between fetches
 CREATE FUNCTION its_cursor(OUT fetched int, OUT inversions int) LANGUAGE plpgsql AS $$
 DECLARE
   c refcursor;
   q real[];
-  d float8;
   prev float8;
+  before int;
 BEGIN
   PERFORM set_config('enable_seqscan', 'off', true);
   SELECT emb INTO q FROM its WHERE id = 7;
   fetched := 0; inversions := 0;
   OPEN c FOR SELECT emb <=> q FROM its WHERE id % 5 = 0 ORDER BY emb <=> q;
   FOR i IN 1..200 LOOP
-    FETCH c INTO d;
-    EXIT WHEN NOT FOUND;
-    IF prev IS NOT NULL AND d < prev THEN inversions := inversions + 1; END IF;
-    prev := d;
-    fetched := fetched + 1;
+    before := fetched;
+    SELECT * INTO prev, fetched, inversions FROM its_fetch(c, prev, fetched, inversions);
+    EXIT WHEN fetched = before;
     IF i % 40 = 0 THEN
       INSERT INTO its SELECT id + 10000 * i, emb FROM its WHERE id < 20;
     END IF;
@@ -111,19 +123,6 @@ SELECT * FROM its_cursor();
 -- other walk of the backend takes its arena; here each cursor's walks and
 -- the inserts' take it from one another, and the scan whose graph was
 -- taken builds another at its next walk
--- one row from cursor c into the counts of its fetches and inversions
-CREATE FUNCTION its_fetch(c refcursor, INOUT prev float8, INOUT fetched int,
-                          INOUT inversions int) LANGUAGE plpgsql AS $$
-DECLARE
-  d float8;
-BEGIN
-  FETCH c INTO d;
-  IF FOUND THEN
-    IF prev IS NOT NULL AND d < prev THEN inversions := inversions + 1; END IF;
-    prev := d;
-    fetched := fetched + 1;
-  END IF;
-END $$;
 CREATE FUNCTION its_cursors(OUT fetched1 int, OUT inversions1 int,
                             OUT fetched2 int, OUT inversions2 int) LANGUAGE plpgsql AS $$
 DECLARE

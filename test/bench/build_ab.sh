@@ -18,10 +18,8 @@ variants=${QDB_AB_VARIANTS:?QDB_AB_VARIANTS, e.g. "old.so@2GB new.so@2GB"}
 rounds=${QDB_AB_ROUNDS:-2}
 out=${QDB_AB_OUT:-$(dirname "$0")/out/build-ab.md}
 index=${QDB_AB_INDEX:-items_emb_qdb}
-lib=$(pg_config --pkglibdir)
-saved=$(mktemp)
-cp "$lib/quantumdb.so" "$saved"
-trap 'cp "$saved" "$lib/quantumdb.so"; rm -f "$saved"' EXIT
+. "$(dirname "$0")/so_swap.sh"
+qdb_so_save
 
 def=$(psql -X -At -c "SELECT pg_get_indexdef('$index'::regclass)")
 declare -A sum
@@ -36,7 +34,7 @@ declare -A sum
 for round in $(seq 1 "$rounds"); do
 	for v in $variants; do
 		so=${v%@*} mem=${v#*@}
-		cp "$so" "$lib/quantumdb.so"
+		qdb_so_use "$so"
 		psql -X -q -c "DROP INDEX IF EXISTS $index" >/dev/null
 		t0=$(date +%s.%N)
 		# a new connection loads the .so just copied

@@ -19,15 +19,13 @@ pairs=${QDB_AB_PAIRS:-10:10,40:40,100:200}
 queries=${QDB_AB_QUERIES:-500}
 rounds=${QDB_AB_ROUNDS:-2}
 out=${QDB_AB_OUT:-$(dirname "$0")/out/scan-order-ab}
-lib=$(pg_config --pkglibdir)
-saved=$(mktemp)
-cp "$lib/quantumdb.so" "$saved"
-trap 'cp "$saved" "$lib/quantumdb.so"; rm -f "$saved"' EXIT
+. "$(dirname "$0")/so_swap.sh"
+qdb_so_save
 
 for round in $(seq 1 "$rounds"); do
 	for v in $variants; do
 		name=${v%%=*} so=${v#*=}
-		cp "$so" "$lib/quantumdb.so"
+		qdb_so_use "$so"
 		/usr/bin/python3 "$(dirname "$0")/scan_order.py" --set "$set_" --pairs "$pairs" \
 			--queries "$queries" --out "$out/$name-$round"
 	done
