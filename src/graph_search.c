@@ -10,29 +10,31 @@
 #include "graph.h"
 
 /*
- * A binary heap of candidates; max-heap when is_max, min-heap otherwise.
- * Its array is the scratch's, grown from the scratch's allocator; a growth
- * that fails sets full and drops the push (the search then reports it).
+ * A binary heap of candidates: a max-heap for the ef best found so far, a
+ * min-heap for the candidates left to expand.  Which one is a constant at
+ * every call (is_max), so that each inlined copy compares without testing
+ * it.  Its array is the scratch's, grown from the scratch's allocator; a
+ * growth that fails sets full and drops the push (the search then reports
+ * it).
  */
 typedef struct CandHeap
 {
 	QdbCandidate *a;
 	int			n;
 	int			cap;
-	bool		is_max;
 	bool		full;
 	const QdbAlloc *alloc;
 	QdbCandidate **home;		/* the scratch's pointer to the array */
 	int		   *home_cap;
 } CandHeap;
 
-static inline bool
-heap_above(const CandHeap *h, const QdbCandidate *x, const QdbCandidate *y)
+static pg_attribute_always_inline bool
+heap_above(bool is_max, float xd, uint32 xid, float yd, uint32 yid)
 {
 	/* ties broken by id so that results do not depend on visiting order */
-	if (x->dist != y->dist)
-		return h->is_max ? x->dist > y->dist : x->dist < y->dist;
-	return h->is_max ? x->id > y->id : x->id < y->id;
+	if (xd != yd)
+		return is_max ? xd > yd : xd < yd;
+	return is_max ? xid > yid : xid < yid;
 }
 
 /* Grows *a (cap *cap, n used) to at least want entries; false if it failed. */
@@ -58,12 +60,40 @@ grow(const QdbAlloc *alloc, void **a, int *cap, int n, int want, size_t size)
 	return true;
 }
 
-static void
-heap_push(CandHeap *h, float dist, uint32 id)
+/*
+ * Puts (dist, id) into the hole at i and moves it down to its place: each
+ * step moves the child that goes above it up into the hole, one copy per
+ * level instead of a swap.
+ */
+static pg_attribute_always_inline void
+heap_sift_down(CandHeap *h, bool is_max, int i, float dist, uint32 id)
+{
+	QdbCandidate *a = h->a;
+	int			n = h->n;
+
+	for (;;)
+	{
+		int			w = 2 * i + 1;
+
+		if (w >= n)
+			break;
+		if (w + 1 < n && heap_above(is_max, a[w + 1].dist, a[w + 1].id, a[w].dist, a[w].id))
+			w++;
+		if (!heap_above(is_max, a[w].dist, a[w].id, dist, id))
+			break;
+		a[i] = a[w];
+		i = w;
+	}
+	a[i].dist = dist;
+	a[i].id = id;
+}
+
+static pg_attribute_always_inline void
+heap_push(CandHeap *h, bool is_max, float dist, uint32 id)
 {
 	int			i;
 
-	if (h->n == h->cap)
+	if (unlikely(h->n == h->cap))
 	{
 		if (!grow(h->alloc, (void **) &h->a, &h->cap, h->n, h->n + 1, sizeof(QdbCandidate)))
 		{
@@ -75,52 +105,42 @@ heap_push(CandHeap *h, float dist, uint32 id)
 		*h->home_cap = h->cap;
 	}
 	i = h->n++;
-	h->a[i].dist = dist;
-	h->a[i].id = id;
 	while (i > 0)
 	{
 		int			parent = (i - 1) / 2;
-		QdbCandidate tmp;
 
-		if (!heap_above(h, &h->a[i], &h->a[parent]))
+		if (!heap_above(is_max, dist, id, h->a[parent].dist, h->a[parent].id))
 			break;
-		tmp = h->a[i];
 		h->a[i] = h->a[parent];
-		h->a[parent] = tmp;
 		i = parent;
 	}
+	h->a[i].dist = dist;
+	h->a[i].id = id;
 }
 
-static QdbCandidate
-heap_pop(CandHeap *h)
+static pg_attribute_always_inline QdbCandidate
+heap_pop(CandHeap *h, bool is_max)
 {
 	QdbCandidate top = h->a[0];
-	int			i = 0;
+	QdbCandidate last = h->a[--h->n];
 
-	h->a[0] = h->a[--h->n];
-	for (;;)
-	{
-		int			l = 2 * i + 1,
-					r = l + 1,
-					w = i;
-		QdbCandidate tmp;
-
-		if (l < h->n && heap_above(h, &h->a[l], &h->a[w]))
-			w = l;
-		if (r < h->n && heap_above(h, &h->a[r], &h->a[w]))
-			w = r;
-		if (w == i)
-			break;
-		tmp = h->a[i];
-		h->a[i] = h->a[w];
-		h->a[w] = tmp;
-		i = w;
-	}
+	if (h->n > 0)
+		heap_sift_down(h, is_max, 0, last.dist, last.id);
 	return top;
 }
 
+/*
+ * The top taken out and (dist, id) put in, in one pass down: what a push
+ * followed by a pop gives when (dist, id) goes below the top.
+ */
+static pg_attribute_always_inline void
+heap_replace_top(CandHeap *h, bool is_max, float dist, uint32 id)
+{
+	heap_sift_down(h, is_max, 0, dist, id);
+}
+
 static void
-heap_init(CandHeap *h, QdbCandidate **home, int *home_cap, bool is_max,
+heap_init(CandHeap *h, QdbCandidate **home, int *home_cap,
 		  const QdbAlloc *alloc)
 {
 	h->home = home;
@@ -128,7 +148,6 @@ heap_init(CandHeap *h, QdbCandidate **home, int *home_cap, bool is_max,
 	h->a = *home;
 	h->cap = *home_cap;
 	h->n = 0;
-	h->is_max = is_max;
 	h->full = false;
 	h->alloc = alloc;
 }
@@ -210,21 +229,21 @@ QdbSearchLayer(const QdbGraphOps *ops, void *g, const QdbCandidate *entry, int n
 			  sizeof(QdbCandidate)) ||
 		!grow(s->alloc, (void **) &s->nbuf, &s->nbuf_cap, 0, max_degree, sizeof(uint32)))
 		return -1;
-	heap_init(&cand, &s->cand, &s->cand_cap, false, s->alloc);
-	heap_init(&best, &s->best, &s->best_cap, true, s->alloc);
+	heap_init(&cand, &s->cand, &s->cand_cap, s->alloc);
+	heap_init(&best, &s->best, &s->best_cap, s->alloc);
 	for (i = 0; i < nentry; i++)
 	{
 		if (!ops->visit(g, entry[i].id))
 			continue;
-		heap_push(&cand, entry[i].dist, entry[i].id);
-		heap_push(&best, entry[i].dist, entry[i].id);
+		heap_push(&cand, false, entry[i].dist, entry[i].id);
+		heap_push(&best, true, entry[i].dist, entry[i].id);
 		if (best.n > ef)
-			heap_pop(&best);
+			heap_pop(&best, true);
 	}
 
 	while (cand.n > 0)
 	{
-		QdbCandidate c = heap_pop(&cand);
+		QdbCandidate c = heap_pop(&cand, false);
 		int			nn;
 
 		if (best.n >= ef && c.dist > best.a[0].dist)
@@ -241,12 +260,16 @@ QdbSearchLayer(const QdbGraphOps *ops, void *g, const QdbCandidate *entry, int n
 			if (!ops->visit(g, s->nbuf[i]))
 				continue;
 			d = ops->distance(g, s->nbuf[i]);
-			if (best.n < ef || d < best.a[0].dist)
+			if (best.n < ef)
 			{
-				heap_push(&cand, d, s->nbuf[i]);
-				heap_push(&best, d, s->nbuf[i]);
-				if (best.n > ef)
-					heap_pop(&best);
+				heap_push(&cand, false, d, s->nbuf[i]);
+				heap_push(&best, true, d, s->nbuf[i]);
+			}
+			else if (d < best.a[0].dist)
+			{
+				/* d is below the top, which a push and a pop would drop */
+				heap_push(&cand, false, d, s->nbuf[i]);
+				heap_replace_top(&best, true, d, s->nbuf[i]);
 			}
 		}
 	}
@@ -255,7 +278,7 @@ QdbSearchLayer(const QdbGraphOps *ops, void *g, const QdbCandidate *entry, int n
 		return -1;
 	n = best.n;
 	for (i = n - 1; i >= 0; i--)
-		out[i] = heap_pop(&best);
+		out[i] = heap_pop(&best, true);
 	return n;
 }
 

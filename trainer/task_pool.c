@@ -37,6 +37,22 @@ qdb_thread_count(void)
 	return n > QDB_MAX_THREADS ? QDB_MAX_THREADS : (int) n;
 }
 
+int
+qdb_blas_hold(void)
+{
+	int			threads = openblas_get_num_threads();
+
+	openblas_set_num_threads(1);
+	return threads;
+}
+
+void
+qdb_blas_release(int threads)
+{
+	if (threads > 0)
+		openblas_set_num_threads(threads);
+}
+
 typedef struct TaskPool
 {
 	pthread_mutex_t lock;

@@ -36,4 +36,13 @@ extern int	qdb_thread_count(void);
 extern int	qdb_run_tasks(int nworkers, int ntasks, QdbTaskFn fn, QdbDoneFn done,
 						  void *arg, int *order, QdbWorker *workers);
 
+/*
+ * Holds OpenBLAS to one thread and returns the count it had, for
+ * qdb_blas_release: for a caller whose own threads run beside its
+ * products, where OpenBLAS's pool, woken by one product, would spin
+ * (sched_yield) on the same cores through the work that follows.
+ */
+extern int	qdb_blas_hold(void);
+extern void qdb_blas_release(int threads);
+
 #endif
