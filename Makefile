@@ -96,7 +96,7 @@ trainer:
 trainer/libqdbtrainer.a: trainer
 	@true
 
-$(OBJS): $(wildcard src/*.h) trainer/qdb_trainer.h trainer/qdb_distance.h
+$(OBJS): $(wildcard src/*.h) $(wildcard trainer/*.h)
 $(shlib): trainer/libqdbtrainer.a
 
 # Unit tests of the storage-free graph layer (src/graph_search.c,
