@@ -4,6 +4,8 @@
 -- (distance_memo.c).  What it finds must be what the function computes, for
 -- every row, query, cursor and rescan; and it must be found.
 CREATE TABLE dm_items (id int, emb real[]);
+-- pglz whatever default_toast_compression says (the NOTICE names lz4 then)
+ALTER TABLE dm_items ALTER COLUMN emb SET COMPRESSION pglz;
 -- 600 dims, mostly zeros: stored pglz-compressed in the row
 INSERT INTO dm_items
 SELECT i, array_fill(0::real, ARRAY[590]) ||

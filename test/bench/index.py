@@ -467,6 +467,9 @@ def main():
     ap.add_argument("--warmup", type=int, default=50, help="untimed queries per connection")
     ap.add_argument("--emb-storage", choices=("plain", "external", "extended", "main"),
                     help="ALTER TABLE items ALTER emb SET STORAGE (default: left as is)")
+    ap.add_argument("--emb-compression", choices=("pglz", "lz4"),
+                    help="ALTER TABLE items ALTER emb SET COMPRESSION, before the load "
+                         "(default: default_toast_compression, pglz unless set)")
     ap.add_argument("--no-pgvector", action="store_true", help="skip pgvector even when installed")
     ap.add_argument("--no-quantumdb", action="store_true", help="skip the quantumdb index")
     ap.add_argument("--no-floor", action="store_true",
@@ -536,6 +539,8 @@ def main():
                 % (", vec vector(%d)" % dim if pgv_version else ""))
     if a.emb_storage:
         cur.execute("ALTER TABLE items ALTER emb SET STORAGE %s" % a.emb_storage)
+    if a.emb_compression:
+        cur.execute("ALTER TABLE items ALTER emb SET COMPRESSION %s" % a.emb_compression)
 
     log("loading %d rows (COPY)" % rows)
     t = time.perf_counter()
@@ -722,12 +727,15 @@ def main():
     out.append("%d of %d base rows, %d dims, metric %s, %d queries (exact scan: %d), k = %d; "
                "ground truth: %s.  PostgreSQL %s, pgvector %s, %s, %d CPUs; shared_buffers %s, "
                "maintenance_work_mem %s, max_parallel_maintenance_workers %s.  "
-               "Table %s, emb %.0f bytes per row; load (COPY) %.1f s; whole run %.0f s.  "
+               "Table %s, emb %.0f bytes per row%s; load (COPY) %.1f s; whole run %.0f s.  "
                "Load average (1 min) %.2f at the start, %.2f at the end%s.\n"
                % (rows, nbase, dim, metric, nq, ne, K, truth_src, server, pgv_version or "not installed",
                   platform.processor() or platform.machine(), os.cpu_count(), settings["shared_buffers"],
                   settings["maintenance_work_mem"], settings["max_parallel_maintenance_workers"],
-                  fmt_mb(table_bytes), emb_bytes, load_s, total_s, load_start[0], os.getloadavg()[0],
+                  fmt_mb(table_bytes), emb_bytes,
+                  (" (STORAGE %s)" % a.emb_storage.upper() if a.emb_storage else "") +
+                  (" (COMPRESSION %s)" % a.emb_compression if a.emb_compression else ""),
+                  load_s, total_s, load_start[0], os.getloadavg()[0],
                   ": other work shared the CPUs, so the timings are noisy"
                   if max(load_start[0], os.getloadavg()[0]) > (os.cpu_count() or 1) else ""))
     if build_settings != settings:

@@ -15,6 +15,9 @@ hand); connection from the usual PG* environment variables.
       --op '<=>' --a 'quantumdb.code_cache_size=0' --b '' \\
       --common 'quantumdb.ef_search=100 quantumdb.rerank=200'
 
+With --a-table T1 --b-table T2 the two sides query two tables (the same
+rows stored two ways, say, each with its own index) with the same settings.
+
 With --a-so OLD.so --b-so NEW.so the two sides run two builds of the
 extension instead (the same settings): each side's file is put in place of the
 installed quantumdb.so (by rename, so that a backend that has the other loaded
@@ -103,6 +106,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--set', required=True)
     ap.add_argument('--table', default='items')
+    ap.add_argument('--a-table', default=None, help='side A queries this table (default --table)')
+    ap.add_argument('--b-table', default=None, help='side B queries this table (default --table)')
     ap.add_argument('--column', default='emb')
     ap.add_argument('--op', default='<=>')
     ap.add_argument('--id', default='id', help='column holding the row number of base.fvecs')
@@ -124,8 +129,10 @@ def main():
     truth = args.truth or ('gt_ip.ivecs' if args.op == '<=>' and
                            os.path.exists(os.path.join(d, 'gt_ip.ivecs')) else 'gt.ivecs')
     gt = read_vecs(os.path.join(d, truth), np.int32)[:args.queries, :10]
-    sql = ('SELECT {id} FROM {t} ORDER BY {c} {op} %s::real[] LIMIT 10'
-           .format(id=args.id, t=args.table, c=args.column, op=args.op))
+    # each side's query: the same but for the table (--a-table, --b-table)
+    sql = {side: 'SELECT {id} FROM {t} ORDER BY {c} {op} %s::real[] LIMIT 10'
+           .format(id=args.id, t=getattr(args, side + '_table') or args.table,
+                   c=args.column, op=args.op) for side in ('a', 'b')}
     sides = {}
     libdir = saved = None
     if args.a_so or args.b_so:
@@ -170,7 +177,9 @@ def run_sides(args, sides, q, gt, sql, libdir):
             # the path the extension's functions name, not dynamic_library_path's
             cur.execute("LOAD '$libdir/quantumdb'")
         sides[side] = {'conn': conn, 'cur': cur, 'sets': getattr(args, side), 'secs': 0.0,
-                       'hits': 0, 'buffers': [], 'cpu': 0.0}
+                       'hits': 0, 'buffers': [], 'cpu': 0.0, 'sql': sql[side],
+                       'table': (getattr(args, side + '_table') or args.table)
+                       if args.a_table or args.b_table else None}
         cur.execute('SELECT pg_backend_pid()')
         sides[side]['pid'] = cur.fetchone()[0]
         mapped = maps_inode(sides[side]['pid'], inode) if so else True
@@ -185,20 +194,20 @@ def run_sides(args, sides, q, gt, sql, libdir):
     qs = [list(map(float, v)) for v in q]
     if args.prepared:
         for s in sides.values():
-            s['cur'].execute('PREPARE ab(real[]) AS ' + sql.replace('%s::real[]', '$1'))
-        sql = 'EXECUTE ab(%s)'
+            s['cur'].execute('PREPARE ab(real[]) AS ' + s['sql'].replace('%s::real[]', '$1'))
+            s['sql'] = 'EXECUTE ab(%s)'
         qs = ['{' + ','.join(repr(x) for x in v) + '}' for v in qs]
 
     for s in sides.values():				# warm-up pass, untimed
         for v in qs:
-            s['cur'].execute(sql, (v,))
+            s['cur'].execute(s['sql'], (v,))
             s['cur'].fetchall()
     for start in range(0, len(qs), args.block):
         for s in sides.values():
             c0 = backend_cpu(s['pid'])
             t0 = time.perf_counter()
             for i in range(start, min(start + args.block, len(qs))):
-                s['cur'].execute(sql, (qs[i],))
+                s['cur'].execute(s['sql'], (qs[i],))
                 got = [r[0] for r in s['cur'].fetchall()]
                 s['hits'] += len(set(got) & set(gt[i].tolist()))
             s['secs'] += time.perf_counter() - t0
@@ -206,7 +215,7 @@ def run_sides(args, sides, q, gt, sql, libdir):
             s['cpu'] = None if c0 is None or c1 is None or s['cpu'] is None else s['cpu'] + c1 - c0
     for s in sides.values():
         for v in qs[:20]:
-            s['cur'].execute('EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF, SUMMARY OFF) ' + sql, (v,))
+            s['cur'].execute('EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF, SUMMARY OFF) ' + s['sql'], (v,))
             for (line,) in s['cur'].fetchall():
                 if 'Buffers: shared' in line:
                     s['buffers'].append(sum(int(x.split('=')[1]) for x in line.split()
@@ -218,8 +227,9 @@ def run_sides(args, sides, q, gt, sql, libdir):
     for name, s in sides.items():
         s['qps'] = len(qs) / s['secs']
         print('| %s | %s %s | %.4f | %.1f | %s | %.1f |' % (
-            name.upper(), args.common, s['sets'] or
-            (os.path.basename(getattr(args, name + '_so')) if args.a_so else '(none)'), s['hits'] / (10.0 * len(qs)),
+            name.upper(), args.common, (s['sets'] or
+            (os.path.basename(getattr(args, name + '_so')) if args.a_so else '(none)')) +
+            (' (table %s)' % s['table'] if s['table'] else ''), s['hits'] / (10.0 * len(qs)),
             s['qps'], 'n/a' if s['cpu'] is None else '%.3f' % (1000 * s['cpu'] / len(qs)),
             float(np.mean(s['buffers'])) if s['buffers'] else float('nan')))
     print('\nQPS B / A: %.2f' % (sides['b']['qps'] / sides['a']['qps']))
