@@ -87,6 +87,14 @@ typedef struct QdbSearchScratch
 	int			best_cap;
 	uint32	   *nbuf;
 	int			nbuf_cap;
+	/* a kept search (QdbSearchLayerKept): its heaps above, and the rest */
+	QdbCandidate *drop;			/* visited, not among the best */
+	int			ndrop;
+	int			drop_cap;
+	int			nbest;			/* best[0 .. nbest): a max-heap */
+	int			ncand;			/* cand[0 .. ncand): a min-heap */
+	int			kept_level;
+	bool		kept;			/* the last search was kept and may widen */
 } QdbSearchScratch;
 
 extern void QdbSearchScratchInit(QdbSearchScratch *s, const QdbAlloc *alloc);
@@ -94,6 +102,11 @@ extern void QdbSearchScratchFree(QdbSearchScratch *s);
 extern int	QdbSearchLayer(const QdbGraphOps *ops, void *g, const QdbCandidate *entry,
 						   int nentry, int ef, int level, int max_degree,
 						   QdbCandidate *out, QdbSearchScratch *scratch);
+extern int	QdbSearchLayerKept(const QdbGraphOps *ops, void *g, const QdbCandidate *entry,
+							   int nentry, int ef, int level, int max_degree,
+							   QdbCandidate *out, QdbSearchScratch *scratch);
+extern int	QdbWidenLayer(const QdbGraphOps *ops, void *g, int ef, QdbCandidate *out,
+						  QdbSearchScratch *scratch);
 extern int	QdbDescend(const QdbGraphOps *ops, void *g, QdbCandidate *cur, int from_level,
 					   int to_level, int max_degree, QdbSearchScratch *scratch);
 extern int	QdbSelectNeighbors(const QdbGraphOps *ops, void *g, QdbCandidate *cand,

@@ -169,9 +169,13 @@ QdbSearchScratchFree(QdbSearchScratch *s)
 		s->alloc->free(s->best, s->alloc->st);
 	if (s->nbuf)
 		s->alloc->free(s->nbuf, s->alloc->st);
-	s->cand = s->best = NULL;
+	if (s->drop)
+		s->alloc->free(s->drop, s->alloc->st);
+	s->cand = s->best = s->drop = NULL;
 	s->nbuf = NULL;
-	s->cand_cap = s->best_cap = s->nbuf_cap = 0;
+	s->cand_cap = s->best_cap = s->nbuf_cap = s->drop_cap = 0;
+	s->ndrop = 0;
+	s->kept = false;
 }
 
 static int
@@ -207,49 +211,46 @@ QdbSortCandidates(QdbCandidate *c, int n)
 	}
 }
 
-/*
- * The ef nearest nodes to the query at one level, found by a beam search
- * from the entry candidates (their distances already known), sorted nearest
- * first into out (room for ef).  max_degree bounds a neighbour list.  The
- * caller has started the layer (ops->new_layer).  Returns how many, or -1
- * when the scratch could not grow (QDB_ERR_NOMEM to the caller).
- */
-int
-QdbSearchLayer(const QdbGraphOps *ops, void *g, const QdbCandidate *entry, int nentry,
-			   int ef, int level, int max_degree, QdbCandidate *out,
-			   QdbSearchScratch *s)
+/* Adds (dist, id) to the kept search's dropped nodes; false if it could not grow. */
+static pg_attribute_always_inline bool
+drop_add(QdbSearchScratch *s, float dist, uint32 id)
 {
-	CandHeap	cand,
-				best;
-	int			i,
-				n;
+	if (unlikely(s->ndrop == s->drop_cap) &&
+		!grow(s->alloc, (void **) &s->drop, &s->drop_cap, s->ndrop, s->ndrop + 1,
+			  sizeof(QdbCandidate)))
+		return false;
+	s->drop[s->ndrop].dist = dist;
+	s->drop[s->ndrop].id = id;
+	s->ndrop++;
+	return true;
+}
 
-	if (!grow(s->alloc, (void **) &s->best, &s->best_cap, 0, ef + 1, sizeof(QdbCandidate)) ||
-		!grow(s->alloc, (void **) &s->cand, &s->cand_cap, 0, Max(ef * 4, 64),
-			  sizeof(QdbCandidate)) ||
-		!grow(s->alloc, (void **) &s->nbuf, &s->nbuf_cap, 0, max_degree, sizeof(uint32)))
-		return -1;
-	heap_init(&cand, &s->cand, &s->cand_cap, s->alloc);
-	heap_init(&best, &s->best, &s->best_cap, s->alloc);
-	for (i = 0; i < nentry; i++)
-	{
-		if (!ops->visit(g, entry[i].id))
-			continue;
-		heap_push(&cand, false, entry[i].dist, entry[i].id);
-		heap_push(&best, true, entry[i].dist, entry[i].id);
-		if (best.n > ef)
-			heap_pop(&best, true);
-	}
+/*
+ * The beam search's loop: expands the nearest candidate until the ef best
+ * are all nearer than it.  With keep (a constant at each call), every node
+ * visited that leaves or never enters the ef best goes to s->drop, and the
+ * candidate the loop stopped at goes back into cand, so that the search can
+ * be widened later (QdbWidenLayer).  False when an array could not grow.
+ */
+static pg_attribute_always_inline bool
+search_loop(const QdbGraphOps *ops, void *g, CandHeap *cand, CandHeap *best, int ef,
+			int level, QdbSearchScratch *s, bool keep)
+{
+	int			i;
 
-	while (cand.n > 0)
+	while (cand->n > 0)
 	{
-		QdbCandidate c = heap_pop(&cand, false);
+		QdbCandidate c = heap_pop(cand, false);
 		int			nn;
 
-		if (best.n >= ef && c.dist > best.a[0].dist)
+		if (best->n >= ef && c.dist > best->a[0].dist)
+		{
+			if (keep)
+				heap_push(cand, false, c.dist, c.id);
 			break;
-		if (ops->prefetch_list && cand.n > 0)
-			ops->prefetch_list(g, cand.a[0].id, level);
+		}
+		if (ops->prefetch_list && cand->n > 0)
+			ops->prefetch_list(g, cand->a[0].id, level);
 		nn = ops->neighbors(g, c.id, level, s->nbuf);
 		if (ops->prefetch)
 			ops->prefetch(g, s->nbuf, nn);
@@ -260,26 +261,157 @@ QdbSearchLayer(const QdbGraphOps *ops, void *g, const QdbCandidate *entry, int n
 			if (!ops->visit(g, s->nbuf[i]))
 				continue;
 			d = ops->distance(g, s->nbuf[i]);
-			if (best.n < ef)
+			if (best->n < ef)
 			{
-				heap_push(&cand, false, d, s->nbuf[i]);
-				heap_push(&best, true, d, s->nbuf[i]);
+				heap_push(cand, false, d, s->nbuf[i]);
+				heap_push(best, true, d, s->nbuf[i]);
 			}
-			else if (d < best.a[0].dist)
+			else if (d < best->a[0].dist)
 			{
+				if (keep && !drop_add(s, best->a[0].dist, best->a[0].id))
+					return false;
 				/* d is below the top, which a push and a pop would drop */
-				heap_push(&cand, false, d, s->nbuf[i]);
-				heap_replace_top(&best, true, d, s->nbuf[i]);
+				heap_push(cand, false, d, s->nbuf[i]);
+				heap_replace_top(best, true, d, s->nbuf[i]);
 			}
+			else if (keep && !drop_add(s, d, s->nbuf[i]))
+				return false;
+		}
+	}
+	return !(cand->full || best->full);
+}
+
+/*
+ * The ef nearest nodes to the query at one level, found by a beam search
+ * from the entry candidates (their distances already known), sorted nearest
+ * first into out (room for ef).  max_degree bounds a neighbour list.  The
+ * caller has started the layer (ops->new_layer).  Returns how many, or -1
+ * when the scratch could not grow (QDB_ERR_NOMEM to the caller).
+ *
+ * With keep, the search's state stays in the scratch (s->kept) for
+ * QdbWidenLayer; any other search with the same scratch drops it.
+ */
+static pg_attribute_always_inline int
+search_layer(const QdbGraphOps *ops, void *g, const QdbCandidate *entry, int nentry,
+			 int ef, int level, int max_degree, QdbCandidate *out,
+			 QdbSearchScratch *s, bool keep)
+{
+	CandHeap	cand,
+				best;
+	int			i,
+				n;
+
+	s->kept = false;
+	s->ndrop = 0;
+	if (!grow(s->alloc, (void **) &s->best, &s->best_cap, 0, ef + 1, sizeof(QdbCandidate)) ||
+		!grow(s->alloc, (void **) &s->cand, &s->cand_cap, 0, Max(ef * 4, 64),
+			  sizeof(QdbCandidate)) ||
+		!grow(s->alloc, (void **) &s->nbuf, &s->nbuf_cap, 0, max_degree, sizeof(uint32)) ||
+		(keep && !grow(s->alloc, (void **) &s->drop, &s->drop_cap, 0, ef * 8,
+					   sizeof(QdbCandidate))))
+		return -1;
+	heap_init(&cand, &s->cand, &s->cand_cap, s->alloc);
+	heap_init(&best, &s->best, &s->best_cap, s->alloc);
+	for (i = 0; i < nentry; i++)
+	{
+		if (!ops->visit(g, entry[i].id))
+			continue;
+		heap_push(&cand, false, entry[i].dist, entry[i].id);
+		heap_push(&best, true, entry[i].dist, entry[i].id);
+		if (best.n > ef)
+		{
+			QdbCandidate x = heap_pop(&best, true);
+
+			if (keep && !drop_add(s, x.dist, x.id))
+				return -1;
 		}
 	}
 
-	if (cand.full || best.full)
+	if (!search_loop(ops, g, &cand, &best, ef, level, s, keep))
 		return -1;
 	n = best.n;
 	for (i = n - 1; i >= 0; i--)
 		out[i] = heap_pop(&best, true);
+	if (keep)
+	{
+		/* nearest first read backwards is a max-heap: the best again */
+		for (i = 0; i < n; i++)
+			best.a[i] = out[n - 1 - i];
+		s->nbest = n;
+		s->ncand = cand.n;
+		s->kept_level = level;
+		s->kept = true;
+	}
 	return n;
+}
+
+int
+QdbSearchLayer(const QdbGraphOps *ops, void *g, const QdbCandidate *entry, int nentry,
+			   int ef, int level, int max_degree, QdbCandidate *out,
+			   QdbSearchScratch *s)
+{
+	return search_layer(ops, g, entry, nentry, ef, level, max_degree, out, s, false);
+}
+
+/* QdbSearchLayer, its state kept in the scratch for QdbWidenLayer. */
+int
+QdbSearchLayerKept(const QdbGraphOps *ops, void *g, const QdbCandidate *entry, int nentry,
+				   int ef, int level, int max_degree, QdbCandidate *out,
+				   QdbSearchScratch *s)
+{
+	return search_layer(ops, g, entry, nentry, ef, level, max_degree, out, s, true);
+}
+
+/*
+ * Widens the kept search (QdbSearchLayerKept, or QdbWidenLayer, the last
+ * search of the scratch: s->kept) to ef > its own: the nearest of the nodes
+ * it dropped fill the ef best and go back among the candidates, and the
+ * search goes on from where it stopped, with what it visited still visited
+ * (the caller has not started another layer).  Every dropped node is at
+ * least as far as the best's farthest, so the ef best are the ef nearest of
+ * all nodes visited, as a search started again with ef would begin from.
+ * Returns the ef nearest found, sorted into out (room for ef), or -1 as
+ * QdbSearchLayer.
+ */
+int
+QdbWidenLayer(const QdbGraphOps *ops, void *g, int ef, QdbCandidate *out,
+			  QdbSearchScratch *s)
+{
+	CandHeap	cand,
+				best;
+	int			i,
+				take;
+
+	Assert(s->kept);
+	s->kept = false;
+	if (!grow(s->alloc, (void **) &s->best, &s->best_cap, s->nbest, ef + 1,
+			  sizeof(QdbCandidate)))
+		return -1;
+	heap_init(&cand, &s->cand, &s->cand_cap, s->alloc);
+	heap_init(&best, &s->best, &s->best_cap, s->alloc);
+	cand.n = s->ncand;
+	best.n = s->nbest;
+	QdbSortCandidates(s->drop, s->ndrop);
+	take = Min(Max(ef - best.n, 0), s->ndrop);
+	for (i = 0; i < take; i++)
+	{
+		heap_push(&best, true, s->drop[i].dist, s->drop[i].id);
+		heap_push(&cand, false, s->drop[i].dist, s->drop[i].id);
+	}
+	memmove(s->drop, s->drop + take, sizeof(QdbCandidate) * (s->ndrop - take));
+	s->ndrop -= take;
+	if (cand.full || best.full ||
+		!search_loop(ops, g, &cand, &best, ef, s->kept_level, s, true))
+		return -1;
+	take = best.n;
+	for (i = take - 1; i >= 0; i--)
+		out[i] = heap_pop(&best, true);
+	for (i = 0; i < take; i++)
+		best.a[i] = out[take - 1 - i];
+	s->nbest = take;
+	s->ncand = cand.n;
+	s->kept = true;
+	return take;
 }
 
 /*

@@ -381,7 +381,9 @@ extern void QdbDiskGraphNoteList(QdbDiskGraph *g, QdbNode node, int level);
 extern void QdbDiskGraphLoadCodes(QdbDiskGraph *g, const QdbNodeRef *refs, int n);
 extern const uint8 *QdbDiskGraphKnownCode(QdbDiskGraph *g, QdbNodeRef ref);
 extern int	QdbDiskSearch(QdbDiskGraph *g, const QdbCandidate *entry, int nentry, int ef,
-						  int level, QdbCandidate *out);
+						  int level, QdbCandidate *out, bool keep);
+extern bool QdbDiskCanWiden(QdbDiskGraph *g);
+extern int	QdbDiskWiden(QdbDiskGraph *g, int ef, QdbCandidate *out);
 extern bool QdbDiskDescend(QdbDiskGraph *g, const QdbMetaPageData *meta, int to_level,
 						   QdbCandidate *cur);
 

@@ -37,7 +37,10 @@
  *	  never linked to.
  *	- QdbDiskSearch and QdbDiskDescend search with the graph's own scratch
  *	  (graph.h), grown in the graph's memory context; they ERROR on out of
- *	  memory, where graph.h's functions return -1.
+ *	  memory, where graph.h's functions return -1.  QdbDiskSearch with keep
+ *	  leaves its search in the scratch for QdbDiskWiden, which goes on from
+ *	  it with a wider beam; another search or layer, or another query,
+ *	  drops it (QdbDiskCanWiden says whether it is still there).
  *	- With inline codes, a list that index_write.c writes takes each
  *	  neighbour's code from here (QdbDiskGraphKnownCode), since its page is
  *	  then locked: the codes must be known first, through QdbDiskGraphCode,
@@ -115,6 +118,8 @@ struct QdbDiskGraph
 	uint32		epoch;
 	uint32		used;			/* nodes */
 	int64		visits;			/* nodes visited, over all its walks */
+	uint32		kept_epoch;		/* the layer search its scratch keeps, */
+	uint32		kept_dist_epoch;	/* and the query it searched for */
 	bool		lost;			/* its arena was taken while idle: unusable */
 	BlockNumber nblocks;		/* the index's size when last looked at */
 	QdbSearchScratch scratch;	/* of QdbDiskSearch, in the graph's context */
@@ -577,15 +582,45 @@ search_failed(QdbDiskGraph *g)
 /*
  * QdbSearchLayer over the pages with the graph's own scratch: the ef
  * nearest nodes at level from the entries; the caller has started the
- * layer (QdbDiskGraphNewLayer).
+ * layer (QdbDiskGraphNewLayer).  With keep, the graph keeps the search's
+ * state, so that it can be widened (QdbDiskWiden) until the graph starts
+ * another layer search.
  */
 int
 QdbDiskSearch(QdbDiskGraph *g, const QdbCandidate *entry, int nentry, int ef, int level,
-			  QdbCandidate *out)
+			  QdbCandidate *out, bool keep)
 {
-	int			n = QdbSearchLayer(&qdb_disk_graph_ops, g, entry, nentry, ef, level,
-								   2 * g->c->shape.m, out, &g->scratch);
+	int			n = (keep ? QdbSearchLayerKept : QdbSearchLayer) (&qdb_disk_graph_ops, g, entry,
+																  nentry, ef, level,
+																  2 * g->c->shape.m, out,
+																  &g->scratch);
 
+	if (n < 0)
+		search_failed(g);
+	g->kept_epoch = g->epoch;
+	g->kept_dist_epoch = g->dist_epoch;
+	return n;
+}
+
+/* Whether the graph's last search was kept and nothing has started since. */
+bool
+QdbDiskCanWiden(QdbDiskGraph *g)
+{
+	return g->scratch.kept && g->kept_epoch == g->epoch &&
+		g->kept_dist_epoch == g->dist_epoch && !g->lost;
+}
+
+/*
+ * The kept search widened to ef (more than it had): the ef nearest nodes
+ * into out (room for ef), going on from what it visited (QdbWidenLayer).
+ */
+int
+QdbDiskWiden(QdbDiskGraph *g, int ef, QdbCandidate *out)
+{
+	int			n;
+
+	Assert(QdbDiskCanWiden(g));
+	n = QdbWidenLayer(&qdb_disk_graph_ops, g, ef, out, &g->scratch);
 	if (n < 0)
 		search_failed(g);
 	return n;

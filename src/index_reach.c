@@ -192,7 +192,7 @@ reached_candidates(QdbDiskGraph *g, QdbIndexCache *c, const QdbMetaPageData *met
 	if (QdbDiskDescend(g, meta, 0, &cur))
 	{
 		QdbDiskGraphNewLayer(g, 0);
-		n = QdbDiskSearch(g, &cur, 1, c->ef_construction, 0, found);
+		n = QdbDiskSearch(g, &cur, 1, c->ef_construction, 0, found, false);
 		for (i = 0; i < n && nout < 2 * c->shape.m + c->ef_construction; i++)
 		{
 			Size		slot;

@@ -251,10 +251,10 @@ result_cmp(const void *a, const void *b)
  * one (the first walk, or another walk of the backend took the kept one's
  * arena while the scan waited: QdbDiskGraphIdle).  Sets *reused.
  *
- * One graph serves all of a scan's walks: a wider walk goes over the nodes
- * of the one before (each walk starts again from the entry point), and
- * finds their lists, codes and distances in its copies instead of reading
- * their pages again.  The copies are not refreshed while the scan waits
+ * One graph serves all of a scan's walks: a wider walk goes on from the one
+ * before (walk_graph), or, over a new graph, starts again from the entry
+ * point; either way it finds the lists, codes and distances of the nodes
+ * read before in its copies instead of reading their pages again.  The copies are not refreshed while the scan waits
  * between rows: an insert's new links are not seen, and a node VACUUM freed
  * (its list emptied, its neighbours' lists rewritten) may still be followed
  * through an old copy.  A wrong turn, never a wrong row, since every row is
@@ -291,6 +291,12 @@ scan_graph(IndexScanDesc scan, bool fresh, bool *reused)
  * One walk with so->ef candidates over graph g; fills so->results with rows
  * not yet returned.  False when it came back short: fewer candidates than
  * ef, or none new (the walk saw the whole reachable graph).
+ *
+ * A wider walk over the graph of the walk before goes on from where that
+ * one stopped (QdbDiskWiden): the nodes it visited stay visited, the
+ * nearest of those it dropped fill the wider beam, and only nodes not seen
+ * yet cost a distance.  A walk started again from the entry point would
+ * redo the whole of the narrower one first.
  */
 static bool
 walk_graph(IndexScanDesc scan, QdbDiskGraph *g)
@@ -308,16 +314,21 @@ walk_graph(IndexScanDesc scan, QdbDiskGraph *g)
 
 	MemoryContextReset(so->round_cxt);
 	old = MemoryContextSwitchTo(so->round_cxt);
-	QdbReadMeta(scan->indexRelation, &meta);
-	if (!QdbDiskDescend(g, &meta, 0, &cur))
-	{
-		so->nresults = so->next = 0;	/* nothing new */
-		MemoryContextSwitchTo(old);
-		return false;
-	}
 	found = palloc(sizeof(QdbCandidate) * so->ef);
-	QdbDiskGraphNewLayer(g, 0);
-	nfound = QdbDiskSearch(g, &cur, 1, so->ef, 0, found);
+	if (QdbDiskCanWiden(g))
+		nfound = QdbDiskWiden(g, so->ef, found);	/* the walk before, wider */
+	else
+	{
+		QdbReadMeta(scan->indexRelation, &meta);
+		if (!QdbDiskDescend(g, &meta, 0, &cur))
+		{
+			so->nresults = so->next = 0;	/* nothing new */
+			MemoryContextSwitchTo(old);
+			return false;
+		}
+		QdbDiskGraphNewLayer(g, 0);
+		nfound = QdbDiskSearch(g, &cur, 1, so->ef, 0, found, true);
+	}
 	so->visited += QdbDiskGraphVisited(g) - visits;
 
 	/* the nodes to return are read for their heap TIDs: ask for them at once */

@@ -15,6 +15,10 @@ hand); connection from the usual PG* environment variables.
       --op '<=>' --a 'quantumdb.code_cache_size=0' --b '' \\
       --common 'quantumdb.ef_search=100 quantumdb.rerank=200'
 
+With --filter F both sides add WHERE id % F = 0 (a scan then walks again
+for its rows), and recall is against the exact answers among the rows the
+filter keeps (a numpy brute force over base.fvecs under --metric).
+
 With --a-table T1 --b-table T2 the two sides query two tables (the same
 rows stored two ways, say, each with its own index) with the same settings.
 
@@ -42,6 +46,9 @@ import time
 
 import numpy as np
 import psycopg2
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from scan_order import filtered_truth  # noqa: E402
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), '../../../shared/data')
 
@@ -119,6 +126,11 @@ def main():
     ap.add_argument('--b', default='', help='SET name=value ... for side B')
     ap.add_argument('--a-so', default=None, help='side A runs this build of quantumdb.so')
     ap.add_argument('--b-so', default=None, help='side B runs this build of quantumdb.so')
+    ap.add_argument('--filter', type=int, default=0,
+                    help='keep rows with id %% F = 0 (recall against the filtered exact answers)')
+    ap.add_argument('--metric', choices=('l2', 'cosine', 'ip'), default=None,
+                    help='for --filter\'s exact answers (default: cosine under <=>, ip under '
+                         '<#>, else l2)')
     ap.add_argument('--prepared', action='store_true',
                     help='run a prepared statement given the query as a text literal, as '
                          'index.py does (default: the query inline as ARRAY[...])')
@@ -128,10 +140,17 @@ def main():
     q = read_vecs(os.path.join(d, 'query.fvecs'), np.float32)[:args.queries]
     truth = args.truth or ('gt_ip.ivecs' if args.op == '<=>' and
                            os.path.exists(os.path.join(d, 'gt_ip.ivecs')) else 'gt.ivecs')
-    gt = read_vecs(os.path.join(d, truth), np.int32)[:args.queries, :10]
+    if args.filter > 0:
+        metric = args.metric or {'<=>': 'cosine', '<#>': 'ip'}.get(args.op, 'l2')
+        base = read_vecs(os.path.join(d, 'base.fvecs'), np.float32)
+        gt = filtered_truth(base, q, metric, args.filter)
+        where = ' WHERE {id} %% {f} = 0'.format(id=args.id, f=args.filter)
+    else:
+        gt = read_vecs(os.path.join(d, truth), np.int32)[:args.queries, :10]
+        where = ''
     # each side's query: the same but for the table (--a-table, --b-table)
-    sql = {side: 'SELECT {id} FROM {t} ORDER BY {c} {op} %s::real[] LIMIT 10'
-           .format(id=args.id, t=getattr(args, side + '_table') or args.table,
+    sql = {side: 'SELECT {id} FROM {t}{w} ORDER BY {c} {op} %s::real[] LIMIT 10'
+           .format(id=args.id, t=getattr(args, side + '_table') or args.table, w=where,
                    c=args.column, op=args.op) for side in ('a', 'b')}
     sides = {}
     libdir = saved = None
@@ -194,7 +213,8 @@ def run_sides(args, sides, q, gt, sql, libdir):
     qs = [list(map(float, v)) for v in q]
     if args.prepared:
         for s in sides.values():
-            s['cur'].execute('PREPARE ab(real[]) AS ' + s['sql'].replace('%s::real[]', '$1'))
+            s['cur'].execute('PREPARE ab(real[]) AS ' +
+                             s['sql'].replace('%s::real[]', '$1').replace('%%', '%'))
             s['sql'] = 'EXECUTE ab(%s)'
         qs = ['{' + ','.join(repr(x) for x in v) + '}' for v in qs]
 

@@ -48,11 +48,14 @@ l2(const float *a, const float *b)
 	return sqrtf(s);
 }
 
+static long toy_dists;			/* query distances asked, for test_widen */
+
 static float
 toy_distance(void *g, uint32 id)
 {
 	Toy		   *t = g;
 
+	toy_dists++;
 	return l2(t->q, t->x + (size_t) id * DIM);
 }
 
@@ -471,6 +474,130 @@ reached_from(Toy *t, uint32 entry)
 	return tail;
 }
 
+static int
+float_cmp(const void *a, const void *b)
+{
+	float		x = *(const float *) a,
+				y = *(const float *) b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * Whether out[0 .. nf) are, in order, the min(ef, visited) nearest of the
+ * nodes the layer search visited (stamped with the toy's epoch).
+ */
+static bool
+nearest_of_visited(Toy *t, const QdbCandidate *out, int nf, int ef)
+{
+	float	   *d = malloc(sizeof(float) * t->n);
+	int			nv = 0,
+				i;
+	bool		ok;
+
+	for (i = 0; i < t->n; i++)
+		if (t->stamp[i] == t->epoch)
+			d[nv++] = l2(t->q, t->x + (size_t) i * DIM);
+	qsort(d, nv, sizeof(float), float_cmp);
+	ok = nf == Min(ef, nv);
+	for (i = 0; ok && i < nf; i++)
+		ok = out[i].dist == d[i] && (i == 0 || out[i - 1].id != out[i].id);
+	free(d);
+	return ok;
+}
+
+/*
+ * A kept search widened (QdbSearchLayerKept, then QdbWidenLayer to twice
+ * the candidates, three times) against searches started again at each
+ * width, as a scan's wider walks did: each widened result must be the
+ * nearest of all nodes visited so far, as good in recall, for fewer
+ * distances.
+ */
+static void
+test_widen(Toy *t, uint32 entry, int entry_level, const float *queries, int nq,
+		   QdbSearchScratch *s)
+{
+	const int	ef0 = 8,
+				widths = 4,
+				k = 5;
+	QdbCandidate cur,
+				found[64];
+	long		widen_dists = 0,
+				restart_dists = 0;
+	int			bad = 0,
+				hits_widen = 0,
+				hits_restart = 0,
+				i,
+				w;
+
+	for (i = 0; i < nq; i++)
+	{
+		float	   *d = malloc(sizeof(float) * t->n);
+		float		kth;
+		int			nf,
+					ef = ef0,
+					a;
+
+		t->q = queries + i * DIM;
+		for (a = 0; a < t->n; a++)
+			d[a] = l2(t->q, t->x + (size_t) a * DIM);
+		qsort(d, t->n, sizeof(float), float_cmp);
+		kth = d[k - 1];
+		free(d);
+
+		/* kept, then widened */
+		toy_new_layer(t, entry_level);
+		cur.id = entry;
+		cur.dist = toy_distance(t, entry);
+		(void) QdbDescend(&toy_ops, t, &cur, entry_level, 0, 2 * t->m, s);
+		toy_new_layer(t, 0);
+		toy_dists = 0;
+		nf = QdbSearchLayerKept(&toy_ops, t, &cur, 1, ef, 0, 2 * t->m, found, s);
+		bad += !nearest_of_visited(t, found, nf, ef);
+		for (w = 1; w < widths; w++)
+		{
+			ef *= 2;
+			nf = QdbWidenLayer(&toy_ops, t, ef, found, s);
+			bad += !nearest_of_visited(t, found, nf, ef);
+		}
+		widen_dists += toy_dists;
+		for (a = 0; a < Min(nf, k); a++)
+			hits_widen += found[a].dist <= kth;
+
+		/* started again at each width */
+		toy_dists = 0;
+		for (ef = ef0, w = 0; w < widths; w++, ef *= 2)
+		{
+			toy_new_layer(t, entry_level);
+			cur.id = entry;
+			cur.dist = toy_distance(t, entry);
+			(void) QdbDescend(&toy_ops, t, &cur, entry_level, 0, 2 * t->m, s);
+			toy_new_layer(t, 0);
+			nf = QdbSearchLayer(&toy_ops, t, &cur, 1, ef, 0, 2 * t->m, found, s);
+		}
+		restart_dists += toy_dists;
+		for (a = 0; a < Min(nf, k); a++)
+			hits_restart += found[a].dist <= kth;
+	}
+	tap_ok(bad == 0, "a widened search's best are the nearest of all nodes it visited, "
+		   "at every width (%d of %d searches not)", bad, nq * widths);
+	tap_ok(hits_widen >= hits_restart - nq * k / 100,
+		   "widened to ef %d: recall@%d %.3f, searches started again: %.3f",
+		   ef0 << (widths - 1), k, hits_widen / (double) (nq * k),
+		   hits_restart / (double) (nq * k));
+	tap_ok(widen_dists < restart_dists / 2,
+		   "widening asked %ld distances, starting again %ld", widen_dists, restart_dists);
+
+	/* a plain search drops the kept state */
+	t->q = queries;
+	toy_new_layer(t, 0);
+	cur.id = entry;
+	cur.dist = toy_distance(t, entry);
+	(void) QdbSearchLayerKept(&toy_ops, t, &cur, 1, ef0, 0, 2 * t->m, found, s);
+	(void) QdbDescend(&toy_ops, t, &cur, entry_level, 0, 2 * t->m, s);
+	tap_ok(!s->kept, "a search of width 1 after a kept one drops the kept state");
+}
+
 static void
 test_link_node(void)
 {
@@ -577,6 +704,7 @@ test_link_node(void)
 	}
 	tap_ok(hits >= 0.95 * nq * k, "10-recall@10 of the search: %.3f (>= 0.95)",
 		   hits / (double) (nq * k));
+	test_widen(&t, entry, entry_level, queries, nq, &s.search);
 	QdbLinkScratchFree(&s);
 
 	{
