@@ -88,9 +88,10 @@ typedef struct QdbSearchScratch
 	uint32	   *nbuf;
 	int			nbuf_cap;
 	/* a kept search (QdbSearchLayerKept): its heaps above, and the rest */
-	QdbCandidate *drop;			/* visited, not among the best */
-	int			ndrop;
-	int			drop_cap;
+	QdbCandidate *more;			/* QdbWidenLayer's nodes to add to the best */
+	int			more_cap;
+	uint32	   *ids;			/* QdbWidenLayer's ids of the best, sorted */
+	int			ids_cap;
 	int			nbest;			/* best[0 .. nbest): a max-heap */
 	int			ncand;			/* cand[0 .. ncand): a min-heap */
 	int			kept_level;
@@ -105,7 +106,8 @@ extern int	QdbSearchLayer(const QdbGraphOps *ops, void *g, const QdbCandidate *e
 extern int	QdbSearchLayerKept(const QdbGraphOps *ops, void *g, const QdbCandidate *entry,
 							   int nentry, int ef, int level, int max_degree,
 							   QdbCandidate *out, QdbSearchScratch *scratch);
-extern int	QdbWidenLayer(const QdbGraphOps *ops, void *g, int ef, QdbCandidate *out,
+extern int	QdbWidenLayer(const QdbGraphOps *ops, void *g, int ef,
+						  const QdbCandidate *visited, int nvisited, QdbCandidate *out,
 						  QdbSearchScratch *scratch);
 extern int	QdbDescend(const QdbGraphOps *ops, void *g, QdbCandidate *cur, int from_level,
 					   int to_level, int max_degree, QdbSearchScratch *scratch);

@@ -169,12 +169,13 @@ QdbSearchScratchFree(QdbSearchScratch *s)
 		s->alloc->free(s->best, s->alloc->st);
 	if (s->nbuf)
 		s->alloc->free(s->nbuf, s->alloc->st);
-	if (s->drop)
-		s->alloc->free(s->drop, s->alloc->st);
-	s->cand = s->best = s->drop = NULL;
-	s->nbuf = NULL;
-	s->cand_cap = s->best_cap = s->nbuf_cap = s->drop_cap = 0;
-	s->ndrop = 0;
+	if (s->more)
+		s->alloc->free(s->more, s->alloc->st);
+	if (s->ids)
+		s->alloc->free(s->ids, s->alloc->st);
+	s->cand = s->best = s->more = NULL;
+	s->nbuf = s->ids = NULL;
+	s->cand_cap = s->best_cap = s->nbuf_cap = s->more_cap = s->ids_cap = 0;
 	s->kept = false;
 }
 
@@ -211,26 +212,12 @@ QdbSortCandidates(QdbCandidate *c, int n)
 	}
 }
 
-/* Adds (dist, id) to the kept search's dropped nodes; false if it could not grow. */
-static pg_attribute_always_inline bool
-drop_add(QdbSearchScratch *s, float dist, uint32 id)
-{
-	if (unlikely(s->ndrop == s->drop_cap) &&
-		!grow(s->alloc, (void **) &s->drop, &s->drop_cap, s->ndrop, s->ndrop + 1,
-			  sizeof(QdbCandidate)))
-		return false;
-	s->drop[s->ndrop].dist = dist;
-	s->drop[s->ndrop].id = id;
-	s->ndrop++;
-	return true;
-}
-
 /*
  * The beam search's loop: expands the nearest candidate until the ef best
- * are all nearer than it.  With keep (a constant at each call), every node
- * visited that leaves or never enters the ef best goes to s->drop, and the
- * candidate the loop stopped at goes back into cand, so that the search can
- * be widened later (QdbWidenLayer).  False when an array could not grow.
+ * are all nearer than it.  With keep (a constant at each call), the
+ * candidate the loop stopped at goes back among the candidates, so that
+ * the search can be widened later (QdbWidenLayer).  False when an array
+ * could not grow.
  */
 static pg_attribute_always_inline bool
 search_loop(const QdbGraphOps *ops, void *g, CandHeap *cand, CandHeap *best, int ef,
@@ -268,17 +255,39 @@ search_loop(const QdbGraphOps *ops, void *g, CandHeap *cand, CandHeap *best, int
 			}
 			else if (d < best->a[0].dist)
 			{
-				if (keep && !drop_add(s, best->a[0].dist, best->a[0].id))
-					return false;
 				/* d is below the top, which a push and a pop would drop */
 				heap_push(cand, false, d, s->nbuf[i]);
 				heap_replace_top(best, true, d, s->nbuf[i]);
 			}
-			else if (keep && !drop_add(s, d, s->nbuf[i]))
-				return false;
 		}
 	}
 	return !(cand->full || best->full);
+}
+
+/*
+ * Pops the ef best into out, nearest first; with keep, puts them back as
+ * the same max-heap (nearest first read backwards is one) and keeps both
+ * heaps' sizes in the scratch for QdbWidenLayer.
+ */
+static pg_attribute_always_inline int
+finish_search(CandHeap *cand, CandHeap *best, int level, QdbCandidate *out,
+			  QdbSearchScratch *s, bool keep)
+{
+	int			n = best->n,
+				i;
+
+	for (i = n - 1; i >= 0; i--)
+		out[i] = heap_pop(best, true);
+	if (keep)
+	{
+		for (i = 0; i < n; i++)
+			best->a[i] = out[n - 1 - i];
+		s->nbest = n;
+		s->ncand = cand->n;
+		s->kept_level = level;
+		s->kept = true;
+	}
+	return n;
 }
 
 /*
@@ -288,8 +297,8 @@ search_loop(const QdbGraphOps *ops, void *g, CandHeap *cand, CandHeap *best, int
  * caller has started the layer (ops->new_layer).  Returns how many, or -1
  * when the scratch could not grow (QDB_ERR_NOMEM to the caller).
  *
- * With keep, the search's state stays in the scratch (s->kept) for
- * QdbWidenLayer; any other search with the same scratch drops it.
+ * With keep, the search's heaps stay in the scratch (s->kept) for
+ * QdbWidenLayer; any other search with the same scratch drops them.
  */
 static pg_attribute_always_inline int
 search_layer(const QdbGraphOps *ops, void *g, const QdbCandidate *entry, int nentry,
@@ -298,17 +307,13 @@ search_layer(const QdbGraphOps *ops, void *g, const QdbCandidate *entry, int nen
 {
 	CandHeap	cand,
 				best;
-	int			i,
-				n;
+	int			i;
 
 	s->kept = false;
-	s->ndrop = 0;
 	if (!grow(s->alloc, (void **) &s->best, &s->best_cap, 0, ef + 1, sizeof(QdbCandidate)) ||
 		!grow(s->alloc, (void **) &s->cand, &s->cand_cap, 0, Max(ef * 4, 64),
 			  sizeof(QdbCandidate)) ||
-		!grow(s->alloc, (void **) &s->nbuf, &s->nbuf_cap, 0, max_degree, sizeof(uint32)) ||
-		(keep && !grow(s->alloc, (void **) &s->drop, &s->drop_cap, 0, ef * 8,
-					   sizeof(QdbCandidate))))
+		!grow(s->alloc, (void **) &s->nbuf, &s->nbuf_cap, 0, max_degree, sizeof(uint32)))
 		return -1;
 	heap_init(&cand, &s->cand, &s->cand_cap, s->alloc);
 	heap_init(&best, &s->best, &s->best_cap, s->alloc);
@@ -319,30 +324,12 @@ search_layer(const QdbGraphOps *ops, void *g, const QdbCandidate *entry, int nen
 		heap_push(&cand, false, entry[i].dist, entry[i].id);
 		heap_push(&best, true, entry[i].dist, entry[i].id);
 		if (best.n > ef)
-		{
-			QdbCandidate x = heap_pop(&best, true);
-
-			if (keep && !drop_add(s, x.dist, x.id))
-				return -1;
-		}
+			heap_pop(&best, true);
 	}
 
 	if (!search_loop(ops, g, &cand, &best, ef, level, s, keep))
 		return -1;
-	n = best.n;
-	for (i = n - 1; i >= 0; i--)
-		out[i] = heap_pop(&best, true);
-	if (keep)
-	{
-		/* nearest first read backwards is a max-heap: the best again */
-		for (i = 0; i < n; i++)
-			best.a[i] = out[n - 1 - i];
-		s->nbest = n;
-		s->ncand = cand.n;
-		s->kept_level = level;
-		s->kept = true;
-	}
-	return n;
+	return finish_search(&cand, &best, level, out, s, keep);
 }
 
 int
@@ -353,7 +340,7 @@ QdbSearchLayer(const QdbGraphOps *ops, void *g, const QdbCandidate *entry, int n
 	return search_layer(ops, g, entry, nentry, ef, level, max_degree, out, s, false);
 }
 
-/* QdbSearchLayer, its state kept in the scratch for QdbWidenLayer. */
+/* QdbSearchLayer, its heaps kept in the scratch for QdbWidenLayer. */
 int
 QdbSearchLayerKept(const QdbGraphOps *ops, void *g, const QdbCandidate *entry, int nentry,
 				   int ef, int level, int max_degree, QdbCandidate *out,
@@ -362,56 +349,81 @@ QdbSearchLayerKept(const QdbGraphOps *ops, void *g, const QdbCandidate *entry, i
 	return search_layer(ops, g, entry, nentry, ef, level, max_degree, out, s, true);
 }
 
+static int
+id_cmp(const void *a, const void *b)
+{
+	uint32		x = *(const uint32 *) a,
+				y = *(const uint32 *) b;
+
+	return x < y ? -1 : x > y;
+}
+
 /*
- * Widens the kept search (QdbSearchLayerKept, or QdbWidenLayer, the last
- * search of the scratch: s->kept) to ef > its own: the nearest of the nodes
- * it dropped fill the ef best and go back among the candidates, and the
- * search goes on from where it stopped, with what it visited still visited
- * (the caller has not started another layer).  Every dropped node is at
- * least as far as the best's farthest, so the ef best are the ef nearest of
- * all nodes visited, as a search started again with ef would begin from.
- * Returns the ef nearest found, sorted into out (room for ef), or -1 as
- * QdbSearchLayer.
+ * Widens the kept search (QdbSearchLayerKept, or QdbWidenLayer: the last
+ * search of the scratch, s->kept) to ef > its own, and goes on from where
+ * it stopped, with what it visited still visited (the caller has started
+ * no other layer search since).  visited[0 .. nvisited) are the nodes that
+ * search visited, with their distances, in any order (the caller's storage
+ * knows them): the nearest of those not among its best fill the wider beam
+ * and go back among the candidates.  A node left out of the best was at
+ * least as far as the best's farthest then, and that only came nearer, so
+ * the wider beam starts as the ef nearest of all nodes visited, as a search
+ * started again with ef would be once it had found them.  Keeping the
+ * nodes the search drops as it goes would give the same, at a cost to
+ * every first search whether it is widened or not.  Returns the ef nearest
+ * found, sorted into out (room for ef), or -1 as QdbSearchLayer.
  */
 int
-QdbWidenLayer(const QdbGraphOps *ops, void *g, int ef, QdbCandidate *out,
-			  QdbSearchScratch *s)
+QdbWidenLayer(const QdbGraphOps *ops, void *g, int ef, const QdbCandidate *visited,
+			  int nvisited, QdbCandidate *out, QdbSearchScratch *s)
 {
 	CandHeap	cand,
-				best;
+				best,
+				more;
 	int			i,
 				take;
 
 	Assert(s->kept);
 	s->kept = false;
+	take = Max(ef - s->nbest, 0);
 	if (!grow(s->alloc, (void **) &s->best, &s->best_cap, s->nbest, ef + 1,
-			  sizeof(QdbCandidate)))
+			  sizeof(QdbCandidate)) ||
+		!grow(s->alloc, (void **) &s->ids, &s->ids_cap, 0, Max(s->nbest, 1), sizeof(uint32)) ||
+		!grow(s->alloc, (void **) &s->more, &s->more_cap, 0, take + 1, sizeof(QdbCandidate)))
 		return -1;
 	heap_init(&cand, &s->cand, &s->cand_cap, s->alloc);
 	heap_init(&best, &s->best, &s->best_cap, s->alloc);
+	heap_init(&more, &s->more, &s->more_cap, s->alloc);
 	cand.n = s->ncand;
 	best.n = s->nbest;
-	QdbSortCandidates(s->drop, s->ndrop);
-	take = Min(Max(ef - best.n, 0), s->ndrop);
-	for (i = 0; i < take; i++)
+
+	/* the take nearest visited nodes that are not among the best */
+	for (i = 0; i < best.n; i++)
+		s->ids[i] = best.a[i].id;
+	qsort(s->ids, best.n, sizeof(uint32), id_cmp);
+	for (i = 0; i < nvisited && take > 0; i++)
 	{
-		heap_push(&best, true, s->drop[i].dist, s->drop[i].id);
-		heap_push(&cand, false, s->drop[i].dist, s->drop[i].id);
+		const QdbCandidate *v = &visited[i];
+
+		if (more.n == take &&
+			!heap_above(true, more.a[0].dist, more.a[0].id, v->dist, v->id))
+			continue;
+		if (bsearch(&v->id, s->ids, best.n, sizeof(uint32), id_cmp) != NULL)
+			continue;
+		if (more.n < take)
+			heap_push(&more, true, v->dist, v->id);
+		else
+			heap_replace_top(&more, true, v->dist, v->id);
 	}
-	memmove(s->drop, s->drop + take, sizeof(QdbCandidate) * (s->ndrop - take));
-	s->ndrop -= take;
-	if (cand.full || best.full ||
+	for (i = 0; i < more.n; i++)
+	{
+		heap_push(&best, true, more.a[i].dist, more.a[i].id);
+		heap_push(&cand, false, more.a[i].dist, more.a[i].id);
+	}
+	if (cand.full || best.full || more.full ||
 		!search_loop(ops, g, &cand, &best, ef, s->kept_level, s, true))
 		return -1;
-	take = best.n;
-	for (i = take - 1; i >= 0; i--)
-		out[i] = heap_pop(&best, true);
-	for (i = 0; i < take; i++)
-		best.a[i] = out[take - 1 - i];
-	s->nbest = take;
-	s->ncand = cand.n;
-	s->kept = true;
-	return take;
+	return finish_search(&cand, &best, s->kept_level, out, s, true);
 }
 
 /*

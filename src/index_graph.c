@@ -612,15 +612,32 @@ QdbDiskCanWiden(QdbDiskGraph *g)
 
 /*
  * The kept search widened to ef (more than it had): the ef nearest nodes
- * into out (room for ef), going on from what it visited (QdbWidenLayer).
+ * into out (room for ef), going on from what it visited (QdbWidenLayer),
+ * which are the copies marked visited in the current layer search, each
+ * with its distance (computed when it was visited).
  */
 int
 QdbDiskWiden(QdbDiskGraph *g, int ef, QdbCandidate *out)
 {
-	int			n;
+	QdbCandidate *visited = palloc(sizeof(QdbCandidate) * Max(g->used, 1));
+	int			nvisited = 0,
+				n;
+	uint32		i;
 
 	Assert(QdbDiskCanWiden(g));
-	n = QdbWidenLayer(&qdb_disk_graph_ops, g, ef, out, &g->scratch);
+	for (i = 0; i < g->used; i++)
+	{
+		DiskNode   *e = node_at(g, i);
+
+		if (e->visit_epoch != g->epoch)
+			continue;
+		visited[nvisited].id = e->ref;
+		visited[nvisited].dist = e->dist_epoch == g->dist_epoch ? e->dist
+			: disk_distance(g, e->ref);
+		nvisited++;
+	}
+	n = QdbWidenLayer(&qdb_disk_graph_ops, g, ef, visited, nvisited, out, &g->scratch);
+	pfree(visited);
 	if (n < 0)
 		search_failed(g);
 	return n;

@@ -506,6 +506,23 @@ nearest_of_visited(Toy *t, const QdbCandidate *out, int nf, int ef)
 	return ok;
 }
 
+/* The nodes the toy's layer search visited, with their distances. */
+static int
+toy_visited(Toy *t, QdbCandidate *out)
+{
+	int			n = 0,
+				i;
+
+	for (i = 0; i < t->n; i++)
+		if (t->stamp[i] == t->epoch)
+		{
+			out[n].id = i;
+			out[n].dist = l2(t->q, t->x + (size_t) i * DIM);
+			n++;
+		}
+	return n;
+}
+
 /*
  * A kept search widened (QdbSearchLayerKept, then QdbWidenLayer to twice
  * the candidates, three times) against searches started again at each
@@ -522,6 +539,7 @@ test_widen(Toy *t, uint32 entry, int entry_level, const float *queries, int nq,
 				k = 5;
 	QdbCandidate cur,
 				found[64];
+	QdbCandidate *visited = malloc(sizeof(QdbCandidate) * t->n);
 	long		widen_dists = 0,
 				restart_dists = 0;
 	int			bad = 0,
@@ -557,7 +575,7 @@ test_widen(Toy *t, uint32 entry, int entry_level, const float *queries, int nq,
 		for (w = 1; w < widths; w++)
 		{
 			ef *= 2;
-			nf = QdbWidenLayer(&toy_ops, t, ef, found, s);
+			nf = QdbWidenLayer(&toy_ops, t, ef, visited, toy_visited(t, visited), found, s);
 			bad += !nearest_of_visited(t, found, nf, ef);
 		}
 		widen_dists += toy_dists;
@@ -596,6 +614,7 @@ test_widen(Toy *t, uint32 entry, int entry_level, const float *queries, int nq,
 	(void) QdbSearchLayerKept(&toy_ops, t, &cur, 1, ef0, 0, 2 * t->m, found, s);
 	(void) QdbDescend(&toy_ops, t, &cur, entry_level, 0, 2 * t->m, s);
 	tap_ok(!s->kept, "a search of width 1 after a kept one drops the kept state");
+	free(visited);
 }
 
 static void
