@@ -92,6 +92,11 @@ typedef struct QdbSearchScratch
 	int			more_cap;
 	uint32	   *ids;			/* QdbWidenLayer's ids of the best, sorted */
 	int			ids_cap;
+	uint32	   *skip;			/* and of the expanded and the candidates */
+	int			skip_cap;
+	uint32	   *expanded;		/* the nodes the kept search expanded */
+	int			nexpanded;
+	int			expanded_cap;
 	int			nbest;			/* best[0 .. nbest): a max-heap */
 	int			ncand;			/* cand[0 .. ncand): a min-heap */
 	int			kept_level;

@@ -173,9 +173,14 @@ QdbSearchScratchFree(QdbSearchScratch *s)
 		s->alloc->free(s->more, s->alloc->st);
 	if (s->ids)
 		s->alloc->free(s->ids, s->alloc->st);
+	if (s->skip)
+		s->alloc->free(s->skip, s->alloc->st);
+	if (s->expanded)
+		s->alloc->free(s->expanded, s->alloc->st);
 	s->cand = s->best = s->more = NULL;
-	s->nbuf = s->ids = NULL;
+	s->nbuf = s->ids = s->skip = s->expanded = NULL;
 	s->cand_cap = s->best_cap = s->nbuf_cap = s->more_cap = s->ids_cap = 0;
+	s->skip_cap = s->expanded_cap = s->nexpanded = 0;
 	s->kept = false;
 }
 
@@ -214,10 +219,10 @@ QdbSortCandidates(QdbCandidate *c, int n)
 
 /*
  * The beam search's loop: expands the nearest candidate until the ef best
- * are all nearer than it.  With keep (a constant at each call), the
- * candidate the loop stopped at goes back among the candidates, so that
- * the search can be widened later (QdbWidenLayer).  False when an array
- * could not grow.
+ * are all nearer than it.  With keep (a constant at each call), the nodes
+ * it expands are listed in s->expanded and the candidate it stopped at goes
+ * back among the candidates, so that the search can be widened later
+ * (QdbWidenLayer).  False when an array could not grow.
  */
 static pg_attribute_always_inline bool
 search_loop(const QdbGraphOps *ops, void *g, CandHeap *cand, CandHeap *best, int ef,
@@ -235,6 +240,14 @@ search_loop(const QdbGraphOps *ops, void *g, CandHeap *cand, CandHeap *best, int
 			if (keep)
 				heap_push(cand, false, c.dist, c.id);
 			break;
+		}
+		if (keep)
+		{
+			if (unlikely(s->nexpanded == s->expanded_cap) &&
+				!grow(s->alloc, (void **) &s->expanded, &s->expanded_cap, s->nexpanded,
+					  s->nexpanded + 1, sizeof(uint32)))
+				return false;
+			s->expanded[s->nexpanded++] = c.id;
 		}
 		if (ops->prefetch_list && cand->n > 0)
 			ops->prefetch_list(g, cand->a[0].id, level);
@@ -310,6 +323,7 @@ search_layer(const QdbGraphOps *ops, void *g, const QdbCandidate *entry, int nen
 	int			i;
 
 	s->kept = false;
+	s->nexpanded = 0;
 	if (!grow(s->alloc, (void **) &s->best, &s->best_cap, 0, ef + 1, sizeof(QdbCandidate)) ||
 		!grow(s->alloc, (void **) &s->cand, &s->cand_cap, 0, Max(ef * 4, 64),
 			  sizeof(QdbCandidate)) ||
@@ -360,7 +374,8 @@ id_cmp(const void *a, const void *b)
 
 /*
  * Widens the kept search (QdbSearchLayerKept, or QdbWidenLayer: the last
- * search of the scratch, s->kept) to ef > its own, and goes on from where
+ * search of the scratch, s->kept) to ef, no less than its own (out must
+ * hold the beam), and goes on from where
  * it stopped, with what it visited still visited (the caller has started
  * no other layer search since).  visited[0 .. nvisited) are the nodes that
  * search visited, with their distances, in any order (the caller's storage
@@ -381,14 +396,17 @@ QdbWidenLayer(const QdbGraphOps *ops, void *g, int ef, const QdbCandidate *visit
 				best,
 				more;
 	int			i,
-				take;
+				take,
+				nskip;
 
-	Assert(s->kept);
+	Assert(s->kept && ef >= s->nbest);
 	s->kept = false;
 	take = Max(ef - s->nbest, 0);
+	nskip = s->nexpanded + s->ncand;
 	if (!grow(s->alloc, (void **) &s->best, &s->best_cap, s->nbest, ef + 1,
 			  sizeof(QdbCandidate)) ||
 		!grow(s->alloc, (void **) &s->ids, &s->ids_cap, 0, Max(s->nbest, 1), sizeof(uint32)) ||
+		!grow(s->alloc, (void **) &s->skip, &s->skip_cap, 0, Max(nskip, 1), sizeof(uint32)) ||
 		!grow(s->alloc, (void **) &s->more, &s->more_cap, 0, take + 1, sizeof(QdbCandidate)))
 		return -1;
 	heap_init(&cand, &s->cand, &s->cand_cap, s->alloc);
@@ -415,10 +433,20 @@ QdbWidenLayer(const QdbGraphOps *ops, void *g, int ef, const QdbCandidate *visit
 		else
 			heap_replace_top(&more, true, v->dist, v->id);
 	}
+	/*
+	 * Each goes among the candidates unless it is one already or was
+	 * expanded: a node pushed out of the best had entered the candidates
+	 * with it.
+	 */
+	memcpy(s->skip, s->expanded, sizeof(uint32) * s->nexpanded);
+	for (i = 0; i < cand.n; i++)
+		s->skip[s->nexpanded + i] = cand.a[i].id;
+	qsort(s->skip, nskip, sizeof(uint32), id_cmp);
 	for (i = 0; i < more.n; i++)
 	{
 		heap_push(&best, true, more.a[i].dist, more.a[i].id);
-		heap_push(&cand, false, more.a[i].dist, more.a[i].id);
+		if (bsearch(&more.a[i].id, s->skip, nskip, sizeof(uint32), id_cmp) == NULL)
+			heap_push(&cand, false, more.a[i].dist, more.a[i].id);
 	}
 	if (cand.full || best.full || more.full ||
 		!search_loop(ops, g, &cand, &best, ef, s->kept_level, s, true))

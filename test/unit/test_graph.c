@@ -59,6 +59,8 @@ toy_distance(void *g, uint32 id)
 	return l2(t->q, t->x + (size_t) id * DIM);
 }
 
+static int *toy_expansions;		/* level-0 expansions per node, for test_widen */
+
 static int
 toy_neighbors(void *g, uint32 id, int level, uint32 *out)
 {
@@ -66,6 +68,9 @@ toy_neighbors(void *g, uint32 id, int level, uint32 *out)
 	uint32	   *list = list_of(t, id, level);
 	int			i,
 				n = 0;
+
+	if (toy_expansions && level == 0)
+		toy_expansions[id]++;
 
 	if (level > t->level[id])
 		return 0;
@@ -542,7 +547,8 @@ test_widen(Toy *t, uint32 entry, int entry_level, const float *queries, int nq,
 	QdbCandidate *visited = malloc(sizeof(QdbCandidate) * t->n);
 	long		widen_dists = 0,
 				restart_dists = 0;
-	int			bad = 0,
+	int			twice = 0,
+				bad = 0,
 				hits_widen = 0,
 				hits_restart = 0,
 				i,
@@ -570,6 +576,7 @@ test_widen(Toy *t, uint32 entry, int entry_level, const float *queries, int nq,
 		(void) QdbDescend(&toy_ops, t, &cur, entry_level, 0, 2 * t->m, s);
 		toy_new_layer(t, 0);
 		toy_dists = 0;
+		toy_expansions = calloc(t->n, sizeof(int));
 		nf = QdbSearchLayerKept(&toy_ops, t, &cur, 1, ef, 0, 2 * t->m, found, s);
 		bad += !nearest_of_visited(t, found, nf, ef);
 		for (w = 1; w < widths; w++)
@@ -579,6 +586,10 @@ test_widen(Toy *t, uint32 entry, int entry_level, const float *queries, int nq,
 			bad += !nearest_of_visited(t, found, nf, ef);
 		}
 		widen_dists += toy_dists;
+		for (a = 0; a < t->n; a++)
+			twice += toy_expansions[a] > 1;
+		free(toy_expansions);
+		toy_expansions = NULL;
 		for (a = 0; a < Min(nf, k); a++)
 			hits_widen += found[a].dist <= kth;
 
@@ -603,6 +614,8 @@ test_widen(Toy *t, uint32 entry, int entry_level, const float *queries, int nq,
 		   "widened to ef %d: recall@%d %.3f, searches started again: %.3f",
 		   ef0 << (widths - 1), k, hits_widen / (double) (nq * k),
 		   hits_restart / (double) (nq * k));
+	tap_ok(twice == 0, "no node is expanded twice over a search and its widenings (%d were)",
+		   twice);
 	tap_ok(widen_dists < restart_dists / 2,
 		   "widening asked %ld distances, starting again %ld", widen_dists, restart_dists);
 
