@@ -327,7 +327,9 @@ search_layer(const QdbGraphOps *ops, void *g, const QdbCandidate *entry, int nen
 	if (!grow(s->alloc, (void **) &s->best, &s->best_cap, 0, ef + 1, sizeof(QdbCandidate)) ||
 		!grow(s->alloc, (void **) &s->cand, &s->cand_cap, 0, Max(ef * 4, 64),
 			  sizeof(QdbCandidate)) ||
-		!grow(s->alloc, (void **) &s->nbuf, &s->nbuf_cap, 0, max_degree, sizeof(uint32)))
+		!grow(s->alloc, (void **) &s->nbuf, &s->nbuf_cap, 0, max_degree, sizeof(uint32)) ||
+		(keep && !grow(s->alloc, (void **) &s->expanded, &s->expanded_cap, 0, ef,
+					   sizeof(uint32))))
 		return -1;
 	heap_init(&cand, &s->cand, &s->cand_cap, s->alloc);
 	heap_init(&best, &s->best, &s->best_cap, s->alloc);
@@ -375,18 +377,19 @@ id_cmp(const void *a, const void *b)
 /*
  * Widens the kept search (QdbSearchLayerKept, or QdbWidenLayer: the last
  * search of the scratch, s->kept) to ef, no less than its own (out must
- * hold the beam), and goes on from where
- * it stopped, with what it visited still visited (the caller has started
- * no other layer search since).  visited[0 .. nvisited) are the nodes that
- * search visited, with their distances, in any order (the caller's storage
- * knows them): the nearest of those not among its best fill the wider beam
- * and go back among the candidates.  A node left out of the best was at
+ * hold the beam), and goes on from where it stopped, with what it visited
+ * still visited (the caller has started no other layer search since).
+ * visited[0 .. nvisited) are the nodes that search visited, with their
+ * distances, in any order (the caller's storage knows them): the nearest
+ * of those not among its best fill the wider beam, and those it never
+ * expanded go back among the candidates.  A node left out of the best was at
  * least as far as the best's farthest then, and that only came nearer, so
  * the wider beam starts as the ef nearest of all nodes visited, as a search
  * started again with ef would be once it had found them.  Keeping the
  * nodes the search drops as it goes would give the same, at a cost to
  * every first search whether it is widened or not.  Returns the ef nearest
- * found, sorted into out (room for ef), or -1 as QdbSearchLayer.
+ * found, sorted into out (room for ef), or -1 as QdbSearchLayer (and when
+ * ef is less than the kept beam).
  */
 int
 QdbWidenLayer(const QdbGraphOps *ops, void *g, int ef, const QdbCandidate *visited,
@@ -399,8 +402,10 @@ QdbWidenLayer(const QdbGraphOps *ops, void *g, int ef, const QdbCandidate *visit
 				take,
 				nskip;
 
-	Assert(s->kept && ef >= s->nbest);
+	Assert(s->kept);
 	s->kept = false;
+	if (ef < s->nbest)
+		return -1;				/* out has no room for the beam */
 	take = Max(ef - s->nbest, 0);
 	nskip = s->nexpanded + s->ncand;
 	if (!grow(s->alloc, (void **) &s->best, &s->best_cap, s->nbest, ef + 1,
@@ -438,7 +443,8 @@ QdbWidenLayer(const QdbGraphOps *ops, void *g, int ef, const QdbCandidate *visit
 	 * expanded: a node pushed out of the best had entered the candidates
 	 * with it.
 	 */
-	memcpy(s->skip, s->expanded, sizeof(uint32) * s->nexpanded);
+	if (s->nexpanded > 0)
+		memcpy(s->skip, s->expanded, sizeof(uint32) * s->nexpanded);
 	for (i = 0; i < cand.n; i++)
 		s->skip[s->nexpanded + i] = cand.a[i].id;
 	qsort(s->skip, nskip, sizeof(uint32), id_cmp);

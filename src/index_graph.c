@@ -611,7 +611,7 @@ QdbDiskCanWiden(QdbDiskGraph *g)
 }
 
 /*
- * The kept search widened to ef (more than it had): the ef nearest nodes
+ * The kept search widened to ef (no less than it had): the ef nearest nodes
  * into out (room for ef), going on from what it visited (QdbWidenLayer),
  * which are the copies marked visited in the current layer search, each
  * with its distance (computed when it was visited).
