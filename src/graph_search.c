@@ -163,25 +163,13 @@ QdbSearchScratchInit(QdbSearchScratch *s, const QdbAlloc *alloc)
 void
 QdbSearchScratchFree(QdbSearchScratch *s)
 {
-	if (s->cand)
-		s->alloc->free(s->cand, s->alloc->st);
-	if (s->best)
-		s->alloc->free(s->best, s->alloc->st);
-	if (s->nbuf)
-		s->alloc->free(s->nbuf, s->alloc->st);
-	if (s->more)
-		s->alloc->free(s->more, s->alloc->st);
-	if (s->ids)
-		s->alloc->free(s->ids, s->alloc->st);
-	if (s->skip)
-		s->alloc->free(s->skip, s->alloc->st);
-	if (s->expanded)
-		s->alloc->free(s->expanded, s->alloc->st);
-	s->cand = s->best = s->more = NULL;
-	s->nbuf = s->ids = s->skip = s->expanded = NULL;
-	s->cand_cap = s->best_cap = s->nbuf_cap = s->more_cap = s->ids_cap = 0;
-	s->skip_cap = s->expanded_cap = s->nexpanded = 0;
-	s->kept = false;
+	void	   *arrays[] = {s->cand, s->best, s->nbuf, s->more, s->ids, s->skip, s->expanded};
+	int			i;
+
+	for (i = 0; i < lengthof(arrays); i++)
+		if (arrays[i])
+			s->alloc->free(arrays[i], s->alloc->st);
+	QdbSearchScratchInit(s, s->alloc);
 }
 
 static int
@@ -406,7 +394,7 @@ QdbWidenLayer(const QdbGraphOps *ops, void *g, int ef, const QdbCandidate *visit
 	s->kept = false;
 	if (ef < s->nbest)
 		return -1;				/* out has no room for the beam */
-	take = Max(ef - s->nbest, 0);
+	take = ef - s->nbest;
 	nskip = s->nexpanded + s->ncand;
 	if (!grow(s->alloc, (void **) &s->best, &s->best_cap, s->nbest, ef + 1,
 			  sizeof(QdbCandidate)) ||

@@ -252,12 +252,11 @@ result_cmp(const void *a, const void *b)
  * arena while the scan waited: QdbDiskGraphIdle).  Sets *reused.
  *
  * One graph serves all of a scan's walks: a wider walk goes on from the one
- * before (walk_graph), or, over a new graph, starts again from the entry
- * point; either way it finds the lists, codes and distances of the nodes
- * read before in its copies instead of reading their pages again.  The copies are not refreshed while the scan waits
- * between rows: an insert's new links are not seen, and a node VACUUM freed
- * (its list emptied, its neighbours' lists rewritten) may still be followed
- * through an old copy.  A wrong turn, never a wrong row, since every row is
+ * before (walk_graph) over the copies of the nodes it read, instead of
+ * reading their pages again.  The copies are not refreshed while the scan
+ * waits between rows: an insert's new links are not seen, and a node
+ * VACUUM freed (its list emptied, its neighbours' lists rewritten) may
+ * still be followed through an old copy.  A wrong turn, never a wrong row, since every row is
  * read from the heap with the scan's snapshot; and a walk over kept copies
  * that comes back short, which would end the scan, is walked again over a
  * new graph first (walk below).
@@ -294,8 +293,8 @@ scan_graph(IndexScanDesc scan, bool fresh, bool *reused)
  *
  * A wider walk over the graph of the walk before goes on from where that
  * one stopped (QdbDiskWiden): the nodes it visited stay visited, the
- * nearest of those it dropped fill the wider beam, and only nodes not seen
- * yet cost a distance.  A walk started again from the entry point would
+ * nearest of them not in its beam fill the wider one, and only nodes not
+ * seen yet cost a distance.  A walk started again from the entry point would
  * redo the whole of the narrower one first.
  */
 static bool
