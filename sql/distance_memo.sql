@@ -123,8 +123,59 @@ SELECT :b1 - :b0 > 0 AS projection_reads_toast,
        :b2 - :b1 < 1.5 * (:b1 - :b0) AS rerank_read_is_reused,
        :b3 - :b2 >= 1.5 * (:b1 - :b0) AS memo_off_reads_twice;
 
+-- a rerank reads a batch's rows stored out of line through one open TOAST
+-- relation (toast_fetch.c): the distances and order the scan returns are
+-- the functions', uncompressed (dm_ext) and compressed before being moved
+-- out of line (dm_extc: half zeros, compressed to about 1,200 bytes, which
+-- toast_tuple_target moves out)
+CREATE TABLE dm_extc (id int, emb real[]) WITH (toast_tuple_target = 128);
+ALTER TABLE dm_extc ALTER COLUMN emb SET COMPRESSION pglz;
+INSERT INTO dm_extc
+SELECT i, array_fill(0::real, ARRAY[300]) ||
+          (SELECT array_agg(sin(i * 0.37 + j * 1.3)::real) FROM generate_series(1, 300) j)
+FROM generate_series(1, 310) i;
+SELECT reltoastrelid::regclass AS toastc FROM pg_class WHERE oid = 'dm_extc'::regclass \gset
+SELECT count(*) FILTER (WHERE pg_column_compression(emb) = 'pglz') AS compressed,
+       (SELECT count(DISTINCT chunk_id) FROM :toastc) AS out_of_line
+FROM dm_extc;
+CREATE INDEX dm_extc_idx ON dm_extc USING quantumdb (emb) WITH (compressor = 'dm_c');
+SET quantumdb.ef_search = 40;
+SET quantumdb.rerank = 40;
+CREATE TEMP TABLE dm_ext_got AS
+SELECT 'ext' AS t, o.id AS qid, s.id, s.d, s.r FROM dm_ext o CROSS JOIN LATERAL
+  (SELECT t.id, t.emb <~> o.emb AS d, row_number() OVER () AS r FROM dm_ext t
+   ORDER BY t.emb <~> o.emb LIMIT 12) s
+WHERE o.id IN (3, 30, 150, 299)
+UNION ALL
+SELECT 'extc', o.id, s.id, s.d, s.r FROM dm_extc o CROSS JOIN LATERAL
+  (SELECT t.id, t.emb <~> o.emb AS d, row_number() OVER () AS r FROM dm_extc t
+   ORDER BY t.emb <~> o.emb LIMIT 12) s
+WHERE o.id IN (3, 30, 150, 305);
+SELECT g.t, count(*) AS rows,
+       count(*) FILTER (WHERE g.d <> quantumdb.l2_distance(x.emb[:], q.emb[:])) AS wrong,
+       count(*) FILTER (WHERE g.d < (SELECT max(p.d) FROM dm_ext_got p
+                                     WHERE p.t = g.t AND p.qid = g.qid AND p.r < g.r)) AS out_of_order,
+       count(*) FILTER (WHERE g.id = g.qid) AS found_itself
+FROM dm_ext_got g
+  JOIN (SELECT 'ext' AS t, id, emb FROM dm_ext UNION ALL SELECT 'extc', id, emb FROM dm_extc) x
+    ON x.t = g.t AND x.id = g.id
+  JOIN (SELECT 'ext' AS t, id, emb FROM dm_ext UNION ALL SELECT 'extc', id, emb FROM dm_extc) q
+    ON q.t = g.t AND q.id = g.qid
+GROUP BY g.t ORDER BY g.t;
+-- a cursor over rows out of line, with rows inserted between its fetches
+-- (batches of 4 rows: the fetches re-score between them)
+BEGIN;
+SET LOCAL quantumdb.rerank = 4;
+DECLARE dm_ext_cur CURSOR FOR
+  SELECT id, round((emb <~> (SELECT emb FROM dm_extc WHERE id = 8))::numeric, 6) AS d
+  FROM dm_extc ORDER BY emb <~> (SELECT emb FROM dm_extc WHERE id = 8);
+FETCH 5 FROM dm_ext_cur;
+INSERT INTO dm_extc SELECT 500 + id, emb[:] FROM dm_extc WHERE id > 300;
+FETCH 5 FROM dm_ext_cur;
+COMMIT;
+
 RESET enable_seqscan;
 RESET quantumdb.ef_search;
 RESET quantumdb.rerank;
-DROP TABLE dm_items, dm_ext;
+DROP TABLE dm_items, dm_ext, dm_extc;
 SELECT quantumdb.drop_compressor('dm_c'), quantumdb.drop_compressor('dm_cc');

@@ -25,7 +25,10 @@
  *	  registered snapshot; the rerank recorded only rows visible to the
  *	  scan's snapshot, and the memo lives no longer than the scan.
  * Values stored plainly in the tuple are never kept: reading them costs
- * nothing.  Entries hold from one re-scored batch to the next (the
+ * nothing.  A value stored out of line is read by the rerank itself
+ * (toast_fetch.c), and the function gets it plain: then
+ * QdbDistanceMemoCall keeps the distance under the TOAST pointer itself.
+ * Entries hold from one re-scored batch to the next (the
  * executor asks for a row's distance right after the scan returns it; a
  * strict-order scan may return rows of an earlier batch after a later one
  * is re-scored, and the executor then computes their distances itself), at
@@ -306,21 +309,14 @@ QdbDistanceMemoFind(FunctionCallInfo fcinfo, double *dist)
 	return false;
 }
 
-/* In a distance function, after computing dist: kept if the rerank asked. */
-void
-QdbDistanceMemoKeep(FunctionCallInfo fcinfo, double dist)
+/* Keeps dist under the stored bytes key[0 .. len) unless full or kept. */
+static void
+keep_entry(QdbDistanceMemo *memo, const char *key, Size len, double dist)
 {
-	QdbDistanceMemo *memo = recording;
-	const char *key;
-	Size		len;
 	uint64		h;
 	MemoEntry  *e;
 
-	if (memo == NULL || fcinfo->flinfo != memo->flinfo ||
-		memo->nentries >= memo->expected || PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		return;
-	key = value_key(PG_GETARG_DATUM(0), &len);
-	if (key == NULL || memo->nbytes + len > MEMO_MAX_BYTES)
+	if (memo->nentries >= memo->expected || memo->nbytes + len > MEMO_MAX_BYTES)
 		return;
 	if (memo->slots == NULL)
 	{
@@ -345,13 +341,32 @@ QdbDistanceMemoKeep(FunctionCallInfo fcinfo, double dist)
 	memo->nbytes += len;
 }
 
+/* In a distance function, after computing dist: kept if the rerank asked. */
+void
+QdbDistanceMemoKeep(FunctionCallInfo fcinfo, double dist)
+{
+	QdbDistanceMemo *memo = recording;
+	const char *key;
+	Size		len;
+
+	if (memo == NULL || fcinfo->flinfo != memo->flinfo ||
+		PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		return;
+	key = value_key(PG_GETARG_DATUM(0), &len);
+	if (key != NULL)
+		keep_entry(memo, key, len, dist);
+}
+
 /*
  * The rerank's call of proc (the memo's FmgrInfo) on (value, query), the
  * result kept in memo (NULL: a plain call) by a function that keeps results.
+ * value is the row's stored value, or what the caller detoasted it to:
+ * then the result is kept here, under the stored bytes (stored), which are
+ * what the executor's own call will pass.
  */
 double
 QdbDistanceMemoCall(QdbDistanceMemo *memo, FmgrInfo *proc, Oid collation,
-					Datum value, Datum query)
+					Datum stored, Datum value, Datum query)
 {
 	double		d;
 
@@ -362,5 +377,13 @@ QdbDistanceMemoCall(QdbDistanceMemo *memo, FmgrInfo *proc, Oid collation,
 	recording = memo;
 	d = DatumGetFloat8(FunctionCall2Coll(proc, collation, value, query));
 	recording = NULL;
+	if (memo != NULL && value != stored)
+	{
+		Size		len;
+		const char *key = value_key(stored, &len);
+
+		if (key != NULL)
+			keep_entry(memo, key, len, d);
+	}
 	return d;
 }

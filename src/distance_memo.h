@@ -17,7 +17,8 @@ extern QdbDistanceMemo *QdbDistanceMemoCreate(MemoryContext cxt, FmgrInfo *flinf
 											  const struct varlena *query);
 extern void QdbDistanceMemoClear(QdbDistanceMemo *memo, int expected);
 extern double QdbDistanceMemoCall(QdbDistanceMemo *memo, FmgrInfo *proc,
-								  Oid collation, Datum value, Datum query);
+								  Oid collation, Datum stored, Datum value,
+								  Datum query);
 extern bool QdbDistanceMemoFind(FunctionCallInfo fcinfo, double *dist);
 extern void QdbDistanceMemoKeep(FunctionCallInfo fcinfo, double dist);
 

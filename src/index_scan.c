@@ -53,6 +53,7 @@
 #include "calibration.h"
 #include "distance_memo.h"
 #include "index.h"
+#include "toast_fetch.h"
 
 typedef QdbScanRow ScanResult;
 
@@ -172,9 +173,13 @@ qdbrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int nor
 	}
 }
 
-/* The exact distance of the heap row tid visible to the scan; false if none. */
+/*
+ * The exact distance of the heap row tid visible to the scan; false if none.
+ * A value stored out of line is read through tf, the batch's open TOAST
+ * relation.
+ */
 static bool
-exact_distance(IndexScanDesc scan, ItemPointer tid, double *dist)
+exact_distance(IndexScanDesc scan, QdbToastFetch *tf, ItemPointer tid, double *dist)
 {
 	QdbScanOpaque so = (QdbScanOpaque) scan->opaque;
 	bool		call_again = false,
@@ -182,27 +187,35 @@ exact_distance(IndexScanDesc scan, ItemPointer tid, double *dist)
 				found,
 				isnull;
 	ItemPointerData t = *tid;
-	Datum		value;
+	Datum		stored,
+				value;
 
 	found = table_index_fetch_tuple(so->fetch, &t, scan->xs_snapshot, so->slot,
 									&call_again, &all_dead);
 	if (!found)
 		return false;
-	value = slot_getattr(so->slot, so->attnum, &isnull);
+	stored = value = slot_getattr(so->slot, so->attnum, &isnull);
 	if (isnull)
 	{
 		ExecClearTuple(so->slot);
 		return false;
 	}
 	/*
-	 * real[]'s distance functions detoast by QdbDetoastDatum themselves, and
-	 * keep the stored bytes in the memo; pgvector's types are detoasted
-	 * here, where a row compressed in the heap decompresses faster
+	 * real[]'s distance functions decode a value compressed in the row by
+	 * QdbDetoastDatum themselves, and keep the stored bytes in the memo;
+	 * pgvector's types are detoasted here, where a row compressed in the
+	 * heap decompresses faster; a value out of line is read here for both
+	 * (the memo keeps its TOAST pointer)
 	 */
+	if (VARATT_IS_EXTERNAL_ONDISK(DatumGetPointer(stored)))
+		value = PointerGetDatum(QdbToastFetchValue(tf, stored));
+	else if (so->c->vectype != QDB_VEC_REAL_ARRAY)
+		value = PointerGetDatum(QdbDetoastDatum(stored));
+	/* only real[]'s functions look the memo up: pgvector's keep nothing */
 	if (so->c->vectype != QDB_VEC_REAL_ARRAY)
-		value = PointerGetDatum(QdbDetoastDatum(value));
-	*dist = QdbDistanceMemoCall(so->memo, so->distproc, so->collation, value,
-								PointerGetDatum(so->query));
+		stored = value;
+	*dist = QdbDistanceMemoCall(so->memo, so->distproc, so->collation, stored,
+								value, PointerGetDatum(so->query));
 	ExecClearTuple(so->slot);
 	return true;
 }
@@ -439,6 +452,7 @@ score_rows(IndexScanDesc scan, ScanResult *rows, int n)
 	float	   *errs = MemoryContextAlloc(so->cxt, sizeof(float) * Max(n, 1));
 	int			k = 0,
 				nerr = 0;
+	QdbToastFetch tf;			/* open in round_cxt until the batch ends */
 
 	if (so->fetch == NULL)
 	{
@@ -450,6 +464,7 @@ score_rows(IndexScanDesc scan, ScanResult *rows, int n)
 	}
 	prefetch_heap(scan, rows, n);
 	QdbDistanceMemoClear(so->memo, n);
+	QdbToastFetchInit(&tf);
 	for (int i = 0; i < n; i++)
 	{
 		double		d;
@@ -459,7 +474,7 @@ score_rows(IndexScanDesc scan, ScanResult *rows, int n)
 		CHECK_FOR_INTERRUPTS();
 		/* a detoasted row lives until the batch's end, not the scan's */
 		o = MemoryContextSwitchTo(so->round_cxt);
-		visible = exact_distance(scan, &rows[i].tid, &d);
+		visible = exact_distance(scan, &tf, &rows[i].tid, &d);
 		MemoryContextSwitchTo(o);
 		if (!visible)
 			continue;
@@ -471,6 +486,7 @@ score_rows(IndexScanDesc scan, ScanResult *rows, int n)
 		rows[k].dist = d;
 		k++;
 	}
+	QdbToastFetchEnd(&tf);
 	MemoryContextReset(so->round_cxt);
 	qsort(rows, k, sizeof(ScanResult), result_cmp);
 	add_errs(so, errs, nerr);
