@@ -450,6 +450,8 @@ def main():
                     help="sql: quantumdb.train() first, its time counted in the build; "
                          "build: CREATE INDEX trains its own compressor")
     ap.add_argument("--qdb-kind", default="opq", help="compressor kind for quantumdb.train")
+    ap.add_argument("--qdb-subvectors", type=int, default=None,
+                    help="quantumdb.train's subvectors (code bytes; default the function's, 16)")
     ap.add_argument("--qdb-beam", type=int, default=8, help="kind rq: quantumdb.train's beam")
     ap.add_argument("--qdb-eta", type=float, default=1.0, help="kind rq: quantumdb.train's eta")
     ap.add_argument("--qdb-refits", type=int, default=None,
@@ -595,6 +597,8 @@ def main():
                     rq_args = ", beam => %d, eta => %g" % (a.qdb_beam, a.qdb_eta)
                     if a.qdb_refits is not None:
                         rq_args += ", refits => %d" % a.qdb_refits
+                if a.qdb_subvectors is not None:
+                    rq_args += ", subvectors => %d" % a.qdb_subvectors
                 b["train_s"], b["train_mem"], b["train"], _ = timed(
                     "SELECT * FROM quantumdb.train('bench_c', 'items'::regclass, %s, "
                     "kind => %s, metric => %s" + rq_args + ")", (qdb_col, a.qdb_kind, metric))
