@@ -173,33 +173,13 @@ qdbrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int nor
 	}
 }
 
-/*
- * The exact distance of the heap row tid visible to the scan; false if none.
- * A value stored out of line is read through tf, the batch's open TOAST
- * relation.
- */
-static bool
-exact_distance(IndexScanDesc scan, QdbToastFetch *tf, ItemPointer tid, double *dist)
+/* The exact distance of the stored value of a row; out of line: through tf. */
+static double
+stored_distance(IndexScanDesc scan, QdbToastFetch *tf, Datum stored)
 {
 	QdbScanOpaque so = (QdbScanOpaque) scan->opaque;
-	bool		call_again = false,
-				all_dead = false,
-				found,
-				isnull;
-	ItemPointerData t = *tid;
-	Datum		stored,
-				value;
+	Datum		value = stored;
 
-	found = table_index_fetch_tuple(so->fetch, &t, scan->xs_snapshot, so->slot,
-									&call_again, &all_dead);
-	if (!found)
-		return false;
-	stored = value = slot_getattr(so->slot, so->attnum, &isnull);
-	if (isnull)
-	{
-		ExecClearTuple(so->slot);
-		return false;
-	}
 	/*
 	 * real[]'s distance functions decode a value compressed in the row by
 	 * QdbDetoastDatum themselves, and keep the stored bytes in the memo;
@@ -214,8 +194,48 @@ exact_distance(IndexScanDesc scan, QdbToastFetch *tf, ItemPointer tid, double *d
 	/* only real[]'s functions look the memo up: pgvector's keep nothing */
 	if (so->c->vectype != QDB_VEC_REAL_ARRAY)
 		stored = value;
-	*dist = QdbDistanceMemoCall(so->memo, so->distproc, so->collation, stored,
-								value, PointerGetDatum(so->query));
+	return QdbDistanceMemoCall(so->memo, so->distproc, so->collation, stored,
+							   value, PointerGetDatum(so->query));
+}
+
+/*
+ * The exact distance of the heap row tid visible to the scan, in *dist;
+ * false if none.  A value stored out of line is not read here: *pointer
+ * gets a copy of its TOAST pointer (in the current context) for the batch's
+ * second pass, which reads all of them; otherwise *pointer is NULL.
+ */
+static bool
+exact_distance(IndexScanDesc scan, QdbToastFetch *tf, ItemPointer tid, double *dist,
+			   struct varlena **pointer)
+{
+	QdbScanOpaque so = (QdbScanOpaque) scan->opaque;
+	bool		call_again = false,
+				all_dead = false,
+				found,
+				isnull;
+	ItemPointerData t = *tid;
+	Datum		stored;
+
+	*pointer = NULL;
+	found = table_index_fetch_tuple(so->fetch, &t, scan->xs_snapshot, so->slot,
+									&call_again, &all_dead);
+	if (!found)
+		return false;
+	stored = slot_getattr(so->slot, so->attnum, &isnull);
+	if (isnull)
+	{
+		ExecClearTuple(so->slot);
+		return false;
+	}
+	if (VARATT_IS_EXTERNAL_ONDISK(DatumGetPointer(stored)))
+	{
+		/* the value it names stays while the scan's snapshot sees the row */
+		Size		len = VARSIZE_ANY(DatumGetPointer(stored));
+
+		*pointer = memcpy(palloc(len), DatumGetPointer(stored), len);
+	}
+	else
+		*dist = stored_distance(scan, tf, stored);
 	ExecClearTuple(so->slot);
 	return true;
 }
@@ -453,6 +473,12 @@ score_rows(IndexScanDesc scan, ScanResult *rows, int n)
 	int			k = 0,
 				nerr = 0;
 	QdbToastFetch tf;			/* open in round_cxt until the batch ends */
+	MemoryContext o;
+	double	   *dists;
+	bool	   *visible;
+	Datum	   *pointers;		/* TOAST pointers of rows out of line */
+	int		   *pointer_row;
+	int			npointers = 0;
 
 	if (so->fetch == NULL)
 	{
@@ -465,25 +491,42 @@ score_rows(IndexScanDesc scan, ScanResult *rows, int n)
 	prefetch_heap(scan, rows, n);
 	QdbDistanceMemoClear(so->memo, n);
 	QdbToastFetchInit(&tf);
+	/* a detoasted row lives until the batch's end, not the scan's */
+	o = MemoryContextSwitchTo(so->round_cxt);
+	dists = palloc(sizeof(double) * Max(n, 1));
+	visible = palloc(sizeof(bool) * Max(n, 1));
+	pointers = palloc(sizeof(Datum) * Max(n, 1));
+	pointer_row = palloc(sizeof(int) * Max(n, 1));
 	for (int i = 0; i < n; i++)
 	{
-		double		d;
-		bool		visible;
-		MemoryContext o;
+		struct varlena *p;
 
 		CHECK_FOR_INTERRUPTS();
-		/* a detoasted row lives until the batch's end, not the scan's */
-		o = MemoryContextSwitchTo(so->round_cxt);
-		visible = exact_distance(scan, &tf, &rows[i].tid, &d);
-		MemoryContextSwitchTo(o);
-		if (!visible)
+		visible[i] = exact_distance(scan, &tf, &rows[i].tid, &dists[i], &p);
+		if (p != NULL)
+		{
+			pointers[npointers] = PointerGetDatum(p);
+			pointer_row[npointers++] = i;
+		}
+	}
+	/* the rows stored out of line: their chunks asked for at once, then read */
+	QdbToastFetchPrefetch(&tf, pointers, npointers);
+	for (int j = 0; j < npointers; j++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		dists[pointer_row[j]] = stored_distance(scan, &tf, pointers[j]);
+	}
+	MemoryContextSwitchTo(o);
+	for (int i = 0; i < n; i++)
+	{
+		if (!visible[i])
 			continue;
 		/* an infinite or NaN distance says nothing of the codes' error */
-		errs[nerr] = d - rows[i].dist;
+		errs[nerr] = dists[i] - rows[i].dist;
 		if (isfinite(errs[nerr]))
 			nerr++;
 		rows[k].tid = rows[i].tid;
-		rows[k].dist = d;
+		rows[k].dist = dists[i];
 		k++;
 	}
 	QdbToastFetchEnd(&tf);

@@ -36,6 +36,7 @@
 #include "access/toast_internals.h"
 #include "catalog/index.h"
 #include "catalog/pg_am_d.h"
+#include "storage/bufmgr.h"
 #include "utils/fmgroids.h"
 
 #include "compressor.h"
@@ -160,6 +161,66 @@ read_chunks(QdbToastFetch *f, Oid valueid, int32 attrsize, struct varlena *resul
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg_internal("missing chunk number %d for toast value %u in %s",
 								 expected, valueid, relname)));
+}
+
+/*
+ * Batches in a row whose chunks all lay in shared buffers already, after
+ * which QdbToastFetchPrefetch looks only every PREFETCH_PROBE-th batch (a
+ * backend's: the table it reads from memory today is the same tomorrow).
+ */
+#define PREFETCH_QUIET	8
+#define PREFETCH_PROBE	32
+static int	quiet_batches = 0;
+static uint32 skipped_batches = 0;
+
+/*
+ * Asks the kernel for the blocks of every chunk of the n values (TOAST
+ * pointers, as QdbToastFetchValue takes them) before the first is read, so
+ * that chunks not in shared buffers come in parallel rather than one by
+ * one (effective_io_concurrency above 0).  It costs an index descent per
+ * value, which a table held in shared buffers does not repay: once
+ * PREFETCH_QUIET batches in a row found every block there, the backend
+ * prefetches only one batch in PREFETCH_PROBE, until one needs a read again.
+ */
+void
+QdbToastFetchPrefetch(QdbToastFetch *f, const Datum *values, int n)
+{
+#ifdef USE_PREFETCH
+	bool		io = false;
+	BlockNumber last = InvalidBlockNumber;
+
+	if (effective_io_concurrency <= 0 || n == 0)
+		return;
+	if (quiet_batches >= PREFETCH_QUIET && ++skipped_batches % PREFETCH_PROBE != 0)
+		return;
+	for (int i = 0; i < n; i++)
+	{
+		struct varatt_external ptr;
+		ItemPointer tid;
+
+		VARATT_EXTERNAL_GET_POINTER(ptr, DatumGetPointer(values[i]));
+		if (f->server_path || VARATT_EXTERNAL_GET_EXTSIZE(ptr) == 0)
+			continue;
+		if (!OidIsValid(f->toastrelid) && !open_toast(f, ptr.va_toastrelid))
+		{
+			f->server_path = true;
+			continue;
+		}
+		if (f->toastrelid != ptr.va_toastrelid)
+			continue;
+		f->key.sk_argument = ObjectIdGetDatum(ptr.va_valueid);
+		index_rescan(f->scan, &f->key, 1, NULL, 0);
+		while ((tid = index_getnext_tid(f->scan, ForwardScanDirection)) != NULL)
+		{
+			BlockNumber blk = ItemPointerGetBlockNumber(tid);
+
+			if (blk != last)
+				io |= PrefetchBuffer(f->toastrel, MAIN_FORKNUM, blk).initiated_io;
+			last = blk;
+		}
+	}
+	quiet_batches = io ? 0 : quiet_batches + 1;
+#endif
 }
 
 struct varlena *

@@ -34,6 +34,9 @@ extern void QdbToastFetchInit(QdbToastFetch *f);
  */
 extern struct varlena *QdbToastFetchValue(QdbToastFetch *f, Datum d);
 
+/* Prefetches the chunks of n TOAST pointers, when that has paid lately. */
+extern void QdbToastFetchPrefetch(QdbToastFetch *f, const Datum *values, int n);
+
 /* Ends the scan and closes what the fetcher opened; it can be used again. */
 extern void QdbToastFetchEnd(QdbToastFetch *f);
 
