@@ -36,6 +36,7 @@
 #include "access/toast_internals.h"
 #include "catalog/index.h"
 #include "catalog/pg_am_d.h"
+#include "miscadmin.h"
 #include "storage/bufmgr.h"
 #include "utils/fmgroids.h"
 
@@ -198,6 +199,7 @@ QdbToastFetchPrefetch(QdbToastFetch *f, const Datum *values, int n)
 		struct varatt_external ptr;
 		ItemPointer tid;
 
+		CHECK_FOR_INTERRUPTS();
 		VARATT_EXTERNAL_GET_POINTER(ptr, DatumGetPointer(values[i]));
 		if (f->server_path || VARATT_EXTERNAL_GET_EXTSIZE(ptr) == 0)
 			continue;
@@ -219,7 +221,7 @@ QdbToastFetchPrefetch(QdbToastFetch *f, const Datum *values, int n)
 			last = blk;
 		}
 	}
-	quiet_batches = io ? 0 : quiet_batches + 1;
+	quiet_batches = io ? 0 : Min(quiet_batches + 1, PREFETCH_QUIET);
 #endif
 }
 
