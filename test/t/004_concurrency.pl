@@ -35,13 +35,16 @@ my %scripts = (
 \set id random(0, 1999)
 INSERT INTO items SELECT id, emb FROM glove WHERE id = :id ON CONFLICT (id) DO NOTHING;
 },
-	# a division by zero fails the client when an answer is short or unordered
+	# a failed cast fails the client when an answer is short or unordered,
+	# its error saying how many rows came back and how many out of order
 	query => q{
 \set id random(0, 1999)
 SET enable_seqscan = off;
 SET quantumdb.ef_search = 40;
 SET quantumdb.rerank = 40;
-SELECT CASE WHEN count(*) = 10 AND bool_and(d >= prev) THEN 1 ELSE 1 / (0 * count(*)) END
+SELECT CASE WHEN count(*) = 10 AND bool_and(d >= prev) THEN 1
+            ELSE ('short or unordered: ' || count(*) || ' rows, ' ||
+                  count(*) FILTER (WHERE d < prev) || ' out of order')::int END
 FROM (SELECT d, lag(d, 1, 0.0::float8) OVER (ORDER BY n) AS prev
       FROM (SELECT emb <=> (SELECT emb FROM glove WHERE id = :id) AS d,
                    row_number() OVER () AS n
