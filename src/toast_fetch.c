@@ -99,6 +99,32 @@ QdbToastFetchEnd(QdbToastFetch *f)
 	QdbToastFetchInit(f);
 }
 
+/*
+ * Whether f reads the value ptr names, opening the TOAST relation at the
+ * batch's first: not an empty value, nor one of a relation the server must
+ * read (open_toast), nor of another relation than the one open (rare).
+ */
+static bool
+reads_value(QdbToastFetch *f, const struct varatt_external *ptr)
+{
+	if (VARATT_EXTERNAL_GET_EXTSIZE(*ptr) == 0 || f->server_path)
+		return false;
+	if (!OidIsValid(f->toastrelid) && !open_toast(f, ptr->va_toastrelid))
+	{
+		f->server_path = true;
+		return false;
+	}
+	return f->toastrelid == ptr->va_toastrelid;
+}
+
+/* Points the index scan at the chunks of value valueid. */
+static void
+rescan_value(QdbToastFetch *f, Oid valueid)
+{
+	f->key.sk_argument = ObjectIdGetDatum(valueid);
+	index_rescan(f->scan, &f->key, 1, NULL, 0);
+}
+
 /* The chunks of value valueid, attrsize bytes, into result's data. */
 static void
 read_chunks(QdbToastFetch *f, Oid valueid, int32 attrsize, struct varlena *result)
@@ -107,8 +133,7 @@ read_chunks(QdbToastFetch *f, Oid valueid, int32 attrsize, struct varlena *resul
 	int32		expected = 0;
 	const char *relname = RelationGetRelationName(f->toastrel);
 
-	f->key.sk_argument = ObjectIdGetDatum(valueid);
-	index_rescan(f->scan, &f->key, 1, NULL, 0);
+	rescan_value(f, valueid);
 	while (index_getnext_slot(f->scan, ForwardScanDirection, f->slot))
 	{
 		bool		isnull;
@@ -171,8 +196,10 @@ read_chunks(QdbToastFetch *f, Oid valueid, int32 attrsize, struct varlena *resul
  */
 #define PREFETCH_QUIET	8
 #define PREFETCH_PROBE	32
+#ifdef USE_PREFETCH
 static int	quiet_batches = 0;
 static uint32 skipped_batches = 0;
+#endif
 
 /*
  * Asks the kernel for the blocks of every chunk of the n values (TOAST
@@ -201,17 +228,9 @@ QdbToastFetchPrefetch(QdbToastFetch *f, const Datum *values, int n)
 
 		CHECK_FOR_INTERRUPTS();
 		VARATT_EXTERNAL_GET_POINTER(ptr, DatumGetPointer(values[i]));
-		if (f->server_path || VARATT_EXTERNAL_GET_EXTSIZE(ptr) == 0)
+		if (!reads_value(f, &ptr))
 			continue;
-		if (!OidIsValid(f->toastrelid) && !open_toast(f, ptr.va_toastrelid))
-		{
-			f->server_path = true;
-			continue;
-		}
-		if (f->toastrelid != ptr.va_toastrelid)
-			continue;
-		f->key.sk_argument = ObjectIdGetDatum(ptr.va_valueid);
-		index_rescan(f->scan, &f->key, 1, NULL, 0);
+		rescan_value(f, ptr.va_valueid);
 		while ((tid = index_getnext_tid(f->scan, ForwardScanDirection)) != NULL)
 		{
 			BlockNumber blk = ItemPointerGetBlockNumber(tid);
@@ -236,15 +255,9 @@ QdbToastFetchValue(QdbToastFetch *f, Datum d)
 	if (!VARATT_IS_EXTERNAL_ONDISK(attr))
 		return QdbDetoastDatum(d);
 	VARATT_EXTERNAL_GET_POINTER(ptr, attr);
-	attrsize = VARATT_EXTERNAL_GET_EXTSIZE(ptr);
-	if (attrsize == 0)
-		return QdbDetoastDatum(d);	/* empty: the server's path */
-	if (!OidIsValid(f->toastrelid) && !f->server_path &&
-		!open_toast(f, ptr.va_toastrelid))
-		f->server_path = true;
-	/* a relation the server must read, or not the one open (rare) */
-	if (f->server_path || f->toastrelid != ptr.va_toastrelid)
+	if (!reads_value(f, &ptr))
 		return QdbDetoastDatum(d);
+	attrsize = VARATT_EXTERNAL_GET_EXTSIZE(ptr);
 	result = (struct varlena *) palloc(attrsize + VARHDRSZ);
 	if (VARATT_EXTERNAL_IS_COMPRESSED(ptr))
 		SET_VARSIZE_COMPRESSED(result, attrsize + VARHDRSZ);
