@@ -153,5 +153,43 @@ END $$;
 SELECT * FROM its_cursors();
 SELECT quantumdb.verify('its_idx');
 
-DROP TABLE its, its_exact;
+-- 100 rows each with the vector of row 7, 8 or 100 (a text embedded
+-- twice, or many empty ones): their lists fill with one another, so from a
+-- node among them that a descent ends at the level-0 search reaches only
+-- them.  A scan wanting more rows than there are copies must still find
+-- the rest: it searches from the entry point too.  Before that, each of
+-- these scans returned 101 rows.
+CREATE TABLE its_dup AS SELECT id, emb FROM its WHERE id < 2000;
+INSERT INTO its_dup SELECT 100000 * s + g, (SELECT emb FROM its WHERE id = s)
+	FROM generate_series(1, 100) g, unnest(ARRAY[7, 8, 100]) s;
+CREATE INDEX its_dup_idx ON its_dup USING quantumdb (emb real_cosine_ops)
+	WITH (compressor = 'its_c', m = 8, ef_construction = 32, calibration_queries = 0);
+SET enable_seqscan = off;
+SET quantumdb.ef_search = 40;
+SET quantumdb.rerank = 40;
+-- the first lim rows nearest to row src's vector: how many, how many of them
+-- copies, places where the distance fell, and the share of the exact answer
+-- (rows no farther than its last: copies of another row tie)
+CREATE FUNCTION its_dup_check(src int, lim int, OUT rows bigint, OUT copies bigint,
+                              OUT inversions bigint, OUT recall numeric) LANGUAGE sql AS $$
+  WITH a AS (SELECT row_number() OVER () AS rn, s.* FROM
+             (SELECT t.id, t.emb <=> (SELECT emb FROM its WHERE id = src) AS d FROM its_dup t
+              ORDER BY t.emb <=> (SELECT emb FROM its WHERE id = src) LIMIT lim) s),
+       e AS (SELECT (t.emb <=> (SELECT emb FROM its WHERE id = src)) + 0.0 AS d FROM its_dup t
+             ORDER BY 1 LIMIT lim)
+  SELECT count(*), count(*) FILTER (WHERE id = src OR id / 100000 = src),
+         (SELECT count(*) FROM (SELECT d < lag(d) OVER (ORDER BY rn) AS fell FROM a) f WHERE fell),
+         round(count(*) FILTER (WHERE d <= (SELECT max(d) FROM e) + 1e-6)::numeric / lim, 2)
+  FROM a
+$$;
+EXPLAIN (COSTS OFF) SELECT id FROM its_dup ORDER BY emb <=> (SELECT emb FROM its WHERE id = 7) LIMIT 150;
+SELECT src, lim, c.rows, c.copies >= 95 AS copies, c.inversions, c.recall >= 0.9 AS near_exact
+FROM unnest(ARRAY[7, 8, 100]) src, unnest(ARRAY[150, 300]) lim, its_dup_check(src, lim) c;
+SET quantumdb.iterative_scan = relaxed_order;
+SELECT src, c.rows, c.copies >= 95 AS copies FROM unnest(ARRAY[7, 8, 100]) src, its_dup_check(src, 150) c;
+RESET quantumdb.iterative_scan;
+RESET enable_seqscan;
+
+DROP FUNCTION its_dup_check;
+DROP TABLE its, its_exact, its_dup;
 SELECT quantumdb.drop_compressor('its_c');

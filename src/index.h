@@ -373,6 +373,7 @@ extern void QdbDiskGraphNewLayer(QdbDiskGraph *g, int level);
 extern const uint8 *QdbDiskGraphCode(QdbDiskGraph *g, QdbNodeRef ref, bool *deleted,
 									 ItemPointer heaptid);
 extern int64 QdbDiskGraphVisited(QdbDiskGraph *g);
+extern bool QdbDiskGraphMetUnlinked(QdbDiskGraph *g);
 extern void QdbDiskGraphPrefetchNodes(QdbDiskGraph *g, const QdbCandidate *cand, int n);
 extern const QdbGraphOps qdb_disk_graph_ops;
 extern void QdbDiskGraphSetQueryCode(QdbDiskGraph *g, const uint8 *code);
@@ -382,6 +383,8 @@ extern void QdbDiskGraphLoadCodes(QdbDiskGraph *g, const QdbNodeRef *refs, int n
 extern const uint8 *QdbDiskGraphKnownCode(QdbDiskGraph *g, QdbNodeRef ref);
 extern int	QdbDiskSearch(QdbDiskGraph *g, const QdbCandidate *entry, int nentry, int ef,
 						  int level, QdbCandidate *out, bool keep);
+extern int	QdbDiskSearchFromMeasured(QdbDiskGraph *g, QdbNodeRef entry, int ef,
+									  QdbCandidate *out, int nout, bool keep);
 extern bool QdbDiskCanWiden(QdbDiskGraph *g);
 extern int	QdbDiskWiden(QdbDiskGraph *g, int ef, QdbCandidate *out);
 extern bool QdbDiskDescend(QdbDiskGraph *g, const QdbMetaPageData *meta, int to_level,

@@ -121,6 +121,7 @@ struct QdbDiskGraph
 	uint32		kept_epoch;		/* the layer search its scratch keeps, */
 	uint32		kept_dist_epoch;	/* and the query it searched for */
 	bool		lost;			/* its arena was taken while idle: unusable */
+	bool		met_unlinked;	/* read a freed node or an empty level-0 list */
 	BlockNumber nblocks;		/* the index's size when last looked at */
 	QdbSearchScratch scratch;	/* of QdbDiskSearch, in the graph's context */
 };
@@ -297,6 +298,17 @@ QdbDiskGraphNewLayer(QdbDiskGraph *g, int level)
 	g->epoch++;
 }
 
+/*
+ * Whether a walk over g read a dead end that a concurrent VACUUM or insert
+ * made (a freed node, or a node with no level-0 list): a short walk, or an
+ * insert's search, should start again over a new graph.
+ */
+bool
+QdbDiskGraphMetUnlinked(QdbDiskGraph *g)
+{
+	return g->met_unlinked;
+}
+
 /* Nodes visited so far (what quantumdb.max_scan_tuples counts). */
 int64
 QdbDiskGraphVisited(QdbDiskGraph *g)
@@ -467,6 +479,17 @@ read_node(QdbDiskGraph *g, DiskNode *e, int level)
 		}
 	}
 	UnlockReleaseBuffer(buf);
+	/*
+	 * A freed node (VACUUM emptied its lists while this walk held a link to
+	 * it) or a live node without a level-0 list (an insert's still linking
+	 * it, reached as VACUUM's new entry point or through a reused slot; or,
+	 * for good, a node VACUUM's repair found no neighbour for) is a dead
+	 * end: a walk through it may come back short.  A deleted node may keep
+	 * an empty list for good (it let go of freed nodes) and is not one.
+	 */
+	if ((e->flags & QDB_NODE_FREE) ||
+		(level == 0 && n == 0 && !(e->flags & QDB_NODE_DELETED)))
+		g->met_unlinked = true;
 	e->nnb = n;
 	e->nb_level = level;
 	e->loaded = true;
@@ -683,6 +706,54 @@ QdbDiskDescend(QdbDiskGraph *g, const QdbMetaPageData *meta, int to_level,
 				   &g->scratch) < 0)
 		search_failed(g);
 	return true;
+}
+
+/*
+ * A level-0 search that found fewer than ef nodes (out[0 .. nout)) from the
+ * node a descent ended at, done again from every node the graph has
+ * measured (the nodes the descent looked at on the levels above, and those
+ * found) and from entry, the entry point, as QdbDiskSearch (room for ef in
+ * out); returns how many it found, nout when the entry point was found.  A node's lists can all point within a small part of
+ * the graph (rows with one vector fill each other's lists) or lead nowhere
+ * (a dead end: met_unlinked, above).  The descent's nodes lie near the
+ * query outside that part, and the entry point reaches every node VACUUM's
+ * reachability repair saw.
+ */
+int
+QdbDiskSearchFromMeasured(QdbDiskGraph *g, QdbNodeRef entry, int ef, QdbCandidate *out,
+						  int nout, bool keep)
+{
+	QdbCandidate *entries;
+	int			n = 0;
+	bool		have_entry = false;
+
+	/* found from the entry point's side already: all there is, as far as it reaches */
+	for (int i = 0; i < nout; i++)
+		if (out[i].id == entry)
+			return nout;
+	entries = palloc(sizeof(QdbCandidate) * (g->used + 1));
+
+	for (uint32 i = 0; i < g->used; i++)
+	{
+		DiskNode   *e = node_at(g, i);
+
+		if (e->dist_epoch != g->dist_epoch)
+			continue;
+		entries[n].id = e->ref;
+		entries[n].dist = e->dist;
+		have_entry |= e->ref == entry;
+		n++;
+	}
+	if (!have_entry)
+	{
+		entries[n].id = entry;
+		entries[n].dist = disk_distance(g, entry);
+		n++;
+	}
+	QdbDiskGraphNewLayer(g, 0);
+	n = QdbDiskSearch(g, entries, n, ef, 0, out, keep);
+	pfree(entries);
+	return n;
 }
 
 /*

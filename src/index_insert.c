@@ -54,12 +54,17 @@ QdbIndexVector(Relation index, QdbIndexCache *c, Datum value, bool *skip)
 	return copy;
 }
 
+/* Searches of one insert, the first included, when the ones before met a dead end */
+#define LINK_TRIES	4
+
 /* What the linking loop needs of an insert on pages (QdbLinkOps). */
 typedef struct DiskLink
 {
 	Relation	index;
 	QdbIndexCache *c;
 	QdbDiskGraph *g;
+	bool		may_restart;	/* a search through a dead end starts again */
+	bool		restart;		/* it did: nothing was written */
 } DiskLink;
 
 static int
@@ -67,6 +72,21 @@ disk_set_own_lists(void *arg, uint32 id, int level, const uint32 *lists, const i
 {
 	DiskLink   *d = arg;
 
+	/*
+	 * The searches ran into a dead end a concurrent VACUUM made (a node freed
+	 * under them, or an entry point still being linked) and found less than
+	 * half a level-0 list: a node with few or no neighbours is badly placed,
+	 * or without a way out.  This is the first write: stop here (QdbLinkNode
+	 * returns this status at once) and let the caller search again.  A
+	 * small graph, or a node left alone for good, costs at most LINK_TRIES
+	 * searches.
+	 */
+	if (d->may_restart && QdbDiskGraphMetUnlinked(d->g) &&
+		nlist[0] < QdbLevelSlots(d->c->shape.m, 0) / 2)
+	{
+		d->restart = true;
+		return QDB_ERR_DATA;
+	}
 	QdbWriteOwnLists(d->index, d->c, d->g, id, level, lists, nlist);
 	return QDB_OK;
 }
@@ -81,18 +101,25 @@ disk_link_back(void *arg, uint32 b, uint32 a, int level, bool force)
 
 static const QdbLinkOps disk_link_ops = {disk_set_own_lists, disk_link_back};
 
-/* Links the new node into the graph on disk (graph_link.c's QdbLinkNode). */
-static void
+/*
+ * Links the new node into the graph on disk (graph_link.c's QdbLinkNode).
+ * False when its searches met a dead end (may_restart) and it wrote
+ * nothing: the caller reads the meta page again and calls it again.
+ */
+static bool
 link_node(Relation index, QdbIndexCache *c, QdbNodeRef ref, int level, const float *x,
-		  const QdbMetaPageData *meta)
+		  const QdbMetaPageData *meta, bool may_restart)
 {
 	DiskLink	d;
 	float	   *table = palloc(sizeof(float) * qdb_table_floats(&c->model));
 	float		bias;
 	QdbLinkScratch s;
+	int			status;
 
 	d.index = index;
 	d.c = c;
+	d.may_restart = may_restart;
+	d.restart = false;
 	d.g = QdbDiskGraphCreate(index, c);
 	QdbReportStatus(qdb_compute_distance_table(&c->model, x, table, &bias),
 					"could not compute the lookup table", NULL);
@@ -102,9 +129,12 @@ link_node(Relation index, QdbIndexCache *c, QdbNodeRef ref, int level, const flo
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("out of memory")));
-	QdbReportStatus(QdbLinkNode(&qdb_disk_graph_ops, d.g, &disk_link_ops, &d, ref, level,
-								meta->entry, meta->entry_level, &s),
-					"could not link the new node", NULL);
+	status = QdbLinkNode(&qdb_disk_graph_ops, d.g, &disk_link_ops, &d, ref, level,
+						 meta->entry, meta->entry_level, &s);
+	if (d.restart)
+		return false;
+	QdbReportStatus(status, "could not link the new node", NULL);
+	return true;
 }
 
 /*
@@ -124,18 +154,33 @@ QdbInsertVector(Relation index, QdbIndexCache *c, const float *x, const uint8 *c
 	QdbFormNode(c, node, level, heaptid, code);
 	LockPage(index, QDB_UPDATE_LOCK, ShareLock);
 	ref = QdbAddNode(index, c, node, size);
-	QdbReadMeta(index, &meta);
-	if (meta.entry == QDB_NO_NODE)
+	for (int tries = 1;; tries++)
 	{
-		if (QdbSetEntry(index, ref, level, QDB_ENTRY_IF_EMPTY, QDB_NO_NODE))
-		{
-			UnlockPage(index, QDB_UPDATE_LOCK, ShareLock);
-			return;
-		}
-		/* another insert became the entry first: link to it */
+		MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "quantumdb link",
+												  ALLOCSET_DEFAULT_SIZES);
+		MemoryContext old;
+		bool		linked;
+
 		QdbReadMeta(index, &meta);
+		if (meta.entry == QDB_NO_NODE)
+		{
+			if (QdbSetEntry(index, ref, level, QDB_ENTRY_IF_EMPTY, QDB_NO_NODE))
+			{
+				MemoryContextDelete(cxt);
+				UnlockPage(index, QDB_UPDATE_LOCK, ShareLock);
+				return;
+			}
+			/* another insert became the entry first: link to it */
+			QdbReadMeta(index, &meta);
+		}
+		/* each try's graph and scratch go with its context */
+		old = MemoryContextSwitchTo(cxt);
+		linked = link_node(index, c, ref, level, x, &meta, tries < LINK_TRIES);
+		MemoryContextSwitchTo(old);
+		MemoryContextDelete(cxt);
+		if (linked)
+			break;
 	}
-	link_node(index, c, ref, level, x, &meta);
 	if (level > meta.entry_level)
 		QdbSetEntry(index, ref, level, QDB_ENTRY_IF_HIGHER, QDB_NO_NODE);
 	UnlockPage(index, QDB_UPDATE_LOCK, ShareLock);

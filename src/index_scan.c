@@ -279,6 +279,9 @@ result_cmp(const void *a, const void *b)
 	return ItemPointerCompare((ItemPointer) &x->tid, (ItemPointer) &y->tid);
 }
 
+/* Walks of one round, the first included, when the ones before came back short */
+#define WALK_TRIES	4
+
 /*
  * The scan's graph for its next walk: kept from the walk before, or a new
  * one (the first walk, or another walk of the backend took the kept one's
@@ -341,6 +344,7 @@ walk_graph(IndexScanDesc scan, QdbDiskGraph *g)
 	int64		visits = QdbDiskGraphVisited(g);
 	int			nfound,
 				nres = 0,
+				ndeleted = 0,
 				i;
 	MemoryContext old;
 
@@ -360,6 +364,13 @@ walk_graph(IndexScanDesc scan, QdbDiskGraph *g)
 		}
 		QdbDiskGraphNewLayer(g, 0);
 		nfound = QdbDiskSearch(g, &cur, 1, so->ef, 0, found, true);
+		/*
+		 * too few from where the descent ended: from all it saw, and the
+		 * entry (the nodes it visits again count again towards
+		 * quantumdb.max_scan_tuples)
+		 */
+		if (nfound < so->ef)
+			nfound = QdbDiskSearchFromMeasured(g, meta.entry, so->ef, found, nfound, true);
 	}
 	so->visited += QdbDiskGraphVisited(g) - visits;
 
@@ -374,7 +385,12 @@ walk_graph(IndexScanDesc scan, QdbDiskGraph *g)
 		bool		deleted;
 
 		(void) QdbDiskGraphCode(g, found[i].id, &deleted, &tid);
-		if (deleted || (so->returned && hash_search(so->returned, &tid, HASH_FIND, NULL)))
+		if (deleted)
+		{
+			ndeleted++;
+			continue;
+		}
+		if (so->returned && hash_search(so->returned, &tid, HASH_FIND, NULL))
 			continue;
 		res[nres].tid = tid;
 		res[nres].dist = found[i].dist;
@@ -388,10 +404,29 @@ walk_graph(IndexScanDesc scan, QdbDiskGraph *g)
 	so->next = 0;
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(so->round_cxt);
-	return nres > 0 && nfound >= so->ef;
+	/*
+	 * a beam of nodes VACUUM flagged deleted (not yet unlinked, or kept
+	 * because a node still links to them) says nothing of what lies beyond
+	 * it: only rows already returned mean nothing new
+	 */
+	return (nres > 0 || ndeleted > 0) && nfound >= so->ef;
 }
 
-/* One walk with so->ef candidates; fills so->results with rows not yet returned. */
+/*
+ * One walk with so->ef candidates; fills so->results with rows not yet
+ * returned.
+ *
+ * A walk that comes back short ends the scan, so it must be the graph's
+ * answer, not an accident of timing.  Over kept copies it may be stale
+ * copies'; over pages read now it may still have run into a dead end that a
+ * concurrent VACUUM or insert made while it walked: a node it held a link to,
+ * freed and emptied before it was read, or VACUUM's new entry point chosen
+ * while an insert was still linking it (index_graph.c notes both).  Under
+ * test/t/004_concurrency.pl's churn, with walks slowed on purpose, such a
+ * walk found 1 node and its LIMIT 10 query returned no row.  Each is walked
+ * again over a new graph, from the entry point as it is then, up to
+ * WALK_TRIES times in all.
+ */
 static void
 walk(IndexScanDesc scan)
 {
@@ -399,8 +434,8 @@ walk(IndexScanDesc scan)
 	bool		reused;
 	bool		full = walk_graph(scan, scan_graph(scan, false, &reused));
 
-	/* short over kept copies: they may be stale; the pages decide */
-	if (!full && reused && so->visited < qdb_max_scan_tuples)
+	for (int tries = 1; !full && tries < WALK_TRIES && so->visited < qdb_max_scan_tuples &&
+		 (reused || QdbDiskGraphMetUnlinked(so->graph)); tries++)
 		full = walk_graph(scan, scan_graph(scan, true, &reused));
 	if (!full)
 		so->exhausted = true;	/* the walk saw the whole reachable graph */

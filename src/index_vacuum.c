@@ -248,14 +248,32 @@ highest_live_node(Relation index, QdbIndexCache *c, const QdbMetaPageData *meta,
 	return best;
 }
 
+/*
+ * Whether node has a level-0 list.  A live node without one is an insert's,
+ * still searching before it writes its lists (or one left alone in the
+ * graph): as the entry point it would end every walk at itself.
+ */
+static bool
+has_level0_list(const QdbIndexCache *c, QdbNode node)
+{
+	const QdbNodeRef *list = QdbNodeLists(node, c->shape.code_size) + QdbLevelStart(c->shape.m, 0);
+
+	for (int i = 0; i < QdbLevelSlots(c->shape.m, 0); i++)
+		if (list[i] != QDB_NO_NODE)
+			return true;
+	return false;
+}
+
 /* Pass 2: repair every live node's lists that hold deleted nodes; fix the entry. */
 static void
 repair_graph(IndexVacuumInfo *info, QdbIndexCache *c, HTAB *deleted,
 			 const QdbMetaPageData *meta)
 {
 	Relation	index = info->index;
-	QdbNodeRef	best = QDB_NO_NODE;
-	int			best_level = -1;
+	QdbNodeRef	best = QDB_NO_NODE,
+				best_unlinked = QDB_NO_NODE;
+	int			best_level = -1,
+				best_unlinked_level = -1;
 	QdbNodeRef *todo = palloc(sizeof(QdbNodeRef) * QDB_MAX_NODES_PER_PAGE);
 	uint8	   *todo_level = palloc(QDB_MAX_NODES_PER_PAGE);
 	QdbNodeScan scan;
@@ -274,7 +292,16 @@ repair_graph(IndexVacuumInfo *info, QdbIndexCache *c, HTAB *deleted,
 		{
 			if (node->flags & QDB_NODE_DELETED)
 				continue;
-			if (node->level > best_level)
+			/* the new entry point: the highest linked node, else unlinked */
+			if (!has_level0_list(c, node))
+			{
+				if (node->level > best_unlinked_level)
+				{
+					best_unlinked_level = node->level;
+					best_unlinked = ref;
+				}
+			}
+			else if (node->level > best_level)
 			{
 				best_level = node->level;
 				best = ref;
@@ -292,6 +319,11 @@ repair_graph(IndexVacuumInfo *info, QdbIndexCache *c, HTAB *deleted,
 			repair_node(index, c, deleted, todo[i], todo_level[i], info->strategy);
 	}
 	QdbNodeScanEnd(&scan);
+	if (best == QDB_NO_NODE)
+	{
+		best = best_unlinked;
+		best_level = best_unlinked_level;
+	}
 
 	if (meta->entry != QDB_NO_NODE && is_deleted(deleted, meta->entry))
 	{
