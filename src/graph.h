@@ -137,7 +137,8 @@ typedef bool (*QdbMayDrop) (void *arg, uint32 id);
 
 extern QdbLinkPlan QdbPlanLink(const QdbGraphOps *ops, void *g, uint32 owner,
 							   const uint32 *cur, int nslots, uint32 add, bool force,
-							   QdbMayDrop may_drop, void *drop_arg, uint32 *out);
+							   QdbMayDrop may_drop, void *drop_arg, uint32 *out,
+							   uint32 *tied);
 extern int	QdbPlanList(const QdbGraphOps *ops, void *g, QdbCandidate *cand, int ncand,
 						int nslots, uint32 *out);
 
@@ -156,9 +157,12 @@ typedef struct QdbLinkOps
 								  const int *nlist);
 	/*
 	 * Link node b to the new node a at level as QdbPlanLink plans it (force:
-	 * a must get in); whether b links to a afterwards.
+	 * a must get in); whether b links to a afterwards.  tied (NULL: not
+	 * wanted) gets the member b let go for a at a's distance from b (a tie:
+	 * QdbPlanLink), else QDB_NO_ID.
 	 */
-	bool		(*link_back) (void *store, uint32 b, uint32 a, int level, bool force);
+	bool		(*link_back) (void *store, uint32 b, uint32 a, int level, bool force,
+							  uint32 *tied);
 } QdbLinkOps;
 
 /* What QdbLinkNode needs: arrays for a node of any level up to max_level. */

@@ -84,7 +84,8 @@ left_out(const QdbGraphOps *ops, void *g, const QdbCandidate *cand, int ncand)
  */
 QdbLinkPlan
 QdbPlanLink(const QdbGraphOps *ops, void *g, uint32 owner, const uint32 *cur, int nslots,
-			uint32 add, bool force, QdbMayDrop may_drop, void *drop_arg, uint32 *out)
+			uint32 add, bool force, QdbMayDrop may_drop, void *drop_arg, uint32 *out,
+			uint32 *tied)
 {
 	QdbCandidate cand[2 * QDB_MAX_M + 1];
 	int			ncand = 0,
@@ -92,8 +93,11 @@ QdbPlanLink(const QdbGraphOps *ops, void *g, uint32 owner, const uint32 *cur, in
 				empty = -1,
 				drop = -1,
 				i;
+	float		add_dist;
 
 	Assert(nslots <= 2 * QDB_MAX_M);
+	if (tied)
+		*tied = QDB_NO_ID;
 	for (i = 0; i < nslots; i++)
 	{
 		if (cur[i] == add)
@@ -117,7 +121,7 @@ QdbPlanLink(const QdbGraphOps *ops, void *g, uint32 owner, const uint32 *cur, in
 		ncand++;
 	}
 	cand[ncand].id = add;
-	cand[ncand].dist = ops->pair(g, owner, add);
+	cand[ncand].dist = add_dist = ops->pair(g, owner, add);
 	ncand++;
 	QdbSortCandidates(cand, ncand);
 	if (ncand > nslots)
@@ -137,6 +141,9 @@ QdbPlanLink(const QdbGraphOps *ops, void *g, uint32 owner, const uint32 *cur, in
 			out[nout++] = cand[i].id;
 	for (; nout < nslots; nout++)
 		out[nout] = QDB_NO_ID;
+	/* only the order of their node numbers chose between the two */
+	if (tied && drop >= 0 && cand[drop].dist == add_dist)
+		*tied = cand[drop].id;
 	return QDB_LINK_WRITE;
 }
 
@@ -196,6 +203,23 @@ QdbLinkScratchFree(QdbLinkScratch *s)
 }
 
 /*
+ * A back-link to the new node id let tied go, a member as far from its
+ * owner as id (QDB_NO_ID: none): id links to it instead, so that it keeps
+ * a way in through id.  Rows with one vector are such ties: every list of
+ * theirs is full of equal distances and node numbers decide, so each new
+ * copy pushed the newest copy out of its neighbour's list, often its only
+ * way in (300 copies inserted one by one left 259 unreachable: a LIMIT 350
+ * scan returned 43 of them).  Forced into id's list, it drops one of id's
+ * own neighbours, each of which has other ways in.
+ */
+static void
+keep_tied(const QdbLinkOps *lops, void *store, uint32 id, int level, uint32 tied)
+{
+	if (tied != QDB_NO_ID)
+		(void) lops->link_back(store, id, tied, level, true, NULL);
+}
+
+/*
  * Links the new node id of level into the graph whose entry point is entry
  * (at entry_level; the graph is not empty): a greedy descent to the node's
  * level, then at each level from min(level, entry_level) down to 0 a search
@@ -219,6 +243,7 @@ QdbLinkNode(const QdbGraphOps *ops, void *g, const QdbLinkOps *lops, void *store
 				l,
 				i;
 	QdbCandidate cur;
+	uint32		tied;
 
 	Assert(level <= s->max_level);
 	ops->new_layer(g, entry_level);
@@ -259,10 +284,16 @@ QdbLinkNode(const QdbGraphOps *ops, void *g, const QdbLinkOps *lops, void *store
 		bool		linked = false;
 
 		for (i = 0; i < s->nlist[l]; i++)
-			linked |= lops->link_back(store, list[i], id, l, false);
+		{
+			linked |= lops->link_back(store, list[i], id, l, false, &tied);
+			keep_tied(lops, store, id, l, tied);
+		}
 		/* every node keeps a way in: else a neighbour must link to it */
 		for (i = 0; !linked && i < s->nlist[l]; i++)
-			linked = lops->link_back(store, list[i], id, l, true);
+		{
+			linked = lops->link_back(store, list[i], id, l, true, &tied);
+			keep_tied(lops, store, id, l, tied);
+		}
 	}
 	return QDB_OK;
 }

@@ -468,7 +468,7 @@ extern QdbListChange QdbChangeList(Relation index, const QdbIndexCache *c, QdbDi
 								   QdbNodeRef *want);
 extern bool QdbLinkOnDisk(Relation index, const QdbIndexCache *c, QdbDiskGraph *g,
 						  QdbNodeRef n, int level, QdbNodeRef add, bool force,
-						  QdbNodeMap *map);
+						  QdbNodeMap *map, QdbNodeRef *tied);
 extern void QdbMarkNodeDeleted(QdbNode node);
 extern bool QdbDropLinksToFree(const QdbNodeMap *map, const QdbMetaPageData *meta,
 							   QdbNode node);

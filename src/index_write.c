@@ -192,6 +192,7 @@ typedef struct LinkRequest
 	bool		force;
 	QdbNodeMap *map;
 	QdbLinkPlan result;
+	QdbNodeRef	tied;			/* of the last plan */
 } LinkRequest;
 
 /* A member whose only link in from a live node is this one must stay. */
@@ -210,7 +211,7 @@ plan_link(void *arg, QdbDiskGraph *g, QdbNodeRef ref, int level, const QdbNodeRe
 	LinkRequest *r = arg;
 
 	r->result = QdbPlanLink(&qdb_disk_graph_ops, g, ref, cur, nslots, r->add, r->force,
-							r->map ? may_drop : NULL, r->map, want);
+							r->map ? may_drop : NULL, r->map, want, &r->tied);
 	return r->result == QDB_LINK_WRITE;
 }
 
@@ -219,22 +220,28 @@ plan_link(void *arg, QdbDiskGraph *g, QdbNodeRef ref, int level, const QdbNodeRe
  * in; given a map, only at the cost of a member that other live nodes link
  * to as well, and the map's level-0 in-degrees follow the change).
  * Returns whether n links to add afterwards.  If n's list changed under
- * every try, n does not; the new node keeps its own links.
+ * every try, n does not; the new node keeps its own links.  tied (NULL: not
+ * wanted) gets the member n let go for add at add's distance
+ * (QdbPlanLink), else QDB_NO_NODE.
  */
 bool
 QdbLinkOnDisk(Relation index, const QdbIndexCache *c, QdbDiskGraph *g, QdbNodeRef n,
-			  int level, QdbNodeRef add, bool force, QdbNodeMap *map)
+			  int level, QdbNodeRef add, bool force, QdbNodeMap *map, QdbNodeRef *tied)
 {
 	int			nslots = QdbLevelSlots(c->shape.m, level);
 	QdbNodeRef	cur[2 * QDB_MAX_M];
 	QdbNodeRef	want[2 * QDB_MAX_M];
-	LinkRequest r = {add, force, map, QDB_LINK_REFUSED};
+	LinkRequest r = {add, force, map, QDB_LINK_REFUSED, QDB_NO_NODE};
 
+	if (tied)
+		*tied = QDB_NO_NODE;
 	switch (QdbChangeList(index, c, g, n, level, NULL, plan_link, &r, cur, want))
 	{
 		case QDB_LIST_WRITTEN:
 			if (map && level == 0)
 				QdbNodeMapNoteListChange(map, cur, want, nslots);
+			if (tied)
+				*tied = r.tied;
 			return true;
 		case QDB_LIST_LEFT:
 			return r.result == QDB_LINK_PRESENT;

@@ -29,6 +29,7 @@ typedef struct Toy
 	uint32		epoch;
 	const float *q;				/* the query's point */
 	uint32		self;			/* the node being linked, or QDB_NO_ID */
+	bool		no_ties;		/* link_back reports no tie (as before ties were kept) */
 } Toy;
 
 static uint32 *
@@ -136,13 +137,16 @@ toy_set_own_lists(void *store, uint32 id, int level, const uint32 *lists, const 
 }
 
 static bool
-toy_link_back(void *store, uint32 b, uint32 a, int level, bool force)
+toy_link_back(void *store, uint32 b, uint32 a, int level, bool force, uint32 *tied)
 {
 	Toy		   *t = store;
 	uint32		want[2 * QDB_MAX_M];
 	int			nslots = QdbLevelSlots(t->m, level);
 	QdbLinkPlan plan = QdbPlanLink(&toy_ops, t, b, list_of(t, b, level), nslots, a, force,
-								   NULL, NULL, want);
+								   NULL, NULL, want, t->no_ties ? NULL : tied);
+
+	if (tied && (t->no_ties || plan != QDB_LINK_WRITE))
+		*tied = QDB_NO_ID;
 
 	if (plan == QDB_LINK_WRITE)
 		memcpy(list_of(t, b, level), want, sizeof(uint32) * nslots);
@@ -238,17 +242,18 @@ test_plan_link(void)
 	const float pos[] = {0, 1, 2, 3, 4, 0.5f, 1.2f};
 	uint32		cur[4];
 	uint32		out[4];
+	uint32		tied;
 	QdbLinkPlan p;
 
 	toy_init(&t, 7, 2);			/* level 0 lists of 2m = 4 slots */
 	toy_line(&t, pos, 7);
 
 	cur[0] = 1, cur[1] = 2, cur[2] = 3, cur[3] = 4;
-	p = QdbPlanLink(&toy_ops, &t, 0, cur, 4, 3, false, NULL, NULL, out);
+	p = QdbPlanLink(&toy_ops, &t, 0, cur, 4, 3, false, NULL, NULL, out, NULL);
 	tap_ok(p == QDB_LINK_PRESENT, "a member already in the list: present, nothing to write");
 
 	cur[0] = 1, cur[1] = QDB_NO_ID, cur[2] = 3, cur[3] = QDB_NO_ID;
-	p = QdbPlanLink(&toy_ops, &t, 0, cur, 4, 6, false, NULL, NULL, out);
+	p = QdbPlanLink(&toy_ops, &t, 0, cur, 4, 6, false, NULL, NULL, out, NULL);
 	tap_ok(p == QDB_LINK_WRITE && out[0] == 1 && out[1] == 6 && out[2] == 3 &&
 		   out[3] == QDB_NO_ID, "room: the new node takes the first empty slot, the rest stays");
 
@@ -258,15 +263,15 @@ test_plan_link(void)
 	 * 2, 3 and 4, so it gets in and 4 (the farthest) goes.
 	 */
 	cur[0] = 1, cur[1] = 2, cur[2] = 3, cur[3] = 4;
-	p = QdbPlanLink(&toy_ops, &t, 0, cur, 4, 5, false, NULL, NULL, out);
-	tap_ok(p == QDB_LINK_WRITE && holds(out, 4, 5) && !holds(out, 4, 4),
-		   "full: a nearer node gets in, the farthest member goes");
+	p = QdbPlanLink(&toy_ops, &t, 0, cur, 4, 5, false, NULL, NULL, out, &tied);
+	tap_ok(p == QDB_LINK_WRITE && holds(out, 4, 5) && !holds(out, 4, 4) && tied == QDB_NO_ID,
+		   "full: a nearer node gets in, the farthest member goes (no tie)");
 
 	/* a node farther than every member loses, unless forced */
 	t.x[6 * DIM] = 9;
-	p = QdbPlanLink(&toy_ops, &t, 0, cur, 4, 6, false, NULL, NULL, out);
+	p = QdbPlanLink(&toy_ops, &t, 0, cur, 4, 6, false, NULL, NULL, out, NULL);
 	tap_ok(p == QDB_LINK_REFUSED, "full: the farthest candidate is refused without force");
-	p = QdbPlanLink(&toy_ops, &t, 0, cur, 4, 6, true, NULL, NULL, out);
+	p = QdbPlanLink(&toy_ops, &t, 0, cur, 4, 6, true, NULL, NULL, out, NULL);
 	tap_ok(p == QDB_LINK_WRITE && holds(out, 4, 6) && !holds(out, 4, 4) &&
 		   holds(out, 4, 1) && holds(out, 4, 2) && holds(out, 4, 3),
 		   "force: it takes the place of the farthest member");
@@ -274,15 +279,33 @@ test_plan_link(void)
 	/* may_drop protects member 2: with 4 and 3 protected too, no victim */
 	cur[0] = 2, cur[1] = 1, cur[2] = 5, cur[3] = 3;
 	t.x[3 * DIM] = 0.6f;		/* 3 near 0, so the order by distance is 5, 3, 1, 2 */
-	p = QdbPlanLink(&toy_ops, &t, 0, cur, 4, 6, true, keep_two, NULL, out);
+	p = QdbPlanLink(&toy_ops, &t, 0, cur, 4, 6, true, keep_two, NULL, out, NULL);
 	tap_ok(p == QDB_LINK_WRITE && holds(out, 4, 6) && holds(out, 4, 2) && !holds(out, 4, 1),
 		   "force with may_drop: the farthest member it lets go is dropped, not the farthest");
+
+	/*
+	 * members and the new node all at one distance (copies of one vector):
+	 * forced in, it drops a member only node numbers chose, and says which
+	 */
+	{
+		Toy			u;
+		const float same[7] = {0, 1, 1, 1, 1, 1, 1};
+
+		toy_init(&u, 7, 2);
+		toy_line(&u, same, 7);
+		cur[0] = 1, cur[1] = 2, cur[2] = 3, cur[3] = 4;
+		p = QdbPlanLink(&toy_ops, &u, 0, cur, 4, 6, true, NULL, NULL, out, &tied);
+		tap_ok(p == QDB_LINK_WRITE && holds(out, 4, 6) && tied != QDB_NO_ID &&
+			   holds(cur, 4, tied) && !holds(out, 4, tied),
+			   "a tie: the member dropped for the new node is reported");
+		toy_free(&u);
+	}
 
 	/* unlinkable members are dropped from a full list */
 	cur[0] = 1, cur[1] = 2, cur[2] = 3, cur[3] = 4;
 	t.x[3 * DIM] = 3;
 	t.dead[1] = true;
-	p = QdbPlanLink(&toy_ops, &t, 0, cur, 4, 6, false, NULL, NULL, out);
+	p = QdbPlanLink(&toy_ops, &t, 0, cur, 4, 6, false, NULL, NULL, out, NULL);
 	tap_ok(p == QDB_LINK_WRITE && !holds(out, 4, 1) && holds(out, 4, 6),
 		   "full: a deleted member makes room and is dropped");
 	toy_free(&t);
@@ -397,7 +420,7 @@ test_plan_link_random(void)
 		add = (uint32) (1 + nslots + (int) (rnd() * (npts - 2 - nslots)));
 
 		before = toy_pairs;
-		p = QdbPlanLink(&toy_ops, &t, owner, cur, nslots, add, force, NULL, NULL, got);
+		p = QdbPlanLink(&toy_ops, &t, owner, cur, nslots, add, force, NULL, NULL, got, NULL);
 		fast_pairs += toy_pairs - before;
 		before = toy_pairs;
 		r = reference_plan(&t, owner, cur, nslots, add, force, want);
@@ -526,6 +549,34 @@ toy_visited(Toy *t, QdbCandidate *out)
 			n++;
 		}
 	return n;
+}
+
+/*
+ * Links nodes 1 .. n-1 of t in order by QdbLinkNode, node 0 the first entry
+ * point, a node above its level the next; *entry and *entry_level get the
+ * last.  Returns how many failed.
+ */
+static int
+link_all(Toy *t, QdbLinkScratch *s, uint32 *entry, int *entry_level)
+{
+	int			failures = 0;
+
+	*entry = 0;
+	*entry_level = t->level[0];
+	for (int i = 1; i < t->n; i++)
+	{
+		t->q = t->x + (size_t) i * DIM;
+		t->self = i;
+		if (QdbLinkNode(&toy_ops, t, &toy_link_ops, t, i, t->level[i], *entry, *entry_level,
+						s) != QDB_OK)
+			failures++;
+		if (t->level[i] > *entry_level)
+		{
+			*entry = i;
+			*entry_level = t->level[i];
+		}
+	}
+	return failures;
 }
 
 /*
@@ -669,20 +720,7 @@ test_link_node(void)
 	}
 
 	tap_ok(QdbLinkScratchInit(&s, &qdb_default_alloc, m, ef, MAX_LEVEL), "link scratch");
-	entry_level = t.level[0];
-	for (i = 1; i < n; i++)
-	{
-		t.q = t.x + (size_t) i * DIM;
-		t.self = i;
-		if (QdbLinkNode(&toy_ops, &t, &toy_link_ops, &t, i, t.level[i], entry, entry_level,
-						&s) != QDB_OK)
-			failures++;
-		if (t.level[i] > entry_level)
-		{
-			entry = i;
-			entry_level = t.level[i];
-		}
-	}
+	failures = link_all(&t, &s, &entry, &entry_level);
 	tap_ok(failures == 0, "QdbLinkNode linked %d nodes (%d failed)", n - 1, failures);
 
 	for (i = 0; i < n; i++)
@@ -754,6 +792,60 @@ test_link_node(void)
 	toy_free(&t);
 }
 
+/*
+ * QdbLinkNode with 200 copies of one point among 100 others: every list of a
+ * copy fills with copies at distance 0, so node numbers decide which copy a
+ * back-link drops; the new copy then links to it (keep_tied).  Without
+ * that, most copies lost their only way in.
+ */
+static int
+link_copies(bool no_ties)
+{
+	const int	n = 300,
+				m = 4,
+				ef = 32;
+	Toy			t;
+	QdbLinkScratch s;
+	uint32		entry = 0;
+	int			entry_level,
+				reached,
+				i,
+				j;
+
+	rng_state = 0x243F6A8885A308D3ULL;
+	toy_init(&t, n, m);
+	t.no_ties = no_ties;
+	for (i = 0; i < n; i++)
+		for (j = 0; j < DIM; j++)
+			t.x[(size_t) i * DIM + j] = i < 100 ? (float) rnd() : t.x[5 * DIM + j];
+	/*
+	 * the copies at level 0 only, so that none becomes the entry point (one
+	 * that did would hold the walks among the copies: src/README)
+	 */
+	for (i = 0; i < n; i++)
+		t.level[i] = i < 100 ? Min((int) floor(-log(1.0 - rnd()) / log((double) m)), MAX_LEVEL) : 0;
+	if (!QdbLinkScratchInit(&s, &qdb_default_alloc, m, ef, MAX_LEVEL))
+		return -1;
+	if (link_all(&t, &s, &entry, &entry_level) != 0)
+		return -1;
+	reached = reached_from(&t, entry);
+	QdbLinkScratchFree(&s);
+	toy_free(&t);
+	return reached;
+}
+
+static void
+test_link_copies(void)
+{
+	int			with = link_copies(false),
+				without = link_copies(true);
+
+	tap_ok(with == 300, "200 copies of one point: every node reachable (%d of 300)", with);
+	tap_ok(without >= 0 && without < 300,
+		   "without the tied member's new link, some are not (%d of 300): the check can fail",
+		   without);
+}
+
 int
 main(void)
 {
@@ -761,6 +853,7 @@ main(void)
 	test_plan_link_random();
 	test_plan_list();
 	test_link_node();
+	test_link_copies();
 	printf("1..%d\n", tap_count);
 	return tap_failed != 0;
 }
