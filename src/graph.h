@@ -157,12 +157,13 @@ typedef struct QdbLinkOps
 								  const int *nlist);
 	/*
 	 * Link node b to the new node a at level as QdbPlanLink plans it (force:
-	 * a must get in); whether b links to a afterwards.  tied (NULL: not
-	 * wanted) gets the member b let go for a at a's distance from b (a tie:
-	 * QdbPlanLink), else QDB_NO_ID.
+	 * a must get in; may_drop, NULL for any, says which members b may let
+	 * go); whether b links to a afterwards.  tied (NULL: not wanted) gets
+	 * the member b let go for a at a's distance from b (a tie: QdbPlanLink),
+	 * else QDB_NO_ID.
 	 */
 	bool		(*link_back) (void *store, uint32 b, uint32 a, int level, bool force,
-							  uint32 *tied);
+							  QdbMayDrop may_drop, void *drop_arg, uint32 *tied);
 } QdbLinkOps;
 
 /* What QdbLinkNode needs: arrays for a node of any level up to max_level. */

@@ -126,10 +126,12 @@ QdbPlanLink(const QdbGraphOps *ops, void *g, uint32 owner, const uint32 *cur, in
 	QdbSortCandidates(cand, ncand);
 	if (ncand > nslots)
 		drop = left_out(ops, g, cand, ncand);
-	if (drop >= 0 && cand[drop].id == add)
+	if (drop >= 0 && cand[drop].id == add && !force)
+		return QDB_LINK_REFUSED;
+	/* add forced in, or a member may_drop keeps left out: the farthest it lets go */
+	if (drop >= 0 && (cand[drop].id == add ||
+					  (may_drop != NULL && !may_drop(drop_arg, cand[drop].id))))
 	{
-		if (!force)
-			return QDB_LINK_REFUSED;
 		for (i = ncand - 1, drop = -1; i >= 0 && drop < 0; i--)
 			if (cand[i].id != add && (may_drop == NULL || may_drop(drop_arg, cand[i].id)))
 				drop = i;
@@ -141,7 +143,10 @@ QdbPlanLink(const QdbGraphOps *ops, void *g, uint32 owner, const uint32 *cur, in
 			out[nout++] = cand[i].id;
 	for (; nout < nslots; nout++)
 		out[nout] = QDB_NO_ID;
-	/* only the order of their node numbers chose between the two */
+	/*
+	 * a member let go at exactly add's distance: between equals, node
+	 * numbers (or the heuristic) chose
+	 */
 	if (tied && drop >= 0 && cand[drop].dist == add_dist)
 		*tied = cand[drop].id;
 	return QDB_LINK_WRITE;
@@ -210,13 +215,39 @@ QdbLinkScratchFree(QdbLinkScratch *s)
  * copy pushed the newest copy out of its neighbour's list, often its only
  * way in (300 copies inserted one by one left 259 unreachable: a LIMIT 350
  * scan returned 43 of them).  Forced into id's list, it drops one of id's
- * own neighbours, each of which has other ways in.
+ * own neighbours, which have other ways in, but never a member adopted so
+ * before at this level (adopted[0 .. *nadopted), room for 2m): with node
+ * numbers not in insert order (pages reused after VACUUM) several ties in
+ * one insert otherwise pushed each other out again.
  */
-static void
-keep_tied(const QdbLinkOps *lops, void *store, uint32 id, int level, uint32 tied)
+typedef struct KeepSet
 {
-	if (tied != QDB_NO_ID)
-		(void) lops->link_back(store, id, tied, level, true, NULL);
+	const uint32 *ids;
+	int			n;
+} KeepSet;
+
+static bool
+not_kept(void *arg, uint32 id)
+{
+	const KeepSet *k = arg;
+
+	for (int i = 0; i < k->n; i++)
+		if (k->ids[i] == id)
+			return false;
+	return true;
+}
+
+static void
+keep_tied(const QdbLinkOps *lops, void *store, uint32 id, int level, uint32 tied,
+		  uint32 *adopted, int *nadopted)
+{
+	KeepSet		k = {adopted, *nadopted};
+
+	if (tied == QDB_NO_ID)
+		return;
+	if (lops->link_back(store, id, tied, level, true, not_kept, &k, NULL) &&
+		*nadopted < 2 * QDB_MAX_M)
+		adopted[(*nadopted)++] = tied;
 }
 
 /*
@@ -244,6 +275,7 @@ QdbLinkNode(const QdbGraphOps *ops, void *g, const QdbLinkOps *lops, void *store
 				i;
 	QdbCandidate cur;
 	uint32		tied;
+	uint32		adopted[2 * QDB_MAX_M];
 
 	Assert(level <= s->max_level);
 	ops->new_layer(g, entry_level);
@@ -282,17 +314,18 @@ QdbLinkNode(const QdbGraphOps *ops, void *g, const QdbLinkOps *lops, void *store
 	{
 		const uint32 *list = s->lists + QdbLevelStart(m, l);
 		bool		linked = false;
+		int			nadopted = 0;
 
 		for (i = 0; i < s->nlist[l]; i++)
 		{
-			linked |= lops->link_back(store, list[i], id, l, false, &tied);
-			keep_tied(lops, store, id, l, tied);
+			linked |= lops->link_back(store, list[i], id, l, false, NULL, NULL, &tied);
+			keep_tied(lops, store, id, l, tied, adopted, &nadopted);
 		}
 		/* every node keeps a way in: else a neighbour must link to it */
 		for (i = 0; !linked && i < s->nlist[l]; i++)
 		{
-			linked = lops->link_back(store, list[i], id, l, true, &tied);
-			keep_tied(lops, store, id, l, tied);
+			linked = lops->link_back(store, list[i], id, l, true, NULL, NULL, &tied);
+			keep_tied(lops, store, id, l, tied, adopted, &nadopted);
 		}
 	}
 	return QDB_OK;

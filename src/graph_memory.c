@@ -302,7 +302,8 @@ mem_set_own_lists(void *arg, uint32 id, int level, const uint32 *lists, const in
 
 /* Links node b back to a at level as QdbPlanLink plans, under b's lock. */
 static bool
-mem_link_back(void *arg, uint32 b, uint32 a, int level, bool force, uint32 *tied)
+mem_link_back(void *arg, uint32 b, uint32 a, int level, bool force, QdbMayDrop may_drop,
+			  void *drop_arg, uint32 *tied)
 {
 	Worker	   *w = arg;
 	QdbMemGraph *g = w->g;
@@ -322,8 +323,8 @@ mem_link_back(void *arg, uint32 b, uint32 a, int level, bool force, uint32 *tied
 	 */
 	if (tied)
 		*tied = QDB_NO_ID;
-	plan = QdbPlanLink(&mem_ops, w, b, (const uint32 *) list, nslots, a, force, NULL, NULL,
-					   want, NULL);
+	plan = QdbPlanLink(&mem_ops, w, b, (const uint32 *) list, nslots, a, force, may_drop,
+					   drop_arg, want, NULL);
 	/* readers load slots without the lock (mem_neighbors): store them atomically */
 	if (plan == QDB_LINK_WRITE)
 		for (i = 0; i < nslots; i++)

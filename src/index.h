@@ -468,7 +468,8 @@ extern QdbListChange QdbChangeList(Relation index, const QdbIndexCache *c, QdbDi
 								   QdbNodeRef *want);
 extern bool QdbLinkOnDisk(Relation index, const QdbIndexCache *c, QdbDiskGraph *g,
 						  QdbNodeRef n, int level, QdbNodeRef add, bool force,
-						  QdbNodeMap *map, QdbNodeRef *tied);
+						  QdbNodeMap *map, QdbMayDrop may_drop, void *drop_arg,
+						  QdbNodeRef *tied);
 extern void QdbMarkNodeDeleted(QdbNode node);
 extern bool QdbDropLinksToFree(const QdbNodeMap *map, const QdbMetaPageData *meta,
 							   QdbNode node);

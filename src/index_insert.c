@@ -92,11 +92,13 @@ disk_set_own_lists(void *arg, uint32 id, int level, const uint32 *lists, const i
 }
 
 static bool
-disk_link_back(void *arg, uint32 b, uint32 a, int level, bool force, uint32 *tied)
+disk_link_back(void *arg, uint32 b, uint32 a, int level, bool force, QdbMayDrop may_drop,
+			   void *drop_arg, uint32 *tied)
 {
 	DiskLink   *d = arg;
 
-	return QdbLinkOnDisk(d->index, d->c, d->g, b, level, a, force, NULL, tied);
+	return QdbLinkOnDisk(d->index, d->c, d->g, b, level, a, force, NULL, may_drop, drop_arg,
+						 tied);
 }
 
 static const QdbLinkOps disk_link_ops = {disk_set_own_lists, disk_link_back};

@@ -258,7 +258,7 @@ QdbRepairReachability(Relation index)
 			from = palloc(sizeof(QdbCandidate) * (2 * c->shape.m + c->ef_construction));
 			nfrom = reached_candidates(g, c, &meta, &map, u, from);
 			for (j = 0; j < nfrom && !done; j++)
-				done = QdbLinkOnDisk(index, c, g, from[j].id, 0, u, true, &map, NULL);
+				done = QdbLinkOnDisk(index, c, g, from[j].id, 0, u, true, &map, NULL, NULL, NULL);
 			MemoryContextSwitchTo(rcxt);
 			MemoryContextReset(percall);
 			if (done)

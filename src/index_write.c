@@ -191,6 +191,8 @@ typedef struct LinkRequest
 	QdbNodeRef	add;
 	bool		force;
 	QdbNodeMap *map;
+	QdbMayDrop	may_drop;		/* without a map: the caller's rule, or NULL */
+	void	   *drop_arg;
 	QdbLinkPlan result;
 	QdbNodeRef	tied;			/* of the last plan */
 } LinkRequest;
@@ -211,14 +213,16 @@ plan_link(void *arg, QdbDiskGraph *g, QdbNodeRef ref, int level, const QdbNodeRe
 	LinkRequest *r = arg;
 
 	r->result = QdbPlanLink(&qdb_disk_graph_ops, g, ref, cur, nslots, r->add, r->force,
-							r->map ? may_drop : NULL, r->map, want, &r->tied);
+							r->map ? may_drop : r->may_drop, r->map ? (void *) r->map : r->drop_arg,
+							want, &r->tied);
 	return r->result == QDB_LINK_WRITE;
 }
 
 /*
  * Links node n at level to add as QdbPlanLink plans (force: add must get
  * in; given a map, only at the cost of a member that other live nodes link
- * to as well, and the map's level-0 in-degrees follow the change).
+ * to as well, and the map's level-0 in-degrees follow the change; else
+ * may_drop, NULL for any, says which members may go).
  * Returns whether n links to add afterwards.  If n's list changed under
  * every try, n does not; the new node keeps its own links.  tied (NULL: not
  * wanted) gets the member n let go for add at add's distance
@@ -226,12 +230,13 @@ plan_link(void *arg, QdbDiskGraph *g, QdbNodeRef ref, int level, const QdbNodeRe
  */
 bool
 QdbLinkOnDisk(Relation index, const QdbIndexCache *c, QdbDiskGraph *g, QdbNodeRef n,
-			  int level, QdbNodeRef add, bool force, QdbNodeMap *map, QdbNodeRef *tied)
+			  int level, QdbNodeRef add, bool force, QdbNodeMap *map, QdbMayDrop may_drop,
+			  void *drop_arg, QdbNodeRef *tied)
 {
 	int			nslots = QdbLevelSlots(c->shape.m, level);
 	QdbNodeRef	cur[2 * QDB_MAX_M];
 	QdbNodeRef	want[2 * QDB_MAX_M];
-	LinkRequest r = {add, force, map, QDB_LINK_REFUSED, QDB_NO_NODE};
+	LinkRequest r = {add, force, map, may_drop, drop_arg, QDB_LINK_REFUSED, QDB_NO_NODE};
 
 	if (tied)
 		*tied = QDB_NO_NODE;

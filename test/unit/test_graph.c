@@ -137,13 +137,14 @@ toy_set_own_lists(void *store, uint32 id, int level, const uint32 *lists, const 
 }
 
 static bool
-toy_link_back(void *store, uint32 b, uint32 a, int level, bool force, uint32 *tied)
+toy_link_back(void *store, uint32 b, uint32 a, int level, bool force, QdbMayDrop may_drop,
+			  void *drop_arg, uint32 *tied)
 {
 	Toy		   *t = store;
 	uint32		want[2 * QDB_MAX_M];
 	int			nslots = QdbLevelSlots(t->m, level);
 	QdbLinkPlan plan = QdbPlanLink(&toy_ops, t, b, list_of(t, b, level), nslots, a, force,
-								   NULL, NULL, want, t->no_ties ? NULL : tied);
+								   may_drop, drop_arg, want, t->no_ties ? NULL : tied);
 
 	if (tied && (t->no_ties || plan != QDB_LINK_WRITE))
 		*tied = QDB_NO_ID;
@@ -552,19 +553,21 @@ toy_visited(Toy *t, QdbCandidate *out)
 }
 
 /*
- * Links nodes 1 .. n-1 of t in order by QdbLinkNode, node 0 the first entry
- * point, a node above its level the next; *entry and *entry_level get the
- * last.  Returns how many failed.
+ * Links the nodes of t by QdbLinkNode in order (NULL: 0 .. n-1), the first
+ * the first entry point, a node above its level the next; *entry and
+ * *entry_level get the last.  Returns how many failed.
  */
 static int
-link_all(Toy *t, QdbLinkScratch *s, uint32 *entry, int *entry_level)
+link_all(Toy *t, QdbLinkScratch *s, const uint32 *order, uint32 *entry, int *entry_level)
 {
 	int			failures = 0;
 
-	*entry = 0;
-	*entry_level = t->level[0];
-	for (int i = 1; i < t->n; i++)
+	*entry = order ? order[0] : 0;
+	*entry_level = t->level[*entry];
+	for (int k = 1; k < t->n; k++)
 	{
+		uint32		i = order ? order[k] : (uint32) k;
+
 		t->q = t->x + (size_t) i * DIM;
 		t->self = i;
 		if (QdbLinkNode(&toy_ops, t, &toy_link_ops, t, i, t->level[i], *entry, *entry_level,
@@ -720,7 +723,7 @@ test_link_node(void)
 	}
 
 	tap_ok(QdbLinkScratchInit(&s, &qdb_default_alloc, m, ef, MAX_LEVEL), "link scratch");
-	failures = link_all(&t, &s, &entry, &entry_level);
+	failures = link_all(&t, &s, NULL, &entry, &entry_level);
 	tap_ok(failures == 0, "QdbLinkNode linked %d nodes (%d failed)", n - 1, failures);
 
 	for (i = 0; i < n; i++)
@@ -799,14 +802,15 @@ test_link_node(void)
  * that, most copies lost their only way in.
  */
 static int
-link_copies(bool no_ties)
+link_copies(bool no_ties, int copies_order)
 {
 	const int	n = 300,
 				m = 4,
 				ef = 32;
 	Toy			t;
 	QdbLinkScratch s;
-	uint32		entry = 0;
+	uint32		entry = 0,
+				order[300];
 	int			entry_level,
 				reached,
 				i,
@@ -826,7 +830,18 @@ link_copies(bool no_ties)
 		t.level[i] = i < 100 ? Min((int) floor(-log(1.0 - rnd()) / log((double) m)), MAX_LEVEL) : 0;
 	if (!QdbLinkScratchInit(&s, &qdb_default_alloc, m, ef, MAX_LEVEL))
 		return -1;
-	if (link_all(&t, &s, &entry, &entry_level) != 0)
+	/* the copies inserted by rising node number (0), falling (1) or shuffled (2) */
+	for (i = 0; i < n; i++)
+		order[i] = i < 100 || copies_order == 0 ? i : copies_order == 1 ? n - 1 - (i - 100) : i;
+	for (i = n - 1; copies_order == 2 && i > 100; i--)
+	{
+		int			r = 100 + (int) (rnd() * (i - 100 + 1));
+		uint32		tmp = order[i];
+
+		order[i] = order[r];
+		order[r] = tmp;
+	}
+	if (link_all(&t, &s, order, &entry, &entry_level) != 0)
 		return -1;
 	reached = reached_from(&t, entry);
 	QdbLinkScratchFree(&s);
@@ -837,13 +852,20 @@ link_copies(bool no_ties)
 static void
 test_link_copies(void)
 {
-	int			with = link_copies(false),
-				without = link_copies(true);
+	static const char *const orders[3] = {"rising", "falling", "shuffled"};
 
-	tap_ok(with == 300, "200 copies of one point: every node reachable (%d of 300)", with);
-	tap_ok(without >= 0 && without < 300,
-		   "without the tied member's new link, some are not (%d of 300): the check can fail",
-		   without);
+	for (int o = 0; o < 3; o++)
+	{
+		int			with = link_copies(false, o),
+					without = link_copies(true, o);
+
+		tap_ok(with == 300,
+			   "200 copies of one point, by %s node number: every node reachable (%d of 300)",
+			   orders[o], with);
+		tap_ok(without >= 0 && without < 300,
+			   "without the tied member's new link, some are not (%d of 300): the check can fail",
+			   without);
+	}
 }
 
 int
