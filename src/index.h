@@ -374,6 +374,7 @@ extern const uint8 *QdbDiskGraphCode(QdbDiskGraph *g, QdbNodeRef ref, bool *dele
 									 ItemPointer heaptid);
 extern int64 QdbDiskGraphVisited(QdbDiskGraph *g);
 extern bool QdbDiskGraphMetUnlinked(QdbDiskGraph *g);
+extern int	QdbDiskGraphMeasured(QdbDiskGraph *g, QdbCandidate **out);
 extern void QdbDiskGraphPrefetchNodes(QdbDiskGraph *g, const QdbCandidate *cand, int n);
 extern const QdbGraphOps qdb_disk_graph_ops;
 extern void QdbDiskGraphSetQueryCode(QdbDiskGraph *g, const uint8 *code);

@@ -724,28 +724,19 @@ QdbDiskSearchFromMeasured(QdbDiskGraph *g, QdbNodeRef entry, int ef, QdbCandidat
 						  int nout, bool keep)
 {
 	QdbCandidate *entries;
-	int			n = 0;
+	int			n;
 	bool		have_entry = false;
 
 	/* found from the entry point's side already: all there is, as far as it reaches */
 	for (int i = 0; i < nout; i++)
 		if (out[i].id == entry)
 			return nout;
-	entries = palloc(sizeof(QdbCandidate) * (g->used + 1));
-
-	for (uint32 i = 0; i < g->used; i++)
-	{
-		DiskNode   *e = node_at(g, i);
-
-		if (e->dist_epoch != g->dist_epoch)
-			continue;
-		entries[n].id = e->ref;
-		entries[n].dist = e->dist;
-		have_entry |= e->ref == entry;
-		n++;
-	}
+	n = QdbDiskGraphMeasured(g, &entries);
+	for (int i = 0; i < n; i++)
+		have_entry |= entries[i].id == entry;
 	if (!have_entry)
 	{
+		entries = repalloc(entries, sizeof(QdbCandidate) * (n + 1));
 		entries[n].id = entry;
 		entries[n].dist = disk_distance(g, entry);
 		n++;
@@ -753,6 +744,31 @@ QdbDiskSearchFromMeasured(QdbDiskGraph *g, QdbNodeRef entry, int ef, QdbCandidat
 	QdbDiskGraphNewLayer(g, 0);
 	n = QdbDiskSearch(g, entries, n, ef, 0, out, keep);
 	pfree(entries);
+	return n;
+}
+
+/*
+ * Every node whose distance the graph has measured for its current query,
+ * nearest first, in *out (palloc'd); returns how many.
+ */
+int
+QdbDiskGraphMeasured(QdbDiskGraph *g, QdbCandidate **out)
+{
+	QdbCandidate *all = palloc(sizeof(QdbCandidate) * Max(g->used, 1));
+	int			n = 0;
+
+	for (uint32 i = 0; i < g->used; i++)
+	{
+		DiskNode   *e = node_at(g, i);
+
+		if (e->dist_epoch != g->dist_epoch)
+			continue;
+		all[n].id = e->ref;
+		all[n].dist = e->dist;
+		n++;
+	}
+	QdbSortCandidates(all, n);
+	*out = all;
 	return n;
 }
 

@@ -160,9 +160,28 @@ QdbNodeMapCountUnreached(Relation index, QdbIndexCache *c, const QdbMetaPageData
 	return missed;
 }
 
+/* Appends the live reached nodes of cand[0 .. n) but u to out, up to max in all. */
+static int
+add_reached(QdbNodeMap *map, QdbNodeRef u, const QdbCandidate *cand, int n,
+			QdbCandidate *out, int nout, int max)
+{
+	for (int i = 0; i < n && nout < max; i++)
+	{
+		Size		slot;
+
+		if (cand[i].id == u || !QdbNodeMapHas(map, cand[i].id))
+			continue;
+		slot = QdbNodeSlot(map, cand[i].id);
+		if (map->reached[slot] && is_live(map, slot))
+			out[nout++] = cand[i];
+	}
+	return nout;
+}
+
 /*
  * Live reached nodes to link unreached node u from, nearest first: u's own
- * neighbours, then what a search of the graph for u's code finds.
+ * neighbours, then what a search of the graph for u's code finds; when
+ * there are none, the nodes that search measured.
  */
 static int
 reached_candidates(QdbDiskGraph *g, QdbIndexCache *c, const QdbMetaPageData *meta,
@@ -172,6 +191,7 @@ reached_candidates(QdbDiskGraph *g, QdbIndexCache *c, const QdbMetaPageData *met
 	QdbCandidate cur;
 	QdbCandidate *found = palloc(sizeof(QdbCandidate) * c->ef_construction);
 	int			nout = 0,
+				max = 2 * c->shape.m + c->ef_construction,
 				n,
 				i;
 
@@ -193,16 +213,21 @@ reached_candidates(QdbDiskGraph *g, QdbIndexCache *c, const QdbMetaPageData *met
 	{
 		QdbDiskGraphNewLayer(g, 0);
 		n = QdbDiskSearch(g, &cur, 1, c->ef_construction, 0, found, false);
-		for (i = 0; i < n && nout < 2 * c->shape.m + c->ef_construction; i++)
-		{
-			Size		slot;
+		nout = add_reached(map, u, found, n, out, nout, max);
+	}
+	if (nout == 0)
+	{
+		/*
+		 * The search found only unreached nodes: u among copies of its own
+		 * vector, all unreached, which fill the beam (100 copies each of 3
+		 * vectors left one group out after 5 builds of 6).  The nodes its
+		 * descent measured on the way, outside them, are the nearest to
+		 * link from.
+		 */
+		QdbCandidate *seen;
 
-			if (found[i].id == u || !QdbNodeMapHas(map, found[i].id))
-				continue;
-			slot = QdbNodeSlot(map, found[i].id);
-			if (map->reached[slot] && is_live(map, slot))
-				out[nout++] = found[i];
-		}
+		n = QdbDiskGraphMeasured(g, &seen);
+		nout = add_reached(map, u, seen, n, out, nout, max);
 	}
 	return nout;
 }
