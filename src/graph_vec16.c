@@ -17,7 +17,8 @@
  * most s / 2, a 2L-th of the row's largest magnitude.  8 bits (L = 127)
  * built glove's graph in 0.74 of the time, but its scans lost up to 0.003
  * of 10-recall@10 at the same settings; with these it stayed within 0.001
- * of the float graph's (README, "The build's vectors as 16-bit integers").
+ * of the float graph's (test/bench/RESULTS.md, "The build's vectors as
+ * 16-bit integers").
  *
  * The distance is the metric's between the two vectors the rows stand for,
  * s q: under L2 |sa qa - sb qb| from the rows' sums of squares and their dot

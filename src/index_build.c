@@ -54,9 +54,10 @@
 /*
  * fashion-mnist-784's rows stored three ways in one cluster, each with its
  * own index, queried side by side with test/bench/scan_ab.py --a-table
- * --b-table at ef_search 40 / rerank 40 (the index scan: README, "Rows
- * stored plainly or by lz4"); the exact scan from test/bench/index.sh
- * --emb-storage plain against the default storage (README, "Benchmarks")
+ * --b-table at ef_search 40 / rerank 40 (the index scan:
+ * test/bench/RESULTS.md, "Rows stored plainly or by lz4"); the exact scan
+ * from test/bench/index.sh --emb-storage plain against the default storage
+ * (test/bench/RESULTS.md, "The index against pgvector")
  */
 #define QDB_PLAIN_STORAGE_GAIN	"1.5 times the index scan's queries per second at 0.97 recall and 5.6 times the exact scan's"
 #define QDB_LZ4_STORAGE_GAIN	"; rows compressed by lz4 instead of pglz, 1.1 to 1.2 times the index scan's"

@@ -9,7 +9,7 @@
 # usage: test/bench/index.sh [--no-build] [MODE] [index.py options]
 #   e.g. test/bench/index.sh --set glove-100-angular --rows 20000 --queries 200
 #   --no-build   use the extension already installed (no make, no make install)
-# modes (README.md, "The index against pgvector"):
+# modes (test/bench/RESULTS.md, "Data larger than memory, growth, synthetic data"):
 #   --mem-limit SIZE  load and build unconfined, then restart the server in a
 #                memory cgroup (v1) of SIZE (e.g. 100M) with shared_buffers
 #                16MB (QDB_BENCH_CONFINED_SHARED_BUFFERS) and drop the page
