@@ -147,6 +147,15 @@ SELECT quantumdb.train('x', 'glove', 'nope');
 \echo :LAST_ERROR_SQLSTATE
 SELECT quantumdb.train('x', 'glove', 'id');
 \echo :LAST_ERROR_SQLSTATE
+-- a domain over real[] holds real[] values: it trains (it was refused)
+CREATE DOMAIN emb_d AS real[] CHECK (cardinality(VALUE) = 100);
+CREATE TABLE glove_d (id int, embedding emb_d);
+INSERT INTO glove_d SELECT id, embedding FROM glove;
+SELECT compressor, kind, dimensions, training_rows > 0 AS trained
+FROM quantumdb.train('glove_d_pq', 'glove_d', 'embedding', kind => 'pq');
+SELECT quantumdb.drop_compressor('glove_d_pq');
+DROP TABLE glove_d;
+DROP DOMAIN emb_d;
 SELECT quantumdb.train('x', 'nope', 'embedding');
 \echo :LAST_ERROR_SQLSTATE
 SELECT quantumdb.train(NULL, 'glove', 'embedding');

@@ -105,3 +105,63 @@ RESET enable_seqscan;
 DROP TABLE tr;
 DROP FUNCTION adc_mismatches(text);
 SELECT quantumdb.drop_compressor(n) FROM unnest(ARRAY['tr_pq', 'tr_opq', 'tr_nn']) n;
+
+-- Options whose node cannot fit on a page: with inline_codes each of a
+-- node's 2 m level-0 neighbours carries its code.  CREATE INDEX used to
+-- fail with an internal error (XX000) on a full table and, on an empty
+-- one, to succeed and then refuse every INSERT.
+CREATE TABLE tw (id int, emb real[]);
+INSERT INTO tw
+SELECT i, (SELECT array_agg(sin(i * 0.731 + j * 1.37 + (i % 7) * j)::real)
+           FROM generate_series(1, 128) j)
+FROM generate_series(1, 600) i;
+SELECT compressor, code_bytes FROM quantumdb.train('tw_wide', 'tw', 'emb', kind => 'pq',
+                                       subvectors => 128, kmeans_iters => 2,
+                                       sample => 600, validation => 50);
+CREATE INDEX tw_bad ON tw USING quantumdb (emb)
+  WITH (compressor = 'tw_wide', m = 32, inline_codes = on);
+CREATE TABLE tw_empty (id int, emb real[]);
+CREATE INDEX tw_empty_bad ON tw_empty USING quantumdb (emb)
+  WITH (compressor = 'tw_wide', m = 32, inline_codes = on);
+INSERT INTO tw_empty SELECT * FROM tw WHERE id <= 3;
+-- what fits still builds, and takes rows
+CREATE INDEX tw_ok ON tw_empty USING quantumdb (emb)
+  WITH (compressor = 'tw_wide', m = 16, inline_codes = on);
+INSERT INTO tw_empty SELECT * FROM tw WHERE id > 3;
+SELECT count(*) FROM tw_empty;
+SELECT * FROM quantumdb.verify('tw_ok');
+DROP TABLE tw_empty;
+
+-- Cosine rows of floats far from 1: a norm summed in float overflows at
+-- elements near 1e19 and vanishes at 1e-30, which made such a query, an
+-- INSERT of such a row into a built index, CREATE INDEX and training fail
+-- with "unusable training data".  Each row here points as row 7 does.
+CREATE TABLE tc AS SELECT id, emb FROM tw WHERE id <= 300;
+INSERT INTO tc SELECT -1, (SELECT array_agg(x * 1e19::real) FROM unnest(emb) x) FROM tw WHERE id = 7;
+SELECT compressor FROM quantumdb.train('tc_pq', 'tc', 'emb', kind => 'pq', metric => 'cosine',
+                                       subvectors => 8, sample => 300, validation => 30);
+CREATE INDEX tc_idx ON tc USING quantumdb (emb real_cosine_ops) WITH (compressor = 'tc_pq');
+INSERT INTO tc SELECT -2, (SELECT array_agg(x * 1e-30::real) FROM unnest(emb) x) FROM tw WHERE id = 7;
+INSERT INTO tc SELECT -3, (SELECT array_agg(x * 1e-40::real) FROM unnest(emb) x) FROM tw WHERE id = 7;
+SET enable_seqscan = off;
+SET quantumdb.rerank = 10;
+SELECT array_agg(id ORDER BY id) AS same_direction
+FROM (SELECT id FROM tc ORDER BY emb <=> (SELECT array_agg(x * 1e20::real)
+                                         FROM tw, unnest(emb) x WHERE id = 7) LIMIT 4) s;
+SELECT array_agg(id ORDER BY id) AS same_direction_small
+FROM (SELECT id FROM tc ORDER BY emb <=> (SELECT array_agg(x * 1e-35::real)
+                                         FROM tw, unnest(emb) x WHERE id = 7) LIMIT 4) s;
+RESET quantumdb.rerank;
+RESET enable_seqscan;
+DROP TABLE tc, tw;
+SELECT quantumdb.drop_compressor(n) FROM unnest(ARRAY['tw_wide', 'tc_pq']) n;
+
+-- The functions that open an index by OID, given one no relation has (an
+-- index dropped since the caller read pg_index): 42P01, not XX000.
+\set VERBOSITY terse
+SELECT * FROM quantumdb.index_info(987654);
+SELECT * FROM quantumdb.verify(987654);
+SELECT * FROM quantumdb.scan_settings(987654);
+SELECT * FROM quantumdb.calibration(987654);
+SELECT * FROM quantumdb.calibrate(987654);
+\set VERBOSITY default

@@ -254,7 +254,7 @@ quantumdb_autotune(PG_FUNCTION_ARGS)
 	if (t->n_train < 1000 || t->n_val < 10)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("too few vectors to tune on: %d non-NULL rows, at least 1111 needed",
+				 errmsg("too few vectors to tune on: %d distinct non-NULL vectors, at least 1111 needed",
 						s.n),
 				 errdetail("A tenth of the rows (at most validation) are held out, and trials train on at least 1000.")));
 	t->dim = s.dim;

@@ -63,15 +63,13 @@ extern bool QdbVectorIsZero(const float *x, int dim);
 /*
  * Scales x (not a zero vector) to unit length, for cosine as 1 - dot, in
  * place: never on floats QdbDatumGetFloats returned, which may point into
- * a tuple in a shared buffer.
+ * a tuple in a shared buffer.  In double (qdb_normalize): a row of floats
+ * near 1e19, or 1e-30, has no float norm.
  */
 static inline void
 QdbNormalize(float *x, int n)
 {
-	float		nrm = sqrtf(qdb_kernels.dot(x, x, n));
-
-	for (int i = 0; i < n; i++)
-		x[i] /= nrm;
+	(void) qdb_normalize(x, n, x);
 }
 
 /*

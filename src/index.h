@@ -338,6 +338,8 @@ extern void QdbNodeScanEnd(QdbNodeScan *scan);
  * ereport, no backend call) that return NULL or what is wrong
  */
 extern const char QdbNodeMissing[];
+extern Size QdbMaxNodeSize(void);
+extern bool QdbNodeFits(int code_size, int m, int level, bool inline_codes);
 extern int	QdbHighestLevel(int code_size, int m, bool inline_codes);
 extern const char *QdbPageProblem(Page page);
 extern const char *QdbNodePageProblem(Page page);
@@ -502,5 +504,6 @@ extern double QdbCountLiveNodes(Relation index);
 extern int64 QdbFreeUnlinkedNodes(Relation index, BufferAccessStrategy strategy);
 
 /* index_info.c: quantumdb.index_info() and quantumdb.verify() */
+extern Relation QdbOpenIndexByOid(Oid relid);
 
 #endif							/* QDB_INDEX_H */

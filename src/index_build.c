@@ -625,6 +625,31 @@ write_untrained_meta(Relation index, ForkNumber fork, QdbMetric metric, int dim,
 	QdbWriteMetaPage(index, fork, &meta);
 }
 
+/*
+ * The ERROR of options whose level-0 node would not fit on a page: with
+ * inline_codes each of its 2 m neighbours carries its code (a 100-byte
+ * code at m 40: 8,320 bytes), and an index whose nodes cannot be written
+ * would refuse every row.
+ */
+static void
+check_node_fits(Relation index, int code_size, int m, bool inline_codes)
+{
+	if (QdbNodeFits(code_size, m, 0, inline_codes))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+			 errmsg("a node of index \"%s\" would not fit on a page",
+					RelationGetRelationName(index)),
+			 inline_codes ?
+			 errdetail("With inline_codes, each of a node's %d level-0 neighbours carries its %d-byte code: %zu bytes, over the %zu a page holds.",
+					   2 * m, code_size,
+					   (Size) QdbNodeSize(code_size, m, 0, true), QdbMaxNodeSize()) :
+			 errdetail("A level-0 node with %d neighbours and a %d-byte code takes %zu bytes, over the %zu a page holds.",
+					   2 * m, code_size,
+					   (Size) QdbNodeSize(code_size, m, 0, false), QdbMaxNodeSize()),
+			 errhint("Lower m, turn inline_codes off, or use a compressor with shorter codes.")));
+}
+
 /* Meta page and compressor pages of a new index on fork. */
 static void
 write_header_pages(Relation index, ForkNumber fork, const QdbModel *model,
@@ -635,6 +660,7 @@ write_header_pages(Relation index, ForkNumber fork, const QdbModel *model,
 	uint8	   *blob;
 	size_t		len;
 
+	check_node_fits(index, (int) qdb_code_size(model), m, inline_codes);
 	QdbReportStatus(qdb_model_serialize(model, &qdb_palloc_alloc, &blob, &len),
 					"could not serialize the compressor", NULL);
 	memset(&meta, 0, sizeof(meta));

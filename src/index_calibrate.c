@@ -551,13 +551,8 @@ QdbRecalibrate(Relation heap, Relation index, const QdbCalibration *old)
 Relation
 QdbOpenCalibratedIndex(Oid relid, bool owner, Relation *heap)
 {
-	Relation	index = relation_open(relid, AccessShareLock);
+	Relation	index = QdbOpenIndexByOid(relid);
 
-	if (index->rd_rel->relkind != RELKIND_INDEX || index->rd_indam == NULL ||
-		index->rd_indam->ambuild != qdbbuild)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("\"%s\" is not a quantumdb index", RelationGetRelationName(index))));
 	if (owner)
 	{
 		if (!pg_class_ownercheck(index->rd_index->indrelid, GetUserId()))

@@ -23,18 +23,35 @@
 PG_FUNCTION_INFO_V1(quantumdb_index_info);
 PG_FUNCTION_INFO_V1(quantumdb_verify);
 
-/* Opens a quantumdb index the caller may read (SELECT on its table). */
-static Relation
-open_index(Oid relid)
+/*
+ * The quantumdb index relid names, opened with AccessShareLock: ERROR 42P01
+ * when no relation has that OID (dropped since the caller read it, say),
+ * 42809 when it is not a quantumdb index.
+ */
+Relation
+QdbOpenIndexByOid(Oid relid)
 {
-	Relation	index = relation_open(relid, AccessShareLock);
-	AclResult	acl;
+	Relation	index = try_relation_open(relid, AccessShareLock);
 
+	if (index == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
 	if (index->rd_rel->relkind != RELKIND_INDEX || index->rd_indam == NULL ||
 		index->rd_indam->ambuild != qdbbuild)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("\"%s\" is not a quantumdb index", RelationGetRelationName(index))));
+	return index;
+}
+
+/* Opens a quantumdb index the caller may read (SELECT on its table). */
+static Relation
+open_index(Oid relid)
+{
+	Relation	index = QdbOpenIndexByOid(relid);
+	AclResult	acl;
+
 	acl = pg_class_aclcheck(index->rd_index->indrelid, GetUserId(), ACL_SELECT);
 	if (acl != ACLCHECK_OK)
 		aclcheck_error(acl, OBJECT_TABLE, get_rel_name(index->rd_index->indrelid));

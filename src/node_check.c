@@ -20,14 +20,31 @@
 /* What QdbNodeItemProblem returns for an offset with no line pointer. */
 const char	QdbNodeMissing[] = "there is no such node";
 
-/* The highest level whose node tuple still fits on a page (at most QDB_MAX_LEVEL). */
+/* The largest node tuple a page holds. */
+Size
+QdbMaxNodeSize(void)
+{
+	return QDB_PAGE_CAPACITY - sizeof(ItemIdData);
+}
+
+/* Whether a node tuple of level fits on a page. */
+bool
+QdbNodeFits(int code_size, int m, int level, bool inline_codes)
+{
+	return MAXALIGN(QdbNodeSize(code_size, m, level, inline_codes)) <= QdbMaxNodeSize();
+}
+
+/*
+ * The highest level whose node tuple still fits on a page (at most
+ * QDB_MAX_LEVEL); 0 also when a level-0 node does not fit, which CREATE
+ * INDEX refuses (index_build.c).
+ */
 int
 QdbHighestLevel(int code_size, int m, bool inline_codes)
 {
-	Size		max_item = QDB_PAGE_CAPACITY - sizeof(ItemIdData);
 	int			level = QDB_MAX_LEVEL;
 
-	while (level > 0 && MAXALIGN(QdbNodeSize(code_size, m, level, inline_codes)) > max_item)
+	while (level > 0 && !QdbNodeFits(code_size, m, level, inline_codes))
 		level--;
 	return level;
 }

@@ -80,13 +80,14 @@ check_column(Oid relid, const char *column)
 				 errmsg("column \"%s\" of relation \"%s\" does not exist",
 						column, get_rel_name(relid))));
 	type = get_atttype(relid, attnum);
-	if (QdbVecTypeOf(type) == QDB_VEC_NONE)
+	/* a domain over a vector type holds the same values */
+	if (QdbVecTypeOf(getBaseType(type)) == QDB_VEC_NONE)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
 				 errmsg("column \"%s\" of relation \"%s\" is of type %s, not a vector type",
 						column, get_rel_name(relid), format_type_be(type)),
 				 errdetail("Compressors train on real[] columns, or on pgvector's vector and halfvec.")));
-	return QdbVecTypeOf(type);
+	return QdbVecTypeOf(getBaseType(type));
 }
 
 /* The set of kept keys: keys are hashes already, their low bits suffice */

@@ -273,7 +273,7 @@ quantumdb_train(PG_FUNCTION_ARGS)
 	if (n_train < MIN_TRAIN_ROWS)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("too few vectors to train on: %d non-NULL rows, at least %d needed",
+				 errmsg("too few vectors to train on: %d distinct non-NULL vectors, at least %d needed",
 						s.n, MIN_TRAIN_ROWS + MIN_TRAIN_ROWS / 9),
 				 errdetail("Each of the %d sub-quantizers has %d centroids.",
 						   cfg.M, QDB_KSUB)));

@@ -263,15 +263,11 @@ qdb_compute_distance_table(const QdbModel *m, const float *query,
 
 	if (m->metric == QDB_METRIC_COSINE)
 	{
-		float		nrm = sqrtf(qdb_kernels.dot(query, query, m->dim));
-
-		if (!(nrm > 0) || !isfinite(nrm))
+		if (qdb_normalize(query, m->dim, r) != QDB_OK)
 		{
 			qdb_free(m->alloc, r);
 			return QDB_ERR_DATA;
 		}
-		for (j = 0; j < m->dim; j++)
-			r[j] = query[j] / nrm;
 		q = r;					/* r is rewritten in place below */
 	}
 
@@ -571,19 +567,22 @@ qdb_adc_recall(const QdbModel *m, const float *base, size_t nb,
 		goto done;
 	for (j = 0; j < nb; j++)
 	{
-		float		nn = qdb_kernels.dot(base + j * d, base + j * d, d);
-
 		if (m->metric == QDB_METRIC_COSINE)
 		{
-			if (!(nn > 0))
+			double		ss = 0;
+
+			/* in double: a row of large or small floats has a norm */
+			for (int t = 0; t < d; t++)
+				ss += (double) base[j * d + t] * base[j * d + t];
+			if (!(ss > 0) || !isfinite(ss))
 			{
 				status = QDB_ERR_DATA;
 				goto done;
 			}
-			w.bnorm[j] = 1.0f / sqrtf(nn);
+			w.bnorm[j] = (float) (1.0 / sqrt(ss));
 		}
 		else
-			w.bnorm[j] = nn;
+			w.bnorm[j] = qdb_kernels.dot(base + j * d, base + j * d, d);
 	}
 
 	for (q0 = 0; q0 < nq; q0 += RECALL_QUERY_BLOCK)
@@ -599,16 +598,11 @@ qdb_adc_recall(const QdbModel *m, const float *base, size_t nb,
 
 			if (m->metric == QDB_METRIC_COSINE)
 			{
-				float		inv;
-
-				if (!(nn > 0))
+				if (qdb_normalize(q, d, dst) != QDB_OK)
 				{
 					status = QDB_ERR_DATA;
 					goto done;
 				}
-				inv = 1.0f / sqrtf(nn);
-				for (j = 0; j < (size_t) d; j++)
-					dst[j] = q[j] * inv;
 			}
 			else
 				memcpy(dst, q, sizeof(float) * d);

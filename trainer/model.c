@@ -258,20 +258,15 @@ transform_block(const QdbModel *m, const float *x, size_t b, float *buf, float *
 		{
 			const float *xr = x + i * d;
 			float	   *br = buf + i * d;
-			float		scale = 1.0f;
 
 			if (m->metric == QDB_METRIC_COSINE)
 			{
-				double		ss = 0;
-
-				for (j = 0; j < d; j++)
-					ss += (double) xr[j] * xr[j];
-				if (!(ss > 0))
+				if (qdb_normalize(xr, d, br) != QDB_OK)
 					return QDB_ERR_DATA;
-				scale = (float) (1.0 / sqrt(ss));
+				xr = br;
 			}
 			for (j = 0; j < d; j++)
-				br[j] = xr[j] * scale - (m->mean ? m->mean[j] : 0.0f);
+				br[j] = xr[j] - (m->mean ? m->mean[j] : 0.0f);
 		}
 		src = buf;
 	}

@@ -62,6 +62,13 @@ int			qdb_kind_parse(const char *s, QdbKind *out);	/* QDB_OK or QDB_ERR_ARG */
 const char *qdb_metric_name(int metric);
 int			qdb_metric_parse(const char *s, QdbMetric *out);
 
+/*
+ * x (d floats) scaled to unit length into out (may be x), in double, so
+ * that a finite row of any magnitude has a direction; QDB_ERR_DATA for a
+ * zero or non-finite row (util.c).
+ */
+int			qdb_normalize(const float *x, int d, float *out);
+
 typedef struct QdbAlloc
 {
 	void	   *(*alloc) (size_t size, void *st);	/* NULL on failure */

@@ -166,24 +166,10 @@ qdb_train_sample(const QdbAlloc *a, const float *x, size_t n, const QdbTrainConf
 		qdb_sample_rows(x, n, c->dim, ns, c->seed, sample);
 	else
 		memcpy(sample, x, sizeof(float) * n * c->dim);
+	/* check_data refused zero rows */
 	if (c->metric == QDB_METRIC_COSINE)
-	{
-		size_t		i;
-		int			j;
-
-		for (i = 0; i < ns; i++)
-		{
-			float	   *r = sample + i * c->dim;
-			double		ss = 0;
-			float		inv;
-
-			for (j = 0; j < c->dim; j++)
-				ss += (double) r[j] * r[j];
-			inv = (float) (1.0 / sqrt(ss));
-			for (j = 0; j < c->dim; j++)
-				r[j] *= inv;
-		}
-	}
+		for (size_t i = 0; i < ns; i++)
+			(void) qdb_normalize(sample + i * c->dim, c->dim, sample + i * c->dim);
 
 	if (c->kind == QDB_KIND_NEURAL)
 		status = qdb_neural_train(a, sample, ns, c, nn_ops, out, cb, arg, err, errlen);

@@ -1,7 +1,8 @@
 /*
  * util.c
  *	  Small shared pieces of the trainer core: status and enum names, the
- *	  default allocator, the random number generator and the clock.
+ *	  default allocator, the random number generator, the clock and the
+ *	  normalisation of a row for cosine.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -194,4 +195,28 @@ qdb_now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double) ts.tv_sec + (double) ts.tv_nsec * 1e-9;
+}
+
+/*
+ * x (d floats) scaled to unit length into out (which may be x): the
+ * squared norm summed and the division done in double, so that a finite
+ * row of any float magnitude gives its direction (elements of 1e19 square
+ * past a float's range, of 1e-30 or denormals below it; in double the
+ * square of any float lies between 1e-90 and 1.2e77).  QDB_ERR_DATA for a
+ * zero or non-finite row.
+ */
+int
+qdb_normalize(const float *x, int d, float *out)
+{
+	double		ss = 0,
+				nrm;
+
+	for (int j = 0; j < d; j++)
+		ss += (double) x[j] * x[j];
+	nrm = sqrt(ss);
+	if (!(nrm > 0) || !isfinite(nrm))
+		return QDB_ERR_DATA;
+	for (int j = 0; j < d; j++)
+		out[j] = (float) ((double) x[j] / nrm);
+	return QDB_OK;
 }
