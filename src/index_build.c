@@ -515,6 +515,31 @@ build_threads(void)
 }
 
 /*
+ * The ERROR of options whose level-0 node would not fit on a page: with
+ * inline_codes each of its 2 m neighbours carries its code (a 100-byte
+ * code at m 40: 8,320 bytes), and an index whose nodes cannot be written
+ * would refuse every row.
+ */
+static void
+check_node_fits(Relation index, int code_size, int m, bool inline_codes)
+{
+	if (QdbNodeFits(code_size, m, 0, inline_codes))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+			 errmsg("a node of index \"%s\" would not fit on a page",
+					RelationGetRelationName(index)),
+			 inline_codes ?
+			 errdetail("With inline_codes, each of a node's %d level-0 neighbours carries its %d-byte code: %zu bytes, over the %zu a page holds.",
+					   2 * m, code_size,
+					   (Size) QdbNodeSize(code_size, m, 0, true), QdbMaxNodeSize()) :
+			 errdetail("A level-0 node with %d neighbours and a %d-byte code takes %zu bytes, over the %zu a page holds.",
+					   2 * m, code_size,
+					   (Size) QdbNodeSize(code_size, m, 0, false), QdbMaxNodeSize()),
+			 errhint("Lower m, turn inline_codes off, or use a compressor with shorter codes.")));
+}
+
+/*
  * The model the index will embed: from the catalog, or trained now.  False
  * when no compressor was named and the table has too few vectors to train
  * one: the index starts without one (QDB_BUILT_UNTRAINED); *heap_tuples
@@ -556,6 +581,9 @@ obtain_model(Relation heap, Relation index, IndexInfo *indexInfo, QdbMetric metr
 							name, qdb_metric_name(model->metric), qdb_metric_name(metric)),
 					 errhint("Train a compressor with metric => '%s', or use the operator class for %s.",
 							 qdb_metric_name(metric), qdb_metric_name(model->metric))));
+		/* before the compressor goes to a Citus table's workers */
+		check_node_fits(index, (int) qdb_code_size(model), QdbGetM(index),
+						QdbGetInlineCodes(index));
 		/* a Citus table's shard indexes are built next, on the workers */
 		QdbCitusBeforeShardIndexes(heap, name);
 	}
@@ -623,31 +651,6 @@ write_untrained_meta(Relation index, ForkNumber fork, QdbMetric metric, int dim,
 	meta.first_node_page = QDB_FIRST_COMPRESSOR_BLKNO;
 	meta.insert_page = QDB_FIRST_COMPRESSOR_BLKNO;
 	QdbWriteMetaPage(index, fork, &meta);
-}
-
-/*
- * The ERROR of options whose level-0 node would not fit on a page: with
- * inline_codes each of its 2 m neighbours carries its code (a 100-byte
- * code at m 40: 8,320 bytes), and an index whose nodes cannot be written
- * would refuse every row.
- */
-static void
-check_node_fits(Relation index, int code_size, int m, bool inline_codes)
-{
-	if (QdbNodeFits(code_size, m, 0, inline_codes))
-		return;
-	ereport(ERROR,
-			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-			 errmsg("a node of index \"%s\" would not fit on a page",
-					RelationGetRelationName(index)),
-			 inline_codes ?
-			 errdetail("With inline_codes, each of a node's %d level-0 neighbours carries its %d-byte code: %zu bytes, over the %zu a page holds.",
-					   2 * m, code_size,
-					   (Size) QdbNodeSize(code_size, m, 0, true), QdbMaxNodeSize()) :
-			 errdetail("A level-0 node with %d neighbours and a %d-byte code takes %zu bytes, over the %zu a page holds.",
-					   2 * m, code_size,
-					   (Size) QdbNodeSize(code_size, m, 0, false), QdbMaxNodeSize()),
-			 errhint("Lower m, turn inline_codes off, or use a compressor with shorter codes.")));
 }
 
 /* Meta page and compressor pages of a new index on fork. */

@@ -35,6 +35,7 @@
 
 #define RECALL_QUERY_BLOCK	256
 #define RECALL_BASE_BLOCK	4096
+#define RECALL_COSINE_BLOCK	512		/* base rows normalised at a time, under cosine */
 
 size_t
 qdb_table_floats(const QdbModel *m)
@@ -425,16 +426,21 @@ heap_push(float *hd, int64_t *hi, int *size, int k, float d, int64_t id)
 	hi[i] = id;
 }
 
-/* The metric's exact distance; q is normalised under cosine, binv = 1/|b|. */
+/*
+ * The metric's exact distance; q is normalised under cosine, and b is
+ * normalised into scratch (d floats) first: in double, as a row of tiny or
+ * huge floats needs (qdb_adc_recall checked that none is zero).
+ */
 static inline float
-exact_distance(int metric, const float *q, const float *b, float binv, int d)
+exact_distance(int metric, const float *q, const float *b, int d, float *scratch)
 {
 	switch (metric)
 	{
 		case QDB_METRIC_IP:
 			return -qdb_kernels.dot(q, b, d);
 		case QDB_METRIC_COSINE:
-			return 1.0f - qdb_kernels.dot(q, b, d) * binv;
+			(void) qdb_normalize(b, d, scratch);
+			return 1.0f - qdb_kernels.dot(q, scratch, d);
 		default:
 			return qdb_kernels.l2sq(q, b, d);
 	}
@@ -443,7 +449,8 @@ exact_distance(int metric, const float *q, const float *b, float binv, int d)
 typedef struct RecallWork
 {
 	uint8_t    *codes;			/* (nb x M) */
-	float	   *bnorm;			/* (nb): ||b||^2 for L2, 1/||b|| for cosine */
+	float	   *bnorm;			/* (nb): ||b||^2 for L2 */
+	float	   *bbuf;			/* (RECALL_COSINE_BLOCK x dim): base rows normalised */
 	float	   *qbuf;			/* (RECALL_QUERY_BLOCK x dim) prepared queries */
 	float	   *qnorm;			/* (RECALL_QUERY_BLOCK) */
 	float	   *dots;			/* (RECALL_QUERY_BLOCK x RECALL_BASE_BLOCK) */
@@ -468,14 +475,24 @@ exact_block(const QdbModel *m, RecallWork *w, const float *base, size_t nb,
 				i,
 				j;
 
+	size_t		step = m->metric == QDB_METRIC_COSINE ? RECALL_COSINE_BLOCK : RECALL_BASE_BLOCK;
+
 	for (i = 0; i < qb; i++)
 		w->hsize[i] = 0;
-	for (b0 = 0; b0 < nb; b0 += RECALL_BASE_BLOCK)
+	for (b0 = 0; b0 < nb; b0 += step)
 	{
-		size_t		bb = nb - b0 < RECALL_BASE_BLOCK ? nb - b0 : RECALL_BASE_BLOCK;
+		size_t		bb = nb - b0 < step ? nb - b0 : step;
+		const float *rows = base + b0 * d;
 
+		/* under cosine, unit rows: 1 - dot is the distance */
+		if (m->metric == QDB_METRIC_COSINE)
+		{
+			for (j = 0; j < bb; j++)
+				(void) qdb_normalize(base + (b0 + j) * d, d, w->bbuf + j * d);
+			rows = w->bbuf;
+		}
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int) qb, (int) bb, d,
-					1.0f, w->qbuf, d, base + b0 * d, d, 0.0f, w->dots, (int) bb);
+					1.0f, w->qbuf, d, rows, d, 0.0f, w->dots, (int) bb);
 		for (i = 0; i < qb; i++)
 		{
 			const float *dr = w->dots + i * bb;
@@ -491,7 +508,7 @@ exact_block(const QdbModel *m, RecallWork *w, const float *base, size_t nb,
 				else if (m->metric == QDB_METRIC_IP)
 					dist = -dr[j];
 				else
-					dist = 1.0f - dr[j] * w->bnorm[b0 + j];
+					dist = 1.0f - dr[j];
 				heap_push(hd, hi, &w->hsize[i], k, dist, (int64_t) (b0 + j));
 			}
 		}
@@ -503,6 +520,7 @@ free_recall_work(const QdbAlloc *a, RecallWork *w)
 {
 	qdb_free(a, w->codes);
 	qdb_free(a, w->bnorm);
+	qdb_free(a, w->bbuf);
 	qdb_free(a, w->qbuf);
 	qdb_free(a, w->qnorm);
 	qdb_free(a, w->dots);
@@ -546,6 +564,7 @@ qdb_adc_recall(const QdbModel *m, const float *base, size_t nb,
 	memset(&w, 0, sizeof(w));
 	w.codes = qdb_malloc(a, nb, M);
 	w.bnorm = qdb_malloc(a, nb, sizeof(float));
+	w.bbuf = qdb_malloc(a, (size_t) RECALL_COSINE_BLOCK * d, sizeof(float));
 	w.qbuf = qdb_malloc(a, (size_t) RECALL_QUERY_BLOCK * d, sizeof(float));
 	w.qnorm = qdb_malloc(a, RECALL_QUERY_BLOCK, sizeof(float));
 	w.dots = qdb_malloc(a, (size_t) RECALL_QUERY_BLOCK * RECALL_BASE_BLOCK, sizeof(float));
@@ -555,7 +574,7 @@ qdb_adc_recall(const QdbModel *m, const float *base, size_t nb,
 	w.table = qdb_malloc(a, qdb_table_floats(m), sizeof(float));
 	w.ad = qdb_malloc(a, k, sizeof(float));
 	w.ai = qdb_malloc(a, k, sizeof(int64_t));
-	if (!w.codes || !w.bnorm || !w.qbuf || !w.qnorm || !w.dots || !w.hd ||
+	if (!w.codes || !w.bnorm || !w.bbuf || !w.qbuf || !w.qnorm || !w.dots || !w.hd ||
 		!w.hi || !w.hsize || !w.table || !w.ad || !w.ai)
 	{
 		status = QDB_ERR_NOMEM;
@@ -567,19 +586,15 @@ qdb_adc_recall(const QdbModel *m, const float *base, size_t nb,
 		goto done;
 	for (j = 0; j < nb; j++)
 	{
+		/* under cosine a row must have a direction (normalised later) */
 		if (m->metric == QDB_METRIC_COSINE)
 		{
-			double		ss = 0;
-
-			/* in double: a row of large or small floats has a norm */
-			for (int t = 0; t < d; t++)
-				ss += (double) base[j * d + t] * base[j * d + t];
-			if (!(ss > 0) || !isfinite(ss))
+			if (qdb_normalize(base + j * d, d, w.bbuf) != QDB_OK)
 			{
 				status = QDB_ERR_DATA;
 				goto done;
 			}
-			w.bnorm[j] = (float) (1.0 / sqrt(ss));
+			w.bnorm[j] = 1.0f;
 		}
 		else
 			w.bnorm[j] = qdb_kernels.dot(base + j * d, base + j * d, d);
@@ -594,7 +609,6 @@ qdb_adc_recall(const QdbModel *m, const float *base, size_t nb,
 		{
 			const float *q = queries + (q0 + i) * d;
 			float	   *dst = w.qbuf + i * d;
-			float		nn = qdb_kernels.dot(q, q, d);
 
 			if (m->metric == QDB_METRIC_COSINE)
 			{
@@ -603,10 +617,13 @@ qdb_adc_recall(const QdbModel *m, const float *base, size_t nb,
 					status = QDB_ERR_DATA;
 					goto done;
 				}
+				w.qnorm[i] = 1.0f;
 			}
 			else
+			{
 				memcpy(dst, q, sizeof(float) * d);
-			w.qnorm[i] = nn;
+				w.qnorm[i] = qdb_kernels.dot(q, q, d);
+			}
 		}
 		exact_block(m, &w, base, nb, qb, k);
 
@@ -623,8 +640,7 @@ qdb_adc_recall(const QdbModel *m, const float *base, size_t nb,
 			for (t = 0; t < w.hsize[i]; t++)
 			{
 				int64_t		id = w.hi[i * k + t];
-				float		ed = exact_distance(m->metric, q, base + id * d,
-												w.bnorm[id], d);
+				float		ed = exact_distance(m->metric, q, base + id * d, d, w.bbuf);
 
 				if (ed > kth)
 					kth = ed;
@@ -655,7 +671,7 @@ qdb_adc_recall(const QdbModel *m, const float *base, size_t nb,
 			{
 				int64_t		id = w.ai[t];
 
-				if (exact_distance(m->metric, q, base + id * d, w.bnorm[id], d) <= kth + tol)
+				if (exact_distance(m->metric, q, base + id * d, d, w.bbuf) <= kth + tol)
 					hits++;
 			}
 		}

@@ -199,24 +199,35 @@ qdb_now(void)
 
 /*
  * x (d floats) scaled to unit length into out (which may be x): the
- * squared norm summed and the division done in double, so that a finite
- * row of any float magnitude gives its direction (elements of 1e19 square
- * past a float's range, of 1e-30 or denormals below it; in double the
- * square of any float lies between 1e-90 and 1.2e77).  QDB_ERR_DATA for a
- * zero or non-finite row.
+ * squared norm summed in double, so that a finite row of any float
+ * magnitude gives its direction (elements of 1e19 square past a float's
+ * range, of 1e-30 below it; in double the square of any float lies between
+ * 1e-90 and 1.2e77).  The row is multiplied by the reciprocal norm as a
+ * float, as training and encoding always did (the same rows give the same
+ * model as before), unless that reciprocal is past a float's range (a
+ * norm under 3e-39: denormal elements), when each element is divided in
+ * double.  QDB_ERR_DATA for a zero or non-finite row.
  */
 int
 qdb_normalize(const float *x, int d, float *out)
 {
-	double		ss = 0,
-				nrm;
+	double		ss = 0;
+	float		inv;
 
 	for (int j = 0; j < d; j++)
 		ss += (double) x[j] * x[j];
-	nrm = sqrt(ss);
-	if (!(nrm > 0) || !isfinite(nrm))
+	if (!(ss > 0) || !isfinite(ss))
 		return QDB_ERR_DATA;
-	for (int j = 0; j < d; j++)
-		out[j] = (float) ((double) x[j] / nrm);
+	inv = (float) (1.0 / sqrt(ss));
+	if (isfinite(inv))
+		for (int j = 0; j < d; j++)
+			out[j] = x[j] * inv;
+	else
+	{
+		double		nrm = sqrt(ss);
+
+		for (int j = 0; j < d; j++)
+			out[j] = (float) ((double) x[j] / nrm);
+	}
 	return QDB_OK;
 }

@@ -215,6 +215,44 @@ recall_by_adc_distance(QdbKind kind, const float *x, size_t nb, const float *q)
 	free(codes);
 }
 
+/*
+ * Under cosine a row counts by its direction: scaling half the base rows
+ * and the queries by 1e-40 (denormals), 1e-30 or 1e19 leaves the recall as
+ * it was.  Summed in float, the norm of such a row overflows or vanishes
+ * (1e-40 made every query's exact neighbours those rows: recall 0).
+ */
+static void
+recall_scaled_rows(const float *x, size_t nb, const float *q)
+{
+	QdbTrainConfig c;
+	QdbModel	m;
+	const float scales[] = {1e-40f, 1e-30f, 1e19f};
+	float	   *xs = malloc(sizeof(float) * nb * 16);
+	float	   *qs = malloc(sizeof(float) * 50 * 16);
+	double		base_rec = -1;
+
+	test_config(&c, QDB_KIND_PQ, QDB_METRIC_COSINE, 16, 4, 8);
+	test_train(&c, x, nb, &m, NULL, NULL);
+	qdb_adc_recall(&m, x, nb, q, 50, 5, &base_rec);
+	for (int s = 0; s < 3; s++)
+	{
+		double		rec = -1;
+		int			st;
+
+		for (size_t i = 0; i < nb * 16; i++)
+			xs[i] = (i / 16) % 2 ? x[i] * scales[s] : x[i];
+		for (size_t i = 0; i < 50 * 16; i++)
+			qs[i] = (i / 16) % 2 ? q[i] * scales[s] : q[i];
+		st = qdb_adc_recall(&m, xs, nb, qs, 50, 5, &rec);
+		tap_ok(st == QDB_OK && fabs(rec - base_rec) < 0.02,
+			   "cosine recall with rows scaled by %g: %.3f as unscaled %.3f",
+			   scales[s], rec, base_rec);
+	}
+	qdb_model_free(&m);
+	free(xs);
+	free(qs);
+}
+
 static void
 test_recall(void)
 {
@@ -281,6 +319,7 @@ test_recall(void)
 		   "k = 0: QDB_ERR_ARG");
 	recall_by_adc_distance(QDB_KIND_OPQ, x, nb, q);
 	recall_by_adc_distance(QDB_KIND_PQ, x, nb, q);
+	recall_scaled_rows(x, nb, q);
 	st = qdb_adc_recall(&m, x, 3, q, 2, 10, &rec);
 	tap_ok(st == QDB_OK && rec == 1.0, "k above the base size: every row counts (%.3f)", rec);
 	qdb_model_free(&m);
