@@ -156,6 +156,20 @@ BEGIN
   RAISE WARNING 'measured %, refused %', measured, refused;
 END $$;
 
+DROP INDEX er_idx2;
+
+-- the caller's search_path chooses none of its operators: an operator that
+-- pg_catalog has only by coercion (float8 / int4), put in a schema on the
+-- path, ran inside estimate_recall with the caller's rights (release 0.8.1)
+CREATE SCHEMA er_evil;
+CREATE FUNCTION er_evil.div(float8, int4) RETURNS float8 LANGUAGE plpgsql
+  AS $$BEGIN RAISE EXCEPTION 'an operator of the caller''s search_path ran'; END$$;
+CREATE OPERATOR er_evil./ (LEFTARG = float8, RIGHTARG = int4, FUNCTION = er_evil.div);
+SET search_path = public, er_evil;
+SELECT measured_queries FROM quantumdb.estimate_recall('er_idx', 3);
+RESET search_path;
+DROP SCHEMA er_evil CASCADE;
+
 DROP FUNCTION er_recall(int, int, regclass);
 DROP TABLE er, erq;
 SELECT quantumdb.drop_compressor('er_c');

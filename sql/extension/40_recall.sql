@@ -27,6 +27,9 @@ CREATE FUNCTION quantumdb.estimate_recall(
 	OUT rerank integer)
 RETURNS record
 LANGUAGE plpgsql
+-- the caller's search_path must not choose its operators (a `/` of float8
+-- by int4 in a schema on the path would run as the caller)
+SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
 	tbl regclass;

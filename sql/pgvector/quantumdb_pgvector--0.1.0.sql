@@ -13,6 +13,37 @@
 
 \echo Use "CREATE EXTENSION quantumdb_pgvector" to load this file. \quit
 
+-- The names below are found on that search path, the target schema first:
+-- a function, operator or type of the same name there (put in a writable
+-- schema by another role) would be bound into the operator classes and
+-- run in every scan and build, with the rights of whoever runs them.  So
+-- every one must be pgvector's own, in the schema of extension vector.
+DO $guard$
+DECLARE
+	vs oid := (SELECT extnamespace FROM pg_extension WHERE extname = 'vector');
+	found text;
+BEGIN
+	SELECT string_agg(n, ', ') INTO found FROM (
+		SELECT n FROM unnest(ARRAY['l2_distance(vector,vector)', 'cosine_distance(vector,vector)',
+				'vector_negative_inner_product(vector,vector)', 'l2_distance(halfvec,halfvec)',
+				'cosine_distance(halfvec,halfvec)', 'halfvec_negative_inner_product(halfvec,halfvec)']) n
+		WHERE (SELECT pronamespace FROM pg_proc WHERE oid = to_regprocedure(n)) IS DISTINCT FROM vs
+		UNION ALL
+		SELECT n FROM unnest(ARRAY['<->(vector,vector)', '<=>(vector,vector)', '<#>(vector,vector)',
+				'<->(halfvec,halfvec)', '<=>(halfvec,halfvec)', '<#>(halfvec,halfvec)']) n
+		WHERE (SELECT oprnamespace FROM pg_operator WHERE oid = to_regoperator(n)) IS DISTINCT FROM vs
+		UNION ALL
+		SELECT n FROM unnest(ARRAY['vector', 'halfvec']) n
+		WHERE (SELECT typnamespace FROM pg_type WHERE oid = to_regtype(n)) IS DISTINCT FROM vs) f;
+	IF found IS NOT NULL THEN
+		RAISE EXCEPTION 'these names do not find pgvector''s own objects: %', found
+			USING ERRCODE = 'insufficient_privilege',
+			DETAIL = 'An object of the same name in the target schema, ahead of the schema of extension vector, would be bound into the operator classes.',
+			HINT = 'Drop those objects, or create quantumdb_pgvector in the schema of extension vector.';
+	END IF;
+END
+$guard$;
+
 CREATE OPERATOR CLASS vector_l2_ops
 	DEFAULT FOR TYPE vector USING quantumdb AS
 	OPERATOR 1 <-> (vector, vector) FOR ORDER BY float_ops,

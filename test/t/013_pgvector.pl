@@ -31,6 +31,18 @@ my $sql = sub { $node->safe_psql('postgres', $_[0]) };
 my ($rc, $out, $err) = $node->psql('postgres', 'CREATE EXTENSION quantumdb_pgvector');
 like($err, qr/required extension "(quantumdb|vector)" is not installed/,
 	'quantumdb_pgvector needs its required extensions');
+# a function of pgvector's name in the target schema, ahead of vector's own
+# schema, is refused rather than bound into an operator class
+$node->safe_psql('postgres', 'CREATE DATABASE hijack');
+($rc, $out, $err) = $node->psql('hijack', q{
+	CREATE SCHEMA vs; CREATE EXTENSION vector SCHEMA vs; CREATE EXTENSION quantumdb;
+	CREATE FUNCTION public.l2_distance(vs.vector, vs.vector) RETURNS float8
+		LANGUAGE sql AS 'SELECT 0::float8';
+	CREATE EXTENSION quantumdb_pgvector;});
+like($err, qr/these names do not find pgvector's own objects: l2_distance\(vector,vector\)/,
+	'a same-named function in the target schema stops CREATE EXTENSION quantumdb_pgvector');
+is($node->safe_psql('hijack', q{SELECT count(*) FROM pg_extension WHERE extname = 'quantumdb_pgvector'}),
+	'0', 'and nothing was created');
 $sql->(q{CREATE EXTENSION quantumdb; CREATE EXTENSION vector; CREATE EXTENSION quantumdb_pgvector;});
 $node->safe_psql('postgres', 'CREATE DATABASE other');
 $node->safe_psql('other',

@@ -89,12 +89,13 @@ is($sql->($objects), $node->safe_psql('fresh', $objects),
 # and its functions take the same arguments, with the same defaults
 my $functions = q{
 	SELECT string_agg(p.oid::regprocedure::text || ': ' || pg_get_function_arguments(p.oid)
-		|| ' -> ' || pg_get_function_result(p.oid), E'\n' ORDER BY p.oid::regprocedure::text)
+		|| ' -> ' || pg_get_function_result(p.oid)
+		|| ' ' || coalesce(array_to_string(p.proconfig, ','), ''), E'\n' ORDER BY p.oid::regprocedure::text)
 	FROM pg_proc p JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid
 	WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
 	  AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'quantumdb')};
 is($sql->($functions), $node->safe_psql('fresh', $functions),
-	'the updated functions have the arguments, defaults and results of a fresh install');
+	'the updated functions have the arguments, defaults, results and settings (search_path) of a fresh install');
 
 # from 0.7.0: before the update, the function of 0.7.0 (refits DEFAULT 4)
 # trains other kinds with the library of now; an rq compressor trained at
