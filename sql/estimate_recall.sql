@@ -70,6 +70,9 @@ SELECT * FROM quantumdb.estimate_recall('er_idx', query_table => 'erq');
 \echo :LAST_ERROR_SQLSTATE
 SELECT * FROM quantumdb.estimate_recall('er_idx', query_table => 'erq', query_column => 'nope');
 \echo :LAST_ERROR_SQLSTATE
+-- a column of another type: 42804 before any query runs (42883 from a query inside before)
+SELECT * FROM quantumdb.estimate_recall('er_idx', query_table => 'erq', query_column => 'id');
+\echo :LAST_ERROR_SQLSTATE
 
 -- 50 of the rows, chosen by the seed: the same answer twice
 SET quantumdb.rerank = 0;

@@ -165,3 +165,27 @@ SELECT * FROM quantumdb.scan_settings(987654);
 SELECT * FROM quantumdb.calibration(987654);
 SELECT * FROM quantumdb.calibrate(987654);
 \set VERBOSITY default
+
+-- Hints name what they name as SQL would: a compressor name as a literal
+-- (one with a quote and a statement in it used to be printed bare, so that
+-- copying the hint ran the statement), an index schema-qualified and
+-- quoted (REINDEX INDEX "Mixed" failed as Mixed, and missed an index
+-- outside the search_path).
+CREATE TABLE th (id int, emb real[]);
+INSERT INTO th SELECT i, ARRAY[sin(i), cos(i), sin(2 * i), cos(3 * i)]::real[]
+FROM generate_series(1, 300) i;
+SELECT compressor FROM quantumdb.train($$th'); DROP TABLE th; --$$, 'th', 'emb',
+                                       kind => 'pq', subvectors => 2, sample => 300,
+                                       validation => 20);
+SELECT compressor FROM quantumdb.train($$th'); DROP TABLE th; --$$, 'th', 'emb',
+                                       kind => 'pq', subvectors => 2, sample => 300,
+                                       validation => 20);
+SELECT quantumdb.drop_compressor($$th'); DROP TABLE th; --$$);
+CREATE SCHEMA "Trust S";
+CREATE TABLE "Trust S".small (id int, emb real[]);
+INSERT INTO "Trust S".small VALUES (1, '{1,2,3}');
+SET client_min_messages = notice;
+CREATE INDEX "Small Idx" ON "Trust S".small USING quantumdb (emb);
+SET client_min_messages = warning;
+DROP SCHEMA "Trust S" CASCADE;
+DROP TABLE th;

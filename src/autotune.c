@@ -339,7 +339,9 @@ quantumdb_autotune(PG_FUNCTION_ARGS)
 					rs->best.quality, rs->trial, rs->npruned, rs->nskipped,
 					qdb_now() - t0),
 			 errhint("CREATE INDEX ON %s USING quantumdb (%s) WITH (%s);",
-					 get_rel_name(relid), quote_identifier(column), opts.data)));
+					 quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+												get_rel_name(relid)),
+					 quote_identifier(column), opts.data)));
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");

@@ -365,7 +365,8 @@ QdbCompressorNameTaken(const char *name)
 	ereport(ERROR,
 			(errcode(ERRCODE_DUPLICATE_OBJECT),
 			 errmsg("compressor \"%s\" already exists", name),
-			 errhint("Drop it first with quantumdb.drop_compressor('%s'), or choose another name.", name)));
+			 errhint("Drop it first with quantumdb.drop_compressor(%s), or choose another name.",
+					 quote_literal_cstr(name))));
 }
 
 /*

@@ -505,5 +505,7 @@ extern int64 QdbFreeUnlinkedNodes(Relation index, BufferAccessStrategy strategy)
 
 /* index_info.c: quantumdb.index_info() and quantumdb.verify() */
 extern Relation QdbOpenIndexByOid(Oid relid);
+/* schema.name of rel, each part quoted as an identifier (scan_settings.c) */
+extern const char *QdbRelationSqlName(Relation rel);
 
 #endif							/* QDB_INDEX_H */

@@ -608,7 +608,7 @@ obtain_model(Relation heap, Relation index, IndexInfo *indexInfo, QdbMetric metr
 							RelationGetRelationName(index), s.n, QDB_KSUB),
 					 errdetail("Until it has one, the index stores nothing and its scans read every row of the table, in exact order."),
 					 errhint("REINDEX INDEX %s once the table holds enough rows, or name a compressor trained elsewhere: WITH (compressor = 'name').",
-							 quote_identifier(RelationGetRelationName(index)))));
+							 QdbRelationSqlName(index))));
 			*dim = s.dim;
 			return false;
 		}

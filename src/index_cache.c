@@ -153,7 +153,7 @@ load_slot(Relation index, bool want_pair)
 				 errmsg("the compressor stored in index \"%s\" cannot be read: %s",
 						RelationGetRelationName(index), qdb_status_string(rc)),
 				 err[0] ? errdetail_internal("%s", err) : 0,
-				 errhint("REINDEX INDEX %s;", RelationGetRelationName(index))));
+				 errhint("REINDEX INDEX %s;", QdbRelationSqlName(index))));
 	if (c->model.dim != meta.dim || (int) c->model.metric != meta.metric ||
 		(int) qdb_code_size(&c->model) != meta.code_size)
 		ereport(ERROR,
@@ -163,7 +163,7 @@ load_slot(Relation index, bool want_pair)
 				 errdetail("The index has %d dimensions and %d-byte codes; its compressor %d and %d.",
 						   meta.dim, meta.code_size, c->model.dim,
 						   (int) qdb_code_size(&c->model)),
-				 errhint("REINDEX INDEX %s;", RelationGetRelationName(index))));
+				 errhint("REINDEX INDEX %s;", QdbRelationSqlName(index))));
 	c->dim = meta.dim;
 	c->metric = (QdbMetric) meta.metric;
 	c->ef_construction = meta.ef_construction;

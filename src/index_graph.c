@@ -441,7 +441,7 @@ read_node(QdbDiskGraph *g, DiskNode *e, int level)
 				(errcode(ERRCODE_INDEX_CORRUPTED),
 				 errmsg("index \"%s\" links to a node (%u,%u) that cannot exist",
 						RelationGetRelationName(g->index), blkno, QdbRefOffset(e->ref)),
-				 errhint("REINDEX INDEX %s;", RelationGetRelationName(g->index))));
+				 errhint("REINDEX INDEX %s;", QdbRelationSqlName(g->index))));
 	buf = ReadBuffer(g->index, blkno);
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	page = BufferGetPage(buf);

@@ -47,7 +47,7 @@ QdbIndexVector(Relation index, QdbIndexCache *c, Datum value, bool *skip)
 				 errdetail("The index's compressor encodes vectors of %d dimensions.", c->dim),
 				 c->untrained ?
 				 errhint("REINDEX INDEX %s takes them from the table's rows again.",
-						 quote_identifier(RelationGetRelationName(index))) : 0));
+						 QdbRelationSqlName(index)) : 0));
 	*skip = c->metric == QDB_METRIC_COSINE && QdbVectorIsZero(x, dim);
 	copy = palloc(sizeof(float) * dim);
 	memcpy(copy, x, sizeof(float) * dim);

@@ -117,7 +117,7 @@ meta_damaged(Relation index, const char *what)
 			(errcode(ERRCODE_INDEX_CORRUPTED),
 			 errmsg("index \"%s\" has a damaged meta page: %s",
 					RelationGetRelationName(index), what),
-			 errhint("REINDEX INDEX %s;", RelationGetRelationName(index))));
+			 errhint("REINDEX INDEX %s;", QdbRelationSqlName(index))));
 }
 
 /* ERROR unless page is a meta page this code can read, with sane settings. */
@@ -140,7 +140,7 @@ QdbCheckMetaPage(Relation index, Page page)
 				 errmsg("index \"%s\" has format %u with a compressor of format %u, but this quantumdb reads format %u with compressors of format %u",
 						RelationGetRelationName(index), meta->version,
 						meta->compressor_format, QDB_INDEX_VERSION, QDB_FORMAT_VERSION),
-				 errhint("REINDEX INDEX %s;", RelationGetRelationName(index))));
+				 errhint("REINDEX INDEX %s;", QdbRelationSqlName(index))));
 	if (QdbMetaUntrained(meta))
 	{
 		const char *problem = QdbUntrainedMetaProblem(meta);
@@ -216,7 +216,7 @@ QdbReadCompressor(Relation index, const QdbMetaPageData *meta)
 				(errcode(ERRCODE_INDEX_CORRUPTED),
 				 errmsg("the compressor stored in index \"%s\" fails its checksum",
 						RelationGetRelationName(index)),
-				 errhint("REINDEX INDEX %s;", RelationGetRelationName(index))));
+				 errhint("REINDEX INDEX %s;", QdbRelationSqlName(index))));
 	return blob;
 }
 
@@ -307,7 +307,7 @@ node_damaged(Relation index, BlockNumber blkno, OffsetNumber off, const char *wh
 			(errcode(ERRCODE_INDEX_CORRUPTED),
 			 errmsg("index \"%s\" has a damaged node (%u,%u): %s",
 					RelationGetRelationName(index), blkno, off, what),
-			 errhint("REINDEX INDEX %s;", RelationGetRelationName(index))));
+			 errhint("REINDEX INDEX %s;", QdbRelationSqlName(index))));
 }
 
 /*
@@ -331,7 +331,7 @@ QdbPageGetNode(Relation index, const QdbNodeShape *shape, Page page, BlockNumber
 				(errcode(ERRCODE_INDEX_CORRUPTED),
 				 errmsg("index \"%s\" refers to a missing node (%u,%u)",
 						RelationGetRelationName(index), blkno, off),
-				 errhint("REINDEX INDEX %s;", RelationGetRelationName(index))));
+				 errhint("REINDEX INDEX %s;", QdbRelationSqlName(index))));
 	if (what != NULL)
 		node_damaged(index, blkno, off, what);
 	return (QdbNode) PageGetItem(page, PageGetItemId(page, off));

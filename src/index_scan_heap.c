@@ -94,7 +94,7 @@ heap_row(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 					 errmsg("index \"%s\" has no compressor and its table has too many rows to scan through it",
 							RelationGetRelationName(h->index)),
-					 errhint("REINDEX INDEX %s;", RelationGetRelationName(h->index))));
+					 errhint("REINDEX INDEX %s;", QdbRelationSqlName(h->index))));
 		h->cap *= 2;
 		h->rows = repalloc(h->rows, sizeof(QdbScanRow) * h->cap);
 	}

@@ -368,7 +368,7 @@ untrained_cleanup(IndexVacuumInfo *info, IndexBulkDeleteResult **stats)
 						RelationGetRelationName(info->index), info->num_heap_tuples),
 				 errdetail("Its scans read every row of the table until it has one; a REINDEX trains one once 256 of the rows it covers have a vector."),
 				 errhint("REINDEX INDEX CONCURRENTLY %s; trains it.",
-						 quote_identifier(RelationGetRelationName(info->index)))));
+						 QdbRelationSqlName(info->index))));
 	return true;
 }
 

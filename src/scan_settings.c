@@ -237,12 +237,19 @@ source_name(QdbSettingsSource source)
 	return "calibration run";
 }
 
-/* 'schema.name' of rel, quoted for SQL, for hints */
+/* schema.name of rel, for hints: a REINDEX INDEX or CREATE INDEX ... ON it */
+const char *
+QdbRelationSqlName(Relation rel)
+{
+	return quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+									  RelationGetRelationName(rel));
+}
+
+/* 'schema.name' of rel, a literal for a regclass argument, for hints */
 const char *
 QdbQuotedRelation(Relation rel)
 {
-	return quote_literal_cstr(quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
-														 RelationGetRelationName(rel)));
+	return quote_literal_cstr(QdbRelationSqlName(rel));
 }
 
 /*

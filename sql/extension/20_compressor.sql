@@ -118,7 +118,8 @@ CREATE TABLE quantumdb.training_log (
     logged_at           timestamptz NOT NULL DEFAULT clock_timestamp(),
     trained_by          regrole NOT NULL
                         DEFAULT pg_catalog.quote_ident(current_user)::regrole,
-    PRIMARY KEY (run, epoch)
+    -- the role in the key: another trainer's rows cannot take a run's keys
+    PRIMARY KEY (run, epoch, trained_by)
 );
 -- A run's rows are visible to the role that trained (and its members), and
 -- to those who may use the compressor the run stored.

@@ -36,6 +36,7 @@ DECLARE
 	col text;
 	qtbl regclass;
 	qcol text;
+	qtype text;
 	op text;
 	am name;
 	kind "char";
@@ -137,13 +138,23 @@ BEGIN
 	ELSE
 		qtbl := query_table;
 		qcol := quote_ident(query_column);
-		PERFORM 1 FROM pg_attribute a
+		SELECT format_type(a.atttypid, a.atttypmod) INTO qtype FROM pg_attribute a
 			WHERE a.attrelid = query_table AND a.attname = query_column AND a.attnum > 0
 				AND NOT a.attisdropped;
 		IF NOT FOUND THEN
 			RAISE EXCEPTION 'column "%" of relation % does not exist', query_column, query_table
 				USING ERRCODE = 'undefined_column';
 		END IF;
+		-- a column the ordering operator cannot take (planned, never run)
+		BEGIN
+			EXECUTE format('SELECT %1$s %2$s (SELECT %3$s FROM ONLY %4$s LIMIT 0) FROM ONLY %5$s LIMIT 0',
+						   col, op, qcol, qtbl, tbl);
+		EXCEPTION WHEN undefined_function THEN
+			RAISE EXCEPTION 'column "%" of relation % has type %, which index "%" cannot take as a query',
+				query_column, query_table, qtype, index
+				USING ERRCODE = 'datatype_mismatch',
+					  HINT = 'Name a column of the type the index''s column has.';
+		END;
 		SELECT CASE WHEN c.reltuples < 0 THEN -1 ELSE c.reltuples END INTO ntuples
 			FROM pg_class c WHERE c.oid = query_table;
 	END IF;

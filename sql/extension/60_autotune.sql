@@ -24,7 +24,8 @@ CREATE TABLE quantumdb.autotune_trials (
     logged_at         timestamptz NOT NULL DEFAULT clock_timestamp(),
     trained_by        regrole NOT NULL
                       DEFAULT pg_catalog.quote_ident(current_user)::regrole,
-    PRIMARY KEY (run, trial)
+    -- the role in the key: another trainer's rows cannot take a run's keys
+    PRIMARY KEY (run, trial, trained_by)
 );
 -- A run's rows are visible to the role that ran it (and its members).
 GRANT SELECT ON quantumdb.autotune_trials TO PUBLIC;

@@ -57,7 +57,7 @@ $node->start;
 my ($rc, $out, $err) = $node->psql('postgres', $query);
 isnt($rc, 0, 'a damaged compressor is an error');
 like($err, qr/fails its checksum/, 'the error says the checksum fails');
-like($err, qr/REINDEX INDEX items_idx/, 'the hint says to REINDEX');
+like($err, qr/REINDEX INDEX public\.items_idx;/, 'the hint says to REINDEX');
 like($node->safe_psql('postgres', q{SELECT string_agg(v, '; ') FROM quantumdb.verify('items_idx') v}),
 	qr/fails its checksum/, 'verify names the damage');
 $node->safe_psql('postgres', 'REINDEX INDEX items_idx');
@@ -75,7 +75,7 @@ $node->start;
 ($rc, $out, $err) = $node->psql('postgres', $query);
 isnt($rc, 0, 'an index of another format is an error');
 like($err, qr/has format 99/, 'the error names the format');
-like($err, qr/REINDEX INDEX items_idx/, 'the hint says to REINDEX');
+like($err, qr/REINDEX INDEX public\.items_idx;/, 'the hint says to REINDEX');
 like($node->safe_psql('postgres', q{SELECT string_agg(v, '; ') FROM quantumdb.verify('items_idx') v}),
 	qr/format 99/, 'verify names the format');
 $node->safe_psql('postgres', 'REINDEX INDEX items_idx');

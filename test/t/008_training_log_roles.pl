@@ -146,4 +146,25 @@ is($ret, 0, 'a training whose own transaction locks the log ends');
 like($stderr, qr/were not written/, 'its log rows are lost with a WARNING');
 cmp_ok($took, '<', 60, sprintf('it does not wait for a cancel (%.1f s)', $took));
 
+# (e) a role allowed to train inserts rows under the run numbers the next
+# runs will take (they come from a sequence): another role's run still
+# writes all its rows (before 0.8.2 the key (run, epoch) refused them as
+# duplicates, and the refusals told the role how many epochs runs had)
+$node->safe_psql('postgres', q{
+	CREATE ROLE mallory;
+	GRANT INSERT ON quantumdb.training_log TO mallory;
+	SET ROLE mallory;
+	INSERT INTO quantumdb.training_log (run, compressor, epoch, device)
+	SELECT r, 'junk', e, 'cpu' FROM generate_series(1, 100) r, generate_series(0, 5) e;
+});
+($ret, $stdout, $stderr) = $node->psql('postgres', sprintf($train, 'after_junk', 2));
+is($ret, 0, 'training after another role filled the next run numbers succeeds');
+unlike($stderr, qr/WARNING/, 'no row of it is refused');
+is($node->safe_psql('postgres', q{
+	SELECT count(*) = count(*) FILTER (WHERE l.run::text = c.settings->>'training_log_run')
+		AND count(*) > 0
+	FROM quantumdb.training_log l, quantumdb.compressors c
+	WHERE l.compressor = 'after_junk' AND c.name = 'after_junk'}),
+	't', 'its rows are logged under its run');
+
 done_testing();

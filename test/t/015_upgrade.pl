@@ -90,12 +90,23 @@ is($sql->($objects), $node->safe_psql('fresh', $objects),
 my $functions = q{
 	SELECT string_agg(p.oid::regprocedure::text || ': ' || pg_get_function_arguments(p.oid)
 		|| ' -> ' || pg_get_function_result(p.oid)
-		|| ' ' || coalesce(array_to_string(p.proconfig, ','), ''), E'\n' ORDER BY p.oid::regprocedure::text)
+		|| ' ' || coalesce(array_to_string(p.proconfig, ','), '') || ' ' || md5(p.prosrc),
+		E'\n' ORDER BY p.oid::regprocedure::text)
 	FROM pg_proc p JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid
 	WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
 	  AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'quantumdb')};
 is($sql->($functions), $node->safe_psql('fresh', $functions),
-	'the updated functions have the arguments, defaults, results and settings (search_path) of a fresh install');
+	'the updated functions have the arguments, defaults, results, settings (search_path) and bodies of a fresh install');
+# and its tables the same constraints and indexes (the keys of 0.8.2)
+my $tables = q{
+	SELECT string_agg(x, E'\n' ORDER BY x) FROM (
+		SELECT conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid) AS x
+		FROM pg_constraint WHERE connamespace = 'quantumdb'::regnamespace
+		UNION ALL
+		SELECT pg_get_indexdef(indexrelid) FROM pg_index
+		WHERE indrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'quantumdb'::regnamespace)) s};
+is($sql->($tables), $node->safe_psql('fresh', $tables),
+	'the updated tables have the constraints and indexes of a fresh install');
 
 # from 0.7.0: before the update, the function of 0.7.0 (refits DEFAULT 4)
 # trains other kinds with the library of now; an rq compressor trained at
