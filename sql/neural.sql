@@ -99,6 +99,8 @@ SELECT quantumdb.train('bad', 'nn_glove', 'embedding', kind => 'neural', epochs 
 SELECT quantumdb.train('bad', 'nn_glove', 'embedding', kind => 'neural', batch_size => 0);
 SELECT quantumdb.train('bad', 'nn_glove', 'embedding', kind => 'neural', w_triplet => -1);
 SELECT quantumdb.train('bad', 'nn_glove', 'embedding', kind => 'neural', target_dim => 32, hidden => 16);
+-- hidden under the default target_dim (100 dims padded to 112 for 16 subvectors): refused before training
+SELECT quantumdb.train('bad', 'nn_glove', 'embedding', kind => 'neural', hidden => 1);
 SELECT quantumdb.train('bad', 'nn_glove', 'embedding', kind => 'neural', k_neighbors => 900);
 
 -- a cancel (statement timeout) stops training cleanly and stores nothing

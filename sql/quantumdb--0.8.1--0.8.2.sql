@@ -157,7 +157,7 @@ BEGIN
 		BEGIN
 			EXECUTE format('SELECT %1$s %2$s (SELECT %3$s FROM ONLY %4$s LIMIT 0) FROM ONLY %5$s LIMIT 0',
 						   col, op, qcol, qtbl, tbl);
-		EXCEPTION WHEN undefined_function THEN
+		EXCEPTION WHEN undefined_function OR ambiguous_function THEN
 			RAISE EXCEPTION 'column "%" of relation % has type %, which index "%" cannot take as a query',
 				query_column, query_table, qtype, index
 				USING ERRCODE = 'datatype_mismatch',

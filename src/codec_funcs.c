@@ -59,7 +59,7 @@ codec_cache(FunctionCallInfo fcinfo)
 	if (c->table)
 		pfree(c->table);
 	memset(c, 0, sizeof(*c));
-	c->lm = QdbLoadCompressor(text_to_cstring(t), fcinfo->flinfo->fn_mcxt);
+	c->lm = QdbLoadCompressor(text_to_cstring(t), fcinfo->flinfo->fn_mcxt, NULL);
 	c->userid = GetUserId();
 	return c;
 }

@@ -104,7 +104,8 @@ typedef struct QdbLoadedModel
 	MemoryContext cxt;			/* holds model arrays */
 } QdbLoadedModel;
 
-extern QdbLoadedModel *QdbLoadCompressor(const char *name, MemoryContext cxt);
+extern QdbLoadedModel *QdbLoadCompressor(const char *name, MemoryContext cxt,
+											 const char *missing_hint);
 extern void QdbStoreCompressor(const char *name, const QdbModel *m,
 							   const char *extra_settings, double training_seconds,
 							   double validation_recall, Oid source, const char *column);

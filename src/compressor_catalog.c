@@ -271,14 +271,15 @@ check_may_use(const char *name, const CatalogRow *row)
  * exist or the current user may not use it.
  */
 static void
-fetch_usable(const char *name, MemoryContext cxt, CatalogRow *row)
+fetch_usable(const char *name, MemoryContext cxt, CatalogRow *row, const char *missing_hint)
 {
 	QdbCheckCompressorName(name);
 	if (!fetch_row(name, cxt, row))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("compressor \"%s\" does not exist", name),
-				 errhint("Train one with quantumdb.train() or load one with quantumdb.import().")));
+				 errhint("%s", missing_hint ? missing_hint :
+						 "Train one with quantumdb.train() or load one with quantumdb.import().")));
 	check_may_use(name, row);
 }
 
@@ -303,10 +304,11 @@ QdbParseModel(const bytea *blob, QdbModel *m, MemoryContext cxt, const char *wha
 /*
  * Loads compressor name into a new child context of cxt.  ERROR when it does
  * not exist, the current user may not use it (CREATE INDEX: the table's
- * owner) or its stored model does not parse.
+ * owner) or its stored model does not parse; missing_hint, when not NULL,
+ * is the HINT of the first.
  */
 QdbLoadedModel *
-QdbLoadCompressor(const char *name, MemoryContext cxt)
+QdbLoadCompressor(const char *name, MemoryContext cxt, const char *missing_hint)
 {
 	MemoryContext mcxt = AllocSetContextCreate(cxt, "quantumdb compressor",
 											   ALLOCSET_DEFAULT_SIZES);
@@ -314,7 +316,7 @@ QdbLoadCompressor(const char *name, MemoryContext cxt)
 	CatalogRow	row;
 	char		what[NAMEDATALEN + 32];
 
-	fetch_usable(name, mcxt, &row);
+	fetch_usable(name, mcxt, &row, missing_hint);
 	snprintf(what, sizeof(what), "the model of compressor \"%s\"", name);
 	QdbParseModel(row.model, &lm->model, mcxt, what);
 	pfree(row.model);
@@ -492,7 +494,7 @@ QdbCheckMayUseCompressor(const char *name)
 {
 	CatalogRow	row;
 
-	fetch_usable(name, CurrentMemoryContext, &row);
+	fetch_usable(name, CurrentMemoryContext, &row, NULL);
 	pfree(row.model);
 }
 
@@ -516,7 +518,7 @@ quantumdb_export(PG_FUNCTION_ARGS)
 	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	CatalogRow	row;
 
-	fetch_usable(name, CurrentMemoryContext, &row);
+	fetch_usable(name, CurrentMemoryContext, &row, NULL);
 	PG_RETURN_BYTEA_P(row.model);
 }
 
@@ -532,6 +534,46 @@ quantumdb_import(PG_FUNCTION_ARGS)
 	QdbParseModel(blob, &m, CurrentMemoryContext, "the imported blob");
 	QdbStoreCompressor(name, &m, "\"imported\": true", -1, -1, InvalidOid, NULL);
 	PG_RETURN_VOID();
+}
+
+/*
+ * After a drop: a WARNING naming the indexes whose options still name the
+ * compressor.  They keep working on the copy in their pages, but pg_dump
+ * writes them with that option, and their restore needs the row.
+ */
+static void
+warn_named_by_indexes(const char *name)
+{
+	QdbCatalogAccess a;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	StringInfoData list;
+	uint64		n = 0;
+	int			rc;
+
+	values[0] = CStringGetTextDatum(psprintf("compressor=%s", name));
+	initStringInfo(&list);
+	QdbCatalogBegin(&a);
+	rc = SPI_execute_with_args("SELECT c.oid::pg_catalog.regclass::pg_catalog.text FROM pg_catalog.pg_class c "
+							   "JOIN pg_catalog.pg_am am ON am.oid OPERATOR(pg_catalog.=) c.relam "
+							   "WHERE am.amname OPERATOR(pg_catalog.=) 'quantumdb' "
+							   "AND $1 OPERATOR(pg_catalog.=) ANY (c.reloptions) ORDER BY 1",
+							   1, argtypes, values, NULL, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_class: %s", SPI_result_code_string(rc));
+	n = SPI_processed;
+	for (uint64 i = 0; i < n && i < 10; i++)
+		appendStringInfo(&list, "%s%s", i ? ", " : "",
+						 SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+	QdbCatalogEnd(&a);
+	if (n == 0)
+		return;
+	ereport(WARNING,
+			(errmsg("compressor \"%s\" is still named by " UINT64_FORMAT " index%s: %s%s",
+					name, n, n == 1 ? "" : "es", list.data, n > 10 ? ", ..." : ""),
+			 errdetail("They keep working on their own copy of it, but what rebuilds them (REINDEX, VACUUM FULL, CLUSTER, a table rewrite, the restore of a dump, which writes WITH (compressor = %s)) takes it from the catalog by name, and fails without it.",
+					   quote_literal_cstr(name)),
+			 errhint("ALTER INDEX ... RESET (compressor) on each (a rebuild then trains a new compressor from the table), or SET (compressor = ...) another.")));
 }
 
 /*
@@ -599,7 +641,10 @@ quantumdb_drop_compressor(PG_FUNCTION_ARGS)
 		ereport(NOTICE,
 				(errmsg("compressor \"%s\" does not exist, skipping", name)));
 	else
+	{
 		QdbCitusDropCompressor(name);
+		warn_named_by_indexes(name);
+	}
 	PG_RETURN_BOOL(deleted > 0);
 }
 

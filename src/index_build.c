@@ -570,7 +570,12 @@ obtain_model(Relation heap, Relation index, IndexInfo *indexInfo, QdbMetric metr
 	}
 	if (name)
 	{
-		QdbLoadedModel *lm = QdbLoadCompressor(name, CurrentMemoryContext);
+		/* a parallel pg_restore may build the index before the catalog's rows */
+		QdbLoadedModel *lm = QdbLoadCompressor(name, CurrentMemoryContext,
+											   "Train one with quantumdb.train() or load one with quantumdb.import(). "
+											   "In a restore by pg_restore --jobs, which can build an index before the "
+											   "compressors (they come with the data): restore --section=pre-data "
+											   "--section=data first, then --section=post-data.");
 
 		*model = lm->model;
 		strlcpy(name_out, name, NAMEDATALEN);

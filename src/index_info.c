@@ -169,23 +169,44 @@ quantumdb_index_info(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
+/*
+ * verify's rows: one per problem, at most MAX_PROBLEM_ROWS of them and then
+ * one row counting the rest (a damaged index of millions of nodes would
+ * otherwise return millions of rows).
+ */
+#define MAX_PROBLEM_ROWS 1000
+
 typedef struct Problems
 {
 	ReturnSetInfo *rsinfo;
-	int			n;
+	int64		n;
+	/* links from live nodes to deleted (not free) ones, and from how many */
+	int64		pending_links;
+	int64		pending_nodes;
 } Problems;
+
+/* Adds a row to verify's result. */
+static void
+put_row(Problems *p, const char *text)
+{
+	Datum		value = CStringGetTextDatum(text);
+	bool		isnull = false;
+
+	tuplestore_putvalues(p->rsinfo->setResult, p->rsinfo->setDesc, &value, &isnull);
+}
 
 static void
 problem(Problems *p, const char *fmt,...) pg_attribute_printf(2, 3);
 
+/* A problem: a row, while fewer than MAX_PROBLEM_ROWS were written. */
 static void
 problem(Problems *p, const char *fmt,...)
 {
 	va_list		ap;
 	StringInfoData s;
-	Datum		value;
-	bool		isnull = false;
 
+	if (++p->n > MAX_PROBLEM_ROWS)
+		return;
 	initStringInfo(&s);
 	for (;;)
 	{
@@ -198,9 +219,29 @@ problem(Problems *p, const char *fmt,...)
 			break;
 		enlargeStringInfo(&s, needed);
 	}
-	value = CStringGetTextDatum(s.data);
-	tuplestore_putvalues(p->rsinfo->setResult, p->rsinfo->setDesc, &value, &isnull);
-	p->n++;
+	put_row(p, s.data);
+}
+
+/* verify's last rows, past the cap: what it counted rather than listed */
+static void
+problems_end(Problems *p)
+{
+	if (p->n > MAX_PROBLEM_ROWS)
+		put_row(p, psprintf("and " INT64_FORMAT " more problems", p->n - MAX_PROBLEM_ROWS));
+
+	/*
+	 * VACUUM marks the dead rows' nodes deleted (pass 1), then relinks their
+	 * neighbours (pass 2), then frees them: a VACUUM that stopped between
+	 * (a crash, a cancel) leaves live nodes linking to deleted ones, which
+	 * scans step over and the next VACUUM that removes dead rows from the
+	 * index relinks.  A lasting state, not damage: one row says so (a link
+	 * to a free node is damage, listed).
+	 */
+	if (p->pending_links > 0)
+		put_row(p, psprintf(INT64_FORMAT " links from " INT64_FORMAT " live nodes lead to deleted nodes: "
+							"a VACUUM that stopped before relinking them leaves this, and the next "
+							"VACUUM that removes dead rows from the index repairs it",
+							p->pending_links, p->pending_nodes));
 }
 
 /* Checks the meta page and the compressor pages; false if the rest cannot be read. */
@@ -310,6 +351,7 @@ verify_node(Problems *p, const QdbMetaPageData *meta, const QdbNodeMap *map,
 	BlockNumber blkno = QdbRefBlock(self);
 	OffsetNumber off = QdbRefOffset(self);
 	QdbNodeRef *lists;
+	int64		pending = p->pending_links;
 	int			level,
 				i,
 				j;
@@ -342,9 +384,12 @@ verify_node(Problems *p, const QdbMetaPageData *meta, const QdbNodeMap *map,
 				problem(p, "node (%u,%u) links to node (%u,%u) at level %d, above that node's level",
 						blkno, off, QdbRefBlock(list[i]), QdbRefOffset(list[i]), level);
 			else if (!(node->flags & QDB_NODE_DELETED) &&
-					 (map->flags[QdbNodeSlot(map, list[i])] & QDB_NODE_DELETED))
-				problem(p, "live node (%u,%u) links to deleted node (%u,%u) at level %d",
+					 (map->flags[QdbNodeSlot(map, list[i])] & QDB_NODE_FREE))
+				problem(p, "live node (%u,%u) links to free node (%u,%u) at level %d",
 						blkno, off, QdbRefBlock(list[i]), QdbRefOffset(list[i]), level);
+			else if (!(node->flags & QDB_NODE_DELETED) &&
+					 (map->flags[QdbNodeSlot(map, list[i])] & QDB_NODE_DELETED))
+				p->pending_links++;
 			else if (map->codes &&
 					 memcmp(QdbNodeSlotCodes(node, meta->code_size, meta->m, node->level) +
 							(Size) (QdbLevelStart(meta->m, level) + i) * meta->code_size,
@@ -358,6 +403,8 @@ verify_node(Problems *p, const QdbMetaPageData *meta, const QdbNodeMap *map,
 							QdbRefBlock(list[i]), QdbRefOffset(list[i]), level);
 		}
 	}
+	if (p->pending_links > pending)
+		p->pending_nodes++;
 }
 
 Datum
@@ -373,10 +420,11 @@ quantumdb_verify(PG_FUNCTION_ARGS)
 	QdbNodeShape shape;
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	memset(&p, 0, sizeof(p));
 	p.rsinfo = rsinfo;
-	p.n = 0;
 	if (!verify_header(index, &p, &meta))
 	{
+		problems_end(&p);
 		relation_close(index, AccessShareLock);
 		return (Datum) 0;
 	}
@@ -419,6 +467,7 @@ quantumdb_verify(PG_FUNCTION_ARGS)
 		if ((map.flags[slot] & QDB_NODE_DELETED) && max_level >= 0)
 			problem(&p, "the entry point is deleted but live nodes remain");
 	}
+	problems_end(&p);
 	relation_close(index, AccessShareLock);
 	return (Datum) 0;
 }

@@ -10,6 +10,7 @@
 #include "catalog/namespace.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "tcop/utility.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/acl.h"
@@ -257,7 +258,11 @@ quantumdb_train(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("hidden %d is narrower than target_dim %d", cfg.hidden, cfg.dim_pq)));
 
-	/* fail before the work, not after it, when the model cannot be stored */
+	/*
+	 * fail before the work, not after it, when the model cannot be stored:
+	 * on a standby or in a read-only transaction (25006), or without INSERT
+	 */
+	PreventCommandIfReadOnly("quantumdb.train()");
 	QdbCheckTableInsert("compressors", "Training stores the compressor there.");
 	if (cfg.kind == QDB_KIND_NEURAL)
 	{
@@ -289,6 +294,17 @@ quantumdb_train(PG_FUNCTION_ARGS)
 				 errmsg("subvectors %d is more than the %d dimensions to quantize",
 						cfg.M, cfg.dim_pq ? cfg.dim_pq : s.dim),
 				 errhint("Each sub-quantizer needs at least one dimension.")));
+	/* the default target_dim is known now: hidden must be as wide */
+	if (cfg.kind == QDB_KIND_NEURAL && cfg.hidden != 0 &&
+		cfg.hidden < qdb_config_dim_pq(&cfg))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("hidden %d is narrower than target_dim %d", cfg.hidden,
+						qdb_config_dim_pq(&cfg)),
+				 errdetail("The encoder starts as the opq transform, one hidden unit per reduced dimension;%s",
+						   cfg.dim_pq ? "" : " by default target_dim is the column's dimensions padded to a multiple of subvectors, at most 16 per subvector."),
+				 errhint("Pass hidden => %d or more, or a smaller target_dim.",
+						 qdb_config_dim_pq(&cfg))));
 	rc = qdb_train_config_check(&cfg);
 	QdbReportStatus(rc, "invalid training settings", NULL);
 	ereport(NOTICE,

@@ -92,5 +92,35 @@ $node->command_ok([ 'pg_restore', '-e', '-d', $node->connstr('restored_custom'),
 	'pg_restore');
 is(index_state('restored_custom'), $state, 'the same after pg_restore');
 
+# pg_restore --jobs: the way the README gives (the compressors come with
+# the data, so pre-data and data first, then post-data on several jobs)
+# restores both indexes
+$node->safe_psql('postgres', 'CREATE DATABASE restored_jobs');
+$node->command_ok([ 'pg_restore', '-e', '--section=pre-data', '--section=data',
+	'-d', $node->connstr('restored_jobs'), $archive ], 'pg_restore pre-data and data');
+$node->command_ok([ 'pg_restore', '-e', '--jobs=2', '--section=post-data',
+	'-d', $node->connstr('restored_jobs'), $archive ], 'pg_restore --jobs=2 post-data');
+is(index_state('restored_jobs'), $state, 'the same after that parallel restore');
+# an index built before the compressors' rows: the ERROR says the way
+my ($ret, $out, $err) = $node->psql('restored_jobs', q{
+	DELETE FROM quantumdb.compressors;
+	CREATE INDEX early ON docs USING quantumdb (embedding) WITH (compressor = 'c')});
+like($err, qr/compressor "c" does not exist.*HINT:.*--section=pre-data --section=data first, then --section=post-data/s,
+	'a missing compressor hints at the sections');
+
+# a compressor dropped while an index names it: a WARNING names the index
+# (its dump could not be restored); with the option reset, a dump restores
+# it, training a compressor from the table
+($ret, $out, $err) = $node->psql('postgres', q{SELECT quantumdb.drop_compressor('c')});
+like($err, qr/WARNING:  compressor "c" is still named by 1 index: public\.docs_named\n.*ALTER INDEX \.\.\. RESET \(compressor\)/s,
+	'dropping a compressor an index names warns');
+$node->safe_psql('postgres', 'ALTER INDEX docs_named RESET (compressor)');
+$node->command_ok([ 'pg_dump', '-d', $node->connstr('postgres'), '-f', $dump ], 'pg_dump after the drop');
+$node->safe_psql('postgres', 'CREATE DATABASE restored_reset');
+$node->command_ok([ 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1',
+	'-d', $node->connstr('restored_reset'), '-f', $dump ], 'its restore');
+like(index_state('restored_reset'), qr/docs_named\|0\|2000\|t.*docs_own\|0\|2000\|t/s,
+	'both indexes are restored, clean and exact');
+
 $node->stop;
 done_testing();

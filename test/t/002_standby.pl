@@ -103,6 +103,13 @@ is($standby->safe_psql('postgres', $target_sql), $primary->safe_psql('postgres',
 my ($cret, $cout, $cerr) = $standby->psql('postgres', "SELECT * FROM quantumdb.calibrate('items_idx')");
 like($cerr, qr/cannot execute quantumdb.calibrate\(\) (during recovery|in a read-only transaction)/,
 	'calibrate is refused on the standby');
+# training too, before it samples and trains (it used to train in full and
+# then fail on the catalog's INSERT)
+($cret, $cout, $cerr) = $standby->psql('postgres',
+	"SET client_min_messages = notice; SELECT quantumdb.train('sb_c', 'items', 'emb', kind => 'pq')");
+like($cerr, qr/cannot execute quantumdb.train\(\) (during recovery|in a read-only transaction)/,
+	'training is refused on the standby');
+unlike($cerr, qr/training vectors/, 'before it samples the table');
 
 my $verify_sql = "SELECT string_agg(v, E'\\n') FROM quantumdb.verify('items_idx') v";
 is($standby->safe_psql('postgres', $verify_sql), '', 'verify finds no problem on the standby');
