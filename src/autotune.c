@@ -127,6 +127,23 @@ kinds_arg(FunctionCallInfo fcinfo, int n, QdbTune *t)
 				 errmsg("kinds must name at least one kind")));
 }
 
+/*
+ * The operator class a CREATE INDEX on relid.column needs for metric, with
+ * a leading space ("" for l2, the default of each type): real_cosine_ops,
+ * vector_ip_ops, ...
+ */
+static const char *
+opclass_for(Oid relid, const char *column, QdbMetric metric)
+{
+	QdbVecType	t = QdbVecTypeOf(getBaseType(get_atttype(relid, get_attnum(relid, column))));
+
+	if (metric == QDB_METRIC_L2)
+		return "";
+	return psprintf(" %s_%s_ops",
+					t == QDB_VEC_VECTOR ? "vector" : t == QDB_VEC_HALFVEC ? "halfvec" : "real",
+					qdb_metric_name(metric));
+}
+
 /* stage_trials: three counts of trials, each 1 to 1000, instead of the budget's */
 static void
 stage_trials_arg(FunctionCallInfo fcinfo, int n, int *counts)
@@ -234,28 +251,40 @@ quantumdb_autotune(PG_FUNCTION_ARGS)
 								   false);
 	rs->log.compressor = name;
 
-	/* the sample: as quantumdb.train draws it; under cosine, unit rows */
+	/*
+	 * the sample: as quantumdb.train draws it; under cosine, unit rows.  It
+	 * is sized for the hungriest kind searched at its defaults
+	 * (train_backend.c's estimates); a kind whose training cannot take the
+	 * fewest rows a search needs within maintenance_work_mem is left out,
+	 * with a NOTICE (at the default 64MB, neural, and rq past about 60
+	 * dimensions), while another remains.
+	 */
 	{
-		QdbTrainConfig fit;
+		QdbTrainConfig fits[lengthof(t->kinds)];
+		bool		left_out[lengthof(t->kinds)];
+		int			kept = 0;
 
-		qdb_train_config_init(&fit);
-		/* sized for the hungriest kind searched (train_backend.c's estimates) */
-		fit.kind = t->kinds[t->nkinds - 1];
 		for (int i = 0; i < t->nkinds; i++)
-			if (t->kinds[i] == QDB_KIND_NEURAL ||
-				(t->kinds[i] == QDB_KIND_OPQ && fit.kind != QDB_KIND_NEURAL))
-				fit.kind = t->kinds[i];
-		fit.metric = t->metric;
-		QdbSampleColumn(relid, column, sample_rows + validation_rows, t->seed,
-						t->metric == QDB_METRIC_COSINE, &fit, &s);
+		{
+			qdb_train_config_init(&fits[i]);
+			fits[i].kind = t->kinds[i];
+			fits[i].metric = t->metric;
+		}
+		QdbSampleColumnKinds(relid, column, sample_rows + validation_rows, t->seed,
+							 t->metric == QDB_METRIC_COSINE, fits, t->nkinds,
+							 TUNE_MIN_SAMPLE, left_out, &s);
+		for (int i = 0; i < t->nkinds; i++)
+			if (!left_out[i])
+				t->kinds[kept++] = t->kinds[i];
+		t->nkinds = kept;
 	}
 	t->n_val = Min(validation_rows, s.n / 10);
 	t->n_train = s.n - t->n_val;
 	if (t->n_train < 1000 || t->n_val < 10)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("too few vectors to tune on: %d distinct non-NULL vectors, at least 1111 needed",
-						s.n),
+				 errmsg("too few vectors to tune on: %d distinct non-NULL vectors, at least %d needed",
+						s.n, TUNE_MIN_SAMPLE),
 				 errdetail("A tenth of the rows (at most validation) are held out, and trials train on at least 1000.")));
 	t->dim = s.dim;
 	t->x = s.x;
@@ -338,10 +367,11 @@ quantumdb_autotune(PG_FUNCTION_ARGS)
 					name, rs->best_stage, qdb_kind_name(rs->best.model.kind), rs->best.score,
 					rs->best.quality, rs->trial, rs->npruned, rs->nskipped,
 					qdb_now() - t0),
-			 errhint("CREATE INDEX ON %s USING quantumdb (%s) WITH (%s);",
+			 errhint("CREATE INDEX ON %s USING quantumdb (%s%s) WITH (%s);",
 					 quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
 												get_rel_name(relid)),
-					 quote_identifier(column), opts.data)));
+					 quote_identifier(column), opclass_for(relid, column, t->metric),
+					 opts.data)));
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");

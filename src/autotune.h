@@ -122,6 +122,9 @@ typedef struct QdbTuneFinished
 
 #define TUNE_NSTAGES	3
 
+/* the fewest distinct vectors a search samples: 1,000 to train, 10% held out */
+#define TUNE_MIN_SAMPLE	1111
+
 /* A run: what autotune.c sets up and autotune_stages.c fills. */
 typedef struct QdbTuneRun
 {

@@ -181,10 +181,20 @@ typedef struct QdbSample
 /*
  * fit (may be NULL: no bound) is the training the sample is for: the
  * sample shrinks so that the sample and that training stay within
- * maintenance_work_mem (train_backend.c), saying so in a NOTICE.
+ * maintenance_work_mem (train_backend.c), saying so in a NOTICE when the
+ * table had more rows than it kept.
  */
 extern void QdbSampleColumn(Oid relid, const char *column, int want, uint64 seed,
 							bool cosine, const QdbTrainConfig *fit, QdbSample *out);
+
+/*
+ * The same for the auto-tuner: fits holds one training per kind searched;
+ * a kind that cannot take min_rows rows is left out (left_out[i], with a
+ * NOTICE) while another remains.
+ */
+extern void QdbSampleColumnKinds(Oid relid, const char *column, int want, uint64 seed,
+								 bool cosine, const QdbTrainConfig *fits, int nfits,
+								 int min_rows, bool *left_out, QdbSample *out);
 
 /* train.c: quantumdb.train() */
 extern void QdbCheckTableInsert(const char *table, const char *detail);
@@ -214,7 +224,11 @@ typedef struct QdbTrainHook
 } QdbTrainHook;
 
 extern int	QdbSampleRowsThatFit(const QdbTrainConfig *cfg, int dim, int want,
-								 const char *what);
+								 const char *what, double *short_mb);
+extern int	QdbSampleRowsForKinds(const QdbTrainConfig *cfgs, int ncfgs, int dim, int want,
+								  int min_rows, bool *left_out, const char *what,
+								  double *short_mb);
+extern void QdbSampleShortNotice(const char *what, int kept, int want, double short_mb);
 extern double QdbTrainModel(const char *name, const float *x, int n, QdbTrainConfig *cfg,
 							QdbDevice device, int64 log_run, MemoryContext tcxt,
 							QdbModel *model, const char **device_used,

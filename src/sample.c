@@ -120,7 +120,12 @@ typedef struct Reservoir
 	uint64	   *keys;			/* per slot of out->x: its vector's hash */
 	binaryheap *heap;			/* slots of out->x, the largest key first */
 	kept_hash  *set;			/* the keys in out->x */
-	const QdbTrainConfig *fit;	/* the training the sample must fit beside */
+	const QdbTrainConfig *fit;	/* the training(s) the sample must fit beside */
+	int			nfit;			/* how many: > 1 for the auto-tuner's kinds */
+	int			min_rows;		/* with nfit > 1: a kind fitting fewer is left out */
+	bool	   *left_out;		/* with nfit > 1: per kind */
+	int			asked;			/* want before the fit */
+	double		short_mb;		/* > 0: the fit lowered want; the setting for all */
 	MemoryContext caller;		/* where out->x lives */
 	MemoryContext batch;		/* reset after each row */
 	SampleErrorContext ectx;
@@ -136,6 +141,8 @@ reservoir_init(Reservoir *r, Oid relid, bool has_tid, int want, uint64 seed, boo
 	memset(r, 0, sizeof(*r));
 	r->out = out;
 	r->want = want;
+	r->asked = want;
+	r->nfit = 1;
 	r->cosine = cosine;
 	r->seed = seed;
 	r->caller = CurrentMemoryContext;
@@ -216,6 +223,9 @@ reservoir_finish(Reservoir *r)
 
 	if (r->keys == NULL)
 		return;
+	/* the fit kept fewer rows than asked, and the table had more */
+	if (r->short_mb > 0 && out->rows_seen > r->want)
+		QdbSampleShortNotice(r->what, r->want, r->asked, r->short_mb);
 	if (n > 1)
 	{
 		perm = palloc_extended((Size) n * sizeof(int), MCXT_ALLOC_HUGE);
@@ -295,7 +305,10 @@ reservoir_add(Reservoir *r, Datum d)
 
 			if (error_context_stack == &r->errcb)
 				error_context_stack = r->errcb.previous;
-			r->want = QdbSampleRowsThatFit(r->fit, dim, r->want, r->what);
+			r->want = r->nfit > 1 ?
+				QdbSampleRowsForKinds(r->fit, r->nfit, dim, r->want, r->min_rows,
+									  r->left_out, r->what, &r->short_mb) :
+				QdbSampleRowsThatFit(r->fit, dim, r->want, r->what, &r->short_mb);
 			error_context_stack = saved;
 		}
 		out->x = MemoryContextAllocExtended(r->caller,
@@ -327,9 +340,32 @@ reservoir_add(Reservoir *r, Datum d)
  * see the top) from the non-NULL values of relid.column.  With cosine, a zero
  * vector is an error.  out->x is allocated in the current context.
  */
+static void sample_column(Oid relid, const char *column, int want, uint64 seed, bool cosine,
+						  const QdbTrainConfig *fit, int nfit, int min_rows, bool *left_out,
+						  QdbSample *out);
+
 void
 QdbSampleColumn(Oid relid, const char *column, int want, uint64 seed, bool cosine,
 				const QdbTrainConfig *fit, QdbSample *out)
+{
+	sample_column(relid, column, want, seed, cosine, fit, 1, 0, NULL, out);
+}
+
+/* The same for the auto-tuner's kinds (compressor.h). */
+void
+QdbSampleColumnKinds(Oid relid, const char *column, int want, uint64 seed, bool cosine,
+					 const QdbTrainConfig *fits, int nfits, int min_rows, bool *left_out,
+					 QdbSample *out)
+{
+	for (int i = 0; i < nfits; i++)
+		left_out[i] = false;
+	sample_column(relid, column, want, seed, cosine, fits, nfits, min_rows, left_out, out);
+}
+
+static void
+sample_column(Oid relid, const char *column, int want, uint64 seed, bool cosine,
+			  const QdbTrainConfig *fit, int nfit, int min_rows, bool *left_out,
+			  QdbSample *out)
 {
 	char		relkind = get_rel_relkind(relid);
 	bool		has_tid = relkind == RELKIND_RELATION || relkind == RELKIND_MATVIEW ||
@@ -353,6 +389,9 @@ QdbSampleColumn(Oid relid, const char *column, int want, uint64 seed, bool cosin
 	reservoir_init(&r, relid, has_tid, want, seed, cosine, out);
 	r.vectype = vectype;
 	r.fit = fit;
+	r.nfit = nfit;
+	r.min_rows = min_rows;
+	r.left_out = left_out;
 	r.what = psprintf("training from %s", relname);
 
 	SPI_connect();

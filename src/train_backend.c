@@ -249,24 +249,59 @@ training_memory(const QdbTrainConfig *cfg, int dim, double *per_row, double *fix
 	*fixed += 4.5 * mb + 256.0 * row;
 }
 
-/*
- * How many of want sample rows of dim floats a training of cfg may take
- * within maintenance_work_mem: want when they fit, else fewer with a
- * NOTICE, or an ERROR that says what to raise when not even the fewest the
- * training needs (QDB_KSUB rows) fit.  what names the training ("training
- * \"c\"", "index \"i\"").
- */
-int
-QdbSampleRowsThatFit(const QdbTrainConfig *cfg, int dim, int want, const char *what)
+/* the bytes training takes from maintenance_work_mem: a tenth kept for what the estimate misses */
+static double
+training_budget(void)
 {
-	/* a tenth kept for what the estimate misses */
-	double		budget = (double) maintenance_work_mem * 1024.0 / 1.1;
+	return (double) maintenance_work_mem * 1024.0 / 1.1;
+}
+
+/* MB a training of cfg on rows rows of dim floats takes, sample included */
+static double
+training_mb(const QdbTrainConfig *cfg, int dim, int rows)
+{
 	double		per_row,
-				fixed,
-				fit;
+				fixed;
 
 	training_memory(cfg, dim, &per_row, &fixed);
-	fit = floor((budget - fixed) / per_row);
+	return (fixed + per_row * rows) / (1024.0 * 1024.0);
+}
+
+/* the maintenance_work_mem setting, in MB, that such a training needs */
+static double
+setting_mb(const QdbTrainConfig *cfg, int dim, int rows)
+{
+	return ceil(1.1 * training_mb(cfg, dim, rows));
+}
+
+/* how many sample rows of dim floats fit beside a training of cfg (may be < 0) */
+static double
+rows_that_fit(const QdbTrainConfig *cfg, int dim)
+{
+	double		per_row,
+				fixed;
+
+	training_memory(cfg, dim, &per_row, &fixed);
+	return floor((training_budget() - fixed) / per_row);
+}
+
+/*
+ * How many of want sample rows of dim floats a training of cfg may take
+ * within maintenance_work_mem: want when they fit, else fewer (*short_mb,
+ * when not NULL, is then the setting all want would need, for the NOTICE
+ * the sampler gives when the table had more rows than it kept), or an
+ * ERROR that says what to raise when not even the fewest the training
+ * needs (QDB_KSUB rows) fit.  what names the training ("training \"c\"",
+ * "index \"i\"").
+ */
+int
+QdbSampleRowsThatFit(const QdbTrainConfig *cfg, int dim, int want, const char *what,
+					 double *short_mb)
+{
+	double		fit = rows_that_fit(cfg, dim);
+
+	if (short_mb)
+		*short_mb = 0;
 	if (fit >= want)
 		return want;
 	if (fit < QDB_KSUB)
@@ -275,15 +310,70 @@ QdbSampleRowsThatFit(const QdbTrainConfig *cfg, int dim, int want, const char *w
 				 errmsg("maintenance_work_mem is too small for %s", what),
 				 errdetail("Kind %s on %d rows of %d dimensions needs about %.0f MB; maintenance_work_mem is %d kB.",
 						   qdb_kind_name(cfg->kind), QDB_KSUB, dim,
-						   (fixed + per_row * QDB_KSUB) / (1024.0 * 1024.0), maintenance_work_mem),
+						   training_mb(cfg, dim, QDB_KSUB), maintenance_work_mem),
 				 errhint("SET maintenance_work_mem = '%.0fMB' (or more) first.",
-						 ceil(1.1 * (fixed + per_row * Min(want, 10 * QDB_KSUB)) / (1024.0 * 1024.0)))));
+						 setting_mb(cfg, dim, Min(want, 10 * QDB_KSUB)))));
+	if (short_mb)
+		*short_mb = setting_mb(cfg, dim, want);
+	return (int) fit;
+}
+
+/*
+ * The same for the auto-tuner's kinds (one config each): a kind that cannot
+ * take min_rows rows beside its training is left out (left_out[i]), with
+ * a NOTICE that says what it needs, while another remains; the sample is
+ * then sized for the hungriest kind kept.  When none can take min_rows,
+ * an ERROR says what the least hungry one needs.
+ */
+int
+QdbSampleRowsForKinds(const QdbTrainConfig *cfgs, int ncfgs, int dim, int want,
+					  int min_rows, bool *left_out, const char *what, double *short_mb)
+{
+	int			least = 0,
+				hungriest = -1;
+	double		fit_least = -1,
+				fit_kept = 0;
+
+	for (int i = 0; i < ncfgs; i++)
+	{
+		double		fit = rows_that_fit(&cfgs[i], dim);
+
+		left_out[i] = fit < min_rows;
+		if (fit > fit_least)
+			fit_least = fit, least = i;
+		if (!left_out[i] && (hungriest < 0 || fit < fit_kept))
+			fit_kept = fit, hungriest = i;
+	}
+	if (hungriest < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("maintenance_work_mem is too small for %s", what),
+				 errdetail("The kind searched that needs the least, %s, needs about %.0f MB for %d rows of %d dimensions; maintenance_work_mem is %d kB.",
+						   qdb_kind_name(cfgs[least].kind),
+						   training_mb(&cfgs[least], dim, min_rows), min_rows, dim,
+						   maintenance_work_mem),
+				 errhint("SET maintenance_work_mem = '%.0fMB' (or more) first.",
+						 setting_mb(&cfgs[least], dim, min_rows))));
+	for (int i = 0; i < ncfgs; i++)
+		if (left_out[i])
+			ereport(NOTICE,
+					(errmsg("%s leaves kind %s out: its training on %d rows of %d dimensions needs about %.0f MB, and maintenance_work_mem is %d kB",
+							what, qdb_kind_name(cfgs[i].kind), min_rows, dim,
+							training_mb(&cfgs[i], dim, min_rows), maintenance_work_mem),
+					 errhint("SET maintenance_work_mem = '%.0fMB' to search it too.",
+							 setting_mb(&cfgs[i], dim, Min(want, 10 * min_rows)))));
+	return QdbSampleRowsThatFit(&cfgs[hungriest], dim, want, what, short_mb);
+}
+
+/* The sampler's NOTICE when it kept fewer rows than asked, to fit (above). */
+void
+QdbSampleShortNotice(const char *what, int kept, int want, double short_mb)
+{
 	ereport(NOTICE,
 			(errmsg("%s samples %d rows, not %d, to stay within maintenance_work_mem (%d kB)",
-					what, (int) fit, want, maintenance_work_mem),
+					what, kept, want, maintenance_work_mem),
 			 errhint("SET maintenance_work_mem = '%.0fMB' to sample all %d rows.",
-					 ceil(1.1 * (fixed + per_row * want) / (1024.0 * 1024.0)), want)));
-	return (int) fit;
+					 short_mb, want)));
 }
 
 /*

@@ -52,4 +52,25 @@ is($node->safe_psql('postgres', q{SELECT count(*) FROM quantumdb.verify('t_idx')
 is($node->safe_psql('postgres', q{SELECT nodes FROM quantumdb.index_info('t_idx')}), '7000',
 	'every row is in it');
 $s->quit;
+# the NOTICE that the sample shrank to fit maintenance_work_mem comes only
+# when the table had more rows than were kept (it told a 600-row table that
+# it sampled thousands of rows, not the 2,900 asked)
+my $shrink = sub {
+	my ($rows) = @_;
+	my ($ret, $out, $err) = $node->psql('postgres', qq{
+		SET maintenance_work_mem = '8MB';
+		CREATE TABLE s$rows AS SELECT * FROM t WHERE id <= $rows;
+		SELECT training_rows FROM quantumdb.train('s$rows', 's$rows', 'emb', kind => 'pq',
+			subvectors => 8, kmeans_iters => 2, sample => 6900, validation => 0)});
+	is($ret, 0, "training on $rows rows at 8MB succeeds");
+	return ($out, $err);
+};
+my ($kept, $err) = $shrink->(7000);
+like($err, qr/samples (\d+) rows, not 6900, to stay within maintenance_work_mem/,
+	"a table of more rows than fit: the NOTICE ($kept kept)");
+cmp_ok($kept, '<', 6900, 'and the sample is smaller');
+my ($all, $err2) = $shrink->(600);
+unlike($err2, qr/samples \d+ rows, not/, 'a table of fewer rows than fit: no NOTICE');
+is($all, '600', 'and every row is sampled');
+
 done_testing();
