@@ -175,6 +175,20 @@ SELECT count(*) FROM quantumdb.compressors WHERE name LIKE 'qdb_priv%';
 SELECT quantumdb.decode('qdb_priv_leak', '\x03'::bytea);
 \echo :LAST_ERROR_SQLSTATE
 RESET ROLE;
+-- the row forgot the dropped table (an OID kept would name whatever
+-- relation gets it later, and a dump wrote it as a bare number); a
+-- dropped source column too, while another column's drop leaves it
+CREATE TABLE qdb_priv_cols (id int, a real[], b real[]);
+INSERT INTO qdb_priv_cols SELECT i, ARRAY[sin(i), cos(i)]::real[], ARRAY[cos(i), sin(i)]::real[]
+FROM generate_series(1, 300) i;
+SELECT compressor FROM quantumdb.train('qdb_priv_cola', 'qdb_priv_cols', 'a', kind => 'pq',
+                                       subvectors => 2, sample => 300, validation => 0);
+ALTER TABLE qdb_priv_cols DROP COLUMN b;
+SELECT source::text, source_column FROM quantumdb.compressors WHERE name = 'qdb_priv_cola';
+ALTER TABLE qdb_priv_cols DROP COLUMN a;
+SELECT source, source_column FROM quantumdb.compressors WHERE name = 'qdb_priv_cola';
+DROP TABLE qdb_priv_cols;
+SELECT quantumdb.drop_compressor('qdb_priv_cola');
 
 -- the training log: a run's rows for the role that trained and for those
 -- who may use the compressor it stored

@@ -13,6 +13,43 @@ ALTER TABLE quantumdb.autotune_trials
 	DROP CONSTRAINT autotune_trials_pkey,
 	ADD CONSTRAINT autotune_trials_pkey PRIMARY KEY (run, trial, trained_by);
 
+-- New in 0.8.2 (sweep 2's F4):
+-- When a compressor's source table (or its column) is dropped, its row
+-- forgets the source: a kept OID would name whatever relation gets that
+-- OID later (a restore binds the number pg_dump writes for it), whose
+-- readers would then use a model of the dropped rows.  Without a source
+-- only the owner may use it, as before.  SECURITY DEFINER: any role's DROP
+-- fires it, and the catalog's rows are changed only by their owners; it
+-- cannot be called but as an event trigger.  It never makes a DROP fail.
+CREATE FUNCTION quantumdb.forget_dropped_sources()
+RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM pg_event_trigger_dropped_objects() d
+				   WHERE d.classid = 'pg_class'::regclass) THEN
+		RETURN;
+	END IF;
+	UPDATE quantumdb.compressors c SET source = NULL, source_column = NULL
+	FROM pg_event_trigger_dropped_objects() d
+	WHERE d.classid = 'pg_class'::regclass AND d.objid = c.source::oid
+	  AND (d.objsubid = 0 OR d.address_names[3] = c.source_column::text);
+EXCEPTION WHEN OTHERS THEN
+	RAISE WARNING 'quantumdb could not forget the dropped source of a compressor: %', SQLERRM;
+END
+$fn$;
+CREATE EVENT TRIGGER quantumdb_forget_dropped_sources ON sql_drop
+	EXECUTE FUNCTION quantumdb.forget_dropped_sources();
+COMMENT ON FUNCTION quantumdb.forget_dropped_sources() IS
+'event trigger on sql_drop: the compressors whose source table or column was dropped forget it';
+
+-- and the rows whose source is already gone forget it now
+UPDATE quantumdb.compressors c SET source = NULL, source_column = NULL
+WHERE c.source IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class r
+				  WHERE r.oid OPERATOR(pg_catalog.=) c.source::pg_catalog.oid);
+
 -- estimate_recall refuses a query column of a type the index's ordering
 -- operator cannot take with 42804, before any query runs (0.8.1 failed
 -- with 42883 inside its first query).  CREATE OR REPLACE keeps its grants

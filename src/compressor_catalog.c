@@ -247,7 +247,7 @@ check_may_use(const char *name, const CatalogRow *row)
 				 errmsg("permission denied for compressor \"%s\"", name),
 				 OidIsValid(row->source) ?
 				 errdetail("Its source table no longer exists, so only its owner may use it.") :
-				 errdetail("It was imported, so only its owner may use it."),
+				 errdetail("It has no source table (it was imported, or its source table was dropped), so only its owner may use it."),
 				 errhint("Ask for membership in role %s.", owner)));
 	table = quote_qualified_identifier(get_namespace_name(get_rel_namespace(row->source)),
 									   relname);

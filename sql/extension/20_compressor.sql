@@ -47,6 +47,36 @@ CREATE POLICY compressors_update ON quantumdb.compressors FOR UPDATE
 CREATE POLICY compressors_delete ON quantumdb.compressors FOR DELETE
     USING (pg_catalog.pg_has_role(owner, 'USAGE'));
 
+-- When a compressor's source table (or its column) is dropped, its row
+-- forgets the source: a kept OID would name whatever relation gets that
+-- OID later (a restore binds the number pg_dump writes for it), whose
+-- readers would then use a model of the dropped rows.  Without a source
+-- only the owner may use it, as before.  SECURITY DEFINER: any role's DROP
+-- fires it, and the catalog's rows are changed only by their owners; it
+-- cannot be called but as an event trigger.  It never makes a DROP fail.
+CREATE FUNCTION quantumdb.forget_dropped_sources()
+RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM pg_event_trigger_dropped_objects() d
+				   WHERE d.classid = 'pg_class'::regclass) THEN
+		RETURN;
+	END IF;
+	UPDATE quantumdb.compressors c SET source = NULL, source_column = NULL
+	FROM pg_event_trigger_dropped_objects() d
+	WHERE d.classid = 'pg_class'::regclass AND d.objid = c.source::oid
+	  AND (d.objsubid = 0 OR d.address_names[3] = c.source_column::text);
+EXCEPTION WHEN OTHERS THEN
+	RAISE WARNING 'quantumdb could not forget the dropped source of a compressor: %', SQLERRM;
+END
+$fn$;
+CREATE EVENT TRIGGER quantumdb_forget_dropped_sources ON sql_drop
+	EXECUTE FUNCTION quantumdb.forget_dropped_sources();
+COMMENT ON FUNCTION quantumdb.forget_dropped_sources() IS
+'event trigger on sql_drop: the compressors whose source table or column was dropped forget it';
+
 COMMENT ON TABLE quantumdb.compressors IS
     'Trained and imported compressors: safetensors model, settings and measured quality';
 COMMENT ON COLUMN quantumdb.compressors.validation_recall IS
