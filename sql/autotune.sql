@@ -93,6 +93,11 @@ CREATE TABLE at_one AS SELECT 1 AS id, emb FROM at_items, generate_series(1, 120
 SELECT quantumdb.autotune('at_one_c', 'at_one', 'emb', 'cosine', budget => '5 s');
 \echo :LAST_ERROR_SQLSTATE
 DROP TABLE at_one;
+-- one kind that cannot take 1,111 rows: the same ERROR as for several (it
+-- was "too few vectors" for the 806 rows that did fit)
+SET maintenance_work_mem = '8MB';
+SELECT quantumdb.autotune('at_pq8', 'at_items', 'emb', 'cosine', budget => '5 s', kinds => '{pq}');
+\echo :LAST_ERROR_SQLSTATE
 RESET maintenance_work_mem;
 
 -- a budget too small for the plan: trials are skipped or stopped, never run past it

@@ -189,6 +189,16 @@ ALTER TABLE qdb_priv_cols DROP COLUMN a;
 SELECT source, source_column FROM quantumdb.compressors WHERE name = 'qdb_priv_cola';
 DROP TABLE qdb_priv_cols;
 SELECT quantumdb.drop_compressor('qdb_priv_cola');
+-- a temporary table (dropped at the session's end, which no event trigger
+-- sees) is not recorded as the source
+CREATE TEMP TABLE qdb_priv_tmp AS
+SELECT i AS id, ARRAY[sin(i), cos(i)]::real[] AS emb FROM generate_series(1, 300) i;
+SELECT compressor FROM quantumdb.train('qdb_priv_tmpc', 'qdb_priv_tmp', 'emb', kind => 'pq',
+                                       subvectors => 2, sample => 300, validation => 0);
+SELECT source IS NULL AS no_source, source_column IS NULL AS no_column
+FROM quantumdb.compressors WHERE name = 'qdb_priv_tmpc';
+DROP TABLE qdb_priv_tmp;
+SELECT quantumdb.drop_compressor('qdb_priv_tmpc');
 
 -- the training log: a run's rows for the role that trained and for those
 -- who may use the compressor it stored

@@ -20,7 +20,9 @@ ALTER TABLE quantumdb.autotune_trials
 -- readers would then use a model of the dropped rows.  Without a source
 -- only the owner may use it, as before.  SECURITY DEFINER: any role's DROP
 -- fires it, and the catalog's rows are changed only by their owners; it
--- cannot be called but as an event trigger.  It never makes a DROP fail.
+-- cannot be called but as an event trigger.  Its UPDATE can fail only as
+-- any statement's can (a lock timeout, a serialization failure), and then
+-- the DROP fails with it, rather than leave the OID behind.
 CREATE FUNCTION quantumdb.forget_dropped_sources()
 RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER
@@ -35,8 +37,6 @@ BEGIN
 	FROM pg_event_trigger_dropped_objects() d
 	WHERE d.classid = 'pg_class'::regclass AND d.objid = c.source::oid
 	  AND (d.objsubid = 0 OR d.address_names[3] = c.source_column::text);
-EXCEPTION WHEN OTHERS THEN
-	RAISE WARNING 'quantumdb could not forget the dropped source of a compressor: %', SQLERRM;
 END
 $fn$;
 CREATE EVENT TRIGGER quantumdb_forget_dropped_sources ON sql_drop
@@ -44,11 +44,14 @@ CREATE EVENT TRIGGER quantumdb_forget_dropped_sources ON sql_drop
 COMMENT ON FUNCTION quantumdb.forget_dropped_sources() IS
 'event trigger on sql_drop: the compressors whose source table or column was dropped forget it';
 
--- and the rows whose source is already gone forget it now
+-- and the rows whose source table or column is already gone forget it now
 UPDATE quantumdb.compressors c SET source = NULL, source_column = NULL
 WHERE c.source IS NOT NULL
-  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class r
-				  WHERE r.oid OPERATOR(pg_catalog.=) c.source::pg_catalog.oid);
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+				  WHERE a.attrelid OPERATOR(pg_catalog.=) c.source::pg_catalog.oid
+				    AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+				    AND (c.source_column IS NULL
+						 OR a.attname OPERATOR(pg_catalog.=) c.source_column));
 
 -- estimate_recall refuses a query column of a type the index's ordering
 -- operator cannot take with 42804, before any query runs (0.8.1 failed

@@ -433,7 +433,7 @@ QdbInsertCompressorRow(const QdbCompressorRow *r)
 
 /*
  * Inserts a catalog row owned by the current user, trained on source.column
- * (InvalidOid and NULL for an imported model).  training_seconds and
+ * (InvalidOid and NULL for an imported model, and for a temporary table).  training_seconds and
  * validation_recall may be negative for "unknown" (an imported model).
  * The user needs INSERT on the catalog.  On a Citus coordinator the row
  * goes to every worker too, in the same transaction (citus.c).
@@ -463,8 +463,16 @@ QdbStoreCompressor(const char *name, const QdbModel *m, const char *extra_settin
 	r.training_seconds = training_seconds;
 	r.validation_recall = validation_recall;
 	r.owner = GetUserId();
-	r.source = source;
-	r.column = column;
+	/*
+	 * A temporary table is dropped at the session's end without the event
+	 * trigger that makes the row forget a dropped source: no source (the
+	 * owner's alone, as its rows were), not an OID another relation may get.
+	 */
+	if (OidIsValid(source) && get_rel_persistence(source) != RELPERSISTENCE_TEMP)
+	{
+		r.source = source;
+		r.column = column;
+	}
 	if (!QdbInsertCompressorRow(&r))
 		QdbCompressorNameTaken(name);
 	QdbCitusReplicateCompressor(name);

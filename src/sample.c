@@ -126,6 +126,7 @@ typedef struct Reservoir
 	bool	   *left_out;		/* with nfit > 1: per kind */
 	int			asked;			/* want before the fit */
 	double		short_mb;		/* > 0: the fit lowered want; the setting for all */
+	bool		overflow;		/* a distinct vector was left out for want */
 	MemoryContext caller;		/* where out->x lives */
 	MemoryContext batch;		/* reset after each row */
 	SampleErrorContext ectx;
@@ -186,6 +187,8 @@ keep_slot(Reservoir *r, uint64 key)
 		binaryheap_add(r->heap, Int32GetDatum(slot));
 		return slot;
 	}
+	/* full: a distinct vector is left out, this one or the one it evicts */
+	r->overflow = true;
 	slot = DatumGetInt32(binaryheap_first(r->heap));
 	if (key >= r->keys[slot])
 		return -1;
@@ -224,7 +227,7 @@ reservoir_finish(Reservoir *r)
 	if (r->keys == NULL)
 		return;
 	/* the fit kept fewer rows than asked, and the table had more */
-	if (r->short_mb > 0 && out->rows_seen > r->want)
+	if (r->short_mb > 0 && r->overflow)
 		QdbSampleShortNotice(r->what, r->want, r->asked, r->short_mb);
 	if (n > 1)
 	{
@@ -305,7 +308,7 @@ reservoir_add(Reservoir *r, Datum d)
 
 			if (error_context_stack == &r->errcb)
 				error_context_stack = r->errcb.previous;
-			r->want = r->nfit > 1 ?
+			r->want = r->left_out ?
 				QdbSampleRowsForKinds(r->fit, r->nfit, dim, r->want, r->min_rows,
 									  r->left_out, r->what, &r->short_mb) :
 				QdbSampleRowsThatFit(r->fit, dim, r->want, r->what, &r->short_mb);

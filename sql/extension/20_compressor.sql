@@ -53,7 +53,9 @@ CREATE POLICY compressors_delete ON quantumdb.compressors FOR DELETE
 -- readers would then use a model of the dropped rows.  Without a source
 -- only the owner may use it, as before.  SECURITY DEFINER: any role's DROP
 -- fires it, and the catalog's rows are changed only by their owners; it
--- cannot be called but as an event trigger.  It never makes a DROP fail.
+-- cannot be called but as an event trigger.  Its UPDATE can fail only as
+-- any statement's can (a lock timeout, a serialization failure), and then
+-- the DROP fails with it, rather than leave the OID behind.
 CREATE FUNCTION quantumdb.forget_dropped_sources()
 RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER
@@ -68,8 +70,6 @@ BEGIN
 	FROM pg_event_trigger_dropped_objects() d
 	WHERE d.classid = 'pg_class'::regclass AND d.objid = c.source::oid
 	  AND (d.objsubid = 0 OR d.address_names[3] = c.source_column::text);
-EXCEPTION WHEN OTHERS THEN
-	RAISE WARNING 'quantumdb could not forget the dropped source of a compressor: %', SQLERRM;
 END
 $fn$;
 CREATE EVENT TRIGGER quantumdb_forget_dropped_sources ON sql_drop

@@ -72,5 +72,13 @@ cmp_ok($kept, '<', 6900, 'and the sample is smaller');
 my ($all, $err2) = $shrink->(600);
 unlike($err2, qr/samples \d+ rows, not/, 'a table of fewer rows than fit: no NOTICE');
 is($all, '600', 'and every row is sampled');
+# nor for a table of more rows than fit, but fewer distinct vectors
+my ($ret, $out, $err3) = $node->psql('postgres', q{
+	SET maintenance_work_mem = '8MB';
+	CREATE TABLE dup AS SELECT s.id, s.emb FROM t s, generate_series(1, 10) WHERE s.id <= 600;
+	SELECT training_rows FROM quantumdb.train('dup', 'dup', 'emb', kind => 'pq',
+		subvectors => 8, kmeans_iters => 2, sample => 6900, validation => 0)});
+is($out, '600', 'a table of 6,000 rows, 600 distinct: every distinct vector sampled');
+unlike($err3, qr/samples \d+ rows, not/, 'and no NOTICE');
 
 done_testing();

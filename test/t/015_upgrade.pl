@@ -32,6 +32,17 @@ $sql->(qq{
 		WITH (compressor = 'c1', m = 8, ef_construction = 64);
 	CREATE INDEX items_trained ON items USING quantumdb (emb) WITH (m = 8, ef_construction = 64);
 	CREATE INDEX small_idx ON small USING quantumdb (emb);
+	-- sources that are gone before the update (0.8.2 clears them)
+	CREATE TABLE gone_t AS SELECT id, emb FROM glove WHERE id < 400;
+	CREATE TABLE gone_c AS SELECT id, emb, emb AS emb2 FROM glove WHERE id < 400;
+	SELECT compressor FROM quantumdb.train('c_gone_t', 'gone_t', 'emb', kind => 'pq',
+		subvectors => 4, kmeans_iters => 2, validation => 0);
+	SELECT compressor FROM quantumdb.train('c_gone_c', 'gone_c', 'emb', kind => 'pq',
+		subvectors => 4, kmeans_iters => 2, validation => 0);
+	SELECT compressor FROM quantumdb.train('c_kept_c', 'gone_c', 'emb2', kind => 'pq',
+		subvectors => 4, kmeans_iters => 2, validation => 0);
+	DROP TABLE gone_t;
+	ALTER TABLE gone_c DROP COLUMN emb;
 });
 is($sql->(q{SELECT extversion FROM pg_extension WHERE extname = 'quantumdb'}), '0.1.0',
 	'created at 0.1.0');
@@ -61,6 +72,11 @@ $sql->(q{ALTER EXTENSION quantumdb UPDATE});
 is($sql->(q{SELECT extversion FROM pg_extension WHERE extname = 'quantumdb'}), $current,
 	"updated to $current");
 is($sql->($answers), $before, 'every index answers as before the update');
+is($sql->(q{SELECT string_agg(name || ':' || coalesce(source::text, '-') || ':'
+		|| coalesce(source_column::text, '-'), ' ' ORDER BY name)
+	FROM quantumdb.compressors WHERE name LIKE 'c\\_%\\_%'}),
+	'c_gone_c:-:- c_gone_t:-:- c_kept_c:gone_c:emb2',
+	'the update clears the sources dropped before it, and keeps the others');
 is($sql->($state), $state_before, 'compressors, training log and verify as before');
 
 # the updated indexes keep working: inserts, vacuum, a new index
