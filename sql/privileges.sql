@@ -269,6 +269,40 @@ SELECT quantumdb.drop_compressor('qdb_priv_view');
 RESET ROLE;
 SELECT quantumdb.drop_compressor('qdb_priv_view');
 
+-- rows written into the catalog directly (by a role with INSERT on it)
+-- are checked as train and import check theirs: the model parses and
+-- matches the row, and the source is a table the writer may read (before,
+-- a model of one byte was stored, and a row could claim a source its
+-- writer could not read, shown to that table's readers as derived from it)
+SET ROLE qdb_priv_owner;
+CREATE TABLE qdb_priv_s.hidden (v real[]);
+RESET ROLE;
+SET ROLE qdb_priv_user;
+CREATE TABLE qdb_priv_u.src AS
+SELECT i AS id, ARRAY[sin(i), cos(i), sin(2 * i), cos(2 * i)]::real[] AS v
+FROM generate_series(1, 300) i;
+SELECT compressor FROM quantumdb.train('qdb_priv_mine', 'qdb_priv_u.src', 'v', kind => 'pq',
+                                       subvectors => 2, sample => 300, validation => 0);
+INSERT INTO quantumdb.compressors (name, kind, dimensions, metric, settings, model)
+VALUES ('qdb_priv_direct', 'pq', 4, 'l2', '{}', '\x00');
+\echo :LAST_ERROR_SQLSTATE
+INSERT INTO quantumdb.compressors (name, kind, dimensions, metric, settings, model)
+SELECT 'qdb_priv_direct', 'rq', 3, 'cosine', '{}', quantumdb.export('qdb_priv_mine');
+\echo :LAST_ERROR_SQLSTATE
+INSERT INTO quantumdb.compressors (name, kind, dimensions, metric, settings, model,
+                                   source, source_column)
+SELECT 'qdb_priv_direct', 'pq', 4, 'l2', '{}', quantumdb.export('qdb_priv_mine'),
+       'qdb_priv_s.hidden', 'v';
+\echo :LAST_ERROR_SQLSTATE
+-- a row that says what its model is, from a table its writer reads
+INSERT INTO quantumdb.compressors (name, kind, dimensions, metric, settings, model,
+                                   source, source_column)
+SELECT 'qdb_priv_direct', 'pq', 4, 'l2', '{}', quantumdb.export('qdb_priv_mine'),
+       'qdb_priv_u.src', 'v';
+SELECT array_length(quantumdb.decode('qdb_priv_direct', '\x0000'::bytea), 1) AS direct_decodes;
+SELECT quantumdb.drop_compressor(n) FROM unnest(ARRAY['qdb_priv_direct', 'qdb_priv_mine']) n;
+RESET ROLE;
+
 -- the owner drops its compressors
 SET ROLE qdb_priv_owner;
 SELECT quantumdb.drop_compressor('qdb_priv_leak');

@@ -53,6 +53,25 @@ WHERE c.source IS NOT NULL
 				    AND (c.source_column IS NULL
 						 OR a.attname OPERATOR(pg_catalog.=) c.source_column));
 
+-- New in 0.8.2 (sweep 2's F5): rows written into the catalog directly are
+-- checked by its INSERT and UPDATE policies.
+CREATE FUNCTION quantumdb.check_compressor_row(model bytea, kind text, dimensions integer,
+                                               metric text, source regclass,
+                                               source_column name)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'quantumdb_check_compressor_row' LANGUAGE C STABLE;
+COMMENT ON FUNCTION quantumdb.check_compressor_row(bytea, text, integer, text, regclass, name) IS
+'for the catalog''s INSERT and UPDATE policies: true when the model parses and matches the row and its writer may read its source, else an ERROR';
+ALTER POLICY compressors_insert ON quantumdb.compressors
+    WITH CHECK (pg_catalog.pg_has_role(owner, 'USAGE')
+                AND quantumdb.check_compressor_row(model, kind, dimensions, metric,
+                                                   source, source_column));
+ALTER POLICY compressors_update ON quantumdb.compressors
+    USING (pg_catalog.pg_has_role(owner, 'USAGE'))
+    WITH CHECK (pg_catalog.pg_has_role(owner, 'USAGE')
+                AND quantumdb.check_compressor_row(model, kind, dimensions, metric,
+                                                   source, source_column));
+
 -- estimate_recall refuses a query column of a type the index's ordering
 -- operator cannot take with 42804, before any query runs (0.8.1 failed
 -- with 42883 inside its first query).  CREATE OR REPLACE keeps its grants

@@ -36,6 +36,7 @@ PG_FUNCTION_INFO_V1(quantumdb_export);
 PG_FUNCTION_INFO_V1(quantumdb_import);
 PG_FUNCTION_INFO_V1(quantumdb_drop_compressor);
 PG_FUNCTION_INFO_V1(quantumdb_may_use_compressor);
+PG_FUNCTION_INFO_V1(quantumdb_check_compressor_row);
 
 /* What the catalog says about a compressor besides its model. */
 typedef struct CatalogRow
@@ -654,6 +655,49 @@ quantumdb_drop_compressor(PG_FUNCTION_ARGS)
 		warn_named_by_indexes(name);
 	}
 	PG_RETURN_BOOL(deleted > 0);
+}
+
+/*
+ * quantumdb.check_compressor_row(model, kind, dimensions, metric, source,
+ * source_column): for the catalog's INSERT and UPDATE policies, so that a
+ * row written directly (not by train, import or autotune, which write as
+ * the catalog's owner after their own checks) holds a model that parses,
+ * says what that model is, and names as its source only a table the
+ * writing role may read: else readers of that table would see, and could
+ * use, a compressor that claims to come from it.  True, or an ERROR.
+ */
+Datum
+quantumdb_check_compressor_row(PG_FUNCTION_ARGS)
+{
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "quantumdb row check",
+											  ALLOCSET_DEFAULT_SIZES);
+	QdbModel	m;
+	const char *kind;
+	const char *metric;
+
+	for (int i = 0; i < 4; i++)
+		if (PG_ARGISNULL(i))
+			PG_RETURN_BOOL(false);	/* the columns' NOT NULL says which */
+	QdbParseModel(PG_GETARG_BYTEA_PP(0), &m, cxt, "the row's model");
+	kind = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	metric = text_to_cstring(PG_GETARG_TEXT_PP(3));
+	if (strcmp(kind, qdb_kind_name(m.kind)) != 0 || PG_GETARG_INT32(2) != m.dim ||
+		strcmp(metric, qdb_metric_name(m.metric)) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the row says kind %s, %d dimensions and metric %s, but its model is kind %s, %d dimensions and metric %s",
+						kind, PG_GETARG_INT32(2), metric, qdb_kind_name(m.kind), m.dim,
+						qdb_metric_name(m.metric)),
+				 errhint("Load a model with quantumdb.import(), which fills these columns from it.")));
+	if (!PG_ARGISNULL(4) &&
+		!QdbMayUseCompressor(GetUserId(), InvalidOid, PG_GETARG_OID(4),
+							 PG_ARGISNULL(5) ? NULL : NameStr(*PG_GETARG_NAME(5))))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("a compressor's source must be a table its writer may read"),
+				 errdetail("Readers of the source table may use the compressors derived from it.")));
+	MemoryContextDelete(cxt);
+	PG_RETURN_BOOL(true);
 }
 
 /*

@@ -39,11 +39,27 @@ GRANT SELECT (name, kind, dimensions, metric, settings, created_at, training_sec
 ALTER TABLE quantumdb.compressors ENABLE ROW LEVEL SECURITY;
 CREATE POLICY compressors_use ON quantumdb.compressors FOR SELECT
     USING (quantumdb.may_use_compressor(owner, source, source_column));
+-- A row written directly (train, import and autotune write as the
+-- catalog's owner, after their own checks) must hold a model that parses
+-- and matches its kind, dimensions and metric, and name as its source only
+-- a table its writer may read (else that table's readers would be shown,
+-- and could use, a compressor claiming to come from it).
+CREATE FUNCTION quantumdb.check_compressor_row(model bytea, kind text, dimensions integer,
+                                               metric text, source regclass,
+                                               source_column name)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'quantumdb_check_compressor_row' LANGUAGE C STABLE;
+COMMENT ON FUNCTION quantumdb.check_compressor_row(bytea, text, integer, text, regclass, name) IS
+'for the catalog''s INSERT and UPDATE policies: true when the model parses and matches the row and its writer may read its source, else an ERROR';
 CREATE POLICY compressors_insert ON quantumdb.compressors FOR INSERT
-    WITH CHECK (pg_catalog.pg_has_role(owner, 'USAGE'));
+    WITH CHECK (pg_catalog.pg_has_role(owner, 'USAGE')
+                AND quantumdb.check_compressor_row(model, kind, dimensions, metric,
+                                                   source, source_column));
 CREATE POLICY compressors_update ON quantumdb.compressors FOR UPDATE
     USING (pg_catalog.pg_has_role(owner, 'USAGE'))
-    WITH CHECK (pg_catalog.pg_has_role(owner, 'USAGE'));
+    WITH CHECK (pg_catalog.pg_has_role(owner, 'USAGE')
+                AND quantumdb.check_compressor_row(model, kind, dimensions, metric,
+                                                   source, source_column));
 CREATE POLICY compressors_delete ON quantumdb.compressors FOR DELETE
     USING (pg_catalog.pg_has_role(owner, 'USAGE'));
 

@@ -120,9 +120,13 @@ my $tables = q{
 		FROM pg_constraint WHERE connamespace = 'quantumdb'::regnamespace
 		UNION ALL
 		SELECT pg_get_indexdef(indexrelid) FROM pg_index
-		WHERE indrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'quantumdb'::regnamespace)) s};
+		WHERE indrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'quantumdb'::regnamespace)
+		UNION ALL
+		SELECT tablename || ' ' || policyname || ' ' || cmd || ' ' || coalesce(qual, '-')
+			|| ' ' || coalesce(with_check, '-')
+		FROM pg_policies WHERE schemaname = 'quantumdb') s};
 is($sql->($tables), $node->safe_psql('fresh', $tables),
-	'the updated tables have the constraints and indexes of a fresh install');
+	'the updated tables have the constraints, indexes and policies of a fresh install');
 
 # from 0.7.0: before the update, the function of 0.7.0 (refits DEFAULT 4)
 # trains other kinds with the library of now; an rq compressor trained at
