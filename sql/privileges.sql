@@ -294,6 +294,10 @@ INSERT INTO quantumdb.compressors (name, kind, dimensions, metric, settings, mod
 SELECT 'qdb_priv_direct', 'pq', 4, 'l2', '{}', quantumdb.export('qdb_priv_mine'),
        'qdb_priv_s.hidden', 'v';
 \echo :LAST_ERROR_SQLSTATE
+-- a NULL in a NOT NULL column: the constraint's ERROR, naming it
+INSERT INTO quantumdb.compressors (name, kind, dimensions, metric, settings, model)
+VALUES ('qdb_priv_direct', NULL, 4, 'l2', '{}', '\x00');
+\echo :LAST_ERROR_SQLSTATE
 -- a row that says what its model is, from a table its writer reads
 INSERT INTO quantumdb.compressors (name, kind, dimensions, metric, settings, model,
                                    source, source_column)

@@ -675,9 +675,10 @@ quantumdb_check_compressor_row(PG_FUNCTION_ARGS)
 	const char *kind;
 	const char *metric;
 
+	/* the NOT NULL constraints, checked after the policies, name the column */
 	for (int i = 0; i < 4; i++)
 		if (PG_ARGISNULL(i))
-			PG_RETURN_BOOL(false);	/* the columns' NOT NULL says which */
+			PG_RETURN_BOOL(true);
 	QdbParseModel(PG_GETARG_BYTEA_PP(0), &m, cxt, "the row's model");
 	kind = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	metric = text_to_cstring(PG_GETARG_TEXT_PP(3));
