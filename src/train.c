@@ -294,17 +294,21 @@ quantumdb_train(PG_FUNCTION_ARGS)
 				 errmsg("subvectors %d is more than the %d dimensions to quantize",
 						cfg.M, cfg.dim_pq ? cfg.dim_pq : s.dim),
 				 errhint("Each sub-quantizer needs at least one dimension.")));
-	/* the default target_dim is known now: hidden must be as wide */
-	if (cfg.kind == QDB_KIND_NEURAL && cfg.hidden != 0 &&
-		cfg.hidden < qdb_config_dim_pq(&cfg))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("hidden %d is narrower than target_dim %d", cfg.hidden,
-						qdb_config_dim_pq(&cfg)),
-				 errdetail("The encoder starts as the opq transform, one hidden unit per reduced dimension;%s",
-						   cfg.dim_pq ? "" : " by default target_dim is the column's dimensions padded to a multiple of subvectors, at most 16 per subvector."),
-				 errhint("Pass hidden => %d or more, or a smaller target_dim.",
-						 qdb_config_dim_pq(&cfg))));
+	/*
+	 * the default target_dim is known now: hidden must be as wide (a
+	 * target_dim given was checked before sampling)
+	 */
+	if (cfg.kind == QDB_KIND_NEURAL && cfg.hidden != 0 && cfg.dim_pq == 0)
+	{
+		int			t = qdb_config_dim_pq(&cfg);
+
+		if (cfg.hidden < t)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("hidden %d is narrower than target_dim %d", cfg.hidden, t),
+					 errdetail("The encoder starts as the opq transform, one hidden unit per reduced dimension; by default target_dim is the column's dimensions padded to a multiple of subvectors, at most 16 per subvector."),
+					 errhint("Pass hidden => %d or more, or a smaller target_dim.", t)));
+	}
 	rc = qdb_train_config_check(&cfg);
 	QdbReportStatus(rc, "invalid training settings", NULL);
 	ereport(NOTICE,
