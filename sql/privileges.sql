@@ -185,7 +185,24 @@ SELECT compressor FROM quantumdb.train('qdb_priv_cola', 'qdb_priv_cols', 'a', ki
                                        subvectors => 2, sample => 300, validation => 0);
 ALTER TABLE qdb_priv_cols DROP COLUMN b;
 SELECT source::text, source_column FROM quantumdb.compressors WHERE name = 'qdb_priv_cola';
+-- a renamed source column is followed: its readers keep the use, and a
+-- column added under the old name gives its readers none
+GRANT SELECT (a) ON qdb_priv_cols TO qdb_priv_user;
+ALTER TABLE qdb_priv_cols RENAME COLUMN a TO a2;
+SELECT source::text, source_column FROM quantumdb.compressors WHERE name = 'qdb_priv_cola';
+SET ROLE qdb_priv_user;
+SELECT array_length(quantumdb.decode('qdb_priv_cola', '\x0102'::bytea), 1) AS reader_decodes;
+RESET ROLE;
+REVOKE SELECT (a2) ON qdb_priv_cols FROM qdb_priv_user;
+ALTER TABLE qdb_priv_cols ADD COLUMN a real[];
+GRANT SELECT (a) ON qdb_priv_cols TO qdb_priv_user;
+SET ROLE qdb_priv_user;
+SELECT quantumdb.decode('qdb_priv_cola', '\x0102'::bytea);
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
 ALTER TABLE qdb_priv_cols DROP COLUMN a;
+SELECT source::text, source_column FROM quantumdb.compressors WHERE name = 'qdb_priv_cola';
+ALTER TABLE qdb_priv_cols DROP COLUMN a2;
 SELECT source, source_column FROM quantumdb.compressors WHERE name = 'qdb_priv_cola';
 DROP TABLE qdb_priv_cols;
 SELECT quantumdb.drop_compressor('qdb_priv_cola');

@@ -37,7 +37,10 @@
 
 #include <math.h>
 
+#include "catalog/dependency.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_opclass.h"
+#include "commands/defrem.h"
 #include "commands/sequence.h"
 #include "datatype/timestamp.h"
 #include "funcapi.h"
@@ -46,6 +49,9 @@
 #include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/catcache.h"
+#include "utils/ruleutils.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "autotune.h"
@@ -130,18 +136,38 @@ kinds_arg(FunctionCallInfo fcinfo, int n, QdbTune *t)
 /*
  * The operator class a CREATE INDEX on relid.column needs for metric, with
  * a leading space ("" for l2, the default of each type): real_cosine_ops,
- * vector_ip_ops, ...
+ * vector_ip_ops, ..., schema-qualified when the search path does not find
+ * it (the extension installed in a schema off the path).  Of several
+ * classes of that name for the access method, one an extension installed.
  */
 static const char *
 opclass_for(Oid relid, const char *column, QdbMetric metric)
 {
 	QdbVecType	t = QdbVecTypeOf(getBaseType(get_atttype(relid, get_attnum(relid, column))));
+	char	   *name;
+	CatCList   *list;
+	Oid			found = InvalidOid;
 
 	if (metric == QDB_METRIC_L2)
 		return "";
-	return psprintf(" %s_%s_ops",
+	name = psprintf("%s_%s_ops",
 					t == QDB_VEC_VECTOR ? "vector" : t == QDB_VEC_HALFVEC ? "halfvec" : "real",
 					qdb_metric_name(metric));
+	list = SearchSysCacheList2(CLAAMNAMENSP,
+							   ObjectIdGetDatum(get_am_oid("quantumdb", false)),
+							   CStringGetDatum(name));
+	for (int i = 0; i < list->n_members; i++)
+	{
+		Oid			oid = ((Form_pg_opclass) GETSTRUCT(&list->members[i]->tuple))->oid;
+
+		if (!OidIsValid(found) ||
+			OidIsValid(getExtensionOfObject(OperatorClassRelationId, oid)))
+			found = oid;
+	}
+	ReleaseSysCacheList(list);
+	if (OidIsValid(found))
+		name = generate_opclass_name(found);
+	return psprintf(" %s", name);
 }
 
 /* stage_trials: three counts of trials, each 1 to 1000, instead of the budget's */

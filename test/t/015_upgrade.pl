@@ -151,5 +151,29 @@ is($node->safe_psql('at070', q{SELECT extversion || ' ' || (settings->>'refits')
 	FROM pg_extension, quantumdb.compressors WHERE extname = 'quantumdb' AND name = 'r070'}),
 	"$current 4", 'an rq compressor of 0.7.0 shows its 4 refits after the update');
 
+# from 0.8.2, whose rows kept a renamed source column's old name: the
+# update forgets such a source (which column it was is not known), keeps
+# the others, and from then on a rename is followed
+$node->safe_psql('postgres', 'CREATE DATABASE at082');
+$node->safe_psql('at082', q{
+	CREATE EXTENSION quantumdb VERSION '0.8.2';
+	CREATE TABLE t AS SELECT i AS id, ARRAY(SELECT sin(i * 7 + j * 13)::real
+		FROM generate_series(1, 8) j) AS emb, ARRAY(SELECT cos(i * 5 + j)::real
+		FROM generate_series(1, 8) j) AS emb2 FROM generate_series(1, 600) i;
+	SET client_min_messages = warning;
+	SELECT compressor FROM quantumdb.train('c_ren', 't', 'emb', kind => 'pq', subvectors => 2,
+		kmeans_iters => 3, validation => 0);
+	SELECT compressor FROM quantumdb.train('c_kept', 't', 'emb2', kind => 'pq', subvectors => 2,
+		kmeans_iters => 3, validation => 0);
+	ALTER TABLE t RENAME COLUMN emb TO renamed;
+	ALTER EXTENSION quantumdb UPDATE;
+	ALTER TABLE t RENAME COLUMN emb2 TO emb3;
+});
+is($node->safe_psql('at082', q{SELECT string_agg(name || ':' || coalesce(source::text, '-')
+		|| ':' || coalesce(source_column::text, '-'), ' ' ORDER BY name)
+	FROM quantumdb.compressors}),
+	'c_kept:t:emb3 c_ren:-:-',
+	'from 0.8.2: a source renamed before the update is forgotten, one renamed after it followed');
+
 $node->stop;
 done_testing();
