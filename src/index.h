@@ -368,6 +368,7 @@ extern float QdbPairDistance(const QdbIndexCache *c, const uint8 *a, const uint8
 typedef struct QdbDiskGraph QdbDiskGraph;
 
 extern QdbDiskGraph *QdbDiskGraphCreate(Relation index, QdbIndexCache *c);
+extern QdbDiskGraph *QdbDiskGraphCreateOwn(Relation index, QdbIndexCache *c);
 extern void QdbDiskGraphIdle(QdbDiskGraph *g);
 extern bool QdbDiskGraphResume(QdbDiskGraph *g);
 extern void QdbDiskGraphSetQuery(QdbDiskGraph *g, const float *table, float bias);

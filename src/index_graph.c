@@ -19,7 +19,8 @@
  *	  context, unless the first is kept between walks and marked idle
  *	  (QdbDiskGraphIdle, a scan's): then the new graph takes the backend's
  *	  arena, the kept one is lost, and QdbDiskGraphResume tells its owner
- *	  so.  Node copies (and the pointers QdbDiskGraphCode and
+ *	  so.  QdbDiskGraphCreateOwn's graph always has an arena of its own,
+ *	  which nothing takes (a scan's, once its kept graph was lost).  Node copies (and the pointers QdbDiskGraphCode and
  *	  QdbDiskGraphKnownCode return) last as long as the graph.
  *	- What qdb_disk_graph_ops.distance means is set by the last of
  *	  QdbDiskGraphSetQuery (ADC from a vector's lookup table and bias: a
@@ -187,7 +188,7 @@ arena_reset_keys(DiskArena *a, uint32 cap)
 }
 
 static DiskArena *
-arena_for(QdbIndexCache *c, QdbDiskGraph *g)
+arena_for(QdbIndexCache *c, QdbDiskGraph *g, bool own)
 {
 	Size		node_bytes = MAXALIGN(MAXALIGN(sizeof(DiskNode)) +
 									  sizeof(QdbNodeRef) * 2 * c->shape.m + c->shape.code_size);
@@ -196,7 +197,7 @@ arena_for(QdbIndexCache *c, QdbDiskGraph *g)
 	MemoryContextCallback *cb = MemoryContextAlloc(CurrentMemoryContext,
 												   sizeof(MemoryContextCallback));
 
-	if (backend_arena.in_use && backend_arena.idle && backend_arena.owner != NULL)
+	if (!own && backend_arena.in_use && backend_arena.idle && backend_arena.owner != NULL)
 	{
 		/*
 		 * A scan kept its graph between walks (QdbDiskGraphIdle): take the
@@ -207,7 +208,7 @@ arena_for(QdbIndexCache *c, QdbDiskGraph *g)
 		backend_arena.owner->a = NULL;
 		backend_arena.in_use = false;
 	}
-	if (!backend_arena.in_use)
+	if (!own && !backend_arena.in_use)
 	{
 		a = &backend_arena;
 		if (a->cxt == NULL)
@@ -237,19 +238,38 @@ arena_for(QdbIndexCache *c, QdbDiskGraph *g)
 	return a;
 }
 
-QdbDiskGraph *
-QdbDiskGraphCreate(Relation index, QdbIndexCache *c)
+static QdbDiskGraph *
+graph_create(Relation index, QdbIndexCache *c, bool own)
 {
 	QdbDiskGraph *g = palloc0(sizeof(QdbDiskGraph));
 
 	g->index = index;
 	g->c = c;
-	g->a = arena_for(c, g);
+	g->a = arena_for(c, g, own);
 	g->query_code = palloc(c->shape.code_size);
 	g->epoch = 1;
 	g->dist_epoch = 1;
 	QdbSearchScratchInit(&g->scratch, QdbContextAlloc(CurrentMemoryContext));
 	return g;
+}
+
+QdbDiskGraph *
+QdbDiskGraphCreate(Relation index, QdbIndexCache *c)
+{
+	return graph_create(index, c, false);
+}
+
+/*
+ * A graph with an arena of its own, which no other walk takes: for a scan
+ * whose kept graph was taken (QdbDiskGraphResume said false), so that two
+ * scans of one backend walking by turns (a MergeAppend over partitions,
+ * a nested loop's inner scan beside an outer one) do not take the arena from
+ * each other at every walk, each starting its walk again from the entry.
+ */
+QdbDiskGraph *
+QdbDiskGraphCreateOwn(Relation index, QdbIndexCache *c)
+{
+	return graph_create(index, c, true);
 }
 
 /*
