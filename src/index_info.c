@@ -176,6 +176,37 @@ quantumdb_index_info(PG_FUNCTION_ARGS)
  */
 #define MAX_PROBLEM_ROWS 1000
 
+/*
+ * A link that looked wrong against the map of all nodes (read first) when
+ * its node was read: the target missing, free, of a lower level, or of
+ * another code than the link keeps.  Inserts and VACUUM running beside
+ * verify add nodes, reuse free ones and mark others deleted after the map
+ * was read, so each is checked again against the target as it is once the
+ * walk over the pages is done (not during it: a walk holds one page lock at
+ * a time), and is a problem only if it still looks wrong then.
+ */
+typedef enum SuspectKind
+{
+	SUSPECT_MISSING,
+	SUSPECT_LEVEL,
+	SUSPECT_FREE,
+	SUSPECT_CODE
+} SuspectKind;
+
+typedef struct Suspect
+{
+	QdbNodeRef	from;
+	QdbNodeRef	to;
+	int16		level;
+	int16		kind;			/* SuspectKind */
+	bool		from_live;
+	bool		from_counted;	/* in pending_nodes already */
+	uint8	   *code;			/* SUSPECT_CODE: the code the link keeps */
+} Suspect;
+
+/* suspects kept for the second look; past it, each is a problem at once */
+#define MAX_SUSPECTS	(1 << 20)
+
 typedef struct Problems
 {
 	ReturnSetInfo *rsinfo;
@@ -183,6 +214,10 @@ typedef struct Problems
 	/* links from live nodes to deleted (not free) ones, and from how many */
 	int64		pending_links;
 	int64		pending_nodes;
+	bool		entry_deleted;	/* with live nodes left */
+	Suspect    *suspects;
+	int			nsuspects;
+	int			suspects_size;
 } Problems;
 
 /* Adds a row to verify's result. */
@@ -239,9 +274,14 @@ problems_end(Problems *p)
 	 */
 	if (p->pending_links > 0)
 		put_row(p, psprintf(INT64_FORMAT " links from " INT64_FORMAT " live nodes lead to deleted nodes: "
-							"a VACUUM that stopped before relinking them leaves this, and the next "
-							"VACUUM that removes dead rows from the index repairs it",
+							"a VACUUM under way, or one that stopped before relinking them, leaves this, "
+							"and the next VACUUM that removes dead rows from the index repairs it",
 							p->pending_links, p->pending_nodes));
+	/* the same state, as long as VACUUM has not chosen another entry point */
+	if (p->entry_deleted)
+		put_row(p, "the entry point is deleted while live nodes remain: a VACUUM under way, or "
+				"one that stopped before choosing another, leaves this (scans start from it all "
+				"the same), and the next VACUUM that removes dead rows from the index repairs it");
 }
 
 /* Checks the meta page and the compressor pages; false if the rest cannot be read. */
@@ -343,6 +383,180 @@ report_unreadable(void *arg, BlockNumber blkno, OffsetNumber off, const char *wh
 		problem((Problems *) arg, "node (%u,%u): %s", blkno, off, what);
 }
 
+/* The problem a suspect link is, as verify words it. */
+static void
+suspect_problem(Problems *p, const Suspect *sp)
+{
+	BlockNumber blkno = QdbRefBlock(sp->from);
+	OffsetNumber off = QdbRefOffset(sp->from);
+	BlockNumber tblk = QdbRefBlock(sp->to);
+	OffsetNumber toff = QdbRefOffset(sp->to);
+
+	switch ((SuspectKind) sp->kind)
+	{
+		case SUSPECT_MISSING:
+			problem(p, "node (%u,%u) links to missing node (%u,%u) at level %d", blkno, off,
+					tblk, toff, sp->level);
+			break;
+		case SUSPECT_LEVEL:
+			problem(p, "node (%u,%u) links to node (%u,%u) at level %d, above that node's level",
+					blkno, off, tblk, toff, sp->level);
+			break;
+		case SUSPECT_FREE:
+			problem(p, "live node (%u,%u) links to free node (%u,%u) at level %d",
+					blkno, off, tblk, toff, sp->level);
+			break;
+		case SUSPECT_CODE:
+			problem(p, "node (%u,%u) keeps a wrong code for node (%u,%u) at level %d",
+					blkno, off, tblk, toff, sp->level);
+			break;
+	}
+}
+
+/* Keeps a link that looks wrong against the map for a second look (see Suspect). */
+static void
+suspect(Problems *p, const QdbMetaPageData *meta, QdbNodeRef from, QdbNode node,
+		QdbNodeRef to, int level, SuspectKind kind, const uint8 *code)
+{
+	Suspect		sp;
+
+	sp.from = from;
+	sp.to = to;
+	sp.level = level;
+	sp.kind = kind;
+	sp.from_live = !(node->flags & QDB_NODE_DELETED);
+	sp.from_counted = false;
+	sp.code = NULL;
+	if (p->nsuspects >= MAX_SUSPECTS)
+	{
+		suspect_problem(p, &sp);
+		return;
+	}
+	if (code != NULL)
+	{
+		sp.code = palloc(meta->code_size);
+		memcpy(sp.code, code, meta->code_size);
+	}
+	if (p->nsuspects == p->suspects_size)
+	{
+		p->suspects_size = Max(64, p->suspects_size * 2);
+		p->suspects = p->suspects ?
+			repalloc(p->suspects, sizeof(Suspect) * p->suspects_size) :
+			palloc(sizeof(Suspect) * p->suspects_size);
+	}
+	p->suspects[p->nsuspects++] = sp;
+}
+
+/*
+ * The second look at each suspect link, against its target as it is now:
+ * a node added, reused or given another level or code after the map was
+ * read is what inserts and VACUUM beside verify do, not damage; a target
+ * deleted since (not free) is the state a running VACUUM passes through,
+ * counted with the links to deleted nodes.  Each target's page is read
+ * under its own share lock, one at a time.
+ */
+static void
+recheck_suspects(Problems *p, Relation index, const QdbMetaPageData *meta,
+				 const QdbNodeShape *shape)
+{
+	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+	QdbNodeRef	last_pending = QDB_NO_NODE;
+
+	for (int k = 0; k < p->nsuspects; k++)
+	{
+		Suspect    *sp = &p->suspects[k];
+		BlockNumber tblk = QdbRefBlock(sp->to);
+		OffsetNumber toff = QdbRefOffset(sp->to);
+		bool		bad = true;
+		bool		pending = false;
+
+		CHECK_FOR_INTERRUPTS();
+		if (tblk >= meta->first_node_page && tblk < nblocks)
+		{
+			Buffer		buf = ReadBuffer(index, tblk);
+			Page		page;
+
+			LockBuffer(buf, BUFFER_LOCK_SHARE);
+			page = BufferGetPage(buf);
+			if (QdbNodePageProblem(page) == NULL && QdbNodeItemProblem(shape, page, toff) == NULL)
+			{
+				QdbNode		t = (QdbNode) PageGetItem(page, PageGetItemId(page, toff));
+
+				if (t->flags & QDB_NODE_FREE)
+					bad = true;
+				else if (t->level < sp->level)
+					bad = true;
+				else if (sp->kind == SUSPECT_CODE)
+					bad = memcmp(t->code, sp->code, meta->code_size) != 0;
+				else
+				{
+					bad = false;
+					pending = sp->from_live && (t->flags & QDB_NODE_DELETED);
+				}
+			}
+			UnlockReleaseBuffer(buf);
+		}
+		if (bad)
+			suspect_problem(p, sp);
+		else if (pending)
+		{
+			p->pending_links++;
+			/* suspects come in the walk's order, a node's links together */
+			if (sp->from != last_pending && !sp->from_counted)
+				p->pending_nodes++;
+			last_pending = sp->from;
+		}
+	}
+}
+
+/*
+ * The entry point, read as it is now (meta page, then its node), not from
+ * the map: VACUUM beside verify may have chosen another one since.
+ * max_level: the highest level of a live node the walk read (-1: none).
+ */
+static void
+check_entry(Problems *p, Relation index, const QdbNodeShape *shape, int max_level)
+{
+	QdbMetaPageData meta;
+	BlockNumber blkno;
+	OffsetNumber off;
+	Buffer		buf;
+	Page		page;
+
+	QdbReadMeta(index, &meta);
+	if (meta.entry == QDB_NO_NODE)
+	{
+		if (max_level >= 0)
+			problem(p, "the index has live nodes but no entry point");
+		return;
+	}
+	blkno = QdbRefBlock(meta.entry);
+	off = QdbRefOffset(meta.entry);
+	if (blkno < meta.first_node_page || blkno >= RelationGetNumberOfBlocks(index))
+	{
+		problem(p, "the entry point (%u,%u) is not a node", blkno, off);
+		return;
+	}
+	buf = ReadBuffer(index, blkno);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buf);
+	if (QdbNodePageProblem(page) != NULL || QdbNodeItemProblem(shape, page, off) != NULL)
+		problem(p, "the entry point (%u,%u) is not a node", blkno, off);
+	else
+	{
+		QdbNode		node = (QdbNode) PageGetItem(page, PageGetItemId(page, off));
+
+		if (node->level != meta.entry_level)
+			problem(p, "the entry point has level %d, but the meta page says %d",
+					node->level, meta.entry_level);
+		if ((node->flags & QDB_NODE_FREE) && max_level >= 0)
+			problem(p, "the entry point is free but live nodes remain");
+		else if ((node->flags & QDB_NODE_DELETED) && max_level >= 0)
+			p->entry_deleted = true;
+	}
+	UnlockReleaseBuffer(buf);
+}
+
 /* Checks one node (that the walk could read) and its lists against the map of all nodes. */
 static void
 verify_node(Problems *p, const QdbMetaPageData *meta, const QdbNodeMap *map,
@@ -352,6 +566,7 @@ verify_node(Problems *p, const QdbMetaPageData *meta, const QdbNodeMap *map,
 	OffsetNumber off = QdbRefOffset(self);
 	QdbNodeRef *lists;
 	int64		pending = p->pending_links;
+	int			nsuspects = p->nsuspects;
 	int			level,
 				i,
 				j;
@@ -378,15 +593,12 @@ verify_node(Problems *p, const QdbMetaPageData *meta, const QdbNodeMap *map,
 			else if (list[i] == self)
 				problem(p, "node (%u,%u) links to itself at level %d", blkno, off, level);
 			else if (!QdbNodeMapHas(map, list[i]))
-				problem(p, "node (%u,%u) links to missing node (%u,%u) at level %d", blkno, off,
-						QdbRefBlock(list[i]), QdbRefOffset(list[i]), level);
+				suspect(p, meta, self, node, list[i], level, SUSPECT_MISSING, NULL);
 			else if (map->level[QdbNodeSlot(map, list[i])] < level)
-				problem(p, "node (%u,%u) links to node (%u,%u) at level %d, above that node's level",
-						blkno, off, QdbRefBlock(list[i]), QdbRefOffset(list[i]), level);
+				suspect(p, meta, self, node, list[i], level, SUSPECT_LEVEL, NULL);
 			else if (!(node->flags & QDB_NODE_DELETED) &&
 					 (map->flags[QdbNodeSlot(map, list[i])] & QDB_NODE_FREE))
-				problem(p, "live node (%u,%u) links to free node (%u,%u) at level %d",
-						blkno, off, QdbRefBlock(list[i]), QdbRefOffset(list[i]), level);
+				suspect(p, meta, self, node, list[i], level, SUSPECT_FREE, NULL);
 			else if (!(node->flags & QDB_NODE_DELETED) &&
 					 (map->flags[QdbNodeSlot(map, list[i])] & QDB_NODE_DELETED))
 				p->pending_links++;
@@ -395,8 +607,9 @@ verify_node(Problems *p, const QdbMetaPageData *meta, const QdbNodeMap *map,
 							(Size) (QdbLevelStart(meta->m, level) + i) * meta->code_size,
 							map->codes + QdbNodeSlot(map, list[i]) * meta->code_size,
 							meta->code_size) != 0)
-				problem(p, "node (%u,%u) keeps a wrong code for node (%u,%u) at level %d",
-						blkno, off, QdbRefBlock(list[i]), QdbRefOffset(list[i]), level);
+				suspect(p, meta, self, node, list[i], level, SUSPECT_CODE,
+						QdbNodeSlotCodes(node, meta->code_size, meta->m, node->level) +
+						(Size) (QdbLevelStart(meta->m, level) + i) * meta->code_size);
 			for (j = 0; j < i; j++)
 				if (list[j] == list[i])
 					problem(p, "node (%u,%u) lists node (%u,%u) twice at level %d", blkno, off,
@@ -404,7 +617,11 @@ verify_node(Problems *p, const QdbMetaPageData *meta, const QdbNodeMap *map,
 		}
 	}
 	if (p->pending_links > pending)
+	{
 		p->pending_nodes++;
+		for (i = nsuspects; i < p->nsuspects; i++)
+			p->suspects[i].from_counted = true;
+	}
 }
 
 Datum
@@ -448,25 +665,8 @@ quantumdb_verify(PG_FUNCTION_ARGS)
 		}
 	}
 	QdbNodeScanEnd(&scan);
-
-	if (meta.entry == QDB_NO_NODE)
-	{
-		if (max_level >= 0)
-			problem(&p, "the index has live nodes but no entry point");
-	}
-	else if (!QdbNodeMapHas(&map, meta.entry))
-		problem(&p, "the entry point (%u,%u) is not a node", QdbRefBlock(meta.entry),
-				QdbRefOffset(meta.entry));
-	else
-	{
-		Size		slot = QdbNodeSlot(&map, meta.entry);
-
-		if (map.level[slot] != meta.entry_level)
-			problem(&p, "the entry point has level %d, but the meta page says %d",
-					map.level[slot], meta.entry_level);
-		if ((map.flags[slot] & QDB_NODE_DELETED) && max_level >= 0)
-			problem(&p, "the entry point is deleted but live nodes remain");
-	}
+	recheck_suspects(&p, index, &meta, &shape);
+	check_entry(&p, index, &shape, max_level);
 	problems_end(&p);
 	relation_close(index, AccessShareLock);
 	return (Datum) 0;
