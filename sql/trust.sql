@@ -165,6 +165,19 @@ SELECT * FROM quantumdb.scan_settings(987654);
 SELECT * FROM quantumdb.calibration(987654);
 SELECT * FROM quantumdb.calibrate(987654);
 \set VERBOSITY default
+-- given a partitioned quantumdb index: 0A000 saying so, with a hint (it was
+-- 42809 "is not a quantumdb index")
+CREATE TABLE tpi (id int, emb real[]) PARTITION BY RANGE (id);
+CREATE TABLE tpi1 PARTITION OF tpi FOR VALUES FROM (0) TO (1000);
+CREATE INDEX tpi_emb ON tpi USING quantumdb (emb);
+SELECT * FROM quantumdb.verify('tpi_emb');
+\set VERBOSITY terse
+SELECT * FROM quantumdb.index_info('tpi_emb');
+SELECT * FROM quantumdb.scan_settings('tpi_emb');
+SELECT * FROM quantumdb.calibration('tpi_emb');
+SELECT * FROM quantumdb.calibrate('tpi_emb');
+\set VERBOSITY default
+DROP TABLE tpi;
 
 -- Hints name what they name as SQL would: a compressor name as a literal
 -- (one with a quote and a statement in it used to be printed bare, so that

@@ -41,7 +41,9 @@
 #include "storage/ipc.h"
 #include "storage/lmgr.h"
 #include "tcop/tcopprot.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
@@ -90,6 +92,26 @@ QdbLaunchCalibrationWorker(Relation index)
 	return true;
 }
 
+/* What the worker's log lines say it was doing: the index, once opened. */
+typedef struct WorkerContext
+{
+	Oid			indexoid;
+	char		name[NAMEDATALEN * 2 + 8];	/* "" until the index is open */
+} WorkerContext;
+
+static void
+worker_error_context(void *arg)
+{
+	WorkerContext *wc = (WorkerContext *) arg;
+
+	if (wc->name[0] != '\0')
+		errcontext("calibrating index %s again after a VACUUM changed its size; the next such VACUUM tries again",
+				   wc->name);
+	else
+		errcontext("calibrating the index with OID %u again after a VACUUM changed its size; the next such VACUUM tries again",
+				   wc->indexoid);
+}
+
 void
 quantumdb_calibrate_worker_main(Datum arg)
 {
@@ -99,8 +121,16 @@ quantumdb_calibrate_worker_main(Datum arg)
 	Relation	index;
 	Relation	heap;
 	QdbCalibration old;
+	WorkerContext wc;
+	ErrorContextCallback errcb;
 
 	memcpy(&db, MyBgworkerEntry->bgw_extra, sizeof(Oid));
+	wc.indexoid = indexoid;
+	wc.name[0] = '\0';
+	errcb.callback = worker_error_context;
+	errcb.arg = &wc;
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(db, InvalidOid, 0);
@@ -111,6 +141,14 @@ quantumdb_calibrate_worker_main(Datum arg)
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "quantumdb calibrate");
+	{
+		/* its name for the log, before any lock is waited for */
+		char	   *relname = get_rel_name(indexoid);
+		char	   *nspname = relname ? get_namespace_name(get_rel_namespace(indexoid)) : NULL;
+
+		if (nspname != NULL)
+			strlcpy(wc.name, quote_qualified_identifier(nspname, relname), sizeof(wc.name));
+	}
 
 	/*
 	 * The table first, then the index, as every command locks them.  The

@@ -10,6 +10,7 @@
 
 #include "access/relation.h"
 #include "catalog/pg_type.h"
+#include "commands/defrem.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
@@ -37,6 +38,14 @@ QdbOpenIndexByOid(Oid relid)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("relation with OID %u does not exist", relid)));
+	if (index->rd_rel->relkind == RELKIND_PARTITIONED_INDEX &&
+		index->rd_rel->relam == get_am_oid("quantumdb", true))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("index \"%s\" is a partitioned index", RelationGetRelationName(index)),
+				 errdetail("A partitioned index has no pages of its own; each partition has its index."),
+				 errhint("Name the index of each partition: pg_partition_tree(%s) lists them.",
+						 quote_literal_cstr(QdbRelationSqlName(index)))));
 	if (index->rd_rel->relkind != RELKIND_INDEX || index->rd_indam == NULL ||
 		index->rd_indam->ambuild != qdbbuild)
 		ereport(ERROR,
