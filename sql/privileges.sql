@@ -202,7 +202,31 @@ SELECT quantumdb.decode('qdb_priv_cola', '\x0102'::bytea);
 RESET ROLE;
 ALTER TABLE qdb_priv_cols DROP COLUMN a;
 SELECT source::text, source_column FROM quantumdb.compressors WHERE name = 'qdb_priv_cola';
-ALTER TABLE qdb_priv_cols DROP COLUMN a2;
+-- the rename is matched on the old name: a row naming a column that no
+-- longer exists (written directly, say) stays where it was when another
+-- column is renamed (a trigger seeing only the new name moved it there);
+-- under session_replication_role = replica too
+ALTER TABLE qdb_priv_cols ADD COLUMN c real[];
+UPDATE quantumdb.compressors SET source_column = 'ghost' WHERE name = 'qdb_priv_cola';
+ALTER TABLE qdb_priv_cols RENAME COLUMN c TO c2;
+SELECT source_column FROM quantumdb.compressors WHERE name = 'qdb_priv_cola';
+UPDATE quantumdb.compressors SET source_column = 'a2' WHERE name = 'qdb_priv_cola';
+SET session_replication_role = replica;
+ALTER TABLE qdb_priv_cols RENAME COLUMN a2 TO a3;
+RESET session_replication_role;
+SELECT source_column FROM quantumdb.compressors WHERE name = 'qdb_priv_cola';
+ALTER TABLE qdb_priv_cols DROP COLUMN a3;
+-- a typed table's column, renamed through its type
+CREATE TYPE qdb_priv_rt AS (id int, emb real[]);
+CREATE TABLE qdb_priv_typed OF qdb_priv_rt;
+INSERT INTO qdb_priv_typed SELECT i, ARRAY[sin(i), cos(i)]::real[] FROM generate_series(1, 300) i;
+SELECT compressor FROM quantumdb.train('qdb_priv_typedc', 'qdb_priv_typed', 'emb', kind => 'pq',
+                                       subvectors => 2, sample => 300, validation => 0);
+ALTER TYPE qdb_priv_rt RENAME ATTRIBUTE emb TO emb2 CASCADE;
+SELECT source_column FROM quantumdb.compressors WHERE name = 'qdb_priv_typedc';
+DROP TABLE qdb_priv_typed;
+DROP TYPE qdb_priv_rt;
+SELECT quantumdb.drop_compressor('qdb_priv_typedc');
 SELECT source, source_column FROM quantumdb.compressors WHERE name = 'qdb_priv_cola';
 DROP TABLE qdb_priv_cols;
 SELECT quantumdb.drop_compressor('qdb_priv_cola');

@@ -44,6 +44,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
@@ -96,7 +97,7 @@ QdbLaunchCalibrationWorker(Relation index)
 typedef struct WorkerContext
 {
 	Oid			indexoid;
-	char		name[NAMEDATALEN * 2 + 8];	/* "" until the index is open */
+	char	   *name;			/* NULL until read (in TopMemoryContext) */
 } WorkerContext;
 
 static void
@@ -104,7 +105,7 @@ worker_error_context(void *arg)
 {
 	WorkerContext *wc = (WorkerContext *) arg;
 
-	if (wc->name[0] != '\0')
+	if (wc->name != NULL)
 		errcontext("calibrating index %s again after a VACUUM changed its size; the next such VACUUM tries again",
 				   wc->name);
 	else
@@ -126,7 +127,7 @@ quantumdb_calibrate_worker_main(Datum arg)
 
 	memcpy(&db, MyBgworkerEntry->bgw_extra, sizeof(Oid));
 	wc.indexoid = indexoid;
-	wc.name[0] = '\0';
+	wc.name = NULL;
 	errcb.callback = worker_error_context;
 	errcb.arg = &wc;
 	errcb.previous = error_context_stack;
@@ -147,7 +148,8 @@ quantumdb_calibrate_worker_main(Datum arg)
 		char	   *nspname = relname ? get_namespace_name(get_rel_namespace(indexoid)) : NULL;
 
 		if (nspname != NULL)
-			strlcpy(wc.name, quote_qualified_identifier(nspname, relname), sizeof(wc.name));
+			wc.name = MemoryContextStrdup(TopMemoryContext,
+										  quote_qualified_identifier(nspname, relname));
 	}
 
 	/*

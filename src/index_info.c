@@ -208,13 +208,15 @@ typedef struct Suspect
 	QdbNodeRef	to;
 	int16		level;
 	int16		kind;			/* SuspectKind */
-	bool		from_live;
 	bool		from_counted;	/* in pending_nodes already */
-	uint8	   *code;			/* SUSPECT_CODE: the code the link keeps */
 } Suspect;
 
-/* suspects kept for the second look; past it, each is a problem at once */
-#define MAX_SUSPECTS	(1 << 20)
+/*
+ * Suspects kept for the second look (with inline codes, the code each link
+ * keeps, in Problems.codes); past it, each is a problem at once: about 8 MB
+ * at most with 16-byte codes
+ */
+#define MAX_SUSPECTS	(1 << 18)
 
 typedef struct Problems
 {
@@ -225,6 +227,7 @@ typedef struct Problems
 	int64		pending_nodes;
 	bool		entry_deleted;	/* with live nodes left */
 	Suspect    *suspects;
+	uint8	   *codes;			/* code_size bytes per suspect, with inline codes */
 	int			nsuspects;
 	int			suspects_size;
 } Problems;
@@ -422,10 +425,13 @@ suspect_problem(Problems *p, const Suspect *sp)
 	}
 }
 
-/* Keeps a link that looks wrong against the map for a second look (see Suspect). */
+/*
+ * Keeps a link that looks wrong against the map for a second look (see
+ * Suspect); code: with inline codes, the code the link keeps (else NULL).
+ */
 static void
-suspect(Problems *p, const QdbMetaPageData *meta, QdbNodeRef from, QdbNode node,
-		QdbNodeRef to, int level, SuspectKind kind, const uint8 *code)
+suspect(Problems *p, const QdbMetaPageData *meta, QdbNodeRef from, QdbNodeRef to,
+		int level, SuspectKind kind, const uint8 *code)
 {
 	Suspect		sp;
 
@@ -433,18 +439,11 @@ suspect(Problems *p, const QdbMetaPageData *meta, QdbNodeRef from, QdbNode node,
 	sp.to = to;
 	sp.level = level;
 	sp.kind = kind;
-	sp.from_live = !(node->flags & QDB_NODE_DELETED);
 	sp.from_counted = false;
-	sp.code = NULL;
 	if (p->nsuspects >= MAX_SUSPECTS)
 	{
 		suspect_problem(p, &sp);
 		return;
-	}
-	if (code != NULL)
-	{
-		sp.code = palloc(meta->code_size);
-		memcpy(sp.code, code, meta->code_size);
 	}
 	if (p->nsuspects == p->suspects_size)
 	{
@@ -452,17 +451,87 @@ suspect(Problems *p, const QdbMetaPageData *meta, QdbNodeRef from, QdbNode node,
 		p->suspects = p->suspects ?
 			repalloc(p->suspects, sizeof(Suspect) * p->suspects_size) :
 			palloc(sizeof(Suspect) * p->suspects_size);
+		if (code != NULL)
+			p->codes = p->codes ?
+				repalloc(p->codes, (Size) meta->code_size * p->suspects_size) :
+				palloc((Size) meta->code_size * p->suspects_size);
 	}
+	if (code != NULL)
+		memcpy(p->codes + (Size) meta->code_size * p->nsuspects, code, meta->code_size);
 	p->suspects[p->nsuspects++] = sp;
 }
 
 /*
- * The second look at each suspect link, against its target as it is now:
- * a node added, reused or given another level or code after the map was
- * read is what inserts and VACUUM beside verify do, not damage; a target
- * deleted since (not free) is the state a running VACUUM passes through,
- * counted with the links to deleted nodes.  Each target's page is read
- * under its own share lock, one at a time.
+ * Reads the node at ref under a share lock, copying what verify's second
+ * look needs: flags, level, code, and whether its list at level holds
+ * target (and the code kept for it there, with inline codes).  False when
+ * there is no such node now.
+ */
+typedef struct NodeNow
+{
+	uint8		flags;
+	int			level;
+	bool		links;			/* lists target at the level asked */
+	bool		same_code;		/* the code it keeps for target is code */
+	uint8	   *code;			/* its own code (code_size bytes, the caller's) */
+} NodeNow;
+
+static bool
+read_node_now(Relation index, const QdbMetaPageData *meta, const QdbNodeShape *shape,
+			  BlockNumber nblocks, QdbNodeRef ref, QdbNodeRef target, int level,
+			  const uint8 *code, NodeNow *out)
+{
+	BlockNumber blkno = QdbRefBlock(ref);
+	OffsetNumber off = QdbRefOffset(ref);
+	Buffer		buf;
+	Page		page;
+	bool		found = false;
+
+	if (blkno < meta->first_node_page || blkno >= nblocks)
+		return false;
+	buf = ReadBuffer(index, blkno);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buf);
+	if (QdbNodePageProblem(page) == NULL && QdbNodeItemProblem(shape, page, off) == NULL)
+	{
+		QdbNode		node = (QdbNode) PageGetItem(page, PageGetItemId(page, off));
+
+		found = true;
+		out->flags = node->flags;
+		out->level = node->level;
+		memcpy(out->code, node->code, meta->code_size);
+		out->links = false;
+		out->same_code = true;
+		if (target != QDB_NO_NODE && level <= node->level)
+		{
+			QdbNodeRef *list = QdbNodeLists(node, meta->code_size) + QdbLevelStart(meta->m, level);
+
+			for (int i = 0; i < QdbLevelSlots(meta->m, level); i++)
+				if (list[i] == target)
+				{
+					out->links = true;
+					if (code != NULL)
+						out->same_code =
+							memcmp(QdbNodeSlotCodes(node, meta->code_size, meta->m, node->level) +
+								   (Size) (QdbLevelStart(meta->m, level) + i) * meta->code_size,
+								   code, meta->code_size) == 0;
+					break;
+				}
+		}
+	}
+	UnlockReleaseBuffer(buf);
+	return found;
+}
+
+/*
+ * The second look at each suspect link, against its node and its target
+ * as they are now, each read under its own share lock, one at a time: a
+ * link VACUUM has since removed is none; a target added, reused or given
+ * another level or code after the map was read is what inserts and VACUUM
+ * beside verify do, not damage; a target deleted since (not free) is the
+ * state a running VACUUM passes through, counted with the links to
+ * deleted nodes.  What looks wrong still is reported as the first look
+ * worded it.
  */
 static void
 recheck_suspects(Problems *p, Relation index, const QdbMetaPageData *meta,
@@ -470,40 +539,36 @@ recheck_suspects(Problems *p, Relation index, const QdbMetaPageData *meta,
 {
 	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
 	QdbNodeRef	last_pending = QDB_NO_NODE;
+	NodeNow		from,
+				to;
 
+	from.code = palloc(meta->code_size);
+	to.code = palloc(meta->code_size);
 	for (int k = 0; k < p->nsuspects; k++)
 	{
 		Suspect    *sp = &p->suspects[k];
-		BlockNumber tblk = QdbRefBlock(sp->to);
-		OffsetNumber toff = QdbRefOffset(sp->to);
-		bool		bad = true;
+		const uint8 *code = p->codes ? p->codes + (Size) meta->code_size * k : NULL;
+		bool		from_live;
+		bool		bad;
 		bool		pending = false;
 
 		CHECK_FOR_INTERRUPTS();
-		if (tblk >= meta->first_node_page && tblk < nblocks)
+		if (!read_node_now(index, meta, shape, nblocks, sp->from, sp->to, sp->level, code, &from) ||
+			(from.flags & QDB_NODE_FREE) || !from.links)
+			continue;			/* the link is gone */
+		from_live = !(from.flags & QDB_NODE_DELETED);
+		if (!read_node_now(index, meta, shape, nblocks, sp->to, QDB_NO_NODE, 0, NULL, &to))
+			bad = true;
+		else if (to.flags & QDB_NODE_FREE)
+			bad = from_live;	/* a deleted node may keep links to free ones */
+		else if (to.level < sp->level)
+			bad = true;
+		else if (code != NULL && (!from.same_code || memcmp(to.code, code, meta->code_size) != 0))
+			bad = true;
+		else
 		{
-			Buffer		buf = ReadBuffer(index, tblk);
-			Page		page;
-
-			LockBuffer(buf, BUFFER_LOCK_SHARE);
-			page = BufferGetPage(buf);
-			if (QdbNodePageProblem(page) == NULL && QdbNodeItemProblem(shape, page, toff) == NULL)
-			{
-				QdbNode		t = (QdbNode) PageGetItem(page, PageGetItemId(page, toff));
-
-				if (t->flags & QDB_NODE_FREE)
-					bad = true;
-				else if (t->level < sp->level)
-					bad = true;
-				else if (sp->kind == SUSPECT_CODE)
-					bad = memcmp(t->code, sp->code, meta->code_size) != 0;
-				else
-				{
-					bad = false;
-					pending = sp->from_live && (t->flags & QDB_NODE_DELETED);
-				}
-			}
-			UnlockReleaseBuffer(buf);
+			bad = false;
+			pending = from_live && (to.flags & QDB_NODE_DELETED);
 		}
 		if (bad)
 			suspect_problem(p, sp);
@@ -566,6 +631,16 @@ check_entry(Problems *p, Relation index, const QdbNodeShape *shape, int max_leve
 	UnlockReleaseBuffer(buf);
 }
 
+/* With inline codes, the code node keeps for the neighbour in slot i of level's list; else NULL. */
+static const uint8 *
+slot_code(const QdbNodeMap *map, const QdbMetaPageData *meta, QdbNode node, int level, int i)
+{
+	if (map->codes == NULL)
+		return NULL;
+	return QdbNodeSlotCodes(node, meta->code_size, meta->m, node->level) +
+		(Size) (QdbLevelStart(meta->m, level) + i) * meta->code_size;
+}
+
 /* Checks one node (that the walk could read) and its lists against the map of all nodes. */
 static void
 verify_node(Problems *p, const QdbMetaPageData *meta, const QdbNodeMap *map,
@@ -602,23 +677,20 @@ verify_node(Problems *p, const QdbMetaPageData *meta, const QdbNodeMap *map,
 			else if (list[i] == self)
 				problem(p, "node (%u,%u) links to itself at level %d", blkno, off, level);
 			else if (!QdbNodeMapHas(map, list[i]))
-				suspect(p, meta, self, node, list[i], level, SUSPECT_MISSING, NULL);
+				suspect(p, meta, self, list[i], level, SUSPECT_MISSING, slot_code(map, meta, node, level, i));
 			else if (map->level[QdbNodeSlot(map, list[i])] < level)
-				suspect(p, meta, self, node, list[i], level, SUSPECT_LEVEL, NULL);
+				suspect(p, meta, self, list[i], level, SUSPECT_LEVEL, slot_code(map, meta, node, level, i));
 			else if (!(node->flags & QDB_NODE_DELETED) &&
 					 (map->flags[QdbNodeSlot(map, list[i])] & QDB_NODE_FREE))
-				suspect(p, meta, self, node, list[i], level, SUSPECT_FREE, NULL);
+				suspect(p, meta, self, list[i], level, SUSPECT_FREE, slot_code(map, meta, node, level, i));
 			else if (!(node->flags & QDB_NODE_DELETED) &&
 					 (map->flags[QdbNodeSlot(map, list[i])] & QDB_NODE_DELETED))
 				p->pending_links++;
 			else if (map->codes &&
-					 memcmp(QdbNodeSlotCodes(node, meta->code_size, meta->m, node->level) +
-							(Size) (QdbLevelStart(meta->m, level) + i) * meta->code_size,
+					 memcmp(slot_code(map, meta, node, level, i),
 							map->codes + QdbNodeSlot(map, list[i]) * meta->code_size,
 							meta->code_size) != 0)
-				suspect(p, meta, self, node, list[i], level, SUSPECT_CODE,
-						QdbNodeSlotCodes(node, meta->code_size, meta->m, node->level) +
-						(Size) (QdbLevelStart(meta->m, level) + i) * meta->code_size);
+				suspect(p, meta, self, list[i], level, SUSPECT_CODE, slot_code(map, meta, node, level, i));
 			for (j = 0; j < i; j++)
 				if (list[j] == list[i])
 					problem(p, "node (%u,%u) lists node (%u,%u) twice at level %d", blkno, off,

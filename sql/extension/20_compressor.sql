@@ -94,42 +94,23 @@ COMMENT ON FUNCTION quantumdb.forget_dropped_sources() IS
 'event trigger on sql_drop: the compressors whose source table or column was dropped forget it';
 
 -- When a compressor's source column is renamed, its row follows the new
--- name: the rule of use reads the column by name, so the old name would
--- deny the column's readers, and a column added later under the old name
--- would give its readers a model of the renamed column's rows.  A rename
--- on a parent renames its inheritors' and partitions' columns too (under
--- the same new name), reported once for the parent.  A row is changed only
--- when its column's name is gone, so only the renamed one's rows are.
+-- name (rename_follow.c: the rows of the old name, in the relation and
+-- every one the rename reaches): the rule of use reads the column by name,
+-- so the old name would deny the column's readers, and a column added
+-- later under it would give its readers a model of the renamed column's
+-- rows.  In C, since only the statement knows the old name.
 CREATE FUNCTION quantumdb.follow_renamed_columns()
 RETURNS event_trigger
-LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $fn$
-BEGIN
-	IF NOT EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands() d
-				   WHERE d.classid = 'pg_class'::regclass AND d.objsubid > 0) THEN
-		RETURN;
-	END IF;
-	UPDATE quantumdb.compressors c SET source_column = a.attname
-	FROM pg_event_trigger_ddl_commands() d
-	JOIN pg_attribute a ON a.attrelid = d.objid AND a.attnum = d.objsubid
-	WHERE d.classid = 'pg_class'::regclass AND d.objsubid > 0
-	  AND c.source_column IS NOT NULL
-	  AND c.source::oid IN (WITH RECURSIVE tree(relid) AS (
-								SELECT d.objid
-								UNION
-								SELECT i.inhrelid FROM pg_inherits i JOIN tree t ON i.inhparent = t.relid)
-							SELECT relid FROM tree)
-	  AND NOT EXISTS (SELECT 1 FROM pg_attribute x
-					  WHERE x.attrelid = c.source::oid AND x.attname = c.source_column
-						AND x.attnum > 0 AND NOT x.attisdropped);
-END
-$fn$;
+AS 'MODULE_PATHNAME', 'quantumdb_follow_renamed_columns' LANGUAGE C;
 CREATE EVENT TRIGGER quantumdb_follow_renamed_columns ON ddl_command_end
-	WHEN TAG IN ('ALTER TABLE', 'ALTER MATERIALIZED VIEW')
+	WHEN TAG IN ('ALTER TABLE', 'ALTER MATERIALIZED VIEW', 'ALTER FOREIGN TABLE', 'ALTER TYPE')
 	EXECUTE FUNCTION quantumdb.follow_renamed_columns();
 COMMENT ON FUNCTION quantumdb.follow_renamed_columns() IS
 'event trigger on ddl_command_end: the compressors whose source column was renamed follow the new name';
+-- Both event triggers fire under session_replication_role = replica too
+-- (a drop or a rename made there would otherwise be missed).
+ALTER EVENT TRIGGER quantumdb_follow_renamed_columns ENABLE ALWAYS;
+ALTER EVENT TRIGGER quantumdb_forget_dropped_sources ENABLE ALWAYS;
 
 COMMENT ON TABLE quantumdb.compressors IS
     'Trained and imported compressors: safetensors model, settings and measured quality';

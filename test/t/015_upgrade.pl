@@ -127,6 +127,13 @@ my $tables = q{
 		FROM pg_policies WHERE schemaname = 'quantumdb') s};
 is($sql->($tables), $node->safe_psql('fresh', $tables),
 	'the updated tables have the constraints, indexes and policies of a fresh install');
+# and its event triggers fire for the same commands, in the same modes
+my $event_triggers = q{
+	SELECT string_agg(evtname || ' ' || evtevent || ' ' || evtenabled::text || ' '
+		|| coalesce(array_to_string(evttags, ','), '-') || ' ' || evtfoid::regproc::text,
+		E'\n' ORDER BY evtname) FROM pg_event_trigger};
+is($sql->($event_triggers), $node->safe_psql('fresh', $event_triggers),
+	'the updated event triggers are a fresh install\'s');
 
 # from 0.7.0: before the update, the function of 0.7.0 (refits DEFAULT 4)
 # trains other kinds with the library of now; an rq compressor trained at
