@@ -227,6 +227,15 @@ SELECT source_column FROM quantumdb.compressors WHERE name = 'qdb_priv_typedc';
 DROP TABLE qdb_priv_typed;
 DROP TYPE qdb_priv_rt;
 SELECT quantumdb.drop_compressor('qdb_priv_typedc');
+-- ALTER VIEW renames a table's column too (its command tag is ALTER VIEW)
+CREATE TABLE qdb_priv_av (id int, emb real[]);
+INSERT INTO qdb_priv_av SELECT i, ARRAY[sin(i), cos(i)]::real[] FROM generate_series(1, 300) i;
+SELECT compressor FROM quantumdb.train('qdb_priv_avc', 'qdb_priv_av', 'emb', kind => 'pq',
+                                       subvectors => 2, sample => 300, validation => 0);
+ALTER VIEW qdb_priv_av RENAME COLUMN emb TO emb2;
+SELECT source_column FROM quantumdb.compressors WHERE name = 'qdb_priv_avc';
+DROP TABLE qdb_priv_av;
+SELECT quantumdb.drop_compressor('qdb_priv_avc');
 SELECT source, source_column FROM quantumdb.compressors WHERE name = 'qdb_priv_cola';
 DROP TABLE qdb_priv_cols;
 SELECT quantumdb.drop_compressor('qdb_priv_cola');

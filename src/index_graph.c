@@ -20,8 +20,9 @@
  *	  (QdbDiskGraphIdle, a scan's): then the new graph takes the backend's
  *	  arena, the kept one is lost, and QdbDiskGraphResume tells its owner
  *	  so.  QdbDiskGraphCreateOwn's graph always has an arena of its own,
- *	  which nothing takes (a scan's, once its kept graph was lost).  Node copies (and the pointers QdbDiskGraphCode and
- *	  QdbDiskGraphKnownCode return) last as long as the graph.
+ *	  which nothing takes (a scan's, once its kept graph was lost).  Node
+ *	  copies (and the pointers QdbDiskGraphCode and QdbDiskGraphKnownCode
+ *	  return) last as long as the graph.
  *	- What qdb_disk_graph_ops.distance means is set by the last of
  *	  QdbDiskGraphSetQuery (ADC from a vector's lookup table and bias: a
  *	  search for a vector) and QdbDiskGraphSetQueryCode (code-to-code from a

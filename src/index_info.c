@@ -472,14 +472,14 @@ typedef struct NodeNow
 	uint8		flags;
 	int			level;
 	bool		links;			/* lists target at the level asked */
-	bool		same_code;		/* the code it keeps for target is code */
 	uint8	   *code;			/* its own code (code_size bytes, the caller's) */
+	uint8	   *kept;			/* with inline codes, the code it keeps for target */
 } NodeNow;
 
 static bool
 read_node_now(Relation index, const QdbMetaPageData *meta, const QdbNodeShape *shape,
 			  BlockNumber nblocks, QdbNodeRef ref, QdbNodeRef target, int level,
-			  const uint8 *code, NodeNow *out)
+			  bool inline_codes, NodeNow *out)
 {
 	BlockNumber blkno = QdbRefBlock(ref);
 	OffsetNumber off = QdbRefOffset(ref);
@@ -501,7 +501,6 @@ read_node_now(Relation index, const QdbMetaPageData *meta, const QdbNodeShape *s
 		out->level = node->level;
 		memcpy(out->code, node->code, meta->code_size);
 		out->links = false;
-		out->same_code = true;
 		if (target != QDB_NO_NODE && level <= node->level)
 		{
 			QdbNodeRef *list = QdbNodeLists(node, meta->code_size) + QdbLevelStart(meta->m, level);
@@ -510,11 +509,11 @@ read_node_now(Relation index, const QdbMetaPageData *meta, const QdbNodeShape *s
 				if (list[i] == target)
 				{
 					out->links = true;
-					if (code != NULL)
-						out->same_code =
-							memcmp(QdbNodeSlotCodes(node, meta->code_size, meta->m, node->level) +
-								   (Size) (QdbLevelStart(meta->m, level) + i) * meta->code_size,
-								   code, meta->code_size) == 0;
+					if (inline_codes)
+						memcpy(out->kept,
+							   QdbNodeSlotCodes(node, meta->code_size, meta->m, node->level) +
+							   (Size) (QdbLevelStart(meta->m, level) + i) * meta->code_size,
+							   meta->code_size);
 					break;
 				}
 		}
@@ -542,28 +541,34 @@ recheck_suspects(Problems *p, Relation index, const QdbMetaPageData *meta,
 	NodeNow		from,
 				to;
 
+	bool		inline_codes = p->codes != NULL;
+
 	from.code = palloc(meta->code_size);
+	from.kept = palloc(meta->code_size);
 	to.code = palloc(meta->code_size);
+	to.kept = NULL;
 	for (int k = 0; k < p->nsuspects; k++)
 	{
 		Suspect    *sp = &p->suspects[k];
-		const uint8 *code = p->codes ? p->codes + (Size) meta->code_size * k : NULL;
 		bool		from_live;
 		bool		bad;
 		bool		pending = false;
 
 		CHECK_FOR_INTERRUPTS();
-		if (!read_node_now(index, meta, shape, nblocks, sp->from, sp->to, sp->level, code, &from) ||
+		if (!read_node_now(index, meta, shape, nblocks, sp->from, sp->to, sp->level,
+						   inline_codes, &from) ||
 			(from.flags & QDB_NODE_FREE) || !from.links)
 			continue;			/* the link is gone */
 		from_live = !(from.flags & QDB_NODE_DELETED);
-		if (!read_node_now(index, meta, shape, nblocks, sp->to, QDB_NO_NODE, 0, NULL, &to))
+		if (!read_node_now(index, meta, shape, nblocks, sp->to, QDB_NO_NODE, 0, false, &to))
 			bad = true;
+		else if (!from_live)
+			bad = false;		/* a deleted node's links may lead to slots freed and reused since */
 		else if (to.flags & QDB_NODE_FREE)
-			bad = from_live;	/* a deleted node may keep links to free ones */
+			bad = true;
 		else if (to.level < sp->level)
 			bad = true;
-		else if (code != NULL && (!from.same_code || memcmp(to.code, code, meta->code_size) != 0))
+		else if (inline_codes && memcmp(to.code, from.kept, meta->code_size) != 0)
 			bad = true;
 		else
 		{

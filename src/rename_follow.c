@@ -16,7 +16,6 @@
  */
 #include "postgres.h"
 
-#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/event_trigger.h"
 #include "executor/spi.h"
@@ -52,17 +51,34 @@ quantumdb_follow_renamed_columns(PG_FUNCTION_ARGS)
 	if ((stmt->renameType != OBJECT_COLUMN && stmt->renameType != OBJECT_ATTRIBUTE) ||
 		stmt->relation == NULL || stmt->subname == NULL || stmt->newname == NULL)
 		PG_RETURN_NULL();
-	/* the relation keeps its name; the statement holds its lock */
-	relid = RangeVarGetRelid(stmt->relation, NoLock, true);
-	if (!OidIsValid(relid))
-		PG_RETURN_NULL();
-
 	namestrcpy(&oldname, stmt->subname);
 	namestrcpy(&newname, stmt->newname);
+	QdbCatalogBegin(&a);
+
+	/*
+	 * The renamed relation as the command recorded it (the column's
+	 * address), not its name looked up again: by now another relation of
+	 * that name may come first on the search path.
+	 */
+	rc = SPI_execute("SELECT objid FROM pg_catalog.pg_event_trigger_ddl_commands() "
+					 "WHERE classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass "
+					 "AND objsubid OPERATOR(pg_catalog.>) 0", true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read the renamed relation: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 0)
+	{
+		QdbCatalogEnd(&a);
+		PG_RETURN_NULL();
+	}
+	{
+		bool		isnull;
+
+		relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+											   1, &isnull));
+	}
 	values[0] = ObjectIdGetDatum(relid);
 	values[1] = NameGetDatum(&oldname);
 	values[2] = NameGetDatum(&newname);
-	QdbCatalogBegin(&a);
 	rc = SPI_execute_with_args(
 		"WITH RECURSIVE tree(relid) AS ("
 		"  SELECT $1"

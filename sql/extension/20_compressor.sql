@@ -103,7 +103,8 @@ CREATE FUNCTION quantumdb.follow_renamed_columns()
 RETURNS event_trigger
 AS 'MODULE_PATHNAME', 'quantumdb_follow_renamed_columns' LANGUAGE C;
 CREATE EVENT TRIGGER quantumdb_follow_renamed_columns ON ddl_command_end
-	WHEN TAG IN ('ALTER TABLE', 'ALTER MATERIALIZED VIEW', 'ALTER FOREIGN TABLE', 'ALTER TYPE')
+	WHEN TAG IN ('ALTER TABLE', 'ALTER VIEW', 'ALTER MATERIALIZED VIEW', 'ALTER FOREIGN TABLE',
+	             'ALTER TYPE')
 	EXECUTE FUNCTION quantumdb.follow_renamed_columns();
 COMMENT ON FUNCTION quantumdb.follow_renamed_columns() IS
 'event trigger on ddl_command_end: the compressors whose source column was renamed follow the new name';
