@@ -10,7 +10,6 @@
 
 #include "access/relation.h"
 #include "catalog/pg_type.h"
-#include "commands/defrem.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
@@ -39,7 +38,7 @@ QdbOpenIndexByOid(Oid relid)
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("relation with OID %u does not exist", relid)));
 	if (index->rd_rel->relkind == RELKIND_PARTITIONED_INDEX &&
-		index->rd_rel->relam == get_am_oid("quantumdb", true))
+		index->rd_indam != NULL && index->rd_indam->ambuild == qdbbuild)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("index \"%s\" is a partitioned index", RelationGetRelationName(index)),

@@ -9,22 +9,15 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use QdbIndexCheck;
 
 my $node = PostgreSQL::Test::Cluster->new('main');
 $node->init;
 $node->append_conf('postgresql.conf', "autovacuum = off\n");
 $node->start;
-$node->safe_psql('postgres', q{
-	CREATE EXTENSION quantumdb;
-	CREATE TABLE items (id int, emb real[]);
-	INSERT INTO items
-	SELECT i, (SELECT array_agg(sin(i * 0.377 + j * 1.91 + (i % 11) * j)::real)
-	           FROM generate_series(1, 32) j)
-	FROM generate_series(1, 400) i;
-	SELECT compressor FROM quantumdb.train('c1', 'items', 'emb', kind => 'pq',
-		subvectors => 8, kmeans_iters => 5, validation => 0);
-	CREATE INDEX items_idx ON items USING quantumdb (emb) WITH (compressor = 'c1', m = 8);
-});
+$node->safe_psql('postgres', 'CREATE EXTENSION quantumdb;' . synthetic_indexed_sql('items', 400));
 
 my $blcksz = $node->safe_psql('postgres', 'SHOW block_size');
 my $path = $node->data_dir . '/'

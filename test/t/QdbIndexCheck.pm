@@ -6,7 +6,7 @@ use warnings;
 use Test::More;
 use Exporter 'import';
 
-our @EXPORT = qw(create_indexed_items check_all_rows_indexed);
+our @EXPORT = qw(create_indexed_items synthetic_indexed_sql check_all_rows_indexed);
 
 # Loads the glove sample (COPY file $copy) into table glove, its first
 # $rows rows into items, and indexes items (cosine, m 8) with a small pq
@@ -25,6 +25,24 @@ sub create_indexed_items
 		CREATE INDEX items_idx ON items USING quantumdb (emb real_cosine_ops)
 			WITH (compressor = 'c1', m = 8, ef_construction = 64);
 	});
+}
+
+# SQL that makes table $table of $rows synthetic 32-dimension rows (no
+# data file), trains pq compressor c1 on it (8 bytes) and indexes it as
+# ${table}_idx (m 8); the extension must exist.
+sub synthetic_indexed_sql
+{
+	my ($table, $rows) = @_;
+	return qq{
+		CREATE TABLE $table (id int, emb real[]);
+		INSERT INTO $table
+		SELECT i, (SELECT array_agg(sin(i * 0.377 + j * 1.91 + (i % 11) * j)::real)
+		           FROM generate_series(1, 32) j)
+		FROM generate_series(1, $rows) i;
+		SELECT compressor FROM quantumdb.train('c1', '$table', 'emb', kind => 'pq',
+			subvectors => 8, kmeans_iters => 5, validation => 0);
+		CREATE INDEX ${table}_idx ON $table USING quantumdb (emb) WITH (compressor = 'c1', m = 8);
+	};
 }
 
 # Every row of the table is in the index and reachable from its entry
