@@ -299,14 +299,25 @@ my ($returned, $distinct, $missing) = split /\|/, $node->safe_psql('postgres', q
 is($returned, $distinct, 'a full index scan returns no row twice');
 is($missing // '', '', 'a full index scan returns every row');
 
+# A search for each row's own vector, at a beam of 400 (of about 9,000
+# rows; not an exact scan).  Every row missed here so far was the nearest to
+# its own vector by code distance too: the walk did not reach it.  The rows
+# come in clumps (jittered copies of the nearest rows to 500 points, in the
+# order the clients insert them), an order HNSW links poorly: at a beam of
+# 200 the soaks missed 17 to 93 of about 9,300 in 11 runs here, and 260 of
+# 9,414 once in CI, around the 1% this check allowed at that beam; the graph
+# code alone with exact distances, one soak's rows linked in id order, missed
+# 81 of 9,104 (25 in a random order; Faiss's HNSW, which shuffles, 23).  At
+# 400 seven soaks missed 0 to 4; with new nodes given no back-link but the
+# one that keeps a way in, 76 of 9,418 (and the full scan lost rows).
 my ($missed, $ids) = split /\|/, $node->safe_psql('postgres', q{
 	SET enable_seqscan = off; SET enable_bitmapscan = off;
-	SET quantumdb.ef_search = 200; SET quantumdb.rerank = 200;
+	SET quantumdb.ef_search = 400; SET quantumdb.rerank = 400;
 	SELECT count(*), string_agg(t.id::text, ',' ORDER BY t.id) FROM items t
 	WHERE t.id NOT IN (SELECT i.id FROM items i ORDER BY i.emb <~> t.emb LIMIT 3)});
-note("$missed of $nrows rows not among the 3 nearest to their own vector at ef_search 200"
+note("$missed of $nrows rows not among the 3 nearest to their own vector at ef_search 400"
 	  . ($missed ? " ($ids)" : ''));
-cmp_ok($missed, '<=', int($nrows / 100), 'searches for the rows\' own vectors find them');
+cmp_ok($missed, '<=', int($nrows / 200), 'searches for the rows\' own vectors find them');
 
 $node->stop;
 done_testing();
