@@ -45,6 +45,18 @@ def filtered_truth(base, query, metric, every):
     return ids[np.argsort(score, axis=1)[:, :K]]
 
 
+def load_set(args):
+    """(metric, operator, ground-truth path, base rows, the first --queries
+    queries) of --set under --data (--metric: by default cosine for
+    *-angular sets, else l2)."""
+    metric = args.metric or ("cosine" if "angular" in args.set else "l2")
+    _, op, _, _, gt_name = METRICS[metric]
+    folder = os.path.join(args.data, args.set)
+    base = read_vecs(os.path.join(folder, "base.fvecs"))
+    query = read_vecs(os.path.join(folder, "query.fvecs"), count=args.queries)
+    return metric, op, os.path.join(folder, gt_name), base, query
+
+
 def run(cur, sql, literals, truth):
     """(10-recall@10, QPS, inversions) of sql over the queries, timed second run."""
     for lit in literals:
@@ -87,17 +99,13 @@ def main():
                     help="queries run under EXPLAIN (ANALYZE, BUFFERS) per setting")
     ap.add_argument("--out", default=os.path.join(ROOT, "test", "bench", "out"))
     args = ap.parse_args()
-    metric = args.metric or ("cosine" if "angular" in args.set else "l2")
-    _, op, _, _, gt_name = METRICS[metric]
-    folder = os.path.join(args.data, args.set)
-    base = read_vecs(os.path.join(folder, "base.fvecs"))
-    query = read_vecs(os.path.join(folder, "query.fvecs"), count=args.queries)
+    metric, op, gt_path, base, query = load_set(args)
     conn = connect()
     cur = conn.cursor()
     cur.execute("SELECT count(*) FROM " + args.table)
     if cur.fetchone()[0] != len(base):
         sys.exit("table %s must hold every row of %s" % (args.table, args.set))
-    truth = read_vecs(os.path.join(folder, gt_name), dtype=np.int32)[:len(query), :K]
+    truth = read_vecs(gt_path, dtype=np.int32)[:len(query), :K]
     q = query / np.linalg.norm(query, axis=1, keepdims=True) if metric == "cosine" else query
     ftruth = filtered_truth(base, q, metric, args.filter)
     literals = ["{" + ",".join("%.9g" % x for x in v) + "}" for v in query]
