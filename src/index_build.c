@@ -558,7 +558,7 @@ obtain_model(Relation heap, Relation index, IndexInfo *indexInfo, QdbMetric metr
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("quantumdb indexes on expressions are not supported"),
-				 errhint("Index a real[] column.")));
+				 errhint("Index a column of type real[], vector or halfvec; a stored generated column can hold the expression's value.")));
 	if (name && QdbCitusBuildEmpty(heap, name))
 	{
 		ereport(DEBUG1,

@@ -150,6 +150,21 @@ my $rh = $sql->(q{
 note("halfvec l2, rerank 40: 10-recall\@10 $rh");
 cmp_ok($rh, '>=', 0.85, 'the halfvec index finds pgvector\'s exact l2 neighbours');
 
+# pgvector's half-precision pattern, an expression index, is refused with a
+# hint that names the column types and the generated column that does it
+($rc, $out, $err) = $node->psql('postgres',
+	'CREATE INDEX ON items USING quantumdb ((embedding::halfvec(100)) halfvec_l2_ops)');
+like($err, qr/indexes on expressions are not supported\n.*HINT:  Index a column of type real\[\], vector or halfvec; a stored generated column can hold the expression's value\./,
+	'an expression index: refused, with a hint that names vector, halfvec and a generated column');
+like($sql->(q{
+	CREATE TABLE gen (id int, v vector(100),
+		h halfvec(100) GENERATED ALWAYS AS (v::halfvec(100)) STORED);
+	INSERT INTO gen (id, v) SELECT id, embedding FROM items WHERE id < 400;
+	CREATE INDEX gen_h ON gen USING quantumdb (h halfvec_l2_ops) WITH (m = 8, ef_construction = 64);
+	SET enable_seqscan = off;
+	EXPLAIN (COSTS OFF) SELECT id FROM gen ORDER BY h <-> (SELECT v::halfvec(100) FROM gen WHERE id = 1) LIMIT 5}),
+	qr/Index Scan using gen_h/, 'the generated halfvec column the hint suggests is indexed');
+
 # estimate_recall on pgvector's types: its ordering operator is pgvector's
 # (<-> on halfvec, <=> on vector, in pgvector's schema)
 for my $idx ('items_half', 'items_cos') {
