@@ -162,8 +162,13 @@ SELECT quantumdb.train(NULL, 'glove', 'embedding');
 \echo :LAST_ERROR_SQLSTATE
 SELECT quantumdb.train('g_opq', 'glove', 'embedding');
 \echo :LAST_ERROR_SQLSTATE
-SELECT quantumdb.train('x', 'small', 'v');
+SELECT quantumdb.train('x', 'small', 'v', subvectors => 16);
 \echo :LAST_ERROR_SQLSTATE
+-- subvectors left out: one per dimension when there are fewer than 16
+-- (refused as above before 0.8.4), as CREATE INDEX chooses
+SELECT kind, dimensions, code_bytes FROM quantumdb.train('small3', 'small', 'v', kmeans_iters => 2, opq_iters => 2);
+SELECT kind, dimensions, code_bytes FROM quantumdb.train('small2', 'small', 'v', kind => 'pq', target_dim => 2, kmeans_iters => 2);
+SELECT quantumdb.drop_compressor('small3'), quantumdb.drop_compressor('small2');
 CREATE TABLE few (v real[]);
 INSERT INTO few SELECT ARRAY[i, 1]::real[] FROM generate_series(1, 100) i;
 SELECT quantumdb.train('x', 'few', 'v', subvectors => 2);

@@ -190,6 +190,7 @@ quantumdb_train(PG_FUNCTION_ARGS)
 	StringInfoData extra;
 	QdbDevice	device;
 	int64		log_run = 0;
+	bool		default_m;
 	const char *device_used = "cpu";
 	TupleDesc	tupdesc;
 	Datum		values[10];
@@ -225,6 +226,14 @@ quantumdb_train(PG_FUNCTION_ARGS)
 	}
 	cfg.M = QdbIntArg(fcinfo, 5, "subvectors", 1, QDB_MAX_SUBQUANTIZERS, cfg.M);
 	cfg.dim_pq = QdbIntArg(fcinfo, 6, "target_dim", 1, QDB_MAX_DIM, 0);
+	/*
+	 * subvectors NULL (the default since 0.8.4): 16, or one per dimension
+	 * quantized when there are fewer, as CREATE INDEX chooses (a given
+	 * target_dim now, the column's dimensions once sampled)
+	 */
+	default_m = PG_ARGISNULL(5);
+	if (default_m && cfg.dim_pq != 0)
+		cfg.M = Min(cfg.M, cfg.dim_pq);
 	sample_rows = QdbIntArg(fcinfo, 7, "sample", MIN_TRAIN_ROWS, MAX_SAMPLE, 50000);
 	validation_rows = QdbIntArg(fcinfo, 8, "validation", 0, 100000, 1000);
 	if (!PG_ARGISNULL(9))
@@ -283,6 +292,8 @@ quantumdb_train(PG_FUNCTION_ARGS)
 				 errdetail("Each of the %d sub-quantizers has %d centroids.",
 						   cfg.M, QDB_KSUB)));
 	cfg.dim = s.dim;
+	if (default_m && cfg.dim_pq == 0)
+		cfg.M = Min(cfg.M, s.dim);
 	if (cfg.dim_pq > s.dim)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -305,14 +305,20 @@ QdbSampleRowsThatFit(const QdbTrainConfig *cfg, int dim, int want, const char *w
 	if (fit >= want)
 		return want;
 	if (fit < QDB_KSUB)
+	{
+		/* the hint makes room for more rows than the fewest: say both */
+		int			hint_rows = Max(QDB_KSUB, Min(want, 10 * QDB_KSUB));
+
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("maintenance_work_mem is too small for %s", what),
-				 errdetail("Kind %s on %d rows of %d dimensions needs about %.0f MB; maintenance_work_mem is %d kB.",
-						   qdb_kind_name(cfg->kind), QDB_KSUB, dim,
-						   training_mb(cfg, dim, QDB_KSUB), maintenance_work_mem),
-				 errhint("SET maintenance_work_mem = '%.0fMB' (or more) first.",
-						 setting_mb(cfg, dim, Min(want, 10 * QDB_KSUB)))));
+				 errdetail("Kind %s needs about %.0f MB for %d rows of %d dimensions, the fewest it trains on, and about %.0f MB for %d; maintenance_work_mem is %d kB.",
+						   qdb_kind_name(cfg->kind), training_mb(cfg, dim, QDB_KSUB),
+						   QDB_KSUB, dim, training_mb(cfg, dim, hint_rows), hint_rows,
+						   maintenance_work_mem),
+				 errhint("SET maintenance_work_mem = '%.0fMB' (or more) first: room for %d rows, and a tenth to spare.",
+						 setting_mb(cfg, dim, hint_rows), hint_rows)));
+	}
 	if (short_mb)
 		*short_mb = setting_mb(cfg, dim, want);
 	return (int) fit;

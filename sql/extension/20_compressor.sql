@@ -137,7 +137,7 @@ CREATE FUNCTION quantumdb.train(
     "column"     name,
     kind         text    DEFAULT 'opq',
     metric       text    DEFAULT 'l2',
-    subvectors   integer DEFAULT 16,
+    subvectors   integer DEFAULT NULL,
     target_dim   integer DEFAULT NULL,
     sample       integer DEFAULT 50000,
     validation   integer DEFAULT 1000,

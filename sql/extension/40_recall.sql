@@ -37,6 +37,10 @@ DECLARE
 	qtbl regclass;
 	qcol text;
 	qtype text;
+	qbase oid;
+	optype oid;
+	qcast text := '';
+	qnext oid;
 	op text;
 	am name;
 	kind "char";
@@ -111,8 +115,8 @@ BEGIN
 
 	-- the column and the ordering operator of the index's operator class
 	-- (its input type: the column's may be a domain over it)
-	SELECT quote_ident(at.attname), format('OPERATOR(%I.%s)', n.nspname, o.oprname)
-		INTO col, op
+	SELECT quote_ident(at.attname), format('OPERATOR(%I.%s)', n.nspname, o.oprname), o.oprright
+		INTO col, op, optype
 		FROM pg_index x
 		JOIN pg_attribute at ON at.attrelid = x.indrelid AND at.attnum = x.indkey[0]
 		JOIN pg_opclass oc ON oc.oid = x.indclass[0]
@@ -138,17 +142,39 @@ BEGIN
 	ELSE
 		qtbl := query_table;
 		qcol := quote_ident(query_column);
-		SELECT format_type(a.atttypid, a.atttypmod) INTO qtype FROM pg_attribute a
+		SELECT format_type(a.atttypid, a.atttypmod), a.atttypid INTO qtype, qbase FROM pg_attribute a
 			WHERE a.attrelid = query_table AND a.attname = query_column AND a.attnum > 0
 				AND NOT a.attisdropped;
 		IF NOT FOUND THEN
 			RAISE EXCEPTION 'column "%" of relation % does not exist', query_column, query_table
 				USING ERRCODE = 'undefined_column';
 		END IF;
+		-- a domain's base type (domains over domains too)
+		LOOP
+			SELECT t.typbasetype INTO STRICT qnext FROM pg_type t WHERE t.oid = qbase;
+			EXIT WHEN qnext = 0;
+			qbase := qnext;
+		END LOOP;
+		-- another type is cast to the one the index's operator takes (with
+		-- pgvector, halfvec or real[] queries for a vector index: left to the
+		-- parser, its implicit casts would pick another operator, on the
+		-- column cast, which no index answers); only a cast the catalog
+		-- allows without being asked (implicit or in assignment)
+		IF qbase <> optype THEN
+			IF NOT EXISTS (SELECT FROM pg_cast c WHERE c.castsource = qbase
+						   AND c.casttarget = optype AND c.castcontext IN ('i', 'a')) THEN
+				RAISE EXCEPTION 'column "%" of relation % has type %, which index "%" cannot take as a query',
+					query_column, query_table, qtype, index
+					USING ERRCODE = 'datatype_mismatch',
+						  HINT = format('Name a column of type %s, or of a type with an implicit or assignment cast to it.',
+										optype::regtype);
+			END IF;
+			qcast := '::' || optype::regtype::text;
+		END IF;
 		-- a column the ordering operator cannot take (planned, never run)
 		BEGIN
 			EXECUTE format('SELECT %1$s %2$s (SELECT %3$s FROM ONLY %4$s LIMIT 0) FROM ONLY %5$s LIMIT 0',
-						   col, op, qcol, qtbl, tbl);
+						   col, op, qcol || qcast, qtbl, tbl);
 		EXCEPTION WHEN undefined_function OR ambiguous_function THEN
 			RAISE EXCEPTION 'column "%" of relation % has type %, which index "%" cannot take as a query',
 				query_column, query_table, qtype, index
@@ -180,7 +206,7 @@ BEGIN
 				  'array_agg(d) FILTER (WHERE d IS NOT NULL), max(d) FROM (SELECT ctid, '
 				  '%1$s %2$s (SELECT %5$s FROM ONLY %6$s WHERE ctid = $1) AS d '
 				  'FROM ONLY %3$s ORDER BY 2 LIMIT %4$s) s',
-				  col, op, tbl, k, qcol, qtbl);
+				  col, op, tbl, k, qcol || qcast, qtbl);
 	SELECT array_agg(current_setting(g)) INTO saved FROM unnest(knobs) g;
 
 	FOREACH q IN ARRAY coalesce(qs, '{}')

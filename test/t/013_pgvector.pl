@@ -174,6 +174,27 @@ for my $idx ('items_half', 'items_cos') {
 	note("estimate_recall $idx: $r over $n queries");
 	ok($n == 50 && $r >= 0.85, "estimate_recall measures $idx (50 queries, recall $r)");
 }
+# a query_column of another type is cast to the index's: pgvector's implicit
+# casts would otherwise pick the operator of the other type (the column
+# cast), which no index answers (55000 "does not scan index" before 0.8.4)
+$sql->(q{CREATE TABLE eq AS SELECT id, q AS v, q::halfvec AS h, q::real[] AS r, id AS n FROM queries});
+my $er = sub {
+	my ($idx, $col) = @_;
+	return $sql->(qq{
+		SET quantumdb.rerank = 40; SET quantumdb.ef_search = 40;
+		SELECT measured_queries || ' ' || round(recall::numeric, 4) FROM quantumdb.estimate_recall('$idx', 50,
+			query_table => 'eq', query_column => '$col')});
+};
+my %er = map { $_ => $er->('items_cos', $_) } qw(v h r);
+note("estimate_recall items_cos with vector, halfvec, real[] queries: $er{v}, $er{h}, $er{r}");
+is($er{r}, $er{v}, 'estimate_recall: real[] queries on a vector index measure what vector queries do');
+like($er{h}, qr/^50 0\.(8[5-9]|9)|^50 1/, 'estimate_recall: halfvec queries on a vector index are measured');
+like($er->('items_half', 'v'), qr/^50 /, 'estimate_recall: vector queries on a halfvec index are measured');
+($rc, $out, $err) = $node->psql('postgres', q{
+	SELECT * FROM quantumdb.estimate_recall('items_cos', 5, query_table => 'eq', query_column => 'n')},
+	extra_params => ['-v', 'VERBOSITY=verbose']);
+like($err, qr/ERROR:  42804: column "n" of relation (public\.)?eq has type integer, which index "(public\.)?items_cos" cannot take as a query\n.*HINT:  Name a column of type (public\.)?vector, or of a type with an implicit or assignment cast to it\./s,
+	'estimate_recall: a column with no cast to vector is 42804, naming the type');
 
 # the codec functions read vector and halfvec as they read real[]
 is($sql->(q{

@@ -182,5 +182,22 @@ is($node->safe_psql('at082', q{SELECT string_agg(name || ':' || coalesce(source:
 	'c_kept:t:emb3 c_ren:-:-',
 	'from 0.8.2: a source renamed before the update is forgotten, one renamed after it followed');
 
+# from 0.8.3, whose train took 16 subvectors unless told: on an 8-dim
+# column that was an ERROR; after the update, one per dimension
+$node->safe_psql('postgres', 'CREATE DATABASE at083');
+$node->safe_psql('at083', q{
+	CREATE EXTENSION quantumdb VERSION '0.8.3';
+	CREATE TABLE t AS SELECT i AS id, ARRAY(SELECT sin(i * 7 + j * 13)::real
+		FROM generate_series(1, 8) j) AS emb FROM generate_series(1, 600) i;
+});
+my ($rc083, $out083, $err083) = $node->psql('at083',
+	q{SELECT compressor FROM quantumdb.train('c083', 't', 'emb', kmeans_iters => 3, opq_iters => 2)});
+like($err083, qr/subvectors 16 is more than the 8 dimensions/,
+	'at 0.8.3, train on an 8-dim column without subvectors is refused');
+$node->safe_psql('at083', 'ALTER EXTENSION quantumdb UPDATE');
+is($node->safe_psql('at083', q{SET client_min_messages = warning;
+	SELECT code_bytes FROM quantumdb.train('c084', 't', 'emb', kmeans_iters => 3, opq_iters => 2)}),
+	'8', 'after the update to 0.8.4, train takes one subvector per dimension');
+
 $node->stop;
 done_testing();
