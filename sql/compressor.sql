@@ -169,6 +169,14 @@ SELECT quantumdb.train('x', 'small', 'v', subvectors => 16);
 SELECT kind, dimensions, code_bytes FROM quantumdb.train('small3', 'small', 'v', kmeans_iters => 2, opq_iters => 2);
 SELECT kind, dimensions, code_bytes FROM quantumdb.train('small2', 'small', 'v', kind => 'pq', target_dim => 2, kmeans_iters => 2);
 SELECT quantumdb.drop_compressor('small3'), quantumdb.drop_compressor('small2');
+-- left out with a target_dim it does not divide, or with rq on one dimension
+SELECT quantumdb.train('x', 'glove', 'embedding', target_dim => 20);
+\echo :LAST_ERROR_SQLSTATE
+CREATE TABLE one (v real[]);
+INSERT INTO one SELECT ARRAY[i]::real[] FROM generate_series(1, 300) i;
+SELECT quantumdb.train('x', 'one', 'v', kind => 'rq');
+\echo :LAST_ERROR_SQLSTATE
+DROP TABLE one;
 CREATE TABLE few (v real[]);
 INSERT INTO few SELECT ARRAY[i, 1]::real[] FROM generate_series(1, 100) i;
 SELECT quantumdb.train('x', 'few', 'v', subvectors => 2);

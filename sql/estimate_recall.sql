@@ -73,6 +73,11 @@ SELECT * FROM quantumdb.estimate_recall('er_idx', query_table => 'erq', query_co
 -- a column of another type: 42804 before any query runs (42883 from a query inside before)
 SELECT * FROM quantumdb.estimate_recall('er_idx', query_table => 'erq', query_column => 'id');
 \echo :LAST_ERROR_SQLSTATE
+-- an array the parser converts element by element (int[] for real[]; no
+-- pg_cast row) is taken, as before 0.8.4
+ALTER TABLE erq ADD COLUMN ei int[];
+UPDATE erq SET ei = ARRAY(SELECT (x * 100)::int FROM unnest(emb) x);
+SELECT measured_queries, skipped_queries FROM quantumdb.estimate_recall('er_idx', 1000, query_table => 'erq', query_column => 'ei');
 
 -- 50 of the rows, chosen by the seed: the same answer twice
 SET quantumdb.rerank = 0;

@@ -38,7 +38,8 @@ AS 'MODULE_PATHNAME', 'quantumdb_train' LANGUAGE C VOLATILE;
 
 -- estimate_recall casts a query_column of another type to the type the
 -- index's operator takes, when the catalog has an implicit or assignment
--- cast (else 42804 before any query runs, as before).  With pgvector, a
+-- cast (other types are left to the parser, as before: 42804 before any
+-- query runs when no operator takes them).  With pgvector, a
 -- halfvec or real[] column against a vector index was left to the parser,
 -- whose implicit casts chose another operator on the cast column, which no
 -- index answers: 55000 "the planner does not scan index", naming another
@@ -159,6 +160,7 @@ BEGIN
 		JOIN pg_operator o ON o.oid = ao.amopopr
 		JOIN pg_namespace n ON n.oid = o.oprnamespace
 		WHERE x.indexrelid = index
+		ORDER BY (ao.amoprighttype = oc.opcintype) DESC, ao.amopstrategy
 		LIMIT 1;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'the operator class of index "%" has no ordering operator', index
@@ -189,20 +191,14 @@ BEGIN
 			EXIT WHEN qnext = 0;
 			qbase := qnext;
 		END LOOP;
-		-- another type is cast to the one the index's operator takes (with
-		-- pgvector, halfvec or real[] queries for a vector index: left to the
-		-- parser, its implicit casts would pick another operator, on the
-		-- column cast, which no index answers); only a cast the catalog
-		-- allows without being asked (implicit or in assignment)
-		IF qbase <> optype THEN
-			IF NOT EXISTS (SELECT FROM pg_cast c WHERE c.castsource = qbase
-						   AND c.casttarget = optype AND c.castcontext IN ('i', 'a')) THEN
-				RAISE EXCEPTION 'column "%" of relation % has type %, which index "%" cannot take as a query',
-					query_column, query_table, qtype, index
-					USING ERRCODE = 'datatype_mismatch',
-						  HINT = format('Name a column of type %s, or of a type with an implicit or assignment cast to it.',
-										optype::regtype);
-			END IF;
+		-- another type is cast to the one the index's operator takes when
+		-- the catalog has an implicit or assignment cast for it (with
+		-- pgvector, halfvec or real[] queries for a vector index: left to
+		-- the parser, its implicit casts would pick another operator, on the
+		-- column cast, which no index answers); any other type is left to
+		-- the parser (int[] for real[], element by element), as before 0.8.4
+		IF qbase <> optype AND EXISTS (SELECT FROM pg_cast c WHERE c.castsource = qbase
+									   AND c.casttarget = optype AND c.castcontext IN ('i', 'a')) THEN
 			qcast := '::' || optype::regtype::text;
 		END IF;
 		-- a column the ordering operator cannot take (planned, never run)
@@ -213,7 +209,8 @@ BEGIN
 			RAISE EXCEPTION 'column "%" of relation % has type %, which index "%" cannot take as a query',
 				query_column, query_table, qtype, index
 				USING ERRCODE = 'datatype_mismatch',
-					  HINT = 'Name a column of the type the index''s column has.';
+					  HINT = format('Name a column of type %s.',
+									optype::regtype);
 		END;
 		SELECT CASE WHEN c.reltuples < 0 THEN -1 ELSE c.reltuples END INTO ntuples
 			FROM pg_class c WHERE c.oid = query_table;

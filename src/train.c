@@ -164,6 +164,18 @@ neural_args(FunctionCallInfo fcinfo, QdbTrainConfig *cfg)
 	return device;
 }
 
+/* kind rq under l2 and cosine spends its last byte on the norm */
+static void
+check_rq_subvectors(const QdbTrainConfig *cfg)
+{
+	if (cfg->kind == QDB_KIND_RQ && cfg->metric != QDB_METRIC_IP && cfg->M < 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("kind rq under metric %s needs at least 2 subvectors",
+						qdb_metric_name(cfg->metric)),
+				 errdetail("Its last byte holds the norm of the reconstruction.")));
+}
+
 /*
  * quantumdb.train(name, source, column, kind, metric, subvectors, target_dim,
  *                 sample, validation, seed, kmeans_iters, opq_iters, device,
@@ -248,17 +260,14 @@ quantumdb_train(PG_FUNCTION_ARGS)
 	}
 	cfg.kmeans_iters = QdbIntArg(fcinfo, 10, "kmeans_iters", 1, 1000, cfg.kmeans_iters);
 	cfg.opq_iters = QdbIntArg(fcinfo, 11, "opq_iters", 1, 1000, cfg.opq_iters);
-	if (cfg.kind == QDB_KIND_RQ && cfg.metric != QDB_METRIC_IP && cfg.M < 2)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("kind rq under metric %s needs at least 2 subvectors",
-						qdb_metric_name(cfg.metric)),
-				 errdetail("Its last byte holds the norm of the reconstruction.")));
+	check_rq_subvectors(&cfg);
 	if (cfg.dim_pq != 0 && cfg.dim_pq % cfg.M != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("target_dim %d is not a multiple of subvectors %d",
-						cfg.dim_pq, cfg.M)));
+						cfg.dim_pq, cfg.M),
+				 default_m ? errhint("subvectors was left out, so it is %d; pass one that divides target_dim.",
+									 cfg.M) : 0));
 
 	device = neural_args(fcinfo, &cfg);
 	rq_args(fcinfo, &cfg);
@@ -282,6 +291,11 @@ quantumdb_train(PG_FUNCTION_ARGS)
 	/* sample the column: training rows plus the validation split */
 	QdbSampleColumn(relid, column, sample_rows + validation_rows, cfg.seed,
 					cfg.metric == QDB_METRIC_COSINE, &cfg, &s);
+	if (default_m && cfg.dim_pq == 0)
+	{
+		cfg.M = Min(cfg.M, s.dim);
+		check_rq_subvectors(&cfg);
+	}
 	n_val = Min(validation_rows, s.n / 10);
 	n_train = s.n - n_val;
 	if (n_train < MIN_TRAIN_ROWS)
@@ -292,8 +306,6 @@ quantumdb_train(PG_FUNCTION_ARGS)
 				 errdetail("Each of the %d sub-quantizers has %d centroids.",
 						   cfg.M, QDB_KSUB)));
 	cfg.dim = s.dim;
-	if (default_m && cfg.dim_pq == 0)
-		cfg.M = Min(cfg.M, s.dim);
 	if (cfg.dim_pq > s.dim)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

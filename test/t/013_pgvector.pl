@@ -193,7 +193,7 @@ like($er->('items_half', 'v'), qr/^50 /, 'estimate_recall: vector queries on a h
 ($rc, $out, $err) = $node->psql('postgres', q{
 	SELECT * FROM quantumdb.estimate_recall('items_cos', 5, query_table => 'eq', query_column => 'n')},
 	extra_params => ['-v', 'VERBOSITY=verbose']);
-like($err, qr/ERROR:  42804: column "n" of relation (public\.)?eq has type integer, which index "(public\.)?items_cos" cannot take as a query\n.*HINT:  Name a column of type (public\.)?vector, or of a type with an implicit or assignment cast to it\./s,
+like($err, qr/ERROR:  42804: column "n" of relation (public\.)?eq has type integer, which index "(public\.)?items_cos" cannot take as a query\n.*HINT:  Name a column of type (public\.)?vector\./s,
 	'estimate_recall: a column with no cast to vector is 42804, naming the type');
 
 # the codec functions read vector and halfvec as they read real[]
