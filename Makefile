@@ -22,7 +22,8 @@ DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 # quantumdb_pgvector, the second extension: operator classes and functions
 # for pgvector's vector and halfvec (requires quantumdb and vector); its
 # control file lives beside its script, installed with it.
-DATA = sql/pgvector/quantumdb_pgvector.control sql/pgvector/quantumdb_pgvector--0.1.0.sql
+DATA = sql/pgvector/quantumdb_pgvector.control sql/pgvector/quantumdb_pgvector--0.1.0.sql \
+	sql/pgvector/quantumdb_pgvector--0.1.0--0.1.1.sql sql/pgvector/quantumdb_pgvector--0.1.1.sql
 # earlier releases' install scripts, kept as they were, and the update
 # scripts from them (ALTER EXTENSION quantumdb UPDATE)
 DATA += sql/$(EXTENSION)--0.1.0.sql sql/$(EXTENSION)--0.1.0--0.2.0.sql \

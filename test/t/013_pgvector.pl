@@ -196,6 +196,44 @@ like($er->('items_half', 'v'), qr/^50 /, 'estimate_recall: vector queries on a h
 like($err, qr/ERROR:  42804: column "n" of relation (public\.)?eq has type integer, which index "(public\.)?items_cos" cannot take as a query\n.*HINT:  Name a column of type (public\.)?vector\./s,
 	'estimate_recall: a column with no cast to vector is 42804, naming the type');
 
+# a real[] or numeric[] query for a vector column (quantumdb_pgvector 0.1.1):
+# its operators take the array as it is and the vector index answers; before,
+# pgvector's implicit cast of the column to real[] made quantumdb's real[]
+# operator answer by a sequential scan
+my $qarr = $sql->('SELECT q::real[]::text FROM queries WHERE id = 1800');
+for my $t ('real[]', 'numeric[]') {
+	like($sql->(qq{SET enable_seqscan = off;
+		EXPLAIN (COSTS OFF) SELECT id FROM items ORDER BY embedding <=> '$qarr'::$t LIMIT 5}),
+		qr/Index Scan using items_cos/, "a $t query for a vector column uses the vector index");
+}
+is($sql->(qq{SET enable_seqscan = off; SET quantumdb.rerank = 40;
+	SELECT (SELECT array_agg(id) FROM (SELECT id FROM items ORDER BY embedding <=> '$qarr'::real[] LIMIT 10) a)
+		= (SELECT array_agg(id) FROM (SELECT id FROM items ORDER BY embedding <=> '$qarr'::real[]::vector LIMIT 10) b)}),
+	't', 'the real[] query returns what the vector query does');
+is($sql->(qq{SELECT count(*) FILTER (WHERE embedding <-> '$qarr'::real[] = embedding <-> '$qarr'::real[]::vector
+		AND embedding <=> '$qarr'::real[] = embedding <=> '$qarr'::real[]::vector
+		AND embedding <#> '$qarr'::real[] = embedding <#> '$qarr'::real[]::vector) FROM items}),
+	$sql->('SELECT count(*) FROM items'), '<->, <=> and <#> of a vector and a real[] are pgvector\'s distances');
+is($sql->(q{SELECT string_agg(o.oprname || ' ' || o.oprcode::text, ', ' ORDER BY o.oprname) FROM pg_operator o
+	WHERE o.oprleft = 'vector'::regtype AND o.oprright = 'real[]'::regtype}),
+	'<#> quantumdb.vector_real_negative_inner_product, <-> quantumdb.vector_real_l2_distance, <=> quantumdb.vector_real_cosine_distance',
+	'the three operators of a vector and a real[] are quantumdb_pgvector\'s');
+# the update from 0.1.0 gives what a fresh install does
+$node->safe_psql('postgres', 'CREATE DATABASE pgv_up');
+$node->safe_psql('pgv_up', q{SET client_min_messages = warning;
+	CREATE EXTENSION quantumdb_pgvector VERSION '0.1.0' CASCADE;
+	ALTER EXTENSION quantumdb_pgvector UPDATE});
+my $members = q{
+	SELECT e.extversion || E'\n' || string_agg(pg_describe_object(d.classid, d.objid, 0)
+		|| coalesce(' ' || md5(p.prosrc), '') || ' ' || coalesce(obj_description(d.objid, d.classid::regclass::text), '-'),
+		E'\n' ORDER BY pg_describe_object(d.classid, d.objid, 0))
+	FROM pg_extension e JOIN pg_depend d ON d.refclassid = 'pg_extension'::regclass AND d.refobjid = e.oid
+		AND d.deptype = 'e'
+	LEFT JOIN pg_proc p ON d.classid = 'pg_proc'::regclass AND p.oid = d.objid
+	WHERE e.extname = 'quantumdb_pgvector' GROUP BY e.extversion};
+is($node->safe_psql('pgv_up', $members), $sql->($members),
+	'quantumdb_pgvector updated from 0.1.0 has the objects, bodies and comments of a fresh install');
+
 # the codec functions read vector and halfvec as they read real[]
 is($sql->(q{
 	SELECT count(*) FROM glove g JOIN items i USING (id)

@@ -1,0 +1,35 @@
+-- quantumdb_pgvector 0.1.0 -> 0.1.1: ALTER EXTENSION quantumdb_pgvector UPDATE.
+\echo Use "ALTER EXTENSION quantumdb_pgvector UPDATE TO '0.1.1'" to load this file. \quit
+
+-- New in 0.1.1: a real[] query for a vector column.  pgvector's implicit
+-- cast of vector to real[] made `embedding <=> '{...}'::real[]` (or an
+-- ARRAY[...] of numerics) resolve to quantumdb's real[] operator on the
+-- column cast: right answers, by a sequential scan, never the vector index
+-- (with pgvector alone it is an ERROR).  These operators take the real[]
+-- as it is; each is an SQL function the planner inlines into pgvector's
+-- own operator on the query cast to vector, which the vector index
+-- answers.  The bodies name pgvector's schema, whatever the search path.
+DO $ops$
+DECLARE
+	vs text := (SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+				WHERE e.extname = 'vector');
+	op text;
+	fn text;
+	what text;
+BEGIN
+	FOR op, fn, what IN VALUES ('<->', 'l2_distance', 'L2 distance'),
+			('<=>', 'cosine_distance', 'cosine distance'),
+			('<#>', 'negative_inner_product', 'negative inner product')
+	LOOP
+		EXECUTE format('CREATE FUNCTION quantumdb.vector_real_%1$s(%2$I.vector, real[]) '
+					   'RETURNS double precision LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE '
+					   'AS %3$L', fn, vs,
+					   format('SELECT $1 OPERATOR(%1$I.%2$s) $2::%1$I.vector', vs, op));
+		EXECUTE format('COMMENT ON FUNCTION quantumdb.vector_real_%1$s(%2$I.vector, real[]) IS %3$L',
+					   fn, vs, format('pgvector''s %s of a vector and a real[] cast to vector (operator %s)',
+									  what, op));
+		EXECUTE format('CREATE OPERATOR %1$s (LEFTARG = %2$I.vector, RIGHTARG = real[], '
+					   'FUNCTION = quantumdb.vector_real_%3$s)', op, vs, fn);
+	END LOOP;
+END
+$ops$;
