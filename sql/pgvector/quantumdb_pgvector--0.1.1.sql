@@ -23,18 +23,18 @@ DECLARE
 	vs oid := (SELECT extnamespace FROM pg_extension WHERE extname = 'vector');
 	found text;
 BEGIN
-	SELECT string_agg(n, ', ') INTO found FROM (
-		SELECT n FROM unnest(ARRAY['l2_distance(vector,vector)', 'cosine_distance(vector,vector)',
+	SELECT pg_catalog.string_agg(n, ', ') INTO found FROM (
+		SELECT n FROM pg_catalog.unnest(ARRAY['l2_distance(vector,vector)', 'cosine_distance(vector,vector)',
 				'vector_negative_inner_product(vector,vector)', 'l2_distance(halfvec,halfvec)',
 				'cosine_distance(halfvec,halfvec)', 'halfvec_negative_inner_product(halfvec,halfvec)']) n
-		WHERE (SELECT pronamespace FROM pg_proc WHERE oid = to_regprocedure(n)) IS DISTINCT FROM vs
+		WHERE (SELECT pronamespace FROM pg_proc WHERE oid = pg_catalog.to_regprocedure(n)) IS DISTINCT FROM vs
 		UNION ALL
-		SELECT n FROM unnest(ARRAY['<->(vector,vector)', '<=>(vector,vector)', '<#>(vector,vector)',
+		SELECT n FROM pg_catalog.unnest(ARRAY['<->(vector,vector)', '<=>(vector,vector)', '<#>(vector,vector)',
 				'<->(halfvec,halfvec)', '<=>(halfvec,halfvec)', '<#>(halfvec,halfvec)']) n
-		WHERE (SELECT oprnamespace FROM pg_operator WHERE oid = to_regoperator(n)) IS DISTINCT FROM vs
+		WHERE (SELECT oprnamespace FROM pg_operator WHERE oid = pg_catalog.to_regoperator(n)) IS DISTINCT FROM vs
 		UNION ALL
-		SELECT n FROM unnest(ARRAY['vector', 'halfvec']) n
-		WHERE (SELECT typnamespace FROM pg_type WHERE oid = to_regtype(n)) IS DISTINCT FROM vs) f;
+		SELECT n FROM pg_catalog.unnest(ARRAY['vector', 'halfvec']) n
+		WHERE (SELECT typnamespace FROM pg_type WHERE oid = pg_catalog.to_regtype(n)) IS DISTINCT FROM vs) f;
 	IF found IS NOT NULL THEN
 		RAISE EXCEPTION 'these names do not find pgvector''s own objects: %', found
 			USING ERRCODE = 'insufficient_privilege',
@@ -101,10 +101,15 @@ AS 'MODULE_PATHNAME', 'quantumdb_adc_distance' LANGUAGE C STABLE STRICT;
 -- (with pgvector alone it is an ERROR).  These operators take the real[]
 -- as it is; each is an SQL function the planner inlines into pgvector's
 -- own operator on the query cast to vector, which the vector index
--- answers.  The bodies name pgvector's schema, whatever the search path.
+-- answers.  The bodies are SQL-standard (RETURN ...): parsed here, bound
+-- to pgvector's operator and cast themselves, not to names, so they
+-- follow pgvector to another schema and no object of the same name can
+-- stand in for them.  Every function this block calls is pg_catalog's by
+-- name: the target schema comes first on the script's search path.
 DO $ops$
 DECLARE
-	vs text := (SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+	vs text := (SELECT n.nspname FROM pg_catalog.pg_extension e
+				JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
 				WHERE e.extname = 'vector');
 	op text;
 	fn text;
@@ -114,15 +119,14 @@ BEGIN
 			('<=>', 'cosine_distance', 'cosine distance'),
 			('<#>', 'negative_inner_product', 'negative inner product')
 	LOOP
-		EXECUTE format('CREATE FUNCTION quantumdb.vector_real_%1$s(%2$I.vector, real[]) '
-					   'RETURNS double precision LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE '
-					   'AS %3$L', fn, vs,
-					   format('SELECT $1 OPERATOR(%1$I.%2$s) $2::%1$I.vector', vs, op));
-		EXECUTE format('COMMENT ON FUNCTION quantumdb.vector_real_%1$s(%2$I.vector, real[]) IS %3$L',
-					   fn, vs, format('pgvector''s %s of a vector and a real[] cast to vector (operator %s)',
-									  what, op));
-		EXECUTE format('CREATE OPERATOR %1$s (LEFTARG = %2$I.vector, RIGHTARG = real[], '
-					   'FUNCTION = quantumdb.vector_real_%3$s)', op, vs, fn);
+		EXECUTE pg_catalog.format('CREATE FUNCTION quantumdb.vector_real_%1$s(%2$I.vector, real[]) '
+								  'RETURNS double precision LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE '
+								  'RETURN $1 OPERATOR(%2$I.%3$s) $2::%2$I.vector', fn, vs, op);
+		EXECUTE pg_catalog.format('COMMENT ON FUNCTION quantumdb.vector_real_%1$s(%2$I.vector, real[]) IS %3$L',
+								  fn, vs, pg_catalog.format('pgvector''s %s of a vector and a real[] cast to vector (operator %s)',
+															what, op));
+		EXECUTE pg_catalog.format('CREATE OPERATOR %1$s (LEFTARG = %2$I.vector, RIGHTARG = real[], '
+								  'FUNCTION = quantumdb.vector_real_%3$s)', op, vs, fn);
 	END LOOP;
 END
 $ops$;

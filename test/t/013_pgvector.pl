@@ -220,12 +220,20 @@ is($sql->(q{SELECT string_agg(o.oprname || ' ' || o.oprcode::text, ', ' ORDER BY
 	'the three operators of a vector and a real[] are quantumdb_pgvector\'s');
 # the update from 0.1.0 gives what a fresh install does
 $node->safe_psql('postgres', 'CREATE DATABASE pgv_up');
+# with functions in the target schema that would outrank pg_catalog's
+# format and unnest on the script's search path (they must not run)
 $node->safe_psql('pgv_up', q{SET client_min_messages = warning;
 	CREATE EXTENSION quantumdb_pgvector VERSION '0.1.0' CASCADE;
+	CREATE FUNCTION public.format(text, text, text, text) RETURNS text LANGUAGE plpgsql
+		AS $$BEGIN RAISE EXCEPTION 'a trap ran'; END$$;
+	CREATE FUNCTION public.format(text, text, text) RETURNS text LANGUAGE plpgsql
+		AS $$BEGIN RAISE EXCEPTION 'a trap ran'; END$$;
+	CREATE FUNCTION public.unnest(text[]) RETURNS SETOF text LANGUAGE plpgsql
+		AS $$BEGIN RAISE EXCEPTION 'a trap ran'; END$$;
 	ALTER EXTENSION quantumdb_pgvector UPDATE});
 my $members = q{
 	SELECT e.extversion || E'\n' || string_agg(pg_describe_object(d.classid, d.objid, 0)
-		|| coalesce(' ' || md5(p.prosrc), '') || ' ' || coalesce(obj_description(d.objid, d.classid::regclass::text), '-'),
+		|| coalesce(' ' || md5(pg_get_functiondef(p.oid)), '') || ' ' || coalesce(obj_description(d.objid, d.classid::regclass::text), '-'),
 		E'\n' ORDER BY pg_describe_object(d.classid, d.objid, 0))
 	FROM pg_extension e JOIN pg_depend d ON d.refclassid = 'pg_extension'::regclass AND d.refobjid = e.oid
 		AND d.deptype = 'e'
@@ -233,6 +241,12 @@ my $members = q{
 	WHERE e.extname = 'quantumdb_pgvector' GROUP BY e.extversion};
 is($node->safe_psql('pgv_up', $members), $sql->($members),
 	'quantumdb_pgvector updated from 0.1.0 has the objects, bodies and comments of a fresh install');
+# the functions are bound to pgvector's objects, not their names: they
+# follow pgvector to another schema
+is($node->safe_psql('pgv_up', q{CREATE SCHEMA vx; ALTER EXTENSION vector SET SCHEMA vx;
+	SELECT ('[1,2,3]'::vx.vector <=> '{1,2,4}'::real[]) = ('[1,2,3]'::vx.vector OPERATOR(vx.<=>) '[1,2,4]'::vx.vector)
+		AND ('[1,2,3]'::vx.vector <-> '{1,2,4}'::real[]) = 1}),
+	't', 'the vector and real[] operators still work after ALTER EXTENSION vector SET SCHEMA');
 
 # the codec functions read vector and halfvec as they read real[]
 is($sql->(q{
