@@ -1,6 +1,51 @@
 -- quantumdb_pgvector 0.1.0 -> 0.1.1: ALTER EXTENSION quantumdb_pgvector UPDATE.
 \echo Use "ALTER EXTENSION quantumdb_pgvector UPDATE TO '0.1.1'" to load this file. \quit
 
+-- Installs of 0.1.0 made before its script checked the names it binds (a
+-- function or operator of pgvector's name in the target schema, ahead of
+-- pgvector's own on the script's search path, went into the operator
+-- classes and runs in every scan and build of their indexes) are refused
+-- here, naming what is bound.  Such a member of an operator class cannot
+-- be swapped (it belongs to the class); the class, and so the extension,
+-- must be created again.
+DO $check$
+DECLARE
+	vs oid := (SELECT e.extnamespace FROM pg_catalog.pg_extension e
+			   WHERE e.extname OPERATOR(pg_catalog.=) 'vector');
+	bad text;
+BEGIN
+	-- the extension's classes, and what each binds with its schema
+	WITH cls AS (
+		SELECT c.opcname, c.opcfamily FROM pg_catalog.pg_opclass c
+		JOIN pg_catalog.pg_depend d ON d.objid OPERATOR(pg_catalog.=) c.oid
+			AND d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_opclass'::pg_catalog.regclass
+			AND d.deptype OPERATOR(pg_catalog.=) 'e'
+		JOIN pg_catalog.pg_extension e ON e.oid OPERATOR(pg_catalog.=) d.refobjid
+			AND e.extname OPERATOR(pg_catalog.=) 'quantumdb_pgvector'),
+	bound AS (
+		SELECT cls.opcname, 'operator' AS what, x.oprnamespace AS nsp, x.oprname::pg_catalog.text AS name
+		FROM cls JOIN pg_catalog.pg_amop o ON o.amopfamily OPERATOR(pg_catalog.=) cls.opcfamily
+		JOIN pg_catalog.pg_operator x ON x.oid OPERATOR(pg_catalog.=) o.amopopr
+		UNION ALL
+		SELECT cls.opcname, 'function', f.pronamespace, pg_catalog.quote_ident(f.proname)
+		FROM cls JOIN pg_catalog.pg_amproc p ON p.amprocfamily OPERATOR(pg_catalog.=) cls.opcfamily
+			AND p.amprocnum OPERATOR(pg_catalog.=) 1
+		JOIN pg_catalog.pg_proc f ON f.oid OPERATOR(pg_catalog.=) p.amproc)
+	SELECT pg_catalog.string_agg(pg_catalog.format('%s: %s %I.%s', b.opcname, b.what, n.nspname, b.name),
+								 '; ' ORDER BY b.opcname, b.what)
+		INTO bad
+	FROM bound b JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) b.nsp
+	WHERE b.nsp OPERATOR(pg_catalog.<>) vs;
+	IF bad IS NOT NULL THEN
+		RAISE EXCEPTION 'operator classes of quantumdb_pgvector use objects that are not pgvector''s'
+			USING ERRCODE = 'insufficient_privilege',
+			DETAIL = pg_catalog.format('%s (pgvector is in schema %I). They run in every scan and build of the classes'' indexes, with the rights of whoever runs them.',
+									   bad, (SELECT n.nspname FROM pg_catalog.pg_namespace n WHERE n.oid OPERATOR(pg_catalog.=) vs)),
+			HINT = 'Find out who created those objects; then DROP EXTENSION quantumdb_pgvector CASCADE (its indexes go too), drop the objects, CREATE EXTENSION quantumdb_pgvector and build the indexes again.';
+	END IF;
+END
+$check$;
+
 -- New in 0.1.1: a real[] query for a vector column.  pgvector's implicit
 -- cast of vector to real[] made `embedding <=> '{...}'::real[]` (or an
 -- ARRAY[...] of numerics) resolve to quantumdb's real[] operator on the

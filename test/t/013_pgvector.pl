@@ -241,6 +241,25 @@ my $members = q{
 	WHERE e.extname = 'quantumdb_pgvector' GROUP BY e.extversion};
 is($node->safe_psql('pgv_up', $members), $sql->($members),
 	'quantumdb_pgvector updated from 0.1.0 has the objects, bodies and comments of a fresh install');
+# an install of 0.1.0 whose class binds another function than pgvector's
+# (made, before 0.1.0's script checked its names, with a function of
+# pgvector's name in the target schema; made here by a catalog update) is
+# refused by the update, naming the class and the function
+$node->safe_psql('postgres', 'CREATE DATABASE pgv_hij');
+$node->safe_psql('pgv_hij', q{SET client_min_messages = warning;
+	CREATE SCHEMA pgv; CREATE EXTENSION vector SCHEMA pgv; CREATE EXTENSION quantumdb;
+	CREATE EXTENSION quantumdb_pgvector VERSION '0.1.0';
+	CREATE FUNCTION public.l2_distance(pgv.vector, pgv.vector) RETURNS float8 LANGUAGE sql IMMUTABLE
+		AS 'SELECT 0::float8';
+	UPDATE pg_amproc SET amproc = 'public.l2_distance(pgv.vector,pgv.vector)'::regprocedure
+	WHERE amprocnum = 1 AND amprocfamily = (SELECT c.opcfamily FROM pg_opclass c JOIN pg_am a ON a.oid = c.opcmethod
+		WHERE a.amname = 'quantumdb' AND c.opcname = 'vector_l2_ops')});
+($rc, $out, $err) = $node->psql('pgv_hij', 'ALTER EXTENSION quantumdb_pgvector UPDATE',
+	extra_params => ['-v', 'VERBOSITY=verbose']);
+like($err, qr/ERROR:  42501: operator classes of quantumdb_pgvector use objects that are not pgvector's\nDETAIL:  vector_l2_ops: function public\.l2_distance \(pgvector is in schema pgv\)/,
+	'the update refuses an install whose class binds a function of another schema, naming it');
+is($node->safe_psql('pgv_hij', q{SELECT extversion FROM pg_extension WHERE extname = 'quantumdb_pgvector'}),
+	'0.1.0', 'the refused update leaves 0.1.0');
 # the functions are bound to pgvector's objects, not their names: they
 # follow pgvector to another schema
 is($node->safe_psql('pgv_up', q{CREATE SCHEMA vx; ALTER EXTENSION vector SET SCHEMA vx;
