@@ -177,6 +177,10 @@ INSERT INTO one SELECT ARRAY[i]::real[] FROM generate_series(1, 300) i;
 SELECT quantumdb.train('x', 'one', 'v', kind => 'rq');
 \echo :LAST_ERROR_SQLSTATE
 DROP TABLE one;
+CREATE TABLE none_yet (v real[]);
+SELECT quantumdb.train('x', 'none_yet', 'v', kind => 'rq');
+\echo :LAST_ERROR_SQLSTATE
+DROP TABLE none_yet;
 CREATE TABLE few (v real[]);
 INSERT INTO few SELECT ARRAY[i, 1]::real[] FROM generate_series(1, 100) i;
 SELECT quantumdb.train('x', 'few', 'v', subvectors => 2);

@@ -164,16 +164,21 @@ neural_args(FunctionCallInfo fcinfo, QdbTrainConfig *cfg)
 	return device;
 }
 
-/* kind rq under l2 and cosine spends its last byte on the norm */
+/*
+ * kind rq under l2 and cosine spends its last byte on the norm; dims > 0:
+ * subvectors was left out and the column has that many dimensions
+ */
 static void
-check_rq_subvectors(const QdbTrainConfig *cfg)
+check_rq_subvectors(const QdbTrainConfig *cfg, int dims)
 {
 	if (cfg->kind == QDB_KIND_RQ && cfg->metric != QDB_METRIC_IP && cfg->M < 2)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("kind rq under metric %s needs at least 2 subvectors",
 						qdb_metric_name(cfg->metric)),
-				 errdetail("Its last byte holds the norm of the reconstruction.")));
+				 errdetail("Its last byte holds the norm of the reconstruction."),
+				 dims > 0 ? errhint("The column has %d dimension, one subvector's worth: use metric ip, or kind pq or opq.",
+									dims) : 0));
 }
 
 /*
@@ -260,7 +265,7 @@ quantumdb_train(PG_FUNCTION_ARGS)
 	}
 	cfg.kmeans_iters = QdbIntArg(fcinfo, 10, "kmeans_iters", 1, 1000, cfg.kmeans_iters);
 	cfg.opq_iters = QdbIntArg(fcinfo, 11, "opq_iters", 1, 1000, cfg.opq_iters);
-	check_rq_subvectors(&cfg);
+	check_rq_subvectors(&cfg, 0);
 	if (cfg.dim_pq != 0 && cfg.dim_pq % cfg.M != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -291,10 +296,11 @@ quantumdb_train(PG_FUNCTION_ARGS)
 	/* sample the column: training rows plus the validation split */
 	QdbSampleColumn(relid, column, sample_rows + validation_rows, cfg.seed,
 					cfg.metric == QDB_METRIC_COSINE, &cfg, &s);
-	if (default_m && cfg.dim_pq == 0)
+	/* (an empty sample, dim 0, is the "too few vectors" ERROR below) */
+	if (default_m && cfg.dim_pq == 0 && s.dim > 0)
 	{
 		cfg.M = Min(cfg.M, s.dim);
-		check_rq_subvectors(&cfg);
+		check_rq_subvectors(&cfg, s.dim);
 	}
 	n_val = Min(validation_rows, s.n / 10);
 	n_train = s.n - n_val;

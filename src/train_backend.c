@@ -362,12 +362,17 @@ QdbSampleRowsForKinds(const QdbTrainConfig *cfgs, int ncfgs, int dim, int want,
 						 setting_mb(&cfgs[least], dim, min_rows))));
 	for (int i = 0; i < ncfgs; i++)
 		if (left_out[i])
+		{
+			/* the hint makes room for more rows than the fewest: say so */
+			int			hint_rows = Max(min_rows, Min(want, 10 * min_rows));
+
 			ereport(NOTICE,
 					(errmsg("%s leaves kind %s out: its training on %d rows of %d dimensions needs about %.0f MB, and maintenance_work_mem is %d kB",
 							what, qdb_kind_name(cfgs[i].kind), min_rows, dim,
 							training_mb(&cfgs[i], dim, min_rows), maintenance_work_mem),
-					 errhint("SET maintenance_work_mem = '%.0fMB' to search it too.",
-							 setting_mb(&cfgs[i], dim, Min(want, 10 * min_rows)))));
+					 errhint("SET maintenance_work_mem = '%.0fMB' to search it too: room for %d rows, and a tenth to spare.",
+							 setting_mb(&cfgs[i], dim, hint_rows), hint_rows)));
+		}
 	return QdbSampleRowsThatFit(&cfgs[hungriest], dim, want, what, short_mb);
 }
 

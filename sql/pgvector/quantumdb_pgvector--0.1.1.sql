@@ -27,14 +27,14 @@ BEGIN
 		SELECT n FROM pg_catalog.unnest(ARRAY['l2_distance(vector,vector)', 'cosine_distance(vector,vector)',
 				'vector_negative_inner_product(vector,vector)', 'l2_distance(halfvec,halfvec)',
 				'cosine_distance(halfvec,halfvec)', 'halfvec_negative_inner_product(halfvec,halfvec)']) n
-		WHERE (SELECT pronamespace FROM pg_proc WHERE oid = pg_catalog.to_regprocedure(n)) IS DISTINCT FROM vs
+		WHERE (SELECT pronamespace FROM pg_proc WHERE oid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure(n)) IS DISTINCT FROM vs
 		UNION ALL
 		SELECT n FROM pg_catalog.unnest(ARRAY['<->(vector,vector)', '<=>(vector,vector)', '<#>(vector,vector)',
 				'<->(halfvec,halfvec)', '<=>(halfvec,halfvec)', '<#>(halfvec,halfvec)']) n
-		WHERE (SELECT oprnamespace FROM pg_operator WHERE oid = pg_catalog.to_regoperator(n)) IS DISTINCT FROM vs
+		WHERE (SELECT oprnamespace FROM pg_operator WHERE oid OPERATOR(pg_catalog.=) pg_catalog.to_regoperator(n)) IS DISTINCT FROM vs
 		UNION ALL
 		SELECT n FROM pg_catalog.unnest(ARRAY['vector', 'halfvec']) n
-		WHERE (SELECT typnamespace FROM pg_type WHERE oid = pg_catalog.to_regtype(n)) IS DISTINCT FROM vs) f;
+		WHERE (SELECT typnamespace FROM pg_type WHERE oid OPERATOR(pg_catalog.=) pg_catalog.to_regtype(n)) IS DISTINCT FROM vs) f;
 	IF found IS NOT NULL THEN
 		RAISE EXCEPTION 'these names do not find pgvector''s own objects: %', found
 			USING ERRCODE = 'insufficient_privilege',

@@ -187,6 +187,8 @@ my $er = sub {
 };
 my %er = map { $_ => $er->('items_cos', $_) } qw(v h r);
 note("estimate_recall items_cos with vector, halfvec, real[] queries: $er{v}, $er{h}, $er{r}");
+# (real[] also finds quantumdb_pgvector's own vector <=> real[] operator since
+# 0.1.1; the halfvec column is the one only the cast lets through)
 is($er{r}, $er{v}, 'estimate_recall: real[] queries on a vector index measure what vector queries do');
 like($er{h}, qr/^50 0\.(8[5-9]|9)|^50 1/, 'estimate_recall: halfvec queries on a vector index are measured');
 like($er->('items_half', 'v'), qr/^50 /, 'estimate_recall: vector queries on a halfvec index are measured');
@@ -241,6 +243,27 @@ my $members = q{
 	WHERE e.extname = 'quantumdb_pgvector' GROUP BY e.extversion};
 is($node->safe_psql('pgv_up', $members), $sql->($members),
 	'quantumdb_pgvector updated from 0.1.0 has the objects, bodies and comments of a fresh install');
+# a fresh install with exact-match traps in the target schema for what its
+# guard compares and calls by name (= of an oid and a regprocedure,
+# regoperator or regtype, format, unnest): none of them runs
+$node->safe_psql('postgres', 'CREATE DATABASE pgv_trap');
+$node->safe_psql('pgv_trap', q{SET client_min_messages = warning;
+	CREATE EXTENSION vector; CREATE EXTENSION quantumdb;
+	CREATE FUNCTION public.trap_eq(oid, regprocedure) RETURNS bool LANGUAGE plpgsql
+		AS $$BEGIN RAISE EXCEPTION 'a trap ran'; END$$;
+	CREATE FUNCTION public.trap_eq(oid, regoperator) RETURNS bool LANGUAGE plpgsql
+		AS $$BEGIN RAISE EXCEPTION 'a trap ran'; END$$;
+	CREATE FUNCTION public.trap_eq(oid, regtype) RETURNS bool LANGUAGE plpgsql
+		AS $$BEGIN RAISE EXCEPTION 'a trap ran'; END$$;
+	CREATE OPERATOR public.= (LEFTARG = oid, RIGHTARG = regprocedure, FUNCTION = public.trap_eq);
+	CREATE OPERATOR public.= (LEFTARG = oid, RIGHTARG = regoperator, FUNCTION = public.trap_eq);
+	CREATE OPERATOR public.= (LEFTARG = oid, RIGHTARG = regtype, FUNCTION = public.trap_eq);
+	CREATE FUNCTION public.format(text, text, text, text) RETURNS text LANGUAGE plpgsql
+		AS $$BEGIN RAISE EXCEPTION 'a trap ran'; END$$;
+	CREATE FUNCTION public.unnest(text[]) RETURNS SETOF text LANGUAGE plpgsql
+		AS $$BEGIN RAISE EXCEPTION 'a trap ran'; END$$;});
+($rc, $out, $err) = $node->psql('pgv_trap', 'CREATE EXTENSION quantumdb_pgvector');
+is($rc, 0, 'a fresh install runs none of the traps in the target schema') or diag($err);
 # an install of 0.1.0 whose class binds another function than pgvector's
 # (made, before 0.1.0's script checked its names, with a function of
 # pgvector's name in the target schema; made here by a catalog update) is

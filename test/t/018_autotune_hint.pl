@@ -49,4 +49,18 @@ $hint = autotune_hint('c2', 'public, ext');
 like($hint, qr/USING quantumdb \(emb real_cosine_ops\) WITH \(compressor = 'c2'/,
 	'on the search path, the operator class is bare');
 
+# a kind whose training does not fit in maintenance_work_mem is left out
+# with a NOTICE; its hint says for how many rows the setting it names is
+# (it named one for ten times the rows the message gave)
+my ($out, $err);
+$node->psql('postgres', q{
+	SET maintenance_work_mem = '16MB';
+	SET client_min_messages = notice;
+	SELECT 1 FROM quantumdb.autotune('c3', 'public.t', 'emb', 'cosine',
+		budget => '5 min', kinds => '{pq,rq}', sample => 1200, validation => 100,
+		stage_trials => '{2,1,1}');
+}, stdout => \$out, stderr => \$err, on_error_die => 1);
+like($err, qr/leaves kind rq out: its training on (\d+) rows of 16 dimensions needs about \d+ MB, and maintenance_work_mem is 16384 kB\n.*HINT:  SET maintenance_work_mem = '\d+MB' to search it too: room for \d+ rows, and a tenth to spare\./,
+	'a kind left out for memory: the hint says for how many rows its setting is');
+
 done_testing();
