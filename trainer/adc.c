@@ -23,8 +23,12 @@
  *	   ||q - xhat||^2 / 2 favoured the short ones and 1 - q . xhat the long
  *	   ones: 10-recall@10 by exhaustive ADC on glove-100 (opq, a 25,000-row
  *	   sample) 0.5062 against 0.4600 and 0.4200.
- *	 cosine, kind neural: 1 - (sum + bias) = ||q - xhat||^2 / 2 in its
- *	   latent space, the L2 table scaled by -1/2 and bias = 1 - (L2 bias) / 2.
+ *	 cosine, kind neural: the same two tables in its latent space, with
+ *	   f(mean) for A mean and z = f(q - mean) + f(mean), normalised, for
+ *	   A q: 1 - z . (f(mean) + c) / ||f(mean) + c||, the angle about the
+ *	   mean's image (at the opq start, f = A, opq's angle exactly).  The
+ *	   plain latent ||z - c||^2 / 2 it scored before 2026-12-05 searched
+ *	   4 points worse than opq on glove (test/bench/neural_cosine_sim.py).
  */
 #include <cblas.h>
 #include <math.h>
@@ -57,7 +61,7 @@ cosine_book_len(const QdbModel *m, int s)
 
 	if (m->kind == QDB_KIND_RQ)
 		return m->dim_pq;
-	if (m->linear)
+	if (m->linear || m->kind == QDB_KIND_NEURAL)
 		return m->dsub;
 	len = m->dim - s * m->dsub;
 	return len < 0 ? 0 : (len > m->dsub ? m->dsub : len);
@@ -93,7 +97,7 @@ book_row(const QdbModel *m, int s, const float *y, int len, int l2, float *row)
 }
 
 /*
- * Under cosine except for kind neural, ||xhat||^2 as M x 256 lookups: row s
+ * Under cosine, ||xhat||^2 as M x 256 lookups: row s
  * holds 2 (A mean)_s . c + ||c||^2 per codeword c of book s (rq: the norm
  * byte's level in its last row stands in for ||sum of c||^2), ||mean||^2
  * added to row 0.  It depends on the model alone, so a prepared model
@@ -112,7 +116,9 @@ cosine_norm_table(const QdbModel *m, float *am, float *nt)
 	if (m->mean)
 	{
 		qdb_apply_linear(m, m->mean, am);
-		mm = qdb_kernels.dot(m->mean, m->mean, m->dim);
+		/* neural: |f(mean)|^2, the mean's image in its latent space */
+		mm = m->kind == QDB_KIND_NEURAL ? qdb_kernels.dot(am, am, m->dim_pq) :
+			qdb_kernels.dot(m->mean, m->mean, m->dim);
 	}
 	else
 		memset(am, 0, sizeof(float) * m->dim_pq);
@@ -137,9 +143,38 @@ cosine_norm_table(const QdbModel *m, float *am, float *nt)
 }
 
 /*
- * Under cosine except for kind neural: q (normalised) . xhat in table's first
+ * Kind neural under cosine: yq = z / ||z|| with z = f(q - mean) + f(mean)
+ * (q normalised; am: f(mean), or 0 without a mean) and the bias z . f(mean).
+ * q is copied to take the mean off: r is dim floats of scratch past am.
+ */
+static void
+neural_query(const QdbModel *m, const float *q, float *am, float *yq, float *bias)
+{
+	float	   *r = am + m->dim_pq;
+	float		n;
+	int			j;
+
+	if (m->mean)
+		qdb_apply_linear(m, m->mean, am);
+	else
+		memset(am, 0, sizeof(float) * m->dim_pq);
+	for (j = 0; j < m->dim; j++)
+		r[j] = q[j] - (m->mean ? m->mean[j] : 0.0f);
+	qdb_apply_linear(m, r, yq);
+	for (j = 0; j < m->dim_pq; j++)
+		yq[j] += am[j];
+	n = sqrtf(qdb_kernels.dot(yq, yq, m->dim_pq));
+	if (n > 0)
+		for (j = 0; j < m->dim_pq; j++)
+			yq[j] /= n;
+	*bias = qdb_kernels.dot(yq, am, m->dim_pq);
+}
+
+/*
+ * Under cosine: q (normalised) . xhat in table's first
  * M x 256 floats (with bias), ||xhat||^2 in its second (cosine_norm_table,
- * or the prepared model's copy).  am: dim_pq floats of scratch; yq: A q.
+ * or the prepared model's copy).  am: dim_pq floats of scratch (kind
+ * neural: dim_pq + dim); yq: A q.
  */
 static void
 cosine_tables(const QdbModel *m, const float *q, float *am, float *yq, float *table,
@@ -151,8 +186,13 @@ cosine_tables(const QdbModel *m, const float *q, float *am, float *yq, float *ta
 	int			s,
 				k;
 
-	qdb_apply_linear(m, q, yq);
-	*bias = m->mean ? qdb_kernels.dot(q, m->mean, m->dim) : 0;
+	if (m->kind == QDB_KIND_NEURAL)
+		neural_query(m, q, am, yq, bias);
+	else
+	{
+		qdb_apply_linear(m, q, yq);
+		*bias = m->mean ? qdb_kernels.dot(q, m->mean, m->dim) : 0;
+	}
 	/* a pq sub-quantizer sees its own dims; an rq book all of them */
 	for (s = 0; s < nbooks; s++)
 		book_row(m, s, yq + (rq ? 0 : s * m->dsub), cosine_book_len(m, s), 0,
@@ -257,7 +297,7 @@ qdb_compute_distance_table(const QdbModel *m, const float *query,
 		return QDB_ERR_ARG;
 	qdb_distance_init();
 	dsub = m->dsub;
-	r = qdb_malloc(m->alloc, (size_t) m->dim + 2 * (size_t) m->dim_pq, sizeof(float));
+	r = qdb_malloc(m->alloc, 2 * (size_t) m->dim + 2 * (size_t) m->dim_pq, sizeof(float));
 	if (!r)
 		return QDB_ERR_NOMEM;
 	yq = r + m->dim;
@@ -287,7 +327,7 @@ qdb_compute_distance_table(const QdbModel *m, const float *query,
 	{
 		float		b;
 
-		/* r = q - mean; under cosine q is already normalised in r */
+		/* r = q - mean (l2: cosine took cosine_tables above) */
 		for (j = 0; j < m->dim; j++)
 			r[j] = q[j] - (m->mean ? m->mean[j] : 0.0f);
 		qdb_apply_linear(m, r, yq);
@@ -297,13 +337,6 @@ qdb_compute_distance_table(const QdbModel *m, const float *query,
 			b = qdb_kernels.dot(r, r, m->dim) - qdb_kernels.dot(yq, yq, m->dim_pq);
 		else
 			b = 0;
-		if (m->metric == QDB_METRIC_COSINE)
-		{
-			/* 1 - (sum + bias) = ||q - xhat||^2 / 2 */
-			for (j = 0; j < m->M * QDB_KSUB; j++)
-				table[j] *= -0.5f;
-			b = 1.0f - 0.5f * b;
-		}
 		*bias = b;
 	}
 	qdb_free(m->alloc, r);

@@ -10,12 +10,12 @@
  *	   NULL, where the padded dims (beyond dim) are left out of the sums.
  *	 IP: xhat_a . xhat_b = c_a . c_b + (A mean) . c_a + (A mean) . c_b +
  *	   |mean|^2; the middle terms are per-code biases.
- *	 cosine (kinds pq, opq, rq): 1 - xhat_a . xhat_b / (|xhat_a| |xhat_b|),
+ *	 cosine (every kind; neural in its latent space, f(mean) for A mean,
+ *	   as in adc.c): 1 - xhat_a . xhat_b / (|xhat_a| |xhat_b|),
  *	   as qdb_adc_distance's cosine (the angle to the decoded vector), the
  *	   dot product as for IP and |xhat_a|^2 = xhat_a . xhat_a from the
  *	   same tables (the pair terms' diagonal).  An index build and an
  *	   insert compare these with ADC distances, so the two share units.
- *	 cosine, kind neural: the L2 sum halved, as its ADC's ||q - xhat||^2 / 2.
  * Each pair term is computed once and mirrored, so d(a, b) == d(b, a)
  * exactly, and the diagonal of the L2 terms is zero.
  */
@@ -98,11 +98,7 @@ qdb_compute_pair_table(const QdbModel *m, float *table)
 				else if (i == j)
 					v = 0;
 				else
-				{
 					v = qdb_kernels.l2sq(ci, cj, len);
-					if (m->metric == QDB_METRIC_COSINE)
-						v *= 0.5f;
-				}
 				ps[i * QDB_KSUB + j] = v;
 				ps[j * QDB_KSUB + i] = v;
 			}
@@ -115,7 +111,9 @@ qdb_compute_pair_table(const QdbModel *m, float *table)
 		amean = qdb_malloc(m->alloc, m->dim_pq, sizeof(float));
 		if (!amean)
 			return QDB_ERR_NOMEM;
-		if (m->linear)
+		if (m->kind == QDB_KIND_NEURAL)
+			qdb_apply_linear(m, m->mean, amean);	/* f(mean): see adc.c */
+		else if (m->linear)
 			for (j = 0; j < m->dim_pq; j++)
 				amean[j] = qdb_kernels.dot(m->linear + (size_t) j * m->dim, m->mean,
 										   m->dim);
@@ -130,7 +128,9 @@ qdb_compute_pair_table(const QdbModel *m, float *table)
 					qdb_kernels.dot(amean + (size_t) s * dsub,
 									m->codebooks + ((size_t) s * QDB_KSUB + i) * dsub,
 									dsub);
-		bias[(size_t) m->M * QDB_KSUB] = qdb_kernels.dot(m->mean, m->mean, m->dim);
+		bias[(size_t) m->M * QDB_KSUB] = m->kind == QDB_KIND_NEURAL ?
+			qdb_kernels.dot(amean, amean, m->dim_pq) :
+			qdb_kernels.dot(m->mean, m->mean, m->dim);
 		qdb_free(m->alloc, amean);
 	}
 	return QDB_OK;

@@ -120,13 +120,15 @@ int			qdb_model_check(const QdbModel *m);
 
 /*
  * Whether m's cosine distances are the angle to (or between) decoded
- * vectors, 1 - q . xhat / ||xhat|| (adc.c, pair.c): every kind but neural,
- * which keeps ||q - xhat||^2 / 2 in its latent space.
+ * vectors, 1 - q . xhat / ||xhat|| (adc.c, pair.c): every kind under
+ * cosine.  Kind neural takes the angle in its latent space about the
+ * mean's image: between f(q - mean) + f(mean) and f(mean) + c, which at
+ * its opq start (f = A, orthonormal) is opq's angle to the decoded vector.
  */
 static inline int
 qdb_cosine_of_xhat(const QdbModel *m)
 {
-	return m->metric == QDB_METRIC_COSINE && m->kind != QDB_KIND_NEURAL;
+	return m->metric == QDB_METRIC_COSINE;
 }
 
 /* model.c: y (dim_pq) = linear v, or v zero-padded, for one vector */

@@ -258,11 +258,11 @@ int			qdb_decode(const QdbModel *m, const uint8_t *codes, size_t n, float *x);
 /*
  * Asymmetric distance: table is qdb_table_floats floats, bias one per-query
  * constant.  qdb_adc_distance returns the metric's distance to the decoded
- * vector x': L2 sqrt(max(0, sum + bias)), IP -(sum + bias); cosine (kinds
- * pq, opq, rq) 1 - (sum + bias) / sqrt(nsum), the cosine distance of the
- * normalised query to x', from two tables of M x ksub floats (sum: q . x',
- * nsum: ||x'||^2; see adc.c); cosine, kind neural, 1 - (sum + bias) =
- * |q - x'|^2 / 2 in its latent space, one table.
+ * vector x': L2 sqrt(max(0, sum + bias)), IP -(sum + bias); cosine
+ * 1 - (sum + bias) / sqrt(nsum), the cosine distance of the normalised
+ * query to x', from two tables of M x ksub floats (sum: q . x', nsum:
+ * ||x'||^2; see adc.c; kind neural: in its latent space, about the mean's
+ * image).
  */
 size_t		qdb_table_floats(const QdbModel *m);
 int			qdb_compute_distance_table(const QdbModel *m, const float *query,

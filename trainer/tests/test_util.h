@@ -158,8 +158,8 @@ test_orthonormal_deviation(const QdbModel *m)
 
 /*
  * qdb_model_prepare on m: the unprepared model's query table up to rounding
- * (the norm table under cosine, kinds pq, opq and rq, float for float), its
- * books kept transposed and a norm table for those kinds alone.  m stays
+ * (the norm table under cosine, every kind, float for float), its
+ * books kept transposed and a norm table under cosine alone.  m stays
  * prepared.
  */
 static inline void
@@ -171,7 +171,7 @@ test_check_prepared(const char *what, QdbModel *m, const float *query)
 	float	   *b = malloc(sizeof(float) * nt);
 	float		bias_a = 0,
 				bias_b = 1;
-	int			keeps = m->metric == QDB_METRIC_COSINE && m->kind != QDB_KIND_NEURAL;
+	int			keeps = m->metric == QDB_METRIC_COSINE;
 	double		scale = 1,
 				worst = 0;
 	int			ok;
