@@ -144,7 +144,8 @@ cosine_norm_table(const QdbModel *m, float *am, float *nt)
 
 /*
  * Kind neural under cosine: yq = z / ||z|| with z = f(q - mean) + f(mean)
- * (q normalised; am: f(mean), or 0 without a mean) and the bias z . f(mean).
+ * (q normalised; am: f(mean), the prepared model's copy or computed here,
+ * or 0 without a mean) and the bias z . f(mean).
  * q is copied to take the mean off: r is dim floats of scratch past am.
  */
 static void
@@ -154,7 +155,9 @@ neural_query(const QdbModel *m, const float *q, float *am, float *yq, float *bia
 	float		n;
 	int			j;
 
-	if (m->mean)
+	if (m->mean_image)
+		memcpy(am, m->mean_image, sizeof(float) * m->dim_pq);
+	else if (m->mean)
 		qdb_apply_linear(m, m->mean, am);
 	else
 		memset(am, 0, sizeof(float) * m->dim_pq);
@@ -240,7 +243,11 @@ qdb_model_prepare(QdbModel *m)
 						   bt + (size_t) s * QDB_KSUB * w);
 	if (nt)
 		cosine_norm_table(m, am, nt);
-	qdb_free(m->alloc, am);
+	/* kind neural keeps f(mean) (cosine_norm_table's am) for its queries */
+	if (am && m->kind == QDB_KIND_NEURAL && m->mean)
+		m->mean_image = am;
+	else
+		qdb_free(m->alloc, am);
 	m->books_t = bt;
 	m->norm_table = nt;
 	return QDB_OK;

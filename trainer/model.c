@@ -174,6 +174,7 @@ qdb_model_free(QdbModel *m)
 	qdb_free(m->alloc, m->dec_b);
 	qdb_free(m->alloc, m->books_t);
 	qdb_free(m->alloc, m->norm_table);
+	qdb_free(m->alloc, m->mean_image);
 	memset(m, 0, sizeof(*m));
 }
 

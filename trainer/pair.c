@@ -221,7 +221,6 @@ qdb_pair_distance(const QdbModel *m, const float *table, const uint8_t *a,
 				sum += bias[s * QDB_KSUB + a[s]] + bias[s * QDB_KSUB + b[s]];
 			return -(sum + bias[(size_t) m->M * QDB_KSUB]);
 		case QDB_METRIC_COSINE:
-			if (qdb_cosine_of_xhat(m))
 			{
 				/* exactly 0 for a code with itself, whatever the rounding */
 				if (memcmp(a, b, m->M) == 0)
@@ -243,7 +242,6 @@ qdb_pair_distance(const QdbModel *m, const float *table, const uint8_t *a,
 				}
 				return angle_distance(ab, aa, bb);
 			}
-			return sum;
 		default:
 			return sqrtf(sum > 0 ? sum : 0);
 	}

@@ -210,7 +210,8 @@ typedef struct QdbModel
 	const QdbAlloc *alloc;		/* what its arrays came from */
 	/* what qdb_model_prepare keeps for query tables, else NULL */
 	float	   *books_t;		/* the books transposed, (books, dsub, ksub) */
-	float	   *norm_table;		/* cosine, pq/opq/rq: (M, ksub) of ||xhat||^2 */
+	float	   *norm_table;		/* cosine: (M, ksub) of ||xhat||^2 */
+	float	   *mean_image;		/* cosine, kind neural: f(mean), (dim_pq) */
 } QdbModel;
 
 int			qdb_model_alloc(QdbModel *m, const QdbAlloc *a, QdbKind kind, QdbMetric metric,

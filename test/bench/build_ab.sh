@@ -34,13 +34,7 @@ declare -A sum
 for round in $(seq 1 "$rounds"); do
 	for v in $variants; do
 		so=${v%@*} mem=${v#*@}
-		qdb_so_use "$so"
-		psql -X -q -c "DROP INDEX IF EXISTS $index" >/dev/null
-		t0=$(date +%s.%N)
-		# a new connection loads the .so just copied
-		PGOPTIONS="-c maintenance_work_mem=$mem" psql -X -q -v ON_ERROR_STOP=1 -c "$def" >/dev/null
-		t1=$(date +%s.%N)
-		s=$(echo "$t1 - $t0" | bc)
+		s=$(PGOPTIONS="-c maintenance_work_mem=$mem" qdb_so_rebuild "$so" "$index" "$def")
 		sum[$v]=$(echo "${sum[$v]:-0} + $s" | bc)
 		printf '| %d | %s | %s | %.1f |\n' "$round" "$(basename "$so")" "$mem" "$s" >>"$out"
 	done

@@ -47,13 +47,7 @@ fi
 for round in $(seq 1 "$rounds"); do
 	for v in $variants; do
 		name=${v%%=*} so=${v#*=}
-		qdb_so_use "$so"
-		psql -X -q -c "DROP INDEX IF EXISTS $index" >/dev/null
-		t0=$(date +%s.%N)
-		# a new connection loads the .so just copied
-		psql -X -q -v ON_ERROR_STOP=1 -c "$def" >/dev/null
-		t1=$(date +%s.%N)
-		s=$(printf '%.1f' "$(echo "$t1 - $t0" | bc)")
+		s=$(printf '%.1f' "$(qdb_so_rebuild "$so" "$index" "$def")")
 		/usr/bin/python3 "$(dirname "$0")/build_recall.py" --set "$set_" --pairs "$pairs" \
 			--queries "$queries" | while read -r pair recall bufs qps; do
 			printf '| %d | %s | %s | %s | %s | %s | %s |\n' "$round" "$name" "$s" "$pair" \
