@@ -91,6 +91,8 @@ extern void QdbResolveScanSettings(Relation index, QdbCalibration *cal, QdbScanS
 extern const QdbCalibrationPoint *QdbChoosePoint(const QdbCalibration *cal, double target,
 												 double max_ms, QdbSettingsSource *choice);
 extern void QdbOverrideScanSettings(int ef_search, int rerank);	/* 0, 0: none */
+extern void QdbOverrideHiddenNode(Oid index, uint32 ref);
+extern uint32 QdbScanHiddenNode(Relation index);
 extern const char *QdbQuotedRelation(Relation rel);
 
 #endif							/* QDB_CALIBRATION_H */

@@ -373,6 +373,7 @@ extern void QdbDiskGraphIdle(QdbDiskGraph *g);
 extern bool QdbDiskGraphResume(QdbDiskGraph *g);
 extern void QdbDiskGraphSetQuery(QdbDiskGraph *g, const float *table, float bias);
 extern void QdbDiskGraphNewLayer(QdbDiskGraph *g, int level);
+extern void QdbDiskGraphHide(QdbDiskGraph *g, QdbNodeRef ref);
 extern const uint8 *QdbDiskGraphCode(QdbDiskGraph *g, QdbNodeRef ref, bool *deleted,
 									 ItemPointer heaptid);
 extern int64 QdbDiskGraphVisited(QdbDiskGraph *g);

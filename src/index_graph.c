@@ -124,11 +124,14 @@ struct QdbDiskGraph
 	uint32		kept_dist_epoch;	/* and the query it searched for */
 	bool		lost;			/* its arena was taken while idle: unusable */
 	bool		met_unlinked;	/* read a freed node or an empty level-0 list */
+	QdbNodeRef	hidden;			/* a node no walk visits, or QDB_NO_NODE */
 	BlockNumber nblocks;		/* the index's size when last looked at */
 	QdbSearchScratch scratch;	/* of QdbDiskSearch, in the graph's context */
 };
 
 static DiskArena backend_arena;
+
+static DiskNode *lookup(QdbDiskGraph *g, QdbNodeRef ref);
 
 /*
  * The graph is gone: the arena is free for the next one, keeping a small
@@ -250,6 +253,7 @@ graph_create(Relation index, QdbIndexCache *c, bool own)
 	g->query_code = palloc(c->shape.code_size);
 	g->epoch = 1;
 	g->dist_epoch = 1;
+	g->hidden = QDB_NO_NODE;
 	QdbSearchScratchInit(&g->scratch, QdbContextAlloc(CurrentMemoryContext));
 	return g;
 }
@@ -317,6 +321,22 @@ QdbDiskGraphNewLayer(QdbDiskGraph *g, int level)
 {
 	g->level = level;
 	g->epoch++;
+	/* seen already, so never a candidate (it is not read either) */
+	if (g->hidden != QDB_NO_NODE)
+		lookup(g, g->hidden)->visit_epoch = g->epoch;
+}
+
+/*
+ * From the next layer search on, node ref (QDB_NO_NODE: none) is walked
+ * around as if it were not in the graph, unless a walk starts at it (the
+ * entry point): quantumdb.calibrate's query row, whose own neighbour list
+ * would lead a walk straight to the rows it looks for, which a new query
+ * has no such list to do.
+ */
+void
+QdbDiskGraphHide(QdbDiskGraph *g, QdbNodeRef ref)
+{
+	g->hidden = ref;
 }
 
 /*

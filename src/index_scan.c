@@ -339,6 +339,7 @@ scan_graph(IndexScanDesc scan, bool fresh, bool *reused)
 		QdbDiskGraphSetQuery(so->graph, so->table, so->bias);
 		MemoryContextSwitchTo(old);
 	}
+	QdbDiskGraphHide(so->graph, QdbScanHiddenNode(scan->indexRelation));
 	return so->graph;
 }
 

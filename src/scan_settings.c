@@ -44,6 +44,9 @@ static struct config_generic *latency_guc;
 /* the calibration's own measurement: these settings, in strict order, whatever the session's */
 static int	override_ef_search;
 static int	override_rerank;
+/* and a node of one index that its walks go around (the query row) */
+static Oid	override_hidden_index = InvalidOid;
+static QdbNodeRef override_hidden = QDB_NO_NODE;
 
 /* indexes warned about having no calibration (the latest few) */
 #define WARNED_MAX 16
@@ -100,6 +103,24 @@ QdbOverrideScanSettings(int ef_search, int rerank)
 {
 	override_ef_search = ef_search;
 	override_rerank = rerank;
+}
+
+/*
+ * The calibration's query row: node ref of index (InvalidOid, QDB_NO_NODE:
+ * none), which scans of that index walk around (QdbDiskGraphHide).
+ */
+void
+QdbOverrideHiddenNode(Oid index, uint32 ref)
+{
+	override_hidden_index = index;
+	override_hidden = ref;
+}
+
+/* The node a scan of index walks around: QDB_NO_NODE but in a calibration. */
+uint32
+QdbScanHiddenNode(Relation index)
+{
+	return RelationGetRelid(index) == override_hidden_index ? override_hidden : QDB_NO_NODE;
 }
 
 /*
