@@ -22,8 +22,10 @@ DELETE FROM tr WHERE id >= 600;
 SELECT compressor FROM quantumdb.train('tr_c', 'tr', 'emb', metric => 'cosine',
 	kind => 'pq', subvectors => 20, kmeans_iters => 10, validation => 0);
 SELECT md5(string_agg(emb::text, ';' ORDER BY id)) AS data_before FROM tr \gset
+SET max_parallel_maintenance_workers = 0;	-- one thread: the same graph every run
 CREATE INDEX tr_idx ON tr USING quantumdb (emb real_cosine_ops)
 	WITH (compressor = 'tr_c', m = 8, ef_construction = 32);
+RESET max_parallel_maintenance_workers;
 ANALYZE tr;
 
 -- the build calibrated with 100 rows, k 10, ef_search from 10 up
@@ -87,10 +89,11 @@ BEGIN
 END $$;
 
 -- every row a query, its own node walked around as if it were a new
--- query: at the pairs below ef_search 40 with a rerank, the calibration
--- is within 0.03 of the held-out queries' recall on average (0.006 when
--- written), where the rows with their own node in the walk were 0.04 and
--- more above it (0.078: up to 0.14 at ef_search 10)
+-- query: at each pair below ef_search 40 with a rerank, the calibration
+-- is less than 0.02 above the held-out queries' recall (0.0015 at most
+-- when written; 0.033 at 10 / 10 when a widened walk took the node back
+-- in), where the rows with their own node in the walk were 0.04 and more
+-- above it on average (0.076: 0.14 at 10 / 10)
 CREATE TABLE cal AS SELECT * FROM quantumdb.calibrate('tr_idx', queries => 1000);
 SELECT count(*) > 3 AS points, min(queries) AS queries, min(rows) AS rows,
 	bool_or(recall < 0.9) AS some_miss, max(recall) >= 0.995 AS last_reaches
@@ -98,7 +101,7 @@ FROM cal;
 CREATE TABLE cal_held AS SELECT ef_search, rerank, recall,
 	trq_recall_at(ef_search, rerank) AS held, tr_recall_cal(ef_search, rerank) AS own_node
 FROM cal WHERE ef_search < 40 AND rerank > 0;
-SELECT count(*) >= 4 AS pairs, avg(recall - held) < 0.03 AS tells_held_out,
+SELECT count(*) >= 4 AS pairs, max(recall - held) < 0.02 AS tells_held_out,
 	avg(own_node - held) > 0.04 AS own_node_overstates
 FROM cal_held;
 -- the build's and calibrate's passes over the heap left its vectors as they were
@@ -108,9 +111,12 @@ SELECT md5(string_agg(emb::text, ';' ORDER BY id)) = :'data_before' AS data_unch
 SELECT count(*) AS differ FROM (SELECT ef_search, rerank, recall, ms_per_query FROM cal
 	EXCEPT SELECT ef_search, rerank, recall, ms_per_query FROM quantumdb.calibration('tr_idx')) d;
 
--- the choice: least time among those that reached the target
+-- the choice: least time among those that reached the target by one
+-- standard error, sqrt(r (1 - r) / (k queries))
+CREATE FUNCTION tr_reached(c cal, target float8) RETURNS boolean LANGUAGE sql AS $$
+  SELECT c.recall - sqrt(c.recall * (1 - c.recall) / (c.k * c.queries)) >= target $$;
 CREATE FUNCTION tr_choice(target float8) RETURNS TABLE (ef int, rr int) LANGUAGE sql AS $$
-  SELECT ef_search, rerank FROM cal WHERE recall >= target
+  SELECT ef_search, rerank FROM cal c WHERE tr_reached(c, target)
   ORDER BY ms_per_query, ef_search + rerank LIMIT 1 $$;
 SET quantumdb.target_recall = 0.5;
 SELECT s.chosen_by, (s.ef_search, s.rerank) = (c.ef, c.rr) AS least_time,
@@ -132,6 +138,13 @@ SELECT abs(:under_target - tr_recall_at(:ef, :rr)) < 1e-9 AS scans_use_it;
 SELECT (e.ef_search, e.rerank) = (s.ef_search, s.rerank) AS reports_chosen
 FROM quantumdb.estimate_recall('tr_idx', 20) e, quantumdb.scan_settings('tr_idx') s;
 
+-- a target equal to the recall of the fastest pair below 1 (above 0.5):
+-- that pair is a standard error short, so a pair of higher recall is chosen
+SELECT recall AS t FROM cal WHERE recall > 0.5 AND recall < 1 ORDER BY ms_per_query LIMIT 1 \gset
+SET quantumdb.target_recall = :t;
+SELECT s.calibrated_recall > :t AS above_by_a_margin, (s.ef_search, s.rerank) = (c.ef, c.rr) AS least_time
+FROM quantumdb.scan_settings('tr_idx') s, tr_choice(:t) c;
+
 -- a target no pair reached: the pair of highest recall
 SET quantumdb.target_recall = 1;
 SELECT s.chosen_by IN ('calibration', 'calibration (target not reached)') AS chosen,
@@ -144,9 +157,9 @@ FROM quantumdb.scan_settings('tr_idx') s;
 CREATE FUNCTION tr_choice_within(target float8, bound float8) RETURNS TABLE (ef int, rr int)
 LANGUAGE sql AS $$
   SELECT ef_search, rerank FROM cal WHERE ms_per_query <= bound
-  ORDER BY (target > 0 AND recall >= target) DESC,
-    CASE WHEN target > 0 AND recall >= target THEN ms_per_query END,
-    CASE WHEN target > 0 AND recall >= target THEN ef_search + rerank END,
+  ORDER BY (target > 0 AND tr_reached(cal, target)) DESC,
+    CASE WHEN target > 0 AND tr_reached(cal, target) THEN ms_per_query END,
+    CASE WHEN target > 0 AND tr_reached(cal, target) THEN ef_search + rerank END,
     recall DESC, ms_per_query LIMIT 1 $$;
 SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY ms_per_query) AS mid FROM cal \gset
 RESET quantumdb.target_recall;
@@ -279,5 +292,6 @@ SET quantumdb.target_recall = 0.9;
 SELECT * FROM quantumdb.scan_settings('tr_small_idx');
 RESET quantumdb.target_recall;
 
+DROP FUNCTION tr_reached(cal, float8);	-- takes the table's row type
 DROP TABLE tr, tr_small, cal, cal_held, trq, trq_truth;
 SELECT quantumdb.drop_compressor('tr_c');

@@ -18,9 +18,10 @@
  * would find them at once (on glove-100-angular that overstated the
  * recall of new queries by up to 0.14 at ef_search 10, 0.02 at 113).  So
  * each query's scans walk around its node (QdbDiskGraphHide: never
- * visited, as if it were not there), found by one pass over the node
+ * walked to, as if it were not there), found by one pass over the node
  * pages before the scans.  A query row whose node is the entry point
- * (where every walk starts) or was not found finds itself and takes one
+ * (where every walk starts; one that becomes it during the scans is
+ * walked through from then on) or was not found finds itself and takes one
  * place of the walk's candidates and of the rerank, so its scans run with
  * ef_search + 1 and rerank + 1 (rerank 0 stays 0) and read k + 1 rows;
  * the others read k rows, as a LIMIT k does.  The first k rows other than

@@ -328,10 +328,12 @@ QdbDiskGraphNewLayer(QdbDiskGraph *g, int level)
 
 /*
  * From the next layer search on, node ref (QDB_NO_NODE: none) is walked
- * around as if it were not in the graph, unless a walk starts at it (the
- * entry point): quantumdb.calibrate's query row, whose own neighbour list
- * would lead a walk straight to the rows it looks for, which a new query
- * has no such list to do.
+ * around as if it were not in the graph: marked visited at the start of
+ * every layer search, left out of what QdbDiskWiden widens with.  For
+ * quantumdb.calibrate's query row, whose own neighbour list would lead a
+ * walk straight to the rows it looks for, as a new query's cannot.  A
+ * descent that starts at it (it became the entry point) ends it for the
+ * graph's life: a walk cannot go around where it starts.
  */
 void
 QdbDiskGraphHide(QdbDiskGraph *g, QdbNodeRef ref)
@@ -693,7 +695,8 @@ QdbDiskWiden(QdbDiskGraph *g, int ef, QdbCandidate *out)
 	{
 		DiskNode   *e = node_at(g, i);
 
-		if (e->visit_epoch != g->epoch)
+		/* marked visited, never walked to: not among the visited to widen with */
+		if (e->visit_epoch != g->epoch || e->ref == g->hidden)
 			continue;
 		visited[nvisited].id = e->ref;
 		visited[nvisited].dist = e->dist_epoch == g->dist_epoch ? e->dist
@@ -740,6 +743,8 @@ QdbDiskDescend(QdbDiskGraph *g, const QdbMetaPageData *meta, int to_level,
 {
 	if (meta->entry == QDB_NO_NODE)
 		return false;
+	if (meta->entry == g->hidden)
+		g->hidden = QDB_NO_NODE;
 	QdbDiskGraphNewLayer(g, meta->entry_level);
 	cur->id = meta->entry;
 	cur->dist = disk_distance(g, meta->entry);

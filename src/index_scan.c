@@ -337,9 +337,9 @@ scan_graph(IndexScanDesc scan, bool fresh, bool *reused)
 		so->graph = so->own_arena ? QdbDiskGraphCreateOwn(scan->indexRelation, so->c) :
 			QdbDiskGraphCreate(scan->indexRelation, so->c);
 		QdbDiskGraphSetQuery(so->graph, so->table, so->bias);
+		QdbDiskGraphHide(so->graph, QdbScanHiddenNode(scan->indexRelation));
 		MemoryContextSwitchTo(old);
 	}
-	QdbDiskGraphHide(so->graph, QdbScanHiddenNode(scan->indexRelation));
 	return so->graph;
 }
 
