@@ -91,6 +91,7 @@ extern void QdbResolveScanSettings(Relation index, QdbCalibration *cal, QdbScanS
 extern const QdbCalibrationPoint *QdbChoosePoint(const QdbCalibration *cal, double target,
 												 double max_ms, QdbSettingsSource *choice);
 extern void QdbOverrideScanSettings(int ef_search, int rerank);	/* 0, 0: none */
+extern double QdbRecallLowerBound(double r, int k, int queries);
 extern void QdbOverrideHiddenNode(Oid index, uint32 ref);
 extern uint32 QdbScanHiddenNode(Relation index);
 extern const char *QdbQuotedRelation(Relation rel);

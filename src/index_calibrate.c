@@ -23,16 +23,17 @@
  * (where every walk starts; one that becomes it during the scans is
  * walked through from then on) or was not found finds itself and takes one
  * place of the walk's candidates and of the rerank, so its scans run with
- * ef_search + 1 and rerank + 1 (rerank 0 stays 0) and read k + 1 rows;
- * the others read k rows, as a LIMIT k does.  The first k rows other than
- * the query row count.  The heap is read as an
+ * ef_search + 1 and rerank + 1 (rerank 0 stays 0).  Scans read rows until
+ * k other than the query row came (k, as a LIMIT k does, when its node is
+ * walked around), and those k count.  The heap is read as an
  * index build reads it: the index's predicate and expression apply, a HOT chain gives its
  * root's TID, NULL rows and (under cosine) zero vectors, which the index
  * does not hold, are skipped.  Then every query runs through the index at
  * each setting of a grid: ef_search 10, 14, 20, ... (steps of about
  * sqrt 2, at least k) and rerank 0, ef_search / 4, ef_search / 2 and
  * ef_search (those of at least k), stopping after the first ef_search whose
- * full rerank reaches recall 0.995, or that covers the whole table.  A row
+ * full rerank reaches recall 0.995 by one standard error (as
+ * scan_settings.c counts a target reached), or that covers the whole table.  A row
  * of the index's answer counts when its TID is among the exact k (an exact
  * tie at the k-th distance counts as a miss).  The time of a setting is the
  * scan's own (begin, the rows above visible to the snapshot, as the
@@ -73,7 +74,7 @@
 PG_FUNCTION_INFO_V1(quantumdb_calibrate);
 PG_FUNCTION_INFO_V1(quantumdb_calibration);
 
-#define STOP_RECALL 0.995
+#define STOP_RECALL 0.995		/* by one standard error, as a target is reached */
 
 static const int grid_ef[] = {10, 14, 20, 28, 40, 56, 80, 113, 160, 226, 320, 452, 640,
 905, 1280, 1810, 2560};
@@ -306,17 +307,16 @@ find_query_nodes(Relation index, Calib *cb)
 /*
  * One query through the index at the current override: the fraction of
  * its exact neighbours among the index's first k rows other than itself.
- * It reads k rows, as a LIMIT k does, or k + 1 when its own node is not
- * walked around, so that it may come among them.
+ * It reads rows until k others than itself came: k, as a LIMIT k does,
+ * when its own node is walked around.
  */
 static double
 index_query(IndexScanDesc scan, const CalQuery *q, Oid collation, int k, double *secs)
 {
-	int			want = q->self == QDB_NO_NODE ? k + 1 : k;
 	ScanKeyData key;
 	instr_time	start,
 				took;
-	ItemPointerData got[QDB_MAX_CALIBRATION_K + 1];
+	ItemPointerData got[QDB_MAX_CALIBRATION_K];
 	int			ngot = 0,
 				hits = 0;
 
@@ -324,24 +324,22 @@ index_query(IndexScanDesc scan, const CalQuery *q, Oid collation, int k, double 
 						   PointerGetDatum(q->value));
 	INSTR_TIME_SET_CURRENT(start);
 	qdbrescan(scan, NULL, 0, &key, 1);
-	while (ngot < want && qdbgettuple(scan, ForwardScanDirection))
+	while (ngot < k && qdbgettuple(scan, ForwardScanDirection))
 	{
 		bool		all_dead;
 
 		/* the executor skips a row its snapshot does not see and asks for more */
 		if (table_index_fetch_tuple_check(scan->heapRelation, &scan->xs_heaptid,
-										  scan->xs_snapshot, &all_dead))
+										  scan->xs_snapshot, &all_dead) &&
+			!ItemPointerEquals(&scan->xs_heaptid, (ItemPointer) &q->tid))
 			got[ngot++] = scan->xs_heaptid;
 	}
 	INSTR_TIME_SET_CURRENT(took);
 	INSTR_TIME_SUBTRACT(took, start);
 	*secs += INSTR_TIME_GET_DOUBLE(took);
 
-	for (int i = 0, n = 0; i < ngot && n < k; i++)
+	for (int i = 0; i < ngot; i++)
 	{
-		if (ItemPointerEquals(&got[i], (ItemPointer) &q->tid))
-			continue;
-		n++;
 		for (int j = 0; j < q->nnn; j++)
 			if (ItemPointerEquals(&got[i], (ItemPointer) &q->nn[j].tid))
 			{
@@ -517,7 +515,8 @@ calibrate(Relation heap, Relation index, int queries, int k, int seed, Report re
 								RelationGetRelationName(index), ef, reranks[0],
 								reranks[nr - 1], recall[0] / cb.nq, recall[nr - 1] / cb.nq,
 								1000.0 * secs[0] / cb.nq, 1000.0 * secs[nr - 1] / cb.nq)));
-			if (recall[nr - 1] / cb.nq >= STOP_RECALL || ef >= cb.rows)
+			if (QdbRecallLowerBound(recall[nr - 1] / cb.nq, k, cb.nq) >= STOP_RECALL ||
+				ef >= cb.rows)
 				break;
 		}
 		qdbendscan(scan);
