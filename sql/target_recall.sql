@@ -94,10 +94,14 @@ END $$;
 -- when written; 0.033 at 10 / 10 when a widened walk took the node back
 -- in), where the rows with their own node in the walk were 0.04 and more
 -- above it on average (0.076: 0.14 at 10 / 10)
+-- a recall r over n places less one standard error: the lower end of
+-- Wilson's interval at z = 1, which a target's choice and the grid's stop take
+CREATE FUNCTION tr_lower(r float8, n float8) RETURNS float8 LANGUAGE sql AS $$
+  SELECT (r + 1 / (2 * n) - sqrt(r * (1 - r) / n + 1 / (4 * n * n))) / (1 + 1 / n) $$;
 CREATE TABLE cal AS SELECT * FROM quantumdb.calibrate('tr_idx', queries => 1000);
 SELECT count(*) > 3 AS points, min(queries) AS queries, min(rows) AS rows,
 	bool_or(recall < 0.9) AS some_miss,
-	max(recall - sqrt(recall * (1 - recall) / (k * queries))) >= 0.995 AS last_reaches
+	max(tr_lower(recall, k * queries)) >= 0.995 AS last_reaches
 FROM cal;
 CREATE TABLE cal_held AS SELECT ef_search, rerank, recall,
 	trq_recall_at(ef_search, rerank) AS held, tr_recall_cal(ef_search, rerank) AS own_node
@@ -113,9 +117,9 @@ SELECT count(*) AS differ FROM (SELECT ef_search, rerank, recall, ms_per_query F
 	EXCEPT SELECT ef_search, rerank, recall, ms_per_query FROM quantumdb.calibration('tr_idx')) d;
 
 -- the choice: least time among those that reached the target by one
--- standard error, sqrt(r (1 - r) / (k queries))
+-- standard error (tr_lower, above)
 CREATE FUNCTION tr_reached(c cal, target float8) RETURNS boolean LANGUAGE sql AS $$
-  SELECT c.recall - sqrt(c.recall * (1 - c.recall) / (c.k * c.queries)) >= target $$;
+  SELECT tr_lower(c.recall, c.k * c.queries) >= target $$;
 CREATE FUNCTION tr_choice(target float8) RETURNS TABLE (ef int, rr int) LANGUAGE sql AS $$
   SELECT ef_search, rerank FROM cal c WHERE tr_reached(c, target)
   ORDER BY ms_per_query, ef_search + rerank LIMIT 1 $$;
@@ -205,6 +209,14 @@ SET quantumdb.target_recall = 0.9;
 SELECT * FROM quantumdb.scan_settings('tr_idx0');
 SELECT * FROM quantumdb.scan_settings('tr_idx0');
 DROP INDEX tr_idx0;
+RESET quantumdb.target_recall;
+
+-- three queries: a recall of 1 over their 30 places is evidence of 0.968
+-- at best, so a target of 0.99 is not reached (one standard error of r (1
+-- - r) alone would be 0 there); REINDEX below calibrates with 100 again
+SELECT count(*) > 0 AS calibrated, max(recall) AS best FROM quantumdb.calibrate('tr_idx', queries => 3);
+SET quantumdb.target_recall = 0.99;
+SELECT chosen_by, calibrated_recall FROM quantumdb.scan_settings('tr_idx');
 RESET quantumdb.target_recall;
 
 -- REINDEX calibrates again, with the index's calibration_queries

@@ -104,13 +104,16 @@ static void
 worker_error_context(void *arg)
 {
 	WorkerContext *wc = (WorkerContext *) arg;
+	/* a message below WARNING (its success LOG) keeps its code: no failure */
+	const char *then = geterrcode() == ERRCODE_SUCCESSFUL_COMPLETION ? "" :
+		"; the next such VACUUM tries again";
 
 	if (wc->name != NULL)
-		errcontext("calibrating index %s again after a VACUUM changed its size; the next such VACUUM tries again",
-				   wc->name);
+		errcontext("calibrating index %s again after a VACUUM changed its size%s",
+				   wc->name, then);
 	else
-		errcontext("calibrating the index with OID %u again after a VACUUM changed its size; the next such VACUUM tries again",
-				   wc->indexoid);
+		errcontext("calibrating the index with OID %u again after a VACUUM changed its size%s",
+				   wc->indexoid, then);
 }
 
 void

@@ -126,22 +126,29 @@ QdbScanHiddenNode(Relation index)
 }
 
 /*
- * A calibrated recall r less one standard error, sqrt(r (1 - r) / (k x
- * queries)), as if each of the k places of each query were a trial of its
- * own.  A target counts as reached by a point when this is at least the
- * target: a pair chosen because its estimate just reached the target is,
- * more often than not, one whose estimate came out high (100 queries:
- * 0.004 at 0.98).  The places of one query are not independent, so the
- * true error is larger; this much kept every target of 0.80 to 0.99 on
+ * A calibrated recall r less one standard error: the lower end of Wilson's
+ * interval at z = 1 over n = k x queries places, as if each place of each
+ * query were a trial of its own,
+ *
+ *	 (r + 1/2n - sqrt(r (1 - r) / n + 1/4n^2)) / (1 + 1/n),
+ *
+ * about r - sqrt(r (1 - r) / n) (0.004 at 0.98 over 100 queries of 10),
+ * but short of 1 when r is 1 (n / (n + 1): 3 queries that found every row
+ * are no evidence of 0.995).  A target counts as reached by a point when
+ * this is at least the target: a pair chosen because its estimate just
+ * reached the target is, more often than not, one whose estimate came out
+ * high.  The places of one query are not independent, so the true error
+ * is larger; this much kept every target of 0.80 to 0.99 on
  * glove-100-angular, fashion-mnist-784 and sift-photos-128 from falling
  * short on their held-out queries (test/bench/RESULTS.md).
  */
 double
 QdbRecallLowerBound(double r, int k, int queries)
 {
-	double		places = (double) Max(k, 1) * Max(queries, 1);
+	double		n = (double) Max(k, 1) * Max(queries, 1);
 
-	return r - sqrt(Max(r * (1 - r), 0) / places);
+	r = Min(Max(r, 0), 1);
+	return (r + 1 / (2 * n) - sqrt(r * (1 - r) / n + 1 / (4 * n * n))) / (1 + 1 / n);
 }
 
 static bool

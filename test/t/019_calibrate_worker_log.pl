@@ -2,7 +2,8 @@
 # most 10 s for a lock: held behind a lock taken before it asks, it logs
 # the timeout with a CONTEXT line that names the index and says what comes
 # next, and the next VACUUM that finds the index's size changed starts a
-# worker that calibrates it.  The order is made, not raced for: a SHARE lock
+# worker that calibrates it and logs so, with a CONTEXT line that says no
+# more than what it was doing.  The order is made, not raced for: a SHARE lock
 # holds the VACUUM back, an ACCESS EXCLUSIVE request queues behind the
 # VACUUM, and the worker, started at the VACUUM's end, queues behind that.
 use strict;
@@ -66,6 +67,11 @@ is($node->safe_psql('postgres', $taken), $t0, 'and the calibration is the build\
 $node->safe_psql('postgres', 'VACUUM t');
 ok($node->poll_query_until('postgres', "SELECT ($taken) > '$t0'"),
 	'the next VACUUM\'s worker calibrates the index');
+# its LOG line (written before the commit the poll saw) says what it did,
+# and not what happens after a failure
+like(slurp_file($node->logfile, $log_offset),
+	qr/LOG:  quantumdb: index "t_idx" calibrated again[^\n]*\n[^\n]*CONTEXT:  calibrating index public\.t_idx again after a VACUUM changed its size\n/,
+	'the worker\'s success is logged without "the next such VACUUM tries again"');
 unlike(slurp_file($node->logfile, $log_offset), qr/terminated by signal|TRAP:|PANIC:/,
 	'no process crashed');
 
