@@ -78,6 +78,26 @@ SELECT * FROM quantumdb.estimate_recall('er_idx', query_table => 'erq', query_co
 ALTER TABLE erq ADD COLUMN ei int[];
 UPDATE erq SET ei = ARRAY(SELECT (x * 100)::int FROM unnest(emb) x);
 SELECT measured_queries, skipped_queries FROM quantumdb.estimate_recall('er_idx', 1000, query_table => 'erq', query_column => 'ei');
+-- float8[] for real[]: cast, its elements' type having an assignment
+-- cast (refused with 42804 before 0.8.5), the same recall as the real[]
+-- column's
+ALTER TABLE erq ADD COLUMN e8 float8[];
+UPDATE erq SET e8 = emb::float8[];
+SELECT measured_queries, abs(recall - :ownq) < 1e-9 AS equals_own
+FROM quantumdb.estimate_recall('er_idx', 1000, query_table => 'erq', query_column => 'e8');
+-- a view or a partitioned table as query_table: 42809 with a hint (a view
+-- gave 0A000 from TABLESAMPLE, a partitioned table no recall at all)
+CREATE VIEW erq_v AS SELECT id, emb FROM erq;
+SELECT * FROM quantumdb.estimate_recall('er_idx', query_table => 'erq_v', query_column => 'emb');
+\echo :LAST_ERROR_SQLSTATE
+CREATE TABLE erq_p (id int, emb real[]) PARTITION BY RANGE (id);
+CREATE TABLE erq_p1 PARTITION OF erq_p FOR VALUES FROM (MINVALUE) TO (MAXVALUE);
+INSERT INTO erq_p SELECT id, emb FROM erq;
+SELECT * FROM quantumdb.estimate_recall('er_idx', query_table => 'erq_p', query_column => 'emb');
+\echo :LAST_ERROR_SQLSTATE
+SELECT measured_queries FROM quantumdb.estimate_recall('er_idx', 1000, query_table => 'erq_p1', query_column => 'emb');
+DROP VIEW erq_v;
+DROP TABLE erq_p;
 
 -- 50 of the rows, chosen by the seed: the same answer twice
 SET quantumdb.rerank = 0;

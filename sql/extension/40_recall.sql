@@ -143,6 +143,19 @@ BEGIN
 	ELSE
 		qtbl := query_table;
 		qcol := quote_ident(query_column);
+		-- its rows are sampled and read back by ctid: a table's or a
+		-- materialized view's own rows (a partitioned table's are its
+		-- partitions', which FROM ONLY does not read)
+		SELECT c.relkind INTO kind FROM pg_class c WHERE c.oid = query_table;
+		IF kind NOT IN ('r', 'm') THEN
+			RAISE EXCEPTION 'query_table % is a %', query_table,
+				CASE kind WHEN 'p' THEN 'partitioned table' WHEN 'v' THEN 'view'
+						  WHEN 'f' THEN 'foreign table' ELSE 'relation of another kind' END
+				USING ERRCODE = 'wrong_object_type',
+					  HINT = CASE WHEN kind = 'p' THEN 'Name one of its partitions, or copy' ELSE 'Copy' END
+						  || format(' the queries into a table first: CREATE TEMP TABLE q AS SELECT %s FROM %s;',
+									qcol, query_table);
+		END IF;
 		SELECT format_type(a.atttypid, a.atttypmod), a.atttypid INTO qtype, qbase FROM pg_attribute a
 			WHERE a.attrelid = query_table AND a.attname = query_column AND a.attnum > 0
 				AND NOT a.attisdropped;
@@ -160,10 +173,16 @@ BEGIN
 		-- the catalog has an implicit or assignment cast for it (with
 		-- pgvector, halfvec or real[] queries for a vector index: left to
 		-- the parser, its implicit casts would pick another operator, on the
-		-- column cast, which no index answers); any other type is left to
-		-- the parser (int[] for real[], element by element), as before 0.8.4
-		IF qbase <> optype AND EXISTS (SELECT FROM pg_cast c WHERE c.castsource = qbase
-									   AND c.casttarget = optype AND c.castcontext IN ('i', 'a')) THEN
+		-- column cast, which no index answers); an array type is cast to
+		-- another when its elements' type has such a cast (float8[] for
+		-- real[], since 0.8.5: no pg_cast row names array types); any other
+		-- type is left to the parser, as before 0.8.4
+		IF qbase <> optype AND (EXISTS (SELECT FROM pg_cast c WHERE c.castsource = qbase
+										AND c.casttarget = optype AND c.castcontext IN ('i', 'a'))
+			OR EXISTS (SELECT FROM pg_type qt JOIN pg_type ot ON ot.oid = optype
+					   JOIN pg_cast c ON c.castsource = qt.typelem AND c.casttarget = ot.typelem
+					   WHERE qt.oid = qbase AND qt.typcategory = 'A' AND ot.typcategory = 'A'
+						 AND c.castcontext IN ('i', 'a'))) THEN
 			qcast := '::' || optype::regtype::text;
 		END IF;
 		-- a column the ordering operator cannot take (planned, never run)
@@ -239,12 +258,13 @@ BEGIN
 			ex_s := extract(epoch FROM clock_timestamp() - t0);
 			PERFORM set_config(g, v, true) FROM unnest(knobs, saved) u(g, v);
 		EXCEPTION
-			-- a zero vector under cosine, in the query or the table
+			-- a query of another dimension, an empty one, or under cosine a
+			-- zero vector in the query or the table
 			WHEN data_exception THEN
 				IF skipped_queries = 0 THEN
 					RAISE WARNING 'estimate_recall "%": a query failed and is skipped, as are any others that fail: %',
 						index, SQLERRM
-						USING HINT = 'Under cosine a zero vector anywhere in the table makes every exact scan fail.';
+						USING HINT = 'A query of another dimension than the column''s fails, and under cosine so does every exact scan when the table holds a zero vector.';
 				END IF;
 				skipped_queries := skipped_queries + 1;
 				CONTINUE;

@@ -199,5 +199,26 @@ is($node->safe_psql('at083', q{SET client_min_messages = warning;
 	SELECT code_bytes FROM quantumdb.train('c084', 't', 'emb', kmeans_iters => 3, opq_iters => 2)}),
 	'8', 'after the update to 0.8.4, train takes one subvector per dimension');
 
+# from 0.8.4, whose estimate_recall refused a float8[] query column for a
+# real[] index (no pg_cast row names array types): after the update it
+# casts it, and measures
+$node->safe_psql('postgres', 'CREATE DATABASE at084');
+$node->safe_psql('at084', q{
+	CREATE EXTENSION quantumdb VERSION '0.8.4';
+	SET client_min_messages = warning;
+	CREATE TABLE t AS SELECT i AS id, ARRAY(SELECT sin(i * 7 + j * 13)::real
+		FROM generate_series(1, 8) j) AS emb FROM generate_series(1, 600) i;
+	CREATE INDEX t_idx ON t USING quantumdb (emb);
+	CREATE TABLE q AS SELECT id, emb::float8[] AS e8 FROM t WHERE id <= 20;
+});
+my ($rc084, $out084, $err084) = $node->psql('at084',
+	q{SELECT measured_queries FROM quantumdb.estimate_recall('t_idx', 20, query_table => 'q', query_column => 'e8')});
+like($err084, qr/has type double precision\[\], which index "(public\.)?t_idx" cannot take/,
+	'at 0.8.4, a float8[] query column is refused');
+$node->safe_psql('at084', 'ALTER EXTENSION quantumdb UPDATE');
+is($node->safe_psql('at084', q{SET client_min_messages = warning;
+	SELECT measured_queries FROM quantumdb.estimate_recall('t_idx', 20, query_table => 'q', query_column => 'e8')}),
+	'20', 'after the update to 0.8.5, it is cast and measured');
+
 $node->stop;
 done_testing();
