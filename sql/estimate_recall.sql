@@ -85,6 +85,12 @@ ALTER TABLE erq ADD COLUMN e8 float8[];
 UPDATE erq SET e8 = emb::float8[];
 SELECT measured_queries, abs(recall - :ownq) < 1e-9 AS equals_own
 FROM quantumdb.estimate_recall('er_idx', 1000, query_table => 'erq', query_column => 'e8');
+-- an array of a domain over float8: its base type's cast
+CREATE DOMAIN er_d8 AS float8;
+ALTER TABLE erq ADD COLUMN ed er_d8[];
+UPDATE erq SET ed = e8::er_d8[];
+SELECT measured_queries, abs(recall - :ownq) < 1e-9 AS equals_own
+FROM quantumdb.estimate_recall('er_idx', 1000, query_table => 'erq', query_column => 'ed');
 -- a view or a partitioned table as query_table: 42809 with a hint (a view
 -- gave 0A000 from TABLESAMPLE, a partitioned table no recall at all)
 CREATE VIEW erq_v AS SELECT id, emb FROM erq;

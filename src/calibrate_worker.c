@@ -104,8 +104,9 @@ static void
 worker_error_context(void *arg)
 {
 	WorkerContext *wc = (WorkerContext *) arg;
-	/* a message below WARNING (its success LOG) keeps its code: no failure */
-	const char *then = geterrcode() == ERRCODE_SUCCESSFUL_COMPLETION ? "" :
+	/* its success LOG and any WARNING keep their class (00, 01): no failure */
+	int			class = ERRCODE_TO_CATEGORY(geterrcode());
+	const char *then = class == ERRCODE_SUCCESSFUL_COMPLETION || class == ERRCODE_WARNING ? "" :
 		"; the next such VACUUM tries again";
 
 	if (wc->name != NULL)

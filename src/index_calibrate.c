@@ -515,8 +515,9 @@ calibrate(Relation heap, Relation index, int queries, int k, int seed, Report re
 								RelationGetRelationName(index), ef, reranks[0],
 								reranks[nr - 1], recall[0] / cb.nq, recall[nr - 1] / cb.nq,
 								1000.0 * secs[0] / cb.nq, 1000.0 * secs[nr - 1] / cb.nq)));
+			/* every row found stops it too: few queries never bound 0.995 */
 			if (QdbRecallLowerBound(recall[nr - 1] / cb.nq, k, cb.nq) >= STOP_RECALL ||
-				ef >= cb.rows)
+				recall[nr - 1] >= cb.nq || ef >= cb.rows)
 				break;
 		}
 		qdbendscan(scan);

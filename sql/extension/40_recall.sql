@@ -174,13 +174,17 @@ BEGIN
 		-- pgvector, halfvec or real[] queries for a vector index: left to
 		-- the parser, its implicit casts would pick another operator, on the
 		-- column cast, which no index answers); an array type is cast to
-		-- another when its elements' type has such a cast (float8[] for
-		-- real[], since 0.8.5: no pg_cast row names array types); any other
+		-- another when its elements' type (a domain's base type) has such a
+		-- cast (float8[] for real[], since 0.8.5: no pg_cast row names array
+		-- types); any other
 		-- type is left to the parser, as before 0.8.4
 		IF qbase <> optype AND (EXISTS (SELECT FROM pg_cast c WHERE c.castsource = qbase
 										AND c.casttarget = optype AND c.castcontext IN ('i', 'a'))
 			OR EXISTS (SELECT FROM pg_type qt JOIN pg_type ot ON ot.oid = optype
-					   JOIN pg_cast c ON c.castsource = qt.typelem AND c.casttarget = ot.typelem
+					   JOIN pg_type et ON et.oid = qt.typelem
+					   JOIN pg_cast c ON c.castsource = CASE WHEN et.typbasetype <> 0
+															 THEN et.typbasetype ELSE et.oid END
+						 AND c.casttarget = ot.typelem
 					   WHERE qt.oid = qbase AND qt.typcategory = 'A' AND ot.typcategory = 'A'
 						 AND c.castcontext IN ('i', 'a'))) THEN
 			qcast := '::' || optype::regtype::text;
@@ -264,7 +268,7 @@ BEGIN
 				IF skipped_queries = 0 THEN
 					RAISE WARNING 'estimate_recall "%": a query failed and is skipped, as are any others that fail: %',
 						index, SQLERRM
-						USING HINT = 'A query of another dimension than the column''s fails, and under cosine so does every exact scan when the table holds a zero vector.';
+						USING HINT = 'A query that is not a vector of the column''s dimensions fails (another length, an empty or a multidimensional array), and under cosine so does every exact scan when the table holds a zero vector.';
 				END IF;
 				skipped_queries := skipped_queries + 1;
 				CONTINUE;
