@@ -268,10 +268,13 @@ tid_order(const void *a, const void *b)
  * Each query's node (its row's, not deleted) into its self, one pass over
  * the node pages; QDB_NO_NODE where none is found, or where it is the
  * entry point, where every walk starts and which no walk can go around.
+ * Returns the index's live (not deleted) nodes, counted on the way as
+ * QdbCountLiveNodes counts them.
  */
-static void
+static double
 find_query_nodes(Relation index, Calib *cb)
 {
+	double		live = 0;
 	QdbMetaPageData meta;
 	QdbNodeScan ns;
 	QdbNode		node;
@@ -294,6 +297,8 @@ find_query_nodes(Relation index, Calib *cb)
 			ItemPointer key = &node->heaptid;
 			ItemPointer *hit;
 
+			if (!(node->flags & QDB_NODE_DELETED))
+				live++;
 			if (node->flags & (QDB_NODE_DELETED | QDB_NODE_FREE))
 				continue;
 			hit = bsearch(&key, tids, cb->nq, sizeof(ItemPointer), tid_order);
@@ -302,6 +307,7 @@ find_query_nodes(Relation index, Calib *cb)
 		}
 	QdbNodeScanEnd(&ns);
 	pfree(tids);
+	return live;
 }
 
 /*
@@ -386,6 +392,7 @@ calibrate(Relation heap, Relation index, int queries, int k, int seed, Report re
 	IndexScanDesc scan = NULL;
 	Oid			collation = index->rd_indcollation[0];
 	int			nq = 0;
+	double		nodes;
 
 	memset(cal, 0, sizeof(*cal));
 	memset(&cb, 0, sizeof(cb));
@@ -439,13 +446,13 @@ calibrate(Relation heap, Relation index, int queries, int k, int seed, Report re
 			if (cb.q[j].nnn > 0)
 				cb.q[nq++] = cb.q[j];
 		cb.nq = nq;
-		find_query_nodes(index, &cb);
+		nodes = find_query_nodes(index, &cb);
 
 		cal->magic = QDB_CALIBRATION_MAGIC;
 		cal->k = k;
 		cal->queries = cb.nq;
 		cal->live_rows = cb.rows;
-		cal->nodes = QdbCountLiveNodes(index);
+		cal->nodes = nodes;
 		cal->taken_at = GetCurrentTimestamp();
 
 		/*
