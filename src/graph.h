@@ -28,6 +28,9 @@
 /* the most neighbours of a node per level: 2 * QDB_MAX_M at level 0 */
 #define QDB_MAX_M				100
 
+/* the longest neighbour list: level 0's 2m */
+#define QDB_MAX_LIST			(2 * QDB_MAX_M)
+
 /* a node id that is no node: an empty list slot (QDB_NO_NODE on pages) */
 #define QDB_NO_ID				((uint32) 0xFFFFFFFF)
 
@@ -71,6 +74,16 @@ typedef struct QdbGraphOps
 	 * none
 	 */
 	void		(*prefetch_list) (void *g, uint32 id, int level);
+	/*
+	 * visit, then distance, for each of ids[0 .. n) (a list being
+	 * expanded, n <= QDB_MAX_LIST) in one call: the ids seen for the first
+	 * time in this layer search go into out, in their order, with their
+	 * distances into dist; returns how many.  out may be ids.  The same
+	 * marks and floats as the two calls, faster.  NULL: those two are
+	 * called
+	 */
+	int			(*visit_distances) (void *g, const uint32 *ids, int n, uint32 *out,
+									float *dist);
 } QdbGraphOps;
 
 /*

@@ -205,6 +205,23 @@ QdbSortCandidates(QdbCandidate *c, int n)
 	}
 }
 
+/* A node just visited at distance d: a candidate if it can enter the ef best. */
+static pg_attribute_always_inline void
+offer(CandHeap *cand, CandHeap *best, int ef, float d, uint32 id)
+{
+	if (best->n < ef)
+	{
+		heap_push(cand, false, d, id);
+		heap_push(best, true, d, id);
+	}
+	else if (d < best->a[0].dist)
+	{
+		/* d is below the top, which a push and a pop would drop */
+		heap_push(cand, false, d, id);
+		heap_replace_top(best, true, d, id);
+	}
+}
+
 /*
  * The beam search's loop: expands the nearest candidate until the ef best
  * are all nearer than it.  With keep (a constant at each call), the nodes
@@ -216,6 +233,7 @@ static pg_attribute_always_inline bool
 search_loop(const QdbGraphOps *ops, void *g, CandHeap *cand, CandHeap *best, int ef,
 			int level, QdbSearchScratch *s, bool keep)
 {
+	float		dist[QDB_MAX_LIST];
 	int			i;
 
 	while (cand->n > 0)
@@ -242,24 +260,19 @@ search_loop(const QdbGraphOps *ops, void *g, CandHeap *cand, CandHeap *best, int
 		nn = ops->neighbors(g, c.id, level, s->nbuf);
 		if (ops->prefetch)
 			ops->prefetch(g, s->nbuf, nn);
+		if (ops->visit_distances && nn <= QDB_MAX_LIST)
+		{
+			/* the new members and their distances first, then the heaps */
+			nn = ops->visit_distances(g, s->nbuf, nn, s->nbuf, dist);
+			for (i = 0; i < nn; i++)
+				offer(cand, best, ef, dist[i], s->nbuf[i]);
+			continue;
+		}
 		for (i = 0; i < nn; i++)
 		{
-			float		d;
-
 			if (!ops->visit(g, s->nbuf[i]))
 				continue;
-			d = ops->distance(g, s->nbuf[i]);
-			if (best->n < ef)
-			{
-				heap_push(cand, false, d, s->nbuf[i]);
-				heap_push(best, true, d, s->nbuf[i]);
-			}
-			else if (d < best->a[0].dist)
-			{
-				/* d is below the top, which a push and a pop would drop */
-				heap_push(cand, false, d, s->nbuf[i]);
-				heap_replace_top(best, true, d, s->nbuf[i]);
-			}
+			offer(cand, best, ef, ops->distance(g, s->nbuf[i]), s->nbuf[i]);
 		}
 	}
 	return !(cand->full || best->full);

@@ -582,6 +582,62 @@ disk_visit(void *arg, uint32 id)
 	return true;
 }
 
+/*
+ * disk_visit and disk_distance for a list's members, with one lookup per
+ * member, and the ADC of the codes still without a distance computed side
+ * by side (qdb_adc_distances: the same floats as one at a time).
+ */
+static int
+disk_visit_distances(void *arg, const uint32 *ids, int n, uint32 *out, float *dist)
+{
+	QdbDiskGraph *g = arg;
+	DiskNode   *seen[QDB_MAX_LIST],
+			   *todo[QDB_MAX_LIST];
+	const uint8 *codes[QDB_MAX_LIST];
+	float		d[QDB_MAX_LIST];
+	int			i,
+				k = 0,
+				ntodo = 0;
+
+	Assert(n <= QDB_MAX_LIST);
+	for (i = 0; i < n; i++)
+	{
+		DiskNode   *e = lookup(g, ids[i]);
+
+		if (e->visit_epoch == g->epoch)
+			continue;
+		e->visit_epoch = g->epoch;
+		g->visits++;
+		if (!e->code_known && !code_from_cache(g, e))
+			read_node(g, e, g->level);
+		if (e->dist_epoch != g->dist_epoch)
+		{
+			if (g->table)
+			{
+				todo[ntodo] = e;
+				codes[ntodo++] = NODE_CODE(g, e);
+			}
+			else
+			{
+				e->dist = QdbPairDistance(g->c, g->query_code, NODE_CODE(g, e));
+				e->dist_epoch = g->dist_epoch;
+			}
+		}
+		out[k] = ids[i];		/* k <= i: ids[i] was read already */
+		seen[k++] = e;
+	}
+	if (ntodo > 0)
+		qdb_adc_distances(&g->c->model, g->table, g->bias, codes, ntodo, d);
+	for (i = 0; i < ntodo; i++)
+	{
+		todo[i]->dist = d[i];
+		todo[i]->dist_epoch = g->dist_epoch;
+	}
+	for (i = 0; i < k; i++)
+		dist[i] = seen[i]->dist;
+	return k;
+}
+
 static float
 disk_pair(void *arg, uint32 a, uint32 b)
 {
@@ -616,8 +672,14 @@ disk_prefetch(void *arg, const uint32 *ids, int n)
 }
 
 const QdbGraphOps qdb_disk_graph_ops = {
-	disk_distance, disk_neighbors, disk_visit, disk_pair, disk_new_layer, disk_linkable,
-	disk_prefetch
+	.distance = disk_distance,
+	.neighbors = disk_neighbors,
+	.visit = disk_visit,
+	.pair = disk_pair,
+	.new_layer = disk_new_layer,
+	.linkable = disk_linkable,
+	.prefetch = disk_prefetch,
+	.visit_distances = disk_visit_distances
 };
 
 /* The code of a node (stable for the graph), its deleted flag and heap TID. */

@@ -361,21 +361,12 @@ adc_sum(int M, const float *table, const uint8_t *code)
 	return sum;
 }
 
-/* 1 - q . xhat / ||xhat|| from cosine_tables' two tables, in [0, 2] */
+/* 1 - dot / sqrt(nn), the cosine distance from its two sums, in [0, 2] */
 static inline float
-cosine_of_xhat_distance(int M, const float *table, float bias, const uint8_t *code)
+cosine_finish(float dot, float nn)
 {
-	const float *nt = table + (size_t) M * QDB_KSUB;
-	float		dot = bias,
-				nn = 0,
-				cs;
-	int			s;
+	float		cs;
 
-	for (s = 0; s < M; s++)
-	{
-		dot += table[s * QDB_KSUB + code[s]];
-		nn += nt[s * QDB_KSUB + code[s]];
-	}
 	/* a reconstruction at the origin has no direction: orthogonal to all */
 	if (!(nn > 0))
 		return 1.0f;
@@ -384,16 +375,28 @@ cosine_of_xhat_distance(int M, const float *table, float bias, const uint8_t *co
 	return 1.0f - (cs > 1.0f ? 1.0f : cs < -1.0f ? -1.0f : cs);
 }
 
-float
-qdb_adc_distance(const QdbModel *m, const float *table, float bias,
-				 const uint8_t *code)
+/* 1 - q . xhat / ||xhat|| from cosine_tables' two tables */
+static inline float
+cosine_of_xhat_distance(int M, const float *table, float bias, const uint8_t *code)
 {
-	float		sum;
+	const float *nt = table + (size_t) M * QDB_KSUB;
+	float		dot = bias,
+				nn = 0;
+	int			s;
 
-	if (qdb_cosine_of_xhat(m))
-		return cosine_of_xhat_distance(m->M, table, bias, code);
-	sum = adc_sum(m->M, table, code) + bias;
-	switch (m->metric)
+	for (s = 0; s < M; s++)
+	{
+		dot += table[s * QDB_KSUB + code[s]];
+		nn += nt[s * QDB_KSUB + code[s]];
+	}
+	return cosine_finish(dot, nn);
+}
+
+/* The metric's distance from a plain table's sum (not cosine_of_xhat's) */
+static inline float
+sum_distance(QdbMetric metric, float sum)
+{
+	switch (metric)
 	{
 		case QDB_METRIC_IP:
 			return -sum;
@@ -401,6 +404,67 @@ qdb_adc_distance(const QdbModel *m, const float *table, float bias,
 			return 1.0f - sum;
 		default:
 			return sqrtf(sum > 0 ? sum : 0);
+	}
+}
+
+float
+qdb_adc_distance(const QdbModel *m, const float *table, float bias,
+				 const uint8_t *code)
+{
+	if (qdb_cosine_of_xhat(m))
+		return cosine_of_xhat_distance(m->M, table, bias, code);
+	return sum_distance(m->metric, adc_sum(m->M, table, code) + bias);
+}
+
+/*
+ * qdb_adc_distance of n codes, bit for bit: out[i] for codes[i].  The
+ * codes of a block go through the books side by side, so that their table
+ * lookups do not wait on each other as one code's chain of additions does
+ * (a walk's neighbour list at a time); each code's sums still add its
+ * books in order, from the same start, so every distance is the one
+ * qdb_adc_distance gives.
+ */
+#define ADC_BLOCK 8
+
+void
+qdb_adc_distances(const QdbModel *m, const float *table, float bias,
+				  const uint8_t *const *codes, int n, float *out)
+{
+	const int	M = m->M;
+	const float *nt = table + (size_t) M * QDB_KSUB;
+	const int	cosine = qdb_cosine_of_xhat(m);
+	int			b;
+
+	for (b = 0; b < n; b += ADC_BLOCK)
+	{
+		const uint8_t *c[ADC_BLOCK];
+		float		sum[ADC_BLOCK],
+					nn[ADC_BLOCK];
+		int			w = n - b < ADC_BLOCK ? n - b : ADC_BLOCK,
+					j,
+					s;
+
+		/* a short last block repeats its first code in the spare lanes */
+		for (j = 0; j < ADC_BLOCK; j++)
+		{
+			c[j] = codes[b + (j < w ? j : 0)];
+			sum[j] = cosine ? bias : 0;
+			nn[j] = 0;
+		}
+		if (cosine)
+			for (s = 0; s < M; s++)
+				for (j = 0; j < ADC_BLOCK; j++)
+				{
+					sum[j] += table[s * QDB_KSUB + c[j][s]];
+					nn[j] += nt[s * QDB_KSUB + c[j][s]];
+				}
+		else
+			for (s = 0; s < M; s++)
+				for (j = 0; j < ADC_BLOCK; j++)
+					sum[j] += table[s * QDB_KSUB + c[j][s]];
+		for (j = 0; j < w; j++)
+			out[b + j] = cosine ? cosine_finish(sum[j], nn[j])
+				: sum_distance(m->metric, sum[j] + bias);
 	}
 }
 

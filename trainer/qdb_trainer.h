@@ -270,6 +270,9 @@ int			qdb_compute_distance_table(const QdbModel *m, const float *query,
 									   float *table, float *bias);
 float		qdb_adc_distance(const QdbModel *m, const float *table, float bias,
 							 const uint8_t *code);
+/* qdb_adc_distance of codes[0 .. n) into out, the same floats, faster */
+void		qdb_adc_distances(const QdbModel *m, const float *table, float bias,
+							  const uint8_t *const *codes, int n, float *out);
 
 /*
  * Symmetric distance between two codes (linking index nodes), in the units

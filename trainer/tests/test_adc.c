@@ -68,6 +68,54 @@ brute(const QdbModel *m, const float *q, const float *xhat)
 }
 
 /*
+ * qdb_adc_distances gives qdb_adc_distance's floats bit for bit, for every
+ * count from 0 to 21 (short blocks and whole ones) and all nb codes at once,
+ * the codes taken out of order.
+ */
+static void
+batch_same(const char *what, const QdbModel *m, const float *base, const float *queries,
+		   const uint8_t *codes, size_t nb)
+{
+	float	   *table = malloc(sizeof(float) * qdb_table_floats(m));
+	const uint8_t **ptr = malloc(sizeof(uint8_t *) * nb);
+	float	   *out = malloc(sizeof(float) * nb);
+	size_t		i,
+				bad = 0,
+				tried = 0;
+	int			q,
+				n;
+
+	for (i = 0; i < nb; i++)
+		ptr[i] = codes + ((i * 7) % nb) * m->M;
+	for (q = 0; q < NQ; q++)
+	{
+		float		bias;
+
+		if (qdb_compute_distance_table(m, queries + q * m->dim, table, &bias) != QDB_OK)
+			break;
+		for (n = 0; n <= 22; n++)
+		{
+			int			cnt = n == 22 ? (int) nb : n;
+
+			qdb_adc_distances(m, table, bias, ptr, cnt, out);
+			for (i = 0; i < (size_t) cnt; i++, tried++)
+			{
+				float		one = qdb_adc_distance(m, table, bias, ptr[i]);
+
+				if (memcmp(&one, &out[i], sizeof(float)) != 0)
+					bad++;
+			}
+		}
+	}
+	tap_ok(bad == 0 && tried > 0, "%s: batch ADC = one at a time, bit for bit (%zu of %zu differ)",
+		   what, bad, tried);
+	(void) base;
+	free(table);
+	free(ptr);
+	free(out);
+}
+
+/*
  * For NQ queries against 200 codes: largest |adc - brute| relative to
  * scale (a typical distance), and the smallest adc - brute.
  */
@@ -110,6 +158,7 @@ check_model(const char *what, const QdbModel *m, const float *base,
 			lowest = fmin(lowest, a - b);
 		}
 	}
+	batch_same(what, m, base, queries, codes, nb);
 	if (exact)
 		tap_ok(worst <= tol * scale, "%s: ADC = brute force on decoded (max err %.2g of %.3g)",
 			   what, worst, scale);
