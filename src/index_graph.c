@@ -599,7 +599,9 @@ disk_visit_distances(void *arg, const uint32 *ids, int n, uint32 *out, float *di
 				k = 0,
 				ntodo = 0;
 
-	Assert(n <= QDB_MAX_LIST);
+	/* search_loop never passes more (graph.h); a caller that did must not overrun */
+	if (n > QDB_MAX_LIST)
+		elog(ERROR, "quantumdb: a list of %d neighbours is longer than %d", n, QDB_MAX_LIST);
 	for (i = 0; i < n; i++)
 	{
 		DiskNode   *e = lookup(g, ids[i]);

@@ -195,6 +195,37 @@ run(const char *what, QdbKind kind, QdbMetric metric, int dim, int M, int target
 	free(q);
 }
 
+/*
+ * batch_same alone, for the kinds whose ADC is not the decoded vector's
+ * exactly (rq's norm byte, neural's latent space), at 16-byte codes.
+ */
+static void
+run_batch(const char *what, QdbKind kind, QdbMetric metric, int dim, int M)
+{
+	QdbTrainConfig c;
+	QdbModel	m;
+	float	   *x = test_correlated_data(dim * 11 + metric, 1500, dim);
+	float	   *q = test_correlated_data(dim * 11 + metric + 1000, NQ, dim);
+	size_t		nb = 200;
+	uint8_t    *codes = malloc(nb * 32);
+
+	test_config(&c, kind, metric, dim, M, 4);
+	c.opq_iters = 2;
+	c.rq_refits = 1;
+	c.epochs = 1;
+	if (test_train(&c, x, 1500, &m, NULL, NULL) != QDB_OK ||
+		qdb_compute_codes(&m, x, nb, codes) != QDB_OK)
+		tap_ok(0, "%s: trains and encodes", what);
+	else
+	{
+		batch_same(what, &m, x, q, codes, nb);
+		qdb_model_free(&m);
+	}
+	free(codes);
+	free(x);
+	free(q);
+}
+
 /* Inserts (d, id) into the ascending top-k list dist/ids; ties keep the earlier id. */
 static void
 topk_insert(float *dist, int *ids, int k, float d, int id)
@@ -426,6 +457,12 @@ main(void)
 	run("opq cosine 40d PCA to 16", QDB_KIND_OPQ, QDB_METRIC_COSINE, 40, 4, 16, 1);
 	/* dim_pq > dim: A has orthonormal columns, ADC over-counts ||(I - AA^T) c||^2 */
 	run("opq L2 30d padded", QDB_KIND_OPQ, QDB_METRIC_L2, 30, 8, 0, 0);
+	run_batch("opq L2 64d M=16", QDB_KIND_OPQ, QDB_METRIC_L2, 64, 16);
+	run_batch("rq L2 64d M=16", QDB_KIND_RQ, QDB_METRIC_L2, 64, 16);
+	run_batch("rq cosine 64d M=16", QDB_KIND_RQ, QDB_METRIC_COSINE, 64, 16);
+	run_batch("rq IP 64d M=16", QDB_KIND_RQ, QDB_METRIC_IP, 64, 16);
+	run_batch("neural L2 64d M=16", QDB_KIND_NEURAL, QDB_METRIC_L2, 64, 16);
+	run_batch("neural cosine 64d M=16", QDB_KIND_NEURAL, QDB_METRIC_COSINE, 64, 16);
 	/* the portable table rows (adc_rows.c) where the CPU would pick AVX-512 */
 	setenv("QDB_SIMD", "scalar", 1);
 	qdb_distance_init();
