@@ -232,9 +232,59 @@ mem_prefetch_list(void *arg, uint32 id, int level)
 	}
 }
 
+/*
+ * mem_visit and mem_distance for a list's members; with 16-bit rows, the
+ * new members' dot products four at a time (vec16_dot4: the same integers,
+ * so the same distances).
+ */
+static int
+mem_visit_distances(void *arg, const uint32 *ids, int n, uint32 *out, float *dist)
+{
+	Worker	   *w = arg;
+	QdbMemGraph *g = w->g;
+	int			i,
+				k = 0;
+
+	for (i = 0; i < n; i++)
+	{
+		if (w->stamp[ids[i]] == w->epoch)
+			continue;
+		w->stamp[ids[i]] = w->epoch;
+		out[k++] = ids[i];		/* k <= i: ids[i] was read already */
+	}
+	i = 0;
+	if (g->vec16 && g->vec16_dot4)
+	{
+		const int16 *q = g->vec16 + (Size) w->id * g->vec16_stride;
+		const QdbVec16Info *qi = &g->vec16_info[w->id];
+
+		for (; i + 4 <= k; i += 4)
+		{
+			const int16 *b[4];
+			int32		dot[4];
+			int			j;
+
+			for (j = 0; j < 4; j++)
+				b[j] = g->vec16 + (Size) out[i + j] * g->vec16_stride;
+			g->vec16_dot4(q, b, g->vec16_stride, dot);
+			for (j = 0; j < 4; j++)
+				dist[i + j] = QdbVec16FromDot(g->metric, dot[j], qi, &g->vec16_info[out[i + j]]);
+		}
+	}
+	for (; i < k; i++)
+		dist[i] = mem_distance(w, out[i]);
+	return k;
+}
+
 static const QdbGraphOps mem_ops = {
-	mem_distance, mem_neighbors, mem_visit, mem_pair, mem_new_layer, NULL, mem_prefetch,
-	mem_prefetch_list
+	.distance = mem_distance,
+	.neighbors = mem_neighbors,
+	.visit = mem_visit,
+	.pair = mem_pair,
+	.new_layer = mem_new_layer,
+	.prefetch = mem_prefetch,
+	.prefetch_list = mem_prefetch_list,
+	.visit_distances = mem_visit_distances
 };
 
 /* A walk's distance: ADC of the query's table over the walk's codes. */

@@ -40,6 +40,7 @@ typedef struct QdbMemGraph
 	QdbVec16Info *vec16_info;	/* (cap) */
 	int			vec16_stride;
 	QdbVec16DotFn vec16_dot;
+	QdbVec16Dot4Fn vec16_dot4;	/* NULL: vec16_dot a row at a time */
 	uint8	   *locks;			/* a spinlock per node */
 	int			n;
 	int			cap;

@@ -25,22 +25,24 @@ typedef struct QdbVec16Info
 
 /* sum a_i b_i of two rows of stride values */
 typedef int32 (*QdbVec16DotFn) (const int16 *a, const int16 *b, int stride);
+/* out[j] = the dot product of a with b[j], j < 4: what QdbVec16DotFn gives each */
+typedef void (*QdbVec16Dot4Fn) (const int16 *a, const int16 *const *b, int stride, int32 *out);
 
 extern int	QdbVec16Stride(int dim);
 extern int	QdbVec16Limit(int dim);
 extern void QdbVec16Quantize(const float *x, int dim, int stride, int16 *out, QdbVec16Info *info);
 extern QdbVec16DotFn QdbVec16Kernel(void);
+extern QdbVec16Dot4Fn QdbVec16Kernel4(QdbVec16DotFn one);
 extern const char *QdbVec16KernelName(QdbVec16DotFn fn);
 
 /*
  * The metric's distance (as QdbVectorDistance gives it) between the two
- * vectors the rows stand for.
+ * vectors rows a and b stand for, from the rows' integer dot product.
  */
 static inline float
-QdbVec16Distance(QdbMetric metric, QdbVec16DotFn dot, int stride,
-				 const int16 *a, const QdbVec16Info *ia, const int16 *b, const QdbVec16Info *ib)
+QdbVec16FromDot(QdbMetric metric, int32 dot, const QdbVec16Info *ia, const QdbVec16Info *ib)
 {
-	double		ab = (double) ia->scale * ib->scale * dot(a, b, stride);
+	double		ab = (double) ia->scale * ib->scale * dot;
 
 	switch (metric)
 	{
@@ -56,6 +58,14 @@ QdbVec16Distance(QdbMetric metric, QdbVec16DotFn dot, int stride,
 		default:
 			return (float) (1.0 - ab);
 	}
+}
+
+/* The same, the dot product computed by dot. */
+static inline float
+QdbVec16Distance(QdbMetric metric, QdbVec16DotFn dot, int stride,
+				 const int16 *a, const QdbVec16Info *ia, const int16 *b, const QdbVec16Info *ib)
+{
+	return QdbVec16FromDot(metric, dot(a, b, stride), ia, ib);
 }
 
 #endif							/* QDB_GRAPH_VEC16_H */

@@ -762,6 +762,7 @@ qdbbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 					bs.c->ef_construction, bs.c->shape.max_level, bs.c->pair);
 	bs.g.vec16_stride = QdbVec16Stride(bs.g.vec_dim);
 	bs.g.vec16_dot = QdbVec16Kernel();
+	bs.g.vec16_dot4 = QdbVec16Kernel4(bs.g.vec16_dot);
 	bs.batch = palloc(sizeof(float) * BUILD_BATCH * bs.c->dim);
 	start_encoder(&bs, build_cxt);
 

@@ -71,6 +71,7 @@ test_quantize_and_distance(const char *simd)
 	int16	   *q = malloc(sizeof(int16) * ROWS * QdbVec16Stride(MAXDIM));
 	QdbVec16Info info[ROWS];
 	QdbVec16DotFn dot = QdbVec16Kernel();
+	QdbVec16Dot4Fn dot4 = QdbVec16Kernel4(dot);
 
 	tap_diag("QDB_SIMD=%s: kernel %s", simd, QdbVec16KernelName(dot));
 	for (size_t d = 0; d < lengthof(dims); d++)
@@ -81,6 +82,7 @@ test_quantize_and_distance(const char *simd)
 		int			bad_coord = 0,
 					bad_pad = 0,
 					bad_dot = 0,
+					bad_dot4 = 0,
 					bad_sums = 0,
 					bad_dist = 0,
 					bad_self = 0;
@@ -118,6 +120,24 @@ test_quantize_and_distance(const char *simd)
 				for (int j = 0; j < stride; j++)
 					plain += a[j] * b[j];
 				bad_dot += dot(a, b, stride) != plain;
+				if (k % 4 == 0 && k + 4 <= ROWS)
+				{
+					/* the four-row kernel: rows k .. k + 3, each the plain sum */
+					const int16 *four[4];
+					int32		got4[4];
+
+					for (int j = 0; j < 4; j++)
+						four[j] = q + (size_t) (k + j) * stride;
+					dot4(a, four, stride, got4);
+					for (int j = 0; j < 4; j++)
+					{
+						int64		p4 = 0;
+
+						for (int t = 0; t < stride; t++)
+							p4 += a[t] * four[j][t];
+						bad_dot4 += got4[j] != p4;
+					}
+				}
 				for (size_t mi = 0; mi < lengthof(metrics); mi++)
 				{
 					double		want = decoded_distance(metrics[mi], a, &info[i], b, &info[k], dim);
@@ -135,6 +155,7 @@ test_quantize_and_distance(const char *simd)
 		tap_ok(bad_pad == 0, "%s dim %d: padding is zero (%d bytes not)", simd, dim, bad_pad);
 		tap_ok(bad_sums == 0, "%s dim %d: scale and sum of squares as the row's (%d off)", simd, dim, bad_sums);
 		tap_ok(bad_dot == 0, "%s dim %d: kernel dot products equal the plain sum (%d differ)", simd, dim, bad_dot);
+		tap_ok(bad_dot4 == 0, "%s dim %d: the four-row kernel's too (%d differ)", simd, dim, bad_dot4);
 		tap_ok(bad_dist == 0, "%s dim %d: distances are the decoded rows' (%d off, worst relative %.2g)",
 			   simd, dim, bad_dist, worst);
 		tap_ok(bad_self == 0, "%s dim %d: a row is at L2 distance 0 from itself (%d not)", simd, dim, bad_self);
