@@ -52,6 +52,25 @@ SELECT off_again >= off_first * 0.9 AS off_stays,
        other * 2 <= off_first AS a_new_query_reads_half_or_less
 FROM b;
 
+-- pg_statio counts each node page a scan reads as an index block hit, the
+-- pages pinned in the buffer remembered for them (index_recent_buffer.c:
+-- all of them by now) as those found through the buffer mapping table, and
+-- pg_stat_user_indexes counts the scan (EXPLAIN's count of the same query,
+-- less its subquery's 3 pages, is about 10% more than the index's own
+-- statistics count, with or without the remembered buffers)
+SELECT pg_stat_force_next_flush();
+SELECT idx_blks_hit AS hit0, idx_scan AS scan0
+FROM pg_statio_user_indexes JOIN pg_stat_user_indexes USING (indexrelid)
+WHERE pg_statio_user_indexes.indexrelname = 'cc_idx' \gset
+SELECT count(*) FROM (SELECT id FROM cc ORDER BY emb <~> (SELECT emb FROM cc WHERE id = 7) LIMIT 10) s;
+-- a backend sends its counts at most once a second, unless told to after a statement
+SELECT pg_stat_force_next_flush();
+SELECT scan_buffers(7) - 3 AS scan7 \gset
+SELECT :scan7 > 0 AS scan_read_pages, idx_blks_hit - :hit0 >= :scan7 * 3 / 4 AS statio_counts_them,
+       idx_scan - :scan0 >= 1 AS scan_counted
+FROM pg_statio_user_indexes JOIN pg_stat_user_indexes USING (indexrelid)
+WHERE pg_statio_user_indexes.indexrelname = 'cc_idx';
+
 -- never a different result: the index at rerank 0 with a walk that sees
 -- every node returns the ADC distances of exhaustive ADC
 CREATE FUNCTION adc_mismatches() RETURNS bigint LANGUAGE sql AS $$

@@ -224,6 +224,8 @@ typedef struct QdbIndexCache
 	QdbModel	model;			/* arrays inside this chunk */
 	float	   *pair;			/* code-to-code table, or NULL */
 	struct QdbCodeCache *codes; /* nodes' codes read so far, or NULL */
+	Buffer	   *recent;			/* per block, the buffer it was last found in */
+	uint32		nrecent;		/* blocks recent covers */
 } QdbIndexCache;
 
 /* index_scan.c, index_scan_heap.c: a row a scan returns */
@@ -351,6 +353,9 @@ typedef struct QdbCodeCache QdbCodeCache;
 extern const uint8 *QdbCodeCacheGet(QdbIndexCache *c, QdbNodeRef ref);
 extern void QdbCodeCachePut(QdbIndexCache *c, QdbNodeRef ref, const uint8 *code);
 extern void QdbCodeCachePrefetch(QdbIndexCache *c, const QdbNodeRef *refs, int n);
+
+/* index_recent_buffer.c */
+extern Buffer QdbReadIndexPage(Relation index, QdbIndexCache *c, BlockNumber blkno);
 
 /* index_cache.c */
 extern QdbIndexCache *QdbPinIndexCache(Relation index, bool want_pair);

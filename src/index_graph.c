@@ -485,7 +485,7 @@ read_node(QdbDiskGraph *g, DiskNode *e, int level)
 				 errmsg("index \"%s\" links to a node (%u,%u) that cannot exist",
 						RelationGetRelationName(g->index), blkno, QdbRefOffset(e->ref)),
 				 errhint("REINDEX INDEX %s;", QdbRelationSqlName(g->index))));
-	buf = ReadBuffer(g->index, blkno);
+	buf = QdbReadIndexPage(g->index, c, blkno);
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	page = BufferGetPage(buf);
 	node = QdbPageGetNode(g->index, &c->shape, page, blkno, QdbRefOffset(e->ref));

@@ -45,6 +45,7 @@
 #include "executor/tuptable.h"
 #include "lib/pairingheap.h"
 #include "miscadmin.h"
+#include "pgstat.h"
 #include "storage/bufmgr.h"
 #include "utils/datum.h"
 #include "utils/float.h"
@@ -782,6 +783,8 @@ start_scan(IndexScanDesc scan)
 	MemoryContext old;
 
 	so->started = true;
+	/* pg_stat_*_indexes.idx_scan, as btree counts each search it starts */
+	pgstat_count_index_scan(scan->indexRelation);
 	old = MemoryContextSwitchTo(so->cxt);
 	/* pinned for the scan: inserts and invalidations between fetches keep it */
 	c = so->c = QdbPinIndexCache(scan->indexRelation, false);
