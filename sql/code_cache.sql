@@ -7,7 +7,7 @@
 -- after inserts, deletes and VACUUM.
 SET client_min_messages = warning;
 SELECT setseed(0.5);
-CREATE TABLE cc (id int PRIMARY KEY, emb real[]);
+CREATE TABLE cc (id int PRIMARY KEY, emb real[]) WITH (autovacuum_enabled = off);
 INSERT INTO cc SELECT i, array(SELECT (random() - 0.5)::real FROM generate_series(1, 24) WHERE i > 0)
 FROM generate_series(1, 3000) i;
 SELECT compressor FROM quantumdb.train('cc_c', 'cc', 'emb', kind => 'pq', subvectors => 8,

@@ -226,6 +226,7 @@ typedef struct QdbIndexCache
 	struct QdbCodeCache *codes; /* nodes' codes read so far, or NULL */
 	Buffer	   *recent;			/* per block, the buffer it was last found in */
 	uint32		nrecent;		/* blocks recent covers */
+	uint32		recent_reads;	/* QdbReadIndexPage's calls, for RECENT_EVERY */
 } QdbIndexCache;
 
 /* index_scan.c, index_scan_heap.c: a row a scan returns */

@@ -18,10 +18,12 @@
  * block up to the highest block read, at most RECENT_MAX_BLOCKS (4 MB),
  * and go with it.  The relation's I/O statistics (pg_statio_*_indexes)
  * count a page found this way as a hit, as ReadBuffer would; so does
- * EXPLAIN (BUFFERS), which ReadRecentBuffer counts itself.
+ * EXPLAIN (BUFFERS), which ReadRecentBuffer counts itself, and so does
+ * VACUUM's cost accounting.
  */
 #include "postgres.h"
 
+#include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/bufmgr.h"
 #include "utils/memutils.h"
@@ -31,6 +33,7 @@
 
 #define RECENT_FIRST_BLOCKS	1024
 #define RECENT_MAX_BLOCKS	(1024 * 1024)
+#define RECENT_EVERY		8		/* one read in 8 takes ReadBuffer (below) */
 
 /* Room for block blkno's guess; false past the limit. */
 static bool
@@ -57,17 +60,30 @@ recent_room(QdbIndexCache *c, BlockNumber blkno)
 	return true;
 }
 
-/* Block blkno of index's main fork, pinned, as ReadBuffer gives it. */
+/*
+ * Block blkno of index's main fork, pinned, as ReadBuffer gives it.
+ *
+ * PostgreSQL 15's ReadRecentBuffer pins a buffer without raising its usage
+ * count, which the clock sweep lowers: pages found only this way would look
+ * cold and be evicted before colder ones.  So one read in RECENT_EVERY
+ * goes through ReadBuffer all the same, which raises it: a page read on
+ * every walk (the entry point's, the upper levels') keeps its count.
+ */
 Buffer
 QdbReadIndexPage(Relation index, QdbIndexCache *c, BlockNumber blkno)
 {
 	Buffer		buf;
 
-	if (blkno < c->nrecent && BufferIsValid(c->recent[blkno]) &&
+	if (++c->recent_reads % RECENT_EVERY != 0 &&
+		blkno < c->nrecent && BufferIsValid(c->recent[blkno]) &&
 		ReadRecentBuffer(index->rd_node, MAIN_FORKNUM, blkno, c->recent[blkno]))
 	{
+		/* what ReadBuffer counts for a hit: statistics and vacuum's cost */
 		pgstat_count_buffer_read(index);
 		pgstat_count_buffer_hit(index);
+		VacuumPageHit++;
+		if (VacuumCostActive)
+			VacuumCostBalance += VacuumCostPageHit;
 		return c->recent[blkno];
 	}
 	buf = ReadBuffer(index, blkno);
