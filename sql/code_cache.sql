@@ -103,5 +103,13 @@ FROM generate_series(1, 1000) i;
 SELECT reusable_nodes < 1000 AS slots_reused FROM quantumdb.index_info('cc_idx');
 SELECT adc_mismatches() AS mismatches_after_reuse;
 SELECT count(*) AS problems FROM quantumdb.verify('cc_idx');
+-- a calibration's queries (quantumdb.calibrate's, the build's, the worker's)
+-- are not counted as scans in pg_stat_user_indexes, which tells whether
+-- anyone uses the index
+SELECT pg_stat_force_next_flush();
+SELECT idx_scan AS scans0 FROM pg_stat_user_indexes WHERE indexrelname = 'cc_idx' \gset
+SELECT count(*) > 0 AS calibrated FROM quantumdb.calibrate('cc_idx', queries => 20);
+SELECT pg_stat_force_next_flush();
+SELECT idx_scan - :scans0 AS scans_by_calibration FROM pg_stat_user_indexes WHERE indexrelname = 'cc_idx';
 DROP TABLE cc;
 SELECT quantumdb.drop_compressor('cc_c');

@@ -496,6 +496,7 @@ extern float *QdbIndexVector(Relation index, QdbIndexCache *c, Datum value, bool
 
 /* index_scan.c */
 extern IndexScanDesc qdbbeginscan(Relation index, int nkeys, int norderbys);
+extern void QdbScanNotCounted(IndexScanDesc scan);
 extern void qdbrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys,
 					  int norderbys);
 extern bool qdbgettuple(IndexScanDesc scan, ScanDirection dir);

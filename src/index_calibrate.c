@@ -460,6 +460,7 @@ calibrate(Relation heap, Relation index, int queries, int k, int seed, Report re
 		 * an index that REINDEX is building (this one, at its end)
 		 */
 		scan = qdbbeginscan(index, 0, 1);
+		QdbScanNotCounted(scan);
 		scan->heapRelation = heap;
 		scan->xs_snapshot = snapshot;
 		/* untimed: the first reads of the index's and the table's pages */

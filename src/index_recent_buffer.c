@@ -14,9 +14,9 @@
  * (evicted, the relation rewritten by REINDEX or TRUNCATE under a new
  * relfilenode) fails the check and costs one ReadBuffer, as without it.
  *
- * The guesses hang off the index's cache (index_cache.c), one Buffer per
- * block up to the highest block read, at most RECENT_MAX_BLOCKS (4 MB),
- * and go with it.  The relation's I/O statistics (pg_statio_*_indexes)
+ * The guesses hang off the index's cache (index_cache.c) and go with it:
+ * an array of Buffers, one per block, from 1,024 blocks and doubled as
+ * higher blocks are read, at most RECENT_MAX_BLOCKS (4 MB).  The relation's I/O statistics (pg_statio_*_indexes)
  * count a page found this way as a hit, as ReadBuffer would; so does
  * EXPLAIN (BUFFERS), which ReadRecentBuffer counts itself, and so does
  * VACUUM's cost accounting.

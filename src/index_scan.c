@@ -69,6 +69,7 @@ typedef struct QdbScanOpaqueData
 								/* its graphs have arenas of their own */
 	QdbIndexCache *c;
 	bool		started;
+	bool		count_stats;	/* false: a calibration's scan, not counted */
 	bool		exhausted;
 	struct varlena *query;		/* detoasted; NULL: ORDER BY ... NULL */
 	float	   *table;
@@ -110,6 +111,17 @@ typedef struct QdbScanOpaqueData
 
 typedef QdbScanOpaqueData *QdbScanOpaque;
 
+/*
+ * A scan the extension runs for itself (a calibration's queries): not
+ * counted in pg_stat_*_indexes.idx_scan, which tells users whether anyone
+ * uses the index.
+ */
+void
+QdbScanNotCounted(IndexScanDesc scan)
+{
+	((QdbScanOpaque) scan->opaque)->count_stats = false;
+}
+
 IndexScanDesc
 qdbbeginscan(Relation index, int nkeys, int norderbys)
 {
@@ -126,6 +138,7 @@ qdbbeginscan(Relation index, int nkeys, int norderbys)
 				   CurrentMemoryContext);
 	so->collation = index->rd_indcollation[0];
 	so->attnum = index->rd_index->indkey.values[0];
+	so->count_stats = true;
 	scan->xs_orderbyvals = palloc0(sizeof(Datum) * Max(norderbys, 1));
 	scan->xs_orderbynulls = palloc(sizeof(bool) * Max(norderbys, 1));
 	memset(scan->xs_orderbynulls, true, sizeof(bool) * Max(norderbys, 1));
@@ -784,7 +797,8 @@ start_scan(IndexScanDesc scan)
 
 	so->started = true;
 	/* pg_stat_*_indexes.idx_scan, as btree counts each search it starts */
-	pgstat_count_index_scan(scan->indexRelation);
+	if (so->count_stats)
+		pgstat_count_index_scan(scan->indexRelation);
 	old = MemoryContextSwitchTo(so->cxt);
 	/* pinned for the scan: inserts and invalidations between fetches keep it */
 	c = so->c = QdbPinIndexCache(scan->indexRelation, false);
