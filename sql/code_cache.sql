@@ -103,6 +103,40 @@ FROM generate_series(1, 1000) i;
 SELECT reusable_nodes < 1000 AS slots_reused FROM quantumdb.index_info('cc_idx');
 SELECT adc_mismatches() AS mismatches_after_reuse;
 SELECT count(*) AS problems FROM quantumdb.verify('cc_idx');
+-- a cache that quantumdb.code_cache_size holds to a part of the index (8 kB:
+-- about 10 of its node pages' places, a new backend's cache growing from 8
+-- pages) still changes no result
+\c
+SET client_min_messages = warning;
+SET enable_seqscan = off;
+SET quantumdb.rerank = 0;
+SET quantumdb.ef_search = 10000;
+SET quantumdb.code_cache_size = 8;
+SELECT adc_mismatches() AS mismatches_small_cache, adc_mismatches() AS mismatches_small_cache_again;
+RESET quantumdb.code_cache_size;
+-- the cache changes no walk: at ef_search 40 and rerank 0, where a wrong
+-- code would turn a walk elsewhere, 53 queries return the same rows in the
+-- same order from a backend without the cache as from one whose cache
+-- holds every code they meet
+CREATE FUNCTION walks() RETURNS TABLE (qid int, ids int[]) LANGUAGE sql AS $$
+SELECT q.id, (SELECT array_agg(id) FROM (SELECT id FROM cc ORDER BY emb <~> q.emb LIMIT 10) s)
+FROM cc q WHERE q.id % 75 = 2 $$;
+\c
+SET client_min_messages = warning;
+SET enable_seqscan = off;
+SET quantumdb.rerank = 0;
+SET quantumdb.ef_search = 40;
+SET quantumdb.code_cache_size = 0;
+CREATE TABLE walks_without AS SELECT * FROM walks();
+\c
+SET client_min_messages = warning;
+SET enable_seqscan = off;
+SET quantumdb.rerank = 0;
+SET quantumdb.ef_search = 40;
+SELECT count(*) AS queries FROM walks();
+SELECT count(*) AS queries, count(*) FILTER (WHERE w.ids IS DISTINCT FROM c.ids) AS walks_changed_by_cache
+FROM walks_without w JOIN walks() c USING (qid);
+DROP TABLE walks_without;
 -- a calibration's queries (quantumdb.calibrate's, the build's, the worker's)
 -- are not counted as scans in pg_stat_user_indexes, which tells whether
 -- anyone uses the index

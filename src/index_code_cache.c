@@ -21,108 +21,107 @@
  * rows come from the heap TID of the node actually read; and reading a
  * node's page puts the page's code in place of the old one.
  *
- * Open addressing over node references (murmurhash32, linear probing, at
- * most half full), each slot holding the reference and its code, so that a
- * lookup is one cache miss.  It grows by doubling up to
- * quantumdb.code_cache_size (about 40 bytes a code of 16 bytes, counting
- * the empty half); once there, it keeps what it
- * has and new codes are read from pages as before.  Indexes with inline
- * codes do not use it: their lists carry the codes already.
+ * Direct-mapped: a node reference (block, offset) is a place in one array,
+ * (block - first node page) x per_page + offset - 1, where per_page is the
+ * most level-0 nodes a page holds (higher levels' nodes are larger, so no
+ * sound page has more), and a bit per place says whether it holds a code.
+ * A lookup is an index computation and one memory access, where the hash
+ * table it replaced (2026-12-05) hashed, probed and kept twice the room:
+ * about 16 bytes a code of 16 bytes plus the places of a page's unused
+ * offsets, against 40.  The array grows by doubling as higher pages are
+ * read, up to quantumdb.code_cache_size; past it, codes of later pages are
+ * read from their pages as before.  An offset above per_page (a damaged
+ * page) is never cached.  Indexes with inline codes do not use it: their
+ * lists carry the codes already.
  */
 #include "postgres.h"
 
-#include "common/hashfn.h"
 #include "utils/memutils.h"
 
 #include "index.h"
 
-#define FIRST_CAPACITY	4096	/* hash slots of a new cache */
+#define FIRST_PAGES	8		/* pages a new cache covers; doubled as needed */
 
 /* kB; the GUC quantumdb.code_cache_size */
 int			qdb_code_cache_kb = 32 * 1024;
 
-/*
- * One array of slots, each a node reference and its code side by side, so
- * that a lookup costs one cache miss (the walk's visits are random).
- */
 struct QdbCodeCache
 {
 	MemoryContext cxt;
 	int			code_size;
-	Size		stride;			/* bytes per slot: the key, then the code */
-	uint32		cap;			/* slots, a power of 2 */
-	uint32		n;				/* codes held, at most cap / 2 */
-	char	   *slots;
+	BlockNumber first;			/* the index's first node page */
+	uint32		per_page;		/* places per page */
+	uint32		npages;			/* pages covered */
+	uint8	   *codes;			/* npages x per_page codes */
+	uint64	   *known;			/* a bit per place: holds a code */
 };
 
-#define SLOT_KEY(cc, i)		(*(uint32 *) ((cc)->slots + (Size) (i) * (cc)->stride))
-#define SLOT_CODE(cc, i)	((uint8 *) ((cc)->slots + (Size) (i) * (cc)->stride + sizeof(uint32)))
+/* The most level-0 node tuples a node page holds, with their line pointers. */
+static uint32
+places_per_page(const QdbNodeShape *shape)
+{
+	Size		node = MAXALIGN(QdbNodeSize(shape->code_size, shape->m, 0, shape->inline_codes));
+	Size		n = QDB_PAGE_CAPACITY / (node + sizeof(ItemIdData));
 
+	return (uint32) Max(1, Min(n, QDB_MAX_NODES_PER_PAGE));
+}
+
+/* Bytes a cache covering npages takes. */
 static Size
-slot_stride(int code_size)
+cache_bytes(const QdbCodeCache *cc, uint32 npages)
 {
-	return TYPEALIGN(sizeof(uint32), sizeof(uint32) + code_size);
+	Size		places = (Size) npages * cc->per_page;
+
+	return places * cc->code_size + (places + 63) / 64 * sizeof(uint64);
 }
 
-static char *
-alloc_slots(MemoryContext cxt, Size stride, uint32 cap)
+/* The place of ref, or -1 when it has none (below the first node page, a bad offset). */
+static inline int64
+place_of(const QdbCodeCache *cc, QdbNodeRef ref)
 {
-	char	   *slots = MemoryContextAllocHuge(cxt, stride * cap);
-	uint32		i;
+	BlockNumber blk = QdbRefBlock(ref);
+	OffsetNumber off = QdbRefOffset(ref);
 
-	for (i = 0; i < cap; i++)
-		*(uint32 *) (slots + (Size) i * stride) = QDB_NO_NODE;
-	return slots;
+	if (blk < cc->first || off < FirstOffsetNumber || off > cc->per_page)
+		return -1;
+	return (int64) (blk - cc->first) * cc->per_page + (off - 1);
 }
 
-static QdbCodeCache *
-cache_create(QdbIndexCache *c)
-{
-	MemoryContext cxt = GetMemoryChunkContext(c);
-	QdbCodeCache *cc = MemoryContextAllocZero(cxt, sizeof(QdbCodeCache));
-
-	cc->cxt = cxt;
-	cc->code_size = c->shape.code_size;
-	cc->stride = slot_stride(cc->code_size);
-	cc->cap = FIRST_CAPACITY;
-	cc->slots = alloc_slots(cxt, cc->stride, cc->cap);
-	return cc;
-}
-
-static inline uint32
-probe(const QdbCodeCache *cc, QdbNodeRef ref)
-{
-	uint32		h = murmurhash32(ref) & (cc->cap - 1);
-
-	while (SLOT_KEY(cc, h) != QDB_NO_NODE && SLOT_KEY(cc, h) != ref)
-		h = (h + 1) & (cc->cap - 1);
-	return h;
-}
-
-/* Twice the slots; false past the size limit. */
+/* Covers at least want pages, doubling; false past the size limit. */
 static bool
-cache_grow(QdbCodeCache *cc)
+cache_cover(QdbCodeCache *cc, uint32 want)
 {
-	uint32		oldcap = cc->cap,
-				i;
-	char	   *old = cc->slots;
-	QdbCodeCache tmp = *cc;
+	uint32		npages = Max(cc->npages, FIRST_PAGES);
+	uint8	   *codes;
+	uint64	   *known;
+	Size		oldplaces = (Size) cc->npages * cc->per_page,
+				places;
 
-	if (cc->stride * oldcap * 2 > (Size) qdb_code_cache_kb * 1024)
-		return false;
-	cc->cap = oldcap * 2;
-	cc->slots = alloc_slots(cc->cxt, cc->stride, cc->cap);
-	tmp.slots = old;
-	for (i = 0; i < oldcap; i++)
+	while (npages < want)
+		npages *= 2;
+	if (cache_bytes(cc, npages) > (Size) qdb_code_cache_kb * 1024)
 	{
-		uint32		h;
-
-		if (SLOT_KEY(&tmp, i) == QDB_NO_NODE)
-			continue;
-		h = probe(cc, SLOT_KEY(&tmp, i));
-		memcpy(cc->slots + (Size) h * cc->stride, old + (Size) i * cc->stride, cc->stride);
+		/* the most that fits, if that covers want */
+		npages = (uint32) Min((Size) PG_UINT32_MAX,
+							  (Size) qdb_code_cache_kb * 1024 /
+							  ((Size) cc->per_page * cc->code_size + cc->per_page / 8 + 1));
+		if (npages < want || npages <= cc->npages)
+			return false;
 	}
-	pfree(old);
+	places = (Size) npages * cc->per_page;
+	codes = MemoryContextAllocHuge(cc->cxt, places * cc->code_size);
+	known = MemoryContextAllocHuge(cc->cxt, (places + 63) / 64 * sizeof(uint64));
+	memset(known, 0, (places + 63) / 64 * sizeof(uint64));
+	if (cc->codes)
+	{
+		memcpy(codes, cc->codes, oldplaces * cc->code_size);
+		memcpy(known, cc->known, (oldplaces + 63) / 64 * sizeof(uint64));
+		pfree(cc->codes);
+		pfree(cc->known);
+	}
+	cc->codes = codes;
+	cc->known = known;
+	cc->npages = npages;
 	return true;
 }
 
@@ -131,31 +130,39 @@ const uint8 *
 QdbCodeCacheGet(QdbIndexCache *c, QdbNodeRef ref)
 {
 	QdbCodeCache *cc = c->codes;
-	uint32		h;
+	int64		p;
 
 	if (cc == NULL)
 		return NULL;
-	h = probe(cc, ref);
-	if (SLOT_KEY(cc, h) == QDB_NO_NODE)
+	p = place_of(cc, ref);
+	if (p < 0 || p >= (int64) cc->npages * cc->per_page ||
+		!(cc->known[p / 64] & (UINT64CONST(1) << (p % 64))))
 		return NULL;
-	return SLOT_CODE(cc, h);
+	return cc->codes + (Size) p * cc->code_size;
 }
 
 /*
- * Asks the CPU for the slots where refs would be found first: a walk about
- * to visit a list's members waits for one memory fetch, not for each.
+ * Asks the CPU for the places where refs' codes would be found first: a
+ * walk about to visit a list's members waits for one memory fetch, not for
+ * each.
  */
 void
 QdbCodeCachePrefetch(QdbIndexCache *c, const QdbNodeRef *refs, int n)
 {
 	QdbCodeCache *cc = c->codes;
+	int64		limit;
 	int			i;
 
 	if (cc == NULL)
 		return;
+	limit = (int64) cc->npages * cc->per_page;
 	for (i = 0; i < n; i++)
-		__builtin_prefetch(cc->slots +
-						   (Size) (murmurhash32(refs[i]) & (cc->cap - 1)) * cc->stride);
+	{
+		int64		p = place_of(cc, refs[i]);
+
+		if (p >= 0 && p < limit)
+			__builtin_prefetch(cc->codes + (Size) p * cc->code_size);
+	}
 }
 
 /* Keeps the code of ref, read from its page, if there is room; replaces an older one. */
@@ -163,28 +170,33 @@ void
 QdbCodeCachePut(QdbIndexCache *c, QdbNodeRef ref, const uint8 *code)
 {
 	QdbCodeCache *cc = c->codes;
-	uint32		h;
+	int64		p;
 
 	if (c->shape.inline_codes || qdb_code_cache_kb <= 0)
 		return;
 	if (cc == NULL)
 	{
-		if (slot_stride(c->shape.code_size) * FIRST_CAPACITY > (Size) qdb_code_cache_kb * 1024)
-			return;
-		cc = c->codes = cache_create(c);
-	}
-	h = probe(cc, ref);
-	if (SLOT_KEY(cc, h) == QDB_NO_NODE)
-	{
-		if (cc->n >= cc->cap / 2)
+		MemoryContext cxt = GetMemoryChunkContext(c);
+
+		cc = MemoryContextAllocZero(cxt, sizeof(QdbCodeCache));
+		cc->cxt = cxt;
+		cc->code_size = c->shape.code_size;
+		cc->first = c->shape.first_node_page;
+		cc->per_page = places_per_page(&c->shape);
+		if (cache_bytes(cc, FIRST_PAGES) > (Size) qdb_code_cache_kb * 1024)
 		{
-			if (!cache_grow(cc))
-				return;
-			h = probe(cc, ref);
+			pfree(cc);
+			return;
 		}
-		SLOT_KEY(cc, h) = ref;
-		cc->n++;
+		c->codes = cc;
 	}
+	p = place_of(cc, ref);
+	if (p < 0)
+		return;
+	if (p >= (int64) cc->npages * cc->per_page &&
+		!cache_cover(cc, QdbRefBlock(ref) - cc->first + 1))
+		return;
 	/* a known one too: the page's code wins over an old one (slot reused) */
-	memcpy(SLOT_CODE(cc, h), code, cc->code_size);
+	memcpy(cc->codes + (Size) p * cc->code_size, code, cc->code_size);
+	cc->known[p / 64] |= UINT64CONST(1) << (p % 64);
 }
