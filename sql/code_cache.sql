@@ -105,13 +105,20 @@ SELECT adc_mismatches() AS mismatches_after_reuse;
 SELECT count(*) AS problems FROM quantumdb.verify('cc_idx');
 -- a cache that quantumdb.code_cache_size holds to a part of the index (8 kB:
 -- about 10 of its node pages' places, a new backend's cache growing from 8
--- pages) still changes no result
+-- pages) still saves page reads and changes no result
+SELECT pg_stat_force_next_flush();	-- this backend's counts, before it goes
 \c
 SET client_min_messages = warning;
 SET enable_seqscan = off;
 SET quantumdb.rerank = 0;
-SET quantumdb.ef_search = 10000;
+SET quantumdb.ef_search = 100;
+-- the index's own cache loaded first (meta and compressor pages), no codes kept
+SET quantumdb.code_cache_size = 0;
+SELECT scan_buffers(11) > 0 AS loaded;
 SET quantumdb.code_cache_size = 8;
+SELECT scan_buffers(7) AS small_cold \gset
+SELECT scan_buffers(7) < :small_cold AS small_cache_saves_reads;
+SET quantumdb.ef_search = 10000;
 SELECT adc_mismatches() AS mismatches_small_cache, adc_mismatches() AS mismatches_small_cache_again;
 RESET quantumdb.code_cache_size;
 -- the cache changes no walk: at ef_search 40 and rerank 0, where a wrong
@@ -121,6 +128,7 @@ RESET quantumdb.code_cache_size;
 CREATE FUNCTION walks() RETURNS TABLE (qid int, ids int[]) LANGUAGE sql AS $$
 SELECT q.id, (SELECT array_agg(id) FROM (SELECT id FROM cc ORDER BY emb <~> q.emb LIMIT 10) s)
 FROM cc q WHERE q.id % 75 = 2 $$;
+SELECT pg_stat_force_next_flush();
 \c
 SET client_min_messages = warning;
 SET enable_seqscan = off;
@@ -128,6 +136,7 @@ SET quantumdb.rerank = 0;
 SET quantumdb.ef_search = 40;
 SET quantumdb.code_cache_size = 0;
 CREATE TABLE walks_without AS SELECT * FROM walks();
+SELECT pg_stat_force_next_flush();
 \c
 SET client_min_messages = warning;
 SET enable_seqscan = off;

@@ -25,14 +25,17 @@
  * (block - first node page) x per_page + offset - 1, where per_page is the
  * most level-0 nodes a page holds (higher levels' nodes are larger, so no
  * sound page has more), and a bit per place says whether it holds a code.
- * A lookup is an index computation and one memory access, where the hash
- * table it replaced (2026-12-05) hashed, probed and kept twice the room:
- * about 16 bytes a code of 16 bytes plus the places of a page's unused
- * offsets, against 40.  The array grows by doubling as higher pages are
- * read, up to quantumdb.code_cache_size; past it, codes of later pages are
- * read from their pages as before.  An offset above per_page (a damaged
- * page) is never cached.  Indexes with inline codes do not use it: their
- * lists carry the codes already.
+ * A lookup is an index computation, a bit of a bitmap small enough to stay
+ * in cache and the code, where the hash table it replaced (2026-12-05)
+ * hashed, probed and kept twice the room: about 16 bytes a code of 16 bytes
+ * plus the places of a page's unused offsets, against 40.  The array covers
+ * the pages up to the highest one read so far and a quarter more, grown as
+ * higher pages are read, up to quantumdb.code_cache_size; past it, codes
+ * of higher pages are read from their pages as before (an index larger
+ * than the limit keeps its first pages' codes only: at the default 32 MB,
+ * about 40,000 pages at m 16).  An offset above per_page (a damaged page)
+ * is never cached.  Indexes with inline codes do not use it: their lists
+ * carry the codes already.
  */
 #include "postgres.h"
 
@@ -40,7 +43,7 @@
 
 #include "index.h"
 
-#define FIRST_PAGES	8		/* pages a new cache covers; doubled as needed */
+#define FIRST_PAGES	8		/* the fewest pages a cache covers */
 
 /* kB; the GUC quantumdb.code_cache_size */
 int			qdb_code_cache_kb = 32 * 1024;
@@ -87,24 +90,24 @@ place_of(const QdbCodeCache *cc, QdbNodeRef ref)
 	return (int64) (blk - cc->first) * cc->per_page + (off - 1);
 }
 
-/* Covers at least want pages, doubling; false past the size limit. */
+/* Covers at least want pages (> npages), and a quarter more; false past the size limit. */
 static bool
 cache_cover(QdbCodeCache *cc, uint32 want)
 {
-	uint32		npages = Max(cc->npages, FIRST_PAGES);
+	Size		limit = (Size) qdb_code_cache_kb * 1024;
+	uint32		npages = Max(want + want / 4, FIRST_PAGES);
 	uint8	   *codes;
 	uint64	   *known;
 	Size		oldplaces = (Size) cc->npages * cc->per_page,
 				places;
 
-	while (npages < want)
-		npages *= 2;
-	if (cache_bytes(cc, npages) > (Size) qdb_code_cache_kb * 1024)
+	if (cache_bytes(cc, npages) > limit)
 	{
 		/* the most that fits, if that covers want */
 		npages = (uint32) Min((Size) PG_UINT32_MAX,
-							  (Size) qdb_code_cache_kb * 1024 /
-							  ((Size) cc->per_page * cc->code_size + cc->per_page / 8 + 1));
+							  limit / ((Size) cc->per_page * cc->code_size + 1));
+		while (npages > 0 && cache_bytes(cc, npages) > limit)
+			npages--;
 		if (npages < want || npages <= cc->npages)
 			return false;
 	}
@@ -131,14 +134,17 @@ QdbCodeCacheGet(QdbIndexCache *c, QdbNodeRef ref)
 {
 	QdbCodeCache *cc = c->codes;
 	int64		p;
+	uint64		u;
 
 	if (cc == NULL)
 		return NULL;
 	p = place_of(cc, ref);
-	if (p < 0 || p >= (int64) cc->npages * cc->per_page ||
-		!(cc->known[p / 64] & (UINT64CONST(1) << (p % 64))))
+	if (p < 0 || p >= (int64) cc->npages * cc->per_page)
 		return NULL;
-	return cc->codes + (Size) p * cc->code_size;
+	u = (uint64) p;
+	if (!(cc->known[u / 64] & (UINT64CONST(1) << (u % 64))))
+		return NULL;
+	return cc->codes + (Size) u * cc->code_size;
 }
 
 /*
@@ -161,7 +167,10 @@ QdbCodeCachePrefetch(QdbIndexCache *c, const QdbNodeRef *refs, int n)
 		int64		p = place_of(cc, refs[i]);
 
 		if (p >= 0 && p < limit)
+		{
+			__builtin_prefetch(&cc->known[(uint64) p / 64]);
 			__builtin_prefetch(cc->codes + (Size) p * cc->code_size);
+		}
 	}
 }
 
@@ -198,5 +207,5 @@ QdbCodeCachePut(QdbIndexCache *c, QdbNodeRef ref, const uint8 *code)
 		return;
 	/* a known one too: the page's code wins over an old one (slot reused) */
 	memcpy(cc->codes + (Size) p * cc->code_size, code, cc->code_size);
-	cc->known[p / 64] |= UINT64CONST(1) << (p % 64);
+	cc->known[(uint64) p / 64] |= UINT64CONST(1) << ((uint64) p % 64);
 }
