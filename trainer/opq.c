@@ -59,6 +59,19 @@
 #define OPQ_MIN_ROUND_ROWS	(16 * QDB_KSUB)
 
 /*
+ * The alternations stop before opq_iters once the last OPQ_STALL_WINDOW of
+ * them lowered the reconstruction error by less than OPQ_STALL_GAIN of it.
+ * On glove-100-angular (the eigenvalue allocation already near the best
+ * rotation) 50 alternations lowered it by 1.8% in all and 10-recall@10 not
+ * at all (0 / 10 / 20 / 50 alternations: 0.4773 / 0.4806 / 0.4780 / 0.4749,
+ * two seeds each) at 3 times the training time; on fashion-mnist-784 each
+ * 10 lowered it by 2% to 6% to the end and were worth 0.02.  Tuned on those
+ * two sets; sift-photos-128 and sap-fiori-minilm-384 were kept out (RESULTS).
+ */
+#define OPQ_STALL_WINDOW	10
+#define OPQ_STALL_GAIN		0.01
+
+/*
  * The greedy of the OPQ paper on log variances: largest first, each to the
  * sub-space with the smallest log-product so far that has room.  The logs
  * are shifted to start at 0 (the smallest variance) so that the greedy
@@ -336,6 +349,7 @@ qdb_opq_train(const QdbAlloc *a, const float *x, size_t n,
 	float	   *eigvals = NULL;
 	double		best = INFINITY;
 	double		sse = 0;
+	double		recent[OPQ_STALL_WINDOW];
 	int			blas_threads = 0;
 	OpqWork		w;
 	int			status;
@@ -406,6 +420,15 @@ qdb_opq_train(const QdbAlloc *a, const float *x, size_t n,
 		status = procrustes(&w, nr, t, dim_pq, M, out->codebooks);
 		if (status != QDB_OK)
 			goto done;
+		/* recent[] holds the error of alternation it - OPQ_STALL_WINDOW */
+		if (it > OPQ_STALL_WINDOW)
+		{
+			double		old = recent[it % OPQ_STALL_WINDOW];
+
+			if (old - mse <= OPQ_STALL_GAIN * old)
+				break;
+		}
+		recent[it % OPQ_STALL_WINDOW] = mse;
 	}
 
 	openblas_set_num_threads(blas_threads);

@@ -310,6 +310,80 @@ test_progress(void)
 	free(x);
 }
 
+/* the number of "opq" reports (alternations) of one training */
+static int
+count_alternations(const QdbEpochStats *s, void *arg)
+{
+	if (strcmp(s->stage, "opq") == 0)
+		(*(int *) arg)++;
+	return 0;
+}
+
+/*
+ * The alternations stop once ten of them lowered the reconstruction error
+ * by less than 1%: at the eleventh on isotropic Gaussian data (no rotation
+ * quantizes it better than another), never on the blocky data mixed by a
+ * random rotation, which each alternation keeps un-mixing; and never
+ * before the eleventh.
+ */
+static void
+test_stall(void)
+{
+	QdbTrainConfig c;
+	QdbModel	m;
+	QdbRng		r;
+	float	   *iso = malloc(sizeof(float) * 4000 * 32);
+	float	   *blocky = make_blocky(12, 4000, 32);
+	float	   *mixed = malloc(sizeof(float) * 4000 * 32);
+	float		v[32];
+	int			n,
+				st,
+				k,
+				j;
+	size_t		i;
+
+	qdb_rng_seed(&r, 13);
+	test_fill_gaussian(&r, iso, (size_t) 4000 * 32, 1);
+	/* a rotation: three random Householder reflections */
+	memcpy(mixed, blocky, sizeof(float) * 4000 * 32);
+	for (k = 0; k < 3; k++)
+	{
+		float		vv;
+
+		test_fill_gaussian(&r, v, 32, 1);
+		vv = cblas_sdot(32, v, 1, v, 1);
+		for (i = 0; i < 4000; i++)
+		{
+			float		f = 2 * cblas_sdot(32, mixed + i * 32, 1, v, 1) / vv;
+
+			for (j = 0; j < 32; j++)
+				mixed[i * 32 + j] -= f * v[j];
+		}
+	}
+	test_config(&c, QDB_KIND_OPQ, QDB_METRIC_L2, 32, 8, 5);
+	c.opq_iters = 50;
+
+	n = 0;
+	st = test_train(&c, iso, 4000, &m, count_alternations, &n);
+	tap_ok(st == QDB_OK && n >= 11 && n < 20,
+		   "isotropic data: the alternations stop between the 11th and the 20th of 50 (%d)", n);
+	qdb_model_free(&m);
+	n = 0;
+	st = test_train(&c, mixed, 4000, &m, count_alternations, &n);
+	tap_ok(st == QDB_OK && n == 50,
+		   "mixed blocky data: all 50 alternations (%d)", n);
+	qdb_model_free(&m);
+	c.opq_iters = 8;
+	n = 0;
+	st = test_train(&c, iso, 4000, &m, count_alternations, &n);
+	tap_ok(st == QDB_OK && n == 8,
+		   "isotropic data, opq_iters 8: all 8 (%d)", n);
+	qdb_model_free(&m);
+	free(iso);
+	free(blocky);
+	free(mixed);
+}
+
 /*
  * The default dim_pq: padded dim for pq, at most QDB_DEFAULT_DIMS_PER_SUB
  * per sub-quantizer for the learned kinds, an explicit one as given; and
@@ -361,5 +435,6 @@ main(void)
 	test_balanced_init();
 	test_default_dim();
 	test_progress();
+	test_stall();
 	return tap_done();
 }
