@@ -101,8 +101,25 @@ CREATE FUNCTION tr_lower(r float8, n float8) RETURNS float8 LANGUAGE sql AS $$
 CREATE TABLE cal AS SELECT * FROM quantumdb.calibrate('tr_idx', queries => 1000);
 SELECT count(*) > 3 AS points, min(queries) AS queries, min(rows) AS rows,
 	bool_or(recall < 0.9) AS some_miss,
-	max(tr_lower(recall, k * queries)) >= 0.995 AS last_reaches
+	max(tr_lower(recall, k * queries)) >= 0.99 AS last_reaches
 FROM cal;
+-- the grid stops after the first ef_search whose full rerank reaches 0.99
+SELECT count(*) AS ef_reaching_099, bool_and(ef_search = (SELECT max(ef_search) FROM cal)) AS is_last
+FROM cal WHERE rerank = ef_search AND tr_lower(recall, k * queries) >= 0.99;
+-- every ef_search has its full rerank; a partial rerank (0, a quarter, a
+-- half: its slot) whose pair is dominated (another measured at the same
+-- or a smaller ef_search no slower, with no less recall) is not measured
+-- at a larger ef_search, and some were dropped
+CREATE TABLE cal_slot AS SELECT *, CASE WHEN rerank = 0 THEN 0 WHEN rerank = ef_search / 4 THEN 1
+	WHEN rerank = ef_search / 2 THEN 2 ELSE 3 END AS slot FROM cal;
+SELECT (SELECT count(DISTINCT ef_search) FROM cal) =
+	(SELECT count(*) FROM cal WHERE rerank = ef_search) AS full_each,
+	count(*) FILTER (WHERE EXISTS (SELECT 1 FROM cal_slot n WHERE n.slot = p.slot
+		AND n.ef_search > p.ef_search)) AS measured_after_dominated,
+	count(*) > 0 AS some_dominated
+FROM cal_slot p
+WHERE slot < 3 AND EXISTS (SELECT 1 FROM cal_slot o WHERE (o.ef_search, o.rerank) <> (p.ef_search, p.rerank)
+	AND o.ef_search <= p.ef_search AND o.ms_per_query <= p.ms_per_query AND o.recall >= p.recall);
 CREATE TABLE cal_held AS SELECT ef_search, rerank, recall,
 	trq_recall_at(ef_search, rerank) AS held, tr_recall_cal(ef_search, rerank) AS own_node
 FROM cal WHERE ef_search < 40 AND rerank > 0;
