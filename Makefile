@@ -106,25 +106,29 @@ $(OBJS): $(wildcard src/*.h) $(wildcard trainer/*.h)
 $(shlib): trainer/libqdbtrainer.a
 
 # Unit tests of the storage-free graph layer (src/graph_search.c,
-# src/graph_link.c), of the build's 16-bit vectors (src/graph_vec16.c) and
-# of the pglz decoder (src/pglz_decode.c), built with the server's headers
+# src/graph_link.c), of the build's 16-bit vectors (src/graph_vec16.c), of
+# the pglz decoder (src/pglz_decode.c) and of the calibration's grid
+# (src/calibration_grid.c), built with the server's headers
 # only; make test runs them.
 GRAPH_TEST_SRC = test/unit/test_graph.c src/graph_search.c src/graph_link.c
 VEC16_TEST_SRC = test/unit/test_vec16.c src/graph_vec16.c
 PGLZ_TEST_SRC = test/unit/test_pglz.c src/pglz_decode.c
+GRID_TEST_SRC = test/unit/test_calibration_grid.c src/calibration_grid.c
 UNIT_CC = $(CC) -g -O1 -std=gnu11 -Wall -Isrc -Itrainer -I$(shell $(PG_CONFIG) --includedir-server)
 UNIT_LIBS = trainer/libqdbtrainer.a -L$(shell $(PG_CONFIG) --pkglibdir) -lpgport -lopenblas -lm
-unit-tests: test/unit/test_graph test/unit/test_vec16 test/unit/test_pglz
+unit-tests: test/unit/test_graph test/unit/test_vec16 test/unit/test_pglz test/unit/test_calibration_grid
 test/unit/test_graph: $(GRAPH_TEST_SRC) src/graph.h trainer/qdb_trainer.h trainer/libqdbtrainer.a
 	$(UNIT_CC) -o $@ $(GRAPH_TEST_SRC) $(UNIT_LIBS)
 test/unit/test_vec16: $(VEC16_TEST_SRC) src/graph_vec16.h trainer/qdb_distance.h trainer/libqdbtrainer.a
 	$(UNIT_CC) -o $@ $(VEC16_TEST_SRC) $(UNIT_LIBS)
+test/unit/test_calibration_grid: $(GRID_TEST_SRC) src/calibration.h
+	$(UNIT_CC) -o $@ $(GRID_TEST_SRC) -L$(shell $(PG_CONFIG) --pkglibdir) -lpgport
 
 # the server's own pglz (libpgcommon) to compare src/pglz_decode.c with
 test/unit/test_pglz: $(PGLZ_TEST_SRC) src/pglz_decode.h
 	$(UNIT_CC) -O2 -o $@ $(PGLZ_TEST_SRC) -L$(shell $(PG_CONFIG) --pkglibdir) -lpgcommon -lpgport
 
-EXTRA_CLEAN += test/unit/test_graph test/unit/test_vec16 test/unit/test_pglz
+EXTRA_CLEAN += test/unit/test_graph test/unit/test_vec16 test/unit/test_pglz test/unit/test_calibration_grid
 
 .PHONY: regress-data prove_installcheck
 

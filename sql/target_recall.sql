@@ -107,19 +107,30 @@ FROM cal;
 SELECT count(*) AS ef_reaching_099, bool_and(ef_search = (SELECT max(ef_search) FROM cal)) AS is_last
 FROM cal WHERE rerank = ef_search AND tr_lower(recall, k * queries) >= 0.99;
 -- every ef_search has its full rerank; a partial rerank (0, a quarter, a
--- half: its slot) whose pair is dominated (another measured at the same
--- or a smaller ef_search no slower, with no less recall) is not measured
--- at a larger ef_search, and some were dropped
-CREATE TABLE cal_slot AS SELECT *, CASE WHEN rerank = 0 THEN 0 WHEN rerank = ef_search / 4 THEN 1
-	WHEN rerank = ef_search / 2 THEN 2 ELSE 3 END AS slot FROM cal;
+-- half: its slot) is measured until its pairs at two ef_search in a row
+-- were dominated (by another pair measured at the same or a smaller
+-- ef_search, no slower, with no less recall), and only then is left out
+CREATE TABLE cal_slot AS SELECT c.*,
+	CASE WHEN rerank = 0 THEN 0 WHEN rerank = ef_search / 4 THEN 1
+		WHEN rerank = ef_search / 2 THEN 2 ELSE 3 END AS slot,
+	EXISTS (SELECT 1 FROM cal o WHERE (o.ef_search, o.rerank) <> (c.ef_search, c.rerank)
+		AND o.ef_search <= c.ef_search AND o.ms_per_query <= c.ms_per_query
+		AND o.recall >= c.recall) AS dominated
+FROM cal c;
+CREATE TABLE cal_run AS SELECT *,
+	dominated AND lag(dominated) OVER (PARTITION BY slot ORDER BY ef_search) AS drops
+FROM cal_slot WHERE slot < 3;
 SELECT (SELECT count(DISTINCT ef_search) FROM cal) =
-	(SELECT count(*) FROM cal WHERE rerank = ef_search) AS full_each,
-	count(*) FILTER (WHERE EXISTS (SELECT 1 FROM cal_slot n WHERE n.slot = p.slot
-		AND n.ef_search > p.ef_search)) AS measured_after_dominated,
-	count(*) > 0 AS some_dominated
-FROM cal_slot p
-WHERE slot < 3 AND EXISTS (SELECT 1 FROM cal_slot o WHERE (o.ef_search, o.rerank) <> (p.ef_search, p.rerank)
-	AND o.ef_search <= p.ef_search AND o.ms_per_query <= p.ms_per_query AND o.recall >= p.recall);
+		(SELECT count(*) FROM cal WHERE rerank = ef_search) AS full_each,
+	(SELECT count(*) FROM cal_run d JOIN cal_run l ON l.slot = d.slot
+		AND l.ef_search > d.ef_search WHERE d.drops) AS measured_after_drop,
+	(SELECT count(*) FROM (SELECT DISTINCT ef_search, k FROM cal) e
+		CROSS JOIN generate_series(0, 2) s(slot)
+	 WHERE (s.slot = 0 OR e.ef_search / (2 * (3 - s.slot)) >= e.k)
+		AND NOT EXISTS (SELECT 1 FROM cal_slot c WHERE c.ef_search = e.ef_search
+			AND c.slot = s.slot)
+		AND NOT EXISTS (SELECT 1 FROM cal_run d WHERE d.slot = s.slot
+			AND d.ef_search < e.ef_search AND d.drops)) AS left_out_not_dropped;
 CREATE TABLE cal_held AS SELECT ef_search, rerank, recall,
 	trq_recall_at(ef_search, rerank) AS held, tr_recall_cal(ef_search, rerank) AS own_node
 FROM cal WHERE ef_search < 40 AND rerank > 0;

@@ -51,6 +51,19 @@ extern bool QdbReadCalibration(Relation index, QdbCalibration *cal);
 extern bool QdbReadCalibrationQuiet(Relation index, QdbCalibration *cal);
 extern void QdbWriteCalibration(Relation index, const QdbCalibration *cal);
 
+/* calibration_grid.c: the reranks measured at each ef_search */
+#define QDB_GRID_SLOTS	4		/* 0, ef_search / 4, ef_search / 2, ef_search */
+
+typedef struct QdbGridSlots
+{
+	bool		dropped[QDB_GRID_SLOTS];	/* left out from now on */
+	int			strikes[QDB_GRID_SLOTS];	/* dominated pairs in a row */
+} QdbGridSlots;
+
+extern int	QdbGridReranks(const QdbGridSlots *g, int ef, int k, int *out, int *slot);
+extern void QdbGridAfterLevel(QdbGridSlots *g, const QdbCalibration *cal, int first,
+							  int nr, const int *slot);
+
 /* index_calibrate.c */
 extern void QdbCalibrate(Relation heap, Relation index, int queries, int k, int seed,
 						 QdbCalibration *cal);

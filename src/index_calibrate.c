@@ -31,12 +31,9 @@
  * does not hold, are skipped.  Then every query runs through the index at
  * each setting of a grid: ef_search 10, 14, 20, ... (steps of about
  * sqrt 2, at least k) and rerank 0, ef_search / 4, ef_search / 2 and
- * ef_search (those of at least k; each of the first three only until a
- * pair of it is dominated, measured no faster and with no more recall than
- * another pair: then the walk's time grows faster than what the rerank
- * adds, and on glove-100-angular every such pair above ef_search 56 was
- * dominated, while the walks of those reranks took 3/4 of the
- * calibration's time), stopping after the first ef_search whose
+ * ef_search (those of at least k; each of the first three only until
+ * its pairs at two ef_search in a row were dominated: calibration_grid.c),
+ * stopping after the first ef_search whose
  * full rerank reaches recall 0.99 by one standard error (as
  * scan_settings.c counts a target reached), or that covers the whole table.  A row
  * of the index's answer counts when its TID is among the exact k (an exact
@@ -81,10 +78,10 @@ PG_FUNCTION_INFO_V1(quantumdb_calibration);
 
 /*
  * By one standard error, as a target is reached.  It was 0.995 until
- * 2026-12-05: on glove-100-angular (100,000 rows) the two steps past 0.99
- * (ef_search 640 and 905) took 2.0 of the 3.7 s of the calibration, 9% of
- * CREATE INDEX with its training, for targets above 0.99, which 100
- * queries of k 10 barely tell apart.
+ * 2026-12-05: on glove-100-angular (100,000 rows) the last step (ef_search
+ * 905, past 640's 0.997, 0.9947 by one standard error) took a third of the
+ * calibration's 3.7 s, for targets above 0.99, which 100 queries of k 10
+ * barely tell apart; such a target now takes the pair of highest recall.
  */
 #define STOP_RECALL 0.99
 
@@ -369,43 +366,6 @@ index_query(IndexScanDesc scan, const CalQuery *q, Oid collation, int k, double 
 }
 
 /*
- * The reranks measured with ef_search ef: 0, ef/4, ef/2, ef (those >= k),
- * distinct, less the slots of the four that dropped[] says are dropped;
- * slot[] gets which of the four each is.
- */
-static int
-grid_reranks(int ef, int k, const bool *dropped, int *out, int *slot)
-{
-	int			cand[4] = {0, ef / 4, ef / 2, ef};
-	int			n = 0;
-
-	for (int i = 0; i < 4; i++)
-		if (!dropped[i] && (cand[i] == 0 || cand[i] >= k) &&
-			(n == 0 || out[n - 1] != cand[i]))
-		{
-			out[n] = cand[i];
-			slot[n++] = i;
-		}
-	return n;
-}
-
-/*
- * Whether cal's point self is dominated: another point measured no slower
- * and with no less recall.  A target's choice and a latency bound's never
- * need such a point (the other serves at least as well).
- */
-static bool
-dominated(const QdbCalibration *cal, int self)
-{
-	const QdbCalibrationPoint *p = &cal->points[self];
-
-	for (int i = 0; i < cal->npoints; i++)
-		if (i != self && cal->points[i].ms <= p->ms && cal->points[i].recall >= p->recall)
-			return true;
-	return false;
-}
-
-/*
  * Measures index's calibration into *cal (not written): up to queries rows
  * of heap as queries, k-recall@k, reported as report says.
  */
@@ -429,10 +389,11 @@ calibrate(Relation heap, Relation index, int queries, int k, int seed, Report re
 	Oid			collation = index->rd_indcollation[0];
 	int			nq = 0;
 	double		nodes;
-	bool		dropped[4] = {false, false, false, false};	/* grid_reranks' slots */
+	QdbGridSlots grid;
 
 	memset(cal, 0, sizeof(*cal));
 	memset(&cb, 0, sizeof(cb));
+	memset(&grid, 0, sizeof(grid));
 	cb.c = QdbPinIndexCache(index, false);
 	cb.k = k;
 	cb.seed = (uint64) (uint32) seed;
@@ -513,17 +474,17 @@ calibrate(Relation heap, Relation index, int queries, int k, int seed, Report re
 		for (int e = 0, last = 0; e < lengthof(grid_ef) && cb.nq > 0; e++)
 		{
 			int			ef = Max(grid_ef[e], k);	/* k first, when it is larger */
-			int			reranks[4],
-						slots[4];
+			int			reranks[QDB_GRID_SLOTS],
+						slots[QDB_GRID_SLOTS];
 			int			nr,
 						first;
-			double		recall[4] = {0},
-						secs[4] = {0};
+			double		recall[QDB_GRID_SLOTS] = {0},
+						secs[QDB_GRID_SLOTS] = {0};
 
 			if (ef == last)
 				continue;
 			last = ef;
-			nr = grid_reranks(ef, k, dropped, reranks, slots);
+			nr = QdbGridReranks(&grid, ef, k, reranks, slots);
 			if (cal->npoints + nr > QDB_MAX_CALIBRATION_POINTS)
 				break;
 			for (int j = 0; j < cb.nq; j++)
@@ -557,10 +518,7 @@ calibrate(Relation heap, Relation index, int queries, int k, int seed, Report re
 				p->recall = recall[r] / cb.nq;
 				p->ms = 1000.0 * secs[r] / cb.nq;
 			}
-			/* a partial rerank dominated here is not measured further up */
-			for (int r = 0; r < nr; r++)
-				if (slots[r] < 3 && dominated(cal, first + r))
-					dropped[slots[r]] = true;
+			QdbGridAfterLevel(&grid, cal, first, nr, slots);
 			if (report == REPORT_NOTICES)
 				ereport(NOTICE,
 						(errmsg("calibrate \"%s\": ef_search %d, rerank %d to %d: recall %.4f to %.4f, %.3f to %.3f ms a query",

@@ -60,7 +60,8 @@
 
 /*
  * The alternations stop before opq_iters once the last OPQ_STALL_WINDOW of
- * them lowered the reconstruction error by less than OPQ_STALL_GAIN of it.
+ * them (from the second on) lowered the reconstruction error by less than
+ * OPQ_STALL_GAIN of it.
  * On glove-100-angular (the eigenvalue allocation already near the best
  * rotation) 50 alternations lowered it by 1.8% in all and 10-recall@10 not
  * at all (0 / 10 / 20 / 50 alternations: 0.4773 / 0.4806 / 0.4780 / 0.4749,
@@ -420,12 +421,17 @@ qdb_opq_train(const QdbAlloc *a, const float *x, size_t n,
 		status = procrustes(&w, nr, t, dim_pq, M, out->codebooks);
 		if (status != QDB_OK)
 			goto done;
-		/* recent[] holds the error of alternation it - OPQ_STALL_WINDOW */
-		if (it > OPQ_STALL_WINDOW)
+		/*
+		 * recent[] holds the error of alternation it - OPQ_STALL_WINDOW.  The
+		 * first alternation's PQ is choose_init's, trained from scratch with
+		 * the full k-means iterations, unlike the warm rounds after it: the
+		 * window starts at the second.  An infinite error stops nothing.
+		 */
+		if (it > OPQ_STALL_WINDOW + 1)
 		{
 			double		old = recent[it % OPQ_STALL_WINDOW];
 
-			if (old - mse <= OPQ_STALL_GAIN * old)
+			if (isfinite(old) && old - mse <= OPQ_STALL_GAIN * old)
 				break;
 		}
 		recent[it % OPQ_STALL_WINDOW] = mse;
