@@ -432,7 +432,13 @@ qdb_opq_train(const QdbAlloc *a, const float *x, size_t n,
 			double		old = recent[it % OPQ_STALL_WINDOW];
 
 			if (isfinite(old) && old - mse <= OPQ_STALL_GAIN * old)
+			{
+				/* said, since the progress of the alternations ends short */
+				status = qdb_progress_report(p, "opq stalled", it, c->opq_iters, mse);
+				if (status != QDB_OK)
+					goto done;
 				break;
+			}
 		}
 		recent[it % OPQ_STALL_WINDOW] = mse;
 	}
