@@ -425,13 +425,14 @@ qdb_opq_train(const QdbAlloc *a, const float *x, size_t n,
 		 * recent[] holds the error of alternation it - OPQ_STALL_WINDOW.  The
 		 * first alternation's PQ is choose_init's, trained from scratch with
 		 * the full k-means iterations, unlike the warm rounds after it: the
-		 * window starts at the second.  An infinite error stops nothing.
+		 * window starts at the second.  An infinite error, then or now,
+		 * stops nothing.
 		 */
 		if (it > OPQ_STALL_WINDOW + 1)
 		{
 			double		old = recent[it % OPQ_STALL_WINDOW];
 
-			if (isfinite(old) && old - mse <= OPQ_STALL_GAIN * old)
+			if (isfinite(old) && isfinite(mse) && old - mse <= OPQ_STALL_GAIN * old)
 			{
 				/* said, since the progress of the alternations ends short */
 				status = qdb_progress_report(p, "opq stalled", it, c->opq_iters, mse);

@@ -7,6 +7,7 @@
  */
 #include <cblas.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -310,19 +311,30 @@ test_progress(void)
 	free(x);
 }
 
-/*
- * The number of "opq" reports (alternations) of one training, plus 1000 for
- * an "opq stalled" report whose count is theirs
- */
+/* The reports of one training's alternations, and of a stop */
+typedef struct Alternations
+{
+	int			n;				/* "opq" reports */
+	int			stalled;		/* "opq stalled" reports */
+	int			stalled_iter;	/* the last one's count */
+	int			stalled_iters;	/* and its total */
+	bool		cancel_stall;	/* cancel at the stop's report */
+} Alternations;
+
 static int
 count_alternations(const QdbEpochStats *s, void *arg)
 {
-	int		   *n = arg;
+	Alternations *a = arg;
 
 	if (strcmp(s->stage, "opq") == 0)
-		(*n)++;
-	else if (strcmp(s->stage, "opq stalled") == 0 && s->iter == *n && s->iters == 50)
-		*n += 1000;
+		a->n++;
+	else if (strcmp(s->stage, "opq stalled") == 0)
+	{
+		a->stalled++;
+		a->stalled_iter = s->iter;
+		a->stalled_iters = s->iters;
+		return a->cancel_stall;
+	}
 	return 0;
 }
 
@@ -344,10 +356,11 @@ test_stall(void)
 	float	   *blocky = make_blocky(12, 4000, 32);
 	float	   *mixed = malloc(sizeof(float) * 4000 * 32);
 	float		v[32];
-	int			n,
-				st,
+	Alternations a;
+	int			st,
 				k,
-				j;
+				j,
+				blas = openblas_get_num_threads();
 	size_t		i;
 
 	qdb_rng_seed(&r, 13);
@@ -371,22 +384,31 @@ test_stall(void)
 	test_config(&c, QDB_KIND_OPQ, QDB_METRIC_L2, 32, 8, 5);
 	c.opq_iters = 50;
 
-	n = 0;
-	st = test_train(&c, iso, 4000, &m, count_alternations, &n);
-	tap_ok(st == QDB_OK && n >= 1012 && n < 1020,
+	memset(&a, 0, sizeof(a));
+	st = test_train(&c, iso, 4000, &m, count_alternations, &a);
+	tap_ok(st == QDB_OK && a.n >= 12 && a.n <= 20 && a.stalled == 1 &&
+		   a.stalled_iter == a.n && a.stalled_iters == 50,
 		   "isotropic data: the alternations stop between the 12th and the 20th of 50, "
-		   "and say so (%d: 1000 + the count)", n);
+		   "and one report says so with their count (%d; %d reports, %d/%d)",
+		   a.n, a.stalled, a.stalled_iter, a.stalled_iters);
 	qdb_model_free(&m);
-	n = 0;
-	st = test_train(&c, mixed, 4000, &m, count_alternations, &n);
-	tap_ok(st == QDB_OK && n == 50,
-		   "mixed blocky data: all 50 alternations (%d)", n);
+	memset(&a, 0, sizeof(a));
+	a.cancel_stall = true;
+	st = test_train(&c, iso, 4000, &m, count_alternations, &a);
+	tap_ok(st == QDB_ERR_CANCELLED && a.stalled == 1 && m.codebooks == NULL &&
+		   openblas_get_num_threads() == blas,
+		   "a cancel at the stop's report cancels, OpenBLAS's threads as they were (%d, %d)",
+		   openblas_get_num_threads(), blas);
+	memset(&a, 0, sizeof(a));
+	st = test_train(&c, mixed, 4000, &m, count_alternations, &a);
+	tap_ok(st == QDB_OK && a.n == 50 && a.stalled == 0,
+		   "mixed blocky data: all 50 alternations, no stop (%d, %d)", a.n, a.stalled);
 	qdb_model_free(&m);
 	c.opq_iters = 11;
-	n = 0;
-	st = test_train(&c, iso, 4000, &m, count_alternations, &n);
-	tap_ok(st == QDB_OK && n == 11,
-		   "isotropic data, opq_iters 11: all 11 (%d)", n);
+	memset(&a, 0, sizeof(a));
+	st = test_train(&c, iso, 4000, &m, count_alternations, &a);
+	tap_ok(st == QDB_OK && a.n == 11 && a.stalled == 0,
+		   "isotropic data, opq_iters 11: all 11, no stop (%d, %d)", a.n, a.stalled);
 	qdb_model_free(&m);
 	free(iso);
 	free(blocky);
