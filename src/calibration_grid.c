@@ -12,8 +12,8 @@
  * other serves at least as well), and further up the walk's time grows
  * faster than what a partial rerank saves: on glove-100-angular, with all
  * four measured at every ef_search, every such pair above ef_search 56 was
- * dominated, and their walks took 3/4 of the calibration's time.  Two in a row, so that one timing's noise does not
- * drop a slot for good.
+ * dominated, and their walks took 3/4 of the calibration's time.  Two in
+ * a row, so that one timing's noise does not drop a slot for good.
  */
 #include "postgres.h"
 
