@@ -246,12 +246,8 @@ mem_visit_distances(void *arg, const uint32 *ids, int n, uint32 *out, float *dis
 				k = 0;
 
 	for (i = 0; i < n; i++)
-	{
-		if (w->stamp[ids[i]] == w->epoch)
-			continue;
-		w->stamp[ids[i]] = w->epoch;
-		out[k++] = ids[i];		/* k <= i: ids[i] was read already */
-	}
+		if (mem_visit(w, ids[i]))
+			out[k++] = ids[i];	/* k <= i: ids[i] was read already */
 	i = 0;
 	if (g->vec16 && g->vec16_dot4)
 	{

@@ -538,14 +538,32 @@ read_node(QdbDiskGraph *g, DiskNode *e, int level)
 	e->loaded = true;
 }
 
+/* e's code known: from the code cache, else its page */
+static inline void
+load_code(QdbDiskGraph *g, DiskNode *e)
+{
+	if (!e->code_known && !code_from_cache(g, e))
+		read_node(g, e, g->level);
+}
+
+/* Whether this layer search meets e for the first time; marks it met. */
+static inline bool
+first_visit(QdbDiskGraph *g, DiskNode *e)
+{
+	if (e->visit_epoch == g->epoch)
+		return false;
+	e->visit_epoch = g->epoch;
+	g->visits++;
+	return true;
+}
+
 static float
 disk_distance(void *arg, uint32 id)
 {
 	QdbDiskGraph *g = arg;
 	DiskNode   *e = lookup(g, id);
 
-	if (!e->code_known && !code_from_cache(g, e))
-		read_node(g, e, g->level);
+	load_code(g, e);
 	if (e->dist_epoch != g->dist_epoch)
 	{
 		if (g->table)
@@ -573,13 +591,8 @@ static bool
 disk_visit(void *arg, uint32 id)
 {
 	QdbDiskGraph *g = arg;
-	DiskNode   *e = lookup(g, id);
 
-	if (e->visit_epoch == g->epoch)
-		return false;
-	e->visit_epoch = g->epoch;
-	g->visits++;
-	return true;
+	return first_visit(g, lookup(g, id));
 }
 
 /*
@@ -606,12 +619,9 @@ disk_visit_distances(void *arg, const uint32 *ids, int n, uint32 *out, float *di
 	{
 		DiskNode   *e = lookup(g, ids[i]);
 
-		if (e->visit_epoch == g->epoch)
+		if (!first_visit(g, e))
 			continue;
-		e->visit_epoch = g->epoch;
-		g->visits++;
-		if (!e->code_known && !code_from_cache(g, e))
-			read_node(g, e, g->level);
+		load_code(g, e);
 		if (e->dist_epoch != g->dist_epoch)
 		{
 			if (g->table)
