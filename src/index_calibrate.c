@@ -335,8 +335,19 @@ index_query(IndexScanDesc scan, const CalQuery *q, Oid collation, int k, double 
 	int			ngot = 0,
 				hits = 0;
 
-	ScanKeyEntryInitialize(&key, SK_ORDER_BY, 1, 1, InvalidOid, collation, InvalidOid,
-						   PointerGetDatum(q->value));
+	/*
+	 * The key the executor would pass for ORDER BY emb <op> value, less the
+	 * operator's function, which qdbrescan never calls.  Filled by hand:
+	 * ScanKeyEntryInitialize asserts (on a server built with
+	 * --enable-cassert) that a key without a function tests for NULL.
+	 */
+	memset(&key, 0, sizeof(key));
+	key.sk_flags = SK_ORDER_BY;
+	key.sk_attno = 1;
+	key.sk_strategy = 1;
+	key.sk_subtype = InvalidOid;
+	key.sk_collation = collation;
+	key.sk_argument = PointerGetDatum(q->value);
 	INSTR_TIME_SET_CURRENT(start);
 	qdbrescan(scan, NULL, 0, &key, 1);
 	while (ngot < k && qdbgettuple(scan, ForwardScanDirection))

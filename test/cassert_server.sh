@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# test/cassert_server.sh: builds, once, a PostgreSQL server of the installed
+# major version with --enable-cassert (assertions on, freed memory wiped,
+# memory contexts checked) and USE_VALGRIND, from Debian's source package,
+# outside the checkout, and prints the path of its pg_config on stdout:
+#
+#   make check-cassert PG_CONFIG=$(bash test/cassert_server.sh)
+#
+# .ci/run runs the suites against it after `make test`: a production build
+# hides an Assert that fails and most uses of freed memory, which such a
+# server turns into a crash the suites see.
+#
+# QDB_CASSERT_PREFIX=DIR  where the server goes (default
+#                  /var/tmp/qdb-pg-cassert-MAJOR); kept between runs: a
+#                  server already there is reused.
+# Needs root the first time (apt-get: the deb-src entries, the build's
+# packages, the source package); the build takes about 5 minutes on 2 cores.
+set -euo pipefail
+
+log() { echo "== $*" >&2; }
+
+major=$(ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1)
+[ -n "$major" ] || { echo "no PostgreSQL server under /usr/lib/postgresql" >&2; exit 1; }
+prefix=${QDB_CASSERT_PREFIX:-/var/tmp/qdb-pg-cassert-$major}
+pg_config=$prefix/bin/pg_config
+perl_dir=$prefix/lib/postgresql/pgxs/src/test/perl
+
+if [ -x "$pg_config" ] && "$pg_config" --configure | grep -q -- '--enable-cassert' &&
+	[ -f "$perl_dir/PostgreSQL/Test/Cluster.pm" ]; then
+	echo "$pg_config"
+	exit 0
+fi
+[ "$(id -u)" = 0 ] || { echo "building the cassert server needs root (apt-get)" >&2; exit 1; }
+
+export DEBIAN_FRONTEND=noninteractive
+# the source package's entries, beside the binary ones (deb822 or one-line)
+if ! grep -qs '^Types:.*deb-src\|^deb-src ' /etc/apt/sources.list \
+	/etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list; then
+	log "adding deb-src entries for the sources apt already uses"
+	for f in /etc/apt/sources.list.d/*.sources; do
+		grep -qs 'debian\.org' "$f" || continue	# Debian's archive only
+		sed 's/^Types: deb$/Types: deb-src/' "$f" >"/etc/apt/sources.list.d/qdb-src-$(basename "$f")"
+	done
+	if [ -f /etc/apt/sources.list ]; then
+		grep '^deb .*debian\.org' /etc/apt/sources.list | sed 's/^deb /deb-src /' \
+			>/etc/apt/sources.list.d/qdb-src.list || true
+	fi
+fi
+apt-get update -qq >/dev/null || log "apt-get update reported errors; trying the sources it got"
+pkgs=()
+for p in build-essential zlib1g-dev liblz4-dev libipc-run-perl; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || pkgs+=("$p")
+done
+if [ ${#pkgs[@]} -gt 0 ]; then
+	log "installing ${pkgs[*]}"
+	apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
+fi
+
+work=$(mktemp -d /var/tmp/qdb-pg-src.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+# the newest version whose files the mirror still has (an archive may list
+# a security release whose files it no longer serves)
+got=
+for v in $(apt-cache showsrc "postgresql-$major" | sed -n 's/^Version: //p' | sort -rV | uniq); do
+	if apt-get source -qq --download-only "postgresql-$major=$v" >/dev/null 2>&1; then
+		got=$v
+		break
+	fi
+	rm -f ./*
+done
+[ -n "$got" ] || { echo "no source package of postgresql-$major could be fetched" >&2; exit 1; }
+log "building PostgreSQL $got with --enable-cassert into $prefix"
+tar xf ./*.orig.tar.*
+cd postgresql-"$major".*/
+./configure --enable-cassert --enable-debug --without-icu --without-readline --with-lz4 \
+	--prefix="$prefix" CPPFLAGS=-DUSE_VALGRIND >configure.log 2>&1 ||
+	{ tail -20 configure.log >&2; exit 1; }
+make -s -j"$(nproc)" >make.log 2>&1 || { tail -40 make.log >&2; exit 1; }
+make -s install >>make.log 2>&1 || { tail -20 make.log >&2; exit 1; }
+mkdir -p "$perl_dir"
+cp -r src/test/perl/PostgreSQL "$perl_dir/"
+chmod -R a+rX "$prefix"
+echo "$pg_config"
