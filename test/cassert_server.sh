@@ -6,6 +6,9 @@
 #
 #   make check-cassert PG_CONFIG=$(bash test/cassert_server.sh)
 #
+# (make check-valgrind with it: VALGRIND_SUPP=PREFIX/valgrind.supp, since
+# the source tree is removed after the build.)
+#
 # .ci/run runs the suites against it after `make test`: a production build
 # hides an Assert that fails and most uses of freed memory, which such a
 # server turns into a crash the suites see.
@@ -48,7 +51,7 @@ if ! grep -qs '^Types:.*deb-src\|^deb-src ' /etc/apt/sources.list \
 fi
 apt-get update -qq >/dev/null || log "apt-get update reported errors; trying the sources it got"
 pkgs=()
-for p in build-essential zlib1g-dev liblz4-dev libipc-run-perl; do
+for p in build-essential pkg-config bzip2 zlib1g-dev liblz4-dev libipc-run-perl; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || pkgs+=("$p")
 done
 if [ ${#pkgs[@]} -gt 0 ]; then
@@ -80,5 +83,7 @@ make -s -j"$(nproc)" >make.log 2>&1 || { tail -40 make.log >&2; exit 1; }
 make -s install >>make.log 2>&1 || { tail -20 make.log >&2; exit 1; }
 mkdir -p "$perl_dir"
 cp -r src/test/perl/PostgreSQL "$perl_dir/"
+# the source tree goes: make check-valgrind VALGRIND_SUPP=$prefix/valgrind.supp
+cp src/tools/valgrind.supp "$prefix/valgrind.supp"
 chmod -R a+rX "$prefix"
 echo "$pg_config"
