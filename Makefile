@@ -70,7 +70,8 @@ test:
 	bash test/run_tests.sh
 
 # Memory checks against a server built from source (not part of `make
-# test`: too slow for CI).  PG_CONFIG names that server's pg_config.
+# test`; CI runs check-cassert after it against the server that
+# test/cassert_server.sh builds).  PG_CONFIG names that server's pg_config.
 QDB_PG_CONFIG_PATH = $(shell command -v $(PG_CONFIG))
 # PostgreSQL's suppressions, from the source tree the server was built from
 # (its installed Makefile.global names that tree)

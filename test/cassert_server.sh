@@ -22,24 +22,31 @@ set -euo pipefail
 
 log() { echo "== $*" >&2; }
 
-major=$(ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1)
+major=$(ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1 || true)
 [ -n "$major" ] || { echo "no PostgreSQL server under /usr/lib/postgresql" >&2; exit 1; }
 prefix=${QDB_CASSERT_PREFIX:-/var/tmp/qdb-pg-cassert-$major}
 pg_config=$prefix/bin/pg_config
 perl_dir=$prefix/lib/postgresql/pgxs/src/test/perl
+configure_args=(--enable-cassert --enable-debug --without-icu --without-readline --with-lz4
+	--prefix="$prefix" CPPFLAGS=-DUSE_VALGRIND)
+# written last: a server built otherwise, or a build cut short, is built again
+marker=$prefix/.qdb-cassert-complete
 
-if [ -x "$pg_config" ] && "$pg_config" --configure | grep -q -- '--enable-cassert' &&
-	[ -f "$perl_dir/PostgreSQL/Test/Cluster.pm" ]; then
+if [ -x "$pg_config" ] && [ "$(cat "$marker" 2>/dev/null)" = "${configure_args[*]}" ]; then
 	echo "$pg_config"
 	exit 0
 fi
 [ "$(id -u)" = 0 ] || { echo "building the cassert server needs root (apt-get)" >&2; exit 1; }
 
 export DEBIAN_FRONTEND=noninteractive
-# the source package's entries, beside the binary ones (deb822 or one-line)
-if ! grep -qs '^Types:.*deb-src\|^deb-src ' /etc/apt/sources.list \
-	/etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list; then
-	log "adding deb-src entries for the sources apt already uses"
+# (grep -c reads all of apt-cache's output: grep -q could end the pipe early)
+has_source() {
+	[ "$(apt-cache showsrc "postgresql-$major" 2>/dev/null | grep -c '^Version: ' || true)" -gt 0 ]
+}
+apt-get update -qq >/dev/null || log "apt-get update reported errors; trying the sources it got"
+# the source package's entries, beside Debian's binary ones (deb822 or one-line)
+if ! has_source; then
+	log "adding deb-src entries for Debian's apt sources"
 	for f in /etc/apt/sources.list.d/*.sources; do
 		grep -qs 'debian\.org' "$f" || continue	# Debian's archive only
 		sed 's/^Types: deb$/Types: deb-src/' "$f" >"/etc/apt/sources.list.d/qdb-src-$(basename "$f")"
@@ -48,10 +55,12 @@ if ! grep -qs '^Types:.*deb-src\|^deb-src ' /etc/apt/sources.list \
 		grep '^deb .*debian\.org' /etc/apt/sources.list | sed 's/^deb /deb-src /' \
 			>/etc/apt/sources.list.d/qdb-src.list || true
 	fi
+	apt-get update -qq >/dev/null || log "apt-get update reported errors; trying the sources it got"
+	has_source || { echo "no source package of postgresql-$major in apt's sources" >&2; exit 1; }
 fi
-apt-get update -qq >/dev/null || log "apt-get update reported errors; trying the sources it got"
 pkgs=()
-for p in build-essential pkg-config bzip2 zlib1g-dev liblz4-dev libipc-run-perl; do
+# valgrind: USE_VALGRIND includes its valgrind/memcheck.h
+for p in build-essential pkg-config bzip2 zlib1g-dev liblz4-dev libipc-run-perl valgrind; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || pkgs+=("$p")
 done
 if [ ${#pkgs[@]} -gt 0 ]; then
@@ -74,11 +83,10 @@ for v in $(apt-cache showsrc "postgresql-$major" | sed -n 's/^Version: //p' | so
 done
 [ -n "$got" ] || { echo "no source package of postgresql-$major could be fetched" >&2; exit 1; }
 log "building PostgreSQL $got with --enable-cassert into $prefix"
-tar xf ./*.orig.tar.*
+tarball=$(ls ./*.orig.tar.* | grep -v '\.asc$' | head -1)
+tar xf "$tarball"
 cd postgresql-"$major".*/
-./configure --enable-cassert --enable-debug --without-icu --without-readline --with-lz4 \
-	--prefix="$prefix" CPPFLAGS=-DUSE_VALGRIND >configure.log 2>&1 ||
-	{ tail -20 configure.log >&2; exit 1; }
+./configure "${configure_args[@]}" >configure.log 2>&1 || { tail -20 configure.log >&2; exit 1; }
 make -s -j"$(nproc)" >make.log 2>&1 || { tail -40 make.log >&2; exit 1; }
 make -s install >>make.log 2>&1 || { tail -20 make.log >&2; exit 1; }
 mkdir -p "$perl_dir"
@@ -86,4 +94,5 @@ cp -r src/test/perl/PostgreSQL "$perl_dir/"
 # the source tree goes: make check-valgrind VALGRIND_SUPP=$prefix/valgrind.supp
 cp src/tools/valgrind.supp "$prefix/valgrind.supp"
 chmod -R a+rX "$prefix"
+echo "${configure_args[*]}" >"$marker"
 echo "$pg_config"
