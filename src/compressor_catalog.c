@@ -339,12 +339,15 @@ settings_json(const QdbModel *m, const char *extra)
 	if (m->kind == QDB_KIND_RQ && !qdb_rq_settings_default(c))
 		snprintf(rq, sizeof(rq), ", \"beam\": %d, \"eta\": %g, \"refits\": %d",
 				 qdb_rq_beam(c), c->rq_eta > 1.0f ? c->rq_eta : 1.0, qdb_rq_refits(c));
+	/* kind opq's error byte (trainer/opq_error.c): the last of the subvectors */
 	return psprintf("{\"subvectors\": %d, \"target_dim\": %d, \"dim_pq\": %d, "
 					"\"kmeans_iters\": %d, \"opq_iters\": %d, \"opq_pq_iters\": %d, "
-					"\"max_points_per_centroid\": %d, \"seed\": %llu%s%s%s}",
+					"\"max_points_per_centroid\": %d, \"seed\": %llu%s%s%s%s}",
 					m->M, c->dim_pq, m->dim_pq, c->kmeans_iters, c->opq_iters,
 					c->opq_pq_iters, c->max_points_per_centroid,
-					(unsigned long long) c->seed, rq, extra ? ", " : "", extra ? extra : "");
+					(unsigned long long) c->seed, rq,
+					m->err_byte ? ", \"error_byte\": true" : "",
+					extra ? ", " : "", extra ? extra : "");
 }
 
 /* Whether a compressor is named name (a text Datum); within QdbCatalogBegin. */

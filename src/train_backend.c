@@ -122,8 +122,9 @@ train_progress(const QdbEpochStats *s, void *arg)
 	{
 		HOLD_INTERRUPTS();
 		ereport(NOTICE,
-				(errmsg("training \"%s\": %s %d/%d, mean squared error %.6g, %.1f s",
-						p->name, s->stage, s->iter, s->iters, s->loss, s->seconds)));
+				(errmsg("training \"%s\": %s %d/%d, %s %.6g, %.1f s",
+						p->name, s->stage, s->iter, s->iters,
+						s->measure ? s->measure : "mean squared error", s->loss, s->seconds)));
 		RESUME_INTERRUPTS();
 		p->last_notice = s->seconds;
 	}

@@ -8,6 +8,8 @@
  *	 L2: ||q - xhat||^2 = ||A(q - mean) - c||^2 + bias, where bias =
  *	   ||q - mean||^2 - ||A(q - mean)||^2 is exact when A has orthonormal
  *	   rows (dim_pq <= dim); without A or with padding (dim_pq > dim) it is 0.
+ *	   Kind opq's error byte (opq_error.c) adds the row's squared error as
+ *	   the table's last row, the same for every query.
  *	 IP: q . xhat = (A q) . c + q . mean.
  *	 cosine (kinds pq, opq and rq): the query normalised, the cosine
  *	   distance to the reconstruction, 1 - q . xhat / ||xhat||, from two
@@ -223,7 +225,7 @@ qdb_model_prepare(QdbModel *m)
 	if (m->books_t)
 		return QDB_OK;
 	qdb_distance_init();
-	nbooks = m->kind == QDB_KIND_RQ ? qdb_rq_books(m) : m->M;
+	nbooks = m->kind == QDB_KIND_RQ ? qdb_rq_books(m) : qdb_model_books(m);
 	w = book_width(m);
 	bt = qdb_malloc(m->alloc, (size_t) nbooks * QDB_KSUB * w, sizeof(float));
 	if (qdb_cosine_of_xhat(m))
@@ -338,8 +340,13 @@ qdb_compute_distance_table(const QdbModel *m, const float *query,
 		for (j = 0; j < m->dim; j++)
 			r[j] = q[j] - (m->mean ? m->mean[j] : 0.0f);
 		qdb_apply_linear(m, r, yq);
-		for (s = 0; s < m->M; s++)
+		for (s = 0; s < qdb_model_books(m); s++)
 			book_row(m, s, yq + (size_t) s * dsub, dsub, 1, table + s * QDB_KSUB);
+		/* the error byte's levels, the same for every query (opq_error.c) */
+		if (m->err_byte)
+			for (j = 0; j < QDB_KSUB; j++)
+				table[(size_t) s * QDB_KSUB + j] =
+					m->codebooks[((size_t) s * QDB_KSUB + j) * dsub];
 		if (m->linear && m->dim_pq <= m->dim)
 			b = qdb_kernels.dot(r, r, m->dim) - qdb_kernels.dot(yq, yq, m->dim_pq);
 		else

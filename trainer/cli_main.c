@@ -6,7 +6,7 @@
  *
  *	  qdb-train train --input F [--rows N] [--kind opq] [--metric l2]
  *	                  [--subvectors 16] [--target-dim D] [--seed 42]
- *	                  [--kmeans-iters N] [--opq-iters N] [neural settings]
+ *	                  [--kmeans-iters N] [--opq-iters N] [--opq-error -1|0|1] [neural settings]
  *	                  [--rq-beam B] [--rq-refits R] [--rq-eta E]
  *	                  [--device cpu|cuda --cuda-lib SO] --out MODEL
  *	  qdb-train eval  --model MODEL --base F --query F --gt F [--queries N]
@@ -46,6 +46,8 @@ usage(void)
 			"usage: qdb-train train --input F [--rows N] [--kind pq|opq|rq|neural] [--metric l2|ip|cosine]\n"
 			"                       [--subvectors M] [--target-dim D] [--seed S]\n"
 			"                       [--kmeans-iters N] [--opq-iters N] [--quiet] --out MODEL\n"
+			"       opq, l2: [--opq-error -1|0|1 (the last code byte holds the row's error: 1 yes, 0 no,\n"
+			"                -1 (default) where a pilot finds it pays, with the default target dim)]\n"
 			"       rq:     [--rq-beam B (1-32, default 8)] [--rq-refits R (0-64, default 16)]\n"
 			"               [--rq-eta E (cosine/ip: 1-16, default 1)]\n"
 			"       neural: [--epochs N] [--batch-size B] [--lr F] [--hidden H] [--k-neighbors K]\n"
@@ -113,6 +115,8 @@ parse_args(int argc, char **argv, CliArgs *a)
 			a->cfg.kmeans_iters = atoi(v);
 		else if (strcmp(k, "--opq-iters") == 0)
 			a->cfg.opq_iters = atoi(v);
+		else if (strcmp(k, "--opq-error") == 0)
+			a->cfg.opq_error = atoi(v);
 		else if (strcmp(k, "--epochs") == 0)
 			a->cfg.epochs = atoi(v);
 		else if (strcmp(k, "--batch-size") == 0)
@@ -168,8 +172,8 @@ print_progress(const QdbEpochStats *s, void *arg)
 				e->commit, e->triplet, e->code_entropy, e->val_recall,
 				e->best ? " (best)" : "", e->samples_per_sec, e->tau, s->seconds);
 	else
-		fprintf(stderr, "%s %d/%d: mse %.6g (%.2f s)\n", s->stage, s->iter, s->iters,
-				s->loss, s->seconds);
+		fprintf(stderr, "%s %d/%d: %s %.6g (%.2f s)\n", s->stage, s->iter, s->iters,
+				s->measure ? s->measure : "mse", s->loss, s->seconds);
 	return 0;
 }
 

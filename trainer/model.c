@@ -52,12 +52,14 @@ qdb_train_config_init(QdbTrainConfig *c)
 	c->rq_beam = QDB_RQ_BEAM;
 	c->rq_refits = QDB_RQ_REFITS;
 	c->rq_eta = 1.0f;
+	c->opq_error = QDB_OPQ_ERROR_AUTO;
 }
 
 int
 qdb_train_config_check(const QdbTrainConfig *c)
 {
-	int			padded;
+	int			padded,
+				books;
 
 	if (c == NULL)
 		return QDB_ERR_ARG;
@@ -73,11 +75,14 @@ qdb_train_config_check(const QdbTrainConfig *c)
 		return QDB_ERR_ARG;
 	if (c->M < 1 || c->M > QDB_MAX_SUBQUANTIZERS)
 		return QDB_ERR_ARG;
-	/* dim_pq (0: the default): a multiple of M, from M up to dim padded */
-	padded = qdb_padded_dim(c->dim, c->M);
+	if (c->opq_error < QDB_OPQ_ERROR_AUTO || c->opq_error > 1)
+		return QDB_ERR_ARG;
+	/* dim_pq (0: the default): a multiple of the sub-quantizers, up to dim padded */
+	books = qdb_config_books(c);
+	padded = qdb_padded_dim(c->dim, books);
 	if (c->dim_pq != 0 &&
-		(c->dim_pq < c->M || c->dim_pq > padded ||
-		 c->dim_pq % c->M != 0))
+		(c->dim_pq < books || c->dim_pq > padded ||
+		 c->dim_pq % books != 0))
 		return QDB_ERR_ARG;
 	if (c->kmeans_iters < 1 || c->kmeans_iters > 1000)
 		return QDB_ERR_ARG;
@@ -118,12 +123,27 @@ int
 qdb_model_alloc(QdbModel *m, const QdbAlloc *a, QdbKind kind, QdbMetric metric,
 				int dim, int dim_pq, int M, int with_mean, int with_linear)
 {
+	return qdb_model_alloc_coded(m, a, kind, metric, dim, dim_pq, M, 0, with_mean,
+								 with_linear);
+}
+
+int
+qdb_model_alloc_coded(QdbModel *m, const QdbAlloc *a, QdbKind kind, QdbMetric metric,
+					  int dim, int dim_pq, int M, int err_byte, int with_mean,
+					  int with_linear)
+{
+	int			books = M - err_byte;
+
 	if (m == NULL)
 		return QDB_ERR_ARG;
 	memset(m, 0, sizeof(*m));
+	if (err_byte != 0 &&
+		(err_byte != 1 || kind != QDB_KIND_OPQ || metric != QDB_METRIC_L2 || M < 2 ||
+		 !with_mean || !with_linear))
+		return QDB_ERR_ARG;
 	if (dim < 1 || dim > QDB_MAX_DIM || M < 1 || M > QDB_MAX_SUBQUANTIZERS ||
-		dim_pq < M || dim_pq % M != 0 ||
-		dim_pq > qdb_padded_dim(dim, M))
+		dim_pq < books || dim_pq % books != 0 ||
+		dim_pq > qdb_padded_dim(dim, books))
 		return QDB_ERR_ARG;
 	/* without a linear map (or an encoder), dims are only padded, never dropped */
 	if (!with_linear && dim_pq < dim && kind != QDB_KIND_NEURAL)
@@ -136,7 +156,8 @@ qdb_model_alloc(QdbModel *m, const QdbAlloc *a, QdbKind kind, QdbMetric metric,
 	m->M = M;
 	m->ksub = QDB_KSUB;
 	/* rq's codewords span all of dim_pq (rq.h) */
-	m->dsub = kind == QDB_KIND_RQ ? dim_pq : dim_pq / M;
+	m->dsub = kind == QDB_KIND_RQ ? dim_pq : dim_pq / books;
+	m->err_byte = err_byte;
 	m->alloc = a;
 	qdb_train_config_init(&m->config);
 	m->config.kind = kind;
@@ -144,6 +165,7 @@ qdb_model_alloc(QdbModel *m, const QdbAlloc *a, QdbKind kind, QdbMetric metric,
 	m->config.dim = dim;
 	m->config.M = M;
 	m->config.dim_pq = dim_pq;
+	m->config.opq_error = err_byte;
 
 	m->codebooks = qdb_calloc(a, (size_t) QDB_KSUB * M * m->dsub, sizeof(float));
 	if (with_mean)
@@ -194,12 +216,16 @@ qdb_model_check(const QdbModel *m)
 	if (m == NULL || m->codebooks == NULL)
 		return QDB_ERR_ARG;
 	if (m->dim < 1 || m->dim > QDB_MAX_DIM || m->M < 1 ||
-		m->M > QDB_MAX_SUBQUANTIZERS || m->ksub != QDB_KSUB || m->dsub < 1 ||
-		m->dim_pq % m->M != 0)
+		m->M > QDB_MAX_SUBQUANTIZERS || m->ksub != QDB_KSUB || m->dsub < 1)
+		return QDB_ERR_ARG;
+	/* an error byte: opq under l2, with its mean and map (opq_error.c) */
+	if (m->err_byte != 0 &&
+		(m->err_byte != 1 || m->kind != QDB_KIND_OPQ || m->metric != QDB_METRIC_L2 ||
+		 m->M < 2 || m->mean == NULL || m->linear == NULL))
 		return QDB_ERR_ARG;
 	if (m->kind == QDB_KIND_RQ ? m->dsub != m->dim_pq || m->mean == NULL ||
 		(m->metric != QDB_METRIC_IP && m->M < 2) :
-		(size_t) m->M * m->dsub != (size_t) m->dim_pq)
+		(size_t) qdb_model_books(m) * m->dsub != (size_t) m->dim_pq)
 		return QDB_ERR_ARG;
 	if (m->kind == QDB_KIND_NEURAL)
 	{
@@ -345,6 +371,9 @@ qdb_compute_codes_by(const QdbModel *m, const float *x, size_t n, uint8_t *codes
 		status = transform_block(m, x + i0 * m->dim, b, buf, y);
 		if (status == QDB_OK && m->kind == QDB_KIND_RQ)
 			status = qdb_rq_encode_by(m, y, b, codes + i0 * m->M, lut, tables);
+		else if (status == QDB_OK && m->err_byte)
+			status = qdb_opq_error_encode(m, m->mean ? buf : x + i0 * m->dim, y, b,
+										  codes + i0 * m->M);
 		else if (status == QDB_OK)
 			status = qdb_pq_encode(m->alloc, m->codebooks, m->dim_pq, m->M, y, b,
 								   codes + i0 * m->M, NULL);
@@ -389,6 +418,10 @@ qdb_decode(const QdbModel *m, const uint8_t *codes, size_t n, float *x)
 
 		if (m->kind == QDB_KIND_RQ)
 			qdb_rq_decode(m, codes + i0 * m->M, b, y);
+		else if (m->err_byte)
+			for (i = 0; i < b; i++)
+				qdb_pq_decode(m->codebooks, m->dim_pq, m->M - 1,
+							  codes + (i0 + i) * m->M, 1, y + i * m->dim_pq);
 		else
 			qdb_pq_decode(m->codebooks, m->dim_pq, m->M, codes + i0 * m->M, b, y);
 		if (m->kind == QDB_KIND_NEURAL)

@@ -270,6 +270,7 @@ report_epoch(Trainer *t, int epoch, QdbNeuralEpoch *e)
 	s.seconds = qdb_now() - t->p.t0;
 	s.neural = e;
 	s.heartbeat = 0;
+	s.measure = NULL;
 	e->device = t->ops->name;
 	return t->p.cb(&s, t->p.arg) ? QDB_ERR_CANCELLED : QDB_OK;
 }
@@ -478,6 +479,7 @@ qdb_neural_train(const QdbAlloc *a, const float *x, size_t n, const QdbTrainConf
 	oc = *c;
 	oc.kind = QDB_KIND_OPQ;
 	oc.dim_pq = T;
+	oc.opq_error = 0;			/* the encoder's start: every byte a sub-quantizer */
 	rc = qdb_opq_train(a, x, n, &oc, &opq, &t.p);
 	if (rc == QDB_OK)
 		rc = prepare_rows(&t, x, n);

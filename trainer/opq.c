@@ -338,9 +338,52 @@ choose_init(const QdbAlloc *a, OpqWork *w, const QdbTrainConfig *c, size_t n,
 						 w->codes, sse);
 }
 
+static int	opq_train(const QdbAlloc *a, const float *x, size_t n,
+					  const QdbTrainConfig *c, QdbModel *out, const QdbProgressCtx *p);
+
 int
 qdb_opq_train(const QdbAlloc *a, const float *x, size_t n,
 			  const QdbTrainConfig *c, QdbModel *out, const QdbProgressCtx *p)
+{
+	QdbTrainConfig inner_c;
+	QdbModel	inner;
+	int			status;
+
+	/* the error byte by a pilot: only for the default dims (qdb_trainer.h) */
+	if (c->opq_error == QDB_OPQ_ERROR_AUTO && c->metric == QDB_METRIC_L2 && c->M >= 2 &&
+		c->dim_pq == 0)
+	{
+		int			use;
+
+		status = qdb_opq_error_choose(a, x, n, c, p, &use);
+		if (status != QDB_OK)
+			return status;
+		inner_c = *c;
+		inner_c.opq_error = use;
+		return qdb_opq_train(a, x, n, &inner_c, out, p);
+	}
+	if (!qdb_config_error_byte(c))
+	{
+		inner_c = *c;
+		inner_c.opq_error = 0;
+		return opq_train(a, x, n, &inner_c, out, p);
+	}
+	/* the M - 1 sub-quantizers first, then the error byte (opq_error.c) */
+	inner_c = *c;
+	inner_c.opq_error = 0;
+	inner_c.M = c->M - 1;
+	inner_c.dim_pq = qdb_config_dim_pq(c);
+	status = opq_train(a, x, n, &inner_c, &inner, p);
+	if (status != QDB_OK)
+		return status;
+	status = qdb_opq_error_attach(a, x, n, c, &inner, out, p);
+	qdb_model_free(&inner);
+	return status;
+}
+
+static int
+opq_train(const QdbAlloc *a, const float *x, size_t n,
+		  const QdbTrainConfig *c, QdbModel *out, const QdbProgressCtx *p)
 {
 	int			d = c->dim;
 	int			M = c->M;

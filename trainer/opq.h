@@ -22,6 +22,23 @@ int			qdb_opq_train(const QdbAlloc *a, const float *x, size_t n,
 						  const QdbProgressCtx *p);
 
 /*
+ * opq_error.c: out, allocated with a, is inner (an opq model of M - 1
+ * sub-quantizers under l2, trained on x) with c's M code bytes, the last
+ * the row's squared error, its levels fitted on x's rows.
+ */
+int			qdb_opq_error_attach(const QdbAlloc *a, const float *x, size_t n,
+								 const QdbTrainConfig *c, const QdbModel *inner,
+								 QdbModel *out, const QdbProgressCtx *p);
+
+/*
+ * opq_error.c: *use 1 when a pilot on x's rows finds the error byte raises
+ * exhaustive ADC's recall (c->opq_error QDB_OPQ_ERROR_AUTO), else 0.
+ */
+int			qdb_opq_error_choose(const QdbAlloc *a, const float *x, size_t n,
+								 const QdbTrainConfig *c, const QdbProgressCtx *p,
+								 int *use);
+
+/*
  * R (dim_pq x t, orthonormal columns): a selection that spreads the t
  * principal directions (eigvals, decreasing) over M sub-spaces of dim_pq/M
  * slots so that the products of their variances are balanced (the OPQ

@@ -16,8 +16,11 @@
  *	   dot product as for IP and |xhat_a|^2 = xhat_a . xhat_a from the
  *	   same tables (the pair terms' diagonal).  An index build and an
  *	   insert compare these with ADC distances, so the two share units.
+ *	 Kind opq's error byte (opq_error.c) adds both rows' squared errors,
+ *	   an estimate of ||x_a - x_b||^2 in the units of ADC's.
  * Each pair term is computed once and mirrored, so d(a, b) == d(b, a)
- * exactly, and the diagonal of the L2 terms is zero.
+ * exactly, and the diagonal of the L2 terms is zero (but for an error
+ * byte's).
  */
 #include <math.h>
 
@@ -81,6 +84,14 @@ qdb_compute_pair_table(const QdbModel *m, float *table)
 		{
 			len = m->dim - s * dsub;
 			len = len < 0 ? 0 : (len > dsub ? dsub : len);
+		}
+		/* the error byte: both rows' squared errors (opq_error.c) */
+		if (s >= qdb_model_books(m))
+		{
+			for (i = 0; i < QDB_KSUB; i++)
+				for (j = 0; j < QDB_KSUB; j++)
+					ps[i * QDB_KSUB + j] = cb[(size_t) i * dsub] + cb[(size_t) j * dsub];
+			continue;
 		}
 		for (i = 0; i < QDB_KSUB; i++)
 		{

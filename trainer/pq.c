@@ -31,6 +31,13 @@ int
 qdb_progress_report(const QdbProgressCtx *p, const char *stage,
 					int iter, int iters, double loss)
 {
+	return qdb_progress_report_measure(p, stage, iter, iters, loss, NULL);
+}
+
+int
+qdb_progress_report_measure(const QdbProgressCtx *p, const char *stage,
+							int iter, int iters, double value, const char *measure)
+{
 	QdbEpochStats s;
 
 	if (p == NULL || p->cb == NULL)
@@ -38,7 +45,8 @@ qdb_progress_report(const QdbProgressCtx *p, const char *stage,
 	s.stage = stage;
 	s.iter = iter;
 	s.iters = iters;
-	s.loss = loss;
+	s.loss = value;
+	s.measure = measure;
 	s.seconds = qdb_now() - p->t0;
 	s.neural = NULL;
 	s.heartbeat = 0;

@@ -25,6 +25,10 @@ int			qdb_progress_report(const QdbProgressCtx *p, const char *stage,
 								int iter, int iters, double loss);
 
 /* a chance to cancel during long work with nothing to report (stage's) */
+/* the same with value named by measure (e.g. "10-recall@10") instead of the error */
+int			qdb_progress_report_measure(const QdbProgressCtx *p, const char *stage,
+										int iter, int iters, double value,
+										const char *measure);
 int			qdb_progress_heartbeat(const QdbProgressCtx *p, const char *stage);
 
 /*

@@ -131,6 +131,20 @@ qdb_cosine_of_xhat(const QdbModel *m)
 	return m->metric == QDB_METRIC_COSINE;
 }
 
+/* sub-quantizers whose codewords span dsub dims (an rq book spans dim_pq) */
+static inline int
+qdb_model_books(const QdbModel *m)
+{
+	return m->M - m->err_byte;
+}
+
+/*
+ * opq_error.c: codes (n x M) of n rows of a model with an error byte: r
+ * the rows centred (n x dim), y their transform (n x dim_pq).
+ */
+int			qdb_opq_error_encode(const QdbModel *m, const float *r, const float *y,
+								 size_t n, uint8_t *codes);
+
 /* model.c: y (dim_pq) = linear v, or v zero-padded, for one vector */
 void		qdb_apply_linear(const QdbModel *m, const float *v, float *y);
 

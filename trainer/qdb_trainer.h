@@ -113,7 +113,34 @@ typedef struct QdbTrainConfig
 								 * before 0.8.0) */
 	float		rq_eta;			/* cosine and ip: weight of the error along a
 								 * row's direction, default 1 (plain l2) */
+	/* kind opq under l2 (opq_error.c) */
+	int			opq_error;		/* 1: the code's last byte holds the row's
+								 * squared error, M - 1 sub-quantizers; 0: not;
+								 * QDB_OPQ_ERROR_AUTO (default): 1 where a
+								 * pilot finds it pays, with the default dim_pq */
 } QdbTrainConfig;
+
+#define QDB_OPQ_ERROR_AUTO	(-1)
+
+/*
+ * Kind opq under l2 spends the code's last byte on the row's squared error
+ * (opq_error.c) when opq_error is 1: its sub-quantizers are the other
+ * M - 1, and dim_pq is a multiple of those.  QDB_OPQ_ERROR_AUTO is decided
+ * by training (0 with a dim_pq given), and counts as 0 until then.
+ */
+static inline int
+qdb_config_error_byte(const QdbTrainConfig *c)
+{
+	return c->kind == QDB_KIND_OPQ && c->metric == QDB_METRIC_L2 && c->opq_error == 1 &&
+		c->M >= 2;
+}
+
+/* sub-quantizers of a pq-style code (kinds pq, opq, neural) trained as c says */
+static inline int
+qdb_config_books(const QdbTrainConfig *c)
+{
+	return c->M - qdb_config_error_byte(c);
+}
 
 /* dim rounded up to a multiple of M: the widest dim_pq, and dim_pq 0's */
 static inline int
@@ -134,13 +161,14 @@ qdb_padded_dim(int dim, int M)
 
 /*
  * The dim_pq a training of c produces: c->dim_pq; by default dim padded
- * to a multiple of M, capped for the learned kinds (above).
+ * to a multiple of the sub-quantizers (M, or M - 1 with an error byte), capped for the learned kinds (above).
  */
 static inline int
 qdb_config_dim_pq(const QdbTrainConfig *c)
 {
-	int			padded = qdb_padded_dim(c->dim, c->M);
-	int			cap = QDB_DEFAULT_DIMS_PER_SUB * c->M;
+	int			books = qdb_config_books(c);
+	int			padded = qdb_padded_dim(c->dim, books);
+	int			cap = QDB_DEFAULT_DIMS_PER_SUB * books;
 
 	if (c->dim_pq > 0)
 		return c->dim_pq;
@@ -174,6 +202,7 @@ typedef struct QdbEpochStats
 	int			iter;			/* 1-based */
 	int			iters;
 	double		loss;			/* stage-specific: mean squared reconstruction error */
+	const char *measure;		/* what loss is when not that, else NULL */
 	double		seconds;		/* since training started */
 	const QdbNeuralEpoch *neural;	/* stage "neural" (iter 0: the start), else NULL */
 	int			heartbeat;		/* 1: only a chance to cancel, nothing to report */
@@ -195,6 +224,8 @@ typedef struct QdbModel
 	int			M;				/* sub-quantizers, one byte of code each */
 	int			ksub;			/* QDB_KSUB */
 	int			dsub;
+	int			err_byte;		/* kind opq, l2: 1 when code byte M - 1 is the
+								 * row's error level (opq_error.c), else 0 */
 	float	   *mean;			/* (dim) or NULL */
 	float	   *linear;			/* (dim_pq, dim) row-major, or NULL */
 	float	   *codebooks;		/* (M, ksub, dsub) */
@@ -219,6 +250,10 @@ int			qdb_model_alloc(QdbModel *m, const QdbAlloc *a, QdbKind kind, QdbMetric me
 /* kind neural: mean, encoder, codebooks and decoder, no linear map */
 int			qdb_model_alloc_neural(QdbModel *m, const QdbAlloc *a, QdbMetric metric,
 								   int dim, int dim_pq, int M, int hidden);
+/* the same with err_byte 1 for an opq model under l2 whose last code byte is its error */
+int			qdb_model_alloc_coded(QdbModel *m, const QdbAlloc *a, QdbKind kind,
+								  QdbMetric metric, int dim, int dim_pq, int M, int err_byte,
+								  int with_mean, int with_linear);
 void		qdb_model_free(QdbModel *m);	/* safe on a zeroed model */
 /*
  * For a model that will not change again (one loaded to search with): keeps

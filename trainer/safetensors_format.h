@@ -32,6 +32,8 @@
  *								QdbTrainConfig's field of that name
  *	train.target_dim			QdbTrainConfig.dim_pq (0: the default)
  *	neural.hidden				QdbModel.hidden
+ *	opq.error_byte				QdbModel.err_byte (and config.opq_error):
+ *								"1", or absent for 0 (opq_error.c)
  *	codebooks, mean, linear		QdbModel's array of that name
  *	encoder.0.weight, encoder.0.bias, encoder.2.weight, encoder.2.bias,
  *	decoder.weight, decoder.bias
@@ -82,6 +84,7 @@ typedef enum MetaKey
 	MK_RQ_BEAM,					/* kind rq, only when not the default 8 */
 	MK_RQ_ETA,					/* kind rq, only when not the default 1 */
 	MK_RQ_REFITS,				/* kind rq, only when not the default 4 */
+	MK_OPQ_ERROR,				/* kind opq under l2 with an error byte: "1" */
 	MK_COUNT
 } MetaKey;
 
@@ -91,7 +94,7 @@ static const char *const meta_keys[MK_COUNT] = {
 	"subvectors", "ksub", "nbits", "checksum",
 	"train.kmeans_iters", "train.opq_iters", "train.opq_pq_iters",
 	"train.max_points_per_centroid", "train.seed", "train.target_dim",
-	"neural.hidden", "rq.beam", "rq.eta", "rq.refits"
+	"neural.hidden", "rq.beam", "rq.eta", "rq.refits", "opq.error_byte"
 };
 
 typedef enum TensorId
@@ -149,10 +152,11 @@ st_error(char *err, size_t errlen, const char *fmt,...)
  * only padded, so dim_pq is at least dim.
  */
 static inline int
-check_dims(int kind, int metric, long dim, long dim_pq, long M, int has_linear,
-		   char *err, size_t errlen)
+check_dims(int kind, int metric, long dim, long dim_pq, long M, int err_byte,
+		   int has_linear, char *err, size_t errlen)
 {
 	long		max_pq;
+	long		books = M - err_byte;
 
 	if (kind == QDB_KIND_NEURAL)
 		has_linear = 1;			/* the encoder maps dim to dim_pq */
@@ -187,15 +191,22 @@ check_dims(int kind, int metric, long dim, long dim_pq, long M, int has_linear,
 		st_error(err, errlen, "subvectors %ld is outside [1, %d]", M, QDB_MAX_SUBQUANTIZERS);
 		return -1;
 	}
-	max_pq = qdb_padded_dim((int) dim, (int) M);
+	if (err_byte &&
+		(kind != QDB_KIND_OPQ || metric != QDB_METRIC_L2 || M < 2 || !has_linear))
+	{
+		st_error(err, errlen, "an error byte belongs to kind opq under l2, with 2 or more subvectors and a linear map");
+		return -1;
+	}
+	max_pq = qdb_padded_dim((int) dim, (int) books);
 	if (dim_pq < 1 || dim_pq > max_pq)
 	{
 		st_error(err, errlen, "dim_pq %ld is outside [1, %ld]", dim_pq, max_pq);
 		return -1;
 	}
-	if (dim_pq % M != 0)
+	if (dim_pq % books != 0)
 	{
-		st_error(err, errlen, "subvectors %ld does not divide dim_pq %ld", M, dim_pq);
+		st_error(err, errlen, "%s %ld does not divide dim_pq %ld",
+				 err_byte ? "subvectors less the error byte" : "subvectors", books, dim_pq);
 		return -1;
 	}
 	if (!has_linear && dim_pq < dim)
@@ -211,6 +222,8 @@ check_dims(int kind, int metric, long dim, long dim_pq, long M, int has_linear,
  * The format_version a model of this kind is written with: 2 for kind rq
  * (its codebooks are [M, 256, dim_pq], which a version-1 reader would
  * reject as a bad shape), 1 for the rest, so their files stay as before.
+ * An opq model with an error byte stays at 1: a reader of before the key
+ * refuses it as an unknown key (and its codebooks' shape).
  */
 static inline int
 qdb_format_version(int kind)
@@ -220,7 +233,8 @@ qdb_format_version(int kind)
 
 /* Element counts of each tensor for these dimensions (no overflow: dims are checked). */
 static inline void
-expected_shapes(TensorInfo *t, int kind, long dim, long dim_pq, long M, long hidden)
+expected_shapes(TensorInfo *t, int kind, long dim, long dim_pq, long M, int err_byte,
+				long hidden)
 {
 	static const int rank[] = {0, 0, 0, 2, 1, 2, 1, 2, 1};
 	long		dims[][2] = {{0}, {0}, {0}, {hidden, dim}, {hidden}, {dim_pq, hidden},
@@ -235,7 +249,7 @@ expected_shapes(TensorInfo *t, int kind, long dim, long dim_pq, long M, long hid
 	t[T_CODEBOOKS].rank = 3;
 	t[T_CODEBOOKS].shape[0] = M;
 	t[T_CODEBOOKS].shape[1] = QDB_KSUB;
-	t[T_CODEBOOKS].shape[2] = kind == QDB_KIND_RQ ? dim_pq : dim_pq / M;	/* rq.h */
+	t[T_CODEBOOKS].shape[2] = kind == QDB_KIND_RQ ? dim_pq : dim_pq / (M - err_byte);	/* rq.h */
 	t[T_MEAN].rank = 1;
 	t[T_MEAN].shape[0] = dim;
 	t[T_LINEAR].rank = 2;

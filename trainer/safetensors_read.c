@@ -94,6 +94,7 @@ typedef struct StParse
 	int			dim_pq;
 	int			M;
 	int			hidden;			/* kind neural, else 0 */
+	int			err_byte;		/* opq.error_byte: 1, else 0 */
 	QdbTrainConfig config;
 	TensorInfo	t[T_COUNT];
 	char	   *err;
@@ -306,7 +307,7 @@ read_metadata(StParse *sp, int meta)
 	for (int k = 0; k < MK_COUNT; k++)
 	{
 		if (node[k] < 0 && k != MK_HIDDEN && k != MK_RQ_BEAM && k != MK_RQ_ETA &&
-			k != MK_RQ_REFITS)
+			k != MK_RQ_REFITS && k != MK_OPQ_ERROR)
 		{
 			st_error(sp->err, sp->errlen, "metadata %s is missing", meta_keys[k]);
 			return -1;
@@ -329,6 +330,18 @@ read_metadata(StParse *sp, int meta)
 	{
 		st_error(sp->err, sp->errlen, "unknown metric \"%s\"", show(doc, node[MK_METRIC], shown, sizeof(shown)));
 		return -1;
+	}
+	sp->err_byte = 0;
+	if (node[MK_OPQ_ERROR] >= 0)
+	{
+		if (strcmp(sp->vals[MK_OPQ_ERROR], "1") != 0 || sp->kind != QDB_KIND_OPQ ||
+			sp->metric != QDB_METRIC_L2)
+		{
+			st_error(sp->err, sp->errlen, "metadata %s must be \"1\", under kind opq and metric l2",
+					 meta_keys[MK_OPQ_ERROR]);
+			return -1;
+		}
+		sp->err_byte = 1;
 	}
 	if (sp->version < qdb_format_version(sp->kind))
 	{
@@ -527,23 +540,24 @@ check_layout(StParse *sp)
 	int			n = 0;
 	uint64_t	at = 0;
 
-	if (check_dims(sp->kind, sp->metric, sp->dim, sp->dim_pq, sp->M,
+	if (check_dims(sp->kind, sp->metric, sp->dim, sp->dim_pq, sp->M, sp->err_byte,
 				   sp->t[T_LINEAR].present, sp->err, sp->errlen) < 0)
 		return -1;
 	memset(want, 0, sizeof(want));
-	expected_shapes(want, sp->kind, sp->dim, sp->dim_pq, sp->M, sp->hidden);
+	expected_shapes(want, sp->kind, sp->dim, sp->dim_pq, sp->M, sp->err_byte, sp->hidden);
 	for (int k = T_MEAN; k < T_COUNT; k++)
 	{
 		/* neural: mean and its six, no linear; the others: none of the six */
 		int			need = (sp->kind == QDB_KIND_NEURAL && k != T_LINEAR) ||
-			(sp->kind == QDB_KIND_RQ && k == T_MEAN);
+			(sp->kind == QDB_KIND_RQ && k == T_MEAN) ||
+			(sp->err_byte && (k == T_MEAN || k == T_LINEAR));
 		int			allowed = need || k == T_LINEAR ||
 			(k == T_MEAN && sp->kind != QDB_KIND_NEURAL);
 
 		if (need && !sp->t[k].present)
 		{
-			st_error(sp->err, sp->errlen, "kind %s needs tensor \"%s\"", kind_names[sp->kind],
-					 tensor_names[k]);
+			st_error(sp->err, sp->errlen, "kind %s%s needs tensor \"%s\"", kind_names[sp->kind],
+					 sp->err_byte ? " with an error byte" : "", tensor_names[k]);
 			return -1;
 		}
 		if (!allowed && sp->t[k].present)
@@ -742,9 +756,9 @@ parse_blob(StParse *sp, const QdbAlloc *a, QdbModel *out)
 		rc = qdb_model_alloc_neural(out, a, (QdbMetric) sp->metric, sp->dim, sp->dim_pq,
 									sp->M, sp->hidden);
 	else
-		rc = qdb_model_alloc(out, a, (QdbKind) sp->kind, (QdbMetric) sp->metric, sp->dim,
-							 sp->dim_pq, sp->M, sp->t[T_MEAN].present,
-							 sp->t[T_LINEAR].present);
+		rc = qdb_model_alloc_coded(out, a, (QdbKind) sp->kind, (QdbMetric) sp->metric,
+								   sp->dim, sp->dim_pq, sp->M, sp->err_byte,
+								   sp->t[T_MEAN].present, sp->t[T_LINEAR].present);
 	if (rc == QDB_ERR_NOMEM)
 	{
 		st_error(sp->err, sp->errlen, "out of memory for the model");
@@ -774,6 +788,7 @@ parse_blob(StParse *sp, const QdbAlloc *a, QdbModel *out)
 	out->config.dim = sp->dim;
 	out->config.M = sp->M;
 	out->config.hidden = sp->hidden;
+	out->config.opq_error = sp->err_byte;
 	return QDB_OK;
 }
 

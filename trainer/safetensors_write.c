@@ -91,6 +91,9 @@ write_header(StrBuf *sb, const QdbModel *m, const TensorInfo *t, size_t *crc_at)
 		sb_printf(sb, ",\"%s\":\"%d\"", meta_keys[MK_RQ_REFITS], qdb_rq_refits(c));
 	if (m->kind == QDB_KIND_RQ && c->rq_eta > 1.0f)
 		sb_printf(sb, ",\"%s\":\"%.9g\"", meta_keys[MK_RQ_ETA], (double) c->rq_eta);
+	/* a reader of before the key refuses it (unknown key): it would misread the codes */
+	if (m->err_byte)
+		sb_printf(sb, ",\"%s\":\"1\"", meta_keys[MK_OPQ_ERROR]);
 	sb_printf(sb, "}");
 	for (int k = 0; k < T_COUNT; k++)
 	{
@@ -136,9 +139,11 @@ qdb_model_serialize(const QdbModel *m, const QdbAlloc *a, uint8_t **out, size_t 
 	*outlen = 0;
 	if (m == NULL || m->codebooks == NULL || m->ksub != QDB_KSUB)
 		return QDB_ERR_ARG;
-	if (check_dims(m->kind, m->metric, m->dim, m->dim_pq, m->M, m->linear != NULL, NULL, 0) < 0)
+	if (m->err_byte < 0 || m->err_byte > 1 ||
+		check_dims(m->kind, m->metric, m->dim, m->dim_pq, m->M, m->err_byte,
+				   m->linear != NULL, NULL, 0) < 0)
 		return QDB_ERR_ARG;
-	if (m->dsub != (m->kind == QDB_KIND_RQ ? m->dim_pq : m->dim_pq / m->M))
+	if (m->dsub != (m->kind == QDB_KIND_RQ ? m->dim_pq : m->dim_pq / qdb_model_books(m)))
 		return QDB_ERR_ARG;
 	/* The parser rejects negative settings, so refuse to write them. */
 	c = &m->config;
@@ -151,7 +156,7 @@ qdb_model_serialize(const QdbModel *m, const QdbAlloc *a, uint8_t **out, size_t 
 		(m->hidden < 1 || m->hidden > QDB_MAX_HIDDEN || !m->enc_w1 || !m->enc_b1 ||
 		 !m->enc_w2 || !m->enc_b2 || !m->dec_w || !m->dec_b || m->linear))
 		return QDB_ERR_ARG;
-	expected_shapes(t, m->kind, m->dim, m->dim_pq, m->M, m->hidden);
+	expected_shapes(t, m->kind, m->dim, m->dim_pq, m->M, m->err_byte, m->hidden);
 	src[T_CODEBOOKS] = m->codebooks;
 	src[T_MEAN] = m->mean;
 	src[T_LINEAR] = m->linear;

@@ -100,14 +100,19 @@ def check_quantumdb(path, blob):
     if n % 8 != 0 or not text.rstrip(" ").endswith("}") or n - len(text.rstrip(" ")) >= 8:
         raise ValueError("header not padded with fewer than 8 spaces to a multiple of 8")
     neural = meta.get("kind") == "neural"
-    if sorted(meta) != sorted(META_KEYS + (["neural.hidden"] if neural else [])):
+    # kind opq under l2 may keep each row's error in its last code byte
+    err = 1 if meta.get("opq.error_byte") == "1" else 0
+    # kind rq's settings, each written only when not its 0.6.0 value
+    rq_keys = [k for k in ("rq.beam", "rq.eta", "rq.refits") if k in meta and meta["kind"] == "rq"]
+    if sorted(meta) != sorted(META_KEYS + (["neural.hidden"] if neural else []) +
+                              (["opq.error_byte"] if err else []) + rq_keys):
         raise ValueError("metadata keys %s" % sorted(meta))
     # version 2 is kind rq's (full-width codewords), 1 every other kind's
     version = "2" if meta["kind"] == "rq" else "1"
     if meta["format"] != "quantumdb-compressor" or meta["format_version"] != version:
         raise ValueError("format %s version %s" % (meta["format"], meta["format_version"]))
     dim, dim_pq, m = int(meta["dim"]), int(meta["dim_pq"]), int(meta["subvectors"])
-    width = dim_pq if meta["kind"] == "rq" else dim_pq // m
+    width = dim_pq if meta["kind"] == "rq" else dim_pq // (m - err)
     want = {"codebooks": (m, 256, width), "mean": (dim,), "linear": (dim_pq, dim)}
     if neural:  # the encoder and decoder (PyTorch's names), no linear map
         h = int(meta["neural.hidden"])

@@ -12,8 +12,8 @@
 #include "qdb_trainer.h"
 
 static int
-write_model(const char *dir, const char *name, int kind, int metric, int dim, int dim_pq,
-			int M, int with_mean, int with_linear, int pattern)
+write_model_coded(const char *dir, const char *name, int kind, int metric, int dim,
+				  int dim_pq, int M, int err_byte, int with_mean, int with_linear, int pattern)
 {
 	QdbModel	m;
 	uint8_t    *blob;
@@ -28,7 +28,8 @@ write_model(const char *dir, const char *name, int kind, int metric, int dim, in
 	/* the neural kind has an encoder and a decoder instead of a linear map */
 	if ((kind == QDB_KIND_NEURAL ?
 		 qdb_model_alloc_neural(&m, NULL, metric, dim, dim_pq, M, h) :
-		 qdb_model_alloc(&m, NULL, kind, metric, dim, dim_pq, M, with_mean, with_linear)) != QDB_OK)
+		 qdb_model_alloc_coded(&m, NULL, kind, metric, dim, dim_pq, M, err_byte, with_mean,
+							   with_linear)) != QDB_OK)
 	{
 		fprintf(stderr, "gen_seeds: %s: the model cannot be made\n", name);
 		return -1;
@@ -68,6 +69,7 @@ write_model(const char *dir, const char *name, int kind, int metric, int dim, in
 	m.config.opq_pq_iters = 4;
 	m.config.max_points_per_centroid = 256;
 	m.config.seed = 42;
+	m.config.opq_error = err_byte;
 	if (qdb_model_serialize(&m, NULL, &blob, &len) != QDB_OK)
 	{
 		fprintf(stderr, "gen_seeds: %s: the model does not serialize\n", name);
@@ -84,6 +86,14 @@ write_model(const char *dir, const char *name, int kind, int metric, int dim, in
 	qdb_default_alloc.free(blob, qdb_default_alloc.st);
 	qdb_model_free(&m);
 	return 0;
+}
+
+static int
+write_model(const char *dir, const char *name, int kind, int metric, int dim, int dim_pq,
+			int M, int with_mean, int with_linear, int pattern)
+{
+	return write_model_coded(dir, name, kind, metric, dim, dim_pq, M, 0, with_mean,
+							 with_linear, pattern);
 }
 
 int
@@ -114,6 +124,8 @@ main(int argc, char **argv)
 			rc |= write_model(argv[1], name, k, me, 3, linear ? 2 : 4, 2, mean, linear, 0);
 		}
 	rc |= write_model(argv[1], "seed-tiny", 1, 1, 1, 1, 1, 0, 0, 0);
+	/* kind opq under l2 with an error byte: 2 sub-quantizers of 1 dim, then the byte */
+	rc |= write_model_coded(argv[1], "seed-opq-l2-error", 2, 1, 3, 2, 3, 1, 1, 1, 0);
 	rc |= write_model(argv[1], "pattern", 2, 3, 5, 4, 2, 1, 1, 1);
 	if (rc != 0)
 		fprintf(stderr, "gen_seeds: could not write every seed\n");
