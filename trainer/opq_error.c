@@ -47,28 +47,6 @@ level_of(const QdbModel *m, int k)
 	return m->codebooks[((size_t) (m->M - 1) * QDB_KSUB + k) * m->dsub];
 }
 
-/* the nearest level to e (levels ascending) */
-static uint8_t
-nearest_level(const QdbModel *m, float e)
-{
-	int			lo = 0,
-				hi = QDB_KSUB - 1;
-
-	/* the first level at or above e, then whichever neighbour is nearer */
-	while (lo < hi)
-	{
-		int			mid = (lo + hi) / 2;
-
-		if (level_of(m, mid) < e)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	if (lo > 0 && e - level_of(m, lo - 1) <= level_of(m, lo) - e)
-		lo--;
-	return (uint8_t) lo;
-}
-
 /*
  * Squared errors of n rows (r centred, y their transform, pq codes of
  * books sub-quantizers at a stride of stride bytes) into e.
@@ -111,6 +89,7 @@ qdb_opq_error_encode(const QdbModel *m, const float *r, const float *y, size_t n
 	uint8_t    *pq = NULL;
 	float	   *yhat = NULL;
 	float	   *e = NULL;
+	float		levels[QDB_KSUB];
 	size_t		i;
 	int			s,
 				status;
@@ -130,11 +109,13 @@ qdb_opq_error_encode(const QdbModel *m, const float *r, const float *y, size_t n
 	if (status != QDB_OK)
 		goto done;
 	row_errors(m, books, r, y, n, pq, books, yhat, e);
+	for (s = 0; s < QDB_KSUB; s++)
+		levels[s] = level_of(m, s);
 	for (i = 0; i < n; i++)
 	{
 		for (s = 0; s < books; s++)
 			codes[i * m->M + s] = pq[i * books + s];
-		codes[i * m->M + books] = nearest_level(m, e[i]);
+		codes[i * m->M + books] = qdb_nearest_level(levels, e[i]);
 	}
 done:
 	qdb_free(m->alloc, e);
@@ -143,22 +124,13 @@ done:
 	return status;
 }
 
-static int
-cmp_float(const void *a, const void *b)
-{
-	float		x = *(const float *) a,
-				y = *(const float *) b;
-
-	return (x > y) - (x < y);
-}
-
 /* the 256 levels from n (>= 1) errors, sorted in place: means of equal runs */
 static void
 fit_levels(QdbModel *m, float *e, size_t n)
 {
 	int			k;
 
-	qsort(e, n, sizeof(float), cmp_float);
+	qsort(e, n, sizeof(float), qdb_float_cmp);
 	for (k = 0; k < QDB_KSUB; k++)
 	{
 		size_t		lo = n * (size_t) k / QDB_KSUB,
@@ -175,7 +147,7 @@ fit_levels(QdbModel *m, float *e, size_t n)
 		m->codebooks[((size_t) (m->M - 1) * QDB_KSUB + k) * m->dsub] =
 			(float) (sum / (double) (hi - lo));
 	}
-	/* means of sorted runs ascend; rounding must not break nearest_level */
+	/* means of sorted runs ascend; rounding must not break qdb_nearest_level */
 	for (k = 1; k < QDB_KSUB; k++)
 		if (level_of(m, k) < level_of(m, k - 1))
 			m->codebooks[((size_t) (m->M - 1) * QDB_KSUB + k) * m->dsub] = level_of(m, k - 1);
@@ -231,7 +203,8 @@ qdb_opq_error_attach(const QdbAlloc *a, const float *x, size_t n, const QdbTrain
 		if (status == QDB_OK)
 			status = qdb_model_transform(inner, x + i0 * inner->dim, b, y);
 		if (status == QDB_OK)
-			status = qdb_compute_codes(inner, x + i0 * inner->dim, b, codes);
+			status = qdb_pq_encode(a, inner->codebooks, inner->dim_pq, books, y, b, codes,
+								   NULL);
 		if (status != QDB_OK)
 			goto done;
 		for (i = 0; i < b; i++)

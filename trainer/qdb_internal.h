@@ -131,6 +131,10 @@ qdb_cosine_of_xhat(const QdbModel *m)
 	return m->metric == QDB_METRIC_COSINE;
 }
 
+/* util.c: the nearest of 256 ascending levels to v; qsort's float order */
+uint8_t		qdb_nearest_level(const float *levels, float v);
+int			qdb_float_cmp(const void *a, const void *b);
+
 /* sub-quantizers whose codewords span dsub dims (an rq book spans dim_pq) */
 static inline int
 qdb_model_books(const QdbModel *m)

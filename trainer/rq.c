@@ -328,27 +328,6 @@ beam_encode(const QdbAlloc *a, const QdbModel *m, const float *cnorm, const floa
 	return QDB_OK;
 }
 
-/* The level nearest to v among the 256 ascending ones. */
-static uint8_t
-nearest_level(const float *levels, float v)
-{
-	int			lo = 0,
-				hi = QDB_KSUB - 1;
-
-	while (lo < hi)
-	{
-		int			mid = (lo + hi) / 2;
-
-		if (levels[mid] < v)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	if (lo > 0 && v - levels[lo - 1] < levels[lo] - v)
-		lo--;
-	return (uint8_t) lo;
-}
-
 /* Column 0 of the last book: the l2 norm levels (see rq.h). */
 static inline float
 level(const QdbModel *m, int k)
@@ -391,7 +370,7 @@ set_norm_bytes(const QdbModel *m, const float *levels, const float *y, size_t n,
 	{
 		qdb_rq_decode(m, codes + i * m->M, 1, scratch);
 		codes[i * m->M + m->M - 1] =
-			nearest_level(levels, qdb_kernels.dot(scratch, scratch, m->dim_pq));
+			qdb_nearest_level(levels, qdb_kernels.dot(scratch, scratch, m->dim_pq));
 	}
 	(void) y;
 }
@@ -467,15 +446,6 @@ qdb_rq_encode_by(const QdbModel *m, const float *y, size_t n, uint8_t *codes, in
 	return status;
 }
 
-static int
-float_cmp(const void *a, const void *b)
-{
-	float		x = *(const float *) a,
-				y = *(const float *) b;
-
-	return x < y ? -1 : x > y;
-}
-
 /* The 256 norm levels: quantiles of the sample's reconstruction norms. */
 static int
 train_levels(QdbModel *m, const uint8_t *codes, size_t n)
@@ -496,7 +466,7 @@ train_levels(QdbModel *m, const uint8_t *codes, size_t n)
 		qdb_rq_decode(m, codes + i * m->M, 1, yr);
 		norms[i] = qdb_kernels.dot(yr, yr, m->dim_pq);
 	}
-	qsort(norms, n, sizeof(float), float_cmp);
+	qsort(norms, n, sizeof(float), qdb_float_cmp);
 	for (k = 0; k < QDB_KSUB; k++)
 		m->codebooks[((size_t) (m->M - 1) * QDB_KSUB + k) * m->dim_pq] =
 			norms[(size_t) (((double) k + 0.5) / QDB_KSUB * n)];

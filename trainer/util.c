@@ -231,3 +231,37 @@ qdb_normalize(const float *x, int d, float *out)
 	}
 	return QDB_OK;
 }
+
+/*
+ * The level nearest to v among 256 ascending ones (kind rq's norm byte,
+ * kind opq's error byte); on an exact tie the upper.
+ */
+uint8_t
+qdb_nearest_level(const float *levels, float v)
+{
+	int			lo = 0,
+				hi = QDB_KSUB - 1;
+
+	while (lo < hi)
+	{
+		int			mid = (lo + hi) / 2;
+
+		if (levels[mid] < v)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo > 0 && v - levels[lo - 1] < levels[lo] - v)
+		lo--;
+	return (uint8_t) lo;
+}
+
+/* qsort's comparison of two floats, ascending */
+int
+qdb_float_cmp(const void *a, const void *b)
+{
+	float		x = *(const float *) a,
+				y = *(const float *) b;
+
+	return x < y ? -1 : x > y;
+}
