@@ -336,6 +336,8 @@ quantumdb_autotune(PG_FUNCTION_ARGS)
 	t->graph_cxt = AllocSetContextCreate(CurrentMemoryContext, "quantumdb autotune graphs",
 										 ALLOCSET_DEFAULT_SIZES);
 	t->mid_recalls = palloc(sizeof(double));
+	t->val_kth = palloc(sizeof(float) * t->n_val);
+	t->val_kth_known = 0;
 	QdbTuneSpaceInit(t);
 
 	if (qdb_tune_init(&rs->search, t->space, TP_COUNT, t->seed) != QDB_OK)

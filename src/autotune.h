@@ -88,6 +88,9 @@ typedef struct QdbTune
 	/* stage 2's pruning: neural trials' validation recall at prune_epoch */
 	double	   *mid_recalls;
 	int			nmid;
+	/* the held-out rows' exact 10th distances, shared by the trials' recalls */
+	float	   *val_kth;
+	int			val_kth_known;
 } QdbTune;
 
 /* One trial's outcome. */

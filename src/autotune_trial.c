@@ -212,9 +212,9 @@ QdbTuneRunTrial(QdbTune *t, const QdbTuneStage *st, const double *v, MemoryConte
 		return;
 	}
 
-	QdbReportStatus(qdb_adc_recall(&r->model, t->x, t->n_train,
-								   t->x + (Size) t->n_train * t->dim, t->n_val, 10,
-								   &r->quality),
+	QdbReportStatus(qdb_adc_recall_shared(&r->model, t->x, t->n_train,
+										  t->x + (Size) t->n_train * t->dim, t->n_val, 10,
+										  t->val_kth, &t->val_kth_known, &r->quality),
 					"could not measure the trial's recall", NULL);
 	row_bytes = QdbTuneRowBytes((int) qdb_code_size(&r->model), r->m);
 	r->compression = Max(0.0, 1.0 - row_bytes / (4.0 * t->dim));

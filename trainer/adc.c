@@ -653,6 +653,15 @@ int
 qdb_adc_recall(const QdbModel *m, const float *base, size_t nb,
 			   const float *queries, size_t nq, int k, double *recall)
 {
+	return qdb_adc_recall_shared(m, base, nb, queries, nq, k, NULL, NULL, recall);
+}
+
+int
+qdb_adc_recall_shared(const QdbModel *m, const float *base, size_t nb,
+					  const float *queries, size_t nq, int k,
+					  float *kth_kept, int *known, double *recall)
+{
+	const int	reuse = kth_kept != NULL && known != NULL && *known;
 	const QdbAlloc *a;
 	RecallWork	w;
 	size_t		hits = 0;
@@ -664,7 +673,7 @@ qdb_adc_recall(const QdbModel *m, const float *base, size_t nb,
 				status;
 
 	if (qdb_model_check(m) != QDB_OK || base == NULL || queries == NULL || recall == NULL ||
-		k < 1 || nb == 0 || nq == 0)
+		k < 1 || nb == 0 || nq == 0 || (kth_kept == NULL) != (known == NULL))
 		return QDB_ERR_ARG;
 	qdb_distance_init();
 	if ((size_t) k > nb)
@@ -736,7 +745,8 @@ qdb_adc_recall(const QdbModel *m, const float *base, size_t nb,
 				w.qnorm[i] = qdb_kernels.dot(q, q, d);
 			}
 		}
-		exact_block(m, &w, base, nb, qb, k);
+		if (!reuse)
+			exact_block(m, &w, base, nb, qb, k);
 
 		for (i = 0; i < qb; i++)
 		{
@@ -747,14 +757,21 @@ qdb_adc_recall(const QdbModel *m, const float *base, size_t nb,
 			int			asize = 0;
 			int			t;
 
-			/* the exact k-th distance, recomputed directly */
-			for (t = 0; t < w.hsize[i]; t++)
+			/* the exact k-th distance, recomputed directly (or kept) */
+			if (reuse)
+				kth = kth_kept[q0 + i];
+			else
 			{
-				int64_t		id = w.hi[i * k + t];
-				float		ed = exact_distance(m->metric, q, base + id * d, d, w.bbuf);
+				for (t = 0; t < w.hsize[i]; t++)
+				{
+					int64_t		id = w.hi[i * k + t];
+					float		ed = exact_distance(m->metric, q, base + id * d, d, w.bbuf);
 
-				if (ed > kth)
-					kth = ed;
+					if (ed > kth)
+						kth = ed;
+				}
+				if (kth_kept)
+					kth_kept[q0 + i] = kth;
 			}
 			tol = 1e-6f * fabsf(kth);
 
@@ -788,6 +805,8 @@ qdb_adc_recall(const QdbModel *m, const float *base, size_t nb,
 		}
 	}
 	*recall = (double) hits / ((double) nq * k);
+	if (known)
+		*known = 1;
 
 done:
 	free_recall_work(a, &w);

@@ -267,6 +267,8 @@ qdb_opq_error_choose(const QdbAlloc *a, const float *x, size_t n, const QdbTrain
 	size_t		nb = n - nq < PILOT_BASE_ROWS ? n - nq : PILOT_BASE_ROWS;
 	size_t		nsearch = n - nq;
 	double		recall[2] = {0, 0};
+	float		kth[PILOT_QUERIES];	/* the queries' exact 10th distances, for both */
+	int			kth_known = 0;
 	QdbProgressCtx quiet = {0};
 	int			v,
 				status;
@@ -293,7 +295,8 @@ qdb_opq_error_choose(const QdbAlloc *a, const float *x, size_t n, const QdbTrain
 		status = qdb_opq_train(a, x, nb, &pc, &m, quiet.cb ? &quiet : NULL);
 		if (status != QDB_OK)
 			return status;
-		status = qdb_adc_recall(&m, x, nsearch, x + nsearch * c->dim, nq, 10, &recall[v]);
+		status = qdb_adc_recall_shared(&m, x, nsearch, x + nsearch * c->dim, nq, 10,
+									   kth, &kth_known, &recall[v]);
 		qdb_model_free(&m);
 		if (status != QDB_OK)
 			return status;

@@ -341,6 +341,17 @@ int			qdb_adc_recall(const QdbModel *m, const float *base, size_t nb,
 						   const float *queries, size_t nq, int k, double *recall);
 
 /*
+ * qdb_adc_recall for several models of one metric on the same base, queries
+ * and k: the exact search, which depends on none of the models, runs once.
+ * With *known 0 each query's exact k-th distance is computed and kept in kth
+ * (nq floats), and *known set to 1 when the call succeeds; with 1 they are
+ * read from kth.  The recall is the same as qdb_adc_recall's.
+ */
+int			qdb_adc_recall_shared(const QdbModel *m, const float *base, size_t nb,
+								  const float *queries, size_t nq, int k,
+								  float *kth, int *known, double *recall);
+
+/*
  * The training seam.  What differs per device is one table, the neural
  * kind's training step (QdbNeuralOps, neural.h): the cpu one built in, the
  * cuda one in a shared object loaded with dlopen.  A QdbBackend is training

@@ -333,6 +333,46 @@ recall_scaled_rows(const float *x, size_t nb, const float *q)
 	free(qs);
 }
 
+/*
+ * qdb_adc_recall_shared: the first call keeps each query's exact k-th
+ * distance, a second model's call reads them back and gets
+ * qdb_adc_recall's recall; kept distances that are wrong (every one
+ * lowered below any distance) make it count no hit, so they are read.
+ */
+static void
+shared_recall(const QdbModel *m, const float *x, size_t nb, const float *q, int k)
+{
+	QdbTrainConfig c;
+	QdbModel	other;
+	float		kth[50];
+	int			known = 0;
+	double		rec = -1,
+				rec2 = -1,
+				plain = -2;
+	double		expect = -3;
+	int			st;
+
+	qdb_adc_recall(m, x, nb, q, 50, k, &expect);
+	st = qdb_adc_recall_shared(m, x, nb, q, 50, k, kth, &known, &rec);
+	tap_ok(st == QDB_OK && known == 1 && fabs(rec - expect) < 1e-12,
+		   "shared recall, first model: the exact search runs and is kept (%.3f)", rec);
+	test_config(&c, QDB_KIND_OPQ, QDB_METRIC_L2, 16, 4, 8);
+	test_train(&c, x, nb, &other, NULL, NULL);
+	qdb_adc_recall(&other, x, nb, q, 50, k, &plain);
+	st = qdb_adc_recall_shared(&other, x, nb, q, 50, k, kth, &known, &rec2);
+	tap_ok(st == QDB_OK && fabs(rec2 - plain) < 1e-12,
+		   "shared recall, second model: the kept distances give qdb_adc_recall's (%.3f vs %.3f)",
+		   rec2, plain);
+	for (int i = 0; i < 50; i++)
+		kth[i] = -1.0f;
+	st = qdb_adc_recall_shared(&other, x, nb, q, 50, k, kth, &known, &rec2);
+	tap_ok(st == QDB_OK && rec2 == 0.0, "shared recall: the kept distances are the ones read (%.3f)",
+		   rec2);
+	tap_ok(qdb_adc_recall_shared(&other, x, nb, q, 50, k, kth, NULL, &rec2) == QDB_ERR_ARG,
+		   "shared recall: kth without known is QDB_ERR_ARG");
+	qdb_model_free(&other);
+}
+
 static void
 test_recall(void)
 {
@@ -397,6 +437,7 @@ test_recall(void)
 	}
 	tap_ok(qdb_adc_recall(&m, x, nb, q, 50, 0, &rec) == QDB_ERR_ARG,
 		   "k = 0: QDB_ERR_ARG");
+	shared_recall(&m, x, nb, q, k);
 	recall_by_adc_distance(QDB_KIND_OPQ, x, nb, q);
 	recall_by_adc_distance(QDB_KIND_PQ, x, nb, q);
 	recall_scaled_rows(x, nb, q);
