@@ -371,6 +371,27 @@ shared_recall(const QdbModel *m, const float *x, size_t nb, const float *q, int 
 	tap_ok(qdb_adc_recall_shared(&other, x, nb, q, 50, k, kth, NULL, &rec2) == QDB_ERR_ARG,
 		   "shared recall: kth without known is QDB_ERR_ARG");
 	qdb_model_free(&other);
+
+	/* cosine, 600 queries (the base's own rows: blocks past the first) */
+	{
+		QdbModel	cm[2];
+		float	   *kk = malloc(sizeof(float) * 600);
+		int			ok = 1;
+
+		known = 0;
+		for (int v = 0; v < 2; v++)
+		{
+			test_config(&c, v ? QDB_KIND_OPQ : QDB_KIND_PQ, QDB_METRIC_COSINE, 16, 4, 8);
+			test_train(&c, x, nb, &cm[v], NULL, NULL);
+			qdb_adc_recall(&cm[v], x, nb, x, 600, k, &plain);
+			ok &= qdb_adc_recall_shared(&cm[v], x, nb, x, 600, k, kk, &known, &rec2) == QDB_OK &&
+				fabs(rec2 - plain) < 1e-12;
+			qdb_model_free(&cm[v]);
+		}
+		tap_ok(ok && known == 1,
+			   "shared recall under cosine, 600 queries: pq then opq as qdb_adc_recall");
+		free(kk);
+	}
 }
 
 static void

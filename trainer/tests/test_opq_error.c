@@ -138,11 +138,22 @@ test_shape_and_codes(const float *x)
 	}
 	tap_ok(ok_level, "each row's last byte is the level nearest its squared error");
 
-	/* decoding ignores the error byte */
-	codes[7] ^= 0x55;
-	tap_ok(qdb_decode(&m, codes, 1, rec2) == QDB_OK &&
-		   memcmp(rec2, rec, sizeof(float) * DIM) == 0, "decoding ignores the error byte");
-	codes[7] ^= 0x55;
+	/*
+	 * decoding ignores the error byte: one row decoded alone with its byte
+	 * and with another (the same path both times: a batch may round
+	 * differently, as under valgrind, whose CPU has no AVX-512)
+	 */
+	{
+		float		alone[DIM];
+		int			same;
+
+		same = qdb_decode(&m, codes, 1, alone) == QDB_OK;
+		codes[7] ^= 0x55;
+		same &= qdb_decode(&m, codes, 1, rec2) == QDB_OK &&
+			memcmp(rec2, alone, sizeof(float) * DIM) == 0;
+		codes[7] ^= 0x55;
+		tap_ok(same, "decoding ignores the error byte");
+	}
 
 	table = malloc(sizeof(float) * qdb_table_floats(&m));
 	tap_ok(qdb_compute_distance_table(&m, x + (ROWS - 1) * DIM, table, &bias) == QDB_OK,
