@@ -25,17 +25,7 @@ import os
 import numpy as np
 import faiss
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def fvecs(path):
-    a = np.fromfile(path, dtype=np.int32)
-    return a.reshape(-1, a[0] + 1)[:, 1:].view(np.float32).copy()
-
-
-def ivecs(path):
-    a = np.fromfile(path, dtype=np.int32)
-    return a.reshape(-1, a[0] + 1)[:, 1:].copy()
+from opq_error_sim import ROOT, fvecs, ivecs  # the .fvecs / .ivecs readers beside it
 
 
 def found(dist, gt, r):
