@@ -94,6 +94,7 @@ typedef struct BuildState
 	double		reltuples;
 	double		compressed;		/* rows whose vector the heap stores compressed */
 	double		compressed_pglz;	/* the same, by pglz */
+	double		alive;			/* rows indexed that are live, the NOTICE's whole */
 } BuildState;
 
 /* Bytes the graph takes with room for cap nodes. */
@@ -484,12 +485,21 @@ build_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 	MemoryContextSwitchTo(old);
 	if (!skip)
 	{
-		int			method = datum_compression(values[0]);
+		/*
+		 * The NOTICE counts live rows only: a REINDEX after an UPDATE also
+		 * indexes the dead versions some snapshot (autovacuum's, say) may
+		 * still see, stored as they were before the UPDATE.
+		 */
+		if (tupleIsAlive)
+		{
+			int			method = datum_compression(values[0]);
 
-		if (method >= 0)
-			bs->compressed++;
-		if (method == TOAST_PGLZ_COMPRESSION_ID)
-			bs->compressed_pglz++;
+			bs->alive++;
+			if (method >= 0)
+				bs->compressed++;
+			if (method == TOAST_PGLZ_COMPRESSION_ID)
+				bs->compressed_pglz++;
+		}
 		dst = bs->batch + (Size) bs->nbatch * c->dim;
 		memcpy(dst, x, sizeof(float) * c->dim);
 		bs->batch_tid[bs->nbatch++] = *tid;
@@ -786,7 +796,7 @@ qdbbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 											  build_callback, &bs, NULL);
 		flush_batch(&bs);
 		stop_encoder(&bs);
-		storage_notice(heap, indexInfo, bs.c, bs.compressed, bs.compressed_pglz, bs.indtuples);
+		storage_notice(heap, indexInfo, bs.c, bs.compressed, bs.compressed_pglz, bs.alive);
 		if (!bs.on_disk)
 			write_graph(&bs);
 		QdbRepairReachability(index);
