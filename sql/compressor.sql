@@ -61,6 +61,13 @@ SELECT compressor, kind, metric, code_bytes
 FROM quantumdb.train('g_ip48', 'glove', 'embedding', metric => 'ip', target_dim => 48,
                      opq_iters => 3, kmeans_iters => 5);
 SELECT (settings->>'target_dim')::int AS target_dim FROM quantumdb.compressors WHERE name = 'g_ip48';
+-- the OPQ alternations run: all 3 asked for (too few for the stall rule);
+-- g_opq's 50 stop where its error stalls
+SELECT name, (settings->>'opq_iters')::int AS opq_iters,
+       (settings->>'opq_alternations')::int AS alternations
+FROM quantumdb.compressors WHERE name = 'g_ip48';
+SELECT (settings->>'opq_alternations')::int BETWEEN 12 AND 49 AS stalled_early
+FROM quantumdb.compressors WHERE name = 'g_opq';
 SELECT octet_length(quantumdb.encode('g_ip48', embedding)) FROM glove WHERE id = 1;
 
 -- export / import round trip: same bytes, same codes
@@ -69,7 +76,8 @@ SELECT quantumdb.export('g_copy') = quantumdb.export('g_opq') AS same_blob;
 SELECT bool_and(quantumdb.encode('g_copy', embedding) = quantumdb.encode('g_opq', embedding))
        AS same_codes
 FROM glove;
-SELECT name, kind, training_seconds, validation_recall, settings->>'imported' AS imported
+SELECT name, kind, training_seconds, validation_recall, settings->>'imported' AS imported,
+       settings ? 'opq_alternations' AS alternations_known
 FROM quantumdb.compressors WHERE name = 'g_copy';
 SELECT substring(quantumdb.export('g_opq') from 9 for 15) AS header_start;
 

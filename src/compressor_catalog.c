@@ -334,16 +334,23 @@ settings_json(const QdbModel *m, const char *extra)
 {
 	const QdbTrainConfig *c = &m->config;
 	char		rq[96] = "";
+	char		opq[48] = "";
 
 	/* kind rq's beam, eta and refits, where not the defaults (as the model file keeps them) */
 	if (m->kind == QDB_KIND_RQ && !qdb_rq_settings_default(c))
 		snprintf(rq, sizeof(rq), ", \"beam\": %d, \"eta\": %g, \"refits\": %d",
 				 qdb_rq_beam(c), c->rq_eta > 1.0f ? c->rq_eta : 1.0, qdb_rq_refits(c));
+	/*
+	 * kind opq's alternations run, where the stall stopped them before
+	 * opq_iters (trainer/opq.c); unknown for an imported model
+	 */
+	if (m->kind == QDB_KIND_OPQ && m->opq_alternations >= 0)
+		snprintf(opq, sizeof(opq), ", \"opq_alternations\": %d", m->opq_alternations);
 	/* kind opq's error byte (trainer/opq_error.c): the last of the subvectors */
 	return psprintf("{\"subvectors\": %d, \"target_dim\": %d, \"dim_pq\": %d, "
-					"\"kmeans_iters\": %d, \"opq_iters\": %d, \"opq_pq_iters\": %d, "
+					"\"kmeans_iters\": %d, \"opq_iters\": %d%s, \"opq_pq_iters\": %d, "
 					"\"max_points_per_centroid\": %d, \"seed\": %llu%s%s%s%s}",
-					m->M, c->dim_pq, m->dim_pq, c->kmeans_iters, c->opq_iters,
+					m->M, c->dim_pq, m->dim_pq, c->kmeans_iters, c->opq_iters, opq,
 					c->opq_pq_iters, c->max_points_per_centroid,
 					(unsigned long long) c->seed, rq,
 					m->err_byte ? ", \"error_byte\": true" : "",

@@ -137,6 +137,7 @@ qdb_model_alloc_coded(QdbModel *m, const QdbAlloc *a, QdbKind kind, QdbMetric me
 	if (m == NULL)
 		return QDB_ERR_ARG;
 	memset(m, 0, sizeof(*m));
+	m->opq_alternations = -1;
 	if (err_byte != 0 &&
 		(err_byte != 1 || kind != QDB_KIND_OPQ || metric != QDB_METRIC_L2 || M < 2 ||
 		 !with_mean || !with_linear))

@@ -377,6 +377,8 @@ qdb_opq_train(const QdbAlloc *a, const float *x, size_t n,
 	if (status != QDB_OK)
 		return status;
 	status = qdb_opq_error_attach(a, x, n, c, &inner, out, p);
+	if (status == QDB_OK)
+		out->opq_alternations = inner.opq_alternations;
 	qdb_model_free(&inner);
 	return status;
 }
@@ -491,6 +493,8 @@ opq_train(const QdbAlloc *a, const float *x, size_t n,
 
 	openblas_set_num_threads(blas_threads);
 	blas_threads = 0;
+	/* it is one past the last alternation unless the stall stopped them at it */
+	out->opq_alternations = it > c->opq_iters ? c->opq_iters : it;
 
 	rotate(&w, w.z, n, t, w.R, dim_pq, w.y);
 	status = qdb_pq_train(a, w.y, n, dim_pq, M, c->kmeans_iters,

@@ -238,6 +238,10 @@ typedef struct QdbModel
 	float	   *dec_w;			/* (dim, dim_pq) */
 	float	   *dec_b;			/* (dim) */
 	QdbTrainConfig config;		/* settings it was trained with */
+	int			opq_alternations;	/* kind opq: the alternations its training
+									 * ran, fewer than config.opq_iters where
+									 * its error stalled (opq.c); -1 where
+									 * unknown (not kept in the model file) */
 	const QdbAlloc *alloc;		/* what its arrays came from */
 	/* what qdb_model_prepare keeps for query tables, else NULL */
 	float	   *books_t;		/* the books transposed, (books, dsub, ksub) */

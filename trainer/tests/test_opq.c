@@ -392,6 +392,24 @@ test_stall(void)
 		   "isotropic data: the alternations stop between the 12th and the 20th of 50, "
 		   "and one report says so with their count (%d; %d reports, %d/%d)",
 		   a.n, a.stalled, a.stalled_iter, a.stalled_iters);
+	tap_ok(st == QDB_OK && m.opq_alternations == a.n,
+		   "the model keeps the alternations run (%d, reported %d)", m.opq_alternations, a.n);
+	{
+		uint8_t    *blob = NULL;
+		size_t		len = 0;
+		QdbModel	back;
+		char		err[256];
+
+		memset(&back, 0, sizeof(back));
+		st = qdb_model_serialize(&m, NULL, &blob, &len);
+		if (st == QDB_OK)
+			st = qdb_model_parse(blob, len, NULL, &back, err, sizeof(err));
+		tap_ok(st == QDB_OK && back.opq_alternations == -1 &&
+			   back.config.opq_iters == 50,
+			   "a model read from its file does not know them (-1; %d)", back.opq_alternations);
+		qdb_model_free(&back);
+		qdb_free(NULL, blob);
+	}
 	qdb_model_free(&m);
 	memset(&a, 0, sizeof(a));
 	a.cancel_stall = true;
@@ -402,8 +420,9 @@ test_stall(void)
 		   openblas_get_num_threads(), blas);
 	memset(&a, 0, sizeof(a));
 	st = test_train(&c, mixed, 4000, &m, count_alternations, &a);
-	tap_ok(st == QDB_OK && a.n == 50 && a.stalled == 0,
-		   "mixed blocky data: all 50 alternations, no stop (%d, %d)", a.n, a.stalled);
+	tap_ok(st == QDB_OK && a.n == 50 && a.stalled == 0 && m.opq_alternations == 50,
+		   "mixed blocky data: all 50 alternations, no stop, and the model says 50 (%d, %d, %d)",
+		   a.n, a.stalled, m.opq_alternations);
 	qdb_model_free(&m);
 	c.opq_iters = 11;
 	memset(&a, 0, sizeof(a));
