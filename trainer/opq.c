@@ -339,11 +339,20 @@ choose_init(const QdbAlloc *a, OpqWork *w, const QdbTrainConfig *c, size_t n,
 }
 
 static int	opq_train(const QdbAlloc *a, const float *x, size_t n,
-					  const QdbTrainConfig *c, QdbModel *out, const QdbProgressCtx *p);
+					  const QdbTrainConfig *c, const QdbPcaFit *fit, QdbModel *out,
+					  const QdbProgressCtx *p);
 
 int
 qdb_opq_train(const QdbAlloc *a, const float *x, size_t n,
 			  const QdbTrainConfig *c, QdbModel *out, const QdbProgressCtx *p)
+{
+	return qdb_opq_train_fitted(a, x, n, c, NULL, out, p);
+}
+
+int
+qdb_opq_train_fitted(const QdbAlloc *a, const float *x, size_t n,
+					 const QdbTrainConfig *c, const QdbPcaFit *fit, QdbModel *out,
+					 const QdbProgressCtx *p)
 {
 	QdbTrainConfig inner_c;
 	QdbModel	inner;
@@ -360,20 +369,20 @@ qdb_opq_train(const QdbAlloc *a, const float *x, size_t n,
 			return status;
 		inner_c = *c;
 		inner_c.opq_error = use;
-		return qdb_opq_train(a, x, n, &inner_c, out, p);
+		return qdb_opq_train_fitted(a, x, n, &inner_c, fit, out, p);
 	}
 	if (!qdb_config_error_byte(c))
 	{
 		inner_c = *c;
 		inner_c.opq_error = 0;
-		return opq_train(a, x, n, &inner_c, out, p);
+		return opq_train(a, x, n, &inner_c, fit, out, p);
 	}
 	/* the M - 1 sub-quantizers first, then the error byte (opq_error.c) */
 	inner_c = *c;
 	inner_c.opq_error = 0;
 	inner_c.M = c->M - 1;
 	inner_c.dim_pq = qdb_config_dim_pq(c);
-	status = opq_train(a, x, n, &inner_c, &inner, p);
+	status = opq_train(a, x, n, &inner_c, fit, &inner, p);
 	if (status != QDB_OK)
 		return status;
 	status = qdb_opq_error_attach(a, x, n, c, &inner, out, p);
@@ -385,7 +394,8 @@ qdb_opq_train(const QdbAlloc *a, const float *x, size_t n,
 
 static int
 opq_train(const QdbAlloc *a, const float *x, size_t n,
-		  const QdbTrainConfig *c, QdbModel *out, const QdbProgressCtx *p)
+		  const QdbTrainConfig *c, const QdbPcaFit *fit, QdbModel *out,
+		  const QdbProgressCtx *p)
 {
 	int			d = c->dim;
 	int			M = c->M;
@@ -393,8 +403,10 @@ opq_train(const QdbAlloc *a, const float *x, size_t n,
 	int			t = dim_pq < d ? dim_pq : d;
 	size_t		cbfloats = (size_t) QDB_KSUB * dim_pq;
 	size_t		nr = rotation_rows(n, t, dim_pq, c->opq_pq_iters);
-	float	   *eigvecs = NULL;
-	float	   *eigvals = NULL;
+	float	   *own_eigvecs = NULL;	/* the fit, when it is made here */
+	float	   *own_eigvals = NULL;
+	const float *eigvecs;
+	const float *eigvals;
 	double		best = INFINITY;
 	double		sse = 0;
 	double		recent[OPQ_STALL_WINDOW];
@@ -407,20 +419,30 @@ opq_train(const QdbAlloc *a, const float *x, size_t n,
 	status = qdb_model_alloc(out, a, QDB_KIND_OPQ, c->metric, d, dim_pq, M, 1, 1);
 	if (status != QDB_OK)
 		return status;
-	eigvecs = qdb_malloc(a, (size_t) d * d, sizeof(float));
-	eigvals = qdb_malloc(a, d, sizeof(float));
-	if (!eigvecs || !eigvals)
-	{
-		status = QDB_ERR_NOMEM;
-		goto done;
-	}
 	status = alloc_work(a, &w, n, t, dim_pq, M);
 	if (status != QDB_OK)
 		goto done;
-
-	status = qdb_pca_fit_report(a, x, n, d, t, out->mean, eigvecs, eigvals, p);
-	if (status != QDB_OK)
-		goto done;
+	if (fit)
+	{
+		memcpy(out->mean, fit->mean, sizeof(float) * d);
+		eigvecs = fit->eigvecs;
+		eigvals = fit->eigvals;
+	}
+	else
+	{
+		own_eigvecs = qdb_malloc(a, (size_t) d * d, sizeof(float));
+		own_eigvals = qdb_malloc(a, d, sizeof(float));
+		if (!own_eigvecs || !own_eigvals)
+		{
+			status = QDB_ERR_NOMEM;
+			goto done;
+		}
+		status = qdb_pca_fit_report(a, x, n, d, t, out->mean, own_eigvecs, own_eigvals, p);
+		if (status != QDB_OK)
+			goto done;
+		eigvecs = own_eigvecs;
+		eigvals = own_eigvals;
+	}
 	status = qdb_pca_project(a, x, n, d, out->mean, eigvecs, t, w.z, p);
 	if (status != QDB_OK)
 		goto done;
@@ -520,8 +542,8 @@ done:
 	if (blas_threads > 0)
 		openblas_set_num_threads(blas_threads);
 	free_work(a, &w);
-	qdb_free(a, eigvals);
-	qdb_free(a, eigvecs);
+	qdb_free(a, own_eigvals);
+	qdb_free(a, own_eigvecs);
 	if (status != QDB_OK)
 		qdb_model_free(out);
 	return status;

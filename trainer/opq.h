@@ -21,6 +21,23 @@ int			qdb_opq_train(const QdbAlloc *a, const float *x, size_t n,
 						  const QdbTrainConfig *c, QdbModel *out,
 						  const QdbProgressCtx *p);
 
+/* A PCA of the rows an OPQ training is given (qdb_pca_fit's three outputs). */
+typedef struct QdbPcaFit
+{
+	const float *mean;			/* (dim) */
+	const float *eigvecs;		/* (dim x dim), row i the i-th eigenvector */
+	const float *eigvals;		/* (dim), decreasing */
+} QdbPcaFit;
+
+/*
+ * qdb_opq_train with the PCA of exactly x's n rows already fitted (fit
+ * NULL: fitted here), so that trainings of several settings on the same
+ * rows (the error byte's pilot) fit it once; the model is the same.
+ */
+int			qdb_opq_train_fitted(const QdbAlloc *a, const float *x, size_t n,
+								 const QdbTrainConfig *c, const QdbPcaFit *fit,
+								 QdbModel *out, const QdbProgressCtx *p);
+
 /*
  * opq_error.c: out, allocated with a, is inner (an opq model of M - 1
  * sub-quantizers under l2, trained on x) with c's M code bytes, the last

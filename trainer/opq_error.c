@@ -30,6 +30,7 @@
 #include <stdlib.h>
 
 #include "opq.h"
+#include "pca.h"
 #include "pq.h"
 #include "qdb_distance.h"
 #include "qdb_internal.h"
@@ -270,6 +271,10 @@ qdb_opq_error_choose(const QdbAlloc *a, const float *x, size_t n, const QdbTrain
 	float		kth[PILOT_QUERIES];	/* the queries' exact 10th distances, for both */
 	int			kth_known = 0;
 	QdbProgressCtx quiet = {0};
+	float	   *mean,
+			   *eigvecs,
+			   *eigvals;
+	QdbPcaFit	fit;
 	int			v,
 				status;
 
@@ -282,7 +287,18 @@ qdb_opq_error_choose(const QdbAlloc *a, const float *x, size_t n, const QdbTrain
 		quiet.arg = (void *) p;
 		quiet.t0 = p->t0;
 	}
-	for (v = 0; v < 2; v++)
+	/* both ways train on the same nb rows: one PCA of them */
+	mean = qdb_malloc(a, c->dim, sizeof(float));
+	eigvecs = qdb_malloc(a, (size_t) c->dim * c->dim, sizeof(float));
+	eigvals = qdb_malloc(a, c->dim, sizeof(float));
+	status = mean && eigvecs && eigvals ? QDB_OK : QDB_ERR_NOMEM;
+	if (status == QDB_OK)
+		status = qdb_pca_fit(a, x, nb, c->dim, mean, eigvecs, eigvals,
+							 quiet.cb ? &quiet : NULL);
+	fit.mean = mean;
+	fit.eigvecs = eigvecs;
+	fit.eigvals = eigvals;
+	for (v = 0; v < 2 && status == QDB_OK; v++)
 	{
 		QdbTrainConfig pc = *c;
 		QdbModel	m;
@@ -292,20 +308,21 @@ qdb_opq_error_choose(const QdbAlloc *a, const float *x, size_t n, const QdbTrain
 		pc.kmeans_iters = c->kmeans_iters < PILOT_KMEANS_ITERS ? c->kmeans_iters :
 			PILOT_KMEANS_ITERS;
 		/* quiet: the pilot's stages are not the training's */
-		status = qdb_opq_train(a, x, nb, &pc, &m, quiet.cb ? &quiet : NULL);
+		status = qdb_opq_train_fitted(a, x, nb, &pc, &fit, &m, quiet.cb ? &quiet : NULL);
 		if (status != QDB_OK)
-			return status;
+			break;
 		status = qdb_adc_recall_shared(&m, x, nsearch, x + nsearch * c->dim, nq, 10,
 									   kth, &kth_known, &recall[v]);
 		qdb_model_free(&m);
-		if (status != QDB_OK)
-			return status;
-		status = qdb_progress_report_measure(p, v ? "opq error pilot, with" :
-											 "opq error pilot, without", v + 1, 2,
-											 recall[v], "10-recall@10");
-		if (status != QDB_OK)
-			return status;
+		if (status == QDB_OK)
+			status = qdb_progress_report_measure(p, v ? "opq error pilot, with" :
+												 "opq error pilot, without", v + 1, 2,
+												 recall[v], "10-recall@10");
 	}
-	*use = recall[1] > recall[0];
-	return QDB_OK;
+	qdb_free(a, mean);
+	qdb_free(a, eigvecs);
+	qdb_free(a, eigvals);
+	if (status == QDB_OK)
+		*use = recall[1] > recall[0];
+	return status;
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "opq.h"
+#include "pca.h"
 #include "qdb_distance.h"
 #include "qdb_internal.h"
 #include "tap.h"
@@ -478,6 +479,54 @@ test_default_dim(void)
 	free(x);
 }
 
+/*
+ * A PCA fitted beforehand on the same rows (as the error byte's pilot fits
+ * one for both its ways) gives the model a training that fits its own
+ * gives, byte for byte, with and without the error byte; a fit of other
+ * rows is used, not ignored.
+ */
+static void
+test_fitted(void)
+{
+	QdbTrainConfig c;
+	QdbModel	m,
+				mf;
+	float	   *x = make_correlated(17, 3000, 48);
+	float	   *other = make_correlated(18, 3000, 48);
+	float		mean[48],
+				eigvals[48];
+	float	   *eigvecs = malloc(sizeof(float) * 48 * 48);
+	QdbPcaFit	fit = {mean, eigvecs, eigvals};
+	int			err_byte;
+
+	for (err_byte = 0; err_byte < 2; err_byte++)
+	{
+		test_config(&c, QDB_KIND_OPQ, QDB_METRIC_L2, 48, 4, 5);
+		c.opq_iters = 3;
+		c.opq_error = err_byte;
+		tap_ok(qdb_pca_fit(NULL, x, 3000, 48, mean, eigvecs, eigvals, NULL) == QDB_OK &&
+			   qdb_opq_train(NULL, x, 3000, &c, &m, NULL) == QDB_OK &&
+			   qdb_opq_train_fitted(NULL, x, 3000, &c, &fit, &mf, NULL) == QDB_OK &&
+			   m.M == mf.M && m.err_byte == err_byte && mf.err_byte == err_byte &&
+			   memcmp(m.mean, mf.mean, sizeof(float) * 48) == 0 &&
+			   memcmp(m.linear, mf.linear, sizeof(float) * m.dim_pq * 48) == 0 &&
+			   memcmp(m.codebooks, mf.codebooks,
+					  sizeof(float) * (m.M - m.err_byte) * QDB_KSUB * m.dsub) == 0,
+			   "error byte %d: a PCA fitted beforehand on the rows gives the same model",
+			   err_byte);
+		qdb_model_free(&mf);
+		tap_ok(qdb_pca_fit(NULL, other, 3000, 48, mean, eigvecs, eigvals, NULL) == QDB_OK &&
+			   qdb_opq_train_fitted(NULL, x, 3000, &c, &fit, &mf, NULL) == QDB_OK &&
+			   memcmp(m.mean, mf.mean, sizeof(float) * 48) != 0,
+			   "error byte %d: a fit of other rows is the one used", err_byte);
+		qdb_model_free(&mf);
+		qdb_model_free(&m);
+	}
+	free(eigvecs);
+	free(x);
+	free(other);
+}
+
 int
 main(void)
 {
@@ -487,5 +536,6 @@ main(void)
 	test_default_dim();
 	test_progress();
 	test_stall();
+	test_fitted();
 	return tap_done();
 }
