@@ -145,11 +145,11 @@ SELECT count(*) AS differ FROM (SELECT ef_search, rerank, recall, ms_per_query F
 	EXCEPT SELECT ef_search, rerank, recall, ms_per_query FROM quantumdb.calibration('tr_idx')) d;
 
 -- the choice: least time among those that reached the target by one
--- standard error (tr_lower, above)
+-- standard error (tr_lower, above); never a pair of rerank 0 (below)
 CREATE FUNCTION tr_reached(c cal, target float8) RETURNS boolean LANGUAGE sql AS $$
   SELECT tr_lower(c.recall, c.k * c.queries) >= target $$;
 CREATE FUNCTION tr_choice(target float8) RETURNS TABLE (ef int, rr int) LANGUAGE sql AS $$
-  SELECT ef_search, rerank FROM cal c WHERE tr_reached(c, target)
+  SELECT ef_search, rerank FROM cal c WHERE c.rerank > 0 AND tr_reached(c, target)
   ORDER BY ms_per_query, ef_search + rerank LIMIT 1 $$;
 SET quantumdb.target_recall = 0.5;
 SELECT s.chosen_by, (s.ef_search, s.rerank) = (c.ef, c.rr) AS least_time,
@@ -173,7 +173,8 @@ FROM quantumdb.estimate_recall('tr_idx', 20) e, quantumdb.scan_settings('tr_idx'
 
 -- a target equal to the recall of the fastest pair below 1 (above 0.5):
 -- that pair is a standard error short, so a pair of higher recall is chosen
-SELECT recall AS t FROM cal WHERE recall > 0.5 AND recall < 1 ORDER BY ms_per_query LIMIT 1 \gset
+SELECT recall AS t FROM cal WHERE rerank > 0 AND recall > 0.5 AND recall < 1
+ORDER BY ms_per_query LIMIT 1 \gset
 SET quantumdb.target_recall = :t;
 SELECT s.calibrated_recall > :t AS above_by_a_margin, (s.ef_search, s.rerank) = (c.ef, c.rr) AS least_time
 FROM quantumdb.scan_settings('tr_idx') s, tr_choice(:t) c;
@@ -181,7 +182,7 @@ FROM quantumdb.scan_settings('tr_idx') s, tr_choice(:t) c;
 -- a target no pair reached: the pair of highest recall
 SET quantumdb.target_recall = 1;
 SELECT s.chosen_by IN ('calibration', 'calibration (target not reached)') AS chosen,
-	s.calibrated_recall = (SELECT max(recall) FROM cal) AS highest
+	s.calibrated_recall = (SELECT max(recall) FROM cal WHERE rerank > 0) AS highest
 FROM quantumdb.scan_settings('tr_idx') s;
 
 -- a latency bound (the calibration's ms per query): of the pairs within
@@ -189,7 +190,7 @@ FROM quantumdb.scan_settings('tr_idx') s;
 -- fastest pair
 CREATE FUNCTION tr_choice_within(target float8, bound float8) RETURNS TABLE (ef int, rr int)
 LANGUAGE sql AS $$
-  SELECT ef_search, rerank FROM cal WHERE ms_per_query <= bound
+  SELECT ef_search, rerank FROM cal WHERE rerank > 0 AND ms_per_query <= bound
   ORDER BY (target > 0 AND tr_reached(cal, target)) DESC,
     CASE WHEN target > 0 AND tr_reached(cal, target) THEN ms_per_query END,
     CASE WHEN target > 0 AND tr_reached(cal, target) THEN ef_search + rerank END,
@@ -207,7 +208,8 @@ SET quantumdb.target_recall = 1;
 SELECT (s.ef_search, s.rerank) = (c.ef, c.rr) AS rule_within, s.calibrated_ms_per_query <= :mid AS within
 FROM quantumdb.scan_settings('tr_idx') s, tr_choice_within(1, :mid) c;
 SET quantumdb.max_latency = 0.000001;
-SELECT s.chosen_by, s.calibrated_ms_per_query = (SELECT min(ms_per_query) FROM cal) AS fastest
+SELECT s.chosen_by,
+	s.calibrated_ms_per_query = (SELECT min(ms_per_query) FROM cal WHERE rerank > 0) AS fastest
 FROM quantumdb.scan_settings('tr_idx') s;
 RESET quantumdb.max_latency;
 SET quantumdb.rerank = 5;	-- explicit: wins over a bound SET at the same level
@@ -332,6 +334,41 @@ SELECT * FROM quantumdb.calibrate('tr_small_idx');
 SET quantumdb.target_recall = 0.9;
 SELECT * FROM quantumdb.scan_settings('tr_small_idx');
 RESET quantumdb.target_recall;
+
+-- A pair of rerank 0 (measured: the compressed order's recall) is never
+-- chosen, even where it reached the target: its scans return rows in
+-- compressed order, and ORDER BY asked for exact order.  Here 16 dims, so
+-- 16 one-dimension sub-quantizers, whose compressed order reaches 0.9; a
+-- latency bound under every pair's time takes the fastest pair, which was
+-- the rerank-0 one too.
+CREATE TABLE tr0 (id int, emb real[]);
+SELECT setseed(0.25);
+INSERT INTO tr0 SELECT i, (SELECT array_agg(random()::real) FROM generate_series(1, 16)
+	WHERE i > 0) FROM generate_series(1, 1000) i;
+SET max_parallel_maintenance_workers = 0;
+CREATE INDEX tr0_idx ON tr0 USING quantumdb (emb);
+RESET max_parallel_maintenance_workers;
+SELECT bool_or(rerank = 0 AND recall >= 0.95) AS compressed_order_reached
+FROM quantumdb.calibration('tr0_idx');
+CREATE FUNCTION tr0_out_of_order() RETURNS bigint LANGUAGE sql AS $$
+  SELECT count(*) FROM generate_series(1, 50) q,
+    LATERAL (SELECT array_agg(d) AS ds FROM (SELECT emb <~> (SELECT emb FROM tr0 WHERE id = q) AS d
+             FROM tr0 ORDER BY emb <~> (SELECT emb FROM tr0 WHERE id = q) LIMIT 10) s) x
+  WHERE EXISTS (SELECT 1 FROM generate_series(1, 9) j WHERE x.ds[j] > x.ds[j + 1]) $$;
+SET enable_seqscan = off;
+SET quantumdb.target_recall = 0.9;
+SELECT rerank > 0 AS reranks, chosen_by FROM quantumdb.scan_settings('tr0_idx');
+SELECT tr0_out_of_order() AS out_of_order;
+SET quantumdb.max_latency = '1us';
+SELECT rerank > 0 AS reranks, chosen_by FROM quantumdb.scan_settings('tr0_idx');
+SELECT tr0_out_of_order() AS out_of_order;
+RESET quantumdb.target_recall;
+SELECT rerank > 0 AS reranks, chosen_by FROM quantumdb.scan_settings('tr0_idx');
+SELECT tr0_out_of_order() AS out_of_order;
+RESET quantumdb.max_latency;
+RESET enable_seqscan;
+DROP FUNCTION tr0_out_of_order();
+DROP TABLE tr0;
 
 DROP FUNCTION tr_reached(cal, float8);	-- takes the table's row type
 DROP TABLE tr, tr_small, cal, cal_held, trq, trq_truth;

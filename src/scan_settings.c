@@ -163,8 +163,11 @@ reached(const QdbCalibration *cal, const QdbCalibrationPoint *p, double target)
  * the target (reached(), above; equal times: the smaller ef_search + rerank; *choice
  * QDB_SETTINGS_TARGET), else the highest recall (equal recalls: the least
  * time; QDB_SETTINGS_SHORT with a target, QDB_SETTINGS_LATENCY without).
- * No point within the bound: the fastest (QDB_SETTINGS_FASTEST).  NULL for
- * an empty calibration.
+ * No point within the bound: the fastest (QDB_SETTINGS_FASTEST).  Points of
+ * rerank 0 (measured, as the compressed order's recall) are never chosen:
+ * their scans return rows in compressed order, and a user who asked for a
+ * recall or a latency still asked for ORDER BY's order.  NULL for a
+ * calibration without any other point.
  */
 const QdbCalibrationPoint *
 QdbChoosePoint(const QdbCalibration *cal, double target, double max_ms,
@@ -179,6 +182,8 @@ QdbChoosePoint(const QdbCalibration *cal, double target, double max_ms,
 		const QdbCalibrationPoint *p = &cal->points[i];
 		bool		ok = target > 0 && reached(cal, p, target);
 
+		if (p->rerank <= 0)
+			continue;
 		if (fastest == NULL || p->ms < fastest->ms)
 			fastest = p;
 		if (max_ms > 0 && p->ms > max_ms)
@@ -205,7 +210,7 @@ QdbChoosePoint(const QdbCalibration *cal, double target, double max_ms,
 	if (best == NULL)
 	{
 		*choice = QDB_SETTINGS_FASTEST;
-		return fastest;
+		return fastest;			/* NULL without a point of rerank > 0 */
 	}
 	*choice = best_ok ? QDB_SETTINGS_TARGET :
 		target > 0 ? QDB_SETTINGS_SHORT : QDB_SETTINGS_LATENCY;
@@ -262,6 +267,12 @@ QdbResolveScanSettings(Relation index, QdbCalibration *cal, QdbScanSettings *s)
 		return;
 	}
 	s->point = QdbChoosePoint(cal, qdb_target_recall, qdb_max_latency, &s->source);
+	if (s->point == NULL)
+	{
+		/* no pair that reranks: the session's settings */
+		s->source = QDB_SETTINGS_UNCALIBRATED;
+		return;
+	}
 	s->ef_search = s->point->ef_search;
 	s->rerank = s->point->rerank;
 }

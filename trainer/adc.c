@@ -354,6 +354,17 @@ qdb_compute_distance_table(const QdbModel *m, const float *query,
 		*bias = b;
 	}
 	qdb_free(m->alloc, r);
+	/*
+	 * A query whose squared norm passes float's range (components past about
+	 * 1e19) makes inf - inf of the expanded squares: NaN, which a sum would
+	 * carry and the square root's guard turn into 0, every row nearest.
+	 * Such a query is infinitely far from every code instead.
+	 */
+	for (size_t i = 0; i < qdb_table_floats(m); i++)
+		if (isnan(table[i]))
+			table[i] = INFINITY;
+	if (isnan(*bias))
+		*bias = INFINITY;
 	return QDB_OK;
 }
 
@@ -403,6 +414,8 @@ cosine_of_xhat_distance(int M, const float *table, float bias, const uint8_t *co
 static inline float
 sum_distance(QdbMetric metric, float sum)
 {
+	if (isnan(sum))				/* + and - infinities summed: no distance known */
+		return INFINITY;
 	switch (metric)
 	{
 		case QDB_METRIC_IP:
