@@ -28,7 +28,8 @@ SELECT compressor, kind, metric, code_bytes
 FROM quantumdb.train('eb', 'eb_rows', 'embedding', metric => 'l2', opq_iters => 8,
                      validation => 0);
 SELECT settings->'error_byte' AS error_byte, settings->'dim_pq' AS dim_pq,
-       settings->'subvectors' AS subvectors
+       settings->'subvectors' AS subvectors,
+       settings->'opq_alternations' AS opq_alternations  -- all 8: too few to stall
 FROM quantumdb.compressors WHERE name = 'eb';
 -- a target_dim given: no pilot, no byte, every byte a sub-quantizer
 SELECT compressor, code_bytes

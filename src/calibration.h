@@ -85,7 +85,8 @@ typedef enum QdbSettingsSource
 	QDB_SETTINGS_SHORT,			/* none reached it (within the bound): highest recall */
 	QDB_SETTINGS_LATENCY,		/* no target: highest recall within max_latency */
 	QDB_SETTINGS_FASTEST,		/* none within max_latency: the fastest pair */
-	QDB_SETTINGS_OVERRIDE		/* the calibration's own measurement */
+	QDB_SETTINGS_OVERRIDE,		/* the calibration's own measurement */
+	QDB_SETTINGS_NO_RERANK		/* a calibration without a pair that reranks */
 } QdbSettingsSource;
 
 typedef struct QdbScanSettings

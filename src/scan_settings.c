@@ -270,7 +270,7 @@ QdbResolveScanSettings(Relation index, QdbCalibration *cal, QdbScanSettings *s)
 	if (s->point == NULL)
 	{
 		/* no pair that reranks: the session's settings */
-		s->source = QDB_SETTINGS_UNCALIBRATED;
+		s->source = QDB_SETTINGS_NO_RERANK;
 		return;
 	}
 	s->ef_search = s->point->ef_search;
@@ -297,6 +297,8 @@ source_name(QdbSettingsSource source)
 			return "calibration (highest recall within max_latency)";
 		case QDB_SETTINGS_FASTEST:
 			return "calibration (none within max_latency: the fastest)";
+		case QDB_SETTINGS_NO_RERANK:
+			return "session (the calibration has no pair that reranks)";
 		case QDB_SETTINGS_OVERRIDE:
 			break;
 	}

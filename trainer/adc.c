@@ -355,16 +355,21 @@ qdb_compute_distance_table(const QdbModel *m, const float *query,
 	}
 	qdb_free(m->alloc, r);
 	/*
-	 * A query whose squared norm passes float's range (components past about
-	 * 1e19) makes inf - inf of the expanded squares: NaN, which a sum would
-	 * carry and the square root's guard turn into 0, every row nearest.
-	 * Such a query is infinitely far from every code instead.
+	 * Under l2, a query whose squared norm passes float's range (components
+	 * past about 1e19) makes inf - inf of the expanded squares: NaN, which a
+	 * sum would carry and the square root's guard turn into 0, every row
+	 * nearest.  Such a query is infinitely far from every code instead (an
+	 * l2 table's entries only add distance).  The dot products of ip and
+	 * cosine tables keep their NaN: sum_distance makes a NaN sum far.
 	 */
-	for (size_t i = 0; i < qdb_table_floats(m); i++)
-		if (isnan(table[i]))
-			table[i] = INFINITY;
-	if (isnan(*bias))
-		*bias = INFINITY;
+	if (m->metric == QDB_METRIC_L2)
+	{
+		for (size_t i = 0; i < qdb_table_floats(m); i++)
+			if (isnan(table[i]))
+				table[i] = INFINITY;
+		if (isnan(*bias))
+			*bias = INFINITY;
+	}
 	return QDB_OK;
 }
 

@@ -500,10 +500,76 @@ test_errors(void)
 	free(x);
 }
 
+/*
+ * Queries past float's range: under l2 a query whose squares overflow is
+ * infinitely far from every code (its table's inf - inf made ADC 0, every
+ * row nearest); under ip the table keeps the NaN of inf + -inf dot
+ * products (not +inf, which -sum made the nearest of all) and ADC makes
+ * such a sum far.
+ */
+static void
+test_overflow(void)
+{
+	QdbTrainConfig c;
+	QdbModel	m;
+	float	   *x = test_correlated_data(77, 1500, 4);
+	float		q[4] = {1e19f, 1e19f, 1e19f, 1e19f};
+	float	   *table = malloc(sizeof(float) * 2 * QDB_KSUB);
+	float		bias;
+	uint8_t		code[2];
+	int			all_inf = 1,
+				nan_entries = 0,
+				nan_far = 1;
+
+	test_config(&c, QDB_KIND_OPQ, QDB_METRIC_L2, 4, 2, 5);
+	c.opq_iters = 2;
+	if (test_train(&c, x, 1500, &m, NULL, NULL) == QDB_OK &&
+		qdb_compute_distance_table(&m, q, table, &bias) == QDB_OK)
+	{
+		for (int k = 0; k < QDB_KSUB; k++)
+		{
+			code[0] = code[1] = (uint8_t) k;
+			all_inf &= isinf(qdb_adc_distance(&m, table, bias, code)) &&
+				qdb_adc_distance(&m, table, bias, code) > 0;
+		}
+		tap_ok(all_inf, "opq l2: a query of 1e19s is infinitely far from every code");
+		qdb_model_free(&m);
+	}
+	else
+		tap_ok(0, "opq l2: trains");
+	test_config(&c, QDB_KIND_PQ, QDB_METRIC_IP, 4, 2, 5);
+	q[0] = 3e38f;
+	q[1] = -3e38f;
+	q[2] = q[3] = 1;
+	if (test_train(&c, x, 1500, &m, NULL, NULL) == QDB_OK &&
+		qdb_compute_distance_table(&m, q, table, &bias) == QDB_OK)
+	{
+		for (int k = 0; k < QDB_KSUB; k++)
+		{
+			if (!isnan(table[k]))
+				continue;
+			nan_entries++;
+			code[0] = (uint8_t) k;
+			code[1] = 0;
+			nan_far &= isinf(qdb_adc_distance(&m, table, bias, code)) &&
+				qdb_adc_distance(&m, table, bias, code) > 0;
+		}
+		tap_ok(nan_entries > 0 && nan_far,
+			   "pq ip: inf + -inf entries stay NaN and their codes are far (%d entries)",
+			   nan_entries);
+		qdb_model_free(&m);
+	}
+	else
+		tap_ok(0, "pq ip: trains");
+	free(table);
+	free(x);
+}
+
 int
 main(void)
 {
 	qdb_distance_init();
+	test_overflow();
 	run("pq L2 32d M=8", QDB_KIND_PQ, QDB_METRIC_L2, 32, 8, 0, 1);
 	run("pq L2 30d padded", QDB_KIND_PQ, QDB_METRIC_L2, 30, 8, 0, 1);
 	run("opq L2 32d M=8", QDB_KIND_OPQ, QDB_METRIC_L2, 32, 8, 0, 1);
