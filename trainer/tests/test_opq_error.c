@@ -276,18 +276,51 @@ cancel_first(const QdbEpochStats *s, void *arg)
 	return 1;
 }
 
-/* the pilot's trainings stay quiet but stop on a cancel */
+/* counts the pilot's heartbeats; cancels at the cancel_at-th */
+typedef struct PilotBeats
+{
+	int			beats;
+	int			cancel_at;
+} PilotBeats;
+
+static int
+cancel_at_beat(const QdbEpochStats *s, void *arg)
+{
+	PilotBeats *b = arg;
+
+	if (s->heartbeat && strcmp(s->stage, "opq error pilot") == 0)
+		return ++b->beats == b->cancel_at;
+	return 0;
+}
+
+/*
+ * The pilot's PCA and trainings stay quiet but stop on a cancel: at its
+ * first heartbeat (its PCA, fitted once for both ways) and at the middle
+ * one of a whole pilot's (within its trainings).
+ */
 static void
 test_pilot_cancel(void)
 {
 	float	   *x = make_rows(14, ROWS, 1);
 	QdbModel	m;
 	char		seen[64] = "";
+	PilotBeats	b = {0, -1};
+	int			all,
+				st;
 
 	memset(&m, 0, sizeof(m));
 	tap_ok(test_train_auto(x, &m, cancel_first, seen) == QDB_ERR_CANCELLED &&
 		   strcmp(seen, "opq error pilot (heartbeat)") == 0 && m.codebooks == NULL,
-		   "a cancel in the pilot's training stops it (first call: %s)", seen);
+		   "a cancel at the pilot's first heartbeat stops it (first call: %s)", seen);
+	st = test_train_auto(x, &m, cancel_at_beat, &b);
+	tap_ok(st == QDB_OK && b.beats > 4, "a whole pilot beats %d times", b.beats);
+	qdb_model_free(&m);
+	all = b.beats;
+	b.beats = 0;
+	b.cancel_at = all / 2;
+	st = test_train_auto(x, &m, cancel_at_beat, &b);
+	tap_ok(st == QDB_ERR_CANCELLED && b.beats == all / 2 && m.codebooks == NULL,
+		   "a cancel at its heartbeat %d of %d stops it", all / 2, all);
 	free(x);
 }
 
