@@ -30,6 +30,18 @@ typedef struct QdbCalibrationPoint
 } QdbCalibrationPoint;
 
 /*
+ * Whether a target or a latency bound may choose p (scan_settings.c), and
+ * so whether p may dominate another point out of the grid
+ * (calibration_grid.c): not a pair of rerank 0, whose scan returns rows in
+ * compressed order rather than ORDER BY's.
+ */
+static inline bool
+QdbPointChoosable(const QdbCalibrationPoint *p)
+{
+	return p->rerank > 0;
+}
+
+/*
  * Kept on the meta page after QdbMetaPageData (MAXALIGNed), inside the
  * page's pd_lower once written; an index that never had one reads as none
  * (those bytes were the page's zeroed hole).

@@ -21,8 +21,7 @@
 
 /*
  * Whether cal's point self is dominated by another of its points that a
- * choice may take: not one of rerank 0, which no target or bound chooses
- * (scan_settings.c).
+ * choice may take (QdbPointChoosable).
  */
 static bool
 dominated(const QdbCalibration *cal, int self)
@@ -30,7 +29,7 @@ dominated(const QdbCalibration *cal, int self)
 	const QdbCalibrationPoint *p = &cal->points[self];
 
 	for (int i = 0; i < cal->npoints; i++)
-		if (i != self && cal->points[i].rerank > 0 &&
+		if (i != self && QdbPointChoosable(&cal->points[i]) &&
 			cal->points[i].ms <= p->ms && cal->points[i].recall >= p->recall)
 			return true;
 	return false;

@@ -182,7 +182,7 @@ QdbChoosePoint(const QdbCalibration *cal, double target, double max_ms,
 		const QdbCalibrationPoint *p = &cal->points[i];
 		bool		ok = target > 0 && reached(cal, p, target);
 
-		if (p->rerank <= 0)
+		if (!QdbPointChoosable(p))
 			continue;
 		if (fastest == NULL || p->ms < fastest->ms)
 			fastest = p;

@@ -4,7 +4,8 @@
  *	  reranks each ef_search measures (those of at least k, distinct, the
  *	  full one last), a partial rerank dropped after its pairs at two
  *	  ef_search in a row were dominated and not after one, never the full
- *	  rerank, and a dropped one left out from then on.  TAP output.
+ *	  rerank, a dropped one left out from then on, and no pair dominated by
+ *	  one of rerank 0 alone (never chosen).  TAP output.
  */
 #include "postgres.h"
 
@@ -101,8 +102,9 @@ test_drops(void)
 	n = level(&cal, &g, 80, (double[]) {0.52, 0.72, 0.95, 0.9}, (double[]) {0.12, 0.28, 0.55, 0.6});
 	tap_ok(n == 4 && g.strikes[2] == 0 && !g.dropped[2], "not dominated: the count starts again");
 	/*
-	 * ef 113: slot 0 (0.3 ms, 0.5) dominated by ef 40's rerank 0 (0.1, 0.5):
-	 * equal recall counts; slot 1 by ef 80's, slot 2 by ef 80's full
+	 * ef 113: slot 0 (0.3 ms, 0.5) dominated by ef 40's rerank 10 (0.2,
+	 * 0.6); slot 1 (0.5 ms, 0.7) by ef 80's rerank 20 (0.28, 0.72), slot 2
+	 * by ef 80's full
 	 */
 	n = level(&cal, &g, 113, (double[]) {0.5, 0.7, 0.8, 0.96}, (double[]) {0.3, 0.5, 0.6, 0.8});
 	tap_ok(n == 4 && g.strikes[0] == 1 && g.strikes[2] == 1 && g.strikes[1] == 1 && !g.dropped[0],
@@ -116,10 +118,40 @@ test_drops(void)
 		   "dropped slots stay out: only the full rerank measured");
 }
 
+/*
+ * A pair of rerank 0, which no target or bound chooses, dominates nothing:
+ * here each partial rerank is slower than its level's rerank 0 and finds
+ * fewer rows, at two ef_search in a row, and keeps its slot.  A pair that a
+ * choice may take still dominates with equal recall.
+ */
+static void
+test_rerank0_dominates_nothing(void)
+{
+	QdbCalibration cal;
+	QdbGridSlots g;
+	int			n;
+
+	memset(&cal, 0, sizeof(cal));
+	memset(&g, 0, sizeof(g));
+	n = level(&cal, &g, 40, (double[]) {0.9, 0.5, 0.6, 0.7}, (double[]) {0.1, 0.2, 0.3, 0.4});
+	tap_ok(n == 4 && g.strikes[1] == 0 && g.strikes[2] == 0,
+		   "below rerank 0 only: no strike");
+	n = level(&cal, &g, 56, (double[]) {0.95, 0.55, 0.65, 0.75}, (double[]) {0.1, 0.25, 0.35, 0.45});
+	tap_ok(n == 4 && !g.dropped[1] && !g.dropped[2] && g.strikes[1] == 0 && g.strikes[2] == 0,
+		   "below rerank 0 at two ef_search in a row: kept");
+	/* ef 80: slot 1 (0.3 ms, 0.6) against ef 40's rerank 20 (0.3 ms, 0.6) */
+	n = level(&cal, &g, 80, (double[]) {0.96, 0.6, 0.8, 0.85}, (double[]) {0.1, 0.3, 0.5, 0.6});
+	tap_ok(n == 4 && g.strikes[1] == 1 && g.strikes[2] == 0,
+		   "equal time and recall of a reranking pair: a strike");
+	/* rerank 0 itself is struck as usual, by a reranking pair */
+	tap_ok(g.strikes[0] == 0, "rerank 0 above every reranking pair: no strike");
+}
+
 int
 main(void)
 {
 	test_reranks();
 	test_drops();
+	test_rerank0_dominates_nothing();
 	return tap_done();
 }
