@@ -169,6 +169,13 @@ CREATE INDEX items_l2 ON items USING quantumdb (emb) WITH (compressor = 'c_l2', 
 SELECT metric, compressor, m, ef_construction FROM quantumdb.index_info('items_l2');
 SELECT index_mismatches('<~>', 10) AS l2_mismatches;
 SELECT index_recall('<~>', 40, 40) >= 0.8 AS l2_recall_ok;
+-- ALTER INDEX ... SET refuses what CREATE INDEX refuses: accepted, the
+-- options would fail every later rebuild (REINDEX, TRUNCATE, a restore)
+ALTER INDEX items_l2 SET (ef_construction = 8);
+ALTER INDEX items_l2 SET (m = 40);
+ALTER INDEX items_l2 SET (m = 32, ef_construction = 64);
+SELECT reloptions FROM pg_class WHERE relname = 'items_l2';
+ALTER INDEX items_l2 RESET (m);
 DROP INDEX items_l2;
 CREATE INDEX items_ip ON items USING quantumdb (emb real_ip_ops) WITH (compressor = 'c_ip');
 SELECT index_mismatches('<#>', 10) AS ip_mismatches;

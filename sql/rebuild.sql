@@ -91,6 +91,31 @@ SELECT * FROM rebuild_check('ra') UNION ALL SELECT * FROM rebuild_check('rn');
 SELECT i.tbl, x.compressor, x.built_from
 FROM (VALUES ('ra'), ('rn')) i(tbl), quantumdb.index_info((i.tbl || '_idx')::regclass) x;
 
+-- a temporary table ON COMMIT DELETE ROWS: each COMMIT empties it and
+-- rebuilds its indexes with no snapshot set, where an index that names a
+-- compressor reads the catalog (it failed there: "cannot execute SQL
+-- without an outer snapshot", and the index was left without pages)
+CREATE TEMP TABLE oc (id int, emb real[]) ON COMMIT DELETE ROWS;
+CREATE INDEX oc_idx ON oc USING quantumdb (emb) WITH (compressor = 'rb_c');
+BEGIN;
+INSERT INTO oc SELECT id, emb FROM rn WHERE id <= 50;
+SET LOCAL enable_seqscan = off;
+SELECT id FROM oc ORDER BY emb <~> (SELECT emb FROM rn WHERE id = 7) LIMIT 1;
+COMMIT;
+SELECT count(*) FROM oc;
+SELECT compressor, built_from FROM quantumdb.index_info('oc_idx');
+-- the compressor named by ALTER INDEX: the ALTER's own COMMIT rebuilds it
+CREATE TEMP TABLE od (id int, emb real[]) ON COMMIT DELETE ROWS;
+CREATE INDEX od_idx ON od USING quantumdb (emb);
+ALTER INDEX od_idx SET (compressor = 'rb_c');
+BEGIN;
+INSERT INTO od SELECT id, emb FROM rn WHERE id <= 50;
+SET LOCAL enable_seqscan = off;
+SELECT id FROM od ORDER BY emb <~> (SELECT emb FROM rn WHERE id = 7) LIMIT 1;
+COMMIT;
+SELECT compressor, built_from FROM quantumdb.index_info('od_idx');
+DROP TABLE oc, od;
+
 DROP TABLE ra, rn, rq;
 DROP FUNCTION rebuild_check(text);
 SELECT quantumdb.drop_compressor('rb_c');

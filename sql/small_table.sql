@@ -82,6 +82,33 @@ RESET enable_indexscan;
 SET enable_seqscan = off;
 DROP TABLE st;
 
+-- the dimensions a rolled-back insert gave do not stick: the next row's
+-- are taken where no row of the index's dimensions is left in the table
+-- (a failed or uncommitted insert, or rows deleted); while one is, a row of
+-- others is refused
+CREATE TABLE st (id int, val real[]);
+CREATE INDEX st_idx ON st USING quantumdb (val);
+BEGIN;
+INSERT INTO st VALUES (1, '{1,2,3}');
+ROLLBACK;
+SELECT dimensions FROM quantumdb.index_info('st_idx');
+INSERT INTO st VALUES (2, '{1,1}'), (3, '{2,2}');
+SELECT dimensions FROM quantumdb.index_info('st_idx');
+INSERT INTO st VALUES (4, '{1,2,3}');
+SELECT id FROM st ORDER BY val <~> '{2,2}';
+DELETE FROM st;
+INSERT INTO st VALUES (5, '{1,2,3}');
+SELECT dimensions FROM quantumdb.index_info('st_idx');
+SELECT id FROM st ORDER BY val <~> '{1,2,3}';
+-- a row whose statement failed after its insert (a constraint) is gone too
+TRUNCATE st;
+CREATE UNIQUE INDEX st_id ON st (id);
+INSERT INTO st VALUES (6, '{1,2,3,4}'), (6, '{1,2,3,4}');
+SELECT dimensions FROM quantumdb.index_info('st_idx');
+INSERT INTO st VALUES (7, '{5,5}');
+SELECT dimensions FROM quantumdb.index_info('st_idx');
+DROP TABLE st;
+
 -- a partial index covers the rows of its predicate only
 CREATE TABLE st (id int, val real[]);
 INSERT INTO st VALUES (1, '{1,1}'), (2, '{2,2}'), (3, '{3,3}'), (4, '{4,4}');

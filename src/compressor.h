@@ -118,6 +118,7 @@ typedef struct QdbCatalogAccess
 	Oid			save_userid;
 	int			save_sec_context;
 	int			save_nestlevel;
+	bool		pushed_snapshot;	/* QdbCatalogBegin set one: none was */
 } QdbCatalogAccess;
 
 /* A catalog row to insert (QdbInsertCompressorRow). */

@@ -27,6 +27,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rls.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
 #include "compressor.h"
@@ -81,13 +82,20 @@ catalog_owner(void)
  * Connects SPI as the catalog's owner, in a security-restricted operation
  * with search_path pinned to pg_catalog (the text is qualified as well).
  * An ERROR before QdbCatalogEnd() is fine: (sub)transaction abort restores
- * the user and the setting.
+ * the user, the setting and the snapshot stack.
+ *
+ * Without an active snapshot (an index rebuilt at COMMIT, when a temporary
+ * table ON COMMIT DELETE ROWS is emptied: SPI refuses to run there) the
+ * transaction's own is pushed for the catalog's queries.
  */
 void
 QdbCatalogBegin(QdbCatalogAccess *a)
 {
 	Oid			owner = catalog_owner();
 
+	a->pushed_snapshot = !ActiveSnapshotSet();
+	if (a->pushed_snapshot)
+		PushActiveSnapshot(GetTransactionSnapshot());
 	GetUserIdAndSecContext(&a->save_userid, &a->save_sec_context);
 	SetUserIdAndSecContext(owner, a->save_sec_context |
 						   SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
@@ -103,6 +111,8 @@ QdbCatalogEnd(QdbCatalogAccess *a)
 	SPI_finish();
 	AtEOXact_GUC(false, a->save_nestlevel);
 	SetUserIdAndSecContext(a->save_userid, a->save_sec_context);
+	if (a->pushed_snapshot)
+		PopActiveSnapshot();
 }
 
 /* Fills row from columns owner, source, source_column of an SPI tuple. */

@@ -238,6 +238,7 @@ typedef struct QdbScanRow
 
 extern int	QdbExactHeapScan(IndexScanDesc scan, QdbIndexCache *c, FmgrInfo *distproc,
 							 Oid collation, struct varlena *query, QdbScanRow **rows);
+extern bool QdbHeapHasDim(Relation heap, Relation index, QdbIndexCache *c, int dim);
 
 /* index_handler.c */
 extern void QdbIndexInit(void);
@@ -245,6 +246,7 @@ extern bytea *qdboptions(Datum reloptions, bool validate);
 extern char *qdbbuildphasename(int64 phasenum);
 extern int	QdbGetM(Relation index);
 extern int	QdbGetEfConstruction(Relation index);
+extern void QdbCheckEfConstruction(int m, int ef_construction);
 extern char *QdbGetCompressorName(Relation index);
 extern bool QdbGetInlineCodes(Relation index);
 extern int	QdbGetCalibrationQueries(Relation index);
@@ -292,7 +294,7 @@ extern uint8 *QdbSlotCode(const QdbIndexCache *c, QdbNode node, int level, int s
 #define QDB_ENTRY_IF_HIGHER		1
 #define QDB_ENTRY_IF_EXPECTED	2
 extern const char *QdbUntrainedMetaProblem(const QdbMetaPageData *meta);
-extern int	QdbSetUntrainedDim(Relation index, int dim);
+extern int	QdbSetUntrainedDim(Relation index, int from, int dim);
 extern bool QdbSetEntry(Relation index, QdbNodeRef ref, int level, int mode,
 						QdbNodeRef expected);
 
@@ -492,7 +494,8 @@ extern bool qdbinsert(Relation index, Datum *values, bool *isnull, ItemPointer h
 					  IndexInfo *indexInfo);
 extern void QdbInsertVector(Relation index, QdbIndexCache *c, const float *x,
 							const uint8 *code, ItemPointer heaptid);
-extern float *QdbIndexVector(Relation index, QdbIndexCache *c, Datum value, bool *skip);
+extern float *QdbIndexVector(Relation index, Relation heap, QdbIndexCache *c, Datum value,
+							 bool *skip);
 
 /* index_scan.c */
 extern IndexScanDesc qdbbeginscan(Relation index, int nkeys, int norderbys);

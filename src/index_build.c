@@ -481,7 +481,7 @@ build_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 	if (isnull[0])
 		return;
 	old = MemoryContextSwitchTo(bs->tmp_cxt);
-	x = QdbIndexVector(index, c, values[0], &skip);
+	x = QdbIndexVector(index, NULL, c, values[0], &skip);
 	MemoryContextSwitchTo(old);
 	if (!skip)
 	{
@@ -722,11 +722,7 @@ qdbbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 
 	if (RelationGetNumberOfBlocks(index) != 0)
 		elog(ERROR, "index \"%s\" already contains data", RelationGetRelationName(index));
-	if (efc < 2 * m)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("ef_construction must be at least twice m"),
-				 errdetail("ef_construction is %d and m is %d.", efc, m)));
+	QdbCheckEfConstruction(m, efc);
 
 	build_cxt = AllocSetContextCreate(CurrentMemoryContext, "quantumdb build",
 									  ALLOCSET_DEFAULT_SIZES);

@@ -103,6 +103,17 @@ QdbIndexInit(void)
 	QdbScanSettingsInit();
 }
 
+/* ERROR unless ef_construction is at least twice m (the build's lists need it) */
+void
+QdbCheckEfConstruction(int m, int ef_construction)
+{
+	if (ef_construction < 2 * m)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("ef_construction must be at least twice m"),
+				 errdetail("ef_construction is %d and m is %d.", ef_construction, m)));
+}
+
 bytea *
 qdboptions(Datum reloptions, bool validate)
 {
@@ -115,8 +126,17 @@ qdboptions(Datum reloptions, bool validate)
 		{"calibrate_after_vacuum", RELOPT_TYPE_BOOL, offsetof(QdbOptions, calibrate_after_vacuum)},
 	};
 
-	return (bytea *) build_reloptions(reloptions, validate, qdb_relopt_kind,
-									  sizeof(QdbOptions), tab, lengthof(tab));
+	QdbOptions *opts = build_reloptions(reloptions, validate, qdb_relopt_kind,
+										sizeof(QdbOptions), tab, lengthof(tab));
+
+	/*
+	 * The build's own check (index_build.c), here too for ALTER INDEX ...
+	 * SET: accepted there, the options would fail every later rebuild
+	 * (TRUNCATE, REINDEX, VACUUM FULL, a restore of a dump).
+	 */
+	if (validate && opts)
+		QdbCheckEfConstruction(opts->m, opts->ef_construction);
+	return (bytea *) opts;
 }
 
 int

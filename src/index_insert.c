@@ -23,27 +23,63 @@
 #include "index.h"
 
 /*
+ * The dimensions of an index without a compressor, into c->dim, for a row
+ * of dim inserted into heap: from the meta page, which has those of the
+ * first row the index was given.  Where they differ from dim and no row of
+ * them is left in the heap (that first row's insert was rolled back, or
+ * its rows were deleted), the index takes dim: a transaction that failed
+ * or never committed does not decide the dimensions for good.
+ *
+ * The meta page is read under the update lock in share mode and changed
+ * under it in exclusive mode, after the heap was searched: an insert whose
+ * row the search missed (inserted into the heap after it) reads the new
+ * dimensions; one that read the old ones had its row in the heap before the
+ * search, which finds it (still being inserted counts) and keeps them.
+ */
+static void
+untrained_dim(Relation index, Relation heap, QdbIndexCache *c, int dim)
+{
+	QdbMetaPageData meta;
+	int			cur;
+
+	LockPage(index, QDB_UPDATE_LOCK, ShareLock);
+	QdbReadMeta(index, &meta);
+	cur = meta.dim == 0 ? QdbSetUntrainedDim(index, 0, dim) : (int) meta.dim;
+	UnlockPage(index, QDB_UPDATE_LOCK, ShareLock);
+	if (cur != dim && heap != NULL)
+	{
+		LockPage(index, QDB_UPDATE_LOCK, ExclusiveLock);
+		QdbReadMeta(index, &meta);
+		cur = (int) meta.dim;
+		if (cur != dim && !QdbHeapHasDim(heap, index, c, cur))
+			cur = QdbSetUntrainedDim(index, cur, dim);
+		UnlockPage(index, QDB_UPDATE_LOCK, ExclusiveLock);
+	}
+	c->dim = cur;
+}
+
+/*
  * The vector of an index column value, checked against the index; *skip
  * is set for a vector the index does not hold (a zero vector under cosine).
- * An index without a compressor takes its dimensions from the first row it
- * is given.
+ * An index without a compressor takes its dimensions from the rows of heap
+ * (untrained_dim; heap NULL: the meta page's as they are).
  */
 float *
-QdbIndexVector(Relation index, QdbIndexCache *c, Datum value, bool *skip)
+QdbIndexVector(Relation index, Relation heap, QdbIndexCache *c, Datum value, bool *skip)
 {
 	int			dim;
 	float	   *x = QdbDatumGetFloats(value, c->vectype, &dim, "vector");
 	float	   *copy;
 
-	if (c->untrained && c->dim == 0)
-		c->dim = QdbSetUntrainedDim(index, dim);
+	if (c->untrained)
+		untrained_dim(index, heap, c, dim);
 	if (dim != c->dim)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("vector has %d dimensions, but index \"%s\" has %d",
 						dim, RelationGetRelationName(index), c->dim),
 				 c->untrained ?
-				 errdetail("The index has no compressor yet and took its dimensions from the first row it was given.") :
+				 errdetail("The index has no compressor yet and took its dimensions from the first row it was given, and the table still has rows of them.") :
 				 errdetail("The index's compressor encodes vectors of %d dimensions.", c->dim),
 				 c->untrained ?
 				 errhint("REINDEX INDEX %s takes them from the table's rows again.",
@@ -208,7 +244,7 @@ qdbinsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 								ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(cxt);
 	c = QdbPinIndexCache(index, true);
-	x = QdbIndexVector(index, c, values[0], &skip);
+	x = QdbIndexVector(index, heap, c, values[0], &skip);
 	/* without a compressor the vector is only checked: nothing is stored */
 	if (!skip && !c->untrained)
 	{

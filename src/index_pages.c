@@ -381,12 +381,13 @@ meta_for_update(Relation index, Buffer *buf, QdbXLog **state)
 }
 
 /*
- * The dimensions of an index without a compressor: the meta page's, or
- * dim if it had none yet (an index built on an empty table learns them
- * from its first row).
+ * The dimensions of an index without a compressor after it was given a row
+ * of dim: dim if the meta page had from (0: none yet, an index built on an
+ * empty table learns them from its first row; else the dimensions of rows
+ * that no longer exist, index_insert.c), else the meta page's.
  */
 int
-QdbSetUntrainedDim(Relation index, int dim)
+QdbSetUntrainedDim(Relation index, int from, int dim)
 {
 	Buffer		buf;
 	QdbXLog    *state;
@@ -394,7 +395,7 @@ QdbSetUntrainedDim(Relation index, int dim)
 	int			result;
 
 	/* meta is the WAL record's copy of the page, gone after finish or abort */
-	if (meta->dim == 0 && QdbMetaUntrained(meta))
+	if (meta->dim == from && QdbMetaUntrained(meta))
 	{
 		meta->dim = dim;
 		result = dim;

@@ -805,8 +805,12 @@ start_scan(IndexScanDesc scan)
 	if (so->query)
 	{
 		x = QdbDatumGetFloats(PointerGetDatum(so->query), c->vectype, &dim, "query");
-		/* an index without a compressor knows its dimensions once it has a row */
-		if (dim != c->dim && !(c->untrained && c->dim == 0))
+		/*
+		 * An index without a compressor: its rows' own distances to the
+		 * query say (QdbExactHeapScan), as a sequential scan's would; the
+		 * dimensions on its meta page are those of its inserts.
+		 */
+		if (dim != c->dim && !c->untrained)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_EXCEPTION),
 					 errmsg("query has %d dimensions, but index \"%s\" has %d",

@@ -20,6 +20,7 @@
 #include "access/tableam.h"
 #include "catalog/index.h"
 #include "miscadmin.h"
+#include "executor/tuptable.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -152,4 +153,51 @@ QdbExactHeapScan(IndexScanDesc scan, QdbIndexCache *c, FmgrInfo *distproc,
 		qsort(h.rows, h.n, sizeof(QdbScanRow), row_cmp);
 	*rows = h.rows;
 	return h.n;
+}
+
+/*
+ * Whether the heap holds a row, committed or still being inserted (not one
+ * whose insert aborted, nor one whose delete committed), whose indexed
+ * value has dim dimensions: an index without a compressor takes another
+ * row's dimensions only where none is left of the ones it has
+ * (index_insert.c).  A row outside a partial index's predicate counts too.
+ * The table of such an index is small (under the rows a compressor needs,
+ * unless nobody ran REINDEX since), and this runs only when a row's
+ * dimensions differ from the index's.
+ */
+bool
+QdbHeapHasDim(Relation heap, Relation index, QdbIndexCache *c, int dim)
+{
+	AttrNumber	attno = index->rd_index->indkey.values[0];
+	MemoryContext row_cxt = AllocSetContextCreate(CurrentMemoryContext,
+												  "quantumdb dimension check",
+												  ALLOCSET_DEFAULT_SIZES);
+	SnapshotData dirty;
+	TableScanDesc hs;
+	TupleTableSlot *slot;
+	bool		found = false;
+
+	InitDirtySnapshot(dirty);
+	hs = table_beginscan(heap, &dirty, 0, NULL);
+	slot = table_slot_create(heap, NULL);
+	while (!found && table_scan_getnextslot(hs, ForwardScanDirection, slot))
+	{
+		bool		isnull;
+		Datum		value = slot_getattr(slot, attno, &isnull);
+		MemoryContext old;
+		int			d;
+
+		CHECK_FOR_INTERRUPTS();
+		if (isnull)
+			continue;
+		old = MemoryContextSwitchTo(row_cxt);
+		(void) QdbDatumGetFloats(value, c->vectype, &d, "vector");
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(row_cxt);
+		found = d == dim;
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	table_endscan(hs);
+	MemoryContextDelete(row_cxt);
+	return found;
 }
