@@ -5,6 +5,7 @@
 #      graph layer's (test/unit)
 #   2. pg_regress: sql/*.sql against expected/*.out
 #   3. TAP tests under test/t/ (PostgreSQL::Test::Cluster), when there are any
+#   4. every server log: no process terminated by a signal, no leak warned of
 # QDB_ONLY=REGEX runs only the pg_regress and TAP tests whose names match
 # (e.g. QDB_ONLY='index|007'), and no unit tests: for a quick check while
 # working; a full run is what counts.
@@ -114,26 +115,40 @@ if [ -n "$taps" ]; then
 	fi
 fi
 
-# 4. a crash that every assertion tolerated is still a crash (003_crash's
-#    own SIGKILL of a backend excepted)
+# 4. every server log of the run, the TAP tests' too: one check per kind
+#    of line that must not be there.  scan_logs WHAT OK PATTERN: "not ok -
+#    WHAT: FILE" per log with such lines, or "ok - OK" when none has.
+scan_logs() {
+	local what=$1 ok=$2 pattern=$3 bad=0 f lines
+	for f in "$QDB_TMP/server.log" "$QDB_TMP"/tap/tmp_check/log/*.log; do
+		[ -f "$f" ] || continue
+		lines=$(grep -E "$pattern" "$f")
+		# 003_crash's own SIGKILL of a backend is no crash
+		case "$f" in */003_crash_*) lines=$(printf '%s\n' "$lines" | grep -v 'signal 9: Killed') ;; esac
+		lines=$(printf '%s\n' "$lines" | grep -v '^$')
+		[ -z "$lines" ] && continue
+		echo "not ok - $what: $f" | tee -a "$QDB_TMP/failures"
+		printf '%s\n' "$lines" | head -5
+		bad=1
+	done
+	if [ "$bad" = 0 ]; then
+		echo "ok - $ok"
+		passed=$((passed + 1))
+	else
+		failed=$((failed + 1))
+	fi
+}
 qdb_log "server logs"
-crashed=0
-for f in "$QDB_TMP/server.log" "$QDB_TMP"/tap/tmp_check/log/*.log; do
-	[ -f "$f" ] || continue
-	lines=$(grep -E 'terminated by signal|terminated by exception|TRAP:' "$f")
-	case "$f" in */003_crash_*) lines=$(printf '%s\n' "$lines" | grep -v 'signal 9: Killed') ;; esac
-	lines=$(printf '%s\n' "$lines" | grep -v '^$')
-	[ -z "$lines" ] && continue
-	echo "not ok - a server process crashed: $f" | tee -a "$QDB_TMP/failures"
-	printf '%s\n' "$lines" | head -5
-	crashed=1
-done
-if [ "$crashed" = 0 ]; then
-	echo "ok - no server process was terminated by a signal"
-	passed=$((passed + 1))
-else
-	failed=$((failed + 1))
-fi
+# a crash that every assertion tolerated is still a crash
+scan_logs "a server process crashed" "no server process was terminated by a signal" \
+	'terminated by signal|terminated by exception|TRAP:'
+# a leak the server warns of at a transaction's or a process's end (a
+# buffer pin, a relation, a snapshot, a tuple descriptor, a plan, a
+# temporary file, dynamic shared memory: "WARNING:  ... leak ..."; a lock
+# released twice: "you don't own a lock"), a background worker's and
+# autovacuum's included, which no test's output shows
+scan_logs "the server warned of a leak" "no server warned of a leak" \
+	"WARNING: +(.* leak\b|.*leak:|you don't own a lock)"
 
 # 5. valgrind's reports: every error is a failure
 if [ -n "${QDB_VALGRIND:-}" ]; then
