@@ -2,10 +2,15 @@
  * codec_funcs.c
  *	  quantumdb.encode, quantumdb.decode and quantumdb.adc_distance.
  *
- * Each call site caches the loaded compressor in fn_extra for the rest of
- * the statement, and adc_distance also caches the query's lookup table, so
- * "ORDER BY quantumdb.adc_distance(name, $1, code)" over a table of codes is
- * an exhaustive ADC search at table-lookup cost per row.
+ * Each call site caches the loaded compressor in fn_extra, and adc_distance
+ * also caches the query's lookup table, so "ORDER BY
+ * quantumdb.adc_distance(name, $1, code)" over a table of codes is an
+ * exhaustive ADC search at table-lookup cost per row.  A call site can
+ * outlive its statement (a PL/pgSQL expression keeps its own for the
+ * transaction), so under another snapshot than the one it was checked in
+ * the compressor's catalog row is read again (without its model): dropped,
+ * replaced by another of the same name or no longer usable, the old one is
+ * not used.
  */
 #include "postgres.h"
 
@@ -15,6 +20,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 
 #include "compressor.h"
 
@@ -26,6 +32,11 @@ typedef struct CodecCache
 {
 	QdbLoadedModel *lm;
 	Oid			userid;			/* who loaded it: the use rule was checked for them */
+	/* the snapshot it was last checked under (see snapshot_changed) */
+	uint64		completions;
+	TransactionId xmin;
+	TransactionId xmax;
+	CommandId	curcid;
 	QdbVecType	argtype;		/* of the vector argument; QDB_VEC_NONE until known */
 	/* adc_distance: the last query (its value's bytes) and its table */
 	bool		has_query;
@@ -35,7 +46,29 @@ typedef struct CodecCache
 	float		bias;
 } CodecCache;
 
-/* The compressor named by argument 0, cached across the statement's calls. */
+/*
+ * Whether the active snapshot may see other catalog rows than the one c was
+ * last checked under (then remembered): another command of the transaction,
+ * or a transaction ended since.  Within one statement's snapshot, never.
+ */
+static bool
+snapshot_changed(CodecCache *c)
+{
+	Snapshot	snap = ActiveSnapshotSet() ? GetActiveSnapshot() : NULL;
+	bool		changed;
+
+	if (snap == NULL || !IsMVCCSnapshot(snap))
+		return true;
+	changed = snap->snapXactCompletionCount != c->completions || snap->xmin != c->xmin ||
+		snap->xmax != c->xmax || snap->curcid != c->curcid;
+	c->completions = snap->snapXactCompletionCount;
+	c->xmin = snap->xmin;
+	c->xmax = snap->xmax;
+	c->curcid = snap->curcid;
+	return changed;
+}
+
+/* The compressor named by argument 0, cached across the call site's calls. */
 static CodecCache *
 codec_cache(FunctionCallInfo fcinfo)
 {
@@ -45,7 +78,8 @@ codec_cache(FunctionCallInfo fcinfo)
 
 	/* the same compressor for the same user (a SECURITY DEFINER caller, SET ROLE) */
 	if (c && c->lm && c->userid == GetUserId() && (int) strlen(c->lm->name) == len &&
-		memcmp(c->lm->name, VARDATA_ANY(t), len) == 0)
+		memcmp(c->lm->name, VARDATA_ANY(t), len) == 0 &&
+		(!snapshot_changed(c) || QdbCompressorUnchanged(c->lm)))
 		return c;
 	if (c == NULL)
 	{
@@ -61,6 +95,7 @@ codec_cache(FunctionCallInfo fcinfo)
 	memset(c, 0, sizeof(*c));
 	c->lm = QdbLoadCompressor(text_to_cstring(t), fcinfo->flinfo->fn_mcxt, NULL);
 	c->userid = GetUserId();
+	(void) snapshot_changed(c);
 	return c;
 }
 
@@ -158,11 +193,13 @@ quantumdb_adc_distance(PG_FUNCTION_ARGS)
 		old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
 		if (c->table == NULL)
 			c->table = palloc(sizeof(float) * qdb_table_floats(m));
+		/* no query kept until the new one is (an ERROR on the way leaves none) */
+		c->has_query = false;
 		if (c->query)
 			pfree(c->query);
+		c->query = NULL;
 		c->query = palloc(VARSIZE_ANY_EXHDR(q));
 		MemoryContextSwitchTo(old);
-		c->has_query = false;
 		rc = qdb_compute_distance_table(m, x, c->table, &c->bias);
 		QdbReportStatus(rc, "could not compute the distance table", NULL);
 		c->qlen = VARSIZE_ANY_EXHDR(q);

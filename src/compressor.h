@@ -13,6 +13,7 @@
 #include "datatype/timestamp.h"
 #include "fmgr.h"
 #include "utils/array.h"
+#include "storage/itemptr.h"
 #include "utils/relcache.h"
 
 #include <math.h>
@@ -102,10 +103,13 @@ typedef struct QdbLoadedModel
 	char		name[NAMEDATALEN];
 	QdbModel	model;
 	MemoryContext cxt;			/* holds model arrays */
+	TransactionId row_xmin;		/* the catalog row version it was loaded from */
+	ItemPointerData row_tid;
 } QdbLoadedModel;
 
 extern QdbLoadedModel *QdbLoadCompressor(const char *name, MemoryContext cxt,
 											 const char *missing_hint);
+extern bool QdbCompressorUnchanged(const QdbLoadedModel *lm);
 extern void QdbStoreCompressor(const char *name, const QdbModel *m,
 							   const char *extra_settings, double training_seconds,
 							   double validation_recall, Oid source, const char *column);

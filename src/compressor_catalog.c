@@ -22,6 +22,7 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
+#include "storage/itemptr.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -47,6 +48,8 @@ typedef struct CatalogRow
 	bool		has_column;
 	NameData	column;
 	bytea	   *model;			/* NULL unless asked for */
+	TransactionId xmin;			/* the row version read: a new one is */
+	ItemPointerData tid;		/* another model, or other rules */
 } CatalogRow;
 
 void
@@ -135,7 +138,7 @@ read_row(HeapTuple tup, TupleDesc desc, CatalogRow *row)
 
 /*
  * Reads the row of compressor name, whoever the caller is, with its model
- * copied into cxt; false if there is none.
+ * copied into cxt (cxt NULL: without it); false if there is none.
  */
 static bool
 fetch_row(const char *name, MemoryContext cxt, CatalogRow *row)
@@ -150,7 +153,11 @@ fetch_row(const char *name, MemoryContext cxt, CatalogRow *row)
 	QdbCatalogBegin(&a);
 	/* not read-only: a row made earlier in this command (a Citus worker's
 	 * copy from the coordinator, citus.c) is seen */
-	rc = SPI_execute_with_args("SELECT owner, source, source_column, model "
+	rc = SPI_execute_with_args(cxt ?
+							   "SELECT owner, source, source_column, xmin, ctid, model "
+							   "FROM quantumdb.compressors "
+							   "WHERE name OPERATOR(pg_catalog.=) $1" :
+							   "SELECT owner, source, source_column, xmin, ctid "
 							   "FROM quantumdb.compressors "
 							   "WHERE name OPERATOR(pg_catalog.=) $1",
 							   1, argtypes, values, NULL, false, 1);
@@ -164,8 +171,11 @@ fetch_row(const char *name, MemoryContext cxt, CatalogRow *row)
 		Datum		d;
 
 		read_row(tup, desc, row);
-		d = SPI_getbinval(tup, desc, 4, &isnull);
-		if (!isnull)
+		row->xmin = DatumGetTransactionId(SPI_getbinval(tup, desc, 4, &isnull));
+		row->tid = *(ItemPointer) DatumGetPointer(SPI_getbinval(tup, desc, 5, &isnull));
+		found = cxt == NULL;
+		d = cxt ? SPI_getbinval(tup, desc, 6, &isnull) : (Datum) 0;
+		if (cxt && !isnull)
 		{
 			MemoryContext old = MemoryContextSwitchTo(cxt);
 
@@ -335,7 +345,26 @@ QdbLoadCompressor(const char *name, MemoryContext cxt, const char *missing_hint)
 	QdbReportStatus(qdb_model_prepare(&lm->model), "could not prepare the compressor", NULL);
 	strlcpy(lm->name, name, NAMEDATALEN);
 	lm->cxt = mcxt;
+	lm->row_xmin = row.xmin;
+	lm->row_tid = row.tid;
 	return lm;
+}
+
+/*
+ * Whether lm is still what its name loads for the current user: its
+ * catalog row the same version (not dropped, replaced or changed since),
+ * and the user still allowed to use it.  ERROR as QdbLoadCompressor when
+ * the row is gone or the user may not use it; false when another version
+ * of it is there (load it again).  Reads the row without its model.
+ */
+bool
+QdbCompressorUnchanged(const QdbLoadedModel *lm)
+{
+	CatalogRow	row;
+
+	fetch_usable(lm->name, NULL, &row, NULL);
+	return TransactionIdEquals(row.xmin, lm->row_xmin) &&
+		ItemPointerEquals(&row.tid, (ItemPointer) &lm->row_tid);
 }
 
 /* Settings of a model as a jsonb text, for the catalog row. */
