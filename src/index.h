@@ -112,6 +112,15 @@ typedef struct QdbMetaPageData
 	uint32		build_flags;
 	uint32		inline_codes;	/* node lists carry the neighbours' codes */
 	char		compressor_name[NAMEDATALEN];	/* "" when trained by the build */
+
+	/*
+	 * Changed by every VACUUM that frees nodes, before their slots may be
+	 * reused: a backend's code cache (index_code_cache.c) forgets its codes
+	 * when a walk finds another value than the one it last saw.  In what
+	 * was the struct's tail padding, so that the calibration after it does
+	 * not move; an index from before holds whatever those bytes held.
+	 */
+	uint32		free_generation;
 } QdbMetaPageData;
 
 typedef QdbMetaPageData *QdbMetaPage;
@@ -224,6 +233,7 @@ typedef struct QdbIndexCache
 	QdbModel	model;			/* arrays inside this chunk */
 	float	   *pair;			/* code-to-code table, or NULL */
 	struct QdbCodeCache *codes; /* nodes' codes read so far, or NULL */
+	uint32		free_generation;	/* the meta page's, as a walk last saw it */
 	Buffer	   *recent;			/* per block, the buffer it was last found in */
 	uint32		nrecent;		/* blocks recent covers */
 	uint32		recent_reads;	/* QdbReadIndexPage's calls, for RECENT_EVERY */
@@ -295,6 +305,7 @@ extern uint8 *QdbSlotCode(const QdbIndexCache *c, QdbNode node, int level, int s
 #define QDB_ENTRY_IF_EXPECTED	2
 extern const char *QdbUntrainedMetaProblem(const QdbMetaPageData *meta);
 extern int	QdbSetUntrainedDim(Relation index, int from, int dim);
+extern void QdbNextFreeGeneration(Relation index);
 extern bool QdbSetEntry(Relation index, QdbNodeRef ref, int level, int mode,
 						QdbNodeRef expected);
 
@@ -356,6 +367,7 @@ typedef struct QdbCodeCache QdbCodeCache;
 extern const uint8 *QdbCodeCacheGet(QdbIndexCache *c, QdbNodeRef ref);
 extern void QdbCodeCachePut(QdbIndexCache *c, QdbNodeRef ref, const uint8 *code);
 extern void QdbCodeCachePrefetch(QdbIndexCache *c, const QdbNodeRef *refs, int n);
+extern void QdbCodeCacheSync(QdbIndexCache *c, uint32 free_generation);
 
 /* index_recent_buffer.c */
 extern Buffer QdbReadIndexPage(Relation index, QdbIndexCache *c, BlockNumber blkno);

@@ -16,10 +16,15 @@
  * freed the first and an insert reuses the slot, and QdbFreeUnlinkedNodes
  * sends a relcache invalidation for every index where it freed a node, so
  * every backend drops its codes when it next processes invalidations (at
- * the start of its next transaction, or when it next takes a lock).  Until
- * then a walk may meet an old code: a wrong turn, never a wrong row, since
- * rows come from the heap TID of the node actually read; and reading a
- * node's page puts the page's code in place of the old one.
+ * the start of its next transaction, or when it next takes a lock); that
+ * message is lost when the VACUUM aborts (a cancel while it waits to
+ * truncate the heap), so it also moves the meta page's free_generation on
+ * before offering the slots, and a walk that finds another generation than
+ * the cache's forgets every code first (QdbCodeCacheSync, from
+ * QdbDiskDescend).  Until then a walk may meet an old code: a wrong turn,
+ * never a wrong row, since rows come from the heap TID of the node actually
+ * read; and reading a node's page puts the page's code in place of the old
+ * one.
  *
  * Direct-mapped: a node reference (block, offset) is a place in one array,
  * (block - first node page) x per_page + offset - 1, where per_page is the
@@ -57,6 +62,7 @@ struct QdbCodeCache
 	uint32		npages;			/* pages covered */
 	uint8	   *codes;			/* npages x per_page codes */
 	uint64	   *known;			/* a bit per place: holds a code */
+	uint32		generation;		/* the meta page's free_generation of the codes */
 };
 
 /* The most level-0 node tuples a node page holds, with their line pointers. */
@@ -192,6 +198,7 @@ QdbCodeCachePut(QdbIndexCache *c, QdbNodeRef ref, const uint8 *code)
 		cc->code_size = c->shape.code_size;
 		cc->first = c->shape.first_node_page;
 		cc->per_page = places_per_page(&c->shape);
+		cc->generation = c->free_generation;
 		if (cache_bytes(cc, FIRST_PAGES) > (Size) qdb_code_cache_kb * 1024)
 		{
 			pfree(cc);
@@ -208,4 +215,23 @@ QdbCodeCachePut(QdbIndexCache *c, QdbNodeRef ref, const uint8 *code)
 	/* a known one too: the page's code wins over an old one (slot reused) */
 	memcpy(cc->codes + (Size) p * cc->code_size, code, cc->code_size);
 	cc->known[(uint64) p / 64] |= UINT64CONST(1) << ((uint64) p % 64);
+}
+
+/*
+ * A walk read the meta page's free_generation: where VACUUM moved it on
+ * since the cached codes were read, some of their slots may hold other
+ * nodes now, and every code is forgotten (the memory stays: a code a walk
+ * holds stays readable).
+ */
+void
+QdbCodeCacheSync(QdbIndexCache *c, uint32 free_generation)
+{
+	QdbCodeCache *cc = c->codes;
+
+	c->free_generation = free_generation;
+	if (cc == NULL || cc->generation == free_generation)
+		return;
+	if (cc->known)
+		memset(cc->known, 0, ((Size) cc->npages * cc->per_page + 63) / 64 * sizeof(uint64));
+	cc->generation = free_generation;
 }

@@ -815,6 +815,7 @@ bool
 QdbDiskDescend(QdbDiskGraph *g, const QdbMetaPageData *meta, int to_level,
 			   QdbCandidate *cur)
 {
+	QdbCodeCacheSync(g->c, meta->free_generation);
 	if (meta->entry == QDB_NO_NODE)
 		return false;
 	if (meta->entry == g->hidden)

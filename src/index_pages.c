@@ -410,6 +410,41 @@ QdbSetUntrainedDim(Relation index, int from, int dim)
 	return result;
 }
 
+/*
+ * free_generation took the meta struct's tail padding: the calibration
+ * after it (MAXALIGNed) stays where indexes built before have it
+ */
+StaticAssertDecl(MAXALIGN(offsetof(QdbMetaPageData, free_generation)) ==
+				 MAXALIGN(sizeof(QdbMetaPageData)),
+				 "the meta page's free_generation moved the calibration");
+
+/*
+ * A VACUUM freed nodes: the next generation, before their slots are
+ * offered.  A meta page written before the field has its pd_lower short of
+ * it (unless a calibration follows), and GenericXLog zeroes a page's hole:
+ * pd_lower is moved to cover it.
+ */
+void
+QdbNextFreeGeneration(Relation index)
+{
+	Buffer		buf = ReadBuffer(index, QDB_META_BLKNO);
+	QdbXLog    *state;
+	Page		page;
+	QdbMetaPage meta;
+	LocationIndex end;
+
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	state = QdbXLogStart(index);
+	page = QdbXLogRegister(state, buf, 0);
+	meta = QdbPageGetMeta(page);
+	end = (LocationIndex) ((char *) (meta + 1) - (char *) page);
+	if (((PageHeader) page)->pd_lower < end)
+		((PageHeader) page)->pd_lower = end;
+	meta->free_generation++;
+	QdbXLogFinish(state);
+	UnlockReleaseBuffer(buf);
+}
+
 /* Where the calibration lies on the meta page, and the pd_lower that covers it */
 #define CalibrationOf(page) \
 	((QdbCalibration *) ((char *) QdbPageGetMeta(page) + MAXALIGN(sizeof(QdbMetaPageData))))

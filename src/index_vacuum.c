@@ -514,15 +514,22 @@ QdbFreeUnlinkedNodes(Relation index, BufferAccessStrategy strategy)
 		freed += nnew;
 	}
 	QdbNodeScanEnd(&scan);
+
+	/*
+	 * A reused slot holds another node and code: every backend's walks
+	 * forget the codes they keep of this index (index_code_cache.c) once
+	 * they see the new generation, whether or not this VACUUM commits (a
+	 * cancel while it waits to truncate the heap aborts it, and the
+	 * relcache invalidation below with it).
+	 */
+	if (freed > 0)
+		QdbNextFreeGeneration(index);
 	/* offered for reuse only now that no node links to a freed slot */
 	for (i = 0; i < nfree_pages; i++)
 		RecordFreeIndexPage(index, free_pages[i]);
 	IndexFreeSpaceMapVacuum(index);
 
-	/*
-	 * A reused slot holds another node and code: every backend drops the
-	 * codes it keeps of this index (index_code_cache.c) when this commits.
-	 */
+	/* and every backend drops them at once when this commits */
 	if (freed > 0)
 		CacheInvalidateRelcache(index);
 	return freed;
