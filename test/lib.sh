@@ -165,7 +165,8 @@ CONF
 }
 
 # Starts the postmaster (and so every backend it forks) under valgrind
-# memcheck, with PostgreSQL's suppressions ($QDB_VALGRIND); each process
+# memcheck, with PostgreSQL's suppressions ($QDB_VALGRIND) and the
+# project's (test/valgrind.supp); each process
 # writes its report to $QDB_TMP/valgrind/PID.log, an error between the
 # markers VALGRINDERROR-BEGIN and VALGRINDERROR-END.
 qdb_valgrind_start() {
@@ -173,7 +174,8 @@ qdb_valgrind_start() {
 	[ -r "$QDB_VALGRIND" ] || { echo "QDB_VALGRIND: no suppressions file $QDB_VALGRIND" >&2; return 1; }
 	command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; return 1; }
 	mkdir -p "$QDB_TMP/valgrind"
-	cp "$QDB_VALGRIND" "$QDB_TMP/valgrind.supp"
+	# PostgreSQL's suppressions and the project's (test/valgrind.supp)
+	cat "$QDB_VALGRIND" "$QDB_ROOT/test/valgrind.supp" >"$QDB_TMP/valgrind.supp"
 	[ "$(id -u)" = 0 ] && chown -R "$QDB_OWNER" "$QDB_TMP/valgrind" "$QDB_TMP/valgrind.supp"
 	qdb_as_owner bash -c 'nohup valgrind --quiet --trace-children=yes --leak-check=no --track-origins=yes \
 		--read-var-info=no --num-callers=30 --suppressions="$1/valgrind.supp" \
