@@ -99,21 +99,22 @@ SELECT substring(quantumdb.export('g_opq') from 9 for 15) AS header_start;
 -- a PL/pgSQL expression keeps its call site, and the compressor loaded
 -- there, for the whole transaction: one dropped, or replaced under the same
 -- name (by a model of 4-byte codes), is not used on (it was: 16 bytes)
-CREATE FUNCTION pg_temp.code_bytes(v real[]) RETURNS int LANGUAGE plpgsql AS $$
+CREATE FUNCTION swap_code_bytes(v real[]) RETURNS int LANGUAGE plpgsql AS $$
 BEGIN RETURN octet_length(quantumdb.encode('g_swap', v)); END $$;
 SELECT quantumdb.import('g_swap', quantumdb.export('g_opq'));
 BEGIN;
-SELECT pg_temp.code_bytes(embedding) FROM glove WHERE id = 1;
+SELECT swap_code_bytes(embedding) FROM glove WHERE id = 1;
 SELECT quantumdb.drop_compressor('g_swap');
-SELECT pg_temp.code_bytes(embedding) FROM glove WHERE id = 1;
+SELECT swap_code_bytes(embedding) FROM glove WHERE id = 1;
 ROLLBACK;
 BEGIN;
-SELECT pg_temp.code_bytes(embedding) FROM glove WHERE id = 1;
+SELECT swap_code_bytes(embedding) FROM glove WHERE id = 1;
 SELECT quantumdb.drop_compressor('g_swap');
 SELECT quantumdb.import('g_swap', quantumdb.export('g_pq'));
-SELECT pg_temp.code_bytes(embedding) FROM glove WHERE id = 1;
+SELECT swap_code_bytes(embedding) FROM glove WHERE id = 1;
 COMMIT;
 SELECT quantumdb.drop_compressor('g_swap');
+DROP FUNCTION swap_code_bytes(real[]);
 
 -- corrupt imports: a flipped byte, truncated, trailing bytes, garbage
 -- (terse: the checksums in the DETAIL depend on the trained floats)

@@ -7,20 +7,23 @@
  * quantumdb.adc_distance(name, $1, code)" over a table of codes is an
  * exhaustive ADC search at table-lookup cost per row.  A call site can
  * outlive its statement (a PL/pgSQL expression keeps its own for the
- * transaction), so under another snapshot than the one it was checked in
- * the compressor's catalog row is read again (without its model): dropped,
- * replaced by another of the same name or no longer usable, the old one is
- * not used.
+ * transaction), so in another statement or command than the one it was
+ * checked in the compressor's catalog row is read again (without its
+ * model): dropped, replaced by another of the same name or no longer
+ * usable, the old one is not used.  Not per snapshot: a volatile function
+ * takes a new one per expression, and on a busy server each would be a
+ * catalog query.
  */
 #include "postgres.h"
 
 #include "miscadmin.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "storage/proc.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
-#include "utils/snapmgr.h"
 
 #include "compressor.h"
 
@@ -32,11 +35,10 @@ typedef struct CodecCache
 {
 	QdbLoadedModel *lm;
 	Oid			userid;			/* who loaded it: the use rule was checked for them */
-	/* the snapshot it was last checked under (see snapshot_changed) */
-	uint64		completions;
-	TransactionId xmin;
-	TransactionId xmax;
-	CommandId	curcid;
+	/* the statement and command it was last checked in (checked_here) */
+	LocalTransactionId lxid;
+	TimestampTz statement;
+	CommandId	cid;
 	QdbVecType	argtype;		/* of the vector argument; QDB_VEC_NONE until known */
 	/* adc_distance: the last query (its value's bytes) and its table */
 	bool		has_query;
@@ -47,25 +49,25 @@ typedef struct CodecCache
 } CodecCache;
 
 /*
- * Whether the active snapshot may see other catalog rows than the one c was
- * last checked under (then remembered): another command of the transaction,
- * or a transaction ended since.  Within one statement's snapshot, never.
+ * Whether c was checked against the catalog in this transaction's current
+ * top-level statement and command: the catalog rows it may see are those
+ * it saw (another transaction's change, committed since, shows in the next
+ * statement; this one's, after the command counter moved on).
  */
 static bool
-snapshot_changed(CodecCache *c)
+checked_here(const CodecCache *c)
 {
-	Snapshot	snap = ActiveSnapshotSet() ? GetActiveSnapshot() : NULL;
-	bool		changed;
+	return c->lxid == MyProc->lxid && c->statement == GetCurrentStatementStartTimestamp() &&
+		c->cid == GetCurrentCommandId(false);
+}
 
-	if (snap == NULL || !IsMVCCSnapshot(snap))
-		return true;
-	changed = snap->snapXactCompletionCount != c->completions || snap->xmin != c->xmin ||
-		snap->xmax != c->xmax || snap->curcid != c->curcid;
-	c->completions = snap->snapXactCompletionCount;
-	c->xmin = snap->xmin;
-	c->xmax = snap->xmax;
-	c->curcid = snap->curcid;
-	return changed;
+/* Notes c as checked now (after the check: an ERROR in it leaves it unchecked). */
+static void
+note_checked(CodecCache *c)
+{
+	c->lxid = MyProc->lxid;
+	c->statement = GetCurrentStatementStartTimestamp();
+	c->cid = GetCurrentCommandId(false);
 }
 
 /* The compressor named by argument 0, cached across the call site's calls. */
@@ -78,9 +80,16 @@ codec_cache(FunctionCallInfo fcinfo)
 
 	/* the same compressor for the same user (a SECURITY DEFINER caller, SET ROLE) */
 	if (c && c->lm && c->userid == GetUserId() && (int) strlen(c->lm->name) == len &&
-		memcmp(c->lm->name, VARDATA_ANY(t), len) == 0 &&
-		(!snapshot_changed(c) || QdbCompressorUnchanged(c->lm)))
-		return c;
+		memcmp(c->lm->name, VARDATA_ANY(t), len) == 0)
+	{
+		if (checked_here(c))
+			return c;
+		if (QdbCompressorUnchanged(c->lm))
+		{
+			note_checked(c);
+			return c;
+		}
+	}
 	if (c == NULL)
 	{
 		c = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(CodecCache));
@@ -95,7 +104,7 @@ codec_cache(FunctionCallInfo fcinfo)
 	memset(c, 0, sizeof(*c));
 	c->lm = QdbLoadCompressor(text_to_cstring(t), fcinfo->flinfo->fn_mcxt, NULL);
 	c->userid = GetUserId();
-	(void) snapshot_changed(c);
+	note_checked(c);
 	return c;
 }
 
