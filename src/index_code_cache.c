@@ -18,10 +18,11 @@
  * every backend drops its codes when it next processes invalidations (at
  * the start of its next transaction, or when it next takes a lock); that
  * message is lost when the VACUUM aborts (a cancel while it waits to
- * truncate the heap), so it also moves the meta page's free_generation on
- * before offering the slots, and a walk that finds another generation than
- * the cache's forgets every code first (QdbCodeCacheSync, from
- * QdbDiskDescend).  Until then a walk may meet an old code: a wrong turn,
+ * truncate the heap, or while it frees), so it also moves the meta page's
+ * free_generation on before it frees the first node, and a walk that finds
+ * another generation than the cache's forgets every code first
+ * (QdbCodeCacheSync: from QdbDiskDescend, an insert's link search and
+ * VACUUM's repairs).  Until then a walk may meet an old code: a wrong turn,
  * never a wrong row, since rows come from the heap TID of the node actually
  * read; and reading a node's page puts the page's code in place of the old
  * one.

@@ -159,6 +159,8 @@ link_node(Relation index, QdbIndexCache *c, QdbNodeRef ref, int level, const flo
 	d.may_restart = may_restart;
 	d.restart = false;
 	d.g = QdbDiskGraphCreate(index, c);
+	/* the walk from meta's entry reads codes from this backend's cache */
+	QdbCodeCacheSync(c, meta->free_generation);
 	QdbReportStatus(qdb_compute_distance_table(&c->model, x, table, &bias),
 					"could not compute the lookup table", NULL);
 	QdbDiskGraphSetQuery(d.g, table, bias);

@@ -394,6 +394,8 @@ qdbbulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 		return stats;
 	}
 	c = QdbPinIndexCache(index, true);
+	/* the repairs below read codes from this backend's cache too */
+	QdbCodeCacheSync(c, meta.free_generation);
 	deleted = mark_dead(info, stats, callback, callback_state, &meta);
 
 	if (stats->tuples_removed > removed_before || hash_get_num_entries(deleted) > 0)
@@ -441,6 +443,24 @@ mark_linked(Relation index, const QdbMetaPageData *meta, QdbNodeMap *map,
 	QdbNodeScanEnd(&scan);
 }
 
+/* Whether map has a deleted node, not free yet, that nothing links to. */
+static bool
+any_to_free(const QdbNodeMap *map)
+{
+	Size		total = QdbNodeMapSlotAt(map, map->nblocks, 0);
+
+	for (Size i = 0; i < total; i++)
+	{
+		int			off = QdbNodeMapSlotOffset(i);
+
+		if (off >= FirstOffsetNumber && off <= map->maxoff[QdbNodeMapSlotPage(i)] &&
+			(map->flags[i] & (QDB_NODE_DELETED | QDB_NODE_FREE)) == QDB_NODE_DELETED &&
+			!map->reached[i])
+			return true;
+	}
+	return false;
+}
+
 /*
  * Frees the deleted nodes that nothing links to and offers their pages to
  * the free space map.  No insert links to a deleted node (they skip them),
@@ -457,6 +477,7 @@ QdbFreeUnlinkedNodes(Relation index, BufferAccessStrategy strategy)
 	BlockNumber *free_pages;
 	int			nfree_pages = 0,
 				i;
+	bool		bumped = false;
 
 	QdbReadMeta(index, &meta);
 	QdbNodeShapeFromMeta(&meta, &shape);
@@ -465,6 +486,22 @@ QdbFreeUnlinkedNodes(Relation index, BufferAccessStrategy strategy)
 								 MCXT_ALLOC_HUGE);
 	memset(map.reached, 0, sizeof(bool) * QdbNodeMapSlots(map.first, map.nblocks));
 	mark_linked(index, &meta, &map, strategy);
+
+	/*
+	 * A reused slot holds another node and code: every backend's walks
+	 * forget the codes they keep of this index (index_code_cache.c) once
+	 * they see a new generation.  Moved on before the first node is freed,
+	 * so that a VACUUM cancelled after that (while it frees, or while it
+	 * waits to truncate the heap) has moved it too: the relcache
+	 * invalidation at the end goes only with a commit, and the next VACUUM
+	 * finds the slots free already.  A walk that forgets its codes now
+	 * cannot cache these nodes' again: nothing links to them.
+	 */
+	if (any_to_free(&map))
+	{
+		QdbNextFreeGeneration(index);
+		bumped = true;
+	}
 
 	/* the nodes of the map only: a node added since is live */
 	QdbNodeScanBegin(&scan, index, &shape, map.first, map.nblocks, strategy,
@@ -515,14 +552,8 @@ QdbFreeUnlinkedNodes(Relation index, BufferAccessStrategy strategy)
 	}
 	QdbNodeScanEnd(&scan);
 
-	/*
-	 * A reused slot holds another node and code: every backend's walks
-	 * forget the codes they keep of this index (index_code_cache.c) once
-	 * they see the new generation, whether or not this VACUUM commits (a
-	 * cancel while it waits to truncate the heap aborts it, and the
-	 * relcache invalidation below with it).
-	 */
-	if (freed > 0)
+	/* a node freed that the map did not show (none should be) */
+	if (freed > 0 && !bumped)
 		QdbNextFreeGeneration(index);
 	/* offered for reuse only now that no node links to a freed slot */
 	for (i = 0; i < nfree_pages; i++)
