@@ -41,6 +41,7 @@ typedef enum QdbVecType
 extern QdbVecType QdbVecTypeOf(Oid typid);
 extern const char *QdbVecTypeName(QdbVecType t);
 extern float *QdbPgvectorGetFloats(struct varlena *v, QdbVecType t, int *dim);
+extern int	QdbPgvectorDims(struct varlena *v);
 
 /* vector_input.c: vector values <-> float arrays, with every check on user input */
 /*
@@ -56,6 +57,7 @@ extern float *QdbArrayFloatsUnchecked(ArrayType *a, int *dim, const char *what);
 extern void QdbCheckFinite(const float *x, int n, const char *what);
 /* the same for a value of any vector type, or a function's argument argno */
 extern float *QdbDatumGetFloats(Datum d, QdbVecType t, int *dim, const char *what);
+extern int	QdbDatumDims(Datum d, QdbVecType t);
 extern float *QdbArgGetFloats(FunctionCallInfo fcinfo, int argno, QdbVecType *type,
 							  int *dim, const char *what);
 extern void QdbCheckSameDims(int a, int b);

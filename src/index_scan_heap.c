@@ -161,9 +161,11 @@ QdbExactHeapScan(IndexScanDesc scan, QdbIndexCache *c, FmgrInfo *distproc,
  * value has dim dimensions: an index without a compressor takes another
  * row's dimensions only where none is left of the ones it has
  * (index_insert.c).  A row outside a partial index's predicate counts too.
- * The table of such an index is small (under the rows a compressor needs,
- * unless nobody ran REINDEX since), and this runs only when a row's
- * dimensions differ from the index's.
+ * It runs only when a row's dimensions differ from the index's, holding
+ * off the index's inserts (the update lock), and stops at the first row of
+ * dim: a table that has rows of them pays that far.  The table of such an
+ * index is usually small (under the rows a compressor needs), but one
+ * nobody reindexed can be any size; a cancel stops the search.
  */
 bool
 QdbHeapHasDim(Relation heap, Relation index, QdbIndexCache *c, int dim)
@@ -190,8 +192,9 @@ QdbHeapHasDim(Relation heap, Relation index, QdbIndexCache *c, int dim)
 		CHECK_FOR_INTERRUPTS();
 		if (isnull)
 			continue;
+		/* from the header: a row the index never checked may hold NaN */
 		old = MemoryContextSwitchTo(row_cxt);
-		(void) QdbDatumGetFloats(value, c->vectype, &d, "vector");
+		d = QdbDatumDims(value, c->vectype);
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(row_cxt);
 		found = d == dim;

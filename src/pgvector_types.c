@@ -92,6 +92,18 @@ half_to_float(uint16 h)
 	return f;
 }
 
+/* The dimensions in a detoasted vector or halfvec value's header, or -1. */
+int
+QdbPgvectorDims(struct varlena *v)
+{
+	int16		n;
+
+	if (VARSIZE(v) - VARHDRSZ < PGV_HEADER)
+		return -1;
+	memcpy(&n, VARDATA(v), sizeof(int16));
+	return n;
+}
+
 /*
  * The floats of a detoasted vector or halfvec value; its size must match
  * its dim (anything else is a damaged value, not user input).  A vector's

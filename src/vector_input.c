@@ -159,6 +159,22 @@ QdbDatumGetFloats(Datum d, QdbVecType t, int *dim, const char *what)
 }
 
 /*
+ * The dimensions of a value of vector type t from its header alone, its
+ * elements unchecked (NaN, nulls): -1 for an array of other than one
+ * dimension.  For a value the index may never have checked (a row outside
+ * a partial index's predicate).
+ */
+int
+QdbDatumDims(Datum d, QdbVecType t)
+{
+	struct varlena *v = QdbDetoastDatum(d);
+
+	if (t == QDB_VEC_REAL_ARRAY)
+		return ARR_NDIM((ArrayType *) v) == 1 ? ARR_DIMS((ArrayType *) v)[0] : -1;
+	return QdbPgvectorDims(v);
+}
+
+/*
  * The floats of argument argno of a function declared for real[] and, in
  * quantumdb_pgvector, for vector and halfvec too.  *type caches the
  * argument's vector type across calls (QDB_VEC_NONE: not known yet).
