@@ -145,10 +145,13 @@ scan_logs "a server process crashed" "no server process was terminated by a sign
 # a leak the server warns of at a transaction's or a process's end (a
 # buffer pin, a relation, a snapshot, a tuple descriptor, a plan, a
 # temporary file, dynamic shared memory: "WARNING:  ... leak ..."; a lock
-# released twice: "you don't own a lock"), a background worker's and
-# autovacuum's included, which no test's output shows
+# released twice: "you don't own a lock"; a snapshot pushed and not popped,
+# or SPI connected and not finished: "snapshot ... still active",
+# "registered snapshots seem to remain", "left non-empty SPI stack"), a
+# background worker's and autovacuum's included, which no test's output
+# shows
 scan_logs "the server warned of a leak" "no server warned of a leak" \
-	"WARNING: +(.* leak\b|.*leak:|you don't own a lock)"
+	"WARNING: +(.* leak\b|.*leak:|you don't own a lock|snapshot .* still active|registered snapshots seem to remain|.*left non-empty SPI stack)"
 
 # 5. valgrind's reports: every error is a failure
 if [ -n "${QDB_VALGRIND:-}" ]; then
