@@ -40,6 +40,7 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/rel.h"
 
 #include "crc32c.h"
@@ -550,6 +551,18 @@ check_node_fits(Relation index, int code_size, int m, bool inline_codes)
 }
 
 /*
+ * Whether this build is the rebuild of an index of a temporary table ON
+ * COMMIT DELETE ROWS, which COMMIT empties: the only build of a temporary
+ * table's index with no snapshot set (a statement always has one).  Its
+ * NOTICE of no compressor would come at every COMMIT.
+ */
+static bool
+emptied_at_commit(Relation heap)
+{
+	return RelationUsesLocalBuffers(heap) && !ActiveSnapshotSet();
+}
+
+/*
  * The model the index will embed: from the catalog, or trained now.  False
  * when no compressor was named and the table has too few vectors to train
  * one: the index starts without one (QDB_BUILT_UNTRAINED); *heap_tuples
@@ -618,7 +631,7 @@ obtain_model(Relation heap, Relation index, IndexInfo *indexInfo, QdbMetric metr
 										   cfg.seed, metric == QDB_METRIC_COSINE, &cfg, &s);
 		if (s.n < QDB_KSUB)
 		{
-			ereport(s.n == 0 && QdbCitusTable(heap) ? DEBUG1 : NOTICE,
+			ereport(s.n == 0 && (QdbCitusTable(heap) || emptied_at_commit(heap)) ? DEBUG1 : NOTICE,
 					(errmsg("index \"%s\" has no compressor yet: %d vectors in the table, at least %d needed to train one",
 							RelationGetRelationName(index), s.n, QDB_KSUB),
 					 errdetail("Until it has one, the index stores nothing and its scans read every row of the table, in exact order."),
