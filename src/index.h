@@ -437,6 +437,10 @@ typedef struct QdbNodeMap
 	QdbNodeMapSlotAt(map, QdbRefBlock(ref), QdbRefOffset(ref))
 #define QdbNodeMapSlotPage(slot)	((slot) / QDB_MAP_SLOTS_PER_PAGE)	/* from first */
 #define QdbNodeMapSlotOffset(slot)	((OffsetNumber) ((slot) % QDB_MAP_SLOTS_PER_PAGE))
+/* whether a map's slot is one of a node on its page (offsets 1..maxoff) */
+#define QdbNodeMapSlotHolds(map, slot) \
+	(QdbNodeMapSlotOffset(slot) >= FirstOffsetNumber && \
+	 QdbNodeMapSlotOffset(slot) <= (map)->maxoff[QdbNodeMapSlotPage(slot)])
 /* slots for pages [first, nblocks), at least one page's worth */
 #define QdbNodeMapSlots(first, nblocks) \
 	((Size) Max((nblocks) - (first), 1) * QDB_MAP_SLOTS_PER_PAGE)

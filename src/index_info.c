@@ -125,9 +125,7 @@ quantumdb_index_info(PG_FUNCTION_ARGS)
 	total = QdbNodeMapSlotAt(&map, map.nblocks, 0);
 	for (i = 0; i < total; i++)
 	{
-		int			off = QdbNodeMapSlotOffset(i);
-
-		if (off < FirstOffsetNumber || off > map.maxoff[QdbNodeMapSlotPage(i)])
+		if (!QdbNodeMapSlotHolds(&map, i))
 			continue;
 		if (map.flags[i] & QDB_NODE_FREE)
 			reusable++;

@@ -370,14 +370,22 @@ QdbUntrainedMetaProblem(const QdbMetaPageData *meta)
 	return NULL;
 }
 
-/* The meta page locked for a change: finish or abort *state, then unlock *buf. */
+/*
+ * The meta page locked for a change (the WAL record's copy of the page in
+ * *page when page is not NULL): finish or abort *state, then unlock *buf.
+ */
 static QdbMetaPage
-meta_for_update(Relation index, Buffer *buf, QdbXLog **state)
+meta_for_update(Relation index, Buffer *buf, QdbXLog **state, Page *page)
 {
+	Page		p;
+
 	*buf = ReadBuffer(index, QDB_META_BLKNO);
 	LockBuffer(*buf, BUFFER_LOCK_EXCLUSIVE);
 	*state = QdbXLogStart(index);
-	return QdbPageGetMeta(QdbXLogRegister(*state, *buf, 0));
+	p = QdbXLogRegister(*state, *buf, 0);
+	if (page)
+		*page = p;
+	return QdbPageGetMeta(p);
 }
 
 /*
@@ -391,7 +399,7 @@ QdbSetUntrainedDim(Relation index, int from, int dim)
 {
 	Buffer		buf;
 	QdbXLog    *state;
-	QdbMetaPage meta = meta_for_update(index, &buf, &state);
+	QdbMetaPage meta = meta_for_update(index, &buf, &state, NULL);
 	int			result;
 
 	/* meta is the WAL record's copy of the page, gone after finish or abort */
@@ -427,17 +435,12 @@ StaticAssertDecl(MAXALIGN(offsetof(QdbMetaPageData, free_generation)) ==
 void
 QdbNextFreeGeneration(Relation index)
 {
-	Buffer		buf = ReadBuffer(index, QDB_META_BLKNO);
+	Buffer		buf;
 	QdbXLog    *state;
 	Page		page;
-	QdbMetaPage meta;
-	LocationIndex end;
+	QdbMetaPage meta = meta_for_update(index, &buf, &state, &page);
+	LocationIndex end = (LocationIndex) ((char *) (meta + 1) - (char *) page);
 
-	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-	state = QdbXLogStart(index);
-	page = QdbXLogRegister(state, buf, 0);
-	meta = QdbPageGetMeta(page);
-	end = (LocationIndex) ((char *) (meta + 1) - (char *) page);
 	if (((PageHeader) page)->pd_lower < end)
 		((PageHeader) page)->pd_lower = end;
 	meta->free_generation++;
@@ -527,7 +530,7 @@ QdbNoteInsertPage(Relation index, BlockNumber blkno)
 {
 	Buffer		buf;
 	QdbXLog *state;
-	QdbMetaPage meta = meta_for_update(index, &buf, &state);
+	QdbMetaPage meta = meta_for_update(index, &buf, &state, NULL);
 
 	if (meta->insert_page == InvalidBlockNumber || meta->insert_page < blkno)
 	{
@@ -550,7 +553,7 @@ QdbSetEntry(Relation index, QdbNodeRef ref, int level, int mode, QdbNodeRef expe
 {
 	Buffer		buf;
 	QdbXLog *state;
-	QdbMetaPage meta = meta_for_update(index, &buf, &state);
+	QdbMetaPage meta = meta_for_update(index, &buf, &state, NULL);
 	bool		change;
 
 	switch (mode)

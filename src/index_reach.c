@@ -135,11 +135,7 @@ reach_from(Relation index, QdbIndexCache *c, QdbNodeMap *map, QdbNodeRef start)
 static bool
 is_live(const QdbNodeMap *map, Size slot)
 {
-	BlockNumber page = QdbNodeMapSlotPage(slot);
-	int			off = QdbNodeMapSlotOffset(slot);
-
-	return off >= FirstOffsetNumber && off <= map->maxoff[page] &&
-		!(map->flags[slot] & QDB_NODE_DELETED);
+	return QdbNodeMapSlotHolds(map, slot) && !(map->flags[slot] & QDB_NODE_DELETED);
 }
 
 /* Walks from the entry; returns how many live nodes it misses (-1: no entry). */

@@ -450,14 +450,10 @@ any_to_free(const QdbNodeMap *map)
 	Size		total = QdbNodeMapSlotAt(map, map->nblocks, 0);
 
 	for (Size i = 0; i < total; i++)
-	{
-		int			off = QdbNodeMapSlotOffset(i);
-
-		if (off >= FirstOffsetNumber && off <= map->maxoff[QdbNodeMapSlotPage(i)] &&
+		if (QdbNodeMapSlotHolds(map, i) &&
 			(map->flags[i] & (QDB_NODE_DELETED | QDB_NODE_FREE)) == QDB_NODE_DELETED &&
 			!map->reached[i])
 			return true;
-	}
 	return false;
 }
 
