@@ -114,8 +114,66 @@ SET LOCAL enable_seqscan = off;
 SELECT id FROM od ORDER BY emb <~> (SELECT emb FROM rn WHERE id = 7) LIMIT 1;
 COMMIT;
 SELECT compressor, built_from FROM quantumdb.index_info('od_idx');
+-- its compressor dropped (drop_compressor WARNs that indexes name it) or
+-- replaced by one for another metric: the rebuild at COMMIT failed and, as
+-- that truncation is not transactional, left the index without pages, at
+-- every COMMIT.  It builds without one instead, with a WARNING (terse: the
+-- HINT names the session's temporary schema), and takes the compressor
+-- again at the first COMMIT that finds it usable.
+SELECT quantumdb.export('rb_c') AS rb_blob \gset
+-- one transaction's work on oc: 50 rows in, the 3 nearest to row 7
+-- through the index, and what the index is
+CREATE FUNCTION oc_round(OUT nearest text, OUT compressor text, OUT code_bytes int,
+						 OUT nodes bigint) LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO oc SELECT id, emb FROM rn WHERE id <= 50;
+	SET LOCAL enable_seqscan = off;
+	SELECT string_agg(id::text, ' ') INTO nearest FROM
+		(SELECT id FROM oc ORDER BY emb <~> (SELECT emb FROM rn WHERE id = 7) LIMIT 3) t;
+	SELECT i.compressor, i.code_bytes, i.nodes INTO compressor, code_bytes, nodes
+	FROM quantumdb.index_info('oc_idx') i;
+END $$;
+SELECT quantumdb.drop_compressor('rb_c');
+\set VERBOSITY terse
+BEGIN;
+SELECT * FROM oc_round();
+COMMIT;
+BEGIN;
+SELECT * FROM oc_round();
+COMMIT;
+SELECT compressor FROM quantumdb.train('rb_c', 'rn', 'emb', metric => 'cosine');
+BEGIN;
+SELECT * FROM oc_round();
+COMMIT;
+BEGIN;
+SELECT * FROM oc_round();
+COMMIT;
+-- usable again, with 8-byte codes, then the first model again (4 bytes):
+-- the next COMMIT's rebuild takes it, for the transactions after.  That
+-- build, the index's OID unchanged, no longer pins the cache of the pages
+-- before: it failed with "could not start encoding the rows" from the
+-- cache of the index without a compressor, and a cache of another model
+-- would have encoded the rows with it
+SELECT quantumdb.drop_compressor('rb_c');
+SELECT compressor FROM quantumdb.train('rb_c', 'rn', 'emb', kind => 'pq', subvectors => 8);
+BEGIN;
+SELECT * FROM oc_round();
+COMMIT;
+BEGIN;
+SELECT * FROM oc_round();
+COMMIT;
+SELECT quantumdb.drop_compressor('rb_c');
+SELECT quantumdb.import('rb_c', :'rb_blob');
+BEGIN;
+SELECT * FROM oc_round();
+COMMIT;
+BEGIN;
+SELECT * FROM oc_round();
+COMMIT;
+\set VERBOSITY default
 DROP TABLE oc, od;
 
 DROP TABLE ra, rn, rq;
 DROP FUNCTION rebuild_check(text);
+DROP FUNCTION oc_round();
 SELECT quantumdb.drop_compressor('rb_c');

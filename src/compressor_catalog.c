@@ -367,6 +367,25 @@ QdbCompressorUnchanged(const QdbLoadedModel *lm)
 		ItemPointerEquals(&row.tid, (ItemPointer) &lm->row_tid);
 }
 
+/*
+ * Why the current user cannot load compressor name, as an error message
+ * would say it; NULL when it can (it exists and the use rule allows it).
+ * For a caller that must go on without it (index_build.c).
+ */
+char *
+QdbCompressorUnusable(const char *name)
+{
+	CatalogRow	row;
+
+	QdbCheckCompressorName(name);
+	if (!fetch_row(name, NULL, &row))
+		return psprintf("compressor \"%s\" does not exist", name);
+	if (!QdbMayUseCompressor(GetUserId(), row.owner, row.source,
+							 row.has_column ? NameStr(row.column) : NULL))
+		return psprintf("permission denied for compressor \"%s\"", name);
+	return NULL;
+}
+
 /* Settings of a model as a jsonb text, for the catalog row. */
 static char *
 settings_json(const QdbModel *m, const char *extra)

@@ -289,6 +289,7 @@ extern void QdbInitPage(Page page, uint16 flags);
 extern void QdbCheckPage(Relation index, Page page, BlockNumber blkno, uint16 flags);
 extern void QdbNoteInsertPage(Relation index, BlockNumber blkno);
 extern void QdbCheckMetaPage(Relation index, Page page);
+extern Buffer QdbMetaBuffer(Relation index);
 extern void QdbReadMeta(Relation index, QdbMetaPageData *meta);
 extern bytea *QdbReadCompressor(Relation index, const QdbMetaPageData *meta);
 extern BlockNumber QdbWriteCompressorPages(Relation index, ForkNumber fork,
@@ -374,6 +375,7 @@ extern Buffer QdbReadIndexPage(Relation index, QdbIndexCache *c, BlockNumber blk
 
 /* index_cache.c */
 extern QdbIndexCache *QdbPinIndexCache(Relation index, bool want_pair);
+extern void QdbForgetIndexCache(Relation index);
 extern QdbMetric QdbIndexMetric(Relation index);
 extern int	QdbDrawLevel(const QdbIndexCache *c, pg_prng_state *rng);
 extern float QdbPairDistance(const QdbIndexCache *c, const uint8 *a, const uint8 *b);

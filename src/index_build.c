@@ -563,6 +563,75 @@ emptied_at_commit(Relation heap)
 }
 
 /*
+ * Why the index cannot be built on model (NULL: it can): trained for
+ * another metric, or with codes too long for its nodes.
+ */
+static char *
+model_misfit(Relation index, const char *name, const QdbModel *model, QdbMetric metric)
+{
+	if (model->metric != metric)
+		return psprintf("compressor \"%s\" was trained for metric %s, but the operator class uses %s",
+						name, qdb_metric_name(model->metric), qdb_metric_name(metric));
+	if (!QdbNodeFits((int) qdb_code_size(model), QdbGetM(index), 0, QdbGetInlineCodes(index)))
+		return psprintf("a node of index \"%s\" would not fit on a page with the %d-byte codes of compressor \"%s\"",
+						RelationGetRelationName(index), (int) qdb_code_size(model), name);
+	return NULL;
+}
+
+/*
+ * Compressor name from the catalog, for the index to embed; ERROR when it
+ * is missing, not the current user's to use, or unfit for the index.
+ *
+ * Except at COMMIT, when a temporary table ON COMMIT DELETE ROWS is
+ * emptied and its indexes rebuilt: that truncation is not transactional,
+ * so a build that failed there would leave the index without pages, and
+ * every later COMMIT would fail the same way.  There the index builds
+ * without a compressor (NULL, after a WARNING) and takes one again at the
+ * first COMMIT that finds it usable.
+ */
+static QdbLoadedModel *
+load_named(Relation heap, Relation index, const char *name, QdbMetric metric)
+{
+	QdbLoadedModel *lm;
+	char	   *problem;
+
+	if (emptied_at_commit(heap))
+	{
+		problem = QdbCompressorUnusable(name);
+		lm = problem ? NULL : QdbLoadCompressor(name, CurrentMemoryContext, NULL);
+		if (lm)
+			problem = model_misfit(index, name, &lm->model, metric);
+		if (problem == NULL)
+			return lm;
+		ereport(WARNING,
+				(errmsg("index \"%s\" was rebuilt without a compressor: %s",
+						RelationGetRelationName(index), problem),
+				 errdetail("COMMIT empties temporary table \"%s\" (ON COMMIT DELETE ROWS) and rebuilds its indexes. Until the index has its compressor again, it stores nothing and its scans read every row of the table, in exact order.",
+						   RelationGetRelationName(heap)),
+				 errhint("Make compressor \"%s\" usable again, or ALTER INDEX %s SET (compressor = ...) another: the next COMMIT's rebuild takes it.",
+						 name, QdbRelationSqlName(index))));
+		return NULL;
+	}
+	/* a parallel pg_restore may build the index before the catalog's rows */
+	lm = QdbLoadCompressor(name, CurrentMemoryContext,
+						   "Train one with quantumdb.train() or load one with quantumdb.import(). "
+						   "In a restore by pg_restore --jobs, which can build an index before the "
+						   "compressors (they come with the data): restore --section=pre-data "
+						   "--section=data first, then --section=post-data.");
+	if (lm->model.metric != metric)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("compressor \"%s\" was trained for metric %s, but the operator class uses %s",
+						name, qdb_metric_name(lm->model.metric), qdb_metric_name(metric)),
+				 errhint("Train a compressor with metric => '%s', or use the operator class for %s.",
+						 qdb_metric_name(metric), qdb_metric_name(lm->model.metric))));
+	/* before the compressor goes to a Citus table's workers */
+	check_node_fits(index, (int) qdb_code_size(&lm->model), QdbGetM(index),
+					QdbGetInlineCodes(index));
+	return lm;
+}
+
+/*
  * The model the index will embed: from the catalog, or trained now.  False
  * when no compressor was named and the table has too few vectors to train
  * one: the index starts without one (QDB_BUILT_UNTRAINED); *heap_tuples
@@ -593,25 +662,16 @@ obtain_model(Relation heap, Relation index, IndexInfo *indexInfo, QdbMetric metr
 	}
 	if (name)
 	{
-		/* a parallel pg_restore may build the index before the catalog's rows */
-		QdbLoadedModel *lm = QdbLoadCompressor(name, CurrentMemoryContext,
-											   "Train one with quantumdb.train() or load one with quantumdb.import(). "
-											   "In a restore by pg_restore --jobs, which can build an index before the "
-											   "compressors (they come with the data): restore --section=pre-data "
-											   "--section=data first, then --section=post-data.");
+		QdbLoadedModel *lm = load_named(heap, index, name, metric);
 
+		if (lm == NULL)
+		{
+			*heap_tuples = 0;
+			*dim = 0;
+			return false;
+		}
 		*model = lm->model;
 		strlcpy(name_out, name, NAMEDATALEN);
-		if (model->metric != metric)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("compressor \"%s\" was trained for metric %s, but the operator class uses %s",
-							name, qdb_metric_name(model->metric), qdb_metric_name(metric)),
-					 errhint("Train a compressor with metric => '%s', or use the operator class for %s.",
-							 qdb_metric_name(metric), qdb_metric_name(model->metric))));
-		/* before the compressor goes to a Citus table's workers */
-		check_node_fits(index, (int) qdb_code_size(model), QdbGetM(index),
-						QdbGetInlineCodes(index));
 		/* a Citus table's shard indexes are built next, on the workers */
 		QdbCitusBeforeShardIndexes(heap, name);
 	}
@@ -736,6 +796,8 @@ qdbbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 	if (RelationGetNumberOfBlocks(index) != 0)
 		elog(ERROR, "index \"%s\" already contains data", RelationGetRelationName(index));
 	QdbCheckEfConstruction(m, efc);
+	/* an index emptied in place keeps its OID: its old cache must not serve */
+	QdbForgetIndexCache(index);
 
 	build_cxt = AllocSetContextCreate(CurrentMemoryContext, "quantumdb build",
 									  ALLOCSET_DEFAULT_SIZES);

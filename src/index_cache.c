@@ -188,6 +188,23 @@ load_slot(Relation index, bool want_pair)
 }
 
 /*
+ * The index is being built again in place: the caches of what it held go
+ * (a pinned one lives on for its pins, out of lookup).  A rebuild under a
+ * new relfilenode sends a relcache invalidation, but a truncation in place
+ * (COMMIT emptying a temporary table ON COMMIT DELETE ROWS; TRUNCATE of a
+ * table created in the same transaction) sends one only when the rebuilt
+ * index's pg_class statistics differ, and only after the build, which
+ * would otherwise pin the cache of the old pages: an index without a
+ * compressor, or another compressor's model.  Only this backend can have
+ * such caches: no other one sees the relation.
+ */
+void
+QdbForgetIndexCache(Relation index)
+{
+	invalidate_caches((Datum) 0, RelationGetRelid(index));
+}
+
+/*
  * The open index's settings and compressor, loaded on first use and pinned
  * until the current memory context is reset or deleted (so a pin taken in a
  * scan's context lasts for the scan, and an ERROR releases it).  Inserts,

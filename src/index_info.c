@@ -297,7 +297,7 @@ problems_end(Problems *p)
 static bool
 verify_header(Relation index, Problems *p, QdbMetaPageData *meta)
 {
-	Buffer		buf = ReadBuffer(index, QDB_META_BLKNO);
+	Buffer		buf = QdbMetaBuffer(index);
 	Page		page;
 	QdbPageOpaque opaque;
 	bool		ok = true;

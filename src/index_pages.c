@@ -120,6 +120,25 @@ meta_damaged(Relation index, const char *what)
 			 errhint("REINDEX INDEX %s;", QdbRelationSqlName(index))));
 }
 
+/*
+ * The meta page's buffer, pinned.  An index without pages gets an ERROR
+ * that says so, not a failed read: a build that failed after a truncation
+ * that is not transactional leaves one (COMMIT's rebuild of a temporary
+ * table's index, which index_build.c keeps from failing for want of its
+ * compressor).
+ */
+Buffer
+QdbMetaBuffer(Relation index)
+{
+	if (RelationGetNumberOfBlocks(index) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("index \"%s\" has no pages: its last build did not finish",
+						RelationGetRelationName(index)),
+				 errhint("REINDEX INDEX %s;", QdbRelationSqlName(index))));
+	return ReadBuffer(index, QDB_META_BLKNO);
+}
+
 /* ERROR unless page is a meta page this code can read, with sane settings. */
 void
 QdbCheckMetaPage(Relation index, Page page)
@@ -175,7 +194,7 @@ QdbCheckMetaPage(Relation index, Page page)
 void
 QdbReadMeta(Relation index, QdbMetaPageData *meta)
 {
-	Buffer		buf = ReadBuffer(index, QDB_META_BLKNO);
+	Buffer		buf = QdbMetaBuffer(index);
 	Page		page;
 
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
@@ -379,7 +398,7 @@ meta_for_update(Relation index, Buffer *buf, QdbXLog **state, Page *page)
 {
 	Page		p;
 
-	*buf = ReadBuffer(index, QDB_META_BLKNO);
+	*buf = QdbMetaBuffer(index);
 	LockBuffer(*buf, BUFFER_LOCK_EXCLUSIVE);
 	*state = QdbXLogStart(index);
 	p = QdbXLogRegister(*state, *buf, 0);
@@ -463,7 +482,7 @@ QdbNextFreeGeneration(Relation index)
 static bool
 read_calibration(Relation index, QdbCalibration *cal, bool quiet)
 {
-	Buffer		buf = ReadBuffer(index, QDB_META_BLKNO);
+	Buffer		buf = QdbMetaBuffer(index);
 	Page		page;
 	bool		found;
 
@@ -510,7 +529,7 @@ QdbWriteCalibration(Relation index, const QdbCalibration *cal)
 	Page		page;
 
 	Assert(cal->magic == QDB_CALIBRATION_MAGIC);
-	buf = ReadBuffer(index, QDB_META_BLKNO);
+	buf = QdbMetaBuffer(index);
 	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 	QdbCheckMetaPage(index, BufferGetPage(buf));
 	state = QdbXLogStart(index);
