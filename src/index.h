@@ -290,6 +290,7 @@ extern void QdbCheckPage(Relation index, Page page, BlockNumber blkno, uint16 fl
 extern void QdbNoteInsertPage(Relation index, BlockNumber blkno);
 extern void QdbCheckMetaPage(Relation index, Page page);
 extern Buffer QdbMetaBuffer(Relation index);
+extern void QdbPadInitFork(Relation index, BlockNumber from, bool one);
 extern void QdbReadMeta(Relation index, QdbMetaPageData *meta);
 extern bytea *QdbReadCompressor(Relation index, const QdbMetaPageData *meta);
 extern BlockNumber QdbWriteCompressorPages(Relation index, ForkNumber fork,

@@ -778,6 +778,21 @@ write_header_pages(Relation index, ForkNumber fork, const QdbModel *model,
 	pfree(blob);
 }
 
+/*
+ * An unlogged index rebuilt in place (TRUNCATE of a table created in the
+ * same transaction) has the init fork of its first build, which index.c
+ * writes only when there is none: with that build's compressor, or none.
+ * A crash or a promotion would reset the index to it.  Written again here
+ * from the pages just built.
+ */
+static void
+init_fork_again(Relation index)
+{
+	if (index->rd_rel->relpersistence == RELPERSISTENCE_UNLOGGED &&
+		smgrexists(RelationGetSmgr(index), INIT_FORKNUM))
+		qdbbuildempty(index);
+}
+
 IndexBuildResult *
 qdbbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 {
@@ -811,6 +826,7 @@ qdbbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 							 QdbGetInlineCodes(index));
 		if (RelationNeedsWAL(index))
 			log_newpage_range(index, MAIN_FORKNUM, 0, RelationGetNumberOfBlocks(index), true);
+		init_fork_again(index);
 		MemoryContextSwitchTo(old);
 		result = palloc0(sizeof(IndexBuildResult));
 		result->heap_tuples = bs.reltuples;
@@ -888,6 +904,7 @@ qdbbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 	 * misses: a calibration on the safe side)
 	 */
 	QdbCalibrateAtBuild(heap, index, QdbGetCalibrationQueries(index));
+	init_fork_again(index);
 
 	MemoryContextSwitchTo(old);
 	result = palloc(sizeof(IndexBuildResult));
@@ -909,7 +926,6 @@ qdbbuildempty(Relation index)
 	bytea	   *blob;
 	QdbModel	model;
 	char		err[256];
-	Buffer		buf;
 
 	QdbReadMeta(index, &meta);
 	if (QdbMetaUntrained(&meta))
@@ -917,6 +933,7 @@ qdbbuildempty(Relation index)
 		/* an empty index: its dimensions come with the first row again */
 		write_untrained_meta(index, INIT_FORKNUM, (QdbMetric) meta.metric, 0, meta.m,
 							 meta.ef_construction, meta.inline_codes);
+		QdbPadInitFork(index, QDB_FIRST_COMPRESSOR_BLKNO, false);
 		return;
 	}
 	blob = QdbReadCompressor(index, &meta);
@@ -926,13 +943,6 @@ qdbbuildempty(Relation index)
 					"could not read the index's compressor", NULL);
 	write_header_pages(index, INIT_FORKNUM, &model, meta.compressor_name, meta.m,
 					   meta.ef_construction, meta.inline_codes, meta.build_flags);
-	buf = ReadBufferExtended(index, INIT_FORKNUM, P_NEW, RBM_NORMAL, NULL);
-	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-	QdbInitPage(BufferGetPage(buf), QDB_PAGE_NODES);
-	START_CRIT_SECTION();
-	MarkBufferDirty(buf);
-	log_newpage_buffer(buf, true);
-	END_CRIT_SECTION();
-	UnlockReleaseBuffer(buf);
+	QdbPadInitFork(index, meta.first_node_page, true);
 	qdb_model_free(&model);
 }

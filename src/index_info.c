@@ -293,6 +293,34 @@ problems_end(Problems *p)
 				"the same), and the next VACUUM that removes dead rows from the index repairs it");
 }
 
+/*
+ * Whether an index without a compressor is its meta page alone, or that and
+ * empty node pages: an unlogged index reset from an init fork written again
+ * in place over a longer one (QdbPadInitFork).
+ */
+static bool
+untrained_tail_empty(Relation index)
+{
+	BlockNumber n = RelationGetNumberOfBlocks(index);
+
+	for (BlockNumber b = QDB_FIRST_COMPRESSOR_BLKNO; b < n; b++)
+	{
+		Buffer		buf = ReadBuffer(index, b);
+		Page		page;
+		bool		empty;
+
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		empty = QdbPageProblem(page) == NULL &&
+			(QdbPageGetOpaque(page)->flags & QDB_PAGE_NODES) != 0 &&
+			PageGetMaxOffsetNumber(page) == 0;
+		UnlockReleaseBuffer(buf);
+		if (!empty)
+			return false;
+	}
+	return true;
+}
+
 /* Checks the meta page and the compressor pages; false if the rest cannot be read. */
 static bool
 verify_header(Relation index, Problems *p, QdbMetaPageData *meta)
@@ -329,8 +357,8 @@ verify_header(Relation index, Problems *p, QdbMetaPageData *meta)
 
 			if (wrong)
 				problem(p, "the meta page of an index without a compressor is damaged: %s", wrong);
-			if (RelationGetNumberOfBlocks(index) != 1)
-				problem(p, "an index without a compressor has %u blocks, not 1",
+			if (!untrained_tail_empty(index))
+				problem(p, "an index without a compressor has %u blocks, not 1, and not only empty node pages after it",
 						RelationGetNumberOfBlocks(index));
 			UnlockReleaseBuffer(buf);
 			return false;

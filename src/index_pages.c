@@ -239,13 +239,24 @@ QdbReadCompressor(Relation index, const QdbMetaPageData *meta)
 	return blob;
 }
 
-/* A new page at the end of fork, exclusively locked; logged if it is the init fork. */
+/*
+ * Block blkno of fork as a new page, exclusively locked: the fork extended
+ * by it, or the page that was there zeroed (an init fork written again,
+ * QdbPadInitFork).  finish_build_page logs it if it is the init fork.
+ */
 static Buffer
-new_build_page(Relation index, ForkNumber fork, uint16 flags)
+new_build_page(Relation index, ForkNumber fork, BlockNumber blkno, uint16 flags)
 {
-	Buffer		buf = ReadBufferExtended(index, fork, P_NEW, RBM_NORMAL, NULL);
+	Buffer		buf;
 
-	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	if (blkno < RelationGetNumberOfBlocksInFork(index, fork))
+		buf = ReadBufferExtended(index, fork, blkno, RBM_ZERO_AND_LOCK, NULL);
+	else
+	{
+		buf = ReadBufferExtended(index, fork, P_NEW, RBM_NORMAL, NULL);
+		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	}
+	Assert(BufferGetBlockNumber(buf) == blkno);
 	QdbInitPage(BufferGetPage(buf), flags);
 	return buf;
 }
@@ -272,7 +283,7 @@ QdbWriteMetaPage(Relation index, ForkNumber fork, const QdbMetaPageData *meta)
 	Page		page;
 
 	if (RelationGetNumberOfBlocksInFork(index, fork) == 0)
-		buf = new_build_page(index, fork, QDB_PAGE_META);
+		buf = new_build_page(index, fork, QDB_META_BLKNO, QDB_PAGE_META);
 	else
 	{
 		buf = ReadBufferExtended(index, fork, QDB_META_BLKNO, RBM_NORMAL, NULL);
@@ -293,11 +304,11 @@ QdbWriteCompressorPages(Relation index, ForkNumber fork, const uint8 *blob, Size
 
 	while (len > 0)
 	{
-		Buffer		buf = new_build_page(index, fork, QDB_PAGE_COMPRESSOR);
+		Buffer		buf = new_build_page(index, fork, QDB_FIRST_COMPRESSOR_BLKNO + npages,
+										 QDB_PAGE_COMPRESSOR);
 		Page		page = BufferGetPage(buf);
 		Size		n = Min(len, COMPRESSOR_BYTES_PER_PAGE);
 
-		Assert(BufferGetBlockNumber(buf) == QDB_FIRST_COMPRESSOR_BLKNO + npages);
 		memcpy(PageGetContents(page), blob, n);
 		((PageHeader) page)->pd_lower += n;
 		finish_build_page(buf, fork);
@@ -306,6 +317,23 @@ QdbWriteCompressorPages(Relation index, ForkNumber fork, const uint8 *blob, Size
 		npages++;
 	}
 	return npages;
+}
+
+/*
+ * The init fork's pages from block from on: empty node pages, at least one
+ * when one is true.  An init fork is written again, in place, when its
+ * index is rebuilt in place (TRUNCATE of an unlogged table created in the
+ * same transaction): the pages of the old compressor past the new
+ * header's end are overwritten, not cut off, as a truncation of the init
+ * fork would not reach a standby's copy.
+ */
+void
+QdbPadInitFork(Relation index, BlockNumber from, bool one)
+{
+	BlockNumber n = RelationGetNumberOfBlocksInFork(index, INIT_FORKNUM);
+
+	for (BlockNumber b = from; b < n || (one && b == from); b++)
+		finish_build_page(new_build_page(index, INIT_FORKNUM, b, QDB_PAGE_NODES), INIT_FORKNUM);
 }
 
 /* The node at (blkno, off) of a locked node page; ERROR if there is none. */

@@ -1,0 +1,72 @@
+# An unlogged index's init fork holds its compressor (qdbbuildempty copies
+# the main fork's header), and a crash or a promotion resets the index to
+# it.  PostgreSQL writes the init fork only when there is none, so an index
+# rebuilt in place (TRUNCATE of a table created in the same transaction)
+# kept the init fork of its first build: after a crash it came back with
+# the compressor its options no longer named, or without one.  qdbbuild
+# writes the init fork again (init_fork_again), over the old one's pages.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('main');
+$node->init;
+$node->start;
+$node->safe_psql('postgres', q{
+	CREATE EXTENSION quantumdb;
+	SET client_min_messages = warning;
+	CREATE TABLE b16 AS SELECT i AS id, array(SELECT (random() + 0 * i)::real FROM generate_series(1, 16)) AS emb
+	FROM generate_series(1, 400) i;
+	CREATE TABLE b8 AS SELECT i AS id, array(SELECT (random() + 0 * i)::real FROM generate_series(1, 8)) AS emb
+	FROM generate_series(1, 400) i;
+	SELECT quantumdb.train('c16', 'b16', 'emb', kind => 'pq', subvectors => 4);
+	SELECT quantumdb.train('c8', 'b8', 'emb', kind => 'pq', subvectors => 4)});
+
+# each table: its index's first build, what the same transaction changes before its TRUNCATE
+my %cases = (
+	u_other => [q{WITH (compressor = 'c16')}, q{ALTER INDEX u_other_idx SET (compressor = 'c8')}, 'b8'],
+	u_reset => [q{WITH (compressor = 'c16')}, q{ALTER INDEX u_reset_idx RESET (compressor)}, 'b16'],
+	u_named => ['', q{ALTER INDEX u_named_idx SET (compressor = 'c16')}, 'b16']);
+for my $t (sort keys %cases)
+{
+	my ($with, $alter, $rows) = @{ $cases{$t} };
+	$node->safe_psql('postgres', qq{
+		SET client_min_messages = warning;
+		BEGIN;
+		CREATE UNLOGGED TABLE $t (id int, emb real[]);
+		CREATE INDEX ${t}_idx ON $t USING quantumdb (emb) $with;
+		$alter;
+		TRUNCATE $t;
+		COMMIT;
+		INSERT INTO $t SELECT id, emb FROM $rows WHERE id <= 50});
+}
+my $info = q{SELECT coalesce(compressor, 'none') || ' ' || coalesce(dimensions::text, '-')
+	FROM quantumdb.index_info('%s')};
+my %want = (u_other => 'c8 8', u_reset => 'none 16', u_named => 'c16 16');
+for my $t (sort keys %cases)
+{
+	is($node->safe_psql('postgres', sprintf($info, "${t}_idx")), $want{$t},
+		"$t: the rebuild in place took what the options name");
+}
+
+$node->stop('immediate');
+$node->start;
+%want = (u_other => 'c8 8', u_reset => 'none -', u_named => 'c16 16');
+for my $t (sort keys %cases)
+{
+	is($node->safe_psql('postgres', sprintf($info, "${t}_idx")), $want{$t},
+		"$t: after a crash, the index is reset to the same (empty)");
+	my $rows = $cases{$t}[2];
+	my ($ret, $out, $err) = $node->psql('postgres', qq{
+		INSERT INTO $t SELECT id, emb FROM $rows WHERE id <= 300;
+		SET enable_seqscan = off; SET quantumdb.rerank = 400;
+		SELECT id FROM $t ORDER BY emb <~> (SELECT emb FROM $rows WHERE id = 7) LIMIT 1});
+	is($err, '', "$t: rows of its dimensions go in");
+	is($out, '7', "$t: and a scan finds the nearest");
+	is($node->safe_psql('postgres', qq{SELECT count(*) FROM quantumdb.verify('${t}_idx')}), '0',
+		"$t: verify finds nothing wrong");
+}
+$node->stop;
+done_testing();
