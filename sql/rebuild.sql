@@ -173,6 +173,16 @@ COMMIT;
 \set VERBOSITY default
 DROP TABLE oc, od;
 
+-- a CREATE INDEX CONCURRENTLY that failed leaves an index that is not
+-- valid, here without pages: verify says so (it said nothing of an invalid
+-- index with sound pages, and failed to read one without)
+CREATE INDEX CONCURRENTLY rq_bad ON rq USING quantumdb (emb) WITH (compressor = 'no_such_c');
+SELECT * FROM quantumdb.verify('rq_bad');
+ALTER INDEX rq_bad SET (compressor = 'rb_c');
+REINDEX INDEX rq_bad;
+SELECT count(*) FROM quantumdb.verify('rq_bad');
+DROP INDEX rq_bad;
+
 DROP TABLE ra, rn, rq;
 DROP FUNCTION rebuild_check(text);
 DROP FUNCTION oc_round();

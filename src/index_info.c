@@ -325,11 +325,17 @@ untrained_tail_empty(Relation index)
 static bool
 verify_header(Relation index, Problems *p, QdbMetaPageData *meta)
 {
-	Buffer		buf = QdbMetaBuffer(index);
+	Buffer		buf;
 	Page		page;
 	QdbPageOpaque opaque;
 	bool		ok = true;
 
+	if (RelationGetNumberOfBlocks(index) == 0)
+	{
+		problem(p, "the index has no pages: its last build did not finish");
+		return false;
+	}
+	buf = QdbMetaBuffer(index);
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	page = BufferGetPage(buf);
 	opaque = QdbPageGetOpaque(page);
@@ -750,6 +756,11 @@ quantumdb_verify(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	memset(&p, 0, sizeof(p));
 	p.rsinfo = rsinfo;
+	/* its pages may be sound, but no query uses it */
+	if (!index->rd_index->indisvalid)
+		problem(&p, "the index is not valid: a CREATE INDEX CONCURRENTLY or REINDEX CONCURRENTLY "
+				"that failed, was cancelled or is still running left it, and no query uses it; "
+				"DROP INDEX or REINDEX INDEX it");
 	if (!verify_header(index, &p, &meta))
 	{
 		problems_end(&p);
