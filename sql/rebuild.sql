@@ -122,9 +122,9 @@ SELECT compressor, built_from FROM quantumdb.index_info('od_idx');
 -- again at the first COMMIT that finds it usable.
 SELECT quantumdb.export('rb_c') AS rb_blob \gset
 -- one transaction's work on oc: 50 rows in, the 3 nearest to row 7
--- through the index, and what the index is
+-- through the index, what the index is and the problems verify finds
 CREATE FUNCTION oc_round(OUT nearest text, OUT compressor text, OUT code_bytes int,
-						 OUT nodes bigint) LANGUAGE plpgsql AS $$
+						 OUT nodes bigint, OUT problems bigint) LANGUAGE plpgsql AS $$
 BEGIN
 	INSERT INTO oc SELECT id, emb FROM rn WHERE id <= 50;
 	SET LOCAL enable_seqscan = off;
@@ -132,6 +132,7 @@ BEGIN
 		(SELECT id FROM oc ORDER BY emb <~> (SELECT emb FROM rn WHERE id = 7) LIMIT 3) t;
 	SELECT i.compressor, i.code_bytes, i.nodes INTO compressor, code_bytes, nodes
 	FROM quantumdb.index_info('oc_idx') i;
+	SELECT count(*) INTO problems FROM quantumdb.verify('oc_idx');
 END $$;
 SELECT quantumdb.drop_compressor('rb_c');
 \set VERBOSITY terse

@@ -112,7 +112,7 @@ typedef struct QdbLoadedModel
 extern QdbLoadedModel *QdbLoadCompressor(const char *name, MemoryContext cxt,
 											 const char *missing_hint);
 extern bool QdbCompressorUnchanged(const QdbLoadedModel *lm);
-extern char *QdbCompressorUnusable(const char *name);
+extern QdbLoadedModel *QdbTryLoadCompressor(const char *name, MemoryContext cxt, char **why);
 extern void QdbStoreCompressor(const char *name, const QdbModel *m,
 							   const char *extra_settings, double training_seconds,
 							   double validation_recall, Oid source, const char *column);

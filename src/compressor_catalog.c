@@ -322,6 +322,16 @@ QdbParseModel(const bytea *blob, QdbModel *m, MemoryContext cxt, const char *wha
 				 errhint("Export the model again, or train a new compressor.")));
 }
 
+/* The rest of a loaded model: its name, context and catalog row version. */
+static void
+loaded_from(QdbLoadedModel *lm, const char *name, MemoryContext mcxt, const CatalogRow *row)
+{
+	strlcpy(lm->name, name, NAMEDATALEN);
+	lm->cxt = mcxt;
+	lm->row_xmin = row->xmin;
+	lm->row_tid = row->tid;
+}
+
 /*
  * Loads compressor name into a new child context of cxt.  ERROR when it does
  * not exist, the current user may not use it (CREATE INDEX: the table's
@@ -343,10 +353,47 @@ QdbLoadCompressor(const char *name, MemoryContext cxt, const char *missing_hint)
 	pfree(row.model);
 	/* loaded to encode and search with, never changed: its query-free tables */
 	QdbReportStatus(qdb_model_prepare(&lm->model), "could not prepare the compressor", NULL);
-	strlcpy(lm->name, name, NAMEDATALEN);
-	lm->cxt = mcxt;
-	lm->row_xmin = row.xmin;
-	lm->row_tid = row.tid;
+	loaded_from(lm, name, mcxt, &row);
+	return lm;
+}
+
+/*
+ * QdbLoadCompressor without an ERROR for the compressor itself: NULL and
+ * *why, the reason as an error would say it, when it does not exist, the
+ * current user may not use it, or its model does not parse.  Reads the
+ * catalog row once.  For a caller that must go on without it
+ * (index_build.c).
+ */
+QdbLoadedModel *
+QdbTryLoadCompressor(const char *name, MemoryContext cxt, char **why)
+{
+	MemoryContext mcxt = AllocSetContextCreate(cxt, "quantumdb compressor",
+											   ALLOCSET_DEFAULT_SIZES);
+	QdbLoadedModel *lm = MemoryContextAllocZero(mcxt, sizeof(QdbLoadedModel));
+	CatalogRow	row;
+	char		err[256];
+	int			rc = QDB_OK;
+
+	*why = NULL;
+	QdbCheckCompressorName(name);
+	if (!fetch_row(name, mcxt, &row))
+		*why = psprintf("compressor \"%s\" does not exist", name);
+	else if (!QdbMayUseCompressor(GetUserId(), row.owner, row.source,
+								  row.has_column ? NameStr(row.column) : NULL))
+		*why = psprintf("permission denied for compressor \"%s\"", name);
+	else if ((rc = qdb_model_parse((const uint8_t *) VARDATA_ANY(row.model),
+								   VARSIZE_ANY_EXHDR(row.model), QdbContextAlloc(mcxt),
+								   &lm->model, err, sizeof(err))) != QDB_OK ||
+			 (rc = qdb_model_prepare(&lm->model)) != QDB_OK)
+		*why = psprintf("the model of compressor \"%s\" cannot be used: %s",
+						name, qdb_status_string(rc));
+	if (*why)
+	{
+		MemoryContextDelete(mcxt);
+		return NULL;
+	}
+	pfree(row.model);
+	loaded_from(lm, name, mcxt, &row);
 	return lm;
 }
 
@@ -365,25 +412,6 @@ QdbCompressorUnchanged(const QdbLoadedModel *lm)
 	fetch_usable(lm->name, NULL, &row, NULL);
 	return TransactionIdEquals(row.xmin, lm->row_xmin) &&
 		ItemPointerEquals(&row.tid, (ItemPointer) &lm->row_tid);
-}
-
-/*
- * Why the current user cannot load compressor name, as an error message
- * would say it; NULL when it can (it exists and the use rule allows it).
- * For a caller that must go on without it (index_build.c).
- */
-char *
-QdbCompressorUnusable(const char *name)
-{
-	CatalogRow	row;
-
-	QdbCheckCompressorName(name);
-	if (!fetch_row(name, NULL, &row))
-		return psprintf("compressor \"%s\" does not exist", name);
-	if (!QdbMayUseCompressor(GetUserId(), row.owner, row.source,
-							 row.has_column ? NameStr(row.column) : NULL))
-		return psprintf("permission denied for compressor \"%s\"", name);
-	return NULL;
 }
 
 /* Settings of a model as a jsonb text, for the catalog row. */

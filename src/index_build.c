@@ -597,8 +597,7 @@ load_named(Relation heap, Relation index, const char *name, QdbMetric metric)
 
 	if (emptied_at_commit(heap))
 	{
-		problem = QdbCompressorUnusable(name);
-		lm = problem ? NULL : QdbLoadCompressor(name, CurrentMemoryContext, NULL);
+		lm = QdbTryLoadCompressor(name, CurrentMemoryContext, &problem);
 		if (lm)
 			problem = model_misfit(index, name, &lm->model, metric);
 		if (problem == NULL)
@@ -808,11 +807,11 @@ qdbbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 	MemoryContext build_cxt,
 				old;
 
+	/* an index emptied in place keeps its OID: its old cache must not serve */
+	QdbForgetIndexCache(index);
 	if (RelationGetNumberOfBlocks(index) != 0)
 		elog(ERROR, "index \"%s\" already contains data", RelationGetRelationName(index));
 	QdbCheckEfConstruction(m, efc);
-	/* an index emptied in place keeps its OID: its old cache must not serve */
-	QdbForgetIndexCache(index);
 
 	build_cxt = AllocSetContextCreate(CurrentMemoryContext, "quantumdb build",
 									  ALLOCSET_DEFAULT_SIZES);

@@ -188,15 +188,15 @@ load_slot(Relation index, bool want_pair)
 }
 
 /*
- * The index is being built again in place: the caches of what it held go
- * (a pinned one lives on for its pins, out of lookup).  A rebuild under a
- * new relfilenode sends a relcache invalidation, but a truncation in place
- * (COMMIT emptying a temporary table ON COMMIT DELETE ROWS; TRUNCATE of a
- * table created in the same transaction) sends one only when the rebuilt
- * index's pg_class statistics differ, and only after the build, which
- * would otherwise pin the cache of the old pages: an index without a
- * compressor, or another compressor's model.  Only this backend can have
- * such caches: no other one sees the relation.
+ * The index is being built: this backend's cache of it goes (a pinned one
+ * lives on for its pins, out of lookup).  A truncation in place (COMMIT
+ * emptying a temporary table ON COMMIT DELETE ROWS; TRUNCATE of a table
+ * whose relfilenode is new in this transaction) keeps the index's OID and
+ * relfilenode, and the relcache invalidation of its new statistics is
+ * processed only after the build, which would otherwise pin the cache of
+ * the old pages: an index without a compressor, or another compressor's
+ * model.  Only this backend can have cached those pages: they are its
+ * temporary relation's, or a relfilenode no other backend has seen.
  */
 void
 QdbForgetIndexCache(Relation index)

@@ -294,9 +294,9 @@ problems_end(Problems *p)
 }
 
 /*
- * Whether an index without a compressor is its meta page alone, or that and
- * empty node pages: an unlogged index reset from an init fork written again
- * in place over a longer one (QdbPadInitFork).
+ * Whether the pages after the meta page of an index without a compressor
+ * are empty node pages: an unlogged index reset from an init fork written
+ * again in place over a longer one (QdbPadInitFork).
  */
 static bool
 untrained_tail_empty(Relation index)
@@ -363,7 +363,9 @@ verify_header(Relation index, Problems *p, QdbMetaPageData *meta)
 
 			if (wrong)
 				problem(p, "the meta page of an index without a compressor is damaged: %s", wrong);
-			if (!untrained_tail_empty(index))
+			if (RelationGetNumberOfBlocks(index) != 1 &&
+				(index->rd_rel->relpersistence != RELPERSISTENCE_UNLOGGED ||
+				 !untrained_tail_empty(index)))
 				problem(p, "an index without a compressor has %u blocks, not 1, and not only empty node pages after it",
 						RelationGetNumberOfBlocks(index));
 			UnlockReleaseBuffer(buf);

@@ -282,7 +282,8 @@ QdbWriteMetaPage(Relation index, ForkNumber fork, const QdbMetaPageData *meta)
 	Buffer		buf;
 	Page		page;
 
-	if (RelationGetNumberOfBlocksInFork(index, fork) == 0)
+	/* an init fork's old page, if any, is not read (QdbPadInitFork) */
+	if (fork == INIT_FORKNUM || RelationGetNumberOfBlocksInFork(index, fork) == 0)
 		buf = new_build_page(index, fork, QDB_META_BLKNO, QDB_PAGE_META);
 	else
 	{

@@ -64,6 +64,8 @@ is($err, '', 'REINDEX mends it');
 is($out, '7', 'the index answers again');
 ($out, $err) = in_session('COMMIT');
 is($err, '', 'and COMMIT rebuilds it');
+($out, $err) = in_session(q{SELECT compressor || ' ' || nodes FROM quantumdb.index_info('oc_idx')});
+is($out, 'c 0', 'with its compressor, empty');
 $s->quit;
 $node->stop;
 done_testing();

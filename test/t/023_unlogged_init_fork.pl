@@ -12,8 +12,12 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 my $node = PostgreSQL::Test::Cluster->new('main');
-$node->init;
+$node->init(allows_streaming => 1);
 $node->start;
+$node->backup('b');
+my $standby = PostgreSQL::Test::Cluster->new('standby');
+$standby->init_from_backup($node, 'b', has_streaming => 1);
+$standby->start;
 $node->safe_psql('postgres', q{
 	CREATE EXTENSION quantumdb;
 	SET client_min_messages = warning;
@@ -44,6 +48,8 @@ for my $t (sort keys %cases)
 }
 my $info = q{SELECT coalesce(compressor, 'none') || ' ' || coalesce(dimensions::text, '-')
 	FROM quantumdb.index_info('%s')};
+my $info_nodes = q{SELECT coalesce(compressor, 'none') || ' ' || coalesce(dimensions::text, '-')
+	|| ' ' || nodes FROM quantumdb.index_info('%s')};
 my %want = (u_other => 'c8 8', u_reset => 'none 16', u_named => 'c16 16');
 for my $t (sort keys %cases)
 {
@@ -51,22 +57,36 @@ for my $t (sort keys %cases)
 		"$t: the rebuild in place took what the options name");
 }
 
+$node->wait_for_catchup($standby);
+
+# the unlogged indexes of a server reset from their init forks: as the last
+# build left them, empty; rows of their dimensions go in and are found
+sub check_reset
+{
+	my ($n, $how) = @_;
+	my %want = (u_other => 'c8 8 0', u_reset => 'none - 0', u_named => 'c16 16 0');
+	for my $t (sort keys %cases)
+	{
+		is($n->safe_psql('postgres', sprintf($info_nodes, "${t}_idx")),
+			$want{$t}, "$t: $how, the index is reset to the same, empty");
+		my $rows = $cases{$t}[2];
+		my ($ret, $out, $err) = $n->psql('postgres', qq{
+			INSERT INTO $t SELECT id, emb FROM $rows WHERE id <= 300;
+			SET enable_seqscan = off; SET quantumdb.rerank = 400;
+			SELECT id FROM $t ORDER BY emb <~> (SELECT emb FROM $rows WHERE id = 7) LIMIT 1});
+		is($err, '', "$t: $how, rows of its dimensions go in");
+		is($out, '7', "$t: $how, and a scan finds the nearest");
+		is($n->safe_psql('postgres', qq{SELECT count(*) FROM quantumdb.verify('${t}_idx')}), '0',
+			"$t: $how, verify finds nothing wrong");
+	}
+}
+
+# a standby has the init forks from the WAL (each page a full-page image)
+$standby->promote;
+check_reset($standby, 'on the promoted standby');
+$standby->stop;
 $node->stop('immediate');
 $node->start;
-%want = (u_other => 'c8 8', u_reset => 'none -', u_named => 'c16 16');
-for my $t (sort keys %cases)
-{
-	is($node->safe_psql('postgres', sprintf($info, "${t}_idx")), $want{$t},
-		"$t: after a crash, the index is reset to the same (empty)");
-	my $rows = $cases{$t}[2];
-	my ($ret, $out, $err) = $node->psql('postgres', qq{
-		INSERT INTO $t SELECT id, emb FROM $rows WHERE id <= 300;
-		SET enable_seqscan = off; SET quantumdb.rerank = 400;
-		SELECT id FROM $t ORDER BY emb <~> (SELECT emb FROM $rows WHERE id = 7) LIMIT 1});
-	is($err, '', "$t: rows of its dimensions go in");
-	is($out, '7', "$t: and a scan finds the nearest");
-	is($node->safe_psql('postgres', qq{SELECT count(*) FROM quantumdb.verify('${t}_idx')}), '0',
-		"$t: verify finds nothing wrong");
-}
+check_reset($node, 'after a crash');
 $node->stop;
 done_testing();
