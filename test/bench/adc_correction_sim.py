@@ -25,7 +25,7 @@ import os
 import numpy as np
 import faiss
 
-from opq_error_sim import ROOT, fvecs, ivecs  # the .fvecs / .ivecs readers beside it
+from opq_error_sim import ROOT, load_set  # the shared sets' reader beside it
 
 
 def found(dist, gt, r):
@@ -58,13 +58,7 @@ def main():
     ap.add_argument("--queries", type=int, default=1000)
     a = ap.parse_args()
     d_dir = os.path.join(a.data, a.set)
-    cosine = os.path.exists(os.path.join(d_dir, "gt_ip.ivecs"))
-    xb = fvecs(os.path.join(d_dir, "base.fvecs"))
-    xq = fvecs(os.path.join(d_dir, "query.fvecs"))[:a.queries]
-    gt = ivecs(os.path.join(d_dir, "gt_ip.ivecs" if cosine else "gt.ivecs"))[:a.queries]
-    if cosine:
-        xb /= np.linalg.norm(xb, axis=1, keepdims=True)
-        xq /= np.linalg.norm(xq, axis=1, keepdims=True)
+    xb, xq, gt, cosine = load_set(d_dir, a.queries)
     n, d = xb.shape
     mean = xb[:a.sample].mean(0)
     print(f"{a.set} ({'cosine' if cosine else 'l2'}): {n} rows x {d}, trained on {min(n, a.sample)}")

@@ -30,6 +30,19 @@ def ivecs(path):
     return a.reshape(-1, a[0] + 1)[:, 1:].copy()
 
 
+def load_set(d_dir, queries):
+    """A shared set's rows, queries and ground truth; cosine sets (those with
+    gt_ip.ivecs) with rows and queries normalised.  Returns (xb, xq, gt, cosine)."""
+    cosine = os.path.exists(os.path.join(d_dir, "gt_ip.ivecs"))
+    xb = fvecs(os.path.join(d_dir, "base.fvecs"))
+    xq = fvecs(os.path.join(d_dir, "query.fvecs"))[:queries]
+    gt = ivecs(os.path.join(d_dir, "gt_ip.ivecs" if cosine else "gt.ivecs"))[:queries]
+    if cosine:
+        xb /= np.linalg.norm(xb, axis=1, keepdims=True)
+        xq /= np.linalg.norm(xq, axis=1, keepdims=True)
+    return xb, xq, gt, cosine
+
+
 def recall10(dist, gt):
     top = np.argsort(dist, axis=1)[:, :10]
     return np.mean([len(set(top[i]) & set(gt[i, :10])) / 10 for i in range(len(top))])
