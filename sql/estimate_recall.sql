@@ -204,6 +204,14 @@ SELECT measured_queries FROM quantumdb.estimate_recall('er_idx', 3);
 RESET search_path;
 DROP SCHEMA er_evil CASCADE;
 
+-- an index that is not valid (a CREATE INDEX CONCURRENTLY that failed):
+-- refused as such (release 0.8.6), not as one the planner does not pick
+-- for want of another index on the column
+CREATE INDEX CONCURRENTLY er_bad ON er USING quantumdb (emb) WITH (compressor = 'no_such_c');
+SELECT measured_queries FROM quantumdb.estimate_recall('er_bad', 3);
+\echo :LAST_ERROR_SQLSTATE
+DROP INDEX er_bad;
+
 DROP FUNCTION er_recall(int, int, regclass);
 DROP TABLE er, erq;
 SELECT quantumdb.drop_compressor('er_c');

@@ -106,6 +106,11 @@ SELECT abs(quantumdb.adc_distance('qdb_priv_leak', ARRAY[1, 7, 13, 1001]::real[]
 SELECT octet_length(quantumdb.export('qdb_priv_leak')) > 0 AS exported;
 CREATE INDEX mine_v ON qdb_priv_u.mine USING quantumdb (v) WITH (compressor = 'qdb_priv_leak');
 DROP INDEX qdb_priv_u.mine_v;
+-- a temporary table ON COMMIT DELETE ROWS whose index names it: each
+-- COMMIT rebuilds the index and loads the compressor again (below, once
+-- the right to read its table is gone)
+CREATE TEMP TABLE qdb_priv_oc (id int, v real[]) ON COMMIT DELETE ROWS;
+CREATE INDEX qdb_priv_oc_v ON qdb_priv_oc USING quantumdb (v) WITH (compressor = 'qdb_priv_leak');
 \set VERBOSITY terse
 SELECT quantumdb.drop_compressor('qdb_priv_leak');
 \echo :LAST_ERROR_SQLSTATE
@@ -127,6 +132,13 @@ SET ROLE qdb_priv_user;
 \set VERBOSITY terse
 SELECT quantumdb.decode('qdb_priv_leak', '\x02'::bytea);
 \echo :LAST_ERROR_SQLSTATE
+-- and COMMIT's rebuild of that index builds it without the compressor,
+-- after a WARNING, where it failed at every COMMIT
+BEGIN;
+INSERT INTO qdb_priv_oc VALUES (1, ARRAY[1, 7, 13, 1001]);
+COMMIT;
+SELECT compressor, built_from FROM quantumdb.index_info('qdb_priv_oc_v');
+DROP TABLE qdb_priv_oc;
 \set VERBOSITY default
 RESET ROLE;
 

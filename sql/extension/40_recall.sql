@@ -92,6 +92,12 @@ BEGIN
 	IF NOT FOUND THEN
 		RAISE EXCEPTION '"%" is not an index', index USING ERRCODE = 'wrong_object_type';
 	END IF;
+	-- before the plan's check, which would blame another index
+	IF NOT (SELECT x.indisvalid AND x.indisready FROM pg_index x WHERE x.indexrelid = index) THEN
+		RAISE EXCEPTION 'index "%" is not valid', index
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+			HINT = 'Wait for its build to finish, or REINDEX it.';
+	END IF;
 	IF am <> 'quantumdb' THEN
 		RAISE EXCEPTION 'index "%" is not a quantumdb index', index
 			USING ERRCODE = 'wrong_object_type',
