@@ -250,6 +250,30 @@ SELECT id FROM u_items ORDER BY emb <~> (SELECT emb FROM u_items WHERE id = 7) L
 RESET enable_seqscan;
 SELECT * FROM quantumdb.verify('u_idx');
 
+-- vectors too long for l2 and ip (elements of about 1e19 and up): their
+-- single-precision distances overflow.  Refused with 22003 where a model
+-- trains, encodes or answers, and by the index; they trained models whose
+-- every distance was infinite, or an index that returned other rows than
+-- the exact scan.  Cosine normalises them: it takes them.
+\set VERBOSITY terse
+CREATE TABLE long_v AS SELECT i AS id, array(SELECT (random() + 0 * i)::real FROM generate_series(1, 8)) AS emb
+FROM generate_series(1, 400) i;
+UPDATE long_v SET emb = array_fill(1e20::real, ARRAY[array_length(emb, 1)]) WHERE id = 3;
+SELECT quantumdb.train('long_c', 'long_v', 'emb', kind => 'pq', subvectors => 4);
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) FROM quantumdb.train('long_cos', 'long_v', 'emb', kind => 'pq', subvectors => 4, metric => 'cosine');
+SELECT quantumdb.drop_compressor('long_cos');
+DELETE FROM long_v WHERE id = 3;
+CREATE INDEX long_idx ON long_v USING quantumdb (emb);
+INSERT INTO long_v SELECT 3, array_fill(1e20::real, ARRAY[array_length(emb, 1)]) FROM long_v WHERE id = 4;
+\echo :LAST_ERROR_SQLSTATE
+SET enable_seqscan = off;
+SELECT id FROM long_v ORDER BY emb <~> (SELECT array_fill(1e20::real, ARRAY[array_length(emb, 1)]) FROM long_v WHERE id = 4) LIMIT 1;
+\echo :LAST_ERROR_SQLSTATE
+RESET enable_seqscan;
+DROP TABLE long_v;
+\set VERBOSITY default
+
 -- index_info and verify want a quantumdb index
 SELECT * FROM quantumdb.index_info('items');
 SELECT * FROM quantumdb.verify('items_pkey');

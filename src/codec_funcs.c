@@ -144,8 +144,7 @@ quantumdb_encode(PG_FUNCTION_ARGS)
 	int			rc;
 
 	check_model_dims(c->lm, dim, "vector");
-	if (m->metric == QDB_METRIC_COSINE)
-		QdbCheckNonZero(x, dim, "vector");
+	QdbCheckForMetric(x, dim, m->metric, "vector");
 	out = palloc(VARHDRSZ + qdb_code_size(m));
 	SET_VARSIZE(out, VARHDRSZ + qdb_code_size(m));
 	rc = qdb_compute_codes(m, x, 1, (uint8_t *) VARDATA(out));
@@ -197,8 +196,7 @@ quantumdb_adc_distance(PG_FUNCTION_ARGS)
 		int			rc;
 
 		check_model_dims(c->lm, dim, "query");
-		if (m->metric == QDB_METRIC_COSINE)
-			QdbCheckNonZero(x, dim, "query");
+		QdbCheckForMetric(x, dim, m->metric, "query");
 		old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
 		if (c->table == NULL)
 			c->table = palloc(sizeof(float) * qdb_table_floats(m));

@@ -10,6 +10,8 @@
 
 #include "postgres.h"
 
+#include <float.h>
+
 #include "datatype/timestamp.h"
 #include "fmgr.h"
 #include "utils/array.h"
@@ -95,6 +97,10 @@ QdbVectorDistance(QdbMetric metric, const float *a, const float *b, int n)
 	}
 }
 extern void QdbCheckNonZero(const float *x, int dim, const char *what);
+/* a quarter of FLT_MAX: |x - y|^2 <= 2 (|x|^2 + |y|^2) stays finite */
+#define QDB_MAX_SQUARED_LENGTH	(FLT_MAX / 4.0)
+extern void QdbCheckLength(const float *x, int dim, const char *what);
+extern void QdbCheckForMetric(const float *x, int dim, QdbMetric metric, const char *what);
 extern ArrayType *QdbFloatsToArray(const float *x, int dim);
 
 /* distance_ops.c: SQL-callable exact distances (functions and operators) */

@@ -84,6 +84,9 @@ QdbIndexVector(Relation index, Relation heap, QdbIndexCache *c, Datum value, boo
 				 c->untrained ?
 				 errhint("REINDEX INDEX %s takes them from the table's rows again.",
 						 QdbRelationSqlName(index)) : 0));
+	/* an index without a compressor computes no distance of its own */
+	if (!c->untrained && c->metric != QDB_METRIC_COSINE)
+		QdbCheckLength(x, dim, "vector");
 	*skip = c->metric == QDB_METRIC_COSINE && QdbVectorIsZero(x, dim);
 	copy = palloc(sizeof(float) * dim);
 	memcpy(copy, x, sizeof(float) * dim);

@@ -815,7 +815,9 @@ start_scan(IndexScanDesc scan)
 					(errcode(ERRCODE_DATA_EXCEPTION),
 					 errmsg("query has %d dimensions, but index \"%s\" has %d",
 							dim, RelationGetRelationName(scan->indexRelation), c->dim)));
-		if (c->metric == QDB_METRIC_COSINE)
+		if (!c->untrained)
+			QdbCheckForMetric(x, dim, c->metric, "query");
+		else if (c->metric == QDB_METRIC_COSINE)
 			QdbCheckNonZero(x, dim, "query");
 	}
 	if (c->untrained)

@@ -297,6 +297,8 @@ reservoir_add(Reservoir *r, Datum d)
 	}
 	else if (r->cosine)
 		QdbCheckNonZero(v, dim, "vector");
+	else
+		QdbCheckLength(v, dim, "vector");
 	out->rows_seen = seen;
 	if (out->dim == 0)
 	{

@@ -231,6 +231,41 @@ QdbCheckNonZero(const float *x, int dim, const char *what)
 			 errdetail("Every element of the %s is zero.", what)));
 }
 
+/*
+ * ERROR unless x's squared length is at most QDB_MAX_SQUARED_LENGTH: l2
+ * and ip distances, and the tables ADC sums, are single precision, and
+ * the squared distance of two such vectors stays finite.  Larger ones
+ * (elements of about 1e19 and up) trained models whose every distance was
+ * infinite, and indexes that returned other rows than the exact scan.
+ * Cosine normalises its vectors and takes any finite length.
+ */
+void
+QdbCheckLength(const float *x, int dim, const char *what)
+{
+	double		ss = 0;
+
+	for (int i = 0; i < dim; i++)
+		ss += (double) x[i] * x[i];
+	if (ss <= QDB_MAX_SQUARED_LENGTH)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+			 errmsg("vector is too long for l2 and ip distances"),
+			 errdetail("The squared length of the %s is %g, above %g: its distances would overflow single precision.",
+					   what, ss, QDB_MAX_SQUARED_LENGTH),
+			 errhint("Scale the vectors down, or use metric cosine, which normalises them.")));
+}
+
+/* The check of x that metric needs beyond finite values (QdbCheckFinite). */
+void
+QdbCheckForMetric(const float *x, int dim, QdbMetric metric, const char *what)
+{
+	if (metric == QDB_METRIC_COSINE)
+		QdbCheckNonZero(x, dim, what);
+	else
+		QdbCheckLength(x, dim, what);
+}
+
 /* A one-dimensional real[] with lower bound 1 holding a copy of x. */
 ArrayType *
 QdbFloatsToArray(const float *x, int dim)

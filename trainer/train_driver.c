@@ -6,6 +6,7 @@
  *	  under cosine and hands it to the kind's trainer: pq here, opq
  *	  (opq.c), neural (neural_train.c) with its steps on the device's ops.
  */
+#include <float.h>
 #include <math.h>
 
 #include "kmeans.h"
@@ -16,7 +17,11 @@
 #include "qdb_internal.h"
 #include "rq.h"
 
-/* Finite values everywhere, and no zero vector when cosine must divide. */
+/*
+ * Finite values everywhere, no zero vector when cosine must divide, and
+ * under l2 and ip no row whose squared length passes a quarter of FLT_MAX
+ * (the extension says so first: QdbCheckLength).
+ */
 static int
 check_data(const float *x, size_t n, int d, QdbMetric metric)
 {
@@ -35,6 +40,9 @@ check_data(const float *x, size_t n, int d, QdbMetric metric)
 			ss += (double) xr[j] * xr[j];
 		}
 		if (metric == QDB_METRIC_COSINE && !(ss > 0))
+			return QDB_ERR_DATA;
+		/* l2 and ip distances in single precision would overflow */
+		if (metric != QDB_METRIC_COSINE && ss > FLT_MAX / 4.0)
 			return QDB_ERR_DATA;
 	}
 	return QDB_OK;
