@@ -230,6 +230,15 @@ CREATE TABLE few (v real[]);
 INSERT INTO few SELECT ARRAY[i, 1]::real[] FROM generate_series(1, 100) i;
 SELECT quantumdb.train('x', 'few', 'v', subvectors => 2);
 \echo :LAST_ERROR_SQLSTATE
+-- 270 rows: too few beside the default validation split, which holds out a
+-- tenth; the message says how many the split leaves room for, and the hint
+-- that validation => 0 trains on all (the fewest needed were given as 284
+-- whatever the split, with no hint)
+INSERT INTO few SELECT ARRAY[i, 2]::real[] FROM generate_series(1, 170) i;
+SELECT quantumdb.train('x', 'few', 'v', subvectors => 2);
+SELECT quantumdb.train('x', 'few', 'v', subvectors => 2, validation => 20);
+SELECT training_rows FROM quantumdb.train('x', 'few', 'v', subvectors => 2, validation => 0);
+SELECT quantumdb.drop_compressor('x');
 
 -- a bad row is named in the error; NULL vectors are skipped
 CREATE TABLE dirty (id int, v real[]) WITH (autovacuum_enabled = off);

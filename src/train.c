@@ -304,13 +304,17 @@ quantumdb_train(PG_FUNCTION_ARGS)
 	}
 	n_val = Min(validation_rows, s.n / 10);
 	n_train = s.n - n_val;
+	/* the validation split holds out up to a tenth of the rows drawn */
 	if (n_train < MIN_TRAIN_ROWS)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("too few vectors to train on: %d distinct non-NULL vectors, at least %d needed",
-						s.n, MIN_TRAIN_ROWS + MIN_TRAIN_ROWS / 9),
+						s.n, MIN_TRAIN_ROWS + Min(validation_rows, MIN_TRAIN_ROWS / 9)),
 				 errdetail("Each of the %d sub-quantizers has %d centroids.",
-						   cfg.M, QDB_KSUB)));
+						   cfg.M, QDB_KSUB),
+				 s.n >= MIN_TRAIN_ROWS ?
+				 errhint("With validation => 0 no rows are held out to measure recall, and all %d train.",
+						 s.n) : 0));
 	cfg.dim = s.dim;
 	if (cfg.dim_pq > s.dim)
 		ereport(ERROR,
