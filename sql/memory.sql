@@ -30,6 +30,20 @@ INSERT INTO wide SELECT (SELECT array_agg(sin(i + j)::real) FROM generate_series
 FROM generate_series(1, 300) i;
 SELECT compressor FROM quantumdb.train('wide_opq', 'wide', 'emb', kind => 'opq');
 CREATE INDEX wide_idx ON wide USING quantumdb (emb);
+-- kind neural's estimate counts the batch it will run (batch_size rows, or
+-- all there are) and no more sub-quantizers than dimensions: these needed
+-- 12 GB and 774 MB by an estimate that took both as given
+CREATE TABLE narrow AS SELECT i, ARRAY[sin(i), cos(i * 1.7), sin(i * 0.3)]::real[] AS emb
+FROM generate_series(1, 300) i;
+SET maintenance_work_mem = '64MB';
+SET client_min_messages = warning;
+SELECT compressor, training_rows
+FROM quantumdb.train('mem_neural', 'narrow', 'emb', kind => 'neural', subvectors => 3,
+                     batch_size => 65536, epochs => 1);
+RESET client_min_messages;
+-- the bad argument is the ERROR, not the memory
+SELECT compressor FROM quantumdb.train('mem_neural2', 'narrow', 'emb', kind => 'neural',
+                                       subvectors => 255);
 RESET maintenance_work_mem;
-DROP TABLE mem, wide;
-SELECT quantumdb.drop_compressor(n) FROM unnest(ARRAY['mem_opq', 'mem_pq']) n;
+DROP TABLE mem, wide, narrow;
+SELECT quantumdb.drop_compressor(n) FROM unnest(ARRAY['mem_opq', 'mem_pq', 'mem_neural']) n;

@@ -102,6 +102,16 @@ SELECT quantumdb.train('bad', 'nn_glove', 'embedding', kind => 'neural', target_
 -- hidden under the default target_dim (100 dims padded to 112 for 16 subvectors): refused before training
 SELECT quantumdb.train('bad', 'nn_glove', 'embedding', kind => 'neural', hidden => 1);
 SELECT quantumdb.train('bad', 'nn_glove', 'embedding', kind => 'neural', k_neighbors => 900);
+-- the neural settings on another kind are refused, not ignored; their
+-- defaults, and device (where any kind trains), are taken
+SELECT quantumdb.train('bad', 'nn_glove', 'embedding', kind => 'pq', epochs => 5);
+SELECT quantumdb.train('bad', 'nn_glove', 'embedding', hidden => 128);
+SELECT quantumdb.train('bad', 'nn_glove', 'embedding', kind => 'rq', lr => 0.5, w_triplet => 0);
+SELECT quantumdb.train('bad', 'nn_glove', 'embedding', kind => 'opq', patience => 1);
+SELECT compressor FROM quantumdb.train('g_defaults', 'nn_glove', 'embedding', kind => 'pq',
+                                             epochs => 10, batch_size => 256, w_triplet => 0.3,
+                                             device => 'cpu', kmeans_iters => 2);
+SELECT quantumdb.drop_compressor('g_defaults');
 
 -- a cancel (statement timeout) stops training cleanly and stores nothing
 SET statement_timeout = '2s';

@@ -138,6 +138,49 @@ rq_args(FunctionCallInfo fcinfo, QdbTrainConfig *cfg)
 				 errhint("Leave eta at 1 for l2.")));
 }
 
+/*
+ * The neural kind's settings away from their defaults on another kind: an
+ * ERROR naming the first, as rq_args does for rq's (the defaults of every
+ * install script's function are qdb_train_config_init's).  device is not
+ * one of them: it names where any kind trains.
+ */
+static void
+refuse_neural_settings(const QdbTrainConfig *cfg)
+{
+	QdbTrainConfig d;
+	const char *given = NULL;
+
+	qdb_train_config_init(&d);
+	if (cfg->epochs != d.epochs)
+		given = "epochs";
+	else if (cfg->batch_size != d.batch_size)
+		given = "batch_size";
+	else if (cfg->lr != d.lr)
+		given = "lr";
+	else if (cfg->hidden != d.hidden)
+		given = "hidden";
+	else if (cfg->k_neighbors != d.k_neighbors)
+		given = "k_neighbors";
+	else if (cfg->w_recon != d.w_recon)
+		given = "w_reconstruction";
+	else if (cfg->w_cluster != d.w_cluster)
+		given = "w_cluster";
+	else if (cfg->w_diversity != d.w_diversity)
+		given = "w_diversity";
+	else if (cfg->w_commit != d.w_commit)
+		given = "w_commitment";
+	else if (cfg->w_triplet != d.w_triplet)
+		given = "w_triplet";
+	else if (cfg->patience != d.patience)
+		given = "patience";
+	if (given)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s is a setting of kind neural, not of kind %s",
+						given, qdb_kind_name(cfg->kind)),
+				 errhint("Leave it out, or pass kind => 'neural'.")));
+}
+
 /* Arguments 12 on: the neural kind's settings, and the device. */
 static QdbDevice
 neural_args(FunctionCallInfo fcinfo, QdbTrainConfig *cfg)
@@ -155,6 +198,8 @@ neural_args(FunctionCallInfo fcinfo, QdbTrainConfig *cfg)
 	cfg->w_commit = (float) float_arg(fcinfo, 21, "w_commitment", 0, 1e6, cfg->w_commit);
 	cfg->w_triplet = (float) float_arg(fcinfo, 22, "w_triplet", 0, 1e6, cfg->w_triplet);
 	cfg->patience = QdbIntArg(fcinfo, 23, "patience", 1, 10000, cfg->patience);
+	if (cfg->kind != QDB_KIND_NEURAL)
+		refuse_neural_settings(cfg);
 	if (cfg->kind == QDB_KIND_NEURAL && cfg->metric == QDB_METRIC_IP)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -303,7 +348,8 @@ quantumdb_train(PG_FUNCTION_ARGS)
 		check_rq_subvectors(&cfg, s.dim);
 	}
 	n_val = Min(validation_rows, s.n / 10);
-	n_train = s.n - n_val;
+	/* sample is a cap: rows the validation split left over are not trained on */
+	n_train = Min(s.n - n_val, sample_rows);
 	/* the validation split holds out up to a tenth of the rows drawn */
 	if (n_train < MIN_TRAIN_ROWS)
 		ereport(ERROR,

@@ -192,7 +192,8 @@ cuda_unavailable(int rc)
  * products.  The formulas below are at or above every measurement.
  */
 static void
-training_memory(const QdbTrainConfig *cfg, int dim, double *per_row, double *fixed)
+training_memory(const QdbTrainConfig *cfg, int dim, double *per_row, double *fixed,
+				double *per_batch_row)
 {
 	const double mb = 1024.0 * 1024.0;
 	double		row = sizeof(float) * (double) dim;
@@ -204,6 +205,7 @@ training_memory(const QdbTrainConfig *cfg, int dim, double *per_row, double *fix
 	shaped.dim = dim;
 	t = qdb_config_dim_pq(&shaped);
 	h = cfg->hidden > 0 ? cfg->hidden : Min(2 * t, 1024);
+	*per_batch_row = 0;
 
 	switch (cfg->kind)
 	{
@@ -242,8 +244,14 @@ training_memory(const QdbTrainConfig *cfg, int dim, double *per_row, double *fix
 			break;
 		default:
 			*per_row = 5.0 * row + 3.0 * sizeof(int) * cfg->k_neighbors;
-			*fixed = 2 * mb + 12288.0 * cfg->M * cfg->batch_size +
-				0.1 * mb * dim + 4.0 * sizeof(float) * (dim * h + h * t + t * dim);
+			*fixed = 2 * mb + 0.1 * mb * dim + 4.0 * sizeof(float) * (dim * h + h * t + t * dim);
+
+			/*
+			 * the Gumbel activations of a batch, which is batch_size rows or
+			 * all there are (neural_train.c), of no more sub-quantizers than
+			 * the dimensions they quantize: more are a 22023 after sampling
+			 */
+			*per_batch_row = 12288.0 * Min(cfg->M, cfg->dim_pq > 0 ? cfg->dim_pq : dim);
 			break;
 	}
 	/* train()'s validation: 256 queries against 4,096 rows at a time */
@@ -262,10 +270,12 @@ static double
 training_mb(const QdbTrainConfig *cfg, int dim, int rows)
 {
 	double		per_row,
-				fixed;
+				fixed,
+				per_batch_row;
 
-	training_memory(cfg, dim, &per_row, &fixed);
-	return (fixed + per_row * rows) / (1024.0 * 1024.0);
+	training_memory(cfg, dim, &per_row, &fixed, &per_batch_row);
+	return (fixed + per_row * rows + per_batch_row * Min(rows, cfg->batch_size)) /
+		(1024.0 * 1024.0);
 }
 
 /* the maintenance_work_mem setting, in MB, that such a training needs */
@@ -280,10 +290,16 @@ static double
 rows_that_fit(const QdbTrainConfig *cfg, int dim)
 {
 	double		per_row,
-				fixed;
+				fixed,
+				per_batch_row,
+				rows;
 
-	training_memory(cfg, dim, &per_row, &fixed);
-	return floor((training_budget() - fixed) / per_row);
+	training_memory(cfg, dim, &per_row, &fixed, &per_batch_row);
+	/* a whole batch and more rows, else fewer rows than a batch, each in it */
+	rows = floor((training_budget() - fixed - per_batch_row * cfg->batch_size) / per_row);
+	if (rows >= cfg->batch_size)
+		return rows;
+	return floor((training_budget() - fixed) / (per_row + per_batch_row));
 }
 
 /*
