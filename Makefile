@@ -109,31 +109,37 @@ $(shlib): trainer/libqdbtrainer.a
 
 # Unit tests of the storage-free graph layer (src/graph_search.c,
 # src/graph_link.c), of the build's 16-bit vectors (src/graph_vec16.c), of
-# the pglz decoder (src/pglz_decode.c) and of the calibration's grid
-# (src/calibration_grid.c), built with the server's headers
+# the pglz decoder (src/pglz_decode.c), of the calibration's grid
+# (src/calibration_grid.c) and of the auto-tuner's work estimate
+# (src/autotune_work.c), built with the server's headers
 # only; make test runs them.
 GRAPH_TEST_SRC = test/unit/test_graph.c src/graph_search.c src/graph_link.c test/unit/assert_stub.c
 VEC16_TEST_SRC = test/unit/test_vec16.c src/graph_vec16.c test/unit/assert_stub.c
 PGLZ_TEST_SRC = test/unit/test_pglz.c src/pglz_decode.c test/unit/assert_stub.c
 GRID_TEST_SRC = test/unit/test_calibration_grid.c src/calibration_grid.c test/unit/assert_stub.c
+WORK_TEST_SRC = test/unit/test_autotune_work.c src/autotune_work.c test/unit/assert_stub.c
 UNIT_CC = $(CC) -g -O1 -std=gnu11 -Wall -Isrc -Itrainer -I$(shell $(PG_CONFIG) --includedir-server)
 # libpgport.a and libpgcommon.a: in pkglibdir on Debian's packages, in libdir
 # on a server built from source (make check-cassert)
 UNIT_LDIRS = -L$(shell $(PG_CONFIG) --pkglibdir) -L$(shell $(PG_CONFIG) --libdir)
 UNIT_LIBS = trainer/libqdbtrainer.a $(UNIT_LDIRS) -lpgport -lopenblas -lm
-unit-tests: test/unit/test_graph test/unit/test_vec16 test/unit/test_pglz test/unit/test_calibration_grid
+unit-tests: test/unit/test_graph test/unit/test_vec16 test/unit/test_pglz test/unit/test_calibration_grid \
+	test/unit/test_autotune_work
 test/unit/test_graph: $(GRAPH_TEST_SRC) src/graph.h trainer/qdb_trainer.h trainer/libqdbtrainer.a
 	$(UNIT_CC) -o $@ $(GRAPH_TEST_SRC) $(UNIT_LIBS)
 test/unit/test_vec16: $(VEC16_TEST_SRC) src/graph_vec16.h trainer/qdb_distance.h trainer/libqdbtrainer.a
 	$(UNIT_CC) -o $@ $(VEC16_TEST_SRC) $(UNIT_LIBS)
 test/unit/test_calibration_grid: $(GRID_TEST_SRC) src/calibration.h
 	$(UNIT_CC) -o $@ $(GRID_TEST_SRC) $(UNIT_LDIRS) -lpgport
+test/unit/test_autotune_work: $(WORK_TEST_SRC) src/autotune_work.h
+	$(UNIT_CC) -o $@ $(WORK_TEST_SRC) $(UNIT_LDIRS) -lpgport -lm
 
 # the server's own pglz (libpgcommon) to compare src/pglz_decode.c with
 test/unit/test_pglz: $(PGLZ_TEST_SRC) src/pglz_decode.h
 	$(UNIT_CC) -O2 -o $@ $(PGLZ_TEST_SRC) $(UNIT_LDIRS) -lpgcommon -lpgport
 
-EXTRA_CLEAN += test/unit/test_graph test/unit/test_vec16 test/unit/test_pglz test/unit/test_calibration_grid
+EXTRA_CLEAN += test/unit/test_graph test/unit/test_vec16 test/unit/test_pglz test/unit/test_calibration_grid \
+	test/unit/test_autotune_work
 
 .PHONY: regress-data prove_installcheck
 

@@ -6,7 +6,8 @@
  *	  (random search, TPE with median pruning, the best trained fully);
  *	  autotune_trial.c trains and scores one trial;
  *	  autotune_speed.c measures a trial's codes walking HNSW graphs built
- *	  over part of the sample.  The search itself (random, TPE, pruning) is
+ *	  over part of the sample; autotune_work.c estimates a trial's training
+ *	  from the finished trials of an earlier stage.  The search itself (random, TPE, pruning) is
  *	  the trainer core's (trainer/tune_search.c).
  */
 #ifndef QDB_AUTOTUNE_H
@@ -14,6 +15,7 @@
 
 #include "lib/stringinfo.h"
 
+#include "autotune_work.h"
 #include "compressor.h"
 #include "graph_memory.h"
 #include "tune_search.h"
@@ -51,16 +53,7 @@ typedef struct QdbTuneWeights
 				memory;
 } QdbTuneWeights;
 
-/* How a stage trains its trials. */
-typedef struct QdbTuneStage
-{
-	int			stage;			/* 1, 2, 3 */
-	double		share;			/* of the training rows */
-	int			epochs;			/* kind neural */
-	int			prune_epoch;	/* 0: no pruning */
-	int			kmeans_iters;
-	int			opq_iters;
-} QdbTuneStage;
+/* How a stage trains its trials: QdbTuneStage, in autotune_work.h */
 
 /* What every trial of a run shares. */
 typedef struct QdbTune
@@ -143,6 +136,9 @@ typedef struct QdbTuneRun
 	/* seconds of training per row of finished trials, per kind and stage */
 	double		per_row[4][TUNE_NSTAGES];
 	int			per_row_n[4][TUNE_NSTAGES];
+	/* kind opq: the alternations they ran, and how many stopped as stalled */
+	double		opq_ran[4][TUNE_NSTAGES];
+	int			opq_stalled[4][TUNE_NSTAGES];
 	/* seconds of scoring (graphs not counted) of finished trials */
 	double		scoring;
 	int			scoring_n;

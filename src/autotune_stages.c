@@ -152,28 +152,10 @@ report_trial(QdbTuneRun *rs, int stage, const double *v, const QdbTrialResult *r
 	pfree(s.data);
 }
 
-/* The work of a trial at stage b relative to stage a, by what dominates its kind. */
-static double
-work_ratio(QdbKind kind, const QdbTuneStage *b, const QdbTuneStage *a)
-{
-	double		kmeans = (double) b->kmeans_iters / a->kmeans_iters,
-				opq = (double) b->opq_iters / a->opq_iters;
-
-	switch (kind)
-	{
-		case QDB_KIND_NEURAL:
-			return Max((double) b->epochs / a->epochs, opq);
-		case QDB_KIND_OPQ:
-			return opq;
-		default:
-			return kmeans;
-	}
-}
-
 /*
  * Would a trial of kind on rows training rows at stage st pass end?  The
  * estimate: seconds of training per row of the kind's finished trials at
- * this stage, or at the latest earlier stage scaled by work_ratio, plus the
+ * this stage, or at the latest earlier stage scaled by QdbTuneWorkRatio, plus the
  * mean scoring time.  Without any finished trial of the kind, only a stage
  * already past its end says yes.
  */
@@ -190,8 +172,11 @@ would_overrun(QdbTuneRun *rs, QdbKind kind, const QdbTuneStage *st, int rows, do
 		{
 			double		per_row = rs->per_row[k][s] / rs->per_row_n[k][s];
 			double		scoring = rs->scoring_n ? rs->scoring / rs->scoring_n : 0;
+			QdbTuneRan	ran;
 
-			per_row *= work_ratio(kind, st, &stages[s]);
+			ran.opq_alternations = rs->opq_ran[k][s] / rs->per_row_n[k][s];
+			ran.opq_all_stalled = rs->opq_stalled[k][s] == rs->per_row_n[k][s];
+			per_row *= QdbTuneWorkRatio(kind, st, &stages[s], &ran);
 			return now + per_row * rows + scoring > end;
 		}
 	return false;
@@ -319,6 +304,10 @@ run_trial(QdbTuneRun *rs, const QdbTuneStage *st, const double *v, double stage_
 	}
 	rs->per_row[kind_slot(t, kind)][st->stage - 1] += r.train_seconds / r.training_rows;
 	rs->per_row_n[kind_slot(t, kind)][st->stage - 1]++;
+	/* an alternation count not known (-1) makes the mean <= 0: not used */
+	rs->opq_ran[kind_slot(t, kind)][st->stage - 1] += r.model.opq_alternations;
+	if (r.model.opq_alternations > 0 && r.model.opq_alternations < st->opq_iters)
+		rs->opq_stalled[kind_slot(t, kind)][st->stage - 1]++;
 	rs->scoring += r.seconds - r.train_seconds - r.graph_seconds;
 	rs->scoring_n++;
 	/* the lowest finished score (before any, -w_memory: the lowest possible) */

@@ -1,0 +1,44 @@
+/*
+ * autotune_work.c
+ *	  The work of a trial at one stage relative to a finished trial's at
+ *	  another, by what dominates its kind's training (autotune_work.h).
+ */
+#include "postgres.h"
+
+#include "autotune_work.h"
+
+/*
+ * b's work over a's, for a trial of kind: k-means iterations for pq and
+ * rq, OPQ alternations for opq, epochs or alternations for neural.  Kind
+ * opq stops its alternations once its error stalls, and a stall comes
+ * after about as many alternations at a stage with more of them: where
+ * every trial at a stalled, a trial at b is taken to run as many as they
+ * did (at most b's), not b's opq_iters.  Glove-100-angular's trials stall
+ * after 15 or 16 alternations, so a final-stage trial (50) was estimated
+ * at twice the time of one of stage 2 (25), and skipped where it fit.
+ */
+double
+QdbTuneWorkRatio(QdbKind kind, const QdbTuneStage *b, const QdbTuneStage *a,
+				 const QdbTuneRan *ran)
+{
+	double		kmeans = (double) b->kmeans_iters / a->kmeans_iters,
+				opq = (double) b->opq_iters / a->opq_iters;
+
+	switch (kind)
+	{
+		case QDB_KIND_NEURAL:
+			return Max((double) b->epochs / a->epochs, opq);
+		case QDB_KIND_OPQ:
+			if (ran && ran->opq_alternations > 0)
+			{
+				double		will = b->opq_iters;
+
+				if (ran->opq_all_stalled)
+					will = Min(will, ran->opq_alternations);
+				return will / ran->opq_alternations;
+			}
+			return opq;
+		default:
+			return kmeans;
+	}
+}

@@ -1,0 +1,39 @@
+/*
+ * autotune_work.h
+ *	  The auto-tuner's stages as their trials' work, and how a trial's work
+ *	  at one stage compares with a finished trial's at another (the
+ *	  estimate that skips a trial which would pass the stage's end).  Pure:
+ *	  the unit test test/unit/test_autotune_work.c links it alone.
+ */
+#ifndef QDB_AUTOTUNE_WORK_H
+#define QDB_AUTOTUNE_WORK_H
+
+#include "qdb_trainer.h"
+
+/* How a stage trains its trials. */
+typedef struct QdbTuneStage
+{
+	int			stage;			/* 1, 2, 3 */
+	double		share;			/* of the training rows */
+	int			epochs;			/* kind neural */
+	int			prune_epoch;	/* 0: no pruning */
+	int			kmeans_iters;
+	int			opq_iters;
+} QdbTuneStage;
+
+/*
+ * What the finished trials of a kind at one stage did: for kind opq, the
+ * OPQ alternations they ran on average (<= 0: not known) and whether every
+ * one of them stopped before the stage's opq_iters because its error
+ * stalled (trainer/opq.c).
+ */
+typedef struct QdbTuneRan
+{
+	double		opq_alternations;
+	bool		opq_all_stalled;
+} QdbTuneRan;
+
+extern double QdbTuneWorkRatio(QdbKind kind, const QdbTuneStage *b, const QdbTuneStage *a,
+							   const QdbTuneRan *ran);
+
+#endif							/* QDB_AUTOTUNE_WORK_H */
