@@ -467,6 +467,26 @@ storage_notice(Relation heap, IndexInfo *indexInfo, QdbIndexCache *c, double com
 					 rel, col, storage, lz4, rel, col, rewrite)));
 }
 
+/*
+ * Whether a row version that only snapshots older than the build may still
+ * see (recently dead) is one the index can hold.  One of other dimensions
+ * (the rows were re-embedded by another model, or deleted and inserted
+ * anew) or too long for l2 and ip is left out, not the build's ERROR: such
+ * a build failed while any older snapshot lived, on any table of the
+ * database, and a query those snapshots could put to the index has the
+ * index's dimensions.  The sample left such rows out already.
+ */
+static bool
+dead_version_fits(const QdbIndexCache *c, Datum value)
+{
+	int			dim;
+	float	   *x = QdbDatumGetFloats(value, c->vectype, &dim, "vector");
+
+	if (dim != c->dim)
+		return false;
+	return c->metric == QDB_METRIC_COSINE || QdbLengthFits(x, dim);
+}
+
 static void
 build_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 			   bool tupleIsAlive, void *state)
@@ -482,6 +502,12 @@ build_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 	if (isnull[0])
 		return;
 	old = MemoryContextSwitchTo(bs->tmp_cxt);
+	if (!tupleIsAlive && !dead_version_fits(c, values[0]))
+	{
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(bs->tmp_cxt);
+		return;
+	}
 	x = QdbIndexVector(index, NULL, c, values[0], &skip);
 	MemoryContextSwitchTo(old);
 	if (!skip)

@@ -481,6 +481,21 @@ QdbFreeUnlinkedNodes(Relation index, BufferAccessStrategy strategy)
 	free_pages = palloc_extended(sizeof(BlockNumber) * Max(map.nblocks - map.first, 1),
 								 MCXT_ALLOC_HUGE);
 	memset(map.reached, 0, sizeof(bool) * QdbNodeMapSlots(map.first, map.nblocks));
+
+	/*
+	 * Deleted nodes to free (any_to_free: none is marked reached yet): wait
+	 * out the inserts that may have chosen one before it was marked and not
+	 * linked it yet, as qdbbulkdelete does.  A VACUUM cancelled between its
+	 * marks and that wait, then one that frees without a bulkdelete of its
+	 * own (PostgreSQL skips index vacuuming when few pages have dead rows)
+	 * or whose bulkdelete marked nothing new, would otherwise free a node an
+	 * insert still links to.  Inserts that start after the wait skip them.
+	 */
+	if (any_to_free(&map))
+	{
+		LockPage(index, QDB_UPDATE_LOCK, ExclusiveLock);
+		UnlockPage(index, QDB_UPDATE_LOCK, ExclusiveLock);
+	}
 	mark_linked(index, &meta, &map, strategy);
 
 	/*

@@ -1,0 +1,90 @@
+# A build indexes the row versions that snapshots older than it may still
+# see (recently dead).  One the index cannot hold, of other dimensions (the
+# rows re-embedded by another model) or too long for l2, is left out: the
+# build failed on it while any older snapshot lived, on any table of the
+# database (hunt of session 53).  And an insert the index refuses because
+# the index is not valid (a failed REINDEX CONCURRENTLY leaves one that
+# still takes every insert) says so in its hint.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('main');
+$node->init;
+$node->start;
+$node->safe_psql('postgres', q{
+	CREATE EXTENSION quantumdb;
+	SET client_min_messages = warning;
+	CREATE TABLE base16 (id int, emb real[]);
+	INSERT INTO base16 SELECT i, array(SELECT sin(i * 0.37 + j * 1.3)::real
+	                                   FROM generate_series(1, 16) j)
+	FROM generate_series(1, 600) i;
+	SELECT quantumdb.train('c16', 'base16', 'emb', kind => 'pq', subvectors => 4);
+	CREATE TABLE dd (id int PRIMARY KEY, emb real[]);
+	INSERT INTO dd SELECT i, array(SELECT cos(i * 0.11 + j)::real FROM generate_series(1, 8) j)
+	FROM generate_series(1, 500) i;
+	CREATE TABLE ll (id int PRIMARY KEY, emb real[]);
+	INSERT INTO ll SELECT id, emb FROM base16 WHERE id <= 300;
+	UPDATE ll SET emb = array_fill(1e20::real, ARRAY[16]) WHERE id = 1});
+
+# an old snapshot, on another table (an UPDATE that stays on its page, a
+# HOT update, leaves a version no build indexes: ll's row is deleted and
+# inserted again)
+my $old = $node->background_psql('postgres', on_error_stop => 1);
+$old->query_safe(q{BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM base16});
+
+$node->safe_psql('postgres', q{
+	UPDATE dd SET emb = b.emb FROM base16 b WHERE b.id = dd.id;
+	DELETE FROM ll WHERE id = 1;
+	INSERT INTO ll SELECT id, emb FROM base16 WHERE id = 1});
+is($node->safe_psql('postgres', 'SELECT min(array_length(emb, 1)) FROM dd'), '16',
+	'every live row has 16 dimensions');
+
+my ($rc, $out, $err) = $node->psql('postgres',
+	q{CREATE INDEX dd_idx ON dd USING quantumdb (emb) WITH (compressor = 'c16')});
+is($rc, 0, 'CREATE INDEX with a compressor, while an old snapshot sees 8-dimensional versions')
+	or diag($err);
+($rc, $out, $err) = $node->psql('postgres',
+	q{SET client_min_messages = warning; CREATE INDEX dd_own ON dd USING quantumdb (emb)});
+is($rc, 0, 'CREATE INDEX that trains its own compressor, the same') or diag($err);
+($rc, $out, $err) = $node->psql('postgres', 'REINDEX INDEX dd_idx');
+is($rc, 0, 'REINDEX, the same') or diag($err);
+($rc, $out, $err) = $node->psql('postgres',
+	q{CREATE INDEX ll_idx ON ll USING quantumdb (emb) WITH (compressor = 'c16')});
+is($rc, 0, 'CREATE INDEX while an old snapshot sees a version too long for l2') or diag($err);
+
+is($node->safe_psql('postgres', q{SELECT nodes FROM quantumdb.index_info('dd_idx')}), '500',
+	'the index holds the live versions, not the dead ones of other dimensions');
+is($node->safe_psql('postgres', q{SELECT nodes FROM quantumdb.index_info('ll_idx')}), '300',
+	'... nor the dead version too long');
+for my $idx ('dd_idx', 'dd_own', 'll_idx')
+{
+	is($node->safe_psql('postgres', qq{SELECT count(*) FROM quantumdb.verify('$idx')}), '0',
+		"verify finds nothing wrong in $idx");
+}
+for my $t ('dd', 'll')
+{
+	my $q = qq{SELECT id FROM $t ORDER BY emb <~> (SELECT emb FROM base16 WHERE id = 250) LIMIT 5};
+	my $exact = $node->safe_psql('postgres', "SET enable_indexscan = off; $q");
+	my $got = $node->safe_psql('postgres',
+		"SET enable_seqscan = off; SET quantumdb.rerank = 1000; SET quantumdb.ef_search = 1000; $q");
+	is($got, $exact, "a scan of $t through its index finds the exact nearest");
+}
+$old->query_safe('COMMIT');
+$old->quit;
+
+# an index that is not valid refuses a row it cannot hold, and says why it still takes inserts
+$node->safe_psql('postgres',
+	q{UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'dd_idx'::regclass});
+($rc, $out, $err) = $node->psql('postgres',
+	q{INSERT INTO dd VALUES (1000, array_fill(1::real, ARRAY[8]))});
+like($err, qr/vector has 8 dimensions, but index "dd_idx" has 16/,
+	'an insert of other dimensions is refused');
+like($err, qr/HINT:  Index \S*dd_idx is not valid: .* takes every insert until it is dropped/,
+	'... and the hint says the index is not valid and takes inserts until dropped');
+
+unlike(slurp_file($node->logfile), qr/terminated by signal/, 'no server process crashed');
+$node->stop;
+done_testing();
