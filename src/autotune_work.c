@@ -13,9 +13,12 @@
  * opq stops its alternations once its error stalls, and a stall comes
  * after about as many alternations at a stage with more of them: where
  * every trial at a stalled, a trial at b is taken to run as many as they
- * did (at most b's), not b's opq_iters.  Glove-100-angular's trials stall
- * after 15 or 16 alternations, so a final-stage trial (50) was estimated
- * at twice the time of one of stage 2 (25), and skipped where it fit.
+ * did (at most b's), not b's opq_iters; train's opq on glove-100-angular
+ * stalls after 15 or 16, where a final-stage trial (50) was estimated at
+ * twice the time of one of stage 2 (25).  Where some ran all of a's, the
+ * ratio of the stages' opq_iters stands: b's opq_iters over the mean run
+ * (session 50's version of this rule) put it higher still, 2.5 for
+ * stage-2 trials that ran 20 on average, and skipped more trials.
  */
 double
 QdbTuneWorkRatio(QdbKind kind, const QdbTuneStage *b, const QdbTuneStage *a,
@@ -29,14 +32,9 @@ QdbTuneWorkRatio(QdbKind kind, const QdbTuneStage *b, const QdbTuneStage *a,
 		case QDB_KIND_NEURAL:
 			return Max((double) b->epochs / a->epochs, opq);
 		case QDB_KIND_OPQ:
-			if (ran && ran->opq_alternations > 0)
-			{
-				double		will = b->opq_iters;
-
-				if (ran->opq_all_stalled)
-					will = Min(will, ran->opq_alternations);
-				return will / ran->opq_alternations;
-			}
+			if (ran && ran->opq_alternations > 0 && ran->opq_all_stalled)
+				return Min((double) b->opq_iters, ran->opq_alternations) /
+					ran->opq_alternations;
 			return opq;
 		default:
 			return kmeans;
