@@ -246,9 +246,9 @@ INSERT INTO dirty SELECT id, embedding FROM glove;
 INSERT INTO dirty VALUES (-1, NULL), (-2, NULL);
 SELECT training_rows + validation_rows AS used, rows_scanned
 FROM quantumdb.train('g_dirty', 'dirty', 'v', kmeans_iters => 2, opq_iters => 1);
--- sample caps the training rows: the validation split holds out a tenth of
--- the 1,300 drawn (not the 1,000 asked), and the 870 rows it leaves over
--- are not trained on (they were: 1,170 training rows for sample 300)
+-- sample caps the training rows (they were 1,170 of the 1,300 drawn for
+-- sample 300, the validation split a tenth of them); the rows past it
+-- validate, up to validation's 1,000
 SELECT training_rows, validation_rows
 FROM quantumdb.train('g_capped', 'dirty', 'v', kind => 'pq', sample => 300, kmeans_iters => 1);
 SELECT quantumdb.drop_compressor('g_capped');

@@ -100,7 +100,6 @@ extern void QdbCheckNonZero(const float *x, int dim, const char *what);
 /* a quarter of FLT_MAX: |x - y|^2 <= 2 (|x|^2 + |y|^2) stays finite */
 #define QDB_MAX_SQUARED_LENGTH	(FLT_MAX / 4.0)
 extern void QdbCheckLength(const float *x, int dim, const char *what);
-extern bool QdbLengthFits(const float *x, int dim);
 extern void QdbCheckForMetric(const float *x, int dim, QdbMetric metric, const char *what);
 extern ArrayType *QdbFloatsToArray(const float *x, int dim);
 

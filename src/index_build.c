@@ -69,6 +69,7 @@ typedef struct BuildState
 {
 	Relation	heap;
 	Relation	index;
+	IndexInfo  *indexInfo;		/* ii_BrokenHotChain: a version left out */
 	QdbIndexCache *c;
 	pg_prng_state rng;
 	MemoryContext graph_cxt;
@@ -469,22 +470,19 @@ storage_notice(Relation heap, IndexInfo *indexInfo, QdbIndexCache *c, double com
 
 /*
  * Whether a row version that only snapshots older than the build may still
- * see (recently dead) is one the index can hold.  One of other dimensions
- * (the rows were re-embedded by another model, or deleted and inserted
- * anew) or too long for l2 and ip is left out, not the build's ERROR: such
- * a build failed while any older snapshot lived, on any table of the
- * database, and a query those snapshots could put to the index has the
- * index's dimensions.  The sample left such rows out already.
+ * see (recently dead) has other dimensions than the index's (the rows were
+ * re-embedded by another model, or deleted and inserted anew), from its
+ * header alone.  The build leaves it out: it failed on such a version
+ * while any older snapshot lived, on any table of the database.  An exact
+ * distance between it and a query of the index's dimensions is an ERROR
+ * too.  A version the index refuses for another reason (too long for l2
+ * and ip, NaN) stays the build's ERROR: an older snapshot's sequential
+ * scan would rank it, and a scan of an index without it would not.
  */
 static bool
-dead_version_fits(const QdbIndexCache *c, Datum value)
+dead_version_other_dims(const QdbIndexCache *c, Datum value)
 {
-	int			dim;
-	float	   *x = QdbDatumGetFloats(value, c->vectype, &dim, "vector");
-
-	if (dim != c->dim)
-		return false;
-	return c->metric == QDB_METRIC_COSINE || QdbLengthFits(x, dim);
+	return QdbDatumDims(value, c->vectype) != c->dim;
 }
 
 static void
@@ -502,8 +500,15 @@ build_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 	if (isnull[0])
 		return;
 	old = MemoryContextSwitchTo(bs->tmp_cxt);
-	if (!tupleIsAlive && !dead_version_fits(c, values[0]))
+	if (!tupleIsAlive && dead_version_other_dims(c, values[0]))
 	{
+		/*
+		 * as for a broken HOT chain: CREATE INDEX then sets indcheckxmin,
+		 * and transactions older than the build do not use the index
+		 * (REINDEX does not: PostgreSQL takes the index it rebuilds as
+		 * usable by them already)
+		 */
+		bs->indexInfo->ii_BrokenHotChain = true;
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(bs->tmp_cxt);
 		return;
@@ -863,6 +868,7 @@ qdbbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 
 	bs.heap = heap;
 	bs.index = index;
+	bs.indexInfo = indexInfo;
 	bs.c = QdbPinIndexCache(index, true);
 	pg_prng_seed(&bs.rng, BUILD_SEED);
 	bs.graph_cxt = AllocSetContextCreate(build_cxt, "quantumdb build graph",

@@ -231,23 +231,6 @@ QdbCheckNonZero(const float *x, int dim, const char *what)
 			 errdetail("Every element of the %s is zero.", what)));
 }
 
-static double
-squared_length(const float *x, int dim)
-{
-	double		ss = 0;
-
-	for (int i = 0; i < dim; i++)
-		ss += (double) x[i] * x[i];
-	return ss;
-}
-
-/* Whether QdbCheckLength takes x. */
-bool
-QdbLengthFits(const float *x, int dim)
-{
-	return squared_length(x, dim) <= QDB_MAX_SQUARED_LENGTH;
-}
-
 /*
  * ERROR unless x's squared length is at most QDB_MAX_SQUARED_LENGTH: l2
  * and ip distances, and the tables ADC sums, are single precision, and
@@ -259,8 +242,10 @@ QdbLengthFits(const float *x, int dim)
 void
 QdbCheckLength(const float *x, int dim, const char *what)
 {
-	double		ss = squared_length(x, dim);
+	double		ss = 0;
 
+	for (int i = 0; i < dim; i++)
+		ss += (double) x[i] * x[i];
 	if (ss <= QDB_MAX_SQUARED_LENGTH)
 		return;
 	ereport(ERROR,
