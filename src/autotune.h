@@ -116,7 +116,7 @@ typedef struct QdbTuneFinished
 	int			stage;
 } QdbTuneFinished;
 
-#define TUNE_NSTAGES	3
+/* TUNE_NSTAGES and the stages' table: autotune_work.h */
 
 /* the fewest distinct vectors a search samples: 1,000 to train, 10% held out */
 #define TUNE_MIN_SAMPLE	1111

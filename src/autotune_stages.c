@@ -16,12 +16,7 @@
 #include "autotune.h"
 #include "qdb_internal.h"
 
-static const QdbTuneStage stages[TUNE_NSTAGES] = {
-	/* stage, share, epochs, prune_epoch, kmeans_iters, opq_iters */
-	{1, 0.10, 2, 0, 10, 10},
-	{2, 0.50, 4, 2, 15, 25},
-	{3, 1.00, 10, 0, 25, 50},
-};
+static const QdbTuneStage *const stages = QdbTuneStages;
 
 static int
 kind_slot(const QdbTune *t, QdbKind k)
@@ -306,7 +301,7 @@ run_trial(QdbTuneRun *rs, const QdbTuneStage *st, const double *v, double stage_
 	rs->per_row_n[kind_slot(t, kind)][st->stage - 1]++;
 	/* an alternation count not known (-1) makes the mean <= 0: not used */
 	rs->opq_ran[kind_slot(t, kind)][st->stage - 1] += r.model.opq_alternations;
-	if (r.model.opq_alternations > 0 && r.model.opq_alternations < st->opq_iters)
+	if (QdbTuneStalled(st, r.model.opq_alternations))
 		rs->opq_stalled[kind_slot(t, kind)][st->stage - 1]++;
 	rs->scoring += r.seconds - r.train_seconds - r.graph_seconds;
 	rs->scoring_n++;

@@ -7,12 +7,27 @@
 
 #include "autotune_work.h"
 
+const QdbTuneStage QdbTuneStages[TUNE_NSTAGES] = {
+	/* stage, share, epochs, prune_epoch, kmeans_iters, opq_iters */
+	{1, 0.10, 2, 0, 10, 10},
+	{2, 0.50, 4, 2, 15, 25},
+	{3, 1.00, 10, 0, 25, 50},
+};
+
+/* Whether a trial at st that ran alternations OPQ alternations stalled. */
+bool
+QdbTuneStalled(const QdbTuneStage *st, int alternations)
+{
+	return alternations > 0 && alternations <= TUNE_STALLED_SHARE * st->opq_iters;
+}
+
 /*
  * b's work over a's, for a trial of kind: k-means iterations for pq and
  * rq, OPQ alternations for opq, epochs or alternations for neural.  Kind
  * opq stops its alternations once its error stalls, and a stall comes
  * after about as many alternations at a stage with more of them: where
- * every trial at a stalled, a trial at b is taken to run as many as they
+ * every trial at a stalled (QdbTuneStalled: by four fifths of a's
+ * opq_iters), a trial at b is taken to run as many as they
  * did (at most b's), not b's opq_iters; train's opq on glove-100-angular
  * stalls after 15 or 16, where a final-stage trial (50) was estimated at
  * twice the time of one of stage 2 (25).  Where some ran all of a's, the

@@ -33,6 +33,19 @@ typedef struct QdbTuneRan
 	bool		opq_all_stalled;
 } QdbTuneRan;
 
+#define TUNE_NSTAGES	3
+
+/* The stages, 1 to TUNE_NSTAGES, at [stage - 1] (autotune_work.c) */
+extern const QdbTuneStage QdbTuneStages[TUNE_NSTAGES];
+
+/*
+ * A trial at a stage counts as stalled when it stopped its alternations at
+ * or before this share of the stage's opq_iters: one that stopped near the
+ * cap might have run on under a higher one.
+ */
+#define TUNE_STALLED_SHARE	0.8
+
+extern bool QdbTuneStalled(const QdbTuneStage *st, int alternations);
 extern double QdbTuneWorkRatio(QdbKind kind, const QdbTuneStage *b, const QdbTuneStage *a,
 							   const QdbTuneRan *ran);
 

@@ -12,10 +12,10 @@
 #include "autotune_work.h"
 #include "../../trainer/tests/tap.h"
 
-/* the stages of autotune_stages.c */
-static const QdbTuneStage s1 = {1, 0.10, 2, 0, 10, 10};
-static const QdbTuneStage s2 = {2, 0.50, 4, 2, 15, 25};
-static const QdbTuneStage s3 = {3, 1.00, 10, 0, 25, 50};
+/* the auto-tuner's stages */
+#define s1 QdbTuneStages[0]
+#define s2 QdbTuneStages[1]
+#define s3 QdbTuneStages[2]
 
 static bool
 near(double a, double b)
@@ -54,5 +54,12 @@ main(void)
 		   "opq, the same stage: 1");
 	tap_ok(near(QdbTuneWorkRatio(QDB_KIND_OPQ, &s2, &s3, &stalled_late), 25.0 / 40),
 		   "opq, at most the later stage's alternations");
+	tap_ok(near(QdbTuneWorkRatio(QDB_KIND_OPQ, &s2, &s2, &some_stalled), 1.0),
+		   "opq, the same stage, not every trial stalled: 1");
+	tap_ok(s1.opq_iters == 10 && s2.opq_iters == 25 && s3.opq_iters == 50,
+		   "the stages' alternations: 10, 25, 50");
+	tap_ok(QdbTuneStalled(&s2, 15) && QdbTuneStalled(&s2, 20) && !QdbTuneStalled(&s2, 21) &&
+		   !QdbTuneStalled(&s2, 25) && !QdbTuneStalled(&s2, -1) && !QdbTuneStalled(&s2, 0),
+		   "stalled: stopped at or before 20 of stage 2's 25");
 	return tap_done();
 }
