@@ -60,6 +60,7 @@ extern void QdbCheckFinite(const float *x, int n, const char *what);
 /* the same for a value of any vector type, or a function's argument argno */
 extern float *QdbDatumGetFloats(Datum d, QdbVecType t, int *dim, const char *what);
 extern int	QdbDatumDims(Datum d, QdbVecType t);
+extern bool QdbDatumHoldsFloats(Datum d, QdbVecType t, int dim);
 extern float *QdbArgGetFloats(FunctionCallInfo fcinfo, int argno, QdbVecType *type,
 							  int *dim, const char *what);
 extern void QdbCheckSameDims(int a, int b);

@@ -470,19 +470,19 @@ storage_notice(Relation heap, IndexInfo *indexInfo, QdbIndexCache *c, double com
 
 /*
  * Whether a row version that only snapshots older than the build may still
- * see (recently dead) has other dimensions than the index's (the rows were
- * re-embedded by another model, or deleted and inserted anew), from its
- * header alone.  The build leaves it out: it failed on such a version
- * while any older snapshot lived, on any table of the database.  An exact
- * distance between it and a query of the index's dimensions is an ERROR
- * too.  A version the index refuses for another reason (too long for l2
- * and ip, NaN) stays the build's ERROR: an older snapshot's sequential
- * scan would rank it, and a scan of an index without it would not.
+ * see (recently dead) is one no distance takes: of other dimensions than
+ * the index's (the rows were re-embedded by another model, or deleted and
+ * inserted anew), or with a NaN, an infinity or a null element.  The build
+ * leaves it out: it failed on such a version while any older snapshot
+ * lived, on any table of the database, though an exact distance between
+ * it and a query of the index's dimensions is an ERROR too.  A version
+ * the index refuses only for its length (too long for l2 and ip) stays the
+ * build's ERROR: an older transaction's sequential scan ranks it.
  */
 static bool
-dead_version_other_dims(const QdbIndexCache *c, Datum value)
+dead_version_unusable(const QdbIndexCache *c, Datum value)
 {
-	return QdbDatumDims(value, c->vectype) != c->dim;
+	return !QdbDatumHoldsFloats(value, c->vectype, c->dim);
 }
 
 static void
@@ -500,13 +500,14 @@ build_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 	if (isnull[0])
 		return;
 	old = MemoryContextSwitchTo(bs->tmp_cxt);
-	if (!tupleIsAlive && dead_version_other_dims(c, values[0]))
+	if (!tupleIsAlive && dead_version_unusable(c, values[0]))
 	{
 		/*
-		 * as for a broken HOT chain: CREATE INDEX then sets indcheckxmin,
-		 * and transactions older than the build do not use the index
-		 * (REINDEX does not: PostgreSQL takes the index it rebuilds as
-		 * usable by them already)
+		 * as for a broken HOT chain: CREATE INDEX (and REINDEX of an index
+		 * not valid) then sets indcheckxmin, and transactions older than
+		 * the build do not use the index; REINDEX of a valid one, VACUUM
+		 * FULL and CLUSTER do not, PostgreSQL taking the index they
+		 * rebuild as usable by those transactions already
 		 */
 		bs->indexInfo->ii_BrokenHotChain = true;
 		MemoryContextSwitchTo(old);

@@ -82,7 +82,7 @@ QdbIndexVector(Relation index, Relation heap, QdbIndexCache *c, Datum value, boo
 				 errdetail("The index has no compressor yet and took its dimensions from the first row it was given, and the table still has rows of them.") :
 				 errdetail("The index's compressor encodes vectors of %d dimensions.", c->dim),
 				 !index->rd_index->indisvalid ?
-				 errhint("Index %s is not valid: a CREATE INDEX CONCURRENTLY or REINDEX CONCURRENTLY is building it, or failed and left it. One that failed takes every insert until it is dropped (DROP INDEX) or rebuilt from the table as it is now (REINDEX INDEX).",
+				 errhint("Index %s is not valid: a CREATE INDEX CONCURRENTLY or REINDEX CONCURRENTLY is building it, or failed and left it. One that failed takes every insert until it is dropped (DROP INDEX).",
 						 QdbRelationSqlName(index)) :
 				 c->untrained ?
 				 errhint("REINDEX INDEX %s takes them from the table's rows again.",

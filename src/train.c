@@ -355,7 +355,7 @@ quantumdb_train(PG_FUNCTION_ARGS)
 	n_val = Min(validation_rows, s.n / 10);
 	n_train = Min(s.n - n_val, sample_rows);
 	n_val = Min(validation_rows, s.n - n_train);
-	/* the validation split holds out up to a tenth of the rows drawn */
+	/* too few: the split held out a tenth of the rows drawn (at most validation) */
 	if (n_train < MIN_TRAIN_ROWS)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),

@@ -159,6 +159,31 @@ QdbDatumGetFloats(Datum d, QdbVecType t, int *dim, const char *what)
 }
 
 /*
+ * Whether value d of vector type t holds dim finite floats and no null,
+ * told without an ERROR: what QdbDatumGetFloats takes at dim dimensions
+ * (pgvector's types hold finite values only).  An exact distance refuses
+ * the others too.
+ */
+bool
+QdbDatumHoldsFloats(Datum d, QdbVecType t, int dim)
+{
+	struct varlena *v = QdbDetoastDatum(d);
+	ArrayType  *a = (ArrayType *) v;
+	const float *x;
+
+	if (t != QDB_VEC_REAL_ARRAY)
+		return QdbPgvectorDims(v) == dim;
+	if (ARR_ELEMTYPE(a) != FLOAT4OID || ARR_NDIM(a) != 1 || ARR_DIMS(a)[0] != dim ||
+		ARR_HASNULL(a))
+		return false;
+	x = (const float *) ARR_DATA_PTR(a);
+	for (int i = 0; i < dim; i++)
+		if (!isfinite(x[i]))
+			return false;
+	return true;
+}
+
+/*
  * The dimensions of a value of vector type t from its header alone, its
  * elements unchecked (NaN, nulls): -1 for an array of other than one
  * dimension.  For a value the index may never have checked (a row outside

@@ -61,5 +61,7 @@ main(void)
 	tap_ok(QdbTuneStalled(&s2, 15) && QdbTuneStalled(&s2, 20) && !QdbTuneStalled(&s2, 21) &&
 		   !QdbTuneStalled(&s2, 25) && !QdbTuneStalled(&s2, -1) && !QdbTuneStalled(&s2, 0),
 		   "stalled: stopped at or before 20 of stage 2's 25");
+	tap_ok(QdbTuneStalled(&s3, 40) && !QdbTuneStalled(&s3, 41),
+		   "stalled: stopped at or before 40 of stage 3's 50");
 	return tap_done();
 }
