@@ -99,6 +99,14 @@ SET maintenance_work_mem = '8MB';
 SELECT quantumdb.autotune('at_pq8', 'at_items', 'emb', 'cosine', budget => '5 s', kinds => '{pq}');
 \echo :LAST_ERROR_SQLSTATE
 RESET maintenance_work_mem;
+-- rows split as quantumdb.train splits them: sample caps the training
+-- rows, and those past it validate (1,350 and 150 of the 1,500 drawn,
+-- before session 53)
+SELECT compressor FROM quantumdb.autotune('at_split', 'at_items', 'emb', 'cosine', budget => '5 s',
+                                          kinds => '{pq}', sample => 1000, validation => 500);
+SELECT settings->>'training_rows' AS training_rows, settings->>'validation_rows' AS validation_rows
+FROM quantumdb.compressors WHERE name = 'at_split';
+SELECT quantumdb.drop_compressor('at_split');
 
 -- a budget too small for the plan: trials are skipped or stopped, never run past it
 DO $$
