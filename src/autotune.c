@@ -304,10 +304,8 @@ quantumdb_autotune(PG_FUNCTION_ARGS)
 				t->kinds[kept++] = t->kinds[i];
 		t->nkinds = kept;
 	}
-	/* split as quantumdb.train splits (train.c): sample caps the training rows */
-	t->n_val = Min(validation_rows, s.n / 10);
-	t->n_train = Min(s.n - t->n_val, sample_rows);
-	t->n_val = Min(validation_rows, s.n - t->n_train);
+	/* split as quantumdb.train splits */
+	QdbSplitSample(s.n, sample_rows, validation_rows, &t->n_train, &t->n_val);
 	if (t->n_train < 1000 || t->n_val < 10)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),

@@ -194,6 +194,14 @@ typedef struct QdbSample
 } QdbSample;
 
 /*
+ * How n rows drawn for sample training rows and validation held out split
+ * (quantumdb.train and autotune alike, sample.c): sample caps the training
+ * rows; the rows past it validate, up to validation, and where fewer than
+ * a tenth of n are past it, a tenth of n (at most validation) is held out.
+ */
+extern void QdbSplitSample(int n, int sample, int validation, int *n_train, int *n_val);
+
+/*
  * fit (may be NULL: no bound) is the training the sample is for: the
  * sample shrinks so that the sample and that training stay within
  * maintenance_work_mem (train_backend.c), saying so in a NOTICE when the

@@ -475,3 +475,12 @@ QdbSampleIndexBuild(Relation heap, Relation index, IndexInfo *indexInfo, int wan
 	MemoryContextDelete(r.batch);
 	return heap_tuples;
 }
+
+void
+QdbSplitSample(int n, int sample, int validation, int *n_train, int *n_val)
+{
+	int			held = Min(validation, n / 10);
+
+	*n_train = Min(n - held, sample);
+	*n_val = Min(validation, n - *n_train);
+}

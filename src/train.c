@@ -347,14 +347,7 @@ quantumdb_train(PG_FUNCTION_ARGS)
 		cfg.M = Min(cfg.M, s.dim);
 		check_rq_subvectors(&cfg, s.dim);
 	}
-	/*
-	 * sample caps the training rows; the validation split holds out up to a
-	 * tenth of the rows drawn from them, and more of the rows past sample,
-	 * up to validation
-	 */
-	n_val = Min(validation_rows, s.n / 10);
-	n_train = Min(s.n - n_val, sample_rows);
-	n_val = Min(validation_rows, s.n - n_train);
+	QdbSplitSample(s.n, sample_rows, validation_rows, &n_train, &n_val);
 	/* too few: the split held out a tenth of the rows drawn (at most validation) */
 	if (n_train < MIN_TRAIN_ROWS)
 		ereport(ERROR,
