@@ -73,88 +73,32 @@ QdbCalibrationStale(const QdbCalibration *cal, double live_nodes)
 bool
 QdbLaunchCalibrationWorker(Relation index)
 {
-	BackgroundWorker w;
-	BackgroundWorkerHandle *h;
-	Oid			db = MyDatabaseId;
-
 	if (!QdbGetCalibrateAfterVacuum(index) ||
 		index->rd_rel->relpersistence == RELPERSISTENCE_TEMP ||
 		QdbGetCalibrationQueries(index) == 0)
 		return true;
 
-	QdbInitWorker(&w, "quantumdb_calibrate_worker_main", "quantumdb calibrate");
-	snprintf(w.bgw_name, BGW_MAXLEN, "quantumdb calibrate %u", RelationGetRelid(index));
-	w.bgw_main_arg = ObjectIdGetDatum(RelationGetRelid(index));
-	memcpy(w.bgw_extra, &db, sizeof(Oid));
-	w.bgw_notify_pid = 0;
-	if (!RegisterDynamicBackgroundWorker(&w, &h))
-		return false;
-	pfree(h);
-	return true;
-}
-
-/* What the worker's log lines say it was doing: the index, once opened. */
-typedef struct WorkerContext
-{
-	Oid			indexoid;
-	char	   *name;			/* NULL until read (in TopMemoryContext) */
-} WorkerContext;
-
-static void
-worker_error_context(void *arg)
-{
-	WorkerContext *wc = (WorkerContext *) arg;
-	/* its success LOG and any WARNING keep their class (00, 01): no failure */
-	int			class = ERRCODE_TO_CATEGORY(geterrcode());
-	const char *then = class == ERRCODE_SUCCESSFUL_COMPLETION || class == ERRCODE_WARNING ? "" :
-		"; the next such VACUUM tries again";
-
-	if (wc->name != NULL)
-		errcontext("calibrating index %s again after a VACUUM changed its size%s",
-				   wc->name, then);
-	else
-		errcontext("calibrating the index with OID %u again after a VACUUM changed its size%s",
-				   wc->indexoid, then);
+	return QdbLaunchIndexWorker(RelationGetRelid(index), "quantumdb_calibrate_worker_main",
+								"quantumdb calibrate");
 }
 
 void
 quantumdb_calibrate_worker_main(Datum arg)
 {
 	Oid			indexoid = DatumGetObjectId(arg);
-	Oid			db;
 	Oid			heapoid;
 	Relation	index;
 	Relation	heap;
 	QdbCalibration old;
-	WorkerContext wc;
+	QdbIndexWorkerContext wc;
 	ErrorContextCallback errcb;
 
-	memcpy(&db, MyBgworkerEntry->bgw_extra, sizeof(Oid));
-	wc.indexoid = indexoid;
-	wc.name = NULL;
-	errcb.callback = worker_error_context;
-	errcb.arg = &wc;
-	errcb.previous = error_context_stack;
-	error_context_stack = &errcb;
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
-	BackgroundWorkerInitializeConnectionByOid(db, InvalidOid, 0);
+	wc.doing = "calibrating";
+	wc.why = " again after a VACUUM changed its size";
+	wc.retry = "; the next such VACUUM tries again";
+	QdbIndexWorkerStart(&wc, &errcb, indexoid, "quantumdb calibrate");
 	/* never wait long behind a lock: the next VACUUM tries again */
 	SetConfigOption("lock_timeout", "10000", PGC_SUSET, PGC_S_OVERRIDE);
-
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "quantumdb calibrate");
-	{
-		/* its name for the log, before any lock is waited for */
-		char	   *relname = get_rel_name(indexoid);
-		char	   *nspname = relname ? get_namespace_name(get_rel_namespace(indexoid)) : NULL;
-
-		if (nspname != NULL)
-			wc.name = MemoryContextStrdup(TopMemoryContext,
-										  quote_qualified_identifier(nspname, relname));
-	}
 
 	/*
 	 * The table first, then the index, as every command locks them.  The

@@ -120,6 +120,7 @@ extern QdbLoadedModel *QdbLoadCompressor(const char *name, MemoryContext cxt,
 											 const char *missing_hint);
 extern bool QdbCompressorUnchanged(const QdbLoadedModel *lm);
 extern QdbLoadedModel *QdbTryLoadCompressor(const char *name, MemoryContext cxt, char **why);
+extern void QdbPinSearchPath(void);
 extern void QdbStoreCompressor(const char *name, const QdbModel *m,
 							   const char *extra_settings, double training_seconds,
 							   double validation_recall, Oid source, const char *column);

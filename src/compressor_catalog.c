@@ -18,6 +18,7 @@
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -103,9 +104,57 @@ QdbCatalogBegin(QdbCatalogAccess *a)
 	SetUserIdAndSecContext(owner, a->save_sec_context |
 						   SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
 	a->save_nestlevel = NewGUCNestLevel();
+	QdbPinSearchPath();
+	SPI_connect();
+}
+
+/*
+ * search_path pg_catalog, pg_temp until the current GUC nest level ends:
+ * for code that runs as another role than the one whose search_path it
+ * would otherwise take (a table's owner evaluating its index's predicate,
+ * the catalog's owner), so that no schema the caller may create in
+ * chooses a function, operator or type for it.
+ */
+void
+QdbPinSearchPath(void)
+{
 	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET,
 							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	SPI_connect();
+}
+
+/*
+ * Whether rows read through relid depend on who reads them: a relation
+ * other than a table or materialized view (a view, a foreign table), or a
+ * table with such a partition or inheritance child, at any depth, read by
+ * a scan of it.
+ */
+static bool
+rows_depend_on_reader(Oid relid)
+{
+	ListCell   *lc;
+	List	   *tree;
+
+	switch (get_rel_relkind(relid))
+	{
+		case RELKIND_RELATION:
+		case RELKIND_PARTITIONED_TABLE:
+		case RELKIND_MATVIEW:
+			break;
+		default:
+			return true;
+	}
+	if (!has_subclass(relid))
+		return false;
+	tree = find_all_inheritors(relid, NoLock, NULL);
+	foreach(lc, tree)
+	{
+		char		kind = get_rel_relkind(lfirst_oid(lc));
+
+		if (kind != RELKIND_RELATION && kind != RELKIND_PARTITIONED_TABLE &&
+			kind != RELKIND_MATVIEW && kind != '\0')
+			return true;
+	}
+	return false;
 }
 
 void
@@ -198,7 +247,9 @@ fetch_row(const char *name, MemoryContext cxt, CatalogRow *row)
  * source is gone: the owner only; so is one trained from a view or a
  * foreign table, whose rows depend on who reads them (a security_invoker
  * view over a table with policies, a view that filters on current_user, a
- * user mapping), so that reading it proves nothing about the rows trained on.
+ * user mapping), so that reading it proves nothing about the rows trained on;
+ * and so is one trained from a table with a foreign partition or child (as
+ * its tree is now; training records no source where it had one then).
  */
 bool
 QdbMayUseCompressor(Oid roleid, Oid owner, Oid source, const char *column)
@@ -217,15 +268,8 @@ QdbMayUseCompressor(Oid roleid, Oid owner, Oid source, const char *column)
 	nsp = get_rel_namespace(source);
 	if (!OidIsValid(nsp))
 		return false;			/* dropped */
-	switch (get_rel_relkind(source))
-	{
-		case RELKIND_RELATION:
-		case RELKIND_PARTITIONED_TABLE:
-		case RELKIND_MATVIEW:
-			break;
-		default:
-			return false;
-	}
+	if (rows_depend_on_reader(source))
+		return false;
 	if (check_enable_rls(source, roleid, true) == RLS_ENABLED)
 		return false;
 	if (pg_namespace_aclcheck(nsp, roleid, ACL_USAGE) != ACLCHECK_OK)
@@ -272,6 +316,13 @@ check_may_use(const char *name, const CatalogRow *row)
 				 errhint("Ask for membership in role %s.", owner)));
 	table = quote_qualified_identifier(get_namespace_name(get_rel_namespace(row->source)),
 									   relname);
+	if (rows_depend_on_reader(row->source))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for compressor \"%s\"", name),
+				 errdetail("Its source %s is a view or a foreign table, or has a foreign partition or child: what a scan of it returns depends on who reads it, so only the compressor's owner may use it.",
+						   table),
+				 errhint("Ask for membership in role %s.", owner)));
 	if (check_enable_rls(row->source, roleid, true) == RLS_ENABLED)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -564,8 +615,12 @@ QdbStoreCompressor(const char *name, const QdbModel *m, const char *extra_settin
 	 * A temporary table is dropped at the session's end without the event
 	 * trigger that makes the row forget a dropped source: no source (the
 	 * owner's alone, as its rows were), not an OID another relation may get.
+	 * Nor for a table with a foreign partition or child: another reader
+	 * reads those rows through another user mapping, and a partition
+	 * detached later leaves its rows in the model all the same.
 	 */
-	if (OidIsValid(source) && get_rel_persistence(source) != RELPERSISTENCE_TEMP)
+	if (OidIsValid(source) && get_rel_persistence(source) != RELPERSISTENCE_TEMP &&
+		!rows_depend_on_reader(source))
 	{
 		r.source = source;
 		r.column = column;

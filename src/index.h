@@ -196,7 +196,11 @@ typedef struct QdbOptions
 	bool		inline_codes;
 	int			calibration_queries;
 	bool		calibrate_after_vacuum;
+	int			train_after_rows;	/* 0: no worker trains it (train_worker.c) */
 } QdbOptions;
+
+/* train_after_rows when not set */
+#define QDB_DEFAULT_TRAIN_AFTER_ROWS 10000
 
 /* GUCs */
 extern int	qdb_ef_search;
@@ -261,6 +265,25 @@ extern char *QdbGetCompressorName(Relation index);
 extern bool QdbGetInlineCodes(Relation index);
 extern int	QdbGetCalibrationQueries(Relation index);
 extern bool QdbGetCalibrateAfterVacuum(Relation index);
+extern int	QdbGetTrainAfterRows(Relation index);
+
+/* index_worker.c: the workers a VACUUM starts for one index */
+typedef struct QdbIndexWorkerContext
+{
+	Oid			indexoid;
+	char	   *name;			/* NULL until read (in TopMemoryContext) */
+	const char *doing;			/* "calibrating": before the index's name */
+	const char *why;			/* after it */
+	const char *retry;			/* after that, under an ERROR */
+} QdbIndexWorkerContext;
+extern bool QdbLaunchIndexWorker(Oid indexoid, const char *function, const char *type);
+extern void QdbIndexWorkerStart(QdbIndexWorkerContext *wc, ErrorContextCallback *errcb,
+								Oid indexoid, const char *activity);
+extern void QdbIndexWorkerErrorContext(void *arg);
+
+/* train_worker.c */
+extern double QdbTrainAfterRows(Relation index);
+extern bool QdbLaunchTrainWorker(Relation index);
 
 /* index_cost.c */
 extern void qdbcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,

@@ -603,6 +603,8 @@ calibrate_as_owner(Relation heap, Relation index, int queries, int k, int seed,
 	SetUserIdAndSecContext(heap->rd_rel->relowner,
 						   save_sec_context | SECURITY_RESTRICTED_OPERATION);
 	save_nestlevel = NewGUCNestLevel();
+	/* the predicate's functions run as the owner: not under the caller's path */
+	QdbPinSearchPath();
 	calibrate(heap, index, queries, k, seed, report, cal);
 	AtEOXact_GUC(false, save_nestlevel);
 	SetUserIdAndSecContext(save_userid, save_sec_context);

@@ -65,6 +65,9 @@ QdbIndexInit(void)
 	add_bool_reloption(qdb_relopt_kind, "calibrate_after_vacuum",
 					   "After a VACUUM that finds the index a quarter larger or smaller than at its calibration, a background worker calibrates it again",
 					   true, AccessExclusiveLock);
+	add_int_reloption(qdb_relopt_kind, "train_after_rows",
+					  "An index without a compressor: after a VACUUM that finds the table holding this many rows (256 at least), a background worker trains one by REINDEX INDEX CONCURRENTLY (0: never)",
+					  QDB_DEFAULT_TRAIN_AFTER_ROWS, 0, INT_MAX, AccessExclusiveLock);
 	add_string_reloption(qdb_relopt_kind, "compressor",
 						 "Compressor from quantumdb.compressors; the build trains one when unset",
 						 NULL, validate_compressor_name, AccessExclusiveLock);
@@ -124,6 +127,7 @@ qdboptions(Datum reloptions, bool validate)
 		{"inline_codes", RELOPT_TYPE_BOOL, offsetof(QdbOptions, inline_codes)},
 		{"calibration_queries", RELOPT_TYPE_INT, offsetof(QdbOptions, calibration_queries)},
 		{"calibrate_after_vacuum", RELOPT_TYPE_BOOL, offsetof(QdbOptions, calibrate_after_vacuum)},
+		{"train_after_rows", RELOPT_TYPE_INT, offsetof(QdbOptions, train_after_rows)},
 	};
 
 	QdbOptions *opts = build_reloptions(reloptions, validate, qdb_relopt_kind,
@@ -177,6 +181,14 @@ QdbGetCalibrateAfterVacuum(Relation index)
 	QdbOptions *opts = (QdbOptions *) index->rd_options;
 
 	return opts ? opts->calibrate_after_vacuum : true;
+}
+
+int
+QdbGetTrainAfterRows(Relation index)
+{
+	QdbOptions *opts = (QdbOptions *) index->rd_options;
+
+	return opts ? opts->train_after_rows : QDB_DEFAULT_TRAIN_AFTER_ROWS;
 }
 
 /* The compressor option, or NULL when the build is to train one. */

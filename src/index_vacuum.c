@@ -345,14 +345,19 @@ repair_graph(IndexVacuumInfo *info, QdbIndexCache *c, HTAB *deleted,
 }
 
 /*
- * VACUUM of an index without a compressor: nothing to clean; a NOTICE when
- * the table now has rows enough to train one (REINDEX does).  False for
- * other indexes.
+ * VACUUM of an index without a compressor: nothing to clean.  When the
+ * table has rows enough (the index's train_after_rows), a background
+ * worker trains one (train_worker.c), and a NOTICE says so; with fewer, or
+ * none started, a NOTICE when the table has rows enough to train one
+ * (REINDEX does).  False for other indexes.
  */
 static bool
 untrained_cleanup(IndexVacuumInfo *info, IndexBulkDeleteResult **stats)
 {
 	QdbMetaPageData meta;
+	double		train_after;
+	/* autovacuum's NOTICEs reach no one: a WARNING reaches the server log */
+	int			level = IsAutoVacuumWorkerProcess() ? WARNING : NOTICE;
 
 	QdbReadMeta(info->index, &meta);
 	if (!QdbMetaUntrained(&meta))
@@ -361,12 +366,31 @@ untrained_cleanup(IndexVacuumInfo *info, IndexBulkDeleteResult **stats)
 		*stats = palloc0(sizeof(IndexBulkDeleteResult));
 	(*stats)->num_index_tuples = 0;
 	(*stats)->num_pages = RelationGetNumberOfBlocks(info->index);
-	/* autovacuum's NOTICEs reach no one: a WARNING reaches the server log */
-	if (info->num_heap_tuples >= QDB_KSUB)
-		ereport(IsAutoVacuumWorkerProcess() ? WARNING : NOTICE,
+	if (info->num_heap_tuples < QDB_KSUB)
+		return true;
+	train_after = QdbTrainAfterRows(info->index);
+	if (train_after > 0 && info->num_heap_tuples >= train_after &&
+		QdbLaunchTrainWorker(info->index))
+		ereport(IsAutoVacuumWorkerProcess() ? LOG : NOTICE,
+				(errmsg("index \"%s\" has no compressor yet, and its table now has about %.0f rows: a background worker trains one",
+						RelationGetRelationName(info->index), info->num_heap_tuples),
+				 errdetail("The worker runs REINDEX INDEX CONCURRENTLY %s once this VACUUM ends; the index's scans read every row of the table until it is done.",
+						   QdbRelationSqlName(info->index)),
+				 errhint("The index option train_after_rows (%d rows here; 0 turns the worker off) says when.",
+						 QdbGetTrainAfterRows(info->index))));
+	else if (train_after > 0 && info->num_heap_tuples >= train_after)
+		ereport(level,
 				(errmsg("index \"%s\" has no compressor yet, and its table now has about %.0f rows",
 						RelationGetRelationName(info->index), info->num_heap_tuples),
-				 errdetail("Its scans read every row of the table until it has one; a REINDEX trains one once 256 of the rows it covers have a vector."),
+				 errdetail("No background worker could start to train one (max_worker_processes); the next VACUUM tries again. Its scans read every row of the table until it has one."),
+				 errhint("REINDEX INDEX CONCURRENTLY %s; trains it.",
+						 QdbRelationSqlName(info->index))));
+	else
+		ereport(level,
+				(errmsg("index \"%s\" has no compressor yet, and its table now has about %.0f rows",
+						RelationGetRelationName(info->index), info->num_heap_tuples),
+				 errdetail("Its scans read every row of the table until it has one; a REINDEX trains one once 256 of the rows it covers have a vector.%s",
+						   train_after > 0 ? psprintf(" A background worker trains it after a VACUUM that finds %.0f rows (the index option train_after_rows).", train_after) : ""),
 				 errhint("REINDEX INDEX CONCURRENTLY %s; trains it.",
 						 QdbRelationSqlName(info->index))));
 	return true;

@@ -108,7 +108,7 @@ static const char *trial_sql =
 "INSERT INTO quantumdb.autotune_trials (run, compressor, trial, stage, kind, settings, "
 "training_rows, quality, compression, speed, memory, score, seconds, walk_distances, "
 "walk_microseconds, status) "
-"VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
+"VALUES ($1, $2, $3, $4, $5, $6::pg_catalog.jsonb, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
 
 static void
 insert_trial(const QdbTrialRow *r)
@@ -195,6 +195,12 @@ quantumdb_log_worker_main(Datum arg)
 	BackgroundWorkerInitializeConnectionByOid(sh->database, sh->login, 0);
 	/* a lock the training's own transaction holds must not hang it */
 	SetConfigOption("lock_timeout", "5000", PGC_USERSET, PGC_S_SESSION);
+	/*
+	 * The login role's search_path (ALTER ROLE ... SET) is not the one of
+	 * the role the row is written as (a SECURITY DEFINER function's owner):
+	 * no schema of the login role's may choose a type or function here.
+	 */
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 	cxt = CurrentMemoryContext;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();

@@ -1,0 +1,103 @@
+/*
+ * index_worker.c
+ *	  What the background workers a VACUUM starts for one index share: the
+ *	  start, and the CONTEXT line of what they log.
+ *
+ * calibrate_worker.c (a calibration after VACUUM) and train_worker.c (a
+ * compressor for an index that has none) are started the same way: a
+ * dynamic worker of this library, never restarted, given the index's OID
+ * as its argument and the database's OID in bgw_extra, named with the
+ * index's OID for pg_stat_activity.  Each names the index in a CONTEXT line
+ * of everything it logs, and says that the next VACUUM tries again under an
+ * ERROR only (its success LOG and its WARNINGs are no failure).
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+
+#include "compressor.h"
+#include "index.h"
+
+bool
+QdbLaunchIndexWorker(Oid indexoid, const char *function, const char *type)
+{
+	BackgroundWorker w;
+	BackgroundWorkerHandle *h;
+	Oid			db = MyDatabaseId;
+
+	QdbInitWorker(&w, function, type);
+	snprintf(w.bgw_name, BGW_MAXLEN, "%s %u", type, indexoid);
+	w.bgw_main_arg = ObjectIdGetDatum(indexoid);
+	memcpy(w.bgw_extra, &db, sizeof(Oid));
+	w.bgw_notify_pid = 0;
+	if (!RegisterDynamicBackgroundWorker(&w, &h))
+		return false;
+	pfree(h);
+	return true;
+}
+
+/*
+ * The start of such a worker's main function: its CONTEXT line (wc and
+ * errcb, which the caller keeps for the worker's life; wc's doing, why and
+ * retry set), SIGTERM, the connection to the database as the bootstrap
+ * superuser, search_path pg_catalog, pg_temp (as autovacuum: the table
+ * owner's index predicates and expressions, evaluated as the owner, must
+ * not take functions from schemas others may create in), then a
+ * transaction with an active snapshot, and the index's name for the log,
+ * read before any lock is waited for.
+ */
+void
+QdbIndexWorkerStart(QdbIndexWorkerContext *wc, ErrorContextCallback *errcb,
+					Oid indexoid, const char *activity)
+{
+	Oid			db;
+	char	   *relname;
+	char	   *nspname;
+
+	memcpy(&db, MyBgworkerEntry->bgw_extra, sizeof(Oid));
+	wc->indexoid = indexoid;
+	wc->name = NULL;
+	errcb->callback = QdbIndexWorkerErrorContext;
+	errcb->arg = wc;
+	errcb->previous = error_context_stack;
+	error_context_stack = errcb;
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnectionByOid(db, InvalidOid, 0);
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, activity);
+	relname = get_rel_name(indexoid);
+	nspname = relname ? get_namespace_name(get_rel_namespace(indexoid)) : NULL;
+	if (nspname != NULL)
+		wc->name = MemoryContextStrdup(TopMemoryContext,
+									   quote_qualified_identifier(nspname, relname));
+}
+
+/* An ErrorContextCallback; arg is the worker's QdbIndexWorkerContext. */
+void
+QdbIndexWorkerErrorContext(void *arg)
+{
+	QdbIndexWorkerContext *wc = (QdbIndexWorkerContext *) arg;
+	int			class = ERRCODE_TO_CATEGORY(geterrcode());
+	bool		failed = class != ERRCODE_SUCCESSFUL_COMPLETION && class != ERRCODE_WARNING;
+
+	if (wc->name != NULL)
+		errcontext("%s index %s%s%s", wc->doing, wc->name, wc->why,
+				   failed ? wc->retry : "");
+	else
+		errcontext("%s the index with OID %u%s%s", wc->doing, wc->indexoid, wc->why,
+				   failed ? wc->retry : "");
+}

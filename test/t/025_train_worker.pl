@@ -1,0 +1,210 @@
+# An index built on an empty table has no compressor, and a VACUUM that
+# finds its table holding train_after_rows rows starts a background worker
+# that trains one by REINDEX INDEX CONCURRENTLY (train_worker.c):
+#   - the index keeps its name, is valid, holds every row and verifies clean;
+#   - train_after_rows = 0, or fewer rows, start no worker, and the NOTICE
+#     says what the option does;
+#   - a worker cancelled while its REINDEX waits drops the copy the REINDEX
+#     made, and the next VACUUM trains the index;
+#   - a worker terminated there leaves the copy; the next worker names it in
+#     a WARNING and trains nothing until it is dropped;
+#   - autovacuum starts the worker by itself.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(usleep);
+use FindBin;
+use lib $FindBin::RealBin;
+use QdbIndexCheck;
+
+my $copy = $ENV{QDB_GLOVE_COPY} or die "QDB_GLOVE_COPY is not set";
+
+my $node = PostgreSQL::Test::Cluster->new('main');
+$node->init;
+$node->append_conf('postgresql.conf', "autovacuum = off\n");
+$node->start;
+$node->safe_psql('postgres', qq{
+	CREATE EXTENSION quantumdb;
+	CREATE TABLE glove (id int PRIMARY KEY, emb real[]);
+	COPY glove FROM '$copy';
+});
+
+my $untrained = 'no compressor yet: scans read the heap';
+
+# table $t of the 2,000 glove rows, its index ${t}_idx built while it was empty
+sub empty_indexed
+{
+	my ($t, $options) = @_;
+	$node->safe_psql('postgres', qq{
+		CREATE TABLE $t (id int PRIMARY KEY, emb real[]);
+		CREATE INDEX ${t}_idx ON $t USING quantumdb (emb real_cosine_ops) WITH ($options);
+		INSERT INTO $t SELECT id, emb FROM glove WHERE id < 2000;
+	});
+}
+
+sub built_from
+{
+	my ($index) = @_;
+	return $node->safe_psql('postgres', "SELECT built_from FROM quantumdb.index_info('$index')");
+}
+
+sub vacuum_notice
+{
+	my ($t) = @_;
+	my ($rc, $out, $err) = $node->psql('postgres', "VACUUM $t");
+	is($rc, 0, "VACUUM $t");
+	return $err;
+}
+
+# the indexes of $t: "name valid" lines
+sub indexes_of
+{
+	my ($t) = @_;
+	return $node->safe_psql('postgres', qq{
+		SELECT string_agg(c.relname || ' ' || i.indisvalid, ', ' ORDER BY c.relname)
+		FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+		WHERE i.indrelid = '$t'::regclass AND c.relname <> '${t}_pkey'});
+}
+
+sub wait_trained
+{
+	my ($index) = @_;
+	return $node->poll_query_until('postgres',
+		"SELECT built_from <> '$untrained' FROM quantumdb.index_info('$index')");
+}
+
+# the worker's pid once its REINDEX waits for the writer of $t
+sub worker_waiting
+{
+	my ($t) = @_;
+	$node->poll_query_until('postgres', qq{
+		SELECT count(*) = 1 FROM pg_stat_progress_create_index
+		WHERE relid = '$t'::regclass AND phase = 'waiting for writers before build'})
+	  or die "no worker waits for the writer of $t";
+	return $node->safe_psql('postgres',
+		"SELECT pid FROM pg_stat_progress_create_index WHERE relid = '$t'::regclass");
+}
+
+# 1. no worker: the option off, or fewer rows than it says
+empty_indexed('off_t', 'train_after_rows = 0');
+empty_indexed('few', 'm = 8');
+my $err = vacuum_notice('off_t');
+unlike($err, qr/background worker trains one/, 'train_after_rows = 0: no worker');
+like($err, qr/HINT:  REINDEX INDEX CONCURRENTLY public\.off_t_idx; trains it/,
+	'train_after_rows = 0: the NOTICE says REINDEX trains it');
+$err = vacuum_notice('few');
+like($err, qr/A background worker trains it after a VACUUM that finds 10000 rows \(the index option train_after_rows\)/,
+	'2,000 rows: the NOTICE names the default threshold');
+sleep 2;
+is(built_from('off_t_idx'), $untrained, 'train_after_rows = 0: still no compressor');
+is(built_from('few_idx'), $untrained, 'below the threshold: still no compressor');
+
+# 2. the worker trains the index
+empty_indexed('items', 'train_after_rows = 1000, m = 8');
+my $oid = $node->safe_psql('postgres', "SELECT 'items_idx'::regclass::oid");
+$err = vacuum_notice('items');
+like($err, qr/index "items_idx" has no compressor yet, and its table now has about 2000 rows: a background worker trains one/,
+	'the VACUUM says a worker trains the index');
+ok(wait_trained('items_idx'), 'the worker trained the index');
+is(built_from('items_idx'), 'vectors', 'built from the table\'s vectors');
+is(indexes_of('items'), 'items_idx true', 'one index, under its own name, valid');
+isnt($node->safe_psql('postgres', "SELECT 'items_idx'::regclass::oid"), $oid,
+	'a new relation (REINDEX CONCURRENTLY)');
+is($node->safe_psql('postgres', "SELECT nodes FROM quantumdb.index_info('items_idx')"),
+	'2000', 'every row is a node');
+is($node->safe_psql('postgres', "SELECT count(*) FROM quantumdb.verify('items_idx')"),
+	'0', 'verify finds nothing');
+check_all_rows_indexed($node, 'trained by the worker', 0);
+ok($node->log_contains(qr/LOG:  index "items_idx" now has a compressor/),
+	'the worker logs its success');
+
+# 2b. the build evaluates a partial index's predicate as the table's owner,
+# under the worker's search_path: pinned, so that an overload in public of a
+# function the predicate calls unqualified is not what runs
+$node->safe_psql('postgres', q{
+	CREATE TABLE ran_as (who name, app text);
+	CREATE FUNCTION public.array_length(real[], integer) RETURNS integer
+	LANGUAGE plpgsql AS $$
+	BEGIN
+		INSERT INTO ran_as VALUES (current_user, current_setting('application_name'));
+		RETURN pg_catalog.array_length($1, $2);
+	END $$;
+	CREATE FUNCTION has_dims(v real[]) RETURNS boolean
+	LANGUAGE sql IMMUTABLE AS $$ SELECT array_length(v, 1) > 0 $$;
+	CREATE TABLE sp_t (id int PRIMARY KEY, emb real[]);
+	CREATE INDEX sp_t_idx ON sp_t USING quantumdb (emb real_cosine_ops)
+		WITH (train_after_rows = 1000) WHERE has_dims(emb);
+	INSERT INTO sp_t SELECT id, emb FROM glove WHERE id < 2000;
+});
+cmp_ok($node->safe_psql('postgres', q{SELECT count(*) FROM ran_as WHERE app <> ''}), '>', 0,
+	'the overload runs under this session\'s search_path');
+vacuum_notice('sp_t');
+ok(wait_trained('sp_t_idx'), 'the worker trained the partial index');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM ran_as WHERE app = ''}), '0',
+	'the worker\'s build never ran the overload');
+$node->safe_psql('postgres', 'DROP FUNCTION public.array_length(real[], integer)');
+
+# 3. cancelled while the REINDEX waits for a writer: its copy is dropped
+empty_indexed('c_t', 'train_after_rows = 1000');
+my $writer = $node->background_psql('postgres');
+$writer->query_safe('BEGIN; INSERT INTO c_t VALUES (100000, (SELECT emb FROM glove WHERE id = 1999))');
+vacuum_notice('c_t');
+my $pid = worker_waiting('c_t');
+is(indexes_of('c_t'), 'c_t_idx true, c_t_idx_ccnew false', 'the REINDEX made its copy');
+$node->safe_psql('postgres', "SELECT pg_cancel_backend($pid)");
+# the drop waits for the writer too
+$writer->query_safe('COMMIT');
+ok($node->poll_query_until('postgres',
+		"SELECT count(*) = 0 FROM pg_class WHERE relname = 'c_t_idx_ccnew'"),
+	'the cancelled worker dropped the copy');
+ok($node->log_contains(qr/LOG:  dropped index "c_t_idx_ccnew", the copy of index "c_t_idx" that the failed REINDEX CONCURRENTLY left/),
+	'and logged it');
+is(built_from('c_t_idx'), $untrained, 'the cancelled worker trained nothing');
+vacuum_notice('c_t');
+ok(wait_trained('c_t_idx'), 'the next VACUUM\'s worker trained the index');
+is(indexes_of('c_t'), 'c_t_idx true', 'no copy is left');
+
+# 4. terminated there: the copy stays, and the next worker names it
+empty_indexed('k_t', 'train_after_rows = 1000');
+$writer->query_safe('BEGIN; INSERT INTO k_t VALUES (100000, (SELECT emb FROM glove WHERE id = 1999))');
+vacuum_notice('k_t');
+$pid = worker_waiting('k_t');
+$node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
+$node->poll_query_until('postgres', "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $pid");
+$writer->query_safe('COMMIT');
+is(indexes_of('k_t'), 'k_t_idx true, k_t_idx_ccnew false', 'the terminated worker left its copy');
+my $offset = -s $node->logfile;
+vacuum_notice('k_t');
+ok($node->poll_query_until('postgres', q{SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'quantumdb train'}),
+	'the next worker ended');
+ok($node->log_contains(qr/WARNING:  index "k_t_idx" has no compressor, and is not trained while index "k_t_idx_ccnew" is left of a REINDEX CONCURRENTLY of it/, $offset),
+	'it names the copy in a WARNING');
+is(built_from('k_t_idx'), $untrained, 'and trains nothing');
+is(indexes_of('k_t'), 'k_t_idx true, k_t_idx_ccnew false', 'nor drops the copy');
+$node->safe_psql('postgres', 'DROP INDEX CONCURRENTLY k_t_idx_ccnew');
+vacuum_notice('k_t');
+ok(wait_trained('k_t_idx'), 'with the copy dropped, the next VACUUM\'s worker trains the index');
+$writer->quit;
+
+# 5. autovacuum starts the worker
+$node->safe_psql('postgres', q{
+	ALTER SYSTEM SET autovacuum = on;
+	ALTER SYSTEM SET autovacuum_naptime = 1;
+	SELECT pg_reload_conf();
+});
+$node->safe_psql('postgres', q{
+	CREATE TABLE av (id int PRIMARY KEY, emb real[])
+		WITH (autovacuum_vacuum_insert_threshold = 100, autovacuum_vacuum_insert_scale_factor = 0);
+	CREATE INDEX av_idx ON av USING quantumdb (emb real_cosine_ops) WITH (train_after_rows = 1000);
+	INSERT INTO av SELECT id, emb FROM glove WHERE id < 2000;
+});
+ok(wait_trained('av_idx'), 'after autovacuum, a worker trained the index');
+ok($node->log_contains(qr/LOG:  index "av_idx" has no compressor yet, and its table now has about 2000 rows: a background worker trains one/),
+	'autovacuum logged that it started the worker');
+is($node->safe_psql('postgres', "SELECT count(*) FROM quantumdb.verify('av_idx')"),
+	'0', 'verify finds nothing');
+
+$node->stop;
+done_testing();
