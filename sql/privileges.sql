@@ -369,6 +369,39 @@ SELECT array_length(quantumdb.decode('qdb_priv_direct', '\x0000'::bytea), 1) AS 
 SELECT quantumdb.drop_compressor(n) FROM unnest(ARRAY['qdb_priv_direct', 'qdb_priv_mine']) n;
 RESET ROLE;
 
+-- 0.8.7: a row keeps its owner's name (owner_name), and a row restored
+-- with an owner whose name is not that one goes to the restoring role: a
+-- dump writes a dropped owner as a bare number, which a restore would give
+-- to whichever role has that OID there
+SELECT quantumdb.export('qdb_priv_leak') AS leak_model \gset
+CREATE ROLE qdb_priv_gone;
+GRANT INSERT ON quantumdb.compressors TO qdb_priv_gone;
+SET ROLE qdb_priv_gone;
+SELECT quantumdb.import('qdb_priv_orphan', :'leak_model');
+RESET ROLE;
+SELECT owner, owner_name FROM quantumdb.compressors WHERE name = 'qdb_priv_orphan';
+REVOKE INSERT ON quantumdb.compressors FROM qdb_priv_gone;
+DROP ROLE qdb_priv_gone;
+SELECT owner::text ~ '^[0-9]+$' AS owner_is_a_number, owner_name
+FROM quantumdb.compressors WHERE name = 'qdb_priv_orphan';
+-- the row as a restore inserts it where qdb_priv_user has the dropped OID
+INSERT INTO quantumdb.compressors (name, kind, dimensions, metric, settings, model, owner, owner_name)
+SELECT 'qdb_priv_restored', kind, dimensions, metric, settings, model, 'qdb_priv_user', owner_name
+FROM quantumdb.compressors WHERE name = 'qdb_priv_orphan';
+SELECT owner = current_user::regrole AS restorer_owns_it, owner_name = current_user AS named
+FROM quantumdb.compressors WHERE name = 'qdb_priv_restored';
+-- one restored with its own owner's name stays its owner's
+INSERT INTO quantumdb.compressors (name, kind, dimensions, metric, settings, model, owner, owner_name)
+SELECT 'qdb_priv_restored2', kind, dimensions, metric, settings, model, 'qdb_priv_user', 'qdb_priv_user'
+FROM quantumdb.compressors WHERE name = 'qdb_priv_orphan';
+SELECT owner, owner_name FROM quantumdb.compressors WHERE name = 'qdb_priv_restored2';
+-- an UPDATE keeps the name while the owner stays, and takes the new owner's
+UPDATE quantumdb.compressors SET owner_name = 'someone' WHERE name = 'qdb_priv_restored2';
+SELECT owner_name FROM quantumdb.compressors WHERE name = 'qdb_priv_restored2';
+UPDATE quantumdb.compressors SET owner = 'qdb_priv_owner' WHERE name = 'qdb_priv_restored2';
+SELECT owner, owner_name FROM quantumdb.compressors WHERE name = 'qdb_priv_restored2';
+SELECT quantumdb.drop_compressor(n) FROM unnest(ARRAY['qdb_priv_orphan', 'qdb_priv_restored', 'qdb_priv_restored2']) n;
+
 -- the owner drops its compressors
 SET ROLE qdb_priv_owner;
 SELECT quantumdb.drop_compressor('qdb_priv_leak');

@@ -16,9 +16,50 @@ CREATE TABLE quantumdb.compressors (
     owner             regrole NOT NULL
                       DEFAULT pg_catalog.quote_ident(current_user)::regrole,
     source            regclass,
-    source_column     name
+    source_column     name,
+    owner_name        name
 );
 SELECT pg_catalog.pg_extension_config_dump('quantumdb.compressors', '');
+
+-- owner_name: the owner's role name when the row was written (0.8.7).  A
+-- dump writes owner as the role's name, or as a bare number when the role
+-- was dropped (nothing stops DROP ROLE of a compressor's owner: a regrole
+-- value records no dependency), and a restore takes the number as is:
+-- the model would belong to whichever role has that OID in the new
+-- cluster.  So a row inserted with an owner_name that is not the name of
+-- the role its owner now is (a restore of such a row; or of a row whose
+-- owner was renamed since, which is refused as well, on the safe side)
+-- goes to the role inserting it (the restoring superuser), with a WARNING.
+COMMENT ON COLUMN quantumdb.compressors.owner_name IS
+'the owner''s role name when the row was written; a restore gives a row whose owner_name is not its owner''s name to the restoring role';
+CREATE FUNCTION quantumdb.compressors_owner_name() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    holder name := pg_catalog.pg_get_userbyid(NEW.owner::pg_catalog.oid);
+BEGIN
+    -- the name the row was written with stays while its owner does
+    IF TG_OP = 'UPDATE' AND NEW.owner = OLD.owner AND OLD.owner_name IS NOT NULL THEN
+        NEW.owner_name := OLD.owner_name;
+        RETURN NEW;
+    END IF;
+    IF TG_OP = 'INSERT' AND NEW.owner_name IS NOT NULL AND NEW.owner_name <> holder THEN
+        RAISE WARNING 'compressor "%" belonged to role "%", not to role "%" that has its owner''s OID here: it now belongs to role "%"',
+            NEW.name, NEW.owner_name, holder, current_user
+            USING DETAIL = 'A restored compressor whose owner role was dropped (or renamed) before the dump.',
+                  HINT = 'Give it to the role it belongs to: UPDATE quantumdb.compressors SET owner = ''role'' WHERE name = ''' || NEW.name || ''';';
+        NEW.owner := pg_catalog.quote_ident(current_user)::pg_catalog.regrole;
+        holder := current_user;
+    END IF;
+    NEW.owner_name := holder;
+    RETURN NEW;
+END
+$fn$;
+COMMENT ON FUNCTION quantumdb.compressors_owner_name() IS
+'trigger of quantumdb.compressors: keeps owner_name, and gives a restored row whose owner role is not the one it names to the restoring role';
+CREATE TRIGGER compressors_owner_name BEFORE INSERT OR UPDATE ON quantumdb.compressors
+    FOR EACH ROW EXECUTE FUNCTION quantumdb.compressors_owner_name();
 
 -- Who may use a compressor (the rule of README "Security and privileges"):
 -- a superuser, a role with the privileges of its owner, or, while the source
