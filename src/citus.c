@@ -43,6 +43,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/rls.h"
 #include "utils/varlena.h"
 #include "lib/stringinfo.h"
 #include "storage/bufmgr.h"
@@ -638,7 +639,8 @@ same_bytes(const bytea *a, const bytea *b)
  * The source table a copied row names, as a source on this node: only a
  * table Citus manages here (the distributed table the coordinator trained
  * on, whose shell has the same name on every node), and only one the caller
- * may read (USAGE on its schema, SELECT on it or the column); else none,
+ * may read (USAGE on its schema, SELECT on it or the column) and is not
+ * subject to row-level security on; else none,
  * so that its owner alone may use the copy.  A same-named local table of
  * this node is never taken for it.
  */
@@ -655,6 +657,13 @@ source_here(text *qualified, const char *column)
 		return InvalidOid;
 	nsp = get_rel_namespace(relid);
 	if (pg_namespace_aclcheck(nsp, GetUserId(), ACL_USAGE) != ACLCHECK_OK)
+		return InvalidOid;
+	/*
+	 * Nor for a caller that row-level security applies to: as for a row
+	 * written into the catalog directly, its model may come from rows the
+	 * policies hide from it, or from anywhere (session 54's hunt)
+	 */
+	if (check_enable_rls(relid, InvalidOid, true) == RLS_ENABLED)
 		return InvalidOid;
 	if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) == ACLCHECK_OK)
 		return relid;
