@@ -72,7 +72,12 @@ SET client_min_messages = warning;
 SELECT count(*) AS trials_logged FROM quantumdb.autotune_trials WHERE compressor = 'qdb_sp_tuned';
 SELECT who, what FROM qdb_sp_evil.ran_as;
 
--- 3. a foreign partition: no source recorded, and none honoured
+-- 3. a foreign partition: no source recorded, and none honoured (file_fdw
+-- is a foreign table's wrapper the server's contrib has; a server built
+-- from source without contrib, as check-cassert's, skips this part:
+-- expected/owner_search_path_1.out)
+SELECT count(*) = 1 AS have_file_fdw FROM pg_available_extensions WHERE name = 'file_fdw' \gset
+\if :have_file_fdw
 CREATE EXTENSION file_fdw;
 CREATE SERVER qdb_sp_files FOREIGN DATA WRAPPER file_fdw;
 GRANT USAGE ON FOREIGN SERVER qdb_sp_files TO qdb_sp_owner;
@@ -105,12 +110,17 @@ SET ROLE qdb_sp_caller;
 SELECT length(quantumdb.export('qdb_sp_before')) > 0 AS exported;
 RESET ROLE;
 
-SELECT quantumdb.drop_compressor(n) FROM unnest(ARRAY['qdb_sp_tuned', 'qdb_sp_before', 'qdb_sp_after']) n;
+SELECT quantumdb.drop_compressor(n) FROM unnest(ARRAY['qdb_sp_before', 'qdb_sp_after']) n;
+DROP SERVER qdb_sp_files CASCADE;
+DROP EXTENSION file_fdw;
+\else
+\echo file_fdw is not installed: no foreign partition
+\endif
+
+SELECT quantumdb.drop_compressor('qdb_sp_tuned');
 DELETE FROM quantumdb.autotune_trials WHERE compressor = 'qdb_sp_tuned';
 DROP SCHEMA qdb_sp CASCADE;
 DROP SCHEMA qdb_sp_evil CASCADE;
-DROP SERVER qdb_sp_files;
-DROP EXTENSION file_fdw;
 REVOKE ALL ON quantumdb.compressors, quantumdb.autotune_trials FROM qdb_sp_owner;
 DROP ROLE qdb_sp_caller;
 DROP ROLE qdb_sp_owner;
