@@ -339,7 +339,16 @@ verify_header(Relation index, Problems *p, QdbMetaPageData *meta)
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	page = BufferGetPage(buf);
 	opaque = QdbPageGetOpaque(page);
-	if (QdbPageProblem(page) != NULL || !(opaque->flags & QDB_PAGE_META))
+	if (PageIsNew(page))
+	{
+		/*
+		 * A build extends the file before it logs the pages: one a crash
+		 * cut short leaves zeros here, where a standby has no page at all
+		 */
+		problem(p, "block 0 is all zeros: the index's last build did not finish");
+		ok = false;
+	}
+	else if (QdbPageProblem(page) != NULL || !(opaque->flags & QDB_PAGE_META))
 	{
 		problem(p, "block 0 is not a quantumdb meta page");
 		ok = false;

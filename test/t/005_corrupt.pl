@@ -81,5 +81,18 @@ like($node->safe_psql('postgres', q{SELECT string_agg(v, '; ') FROM quantumdb.ve
 $node->safe_psql('postgres', 'REINDEX INDEX items_idx');
 is($node->safe_psql('postgres', $query), '3', 'after REINDEX the row is found again');
 
+# 3. block 0 all zeros, as a build a crash cut short leaves it (the file is
+# extended before the pages are logged)
+$path = $node->data_dir . '/'
+  . $node->safe_psql('postgres', q{SELECT pg_relation_filepath('items_idx')});
+$node->stop;
+poke(0, 0, "\0" x $blcksz);
+$node->start;
+is($node->safe_psql('postgres', q{SELECT string_agg(v, '; ') FROM quantumdb.verify('items_idx') v}),
+	"block 0 is all zeros: the index's last build did not finish",
+	'verify says a zeroed meta page is a build that did not finish');
+$node->safe_psql('postgres', 'REINDEX INDEX items_idx');
+is($node->safe_psql('postgres', $query), '3', 'after REINDEX the row is found again');
+
 $node->stop;
 done_testing();
