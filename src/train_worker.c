@@ -48,6 +48,7 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lmgr.h"
+#include "storage/lock.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -184,6 +185,24 @@ lock_table_and_index(Oid indexoid, Relation *heap, Relation *index)
 	return false;
 }
 
+/*
+ * One such worker at a time per database: a session-level advisory lock of
+ * this key (its last field 3, where the SQL functions' are 1 and 2), taken
+ * only if free.  Each REINDEX trains with up
+ * to maintenance_work_mem and takes a background worker slot, which
+ * parallel queries share: a partitioned table whose every partition's
+ * index crossed the threshold in one autovacuum round must not start them
+ * all at once.
+ */
+static bool
+only_train_worker(void)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 0x51444254, 0x5241494e, 3);
+	return LockAcquire(&tag, ExclusiveLock, true, true) != LOCKACQUIRE_NOT_AVAIL;
+}
+
 /* Whether index is still one this worker should reindex. */
 static bool
 still_untrained(Relation index)
@@ -309,6 +328,14 @@ quantumdb_train_worker_main(Datum arg)
 	wc.retry = "; the next VACUUM that finds the table large enough tries again";
 	QdbIndexWorkerStart(&wc, &errcb, indexoid, "quantumdb train");
 
+	if (!only_train_worker())
+	{
+		ereport(LOG,
+				(errmsg("another index's compressor is being trained in this database; the next VACUUM tries again")));
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		proc_exit(0);
+	}
 	if (!lock_table_and_index(indexoid, &heap, &index))
 	{
 		PopActiveSnapshot();

@@ -5,7 +5,8 @@
 #   - train_after_rows = 0, or fewer rows, start no worker, and the NOTICE
 #     says what the option does;
 #   - a worker cancelled while its REINDEX waits drops the copy the REINDEX
-#     made, and the next VACUUM trains the index;
+#     made, and the next VACUUM trains the index; a second index's worker
+#     started meanwhile leaves at once (one at a time per database);
 #   - a worker terminated there leaves the copy; the next worker names it in
 #     a WARNING and trains nothing until it is dropped;
 #   - autovacuum starts the worker by itself.
@@ -153,6 +154,15 @@ $writer->query_safe('BEGIN; INSERT INTO c_t VALUES (100000, (SELECT emb FROM glo
 vacuum_notice('c_t');
 my $pid = worker_waiting('c_t');
 is(indexes_of('c_t'), 'c_t_idx true, c_t_idx_ccnew false', 'the REINDEX made its copy');
+# meanwhile another index's worker leaves at once: one at a time
+empty_indexed('q_t', 'train_after_rows = 1000');
+my $offset = -s $node->logfile;
+vacuum_notice('q_t');
+ok($node->poll_query_until('postgres', q{SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'quantumdb train'}),
+	'the second worker ended');
+ok($node->log_contains(qr/LOG:  another index's compressor is being trained in this database; the next VACUUM tries again/, $offset),
+	'the second worker logged why it left');
+is(built_from('q_t_idx'), $untrained, 'and trained nothing');
 $node->safe_psql('postgres', "SELECT pg_cancel_backend($pid)");
 # the drop waits for the writer too
 $writer->query_safe('COMMIT');
@@ -165,6 +175,8 @@ is(built_from('c_t_idx'), $untrained, 'the cancelled worker trained nothing');
 vacuum_notice('c_t');
 ok(wait_trained('c_t_idx'), 'the next VACUUM\'s worker trained the index');
 is(indexes_of('c_t'), 'c_t_idx true', 'no copy is left');
+vacuum_notice('q_t');
+ok(wait_trained('q_t_idx'), 'with the first done, the next VACUUM of the second trains it');
 
 # 4. terminated there: the copy stays, and the next worker names it
 empty_indexed('k_t', 'train_after_rows = 1000');
@@ -175,7 +187,7 @@ $node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
 $node->poll_query_until('postgres', "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $pid");
 $writer->query_safe('COMMIT');
 is(indexes_of('k_t'), 'k_t_idx true, k_t_idx_ccnew false', 'the terminated worker left its copy');
-my $offset = -s $node->logfile;
+$offset = -s $node->logfile;
 vacuum_notice('k_t');
 ok($node->poll_query_until('postgres', q{SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'quantumdb train'}),
 	'the next worker ended');
