@@ -5,6 +5,25 @@
 -- Rows already there take their owner's name; a row whose owner role was
 -- dropped takes a name no role has, so that a restore of it gives it to
 -- the restoring role instead of to whichever role has the dropped one's OID.
+-- Also new in 0.8.7: a compressor trained from a table with a foreign
+-- partition or inheritance child records no source (other readers read
+-- that partition through their own user mapping, and a partition detached
+-- later leaves its rows in the model).  Rows trained before whose source
+-- has such a descendant now forget it; one whose foreign partition was
+-- detached since cannot be told from the catalog and keeps its source.
+WITH RECURSIVE tree (relid, root) AS (
+    SELECT c.source::pg_catalog.oid, c.source::pg_catalog.oid
+    FROM quantumdb.compressors c WHERE c.source IS NOT NULL
+  UNION
+    SELECT i.inhrelid, t.root
+    FROM pg_catalog.pg_inherits i JOIN tree t ON i.inhparent OPERATOR(pg_catalog.=) t.relid
+)
+UPDATE quantumdb.compressors
+SET source = NULL, source_column = NULL
+WHERE source::pg_catalog.oid IN (
+    SELECT t.root FROM tree t JOIN pg_catalog.pg_class r ON r.oid OPERATOR(pg_catalog.=) t.relid
+    WHERE r.relkind NOT IN ('r', 'p', 'm'));
+
 ALTER TABLE quantumdb.compressors ADD COLUMN owner_name name;
 UPDATE quantumdb.compressors
 SET owner_name = CASE WHEN EXISTS (SELECT FROM pg_catalog.pg_authid a

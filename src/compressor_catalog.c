@@ -124,12 +124,12 @@ QdbPinSearchPath(void)
 
 /*
  * Whether rows read through relid depend on who reads them: a relation
- * other than a table or materialized view (a view, a foreign table), or a
- * table with such a partition or inheritance child, at any depth, read by
- * a scan of it.
+ * other than a table or materialized view (a view, a foreign table), or,
+ * with descendants, a table with such a partition or inheritance child, at
+ * any depth, read by a scan of it.
  */
 static bool
-rows_depend_on_reader(Oid relid)
+rows_depend_on_reader(Oid relid, bool descendants)
 {
 	ListCell   *lc;
 	List	   *tree;
@@ -143,7 +143,7 @@ rows_depend_on_reader(Oid relid)
 		default:
 			return true;
 	}
-	if (!has_subclass(relid))
+	if (!descendants || !has_subclass(relid))
 		return false;
 	tree = find_all_inheritors(relid, NoLock, NULL);
 	foreach(lc, tree)
@@ -251,8 +251,8 @@ fetch_row(const char *name, MemoryContext cxt, CatalogRow *row)
  * and so is one trained from a table with a foreign partition or child (as
  * its tree is now; training records no source where it had one then).
  */
-bool
-QdbMayUseCompressor(Oid roleid, Oid owner, Oid source, const char *column)
+static bool
+may_use(Oid roleid, Oid owner, Oid source, const char *column, bool descendants)
 {
 	Oid			nsp;
 	AttrNumber	attnum;
@@ -268,7 +268,7 @@ QdbMayUseCompressor(Oid roleid, Oid owner, Oid source, const char *column)
 	nsp = get_rel_namespace(source);
 	if (!OidIsValid(nsp))
 		return false;			/* dropped */
-	if (rows_depend_on_reader(source))
+	if (rows_depend_on_reader(source, descendants))
 		return false;
 	if (check_enable_rls(source, roleid, true) == RLS_ENABLED)
 		return false;
@@ -281,6 +281,12 @@ QdbMayUseCompressor(Oid roleid, Oid owner, Oid source, const char *column)
 	attnum = get_attnum(source, column);
 	return attnum != InvalidAttrNumber &&
 		pg_attribute_aclcheck_ext(source, attnum, roleid, ACL_SELECT, &missing) == ACLCHECK_OK;
+}
+
+bool
+QdbMayUseCompressor(Oid roleid, Oid owner, Oid source, const char *column)
+{
+	return may_use(roleid, owner, source, column, true);
 }
 
 /* A role's name for a message; a dropped one by its OID. */
@@ -316,7 +322,7 @@ check_may_use(const char *name, const CatalogRow *row)
 				 errhint("Ask for membership in role %s.", owner)));
 	table = quote_qualified_identifier(get_namespace_name(get_rel_namespace(row->source)),
 									   relname);
-	if (rows_depend_on_reader(row->source))
+	if (rows_depend_on_reader(row->source, true))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for compressor \"%s\"", name),
@@ -620,7 +626,7 @@ QdbStoreCompressor(const char *name, const QdbModel *m, const char *extra_settin
 	 * detached later leaves its rows in the model all the same.
 	 */
 	if (OidIsValid(source) && get_rel_persistence(source) != RELPERSISTENCE_TEMP &&
-		!rows_depend_on_reader(source))
+		!rows_depend_on_reader(source, true))
 	{
 		r.source = source;
 		r.column = column;
@@ -841,9 +847,15 @@ quantumdb_check_compressor_row(PG_FUNCTION_ARGS)
 						kind, PG_GETARG_INT32(2), metric, qdb_kind_name(m.kind), m.dim,
 						qdb_metric_name(m.metric)),
 				 errhint("Load a model with quantumdb.import(), which fills these columns from it.")));
+	/*
+	 * The writer's right to read the source, as before session 54: a table
+	 * with a foreign partition passes (a row trained from one before its
+	 * release names it; a restore by a non-superuser must not fail the
+	 * whole catalog's COPY on it), since no other role may use such a row.
+	 */
 	if (!PG_ARGISNULL(4) &&
-		!QdbMayUseCompressor(GetUserId(), InvalidOid, PG_GETARG_OID(4),
-							 PG_ARGISNULL(5) ? NULL : NameStr(*PG_GETARG_NAME(5))))
+		!may_use(GetUserId(), InvalidOid, PG_GETARG_OID(4),
+				 PG_ARGISNULL(5) ? NULL : NameStr(*PG_GETARG_NAME(5)), false))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("a compressor's source must be a table its writer may read"),

@@ -253,6 +253,7 @@ typedef struct QdbScanRow
 extern int	QdbExactHeapScan(IndexScanDesc scan, QdbIndexCache *c, FmgrInfo *distproc,
 							 Oid collation, struct varlena *query, QdbScanRow **rows);
 extern bool QdbHeapHasDim(Relation heap, Relation index, QdbIndexCache *c, int dim);
+extern bool QdbHeapCoversRows(Relation heap, Relation index, double n);
 
 /* index_handler.c */
 extern void QdbIndexInit(void);

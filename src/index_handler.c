@@ -67,7 +67,7 @@ QdbIndexInit(void)
 					   true, AccessExclusiveLock);
 	add_int_reloption(qdb_relopt_kind, "train_after_rows",
 					  "An index without a compressor: after a VACUUM that finds the table holding this many rows (256 at least), a background worker trains one by REINDEX INDEX CONCURRENTLY (0: never)",
-					  QDB_DEFAULT_TRAIN_AFTER_ROWS, 0, INT_MAX, AccessExclusiveLock);
+					  QDB_DEFAULT_TRAIN_AFTER_ROWS, 0, INT_MAX, ShareUpdateExclusiveLock);
 	add_string_reloption(qdb_relopt_kind, "compressor",
 						 "Compressor from quantumdb.compressors; the build trains one when unset",
 						 NULL, validate_compressor_name, AccessExclusiveLock);

@@ -204,3 +204,47 @@ QdbHeapHasDim(Relation heap, Relation index, QdbIndexCache *c, int dim)
 	MemoryContextDelete(row_cxt);
 	return found;
 }
+
+/* counts the rows a build would take: those with a vector */
+static void
+count_row(Relation index, ItemPointer tid, Datum *values, bool *isnull,
+		  bool tupleIsAlive, void *state)
+{
+	if (!isnull[0])
+		(*(double *) state)++;
+}
+
+/* blocks read between checks of the count */
+#define COVER_CHUNK_BLOCKS 1024
+
+/*
+ * Whether at least n rows of the heap that the index covers (within its
+ * predicate), visible to the transaction's snapshot, have a vector: what
+ * a build of an index without a compressor needs before it trains one
+ * (train_worker.c asks before it reindexes).  The heap is read a chunk of
+ * blocks at a time, stopping once there are n: the whole table only for a
+ * partial index that covers fewer.  The caller runs it as the table's owner
+ * (the predicate's functions run).
+ */
+bool
+QdbHeapCoversRows(Relation heap, Relation index, double n)
+{
+	IndexInfo  *indexInfo = BuildIndexInfo(index);
+	BlockNumber nblocks = RelationGetNumberOfBlocks(heap);
+	Snapshot	snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	double		rows = 0;
+
+	/* an MVCC snapshot of our own, as QdbExactHeapScan's */
+	indexInfo->ii_Concurrent = true;
+	for (BlockNumber start = 0; start < nblocks && rows < n; start += COVER_CHUNK_BLOCKS)
+	{
+		TableScanDesc hs = table_beginscan_strat(heap, snapshot, 0, NULL, true, false);
+
+		CHECK_FOR_INTERRUPTS();
+		(void) table_index_build_range_scan(heap, index, indexInfo, false, false, false,
+											start, Min(COVER_CHUNK_BLOCKS, nblocks - start),
+											count_row, &rows, hs);
+	}
+	UnregisterSnapshot(snapshot);
+	return rows >= n;
+}

@@ -16,7 +16,7 @@
  *
  * The worker connects as the bootstrap superuser, as autovacuum does, and
  * waits for the VACUUM that started it to end (SHARE UPDATE EXCLUSIVE on
- * the table, asked for without waiting once a second for a minute, so that
+ * the table, asked for without waiting once a second for five minutes, so that
  * it never queues behind, or cancels, an autovacuum).  It does nothing when
  * the index has gone, has a compressor, is not valid, has the option off
  * now, or when the table has a leftover of a REINDEX CONCURRENTLY of it
@@ -63,8 +63,12 @@
 
 PGDLLEXPORT void quantumdb_train_worker_main(Datum arg);
 
-/* how long the worker waits for the VACUUM that started it, in seconds */
-#define TABLE_LOCK_TRIES	60
+/*
+ * How long the worker waits for the VACUUM that started it (its last steps,
+ * a truncation of the table's end included) to let go of the table, in
+ * seconds
+ */
+#define TABLE_LOCK_TRIES	300
 
 /* The rows a VACUUM must find before it starts a worker; 0: never. */
 double
@@ -112,15 +116,15 @@ is_copy_name(const char *name, const char *index_name)
 }
 
 /*
- * The indexes of heap that are not valid and named as index's REINDEX
- * CONCURRENTLY copy, leaving out those in skip (OIDs).
+ * The indexes of heap that are not valid and named as a REINDEX
+ * CONCURRENTLY copy of the index named name, leaving out those in skip
+ * (OIDs).
  */
 static List *
-invalid_copies(Relation heap, Relation index, List *skip)
+invalid_copies(Relation heap, const char *name, List *skip)
 {
 	List	   *found = NIL;
 	ListCell   *lc;
-	const char *name = RelationGetRelationName(index);
 
 	foreach(lc, RelationGetIndexList(heap))
 	{
@@ -128,7 +132,7 @@ invalid_copies(Relation heap, Relation index, List *skip)
 		HeapTuple	tup;
 		char	   *relname;
 
-		if (oid == RelationGetRelid(index) || list_member_oid(skip, oid))
+		if (list_member_oid(skip, oid))
 			continue;
 		relname = get_rel_name(oid);
 		if (relname == NULL || !is_copy_name(relname, name))
@@ -144,44 +148,72 @@ invalid_copies(Relation heap, Relation index, List *skip)
 }
 
 /*
- * Waits, without queueing, for SHARE UPDATE EXCLUSIVE on the index's table
- * and then on the index, and opens both; false (nothing held, nothing
- * open) when the index has gone or the minute ran out.  In a transaction
- * with an active snapshot, which it leaves open either way.
+ * Starts a transaction that holds SHARE UPDATE EXCLUSIVE on table heapoid,
+ * asked for without queueing once a second for up to TABLE_LOCK_TRIES
+ * seconds; false, with no transaction open, when it stayed taken.  Between
+ * tries no transaction is open, so no snapshot of the worker's holds back
+ * what waits for older snapshots (CREATE INDEX CONCURRENTLY, REINDEX
+ * CONCURRENTLY, anywhere in the database).
  */
 static bool
-lock_table_and_index(Oid indexoid, Relation *heap, Relation *index)
+begin_with_table_lock(Oid heapoid)
 {
 	for (int i = 0; i < TABLE_LOCK_TRIES; i++)
 	{
-		Oid			heapoid = IndexGetRelation(indexoid, true);
-
-		if (!OidIsValid(heapoid))
-			return false;
+		StartTransactionCommand();
 		if (ConditionalLockRelationOid(heapoid, ShareUpdateExclusiveLock))
-		{
-			*heap = try_relation_open(heapoid, NoLock);
-			if (*heap != NULL && ConditionalLockRelationOid(indexoid, ShareUpdateExclusiveLock))
-			{
-				*index = try_relation_open(indexoid, NoLock);
-				if (*index != NULL && (*index)->rd_index != NULL &&
-					(*index)->rd_index->indrelid == heapoid)
-					return true;
-				if (*index != NULL)
-					relation_close(*index, NoLock);
-			}
-			if (*heap != NULL)
-				relation_close(*heap, NoLock);
-			return false;
-		}
+			return true;
+		CommitTransactionCommand();
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 1000L, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}
-	ereport(LOG,
-			(errmsg("the table of the index with OID %u stayed locked for a minute; no compressor trained",
-					indexoid)));
+	return false;
+}
+
+/*
+ * The index and its table, opened, with SHARE UPDATE EXCLUSIVE on both, in
+ * a transaction with an active snapshot: the table's lock waited for as
+ * begin_with_table_lock() does (the VACUUM that started the worker holds
+ * it), the index's taken only if free.  False, with a LOG line unless the
+ * index has gone, and no transaction open, otherwise.
+ */
+static bool
+lock_table_and_index(Oid indexoid, Relation *heap, Relation *index)
+{
+	Oid			heapoid;
+
+	StartTransactionCommand();
+	heapoid = IndexGetRelation(indexoid, true);
+	CommitTransactionCommand();
+	if (!OidIsValid(heapoid))
+		return false;
+	if (!begin_with_table_lock(heapoid))
+	{
+		ereport(LOG,
+				(errmsg("the table of the index with OID %u stayed locked for %d seconds; no compressor trained",
+						indexoid, TABLE_LOCK_TRIES)));
+		return false;
+	}
+	PushActiveSnapshot(GetTransactionSnapshot());
+	*heap = try_relation_open(heapoid, NoLock);
+	*index = NULL;
+	if (*heap != NULL && IndexGetRelation(indexoid, true) == heapoid)
+	{
+		if (ConditionalLockRelationOid(indexoid, ShareUpdateExclusiveLock))
+			*index = try_relation_open(indexoid, NoLock);
+		else
+			ereport(LOG,
+					(errmsg("another command holds the index with OID %u; no compressor trained",
+							indexoid)));
+	}
+	if (*index != NULL)
+		return true;
+	if (*heap != NULL)
+		relation_close(*heap, NoLock);
+	PopActiveSnapshot();
+	CommitTransactionCommand();
 	return false;
 }
 
@@ -201,6 +233,32 @@ only_train_worker(void)
 
 	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 0x51444254, 0x5241494e, 3);
 	return LockAcquire(&tag, ExclusiveLock, true, true) != LOCKACQUIRE_NOT_AVAIL;
+}
+
+/*
+ * Whether the rows the index covers are enough for its build to train a
+ * compressor (256 with a vector): else the REINDEX would leave it without
+ * one again, at every VACUUM (a partial index covering a few rows of a
+ * large table).  Read as the table's owner, whose predicate functions run,
+ * in a security-restricted operation with search_path pinned, as a build.
+ */
+static bool
+covers_enough(Relation heap, Relation index)
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	int			save_nestlevel;
+	bool		enough;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(heap->rd_rel->relowner,
+						   save_sec_context | SECURITY_RESTRICTED_OPERATION);
+	save_nestlevel = NewGUCNestLevel();
+	QdbPinSearchPath();
+	enough = QdbHeapCoversRows(heap, index, QDB_KSUB);
+	AtEOXact_GUC(false, save_nestlevel);
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+	return enough;
 }
 
 /* Whether index is still one this worker should reindex. */
@@ -224,26 +282,38 @@ still_untrained(Relation index)
  * keep as the memory context that outlives the drop's transactions.
  */
 static void
-drop_failed_copy(Oid heapoid, Oid indexoid, const char *index_name, List *before,
-				 MemoryContext keep)
+drop_failed_copy(Oid heapoid, const char *index_name, List *before, MemoryContext keep)
 {
 	Relation	heap;
-	Relation	index;
 	List	   *copies = NIL;
 
-	StartTransactionCommand();
+	/*
+	 * Under the table's SHARE UPDATE EXCLUSIVE no REINDEX CONCURRENTLY or
+	 * CREATE INDEX CONCURRENTLY of it is under way (each holds that lock from
+	 * start to end), so a copy not valid is one left by a REINDEX that
+	 * ended: not another session's in the making.  No snapshot is held
+	 * while it waits (such a command waits for older snapshots: a deadlock).
+	 */
+	if (!begin_with_table_lock(heapoid))
+	{
+		ereport(LOG,
+				(errmsg("the table of index \"%s\" stayed locked for %d seconds: the copy of it the failed REINDEX CONCURRENTLY made, if any, is left",
+						index_name, TABLE_LOCK_TRIES)));
+		return;
+	}
 	/* the drop commits: what it keeps across must not be in a transaction's memory */
 	MemoryContextSwitchTo(keep);
-	PushActiveSnapshot(GetTransactionSnapshot());
-	heap = try_relation_open(heapoid, AccessShareLock);
-	index = heap ? try_relation_open(indexoid, AccessShareLock) : NULL;
-	if (index != NULL)
-	{
-		copies = invalid_copies(heap, index, before);
-		relation_close(index, AccessShareLock);
-	}
+	/*
+	 * By the index's name as it was: a REINDEX CONCURRENTLY of it that
+	 * another session ran meanwhile may have replaced it (its OID is gone)
+	 * and left ours behind all the same
+	 */
+	heap = try_relation_open(heapoid, NoLock);
 	if (heap != NULL)
-		relation_close(heap, AccessShareLock);
+	{
+		copies = invalid_copies(heap, index_name, before);
+		relation_close(heap, NoLock);
+	}
 
 	if (list_length(copies) == 1)
 	{
@@ -256,10 +326,11 @@ drop_failed_copy(Oid heapoid, Oid indexoid, const char *index_name, List *before
 
 		/*
 		 * As DROP INDEX CONCURRENTLY: it commits and starts transactions of
-		 * its own.  Not performDeletion, whose ACCESS EXCLUSIVE lock on the
-		 * index takes a transaction ID (logged for standbys), which a
-		 * concurrent drop refuses.
+		 * its own (popping this snapshot).  Not performDeletion, whose
+		 * ACCESS EXCLUSIVE lock on the index takes a transaction ID (logged
+		 * for standbys), which a concurrent drop refuses.
 		 */
+		PushActiveSnapshot(GetTransactionSnapshot());
 		performMultipleDeletions(objs, DROP_RESTRICT,
 								 PERFORM_DELETION_CONCURRENTLY | PERFORM_DELETION_INTERNAL);
 		ereport(LOG,
@@ -336,12 +407,11 @@ quantumdb_train_worker_main(Datum arg)
 		CommitTransactionCommand();
 		proc_exit(0);
 	}
+	/* no transaction while it waits for the table */
+	PopActiveSnapshot();
+	CommitTransactionCommand();
 	if (!lock_table_and_index(indexoid, &heap, &index))
-	{
-		PopActiveSnapshot();
-		CommitTransactionCommand();
 		proc_exit(0);
-	}
 	if (!still_untrained(index))
 	{
 		relation_close(index, NoLock);
@@ -352,7 +422,8 @@ quantumdb_train_worker_main(Datum arg)
 	}
 	heapoid = RelationGetRelid(heap);
 	nspname = get_namespace_name(RelationGetNamespace(index));
-	leftovers = invalid_copies(heap, index, NIL);
+	leftovers = invalid_copies(heap, RelationGetRelationName(index),
+							   list_make1_oid(RelationGetRelid(index)));
 	if (leftovers != NIL)
 	{
 		ereport(WARNING,
@@ -361,6 +432,19 @@ quantumdb_train_worker_main(Datum arg)
 				 errdetail("That index is not valid: it serves no query and takes every insert."),
 				 errhint("DROP INDEX CONCURRENTLY %s;",
 						 quote_qualified_identifier(nspname, get_rel_name(linitial_oid(leftovers))))));
+		relation_close(index, NoLock);
+		relation_close(heap, NoLock);
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		proc_exit(0);
+	}
+
+	if (!covers_enough(heap, index))
+	{
+		ereport(LOG,
+				(errmsg("index \"%s\" covers fewer than 256 rows with a vector: no compressor trained",
+						RelationGetRelationName(index)),
+				 errdetail("A REINDEX would leave it without one again; the next VACUUM looks again.")));
 		relation_close(index, NoLock);
 		relation_close(heap, NoLock);
 		PopActiveSnapshot();
@@ -406,7 +490,7 @@ quantumdb_train_worker_main(Datum arg)
 		RESUME_INTERRUPTS();
 		/* a cancel is spent; the copy is dropped all the same */
 		QueryCancelPending = false;
-		drop_failed_copy(heapoid, indexoid, relname, before, keep);
+		drop_failed_copy(heapoid, relname, before, keep);
 		proc_exit(0);
 	}
 	PG_END_TRY();

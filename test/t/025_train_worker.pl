@@ -3,7 +3,8 @@
 # that trains one by REINDEX INDEX CONCURRENTLY (train_worker.c):
 #   - the index keeps its name, is valid, holds every row and verifies clean;
 #   - train_after_rows = 0, or fewer rows, start no worker, and the NOTICE
-#     says what the option does;
+#     says what the option does; a partial index covering fewer than 256
+#     rows is not reindexed (it would stay without a compressor);
 #   - a worker cancelled while its REINDEX waits drops the copy the REINDEX
 #     made, and the next VACUUM trains the index; a second index's worker
 #     started meanwhile leaves at once (one at a time per database);
@@ -76,6 +77,18 @@ sub wait_trained
 		"SELECT built_from <> '$untrained' FROM quantumdb.index_info('$index')");
 }
 
+# whether the server log past $offset gets a line matching $re (in time)
+sub wait_log
+{
+	my ($re, $offset) = @_;
+	for (my $i = 0; $i < 10 * $PostgreSQL::Test::Utils::timeout_default; $i++)
+	{
+		return 1 if $node->log_contains($re, $offset);
+		usleep(100_000);
+	}
+	return 0;
+}
+
 # the worker's pid once its REINDEX waits for the writer of $t
 sub worker_waiting
 {
@@ -121,6 +134,22 @@ check_all_rows_indexed($node, 'trained by the worker', 0);
 ok($node->log_contains(qr/LOG:  index "items_idx" now has a compressor/),
 	'the worker logs its success');
 
+# 2a. a partial index covering fewer than 256 rows: a REINDEX would leave it
+# without a compressor again, at every VACUUM; the worker does not run one
+$node->safe_psql('postgres', q{
+	CREATE TABLE few_covered (id int PRIMARY KEY, emb real[]);
+	CREATE INDEX few_covered_idx ON few_covered USING quantumdb (emb real_cosine_ops)
+		WITH (train_after_rows = 1000) WHERE id < 100;
+	INSERT INTO few_covered SELECT id, emb FROM glove WHERE id < 2000;
+});
+$oid = $node->safe_psql('postgres', "SELECT 'few_covered_idx'::regclass::oid");
+my $offset = -s $node->logfile;
+vacuum_notice('few_covered');
+ok(wait_log(qr/LOG:  index "few_covered_idx" covers fewer than 256 rows with a vector: no compressor trained/, $offset),
+	'the worker says the partial index covers too few rows');
+is($node->safe_psql('postgres', "SELECT 'few_covered_idx'::regclass::oid"), $oid,
+	'and runs no REINDEX');
+
 # 2b. the build evaluates a partial index's predicate as the table's owner,
 # under the worker's search_path: pinned, so that an overload in public of a
 # function the predicate calls unqualified is not what runs
@@ -156,12 +185,12 @@ my $pid = worker_waiting('c_t');
 is(indexes_of('c_t'), 'c_t_idx true, c_t_idx_ccnew false', 'the REINDEX made its copy');
 # meanwhile another index's worker leaves at once: one at a time
 empty_indexed('q_t', 'train_after_rows = 1000');
-my $offset = -s $node->logfile;
+$offset = -s $node->logfile;
 vacuum_notice('q_t');
+ok(wait_log(qr/LOG:  another index's compressor is being trained in this database; the next VACUUM tries again/, $offset),
+	'the second worker logged why it left');
 ok($node->poll_query_until('postgres', q{SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'quantumdb train'}),
 	'the second worker ended');
-ok($node->log_contains(qr/LOG:  another index's compressor is being trained in this database; the next VACUUM tries again/, $offset),
-	'the second worker logged why it left');
 is(built_from('q_t_idx'), $untrained, 'and trained nothing');
 $node->safe_psql('postgres', "SELECT pg_cancel_backend($pid)");
 # the drop waits for the writer too
@@ -178,6 +207,29 @@ is(indexes_of('c_t'), 'c_t_idx true', 'no copy is left');
 vacuum_notice('q_t');
 ok(wait_trained('q_t_idx'), 'with the first done, the next VACUUM of the second trains it');
 
+# 3b. a DBA's own REINDEX CONCURRENTLY queued behind the worker, then the
+# worker cancelled: the DBA's REINDEX goes through (the worker waits for the
+# table's lock to drop its copy without a snapshot that the REINDEX would
+# wait for: it died of a deadlock), and the worker's copy is dropped
+empty_indexed('d_t', 'train_after_rows = 1000');
+$writer->query_safe('BEGIN; INSERT INTO d_t VALUES (100000, (SELECT emb FROM glove WHERE id = 1999))');
+vacuum_notice('d_t');
+$pid = worker_waiting('d_t');
+my $dba = $node->background_psql('postgres', on_error_stop => 0);
+$dba->query_until(qr/started/, "\\echo started\nREINDEX INDEX CONCURRENTLY d_t_idx;\n");
+$node->poll_query_until('postgres', q{SELECT count(*) = 1 FROM pg_stat_activity
+	WHERE query LIKE 'REINDEX INDEX CONCURRENTLY d_t_idx%' AND wait_event_type = 'Lock'})
+  or die 'the DBA\'s REINDEX does not wait';
+$node->safe_psql('postgres', "SELECT pg_cancel_backend($pid)");
+$writer->query_safe('COMMIT');
+my $dba_result = $dba->query('SELECT 1');
+$dba->quit;
+unlike($dba->{stderr} // '', qr/deadlock/, 'the DBA\'s REINDEX did not deadlock');
+ok($node->poll_query_until('postgres', q{SELECT count(*) = 0 FROM pg_class WHERE relname LIKE 'd_t_idx_ccnew%'}),
+	'no copy is left');
+is(indexes_of('d_t'), 'd_t_idx true', 'one index, valid');
+isnt(built_from('d_t_idx'), $untrained, 'the DBA\'s REINDEX trained it');
+
 # 4. terminated there: the copy stays, and the next worker names it
 empty_indexed('k_t', 'train_after_rows = 1000');
 $writer->query_safe('BEGIN; INSERT INTO k_t VALUES (100000, (SELECT emb FROM glove WHERE id = 1999))');
@@ -189,10 +241,10 @@ $writer->query_safe('COMMIT');
 is(indexes_of('k_t'), 'k_t_idx true, k_t_idx_ccnew false', 'the terminated worker left its copy');
 $offset = -s $node->logfile;
 vacuum_notice('k_t');
+ok(wait_log(qr/WARNING:  index "k_t_idx" has no compressor, and is not trained while index "k_t_idx_ccnew" is left of a REINDEX CONCURRENTLY of it/, $offset),
+	'the next worker names the copy in a WARNING');
 ok($node->poll_query_until('postgres', q{SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'quantumdb train'}),
-	'the next worker ended');
-ok($node->log_contains(qr/WARNING:  index "k_t_idx" has no compressor, and is not trained while index "k_t_idx_ccnew" is left of a REINDEX CONCURRENTLY of it/, $offset),
-	'it names the copy in a WARNING');
+	'and ends');
 is(built_from('k_t_idx'), $untrained, 'and trains nothing');
 is(indexes_of('k_t'), 'k_t_idx true, k_t_idx_ccnew false', 'nor drops the copy');
 $node->safe_psql('postgres', 'DROP INDEX CONCURRENTLY k_t_idx_ccnew');
