@@ -16,7 +16,7 @@
  *
  * The worker connects as the bootstrap superuser, as autovacuum does, and
  * waits for the VACUUM that started it to end (SHARE UPDATE EXCLUSIVE on
- * the table, asked for without waiting once a second for five minutes, so that
+ * the table, asked for without waiting once a second for half an hour, so that
  * it never queues behind, or cancels, an autovacuum).  It does nothing when
  * the index has gone, has a compressor, is not valid, has the option off
  * now, or when the table has a leftover of a REINDEX CONCURRENTLY of it
@@ -64,11 +64,14 @@
 PGDLLEXPORT void quantumdb_train_worker_main(Datum arg);
 
 /*
- * How long the worker waits for the VACUUM that started it (its last steps,
- * a truncation of the table's end included) to let go of the table, in
- * seconds
+ * How long the worker waits for the VACUUM that started it to let go of
+ * the table, in seconds: half an hour, since a VACUUM holds the table's
+ * lock through its TOAST table's vacuum too (PostgreSQL 15's vacuum_rel
+ * takes it for the session), which for rows of 1,536 floats, kept out of
+ * line, can take long.  Waiting costs a wake-up a second, outside any
+ * transaction, and this database's one train worker slot.
  */
-#define TABLE_LOCK_TRIES	300
+#define TABLE_LOCK_TRIES	1800
 
 /* The rows a VACUUM must find before it starts a worker; 0: never. */
 double
