@@ -327,7 +327,6 @@ verify_header(Relation index, Problems *p, QdbMetaPageData *meta)
 {
 	Buffer		buf;
 	Page		page;
-	QdbPageOpaque opaque;
 	bool		ok = true;
 
 	if (RelationGetNumberOfBlocks(index) == 0)
@@ -338,7 +337,6 @@ verify_header(Relation index, Problems *p, QdbMetaPageData *meta)
 	buf = QdbMetaBuffer(index);
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	page = BufferGetPage(buf);
-	opaque = QdbPageGetOpaque(page);
 	if (PageIsNew(page))
 	{
 		/*
@@ -348,7 +346,8 @@ verify_header(Relation index, Problems *p, QdbMetaPageData *meta)
 		problem(p, "block 0 is all zeros: the index's last build did not finish");
 		ok = false;
 	}
-	else if (QdbPageProblem(page) != NULL || !(opaque->flags & QDB_PAGE_META))
+	else if (QdbPageProblem(page) != NULL ||
+			 !(QdbPageGetOpaque(page)->flags & QDB_PAGE_META))
 	{
 		problem(p, "block 0 is not a quantumdb meta page");
 		ok = false;
