@@ -231,20 +231,20 @@ QdbHeapCoversRows(Relation heap, Relation index, double n)
 {
 	IndexInfo  *indexInfo = BuildIndexInfo(index);
 	BlockNumber nblocks = RelationGetNumberOfBlocks(heap);
-	Snapshot	snapshot = RegisterSnapshot(GetTransactionSnapshot());
 	double		rows = 0;
 
-	/* an MVCC snapshot of our own, as QdbExactHeapScan's */
+	/*
+	 * The table AM's own scan of each range (a scan given to it must cover
+	 * the whole table), with the transaction's MVCC snapshot, as a
+	 * concurrent build's first pass reads
+	 */
 	indexInfo->ii_Concurrent = true;
 	for (BlockNumber start = 0; start < nblocks && rows < n; start += COVER_CHUNK_BLOCKS)
 	{
-		TableScanDesc hs = table_beginscan_strat(heap, snapshot, 0, NULL, true, false);
-
 		CHECK_FOR_INTERRUPTS();
 		(void) table_index_build_range_scan(heap, index, indexInfo, false, false, false,
 											start, Min(COVER_CHUNK_BLOCKS, nblocks - start),
-											count_row, &rows, hs);
+											count_row, &rows, NULL);
 	}
-	UnregisterSnapshot(snapshot);
 	return rows >= n;
 }

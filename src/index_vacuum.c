@@ -366,7 +366,12 @@ untrained_cleanup(IndexVacuumInfo *info, IndexBulkDeleteResult **stats)
 		*stats = palloc0(sizeof(IndexBulkDeleteResult));
 	(*stats)->num_index_tuples = 0;
 	(*stats)->num_pages = RelationGetNumberOfBlocks(info->index);
-	if (info->num_heap_tuples < QDB_KSUB)
+	/*
+	 * Nor for an index that is not valid (a REINDEX CONCURRENTLY's copy or
+	 * old index left by a failure): no worker trains it, and only DROP INDEX
+	 * is the way on
+	 */
+	if (info->num_heap_tuples < QDB_KSUB || !info->index->rd_index->indisvalid)
 		return true;
 	train_after = QdbTrainAfterRows(info->index);
 	if (train_after > 0 && info->num_heap_tuples >= train_after &&

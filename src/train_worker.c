@@ -24,8 +24,11 @@
  * such an index takes every insert, so it is named in a WARNING for the
  * DBA to drop, not dropped here.  When the REINDEX fails (an ERROR, a
  * cancel), the worker drops the copy it made (DROP INDEX CONCURRENTLY),
- * logs why, and the next VACUUM tries again; a worker killed (SIGTERM,
- * server stop) leaves the copy for the next one to name.  Locks are waited
+ * or the old index when it failed after its swap, logs why, and the next
+ * VACUUM tries again; a worker killed (SIGTERM, server stop) leaves the
+ * copy for the next one to name.  One worker runs at a time in a
+ * database, and after its index it takes the others that wait (their own
+ * workers left), until none is left or a REINDEX was cancelled.  Locks are waited
  * for as any REINDEX CONCURRENTLY waits (behind transactions older than the
  * build), under the server's lock_timeout.
  */
@@ -39,6 +42,7 @@
 #include "catalog/pg_index.h"
 #include "catalog/pg_class.h"
 #include "commands/defrem.h"
+#include "executor/spi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
@@ -119,12 +123,13 @@ is_copy_name(const char *name, const char *index_name)
 }
 
 /*
- * The indexes of heap that are not valid and named as a REINDEX
- * CONCURRENTLY copy of the index named name, leaving out those in skip
- * (OIDs).
+ * The indexes of heap named as a REINDEX CONCURRENTLY copy of the index
+ * named name, leaving out those in skip (OIDs): only those not valid, or,
+ * with any_state, valid ones too (a table rewrite, TRUNCATE or ALTER
+ * COLUMN TYPE, rebuilds a copy left not valid and makes it valid).
  */
 static List *
-invalid_copies(Relation heap, const char *name, List *skip)
+copies_of(Relation heap, const char *name, List *skip, bool any_state)
 {
 	List	   *found = NIL;
 	ListCell   *lc;
@@ -143,7 +148,7 @@ invalid_copies(Relation heap, const char *name, List *skip)
 		tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(oid));
 		if (!HeapTupleIsValid(tup))
 			continue;
-		if (!((Form_pg_index) GETSTRUCT(tup))->indisvalid)
+		if (any_state || !((Form_pg_index) GETSTRUCT(tup))->indisvalid)
 			found = lappend_oid(found, oid);
 		ReleaseSysCache(tup);
 	}
@@ -281,11 +286,13 @@ still_untrained(Relation index)
 
 /*
  * After a REINDEX that failed: drops the copy it made, if any (an index of
- * heapoid named as the copy of index_name, not valid, not in before), with
+ * heapoid named as the copy of index_name, not in before: not valid, or
+ * valid once a table rewrite rebuilt it), with
  * keep as the memory context that outlives the drop's transactions.
  */
 static void
-drop_failed_copy(Oid heapoid, const char *index_name, List *before, MemoryContext keep)
+drop_failed_copy(Oid heapoid, Oid indexoid, const char *index_name, List *before,
+				 MemoryContext keep)
 {
 	Relation	heap;
 	List	   *copies = NIL;
@@ -314,8 +321,27 @@ drop_failed_copy(Oid heapoid, const char *index_name, List *before, MemoryContex
 	heap = try_relation_open(heapoid, NoLock);
 	if (heap != NULL)
 	{
-		copies = invalid_copies(heap, index_name, before);
+		copies = copies_of(heap, index_name, before, true);
 		relation_close(heap, NoLock);
+	}
+
+	/*
+	 * None: the REINDEX may have failed after its swap, while it waited to
+	 * drop the old index, which is this one now, not valid, renamed
+	 * index_name_ccold: what it would have dropped
+	 */
+	if (copies == NIL)
+	{
+		HeapTuple	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(indexoid));
+		char	   *now = get_rel_name(indexoid);
+
+		if (HeapTupleIsValid(tup))
+		{
+			if (!((Form_pg_index) GETSTRUCT(tup))->indisvalid && now != NULL &&
+				strcmp(now, index_name) != 0 && strstr(now, "_ccold") != NULL)
+				copies = list_make1_oid(indexoid);
+			ReleaseSysCache(tup);
+		}
 	}
 
 	if (list_length(copies) == 1)
@@ -323,6 +349,7 @@ drop_failed_copy(Oid heapoid, const char *index_name, List *before, MemoryContex
 		ObjectAddress obj;
 		ObjectAddresses *objs = new_object_addresses();
 		char	   *copy = get_rel_name(linitial_oid(copies));
+		char	   *timeout;
 
 		ObjectAddressSet(obj, RelationRelationId, linitial_oid(copies));
 		add_exact_object_address(&obj, objs);
@@ -334,12 +361,26 @@ drop_failed_copy(Oid heapoid, const char *index_name, List *before, MemoryContex
 		 * for standbys), which a concurrent drop refuses.
 		 */
 		PushActiveSnapshot(GetTransactionSnapshot());
+		/*
+		 * It waits for the table's writers as DROP INDEX CONCURRENTLY does,
+		 * however long: under a lock_timeout a writer that outlasts it would
+		 * leave the copy, which takes every insert and stops every later
+		 * worker (session 54's chaos hunt)
+		 */
+		timeout = pstrdup(GetConfigOption("lock_timeout", false, false));
+		SetConfigOption("lock_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
 		performMultipleDeletions(objs, DROP_RESTRICT,
 								 PERFORM_DELETION_CONCURRENTLY | PERFORM_DELETION_INTERNAL);
+		SetConfigOption("lock_timeout", timeout, PGC_SUSET, PGC_S_OVERRIDE);
 		ereport(LOG,
-				(errmsg("dropped index \"%s\", the copy of index \"%s\" that the failed REINDEX CONCURRENTLY left",
+				(errmsg("dropped index \"%s\", what the failed REINDEX CONCURRENTLY of index \"%s\" left",
 						copy ? copy : "?", index_name)));
 	}
+	else if (list_length(copies) > 1)
+		ereport(LOG,
+				(errmsg("%d copies of index \"%s\" are left of REINDEX CONCURRENTLY runs that failed; none dropped",
+						list_length(copies), index_name),
+				 errhint("DROP INDEX CONCURRENTLY each of them.")));
 	if (ActiveSnapshotSet())
 		PopActiveSnapshot();
 	CommitTransactionCommand();
@@ -381,52 +422,42 @@ report_result(RangeVar *rv)
 	CommitTransactionCommand();
 }
 
-void
-quantumdb_train_worker_main(Datum arg)
+/*
+ * Trains the compressor of one index (see the top), leaving no transaction
+ * open.  False when the worker is to stop: its REINDEX was cancelled.
+ */
+static bool
+train_one(Oid indexoid, QdbIndexWorkerContext *wc)
 {
-	Oid			indexoid = DatumGetObjectId(arg);
 	Oid			heapoid;
 	Relation	heap;
 	Relation	index;
-	QdbIndexWorkerContext wc;
-	ErrorContextCallback errcb;
 	List	   *before;
 	List	   *leftovers;
 	char	   *nspname;
 	char	   *relname;
 	ReindexStmt *stmt;
 	MemoryContext keep;
+	bool		go_on = true;
+	bool		done = false;
 
-	wc.doing = "training a compressor for";
-	wc.why = " (REINDEX INDEX CONCURRENTLY) in a background worker";
-	wc.retry = "; the next VACUUM that finds the table large enough tries again";
-	QdbIndexWorkerStart(&wc, &errcb, indexoid, "quantumdb train");
-
-	if (!only_train_worker())
-	{
-		ereport(LOG,
-				(errmsg("another index's compressor is being trained in this database; the next VACUUM tries again")));
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-		proc_exit(0);
-	}
-	/* no transaction while it waits for the table */
-	PopActiveSnapshot();
-	CommitTransactionCommand();
 	if (!lock_table_and_index(indexoid, &heap, &index))
-		proc_exit(0);
+		return true;
+	nspname = get_namespace_name(RelationGetNamespace(index));
+	wc->indexoid = indexoid;
+	wc->name = MemoryContextStrdup(TopMemoryContext,
+								   quote_qualified_identifier(nspname, RelationGetRelationName(index)));
 	if (!still_untrained(index))
 	{
 		relation_close(index, NoLock);
 		relation_close(heap, NoLock);
 		PopActiveSnapshot();
 		CommitTransactionCommand();	/* releases the locks */
-		proc_exit(0);
+		return true;
 	}
 	heapoid = RelationGetRelid(heap);
-	nspname = get_namespace_name(RelationGetNamespace(index));
-	leftovers = invalid_copies(heap, RelationGetRelationName(index),
-							   list_make1_oid(RelationGetRelid(index)));
+	leftovers = copies_of(heap, RelationGetRelationName(index),
+						  list_make1_oid(RelationGetRelid(index)), false);
 	if (leftovers != NIL)
 	{
 		ereport(WARNING,
@@ -439,9 +470,8 @@ quantumdb_train_worker_main(Datum arg)
 		relation_close(heap, NoLock);
 		PopActiveSnapshot();
 		CommitTransactionCommand();
-		proc_exit(0);
+		return true;
 	}
-
 	if (!covers_enough(heap, index))
 	{
 		ereport(LOG,
@@ -452,7 +482,7 @@ quantumdb_train_worker_main(Datum arg)
 		relation_close(heap, NoLock);
 		PopActiveSnapshot();
 		CommitTransactionCommand();
-		proc_exit(0);
+		return true;
 	}
 
 	/* what outlives the REINDEX's transactions */
@@ -483,21 +513,127 @@ quantumdb_train_worker_main(Datum arg)
 		if (ActiveSnapshotSet())
 			PopActiveSnapshot();
 		CommitTransactionCommand();
+		done = true;
 	}
 	PG_CATCH();
 	{
+		ErrorData  *e;
+
 		HOLD_INTERRUPTS();
+		MemoryContextSwitchTo(keep);
+		e = CopyErrorData();
 		EmitErrorReport();
 		AbortOutOfAnyTransaction();
 		FlushErrorState();
 		RESUME_INTERRUPTS();
-		/* a cancel is spent; the copy is dropped all the same */
+		/* a cancel stops the worker once its copy is dropped */
+		go_on = e->sqlerrcode != ERRCODE_QUERY_CANCELED;
 		QueryCancelPending = false;
-		drop_failed_copy(heapoid, relname, before, keep);
-		proc_exit(0);
+		drop_failed_copy(heapoid, indexoid, relname, before, keep);
 	}
 	PG_END_TRY();
-	report_result(stmt->relation);
+	if (done)
+		report_result(stmt->relation);
+	MemoryContextSwitchTo(TopMemoryContext);
+	PortalContext = NULL;
+	MemoryContextDelete(keep);
+	return go_on;
+}
+
+/*
+ * The next index of this database to train, not in tried: a valid one of
+ * this access method, without a compressor, whose table (not temporary)
+ * the last VACUUM or ANALYZE counted at its train_after_rows or more;
+ * the largest table first.  InvalidOid when none is left.  This is how the
+ * indexes whose workers left while this one trained (one at a time) are
+ * trained: the partitions of a table VACUUM went through, say.
+ */
+static Oid
+next_candidate(List *tried)
+{
+	Oid			found = InvalidOid;
+
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	SPI_connect();
+	if (SPI_execute("SELECT i.indexrelid, t.reltuples FROM pg_catalog.pg_index i "
+					"JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.indexrelid "
+					"JOIN pg_catalog.pg_am a ON a.oid OPERATOR(pg_catalog.=) c.relam "
+					"JOIN pg_catalog.pg_class t ON t.oid OPERATOR(pg_catalog.=) i.indrelid "
+					"WHERE a.amname OPERATOR(pg_catalog.=) 'quantumdb' AND i.indisvalid AND i.indisready "
+					"AND c.relpersistence OPERATOR(pg_catalog.<>) 't' "
+					"AND t.reltuples OPERATOR(pg_catalog.>=) 256 "
+					"ORDER BY t.reltuples DESC, i.indexrelid", true, 0) == SPI_OK_SELECT)
+	{
+		for (uint64 r = 0; r < SPI_processed && !OidIsValid(found); r++)
+		{
+			bool		isnull;
+			Oid			oid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[r],
+															   SPI_tuptable->tupdesc, 1, &isnull));
+			float4		reltuples = DatumGetFloat4(SPI_getbinval(SPI_tuptable->vals[r],
+																 SPI_tuptable->tupdesc, 2, &isnull));
+			Relation	index;
+			double		threshold;
+
+			if (list_member_oid(tried, oid))
+				continue;
+			index = try_relation_open(oid, AccessShareLock);
+			if (index == NULL)
+				continue;
+			threshold = QdbTrainAfterRows(index);
+			if (index->rd_indam != NULL && index->rd_indam->ambuild == qdbbuild &&
+				threshold > 0 && reltuples >= threshold)
+			{
+				QdbMetaPageData meta;
+
+				QdbReadMeta(index, &meta);
+				if (QdbMetaUntrained(&meta))
+					found = oid;
+			}
+			relation_close(index, AccessShareLock);
+		}
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	return found;
+}
+
+void
+quantumdb_train_worker_main(Datum arg)
+{
+	Oid			indexoid = DatumGetObjectId(arg);
+	QdbIndexWorkerContext wc;
+	ErrorContextCallback errcb;
+	List	   *tried = NIL;
+
+	wc.doing = "training a compressor for";
+	wc.why = " (REINDEX INDEX CONCURRENTLY) in a background worker";
+	wc.retry = "; the next VACUUM that finds the table large enough tries again";
+	QdbIndexWorkerStart(&wc, &errcb, indexoid, "quantumdb train");
+
+	if (!only_train_worker())
+	{
+		ereport(LOG,
+				(errmsg("another index's compressor is being trained in this database: that worker trains this one next")));
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		proc_exit(0);
+	}
+	/* no transaction while it waits for a table */
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	while (OidIsValid(indexoid))
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		tried = lappend_oid(tried, indexoid);
+		MemoryContextSwitchTo(old);
+		if (!train_one(indexoid, &wc))
+			break;
+		CHECK_FOR_INTERRUPTS();
+		indexoid = next_candidate(tried);
+	}
 	pgstat_report_activity(STATE_IDLE, NULL);
 	proc_exit(0);
 }

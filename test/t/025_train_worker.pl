@@ -7,7 +7,8 @@
 #     rows is not reindexed (it would stay without a compressor);
 #   - a worker cancelled while its REINDEX waits drops the copy the REINDEX
 #     made, and the next VACUUM trains the index; a second index's worker
-#     started meanwhile leaves at once (one at a time per database);
+#     started meanwhile leaves at once (one at a time per database), and
+#     the partitions of a table are trained one after another by one worker;
 #   - a worker terminated there leaves the copy; the next worker names it in
 #     a WARNING and trains nothing until it is dropped;
 #   - autovacuum starts the worker by itself.
@@ -187,7 +188,7 @@ is(indexes_of('c_t'), 'c_t_idx true, c_t_idx_ccnew false', 'the REINDEX made its
 empty_indexed('q_t', 'train_after_rows = 1000');
 $offset = -s $node->logfile;
 vacuum_notice('q_t');
-ok(wait_log(qr/LOG:  another index's compressor is being trained in this database; the next VACUUM tries again/, $offset),
+ok(wait_log(qr/LOG:  another index's compressor is being trained in this database: that worker trains this one next/, $offset),
 	'the second worker logged why it left');
 ok($node->poll_query_until('postgres', q{SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'quantumdb train'}),
 	'the second worker ended');
@@ -198,7 +199,7 @@ $writer->query_safe('COMMIT');
 ok($node->poll_query_until('postgres',
 		"SELECT count(*) = 0 FROM pg_class WHERE relname = 'c_t_idx_ccnew'"),
 	'the cancelled worker dropped the copy');
-ok($node->log_contains(qr/LOG:  dropped index "c_t_idx_ccnew", the copy of index "c_t_idx" that the failed REINDEX CONCURRENTLY left/),
+ok($node->log_contains(qr/LOG:  dropped index "c_t_idx_ccnew", what the failed REINDEX CONCURRENTLY of index "c_t_idx" left/),
 	'and logged it');
 is(built_from('c_t_idx'), $untrained, 'the cancelled worker trained nothing');
 vacuum_notice('c_t');
@@ -229,6 +230,56 @@ ok($node->poll_query_until('postgres', q{SELECT count(*) = 0 FROM pg_class WHERE
 	'no copy is left');
 is(indexes_of('d_t'), 'd_t_idx true', 'one index, valid');
 isnt(built_from('d_t_idx'), $untrained, 'the DBA\'s REINDEX trained it');
+
+# 3d. under a server-wide lock_timeout the REINDEX fails waiting for a
+# writer, and the drop of its copy waits for that writer however long
+$node->safe_psql('postgres', "ALTER SYSTEM SET lock_timeout = '2s'; SELECT pg_reload_conf();");
+empty_indexed('lt_t', 'train_after_rows = 1000');
+$writer->query_safe('BEGIN; INSERT INTO lt_t VALUES (100000, (SELECT emb FROM glove WHERE id = 1999))');
+$offset = -s $node->logfile;
+vacuum_notice('lt_t');
+ok(wait_log(qr/ERROR:  canceling statement due to lock timeout/, $offset),
+	'the REINDEX timed out waiting for the writer');
+sleep 3;
+$writer->query_safe('COMMIT');
+ok($node->poll_query_until('postgres', q{SELECT count(*) = 0 FROM pg_class WHERE relname LIKE 'lt_t_idx_ccnew%'}),
+	'its copy was dropped once the writer ended');
+$node->safe_psql('postgres', "ALTER SYSTEM RESET lock_timeout; SELECT pg_reload_conf();");
+
+# 3e. cancelled after the swap, while its REINDEX waits for a reader to
+# drop the old index: the old index, now "_ccold", is dropped
+empty_indexed('o_t', 'train_after_rows = 1000');
+my $reader = $node->background_psql('postgres');
+$reader->query_safe('BEGIN; SELECT count(*) FROM o_t');
+vacuum_notice('o_t');
+ok($node->poll_query_until('postgres', q{SELECT count(*) = 1 FROM pg_stat_progress_create_index
+	WHERE relid = 'o_t'::regclass AND phase = 'waiting for readers before marking dead'}),
+	'the worker waits for the reader after the swap');
+$pid = $node->safe_psql('postgres', q{SELECT pid FROM pg_stat_progress_create_index WHERE relid = 'o_t'::regclass});
+$node->safe_psql('postgres', "SELECT pg_cancel_backend($pid)");
+$reader->query_safe('COMMIT');
+$reader->quit;
+ok($node->poll_query_until('postgres', q{SELECT count(*) = 0 FROM pg_class WHERE relname LIKE 'o_t_idx_cc%'}),
+	'the old index the swap left was dropped');
+is(indexes_of('o_t'), 'o_t_idx true', 'one index, valid');
+isnt(built_from('o_t_idx'), $untrained, 'with a compressor');
+
+# 3c. the partitions of a table, crossing the threshold in one VACUUM: one
+# worker trains them all, one after another (the others' workers leave)
+$node->safe_psql('postgres', q{
+	CREATE TABLE parts (id int, emb real[]) PARTITION BY RANGE (id);
+	CREATE TABLE parts_a PARTITION OF parts FOR VALUES FROM (0) TO (700);
+	CREATE TABLE parts_b PARTITION OF parts FOR VALUES FROM (700) TO (1400);
+	CREATE TABLE parts_c PARTITION OF parts FOR VALUES FROM (1400) TO (2100);
+	CREATE INDEX parts_idx ON parts USING quantumdb (emb real_cosine_ops) WITH (train_after_rows = 500);
+	INSERT INTO parts SELECT id, emb FROM glove WHERE id < 2000;
+});
+vacuum_notice('parts');
+ok($node->poll_query_until('postgres', q{
+	SELECT bool_and(q.built_from <> 'no compressor yet: scans read the heap')
+	FROM pg_inherits i, LATERAL quantumdb.index_info(i.inhrelid::regclass) q
+	WHERE i.inhparent = 'parts_idx'::regclass}),
+	'every partition\'s index was trained after one VACUUM');
 
 # 4. terminated there: the copy stays, and the next worker names it
 empty_indexed('k_t', 'train_after_rows = 1000');
