@@ -205,13 +205,36 @@ QdbHeapHasDim(Relation heap, Relation index, QdbIndexCache *c, int dim)
 	return found;
 }
 
-/* counts the rows a build would take: those with a vector */
+/* What count_row counts with. */
+typedef struct CountRows
+{
+	QdbIndexCache *c;
+	MemoryContext row_cxt;		/* reset after each row */
+	double		rows;
+} CountRows;
+
+/* counts the rows a build would take: a vector, not a zero one under cosine */
 static void
 count_row(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 		  bool tupleIsAlive, void *state)
 {
-	if (!isnull[0])
-		(*(double *) state)++;
+	CountRows  *cr = state;
+	MemoryContext old;
+	bool		zero;
+
+	if (isnull[0])
+		return;
+	if (cr->c->metric != QDB_METRIC_COSINE)
+	{
+		cr->rows++;
+		return;
+	}
+	old = MemoryContextSwitchTo(cr->row_cxt);
+	zero = zero_vector(cr->c, values[0]);
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(cr->row_cxt);
+	if (!zero)
+		cr->rows++;
 }
 
 /* blocks read between checks of the count */
@@ -219,7 +242,8 @@ count_row(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 
 /*
  * Whether at least n rows of the heap that the index covers (within its
- * predicate), visible to the transaction's snapshot, have a vector: what
+ * predicate), visible to the transaction's snapshot, have a vector (not a
+ * zero one under cosine, which a build leaves out too): what
  * a build of an index without a compressor needs before it trains one
  * (train_worker.c asks before it reindexes).  The heap is read a chunk of
  * blocks at a time, stopping once there are n: the whole table only for a
@@ -231,7 +255,12 @@ QdbHeapCoversRows(Relation heap, Relation index, double n)
 {
 	IndexInfo  *indexInfo = BuildIndexInfo(index);
 	BlockNumber nblocks = RelationGetNumberOfBlocks(heap);
-	double		rows = 0;
+	CountRows	cr;
+
+	cr.c = QdbPinIndexCache(index, false);
+	cr.row_cxt = AllocSetContextCreate(CurrentMemoryContext, "quantumdb row count",
+									   ALLOCSET_DEFAULT_SIZES);
+	cr.rows = 0;
 
 	/*
 	 * The table AM's own scan of each range (a scan given to it must cover
@@ -239,12 +268,13 @@ QdbHeapCoversRows(Relation heap, Relation index, double n)
 	 * concurrent build's first pass reads
 	 */
 	indexInfo->ii_Concurrent = true;
-	for (BlockNumber start = 0; start < nblocks && rows < n; start += COVER_CHUNK_BLOCKS)
+	for (BlockNumber start = 0; start < nblocks && cr.rows < n; start += COVER_CHUNK_BLOCKS)
 	{
 		CHECK_FOR_INTERRUPTS();
 		(void) table_index_build_range_scan(heap, index, indexInfo, false, false, false,
 											start, Min(COVER_CHUNK_BLOCKS, nblocks - start),
-											count_row, &rows, NULL);
+											count_row, &cr, NULL);
 	}
-	return rows >= n;
+	MemoryContextDelete(cr.row_cxt);
+	return cr.rows >= n;
 }

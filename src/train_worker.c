@@ -96,6 +96,22 @@ QdbLaunchTrainWorker(Relation index)
 								"quantumdb train");
 }
 
+/* Whether name ends with suffix, then digits or nothing. */
+static bool
+has_suffix(const char *name, const char *suffix)
+{
+	const char *at = NULL;
+	const char *p;
+
+	for (p = strstr(name, suffix); p != NULL; p = strstr(p + 1, suffix))
+		at = p;
+	if (at == NULL)
+		return false;
+	for (p = at + strlen(suffix); *p >= '0' && *p <= '9'; p++)
+		;
+	return *p == '\0';
+}
+
 /*
  * Whether name is what REINDEX CONCURRENTLY names index_name's copy:
  * index_name_ccnew, then digits when that was taken, index_name cut short
@@ -225,6 +241,9 @@ lock_table_and_index(Oid indexoid, Relation *heap, Relation *index)
 	return false;
 }
 
+/* how long the drop of a failed copy waits for the table's writers */
+#define DROP_LOCK_TIMEOUT	"10min"
+
 /*
  * One such worker at a time per database: a session-level advisory lock of
  * this key (its last field 3, where the SQL functions' are 1 and 2), taken
@@ -338,7 +357,7 @@ drop_failed_copy(Oid heapoid, Oid indexoid, const char *index_name, List *before
 		if (HeapTupleIsValid(tup))
 		{
 			if (!((Form_pg_index) GETSTRUCT(tup))->indisvalid && now != NULL &&
-				strcmp(now, index_name) != 0 && strstr(now, "_ccold") != NULL)
+				strcmp(now, index_name) != 0 && has_suffix(now, "_ccold"))
 				copies = list_make1_oid(indexoid);
 			ReleaseSysCache(tup);
 		}
@@ -363,18 +382,36 @@ drop_failed_copy(Oid heapoid, Oid indexoid, const char *index_name, List *before
 		PushActiveSnapshot(GetTransactionSnapshot());
 		/*
 		 * It waits for the table's writers as DROP INDEX CONCURRENTLY does,
-		 * however long: under a lock_timeout a writer that outlasts it would
-		 * leave the copy, which takes every insert and stops every later
-		 * worker (session 54's chaos hunt)
+		 * up to DROP_LOCK_TIMEOUT whatever lock_timeout says: a short one
+		 * would leave the copy, which takes every insert and stops every
+		 * later worker (session 54's chaos hunt), but forever would hold
+		 * the table's lock against autovacuum, wraparound's included
 		 */
 		timeout = pstrdup(GetConfigOption("lock_timeout", false, false));
-		SetConfigOption("lock_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
-		performMultipleDeletions(objs, DROP_RESTRICT,
-								 PERFORM_DELETION_CONCURRENTLY | PERFORM_DELETION_INTERNAL);
+		SetConfigOption("lock_timeout", DROP_LOCK_TIMEOUT, PGC_SUSET, PGC_S_OVERRIDE);
+		PG_TRY();
+		{
+			performMultipleDeletions(objs, DROP_RESTRICT,
+									 PERFORM_DELETION_CONCURRENTLY | PERFORM_DELETION_INTERNAL);
+			ereport(LOG,
+					(errmsg("dropped index \"%s\", what the failed REINDEX CONCURRENTLY of index \"%s\" left",
+							copy ? copy : "?", index_name)));
+		}
+		PG_CATCH();
+		{
+			HOLD_INTERRUPTS();
+			EmitErrorReport();
+			AbortOutOfAnyTransaction();
+			FlushErrorState();
+			RESUME_INTERRUPTS();
+			QueryCancelPending = false;
+			ereport(LOG,
+					(errmsg("index \"%s\", what the failed REINDEX CONCURRENTLY of index \"%s\" left, could not be dropped and is left",
+							copy ? copy : "?", index_name),
+					 errhint("DROP INDEX CONCURRENTLY it: it takes every insert, and the index trains no compressor by itself while it is there.")));
+		}
+		PG_END_TRY();
 		SetConfigOption("lock_timeout", timeout, PGC_SUSET, PGC_S_OVERRIDE);
-		ereport(LOG,
-				(errmsg("dropped index \"%s\", what the failed REINDEX CONCURRENTLY of index \"%s\" left",
-						copy ? copy : "?", index_name)));
 	}
 	else if (list_length(copies) > 1)
 		ereport(LOG,
@@ -388,9 +425,10 @@ drop_failed_copy(Oid heapoid, Oid indexoid, const char *index_name, List *before
 
 /*
  * Logs what the REINDEX left under the index's name: a compressor, or none
- * (the rows it covers fell under 256 meanwhile, or it is gone).
+ * (the rows it covers fell under 256 meanwhile, or it is gone).  Returns
+ * the OID the name has now (the REINDEX's new index), InvalidOid if none.
  */
-static void
+static Oid
 report_result(RangeVar *rv)
 {
 	Oid			oid;
@@ -420,14 +458,16 @@ report_result(RangeVar *rv)
 				(errmsg("index \"%s\" was rebuilt without a compressor", rv->relname),
 				 errdetail("The rows it covers were under 256 when it was rebuilt, or the index is gone.")));
 	CommitTransactionCommand();
+	return oid;
 }
 
 /*
  * Trains the compressor of one index (see the top), leaving no transaction
- * open.  False when the worker is to stop: its REINDEX was cancelled.
+ * open; the index its REINDEX made goes to *tried.  False when the worker
+ * is to stop: its REINDEX was cancelled.
  */
 static bool
-train_one(Oid indexoid, QdbIndexWorkerContext *wc)
+train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 {
 	Oid			heapoid;
 	Relation	heap;
@@ -533,7 +573,14 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc)
 	}
 	PG_END_TRY();
 	if (done)
-		report_result(stmt->relation);
+	{
+		/* the new index too: one left without a compressor is not taken again */
+		Oid			now = report_result(stmt->relation);
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		*tried = lappend_oid(*tried, now);
+		MemoryContextSwitchTo(old);
+	}
 	MemoryContextSwitchTo(TopMemoryContext);
 	PortalContext = NULL;
 	MemoryContextDelete(keep);
@@ -560,7 +607,8 @@ next_candidate(List *tried)
 					"JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.indexrelid "
 					"JOIN pg_catalog.pg_am a ON a.oid OPERATOR(pg_catalog.=) c.relam "
 					"JOIN pg_catalog.pg_class t ON t.oid OPERATOR(pg_catalog.=) i.indrelid "
-					"WHERE a.amname OPERATOR(pg_catalog.=) 'quantumdb' AND i.indisvalid AND i.indisready "
+					"WHERE a.amname OPERATOR(pg_catalog.=) 'quantumdb' AND c.relkind OPERATOR(pg_catalog.=) 'i' "
+					"AND i.indisvalid AND i.indisready "
 					"AND c.relpersistence OPERATOR(pg_catalog.<>) 't' "
 					"AND t.reltuples OPERATOR(pg_catalog.>=) 256 "
 					"ORDER BY t.reltuples DESC, i.indexrelid", true, 0) == SPI_OK_SELECT)
@@ -577,12 +625,20 @@ next_candidate(List *tried)
 
 			if (list_member_oid(tried, oid))
 				continue;
-			index = try_relation_open(oid, AccessShareLock);
-			if (index == NULL)
+			/* never waits for a lock with this snapshot held: skipped, tried later */
+			if (!ConditionalLockRelationOid(oid, AccessShareLock))
 				continue;
+			index = try_relation_open(oid, NoLock);
+			if (index == NULL)
+			{
+				UnlockRelationOid(oid, AccessShareLock);
+				continue;
+			}
 			threshold = QdbTrainAfterRows(index);
-			if (index->rd_indam != NULL && index->rd_indam->ambuild == qdbbuild &&
-				threshold > 0 && reltuples >= threshold)
+			if (index->rd_rel->relkind == RELKIND_INDEX &&
+				index->rd_indam != NULL && index->rd_indam->ambuild == qdbbuild &&
+				threshold > 0 && reltuples >= threshold &&
+				RelationGetNumberOfBlocks(index) > 0)
 			{
 				QdbMetaPageData meta;
 
@@ -615,7 +671,7 @@ quantumdb_train_worker_main(Datum arg)
 	if (!only_train_worker())
 	{
 		ereport(LOG,
-				(errmsg("another index's compressor is being trained in this database: that worker trains this one next")));
+				(errmsg("another index's compressor is being trained in this database: that worker takes this one next if it still waits then, else the next VACUUM does")));
 		PopActiveSnapshot();
 		CommitTransactionCommand();
 		proc_exit(0);
@@ -629,7 +685,7 @@ quantumdb_train_worker_main(Datum arg)
 
 		tried = lappend_oid(tried, indexoid);
 		MemoryContextSwitchTo(old);
-		if (!train_one(indexoid, &wc))
+		if (!train_one(indexoid, &wc, &tried))
 			break;
 		CHECK_FOR_INTERRUPTS();
 		indexoid = next_candidate(tried);

@@ -151,6 +151,21 @@ ok(wait_log(qr/LOG:  index "few_covered_idx" covers fewer than 256 rows with a v
 is($node->safe_psql('postgres', "SELECT 'few_covered_idx'::regclass::oid"), $oid,
 	'and runs no REINDEX');
 
+# 2c. rows whose vectors are zeros, under cosine, which a build leaves out:
+# they do not count either
+$node->safe_psql('postgres', q{
+	CREATE TABLE zv (id int PRIMARY KEY, emb real[]);
+	CREATE INDEX zv_idx ON zv USING quantumdb (emb real_cosine_ops) WITH (train_after_rows = 1000);
+	INSERT INTO zv SELECT id, CASE WHEN id < 100 THEN emb ELSE array_fill(0::real, ARRAY[100]) END
+	FROM glove WHERE id < 2000;
+});
+$oid = $node->safe_psql('postgres', "SELECT 'zv_idx'::regclass::oid");
+$offset = -s $node->logfile;
+vacuum_notice('zv');
+ok(wait_log(qr/LOG:  index "zv_idx" covers fewer than 256 rows with a vector: no compressor trained/, $offset),
+	'zero vectors under cosine are not counted');
+is($node->safe_psql('postgres', "SELECT 'zv_idx'::regclass::oid"), $oid, 'no REINDEX ran');
+
 # 2b. the build evaluates a partial index's predicate as the table's owner,
 # under the worker's search_path: pinned, so that an overload in public of a
 # function the predicate calls unqualified is not what runs
@@ -188,7 +203,7 @@ is(indexes_of('c_t'), 'c_t_idx true, c_t_idx_ccnew false', 'the REINDEX made its
 empty_indexed('q_t', 'train_after_rows = 1000');
 $offset = -s $node->logfile;
 vacuum_notice('q_t');
-ok(wait_log(qr/LOG:  another index's compressor is being trained in this database: that worker trains this one next/, $offset),
+ok(wait_log(qr/LOG:  another index's compressor is being trained in this database: that worker takes this one next if it still waits then, else the next VACUUM does/, $offset),
 	'the second worker logged why it left');
 ok($node->poll_query_until('postgres', q{SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'quantumdb train'}),
 	'the second worker ended');
@@ -273,7 +288,9 @@ $node->safe_psql('postgres', q{
 	CREATE TABLE parts_c PARTITION OF parts FOR VALUES FROM (1400) TO (2100);
 	CREATE INDEX parts_idx ON parts USING quantumdb (emb real_cosine_ops) WITH (train_after_rows = 500);
 	INSERT INTO parts SELECT id, emb FROM glove WHERE id < 2000;
+	ANALYZE parts;
 });
+# (ANALYZE counts the parent's rows: its partitioned index is no candidate)
 vacuum_notice('parts');
 ok($node->poll_query_until('postgres', q{
 	SELECT bool_and(q.built_from <> 'no compressor yet: scans read the heap')
