@@ -286,6 +286,11 @@ extern void QdbIndexWorkerErrorContext(void *arg);
 extern double QdbTrainAfterRows(Relation index);
 extern bool QdbLaunchTrainWorker(Relation index);
 
+/* train_retry.c */
+extern void QdbTrainRetryInit(void);
+extern bool QdbTrainRetryNow(Relation index, TimestampTz *until, int *failures);
+extern int	QdbTrainRetryNote(Oid indexoid, Oid filenode, bool failed, TimestampTz *next);
+
 /* index_cost.c */
 extern void qdbcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 							Cost *indexStartupCost, Cost *indexTotalCost,

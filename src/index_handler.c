@@ -104,6 +104,7 @@ QdbIndexInit(void)
 							 &qdb_iterative_scan, QDB_ITERATIVE_STRICT, iterative_scan_options,
 							 PGC_USERSET, 0, NULL, NULL, NULL);
 	QdbScanSettingsInit();
+	QdbTrainRetryInit();
 }
 
 /* ERROR unless ef_construction is at least twice m (the build's lists need it) */

@@ -37,6 +37,7 @@
 #include "utils/builtins.h"
 #include "utils/inval.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 
 #include "calibration.h"
 #include "index.h"
@@ -345,6 +346,27 @@ repair_graph(IndexVacuumInfo *info, QdbIndexCache *c, HTAB *deleted,
 }
 
 /*
+ * What a VACUUM says of an index without a compressor: suffix ends the
+ * message; the hint names the way to train it now, or the option that
+ * says when a worker does.
+ */
+static void
+untrained_report(IndexVacuumInfo *info, int elevel, const char *suffix, const char *detail)
+{
+	bool		launched = suffix[0] != '\0';
+
+	ereport(elevel,
+			(errmsg("index \"%s\" has no compressor yet, and its table now has about %.0f rows%s",
+					RelationGetRelationName(info->index), info->num_heap_tuples, suffix),
+			 errdetail_internal("%s", detail),
+			 launched ?
+			 errhint("The index option train_after_rows (%d rows here; 0 turns the worker off) says when.",
+					 QdbGetTrainAfterRows(info->index)) :
+			 errhint("REINDEX INDEX CONCURRENTLY %s; trains it.",
+					 QdbRelationSqlName(info->index))));
+}
+
+/*
  * VACUUM of an index without a compressor: nothing to clean.  When the
  * table has rows enough (the index's train_after_rows), a background
  * worker trains one (train_worker.c), and a NOTICE says so; with fewer, or
@@ -356,6 +378,9 @@ untrained_cleanup(IndexVacuumInfo *info, IndexBulkDeleteResult **stats)
 {
 	QdbMetaPageData meta;
 	double		train_after;
+	bool		due;
+	TimestampTz until;
+	int			failures;
 	/* autovacuum's NOTICEs reach no one: a WARNING reaches the server log */
 	int			level = IsAutoVacuumWorkerProcess() ? WARNING : NOTICE;
 
@@ -374,30 +399,23 @@ untrained_cleanup(IndexVacuumInfo *info, IndexBulkDeleteResult **stats)
 	if (info->num_heap_tuples < QDB_KSUB || !info->index->rd_index->indisvalid)
 		return true;
 	train_after = QdbTrainAfterRows(info->index);
-	if (train_after > 0 && info->num_heap_tuples >= train_after &&
-		QdbLaunchTrainWorker(info->index))
-		ereport(IsAutoVacuumWorkerProcess() ? LOG : NOTICE,
-				(errmsg("index \"%s\" has no compressor yet, and its table now has about %.0f rows: a background worker trains one",
-						RelationGetRelationName(info->index), info->num_heap_tuples),
-				 errdetail("The worker runs REINDEX INDEX CONCURRENTLY %s once this VACUUM ends; the index's scans read every row of the table until it is done.",
-						   QdbRelationSqlName(info->index)),
-				 errhint("The index option train_after_rows (%d rows here; 0 turns the worker off) says when.",
-						 QdbGetTrainAfterRows(info->index))));
-	else if (train_after > 0 && info->num_heap_tuples >= train_after)
-		ereport(level,
-				(errmsg("index \"%s\" has no compressor yet, and its table now has about %.0f rows",
-						RelationGetRelationName(info->index), info->num_heap_tuples),
-				 errdetail("No background worker could start to train one (max_worker_processes); the next VACUUM tries again. Its scans read every row of the table until it has one."),
-				 errhint("REINDEX INDEX CONCURRENTLY %s; trains it.",
-						 QdbRelationSqlName(info->index))));
+	due = train_after > 0 && info->num_heap_tuples >= train_after;
+	if (due && !QdbTrainRetryNow(info->index, &until, &failures))
+		untrained_report(info, IsAutoVacuumWorkerProcess() ? DEBUG1 : NOTICE, "",
+						 psprintf("A background worker's training of it failed %d time%s in a row: no VACUUM starts another before %s (quantumdb.train_retry_delay).",
+								  failures, failures == 1 ? "" : "s", timestamptz_to_str(until)));
+	else if (due && QdbLaunchTrainWorker(info->index))
+		untrained_report(info, IsAutoVacuumWorkerProcess() ? LOG : NOTICE,
+						 ": a background worker trains one",
+						 psprintf("The worker runs REINDEX INDEX CONCURRENTLY %s once this VACUUM ends; the index's scans read every row of the table until it is done.",
+								  QdbRelationSqlName(info->index)));
+	else if (due)
+		untrained_report(info, level, "",
+						 "No background worker could start to train one (max_worker_processes); the next VACUUM tries again. Its scans read every row of the table until it has one.");
 	else
-		ereport(level,
-				(errmsg("index \"%s\" has no compressor yet, and its table now has about %.0f rows",
-						RelationGetRelationName(info->index), info->num_heap_tuples),
-				 errdetail("Its scans read every row of the table until it has one; a REINDEX trains one once 256 of the rows it covers have a vector.%s",
-						   train_after > 0 ? psprintf(" A background worker trains it after a VACUUM that finds %.0f rows (the index option train_after_rows).", train_after) : ""),
-				 errhint("REINDEX INDEX CONCURRENTLY %s; trains it.",
-						 QdbRelationSqlName(info->index))));
+		untrained_report(info, level, "",
+						 psprintf("Its scans read every row of the table until it has one; a REINDEX trains one once 256 of the rows it covers have a vector.%s",
+								  train_after > 0 ? psprintf(" A background worker trains it after a VACUUM that finds %.0f rows (the index option train_after_rows).", train_after) : ""));
 	return true;
 }
 

@@ -59,8 +59,10 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/ruleutils.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
+#include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
 #include "index.h"
@@ -138,14 +140,27 @@ is_copy_name(const char *name, const char *index_name)
 	return n == strlen(index_name) || strlen(name) > NAMEDATALEN - 1 - MAX_MULTIBYTE_CHAR_LEN;
 }
 
+/* An index's definition after its name: "ON table USING ...". */
+static const char *
+definition_after_name(Oid oid)
+{
+	char	   *def = pg_get_indexdef_string(oid);
+	const char *at = strstr(def, " INDEX ");
+
+	return at != NULL ? at + 7 + strlen(quote_identifier(get_rel_name(oid))) : def;
+}
+
 /*
  * The indexes of heap named as a REINDEX CONCURRENTLY copy of the index
  * named name, leaving out those in skip (OIDs): only those not valid, or,
  * with any_state, valid ones too (a table rewrite, TRUNCATE or ALTER
- * COLUMN TYPE, rebuilds a copy left not valid and makes it valid).
+ * COLUMN TYPE, rebuilds a copy left not valid and makes it valid).  With
+ * like valid (that index's OID), a copy whose name was cut short (so it
+ * could be another long name's) must also have like's definition, as a
+ * copy has.
  */
 static List *
-copies_of(Relation heap, const char *name, List *skip, bool any_state)
+copies_of(Relation heap, const char *name, Oid like, List *skip, bool any_state)
 {
 	List	   *found = NIL;
 	ListCell   *lc;
@@ -160,6 +175,9 @@ copies_of(Relation heap, const char *name, List *skip, bool any_state)
 			continue;
 		relname = get_rel_name(oid);
 		if (relname == NULL || !is_copy_name(relname, name))
+			continue;
+		if (OidIsValid(like) && strncmp(relname, name, strlen(name)) != 0 &&
+			strcmp(definition_after_name(oid), definition_after_name(like)) != 0)
 			continue;
 		tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(oid));
 		if (!HeapTupleIsValid(tup))
@@ -340,7 +358,7 @@ drop_failed_copy(Oid heapoid, Oid indexoid, const char *index_name, List *before
 	heap = try_relation_open(heapoid, NoLock);
 	if (heap != NULL)
 	{
-		copies = copies_of(heap, index_name, before, true);
+		copies = copies_of(heap, index_name, InvalidOid, before, true);
 		relation_close(heap, NoLock);
 	}
 
@@ -480,6 +498,9 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 	MemoryContext keep;
 	bool		go_on = true;
 	bool		done = false;
+	Oid			filenode;
+	TimestampTz next;
+	int			failures;
 
 	if (!lock_table_and_index(indexoid, &heap, &index))
 		return true;
@@ -496,7 +517,7 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 		return true;
 	}
 	heapoid = RelationGetRelid(heap);
-	leftovers = copies_of(heap, RelationGetRelationName(index),
+	leftovers = copies_of(heap, RelationGetRelationName(index), RelationGetRelid(index),
 						  list_make1_oid(RelationGetRelid(index)), false);
 	if (leftovers != NIL)
 	{
@@ -524,6 +545,20 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 		CommitTransactionCommand();
 		return true;
 	}
+
+	if (!QdbTrainRetryNow(index, &next, &failures))
+	{
+		/* a VACUUM that starts no worker says why; the round goes on */
+		ereport(DEBUG1,
+				(errmsg("index \"%s\" is not trained before %s: its last %d tries failed",
+						RelationGetRelationName(index), timestamptz_to_str(next), failures)));
+		relation_close(index, NoLock);
+		relation_close(heap, NoLock);
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		return true;
+	}
+	filenode = index->rd_node.relNode;
 
 	/* what outlives the REINDEX's transactions */
 	keep = AllocSetContextCreate(TopMemoryContext, "quantumdb train worker",
@@ -570,6 +605,15 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 		go_on = e->sqlerrcode != ERRCODE_QUERY_CANCELED;
 		QueryCancelPending = false;
 		drop_failed_copy(heapoid, indexoid, relname, before, keep);
+		failures = QdbTrainRetryNote(indexoid, filenode, true, &next);
+		ereport(LOG,
+				(errmsg("training a compressor for index \"%s\" failed (%d time%s in a row): %s",
+						relname, failures, failures == 1 ? "" : "s",
+						next > GetCurrentTimestamp() ?
+						psprintf("no VACUUM starts another try before %s", timestamptz_to_str(next)) :
+						"the next VACUUM that finds the table large enough tries again"),
+				 errhint("The setting quantumdb.train_retry_delay says how long VACUUM waits; REINDEX INDEX CONCURRENTLY %s; trains it now.",
+						 quote_qualified_identifier(nspname, relname))));
 	}
 	PG_END_TRY();
 	if (done)
@@ -577,6 +621,8 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 		/* the new index too: one left without a compressor is not taken again */
 		Oid			now = report_result(stmt->relation);
 		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		QdbTrainRetryNote(indexoid, filenode, false, &next);
 
 		*tried = lappend_oid(*tried, now);
 		MemoryContextSwitchTo(old);
@@ -665,7 +711,7 @@ quantumdb_train_worker_main(Datum arg)
 
 	wc.doing = "training a compressor for";
 	wc.why = " (REINDEX INDEX CONCURRENTLY) in a background worker";
-	wc.retry = "; the next VACUUM that finds the table large enough tries again";
+	wc.retry = "; a later VACUUM that finds the table large enough tries again (quantumdb.train_retry_delay)";
 	QdbIndexWorkerStart(&wc, &errcb, indexoid, "quantumdb train");
 
 	if (!only_train_worker())

@@ -9,8 +9,12 @@
 #     made, and the next VACUUM trains the index; a second index's worker
 #     started meanwhile leaves at once (one at a time per database), and
 #     the partitions of a table are trained one after another by one worker;
+#   - a failed try holds the next back for quantumdb.train_retry_delay,
+#     twice as long after each further failure in a row;
 #   - a worker terminated there leaves the copy; the next worker names it in
 #     a WARNING and trains nothing until it is dropped;
+#   - another index's leftover whose name, cut short, is the one this
+#     index's copy would have, does not hold it back;
 #   - autovacuum starts the worker by itself.
 use strict;
 use warnings;
@@ -217,8 +221,49 @@ ok($node->poll_query_until('postgres',
 ok($node->log_contains(qr/LOG:  dropped index "c_t_idx_ccnew", what the failed REINDEX CONCURRENTLY of index "c_t_idx" left/),
 	'and logged it');
 is(built_from('c_t_idx'), $untrained, 'the cancelled worker trained nothing');
+ok($node->log_contains(qr/LOG:  training a compressor for index "c_t_idx" failed \(1 time in a row\): no VACUUM starts another try before /),
+	'the failure is logged with the time of the next try');
+# 3f. a failed try holds VACUUM back quantumdb.train_retry_delay (600 s by
+# default), twice that after a second failure in a row
+$err = vacuum_notice('c_t');
+like($err, qr/DETAIL:  A background worker's training of it failed 1 time in a row: no VACUUM starts another before (\S+ \S+) \(quantumdb.train_retry_delay\)/,
+	'the next VACUUM starts no worker: it says until when');
+my ($until) = $err =~ /starts another before (\S+ \S+) /;
+is($node->safe_psql('postgres', "SELECT '$until'::timestamptz - now() BETWEEN '570 s' AND '600 s'"),
+	't', 'for 600 s');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'quantumdb train'}),
+	'0', 'no worker runs');
+sub retry_delay
+{
+	my ($delay) = @_;
+	$node->append_conf('postgresql.conf', "quantumdb.train_retry_delay = $delay\n");
+	$node->reload;
+}
+retry_delay(0);
+$writer->query_safe('BEGIN; INSERT INTO c_t VALUES (100001, (SELECT emb FROM glove WHERE id = 1998))');
+vacuum_notice('c_t');
+$pid = worker_waiting('c_t');
+$node->safe_psql('postgres', "SELECT pg_cancel_backend($pid)");
+$writer->query_safe('COMMIT');
+ok($node->poll_query_until('postgres',
+		"SELECT count(*) = 0 FROM pg_class WHERE relname = 'c_t_idx_ccnew'"),
+	'with the delay 0, the next VACUUM tried again; cancelled again, its copy is dropped');
+ok(wait_log(qr/LOG:  training a compressor for index "c_t_idx" failed \(2 times in a row\): the next VACUUM that finds the table large enough tries again/, $offset),
+	'the second failure is counted');
+retry_delay(600);
+$err = vacuum_notice('c_t');
+($until) = $err =~ /failed 2 times in a row: no VACUUM starts another before (\S+ \S+) /;
+ok(defined $until, 'after a second failure the VACUUM waits again');
+is($node->safe_psql('postgres', "SELECT '$until'::timestamptz - now() BETWEEN '1170 s' AND '1200 s'"),
+	't', 'twice as long');
+my $retry_file = $node->data_dir . '/pg_stat_tmp/quantumdb_train_retry.'
+  . $node->safe_psql('postgres', "SELECT oid FROM pg_database WHERE datname = 'postgres'");
+my $c_t_oid = $node->safe_psql('postgres', "SELECT 'c_t_idx'::regclass::oid");
+like(slurp_file($retry_file), qr/^$c_t_oid \d+ 2 \d+$/m, 'the note of the failures');
+retry_delay(0);
 vacuum_notice('c_t');
 ok(wait_trained('c_t_idx'), 'the next VACUUM\'s worker trained the index');
+unlike(slurp_file($retry_file), qr/^$c_t_oid /m, 'and the note of its failures is gone');
 is(indexes_of('c_t'), 'c_t_idx true', 'no copy is left');
 vacuum_notice('q_t');
 ok(wait_trained('q_t_idx'), 'with the first done, the next VACUUM of the second trains it');
@@ -318,6 +363,33 @@ is(indexes_of('k_t'), 'k_t_idx true, k_t_idx_ccnew false', 'nor drops the copy')
 $node->safe_psql('postgres', 'DROP INDEX CONCURRENTLY k_t_idx_ccnew');
 vacuum_notice('k_t');
 ok(wait_trained('k_t_idx'), 'with the copy dropped, the next VACUUM\'s worker trains the index');
+
+# 4b. names cut short: the leftover of another index whose name shares its
+# first 57 bytes is named as this index's copy would be (REINDEX
+# CONCURRENTLY cuts the name to fit "_ccnew"), but its definition differs:
+# it does not hold this index back
+my $long = 'l' x 57;
+$node->safe_psql('postgres', qq{
+	CREATE TABLE ln_t (id int PRIMARY KEY, emb real[]);
+	CREATE INDEX ${long}_a ON ln_t USING quantumdb (emb real_cosine_ops) WITH (train_after_rows = 1000);
+	CREATE INDEX ${long}_b ON ln_t USING quantumdb (emb real_cosine_ops) WITH (train_after_rows = 0, m = 8);
+	INSERT INTO ln_t SELECT id, emb FROM glove WHERE id < 2000;
+});
+$writer->query_safe('BEGIN; INSERT INTO ln_t VALUES (100000, (SELECT emb FROM glove WHERE id = 1999))');
+my $dba2 = $node->background_psql('postgres', on_error_stop => 0);
+$dba2->query_until(qr/started/, "\\echo started\nREINDEX INDEX CONCURRENTLY ${long}_b;\n");
+$pid = worker_waiting('ln_t');
+$node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
+$node->poll_query_until('postgres', "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $pid");
+$writer->query_safe('COMMIT');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_class WHERE relname = '} . $long . q{_ccnew'}),
+	'1', 'the other index\'s REINDEX left its copy, named as this one\'s would be');
+$offset = -s $node->logfile;
+vacuum_notice('ln_t');
+ok(wait_trained("${long}_a"), 'the index is trained all the same');
+ok(!$node->log_contains(qr/is not trained while index/, $offset), 'with no WARNING about the copy');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_class WHERE relname = '} . $long . q{_ccnew'}),
+	'1', 'which is left as it was');
 $writer->quit;
 
 # 5. autovacuum starts the worker
