@@ -17,6 +17,7 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -71,6 +72,8 @@ QdbIndexWorkerStart(QdbIndexWorkerContext *wc, ErrorContextCallback *errcb,
 	errcb->previous = error_context_stack;
 	error_context_stack = errcb;
 	pqsignal(SIGTERM, die);
+	/* a reload reaches the worker where it looks (train_retry.c's delay) */
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(db, InvalidOid, 0);
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);

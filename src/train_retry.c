@@ -38,6 +38,7 @@
 #define RETRY_MAX_NOTES		1024
 #define RETRY_MAX_DELAY		86400	/* seconds: a day */
 #define RETRY_KEEP			(2 * 86400)
+#define RETRY_MAX_FAILURES	1000000
 
 typedef struct RetryNote
 {
@@ -72,6 +73,8 @@ read_notes(RetryNote *notes)
 	char	   *path = notes_path();
 	FILE	   *f = AllocateFile(path, "r");
 	int			n = 0;
+	char		line[128];
+	int64		now = (int64) time(NULL);
 
 	if (f == NULL)
 	{
@@ -82,15 +85,17 @@ read_notes(RetryNote *notes)
 		pfree(path);
 		return 0;
 	}
-	while (n < RETRY_MAX_NOTES)
+	while (n < RETRY_MAX_NOTES && fgets(line, sizeof(line), f) != NULL)
 	{
 		unsigned int index,
 					filenode;
 		int			failures;
 		long long	last;
 
-		if (fscanf(f, "%u %u %d %lld\n", &index, &filenode, &failures, &last) != 4)
-			break;
+		/* a line that makes no sense (a clock set back: a time ahead) is skipped */
+		if (sscanf(line, "%u %u %d %lld", &index, &filenode, &failures, &last) != 4 ||
+			failures < 1 || failures > RETRY_MAX_FAILURES || last < 0 || last > now)
+			continue;
 		notes[n].index = index;
 		notes[n].filenode = filenode;
 		notes[n].failures = failures;
@@ -102,8 +107,11 @@ read_notes(RetryNote *notes)
 	return n;
 }
 
-/* Replaces the file by these notes; a failure is a LOG line, never an ERROR. */
-static void
+/*
+ * Replaces the file by these notes; false when it could not (a LOG line,
+ * never an ERROR).
+ */
+static bool
 write_notes(const RetryNote *notes, int n)
 {
 	char	   *path = notes_path();
@@ -127,6 +135,7 @@ write_notes(const RetryNote *notes, int n)
 	}
 	pfree(tmp);
 	pfree(path);
+	return ok;
 }
 
 /* Seconds to wait after the given number of failures in a row. */
@@ -172,7 +181,8 @@ QdbTrainRetryNow(Relation index, TimestampTz *until, int *failures)
 /*
  * Notes a failed try of the worker's at training the index of that OID and
  * relfilenode (failed), or forgets its failures (a REINDEX that finished).
- * Returns the failures in a row, and when the next try may start.
+ * Returns the failures in a row, and in *next when the next try may start
+ * (0 when the note could not be written).
  */
 int
 QdbTrainRetryNote(Oid indexoid, Oid filenode, bool failed, TimestampTz *next)
@@ -206,14 +216,15 @@ QdbTrainRetryNote(Oid indexoid, Oid filenode, bool failed, TimestampTz *next)
 			memmove(notes, notes + 1, --kept * sizeof(RetryNote));
 		notes[kept].index = indexoid;
 		notes[kept].filenode = filenode;
-		notes[kept].failures = ++failures;
+		notes[kept].failures = Min(failures + 1, RETRY_MAX_FAILURES);
+		failures = notes[kept].failures;
 		notes[kept].last = now;
 		kept++;
 		changed = true;
 		*next = time_t_to_timestamptz((pg_time_t) (now + wait_after(failures)));
 	}
-	if (changed)
-		write_notes(notes, kept);
+	if (changed && !write_notes(notes, kept) && failed)
+		*next = 0;				/* not noted: the next VACUUM tries again */
 	pfree(notes);
 	return failed ? failures : 0;
 }

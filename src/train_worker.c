@@ -49,6 +49,7 @@
 #include "parser/parse_node.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lmgr.h"
@@ -59,7 +60,6 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
-#include "utils/ruleutils.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
@@ -140,14 +140,74 @@ is_copy_name(const char *name, const char *index_name)
 	return n == strlen(index_name) || strlen(name) > NAMEDATALEN - 1 - MAX_MULTIBYTE_CHAR_LEN;
 }
 
-/* An index's definition after its name: "ON table USING ...". */
-static const char *
-definition_after_name(Oid oid)
+/* A pg_index column that may be null (indexprs, indpred) as text, or "". */
+static char *
+index_text_attr(HeapTuple tup, AttrNumber att)
 {
-	char	   *def = pg_get_indexdef_string(oid);
-	const char *at = strstr(def, " INDEX ");
+	bool		isnull;
+	Datum		d = SysCacheGetAttr(INDEXRELID, tup, att, &isnull);
 
-	return at != NULL ? at + 7 + strlen(quote_identifier(get_rel_name(oid))) : def;
+	return isnull ? "" : TextDatumGetCString(d);
+}
+
+/* The access method of relation oid, InvalidOid if it is gone. */
+static Oid
+rel_am(Oid oid)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(oid));
+	Oid			am = InvalidOid;
+
+	if (HeapTupleIsValid(tup))
+	{
+		am = ((Form_pg_class) GETSTRUCT(tup))->relam;
+		ReleaseSysCache(tup);
+	}
+	return am;
+}
+
+/*
+ * Whether indexes a and b index the same thing as a REINDEX CONCURRENTLY
+ * copy does its index: access method, columns, operator classes,
+ * collations, options per column, expressions and predicate (not the
+ * storage options or tablespace, which ALTER INDEX changes for the index
+ * but not for a copy left before).
+ */
+static bool
+same_definition(Oid a, Oid b)
+{
+	HeapTuple	ta = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(a));
+	HeapTuple	tb = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(b));
+	bool		same = false;
+
+	if (HeapTupleIsValid(ta) && HeapTupleIsValid(tb))
+	{
+		Form_pg_index fa = (Form_pg_index) GETSTRUCT(ta);
+		Form_pg_index fb = (Form_pg_index) GETSTRUCT(tb);
+		bool		isnull;
+		oidvector  *ca = (oidvector *) DatumGetPointer(SysCacheGetAttr(INDEXRELID, ta, Anum_pg_index_indclass, &isnull));
+		oidvector  *cb = (oidvector *) DatumGetPointer(SysCacheGetAttr(INDEXRELID, tb, Anum_pg_index_indclass, &isnull));
+		oidvector  *la = (oidvector *) DatumGetPointer(SysCacheGetAttr(INDEXRELID, ta, Anum_pg_index_indcollation, &isnull));
+		oidvector  *lb = (oidvector *) DatumGetPointer(SysCacheGetAttr(INDEXRELID, tb, Anum_pg_index_indcollation, &isnull));
+		int2vector *oa = (int2vector *) DatumGetPointer(SysCacheGetAttr(INDEXRELID, ta, Anum_pg_index_indoption, &isnull));
+		int2vector *ob = (int2vector *) DatumGetPointer(SysCacheGetAttr(INDEXRELID, tb, Anum_pg_index_indoption, &isnull));
+		int			n = fa->indnatts;
+
+		same = rel_am(a) == rel_am(b) &&
+			n == fb->indnatts && fa->indnkeyatts == fb->indnkeyatts &&
+			memcmp(fa->indkey.values, fb->indkey.values, n * sizeof(int16)) == 0 &&
+			memcmp(ca->values, cb->values, fa->indnkeyatts * sizeof(Oid)) == 0 &&
+			memcmp(la->values, lb->values, fa->indnkeyatts * sizeof(Oid)) == 0 &&
+			memcmp(oa->values, ob->values, fa->indnkeyatts * sizeof(int16)) == 0 &&
+			strcmp(index_text_attr(ta, Anum_pg_index_indexprs),
+				   index_text_attr(tb, Anum_pg_index_indexprs)) == 0 &&
+			strcmp(index_text_attr(ta, Anum_pg_index_indpred),
+				   index_text_attr(tb, Anum_pg_index_indpred)) == 0;
+	}
+	if (HeapTupleIsValid(ta))
+		ReleaseSysCache(ta);
+	if (HeapTupleIsValid(tb))
+		ReleaseSysCache(tb);
+	return same;
 }
 
 /*
@@ -156,8 +216,8 @@ definition_after_name(Oid oid)
  * with any_state, valid ones too (a table rewrite, TRUNCATE or ALTER
  * COLUMN TYPE, rebuilds a copy left not valid and makes it valid).  With
  * like valid (that index's OID), a copy whose name was cut short (so it
- * could be another long name's) must also have like's definition, as a
- * copy has.
+ * could be another long name's) must also index what like does, as a copy
+ * does.
  */
 static List *
 copies_of(Relation heap, const char *name, Oid like, List *skip, bool any_state)
@@ -177,7 +237,7 @@ copies_of(Relation heap, const char *name, Oid like, List *skip, bool any_state)
 		if (relname == NULL || !is_copy_name(relname, name))
 			continue;
 		if (OidIsValid(like) && strncmp(relname, name, strlen(name)) != 0 &&
-			strcmp(definition_after_name(oid), definition_after_name(like)) != 0)
+			!same_definition(oid, like))
 			continue;
 		tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(oid));
 		if (!HeapTupleIsValid(tup))
@@ -516,6 +576,18 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 		CommitTransactionCommand();	/* releases the locks */
 		return true;
 	}
+	if (!QdbTrainRetryNow(index, &next, &failures))
+	{
+		/* a VACUUM that starts no worker says why; the round goes on */
+		ereport(DEBUG1,
+				(errmsg("index \"%s\" is not trained before %s: its last %d tries failed",
+						RelationGetRelationName(index), timestamptz_to_str(next), failures)));
+		relation_close(index, NoLock);
+		relation_close(heap, NoLock);
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		return true;
+	}
 	heapoid = RelationGetRelid(heap);
 	leftovers = copies_of(heap, RelationGetRelationName(index), RelationGetRelid(index),
 						  list_make1_oid(RelationGetRelid(index)), false);
@@ -546,18 +618,6 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 		return true;
 	}
 
-	if (!QdbTrainRetryNow(index, &next, &failures))
-	{
-		/* a VACUUM that starts no worker says why; the round goes on */
-		ereport(DEBUG1,
-				(errmsg("index \"%s\" is not trained before %s: its last %d tries failed",
-						RelationGetRelationName(index), timestamptz_to_str(next), failures)));
-		relation_close(index, NoLock);
-		relation_close(heap, NoLock);
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-		return true;
-	}
 	filenode = index->rd_node.relNode;
 
 	/* what outlives the REINDEX's transactions */
@@ -605,6 +665,11 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 		go_on = e->sqlerrcode != ERRCODE_QUERY_CANCELED;
 		QueryCancelPending = false;
 		drop_failed_copy(heapoid, indexoid, relname, before, keep);
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
 		failures = QdbTrainRetryNote(indexoid, filenode, true, &next);
 		ereport(LOG,
 				(errmsg("training a compressor for index \"%s\" failed (%d time%s in a row): %s",

@@ -291,6 +291,16 @@ ok($node->poll_query_until('postgres', q{SELECT count(*) = 0 FROM pg_class WHERE
 is(indexes_of('d_t'), 'd_t_idx true', 'one index, valid');
 isnt(built_from('d_t_idx'), $untrained, 'the DBA\'s REINDEX trained it');
 
+# a note that makes no sense (a time ahead: a clock set back; garbage) holds nothing back
+empty_indexed('fu_t', 'train_after_rows = 1000');
+my ($fu_oid, $fu_node) = split /\|/, $node->safe_psql('postgres',
+	"SELECT oid, relfilenode FROM pg_class WHERE relname = 'fu_t_idx'");
+retry_delay(600);
+append_to_file($retry_file, "$fu_oid $fu_node 3 " . (time() + 400 * 86400) . "\nnot a note\n$fu_oid $fu_node -4 0\n");
+like(vacuum_notice('fu_t'), qr/a background worker trains one/, 'a note of a failure ahead of now holds nothing back');
+ok(wait_trained('fu_t_idx'), 'and the worker trained the index');
+retry_delay(0);
+
 # 3d. under a server-wide lock_timeout the REINDEX fails waiting for a
 # writer, and the drop of its copy waits for that writer however long
 $node->safe_psql('postgres', "ALTER SYSTEM SET lock_timeout = '2s'; SELECT pg_reload_conf();");
@@ -366,13 +376,13 @@ ok(wait_trained('k_t_idx'), 'with the copy dropped, the next VACUUM\'s worker tr
 
 # 4b. names cut short: the leftover of another index whose name shares its
 # first 57 bytes is named as this index's copy would be (REINDEX
-# CONCURRENTLY cuts the name to fit "_ccnew"), but its definition differs:
-# it does not hold this index back
+# CONCURRENTLY cuts the name to fit "_ccnew"), but it indexes the column
+# by another operator class: it does not hold this index back
 my $long = 'l' x 57;
 $node->safe_psql('postgres', qq{
 	CREATE TABLE ln_t (id int PRIMARY KEY, emb real[]);
 	CREATE INDEX ${long}_a ON ln_t USING quantumdb (emb real_cosine_ops) WITH (train_after_rows = 1000);
-	CREATE INDEX ${long}_b ON ln_t USING quantumdb (emb real_cosine_ops) WITH (train_after_rows = 0, m = 8);
+	CREATE INDEX ${long}_b ON ln_t USING quantumdb (emb real_l2_ops) WITH (train_after_rows = 0);
 	INSERT INTO ln_t SELECT id, emb FROM glove WHERE id < 2000;
 });
 $writer->query_safe('BEGIN; INSERT INTO ln_t VALUES (100000, (SELECT emb FROM glove WHERE id = 1999))');
