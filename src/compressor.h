@@ -127,12 +127,21 @@ extern void QdbStoreCompressor(const char *name, const QdbModel *m,
 extern void QdbCheckNewCompressorName(const char *name);
 extern bool QdbMayUseCompressor(Oid roleid, Oid owner, Oid source, const char *column);
 
-/* Saved identity while SPI runs as the catalog's owner (QdbCatalogBegin). */
-typedef struct QdbCatalogAccess
+/* Saved identity while code runs as another role (QdbAsRoleBegin). */
+typedef struct QdbAsRole
 {
 	Oid			save_userid;
 	int			save_sec_context;
 	int			save_nestlevel;
+} QdbAsRole;
+
+extern void QdbAsRoleBegin(QdbAsRole *s, Oid role, int sec_flags);
+extern void QdbAsRoleEnd(QdbAsRole *s);
+
+/* Saved identity while SPI runs as the catalog's owner (QdbCatalogBegin). */
+typedef struct QdbCatalogAccess
+{
+	QdbAsRole	as;
 	bool		pushed_snapshot;	/* QdbCatalogBegin set one: none was */
 } QdbCatalogAccess;
 

@@ -100,12 +100,32 @@ QdbCatalogBegin(QdbCatalogAccess *a)
 	a->pushed_snapshot = !ActiveSnapshotSet();
 	if (a->pushed_snapshot)
 		PushActiveSnapshot(GetTransactionSnapshot());
-	GetUserIdAndSecContext(&a->save_userid, &a->save_sec_context);
-	SetUserIdAndSecContext(owner, a->save_sec_context |
-						   SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
-	a->save_nestlevel = NewGUCNestLevel();
-	QdbPinSearchPath();
+	QdbAsRoleBegin(&a->as, owner, SECURITY_LOCAL_USERID_CHANGE);
 	SPI_connect();
+}
+
+/*
+ * Runs what follows as role, in a security-restricted operation (plus
+ * sec_flags), with search_path pinned (QdbPinSearchPath) at a GUC nest
+ * level of its own, until QdbAsRoleEnd; an ERROR before it is fine: the
+ * (sub)transaction's abort restores the user and the settings.  How an
+ * index build runs its predicate and expressions as the table's owner.
+ */
+void
+QdbAsRoleBegin(QdbAsRole *s, Oid role, int sec_flags)
+{
+	GetUserIdAndSecContext(&s->save_userid, &s->save_sec_context);
+	SetUserIdAndSecContext(role, s->save_sec_context | sec_flags |
+						   SECURITY_RESTRICTED_OPERATION);
+	s->save_nestlevel = NewGUCNestLevel();
+	QdbPinSearchPath();
+}
+
+void
+QdbAsRoleEnd(QdbAsRole *s)
+{
+	AtEOXact_GUC(false, s->save_nestlevel);
+	SetUserIdAndSecContext(s->save_userid, s->save_sec_context);
 }
 
 /*
@@ -161,8 +181,7 @@ void
 QdbCatalogEnd(QdbCatalogAccess *a)
 {
 	SPI_finish();
-	AtEOXact_GUC(false, a->save_nestlevel);
-	SetUserIdAndSecContext(a->save_userid, a->save_sec_context);
+	QdbAsRoleEnd(&a->as);
 	if (a->pushed_snapshot)
 		PopActiveSnapshot();
 }
@@ -776,7 +795,7 @@ quantumdb_drop_compressor(PG_FUNCTION_ARGS)
 	if (found)
 	{
 		read_row(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, &row);
-		owns = has_privs_of_role(a.save_userid, row.owner);
+		owns = has_privs_of_role(a.as.save_userid, row.owner);
 	}
 	if (owns)
 	{

@@ -595,19 +595,12 @@ static void
 calibrate_as_owner(Relation heap, Relation index, int queries, int k, int seed,
 				   Report report, QdbCalibration *cal)
 {
-	Oid			save_userid;
-	int			save_sec_context;
-	int			save_nestlevel;
+	QdbAsRole	as;
 
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(heap->rd_rel->relowner,
-						   save_sec_context | SECURITY_RESTRICTED_OPERATION);
-	save_nestlevel = NewGUCNestLevel();
 	/* the predicate's functions run as the owner: not under the caller's path */
-	QdbPinSearchPath();
+	QdbAsRoleBegin(&as, heap->rd_rel->relowner, 0);
 	calibrate(heap, index, queries, k, seed, report, cal);
-	AtEOXact_GUC(false, save_nestlevel);
-	SetUserIdAndSecContext(save_userid, save_sec_context);
+	QdbAsRoleEnd(&as);
 }
 
 /*

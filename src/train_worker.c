@@ -350,19 +350,12 @@ only_train_worker(void)
 static bool
 covers_enough(Relation heap, Relation index)
 {
-	Oid			save_userid;
-	int			save_sec_context;
-	int			save_nestlevel;
+	QdbAsRole	as;
 	bool		enough;
 
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(heap->rd_rel->relowner,
-						   save_sec_context | SECURITY_RESTRICTED_OPERATION);
-	save_nestlevel = NewGUCNestLevel();
-	QdbPinSearchPath();
+	QdbAsRoleBegin(&as, heap->rd_rel->relowner, 0);
 	enough = QdbHeapCoversRows(heap, index, QDB_KSUB);
-	AtEOXact_GUC(false, save_nestlevel);
-	SetUserIdAndSecContext(save_userid, save_sec_context);
+	QdbAsRoleEnd(&as);
 	return enough;
 }
 

@@ -15,6 +15,7 @@
 #     a WARNING and trains nothing until it is dropped;
 #   - another index's leftover whose name, cut short, is the one this
 #     index's copy would have, does not hold it back;
+#   - VACUUM starts no worker for an index that is not valid;
 #   - autovacuum starts the worker by itself.
 use strict;
 use warnings;
@@ -400,6 +401,26 @@ ok(wait_trained("${long}_a"), 'the index is trained all the same');
 ok(!$node->log_contains(qr/is not trained while index/, $offset), 'with no WARNING about the copy');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_class WHERE relname = '} . $long . q{_ccnew'}),
 	'1', 'which is left as it was');
+
+# 4c. an index left not valid (a CREATE INDEX CONCURRENTLY cancelled after
+# its build, waiting for an old snapshot): VACUUM starts no worker for it
+$node->safe_psql('postgres', 'CREATE TABLE iv_t (id int PRIMARY KEY, emb real[])');
+$writer->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM glove');
+my $cic = $node->background_psql('postgres', on_error_stop => 0);
+$cic->query_until(qr/started/, "\\echo started\nCREATE INDEX CONCURRENTLY iv_t_idx ON iv_t USING quantumdb (emb real_cosine_ops) WITH (train_after_rows = 1000);\n");
+ok($node->poll_query_until('postgres', q{SELECT count(*) = 1 FROM pg_stat_progress_create_index
+	WHERE relid = 'iv_t'::regclass AND phase = 'waiting for old snapshots'}),
+	'the CREATE INDEX CONCURRENTLY waits for the old snapshot');
+$node->safe_psql('postgres', q{SELECT pg_cancel_backend(pid) FROM pg_stat_progress_create_index WHERE relid = 'iv_t'::regclass});
+$writer->query_safe('COMMIT');
+$cic->quit;
+$node->safe_psql('postgres', 'INSERT INTO iv_t SELECT id, emb FROM glove WHERE id < 2000');
+is(indexes_of('iv_t'), 'iv_t_idx false', 'it left its index, not valid');
+$err = vacuum_notice('iv_t');
+unlike($err, qr/background worker trains one/, 'VACUUM starts no worker for it');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'quantumdb train'}),
+	'0', 'none runs');
+$node->safe_psql('postgres', 'DROP TABLE iv_t');
 $writer->quit;
 
 # 5. autovacuum starts the worker
