@@ -22,6 +22,7 @@
 #endif
 
 #include "kmeans.h"
+#include "pq.h"
 #include "qdb_internal.h"
 
 /* k-means++ looks at this many points per centroid at most */
@@ -494,10 +495,12 @@ qdb_kmeans_scratch_size(size_t n, int d, int k, int max_points_per_centroid)
 	return kmeans_layout(NULL, n, d, k, max_points_per_centroid, &ks) + 64;
 }
 
-int
-qdb_kmeans_run(void *scratch, const float *x, size_t n, int d, int k,
-			   int niter, int max_points_per_centroid, uint64_t seed,
-			   int warm, float *centroids, double *obj)
+/* qdb_kmeans_run, with a heartbeat to p (if not NULL) after each iteration */
+static int
+kmeans_run(void *scratch, const float *x, size_t n, int d, int k,
+		   int niter, int max_points_per_centroid, uint64_t seed,
+		   int warm, float *centroids, double *obj,
+		   const QdbProgressCtx *p, const char *stage)
 {
 	KmeansScratch ks;
 	QdbRng		rng;
@@ -574,6 +577,9 @@ qdb_kmeans_run(void *scratch, const float *x, size_t n, int d, int k,
 			}
 			split_empty_clusters(centroids, ks.counts, k, d, &rng, scale);
 		}
+		/* an iteration over 50,000 rows of 256 dims takes a fifth of a second */
+		if (p != NULL && qdb_progress_heartbeat(p, stage) != QDB_OK)
+			return QDB_ERR_CANCELLED;
 	}
 	if (obj)
 		*obj = last;
@@ -581,9 +587,19 @@ qdb_kmeans_run(void *scratch, const float *x, size_t n, int d, int k,
 }
 
 int
-qdb_kmeans(const QdbAlloc *a, const float *x, size_t n, int d, int k,
-		   int niter, int max_points_per_centroid, uint64_t seed,
-		   int warm, float *centroids, double *obj)
+qdb_kmeans_run(void *scratch, const float *x, size_t n, int d, int k,
+			   int niter, int max_points_per_centroid, uint64_t seed,
+			   int warm, float *centroids, double *obj)
+{
+	return kmeans_run(scratch, x, n, d, k, niter, max_points_per_centroid, seed,
+					  warm, centroids, obj, NULL, NULL);
+}
+
+int
+qdb_kmeans_cancellable(const QdbAlloc *a, const float *x, size_t n, int d, int k,
+					   int niter, int max_points_per_centroid, uint64_t seed,
+					   int warm, float *centroids, double *obj,
+					   const QdbProgressCtx *p, const char *stage)
 {
 	void	   *scratch;
 	int			status;
@@ -593,8 +609,17 @@ qdb_kmeans(const QdbAlloc *a, const float *x, size_t n, int d, int k,
 	scratch = qdb_malloc(a, qdb_kmeans_scratch_size(n, d, k, max_points_per_centroid), 1);
 	if (!scratch)
 		return QDB_ERR_NOMEM;
-	status = qdb_kmeans_run(scratch, x, n, d, k, niter, max_points_per_centroid,
-							seed, warm, centroids, obj);
+	status = kmeans_run(scratch, x, n, d, k, niter, max_points_per_centroid,
+						seed, warm, centroids, obj, p, stage);
 	qdb_free(a, scratch);
 	return status;
+}
+
+int
+qdb_kmeans(const QdbAlloc *a, const float *x, size_t n, int d, int k,
+		   int niter, int max_points_per_centroid, uint64_t seed,
+		   int warm, float *centroids, double *obj)
+{
+	return qdb_kmeans_cancellable(a, x, n, d, k, niter, max_points_per_centroid,
+								  seed, warm, centroids, obj, NULL, NULL);
 }

@@ -61,6 +61,16 @@ int			qdb_kmeans(const QdbAlloc *a, const float *x, size_t n, int d, int k,
 					   int warm, float *centroids, double *obj);
 
 /*
+ * The same, on the calling thread, with a chance to cancel (p's heartbeat,
+ * as stage) after each iteration: QDB_ERR_CANCELLED when p's callback asks.
+ */
+struct QdbProgressCtx;
+int			qdb_kmeans_cancellable(const QdbAlloc *a, const float *x, size_t n, int d,
+								   int k, int niter, int max_points_per_centroid,
+								   uint64_t seed, int warm, float *centroids, double *obj,
+								   const struct QdbProgressCtx *p, const char *stage);
+
+/*
  * The same without allocating (so that threads may run it): scratch holds
  * qdb_kmeans_scratch_size() bytes.
  */

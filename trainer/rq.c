@@ -739,8 +739,9 @@ qdb_rq_train(const QdbAlloc *a, const float *x, size_t n, const QdbTrainConfig *
 		/* every book starts from the residuals of the same rows (see the top) */
 		for (k = 0; k < QDB_KSUB; k++)
 			memcpy(cb + (size_t) k * D, resid + anchors[k] * D, sizeof(float) * D);
-		status = qdb_kmeans(a, resid, n, D, QDB_KSUB, c->kmeans_iters,
-							c->max_points_per_centroid, c->seed, 1, cb, &obj);
+		status = qdb_kmeans_cancellable(a, resid, n, D, QDB_KSUB, c->kmeans_iters,
+										c->max_points_per_centroid, c->seed, 1, cb, &obj,
+										p, "rq");
 		if (status != QDB_OK)
 			break;
 		/* padded dims are zero in every row; k-means' split may leave a trace */

@@ -1,13 +1,15 @@
 /*
  * test_kmeans.c
  *	  k-means: recovery of well-separated clusters, determinism, empty-cluster
- *	  repair, the vectorised nearest-centroid search, subsampling.
+ *	  repair, the vectorised nearest-centroid search, subsampling, a cancel
+ *	  between iterations.
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kmeans.h"
+#include "pq.h"
 #include "qdb_internal.h"
 #include "tap.h"
 #include "test_util.h"
@@ -340,6 +342,45 @@ test_subsample(void)
 	free(s2);
 }
 
+/* a progress callback that asks to stop at its third heartbeat */
+static int
+stop_at_third(const QdbEpochStats *s, void *arg)
+{
+	int		   *calls = arg;
+
+	if (s->heartbeat && strcmp(s->stage, "km") == 0)
+		++*calls;
+	return *calls >= 3;
+}
+
+static void
+test_cancel(void)
+{
+	enum
+	{
+		K = 8, D = 6, PER = 300
+	};
+	QdbRng		r;
+	float	   *centers = malloc(sizeof(float) * K * D);
+	float	   *x = malloc(sizeof(float) * K * D * PER);
+	float		c[K * D];
+	double		obj;
+	int			calls = 0;
+	QdbProgressCtx p = {stop_at_third, &calls, 0};
+
+	qdb_rng_seed(&r, 11);
+	make_clusters(&r, K, D, PER, 0.5f, centers, x);
+	tap_ok(qdb_kmeans_cancellable(NULL, x, (size_t) K * PER, D, K, 1000, 256, 1, 0, c, &obj,
+								  &p, "km") == QDB_ERR_CANCELLED && calls == 3,
+		   "a cancel asked at the third iteration's heartbeat stops k-means there");
+	calls = 0;
+	tap_ok(qdb_kmeans_cancellable(NULL, x, (size_t) K * PER, D, K, 2, 256, 1, 0, c, &obj,
+								  &p, "km") == QDB_OK && calls == 2,
+		   "one heartbeat per iteration, none asked: QDB_OK");
+	free(centers);
+	free(x);
+}
+
 int
 main(void)
 {
@@ -353,5 +394,6 @@ main(void)
 	test_nearest("scalar");
 	unsetenv("QDB_SIMD");
 	test_subsample();
+	test_cancel();
 	return tap_done();
 }
