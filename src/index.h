@@ -285,6 +285,7 @@ extern void QdbIndexWorkerErrorContext(void *arg);
 /* train_worker.c */
 extern double QdbTrainAfterRows(Relation index);
 extern bool QdbLaunchTrainWorker(Relation index);
+extern Oid	QdbTrainLeftover(Relation heap, Relation index);
 
 /* train_retry.c */
 extern void QdbTrainRetryInit(void);

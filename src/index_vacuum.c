@@ -28,6 +28,8 @@
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "utils/lsyscache.h"
+#include "access/table.h"
 #include "commands/vacuum.h"
 #include "common/hashfn.h"
 #include "miscadmin.h"
@@ -347,11 +349,12 @@ repair_graph(IndexVacuumInfo *info, QdbIndexCache *c, HTAB *deleted,
 
 /*
  * What a VACUUM says of an index without a compressor: suffix ends the
- * message; the hint names the way to train it now, or the option that
- * says when a worker does.
+ * message; the hint (unless given) names the way to train it now, or the
+ * option that says when a worker does.
  */
 static void
-untrained_report(IndexVacuumInfo *info, int elevel, const char *suffix, const char *detail)
+untrained_report(IndexVacuumInfo *info, int elevel, const char *suffix, const char *detail,
+				 const char *hint)
 {
 	bool		launched = suffix[0] != '\0';
 
@@ -359,6 +362,7 @@ untrained_report(IndexVacuumInfo *info, int elevel, const char *suffix, const ch
 			(errmsg("index \"%s\" has no compressor yet, and its table now has about %.0f rows%s",
 					RelationGetRelationName(info->index), info->num_heap_tuples, suffix),
 			 errdetail_internal("%s", detail),
+			 hint ? errhint("%s", hint) :
 			 launched ?
 			 errhint("The index option train_after_rows (%d rows here; 0 turns the worker off) says when.",
 					 QdbGetTrainAfterRows(info->index)) :
@@ -379,6 +383,7 @@ untrained_cleanup(IndexVacuumInfo *info, IndexBulkDeleteResult **stats)
 	QdbMetaPageData meta;
 	double		train_after;
 	bool		due;
+	Oid			leftover = InvalidOid;
 	TimestampTz until;
 	int			failures;
 	/* autovacuum's NOTICEs reach no one: a WARNING reaches the server log */
@@ -400,22 +405,41 @@ untrained_cleanup(IndexVacuumInfo *info, IndexBulkDeleteResult **stats)
 		return true;
 	train_after = QdbTrainAfterRows(info->index);
 	due = train_after > 0 && info->num_heap_tuples >= train_after;
-	if (due && !QdbTrainRetryNow(info->index, &until, &failures))
+	if (due)
+	{
+		/* VACUUM holds the table's lock */
+		Relation	heap = table_open(info->index->rd_index->indrelid, NoLock);
+
+		leftover = QdbTrainLeftover(heap, info->index);
+		table_close(heap, NoLock);
+	}
+	if (due && OidIsValid(leftover))
+		untrained_report(info, level, "",
+						 psprintf("A REINDEX CONCURRENTLY of it that did not finish left index \"%s\", not valid, which takes every insert: no background worker trains this index while it is there.",
+								  get_rel_name(leftover)),
+						 psprintf("DROP INDEX CONCURRENTLY %s;",
+								  quote_qualified_identifier(get_namespace_name(get_rel_namespace(leftover)),
+															 get_rel_name(leftover))));
+	else if (due && !QdbTrainRetryNow(info->index, &until, &failures))
 		untrained_report(info, IsAutoVacuumWorkerProcess() ? DEBUG1 : NOTICE, "",
 						 psprintf("A background worker's training of it failed %d time%s in a row: no VACUUM starts another before %s (quantumdb.train_retry_delay).",
-								  failures, failures == 1 ? "" : "s", timestamptz_to_str(until)));
+								  failures, failures == 1 ? "" : "s", timestamptz_to_str(until)),
+						 NULL);
 	else if (due && QdbLaunchTrainWorker(info->index))
 		untrained_report(info, IsAutoVacuumWorkerProcess() ? LOG : NOTICE,
 						 ": a background worker trains one",
 						 psprintf("The worker runs REINDEX INDEX CONCURRENTLY %s once this VACUUM ends; the index's scans read every row of the table until it is done.",
-								  QdbRelationSqlName(info->index)));
+								  QdbRelationSqlName(info->index)),
+						 NULL);
 	else if (due)
 		untrained_report(info, level, "",
-						 "No background worker could start to train one (max_worker_processes); the next VACUUM tries again. Its scans read every row of the table until it has one.");
+						 "No background worker could start to train one (max_worker_processes); the next VACUUM tries again. Its scans read every row of the table until it has one.",
+						 NULL);
 	else
 		untrained_report(info, level, "",
 						 psprintf("Its scans read every row of the table until it has one; a REINDEX trains one once 256 of the rows it covers have a vector.%s",
-								  train_after > 0 ? psprintf(" A background worker trains it after a VACUUM that finds %.0f rows (the index option train_after_rows).", train_after) : ""));
+								  train_after > 0 ? psprintf(" A background worker trains it after a VACUUM that finds %.0f rows (the index option train_after_rows).", train_after) : ""),
+						 NULL);
 	return true;
 }
 

@@ -22,11 +22,12 @@
  * now, or when the table has a leftover of a REINDEX CONCURRENTLY of it
  * that did not finish (an index named like it with _ccnew, not valid):
  * such an index takes every insert, so it is named in a WARNING for the
- * DBA to drop, not dropped here.  When the REINDEX fails (an ERROR, a
- * cancel), the worker drops the copy it made (DROP INDEX CONCURRENTLY),
- * or the old index when it failed after its swap, logs why, and the next
- * VACUUM tries again; a worker killed (SIGTERM, server stop) leaves the
- * copy for the next one to name.  One worker runs at a time in a
+ * DBA to drop, not dropped here (VACUUM names it and starts no worker).
+ * When the REINDEX fails (an ERROR, a cancel), the worker drops the copy
+ * it made (DROP INDEX CONCURRENTLY), or the old index when it failed after
+ * its swap, logs why, and notes the failure (train_retry.c) for VACUUM's
+ * back-off; a worker killed (SIGTERM, server stop), or cancelled again
+ * during that drop, leaves the copy for VACUUM to name.  One worker runs at a time in a
  * database, and after its index it takes the others that wait (their own
  * workers left), until none is left or a REINDEX was cancelled.  Locks are waited
  * for as any REINDEX CONCURRENTLY waits (behind transactions older than the
@@ -35,6 +36,10 @@
 #include "postgres.h"
 
 #include "access/relation.h"
+#include "access/stratnum.h"
+#include "utils/fmgroids.h"
+#include "access/table.h"
+#include "access/genam.h"
 #include "access/xact.h"
 #include "catalog/dependency.h"
 #include "catalog/index.h"
@@ -223,30 +228,51 @@ static List *
 copies_of(Relation heap, const char *name, Oid like, List *skip, bool any_state)
 {
 	List	   *found = NIL;
-	ListCell   *lc;
+	Relation	pg_index = table_open(IndexRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
 
-	foreach(lc, RelationGetIndexList(heap))
+	/*
+	 * pg_index itself, not the relcache's list, which leaves out an index
+	 * that a DROP INDEX CONCURRENTLY cut short left dead (not live)
+	 */
+	ScanKeyInit(&key, Anum_pg_index_indrelid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(RelationGetRelid(heap)));
+	scan = systable_beginscan(pg_index, IndexIndrelidIndexId, true, NULL, 1, &key);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
-		Oid			oid = lfirst_oid(lc);
-		HeapTuple	tup;
+		Form_pg_index f = (Form_pg_index) GETSTRUCT(tup);
 		char	   *relname;
 
-		if (list_member_oid(skip, oid))
+		if (list_member_oid(skip, f->indexrelid))
 			continue;
-		relname = get_rel_name(oid);
+		relname = get_rel_name(f->indexrelid);
 		if (relname == NULL || !is_copy_name(relname, name))
 			continue;
 		if (OidIsValid(like) && strncmp(relname, name, strlen(name)) != 0 &&
-			!same_definition(oid, like))
+			!same_definition(f->indexrelid, like))
 			continue;
-		tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(oid));
-		if (!HeapTupleIsValid(tup))
-			continue;
-		if (any_state || !((Form_pg_index) GETSTRUCT(tup))->indisvalid)
-			found = lappend_oid(found, oid);
-		ReleaseSysCache(tup);
+		if (any_state || !f->indisvalid)
+			found = lappend_oid(found, f->indexrelid);
 	}
+	systable_endscan(scan);
+	table_close(pg_index, AccessShareLock);
 	return found;
+}
+
+/*
+ * The OID of an index of index's table left by a REINDEX CONCURRENTLY of it
+ * that did not finish (named as its copy, not valid), InvalidOid if none:
+ * no worker trains index while one is there (see the top).
+ */
+Oid
+QdbTrainLeftover(Relation heap, Relation index)
+{
+	List	   *left = copies_of(heap, RelationGetRelationName(index), RelationGetRelid(index),
+								 list_make1_oid(RelationGetRelid(index)), false);
+
+	return left != NIL ? linitial_oid(left) : InvalidOid;
 }
 
 /*
@@ -489,18 +515,24 @@ drop_failed_copy(Oid heapoid, Oid indexoid, const char *index_name, List *before
 				(errmsg("%d copies of index \"%s\" are left of REINDEX CONCURRENTLY runs that failed; none dropped",
 						list_length(copies), index_name),
 				 errhint("DROP INDEX CONCURRENTLY each of them.")));
-	if (ActiveSnapshotSet())
-		PopActiveSnapshot();
-	CommitTransactionCommand();
+	/* a drop that failed (a second cancel) aborted every transaction */
+	if (IsTransactionState())
+	{
+		if (ActiveSnapshotSet())
+			PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
 }
 
 /*
  * Logs what the REINDEX left under the index's name: a compressor, or none
- * (the rows it covers fell under 256 meanwhile, or it is gone).  Returns
- * the OID the name has now (the REINDEX's new index), InvalidOid if none.
+ * (fewer than 256 distinct vectors among the rows it covers: copies of a
+ * few vectors, or rows deleted meanwhile; or it is gone).  Returns the OID
+ * the name has now if that index is still without a compressor (and its
+ * relfilenode in *filenode), else InvalidOid.
  */
 static Oid
-report_result(RangeVar *rv)
+report_result(RangeVar *rv, Oid *filenode, bool failed)
 {
 	Oid			oid;
 	bool		trained = false;
@@ -517,19 +549,21 @@ report_result(RangeVar *rv)
 
 			QdbReadMeta(index, &meta);
 			trained = !QdbMetaUntrained(&meta);
+			*filenode = index->rd_node.relNode;
 		}
 		if (index != NULL)
 			relation_close(index, NoLock);
 	}
 	if (trained)
 		ereport(LOG,
-				(errmsg("index \"%s\" now has a compressor", rv->relname)));
-	else
+				(errmsg("index \"%s\" now has a compressor", rv->relname),
+				 failed ? errdetail("Its REINDEX CONCURRENTLY failed after the new index took its place, while the old one waited to be dropped.") : 0));
+	else if (!failed)
 		ereport(LOG,
 				(errmsg("index \"%s\" was rebuilt without a compressor", rv->relname),
-				 errdetail("The rows it covers were under 256 when it was rebuilt, or the index is gone.")));
+				 errdetail("Fewer than 256 distinct vectors were among the rows it covers when it was rebuilt, or the index is gone.")));
 	CommitTransactionCommand();
-	return oid;
+	return trained ? InvalidOid : oid;
 }
 
 /*
@@ -544,7 +578,7 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 	Relation	heap;
 	Relation	index;
 	List	   *before;
-	List	   *leftovers;
+	Oid			leftover;
 	char	   *nspname;
 	char	   *relname;
 	ReindexStmt *stmt;
@@ -552,6 +586,7 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 	bool		go_on = true;
 	bool		done = false;
 	Oid			filenode;
+	Oid			newnode = InvalidOid;
 	TimestampTz next;
 	int			failures;
 
@@ -582,16 +617,15 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 		return true;
 	}
 	heapoid = RelationGetRelid(heap);
-	leftovers = copies_of(heap, RelationGetRelationName(index), RelationGetRelid(index),
-						  list_make1_oid(RelationGetRelid(index)), false);
-	if (leftovers != NIL)
+	leftover = QdbTrainLeftover(heap, index);
+	if (OidIsValid(leftover))
 	{
 		ereport(WARNING,
 				(errmsg("index \"%s\" has no compressor, and is not trained while index \"%s\" is left of a REINDEX CONCURRENTLY of it",
-						RelationGetRelationName(index), get_rel_name(linitial_oid(leftovers))),
+						RelationGetRelationName(index), get_rel_name(leftover)),
 				 errdetail("That index is not valid: it serves no query and takes every insert."),
 				 errhint("DROP INDEX CONCURRENTLY %s;",
-						 quote_qualified_identifier(nspname, get_rel_name(linitial_oid(leftovers))))));
+						 quote_qualified_identifier(nspname, get_rel_name(leftover)))));
 		relation_close(index, NoLock);
 		relation_close(heap, NoLock);
 		PopActiveSnapshot();
@@ -663,26 +697,39 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
-		failures = QdbTrainRetryNote(indexoid, filenode, true, &next);
-		ereport(LOG,
-				(errmsg("training a compressor for index \"%s\" failed (%d time%s in a row): %s",
-						relname, failures, failures == 1 ? "" : "s",
-						next > GetCurrentTimestamp() ?
-						psprintf("no VACUUM starts another try before %s", timestamptz_to_str(next)) :
-						"the next VACUUM that finds the table large enough tries again"),
-				 errhint("The setting quantumdb.train_retry_delay says how long VACUUM waits; REINDEX INDEX CONCURRENTLY %s; trains it now.",
-						 quote_qualified_identifier(nspname, relname))));
+		/* cancelled after its swap: the new index is in place, trained */
+		if (!OidIsValid(report_result(stmt->relation, &newnode, true)))
+			QdbTrainRetryNote(indexoid, filenode, false, &next);
+		else
+		{
+			failures = QdbTrainRetryNote(indexoid, filenode, true, &next);
+			ereport(LOG,
+					(errmsg("training a compressor for index \"%s\" failed (%d time%s in a row): %s",
+							relname, failures, failures == 1 ? "" : "s",
+							next > GetCurrentTimestamp() ?
+							psprintf("no VACUUM starts another try before %s", timestamptz_to_str(next)) :
+							"the next VACUUM that finds the table large enough tries again"),
+					 errhint("The setting quantumdb.train_retry_delay says how long VACUUM waits; REINDEX INDEX CONCURRENTLY %s; trains it now.",
+							 quote_qualified_identifier(nspname, relname))));
+		}
 	}
 	PG_END_TRY();
 	if (done)
 	{
-		/* the new index too: one left without a compressor is not taken again */
-		Oid			now = report_result(stmt->relation);
+		Oid			now = report_result(stmt->relation, &newnode, false);
 		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 
 		QdbTrainRetryNote(indexoid, filenode, false, &next);
-
-		*tried = lappend_oid(*tried, now);
+		if (OidIsValid(now))
+		{
+			/*
+			 * Still without one: not taken again in this round, and a failure
+			 * for the back-off (else every VACUUM of a table of a few
+			 * distinct vectors would rebuild it)
+			 */
+			*tried = lappend_oid(*tried, now);
+			QdbTrainRetryNote(now, newnode, true, &next);
+		}
 		MemoryContextSwitchTo(old);
 	}
 	MemoryContextSwitchTo(TopMemoryContext);

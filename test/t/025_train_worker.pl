@@ -10,7 +10,8 @@
 #     started meanwhile leaves at once (one at a time per database), and
 #     the partitions of a table are trained one after another by one worker;
 #   - a failed try holds the next back for quantumdb.train_retry_delay,
-#     twice as long after each further failure in a row;
+#     twice as long after each further failure in a row; a REINDEX that
+#     leaves the index without a compressor (copies of a few vectors) counts;
 #   - a worker terminated there leaves the copy; the next worker names it in
 #     a WARNING and trains nothing until it is dropped;
 #   - another index's leftover whose name, cut short, is the one this
@@ -300,6 +301,25 @@ retry_delay(600);
 append_to_file($retry_file, "$fu_oid $fu_node 3 " . (time() + 400 * 86400) . "\nnot a note\n$fu_oid $fu_node -4 0\n");
 like(vacuum_notice('fu_t'), qr/a background worker trains one/, 'a note of a failure ahead of now holds nothing back');
 ok(wait_trained('fu_t_idx'), 'and the worker trained the index');
+
+# 3g. copies of three vectors: the REINDEX leaves the index without a
+# compressor (fewer than 256 distinct vectors), which counts as a failure:
+# the next VACUUM does not rebuild it again at once
+$node->safe_psql('postgres', q{
+	CREATE TABLE dup_t (id int PRIMARY KEY, emb real[]);
+	CREATE INDEX dup_t_idx ON dup_t USING quantumdb (emb real_cosine_ops) WITH (train_after_rows = 1000);
+	INSERT INTO dup_t SELECT g.id, glove.emb FROM generate_series(1, 2000) g(id) JOIN glove ON glove.id = g.id % 3;
+});
+$offset = -s $node->logfile;
+like(vacuum_notice('dup_t'), qr/a background worker trains one/, 'copies of three vectors: VACUUM starts the worker');
+ok(wait_log(qr/LOG:  index "dup_t_idx" was rebuilt without a compressor/, $offset),
+	'its REINDEX leaves the index without a compressor');
+ok($node->log_contains(qr/DETAIL:  Fewer than 256 distinct vectors were among the rows it covers/, $offset),
+	'and the log says why');
+ok($node->poll_query_until('postgres', q{SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'quantumdb train'}),
+	'the worker ends');
+like(vacuum_notice('dup_t'), qr/failed 1 time in a row: no VACUUM starts another before/,
+	'the next VACUUM does not rebuild it again');
 retry_delay(0);
 
 # 3d. under a server-wide lock_timeout the REINDEX fails waiting for a
@@ -320,6 +340,7 @@ $node->safe_psql('postgres', "ALTER SYSTEM RESET lock_timeout; SELECT pg_reload_
 # 3e. cancelled after the swap, while its REINDEX waits for a reader to
 # drop the old index: the old index, now "_ccold", is dropped
 empty_indexed('o_t', 'train_after_rows = 1000');
+my $o_offset = -s $node->logfile;
 my $reader = $node->background_psql('postgres');
 $reader->query_safe('BEGIN; SELECT count(*) FROM o_t');
 vacuum_notice('o_t');
@@ -334,6 +355,10 @@ ok($node->poll_query_until('postgres', q{SELECT count(*) = 0 FROM pg_class WHERE
 	'the old index the swap left was dropped');
 is(indexes_of('o_t'), 'o_t_idx true', 'one index, valid');
 isnt(built_from('o_t_idx'), $untrained, 'with a compressor');
+ok(wait_log(qr/LOG:  index "o_t_idx" now has a compressor/, $o_offset),
+	'the worker says the index has its compressor');
+ok(!$node->log_contains(qr/training a compressor for index "o_t_idx" failed/, $o_offset),
+	'not that its training failed');
 
 # 3c. the partitions of a table, crossing the threshold in one VACUUM: one
 # worker trains them all, one after another (the others' workers leave)
@@ -354,7 +379,7 @@ ok($node->poll_query_until('postgres', q{
 	WHERE i.inhparent = 'parts_idx'::regclass}),
 	'every partition\'s index was trained after one VACUUM');
 
-# 4. terminated there: the copy stays, and the next worker names it
+# 4. terminated there: the copy stays, and the next VACUUM names it
 empty_indexed('k_t', 'train_after_rows = 1000');
 $writer->query_safe('BEGIN; INSERT INTO k_t VALUES (100000, (SELECT emb FROM glove WHERE id = 1999))');
 vacuum_notice('k_t');
@@ -363,17 +388,47 @@ $node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
 $node->poll_query_until('postgres', "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $pid");
 $writer->query_safe('COMMIT');
 is(indexes_of('k_t'), 'k_t_idx true, k_t_idx_ccnew false', 'the terminated worker left its copy');
-$offset = -s $node->logfile;
-vacuum_notice('k_t');
-ok(wait_log(qr/WARNING:  index "k_t_idx" has no compressor, and is not trained while index "k_t_idx_ccnew" is left of a REINDEX CONCURRENTLY of it/, $offset),
-	'the next worker names the copy in a WARNING');
-ok($node->poll_query_until('postgres', q{SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'quantumdb train'}),
-	'and ends');
-is(built_from('k_t_idx'), $untrained, 'and trains nothing');
-is(indexes_of('k_t'), 'k_t_idx true, k_t_idx_ccnew false', 'nor drops the copy');
+$err = vacuum_notice('k_t');
+like($err, qr/DETAIL:  A REINDEX CONCURRENTLY of it that did not finish left index "k_t_idx_ccnew", not valid, which takes every insert: no background worker trains this index while it is there\..*HINT:  DROP INDEX CONCURRENTLY public\.k_t_idx_ccnew;/s,
+	'the next VACUUM names the copy');
+unlike($err, qr/background worker trains one/, 'and starts no worker');
+sleep 1;
+is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'quantumdb train'}),
+	'0', 'none runs');
+is(built_from('k_t_idx'), $untrained, 'nothing is trained');
+is(indexes_of('k_t'), 'k_t_idx true, k_t_idx_ccnew false', 'nor is the copy dropped');
 $node->safe_psql('postgres', 'DROP INDEX CONCURRENTLY k_t_idx_ccnew');
 vacuum_notice('k_t');
 ok(wait_trained('k_t_idx'), 'with the copy dropped, the next VACUUM\'s worker trains the index');
+
+# 4d. cancelled twice: the REINDEX, then the drop of its copy, both waiting
+# for a writer: the worker logs the copy it leaves and notes the failure (it
+# ended in FATAL, "CommitTransactionCommand: unexpected state DEFAULT"
+# without the note: session 55's concurrency hunt), and the next VACUUM
+# names that copy, dead or not
+empty_indexed('cc_t', 'train_after_rows = 1000');
+$writer->query_safe('BEGIN; INSERT INTO cc_t VALUES (100000, (SELECT emb FROM glove WHERE id = 1999))');
+$offset = -s $node->logfile;
+vacuum_notice('cc_t');
+$pid = worker_waiting('cc_t');
+$node->safe_psql('postgres', "SELECT pg_cancel_backend($pid)");
+ok($node->poll_query_until('postgres', qq{
+	SELECT (SELECT count(*) FROM pg_stat_progress_create_index WHERE pid = $pid) = 0
+	   AND (SELECT count(*) FROM pg_locks WHERE pid = $pid AND NOT granted) = 1}),
+	'cancelled, the worker waits for the writer to drop its copy');
+$node->safe_psql('postgres', "SELECT pg_cancel_backend($pid)");
+ok(wait_log(qr/LOG:  index "cc_t_idx_ccnew", what the failed REINDEX CONCURRENTLY of index "cc_t_idx" left, could not be dropped and is left/, $offset),
+	'cancelled again there, it logs the copy it leaves');
+ok(wait_log(qr/LOG:  training a compressor for index "cc_t_idx" failed \(1 time in a row\)/, $offset),
+	'and notes the failure');
+$writer->query_safe('COMMIT');
+ok($node->poll_query_until('postgres', "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $pid"),
+	'the worker ends');
+ok(!$node->log_contains(qr/FATAL:  CommitTransactionCommand/, $offset), 'not in FATAL');
+like(vacuum_notice('cc_t'), qr/left index "cc_t_idx_ccnew"/, 'the next VACUUM names the copy');
+$node->safe_psql('postgres', 'DROP INDEX CONCURRENTLY cc_t_idx_ccnew');
+vacuum_notice('cc_t');
+ok(wait_trained('cc_t_idx'), 'with the copy dropped, the next VACUUM\'s worker trains the index');
 
 # 4b. names cut short: the leftover of another index whose name shares its
 # first 57 bytes is named as this index's copy would be (REINDEX
