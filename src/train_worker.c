@@ -219,7 +219,8 @@ same_definition(Oid a, Oid b)
  * The indexes of heap named as a REINDEX CONCURRENTLY copy of the index
  * named name, leaving out those in skip (OIDs): only those not valid, or,
  * with any_state, valid ones too (a table rewrite, TRUNCATE or ALTER
- * COLUMN TYPE, rebuilds a copy left not valid and makes it valid).  With
+ * COLUMN TYPE, rebuilds a copy left not valid and makes it valid); name
+ * NULL: every index of heap, dead ones too.  With
  * like valid (that index's OID), a copy whose name was cut short (so it
  * could be another long name's) must also index what like does, as a copy
  * does.
@@ -247,6 +248,11 @@ copies_of(Relation heap, const char *name, Oid like, List *skip, bool any_state)
 
 		if (list_member_oid(skip, f->indexrelid))
 			continue;
+		if (name == NULL)
+		{
+			found = lappend_oid(found, f->indexrelid);
+			continue;
+		}
 		relname = get_rel_name(f->indexrelid);
 		if (relname == NULL || !is_copy_name(relname, name))
 			continue;
@@ -401,17 +407,35 @@ still_untrained(Relation index)
 }
 
 /*
- * After a REINDEX that failed: drops the copy it made, if any (an index of
- * heapoid named as the copy of index_name, not in before: not valid, or
- * valid once a table rewrite rebuilt it), with
- * keep as the memory context that outlives the drop's transactions.
+ * In a PG_CATCH: logs the ERROR, aborts every transaction and forgets the
+ * cancel that raised it, if one did, so that the worker can go on.
  */
 static void
+log_and_abort(void)
+{
+	HOLD_INTERRUPTS();
+	EmitErrorReport();
+	AbortOutOfAnyTransaction();
+	FlushErrorState();
+	RESUME_INTERRUPTS();
+	QueryCancelPending = false;
+}
+
+/*
+ * After a REINDEX that failed: drops the copy it made, if any (an index of
+ * heapoid named as the copy of index_name, not in before: not valid, or
+ * valid once a table rewrite rebuilt it), or the old index when it failed
+ * after its swap (then true, once dropped), with keep as the memory
+ * context that outlives the drop's transactions.  Leaves no transaction.
+ */
+static bool
 drop_failed_copy(Oid heapoid, Oid indexoid, const char *index_name, List *before,
 				 MemoryContext keep)
 {
 	Relation	heap;
 	List	   *copies = NIL;
+	bool		old_index = false;
+	bool		dropped = false;
 
 	/*
 	 * Under the table's SHARE UPDATE EXCLUSIVE no REINDEX CONCURRENTLY or
@@ -425,7 +449,7 @@ drop_failed_copy(Oid heapoid, Oid indexoid, const char *index_name, List *before
 		ereport(LOG,
 				(errmsg("the table of index \"%s\" stayed locked for %d seconds: the copy of it the failed REINDEX CONCURRENTLY made, if any, is left",
 						index_name, TABLE_LOCK_TRIES)));
-		return;
+		return false;
 	}
 	/* the drop commits: what it keeps across must not be in a transaction's memory */
 	MemoryContextSwitchTo(keep);
@@ -455,7 +479,10 @@ drop_failed_copy(Oid heapoid, Oid indexoid, const char *index_name, List *before
 		{
 			if (!((Form_pg_index) GETSTRUCT(tup))->indisvalid && now != NULL &&
 				strcmp(now, index_name) != 0 && has_suffix(now, "_ccold"))
+			{
 				copies = list_make1_oid(indexoid);
+				old_index = true;
+			}
 			ReleaseSysCache(tup);
 		}
 	}
@@ -490,18 +517,14 @@ drop_failed_copy(Oid heapoid, Oid indexoid, const char *index_name, List *before
 		{
 			performMultipleDeletions(objs, DROP_RESTRICT,
 									 PERFORM_DELETION_CONCURRENTLY | PERFORM_DELETION_INTERNAL);
+			dropped = true;
 			ereport(LOG,
 					(errmsg("dropped index \"%s\", what the failed REINDEX CONCURRENTLY of index \"%s\" left",
 							copy ? copy : "?", index_name)));
 		}
 		PG_CATCH();
 		{
-			HOLD_INTERRUPTS();
-			EmitErrorReport();
-			AbortOutOfAnyTransaction();
-			FlushErrorState();
-			RESUME_INTERRUPTS();
-			QueryCancelPending = false;
+			log_and_abort();
 			ereport(LOG,
 					(errmsg("index \"%s\", what the failed REINDEX CONCURRENTLY of index \"%s\" left, could not be dropped and is left",
 							copy ? copy : "?", index_name),
@@ -522,6 +545,7 @@ drop_failed_copy(Oid heapoid, Oid indexoid, const char *index_name, List *before
 			PopActiveSnapshot();
 		CommitTransactionCommand();
 	}
+	return dropped && old_index;
 }
 
 /*
@@ -532,7 +556,7 @@ drop_failed_copy(Oid heapoid, Oid indexoid, const char *index_name, List *before
  * relfilenode in *filenode), else InvalidOid.
  */
 static Oid
-report_result(RangeVar *rv, Oid *filenode, bool failed)
+report_result(RangeVar *rv, Oid *filenode, bool failed, bool *trained_out)
 {
 	Oid			oid;
 	bool		trained = false;
@@ -563,6 +587,7 @@ report_result(RangeVar *rv, Oid *filenode, bool failed)
 				(errmsg("index \"%s\" was rebuilt without a compressor", rv->relname),
 				 errdetail("Fewer than 256 distinct vectors were among the rows it covers when it was rebuilt, or the index is gone.")));
 	CommitTransactionCommand();
+	*trained_out = trained;
 	return trained ? InvalidOid : oid;
 }
 
@@ -587,6 +612,7 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 	bool		done = false;
 	Oid			filenode;
 	Oid			newnode = InvalidOid;
+	volatile bool swapped = false;
 	TimestampTz next;
 	int			failures;
 
@@ -651,7 +677,7 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 	keep = AllocSetContextCreate(TopMemoryContext, "quantumdb train worker",
 								 ALLOCSET_SMALL_SIZES);
 	MemoryContextSwitchTo(keep);
-	before = list_copy(RelationGetIndexList(heap));
+	before = copies_of(heap, NULL, InvalidOid, NIL, true);
 	relname = pstrdup(RelationGetRelationName(index));
 	nspname = pstrdup(nspname);
 	stmt = makeNode(ReindexStmt);
@@ -691,18 +717,34 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 		/* a cancel stops the worker once its copy is dropped */
 		go_on = e->sqlerrcode != ERRCODE_QUERY_CANCELED;
 		QueryCancelPending = false;
-		drop_failed_copy(heapoid, indexoid, relname, before, keep);
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
-		/* cancelled after its swap: the new index is in place, trained */
-		if (!OidIsValid(report_result(stmt->relation, &newnode, true)))
+		/* noted first: the drop waits for locks, where a second cancel lands */
+		failures = QdbTrainRetryNote(indexoid, filenode, true, &next);
+		PG_TRY();
+		{
+			/* cancelled after its swap: the new index is in place, trained */
+			bool		trained = false;
+
+			if (drop_failed_copy(heapoid, indexoid, relname, before, keep))
+				report_result(stmt->relation, &newnode, true, &trained);
+			swapped = trained;
+		}
+		PG_CATCH();
+		{
+			/* a second cancel, or a lock_timeout: the copy is left, for VACUUM to name */
+			log_and_abort();
+			go_on = false;
+		}
+		PG_END_TRY();
+		MemoryContextSwitchTo(keep);
+		if (swapped)
 			QdbTrainRetryNote(indexoid, filenode, false, &next);
 		else
 		{
-			failures = QdbTrainRetryNote(indexoid, filenode, true, &next);
 			ereport(LOG,
 					(errmsg("training a compressor for index \"%s\" failed (%d time%s in a row): %s",
 							relname, failures, failures == 1 ? "" : "s",
@@ -716,7 +758,8 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 	PG_END_TRY();
 	if (done)
 	{
-		Oid			now = report_result(stmt->relation, &newnode, false);
+		bool		trained;
+		Oid			now = report_result(stmt->relation, &newnode, false, &trained);
 		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 
 		QdbTrainRetryNote(indexoid, filenode, false, &next);

@@ -275,6 +275,7 @@ ok(wait_trained('q_t_idx'), 'with the first done, the next VACUUM of the second 
 # table's lock to drop its copy without a snapshot that the REINDEX would
 # wait for: it died of a deadlock), and the worker's copy is dropped
 empty_indexed('d_t', 'train_after_rows = 1000');
+my $d_offset = -s $node->logfile;
 $writer->query_safe('BEGIN; INSERT INTO d_t VALUES (100000, (SELECT emb FROM glove WHERE id = 1999))');
 vacuum_notice('d_t');
 $pid = worker_waiting('d_t');
@@ -292,6 +293,10 @@ ok($node->poll_query_until('postgres', q{SELECT count(*) = 0 FROM pg_class WHERE
 	'no copy is left');
 is(indexes_of('d_t'), 'd_t_idx true', 'one index, valid');
 isnt(built_from('d_t_idx'), $untrained, 'the DBA\'s REINDEX trained it');
+ok(wait_log(qr/LOG:  training a compressor for index "d_t_idx" failed/, $d_offset),
+	'the worker says its own REINDEX failed');
+ok(!$node->log_contains(qr/index "d_t_idx" now has a compressor/, $d_offset),
+	'not that the index now has a compressor by its doing');
 
 # a note that makes no sense (a time ahead: a clock set back; garbage) holds nothing back
 empty_indexed('fu_t', 'train_after_rows = 1000');
