@@ -430,12 +430,12 @@ log_and_abort(void)
  */
 static bool
 drop_failed_copy(Oid heapoid, Oid indexoid, const char *index_name, List *before,
-				 MemoryContext keep)
+				 MemoryContext keep, bool *cancelled)
 {
 	Relation	heap;
 	List	   *copies = NIL;
 	bool		old_index = false;
-	bool		dropped = false;
+	volatile bool dropped = false;
 
 	/*
 	 * Under the table's SHARE UPDATE EXCLUSIVE no REINDEX CONCURRENTLY or
@@ -524,6 +524,8 @@ drop_failed_copy(Oid heapoid, Oid indexoid, const char *index_name, List *before
 		}
 		PG_CATCH();
 		{
+			/* a cancel here stops the worker's round too */
+			*cancelled = geterrcode() == ERRCODE_QUERY_CANCELED;
 			log_and_abort();
 			ereport(LOG,
 					(errmsg("index \"%s\", what the failed REINDEX CONCURRENTLY of index \"%s\" left, could not be dropped and is left",
@@ -608,7 +610,7 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 	char	   *relname;
 	ReindexStmt *stmt;
 	MemoryContext keep;
-	bool		go_on = true;
+	volatile bool go_on = true;
 	bool		done = false;
 	Oid			filenode;
 	Oid			newnode = InvalidOid;
@@ -728,10 +730,13 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 		{
 			/* cancelled after its swap: the new index is in place, trained */
 			bool		trained = false;
+			bool		cancelled = false;
 
-			if (drop_failed_copy(heapoid, indexoid, relname, before, keep))
+			if (drop_failed_copy(heapoid, indexoid, relname, before, keep, &cancelled))
 				report_result(stmt->relation, &newnode, true, &trained);
 			swapped = trained;
+			if (cancelled)
+				go_on = false;
 		}
 		PG_CATCH();
 		{
