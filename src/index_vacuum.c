@@ -28,7 +28,6 @@
 #include "postgres.h"
 
 #include "access/genam.h"
-#include "utils/lsyscache.h"
 #include "access/table.h"
 #include "commands/vacuum.h"
 #include "common/hashfn.h"
@@ -38,6 +37,7 @@
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -349,23 +349,17 @@ repair_graph(IndexVacuumInfo *info, QdbIndexCache *c, HTAB *deleted,
 
 /*
  * What a VACUUM says of an index without a compressor: suffix ends the
- * message; the hint (unless given) names the way to train it now, or the
- * option that says when a worker does.
+ * message; the hint, when NULL, names the way to train it now.
  */
 static void
 untrained_report(IndexVacuumInfo *info, int elevel, const char *suffix, const char *detail,
 				 const char *hint)
 {
-	bool		launched = suffix[0] != '\0';
-
 	ereport(elevel,
 			(errmsg("index \"%s\" has no compressor yet, and its table now has about %.0f rows%s",
 					RelationGetRelationName(info->index), info->num_heap_tuples, suffix),
 			 errdetail_internal("%s", detail),
 			 hint ? errhint("%s", hint) :
-			 launched ?
-			 errhint("The index option train_after_rows (%d rows here; 0 turns the worker off) says when.",
-					 QdbGetTrainAfterRows(info->index)) :
 			 errhint("REINDEX INDEX CONCURRENTLY %s; trains it.",
 					 QdbRelationSqlName(info->index))));
 }
@@ -430,7 +424,8 @@ untrained_cleanup(IndexVacuumInfo *info, IndexBulkDeleteResult **stats)
 						 ": a background worker trains one",
 						 psprintf("The worker runs REINDEX INDEX CONCURRENTLY %s once this VACUUM ends; the index's scans read every row of the table until it is done.",
 								  QdbRelationSqlName(info->index)),
-						 NULL);
+						 psprintf("The index option train_after_rows (%d rows here; 0 turns the worker off) says when.",
+								  QdbGetTrainAfterRows(info->index)));
 	else if (due)
 		untrained_report(info, level, "",
 						 "No background worker could start to train one (max_worker_processes); the next VACUUM tries again. Its scans read every row of the table until it has one.",

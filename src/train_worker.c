@@ -407,6 +407,21 @@ still_untrained(Relation index)
 }
 
 /*
+ * Closes what lock_table_and_index() opened and ends its transaction,
+ * which releases the locks: true, for train_one to return (the round goes
+ * on).
+ */
+static bool
+let_go(Relation heap, Relation index)
+{
+	relation_close(index, NoLock);
+	relation_close(heap, NoLock);
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	return true;
+}
+
+/*
  * In a PG_CATCH: logs the ERROR, aborts every transaction and forgets the
  * cancel that raised it, if one did, so that the worker can go on.
  */
@@ -554,8 +569,8 @@ drop_failed_copy(Oid heapoid, Oid indexoid, const char *index_name, List *before
  * Logs what the REINDEX left under the index's name: a compressor, or none
  * (fewer than 256 distinct vectors among the rows it covers: copies of a
  * few vectors, or rows deleted meanwhile; or it is gone).  Returns the OID
- * the name has now if that index is still without a compressor (and its
- * relfilenode in *filenode), else InvalidOid.
+ * the name has now (InvalidOid if none), whether that index has a
+ * compressor in *trained_out, and its relfilenode in *filenode.
  */
 static Oid
 report_result(RangeVar *rv, Oid *filenode, bool failed, bool *trained_out)
@@ -590,7 +605,7 @@ report_result(RangeVar *rv, Oid *filenode, bool failed, bool *trained_out)
 				 errdetail("Fewer than 256 distinct vectors were among the rows it covers when it was rebuilt, or the index is gone.")));
 	CommitTransactionCommand();
 	*trained_out = trained;
-	return trained ? InvalidOid : oid;
+	return oid;
 }
 
 /*
@@ -626,11 +641,7 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 								   quote_qualified_identifier(nspname, RelationGetRelationName(index)));
 	if (!still_untrained(index))
 	{
-		relation_close(index, NoLock);
-		relation_close(heap, NoLock);
-		PopActiveSnapshot();
-		CommitTransactionCommand();	/* releases the locks */
-		return true;
+		return let_go(heap, index);
 	}
 	if (!QdbTrainRetryNow(index, &next, &failures))
 	{
@@ -638,11 +649,7 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 		ereport(DEBUG1,
 				(errmsg("index \"%s\" is not trained before %s: its last %d tries failed",
 						RelationGetRelationName(index), timestamptz_to_str(next), failures)));
-		relation_close(index, NoLock);
-		relation_close(heap, NoLock);
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-		return true;
+		return let_go(heap, index);
 	}
 	heapoid = RelationGetRelid(heap);
 	leftover = QdbTrainLeftover(heap, index);
@@ -654,11 +661,7 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 				 errdetail("That index is not valid: it serves no query and takes every insert."),
 				 errhint("DROP INDEX CONCURRENTLY %s;",
 						 quote_qualified_identifier(nspname, get_rel_name(leftover)))));
-		relation_close(index, NoLock);
-		relation_close(heap, NoLock);
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-		return true;
+		return let_go(heap, index);
 	}
 	if (!covers_enough(heap, index))
 	{
@@ -666,11 +669,7 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 				(errmsg("index \"%s\" covers fewer than 256 rows with a vector: no compressor trained",
 						RelationGetRelationName(index)),
 				 errdetail("A REINDEX would leave it without one again; the next VACUUM looks again.")));
-		relation_close(index, NoLock);
-		relation_close(heap, NoLock);
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-		return true;
+		return let_go(heap, index);
 	}
 
 	filenode = index->rd_node.relNode;
@@ -709,16 +708,11 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 	{
 		ErrorData  *e;
 
-		HOLD_INTERRUPTS();
 		MemoryContextSwitchTo(keep);
 		e = CopyErrorData();
-		EmitErrorReport();
-		AbortOutOfAnyTransaction();
-		FlushErrorState();
-		RESUME_INTERRUPTS();
+		log_and_abort();
 		/* a cancel stops the worker once its copy is dropped */
 		go_on = e->sqlerrcode != ERRCODE_QUERY_CANCELED;
-		QueryCancelPending = false;
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
@@ -768,7 +762,7 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 
 		QdbTrainRetryNote(indexoid, filenode, false, &next);
-		if (OidIsValid(now))
+		if (OidIsValid(now) && !trained)
 		{
 			/*
 			 * Still without one: not taken again in this round, and a failure
