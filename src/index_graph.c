@@ -60,10 +60,29 @@
 
 #include "index.h"
 
-#define CHUNK_NODES		1024	/* node copies per chunk; chunks never move */
+/*
+ * Node copies per chunk; chunks never move.  512 keeps a chunk under
+ * glibc's mmap threshold (128 kB) up to m 24 with 16-byte codes (176 bytes
+ * a copy at m 16): chunks of 1,024 were each a mapping of their own, and
+ * with more of them kept (KEPT_CHUNK_BYTES) a glove-100-angular scan at
+ * ef_search 160 took 4% to 12% more CPU than with 512 (test/bench/RESULTS.md,
+ * "The walk's node chunks kept").
+ */
+#define CHUNK_NODES		512
 #define MAX_CHUNKS		65536
 #define KEPT_KEYS		16384	/* a larger hash table is not kept for the next walk */
-#define KEPT_CHUNKS		2		/* nor more node chunks (~2 x 180 kB at m 16) */
+
+/*
+ * Nor node chunks past this many bytes (about 23,000 nodes at m 16, 4,900
+ * at m 100).  Each chunk is a malloc of its own, and those given back at the
+ * end of a walk were mapped afresh by the next (glibc trims the top of its
+ * heap), a page fault for every page touched: when only 2,048 nodes' chunks
+ * were kept, a glove-100-angular scan at ef_search 200 (about 4,000 nodes
+ * read) took 34 page faults and twice the CPU time it takes with its chunks
+ * kept (test/bench/RESULTS.md, "The walk's node chunks kept").  A filtered
+ * scan's wide walk still leaves no more than this.
+ */
+#define KEPT_CHUNK_BYTES	((Size) 4 * 1024 * 1024)
 
 typedef struct DiskNode
 {
@@ -134,9 +153,10 @@ static DiskArena backend_arena;
 static DiskNode *lookup(QdbDiskGraph *g, QdbNodeRef ref);
 
 /*
- * The graph is gone: the arena is free for the next one, keeping a small
- * part of what a wide walk grew (one filtered scan must not hold on to
- * megabytes for the rest of the backend's life).
+ * The graph is gone: the arena is free for the next one, keeping what an
+ * ordinary walk needs (KEPT_CHUNK_BYTES of node chunks, KEPT_KEYS slots of
+ * hash table) and no more (one filtered scan's wide walk must not hold on to
+ * tens of megabytes for the rest of the backend's life).
  */
 static void
 arena_release(void *arg)
@@ -149,7 +169,8 @@ arena_release(void *arg)
 		return;
 	a->owner = NULL;
 	a->idle = false;
-	while (a->nchunks > KEPT_CHUNKS)
+	while (a->nchunks > 0 &&
+		   (Size) a->nchunks * CHUNK_NODES * a->node_bytes > KEPT_CHUNK_BYTES)
 		pfree(a->chunks[--a->nchunks]);
 	if (a->cap > KEPT_KEYS)
 	{

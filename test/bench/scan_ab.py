@@ -4,9 +4,10 @@ the same index from two connections, each with its own SET commands, run in
 alternating blocks so that load on the machine falls on both sides alike.
 
 Reports per side: 10-recall@10 against the set's exact ground truth, QPS
-(after one warm-up pass each), the backend's CPU time per query (from
-/proc when the server runs on this machine: less sensitive than QPS to other
-work on the machine) and shared buffers per query (EXPLAIN
+(after one warm-up pass each), the backend's CPU time and minor page
+faults per query (from /proc when the server runs on this machine: less
+sensitive than QPS to other work on the machine; a walk whose memory is
+mapped afresh by every scan shows in the faults) and shared buffers per query (EXPLAIN
 (ANALYZE, BUFFERS) on 20 queries), and the QPS ratio B / A.  The table and
 its index must exist (e.g. left by test/bench/index.sh --keep, or made by
 hand); connection from the usual PG* environment variables.
@@ -59,14 +60,15 @@ def read_vecs(path, dtype):
     return raw.reshape(-1, d + 1)[:, 1:].view(dtype)
 
 
-def backend_cpu(pid):
-    """User + system CPU seconds of a local backend so far (None when not local)."""
+def backend_stat(pid):
+    """User + system CPU seconds and minor page faults of a local backend so
+    far ((None, None) when not local)."""
     try:
         with open('/proc/%d/stat' % pid) as f:
             fields = f.read().rsplit(')', 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+        return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK'), int(fields[7])
     except (OSError, IndexError, ValueError):
-        return None
+        return None, None
 
 
 def put_library(src, libdir):
@@ -196,7 +198,7 @@ def run_sides(args, sides, q, gt, sql, libdir):
             # the path the extension's functions name, not dynamic_library_path's
             cur.execute("LOAD '$libdir/quantumdb'")
         sides[side] = {'conn': conn, 'cur': cur, 'sets': getattr(args, side), 'secs': 0.0,
-                       'hits': 0, 'buffers': [], 'cpu': 0.0, 'sql': sql[side],
+                       'hits': 0, 'buffers': [], 'cpu': 0.0, 'faults': 0, 'sql': sql[side],
                        'table': (getattr(args, side + '_table') or args.table)
                        if args.a_table or args.b_table else None}
         cur.execute('SELECT pg_backend_pid()')
@@ -224,15 +226,17 @@ def run_sides(args, sides, q, gt, sql, libdir):
             s['cur'].fetchall()
     for start in range(0, len(qs), args.block):
         for s in sides.values():
-            c0 = backend_cpu(s['pid'])
+            c0, f0 = backend_stat(s['pid'])
             t0 = time.perf_counter()
             for i in range(start, min(start + args.block, len(qs))):
                 s['cur'].execute(s['sql'], (qs[i],))
                 got = [r[0] for r in s['cur'].fetchall()]
                 s['hits'] += len(set(got) & set(gt[i].tolist()))
             s['secs'] += time.perf_counter() - t0
-            c1 = backend_cpu(s['pid'])
+            c1, f1 = backend_stat(s['pid'])
             s['cpu'] = None if c0 is None or c1 is None or s['cpu'] is None else s['cpu'] + c1 - c0
+            s['faults'] = None if f0 is None or f1 is None or s['faults'] is None \
+                else s['faults'] + f1 - f0
     for s in sides.values():
         for v in qs[:20]:
             s['cur'].execute('EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF, SUMMARY OFF) ' + s['sql'], (v,))
@@ -242,15 +246,16 @@ def run_sides(args, sides, q, gt, sql, libdir):
                                             if x.startswith(('hit=', 'read='))))
                     break
 
-    print('| side | settings | 10-recall@10 | QPS | backend CPU ms/query | buffers/query |')
-    print('|---|---|---:|---:|---:|---:|')
+    print('| side | settings | 10-recall@10 | QPS | backend CPU ms/query | minor faults/query | buffers/query |')
+    print('|---|---|---:|---:|---:|---:|---:|')
     for name, s in sides.items():
         s['qps'] = len(qs) / s['secs']
-        print('| %s | %s %s | %.4f | %.1f | %s | %.1f |' % (
+        print('| %s | %s %s | %.4f | %.1f | %s | %s | %.1f |' % (
             name.upper(), args.common, (s['sets'] or
             (os.path.basename(getattr(args, name + '_so')) if args.a_so else '(none)')) +
             (' (table %s)' % s['table'] if s['table'] else ''), s['hits'] / (10.0 * len(qs)),
             s['qps'], 'n/a' if s['cpu'] is None else '%.3f' % (1000 * s['cpu'] / len(qs)),
+            'n/a' if s['faults'] is None else '%.1f' % (s['faults'] / len(qs)),
             float(np.mean(s['buffers'])) if s['buffers'] else float('nan')))
     print('\nQPS B / A: %.2f' % (sides['b']['qps'] / sides['a']['qps']))
     if sides['a']['cpu'] and sides['b']['cpu']:
