@@ -61,25 +61,28 @@
 #include "index.h"
 
 /*
- * Node copies per chunk; chunks never move.  512 keeps a chunk under
- * glibc's mmap threshold (128 kB) up to m 24 with 16-byte codes (176 bytes
- * a copy at m 16): chunks of 1,024 were each a mapping of their own, and
- * with more of them kept (KEPT_CHUNK_BYTES) a glove-100-angular scan at
- * ef_search 160 took 4% to 12% more CPU than with 512 (test/bench/RESULTS.md,
- * "The walk's node chunks kept").
+ * Node copies live in chunks of CHUNK_BYTES (they never move), each a
+ * power of 2 of copies (the most that fit), so that any node size uses any
+ * chunk: a backend walking two indexes by turns (other m, other code size)
+ * keeps its chunks instead of freeing and mapping them again at every
+ * switch (session 56's review measured 19 to 94 page faults a query that
+ * way).  A chunk stays under glibc's mmap threshold (128 kB): kept chunks
+ * that were mappings of their own (1,024 copies, 176 kB at m 16) cost a
+ * glove-100-angular scan at ef_search 160 4% to 12% more CPU
+ * (test/bench/RESULTS.md, "The walk's node chunks kept").
  */
-#define CHUNK_NODES		512
-#define MAX_CHUNKS		65536
+#define CHUNK_BYTES		((Size) 120 * 1024)
+#define MAX_WALK_NODES	(64 * 1024 * 1024)	/* node copies one graph may hold */
 #define KEPT_KEYS		16384	/* a larger hash table is not kept for the next walk */
 
 /*
- * Nor node chunks past this many bytes (about 23,000 nodes at m 16, 4,900
- * at m 100).  Each chunk is a malloc of its own, and those given back at the
- * end of a walk were mapped afresh by the next (glibc trims the top of its
- * heap), a page fault for every page touched: when only 2,048 nodes' chunks
- * were kept, a glove-100-angular scan at ef_search 200 (about 4,000 nodes
- * read) took 34 page faults and twice the CPU time it takes with its chunks
- * kept (test/bench/RESULTS.md, "The walk's node chunks kept").  A filtered
+ * Nor node chunks past this many bytes (34 chunks: 17,408 nodes at m 16,
+ * 4,352 at m 100).  Chunks given back at the end of a walk were mapped
+ * afresh by the next (glibc trims the top of its heap), a page fault for
+ * every page touched: when only 2,048 nodes' chunks were kept, a
+ * glove-100-angular scan at ef_search 200 (about 4,000 nodes read) took 34
+ * page faults and twice the CPU time it takes with its chunks kept
+ * (test/bench/RESULTS.md, "The walk's node chunks kept").  A filtered
  * scan's wide walk still leaves no more than this.
  */
 #define KEPT_CHUNK_BYTES	((Size) 4 * 1024 * 1024)
@@ -117,9 +120,11 @@ typedef struct DiskArena
 	uint32	   *keys;			/* QDB_NO_NODE: empty */
 	uint32	   *slot;			/* node number of each key */
 	uint32		cap;			/* a power of 2 */
-	char	   *chunks[MAX_CHUNKS];
+	char	  **chunks;			/* chunks_cap pointers, nchunks of them set */
 	int			nchunks;
+	int			chunks_cap;
 	Size		node_bytes;
+	int			chunk_shift;	/* log2 of the copies a chunk holds */
 	bool		in_use;
 	QdbDiskGraph *owner;		/* the graph using it */
 	bool		idle;			/* the owner is between walks: another may take it */
@@ -169,8 +174,7 @@ arena_release(void *arg)
 		return;
 	a->owner = NULL;
 	a->idle = false;
-	while (a->nchunks > 0 &&
-		   (Size) a->nchunks * CHUNK_NODES * a->node_bytes > KEPT_CHUNK_BYTES)
+	while (a->nchunks > 0 && (Size) a->nchunks * CHUNK_BYTES > KEPT_CHUNK_BYTES)
 		pfree(a->chunks[--a->nchunks]);
 	if (a->cap > KEPT_KEYS)
 	{
@@ -247,10 +251,11 @@ arena_for(QdbIndexCache *c, QdbDiskGraph *g, bool own)
 	}
 	if (a->node_bytes != node_bytes)
 	{
-		/* another index's node size: the chunks no longer fit */
-		while (a->nchunks > 0)
-			pfree(a->chunks[--a->nchunks]);
+		/* another index's node size: as many copies a chunk as fit, a power of 2 */
 		a->node_bytes = node_bytes;
+		a->chunk_shift = 0;
+		while (((Size) 2 << a->chunk_shift) * node_bytes <= CHUNK_BYTES)
+			a->chunk_shift++;
 	}
 	arena_reset_keys(a, Min(Max(a->cap, 4096), KEPT_KEYS));
 	a->in_use = true;
@@ -402,7 +407,10 @@ code_from_cache(QdbDiskGraph *g, DiskNode *e)
 static inline DiskNode *
 node_at(QdbDiskGraph *g, uint32 i)
 {
-	return (DiskNode *) (g->a->chunks[i / CHUNK_NODES] + (Size) (i % CHUNK_NODES) * g->a->node_bytes);
+	DiskArena  *a = g->a;
+
+	return (DiskNode *) (a->chunks[i >> a->chunk_shift] +
+						 (Size) (i & (((uint32) 1 << a->chunk_shift) - 1)) * a->node_bytes);
 }
 
 static void
@@ -467,11 +475,20 @@ lookup(QdbDiskGraph *g, QdbNodeRef ref)
 			return node_at(g, a->slot[h]);
 		h = (h + 1) & (a->cap - 1);
 	}
-	if (g->used / CHUNK_NODES >= (uint32) a->nchunks)
+	if ((g->used >> a->chunk_shift) >= (uint32) a->nchunks)
 	{
-		if (a->nchunks == MAX_CHUNKS)
-			elog(ERROR, "quantumdb walk visited more than %d nodes", MAX_CHUNKS * CHUNK_NODES);
-		a->chunks[a->nchunks++] = MemoryContextAllocHuge(a->cxt, a->node_bytes * CHUNK_NODES);
+		if (g->used >= MAX_WALK_NODES)
+			elog(ERROR, "quantumdb walk visited more than %d nodes", MAX_WALK_NODES);
+		if (a->nchunks == a->chunks_cap)
+		{
+			int			cap = Max(64, 2 * a->chunks_cap);
+
+			a->chunks = a->chunks ? repalloc(a->chunks, sizeof(char *) * cap)
+				: MemoryContextAlloc(a->cxt, sizeof(char *) * cap);
+			a->chunks_cap = cap;
+		}
+		a->chunks[a->nchunks] = MemoryContextAlloc(a->cxt, CHUNK_BYTES);
+		a->nchunks++;
 	}
 	a->keys[h] = ref;
 	a->slot[h] = g->used;
