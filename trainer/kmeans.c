@@ -495,12 +495,15 @@ qdb_kmeans_scratch_size(size_t n, int d, int k, int max_points_per_centroid)
 	return kmeans_layout(NULL, n, d, k, max_points_per_centroid, &ks) + 64;
 }
 
-/* qdb_kmeans_run, with a heartbeat to p (if not NULL) after each iteration */
+/*
+ * qdb_kmeans_run, with a heartbeat to p (if not NULL) after each iteration,
+ * and stopping (QDB_ERR_CANCELLED) after one once *stop (if not NULL) is set
+ */
 static int
 kmeans_run(void *scratch, const float *x, size_t n, int d, int k,
 		   int niter, int max_points_per_centroid, uint64_t seed,
 		   int warm, float *centroids, double *obj,
-		   const QdbProgressCtx *p, const char *stage)
+		   const QdbProgressCtx *p, const char *stage, const int *stop)
 {
 	KmeansScratch ks;
 	QdbRng		rng;
@@ -580,6 +583,8 @@ kmeans_run(void *scratch, const float *x, size_t n, int d, int k,
 		/* an iteration over 50,000 rows of 256 dims takes a fifth of a second */
 		if (p != NULL && qdb_progress_heartbeat(p, stage) != QDB_OK)
 			return QDB_ERR_CANCELLED;
+		if (stop != NULL && __atomic_load_n(stop, __ATOMIC_RELAXED))
+			return QDB_ERR_CANCELLED;
 	}
 	if (obj)
 		*obj = last;
@@ -589,10 +594,11 @@ kmeans_run(void *scratch, const float *x, size_t n, int d, int k,
 int
 qdb_kmeans_run(void *scratch, const float *x, size_t n, int d, int k,
 			   int niter, int max_points_per_centroid, uint64_t seed,
-			   int warm, float *centroids, double *obj)
+			   int warm, float *centroids, double *obj,
+			   const QdbProgressCtx *p, const char *stage, const int *stop)
 {
 	return kmeans_run(scratch, x, n, d, k, niter, max_points_per_centroid, seed,
-					  warm, centroids, obj, NULL, NULL);
+					  warm, centroids, obj, p, stage, stop);
 }
 
 int
@@ -610,7 +616,7 @@ qdb_kmeans_cancellable(const QdbAlloc *a, const float *x, size_t n, int d, int k
 	if (!scratch)
 		return QDB_ERR_NOMEM;
 	status = kmeans_run(scratch, x, n, d, k, niter, max_points_per_centroid,
-						seed, warm, centroids, obj, p, stage);
+						seed, warm, centroids, obj, p, stage, NULL);
 	qdb_free(a, scratch);
 	return status;
 }

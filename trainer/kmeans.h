@@ -72,12 +72,17 @@ int			qdb_kmeans_cancellable(const QdbAlloc *a, const float *x, size_t n, int d,
 
 /*
  * The same without allocating (so that threads may run it): scratch holds
- * qdb_kmeans_scratch_size() bytes.
+ * qdb_kmeans_scratch_size() bytes.  p (not NULL only in the thread that
+ * owns the progress callback) gets a heartbeat after each iteration; once
+ * *stop (not NULL) is set, by another thread say, the run ends after the
+ * iteration under way with QDB_ERR_CANCELLED.
  */
 size_t		qdb_kmeans_scratch_size(size_t n, int d, int k,
 									int max_points_per_centroid);
 int			qdb_kmeans_run(void *scratch, const float *x, size_t n, int d, int k,
 						   int niter, int max_points_per_centroid, uint64_t seed,
-						   int warm, float *centroids, double *obj);
+						   int warm, float *centroids, double *obj,
+						   const struct QdbProgressCtx *p, const char *stage,
+						   const int *stop);
 
 #endif							/* QDB_KMEANS_H */

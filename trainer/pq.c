@@ -9,11 +9,13 @@
  * a row or two (an index insert), encoded directly with no sgemm.  Threads
  * never allocate (the caller's allocator need not be thread-safe: in the
  * extension it is palloc) and never call the progress callback, which runs
- * in the calling thread as tasks finish.  The results do not depend on the
- * number of threads.
+ * in the calling thread as tasks finish and every QDB_TASK_POLL_MS between
+ * (a cancel there stops every sub-space's k-means after its iteration under
+ * way).  The results do not depend on the number of threads.
  */
 #include <cblas.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 
 #include "kmeans.h"
@@ -88,6 +90,8 @@ typedef struct PqTrainJob
 	double		loss;
 	int			done;
 	int			result;
+	int			stop;			/* set (atomically) once cancelled: tasks end early */
+	pthread_t	caller;			/* the thread that may call p */
 } PqTrainJob;
 
 static void
@@ -104,13 +108,20 @@ pq_train_task(void *arg, int m, int worker)
 		memcpy(sub + i * job->dsub, job->y + i * job->dim_pq + (size_t) m * job->dsub,
 			   sizeof(float) * job->dsub);
 	/* a different stream per sub-space */
+	/*
+	 * a thread of the pool watches job->stop; the calling thread (no pool:
+	 * one thread) beats the progress callback itself
+	 */
+	int			caller = pthread_equal(pthread_self(), job->caller);
+
 	job->status[m] = qdb_kmeans_run(scratch + subbytes, sub, job->n, job->dsub,
 									QDB_KSUB, job->niter,
 									job->max_points_per_centroid,
 									job->seed ^ ((uint64_t) (m + 1) * UINT64_C(0x9E3779B97F4A7C15)),
 									job->warm,
 									job->codebooks + (size_t) m * QDB_KSUB * job->dsub,
-									&job->obj[m]);
+									&job->obj[m], caller ? job->p : NULL, job->stage,
+									&job->stop);
 }
 
 static int
@@ -118,6 +129,15 @@ pq_train_done(void *arg, int m)
 {
 	PqTrainJob *job = arg;
 
+	if (m == QDB_TASK_POLL)
+	{
+		/* a sub-space's k-means is long (kmeans_iters 1000: seconds) */
+		job->result = qdb_progress_heartbeat(job->p, job->stage);
+		if (job->result == QDB_OK)
+			return 0;
+		__atomic_store_n(&job->stop, 1, __ATOMIC_RELAXED);
+		return 1;
+	}
 	if (job->status[m] != QDB_OK)
 	{
 		job->result = job->status[m];
@@ -164,6 +184,7 @@ qdb_pq_train(const QdbAlloc *a, const float *y, size_t n, int dim_pq,
 	job.p = p;
 	job.stage = stage;
 	job.result = QDB_OK;
+	job.caller = pthread_self();
 	job.scratch_size = ((n * job.dsub * sizeof(float) + 63) & ~(size_t) 63) +
 		qdb_kmeans_scratch_size(n, job.dsub, QDB_KSUB, max_points_per_centroid);
 	job.scratch_size = (job.scratch_size + 63) & ~(size_t) 63;

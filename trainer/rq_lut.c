@@ -308,7 +308,7 @@ lut_done(void *arg, int task)
 {
 	LutRun	   *r = arg;
 
-	if (task % 16 == 15 && r->status == QDB_OK)
+	if ((task == QDB_TASK_POLL || task % 16 == 15) && r->status == QDB_OK)
 		r->status = qdb_progress_heartbeat(r->p, r->stage);
 	return r->status != QDB_OK;
 }

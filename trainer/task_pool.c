@@ -4,14 +4,17 @@
  *	  while the calling thread reports the finished ones (the product
  *	  quantizer's sub-spaces and row chunks, the OPQ rotation's row blocks).
  *	  Threads never allocate and never call back into the caller's progress
- *	  callback; signals stay with the calling thread.
+ *	  callback; signals stay with the calling thread, which also polls done
+ *	  (QDB_TASK_POLL) while a long task runs, so that a cancel is seen.
  */
 #define _GNU_SOURCE
 #include <cblas.h>
+#include <errno.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "task_pool.h"
@@ -110,6 +113,8 @@ qdb_run_tasks(int nworkers, int ntasks, QdbTaskFn fn, QdbDoneFn done, void *arg,
 			  int *order, QdbWorker *workers)
 {
 	TaskPool	pool;
+	pthread_condattr_t cattr;
+	struct timespec until;
 	sigset_t	all,
 				old;
 	int			started = 0;
@@ -130,7 +135,10 @@ qdb_run_tasks(int nworkers, int ntasks, QdbTaskFn fn, QdbDoneFn done, void *arg,
 		pool.fn = fn;
 		pool.arg = arg;
 		pthread_mutex_init(&pool.lock, NULL);
-		pthread_cond_init(&pool.cond, NULL);
+		pthread_condattr_init(&cattr);
+		pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
+		pthread_cond_init(&pool.cond, &cattr);
+		pthread_condattr_destroy(&cattr);
 
 		/* signals stay with the calling thread (a Postgres backend's handlers) */
 		sigfillset(&all);
@@ -164,7 +172,23 @@ qdb_run_tasks(int nworkers, int ntasks, QdbTaskFn fn, QdbDoneFn done, void *arg,
 				}
 				if (pool.finished == (pool.stop ? pool.next : ntasks))
 					break;
-				pthread_cond_wait(&pool.cond, &pool.lock);
+				clock_gettime(CLOCK_MONOTONIC, &until);
+				until.tv_nsec += QDB_TASK_POLL_MS * 1000000L;
+				if (until.tv_nsec >= 1000000000L)
+				{
+					until.tv_sec++;
+					until.tv_nsec -= 1000000000L;
+				}
+				if (pthread_cond_timedwait(&pool.cond, &pool.lock, &until) == ETIMEDOUT &&
+					!pool.stop && done != NULL && reported == pool.finished)
+				{
+					/* a long task: the caller may be cancelled meanwhile */
+					pthread_mutex_unlock(&pool.lock);
+					stopped = done(arg, QDB_TASK_POLL);
+					pthread_mutex_lock(&pool.lock);
+					if (stopped)
+						pool.stop = 1;
+				}
 			}
 			pthread_mutex_unlock(&pool.lock);
 			for (i = 0; i < started; i++)

@@ -13,6 +13,14 @@
 typedef void (*QdbTaskFn) (void *arg, int task, int worker);
 typedef int (*QdbDoneFn) (void *arg, int task);	/* nonzero: hand out no more */
 
+/*
+ * done's task while no task has finished for QDB_TASK_POLL_MS: a chance to
+ * cancel (a progress heartbeat) in the calling thread; a task already
+ * running stops only if it watches a flag that done sets.
+ */
+#define QDB_TASK_POLL		(-1)
+#define QDB_TASK_POLL_MS	100
+
 /* one per thread, allocated by the caller (the threads never allocate) */
 typedef struct QdbWorker
 {

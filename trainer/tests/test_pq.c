@@ -209,6 +209,8 @@ typedef struct Calls
 	int			stop_at;		/* return nonzero at this call; 0 never */
 	int			in_order;
 	char		stages[64];
+	int			beats;			/* heartbeats, not counted in n */
+	int			stop_beat;		/* return nonzero at this heartbeat; 0 never */
 } Calls;
 
 static int
@@ -216,6 +218,11 @@ progress(const QdbEpochStats *s, void *arg)
 {
 	Calls	   *c = arg;
 
+	if (s->heartbeat)
+	{
+		c->beats++;
+		return c->stop_beat && c->beats >= c->stop_beat;
+	}
 	c->n++;
 	if (strcmp(s->stage, "pq") != 0 || s->iter != c->n || s->iters != 8 ||
 		!(s->loss > 0) || s->seconds < 0)
@@ -229,7 +236,7 @@ test_progress(void)
 	QdbTrainConfig c;
 	QdbModel	m;
 	float	   *x = make_data(6, 2000, 16, 0.1f);
-	Calls		calls = {0, 0, 1, ""};
+	Calls		calls = {0, 0, 1, "", 0, 0};
 
 	pq_config(&c, 16, 8);
 	setenv("QDB_NUM_THREADS", "1", 1);
@@ -248,6 +255,40 @@ test_progress(void)
 	calls.stop_at = 1;
 	tap_ok(test_train(&c, x, 2000, &m, progress, &calls) == QDB_ERR_CANCELLED,
 		   "cancel with worker threads");
+	unsetenv("QDB_NUM_THREADS");
+	free(x);
+}
+
+/*
+ * A cancel during a sub-space's long k-means (kmeans_iters 1000 on 16,384
+ * rows of 32 dims: seconds each) stops it after the iteration under way: one thread, at the
+ * heartbeat it asked for; with threads, at the pool's next poll
+ * (QDB_TASK_POLL_MS), where the tasks used to run to their end first.
+ */
+static void
+test_cancel_long_kmeans(void)
+{
+	QdbTrainConfig c;
+	QdbModel	m;
+	float	   *x = make_data(7, 16384, 64, 0.1f);
+	Calls		calls = {0, 0, 1, "", 0, 3};
+	double		t0;
+	int			status;
+
+	test_config(&c, QDB_KIND_PQ, QDB_METRIC_L2, 64, 2, 1000);
+	setenv("QDB_NUM_THREADS", "1", 1);
+	status = test_train(&c, x, 16384, &m, progress, &calls);
+	tap_ok(status == QDB_ERR_CANCELLED && calls.beats == 3 && calls.n == 0,
+		   "one thread: a cancel at the third k-means iteration's heartbeat stops there");
+	calls.beats = 0;
+	calls.stop_beat = 1;
+	setenv("QDB_NUM_THREADS", "2", 1);
+	t0 = qdb_now();
+	status = test_train(&c, x, 16384, &m, progress, &calls);
+	tap_ok(status == QDB_ERR_CANCELLED && calls.beats == 1 && calls.n == 0,
+		   "threads: a cancel at the pool's first poll stops both sub-spaces' k-means, "
+		   "neither finished (%.2f s; they run about 3 s)", qdb_now() - t0);
+	tap_ok(m.codebooks == NULL, "and leaves the model empty");
 	unsetenv("QDB_NUM_THREADS");
 	free(x);
 }
@@ -530,6 +571,7 @@ main(void)
 	test_threads();
 	test_small_batches();
 	test_progress();
+	test_cancel_long_kmeans();
 	test_bad_input();
 	test_util();
 	return tap_done();
