@@ -124,6 +124,13 @@ SELECT quantumdb.train('r_bad', 'rq_rows', 'embedding', kind => 'rq', beam => 33
 SELECT quantumdb.train('r_bad', 'rq_rows', 'embedding', kind => 'pq', refits => 8);
 SELECT quantumdb.train('r_bad', 'rq_rows', 'embedding', kind => 'rq', refits => -1);
 SELECT quantumdb.train('r_bad', 'rq_rows', 'embedding', kind => 'rq', metric => 'cosine', eta => 0.5);
+-- a kind rq model of format 1 (quantumdb 0.1.0's, whose books were laid out
+-- otherwise) is refused: the hint says to train again (exporting it again
+-- gives the same bytes)
+SELECT quantumdb.import('r_old', overlay(m placing convert_to('"format_version":"1"', 'UTF8')
+         from 8 + position('"format_version":"2"' in convert_from(substring(m from 9 for 400), 'UTF8'))
+         for 20))
+FROM (SELECT quantumdb.export('r_cos') AS m) e;
 DROP TABLE rq_rows, rq_q, rq_gt, r_codes;
 SELECT quantumdb.drop_compressor(n)
 FROM unnest(ARRAY['r_cos', 'r_ip', 'r_copy', 'r_eta', 'r_eta_copy', 'r_iso']) n;

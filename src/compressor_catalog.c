@@ -390,6 +390,17 @@ QdbParseModel(const bytea *blob, QdbModel *m, MemoryContext cxt, const char *wha
 	err[0] = '\0';
 	rc = qdb_model_parse((const uint8_t *) VARDATA_ANY(blob), VARSIZE_ANY_EXHDR(blob),
 						 QdbContextAlloc(cxt), m, err, sizeof(err));
+	/*
+	 * a model of an older format that this one reads differently (kind rq
+	 * of format 1): exporting it again gives the same bytes (session 56's
+	 * hunt, /work/runs/hunt-s56b.md F2)
+	 */
+	if (rc != QDB_OK && strstr(err, "needs format version") != NULL)
+		ereport(ERROR,
+				(errcode(QdbStatusErrcode(rc)),
+				 errmsg("%s is not a valid quantumdb model: %s", what, qdb_status_string(rc)),
+				 errdetail_internal("%s", err),
+				 errhint("A model of this kind written by an older quantumdb cannot be read: train a new compressor (quantumdb.train), then REINDEX the indexes that use it.")));
 	if (rc != QDB_OK)
 		ereport(ERROR,
 				(errcode(QdbStatusErrcode(rc)),

@@ -123,6 +123,13 @@ typedef struct QdbMetaPageData
 	uint32		free_generation;
 } QdbMetaPageData;
 
+/* Whether a meta page's compressor_format is one this library reads. */
+static inline bool
+QdbCompressorFormatRead(uint32 format)
+{
+	return format >= 1 && format <= QDB_FORMAT_VERSION;
+}
+
 typedef QdbMetaPageData *QdbMetaPage;
 
 #define QDB_BUILT_FROM_VECTORS	(1 << 0)	/* graph built with exact distances */

@@ -34,8 +34,15 @@ qdbcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	int			m;
 	Relation	rel;
 
-	/* Never for a plain filter: there is no search operator */
-	if (path->indexorderbys == NIL)
+	/*
+	 * Never for a plain filter: there is no search operator.  Nor for more
+	 * than one: the planner matches ORDER BY a <op> q1, a <op> q2 to an
+	 * index that orders by an operator, but a scan orders by its first key
+	 * only (index_scan.c), and rows that tie on it (all of them, when q1 is
+	 * NULL) came back in no order of the second (session 56's hunt,
+	 * /work/runs/hunt-s56a.md): a Sort does that.
+	 */
+	if (path->indexorderbys == NIL || list_length(path->indexorderbys) > 1)
 	{
 		*indexStartupCost = get_float8_infinity();
 		*indexTotalCost = get_float8_infinity();

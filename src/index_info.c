@@ -359,8 +359,8 @@ verify_header(Relation index, Problems *p, QdbMetaPageData *meta)
 			problem(p, "meta page magic is %08x, expected %08x", meta->magic, QDB_INDEX_MAGIC);
 		if (meta->version != QDB_INDEX_VERSION)
 			problem(p, "meta page format %u, expected %u", meta->version, QDB_INDEX_VERSION);
-		if (meta->compressor_format != QDB_FORMAT_VERSION)
-			problem(p, "compressor format %u, expected %u", meta->compressor_format,
+		if (!QdbCompressorFormatRead(meta->compressor_format))
+			problem(p, "compressor format %u, expected 1 to %u", meta->compressor_format,
 					QDB_FORMAT_VERSION);
 		if (meta->m < QDB_MIN_M || meta->m > QDB_MAX_M)
 			problem(p, "meta page m %d is out of range", meta->m);

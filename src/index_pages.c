@@ -153,10 +153,18 @@ QdbCheckMetaPage(Relation index, Page page)
 				 errmsg("index \"%s\" is not a quantumdb index",
 						RelationGetRelationName(index)),
 				 errhint("Please REINDEX it.")));
-	if (meta->version != QDB_INDEX_VERSION || meta->compressor_format != QDB_FORMAT_VERSION)
+	/*
+	 * compressor_format is the model format of the library that wrote the
+	 * index; the model in its pages says its own format, and every format up
+	 * to QDB_FORMAT_VERSION is read (a kind rq model of format 1 is refused
+	 * there, with the same hint).  Requiring this library's own format made
+	 * every index built by 0.1.0 (format 1) unusable after an upgrade, even
+	 * to VACUUM (session 56's hunt, /work/runs/hunt-s56b.md).
+	 */
+	if (meta->version != QDB_INDEX_VERSION || !QdbCompressorFormatRead(meta->compressor_format))
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("index \"%s\" has format %u with a compressor of format %u, but this quantumdb reads format %u with compressors of format %u",
+				 errmsg("index \"%s\" has format %u with a compressor of format %u, but this quantumdb reads format %u with compressors of formats 1 to %u",
 						RelationGetRelationName(index), meta->version,
 						meta->compressor_format, QDB_INDEX_VERSION, QDB_FORMAT_VERSION),
 				 errhint("REINDEX INDEX %s;", QdbRelationSqlName(index))));
