@@ -5,7 +5,17 @@
 -- search's width, under cosine and ip the score-aware weight of the error
 -- along each row, and the joint refits of the books).  The function is made
 -- again with the three arguments at its end
--- (sql/extension/20_compressor.sql, copied here as released).
+-- (sql/extension/20_compressor.sql, copied here as released).  A site's
+-- grants on it (a REVOKE from PUBLIC, a GRANT to a training role) carry
+-- over: its ACL is kept in a setting of this transaction and applied to
+-- the new function (until session 56 they were lost, PUBLIC could execute
+-- it again: /work/runs/hunt-s56b.md F3).
+SELECT set_config('qdb_update.train_acl', coalesce(proacl::text, ''), true)
+FROM pg_proc
+WHERE oid = 'quantumdb.train(text, regclass, name, text, text, integer, integer, integer,
+	integer, bigint, integer, integer, text, integer, integer, double precision, integer,
+	integer, double precision, double precision, double precision, double precision,
+	double precision, integer)'::regprocedure;
 DROP FUNCTION quantumdb.train(text, regclass, name, text, text, integer, integer, integer,
 	integer, bigint, integer, integer, text, integer, integer, double precision, integer,
 	integer, double precision, double precision, double precision, double precision,
@@ -41,3 +51,26 @@ CREATE FUNCTION quantumdb.train(
     refits       integer DEFAULT 4)
 RETURNS quantumdb.train_result
 AS 'MODULE_PATHNAME', 'quantumdb_train' LANGUAGE C VOLATILE;
+
+DO $$
+DECLARE
+  acl text := current_setting('qdb_update.train_acl', true);
+  f regprocedure := 'quantumdb.train(text, regclass, name, text, text, integer, integer,
+	integer, integer, bigint, integer, integer, text, integer, integer, double precision,
+	integer, integer, double precision, double precision, double precision,
+	double precision, double precision, integer, integer, double precision,
+	integer)'::regprocedure;
+  g record;
+BEGIN
+  -- empty: the default ACL (PUBLIC may execute), as the new function has
+  IF acl IS NULL OR acl = '' THEN
+    RETURN;
+  END IF;
+  EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+  FOR g IN SELECT grantee, is_grantable FROM aclexplode(acl::aclitem[])
+           WHERE privilege_type = 'EXECUTE' LOOP
+    EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s%s', f,
+                   CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE g.grantee::regrole::text END,
+                   CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+  END LOOP;
+END $$;

@@ -68,7 +68,21 @@ my $state = q{
 my $before = $sql->($answers);
 my $state_before = $sql->($state);
 
+# a site's grants on quantumdb.train (0.7.0's update makes it again)
+$sql->(q{
+	CREATE ROLE trainer LOGIN;
+	CREATE ROLE other LOGIN;
+	REVOKE EXECUTE ON FUNCTION quantumdb.train FROM PUBLIC;
+	GRANT EXECUTE ON FUNCTION quantumdb.train TO trainer;
+});
+my $may_train = q{SELECT string_agg(r || ':' || has_function_privilege(r, p.oid, 'EXECUTE'), ',' ORDER BY r)
+	FROM pg_proc p, unnest(ARRAY['trainer', 'other']) r
+	WHERE p.proname = 'train' AND p.pronamespace = 'quantumdb'::regnamespace};
+is($sql->($may_train), 'other:false,trainer:true', 'before the update: only trainer may train');
+
 $sql->(q{ALTER EXTENSION quantumdb UPDATE});
+is($sql->($may_train), 'other:false,trainer:true',
+	'after it the grants on quantumdb.train are as they were (a REVOKE from PUBLIC kept)');
 is($sql->(q{SELECT extversion FROM pg_extension WHERE extname = 'quantumdb'}), $current,
 	"updated to $current");
 is($sql->($answers), $before, 'every index answers as before the update');
