@@ -73,4 +73,9 @@ BEGIN
                    CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE g.grantee::regrole::text END,
                    CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
   END LOOP;
+  -- Grants made by an extension's script count as its initial privileges,
+  -- which pg_dump leaves out (a restore would give PUBLIC its EXECUTE
+  -- again): the function's initial privileges are a fresh install's, none.
+  DELETE FROM pg_catalog.pg_init_privs
+  WHERE objoid = f AND classoid = 'pg_catalog.pg_proc'::regclass AND objsubid = 0;
 END $$;

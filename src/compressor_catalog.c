@@ -397,10 +397,10 @@ QdbParseModel(const bytea *blob, QdbModel *m, MemoryContext cxt, const char *wha
 	 */
 	if (rc != QDB_OK && strstr(err, "needs format version") != NULL)
 		ereport(ERROR,
-				(errcode(QdbStatusErrcode(rc)),
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("%s is not a valid quantumdb model: %s", what, qdb_status_string(rc)),
 				 errdetail_internal("%s", err),
-				 errhint("A model of this kind written by an older quantumdb cannot be read: train a new compressor (quantumdb.train), then REINDEX the indexes that use it.")));
+				 errhint("A model of this kind written by an older quantumdb cannot be read: train it again (quantumdb.drop_compressor, then quantumdb.train with the same name), then REINDEX the indexes that use it.")));
 	if (rc != QDB_OK)
 		ereport(ERROR,
 				(errcode(QdbStatusErrcode(rc)),

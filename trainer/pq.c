@@ -103,17 +103,17 @@ pq_train_task(void *arg, int m, int worker)
 	size_t		subbytes = (job->n * job->dsub * sizeof(float) + 63) & ~(size_t) 63;
 	size_t		i;
 
-	/* k-means wants its points contiguous */
-	for (i = 0; i < job->n; i++)
-		memcpy(sub + i * job->dsub, job->y + i * job->dim_pq + (size_t) m * job->dsub,
-			   sizeof(float) * job->dsub);
-	/* a different stream per sub-space */
 	/*
 	 * a thread of the pool watches job->stop; the calling thread (no pool:
 	 * one thread) beats the progress callback itself
 	 */
 	int			caller = pthread_equal(pthread_self(), job->caller);
 
+	/* k-means wants its points contiguous */
+	for (i = 0; i < job->n; i++)
+		memcpy(sub + i * job->dsub, job->y + i * job->dim_pq + (size_t) m * job->dsub,
+			   sizeof(float) * job->dsub);
+	/* a different stream per sub-space */
 	job->status[m] = qdb_kmeans_run(scratch + subbytes, sub, job->n, job->dsub,
 									QDB_KSUB, job->niter,
 									job->max_points_per_centroid,

@@ -83,6 +83,12 @@ is($sql->($may_train), 'other:false,trainer:true', 'before the update: only trai
 $sql->(q{ALTER EXTENSION quantumdb UPDATE});
 is($sql->($may_train), 'other:false,trainer:true',
 	'after it the grants on quantumdb.train are as they were (a REVOKE from PUBLIC kept)');
+# and a dump keeps them: they are the site's, not the extension's initial ones
+my ($dump) = run_command([ 'pg_dump', '-s', '-d', $node->connstr('postgres') ]);
+like($dump, qr/REVOKE ALL ON FUNCTION quantumdb\.train\(.*FROM PUBLIC;/,
+	'pg_dump writes the REVOKE from PUBLIC');
+like($dump, qr/GRANT ALL ON FUNCTION quantumdb\.train\(.*TO trainer;/,
+	'and the GRANT to trainer');
 is($sql->(q{SELECT extversion FROM pg_extension WHERE extname = 'quantumdb'}), $current,
 	"updated to $current");
 is($sql->($answers), $before, 'every index answers as before the update');
