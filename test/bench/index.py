@@ -66,6 +66,17 @@ def ints(s):
     return [int(x) for x in s.split(",") if x.strip()]
 
 
+ORDERS = {"strict": "strict_order", "relaxed": "relaxed_order", "off": "off"}
+
+
+def parse_pair(p):
+    """EF:RERANK[:ORDER] of --qdb-pairs: (ef_search, rerank, iterative_scan or None)."""
+    f = p.strip().split(":")
+    if len(f) not in (2, 3) or (len(f) == 3 and f[2] not in ORDERS):
+        raise SystemExit("--qdb-pairs: %r is not EF:RERANK[:strict|relaxed|off]" % p)
+    return int(f[0]), int(f[1]), ORDERS[f[2]] if len(f) == 3 else None
+
+
 def read_vecs(path, dtype=np.float32, count=0):
     a = np.fromfile(path, dtype=np.int32)
     d = a[0]
@@ -440,8 +451,10 @@ def main():
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--ef-search", default="10,20,40,80,160,320", help="quantumdb.ef_search list")
     ap.add_argument("--rerank", default="0,50,100,200", help="quantumdb.rerank list")
-    ap.add_argument("--qdb-pairs", help="explicit quantumdb EF:RERANK list (e.g. 80:80,160:100) "
-                    "instead of the --ef-search x --rerank grid")
+    ap.add_argument("--qdb-pairs", help="explicit quantumdb EF:RERANK[:ORDER] list (e.g. "
+                    "80:80,160:100,40:30:relaxed) instead of the --ef-search x --rerank grid; "
+                    "ORDER (strict, relaxed or off) sets quantumdb.iterative_scan for that pair "
+                    "(default: the server's, strict_order)")
     ap.add_argument("--pgv-ef-search", default="10,20,40,80,160,320", help="hnsw.ef_search list")
     ap.add_argument("--clients", default="1,2", help="client counts for QPS")
     ap.add_argument("--m", type=int, default=16)
@@ -497,9 +510,9 @@ def main():
     qdb_col, qdb_type = "emb", "real[]"
     clients = ints(a.clients)
     if a.qdb_pairs:
-        pairs = [tuple(int(x) for x in p.split(":")) for p in a.qdb_pairs.split(",") if p.strip()]
+        pairs = [parse_pair(p) for p in a.qdb_pairs.split(",") if p.strip()]
     else:
-        pairs = [(ef, rr) for ef in ints(a.ef_search) for rr in ints(a.rerank)]
+        pairs = [(ef, rr, None) for ef in ints(a.ef_search) for rr in ints(a.rerank)]
     load_start = os.getloadavg()
     c0 = str(clients[0])
 
@@ -622,9 +635,12 @@ def main():
                 "quantumdb", qdb_col, qdb_op, qdb_type, vlits if qdb_col == "vec" else qlits,
                 "items_emb_qdb", hide=("items_vec_hnsw" if qdb_col == "vec" and pgv_version else None),
                 settings=
-                [("ef_search=%d rerank=%d" % (ef, rr),
-                  [("quantumdb.ef_search", ef), ("quantumdb.rerank", rr)])
-                 for ef, rr in pairs]))
+                [("ef_search=%d rerank=%d" % (ef, rr) + (" " + order if order else ""),
+                  [("quantumdb.ef_search", ef), ("quantumdb.rerank", rr)] +
+                  # a pair without an order gets the default back (SET stays)
+                  ([("quantumdb.iterative_scan", order or "DEFAULT")]
+                   if any(p[2] for p in pairs) else []))
+                 for ef, rr, order in pairs]))
         except psycopg2.Error as e:
             qdb_skip = "building the quantumdb index failed: %s" % str(e).strip().replace("\n", " | ")
     if qdb_skip:
