@@ -257,11 +257,12 @@ typedef struct QdbTrainHook
 } QdbTrainHook;
 
 extern int	QdbSampleRowsThatFit(const QdbTrainConfig *cfg, int dim, int want,
-								 const char *what, double *short_mb);
+								 const char *what, const QdbTrainConfig **short_cfg);
 extern int	QdbSampleRowsForKinds(const QdbTrainConfig *cfgs, int ncfgs, int dim, int want,
 								  int min_rows, bool *left_out, const char *what,
-								  double *short_mb);
-extern void QdbSampleShortNotice(const char *what, int kept, int want, double short_mb);
+								  const QdbTrainConfig **short_cfg);
+extern void QdbSampleShortNotice(const char *what, int kept, int want,
+								 const QdbTrainConfig *cfg, int dim);
 extern double QdbTrainModel(const char *name, const float *x, int n, QdbTrainConfig *cfg,
 							QdbDevice device, int64 log_run, MemoryContext tcxt,
 							QdbModel *model, const char **device_used,

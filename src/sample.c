@@ -125,7 +125,7 @@ typedef struct Reservoir
 	int			min_rows;		/* with nfit > 1: a kind fitting fewer is left out */
 	bool	   *left_out;		/* with nfit > 1: per kind */
 	int			asked;			/* want before the fit */
-	double		short_mb;		/* > 0: the fit lowered want; the setting for all */
+	const QdbTrainConfig *short_cfg;	/* the training whose fit lowered want, or NULL */
 	bool		overflow;		/* a distinct vector was left out for want */
 	MemoryContext caller;		/* where out->x lives */
 	MemoryContext batch;		/* reset after each row */
@@ -226,9 +226,13 @@ reservoir_finish(Reservoir *r)
 
 	if (r->keys == NULL)
 		return;
-	/* the fit kept fewer rows than asked, and the table had more */
-	if (r->short_mb > 0 && r->overflow)
-		QdbSampleShortNotice(r->what, r->want, r->asked, r->short_mb);
+	/*
+	 * the fit kept fewer rows than asked, and the table had more: all of
+	 * them is what was asked or the table's rows, the fewer
+	 */
+	if (r->short_cfg != NULL && r->overflow)
+		QdbSampleShortNotice(r->what, r->want, (int) Min((int64) r->asked, out->rows_seen),
+							 r->short_cfg, dim);
 	if (n > 1)
 	{
 		perm = palloc_extended((Size) n * sizeof(int), MCXT_ALLOC_HUGE);
@@ -312,8 +316,8 @@ reservoir_add(Reservoir *r, Datum d)
 				error_context_stack = r->errcb.previous;
 			r->want = r->left_out ?
 				QdbSampleRowsForKinds(r->fit, r->nfit, dim, r->want, r->min_rows,
-									  r->left_out, r->what, &r->short_mb) :
-				QdbSampleRowsThatFit(r->fit, dim, r->want, r->what, &r->short_mb);
+									  r->left_out, r->what, &r->short_cfg) :
+				QdbSampleRowsThatFit(r->fit, dim, r->want, r->what, &r->short_cfg);
 			error_context_stack = saved;
 		}
 		out->x = MemoryContextAllocExtended(r->caller,

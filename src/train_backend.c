@@ -304,21 +304,21 @@ rows_that_fit(const QdbTrainConfig *cfg, int dim)
 
 /*
  * How many of want sample rows of dim floats a training of cfg may take
- * within maintenance_work_mem: want when they fit, else fewer (*short_mb,
- * when not NULL, is then the setting all want would need, for the NOTICE
- * the sampler gives when the table had more rows than it kept), or an
+ * within maintenance_work_mem: want when they fit, else fewer (*short_cfg,
+ * when not NULL, is then cfg, for the NOTICE the sampler gives when the
+ * table had more rows than it kept: QdbSampleShortNotice), or an
  * ERROR that says what to raise when not even the fewest the training
  * needs (QDB_KSUB rows) fit.  what names the training ("training \"c\"",
  * "index \"i\"").
  */
 int
 QdbSampleRowsThatFit(const QdbTrainConfig *cfg, int dim, int want, const char *what,
-					 double *short_mb)
+					 const QdbTrainConfig **short_cfg)
 {
 	double		fit = rows_that_fit(cfg, dim);
 
-	if (short_mb)
-		*short_mb = 0;
+	if (short_cfg)
+		*short_cfg = NULL;
 	if (fit >= want)
 		return want;
 	if (fit < QDB_KSUB)
@@ -336,8 +336,8 @@ QdbSampleRowsThatFit(const QdbTrainConfig *cfg, int dim, int want, const char *w
 				 errhint("SET maintenance_work_mem = '%.0fMB' (or more) first: room for %d rows, and a tenth to spare.",
 						 setting_mb(cfg, dim, hint_rows), hint_rows)));
 	}
-	if (short_mb)
-		*short_mb = setting_mb(cfg, dim, want);
+	if (short_cfg)
+		*short_cfg = cfg;
 	return (int) fit;
 }
 
@@ -350,7 +350,8 @@ QdbSampleRowsThatFit(const QdbTrainConfig *cfg, int dim, int want, const char *w
  */
 int
 QdbSampleRowsForKinds(const QdbTrainConfig *cfgs, int ncfgs, int dim, int want,
-					  int min_rows, bool *left_out, const char *what, double *short_mb)
+					  int min_rows, bool *left_out, const char *what,
+					  const QdbTrainConfig **short_cfg)
 {
 	int			least = 0,
 				hungriest = -1;
@@ -390,18 +391,24 @@ QdbSampleRowsForKinds(const QdbTrainConfig *cfgs, int ncfgs, int dim, int want,
 					 errhint("SET maintenance_work_mem = '%.0fMB' to search it too: room for %d rows, and a tenth to spare.",
 							 setting_mb(&cfgs[i], dim, hint_rows), hint_rows)));
 		}
-	return QdbSampleRowsThatFit(&cfgs[hungriest], dim, want, what, short_mb);
+	return QdbSampleRowsThatFit(&cfgs[hungriest], dim, want, what, short_cfg);
 }
 
-/* The sampler's NOTICE when it kept fewer rows than asked, to fit (above). */
+/*
+ * The sampler's NOTICE when it kept fewer rows than asked, to fit beside a
+ * training of cfg (above): want is what it would have kept, the rows asked
+ * for or the table's, the fewer (a hint for the rows asked made a table of
+ * fewer rows sound larger than it is).
+ */
 void
-QdbSampleShortNotice(const char *what, int kept, int want, double short_mb)
+QdbSampleShortNotice(const char *what, int kept, int want, const QdbTrainConfig *cfg,
+					 int dim)
 {
 	ereport(NOTICE,
 			(errmsg("%s samples %d rows, not %d, to stay within maintenance_work_mem (%d kB)",
 					what, kept, want, maintenance_work_mem),
 			 errhint("SET maintenance_work_mem = '%.0fMB' to sample all %d rows.",
-					 short_mb, want)));
+					 setting_mb(cfg, dim, want), want)));
 }
 
 /*

@@ -69,6 +69,26 @@ my ($kept, $err) = $shrink->(7000);
 like($err, qr/samples (\d+) rows, not 6900, to stay within maintenance_work_mem/,
 	"a table of more rows than fit: the NOTICE ($kept kept)");
 cmp_ok($kept, '<', 6900, 'and the sample is smaller');
+# asked for more rows than the table holds: the NOTICE and its hint name
+# the table's rows, not the sample asked (it told a 30,000-row table to
+# make room for 51,000)
+my ($ret0, $out0, $err0) = $node->psql('postgres', q{
+	SET maintenance_work_mem = '8MB';
+	SELECT training_rows FROM quantumdb.train('s7000b', 's7000', 'emb', kind => 'pq',
+		subvectors => 8, kmeans_iters => 2, sample => 50000, validation => 0)});
+is($ret0, 0, 'training with a sample larger than the table succeeds');
+like($err0, qr/samples $out0 rows, not 7000, to stay within maintenance_work_mem/,
+	"the NOTICE names the table's 7,000 rows, not the 50,000 asked ($out0 kept)");
+like($err0, qr/HINT:  SET maintenance_work_mem = '(\d+)MB' to sample all 7000 rows\./,
+	'and so does its hint');
+my ($mb_table) = $err0 =~ /'(\d+)MB' to sample all 7000/;
+# the hint's setting is enough: every row sampled, no NOTICE
+my ($ret1, $out1, $err1) = $node->psql('postgres', qq{
+	SET maintenance_work_mem = '${\($mb_table // 1)}MB';
+	SELECT training_rows FROM quantumdb.train('s7000c', 's7000', 'emb', kind => 'pq',
+		subvectors => 8, kmeans_iters => 2, sample => 50000, validation => 0)});
+is($out1, '7000', "at the hint's setting (" . ($mb_table // 'none') . " MB) every row is sampled");
+unlike($err1, qr/samples \d+ rows, not/, 'and no NOTICE');
 my ($all, $err2) = $shrink->(600);
 unlike($err2, qr/samples \d+ rows, not/, 'a table of fewer rows than fit: no NOTICE');
 is($all, '600', 'and every row is sampled');
