@@ -22,6 +22,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "storage/itemptr.h"
 #include "utils/builtins.h"
@@ -882,14 +883,32 @@ quantumdb_check_compressor_row(PG_FUNCTION_ARGS)
 	 * with a foreign partition passes (a row trained from one before its
 	 * release names it; a restore by a non-superuser must not fail the
 	 * whole catalog's COPY on it), since no other role may use such a row.
+	 *
+	 * The source is locked first, until the writer's transaction ends, as
+	 * train's read of it locks it: a DROP under way either has committed,
+	 * and the source is found gone here, or waits for this row, which its
+	 * sql_drop trigger then sees and clears.  Unlocked, a row written while
+	 * a DROP's transaction was open kept the dropped table's OID (session
+	 * 57's hunt, /work/runs/hunt-s57a.md F2), which pg_dump writes as a bare
+	 * number for a restore to bind to whatever relation has it.
 	 */
-	if (!PG_ARGISNULL(4) &&
-		!may_use(GetUserId(), InvalidOid, PG_GETARG_OID(4),
-				 PG_ARGISNULL(5) ? NULL : NameStr(*PG_GETARG_NAME(5)), false))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("a compressor's source must be a table its writer may read"),
-				 errdetail("Readers of the source table may use the compressors derived from it.")));
+	if (!PG_ARGISNULL(4))
+	{
+		Oid			source = PG_GETARG_OID(4);
+
+		LockRelationOid(source, AccessShareLock);
+		if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(source)))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("a compressor's source table (OID %u) does not exist", source),
+					 errhint("Write the row with source NULL, or name a table that exists.")));
+		if (!may_use(GetUserId(), InvalidOid, source,
+					 PG_ARGISNULL(5) ? NULL : NameStr(*PG_GETARG_NAME(5)), false))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("a compressor's source must be a table its writer may read"),
+					 errdetail("Readers of the source table may use the compressors derived from it.")));
+	}
 	MemoryContextDelete(cxt);
 	PG_RETURN_BOOL(true);
 }

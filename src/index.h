@@ -225,6 +225,7 @@ typedef enum QdbIterativeScan
 
 extern int	qdb_iterative_scan;
 extern int	qdb_code_cache_kb;
+extern bool qdb_approximate_under_rls;
 
 /*
  * What an open index needs: its settings and its own compressor, read from
@@ -259,6 +260,7 @@ typedef struct QdbScanRow
 
 extern int	QdbExactHeapScan(IndexScanDesc scan, QdbIndexCache *c, FmgrInfo *distproc,
 							 Oid collation, struct varlena *query, QdbScanRow **rows);
+extern bool QdbScanExactForUser(Oid heapoid);
 extern bool QdbHeapHasDim(Relation heap, Relation index, QdbIndexCache *c, int dim);
 extern bool QdbHeapCoversRows(Relation heap, Relation index, double n);
 

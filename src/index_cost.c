@@ -5,7 +5,8 @@
  * The index answers only ORDER BY <distance> (LIMIT k): without an ORDER BY
  * it is never chosen.  A scan walks about ef_search * 2m graph nodes and
  * reads up to rerank heap rows, whatever the table's size.  An index
- * without a compressor costs a sequential scan and a sort.  The cost uses
+ * without a compressor, and any index for a user whom row-level security
+ * on the table restricts, costs a sequential scan and a sort.  The cost uses
  * the session's quantumdb.ef_search and quantumdb.rerank even under
  * quantumdb.target_recall: the calibration is on the meta page, which
  * planning never reads (a damaged page must not make planning fail).
@@ -32,6 +33,7 @@ qdbcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	IndexOptInfo *index = path->indexinfo;
 	double		visited;
 	int			m;
+	Oid			heapoid;
 	Relation	rel;
 
 	/*
@@ -54,6 +56,7 @@ qdbcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 
 	rel = index_open(index->indexoid, NoLock);
 	m = QdbGetM(rel);
+	heapoid = rel->rd_index->indrelid;
 	index_close(rel, NoLock);
 
 	/*
@@ -61,12 +64,14 @@ qdbcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	 * compressor pages after its meta page); told from the page count, not
 	 * by reading the page, so that planning never fails on a damaged one.
 	 */
-	if (index->pages <= 1)
+	if (index->pages <= 1 || QdbScanExactForUser(heapoid))
 	{
 		/*
-		 * No compressor yet: every scan reads the whole heap, computes a
-		 * distance per row and sorts (index_scan_heap.c), what a sequential
-		 * scan and a sort cost.
+		 * No compressor yet, or a user whom row-level security restricts:
+		 * every scan reads the whole heap, computes a distance per row and
+		 * sorts (index_scan_heap.c), what a sequential scan and a sort cost.
+		 * (A plan that row-level security shapes is the user's own: the
+		 * planner replans it for another role.)
 		 */
 		double		tuples = Max(index->rel->tuples, 1);
 		double		spc_seq_page_cost;

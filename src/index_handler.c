@@ -20,6 +20,7 @@ PG_FUNCTION_INFO_V1(quantumdb_metric_cosine);
 int			qdb_ef_search = 40;
 int			qdb_rerank = 100;
 bool		qdb_rerank_memo = true;
+bool		qdb_approximate_under_rls = false;
 int			qdb_max_scan_tuples = 20000;
 int			qdb_iterative_scan = QDB_ITERATIVE_STRICT;
 
@@ -82,6 +83,11 @@ QdbIndexInit(void)
 							"0 returns rows in compressed-distance order without reading the heap.",
 							&qdb_rerank, 100, 0, 10000,
 							PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("quantumdb.approximate_under_rls",
+							 "Let users subject to row-level security on a table scan its quantumdb indexes approximately.",
+							 "Off: such a user's scans read the heap and return rows in exact order, since the order and choice of rows an approximate scan returns depend on the rows the policies hide (the index's compressor and graph are built from every row).",
+							 &qdb_approximate_under_rls, false,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomBoolVariable("quantumdb.rerank_memo",
 							 "Keep the rerank's exact distances for the executor's own evaluation of the ORDER BY distance.",
 							 "Spares a second detoast of each returned row stored compressed or out of line.",

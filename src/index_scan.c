@@ -788,7 +788,7 @@ start_scan(IndexScanDesc scan)
 {
 	QdbScanOpaque so = (QdbScanOpaque) scan->opaque;
 	QdbIndexCache *c;
-	float	   *x;
+	float	   *x = NULL;
 	int			dim;
 	HASHCTL		hctl;
 	QdbCalibration cal;			/* read only under a target or latency bound */
@@ -820,9 +820,20 @@ start_scan(IndexScanDesc scan)
 		else if (c->metric == QDB_METRIC_COSINE)
 			QdbCheckNonZero(x, dim, "query");
 	}
-	if (c->untrained)
+	/*
+	 * No compressor yet, or a user whom row-level security on the table
+	 * restricts (not a calibration's scan, which runs as the owner): the
+	 * heap's rows, in exact order.  The compressor refuses such a user its
+	 * model (compressor_catalog.c), and an approximate scan would show it
+	 * too: at rerank 0 the user's own rows came back in the order of codes
+	 * learnt from every row, from which a bisection on the query recovered
+	 * a hidden row exactly, and at any rerank which rows a walk finds and a
+	 * batch re-scores depends on them (session 57's hunt,
+	 * /work/runs/hunt-s57a.md F1).
+	 */
+	if (c->untrained ||
+		(so->count_stats && QdbScanExactForUser(RelationGetRelid(scan->heapRelation))))
 	{
-		/* no compressor yet: the heap's rows, in exact order */
 		so->heap_rows = true;
 		so->nresults = QdbExactHeapScan(scan, c, so->distproc, so->collation,
 										so->query, &so->results);

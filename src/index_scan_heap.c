@@ -11,6 +11,9 @@
  * the answer a sequential scan and a sort would give, for tables small
  * enough that this is what the planner would do anyway (index_cost.c
  * prices it so).  REINDEX trains the compressor once the table has rows enough.
+ *
+ * A trained index's scans take this path too for a user whom row-level
+ * security on the table restricts (QdbScanExactForUser).
  */
 #include "postgres.h"
 
@@ -23,6 +26,7 @@
 #include "executor/tuptable.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/rls.h"
 #include "utils/snapmgr.h"
 
 #include "index.h"
@@ -153,6 +157,24 @@ QdbExactHeapScan(IndexScanDesc scan, QdbIndexCache *c, FmgrInfo *distproc,
 		qsort(h.rows, h.n, sizeof(QdbScanRow), row_cmp);
 	*rows = h.rows;
 	return h.n;
+}
+
+/*
+ * Whether the current user's scans of an index of table heapoid read its
+ * heap and return rows in exact order (QdbExactHeapScan) though the index
+ * has a compressor: row-level security on the table applies to the user,
+ * unless a superuser set quantumdb.approximate_under_rls.  An approximate
+ * scan's order and choice of rows depend on every row of the table, the
+ * ones the policies hide included (index_scan.c, start_scan).  The user is
+ * the current one, as the compressor's own rule has it
+ * (compressor_catalog.c), not a view owner's whose rights a query uses:
+ * such a query gets exact rows too.
+ */
+bool
+QdbScanExactForUser(Oid heapoid)
+{
+	return !qdb_approximate_under_rls &&
+		check_enable_rls(heapoid, InvalidOid, true) == RLS_ENABLED;
 }
 
 /*
