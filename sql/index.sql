@@ -90,6 +90,11 @@ CREATE INDEX ON items USING quantumdb ((emb || emb));
 CREATE INDEX ON items USING quantumdb (emb, emb);
 CREATE TABLE empty_items (id int, emb real[]);
 CREATE INDEX ON empty_items USING quantumdb (emb);
+-- a connection named as Citus's own, without the citus extension: no
+-- Citus build, so a missing compressor is still an ERROR
+SET application_name = 'citus_internal gpid=1';
+CREATE INDEX ON empty_items USING quantumdb (emb) WITH (compressor = 'no_such_compressor');
+RESET application_name;
 
 -- build without a compressor: the build trains opq itself (NOTICE hidden)
 CREATE INDEX items_cos ON items USING quantumdb (emb real_cosine_ops);

@@ -551,11 +551,17 @@ QdbCitusBuildEmpty(Relation heap, const char *compressor)
 {
 	const char *app = GetConfigOption("application_name", true, false);
 
-	if (app == NULL || strncmp(app, "citus_internal", strlen("citus_internal")) != 0)
+	/*
+	 * Any user may set application_name: without the citus extension it
+	 * names no Citus build (session 57's security hunt, F3: it let an
+	 * index on an empty table name a compressor that does not exist)
+	 */
+	if (app == NULL || strncmp(app, "citus_internal", strlen("citus_internal")) != 0 ||
+		!OidIsValid(get_extension_oid("citus", true)))
 		return false;
 	if (QdbCompressorExists(compressor))
 		return false;
-	if (OidIsValid(get_extension_oid("citus", true)) && pull_from_coordinator(compressor))
+	if (pull_from_coordinator(compressor))
 		return false;
 	if (shard_like_name(heap) || RelationGetNumberOfBlocks(heap) != 0)
 		ereport(ERROR,
