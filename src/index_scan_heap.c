@@ -95,11 +95,19 @@ heap_row(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 	if (h->n == h->cap)
 	{
 		if ((Size) h->cap * 2 * sizeof(QdbScanRow) > MaxAllocSize)
+		{
+			if (h->c->untrained)
+				ereport(ERROR,
+						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						 errmsg("index \"%s\" has no compressor and its table has too many rows to scan through it",
+								RelationGetRelationName(h->index)),
+						 errhint("REINDEX INDEX %s;", QdbRelationSqlName(h->index))));
 			ereport(ERROR,
 					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("index \"%s\" has no compressor and its table has too many rows to scan through it",
+					 errmsg("index \"%s\" reads its table for you, under row-level security, and the table has too many rows to scan through it",
 							RelationGetRelationName(h->index)),
-					 errhint("REINDEX INDEX %s;", QdbRelationSqlName(h->index))));
+					 errhint("SET enable_indexscan = off for this query, or ask a superuser about quantumdb.approximate_under_rls.")));
+		}
 		h->cap *= 2;
 		h->rows = repalloc(h->rows, sizeof(QdbScanRow) * h->cap);
 	}
@@ -132,7 +140,9 @@ QdbExactHeapScan(IndexScanDesc scan, QdbIndexCache *c, FmgrInfo *distproc,
 	if (!IsMVCCSnapshot(scan->xs_snapshot))
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("index \"%s\" has no compressor and can only be scanned with an MVCC snapshot",
+				 errmsg(c->untrained ?
+						"index \"%s\" has no compressor and can only be scanned with an MVCC snapshot" :
+						"index \"%s\" reads its table for you, under row-level security, and can only be scanned with an MVCC snapshot",
 						RelationGetRelationName(index))));
 	/* the caller checked the query (start_scan) */
 	memset(&h, 0, sizeof(h));
