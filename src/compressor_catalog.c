@@ -854,6 +854,17 @@ quantumdb_drop_compressor(PG_FUNCTION_ARGS)
  * writing role may read: else readers of that table would see, and could
  * use, a compressor that claims to come from it.  True, or an ERROR.
  */
+/* ERROR unless the current user may read source (column: its column, or NULL). */
+static void
+source_must_be_readable(Oid source, const char *column)
+{
+	if (!may_use(GetUserId(), InvalidOid, source, column, false))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("a compressor's source must be a table its writer may read"),
+				 errdetail("Readers of the source table may use the compressors derived from it.")));
+}
+
 Datum
 quantumdb_check_compressor_row(PG_FUNCTION_ARGS)
 {
@@ -895,19 +906,33 @@ quantumdb_check_compressor_row(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(4))
 	{
 		Oid			source = PG_GETARG_OID(4);
+		const char *column = PG_ARGISNULL(5) ? NULL : NameStr(*PG_GETARG_NAME(5));
 
+		/*
+		 * The right first, then the lock, then both again: a writer that
+		 * may not read the table must not queue on its lock (session 57's
+		 * review R3)
+		 */
+		source_must_be_readable(source, column);
 		LockRelationOid(source, AccessShareLock);
 		if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(source)))
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_TABLE),
 					 errmsg("a compressor's source table (OID %u) does not exist", source),
 					 errhint("Write the row with source NULL, or name a table that exists.")));
-		if (!may_use(GetUserId(), InvalidOid, source,
-					 PG_ARGISNULL(5) ? NULL : NameStr(*PG_GETARG_NAME(5)), false))
+		source_must_be_readable(source, column);
+		/*
+		 * and the column, which the lock keeps as it is now: a DROP COLUMN
+		 * or RENAME waits for the row, and the event triggers then follow
+		 * it (session 57's review R4: a column that never existed was kept,
+		 * for the readers of a column of that name added later)
+		 */
+		if (column != NULL && get_attnum(source, column) == InvalidAttrNumber)
 			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("a compressor's source must be a table its writer may read"),
-					 errdetail("Readers of the source table may use the compressors derived from it.")));
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("column \"%s\" of a compressor's source table %s does not exist",
+							column, get_rel_name(source)),
+					 errhint("Write the row with source_column NULL, or name a column of the table.")));
 	}
 	MemoryContextDelete(cxt);
 	PG_RETURN_BOOL(true);

@@ -70,6 +70,7 @@ typedef struct QdbScanOpaqueData
 	QdbIndexCache *c;
 	bool		started;
 	bool		count_stats;	/* false: a calibration's scan, not counted */
+	bool		exact_for_user; /* QdbScanExactForUser, as the scan began */
 	bool		exhausted;
 	struct varlena *query;		/* detoasted; NULL: ORDER BY ... NULL */
 	float	   *table;
@@ -139,6 +140,9 @@ qdbbeginscan(Relation index, int nkeys, int norderbys)
 	so->collation = index->rd_indcollation[0];
 	so->attnum = index->rd_index->indkey.values[0];
 	so->count_stats = true;
+
+	/* once, at the first fetch (the executor begins a scan there); kept across rescans */
+	so->exact_for_user = QdbScanExactForUser(index->rd_index->indrelid);
 	scan->xs_orderbyvals = palloc0(sizeof(Datum) * Max(norderbys, 1));
 	scan->xs_orderbynulls = palloc(sizeof(bool) * Max(norderbys, 1));
 	memset(scan->xs_orderbynulls, true, sizeof(bool) * Max(norderbys, 1));
@@ -831,8 +835,7 @@ start_scan(IndexScanDesc scan)
 	 * batch re-scores depends on them (session 57's hunt,
 	 * /work/runs/hunt-s57a.md F1).
 	 */
-	if (c->untrained ||
-		(so->count_stats && QdbScanExactForUser(RelationGetRelid(scan->heapRelation))))
+	if (c->untrained || (so->count_stats && so->exact_for_user))
 	{
 		so->heap_rows = true;
 		so->nresults = QdbExactHeapScan(scan, c, so->distproc, so->collation,

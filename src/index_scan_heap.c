@@ -19,10 +19,14 @@
 
 #include <math.h>
 
+#include "access/genam.h"
 #include "access/relscan.h"
+#include "access/table.h"
 #include "access/tableam.h"
 #include "catalog/index.h"
+#include "catalog/pg_inherits.h"
 #include "miscadmin.h"
+#include "utils/fmgroids.h"
 #include "executor/tuptable.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -170,21 +174,64 @@ QdbExactHeapScan(IndexScanDesc scan, QdbIndexCache *c, FmgrInfo *distproc,
 }
 
 /*
+ * Whether row-level security applies to the current user on relid or on a
+ * table it inherits from, at any depth (a partition's or an inheritance
+ * child's: a query naming the parent filters by the parent's policies,
+ * while the index scanned is the child's, whose own security is usually
+ * off; session 57's review, /work/runs/review-s57.md R1).  A query naming
+ * the child itself then gets exact rows too.
+ */
+static bool
+rls_applies(Oid relid, Oid roleid)
+{
+	Relation	inh;
+	SysScanDesc sscan;
+	ScanKeyData key;
+	HeapTuple	tup;
+	bool		found = false;
+
+	if (check_enable_rls(relid, roleid, true) == RLS_ENABLED)
+		return true;
+	check_stack_depth();
+	inh = table_open(InheritsRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_inherits_inhrelid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	sscan = systable_beginscan(inh, InheritsRelidSeqnoIndexId, true, NULL, 1, &key);
+	while (!found && HeapTupleIsValid(tup = systable_getnext(sscan)))
+		found = rls_applies(((Form_pg_inherits) GETSTRUCT(tup))->inhparent, roleid);
+	systable_endscan(sscan);
+	table_close(inh, AccessShareLock);
+	return found;
+}
+
+/*
  * Whether the current user's scans of an index of table heapoid read its
  * heap and return rows in exact order (QdbExactHeapScan) though the index
  * has a compressor: row-level security on the table applies to the user,
- * unless a superuser set quantumdb.approximate_under_rls.  An approximate
+ * or on a table it inherits from (rls_applies), unless a superuser set
+ * quantumdb.approximate_under_rls.  An approximate
  * scan's order and choice of rows depend on every row of the table, the
  * ones the policies hide included (index_scan.c, start_scan).  The user is
  * the current one, as the compressor's own rule has it
  * (compressor_catalog.c), not a view owner's whose rights a query uses:
- * such a query gets exact rows too.
+ * such a query gets exact rows too; nor a SECURITY DEFINER function's
+ * owner alone.
  */
 bool
 QdbScanExactForUser(Oid heapoid)
 {
-	return !qdb_approximate_under_rls &&
-		check_enable_rls(heapoid, InvalidOid, true) == RLS_ENABLED;
+	if (qdb_approximate_under_rls)
+		return false;
+	if (rls_applies(heapoid, GetUserId()))
+		return true;
+	/*
+	 * Inside a SECURITY DEFINER function, the session's user too: the AM
+	 * begins a scan at its first fetch, so a definer function fetching
+	 * from a cursor a restricted reader declared would otherwise choose
+	 * for the function's owner (session 57's review R2).  Such a function
+	 * querying the table itself then gets exact rows for that reader too.
+	 */
+	return GetOuterUserId() != GetUserId() && rls_applies(heapoid, GetOuterUserId());
 }
 
 /*

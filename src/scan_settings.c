@@ -341,11 +341,13 @@ quantumdb_scan_settings(PG_FUNCTION_ARGS)
 	tupdesc = BlessTupleDesc(tupdesc);
 
 	QdbReadMeta(index, &meta);
-	if (QdbMetaUntrained(&meta))
+	if (QdbMetaUntrained(&meta) || QdbScanExactForUser(index->rd_index->indrelid))
 	{
-		/* no compressor: every scan reads the heap in exact order */
+		/* no compressor, or row-level security: the heap in exact order */
 		nulls[0] = nulls[1] = nulls[3] = nulls[4] = true;
-		values[2] = CStringGetTextDatum("exact scan (no compressor)");
+		values[2] = CStringGetTextDatum(QdbMetaUntrained(&meta) ?
+										"exact scan (no compressor)" :
+										"exact scan (row-level security applies to you)");
 		index_close(index, AccessShareLock);
 		PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 	}

@@ -102,5 +102,41 @@ is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_class WHERE relname = 
 	'0', 'and the table is gone');
 
 $writer->quit;
+
+# 3. a writer that may not read the table gets its refusal without queuing
+# on the table's lock (session 57's review R3: it waited for any lock,
+# and could time others' locks so)
+$node->safe_psql('postgres', q{
+	CREATE ROLE outsider;
+	GRANT INSERT ON quantumdb.compressors TO outsider;
+	CREATE TABLE secret (id int, emb real[]);
+	CREATE TABLE blob AS
+	SELECT kind, dimensions, metric, quantumdb.export('w1') AS model
+	FROM quantumdb.compressors WHERE name = 'w1';
+	GRANT SELECT ON blob TO outsider;
+});
+$dropper->query_safe('BEGIN');
+$dropper->query_safe('LOCK TABLE secret IN ACCESS EXCLUSIVE MODE');
+my ($ret, $out, $err) = $node->psql('postgres', q{
+	SET statement_timeout = '20s';
+	SET ROLE outsider;
+	INSERT INTO quantumdb.compressors
+		(name, kind, dimensions, metric, settings, model, source, source_column)
+	SELECT 'peek', kind, dimensions, metric, '{}', model, 'secret', 'emb' FROM blob});
+like($err, qr/source must be a table its writer may read/,
+	'a writer without SELECT is refused while another session locks the table');
+unlike($err, qr/statement timeout/, 'without waiting for the lock');
+$dropper->query_safe('COMMIT');
+
+# 4. the source column must exist (R4: a column that never existed was
+# kept, for the readers of a column of that name added later)
+($ret, $out, $err) = $node->psql('postgres',
+	q{SET ROLE writer; INSERT INTO quantumdb.compressors
+		(name, kind, dimensions, metric, settings, model, source, source_column)
+	SELECT 'nocol', kind, dimensions, metric, '{}', quantumdb.export('w1'), 'src', 'no_such_column'
+	FROM quantumdb.compressors WHERE name = 'w1'});
+like($err, qr/column "no_such_column" of a compressor's source table src does not exist/,
+	'a source column that does not exist is refused');
+
 $dropper->quit;
 done_testing();
