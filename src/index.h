@@ -467,6 +467,11 @@ typedef struct QdbNodeMap
 	uint8	   *flags;
 	uint16	   *indegree;		/* level-0 links from live nodes */
 	bool	   *reached;
+	uint32	   *depth;			/* reached: level-0 hops from the entry, as walked; */
+	uint16	   *safe_in;		/* and links from live nodes no deeper: NULL but */
+								/* in the repair (index_reach.c) */
+	bool		drops_allowed;	/* a forced link may drop a member (the repair's budget) */
+	bool		list_dropped;	/* the last list change dropped a member */
 	uint8	   *codes;			/* per slot, code_size bytes; NULL without inline codes */
 	int			code_size;
 } QdbNodeMap;
@@ -489,7 +494,8 @@ typedef struct QdbNodeMap
 
 extern void QdbNodeMapRead(Relation index, const QdbMetaPageData *meta, QdbNodeMap *map);
 extern bool QdbNodeMapHas(const QdbNodeMap *map, QdbNodeRef ref);
-extern void QdbNodeMapNoteListChange(QdbNodeMap *map, const QdbNodeRef *before,
+extern bool QdbNodeMapMayDrop(const QdbNodeMap *map, QdbNodeRef from, QdbNodeRef member);
+extern void QdbNodeMapNoteListChange(QdbNodeMap *map, QdbNodeRef from, const QdbNodeRef *before,
 									 const QdbNodeRef *after, int n);
 extern int64 QdbNodeMapCountUnreached(Relation index, QdbIndexCache *c,
 									  const QdbMetaPageData *meta, QdbNodeMap *map);

@@ -188,6 +188,7 @@ QdbChangeList(Relation index, const QdbIndexCache *c, QdbDiskGraph *g, QdbNodeRe
 /* QdbLinkOnDisk's plan: QdbPlanLink's, remembered. */
 typedef struct LinkRequest
 {
+	QdbNodeRef	n;				/* whose list */
 	QdbNodeRef	add;
 	bool		force;
 	QdbNodeMap *map;
@@ -197,13 +198,13 @@ typedef struct LinkRequest
 	QdbNodeRef	tied;			/* of the last plan */
 } LinkRequest;
 
-/* A member whose only link in from a live node is this one must stay. */
+/* A member that this link alone keeps reached must stay (QdbNodeMapMayDrop). */
 static bool
 may_drop(void *arg, uint32 id)
 {
-	QdbNodeMap *map = arg;
+	LinkRequest *r = arg;
 
-	return !QdbNodeMapHas(map, id) || map->indegree[QdbNodeSlot(map, id)] > 1;
+	return QdbNodeMapMayDrop(r->map, r->n, id);
 }
 
 static bool
@@ -213,15 +214,15 @@ plan_link(void *arg, QdbDiskGraph *g, QdbNodeRef ref, int level, const QdbNodeRe
 	LinkRequest *r = arg;
 
 	r->result = QdbPlanLink(&qdb_disk_graph_ops, g, ref, cur, nslots, r->add, r->force,
-							r->map ? may_drop : r->may_drop, r->map ? (void *) r->map : r->drop_arg,
+							r->map ? may_drop : r->may_drop, r->map ? (void *) r : r->drop_arg,
 							want, &r->tied);
 	return r->result == QDB_LINK_WRITE;
 }
 
 /*
  * Links node n at level to add as QdbPlanLink plans (force: add must get
- * in; given a map, only at the cost of a member that other live nodes link
- * to as well, and the map's level-0 in-degrees follow the change; else
+ * in; given a map, only at the cost of a member that stays reached without
+ * this link (QdbNodeMapMayDrop), and the map follows the change; else
  * may_drop, NULL for any, says which members may go).
  * Returns whether n links to add afterwards.  If n's list changed under
  * every try, n does not; the new node keeps its own links.  tied (NULL: not
@@ -236,7 +237,7 @@ QdbLinkOnDisk(Relation index, const QdbIndexCache *c, QdbDiskGraph *g, QdbNodeRe
 	int			nslots = QdbLevelSlots(c->shape.m, level);
 	QdbNodeRef	cur[2 * QDB_MAX_M];
 	QdbNodeRef	want[2 * QDB_MAX_M];
-	LinkRequest r = {add, force, map, may_drop, drop_arg, QDB_LINK_REFUSED, QDB_NO_NODE};
+	LinkRequest r = {n, add, force, map, may_drop, drop_arg, QDB_LINK_REFUSED, QDB_NO_NODE};
 
 	if (tied)
 		*tied = QDB_NO_NODE;
@@ -244,7 +245,7 @@ QdbLinkOnDisk(Relation index, const QdbIndexCache *c, QdbDiskGraph *g, QdbNodeRe
 	{
 		case QDB_LIST_WRITTEN:
 			if (map && level == 0)
-				QdbNodeMapNoteListChange(map, cur, want, nslots);
+				QdbNodeMapNoteListChange(map, n, cur, want, nslots);
 			if (tied)
 				*tied = r.tied;
 			return true;

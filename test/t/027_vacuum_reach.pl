@@ -1,0 +1,75 @@
+# VACUUM links every live node back where a walk from the entry can reach
+# it, without cutting others off (session 57's concurrency hunt,
+# /work/runs/hunt-s57b.md F1).  Its repair forced a link into a full list
+# at the cost of a member that had another link in, though that link could
+# come from a node reached only through the member (two copies of one
+# vector listing each other) or from a deleted node: each VACUUM linked
+# some such islands back and cut others off, and their rows were not
+# found.  A churn of inserts (a sixth of them copies of one vector),
+# deletes and VACUUMs cut short by a timeout, then two whole VACUUMs: no
+# live node may stay unreached.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $copy = $ENV{QDB_GLOVE_COPY} or die "QDB_GLOVE_COPY is not set";
+
+my $node = PostgreSQL::Test::Cluster->new('main');
+$node->init;
+$node->append_conf('postgresql.conf', "autovacuum = off\n");
+$node->start;
+$node->safe_psql('postgres', qq{
+	CREATE EXTENSION quantumdb;
+	CREATE TABLE src (id int PRIMARY KEY, emb real[]);
+	COPY src FROM '$copy';
+	CREATE TABLE g (id serial, emb real[]);
+});
+my $n = $node->safe_psql('postgres', 'SELECT count(*) FROM src');
+my $next = 0;
+
+# rows $next .. $next + $k - 1 of src (cyclically), a sixth of them copies of row 42
+sub insert_rows
+{
+	my ($k, $seed) = @_;
+	$node->safe_psql('postgres', qq{
+		SELECT setseed($seed);
+		INSERT INTO g (emb)
+		SELECT CASE WHEN random() < 0.16 THEN (SELECT emb FROM src WHERE id = 42) ELSE s.emb END
+		FROM generate_series($next, $next + $k - 1) i JOIN src s ON s.id = i % $n ORDER BY i;
+	});
+	$next += $k;
+}
+
+insert_rows(1800, 0.1);
+$node->safe_psql('postgres', q{
+	SELECT compressor FROM quantumdb.train('gc', 'g', 'emb', metric => 'cosine', validation => 0);
+	CREATE INDEX gi ON g USING quantumdb (emb real_cosine_ops)
+		WITH (compressor = 'gc', m = 16, ef_construction = 101, inline_codes = on);
+});
+srand(2);
+for my $it (0 .. 39)
+{
+	insert_rows(50 + int(rand(100)), ($it + 1) / 100.0);
+	my $d = 30 + int(rand(100));
+	$node->safe_psql('postgres', qq{
+		SELECT setseed(-($it + 1) / 100.0);
+		DELETE FROM g WHERE id IN (SELECT id FROM g ORDER BY random() LIMIT $d);
+	});
+	if ($it % 4 == 3)
+	{
+		# cut short: some nodes are left unlinked, for the repair
+		my $ms = 20 + int(rand(200));
+		$node->psql('postgres', "SET statement_timeout = $ms; VACUUM g");
+	}
+}
+$node->safe_psql('postgres', 'VACUUM g');
+$node->safe_psql('postgres', 'VACUUM g');
+my $info = $node->safe_psql('postgres',
+	q{SELECT nodes || ' ' || deleted_nodes || ' ' || unreachable_nodes FROM quantumdb.index_info('gi')});
+my (undef, undef, $unreached) = split / /, $info;
+is($unreached, '0', "after the churn and two VACUUMs no live node is unreached (nodes, deleted, unreached: $info)");
+is($node->safe_psql('postgres', q{SELECT count(*) FROM quantumdb.verify('gi')}), '0',
+	'and the index verifies clean');
+done_testing();
