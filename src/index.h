@@ -465,13 +465,11 @@ typedef struct QdbNodeMap
 	uint8	   *maxoff;			/* nodes per page */
 	uint8	   *level;			/* per (page, offset) slot */
 	uint8	   *flags;
-	uint16	   *indegree;		/* level-0 links from live nodes */
 	bool	   *reached;
-	uint32	   *depth;			/* reached: level-0 hops from the entry, as walked; */
-	uint16	   *safe_in;		/* and links from live nodes no deeper: NULL but */
-								/* in the repair (index_reach.c) */
-	bool		drops_allowed;	/* a forced link may drop a member (the repair's budget) */
-	bool		list_dropped;	/* the last list change dropped a member */
+	uint16	   *depth;			/* reached: a label below its parent's in the walk; */
+	uint16	   *safe_in;		/* and links from live nodes labelled lower: NULL */
+								/* but in the repair (index_reach.c) */
+	bool		list_dropped;	/* the last list change let a deleted member go */
 	uint8	   *codes;			/* per slot, code_size bytes; NULL without inline codes */
 	int			code_size;
 } QdbNodeMap;

@@ -21,12 +21,9 @@
 
 /*
  * Node reads that one repair may spend walking again from the entry after
- * a link dropped a member (each walk reads every reached node's list): past
- * them a forced link drops no member, and a node whose candidates all have
- * full lists waits for the next VACUUM.  With a fixed 32 walks, churned
- * tables of 2,600 rows kept 265 to 341 nodes unreached after two VACUUMs;
- * without a bound, none (test/t/027_vacuum_reach.pl's churn); this bound
- * allows 7,000 walks at 3,000 nodes, 20 at a million.
+ * a forced link let go of a deleted member (possible only where a VACUUM's
+ * bulkdelete did not finish): past them, the rest waits for the next
+ * VACUUM's repair.
  */
 #define REPAIR_REWALK_READS	((double) 20 * 1000 * 1000)
 
@@ -46,11 +43,8 @@ QdbNodeMapRead(Relation index, const QdbMetaPageData *meta, QdbNodeMap *map)
 	map->level = palloc_extended(nslots, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 	map->flags = palloc_extended(nslots, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 	map->reached = palloc_extended(sizeof(bool) * nslots, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-	map->indegree = palloc_extended(sizeof(uint16) * nslots,
-									MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 	map->depth = NULL;			/* the repair's alone (QdbRepairReachability) */
 	map->safe_in = NULL;
-	map->drops_allowed = false;
 	map->list_dropped = false;
 	map->code_size = meta->code_size;
 	map->codes = meta->inline_codes ?
@@ -84,9 +78,8 @@ is_live(const QdbNodeMap *map, Size slot)
 
 /*
  * Whether the link from node from to reached node member is one of
- * member's safe links (safe_in): from is live and no deeper than member, so
- * that the walk reached from along a path that does not pass through
- * member (a shortest path to a node no deeper than member cannot).
+ * member's safe links (safe_in): from is live, reached, and labelled
+ * strictly below member (QdbRepairReachability's invariant).
  */
 static bool
 safe_link(const QdbNodeMap *map, QdbNodeRef from, QdbNodeRef member)
@@ -99,27 +92,25 @@ safe_link(const QdbNodeMap *map, QdbNodeRef from, QdbNodeRef member)
 	fs = QdbNodeSlot(map, from);
 	ms = QdbNodeSlot(map, member);
 	return map->reached[fs] && map->reached[ms] && is_live(map, fs) &&
-		map->depth[fs] <= map->depth[ms];
+		map->depth[fs] < map->depth[ms];
 }
 
 /*
  * Whether node from may let member go from its level-0 list for a forced
- * link: member keeps a safe link from another live node no deeper than it,
- * so that every node reached through member stays reached.  A count of
- * links in alone is not enough: the other link may come from a node
- * reached only through member (two copies of one vector that list each
- * other), or from a deleted node; each VACUUM then linked some such
+ * link: member keeps a safe link besides from's, so that it, and every
+ * node reached through it, stays reached (QdbRepairReachability says why).
+ * A count of links in was not enough: the other link could come from a
+ * node reached only through member (two copies of one vector that list
+ * each other), or from a deleted node; each VACUUM then linked some such
  * islands back and cut others off (session 57's concurrency hunt,
  * /work/runs/hunt-s57b.md F1: 9 rows left unreachable by every VACUUM).
- * The depths are those of the last walk: after a link drops a member they
- * are walked again (QdbRepairReachability) before the next drop.
  */
 bool
 QdbNodeMapMayDrop(const QdbNodeMap *map, QdbNodeRef from, QdbNodeRef member)
 {
 	Size		ms;
 
-	if (map->depth == NULL || !map->drops_allowed)
+	if (map->depth == NULL)
 		return false;
 	if (!QdbNodeMapHas(map, member))
 		return true;
@@ -130,8 +121,10 @@ QdbNodeMapMayDrop(const QdbNodeMap *map, QdbNodeRef from, QdbNodeRef member)
 }
 
 /*
- * Keeps in-degrees and safe links right after node from's level-0 list
- * changed from before to after, and notes whether a member was dropped.
+ * Keeps the safe links right after node from's level-0 list changed from
+ * before to after, and notes whether the change let go of a member that
+ * QdbNodeMapMayDrop was not asked about: a deleted one, which QdbPlanLink
+ * leaves out of a list it rewrites (map->list_dropped).
  */
 void
 QdbNodeMapNoteListChange(QdbNodeMap *map, QdbNodeRef from, const QdbNodeRef *before,
@@ -142,22 +135,11 @@ QdbNodeMapNoteListChange(QdbNodeMap *map, QdbNodeRef from, const QdbNodeRef *bef
 
 	for (i = 0; i < n; i++)
 	{
-		if (QdbNodeMapHas(map, before[i]))
-		{
-			Size		slot = QdbNodeSlot(map, before[i]);
-
-			if (map->indegree[slot] > 0)
-				map->indegree[slot]--;
-			if (safe_link(map, from, before[i]) && map->safe_in[slot] > 0)
-				map->safe_in[slot]--;
-		}
-		if (QdbNodeMapHas(map, after[i]))
-		{
-			map->indegree[QdbNodeSlot(map, after[i])]++;
-			if (safe_link(map, from, after[i]) &&
-				map->safe_in[QdbNodeSlot(map, after[i])] < PG_UINT16_MAX)
-				map->safe_in[QdbNodeSlot(map, after[i])]++;
-		}
+		if (safe_link(map, from, before[i]) && map->safe_in[QdbNodeSlot(map, before[i])] > 0)
+			map->safe_in[QdbNodeSlot(map, before[i])]--;
+		if (safe_link(map, from, after[i]) &&
+			map->safe_in[QdbNodeSlot(map, after[i])] < PG_UINT16_MAX)
+			map->safe_in[QdbNodeSlot(map, after[i])]++;
 	}
 	map->list_dropped = false;
 	for (i = 0; i < n && !map->list_dropped; i++)
@@ -168,7 +150,8 @@ QdbNodeMapNoteListChange(QdbNodeMap *map, QdbNodeRef from, const QdbNodeRef *bef
 			continue;
 		for (j = 0; j < n && !kept; j++)
 			kept = after[j] == before[i];
-		map->list_dropped = !kept;
+		map->list_dropped = !kept && !(QdbNodeMapHas(map, before[i]) &&
+									   is_live(map, QdbNodeSlot(map, before[i])));
 	}
 }
 
@@ -183,14 +166,14 @@ QdbNodeMapHas(const QdbNodeMap *map, QdbNodeRef ref)
 }
 
 /*
- * Marks every node reachable at level 0 from start (and start itself, at
- * depth start_depth) with its depth, breadth first, and counts the links
- * from reached nodes into indegree, and the safe ones (safe_link) into
- * safe_in.
+ * Marks every node reachable at level 0 from start (and start itself),
+ * breadth first; in the repair (map->depth set) labels each with its
+ * parent's label + 1 (start: start_depth) and counts the safe links
+ * (safe_link) into safe_in.
  */
 static void
 reach_from(Relation index, QdbIndexCache *c, QdbNodeMap *map, QdbNodeRef start,
-		   uint32 start_depth)
+		   uint16 start_depth)
 {
 	Size		total = QdbNodeMapSlotAt(map, map->nblocks, 0);
 	QdbNodeRef *queue;
@@ -225,12 +208,12 @@ reach_from(Relation index, QdbIndexCache *c, QdbNodeMap *map, QdbNodeRef start,
 			if (!QdbNodeMapHas(map, list[j]))
 				continue;
 			ls = QdbNodeSlot(map, list[j]);
-			map->indegree[ls]++;
 			if (!map->reached[ls])
 			{
 				map->reached[ls] = true;
+				/* saturated, no label is below another: no drop */
 				if (map->depth)
-					map->depth[ls] = map->depth[rs] + 1;
+					map->depth[ls] = Min(map->depth[rs] + 1, PG_UINT16_MAX);
 				queue[qtail++] = list[j];
 			}
 			/* saturated, a count is low, never high: a drop is refused */
@@ -335,6 +318,23 @@ reached_candidates(QdbDiskGraph *g, QdbIndexCache *c, const QdbMetaPageData *met
 /*
  * Links every live node that a walk from the entry cannot reach back into
  * the graph.  Returns how many links it added.
+ *
+ * The walk labels each node it reaches with its parent's label + 1 (the
+ * entry 0), so every reached node but the entry has a link in from a
+ * reached node labelled lower.  A forced link into a full list drops a
+ * member only when the member keeps a link in from another live reached
+ * node labelled lower (QdbNodeMapMayDrop); a new link only adds, and the
+ * part of the graph it reaches is labelled on from its new parent.  So the
+ * property holds after every link, and following links labelled lower
+ * leads from any reached node to the entry: no link the repair makes cuts
+ * a reached node off, and no walk is needed between links.  The one
+ * exception is a deleted member, which QdbPlanLink leaves out of a list it
+ * rewrites without asking (only where a bulkdelete did not finish): after
+ * such a link the walk is made again, within REPAIR_REWALK_READS.  (A
+ * first version labelled a link safe from a node no deeper than the
+ * member and walked again after every drop: after churn every link
+ * dropped one, and a fixed bound of walks left hundreds of nodes unlinked;
+ * session 57's review, /work/runs/review-s57b.md.)
  */
 int64
 QdbRepairReachability(Relation index)
@@ -369,8 +369,7 @@ QdbRepairReachability(Relation index)
 		nodes = 0;
 		for (i = 0; i < total; i++)
 			nodes += QdbNodeMapSlotHolds(&map, i);
-		map.drops_allowed = (double) rewalks * Max(nodes, 1) < REPAIR_REWALK_READS;
-		map.depth = palloc_extended(sizeof(uint32) * Max(total, 1),
+		map.depth = palloc_extended(sizeof(uint16) * Max(total, 1),
 									MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 		map.safe_in = palloc_extended(sizeof(uint16) * Max(total, 1),
 									  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
@@ -403,19 +402,23 @@ QdbRepairReachability(Relation index)
 
 				linked_now++;
 				/* u's part of the graph hangs off from, which links to it safely */
-				reach_from(index, c, &map, u, map.depth[fs] + 1);
-				if (map.safe_in[i] < PG_UINT16_MAX)
+				reach_from(index, c, &map, u, Min(map.depth[fs] + 1, PG_UINT16_MAX));
+				if (map.depth[fs] < map.depth[i] && map.safe_in[i] < PG_UINT16_MAX)
 					map.safe_in[i]++;
 				if (map.list_dropped)
 				{
-					/* the depths below the member let go may have grown */
+					/* a deleted member went unasked: walk again, or wait */
+					if ((double) (rewalks + 1) * Max(nodes, 1) > REPAIR_REWALK_READS)
+					{
+						MemoryContextSwitchTo(rcxt);
+						MemoryContextReset(percall);
+						break;
+					}
 					memset(map.reached, 0, sizeof(bool) * total);
-					memset(map.depth, 0, sizeof(uint32) * total);
+					memset(map.depth, 0, sizeof(uint16) * total);
 					memset(map.safe_in, 0, sizeof(uint16) * total);
-					memset(map.indegree, 0, sizeof(uint16) * total);
 					reach_from(index, c, &map, meta.entry, 0);
 					rewalks++;
-					map.drops_allowed = (double) rewalks * Max(nodes, 1) < REPAIR_REWALK_READS;
 				}
 			}
 			MemoryContextSwitchTo(rcxt);
