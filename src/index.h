@@ -466,7 +466,7 @@ typedef struct QdbNodeMap
 	uint8	   *level;			/* per (page, offset) slot */
 	uint8	   *flags;
 	bool	   *reached;
-	uint16	   *depth;			/* reached: a label below its parent's in the walk; */
+	uint16	   *depth;			/* reached: its parent's label + 1 in the walk; */
 	uint16	   *safe_in;		/* and links from live nodes labelled lower: NULL */
 								/* but in the repair (index_reach.c) */
 	bool		list_dropped;	/* the last list change let a deleted member go */

@@ -22,8 +22,8 @@
 /*
  * Node reads that one repair may spend walking again from the entry after
  * a forced link let go of a deleted member (possible only where a VACUUM's
- * bulkdelete did not finish): past them, the rest waits for the next
- * VACUUM's repair.
+ * bulkdelete did not finish): past them, the rest of the round is left to
+ * the next round, and to the next VACUUM after the last.
  */
 #define REPAIR_REWALK_READS	((double) 20 * 1000 * 1000)
 
@@ -122,9 +122,11 @@ QdbNodeMapMayDrop(const QdbNodeMap *map, QdbNodeRef from, QdbNodeRef member)
 
 /*
  * Keeps the safe links right after node from's level-0 list changed from
- * before to after, and notes whether the change let go of a member that
- * QdbNodeMapMayDrop was not asked about: a deleted one, which QdbPlanLink
- * leaves out of a list it rewrites (map->list_dropped).
+ * before to after, and notes whether the change let go of a reached member
+ * that QdbNodeMapMayDrop was not asked about: a deleted one, which
+ * QdbPlanLink leaves out of a list it rewrites (map->list_dropped).  A
+ * member the map does not hold or did not reach (a concurrent insert's
+ * node, a freed slot) holds up no reached node.
  */
 void
 QdbNodeMapNoteListChange(QdbNodeMap *map, QdbNodeRef from, const QdbNodeRef *before,
@@ -150,8 +152,9 @@ QdbNodeMapNoteListChange(QdbNodeMap *map, QdbNodeRef from, const QdbNodeRef *bef
 			continue;
 		for (j = 0; j < n && !kept; j++)
 			kept = after[j] == before[i];
-		map->list_dropped = !kept && !(QdbNodeMapHas(map, before[i]) &&
-									   is_live(map, QdbNodeSlot(map, before[i])));
+		map->list_dropped = !kept && QdbNodeMapHas(map, before[i]) &&
+			map->reached[QdbNodeSlot(map, before[i])] &&
+			!is_live(map, QdbNodeSlot(map, before[i]));
 	}
 }
 
@@ -320,14 +323,18 @@ reached_candidates(QdbDiskGraph *g, QdbIndexCache *c, const QdbMetaPageData *met
  * the graph.  Returns how many links it added.
  *
  * The walk labels each node it reaches with its parent's label + 1 (the
- * entry 0), so every reached node but the entry has a link in from a
- * reached node labelled lower.  A forced link into a full list drops a
+ * entry 0; saturating at 65535, where a child's label is its parent's and
+ * none of its links in counts as safe), so every reached node but the
+ * entry has a link in from its parent, reached before it and labelled
+ * lower or (saturated) alike.  A link goes only where its target is the
+ * member a list lets go.  A forced link into a full list drops a
  * member only when the member keeps a link in from another live reached
  * node labelled lower (QdbNodeMapMayDrop); a new link only adds, and the
  * part of the graph it reaches is labelled on from its new parent.  So the
  * property holds after every link, and following links labelled lower
  * leads from any reached node to the entry: no link the repair makes cuts
- * a reached node off, and no walk is needed between links.  The one
+ * a reached node off (the parent chain, reached in order, leads back to
+ * the entry), and no walk is needed between links.  The one
  * exception is a deleted member, which QdbPlanLink leaves out of a list it
  * rewrites without asking (only where a bulkdelete did not finish): after
  * such a link the walk is made again, within REPAIR_REWALK_READS.  (A
