@@ -1,0 +1,79 @@
+#!/usr/bin/python3
+"""Churn, then VACUUM: how many live nodes VACUUM's reachability repair
+leaves unreached (quantumdb.index_info's unreachable_nodes) after a table
+of glove-100-angular rows (cosine) takes rounds of inserts (a share of them
+copies of one vector), deletes of random rows and VACUUMs cut short by a
+statement_timeout, then two whole VACUUMs.  The table g and compressor gc
+are made again in the database the usual PG* environment variables name
+(the server needs quantumdb installed).  One line: seed, (nodes, deleted
+nodes, unreachable nodes).  Session 57 ran it on the system's server and on
+a copy of it, old and new repair (test/bench/RESULTS.md, "VACUUM's
+reachability repair after churn").
+
+  test/bench/vacuum_churn.py [--seed S] [--rounds N] [--rows N] [--copies F]
+"""
+import argparse
+import os
+import random
+
+import numpy as np
+import psycopg2
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=40)
+    ap.add_argument("--rows", type=int, default=3000, help="rows before the index is built")
+    ap.add_argument("--copies", type=float, default=0.15,
+                    help="share of the churn's inserts that copy one vector (the first rows: 0.1)")
+    ap.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data", "glove-100-angular"))
+    a = ap.parse_args()
+    rng = random.Random(a.seed)
+    raw = np.fromfile(os.path.join(a.data, "base.fvecs"), dtype=np.int32)
+    x = raw.reshape(-1, raw[0] + 1)[:, 1:].view(np.float32)[:20000]
+
+    def lit(v):
+        return "{" + ",".join("%.6g" % f for f in v) + "}"
+
+    c = psycopg2.connect("")
+    c.autocommit = True
+    cur = c.cursor()
+    nxt = [0]
+
+    def insert(n, share):
+        rows = []
+        for _ in range(n):
+            rows.append(lit(x[42]) if rng.random() < share else lit(x[nxt[0] % len(x)]))
+            nxt[0] += 1
+        cur.execute("INSERT INTO g (emb) SELECT unnest(%s::text[])::real[]", (rows,))
+
+    cur.execute("CREATE EXTENSION IF NOT EXISTS quantumdb")
+    cur.execute("DROP TABLE IF EXISTS g")
+    cur.execute("CREATE TABLE g (id serial, emb real[])")
+    insert(a.rows, 0.1)
+    cur.execute("SELECT quantumdb.drop_compressor('gc') FROM quantumdb.compressors WHERE name = 'gc'")
+    cur.execute("SELECT compressor FROM quantumdb.train('gc', 'g', 'emb', metric => 'cosine')")
+    cur.execute("CREATE INDEX gi ON g USING quantumdb (emb real_cosine_ops) "
+                "WITH (compressor = 'gc', m = 16, ef_construction = 101, inline_codes = on)")
+    for it in range(a.rounds):
+        insert(rng.randint(50, 150), a.copies)
+        cur.execute("DELETE FROM g WHERE id IN (SELECT id FROM g ORDER BY random() LIMIT %s)",
+                    (rng.randint(50, 160),))
+        if it % 4 == 3:
+            cur.execute("SET statement_timeout = %s", (rng.randint(20, 300),))
+            try:
+                cur.execute("VACUUM g")
+            except psycopg2.Error:
+                pass
+            cur.execute("SET statement_timeout = 0")
+    cur.execute("VACUUM g")
+    cur.execute("VACUUM g")
+    cur.execute("SELECT nodes, deleted_nodes, unreachable_nodes FROM quantumdb.index_info('gi')")
+    print("seed", a.seed, cur.fetchone(), flush=True)
+
+
+if __name__ == "__main__":
+    main()
