@@ -58,7 +58,8 @@ export QDB_GLOVE_COPY = $(CURDIR)/glove_base.copy
 
 PG_CPPFLAGS = -Itrainer
 PG_CFLAGS = -O3 -std=gnu11
-SHLIB_LINK = trainer/libqdbtrainer.a -lopenblas -lm -ldl
+# no -lopenblas: src/blas_load.c opens it on first use (check-blas-link)
+SHLIB_LINK = trainer/libqdbtrainer.a -lm -ldl -lpthread
 
 # Prefer the server's own pg_config (postgresql-server-dev-N) over libpq-dev's.
 PG_MAJOR ?= $(shell ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1)
@@ -107,6 +108,15 @@ trainer/libqdbtrainer.a: trainer
 
 $(OBJS): $(wildcard src/*.h) $(wildcard trainer/*.h)
 $(shlib): trainer/libqdbtrainer.a
+
+# quantumdb.so must not load libopenblas with itself (src/blas_load.c says
+# why): no NEEDED entry for it and no BLAS or LAPACK symbol left undefined.
+all: check-blas-link
+.PHONY: check-blas-link
+check-blas-link: $(shlib)
+	@if readelf -d $(shlib) | grep -q 'NEEDED.*openblas' || \
+		nm -D --undefined-only $(shlib) | grep -E ' (cblas_|openblas_|[sd][a-z]+_$$)'; then \
+		echo "$(shlib) needs OpenBLAS at load: define the routine in src/blas_load.c" >&2; exit 1; fi
 
 # Unit tests of the storage-free graph layer (src/graph_search.c,
 # src/graph_link.c), of the build's 16-bit vectors (src/graph_vec16.c), of

@@ -12,6 +12,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 
+#include "blas_load.h"
 #include "compressor.h"
 #include "index.h"
 #include "qdb_distance.h"
@@ -21,6 +22,7 @@ PG_MODULE_MAGIC;
 void
 _PG_init(void)
 {
+	QdbBlasInit();
 	qdb_distance_init();
 	QdbIndexInit();
 	MarkGUCPrefixReserved("quantumdb");

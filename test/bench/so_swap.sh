@@ -8,11 +8,13 @@ qdb_so_save() {
 	qdb_so_lib=$(pg_config --pkglibdir)
 	qdb_so_saved=$(mktemp)
 	cp "$qdb_so_lib/quantumdb.so" "$qdb_so_saved"
-	trap 'cp "$qdb_so_saved" "$qdb_so_lib/quantumdb.so"; rm -f "$qdb_so_saved"' EXIT
+	trap 'qdb_so_use "$qdb_so_saved"; rm -f "$qdb_so_saved"' EXIT
 }
 
+# by a rename: a backend still mapping the old file (one exiting) keeps its
+# inode, where a copy in place would change its pages under it (SIGBUS)
 qdb_so_use() {
-	cp "$1" "$qdb_so_lib/quantumdb.so"
+	install -m 755 "$1" "$qdb_so_lib/quantumdb.so.swap" && mv -f "$qdb_so_lib/quantumdb.so.swap" "$qdb_so_lib/quantumdb.so"
 }
 
 qdb_so_rebuild() {

@@ -175,6 +175,24 @@ test_crc_and_json(void)
 	tap_ok(qdb_crc32c("123456789", 9) == 0xe3069283, "crc32c check value");
 	tap_ok(qdb_crc32c_update(qdb_crc32c("1234", 4), "56789", 5) == 0xe3069283,
 		   "crc32c in pieces");
+	{
+		/* the instruction's path against the table's: every length to 70 at
+		 * every alignment to 8, and pieces */
+		uint8_t		buf[80];
+		int			len,
+					off,
+					same = 1;
+
+		for (len = 0; len < 80; len++)
+			buf[len] = (uint8_t) (len * 37 + 11);
+		for (off = 0; off < 8; off++)
+			for (len = 0; len <= 70; len++)
+				if (qdb_crc32c_update(0x1234u * len, buf + off, len) !=
+					qdb_crc32c_table(0x1234u * len, buf + off, len))
+					same = 0;
+		tap_ok(same, "crc32c: the fast path equals the table at every length and alignment");
+		tap_ok(qdb_crc32c_table(0, "123456789", 9) == 0xe3069283, "crc32c table check value");
+	}
 
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
 	{
