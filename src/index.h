@@ -497,7 +497,7 @@ extern void QdbNodeMapNoteListChange(QdbNodeMap *map, QdbNodeRef from, const Qdb
 									 const QdbNodeRef *after, int n);
 extern int64 QdbNodeMapCountUnreached(Relation index, QdbIndexCache *c,
 									  const QdbMetaPageData *meta, QdbNodeMap *map);
-extern int64 QdbRepairReachability(Relation index);
+extern int64 QdbRepairReachability(Relation index, int64 *rewalks);
 
 /* index_build.c */
 extern IndexBuildResult *qdbbuild(Relation heap, Relation index, IndexInfo *indexInfo);

@@ -920,7 +920,7 @@ qdbbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 		storage_notice(heap, indexInfo, bs.c, bs.compressed, bs.compressed_pglz, bs.alive);
 		if (!bs.on_disk)
 			write_graph(&bs);
-		QdbRepairReachability(index);
+		QdbRepairReachability(index, NULL);
 	}
 	PG_FINALLY();
 	{

@@ -320,7 +320,8 @@ reached_candidates(QdbDiskGraph *g, QdbIndexCache *c, const QdbMetaPageData *met
 
 /*
  * Links every live node that a walk from the entry cannot reach back into
- * the graph.  Returns how many links it added.
+ * the graph.  Returns how many links it added, and in *rewalks_out (when
+ * not NULL) how many times the walk was made again (below).
  *
  * The walk labels each node it reaches with its parent's label + 1 (the
  * entry 0; saturating at 65535, where a child's label is its parent's and
@@ -344,7 +345,7 @@ reached_candidates(QdbDiskGraph *g, QdbIndexCache *c, const QdbMetaPageData *met
  * session 57's review, /work/runs/review-s57b.md.)
  */
 int64
-QdbRepairReachability(Relation index)
+QdbRepairReachability(Relation index, int64 *rewalks_out)
 {
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "quantumdb reachability",
 											  ALLOCSET_DEFAULT_SIZES);
@@ -437,5 +438,7 @@ QdbRepairReachability(Relation index)
 	}
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);
+	if (rewalks_out)
+		*rewalks_out = rewalks;
 	return linked;
 }

@@ -698,7 +698,18 @@ qdbvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 							RelationGetRelationName(index))));
 	}
 	/* inserts and repairs can leave a node nobody links to: link it back */
-	QdbRepairReachability(index);
+	{
+		int64		rewalks = 0;
+		int64		linked = QdbRepairReachability(index, &rewalks);
+
+		if (linked > 0)
+			ereport(info->message_level,
+					(errmsg("index \"%s\": linked back %lld nodes no walk from the entry point reached",
+							RelationGetRelationName(index), (long long) linked),
+					 rewalks > 0 ?
+					 errdetail("The walk was made again %lld times, after links that let a deleted node go.",
+							   (long long) rewalks) : 0));
+	}
 	QdbFreeUnlinkedNodes(index, info->strategy);
 	stats->num_pages = RelationGetNumberOfBlocks(index);
 	return stats;
