@@ -56,7 +56,9 @@ EXTRA_CLEAN += $(REGRESS_DATA)
 PROVE_TESTS = test/t/*.pl
 export QDB_GLOVE_COPY = $(CURDIR)/glove_base.copy
 
-PG_CPPFLAGS = -Itrainer
+# cblas.h from the OpenBLAS the trainer compiles against (trainer/Makefile),
+# not whichever BLAS the system's cblas.h alternative names
+PG_CPPFLAGS = -Itrainer -I/usr/include/x86_64-linux-gnu/openblas-pthread
 PG_CFLAGS = -O3 -std=gnu11
 # no -lopenblas: src/blas_load.c opens it on first use (check-blas-link)
 SHLIB_LINK = trainer/libqdbtrainer.a -lm -ldl -lpthread
@@ -114,9 +116,11 @@ $(shlib): trainer/libqdbtrainer.a
 all: check-blas-link
 .PHONY: check-blas-link
 check-blas-link: $(shlib)
-	@if readelf -d $(shlib) | grep -q 'NEEDED.*openblas' || \
-		nm -D --undefined-only $(shlib) | grep -E ' (cblas_|openblas_|[sd][a-z]+_$$)'; then \
+	@if readelf -d $(shlib) | grep -q 'NEEDED.*\(openblas\|blas\|lapack\)' || \
+		nm -D --undefined-only $(shlib) | grep -E ' (cblas_|openblas_|LAPACKE_|[sdcz][a-z0-9]+_$$)'; then \
 		echo "$(shlib) needs OpenBLAS at load: define the routine in src/blas_load.c" >&2; exit 1; fi
+	@if nm -D --defined-only $(shlib) | grep -E ' (cblas_|openblas_|LAPACKE_|[sdcz][a-z0-9]+_$$)'; then \
+		echo "$(shlib) exports a BLAS name, which other libraries would bind to: make it hidden" >&2; exit 1; fi
 
 # Unit tests of the storage-free graph layer (src/graph_search.c,
 # src/graph_link.c), of the build's 16-bit vectors (src/graph_vec16.c), of

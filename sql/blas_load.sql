@@ -14,7 +14,7 @@ SELECT compressor FROM quantumdb.train('blas_c', 'blas_t', 'emb', sample => 600,
 CREATE INDEX blas_t_emb ON blas_t USING quantumdb (emb) WITH (compressor = 'blas_c');
 
 CREATE FUNCTION blas_state(OUT openblas_mapped bool, OUT threads int) LANGUAGE sql AS $$
-  SELECT position('openblas' in pg_read_file('/proc/' || pg_backend_pid() || '/maps')) > 0,
+  SELECT position('/libopenblas' in pg_read_file('/proc/' || pg_backend_pid() || '/maps')) > 0,
          (regexp_match(pg_read_file('/proc/' || pg_backend_pid() || '/status'),
                        'Threads:\s+(\d+)'))[1]::int $$;
 -- this backend trained: it has opened the library

@@ -15,9 +15,14 @@
  * without it: the few BLAS and LAPACK routines the trainer's code calls are
  * defined here, hidden from other libraries, and forward to libopenblas,
  * which the first of them opens (RTLD_LOCAL, so no other library's symbols
- * change).  Training, CREATE INDEX's encoding in blocks and the query
- * tables of kind rq and neural load it; its thread pool is OpenBLAS's own
- * default, as before.
+ * change).  Training, CREATE INDEX (its encoding in blocks, and the hold of
+ * OpenBLAS's threads around the build), the encoding of a row by a kind rq
+ * model (an INSERT into such an index, quantumdb.encode) and a neural
+ * model's decoding open it; scans of every kind and inserts into pq, opq
+ * and neural indexes do not (session 58's review measured each in a fresh
+ * backend).  Its thread pool is OpenBLAS's own default, as before.
+ * QDB_BLAS_LIBRARY in the server's environment names another file to open
+ * (the tests name one that does not exist).
  *
  * The first call is normally made by a backend's own thread (trainer
  * thread pools set OpenBLAS's thread count before they start).  If the
@@ -30,6 +35,7 @@
 
 #include <dlfcn.h>
 #include <pthread.h>
+#include <signal.h>
 
 #include <cblas.h>
 
@@ -62,6 +68,7 @@ typedef void (*SpotrsFn) (const char *, const int *, const int *, const float *,
 static struct
 {
 	bool		ok;
+	char		name[MAXPGPATH];
 	char		error[256];
 	SgemmFn		sgemm;
 	DsdotFn		dsdot;
@@ -87,8 +94,24 @@ QdbBlasInit(void)
 static void
 open_blas(void)
 {
-	void	   *h = dlopen(QDB_BLAS_LIBRARY, RTLD_NOW | RTLD_LOCAL);
+	const char *name = getenv("QDB_BLAS_LIBRARY");
+	sigset_t	all,
+				old;
+	void	   *h;
 	const char *err = NULL;
+
+	if (name == NULL || *name == '\0')
+		name = QDB_BLAS_LIBRARY;
+	strlcpy(blas.name, name, sizeof(blas.name));
+	/*
+	 * OpenBLAS's constructor starts its pool's threads here: with every
+	 * signal blocked, so that PostgreSQL's handlers run only in the
+	 * backend's own thread (as task_pool.c and graph_memory.c start theirs)
+	 */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	h = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 
 	if (h == NULL)
 		err = dlerror();
@@ -119,8 +142,8 @@ blas_ready(void)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_FILE),
 				 errmsg("could not load %s, which quantumdb's training and encoding need: %s",
-						QDB_BLAS_LIBRARY, blas.error),
-				 errhint("Install OpenBLAS (Debian's libopenblas0).")));
+						blas.name, blas.error),
+				 errhint("Install OpenBLAS (Debian's libopenblas0), then start a new session.")));
 	return blas.ok;
 }
 
@@ -145,13 +168,16 @@ cblas_sgemm(const enum CBLAS_ORDER order, const enum CBLAS_TRANSPOSE ta,
 		for (j = 0; j < n; j++)
 		{
 			double		s = 0;
-			float	   *cij = order == CblasRowMajor ? &c[i * ldc + j] : &c[j * ldc + i];
+			float	   *cij = order == CblasRowMajor ? &c[(size_t) i * ldc + j] :
+				&c[(size_t) j * ldc + i];
 
 			for (l = 0; l < k; l++)
 			{
 				bool		row = order == CblasRowMajor;
-				float		ail = (ta == CblasNoTrans) == row ? a[i * lda + l] : a[l * lda + i];
-				float		blj = (tb == CblasNoTrans) == row ? b[l * ldb + j] : b[j * ldb + l];
+				float		ail = (ta == CblasNoTrans) == row ? a[(size_t) i * lda + l] :
+					a[(size_t) l * lda + i];
+				float		blj = (tb == CblasNoTrans) == row ? b[(size_t) l * ldb + j] :
+					b[(size_t) j * ldb + l];
 
 				s += (double) ail * blj;
 			}
@@ -168,8 +194,9 @@ cblas_dsdot(const blasint n, const float *x, const blasint incx, const float *y,
 
 	if (blas_ready())
 		return blas.dsdot(n, x, incx, y, incy);
+	/* the callers' increments are positive */
 	for (i = 0; i < n; i++)
-		s += (double) x[i * incx] * y[i * incy];
+		s += (double) x[(size_t) i * incx] * y[(size_t) i * incy];
 	return s;
 }
 

@@ -900,17 +900,20 @@ qdbbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, QDB_PHASE_LOAD);
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_TOTAL,
 								 (int64) Max(heap->rd_rel->reltuples, 0));
-	/* pages change unlogged until log_newpage_range below */
-	QdbXLogBuilding(RelationGetRelid(index));
-
 	/*
 	 * OpenBLAS held to one thread while the rows are loaded: the batches'
 	 * projections (qdb_model_transform) woke its second thread, which then
 	 * spun in sched_yield through the graph's inserts on the build's own
 	 * threads, on the same cores: a third of the samples of `perf record`
-	 * of CREATE INDEX on fashion-mnist-784 (a projected build).
+	 * of CREATE INDEX on fashion-mnist-784 (a projected build).  Before
+	 * the index is marked as building: the hold opens OpenBLAS, which can
+	 * fail with an ERROR (blas_load.c), and outside the PG_TRY below that
+	 * left the mark set, the index's later changes in the session unlogged
+	 * (session 58's review, /work/runs/review-s58a.md).
 	 */
 	blas_threads = qdb_blas_hold();
+	/* pages change unlogged until log_newpage_range below */
+	QdbXLogBuilding(RelationGetRelid(index));
 	PG_TRY();
 	{
 		bs.reltuples = table_index_build_scan(heap, index, indexInfo, true, true,

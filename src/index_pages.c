@@ -11,6 +11,8 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
+
 #include "access/xloginsert.h"
 #include "crc32c.h"
 #include "miscadmin.h"
@@ -61,9 +63,25 @@ struct QdbXLog
 /* The index this backend is building, whose pages are logged at the end. */
 static Oid	building_index = InvalidOid;
 
+/* a transaction's abort ends any build (the build's PG_FINALLY does too) */
+static void
+building_xact_end(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		building_index = InvalidOid;
+}
+
 void
 QdbXLogBuilding(Oid indexoid)
 {
+	static bool registered = false;
+
+	/* and never past an abort: a build's ERROR must not leave it set */
+	if (!registered && OidIsValid(indexoid))
+	{
+		RegisterXactCallback(building_xact_end, NULL);
+		registered = true;
+	}
 	building_index = indexoid;
 }
 

@@ -13,13 +13,13 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use QdbIndexCheck;
 
 my $copy = $ENV{QDB_GLOVE_COPY} or die "QDB_GLOVE_COPY is not set";
 
-my $node = PostgreSQL::Test::Cluster->new('main');
-$node->init;
-$node->append_conf('postgresql.conf', "autovacuum = off\n");
-$node->start;
+my $node = start_quiet_node('main');
 $node->safe_psql('postgres', qq{
 	CREATE EXTENSION quantumdb;
 	CREATE TABLE src (id int PRIMARY KEY, emb real[]);

@@ -4,9 +4,22 @@ package QdbIndexCheck;
 use strict;
 use warnings;
 use Test::More;
+use PostgreSQL::Test::Cluster;
 use Exporter 'import';
 
-our @EXPORT = qw(create_indexed_items synthetic_indexed_sql check_all_rows_indexed);
+our @EXPORT = qw(start_quiet_node create_indexed_items synthetic_indexed_sql check_all_rows_indexed);
+
+# A new cluster named $name, started, with autovacuum off (its VACUUMs are
+# the test's own).
+sub start_quiet_node
+{
+	my ($name) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init;
+	$node->append_conf('postgresql.conf', "autovacuum = off\n");
+	$node->start;
+	return $node;
+}
 
 # Loads the glove sample (COPY file $copy) into table glove, its first
 # $rows rows into items, and indexes items (cosine, m 8) with a small pq
