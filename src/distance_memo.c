@@ -43,6 +43,8 @@
  */
 #include "postgres.h"
 
+#include "utils/regproc.h"
+
 #include "access/detoast.h"
 #include "utils/memutils.h"
 
@@ -358,6 +360,33 @@ QdbDistanceMemoKeep(FunctionCallInfo fcinfo, double dist)
 }
 
 /*
+ * proc(a, b) of an operator class's distance function (support function 1),
+ * whose NULL result is an ERROR with an errcode: FunctionCall2Coll's own is
+ * XX000, "function N returned NULL".  A sequential scan sorts a NULL
+ * distance last; the index cannot place a row without one (session 58's
+ * hunt, /work/runs/hunt-s58a.md F1; only a superuser makes such a class).
+ */
+double
+QdbCallDistance(FmgrInfo *proc, Oid collation, Datum a, Datum b)
+{
+	LOCAL_FCINFO(fcinfo, 2);
+	Datum		result;
+
+	InitFunctionCallInfoData(*fcinfo, proc, 2, collation, NULL, NULL);
+	fcinfo->args[0].value = a;
+	fcinfo->args[0].isnull = false;
+	fcinfo->args[1].value = b;
+	fcinfo->args[1].isnull = false;
+	result = FunctionCallInvoke(fcinfo);
+	if (fcinfo->isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("distance function %s returned NULL", format_procedure(proc->fn_oid)),
+				 errhint("The distance function of a quantumdb operator class must return a number for every pair of vectors it is given.")));
+	return DatumGetFloat8(result);
+}
+
+/*
  * The rerank's call of proc (the memo's FmgrInfo) on (value, query), the
  * result kept in memo (NULL: a plain call) by a function that keeps results.
  * value is the row's stored value, or what the caller detoasted it to:
@@ -375,7 +404,7 @@ QdbDistanceMemoCall(QdbDistanceMemo *memo, FmgrInfo *proc, Oid collation,
 	 * scan's own FmgrInfo record, and the memo's reset callback clears it.
 	 */
 	recording = memo;
-	d = DatumGetFloat8(FunctionCall2Coll(proc, collation, value, query));
+	d = QdbCallDistance(proc, collation, value, query);
 	recording = NULL;
 	if (memo != NULL && value != stored)
 	{

@@ -16,6 +16,7 @@ extern QdbDistanceMemo *QdbDistanceMemoCreate(MemoryContext cxt, FmgrInfo *flinf
 											  Datum raw_query,
 											  const struct varlena *query);
 extern void QdbDistanceMemoClear(QdbDistanceMemo *memo, int expected);
+extern double QdbCallDistance(FmgrInfo *proc, Oid collation, Datum a, Datum b);
 extern double QdbDistanceMemoCall(QdbDistanceMemo *memo, FmgrInfo *proc,
 								  Oid collation, Datum stored, Datum value,
 								  Datum query);

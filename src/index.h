@@ -331,6 +331,7 @@ extern void QdbCheckMetaPage(Relation index, Page page);
 extern Buffer QdbMetaBuffer(Relation index);
 extern void QdbPadInitFork(Relation index, BlockNumber from, bool one);
 extern void QdbReadMeta(Relation index, QdbMetaPageData *meta);
+extern int	QdbBuiltMQuiet(Relation index);
 extern bytea *QdbReadCompressor(Relation index, const QdbMetaPageData *meta);
 extern BlockNumber QdbWriteCompressorPages(Relation index, ForkNumber fork,
 										   const uint8 *blob, Size len);

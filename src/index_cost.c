@@ -8,8 +8,9 @@
  * without a compressor, and any index for a user whom row-level security
  * on the table restricts, costs a sequential scan and a sort.  The cost uses
  * the session's quantumdb.ef_search and quantumdb.rerank even under
- * quantumdb.target_recall: the calibration is on the meta page, which
- * planning never reads (a damaged page must not make planning fail).
+ * quantumdb.target_recall.  Of the meta page it reads only the m the index
+ * was built with, and a damaged page must not make planning fail
+ * (QdbBuiltMQuiet).
  */
 #include "postgres.h"
 
@@ -55,7 +56,13 @@ qdbcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	}
 
 	rel = index_open(index->indexoid, NoLock);
-	m = QdbGetM(rel);
+	/*
+	 * the m it was built with: ALTER INDEX SET (m = ...) takes effect at the
+	 * next build (session 58's hunt, /work/runs/hunt-s58a.md F2)
+	 */
+	m = QdbBuiltMQuiet(rel);
+	if (m == 0)
+		m = QdbGetM(rel);
 	heapoid = rel->rd_index->indrelid;
 	index_close(rel, NoLock);
 

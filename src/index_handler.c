@@ -229,6 +229,25 @@ qdbbuildphasename(int64 phasenum)
 	}
 }
 
+/*
+ * pg_index_column_has_property: a quantumdb index's column orders by
+ * distance (its one operator, strategy 1, is an ORDER BY operator; GiST
+ * answers the same for its distance operators).  The rest is core's
+ * answer from the other IndexAmRoutine fields.
+ */
+static bool
+qdbproperty(Oid index_oid, int attno, IndexAMProperty prop, const char *propname,
+			bool *res, bool *isnull)
+{
+	if (attno > 0 && prop == AMPROP_DISTANCE_ORDERABLE)
+	{
+		*res = true;
+		*isnull = false;
+		return true;
+	}
+	return false;
+}
+
 Datum
 quantumdb_index_handler(PG_FUNCTION_ARGS)
 {
@@ -262,7 +281,7 @@ quantumdb_index_handler(PG_FUNCTION_ARGS)
 	amroutine->amcanreturn = NULL;
 	amroutine->amcostestimate = qdbcostestimate;
 	amroutine->amoptions = qdboptions;
-	amroutine->amproperty = NULL;
+	amroutine->amproperty = qdbproperty;
 	amroutine->ambuildphasename = qdbbuildphasename;
 	amroutine->amvalidate = qdbvalidate;
 	amroutine->amadjustmembers = NULL;

@@ -230,6 +230,32 @@ QdbReadMeta(Relation index, QdbMetaPageData *meta)
 	UnlockReleaseBuffer(buf);
 }
 
+/*
+ * The m the index was built with, read from its meta page without an
+ * ERROR for a page that is not a sound meta page (0 then, as for an index
+ * without pages): the planner's (index_cost.c), which must not fail on a
+ * damaged index.  The m reloption only takes effect at the next build.
+ */
+int
+QdbBuiltMQuiet(Relation index)
+{
+	Buffer		buf;
+	Page		page;
+	int			m = 0;
+
+	if (RelationGetNumberOfBlocks(index) == 0)
+		return 0;
+	buf = ReadBuffer(index, QDB_META_BLKNO);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buf);
+	if (QdbPageProblem(page) == NULL && (QdbPageGetOpaque(page)->flags & QDB_PAGE_META) &&
+		QdbPageGetMeta(page)->magic == QDB_INDEX_MAGIC &&
+		QdbPageGetMeta(page)->version == QDB_INDEX_VERSION)
+		m = QdbPageGetMeta(page)->m;
+	UnlockReleaseBuffer(buf);
+	return m >= QDB_MIN_M && m <= QDB_MAX_M ? m : 0;
+}
+
 /* The serialized compressor, checked against the meta page's length and CRC. */
 bytea *
 QdbReadCompressor(Relation index, const QdbMetaPageData *meta)

@@ -33,6 +33,7 @@
 #include "utils/rls.h"
 #include "utils/snapmgr.h"
 
+#include "distance_memo.h"
 #include "index.h"
 
 static int
@@ -91,8 +92,7 @@ heap_row(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 		return;
 	}
 	if (h->query)
-		dist = DatumGetFloat8(FunctionCall2Coll(h->distproc, h->collation, values[0],
-												PointerGetDatum(h->query)));
+		dist = QdbCallDistance(h->distproc, h->collation, values[0], PointerGetDatum(h->query));
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(h->row_cxt);
 

@@ -424,9 +424,15 @@ quantumdb_train(PG_FUNCTION_ARGS)
 						 cfg.w_recon, cfg.w_cluster, cfg.w_diversity, cfg.w_commit,
 						 cfg.w_triplet);
 	QdbStoreCompressor(name, &model, extra.data, seconds, recall, relid, column);
-	ereport(NOTICE,
-			(errmsg("trained \"%s\" in %.1f s: 10-recall@10 on the validation split %.3f",
-					name, seconds, recall)));
+	/* recall < 0: no validation split (validation => 0) */
+	if (recall >= 0)
+		ereport(NOTICE,
+				(errmsg("trained \"%s\" in %.1f s: 10-recall@10 on the validation split %.3f",
+						name, seconds, recall)));
+	else
+		ereport(NOTICE,
+				(errmsg("trained \"%s\" in %.1f s, without a validation split",
+						name, seconds)));
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
