@@ -56,9 +56,11 @@ EXTRA_CLEAN += $(REGRESS_DATA)
 PROVE_TESTS = test/t/*.pl
 export QDB_GLOVE_COPY = $(CURDIR)/glove_base.copy
 
-# cblas.h from the OpenBLAS the trainer compiles against (trainer/Makefile),
-# not whichever BLAS the system's cblas.h alternative names
-PG_CPPFLAGS = -Itrainer -I/usr/include/x86_64-linux-gnu/openblas-pthread
+# cblas.h from OpenBLAS (pkg-config's, else Debian amd64's pthread flavour,
+# which trainer/Makefile names), not whichever BLAS the system's cblas.h
+# alternative names
+OPENBLAS_CFLAGS := $(or $(shell pkg-config --cflags openblas 2>/dev/null),-I/usr/include/x86_64-linux-gnu/openblas-pthread)
+PG_CPPFLAGS = -Itrainer $(OPENBLAS_CFLAGS)
 PG_CFLAGS = -O3 -std=gnu11
 # no -lopenblas: src/blas_load.c opens it on first use (check-blas-link)
 SHLIB_LINK = trainer/libqdbtrainer.a -lm -ldl -lpthread

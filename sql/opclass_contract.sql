@@ -2,6 +2,9 @@
 -- an operator class it is given (session 58's query-shapes hunt,
 -- /work/runs/hunt-s58a.md).
 SET client_min_messages = warning;
+-- (a walk narrow enough that m sets its cost: at the defaults the 600 rows cap it)
+SET quantumdb.ef_search = 10;
+SET quantumdb.rerank = 10;
 SELECT setseed(0.58);
 CREATE TABLE oc_t AS
 SELECT i AS id, ARRAY(SELECT (random() + 0 * i)::real FROM generate_series(1, 8)) AS emb
@@ -68,6 +71,8 @@ SET enable_indexscan = off;
 SELECT count(*) FROM (SELECT id FROM oc_small ORDER BY emb <~~> '{1,1,1,1,1,1,1,1}' LIMIT 5) s;
 
 RESET enable_indexscan;
+RESET quantumdb.ef_search;
+RESET quantumdb.rerank;
 DROP TABLE oc_t, oc_small;
 DROP OPERATOR CLASS oc_ops USING quantumdb;
 DROP OPERATOR <~~> (real[], real[]);

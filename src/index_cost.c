@@ -8,9 +8,8 @@
  * without a compressor, and any index for a user whom row-level security
  * on the table restricts, costs a sequential scan and a sort.  The cost uses
  * the session's quantumdb.ef_search and quantumdb.rerank even under
- * quantumdb.target_recall.  Of the meta page it reads only the m the index
- * was built with, and a damaged page must not make planning fail
- * (QdbBuiltMQuiet).
+ * quantumdb.target_recall.  Of a trained index's meta page it reads only
+ * the m the index was built with (QdbBuiltMQuiet).
  */
 #include "postgres.h"
 
@@ -56,20 +55,12 @@ qdbcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	}
 
 	rel = index_open(index->indexoid, NoLock);
-	/*
-	 * the m it was built with: ALTER INDEX SET (m = ...) takes effect at the
-	 * next build (session 58's hunt, /work/runs/hunt-s58a.md F2)
-	 */
-	m = QdbBuiltMQuiet(rel);
-	if (m == 0)
-		m = QdbGetM(rel);
 	heapoid = rel->rd_index->indrelid;
-	index_close(rel, NoLock);
 
 	/*
 	 * An index of one page is one without a compressor (a trained one has
 	 * compressor pages after its meta page); told from the page count, not
-	 * by reading the page, so that planning never fails on a damaged one.
+	 * by reading the page.
 	 */
 	if (index->pages <= 1 || QdbScanExactForUser(heapoid))
 	{
@@ -84,6 +75,8 @@ qdbcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 		double		spc_seq_page_cost;
 		Cost		run;
 
+		index_close(rel, NoLock);
+
 		get_tablespace_page_costs(index->rel->reltablespace, NULL, &spc_seq_page_cost);
 		run = spc_seq_page_cost * index->rel->pages +
 			(cpu_tuple_cost + 2 * cpu_operator_cost) * tuples +
@@ -95,6 +88,20 @@ qdbcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 		*indexPages = 1;
 		return;
 	}
+
+	/*
+	 * the m it was built with: ALTER INDEX SET (m = ...) takes effect at the
+	 * next build (session 58's hunt, /work/runs/hunt-s58a.md F2).  Read
+	 * from the meta page as btree's planning reads its own (and pgvector's
+	 * its): a page whose contents are damaged falls back to the reloption,
+	 * but one the buffer manager refuses (a bad header or checksum) makes
+	 * planning fail until REINDEX or DROP INDEX (session 58's review,
+	 * /work/runs/review-s58b.md).
+	 */
+	m = QdbBuiltMQuiet(rel);
+	if (m == 0)
+		m = QdbGetM(rel);
+	index_close(rel, NoLock);
 
 	/* nodes read by the walk, one page each, plus the reranked heap rows */
 	visited = (double) Max(qdb_ef_search, qdb_rerank) * 2 * m + qdb_rerank;

@@ -63,7 +63,12 @@ struct QdbXLog
 /* The index this backend is building, whose pages are logged at the end. */
 static Oid	building_index = InvalidOid;
 
-/* a transaction's abort ends any build (the build's PG_FINALLY does too) */
+/*
+ * A transaction's abort ends any build.  The guarantee is the build's
+ * PG_FINALLY, right after the mark is set (index_build.c), which also
+ * covers a build in a savepoint rolled back while the transaction goes on;
+ * this covers a top-level abort by any other way.
+ */
 static void
 building_xact_end(XactEvent event, void *arg)
 {
@@ -232,9 +237,10 @@ QdbReadMeta(Relation index, QdbMetaPageData *meta)
 
 /*
  * The m the index was built with, read from its meta page without an
- * ERROR for a page that is not a sound meta page (0 then, as for an index
- * without pages): the planner's (index_cost.c), which must not fail on a
- * damaged index.  The m reloption only takes effect at the next build.
+ * ERROR for a page whose contents are not a sound meta page (0 then, as for
+ * an index without pages): the planner's (index_cost.c).  The buffer
+ * manager's own checks (the page header, a checksum) still raise theirs.
+ * The m reloption only takes effect at the next build.
  */
 int
 QdbBuiltMQuiet(Relation index)
