@@ -89,6 +89,11 @@ my ($ret1, $out1, $err1) = $node->psql('postgres', qq{
 		subvectors => 8, kmeans_iters => 2, sample => 50000, validation => 0)});
 is($out1, '7000', "at the hint's setting (" . ($mb_table // 'none') . " MB) every row is sampled");
 unlike($err1, qr/samples \d+ rows, not/, 'and no NOTICE');
+# validation => 0: the last NOTICE says there was no split (it printed the
+# missing recall as "-1.000"; session 58's hunt, O2)
+like($err1, qr/NOTICE:  trained "s7000c" in [\d.]+ s, without a validation split/,
+	'a training without a validation split says so');
+unlike($err1, qr/-1\.000/, 'and prints no recall of -1');
 my ($all, $err2) = $shrink->(600);
 unlike($err2, qr/samples \d+ rows, not/, 'a table of fewer rows than fit: no NOTICE');
 is($all, '600', 'and every row is sampled');
