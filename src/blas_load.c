@@ -8,8 +8,8 @@
  * thread pool there: a thread per CPU beyond the first, each spinning on
  * sched_yield for about a tenth of a second before it sleeps.  A backend
  * that only scans an opq or pq index never calls BLAS, yet a new
- * connection paid the load's relocations and those threads: 85.5 against
- * 64.0 ms of server CPU per connection on a 2-core machine
+ * connection paid the load's relocations and those threads: 111.3 against
+ * 62.8 ms of server CPU per connection on a 2-core machine
  * (test/bench/connect_cost.py; README, "Connections"), and a thread per
  * CPU in every backend on a large one.  quantumdb.so is therefore linked
  * without it: the few BLAS and LAPACK routines the trainer's code calls are
