@@ -13,7 +13,9 @@ threads included, as the postmaster's reaped-children times count them
 connections between two builds of quantumdb.so, renaming a copy of each
 over the installed one (run as root; the installed file is put back at the
 end), so
-the two are measured side by side in one run.  Prints a markdown table.
+the two are measured side by side in one run; --compare-query times
+another query (pgvector's on the same table, say) in alternating blocks
+too.  Prints a markdown table.
 """
 import argparse
 import os
@@ -76,6 +78,8 @@ def main():
     ap.add_argument("--conns", type=int, default=40, help="connections per block")
     ap.add_argument("--blocks", type=int, default=4, help="blocks per build")
     ap.add_argument("--query", default=None)
+    ap.add_argument("--compare-query", default=None,
+                    help="a second query timed in alternating blocks (e.g. pgvector's on the same table)")
     ap.add_argument("--reference", action="store_true",
                     help="also time connections that run SELECT 1 (no quantumdb)")
     ap.add_argument("--so", nargs=2, metavar=("A", "B"), default=None,
@@ -100,6 +104,8 @@ def main():
         builds = {os.path.basename(args.so[0]) + " (A)": args.so[0],
                   os.path.basename(args.so[1]) + " (B)": args.so[1]}
     results = {k: [] for k in builds}
+    if args.compare_query:
+        results["--compare-query"] = []
     if args.reference:
         results["SELECT 1 (no quantumdb)"] = []
     try:
@@ -109,14 +115,20 @@ def main():
                     install(so, target)
                 block(2, query, pm)  # warm the page cache for this build
                 results[name].append(block(args.conns, query, pm))
+            if args.compare_query:
+                block(2, args.compare_query, pm)
+                results["--compare-query"].append(block(args.conns, args.compare_query, pm))
             if args.reference:
                 results["SELECT 1 (no quantumdb)"].append(block(args.conns, "SELECT 1", pm))
     finally:
         if saved:
             install(saved, target)
             os.unlink(saved)
-    print("query: `%s`, %d blocks of %d connections per build, os.cpu_count() %d\n"
+    print("query: `%s`, %d blocks of %d connections per build, os.cpu_count() %d"
           % (query, args.blocks, args.conns, os.cpu_count()))
+    if args.compare_query:
+        print("--compare-query: `%s`" % args.compare_query)
+    print()
     print("| build | wall ms per connection (median of blocks) | server CPU ms per connection (median) |")
     print("|---|---:|---:|")
     for name, r in results.items():
