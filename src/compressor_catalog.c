@@ -845,15 +845,6 @@ quantumdb_drop_compressor(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(deleted > 0);
 }
 
-/*
- * quantumdb.check_compressor_row(model, kind, dimensions, metric, source,
- * source_column): for the catalog's INSERT and UPDATE policies, so that a
- * row written directly (not by train, import or autotune, which write as
- * the catalog's owner after their own checks) holds a model that parses,
- * says what that model is, and names as its source only a table the
- * writing role may read: else readers of that table would see, and could
- * use, a compressor that claims to come from it.  True, or an ERROR.
- */
 /* ERROR unless the current user may read source (column: its column, or NULL). */
 static void
 source_must_be_readable(Oid source, const char *column)
@@ -865,6 +856,15 @@ source_must_be_readable(Oid source, const char *column)
 				 errdetail("Readers of the source table may use the compressors derived from it.")));
 }
 
+/*
+ * quantumdb.check_compressor_row(model, kind, dimensions, metric, source,
+ * source_column): for the catalog's INSERT and UPDATE policies, so that a
+ * row written directly (not by train, import or autotune, which write as
+ * the catalog's owner after their own checks) holds a model that parses,
+ * says what that model is, and names as its source only a table the
+ * writing role may read: else readers of that table would see, and could
+ * use, a compressor that claims to come from it.  True, or an ERROR.
+ */
 Datum
 quantumdb_check_compressor_row(PG_FUNCTION_ARGS)
 {

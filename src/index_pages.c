@@ -12,7 +12,6 @@
 #include "postgres.h"
 
 #include "access/xact.h"
-
 #include "access/xloginsert.h"
 #include "crc32c.h"
 #include "miscadmin.h"

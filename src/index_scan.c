@@ -70,7 +70,7 @@ typedef struct QdbScanOpaqueData
 	QdbIndexCache *c;
 	bool		started;
 	bool		count_stats;	/* false: a calibration's scan, not counted */
-	bool		exact_for_user; /* QdbScanExactForUser, as the scan began */
+	int8		exact_for_user; /* QdbScanExactForUser at the first start: 1, 0; -1 not yet */
 	bool		exhausted;
 	struct varlena *query;		/* detoasted; NULL: ORDER BY ... NULL */
 	float	   *table;
@@ -140,9 +140,7 @@ qdbbeginscan(Relation index, int nkeys, int norderbys)
 	so->collation = index->rd_indcollation[0];
 	so->attnum = index->rd_index->indkey.values[0];
 	so->count_stats = true;
-
-	/* once, at the first fetch (the executor begins a scan there); kept across rescans */
-	so->exact_for_user = QdbScanExactForUser(index->rd_index->indrelid);
+	so->exact_for_user = -1;
 	scan->xs_orderbyvals = palloc0(sizeof(Datum) * Max(norderbys, 1));
 	scan->xs_orderbynulls = palloc(sizeof(bool) * Max(norderbys, 1));
 	memset(scan->xs_orderbynulls, true, sizeof(bool) * Max(norderbys, 1));
@@ -835,7 +833,14 @@ start_scan(IndexScanDesc scan)
 	 * batch re-scores depends on them (session 57's hunt,
 	 * /work/runs/hunt-s57a.md F1).
 	 */
-	if (c->untrained || (so->count_stats && so->exact_for_user))
+	/*
+	 * Asked once per scan, at its first start (the executor begins a scan
+	 * at its first fetch), and kept across rescans; not for a calibration's
+	 * scans nor an index without a compressor, which it would not change.
+	 */
+	if (!c->untrained && so->count_stats && so->exact_for_user < 0)
+		so->exact_for_user = QdbScanExactForUser(scan->indexRelation->rd_index->indrelid);
+	if (c->untrained || (so->count_stats && so->exact_for_user > 0))
 	{
 		so->heap_rows = true;
 		so->nresults = QdbExactHeapScan(scan, c, so->distproc, so->collation,
