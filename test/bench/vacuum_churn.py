@@ -10,7 +10,14 @@ nodes, unreachable nodes).  Session 57 ran it on the system's server and on
 a copy of it, old and new repair (test/bench/RESULTS.md, "VACUUM's
 reachability repair after churn").
 
+With --recall, also the graph's quality after the churn: 10-recall@10 of
+the set's first --queries queries against the exact top 10 of the rows
+left (cosine, computed here), at each --pairs ef_search:rerank, then the
+same after a REINDEX (a fresh build of the same rows): a second line per
+pair, churned and fresh.
+
   test/bench/vacuum_churn.py [--seed S] [--rounds N] [--rows N] [--copies F]
+                             [--recall] [--queries N] [--pairs EF:RR,...]
 """
 import argparse
 import os
@@ -29,6 +36,10 @@ def main():
     ap.add_argument("--rows", type=int, default=3000, help="rows before the index is built")
     ap.add_argument("--copies", type=float, default=0.15,
                     help="share of the churn's inserts that copy one vector (the first rows: 0.1)")
+    ap.add_argument("--recall", action="store_true",
+                    help="measure 10-recall@10 after the churn and after a REINDEX")
+    ap.add_argument("--queries", type=int, default=300)
+    ap.add_argument("--pairs", default="40:0,40:40,100:100")
     ap.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data", "glove-100-angular"))
     a = ap.parse_args()
     rng = random.Random(a.seed)
@@ -73,6 +84,38 @@ def main():
     cur.execute("VACUUM g")
     cur.execute("SELECT nodes, deleted_nodes, unreachable_nodes FROM quantumdb.index_info('gi')")
     print("seed", a.seed, cur.fetchone(), flush=True)
+    if a.recall:
+        q = np.fromfile(os.path.join(a.data, "query.fvecs"), dtype=np.int32)
+        q = q.reshape(-1, q[0] + 1)[:, 1:].view(np.float32)[:a.queries]
+        churned = recall(cur, q, a.pairs)
+        cur.execute("REINDEX INDEX gi")
+        fresh = recall(cur, q, a.pairs)
+        for pair in a.pairs.split(","):
+            print("ef_search:rerank %s  10-recall@10 churned %.4f  fresh %.4f"
+                  % (pair, churned[pair], fresh[pair]), flush=True)
+
+
+def recall(cur, q, pairs):
+    """10-recall@10 of the index at each pair against the exact top 10."""
+    cur.execute("SELECT id, emb FROM g")
+    got = cur.fetchall()
+    ids = np.array([r[0] for r in got])
+    x = np.array([r[1] for r in got], dtype=np.float32)
+    x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-30)
+    qn = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-30)
+    truth = [set(ids[np.argsort(-(x @ v), kind="stable")[:10]].tolist()) for v in qn]
+    out = {}
+    for pair in pairs.split(","):
+        ef, rr = pair.split(":")
+        cur.execute("SET enable_seqscan = off; SET quantumdb.ef_search = %s; SET quantumdb.rerank = %s"
+                    % (int(ef), int(rr)))
+        hit = 0
+        for v, t in zip(q, truth):
+            cur.execute("SELECT id FROM g ORDER BY emb <=> %s::real[] LIMIT 10", ("{" + ",".join("%.6g" % f for f in v) + "}",))
+            hit += len(t & {r[0] for r in cur.fetchall()})
+        out[pair] = hit / (10.0 * len(q))
+    cur.execute("RESET enable_seqscan; RESET quantumdb.ef_search; RESET quantumdb.rerank")
+    return out
 
 
 if __name__ == "__main__":
