@@ -225,6 +225,7 @@ typedef enum QdbIterativeScan
 
 extern int	qdb_iterative_scan;
 extern int	qdb_code_cache_kb;
+extern int	qdb_index_cache_kb;
 extern bool qdb_approximate_under_rls;
 
 /*

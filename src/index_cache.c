@@ -8,6 +8,15 @@
  * INSERT ... SELECT through the same index), while a pinned cache here
  * outlives every flush until its last pin goes.  The code-to-code table
  * (4 MB at 16 sub-quantizers) is only built for callers that link nodes.
+ *
+ * A backend keeps the caches of the indexes it has used, to spare the next
+ * statement the compressor's reading and parsing and the code cache's
+ * warming, but not without bound: when it pins a cache, the caches of other
+ * indexes that nobody has pinned go, least recently pinned first, until
+ * all of them take no more than quantumdb.index_cache_size
+ * (trim_caches).  Without that a pooled backend that inserted once into
+ * each of 60 partitions kept 160 MB (session 59's hunt,
+ * /work/runs/hunt-s59a.md F1).
  */
 #include "postgres.h"
 
@@ -47,11 +56,16 @@ typedef struct CacheSlot
 	QdbIndexCache *c;
 	int			pins;
 	bool		retired;		/* no longer found by lookup */
+	uint64		pinned_at;		/* use_clock at its latest pin */
 	struct CacheSlot *next;
 } CacheSlot;
 
 static CacheSlot *slots = NULL;
 static bool callback_registered = false;
+static uint64 use_clock = 0;
+
+/* kB; the GUC quantumdb.index_cache_size */
+int			qdb_index_cache_kb = 128 * 1024;
 
 static void
 slot_free_if_unused(CacheSlot *s)
@@ -93,6 +107,37 @@ invalidate_caches(Datum arg, Oid relid)
 	}
 }
 
+/*
+ * Retires the least recently pinned caches nobody holds, other than keep's,
+ * until the caches in lookup take at most quantumdb.index_cache_size.  A
+ * pinned cache is never freed here (its users point into it); one larger
+ * than the limit alone stays while it is the one in use.
+ */
+static void
+trim_caches(CacheSlot *keep)
+{
+	Size		limit = (Size) qdb_index_cache_kb * 1024;
+	Size		total = 0;
+	CacheSlot  *s;
+
+	for (s = slots; s; s = s->next)
+		if (!s->retired)
+			total += MemoryContextMemAllocated(s->cxt, true);
+	while (total > limit)
+	{
+		CacheSlot  *victim = NULL;
+
+		for (s = slots; s; s = s->next)
+			if (!s->retired && s->pins == 0 && s != keep &&
+				(victim == NULL || s->pinned_at < victim->pinned_at))
+				victim = s;
+		if (victim == NULL)
+			break;
+		total -= Min(total, MemoryContextMemAllocated(victim->cxt, true));
+		slot_retire(victim);
+	}
+}
+
 static void
 unpin(void *arg)
 {
@@ -120,6 +165,8 @@ load_slot(Relation index, bool want_pair)
 	/* a child of the caller's context until it is complete: an ERROR frees it */
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "quantumdb index cache",
 								ALLOCSET_DEFAULT_SIZES);
+	/* the index's name as it was, for pg_backend_memory_contexts */
+	MemoryContextSetIdentifier(cxt, MemoryContextStrdup(cxt, RelationGetRelationName(index)));
 	old = MemoryContextSwitchTo(cxt);
 	s = palloc0(sizeof(CacheSlot));
 	c = s->c = palloc0(sizeof(QdbIndexCache));
@@ -241,7 +288,10 @@ QdbPinIndexCache(Relation index, bool want_pair)
 	cb->func = unpin;
 	cb->arg = s;
 	s->pins++;
+	s->pinned_at = ++use_clock;
 	MemoryContextRegisterResetCallback(CurrentMemoryContext, cb);
+	if (slots->next != NULL)
+		trim_caches(s);
 	return s->c;
 }
 

@@ -98,6 +98,11 @@ QdbIndexInit(void)
 							"Codes found there cost a scan no page read.  0 turns the cache off.",
 							&qdb_code_cache_kb, 32 * 1024, 0, MAX_KILOBYTES,
 							PGC_USERSET, GUC_UNIT_KB, NULL, NULL, NULL);
+	DefineCustomIntVariable("quantumdb.index_cache_size",
+							"Memory each backend may keep for the indexes it has used: their compressors, code caches and code-to-code tables.",
+							"When a statement starts to use an index, the caches of indexes not in use go, least recently used first, until all fit.  0 keeps only the caches in use.",
+							&qdb_index_cache_kb, 128 * 1024, 0, MAX_KILOBYTES,
+							PGC_USERSET, GUC_UNIT_KB, NULL, NULL, NULL);
 	DefineCustomIntVariable("quantumdb.max_scan_tuples",
 							"Most graph nodes an index scan visits when a filter keeps asking for rows.",
 							NULL,
