@@ -254,6 +254,7 @@ typedef struct QdbTrainHook
 	void	   *arg;
 	bool		quiet;
 	bool		stopped;		/* set by QdbTrainModel */
+	bool		progress_view;	/* each stage's steps as CREATE INDEX's tuples */
 } QdbTrainHook;
 
 extern int	QdbSampleRowsThatFit(const QdbTrainConfig *cfg, int dim, int want,

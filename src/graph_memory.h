@@ -47,6 +47,7 @@ typedef struct QdbMemGraph
 	uint64		entry;			/* entry point and its level, one atomic word */
 	const float *batch_x;		/* the batch's input vectors */
 	int			next;			/* next row of the batch to insert */
+	int			stop;			/* set by the leader on a cancel: no more rows */
 } QdbMemGraph;
 
 extern void QdbMemGraphInit(QdbMemGraph *g, QdbMetric metric, int dim, int vec_dim,

@@ -714,6 +714,7 @@ obtain_model(Relation heap, Relation index, IndexInfo *indexInfo, QdbMetric metr
 		QdbSample	s;
 		double		seconds;
 		const char *device;
+		QdbTrainHook hook = {0};
 
 		pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, QDB_PHASE_TRAIN);
 		qdb_train_config_init(&cfg);
@@ -739,8 +740,9 @@ obtain_model(Relation heap, Relation index, IndexInfo *indexInfo, QdbMetric metr
 				(errmsg("index \"%s\" has no compressor: training an opq compressor on %d of its rows",
 						RelationGetRelationName(index), s.n),
 				 errhint("Train one with quantumdb.train() and name it with WITH (compressor = 'name') to reuse it across indexes.")));
+		hook.progress_view = true;
 		seconds = QdbTrainModel(RelationGetRelationName(index), s.x, s.n, &cfg,
-								QDB_DEVICE_CPU, 0, CurrentMemoryContext, model, &device, NULL);
+								QDB_DEVICE_CPU, 0, CurrentMemoryContext, model, &device, &hook);
 		ereport(NOTICE,
 				(errmsg("trained the compressor of index \"%s\" in %.1f s",
 						RelationGetRelationName(index), seconds)));
@@ -900,6 +902,8 @@ qdbbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, QDB_PHASE_LOAD);
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_TOTAL,
 								 (int64) Max(heap->rd_rel->reltuples, 0));
+	/* the training's steps counted here before */
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, 0);
 	/*
 	 * OpenBLAS held to one thread while the rows are loaded: the batches'
 	 * projections (qdb_model_transform) woke its second thread, which then

@@ -456,6 +456,10 @@ calibrate(Relation heap, Relation index, int queries, int k, int seed, Report re
 				cb.q[nq++] = cb.q[j];
 		cb.nq = nq;
 		nodes = find_query_nodes(index, &cb);
+		/* each ef_search of the grid runs every query once */
+		if (report == REPORT_PROGRESS)
+			pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_TOTAL,
+										 (int64) lengthof(grid_ef) * cb.nq);
 
 		cal->magic = QDB_CALIBRATION_MAGIC;
 		cal->k = k;
@@ -541,6 +545,10 @@ calibrate(Relation heap, Relation index, int queries, int k, int seed, Report re
 				recall[nr - 1] >= cb.nq || ef >= cb.rows)
 				break;
 		}
+		/* a grid that stopped early (recall found, the calibration's room) is done */
+		if (report == REPORT_PROGRESS)
+			pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE,
+										 (int64) lengthof(grid_ef) * cb.nq);
 		qdbendscan(scan);
 		IndexScanEnd(scan);
 		scan = NULL;

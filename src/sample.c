@@ -472,7 +472,8 @@ QdbSampleIndexBuild(Relation heap, Relation index, IndexInfo *indexInfo, int wan
 	r.errcb.previous = error_context_stack;
 	error_context_stack = &r.errcb;
 	/* no synchronized scan (the sample does not depend on the order, see the top) */
-	heap_tuples = table_index_build_scan(heap, index, indexInfo, false, false,
+	/* its blocks in pg_stat_progress_create_index (phase training compressor) */
+	heap_tuples = table_index_build_scan(heap, index, indexInfo, false, true,
 										 build_sample_callback, &r, NULL);
 	error_context_stack = r.errcb.previous;
 	reservoir_finish(&r);

@@ -14,7 +14,9 @@
 #include <math.h>
 
 #include "access/xact.h"
+#include "commands/progress.h"
 #include "miscadmin.h"
+#include "pgstat.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 
@@ -97,8 +99,16 @@ train_progress(const QdbEpochStats *s, void *arg)
 
 	if (QueryCancelPending || ProcDiePending || p->cancel)
 		return 1;
-	if (p->hook && !p->hook->stopped && p->hook->stop(s, p->hook->arg))
+	if (p->hook && p->hook->stop && !p->hook->stopped && p->hook->stop(s, p->hook->arg))
 		p->hook->stopped = true;
+	/* CREATE INDEX's training: the stage's steps move its progress view */
+	if (p->hook && p->hook->progress_view && !s->heartbeat && s->iters > 0)
+	{
+		const int	params[2] = {PROGRESS_CREATEIDX_TUPLES_TOTAL, PROGRESS_CREATEIDX_TUPLES_DONE};
+		const int64 values[2] = {s->iters, Min(s->iter, s->iters)};
+
+		pgstat_progress_update_multi_param(2, params, values);
+	}
 	if (p->hook && p->hook->stopped)
 		return 1;
 	if (p->hook && p->hook->quiet)
