@@ -296,6 +296,8 @@ extern void QdbIndexWorkerErrorContext(void *arg);
 extern double QdbTrainAfterRows(Relation index);
 extern bool QdbLaunchTrainWorker(Relation index);
 extern Oid	QdbTrainLeftover(Relation heap, Relation index);
+extern bool QdbTrainWorkerShouldYield(Relation heap);
+extern void QdbTrainWorkerYield(Relation heap);
 
 /* train_retry.c */
 extern void QdbTrainRetryInit(void);

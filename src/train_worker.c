@@ -425,6 +425,44 @@ let_go(Relation heap, Relation index)
  * In a PG_CATCH: logs the ERROR, aborts every transaction and forgets the
  * cancel that raised it, if one did, so that the worker can go on.
  */
+/* the table whose index the worker's REINDEX is training, else InvalidOid */
+static Oid	reindexing_heap = InvalidOid;
+
+/*
+ * Whether the worker's REINDEX, building heap's index, should give way:
+ * another session waits for a lock on the table that the REINDEX's SHARE
+ * UPDATE EXCLUSIVE blocks (a DDL statement, a VACUUM, CREATE INDEX).  As
+ * autovacuum gives way to a lock it blocks: nobody asked for this work.
+ * Without it such a statement waited out the whole training and build,
+ * and then the REINDEX's wait for older snapshots deadlocked with it and
+ * threw the work away (session 59's hunt, /work/runs/hunt-s59b.md F2).
+ * The build asks between its batches and in the training's progress.
+ */
+bool
+QdbTrainWorkerShouldYield(Relation heap)
+{
+	return OidIsValid(reindexing_heap) && RelationGetRelid(heap) == reindexing_heap &&
+		CheckRelationLockedByMe(heap, ShareUpdateExclusiveLock, false) &&
+		LockHasWaitersRelation(heap, ShareUpdateExclusiveLock);
+}
+
+void
+QdbTrainWorkerYield(Relation heap)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+			 errmsg("training a compressor on table \"%s\" gave way to another session waiting for a lock on it",
+					RelationGetRelationName(heap))));
+}
+
+/* An ERROR that means the worker gave way to another session's lock. */
+static bool
+gave_way(int sqlerrcode)
+{
+	return sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE ||
+		sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED;
+}
+
 static void
 log_and_abort(void)
 {
@@ -698,7 +736,9 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 
 		/* its memory contexts hang from PortalContext, which a worker lacks */
 		PortalContext = keep;
+		reindexing_heap = heapoid;
 		ExecReindex(pstate, stmt, true);
+		reindexing_heap = InvalidOid;
 		if (ActiveSnapshotSet())
 			PopActiveSnapshot();
 		CommitTransactionCommand();
@@ -707,10 +747,27 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 	PG_CATCH();
 	{
 		ErrorData  *e;
+		bool		yielded;
 
+		reindexing_heap = InvalidOid;
 		MemoryContextSwitchTo(keep);
 		e = CopyErrorData();
-		log_and_abort();
+		yielded = gave_way(e->sqlerrcode);
+		if (yielded)
+		{
+			/* no failure: a LOG line, not the ERROR's report */
+			HOLD_INTERRUPTS();
+			AbortOutOfAnyTransaction();
+			FlushErrorState();
+			RESUME_INTERRUPTS();
+			ereport(LOG,
+					(errmsg("training a compressor for index \"%s\" gave way to another session waiting for a lock on its table",
+							relname),
+					 e->sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED ?
+					 errdetail_internal("%s", e->message) : 0));
+		}
+		else
+			log_and_abort();
 		/* a cancel stops the worker once its copy is dropped */
 		go_on = e->sqlerrcode != ERRCODE_QUERY_CANCELED;
 		if (ConfigReloadPending)
@@ -719,7 +776,8 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 		/* noted first: the drop waits for locks, where a second cancel lands */
-		failures = QdbTrainRetryNote(indexoid, filenode, true, &next);
+		if (!yielded)
+			failures = QdbTrainRetryNote(indexoid, filenode, true, &next);
 		PG_TRY();
 		{
 			/* cancelled after its swap: the new index is in place, trained */
@@ -742,6 +800,10 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 		MemoryContextSwitchTo(keep);
 		if (swapped)
 			QdbTrainRetryNote(indexoid, filenode, false, &next);
+		else if (yielded)
+			ereport(LOG,
+					(errmsg("index \"%s\" still has no compressor: the next VACUUM that finds its table large enough tries again",
+							relname)));
 		else
 		{
 			ereport(LOG,

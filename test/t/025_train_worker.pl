@@ -198,6 +198,39 @@ is($node->safe_psql('postgres', q{SELECT count(*) FROM ran_as WHERE app = ''}), 
 	'the worker\'s build never ran the overload');
 $node->safe_psql('postgres', 'DROP FUNCTION public.array_length(real[], integer)');
 
+# 2c. a statement waiting for a lock on the table: the worker gives way to
+# it as autovacuum does, says so at LOG and counts no failure, so the next
+# VACUUM starts a worker at once.  (The ALTER used to wait out the whole
+# training and build; the REINDEX then died of a deadlock with it, an
+# ERROR counted as a failure: session 59's hunt.)
+empty_indexed('y_t', 'train_after_rows = 1000');
+my $ywriter = $node->background_psql('postgres');
+$ywriter->query_safe('BEGIN; INSERT INTO y_t VALUES (100000, (SELECT emb FROM glove WHERE id = 1999))');
+my $yoffset = -s $node->logfile;
+vacuum_notice('y_t');
+worker_waiting('y_t');
+my $ddl = $node->background_psql('postgres');
+$ddl->query_until(qr/started/, "\\echo started\nALTER TABLE y_t ADD COLUMN extra int;\n");
+ok($node->poll_query_until('postgres', q{SELECT count(*) = 1 FROM pg_locks
+	WHERE relation = 'y_t'::regclass AND mode = 'AccessExclusiveLock' AND NOT granted}),
+	'the ALTER waits for the table');
+$ywriter->query_safe('COMMIT');
+ok(wait_log(qr/LOG:  training a compressor for index "y_t_idx" gave way to another session waiting for a lock on its table/,
+	$yoffset), 'the worker gave way to it');
+$ddl->query_safe('SELECT 1');
+$ddl->quit;
+ok($node->poll_query_until('postgres', q{SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'quantumdb train'}),
+	'the worker ended');
+is(indexes_of('y_t'), 'y_t_idx true', 'its copy is dropped');
+ok(!$node->log_contains(qr/training a compressor for index "y_t_idx" failed/, $yoffset),
+	'no failure is counted');
+ok(!$node->log_contains(qr/ERROR:  deadlock detected/, $yoffset), 'no deadlock');
+$err = vacuum_notice('y_t');
+like($err, qr/background worker trains one/, 'the next VACUUM starts a worker at once');
+ok(wait_trained('y_t_idx'), 'which trains the index');
+$ywriter->quit;
+$node->safe_psql('postgres', 'DROP TABLE y_t');
+
 # 3. cancelled while the REINDEX waits for a writer: its copy is dropped
 empty_indexed('c_t', 'train_after_rows = 1000');
 my $writer = $node->background_psql('postgres');
