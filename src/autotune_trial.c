@@ -128,15 +128,36 @@ typedef struct HookState
 	bool		pruned;
 	bool		over_budget;
 	double		mid_recall;		/* at st->prune_epoch, or -1 */
+	const char *kind;
+	double		started;
+	double		last_notice;	/* qdb_now() of the trial's last NOTICE */
 } HookState;
+
+/* a trial's training says where it is at most this often (seconds) */
+#define TRIAL_NOTICE_EVERY 5.0
 
 /* The trainer's progress: the deadline, and stage 2's median pruning. */
 static bool
 trial_stop(const QdbEpochStats *s, void *arg)
 {
 	HookState  *h = arg;
+	double		now = qdb_now();
 
-	if (qdb_now() > h->t->deadline)
+	/*
+	 * The trainer is quiet (the trial's NOTICE comes as it ends); a long
+	 * trial (rq at its defaults: 17 s in session 59's hunt) says where it
+	 * is, with interrupts held as train_backend.c's NOTICEs are.
+	 */
+	if (!s->heartbeat && s->stage && now - h->last_notice >= TRIAL_NOTICE_EVERY)
+	{
+		HOLD_INTERRUPTS();
+		ereport(NOTICE,
+				(errmsg("autotune \"%s\": a %s trial is training: %s %d/%d, %.0f s",
+						h->t->name, h->kind, s->stage, s->iter, s->iters, now - h->started)));
+		RESUME_INTERRUPTS();
+		h->last_notice = now;
+	}
+	if (now > h->t->deadline)
 	{
 		h->over_budget = true;
 		return true;
@@ -189,6 +210,8 @@ QdbTuneRunTrial(QdbTune *t, const QdbTuneStage *st, const double *v, MemoryConte
 	rows = (int) ceil(st->share * t->n_train);
 	rows = Min(t->n_train, Max(rows, Min(t->n_train, 1000)));
 	r->training_rows = rows;
+	h.kind = qdb_kind_name(r->cfg.kind);
+	h.started = h.last_notice = qdb_now();
 
 	r->train_seconds = QdbTrainModel(t->name, t->x, rows, &r->cfg, QDB_DEVICE_AUTO, 0, cxt,
 									 &r->model, &device_used, &hook);
