@@ -701,6 +701,10 @@ qdb_rq_train(const QdbAlloc *a, const float *x, size_t n, const QdbTrainConfig *
 				k,
 				round,
 				status;
+	double		last_mse = 0;
+	float	   *kept_books = NULL,
+			   *kept_norms = NULL;
+	uint8_t    *kept_codes = NULL;
 
 	if (c->metric != QDB_METRIC_IP && M < 2)
 		return QDB_ERR_ARG;
@@ -754,23 +758,55 @@ qdb_rq_train(const QdbAlloc *a, const float *x, size_t n, const QdbTrainConfig *
 			break;
 		for (i = 0; i < n; i++)
 			mse += bs.err[i * bs.B];
+		last_mse = mse;
 		status = qdb_progress_report(p, "rq", book + 1, nbooks, mse / (double) n);
 	}
 	/* the residuals are done with: room for the refits' system */
 	qdb_free(a, resid);
 	resid = NULL;
-	/* joint refits while the system stays small (256 MB of G at most) */
+	/*
+	 * Joint refits while the system stays small (256 MB of G at most).  A
+	 * refit whose rows' error is higher than before it is undone and ends
+	 * them: on few rows a codeword (800 rows for 768 codewords) the least
+	 * squares overfit and the re-encoding then lost what the greedy pass
+	 * had (sift-photos-128, 800 rows: validation 10-recall@10 0.727 before
+	 * the refits, 0.600 after 16; session 59's valgrind run,
+	 * /work/runs/valgrind-s59.md F1).
+	 */
+	if (status == QDB_OK && qdb_rq_refits(c) > 0 &&
+		(size_t) nbooks * QDB_KSUB <= RQ_MAX_REFIT_CODEWORDS)
+	{
+		kept_books = qdb_malloc(a, (size_t) nbooks * QDB_KSUB * D, sizeof(float));
+		kept_norms = qdb_malloc(a, (size_t) M * QDB_KSUB, sizeof(float));
+		kept_codes = qdb_malloc(a, n, M);
+		if (!kept_books || !kept_norms || !kept_codes)
+			status = QDB_ERR_NOMEM;
+	}
 	for (round = 0; status == QDB_OK && round < qdb_rq_refits(c) &&
 		 (size_t) nbooks * QDB_KSUB <= RQ_MAX_REFIT_CODEWORDS; round++)
 	{
 		double		mse = 0;
 
+		memcpy(kept_books, out->codebooks, sizeof(float) * nbooks * QDB_KSUB * D);
+		memcpy(kept_norms, cnorm, sizeof(float) * M * QDB_KSUB);
+		for (i = 0; i < n; i++)
+			memcpy(kept_codes + i * M, bs.codes + i * bs.B * M, M);
 		status = refit_books(a, out, nbooks, y, n, &bs, cnorm, p);
 		for (i = 0; i < n && status == QDB_OK; i++)
 			mse += bs.err[i * bs.B];
 		if (status == QDB_OK)
 			status = qdb_progress_report(p, "rq refit", round + 1, qdb_rq_refits(c),
 										 mse / (double) n);
+		if (status == QDB_OK && mse > last_mse)
+		{
+			/* worse than what it refit: back to that, and no more refits */
+			memcpy(out->codebooks, kept_books, sizeof(float) * nbooks * QDB_KSUB * D);
+			memcpy(cnorm, kept_norms, sizeof(float) * M * QDB_KSUB);
+			for (i = 0; i < n; i++)
+				memcpy(bs.codes + i * bs.B * M, kept_codes + i * M, M);
+			break;
+		}
+		last_mse = mse;
 	}
 	if (status == QDB_OK && nbooks < M)
 	{
@@ -794,6 +830,9 @@ qdb_rq_train(const QdbAlloc *a, const float *x, size_t n, const QdbTrainConfig *
 
 done:
 	beams_free(a, &bs);
+	qdb_free(a, kept_books);
+	qdb_free(a, kept_norms);
+	qdb_free(a, kept_codes);
 	qdb_free(a, cnorm);
 	qdb_free(a, resid);
 	qdb_free(a, y);
