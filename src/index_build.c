@@ -673,13 +673,6 @@ load_named(Relation heap, Relation index, const char *name, QdbMetric metric)
  * then has the rows the sample's scan saw and *dim their dimensions (0
  * without any).
  */
-/* The training's stop hook: the train worker gives way to a waiting lock. */
-static bool
-should_yield(const QdbEpochStats *s, void *arg)
-{
-	return QdbTrainWorkerShouldYield((Relation) arg);
-}
-
 static bool
 obtain_model(Relation heap, Relation index, IndexInfo *indexInfo, QdbMetric metric,
 			 QdbModel *model, char *name_out, uint32 *flags, double *heap_tuples,
@@ -750,11 +743,14 @@ obtain_model(Relation heap, Relation index, IndexInfo *indexInfo, QdbMetric metr
 						RelationGetRelationName(index), s.n),
 				 errhint("Train one with quantumdb.train() and name it with WITH (compressor = 'name') to reuse it across indexes.")));
 		hook.progress_view = true;
-		hook.stop = should_yield;
-		hook.arg = heap;
 		seconds = QdbTrainModel(RelationGetRelationName(index), s.x, s.n, &cfg,
 								QDB_DEVICE_CPU, 0, CurrentMemoryContext, model, &device, &hook);
-		if (hook.stopped)
+		/*
+		 * the train worker gives way here, not in the training's progress:
+		 * reading the lock table allocates, and an ERROR there would leave
+		 * the trainer's threads running on a stack it unwinds
+		 */
+		if (QdbTrainWorkerShouldYield(heap))
 			QdbTrainWorkerYield(heap);
 		ereport(NOTICE,
 				(errmsg("trained the compressor of index \"%s\" in %.1f s",

@@ -429,21 +429,53 @@ let_go(Relation heap, Relation index)
 static Oid	reindexing_heap = InvalidOid;
 
 /*
+ * Whether a session waits for a lock on relid stronger than SHARE UPDATE
+ * EXCLUSIVE (DDL, CREATE INDEX, LOCK TABLE), from the lock table as pg_locks
+ * shows it.
+ */
+static bool
+stronger_waiter(Oid relid)
+{
+	LockData   *data = GetLockStatusData();
+	bool		found = false;
+
+	for (int i = 0; i < data->nelements && !found; i++)
+	{
+		LockInstanceData *l = &data->locks[i];
+
+		found = l->locktag.locktag_type == LOCKTAG_RELATION &&
+			l->locktag.locktag_field1 == MyDatabaseId &&
+			l->locktag.locktag_field2 == relid &&
+			l->waitLockMode > ShareUpdateExclusiveLock;
+	}
+	pfree(data->locks);
+	pfree(data);
+	return found;
+}
+
+/*
  * Whether the worker's REINDEX, building heap's index, should give way:
  * another session waits for a lock on the table that the REINDEX's SHARE
- * UPDATE EXCLUSIVE blocks (a DDL statement, a VACUUM, CREATE INDEX).  As
- * autovacuum gives way to a lock it blocks: nobody asked for this work.
- * Without it such a statement waited out the whole training and build,
- * and then the REINDEX's wait for older snapshots deadlocked with it and
- * threw the work away (session 59's hunt, /work/runs/hunt-s59b.md F2).
- * The build asks between its batches and in the training's progress.
+ * UPDATE EXCLUSIVE blocks and that is stronger than it (DDL such as ALTER
+ * TABLE, CREATE INDEX).  As autovacuum gives way to a lock it blocks:
+ * nobody asked for this work.  Without it such a statement waited out the
+ * whole training and build, and then the REINDEX's wait for older
+ * snapshots deadlocked with it and threw the work away (session 59's hunt,
+ * /work/runs/hunt-s59b.md F2).  A VACUUM, ANALYZE or concurrent index
+ * build (SHARE UPDATE EXCLUSIVE) waits as before: none deadlocks with the
+ * REINDEX, and a VACUUM is what starts the worker again.  The build asks
+ * when its training ends and between its batches of rows (not during the
+ * training: GetLockStatusData allocates, and an ERROR in the trainer's
+ * progress would unwind the stack its threads run on); the lock table is
+ * read only once LockHasWaitersRelation says someone waits.
  */
 bool
 QdbTrainWorkerShouldYield(Relation heap)
 {
 	return OidIsValid(reindexing_heap) && RelationGetRelid(heap) == reindexing_heap &&
 		CheckRelationLockedByMe(heap, ShareUpdateExclusiveLock, false) &&
-		LockHasWaitersRelation(heap, ShareUpdateExclusiveLock);
+		LockHasWaitersRelation(heap, ShareUpdateExclusiveLock) &&
+		stronger_waiter(RelationGetRelid(heap));
 }
 
 void
