@@ -427,6 +427,8 @@ let_go(Relation heap, Relation index)
  */
 /* the table whose index the worker's REINDEX is training, else InvalidOid */
 static Oid	reindexing_heap = InvalidOid;
+/* its REINDEX ended in QdbTrainWorkerYield's ERROR */
+static bool yielded_to_lock = false;
 
 /*
  * Whether a session waits for a lock on relid stronger than SHARE UPDATE
@@ -481,18 +483,22 @@ QdbTrainWorkerShouldYield(Relation heap)
 void
 QdbTrainWorkerYield(Relation heap)
 {
+	yielded_to_lock = true;
 	ereport(ERROR,
 			(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
 			 errmsg("training a compressor on table \"%s\" gave way to another session waiting for a lock on it",
 					RelationGetRelationName(heap))));
 }
 
-/* An ERROR that means the worker gave way to another session's lock. */
+/*
+ * Whether the REINDEX's ERROR means the worker gave way to another
+ * session's lock: its own yield, or a deadlock with a statement waiting
+ * for the table (a lock_timeout is a failure like any other).
+ */
 static bool
 gave_way(int sqlerrcode)
 {
-	return sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE ||
-		sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED;
+	return yielded_to_lock || sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED;
 }
 
 static void
@@ -769,6 +775,7 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 		/* its memory contexts hang from PortalContext, which a worker lacks */
 		PortalContext = keep;
 		reindexing_heap = heapoid;
+		yielded_to_lock = false;
 		ExecReindex(pstate, stmt, true);
 		reindexing_heap = InvalidOid;
 		if (ActiveSnapshotSet())
