@@ -43,8 +43,8 @@ SELECT cached();
 SELECT total_bytes > 1000000 AS with_pair_table FROM pg_backend_memory_contexts
 WHERE name = 'quantumdb index cache' AND ident = 'icm2_idx';
 
--- 0: a statement keeps only what it uses; the next scan of another index
--- drops the caches nobody holds
+-- 0: a transaction keeps only what it uses; a scan of another index in the
+-- next drops the caches nobody holds
 SET quantumdb.index_cache_size = 0;
 SELECT scan('icm3');
 SELECT cached();
@@ -60,8 +60,10 @@ SELECT cached();
 SELECT scan('icm2'), scan('icm1');
 SELECT cached();
 
--- a cache in use is never dropped: a cursor on icm1 holds its cache while
--- scans of the other two come and go, and fetches after them are right
+-- a cache in use is never dropped, nor one the transaction has used (an
+-- insert holds its cache for one row: a COPY into many partitions would
+-- reload each per row): a cursor on icm1 holds its cache while scans of the
+-- other two come and go, and all three stay until the next transaction
 BEGIN;
 DECLARE c CURSOR FOR SELECT id FROM icm1 ORDER BY emb <~> array_fill(0.1::real, ARRAY[16]);
 FETCH 2 FROM c;
@@ -70,6 +72,9 @@ SELECT scan('icm2'), scan('icm3');
 SELECT cached();
 FETCH 3 FROM c;
 COMMIT;
+SET quantumdb.index_cache_size = 0;
+SELECT scan('icm3');
+SELECT cached();
 
 RESET quantumdb.index_cache_size;
 RESET enable_seqscan;

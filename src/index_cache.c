@@ -12,9 +12,12 @@
  * A backend keeps the caches of the indexes it has used, to spare the next
  * statement the compressor's reading and parsing and the code cache's
  * warming, but not without bound: when it pins a cache, the caches of other
- * indexes that nobody has pinned go, least recently pinned first, until
- * all of them take no more than quantumdb.index_cache_size
- * (trim_caches).  Without that a pooled backend that inserted once into
+ * indexes that nobody holds and that the current transaction has not
+ * used go, least recently pinned first, until all of them take no more
+ * than quantumdb.index_cache_size (trim_caches).  What the transaction
+ * used stays for it: an insert holds its cache for one row, and a COPY
+ * into 48 partitions evicting as it went reloaded a compressor and its 4 MB
+ * code-to-code table per row (session 59's review).  Without that a pooled backend that inserted once into
  * each of 60 partitions kept 160 MB (session 59's hunt,
  * /work/runs/hunt-s59a.md F1).
  */
@@ -23,6 +26,7 @@
 #include <math.h>
 
 #include "access/genam.h"
+#include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
 #include "utils/memutils.h"
@@ -57,6 +61,7 @@ typedef struct CacheSlot
 	int			pins;
 	bool		retired;		/* no longer found by lookup */
 	uint64		pinned_at;		/* use_clock at its latest pin */
+	LocalTransactionId pinned_lxid; /* the transaction of that pin */
 	struct CacheSlot *next;
 } CacheSlot;
 
@@ -108,10 +113,10 @@ invalidate_caches(Datum arg, Oid relid)
 }
 
 /*
- * Retires the least recently pinned caches nobody holds, other than keep's,
- * until the caches in lookup take at most quantumdb.index_cache_size.  A
- * pinned cache is never freed here (its users point into it); one larger
- * than the limit alone stays while it is the one in use.
+ * Retires the least recently pinned caches nobody holds and this
+ * transaction has not pinned, until the caches in lookup take at most
+ * quantumdb.index_cache_size.  A pinned cache is never freed here (its
+ * users point into it); those of this transaction wait for the next one.
  */
 static void
 trim_caches(CacheSlot *keep)
@@ -129,6 +134,7 @@ trim_caches(CacheSlot *keep)
 
 		for (s = slots; s; s = s->next)
 			if (!s->retired && s->pins == 0 && s != keep &&
+				s->pinned_lxid != MyProc->lxid &&
 				(victim == NULL || s->pinned_at < victim->pinned_at))
 				victim = s;
 		if (victim == NULL)
@@ -289,6 +295,7 @@ QdbPinIndexCache(Relation index, bool want_pair)
 	cb->arg = s;
 	s->pins++;
 	s->pinned_at = ++use_clock;
+	s->pinned_lxid = MyProc->lxid;
 	MemoryContextRegisterResetCallback(CurrentMemoryContext, cb);
 	if (slots->next != NULL)
 		trim_caches(s);

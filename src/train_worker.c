@@ -492,13 +492,17 @@ QdbTrainWorkerYield(Relation heap)
 
 /*
  * Whether the REINDEX's ERROR means the worker gave way to another
- * session's lock: its own yield, or a deadlock with a statement waiting
- * for the table (a lock_timeout is a failure like any other).
+ * session's lock: its own yield, or a deadlock while a statement waits for
+ * a stronger lock on the table (asked before the abort lets it go).  A
+ * lock_timeout, or a deadlock with anything else, is a failure like any
+ * other: counted, so that VACUUM holds the next try back (session 59's
+ * review, /work/runs/review-s59.md F1).
  */
 static bool
-gave_way(int sqlerrcode)
+gave_way(int sqlerrcode, Oid heapoid)
 {
-	return yielded_to_lock || sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED;
+	return yielded_to_lock ||
+		(sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED && stronger_waiter(heapoid));
 }
 
 static void
@@ -791,7 +795,7 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 		reindexing_heap = InvalidOid;
 		MemoryContextSwitchTo(keep);
 		e = CopyErrorData();
-		yielded = gave_way(e->sqlerrcode);
+		yielded = gave_way(e->sqlerrcode, heapoid);
 		if (yielded)
 		{
 			/* no failure: a LOG line, not the ERROR's report */
@@ -799,11 +803,12 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 			AbortOutOfAnyTransaction();
 			FlushErrorState();
 			RESUME_INTERRUPTS();
+			QueryCancelPending = false;
 			ereport(LOG,
 					(errmsg("training a compressor for index \"%s\" gave way to another session waiting for a lock on its table",
 							relname),
 					 e->sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED ?
-					 errdetail_internal("%s", e->message) : 0));
+					 errdetail_internal("%s: %s", e->message, e->detail ? e->detail : "") : 0));
 		}
 		else
 			log_and_abort();

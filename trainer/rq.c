@@ -779,10 +779,10 @@ qdb_rq_train(const QdbAlloc *a, const float *x, size_t n, const QdbTrainConfig *
 		kept_books = qdb_malloc(a, (size_t) nbooks * QDB_KSUB * D, sizeof(float));
 		kept_norms = qdb_malloc(a, (size_t) M * QDB_KSUB, sizeof(float));
 		kept_codes = qdb_malloc(a, n, M);
-		if (!kept_books || !kept_norms || !kept_codes)
-			status = QDB_ERR_NOMEM;
 	}
-	for (round = 0; status == QDB_OK && round < qdb_rq_refits(c) &&
+	/* without room to undo one, no refits (as without room for their system) */
+	for (round = 0; status == QDB_OK && kept_books && kept_norms && kept_codes &&
+		 round < qdb_rq_refits(c) &&
 		 (size_t) nbooks * QDB_KSUB <= RQ_MAX_REFIT_CODEWORDS; round++)
 	{
 		double		mse = 0;
@@ -794,9 +794,6 @@ qdb_rq_train(const QdbAlloc *a, const float *x, size_t n, const QdbTrainConfig *
 		status = refit_books(a, out, nbooks, y, n, &bs, cnorm, p);
 		for (i = 0; i < n && status == QDB_OK; i++)
 			mse += bs.err[i * bs.B];
-		if (status == QDB_OK)
-			status = qdb_progress_report(p, "rq refit", round + 1, qdb_rq_refits(c),
-										 mse / (double) n);
 		if (status == QDB_OK && mse > last_mse)
 		{
 			/* worse than what it refit: back to that, and no more refits */
@@ -804,8 +801,13 @@ qdb_rq_train(const QdbAlloc *a, const float *x, size_t n, const QdbTrainConfig *
 			memcpy(cnorm, kept_norms, sizeof(float) * M * QDB_KSUB);
 			for (i = 0; i < n; i++)
 				memcpy(bs.codes + i * bs.B * M, kept_codes + i * M, M);
+			status = qdb_progress_report(p, "rq refit undone", round + 1, qdb_rq_refits(c),
+										 last_mse / (double) n);
 			break;
 		}
+		if (status == QDB_OK)
+			status = qdb_progress_report(p, "rq refit", round + 1, qdb_rq_refits(c),
+										 mse / (double) n);
 		last_mse = mse;
 	}
 	if (status == QDB_OK && nbooks < M)
