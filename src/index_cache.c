@@ -14,12 +14,12 @@
  * warming, but not without bound: when it pins a cache, the caches of other
  * indexes that nobody holds and that the current transaction has not
  * used go, least recently pinned first, until all of them take no more
- * than quantumdb.index_cache_size (trim_caches).  What the transaction
+ * than quantumdb.index_cache_size (trim_caches).  Without a bound a
+ * pooled backend that inserted once into each of 60 partitions kept 160 MB
+ * (session 59's hunt, /work/runs/hunt-s59a.md F1).  What the transaction
  * used stays for it: an insert holds its cache for one row, and a COPY
  * into 48 partitions evicting as it went reloaded a compressor and its 4 MB
- * code-to-code table per row (session 59's review).  Without that a pooled backend that inserted once into
- * each of 60 partitions kept 160 MB (session 59's hunt,
- * /work/runs/hunt-s59a.md F1).
+ * code-to-code table per row (session 59's review).
  */
 #include "postgres.h"
 

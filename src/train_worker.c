@@ -421,10 +421,6 @@ let_go(Relation heap, Relation index)
 	return true;
 }
 
-/*
- * In a PG_CATCH: logs the ERROR, aborts every transaction and forgets the
- * cancel that raised it, if one did, so that the worker can go on.
- */
 /* the table whose index the worker's REINDEX is training, else InvalidOid */
 static Oid	reindexing_heap = InvalidOid;
 /* its REINDEX ended in QdbTrainWorkerYield's ERROR */
@@ -505,6 +501,10 @@ gave_way(int sqlerrcode, Oid heapoid)
 		(sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED && stronger_waiter(heapoid));
 }
 
+/*
+ * In a PG_CATCH: logs the ERROR, aborts every transaction and forgets the
+ * cancel that raised it, if one did, so that the worker can go on.
+ */
 static void
 log_and_abort(void)
 {
