@@ -295,10 +295,18 @@ QdbPinIndexCache(Relation index, bool want_pair)
 	cb->arg = s;
 	s->pins++;
 	s->pinned_at = ++use_clock;
-	s->pinned_lxid = MyProc->lxid;
 	MemoryContextRegisterResetCallback(CurrentMemoryContext, cb);
-	if (slots->next != NULL)
-		trim_caches(s);
+	/*
+	 * A cache's first pin in a transaction trims: trim_caches drops only
+	 * caches of earlier transactions, and within one only this one's grow,
+	 * so every row of an INSERT ... SELECT need not add up the contexts
+	 */
+	if (s->pinned_lxid != MyProc->lxid)
+	{
+		s->pinned_lxid = MyProc->lxid;
+		if (slots->next != NULL)
+			trim_caches(s);
+	}
 	return s->c;
 }
 

@@ -782,8 +782,7 @@ qdb_rq_train(const QdbAlloc *a, const float *x, size_t n, const QdbTrainConfig *
 	}
 	/* without room to undo one, no refits (as without room for their system) */
 	for (round = 0; status == QDB_OK && kept_books && kept_norms && kept_codes &&
-		 round < qdb_rq_refits(c) &&
-		 (size_t) nbooks * QDB_KSUB <= RQ_MAX_REFIT_CODEWORDS; round++)
+		 round < qdb_rq_refits(c); round++)
 	{
 		double		mse = 0;
 

@@ -8,12 +8,12 @@ bc_c are made in the database the usual PG* environment variables name.
   test/bench/build_cancel.py [--rows N] [--m M] [--ef-construction E] [--timeouts MS,...]
 """
 import argparse
-import io
 import os
 import time
 
-import numpy as np
 import psycopg2
+
+from index import connect, copy_vectors, read_vecs
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -26,17 +26,12 @@ def main():
     ap.add_argument("--timeouts", default="2000,3000,4000,5000,6000")
     ap.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data", "sift-photos-128"))
     a = ap.parse_args()
-    raw = np.fromfile(os.path.join(a.data, "base.fvecs"), dtype=np.int32)
-    x = raw.reshape(-1, raw[0] + 1)[:a.rows, 1:].view(np.float32)
-    c = psycopg2.connect("")
-    c.autocommit = True
-    cur = c.cursor()
+    x = read_vecs(os.path.join(a.data, "base.fvecs"), count=a.rows)
+    cur = connect().cursor()
     cur.execute("CREATE EXTENSION IF NOT EXISTS quantumdb")
     cur.execute("DROP TABLE IF EXISTS bc")
     cur.execute("CREATE TABLE bc (id int, emb real[])")
-    buf = io.StringIO("".join("%d\t{%s}\n" % (i, ",".join("%.6g" % f for f in v))
-                              for i, v in enumerate(x)))
-    cur.copy_expert("COPY bc FROM STDIN", buf)
+    copy_vectors(cur, "bc", x)
     cur.execute("SELECT quantumdb.drop_compressor('bc_c') FROM quantumdb.compressors WHERE name = 'bc_c'")
     cur.execute("SELECT compressor FROM quantumdb.train('bc_c', 'bc', 'emb')")
     late = []

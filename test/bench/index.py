@@ -27,6 +27,7 @@ runs one before each timed run, i.e. each setting and client count
 (dropping the page cache).
 """
 import argparse
+import io
 import json
 import os
 import platform
@@ -90,6 +91,14 @@ def connect():
     conn = psycopg2.connect("")
     conn.autocommit = True
     return conn
+
+
+def copy_vectors(cur, table, x, first=0, last=None):
+    """COPY rows first .. last - 1 of x into table as (id, real[]): id is the row's number."""
+    last = len(x) if last is None else last
+    cur.copy_expert("COPY %s FROM STDIN" % table,
+                    io.StringIO("".join("%d\t{%s}\n" % (i, ",".join("%.6g" % f for f in x[i]))
+                                        for i in range(first, last))))
 
 
 def one(cur, sql, args=None):

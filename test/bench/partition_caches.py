@@ -10,11 +10,9 @@ quantumdb.index_cache_size=32MB'); the PG* variables name the server.
   test/bench/partition_caches.py [--parts N]
 """
 import argparse
-import io
 import os
 
-import numpy as np
-import psycopg2
+from index import connect, copy_vectors, read_vecs
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -25,27 +23,21 @@ def main():
     ap.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data", "sift-photos-128"))
     a = ap.parse_args()
     rows = a.parts * 150
-    raw = np.fromfile(os.path.join(a.data, "base.fvecs"), dtype=np.int32)
-    x = raw.reshape(-1, raw[0] + 1)[:rows + a.parts, 1:].view(np.float32)
+    x = read_vecs(os.path.join(a.data, "base.fvecs"), count=rows + a.parts)
     lit = ["{" + ",".join("%.6g" % f for f in v) + "}" for v in x]
-    c = psycopg2.connect("")
-    c.autocommit = True
-    cur = c.cursor()
+    cur = connect().cursor()
     cur.execute("CREATE EXTENSION IF NOT EXISTS quantumdb")
     cur.execute("DROP TABLE IF EXISTS pc")
     cur.execute("CREATE TABLE pc (id int, emb real[]) PARTITION BY HASH (id)")
     for i in range(a.parts):
         cur.execute("CREATE TABLE pc%d PARTITION OF pc FOR VALUES WITH (MODULUS %d, REMAINDER %d)"
                     % (i, a.parts, i))
-    cur.copy_expert("COPY pc FROM STDIN",
-                    io.StringIO("".join("%d\t%s\n" % (i, lit[i]) for i in range(rows))))
+    copy_vectors(cur, "pc", x, 0, rows)
     cur.execute("SELECT quantumdb.drop_compressor('pc_c') FROM quantumdb.compressors WHERE name = 'pc_c'")
     cur.execute("SELECT compressor FROM quantumdb.train('pc_c', 'pc', 'emb')")
     cur.execute("CREATE INDEX pc_i ON pc USING quantumdb (emb) WITH (compressor = 'pc_c', calibration_queries = 0)")
 
-    b = psycopg2.connect("")
-    b.autocommit = True
-    bc = b.cursor()
+    bc = connect().cursor()
     bc.execute("LOAD 'quantumdb'")
     bc.execute("SHOW quantumdb.index_cache_size")
     print("quantumdb.index_cache_size", bc.fetchone()[0])

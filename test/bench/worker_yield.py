@@ -11,12 +11,10 @@ on one table name quickly (each run makes the table anew).
   test/bench/worker_yield.py [--rows N] [--delay S] [--statement SQL]
 """
 import argparse
-import io
 import os
 import time
 
-import numpy as np
-import psycopg2
+from index import connect, copy_vectors, read_vecs
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -28,23 +26,14 @@ def main():
     ap.add_argument("--statement", default="ALTER TABLE wy ADD COLUMN extra int")
     ap.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data", "sift-photos-128"))
     a = ap.parse_args()
-    raw = np.fromfile(os.path.join(a.data, "base.fvecs"), dtype=np.int32)
-    x = raw.reshape(-1, raw[0] + 1)[:a.rows, 1:].view(np.float32)
-    c = psycopg2.connect("")
-    c.autocommit = True
-    cur = c.cursor()
+    x = read_vecs(os.path.join(a.data, "base.fvecs"), count=a.rows)
+    cur = connect().cursor()
     cur.execute("CREATE EXTENSION IF NOT EXISTS quantumdb")
     cur.execute("DROP TABLE IF EXISTS wy")
     cur.execute("CREATE TABLE wy (id int PRIMARY KEY, v real[]) WITH (autovacuum_enabled = off)")
-
-    def copy(first, last):
-        buf = io.StringIO("".join("%d\t{%s}\n" % (i, ",".join("%.6g" % f for f in x[i]))
-                                  for i in range(first, last)))
-        cur.copy_expert("COPY wy FROM STDIN", buf)
-
-    copy(0, 99)
+    copy_vectors(cur, "wy", x, 0, 99)
     cur.execute("CREATE INDEX wy_i ON wy USING quantumdb (v) WITH (train_after_rows = 5000)")
-    copy(99, len(x))
+    copy_vectors(cur, "wy", x, 99)
     cur.execute("VACUUM wy")
     time.sleep(a.delay)
     cur.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'quantumdb train'")
