@@ -297,7 +297,8 @@ extern double QdbTrainAfterRows(Relation index);
 extern bool QdbLaunchTrainWorker(Relation index);
 extern Oid	QdbTrainLeftover(Relation heap, Relation index);
 extern bool QdbTrainWorkerShouldYield(Relation heap);
-extern void QdbTrainWorkerYield(Relation heap);
+extern bool QdbTrainWorkerShouldYieldQuietly(Relation heap);
+extern void QdbTrainWorkerYield(Relation heap, bool in_training);
 
 /* train_retry.c */
 extern void QdbTrainRetryInit(void);

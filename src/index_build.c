@@ -42,6 +42,7 @@
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/rel.h"
+#include "utils/timestamp.h"
 
 #include "crc32c.h"
 #include "qdb_distance.h"
@@ -366,7 +367,7 @@ flush_batch(BuildState *bs)
 		return;
 	CHECK_FOR_INTERRUPTS();
 	if (QdbTrainWorkerShouldYield(bs->heap))
-		QdbTrainWorkerYield(bs->heap);
+		QdbTrainWorkerYield(bs->heap, false);
 	normalise_batch(bs);
 	codes = palloc((Size) bs->nbatch * c->shape.code_size);
 	QdbReportStatus(qdb_encoder_codes(bs->enc, bs->batch, bs->nbatch, codes),
@@ -666,6 +667,31 @@ load_named(Relation heap, Relation index, const char *name, QdbMetric metric)
 	return lm;
 }
 
+/* The train worker's check while its build trains (yield_in_training). */
+typedef struct TrainYield
+{
+	Relation	heap;
+	TimestampTz asked_at;		/* the last look, or 0 */
+} TrainYield;
+
+/*
+ * The training's stop hook in the train worker's build: true once a DDL
+ * statement waits for the table (QdbTrainWorkerShouldYieldQuietly, which
+ * never throws: the trainer's frames are below), looked at most four times
+ * a second of training.  Never true outside the worker.
+ */
+static bool
+yield_in_training(const QdbEpochStats *s, void *arg)
+{
+	TrainYield *y = arg;
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (!TimestampDifferenceExceeds(y->asked_at, now, 250))
+		return false;
+	y->asked_at = now;
+	return QdbTrainWorkerShouldYieldQuietly(y->heap);
+}
+
 /*
  * The model the index will embed: from the catalog, or trained now.  False
  * when no compressor was named and the table has too few vectors to train
@@ -717,6 +743,7 @@ obtain_model(Relation heap, Relation index, IndexInfo *indexInfo, QdbMetric metr
 		double		seconds;
 		const char *device;
 		QdbTrainHook hook = {0};
+		TrainYield	yield;
 
 		pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, QDB_PHASE_TRAIN);
 		qdb_train_config_init(&cfg);
@@ -743,15 +770,17 @@ obtain_model(Relation heap, Relation index, IndexInfo *indexInfo, QdbMetric metr
 						RelationGetRelationName(index), s.n),
 				 errhint("Train one with quantumdb.train() and name it with WITH (compressor = 'name') to reuse it across indexes.")));
 		hook.progress_view = true;
+		hook.stop = yield_in_training;
+		hook.arg = &yield;
+		yield.heap = heap;
+		yield.asked_at = 0;
 		seconds = QdbTrainModel(RelationGetRelationName(index), s.x, s.n, &cfg,
 								QDB_DEVICE_CPU, 0, CurrentMemoryContext, model, &device, &hook);
-		/*
-		 * the train worker gives way here, not in the training's progress:
-		 * reading the lock table allocates, and an ERROR there would leave
-		 * the trainer's threads running on a stack it unwinds
-		 */
+		/* the train worker gives way: its training stopped for it, or ended */
+		if (hook.stopped)
+			QdbTrainWorkerYield(heap, true);
 		if (QdbTrainWorkerShouldYield(heap))
-			QdbTrainWorkerYield(heap);
+			QdbTrainWorkerYield(heap, false);
 		ereport(NOTICE,
 				(errmsg("trained the compressor of index \"%s\" in %.1f s",
 						RelationGetRelationName(index), seconds)));

@@ -462,10 +462,9 @@ stronger_waiter(Oid relid)
  * /work/runs/hunt-s59b.md F2).  A VACUUM, ANALYZE or concurrent index
  * build (SHARE UPDATE EXCLUSIVE) waits as before: none deadlocks with the
  * REINDEX, and a VACUUM is what starts the worker again.  The build asks
- * when its training ends and between its batches of rows (not during the
- * training: GetLockStatusData allocates, and an ERROR in the trainer's
- * progress would unwind the stack its threads run on); the lock table is
- * read only once LockHasWaitersRelation says someone waits.
+ * when its training ends and between its batches of rows; during the
+ * training it asks QdbTrainWorkerShouldYieldQuietly (below).  The lock
+ * table is read only once LockHasWaitersRelation says someone waits.
  */
 bool
 QdbTrainWorkerShouldYield(Relation heap)
@@ -476,14 +475,54 @@ QdbTrainWorkerShouldYield(Relation heap)
 		stronger_waiter(RelationGetRelid(heap));
 }
 
+/*
+ * QdbTrainWorkerShouldYield for the training's progress callback, which
+ * must not throw (see above): the lock table's copy is read inside a
+ * PG_TRY, and whatever it raises (only an allocation can fail, perhaps
+ * with the lock partitions held) counts as no waiter.  The training then
+ * stops by its hook, with no ERROR, and the build gives way once the
+ * trainer has returned.  Without it a DDL statement waited out the whole
+ * training (seconds to minutes), the worker looking only when it ended.
+ * LockHasWaitersRelation alone neither allocates nor throws, so the lock
+ * table is read only while someone waits.
+ */
+bool
+QdbTrainWorkerShouldYieldQuietly(Relation heap)
+{
+	MemoryContext old = CurrentMemoryContext;
+	volatile bool found = false;
+
+	if (!OidIsValid(reindexing_heap) || RelationGetRelid(heap) != reindexing_heap ||
+		!CheckRelationLockedByMe(heap, ShareUpdateExclusiveLock, false) ||
+		!LockHasWaitersRelation(heap, ShareUpdateExclusiveLock))
+		return false;
+	HOLD_INTERRUPTS();
+	PG_TRY();
+	{
+		found = stronger_waiter(RelationGetRelid(heap));
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(old);
+		LWLockReleaseAll();
+		FlushErrorState();
+		found = false;
+	}
+	PG_END_TRY();
+	RESUME_INTERRUPTS();
+	return found;
+}
+
 void
-QdbTrainWorkerYield(Relation heap)
+QdbTrainWorkerYield(Relation heap, bool in_training)
 {
 	yielded_to_lock = true;
 	ereport(ERROR,
 			(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
 			 errmsg("training a compressor on table \"%s\" gave way to another session waiting for a lock on it",
-					RelationGetRelationName(heap))));
+					RelationGetRelationName(heap)),
+			 in_training ? errdetail("It stopped in the middle of its training.") :
+			 errdetail("It stopped after its training.")));
 }
 
 /*
@@ -808,7 +847,8 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 					(errmsg("training a compressor for index \"%s\" gave way to another session waiting for a lock on its table",
 							relname),
 					 e->sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED ?
-					 errdetail_internal("%s: %s", e->message, e->detail ? e->detail : "") : 0));
+					 errdetail_internal("%s: %s", e->message, e->detail ? e->detail : "") :
+					 e->detail ? errdetail_internal("%s", e->detail) : 0));
 		}
 		else
 			log_and_abort();

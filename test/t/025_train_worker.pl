@@ -217,6 +217,9 @@ ok($node->poll_query_until('postgres', q{SELECT count(*) = 1 FROM pg_locks
 $ywriter->query_safe('COMMIT');
 ok(wait_log(qr/LOG:  training a compressor for index "y_t_idx" gave way to another session waiting for a lock on its table/,
 	$yoffset), 'the worker gave way to it');
+# its training looks for such a statement: it does not train to the end first
+ok($node->log_contains(qr/gave way to another session waiting for a lock on its table\n.*DETAIL:  It stopped in the middle of its training\./,
+	$yoffset), 'in the middle of its training');
 $ddl->query_safe('SELECT 1');
 $ddl->quit;
 ok($node->poll_query_until('postgres', q{SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'quantumdb train'}),
