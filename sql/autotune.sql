@@ -142,6 +142,11 @@ SELECT quantumdb.autotune(NULL, 'at_items', 'emb');
 CREATE TABLE at_small AS SELECT * FROM at_items WHERE id < 500;
 SELECT quantumdb.autotune('x', 'at_small', 'emb');
 
+-- not in a read-only transaction (nor on a standby): 25006 names it
+BEGIN READ ONLY;
+SELECT quantumdb.autotune('x', 'at_items', 'emb');
+ROLLBACK;
+
 -- the sample is read with the caller's privileges
 CREATE ROLE at_reader;
 GRANT INSERT ON quantumdb.compressors, quantumdb.autotune_trials TO at_reader;

@@ -301,6 +301,15 @@ DROP ROLE qdb_tr_reader;
 BEGIN READ ONLY;
 SELECT * FROM quantumdb.calibrate('tr_idx');
 ROLLBACK;
+-- in a transaction block it warns that a ROLLBACK keeps what it writes
+-- (measured on the rows the transaction sees: 40 more here), as it does
+BEGIN;
+INSERT INTO tr SELECT id + 100000, emb FROM tr WHERE id < 40;
+SELECT count(*) > 0 AS calibrated FROM quantumdb.calibrate('tr_idx', queries => 5);
+ROLLBACK;
+SELECT min(rows) - (SELECT count(*) FROM tr) AS rows_rolled_back FROM quantumdb.calibration('tr_idx');
+SELECT count(*) > 0 AS calibrated FROM quantumdb.calibrate('tr_idx', queries => 30);
+SELECT min(rows) - (SELECT count(*) FROM tr) AS rows_rolled_back FROM quantumdb.calibration('tr_idx');
 
 -- the heap passes evaluate the index's predicate as the table's owner, as
 -- a build does, not as the (superuser) caller

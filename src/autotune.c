@@ -269,6 +269,8 @@ quantumdb_autotune(PG_FUNCTION_ARGS)
 	kinds_arg(fcinfo, 12, t);
 	t->deadline = t0 + budget;
 
+	/* as quantumdb.train: on a standby or in a read-only transaction, 25006 */
+	PreventCommandIfReadOnly("quantumdb.autotune()");
 	QdbCheckTableInsert("compressors", "The auto-tuner stores the compressor it keeps there.");
 	QdbCheckNewCompressorName(name);
 	QdbCheckTableInsert("autotune_trials", "The auto-tuner writes one row per trial there.");

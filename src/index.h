@@ -259,8 +259,13 @@ typedef struct QdbScanRow
 	double		dist;
 } QdbScanRow;
 
+extern int	QdbScanRowCmp(const void *a, const void *b);
 extern int	QdbExactHeapScan(IndexScanDesc scan, QdbIndexCache *c, FmgrInfo *distproc,
 							 Oid collation, struct varlena *query, QdbScanRow **rows);
+
+/* index_scan_sweep.c */
+extern int	QdbSweepNodes(Relation index, QdbIndexCache *c, const float *table, float bias,
+						  HTAB *returned, int64 budget, QdbScanRow **rows, int64 *read);
 extern bool QdbScanExactForUser(Oid heapoid);
 extern bool QdbHeapHasDim(Relation heap, Relation index, QdbIndexCache *c, int dim);
 extern bool QdbHeapCoversRows(Relation heap, Relation index, double n);

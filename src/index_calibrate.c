@@ -724,6 +724,18 @@ quantumdb_calibrate(PG_FUNCTION_ARGS)
 	PreventCommandIfReadOnly("quantumdb.calibrate()");
 	PreventCommandDuringRecovery("quantumdb.calibrate()");
 	index = QdbOpenCalibratedIndex(PG_GETARG_OID(0), true, &heap);
+	/*
+	 * The calibration goes to the meta page at once, as a sequence's next
+	 * value does: a ROLLBACK keeps it, and it measures the rows this
+	 * transaction sees, its own uncommitted ones too (session 60's hunt,
+	 * /work/runs/hunt-s60a.md F1)
+	 */
+	if (IsTransactionBlock())
+		ereport(WARNING,
+				(errmsg("the calibration of index \"%s\" is kept even if this transaction rolls back",
+						RelationGetRelationName(index)),
+				 errdetail("It measures the rows this transaction sees, its own changes too, and is written to the index at once."),
+				 errhint("Calibrate outside a transaction block to measure committed rows only.")));
 	QdbReadMeta(index, &meta);
 	if (QdbMetaUntrained(&meta))
 		ereport(ERROR,

@@ -50,6 +50,15 @@ QdbOpenIndexByOid(Oid relid)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("\"%s\" is not a quantumdb index", RelationGetRelationName(index))));
+	/*
+	 * an unlogged table's index on a standby has no main fork: say what a
+	 * query on its table says, not that a file is missing (session 60's
+	 * hunt, /work/runs/hunt-s60a.md F2)
+	 */
+	if (!RelationIsPermanent(index) && RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot access temporary or unlogged relations during recovery")));
 	return index;
 }
 

@@ -36,8 +36,9 @@
 #include "distance_memo.h"
 #include "index.h"
 
-static int
-row_cmp(const void *a, const void *b)
+/* Rows by distance, NaN last, then by TID (qsort). */
+int
+QdbScanRowCmp(const void *a, const void *b)
 {
 	const QdbScanRow *x = a,
 			   *y = b;
@@ -168,7 +169,7 @@ QdbExactHeapScan(IndexScanDesc scan, QdbIndexCache *c, FmgrInfo *distproc,
 										0, InvalidBlockNumber, heap_row, &h, hs);
 	MemoryContextDelete(h.row_cxt);
 	if (query)
-		qsort(h.rows, h.n, sizeof(QdbScanRow), row_cmp);
+		qsort(h.rows, h.n, sizeof(QdbScanRow), QdbScanRowCmp);
 	*rows = h.rows;
 	return h.n;
 }

@@ -168,6 +168,15 @@ is($primary->safe_psql('postgres', qq{$settings
 like($primary->safe_psql('postgres', qq{$settings
 		EXPLAIN (COSTS OFF) SELECT id FROM u_items ORDER BY emb <=> '$qvec{7}'::real[] LIMIT 5}),
 	qr/Index Scan using u_idx/, 'that query uses the unlogged index');
+# on the standby the unlogged index has no pages: its functions say what a
+# query on its table says, not that a file is missing (session 60's hunt)
+$primary->wait_for_catchup($standby, 'replay', $primary->lsn('insert'));
+for my $f ('index_info', 'verify', 'scan_settings', 'calibration')
+{
+	my ($uret, $uout, $uerr) = $standby->psql('postgres', "SELECT * FROM quantumdb.$f('u_idx')");
+	like($uerr, qr/cannot access temporary or unlogged relations during recovery/,
+		"$f of an unlogged index on the standby: the recovery ERROR");
+}
 
 # the logged index survived crash recovery on the primary, calibration included
 is($primary->safe_psql('postgres', $verify_sql), '', 'verify after crash recovery');

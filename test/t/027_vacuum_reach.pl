@@ -57,10 +57,34 @@ sub vacuum_said
 	$rewalks += $1 while $err =~ /made again (\d+) times/g;
 }
 
+# before the VACUUMs: a scan that asks for every row gets every row, the
+# nodes no walk reaches too (the sweep, src/index_scan_sweep.c); counted
+# when some were unreached
+my $swept_checks = 0;
+sub check_full_scan
+{
+	my ($when) = @_;
+	my $info = $node->safe_psql('postgres',
+		q{SELECT unreachable_nodes FROM quantumdb.index_info('gi')});
+	return if $info eq '0';
+	$swept_checks++;
+	my $got = $node->safe_psql('postgres', q{
+		SET enable_seqscan = off;
+		SET quantumdb.iterative_scan = relaxed_order;
+		SET quantumdb.rerank = 0;
+		SET quantumdb.max_scan_tuples = 1000000;
+		SELECT (SELECT count(DISTINCT id) FROM (SELECT id FROM g
+			ORDER BY emb <=> (SELECT emb FROM src WHERE id = 7) LIMIT 1000000) s)
+			|| ' ' || (SELECT count(*) FROM g)});
+	my ($scanned, $rows) = split / /, $got;
+	is($scanned, $rows, "$when, with $info nodes unreached, a full index scan returns all $rows rows");
+}
+
 # two whole VACUUMs; then no live node may be unreached
 sub check_reach
 {
 	my ($when) = @_;
+	check_full_scan($when);
 	for (1 .. 2)
 	{
 		my ($ret, $out, $err) = $node->psql('postgres', 'SET client_min_messages = debug2; VACUUM g');
@@ -96,5 +120,6 @@ for my $it (0 .. 59)
 	check_reach("after round $it") if $it % 20 == 19;
 }
 diag("the repairs linked back $linked_back nodes and walked again $rewalks times");
+cmp_ok($swept_checks, '>', 0, "some full scans met unreached nodes ($swept_checks)");
 cmp_ok($linked_back, '>', 0, "the churn gave the repair nodes to link back ($linked_back, walks again: $rewalks)");
 done_testing();
