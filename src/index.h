@@ -265,7 +265,8 @@ extern int	QdbExactHeapScan(IndexScanDesc scan, QdbIndexCache *c, FmgrInfo *dist
 
 /* index_scan_sweep.c */
 extern int	QdbSweepNodes(Relation index, QdbIndexCache *c, const float *table, float bias,
-						  HTAB *returned, int64 budget, QdbScanRow **rows, int64 *read);
+						  HTAB *returned, QdbNodeRef skip, int lead, int64 budget,
+						  QdbScanRow **rows, int64 *read);
 extern bool QdbScanExactForUser(Oid heapoid);
 extern bool QdbHeapHasDim(Relation heap, Relation index, QdbIndexCache *c, int dim);
 extern bool QdbHeapCoversRows(Relation heap, Relation index, double n);

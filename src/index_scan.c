@@ -654,8 +654,9 @@ fill_pool(IndexScanDesc scan)
 	if (live + k > so->pool_size)
 	{
 		so->pool_size = Max(live + k, 2 * so->pool_size);
-		so->pool = so->pool ? repalloc(so->pool, sizeof(ScanResult) * so->pool_size)
-			: MemoryContextAlloc(so->cxt, sizeof(ScanResult) * so->pool_size);
+		/* huge: after a sweep at rerank 0 the pool may take all it read */
+		so->pool = so->pool ? repalloc_huge(so->pool, sizeof(ScanResult) * so->pool_size)
+			: MemoryContextAllocHuge(so->cxt, sizeof(ScanResult) * so->pool_size);
 	}
 	memmove(so->pool, so->pool + so->pool_next, sizeof(ScanResult) * live);
 	memcpy(so->pool + live, rows, sizeof(ScanResult) * k);
@@ -689,10 +690,16 @@ may_sweep(QdbScanOpaque so)
 }
 
 /*
- * The sweep: so->results become the live nodes whose rows the scan has not
- * returned (nor taken into the pool), nearest code first, at most so->ef of
- * them under iterative_scan = off; it reads at most
- * quantumdb.max_scan_tuples live nodes, in page order.
+ * The sweep: so->results become the walk's rows not yet taken (at the
+ * scan's start, the first walk's) and the live nodes whose rows the scan
+ * has not returned nor taken into the pool, nearest code first, at most
+ * so->ef of them under iterative_scan = off; it reads at most
+ * quantumdb.max_scan_tuples live nodes, in page order, so the walk's rows
+ * must stay (session 60's review F2: over an index of more live nodes than
+ * that, the first walk's rows on later pages were lost).  Those rows enter
+ * so->returned first, where every row the scan takes goes anyway: no walk
+ * comes after a sweep.  A calibration's query row stays out, as its walks
+ * leave it out.
  */
 static void
 sweep(IndexScanDesc scan)
@@ -701,10 +708,20 @@ sweep(IndexScanDesc scan)
 	MemoryContext old = MemoryContextSwitchTo(so->cxt);
 	ScanResult *rows;
 	int64		read;
-	int			n;
+	int			kept = so->nresults - so->next,
+				n;
 
+	for (int i = so->next; i < so->nresults; i++)
+		hash_search(so->returned, &so->results[i].tid, HASH_ENTER, NULL);
 	n = QdbSweepNodes(scan->indexRelation, so->c, so->table, so->bias, so->returned,
+					  QdbScanHiddenNode(scan->indexRelation), kept,
 					  qdb_max_scan_tuples, &rows, &read);
+	/* QdbSweepNodes left room for them first */
+	if (kept > 0)
+	{
+		memcpy(rows, so->results + so->next, sizeof(ScanResult) * kept);
+		qsort(rows, n, sizeof(ScanResult), QdbScanRowCmp);
+	}
 	MemoryContextSwitchTo(old);
 	ereport(DEBUG1,
 			(errmsg_internal("index \"%s\": its walks saw the whole reachable graph after %lld nodes; the sweep read %lld nodes and found %d rows no walk reached",

@@ -27,15 +27,18 @@
 #include "index.h"
 
 /*
- * The live nodes of index whose heap TIDs are not in returned, with their
- * code distances to the query of table and bias, nearest first, into *rows
- * (palloc'd; the count is returned).  Reads live nodes until budget of them
- * were read (those in returned too: they cost a read), and says how many in
- * *read.
+ * The live nodes of index whose heap TIDs are not in returned, but for
+ * node skip (QDB_NO_NODE: none), with their code distances to the query of
+ * table and bias, into *rows (palloc'd, huge) after its first lead
+ * entries, left for the caller; returns lead plus their count.  Sorted
+ * nearest first when lead is 0 (else the caller sorts).  Reads live nodes
+ * until budget of them were read (those in returned too: they cost a
+ * read), and says how many in *read.
  */
 int
 QdbSweepNodes(Relation index, QdbIndexCache *c, const float *table, float bias,
-			  HTAB *returned, int64 budget, QdbScanRow **rows_out, int64 *read_out)
+			  HTAB *returned, QdbNodeRef skip, int lead, int64 budget,
+			  QdbScanRow **rows_out, int64 *read_out)
 {
 	QdbMetaPageData meta;
 	QdbNodeShape shape;
@@ -43,13 +46,14 @@ QdbSweepNodes(Relation index, QdbIndexCache *c, const float *table, float bias,
 	QdbNode		node;
 	QdbNodeRef	ref;
 	QdbScanRow *rows;
-	Size		size = 256;
-	int			nrows = 0;
+	Size		size = Max(256, 2 * (Size) lead);
+	int			nrows = lead;
 	int64		read = 0;
 
+	budget = Min(budget, (int64) INT_MAX - lead);
 	QdbReadMeta(index, &meta);
 	QdbNodeShapeFromMeta(&meta, &shape);
-	rows = palloc(sizeof(QdbScanRow) * size);
+	rows = palloc_extended(sizeof(QdbScanRow) * size, MCXT_ALLOC_HUGE);
 	QdbNodeScanBegin(&ns, index, &shape, meta.first_node_page,
 					 RelationGetNumberOfBlocks(index), NULL, BUFFER_LOCK_SHARE,
 					 QDB_PACE_INTERRUPTS);
@@ -57,7 +61,7 @@ QdbSweepNodes(Relation index, QdbIndexCache *c, const float *table, float bias,
 	{
 		while (read < budget && (node = QdbNodeScanNext(&ns, &ref)) != NULL)
 		{
-			if (node->flags & (QDB_NODE_DELETED | QDB_NODE_FREE))
+			if (node->flags & (QDB_NODE_DELETED | QDB_NODE_FREE) || ref == skip)
 				continue;
 			read++;
 			if (hash_search(returned, &node->heaptid, HASH_FIND, NULL))
@@ -73,7 +77,8 @@ QdbSweepNodes(Relation index, QdbIndexCache *c, const float *table, float bias,
 		}
 	}
 	QdbNodeScanEnd(&ns);
-	qsort(rows, nrows, sizeof(QdbScanRow), QdbScanRowCmp);
+	if (lead == 0)
+		qsort(rows, nrows, sizeof(QdbScanRow), QdbScanRowCmp);
 	*rows_out = rows;
 	*read_out = read;
 	return nrows;

@@ -490,8 +490,20 @@ bool
 QdbTrainWorkerShouldYieldQuietly(Relation heap)
 {
 	MemoryContext old = CurrentMemoryContext;
+	uint32		holdoff = InterruptHoldoffCount;
+	uint32		cancel_holdoff = QueryCancelHoldoffCount;
+	uint32		crit = CritSectionCount;
 	volatile bool found = false;
 
+	/*
+	 * SHARE UPDATE EXCLUSIVE, which the REINDEX holds: LockHasWaiters reads
+	 * the lock's shared entry, which a lock taken by the fast path (ACCESS
+	 * SHARE to ROW EXCLUSIVE) lacks; asked of ACCESS SHARE, it followed a
+	 * NULL pointer (the SIGSEGV of session 59's reverted attempt, found by
+	 * session 60's review, /work/runs/review-s60.md)
+	 */
+	StaticAssertStmt(ShareUpdateExclusiveLock > RowExclusiveLock,
+					 "a lock the fast path never takes");
 	if (!OidIsValid(reindexing_heap) || RelationGetRelid(heap) != reindexing_heap ||
 		!CheckRelationLockedByMe(heap, ShareUpdateExclusiveLock, false) ||
 		!LockHasWaitersRelation(heap, ShareUpdateExclusiveLock))
@@ -503,6 +515,14 @@ QdbTrainWorkerShouldYieldQuietly(Relation heap)
 	}
 	PG_CATCH();
 	{
+		/*
+		 * errfinish() zeroed the hold-off counts before the jump: as they
+		 * were, with this function's hold, or the RESUME below would wrap
+		 * the count (a worker deaf to cancels and terminates) or trap
+		 */
+		InterruptHoldoffCount = holdoff + 1;
+		QueryCancelHoldoffCount = cancel_holdoff;
+		CritSectionCount = crit;
 		MemoryContextSwitchTo(old);
 		LWLockReleaseAll();
 		FlushErrorState();
