@@ -1,6 +1,6 @@
 /*
  * index_scan_sweep.c
- *	  The last step of an iterative scan: the live nodes no walk reached.
+ *	  A scan's last resort: the live nodes no walk reached.
  *
  * HNSW's pruning can leave nodes that no walk from the entry point reaches
  * until the next VACUUM links them back (index_reach.c): an insert's
@@ -11,10 +11,12 @@
  * walks have seen the whole reachable graph and the executor still asks for
  * rows (a filter rejected the rest), it reads the node pages for the live
  * nodes whose rows it has not returned, and goes on with them, nearest code
- * first.  A row a walk reached is among the returned ones by then (a walk
- * that saw the whole reachable graph held all of it), so the sweep finds
- * exactly what no walk could, and the rows it finds that the snapshot sees
- * not or that a walk returned are skipped by the scan as before.
+ * first; a scan whose first walk came back short does so at once, keeping
+ * that walk's rows (index_scan.c, sweep).  The rows a walk reached are
+ * among the returned ones by then, or entered there first (a walk that saw
+ * the whole reachable graph held all of it), so the sweep adds exactly
+ * what no walk could; rows the snapshot does not see are skipped by the
+ * scan's re-scoring as before.
  */
 #include "postgres.h"
 
