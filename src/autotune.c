@@ -75,7 +75,7 @@ float_arg(FunctionCallInfo fcinfo, int n, const char *what, double dflt)
 	if (!(v >= 0 && v <= 100))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must be between 0 and 100, not %g", what, v)));
+				 errmsg("%s must be between 0 and 100, not %.15g", what, v)));
 	return v;
 }
 
