@@ -452,6 +452,25 @@ stronger_waiter(Oid relid)
 }
 
 /*
+ * Whether heap is the table the worker's REINDEX builds an index of and a
+ * session waits for a lock on it that SHARE UPDATE EXCLUSIVE blocks; never
+ * allocates nor throws.  Asked of SHARE UPDATE EXCLUSIVE, which the REINDEX
+ * holds: LockHasWaiters reads the lock's shared entry, which a lock taken
+ * by the fast path (ACCESS SHARE to ROW EXCLUSIVE) lacks; asked of ACCESS
+ * SHARE, it followed a NULL pointer (the SIGSEGV of session 59's reverted
+ * attempt, found by session 60's review, /work/runs/review-s60.md).
+ */
+static bool
+someone_waits(Relation heap)
+{
+	StaticAssertStmt(ShareUpdateExclusiveLock > RowExclusiveLock,
+					 "a lock the fast path never takes");
+	return OidIsValid(reindexing_heap) && RelationGetRelid(heap) == reindexing_heap &&
+		CheckRelationLockedByMe(heap, ShareUpdateExclusiveLock, false) &&
+		LockHasWaitersRelation(heap, ShareUpdateExclusiveLock);
+}
+
+/*
  * Whether the worker's REINDEX, building heap's index, should give way:
  * another session waits for a lock on the table that the REINDEX's SHARE
  * UPDATE EXCLUSIVE blocks and that is stronger than it (DDL such as ALTER
@@ -469,10 +488,7 @@ stronger_waiter(Oid relid)
 bool
 QdbTrainWorkerShouldYield(Relation heap)
 {
-	return OidIsValid(reindexing_heap) && RelationGetRelid(heap) == reindexing_heap &&
-		CheckRelationLockedByMe(heap, ShareUpdateExclusiveLock, false) &&
-		LockHasWaitersRelation(heap, ShareUpdateExclusiveLock) &&
-		stronger_waiter(RelationGetRelid(heap));
+	return someone_waits(heap) && stronger_waiter(RelationGetRelid(heap));
 }
 
 /*
@@ -495,18 +511,7 @@ QdbTrainWorkerShouldYieldQuietly(Relation heap)
 	uint32		crit = CritSectionCount;
 	volatile bool found = false;
 
-	/*
-	 * SHARE UPDATE EXCLUSIVE, which the REINDEX holds: LockHasWaiters reads
-	 * the lock's shared entry, which a lock taken by the fast path (ACCESS
-	 * SHARE to ROW EXCLUSIVE) lacks; asked of ACCESS SHARE, it followed a
-	 * NULL pointer (the SIGSEGV of session 59's reverted attempt, found by
-	 * session 60's review, /work/runs/review-s60.md)
-	 */
-	StaticAssertStmt(ShareUpdateExclusiveLock > RowExclusiveLock,
-					 "a lock the fast path never takes");
-	if (!OidIsValid(reindexing_heap) || RelationGetRelid(heap) != reindexing_heap ||
-		!CheckRelationLockedByMe(heap, ShareUpdateExclusiveLock, false) ||
-		!LockHasWaitersRelation(heap, ShareUpdateExclusiveLock))
+	if (!someone_waits(heap))
 		return false;
 	HOLD_INTERRUPTS();
 	PG_TRY();

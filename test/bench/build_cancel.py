@@ -13,7 +13,7 @@ import time
 
 import psycopg2
 
-from index import connect, copy_vectors, read_vecs
+from index import connect, copy_vectors, new_table, read_vecs
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -28,9 +28,7 @@ def main():
     a = ap.parse_args()
     x = read_vecs(os.path.join(a.data, "base.fvecs"), count=a.rows)
     cur = connect().cursor()
-    cur.execute("CREATE EXTENSION IF NOT EXISTS quantumdb")
-    cur.execute("DROP TABLE IF EXISTS bc")
-    cur.execute("CREATE TABLE bc (id int, emb real[])")
+    new_table(cur, "bc", "id int, emb real[]")
     copy_vectors(cur, "bc", x)
     cur.execute("SELECT quantumdb.drop_compressor('bc_c') FROM quantumdb.compressors WHERE name = 'bc_c'")
     cur.execute("SELECT compressor FROM quantumdb.train('bc_c', 'bc', 'emb')")

@@ -101,6 +101,13 @@ def copy_vectors(cur, table, x, first=0, last=None):
                                         for i in range(first, last))))
 
 
+def new_table(cur, name, columns, options=""):
+    """The extension if missing, then table name made anew with columns (SQL)."""
+    cur.execute("CREATE EXTENSION IF NOT EXISTS quantumdb")
+    cur.execute("DROP TABLE IF EXISTS %s" % name)
+    cur.execute("CREATE TABLE %s (%s) %s" % (name, columns, options))
+
+
 def one(cur, sql, args=None):
     cur.execute(sql, args)
     return cur.fetchone()[0]

@@ -18,7 +18,7 @@ the server.
 import argparse
 import os
 
-from index import connect, copy_vectors, read_vecs
+from index import connect, copy_vectors, new_table, read_vecs
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 QUERY_ROW = 5000
@@ -77,9 +77,7 @@ def main():
     x[:500] += 1000
     x[a.rows - 500:a.rows] -= 1000
     cur = connect().cursor()
-    cur.execute("CREATE EXTENSION IF NOT EXISTS quantumdb")
-    cur.execute("DROP TABLE IF EXISTS isl")
-    cur.execute("CREATE TABLE isl (id int PRIMARY KEY, emb real[]) WITH (autovacuum_enabled = off)")
+    new_table(cur, "isl", "id int PRIMARY KEY, emb real[]", "WITH (autovacuum_enabled = off)")
     copy_vectors(cur, "isl", x, 0, a.rows)
     cur.execute("SELECT quantumdb.drop_compressor('isl_c') FROM quantumdb.compressors WHERE name = 'isl_c'")
     cur.execute("SELECT quantumdb.train('isl_c', 'isl', 'emb', kind => 'pq', subvectors => 16, "
@@ -89,9 +87,8 @@ def main():
                 "WITH (compressor = 'isl_c', m = 8, inline_codes = on, calibration_queries = 0)")
     if a.pgvector:
         cur.execute("CREATE EXTENSION IF NOT EXISTS vector")
-        cur.execute("DROP TABLE IF EXISTS isl_v")
-        cur.execute("CREATE TABLE isl_v (id int PRIMARY KEY, v vector(%d)) WITH (autovacuum_enabled = off)"
-                    % x.shape[1])
+        new_table(cur, "isl_v", "id int PRIMARY KEY, v vector(%d)" % x.shape[1],
+                  "WITH (autovacuum_enabled = off)")
         cur.execute("INSERT INTO isl_v SELECT id, emb::vector FROM isl")
         cur.execute("CREATE INDEX isl_v_idx ON isl_v USING hnsw (v vector_l2_ops) WITH (m = 8)")
     probe(cur, "after the build", x, a)

@@ -14,7 +14,7 @@ import argparse
 import os
 import time
 
-from index import connect, copy_vectors, one, read_vecs
+from index import connect, copy_vectors, new_table, one, read_vecs
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -30,9 +30,7 @@ def main():
     cur = connect().cursor()
     if not a.reuse:
         x = read_vecs(os.path.join(a.data, "base.fvecs"), count=a.rows)
-        cur.execute("CREATE EXTENSION IF NOT EXISTS quantumdb")
-        cur.execute("DROP TABLE IF EXISTS sp")
-        cur.execute("CREATE TABLE sp (id int PRIMARY KEY, emb real[]) WITH (autovacuum_enabled = off)")
+        new_table(cur, "sp", "id int PRIMARY KEY, emb real[]", "WITH (autovacuum_enabled = off)")
         copy_vectors(cur, "sp", x)
         cur.execute("CREATE INDEX sp_idx ON sp USING quantumdb (emb real_cosine_ops)")
         cur.execute("ANALYZE sp")

@@ -14,7 +14,7 @@ import argparse
 import os
 import time
 
-from index import connect, copy_vectors, read_vecs
+from index import connect, copy_vectors, new_table, read_vecs
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -28,9 +28,7 @@ def main():
     a = ap.parse_args()
     x = read_vecs(os.path.join(a.data, "base.fvecs"), count=a.rows)
     cur = connect().cursor()
-    cur.execute("CREATE EXTENSION IF NOT EXISTS quantumdb")
-    cur.execute("DROP TABLE IF EXISTS wy")
-    cur.execute("CREATE TABLE wy (id int PRIMARY KEY, v real[]) WITH (autovacuum_enabled = off)")
+    new_table(cur, "wy", "id int PRIMARY KEY, v real[]", "WITH (autovacuum_enabled = off)")
     copy_vectors(cur, "wy", x, 0, 99)
     cur.execute("CREATE INDEX wy_i ON wy USING quantumdb (v) WITH (train_after_rows = 5000)")
     copy_vectors(cur, "wy", x, 99)
