@@ -20,7 +20,7 @@
  *	4. writes the graph to pages in insertion order.  If even the codes-only
  *	   graph outgrows maintenance_work_mem, it is written out early and the
  *	   remaining rows are inserted page by page, as INSERT does.
- *	5. WAL-logs every page at once (log_newpage_range).
+ *	5. WAL-logs every page at the end (log_all_pages).
  * Levels are drawn from a generator seeded the same way in every build, so
  * a build over the same rows in the same order gives the same index.
  */
@@ -33,10 +33,12 @@
 #include "access/tableam.h"
 #include "access/toast_compression.h"
 #include "access/xloginsert.h"
+#include "access/xlogrecord.h"
 #include "catalog/index.h"
 #include "commands/progress.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "storage/bufmgr.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -81,6 +83,7 @@ typedef struct BuildState
 	bool		projected;		/* the vectors are the model's projections */
 	float	   *proj;			/* (BUILD_BATCH, dim_pq): a batch's projections */
 	uint32		flags;			/* QDB_BUILT_* */
+	int			from_codes_at;	/* rows in the graph when codes took over */
 	int			nthreads;
 	QdbMemGraph g;				/* the graph in memory */
 	char	   *vec16_raw;		/* the allocation g.vec16 is aligned in */
@@ -269,10 +272,18 @@ make_room(BuildState *bs, int count)
 		bs->g.vec16 = NULL;
 		bs->g.vec16_info = NULL;
 		bs->exact = false;
+		/* index_info's built_from names only the phases that built rows */
+		if (bs->g.n == 0)
+			bs->flags &= ~(QDB_BUILT_FROM_VECTORS | QDB_BUILT_PROJECTED);
+		bs->from_codes_at = bs->g.n;
 		bs->flags |= QDB_BUILT_FROM_CODES;
 		if (graph_fits(bs, count))
 			return;
 	}
+	if (bs->g.n == 0)
+		bs->flags &= ~(QDB_BUILT_FROM_VECTORS | QDB_BUILT_PROJECTED);
+	if ((bs->flags & QDB_BUILT_FROM_CODES) && bs->g.n == bs->from_codes_at)
+		bs->flags &= ~QDB_BUILT_FROM_CODES;
 	ereport(NOTICE,
 			(errmsg("quantumdb graph no longer fits in maintenance_work_mem after %d rows",
 					bs->g.n),
@@ -852,6 +863,24 @@ write_header_pages(Relation index, ForkNumber fork, const QdbModel *model,
 }
 
 /*
+ * log_newpage_range over every page of the index, in runs no longer than
+ * an eighth of shared_buffers: it pins a whole run at once (32 pages), more
+ * than a server at shared_buffers 16 has, where every build that had
+ * written its pages failed at its very end ("no unpinned buffers
+ * available").
+ */
+static void
+log_all_pages(Relation index)
+{
+	BlockNumber n = RelationGetNumberOfBlocks(index);
+	BlockNumber run = Max(1, Min(XLR_MAX_BLOCK_ID, NBuffers / 8));
+	BlockNumber b;
+
+	for (b = 0; b < n; b += run)
+		log_newpage_range(index, MAIN_FORKNUM, b, Min(n, b + run), true);
+}
+
+/*
  * An unlogged index rebuilt in place (TRUNCATE of a table created in the
  * same transaction) has the init fork of its first build, which index.c
  * writes only when there is none: with that build's compressor, or none.
@@ -898,7 +927,7 @@ qdbbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 		write_untrained_meta(index, MAIN_FORKNUM, metric, dim, m, efc,
 							 QdbGetInlineCodes(index));
 		if (RelationNeedsWAL(index))
-			log_newpage_range(index, MAIN_FORKNUM, 0, RelationGetNumberOfBlocks(index), true);
+			log_all_pages(index);
 		init_fork_again(index);
 		MemoryContextSwitchTo(old);
 		result = palloc0(sizeof(IndexBuildResult));
@@ -975,7 +1004,7 @@ qdbbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 	PG_END_TRY();
 
 	if (RelationNeedsWAL(index))
-		log_newpage_range(index, MAIN_FORKNUM, 0, RelationGetNumberOfBlocks(index), true);
+		log_all_pages(index);
 
 	/*
 	 * What recall which settings give, for quantumdb.target_recall (in a

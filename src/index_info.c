@@ -149,12 +149,14 @@ quantumdb_index_info(PG_FUNCTION_ARGS)
 	nblocks = map.nblocks;
 
 	initStringInfo(&built);
-	appendStringInfoString(&built, (meta.build_flags & QDB_BUILT_PROJECTED) ?
-						   "projected vectors" : "vectors");
+	/* the phases that built rows, in their order */
+	if (meta.build_flags & QDB_BUILT_FROM_VECTORS)
+		appendStringInfoString(&built, (meta.build_flags & QDB_BUILT_PROJECTED) ?
+							   "projected vectors" : "vectors");
 	if (meta.build_flags & QDB_BUILT_FROM_CODES)
-		appendStringInfoString(&built, ", then codes");
+		appendStringInfo(&built, "%scodes", built.len > 0 ? ", then " : "");
 	if (meta.build_flags & QDB_BUILT_ON_DISK)
-		appendStringInfoString(&built, ", then page by page");
+		appendStringInfo(&built, "%spage by page", built.len > 0 ? ", then " : "");
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");

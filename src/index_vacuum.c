@@ -7,9 +7,10 @@
  * update lock is taken in exclusive mode and released at once: inserts that
  * began before the marks, and could still link to a dead node, are done.
  * Pass 2 rewrites every list that holds a deleted node: the candidates are
- * the live neighbours plus the live neighbours of the deleted ones (two
- * hops through deleted nodes), ranked by code-to-code distance and chosen
- * by the HNSW heuristic.  A deleted entry point is replaced by the live node
+ * the live neighbours plus the live neighbours of the deleted ones (and,
+ * when those are few, the live nodes two hops through deleted ones), ranked
+ * by code-to-code distance, the nearest 4 ef_construction of them chosen
+ * from by the HNSW heuristic.  A deleted entry point is replaced by the live node
  * of the highest level.  Afterwards no live node links to a deleted one, so
  * scans do not spend ef_search on tombstones.
  *
@@ -43,6 +44,13 @@
 
 #include "calibration.h"
 #include "index.h"
+
+/* What plan_repair is given */
+typedef struct RepairArg
+{
+	HTAB	   *deleted;
+	int			ef_construction;
+} RepairArg;
 
 static bool
 is_deleted(HTAB *h, QdbNodeRef ref)
@@ -126,32 +134,41 @@ list_has_deleted(HTAB *deleted, const QdbNodeRef *list, int n)
 
 /*
  * QdbChangeList's plan for node self's list cur at level, when it holds
- * deleted nodes: graph_link.c's QdbPlanList over the live neighbours and the
- * live nodes up to two hops through deleted ones.
+ * deleted nodes: graph_link.c's QdbPlanList over the nearest of the live
+ * neighbours and the live neighbours of the deleted ones (FreshDiskANN's
+ * consolidation), and, while those are fewer than enough, the live nodes
+ * two hops away through deleted ones.  enough, four times an insert's
+ * candidates (ef_construction), bounds both: taken always, the two hops
+ * read (2m)^2 lists and scored (2m)^3 entries a node, and the heuristic
+ * over all of them measured pairs by the hundred thousand, so that at m 48
+ * a VACUUM after deleting 3 rows in 4 took 10 times the index's build.
+ * test/bench/vacuum_repair.py measured the bound against one and against
+ * none (test/bench/RESULTS.md, "VACUUM's repair after a mass delete").
  */
 static bool
 plan_repair(void *arg, QdbDiskGraph *g, QdbNodeRef self, int level, const QdbNodeRef *cur,
 			int nslots, QdbNodeRef *want)
 {
-	HTAB	   *deleted = arg;
+	RepairArg  *r = arg;
 	const QdbGraphOps *ops = &qdb_disk_graph_ops;
+	int			enough = 4 * Max(r->ef_construction, nslots);
 	QdbCandidate *cand = NULL;
 	int			ncand = 0,
 				maxcand = 0;
+	QdbNodeRef *far = NULL;
+	int			nfar = 0;
 	uint32		nb[2 * QDB_MAX_M];
-	uint32		nb2[2 * QDB_MAX_M];
 	int			i,
-				j,
-				k;
+				j;
 
-	if (!list_has_deleted(deleted, cur, nslots))
+	if (!list_has_deleted(r->deleted, cur, nslots))
 		return false;
 	ops->new_layer(g, level);
 	ops->visit(g, self);
 
-#define ADD_CANDIDATE(r) \
+#define ADD_CANDIDATE(x) \
 	do { \
-		if (!is_deleted(deleted, (r)) && ops->visit(g, (r))) \
+		if (!is_deleted(r->deleted, (x)) && ops->visit(g, (x))) \
 		{ \
 			if (ncand == maxcand) \
 			{ \
@@ -159,19 +176,20 @@ plan_repair(void *arg, QdbDiskGraph *g, QdbNodeRef self, int level, const QdbNod
 				cand = ncand ? repalloc(cand, sizeof(QdbCandidate) * maxcand) \
 					: palloc(sizeof(QdbCandidate) * maxcand); \
 			} \
-			cand[ncand].id = (r); \
-			cand[ncand].dist = ops->pair(g, self, (r)); \
+			cand[ncand].id = (x); \
+			cand[ncand].dist = ops->pair(g, self, (x)); \
 			ncand++; \
 		} \
 	} while (0)
 
+	/* one hop: the live neighbours, and the deleted ones' live neighbours */
 	for (i = 0; i < nslots; i++)
 	{
 		int			n1;
 
 		if (cur[i] == QDB_NO_NODE)
 			continue;
-		if (!is_deleted(deleted, cur[i]))
+		if (!is_deleted(r->deleted, cur[i]))
 		{
 			ADD_CANDIDATE(cur[i]);
 			continue;
@@ -179,24 +197,28 @@ plan_repair(void *arg, QdbDiskGraph *g, QdbNodeRef self, int level, const QdbNod
 		n1 = ops->neighbors(g, cur[i], level, nb);
 		for (j = 0; j < n1; j++)
 		{
-			int			n2;
-
-			if (!is_deleted(deleted, nb[j]))
-			{
+			if (!is_deleted(r->deleted, nb[j]))
 				ADD_CANDIDATE(nb[j]);
-				continue;
+			else
+			{
+				if (far == NULL)
+					far = palloc(sizeof(QdbNodeRef) * nslots * 2 * QDB_MAX_M);
+				far[nfar++] = nb[j];
 			}
-			n2 = ops->neighbors(g, nb[j], level, nb2);
-			for (k = 0; k < n2; k++)
-				ADD_CANDIDATE(nb2[k]);
 		}
+	}
+	/* two hops, while the live nodes found are fewer than enough */
+	for (i = 0; i < nfar && ncand < enough; i++)
+	{
+		int			n2 = ops->neighbors(g, far[i], level, nb);
+
+		for (j = 0; j < n2; j++)
+			ADD_CANDIDATE(nb[j]);
 	}
 #undef ADD_CANDIDATE
 
 	QdbSortCandidates(cand, ncand);
-	(void) QdbPlanList(ops, g, cand, ncand, nslots, want);
-	if (ncand > 0)
-		pfree(cand);
+	(void) QdbPlanList(ops, g, cand, Min(ncand, enough), nslots, want);
 	return true;
 }
 
@@ -209,6 +231,7 @@ repair_node(Relation index, QdbIndexCache *c, HTAB *deleted, QdbNodeRef ref,
 											  ALLOCSET_DEFAULT_SIZES);
 	QdbNodeRef	cur[2 * QDB_MAX_M];
 	QdbNodeRef	want[2 * QDB_MAX_M];
+	RepairArg	arg = {deleted, c->ef_construction};
 	int			l;
 
 	for (l = 0; l <= level; l++)
@@ -216,7 +239,7 @@ repair_node(Relation index, QdbIndexCache *c, HTAB *deleted, QdbNodeRef ref,
 		MemoryContext old = MemoryContextSwitchTo(cxt);
 
 		(void) QdbChangeList(index, c, QdbDiskGraphCreate(index, c), ref, l, strategy,
-							 plan_repair, deleted, cur, want);
+							 plan_repair, &arg, cur, want);
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(cxt);
 	}

@@ -95,15 +95,20 @@ def main():
                   % (pair, churned[pair], fresh[pair]), flush=True)
 
 
-def recall(cur, q, pairs):
-    """10-recall@10 of the index at each pair against the exact top 10."""
-    cur.execute("SELECT id, emb FROM g")
+def recall(cur, q, pairs, table="g", metric="cosine"):
+    """10-recall@10 of the index on table at each pair against the exact top 10 (cosine or l2)."""
+    cur.execute("SELECT id, emb FROM %s" % table)
     got = cur.fetchall()
     ids = np.array([r[0] for r in got])
     x = np.array([r[1] for r in got], dtype=np.float32)
-    x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-30)
-    qn = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-30)
-    truth = [set(ids[np.argsort(-(x @ v), kind="stable")[:10]].tolist()) for v in qn]
+    if metric == "cosine":
+        x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-30)
+        qn = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-30)
+        truth = [set(ids[np.argsort(-(x @ v), kind="stable")[:10]].tolist()) for v in qn]
+    else:
+        xx = (x.astype(np.float64) ** 2).sum(axis=1)
+        truth = [set(ids[np.argsort(xx - 2 * (x @ v), kind="stable")[:10]].tolist()) for v in q]
+    op = "<=>" if metric == "cosine" else "<~>"
     out = {}
     for pair in pairs.split(","):
         ef, rr = pair.split(":")
@@ -111,7 +116,7 @@ def recall(cur, q, pairs):
                     % (int(ef), int(rr)))
         hit = 0
         for v, t in zip(q, truth):
-            cur.execute("SELECT id FROM g ORDER BY emb <=> %s::real[] LIMIT 10", ("{" + ",".join("%.6g" % f for f in v) + "}",))
+            cur.execute("SELECT id FROM %s ORDER BY emb %s %%s::real[] LIMIT 10" % (table, op), ("{" + ",".join("%.6g" % f for f in v) + "}",))
             hit += len(t & {r[0] for r in cur.fetchall()})
         out[pair] = hit / (10.0 * len(q))
     cur.execute("RESET enable_seqscan; RESET quantumdb.ef_search; RESET quantumdb.rerank")

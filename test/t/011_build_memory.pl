@@ -44,6 +44,22 @@ like($s->{stderr}, qr/inserted page by page/, 'the build went on page by page');
 my $on_disk = $node->safe_psql('postgres',
 	q{SELECT built_from FROM quantumdb.index_info('t_idx')});
 like($on_disk, qr/page by page/, "index_info says part of it was inserted page by page ($on_disk)");
+
+# built_from names the phases that built rows, as the build's NOTICEs count
+# them, and no phase that held none (it said "vectors, then codes, then page
+# by page" when both NOTICEs said "after 0 rows": session 60's settings hunt)
+sub phases_built
+{
+	my ($notices) = @_;
+	my ($v) = $notices =~ /graph with vectors no longer fits in maintenance_work_mem after (\d+) rows/;
+	my ($d) = $notices =~ /graph no longer fits in maintenance_work_mem after (\d+) rows/;
+	my @p;
+	push @p, 'vectors' if !defined $v || $v > 0;
+	push @p, 'codes' if defined $v && (!defined $d || $d > $v);
+	push @p, 'page by page' if defined $d;
+	return join(', then ', @p);
+}
+is($on_disk, phases_built($s->{stderr}), 'built_from: the phases that built rows');
 my $grew_mb = (peak_kb() - $before) / 1024;
 diag(sprintf("peak resident memory grew by %.1f MB", $grew_mb));
 cmp_ok($grew_mb, '<', 300, 'the build\'s page-by-page inserts gave their memory back');
@@ -51,6 +67,16 @@ is($node->safe_psql('postgres', q{SELECT count(*) FROM quantumdb.verify('t_idx')
 	'the index verifies clean');
 is($node->safe_psql('postgres', q{SELECT nodes FROM quantumdb.index_info('t_idx')}), '7000',
 	'every row is in it');
+# at m 80 not one row of the first batch (1,024 rows) fits with its vector:
+# the graph is built from codes alone
+$s->{stderr} = '';
+$s->query(q{CREATE TABLE t1100 AS SELECT * FROM t WHERE id <= 1100});
+$s->query(q{CREATE INDEX t1100_idx ON t1100 USING quantumdb (emb)
+	WITH (compressor = 'c1', m = 80, ef_construction = 160)});
+like($s->{stderr}, qr/graph with vectors no longer fits in maintenance_work_mem after 0 rows/,
+	'at m 80 not one row fits with its vector');
+is($node->safe_psql('postgres', q{SELECT built_from FROM quantumdb.index_info('t1100_idx')}),
+	phases_built($s->{stderr}), 'built_from then names the codes alone');
 $s->quit;
 # the NOTICE that the sample shrank to fit maintenance_work_mem comes only
 # when the table had more rows than were kept (it told a 600-row table that
@@ -105,5 +131,32 @@ my ($ret, $out, $err3) = $node->psql('postgres', q{
 		subvectors => 8, kmeans_iters => 2, sample => 6900, validation => 0)});
 is($out, '600', 'a table of 6,000 rows, 600 distinct: every distinct vector sampled');
 unlike($err3, qr/samples \d+ rows, not/, 'and no NOTICE');
+
+# at shared_buffers 16, PostgreSQL's least, a build of more than 16 pages
+# WAL-logs its pages in runs the buffers hold (log_newpage_range pins 32 at
+# once: every such build failed at its very end, "no unpinned buffers
+# available"; session 60's settings hunt).  At wal_level replica: under
+# minimal, PostgreSQL itself logs a relation made in the transaction at its
+# commit (smgrDoPendingSyncs), with the same 32 pins, for any index.
+my $small = PostgreSQL::Test::Cluster->new('sb16');
+$small->init(allows_streaming => 1);
+$small->append_conf('postgresql.conf', "shared_buffers = 16\nautovacuum = off\n");
+$small->start;
+my ($sb_ret, $sb_out, $sb_err) = $small->psql('postgres', q{
+	CREATE EXTENSION quantumdb;
+	CREATE TABLE t (id int, emb real[]);
+	INSERT INTO t SELECT i, (SELECT array_agg(sin(i * 0.377 + j * 1.91)::real)
+	                         FROM generate_series(1, 32) j)
+	FROM generate_series(1, 2000) i;
+	SELECT compressor FROM quantumdb.train('c1', 't', 'emb', kind => 'pq',
+		subvectors => 8, kmeans_iters => 2, validation => 0);
+	CREATE INDEX t_idx ON t USING quantumdb (emb) WITH (compressor = 'c1', m = 16);
+	SELECT pages FROM quantumdb.index_info('t_idx')});
+is($sb_ret, 0, 'at shared_buffers 16 the build succeeds') or diag($sb_err);
+my ($sb_pages) = ($sb_out // '') =~ /^(\d+)\s*\z/m;
+cmp_ok($sb_pages // 0, '>', 32, "with more pages than the buffers (" . ($sb_pages // 'none') . ")");
+is($small->safe_psql('postgres', q{SELECT count(*) FROM quantumdb.verify('t_idx')}), '0',
+	'and the index verifies clean');
+$small->stop;
 
 done_testing();
