@@ -38,6 +38,7 @@
 #include "commands/progress.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "replication/logicalworker.h"
 #include "storage/bufmgr.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -633,15 +634,20 @@ model_misfit(Relation index, const char *name, const QdbModel *model, QdbMetric 
  * so a build that failed there would leave the index without pages, and
  * every later COMMIT would fail the same way.  There the index builds
  * without a compressor (NULL, after a WARNING) and takes one again at the
- * first COMMIT that finds it usable.
+ * first COMMIT that finds it usable.  And in logical replication's apply
+ * worker, a TRUNCATE's rebuild of the empty table: an ERROR there stops
+ * the subscription, retried every few seconds until someone mends the
+ * subscriber's index (session 61's hunt, F3), for an index that needs no
+ * model to be empty.
  */
 static QdbLoadedModel *
 load_named(Relation heap, Relation index, const char *name, QdbMetric metric)
 {
 	QdbLoadedModel *lm;
 	char	   *problem;
+	bool		at_commit = emptied_at_commit(heap);
 
-	if (emptied_at_commit(heap))
+	if (at_commit || (IsLogicalWorker() && RelationGetNumberOfBlocks(heap) == 0))
 	{
 		lm = QdbTryLoadCompressor(name, CurrentMemoryContext, &problem);
 		if (lm)
@@ -651,10 +657,16 @@ load_named(Relation heap, Relation index, const char *name, QdbMetric metric)
 		ereport(WARNING,
 				(errmsg("index \"%s\" was rebuilt without a compressor: %s",
 						RelationGetRelationName(index), problem),
+				 at_commit ?
 				 errdetail("COMMIT empties temporary table \"%s\" (ON COMMIT DELETE ROWS) and rebuilds its indexes. Until the index has its compressor again, it stores nothing and its scans read every row of the table, in exact order.",
+						   RelationGetRelationName(heap)) :
+				 errdetail("A TRUNCATE of table \"%s\" that logical replication applied rebuilt its indexes. Until the index has its compressor again, it stores nothing and its scans read every row of the table, in exact order.",
 						   RelationGetRelationName(heap)),
+				 at_commit ?
 				 errhint("Make compressor \"%s\" usable again, or ALTER INDEX %s SET (compressor = ...) another: the next COMMIT's rebuild takes it.",
-						 name, QdbRelationSqlName(index))));
+						 name, QdbRelationSqlName(index)) :
+				 errhint("Make compressor \"%s\" usable again and REINDEX INDEX %s, or ALTER INDEX %s RESET (compressor) and let it train one of its own.",
+						 name, QdbRelationSqlName(index), QdbRelationSqlName(index))));
 		return NULL;
 	}
 	/* a parallel pg_restore may build the index before the catalog's rows */
@@ -766,8 +778,9 @@ obtain_model(Relation heap, Relation index, IndexInfo *indexInfo, QdbMetric metr
 		if (s.n < QDB_KSUB)
 		{
 			ereport(s.n == 0 && (QdbCitusTable(heap) || emptied_at_commit(heap)) ? DEBUG1 : NOTICE,
-					(errmsg("index \"%s\" has no compressor yet: %d vectors in the table, at least %d needed to train one",
-							RelationGetRelationName(index), s.n, QDB_KSUB),
+					(errmsg("index \"%s\" has no compressor yet: %d vectors in the %s, at least %d needed to train one",
+							RelationGetRelationName(index), s.n,
+							indexInfo->ii_Predicate != NIL ? "rows it covers" : "table", QDB_KSUB),
 					 errdetail("Until it has one, the index stores nothing and its scans read every row of the table, in exact order."),
 					 errhint("REINDEX INDEX %s once the table holds enough rows, or name a compressor trained elsewhere: WITH (compressor = 'name').",
 							 QdbRelationSqlName(index))));

@@ -79,7 +79,7 @@ QdbIndexVector(Relation index, Relation heap, QdbIndexCache *c, Datum value, boo
 				 errmsg("vector has %d dimensions, but index \"%s\" has %d",
 						dim, RelationGetRelationName(index), c->dim),
 				 c->untrained ?
-				 errdetail("The index has no compressor yet and took its dimensions from the first row it was given, and the table still has rows of them.") :
+				 errdetail("The index has no compressor yet and took its dimensions from the first row it was given, and the table still has rows of them (or rows whose delete has not committed).") :
 				 errdetail("The index's compressor encodes vectors of %d dimensions.", c->dim),
 				 !index->rd_index->indisvalid ?
 				 errhint("Index %s is not valid: a CREATE INDEX CONCURRENTLY or REINDEX CONCURRENTLY is building it, or failed and left it. One that failed takes every insert until it is dropped (DROP INDEX).",

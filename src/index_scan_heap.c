@@ -235,33 +235,16 @@ QdbScanExactForUser(Oid heapoid)
 	return GetOuterUserId() != GetUserId() && rls_applies(heapoid, GetOuterUserId());
 }
 
-/*
- * Whether the heap holds a row, committed or still being inserted (not one
- * whose insert aborted, nor one whose delete committed), whose indexed
- * value has dim dimensions: an index without a compressor takes another
- * row's dimensions only where none is left of the ones it has
- * (index_insert.c).  A row outside a partial index's predicate counts too.
- * It runs only when a row's dimensions differ from the index's, holding
- * off the index's inserts (the update lock), and stops at the first row of
- * dim: a table that has rows of them pays that far.  The table of such an
- * index is usually small (under the rows a compressor needs), but one
- * nobody reindexed can be any size; a cancel stops the search.
- */
-bool
-QdbHeapHasDim(Relation heap, Relation index, QdbIndexCache *c, int dim)
+/* Whether a scan of heap under snapshot meets a row whose indexed value has dim dimensions. */
+static bool
+scan_has_dim(Relation heap, Relation index, QdbIndexCache *c, int dim, Snapshot snapshot,
+			 MemoryContext row_cxt)
 {
 	AttrNumber	attno = index->rd_index->indkey.values[0];
-	MemoryContext row_cxt = AllocSetContextCreate(CurrentMemoryContext,
-												  "quantumdb dimension check",
-												  ALLOCSET_DEFAULT_SIZES);
-	SnapshotData dirty;
-	TableScanDesc hs;
-	TupleTableSlot *slot;
+	TableScanDesc hs = table_beginscan(heap, snapshot, 0, NULL);
+	TupleTableSlot *slot = table_slot_create(heap, NULL);
 	bool		found = false;
 
-	InitDirtySnapshot(dirty);
-	hs = table_beginscan(heap, &dirty, 0, NULL);
-	slot = table_slot_create(heap, NULL);
 	while (!found && table_scan_getnextslot(hs, ForwardScanDirection, slot))
 	{
 		bool		isnull;
@@ -281,6 +264,49 @@ QdbHeapHasDim(Relation heap, Relation index, QdbIndexCache *c, int dim)
 	}
 	ExecDropSingleTupleTableSlot(slot);
 	table_endscan(hs);
+	return found;
+}
+
+/*
+ * Whether the heap holds a row whose indexed value has dim dimensions and
+ * that may yet be there when every transaction ends: committed or still
+ * being inserted (not one whose insert aborted), and not deleted, or
+ * deleted by a transaction that has not committed, this one included.  An
+ * index without a compressor takes another row's dimensions only where
+ * none is left of the ones it has (index_insert.c), and the meta page it
+ * writes them to is not rolled back: a DELETE of the last rows of them
+ * undone by a ROLLBACK (or ROLLBACK TO SAVEPOINT) left the index taking
+ * rows of the new dimensions beside them (session 61's hunt).  A dirty
+ * snapshot sees other transactions' rows in progress but not this one's
+ * deletes; a copy of the latest snapshot as of this transaction's first
+ * command sees those (a row this transaction deleted, at any command, is
+ * deleted after it).  A row outside a partial index's predicate counts too.
+ * It runs only when a row's dimensions differ from the index's, holding off
+ * the index's inserts (the update lock), and stops at the first row of dim:
+ * a table that has rows of them pays that far.  The table of such an index
+ * is usually small (under the rows a compressor needs), but one nobody
+ * reindexed can be any size; a cancel stops the search.
+ */
+bool
+QdbHeapHasDim(Relation heap, Relation index, QdbIndexCache *c, int dim)
+{
+	MemoryContext row_cxt = AllocSetContextCreate(CurrentMemoryContext,
+												  "quantumdb dimension check",
+												  ALLOCSET_DEFAULT_SIZES);
+	SnapshotData dirty;
+	bool		found;
+
+	InitDirtySnapshot(dirty);
+	found = scan_has_dim(heap, index, c, dim, &dirty, row_cxt);
+	if (!found)
+	{
+		Snapshot	before = RegisterSnapshot(GetLatestSnapshot());
+
+		/* registered, so a copy of our own */
+		before->curcid = FirstCommandId;
+		found = scan_has_dim(heap, index, c, dim, before, row_cxt);
+		UnregisterSnapshot(before);
+	}
 	MemoryContextDelete(row_cxt);
 	return found;
 }

@@ -383,6 +383,9 @@ untrained_report(IndexVacuumInfo *info, int elevel, const char *suffix, const ch
 					RelationGetRelationName(info->index), info->num_heap_tuples, suffix),
 			 errdetail_internal("%s", detail),
 			 hint ? errhint("%s", hint) :
+			 RelationGetIndexPredicate(info->index) != NIL ?
+			 errhint("REINDEX INDEX CONCURRENTLY %s; trains it once 256 of the rows it covers have a vector.",
+					 QdbRelationSqlName(info->index)) :
 			 errhint("REINDEX INDEX CONCURRENTLY %s; trains it.",
 					 QdbRelationSqlName(info->index))));
 }
@@ -439,7 +442,7 @@ untrained_cleanup(IndexVacuumInfo *info, IndexBulkDeleteResult **stats)
 															 get_rel_name(leftover))));
 	else if (due && !QdbTrainRetryNow(info->index, &until, &failures))
 		untrained_report(info, IsAutoVacuumWorkerProcess() ? DEBUG1 : NOTICE, "",
-						 psprintf("A background worker's training of it failed %d time%s in a row: no VACUUM starts another before %s (quantumdb.train_retry_delay).",
+						 psprintf("A background worker's training of it failed %d time%s in a row: no VACUUM starts another before %s (quantumdb.train_retry_delay). A worker that found it covering fewer than 256 rows with a vector counts as failed.",
 								  failures, failures == 1 ? "" : "s", timestamptz_to_str(until)),
 						 NULL);
 	else if (due && QdbLaunchTrainWorker(info->index))

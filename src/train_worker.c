@@ -809,10 +809,19 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 	}
 	if (!covers_enough(heap, index))
 	{
+		/*
+		 * A failure for the back-off: the search may have read the whole
+		 * table, and every VACUUM (autovacuum's too) would start it again
+		 */
+		failures = QdbTrainRetryNote(RelationGetRelid(index), index->rd_node.relNode, true, &next);
 		ereport(LOG,
 				(errmsg("index \"%s\" covers fewer than 256 rows with a vector: no compressor trained",
 						RelationGetRelationName(index)),
-				 errdetail("A REINDEX would leave it without one again; the next VACUUM looks again.")));
+				 errdetail("A REINDEX would leave it without one again. %s",
+						   next > GetCurrentTimestamp() ?
+						   psprintf("No VACUUM starts another worker for it before %s (%d time%s in a row; quantumdb.train_retry_delay).",
+									timestamptz_to_str(next), failures, failures == 1 ? "" : "s") :
+						   "The next VACUUM that finds the table large enough looks again.")));
 		return let_go(heap, index);
 	}
 
@@ -921,6 +930,9 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 							next > GetCurrentTimestamp() ?
 							psprintf("no VACUUM starts another try before %s", timestamptz_to_str(next)) :
 							"the next VACUUM that finds the table large enough tries again"),
+					 ERRCODE_TO_CATEGORY(e->sqlerrcode) == ERRCODE_DATA_EXCEPTION ?
+					 errhint("A row of the table is one the index cannot hold once trained (the ERROR before this line names it): change or delete it; then REINDEX INDEX CONCURRENTLY %s; trains it now.",
+							 quote_qualified_identifier(nspname, relname)) :
 					 errhint("The setting quantumdb.train_retry_delay says how long VACUUM waits; REINDEX INDEX CONCURRENTLY %s; trains it now.",
 							 quote_qualified_identifier(nspname, relname))));
 		}

@@ -30,6 +30,13 @@ SELECT pg_catalog.pg_extension_config_dump('quantumdb.compressors', '');
 -- the role its owner now is (a restore of such a row; or of a row whose
 -- owner was renamed since, which is refused as well, on the safe side)
 -- goes to the role inserting it (the restoring superuser), with a WARNING.
+-- The trigger fires under session_replication_role = replica too (0.8.8),
+-- where logical replication's workers write: their INSERTs are checked as
+-- a restore's are, and a binary subscription sends owner (and source) as
+-- the publisher's OIDs, which name other roles (and tables) here.  So in
+-- the apply worker an UPDATE that keeps owner_name keeps the row's owner,
+-- one that keeps the model keeps its source, and one whose owner is not
+-- the role owner_name names goes to the applying role.
 COMMENT ON COLUMN quantumdb.compressors.owner_name IS
 'the owner''s role name when the row was written; a restore gives a row whose owner_name is not its owner''s name to the restoring role';
 CREATE FUNCTION quantumdb.compressors_owner_name() RETURNS trigger
@@ -38,16 +45,36 @@ SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     holder name := pg_catalog.pg_get_userbyid(NEW.owner::pg_catalog.oid);
+    -- logical replication's apply worker (a DBA's UPDATE under
+    -- session_replication_role = replica is an ordinary one)
+    applying boolean := TG_OP = 'UPDATE' AND EXISTS (
+        SELECT FROM pg_catalog.pg_stat_get_activity(pg_catalog.pg_backend_pid()) a
+        WHERE a.backend_type = 'logical replication worker');
 BEGIN
     -- the name the row was written with stays while its owner does
     IF TG_OP = 'UPDATE' AND NEW.owner = OLD.owner AND OLD.owner_name IS NOT NULL THEN
         NEW.owner_name := OLD.owner_name;
         RETURN NEW;
     END IF;
-    IF TG_OP = 'INSERT' AND NEW.owner_name IS NOT NULL AND NEW.owner_name <> holder THEN
+    -- replicated: a model not trained again keeps its source here (a
+    -- binary subscription sends it as the publisher's OID)
+    IF applying AND NEW.model = OLD.model THEN
+        NEW.source := OLD.source;
+        NEW.source_column := OLD.source_column;
+    END IF;
+    -- and an owner whose name did not change stays the owner
+    IF applying AND OLD.owner_name IS NOT NULL
+       AND NEW.owner_name IS NOT DISTINCT FROM OLD.owner_name THEN
+        NEW.owner := OLD.owner;
+        NEW.owner_name := OLD.owner_name;
+        RETURN NEW;
+    END IF;
+    IF (TG_OP = 'INSERT' OR applying) AND NEW.owner_name IS NOT NULL AND NEW.owner_name <> holder THEN
         RAISE WARNING 'compressor "%" belonged to role "%", not to role "%" that has its owner''s OID here: it now belongs to role "%"',
             NEW.name, NEW.owner_name, holder, current_user
-            USING DETAIL = 'A restored compressor whose owner role was dropped (or renamed) before the dump.',
+            USING DETAIL = CASE WHEN applying
+                           THEN 'A row updated by logical replication names an owner that is not the role with its OID here.'
+                           ELSE 'A restored compressor whose owner role was dropped (or renamed) before the dump.' END,
                   HINT = 'Give it to the role it belongs to: UPDATE quantumdb.compressors SET owner = ''role'' WHERE name = ''' || NEW.name || ''';';
         NEW.owner := pg_catalog.quote_ident(current_user)::pg_catalog.regrole;
         holder := current_user;
@@ -57,9 +84,10 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION quantumdb.compressors_owner_name() IS
-'trigger of quantumdb.compressors: keeps owner_name, and gives a restored row whose owner role is not the one it names to the restoring role';
+'trigger of quantumdb.compressors: keeps owner_name, and gives a restored or replicated row whose owner role is not the one it names to the role writing it';
 CREATE TRIGGER compressors_owner_name BEFORE INSERT OR UPDATE ON quantumdb.compressors
     FOR EACH ROW EXECUTE FUNCTION quantumdb.compressors_owner_name();
+ALTER TABLE quantumdb.compressors ENABLE ALWAYS TRIGGER compressors_owner_name;
 
 -- Who may use a compressor (the rule of README "Security and privileges"):
 -- a superuser, a role with the privileges of its owner, or, while the source

@@ -3,7 +3,8 @@
 # table (index_insert.c, untrained_dim).  A row another transaction is still
 # inserting counts (the heap search uses a dirty snapshot, not the
 # inserter's MVCC one, which would not see it): while it may commit, a row
-# of other dimensions is refused; once it rolled back, taken.
+# of other dimensions is refused; once it rolled back, taken.  So does a
+# row this transaction deleted, while the delete may roll back.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -36,5 +37,39 @@ is($node->safe_psql('postgres', $dims), '2', 'once it rolled back, the next row 
 ($ret, $out, $err) = $node->psql('postgres', q{INSERT INTO u VALUES (3, '{1,2,3}')});
 like($err, qr/vector has 3 dimensions, but index "u_idx" has 2/,
 	'and a committed row of 2 keeps them');
+
+# a row this transaction deleted counts while the delete may roll back (a
+# DELETE of the last rows of 3 then an insert of 2, rolled back, left the
+# index at 2 beside them: every later row of 2 was taken, and scans and
+# REINDEX failed on the mix; session 61's hunt)
+$node->safe_psql('postgres', q{
+	CREATE TABLE u3 (id int, emb real[]);
+	CREATE INDEX u3_idx ON u3 USING quantumdb (emb);
+	INSERT INTO u3 VALUES (1, '{1,2,3}')});
+my $dims3 = q{SELECT dimensions FROM quantumdb.index_info('u3_idx')};
+($ret, $out, $err) = $node->psql('postgres', q{
+	BEGIN;
+	DELETE FROM u3;
+	INSERT INTO u3 VALUES (2, '{1,2}');
+	COMMIT});
+like($err, qr/vector has 2 dimensions, but index "u3_idx" has 3/,
+	'a row of 2 after this transaction\'s DELETE of the rows of 3 is refused');
+is($node->safe_psql('postgres', $dims3), '3', 'the index keeps 3 dimensions');
+($ret, $out, $err) = $node->psql('postgres', q{INSERT INTO u3 VALUES (3, '{7,8}')});
+like($err, qr/vector has 2 dimensions, but index "u3_idx" has 3/, 'and refuses a row of 2 after the rollback');
+($ret, $out, $err) = $node->psql('postgres', q{
+	BEGIN;
+	SAVEPOINT s;
+	UPDATE u3 SET emb = '{1,2}';
+	ROLLBACK TO SAVEPOINT s;
+	INSERT INTO u3 VALUES (4, '{5,6}');
+	COMMIT}, on_error_stop => 0);
+my $refusals = () = $err =~ /vector has 2 dimensions, but index "u3_idx" has 3/g;
+is($refusals, 2, 'an UPDATE to 2 dimensions in a savepoint is refused too, and so is a row of 2 after ROLLBACK TO');
+is($node->safe_psql('postgres', q{SELECT string_agg(array_length(emb, 1)::text, ',') FROM u3}), '3',
+	'the table holds rows of 3 alone');
+# a delete that committed frees the dimensions
+$node->safe_psql('postgres', q{DELETE FROM u3; INSERT INTO u3 VALUES (5, '{1,2}')});
+is($node->safe_psql('postgres', $dims3), '2', 'after a committed DELETE a row of 2 sets them');
 $node->stop;
 done_testing();

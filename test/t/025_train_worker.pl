@@ -156,6 +156,13 @@ ok(wait_log(qr/LOG:  index "few_covered_idx" covers fewer than 256 rows with a v
 	'the worker says the partial index covers too few rows');
 is($node->safe_psql('postgres', "SELECT 'few_covered_idx'::regclass::oid"), $oid,
 	'and runs no REINDEX');
+# and counts it as a failed try: its search may read the whole table, and
+# every VACUUM started it again (session 61's hunt, F2)
+ok(wait_log(qr/covers fewer than 256 rows with a vector: no compressor trained\n[^\n]*DETAIL:  A REINDEX would leave it without one again\. No VACUUM starts another worker for it before/, $offset),
+	'its LOG says when the next try may come');
+like(vacuum_notice('few_covered'),
+	qr/DETAIL:  A background worker's training of it failed 1 time in a row: no VACUUM starts another before/,
+	'the next VACUUM starts no worker for it');
 
 # 2c. rows whose vectors are zeros, under cosine, which a build leaves out:
 # they do not count either
@@ -518,6 +525,21 @@ is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_stat_activity WHERE ba
 	'0', 'none runs');
 $node->safe_psql('postgres', 'DROP TABLE iv_t');
 $writer->quit;
+
+# 4x. a row the index without a compressor took but a trained one cannot
+# hold (too long for l2): the worker's failure says to mend the row, not
+# only to REINDEX, which fails the same way (session 61's hunt, s61b F2)
+$node->safe_psql('postgres', q{
+	CREATE TABLE tl (id int PRIMARY KEY, emb real[]);
+	CREATE INDEX tl_idx ON tl USING quantumdb (emb) WITH (train_after_rows = 1000);
+	INSERT INTO tl SELECT id, emb FROM glove WHERE id < 1500;
+	INSERT INTO tl VALUES (99999, array_fill(1e19::real, ARRAY[100]));
+});
+$offset = -s $node->logfile;
+vacuum_notice('tl');
+ok(wait_log(qr/training a compressor for index "tl_idx" failed \(1 time in a row\)[^\n]*\n[^\n]*HINT:  A row of the table is one the index cannot hold once trained/, $offset),
+	'a worker that failed on a row the trained index cannot hold says to mend the row');
+$node->safe_psql('postgres', 'DROP TABLE tl');
 
 # 5. autovacuum starts the worker
 $node->safe_psql('postgres', q{

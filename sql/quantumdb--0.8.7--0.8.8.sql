@@ -1,0 +1,57 @@
+-- quantumdb 0.8.7 -> 0.8.8: ALTER EXTENSION quantumdb UPDATE.
+\echo Use "ALTER EXTENSION quantumdb UPDATE TO '0.8.8'" to load this file. \quit
+
+-- New in 0.8.8: the trigger that keeps quantumdb.compressors' owner_name
+-- fires under session_replication_role = replica too, where logical
+-- replication's workers write (as the two event triggers already did): a
+-- row replicated with an owner whose OID is another role's here (a dropped
+-- owner, or any owner in a binary subscription) goes to the applying role,
+-- and the apply worker's UPDATEs keep the row's owner while its name is
+-- unchanged, and its source while its model is.
+CREATE OR REPLACE FUNCTION quantumdb.compressors_owner_name() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    holder name := pg_catalog.pg_get_userbyid(NEW.owner::pg_catalog.oid);
+    -- logical replication's apply worker (a DBA's UPDATE under
+    -- session_replication_role = replica is an ordinary one)
+    applying boolean := TG_OP = 'UPDATE' AND EXISTS (
+        SELECT FROM pg_catalog.pg_stat_get_activity(pg_catalog.pg_backend_pid()) a
+        WHERE a.backend_type = 'logical replication worker');
+BEGIN
+    -- the name the row was written with stays while its owner does
+    IF TG_OP = 'UPDATE' AND NEW.owner = OLD.owner AND OLD.owner_name IS NOT NULL THEN
+        NEW.owner_name := OLD.owner_name;
+        RETURN NEW;
+    END IF;
+    -- replicated: a model not trained again keeps its source here (a
+    -- binary subscription sends it as the publisher's OID)
+    IF applying AND NEW.model = OLD.model THEN
+        NEW.source := OLD.source;
+        NEW.source_column := OLD.source_column;
+    END IF;
+    -- and an owner whose name did not change stays the owner
+    IF applying AND OLD.owner_name IS NOT NULL
+       AND NEW.owner_name IS NOT DISTINCT FROM OLD.owner_name THEN
+        NEW.owner := OLD.owner;
+        NEW.owner_name := OLD.owner_name;
+        RETURN NEW;
+    END IF;
+    IF (TG_OP = 'INSERT' OR applying) AND NEW.owner_name IS NOT NULL AND NEW.owner_name <> holder THEN
+        RAISE WARNING 'compressor "%" belonged to role "%", not to role "%" that has its owner''s OID here: it now belongs to role "%"',
+            NEW.name, NEW.owner_name, holder, current_user
+            USING DETAIL = CASE WHEN applying
+                           THEN 'A row updated by logical replication names an owner that is not the role with its OID here.'
+                           ELSE 'A restored compressor whose owner role was dropped (or renamed) before the dump.' END,
+                  HINT = 'Give it to the role it belongs to: UPDATE quantumdb.compressors SET owner = ''role'' WHERE name = ''' || NEW.name || ''';';
+        NEW.owner := pg_catalog.quote_ident(current_user)::pg_catalog.regrole;
+        holder := current_user;
+    END IF;
+    NEW.owner_name := holder;
+    RETURN NEW;
+END
+$fn$;
+COMMENT ON FUNCTION quantumdb.compressors_owner_name() IS
+'trigger of quantumdb.compressors: keeps owner_name, and gives a restored or replicated row whose owner role is not the one it names to the role writing it';
+ALTER TABLE quantumdb.compressors ENABLE ALWAYS TRIGGER compressors_owner_name;
