@@ -20,6 +20,8 @@
 #include <math.h>
 
 #include "access/genam.h"
+#include "access/heapam.h"
+#include "access/htup_details.h"
 #include "access/relscan.h"
 #include "access/table.h"
 #include "access/tableam.h"
@@ -235,36 +237,23 @@ QdbScanExactForUser(Oid heapoid)
 	return GetOuterUserId() != GetUserId() && rls_applies(heapoid, GetOuterUserId());
 }
 
-/* Whether a scan of heap under snapshot meets a row whose indexed value has dim dimensions. */
+/*
+ * Whether this transaction deleted the heap tuple in slot (a buffer heap
+ * tuple of a scan): a delete it may yet undo, by ROLLBACK or ROLLBACK TO.
+ */
 static bool
-scan_has_dim(Relation heap, Relation index, QdbIndexCache *c, int dim, Snapshot snapshot,
-			 MemoryContext row_cxt)
+deleted_here(TupleTableSlot *slot)
 {
-	AttrNumber	attno = index->rd_index->indkey.values[0];
-	TableScanDesc hs = table_beginscan(heap, snapshot, 0, NULL);
-	TupleTableSlot *slot = table_slot_create(heap, NULL);
-	bool		found = false;
+	BufferHeapTupleTableSlot *bslot = (BufferHeapTupleTableSlot *) slot;
+	HeapTupleHeader h;
+	bool		mine = false;
 
-	while (!found && table_scan_getnextslot(hs, ForwardScanDirection, slot))
-	{
-		bool		isnull;
-		Datum		value = slot_getattr(slot, attno, &isnull);
-		MemoryContext old;
-		int			d;
-
-		CHECK_FOR_INTERRUPTS();
-		if (isnull)
-			continue;
-		/* from the header: a row the index never checked may hold NaN */
-		old = MemoryContextSwitchTo(row_cxt);
-		d = QdbDatumDims(value, c->vectype);
-		MemoryContextSwitchTo(old);
-		MemoryContextReset(row_cxt);
-		found = d == dim;
-	}
-	ExecDropSingleTupleTableSlot(slot);
-	table_endscan(hs);
-	return found;
+	LockBuffer(bslot->buffer, BUFFER_LOCK_SHARE);
+	h = bslot->base.tuple->t_data;
+	if (!(h->t_infomask & HEAP_XMAX_INVALID) && !HEAP_XMAX_IS_LOCKED_ONLY(h->t_infomask))
+		mine = TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetUpdateXid(h));
+	LockBuffer(bslot->buffer, BUFFER_LOCK_UNLOCK);
+	return mine;
 }
 
 /*
@@ -278,35 +267,55 @@ scan_has_dim(Relation heap, Relation index, QdbIndexCache *c, int dim, Snapshot 
  * undone by a ROLLBACK (or ROLLBACK TO SAVEPOINT) left the index taking
  * rows of the new dimensions beside them (session 61's hunt).  A dirty
  * snapshot sees other transactions' rows in progress but not this one's
- * deletes; a copy of the latest snapshot as of this transaction's first
- * command sees those (a row this transaction deleted, at any command, is
- * deleted after it).  A row outside a partial index's predicate counts too.
- * It runs only when a row's dimensions differ from the index's, holding off
- * the index's inserts (the update lock), and stops at the first row of dim:
- * a table that has rows of them pays that far.  The table of such an index
- * is usually small (under the rows a compressor needs), but one nobody
- * reindexed can be any size; a cancel stops the search.
+ * deletes, so a heap table is read with SnapshotAny, each row counted when
+ * the dirty snapshot sees it or this transaction deleted it.  Another
+ * table AM is read with the dirty snapshot alone (its deletes are not
+ * counted).  A row outside a partial index's predicate counts too.  It
+ * runs only when a row's dimensions differ from the index's, holding off
+ * the index's inserts (the update lock), and stops at the first row of
+ * dim: a table that has rows of them pays that far.  The table of such an
+ * index is usually small (under the rows a compressor needs), but one
+ * nobody reindexed can be any size; a cancel stops the search.
  */
 bool
 QdbHeapHasDim(Relation heap, Relation index, QdbIndexCache *c, int dim)
 {
+	AttrNumber	attno = index->rd_index->indkey.values[0];
 	MemoryContext row_cxt = AllocSetContextCreate(CurrentMemoryContext,
 												  "quantumdb dimension check",
 												  ALLOCSET_DEFAULT_SIZES);
+	bool		is_heap = heap->rd_tableam == GetHeapamTableAmRoutine();
 	SnapshotData dirty;
-	bool		found;
+	TableScanDesc hs;
+	TupleTableSlot *slot;
+	bool		found = false;
 
 	InitDirtySnapshot(dirty);
-	found = scan_has_dim(heap, index, c, dim, &dirty, row_cxt);
-	if (!found)
+	hs = table_beginscan(heap, is_heap ? SnapshotAny : &dirty, 0, NULL);
+	slot = table_slot_create(heap, NULL);
+	while (!found && table_scan_getnextslot(hs, ForwardScanDirection, slot))
 	{
-		Snapshot	before = RegisterSnapshot(GetLatestSnapshot());
+		bool		isnull;
+		Datum		value;
+		MemoryContext old;
+		int			d;
 
-		/* registered, so a copy of our own */
-		before->curcid = FirstCommandId;
-		found = scan_has_dim(heap, index, c, dim, before, row_cxt);
-		UnregisterSnapshot(before);
+		CHECK_FOR_INTERRUPTS();
+		if (is_heap && !table_tuple_satisfies_snapshot(heap, slot, &dirty) &&
+			!deleted_here(slot))
+			continue;
+		value = slot_getattr(slot, attno, &isnull);
+		if (isnull)
+			continue;
+		/* from the header: a row the index never checked may hold NaN */
+		old = MemoryContextSwitchTo(row_cxt);
+		d = QdbDatumDims(value, c->vectype);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(row_cxt);
+		found = d == dim;
 	}
+	ExecDropSingleTupleTableSlot(slot);
+	table_endscan(hs);
 	MemoryContextDelete(row_cxt);
 	return found;
 }

@@ -930,7 +930,8 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 							next > GetCurrentTimestamp() ?
 							psprintf("no VACUUM starts another try before %s", timestamptz_to_str(next)) :
 							"the next VACUUM that finds the table large enough tries again"),
-					 ERRCODE_TO_CATEGORY(e->sqlerrcode) == ERRCODE_DATA_EXCEPTION ?
+					 (e->sqlerrcode == ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE ||
+					  e->sqlerrcode == ERRCODE_DATA_EXCEPTION) ?
 					 errhint("A row of the table is one the index cannot hold once trained (the ERROR before this line names it): change or delete it; then REINDEX INDEX CONCURRENTLY %s; trains it now.",
 							 quote_qualified_identifier(nspname, relname)) :
 					 errhint("The setting quantumdb.train_retry_delay says how long VACUUM waits; REINDEX INDEX CONCURRENTLY %s; trains it now.",

@@ -32,11 +32,12 @@ SELECT pg_catalog.pg_extension_config_dump('quantumdb.compressors', '');
 -- goes to the role inserting it (the restoring superuser), with a WARNING.
 -- The trigger fires under session_replication_role = replica too (0.8.8),
 -- where logical replication's workers write: their INSERTs are checked as
--- a restore's are, and a binary subscription sends owner (and source) as
--- the publisher's OIDs, which name other roles (and tables) here.  So in
--- the apply worker an UPDATE that keeps owner_name keeps the row's owner,
--- one that keeps the model keeps its source, and one whose owner is not
--- the role owner_name names goes to the applying role.
+-- a restore's are, and a binary subscription sends owner and source as
+-- the publisher's OIDs, which name other roles and tables here.  So in a
+-- replication worker an UPDATE that keeps owner_name keeps the row's
+-- owner, one that keeps the model keeps its source, one whose owner is not
+-- the role owner_name names goes to the applying role, and a row a binary
+-- subscription writes otherwise takes no source.
 COMMENT ON COLUMN quantumdb.compressors.owner_name IS
 'the owner''s role name when the row was written; a restore gives a row whose owner_name is not its owner''s name to the restoring role';
 CREATE FUNCTION quantumdb.compressors_owner_name() RETURNS trigger
@@ -45,25 +46,33 @@ SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     holder name := pg_catalog.pg_get_userbyid(NEW.owner::pg_catalog.oid);
-    -- logical replication's apply worker (a DBA's UPDATE under
-    -- session_replication_role = replica is an ordinary one)
-    applying boolean := TG_OP = 'UPDATE' AND EXISTS (
-        SELECT FROM pg_catalog.pg_stat_get_activity(pg_catalog.pg_backend_pid()) a
-        WHERE a.backend_type = 'logical replication worker');
+    -- in a logical replication worker: whether its subscription is binary
+    -- (NULL elsewhere; a DBA's write under session_replication_role =
+    -- replica is an ordinary one)
+    binary_sub boolean := (SELECT s.subbinary
+                           FROM pg_catalog.pg_stat_subscription w
+                           JOIN pg_catalog.pg_subscription s ON s.oid OPERATOR(pg_catalog.=) w.subid
+                           WHERE w.pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()
+                           LIMIT 1);
+    applying boolean := binary_sub IS NOT NULL;
 BEGIN
+    -- replicated: a model not trained again keeps its source here; a binary
+    -- subscription sends another as the publisher's table OID, which names
+    -- another table (or none) here, so the row takes none
+    IF applying AND TG_OP = 'UPDATE' AND NEW.model = OLD.model THEN
+        NEW.source := OLD.source;
+        NEW.source_column := OLD.source_column;
+    ELSIF binary_sub THEN
+        NEW.source := NULL;
+        NEW.source_column := NULL;
+    END IF;
     -- the name the row was written with stays while its owner does
     IF TG_OP = 'UPDATE' AND NEW.owner = OLD.owner AND OLD.owner_name IS NOT NULL THEN
         NEW.owner_name := OLD.owner_name;
         RETURN NEW;
     END IF;
-    -- replicated: a model not trained again keeps its source here (a
-    -- binary subscription sends it as the publisher's OID)
-    IF applying AND NEW.model = OLD.model THEN
-        NEW.source := OLD.source;
-        NEW.source_column := OLD.source_column;
-    END IF;
-    -- and an owner whose name did not change stays the owner
-    IF applying AND OLD.owner_name IS NOT NULL
+    -- replicated: an owner whose name did not change stays the owner
+    IF applying AND TG_OP = 'UPDATE' AND OLD.owner_name IS NOT NULL
        AND NEW.owner_name IS NOT DISTINCT FROM OLD.owner_name THEN
         NEW.owner := OLD.owner;
         NEW.owner_name := OLD.owner_name;
@@ -73,7 +82,7 @@ BEGIN
         RAISE WARNING 'compressor "%" belonged to role "%", not to role "%" that has its owner''s OID here: it now belongs to role "%"',
             NEW.name, NEW.owner_name, holder, current_user
             USING DETAIL = CASE WHEN applying
-                           THEN 'A row updated by logical replication names an owner that is not the role with its OID here.'
+                           THEN 'A row written by logical replication names an owner that is not the role with its OID here.'
                            ELSE 'A restored compressor whose owner role was dropped (or renamed) before the dump.' END,
                   HINT = 'Give it to the role it belongs to: UPDATE quantumdb.compressors SET owner = ''role'' WHERE name = ''' || NEW.name || ''';';
         NEW.owner := pg_catalog.quote_ident(current_user)::pg_catalog.regrole;

@@ -154,6 +154,16 @@ my $event_triggers = q{
 		E'\n' ORDER BY evtname) FROM pg_event_trigger};
 is($sql->($event_triggers), $node->safe_psql('fresh', $event_triggers),
 	'the updated event triggers are a fresh install\'s');
+# and its table triggers, in the same modes (0.8.8: the owner trigger fires
+# under session_replication_role = replica, tgenabled A)
+my $triggers = q{
+	SELECT string_agg(tgrelid::regclass || ' ' || tgname || ' ' || tgenabled::text || ' '
+		|| pg_get_triggerdef(oid), E'\n' ORDER BY tgrelid::regclass::text, tgname)
+	FROM pg_trigger WHERE NOT tgisinternal
+	  AND tgrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'quantumdb'::regnamespace)};
+is($sql->($triggers), $node->safe_psql('fresh', $triggers),
+	'the updated table triggers are a fresh install\'s');
+like($sql->($triggers), qr/compressors_owner_name A /, 'the owner trigger fires always');
 
 # from 0.7.0: before the update, the function of 0.7.0 (refits DEFAULT 4)
 # trains other kinds with the library of now; an rq compressor trained at

@@ -68,6 +68,23 @@ my $refusals = () = $err =~ /vector has 2 dimensions, but index "u3_idx" has 3/g
 is($refusals, 2, 'an UPDATE to 2 dimensions in a savepoint is refused too, and so is a row of 2 after ROLLBACK TO');
 is($node->safe_psql('postgres', q{SELECT string_agg(array_length(emb, 1)::text, ',') FROM u3}), '3',
 	'the table holds rows of 3 alone');
+# a row this transaction inserted, deleted in a savepoint: the delete may
+# be undone too (session 61's review)
+$node->safe_psql('postgres', q{
+	CREATE TABLE u4 (id int, emb real[]);
+	CREATE INDEX u4_idx ON u4 USING quantumdb (emb)});
+($ret, $out, $err) = $node->psql('postgres', q{
+	BEGIN;
+	INSERT INTO u4 VALUES (1, '{1,2,3}');
+	SAVEPOINT a;
+	DELETE FROM u4;
+	INSERT INTO u4 VALUES (2, '{1,2}');
+	ROLLBACK TO SAVEPOINT a;
+	COMMIT}, on_error_stop => 0);
+like($err, qr/vector has 2 dimensions, but index "u4_idx" has 3/,
+	'a row of 2 after deleting, in a savepoint, this transaction\'s own row of 3 is refused');
+is($node->safe_psql('postgres', q{SELECT dimensions FROM quantumdb.index_info('u4_idx')}), '3',
+	'and the index keeps 3 dimensions');
 # a delete that committed frees the dimensions
 $node->safe_psql('postgres', q{DELETE FROM u3; INSERT INTO u3 VALUES (5, '{1,2}')});
 is($node->safe_psql('postgres', $dims3), '2', 'after a committed DELETE a row of 2 sets them');

@@ -20,13 +20,18 @@ my $sub = PostgreSQL::Test::Cluster->new('sub');
 $sub->init;
 $sub->start;
 
-for my $n ($pub, $sub)
-{
-	$n->safe_psql('postgres', q{
-		CREATE EXTENSION quantumdb;
-		CREATE TABLE t (id int PRIMARY KEY, v real[]);
-	});
-}
+# on the subscriber a table decoy, readable by all, takes the OID the
+# publisher's t has: a source sent as an OID would name it
+$sub->safe_psql('postgres', q{
+	CREATE EXTENSION quantumdb;
+	CREATE TABLE decoy (id int, v real[]);
+	GRANT SELECT ON decoy TO PUBLIC;
+	CREATE TABLE t (id int PRIMARY KEY, v real[]);
+});
+$pub->safe_psql('postgres', q{
+	CREATE EXTENSION quantumdb;
+	CREATE TABLE t (id int PRIMARY KEY, v real[]);
+});
 $pub->safe_psql('postgres', q{
 	INSERT INTO t SELECT i, (SELECT array_agg(sin(i * 0.37 + j)::real) FROM generate_series(1, 8) j)
 	FROM generate_series(1, 400) i;
@@ -57,7 +62,7 @@ my $mallory_oid = $sub->safe_psql('postgres', q{SELECT 'mallory'::regrole::oid})
 my $su = $sub->safe_psql('postgres', q{SELECT current_user});
 SKIP:
 {
-	skip "mallory did not get alice's OID ($mallory_oid, not $alice_oid)", 5
+	skip "mallory did not get alice's OID ($mallory_oid, not $alice_oid)", 6
 		if $mallory_oid ne $alice_oid;
 
 	$pub->safe_psql('postgres', q{CREATE PUBLICATION catalog FOR TABLE quantumdb.compressors});
@@ -66,9 +71,10 @@ SKIP:
 		qq{CREATE SUBSCRIPTION catalog CONNECTION '$conn' PUBLICATION catalog WITH (binary = true)});
 	$sub->wait_for_subscription_sync($pub, 'catalog');
 
-	# the initial copy is text: alice by name; cb's owner by its number
-	is($sub->safe_psql('postgres', q{SELECT owner || ' ' || owner_name FROM quantumdb.compressors WHERE name = 'ca'}),
-		'alice alice', 'copied: ca belongs to the subscriber\'s alice');
+	# the initial copy is text: alice by name; cb's owner by its number; a
+	# binary subscription's rows take no source
+	is($sub->safe_psql('postgres', q{SELECT owner || ' ' || owner_name || ' ' || coalesce(source::text, 'none') FROM quantumdb.compressors WHERE name = 'ca'}),
+		'alice alice none', 'copied: ca belongs to the subscriber\'s alice, with no source');
 	is($sub->safe_psql('postgres', q{SELECT owner || ' ' || owner_name FROM quantumdb.compressors WHERE name = 'cb'}),
 		"$su $su",
 		'copied: cb, whose owner was dropped, goes to the subscription\'s owner, not to a role with its OID');
@@ -79,8 +85,16 @@ SKIP:
 	$pub->safe_psql('postgres', q{UPDATE quantumdb.compressors SET validation_recall = 0.5 WHERE name = 'ca'});
 	$pub->wait_for_catchup('catalog');
 	is($sub->safe_psql('postgres',
-			q{SELECT owner || ' ' || owner_name || ' ' || validation_recall FROM quantumdb.compressors WHERE name = 'ca'}),
-		'alice alice 0.5', 'a replicated UPDATE keeps the row\'s owner, not the role with the publisher\'s OID');
+			q{SELECT owner || ' ' || owner_name || ' ' || validation_recall || ' ' || coalesce(source::text, 'none') FROM quantumdb.compressors WHERE name = 'ca'}),
+		'alice alice 0.5 none',
+		'a replicated UPDATE keeps the row\'s owner, not the role with the publisher\'s OID, and takes no source');
+	# a compressor trained on the publisher later: a binary INSERT
+	$pub->safe_psql('postgres', q{
+		SELECT compressor FROM quantumdb.train('cd', 't', 'v', kind => 'pq', subvectors => 4,
+			kmeans_iters => 2, validation => 0)});
+	$pub->wait_for_catchup('catalog');
+	is($sub->safe_psql('postgres', q{SELECT coalesce(source::text, 'none') FROM quantumdb.compressors WHERE name = 'cd'}),
+		'none', 'a replicated INSERT takes no source, not the table with the publisher\'s table OID');
 	my ($ret, $out, $err) = $sub->psql('postgres',
 		q{SET ROLE mallory; SELECT length(quantumdb.export('ca'))});
 	like($err, qr/ERROR:  permission denied for compressor "ca"/, "and mallory may not export it");
