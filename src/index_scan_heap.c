@@ -248,6 +248,7 @@ deleted_here(TupleTableSlot *slot)
 	HeapTupleHeader h;
 	bool		mine = false;
 
+	Assert(TTS_IS_BUFFERTUPLE(slot) && BufferIsValid(bslot->buffer));
 	LockBuffer(bslot->buffer, BUFFER_LOCK_SHARE);
 	h = bslot->base.tuple->t_data;
 	if (!(h->t_infomask & HEAP_XMAX_INVALID) && !HEAP_XMAX_IS_LOCKED_ONLY(h->t_infomask))
