@@ -269,9 +269,9 @@ deleted_here(TupleTableSlot *slot)
  * rows of the new dimensions beside them (session 61's hunt).  A dirty
  * snapshot sees other transactions' rows in progress but not this one's
  * deletes, so a heap table is read with SnapshotAny, each row counted when
- * the dirty snapshot sees it or this transaction deleted it.  Another
- * table AM is read with the dirty snapshot alone (its deletes are not
- * counted).  A row outside a partial index's predicate counts too.  It
+ * the dirty snapshot sees it or this transaction deleted it.  For a table
+ * of another AM, whose deletes cannot be told so, it answers true: such an
+ * index keeps its dimensions until a REINDEX.  A row outside a partial index's predicate counts too.  It
  * runs only when a row's dimensions differ from the index's, holding off
  * the index's inserts (the update lock), and stops at the first row of
  * dim: a table that has rows of them pays that far.  The table of such an
@@ -282,17 +282,23 @@ bool
 QdbHeapHasDim(Relation heap, Relation index, QdbIndexCache *c, int dim)
 {
 	AttrNumber	attno = index->rd_index->indkey.values[0];
-	MemoryContext row_cxt = AllocSetContextCreate(CurrentMemoryContext,
-												  "quantumdb dimension check",
-												  ALLOCSET_DEFAULT_SIZES);
-	bool		is_heap = heap->rd_tableam == GetHeapamTableAmRoutine();
+	MemoryContext row_cxt;
 	SnapshotData dirty;
 	TableScanDesc hs;
 	TupleTableSlot *slot;
 	bool		found = false;
 
+	/*
+	 * Another table AM: this transaction's deletes cannot be told, and a
+	 * rollback of them would leave two dimensions: the index keeps its own
+	 * (REINDEX takes the rows' again, as the error's hint says)
+	 */
+	if (heap->rd_tableam != GetHeapamTableAmRoutine())
+		return true;
+	row_cxt = AllocSetContextCreate(CurrentMemoryContext, "quantumdb dimension check",
+									ALLOCSET_DEFAULT_SIZES);
 	InitDirtySnapshot(dirty);
-	hs = table_beginscan(heap, is_heap ? SnapshotAny : &dirty, 0, NULL);
+	hs = table_beginscan(heap, SnapshotAny, 0, NULL);
 	slot = table_slot_create(heap, NULL);
 	while (!found && table_scan_getnextslot(hs, ForwardScanDirection, slot))
 	{
@@ -302,8 +308,7 @@ QdbHeapHasDim(Relation heap, Relation index, QdbIndexCache *c, int dim)
 		int			d;
 
 		CHECK_FOR_INTERRUPTS();
-		if (is_heap && !table_tuple_satisfies_snapshot(heap, slot, &dirty) &&
-			!deleted_here(slot))
+		if (!table_tuple_satisfies_snapshot(heap, slot, &dirty) && !deleted_here(slot))
 			continue;
 		value = slot_getattr(slot, attno, &isnull);
 		if (isnull)

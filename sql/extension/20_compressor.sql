@@ -32,12 +32,11 @@ SELECT pg_catalog.pg_extension_config_dump('quantumdb.compressors', '');
 -- goes to the role inserting it (the restoring superuser), with a WARNING.
 -- The trigger fires under session_replication_role = replica too (0.8.8),
 -- where logical replication's workers write: their INSERTs are checked as
--- a restore's are, and a binary subscription sends owner and source as
--- the publisher's OIDs, which name other roles and tables here.  So in a
--- replication worker an UPDATE that keeps owner_name keeps the row's
--- owner, one that keeps the model keeps its source, one whose owner is not
--- the role owner_name names goes to the applying role, and a row a binary
--- subscription writes otherwise takes no source.
+-- a restore's are (one without owner_name too), and a binary subscription
+-- sends owner and source as the publisher's OIDs, which name other roles
+-- and tables here.  So a replication worker's UPDATE keeps the row's owner
+-- here, and its source while the model is unchanged, and any other row a
+-- binary subscription writes takes no source.
 COMMENT ON COLUMN quantumdb.compressors.owner_name IS
 'the owner''s role name when the row was written; a restore gives a row whose owner_name is not its owner''s name to the restoring role';
 CREATE FUNCTION quantumdb.compressors_owner_name() RETURNS trigger
@@ -56,13 +55,24 @@ DECLARE
                            LIMIT 1);
     applying boolean := binary_sub IS NOT NULL;
 BEGIN
-    -- replicated: a model not trained again keeps its source here; a binary
-    -- subscription sends another as the publisher's table OID, which names
-    -- another table (or none) here, so the row takes none
-    IF applying AND TG_OP = 'UPDATE' AND NEW.model = OLD.model THEN
-        NEW.source := OLD.source;
-        NEW.source_column := OLD.source_column;
-    ELSIF binary_sub THEN
+    -- replicated UPDATE: the row's owner here stays (a publisher's change
+    -- of owner, a NULL owner_name or another role's OID do not move it), a
+    -- model not trained again keeps its source here, and a binary
+    -- subscription's other source, the publisher's table OID, which names
+    -- another table (or none) here, is not taken
+    IF applying AND TG_OP = 'UPDATE' THEN
+        IF NEW.model = OLD.model THEN
+            NEW.source := OLD.source;
+            NEW.source_column := OLD.source_column;
+        ELSIF binary_sub THEN
+            NEW.source := NULL;
+            NEW.source_column := NULL;
+        END IF;
+        NEW.owner := OLD.owner;
+        NEW.owner_name := OLD.owner_name;
+        RETURN NEW;
+    END IF;
+    IF binary_sub THEN
         NEW.source := NULL;
         NEW.source_column := NULL;
     END IF;
@@ -71,20 +81,16 @@ BEGIN
         NEW.owner_name := OLD.owner_name;
         RETURN NEW;
     END IF;
-    -- replicated: an owner whose name did not change stays the owner
-    IF applying AND TG_OP = 'UPDATE' AND OLD.owner_name IS NOT NULL
-       AND NEW.owner_name IS NOT DISTINCT FROM OLD.owner_name THEN
-        NEW.owner := OLD.owner;
-        NEW.owner_name := OLD.owner_name;
-        RETURN NEW;
-    END IF;
-    IF (TG_OP = 'INSERT' OR applying) AND NEW.owner_name IS NOT NULL AND NEW.owner_name <> holder THEN
+    -- an INSERT naming another owner than the role with its OID here (a
+    -- restore's; a replication worker's also without a name)
+    IF TG_OP = 'INSERT' AND NEW.owner_name IS DISTINCT FROM holder
+       AND (NEW.owner_name IS NOT NULL OR applying) THEN
         RAISE WARNING 'compressor "%" belonged to role "%", not to role "%" that has its owner''s OID here: it now belongs to role "%"',
-            NEW.name, NEW.owner_name, holder, current_user
+            NEW.name, coalesce(NEW.owner_name, '(not named)'), holder, current_user
             USING DETAIL = CASE WHEN applying
                            THEN 'A row written by logical replication names an owner that is not the role with its OID here.'
                            ELSE 'A restored compressor whose owner role was dropped (or renamed) before the dump.' END,
-                  HINT = 'Give it to the role it belongs to: UPDATE quantumdb.compressors SET owner = ''role'' WHERE name = ''' || NEW.name || ''';';
+                  HINT = pg_catalog.format('Give it to the role it belongs to: UPDATE quantumdb.compressors SET owner = ''role'' WHERE name = %L;', NEW.name);
         NEW.owner := pg_catalog.quote_ident(current_user)::pg_catalog.regrole;
         holder := current_user;
     END IF;

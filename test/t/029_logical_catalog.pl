@@ -62,7 +62,7 @@ my $mallory_oid = $sub->safe_psql('postgres', q{SELECT 'mallory'::regrole::oid})
 my $su = $sub->safe_psql('postgres', q{SELECT current_user});
 SKIP:
 {
-	skip "mallory did not get alice's OID ($mallory_oid, not $alice_oid)", 6
+	skip "mallory did not get alice's OID ($mallory_oid, not $alice_oid)", 7
 		if $mallory_oid ne $alice_oid;
 
 	$pub->safe_psql('postgres', q{CREATE PUBLICATION catalog FOR TABLE quantumdb.compressors});
@@ -98,6 +98,14 @@ SKIP:
 	my ($ret, $out, $err) = $sub->psql('postgres',
 		q{SET ROLE mallory; SELECT length(quantumdb.export('ca'))});
 	like($err, qr/ERROR:  permission denied for compressor "ca"/, "and mallory may not export it");
+	# the subscriber's owner stays through later replicated UPDATEs (a DBA
+	# gave the row away here; the publisher's row still names alice)
+	$sub->safe_psql('postgres', q{CREATE ROLE keeper; UPDATE quantumdb.compressors SET owner = 'keeper' WHERE name = 'ca'});
+	$pub->safe_psql('postgres', q{UPDATE quantumdb.compressors SET validation_recall = 0.6 WHERE name = 'ca'});
+	$pub->wait_for_catchup('catalog');
+	is($sub->safe_psql('postgres', q{SELECT owner || ' ' || owner_name || ' ' || validation_recall FROM quantumdb.compressors WHERE name = 'ca'}),
+		'keeper keeper 0.6', 'a later replicated UPDATE keeps the owner the subscriber gave the row');
+	$sub->safe_psql('postgres', q{UPDATE quantumdb.compressors SET owner = 'alice' WHERE name = 'ca'});
 	$sub->safe_psql('postgres', q{DROP SUBSCRIPTION catalog});
 }
 
@@ -146,15 +154,17 @@ $sub->safe_psql('postgres', q{
 is($sub->safe_psql('postgres', q{SELECT owner || ' ' || owner_name FROM quantumdb.compressors WHERE name = 'ca'}),
 	'mallory mallory', 'a DBA\'s UPDATE of the owner under session_replication_role = replica takes');
 # and an INSERT there is checked as a restore's
+# (its name has a quote: the WARNING's hint quotes it)
 my ($ret, $out, $err) = $sub->psql('postgres', q{
 	SET session_replication_role = replica;
 	INSERT INTO quantumdb.compressors (name, kind, dimensions, metric, settings, model, owner, owner_name)
-	SELECT 'cc', kind, dimensions, metric, settings, model, 'alice', 'carol'
+	SELECT 'o''cc', kind, dimensions, metric, settings, model, 'alice', 'carol'
 	FROM quantumdb.compressors WHERE name = 'ca';
 });
-like($err, qr/compressor "cc" belonged to role "carol", not to role "alice"/,
+like($err, qr/compressor "o'cc" belonged to role "carol", not to role "alice"/,
 	'an INSERT under session_replication_role = replica is checked');
-is($sub->safe_psql('postgres', q{SELECT owner FROM quantumdb.compressors WHERE name = 'cc'}),
+like($err, qr/WHERE name = 'o''cc';/, 'the hint quotes the name');
+is($sub->safe_psql('postgres', q{SELECT owner FROM quantumdb.compressors WHERE name = 'o''cc'}),
 	$su, 'and goes to the inserting role');
 
 $sub->stop;
