@@ -90,6 +90,10 @@ END $$;
 SELECT kind FROM quantumdb.train('g_auto', 'nn_glove', 'embedding', kind => 'neural',
                                  device => 'auto', epochs => 0);
 SELECT settings->>'device' AS device FROM quantumdb.compressors WHERE name = 'g_auto';
+-- without an NVIDIA device node the CUDA libraries are not even loaded
+-- (cuBLAS's loader crashed a backend under ulimit -v: session 61's memory
+-- hunt); this backend's mappings name none of them
+SELECT pg_read_file('/proc/self/maps') !~ '(cublas|cudart|quantumdb_cuda)' AS no_cuda_mapped;
 
 -- bad settings
 SELECT quantumdb.train('bad', 'nn_glove', 'embedding', kind => 'neural', device => 'gpu');

@@ -12,6 +12,7 @@
 #include "postgres.h"
 
 #include <math.h>
+#include <unistd.h>
 
 #include "access/xact.h"
 #include "commands/progress.h"
@@ -166,6 +167,18 @@ open_cuda(BackendHandle *h, const QdbAlloc *alloc, char *err, size_t errlen)
 	const QdbNeuralOps *ops;
 	int			rc;
 
+	/*
+	 * No NVIDIA device node (nor WSL's): no GPU to find, so the CUDA
+	 * libraries are not loaded at all.  cuBLAS maps hundreds of megabytes
+	 * into the backend, and under an address-space limit (ulimit -v) its
+	 * loader crashed the backend, and with it the server (session 61's
+	 * memory hunt), on a machine without a GPU.
+	 */
+	if (access("/dev/nvidiactl", F_OK) != 0 && access("/dev/dxg", F_OK) != 0)
+	{
+		snprintf(err, errlen, "There is no /dev/nvidiactl (nor /dev/dxg): no NVIDIA driver, so the CUDA libraries were not loaded.");
+		return QDB_ERR_NO_DEVICE;
+	}
 	snprintf(path, sizeof(path), "%s/%s", pkglib_path, CUDA_LIBRARY);
 	rc = qdb_cuda_backend(path, &ops, err, errlen);
 	if (rc != QDB_OK)
