@@ -271,10 +271,11 @@ deleted_here(TupleTableSlot *slot)
  * deletes, so a heap table is read with SnapshotAny, each row counted when
  * the dirty snapshot sees it or this transaction deleted it.  For a table
  * of another AM, whose deletes cannot be told so, it answers true: such an
- * index keeps its dimensions until a REINDEX.  A row outside a partial index's predicate counts too.  It
- * runs only when a row's dimensions differ from the index's, holding off
- * the index's inserts (the update lock), and stops at the first row of
- * dim: a table that has rows of them pays that far.  The table of such an
+ * index keeps its dimensions until a REINDEX.  A row outside a partial
+ * index's predicate counts too.  It runs only when a row's dimensions
+ * differ from the index's, holding off the index's inserts (the update
+ * lock), and stops at the first row of dim: a table that has rows of them
+ * pays that far.  The table of such an
  * index is usually small (under the rows a compressor needs), but one
  * nobody reindexed can be any size; a cancel stops the search.
  */

@@ -18,13 +18,9 @@ import time
 
 import numpy as np
 
-from index import connect, copy_vectors, new_table, read_vecs
+from index import array_literal, connect, copy_vectors, new_table, read_vecs
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-
-
-def literal(v):
-    return "{" + ",".join("%.6g" % f for f in v) + "}"
 
 
 def probe(cur, tag, q):
@@ -35,10 +31,10 @@ def probe(cur, tag, q):
     t0 = time.monotonic()
     rows = 0
     for v in q:
-        cur.execute(sql, (literal(v),))
+        cur.execute(sql, (array_literal(v),))
         rows += len(cur.fetchall())
     ms = (time.monotonic() - t0) * 1000 / len(q)
-    cur.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql, (literal(q[0]),))
+    cur.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql, (array_literal(q[0]),))
     plan = cur.fetchone()[0][0]["Plan"]
     cur.execute("RESET enable_seqscan")
     print("%s: unreachable nodes %d; filtered LIMIT 10: %.2f ms a query, %d rows, %d buffers (first query)"
@@ -61,7 +57,7 @@ def main():
     cur.execute("CREATE INDEX dp_i ON dp USING quantumdb (emb real_cosine_ops) "
                 "WITH (compressor = 'dp_c', m = 16, ef_construction = 100)")
     for i in range(15000, 17000):
-        cur.execute("INSERT INTO dp VALUES (%s, %s::real[])", (i, literal(x[i])))
+        cur.execute("INSERT INTO dp VALUES (%s, %s::real[])", (i, array_literal(x[i])))
     probe(cur, "share %.2f, after 2,000 inserts" % a.share, q)
     cur.execute("VACUUM dp")
     probe(cur, "share %.2f, after VACUUM" % a.share, q)

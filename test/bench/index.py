@@ -108,6 +108,18 @@ def new_table(cur, name, columns, options=""):
     cur.execute("CREATE TABLE %s (%s) %s" % (name, columns, options))
 
 
+def array_literal(v):
+    """A real[] literal of vector v ('{...}', 6 significant digits)."""
+    return "{" + ",".join("%.6g" % f for f in v) + "}"
+
+
+def seconds(cur, sql):
+    """Seconds cur takes to run sql."""
+    t = time.monotonic()
+    cur.execute(sql)
+    return time.monotonic() - t
+
+
 def one(cur, sql, args=None):
     cur.execute(sql, args)
     return cur.fetchone()[0]

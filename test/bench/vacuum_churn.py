@@ -26,6 +26,8 @@ import random
 import numpy as np
 import psycopg2
 
+from index import array_literal
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
@@ -46,9 +48,6 @@ def main():
     raw = np.fromfile(os.path.join(a.data, "base.fvecs"), dtype=np.int32)
     x = raw.reshape(-1, raw[0] + 1)[:, 1:].view(np.float32)[:20000]
 
-    def lit(v):
-        return "{" + ",".join("%.6g" % f for f in v) + "}"
-
     c = psycopg2.connect("")
     c.autocommit = True
     cur = c.cursor()
@@ -57,7 +56,7 @@ def main():
     def insert(n, share):
         rows = []
         for _ in range(n):
-            rows.append(lit(x[42]) if rng.random() < share else lit(x[nxt[0] % len(x)]))
+            rows.append(array_literal(x[42]) if rng.random() < share else array_literal(x[nxt[0] % len(x)]))
             nxt[0] += 1
         cur.execute("INSERT INTO g (emb) SELECT unnest(%s::text[])::real[]", (rows,))
 
@@ -116,7 +115,7 @@ def recall(cur, q, pairs, table="g", metric="cosine"):
                     % (int(ef), int(rr)))
         hit = 0
         for v, t in zip(q, truth):
-            cur.execute("SELECT id FROM %s ORDER BY emb %s %%s::real[] LIMIT 10" % (table, op), ("{" + ",".join("%.6g" % f for f in v) + "}",))
+            cur.execute("SELECT id FROM %s ORDER BY emb %s %%s::real[] LIMIT 10" % (table, op), (array_literal(v),))
             hit += len(t & {r[0] for r in cur.fetchall()})
         out[pair] = hit / (10.0 * len(q))
     cur.execute("RESET enable_seqscan; RESET quantumdb.ef_search; RESET quantumdb.rerank")

@@ -17,18 +17,11 @@ made anew.
 """
 import argparse
 import os
-import time
 
-from index import connect, copy_vectors, new_table, read_vecs
+from index import connect, copy_vectors, new_table, read_vecs, seconds
 from vacuum_churn import recall
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-
-
-def timed(cur, sql):
-    t0 = time.monotonic()
-    cur.execute(sql)
-    return time.monotonic() - t0
 
 
 def main():
@@ -51,14 +44,14 @@ def main():
         copy_vectors(cur, "vr", x)
         cur.execute("SELECT quantumdb.drop_compressor('vr_c') FROM quantumdb.compressors WHERE name = 'vr_c'")
         cur.execute("SELECT quantumdb.train('vr_c', 'vr', 'emb', kind => 'opq', metric => %s)", (a.metric,))
-        build = timed(cur, "CREATE INDEX vr_i ON vr USING quantumdb (emb real_%s_ops) "
+        build = seconds(cur, "CREATE INDEX vr_i ON vr USING quantumdb (emb real_%s_ops) "
                       "WITH (compressor = 'vr_c', m = %d, ef_construction = %d)" % (a.metric, m, a.ef))
         cur.execute("DELETE FROM vr WHERE id %% %d <> 0" % a.keep)
-        vac = timed(cur, "VACUUM vr")
+        vac = seconds(cur, "VACUUM vr")
         cur.execute("SELECT unreachable_nodes FROM quantumdb.index_info('vr_i')")
         unreached = cur.fetchone()[0]
         after_vacuum = recall(cur, q, a.pairs, "vr", a.metric)
-        reindex = timed(cur, "REINDEX INDEX vr_i")
+        reindex = seconds(cur, "REINDEX INDEX vr_i")
         fresh = recall(cur, q, a.pairs, "vr", a.metric)
         print("m %d: build %.1f s, VACUUM %.1f s (unreachable %d), REINDEX %.1f s; 10-recall@10 %s"
               % (m, build, vac, unreached, reindex,
