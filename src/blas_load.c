@@ -29,7 +29,11 @@
  * library cannot be opened there, the call raises an ERROR.  A call from
  * another thread cannot raise one: it gets a plain implementation of
  * sgemm and dsdot, and a LAPACK routine reports a failure through its info
- * argument, which the trainer turns into an error of its own.
+ * argument, which the trainer turns into an error of its own.  The same
+ * holds when there is no room for OpenBLAS's work buffers (blas_buffers.c,
+ * which makes sure of them before each call that may need one): ERROR
+ * 53200 in the backend's thread.  That failure is not kept: memory freed
+ * later lets a later call load the library.
  */
 #include "postgres.h"
 
@@ -39,6 +43,7 @@
 
 #include <cblas.h>
 
+#include "blas_buffers.h"
 #include "blas_load.h"
 #include "qdb_internal.h"
 
@@ -80,7 +85,16 @@ static struct
 	SpotrsFn	spotrs;
 }			blas;
 
-static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+/* opening: BLAS_UNTRIED until it succeeds or fails for good */
+typedef enum BlasOpen
+{
+	BLAS_UNTRIED,
+	BLAS_OPEN,
+	BLAS_FAILED
+}			BlasOpen;
+
+static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
+static BlasOpen open_state = BLAS_UNTRIED;
 static pthread_t main_thread;
 
 /* Called from _PG_init, in the process's own thread. */
@@ -90,9 +104,13 @@ QdbBlasInit(void)
 	main_thread = pthread_self();
 }
 
-/* pthread_once's routine: no ereport (any thread may run it). */
-static void
-open_blas(void)
+/*
+ * Under open_lock, in any thread (no ereport).  BLAS_UNTRIED when there
+ * was no room for the buffers the library takes as it loads (*buffers of
+ * them): a later call tries again.
+ */
+static BlasOpen
+open_blas(int *buffers)
 {
 	const char *name = getenv("QDB_BLAS_LIBRARY");
 	sigset_t	all,
@@ -103,6 +121,8 @@ open_blas(void)
 	if (name == NULL || *name == '\0')
 		name = QDB_BLAS_LIBRARY;
 	strlcpy(blas.name, name, sizeof(blas.name));
+	if (!QdbBlasRoomToLoad(buffers))
+		return BLAS_UNTRIED;
 	/*
 	 * OpenBLAS's constructor starts its pool's threads here: with every
 	 * signal blocked, so that PostgreSQL's handlers run only in the
@@ -125,9 +145,32 @@ open_blas(void)
 			 !(blas.spotrs = (SpotrsFn) dlsym(h, "spotrs_")))
 		err = dlerror();
 	if (err)
+	{
 		strlcpy(blas.error, err, sizeof(blas.error));
-	else
-		blas.ok = true;
+		return BLAS_FAILED;
+	}
+	/* OpenBLAS's buffer table; absent from another library */
+	QdbBlasBuffersFound((QdbBlasMemAlloc) dlsym(h, "blas_memory_alloc"),
+						(QdbBlasMemFree) dlsym(h, "blas_memory_free"));
+	blas.ok = true;
+	return BLAS_OPEN;
+}
+
+static bool
+in_main_thread(void)
+{
+	return pthread_equal(pthread_self(), main_thread);
+}
+
+static void
+no_room_error(const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OUT_OF_MEMORY),
+			 errmsg("out of memory"),
+			 errdetail("OpenBLAS, which quantumdb's training and encoding use, needs %s, and this process has no room for them.",
+					   what),
+			 errhint("The server's address-space limit (ulimit -v) or the system's commit limit (vm.overcommit_memory = 2) is too low for it; OPENBLAS_NUM_THREADS in the server's environment lowers what OpenBLAS takes as it loads.")));
 }
 
 /*
@@ -137,14 +180,53 @@ open_blas(void)
 static bool
 blas_ready(void)
 {
-	pthread_once(&blas_once, open_blas);
-	if (!blas.ok && pthread_equal(pthread_self(), main_thread))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_FILE),
-				 errmsg("could not load %s, which quantumdb's training and encoding need: %s",
-						blas.name, blas.error),
-				 errhint("Install OpenBLAS (Debian's libopenblas0), then start a new session.")));
-	return blas.ok;
+	BlasOpen	state = __atomic_load_n(&open_state, __ATOMIC_ACQUIRE);
+	int			buffers = 0;
+
+	if (state == BLAS_UNTRIED)
+	{
+		pthread_mutex_lock(&open_lock);
+		state = open_state;
+		if (state == BLAS_UNTRIED)
+		{
+			state = open_blas(&buffers);
+			__atomic_store_n(&open_state, state, __ATOMIC_RELEASE);
+		}
+		pthread_mutex_unlock(&open_lock);
+	}
+	if (state == BLAS_OPEN || !in_main_thread())
+		return state == BLAS_OPEN;
+	if (state == BLAS_UNTRIED)
+	{
+		char		what[64];
+
+		snprintf(what, sizeof(what), "%d work buffers of 128 MB of address space as it loads",
+				 buffers);
+		no_room_error(what);
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_FILE),
+			 errmsg("could not load %s, which quantumdb's training and encoding need: %s",
+					blas.name, blas.error),
+			 errhint("Install OpenBLAS (Debian's libopenblas0), then start a new session.")));
+	return false;
+}
+
+/*
+ * Before a call that may take a work buffer: the library open and a buffer
+ * waiting for the call, which then ends with QdbBlasLeave.  In the
+ * process's own thread a failure is an ERROR.
+ */
+static bool
+blas_enter(void)
+{
+	if (!blas_ready())
+		return false;
+	if (QdbBlasEnter())
+		return true;
+	if (in_main_thread())
+		no_room_error("a work buffer of 128 MB of address space for a call");
+	return false;
 }
 
 HIDDEN void
@@ -158,9 +240,10 @@ cblas_sgemm(const enum CBLAS_ORDER order, const enum CBLAS_TRANSPOSE ta,
 				j,
 				l;
 
-	if (blas_ready())
+	if (blas_enter())
 	{
 		blas.sgemm(order, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+		QdbBlasLeave();
 		return;
 	}
 	/* C = alpha op(A) op(B) + beta C, element by element */
@@ -218,8 +301,11 @@ sgesdd_(const char *jobz, const int *m, const int *n, float *a, const int *lda,
 		float *s, float *u, const int *ldu, float *vt, const int *ldvt,
 		float *work, const int *lwork, int *iwork, int *info)
 {
-	if (blas_ready())
+	if (blas_enter())
+	{
 		blas.sgesdd(jobz, m, n, a, lda, s, u, ldu, vt, ldvt, work, lwork, iwork, info);
+		QdbBlasLeave();
+	}
 	else
 		*info = -1;
 }
@@ -229,8 +315,11 @@ ssyevd_(const char *jobz, const char *uplo, const int *n, float *a, const int *l
 		float *w, float *work, const int *lwork, int *iwork, const int *liwork,
 		int *info)
 {
-	if (blas_ready())
+	if (blas_enter())
+	{
 		blas.ssyevd(jobz, uplo, n, a, lda, w, work, lwork, iwork, liwork, info);
+		QdbBlasLeave();
+	}
 	else
 		*info = -1;
 }
@@ -238,8 +327,11 @@ ssyevd_(const char *jobz, const char *uplo, const int *n, float *a, const int *l
 HIDDEN void
 spotrf_(const char *uplo, const int *n, float *a, const int *lda, int *info)
 {
-	if (blas_ready())
+	if (blas_enter())
+	{
 		blas.spotrf(uplo, n, a, lda, info);
+		QdbBlasLeave();
+	}
 	else
 		*info = -1;
 }
@@ -248,8 +340,11 @@ HIDDEN void
 spotrs_(const char *uplo, const int *n, const int *nrhs, const float *a,
 		const int *lda, float *b, const int *ldb, int *info)
 {
-	if (blas_ready())
+	if (blas_enter())
+	{
 		blas.spotrs(uplo, n, nrhs, a, lda, b, ldb, info);
+		QdbBlasLeave();
+	}
 	else
 		*info = -1;
 }
