@@ -46,7 +46,15 @@ untrained_dim(Relation index, Relation heap, QdbIndexCache *c, int dim)
 	QdbReadMeta(index, &meta);
 	cur = meta.dim == 0 ? QdbSetUntrainedDim(index, 0, dim) : (int) meta.dim;
 	UnlockPage(index, QDB_UPDATE_LOCK, ShareLock);
-	if (cur != dim && heap != NULL)
+	/*
+	 * A row of the index's dimensions found without the lock keeps them
+	 * (refusing is safe whatever happens after); the search that may
+	 * change them runs under the lock, which holds off the index's inserts,
+	 * only when none was found: a role that sends wrong-dimension rows no
+	 * longer stalls the table's other inserters while the heap is read
+	 * (session 61's second review, F1.2)
+	 */
+	if (cur != dim && heap != NULL && !QdbHeapHasDim(heap, index, c, cur))
 	{
 		LockPage(index, QDB_UPDATE_LOCK, ExclusiveLock);
 		QdbReadMeta(index, &meta);

@@ -23,6 +23,7 @@
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/relscan.h"
+#include "access/subtrans.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "catalog/index.h"
@@ -240,21 +241,35 @@ QdbScanExactForUser(Oid heapoid)
 /*
  * Whether this transaction deleted the heap tuple in slot (a buffer heap
  * tuple of a scan): a delete it may yet undo, by ROLLBACK or ROLLBACK TO.
+ * Not so for a row inserted by the deleting (sub)transaction or one inside
+ * it: whatever undoes the delete undoes the insert too (session 61's
+ * second review, F1.1).
  */
 static bool
 deleted_here(TupleTableSlot *slot)
 {
 	BufferHeapTupleTableSlot *bslot = (BufferHeapTupleTableSlot *) slot;
 	HeapTupleHeader h;
-	bool		mine = false;
+	TransactionId deleter = InvalidTransactionId;
+	TransactionId inserter;
 
 	Assert(TTS_IS_BUFFERTUPLE(slot) && BufferIsValid(bslot->buffer));
 	LockBuffer(bslot->buffer, BUFFER_LOCK_SHARE);
 	h = bslot->base.tuple->t_data;
 	if (!(h->t_infomask & HEAP_XMAX_INVALID) && !HEAP_XMAX_IS_LOCKED_ONLY(h->t_infomask))
-		mine = TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetUpdateXid(h));
+		deleter = HeapTupleHeaderGetUpdateXid(h);
+	inserter = HeapTupleHeaderGetRawXmin(h);
 	LockBuffer(bslot->buffer, BUFFER_LOCK_UNLOCK);
-	return mine;
+	if (!TransactionIdIsValid(deleter) || !TransactionIdIsCurrentTransactionId(deleter))
+		return false;
+	/* up from the inserter through this transaction's subtransactions */
+	while (TransactionIdIsValid(inserter) && TransactionIdIsCurrentTransactionId(inserter))
+	{
+		if (TransactionIdEquals(inserter, deleter))
+			return false;
+		inserter = SubTransGetParent(inserter);
+	}
+	return true;
 }
 
 /*
@@ -273,9 +288,10 @@ deleted_here(TupleTableSlot *slot)
  * of another AM, whose deletes cannot be told so, it answers true: such an
  * index keeps its dimensions until a REINDEX.  A row outside a partial
  * index's predicate counts too.  It runs only when a row's dimensions
- * differ from the index's, holding off the index's inserts (the update
- * lock), and stops at the first row of dim: a table that has rows of them
- * pays that far.  The table of such an
+ * differ from the index's, first without the index's update lock and,
+ * only when that found none, again holding off the index's inserts, and
+ * stops at the first row of dim: a table that has rows of them pays that
+ * far.  The table of such an
  * index is usually small (under the rows a compressor needs), but one
  * nobody reindexed can be any size; a cancel stops the search.
  */

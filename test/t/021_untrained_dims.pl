@@ -85,6 +85,46 @@ like($err, qr/vector has 2 dimensions, but index "u4_idx" has 3/,
 	'a row of 2 after deleting, in a savepoint, this transaction\'s own row of 3 is refused');
 is($node->safe_psql('postgres', q{SELECT dimensions FROM quantumdb.index_info('u4_idx')}), '3',
 	'and the index keeps 3 dimensions');
+# a row inserted by the deleting (sub)transaction, or inside it, is gone
+# whatever rolls back: it does not keep the dimensions (session 61's second
+# review, F1.1: the first was refused)
+$node->safe_psql('postgres', q{
+	CREATE TABLE u5 (id int, emb real[]);
+	CREATE INDEX u5_idx ON u5 USING quantumdb (emb);
+	BEGIN;
+	INSERT INTO u5 VALUES (1, '{1,2,3}');
+	DELETE FROM u5;
+	INSERT INTO u5 VALUES (2, '{1,2,3,4}');
+	COMMIT});
+is($node->safe_psql('postgres', q{SELECT dimensions FROM quantumdb.index_info('u5_idx')}), '4',
+	'a row of 4 after this transaction inserted and deleted the only row of 3 sets 4');
+$node->safe_psql('postgres', q{
+	CREATE TABLE u6 (id int, emb real[]);
+	CREATE INDEX u6_idx ON u6 USING quantumdb (emb);
+	BEGIN;
+	SAVEPOINT outer_sp;
+	SAVEPOINT inner_sp;
+	INSERT INTO u6 VALUES (1, '{1,2,3}');
+	RELEASE SAVEPOINT inner_sp;
+	DELETE FROM u6;
+	INSERT INTO u6 VALUES (2, '{1,2,3,4}');
+	RELEASE SAVEPOINT outer_sp;
+	COMMIT});
+is($node->safe_psql('postgres', q{SELECT dimensions FROM quantumdb.index_info('u6_idx')}), '4',
+	'so does a row inserted in a savepoint inside the one that deleted it');
+($ret, $out, $err) = $node->psql('postgres', q{
+	CREATE TABLE u7 (id int, emb real[]);
+	CREATE INDEX u7_idx ON u7 USING quantumdb (emb);
+	BEGIN;
+	INSERT INTO u7 VALUES (1, '{1,2,3}');
+	SAVEPOINT s;
+	DELETE FROM u7;
+	RELEASE SAVEPOINT s;
+	SAVEPOINT t;
+	INSERT INTO u7 VALUES (2, '{1,2}');
+	COMMIT}, on_error_stop => 0);
+like($err, qr/vector has 2 dimensions, but index "u7_idx" has 3/,
+	'a delete in a released savepoint of a row inserted outside it still keeps the dimensions');
 # a delete that committed frees the dimensions
 $node->safe_psql('postgres', q{DELETE FROM u3; INSERT INTO u3 VALUES (5, '{1,2}')});
 is($node->safe_psql('postgres', $dims3), '2', 'after a committed DELETE a row of 2 sets them');
