@@ -69,6 +69,25 @@ left_out(const QdbGraphOps *ops, void *g, const QdbCandidate *cand, int ncand)
 }
 
 /*
+ * The last of the copies (QdbIsCopy) beyond the first cap in cand (sorted
+ * nearest first), or -1: the one a full list lets go first.
+ */
+static int
+last_excess_copy(const QdbGraphOps *ops, void *g, const QdbCandidate *cand, int ncand, int cap)
+{
+	int			copies = 0,
+				last = -1,
+				i;
+
+	if (ops->same == NULL)
+		return -1;
+	for (i = 1; i < ncand; i++)
+		if (cand[i].dist == cand[i - 1].dist && QdbIsCopy(ops, g, cand, i) && copies++ >= cap)
+			last = i;
+	return last;
+}
+
+/*
  * The list of node owner (cur, nslots slots, QDB_NO_ID empty) once node
  * add asks to be in it, into out (nslots):
  *	- add is there already: QDB_LINK_PRESENT;
@@ -92,6 +111,7 @@ QdbPlanLink(const QdbGraphOps *ops, void *g, uint32 owner, const uint32 *cur, in
 				nout = 0,
 				empty = -1,
 				drop = -1,
+				over_copies = -1,
 				i;
 	float		add_dist;
 
@@ -125,16 +145,33 @@ QdbPlanLink(const QdbGraphOps *ops, void *g, uint32 owner, const uint32 *cur, in
 	ncand++;
 	QdbSortCandidates(cand, ncand);
 	if (ncand > nslots)
-		drop = left_out(ops, g, cand, ncand);
+	{
+		/* copies beyond the list's share go first (QdbDropExcessCopies) */
+		over_copies = last_excess_copy(ops, g, cand, ncand, QDB_MAX_COPIES);
+		drop = over_copies >= 0 ? over_copies : left_out(ops, g, cand, ncand);
+	}
 	if (drop >= 0 && cand[drop].id == add && !force)
 		return QDB_LINK_REFUSED;
-	/* add forced in, or a member may_drop keeps left out: the farthest it lets go */
+	/*
+	 * add forced in, or a member may_drop keeps left out: the farthest it
+	 * lets go, a copy first when the list holds too many (a copy forced in
+	 * takes another copy's place, not one of the ways out of them)
+	 */
 	if (drop >= 0 && (cand[drop].id == add ||
 					  (may_drop != NULL && !may_drop(drop_arg, cand[drop].id))))
 	{
+		int			other = -1;
+
 		for (i = ncand - 1, drop = -1; i >= 0 && drop < 0; i--)
 			if (cand[i].id != add && (may_drop == NULL || may_drop(drop_arg, cand[i].id)))
-				drop = i;
+			{
+				if (over_copies < 0 || QdbIsCopy(ops, g, cand, i))
+					drop = i;
+				else if (other < 0)
+					other = i;
+			}
+		if (drop < 0)
+			drop = other;
 		if (drop < 0)
 			return QDB_LINK_REFUSED;
 	}

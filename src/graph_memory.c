@@ -280,6 +280,24 @@ mem_visit_distances(void *arg, const uint32 *ids, int n, uint32 *out, float *dis
 	return k;
 }
 
+/* Whether nodes a and b hold the same vector (or code): copies. */
+static bool
+mem_same(void *arg, uint32 a, uint32 b)
+{
+	Worker	   *w = arg;
+	QdbMemGraph *g = w->g;
+
+	if (g->vec16)
+		return memcmp(&g->vec16_info[a], &g->vec16_info[b], sizeof(QdbVec16Info)) == 0 &&
+			memcmp(g->vec16 + (Size) a * g->vec16_stride, g->vec16 + (Size) b * g->vec16_stride,
+				   sizeof(int16) * g->vec16_stride) == 0;
+	if (g->vectors)
+		return memcmp(g->vectors + (Size) a * g->vec_dim, g->vectors + (Size) b * g->vec_dim,
+					  sizeof(float) * g->vec_dim) == 0;
+	return memcmp(g->codes + (Size) a * g->code_size, g->codes + (Size) b * g->code_size,
+				  g->code_size) == 0;
+}
+
 static const QdbGraphOps mem_ops = {
 	.distance = mem_distance,
 	.neighbors = mem_neighbors,
@@ -288,7 +306,8 @@ static const QdbGraphOps mem_ops = {
 	.new_layer = mem_new_layer,
 	.prefetch = mem_prefetch,
 	.prefetch_list = mem_prefetch_list,
-	.visit_distances = mem_visit_distances
+	.visit_distances = mem_visit_distances,
+	.same = mem_same
 };
 
 /* A walk's distance: ADC of the query's table over the walk's codes. */

@@ -488,10 +488,63 @@ QdbDescend(const QdbGraphOps *ops, void *g, QdbCandidate *cur, int from_level,
 }
 
 /*
+ * Is cand[i] (sorted nearest first) a copy: the same vector as an earlier
+ * candidate?  Copies are as far from the list's owner as one another, so
+ * only the run of equal distances before it is asked.
+ */
+bool
+QdbIsCopy(const QdbGraphOps *ops, void *g, const QdbCandidate *cand, int i)
+{
+	int			j;
+
+	if (ops->same == NULL)
+		return false;
+	for (j = i - 1; j >= 0 && cand[j].dist == cand[i].dist; j--)
+		if (ops->same(g, cand[i].id, cand[j].id))
+			return true;
+	return false;
+}
+
+/*
+ * Takes out of cand (sorted nearest first) the copies beyond the first cap
+ * (QDB_MAX_COPIES), keeping the order; returns how many are left.  Without
+ * this, the heuristic kept every copy of a node's own vector (a copy is no
+ * nearer to another than to the node), so the lists of rows with one
+ * vector held nothing but one another: with more copies than a scan's
+ * candidates, a walk that reached them never left them, and 97 of 200
+ * queries of 2,000 rows with 285 copies got the copies instead of nearer
+ * rows (session 62's hunt, /work/runs/hunt-s62a.md F1).
+ */
+int
+QdbDropExcessCopies(const QdbGraphOps *ops, void *g, QdbCandidate *cand, int ncand, int cap)
+{
+	int			n = 0,
+				copies = 0,
+				i,
+				j;
+
+	if (ops->same == NULL)
+		return ncand;
+	for (i = 0; i < ncand; i++)
+	{
+		bool		copy = false;
+
+		/* against those kept: a copy of one taken out is a copy of one kept */
+		for (j = n - 1; j >= 0 && cand[j].dist == cand[i].dist && !copy; j--)
+			copy = ops->same(g, cand[i].id, cand[j].id);
+		if (copy && copies++ >= cap)
+			continue;
+		cand[n++] = cand[i];
+	}
+	return n;
+}
+
+/*
  * The HNSW neighbour heuristic: from candidates sorted nearest first, keep
  * one only if it is nearer to the base than to every one kept before it,
  * up to mmax.  This keeps links in several directions on clustered data.
- * Candidates must be distinct.
+ * Candidates must be distinct; copies of one vector beyond a share of mmax
+ * are not candidates (QdbDropExcessCopies, which changes cand).
  */
 int
 QdbSelectNeighbors(const QdbGraphOps *ops, void *g, QdbCandidate *cand, int ncand,
@@ -502,6 +555,7 @@ QdbSelectNeighbors(const QdbGraphOps *ops, void *g, QdbCandidate *cand, int ncan
 	int			i,
 				j;
 
+	ncand = QdbDropExcessCopies(ops, g, cand, ncand, QDB_MAX_COPIES);
 	for (i = 0; i < ncand && nout < mmax; i++)
 	{
 		bool		keep = true;

@@ -721,6 +721,17 @@ disk_prefetch(void *arg, const uint32 *ids, int n)
 	QdbCodeCachePrefetch(((QdbDiskGraph *) arg)->c, ids, n);
 }
 
+/* Whether nodes a and b hold the same code: copies. */
+static bool
+disk_same(void *arg, uint32 a, uint32 b)
+{
+	QdbDiskGraph *g = arg;
+	const uint8 *ca = QdbDiskGraphCode(g, a, NULL, NULL);
+	const uint8 *cb = QdbDiskGraphCode(g, b, NULL, NULL);
+
+	return memcmp(ca, cb, g->c->shape.code_size) == 0;
+}
+
 const QdbGraphOps qdb_disk_graph_ops = {
 	.distance = disk_distance,
 	.neighbors = disk_neighbors,
@@ -729,7 +740,8 @@ const QdbGraphOps qdb_disk_graph_ops = {
 	.new_layer = disk_new_layer,
 	.linkable = disk_linkable,
 	.prefetch = disk_prefetch,
-	.visit_distances = disk_visit_distances
+	.visit_distances = disk_visit_distances,
+	.same = disk_same
 };
 
 /* The code of a node (stable for the graph), its deleted flag and heap TID. */
