@@ -1,6 +1,7 @@
 -- quantumdb.index_cache_size (index_cache.c): a backend keeps the caches of
 -- the indexes it has used (compressor, code cache, code-to-code table), and
--- when a statement pins one, the caches of other indexes nobody holds go,
+-- when a statement pins one (and as a transaction that pinned one ends),
+-- the caches of other indexes nobody holds go,
 -- least recently used first, until all fit.  Counted by their memory
 -- contexts, "quantumdb index cache" named by the index.
 SET client_min_messages = warning;
@@ -43,8 +44,8 @@ SELECT cached();
 SELECT total_bytes > 1000000 AS with_pair_table FROM pg_backend_memory_contexts
 WHERE name = 'quantumdb index cache' AND ident = 'icm2_idx';
 
--- 0: a transaction keeps only what it uses; a scan of another index in the
--- next drops the caches nobody holds
+-- 0: a transaction keeps only what it uses, and as it ends drops the
+-- caches nobody holds, its own too
 SET quantumdb.index_cache_size = 0;
 SELECT scan('icm3');
 SELECT cached();
@@ -52,8 +53,8 @@ SELECT scan('icm1');
 SELECT cached();
 
 -- a limit that a cache with the code-to-code table (1 MB at 4 sub-quantizers)
--- passes alone: an insert keeps it and drops the rest; a scan of another
--- index drops it first, and the small caches stay
+-- passes alone: the insert's transaction drops it as it ends; scans of
+-- other indexes keep their small caches
 SET quantumdb.index_cache_size = '1MB';
 INSERT INTO icm3 SELECT id + 1000, emb FROM icm3 WHERE id = 700;
 SELECT cached();
@@ -72,6 +73,21 @@ SELECT scan('icm2'), scan('icm3');
 SELECT cached();
 FETCH 3 FROM c;
 COMMIT;
+SET quantumdb.index_cache_size = 0;
+SELECT scan('icm3');
+SELECT cached();
+
+-- the end of a transaction trims, its own caches no longer spared: a
+-- backend that inserted into two indexes and then uses none keeps what the
+-- limit lets it (trimmed only at a later pin, one that inserted a row into
+-- each of 30 partitions and sat idle kept 131 MB at 4MB: session 62's hunt)
+SET quantumdb.index_cache_size = '1MB';
+BEGIN;
+INSERT INTO icm1 SELECT id + 2000, emb FROM icm1 WHERE id = 5;
+INSERT INTO icm2 SELECT id + 2000, emb FROM icm2 WHERE id = 305;
+SELECT cached();
+COMMIT;
+SELECT cached();
 SET quantumdb.index_cache_size = 0;
 SELECT scan('icm3');
 SELECT cached();

@@ -19,13 +19,18 @@
  * (session 59's hunt, /work/runs/hunt-s59a.md F1).  What the transaction
  * used stays for it: an insert holds its cache for one row, and a COPY
  * into 48 partitions evicting as it went reloaded a compressor and its 4 MB
- * code-to-code table per row (session 59's review).
+ * code-to-code table per row (session 59's review).  A transaction that
+ * pinned any cache trims again as it ends, its own caches no longer spared:
+ * trimmed only at a later pin, a backend that inserted one row into each of
+ * 30 partitions and then sat idle kept 131 MB at an index_cache_size of
+ * 4MB (session 62's hunt, /work/runs/hunt-s62b.md F1).
  */
 #include "postgres.h"
 
 #include <math.h>
 
 #include "access/genam.h"
+#include "access/xact.h"
 #include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
@@ -67,6 +72,7 @@ typedef struct CacheSlot
 
 static CacheSlot *slots = NULL;
 static bool callback_registered = false;
+static bool pinned_in_xact = false;	/* a cache was pinned since the last end */
 static uint64 use_clock = 0;
 
 /* kB; the GUC quantumdb.index_cache_size */
@@ -114,12 +120,13 @@ invalidate_caches(Datum arg, Oid relid)
 
 /*
  * Retires the least recently pinned caches nobody holds and this
- * transaction has not pinned, until the caches in lookup take at most
- * quantumdb.index_cache_size.  A pinned cache is never freed here (its
- * users point into it); those of this transaction wait for the next one.
+ * transaction has not pinned (any, as it ends), until the caches in lookup
+ * take at most quantumdb.index_cache_size.  A pinned cache is never freed
+ * here (its users point into it); those of this transaction wait for its
+ * end.
  */
 static void
-trim_caches(CacheSlot *keep)
+trim_caches(CacheSlot *keep, bool ending)
 {
 	Size		limit = (Size) qdb_index_cache_kb * 1024;
 	Size		total = 0;
@@ -134,13 +141,34 @@ trim_caches(CacheSlot *keep)
 
 		for (s = slots; s; s = s->next)
 			if (!s->retired && s->pins == 0 && s != keep &&
-				s->pinned_lxid != MyProc->lxid &&
+				(ending || s->pinned_lxid != MyProc->lxid) &&
 				(victim == NULL || s->pinned_at < victim->pinned_at))
 				victim = s;
 		if (victim == NULL)
 			break;
 		total -= Min(total, MemoryContextMemAllocated(victim->cxt, true));
 		slot_retire(victim);
+	}
+}
+
+/* The end of a transaction that pinned a cache: trim, sparing none of its own. */
+static void
+trim_at_end(XactEvent event, void *arg)
+{
+	if (!pinned_in_xact)
+		return;
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			pinned_in_xact = false;
+			trim_caches(NULL, true);
+			break;
+		default:
+			break;
 	}
 }
 
@@ -274,8 +302,10 @@ QdbPinIndexCache(Relation index, bool want_pair)
 	if (!callback_registered)
 	{
 		CacheRegisterRelcacheCallback(invalidate_caches, (Datum) 0);
+		RegisterXactCallback(trim_at_end, NULL);
 		callback_registered = true;
 	}
+	pinned_in_xact = true;
 	for (s = slots; s; s = s->next)
 		if (!s->retired && s->indexoid == relid)
 			break;
@@ -305,7 +335,7 @@ QdbPinIndexCache(Relation index, bool want_pair)
 	{
 		s->pinned_lxid = MyProc->lxid;
 		if (slots->next != NULL)
-			trim_caches(s);
+			trim_caches(s, false);
 	}
 	return s->c;
 }
