@@ -293,3 +293,14 @@ DROP TABLE long_v;
 -- index_info and verify want a quantumdb index
 SELECT * FROM quantumdb.index_info('items');
 SELECT * FROM quantumdb.verify('items_pkey');
+
+-- an index whose build has not finished (a CREATE INDEX CONCURRENTLY
+-- killed midway leaves pg_index.indisready off): 55000 with a hint, not
+-- "contains an unexpected page" as if corrupt (session 62's hunt)
+CREATE TABLE nr (id int, emb real[]);
+CREATE INDEX nr_idx ON nr USING quantumdb (emb);
+UPDATE pg_index SET indisready = false WHERE indexrelid = 'nr_idx'::regclass;
+SELECT * FROM quantumdb.index_info('nr_idx');
+UPDATE pg_index SET indisready = true WHERE indexrelid = 'nr_idx'::regclass;
+SELECT built_from FROM quantumdb.index_info('nr_idx');
+DROP TABLE nr;

@@ -302,6 +302,7 @@ extern void QdbIndexWorkerErrorContext(void *arg);
 extern double QdbTrainAfterRows(Relation index);
 extern bool QdbLaunchTrainWorker(Relation index);
 extern Oid	QdbTrainLeftover(Relation heap, Relation index);
+extern const char *QdbLeftoverCost(Oid leftover);
 extern bool QdbTrainWorkerShouldYield(Relation heap);
 extern bool QdbTrainWorkerShouldYieldQuietly(Relation heap);
 extern void QdbTrainWorkerYield(Relation heap, bool in_training);

@@ -103,11 +103,29 @@ untrained_info(FunctionCallInfo fcinfo, const QdbMetaPageData *meta, BlockNumber
 	return HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls));
 }
 
+/*
+ * index_info of an index whose build has not finished (CREATE INDEX
+ * CONCURRENTLY's, or one killed midway): its pages are not an index yet.
+ * It said "contains an unexpected page" (XX002) as if corrupt (session 62's
+ * hunt, /work/runs/hunt-s62b.md F2).
+ */
+static void
+check_ready(Relation index)
+{
+	if (!index->rd_index->indisready)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("index \"%s\" is not ready: its build has not finished",
+						RelationGetRelationName(index)),
+				 errhint("Wait for its CREATE INDEX CONCURRENTLY or REINDEX CONCURRENTLY to finish; one that failed is removed with DROP INDEX CONCURRENTLY %s.",
+						 QdbRelationSqlName(index))));
+}
+
 Datum
 quantumdb_index_info(PG_FUNCTION_ARGS)
 {
 	Relation	index = open_index(PG_GETARG_OID(0));
-	QdbIndexCache *c = QdbPinIndexCache(index, false);
+	QdbIndexCache *c;
 	QdbMetaPageData meta;
 	QdbNodeMap	map;
 	int64		live = 0,
@@ -122,6 +140,8 @@ quantumdb_index_info(PG_FUNCTION_ARGS)
 	StringInfoData built;
 	int64		nblocks;
 
+	check_ready(index);
+	c = QdbPinIndexCache(index, false);
 	QdbReadMeta(index, &meta);
 	if (c->untrained)
 	{

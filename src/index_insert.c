@@ -16,6 +16,7 @@
  */
 #include "postgres.h"
 
+#include "replication/logicalworker.h"
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
@@ -91,6 +92,9 @@ QdbIndexVector(Relation index, Relation heap, QdbIndexCache *c, Datum value, boo
 				 errdetail("The index's compressor encodes vectors of %d dimensions.", c->dim),
 				 !index->rd_index->indisvalid ?
 				 errhint("Index %s is not valid: a CREATE INDEX CONCURRENTLY or REINDEX CONCURRENTLY is building it, or failed and left it. One that failed takes every insert until it is dropped (DROP INDEX).",
+						 QdbRelationSqlName(index)) :
+				 c->untrained && IsLogicalWorker() ?
+				 errhint("A replicated transaction that deletes the rows of the index's dimensions and inserts rows of others is refused here each time it is applied: DROP INDEX %s and create it again once the subscription has caught up (or ALTER SUBSCRIPTION ... SKIP, which loses the transaction).",
 						 QdbRelationSqlName(index)) :
 				 c->untrained ?
 				 errhint("REINDEX INDEX %s takes them from the table's rows again.",

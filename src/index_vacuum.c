@@ -435,8 +435,8 @@ untrained_cleanup(IndexVacuumInfo *info, IndexBulkDeleteResult **stats)
 	}
 	if (due && OidIsValid(leftover))
 		untrained_report(info, level, "",
-						 psprintf("A REINDEX CONCURRENTLY of it that did not finish left index \"%s\", not valid, which takes every insert: no background worker trains this index while it is there.",
-								  get_rel_name(leftover)),
+						 psprintf("A REINDEX CONCURRENTLY of it that did not finish left index \"%s\", not valid (%s): no background worker trains this index while it is there.",
+								  get_rel_name(leftover), QdbLeftoverCost(leftover)),
 						 psprintf("DROP INDEX CONCURRENTLY %s;",
 								  quote_qualified_identifier(get_namespace_name(get_rel_namespace(leftover)),
 															 get_rel_name(leftover))));

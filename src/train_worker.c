@@ -282,6 +282,27 @@ QdbTrainLeftover(Relation heap, Relation index)
 }
 
 /*
+ * What such a leftover costs, for a message: an index whose build got as
+ * far as ready takes every insert; one stopped before (indisready off, a
+ * worker killed while it built) takes none (session 62's hunt,
+ * /work/runs/hunt-s62b.md F3: the message said it took every insert).
+ */
+const char *
+QdbLeftoverCost(Oid leftover)
+{
+	HeapTuple	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(leftover));
+	bool		ready = true;
+
+	if (HeapTupleIsValid(tup))
+	{
+		ready = ((Form_pg_index) GETSTRUCT(tup))->indisready;
+		ReleaseSysCache(tup);
+	}
+	return ready ? "it serves no query and takes every insert" :
+		"its build stopped before it took inserts, and it serves no query";
+}
+
+/*
  * Starts a transaction that holds SHARE UPDATE EXCLUSIVE on table heapoid,
  * asked for without queueing once a second for up to TABLE_LOCK_TRIES
  * seconds; false, with no transaction open, when it stayed taken.  Between
@@ -802,7 +823,7 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 		ereport(WARNING,
 				(errmsg("index \"%s\" has no compressor, and is not trained while index \"%s\" is left of a REINDEX CONCURRENTLY of it",
 						RelationGetRelationName(index), get_rel_name(leftover)),
-				 errdetail("That index is not valid: it serves no query and takes every insert."),
+				 errdetail("That index is not valid: %s.", QdbLeftoverCost(leftover)),
 				 errhint("DROP INDEX CONCURRENTLY %s;",
 						 quote_qualified_identifier(nspname, get_rel_name(leftover)))));
 		return let_go(heap, index);
