@@ -24,7 +24,15 @@
  * at all and no room for one is refused; the caller then raises
  * ERROR 53200 or, in a thread that may not, computes without OpenBLAS.
  * Before the library is loaded, room is tried for the buffers its pool's
- * threads will take, plus the first call's.
+ * threads will take, plus the first call's (blas_load.c then has them
+ * taken at once, by a product split among the pool's threads).
+ *
+ * A room tried is freed before OpenBLAS takes it, so something else may
+ * take it in between: another thread of this backend, or under a commit
+ * limit another process (session 62's review F1).  Every try asks for one
+ * buffer more than is about to be taken, so what comes between must take
+ * more than 128 MB in those microseconds; that remains possible, and then
+ * OpenBLAS's endless retry is back.
  *
  * The count assumes OpenBLAS's default build, whose table is shared by all
  * threads (Debian's); a build with USE_TLS gives each thread a table of its
@@ -108,7 +116,7 @@ bool
 QdbBlasRoomToLoad(int *buffers)
 {
 	*buffers = blas_threads();
-	return room_for(*buffers);
+	return room_for(*buffers + 1);
 }
 
 /* After the library loaded: OpenBLAS's buffer table, NULL if it has none. */
@@ -137,7 +145,7 @@ QdbBlasEnter(void)
 		{
 			if (slots.busy < slots.known)
 				break;
-			if (room_for(1))
+			if (room_for(2))
 			{
 				/* into OpenBLAS's table, where the call will find it free */
 				slots.free(slots.alloc(0));

@@ -105,6 +105,31 @@ QdbBlasInit(void)
 }
 
 /*
+ * Just loaded: OpenBLAS's pool threads take their work buffers as they
+ * start, after dlopen has returned, in the room QdbBlasRoomToLoad tried.
+ * A product that OpenBLAS splits among all of them (512 x 512 x 512 is
+ * far above its threshold) returns only once each has started, so they
+ * take that room now, before this thread allocates anything else
+ * (session 62's review F1), and the calling thread's buffer is made too.
+ */
+static void
+warm_pool(void)
+{
+	const int	n = 512;
+	float	   *a = calloc((size_t) 3 * n * n, sizeof(float));
+
+	if (a == NULL)
+		return;
+	if (QdbBlasEnter())
+	{
+		blas.sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n,
+				   a + (size_t) n * n, n, 0.0f, a + (size_t) 2 * n * n, n);
+		QdbBlasLeave();
+	}
+	free(a);
+}
+
+/*
  * Under open_lock, in any thread (no ereport).  BLAS_UNTRIED when there
  * was no room for the buffers the library takes as it loads (*buffers of
  * them): a later call tries again.
@@ -153,6 +178,7 @@ open_blas(int *buffers)
 	QdbBlasBuffersFound((QdbBlasMemAlloc) dlsym(h, "blas_memory_alloc"),
 						(QdbBlasMemFree) dlsym(h, "blas_memory_free"));
 	blas.ok = true;
+	warm_pool();
 	return BLAS_OPEN;
 }
 
@@ -210,6 +236,24 @@ blas_ready(void)
 					blas.name, blas.error),
 			 errhint("Install OpenBLAS (Debian's libopenblas0), then start a new session.")));
 	return false;
+}
+
+/*
+ * Where the backend enters work that calls BLAS (a training, a build): the
+ * library open and a work buffer for the backend's own thread made sure of
+ * here, where an ERROR leaves nothing half done.  A later call in this
+ * thread then finds a buffer free (its calls never overlap the pool's), so
+ * it raises no ERROR from inside the trainer's code, which would skip the
+ * trainer's own restores (session 62's review F2).
+ */
+void
+QdbBlasPrepare(void)
+{
+	if (!blas_ready())
+		return;
+	if (!QdbBlasEnter())
+		no_room_error("a work buffer of 128 MB of address space for a call");
+	QdbBlasLeave();
 }
 
 /*

@@ -7,5 +7,7 @@
 
 /* _PG_init: notes the process's own thread, the one that may raise ERRORs */
 extern void QdbBlasInit(void);
+/* before a training or a build: OpenBLAS and a buffer, or an ERROR */
+extern void QdbBlasPrepare(void);
 
 #endif

@@ -138,7 +138,7 @@ extern int	QdbSelectNeighbors(const QdbGraphOps *ops, void *g, QdbCandidate *can
 							   int ncand, int mmax, QdbCandidate *out);
 
 /*
- * Copies of one vector a list may hold beyond the first (QdbDropExcessCopies).
+ * Copies of each vector a list may hold beyond the first (QdbDropExcessCopies).
  * On sift-photos-128's first 3,000 rows with 428 of them set to the rows'
  * mean, for 200 queries whose nearest row an index scan at the defaults
  * gave farther than the exact 10th: 124 with no bound, 62 with a quarter

@@ -69,21 +69,28 @@ left_out(const QdbGraphOps *ops, void *g, const QdbCandidate *cand, int ncand)
 }
 
 /*
- * The last of the copies (QdbIsCopy) beyond the first cap in cand (sorted
- * nearest first), or -1: the one a full list lets go first.
+ * The last candidate in cand (sorted nearest first) that is a copy of its
+ * vector beyond the first cap after it (QdbDropExcessCopies), or -1: the
+ * one a full list lets go first.
  */
 static int
 last_excess_copy(const QdbGraphOps *ops, void *g, const QdbCandidate *cand, int ncand, int cap)
 {
-	int			copies = 0,
-				last = -1,
-				i;
+	int			last = -1,
+				i,
+				j;
 
 	if (ops->same == NULL)
 		return -1;
 	for (i = 1; i < ncand; i++)
-		if (cand[i].dist == cand[i - 1].dist && QdbIsCopy(ops, g, cand, i) && copies++ >= cap)
+	{
+		int			same = 0;
+
+		for (j = i - 1; j >= 0 && cand[j].dist == cand[i].dist && same <= cap; j--)
+			same += ops->same(g, cand[i].id, cand[j].id);
+		if (same > cap)
 			last = i;
+	}
 	return last;
 }
 

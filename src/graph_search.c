@@ -506,20 +506,19 @@ QdbIsCopy(const QdbGraphOps *ops, void *g, const QdbCandidate *cand, int i)
 }
 
 /*
- * Takes out of cand (sorted nearest first) the copies beyond the first cap
- * (QDB_MAX_COPIES), keeping the order; returns how many are left.  Without
- * this, the heuristic kept every copy of a node's own vector (a copy is no
- * nearer to another than to the node), so the lists of rows with one
- * vector held nothing but one another: with more copies than a scan's
- * candidates, a walk that reached them never left them, and 97 of 200
- * queries of 2,000 rows with 285 copies got the copies instead of nearer
- * rows (session 62's hunt, /work/runs/hunt-s62a.md F1).
+ * Takes out of cand (sorted nearest first) the copies of each vector beyond
+ * the first cap (QDB_MAX_COPIES) after it, keeping the order; returns how
+ * many are left.  Without this, the heuristic kept every copy of a node's
+ * own vector (a copy is no nearer to another than to the node), so the
+ * lists of rows with one vector held nothing but one another: with more
+ * copies than a scan's candidates, a walk that reached them never left
+ * them, and 97 of 200 queries of 2,000 rows with 285 copies got the copies
+ * instead of nearer rows (session 62's hunt, /work/runs/hunt-s62a.md F1).
  */
 int
 QdbDropExcessCopies(const QdbGraphOps *ops, void *g, QdbCandidate *cand, int ncand, int cap)
 {
 	int			n = 0,
-				copies = 0,
 				i,
 				j;
 
@@ -527,12 +526,12 @@ QdbDropExcessCopies(const QdbGraphOps *ops, void *g, QdbCandidate *cand, int nca
 		return ncand;
 	for (i = 0; i < ncand; i++)
 	{
-		bool		copy = false;
+		int			same = 0;
 
-		/* against those kept: a copy of one taken out is a copy of one kept */
-		for (j = n - 1; j >= 0 && cand[j].dist == cand[i].dist && !copy; j--)
-			copy = ops->same(g, cand[i].id, cand[j].id);
-		if (copy && copies++ >= cap)
+		/* those kept of its vector: a run of equal distances before it */
+		for (j = n - 1; j >= 0 && cand[j].dist == cand[i].dist && same <= cap; j--)
+			same += ops->same(g, cand[i].id, cand[j].id);
+		if (same > cap)
 			continue;
 		cand[n++] = cand[i];
 	}

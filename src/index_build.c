@@ -50,6 +50,7 @@
 #include "crc32c.h"
 #include "qdb_distance.h"
 #include "graph_memory.h"
+#include "blas_load.h"
 #include "calibration.h"
 #include "index.h"
 #include "task_pool.h"
@@ -1049,6 +1050,7 @@ qdbbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 	 * left the mark set, the index's later changes in the session unlogged
 	 * (session 58's review, /work/runs/review-s58a.md).
 	 */
+	QdbBlasPrepare();
 	blas_threads = qdb_blas_hold();
 	/* pages change unlogged until log_newpage_range below */
 	QdbXLogBuilding(RelationGetRelid(index));

@@ -49,13 +49,26 @@ untrained_dim(Relation index, Relation heap, QdbIndexCache *c, int dim)
 	UnlockPage(index, QDB_UPDATE_LOCK, ShareLock);
 	/*
 	 * A row of the index's dimensions found without the lock keeps them
-	 * (refusing is safe whatever happens after); the search that may
-	 * change them runs under the lock, which holds off the index's inserts,
-	 * only when none was found: a role that sends wrong-dimension rows no
-	 * longer stalls the table's other inserters while the heap is read
-	 * (session 61's second review, F1.2)
+	 * while the meta page still says them (refusing is then safe whatever
+	 * happens after: read again, as another insert may have changed them
+	 * meanwhile, session 62's review F3); the search that may change them
+	 * runs under the lock, which holds off the index's inserts, only when
+	 * none was found: a role that sends wrong-dimension rows no longer
+	 * stalls the table's other inserters while the heap is read (session
+	 * 61's second review, F1.2)
 	 */
-	if (cur != dim && heap != NULL && !QdbHeapHasDim(heap, index, c, cur))
+	if (cur != dim && heap != NULL && QdbHeapHasDim(heap, index, c, cur))
+	{
+		LockPage(index, QDB_UPDATE_LOCK, ShareLock);
+		QdbReadMeta(index, &meta);
+		UnlockPage(index, QDB_UPDATE_LOCK, ShareLock);
+		if ((int) meta.dim == cur)
+		{
+			c->dim = cur;
+			return;
+		}
+	}
+	if (cur != dim && heap != NULL)
 	{
 		LockPage(index, QDB_UPDATE_LOCK, ExclusiveLock);
 		QdbReadMeta(index, &meta);

@@ -21,6 +21,7 @@
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 
+#include "blas_load.h"
 #include "compressor.h"
 #include "neural.h"
 #include "qdb_internal.h"
@@ -506,6 +507,7 @@ QdbTrainModel(const char *name, const float *x, int n, QdbTrainConfig *cfg,
 	progress.log.run = log_run;
 	progress.log.compressor = name;
 	memset(model, 0, sizeof(*model));
+	QdbBlasPrepare();
 	t0 = qdb_now();
 	rc = qdb_backend_train(h->backend, x, n, cfg, model, train_progress, &progress);
 	seconds = qdb_now() - t0;
