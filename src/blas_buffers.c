@@ -23,9 +23,12 @@
  * call of another thread to give one back.  Only a process with no buffer
  * at all and no room for one is refused; the caller then raises
  * ERROR 53200 or, in a thread that may not, computes without OpenBLAS.
- * Before the library is loaded, room is tried for the buffers its pool's
- * threads will take, plus the first call's (blas_load.c then has them
- * taken at once, by a product split among the pool's threads).
+ * Before the library is loaded, room is tried for what loading maps (the
+ * library, each pool thread's buffer and stack) and the first call's
+ * buffer, with one to spare: the pool's threads take theirs as they start,
+ * after dlopen has returned, possibly after the first call took its own
+ * (blas_load.c has them all taken at once, by a product split among the
+ * pool's threads).
  *
  * A room tried is freed before OpenBLAS takes it, so something else may
  * take it in between: another thread of this backend, or under a commit
@@ -49,6 +52,13 @@
 
 /* OpenBLAS's BUFFER_SIZE on x86-64 (128 MB), its guard page and a margin */
 #define BLAS_BUFFER_BYTES	((size_t) 129 << 20)
+/*
+ * What loading maps beside the buffers: the library (about 42 MB), and a
+ * stack for each pool thread (a pool thread took 139 MB in all: session
+ * 62's second review, /work/runs/review-s62b.md F1)
+ */
+#define BLAS_LIBRARY_BYTES	((size_t) 64 << 20)
+#define BLAS_STACK_BYTES	((size_t) 12 << 20)
 /* OpenBLAS's MAX_THREADS in Debian's build */
 #define BLAS_MAX_THREADS	64
 
@@ -63,25 +73,38 @@ static struct
 }			slots = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER};
 
 /*
- * Whether n buffers fit at once: malloc'd (address space only, no page
- * touched) and freed.
+ * Whether bytes of address space fit at once: malloc'd in pieces of a
+ * buffer's size (no page touched), then freed.
  */
 static bool
-room_for(int n)
+room_for_bytes(size_t bytes)
 {
-	void	   *p[BLAS_MAX_THREADS];
-	int			got;
-	bool		all;
+	void	   *p[2 * BLAS_MAX_THREADS + 4];
+	int			got = 0;
+	bool		all = true;
 
-	if (n > BLAS_MAX_THREADS)
-		n = BLAS_MAX_THREADS;
-	for (got = 0; got < n; got++)
-		if ((p[got] = malloc(BLAS_BUFFER_BYTES)) == NULL)
+	while (bytes > 0 && got < lengthof(p))
+	{
+		size_t		piece = Min(bytes, BLAS_BUFFER_BYTES);
+
+		if ((p[got] = malloc(piece)) == NULL)
+		{
+			all = false;
 			break;
-	all = got == n;
+		}
+		got++;
+		bytes -= piece;
+	}
 	while (got > 0)
 		free(p[--got]);
 	return all;
+}
+
+/* Whether n buffers fit at once. */
+static bool
+room_for(int n)
+{
+	return room_for_bytes(BLAS_BUFFER_BYTES * n);
 }
 
 /* The threads OpenBLAS will run, as it counts them when it loads. */
@@ -116,7 +139,10 @@ bool
 QdbBlasRoomToLoad(int *buffers)
 {
 	*buffers = blas_threads();
-	return room_for(*buffers + 1);
+	/* the library, each pool thread's buffer and stack, the first call's, one to spare */
+	return room_for_bytes(BLAS_LIBRARY_BYTES +
+						  (BLAS_BUFFER_BYTES + BLAS_STACK_BYTES) * (*buffers - 1) +
+						  2 * BLAS_BUFFER_BYTES);
 }
 
 /* After the library loaded: OpenBLAS's buffer table, NULL if it has none. */

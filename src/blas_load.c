@@ -106,24 +106,27 @@ QdbBlasInit(void)
 
 /*
  * Just loaded: OpenBLAS's pool threads take their work buffers as they
- * start, after dlopen has returned, in the room QdbBlasRoomToLoad tried.
- * A product that OpenBLAS splits among all of them (512 x 512 x 512 is
- * far above its threshold) returns only once each has started, so they
- * take that room now, before this thread allocates anything else
- * (session 62's review F1), and the calling thread's buffer is made too.
+ * start, after dlopen has returned, in the room QdbBlasRoomToLoad tried
+ * (which counts them, their stacks, the library and this call's buffer,
+ * in whatever order they come).  A product that OpenBLAS splits among all
+ * of them (1024 x 1024 x 4 is above its threshold for threads, at a
+ * twentieth of a 512-cube's cost: session 62's second review) returns only
+ * once each has started, so they take that room now, before this thread
+ * allocates anything else, and this thread's buffer is made too.
  */
 static void
 warm_pool(void)
 {
-	const int	n = 512;
-	float	   *a = calloc((size_t) 3 * n * n, sizeof(float));
+	const int	n = 1024,
+				k = 4;
+	float	   *a = calloc((size_t) 2 * n * k + (size_t) n * n, sizeof(float));
 
 	if (a == NULL)
 		return;
 	if (QdbBlasEnter())
 	{
-		blas.sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n,
-				   a + (size_t) n * n, n, 0.0f, a + (size_t) 2 * n * n, n);
+		blas.sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, k, 1.0f, a, k,
+				   a + (size_t) n * k, n, 0.0f, a + (size_t) 2 * n * k, n);
 		QdbBlasLeave();
 	}
 	free(a);
@@ -252,7 +255,7 @@ QdbBlasPrepare(void)
 	if (!blas_ready())
 		return;
 	if (!QdbBlasEnter())
-		no_room_error("a work buffer of 128 MB of address space for a call");
+		no_room_error("a work buffer of 128 MB of address space for this statement");
 	QdbBlasLeave();
 }
 

@@ -147,7 +147,6 @@ extern int	QdbSelectNeighbors(const QdbGraphOps *ops, void *g, QdbCandidate *can
  * copies are then reached only through other rows' lists.
  */
 #define QDB_MAX_COPIES	1
-extern bool QdbIsCopy(const QdbGraphOps *ops, void *g, const QdbCandidate *cand, int i);
 extern int	QdbDropExcessCopies(const QdbGraphOps *ops, void *g, QdbCandidate *cand,
 								int ncand, int cap);
 extern void QdbSortCandidates(QdbCandidate *c, int n);

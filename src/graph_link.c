@@ -69,28 +69,33 @@ left_out(const QdbGraphOps *ops, void *g, const QdbCandidate *cand, int ncand)
 }
 
 /*
- * The last candidate in cand (sorted nearest first) that is a copy of its
- * vector beyond the first cap after it (QdbDropExcessCopies), or -1: the
- * one a full list lets go first.
+ * Is cand[i] (sorted nearest first) a copy of its vector beyond the first
+ * cap after it (QdbDropExcessCopies)?  Only the run of equal distances
+ * before it is asked.
  */
+static bool
+excess_copy(const QdbGraphOps *ops, void *g, const QdbCandidate *cand, int i, int cap)
+{
+	int			same = 0,
+				j;
+
+	if (ops->same == NULL)
+		return false;
+	for (j = i - 1; j >= 0 && cand[j].dist == cand[i].dist && same <= cap; j--)
+		same += ops->same(g, cand[i].id, cand[j].id);
+	return same > cap;
+}
+
+/* The last such excess copy in cand, or -1: the one a full list lets go first. */
 static int
 last_excess_copy(const QdbGraphOps *ops, void *g, const QdbCandidate *cand, int ncand, int cap)
 {
 	int			last = -1,
-				i,
-				j;
+				i;
 
-	if (ops->same == NULL)
-		return -1;
 	for (i = 1; i < ncand; i++)
-	{
-		int			same = 0;
-
-		for (j = i - 1; j >= 0 && cand[j].dist == cand[i].dist && same <= cap; j--)
-			same += ops->same(g, cand[i].id, cand[j].id);
-		if (same > cap)
+		if (excess_copy(ops, g, cand, i, cap))
 			last = i;
-	}
 	return last;
 }
 
@@ -161,8 +166,8 @@ QdbPlanLink(const QdbGraphOps *ops, void *g, uint32 owner, const uint32 *cur, in
 		return QDB_LINK_REFUSED;
 	/*
 	 * add forced in, or a member may_drop keeps left out: the farthest it
-	 * lets go, a copy first when the list holds too many (a copy forced in
-	 * takes another copy's place, not one of the ways out of them)
+	 * lets go, an excess copy first when the list holds any (a copy forced
+	 * in takes another copy's place, not one of the ways out of them)
 	 */
 	if (drop >= 0 && (cand[drop].id == add ||
 					  (may_drop != NULL && !may_drop(drop_arg, cand[drop].id))))
@@ -172,7 +177,7 @@ QdbPlanLink(const QdbGraphOps *ops, void *g, uint32 owner, const uint32 *cur, in
 		for (i = ncand - 1, drop = -1; i >= 0 && drop < 0; i--)
 			if (cand[i].id != add && (may_drop == NULL || may_drop(drop_arg, cand[i].id)))
 			{
-				if (over_copies < 0 || QdbIsCopy(ops, g, cand, i))
+				if (over_copies < 0 || excess_copy(ops, g, cand, i, QDB_MAX_COPIES))
 					drop = i;
 				else if (other < 0)
 					other = i;

@@ -488,24 +488,6 @@ QdbDescend(const QdbGraphOps *ops, void *g, QdbCandidate *cur, int from_level,
 }
 
 /*
- * Is cand[i] (sorted nearest first) a copy: the same vector as an earlier
- * candidate?  Copies are as far from the list's owner as one another, so
- * only the run of equal distances before it is asked.
- */
-bool
-QdbIsCopy(const QdbGraphOps *ops, void *g, const QdbCandidate *cand, int i)
-{
-	int			j;
-
-	if (ops->same == NULL)
-		return false;
-	for (j = i - 1; j >= 0 && cand[j].dist == cand[i].dist; j--)
-		if (ops->same(g, cand[i].id, cand[j].id))
-			return true;
-	return false;
-}
-
-/*
  * Takes out of cand (sorted nearest first) the copies of each vector beyond
  * the first cap (QDB_MAX_COPIES) after it, keeping the order; returns how
  * many are left.  Without this, the heuristic kept every copy of a node's
