@@ -15,8 +15,8 @@
  * (/work/runs/hunt-s61c.md F2).
  *
  * So before a call could make OpenBLAS allocate, the allocation is made
- * here, where a failure can be told: malloc tries the buffer's size first
- * (and frees it), then OpenBLAS's own blas_memory_alloc takes a buffer into
+ * here, where a failure can be told: a mapping of the buffer's size is
+ * tried first (and unmapped), then OpenBLAS's own blas_memory_alloc takes a buffer into
  * its table and blas_memory_free returns it there, free for the call that
  * follows.  Calls are counted: one that finds every known buffer in use
  * either adds one this way or, when there is no room for it, waits for a
@@ -46,6 +46,7 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "blas_buffers.h"
@@ -73,30 +74,37 @@ static struct
 }			slots = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER};
 
 /*
- * Whether bytes of address space fit at once: malloc'd in pieces of a
- * buffer's size (no page touched), then freed.
+ * Whether bytes of address space fit at once: mapped writable in pieces of
+ * a buffer's size, as OpenBLAS maps its buffers (so a commit limit counts
+ * them too), no page touched, then unmapped.  Not malloc: with
+ * MALLOC_PERTURB_ set (the tests set it) malloc fills every page, and the
+ * probes of one build made 470 MB resident for a moment (t/011).
  */
 static bool
 room_for_bytes(size_t bytes)
 {
 	void	   *p[2 * BLAS_MAX_THREADS + 4];
+	size_t		len[lengthof(p)];
 	int			got = 0;
 	bool		all = true;
 
 	while (bytes > 0 && got < lengthof(p))
 	{
-		size_t		piece = Min(bytes, BLAS_BUFFER_BYTES);
-
-		if ((p[got] = malloc(piece)) == NULL)
+		len[got] = Min(bytes, BLAS_BUFFER_BYTES);
+		p[got] = mmap(NULL, len[got], PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p[got] == MAP_FAILED)
 		{
 			all = false;
 			break;
 		}
+		bytes -= len[got];
 		got++;
-		bytes -= piece;
 	}
 	while (got > 0)
-		free(p[--got]);
+	{
+		got--;
+		munmap(p[got], len[got]);
+	}
 	return all;
 }
 
