@@ -131,7 +131,7 @@ check-blas-link: $(shlib)
 # (src/calibration_grid.c) and of the auto-tuner's work estimate
 # (src/autotune_work.c), built with the server's headers
 # only; make test runs them.
-GRAPH_TEST_SRC = test/unit/test_graph.c src/graph_search.c src/graph_link.c test/unit/assert_stub.c
+GRAPH_TEST_SRC = test/unit/test_graph.c src/graph_search.c src/beam_ties.c src/graph_link.c test/unit/assert_stub.c
 VEC16_TEST_SRC = test/unit/test_vec16.c src/graph_vec16.c test/unit/assert_stub.c
 PGLZ_TEST_SRC = test/unit/test_pglz.c src/pglz_decode.c test/unit/assert_stub.c
 GRID_TEST_SRC = test/unit/test_calibration_grid.c src/calibration_grid.c test/unit/assert_stub.c
@@ -143,7 +143,7 @@ UNIT_LDIRS = -L$(shell $(PG_CONFIG) --pkglibdir) -L$(shell $(PG_CONFIG) --libdir
 UNIT_LIBS = trainer/libqdbtrainer.a $(UNIT_LDIRS) -lpgport -lopenblas -lm
 unit-tests: test/unit/test_graph test/unit/test_vec16 test/unit/test_pglz test/unit/test_calibration_grid \
 	test/unit/test_autotune_work
-test/unit/test_graph: $(GRAPH_TEST_SRC) src/graph.h trainer/qdb_trainer.h trainer/libqdbtrainer.a
+test/unit/test_graph: $(GRAPH_TEST_SRC) src/graph.h src/beam_ties.h trainer/qdb_trainer.h trainer/libqdbtrainer.a
 	$(UNIT_CC) -o $@ $(GRAPH_TEST_SRC) $(UNIT_LIBS)
 test/unit/test_vec16: $(VEC16_TEST_SRC) src/graph_vec16.h trainer/qdb_distance.h trainer/libqdbtrainer.a
 	$(UNIT_CC) -o $@ $(VEC16_TEST_SRC) $(UNIT_LIBS)

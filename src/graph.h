@@ -23,6 +23,7 @@
 
 #include "postgres.h"
 
+#include "beam_ties.h"
 #include "qdb_trainer.h"
 
 /* the most neighbours of a node per level: 2 * QDB_MAX_M at level 0 */
@@ -119,6 +120,7 @@ typedef struct QdbSearchScratch
 	int			ncand;			/* cand[0 .. ncand): a min-heap */
 	int			kept_level;
 	bool		kept;			/* the last search was kept and may widen */
+	QdbBeamTies ties;			/* the beam's entries at each distance */
 } QdbSearchScratch;
 
 extern void QdbSearchScratchInit(QdbSearchScratch *s, const QdbAlloc *alloc);

@@ -169,6 +169,7 @@ QdbSearchScratchFree(QdbSearchScratch *s)
 	for (i = 0; i < lengthof(arrays); i++)
 		if (arrays[i])
 			s->alloc->free(arrays[i], s->alloc->st);
+	QdbTiesFree(&s->ties, s->alloc);
 	QdbSearchScratchInit(s, s->alloc);
 }
 
@@ -205,21 +206,62 @@ QdbSortCandidates(QdbCandidate *c, int n)
 	}
 }
 
-/* A node just visited at distance d: a candidate if it can enter the ef best. */
-static pg_attribute_always_inline void
-offer(CandHeap *cand, CandHeap *best, int ef, float d, uint32 id)
+/*
+ * The beam: the max-heap best, and how many of its entries lie at each
+ * distance (ties).  It holds the nodes of the ef nearest distinct distances
+ * found so far, so that copies of one vector (rows of one code), which
+ * share a distance, take one place of the ef, not one each.  Counted each,
+ * they filled the beam of a walk that reached more of them than ef: every
+ * way out of them lay farther than they did and was turned away, and a
+ * scan answered with the copies instead of the nearer rows beyond them
+ * (sift's first 3,000 rows with 429 copies of their mean after the rest:
+ * 7 of 200 queries wrong at the defaults, 0 at ef_search 480).  At most ef
+ * nodes of one distance enter: with all of them, an insert among 4,000
+ * copies expanded every copy it reached, and took 11 times as long.
+ * A node turned away is no candidate either.
+ */
+static pg_attribute_always_inline bool
+beam_push(CandHeap *best, QdbBeamTies *t, int ef, float d, uint32 id)
 {
-	if (best->n < ef)
+	if (!QdbTiesReserve(t, best->n + 1, best->alloc))
 	{
-		heap_push(cand, false, d, id);
-		heap_push(best, true, d, id);
+		best->full = true;
+		return false;
 	}
-	else if (d < best->a[0].dist)
+	if (!QdbTiesAdd(t, d, ef))
+		return false;
+	heap_push(best, true, d, id);
+	if (unlikely(best->full))
 	{
-		/* d is below the top, which a push and a pop would drop */
-		heap_push(cand, false, d, id);
-		heap_replace_top(best, true, d, id);
+		QdbTiesRemove(t, d);
+		return false;
 	}
+	return true;
+}
+
+/* Drops the farthest distance's nodes while more than ef distances are held. */
+static pg_attribute_always_inline void
+beam_trim(CandHeap *best, QdbBeamTies *t, int ef)
+{
+	while (t->distinct > ef && best->n > 0)
+		QdbTiesRemove(t, heap_pop(best, true).dist);
+}
+
+/* A node just visited at distance d: a candidate if it can enter the beam. */
+static pg_attribute_always_inline void
+offer(CandHeap *cand, CandHeap *best, QdbBeamTies *t, int ef, float d, uint32 id)
+{
+	if (t->distinct < ef)
+	{
+		if (beam_push(best, t, ef, d, id))
+			heap_push(cand, false, d, id);
+		return;
+	}
+	if (!(d < best->a[0].dist) || !beam_push(best, t, ef, d, id))
+		return;
+	heap_push(cand, false, d, id);
+	/* the farthest distance's nodes go when d is a distance new to the beam */
+	beam_trim(best, t, ef);
 }
 
 /*
@@ -241,7 +283,7 @@ search_loop(const QdbGraphOps *ops, void *g, CandHeap *cand, CandHeap *best, int
 		QdbCandidate c = heap_pop(cand, false);
 		int			nn;
 
-		if (best->n >= ef && c.dist > best->a[0].dist)
+		if (s->ties.distinct >= ef && c.dist > best->a[0].dist)
 		{
 			if (keep)
 				heap_push(cand, false, c.dist, c.id);
@@ -265,14 +307,14 @@ search_loop(const QdbGraphOps *ops, void *g, CandHeap *cand, CandHeap *best, int
 			/* the new members and their distances first, then the heaps */
 			nn = ops->visit_distances(g, s->nbuf, nn, s->nbuf, dist);
 			for (i = 0; i < nn; i++)
-				offer(cand, best, ef, dist[i], s->nbuf[i]);
+				offer(cand, best, &s->ties, ef, dist[i], s->nbuf[i]);
 			continue;
 		}
 		for (i = 0; i < nn; i++)
 		{
 			if (!ops->visit(g, s->nbuf[i]))
 				continue;
-			offer(cand, best, ef, ops->distance(g, s->nbuf[i]), s->nbuf[i]);
+			offer(cand, best, &s->ties, ef, ops->distance(g, s->nbuf[i]), s->nbuf[i]);
 		}
 	}
 	return !(cand->full || best->full);
@@ -284,12 +326,16 @@ search_loop(const QdbGraphOps *ops, void *g, CandHeap *cand, CandHeap *best, int
  * heaps' sizes in the scratch for QdbWidenLayer.
  */
 static pg_attribute_always_inline int
-finish_search(CandHeap *cand, CandHeap *best, int level, QdbCandidate *out,
+finish_search(CandHeap *cand, CandHeap *best, int ef, int level, QdbCandidate *out,
 			  QdbSearchScratch *s, bool keep)
 {
-	int			n = best->n,
+	int			n,
 				i;
 
+	/* the beam may hold more nodes than ef, at fewer distances: out has ef */
+	while (best->n > ef)
+		(void) heap_pop(best, true);
+	n = best->n;
 	for (i = n - 1; i >= 0; i--)
 		out[i] = heap_pop(best, true);
 	if (keep)
@@ -334,19 +380,22 @@ search_layer(const QdbGraphOps *ops, void *g, const QdbCandidate *entry, int nen
 		return -1;
 	heap_init(&cand, &s->cand, &s->cand_cap, s->alloc);
 	heap_init(&best, &s->best, &s->best_cap, s->alloc);
+	if (!QdbTiesReserve(&s->ties, ef + 1, s->alloc))
+		return -1;
+	QdbTiesClear(&s->ties);
 	for (i = 0; i < nentry; i++)
 	{
 		if (!ops->visit(g, entry[i].id))
 			continue;
+		if (!beam_push(&best, &s->ties, ef, entry[i].dist, entry[i].id))
+			continue;
 		heap_push(&cand, false, entry[i].dist, entry[i].id);
-		heap_push(&best, true, entry[i].dist, entry[i].id);
-		if (best.n > ef)
-			heap_pop(&best, true);
+		beam_trim(&best, &s->ties, ef);
 	}
 
 	if (!search_loop(ops, g, &cand, &best, ef, level, s, keep))
 		return -1;
-	return finish_search(&cand, &best, level, out, s, keep);
+	return finish_search(&cand, &best, ef, level, out, s, keep);
 }
 
 int
@@ -455,10 +504,16 @@ QdbWidenLayer(const QdbGraphOps *ops, void *g, int ef, const QdbCandidate *visit
 		if (bsearch(&more.a[i].id, s->skip, nskip, sizeof(uint32), id_cmp) == NULL)
 			heap_push(&cand, false, more.a[i].dist, more.a[i].id);
 	}
+	/* the beam's distances, counted again (ef nodes: at most ef of them) */
+	QdbTiesClear(&s->ties);
+	if (!QdbTiesReserve(&s->ties, best.n, s->alloc))
+		return -1;
+	for (i = 0; i < best.n; i++)
+		(void) QdbTiesAdd(&s->ties, best.a[i].dist, ef);
 	if (cand.full || best.full || more.full ||
 		!search_loop(ops, g, &cand, &best, ef, s->kept_level, s, true))
 		return -1;
-	return finish_search(&cand, &best, s->kept_level, out, s, true);
+	return finish_search(&cand, &best, ef, s->kept_level, out, s, true);
 }
 
 /*

@@ -868,6 +868,77 @@ test_link_copies(void)
 	}
 }
 
+/*
+ * A beam full of copies: 20 copies of one point (nodes 0 .. 19) link to
+ * one another and to node 20, farther from the query than they are, whose
+ * list holds node 21, the nearest of all.  A beam of 4 that counts each
+ * copy fills with copies, turns node 20 away and never reaches node 21; one
+ * that counts a distance once goes on past them.  The kept search widened
+ * (QdbWidenLayer) counts them once too.
+ */
+static void
+test_beam_copies(void)
+{
+	const int	n = 22,
+				m = 4,
+				copies = 20;
+	Toy			t;
+	QdbSearchScratch s;
+	QdbCandidate cur,
+				found[8];
+	float		q[DIM] = {0};
+	int			i,
+				j,
+				nf;
+
+	toy_init(&t, n, m);
+	for (i = 0; i < copies; i++)
+	{
+		uint32	   *list = list_of(&t, i, 0);
+
+		t.x[(size_t) i * DIM] = 1.0f;
+		list[0] = copies;
+		for (j = 1; j < QdbLevelSlots(m, 0); j++)
+			list[j] = (i + j) % copies;
+	}
+	t.x[(size_t) copies * DIM + 1] = 1.5f;	/* the way out, at 1.5 */
+	t.x[(size_t) (copies + 1) * DIM + 2] = 0.5f;	/* the nearest, at 0.5 */
+	list_of(&t, copies, 0)[0] = copies + 1;
+	t.q = q;
+
+	QdbSearchScratchInit(&s, &qdb_default_alloc);
+	cur.id = 0;
+	cur.dist = toy_distance(&t, 0);
+	toy_new_layer(&t, 0);
+	nf = QdbSearchLayer(&toy_ops, &t, &cur, 1, 4, 0, 2 * m, found, &s);
+	tap_ok(nf == 4 && found[0].id == (uint32) copies + 1 && found[1].dist == 1.0f &&
+		   found[3].dist == 1.0f,
+		   "a beam of 4 among 20 copies goes past them to the nearest node (found %u at %.2f, %d nodes)",
+		   nf > 0 ? found[0].id : 0, nf > 0 ? found[0].dist : -1.0, nf);
+
+	toy_new_layer(&t, 0);
+	nf = QdbSearchLayerKept(&toy_ops, &t, &cur, 1, 2, 0, 2 * m, found, &s);
+	tap_ok(nf == 2 && found[0].id == (uint32) copies + 1,
+		   "and a beam of 2 (found %u)", nf > 0 ? found[0].id : 0);
+	{
+		QdbCandidate visited[22];
+		int			nv = 0;
+
+		for (i = 0; i < n; i++)
+			if (t.stamp[i] == t.epoch)
+			{
+				visited[nv].id = i;
+				visited[nv].dist = l2(q, t.x + (size_t) i * DIM);
+				nv++;
+			}
+		nf = QdbWidenLayer(&toy_ops, &t, 6, visited, nv, found, &s);
+		tap_ok(nf == 6 && found[0].id == (uint32) copies + 1 && found[5].dist == 1.0f,
+			   "widened to 6: the nearest, then copies (%d nodes)", nf);
+	}
+	QdbSearchScratchFree(&s);
+	toy_free(&t);
+}
+
 int
 main(void)
 {
@@ -876,6 +947,7 @@ main(void)
 	test_plan_list();
 	test_link_node();
 	test_link_copies();
+	test_beam_copies();
 	printf("1..%d\n", tap_count);
 	return tap_failed != 0;
 }
