@@ -49,6 +49,7 @@
 
 #include "crc32c.h"
 #include "qdb_distance.h"
+#include "robust_mean.h"
 #include "graph_memory.h"
 #include "blas_load.h"
 #include "calibration.h"
@@ -224,21 +225,19 @@ static void
 set_vec16_origin(BuildState *bs, const float *vecs, int count)
 {
 	QdbMemGraph *g = &bs->g;
-	double	   *sum;
-	int			i,
-				j;
+	unsigned char *kept;
+	size_t		nkept;
 
 	if (g->metric != QDB_METRIC_L2 || count <= 0)
 		return;
-	sum = palloc0(sizeof(double) * g->vec_dim);
-	for (i = 0; i < count; i++)
-		for (j = 0; j < g->vec_dim; j++)
-			sum[j] += vecs[(Size) i * g->vec_dim + j];
 	bs->vec16_origin = MemoryContextAlloc(bs->graph_cxt, sizeof(float) * g->vec_dim);
 	bs->vec16_moved = MemoryContextAlloc(bs->graph_cxt, sizeof(float) * g->vec_dim);
-	for (j = 0; j < g->vec_dim; j++)
-		bs->vec16_origin[j] = (float) (sum[j] / count);
-	pfree(sum);
+	/* rows far out of scale would drag it away from the rest (robust_mean.h) */
+	kept = palloc(count);
+	QdbReportStatus(qdb_robust_mean(&qdb_palloc_alloc, vecs, count, g->vec_dim,
+									bs->vec16_origin, kept, &nkept, NULL),
+					"could not centre the build's vectors", NULL);
+	pfree(kept);
 }
 
 /*

@@ -4,11 +4,13 @@
  *
  * The covariance is accumulated block by block from centred rows (sgemm),
  * which avoids the cancellation of E[xx^T] - mean mean^T on data far from
- * the origin; ssyevd_ then gives every eigenpair at once.
+ * the origin; ssyevd_ then gives every eigenpair at once.  The mean and
+ * the covariance leave out rows far out of scale (robust_mean.h).
  */
 #include <cblas.h>
 
 #include "pca.h"
+#include "robust_mean.h"
 #include "qdb_internal.h"
 
 #define PCA_BLOCK_ROWS	4096
@@ -17,7 +19,8 @@ int
 qdb_pca_fit(const QdbAlloc *a, const float *x, size_t n, int d,
 			float *mean, float *eigvecs, float *eigvals, const QdbProgressCtx *p)
 {
-	double	   *acc;
+	unsigned char *kept;
+	size_t		nkept;
 	float	   *buf;
 	float	   *w = NULL;
 	float	   *work = NULL;
@@ -35,30 +38,35 @@ qdb_pca_fit(const QdbAlloc *a, const float *x, size_t n, int d,
 	if (x == NULL || mean == NULL || eigvecs == NULL || eigvals == NULL ||
 		d <= 0 || n == 0)
 		return QDB_ERR_ARG;
-	acc = qdb_calloc(a, d, sizeof(double));
+	kept = qdb_malloc(a, n, 1);
 	buf = qdb_malloc(a, (size_t) PCA_BLOCK_ROWS * d, sizeof(float));
 	w = qdb_malloc(a, d, sizeof(float));
-	if (!acc || !buf || !w)
+	if (!kept || !buf || !w)
 	{
 		status = QDB_ERR_NOMEM;
 		goto done;
 	}
 
-	for (i = 0; i < n; i++)
-		for (j = 0; j < d; j++)
-			acc[j] += x[i * d + j];
-	for (j = 0; j < d; j++)
-		mean[j] = (float) (acc[j] / n);
+	/* rows far out of scale are left out of the mean and the covariance */
+	status = qdb_robust_mean(a, x, n, d, mean, kept, &nkept, p);
+	if (status != QDB_OK)
+		goto done;
 
 	for (i0 = 0; i0 < n; i0 += PCA_BLOCK_ROWS)
 	{
-		size_t		b = n - i0 < PCA_BLOCK_ROWS ? n - i0 : PCA_BLOCK_ROWS;
+		size_t		end = n - i0 < PCA_BLOCK_ROWS ? n : i0 + PCA_BLOCK_ROWS,
+					b = 0;
 
-		for (i = 0; i < b; i++)
+		for (i = i0; i < end; i++)
+		{
+			if (!kept[i])
+				continue;
 			for (j = 0; j < d; j++)
-				buf[i * d + j] = x[(i0 + i) * d + j] - mean[j];
+				buf[b * d + j] = x[i * d + j] - mean[j];
+			b++;
+		}
 		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, d, (int) b,
-					1.0f / n, buf, d, buf, d, i0 == 0 ? 0.0f : 1.0f, eigvecs, d);
+					1.0f / nkept, buf, d, buf, d, i0 == 0 ? 0.0f : 1.0f, eigvecs, d);
 		status = qdb_progress_heartbeat(p, "pca");
 		if (status != QDB_OK)
 			goto done;
@@ -113,7 +121,7 @@ done:
 	qdb_free(a, work);
 	qdb_free(a, w);
 	qdb_free(a, buf);
-	qdb_free(a, acc);
+	qdb_free(a, kept);
 	return status;
 }
 

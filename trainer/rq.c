@@ -39,6 +39,7 @@
 #include "qdb_distance.h"
 #include "qdb_internal.h"
 #include "rq.h"
+#include "robust_mean.h"
 #include "rq_aniso.h"
 #include "rq_beam.h"
 
@@ -502,16 +503,16 @@ centre_sample(const QdbAlloc *a, const float *x, size_t n, int d, int D, QdbMode
 		return status;
 	}
 	{
-		double	   *sum = qdb_calloc(a, d, sizeof(double));
+		/* rows far out of scale are left out of the mean (robust_mean.h) */
+		unsigned char *kept = qdb_malloc(a, n, 1);
+		size_t		nkept;
 
-		if (!sum)
+		if (!kept)
 			return QDB_ERR_NOMEM;
-		for (i = 0; i < n; i++)
-			for (j = 0; j < d; j++)
-				sum[j] += x[i * d + j];
-		for (j = 0; j < d; j++)
-			m->mean[j] = (float) (sum[j] / (double) n);
-		qdb_free(a, sum);
+		status = qdb_robust_mean(a, x, n, d, m->mean, kept, &nkept, p);
+		qdb_free(a, kept);
+		if (status != QDB_OK)
+			return status;
 	}
 	for (i = 0; i < n; i++)
 	{
