@@ -341,6 +341,7 @@ extern void QdbNoteInsertPage(Relation index, BlockNumber blkno);
 extern void QdbCheckMetaPage(Relation index, Page page);
 extern Buffer QdbMetaBuffer(Relation index);
 extern void QdbPadInitFork(Relation index, BlockNumber from, bool one);
+extern void QdbInitForkCheck(Relation index);
 extern void QdbReadMeta(Relation index, QdbMetaPageData *meta);
 extern int	QdbBuiltMQuiet(Relation index);
 extern bytea *QdbReadCompressor(Relation index, const QdbMetaPageData *meta);

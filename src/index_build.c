@@ -789,6 +789,20 @@ obtain_model(Relation heap, Relation index, IndexInfo *indexInfo, QdbMetric metr
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("quantumdb indexes on expressions are not supported"),
 				 errhint("Index a column of type real[], vector or halfvec; a stored generated column can hold the expression's value.")));
+	/*
+	 * pg_upgrade's restore of the schema builds each index on an empty
+	 * table before quantumdb.compressors has its rows, then moves the old
+	 * cluster's index files over what the build wrote: the compressor is
+	 * not looked up (session 63's hunt, /work/runs/hunt-s63b.md F1: every
+	 * index naming one stopped pg_upgrade with 42704).  The init fork of
+	 * an unlogged index is not moved: qdbvacuumcleanup writes it again.
+	 */
+	if (IsBinaryUpgrade)
+	{
+		*heap_tuples = 0;
+		*dim = 0;
+		return false;
+	}
 	if (name && QdbCitusBuildEmpty(heap, name))
 	{
 		ereport(DEBUG1,
@@ -960,6 +974,41 @@ init_fork_again(Relation index)
 	if (index->rd_rel->relpersistence == RELPERSISTENCE_UNLOGGED &&
 		smgrexists(RelationGetSmgr(index), INIT_FORKNUM))
 		qdbbuildempty(index);
+}
+
+/*
+ * VACUUM of a trained unlogged index: when its init fork has no compressor,
+ * written again from the pages it has.  pg_upgrade moves an index's main
+ * fork but not its init fork, which the new cluster's build of the schema
+ * wrote without a compressor (obtain_model): a crash then reset the index
+ * to one that never trained again below quantumdb.train_after_rows rows
+ * (session 63's hunt, /work/runs/hunt-s63b.md F4).
+ */
+void
+QdbInitForkCheck(Relation index)
+{
+	Buffer		buf;
+	Page		page;
+	bool		untrained;
+
+	if (index->rd_rel->relpersistence != RELPERSISTENCE_UNLOGGED ||
+		!smgrexists(RelationGetSmgr(index), INIT_FORKNUM) ||
+		smgrnblocks(RelationGetSmgr(index), INIT_FORKNUM) == 0)
+		return;
+	buf = ReadBufferExtended(index, INIT_FORKNUM, QDB_META_BLKNO, RBM_NORMAL, NULL);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buf);
+	untrained = QdbPageProblem(page) == NULL && (QdbPageGetOpaque(page)->flags & QDB_PAGE_META) &&
+		QdbPageGetMeta(page)->magic == QDB_INDEX_MAGIC &&
+		QdbMetaUntrained(QdbPageGetMeta(page));
+	UnlockReleaseBuffer(buf);
+	if (untrained)
+	{
+		ereport(LOG,
+				(errmsg("index \"%s\": its init fork had no compressor (as pg_upgrade leaves it); written again",
+						RelationGetRelationName(index))));
+		qdbbuildempty(index);
+	}
 }
 
 IndexBuildResult *

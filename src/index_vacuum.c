@@ -737,6 +737,7 @@ qdbvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 							   (long long) rewalks) : 0));
 	}
 	QdbFreeUnlinkedNodes(index, info->strategy);
+	QdbInitForkCheck(index);
 	stats->num_pages = RelationGetNumberOfBlocks(index);
 	return stats;
 }
