@@ -402,6 +402,27 @@ UPDATE quantumdb.compressors SET owner = 'qdb_priv_owner' WHERE name = 'qdb_priv
 SELECT owner, owner_name FROM quantumdb.compressors WHERE name = 'qdb_priv_restored2';
 SELECT quantumdb.drop_compressor(n) FROM unnest(ARRAY['qdb_priv_orphan', 'qdb_priv_restored', 'qdb_priv_restored2']) n;
 
+-- a superuser's imported compressor in an index of a table handed to
+-- another role: REINDEX checks the table's owner, and the hint names it
+-- (it named only the compressor's owner, the superuser running it)
+SELECT quantumdb.import('qdb_priv_imported', quantumdb.export('qdb_priv_leak')) IS NOT NULL AS imported;
+CREATE TABLE qdb_priv_u.handed AS
+    SELECT g AS id, ARRAY[random(), random(), random(), random()]::real[] AS v FROM generate_series(1, 300) g;
+CREATE INDEX qdb_priv_handed_idx ON qdb_priv_u.handed USING quantumdb (v)
+    WITH (compressor = 'qdb_priv_imported');
+ALTER TABLE qdb_priv_u.handed OWNER TO qdb_priv_user;
+DO $$
+DECLARE h text;
+BEGIN
+    REINDEX INDEX qdb_priv_u.qdb_priv_handed_idx;
+    RAISE WARNING 'reindexed';
+EXCEPTION WHEN insufficient_privilege THEN
+    GET STACKED DIAGNOSTICS h = PG_EXCEPTION_HINT;
+    RAISE WARNING 'refused, the hint names the table''s owner: %', h LIKE '%as role qdb_priv_user %';
+END $$;
+DROP TABLE qdb_priv_u.handed;
+SELECT quantumdb.drop_compressor('qdb_priv_imported');
+
 -- the owner drops its compressors
 SET ROLE qdb_priv_owner;
 SELECT quantumdb.drop_compressor('qdb_priv_leak');

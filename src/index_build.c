@@ -728,7 +728,9 @@ load_named(Relation heap, Relation index, const char *name, QdbMetric metric)
 						   "Train one with quantumdb.train() or load one with quantumdb.import(). "
 						   "In a restore by pg_restore --jobs, which can build an index before the "
 						   "compressors (they come with the data): restore --section=pre-data "
-						   "--section=data first, then --section=post-data. In a restore, also "
+						   "--section=data first, then --section=post-data; a --schema-only "
+						   "restore has no compressors (they are data): restore its pre-data "
+						   "section, then the data, then its post-data. In a restore, also "
 						   "check that the COPY of quantumdb.compressors did not fail (a restore "
 						   "must run as a superuser, which row-level security does not stop).");
 	if (lm->model.metric != metric)
