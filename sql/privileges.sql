@@ -418,7 +418,7 @@ BEGIN
     RAISE WARNING 'reindexed';
 EXCEPTION WHEN insufficient_privilege THEN
     GET STACKED DIAGNOSTICS h = PG_EXCEPTION_HINT;
-    RAISE WARNING 'refused, the hint names the table''s owner: %', h LIKE '%as role qdb_priv_user %';
+    RAISE WARNING 'refused, the hint names the table''s owner: %', h LIKE '%as role qdb_priv_user, the table''s owner%';
 END $$;
 DROP TABLE qdb_priv_u.handed;
 SELECT quantumdb.drop_compressor('qdb_priv_imported');

@@ -319,19 +319,25 @@ role_name(Oid roleid)
 }
 
 /*
- * The hint of a refusal that membership in owner would lift.  Inside an
- * index build (or another switch of user) the role checked is not the one
- * that ran the statement: it is named, or a superuser restoring a table
- * handed to another role was told to ask for membership in its own role
- * (session 63's hunt, /work/runs/hunt-s63b.md F5).
+ * The hint of a refusal that membership in owner (or SELECT on table, when
+ * not NULL) would lift.  An index is built and rebuilt as its table's
+ * owner, in a security-restricted operation: the role checked there is not
+ * always the one that ran the statement, and is named, or a superuser
+ * restoring a table handed to another role was told to ask for membership
+ * in its own role (session 63's hunt, /work/runs/hunt-s63b.md F5).
  */
 static int
-membership_hint(const char *owner)
+membership_hint(const char *owner, const char *table)
 {
-	if (GetUserId() != GetOuterUserId())
-		return errhint("The check is made as role %s (an index is built and rebuilt as its table's owner): grant it membership in role %s.",
-					   role_name(GetUserId()), owner);
-	return errhint("Ask for membership in role %s.", owner);
+	if (InSecurityRestrictedOperation())
+		return table ?
+			errhint("The check is made as role %s, the table's owner, as an index is built and rebuilt (CREATE INDEX, REINDEX, VACUUM FULL, CLUSTER, a restore): grant it SELECT on table %s, or membership in role %s.",
+					role_name(GetUserId()), table, owner) :
+			errhint("The check is made as role %s, the table's owner, as an index is built and rebuilt (CREATE INDEX, REINDEX, VACUUM FULL, CLUSTER, a restore): grant it membership in role %s.",
+					role_name(GetUserId()), owner);
+	return table ?
+		errhint("Ask for SELECT on table %s, or for membership in role %s.", table, owner) :
+		errhint("Ask for membership in role %s.", owner);
 }
 
 /* ERROR unless the current user may use the compressor of row. */
@@ -355,7 +361,7 @@ check_may_use(const char *name, const CatalogRow *row)
 				 OidIsValid(row->source) ?
 				 errdetail("Its source table no longer exists, so only its owner may use it.") :
 				 errdetail("It has no source table (it was imported, or its source table was dropped), so only its owner may use it."),
-				 membership_hint(owner)));
+				 membership_hint(owner, NULL)));
 	table = quote_qualified_identifier(get_namespace_name(get_rel_namespace(row->source)),
 									   relname);
 	if (rows_depend_on_reader(row->source, true))
@@ -364,20 +370,20 @@ check_may_use(const char *name, const CatalogRow *row)
 				 errmsg("permission denied for compressor \"%s\"", name),
 				 errdetail("Its source %s is a view or a foreign table, or has a foreign partition or child: what a scan of it returns depends on who reads it, so only the compressor's owner may use it.",
 						   table),
-				 membership_hint(owner)));
+				 membership_hint(owner, NULL)));
 	if (check_enable_rls(row->source, roleid, true) == RLS_ENABLED)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for compressor \"%s\"", name),
 				 errdetail("Row-level security on its source table %s applies to you, and the compressor was trained on rows the policies may hide.",
 						   table),
-				 membership_hint(owner)));
+				 membership_hint(owner, NULL)));
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("permission denied for compressor \"%s\"", name),
 			 errdetail("A compressor is derived from its source table %s; using it needs the right to read that table.",
 					   table),
-			 errhint("Ask for SELECT on table %s, or for membership in role %s.", table, owner)));
+			 membership_hint(owner, table)));
 }
 
 /*

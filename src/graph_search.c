@@ -217,13 +217,18 @@ QdbSortCandidates(QdbCandidate *c, int n)
  * (sift's first 3,000 rows with 429 copies of their mean after the rest:
  * 7 of 200 queries wrong at the defaults, 0 at ef_search 480).  At most ef
  * nodes of one distance enter: with all of them, an insert among 4,000
- * copies expanded every copy it reached, and took 11 times as long.
- * A node turned away is no candidate either.
+ * copies expanded every copy it reached, and took 11 times as long.  And
+ * at most twice ef nodes in all: on data of few distinct distances (0/1
+ * features, 9 distances at 8 dimensions), a beam of ef distances held up
+ * to ef x ef nodes, and a build took 3 times as long (session 63's
+ * review, /work/runs/review-s63.md F1).  A node turned away is no
+ * candidate either.
  */
 static pg_attribute_always_inline bool
 beam_push(CandHeap *best, QdbBeamTies *t, int ef, float d, uint32 id)
 {
-	if (!QdbTiesReserve(t, best->n + 1, best->alloc))
+	/* the table holds distances, at most one more than ef */
+	if (!QdbTiesReserve(t, t->distinct + 1, best->alloc))
 	{
 		best->full = true;
 		return false;
@@ -239,11 +244,21 @@ beam_push(CandHeap *best, QdbBeamTies *t, int ef, float d, uint32 id)
 	return true;
 }
 
-/* Drops the farthest distance's nodes while more than ef distances are held. */
+/* Whether the beam holds all it may: ef distances, or twice ef nodes. */
+static pg_attribute_always_inline bool
+beam_full(const CandHeap *best, const QdbBeamTies *t, int ef)
+{
+	return t->distinct >= ef || best->n >= 2 * ef;
+}
+
+/*
+ * Drops the farthest distance's nodes while the beam holds more than ef
+ * distances or more than twice ef nodes.
+ */
 static pg_attribute_always_inline void
 beam_trim(CandHeap *best, QdbBeamTies *t, int ef)
 {
-	while (t->distinct > ef && best->n > 0)
+	while ((t->distinct > ef || best->n > 2 * ef) && best->n > 0)
 		QdbTiesRemove(t, heap_pop(best, true).dist);
 }
 
@@ -251,7 +266,7 @@ beam_trim(CandHeap *best, QdbBeamTies *t, int ef)
 static pg_attribute_always_inline void
 offer(CandHeap *cand, CandHeap *best, QdbBeamTies *t, int ef, float d, uint32 id)
 {
-	if (t->distinct < ef)
+	if (!beam_full(best, t, ef))
 	{
 		if (beam_push(best, t, ef, d, id))
 			heap_push(cand, false, d, id);
@@ -283,7 +298,7 @@ search_loop(const QdbGraphOps *ops, void *g, CandHeap *cand, CandHeap *best, int
 		QdbCandidate c = heap_pop(cand, false);
 		int			nn;
 
-		if (s->ties.distinct >= ef && c.dist > best->a[0].dist)
+		if (beam_full(best, &s->ties, ef) && c.dist > best->a[0].dist)
 		{
 			if (keep)
 				heap_push(cand, false, c.dist, c.id);

@@ -880,6 +880,8 @@ obtain_model(Relation heap, Relation index, IndexInfo *indexInfo, QdbMetric metr
 						RelationGetRelationName(index), seconds)));
 		name_out[0] = '\0';
 		*flags |= QDB_BUILT_TRAINED;
+		if (QdbTrainAfterRows(index) > 0 && s.n < QdbTrainAfterRows(index))
+			*flags |= QDB_BUILT_SMALL_SAMPLE;
 	}
 	return true;
 }
@@ -912,7 +914,7 @@ write_untrained_meta(Relation index, ForkNumber fork, QdbMetric metric, int dim,
 static void
 write_header_pages(Relation index, ForkNumber fork, const QdbModel *model,
 				   const char *name, int m, int ef_construction, bool inline_codes,
-				   uint32 flags)
+				   uint32 flags, bool meta_last)
 {
 	QdbMetaPageData meta;
 	uint8	   *blob;
@@ -937,10 +939,19 @@ write_header_pages(Relation index, ForkNumber fork, const QdbModel *model,
 	meta.build_flags = flags;
 	meta.inline_codes = inline_codes;
 	strlcpy(meta.compressor_name, name, NAMEDATALEN);
-	QdbWriteMetaPage(index, fork, &meta);	/* block 0 first */
+	/*
+	 * block 0 first, where there is none yet; with meta_last the fork's
+	 * block 0 (a meta page without a compressor) is written only after the
+	 * pages it will name, and the empty node pages after them, so that a
+	 * crash meanwhile leaves it as it was (QdbInitForkCheck)
+	 */
+	if (!meta_last)
+		QdbWriteMetaPage(index, fork, &meta);
 	meta.compressor_pages = QdbWriteCompressorPages(index, fork, blob, len);
 	meta.first_node_page = QDB_FIRST_COMPRESSOR_BLKNO + meta.compressor_pages;
 	meta.insert_page = meta.first_node_page;
+	if (meta_last)
+		QdbPadInitFork(index, meta.first_node_page, true);
 	QdbWriteMetaPage(index, fork, &meta);
 	pfree(blob);
 }
@@ -978,6 +989,8 @@ init_fork_again(Relation index)
 		qdbbuildempty(index);
 }
 
+static void build_empty(Relation index, bool meta_last);
+
 /*
  * VACUUM of a trained unlogged index: when its init fork has no compressor,
  * written again from the pages it has.  pg_upgrade moves an index's main
@@ -1009,7 +1022,7 @@ QdbInitForkCheck(Relation index)
 		ereport(LOG,
 				(errmsg("index \"%s\": its init fork had no compressor (as pg_upgrade leaves it); written again",
 						RelationGetRelationName(index))));
-		qdbbuildempty(index);
+		build_empty(index, true);
 	}
 }
 
@@ -1054,7 +1067,7 @@ qdbbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 		return result;
 	}
 	write_header_pages(index, MAIN_FORKNUM, &model, name, m, efc, QdbGetInlineCodes(index),
-					   bs.flags);
+					   bs.flags, false);
 
 	bs.heap = heap;
 	bs.index = index;
@@ -1149,6 +1162,16 @@ qdbbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 void
 qdbbuildempty(Relation index)
 {
+	build_empty(index, false);
+}
+
+/*
+ * qdbbuildempty; with meta_last, over an init fork whose block 0 is a meta
+ * page without a compressor, written last (write_header_pages).
+ */
+static void
+build_empty(Relation index, bool meta_last)
+{
 	QdbMetaPageData meta;
 	bytea	   *blob;
 	QdbModel	model;
@@ -1169,7 +1192,8 @@ qdbbuildempty(Relation index)
 									&qdb_palloc_alloc, &model, err, sizeof(err)),
 					"could not read the index's compressor", NULL);
 	write_header_pages(index, INIT_FORKNUM, &model, meta.compressor_name, meta.m,
-					   meta.ef_construction, meta.inline_codes, meta.build_flags);
-	QdbPadInitFork(index, meta.first_node_page, true);
+					   meta.ef_construction, meta.inline_codes, meta.build_flags, meta_last);
+	if (!meta_last)
+		QdbPadInitFork(index, meta.first_node_page, true);
 	qdb_model_free(&model);
 }

@@ -326,8 +326,10 @@ problems_end(Problems *p)
 
 /*
  * Whether the pages after the meta page of an index without a compressor
- * are empty node pages: an unlogged index reset from an init fork written
- * again in place over a longer one (QdbPadInitFork).
+ * are empty node pages or compressor pages: an unlogged index reset from
+ * an init fork written again in place over a longer one (QdbPadInitFork),
+ * or from one that a crash stopped VACUUM from giving a compressor
+ * (QdbInitForkCheck writes its meta page last).
  */
 static bool
 untrained_tail_empty(Relation index)
@@ -343,8 +345,9 @@ untrained_tail_empty(Relation index)
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
 		page = BufferGetPage(buf);
 		empty = QdbPageProblem(page) == NULL &&
-			(QdbPageGetOpaque(page)->flags & QDB_PAGE_NODES) != 0 &&
-			PageGetMaxOffsetNumber(page) == 0;
+			(((QdbPageGetOpaque(page)->flags & QDB_PAGE_NODES) != 0 &&
+			  PageGetMaxOffsetNumber(page) == 0) ||
+			 (QdbPageGetOpaque(page)->flags & QDB_PAGE_COMPRESSOR) != 0);
 		UnlockReleaseBuffer(buf);
 		if (!empty)
 			return false;

@@ -464,6 +464,49 @@ untrained_cleanup(IndexVacuumInfo *info, IndexBulkDeleteResult **stats)
 	return true;
 }
 
+/*
+ * VACUUM of an index whose build trained its compressor on fewer rows than
+ * its train_after_rows (QDB_BUILT_SMALL_SAMPLE): once the table has that
+ * many, a background worker trains it again by REINDEX INDEX CONCURRENTLY,
+ * as for an index without one (untrained_cleanup); meanwhile the index
+ * answers with the compressor it has.  A leftover of a REINDEX
+ * CONCURRENTLY or a recent failure holds the worker back, as there.  True
+ * when a worker started: no calibration worker then (the REINDEX
+ * calibrates the new index, and the calibration's hold on the index made
+ * the train worker give up).
+ */
+static bool
+small_sample_cleanup(IndexVacuumInfo *info)
+{
+	Relation	index = info->index;
+	QdbMetaPageData meta;
+	double		train_after = QdbTrainAfterRows(index);
+	Oid			leftover;
+	TimestampTz until;
+	int			failures;
+	Relation	heap;
+
+	QdbReadMeta(index, &meta);
+	if (!(meta.build_flags & QDB_BUILT_SMALL_SAMPLE) || !index->rd_index->indisvalid ||
+		train_after <= 0 || info->num_heap_tuples < train_after)
+		return false;
+	/* VACUUM holds the table's lock */
+	heap = table_open(index->rd_index->indrelid, NoLock);
+	leftover = QdbTrainLeftover(heap, index);
+	table_close(heap, NoLock);
+	if (OidIsValid(leftover) || !QdbTrainRetryNow(index, &until, &failures) ||
+		!QdbLaunchTrainWorker(index))
+		return false;
+	ereport(IsAutoVacuumWorkerProcess() ? LOG : NOTICE,
+			(errmsg("index \"%s\" has a compressor its build trained on fewer rows than its train_after_rows (%d), and its table now has about %.0f rows: a background worker trains another",
+					RelationGetRelationName(index), QdbGetTrainAfterRows(index),
+					info->num_heap_tuples),
+			 errdetail("The worker runs REINDEX INDEX CONCURRENTLY %s once this VACUUM ends; the index answers with the compressor it has until then.",
+					   QdbRelationSqlName(index)),
+			 errhint("The index option train_after_rows (0 turns the worker off) says when.")));
+	return true;
+}
+
 IndexBulkDeleteResult *
 qdbbulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 			  IndexBulkDeleteCallback callback, void *callback_state)
@@ -710,13 +753,14 @@ qdbvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 	}
 	/*
 	 * An index that changed much since its calibration: a worker measures it
-	 * again (calibrate_worker.c), not this VACUUM; decided before the nodes
-	 * are freed below, so that nothing after them can fail
+	 * again (calibrate_worker.c), not this VACUUM, unless a train worker
+	 * is to build it anew; decided before the nodes are freed below, so
+	 * that nothing after them can fail
 	 */
 	{
 		QdbCalibration cal;
 
-		if (QdbReadCalibrationQuiet(index, &cal) &&
+		if (!small_sample_cleanup(info) && QdbReadCalibrationQuiet(index, &cal) &&
 			QdbCalibrationStale(&cal, stats->num_index_tuples) &&
 			!QdbLaunchCalibrationWorker(index))
 			ereport(DEBUG1,

@@ -424,7 +424,7 @@ still_untrained(Relation index)
 		QdbTrainAfterRows(index) <= 0)
 		return false;
 	QdbReadMeta(index, &meta);
-	return QdbMetaUntrained(&meta);
+	return QdbMetaWantsTraining(&meta);
 }
 
 /*
@@ -742,6 +742,7 @@ report_result(RangeVar *rv, Oid *filenode, bool failed, bool *trained_out)
 {
 	Oid			oid;
 	bool		trained = false;
+	bool		small = false;
 
 	StartTransactionCommand();
 	oid = RangeVarGetRelid(rv, AccessShareLock, true);
@@ -754,7 +755,8 @@ report_result(RangeVar *rv, Oid *filenode, bool failed, bool *trained_out)
 			QdbMetaPageData meta;
 
 			QdbReadMeta(index, &meta);
-			trained = !QdbMetaUntrained(&meta);
+			trained = !QdbMetaWantsTraining(&meta);
+			small = !QdbMetaUntrained(&meta) && !trained;
 			*filenode = index->rd_node.relNode;
 		}
 		if (index != NULL)
@@ -764,6 +766,10 @@ report_result(RangeVar *rv, Oid *filenode, bool failed, bool *trained_out)
 		ereport(LOG,
 				(errmsg("index \"%s\" now has a compressor", rv->relname),
 				 failed ? errdetail("Its REINDEX CONCURRENTLY failed after the new index took its place, while the old one waited to be dropped.") : 0));
+	else if (small && !failed)
+		ereport(LOG,
+				(errmsg("index \"%s\" was trained again on fewer rows than its train_after_rows", rv->relname),
+				 errdetail("Fewer rows it covers had a vector when it was rebuilt than when VACUUM counted them.")));
 	else if (!failed)
 		ereport(LOG,
 				(errmsg("index \"%s\" was rebuilt without a compressor", rv->relname),
@@ -1041,7 +1047,7 @@ next_candidate(List *tried)
 				QdbMetaPageData meta;
 
 				QdbReadMeta(index, &meta);
-				if (QdbMetaUntrained(&meta))
+				if (QdbMetaWantsTraining(&meta))
 					found = oid;
 			}
 			relation_close(index, AccessShareLock);

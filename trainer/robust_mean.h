@@ -13,10 +13,10 @@
 
 /*
  * A row counts as far out of scale when its squared distance from the
- * sample's mean exceeds this many times the median squared distance (100
- * times the distance).  On the shared sets the largest ratio is 6.7
- * (glove-100-angular's raw rows; fashion-mnist-784 3.1, sift-photos-128
- * 1.9), so none of their rows is ever left out.
+ * coordinates' medians exceeds this many times the median row's (100 times
+ * the distance).  On the shared sets the largest ratio is 6.7
+ * (glove-100-angular's raw rows; fashion-mnist-784 3.7, sift-photos-128
+ * 1.6), so none of their rows is ever left out.
  */
 #define QDB_FAR_RATIO	1e4
 #define QDB_FAR_STAGE	"rows far out of scale, left out of the centre"

@@ -17,6 +17,8 @@
 #   - another index's leftover whose name, cut short, is the one this
 #     index's copy would have, does not hold it back;
 #   - VACUUM starts no worker for an index that is not valid;
+#   - a compressor the build trained on fewer rows than train_after_rows is
+#     trained again by a worker once VACUUM finds that many rows;
 #   - autovacuum starts the worker by itself.
 use strict;
 use warnings;
@@ -540,6 +542,34 @@ vacuum_notice('tl');
 ok(wait_log(qr/training a compressor for index "tl_idx" failed \(1 time in a row\)[^\n]*\n[^\n]*HINT:  A row of the table is one the index cannot hold once trained/, $offset),
 	'a worker that failed on a row the trained index cannot hold says to mend the row');
 $node->safe_psql('postgres', 'DROP TABLE tl');
+
+# 4y. a compressor the build trained on fewer rows than train_after_rows:
+# once a VACUUM finds that many, a worker trains it again (session 63's
+# hunt, /work/runs/hunt-s63a.md F1: an index made on 256 rows kept their
+# compressor at 20,000 rows)
+$node->safe_psql('postgres', q{
+	CREATE TABLE sm (id int PRIMARY KEY, emb real[]);
+	INSERT INTO sm SELECT id, emb FROM glove WHERE id < 400;
+	CREATE INDEX sm_idx ON sm USING quantumdb (emb real_cosine_ops)
+		WITH (train_after_rows = 1000, m = 8);
+});
+my $crc = q{SELECT compressor_checksum FROM quantumdb.index_info('sm_idx')};
+my $small = $node->safe_psql('postgres', $crc);
+isnt($small, '', 'built on 399 rows: it trained a compressor');
+$err = vacuum_notice('sm');
+unlike($err, qr/background worker trains/, 'at 399 rows VACUUM starts no worker');
+$node->safe_psql('postgres', 'INSERT INTO sm SELECT id, emb FROM glove WHERE id >= 400 AND id < 1500');
+$err = vacuum_notice('sm');
+like($err, qr/index "sm_idx" has a compressor its build trained on fewer rows than its train_after_rows \(1000\), and its table now has about \d+ rows: a background worker trains another/,
+	'at 1,499 rows VACUUM says a worker trains it again');
+ok($node->poll_query_until('postgres', "SELECT ($crc) <> '$small'"),
+	'the worker trained another compressor');
+is(indexes_of('sm'), 'sm_idx true', 'the index keeps its name and is valid');
+$err = vacuum_notice('sm');
+unlike($err, qr/background worker trains/, 'trained on 1,499 rows: the next VACUUM starts no worker');
+is($node->safe_psql('postgres', "SELECT count(*) FROM quantumdb.verify('sm_idx')"),
+	'0', 'verify finds nothing');
+$node->safe_psql('postgres', 'DROP TABLE sm');
 
 # 5. autovacuum starts the worker
 $node->safe_psql('postgres', q{

@@ -3,7 +3,8 @@
  *	  The centre of a sample with rows far out of scale: without such rows
  *	  the plain mean, float for float, and every row kept; with 2.5% of the
  *	  rows at 1e9 times the rest's scale, those left out and the mean the
- *	  rest's; most rows copies of one vector, every row kept.  Then opq and
+ *	  rest's, on rows of either sign and on non-negative ones; most rows
+ *	  copies of one vector, every row kept.  Then opq and
  *	  rq trained on such a sample keep the recall pq gets (session 62's
  *	  hunt, /work/runs/hunt-s62c.md F3: opq 0.02).
  */
@@ -67,6 +68,23 @@ test_centre(void)
 	tap_ok(same && nkept == N - FAR, "rows at 1e9 times the scale: those %d left out (%zu kept)",
 		   FAR, nkept);
 	tap_ok(near, "and the mean is the others' (|mean| < 0.1 in every dimension)");
+	free(x);
+
+	/*
+	 * non-negative rows: the far ones drag a plain mean along with them,
+	 * as far from the rest as from them (session 63's review F2)
+	 */
+	x = make_sample(1e9, TEST_XORSHIFT_SEED);
+	for (int i = 0; i < N * D; i++)
+		x[i] = fabsf(x[i]);
+	qdb_robust_mean(&qdb_default_alloc, x, N, D, mean, kept, &nkept, NULL);
+	same = near = true;
+	for (int i = 0; i < N; i++)
+		same &= kept[i] == (i >= FAR);
+	for (int j = 0; j < D; j++)
+		near &= fabsf(mean[j] - 0.5f) < 0.1f;
+	tap_ok(same && near, "non-negative rows, %d of them at 1e9 times the scale: those left out (%zu kept), the mean the others' (%.3g)",
+		   FAR, nkept, mean[0]);
 	free(x);
 
 	x = make_sample(1, TEST_XORSHIFT_SEED);
