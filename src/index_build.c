@@ -880,7 +880,14 @@ obtain_model(Relation heap, Relation index, IndexInfo *indexInfo, QdbMetric metr
 						RelationGetRelationName(index), seconds)));
 		name_out[0] = '\0';
 		*flags |= QDB_BUILT_TRAINED;
-		if (QdbTrainAfterRows(index) > 0 && s.n < QdbTrainAfterRows(index))
+		/*
+		 * a sample that took every row the index covers (not a full one),
+		 * fewer than train_after_rows: VACUUM compares the rows the index
+		 * covers then, so the rebuild samples at least as many, or the
+		 * sample's limit, and is not marked again
+		 */
+		if (QdbTrainAfterRows(index) > 0 && s.n < QdbTrainAfterRows(index) &&
+			s.n < QDB_BUILD_SAMPLE)
 			*flags |= QDB_BUILT_SMALL_SAMPLE;
 	}
 	return true;

@@ -476,7 +476,7 @@ untrained_cleanup(IndexVacuumInfo *info, IndexBulkDeleteResult **stats)
  * the train worker give up).
  */
 static bool
-small_sample_cleanup(IndexVacuumInfo *info)
+small_sample_cleanup(IndexVacuumInfo *info, double nodes)
 {
 	Relation	index = info->index;
 	QdbMetaPageData meta;
@@ -487,8 +487,14 @@ small_sample_cleanup(IndexVacuumInfo *info)
 	Relation	heap;
 
 	QdbReadMeta(index, &meta);
+	/*
+	 * the rows the index covers (its live nodes), not the table's: a
+	 * partial index, or a table of rows mostly without a vector, was rebuilt
+	 * and marked again at every retry (session 63's second review,
+	 * /work/runs/review-s63c.md F1)
+	 */
 	if (!(meta.build_flags & QDB_BUILT_SMALL_SAMPLE) || !index->rd_index->indisvalid ||
-		train_after <= 0 || info->num_heap_tuples < train_after)
+		train_after <= 0 || info->num_heap_tuples < train_after || nodes < train_after)
 		return false;
 	/* VACUUM holds the table's lock */
 	heap = table_open(index->rd_index->indrelid, NoLock);
@@ -760,7 +766,8 @@ qdbvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 	{
 		QdbCalibration cal;
 
-		if (!small_sample_cleanup(info) && QdbReadCalibrationQuiet(index, &cal) &&
+		if (!small_sample_cleanup(info, stats->num_index_tuples) &&
+			QdbReadCalibrationQuiet(index, &cal) &&
 			QdbCalibrationStale(&cal, stats->num_index_tuples) &&
 			!QdbLaunchCalibrationWorker(index))
 			ereport(DEBUG1,

@@ -125,7 +125,12 @@ write_list_if_unchanged(Relation index, const QdbIndexCache *c, QdbDiskGraph *g,
 	state = QdbXLogStart(index);
 	node = QdbPageGetNode(index, &c->shape, QdbXLogRegister(state, buf, 0),
 						  QdbRefBlock(ref), QdbRefOffset(ref));
-	write = !(node->flags & QDB_NODE_DELETED) &&
+	/*
+	 * the level again too: a slot VACUUM freed meanwhile may hold a node of
+	 * a lower level now (reuse_slot resizes slots), whose tuple ends before
+	 * this level's list would
+	 */
+	write = !(node->flags & QDB_NODE_DELETED) && node->level >= level &&
 		memcmp(QdbNodeLists(node, c->shape.code_size) + QdbLevelStart(c->shape.m, level), expect,
 			   sizeof(QdbNodeRef) * nslots) == 0;
 	if (write)

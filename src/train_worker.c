@@ -1046,8 +1046,12 @@ next_candidate(List *tried)
 			{
 				QdbMetaPageData meta;
 
+				/*
+				 * only indexes without a compressor: a VACUUM that counted the
+				 * rows one trained on too few covers starts its own worker
+				 */
 				QdbReadMeta(index, &meta);
-				if (QdbMetaWantsTraining(&meta))
+				if (QdbMetaUntrained(&meta))
 					found = oid;
 			}
 			relation_close(index, AccessShareLock);

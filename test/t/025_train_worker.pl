@@ -552,6 +552,8 @@ $node->safe_psql('postgres', q{
 	INSERT INTO sm SELECT id, emb FROM glove WHERE id < 400;
 	CREATE INDEX sm_idx ON sm USING quantumdb (emb real_cosine_ops)
 		WITH (train_after_rows = 1000, m = 8);
+	CREATE INDEX sm_part ON sm USING quantumdb (emb real_cosine_ops)
+		WITH (train_after_rows = 1000, m = 8) WHERE id < 300;
 });
 my $crc = q{SELECT compressor_checksum FROM quantumdb.index_info('sm_idx')};
 my $small = $node->safe_psql('postgres', $crc);
@@ -562,9 +564,11 @@ $node->safe_psql('postgres', 'INSERT INTO sm SELECT id, emb FROM glove WHERE id 
 $err = vacuum_notice('sm');
 like($err, qr/index "sm_idx" has a compressor its build trained on fewer rows than its train_after_rows \(1000\), and its table now has about \d+ rows: a background worker trains another/,
 	'at 1,499 rows VACUUM says a worker trains it again');
+unlike($err, qr/index "sm_part" has a compressor its build/,
+	'not a partial index covering 299 of them: a rebuild would sample as few again');
 ok($node->poll_query_until('postgres', "SELECT ($crc) <> '$small'"),
 	'the worker trained another compressor');
-is(indexes_of('sm'), 'sm_idx true', 'the index keeps its name and is valid');
+is(indexes_of('sm'), 'sm_idx true, sm_part true', 'the index keeps its name and is valid');
 $err = vacuum_notice('sm');
 unlike($err, qr/background worker trains/, 'trained on 1,499 rows: the next VACUUM starts no worker');
 is($node->safe_psql('postgres', "SELECT count(*) FROM quantumdb.verify('sm_idx')"),
