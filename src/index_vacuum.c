@@ -465,9 +465,10 @@ untrained_cleanup(IndexVacuumInfo *info, IndexBulkDeleteResult **stats)
 }
 
 /*
- * VACUUM of an index whose build trained its compressor on fewer rows than
- * its train_after_rows (QDB_BUILT_SMALL_SAMPLE): once the table has that
- * many, a background worker trains it again by REINDEX INDEX CONCURRENTLY,
+ * VACUUM of an index whose build trained its compressor on all the rows it
+ * covered, fewer than its train_after_rows (QDB_BUILT_SMALL_SAMPLE): once
+ * the table and the rows the index covers (nodes, its live nodes) reach
+ * that many, a background worker trains it again by REINDEX INDEX CONCURRENTLY,
  * as for an index without one (untrained_cleanup); meanwhile the index
  * answers with the compressor it has.  A leftover of a REINDEX
  * CONCURRENTLY or a recent failure holds the worker back, as there.  True
