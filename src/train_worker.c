@@ -444,16 +444,20 @@ let_go(Relation heap, Relation index)
 
 /* the table whose index the worker's REINDEX is training, else InvalidOid */
 static Oid	reindexing_heap = InvalidOid;
+/* that index (the one the REINDEX replaces), else InvalidOid */
+static Oid	reindexing_index = InvalidOid;
 /* its REINDEX ended in QdbTrainWorkerYield's ERROR */
 static bool yielded_to_lock = false;
 
 /*
- * Whether a session waits for a lock on relid stronger than SHARE UPDATE
- * EXCLUSIVE (DDL, CREATE INDEX, LOCK TABLE), from the lock table as pg_locks
+ * Whether a session waits for a lock on table heapoid stronger than SHARE
+ * UPDATE EXCLUSIVE (DDL, CREATE INDEX, LOCK TABLE), or for one on index
+ * indexoid (not InvalidOid) that the REINDEX's SHARE UPDATE EXCLUSIVE
+ * blocks (ALTER INDEX, DROP ... CASCADE), from the lock table as pg_locks
  * shows it.
  */
 static bool
-stronger_waiter(Oid relid)
+stronger_waiter(Oid heapoid, Oid indexoid)
 {
 	LockData   *data = GetLockStatusData();
 	bool		found = false;
@@ -464,12 +468,29 @@ stronger_waiter(Oid relid)
 
 		found = l->locktag.locktag_type == LOCKTAG_RELATION &&
 			l->locktag.locktag_field1 == MyDatabaseId &&
-			l->locktag.locktag_field2 == relid &&
-			l->waitLockMode > ShareUpdateExclusiveLock;
+			((l->locktag.locktag_field2 == heapoid &&
+			  l->waitLockMode > ShareUpdateExclusiveLock) ||
+			 (OidIsValid(indexoid) && l->locktag.locktag_field2 == indexoid &&
+			  l->waitLockMode >= ShareUpdateExclusiveLock));
 	}
 	pfree(data->locks);
 	pfree(data);
 	return found;
+}
+
+/*
+ * Whether a session waits for a lock on relation relid that this backend's
+ * SHARE UPDATE EXCLUSIVE on it blocks; false when it holds none.  Neither
+ * allocates nor throws (someone_waits).
+ */
+static bool
+held_lock_has_waiters(Oid relid)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_RELATION(tag, MyDatabaseId, relid);
+	return LockHeldByMe(&tag, ShareUpdateExclusiveLock) &&
+		LockHasWaiters(&tag, ShareUpdateExclusiveLock, false);
 }
 
 /*
@@ -487,8 +508,9 @@ someone_waits(Relation heap)
 	StaticAssertStmt(ShareUpdateExclusiveLock > RowExclusiveLock,
 					 "a lock the fast path never takes");
 	return OidIsValid(reindexing_heap) && RelationGetRelid(heap) == reindexing_heap &&
-		CheckRelationLockedByMe(heap, ShareUpdateExclusiveLock, false) &&
-		LockHasWaitersRelation(heap, ShareUpdateExclusiveLock);
+		((CheckRelationLockedByMe(heap, ShareUpdateExclusiveLock, false) &&
+		  LockHasWaitersRelation(heap, ShareUpdateExclusiveLock)) ||
+		 (OidIsValid(reindexing_index) && held_lock_has_waiters(reindexing_index)));
 }
 
 /*
@@ -509,7 +531,7 @@ someone_waits(Relation heap)
 bool
 QdbTrainWorkerShouldYield(Relation heap)
 {
-	return someone_waits(heap) && stronger_waiter(RelationGetRelid(heap));
+	return someone_waits(heap) && stronger_waiter(RelationGetRelid(heap), reindexing_index);
 }
 
 /*
@@ -537,7 +559,7 @@ QdbTrainWorkerShouldYieldQuietly(Relation heap)
 	HOLD_INTERRUPTS();
 	PG_TRY();
 	{
-		found = stronger_waiter(RelationGetRelid(heap));
+		found = stronger_waiter(RelationGetRelid(heap), reindexing_index);
 	}
 	PG_CATCH();
 	{
@@ -580,10 +602,10 @@ QdbTrainWorkerYield(Relation heap, bool in_training)
  * review, /work/runs/review-s59.md F1).
  */
 static bool
-gave_way(int sqlerrcode, Oid heapoid)
+gave_way(int sqlerrcode, Oid heapoid, Oid indexoid)
 {
 	return yielded_to_lock ||
-		(sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED && stronger_waiter(heapoid));
+		(sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED && stronger_waiter(heapoid, indexoid));
 }
 
 /*
@@ -879,9 +901,11 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 		/* its memory contexts hang from PortalContext, which a worker lacks */
 		PortalContext = keep;
 		reindexing_heap = heapoid;
+		reindexing_index = indexoid;
 		yielded_to_lock = false;
 		ExecReindex(pstate, stmt, true);
 		reindexing_heap = InvalidOid;
+		reindexing_index = InvalidOid;
 		if (ActiveSnapshotSet())
 			PopActiveSnapshot();
 		CommitTransactionCommand();
@@ -893,9 +917,10 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 		bool		yielded;
 
 		reindexing_heap = InvalidOid;
+		reindexing_index = InvalidOid;
 		MemoryContextSwitchTo(keep);
 		e = CopyErrorData();
-		yielded = gave_way(e->sqlerrcode, heapoid);
+		yielded = gave_way(e->sqlerrcode, heapoid, indexoid);
 		if (yielded)
 		{
 			/* no failure: a LOG line, not the ERROR's report */

@@ -25,7 +25,6 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(usleep);
 use FindBin;
 use lib $FindBin::RealBin;
 use QdbIndexCheck;
@@ -86,18 +85,6 @@ sub wait_trained
 		"SELECT built_from <> '$untrained' FROM quantumdb.index_info('$index')");
 }
 
-# whether the server log past $offset gets a line matching $re (in time)
-sub wait_log
-{
-	my ($re, $offset) = @_;
-	for (my $i = 0; $i < 10 * $PostgreSQL::Test::Utils::timeout_default; $i++)
-	{
-		return 1 if $node->log_contains($re, $offset);
-		usleep(100_000);
-	}
-	return 0;
-}
-
 # the worker's pid once its REINDEX waits for the writer of $t
 sub worker_waiting
 {
@@ -154,13 +141,13 @@ $node->safe_psql('postgres', q{
 $oid = $node->safe_psql('postgres', "SELECT 'few_covered_idx'::regclass::oid");
 my $offset = -s $node->logfile;
 vacuum_notice('few_covered');
-ok(wait_log(qr/LOG:  index "few_covered_idx" covers fewer than 256 rows with a vector: no compressor trained/, $offset),
+ok(wait_log($node, qr/LOG:  index "few_covered_idx" covers fewer than 256 rows with a vector: no compressor trained/, $offset),
 	'the worker says the partial index covers too few rows');
 is($node->safe_psql('postgres', "SELECT 'few_covered_idx'::regclass::oid"), $oid,
 	'and runs no REINDEX');
 # and counts it as a failed try: its search may read the whole table, and
 # every VACUUM started it again (session 61's hunt, F2)
-ok(wait_log(qr/covers fewer than 256 rows with a vector: no compressor trained\n[^\n]*DETAIL:  A REINDEX would leave it without one again\. No VACUUM starts another worker for it before/, $offset),
+ok(wait_log($node, qr/covers fewer than 256 rows with a vector: no compressor trained\n[^\n]*DETAIL:  A REINDEX would leave it without one again\. No VACUUM starts another worker for it before/, $offset),
 	'its LOG says when the next try may come');
 like(vacuum_notice('few_covered'),
 	qr/DETAIL:  A background worker's training of it failed 1 time in a row: no VACUUM starts another before/,
@@ -177,7 +164,7 @@ $node->safe_psql('postgres', q{
 $oid = $node->safe_psql('postgres', "SELECT 'zv_idx'::regclass::oid");
 $offset = -s $node->logfile;
 vacuum_notice('zv');
-ok(wait_log(qr/LOG:  index "zv_idx" covers fewer than 256 rows with a vector: no compressor trained/, $offset),
+ok(wait_log($node, qr/LOG:  index "zv_idx" covers fewer than 256 rows with a vector: no compressor trained/, $offset),
 	'zero vectors under cosine are not counted');
 is($node->safe_psql('postgres', "SELECT 'zv_idx'::regclass::oid"), $oid, 'no REINDEX ran');
 
@@ -224,7 +211,7 @@ ok($node->poll_query_until('postgres', q{SELECT count(*) = 1 FROM pg_locks
 	WHERE relation = 'y_t'::regclass AND mode = 'AccessExclusiveLock' AND NOT granted}),
 	'the ALTER waits for the table');
 $ywriter->query_safe('COMMIT');
-ok(wait_log(qr/LOG:  training a compressor for index "y_t_idx" gave way to another session waiting for a lock on its table/,
+ok(wait_log($node, qr/LOG:  training a compressor for index "y_t_idx" gave way to another session waiting for a lock on its table/,
 	$yoffset), 'the worker gave way to it');
 # its training looks for such a statement: it does not train to the end first
 ok($node->log_contains(qr/gave way to another session waiting for a lock on its table\n.*DETAIL:  It stopped in the middle of its training\./,
@@ -243,6 +230,33 @@ ok(wait_trained('y_t_idx'), 'which trains the index');
 $ywriter->quit;
 $node->safe_psql('postgres', 'DROP TABLE y_t');
 
+# 2d. the same for a statement waiting for a lock on the index itself:
+# ALTER INDEX ... SET, which takes the REINDEX's own SHARE UPDATE EXCLUSIVE
+# (it waited out the whole build, then a deadlock threw the work away and
+# counted a failure: session 64's hunt, /work/runs/hunt-s64b.md F1)
+empty_indexed('z_t', 'train_after_rows = 1000');
+my $zwriter = $node->background_psql('postgres');
+$zwriter->query_safe('BEGIN; INSERT INTO z_t VALUES (100000, (SELECT emb FROM glove WHERE id = 1999))');
+my $zoffset = -s $node->logfile;
+vacuum_notice('z_t');
+worker_waiting('z_t');
+my $zddl = $node->background_psql('postgres');
+$zddl->query_until(qr/started/, "\\echo started\nALTER INDEX z_t_idx SET (train_after_rows = 0);\n");
+ok($node->poll_query_until('postgres', q{SELECT count(*) = 1 FROM pg_locks
+	WHERE relation = 'z_t_idx'::regclass AND NOT granted}),
+	'the ALTER INDEX waits for the index');
+$zwriter->query_safe('COMMIT');
+ok(wait_log($node, qr/LOG:  training a compressor for index "z_t_idx" gave way to another session waiting for a lock on its table/,
+	$zoffset), 'the worker gave way to it');
+$zddl->query_safe('SELECT 1');
+$zddl->quit;
+ok($node->poll_query_until('postgres', q{SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'quantumdb train'}),
+	'the worker ended');
+ok(!$node->log_contains(qr/training a compressor for index "z_t_idx" failed/, $zoffset),
+	'no failure is counted');
+$zwriter->quit;
+$node->safe_psql('postgres', 'DROP TABLE z_t');
+
 # 3. cancelled while the REINDEX waits for a writer: its copy is dropped
 empty_indexed('c_t', 'train_after_rows = 1000');
 my $writer = $node->background_psql('postgres');
@@ -254,7 +268,7 @@ is(indexes_of('c_t'), 'c_t_idx true, c_t_idx_ccnew false', 'the REINDEX made its
 empty_indexed('q_t', 'train_after_rows = 1000');
 $offset = -s $node->logfile;
 vacuum_notice('q_t');
-ok(wait_log(qr/LOG:  another index's compressor is being trained in this database: that worker takes this one next if it still waits then, else the next VACUUM does/, $offset),
+ok(wait_log($node, qr/LOG:  another index's compressor is being trained in this database: that worker takes this one next if it still waits then, else the next VACUUM does/, $offset),
 	'the second worker logged why it left');
 ok($node->poll_query_until('postgres', q{SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'quantumdb train'}),
 	'the second worker ended');
@@ -295,7 +309,7 @@ $writer->query_safe('COMMIT');
 ok($node->poll_query_until('postgres',
 		"SELECT count(*) = 0 FROM pg_class WHERE relname = 'c_t_idx_ccnew'"),
 	'with the delay 0, the next VACUUM tried again; cancelled again, its copy is dropped');
-ok(wait_log(qr/LOG:  training a compressor for index "c_t_idx" failed \(2 times in a row\): the next VACUUM that finds the table large enough tries again/, $offset),
+ok(wait_log($node, qr/LOG:  training a compressor for index "c_t_idx" failed \(2 times in a row\): the next VACUUM that finds the table large enough tries again/, $offset),
 	'the second failure is counted');
 retry_delay(600);
 $err = vacuum_notice('c_t');
@@ -338,7 +352,7 @@ ok($node->poll_query_until('postgres', q{SELECT count(*) = 0 FROM pg_class WHERE
 	'no copy is left');
 is(indexes_of('d_t'), 'd_t_idx true', 'one index, valid');
 isnt(built_from('d_t_idx'), $untrained, 'the DBA\'s REINDEX trained it');
-ok(wait_log(qr/LOG:  training a compressor for index "d_t_idx" failed/, $d_offset),
+ok(wait_log($node, qr/LOG:  training a compressor for index "d_t_idx" failed/, $d_offset),
 	'the worker says its own REINDEX failed');
 ok(!$node->log_contains(qr/index "d_t_idx" now has a compressor/, $d_offset),
 	'not that the index now has a compressor by its doing');
@@ -362,7 +376,7 @@ $node->safe_psql('postgres', q{
 });
 $offset = -s $node->logfile;
 like(vacuum_notice('dup_t'), qr/a background worker trains one/, 'copies of three vectors: VACUUM starts the worker');
-ok(wait_log(qr/LOG:  index "dup_t_idx" was rebuilt without a compressor/, $offset),
+ok(wait_log($node, qr/LOG:  index "dup_t_idx" was rebuilt without a compressor/, $offset),
 	'its REINDEX leaves the index without a compressor');
 ok($node->log_contains(qr/DETAIL:  Fewer than 256 distinct vectors were among the rows it covers/, $offset),
 	'and the log says why');
@@ -379,7 +393,7 @@ empty_indexed('lt_t', 'train_after_rows = 1000');
 $writer->query_safe('BEGIN; INSERT INTO lt_t VALUES (100000, (SELECT emb FROM glove WHERE id = 1999))');
 $offset = -s $node->logfile;
 vacuum_notice('lt_t');
-ok(wait_log(qr/ERROR:  canceling statement due to lock timeout/, $offset),
+ok(wait_log($node, qr/ERROR:  canceling statement due to lock timeout/, $offset),
 	'the REINDEX timed out waiting for the writer');
 sleep 3;
 $writer->query_safe('COMMIT');
@@ -405,7 +419,7 @@ ok($node->poll_query_until('postgres', q{SELECT count(*) = 0 FROM pg_class WHERE
 	'the old index the swap left was dropped');
 is(indexes_of('o_t'), 'o_t_idx true', 'one index, valid');
 isnt(built_from('o_t_idx'), $untrained, 'with a compressor');
-ok(wait_log(qr/LOG:  index "o_t_idx" now has a compressor/, $o_offset),
+ok(wait_log($node, qr/LOG:  index "o_t_idx" now has a compressor/, $o_offset),
 	'the worker says the index has its compressor');
 ok(!$node->log_contains(qr/training a compressor for index "o_t_idx" failed/, $o_offset),
 	'not that its training failed');
@@ -467,9 +481,9 @@ ok($node->poll_query_until('postgres', qq{
 	   AND (SELECT count(*) FROM pg_locks WHERE pid = $pid AND NOT granted) = 1}),
 	'cancelled, the worker waits for the writer to drop its copy');
 $node->safe_psql('postgres', "SELECT pg_cancel_backend($pid)");
-ok(wait_log(qr/LOG:  index "cc_t_idx_ccnew", what the failed REINDEX CONCURRENTLY of index "cc_t_idx" left, could not be dropped and is left/, $offset),
+ok(wait_log($node, qr/LOG:  index "cc_t_idx_ccnew", what the failed REINDEX CONCURRENTLY of index "cc_t_idx" left, could not be dropped and is left/, $offset),
 	'cancelled again there, it logs the copy it leaves');
-ok(wait_log(qr/LOG:  training a compressor for index "cc_t_idx" failed \(1 time in a row\)/, $offset),
+ok(wait_log($node, qr/LOG:  training a compressor for index "cc_t_idx" failed \(1 time in a row\)/, $offset),
 	'and notes the failure');
 $writer->query_safe('COMMIT');
 ok($node->poll_query_until('postgres', "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $pid"),
@@ -539,7 +553,7 @@ $node->safe_psql('postgres', q{
 });
 $offset = -s $node->logfile;
 vacuum_notice('tl');
-ok(wait_log(qr/training a compressor for index "tl_idx" failed \(1 time in a row\)[^\n]*\n[^\n]*HINT:  A row of the table is one the index cannot hold once trained/, $offset),
+ok(wait_log($node, qr/training a compressor for index "tl_idx" failed \(1 time in a row\)[^\n]*\n[^\n]*HINT:  A row of the table is one the index cannot hold once trained/, $offset),
 	'a worker that failed on a row the trained index cannot hold says to mend the row');
 $node->safe_psql('postgres', 'DROP TABLE tl');
 

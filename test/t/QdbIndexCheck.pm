@@ -6,8 +6,11 @@ use warnings;
 use Test::More;
 use PostgreSQL::Test::Cluster;
 use Exporter 'import';
+use PostgreSQL::Test::Utils;
+use Time::HiRes ();
 
-our @EXPORT = qw(start_quiet_node create_indexed_items synthetic_indexed_sql check_all_rows_indexed);
+our @EXPORT = qw(start_quiet_node create_indexed_items synthetic_indexed_sql check_all_rows_indexed
+	wait_log);
 
 # A new cluster named $name, started, with autovacuum off (its VACUUMs are
 # the test's own).
@@ -82,6 +85,19 @@ sub check_all_rows_indexed
 	is($returned, $distinct, "$what: a full index scan returns no row twice");
 	cmp_ok($rows - $distinct, '<=', $allowed,
 		"$what: a full index scan returns every row" . ($allowed ? " but at most $allowed" : ''));
+}
+
+# Whether $node's server log past $offset gets a line matching $re within
+# the tests' timeout.
+sub wait_log
+{
+	my ($node, $re, $offset) = @_;
+	for (my $i = 0; $i < 10 * $PostgreSQL::Test::Utils::timeout_default; $i++)
+	{
+		return 1 if $node->log_contains($re, $offset);
+		Time::HiRes::usleep(100_000);
+	}
+	return 0;
 }
 
 1;
