@@ -96,6 +96,9 @@ QdbIndexVector(Relation index, Relation heap, QdbIndexCache *c, Datum value, boo
 	if (c->untrained)
 		untrained_dim(index, heap, c, dim);
 	if (dim != c->dim)
+	{
+		const char *named = c->untrained ? NULL : QdbGetCompressorName(index);
+
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("vector has %d dimensions, but index \"%s\" has %d",
@@ -111,7 +114,11 @@ QdbIndexVector(Relation index, Relation heap, QdbIndexCache *c, Datum value, boo
 						 QdbRelationSqlName(index)) :
 				 c->untrained ?
 				 errhint("REINDEX INDEX %s takes them from the table's rows again.",
-						 QdbRelationSqlName(index)) : 0));
+						 QdbRelationSqlName(index)) :
+				 named != NULL ?
+				 errhint("The index names compressor \"%s\" (its option compressor): name one trained on vectors of %d dimensions, or build the index without the option (ALTER INDEX %s RESET (compressor), then REINDEX, where it exists) so that its build trains one on the table's rows.",
+						 named, dim, QdbRelationSqlName(index)) : 0));
+	}
 	/* an index without a compressor computes no distance of its own */
 	if (!c->untrained && c->metric != QDB_METRIC_COSINE)
 		QdbCheckLength(x, dim, "vector");
