@@ -405,11 +405,12 @@ cmd_eval(CliArgs *a)
 		for (size_t i = 0; i < nb; i++)
 			qdb_topk_insert(dist, ids, &len, K,
 					  qdb_adc_distance(&m, table, bias, codes + i * m.M), (int) i);
-		for (int i = 0; i < 10; i++)
+		/* a base of fewer than 10 rows fills fewer (session 64's hunt F4) */
+		for (int i = 0; i < 10 && i < len; i++)
 			for (int j = 0; j < 10; j++)
 				hits += ids[i] == g[j];
 		r10 += hits / 10.0;
-		for (int i = 0; i < 10; i++)
+		for (int i = 0; i < 10 && i < len; i++)
 			r1_10 += ids[i] == g[0];
 		for (int i = 0; i < K && i < len; i++)
 			r1_100 += ids[i] == g[0];

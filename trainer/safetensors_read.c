@@ -551,8 +551,8 @@ check_layout(StParse *sp)
 		int			need = (sp->kind == QDB_KIND_NEURAL && k != T_LINEAR) ||
 			(sp->kind == QDB_KIND_RQ && k == T_MEAN) ||
 			(sp->err_byte && (k == T_MEAN || k == T_LINEAR));
-		int			allowed = need || k == T_LINEAR ||
-			(k == T_MEAN && sp->kind != QDB_KIND_NEURAL);
+		int			allowed = need ||
+			((k == T_LINEAR || k == T_MEAN) && sp->kind != QDB_KIND_NEURAL);
 
 		if (need && !sp->t[k].present)
 		{
@@ -657,11 +657,22 @@ verify_checksum(StParse *sp)
 	return 0;
 }
 
-/* Copies one tensor out of the blob, refusing NaN and infinity. */
+/*
+ * A tensor's values whose squares sum past this are refused: the
+ * arithmetic of encoding and distances would leave float32 (session 64's
+ * hunt, /work/runs/hunt-s64a.md F2: codebooks of -3.4e38 decoded to
+ * -Infinity, a neural bias of 3.4e38 gave NaN distances, and such models
+ * imported).  A trained model is far below it: rows scaled by 1e9 give
+ * sums near 1e23.
+ */
+#define ST_MAX_SQUARES	1e36
+
+/* Copies one tensor out of the blob, refusing NaN, infinity and values too large. */
 static int
 load_floats(StParse *sp, TensorId id, float *dst)
 {
 	const uint8_t *p = sp->data + sp->t[id].begin;
+	double		squares = 0;
 
 	for (uint64_t i = 0; i < sp->t[id].nfloats; i++, p += 4)
 	{
@@ -672,6 +683,42 @@ load_floats(StParse *sp, TensorId id, float *dst)
 		{
 			st_error(sp->err, sp->errlen, "tensor \"%s\" holds a non-finite value at element %" PRIu64,
 					 tensor_names[id], i);
+			return -1;
+		}
+		squares += (double) dst[i] * dst[i];
+	}
+	if (squares > ST_MAX_SQUARES)
+	{
+		st_error(sp->err, sp->errlen, "tensor \"%s\" holds values too large: the sum of their squares, %g, is above %g",
+				 tensor_names[id], squares, ST_MAX_SQUARES);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Kind rq under l2 and cosine: the 256 norm levels (column 0 of the last
+ * book, rq.h) at least 0 and never falling, as the encoder's search for a
+ * row's level assumes (qdb_nearest_level): levels in another order
+ * imported and made an index's distances wrong without a word (session
+ * 64's hunt, /work/runs/hunt-s64a.md F1: estimate_recall 0.129).
+ */
+static int
+check_rq_levels(StParse *sp, const QdbModel *m)
+{
+	const float *last;
+
+	if (sp->kind != QDB_KIND_RQ || sp->metric == QDB_METRIC_IP)
+		return 0;
+	last = m->codebooks + (size_t) (m->M - 1) * QDB_KSUB * m->dim_pq;
+	for (int k = 0; k < QDB_KSUB; k++)
+	{
+		float		v = last[(size_t) k * m->dim_pq];
+
+		if (v < 0 || (k > 0 && v < last[(size_t) (k - 1) * m->dim_pq]))
+		{
+			st_error(sp->err, sp->errlen, "kind rq: norm level %d (%g) is %s", k, v,
+					 v < 0 ? "negative" : "below the level before it");
 			return -1;
 		}
 	}
@@ -772,7 +819,8 @@ parse_blob(StParse *sp, const QdbAlloc *a, QdbModel *out)
 	}
 	if (load_floats(sp, T_CODEBOOKS, out->codebooks) < 0 ||
 		(out->mean && load_floats(sp, T_MEAN, out->mean) < 0) ||
-		(out->linear && load_floats(sp, T_LINEAR, out->linear) < 0))
+		(out->linear && load_floats(sp, T_LINEAR, out->linear) < 0) ||
+		check_rq_levels(sp, out) < 0)
 		return QDB_ERR_FORMAT;
 	if (sp->kind == QDB_KIND_NEURAL &&
 		(load_floats(sp, T_ENC_W1, out->enc_w1) < 0 ||

@@ -59,7 +59,7 @@ next_u32(void)
 	return (uint32_t) (test_xorshift(&rng_state) >> 16);
 }
 
-/* Finite floats of every kind: normal, subnormal, zero of both signs, huge. */
+/* Finite floats of every kind: normal, subnormal, zero of both signs, up to 2^33. */
 static void
 fill(float *x, size_t n)
 {
@@ -67,8 +67,11 @@ fill(float *x, size_t n)
 	{
 		uint32_t	bits = next_u32();
 
-		if ((bits & 0x7f800000) == 0x7f800000)
-			bits &= 0xbfffffff;	/* clear one exponent bit: finite */
+		uint32_t	e = (bits >> 23) & 0xff;
+
+		/* below 2^33: the parser refuses squares summing past 1e36 */
+		if (e > 159)
+			bits = (bits & ~0x7f800000u) | (e - 96) << 23;
 		if (i == 0)
 			bits = 0x80000000;	/* -0.0 */
 		memcpy(&x[i], &bits, 4);
@@ -339,6 +342,40 @@ test_limits(void)
 	m.codebooks[5] = INFINITY;
 	tap_ok(qdb_model_serialize(&m, &test_alloc, &b, &l) == QDB_ERR_DATA, "serialize refuses infinity");
 	qdb_model_free(&m);
+
+	/*
+	 * Values too large for float32 arithmetic, and kind rq's norm levels out
+	 * of order, are refused (session 64's hunt, /work/runs/hunt-s64a.md F1,
+	 * F2); ascending levels of a model like it parse.
+	 */
+	make_model(&m, QDB_KIND_PQ, QDB_METRIC_L2, 8, 8, 2, 0, 0);
+	m.codebooks[3] = 3e20f;
+	rc = qdb_model_serialize(&m, &test_alloc, &b, &l);
+	tap_ok(rc == QDB_OK && parse(b, l, &back, err, sizeof(err)) == QDB_ERR_FORMAT &&
+		   strstr(err, "too large") != NULL, "a codebook value of 3e20 is refused: %s", err);
+	qdb_free(&test_alloc, b);
+	qdb_model_free(&m);
+	for (int order = 0; order < 3; order++)
+	{
+		make_model(&m, QDB_KIND_RQ, QDB_METRIC_L2, 8, 8, 4, 1, 0);
+		/* column 0 of the last book: 0, 1, ... (order 0), falling (1), negative (2) */
+		for (int k = 0; k < QDB_KSUB; k++)
+			m.codebooks[((size_t) 3 * QDB_KSUB + k) * m.dsub] =
+				order == 0 ? (float) k : order == 1 ? (float) (QDB_KSUB - k) : (float) k - 1;
+		rc = qdb_model_serialize(&m, &test_alloc, &b, &l);
+		if (order == 0)
+		{
+			tap_ok(rc == QDB_OK && parse(b, l, &back, err, sizeof(err)) == QDB_OK && same_model(&m, &back),
+				   "kind rq, ascending norm levels: parsed %s", err);
+			qdb_model_free(&back);
+		}
+		else
+			tap_ok(rc == QDB_OK && parse(b, l, &back, err, sizeof(err)) == QDB_ERR_FORMAT &&
+				   strstr(err, order == 1 ? "below the level before it" : "negative") != NULL,
+				   "kind rq, norm levels %s: refused (%s)", order == 1 ? "falling" : "below 0", err);
+		qdb_free(&test_alloc, b);
+		qdb_model_free(&m);
+	}
 
 	make_model(&m, QDB_KIND_PQ, QDB_METRIC_L2, 8, 8, 2, 0, 0);
 	m.dim = 12;
