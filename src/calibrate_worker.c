@@ -14,8 +14,10 @@
  * on.
  *
  * VACUUM (amvacuumcleanup) only decides: when the index holds a quarter
- * more or fewer live nodes than when its calibration was taken, it starts
- * a dynamic background worker and goes on.  The measurement does not run
+ * more or fewer live nodes than when its calibration was taken, or VACUUMs
+ * removed as many entries as a quarter of its nodes since (rows replaced
+ * by others, the count kept), it starts a dynamic background worker and
+ * goes on.  The measurement does not run
  * inside VACUUM: there its snapshot would not hold back other backends'
  * pruning (PROC_IN_VACUUM), a parallel VACUUM's leader is in parallel mode,
  * and an error would abort the VACUUM after it has freed nodes.  The
@@ -28,8 +30,21 @@
  * rows): DDL on the table waits for it, as for a long query.  When no
  * worker slot is free nothing happens: the next VACUUM tries again.  Temp
  * tables get no worker (other backends cannot read them).
+ *
+ * The calibration also measures how well the compressor fits the rows
+ * (fit, calibration.h).  When that is much worse than at the build
+ * (QdbFitStale: the rows moved away from those the compressor was trained
+ * on; session 63's hunt, /work/runs/hunt-s63a.md F2, saw 10-recall@10
+ * fall from 0.95 to 0.89 on glove-100-angular and from 0.998 to 0.81 on
+ * drifting sift rows while a REINDEX gave 0.97 and 0.998), the worker
+ * says so in the server log and, for an index whose build trained its
+ * compressor, marks it (QDB_BUILT_FIT_STALE): the next VACUUM has the
+ * train worker build it again (index_vacuum.c, train_worker.c).  An
+ * index that names a compressor keeps it: the log says to train another.
  */
 #include "postgres.h"
+
+#include <math.h>
 
 #include "access/relation.h"
 #include "access/table.h"
@@ -53,7 +68,10 @@
 
 PGDLLEXPORT void quantumdb_calibrate_worker_main(Datum arg);
 
-/* the index's calibration is stale: it saw a quarter more or fewer nodes */
+/*
+ * the index's calibration is stale: it saw a quarter more or fewer nodes,
+ * or a quarter of its nodes were removed since
+ */
 #define STALE_FACTOR 1.25
 
 bool
@@ -61,7 +79,75 @@ QdbCalibrationStale(const QdbCalibration *cal, double live_nodes)
 {
 	/* an emptied index keeps its calibration: there is nothing to measure */
 	return cal->nodes > 0 && live_nodes > 0 &&
-		(live_nodes < cal->nodes / STALE_FACTOR || live_nodes > cal->nodes * STALE_FACTOR);
+		(live_nodes < cal->nodes / STALE_FACTOR || live_nodes > cal->nodes * STALE_FACTOR ||
+		 cal->removed >= cal->nodes * (STALE_FACTOR - 1));
+}
+
+/*
+ * The coding error a compressor trained on n rows gives rows it was not
+ * trained on, from fit, what it gives its training rows: fit x (1 + 20 /
+ * sqrt(n)).  Measured for opq, the kind a build trains: on
+ * glove-100-angular the rows of the kind it was trained on that it was not
+ * trained on measured 1.82, 1.40, 1.20 and 1.07 times its training rows
+ * at 1,000, 2,000, 10,000 and 50,000 training rows (session 64's review,
+ * /work/runs/review-s64.md F1; /work/runs/fit-ratios-random-s64.log),
+ * sift-photos-128 1.14 at 10,000 (test/bench/fit_drift.py --ratios).
+ * n 0 (not known): fit.
+ */
+double
+QdbFitExpected(double fit, double trained_rows)
+{
+	return trained_rows >= 1 ? fit * (1 + 20 / sqrt(trained_rows)) : fit;
+}
+
+/*
+ * The compressor fits the rows much worse than at the build: their coding
+ * error is 1.3 times what rows of the kind it was trained on would give
+ * (fit_at_build, QdbFitExpected).  Rows moved away measure more: sift rows
+ * moved by 0.4 of a standard deviation in each dimension 2.4 times the
+ * training rows', glove's later, rarer words under a compressor of its
+ * first 10,000 1.8 to 2.7 times (test/bench/fit_drift.py --ratios).
+ */
+#define FIT_STALE_FACTOR 1.3
+
+bool
+QdbFitStale(const QdbCalibration *cal)
+{
+	return cal->fit_at_build > 0 && cal->fit > cal->fit_at_build * FIT_STALE_FACTOR;
+}
+
+/*
+ * After a new calibration cal of index: when the compressor fits the rows
+ * much worse than at the build, a message at elevel (LOG from the worker,
+ * NOTICE from quantumdb.calibrate) says so, and an index whose build
+ * trained its compressor is marked to be trained again (the VACUUM that
+ * finds its table and the index holding train_after_rows rows starts the
+ * worker: index_vacuum.c).
+ */
+void
+QdbCheckFit(Relation index, const QdbCalibration *cal, int elevel)
+{
+	QdbMetaPageData meta;
+	bool		own;
+	double		after = QdbTrainAfterRows(index);	/* 0: never, temp tables too */
+
+	if (!QdbFitStale(cal))
+		return;
+	QdbReadMeta(index, &meta);
+	own = meta.compressor_name[0] == '\0' && (meta.build_flags & QDB_BUILT_TRAINED) && after > 0;
+	if (own)
+		QdbSetBuildFlag(index, QDB_BUILT_FIT_STALE);
+	ereport(elevel,
+			(errmsg("quantumdb: the compressor of index \"%s\" fits its rows worse than at its build: coding error %.4g against %.4g expected",
+					RelationGetRelationName(index), cal->fit, cal->fit_at_build),
+			 own ?
+			 errdetail("A VACUUM of its table that finds it and the index holding %.0f rows (its option train_after_rows) has a background worker rebuild it with a compressor trained on the rows it has then (REINDEX INDEX CONCURRENTLY).",
+					   after) :
+			 meta.compressor_name[0] != '\0' ?
+			 errdetail("The index uses compressor \"%s\": train another on the rows the table has now and build the index with it.",
+					   meta.compressor_name) :
+			 errdetail("No worker trains it again (its option train_after_rows is 0, or its table is temporary); REINDEX does."),
+			 errhint("Its 10-recall@10 may have fallen: quantumdb.estimate_recall() measures it.")));
 }
 
 /*
@@ -94,7 +180,7 @@ quantumdb_calibrate_worker_main(Datum arg)
 	ErrorContextCallback errcb;
 
 	wc.doing = "calibrating";
-	wc.why = " again after a VACUUM changed its size";
+	wc.why = " again after VACUUMs changed its size or replaced its rows";
 	wc.retry = "; the next such VACUUM tries again";
 	QdbIndexWorkerStart(&wc, &errcb, indexoid, "quantumdb calibrate");
 	/* never wait long behind a lock: the next VACUUM tries again */
@@ -130,7 +216,12 @@ quantumdb_calibrate_worker_main(Datum arg)
 		CommitTransactionCommand();	/* releases the locks */
 		proc_exit(0);
 	}
-	QdbRecalibrate(heap, index, &old);
+	{
+		QdbCalibration cal;
+
+		if (QdbRecalibrate(heap, index, &old, &cal))
+			QdbCheckFit(index, &cal, LOG);
+	}
 	relation_close(index, NoLock);
 	relation_close(heap, NoLock);
 	PopActiveSnapshot();

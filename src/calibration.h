@@ -56,12 +56,30 @@ typedef struct QdbCalibration
 	double		nodes;			/* the index's live nodes then (VACUUM compares) */
 	TimestampTz taken_at;
 	QdbCalibrationPoint points[QDB_MAX_CALIBRATION_POINTS];
+
+	/*
+	 * Since 2026-12-07, read only where the page's pd_lower covers them (a
+	 * calibration written before reads them as 0; a library before ignores
+	 * them).  fit: the mean coding error of rows of the table (fit_row in
+	 * index_calibrate.c), 0 if not measured; fit_at_build: the same at the
+	 * index's build, raised by the error expected of rows the compressor
+	 * was not trained on (or the first calibration after that measured
+	 * it), kept by every calibration after; removed: the index entries
+	 * VACUUMs removed since the calibration (calibrate_worker.c).
+	 */
+	double		fit;
+	double		fit_at_build;
+	double		removed;
 } QdbCalibration;
+
+/* the bytes of a calibration without fit, fit_at_build and removed */
+#define QDB_CALIBRATION_D_SIZE	offsetof(QdbCalibration, fit)
 
 /* index_pages.c */
 extern bool QdbReadCalibration(Relation index, QdbCalibration *cal);
 extern bool QdbReadCalibrationQuiet(Relation index, QdbCalibration *cal);
 extern void QdbWriteCalibration(Relation index, const QdbCalibration *cal);
+extern void QdbAddCalibrationRemoved(Relation index, double removed);
 
 /* calibration_grid.c: the reranks measured at each ef_search */
 #define QDB_GRID_SLOTS	4		/* 0, ef_search / 4, ef_search / 2, ef_search */
@@ -79,11 +97,15 @@ extern void QdbGridAfterLevel(QdbGridSlots *g, const QdbCalibration *cal, int fi
 /* index_calibrate.c */
 extern void QdbCalibrate(Relation heap, Relation index, int queries, int k, int seed,
 						 QdbCalibration *cal);
-extern void QdbCalibrateAtBuild(Relation heap, Relation index, int queries);
-extern void QdbRecalibrate(Relation heap, Relation index, const QdbCalibration *old);
+extern void QdbCalibrateAtBuild(Relation heap, Relation index, int queries, double trained_rows);
+extern bool QdbRecalibrate(Relation heap, Relation index, const QdbCalibration *old,
+						   QdbCalibration *cal);
 
 /* calibrate_worker.c */
 extern bool QdbCalibrationStale(const QdbCalibration *cal, double live_nodes);
+extern bool QdbFitStale(const QdbCalibration *cal);
+extern void QdbCheckFit(Relation index, const QdbCalibration *cal, int elevel);
+extern double QdbFitExpected(double fit, double trained_rows);
 extern bool QdbLaunchCalibrationWorker(Relation index);
 extern Relation QdbOpenCalibratedIndex(Oid relid, bool owner, Relation *heap);
 

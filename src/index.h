@@ -156,8 +156,16 @@ typedef QdbMetaPageData *QdbMetaPage;
  * against 0.946 after a REINDEX, session 63's hunt s63a F1).
  */
 #define QDB_BUILT_SMALL_SAMPLE	(1 << 6)
+/*
+ * A calibration after the build found the compressor the build trained
+ * fitting the rows much worse than at the build (QdbFitStale: the rows
+ * moved away from those it was trained on); the next VACUUM has a
+ * background worker train it again, as for QDB_BUILT_SMALL_SAMPLE.
+ */
+#define QDB_BUILT_FIT_STALE		(1 << 7)
+#define QDB_BUILT_RETRAIN		(QDB_BUILT_SMALL_SAMPLE | QDB_BUILT_FIT_STALE)
 #define QdbMetaWantsTraining(meta) \
-	(((meta)->build_flags & (QDB_BUILT_UNTRAINED | QDB_BUILT_SMALL_SAMPLE)) != 0)
+	(((meta)->build_flags & (QDB_BUILT_UNTRAINED | QDB_BUILT_RETRAIN)) != 0)
 
 #define QdbPageGetMeta(page)	((QdbMetaPage) PageGetContents(page))
 
@@ -369,6 +377,7 @@ extern uint8 *QdbSlotCode(const QdbIndexCache *c, QdbNode node, int level, int s
 #define QDB_ENTRY_IF_EXPECTED	2
 extern const char *QdbUntrainedMetaProblem(const QdbMetaPageData *meta);
 extern int	QdbSetUntrainedDim(Relation index, int from, int dim);
+extern void QdbSetBuildFlag(Relation index, uint32 flag);
 extern void QdbNextFreeGeneration(Relation index);
 extern bool QdbSetEntry(Relation index, QdbNodeRef ref, int level, int mode,
 						QdbNodeRef expected);

@@ -776,12 +776,13 @@ yield_in_training(const QdbEpochStats *s, void *arg)
  * when no compressor was named and the table has too few vectors to train
  * one: the index starts without one (QDB_BUILT_UNTRAINED); *heap_tuples
  * then has the rows the sample's scan saw and *dim their dimensions (0
- * without any).
+ * without any).  *trained_rows: the rows a compressor trained now was
+ * trained on (left as it is for a named one).
  */
 static bool
 obtain_model(Relation heap, Relation index, IndexInfo *indexInfo, QdbMetric metric,
 			 QdbModel *model, char *name_out, uint32 *flags, double *heap_tuples,
-			 int *dim)
+			 int *dim, double *trained_rows)
 {
 	char	   *name = QdbGetCompressorName(index);
 	AttrNumber	attnum = indexInfo->ii_IndexAttrNumbers[0];
@@ -880,6 +881,7 @@ obtain_model(Relation heap, Relation index, IndexInfo *indexInfo, QdbMetric metr
 						RelationGetRelationName(index), seconds)));
 		name_out[0] = '\0';
 		*flags |= QDB_BUILT_TRAINED;
+		*trained_rows = s.n;
 		/*
 		 * a sample that took every row the index covers (not a full one),
 		 * fewer than train_after_rows: VACUUM compares the rows the index
@@ -1044,6 +1046,7 @@ qdbbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 	int			efc = QdbGetEfConstruction(index);
 	QdbMetric	metric = QdbIndexMetric(index);
 	int			dim = 0;
+	double		trained_rows = 0;	/* a named compressor: not known */
 	int			blas_threads;
 	MemoryContext build_cxt,
 				old;
@@ -1060,7 +1063,7 @@ qdbbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 	memset(&bs, 0, sizeof(bs));
 	bs.flags = QDB_BUILT_FROM_VECTORS;
 	if (!obtain_model(heap, index, indexInfo, metric, &model, name, &bs.flags,
-					  &bs.reltuples, &dim))
+					  &bs.reltuples, &dim, &trained_rows))
 	{
 		write_untrained_meta(index, MAIN_FORKNUM, metric, dim, m, efc,
 							 QdbGetInlineCodes(index));
@@ -1150,7 +1153,9 @@ qdbbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 	 * concurrent build, rows inserted since the build's snapshot count as
 	 * misses: a calibration on the safe side)
 	 */
-	QdbCalibrateAtBuild(heap, index, QdbGetCalibrationQueries(index));
+	/* a named compressor: the table's rows stand in for its training rows */
+	QdbCalibrateAtBuild(heap, index, QdbGetCalibrationQueries(index),
+						trained_rows > 0 ? trained_rows : bs.reltuples);
 	init_fork_again(index);
 
 	MemoryContextSwitchTo(old);

@@ -46,6 +46,8 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "access/genam.h"
 #include "access/relation.h"
 #include "access/relscan.h"
@@ -120,6 +122,13 @@ typedef struct Calib
 	MemoryContext row_cxt;		/* reset after each row */
 	float	   *unit;			/* a row scaled to unit length, under cosine */
 	bool		notices;
+	/* the compressor's fit (fit_row), on every fit_every-th row of pass 2 */
+	double		seen;			/* pass 1: rows with a value */
+	int64		fit_every;
+	int64		fit_rows;
+	double		fit_sum;		/* NaN once a row could not be coded */
+	uint8	   *fit_code;
+	float	   *fit_table;
 } Calib;
 
 /* the orders of the two binaryheaps: largest hash, farthest row; ties by TID */
@@ -168,6 +177,7 @@ pick_row(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 
 	if (isnull[0])
 		return;
+	cb->seen += 1;
 	cand.hash = hash_bytes_extended((const unsigned char *) tid, sizeof(ItemPointerData),
 									cb->seed);
 	cand.tid = *tid;
@@ -192,6 +202,37 @@ pick_row(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 		binaryheap_replace_first(cb->qheap, PointerGetDatum(top));
 	}
 }
+
+/*
+ * Pass 2: row x (unit length under cosine) adds its coding error to the
+ * compressor's fit, if it is one of every fit_every rows: the asymmetric
+ * distance from x to its own code, squared under l2 (the squared distance
+ * to the code's reconstruction), the cosine distance under cosine; none
+ * under ip (fit_every 0), whose distance to its own code measures no
+ * error.  The scans' code: no BLAS.  The fit (cal->fit) is their mean
+ * (QdbFitStale); 0 when a row could not be coded.
+ */
+static void
+fit_row(Calib *cb, const float *x)
+{
+	const QdbModel *m = &cb->c->model;
+	float		bias;
+	double		d;
+
+	if (cb->fit_every <= 0 || (int64) (cb->rows - 1) % cb->fit_every != 0 || isnan(cb->fit_sum))
+		return;
+	if (qdb_compute_codes(m, x, 1, cb->fit_code) != QDB_OK ||
+		qdb_compute_distance_table(m, x, cb->fit_table, &bias) != QDB_OK)
+	{
+		cb->fit_sum = NAN;
+		return;
+	}
+	d = qdb_adc_distance(m, cb->fit_table, bias, cb->fit_code);
+	cb->fit_sum += cb->c->metric == QDB_METRIC_L2 ? d * d : d;
+	cb->fit_rows++;
+}
+
+#define FIT_ROWS 2000
 
 /* Pass 2: every row against every query. */
 static void
@@ -223,6 +264,7 @@ exact_row(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 		QdbNormalize(x, dim);
 	}
 	cb->rows += 1;
+	fit_row(cb, x);
 	for (int j = 0; j < cb->nq; j++)
 	{
 		CalQuery   *q = &cb->q[j];
@@ -448,7 +490,10 @@ calibrate(Relation heap, Relation index, int queries, int k, int seed, Report re
 		}
 		cb.nq = nq;
 
-		/* pass 2: their exact neighbours; a query without any is dropped */
+		/* pass 2: their exact neighbours, and the compressor's fit; a query without any is dropped */
+		cb.fit_every = cb.c->metric == QDB_METRIC_IP ? 0 : (int64) ceil(cb.seen / FIT_ROWS);
+		cb.fit_code = palloc(Max(cb.c->shape.code_size, 1));
+		cb.fit_table = palloc(sizeof(float) * qdb_table_floats(&cb.c->model));
 		heap_pass(heap, index, snapshot, exact_row, &cb);
 		nq = 0;
 		for (int j = 0; j < cb.nq; j++)
@@ -467,6 +512,7 @@ calibrate(Relation heap, Relation index, int queries, int k, int seed, Report re
 		cal->live_rows = cb.rows;
 		cal->nodes = nodes;
 		cal->taken_at = GetCurrentTimestamp();
+		cal->fit = cb.fit_rows > 0 && isfinite(cb.fit_sum) ? cb.fit_sum / cb.fit_rows : 0;
 
 		/*
 		 * The access method's own calls, not index_beginscan's: those refuse
@@ -573,10 +619,13 @@ QdbCalibrate(Relation heap, Relation index, int queries, int k, int seed, QdbCal
 /*
  * The end of a build: calibrate with queries rows (seed 0, k 10) and keep
  * it, unless queries is 0 or the index has no compressor.  Nothing is kept
- * when no query had a neighbour (fewer than two rows).
+ * when no query had a neighbour (fewer than two rows).  The fit at the
+ * build is what rows the compressor was not trained on would measure
+ * (QdbFitExpected), the compressor having been trained on trained_rows
+ * rows of the table.
  */
 void
-QdbCalibrateAtBuild(Relation heap, Relation index, int queries)
+QdbCalibrateAtBuild(Relation heap, Relation index, int queries, double trained_rows)
 {
 	QdbCalibration cal;
 	QdbMetaPageData meta;
@@ -590,6 +639,7 @@ QdbCalibrateAtBuild(Relation heap, Relation index, int queries)
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_TOTAL, 0);
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, 0);
 	calibrate(heap, index, queries, 10, 0, REPORT_PROGRESS, &cal);
+	cal.fit_at_build = QdbFitExpected(cal.fit, trained_rows);
 	if (cal.npoints > 0)
 		QdbWriteCalibration(index, &cal);
 }
@@ -615,23 +665,29 @@ calibrate_as_owner(Relation heap, Relation index, int queries, int k, int seed,
  * The calibration worker's measurement (calibrate_worker.c), for an index
  * whose calibration old is stale: k as before, as many queries as before
  * (at least the calibration_queries option, unless that is 0: then
- * nothing), seed 0.  A table left without rows keeps the old one.
+ * nothing), seed 0; the fit at the build carried over, the count of
+ * removed entries restarted.  A table left without rows keeps the old
+ * one.  True, with the new calibration in *cal, when one was kept.
  */
-void
-QdbRecalibrate(Relation heap, Relation index, const QdbCalibration *old)
+bool
+QdbRecalibrate(Relation heap, Relation index, const QdbCalibration *old, QdbCalibration *cal)
 {
-	QdbCalibration cal;
 	int			queries = QdbGetCalibrationQueries(index);
 
 	if (queries == 0)
-		return;
-	calibrate_as_owner(heap, index, Max(queries, old->queries), old->k, 0, REPORT_NONE, &cal);
-	if (cal.npoints == 0)
-		return;
-	QdbWriteCalibration(index, &cal);
+		return false;
+	calibrate_as_owner(heap, index, Max(queries, old->queries), old->k, 0, REPORT_NONE, cal);
+	if (cal->npoints == 0)
+		return false;
+	/* an index calibrated before the fit: this calibration stands in for the build */
+	cal->fit_at_build = old->fit_at_build > 0 ? old->fit_at_build :
+		QdbFitExpected(cal->fit, cal->nodes);
+	QdbWriteCalibration(index, cal);
 	ereport(LOG,
-			(errmsg("quantumdb: index \"%s\" calibrated again: %.0f nodes, %.0f at its last calibration",
-					RelationGetRelationName(index), cal.nodes, old->nodes)));
+			(errmsg("quantumdb: index \"%s\" calibrated again: %.0f nodes, %.0f at its last calibration, %.0f entries removed since; the compressor's coding error %.4g, %.4g expected at the build",
+					RelationGetRelationName(index), cal->nodes, old->nodes, old->removed,
+					cal->fit, cal->fit_at_build)));
+	return true;
 }
 
 /*
@@ -744,12 +800,20 @@ quantumdb_calibrate(PG_FUNCTION_ARGS)
 						RelationGetRelationName(index)),
 				 errhint("REINDEX it once its table has rows enough to train one.")));
 	calibrate_as_owner(heap, index, queries, k, seed, REPORT_NOTICES, &cal);
+	{
+		QdbCalibration old;
+
+		/* the fit at the build stays the measure of a fit to come */
+		cal.fit_at_build = QdbReadCalibrationQuiet(index, &old) && old.fit_at_build > 0 ?
+			old.fit_at_build : QdbFitExpected(cal.fit, cal.nodes);
+	}
 	if (cal.npoints == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("index \"%s\" cannot be calibrated: its table has fewer than two rows it indexes",
 						RelationGetRelationName(index))));
 	QdbWriteCalibration(index, &cal);
+	QdbCheckFit(index, &cal, NOTICE);
 	index_close(index, AccessShareLock);
 	table_close(heap, AccessShareLock);
 	return calibration_rows(fcinfo, &cal);

@@ -11,6 +11,8 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "access/xact.h"
 #include "access/xloginsert.h"
 #include "crc32c.h"
@@ -559,11 +561,17 @@ QdbNextFreeGeneration(Relation index)
 #define CalibrationEnd(page) \
 	((LocationIndex) ((char *) (CalibrationOf(page) + 1) - (char *) (page)))
 
+/* Where a calibration of size bytes ends on page */
+#define CalibrationEndOf(page, size) \
+	((LocationIndex) ((char *) CalibrationOf(page) + (size) - (char *) (page)))
+
 /*
  * The index's calibration, or false if it has none: never written (an
  * index built before calibrations, or one whose build skipped it), or
  * outside the page's pd_lower (a rebuilt meta page, whose hole a standby
- * or a full-page image would zero).
+ * or a full-page image would zero).  fit, fit_at_build and removed are 0
+ * unless pd_lower covers them (a calibration written before them), or if
+ * they are not numbers of their kind.
  */
 static bool
 read_calibration(Relation index, QdbCalibration *cal, bool quiet)
@@ -575,10 +583,18 @@ read_calibration(Relation index, QdbCalibration *cal, bool quiet)
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	page = BufferGetPage(buf);
 	QdbCheckMetaPage(index, page);
-	found = ((PageHeader) page)->pd_lower >= CalibrationEnd(page);
+	found = ((PageHeader) page)->pd_lower >= CalibrationEndOf(page, QDB_CALIBRATION_D_SIZE);
 	if (found)
-		memcpy(cal, CalibrationOf(page), sizeof(QdbCalibration));
+	{
+		memset(cal, 0, sizeof(QdbCalibration));
+		memcpy(cal, CalibrationOf(page),
+			   ((PageHeader) page)->pd_lower >= CalibrationEnd(page) ?
+			   sizeof(QdbCalibration) : QDB_CALIBRATION_D_SIZE);
+	}
 	UnlockReleaseBuffer(buf);
+	if (found && !(cal->fit >= 0 && cal->fit_at_build >= 0 && cal->removed >= 0 &&
+				   isfinite(cal->fit) && isfinite(cal->fit_at_build) && isfinite(cal->removed)))
+		cal->fit = cal->fit_at_build = cal->removed = 0;
 	if (found && (cal->magic != QDB_CALIBRATION_MAGIC || cal->npoints < 1 ||
 				  cal->npoints > QDB_MAX_CALIBRATION_POINTS || cal->k < 1))
 	{
@@ -625,6 +641,65 @@ QdbWriteCalibration(Relation index, const QdbCalibration *cal)
 	memcpy(CalibrationOf(page), cal, sizeof(QdbCalibration));
 	if (((PageHeader) page)->pd_lower < CalibrationEnd(page))
 		((PageHeader) page)->pd_lower = CalibrationEnd(page);
+	QdbXLogFinish(state);
+	UnlockReleaseBuffer(buf);
+}
+
+/* Sets flag among the meta page's build_flags (one WAL record, none if set). */
+void
+QdbSetBuildFlag(Relation index, uint32 flag)
+{
+	Buffer		buf;
+	QdbXLog    *state;
+	QdbMetaPage meta = meta_for_update(index, &buf, &state, NULL);
+
+	if ((meta->build_flags & flag) != flag)
+	{
+		meta->build_flags |= flag;
+		QdbXLogFinish(state);
+	}
+	else
+		QdbXLogAbort(state);
+	UnlockReleaseBuffer(buf);
+}
+
+/*
+ * A VACUUM removed entries of the index: added to its calibration's
+ * removed (one WAL record), when it has a calibration.  One written before
+ * removed gets the fields after it, zeroed, and pd_lower over them.
+ */
+void
+QdbAddCalibrationRemoved(Relation index, double removed)
+{
+	Buffer		buf;
+	QdbXLog    *state;
+	Page		page;
+	QdbCalibration *cal;
+
+	if (!(removed > 0))
+		return;
+	buf = QdbMetaBuffer(index);
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	page = BufferGetPage(buf);
+	QdbCheckMetaPage(index, page);
+	if (((PageHeader) page)->pd_lower < CalibrationEndOf(page, QDB_CALIBRATION_D_SIZE) ||
+		CalibrationOf(page)->magic != QDB_CALIBRATION_MAGIC)
+	{
+		/* none (or a damaged one): the next calibration starts counting */
+		UnlockReleaseBuffer(buf);
+		return;
+	}
+	state = QdbXLogStart(index);
+	page = QdbXLogRegister(state, buf, 0);
+	cal = CalibrationOf(page);
+	if (((PageHeader) page)->pd_lower < CalibrationEnd(page))
+	{
+		cal->fit = cal->fit_at_build = cal->removed = 0;
+		((PageHeader) page)->pd_lower = CalibrationEnd(page);
+	}
+	if (!(cal->removed >= 0 && isfinite(cal->removed)))
+		cal->removed = 0;
+	cal->removed += removed;
 	QdbXLogFinish(state);
 	UnlockReleaseBuffer(buf);
 }

@@ -466,9 +466,11 @@ untrained_cleanup(IndexVacuumInfo *info, IndexBulkDeleteResult **stats)
 
 /*
  * VACUUM of an index whose build trained its compressor on all the rows it
- * covered, fewer than its train_after_rows (QDB_BUILT_SMALL_SAMPLE): once
- * the table and the rows the index covers (nodes, its live nodes) reach
- * that many, a background worker trains it again by REINDEX INDEX CONCURRENTLY,
+ * covered, fewer than its train_after_rows (QDB_BUILT_SMALL_SAMPLE), or
+ * whose compressor a calibration found fitting the rows much worse than at
+ * the build (QDB_BUILT_FIT_STALE, calibrate_worker.c): once the table and
+ * the rows the index covers (nodes, its live nodes) reach train_after_rows,
+ * a background worker trains it again by REINDEX INDEX CONCURRENTLY,
  * as for an index without one (untrained_cleanup); meanwhile the index
  * answers with the compressor it has.  A leftover of a REINDEX
  * CONCURRENTLY or a recent failure holds the worker back, as there.  True
@@ -477,7 +479,7 @@ untrained_cleanup(IndexVacuumInfo *info, IndexBulkDeleteResult **stats)
  * the train worker give up).
  */
 static bool
-small_sample_cleanup(IndexVacuumInfo *info, double nodes)
+retrain_cleanup(IndexVacuumInfo *info, double nodes)
 {
 	Relation	index = info->index;
 	QdbMetaPageData meta;
@@ -494,7 +496,7 @@ small_sample_cleanup(IndexVacuumInfo *info, double nodes)
 	 * and marked again at every retry (session 63's second review,
 	 * /work/runs/review-s63c.md F1)
 	 */
-	if (!(meta.build_flags & QDB_BUILT_SMALL_SAMPLE) || !index->rd_index->indisvalid ||
+	if (!(meta.build_flags & QDB_BUILT_RETRAIN) || !index->rd_index->indisvalid ||
 		train_after <= 0 || info->num_heap_tuples < train_after || nodes < train_after)
 		return false;
 	/* VACUUM holds the table's lock */
@@ -504,13 +506,21 @@ small_sample_cleanup(IndexVacuumInfo *info, double nodes)
 	if (OidIsValid(leftover) || !QdbTrainRetryNow(index, &until, &failures) ||
 		!QdbLaunchTrainWorker(index))
 		return false;
-	ereport(IsAutoVacuumWorkerProcess() ? LOG : NOTICE,
-			(errmsg("index \"%s\" has a compressor its build trained on fewer rows than its train_after_rows (%d), and its table now has about %.0f rows: a background worker trains another",
-					RelationGetRelationName(index), QdbGetTrainAfterRows(index),
-					info->num_heap_tuples),
-			 errdetail("The worker runs REINDEX INDEX CONCURRENTLY %s once this VACUUM ends; the index answers with the compressor it has until then.",
-					   QdbRelationSqlName(index)),
-			 errhint("The index option train_after_rows (0 turns the worker off) says when.")));
+	if (meta.build_flags & QDB_BUILT_SMALL_SAMPLE)
+		ereport(IsAutoVacuumWorkerProcess() ? LOG : NOTICE,
+				(errmsg("index \"%s\" has a compressor its build trained on fewer rows than its train_after_rows (%d), and its table now has about %.0f rows: a background worker trains another",
+						RelationGetRelationName(index), QdbGetTrainAfterRows(index),
+						info->num_heap_tuples),
+				 errdetail("The worker runs REINDEX INDEX CONCURRENTLY %s once this VACUUM ends; the index answers with the compressor it has until then.",
+						   QdbRelationSqlName(index)),
+				 errhint("The index option train_after_rows (0 turns the worker off) says when.")));
+	else
+		ereport(IsAutoVacuumWorkerProcess() ? LOG : NOTICE,
+				(errmsg("index \"%s\" has a compressor that fits its rows worse than at its build: a background worker trains another",
+						RelationGetRelationName(index)),
+				 errdetail("The worker runs REINDEX INDEX CONCURRENTLY %s once this VACUUM ends; the index answers with the compressor it has until then.",
+						   QdbRelationSqlName(index)),
+				 errhint("The index option train_after_rows set to 0 turns the worker off.")));
 	return true;
 }
 
@@ -762,12 +772,14 @@ qdbvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 	 * An index that changed much since its calibration: a worker measures it
 	 * again (calibrate_worker.c), not this VACUUM, unless a train worker
 	 * is to build it anew; decided before the nodes are freed below, so
-	 * that nothing after them can fail
+	 * that nothing after them can fail.  The entries removed count
+	 * towards it (rows replaced by others keep the count of nodes).
 	 */
+	QdbAddCalibrationRemoved(index, stats->tuples_removed);
 	{
 		QdbCalibration cal;
 
-		if (!small_sample_cleanup(info, stats->num_index_tuples) &&
+		if (!retrain_cleanup(info, stats->num_index_tuples) &&
 			QdbReadCalibrationQuiet(index, &cal) &&
 			QdbCalibrationStale(&cal, stats->num_index_tuples) &&
 			!QdbLaunchCalibrationWorker(index))
