@@ -209,7 +209,9 @@ pick_row(Relation index, ItemPointer tid, Datum *values, bool *isnull,
  * distance from x to its own code, squared under l2 (the squared distance
  * to the code's reconstruction), the cosine distance under cosine; none
  * under ip (fit_every 0), whose distance to its own code measures no
- * error.  The scans' code: no BLAS.  The fit (cal->fit) is their mean
+ * error, nor for kind rq, whose encoding calls BLAS (session 64's second
+ * review, /work/runs/review-s64b.md G2).  The scans' code otherwise: no
+ * BLAS.  The fit (cal->fit) is their mean
  * (QdbFitStale); 0 when a row could not be coded.
  */
 static void
@@ -491,7 +493,9 @@ calibrate(Relation heap, Relation index, int queries, int k, int seed, Report re
 		cb.nq = nq;
 
 		/* pass 2: their exact neighbours, and the compressor's fit; a query without any is dropped */
-		cb.fit_every = cb.c->metric == QDB_METRIC_IP ? 0 : (int64) ceil(cb.seen / FIT_ROWS);
+		/* kind rq's encoding calls BLAS, which a calibration does not load */
+		cb.fit_every = cb.c->metric == QDB_METRIC_IP || cb.c->model.kind == QDB_KIND_RQ ? 0 :
+			(int64) ceil(cb.seen / FIT_ROWS);
 		cb.fit_code = palloc(Max(cb.c->shape.code_size, 1));
 		cb.fit_table = palloc(sizeof(float) * qdb_table_floats(&cb.c->model));
 		heap_pass(heap, index, snapshot, exact_row, &cb);

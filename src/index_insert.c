@@ -116,8 +116,8 @@ QdbIndexVector(Relation index, Relation heap, QdbIndexCache *c, Datum value, boo
 				 errhint("REINDEX INDEX %s takes them from the table's rows again.",
 						 QdbRelationSqlName(index)) :
 				 named != NULL ?
-				 errhint("The index names compressor \"%s\" (its option compressor): name one trained on vectors of %d dimensions, or build the index without the option (ALTER INDEX %s RESET (compressor), then REINDEX, where it exists) so that its build trains one on the table's rows.",
-						 named, dim, QdbRelationSqlName(index)) : 0));
+				 errhint("The index option compressor names \"%s\": rows of other dimensions need another compressor, or no such option (ALTER INDEX %s RESET (compressor) and REINDEX, for an index that exists) so that the build trains one on the table's rows.",
+						 named, QdbRelationSqlName(index)) : 0));
 	}
 	/* an index without a compressor computes no distance of its own */
 	if (!c->untrained && c->metric != QDB_METRIC_COSINE)

@@ -10,6 +10,7 @@
  * that differ from the metadata, gaps or overlaps, trailing bytes and
  * non-finite floats are all rejected.
  */
+#include <float.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
@@ -658,21 +659,24 @@ verify_checksum(StParse *sp)
 }
 
 /*
- * A tensor's values whose squares sum past this are refused: the
- * arithmetic of encoding and distances would leave float32 (session 64's
- * hunt, /work/runs/hunt-s64a.md F2: codebooks of -3.4e38 decoded to
- * -Infinity, a neural bias of 3.4e38 gave NaN distances, and such models
- * imported).  A trained model is far below it: rows scaled by 1e9 give
- * sums near 1e23.
+ * A value beyond this is refused: a row's squared length may reach
+ * FLT_MAX / 4 (the distance functions' bound), so no trained model holds a
+ * coordinate, a norm level or a squared error above it, while values near
+ * FLT_MAX overflowed at once (session 64's hunt, /work/runs/hunt-s64a.md
+ * F2: codebooks of -3.4e38 decoded to -Infinity, a neural bias of 3.4e38
+ * gave NaN distances, and such models imported).  A bound on the squares'
+ * sum (a first version) refused models trained on rows of large scale:
+ * rq's norm levels are squared lengths (session 64's second review,
+ * /work/runs/review-s64b.md G1).  Values between 1e19 and FLT_MAX / 4 in a
+ * coordinate tensor can still overflow a distance; they are not refused.
  */
-#define ST_MAX_SQUARES	1e36
+#define ST_MAX_VALUE	(FLT_MAX / 4)
 
-/* Copies one tensor out of the blob, refusing NaN, infinity and values too large. */
+/* Copies one tensor out of the blob, refusing NaN, infinity and values near FLT_MAX. */
 static int
 load_floats(StParse *sp, TensorId id, float *dst)
 {
 	const uint8_t *p = sp->data + sp->t[id].begin;
-	double		squares = 0;
 
 	for (uint64_t i = 0; i < sp->t[id].nfloats; i++, p += 4)
 	{
@@ -685,13 +689,12 @@ load_floats(StParse *sp, TensorId id, float *dst)
 					 tensor_names[id], i);
 			return -1;
 		}
-		squares += (double) dst[i] * dst[i];
-	}
-	if (squares > ST_MAX_SQUARES)
-	{
-		st_error(sp->err, sp->errlen, "tensor \"%s\" holds values too large: the sum of their squares, %g, is above %g",
-				 tensor_names[id], squares, ST_MAX_SQUARES);
-		return -1;
+		if (fabsf(dst[i]) > ST_MAX_VALUE)
+		{
+			st_error(sp->err, sp->errlen, "tensor \"%s\" holds a value too large at element %" PRIu64 ": %g, above %g",
+					 tensor_names[id], i, (double) dst[i], (double) ST_MAX_VALUE);
+			return -1;
+		}
 	}
 	return 0;
 }

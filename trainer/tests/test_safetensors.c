@@ -59,7 +59,7 @@ next_u32(void)
 	return (uint32_t) (test_xorshift(&rng_state) >> 16);
 }
 
-/* Finite floats of every kind: normal, subnormal, zero of both signs, up to 2^33. */
+/* Finite floats of every kind: normal, subnormal, zero of both signs, huge (below 2^126). */
 static void
 fill(float *x, size_t n)
 {
@@ -69,9 +69,9 @@ fill(float *x, size_t n)
 
 		uint32_t	e = (bits >> 23) & 0xff;
 
-		/* below 2^33: the parser refuses squares summing past 1e36 */
-		if (e > 159)
-			bits = (bits & ~0x7f800000u) | (e - 96) << 23;
+		/* below 2^126: the parser refuses values above FLT_MAX / 4 */
+		if (e > 252)
+			bits = (bits & ~0x7f800000u) | (e - 8) << 23;
 		if (i == 0)
 			bits = 0x80000000;	/* -0.0 */
 		memcpy(&x[i], &bits, 4);
@@ -349,10 +349,18 @@ test_limits(void)
 	 * F2); ascending levels of a model like it parse.
 	 */
 	make_model(&m, QDB_KIND_PQ, QDB_METRIC_L2, 8, 8, 2, 0, 0);
-	m.codebooks[3] = 3e20f;
+	m.codebooks[3] = -3.4e38f;
 	rc = qdb_model_serialize(&m, &test_alloc, &b, &l);
 	tap_ok(rc == QDB_OK && parse(b, l, &back, err, sizeof(err)) == QDB_ERR_FORMAT &&
-		   strstr(err, "too large") != NULL, "a codebook value of 3e20 is refused: %s", err);
+		   strstr(err, "too large") != NULL, "a codebook value of -3.4e38 is refused: %s", err);
+	qdb_free(&test_alloc, b);
+	/* a norm level's size (a squared length of 8e37) still parses */
+	m.codebooks[3] = 8e37f;
+	rc = qdb_model_serialize(&m, &test_alloc, &b, &l);
+	tap_ok(rc == QDB_OK && parse(b, l, &back, err, sizeof(err)) == QDB_OK && same_model(&m, &back),
+		   "a codebook value of 8e37 parses %s", err);
+	if (rc == QDB_OK)
+		qdb_model_free(&back);
 	qdb_free(&test_alloc, b);
 	qdb_model_free(&m);
 	for (int order = 0; order < 3; order++)
