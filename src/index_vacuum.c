@@ -506,21 +506,16 @@ retrain_cleanup(IndexVacuumInfo *info, double nodes)
 	if (OidIsValid(leftover) || !QdbTrainRetryNow(index, &until, &failures) ||
 		!QdbLaunchTrainWorker(index))
 		return false;
-	if (meta.build_flags & QDB_BUILT_SMALL_SAMPLE)
-		ereport(IsAutoVacuumWorkerProcess() ? LOG : NOTICE,
-				(errmsg("index \"%s\" has a compressor its build trained on fewer rows than its train_after_rows (%d), and its table now has about %.0f rows: a background worker trains another",
-						RelationGetRelationName(index), QdbGetTrainAfterRows(index),
-						info->num_heap_tuples),
-				 errdetail("The worker runs REINDEX INDEX CONCURRENTLY %s once this VACUUM ends; the index answers with the compressor it has until then.",
-						   QdbRelationSqlName(index)),
-				 errhint("The index option train_after_rows (0 turns the worker off) says when.")));
-	else
-		ereport(IsAutoVacuumWorkerProcess() ? LOG : NOTICE,
-				(errmsg("index \"%s\" has a compressor that fits its rows worse than at its build: a background worker trains another",
-						RelationGetRelationName(index)),
-				 errdetail("The worker runs REINDEX INDEX CONCURRENTLY %s once this VACUUM ends; the index answers with the compressor it has until then.",
-						   QdbRelationSqlName(index)),
-				 errhint("The index option train_after_rows set to 0 turns the worker off.")));
+	ereport(IsAutoVacuumWorkerProcess() ? LOG : NOTICE,
+			((meta.build_flags & QDB_BUILT_SMALL_SAMPLE) ?
+			 errmsg("index \"%s\" has a compressor its build trained on fewer rows than its train_after_rows (%d), and its table now has about %.0f rows: a background worker trains another",
+					RelationGetRelationName(index), QdbGetTrainAfterRows(index),
+					info->num_heap_tuples) :
+			 errmsg("index \"%s\" has a compressor that fits its rows worse than at its build: a background worker trains another",
+					RelationGetRelationName(index)),
+			 errdetail("The worker runs REINDEX INDEX CONCURRENTLY %s once this VACUUM ends; the index answers with the compressor it has until then.",
+					   QdbRelationSqlName(index)),
+			 errhint("The index option train_after_rows (0 turns the worker off) says when.")));
 	return true;
 }
 
