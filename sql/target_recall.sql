@@ -235,6 +235,7 @@ SELECT * FROM quantumdb.scan_settings('tr_idx');
 CREATE INDEX tr_idx0 ON tr USING quantumdb (emb real_cosine_ops)
 	WITH (compressor = 'tr_c', m = 8, ef_construction = 32, calibration_queries = 0);
 SELECT count(*) FROM quantumdb.calibration('tr_idx0');
+SELECT * FROM quantumdb.calibration_fit('tr_idx0');
 SET quantumdb.target_recall = 0.9;
 SELECT * FROM quantumdb.scan_settings('tr_idx0');
 SELECT * FROM quantumdb.scan_settings('tr_idx0');
@@ -252,6 +253,10 @@ RESET quantumdb.target_recall;
 -- REINDEX calibrates again, with the index's calibration_queries
 REINDEX INDEX tr_idx;
 SELECT min(queries) AS queries FROM quantumdb.calibration('tr_idx');
+-- the compressor's coding error on the rows, measured by the calibration
+SELECT coding_error > 0 AS measured, expected > coding_error AS fits, ratio < 1 AS ratio_below_1,
+	fits_worse, removed, retrain_pending, taken_at = (SELECT min(taken_at) FROM quantumdb.calibration('tr_idx')) AS same_time
+FROM quantumdb.calibration_fit('tr_idx');
 ALTER INDEX tr_idx SET (calibration_queries = 30);	-- calibrate_after_vacuum: on by default
 REINDEX INDEX tr_idx;
 SELECT min(queries) AS queries FROM quantumdb.calibration('tr_idx');
@@ -284,18 +289,21 @@ SELECT * FROM quantumdb.calibrate('tr_pkey');
 SELECT * FROM quantumdb.calibrate('tr_idx', queries => 0);
 SELECT * FROM quantumdb.calibrate('tr_idx', k => 0);
 SELECT * FROM quantumdb.scan_settings('tr');
+SELECT * FROM quantumdb.calibration_fit('tr_pkey');
 CREATE INDEX tr_bad ON tr USING quantumdb (emb real_cosine_ops)
 	WITH (compressor = 'tr_c', calibration_queries = -1);
 CREATE ROLE qdb_tr_reader;
 GRANT SELECT ON tr TO qdb_tr_reader;
 SET ROLE qdb_tr_reader;
 SELECT count(*) > 0 AS reads FROM quantumdb.calibration('tr_idx');
+SELECT coding_error > 0 AS reads_fit FROM quantumdb.calibration_fit('tr_idx');
 SELECT chosen_by FROM quantumdb.scan_settings('tr_idx');
 SELECT * FROM quantumdb.calibrate('tr_idx');
 RESET ROLE;
 REVOKE SELECT ON tr FROM qdb_tr_reader;
 SET ROLE qdb_tr_reader;
 SELECT * FROM quantumdb.calibration('tr_idx');
+SELECT * FROM quantumdb.calibration_fit('tr_idx');
 RESET ROLE;
 DROP ROLE qdb_tr_reader;
 BEGIN READ ONLY;

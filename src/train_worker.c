@@ -412,18 +412,25 @@ covers_enough(Relation heap, Relation index)
 	return enough;
 }
 
-/* Whether index is still one this worker should reindex. */
+/*
+ * Whether index is still one this worker should reindex; *retrain: 0 if it
+ * has no compressor, else why it is trained again (its QDB_BUILT_RETRAIN
+ * flags: trained on a small sample, or fitting its rows worse than at its
+ * build), which the messages name.
+ */
 static bool
-still_untrained(Relation index)
+still_untrained(Relation index, uint32 *retrain)
 {
 	QdbMetaPageData meta;
 
+	*retrain = 0;
 	if (index->rd_rel->relkind != RELKIND_INDEX || index->rd_indam == NULL ||
 		index->rd_indam->ambuild != qdbbuild ||
 		!index->rd_index->indisvalid || !index->rd_index->indisready ||
 		QdbTrainAfterRows(index) <= 0)
 		return false;
 	QdbReadMeta(index, &meta);
+	*retrain = QdbMetaUntrained(&meta) ? 0 : (meta.build_flags & QDB_BUILT_RETRAIN);
 	return QdbMetaWantsTraining(&meta);
 }
 
@@ -587,7 +594,7 @@ QdbTrainWorkerYield(Relation heap, bool in_training)
 	yielded_to_lock = true;
 	ereport(ERROR,
 			(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
-			 errmsg("training a compressor on table \"%s\" gave way to another session waiting for a lock on it",
+			 errmsg("training a compressor on table \"%s\" gave way to another session waiting for a lock on it or on the index",
 					RelationGetRelationName(heap)),
 			 in_training ? errdetail("It stopped in the middle of its training.") :
 			 errdetail("It stopped after its training.")));
@@ -757,10 +764,11 @@ drop_failed_copy(Oid heapoid, Oid indexoid, const char *index_name, List *before
  * (fewer than 256 distinct vectors among the rows it covers: copies of a
  * few vectors, or rows deleted meanwhile; or it is gone).  Returns the OID
  * the name has now (InvalidOid if none), whether that index has a
- * compressor in *trained_out, and its relfilenode in *filenode.
+ * compressor in *trained_out, and its relfilenode in *filenode.  retrain:
+ * the index had a compressor before (the messages say "trained again").
  */
 static Oid
-report_result(RangeVar *rv, Oid *filenode, bool failed, bool *trained_out)
+report_result(RangeVar *rv, Oid *filenode, bool failed, bool retrain, bool *trained_out)
 {
 	Oid			oid;
 	bool		trained = false;
@@ -786,7 +794,8 @@ report_result(RangeVar *rv, Oid *filenode, bool failed, bool *trained_out)
 	}
 	if (trained)
 		ereport(LOG,
-				(errmsg("index \"%s\" now has a compressor", rv->relname),
+				(retrain ? errmsg("index \"%s\" has a compressor trained again", rv->relname) :
+				 errmsg("index \"%s\" now has a compressor", rv->relname),
 				 failed ? errdetail("Its REINDEX CONCURRENTLY failed after the new index took its place, while the old one waited to be dropped.") : 0));
 	else if (small && !failed)
 		ereport(LOG,
@@ -825,6 +834,7 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 	volatile bool swapped = false;
 	TimestampTz next;
 	int			failures;
+	uint32		retrain;
 
 	if (!lock_table_and_index(indexoid, &heap, &index))
 		return true;
@@ -832,7 +842,7 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 	wc->indexoid = indexoid;
 	wc->name = MemoryContextStrdup(TopMemoryContext,
 								   quote_qualified_identifier(nspname, RelationGetRelationName(index)));
-	if (!still_untrained(index))
+	if (!still_untrained(index, &retrain))
 	{
 		return let_go(heap, index);
 	}
@@ -890,7 +900,12 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 	relation_close(index, NoLock);
 	relation_close(heap, NoLock);
 	ereport(LOG,
-			(errmsg("index \"%s\" has no compressor and its table has rows enough: training one (REINDEX INDEX CONCURRENTLY)",
+			(retrain ?
+			 errmsg("index \"%s\" has a compressor %s: training another (REINDEX INDEX CONCURRENTLY)",
+					relname, (retrain & QDB_BUILT_FIT_STALE) ?
+					"that fits its rows worse than at its build" :
+					"trained on a sample smaller than its table has now") :
+			 errmsg("index \"%s\" has no compressor and its table has rows enough: training one (REINDEX INDEX CONCURRENTLY)",
 					relname)));
 
 	/* the locks above stay held until the REINDEX takes its own */
@@ -930,7 +945,7 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 			RESUME_INTERRUPTS();
 			QueryCancelPending = false;
 			ereport(LOG,
-					(errmsg("training a compressor for index \"%s\" gave way to another session waiting for a lock on its table",
+					(errmsg("training a compressor for index \"%s\" gave way to another session waiting for a lock on it or its table",
 							relname),
 					 e->sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED ?
 					 errdetail_internal("%s: %s", e->message, e->detail ? e->detail : "") :
@@ -955,7 +970,7 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 			bool		cancelled = false;
 
 			if (drop_failed_copy(heapoid, indexoid, relname, before, keep, &cancelled))
-				report_result(stmt->relation, &newnode, true, &trained);
+				report_result(stmt->relation, &newnode, true, retrain, &trained);
 			swapped = trained;
 			if (cancelled)
 				go_on = false;
@@ -972,7 +987,10 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 			QdbTrainRetryNote(indexoid, filenode, false, &next);
 		else if (yielded)
 			ereport(LOG,
-					(errmsg("index \"%s\" still has no compressor: the next VACUUM that finds its table large enough tries again",
+					(retrain ?
+					 errmsg("index \"%s\" keeps its compressor: the next VACUUM that finds its table large enough tries again",
+							relname) :
+					 errmsg("index \"%s\" still has no compressor: the next VACUUM that finds its table large enough tries again",
 							relname)));
 		else
 		{
@@ -994,7 +1012,7 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 	if (done)
 	{
 		bool		trained;
-		Oid			now = report_result(stmt->relation, &newnode, false, &trained);
+		Oid			now = report_result(stmt->relation, &newnode, false, retrain, &trained);
 		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 
 		QdbTrainRetryNote(indexoid, filenode, false, &next);

@@ -700,27 +700,42 @@ load_floats(StParse *sp, TensorId id, float *dst)
 }
 
 /*
- * Kind rq under l2 and cosine: the 256 norm levels (column 0 of the last
- * book, rq.h) at least 0 and never falling, as the encoder's search for a
- * row's level assumes (qdb_nearest_level): levels in another order
- * imported and made an index's distances wrong without a word (session
- * 64's hunt, /work/runs/hunt-s64a.md F1: estimate_recall 0.129).
+ * The 256 levels a row's last code byte picks from, in the first float of
+ * each codeword of the last book: kind rq's norm levels under l2 and
+ * cosine (rq.h), kind opq's squared errors with an error byte
+ * (opq_error.c).  Both must be at least 0 and never falling, as the
+ * encoder's search for a row's level assumes (qdb_nearest_level): levels
+ * in another order imported and made an index's distances wrong without a
+ * word (session 64's hunt, /work/runs/hunt-s64a.md F1: estimate_recall
+ * 0.129 for rq; its review's G3 for opq).
  */
 static int
-check_rq_levels(StParse *sp, const QdbModel *m)
+check_levels(StParse *sp, const QdbModel *m)
 {
 	const float *last;
+	size_t		stride;
+	const char *what;
 
-	if (sp->kind != QDB_KIND_RQ || sp->metric == QDB_METRIC_IP)
+	if (sp->kind == QDB_KIND_RQ && sp->metric != QDB_METRIC_IP)
+	{
+		stride = m->dim_pq;
+		what = "kind rq: norm level";
+	}
+	else if (sp->kind == QDB_KIND_OPQ && m->err_byte)
+	{
+		stride = m->dsub;
+		what = "kind opq: error level";
+	}
+	else
 		return 0;
-	last = m->codebooks + (size_t) (m->M - 1) * QDB_KSUB * m->dim_pq;
+	last = m->codebooks + (size_t) (m->M - 1) * QDB_KSUB * stride;
 	for (int k = 0; k < QDB_KSUB; k++)
 	{
-		float		v = last[(size_t) k * m->dim_pq];
+		float		v = last[(size_t) k * stride];
 
-		if (v < 0 || (k > 0 && v < last[(size_t) (k - 1) * m->dim_pq]))
+		if (v < 0 || (k > 0 && v < last[(size_t) (k - 1) * stride]))
 		{
-			st_error(sp->err, sp->errlen, "kind rq: norm level %d (%g) is %s", k, v,
+			st_error(sp->err, sp->errlen, "%s %d (%g) is %s", what, k, v,
 					 v < 0 ? "negative" : "below the level before it");
 			return -1;
 		}
@@ -823,7 +838,7 @@ parse_blob(StParse *sp, const QdbAlloc *a, QdbModel *out)
 	if (load_floats(sp, T_CODEBOOKS, out->codebooks) < 0 ||
 		(out->mean && load_floats(sp, T_MEAN, out->mean) < 0) ||
 		(out->linear && load_floats(sp, T_LINEAR, out->linear) < 0) ||
-		check_rq_levels(sp, out) < 0)
+		check_levels(sp, out) < 0)
 		return QDB_ERR_FORMAT;
 	if (sp->kind == QDB_KIND_NEURAL &&
 		(load_floats(sp, T_ENC_W1, out->enc_w1) < 0 ||

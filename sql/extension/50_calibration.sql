@@ -25,6 +25,22 @@ AS 'MODULE_PATHNAME', 'quantumdb_calibration' LANGUAGE C STRICT STABLE;
 COMMENT ON FUNCTION quantumdb.calibration(regclass) IS
 	'The calibration a quantumdb index keeps (no rows: none)';
 
+-- How well the index's compressor fits the rows its table has, as its last
+-- calibration measured it (new in 0.8.9).  Anyone who may read the table.
+CREATE FUNCTION quantumdb.calibration_fit(
+	index regclass,
+	OUT coding_error double precision,
+	OUT expected double precision,
+	OUT ratio double precision,
+	OUT fits_worse boolean,
+	OUT removed double precision,
+	OUT retrain_pending boolean,
+	OUT taken_at timestamptz)
+RETURNS record
+AS 'MODULE_PATHNAME', 'quantumdb_calibration_fit' LANGUAGE C STRICT STABLE;
+COMMENT ON FUNCTION quantumdb.calibration_fit(regclass) IS
+	'The coding error of a quantumdb index''s compressor on rows of its table at its last calibration, the error its build expected, whether the train worker is to train it again, and the entries VACUUMs removed since';
+
 CREATE FUNCTION quantumdb.scan_settings(
 	index regclass,
 	OUT ef_search integer,

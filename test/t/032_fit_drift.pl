@@ -97,6 +97,16 @@ sub replace_rows
 		WHERE id % 5 < 3});
 }
 
+# quantumdb.calibration_fit: coding_error, expected, fits_worse, retrain_pending
+sub fit
+{
+	my ($index) = @_;
+	return $node->safe_psql('postgres', qq{SELECT coding_error > 0, expected > coding_error,
+		abs(ratio - coding_error / expected) < 1e-9, fits_worse, retrain_pending, removed
+		FROM quantumdb.calibration_fit('$index')});
+}
+
+is(fit('drift_idx'), 't|t|t|f|f|0', 'calibration_fit after the build: measured, expected above it, fits');
 my $drift0 = checksum('drift_idx');
 my $same0 = checksum('same_idx');
 my $named0 = checksum('named_idx');
@@ -111,10 +121,16 @@ ok(wait_log($node, qr/LOG:  quantumdb: the compressor of index "drift_idx" fits 
 	'rows moved away: the worker says the compressor fits worse');
 ok(no_workers(), 'the calibration worker is done');
 my $recall_stale = recall_rr0('drift');
+like(fit('drift_idx'), qr/^t\|f\|t\|t\|t\|[0-9]+$/,
+	'calibration_fit: fits worse, the train worker to train it again, entries removed');
 my ($rc, $out, $err) = $node->psql('postgres', 'VACUUM drift');
 like($err, qr/NOTICE:  index "drift_idx" has a compressor that fits its rows worse than at its build: a background worker trains another/,
 	'the next VACUUM starts the train worker');
-ok(wait_log($node, qr/LOG:  index "drift_idx" now has a compressor/, $offset), 'the train worker rebuilt the index');
+ok(wait_log($node, qr/LOG:  index "drift_idx" has a compressor that fits its rows worse than at its build: training another \(REINDEX INDEX CONCURRENTLY\)/, $offset),
+	'the train worker says why it trains the index again');
+ok(wait_log($node, qr/LOG:  index "drift_idx" has a compressor trained again/, $offset), 'the train worker rebuilt the index');
+ok(!$node->log_contains(qr/index "drift_idx" (has no compressor|now has a compressor)/, $offset),
+	'not that the index had no compressor');
 ok(no_workers(), 'no worker left');
 isnt(checksum('drift_idx'), $drift0, 'the index has a new compressor');
 is($node->safe_psql('postgres', "SELECT count(*) FROM quantumdb.verify('drift_idx')"), '0',
@@ -126,6 +142,7 @@ cmp_ok($recall_new, '>', $recall_stale + 0.05,
 $offset = -s $node->logfile;
 ($rc, $out, $err) = $node->psql('postgres', 'VACUUM drift');
 unlike($err, qr/trains another/, 'the new compressor is not trained again');
+like(fit('drift_idx'), qr/^t\|t\|t\|f\|f\|[0-9]+$/, 'calibration_fit of the new index: fits, nothing pending');
 
 # 2. rows of the same kind: 600 of the 1,000 replaced by rows 1000 to 1599
 $offset = -s $node->logfile;
@@ -152,6 +169,7 @@ ok(no_workers(), 'the calibration worker is done');
 ($rc, $out, $err) = $node->psql('postgres', 'VACUUM named');
 unlike($err, qr/trains another/, 'no train worker for a named compressor');
 is(checksum('named_idx'), $named0, 'the named compressor stays');
+like(fit('named_idx'), qr/^t\|f\|t\|t\|f\|/, 'calibration_fit: a named compressor fits worse, nothing pending');
 ($rc, $out, $err) = $node->psql('postgres', "SELECT count(*) FROM quantumdb.calibrate('named_idx')");
 like($err, qr/NOTICE:  quantumdb: the compressor of index "named_idx" fits its rows worse than at its build/,
 	'quantumdb.calibrate says so in a NOTICE');

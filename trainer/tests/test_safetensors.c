@@ -313,6 +313,58 @@ test_round_trips(void)
 }
 
 /* The largest shape: dim_pq may round QDB_MAX_DIM up to a multiple of M. */
+/* A model with a linear map or an encoder (filled apart): codebooks, mean, config. */
+static void
+fill_with_config(QdbModel *m)
+{
+	fill(m->codebooks, (size_t) m->M * QDB_KSUB * m->dsub);
+	fill(m->mean, m->dim);
+	m->config.kind = m->kind;
+	m->config.metric = m->metric;
+	m->config.dim = m->dim;
+	m->config.M = m->M;
+	m->config.dim_pq = m->dim_pq;
+	m->config.kmeans_iters = 25;
+}
+
+/*
+ * The levels in column 0 of m's last book (rq's norm levels, opq's error
+ * levels) set 0, 1, ... (order 0: parses), falling (1) or from -1 (2):
+ * refused, naming the level; m is freed.
+ */
+static void
+level_order_case(QdbModel *m, int order, const char *kind, const char *levels)
+{
+	QdbModel	back;
+	uint8_t    *b = NULL;
+	size_t		l;
+	char		err[256] = "";
+	char		want[80];
+	int			rc;
+	int			pr;
+
+	for (int k = 0; k < QDB_KSUB; k++)
+		m->codebooks[((size_t) (m->M - 1) * QDB_KSUB + k) * m->dsub] =
+			order == 0 ? (float) k : order == 1 ? (float) (QDB_KSUB - k) : (float) k - 1;
+	rc = qdb_model_serialize(m, &test_alloc, &b, &l);
+	pr = rc == QDB_OK ? parse(b, l, &back, err, sizeof(err)) : rc;
+	if (order == 0)
+		tap_ok(pr == QDB_OK && same_model(m, &back), "%s, ascending %s levels: parsed %s",
+			   kind, levels, err);
+	else
+	{
+		snprintf(want, sizeof(want), order == 1 ? "%s level 1 (255) is below the level before it" :
+				 "%s level 0 (-1) is negative", levels);
+		tap_ok(pr == QDB_ERR_FORMAT && strstr(err, want) != NULL, "%s, %s levels %s: refused (%s)",
+			   kind, levels, order == 1 ? "falling" : "below 0", err);
+	}
+	if (pr == QDB_OK)
+		qdb_model_free(&back);
+	if (rc == QDB_OK)
+		qdb_free(&test_alloc, b);
+	qdb_model_free(m);
+}
+
 static void
 test_limits(void)
 {
@@ -366,23 +418,24 @@ test_limits(void)
 	for (int order = 0; order < 3; order++)
 	{
 		make_model(&m, QDB_KIND_RQ, QDB_METRIC_L2, 8, 8, 4, 1, 0);
-		/* column 0 of the last book: 0, 1, ... (order 0), falling (1), negative (2) */
-		for (int k = 0; k < QDB_KSUB; k++)
-			m.codebooks[((size_t) 3 * QDB_KSUB + k) * m.dsub] =
-				order == 0 ? (float) k : order == 1 ? (float) (QDB_KSUB - k) : (float) k - 1;
-		rc = qdb_model_serialize(&m, &test_alloc, &b, &l);
-		if (order == 0)
+		level_order_case(&m, order, "kind rq", "norm");
+	}
+
+	/*
+	 * Kind opq's error levels (the first float of each codeword of its last
+	 * book, opq_error.c) the same: ascending parse, falling or below 0 are
+	 * refused (session 64's review, /work/runs/review-s64b.md G3).
+	 */
+	for (int order = 0; order < 3; order++)
+	{
+		if (qdb_model_alloc_coded(&m, &test_alloc, QDB_KIND_OPQ, QDB_METRIC_L2, 8, 8, 3, 1, 1, 1) != QDB_OK)
 		{
-			tap_ok(rc == QDB_OK && parse(b, l, &back, err, sizeof(err)) == QDB_OK && same_model(&m, &back),
-				   "kind rq, ascending norm levels: parsed %s", err);
-			qdb_model_free(&back);
+			tap_ok(0, "an opq model with an error byte is allocated");
+			break;
 		}
-		else
-			tap_ok(rc == QDB_OK && parse(b, l, &back, err, sizeof(err)) == QDB_ERR_FORMAT &&
-				   strstr(err, order == 1 ? "below the level before it" : "negative") != NULL,
-				   "kind rq, norm levels %s: refused (%s)", order == 1 ? "falling" : "below 0", err);
-		qdb_free(&test_alloc, b);
-		qdb_model_free(&m);
+		fill(m.linear, (size_t) m.dim_pq * m.dim);
+		fill_with_config(&m);
+		level_order_case(&m, order, "kind opq with an error byte", "error");
 	}
 
 	make_model(&m, QDB_KIND_PQ, QDB_METRIC_L2, 8, 8, 2, 0, 0);
@@ -681,6 +734,71 @@ parse_raw(uint64_t hlen, const char *header, size_t header_bytes, size_t data_le
 	return rc;
 }
 
+/*
+ * A neural model's blob with a "linear" tensor added (header entry, data
+ * appended, checksum recomputed) is refused: a neural model has no linear
+ * map, and one imported was dropped without a word (session 64's hunt,
+ * /work/runs/hunt-s64a.md F3).
+ */
+static void
+test_neural_linear(void)
+{
+	QdbModel	m;
+	QdbModel	back;
+	uint8_t    *b = NULL;
+	size_t		len;
+	uint64_t	hl;
+	char	   *json;
+	char	   *edited;
+	char		entry[160];
+	char		err[256] = "";
+	uint8_t    *data;
+	uint8_t    *blob;
+	size_t		data_len;
+	size_t		extra = (size_t) 4 * 8 * 8;
+	int			rc;
+
+	if (qdb_model_alloc_neural(&m, &test_alloc, QDB_METRIC_L2, 8, 8, 2, 8) != QDB_OK)
+	{
+		tap_ok(0, "a neural model is allocated");
+		return;
+	}
+	fill_with_config(&m);
+	rc = qdb_model_serialize(&m, &test_alloc, &b, &len);
+	qdb_model_free(&m);
+	if (rc != QDB_OK)
+	{
+		tap_ok(0, "a neural model serializes (%d)", rc);
+		return;
+	}
+	tap_ok(parse(b, len, &back, err, sizeof(err)) == QDB_OK, "the neural model parses %s", err);
+	qdb_model_free(&back);
+	hl = get_hlen(b);
+	json = calloc(1, hl + 1);
+	memcpy(json, b + 8, hl);
+	for (size_t k = hl; k > 0 && json[k - 1] == ' '; k--)
+		json[k - 1] = '\0';
+	data_len = len - 8 - hl;
+	snprintf(entry, sizeof(entry),
+			 "{\"linear\":{\"dtype\":\"F32\",\"shape\":[8,8],\"data_offsets\":[%zu,%zu]},",
+			 data_len, data_len + extra);
+	edited = replace(json, "{", entry);
+	data = calloc(1, data_len + extra);
+	memcpy(data, b + 8 + hl, data_len);
+	blob = assemble(edited, data, data_len + extra, &len);
+	rc = parse(blob, len, &back, err, sizeof(err));
+	if (rc == QDB_OK)
+		qdb_model_free(&back);
+	tap_ok(rc == QDB_ERR_FORMAT && strstr(err, "kind neural has no tensor \"linear\"") != NULL,
+		   "a neural model with a linear tensor is refused: %s", err);
+	free(json);
+	free(edited);
+	free(data);
+	free(blob);
+	qdb_free(&test_alloc, b);
+	tap_ok(counts.live == 0, "nothing left allocated");
+}
+
 static void
 test_garbled(void)
 {
@@ -861,5 +979,6 @@ main(void)
 	test_damage();
 	test_nomem();
 	test_garbled();
+	test_neural_linear();
 	return tap_done();
 }
