@@ -42,7 +42,9 @@ enum
  * not measured), their ratio, fits_worse (the ratio above the factor at
  * which the worker logs it), removed (index entries VACUUMs removed since
  * the calibration), retrain_pending (the index is marked for the train
- * worker: its build trained its compressor and it fits worse) and taken_at.
+ * worker, its build having trained its compressor, and its option
+ * train_after_rows is not 0: a VACUUM that finds that many rows starts
+ * the worker) and taken_at.
  */
 Datum
 quantumdb_calibration_fit(PG_FUNCTION_ARGS)
@@ -54,6 +56,7 @@ quantumdb_calibration_fit(PG_FUNCTION_ARGS)
 	Datum		values[NCOLS] = {0};
 	bool		nulls[NCOLS] = {0};
 	bool		have;
+	bool		pending;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
@@ -61,6 +64,8 @@ quantumdb_calibration_fit(PG_FUNCTION_ARGS)
 
 	QdbReadMeta(index, &meta);
 	have = QdbReadCalibration(index, &cal);
+	/* marked, and the worker is not turned off since (retrain_cleanup in index_vacuum.c) */
+	pending = (meta.build_flags & QDB_BUILT_FIT_STALE) != 0 && QdbTrainAfterRows(index) > 0;
 	index_close(index, AccessShareLock);
 
 	if (have && cal.fit > 0)
@@ -85,6 +90,6 @@ quantumdb_calibration_fit(PG_FUNCTION_ARGS)
 	}
 	else
 		nulls[COL_REMOVED] = nulls[COL_TAKEN_AT] = true;
-	values[COL_RETRAIN_PENDING] = BoolGetDatum((meta.build_flags & QDB_BUILT_FIT_STALE) != 0);
+	values[COL_RETRAIN_PENDING] = BoolGetDatum(pending);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

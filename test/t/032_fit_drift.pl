@@ -123,6 +123,9 @@ ok(no_workers(), 'the calibration worker is done');
 my $recall_stale = recall_rr0('drift');
 like(fit('drift_idx'), qr/^t\|f\|t\|t\|t\|[0-9]+$/,
 	'calibration_fit: fits worse, the train worker to train it again, entries removed');
+$node->safe_psql('postgres', 'ALTER INDEX drift_idx SET (train_after_rows = 0)');
+like(fit('drift_idx'), qr/^t\|f\|t\|t\|f\|/, 'calibration_fit: with train_after_rows 0 nothing is pending');
+$node->safe_psql('postgres', 'ALTER INDEX drift_idx SET (train_after_rows = 1000)');
 my ($rc, $out, $err) = $node->psql('postgres', 'VACUUM drift');
 like($err, qr/NOTICE:  index "drift_idx" has a compressor that fits its rows worse than at its build: a background worker trains another/,
 	'the next VACUUM starts the train worker');
