@@ -127,6 +127,7 @@ typedef struct Calib
 	int64		fit_every;
 	int64		fit_rows;
 	double		fit_sum;		/* NaN once a row could not be coded */
+	double		fit_energy;		/* under ip: the rows' squared lengths (fit_row) */
 	uint8	   *fit_code;
 	float	   *fit_table;
 } Calib;
@@ -207,11 +208,17 @@ pick_row(Relation index, ItemPointer tid, Datum *values, bool *isnull,
  * Pass 2: row x (unit length under cosine) adds its coding error to the
  * compressor's fit, if it is one of every fit_every rows: the asymmetric
  * distance from x to its own code, squared under l2 (the squared distance
- * to the code's reconstruction), the cosine distance under cosine; none
- * under ip (fit_every 0), whose distance to its own code measures no
- * error, nor for kind rq, whose encoding calls BLAS (session 64's second
- * review, /work/runs/review-s64b.md G2).  The scans' code otherwise: no
- * BLAS.  The fit (cal->fit) is their mean
+ * to the code's reconstruction), the cosine distance under cosine; under
+ * ip, whose distance to its own code measures no error, the squared
+ * distance to the code's reconstruction (qdb_row_coding_error, kinds pq
+ * and opq; since session 65) as a share of the row's squared length (less
+ * the model's mean): fit_sum over fit_energy, since a score's error
+ * matters against the spread of scores, which grows with the rows'
+ * length (60% of a 2,000-row glove table moved by 1 in every component:
+ * 2.1 times the build's expected share, t/032); none for kind rq, whose
+ * encoding calls BLAS
+ * (session 64's second review, /work/runs/review-s64b.md G2).  The scans'
+ * code otherwise: no BLAS.  The fit (cal->fit) is their mean
  * (QdbFitStale); 0 when a row could not be coded.
  */
 static void
@@ -224,13 +231,31 @@ fit_row(Calib *cb, const float *x)
 	if (cb->fit_every <= 0 || (int64) (cb->rows - 1) % cb->fit_every != 0 || isnan(cb->fit_sum))
 		return;
 	if (qdb_compute_codes(m, x, 1, cb->fit_code) != QDB_OK ||
-		qdb_compute_distance_table(m, x, cb->fit_table, &bias) != QDB_OK)
+		(cb->c->metric != QDB_METRIC_IP &&
+		 qdb_compute_distance_table(m, x, cb->fit_table, &bias) != QDB_OK))
 	{
 		cb->fit_sum = NAN;
 		return;
 	}
-	d = qdb_adc_distance(m, cb->fit_table, bias, cb->fit_code);
-	cb->fit_sum += cb->c->metric == QDB_METRIC_L2 ? d * d : d;
+	if (cb->c->metric == QDB_METRIC_IP)
+	{
+		double		energy;
+
+		d = qdb_row_coding_error(m, x, cb->fit_code, cb->fit_table, &energy);
+		cb->fit_energy += energy;
+	}
+	else
+	{
+		d = qdb_adc_distance(m, cb->fit_table, bias, cb->fit_code);
+		if (cb->c->metric == QDB_METRIC_L2)
+			d *= d;
+	}
+	if (!(d >= 0))
+	{
+		cb->fit_sum = NAN;
+		return;
+	}
+	cb->fit_sum += d;
 	cb->fit_rows++;
 }
 
@@ -494,10 +519,12 @@ calibrate(Relation heap, Relation index, int queries, int k, int seed, Report re
 
 		/* pass 2: their exact neighbours, and the compressor's fit; a query without any is dropped */
 		/* kind rq's encoding calls BLAS, which a calibration does not load */
-		cb.fit_every = cb.c->metric == QDB_METRIC_IP || cb.c->model.kind == QDB_KIND_RQ ? 0 :
+		cb.fit_every = cb.c->model.kind == QDB_KIND_RQ ? 0 :
 			(int64) ceil(cb.seen / FIT_ROWS);
 		cb.fit_code = palloc(Max(cb.c->shape.code_size, 1));
-		cb.fit_table = palloc(sizeof(float) * qdb_table_floats(&cb.c->model));
+		/* the ADC table, or under ip qdb_row_coding_error's scratch */
+		cb.fit_table = palloc(sizeof(float) * Max(qdb_table_floats(&cb.c->model),
+												  qdb_coding_error_floats(&cb.c->model)));
 		heap_pass(heap, index, snapshot, exact_row, &cb);
 		nq = 0;
 		for (int j = 0; j < cb.nq; j++)
@@ -516,7 +543,10 @@ calibrate(Relation heap, Relation index, int queries, int k, int seed, Report re
 		cal->live_rows = cb.rows;
 		cal->nodes = nodes;
 		cal->taken_at = GetCurrentTimestamp();
-		cal->fit = cb.fit_rows > 0 && isfinite(cb.fit_sum) ? cb.fit_sum / cb.fit_rows : 0;
+		if (cb.c->metric == QDB_METRIC_IP)
+			cal->fit = cb.fit_energy > 0 && isfinite(cb.fit_sum) ? cb.fit_sum / cb.fit_energy : 0;
+		else
+			cal->fit = cb.fit_rows > 0 && isfinite(cb.fit_sum) ? cb.fit_sum / cb.fit_rows : 0;
 
 		/*
 		 * The access method's own calls, not index_beginscan's: those refuse

@@ -82,6 +82,36 @@ row_errors(const QdbModel *m, int books, const float *r, const float *y, size_t 
 	}
 }
 
+size_t
+qdb_coding_error_floats(const QdbModel *m)
+{
+	return (size_t) m->dim + 2 * (size_t) m->dim_pq;
+}
+
+double
+qdb_row_coding_error(const QdbModel *m, const float *x, const uint8_t *code, float *scratch,
+					 double *energy)
+{
+	float	   *r = scratch;
+	float	   *y = r + m->dim;
+	float	   *yhat = y + m->dim_pq;
+	float		e;
+	double		rr = 0;
+
+	*energy = 0;
+	if (m->kind != QDB_KIND_PQ && m->kind != QDB_KIND_OPQ)
+		return -1;
+	for (int j = 0; j < m->dim; j++)
+	{
+		r[j] = x[j] - (m->mean ? m->mean[j] : 0.0f);
+		rr += (double) r[j] * r[j];
+	}
+	*energy = rr;
+	qdb_apply_linear(m, r, y);
+	row_errors(m, qdb_model_books(m), r, y, 1, code, m->M, yhat, &e);
+	return e;
+}
+
 int
 qdb_opq_error_encode(const QdbModel *m, const float *r, const float *y, size_t n,
 					 uint8_t *codes)

@@ -294,6 +294,16 @@ int			qdb_encoder_codes(const QdbEncoder *e, const float *x, size_t n, uint8_t *
 void		qdb_encoder_free(QdbEncoder *e);	/* NULL is fine */
 /* x (n x dim): mean + A^T (centroids), the reconstruction in input space. */
 int			qdb_decode(const QdbModel *m, const uint8_t *codes, size_t n, float *x);
+/*
+ * Kinds pq and opq (opq_error.c): the squared distance from row x (unit
+ * length under cosine) to the reconstruction of its code, whatever the
+ * metric, without BLAS, and in *energy the squared length of x less the
+ * model's mean; scratch holds qdb_coding_error_floats(m) floats.  An error
+ * byte's level is not counted.  -1 for another kind.
+ */
+size_t		qdb_coding_error_floats(const QdbModel *m);
+double		qdb_row_coding_error(const QdbModel *m, const float *x, const uint8_t *code,
+								 float *scratch, double *energy);
 
 /*
  * Asymmetric distance: table is qdb_table_floats floats, bias one per-query

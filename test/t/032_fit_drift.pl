@@ -33,13 +33,17 @@ $node->safe_psql('postgres', qq{
 	CREATE TABLE drift (id int PRIMARY KEY, emb real[]);
 	CREATE TABLE same (id int PRIMARY KEY, emb real[]);
 	CREATE TABLE named (id int PRIMARY KEY, emb real[]);
+	CREATE TABLE ipdrift (id int PRIMARY KEY, emb real[]);
 	INSERT INTO drift SELECT id, emb FROM glove;
 	INSERT INTO same SELECT id, emb FROM glove WHERE id < 1000;
 	INSERT INTO named SELECT id, emb FROM glove;
+	INSERT INTO ipdrift SELECT id, emb FROM glove;
 	CREATE INDEX drift_idx ON drift USING quantumdb (emb real_cosine_ops)
 		WITH (train_after_rows = 1000, m = 8);
 	CREATE INDEX same_idx ON same USING quantumdb (emb real_cosine_ops)
 		WITH (train_after_rows = 1000, m = 8);
+	CREATE INDEX ipdrift_idx ON ipdrift USING quantumdb (emb real_ip_ops)
+		WITH (train_after_rows = 0, m = 8);
 	SELECT quantumdb.train('c_named', 'glove', 'emb', metric => 'cosine');
 	CREATE INDEX named_idx ON named USING quantumdb (emb real_cosine_ops)
 		WITH (compressor = 'c_named', m = 8);
@@ -176,6 +180,22 @@ like(fit('named_idx'), qr/^t\|f\|t\|t\|f\|/, 'calibration_fit: a named compresso
 ($rc, $out, $err) = $node->psql('postgres', "SELECT count(*) FROM quantumdb.calibrate('named_idx')");
 like($err, qr/NOTICE:  quantumdb: the compressor of index "named_idx" fits its rows worse than at its build/,
 	'quantumdb.calibrate says so in a NOTICE');
+
+# 4. under ip: the squared distance to the code's reconstruction, as a
+# share of the rows' squared length
+like(fit('ipdrift_idx'), qr/^t\|t\|t\|f\|f\|0$/, 'calibration_fit under ip: measured after the build');
+$offset = -s $node->logfile;
+# 60% of the rows moved by 1 in every component (about 2.5 of the
+# components' standard deviations)
+$node->safe_psql('postgres', q{
+	UPDATE ipdrift SET emb = (SELECT array_agg(e + 1 ORDER BY i) FROM unnest(emb) WITH ORDINALITY u (e, i))
+	WHERE id % 5 < 3});
+$node->safe_psql('postgres', 'VACUUM ipdrift');
+ok(wait_log($node, qr/the compressor of index "ipdrift_idx" fits its rows worse than at its build[^\n]*\n[^\n]*DETAIL:  No worker trains it again/, $offset),
+	'under ip: rows of another kind are noticed');
+ok(no_workers(), 'the calibration worker is done');
+like(fit('ipdrift_idx'), qr/^t\|f\|t\|t\|f\|/, 'calibration_fit under ip: fits worse, nothing pending (train_after_rows 0)');
+note($node->safe_psql('postgres', "SELECT * FROM quantumdb.calibration_fit('ipdrift_idx')"));
 
 ok(!$node->log_contains(qr/terminated by signal|TRAP:/), 'no crash');
 $node->stop;

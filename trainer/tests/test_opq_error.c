@@ -138,6 +138,30 @@ test_shape_and_codes(const float *x)
 	}
 	tap_ok(ok_level, "each row's last byte is the level nearest its squared error");
 
+	/* qdb_row_coding_error (the calibration's fit under ip): ||x - xhat||^2 and ||x - mean||^2 */
+	{
+		float	   *scratch = malloc(sizeof(float) * qdb_coding_error_floats(&m));
+		int			ok_err = 1;
+		double		worst = 0;
+
+		for (size_t i = 0; i < ROWS; i++)
+		{
+			double		energy;
+			double		e = qdb_row_coding_error(&m, x + i * DIM, codes + i * 8, scratch, &energy);
+			double		want = test_sqdist(x + i * DIM, rec + i * DIM, DIM);
+			double		want_energy = test_sqdist(x + i * DIM, m.mean, DIM);
+			double		tol = 1e-4 * want_energy + 1e-6;
+
+			if (fabs(e - want) > tol || fabs(energy - want_energy) > tol)
+				ok_err = 0;
+			if (fabs(e - want) > worst)
+				worst = fabs(e - want);
+		}
+		tap_ok(ok_err, "qdb_row_coding_error: each row's squared distance to its reconstruction and its squared length less the mean (worst %.1e)",
+			   worst);
+		free(scratch);
+	}
+
 	/*
 	 * decoding ignores the error byte: one row decoded alone with its byte
 	 * and with another (the same path both times: a batch may round
