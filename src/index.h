@@ -17,6 +17,7 @@
 #include "nodes/execnodes.h"
 #include "nodes/pathnodes.h"
 #include "storage/bufmgr.h"
+#include "storage/lock.h"
 #include "utils/relcache.h"
 
 #include "compressor.h"
@@ -324,6 +325,12 @@ extern const char *QdbLeftoverCost(Oid leftover);
 extern bool QdbTrainWorkerShouldYield(Relation heap);
 extern bool QdbTrainWorkerShouldYieldQuietly(Relation heap);
 extern void QdbTrainWorkerYield(Relation heap, bool in_training);
+
+/* train_opclass_lock.c */
+extern bool QdbLockIndexOpclasses(Relation index);
+extern void QdbUnlockIndexOpclasses(void);
+extern bool QdbOpclassLockHasWaiters(void);
+extern bool QdbLockedOpclassTag(const LOCKTAG *tag);
 
 /* train_retry.c */
 extern void QdbTrainRetryInit(void);

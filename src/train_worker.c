@@ -458,10 +458,11 @@ static bool yielded_to_lock = false;
 
 /*
  * Whether a session waits for a lock on table heapoid stronger than SHARE
- * UPDATE EXCLUSIVE (DDL, CREATE INDEX, LOCK TABLE), or for one on index
+ * UPDATE EXCLUSIVE (DDL, CREATE INDEX, LOCK TABLE), for one on index
  * indexoid (not InvalidOid) that the REINDEX's SHARE UPDATE EXCLUSIVE
- * blocks (ALTER INDEX, DROP ... CASCADE), from the lock table as pg_locks
- * shows it.
+ * blocks (ALTER INDEX, DROP ... CASCADE), or for one on an operator class
+ * of the index the worker holds (a DROP: train_opclass_lock.c), from the
+ * lock table as pg_locks shows it.
  */
 static bool
 stronger_waiter(Oid heapoid, Oid indexoid)
@@ -473,12 +474,13 @@ stronger_waiter(Oid heapoid, Oid indexoid)
 	{
 		LockInstanceData *l = &data->locks[i];
 
-		found = l->locktag.locktag_type == LOCKTAG_RELATION &&
-			l->locktag.locktag_field1 == MyDatabaseId &&
-			((l->locktag.locktag_field2 == heapoid &&
-			  l->waitLockMode > ShareUpdateExclusiveLock) ||
-			 (OidIsValid(indexoid) && l->locktag.locktag_field2 == indexoid &&
-			  l->waitLockMode >= ShareUpdateExclusiveLock));
+		found = (l->locktag.locktag_type == LOCKTAG_RELATION &&
+				 l->locktag.locktag_field1 == MyDatabaseId &&
+				 ((l->locktag.locktag_field2 == heapoid &&
+				   l->waitLockMode > ShareUpdateExclusiveLock) ||
+				  (OidIsValid(indexoid) && l->locktag.locktag_field2 == indexoid &&
+				   l->waitLockMode >= ShareUpdateExclusiveLock))) ||
+			(l->waitLockMode > AccessShareLock && QdbLockedOpclassTag(&l->locktag));
 	}
 	pfree(data->locks);
 	pfree(data);
@@ -517,7 +519,8 @@ someone_waits(Relation heap)
 	return OidIsValid(reindexing_heap) && RelationGetRelid(heap) == reindexing_heap &&
 		((CheckRelationLockedByMe(heap, ShareUpdateExclusiveLock, false) &&
 		  LockHasWaitersRelation(heap, ShareUpdateExclusiveLock)) ||
-		 (OidIsValid(reindexing_index) && held_lock_has_waiters(reindexing_index)));
+		 (OidIsValid(reindexing_index) && held_lock_has_waiters(reindexing_index)) ||
+		 QdbOpclassLockHasWaiters());
 }
 
 /*
@@ -594,7 +597,7 @@ QdbTrainWorkerYield(Relation heap, bool in_training)
 	yielded_to_lock = true;
 	ereport(ERROR,
 			(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
-			 errmsg("training a compressor on table \"%s\" gave way to another session waiting for a lock on it or on the index",
+			 errmsg("training a compressor on table \"%s\" gave way to another session waiting for a lock on it, the index or its operator class",
 					RelationGetRelationName(heap)),
 			 in_training ? errdetail("It stopped in the middle of its training.") :
 			 errdetail("It stopped after its training.")));
@@ -885,6 +888,14 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 	}
 
 	filenode = index->rd_node.relNode;
+	if (!QdbLockIndexOpclasses(index))
+	{
+		/* a DROP of its operator class (or of what holds it) is under way */
+		ereport(LOG,
+				(errmsg("index \"%s\" is not trained: another session is dropping its operator class",
+						RelationGetRelationName(index))));
+		return let_go(heap, index);
+	}
 
 	/* what outlives the REINDEX's transactions */
 	keep = AllocSetContextCreate(TopMemoryContext, "quantumdb train worker",
@@ -921,6 +932,7 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 		ExecReindex(pstate, stmt, true);
 		reindexing_heap = InvalidOid;
 		reindexing_index = InvalidOid;
+		QdbUnlockIndexOpclasses();
 		if (ActiveSnapshotSet())
 			PopActiveSnapshot();
 		CommitTransactionCommand();
@@ -945,7 +957,7 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 			RESUME_INTERRUPTS();
 			QueryCancelPending = false;
 			ereport(LOG,
-					(errmsg("training a compressor for index \"%s\" gave way to another session waiting for a lock on it or its table",
+					(errmsg("training a compressor for index \"%s\" gave way to another session waiting for a lock on it, its table or its operator class",
 							relname),
 					 e->sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED ?
 					 errdetail_internal("%s: %s", e->message, e->detail ? e->detail : "") :
@@ -953,6 +965,8 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 		}
 		else
 			log_and_abort();
+		/* the abort released the operator classes' locks with the REINDEX's own */
+		QdbUnlockIndexOpclasses();
 		/* a cancel stops the worker once its copy is dropped */
 		go_on = e->sqlerrcode != ERRCODE_QUERY_CANCELED;
 		if (ConfigReloadPending)

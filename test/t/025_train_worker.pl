@@ -211,10 +211,10 @@ ok($node->poll_query_until('postgres', q{SELECT count(*) = 1 FROM pg_locks
 	WHERE relation = 'y_t'::regclass AND mode = 'AccessExclusiveLock' AND NOT granted}),
 	'the ALTER waits for the table');
 $ywriter->query_safe('COMMIT');
-ok(wait_log($node, qr/LOG:  training a compressor for index "y_t_idx" gave way to another session waiting for a lock on it or its table/,
+ok(wait_log($node, qr/LOG:  training a compressor for index "y_t_idx" gave way to another session waiting for a lock on it, its table or its operator class/,
 	$yoffset), 'the worker gave way to it');
 # its training looks for such a statement: it does not train to the end first
-ok($node->log_contains(qr/gave way to another session waiting for a lock on it or its table\n.*DETAIL:  It stopped in the middle of its training\./,
+ok($node->log_contains(qr/gave way to another session waiting for a lock on it, its table or its operator class\n.*DETAIL:  It stopped in the middle of its training\./,
 	$yoffset), 'in the middle of its training');
 $ddl->query_safe('SELECT 1');
 $ddl->quit;
@@ -246,7 +246,7 @@ ok($node->poll_query_until('postgres', q{SELECT count(*) = 1 FROM pg_locks
 	WHERE relation = 'z_t_idx'::regclass AND NOT granted}),
 	'the ALTER INDEX waits for the index');
 $zwriter->query_safe('COMMIT');
-ok(wait_log($node, qr/LOG:  training a compressor for index "z_t_idx" gave way to another session waiting for a lock on it or its table/,
+ok(wait_log($node, qr/LOG:  training a compressor for index "z_t_idx" gave way to another session waiting for a lock on it, its table or its operator class/,
 	$zoffset), 'the worker gave way to it');
 $zddl->query_safe('SELECT 1');
 $zddl->quit;

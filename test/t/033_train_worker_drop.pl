@@ -1,0 +1,107 @@
+# A DROP ... CASCADE of what holds an index's operator class, while the train
+# worker's REINDEX INDEX CONCURRENTLY rebuilds that index (session 65's
+# hunt, /work/runs/hunt-s65b.md F1): the DROP read the class's dependents,
+# waited for the REINDEX, found both rows gone after its swap, dropped the
+# class and left the new index on it: the table could then not be read,
+# written or dropped (XX000 "could not find tuple for opclass").  The worker
+# now holds its index's operator classes (train_opclass_lock.c), so the
+# DROP waits for the whole REINDEX and drops the new index:
+#   - DROP EXTENSION quantumdb CASCADE issued while the REINDEX waits for an
+#     older snapshot (its validation done) drops the index, and the table
+#     reads and drops cleanly;
+#   - the same DROP during the worker's build makes the worker give way.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use QdbIndexCheck;
+
+my $copy = $ENV{QDB_GLOVE_COPY} or die "QDB_GLOVE_COPY is not set";
+
+my $node = PostgreSQL::Test::Cluster->new('main');
+$node->init;
+$node->append_conf('postgresql.conf', "autovacuum = off\n");
+$node->start;
+
+sub setup
+{
+	$node->safe_psql('postgres', qq{
+		CREATE EXTENSION quantumdb;
+		CREATE TABLE t (id int PRIMARY KEY, emb real[]);
+		CREATE INDEX t_idx ON t USING quantumdb (emb real_l2_ops) WITH (train_after_rows = 1000);
+		COPY t FROM '$copy';
+	});
+}
+
+sub drop_in_background
+{
+	my $drop = $node->background_psql('postgres', on_error_stop => 0);
+	$drop->query_until(qr/started/, q{
+		\echo started
+		DROP EXTENSION quantumdb CASCADE;
+	});
+	return $drop;
+}
+
+sub table_sound
+{
+	my ($what) = @_;
+	is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_index WHERE indrelid = 't'::regclass AND indexrelid <> 't_pkey'::regclass}),
+		'0', "$what: the DROP dropped the quantumdb index and its copies");
+	my ($rc, $out, $err) = $node->psql('postgres', 'SELECT count(*) FROM t');
+	like($out, qr/^[0-9]+$/, "$what: the table reads") or diag($err);
+	($rc, $out, $err) = $node->psql('postgres', "INSERT INTO t VALUES (-1, '{1,2}')");
+	is($rc, 0, "$what: the table takes a row") or diag($err);
+	($rc, $out, $err) = $node->psql('postgres', 'DROP TABLE t');
+	is($rc, 0, "$what: the table drops") or diag($err);
+}
+
+# 1. the DROP after the REINDEX's build, while it waits for an older snapshot
+setup();
+my $offset = -s $node->logfile;
+my $reader = $node->background_psql('postgres');
+$reader->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM t');
+$node->safe_psql('postgres', 'VACUUM t');
+ok($node->poll_query_until('postgres', q{SELECT count(*) = 1 FROM pg_stat_progress_create_index
+	WHERE relid = 't'::regclass AND phase = 'waiting for old snapshots'}),
+	'the worker\'s REINDEX waits for the older snapshot');
+my $drop = drop_in_background();
+ok($node->poll_query_until('postgres', q{SELECT count(*) > 0 FROM pg_stat_activity
+	WHERE query LIKE 'DROP EXTENSION%' AND wait_event_type = 'Lock'}),
+	'the DROP waits');
+$reader->query_safe('COMMIT');
+$reader->quit;
+ok($node->poll_query_until('postgres', q{SELECT count(*) = 0 FROM pg_extension WHERE extname = 'quantumdb'}),
+	'the DROP ended');
+$drop->quit;
+ok(wait_log($node, qr/LOG:  index "t_idx" (now has a compressor|was rebuilt without a compressor)/, $offset),
+	'the REINDEX ended, not failed (then the DROP went on: the index is gone)');
+table_sound('after the REINDEX\'s build');
+
+# 2. the DROP during the worker's training (20,000 rows: glove's 2,000
+# ten times, moved a little): it gives way
+setup();
+$node->safe_psql('postgres', q{
+	INSERT INTO t SELECT t.id + 2000 * k, (SELECT array_agg(e + 0.01 * k ORDER BY i)
+		FROM unnest(t.emb) WITH ORDINALITY u (e, i))
+	FROM t, generate_series(1, 9) k});
+$offset = -s $node->logfile;
+$node->safe_psql('postgres', 'VACUUM t');
+ok($node->poll_query_until('postgres', q{SELECT count(*) = 1 FROM pg_stat_progress_create_index
+	WHERE relid = 't'::regclass AND phase LIKE 'building index%'}),
+	'the worker builds');
+$drop = drop_in_background();
+ok($node->poll_query_until('postgres', q{SELECT count(*) = 0 FROM pg_extension WHERE extname = 'quantumdb'}),
+	'the DROP ended');
+$drop->quit;
+ok(wait_log($node, qr/LOG:  training a compressor for index "t_idx" gave way to another session waiting for a lock on it, its table or its operator class/, $offset),
+	'the worker gave way');
+table_sound('during the build');
+
+ok(!$node->log_contains(qr/terminated by signal|TRAP:|could not find tuple for opclass|cache lookup failed/),
+	'no crash, no dangling operator class');
+$node->stop;
+done_testing();
