@@ -50,9 +50,11 @@ QdbLaunchIndexWorker(Oid indexoid, const char *function, const char *type)
  * The start of such a worker's main function: its CONTEXT line (wc and
  * errcb, which the caller keeps for the worker's life; wc's doing, why and
  * retry set), SIGTERM, the connection to the database as the bootstrap
- * superuser, search_path pg_catalog, pg_temp (as autovacuum: the table
- * owner's index predicates and expressions, evaluated as the owner, must
- * not take functions from schemas others may create in), then a
+ * superuser (whatever role the database's settings choose, and whether
+ * or not it takes connections), search_path pg_catalog, pg_temp (as
+ * autovacuum: the table owner's index predicates and expressions,
+ * evaluated as the owner, must not take functions from schemas others may
+ * create in), then a
  * transaction with an active snapshot, and the index's name for the log,
  * read before any lock is waited for.
  */
@@ -75,8 +77,20 @@ QdbIndexWorkerStart(QdbIndexWorkerContext *wc, ErrorContextCallback *errcb,
 	/* a reload reaches the worker where it looks (train_retry.c's delay) */
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	BackgroundWorkerUnblockSignals();
-	BackgroundWorkerInitializeConnectionByOid(db, InvalidOid, 0);
+	/*
+	 * A database that takes no connections (ALLOW_CONNECTIONS false) still
+	 * has its VACUUMs and autovacuum's start workers, as autovacuum works
+	 * there; without the bypass each one died at its start (session 65's
+	 * hunt, /work/runs/hunt-s65a.md F4)
+	 */
+	BackgroundWorkerInitializeConnectionByOid(db, InvalidOid, BGWORKER_BYPASS_ALLOWCONN);
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+	/*
+	 * A role the database's or the superuser's settings choose (ALTER
+	 * DATABASE ... SET role) is not the worker's: its REINDEX failed for
+	 * want of ownership and backed off for good (the same hunt's F3)
+	 */
+	SetConfigOption("role", "none", PGC_SUSET, PGC_S_OVERRIDE);
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();

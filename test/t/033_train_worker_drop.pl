@@ -9,7 +9,10 @@
 #   - DROP EXTENSION quantumdb CASCADE issued while the REINDEX waits for an
 #     older snapshot (its validation done) drops the index, and the table
 #     reads and drops cleanly;
-#   - the same DROP during the worker's build makes the worker give way.
+#   - the same DROP during the worker's build makes the worker give way;
+#   - a database whose settings choose a role, and one that takes no
+#     connections, have their indexes trained (session 65's hunt,
+#     /work/runs/hunt-s65a.md F3, F4).
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -100,6 +103,44 @@ $drop->quit;
 ok(wait_log($node, qr/LOG:  training a compressor for index "t_idx" gave way to another session waiting for a lock on it, its table or its operator class/, $offset),
 	'the worker gave way');
 table_sound('during the build');
+
+# 3. a database whose settings choose a role (session 65's hunt,
+# /work/runs/hunt-s65a.md F3): the worker trains as before
+$node->safe_psql('postgres', q{
+	CREATE ROLE alice;
+	CREATE DATABASE rdb;
+	ALTER DATABASE rdb SET role = 'alice';
+});
+$offset = -s $node->logfile;
+$node->safe_psql('rdb', qq{
+	SET ROLE postgres;
+	CREATE EXTENSION quantumdb;
+	CREATE TABLE t (id int PRIMARY KEY, emb real[]);
+	CREATE INDEX t_idx ON t USING quantumdb (emb real_l2_ops) WITH (train_after_rows = 1000);
+	COPY t FROM '$copy';
+	VACUUM t;
+});
+ok(wait_log($node, qr/LOG:  index "t_idx" now has a compressor/, $offset),
+	'a database that sets role: the worker trains the index');
+ok(!$node->log_contains(qr/must be owner of index/, $offset), 'no ownership error');
+
+# 4. a database that takes no connections (F4): VACUUM in a session opened
+# before still has the index trained
+$node->safe_psql('postgres', 'CREATE DATABASE ndb');
+$node->safe_psql('ndb', qq{
+	CREATE EXTENSION quantumdb;
+	CREATE TABLE t (id int PRIMARY KEY, emb real[]);
+	CREATE INDEX t_idx ON t USING quantumdb (emb real_l2_ops) WITH (train_after_rows = 1000);
+	COPY t FROM '$copy';
+});
+$offset = -s $node->logfile;
+my $open = $node->background_psql('ndb');
+$node->safe_psql('postgres', 'ALTER DATABASE ndb ALLOW_CONNECTIONS false');
+$open->query('VACUUM t');
+ok(wait_log($node, qr/LOG:  index "t_idx" now has a compressor/, $offset),
+	'a database that takes no connections: the worker trains the index');
+ok(!$node->log_contains(qr/is not currently accepting connections/, $offset), 'the worker connected');
+$open->quit;
 
 ok(!$node->log_contains(qr/terminated by signal|TRAP:|could not find tuple for opclass|cache lookup failed/),
 	'no crash, no dangling operator class');
