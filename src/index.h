@@ -334,6 +334,7 @@ extern bool QdbLockedOpclassTag(const LOCKTAG *tag);
 
 /* train_retry.c */
 extern void QdbTrainRetryInit(void);
+extern void QdbTrainWorkerInit(void);
 extern bool QdbTrainRetryNow(Relation index, TimestampTz *until, int *failures);
 extern int	QdbTrainRetryNote(Oid indexoid, Oid filenode, bool failed, TimestampTz *next);
 

@@ -116,6 +116,7 @@ QdbIndexInit(void)
 							 PGC_USERSET, 0, NULL, NULL, NULL);
 	QdbScanSettingsInit();
 	QdbTrainRetryInit();
+	QdbTrainWorkerInit();
 }
 
 /* ERROR unless ef_construction is at least twice m (the build's lists need it) */

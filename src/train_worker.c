@@ -394,6 +394,41 @@ only_train_worker(void)
 }
 
 /*
+ * At most quantumdb.max_train_workers such workers in the whole cluster,
+ * each holding one of as many session-level advisory locks of database 0
+ * (its last field 16 and up), taken only if free: the lock of
+ * only_train_worker is per database, and 9 databases vacuumed at once ran
+ * 7 trainings together, every free worker slot, so that a parallel query
+ * elsewhere launched none of its workers (session 65's hunt,
+ * /work/runs/hunt-s65a.md F2).
+ */
+static int	qdb_max_train_workers = 2;
+
+void
+QdbTrainWorkerInit(void)
+{
+	DefineCustomIntVariable("quantumdb.max_train_workers",
+							"Background workers that train indexes' compressors at a time in the whole cluster.",
+							"One at a time in each database in any case; a worker that finds them all busy leaves, and the next VACUUM that finds its table large enough starts another.",
+							&qdb_max_train_workers, 2, 1, 64,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+}
+
+static bool
+cluster_train_slot(void)
+{
+	for (int slot = 0; slot < qdb_max_train_workers; slot++)
+	{
+		LOCKTAG		tag;
+
+		SET_LOCKTAG_ADVISORY(tag, InvalidOid, 0x51444254, 0x5241494e, 16 + slot);
+		if (LockAcquire(&tag, ExclusiveLock, true, true) != LOCKACQUIRE_NOT_AVAIL)
+			return true;
+	}
+	return false;
+}
+
+/*
  * Whether the rows the index covers are enough for its build to train a
  * compressor (256 with a vector): else the REINDEX would leave it without
  * one again, at every VACUUM (a partial index covering a few rows of a
@@ -1137,6 +1172,15 @@ quantumdb_train_worker_main(Datum arg)
 	{
 		ereport(LOG,
 				(errmsg("another index's compressor is being trained in this database: that worker takes this one next if it still waits then, else the next VACUUM does")));
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		proc_exit(0);
+	}
+	if (!cluster_train_slot())
+	{
+		ereport(LOG,
+				(errmsg("%d background workers train compressors in other databases (quantumdb.max_train_workers): the next VACUUM that finds the table large enough starts another",
+						qdb_max_train_workers)));
 		PopActiveSnapshot();
 		CommitTransactionCommand();
 		proc_exit(0);

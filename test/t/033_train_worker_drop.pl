@@ -12,7 +12,8 @@
 #   - the same DROP during the worker's build makes the worker give way;
 #   - a database whose settings choose a role, and one that takes no
 #     connections, have their indexes trained (session 65's hunt,
-#     /work/runs/hunt-s65a.md F3, F4).
+#     /work/runs/hunt-s65a.md F3, F4);
+#   - quantumdb.max_train_workers bounds the workers across databases (F2).
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -141,6 +142,39 @@ ok(wait_log($node, qr/LOG:  index "t_idx" now has a compressor/, $offset),
 	'a database that takes no connections: the worker trains the index');
 ok(!$node->log_contains(qr/is not currently accepting connections/, $offset), 'the worker connected');
 $open->quit;
+
+# 5. quantumdb.max_train_workers across databases (F2): with 1, a worker
+# in another database while one waits in ndb leaves; the next VACUUM trains
+$node->safe_psql('postgres', 'ALTER DATABASE ndb ALLOW_CONNECTIONS true');
+$node->append_conf('postgresql.conf', "quantumdb.max_train_workers = 1\n");
+$node->reload;
+for my $db ('ndb', 'rdb')
+{
+	$node->safe_psql($db, qq{
+		SET ROLE postgres;
+		CREATE TABLE u (id int PRIMARY KEY, emb real[]);
+		CREATE INDEX u_idx ON u USING quantumdb (emb real_l2_ops) WITH (train_after_rows = 1000);
+		COPY u FROM '$copy';
+	});
+}
+$offset = -s $node->logfile;
+$reader = $node->background_psql('ndb');
+$reader->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM u');
+$node->safe_psql('ndb', 'VACUUM u');
+ok($node->poll_query_until('ndb', q{SELECT count(*) = 1 FROM pg_stat_progress_create_index
+	WHERE relid = 'u'::regclass AND phase = 'waiting for old snapshots'}),
+	'max_train_workers 1: a worker waits in one database');
+$node->safe_psql('rdb', 'SET ROLE postgres; VACUUM u');
+ok(wait_log($node, qr/LOG:  1 background workers train compressors in other databases \(quantumdb.max_train_workers\)/, $offset),
+	'the worker started in another database leaves');
+$reader->query_safe('COMMIT');
+$reader->quit;
+ok(wait_log($node, qr/LOG:  index "u_idx" now has a compressor/, $offset), 'the first worker trains');
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'quantumdb train'"), 'it is done');
+my $second = -s $node->logfile;
+$node->safe_psql('rdb', 'SET ROLE postgres; VACUUM u');
+ok(wait_log($node, qr/LOG:  index "u_idx" now has a compressor/, $second), 'the next VACUUM in the other database trains');
 
 ok(!$node->log_contains(qr/terminated by signal|TRAP:|could not find tuple for opclass|cache lookup failed/),
 	'no crash, no dangling operator class');
