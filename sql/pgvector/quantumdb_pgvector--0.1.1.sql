@@ -23,6 +23,16 @@ DECLARE
 	vs oid := (SELECT extnamespace FROM pg_extension WHERE extname = 'vector');
 	found text;
 BEGIN
+	-- halfvec came with pgvector 0.7.0; without it the checks below fail
+	-- with "type halfvec does not exist" (session 65's hunt,
+	-- /work/runs/hunt-s65b.md F2)
+	IF NOT EXISTS (SELECT FROM pg_catalog.pg_type WHERE typname OPERATOR(pg_catalog.=) 'halfvec'
+				   AND typnamespace OPERATOR(pg_catalog.=) vs) THEN
+		RAISE EXCEPTION 'quantumdb_pgvector needs pgvector 0.7.0 or later: extension vector %, has no type halfvec',
+			(SELECT extversion FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'vector')
+			USING ERRCODE = 'feature_not_supported',
+				  HINT = 'ALTER EXTENSION vector UPDATE (after installing pgvector 0.7.0 or later), then CREATE EXTENSION quantumdb_pgvector.';
+	END IF;
 	SELECT pg_catalog.string_agg(n, ', ') INTO found FROM (
 		SELECT n FROM pg_catalog.unnest(ARRAY['l2_distance(vector,vector)', 'cosine_distance(vector,vector)',
 				'vector_negative_inner_product(vector,vector)', 'l2_distance(halfvec,halfvec)',
