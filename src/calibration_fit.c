@@ -36,13 +36,15 @@ enum
 };
 
 /*
- * One row: coding_error (NULL where not measured: no calibration, metric
- * ip, kind rq, or a calibration by a library before 0.8.9), expected (the
+ * One row: coding_error (NULL where not measured: no calibration, kind
+ * rq, a calibration by a library before 0.8.9, or an error of exactly 0,
+ * which the meta page cannot tell from none), expected (the
  * build's, raised for rows the compressor was not trained on; NULL where
  * not measured), their ratio, fits_worse (the ratio above the factor at
  * which the worker logs it), removed (index entries VACUUMs removed since
  * the calibration), retrain_pending (the index is marked for the train
- * worker, its build having trained its compressor, and its option
+ * worker, its build having trained its compressor that fits worse or on a
+ * sample smaller than train_after_rows, and its option
  * train_after_rows is not 0: a VACUUM that finds that many rows starts
  * the worker) and taken_at.
  */
@@ -65,7 +67,7 @@ quantumdb_calibration_fit(PG_FUNCTION_ARGS)
 	QdbReadMeta(index, &meta);
 	have = QdbReadCalibration(index, &cal);
 	/* marked, and the worker is not turned off since (retrain_cleanup in index_vacuum.c) */
-	pending = (meta.build_flags & QDB_BUILT_FIT_STALE) != 0 && QdbTrainAfterRows(index) > 0;
+	pending = (meta.build_flags & QDB_BUILT_RETRAIN) != 0 && QdbTrainAfterRows(index) > 0;
 	index_close(index, AccessShareLock);
 
 	if (have && cal.fit > 0)

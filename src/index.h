@@ -313,6 +313,7 @@ typedef struct QdbIndexWorkerContext
 	const char *retry;			/* after that, under an ERROR */
 } QdbIndexWorkerContext;
 extern bool QdbLaunchIndexWorker(Oid indexoid, const char *function, const char *type);
+extern bool QdbLaunchIndexWorkerIn(Oid db, Oid indexoid, const char *function, const char *type);
 extern void QdbIndexWorkerStart(QdbIndexWorkerContext *wc, ErrorContextCallback *errcb,
 								Oid indexoid, const char *activity);
 extern void QdbIndexWorkerErrorContext(void *arg);
@@ -326,15 +327,20 @@ extern bool QdbTrainWorkerShouldYield(Relation heap);
 extern bool QdbTrainWorkerShouldYieldQuietly(Relation heap);
 extern void QdbTrainWorkerYield(Relation heap, bool in_training);
 
-/* train_opclass_lock.c */
-extern bool QdbLockIndexOpclasses(Relation index);
-extern void QdbUnlockIndexOpclasses(void);
-extern bool QdbOpclassLockHasWaiters(void);
-extern bool QdbLockedOpclassTag(const LOCKTAG *tag);
+/* train_object_locks.c */
+extern bool QdbLockIndexObjects(Relation index);
+extern void QdbUnlockIndexObjects(void);
+extern bool QdbIndexObjectLockHasWaiters(void);
+extern bool QdbLockedIndexObjectTag(const LOCKTAG *tag);
 
 /* train_retry.c */
 extern void QdbTrainRetryInit(void);
+extern bool QdbReplaceFile(const char *path, const char *text);
 extern void QdbTrainWorkerInit(void);
+
+/* train_handoff.c */
+extern void QdbTrainHandOffNote(Oid indexoid);
+extern bool QdbTrainHandOff(void);
 extern bool QdbTrainRetryNow(Relation index, TimestampTz *until, int *failures);
 extern int	QdbTrainRetryNote(Oid indexoid, Oid filenode, bool failed, TimestampTz *next);
 

@@ -31,9 +31,15 @@
 bool
 QdbLaunchIndexWorker(Oid indexoid, const char *function, const char *type)
 {
+	return QdbLaunchIndexWorkerIn(MyDatabaseId, indexoid, function, type);
+}
+
+/* The same for an index of database db (a train worker's hand-off, train_handoff.c). */
+bool
+QdbLaunchIndexWorkerIn(Oid db, Oid indexoid, const char *function, const char *type)
+{
 	BackgroundWorker w;
 	BackgroundWorkerHandle *h;
-	Oid			db = MyDatabaseId;
 
 	QdbInitWorker(&w, function, type);
 	snprintf(w.bgw_name, BGW_MAXLEN, "%s %u", type, indexoid);

@@ -23,6 +23,8 @@
  */
 #include "postgres.h"
 
+#include "lib/stringinfo.h"
+
 #include <math.h>
 #include <unistd.h>
 
@@ -108,20 +110,17 @@ read_notes(RetryNote *notes)
 }
 
 /*
- * Replaces the file by these notes; false when it could not (a LOG line,
- * never an ERROR).
+ * Replaces the file at path by text, through a temporary file renamed over
+ * it; false when it could not (a LOG line, never an ERROR).  Also the
+ * hand-off notes' (train_handoff.c).
  */
-static bool
-write_notes(const RetryNote *notes, int n)
+bool
+QdbReplaceFile(const char *path, const char *text)
 {
-	char	   *path = notes_path();
 	char	   *tmp = psprintf("%s.tmp", path);
 	FILE	   *f = AllocateFile(tmp, "w");
-	bool		ok = f != NULL;
+	bool		ok = f != NULL && fputs(text, f) >= 0;
 
-	for (int i = 0; ok && i < n; i++)
-		ok = fprintf(f, "%u %u %d %lld\n", notes[i].index, notes[i].filenode,
-					 notes[i].failures, (long long) notes[i].last) > 0;
 	if (f != NULL && FreeFile(f) != 0)
 		ok = false;
 	if (ok && rename(tmp, path) != 0)
@@ -134,6 +133,23 @@ write_notes(const RetryNote *notes, int n)
 		unlink(tmp);
 	}
 	pfree(tmp);
+	return ok;
+}
+
+/* Replaces the file by these notes; false when it could not. */
+static bool
+write_notes(const RetryNote *notes, int n)
+{
+	char	   *path = notes_path();
+	StringInfoData text;
+	bool		ok;
+
+	initStringInfo(&text);
+	for (int i = 0; i < n; i++)
+		appendStringInfo(&text, "%u %u %d %lld\n", notes[i].index, notes[i].filenode,
+						 notes[i].failures, (long long) notes[i].last);
+	ok = QdbReplaceFile(path, text.data);
+	pfree(text.data);
 	pfree(path);
 	return ok;
 }

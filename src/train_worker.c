@@ -400,7 +400,9 @@ only_train_worker(void)
  * only_train_worker is per database, and 9 databases vacuumed at once ran
  * 7 trainings together, every free worker slot, so that a parallel query
  * elsewhere launched none of its workers (session 65's hunt,
- * /work/runs/hunt-s65a.md F2).
+ * /work/runs/hunt-s65a.md F2).  A worker that finds none free notes its
+ * index and leaves; the first worker to end its round releases its slot
+ * and starts one for it (hand_off_slot, train_handoff.c).
  */
 static int	qdb_max_train_workers = 2;
 
@@ -414,6 +416,15 @@ QdbTrainWorkerInit(void)
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 }
 
+/* the slot this worker holds, or -1 */
+static int	held_slot = -1;
+
+static void
+slot_tag(LOCKTAG *tag, int slot)
+{
+	SET_LOCKTAG_ADVISORY(*tag, InvalidOid, 0x51444254, 0x5241494e, 16 + slot);
+}
+
 static bool
 cluster_train_slot(void)
 {
@@ -421,11 +432,31 @@ cluster_train_slot(void)
 	{
 		LOCKTAG		tag;
 
-		SET_LOCKTAG_ADVISORY(tag, InvalidOid, 0x51444254, 0x5241494e, 16 + slot);
+		slot_tag(&tag, slot);
 		if (LockAcquire(&tag, ExclusiveLock, true, true) != LOCKACQUIRE_NOT_AVAIL)
+		{
+			held_slot = slot;
 			return true;
+		}
 	}
 	return false;
+}
+
+/*
+ * At the end of the worker's round: its place goes to an index of another
+ * database whose worker found none (train_handoff.c).
+ */
+static void
+hand_off_slot(void)
+{
+	LOCKTAG		tag;
+
+	if (held_slot < 0)
+		return;
+	slot_tag(&tag, held_slot);
+	LockRelease(&tag, ExclusiveLock, true);
+	held_slot = -1;
+	QdbTrainHandOff();
 }
 
 /*
@@ -495,8 +526,9 @@ static bool yielded_to_lock = false;
  * Whether a session waits for a lock on table heapoid stronger than SHARE
  * UPDATE EXCLUSIVE (DDL, CREATE INDEX, LOCK TABLE), for one on index
  * indexoid (not InvalidOid) that the REINDEX's SHARE UPDATE EXCLUSIVE
- * blocks (ALTER INDEX, DROP ... CASCADE), or for one on an operator class
- * of the index the worker holds (a DROP: train_opclass_lock.c), from the
+ * blocks (ALTER INDEX, DROP ... CASCADE), or for one on an object the
+ * index depends on that the worker holds (its operator class: a DROP, or
+ * an ALTER OPERATOR CLASS; train_object_locks.c), from the
  * lock table as pg_locks shows it.
  */
 static bool
@@ -515,7 +547,7 @@ stronger_waiter(Oid heapoid, Oid indexoid)
 				   l->waitLockMode > ShareUpdateExclusiveLock) ||
 				  (OidIsValid(indexoid) && l->locktag.locktag_field2 == indexoid &&
 				   l->waitLockMode >= ShareUpdateExclusiveLock))) ||
-			(l->waitLockMode > AccessShareLock && QdbLockedOpclassTag(&l->locktag));
+			(l->waitLockMode > AccessShareLock && QdbLockedIndexObjectTag(&l->locktag));
 	}
 	pfree(data->locks);
 	pfree(data);
@@ -555,7 +587,7 @@ someone_waits(Relation heap)
 		((CheckRelationLockedByMe(heap, ShareUpdateExclusiveLock, false) &&
 		  LockHasWaitersRelation(heap, ShareUpdateExclusiveLock)) ||
 		 (OidIsValid(reindexing_index) && held_lock_has_waiters(reindexing_index)) ||
-		 QdbOpclassLockHasWaiters());
+		 QdbIndexObjectLockHasWaiters());
 }
 
 /*
@@ -632,7 +664,7 @@ QdbTrainWorkerYield(Relation heap, bool in_training)
 	yielded_to_lock = true;
 	ereport(ERROR,
 			(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
-			 errmsg("training a compressor on table \"%s\" gave way to another session waiting for a lock on it, the index or its operator class",
+			 errmsg("training a compressor on table \"%s\" gave way to another session waiting for a lock on it, the index or an object the index depends on",
 					RelationGetRelationName(heap)),
 			 in_training ? errdetail("It stopped in the middle of its training.") :
 			 errdetail("It stopped after its training.")));
@@ -923,12 +955,13 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 	}
 
 	filenode = index->rd_node.relNode;
-	if (!QdbLockIndexOpclasses(index))
+	if (!QdbLockIndexObjects(index))
 	{
-		/* a DROP of its operator class (or of what holds it) is under way */
+		/* a DROP of its operator class (or of what holds it), or an ALTER of it */
 		ereport(LOG,
-				(errmsg("index \"%s\" is not trained: another session is dropping its operator class",
-						RelationGetRelationName(index))));
+				(errmsg("index \"%s\" is not trained now: another session holds a lock on an object it depends on (its operator class, or a function of its expressions or predicate)",
+						RelationGetRelationName(index)),
+				 errdetail("A DROP or ALTER of that object is under way; the next VACUUM that finds the table large enough tries again.")));
 		return let_go(heap, index);
 	}
 
@@ -967,7 +1000,7 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 		ExecReindex(pstate, stmt, true);
 		reindexing_heap = InvalidOid;
 		reindexing_index = InvalidOid;
-		QdbUnlockIndexOpclasses();
+		QdbUnlockIndexObjects();
 		if (ActiveSnapshotSet())
 			PopActiveSnapshot();
 		CommitTransactionCommand();
@@ -992,7 +1025,7 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 			RESUME_INTERRUPTS();
 			QueryCancelPending = false;
 			ereport(LOG,
-					(errmsg("training a compressor for index \"%s\" gave way to another session waiting for a lock on it, its table or its operator class",
+					(errmsg("training a compressor for index \"%s\" gave way to another session waiting for a lock on it, its table or an object it depends on",
 							relname),
 					 e->sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED ?
 					 errdetail_internal("%s: %s", e->message, e->detail ? e->detail : "") :
@@ -1000,8 +1033,8 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 		}
 		else
 			log_and_abort();
-		/* the abort released the operator classes' locks with the REINDEX's own */
-		QdbUnlockIndexOpclasses();
+		/* the abort released the objects' locks with the REINDEX's own */
+		QdbUnlockIndexObjects();
 		/* a cancel stops the worker once its copy is dropped */
 		go_on = e->sqlerrcode != ERRCODE_QUERY_CANCELED;
 		if (ConfigReloadPending)
@@ -1171,7 +1204,7 @@ quantumdb_train_worker_main(Datum arg)
 	if (!only_train_worker())
 	{
 		ereport(LOG,
-				(errmsg("another index's compressor is being trained in this database: that worker takes this one next if it still waits then, else the next VACUUM does")));
+				(errmsg("another index's compressor is being trained in this database: that worker takes this one next if it has no compressor and still waits then, else the next VACUUM that finds its table large enough starts another")));
 		PopActiveSnapshot();
 		CommitTransactionCommand();
 		proc_exit(0);
@@ -1179,8 +1212,9 @@ quantumdb_train_worker_main(Datum arg)
 	if (!cluster_train_slot())
 	{
 		ereport(LOG,
-				(errmsg("%d background workers train compressors in other databases (quantumdb.max_train_workers): the next VACUUM that finds the table large enough starts another",
+				(errmsg("%d background workers train compressors in other databases (quantumdb.max_train_workers): the first of them to end starts another for this index",
 						qdb_max_train_workers)));
+		QdbTrainHandOffNote(indexoid);
 		PopActiveSnapshot();
 		CommitTransactionCommand();
 		proc_exit(0);
@@ -1200,5 +1234,6 @@ quantumdb_train_worker_main(Datum arg)
 		indexoid = next_candidate(tried);
 	}
 	pgstat_report_activity(STATE_IDLE, NULL);
+	hand_off_slot();
 	proc_exit(0);
 }

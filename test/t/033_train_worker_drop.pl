@@ -9,11 +9,15 @@
 #   - DROP EXTENSION quantumdb CASCADE issued while the REINDEX waits for an
 #     older snapshot (its validation done) drops the index, and the table
 #     reads and drops cleanly;
+#   - so does DROP FUNCTION ... CASCADE of a partial index's predicate
+#     function (the worker holds every object the index depends on);
 #   - the same DROP during the worker's build makes the worker give way;
 #   - a database whose settings choose a role, and one that takes no
 #     connections, have their indexes trained (session 65's hunt,
 #     /work/runs/hunt-s65a.md F3, F4);
-#   - quantumdb.max_train_workers bounds the workers across databases (F2).
+#   - quantumdb.max_train_workers bounds the workers across databases (F2);
+#     the worker that ends starts one for the index whose worker left
+#     (session 65's review, /work/runs/review-s65.md G3).
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -85,6 +89,38 @@ ok(wait_log($node, qr/LOG:  index "t_idx" (now has a compressor|was rebuilt with
 	'the REINDEX ended, not failed (then the DROP went on: the index is gone)');
 table_sound('after the REINDEX\'s build');
 
+# 1b. the same with DROP FUNCTION ... CASCADE of the function in a partial
+# index's predicate (session 65's review, /work/runs/review-s65.md G4)
+$node->safe_psql('postgres', qq{
+	CREATE EXTENSION quantumdb;
+	CREATE FUNCTION keep_row(int) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT \$1 >= 0';
+	CREATE TABLE t (id int PRIMARY KEY, emb real[]);
+	CREATE INDEX t_idx ON t USING quantumdb (emb real_l2_ops) WITH (train_after_rows = 1000) WHERE keep_row(id);
+	COPY t FROM '$copy';
+});
+$offset = -s $node->logfile;
+$reader = $node->background_psql('postgres');
+$reader->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM t');
+$node->safe_psql('postgres', 'VACUUM t');
+ok($node->poll_query_until('postgres', q{SELECT count(*) = 1 FROM pg_stat_progress_create_index
+	WHERE relid = 't'::regclass AND phase = 'waiting for old snapshots'}),
+	'a partial index: the worker\'s REINDEX waits for the older snapshot');
+$drop = $node->background_psql('postgres', on_error_stop => 0);
+$drop->query_until(qr/started/, q{
+	\echo started
+	DROP FUNCTION keep_row(int) CASCADE;
+});
+ok($node->poll_query_until('postgres', q{SELECT count(*) > 0 FROM pg_stat_activity
+	WHERE query LIKE 'DROP FUNCTION%' AND wait_event_type = 'Lock'}),
+	'the DROP FUNCTION waits');
+$reader->query_safe('COMMIT');
+$reader->quit;
+ok($node->poll_query_until('postgres', q{SELECT count(*) = 0 FROM pg_proc WHERE proname = 'keep_row'}),
+	'the DROP FUNCTION ended');
+$drop->quit;
+table_sound('DROP FUNCTION of the predicate\'s function');
+$node->safe_psql('postgres', 'DROP EXTENSION quantumdb');
+
 # 2. the DROP during the worker's training (20,000 rows: glove's 2,000
 # ten times, moved a little): it gives way
 setup();
@@ -101,7 +137,7 @@ $drop = drop_in_background();
 ok($node->poll_query_until('postgres', q{SELECT count(*) = 0 FROM pg_extension WHERE extname = 'quantumdb'}),
 	'the DROP ended');
 $drop->quit;
-ok(wait_log($node, qr/LOG:  training a compressor for index "t_idx" gave way to another session waiting for a lock on it, its table or its operator class/, $offset),
+ok(wait_log($node, qr/LOG:  training a compressor for index "t_idx" gave way to another session waiting for a lock on it, its table or an object it depends on/, $offset),
 	'the worker gave way');
 table_sound('during the build');
 
@@ -165,16 +201,22 @@ ok($node->poll_query_until('ndb', q{SELECT count(*) = 1 FROM pg_stat_progress_cr
 	WHERE relid = 'u'::regclass AND phase = 'waiting for old snapshots'}),
 	'max_train_workers 1: a worker waits in one database');
 $node->safe_psql('rdb', 'SET ROLE postgres; VACUUM u');
-ok(wait_log($node, qr/LOG:  1 background workers train compressors in other databases \(quantumdb.max_train_workers\)/, $offset),
+ok(wait_log($node, qr/LOG:  1 background workers train compressors in other databases \(quantumdb.max_train_workers\): the first of them to end starts another for this index/, $offset),
 	'the worker started in another database leaves');
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'quantumdb train'"),
+	'one worker is left');
 $reader->query_safe('COMMIT');
 $reader->quit;
-ok(wait_log($node, qr/LOG:  index "u_idx" now has a compressor/, $offset), 'the first worker trains');
+ok(wait_log($node, qr/LOG:  started a background worker to train the index with OID [0-9]+ of the database with OID [0-9]+, which waited for a place/, $offset),
+	'the first worker, at its end, starts one for the index that waited');
+ok(wait_log($node, qr/LOG:  index "u_idx" now has a compressor(.|\n)*LOG:  index "u_idx" now has a compressor/, $offset),
+	'both databases\' indexes are trained, the second with no VACUUM of its own');
+is($node->safe_psql('rdb', q{SET ROLE postgres;
+	SELECT built_from NOT LIKE 'no compressor%' FROM quantumdb.index_info('u_idx')}),
+	't', 'the index of the other database has a compressor');
 ok($node->poll_query_until('postgres',
-	"SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'quantumdb train'"), 'it is done');
-my $second = -s $node->logfile;
-$node->safe_psql('rdb', 'SET ROLE postgres; VACUUM u');
-ok(wait_log($node, qr/LOG:  index "u_idx" now has a compressor/, $second), 'the next VACUUM in the other database trains');
+	"SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'quantumdb train'"), 'no worker left');
 
 ok(!$node->log_contains(qr/terminated by signal|TRAP:|could not find tuple for opclass|cache lookup failed/),
 	'no crash, no dangling operator class');

@@ -1,0 +1,126 @@
+/*-------------------------------------------------------------------------
+ *
+ * train_handoff.c
+ *	  A train worker that leaves because quantumdb.max_train_workers others
+ *	  train in other databases notes its index (QdbTrainHandOffNote), and a
+ *	  worker that ends its round gives its place to one such index of
+ *	  another database (QdbTrainHandOff).  Without it, such an index waited
+ *	  for the next VACUUM that found its table large enough, which
+ *	  autovacuum may never run on a table loaded once and left alone
+ *	  (session 65's review, /work/runs/review-s65.md G3).
+ *
+ * The note is a file per database in pg_stat_tmp, as the retry notes are
+ * (train_retry.c), holding the index's OID: the latest one wins (the
+ * worker started for it also takes the database's other indexes without a
+ * compressor whose tables reached their threshold).  A worker claims a
+ * note by unlinking it, so two workers ending together never both start
+ * one; a note of a database dropped since is dropped.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <unistd.h>
+
+#include "access/xact.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/fd.h"
+#include "utils/syscache.h"
+
+#include "index.h"
+
+#define NOTE_PREFIX "quantumdb_train_waiting."
+
+/* Notes index of database db as waiting for a train worker's place (a LOG line if it cannot). */
+static void
+write_note(Oid db, Oid indexoid)
+{
+	char	   *path = psprintf("%s/%s%u", PG_STAT_TMP_DIR, NOTE_PREFIX, db);
+	char	   *text = psprintf("%u\n", indexoid);
+
+	QdbReplaceFile(path, text);
+	pfree(text);
+	pfree(path);
+}
+
+/* Notes index (of this database) as waiting for a train worker's place. */
+void
+QdbTrainHandOffNote(Oid indexoid)
+{
+	write_note(MyDatabaseId, indexoid);
+}
+
+/* Whether database db still exists (a short transaction of its own). */
+static bool
+database_exists(Oid db)
+{
+	bool		exists;
+
+	StartTransactionCommand();
+	exists = SearchSysCacheExists1(DATABASEOID, ObjectIdGetDatum(db));
+	CommitTransactionCommand();
+	return exists;
+}
+
+/* notes read per hand-off, at most */
+#define MAX_NOTES 32
+
+/*
+ * With no transaction open, once this worker's place is free: claims the
+ * first note of another database and starts a train worker there for its
+ * index; true if one was started.  Notes of databases dropped since are
+ * removed on the way.  The directory is read first and closed: a
+ * transaction's end closes what is left open.
+ */
+bool
+QdbTrainHandOff(void)
+{
+	DIR		   *dir = AllocateDir(PG_STAT_TMP_DIR);
+	struct dirent *de;
+	Oid			dbs[MAX_NOTES];
+	int			n = 0;
+	bool		started = false;
+
+	while (n < MAX_NOTES && dir != NULL && (de = ReadDir(dir, PG_STAT_TMP_DIR)) != NULL)
+	{
+		unsigned int db;
+		int			used = 0;
+
+		if (sscanf(de->d_name, NOTE_PREFIX "%u%n", &db, &used) == 1 &&
+			de->d_name[used] == '\0' && db != MyDatabaseId)
+			dbs[n++] = db;
+	}
+	if (dir != NULL)
+		FreeDir(dir);
+	for (int i = 0; i < n && !started; i++)
+	{
+		char	   *path = psprintf("%s/%s%u", PG_STAT_TMP_DIR, NOTE_PREFIX, dbs[i]);
+		FILE	   *f = AllocateFile(path, "r");
+		unsigned int indexoid = 0;
+		bool		claimed;
+
+		if (f == NULL)
+		{
+			pfree(path);
+			continue;
+		}
+		if (fscanf(f, "%u", &indexoid) != 1)
+			indexoid = 0;
+		FreeFile(f);
+		/* claimed by unlinking: another worker ending now skips it */
+		claimed = unlink(path) == 0;
+		pfree(path);
+		if (!claimed || indexoid == 0 || !database_exists(dbs[i]))
+			continue;
+		started = QdbLaunchIndexWorkerIn(dbs[i], indexoid, "quantumdb_train_worker_main",
+										 "quantumdb train");
+		if (started)
+			ereport(LOG,
+					(errmsg("started a background worker to train the index with OID %u of the database with OID %u, which waited for a place (quantumdb.max_train_workers)",
+							indexoid, dbs[i])));
+		else
+			write_note(dbs[i], indexoid);	/* no worker slot: the note stays */
+	}
+	return started;
+}
