@@ -1145,6 +1145,9 @@ qdbbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 	}
 	PG_END_TRY();
 
+	/* the train worker's build gives way to DDL here too (see flush_batch) */
+	if (QdbTrainWorkerShouldYield(heap))
+		QdbTrainWorkerYield(heap, false);
 	if (RelationNeedsWAL(index))
 		log_all_pages(index);
 
@@ -1157,6 +1160,8 @@ qdbbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 	QdbCalibrateAtBuild(heap, index, QdbGetCalibrationQueries(index),
 						trained_rows > 0 ? trained_rows : bs.reltuples);
 	init_fork_again(index);
+	if (QdbTrainWorkerShouldYield(heap))
+		QdbTrainWorkerYield(heap, false);
 
 	MemoryContextSwitchTo(old);
 	result = palloc(sizeof(IndexBuildResult));

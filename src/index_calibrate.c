@@ -588,6 +588,9 @@ calibrate(Relation heap, Relation index, int queries, int k, int seed, Report re
 				int			extra = cb.q[j].self == QDB_NO_NODE ? 1 : 0;
 
 				CHECK_FOR_INTERRUPTS();
+				/* in the train worker's build: DDL waiting for the table (hunt s65c F1) */
+				if (QdbTrainWorkerShouldYield(heap))
+					QdbTrainWorkerYield(heap, false);
 				QdbOverrideHiddenNode(RelationGetRelid(index), cb.q[j].self);
 				for (int i = 0; i < nr; i++)
 				{

@@ -59,6 +59,8 @@
 #include "storage/latch.h"
 #include "storage/lmgr.h"
 #include "storage/lock.h"
+#include "storage/proc.h"
+#include "storage/procarray.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -524,13 +526,30 @@ static bool yielded_to_lock = false;
 
 /*
  * Whether a session waits for a lock on table heapoid stronger than SHARE
- * UPDATE EXCLUSIVE (DDL, CREATE INDEX, LOCK TABLE), for one on index
+ * UPDATE EXCLUSIVE (DDL, CREATE INDEX, LOCK TABLE) or as strong but with a
+ * snapshot the REINDEX's wait for older snapshots would wait for (ANALYZE,
+ * CREATE INDEX or REINDEX CONCURRENTLY, DETACH PARTITION CONCURRENTLY: all
+ * but a lazy VACUUM; session 65's hunt, /work/runs/hunt-s65c.md F2, saw
+ * them wait out the whole training, then deadlock), for one on index
  * indexoid (not InvalidOid) that the REINDEX's SHARE UPDATE EXCLUSIVE
  * blocks (ALTER INDEX, DROP ... CASCADE), or for one on an object the
  * index depends on that the worker holds (its operator class: a DROP, or
  * an ALTER OPERATOR CLASS; train_object_locks.c), from the
  * lock table as pg_locks shows it.
  */
+/*
+ * Whether process pid is a lazy VACUUM (PROC_IN_VACUUM, which vacuum_rel
+ * sets before it waits for its lock): the REINDEX's wait for older
+ * snapshots skips it, so it cannot deadlock with the worker.
+ */
+static bool
+vacuum_proc(int pid)
+{
+	PGPROC	   *proc = BackendPidGetProc(pid);
+
+	return proc != NULL && (proc->statusFlags & PROC_IN_VACUUM) != 0;
+}
+
 static bool
 stronger_waiter(Oid heapoid, Oid indexoid)
 {
@@ -544,7 +563,8 @@ stronger_waiter(Oid heapoid, Oid indexoid)
 		found = (l->locktag.locktag_type == LOCKTAG_RELATION &&
 				 l->locktag.locktag_field1 == MyDatabaseId &&
 				 ((l->locktag.locktag_field2 == heapoid &&
-				   l->waitLockMode > ShareUpdateExclusiveLock) ||
+				   (l->waitLockMode > ShareUpdateExclusiveLock ||
+					(l->waitLockMode == ShareUpdateExclusiveLock && !vacuum_proc(l->pid)))) ||
 				  (OidIsValid(indexoid) && l->locktag.locktag_field2 == indexoid &&
 				   l->waitLockMode >= ShareUpdateExclusiveLock))) ||
 			(l->waitLockMode > AccessShareLock && QdbLockedIndexObjectTag(&l->locktag));
@@ -1200,6 +1220,17 @@ quantumdb_train_worker_main(Datum arg)
 	wc.why = " (REINDEX INDEX CONCURRENTLY) in a background worker";
 	wc.retry = "; a later VACUUM that finds the table large enough tries again (quantumdb.train_retry_delay)";
 	QdbIndexWorkerStart(&wc, &errcb, indexoid, "quantumdb train");
+	/*
+	 * A statement that waits for the REINDEX's lock while the REINDEX waits
+	 * for it (its wait for older snapshots or for lockers, where the
+	 * worker no longer looks) is a deadlock that the first of the two to
+	 * check finds, and the victim is the one that checks: the worker
+	 * checks 50 ms into a wait, so it is the victim, which counts as
+	 * giving way (gave_way), and the user's statement goes on (session
+	 * 65's hunt, /work/runs/hunt-s65c.md F1: DDL that came during the
+	 * build's calibration died of the deadlock instead)
+	 */
+	SetConfigOption("deadlock_timeout", "50ms", PGC_SUSET, PGC_S_OVERRIDE);
 
 	if (!only_train_worker())
 	{

@@ -12,6 +12,7 @@
 #   - so does DROP FUNCTION ... CASCADE of a partial index's predicate
 #     function (the worker holds every object the index depends on);
 #   - the same DROP during the worker's build makes the worker give way;
+#   - so does ANALYZE (session 65's hunt, /work/runs/hunt-s65c.md F2);
 #   - a database whose settings choose a role, and one that takes no
 #     connections, have their indexes trained (session 65's hunt,
 #     /work/runs/hunt-s65a.md F3, F4);
@@ -140,6 +141,27 @@ $drop->quit;
 ok(wait_log($node, qr/LOG:  training a compressor for index "t_idx" gave way to another session waiting for a lock on it, its table or an object it depends on/, $offset),
 	'the worker gave way');
 table_sound('during the build');
+
+# 2b. ANALYZE during the worker's training (session 65's hunt,
+# /work/runs/hunt-s65c.md F2): the worker gives way, ANALYZE goes on
+setup();
+$node->safe_psql('postgres', q{
+	INSERT INTO t SELECT t.id + 2000 * k, (SELECT array_agg(e + 0.01 * k ORDER BY i)
+		FROM unnest(t.emb) WITH ORDINALITY u (e, i))
+	FROM t, generate_series(1, 9) k});
+$offset = -s $node->logfile;
+$node->safe_psql('postgres', 'VACUUM t');
+ok($node->poll_query_until('postgres', q{SELECT count(*) = 1 FROM pg_stat_progress_create_index
+	WHERE relid = 't'::regclass AND phase LIKE 'building index%'}),
+	'the worker builds');
+my ($arc, $aout, $aerr) = $node->psql('postgres', 'ANALYZE t');
+is($arc, 0, 'ANALYZE during the training succeeds') or diag($aerr);
+ok(wait_log($node, qr/LOG:  training a compressor for index "t_idx" gave way to another session waiting for a lock on it, its table or an object it depends on/, $offset),
+	'the worker gave way to ANALYZE');
+ok(!$node->log_contains(qr/deadlock detected/, $offset), 'no deadlock');
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'quantumdb train'"), 'no worker left');
+$node->safe_psql('postgres', 'DROP TABLE t; DROP EXTENSION quantumdb');
 
 # 3. a database whose settings choose a role (session 65's hunt,
 # /work/runs/hunt-s65a.md F3): the worker trains as before
