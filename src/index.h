@@ -340,7 +340,8 @@ extern void QdbTrainWorkerInit(void);
 
 /* train_handoff.c */
 extern void QdbTrainHandOffNote(Oid indexoid);
-extern bool QdbTrainHandOff(void);
+extern void QdbTrainHandOffForget(void);
+extern bool QdbTrainHandOff(bool check_db);
 extern bool QdbTrainRetryNow(Relation index, TimestampTz *until, int *failures);
 extern int	QdbTrainRetryNote(Oid indexoid, Oid filenode, bool failed, TimestampTz *next);
 

@@ -51,6 +51,16 @@ QdbTrainHandOffNote(Oid indexoid)
 	write_note(MyDatabaseId, indexoid);
 }
 
+/* Takes this database's note back: the worker found a place after all. */
+void
+QdbTrainHandOffForget(void)
+{
+	char	   *path = psprintf("%s/%s%u", PG_STAT_TMP_DIR, NOTE_PREFIX, MyDatabaseId);
+
+	unlink(path);
+	pfree(path);
+}
+
 /* Whether database db still exists (a short transaction of its own). */
 static bool
 database_exists(Oid db)
@@ -70,11 +80,15 @@ database_exists(Oid db)
  * With no transaction open, once this worker's place is free: claims the
  * first note of another database and starts a train worker there for its
  * index; true if one was started.  Notes of databases dropped since are
- * removed on the way.  The directory is read first and closed: a
- * transaction's end closes what is left open.
+ * removed on the way when check_db (not from an exit callback, where no
+ * transaction may start: a worker started in a database dropped since
+ * ends at its connection).  This database's note goes: this worker's
+ * round took its indexes that wait.  The directory is read first and
+ * closed: a transaction's end closes what is left open.  A launch that
+ * finds no worker slot writes the note back, with a LOG line.
  */
 bool
-QdbTrainHandOff(void)
+QdbTrainHandOff(bool check_db)
 {
 	DIR		   *dir = AllocateDir(PG_STAT_TMP_DIR);
 	struct dirent *de;
@@ -87,8 +101,11 @@ QdbTrainHandOff(void)
 		unsigned int db;
 		int			used = 0;
 
-		if (sscanf(de->d_name, NOTE_PREFIX "%u%n", &db, &used) == 1 &&
-			de->d_name[used] == '\0' && db != MyDatabaseId)
+		if (sscanf(de->d_name, NOTE_PREFIX "%u%n", &db, &used) != 1 || de->d_name[used] != '\0')
+			continue;
+		if (db == MyDatabaseId)
+			QdbTrainHandOffForget();
+		else
 			dbs[n++] = db;
 	}
 	if (dir != NULL)
@@ -111,7 +128,7 @@ QdbTrainHandOff(void)
 		/* claimed by unlinking: another worker ending now skips it */
 		claimed = unlink(path) == 0;
 		pfree(path);
-		if (!claimed || indexoid == 0 || !database_exists(dbs[i]))
+		if (!claimed || indexoid == 0 || (check_db && !database_exists(dbs[i])))
 			continue;
 		started = QdbLaunchIndexWorkerIn(dbs[i], indexoid, "quantumdb_train_worker_main",
 										 "quantumdb train");
@@ -120,7 +137,13 @@ QdbTrainHandOff(void)
 					(errmsg("started a background worker to train the index with OID %u of the database with OID %u, which waited for a place (quantumdb.max_train_workers)",
 							indexoid, dbs[i])));
 		else
-			write_note(dbs[i], indexoid);	/* no worker slot: the note stays */
+		{
+			/* no worker slot: the note stays, for the next worker to end */
+			write_note(dbs[i], indexoid);
+			ereport(LOG,
+					(errmsg("no background worker could start to train the index with OID %u of the database with OID %u: the next train worker to end tries again",
+							indexoid, dbs[i])));
+		}
 	}
 	return started;
 }

@@ -100,6 +100,10 @@ QdbLockIndexObjects(Relation index)
 		else
 			nlocked++;
 	}
+	if (ok && nlocked == MAX_LOCKED && HeapTupleIsValid(systable_getnext(scan)))
+		ereport(LOG,
+				(errmsg("index \"%s\" depends on more than %d objects: only the first %d are held while it is trained",
+						RelationGetRelationName(index), MAX_LOCKED, MAX_LOCKED)));
 	systable_endscan(scan);
 	table_close(depRel, AccessShareLock);
 	if (!ok)

@@ -23,11 +23,10 @@
  */
 #include "postgres.h"
 
-#include "lib/stringinfo.h"
-
 #include <math.h>
 #include <unistd.h>
 
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/fd.h"
@@ -117,7 +116,7 @@ read_notes(RetryNote *notes)
 bool
 QdbReplaceFile(const char *path, const char *text)
 {
-	char	   *tmp = psprintf("%s.tmp", path);
+	char	   *tmp = psprintf("%s.%d.tmp", path, MyProcPid);	/* writers of one path apart */
 	FILE	   *f = AllocateFile(tmp, "w");
 	bool		ok = f != NULL && fputs(text, f) >= 0;
 

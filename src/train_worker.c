@@ -413,7 +413,7 @@ QdbTrainWorkerInit(void)
 {
 	DefineCustomIntVariable("quantumdb.max_train_workers",
 							"Background workers that train indexes' compressors at a time in the whole cluster.",
-							"One at a time in each database in any case; a worker that finds them all busy leaves, and the next VACUUM that finds its table large enough starts another.",
+							"One at a time in each database in any case; a worker that finds them all busy notes its index and leaves, and the first of them to end starts a worker for it.",
 							&qdb_max_train_workers, 2, 1, 64,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 }
@@ -446,10 +446,12 @@ cluster_train_slot(void)
 
 /*
  * At the end of the worker's round: its place goes to an index of another
- * database whose worker found none (train_handoff.c).
+ * database whose worker found none (train_handoff.c).  at_exit: from the
+ * exit callback below (no transaction may start: the databases are not
+ * looked up).
  */
 static void
-hand_off_slot(void)
+hand_off_slot(bool at_exit)
 {
 	LOCKTAG		tag;
 
@@ -458,7 +460,18 @@ hand_off_slot(void)
 	slot_tag(&tag, held_slot);
 	LockRelease(&tag, ExclusiveLock, true);
 	held_slot = -1;
-	QdbTrainHandOff();
+	QdbTrainHandOff(!at_exit);
+}
+
+/*
+ * A worker that ends otherwise than at the end of its round (cancelled,
+ * terminated, an ERROR) hands its place on too (session 65's second
+ * review, /work/runs/review-s65b.md H1).
+ */
+static void
+hand_off_at_exit(int code, Datum arg)
+{
+	hand_off_slot(true);
 }
 
 /*
@@ -1240,16 +1253,25 @@ quantumdb_train_worker_main(Datum arg)
 		CommitTransactionCommand();
 		proc_exit(0);
 	}
+	/*
+	 * Its note is written before it looks a second time: a worker that
+	 * ends in between finds it (the second review's H1)
+	 */
 	if (!cluster_train_slot())
 	{
-		ereport(LOG,
-				(errmsg("%d background workers train compressors in other databases (quantumdb.max_train_workers): the first of them to end starts another for this index",
-						qdb_max_train_workers)));
 		QdbTrainHandOffNote(indexoid);
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-		proc_exit(0);
+		if (!cluster_train_slot())
+		{
+			ereport(LOG,
+					(errmsg("%d background workers train compressors in other databases (quantumdb.max_train_workers): the first of them to end starts another for this index",
+							qdb_max_train_workers)));
+			PopActiveSnapshot();
+			CommitTransactionCommand();
+			proc_exit(0);
+		}
+		QdbTrainHandOffForget();
 	}
+	before_shmem_exit(hand_off_at_exit, (Datum) 0);
 	/* no transaction while it waits for a table */
 	PopActiveSnapshot();
 	CommitTransactionCommand();
@@ -1265,6 +1287,6 @@ quantumdb_train_worker_main(Datum arg)
 		indexoid = next_candidate(tried);
 	}
 	pgstat_report_activity(STATE_IDLE, NULL);
-	hand_off_slot();
+	hand_off_slot(false);
 	proc_exit(0);
 }

@@ -4,8 +4,9 @@
 # waited for the REINDEX, found both rows gone after its swap, dropped the
 # class and left the new index on it: the table could then not be read,
 # written or dropped (XX000 "could not find tuple for opclass").  The worker
-# now holds its index's operator classes (train_opclass_lock.c), so the
-# DROP waits for the whole REINDEX and drops the new index:
+# now holds every object other than a relation its index depends on
+# (train_object_locks.c), so the DROP waits for the whole REINDEX and drops
+# the new index:
 #   - DROP EXTENSION quantumdb CASCADE issued while the REINDEX waits for an
 #     older snapshot (its validation done) drops the index, and the table
 #     reads and drops cleanly;
@@ -18,7 +19,8 @@
 #     /work/runs/hunt-s65a.md F3, F4);
 #   - quantumdb.max_train_workers bounds the workers across databases (F2);
 #     the worker that ends starts one for the index whose worker left
-#     (session 65's review, /work/runs/review-s65.md G3).
+#     (session 65's review, /work/runs/review-s65.md G3), also when it is
+#     terminated (its second review's H1).
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -206,25 +208,34 @@ $open->quit;
 $node->safe_psql('postgres', 'ALTER DATABASE ndb ALLOW_CONNECTIONS true');
 $node->append_conf('postgresql.conf', "quantumdb.max_train_workers = 1\n");
 $node->reload;
-for my $db ('ndb', 'rdb')
+# A table $t with an index without a compressor in ndb and rdb; ndb's
+# worker held by a snapshot, rdb's worker leaves: the reader holding it
+sub one_waits_one_leaves
 {
-	$node->safe_psql($db, qq{
-		SET ROLE postgres;
-		CREATE TABLE u (id int PRIMARY KEY, emb real[]);
-		CREATE INDEX u_idx ON u USING quantumdb (emb real_l2_ops) WITH (train_after_rows = 1000);
-		COPY u FROM '$copy';
-	});
+	my ($t, $offset) = @_;
+	for my $db ('ndb', 'rdb')
+	{
+		$node->safe_psql($db, qq{
+			SET ROLE postgres;
+			CREATE TABLE $t (id int PRIMARY KEY, emb real[]);
+			CREATE INDEX ${t}_idx ON $t USING quantumdb (emb real_l2_ops) WITH (train_after_rows = 1000);
+			COPY $t FROM '$copy';
+		});
+	}
+	my $reader = $node->background_psql('ndb');
+	$reader->query_safe("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM $t");
+	$node->safe_psql('ndb', "VACUUM $t");
+	ok($node->poll_query_until('ndb', qq{SELECT count(*) = 1 FROM pg_stat_progress_create_index
+		WHERE relid = '$t'::regclass AND phase = 'waiting for old snapshots'}),
+		"$t: a worker waits in one database");
+	$node->safe_psql('rdb', "SET ROLE postgres; VACUUM $t");
+	ok(wait_log($node, qr/LOG:  1 background workers train compressors in other databases \(quantumdb.max_train_workers\): the first of them to end starts another for this index/, $offset),
+		"$t: the worker started in another database leaves");
+	return $reader;
 }
+
 $offset = -s $node->logfile;
-$reader = $node->background_psql('ndb');
-$reader->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM u');
-$node->safe_psql('ndb', 'VACUUM u');
-ok($node->poll_query_until('ndb', q{SELECT count(*) = 1 FROM pg_stat_progress_create_index
-	WHERE relid = 'u'::regclass AND phase = 'waiting for old snapshots'}),
-	'max_train_workers 1: a worker waits in one database');
-$node->safe_psql('rdb', 'SET ROLE postgres; VACUUM u');
-ok(wait_log($node, qr/LOG:  1 background workers train compressors in other databases \(quantumdb.max_train_workers\): the first of them to end starts another for this index/, $offset),
-	'the worker started in another database leaves');
+$reader = one_waits_one_leaves('u', $offset);
 ok($node->poll_query_until('postgres',
 	"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'quantumdb train'"),
 	'one worker is left');
@@ -232,13 +243,27 @@ $reader->query_safe('COMMIT');
 $reader->quit;
 ok(wait_log($node, qr/LOG:  started a background worker to train the index with OID [0-9]+ of the database with OID [0-9]+, which waited for a place/, $offset),
 	'the first worker, at its end, starts one for the index that waited');
-ok(wait_log($node, qr/LOG:  index "u_idx" now has a compressor(.|\n)*LOG:  index "u_idx" now has a compressor/, $offset),
+ok(wait_log($node, qr/LOG:  index "u_idx" now has a compressor(?s:.*)LOG:  index "u_idx" now has a compressor/, $offset),
 	'both databases\' indexes are trained, the second with no VACUUM of its own');
 is($node->safe_psql('rdb', q{SET ROLE postgres;
 	SELECT built_from NOT LIKE 'no compressor%' FROM quantumdb.index_info('u_idx')}),
 	't', 'the index of the other database has a compressor');
 ok($node->poll_query_until('postgres',
 	"SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'quantumdb train'"), 'no worker left');
+
+# 6. the same with the first worker terminated while it waits (session
+# 65's second review, /work/runs/review-s65b.md H1): it hands its place
+# on as it exits
+$offset = -s $node->logfile;
+$reader = one_waits_one_leaves('v', $offset);
+$node->safe_psql('postgres', q{SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+	WHERE backend_type = 'quantumdb train'});
+ok(wait_log($node, qr/LOG:  started a background worker to train the index with OID [0-9]+ of the database with OID [0-9]+, which waited for a place/, $offset),
+	'the terminated worker, as it exits, starts one for the index that waited');
+ok(wait_log($node, qr/LOG:  index "v_idx" now has a compressor/, $offset),
+	'the other database\'s index is trained');
+$reader->query_safe('COMMIT');
+$reader->quit;
 
 ok(!$node->log_contains(qr/terminated by signal|TRAP:|could not find tuple for opclass|cache lookup failed/),
 	'no crash, no dangling operator class');
