@@ -168,23 +168,17 @@ QdbLaunchCalibrationWorker(Relation index)
 								"quantumdb calibrate");
 }
 
-void
-quantumdb_calibrate_worker_main(Datum arg)
+/*
+ * Calibrates index again if its calibration is still stale, in the
+ * transaction open (with an active snapshot), which it commits.
+ */
+static void
+calibrate_one(Oid indexoid)
 {
-	Oid			indexoid = DatumGetObjectId(arg);
 	Oid			heapoid;
 	Relation	index;
 	Relation	heap;
 	QdbCalibration old;
-	QdbIndexWorkerContext wc;
-	ErrorContextCallback errcb;
-
-	wc.doing = "calibrating";
-	wc.why = " again after VACUUMs changed its size or replaced its rows";
-	wc.retry = "; the next such VACUUM tries again";
-	QdbIndexWorkerStart(&wc, &errcb, indexoid, "quantumdb calibrate");
-	/* never wait long behind a lock: the next VACUUM tries again */
-	SetConfigOption("lock_timeout", "10000", PGC_SUSET, PGC_S_OVERRIDE);
 
 	/*
 	 * The table first, then the index, as every command locks them.  The
@@ -214,7 +208,7 @@ quantumdb_calibrate_worker_main(Datum arg)
 			relation_close(heap, NoLock);
 		PopActiveSnapshot();
 		CommitTransactionCommand();	/* releases the locks */
-		proc_exit(0);
+		return;
 	}
 	{
 		QdbCalibration cal;
@@ -226,6 +220,92 @@ quantumdb_calibrate_worker_main(Datum arg)
 	relation_close(heap, NoLock);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+}
+
+void
+quantumdb_calibrate_worker_main(Datum arg)
+{
+	Oid			indexoid = DatumGetObjectId(arg);
+	QdbIndexWorkerContext wc;
+	ErrorContextCallback errcb;
+	List	   *queue;
+	ListCell   *lc;
+	MemoryContext keep;
+
+	wc.doing = "calibrating";
+	wc.why = " again after VACUUMs changed its size or replaced its rows";
+	wc.retry = "; the next such VACUUM tries again";
+	QdbIndexWorkerStart(&wc, &errcb, indexoid, "quantumdb calibrate");
+	/* never wait long behind a lock: the next VACUUM tries again */
+	SetConfigOption("lock_timeout", "10000", PGC_SUSET, PGC_S_OVERRIDE);
+
+	/*
+	 * One at a time in a database (calibrate_queue.c): another's note is
+	 * written before it looks a second time, so that a worker ending in
+	 * between finds it
+	 */
+	if (!QdbCalibrationWorkerAlone())
+	{
+		QdbCalibrationQueueAdd(indexoid);
+		if (!QdbCalibrationWorkerAlone())
+		{
+			PopActiveSnapshot();
+			CommitTransactionCommand();
+			proc_exit(0);
+		}
+	}
+	calibrate_one(indexoid);
+
+	/* then the indexes other workers noted, each in its own transaction */
+	keep = AllocSetContextCreate(TopMemoryContext, "quantumdb calibrate worker",
+								 ALLOCSET_SMALL_SIZES);
+	for (;;)
+	{
+		MemoryContext old = MemoryContextSwitchTo(keep);
+
+		queue = QdbCalibrationQueueTake();
+		MemoryContextSwitchTo(old);
+		if (queue == NIL)
+			break;
+		foreach(lc, queue)
+		{
+			Oid			next = lfirst_oid(lc);
+
+			CHECK_FOR_INTERRUPTS();
+			wc.indexoid = next;
+			wc.name = NULL;		/* named by its OID in the CONTEXT line */
+			/* an ERROR (a lock_timeout) ends this one, not the rest */
+			PG_TRY();
+			{
+				SetCurrentStatementStartTimestamp();
+				StartTransactionCommand();
+				PushActiveSnapshot(GetTransactionSnapshot());
+				calibrate_one(next);
+			}
+			PG_CATCH();
+			{
+				ErrorData  *e;
+
+				HOLD_INTERRUPTS();
+				EmitErrorReport();
+				MemoryContextSwitchTo(keep);
+				e = CopyErrorData();
+				AbortOutOfAnyTransaction();
+				FlushErrorState();
+				RESUME_INTERRUPTS();
+				/* a cancel stops the worker, as it did before the queue; the rest waits */
+				if (e->sqlerrcode == ERRCODE_QUERY_CANCELED)
+				{
+					for (int k = foreach_current_index(lc) + 1; k < list_length(queue); k++)
+						QdbCalibrationQueueAdd(list_nth_oid(queue, k));
+					proc_exit(1);
+				}
+				FreeErrorData(e);
+			}
+			PG_END_TRY();
+		}
+		list_free(queue);
+	}
 	pgstat_report_activity(STATE_IDLE, NULL);
 	proc_exit(0);
 }

@@ -12,6 +12,7 @@
 #include "postgres.h"
 
 #include "datatype/timestamp.h"
+#include "nodes/pg_list.h"
 #include "utils/relcache.h"
 
 #define QDB_CALIBRATION_MAGIC	0x51444244	/* "QDBD": the layout with nodes */
@@ -100,6 +101,11 @@ extern void QdbCalibrate(Relation heap, Relation index, int queries, int k, int 
 extern void QdbCalibrateAtBuild(Relation heap, Relation index, int queries, double trained_rows);
 extern bool QdbRecalibrate(Relation heap, Relation index, const QdbCalibration *old,
 						   QdbCalibration *cal);
+
+/* calibrate_queue.c */
+extern bool QdbCalibrationWorkerAlone(void);
+extern void QdbCalibrationQueueAdd(Oid indexoid);
+extern List *QdbCalibrationQueueTake(void);
 
 /* calibrate_worker.c */
 extern bool QdbCalibrationStale(const QdbCalibration *cal, double live_nodes);

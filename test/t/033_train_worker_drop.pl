@@ -20,12 +20,15 @@
 #   - quantumdb.max_train_workers bounds the workers across databases (F2);
 #     the worker that ends starts one for the index whose worker left
 #     (session 65's review, /work/runs/review-s65.md G3), also when it is
-#     terminated (its second review's H1).
+#     terminated (its second review's H1);
+#   - one calibration worker at a time in a database takes the indexes the
+#     others noted (hunt s65c F3).
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes;
 use FindBin;
 use lib $FindBin::RealBin;
 use QdbIndexCheck;
@@ -264,6 +267,41 @@ ok(wait_log($node, qr/LOG:  index "v_idx" now has a compressor/, $offset),
 	'the other database\'s index is trained');
 $reader->query_safe('COMMIT');
 $reader->quit;
+
+# 7. one calibration worker at a time in a database (session 65's hunt,
+# /work/runs/hunt-s65c.md F3): one VACUUM of 4 tables whose indexes grew by
+# half starts them one after another, and every index is calibrated again
+for my $i (1 .. 4)
+{
+	$node->safe_psql('ndb', qq{
+		CREATE TABLE c$i (id int PRIMARY KEY, emb real[]);
+		COPY c$i FROM '$copy';
+		DELETE FROM c$i WHERE id >= 1000;
+		CREATE INDEX c${i}_idx ON c$i USING quantumdb (emb real_l2_ops) WITH (train_after_rows = 0, m = 8);
+	});
+}
+my $taken = $node->safe_psql('ndb', q{SELECT max(taken_at) FROM quantumdb.calibration('c4_idx')});
+for my $i (1 .. 4)
+{
+	$node->safe_psql('ndb', qq{
+		CREATE TEMP TABLE more AS SELECT * FROM c$i WITH NO DATA;
+		COPY more FROM '$copy';
+		INSERT INTO c$i SELECT * FROM more WHERE id >= 1000 AND id < 1500;
+	});
+}
+$node->safe_psql('ndb', 'VACUUM c1, c2, c3, c4');
+my $most = 0;
+for (1 .. 40)
+{
+	my $n = $node->safe_psql('postgres', q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'quantumdb calibrate'});
+	$most = $n if $n > $most;
+	Time::HiRes::usleep(50_000);
+}
+cmp_ok($most, '<=', 1, 'at most one calibration worker at a time in the database');
+ok($node->poll_query_until('ndb', qq{SELECT bool_and(t > '$taken') FROM (
+	SELECT (SELECT max(taken_at) FROM quantumdb.calibration(i)) t
+	FROM unnest(ARRAY['c1_idx', 'c2_idx', 'c3_idx', 'c4_idx']::regclass[]) i) s}),
+	'every index was calibrated again');
 
 ok(!$node->log_contains(qr/terminated by signal|TRAP:|could not find tuple for opclass|cache lookup failed/),
 	'no crash, no dangling operator class');

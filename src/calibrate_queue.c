@@ -1,0 +1,95 @@
+/*-------------------------------------------------------------------------
+ *
+ * calibrate_queue.c
+ *	  One calibration worker at a time in a database (calibrate_worker.c):
+ *	  a worker that finds another at work notes its index here and leaves,
+ *	  and the one at work takes the noted indexes after its own.  Without
+ *	  it one VACUUM of a partitioned table started a worker per partition
+ *	  at once, every free worker slot, so that a parallel query elsewhere
+ *	  launched none of its workers (session 65's hunt,
+ *	  /work/runs/hunt-s65c.md F3).
+ *
+ * The notes are lines of index OIDs appended to a file per database in
+ * pg_stat_tmp, as the train worker's retry notes are; the worker at work
+ * claims them by renaming the file to one of its own.  A note appended
+ * after the worker at work last looked waits for the next worker of the
+ * database, which takes it after its own index.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <unistd.h>
+
+#include "miscadmin.h"
+#include "nodes/pg_list.h"
+#include "pgstat.h"
+#include "storage/fd.h"
+#include "storage/lock.h"
+
+#include "calibration.h"
+
+static char *
+queue_path(void)
+{
+	return psprintf("%s/quantumdb_calibrate_waiting.%u", PG_STAT_TMP_DIR, MyDatabaseId);
+}
+
+/*
+ * Whether this worker is the database's calibration worker: a
+ * session-level advisory lock of a key SQL's functions cannot name (its
+ * last field 4), taken only if free, held until the worker exits.
+ */
+bool
+QdbCalibrationWorkerAlone(void)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 0x51444243, 0x414c4942, 4);
+	return LockAcquire(&tag, ExclusiveLock, true, true) != LOCKACQUIRE_NOT_AVAIL;
+}
+
+/* Notes index as waiting for the database's calibration worker (a LOG line if it cannot). */
+void
+QdbCalibrationQueueAdd(Oid indexoid)
+{
+	char	   *path = queue_path();
+	FILE	   *f = AllocateFile(path, "a");
+
+	if (f == NULL || fprintf(f, "%u\n", indexoid) < 0 || FreeFile(f) != 0)
+		ereport(LOG,
+				(errcode_for_file_access(),
+				 errmsg("could not write file \"%s\": %m", path)));
+	pfree(path);
+}
+
+/*
+ * The indexes noted since the last call, each once, in the order noted
+ * (NIL: none); allocated in the current memory context.
+ */
+List *
+QdbCalibrationQueueTake(void)
+{
+	char	   *path = queue_path();
+	char	   *mine = psprintf("%s.%d", path, MyProcPid);
+	List	   *oids = NIL;
+	FILE	   *f;
+	unsigned int oid;
+
+	if (rename(path, mine) != 0)
+	{
+		pfree(mine);
+		pfree(path);
+		return NIL;
+	}
+	f = AllocateFile(mine, "r");
+	while (f != NULL && fscanf(f, "%u", &oid) == 1)
+		if (OidIsValid(oid))
+			oids = list_append_unique_oid(oids, oid);
+	if (f != NULL)
+		FreeFile(f);
+	unlink(mine);
+	pfree(mine);
+	pfree(path);
+	return oids;
+}
