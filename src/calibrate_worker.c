@@ -254,17 +254,29 @@ quantumdb_calibrate_worker_main(Datum arg)
 			proc_exit(0);
 		}
 	}
-	calibrate_one(indexoid);
+	/* its own transaction ends: each index below has one */
+	PopActiveSnapshot();
+	CommitTransactionCommand();
 
-	/* then the indexes other workers noted, each in its own transaction */
+	/*
+	 * Its own index, then the indexes other workers noted, each in a
+	 * transaction of its own: a lock timeout on one (its table held by DDL)
+	 * ends that one only (review s65c K5)
+	 */
 	keep = AllocSetContextCreate(TopMemoryContext, "quantumdb calibrate worker",
 								 ALLOCSET_SMALL_SIZES);
+	MemoryContextSwitchTo(keep);
+	queue = list_make1_oid(indexoid);
 	for (;;)
 	{
-		MemoryContext old = MemoryContextSwitchTo(keep);
+		MemoryContext old;
 
-		queue = QdbCalibrationQueueTake();
-		MemoryContextSwitchTo(old);
+		if (queue == NIL)
+		{
+			old = MemoryContextSwitchTo(keep);
+			queue = QdbCalibrationQueueTake();
+			MemoryContextSwitchTo(old);
+		}
 		if (queue == NIL)
 			break;
 		foreach(lc, queue)
@@ -272,8 +284,11 @@ quantumdb_calibrate_worker_main(Datum arg)
 			Oid			next = lfirst_oid(lc);
 
 			CHECK_FOR_INTERRUPTS();
-			wc.indexoid = next;
-			wc.name = NULL;		/* named by its OID in the CONTEXT line */
+			if (next != wc.indexoid)
+			{
+				wc.indexoid = next;
+				wc.name = NULL; /* named by its OID in the CONTEXT line */
+			}
 			/* an ERROR (a lock_timeout) ends this one, not the rest */
 			PG_TRY();
 			{
@@ -305,6 +320,7 @@ quantumdb_calibrate_worker_main(Datum arg)
 			PG_END_TRY();
 		}
 		list_free(queue);
+		queue = NIL;
 	}
 	pgstat_report_activity(STATE_IDLE, NULL);
 	proc_exit(0);

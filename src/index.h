@@ -340,7 +340,7 @@ extern void QdbTrainWorkerInit(void);
 
 /* train_handoff.c */
 extern void QdbTrainHandOffNote(Oid indexoid);
-extern void QdbTrainHandOffForget(void);
+extern Oid	QdbTrainHandOffTake(void);
 extern bool QdbTrainHandOff(bool check_db);
 extern bool QdbTrainRetryNow(Relation index, TimestampTz *until, int *failures);
 extern int	QdbTrainRetryNote(Oid indexoid, Oid filenode, bool failed, TimestampTz *next);

@@ -12,9 +12,14 @@
  * The note is a file per database in pg_stat_tmp, as the retry notes are
  * (train_retry.c), holding the index's OID: the latest one wins (the
  * worker started for it also takes the database's other indexes without a
- * compressor whose tables reached their threshold).  A worker claims a
- * note by unlinking it, so two workers ending together never both start
- * one; a note of a database dropped since is dropped.
+ * compressor whose tables reached their threshold).  It goes only once a
+ * worker of that database has taken a place (QdbTrainHandOffTake), so a
+ * worker started for it that never runs (a shutdown) or that leaves (the
+ * database's lock still held) loses nothing: the next worker to end
+ * starts another (session 65's third review, /work/runs/review-s65c.md
+ * K2 to K4).  Two workers ending together may both start one: the second
+ * finds the database's lock held and leaves.  A note of a database
+ * dropped since is dropped.
  *
  *-------------------------------------------------------------------------
  */
@@ -51,14 +56,26 @@ QdbTrainHandOffNote(Oid indexoid)
 	write_note(MyDatabaseId, indexoid);
 }
 
-/* Takes this database's note back: the worker found a place after all. */
-void
-QdbTrainHandOffForget(void)
+/*
+ * This database's note, served by the worker that took a place here:
+ * the index it names (InvalidOid: none), and the note goes.
+ */
+Oid
+QdbTrainHandOffTake(void)
 {
 	char	   *path = psprintf("%s/%s%u", PG_STAT_TMP_DIR, NOTE_PREFIX, MyDatabaseId);
+	FILE	   *f = AllocateFile(path, "r");
+	unsigned int indexoid = 0;
 
-	unlink(path);
+	if (f != NULL)
+	{
+		if (fscanf(f, "%u", &indexoid) != 1)
+			indexoid = 0;
+		FreeFile(f);
+		unlink(path);
+	}
 	pfree(path);
+	return (Oid) indexoid;
 }
 
 /* Whether database db still exists (a short transaction of its own). */
@@ -101,11 +118,8 @@ QdbTrainHandOff(bool check_db)
 		unsigned int db;
 		int			used = 0;
 
-		if (sscanf(de->d_name, NOTE_PREFIX "%u%n", &db, &used) != 1 || de->d_name[used] != '\0')
-			continue;
-		if (db == MyDatabaseId)
-			QdbTrainHandOffForget();
-		else
+		if (sscanf(de->d_name, NOTE_PREFIX "%u%n", &db, &used) == 1 &&
+			de->d_name[used] == '\0' && db != MyDatabaseId)
 			dbs[n++] = db;
 	}
 	if (dir != NULL)
@@ -115,7 +129,6 @@ QdbTrainHandOff(bool check_db)
 		char	   *path = psprintf("%s/%s%u", PG_STAT_TMP_DIR, NOTE_PREFIX, dbs[i]);
 		FILE	   *f = AllocateFile(path, "r");
 		unsigned int indexoid = 0;
-		bool		claimed;
 
 		if (f == NULL)
 		{
@@ -125,11 +138,13 @@ QdbTrainHandOff(bool check_db)
 		if (fscanf(f, "%u", &indexoid) != 1)
 			indexoid = 0;
 		FreeFile(f);
-		/* claimed by unlinking: another worker ending now skips it */
-		claimed = unlink(path) == 0;
-		pfree(path);
-		if (!claimed || indexoid == 0 || (check_db && !database_exists(dbs[i])))
+		if (indexoid == 0 || (check_db && !database_exists(dbs[i])))
+		{
+			unlink(path);		/* unreadable, or its database is gone */
+			pfree(path);
 			continue;
+		}
+		pfree(path);
 		started = QdbLaunchIndexWorkerIn(dbs[i], indexoid, "quantumdb_train_worker_main",
 										 "quantumdb train");
 		if (started)
@@ -139,7 +154,6 @@ QdbTrainHandOff(bool check_db)
 		else
 		{
 			/* no worker slot: the note stays, for the next worker to end */
-			write_note(dbs[i], indexoid);
 			ereport(LOG,
 					(errmsg("no background worker could start to train the index with OID %u of the database with OID %u: the next train worker to end tries again",
 							indexoid, dbs[i])));

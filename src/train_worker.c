@@ -1228,6 +1228,7 @@ quantumdb_train_worker_main(Datum arg)
 	QdbIndexWorkerContext wc;
 	ErrorContextCallback errcb;
 	List	   *tried = NIL;
+	Oid			noted;
 
 	wc.doing = "training a compressor for";
 	wc.why = " (REINDEX INDEX CONCURRENTLY) in a background worker";
@@ -1269,9 +1270,10 @@ quantumdb_train_worker_main(Datum arg)
 			CommitTransactionCommand();
 			proc_exit(0);
 		}
-		QdbTrainHandOffForget();
 	}
 	before_shmem_exit(hand_off_at_exit, (Datum) 0);
+	/* this database's note is served here: its index after this one */
+	noted = QdbTrainHandOffTake();
 	/* no transaction while it waits for a table */
 	PopActiveSnapshot();
 	CommitTransactionCommand();
@@ -1285,6 +1287,12 @@ quantumdb_train_worker_main(Datum arg)
 			break;
 		CHECK_FOR_INTERRUPTS();
 		indexoid = next_candidate(tried);
+		/* the noted index last: one marked to be trained again is no candidate */
+		if (!OidIsValid(indexoid) && OidIsValid(noted) && !list_member_oid(tried, noted))
+		{
+			indexoid = noted;
+			noted = InvalidOid;
+		}
 	}
 	pgstat_report_activity(STATE_IDLE, NULL);
 	hand_off_slot(false);
