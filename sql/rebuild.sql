@@ -184,6 +184,23 @@ REINDEX INDEX rq_bad;
 SELECT count(*) FROM quantumdb.verify('rq_bad');
 DROP INDEX rq_bad;
 
+-- a partitioned index naming a compressor that is dropped: its option
+-- cannot be changed, so the hint says to bring the compressor back, and a
+-- new partition's build names the partitioned index (hunt s65c F4)
+SELECT count(*) FROM quantumdb.import('rb_p', quantumdb.export('rb_c'));
+CREATE TABLE rp (id int, emb real[]) PARTITION BY RANGE (id);
+CREATE TABLE rp1 PARTITION OF rp FOR VALUES FROM (0) TO (1000000);
+INSERT INTO rp SELECT id, emb FROM rq;
+CREATE INDEX rp_v ON rp USING quantumdb (emb) WITH (compressor = 'rb_p');
+SELECT quantumdb.drop_compressor('rb_p');
+CREATE TABLE rp2 PARTITION OF rp FOR VALUES FROM (1000000) TO (2000000);
+-- the way out the hint gives: the partition's own index, then ATTACH
+CREATE TABLE rp3 (id int, emb real[]);
+CREATE INDEX rp3_v ON rp3 USING quantumdb (emb);
+ALTER TABLE rp ATTACH PARTITION rp3 FOR VALUES FROM (2000000) TO (3000000);
+SELECT count(*) AS attached FROM pg_inherits WHERE inhparent = 'rp_v'::regclass;
+DROP TABLE rp;
+
 DROP TABLE ra, rn, rq;
 DROP FUNCTION rebuild_check(text);
 DROP FUNCTION oc_round();

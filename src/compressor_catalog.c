@@ -769,11 +769,13 @@ warn_named_by_indexes(const char *name)
 	StringInfoData list;
 	uint64		n = 0;
 	int			rc;
+	bool		partitioned = false;
 
 	values[0] = CStringGetTextDatum(psprintf("compressor=%s", name));
 	initStringInfo(&list);
 	QdbCatalogBegin(&a);
-	rc = SPI_execute_with_args("SELECT c.oid::pg_catalog.regclass::pg_catalog.text FROM pg_catalog.pg_class c "
+	rc = SPI_execute_with_args("SELECT c.oid::pg_catalog.regclass::pg_catalog.text, "
+							   "c.relkind OPERATOR(pg_catalog.=) 'I' FROM pg_catalog.pg_class c "
 							   "JOIN pg_catalog.pg_am am ON am.oid OPERATOR(pg_catalog.=) c.relam "
 							   "WHERE am.amname OPERATOR(pg_catalog.=) 'quantumdb' "
 							   "AND $1 OPERATOR(pg_catalog.=) ANY (c.reloptions) ORDER BY 1",
@@ -784,6 +786,9 @@ warn_named_by_indexes(const char *name)
 	for (uint64 i = 0; i < n && i < 10; i++)
 		appendStringInfo(&list, "%s%s", i ? ", " : "",
 						 SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+	for (uint64 i = 0; i < n; i++)
+		if (strcmp(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2), "t") == 0)
+			partitioned = true;
 	QdbCatalogEnd(&a);
 	if (n == 0)
 		return;
@@ -792,6 +797,8 @@ warn_named_by_indexes(const char *name)
 					name, n, n == 1 ? "" : "es", list.data, n > 10 ? ", ..." : ""),
 			 errdetail("They keep working on their own copy of it, but what rebuilds them (REINDEX, VACUUM FULL, CLUSTER, a table rewrite, the restore of a dump, which writes WITH (compressor = %s)) takes it from the catalog by name, and fails without it.",
 					   quote_literal_cstr(name)),
+			 partitioned ?
+			 errhint("ALTER INDEX ... RESET (compressor) on each (a rebuild then trains a new compressor from the table), or SET (compressor = ...) another. A partitioned index's option cannot be changed: every new partition of its table fails to build its index until a compressor of this name is back (train one again, or import an export of this one, under this name).") :
 			 errhint("ALTER INDEX ... RESET (compressor) on each (a rebuild then trains a new compressor from the table), or SET (compressor = ...) another.")));
 }
 

@@ -35,6 +35,7 @@
 #include "access/xloginsert.h"
 #include "access/xlogrecord.h"
 #include "catalog/index.h"
+#include "catalog/partition.h"
 #include "commands/progress.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -722,6 +723,27 @@ load_named(Relation heap, Relation index, const char *name, QdbMetric metric)
 				 errhint("Make compressor \"%s\" usable again and REINDEX INDEX %s, or ALTER INDEX %s RESET (compressor) and let it train one of its own.",
 						 name, QdbRelationSqlName(index), QdbRelationSqlName(index))));
 		return NULL;
+	}
+	/*
+	 * a partition's index takes the option from its partitioned index,
+	 * whose options PostgreSQL will not change: every new partition fails
+	 * until the compressor is back (session 65's hunt,
+	 * /work/runs/hunt-s65c.md F4)
+	 */
+	if (index->rd_rel->relispartition && !QdbCompressorExists(name))
+	{
+		Oid			parent = get_partition_parent(RelationGetRelid(index), true);
+
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("compressor \"%s\" does not exist", name),
+				 errdetail("Index \"%s\" takes WITH (compressor = %s) from partitioned index %s, whose options ALTER INDEX cannot change.",
+						   RelationGetRelationName(index), quote_literal_cstr(name),
+						   OidIsValid(parent) && get_rel_name(parent) ?
+						   quote_qualified_identifier(get_namespace_name(get_rel_namespace(parent)),
+													  get_rel_name(parent)) : "?"),
+				 errhint("Train or import a compressor named \"%s\" again (quantumdb.import of its export), or build the new partition's index yourself WITH another compressor or none and then ATTACH PARTITION.",
+						 name)));
 	}
 	/* a parallel pg_restore may build the index before the catalog's rows */
 	lm = QdbLoadCompressor(name, CurrentMemoryContext,
