@@ -37,23 +37,37 @@
 
 #define NOTE_PREFIX "quantumdb_train_waiting."
 
-/* Notes index of database db as waiting for a train worker's place (a LOG line if it cannot). */
-static void
-write_note(Oid db, Oid indexoid)
+static char *
+note_path(Oid db)
 {
-	char	   *path = psprintf("%s/%s%u", PG_STAT_TMP_DIR, NOTE_PREFIX, db);
+	return psprintf("%s/%s%u", PG_STAT_TMP_DIR, NOTE_PREFIX, db);
+}
+
+/* The index the note at path names; InvalidOid when there is none or it is unreadable. */
+static Oid
+read_note(const char *path)
+{
+	FILE	   *f = AllocateFile(path, "r");
+	unsigned int indexoid = 0;
+
+	if (f == NULL)
+		return InvalidOid;
+	if (fscanf(f, "%u", &indexoid) != 1)
+		indexoid = 0;
+	FreeFile(f);
+	return (Oid) indexoid;
+}
+
+/* Notes index (of this database) as waiting for a train worker's place (a LOG line if it cannot). */
+void
+QdbTrainHandOffNote(Oid indexoid)
+{
+	char	   *path = note_path(MyDatabaseId);
 	char	   *text = psprintf("%u\n", indexoid);
 
 	QdbReplaceFile(path, text);
 	pfree(text);
 	pfree(path);
-}
-
-/* Notes index (of this database) as waiting for a train worker's place. */
-void
-QdbTrainHandOffNote(Oid indexoid)
-{
-	write_note(MyDatabaseId, indexoid);
 }
 
 /*
@@ -63,19 +77,13 @@ QdbTrainHandOffNote(Oid indexoid)
 Oid
 QdbTrainHandOffTake(void)
 {
-	char	   *path = psprintf("%s/%s%u", PG_STAT_TMP_DIR, NOTE_PREFIX, MyDatabaseId);
-	FILE	   *f = AllocateFile(path, "r");
-	unsigned int indexoid = 0;
+	char	   *path = note_path(MyDatabaseId);
+	Oid			indexoid = read_note(path);
 
-	if (f != NULL)
-	{
-		if (fscanf(f, "%u", &indexoid) != 1)
-			indexoid = 0;
-		FreeFile(f);
+	if (OidIsValid(indexoid))
 		unlink(path);
-	}
 	pfree(path);
-	return (Oid) indexoid;
+	return indexoid;
 }
 
 /* Whether database db still exists (a short transaction of its own). */
@@ -99,10 +107,10 @@ database_exists(Oid db)
  * index; true if one was started.  Notes of databases dropped since are
  * removed on the way when check_db (not from an exit callback, where no
  * transaction may start: a worker started in a database dropped since
- * ends at its connection).  This database's note goes: this worker's
- * round took its indexes that wait.  The directory is read first and
- * closed: a transaction's end closes what is left open.  A launch that
- * finds no worker slot writes the note back, with a LOG line.
+ * ends at its connection).  A note goes only when a worker of its own
+ * database takes it (QdbTrainHandOffTake).  The directory is read first
+ * and closed: a transaction's end closes what is left open.  A launch
+ * that finds no worker slot leaves the note, with a LOG line.
  */
 bool
 QdbTrainHandOff(bool check_db)
@@ -126,21 +134,12 @@ QdbTrainHandOff(bool check_db)
 		FreeDir(dir);
 	for (int i = 0; i < n && !started; i++)
 	{
-		char	   *path = psprintf("%s/%s%u", PG_STAT_TMP_DIR, NOTE_PREFIX, dbs[i]);
-		FILE	   *f = AllocateFile(path, "r");
-		unsigned int indexoid = 0;
+		char	   *path = note_path(dbs[i]);
+		Oid			indexoid = read_note(path);
 
-		if (f == NULL)
+		if (!OidIsValid(indexoid) || (check_db && !database_exists(dbs[i])))
 		{
-			pfree(path);
-			continue;
-		}
-		if (fscanf(f, "%u", &indexoid) != 1)
-			indexoid = 0;
-		FreeFile(f);
-		if (indexoid == 0 || (check_db && !database_exists(dbs[i])))
-		{
-			unlink(path);		/* unreadable, or its database is gone */
+			unlink(path);		/* gone, unreadable, or its database is gone */
 			pfree(path);
 			continue;
 		}
