@@ -11,14 +11,17 @@
  *
  * The notes are lines of index OIDs appended to a file per database in
  * pg_stat_tmp, as the train worker's retry notes are; the worker at work
- * claims them by renaming the file to one of its own.  A note appended
- * after the worker at work last looked waits for the next worker of the
- * database, which takes it after its own index.
+ * claims them by renaming the file to one of its own.  At the end of its
+ * round the worker gives up its lock and looks once more, so that a note
+ * appended after its last look is not left waiting for the next VACUUM
+ * (calibrate_worker.c, another_round); one that exits before its queue's
+ * end notes the rest again.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "miscadmin.h"
@@ -40,13 +43,41 @@ queue_path(void)
  * session-level advisory lock of a key SQL's functions cannot name (its
  * last field 4), taken only if free, held until the worker exits.
  */
+static void
+alone_tag(LOCKTAG *tag)
+{
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, 0x51444243, 0x414c4942, 4);
+}
+
 bool
 QdbCalibrationWorkerAlone(void)
 {
 	LOCKTAG		tag;
 
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 0x51444243, 0x414c4942, 4);
+	alone_tag(&tag);
 	return LockAcquire(&tag, ExclusiveLock, true, true) != LOCKACQUIRE_NOT_AVAIL;
+}
+
+/* Gives up what QdbCalibrationWorkerAlone took; only a worker that holds it calls this. */
+void
+QdbCalibrationWorkerLeave(void)
+{
+	LOCKTAG		tag;
+
+	alone_tag(&tag);
+	LockRelease(&tag, ExclusiveLock, true);
+}
+
+/* Whether an index is noted as waiting (a look, not a claim). */
+bool
+QdbCalibrationQueueWaiting(void)
+{
+	char	   *path = queue_path();
+	struct stat st;
+	bool		waiting = stat(path, &st) == 0 && st.st_size > 0;
+
+	pfree(path);
+	return waiting;
 }
 
 /* Notes index as waiting for the database's calibration worker (a LOG line if it cannot). */

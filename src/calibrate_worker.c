@@ -222,6 +222,42 @@ calibrate_one(Oid indexoid)
 	CommitTransactionCommand();
 }
 
+/*
+ * The indexes this worker has taken and not yet measured: the queue it
+ * works through, from position unmeasured_from on.  An exit before the
+ * queue's end (a cancel, pg_terminate_backend, a shutdown) notes them
+ * again for the database's next calibration worker (requeue_at_exit):
+ * before, a terminated worker lost the notes it had claimed, and their
+ * indexes stayed stale until a VACUUM found them so again (session 65's
+ * third review, /work/runs/review-s65c.md K5).
+ */
+static List *unmeasured = NIL;
+static int	unmeasured_from = 0;
+
+/* A before_shmem_exit callback: notes again the indexes taken and not measured. */
+static void
+requeue_at_exit(int code, Datum arg)
+{
+	for (int k = unmeasured_from; k < list_length(unmeasured); k++)
+		QdbCalibrationQueueAdd(list_nth_oid(unmeasured, k));
+	unmeasured = NIL;
+}
+
+/*
+ * At the end of its round, with its queue empty: whether the worker works
+ * on.  It gives up its lock first, then looks for notes: another worker
+ * notes its index before it tries the lock, so a note this worker's last
+ * look missed is either seen here or written before that other worker's
+ * try, which then finds the lock free and stays.  Before, such a note
+ * waited for the next worker of the database.
+ */
+static bool
+another_round(void)
+{
+	QdbCalibrationWorkerLeave();
+	return QdbCalibrationQueueWaiting() && QdbCalibrationWorkerAlone();
+}
+
 void
 quantumdb_calibrate_worker_main(Datum arg)
 {
@@ -267,6 +303,7 @@ quantumdb_calibrate_worker_main(Datum arg)
 								 ALLOCSET_SMALL_SIZES);
 	MemoryContextSwitchTo(keep);
 	queue = list_make1_oid(indexoid);
+	before_shmem_exit(requeue_at_exit, (Datum) 0);
 	for (;;)
 	{
 		MemoryContext old;
@@ -277,12 +314,16 @@ quantumdb_calibrate_worker_main(Datum arg)
 			queue = QdbCalibrationQueueTake();
 			MemoryContextSwitchTo(old);
 		}
+		if (queue == NIL && another_round())
+			continue;
 		if (queue == NIL)
 			break;
+		unmeasured = queue;
 		foreach(lc, queue)
 		{
 			Oid			next = lfirst_oid(lc);
 
+			unmeasured_from = foreach_current_index(lc);
 			CHECK_FOR_INTERRUPTS();
 			if (next != wc.indexoid)
 			{
@@ -308,17 +349,20 @@ quantumdb_calibrate_worker_main(Datum arg)
 				AbortOutOfAnyTransaction();
 				FlushErrorState();
 				RESUME_INTERRUPTS();
-				/* a cancel stops the worker, as it did before the queue; the rest waits */
+				/*
+				 * a cancel stops the worker, as it did before the queue; the
+				 * rest waits (requeue_at_exit)
+				 */
 				if (e->sqlerrcode == ERRCODE_QUERY_CANCELED)
 				{
-					for (int k = foreach_current_index(lc) + 1; k < list_length(queue); k++)
-						QdbCalibrationQueueAdd(list_nth_oid(queue, k));
+					unmeasured_from = foreach_current_index(lc) + 1;
 					proc_exit(1);
 				}
 				FreeErrorData(e);
 			}
 			PG_END_TRY();
 		}
+		unmeasured = NIL;
 		list_free(queue);
 		queue = NIL;
 	}

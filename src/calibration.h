@@ -104,6 +104,8 @@ extern bool QdbRecalibrate(Relation heap, Relation index, const QdbCalibration *
 
 /* calibrate_queue.c */
 extern bool QdbCalibrationWorkerAlone(void);
+extern void QdbCalibrationWorkerLeave(void);
+extern bool QdbCalibrationQueueWaiting(void);
 extern void QdbCalibrationQueueAdd(Oid indexoid);
 extern List *QdbCalibrationQueueTake(void);
 
