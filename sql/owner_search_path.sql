@@ -117,6 +117,33 @@ DROP EXTENSION file_fdw;
 \echo file_fdw is not installed: no foreign partition
 \endif
 
+-- an index read through its table (one without a compressor yet, or a
+-- reader under row-level security) evaluates its predicate as the table's
+-- owner, not as the reader, here a superuser (session 66's hunt,
+-- /work/runs/hunt-s66a.md F1: such a predicate made its owner a superuser)
+SET ROLE qdb_sp_owner;
+CREATE FUNCTION qdb_sp.note_reader() RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO qdb_sp_evil.ran_as VALUES (current_user, 'predicate');
+END $$;
+CREATE FUNCTION qdb_sp.reads(i integer) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+  IF i = 7 THEN PERFORM qdb_sp.note_reader(); END IF;
+  RETURN true;
+END $$;
+CREATE TABLE qdb_sp.few (id integer, v real[]);
+INSERT INTO qdb_sp.few SELECT g, ARRAY[g, 1, 1, 1]::real[] FROM generate_series(1, 20) g;
+CREATE INDEX qdb_sp_few_idx ON qdb_sp.few USING quantumdb (v) WITH (train_after_rows = 0)
+  WHERE (qdb_sp.reads(id) OR id < 1000);
+RESET ROLE;
+DELETE FROM qdb_sp_evil.ran_as;
+SET enable_seqscan = off;
+EXPLAIN (COSTS OFF)
+SELECT id FROM qdb_sp.few WHERE id < 1000 ORDER BY v <~> '{7.25,1,1,1}'::real[] LIMIT 3;
+SELECT id FROM qdb_sp.few WHERE id < 1000 ORDER BY v <~> '{7.25,1,1,1}'::real[] LIMIT 3;
+RESET enable_seqscan;
+SELECT who = 'qdb_sp_owner' AS as_owner, what FROM qdb_sp_evil.ran_as;
+
 SELECT quantumdb.drop_compressor('qdb_sp_tuned');
 DELETE FROM quantumdb.autotune_trials WHERE compressor = 'qdb_sp_tuned';
 DROP SCHEMA qdb_sp CASCADE;

@@ -38,7 +38,8 @@ FROM rep WHERE name = 'qdb_rep_a';
 SELECT quantumdb.replicate_compressor('qdb_rep_a', model, settings, created_at,
 	training_seconds, validation_recall, owner, source, source_column)
 FROM rep WHERE name = 'qdb_rep_b';
--- a new name: the row as sent, but no source (qdb_rep_src is not a Citus table)
+-- a new name: the row as sent, but no source nor source column (qdb_rep_src is
+-- not a Citus table)
 SELECT quantumdb.replicate_compressor('qdb_rep_c', model, settings, created_at,
 	training_seconds, validation_recall, owner, source, source_column) AS made
 FROM rep WHERE name = 'qdb_rep_a';

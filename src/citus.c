@@ -767,6 +767,9 @@ quantumdb_replicate_compressor(PG_FUNCTION_ARGS)
 	r.column = PG_ARGISNULL(8) ? NULL : pstrdup(NameStr(*PG_GETARG_NAME(8)));
 	if (!PG_ARGISNULL(7))
 		r.source = source_here(PG_GETARG_TEXT_PP(7), r.column);
+	/* a column without its table is a row no trigger leaves (session 66's hunt F7) */
+	if (!OidIsValid(r.source))
+		r.column = NULL;
 	if (!QdbInsertCompressorRow(&r))
 		QdbCompressorNameTaken(name);
 	PG_RETURN_BOOL(true);

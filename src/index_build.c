@@ -870,10 +870,12 @@ obtain_model(Relation heap, Relation index, IndexInfo *indexInfo, QdbMetric metr
 										   cfg.seed, metric == QDB_METRIC_COSINE, &cfg, &s);
 		if (s.n < QDB_KSUB)
 		{
+			/* distinct vectors: 400 copies of one count as one (session 66's hunt F8) */
 			ereport(s.n == 0 && (QdbCitusTable(heap) || emptied_at_commit(heap)) ? DEBUG1 : NOTICE,
-					(errmsg("index \"%s\" has no compressor yet: %d vectors in the %s, at least %d needed to train one",
-							RelationGetRelationName(index), s.n,
-							indexInfo->ii_Predicate != NIL ? "rows it covers" : "table", QDB_KSUB),
+					(errmsg_plural("index \"%s\" has no compressor yet: %d distinct vector in the %s, at least %d needed to train one",
+								   "index \"%s\" has no compressor yet: %d distinct vectors in the %s, at least %d needed to train one",
+								   s.n, RelationGetRelationName(index), s.n,
+								   indexInfo->ii_Predicate != NIL ? "rows it covers" : "table", QDB_KSUB),
 					 errdetail("Until it has one, the index stores nothing and its scans read every row of the table, in exact order."),
 					 errhint("REINDEX INDEX %s once the table holds enough rows, or name a compressor trained elsewhere: WITH (compressor = 'name').",
 							 QdbRelationSqlName(index))));

@@ -144,6 +144,7 @@ QdbExactHeapScan(IndexScanDesc scan, QdbIndexCache *c, FmgrInfo *distproc,
 	IndexInfo  *indexInfo = BuildIndexInfo(index);
 	TableScanDesc hs;
 	HeapRows	h;
+	QdbAsRole	as;
 
 	if (!IsMVCCSnapshot(scan->xs_snapshot))
 		ereport(ERROR,
@@ -168,8 +169,18 @@ QdbExactHeapScan(IndexScanDesc scan, QdbIndexCache *c, FmgrInfo *distproc,
 	indexInfo->ii_Concurrent = true;
 	/* no synchronized scan: rows in heap order from its first block */
 	hs = table_beginscan_strat(heap, scan->xs_snapshot, 0, NULL, true, false);
+
+	/*
+	 * The scan evaluates the index's predicate and expressions: as the
+	 * table's owner in a security-restricted operation, as a build does.
+	 * As the caller, any reader (a superuser too) ran the owner's functions
+	 * with its own rights (session 66's hunt, /work/runs/hunt-s66a.md F1:
+	 * a predicate function made its owner a superuser).
+	 */
+	QdbAsRoleBegin(&as, heap->rd_rel->relowner, 0);
 	(void) table_index_build_range_scan(heap, index, indexInfo, true, false, false,
 										0, InvalidBlockNumber, heap_row, &h, hs);
+	QdbAsRoleEnd(&as);
 	MemoryContextDelete(h.row_cxt);
 	if (query)
 		qsort(h.rows, h.n, sizeof(QdbScanRow), QdbScanRowCmp);

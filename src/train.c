@@ -332,6 +332,13 @@ quantumdb_train(PG_FUNCTION_ARGS)
 	 */
 	PreventCommandIfReadOnly("quantumdb.train()");
 	QdbCheckTableInsert("compressors", "Training stores the compressor there.");
+	/*
+	 * and when the name is taken (42710), as autotune does: a whole
+	 * training was thrown away first (session 66's hunt,
+	 * /work/runs/hunt-s66c.md F1); the store checks again, for a trainer
+	 * of the same name that finishes first
+	 */
+	QdbCheckNewCompressorName(name);
 	if (cfg.kind == QDB_KIND_NEURAL)
 	{
 		QdbTrainingLogCheck();

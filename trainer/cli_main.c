@@ -75,7 +75,10 @@ parse_args(int argc, char **argv, CliArgs *a)
 			continue;
 		}
 		if (!v)
+		{
+			fprintf(stderr, "qdb-train: option %s needs a value\n", k);
 			return -1;
+		}
 		i++;
 		if (strcmp(k, "--input") == 0)
 			a->input = v;
@@ -98,12 +101,18 @@ parse_args(int argc, char **argv, CliArgs *a)
 		else if (strcmp(k, "--kind") == 0)
 		{
 			if (qdb_kind_parse(v, &a->cfg.kind) != QDB_OK)
+			{
+				fprintf(stderr, "qdb-train: unknown kind \"%s\"\n", v);
 				return -1;
+			}
 		}
 		else if (strcmp(k, "--metric") == 0)
 		{
 			if (qdb_metric_parse(v, &a->cfg.metric) != QDB_OK)
+			{
+				fprintf(stderr, "qdb-train: unknown metric \"%s\"\n", v);
 				return -1;
+			}
 		}
 		else if (strcmp(k, "--subvectors") == 0)
 			a->cfg.M = atoi(v);
@@ -131,28 +140,32 @@ parse_args(int argc, char **argv, CliArgs *a)
 			a->cfg.patience = atoi(v);
 		else if (strcmp(k, "--neural-rows") == 0)
 			a->cfg.neural_rows = atoi(v);
-		else if (strcmp(k, "--w-recon") == 0)
+		/* also under the SQL names with dashes (session 66's hunt F3) */
+		else if (strcmp(k, "--w-recon") == 0 || strcmp(k, "--w-reconstruction") == 0)
 			a->cfg.w_recon = strtof(v, NULL);
 		else if (strcmp(k, "--w-cluster") == 0)
 			a->cfg.w_cluster = strtof(v, NULL);
 		else if (strcmp(k, "--w-diversity") == 0)
 			a->cfg.w_diversity = strtof(v, NULL);
-		else if (strcmp(k, "--w-commit") == 0)
+		else if (strcmp(k, "--w-commit") == 0 || strcmp(k, "--w-commitment") == 0)
 			a->cfg.w_commit = strtof(v, NULL);
 		else if (strcmp(k, "--w-triplet") == 0)
 			a->cfg.w_triplet = strtof(v, NULL);
-		else if (strcmp(k, "--rq-beam") == 0)
+		else if (strcmp(k, "--rq-beam") == 0 || strcmp(k, "--beam") == 0)
 			a->cfg.rq_beam = atoi(v);
-		else if (strcmp(k, "--rq-refits") == 0)
+		else if (strcmp(k, "--rq-refits") == 0 || strcmp(k, "--refits") == 0)
 			a->cfg.rq_refits = atoi(v);
-		else if (strcmp(k, "--rq-eta") == 0)
+		else if (strcmp(k, "--rq-eta") == 0 || strcmp(k, "--eta") == 0)
 			a->cfg.rq_eta = strtof(v, NULL);
 		else if (strcmp(k, "--device") == 0)
 			a->device = v;
 		else if (strcmp(k, "--cuda-lib") == 0)
 			a->cuda_lib = v;
 		else
+		{
+			fprintf(stderr, "qdb-train: unknown option %s\n", k);
 			return -1;
+		}
 	}
 	return 0;
 }
@@ -359,11 +372,27 @@ cmd_eval(CliArgs *a)
 		fprintf(stderr, "qdb-train: %s\n", err);
 		return 1;
 	}
-	if (db != m.dim || dq != m.dim || ngt != nq || kgt < 10)
+	/* each mismatch said as it is (session 66's hunt F4) */
+	if (db != m.dim || dq != m.dim)
 	{
-		fprintf(stderr, "qdb-train: dimensions do not match the model (%d) or gt\n", m.dim);
+		fprintf(stderr, "qdb-train: the model has %d dimensions, the base %d and the queries %d\n",
+				m.dim, db, dq);
 		return 1;
 	}
+	if (ngt != nq || kgt < 10)
+	{
+		fprintf(stderr, "qdb-train: the ground truth has %zu rows of %d neighbours for %zu queries: "
+				"it needs a row of at least 10 per query (--queries N takes the first N of both)\n",
+				ngt, kgt, nq);
+		return 1;
+	}
+	for (size_t i = 0; i < nq * kgt; i++)
+		if (gt[i] < 0 || (size_t) gt[i] >= nb)
+		{
+			fprintf(stderr, "qdb-train: the ground truth names row %d, but the base has %zu rows: "
+					"it was computed on another base\n", gt[i], nb);
+			return 1;
+		}
 	codes = malloc(nb * qdb_code_size(&m));
 	table = malloc(qdb_table_floats(&m) * sizeof(float));
 	/* a query's table, as built before and after qdb_model_prepare */
