@@ -342,6 +342,7 @@ extern void QdbTrainWorkerInit(void);
 extern void QdbTrainHandOffNote(Oid indexoid);
 extern Oid	QdbTrainHandOffTake(void);
 extern bool QdbTrainHandOff(bool check_db);
+extern void QdbDropNotesOfGoneDatabases(void);
 extern bool QdbTrainRetryNow(Relation index, TimestampTz *until, int *failures);
 extern int	QdbTrainRetryNote(Oid indexoid, Oid filenode, bool failed, TimestampTz *next);
 

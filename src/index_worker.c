@@ -14,6 +14,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/pg_authid.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -56,7 +57,8 @@ QdbLaunchIndexWorkerIn(Oid db, Oid indexoid, const char *function, const char *t
  * The start of such a worker's main function: its CONTEXT line (wc and
  * errcb, which the caller keeps for the worker's life; wc's doing, why and
  * retry set), SIGTERM, the connection to the database as the bootstrap
- * superuser (whatever role the database's settings choose, and whether
+ * superuser (whatever role or session_authorization the database's
+ * settings choose, and whether
  * or not it takes connections), search_path pg_catalog, pg_temp (as
  * autovacuum: the table owner's index predicates and expressions,
  * evaluated as the owner, must not take functions from schemas others may
@@ -100,6 +102,19 @@ QdbIndexWorkerStart(QdbIndexWorkerContext *wc, ErrorContextCallback *errcb,
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
+
+	/*
+	 * Nor is a session_authorization that a database's owner may set (ALTER
+	 * DATABASE ... SET session_authorization, which a login pins and a
+	 * worker connected without a user took): the worker ran as that role,
+	 * and every REINDEX of the database failed for want of ownership
+	 * (session 66's hunt, /work/runs/hunt-s66a.md F3).  Its check reads
+	 * the catalog, in a transaction.  The bootstrap superuser by name, as
+	 * the setting takes it; not a connection as that user, which a role
+	 * made NOLOGIN would refuse.
+	 */
+	SetConfigOption("session_authorization", GetUserNameFromId(BOOTSTRAP_SUPERUSERID, false),
+					PGC_SUSET, PGC_S_OVERRIDE);
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, activity);
 	relname = get_rel_name(indexoid);

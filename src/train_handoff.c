@@ -19,7 +19,8 @@
  * starts another (session 65's third review, /work/runs/review-s65c.md
  * K2 to K4).  Two workers ending together may both start one: the second
  * finds the database's lock held and leaves.  A note of a database
- * dropped since is dropped.
+ * dropped since is dropped, and so are the other notes such a database
+ * left (QdbDropNotesOfGoneDatabases).
  *
  *-------------------------------------------------------------------------
  */
@@ -100,6 +101,60 @@ database_exists(Oid db)
 
 /* notes read per hand-off, at most */
 #define MAX_NOTES 32
+
+/*
+ * The per-database files of pg_stat_tmp that outlive nothing but their
+ * database: the train worker's retry notes (train_retry.c), the hand-off
+ * notes and the calibration queue (calibrate_queue.c).
+ */
+static const char *const note_prefixes[] = {
+	"quantumdb_train_retry.", NOTE_PREFIX, "quantumdb_calibrate_waiting."
+};
+
+/*
+ * With no transaction open: removes the notes of databases dropped since
+ * they were written, MAX_NOTES databases' at most per call (the rest at
+ * the next).  Before, a dropped database's retry notes stayed in
+ * pg_stat_tmp for good (session 65's hunt, /work/runs/hunt-s65a.md F6),
+ * and its OID, once taken by a new database, gave that one its retry
+ * waits.
+ */
+void
+QdbDropNotesOfGoneDatabases(void)
+{
+	DIR		   *dir = AllocateDir(PG_STAT_TMP_DIR);
+	struct dirent *de;
+	char	   *names[MAX_NOTES];
+	Oid			dbs[MAX_NOTES];
+	int			n = 0;
+
+	while (n < MAX_NOTES && dir != NULL && (de = ReadDir(dir, PG_STAT_TMP_DIR)) != NULL)
+	{
+		for (int k = 0; k < lengthof(note_prefixes); k++)
+		{
+			size_t		len = strlen(note_prefixes[k]);
+			unsigned int db;
+			int			used = 0;
+
+			if (strncmp(de->d_name, note_prefixes[k], len) == 0 &&
+				sscanf(de->d_name + len, "%u%n", &db, &used) == 1 &&
+				de->d_name[len + used] == '\0' && db != MyDatabaseId)
+			{
+				names[n] = psprintf("%s/%s", PG_STAT_TMP_DIR, de->d_name);
+				dbs[n++] = db;
+				break;
+			}
+		}
+	}
+	if (dir != NULL)
+		FreeDir(dir);
+	for (int i = 0; i < n; i++)
+	{
+		if (!database_exists(dbs[i]))
+			unlink(names[i]);
+		pfree(names[i]);
+	}
+}
 
 /*
  * With no transaction open, once this worker's place is free: claims the

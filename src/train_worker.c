@@ -1296,5 +1296,6 @@ quantumdb_train_worker_main(Datum arg)
 	}
 	pgstat_report_activity(STATE_IDLE, NULL);
 	hand_off_slot(false);
+	QdbDropNotesOfGoneDatabases();
 	proc_exit(0);
 }

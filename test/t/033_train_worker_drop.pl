@@ -14,9 +14,10 @@
 #     function (the worker holds every object the index depends on);
 #   - the same DROP during the worker's build makes the worker give way;
 #   - so does ANALYZE (session 65's hunt, /work/runs/hunt-s65c.md F2);
-#   - a database whose settings choose a role, and one that takes no
-#     connections, have their indexes trained (session 65's hunt,
-#     /work/runs/hunt-s65a.md F3, F4);
+#   - a database whose settings choose a role or a session_authorization,
+#     and one that takes no connections, have their indexes trained
+#     (session 65's hunt, /work/runs/hunt-s65a.md F3, F4; session 66's,
+#     hunt-s66a.md F3);
 #   - quantumdb.max_train_workers bounds the workers across databases (F2);
 #     the worker that ends starts one for the index whose worker left
 #     (session 65's review, /work/runs/review-s65.md G3), also when it is
@@ -170,12 +171,26 @@ ok($node->poll_query_until('postgres',
 $node->safe_psql('postgres', 'DROP TABLE t; DROP EXTENSION quantumdb');
 
 # 3. a database whose settings choose a role (session 65's hunt,
-# /work/runs/hunt-s65a.md F3): the worker trains as before
+# /work/runs/hunt-s65a.md F3) and a session_authorization (which its owner
+# may set; session 66's hunt, /work/runs/hunt-s66a.md F3): the worker
+# trains as before
 $node->safe_psql('postgres', q{
 	CREATE ROLE alice;
 	CREATE DATABASE rdb;
 	ALTER DATABASE rdb SET role = 'alice';
+	ALTER DATABASE rdb SET session_authorization = 'alice';
 });
+# notes a dropped database left in pg_stat_tmp (session 65's hunt,
+# /work/runs/hunt-s65a.md F6) go at the end of the worker's round; those
+# of a database that exists stay
+my $stat_tmp = $node->data_dir . '/pg_stat_tmp';
+my $postgres_oid = $node->safe_psql('postgres', q{SELECT oid FROM pg_database WHERE datname = 'postgres'});
+for my $note ('quantumdb_train_retry.4000000000', 'quantumdb_calibrate_waiting.4000000001',
+	"quantumdb_train_retry.$postgres_oid")
+{
+	open(my $fh, '>', "$stat_tmp/$note") or die "$note: $!";
+	close($fh);
+}
 $offset = -s $node->logfile;
 $node->safe_psql('rdb', qq{
 	SET ROLE postgres;
@@ -188,6 +203,12 @@ $node->safe_psql('rdb', qq{
 ok(wait_log($node, qr/LOG:  index "t_idx" now has a compressor/, $offset),
 	'a database that sets role: the worker trains the index');
 ok(!$node->log_contains(qr/must be owner of index/, $offset), 'no ownership error');
+ok($node->poll_query_until('postgres', "SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'quantumdb train'"),
+	'the worker ended');
+ok(!-e "$stat_tmp/quantumdb_train_retry.4000000000" && !-e "$stat_tmp/quantumdb_calibrate_waiting.4000000001",
+	'the notes of a database that is gone are removed');
+ok(-e "$stat_tmp/quantumdb_train_retry.$postgres_oid", 'a database\'s that exists stay');
+unlink("$stat_tmp/quantumdb_train_retry.$postgres_oid");
 
 # 4. a database that takes no connections (F4): VACUUM in a session opened
 # before still has the index trained
