@@ -26,9 +26,11 @@
  */
 #include "postgres.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "access/xact.h"
+#include "catalog/catalog.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/fd.h"
@@ -99,6 +101,41 @@ database_exists(Oid db)
 	return exists;
 }
 
+/*
+ * Whether database db still has its directory, in its default tablespace
+ * (base/<db>) or another (pg_tblspc/<tablespace>/<version>/<db>): what an
+ * exit callback can ask, where no transaction may start to read
+ * pg_database.  DROP DATABASE removes them.  Before, a worker terminated
+ * handed its place to a note of a database dropped since, and the worker
+ * it started there died at its connection ("database N does not exist"),
+ * again at each such exit, while a database really waiting got none
+ * (session 66's hunt, /work/runs/hunt-s66b.md F1).
+ */
+static bool
+database_dir_exists(Oid db)
+{
+	char		path[MAXPGPATH];
+	struct stat st;
+	DIR		   *dir;
+	struct dirent *de;
+	bool		found;
+
+	snprintf(path, sizeof(path), "base/%u", db);
+	found = stat(path, &st) == 0;
+	dir = found ? NULL : AllocateDir("pg_tblspc");
+	while (!found && dir != NULL && (de = ReadDir(dir, "pg_tblspc")) != NULL)
+	{
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "pg_tblspc/%s/%s/%u", de->d_name,
+				 TABLESPACE_VERSION_DIRECTORY, db);
+		found = stat(path, &st) == 0;
+	}
+	if (dir != NULL)
+		FreeDir(dir);
+	return found;
+}
+
 /* notes read per hand-off, at most */
 #define MAX_NOTES 32
 
@@ -160,9 +197,8 @@ QdbDropNotesOfGoneDatabases(void)
  * With no transaction open, once this worker's place is free: claims the
  * first note of another database and starts a train worker there for its
  * index; true if one was started.  Notes of databases dropped since are
- * removed on the way when check_db (not from an exit callback, where no
- * transaction may start: a worker started in a database dropped since
- * ends at its connection).  A note goes only when a worker of its own
+ * removed on the way: asked of pg_database when check_db, else (from an
+ * exit callback, where no transaction may start) of the data directory.  A note goes only when a worker of its own
  * database takes it (QdbTrainHandOffTake).  The directory is read first
  * and closed: a transaction's end closes what is left open.  A launch
  * that finds no worker slot leaves the note, with a LOG line.
@@ -192,7 +228,8 @@ QdbTrainHandOff(bool check_db)
 		char	   *path = note_path(dbs[i]);
 		Oid			indexoid = read_note(path);
 
-		if (!OidIsValid(indexoid) || (check_db && !database_exists(dbs[i])))
+		if (!OidIsValid(indexoid) ||
+			!(check_db ? database_exists(dbs[i]) : database_dir_exists(dbs[i])))
 		{
 			unlink(path);		/* gone, unreadable, or its database is gone */
 			pfree(path);
