@@ -267,6 +267,7 @@ quantumdb_calibrate_worker_main(Datum arg)
 	List	   *queue;
 	ListCell   *lc;
 	MemoryContext keep;
+	bool		looked_again = false;
 
 	wc.doing = "calibrating";
 	wc.why = " again after VACUUMs changed its size or replaced its rows";
@@ -308,16 +309,26 @@ quantumdb_calibrate_worker_main(Datum arg)
 	{
 		MemoryContext old;
 
+		CHECK_FOR_INTERRUPTS();
 		if (queue == NIL)
 		{
 			old = MemoryContextSwitchTo(keep);
 			queue = QdbCalibrationQueueTake();
 			MemoryContextSwitchTo(old);
 		}
-		if (queue == NIL && another_round())
+		/*
+		 * once for each time the queue was found empty: a note that cannot
+		 * be claimed (its file not renamed) does not keep it looking
+		 * (session 66's review, /work/runs/review-s66.md R5)
+		 */
+		if (queue == NIL && !looked_again && another_round())
+		{
+			looked_again = true;
 			continue;
+		}
 		if (queue == NIL)
 			break;
+		looked_again = false;
 		unmeasured = queue;
 		foreach(lc, queue)
 		{

@@ -615,21 +615,28 @@ local_model(const char *name, Oid *owner, Oid *source)
 	return model;
 }
 
-/* Sets the source of compressor name, which has none, to relid. */
+/*
+ * Sets the source of compressor name, which has none, to relid and column
+ * (NULL: none), the two together: a row keeps no column without its
+ * table (replicate_compressor; session 66's review,
+ * /work/runs/review-s66.md R3).
+ */
 static void
-set_source(const char *name, Oid relid)
+set_source(const char *name, Oid relid, const char *column)
 {
-	Oid			argtypes[2] = {TEXTOID, OIDOID};
-	Datum		values[2];
+	Oid			argtypes[3] = {TEXTOID, OIDOID, NAMEOID};
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', column ? ' ' : 'n'};
 	QdbCatalogAccess a;
 
 	values[0] = CStringGetTextDatum(name);
 	values[1] = ObjectIdGetDatum(relid);
+	values[2] = column ? DirectFunctionCall1(namein, CStringGetDatum(column)) : (Datum) 0;
 	QdbCatalogBegin(&a);
 	if (SPI_execute_with_args("UPDATE quantumdb.compressors "
-							  "SET source = $2::pg_catalog.regclass "
+							  "SET source = $2::pg_catalog.regclass, source_column = $3 "
 							  "WHERE name OPERATOR(pg_catalog.=) $1 AND source IS NULL",
-							  2, argtypes, values, NULL, false, 0) != SPI_OK_UPDATE)
+							  3, argtypes, values, nulls, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not set the source of compressor \"%s\"", name);
 	QdbCatalogEnd(&a);
 }
@@ -730,11 +737,11 @@ quantumdb_replicate_compressor(PG_FUNCTION_ARGS)
 		if (!OidIsValid(have_source) && !PG_ARGISNULL(7) &&
 			has_privs_of_role(GetUserId(), owner))
 		{
-			Oid			source = source_here(PG_GETARG_TEXT_PP(7), PG_ARGISNULL(8) ? NULL :
-											 NameStr(*PG_GETARG_NAME(8)));
+			const char *column = PG_ARGISNULL(8) ? NULL : NameStr(*PG_GETARG_NAME(8));
+			Oid			source = source_here(PG_GETARG_TEXT_PP(7), column);
 
 			if (OidIsValid(source))
-				set_source(name, source);
+				set_source(name, source, column);
 		}
 		PG_RETURN_BOOL(false);
 	}

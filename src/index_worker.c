@@ -20,6 +20,7 @@
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
 #include "tcop/tcopprot.h"
+#include "utils/backend_status.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -115,6 +116,19 @@ QdbIndexWorkerStart(QdbIndexWorkerContext *wc, ErrorContextCallback *errcb,
 	 */
 	SetConfigOption("session_authorization", GetUserNameFromId(BOOTSTRAP_SUPERUSERID, false),
 					PGC_SUSET, PGC_S_OVERRIDE);
+	/*
+	 * and pg_stat_activity, which took the user at the connection, shows
+	 * that one: the role the setting named saw the worker as its own
+	 * (session 66's review, /work/runs/review-s66.md R7)
+	 */
+	if (MyBEEntry != NULL)
+	{
+		volatile PgBackendStatus *be = MyBEEntry;
+
+		PGSTAT_BEGIN_WRITE_ACTIVITY(be);
+		be->st_userid = GetSessionUserId();
+		PGSTAT_END_WRITE_ACTIVITY(be);
+	}
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, activity);
 	relname = get_rel_name(indexoid);

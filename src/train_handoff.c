@@ -150,22 +150,22 @@ static const char *const note_prefixes[] = {
 
 /*
  * With no transaction open: removes the notes of databases dropped since
- * they were written, MAX_NOTES databases' at most per call (the rest at
- * the next).  Before, a dropped database's retry notes stayed in
- * pg_stat_tmp for good (session 65's hunt, /work/runs/hunt-s65a.md F6),
+ * they were written, every one of them, in a transaction of its own (the
+ * catalog read for each).  Before, a dropped database's retry notes stayed
+ * in pg_stat_tmp for good (session 65's hunt, /work/runs/hunt-s65a.md F6),
  * and its OID, once taken by a new database, gave that one its retry
- * waits.
+ * waits.  A claimed queue ("<note>.<pid>") or a temporary file
+ * ("<note>.<pid>.tmp") does not match.
  */
 void
 QdbDropNotesOfGoneDatabases(void)
 {
-	DIR		   *dir = AllocateDir(PG_STAT_TMP_DIR);
+	DIR		   *dir;
 	struct dirent *de;
-	char	   *names[MAX_NOTES];
-	Oid			dbs[MAX_NOTES];
-	int			n = 0;
 
-	while (n < MAX_NOTES && dir != NULL && (de = ReadDir(dir, PG_STAT_TMP_DIR)) != NULL)
+	StartTransactionCommand();
+	dir = AllocateDir(PG_STAT_TMP_DIR);
+	while (dir != NULL && (de = ReadDir(dir, PG_STAT_TMP_DIR)) != NULL)
 	{
 		for (int k = 0; k < lengthof(note_prefixes); k++)
 		{
@@ -175,22 +175,20 @@ QdbDropNotesOfGoneDatabases(void)
 
 			if (strncmp(de->d_name, note_prefixes[k], len) == 0 &&
 				sscanf(de->d_name + len, "%u%n", &db, &used) == 1 &&
-				de->d_name[len + used] == '\0' && db != MyDatabaseId)
+				de->d_name[len + used] == '\0' && db != MyDatabaseId &&
+				!SearchSysCacheExists1(DATABASEOID, ObjectIdGetDatum(db)))
 			{
-				names[n] = psprintf("%s/%s", PG_STAT_TMP_DIR, de->d_name);
-				dbs[n++] = db;
+				char	   *path = psprintf("%s/%s", PG_STAT_TMP_DIR, de->d_name);
+
+				unlink(path);
+				pfree(path);
 				break;
 			}
 		}
 	}
 	if (dir != NULL)
 		FreeDir(dir);
-	for (int i = 0; i < n; i++)
-	{
-		if (!database_exists(dbs[i]))
-			unlink(names[i]);
-		pfree(names[i]);
-	}
+	CommitTransactionCommand();
 }
 
 /*

@@ -386,13 +386,15 @@ cmd_eval(CliArgs *a)
 				ngt, kgt, nq);
 		return 1;
 	}
-	for (size_t i = 0; i < nq * kgt; i++)
-		if (gt[i] < 0 || (size_t) gt[i] >= nb)
-		{
-			fprintf(stderr, "qdb-train: the ground truth names row %d, but the base has %zu rows: "
-					"it was computed on another base\n", gt[i], nb);
-			return 1;
-		}
+	/* the 10 neighbours recall reads; a negative id is none (padding) */
+	for (size_t q = 0; q < nq; q++)
+		for (int j = 0; j < 10; j++)
+			if (gt[q * kgt + j] >= 0 && (size_t) gt[q * kgt + j] >= nb)
+			{
+				fprintf(stderr, "qdb-train: the ground truth names row %d, but the base has %zu rows: "
+						"it was computed on another base\n", gt[q * kgt + j], nb);
+				return 1;
+			}
 	codes = malloc(nb * qdb_code_size(&m));
 	table = malloc(qdb_table_floats(&m) * sizeof(float));
 	/* a query's table, as built before and after qdb_model_prepare */

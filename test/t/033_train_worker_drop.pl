@@ -340,10 +340,10 @@ ok($node->poll_query_until('ndb', qq{SELECT bool_and(t > '$taken') FROM (
 # 8. a calibration worker terminated while it works through the indexes
 # others noted notes them again, and the database's next worker measures
 # them (session 65's third review, /work/runs/review-s65c.md K5: they were
-# lost).  The worker is held on c1 by a LOCK queued behind c1's own VACUUM
-# (a lock asked for behind a waiting one waits too), c2 and c3 are noted
-# meanwhile, and c2 is locked before c1 is let go, so that the worker waits
-# there with c3 taken and not measured.
+# lost).  c2 and c3 are noted (the queue file written as a worker writes
+# it) and locked; c1's VACUUM starts the worker, which measures c1, takes
+# the notes and waits for the first of them, with the other taken and not
+# measured.
 for my $i (1 .. 4)
 {
 	$node->safe_psql('ndb', qq{
@@ -353,39 +353,27 @@ for my $i (1 .. 4)
 	});
 }
 $taken = $node->safe_psql('ndb', q{SELECT max(taken_at) FROM quantumdb.calibration('c2_idx')});
-my $hold = $node->background_psql('ndb');
-$hold->query_safe('BEGIN; LOCK TABLE c1 IN SHARE UPDATE EXCLUSIVE MODE');
-my $vac = $node->background_psql('ndb');
-$vac->query_until(qr/started/, qq{\\echo started\nVACUUM c1;\n});
-my $lock1 = $node->background_psql('ndb');
-$lock1->query_until(qr/started/, qq{\\echo started\nBEGIN;\nLOCK TABLE c1 IN ACCESS EXCLUSIVE MODE;\n});
-$node->poll_query_until('ndb', q{SELECT count(*) = 2 FROM pg_locks WHERE relation = 'c1'::regclass AND NOT granted})
-	or die 'the VACUUM and the LOCK do not wait';
-$hold->query_safe('COMMIT');
-sub calibrate_worker_waits_for
-{
-	my ($t) = @_;
-	return $node->poll_query_until('ndb', qq{SELECT count(*) = 1 FROM pg_locks l
-		JOIN pg_stat_activity a USING (pid)
-		WHERE a.backend_type = 'quantumdb calibrate' AND l.relation = '$t'::regclass AND NOT l.granted});
-}
-ok(calibrate_worker_waits_for('c1'), 'the calibration worker waits for c1');
-$node->safe_psql('ndb', 'VACUUM c2, c3');
 my $queue = $node->safe_psql('ndb', q{SELECT 'pg_stat_tmp/quantumdb_calibrate_waiting.' || oid FROM pg_database WHERE datname = 'ndb'});
-$node->poll_query_until('ndb', qq{SELECT pg_read_file('$queue', 0, 100, true) ~ '\\n.*\\n'})
-	or die 'c2 and c3 are not noted';
-my $lock2 = $node->background_psql('ndb');
-$lock2->query_safe('BEGIN; LOCK TABLE c2 IN ACCESS EXCLUSIVE MODE');
-$lock1->query_safe('COMMIT');
-ok(calibrate_worker_waits_for('c2'), 'the calibration worker took the notes and waits for c2');
+my $c23 = $node->safe_psql('ndb', q{SELECT 'c2_idx'::regclass::oid || E'\n' || 'c3_idx'::regclass::oid});
+open(my $qf, '>', $node->data_dir . "/$queue") or die "$queue: $!";
+print $qf "$c23\n";
+close($qf);
+my $lock23 = $node->background_psql('ndb');
+$lock23->query_safe('BEGIN; LOCK TABLE c2, c3 IN ACCESS EXCLUSIVE MODE');
+$node->safe_psql('ndb', 'VACUUM c1');
+ok($node->poll_query_until('ndb', q{SELECT count(*) = 1 FROM pg_locks l
+	JOIN pg_stat_activity a USING (pid)
+	WHERE a.backend_type = 'quantumdb calibrate' AND l.relation IN ('c2'::regclass, 'c3'::regclass)
+		AND NOT l.granted}),
+	'the calibration worker took the notes and waits for the first');
 $node->safe_psql('postgres', q{SELECT pg_terminate_backend(pid) FROM pg_stat_activity
 	WHERE backend_type = 'quantumdb calibrate'});
 $node->poll_query_until('postgres', q{SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'quantumdb calibrate'});
 my $noted = $node->safe_psql('ndb', qq{SELECT array_agg(o::oid::regclass ORDER BY o::oid::regclass::text)
 	FROM regexp_split_to_table(trim(pg_read_file('$queue', 0, 100, true), E'\\n'), E'\\n') AS o});
 is($noted, '{c2_idx,c3_idx}', 'the terminated worker noted again the indexes it had taken and not measured');
-$lock2->query_safe('COMMIT');
-$_->quit for ($hold, $vac, $lock1, $lock2);
+$lock23->query_safe('COMMIT');
+$lock23->quit;
 $node->safe_psql('ndb', 'VACUUM c4');
 ok($node->poll_query_until('ndb', qq{SELECT bool_and(t > '$taken') FROM (
 	SELECT (SELECT max(taken_at) FROM quantumdb.calibration(i)) t
