@@ -503,8 +503,22 @@ retrain_cleanup(IndexVacuumInfo *info, double nodes)
 	heap = table_open(index->rd_index->indrelid, NoLock);
 	leftover = QdbTrainLeftover(heap, index);
 	table_close(heap, NoLock);
-	if (OidIsValid(leftover) || !QdbTrainRetryNow(index, &until, &failures) ||
-		!QdbLaunchTrainWorker(index))
+	/* a leftover is named by qdbvacuumcleanup (leftover_report) */
+	if (OidIsValid(leftover))
+		return false;
+	if (!QdbTrainRetryNow(index, &until, &failures))
+	{
+		/* said, as for an index without a compressor (session 66's hunt F1) */
+		ereport(IsAutoVacuumWorkerProcess() ? DEBUG1 : NOTICE,
+				(errmsg("index \"%s\" is to have its compressor trained again, but not yet",
+						RelationGetRelationName(index)),
+				 errdetail("A background worker's training of it failed %d time%s in a row: no VACUUM starts another before %s (quantumdb.train_retry_delay).",
+						   failures, failures == 1 ? "" : "s", timestamptz_to_str(until)),
+				 errhint("REINDEX INDEX CONCURRENTLY %s; trains it now.",
+						 QdbRelationSqlName(index))));
+		return false;
+	}
+	if (!QdbLaunchTrainWorker(index))
 		return false;
 	ereport(IsAutoVacuumWorkerProcess() ? LOG : NOTICE,
 			((meta.build_flags & QDB_BUILT_SMALL_SAMPLE) ?
@@ -747,6 +761,45 @@ count_live_nodes(Relation index, BufferAccessStrategy strategy)
 	return n;
 }
 
+/*
+ * VACUUM of a valid index with a compressor: names an index a REINDEX
+ * CONCURRENTLY of it left (its copy, or the old index after the swap; not
+ * valid), which takes every insert once it got that far and keeps the
+ * train worker from training the index again.  Before, only an index
+ * without a compressor was told: one marked to be trained again kept its
+ * compressor for good, its VACUUMs silent, and a copy left beside an index
+ * trained since by hand, or an old index left after the swap, was never
+ * named (session 66's hunt, /work/runs/hunt-s66d.md F1, F4).
+ */
+static void
+leftover_report(IndexVacuumInfo *info)
+{
+	Relation	index = info->index;
+	Relation	heap;
+	Oid			leftover;
+	QdbMetaPageData meta;
+
+	if (!index->rd_index->indisvalid)
+		return;
+	/* VACUUM holds the table's lock */
+	heap = table_open(index->rd_index->indrelid, NoLock);
+	leftover = QdbTrainLeftover(heap, index);
+	table_close(heap, NoLock);
+	if (!OidIsValid(leftover))
+		return;
+	QdbReadMeta(index, &meta);
+	ereport(IsAutoVacuumWorkerProcess() ? WARNING : NOTICE,
+			(errmsg("index \"%s\" of index \"%s\" is left of a REINDEX CONCURRENTLY that did not finish",
+					get_rel_name(leftover), RelationGetRelationName(index)),
+			 (meta.build_flags & QDB_BUILT_RETRAIN) && QdbTrainAfterRows(index) > 0 ?
+			 errdetail("It is not valid: %s; no background worker trains index \"%s\" again while it is there.",
+					   QdbLeftoverCost(leftover), RelationGetRelationName(index)) :
+			 errdetail("It is not valid: %s.", QdbLeftoverCost(leftover)),
+			 errhint("DROP INDEX CONCURRENTLY %s;",
+					 quote_qualified_identifier(get_namespace_name(get_rel_namespace(leftover)),
+												get_rel_name(leftover)))));
+}
+
 IndexBulkDeleteResult *
 qdbvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 {
@@ -771,6 +824,7 @@ qdbvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 	 * towards it (rows replaced by others keep the count of nodes).
 	 */
 	QdbAddCalibrationRemoved(index, stats->tuples_removed);
+	leftover_report(info);
 	{
 		QdbCalibration cal;
 

@@ -270,8 +270,48 @@ copies_of(Relation heap, const char *name, Oid like, List *skip, bool any_state)
 }
 
 /*
+ * An index of index's table that a REINDEX CONCURRENTLY of it left after
+ * its swap (the old index, named index_name_ccold, then digits when that
+ * was taken), not valid: a kill, a server stop or a promotion between the
+ * swap and its drop leaves it, taking every insert until it goes (session
+ * 66's hunt, /work/runs/hunt-s66d.md F4).  InvalidOid if none.  Only a
+ * name not cut short is matched.
+ */
+static Oid
+old_leftover(Relation heap, Relation index)
+{
+	List	   *all = copies_of(heap, NULL, InvalidOid, list_make1_oid(RelationGetRelid(index)), true);
+	const char *name = RelationGetRelationName(index);
+	size_t		n = strlen(name);
+	ListCell   *lc;
+
+	foreach(lc, all)
+	{
+		Oid			oid = lfirst_oid(lc);
+		char	   *relname = get_rel_name(oid);
+		HeapTuple	tup;
+		bool		valid = true;
+
+		if (relname == NULL || strncmp(relname, name, n) != 0 ||
+			strncmp(relname + n, "_ccold", 6) != 0 ||
+			strspn(relname + n + 6, "0123456789") != strlen(relname + n + 6))
+			continue;
+		tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(oid));
+		if (HeapTupleIsValid(tup))
+		{
+			valid = ((Form_pg_index) GETSTRUCT(tup))->indisvalid;
+			ReleaseSysCache(tup);
+		}
+		if (!valid)
+			return oid;
+	}
+	return InvalidOid;
+}
+
+/*
  * The OID of an index of index's table left by a REINDEX CONCURRENTLY of it
- * that did not finish (named as its copy, not valid), InvalidOid if none:
+ * that did not finish (named as its copy, or as the old index after the
+ * swap; not valid), InvalidOid if none:
  * no worker trains index while one is there (see the top).
  */
 Oid
@@ -280,7 +320,7 @@ QdbTrainLeftover(Relation heap, Relation index)
 	List	   *left = copies_of(heap, RelationGetRelationName(index), RelationGetRelid(index),
 								 list_make1_oid(RelationGetRelid(index)), false);
 
-	return left != NIL ? linitial_oid(left) : InvalidOid;
+	return left != NIL ? linitial_oid(left) : old_leftover(heap, index);
 }
 
 /*
@@ -1232,7 +1272,8 @@ quantumdb_train_worker_main(Datum arg)
 
 	wc.doing = "training a compressor for";
 	wc.why = " (REINDEX INDEX CONCURRENTLY) in a background worker";
-	wc.retry = "; a later VACUUM that finds the table large enough tries again (quantumdb.train_retry_delay)";
+	/* one ended mid-REINDEX may leave a copy, which VACUUM names (session 66's hunt F6) */
+	wc.retry = "; a later VACUUM that finds the table large enough tries again (quantumdb.train_retry_delay), once any copy of the index it left (..._ccnew, ..._ccold) is dropped";
 	QdbIndexWorkerStart(&wc, &errcb, indexoid, "quantumdb train");
 	/*
 	 * A statement that waits for the REINDEX's lock while the REINDEX waits

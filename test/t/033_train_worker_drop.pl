@@ -380,6 +380,31 @@ ok($node->poll_query_until('ndb', qq{SELECT bool_and(t > '$taken') FROM (
 	FROM unnest(ARRAY['c2_idx', 'c3_idx']::regclass[]) i) s}),
 	'the next calibration worker of the database measures them');
 
+# 9. a VACUUM of an index with a compressor names a copy a REINDEX
+# CONCURRENTLY of it left (session 66's hunt, /work/runs/hunt-s66d.md F1,
+# F4: only an index without one was told, so one marked to be trained again
+# kept its compressor for good, its VACUUMs silent).  The REINDEX is
+# terminated while it waits for an older snapshot.
+$node->safe_psql('ndb', 'CREATE INDEX c4_copy_idx ON c4 USING quantumdb (emb real_l2_ops) WITH (m = 8)');
+my $old_snapshot = $node->background_psql('ndb');
+$old_snapshot->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1');
+my $reindex = $node->background_psql('ndb', on_error_stop => 0);
+$reindex->query_until(qr/started/, qq{\\echo started\nREINDEX INDEX CONCURRENTLY c4_copy_idx;\n});
+$node->poll_query_until('ndb', q{SELECT count(*) = 1 FROM pg_stat_progress_create_index
+	WHERE phase = 'waiting for old snapshots'}) or die 'the REINDEX does not wait';
+$node->safe_psql('ndb', q{SELECT pg_terminate_backend(pid) FROM pg_stat_progress_create_index});
+$old_snapshot->query_safe('COMMIT');
+$old_snapshot->quit;
+# its psql ended with its connection
+eval { $reindex->quit; };
+$node->poll_query_until('ndb', q{SELECT count(*) = 1 FROM pg_class WHERE relname = 'c4_copy_idx_ccnew'})
+	or die 'no copy left';
+my ($vacuum_out, $vacuum_err);
+$node->psql('ndb', 'VACUUM c4', stdout => \$vacuum_out, stderr => \$vacuum_err);
+like($vacuum_err, qr/NOTICE:  index "c4_copy_idx_ccnew" of index "c4_copy_idx" is left of a REINDEX CONCURRENTLY that did not finish/,
+	'VACUUM names the copy a REINDEX CONCURRENTLY of an index with a compressor left');
+like($vacuum_err, qr/HINT:  DROP INDEX CONCURRENTLY public\.c4_copy_idx_ccnew;/, 'and says how to drop it');
+
 ok(!$node->log_contains(qr/terminated by signal|TRAP:|could not find tuple for opclass|cache lookup failed/),
 	'no crash, no dangling operator class');
 $node->stop;
