@@ -309,7 +309,6 @@ quantumdb_calibrate_worker_main(Datum arg)
 	{
 		MemoryContext old;
 
-		CHECK_FOR_INTERRUPTS();
 		if (queue == NIL)
 		{
 			old = MemoryContextSwitchTo(keep);
@@ -324,6 +323,8 @@ quantumdb_calibrate_worker_main(Datum arg)
 		if (queue == NIL && !looked_again && another_round())
 		{
 			looked_again = true;
+			/* a cancel here leaves what it did not take noted (session 66's review S6) */
+			CHECK_FOR_INTERRUPTS();
 			continue;
 		}
 		if (queue == NIL)

@@ -789,8 +789,8 @@ leftover_report(IndexVacuumInfo *info)
 		return;
 	QdbReadMeta(index, &meta);
 	ereport(IsAutoVacuumWorkerProcess() ? WARNING : NOTICE,
-			(errmsg("index \"%s\" of index \"%s\" is left of a REINDEX CONCURRENTLY that did not finish",
-					get_rel_name(leftover), RelationGetRelationName(index)),
+			(errmsg("a REINDEX CONCURRENTLY of index \"%s\" that did not finish left index \"%s\"",
+					RelationGetRelationName(index), get_rel_name(leftover)),
 			 (meta.build_flags & QDB_BUILT_RETRAIN) && QdbTrainAfterRows(index) > 0 ?
 			 errdetail("It is not valid: %s; no background worker trains index \"%s\" again while it is there.",
 					   QdbLeftoverCost(leftover), RelationGetRelationName(index)) :

@@ -150,8 +150,8 @@ static const char *const note_prefixes[] = {
 
 /*
  * With no transaction open: removes the notes of databases dropped since
- * they were written, every one of them, in a transaction of its own (the
- * catalog read for each).  Before, a dropped database's retry notes stayed
+ * they were written, every one of them, in one transaction of its own
+ * (the catalog read for each note).  Before, a dropped database's retry notes stayed
  * in pg_stat_tmp for good (session 65's hunt, /work/runs/hunt-s65a.md F6),
  * and its OID, once taken by a new database, gave that one its retry
  * waits.  A claimed queue ("<note>.<pid>") or a temporary file

@@ -275,7 +275,8 @@ copies_of(Relation heap, const char *name, Oid like, List *skip, bool any_state)
  * was taken), not valid: a kill, a server stop or a promotion between the
  * swap and its drop leaves it, taking every insert until it goes (session
  * 66's hunt, /work/runs/hunt-s66d.md F4).  InvalidOid if none.  Only a
- * name not cut short is matched.
+ * name not cut short is matched (an index name of 57 bytes or more gets
+ * a shortened one), and only an index defined as index is.
  */
 static Oid
 old_leftover(Relation heap, Relation index)
@@ -302,7 +303,8 @@ old_leftover(Relation heap, Relation index)
 			valid = ((Form_pg_index) GETSTRUCT(tup))->indisvalid;
 			ReleaseSysCache(tup);
 		}
-		if (!valid)
+		/* and indexing what index does: not a user's index named so (session 66's review S2) */
+		if (!valid && same_definition(oid, RelationGetRelid(index)))
 			return oid;
 	}
 	return InvalidOid;
@@ -340,8 +342,9 @@ QdbLeftoverCost(Oid leftover)
 		ready = ((Form_pg_index) GETSTRUCT(tup))->indisready;
 		ReleaseSysCache(tup);
 	}
+	/* a copy whose build stopped early, or an old index marked dead (session 66's review S1) */
 	return ready ? "it serves no query and takes every insert" :
-		"its build stopped before it took inserts, and it serves no query";
+		"it serves no query and takes no insert";
 }
 
 /*
@@ -1002,7 +1005,7 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 	if (OidIsValid(leftover))
 	{
 		ereport(WARNING,
-				(errmsg("index \"%s\" has no compressor, and is not trained while index \"%s\" is left of a REINDEX CONCURRENTLY of it",
+				(errmsg("index \"%s\" is not trained while index \"%s\" is left of a REINDEX CONCURRENTLY of it",
 						RelationGetRelationName(index), get_rel_name(leftover)),
 				 errdetail("That index is not valid: %s.", QdbLeftoverCost(leftover)),
 				 errhint("DROP INDEX CONCURRENTLY %s;",

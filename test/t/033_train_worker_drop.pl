@@ -353,13 +353,15 @@ for my $i (1 .. 4)
 	});
 }
 $taken = $node->safe_psql('ndb', q{SELECT max(taken_at) FROM quantumdb.calibration('c2_idx')});
+$node->poll_query_until('postgres', q{SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'quantumdb calibrate'})
+	or die 'a calibration worker of section 7 is still there';
+my $lock23 = $node->background_psql('ndb');
+$lock23->query_safe('BEGIN; LOCK TABLE c2, c3 IN ACCESS EXCLUSIVE MODE');
 my $queue = $node->safe_psql('ndb', q{SELECT 'pg_stat_tmp/quantumdb_calibrate_waiting.' || oid FROM pg_database WHERE datname = 'ndb'});
 my $c23 = $node->safe_psql('ndb', q{SELECT 'c2_idx'::regclass::oid || E'\n' || 'c3_idx'::regclass::oid});
 open(my $qf, '>', $node->data_dir . "/$queue") or die "$queue: $!";
 print $qf "$c23\n";
 close($qf);
-my $lock23 = $node->background_psql('ndb');
-$lock23->query_safe('BEGIN; LOCK TABLE c2, c3 IN ACCESS EXCLUSIVE MODE');
 $node->safe_psql('ndb', 'VACUUM c1');
 ok($node->poll_query_until('ndb', q{SELECT count(*) = 1 FROM pg_locks l
 	JOIN pg_stat_activity a USING (pid)
@@ -401,7 +403,7 @@ $node->poll_query_until('ndb', q{SELECT count(*) = 1 FROM pg_class WHERE relname
 	or die 'no copy left';
 my ($vacuum_out, $vacuum_err);
 $node->psql('ndb', 'VACUUM c4', stdout => \$vacuum_out, stderr => \$vacuum_err);
-like($vacuum_err, qr/NOTICE:  index "c4_copy_idx_ccnew" of index "c4_copy_idx" is left of a REINDEX CONCURRENTLY that did not finish/,
+like($vacuum_err, qr/NOTICE:  a REINDEX CONCURRENTLY of index "c4_copy_idx" that did not finish left index "c4_copy_idx_ccnew"/,
 	'VACUUM names the copy a REINDEX CONCURRENTLY of an index with a compressor left');
 like($vacuum_err, qr/HINT:  DROP INDEX CONCURRENTLY public\.c4_copy_idx_ccnew;/, 'and says how to drop it');
 
