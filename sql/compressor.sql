@@ -205,8 +205,12 @@ SELECT quantumdb.train('x', 'nope', 'embedding');
 \echo :LAST_ERROR_SQLSTATE
 SELECT quantumdb.train(NULL, 'glove', 'embedding');
 \echo :LAST_ERROR_SQLSTATE
+-- a taken name fails before any work: no NOTICE of a training first
+-- (session 66's hunt, /work/runs/hunt-s66c.md F1)
+SET client_min_messages = notice;
 SELECT quantumdb.train('g_opq', 'glove', 'embedding');
 \echo :LAST_ERROR_SQLSTATE
+SET client_min_messages = warning;
 SELECT quantumdb.train('x', 'small', 'v', subvectors => 16);
 \echo :LAST_ERROR_SQLSTATE
 -- subvectors left out: one per dimension when there are fewer than 16
