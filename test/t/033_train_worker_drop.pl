@@ -407,6 +407,27 @@ like($vacuum_err, qr/NOTICE:  a REINDEX CONCURRENTLY of index "c4_copy_idx" that
 	'VACUUM names the copy a REINDEX CONCURRENTLY of an index with a compressor left');
 like($vacuum_err, qr/HINT:  DROP INDEX CONCURRENTLY public\.c4_copy_idx_ccnew;/, 'and says how to drop it');
 
+# 10. so does it the old index the swap left (..._ccold): the REINDEX is
+# terminated while it waits for a reader of the table before it marks the
+# old index dead (a READ COMMITTED transaction holds its lock, no snapshot)
+$node->safe_psql('ndb', 'DROP INDEX CONCURRENTLY c4_copy_idx_ccnew');
+my $reader_lock = $node->background_psql('ndb');
+$reader_lock->query_safe('BEGIN; SELECT count(*) FROM c4');
+$reindex = $node->background_psql('ndb', on_error_stop => 0);
+$reindex->query_until(qr/started/, qq{\\echo started\nREINDEX INDEX CONCURRENTLY c4_copy_idx;\n});
+$node->poll_query_until('ndb', q{SELECT count(*) = 1 FROM pg_stat_progress_create_index
+	WHERE phase = 'waiting for readers before marking dead'}) or die 'the REINDEX does not wait';
+$node->safe_psql('ndb', q{SELECT pg_terminate_backend(pid) FROM pg_stat_progress_create_index});
+$reader_lock->query_safe('COMMIT');
+$reader_lock->quit;
+eval { $reindex->quit; };
+$node->poll_query_until('ndb', q{SELECT count(*) = 1 FROM pg_class WHERE relname = 'c4_copy_idx_ccold'})
+	or die 'no old index left';
+$node->psql('ndb', 'VACUUM c4', stdout => \$vacuum_out, stderr => \$vacuum_err);
+like($vacuum_err, qr/NOTICE:  a REINDEX CONCURRENTLY of index "c4_copy_idx" that did not finish left index "c4_copy_idx_ccold"/,
+	'VACUUM names the old index the swap left');
+$node->safe_psql('ndb', 'DROP INDEX CONCURRENTLY c4_copy_idx_ccold');
+
 ok(!$node->log_contains(qr/terminated by signal|TRAP:|could not find tuple for opclass|cache lookup failed/),
 	'no crash, no dangling operator class');
 $node->stop;
