@@ -38,17 +38,19 @@ queue_path(void)
 	return psprintf("%s/quantumdb_calibrate_waiting.%u", PG_STAT_TMP_DIR, MyDatabaseId);
 }
 
-/*
- * Whether this worker is the database's calibration worker: a
- * session-level advisory lock of a key SQL's functions cannot name (its
- * last field 4), taken only if free, held until the worker exits.
- */
+/* the lock of the database's calibration worker */
 static void
 alone_tag(LOCKTAG *tag)
 {
 	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, 0x51444243, 0x414c4942, 4);
 }
 
+/*
+ * Whether this worker is the database's calibration worker: a
+ * session-level advisory lock of a key SQL's functions cannot name (its
+ * last field 4), taken only if free, held until the worker exits or
+ * gives it up at the end of its round (QdbCalibrationWorkerLeave).
+ */
 bool
 QdbCalibrationWorkerAlone(void)
 {

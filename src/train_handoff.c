@@ -123,7 +123,7 @@ database_dir_exists(Oid db)
 	snprintf(path, sizeof(path), "base/%u", db);
 	found = stat(path, &st) == 0;
 	dir = found ? NULL : AllocateDir("pg_tblspc");
-	while (!found && dir != NULL && (de = ReadDir(dir, "pg_tblspc")) != NULL)
+	while (!found && dir != NULL && (de = ReadDirExtended(dir, "pg_tblspc", LOG)) != NULL)
 	{
 		if (de->d_name[0] == '.')
 			continue;
@@ -210,7 +210,7 @@ QdbTrainHandOff(bool check_db)
 	int			n = 0;
 	bool		started = false;
 
-	while (n < MAX_NOTES && dir != NULL && (de = ReadDir(dir, PG_STAT_TMP_DIR)) != NULL)
+	while (n < MAX_NOTES && dir != NULL && (de = ReadDirExtended(dir, PG_STAT_TMP_DIR, LOG)) != NULL)
 	{
 		unsigned int db;
 		int			used = 0;
