@@ -457,7 +457,13 @@ untrained_cleanup(IndexVacuumInfo *info, IndexBulkDeleteResult **stats)
 						 "No background worker could start to train one (max_worker_processes); the next VACUUM tries again. Its scans read every row of the table until it has one.",
 						 NULL);
 	else
-		untrained_report(info, level, "",
+		/*
+		 * the worker trains it once the table reaches its threshold: under
+		 * autovacuum nothing to tell at each round (a WARNING per partition
+		 * per round flooded the log, some 3,300 lines a minute; session 66's
+		 * hunt, /work/runs/hunt-s66e.md F3); with the worker off it stays
+		 */
+		untrained_report(info, IsAutoVacuumWorkerProcess() && train_after > 0 ? DEBUG1 : level, "",
 						 psprintf("Its scans read every row of the table until it has one; a REINDEX trains one once 256 of the rows it covers have a vector.%s",
 								  train_after > 0 ? psprintf(" A background worker trains it after a VACUUM that finds %.0f rows (the index option train_after_rows).", train_after) : ""),
 						 NULL);
@@ -832,9 +838,17 @@ qdbvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 			QdbReadCalibrationQuiet(index, &cal) &&
 			QdbCalibrationStale(&cal, stats->num_index_tuples) &&
 			!QdbLaunchCalibrationWorker(index))
+		{
+			/*
+			 * noted for the database's next calibration worker: a table
+			 * nobody writes to again gets no later VACUUM (session 66's
+			 * hunt, /work/runs/hunt-s66e.md F1)
+			 */
+			QdbCalibrationQueueAdd(RelationGetRelid(index));
 			ereport(DEBUG1,
-					(errmsg("index \"%s\": no background worker free to calibrate it again",
+					(errmsg("index \"%s\": no background worker free to calibrate it again; noted for the next calibration worker of the database",
 							RelationGetRelationName(index))));
+		}
 	}
 	/* inserts and repairs can leave a node nobody links to: link it back */
 	{

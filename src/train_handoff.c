@@ -136,8 +136,6 @@ database_dir_exists(Oid db)
 	return found;
 }
 
-/* notes read per hand-off, at most */
-#define MAX_NOTES 32
 
 /*
  * The per-database files of pg_stat_tmp that outlive nothing but their
@@ -206,18 +204,31 @@ QdbTrainHandOff(bool check_db)
 {
 	DIR		   *dir = AllocateDir(PG_STAT_TMP_DIR);
 	struct dirent *de;
-	Oid			dbs[MAX_NOTES];
+	int			cap = 32;
+	Oid		   *dbs = palloc(sizeof(Oid) * cap);
 	int			n = 0;
 	bool		started = false;
 
-	while (n < MAX_NOTES && dir != NULL && (de = ReadDirExtended(dir, PG_STAT_TMP_DIR, LOG)) != NULL)
+	/*
+	 * every note, not the first 32: 32 of dropped databases ahead of a live
+	 * one left it without a worker (session 66's hunt,
+	 * /work/runs/hunt-s66e.md F2)
+	 */
+	while (dir != NULL && (de = ReadDirExtended(dir, PG_STAT_TMP_DIR, LOG)) != NULL)
 	{
 		unsigned int db;
 		int			used = 0;
 
 		if (sscanf(de->d_name, NOTE_PREFIX "%u%n", &db, &used) == 1 &&
 			de->d_name[used] == '\0' && db != MyDatabaseId)
+		{
+			if (n == cap)
+			{
+				cap *= 2;
+				dbs = repalloc(dbs, sizeof(Oid) * cap);
+			}
 			dbs[n++] = db;
+		}
 	}
 	if (dir != NULL)
 		FreeDir(dir);
@@ -248,5 +259,6 @@ QdbTrainHandOff(bool check_db)
 							indexoid, dbs[i])));
 		}
 	}
+	pfree(dbs);
 	return started;
 }

@@ -1194,7 +1194,8 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 
 /*
  * The next index of this database to train, not in tried: a valid one of
- * this access method, without a compressor, whose table (not temporary)
+ * this access method, without a compressor or marked to be trained again
+ * (covering train_after_rows rows), whose table (not temporary)
  * the last VACUUM or ANALYZE counted at its train_after_rows or more;
  * the largest table first.  InvalidOid when none is left.  This is how the
  * indexes whose workers left while this one trained (one at a time) are
@@ -1248,11 +1249,17 @@ next_candidate(List *tried)
 				QdbMetaPageData meta;
 
 				/*
-				 * only indexes without a compressor: a VACUUM that counted the
-				 * rows one trained on too few covers starts its own worker
+				 * indexes without a compressor, and those marked to be trained
+				 * again whose live nodes (the rows they cover) reach the
+				 * threshold too, as retrain_cleanup asks (index_vacuum.c): the
+				 * worker started for one of these by a VACUUM of many
+				 * partitions left while this one trained, and only 52 of 300
+				 * were trained again (session 66's hunt,
+				 * /work/runs/hunt-s66e.md F5)
 				 */
 				QdbReadMeta(index, &meta);
-				if (QdbMetaUntrained(&meta))
+				if (QdbMetaUntrained(&meta) ||
+					(QdbMetaWantsTraining(&meta) && QdbCountLiveNodes(index) >= threshold))
 					found = oid;
 			}
 			relation_close(index, AccessShareLock);
@@ -1293,7 +1300,7 @@ quantumdb_train_worker_main(Datum arg)
 	if (!only_train_worker())
 	{
 		ereport(LOG,
-				(errmsg("another index's compressor is being trained in this database: that worker takes this one next if it has no compressor and still waits then, else the next VACUUM that finds its table large enough starts another")));
+				(errmsg("another index's compressor is being trained in this database: that worker takes this one next if it still wants training then, else the next VACUUM that finds its table large enough starts another")));
 		PopActiveSnapshot();
 		CommitTransactionCommand();
 		proc_exit(0);

@@ -428,6 +428,28 @@ like($vacuum_err, qr/NOTICE:  a REINDEX CONCURRENTLY of index "c4_copy_idx" that
 	'VACUUM names the old index the swap left');
 $node->safe_psql('ndb', 'DROP INDEX CONCURRENTLY c4_copy_idx_ccold');
 
+# 11. the worker that runs takes the other indexes of its database marked
+# to be trained again (a compressor trained on a small sample), not only
+# those without one: the worker a VACUUM started for the other left while
+# it trained, and only 52 of 300 partitions were trained again (session
+# 66's hunt, /work/runs/hunt-s66e.md F5)
+for my $r ('r1', 'r2')
+{
+	$node->safe_psql('ndb', qq{
+		CREATE TABLE $r (id int PRIMARY KEY, emb real[]);
+		CREATE TEMP TABLE more AS SELECT * FROM $r WITH NO DATA;
+		COPY more FROM '$copy';
+		INSERT INTO $r SELECT * FROM more WHERE id < 300;
+		CREATE INDEX ${r}_idx ON $r USING quantumdb (emb real_l2_ops) WITH (train_after_rows = 1000, m = 8);
+		INSERT INTO $r SELECT * FROM more WHERE id >= 300;
+	});
+}
+$offset = -s $node->logfile;
+$node->safe_psql('ndb', 'VACUUM r1, r2');
+ok(wait_log($node, qr/LOG:  index "r1_idx" has a compressor trained again/, $offset)
+	&& wait_log($node, qr/LOG:  index "r2_idx" has a compressor trained again/, $offset),
+	'both indexes marked to be trained again are, by one worker after the other');
+
 ok(!$node->log_contains(qr/terminated by signal|TRAP:|could not find tuple for opclass|cache lookup failed/),
 	'no crash, no dangling operator class');
 $node->stop;
