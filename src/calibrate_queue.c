@@ -82,12 +82,28 @@ QdbCalibrationQueueWaiting(void)
 	return waiting;
 }
 
-/* Notes index as waiting for the database's calibration worker (a LOG line if it cannot). */
+/* the most the queue file holds (some 6,000 notes): a VACUUM that finds no worker slot notes too */
+#define QUEUE_MAX_BYTES 65536
+
+/*
+ * Notes index as waiting for the database's calibration worker (a LOG line
+ * if it cannot); nothing when the file holds QUEUE_MAX_BYTES already:
+ * while worker slots stay taken, each VACUUM appended a line (session 66's
+ * review T4), and the worker takes each index once.
+ */
 void
 QdbCalibrationQueueAdd(Oid indexoid)
 {
 	char	   *path = queue_path();
-	FILE	   *f = AllocateFile(path, "a");
+	struct stat st;
+	FILE	   *f;
+
+	if (stat(path, &st) == 0 && st.st_size >= QUEUE_MAX_BYTES)
+	{
+		pfree(path);
+		return;
+	}
+	f = AllocateFile(path, "a");
 
 	if (f == NULL || fprintf(f, "%u\n", indexoid) < 0 || FreeFile(f) != 0)
 		ereport(LOG,

@@ -1128,7 +1128,18 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 			bool		cancelled = false;
 
 			if (drop_failed_copy(heapoid, indexoid, relname, before, keep, &cancelled))
-				report_result(stmt->relation, &newnode, true, retrain, &trained);
+			{
+				Oid			now = report_result(stmt->relation, &newnode, true, retrain, &trained);
+
+				/* not taken again in this round (session 66's review T2) */
+				if (OidIsValid(now))
+				{
+					MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+					*tried = lappend_oid(*tried, now);
+					MemoryContextSwitchTo(old);
+				}
+			}
 			swapped = trained;
 			if (cancelled)
 				go_on = false;
@@ -1174,14 +1185,15 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 
 		QdbTrainRetryNote(indexoid, filenode, false, &next);
+		/* the new index is not taken again in this round (session 66's review T2) */
+		if (OidIsValid(now))
+			*tried = lappend_oid(*tried, now);
 		if (OidIsValid(now) && !trained)
 		{
 			/*
-			 * Still without one: not taken again in this round, and a failure
-			 * for the back-off (else every VACUUM of a table of a few
-			 * distinct vectors would rebuild it)
+			 * Still without one: a failure for the back-off (else every
+			 * VACUUM of a table of a few distinct vectors would rebuild it)
 			 */
-			*tried = lappend_oid(*tried, now);
 			QdbTrainRetryNote(now, newnode, true, &next);
 		}
 		MemoryContextSwitchTo(old);
@@ -1209,7 +1221,7 @@ next_candidate(List *tried)
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	SPI_connect();
-	if (SPI_execute("SELECT i.indexrelid, t.reltuples FROM pg_catalog.pg_index i "
+	if (SPI_execute("SELECT i.indexrelid, t.reltuples, c.reltuples FROM pg_catalog.pg_index i "
 					"JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.indexrelid "
 					"JOIN pg_catalog.pg_am a ON a.oid OPERATOR(pg_catalog.=) c.relam "
 					"JOIN pg_catalog.pg_class t ON t.oid OPERATOR(pg_catalog.=) i.indrelid "
@@ -1226,6 +1238,9 @@ next_candidate(List *tried)
 															   SPI_tuptable->tupdesc, 1, &isnull));
 			float4		reltuples = DatumGetFloat4(SPI_getbinval(SPI_tuptable->vals[r],
 																 SPI_tuptable->tupdesc, 2, &isnull));
+			/* the index's entries as the last VACUUM counted them (its live nodes) */
+			float4		entries = DatumGetFloat4(SPI_getbinval(SPI_tuptable->vals[r],
+															   SPI_tuptable->tupdesc, 3, &isnull));
 			Relation	index;
 			double		threshold;
 
@@ -1250,7 +1265,8 @@ next_candidate(List *tried)
 
 				/*
 				 * indexes without a compressor, and those marked to be trained
-				 * again whose live nodes (the rows they cover) reach the
+				 * again whose live nodes (the rows they cover, as the last
+				 * VACUUM counted them: not read here, review T1) reach the
 				 * threshold too, as retrain_cleanup asks (index_vacuum.c): the
 				 * worker started for one of these by a VACUUM of many
 				 * partitions left while this one trained, and only 52 of 300
@@ -1259,7 +1275,7 @@ next_candidate(List *tried)
 				 */
 				QdbReadMeta(index, &meta);
 				if (QdbMetaUntrained(&meta) ||
-					(QdbMetaWantsTraining(&meta) && QdbCountLiveNodes(index) >= threshold))
+					(QdbMetaWantsTraining(&meta) && entries >= threshold))
 					found = oid;
 			}
 			relation_close(index, AccessShareLock);
@@ -1338,7 +1354,10 @@ quantumdb_train_worker_main(Datum arg)
 			break;
 		CHECK_FOR_INTERRUPTS();
 		indexoid = next_candidate(tried);
-		/* the noted index last: one marked to be trained again is no candidate */
+		/*
+		 * the noted index last, unless the round took it (one marked to be
+		 * trained again is a candidate once a VACUUM counted its entries)
+		 */
 		if (!OidIsValid(indexoid) && OidIsValid(noted) && !list_member_oid(tried, noted))
 		{
 			indexoid = noted;
