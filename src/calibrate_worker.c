@@ -65,6 +65,7 @@
 
 #include "calibration.h"
 #include "index.h"
+#include "worker_place.h"
 
 PGDLLEXPORT void quantumdb_calibrate_worker_main(Datum arg);
 
@@ -239,23 +240,8 @@ static void
 requeue_at_exit(int code, Datum arg)
 {
 	for (int k = unmeasured_from; k < list_length(unmeasured); k++)
-		QdbCalibrationQueueAdd(list_nth_oid(unmeasured, k));
+		QdbNoteIndex(QDB_NOTE_CALIBRATE_WAITING, list_nth_oid(unmeasured, k));
 	unmeasured = NIL;
-}
-
-/*
- * At the end of its round, with its queue empty: whether the worker works
- * on.  It gives up its lock first, then looks for notes: another worker
- * notes its index before it tries the lock, so a note this worker's last
- * look missed is either seen here or written before that other worker's
- * try, which then finds the lock free and stays.  Before, such a note
- * waited for the next worker of the database.
- */
-static bool
-another_round(void)
-{
-	QdbCalibrationWorkerLeave();
-	return QdbCalibrationQueueWaiting() && QdbCalibrationWorkerAlone();
 }
 
 void
@@ -276,24 +262,12 @@ quantumdb_calibrate_worker_main(Datum arg)
 	/* never wait long behind a lock: the next VACUUM tries again */
 	SetConfigOption("lock_timeout", "10000", PGC_SUSET, PGC_S_OVERRIDE);
 
-	/*
-	 * One at a time in a database (calibrate_queue.c): another's note is
-	 * written before it looks a second time, so that a worker ending in
-	 * between finds it
-	 */
-	if (!QdbCalibrationWorkerAlone())
-	{
-		QdbCalibrationQueueAdd(indexoid);
-		if (!QdbCalibrationWorkerAlone())
-		{
-			PopActiveSnapshot();
-			CommitTransactionCommand();
-			proc_exit(0);
-		}
-	}
 	/* its own transaction ends: each index below has one */
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	/* one at a time in a database, a few in the cluster (worker_place.c) */
+	if (!QdbWorkerBegin(QDB_WORKER_CALIBRATE, indexoid))
+		proc_exit(0);
 
 	/*
 	 * Its own index, then the indexes other workers noted, each in a
@@ -312,7 +286,7 @@ quantumdb_calibrate_worker_main(Datum arg)
 		if (queue == NIL)
 		{
 			old = MemoryContextSwitchTo(keep);
-			queue = QdbCalibrationQueueTake();
+			queue = QdbNotesTake(QDB_NOTE_CALIBRATE_WAITING);
 			MemoryContextSwitchTo(old);
 		}
 		/*
@@ -320,7 +294,7 @@ quantumdb_calibrate_worker_main(Datum arg)
 		 * be claimed (its file not renamed) does not keep it looking
 		 * (session 66's review, /work/runs/review-s66.md R5)
 		 */
-		if (queue == NIL && !looked_again && another_round())
+		if (queue == NIL && !looked_again && QdbWorkerAnotherRound(QDB_WORKER_CALIBRATE))
 		{
 			looked_again = true;
 			/* a cancel here leaves what it did not take noted (session 66's review S6) */
@@ -379,5 +353,6 @@ quantumdb_calibrate_worker_main(Datum arg)
 		queue = NIL;
 	}
 	pgstat_report_activity(STATE_IDLE, NULL);
+	QdbWorkerEnd(QDB_WORKER_CALIBRATE);
 	proc_exit(0);
 }

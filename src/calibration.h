@@ -102,13 +102,6 @@ extern void QdbCalibrateAtBuild(Relation heap, Relation index, int queries, doub
 extern bool QdbRecalibrate(Relation heap, Relation index, const QdbCalibration *old,
 						   QdbCalibration *cal);
 
-/* calibrate_queue.c */
-extern bool QdbCalibrationWorkerAlone(void);
-extern void QdbCalibrationWorkerLeave(void);
-extern bool QdbCalibrationQueueWaiting(void);
-extern void QdbCalibrationQueueAdd(Oid indexoid);
-extern List *QdbCalibrationQueueTake(void);
-
 /* calibrate_worker.c */
 extern bool QdbCalibrationStale(const QdbCalibration *cal, double live_nodes);
 extern bool QdbFitStale(const QdbCalibration *cal);

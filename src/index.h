@@ -321,11 +321,20 @@ extern void QdbIndexWorkerErrorContext(void *arg);
 /* train_worker.c */
 extern double QdbTrainAfterRows(Relation index);
 extern bool QdbLaunchTrainWorker(Relation index);
+
+/* train_leftover.c */
+extern List *QdbIndexCopiesOf(Relation heap, const char *name, Oid like, List *skip,
+							  bool any_state);
 extern Oid	QdbTrainLeftover(Relation heap, Relation index);
 extern const char *QdbLeftoverCost(Oid leftover);
+extern bool QdbOldIndexName(const char *name);
+
+/* train_yield.c */
+extern void QdbTrainWorkerReindexing(Oid heapoid, Oid indexoid);
 extern bool QdbTrainWorkerShouldYield(Relation heap);
 extern bool QdbTrainWorkerShouldYieldQuietly(Relation heap);
 extern void QdbTrainWorkerYield(Relation heap, bool in_training);
+extern bool QdbTrainWorkerGaveWay(int sqlerrcode, Oid heapoid, Oid indexoid);
 
 /* train_object_locks.c */
 extern bool QdbLockIndexObjects(Relation index);
@@ -335,14 +344,6 @@ extern bool QdbLockedIndexObjectTag(const LOCKTAG *tag);
 
 /* train_retry.c */
 extern void QdbTrainRetryInit(void);
-extern bool QdbReplaceFile(const char *path, const char *text);
-extern void QdbTrainWorkerInit(void);
-
-/* train_handoff.c */
-extern void QdbTrainHandOffNote(Oid indexoid);
-extern Oid	QdbTrainHandOffTake(void);
-extern bool QdbTrainHandOff(bool check_db);
-extern void QdbDropNotesOfGoneDatabases(void);
 extern bool QdbTrainRetryNow(Relation index, TimestampTz *until, int *failures);
 extern int	QdbTrainRetryNote(Oid indexoid, Oid filenode, bool failed, TimestampTz *next);
 

@@ -12,6 +12,7 @@
 #include "calibration.h"
 #include "compressor.h"
 #include "index.h"
+#include "worker_place.h"
 
 PG_FUNCTION_INFO_V1(quantumdb_index_handler);
 PG_FUNCTION_INFO_V1(quantumdb_metric_l2);
@@ -115,7 +116,7 @@ QdbIndexInit(void)
 							 PGC_USERSET, 0, NULL, NULL, NULL);
 	QdbScanSettingsInit();
 	QdbTrainRetryInit();
-	QdbTrainWorkerInit();
+	QdbWorkerPlaceInit();
 }
 
 /* ERROR unless ef_construction is at least twice m (the build's lists need it) */

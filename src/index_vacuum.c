@@ -44,6 +44,7 @@
 
 #include "calibration.h"
 #include "index.h"
+#include "worker_place.h"
 
 /* What plan_repair is given */
 typedef struct RepairArg
@@ -844,7 +845,7 @@ qdbvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 			 * nobody writes to again gets no later VACUUM (session 66's
 			 * hunt, /work/runs/hunt-s66e.md F1)
 			 */
-			QdbCalibrationQueueAdd(RelationGetRelid(index));
+			QdbNoteIndex(QDB_NOTE_CALIBRATE_WAITING, RelationGetRelid(index));
 			ereport(DEBUG1,
 					(errmsg("index \"%s\": no background worker free to calibrate it again; noted for the next calibration worker of the database",
 							RelationGetRelationName(index))));

@@ -36,7 +36,7 @@ QdbLaunchIndexWorker(Oid indexoid, const char *function, const char *type)
 	return QdbLaunchIndexWorkerIn(MyDatabaseId, indexoid, function, type);
 }
 
-/* The same for an index of database db (a train worker's hand-off, train_handoff.c). */
+/* The same for an index of database db (a worker's hand-off of its place, worker_place.c). */
 bool
 QdbLaunchIndexWorkerIn(Oid db, Oid indexoid, const char *function, const char *type)
 {

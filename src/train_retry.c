@@ -35,6 +35,7 @@
 #include "utils/timestamp.h"
 
 #include "index.h"
+#include "worker_place.h"
 
 #define RETRY_MAX_NOTES		1024
 #define RETRY_MAX_DELAY		86400	/* seconds: a day */
@@ -64,7 +65,7 @@ QdbTrainRetryInit(void)
 static char *
 notes_path(void)
 {
-	return psprintf("%s/quantumdb_train_retry.%u", PG_STAT_TMP_DIR, MyDatabaseId);
+	return QdbNotePath(QDB_NOTE_TRAIN_RETRY, MyDatabaseId);
 }
 
 /* The notes of this database; none when there is no file (or it is unreadable). */
@@ -106,33 +107,6 @@ read_notes(RetryNote *notes)
 	FreeFile(f);
 	pfree(path);
 	return n;
-}
-
-/*
- * Replaces the file at path by text, through a temporary file renamed over
- * it; false when it could not (a LOG line, never an ERROR).  Also the
- * hand-off notes' (train_handoff.c).
- */
-bool
-QdbReplaceFile(const char *path, const char *text)
-{
-	char	   *tmp = psprintf("%s.%d.tmp", path, MyProcPid);	/* writers of one path apart */
-	FILE	   *f = AllocateFile(tmp, "w");
-	bool		ok = f != NULL && fputs(text, f) >= 0;
-
-	if (f != NULL && FreeFile(f) != 0)
-		ok = false;
-	if (ok && rename(tmp, path) != 0)
-		ok = false;
-	if (!ok)
-	{
-		ereport(LOG,
-				(errcode_for_file_access(),
-				 errmsg("could not write file \"%s\": %m", path)));
-		unlink(tmp);
-	}
-	pfree(tmp);
-	return ok;
 }
 
 /* Replaces the file by these notes; false when it could not. */

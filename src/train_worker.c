@@ -27,9 +27,12 @@
  * it made (DROP INDEX CONCURRENTLY), or the old index when it failed after
  * its swap, logs why, and notes the failure (train_retry.c) for VACUUM's
  * back-off; a worker killed (SIGTERM, server stop), or cancelled again
- * during that drop, leaves the copy for VACUUM to name.  One worker runs at a time in a
- * database, and after its index it takes the others that wait (their own
- * workers left), until none is left or a REINDEX was cancelled.  Locks are waited
+ * during that drop, leaves the copy for VACUUM to name (train_leftover.c).
+ * One worker runs at a time in a database, and at most
+ * quantumdb.max_train_workers in the cluster (worker_place.c); after its
+ * index it takes the others that wait (their own workers left), until none
+ * is left or a REINDEX was cancelled.  Its REINDEX gives way to a session
+ * that waits for a lock it blocks (train_yield.c).  Locks are waited
  * for as any REINDEX CONCURRENTLY waits (behind transactions older than the
  * build), under the server's lock_timeout.
  */
@@ -73,6 +76,7 @@
 #include "utils/wait_event.h"
 
 #include "index.h"
+#include "worker_place.h"
 
 PGDLLEXPORT void quantumdb_train_worker_main(Datum arg);
 
@@ -103,248 +107,6 @@ QdbLaunchTrainWorker(Relation index)
 {
 	return QdbLaunchIndexWorker(RelationGetRelid(index), "quantumdb_train_worker_main",
 								"quantumdb train");
-}
-
-/* Whether name ends with suffix, then digits or nothing. */
-static bool
-has_suffix(const char *name, const char *suffix)
-{
-	const char *at = NULL;
-	const char *p;
-
-	for (p = strstr(name, suffix); p != NULL; p = strstr(p + 1, suffix))
-		at = p;
-	if (at == NULL)
-		return false;
-	for (p = at + strlen(suffix); *p >= '0' && *p <= '9'; p++)
-		;
-	return *p == '\0';
-}
-
-/*
- * Whether name is what REINDEX CONCURRENTLY names index_name's copy:
- * index_name_ccnew, then digits when that was taken, index_name cut short
- * when the whole would pass NAMEDATALEN - 1 bytes (ChooseRelationName).
- */
-static bool
-is_copy_name(const char *name, const char *index_name)
-{
-	const char *suffix = NULL;
-	const char *p;
-	size_t		n;
-
-	for (p = strstr(name, "_ccnew"); p != NULL; p = strstr(p + 1, "_ccnew"))
-		suffix = p;
-	if (suffix == NULL)
-		return false;
-	for (p = suffix + 6; *p >= '0' && *p <= '9'; p++)
-		;
-	if (*p != '\0')
-		return false;
-	n = suffix - name;
-	if (strncmp(name, index_name, n) != 0 || n > strlen(index_name))
-		return false;
-	return n == strlen(index_name) || strlen(name) > NAMEDATALEN - 1 - MAX_MULTIBYTE_CHAR_LEN;
-}
-
-/* A pg_index column that may be null (indexprs, indpred) as text, or "". */
-static char *
-index_text_attr(HeapTuple tup, AttrNumber att)
-{
-	bool		isnull;
-	Datum		d = SysCacheGetAttr(INDEXRELID, tup, att, &isnull);
-
-	return isnull ? "" : TextDatumGetCString(d);
-}
-
-/* The access method of relation oid, InvalidOid if it is gone. */
-static Oid
-rel_am(Oid oid)
-{
-	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(oid));
-	Oid			am = InvalidOid;
-
-	if (HeapTupleIsValid(tup))
-	{
-		am = ((Form_pg_class) GETSTRUCT(tup))->relam;
-		ReleaseSysCache(tup);
-	}
-	return am;
-}
-
-/*
- * Whether indexes a and b index the same thing as a REINDEX CONCURRENTLY
- * copy does its index: access method, columns, operator classes,
- * collations, options per column, expressions and predicate (not the
- * storage options or tablespace, which ALTER INDEX changes for the index
- * but not for a copy left before).
- */
-static bool
-same_definition(Oid a, Oid b)
-{
-	HeapTuple	ta = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(a));
-	HeapTuple	tb = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(b));
-	bool		same = false;
-
-	if (HeapTupleIsValid(ta) && HeapTupleIsValid(tb))
-	{
-		Form_pg_index fa = (Form_pg_index) GETSTRUCT(ta);
-		Form_pg_index fb = (Form_pg_index) GETSTRUCT(tb);
-		bool		isnull;
-		oidvector  *ca = (oidvector *) DatumGetPointer(SysCacheGetAttr(INDEXRELID, ta, Anum_pg_index_indclass, &isnull));
-		oidvector  *cb = (oidvector *) DatumGetPointer(SysCacheGetAttr(INDEXRELID, tb, Anum_pg_index_indclass, &isnull));
-		oidvector  *la = (oidvector *) DatumGetPointer(SysCacheGetAttr(INDEXRELID, ta, Anum_pg_index_indcollation, &isnull));
-		oidvector  *lb = (oidvector *) DatumGetPointer(SysCacheGetAttr(INDEXRELID, tb, Anum_pg_index_indcollation, &isnull));
-		int2vector *oa = (int2vector *) DatumGetPointer(SysCacheGetAttr(INDEXRELID, ta, Anum_pg_index_indoption, &isnull));
-		int2vector *ob = (int2vector *) DatumGetPointer(SysCacheGetAttr(INDEXRELID, tb, Anum_pg_index_indoption, &isnull));
-		int			n = fa->indnatts;
-
-		same = rel_am(a) == rel_am(b) &&
-			n == fb->indnatts && fa->indnkeyatts == fb->indnkeyatts &&
-			memcmp(fa->indkey.values, fb->indkey.values, n * sizeof(int16)) == 0 &&
-			memcmp(ca->values, cb->values, fa->indnkeyatts * sizeof(Oid)) == 0 &&
-			memcmp(la->values, lb->values, fa->indnkeyatts * sizeof(Oid)) == 0 &&
-			memcmp(oa->values, ob->values, fa->indnkeyatts * sizeof(int16)) == 0 &&
-			strcmp(index_text_attr(ta, Anum_pg_index_indexprs),
-				   index_text_attr(tb, Anum_pg_index_indexprs)) == 0 &&
-			strcmp(index_text_attr(ta, Anum_pg_index_indpred),
-				   index_text_attr(tb, Anum_pg_index_indpred)) == 0;
-	}
-	if (HeapTupleIsValid(ta))
-		ReleaseSysCache(ta);
-	if (HeapTupleIsValid(tb))
-		ReleaseSysCache(tb);
-	return same;
-}
-
-/*
- * The indexes of heap named as a REINDEX CONCURRENTLY copy of the index
- * named name, leaving out those in skip (OIDs): only those not valid, or,
- * with any_state, valid ones too (a table rewrite, TRUNCATE or ALTER
- * COLUMN TYPE, rebuilds a copy left not valid and makes it valid); name
- * NULL: every index of heap, dead ones too.  With
- * like valid (that index's OID), a copy whose name was cut short (so it
- * could be another long name's) must also index what like does, as a copy
- * does.
- */
-static List *
-copies_of(Relation heap, const char *name, Oid like, List *skip, bool any_state)
-{
-	List	   *found = NIL;
-	Relation	pg_index = table_open(IndexRelationId, AccessShareLock);
-	ScanKeyData key;
-	SysScanDesc scan;
-	HeapTuple	tup;
-
-	/*
-	 * pg_index itself, not the relcache's list, which leaves out an index
-	 * that a DROP INDEX CONCURRENTLY cut short left dead (not live)
-	 */
-	ScanKeyInit(&key, Anum_pg_index_indrelid, BTEqualStrategyNumber, F_OIDEQ,
-				ObjectIdGetDatum(RelationGetRelid(heap)));
-	scan = systable_beginscan(pg_index, IndexIndrelidIndexId, true, NULL, 1, &key);
-	while (HeapTupleIsValid(tup = systable_getnext(scan)))
-	{
-		Form_pg_index f = (Form_pg_index) GETSTRUCT(tup);
-		char	   *relname;
-
-		if (list_member_oid(skip, f->indexrelid))
-			continue;
-		if (name == NULL)
-		{
-			found = lappend_oid(found, f->indexrelid);
-			continue;
-		}
-		relname = get_rel_name(f->indexrelid);
-		if (relname == NULL || !is_copy_name(relname, name))
-			continue;
-		if (OidIsValid(like) && strncmp(relname, name, strlen(name)) != 0 &&
-			!same_definition(f->indexrelid, like))
-			continue;
-		if (any_state || !f->indisvalid)
-			found = lappend_oid(found, f->indexrelid);
-	}
-	systable_endscan(scan);
-	table_close(pg_index, AccessShareLock);
-	return found;
-}
-
-/*
- * An index of index's table that a REINDEX CONCURRENTLY of it left after
- * its swap (the old index, named index_name_ccold, then digits when that
- * was taken), not valid: a kill, a server stop or a promotion between the
- * swap and its drop leaves it, taking every insert until it goes (session
- * 66's hunt, /work/runs/hunt-s66d.md F4).  InvalidOid if none.  Only a
- * name not cut short is matched (an index name of 57 bytes or more gets
- * a shortened one), and only an index defined as index is.
- */
-static Oid
-old_leftover(Relation heap, Relation index)
-{
-	List	   *all = copies_of(heap, NULL, InvalidOid, list_make1_oid(RelationGetRelid(index)), true);
-	const char *name = RelationGetRelationName(index);
-	size_t		n = strlen(name);
-	ListCell   *lc;
-
-	foreach(lc, all)
-	{
-		Oid			oid = lfirst_oid(lc);
-		char	   *relname = get_rel_name(oid);
-		HeapTuple	tup;
-		bool		valid = true;
-
-		if (relname == NULL || strncmp(relname, name, n) != 0 ||
-			strncmp(relname + n, "_ccold", 6) != 0 ||
-			strspn(relname + n + 6, "0123456789") != strlen(relname + n + 6))
-			continue;
-		tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(oid));
-		if (HeapTupleIsValid(tup))
-		{
-			valid = ((Form_pg_index) GETSTRUCT(tup))->indisvalid;
-			ReleaseSysCache(tup);
-		}
-		/* and indexing what index does: not a user's index named so (session 66's review S2) */
-		if (!valid && same_definition(oid, RelationGetRelid(index)))
-			return oid;
-	}
-	return InvalidOid;
-}
-
-/*
- * The OID of an index of index's table left by a REINDEX CONCURRENTLY of it
- * that did not finish (named as its copy, or as the old index after the
- * swap; not valid), InvalidOid if none:
- * no worker trains index while one is there (see the top).
- */
-Oid
-QdbTrainLeftover(Relation heap, Relation index)
-{
-	List	   *left = copies_of(heap, RelationGetRelationName(index), RelationGetRelid(index),
-								 list_make1_oid(RelationGetRelid(index)), false);
-
-	return left != NIL ? linitial_oid(left) : old_leftover(heap, index);
-}
-
-/*
- * What such a leftover costs, for a message: an index whose build got as
- * far as ready takes every insert; one stopped before (indisready off, a
- * worker killed while it built) takes none (session 62's hunt,
- * /work/runs/hunt-s62b.md F3: the message said it took every insert).
- */
-const char *
-QdbLeftoverCost(Oid leftover)
-{
-	HeapTuple	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(leftover));
-	bool		ready = true;
-
-	if (HeapTupleIsValid(tup))
-	{
-		ready = ((Form_pg_index) GETSTRUCT(tup))->indisready;
-		ReleaseSysCache(tup);
-	}
-	/* a copy whose build stopped early, or an old index marked dead (session 66's review S1) */
-	return ready ? "it serves no query and takes every insert" :
-		"it serves no query and takes no insert";
 }
 
 /*
@@ -421,103 +183,6 @@ lock_table_and_index(Oid indexoid, Relation *heap, Relation *index)
 #define DROP_LOCK_TIMEOUT	"10min"
 
 /*
- * One such worker at a time per database: a session-level advisory lock of
- * this key (its last field 3, where the SQL functions' are 1 and 2), taken
- * only if free.  Each REINDEX trains with up
- * to maintenance_work_mem and takes a background worker slot, which
- * parallel queries share: a partitioned table whose every partition's
- * index crossed the threshold in one autovacuum round must not start them
- * all at once.
- */
-static bool
-only_train_worker(void)
-{
-	LOCKTAG		tag;
-
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 0x51444254, 0x5241494e, 3);
-	return LockAcquire(&tag, ExclusiveLock, true, true) != LOCKACQUIRE_NOT_AVAIL;
-}
-
-/*
- * At most quantumdb.max_train_workers such workers in the whole cluster,
- * each holding one of as many session-level advisory locks of database 0
- * (its last field 16 and up), taken only if free: the lock of
- * only_train_worker is per database, and 9 databases vacuumed at once ran
- * 7 trainings together, every free worker slot, so that a parallel query
- * elsewhere launched none of its workers (session 65's hunt,
- * /work/runs/hunt-s65a.md F2).  A worker that finds none free notes its
- * index and leaves; the first worker to end its round releases its slot
- * and starts one for it (hand_off_slot, train_handoff.c).
- */
-static int	qdb_max_train_workers = 2;
-
-void
-QdbTrainWorkerInit(void)
-{
-	DefineCustomIntVariable("quantumdb.max_train_workers",
-							"Background workers that train indexes' compressors at a time in the whole cluster.",
-							"One at a time in each database in any case; a worker that finds them all busy notes its index and leaves, and the first of them to end starts a worker for it.",
-							&qdb_max_train_workers, 2, 1, 64,
-							PGC_SIGHUP, 0, NULL, NULL, NULL);
-}
-
-/* the slot this worker holds, or -1 */
-static int	held_slot = -1;
-
-static void
-slot_tag(LOCKTAG *tag, int slot)
-{
-	SET_LOCKTAG_ADVISORY(*tag, InvalidOid, 0x51444254, 0x5241494e, 16 + slot);
-}
-
-static bool
-cluster_train_slot(void)
-{
-	for (int slot = 0; slot < qdb_max_train_workers; slot++)
-	{
-		LOCKTAG		tag;
-
-		slot_tag(&tag, slot);
-		if (LockAcquire(&tag, ExclusiveLock, true, true) != LOCKACQUIRE_NOT_AVAIL)
-		{
-			held_slot = slot;
-			return true;
-		}
-	}
-	return false;
-}
-
-/*
- * At the end of the worker's round: its place goes to an index of another
- * database whose worker found none (train_handoff.c).  at_exit: from the
- * exit callback below (no transaction may start: the databases are not
- * looked up).
- */
-static void
-hand_off_slot(bool at_exit)
-{
-	LOCKTAG		tag;
-
-	if (held_slot < 0)
-		return;
-	slot_tag(&tag, held_slot);
-	LockRelease(&tag, ExclusiveLock, true);
-	held_slot = -1;
-	QdbTrainHandOff(!at_exit);
-}
-
-/*
- * A worker that ends otherwise than at the end of its round (cancelled,
- * terminated, an ERROR) hands its place on too (session 65's second
- * review, /work/runs/review-s65b.md H1).
- */
-static void
-hand_off_at_exit(int code, Datum arg)
-{
-	hand_off_slot(true);
-}
-
-/*
  * Whether the rows the index covers are enough for its build to train a
  * compressor (256 with a vector): else the REINDEX would leave it without
  * one again, at every VACUUM (a partial index covering a few rows of a
@@ -571,194 +236,6 @@ let_go(Relation heap, Relation index)
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	return true;
-}
-
-/* the table whose index the worker's REINDEX is training, else InvalidOid */
-static Oid	reindexing_heap = InvalidOid;
-/* that index (the one the REINDEX replaces), else InvalidOid */
-static Oid	reindexing_index = InvalidOid;
-/* its REINDEX ended in QdbTrainWorkerYield's ERROR */
-static bool yielded_to_lock = false;
-
-/*
- * Whether a session waits for a lock on table heapoid stronger than SHARE
- * UPDATE EXCLUSIVE (DDL, CREATE INDEX, LOCK TABLE) or as strong but with a
- * snapshot the REINDEX's wait for older snapshots would wait for (ANALYZE,
- * CREATE INDEX or REINDEX CONCURRENTLY, DETACH PARTITION CONCURRENTLY: all
- * but a lazy VACUUM; session 65's hunt, /work/runs/hunt-s65c.md F2, saw
- * them wait out the whole training, then deadlock), for one on index
- * indexoid (not InvalidOid) that the REINDEX's SHARE UPDATE EXCLUSIVE
- * blocks (ALTER INDEX, DROP ... CASCADE), or for one on an object the
- * index depends on that the worker holds (its operator class: a DROP, or
- * an ALTER OPERATOR CLASS; train_object_locks.c), from the
- * lock table as pg_locks shows it.
- */
-/*
- * Whether process pid is a lazy VACUUM (PROC_IN_VACUUM, which vacuum_rel
- * sets before it waits for its lock): the REINDEX's wait for older
- * snapshots skips it, so it cannot deadlock with the worker.
- */
-static bool
-vacuum_proc(int pid)
-{
-	PGPROC	   *proc = BackendPidGetProc(pid);
-
-	return proc != NULL && (proc->statusFlags & PROC_IN_VACUUM) != 0;
-}
-
-static bool
-stronger_waiter(Oid heapoid, Oid indexoid)
-{
-	LockData   *data = GetLockStatusData();
-	bool		found = false;
-
-	for (int i = 0; i < data->nelements && !found; i++)
-	{
-		LockInstanceData *l = &data->locks[i];
-
-		found = (l->locktag.locktag_type == LOCKTAG_RELATION &&
-				 l->locktag.locktag_field1 == MyDatabaseId &&
-				 ((l->locktag.locktag_field2 == heapoid &&
-				   (l->waitLockMode > ShareUpdateExclusiveLock ||
-					(l->waitLockMode == ShareUpdateExclusiveLock && !vacuum_proc(l->pid)))) ||
-				  (OidIsValid(indexoid) && l->locktag.locktag_field2 == indexoid &&
-				   l->waitLockMode >= ShareUpdateExclusiveLock))) ||
-			(l->waitLockMode > AccessShareLock && QdbLockedIndexObjectTag(&l->locktag));
-	}
-	pfree(data->locks);
-	pfree(data);
-	return found;
-}
-
-/*
- * Whether a session waits for a lock on relation relid that this backend's
- * SHARE UPDATE EXCLUSIVE on it blocks; false when it holds none.  Neither
- * allocates nor throws (someone_waits).
- */
-static bool
-held_lock_has_waiters(Oid relid)
-{
-	LOCKTAG		tag;
-
-	SET_LOCKTAG_RELATION(tag, MyDatabaseId, relid);
-	return LockHeldByMe(&tag, ShareUpdateExclusiveLock) &&
-		LockHasWaiters(&tag, ShareUpdateExclusiveLock, false);
-}
-
-/*
- * Whether heap is the table the worker's REINDEX builds an index of and a
- * session waits for a lock on it that SHARE UPDATE EXCLUSIVE blocks; never
- * allocates nor throws.  Asked of SHARE UPDATE EXCLUSIVE, which the REINDEX
- * holds: LockHasWaiters reads the lock's shared entry, which a lock taken
- * by the fast path (ACCESS SHARE to ROW EXCLUSIVE) lacks; asked of ACCESS
- * SHARE, it followed a NULL pointer (the SIGSEGV of session 59's reverted
- * attempt, found by session 60's review, /work/runs/review-s60.md).
- */
-static bool
-someone_waits(Relation heap)
-{
-	StaticAssertStmt(ShareUpdateExclusiveLock > RowExclusiveLock,
-					 "a lock the fast path never takes");
-	return OidIsValid(reindexing_heap) && RelationGetRelid(heap) == reindexing_heap &&
-		((CheckRelationLockedByMe(heap, ShareUpdateExclusiveLock, false) &&
-		  LockHasWaitersRelation(heap, ShareUpdateExclusiveLock)) ||
-		 (OidIsValid(reindexing_index) && held_lock_has_waiters(reindexing_index)) ||
-		 QdbIndexObjectLockHasWaiters());
-}
-
-/*
- * Whether the worker's REINDEX, building heap's index, should give way:
- * another session waits for a lock on the table that the REINDEX's SHARE
- * UPDATE EXCLUSIVE blocks and that is stronger than it (DDL such as ALTER
- * TABLE, CREATE INDEX).  As autovacuum gives way to a lock it blocks:
- * nobody asked for this work.  Without it such a statement waited out the
- * whole training and build, and then the REINDEX's wait for older
- * snapshots deadlocked with it and threw the work away (session 59's hunt,
- * /work/runs/hunt-s59b.md F2).  A VACUUM, ANALYZE or concurrent index
- * build (SHARE UPDATE EXCLUSIVE) waits as before: none deadlocks with the
- * REINDEX, and a VACUUM is what starts the worker again.  The build asks
- * when its training ends and between its batches of rows; during the
- * training it asks QdbTrainWorkerShouldYieldQuietly (below).  The lock
- * table is read only once LockHasWaitersRelation says someone waits.
- */
-bool
-QdbTrainWorkerShouldYield(Relation heap)
-{
-	return someone_waits(heap) && stronger_waiter(RelationGetRelid(heap), reindexing_index);
-}
-
-/*
- * QdbTrainWorkerShouldYield for the training's progress callback, which
- * must not throw (see above): the lock table's copy is read inside a
- * PG_TRY, and whatever it raises (only an allocation can fail, perhaps
- * with the lock partitions held) counts as no waiter.  The training then
- * stops by its hook, with no ERROR, and the build gives way once the
- * trainer has returned.  Without it a DDL statement waited out the whole
- * training (seconds to minutes), the worker looking only when it ended.
- * LockHasWaitersRelation alone neither allocates nor throws, so the lock
- * table is read only while someone waits.
- */
-bool
-QdbTrainWorkerShouldYieldQuietly(Relation heap)
-{
-	MemoryContext old = CurrentMemoryContext;
-	uint32		holdoff = InterruptHoldoffCount;
-	uint32		cancel_holdoff = QueryCancelHoldoffCount;
-	uint32		crit = CritSectionCount;
-	volatile bool found = false;
-
-	if (!someone_waits(heap))
-		return false;
-	HOLD_INTERRUPTS();
-	PG_TRY();
-	{
-		found = stronger_waiter(RelationGetRelid(heap), reindexing_index);
-	}
-	PG_CATCH();
-	{
-		/*
-		 * errfinish() zeroed the hold-off counts before the jump: as they
-		 * were, with this function's hold, or the RESUME below would wrap
-		 * the count (a worker deaf to cancels and terminates) or trap
-		 */
-		InterruptHoldoffCount = holdoff + 1;
-		QueryCancelHoldoffCount = cancel_holdoff;
-		CritSectionCount = crit;
-		MemoryContextSwitchTo(old);
-		LWLockReleaseAll();
-		FlushErrorState();
-		found = false;
-	}
-	PG_END_TRY();
-	RESUME_INTERRUPTS();
-	return found;
-}
-
-void
-QdbTrainWorkerYield(Relation heap, bool in_training)
-{
-	yielded_to_lock = true;
-	ereport(ERROR,
-			(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
-			 errmsg("training a compressor on table \"%s\" gave way to another session waiting for a lock on it, the index or an object the index depends on",
-					RelationGetRelationName(heap)),
-			 in_training ? errdetail("It stopped in the middle of its training.") :
-			 errdetail("It stopped after its training.")));
-}
-
-/*
- * Whether the REINDEX's ERROR means the worker gave way to another
- * session's lock: its own yield, or a deadlock while a statement waits for
- * a stronger lock on the table (asked before the abort lets it go).  A
- * lock_timeout, or a deadlock with anything else, is a failure like any
- * other: counted, so that VACUUM holds the next try back (session 59's
- * review, /work/runs/review-s59.md F1).
- */
-static bool
-gave_way(int sqlerrcode, Oid heapoid, Oid indexoid)
-{
-	return yielded_to_lock ||
-		(sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED && stronger_waiter(heapoid, indexoid));
 }
 
 /*
@@ -816,7 +293,7 @@ drop_failed_copy(Oid heapoid, Oid indexoid, const char *index_name, List *before
 	heap = try_relation_open(heapoid, NoLock);
 	if (heap != NULL)
 	{
-		copies = copies_of(heap, index_name, InvalidOid, before, true);
+		copies = QdbIndexCopiesOf(heap, index_name, InvalidOid, before, true);
 		relation_close(heap, NoLock);
 	}
 
@@ -833,7 +310,7 @@ drop_failed_copy(Oid heapoid, Oid indexoid, const char *index_name, List *before
 		if (HeapTupleIsValid(tup))
 		{
 			if (!((Form_pg_index) GETSTRUCT(tup))->indisvalid && now != NULL &&
-				strcmp(now, index_name) != 0 && has_suffix(now, "_ccold"))
+				strcmp(now, index_name) != 0 && QdbOldIndexName(now))
 			{
 				copies = list_make1_oid(indexoid);
 				old_index = true;
@@ -1045,7 +522,7 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 	keep = AllocSetContextCreate(TopMemoryContext, "quantumdb train worker",
 								 ALLOCSET_SMALL_SIZES);
 	MemoryContextSwitchTo(keep);
-	before = copies_of(heap, NULL, InvalidOid, NIL, true);
+	before = QdbIndexCopiesOf(heap, NULL, InvalidOid, NIL, true);
 	relname = pstrdup(RelationGetRelationName(index));
 	nspname = pstrdup(nspname);
 	stmt = makeNode(ReindexStmt);
@@ -1070,12 +547,9 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 
 		/* its memory contexts hang from PortalContext, which a worker lacks */
 		PortalContext = keep;
-		reindexing_heap = heapoid;
-		reindexing_index = indexoid;
-		yielded_to_lock = false;
+		QdbTrainWorkerReindexing(heapoid, indexoid);
 		ExecReindex(pstate, stmt, true);
-		reindexing_heap = InvalidOid;
-		reindexing_index = InvalidOid;
+		QdbTrainWorkerReindexing(InvalidOid, InvalidOid);
 		QdbUnlockIndexObjects();
 		if (ActiveSnapshotSet())
 			PopActiveSnapshot();
@@ -1087,11 +561,10 @@ train_one(Oid indexoid, QdbIndexWorkerContext *wc, List **tried)
 		ErrorData  *e;
 		bool		yielded;
 
-		reindexing_heap = InvalidOid;
-		reindexing_index = InvalidOid;
+		QdbTrainWorkerReindexing(InvalidOid, InvalidOid);
 		MemoryContextSwitchTo(keep);
 		e = CopyErrorData();
-		yielded = gave_way(e->sqlerrcode, heapoid, indexoid);
+		yielded = QdbTrainWorkerGaveWay(e->sqlerrcode, heapoid, indexoid);
 		if (yielded)
 		{
 			/* no failure: a LOG line, not the ERROR's report */
@@ -1287,6 +760,36 @@ next_candidate(List *tried)
 	return found;
 }
 
+/*
+ * The next index to train, not in tried: a candidate (next_candidate), or
+ * else one another worker of this database noted when it left
+ * (worker_place.c), which this worker takes into *noted, kept in
+ * TopMemoryContext.  InvalidOid when none is left.
+ */
+static Oid
+next_index(List *tried, List **noted)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+	Oid			found;
+
+	*noted = list_concat(*noted, QdbNotesTake(QDB_NOTE_TRAIN_WAITING));
+	MemoryContextSwitchTo(old);
+	found = next_candidate(tried);
+	/*
+	 * the noted ones last, unless the round took them (one marked to be
+	 * trained again is a candidate once a VACUUM counted its entries)
+	 */
+	while (!OidIsValid(found) && *noted != NIL)
+	{
+		Oid			oid = linitial_oid(*noted);
+
+		*noted = list_delete_first(*noted);
+		if (!list_member_oid(tried, oid))
+			found = oid;
+	}
+	return found;
+}
+
 void
 quantumdb_train_worker_main(Datum arg)
 {
@@ -1294,7 +797,8 @@ quantumdb_train_worker_main(Datum arg)
 	QdbIndexWorkerContext wc;
 	ErrorContextCallback errcb;
 	List	   *tried = NIL;
-	Oid			noted;
+	List	   *noted = NIL;
+	bool		looked_again = false;
 
 	wc.doing = "training a compressor for";
 	wc.why = " (REINDEX INDEX CONCURRENTLY) in a background worker";
@@ -1307,65 +811,45 @@ quantumdb_train_worker_main(Datum arg)
 	 * worker no longer looks) is a deadlock that the first of the two to
 	 * check finds, and the victim is the one that checks: the worker
 	 * checks 50 ms into a wait, so it is the victim, which counts as
-	 * giving way (gave_way), and the user's statement goes on (session
+	 * giving way (QdbTrainWorkerGaveWay), and the user's statement goes on (session
 	 * 65's hunt, /work/runs/hunt-s65c.md F1: DDL that came during the
 	 * build's calibration died of the deadlock instead)
 	 */
 	SetConfigOption("deadlock_timeout", "50ms", PGC_SUSET, PGC_S_OVERRIDE);
 
-	if (!only_train_worker())
-	{
-		ereport(LOG,
-				(errmsg("another index's compressor is being trained in this database: that worker takes this one next if it still wants training then, else the next VACUUM that finds its table large enough starts another")));
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-		proc_exit(0);
-	}
-	/*
-	 * Its note is written before it looks a second time: a worker that
-	 * ends in between finds it (the second review's H1)
-	 */
-	if (!cluster_train_slot())
-	{
-		QdbTrainHandOffNote(indexoid);
-		if (!cluster_train_slot())
-		{
-			ereport(LOG,
-					(errmsg("%d background workers train compressors in other databases (quantumdb.max_train_workers): the first of them to end starts another for this index",
-							qdb_max_train_workers)));
-			PopActiveSnapshot();
-			CommitTransactionCommand();
-			proc_exit(0);
-		}
-	}
-	before_shmem_exit(hand_off_at_exit, (Datum) 0);
-	/* this database's note is served here: its index after this one */
-	noted = QdbTrainHandOffTake();
-	/* no transaction while it waits for a table */
+	/* no transaction while it waits for a place or a table */
 	PopActiveSnapshot();
 	CommitTransactionCommand();
-	while (OidIsValid(indexoid))
+	if (!QdbWorkerBegin(QDB_WORKER_TRAIN, indexoid))
+		proc_exit(0);
+	for (;;)
 	{
-		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+		MemoryContext old;
 
+		if (!OidIsValid(indexoid))
+			indexoid = next_index(tried, &noted);
+		/*
+		 * once for each time none was left: a note whose index is not
+		 * trained does not keep it looking (the calibration worker's rule,
+		 * session 66's review R5)
+		 */
+		if (!OidIsValid(indexoid) && !looked_again && QdbWorkerAnotherRound(QDB_WORKER_TRAIN))
+		{
+			looked_again = true;
+			continue;
+		}
+		if (!OidIsValid(indexoid))
+			break;
+		looked_again = false;
+		old = MemoryContextSwitchTo(TopMemoryContext);
 		tried = lappend_oid(tried, indexoid);
 		MemoryContextSwitchTo(old);
 		if (!train_one(indexoid, &wc, &tried))
 			break;
 		CHECK_FOR_INTERRUPTS();
-		indexoid = next_candidate(tried);
-		/*
-		 * the noted index last, unless the round took it (one marked to be
-		 * trained again is a candidate once a VACUUM counted its entries)
-		 */
-		if (!OidIsValid(indexoid) && OidIsValid(noted) && !list_member_oid(tried, noted))
-		{
-			indexoid = noted;
-			noted = InvalidOid;
-		}
+		indexoid = InvalidOid;
 	}
 	pgstat_report_activity(STATE_IDLE, NULL);
-	hand_off_slot(false);
-	QdbDropNotesOfGoneDatabases();
+	QdbWorkerEnd(QDB_WORKER_TRAIN);
 	proc_exit(0);
 }

@@ -1,0 +1,365 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker_place.c
+ *	  Where the background workers a VACUUM starts may work: one of a kind
+ *	  at a time in a database, and at most quantumdb.max_train_workers train
+ *	  workers and quantumdb.max_calibration_workers calibration workers in
+ *	  the whole cluster.
+ *
+ * Each REINDEX or calibration takes a background worker slot, which
+ * parallel queries share, and a training takes up to maintenance_work_mem:
+ * a partitioned table whose every partition crossed a threshold in one
+ * autovacuum round must not start them all at once, nor must 30 databases
+ * vacuumed together (session 65's hunts, /work/runs/hunt-s65a.md F2 and
+ * hunt-s65c.md F3, for training; session 66's, hunt-s66e.md F1, for
+ * calibration: 14 ran at once and a parallel query launched none of its
+ * workers).
+ *
+ * A place is two session-level advisory locks, of keys SQL's functions
+ * cannot name (their last field 3 or 4 for the database's, 16 and up for
+ * the cluster's, in database 0), taken only if free.  A worker that finds
+ * either taken notes its index (worker_notes.c) and looks again before it
+ * leaves: the worker at work, or the first one to end, finds the note.
+ * The worker of a database takes its database's notes (the caller's
+ * QdbNotesTake); at the end of its round it gives up its database's lock
+ * and looks once more (QdbWorkerAnotherRound); when it ends, by its round's
+ * end or otherwise (a cancel, pg_terminate_backend, an ERROR), it gives its
+ * cluster place to a database whose note waits and that has no worker of
+ * the kind, starting one there (hand_off).  Without it such an index waited
+ * for the next VACUUM that found its table due, which autovacuum may never
+ * run on a table loaded once and left alone (session 65's review,
+ * /work/runs/review-s65.md G3).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "access/xact.h"
+#include "catalog/catalog.h"
+#include "miscadmin.h"
+#include "storage/fd.h"
+#include "storage/ipc.h"
+#include "storage/lock.h"
+#include "utils/guc.h"
+#include "utils/syscache.h"
+
+#include "index.h"
+#include "worker_place.h"
+
+static int	qdb_max_train_workers = 2;
+static int	qdb_max_calibration_workers = 2;
+
+typedef struct WorkerKindInfo
+{
+	const char *function;		/* the worker's entry point */
+	const char *type;			/* its bgw_type */
+	const char *verb;			/* "train": what it does to an index */
+	const char *note;			/* its notes' prefix */
+	uint32		key1;			/* its advisory locks' first two fields */
+	uint32		key2;
+	uint16		database_field; /* the last field of its database's lock */
+	const int  *max;			/* the setting that bounds it in the cluster */
+	const char *max_name;
+	int			busy_level;		/* of the line a worker that finds its database's worker logs */
+	const char *busy;
+	const char *no_place;		/* %d: the setting's value */
+} WorkerKindInfo;
+
+static const WorkerKindInfo kinds[] = {
+	[QDB_WORKER_TRAIN] = {
+		"quantumdb_train_worker_main", "quantumdb train", "train", QDB_NOTE_TRAIN_WAITING,
+		0x51444254, 0x5241494e, 3, &qdb_max_train_workers, "quantumdb.max_train_workers",
+		LOG,
+		"another index's compressor is being trained in this database: that worker takes this one next if it still wants training then",
+		"%d background workers train compressors in other databases (quantumdb.max_train_workers): the first of them to end starts another for this index"
+	},
+	[QDB_WORKER_CALIBRATE] = {
+		"quantumdb_calibrate_worker_main", "quantumdb calibrate", "calibrate", QDB_NOTE_CALIBRATE_WAITING,
+		0x51444243, 0x414c4942, 4, &qdb_max_calibration_workers, "quantumdb.max_calibration_workers",
+		DEBUG1,
+		"another index is being calibrated in this database: that worker takes this one next",
+		"%d background workers calibrate indexes in other databases (quantumdb.max_calibration_workers): the first of them to end starts another for this index"
+	},
+};
+
+void
+QdbWorkerPlaceInit(void)
+{
+	DefineCustomIntVariable("quantumdb.max_train_workers",
+							"Background workers that train indexes' compressors at a time in the whole cluster.",
+							"One at a time in each database in any case; a worker that finds them all busy notes its index and leaves, and the first of them to end starts a worker for it.",
+							&qdb_max_train_workers, 2, 1, 64,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("quantumdb.max_calibration_workers",
+							"Background workers that calibrate indexes again after VACUUM at a time in the whole cluster.",
+							"One at a time in each database in any case; a worker that finds them all busy notes its index and leaves, and the first of them to end starts a worker for it.",
+							&qdb_max_calibration_workers, 2, 1, 64,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+}
+
+static void
+database_tag(LOCKTAG *tag, QdbWorkerKind kind, Oid db)
+{
+	const WorkerKindInfo *k = &kinds[kind];
+
+	SET_LOCKTAG_ADVISORY(*tag, db, k->key1, k->key2, k->database_field);
+}
+
+/* Whether this worker is now database's worker of kind (the lock taken only if free). */
+static bool
+take_database(QdbWorkerKind kind)
+{
+	LOCKTAG		tag;
+
+	database_tag(&tag, kind, MyDatabaseId);
+	return LockAcquire(&tag, ExclusiveLock, true, true) != LOCKACQUIRE_NOT_AVAIL;
+}
+
+static void
+leave_database(QdbWorkerKind kind)
+{
+	LOCKTAG		tag;
+
+	database_tag(&tag, kind, MyDatabaseId);
+	LockRelease(&tag, ExclusiveLock, true);
+}
+
+/*
+ * Whether database db has a worker of kind now: its lock, tried and let go
+ * at once.  A worker of db that tries it in that instant notes its index
+ * and looks again (QdbWorkerBegin).
+ */
+static bool
+database_busy(QdbWorkerKind kind, Oid db)
+{
+	LOCKTAG		tag;
+
+	database_tag(&tag, kind, db);
+	if (LockAcquire(&tag, ExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
+		return true;
+	LockRelease(&tag, ExclusiveLock, true);
+	return false;
+}
+
+/* the kind and cluster place this worker holds; held_slot -1: none */
+static QdbWorkerKind held_kind;
+static int	held_slot = -1;
+
+static void
+slot_tag(LOCKTAG *tag, QdbWorkerKind kind, int slot)
+{
+	const WorkerKindInfo *k = &kinds[kind];
+
+	SET_LOCKTAG_ADVISORY(*tag, InvalidOid, k->key1, k->key2, 16 + slot);
+}
+
+static bool
+take_place(QdbWorkerKind kind)
+{
+	for (int slot = 0; slot < *kinds[kind].max; slot++)
+	{
+		LOCKTAG		tag;
+
+		slot_tag(&tag, kind, slot);
+		if (LockAcquire(&tag, ExclusiveLock, true, true) != LOCKACQUIRE_NOT_AVAIL)
+		{
+			held_kind = kind;
+			held_slot = slot;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Whether database db still exists (a short transaction of its own). */
+static bool
+database_exists(Oid db)
+{
+	bool		exists;
+
+	StartTransactionCommand();
+	exists = SearchSysCacheExists1(DATABASEOID, ObjectIdGetDatum(db));
+	CommitTransactionCommand();
+	return exists;
+}
+
+/*
+ * Whether database db still has its directory, in its default tablespace
+ * (base/<db>) or another (pg_tblspc/<tablespace>/<version>/<db>): what an
+ * exit callback can ask, where no transaction may start to read
+ * pg_database.  DROP DATABASE removes them.  Before, a worker terminated
+ * handed its place to a note of a database dropped since, and the worker
+ * it started there died at its connection ("database N does not exist"),
+ * again at each such exit, while a database really waiting got none
+ * (session 66's hunt, /work/runs/hunt-s66b.md F1).
+ */
+static bool
+database_dir_exists(Oid db)
+{
+	char		path[MAXPGPATH];
+	struct stat st;
+	DIR		   *dir;
+	struct dirent *de;
+	bool		found;
+
+	snprintf(path, sizeof(path), "base/%u", db);
+	found = stat(path, &st) == 0;
+	dir = found ? NULL : AllocateDir("pg_tblspc");
+	while (!found && dir != NULL && (de = ReadDirExtended(dir, "pg_tblspc", LOG)) != NULL)
+	{
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "pg_tblspc/%s/%s/%u", de->d_name,
+				 TABLESPACE_VERSION_DIRECTORY, db);
+		found = stat(path, &st) == 0;
+	}
+	if (dir != NULL)
+		FreeDir(dir);
+	return found;
+}
+
+/*
+ * With no transaction open, once this worker's place is free: starts a
+ * worker of kind in the first other database whose note waits and that
+ * has no worker of the kind now (its worker takes its notes), for the
+ * first index noted there.  The note goes only when a worker of its own
+ * database takes it, so a worker started for it that never runs (a
+ * shutdown) or leaves loses nothing.  The notes of a database dropped
+ * since go on the way: asked of pg_database when check_db, else (from an
+ * exit callback, where no transaction may start) of the data directory.
+ * A launch that finds no worker slot leaves the note, with a LOG line.
+ */
+static void
+hand_off(QdbWorkerKind kind, bool check_db)
+{
+	const WorkerKindInfo *k = &kinds[kind];
+	int			n;
+	Oid		   *dbs = QdbNoteDatabases(k->note, &n);
+	bool		started = false;
+
+	for (int i = 0; i < n && !started; i++)
+	{
+		Oid			indexoid = QdbNoteFirst(k->note, dbs[i]);
+
+		if (!(check_db ? database_exists(dbs[i]) : database_dir_exists(dbs[i])))
+		{
+			char	   *path = QdbNotePath(k->note, dbs[i]);
+
+			unlink(path);
+			pfree(path);
+			continue;
+		}
+		/* claimed meanwhile, or served by the database's own worker */
+		if (!OidIsValid(indexoid) || database_busy(kind, dbs[i]))
+			continue;
+		started = QdbLaunchIndexWorkerIn(dbs[i], indexoid, k->function, k->type);
+		if (started)
+			ereport(LOG,
+					(errmsg("started a background worker to %s the index with OID %u of the database with OID %u, which waited for a place (%s)",
+							k->verb, indexoid, dbs[i], k->max_name)));
+		else
+			ereport(LOG,
+					(errmsg("no background worker could start to %s the index with OID %u of the database with OID %u: the next such worker to end tries again",
+							k->verb, indexoid, dbs[i])));
+	}
+	pfree(dbs);
+}
+
+/* Gives up this worker's cluster place, if it holds one, and hands it on. */
+static void
+give_place(bool at_exit)
+{
+	LOCKTAG		tag;
+
+	if (held_slot < 0)
+		return;
+	slot_tag(&tag, held_kind, held_slot);
+	LockRelease(&tag, ExclusiveLock, true);
+	held_slot = -1;
+	hand_off(held_kind, !at_exit);
+}
+
+/*
+ * A worker that ends otherwise than at the end of its round (cancelled,
+ * terminated, an ERROR) hands its place on too (session 65's second
+ * review, /work/runs/review-s65b.md H1).
+ */
+static void
+give_place_at_exit(int code, Datum arg)
+{
+	give_place(true);
+}
+
+/*
+ * With no transaction open: whether this worker, started for index
+ * indexoid, may work, holding its database's place and one of the
+ * cluster's for kind; else it has noted the index for the worker that
+ * serves it, with a line in the log, and is to exit.  Each note is written
+ * before the worker looks a second time, with no place held, so that a
+ * worker ending in between finds it (session 65's second review H1).
+ */
+bool
+QdbWorkerBegin(QdbWorkerKind kind, Oid indexoid)
+{
+	const WorkerKindInfo *k = &kinds[kind];
+	static bool exit_callback = false;
+
+	if (!take_database(kind))
+	{
+		QdbNoteIndex(k->note, indexoid);
+		if (!take_database(kind))
+		{
+			ereport(k->busy_level, (errmsg("%s", k->busy)));
+			return false;
+		}
+	}
+	if (!exit_callback)
+	{
+		before_shmem_exit(give_place_at_exit, (Datum) 0);
+		exit_callback = true;
+	}
+	if (take_place(kind))
+		return true;
+	QdbNoteIndex(k->note, indexoid);
+	leave_database(kind);
+	if (!take_place(kind))
+	{
+		ereport(LOG, (errmsg(k->no_place, *k->max)));
+		return false;
+	}
+	if (take_database(kind))
+		return true;
+	/* another worker of this database came meanwhile: it takes the note */
+	give_place(false);
+	ereport(k->busy_level, (errmsg("%s", k->busy)));
+	return false;
+}
+
+/*
+ * At the end of its round, with nothing left: whether the worker works
+ * on.  It gives up its database's place first, then looks for notes:
+ * another worker notes its index before it tries that place, so a note the
+ * last look missed is either seen here or written before that other
+ * worker's try, which then finds the place free and stays.
+ */
+bool
+QdbWorkerAnotherRound(QdbWorkerKind kind)
+{
+	leave_database(kind);
+	return QdbNotesWaiting(kinds[kind].note, MyDatabaseId) && take_database(kind);
+}
+
+/*
+ * With no transaction open, at the end of the worker's round: its cluster
+ * place goes to another database's noted index, and the notes of dropped
+ * databases go.
+ */
+void
+QdbWorkerEnd(QdbWorkerKind kind)
+{
+	give_place(false);
+	QdbDropNotesOfGoneDatabases();
+}
