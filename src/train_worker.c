@@ -761,29 +761,47 @@ next_candidate(List *tried)
 }
 
 /*
+ * The indexes other workers of this database noted when they left
+ * (worker_place.c) that this worker took and has not yet tried, in
+ * TopMemoryContext: a worker that ends before them (a cancel,
+ * pg_terminate_backend, a shutdown) notes them again for the database's
+ * next worker (note_again_at_exit), as the calibration worker does.
+ */
+static List *noted = NIL;
+
+static void
+note_again_at_exit(int code, Datum arg)
+{
+	ListCell   *lc;
+
+	foreach(lc, noted)
+		QdbNoteIndex(QDB_NOTE_TRAIN_WAITING, lfirst_oid(lc));
+	noted = NIL;
+}
+
+/*
  * The next index to train, not in tried: a candidate (next_candidate), or
- * else one another worker of this database noted when it left
- * (worker_place.c), which this worker takes into *noted, kept in
- * TopMemoryContext.  InvalidOid when none is left.
+ * else one the workers that left noted, which this worker takes into
+ * noted.  InvalidOid when none is left.
  */
 static Oid
-next_index(List *tried, List **noted)
+next_index(List *tried)
 {
 	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 	Oid			found;
 
-	*noted = list_concat(*noted, QdbNotesTake(QDB_NOTE_TRAIN_WAITING));
+	noted = list_concat(noted, QdbNotesTake(QDB_NOTE_TRAIN_WAITING));
 	MemoryContextSwitchTo(old);
 	found = next_candidate(tried);
 	/*
 	 * the noted ones last, unless the round took them (one marked to be
 	 * trained again is a candidate once a VACUUM counted its entries)
 	 */
-	while (!OidIsValid(found) && *noted != NIL)
+	while (!OidIsValid(found) && noted != NIL)
 	{
-		Oid			oid = linitial_oid(*noted);
+		Oid			oid = linitial_oid(noted);
 
-		*noted = list_delete_first(*noted);
+		noted = list_delete_first(noted);
 		if (!list_member_oid(tried, oid))
 			found = oid;
 	}
@@ -797,7 +815,6 @@ quantumdb_train_worker_main(Datum arg)
 	QdbIndexWorkerContext wc;
 	ErrorContextCallback errcb;
 	List	   *tried = NIL;
-	List	   *noted = NIL;
 	bool		looked_again = false;
 
 	wc.doing = "training a compressor for";
@@ -822,12 +839,14 @@ quantumdb_train_worker_main(Datum arg)
 	CommitTransactionCommand();
 	if (!QdbWorkerBegin(QDB_WORKER_TRAIN, indexoid))
 		proc_exit(0);
+	/* registered after the place's own callback: it runs before it */
+	before_shmem_exit(note_again_at_exit, (Datum) 0);
 	for (;;)
 	{
 		MemoryContext old;
 
 		if (!OidIsValid(indexoid))
-			indexoid = next_index(tried, &noted);
+			indexoid = next_index(tried);
 		/*
 		 * once for each time none was left: a note whose index is not
 		 * trained does not keep it looking (the calibration worker's rule,
