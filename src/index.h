@@ -318,6 +318,13 @@ extern void QdbIndexWorkerStart(QdbIndexWorkerContext *wc, ErrorContextCallback 
 								Oid indexoid, const char *activity);
 extern void QdbIndexWorkerErrorContext(void *arg);
 
+/* build_model.c */
+extern void QdbBuildCheckNodeFits(Relation index, int code_size, int m, bool inline_codes);
+extern bool QdbBuildObtainModel(Relation heap, Relation index, IndexInfo *indexInfo,
+								QdbMetric metric, QdbModel *model, char *name_out,
+								uint32 *flags, double *heap_tuples, int *dim,
+								double *trained_rows);
+
 /* train_worker.c */
 extern double QdbTrainAfterRows(Relation index);
 extern bool QdbLaunchTrainWorker(Relation index);
