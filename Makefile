@@ -41,7 +41,8 @@ DATA += sql/$(EXTENSION)--0.1.0.sql sql/$(EXTENSION)--0.1.0--0.2.0.sql \
 	sql/$(EXTENSION)--0.8.5.sql sql/$(EXTENSION)--0.8.5--0.8.6.sql \
 	sql/$(EXTENSION)--0.8.6.sql sql/$(EXTENSION)--0.8.6--0.8.7.sql \
 	sql/$(EXTENSION)--0.8.7.sql sql/$(EXTENSION)--0.8.7--0.8.8.sql \
-	sql/$(EXTENSION)--0.8.8.sql sql/$(EXTENSION)--0.8.8--0.8.9.sql
+	sql/$(EXTENSION)--0.8.8.sql sql/$(EXTENSION)--0.8.8--0.8.9.sql \
+	sql/$(EXTENSION)--0.8.9.sql sql/$(EXTENSION)--0.8.9--0.8.10.sql
 EXTRA_CLEAN = sql/$(EXTENSION)--$(EXTVERSION).sql
 
 # make installcheck: the pg_regress suites (sql/, expected/) against an

@@ -104,6 +104,15 @@ SELECT * FROM quantumdb.estimate_recall('er_idx', query_table => 'erq_p', query_
 SELECT measured_queries FROM quantumdb.estimate_recall('er_idx', 1000, query_table => 'erq_p1', query_column => 'emb');
 DROP VIEW erq_v;
 DROP TABLE erq_p;
+-- a query table without a row to measure: recall NULL, and a NOTICE says
+-- why (0.8.10; before, nothing did)
+CREATE TABLE erq_empty (emb real[]);
+SET client_min_messages = notice;
+SELECT measured_queries, recall FROM quantumdb.estimate_recall('er_idx', query_table => 'erq_empty', query_column => 'emb');
+INSERT INTO erq_empty VALUES (NULL);
+SELECT measured_queries, recall FROM quantumdb.estimate_recall('er_idx', query_table => 'erq_empty', query_column => 'emb');
+SET client_min_messages = warning;
+DROP TABLE erq_empty;
 
 -- 50 of the rows, chosen by the seed: the same answer twice
 SET quantumdb.rerank = 0;

@@ -814,6 +814,8 @@ qdbvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 
 	if (info->analyze_only)
 		return stats;
+	/* indexes noted for a worker that none serves now (a restart) */
+	QdbWorkerServeNotes();
 	if (untrained_cleanup(info, &stats))
 		return stats;
 

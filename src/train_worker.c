@@ -788,9 +788,11 @@ static Oid
 next_index(List *tried)
 {
 	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+	List	   *taken = QdbNotesTake(QDB_NOTE_TRAIN_WAITING);
 	Oid			found;
 
-	noted = list_concat(noted, QdbNotesTake(QDB_NOTE_TRAIN_WAITING));
+	noted = list_concat(noted, taken);
+	list_free(taken);
 	MemoryContextSwitchTo(old);
 	found = next_candidate(tried);
 	/*

@@ -153,15 +153,15 @@ QdbNotesTake(const char *prefix)
 }
 
 /*
- * The databases other than this one with a note of this kind, every one
- * of them (*n of them, palloc'd): 32 of dropped databases ahead of a live
+ * The databases with a note of this kind, this one too if with_own, every
+ * one of them (*n of them, palloc'd): 32 of dropped databases ahead of a live
  * one left it without a worker when only the first 32 were read (session
  * 66's hunt, /work/runs/hunt-s66e.md F2).  The directory is read and
  * closed here: a transaction's end closes what is left open.  A failure
  * to read it is a LOG line, for an exit callback calls this.
  */
 Oid *
-QdbNoteDatabases(const char *prefix, int *n)
+QdbNoteDatabases(const char *prefix, bool with_own, int *n)
 {
 	DIR		   *dir = AllocateDir(PG_STAT_TMP_DIR);
 	struct dirent *de;
@@ -177,7 +177,7 @@ QdbNoteDatabases(const char *prefix, int *n)
 
 		if (strncmp(de->d_name, prefix, len) == 0 &&
 			sscanf(de->d_name + len, "%u%n", &db, &used) == 1 &&
-			de->d_name[len + used] == '\0' && db != MyDatabaseId)
+			de->d_name[len + used] == '\0' && (with_own || db != MyDatabaseId))
 		{
 			if (*n == cap)
 			{

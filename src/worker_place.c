@@ -39,6 +39,7 @@
 
 #include "access/xact.h"
 #include "catalog/catalog.h"
+#include "catalog/pg_database.h"
 #include "miscadmin.h"
 #include "storage/fd.h"
 #include "storage/ipc.h"
@@ -73,15 +74,15 @@ static const WorkerKindInfo kinds[] = {
 		"quantumdb_train_worker_main", "quantumdb train", "train", QDB_NOTE_TRAIN_WAITING,
 		0x51444254, 0x5241494e, 3, &qdb_max_train_workers, "quantumdb.max_train_workers",
 		LOG,
-		"another index's compressor is being trained in this database: that worker takes this one next if it still wants training then",
-		"%d background workers train compressors in other databases (quantumdb.max_train_workers): the first of them to end starts another for this index"
+		"another index's compressor is being trained in this database: that worker takes this one next if it still wants training then (if it is stopped first, the database's next worker does)",
+		"%d background workers train compressors at a time (quantumdb.max_train_workers), none free: the first of them to end starts another for this index"
 	},
 	[QDB_WORKER_CALIBRATE] = {
 		"quantumdb_calibrate_worker_main", "quantumdb calibrate", "calibrate", QDB_NOTE_CALIBRATE_WAITING,
 		0x51444243, 0x414c4942, 4, &qdb_max_calibration_workers, "quantumdb.max_calibration_workers",
 		DEBUG1,
-		"another index is being calibrated in this database: that worker takes this one next",
-		"%d background workers calibrate indexes in other databases (quantumdb.max_calibration_workers): the first of them to end starts another for this index"
+		"another index is being calibrated in this database: that worker takes this one next (if it is stopped first, the database's next worker does)",
+		"%d background workers calibrate indexes at a time (quantumdb.max_calibration_workers), none free: the first of them to end starts another for this index"
 	},
 };
 
@@ -108,6 +109,9 @@ database_tag(LOCKTAG *tag, QdbWorkerKind kind, Oid db)
 	SET_LOCKTAG_ADVISORY(*tag, db, k->key1, k->key2, k->database_field);
 }
 
+/* this database's lock of a kind is held (by take_database) */
+static bool held_database = false;
+
 /* Whether this worker is now database's worker of kind (the lock taken only if free). */
 static bool
 take_database(QdbWorkerKind kind)
@@ -115,7 +119,8 @@ take_database(QdbWorkerKind kind)
 	LOCKTAG		tag;
 
 	database_tag(&tag, kind, MyDatabaseId);
-	return LockAcquire(&tag, ExclusiveLock, true, true) != LOCKACQUIRE_NOT_AVAIL;
+	held_database = LockAcquire(&tag, ExclusiveLock, true, true) != LOCKACQUIRE_NOT_AVAIL;
+	return held_database;
 }
 
 static void
@@ -123,14 +128,22 @@ leave_database(QdbWorkerKind kind)
 {
 	LOCKTAG		tag;
 
+	if (!held_database)
+		return;
 	database_tag(&tag, kind, MyDatabaseId);
 	LockRelease(&tag, ExclusiveLock, true);
+	held_database = false;
 }
 
 /*
  * Whether database db has a worker of kind now: its lock, tried and let go
- * at once.  A worker of db that tries it in that instant notes its index
- * and looks again (QdbWorkerBegin).
+ * at once; only with this worker's own let go (give_place), or
+ * LockAcquire would answer that it holds it.  A worker of db that tries it
+ * in that instant notes its index and looks again (QdbWorkerBegin), and
+ * one that gives up for it, at the end of its round, hands its place to
+ * its own database too.  A lock table full counts as busy, without the
+ * ERROR (an exit callback asks: session 67's review,
+ * /work/runs/review-s67.md R4).
  */
 static bool
 database_busy(QdbWorkerKind kind, Oid db)
@@ -138,7 +151,7 @@ database_busy(QdbWorkerKind kind, Oid db)
 	LOCKTAG		tag;
 
 	database_tag(&tag, kind, db);
-	if (LockAcquire(&tag, ExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
+	if (LockAcquireExtended(&tag, ExclusiveLock, true, true, false, NULL) == LOCKACQUIRE_NOT_AVAIL)
 		return true;
 	LockRelease(&tag, ExclusiveLock, true);
 	return false;
@@ -174,14 +187,26 @@ take_place(QdbWorkerKind kind)
 	return false;
 }
 
-/* Whether database db still exists (a short transaction of its own). */
+/*
+ * Whether database db still exists and is valid (a short transaction of
+ * its own): one an interrupted DROP DATABASE left invalid takes no
+ * connection, and the worker started there died at its start, the
+ * waiting database's turn lost (session 67's hunt,
+ * /work/runs/hunt-s67c.md F3).
+ */
 static bool
 database_exists(Oid db)
 {
-	bool		exists;
+	HeapTuple	tup;
+	bool		exists = false;
 
 	StartTransactionCommand();
-	exists = SearchSysCacheExists1(DATABASEOID, ObjectIdGetDatum(db));
+	tup = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(db));
+	if (HeapTupleIsValid(tup))
+	{
+		exists = !database_is_invalid_form((Form_pg_database) GETSTRUCT(tup));
+		ReleaseSysCache(tup);
+	}
 	CommitTransactionCommand();
 	return exists;
 }
@@ -222,29 +247,84 @@ database_dir_exists(Oid db)
 }
 
 /*
- * With no transaction open, once this worker's place is free: starts a
- * worker of kind in the first other database whose note waits and that
- * has no worker of the kind now (its worker takes its notes), for the
- * first index noted there.  The note goes only when a worker of its own
- * database takes it, so a worker started for it that never runs (a
- * shutdown) or leaves loses nothing.  The notes of a database dropped
- * since go on the way: asked of pg_database when check_db, else (from an
- * exit callback, where no transaction may start) of the data directory.
- * A launch that finds no worker slot leaves the note, with a LOG line.
+ * How many of the cluster's places of kind are free now: each tried and
+ * let go at once (a lock table full counts as taken).  A worker that tries
+ * one in that instant tries the next, then notes its index and looks again.
  */
-static void
-hand_off(QdbWorkerKind kind, bool check_db)
+static int
+free_places(QdbWorkerKind kind)
+{
+	int			n = 0;
+
+	for (int slot = 0; slot < *kinds[kind].max; slot++)
+	{
+		LOCKTAG		tag;
+
+		slot_tag(&tag, kind, slot);
+		if (LockAcquireExtended(&tag, ExclusiveLock, true, true, false, NULL) != LOCKACQUIRE_NOT_AVAIL)
+		{
+			LockRelease(&tag, ExclusiveLock, true);
+			n++;
+		}
+	}
+	return n;
+}
+
+/*
+ * Starts a worker of kind in database db for index indexoid, the first
+ * noted there; false when no background worker slot was free (a line at
+ * fail_level: the note stays).  why: what the LOG line says of the index.
+ */
+static bool
+start_for_note(QdbWorkerKind kind, Oid db, Oid indexoid, const char *why, int fail_level)
 {
 	const WorkerKindInfo *k = &kinds[kind];
-	int			n;
-	Oid		   *dbs = QdbNoteDatabases(k->note, &n);
-	bool		started = false;
 
-	for (int i = 0; i < n && !started; i++)
+	if (QdbLaunchIndexWorkerIn(db, indexoid, k->function, k->type))
+	{
+		ereport(LOG,
+				(errmsg("started a background worker to %s the index with OID %u of the database with OID %u, %s (%s)",
+						k->verb, indexoid, db, why, k->max_name)));
+		return true;
+	}
+	ereport(fail_level,
+			(errmsg("no background worker could start to %s the index with OID %u of the database with OID %u: the next such worker to end, or the next VACUUM of a quantumdb index there, tries again",
+					k->verb, indexoid, db)));
+	return false;
+}
+
+/*
+ * With no transaction open, once this worker's places are free: starts
+ * workers of kind, as many as places are free, in the databases whose note
+ * waits and that have no worker of the kind now (their worker takes their
+ * notes), each for the first index noted there; this worker's own
+ * database too (a worker of it that noted its index while this one ended,
+ * or what a cancelled or terminated worker noted again: session 67's
+ * review, /work/runs/review-s67.md R1, and hunt, hunt-s67c.md F1; as many
+ * as are free: a raised max_*_workers served a backlog one database per
+ * ending worker, F6).  The note goes only when a worker of its own
+ * database takes it, so a worker started for it that never runs (a
+ * shutdown, a database that takes no connection now) or leaves loses
+ * nothing: the next worker to end, or the next VACUUM of a quantumdb
+ * index of that database (QdbWorkerServeNotes), starts another.  The
+ * notes of a database dropped since go on the way: asked of pg_database,
+ * or, from the exit callback (at_exit), where no transaction may start, of
+ * the data directory.
+ */
+static void
+hand_off(QdbWorkerKind kind, bool at_exit)
+{
+	const WorkerKindInfo *k = &kinds[kind];
+	int			places = free_places(kind);
+	int			n;
+	Oid		   *dbs = QdbNoteDatabases(k->note, true, &n);
+	int			started = 0;
+
+	for (int i = 0; i < n && started < places; i++)
 	{
 		Oid			indexoid = QdbNoteFirst(k->note, dbs[i]);
 
-		if (!(check_db ? database_exists(dbs[i]) : database_dir_exists(dbs[i])))
+		if (!(at_exit ? database_dir_exists(dbs[i]) : database_exists(dbs[i])))
 		{
 			char	   *path = QdbNotePath(k->note, dbs[i]);
 
@@ -255,20 +335,46 @@ hand_off(QdbWorkerKind kind, bool check_db)
 		/* claimed meanwhile, or served by the database's own worker */
 		if (!OidIsValid(indexoid) || database_busy(kind, dbs[i]))
 			continue;
-		started = QdbLaunchIndexWorkerIn(dbs[i], indexoid, k->function, k->type);
-		if (started)
-			ereport(LOG,
-					(errmsg("started a background worker to %s the index with OID %u of the database with OID %u, which waited for a place (%s)",
-							k->verb, indexoid, dbs[i], k->max_name)));
-		else
-			ereport(LOG,
-					(errmsg("no background worker could start to %s the index with OID %u of the database with OID %u: the next such worker to end tries again",
-							k->verb, indexoid, dbs[i])));
+		if (!start_for_note(kind, dbs[i], indexoid, "which waited for a place", LOG))
+			break;				/* no background worker slot: none for the others either */
+		started++;
 	}
 	pfree(dbs);
 }
 
-/* Gives up this worker's cluster place, if it holds one, and hands it on. */
+/*
+ * From a VACUUM of a quantumdb index: a worker of each kind for the
+ * indexes noted in this database, when no worker of the kind is at work
+ * here and a place is free.  Notes wait so after a server restart (no
+ * worker runs to hand its place on: session 67's hunt,
+ * /work/runs/hunt-s67c.md F2) or a hand-off that found no background
+ * worker slot (F4) or whose worker could not connect (F3).  Two stat()
+ * calls when nothing is noted.
+ */
+void
+QdbWorkerServeNotes(void)
+{
+	for (int kind = 0; kind < lengthof(kinds); kind++)
+	{
+		const WorkerKindInfo *k = &kinds[kind];
+		Oid			indexoid;
+
+		if (!QdbNotesWaiting(k->note, MyDatabaseId) ||
+			database_busy(kind, MyDatabaseId) || free_places(kind) == 0)
+			continue;
+		indexoid = QdbNoteFirst(k->note, MyDatabaseId);
+		if (OidIsValid(indexoid))
+			(void) start_for_note(kind, MyDatabaseId, indexoid, "noted earlier", DEBUG1);
+	}
+}
+
+/*
+ * Gives up this worker's places, its database's first, then its cluster
+ * place, if it holds one, and hands it on.  In that order, a worker of
+ * this database that noted its index and left meanwhile did so before the
+ * hand-off reads the notes, and one that comes later finds both places
+ * free.
+ */
 static void
 give_place(bool at_exit)
 {
@@ -276,10 +382,11 @@ give_place(bool at_exit)
 
 	if (held_slot < 0)
 		return;
+	leave_database(held_kind);
 	slot_tag(&tag, held_kind, held_slot);
 	LockRelease(&tag, ExclusiveLock, true);
 	held_slot = -1;
-	hand_off(held_kind, !at_exit);
+	hand_off(held_kind, at_exit);
 }
 
 /*

@@ -25,6 +25,7 @@ extern void QdbWorkerPlaceInit(void);
 extern bool QdbWorkerBegin(QdbWorkerKind kind, Oid indexoid);
 extern bool QdbWorkerAnotherRound(QdbWorkerKind kind);
 extern void QdbWorkerEnd(QdbWorkerKind kind);
+extern void QdbWorkerServeNotes(void);
 
 /* worker_notes.c: files of pg_stat_tmp named by a prefix and a database's OID */
 #define QDB_NOTE_TRAIN_RETRY		"quantumdb_train_retry."
@@ -37,7 +38,7 @@ extern void QdbNoteIndex(const char *prefix, Oid indexoid);
 extern bool QdbNotesWaiting(const char *prefix, Oid db);
 extern Oid	QdbNoteFirst(const char *prefix, Oid db);
 extern List *QdbNotesTake(const char *prefix);
-extern Oid *QdbNoteDatabases(const char *prefix, int *n);
+extern Oid *QdbNoteDatabases(const char *prefix, bool with_own, int *n);
 extern void QdbDropNotesOfGoneDatabases(void);
 
 #endif							/* QDB_WORKER_PLACE_H */

@@ -302,6 +302,12 @@ BEGIN
 	-- the settings the scans used: the session's, or target_recall's choice
 	SELECT s.ef_search, s.rerank INTO ef_search, rerank FROM quantumdb.scan_settings(index) s;
 	IF measured_queries = 0 THEN
+		-- why recall is NULL (session 66's hunt, /work/runs/hunt-s66c.md F9:
+		-- an empty query table answered silently)
+		RAISE NOTICE 'estimate_recall "%": no query was measured, so recall is NULL', index
+			USING DETAIL = CASE WHEN coalesce(array_length(qs, 1), 0) = 0
+								THEN format('%s has no row whose %s is not NULL.', qtbl, qcol)
+								ELSE 'Every query''s row was gone or its query failed (see the WARNING above).' END;
 		RETURN;
 	END IF;
 	SELECT avg(x), stddev_samp(x) INTO recall, r FROM unnest(recalls) x;

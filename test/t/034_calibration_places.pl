@@ -6,7 +6,9 @@
 # queues behind the VACUUM, and the worker, started at the VACUUM's end,
 # queues behind that) keeps the place; the worker a VACUUM starts in a
 # second database notes its index and leaves; the first, at its end, starts
-# one there, which calibrates the index with no VACUUM of its own.
+# one there, which calibrates the index with no VACUUM of its own.  And
+# a note no worker serves (a restart) is served by the next VACUUM of any
+# quantumdb index of its database.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -58,7 +60,7 @@ waiting(q{datname = 'adb' AND backend_type = 'quantumdb calibrate'});
 
 # bdb's worker finds no place
 $node->safe_psql('bdb', 'VACUUM t');
-ok(wait_log($node, qr/LOG:  1 background workers calibrate indexes in other databases \(quantumdb.max_calibration_workers\): the first of them to end starts another for this index/, $offset),
+ok(wait_log($node, qr/LOG:  1 background workers calibrate indexes at a time \(quantumdb.max_calibration_workers\), none free: the first of them to end starts another for this index/, $offset),
 	'the worker started in the second database leaves');
 ok($node->poll_query_until('postgres',
 	"SELECT count(*) = 0 FROM pg_stat_activity WHERE datname = 'bdb' AND backend_type = 'quantumdb calibrate'"),
@@ -79,6 +81,28 @@ ok($node->poll_query_until('adb', "SELECT ($taken) > '$t0{adb}'"),
 ok($node->poll_query_until('postgres',
 	"SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'quantumdb calibrate'"),
 	'no worker is left');
+
+# 2. an index noted with no worker to serve it, grown by half (as a server restart leaves
+# such notes: session 67's hunt, /work/runs/hunt-s67c.md F2): the next
+# VACUUM of any quantumdb index of the database starts a worker for it
+my $t1 = $node->safe_psql('bdb', $taken);
+$node->safe_psql('bdb', q{INSERT INTO t SELECT id + 1000, emb FROM t LIMIT 400;
+	CREATE TABLE w (id int, emb real[]);
+	INSERT INTO w SELECT id, emb FROM t LIMIT 300;
+	CREATE INDEX w_idx ON w USING quantumdb (emb) WITH (compressor = 'c1', m = 8)});
+my $bdb = $node->safe_psql('bdb', q{SELECT oid FROM pg_database WHERE datname = 'bdb'});
+my $t_idx = $node->safe_psql('bdb', q{SELECT 't_idx'::regclass::oid});
+my $note = $node->data_dir . "/pg_stat_tmp/quantumdb_calibrate_waiting.$bdb";
+open(my $fh, '>', $note) or die "$note: $!";
+print $fh "$t_idx\n";
+close($fh);
+$offset = -s $node->logfile;
+$node->safe_psql('bdb', 'VACUUM w');
+ok($node->poll_query_until('bdb', "SELECT ($taken) > '$t1'"),
+	'a VACUUM of another index starts a worker for the index noted');
+ok($node->log_contains(qr/LOG:  started a background worker to calibrate the index with OID $t_idx of the database with OID $bdb, noted earlier/, $offset),
+	'and logs it');
+ok(!-e $note, 'the note is gone');
 unlike(slurp_file($node->logfile), qr/terminated by signal|TRAP:|PANIC:/, 'no process crashed');
 
 $_->quit for ($holder, $vacuum, $blocker);
