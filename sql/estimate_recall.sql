@@ -111,6 +111,11 @@ SET client_min_messages = notice;
 SELECT measured_queries, recall FROM quantumdb.estimate_recall('er_idx', query_table => 'erq_empty', query_column => 'emb');
 INSERT INTO erq_empty VALUES (NULL);
 SELECT measured_queries, recall FROM quantumdb.estimate_recall('er_idx', query_table => 'erq_empty', query_column => 'emb');
+-- queries, but an index's table without a row to find
+CREATE TABLE er_none (emb real[]);
+CREATE INDEX er_none_idx ON er_none USING quantumdb (emb);
+SELECT measured_queries, skipped_queries, recall FROM quantumdb.estimate_recall('er_none_idx', 3, query_table => 'erq', query_column => 'emb');
+DROP TABLE er_none;
 SET client_min_messages = warning;
 DROP TABLE erq_empty;
 

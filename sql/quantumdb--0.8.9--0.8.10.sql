@@ -2,8 +2,9 @@
 \echo Use "ALTER EXTENSION quantumdb UPDATE TO '0.8.10'" to load this file. \quit
 
 -- New in 0.8.10, estimate_recall only: when no query was measured (a
--- query table empty, or whose column is NULL in every row; every query
--- failed), a NOTICE says why recall is NULL; nothing did.
+-- query table empty, or whose column is NULL in every row; the index's
+-- table without such a row; every query failed), a NOTICE says why recall
+-- is NULL; nothing did.
 CREATE OR REPLACE FUNCTION quantumdb.estimate_recall(
 	index regclass,
 	queries integer DEFAULT 100,
@@ -53,6 +54,7 @@ DECLARE
 	ex_d double precision[];
 	ex_max double precision;
 	hits integer;
+	failed integer := 0;
 	r double precision;
 	recalls double precision[] := '{}';
 	t0 timestamptz;
@@ -272,6 +274,7 @@ BEGIN
 						USING HINT = 'A query that is not a vector of the column''s dimensions fails (another length, an empty or a multidimensional array), and under cosine so does every exact scan when the table holds a zero vector.';
 				END IF;
 				skipped_queries := skipped_queries + 1;
+				failed := failed + 1;
 				CONTINUE;
 		END;
 		-- a row gone since the sample: a NULL query
@@ -302,7 +305,11 @@ BEGIN
 		RAISE NOTICE 'estimate_recall "%": no query was measured, so recall is NULL', index
 			USING DETAIL = CASE WHEN coalesce(array_length(qs, 1), 0) = 0
 								THEN format('%s has no row whose %s is not NULL.', qtbl, qcol)
-								ELSE 'Every query''s row was gone or its query failed (see the WARNING above).' END;
+								WHEN failed > 0
+								THEN format('%s of %s queries failed (see the WARNING above); the others'' rows were deleted meanwhile.',
+											failed, array_length(qs, 1))
+								ELSE format('Table %s has no row whose %s is not NULL for a query to find, or every query''s row was deleted meanwhile.',
+											tbl, col) END;
 		RETURN;
 	END IF;
 	SELECT avg(x), stddev_samp(x) INTO recall, r FROM unnest(recalls) x;

@@ -254,6 +254,7 @@ quantumdb_calibrate_worker_main(Datum arg)
 	ListCell   *lc;
 	MemoryContext keep;
 	bool		looked_again = false;
+	volatile bool cancelled = false;
 
 	wc.doing = "calibrating";
 	wc.why = " again after VACUUMs changed its size or replaced its rows";
@@ -337,22 +338,33 @@ quantumdb_calibrate_worker_main(Datum arg)
 				RESUME_INTERRUPTS();
 				/*
 				 * a cancel stops the worker, as it did before the queue; the
-				 * rest waits (requeue_at_exit)
+				 * rest is noted again as it ends (below)
 				 */
 				if (e->sqlerrcode == ERRCODE_QUERY_CANCELED)
 				{
 					unmeasured_from = foreach_current_index(lc) + 1;
-					proc_exit(1);
+					cancelled = true;
 				}
 				FreeErrorData(e);
 			}
 			PG_END_TRY();
+			if (cancelled)
+				break;
 		}
+		if (cancelled)
+			break;
 		unmeasured = NIL;
 		list_free(queue);
 		queue = NIL;
 	}
 	pgstat_report_activity(STATE_IDLE, NULL);
+	/*
+	 * a cancel ends the round as its end does: the rest noted again, then
+	 * the place handed on, to this database too (unlike a terminate, which
+	 * leaves its database's notes to its next VACUUM: session 67's second
+	 * review S4)
+	 */
+	requeue_at_exit(0, (Datum) 0);
 	QdbWorkerEnd(QDB_WORKER_CALIBRATE);
-	proc_exit(0);
+	proc_exit(cancelled ? 1 : 0);
 }

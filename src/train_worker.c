@@ -871,6 +871,12 @@ quantumdb_train_worker_main(Datum arg)
 		indexoid = InvalidOid;
 	}
 	pgstat_report_activity(STATE_IDLE, NULL);
+	/*
+	 * what a cancelled REINDEX left of the notes taken, noted again before
+	 * the hand-off reads the notes: after it, nobody served them (session
+	 * 67's second review, /work/runs/review-s67b.md S1)
+	 */
+	note_again_at_exit(0, (Datum) 0);
 	QdbWorkerEnd(QDB_WORKER_TRAIN);
 	proc_exit(0);
 }

@@ -28,6 +28,9 @@
 
 #include "worker_place.h"
 
+/* this process failed to claim its database's notes (QdbNotesTake) */
+bool		QdbNotesClaimFailed = false;
+
 char *
 QdbNotePath(const char *prefix, Oid db)
 {
@@ -136,6 +139,25 @@ QdbNotesTake(const char *prefix)
 
 	if (rename(path, mine) != 0)
 	{
+		int			save_errno = errno;
+
+		/*
+		 * not there: nothing noted; else (permissions, an immutable file)
+		 * said once, and this worker hands its place to no worker of its
+		 * own database, which would find the same (session 67's second
+		 * review, /work/runs/review-s67b.md S3: 587 workers started in
+		 * 5 s, each for the next)
+		 */
+		if (save_errno != ENOENT && !QdbNotesClaimFailed)
+		{
+			errno = save_errno;
+			ereport(LOG,
+					(errcode_for_file_access(),
+					 errmsg("could not rename file \"%s\" to \"%s\": %m", path, mine),
+					 errdetail("The indexes it notes wait for a background worker that can claim them.")));
+		}
+		if (save_errno != ENOENT)
+			QdbNotesClaimFailed = true;
 		pfree(mine);
 		pfree(path);
 		return NIL;

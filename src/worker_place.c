@@ -46,6 +46,7 @@
 #include "storage/lock.h"
 #include "utils/guc.h"
 #include "utils/syscache.h"
+#include "utils/timestamp.h"
 
 #include "index.h"
 #include "worker_place.h"
@@ -204,7 +205,12 @@ database_exists(Oid db)
 	tup = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(db));
 	if (HeapTupleIsValid(tup))
 	{
-		exists = !database_is_invalid_form((Form_pg_database) GETSTRUCT(tup));
+		/* PostgreSQL 15.4 and later mark such a database (datconnlimit -2) */
+#ifdef DATCONNLIMIT_INVALID_DB
+		exists = ((Form_pg_database) GETSTRUCT(tup))->datconnlimit != DATCONNLIMIT_INVALID_DB;
+#else
+		exists = true;
+#endif
 		ReleaseSysCache(tup);
 	}
 	CommitTransactionCommand();
@@ -298,11 +304,17 @@ start_for_note(QdbWorkerKind kind, Oid db, Oid indexoid, const char *why, int fa
  * workers of kind, as many as places are free, in the databases whose note
  * waits and that have no worker of the kind now (their worker takes their
  * notes), each for the first index noted there; this worker's own
- * database too (a worker of it that noted its index while this one ended,
- * or what a cancelled or terminated worker noted again: session 67's
- * review, /work/runs/review-s67.md R1, and hunt, hunt-s67c.md F1; as many
- * as are free: a raised max_*_workers served a backlog one database per
- * ending worker, F6).  The note goes only when a worker of its own
+ * database too at the end of its round, a cancel's included (a worker of
+ * it that noted its index while this one ended, or what a cancelled
+ * worker noted again: session 67's review, /work/runs/review-s67.md R1,
+ * and hunt, hunt-s67c.md F1), not from the exit callback (a worker
+ * terminated, by pg_terminate_backend, a DROP DATABASE, a shutdown: a
+ * worker started there again held up the DROP, or died at its start:
+ * review-s67b.md S4; its notes wait for the database's next VACUUM of a
+ * quantumdb index), nor when this worker could not claim its database's
+ * notes (each worker would start the next for them: S3); as many as are
+ * free: a raised max_*_workers served a backlog one database per ending
+ * worker (hunt F6).  The note goes only when a worker of its own
  * database takes it, so a worker started for it that never runs (a
  * shutdown, a database that takes no connection now) or leaves loses
  * nothing: the next worker to end, or the next VACUUM of a quantumdb
@@ -317,7 +329,7 @@ hand_off(QdbWorkerKind kind, bool at_exit)
 	const WorkerKindInfo *k = &kinds[kind];
 	int			places = free_places(kind);
 	int			n;
-	Oid		   *dbs = QdbNoteDatabases(k->note, true, &n);
+	Oid		   *dbs = QdbNoteDatabases(k->note, !at_exit && !QdbNotesClaimFailed, &n);
 	int			started = 0;
 
 	for (int i = 0; i < n && started < places; i++)
@@ -342,6 +354,8 @@ hand_off(QdbWorkerKind kind, bool at_exit)
 	pfree(dbs);
 }
 
+#define SERVE_INTERVAL_MS	10000
+
 /*
  * From a VACUUM of a quantumdb index: a worker of each kind for the
  * indexes noted in this database, when no worker of the kind is at work
@@ -354,17 +368,28 @@ hand_off(QdbWorkerKind kind, bool at_exit)
 void
 QdbWorkerServeNotes(void)
 {
+	/*
+	 * this backend's last start of a worker of each kind: not another
+	 * within SERVE_INTERVAL_MS, since a worker started is not seen (its
+	 * locks not taken) until it has connected, and every index of one
+	 * VACUUM started one meanwhile, five for a table of 40 partitions
+	 * (session 67's second review, /work/runs/review-s67b.md S2)
+	 */
+	static TimestampTz served_at[lengthof(kinds)];
+
 	for (int kind = 0; kind < lengthof(kinds); kind++)
 	{
 		const WorkerKindInfo *k = &kinds[kind];
 		Oid			indexoid;
 
 		if (!QdbNotesWaiting(k->note, MyDatabaseId) ||
+			!TimestampDifferenceExceeds(served_at[kind], GetCurrentTimestamp(), SERVE_INTERVAL_MS) ||
 			database_busy(kind, MyDatabaseId) || free_places(kind) == 0)
 			continue;
 		indexoid = QdbNoteFirst(k->note, MyDatabaseId);
-		if (OidIsValid(indexoid))
-			(void) start_for_note(kind, MyDatabaseId, indexoid, "noted earlier", DEBUG1);
+		if (OidIsValid(indexoid) &&
+			start_for_note(kind, MyDatabaseId, indexoid, "noted earlier", DEBUG1))
+			served_at[kind] = GetCurrentTimestamp();
 	}
 }
 

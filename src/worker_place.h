@@ -32,6 +32,7 @@ extern void QdbWorkerServeNotes(void);
 #define QDB_NOTE_TRAIN_WAITING		"quantumdb_train_waiting."
 #define QDB_NOTE_CALIBRATE_WAITING	"quantumdb_calibrate_waiting."
 
+extern bool QdbNotesClaimFailed;
 extern char *QdbNotePath(const char *prefix, Oid db);
 extern bool QdbReplaceFile(const char *path, const char *text);
 extern void QdbNoteIndex(const char *prefix, Oid indexoid);

@@ -58,6 +58,7 @@ DECLARE
 	ex_d double precision[];
 	ex_max double precision;
 	hits integer;
+	failed integer := 0;
 	r double precision;
 	recalls double precision[] := '{}';
 	t0 timestamptz;
@@ -277,6 +278,7 @@ BEGIN
 						USING HINT = 'A query that is not a vector of the column''s dimensions fails (another length, an empty or a multidimensional array), and under cosine so does every exact scan when the table holds a zero vector.';
 				END IF;
 				skipped_queries := skipped_queries + 1;
+				failed := failed + 1;
 				CONTINUE;
 		END;
 		-- a row gone since the sample: a NULL query
@@ -307,7 +309,11 @@ BEGIN
 		RAISE NOTICE 'estimate_recall "%": no query was measured, so recall is NULL', index
 			USING DETAIL = CASE WHEN coalesce(array_length(qs, 1), 0) = 0
 								THEN format('%s has no row whose %s is not NULL.', qtbl, qcol)
-								ELSE 'Every query''s row was gone or its query failed (see the WARNING above).' END;
+								WHEN failed > 0
+								THEN format('%s of %s queries failed (see the WARNING above); the others'' rows were deleted meanwhile.',
+											failed, array_length(qs, 1))
+								ELSE format('Table %s has no row whose %s is not NULL for a query to find, or every query''s row was deleted meanwhile.',
+											tbl, col) END;
 		RETURN;
 	END IF;
 	SELECT avg(x), stddev_samp(x) INTO recall, r FROM unnest(recalls) x;
