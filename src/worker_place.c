@@ -311,8 +311,8 @@ start_for_note(QdbWorkerKind kind, Oid db, Oid indexoid, const char *why, int fa
  * terminated, by pg_terminate_backend, a DROP DATABASE, a shutdown: a
  * worker started there again held up the DROP, or died at its start:
  * review-s67b.md S4; its notes wait for the database's next VACUUM of a
- * quantumdb index), nor when this worker could not claim its database's
- * notes (each worker would start the next for them: S3); as many as are
+ * quantumdb index); none at all when this worker could not claim its
+ * database's notes (each worker would start the next for them: S3); as many as are
  * free: a raised max_*_workers served a backlog one database per ending
  * worker (hunt F6).  The note goes only when a worker of its own
  * database takes it, so a worker started for it that never runs (a
@@ -327,10 +327,21 @@ static void
 hand_off(QdbWorkerKind kind, bool at_exit)
 {
 	const WorkerKindInfo *k = &kinds[kind];
-	int			places = free_places(kind);
+	int			places;
 	int			n;
-	Oid		   *dbs = QdbNoteDatabases(k->note, !at_exit && !QdbNotesClaimFailed, &n);
+	Oid		   *dbs;
 	int			started = 0;
+
+	/*
+	 * none by a worker that could not claim its own database's notes: a
+	 * pg_stat_tmp it cannot rename in holds others' notes the same way, and
+	 * two databases' workers started each other, 665 in 6 s (session 67's
+	 * hunt, /work/runs/hunt-s67e.md F1); their next VACUUM serves them
+	 */
+	if (QdbNotesClaimFailed)
+		return;
+	places = free_places(kind);
+	dbs = QdbNoteDatabases(k->note, !at_exit, &n);
 
 	for (int i = 0; i < n && started < places; i++)
 	{
