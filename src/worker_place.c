@@ -137,14 +137,26 @@ leave_database(QdbWorkerKind kind)
 }
 
 /*
+ * Whether no process holds the session lock of tag: taken and let go at
+ * once; a lock table full counts as held, without the ERROR (an exit
+ * callback asks: session 67's review, /work/runs/review-s67.md R4).
+ */
+static bool
+tag_free(const LOCKTAG *tag)
+{
+	if (LockAcquireExtended(tag, ExclusiveLock, true, true, false, NULL) == LOCKACQUIRE_NOT_AVAIL)
+		return false;
+	LockRelease(tag, ExclusiveLock, true);
+	return true;
+}
+
+/*
  * Whether database db has a worker of kind now: its lock, tried and let go
  * at once; only with this worker's own let go (give_place), or
  * LockAcquire would answer that it holds it.  A worker of db that tries it
  * in that instant notes its index and looks again (QdbWorkerBegin), and
  * one that gives up for it, at the end of its round, hands its place to
- * its own database too.  A lock table full counts as busy, without the
- * ERROR (an exit callback asks: session 67's review,
- * /work/runs/review-s67.md R4).
+ * its own database too.
  */
 static bool
 database_busy(QdbWorkerKind kind, Oid db)
@@ -152,10 +164,7 @@ database_busy(QdbWorkerKind kind, Oid db)
 	LOCKTAG		tag;
 
 	database_tag(&tag, kind, db);
-	if (LockAcquireExtended(&tag, ExclusiveLock, true, true, false, NULL) == LOCKACQUIRE_NOT_AVAIL)
-		return true;
-	LockRelease(&tag, ExclusiveLock, true);
-	return false;
+	return !tag_free(&tag);
 }
 
 /* the kind and cluster place this worker holds; held_slot -1: none */
@@ -267,11 +276,8 @@ free_places(QdbWorkerKind kind)
 		LOCKTAG		tag;
 
 		slot_tag(&tag, kind, slot);
-		if (LockAcquireExtended(&tag, ExclusiveLock, true, true, false, NULL) != LOCKACQUIRE_NOT_AVAIL)
-		{
-			LockRelease(&tag, ExclusiveLock, true);
+		if (tag_free(&tag))
 			n++;
-		}
 	}
 	return n;
 }
