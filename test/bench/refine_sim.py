@@ -18,6 +18,7 @@ share of the exact top 10 (the set's ground truth) among the first N of
 that order, for N = 10 ... 200, is what a heap rerank of depth N finds.
 
 usage: test/bench/refine_sim.py SET [--m 16] [--refine 8,16] [--k 200,400]
+       [--depths 10,20,40,...]
 """
 import argparse
 import os
@@ -43,7 +44,10 @@ def main():
     ap.add_argument("--k", default="200,400")
     ap.add_argument("--sample", type=int, default=50000)
     ap.add_argument("--queries", type=int, default=1000)
+    ap.add_argument("--depths", default=",".join(str(x) for x in DEPTHS),
+                    help="rerank depths N of the table")
     a = ap.parse_args()
+    depths = [int(x) for x in a.depths.split(",")]
     d_dir = os.path.join(a.data, a.set)
     xb, xq, gt, cosine = load_set(d_dir, a.queries)
     n, d = xb.shape
@@ -75,12 +79,12 @@ def main():
     d1 = dist(yhat)
     print(f"{a.set} ({'cosine' if cosine else 'l2'}): {n} rows x {d}, OPQ{a.m} in {pdim} dims, "
           f"trained on {len(train)}; {len(xq)} queries")
-    head = " | ".join(f"{x}" for x in DEPTHS)
-    print(f"| order of the candidates | {head} |\n|---|" + "---:|" * len(DEPTHS))
+    head = " | ".join(f"{x}" for x in depths)
+    print(f"| order of the candidates | {head} |\n|---|" + "---:|" * len(depths))
     kmax = max(int(k) for k in a.k.split(","))
     cand = np.argsort(d1, axis=1)[:, :kmax]
     print(f"| ADC, {a.m} bytes | " +
-          " | ".join(f"{share_in_first(cand, gt, x):.4f}" for x in DEPTHS) + " |", flush=True)
+          " | ".join(f"{share_in_first(cand, gt, x):.4f}" for x in depths) + " |", flush=True)
     tcodes = pq.compute_codes(yt)
     resid_t = yt - pq.decode(tcodes)
     resid_b = yb - yhat
@@ -93,7 +97,7 @@ def main():
             sub = np.take_along_axis(d2, c, axis=1)
             order = np.take_along_axis(c, np.argsort(sub, axis=1), axis=1)
             print(f"| ADC's top {k}, by the {a.m} + {r}-byte reconstruction | " +
-                  " | ".join(f"{share_in_first(order, gt, x):.4f}" for x in DEPTHS) + " |",
+                  " | ".join(f"{share_in_first(order, gt, x):.4f}" for x in depths) + " |",
                   flush=True)
 
 
