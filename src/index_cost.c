@@ -6,7 +6,8 @@
  * it is never chosen.  A scan walks about ef_search * 2m graph nodes and
  * reads up to rerank heap rows, whatever the table's size.  An index
  * without a compressor, and any index for a user whom row-level security
- * on the table restricts, costs a sequential scan and a sort.  The cost uses
+ * on the table restricts, costs a sequential scan and a sort; in a query
+ * without a LIMIT the index costs more than that (no_limit below).  The cost uses
  * the session's quantumdb.ef_search and quantumdb.rerank even under
  * quantumdb.target_recall.  Of a trained index's meta page it reads only
  * the m the index was built with (QdbBuiltMQuiet).
@@ -22,6 +23,43 @@
 #include "utils/spccache.h"
 
 #include "index.h"
+
+/*
+ * What reading the whole heap, computing a distance per row and sorting
+ * costs: a sequential scan and a sort (index_scan_heap.c does that).
+ */
+static Cost
+exact_scan_cost(IndexOptInfo *index)
+{
+	double		tuples = Max(index->rel->tuples, 1);
+	double		spc_seq_page_cost;
+
+	get_tablespace_page_costs(index->rel->reltablespace, NULL, &spc_seq_page_cost);
+	return spc_seq_page_cost * index->rel->pages +
+		(cpu_tuple_cost + 2 * cpu_operator_cost) * tuples +
+		2 * cpu_operator_cost * tuples * log2(tuples);
+}
+
+/*
+ * Whether the query level being planned has no LIMIT (none, LIMIT ALL or
+ * LIMIT NULL; an OFFSET alone limits nothing): it asks for every row in
+ * order, which a scan of the graph cannot promise, since under strict_order
+ * a row found after a farther one was returned is passed over.  A cursor
+ * is planned for cursor_tuple_fraction (0.1) of its rows, and with the
+ * index's cost that of one walk the planner chose the index for a cursor
+ * over 10,000 rows or more (DECLARE, psql's FETCH_COUNT, a PL/pgSQL cursor):
+ * MOVE ALL gave 11,539 rows of 12,000, while the same query without a
+ * cursor, planned for all its rows, sorted them all (session 68's hunt,
+ * /work/runs/hunt-s68f.md F1).  A LIMIT of a parameter (a generic plan of
+ * LIMIT $1) is a LIMIT: it keeps the index.
+ */
+static bool
+no_limit(PlannerInfo *root)
+{
+	Node	   *count = root->parse->limitCount;
+
+	return count == NULL || (IsA(count, Const) && ((Const *) count)->constisnull);
+}
 
 void
 qdbcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
@@ -71,16 +109,9 @@ qdbcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 		 * (A plan that row-level security shapes is the user's own: the
 		 * planner replans it for another role.)
 		 */
-		double		tuples = Max(index->rel->tuples, 1);
-		double		spc_seq_page_cost;
-		Cost		run;
+		Cost		run = exact_scan_cost(index);
 
 		index_close(rel, NoLock);
-
-		get_tablespace_page_costs(index->rel->reltablespace, NULL, &spc_seq_page_cost);
-		run = spc_seq_page_cost * index->rel->pages +
-			(cpu_tuple_cost + 2 * cpu_operator_cost) * tuples +
-			2 * cpu_operator_cost * tuples * log2(tuples);
 		*indexStartupCost = run;
 		*indexTotalCost = run;
 		*indexSelectivity = 1;
@@ -109,7 +140,14 @@ qdbcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	costs.numIndexTuples = Min(visited, Max(index->tuples, 1));
 	genericcostestimate(root, path, loop_count, &costs);
 
-	/* the whole walk happens before the first row comes back */
+	/*
+	 * the whole walk happens before the first row comes back; without a
+	 * LIMIT, a sequential scan and a sort come first, so that they win
+	 * whatever share of the rows the plan is for (a path with the index is
+	 * still there when enable_seqscan or enable_sort is off)
+	 */
+	if (no_limit(root))
+		costs.indexTotalCost += exact_scan_cost(index);
 	*indexStartupCost = costs.indexTotalCost;
 	*indexTotalCost = costs.indexTotalCost;
 	*indexSelectivity = costs.indexSelectivity;
