@@ -38,11 +38,12 @@ EXPLAIN (COSTS OFF) SELECT id FROM icm1 ORDER BY emb <~> array_fill(0.1::real, A
 SHOW quantumdb.index_cache_size;
 SELECT scan('icm1'), scan('icm2'), scan('icm3');
 SELECT cached();
--- an insert adds the code-to-code table to its index's cache
+-- an insert adds the code-to-code table to its index's cache (a context of
+-- its own, shared by the caches of the same compressor: below)
 INSERT INTO icm2 SELECT id + 1000, emb FROM icm2 WHERE id = 400;
 SELECT cached();
 SELECT total_bytes > 1000000 AS with_pair_table FROM pg_backend_memory_contexts
-WHERE name = 'quantumdb index cache' AND ident = 'icm2_idx';
+WHERE name = 'quantumdb pair table' AND ident = 'icm2_idx';
 
 -- 0: a transaction keeps only what it uses, and as it ends drops the
 -- caches nobody holds, its own too
@@ -92,8 +93,29 @@ SET quantumdb.index_cache_size = 0;
 SELECT scan('icm3');
 SELECT cached();
 
+-- indexes of one compressor share its code-to-code table (4 sub-quantizers
+-- here: 4 x 256 x 256 floats, 1 MB): an insert into each of the three
+-- keeps one table, not three (session 68's hunt: a row into each of 100
+-- partitions kept 100 tables of 4 MB until the transaction ended); the
+-- table goes with the last cache that holds it
+CREATE FUNCTION cache_mb() RETURNS text LANGUAGE sql AS $$
+  SELECT count(*) FILTER (WHERE name = 'quantumdb pair table') || ' table(s), under 2 MB in all: ' ||
+         (coalesce(sum(total_bytes), 0) < 2 * 1024 * 1024)
+  FROM pg_backend_memory_contexts
+  WHERE name IN ('quantumdb index cache', 'quantumdb pair table') $$;
+SET quantumdb.index_cache_size = '64MB';
+BEGIN;
+INSERT INTO icm1 SELECT id + 3000, emb FROM icm1 WHERE id = 6;
+INSERT INTO icm2 SELECT id + 3000, emb FROM icm2 WHERE id = 306;
+INSERT INTO icm3 SELECT id + 3000, emb FROM icm3 WHERE id = 606;
+SELECT cached(), cache_mb();
+COMMIT;
+SET quantumdb.index_cache_size = 0;
+SELECT scan('icm3');
+SELECT cached(), cache_mb();
+
 RESET quantumdb.index_cache_size;
 RESET enable_seqscan;
 SELECT quantumdb.drop_compressor('icm_c');
 DROP TABLE icm, icm1, icm2, icm3;
-DROP FUNCTION cached(), scan(text);
+DROP FUNCTION cached(), scan(text), cache_mb();

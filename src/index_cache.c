@@ -24,6 +24,13 @@
  * trimmed only at a later pin, a backend that inserted one row into each of
  * 30 partitions and then sat idle kept 131 MB at an index_cache_size of
  * 4MB (session 62's hunt, /work/runs/hunt-s62b.md F1).
+ *
+ * The code-to-code table depends on the compressor alone, and the indexes
+ * of a partitioned table usually share one: caches whose compressors are
+ * the same bytes share one table (PairShare), counted once by the trim.
+ * Built per index, one INSERT of a row into each of 100 partitions kept
+ * 100 copies, 457 MB, until its transaction ended (session 68's hunt,
+ * /work/runs/hunt-s68g.md F1).
  */
 #include "postgres.h"
 
@@ -31,6 +38,7 @@
 
 #include "access/genam.h"
 #include "access/xact.h"
+#include "common/hashfn.h"
 #include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
@@ -58,11 +66,29 @@ QdbIndexMetric(Relation index)
  * never freed: a relcache invalidation of the index (or a newer cache with
  * the pair table) only retires it from lookup, and the last unpin frees it.
  */
+/*
+ * A code-to-code table, in a memory context of its own under
+ * CacheMemoryContext, and the caches that point to it: it goes with the
+ * last of them.  Found by the compressor's bytes (their length, CRC-32C as
+ * the meta page keeps it, and a 64-bit hash).
+ */
+typedef struct PairShare
+{
+	Size		len;
+	uint32		crc;
+	uint64		hash;
+	int			refs;
+	MemoryContext cxt;
+	float	   *pair;
+	struct PairShare *next;
+} PairShare;
+
 typedef struct CacheSlot
 {
 	Oid			indexoid;
 	MemoryContext cxt;
 	QdbIndexCache *c;
+	PairShare  *share;			/* c->pair's owner, or NULL */
 	int			pins;
 	bool		retired;		/* no longer found by lookup */
 	uint64		pinned_at;		/* use_clock at its latest pin */
@@ -71,12 +97,33 @@ typedef struct CacheSlot
 } CacheSlot;
 
 static CacheSlot *slots = NULL;
+static PairShare *shares = NULL;
 static bool callback_registered = false;
 static bool pinned_in_xact = false;	/* a cache was pinned since the last end */
 static uint64 use_clock = 0;
 
 /* kB; the GUC quantumdb.index_cache_size */
 int			qdb_index_cache_kb = 128 * 1024;
+
+/* One cache fewer points to share: the last one frees it. */
+static void
+share_release(PairShare *share)
+{
+	PairShare **pp;
+
+	Assert(share->refs > 0);
+	if (--share->refs > 0)
+		return;
+	for (pp = &shares; *pp; pp = &(*pp)->next)
+	{
+		if (*pp == share)
+		{
+			*pp = share->next;
+			break;
+		}
+	}
+	MemoryContextDelete(share->cxt);	/* share is inside it */
+}
 
 static void
 slot_free_if_unused(CacheSlot *s)
@@ -93,7 +140,49 @@ slot_free_if_unused(CacheSlot *s)
 			break;
 		}
 	}
+	if (s->share)
+		share_release(s->share);
 	MemoryContextDelete(s->cxt);	/* the slot is inside it */
+}
+
+/*
+ * The memory of the caches in lookup, each shared table once (the tables
+ * of retired caches still pinned are not counted, as their caches are not).
+ */
+static Size
+caches_memory(void)
+{
+	Size		total = 0;
+	CacheSlot  *s;
+	PairShare  *share;
+
+	for (s = slots; s; s = s->next)
+		if (!s->retired)
+			total += MemoryContextMemAllocated(s->cxt, true);
+	for (share = shares; share; share = share->next)
+	{
+		for (s = slots; s; s = s->next)
+			if (!s->retired && s->share == share)
+				break;
+		if (s != NULL)
+			total += MemoryContextMemAllocated(share->cxt, true);
+	}
+	return total;
+}
+
+/* What retiring victim frees of the caches in lookup: its share's table too when no other holds it. */
+static Size
+slot_memory(CacheSlot *victim)
+{
+	Size		size = MemoryContextMemAllocated(victim->cxt, true);
+	CacheSlot  *s;
+
+	if (victim->share == NULL)
+		return size;
+	for (s = slots; s; s = s->next)
+		if (s != victim && !s->retired && s->share == victim->share)
+			return size;
+	return size + MemoryContextMemAllocated(victim->share->cxt, true);
 }
 
 static void
@@ -129,12 +218,9 @@ static void
 trim_caches(CacheSlot *keep, bool ending)
 {
 	Size		limit = (Size) qdb_index_cache_kb * 1024;
-	Size		total = 0;
+	Size		total = caches_memory();
 	CacheSlot  *s;
 
-	for (s = slots; s; s = s->next)
-		if (!s->retired)
-			total += MemoryContextMemAllocated(s->cxt, true);
 	while (total > limit)
 	{
 		CacheSlot  *victim = NULL;
@@ -146,7 +232,7 @@ trim_caches(CacheSlot *keep, bool ending)
 				victim = s;
 		if (victim == NULL)
 			break;
-		total -= Min(total, MemoryContextMemAllocated(victim->cxt, true));
+		total -= Min(total, slot_memory(victim));
 		slot_retire(victim);
 	}
 }
@@ -180,6 +266,48 @@ unpin(void *arg)
 	Assert(s->pins > 0);
 	s->pins--;
 	slot_free_if_unused(s);
+}
+
+/*
+ * The code-to-code table of c's compressor (blob, its bytes as the index
+ * stores them), shared with the caches of the same compressor: into
+ * c->pair, with the share counted for the caller's cache.
+ */
+static PairShare *
+share_pair_table(Relation index, QdbIndexCache *c, bytea *blob)
+{
+	Size		len = VARSIZE(blob) - VARHDRSZ;
+	uint64		hash = hash_bytes_extended((const unsigned char *) VARDATA(blob), len, 0);
+	PairShare  *share;
+	MemoryContext cxt,
+				old;
+
+	for (share = shares; share; share = share->next)
+		if (share->len == len && share->crc == c->compressor_crc && share->hash == hash)
+			break;
+	if (share == NULL)
+	{
+		/* a child of the caller's context until it is complete: an ERROR frees it */
+		cxt = AllocSetContextCreate(CurrentMemoryContext, "quantumdb pair table",
+									ALLOCSET_SMALL_SIZES);
+		MemoryContextSetIdentifier(cxt, MemoryContextStrdup(cxt, RelationGetRelationName(index)));
+		old = MemoryContextSwitchTo(cxt);
+		share = palloc0(sizeof(PairShare));
+		share->len = len;
+		share->crc = c->compressor_crc;
+		share->hash = hash;
+		share->cxt = cxt;
+		share->pair = MemoryContextAllocHuge(cxt, sizeof(float) * qdb_pair_table_floats(&c->model));
+		QdbReportStatus(qdb_compute_pair_table(&c->model, share->pair),
+						"could not prepare the index's code distances", NULL);
+		MemoryContextSwitchTo(old);
+		MemoryContextSetParent(cxt, CacheMemoryContext);
+		share->next = shares;
+		shares = share;
+	}
+	share->refs++;
+	c->pair = share->pair;
+	return share;
 }
 
 static CacheSlot *
@@ -253,13 +381,10 @@ load_slot(Relation index, bool want_pair)
 	c->compressor_crc = meta.compressor_crc;
 	QdbReportStatus(qdb_model_prepare(&c->model),
 					"could not prepare the index's compressor", NULL);
-	if (want_pair)
-	{
-		c->pair = MemoryContextAllocHuge(cxt, sizeof(float) * qdb_pair_table_floats(&c->model));
-		QdbReportStatus(qdb_compute_pair_table(&c->model, c->pair),
-						"could not prepare the index's code distances", NULL);
-	}
 	MemoryContextSwitchTo(old);
+	/* taken last: nothing after it can fail and leave the share counted */
+	if (want_pair)
+		s->share = share_pair_table(index, c, blob);
 	pfree(blob);
 
 	s->indexoid = RelationGetRelid(index);
