@@ -1,8 +1,9 @@
--- A query without a LIMIT asks for every row in order, which a walk of the
--- graph cannot promise (under strict_order a row found after a farther one
--- was returned is passed over): the planner sorts the rows instead
--- (index_cost.c, no_limit).  Before, a cursor, planned for a tenth of its
--- rows, got the index and MOVE ALL left rows out (session 68's hunt F1).
+-- A plan for every row in order (no LIMIT, a cursor, a LIMIT of half the
+-- table or more) is what a walk of the graph cannot promise (under
+-- strict_order a row found after a farther one was returned is passed
+-- over): the planner sorts the rows instead (index_cost.c,
+-- wants_every_row).  Before, a cursor, planned for a tenth of its rows, got
+-- the index and MOVE ALL left rows out (session 68's hunt F1).
 SET client_min_messages = warning;
 SELECT setseed(0.5);
 CREATE TABLE cp (id int PRIMARY KEY, emb real[]) WITH (autovacuum_enabled = off);
@@ -41,6 +42,17 @@ EXPLAIN (COSTS OFF) DECLARE c CURSOR FOR SELECT id FROM cp ORDER BY emb <~> (SEL
 -- with a LIMIT: the index
 EXPLAIN (COSTS OFF) DECLARE c CURSOR FOR SELECT id FROM cp ORDER BY emb <~> (SELECT v FROM cq) LIMIT 100;
 COMMIT;
+-- a LIMIT of half the table or more asks for every row (LIMIT 1000000 gave
+-- 12,135 rows of 20,000 in session 68's review)
+EXPLAIN (COSTS OFF) SELECT id FROM cp ORDER BY emb <~> (SELECT v FROM cq) LIMIT 1000000;
+EXPLAIN (COSTS OFF) SELECT id FROM cp ORDER BY emb <~> (SELECT v FROM cq) LIMIT 3000;
+EXPLAIN (COSTS OFF) SELECT id FROM cp ORDER BY emb <~> (SELECT v FROM cq) LIMIT 2000;
+-- an ORDER BY in a view or an inlined SQL function, the LIMIT outside: the index
+CREATE VIEW cpv AS SELECT id FROM cp ORDER BY emb <~> array_fill(0.05::real, ARRAY[16]);
+EXPLAIN (COSTS OFF) SELECT id FROM cpv LIMIT 5;
+CREATE FUNCTION near(q real[]) RETURNS SETOF int LANGUAGE sql STABLE AS
+  $$ SELECT id FROM cp ORDER BY emb <~> q $$;
+EXPLAIN (COSTS OFF) SELECT * FROM near(array_fill(0.05::real, ARRAY[16])) LIMIT 5;
 EXPLAIN (COSTS OFF) SELECT id FROM cp ORDER BY emb <~> (SELECT v FROM cq) LIMIT 5;
 -- a LIMIT of a parameter, in a generic plan: the index
 PREPARE lim(int) AS SELECT id FROM cp ORDER BY emb <~> (SELECT v FROM cq) LIMIT $1;
@@ -54,6 +66,7 @@ EXPLAIN (COSTS OFF) SELECT s.id FROM cq CROSS JOIN LATERAL
 SET enable_seqscan = off;
 EXPLAIN (COSTS OFF) SELECT id FROM cp ORDER BY emb <~> (SELECT v FROM cq);
 RESET enable_seqscan;
-DROP FUNCTION cursor_rows();
+DROP FUNCTION cursor_rows(), near(real[]);
+DROP VIEW cpv;
 DROP TABLE cp, cq;
 SELECT quantumdb.drop_compressor('cp_c');

@@ -26,8 +26,10 @@
  * 4MB (session 62's hunt, /work/runs/hunt-s62b.md F1).
  *
  * The code-to-code table depends on the compressor alone, and the indexes
- * of a partitioned table usually share one: caches whose compressors are
- * the same bytes share one table (PairShare), counted once by the trim.
+ * of a partitioned table built with one named compressor share it: caches
+ * whose compressors are the same bytes share one table (PairShare),
+ * counted once by the trim.  Partitions whose builds trained their own
+ * compressors (no compressor option) keep a table each.
  * Built per index, one INSERT of a row into each of 100 partitions kept
  * 100 copies, 457 MB, until its transaction ended (session 68's hunt,
  * /work/runs/hunt-s68g.md F1).
@@ -61,28 +63,32 @@ QdbIndexMetric(Relation index)
 }
 
 /*
- * A loaded cache and the pins on it.  Every cache lives in a memory context
- * of its own under CacheMemoryContext.  While any pin is held the cache is
- * never freed: a relcache invalidation of the index (or a newer cache with
- * the pair table) only retires it from lookup, and the last unpin frees it.
- */
-/*
  * A code-to-code table, in a memory context of its own under
  * CacheMemoryContext, and the caches that point to it: it goes with the
- * last of them.  Found by the compressor's bytes (their length, CRC-32C as
- * the meta page keeps it, and a 64-bit hash).
+ * last of them.  Found by the compressor's bytes, compared whole after
+ * their length, CRC-32C (as the meta page keeps it) and a 64-bit hash: a
+ * compressor imported by a user could be made to collide with another's
+ * hashes, whose table may be of another shape (session 68's review F2).
  */
 typedef struct PairShare
 {
 	Size		len;
 	uint32		crc;
 	uint64		hash;
+	uint8	   *bytes;			/* the compressor's, len of them */
 	int			refs;
+	uint64		counted_in;		/* caches_memory's last pass that counted it */
 	MemoryContext cxt;
 	float	   *pair;
 	struct PairShare *next;
 } PairShare;
 
+/*
+ * A loaded cache and the pins on it.  Every cache lives in a memory context
+ * of its own under CacheMemoryContext.  While any pin is held the cache is
+ * never freed: a relcache invalidation of the index (or a newer cache with
+ * the pair table) only retires it from lookup, and the last unpin frees it.
+ */
 typedef struct CacheSlot
 {
 	Oid			indexoid;
@@ -152,20 +158,22 @@ slot_free_if_unused(CacheSlot *s)
 static Size
 caches_memory(void)
 {
+	static uint64 pass = 0;
 	Size		total = 0;
 	CacheSlot  *s;
-	PairShare  *share;
 
+	pass++;
 	for (s = slots; s; s = s->next)
-		if (!s->retired)
-			total += MemoryContextMemAllocated(s->cxt, true);
-	for (share = shares; share; share = share->next)
 	{
-		for (s = slots; s; s = s->next)
-			if (!s->retired && s->share == share)
-				break;
-		if (s != NULL)
-			total += MemoryContextMemAllocated(share->cxt, true);
+		if (s->retired)
+			continue;
+		total += MemoryContextMemAllocated(s->cxt, true);
+		/* each table once: one pass over the caches, not one per table */
+		if (s->share != NULL && s->share->counted_in != pass)
+		{
+			s->share->counted_in = pass;
+			total += MemoryContextMemAllocated(s->share->cxt, true);
+		}
 	}
 	return total;
 }
@@ -283,16 +291,21 @@ share_pair_table(Relation index, QdbIndexCache *c, bytea *blob)
 				old;
 
 	for (share = shares; share; share = share->next)
-		if (share->len == len && share->crc == c->compressor_crc && share->hash == hash)
+		if (share->len == len && share->crc == c->compressor_crc && share->hash == hash &&
+			memcmp(share->bytes, VARDATA(blob), len) == 0)
 			break;
 	if (share == NULL)
 	{
 		/* a child of the caller's context until it is complete: an ERROR frees it */
 		cxt = AllocSetContextCreate(CurrentMemoryContext, "quantumdb pair table",
 									ALLOCSET_SMALL_SIZES);
-		MemoryContextSetIdentifier(cxt, MemoryContextStrdup(cxt, RelationGetRelationName(index)));
+		/* named by the compressor, not by an index that may go before it */
+		MemoryContextSetIdentifier(cxt, MemoryContextStrdup(cxt, psprintf("compressor crc %08x",
+																		  c->compressor_crc)));
 		old = MemoryContextSwitchTo(cxt);
 		share = palloc0(sizeof(PairShare));
+		share->bytes = MemoryContextAllocHuge(cxt, len);
+		memcpy(share->bytes, VARDATA(blob), len);
 		share->len = len;
 		share->crc = c->compressor_crc;
 		share->hash = hash;

@@ -6,8 +6,9 @@
  * it is never chosen.  A scan walks about ef_search * 2m graph nodes and
  * reads up to rerank heap rows, whatever the table's size.  An index
  * without a compressor, and any index for a user whom row-level security
- * on the table restricts, costs a sequential scan and a sort; in a query
- * without a LIMIT the index costs more than that (no_limit below).  The cost uses
+ * on the table restricts, costs a sequential scan and a sort; a plan for
+ * every row (no LIMIT, a cursor, a LIMIT of half the table or more) costs
+ * more than that (wants_every_row below).  The cost uses
  * the session's quantumdb.ef_search and quantumdb.rerank even under
  * quantumdb.target_recall.  Of a trained index's meta page it reads only
  * the m the index was built with (QdbBuiltMQuiet).
@@ -41,24 +42,36 @@ exact_scan_cost(IndexOptInfo *index)
 }
 
 /*
- * Whether the query level being planned has no LIMIT (none, LIMIT ALL or
- * LIMIT NULL; an OFFSET alone limits nothing): it asks for every row in
- * order, which a scan of the graph cannot promise, since under strict_order
- * a row found after a farther one was returned is passed over.  A cursor
- * is planned for cursor_tuple_fraction (0.1) of its rows, and with the
+ * Whether the plan at this query level is asked for every row, or for so
+ * many that a scan of the graph cannot be trusted to give them in order:
+ * under strict_order a row found after a farther one was returned is
+ * passed over, and quantumdb.max_scan_tuples ends the walks.  A cursor is
+ * planned for cursor_tuple_fraction (0.1) of its rows, and with the
  * index's cost that of one walk the planner chose the index for a cursor
- * over 10,000 rows or more (DECLARE, psql's FETCH_COUNT, a PL/pgSQL cursor):
- * MOVE ALL gave 11,539 rows of 12,000, while the same query without a
- * cursor, planned for all its rows, sorted them all (session 68's hunt,
- * /work/runs/hunt-s68f.md F1).  A LIMIT of a parameter (a generic plan of
- * LIMIT $1) is a LIMIT: it keeps the index.
+ * without a LIMIT on tables of about 10,000 rows and more (DECLARE, psql's
+ * FETCH_COUNT, a PL/pgSQL OPEN): MOVE ALL gave 11,539 rows of 12,000
+ * (session 68's hunt, /work/runs/hunt-s68f.md F1).  The planner's
+ * tuple_fraction says what the plan is for: 0 every row, below 1 a share
+ * (a cursor; a LIMIT of a parameter or an expression), 1 or more a number
+ * of rows (the LIMIT and OFFSET of this level, or of an outer query whose
+ * LIMIT reaches a subquery, a view or an inlined SQL function: their
+ * ORDER BY keeps the index, session 68's review F2).  A number of rows
+ * that is half the table or more counts as every row (a LIMIT of
+ * 1,000,000 returned 12,135 rows of 20,000: the review's F1).  A LIMIT of
+ * a parameter at this level keeps the index (a generic plan of LIMIT $1);
+ * so does a LIMIT that is NULL only at run time.
  */
 static bool
-no_limit(PlannerInfo *root)
+wants_every_row(PlannerInfo *root, IndexOptInfo *index)
 {
 	Node	   *count = root->parse->limitCount;
+	double		f = root->tuple_fraction;
 
-	return count == NULL || (IsA(count, Const) && ((Const *) count)->constisnull);
+	if (count != NULL && !IsA(count, Const))
+		return false;
+	if (f >= 1.0)
+		return f * 2 >= Max(index->rel->tuples, 1);
+	return true;
 }
 
 void
@@ -141,12 +154,12 @@ qdbcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	genericcostestimate(root, path, loop_count, &costs);
 
 	/*
-	 * the whole walk happens before the first row comes back; without a
-	 * LIMIT, a sequential scan and a sort come first, so that they win
+	 * the whole walk happens before the first row comes back; for every
+	 * row, a sequential scan and a sort come first, so that they win
 	 * whatever share of the rows the plan is for (a path with the index is
 	 * still there when enable_seqscan or enable_sort is off)
 	 */
-	if (no_limit(root))
+	if (wants_every_row(root, index))
 		costs.indexTotalCost += exact_scan_cost(index);
 	*indexStartupCost = costs.indexTotalCost;
 	*indexTotalCost = costs.indexTotalCost;
