@@ -40,7 +40,6 @@
 
 #include "access/genam.h"
 #include "access/xact.h"
-#include "common/hashfn.h"
 #include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
@@ -66,15 +65,14 @@ QdbIndexMetric(Relation index)
  * A code-to-code table, in a memory context of its own under
  * CacheMemoryContext, and the caches that point to it: it goes with the
  * last of them.  Found by the compressor's bytes, compared whole after
- * their length, CRC-32C (as the meta page keeps it) and a 64-bit hash: a
- * compressor imported by a user could be made to collide with another's
- * hashes, whose table may be of another shape (session 68's review F2).
+ * their length and CRC-32C (as the meta page keeps it): a compressor
+ * imported by a user could be made to collide with another's CRC, whose
+ * table may be of another shape (session 68's review F2).
  */
 typedef struct PairShare
 {
 	Size		len;
 	uint32		crc;
-	uint64		hash;
 	uint8	   *bytes;			/* the compressor's, len of them */
 	int			refs;
 	uint64		counted_in;		/* caches_memory's last pass that counted it */
@@ -285,13 +283,12 @@ static PairShare *
 share_pair_table(Relation index, QdbIndexCache *c, bytea *blob)
 {
 	Size		len = VARSIZE(blob) - VARHDRSZ;
-	uint64		hash = hash_bytes_extended((const unsigned char *) VARDATA(blob), len, 0);
 	PairShare  *share;
 	MemoryContext cxt,
 				old;
 
 	for (share = shares; share; share = share->next)
-		if (share->len == len && share->crc == c->compressor_crc && share->hash == hash &&
+		if (share->len == len && share->crc == c->compressor_crc &&
 			memcmp(share->bytes, VARDATA(blob), len) == 0)
 			break;
 	if (share == NULL)
@@ -308,7 +305,6 @@ share_pair_table(Relation index, QdbIndexCache *c, bytea *blob)
 		memcpy(share->bytes, VARDATA(blob), len);
 		share->len = len;
 		share->crc = c->compressor_crc;
-		share->hash = hash;
 		share->cxt = cxt;
 		share->pair = MemoryContextAllocHuge(cxt, sizeof(float) * qdb_pair_table_floats(&c->model));
 		QdbReportStatus(qdb_compute_pair_table(&c->model, share->pair),
